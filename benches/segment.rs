@@ -1,0 +1,2 @@
+//! Placeholder: replaced by the segment bench.
+fn main() {}

@@ -1,0 +1,247 @@
+//! The crate's error types.
+//!
+//! Two tiers (STYLE.md section 5): small generic outcome types that give a
+//! value back (they arrive with the queues), and one [`Error`] enum for
+//! everything else. Every variant has a message that says what happened and,
+//! where it helps, what to do about it.
+
+use std::fmt;
+use std::io;
+
+/// The result type of shmproc operations.
+///
+/// # Examples
+///
+/// ```
+/// fn open_jobs() -> shmproc::Result<shmproc::Segment> {
+///     shmproc::Segment::open("no-such-segment-for-this-doc")
+/// }
+/// assert!(open_jobs().is_err());
+/// ```
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in shmproc, apart from the expected outcomes
+/// of non-blocking calls.
+///
+/// `#[non_exhaustive]`: later capabilities add variants.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{Error, Segment};
+///
+/// match Segment::open("a/b") {
+///     Err(Error::InvalidName { reason, .. }) => println!("bad name: {reason}"),
+///     other => panic!("unexpected: {other:?}"),
+/// }
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// A system call failed; `op` names it.
+    Os {
+        /// The system call (or short sequence of them) that failed.
+        op: &'static str,
+        /// What the OS said.
+        source: io::Error,
+    },
+    /// A name was refused before any system call was made.
+    InvalidName {
+        /// The name as given.
+        name: String,
+        /// Why it was refused.
+        reason: &'static str,
+    },
+    /// No object of that name exists.
+    NotFound {
+        /// The name as given.
+        name: String,
+    },
+    /// An object of that name exists already (exclusive create).
+    Exists {
+        /// The name as given.
+        name: String,
+    },
+    /// The object belongs to another user, or the OS refused access.
+    PermissionDenied {
+        /// The name as given.
+        name: String,
+        /// Why access was refused.
+        reason: &'static str,
+    },
+    /// The shared-memory file system has no room for the object.
+    NoSpace {
+        /// How many bytes were asked for.
+        requested: u64,
+    },
+    /// The object is not a shmproc object, or its bytes make no sense.
+    Corrupt {
+        /// What was wrong.
+        what: &'static str,
+    },
+    /// The object was written by another shmproc format version or ABI.
+    VersionMismatch {
+        /// Our format version.
+        expected: u32,
+        /// The one found in the header.
+        found: u32,
+    },
+    /// The object holds another kind of shmproc object.
+    KindMismatch {
+        /// The kind we asked for.
+        expected: u32,
+        /// The kind found in the header.
+        found: u32,
+    },
+    /// The object holds another type or layout (its layout hash differs).
+    LayoutMismatch {
+        /// Our layout hash.
+        expected: u64,
+        /// The one found in the header.
+        found: u64,
+    },
+    /// The object is smaller (or larger) than the caller asked for.
+    SizeMismatch {
+        /// The size the caller asked for.
+        expected: u64,
+        /// The object's size.
+        found: u64,
+    },
+    /// The object's file is shorter than its header says: someone truncated it.
+    Truncated {
+        /// The length the header records.
+        expected: u64,
+        /// The file's length now.
+        found: u64,
+    },
+    /// The object exists but its creator has not finished initializing it,
+    /// and the wait for it ran out.
+    NotReady,
+    /// A deadline passed.
+    Timeout,
+    /// Cleanup was refused: the creator of the object is alive.
+    StillAlive {
+        /// The creator's process id, as recorded.
+        pid: u32,
+    },
+    /// Another process is cleaning up this object right now.
+    AlreadyBeingCleaned,
+    /// An argument is out of range.
+    InvalidArgument {
+        /// What was wrong with it.
+        what: &'static str,
+    },
+    /// The operation is not supported on this platform or file system.
+    Unsupported {
+        /// What is missing.
+        what: &'static str,
+    },
+    /// A value could not be encoded or decoded.
+    Codec {
+        /// The codec's message.
+        message: String,
+    },
+}
+
+impl Error {
+    /// Wraps an OS error, mapping the errno values that have a variant of
+    /// their own.
+    pub(crate) fn os(op: &'static str, source: io::Error) -> Self {
+        if source.raw_os_error() == Some(libc::ENOSPC) {
+            // The size is filled in by callers that know it.
+            return Error::NoSpace { requested: 0 };
+        }
+        Error::Os { op, source }
+    }
+
+    /// Maps an errno from an operation on a named object.
+    pub(crate) fn named(op: &'static str, name: &str, source: io::Error) -> Self {
+        match source.raw_os_error() {
+            Some(libc::ENOENT) => Error::NotFound { name: name.to_owned() },
+            Some(libc::EEXIST) => Error::Exists { name: name.to_owned() },
+            Some(libc::EACCES) | Some(libc::EPERM) => Error::PermissionDenied {
+                name: name.to_owned(),
+                reason: "the OS refused access (mode 0600 objects belong to their creator's user)",
+            },
+            Some(libc::ENAMETOOLONG) => {
+                Error::InvalidName { name: name.to_owned(), reason: "the OS says the name is too long" }
+            }
+            _ => Error::os(op, source),
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Os { op, source } => write!(f, "{op} failed: {source}"),
+            Error::InvalidName { name, reason } => write!(f, "invalid name {name:?}: {reason}"),
+            Error::NotFound { name } => write!(f, "no shared-memory object named {name:?}"),
+            Error::Exists { name } => write!(f, "a shared-memory object named {name:?} exists already"),
+            Error::PermissionDenied { name, reason } => {
+                write!(f, "permission denied for {name:?}: {reason}")
+            }
+            Error::NoSpace { requested } => write!(
+                f,
+                "no space left for a {requested}-byte shared-memory object \
+                 (is /dev/shm full or too small? Docker's default is 64 MiB: --shm-size)"
+            ),
+            Error::Corrupt { what } => write!(f, "corrupt shared-memory object: {what}"),
+            Error::VersionMismatch { expected, found } => write!(
+                f,
+                "shared-memory format {found:#x} is not ours ({expected:#x}): \
+                 made by another shmproc version or ABI"
+            ),
+            Error::KindMismatch { expected, found } => {
+                write!(f, "shared-memory object holds kind {found:#x}, expected kind {expected:#x}")
+            }
+            Error::LayoutMismatch { expected, found } => write!(
+                f,
+                "shared-memory object holds another type or layout \
+                 (layout hash {found:#018x}, expected {expected:#018x})"
+            ),
+            Error::SizeMismatch { expected, found } => {
+                write!(f, "shared-memory object has {found} bytes, expected {expected}")
+            }
+            Error::Truncated { expected, found } => {
+                write!(f, "shared-memory object was truncated to {found} bytes; its header says {expected}")
+            }
+            Error::NotReady => f.write_str("shared-memory object is not initialized yet (its creator is slow or died)"),
+            Error::Timeout => f.write_str("timed out"),
+            Error::StillAlive { pid } => {
+                write!(f, "refusing to clean up: the creator (pid {pid}) is alive")
+            }
+            Error::AlreadyBeingCleaned => f.write_str("another process is cleaning up this object"),
+            Error::InvalidArgument { what } => write!(f, "invalid argument: {what}"),
+            Error::Unsupported { what } => write!(f, "unsupported here: {what}"),
+            Error::Codec { message } => write!(f, "encoding failed: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Os { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errno_mapping() {
+        let e = Error::named("open", "x", io::Error::from_raw_os_error(libc::ENOENT));
+        assert!(matches!(e, Error::NotFound { .. }));
+        let e = Error::named("open", "x", io::Error::from_raw_os_error(libc::EACCES));
+        assert!(matches!(e, Error::PermissionDenied { .. }));
+        let e = Error::os("fallocate", io::Error::from_raw_os_error(libc::ENOSPC));
+        assert!(matches!(e, Error::NoSpace { .. }));
+        let e = Error::os("mmap", io::Error::from_raw_os_error(libc::EINVAL));
+        assert!(e.to_string().starts_with("mmap failed"));
+        assert!(std::error::Error::source(&e).is_some());
+    }
+}

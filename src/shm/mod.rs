@@ -1,0 +1,10 @@
+//! Shared-memory segments: mapping, validated header, typed placement of
+//! `#[repr(C)]` pointer-free state.
+#![allow(unsafe_code)]
+
+pub(crate) mod arena;
+pub(crate) mod header;
+pub(crate) mod layout;
+pub(crate) mod name;
+pub(crate) mod segment;
+pub(crate) mod typed;

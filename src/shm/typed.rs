@@ -1,0 +1,112 @@
+//! `Shared<T>`: a segment whose payload is one `T: ShmSafe`.
+
+use std::fmt;
+use std::ops::Deref;
+
+use crate::error::Result;
+use crate::shm::header::kind;
+use crate::shm::layout::ShmSafe;
+use crate::shm::segment::{Segment, SegmentBuilder};
+
+/// A segment holding one `T: ShmSafe` at the start of its payload, opened
+/// only as that type: the header records `T`'s layout hash, and an opener
+/// expecting another type gets [`Error::LayoutMismatch`](crate::Error::LayoutMismatch).
+///
+/// Dereferences to `&T`.
+///
+/// # Examples
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use shmproc::Shared;
+///
+/// let name = format!("doc-shared-{}", std::process::id());
+/// let counter = Shared::<AtomicU64>::create(&name, |c| c.store(10, Ordering::Relaxed))?;
+/// let other = Shared::<AtomicU64>::open(&name)?; // in another process, typically
+/// other.fetch_add(1, Ordering::Relaxed);
+/// assert_eq!(counter.load(Ordering::Relaxed), 11);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub struct Shared<T: ShmSafe> {
+    seg: Segment,
+    _marker: std::marker::PhantomData<T>,
+}
+
+impl<T: ShmSafe> Clone for Shared<T> {
+    fn clone(&self) -> Self {
+        Shared { seg: self.seg.clone(), _marker: std::marker::PhantomData }
+    }
+}
+
+impl<T: ShmSafe> Shared<T> {
+    fn builder() -> SegmentBuilder {
+        const { assert!(core::mem::align_of::<T>() <= 128, "types in a segment align to at most 128") };
+        Segment::builder().size(core::mem::size_of::<T>()).typed(kind::TYPED, T::LAYOUT_HASH)
+    }
+
+    fn wrap(seg: Segment) -> Result<Self> {
+        // Checks bounds and alignment once; Deref relies on it.
+        seg.typed::<T>(0)?;
+        Ok(Shared { seg, _marker: std::marker::PhantomData })
+    }
+
+    /// Creates a named segment holding a zero-filled `T`, runs `init` on it,
+    /// and only then makes it visible under `name`.
+    ///
+    /// # Errors
+    /// As for [`Segment::create`].
+    pub fn create(name: &str, init: impl FnOnce(&T)) -> Result<Self> {
+        let seg = Self::builder().name(name).create_with(|s| {
+            init(s.typed::<T>(0)?);
+            Ok(())
+        })?;
+        Self::wrap(seg)
+    }
+
+    /// Opens a named segment made by [`create`](Shared::create) for the same `T`.
+    ///
+    /// # Errors
+    /// As for [`Segment::open`]; [`Error::LayoutMismatch`](crate::Error::LayoutMismatch)
+    /// if it holds another type.
+    pub fn open(name: &str) -> Result<Self> {
+        Self::wrap(Self::builder().name(name).open()?)
+    }
+
+    /// Creates an anonymous segment holding a zero-filled `T` and runs `init`.
+    ///
+    /// # Errors
+    /// As for [`Segment::anonymous`].
+    pub fn anonymous(init: impl FnOnce(&T)) -> Result<Self> {
+        let seg = Self::builder().anonymous_with(|s| {
+            init(s.typed::<T>(0)?);
+            Ok(())
+        })?;
+        Self::wrap(seg)
+    }
+
+    /// Opens a `Shared<T>` from a descriptor (see [`Segment::share_fd`]).
+    ///
+    /// # Errors
+    /// As for [`Segment::from_fd`].
+    pub fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Self> {
+        Self::wrap(Segment::from_fd_expecting(fd, kind::TYPED, T::LAYOUT_HASH)?)
+    }
+
+    /// The underlying segment.
+    pub fn segment(&self) -> &Segment {
+        &self.seg
+    }
+}
+
+impl<T: ShmSafe> Deref for Shared<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        self.seg.typed::<T>(0).expect("invariant: checked in Shared::wrap")
+    }
+}
+
+impl<T: ShmSafe> fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shared").field("type", &std::any::type_name::<T>()).field("segment", &self.seg).finish()
+    }
+}

@@ -1,0 +1,28 @@
+//! The only code that calls the operating system.
+//!
+//! Everything here is a thin, typed wrapper over one system call or a short
+//! fixed sequence of them, made through rustix (libc only where rustix lacks
+//! the call). Linux is the one supported platform for now; README.md says
+//! what macOS would need.
+#![allow(unsafe_code)]
+
+#[cfg(not(target_os = "linux"))]
+compile_error!("shmproc supports Linux only for now (futexes, memfd, O_TMPFILE); see README.md");
+
+#[cfg(not(target_has_atomic = "64"))]
+compile_error!("shmproc needs 64-bit atomics");
+
+pub(crate) mod failpoint;
+pub(crate) mod futex;
+pub(crate) mod mmap;
+pub(crate) mod process;
+pub(crate) mod shm;
+pub(crate) mod token;
+
+/// The size of a memory page, `sysconf(_SC_PAGESIZE)`.
+///
+/// # References
+/// - [sysconf(3)](https://man7.org/linux/man-pages/man3/sysconf.3.html)
+pub(crate) fn page_size() -> usize {
+    rustix::param::page_size()
+}
