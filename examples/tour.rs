@@ -1,2 +1,320 @@
-//! Placeholder tour.
-fn main() {}
+//! A tour of shmproc's foundation: named and anonymous segments shared with
+//! child processes, a shared atomic counter, a 64 MiB transfer against an OS
+//! pipe, and cleanup after a creator killed with SIGKILL.
+//!
+//! Run it with `cargo run --release --example tour`.
+//!
+//! The children are this same program, re-executed with `SHMPROC_TOUR_ROLE`
+//! set (shmproc's own process layer arrives in a later release). Each
+//! section is one function; `main` runs them in order.
+
+use std::error::Error;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::{AsFd, AsRawFd};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use shmproc::{Segment, Shared};
+
+type Result<T = (), E = Box<dyn Error>> = std::result::Result<T, E>;
+
+/// Which child role a re-executed tour plays.
+const ROLE_ENV: &str = "SHMPROC_TOUR_ROLE";
+/// A segment name handed to a child.
+const NAME_ENV: &str = "SHMPROC_TOUR_NAME";
+/// An inherited descriptor number handed to a child.
+const FD_ENV: &str = "SHMPROC_TOUR_FD";
+
+/// Where the parent's message and the child's reply sit in a segment.
+const MESSAGE_AT: usize = 0;
+const REPLY_AT: usize = 2048;
+
+/// Section 3: increments per child.
+const INCREMENTS: u64 = 100_000;
+/// Section 4: bytes moved per transfer.
+const TRANSFER: usize = 64 << 20;
+
+fn main() -> Result {
+    if let Ok(role) = std::env::var(ROLE_ENV) {
+        return child_main(&role);
+    }
+    let started = Instant::now();
+    println!("shmproc tour: parent pid {}", std::process::id());
+    named_segment()?;
+    anonymous_by_fd()?;
+    shared_counter()?;
+    bulk_transfer()?;
+    stale_cleanup()?;
+    println!();
+    println!("tour finished in {:.1} s", started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+fn heading(title: &str) {
+    println!();
+    println!("== {title} ==");
+}
+
+/// Dispatches a re-executed child to its role.
+fn child_main(role: &str) -> Result {
+    match role {
+        "named" => named_child(),
+        "fd" => fd_child(),
+        "counter" => counter_child(),
+        "sink" => sink_child(),
+        "crasher" => crasher_child(),
+        other => Err(format!("unknown {ROLE_ENV}={other:?}").into()),
+    }
+}
+
+/// This program again, in the given child role.
+fn child(role: &str) -> Result<Command> {
+    let mut cmd = Command::new(std::env::current_exe()?);
+    cmd.env(ROLE_ENV, role);
+    Ok(cmd)
+}
+
+fn check_exit(what: &str, status: ExitStatus) -> Result {
+    if status.success() { Ok(()) } else { Err(format!("{what} failed: {status}").into()) }
+}
+
+fn env_value(key: &str) -> Result<String> {
+    std::env::var(key).map_err(|_| format!("{key} is not set").into())
+}
+
+/// Writes a length-prefixed string at `offset`.
+fn put_str(seg: &Segment, offset: usize, s: &str) -> Result {
+    let len = u32::try_from(s.len())?;
+    seg.write_at(offset, &len.to_le_bytes())?;
+    seg.write_at(offset + 4, s.as_bytes())?;
+    Ok(())
+}
+
+/// Reads a string written by [`put_str`].
+fn get_str(seg: &Segment, offset: usize) -> Result<String> {
+    let mut len = [0u8; 4];
+    seg.read_at(offset, &mut len)?;
+    let mut bytes = vec![0u8; u32::from_le_bytes(len) as usize];
+    seg.read_at(offset + 4, &mut bytes)?;
+    Ok(String::from_utf8(bytes)?)
+}
+
+// ---------------------------------------------------------------------------
+// 1. A named segment
+
+fn named_segment() -> Result {
+    heading("1. Named segment: the parent writes, a child opens it by name");
+    let me = std::process::id();
+    let name = format!("tour-{me}");
+    let seg = Segment::create(&name, 4096)?;
+    let message = format!("hello from parent {me}");
+    put_str(&seg, MESSAGE_AT, &message)?;
+    println!("parent {me}: created {name:?} ({} bytes), wrote {message:?}", seg.len());
+
+    let status = child("named")?.env(NAME_ENV, &name).status()?;
+    check_exit("the named-segment child", status)?;
+    println!("parent {me}: the child replied {:?}", get_str(&seg, REPLY_AT)?);
+
+    drop(seg); // the creator's last handle: the name goes with it
+    match Segment::open(&name) {
+        Err(e) => println!("parent {me}: after the creator's drop, open fails: {e}"),
+        Ok(_) => return Err("the name outlived its creator".into()),
+    }
+    Ok(())
+}
+
+fn named_child() -> Result {
+    let me = std::process::id();
+    let name = env_value(NAME_ENV)?;
+    let seg = Segment::open(&name)?;
+    println!("child  {me}: opened {name:?}, read {:?}", get_str(&seg, MESSAGE_AT)?);
+    put_str(&seg, REPLY_AT, &format!("hello back from child {me}"))?;
+    Ok(()) // an opener's drop leaves the name alone
+}
+
+// ---------------------------------------------------------------------------
+// 2. An anonymous segment, inherited
+
+fn anonymous_by_fd() -> Result {
+    heading("2. Anonymous segment: no name anywhere, handed to a child as an fd");
+    let me = std::process::id();
+    let seg = Segment::anonymous(4096)?;
+    put_str(&seg, MESSAGE_AT, "a memfd needs no name")?;
+    // Close-on-exec is cleared on this duplicate only; keep it until spawned.
+    let fd = seg.inheritable_fd()?;
+    println!("parent {me}: anonymous segment, passing fd {} in {FD_ENV}", fd.as_raw_fd());
+    let mut running = child("fd")?.env(FD_ENV, fd.as_raw_fd().to_string()).spawn()?;
+    drop(fd);
+    check_exit("the fd child", running.wait()?)?;
+    println!("parent {me}: the child replied {:?}", get_str(&seg, REPLY_AT)?);
+    Ok(())
+}
+
+fn fd_child() -> Result {
+    let me = std::process::id();
+    let fd: i32 = env_value(FD_ENV)?.parse()?;
+    let seg = Segment::from_inherited_fd(fd)?;
+    println!("child  {me}: opened inherited fd {fd}, read {:?}", get_str(&seg, MESSAGE_AT)?);
+    put_str(&seg, REPLY_AT, &format!("got it, child {me}"))?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 3. A shared counter
+
+fn shared_counter() -> Result {
+    heading("3. Shared<AtomicU64>: 2 children increment one counter");
+    let me = std::process::id();
+    let name = format!("tour-counter-{me}");
+    let counter = Shared::<AtomicU64>::create(&name, |c| c.store(0, Ordering::Relaxed))?;
+    let children = (0..2).map(|_| child("counter")?.env(NAME_ENV, &name).spawn().map_err(Into::into));
+    let children: Vec<Child> = children.collect::<Result<_>>()?;
+    for mut c in children {
+        check_exit("a counter child", c.wait()?)?;
+    }
+    let total = counter.load(Ordering::Relaxed);
+    println!("parent {me}: counter = {total} (2 x {INCREMENTS} = {})", 2 * INCREMENTS);
+    if total != 2 * INCREMENTS {
+        return Err("increments were lost".into());
+    }
+    Ok(())
+}
+
+fn counter_child() -> Result {
+    let counter = Shared::<AtomicU64>::open(&env_value(NAME_ENV)?)?;
+    for _ in 0..INCREMENTS {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    println!("child  {}: added {INCREMENTS}", std::process::id());
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 4. Bulk transfer: segment vs pipe
+
+/// Sink commands, one byte over its stdin; it acknowledges with one byte.
+const CMD_SHM: u8 = b'S';
+const CMD_PIPE: u8 = b'P';
+
+fn bulk_transfer() -> Result {
+    heading("4. Moving 64 MiB to a child: a segment vs an OS pipe");
+    let seg = Segment::anonymous(TRANSFER)?;
+    let data: Vec<u8> = (0..TRANSFER).map(|i| (i % 251) as u8).collect();
+    let fd = seg.inheritable_fd()?;
+    let mut sink =
+        child("sink")?.env(FD_ENV, fd.as_raw_fd().to_string()).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    drop(fd);
+    let mut tx = sink.stdin.take().ok_or("no stdin pipe")?;
+    let mut rx = sink.stdout.take().ok_or("no stdout pipe")?;
+
+    // The same doorbell either way; only the path of the 64 MiB differs.
+    let mut shm_best = Duration::MAX;
+    let mut pipe_best = Duration::MAX;
+    for _ in 0..5 {
+        let t = Instant::now();
+        seg.write_at(0, &data)?;
+        tx.write_all(&[CMD_SHM])?;
+        ack(&mut rx)?;
+        shm_best = shm_best.min(t.elapsed());
+
+        let t = Instant::now();
+        tx.write_all(&[CMD_PIPE])?;
+        tx.write_all(&data)?;
+        ack(&mut rx)?;
+        pipe_best = pipe_best.min(t.elapsed());
+    }
+    drop(tx);
+    check_exit("the sink child", sink.wait()?)?;
+
+    let gbps = |d: Duration| TRANSFER as f64 / d.as_secs_f64() / 1e9;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!("segment: 64 MiB in {:7.1} ms ({:.2} GB/s)", ms(shm_best), gbps(shm_best));
+    println!("pipe:    64 MiB in {:7.1} ms ({:.2} GB/s)", ms(pipe_best), gbps(pipe_best));
+    let ratio = pipe_best.as_secs_f64() / shm_best.as_secs_f64();
+    let verdict = if ratio >= 1.0 {
+        format!("the segment is {ratio:.1}x faster")
+    } else {
+        format!("the pipe was {:.1}x faster this time", 1.0 / ratio)
+    };
+    println!("{verdict} (best of 5; `cargo bench --bench segment` measures properly)");
+    Ok(())
+}
+
+/// Waits for the sink's one-byte acknowledgement.
+fn ack(rx: &mut impl Read) -> Result {
+    let mut b = [0u8];
+    rx.read_exact(&mut b)?;
+    Ok(())
+}
+
+/// Copies each 64 MiB message out of the segment or the pipe into its own
+/// buffer, and acknowledges.
+fn sink_child() -> Result {
+    let seg = Segment::from_inherited_fd(env_value(FD_ENV)?.parse()?)?;
+    // Unbuffered: the pipe data follows the doorbell byte on stdin.
+    let mut rx = File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
+    let mut tx = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+    let mut buf = vec![1u8; TRANSFER];
+    let mut cmd = [0u8];
+    while rx.read(&mut cmd)? == 1 {
+        match cmd[0] {
+            CMD_SHM => seg.read_at(0, &mut buf)?,
+            CMD_PIPE => rx.read_exact(&mut buf)?,
+            other => return Err(format!("unknown command {other:#x}").into()),
+        }
+        if buf[TRANSFER - 1] != ((TRANSFER - 1) % 251) as u8 {
+            return Err("wrong bytes arrived".into());
+        }
+        buf.fill(0);
+        tx.write_all(&[1])?;
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 5. Cleanup after a crash
+
+fn stale_cleanup() -> Result {
+    heading("5. cleanup_stale(): the creator was killed with SIGKILL");
+    let me = std::process::id();
+    let name = format!("tour-stale-{me}");
+    let path = format!("/dev/shm/shmproc.{name}");
+    let mut crasher = child("crasher")?.env(NAME_ENV, &name).stdout(Stdio::piped()).spawn()?;
+    let mut line = String::new();
+    BufReader::new(crasher.stdout.take().ok_or("no stdout pipe")?).read_line(&mut line)?;
+    if line.trim() != "ready" {
+        let _ = crasher.kill();
+        let _ = crasher.wait();
+        return Err(format!("the crasher said {line:?}").into());
+    }
+    println!("child  {}: created {name:?}, says \"ready\"", crasher.id());
+    crasher.kill()?; // SIGKILL: no destructor runs, the name stays
+    let status = crasher.wait()?;
+    println!("parent {me}: killed the child ({status}); {path} exists: {}", Path::new(&path).exists());
+
+    let report = shmproc::cleanup_stale()?;
+    let ours = report.removed.contains(&name);
+    let others = report.removed.len() - usize::from(ours);
+    println!(
+        "parent {me}: cleanup_stale() removed {name:?}: {ours} (other stale names: {others}, \
+         live creators left alone: {}, dead tokens swept: {})",
+        report.alive, report.tokens_removed
+    );
+    println!("parent {me}: {path} exists: {}", Path::new(&path).exists());
+    if !ours || Path::new(&path).exists() {
+        return Err("the stale segment was not removed".into());
+    }
+    Ok(())
+}
+
+fn crasher_child() -> Result {
+    let _seg = Segment::create(&env_value(NAME_ENV)?, 4096)?;
+    println!("ready");
+    std::io::stdout().flush()?;
+    // The parent kills us; if it died first, do not linger forever.
+    std::thread::sleep(Duration::from_secs(60));
+    Ok(())
+}

@@ -1,7 +1,6 @@
 //! The one facade for atomics and futex waiting used by shmproc's
 //! algorithms: std and the real futex normally, loom and an emulated futex
 //! under `--cfg shmproc_loom`, so that model checking runs the same code.
-#![allow(unsafe_code)]
 
 /// Atomics: `std::sync::atomic`, or loom's under `cfg(shmproc_loom)`.
 pub(crate) mod atomic {

@@ -30,11 +30,27 @@ pub struct Arena {
 
 impl Arena {
     /// An empty layout starting at payload offset 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::Arena::new().size(), 0);
+    /// ```
     pub fn new() -> Self {
         Arena { next: 0 }
     }
 
     /// Reserves room for one `T`; returns its offset.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU8, AtomicU64};
+    /// let mut a = shmproc::Arena::new();
+    /// assert_eq!(a.place::<AtomicU8>()?, 0);
+    /// assert_eq!(a.place::<AtomicU64>()?, 8); // aligned
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if the layout would overflow.
@@ -43,6 +59,17 @@ impl Arena {
     }
 
     /// Reserves room for `n` consecutive `T`s; returns the first one's offset.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::AtomicU32;
+    /// let mut a = shmproc::Arena::new();
+    /// assert_eq!(a.place_slice::<AtomicU32>(10)?, 0);
+    /// assert_eq!(a.size(), 40);
+    /// assert!(a.place_slice::<AtomicU32>(usize::MAX).is_err());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if the layout would overflow.
@@ -59,6 +86,16 @@ impl Arena {
     }
 
     /// The payload size that holds everything placed so far.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::AtomicU64;
+    /// let mut a = shmproc::Arena::new();
+    /// a.place_slice::<AtomicU64>(3)?;
+    /// assert_eq!(a.size(), 24);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn size(&self) -> usize {
         self.next
     }

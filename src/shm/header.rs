@@ -21,7 +21,6 @@
 //! Openers load each field exactly once into a [`HeaderSnapshot`] and
 //! validate the copy, so a value that changes between check and use (a
 //! double fetch) cannot pass the check and then be used differently.
-#![allow(unsafe_code)]
 
 use std::time::Instant;
 

@@ -1,5 +1,7 @@
 //! What may be placed in shared memory, and how its layout is fingerprinted.
 
+#![allow(unsafe_code)]
+
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicI8, AtomicI16, AtomicI32, AtomicI64, AtomicU8, AtomicU16, AtomicU32, AtomicU64};
@@ -133,11 +135,25 @@ pub struct CachePadded<T>(T);
 
 impl<T> CachePadded<T> {
     /// Wraps a value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let p = shmproc::CachePadded::new(7u32);
+    /// assert_eq!(*p, 7);
+    /// assert_eq!(core::mem::size_of_val(&p), 128);
+    /// ```
     pub const fn new(value: T) -> Self {
         CachePadded(value)
     }
 
     /// Unwraps the value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::CachePadded::new(7u32).into_inner(), 7);
+    /// ```
     pub fn into_inner(self) -> T {
         self.0
     }
@@ -193,6 +209,17 @@ pub struct RelPtr<T> {
 
 impl<T: ShmSafe> RelPtr<T> {
     /// Points at `offset` bytes into the payload.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::AtomicU32;
+    /// let seg = shmproc::Segment::anonymous(64)?;
+    /// let p: &shmproc::RelPtr<AtomicU32> = seg.typed(0)?;
+    /// p.set(32);
+    /// assert_eq!(p.offset(), 32);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn set(&self, offset: u64) {
         // Relaxed: publication of the pointee is the job of the structure
         // that stores the pointer (its own Release/Acquire pair).
@@ -200,6 +227,16 @@ impl<T: ShmSafe> RelPtr<T> {
     }
 
     /// The stored offset, unchecked.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::AtomicU32;
+    /// let seg = shmproc::Segment::anonymous(64)?;
+    /// let p: &shmproc::RelPtr<AtomicU32> = seg.typed(0)?;
+    /// assert_eq!(p.offset(), 0); // zero-filled
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn offset(&self) -> u64 {
         self.offset.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -208,11 +245,15 @@ impl<T: ShmSafe> RelPtr<T> {
     ///
     /// # Errors
     /// [`Error::Corrupt`](crate::Error::Corrupt) if the offset is out of
-    /// bounds or misaligned.
+    /// bounds or misaligned; [`Error::InvalidArgument`](crate::Error::InvalidArgument)
+    /// for a read-only segment.
     pub fn resolve<'s>(&self, seg: &'s crate::Segment) -> crate::Result<&'s T> {
-        let off = usize::try_from(self.offset())
-            .map_err(|_| crate::Error::Corrupt { what: "relative pointer out of range" })?;
-        seg.typed(off)
+        let corrupt = || crate::Error::Corrupt { what: "relative pointer out of bounds or misaligned" };
+        let off = usize::try_from(self.offset()).map_err(|_| corrupt())?;
+        if !seg.is_writable() {
+            return seg.typed(off);
+        }
+        seg.typed(off).map_err(|_| corrupt())
     }
 }
 

@@ -1,6 +1,5 @@
 //! Shared-memory segments: mapping, validated header, typed placement of
 //! `#[repr(C)]` pointer-free state.
-#![allow(unsafe_code)]
 
 pub(crate) mod arena;
 pub(crate) mod header;

@@ -24,6 +24,13 @@ const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Read-only or read-write access, for [`Segment::open_raw`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{Access, Segment};
+/// assert!(Segment::open_raw("no-such-object", Access::ReadOnly).is_err());
+/// ```
 pub enum Access {
     /// Map read-only (`PROT_READ`).
     ReadOnly,
@@ -184,12 +191,29 @@ fn page_round(n: usize) -> Option<usize> {
 impl SegmentBuilder {
     /// The segment's name (1 to 247 bytes of `[A-Za-z0-9_.-]`, not
     /// starting with `.`); it lives in `/dev/shm` as `shmproc.<name>`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-seg1-{}", std::process::id());
+    /// let seg = shmproc::Segment::builder().name(&name).size(16).create()?;
+    /// assert_eq!(seg.name(), Some(name.as_str()));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn name(mut self, name: &str) -> Self {
         self.name = Some(name.to_owned());
         self
     }
 
     /// The payload size in bytes, for creation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let seg = shmproc::Segment::builder().size(1000).anonymous()?;
+    /// assert_eq!(seg.len(), 1000);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn size(mut self, bytes: usize) -> Self {
         self.size = bytes;
         self
@@ -197,12 +221,34 @@ impl SegmentBuilder {
 
     /// Keeps named objects in `dir` (a tmpfs mount) instead of `/dev/shm`.
     /// Every process that opens the segment must name the same directory.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir(); // any directory; a tmpfs mount in practice
+    /// let name = format!("doc-seg2-{}", std::process::id());
+    /// let seg = shmproc::Segment::builder().dir(&dir).name(&name).size(64).create()?;
+    /// assert!(dir.join(format!("shmproc.{name}")).exists());
+    /// drop(seg);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn dir(mut self, dir: impl AsRef<Path>) -> Self {
         self.dir = Some(dir.as_ref().to_owned());
         self
     }
 
     /// How long `open` waits for the header to be READY (default 5 s).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let name = format!("doc-seg3-{}", std::process::id());
+    /// let _a = shmproc::Segment::create(&name, 8)?;
+    /// let b = shmproc::Segment::builder().name(&name).open_timeout(Duration::from_millis(100)).open()?;
+    /// assert_eq!(b.len(), 8);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn open_timeout(mut self, timeout: Duration) -> Self {
         self.open_timeout = timeout;
         self
@@ -210,6 +256,15 @@ impl SegmentBuilder {
 
     /// Makes `open` wait up to `timeout` for the name to appear, instead of
     /// failing at once with [`Error::NotFound`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let name = format!("doc-seg4-{}", std::process::id());
+    /// let r = shmproc::Segment::builder().name(&name).wait_for_name(Duration::from_millis(10)).open();
+    /// assert!(matches!(r, Err(shmproc::Error::NotFound { .. })));
+    /// ```
     pub fn wait_for_name(mut self, timeout: Duration) -> Self {
         self.wait_for_name = Some(timeout);
         self
@@ -217,6 +272,16 @@ impl SegmentBuilder {
 
     /// Keeps the name after the creator drops its last handle (the segment
     /// then lives until [`Segment::unlink`], cleanup, or reboot).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-seg5-{}", std::process::id());
+    /// drop(shmproc::Segment::builder().name(&name).size(8).keep_name(true).create()?);
+    /// assert!(shmproc::Segment::open(&name).is_ok()); // still there
+    /// shmproc::Segment::unlink(&name)?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn keep_name(mut self, keep: bool) -> Self {
         self.keep_name = keep;
         self
@@ -237,6 +302,16 @@ impl SegmentBuilder {
     /// The object is built unnamed, fully initialized, and then linked under
     /// its name in one step: no process ever sees it half-built, and a
     /// creator that dies before the link leaves nothing behind.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-seg6-{}", std::process::id());
+    /// let seg = shmproc::Segment::builder().name(&name).size(64).create()?;
+    /// assert!(seg.is_creator());
+    /// assert!(matches!(shmproc::Segment::builder().name(&name).size(64).create(), Err(shmproc::Error::Exists { .. })));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidName`], [`Error::Exists`], [`Error::NoSpace`] (the
@@ -275,6 +350,14 @@ impl SegmentBuilder {
     /// Creates an anonymous segment (`memfd`): no name anywhere, freed when
     /// the last process holding it unmaps and closes it. Its size is sealed,
     /// so no holder can truncate it under the others.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let seg = shmproc::Segment::builder().size(4096).anonymous()?;
+    /// assert_eq!(seg.name(), None);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::NoSpace`], [`Error::Os`].
@@ -339,6 +422,16 @@ impl SegmentBuilder {
 
     /// Opens an existing named segment and validates its header.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-seg7-{}", std::process::id());
+    /// let _a = shmproc::Segment::create(&name, 100)?;
+    /// let too_big = shmproc::Segment::builder().name(&name).size(200).open();
+    /// assert!(matches!(too_big, Err(shmproc::Error::SizeMismatch { .. })));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidName`], [`Error::NotFound`], [`Error::PermissionDenied`]
     /// (another user's object), [`Error::Corrupt`] (not a shmproc object),
@@ -357,6 +450,16 @@ impl SegmentBuilder {
     /// Opens the segment if it exists, or creates it. Of several processes
     /// racing here, exactly one creates and the others open the same object.
     /// [`Segment::is_creator`] tells which happened.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-seg8-{}", std::process::id());
+    /// let a = shmproc::Segment::builder().name(&name).size(8).open_or_create()?;
+    /// let b = shmproc::Segment::builder().name(&name).size(8).open_or_create()?;
+    /// assert!(a.is_creator() && !b.is_creator());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// Those of [`create`](Self::create) and [`open`](Self::open).
@@ -378,22 +481,43 @@ impl SegmentBuilder {
     /// Like [`open_or_create`](Self::open_or_create), but a segment whose
     /// creator is confirmed dead is removed and created anew.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-seg9-{}", std::process::id());
+    /// // A segment whose creator died is replaced; a live one is opened.
+    /// let seg = shmproc::Segment::builder().name(&name).size(8).open_or_recover()?;
+    /// assert!(seg.is_creator());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// Those of [`open_or_create`](Self::open_or_create) and
     /// [`Segment::cleanup`].
     pub fn open_or_recover(self) -> Result<Segment> {
-        for _ in 0..64 {
+        let deadline = Instant::now() + self.open_timeout;
+        let mut pause = Duration::from_micros(100);
+        loop {
             let seg = self.clone().open_or_create()?;
             if seg.is_creator() || seg.creator_alive() {
                 return Ok(seg);
             }
             drop(seg);
-            match cleanup_in(DirRef::open(self.dir.as_deref())?.get()?, self.name.as_deref().unwrap_or_default()) {
-                Ok(()) | Err(Error::NotFound { .. }) | Err(Error::AlreadyBeingCleaned) => continue,
+            let dir = DirRef::open(self.dir.as_deref())?;
+            match cleanup_in(dir.get()?, self.name.as_deref().unwrap_or_default()) {
+                // Removed by us or by a racing recoverer, or already
+                // replaced by a live object: open again.
+                Ok(()) | Err(Error::NotFound { .. }) | Err(Error::StillAlive { .. }) => {}
+                Err(Error::AlreadyBeingCleaned) => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(Duration::from_millis(10));
+                }
                 Err(e) => return Err(e),
             }
+            if Instant::now() >= deadline {
+                return Err(Error::Timeout);
+            }
         }
-        Err(Error::Timeout)
     }
 }
 
@@ -417,6 +541,9 @@ fn open_waiting(dir: &Dir, file: &str, user: &str, writable: bool, wait: Option<
 }
 
 fn check_owner(info: &FileInfo, user: &str) -> Result<()> {
+    if !info.regular {
+        return Err(Error::Corrupt { what: "not a regular file" });
+    }
     if info.uid != crate::sys::process::euid() {
         return Err(Error::PermissionDenied {
             name: user.to_owned(),
@@ -428,11 +555,28 @@ fn check_owner(info: &FileInfo, user: &str) -> Result<()> {
 
 impl Segment {
     /// A builder for the less common options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let seg = shmproc::Segment::builder().size(32).anonymous()?;
+    /// assert_eq!(seg.len(), 32);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn builder() -> SegmentBuilder {
         SegmentBuilder::default()
     }
 
     /// Creates a named segment with `size` payload bytes (zero-filled).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-seg10-{}", std::process::id());
+    /// let seg = shmproc::Segment::create(&name, 1 << 20)?;
+    /// assert_eq!(seg.len(), 1 << 20);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// See [`SegmentBuilder::create`].
@@ -442,6 +586,12 @@ impl Segment {
 
     /// Opens a named segment made by [`create`](Segment::create).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(matches!(shmproc::Segment::open("surely-not-there"), Err(shmproc::Error::NotFound { .. })));
+    /// ```
+    ///
     /// # Errors
     /// See [`SegmentBuilder::open`].
     pub fn open(name: &str) -> Result<Segment> {
@@ -450,6 +600,15 @@ impl Segment {
 
     /// Opens a named segment, or creates it with `size` payload bytes.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-seg11-{}", std::process::id());
+    /// let seg = shmproc::Segment::open_or_create(&name, 64)?;
+    /// assert!(seg.is_creator());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// See [`SegmentBuilder::open_or_create`].
     pub fn open_or_create(name: &str, size: usize) -> Result<Segment> {
@@ -457,6 +616,14 @@ impl Segment {
     }
 
     /// Creates an anonymous (`memfd`) segment with `size` payload bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let seg = shmproc::Segment::anonymous(64)?;
+    /// seg.write_at(0, b"private until shared")?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// See [`SegmentBuilder::anonymous`].
@@ -485,6 +652,49 @@ impl Segment {
         let file = name::file_name(name)?;
         let dir = Dir::default_dir().map_err(|e| Error::os("open(/dev/shm)", e))?;
         dir.unlink(&file).map_err(|e| Error::named("unlink", name, e))
+    }
+
+    /// [`unlink`](Segment::unlink) for a segment made in a directory given
+    /// to [`SegmentBuilder::dir`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir();
+    /// let name = format!("doc-seg12-{}", std::process::id());
+    /// let seg = shmproc::Segment::builder().dir(&dir).name(&name).size(8).keep_name(true).create()?;
+    /// shmproc::Segment::unlink_in(&dir, &name)?;
+    /// # drop(seg);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`unlink`](Segment::unlink).
+    pub fn unlink_in(dir: impl AsRef<Path>, name: &str) -> Result<()> {
+        let file = name::file_name(name)?;
+        let d = Dir::open(dir.as_ref()).map_err(|e| Error::os("open(shm directory)", e))?;
+        d.unlink(&file).map_err(|e| Error::named("unlink", name, e))
+    }
+
+    /// [`cleanup`](Segment::cleanup) for a segment made in a directory given
+    /// to [`SegmentBuilder::dir`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let dir = std::env::temp_dir();
+    /// let name = format!("doc-seg13-{}", std::process::id());
+    /// let seg = shmproc::Segment::builder().dir(&dir).name(&name).size(8).create()?;
+    /// assert!(matches!(shmproc::Segment::cleanup_in(&dir, &name), Err(shmproc::Error::StillAlive { .. })));
+    /// # drop(seg);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`cleanup`](Segment::cleanup).
+    pub fn cleanup_in(dir: impl AsRef<Path>, name: &str) -> Result<()> {
+        let d = Dir::open(dir.as_ref()).map_err(|e| Error::os("open(shm directory)", e))?;
+        cleanup_in(&d, name)
     }
 
     /// Removes the named segment `name` if its creator is confirmed dead.
@@ -525,6 +735,11 @@ impl Segment {
     /// seg.read_at(0, &mut first)?;
     /// # Ok::<(), shmproc::Error>(())
     /// ```
+    ///
+    /// A foreign object has no header and no seal: if its owner truncates
+    /// the file while it is mapped, touching the lost pages raises SIGBUS.
+    /// Call [`check`](Segment::check) before long reads if the owner may do
+    /// that.
     ///
     /// # Errors
     /// [`Error::InvalidName`], [`Error::NotFound`], [`Error::PermissionDenied`],
@@ -639,6 +854,18 @@ impl Segment {
     /// (see [`inheritable_fd`](Segment::inheritable_fd)). The number is
     /// duplicated, not taken over.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// let seg = shmproc::Segment::anonymous(8)?;
+    /// let fd = seg.inheritable_fd()?; // in a real program: its number goes to a child
+    /// let same = shmproc::Segment::from_inherited_fd(fd.as_raw_fd())?;
+    /// assert_eq!(same.len(), 8);
+    /// assert!(shmproc::Segment::from_inherited_fd(-1).is_err());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Os`] if `fd` is not open; then as for [`from_fd`](Segment::from_fd).
     pub fn from_inherited_fd(fd: i32) -> Result<Segment> {
@@ -647,6 +874,15 @@ impl Segment {
 
     /// A duplicate of the segment's descriptor (close-on-exec), to pass to
     /// another process with [`send_to`](Segment::send_to) or [`from_fd`](Segment::from_fd).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let seg = shmproc::Segment::anonymous(8)?;
+    /// let copy = shmproc::Segment::from_fd(seg.share_fd()?)?;
+    /// assert_eq!(copy.len(), 8);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Os`].
@@ -660,6 +896,17 @@ impl Segment {
     /// [`from_inherited_fd`](Segment::from_inherited_fd). Keep the returned
     /// `OwnedFd` alive until the child has started.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::os::fd::AsRawFd;
+    /// let seg = shmproc::Segment::anonymous(8)?;
+    /// let fd = seg.inheritable_fd()?;
+    /// let child = std::process::Command::new("true").env("MY_SEGMENT_FD", fd.as_raw_fd().to_string()).status();
+    /// assert!(child.is_ok());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Os`].
     pub fn inheritable_fd(&self) -> Result<OwnedFd> {
@@ -670,6 +917,20 @@ impl Segment {
 
     /// Sends the segment's descriptor over a Unix socket (`SCM_RIGHTS`).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+    /// let seg = shmproc::Segment::anonymous(8)?;
+    /// seg.write_at(0, &[42])?;
+    /// seg.send_to(&a)?;
+    /// let got = shmproc::Segment::recv_from(&b)?;
+    /// let mut x = [0u8];
+    /// got.read_at(0, &mut x)?;
+    /// assert_eq!(x, [42]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Os`].
     pub fn send_to(&self, socket: &UnixStream) -> Result<()> {
@@ -678,6 +939,15 @@ impl Segment {
 
     /// Receives a segment sent with [`send_to`](Segment::send_to) and
     /// validates it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = std::os::unix::net::UnixStream::pair().expect("socketpair");
+    /// shmproc::Segment::anonymous(8)?.send_to(&a)?;
+    /// assert_eq!(shmproc::Segment::recv_from(&b)?.len(), 8);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Os`], [`Error::Corrupt`] if no descriptor came, then as for
@@ -699,28 +969,64 @@ impl Segment {
     }
 
     /// The name given at creation, if the segment is named.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::Segment::anonymous(8)?.name(), None);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn name(&self) -> Option<&str> {
         self.inner.name.as_ref().map(|n| n.0.as_str())
     }
 
     /// The payload length in bytes (as asked for at creation; the mapping
     /// is rounded up to whole pages).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::Segment::anonymous(100)?.len(), 100);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn len(&self) -> usize {
         self.inner.payload_len
     }
 
     /// Whether the payload is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(shmproc::Segment::anonymous(0)?.is_empty());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.inner.payload_len == 0
     }
 
     /// Whether the segment is mapped writable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(shmproc::Segment::anonymous(8)?.is_writable());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn is_writable(&self) -> bool {
         self.inner.writable
     }
 
     /// The first payload byte. Other processes may read and write the
     /// payload at any time: use it only through atomics, or under a lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let seg = shmproc::Segment::anonymous(4096)?;
+    /// assert_eq!(seg.as_ptr() as usize % 128, 0); // the payload is 128-byte aligned
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn as_ptr(&self) -> *mut u8 {
         let off = if self.inner.headed { HEADER_SIZE } else { 0 };
         self.inner.map.ptr().wrapping_add(off)
@@ -728,11 +1034,30 @@ impl Segment {
 
     /// Whether this process created the segment (and so removes its name
     /// when its last handle drops).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-seg14-{}", std::process::id());
+    /// let a = shmproc::Segment::create(&name, 8)?;
+    /// assert!(a.is_creator());
+    /// assert!(!shmproc::Segment::open(&name)?.is_creator());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn is_creator(&self) -> bool {
         self.inner.owner_pid.load(StdOrdering::Relaxed) == crate::sys::process::pid()
     }
 
     /// The creator's pid as recorded in the header (named segments).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-seg15-{}", std::process::id());
+    /// let a = shmproc::Segment::create(&name, 8)?;
+    /// assert_eq!(a.creator_pid(), Some(std::process::id()));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn creator_pid(&self) -> Option<u32> {
         self.inner.creator.map(|t| t.pid)
     }
@@ -740,11 +1065,32 @@ impl Segment {
     /// Whether the creator is alive. `false` only when the kernel confirms
     /// that it is dead (see [`cleanup_stale`](crate::cleanup_stale)); `true`
     /// for segments that record no creator (anonymous, raw).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-seg16-{}", std::process::id());
+    /// let a = shmproc::Segment::create(&name, 8)?;
+    /// assert!(shmproc::Segment::open(&name)?.creator_alive());
+    /// # drop(a);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn creator_alive(&self) -> bool {
         self.inner.creator.is_none_or(|t| token::liveness(t) == Liveness::Alive)
     }
 
     /// Keeps the name after the creator's last handle drops.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-seg17-{}", std::process::id());
+    /// let a = shmproc::Segment::create(&name, 8)?;
+    /// a.keep_name();
+    /// drop(a);
+    /// shmproc::Segment::unlink(&name)?; // still there until now
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn keep_name(&self) {
         self.inner.keep_name.store(true, StdOrdering::Relaxed);
     }
@@ -752,6 +1098,14 @@ impl Segment {
     /// Checks that the underlying file still has the mapped length. A named
     /// segment that another process truncated would fault when touched
     /// past its new end; this finds out first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let seg = shmproc::Segment::anonymous(8)?;
+    /// seg.check()?; // a sealed memfd can never be truncated
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Truncated`], [`Error::Os`].
@@ -773,6 +1127,17 @@ impl Segment {
 
     /// Copies `buf.len()` payload bytes at `offset` into `buf`.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// let seg = shmproc::Segment::anonymous(8)?;
+    /// let mut buf = [1u8; 4];
+    /// seg.read_at(4, &mut buf)?;
+    /// assert_eq!(buf, [0; 4]); // new segments are zero-filled
+    /// assert!(seg.read_at(6, &mut buf).is_err()); // past the end
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::InvalidArgument`] if the range is outside the payload.
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
@@ -786,6 +1151,15 @@ impl Segment {
     }
 
     /// Copies `buf` into the payload at `offset`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let seg = shmproc::Segment::anonymous(8)?;
+    /// seg.write_at(0, b"12345678")?;
+    /// assert!(seg.write_at(1, b"12345678").is_err());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if the range is outside the payload or
@@ -826,6 +1200,17 @@ impl Segment {
 
     /// `n` consecutive `T`s at payload `offset`, after checking bounds and
     /// alignment.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, Ordering};
+    /// let seg = shmproc::Segment::anonymous(64)?;
+    /// let words = seg.slice::<AtomicU32>(0, 16)?;
+    /// words[15].store(1, Ordering::Relaxed);
+    /// assert!(seg.slice::<AtomicU32>(0, 17).is_err());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As for [`typed`](Segment::typed).
@@ -870,6 +1255,14 @@ impl fmt::Debug for Segment {
 /// What [`cleanup_stale`] found and did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
+///
+/// # Examples
+///
+/// ```
+/// let report: shmproc::CleanupReport = shmproc::cleanup_stale()?;
+/// println!("{} removed, {} alive, {} busy", report.removed.len(), report.alive, report.busy);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub struct CleanupReport {
     /// Names of segments removed (creator confirmed dead).
     pub removed: Vec<String>,
@@ -905,6 +1298,14 @@ pub fn cleanup_stale() -> Result<CleanupReport> {
 }
 
 /// [`cleanup_stale`] for a directory given to [`SegmentBuilder::dir`].
+///
+/// # Examples
+///
+/// ```
+/// let report = shmproc::cleanup_stale_in(std::env::temp_dir())?;
+/// assert!(report.foreign.iter().all(|n| n.starts_with("shmproc.")));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 ///
 /// # Errors
 /// [`Error::Os`] if the directory cannot be read.
@@ -948,11 +1349,14 @@ fn cleanup_in(dir: &Dir, user: &str) -> Result<()> {
     }
     let snap = HeaderSnapshot::from_bytes(&bytes);
     snap.check_identity()?;
-    if snap.creator_nonce != 0 {
-        let t = Token { pid: snap.creator_pid, nonce: snap.creator_nonce };
-        if token::liveness(t) == Liveness::Alive {
-            return Err(Error::StillAlive { pid: snap.creator_pid });
-        }
+    if snap.creator_nonce == 0 {
+        // Every named segment records its creator's token; without one we
+        // cannot know the creator is dead, so the object is left alone.
+        return Err(Error::Corrupt { what: "no creator token in the header" });
+    }
+    let t = Token { pid: snap.creator_pid, nonce: snap.creator_nonce };
+    if token::liveness(t) == Liveness::Alive {
+        return Err(Error::StillAlive { pid: snap.creator_pid });
     }
     failpoint::hit("cleanup.before_unlink");
     // Unlink only if the name still names the object we checked: tokens

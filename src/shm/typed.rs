@@ -53,6 +53,17 @@ impl<T: ShmSafe> Shared<T> {
     /// Creates a named segment holding a zero-filled `T`, runs `init` on it,
     /// and only then makes it visible under `name`.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use shmproc::Shared;
+    /// let name = format!("doc-shared-create-{}", std::process::id());
+    /// let c = Shared::<AtomicU64>::create(&name, |c| c.store(5, Ordering::Relaxed))?;
+    /// assert_eq!(c.load(Ordering::Relaxed), 5);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// As for [`Segment::create`].
     pub fn create(name: &str, init: impl FnOnce(&T)) -> Result<Self> {
@@ -65,6 +76,19 @@ impl<T: ShmSafe> Shared<T> {
 
     /// Opens a named segment made by [`create`](Shared::create) for the same `T`.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::AtomicU64;
+    /// use shmproc::Shared;
+    /// use std::sync::atomic::AtomicU32;
+    /// let name = format!("doc-shared-open-{}", std::process::id());
+    /// let _c = Shared::<AtomicU64>::create(&name, |_| {})?;
+    /// assert!(Shared::<AtomicU64>::open(&name).is_ok());
+    /// assert!(matches!(Shared::<AtomicU32>::open(&name), Err(shmproc::Error::LayoutMismatch { .. })));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// As for [`Segment::open`]; [`Error::LayoutMismatch`](crate::Error::LayoutMismatch)
     /// if it holds another type.
@@ -73,6 +97,16 @@ impl<T: ShmSafe> Shared<T> {
     }
 
     /// Creates an anonymous segment holding a zero-filled `T` and runs `init`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use shmproc::Shared;
+    /// let c = Shared::<AtomicU64>::anonymous(|c| c.store(1, Ordering::Relaxed))?;
+    /// assert_eq!(c.fetch_add(1, Ordering::Relaxed), 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As for [`Segment::anonymous`].
@@ -86,13 +120,61 @@ impl<T: ShmSafe> Shared<T> {
 
     /// Opens a `Shared<T>` from a descriptor (see [`Segment::share_fd`]).
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use shmproc::Shared;
+    /// let a = Shared::<AtomicU64>::anonymous(|_| {})?;
+    /// let b = Shared::<AtomicU64>::from_fd(a.segment().share_fd()?)?;
+    /// b.store(9, Ordering::Relaxed);
+    /// assert_eq!(a.load(Ordering::Relaxed), 9);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// As for [`Segment::from_fd`].
     pub fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Self> {
         Self::wrap(Segment::from_fd_expecting(fd, kind::TYPED, T::LAYOUT_HASH)?)
     }
 
+    /// Opens a `Shared<T>` from a descriptor number this process inherited
+    /// (see [`Segment::inheritable_fd`]); the number is duplicated, not
+    /// taken over.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// use shmproc::Shared;
+    /// use std::os::fd::AsRawFd;
+    /// let a = Shared::<AtomicU64>::anonymous(|_| {})?;
+    /// let fd = a.segment().inheritable_fd()?; // its number goes to a child
+    /// let b = Shared::<AtomicU64>::from_inherited_fd(fd.as_raw_fd())?;
+    /// b.store(3, Ordering::Relaxed);
+    /// assert_eq!(a.load(Ordering::Relaxed), 3);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Segment::from_inherited_fd`].
+    pub fn from_inherited_fd(fd: i32) -> Result<Self> {
+        let owned = crate::sys::shm::adopt_fd(fd).map_err(|e| crate::Error::os("fcntl(F_GETFD)", e))?;
+        Self::from_fd(owned)
+    }
+
     /// The underlying segment.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::AtomicU64;
+    /// use shmproc::Shared;
+    /// let c = Shared::<AtomicU64>::anonymous(|_| {})?;
+    /// assert_eq!(c.segment().len(), 8);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
     pub fn segment(&self) -> &Segment {
         &self.seg
     }

@@ -13,6 +13,7 @@ compile_error!("shmproc supports Linux only for now (futexes, memfd, O_TMPFILE);
 compile_error!("shmproc needs 64-bit atomics");
 
 pub(crate) mod failpoint;
+#[cfg_attr(shmproc_loom, allow(dead_code))]
 pub(crate) mod futex;
 pub(crate) mod mmap;
 pub(crate) mod process;

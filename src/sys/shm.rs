@@ -34,6 +34,8 @@ pub(crate) struct FileInfo {
     pub(crate) uid: u32,
     /// Permission bits.
     pub(crate) mode: u32,
+    /// Whether it is a regular file (not a FIFO, socket, device or directory).
+    pub(crate) regular: bool,
     /// Device and inode: the object's identity, whatever its name.
     pub(crate) dev: u64,
     /// See `dev`.
@@ -41,7 +43,14 @@ pub(crate) struct FileInfo {
 }
 
 fn info(st: &rfs::Stat) -> FileInfo {
-    FileInfo { size: st.st_size as u64, uid: st.st_uid, mode: st.st_mode & 0o7777, dev: st.st_dev, ino: st.st_ino }
+    FileInfo {
+        size: st.st_size as u64,
+        uid: st.st_uid,
+        mode: st.st_mode & 0o7777,
+        regular: rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::RegularFile,
+        dev: st.st_dev,
+        ino: st.st_ino,
+    }
 }
 
 /// `fstat(2)` of an open object.
@@ -92,10 +101,13 @@ impl Dir {
         Ok(())
     }
 
-    /// Opens an existing object without following symlinks.
+    /// Opens an existing object without following symlinks, and without
+    /// blocking: `/dev/shm` is world-writable, and a FIFO planted under one
+    /// of our names would otherwise hang `open` forever. Callers check that
+    /// the result is a regular file before using it.
     pub(crate) fn open_file(&self, name: &str, writable: bool) -> io::Result<OwnedFd> {
         let rw = if writable { OFlags::RDWR } else { OFlags::RDONLY };
-        Ok(rfs::openat(&self.fd, name, rw | OFlags::NOFOLLOW | OFlags::CLOEXEC, Mode::empty())?)
+        Ok(rfs::openat(&self.fd, name, rw | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC, Mode::empty())?)
     }
 
     /// Removes a name (`unlinkat`). The object lives on while mapped or open.

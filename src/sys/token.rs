@@ -144,6 +144,11 @@ fn probe(dir: &Dir, name: &str) -> Liveness {
         Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Liveness::Dead,
         Err(_) => return Liveness::Alive,
     };
+    // A non-regular file under a token name is not a token: not ours to
+    // judge, so never "dead".
+    if !super::shm::fstat(std::os::fd::AsFd::as_fd(&fd)).is_ok_and(|i| i.regular) {
+        return Liveness::Alive;
+    }
     match lock_holder(&fd) {
         Ok(None) => Liveness::Dead,
         _ => Liveness::Alive,
