@@ -141,6 +141,80 @@ pub enum Error {
         /// The codec's message.
         message: String,
     },
+    /// A child process did not return a result: it panicked, exited with a
+    /// non-zero code, was killed by a signal, or its task could not run.
+    ProcessFailed {
+        /// The child's pid.
+        pid: u32,
+        /// The child's name.
+        name: String,
+        /// What happened.
+        failure: ProcessFailure,
+    },
+    /// The fork start method was refused: the parent has several threads,
+    /// and a forked child could deadlock on a lock another thread held.
+    ForkUnsafe {
+        /// How many threads the parent has.
+        threads: usize,
+    },
+    /// A daemon process tried to start a child (daemons cannot have children).
+    DaemonChild,
+    /// A re-executed child did not take its role: call `shmproc::init()`
+    /// at the top of `main`.
+    InitMissing,
+}
+
+/// Why a child process produced no result.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::ProcessFailure;
+/// let f = ProcessFailure::Signaled(9);
+/// assert_eq!(f.to_string(), "killed by signal 9 (SIGKILL)");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ProcessFailure {
+    /// The task panicked; the panic message.
+    Panicked(String),
+    /// The process exited with this non-zero code (or with 0 but no result).
+    Exited(i32),
+    /// The process was killed by this signal.
+    Signaled(i32),
+    /// The task could not run (its argument failed to decode, its result to
+    /// encode, or the function could not be found in the child).
+    TaskError(String),
+}
+
+/// The conventional name of a signal number, for messages.
+pub(crate) fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        1 => "SIGHUP",
+        2 => "SIGINT",
+        3 => "SIGQUIT",
+        4 => "SIGILL",
+        6 => "SIGABRT",
+        7 => "SIGBUS",
+        8 => "SIGFPE",
+        9 => "SIGKILL",
+        11 => "SIGSEGV",
+        13 => "SIGPIPE",
+        14 => "SIGALRM",
+        15 => "SIGTERM",
+        _ => "signal",
+    }
+}
+
+impl fmt::Display for ProcessFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProcessFailure::Panicked(m) => write!(f, "panicked: {m}"),
+            ProcessFailure::Exited(c) => write!(f, "exited with code {c} without a result"),
+            ProcessFailure::Signaled(s) => write!(f, "killed by signal {s} ({})", signal_name(*s)),
+            ProcessFailure::TaskError(m) => write!(f, "task could not run: {m}"),
+        }
+    }
 }
 
 impl Error {
@@ -215,6 +289,18 @@ impl fmt::Display for Error {
             Error::InvalidArgument { what } => write!(f, "invalid argument: {what}"),
             Error::Unsupported { what } => write!(f, "unsupported here: {what}"),
             Error::Codec { message } => write!(f, "encoding failed: {message}"),
+            Error::ProcessFailed { pid, name, failure } => write!(f, "process {name} (pid {pid}) {failure}"),
+            Error::ForkUnsafe { threads } => write!(
+                f,
+                "refusing to fork: this process has {threads} threads, and a forked child could deadlock \
+                 on a lock another thread held; use StartMethod::Spawn or ForkServer, or \
+                 ProcessBuilder::allow_fork_with_threads (unsafe)"
+            ),
+            Error::DaemonChild => f.write_str("daemonic processes are not allowed to have children"),
+            Error::InitMissing => f.write_str(
+                "this process was started as a shmproc child but did not take its role; \
+                 call shmproc::init() at the top of main",
+            ),
         }
     }
 }

@@ -43,12 +43,24 @@
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![doc(test(attr(deny(warnings))))]
 
+#[cfg(feature = "codec")]
+mod codec;
 mod error;
 mod loom;
+#[cfg(feature = "codec")]
+mod process;
 mod shm;
 mod sys;
 
-pub use error::{Error, Result};
+pub use error::{Error, ProcessFailure, Result};
+#[cfg(feature = "codec")]
+pub use process::bootstrap::init;
+#[cfg(feature = "codec")]
+pub use process::current::{ProcessInfo, active_children, cpu_count, current_process, parent_process};
+#[cfg(feature = "codec")]
+pub use process::handle::{ExitStatus, Process, ProcessBuilder, Task};
+#[cfg(feature = "codec")]
+pub use process::start::{Context, StartMethod, set_start_method, start_method};
 pub use shm::arena::Arena;
 pub use shm::layout::{CachePadded, RelPtr, ShmSafe, layout_hash, layout_hash_mix};
 pub use shm::segment::{Access, CleanupReport, Segment, SegmentBuilder, cleanup_stale, cleanup_stale_in};

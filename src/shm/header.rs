@@ -54,6 +54,8 @@ pub(crate) mod kind {
     pub(crate) const RAW: u32 = 1;
     /// One `T: ShmSafe` (the layout hash names `T`).
     pub(crate) const TYPED: u32 = 2;
+    /// A child process's task and result channel.
+    pub(crate) const CHANNEL: u32 = 3;
 }
 
 /// The header in shared memory. See the module docs for the table.

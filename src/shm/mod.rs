@@ -2,6 +2,8 @@
 //! `#[repr(C)]` pointer-free state.
 
 pub(crate) mod arena;
+#[cfg(feature = "codec")]
+pub(crate) mod handoff;
 pub(crate) mod header;
 pub(crate) mod layout;
 pub(crate) mod name;

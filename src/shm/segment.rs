@@ -78,6 +78,9 @@ struct Inner {
     payload_len: usize,
     creator: Option<Token>,
     identity: FileInfo,
+    /// The header's kind and layout hash (0, 0 for raw segments).
+    kind: u32,
+    layout_hash: u64,
 }
 
 impl Drop for Inner {
@@ -407,6 +410,8 @@ impl SegmentBuilder {
                 payload_len: self.size,
                 creator,
                 identity,
+                kind: self.kind,
+                layout_hash: self.layout_hash,
             }),
         };
         seg.header().init(&HeaderInit {
@@ -769,6 +774,8 @@ impl Segment {
                 payload_len: len,
                 creator: None,
                 identity: info,
+                kind: 0,
+                layout_hash: 0,
             }),
         })
     }
@@ -805,6 +812,8 @@ impl Segment {
                 payload_len: 0,
                 creator: None,
                 identity: info,
+                kind: 0,
+                layout_hash: 0,
             }),
         };
         let h = seg.header();
@@ -819,6 +828,8 @@ impl Segment {
         let mut inner = Arc::into_inner(seg.inner).expect("invariant: the handle was not shared yet");
         inner.payload_len = payload_len;
         inner.creator = creator;
+        inner.kind = snap.kind;
+        inner.layout_hash = snap.layout_hash;
         Ok(Segment { inner: Arc::new(inner) })
     }
 
@@ -1234,10 +1245,24 @@ impl Segment {
         Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<T>(), n) })
     }
 
-    /// The raw fd (for the process layer).
-    #[allow(dead_code)]
+    /// The descriptor (for handing the segment to a child).
     pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.inner.fd.as_fd()
+    }
+
+    /// The header's kind and layout hash.
+    pub(crate) fn layout_identity(&self) -> (u32, u64) {
+        (self.inner.kind, self.inner.layout_hash)
+    }
+
+    /// Whether this is a foreign object opened with `open_raw`.
+    pub(crate) fn is_raw(&self) -> bool {
+        !self.inner.headed
+    }
+
+    /// Whether the segment lives outside `/dev/shm` (a builder `dir`).
+    pub(crate) fn has_custom_dir(&self) -> bool {
+        matches!(self.inner.dir, DirRef::Custom(_))
     }
 }
 

@@ -192,3 +192,23 @@ impl<T: ShmSafe> fmt::Debug for Shared<T> {
         f.debug_struct("Shared").field("type", &std::any::type_name::<T>()).field("segment", &self.seg).finish()
     }
 }
+
+#[cfg(feature = "codec")]
+impl<T: ShmSafe> serde::Serialize for Shared<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.seg.serialize(s)
+    }
+}
+
+#[cfg(feature = "codec")]
+impl<'de, T: ShmSafe> serde::Deserialize<'de> for Shared<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let seg = Segment::deserialize(d)?;
+        let (k, h) = seg.layout_identity();
+        if k != kind::TYPED || h != T::LAYOUT_HASH {
+            return Err(D::Error::custom(crate::Error::LayoutMismatch { expected: T::LAYOUT_HASH, found: h }));
+        }
+        Self::wrap(seg).map_err(D::Error::custom)
+    }
+}

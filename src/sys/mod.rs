@@ -12,9 +12,12 @@ compile_error!("shmproc supports Linux only for now (futexes, memfd, O_TMPFILE);
 #[cfg(not(target_has_atomic = "64"))]
 compile_error!("shmproc needs 64-bit atomics");
 
+#[cfg(feature = "codec")]
+pub(crate) mod ctor;
 pub(crate) mod failpoint;
 #[cfg_attr(shmproc_loom, allow(dead_code))]
 pub(crate) mod futex;
+pub(crate) mod image;
 pub(crate) mod mmap;
 pub(crate) mod process;
 pub(crate) mod shm;

@@ -15,7 +15,7 @@
 //! - [memfd_create(2)](https://man7.org/linux/man-pages/man2/memfd_create.2.html)
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -212,6 +212,33 @@ pub(crate) fn adopt_fd(raw: i32) -> io::Result<OwnedFd> {
     // Duplicate rather than adopt: the caller's number stays theirs to
     // close, and ours is close-on-exec.
     dup(borrowed)
+}
+
+/// A duplicate of `fd` that survives `exec` (for a re-executed child).
+pub(crate) fn inheritable_dup(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
+    let d = dup(fd)?;
+    set_inheritable(d.as_fd(), true)?;
+    Ok(d)
+}
+
+/// Takes ownership of a descriptor number that our parent made us inherit
+/// (named in our environment), after checking that it is open, and makes it
+/// close-on-exec so it does not leak further.
+pub(crate) fn own_inherited(raw: i32) -> io::Result<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    if raw < 3 {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: F_GETFD on any integer is harmless; it fails with EBADF when
+    // `raw` is not open, and then nothing is taken.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
+    rustix::io::fcntl_getfd(borrowed)?;
+    // SAFETY: `raw` is open (checked above); our parent created it for this
+    // process and named it only in our environment, which the loader hook
+    // consumed before `main`, so nothing else here owns or closes it.
+    let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+    set_inheritable(owned.as_fd(), false)?;
+    Ok(owned)
 }
 
 /// Sends `fds` with one byte over a Unix socket (`SCM_RIGHTS`).

@@ -1,0 +1,30 @@
+//! The one codec for values that are not `ShmSafe`: postcard (compact,
+//! maintained, serde-based). Chosen here and nowhere else.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+
+/// Encodes `value`.
+pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    postcard::to_allocvec(value).map_err(|e| Error::Codec { message: e.to_string() })
+}
+
+/// Decodes a `T` from exactly `bytes`.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    postcard::from_bytes(bytes).map_err(|e| Error::Codec { message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_garbage() {
+        let v = (1u32, String::from("x"), vec![1.5f64]);
+        let b = encode(&v).expect("encode");
+        assert_eq!(decode::<(u32, String, Vec<f64>)>(&b).expect("decode"), v);
+        assert!(decode::<(u32, String)>(&[0xff, 0xff, 0xff]).is_err());
+    }
+}

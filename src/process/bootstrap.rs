@@ -1,0 +1,158 @@
+//! What a child process does: find its task, run it, write the outcome,
+//! exit. Shared by the three start methods.
+
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use serde::{Deserialize, Serialize};
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::process::channel::{self, Channel};
+use crate::process::current::{self, ProcessInfo};
+use crate::shm::handoff;
+use crate::sys::image::{ExeId, FnRef};
+use crate::sys::process as sysproc;
+
+/// What the parent tells a re-executed or fork-server child.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct TaskSpec {
+    pub(crate) exe: ExeId,
+    pub(crate) trampoline: FnRef,
+    pub(crate) function: FnRef,
+    pub(crate) name: String,
+    pub(crate) daemon: bool,
+    pub(crate) parent_pid: u32,
+    pub(crate) parent_name: String,
+    pub(crate) args: Vec<u8>,
+}
+
+/// What a trampoline receives in the child.
+#[derive(Debug)]
+pub(crate) struct Invocation {
+    function: FnRef,
+    args: Vec<u8>,
+    fds: Vec<OwnedFd>,
+}
+
+/// The non-generic signature every trampoline has, so the child can name
+/// it without knowing `A` and `R`.
+pub(crate) type Trampoline = fn(Invocation) -> Result<Vec<u8>>;
+
+/// Decodes `A`, calls the user's `fn(A) -> R`, encodes `R`. One is
+/// instantiated per `(A, R)` in the parent; the child finds it by offset.
+pub(crate) fn trampoline<A, R>(inv: Invocation) -> Result<Vec<u8>>
+where
+    A: serde::de::DeserializeOwned + 'static,
+    R: Serialize + 'static,
+{
+    let f: fn(A) -> R = inv.function.resolve().map_err(|e| Error::os("resolve task function", e))?;
+    let arg: A = handoff::with_fds(inv.fds, || codec::decode(&inv.args))?;
+    codec::encode(&f(arg))
+}
+
+/// Called by the loader hook (or `init`) when this process was started to
+/// play a role. Never returns if it takes one.
+pub(crate) fn on_load(child: Option<String>, server: Option<String>) {
+    if let Some(s) = server {
+        super::forkserver::serve(&s);
+    }
+    if let Some(c) = child {
+        match super::spawn::parse_child_var(&c) {
+            Ok((chan, fds)) => run_child(chan, fds),
+            Err(e) => {
+                eprintln!("shmproc: cannot start child task: {e}");
+                sysproc::exit_now(121);
+            }
+        }
+    }
+}
+
+/// Runs the task in `channel` and exits (spawn and fork-server children).
+pub(crate) fn run_child(channel: OwnedFd, fds: Vec<OwnedFd>) -> ! {
+    let ch = match Channel::from_fd(channel) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("shmproc: cannot open the task channel: {e}");
+            sysproc::exit_now(120);
+        }
+    };
+    let outcome = catch_unwind(AssertUnwindSafe(|| prepare_and_run(&ch, fds)));
+    finish_and_exit(&ch, outcome)
+}
+
+fn prepare_and_run(ch: &Channel, fds: Vec<OwnedFd>) -> Result<Vec<u8>> {
+    let spec: TaskSpec = codec::decode(&ch.task()?)?;
+    let me = ExeId::current().map_err(|e| Error::os("stat /proc/self/exe", e))?;
+    if me != spec.exe {
+        return Err(Error::Unsupported { what: "the executable changed on disk since the parent started" });
+    }
+    let parent = ProcessInfo::new(spec.parent_pid, spec.parent_name.clone(), false);
+    current::set_current(spec.name.clone(), spec.daemon, parent);
+    sysproc::die_with_parent(spec.parent_pid).map_err(|e| Error::os("prctl(PR_SET_PDEATHSIG)", e))?;
+    ch.mark_running();
+    let tramp: Trampoline = spec.trampoline.resolve().map_err(|e| Error::os("resolve trampoline", e))?;
+    tramp(Invocation { function: spec.function, args: spec.args, fds })
+}
+
+/// Writes the outcome of a task to `ch`, flushes stdio and exits: 0 on
+/// success, 1 on a panic or task error (Python's exit code for an
+/// exception). Runs no exit handlers: a forked child must not run its
+/// parent's.
+pub(crate) fn finish_and_exit(ch: &Channel, outcome: std::thread::Result<Result<Vec<u8>>>) -> ! {
+    let code = match outcome {
+        Ok(Ok(bytes)) => {
+            ch.finish(channel::OK, &bytes);
+            0
+        }
+        Ok(Err(e)) => {
+            ch.finish(channel::TASK_ERROR, e.to_string().as_bytes());
+            1
+        }
+        Err(payload) => {
+            ch.finish(channel::PANIC, panic_message(payload.as_ref()).as_bytes());
+            1
+        }
+    };
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stderr().flush();
+    sysproc::exit_now(code)
+}
+
+/// The message of a panic payload.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}
+
+/// Lets a re-executed child take its role. Call it first thing in `main`.
+///
+/// shmproc also runs this check from a loader hook before `main`, so
+/// children start correctly even in binaries that do not call `init`
+/// (test harnesses); calling it is still the documented contract, and
+/// costs two environment lookups in an ordinary start.
+///
+/// # Examples
+///
+/// ```
+/// fn main() {
+///     shmproc::init();
+///     // ... the program ...
+/// }
+/// # main();
+/// ```
+///
+/// Python: the `if __name__ == "__main__":` guard.
+pub fn init() {
+    let child = std::env::var(crate::sys::ctor::CHILD_VAR).ok();
+    let server = std::env::var(crate::sys::ctor::SERVER_VAR).ok();
+    if child.is_some() || server.is_some() {
+        on_load(child, server);
+    }
+}

@@ -1,0 +1,204 @@
+//! The per-child channel: an anonymous segment that carries the task to the
+//! child and the result back. Results larger than the channel travel
+//! through a named spill segment that the parent removes after reading.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+use crate::error::{Error, Result};
+use crate::shm::header::kind;
+use crate::shm::layout::layout_hash;
+use crate::shm::segment::Segment;
+
+const STATE: usize = 0;
+const OUTCOME: usize = 4;
+const TASK_LEN: usize = 8;
+const RESULT_LEN: usize = 16;
+const DATA: usize = 64;
+/// Room for results that need no spill segment.
+const MIN_CAPACITY: usize = 64 * 1024;
+
+/// State word: the child has not started the task.
+const PENDING: u32 = 0;
+/// The child is running the task.
+const RUNNING: u32 = 1;
+/// The child wrote an outcome (Release; the parent reads with Acquire).
+const DONE: u32 = 2;
+
+/// The task returned a value (the bytes are its encoding).
+pub(crate) const OK: u32 = 1;
+/// The task panicked (the bytes are the message).
+pub(crate) const PANIC: u32 = 2;
+/// The task could not run (the bytes are the message).
+pub(crate) const TASK_ERROR: u32 = 3;
+/// Flag: the bytes are the name of a spill segment holding the real bytes.
+const SPILLED: u32 = 0x100;
+
+const LAYOUT: u64 = layout_hash("shmproc::process::Channel", DATA, 8);
+
+/// A child's task and result channel.
+#[derive(Debug, Clone)]
+pub(crate) struct Channel {
+    seg: Segment,
+}
+
+impl Channel {
+    /// A channel holding `task`.
+    pub(crate) fn new(task: &[u8]) -> Result<Channel> {
+        let cap = task.len().max(MIN_CAPACITY);
+        let seg = Segment::builder().size(DATA + cap).typed(kind::CHANNEL, LAYOUT).anonymous()?;
+        let ch = Channel { seg };
+        ch.seg.write_at(DATA, task)?;
+        ch.word64(TASK_LEN).store(task.len() as u64, Ordering::Relaxed);
+        Ok(ch)
+    }
+
+    /// The channel handed to this (child) process.
+    pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Channel> {
+        let seg = Segment::from_fd_expecting(fd, kind::CHANNEL, LAYOUT)?;
+        if seg.len() < DATA {
+            return Err(Error::Corrupt { what: "process channel too small" });
+        }
+        Ok(Channel { seg })
+    }
+
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.seg
+    }
+
+    fn word32(&self, off: usize) -> &AtomicU32 {
+        self.seg.typed(off).expect("invariant: channel words lie inside the channel (checked at open)")
+    }
+
+    fn word64(&self, off: usize) -> &AtomicU64 {
+        self.seg.typed(off).expect("invariant: channel words lie inside the channel (checked at open)")
+    }
+
+    fn capacity(&self) -> usize {
+        self.seg.len() - DATA
+    }
+
+    /// Reads a length word from shared memory and checks it against the
+    /// channel's capacity: the other side may be buggy.
+    fn checked_len(&self, off: usize) -> Result<usize> {
+        let n = self.word64(off).load(Ordering::Relaxed);
+        usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= self.capacity())
+            .ok_or(Error::Corrupt { what: "process channel length out of range" })
+    }
+
+    /// The task bytes (in the child).
+    pub(crate) fn task(&self) -> Result<Vec<u8>> {
+        let n = self.checked_len(TASK_LEN)?;
+        let mut buf = vec![0u8; n];
+        self.seg.read_at(DATA, &mut buf)?;
+        Ok(buf)
+    }
+
+    /// Marks the task as started (in the child).
+    pub(crate) fn mark_running(&self) {
+        self.word32(STATE).store(RUNNING, Ordering::Relaxed);
+    }
+
+    /// Whether the child reached its task.
+    pub(crate) fn started(&self) -> bool {
+        self.word32(STATE).load(Ordering::Relaxed) != PENDING
+    }
+
+    /// Writes the outcome (in the child). Too-large results go to a spill
+    /// segment; if even that fails, the outcome becomes a task error.
+    pub(crate) fn finish(&self, outcome: u32, bytes: &[u8]) {
+        let (code, payload) = if bytes.len() <= self.capacity() {
+            (outcome, bytes.to_vec())
+        } else {
+            match spill(bytes) {
+                Ok(name) => (outcome | SPILLED, name.into_bytes()),
+                Err(e) => {
+                    (TASK_ERROR, format!("result of {} bytes could not be returned: {e}", bytes.len()).into_bytes())
+                }
+            }
+        };
+        let payload = &payload[..payload.len().min(self.capacity())];
+        if self.seg.write_at(DATA, payload).is_err() {
+            return;
+        }
+        self.word64(RESULT_LEN).store(payload.len() as u64, Ordering::Relaxed);
+        self.word32(OUTCOME).store(code, Ordering::Relaxed);
+        // Release: pairs with the Acquire in `result`; the bytes and words
+        // above are visible to the parent once it sees DONE.
+        self.word32(STATE).store(DONE, Ordering::Release);
+    }
+
+    /// The outcome, if the child wrote one (in the parent).
+    pub(crate) fn result(&self) -> Result<Option<(u32, Vec<u8>)>> {
+        // Acquire: pairs with the Release store in `finish`.
+        if self.word32(STATE).load(Ordering::Acquire) != DONE {
+            return Ok(None);
+        }
+        let code = self.word32(OUTCOME).load(Ordering::Relaxed);
+        let n = self.checked_len(RESULT_LEN)?;
+        let mut buf = vec![0u8; n];
+        self.seg.read_at(DATA, &mut buf)?;
+        if code & SPILLED == 0 {
+            return Ok(Some((code, buf)));
+        }
+        let name = String::from_utf8(buf).map_err(|_| Error::Corrupt { what: "spill segment name" })?;
+        let spill = Segment::open(&name)?;
+        let mut bytes = vec![0u8; spill.len()];
+        spill.read_at(0, &mut bytes)?;
+        drop(spill);
+        let _ = Segment::unlink(&name);
+        Ok(Some((code & !SPILLED, bytes)))
+    }
+}
+
+fn spill(bytes: &[u8]) -> Result<String> {
+    use std::sync::atomic::AtomicU64 as Counter;
+    static SEQ: Counter = Counter::new(0);
+    let name = format!(
+        "spill-{}-{}-{}",
+        crate::sys::process::pid(),
+        SEQ.fetch_add(1, Ordering::Relaxed),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos())
+    );
+    let seg = Segment::builder().name(&name).size(bytes.len()).keep_name(true).create()?;
+    seg.write_at(0, bytes)?;
+    Ok(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_and_result_round_trip() {
+        let ch = Channel::new(b"task").expect("channel");
+        let child = Channel::from_fd(ch.segment().share_fd().expect("fd")).expect("open");
+        assert_eq!(child.task().expect("task"), b"task");
+        assert!(ch.result().expect("result").is_none());
+        child.mark_running();
+        assert!(ch.started());
+        child.finish(OK, b"answer");
+        assert_eq!(ch.result().expect("result"), Some((OK, b"answer".to_vec())));
+    }
+
+    #[test]
+    fn large_results_spill_and_are_removed() {
+        let ch = Channel::new(b"").expect("channel");
+        let big = vec![7u8; MIN_CAPACITY * 3];
+        ch.finish(OK, &big);
+        let (code, bytes) = ch.result().expect("result").expect("done");
+        assert_eq!(code, OK);
+        assert_eq!(bytes, big);
+    }
+
+    #[test]
+    fn hostile_lengths_are_refused() {
+        let ch = Channel::new(b"x").expect("channel");
+        ch.word64(TASK_LEN).store(u64::MAX, Ordering::Relaxed);
+        assert!(matches!(ch.task(), Err(Error::Corrupt { .. })));
+        ch.word64(RESULT_LEN).store(1 << 40, Ordering::Relaxed);
+        ch.word32(STATE).store(DONE, Ordering::Release);
+        assert!(matches!(ch.result(), Err(Error::Corrupt { .. })));
+    }
+}

@@ -1,0 +1,244 @@
+//! Who we are, who our parent is, and the children we started.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+
+use crate::error::{Error, Result};
+use crate::sys::process::{self as sysproc, PidFd, RawExit};
+
+/// A process's identity as shmproc knows it.
+///
+/// # Examples
+///
+/// ```
+/// let me = shmproc::current_process();
+/// assert_eq!(me.pid(), std::process::id());
+/// assert_eq!(me.name(), "MainProcess");
+/// assert!(!me.is_daemon());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pid: u32,
+    name: String,
+    daemon: bool,
+}
+
+impl ProcessInfo {
+    pub(crate) fn new(pid: u32, name: String, daemon: bool) -> ProcessInfo {
+        ProcessInfo { pid, name, daemon }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The name (`MainProcess` for a program's first process, `Process-N`
+    /// or the builder's name for children).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether the process is a daemon (killed with its parent, cannot have
+    /// children).
+    pub fn is_daemon(&self) -> bool {
+        self.daemon
+    }
+}
+
+/// A child we started: shared by its `Process` handle and the registry.
+#[derive(Debug)]
+pub(crate) struct ChildState {
+    pub(crate) name: String,
+    pub(crate) daemon: bool,
+    pidfd: PidFd,
+    exit: Mutex<Option<RawExit>>,
+}
+
+impl ChildState {
+    pub(crate) fn new(pid: u32, name: String, daemon: bool) -> Result<Arc<ChildState>> {
+        let pidfd = PidFd::open(pid).map_err(|e| Error::os("pidfd_open", e))?;
+        Ok(Arc::new(ChildState { name, daemon, pidfd, exit: Mutex::new(None) }))
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.pidfd.pid()
+    }
+
+    /// The exit status, reaping the child if it has exited.
+    pub(crate) fn poll(&self) -> Result<Option<RawExit>> {
+        let mut exit = self.exit.lock();
+        if exit.is_none() {
+            *exit = self.pidfd.try_reap().map_err(|e| Error::os("waitid", e))?;
+        }
+        Ok(*exit)
+    }
+
+    /// Waits for the exit until `deadline`; `None` if still running then.
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<Option<RawExit>> {
+        if let Some(e) = self.poll()? {
+            return Ok(Some(e));
+        }
+        // Wait without the lock so other threads can poll meanwhile; the
+        // reap itself happens under the lock in `poll`.
+        let got = self.pidfd.wait_exit(deadline).map_err(|e| Error::os("poll(pidfd)", e))?;
+        if got { self.poll() } else { Ok(None) }
+    }
+
+    /// Sends a signal unless the child is already reaped.
+    pub(crate) fn signal(&self, sig: rustix::process::Signal) -> Result<()> {
+        if self.exit.lock().is_some() {
+            return Ok(());
+        }
+        self.pidfd.signal(sig).map(|_| ()).map_err(|e| Error::os("pidfd_send_signal", e))
+    }
+}
+
+struct State {
+    pid: u32,
+    me: ProcessInfo,
+    parent: Option<ProcessInfo>,
+    children: Vec<Arc<ChildState>>,
+    counter: u64,
+    at_exit: bool,
+}
+
+static STATE: Mutex<Option<State>> = Mutex::new(None);
+
+fn with_state<T>(f: impl FnOnce(&mut State) -> T) -> T {
+    let pid = sysproc::pid();
+    let mut g = STATE.lock();
+    let fresh = g.as_ref().is_none_or(|s| s.pid != pid);
+    if fresh {
+        // First use, or a forked child that inherited its parent's state:
+        // the parent's children are not ours.
+        let at_exit = g.as_ref().is_some_and(|s| s.at_exit);
+        *g = Some(State {
+            pid,
+            me: ProcessInfo { pid, name: "MainProcess".into(), daemon: false },
+            parent: None,
+            children: Vec::new(),
+            counter: 0,
+            at_exit,
+        });
+    }
+    f(g.as_mut().expect("invariant: initialised above"))
+}
+
+/// Records who this (child) process is.
+pub(crate) fn set_current(name: String, daemon: bool, parent: ProcessInfo) {
+    with_state(|s| {
+        s.me = ProcessInfo { pid: s.pid, name, daemon };
+        s.parent = Some(parent);
+    });
+}
+
+/// A name for the next child: `Process-1`, `Process-2`, ...
+pub(crate) fn next_name() -> String {
+    with_state(|s| {
+        s.counter += 1;
+        format!("Process-{}", s.counter)
+    })
+}
+
+/// Refuses to start a child from a daemon.
+pub(crate) fn check_can_start() -> Result<()> {
+    if with_state(|s| s.me.daemon) {
+        return Err(Error::DaemonChild);
+    }
+    if std::env::var_os(crate::sys::ctor::CHILD_VAR).is_some() {
+        return Err(Error::InitMissing);
+    }
+    Ok(())
+}
+
+/// Adds a child to the registry (and reaps finished ones).
+pub(crate) fn register(child: Arc<ChildState>) {
+    let first = with_state(|s| {
+        s.children.retain(|c| matches!(c.poll(), Ok(None)));
+        s.children.push(child);
+        !std::mem::replace(&mut s.at_exit, true)
+    });
+    if first {
+        let _ = sysproc::at_exit(join_at_exit);
+    }
+}
+
+/// At normal exit, as Python does: daemons are terminated, other children
+/// are waited for.
+extern "C" fn join_at_exit() {
+    let children = {
+        let g = STATE.lock();
+        match g.as_ref() {
+            Some(s) if s.pid == sysproc::pid() => s.children.clone(),
+            _ => return,
+        }
+    };
+    for c in children.iter().filter(|c| c.daemon) {
+        let _ = c.signal(sysproc::SIGTERM);
+    }
+    for c in &children {
+        if c.daemon {
+            let grace = Instant::now() + std::time::Duration::from_secs(1);
+            if matches!(c.wait(Some(grace)), Ok(None)) {
+                let _ = c.signal(sysproc::SIGKILL);
+                let _ = c.wait(None);
+            }
+        } else {
+            let _ = c.wait(None);
+        }
+    }
+}
+
+/// This process as shmproc knows it (Python: `multiprocessing.current_process()`).
+///
+/// # Examples
+///
+/// ```
+/// println!("{} has pid {}", shmproc::current_process().name(), std::process::id());
+/// ```
+pub fn current_process() -> ProcessInfo {
+    with_state(|s| s.me.clone())
+}
+
+/// The process that started this one, if it was started by shmproc
+/// (Python: `multiprocessing.parent_process()`).
+///
+/// # Examples
+///
+/// ```
+/// assert!(shmproc::parent_process().is_none()); // a program's first process
+/// ```
+pub fn parent_process() -> Option<ProcessInfo> {
+    with_state(|s| s.parent.clone())
+}
+
+/// The children of this process that are still running; finished ones are
+/// reaped as a side effect, so none stays a zombie (Python:
+/// `multiprocessing.active_children()`).
+///
+/// # Examples
+///
+/// ```
+/// assert!(shmproc::active_children().is_empty());
+/// ```
+pub fn active_children() -> Vec<ProcessInfo> {
+    with_state(|s| {
+        s.children.retain(|c| matches!(c.poll(), Ok(None)));
+        s.children.iter().map(|c| ProcessInfo { pid: c.pid(), name: c.name.clone(), daemon: c.daemon }).collect()
+    })
+}
+
+/// The number of CPUs this process may use (Python: `os.cpu_count()`,
+/// restricted to the affinity mask like `os.process_cpu_count()`).
+///
+/// # Examples
+///
+/// ```
+/// assert!(shmproc::cpu_count() >= 1);
+/// ```
+pub fn cpu_count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

@@ -1,0 +1,125 @@
+//! The fork server: a single-threaded process, started once by
+//! re-execution, that forks each new child on request.
+//!
+//! It talks to its parent over an inherited socketpair (never a socket in
+//! the file system, so no other user can reach it: CVE-2022-42919 cannot
+//! happen). A request is one byte carrying descriptors (`SCM_RIGHTS`): the
+//! child's channel, then the argument's descriptors. The server clones with
+//! `CLONE_PARENT`, so the child is a direct child of the requesting program,
+//! and answers with the child's pid (or a negative errno) as 8 bytes.
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::process::{Command, Stdio};
+
+use parking_lot::Mutex;
+
+use crate::error::{Error, Result};
+use crate::process::start::on_launcher;
+use crate::sys::ctor::{self, CHILD_VAR, SERVER_VAR};
+use crate::sys::process::{self as sysproc, Forked, PidFd};
+use crate::sys::shm as sysshm;
+
+/// `SCM_MAX_FD`: the most descriptors one message can carry.
+const MAX_FDS: usize = 253;
+
+struct Server {
+    owner: u32,
+    sock: UnixStream,
+    process: PidFd,
+}
+
+static SERVER: Mutex<Option<Server>> = Mutex::new(None);
+
+fn launch() -> Result<Server> {
+    ctor::keep_linked();
+    let exe = crate::sys::image::current_exe().map_err(|e| Error::os("current_exe", e))?;
+    let (ours, theirs) = UnixStream::pair().map_err(|e| Error::os("socketpair", e))?;
+    let _guard = super::spawn::SPAWN_LOCK.lock();
+    let inherit = sysshm::inheritable_dup(theirs.as_fd()).map_err(|e| Error::os("dup", e))?;
+    let value = format!("{}:{}", std::os::fd::AsRawFd::as_raw_fd(&inherit), sysproc::pid());
+    let child = on_launcher(move || {
+        let r = Command::new(exe).env(SERVER_VAR, value).env_remove(CHILD_VAR).stdin(Stdio::null()).spawn();
+        drop((inherit, theirs));
+        r
+    })
+    .map_err(|e| Error::os("spawn (fork server)", e))?;
+    let process = PidFd::open(child.id()).map_err(|e| Error::os("pidfd_open", e))?;
+    Ok(Server { owner: sysproc::pid(), sock: ours, process })
+}
+
+fn request(server: &mut Server, channel: BorrowedFd<'_>, fds: &[OwnedFd]) -> std::io::Result<i64> {
+    let mut all: Vec<BorrowedFd<'_>> = vec![channel];
+    all.extend(fds.iter().map(|f| f.as_fd()));
+    sysshm::send_fds(server.sock.as_fd(), &all)?;
+    let mut reply = [0u8; 8];
+    server.sock.read_exact(&mut reply)?;
+    Ok(i64::from_le_bytes(reply))
+}
+
+/// Asks the fork server (started on first use, restarted if it died) for
+/// a child that runs the task in `channel`; returns its pid.
+pub(crate) fn start(channel: BorrowedFd<'_>, fds: &[OwnedFd]) -> Result<u32> {
+    if fds.len() + 1 > MAX_FDS {
+        return Err(Error::InvalidArgument { what: "too many shared handles in one argument (at most 252)" });
+    }
+    let mut g = SERVER.lock();
+    for attempt in 0..2 {
+        let alive = g.as_ref().is_some_and(|s| s.owner == sysproc::pid() && matches!(s.process.try_reap(), Ok(None)));
+        if !alive {
+            *g = Some(launch()?);
+        }
+        let server = g.as_mut().expect("invariant: launched above");
+        match request(server, channel, fds) {
+            Ok(pid) if pid > 0 => return Ok(pid as u32),
+            Ok(neg) => {
+                return Err(Error::os("fork server: clone", std::io::Error::from_raw_os_error((-neg) as i32)));
+            }
+            // The server died or closed: start a new one once.
+            Err(e) if attempt == 0 => {
+                let _ = e;
+                if let Some(old) = g.take() {
+                    let _ = old.process.signal(sysproc::SIGKILL);
+                    let _ = old.process.wait_exit(None);
+                    let _ = old.process.try_reap();
+                }
+            }
+            Err(e) => return Err(Error::os("fork server request", e)),
+        }
+    }
+    Err(Error::os("fork server", std::io::Error::other("the fork server keeps dying")))
+}
+
+/// The server's main loop (in the re-executed process, from the loader
+/// hook, before `main`). Never returns.
+pub(crate) fn serve(value: &str) -> ! {
+    let parsed =
+        value.split_once(':').and_then(|(fd, ppid)| Some((fd.parse::<i32>().ok()?, ppid.parse::<u32>().ok()?)));
+    let Some((fd, parent)) = parsed else { sysproc::exit_now(2) };
+    let Ok(sock) = sysshm::own_inherited(fd) else { sysproc::exit_now(2) };
+    if sysproc::die_with_parent(parent).is_err() {
+        sysproc::exit_now(2);
+    }
+    let mut sock = UnixStream::from(sock);
+    loop {
+        let mut fds = match sysshm::recv_fds(sock.as_fd(), MAX_FDS) {
+            Ok(f) if !f.is_empty() => f,
+            // EOF: the parent closed its end or died.
+            _ => sysproc::exit_now(0),
+        };
+        let channel = fds.remove(0);
+        let reply: i64 = match sysproc::clone_parent() {
+            Ok(Forked::Child) => {
+                drop(sock);
+                super::bootstrap::run_child(channel, fds)
+            }
+            Ok(Forked::Parent(pid)) => i64::from(pid),
+            Err(e) => -i64::from(e.raw_os_error().unwrap_or(libc::EIO)),
+        };
+        drop((channel, fds));
+        if sock.write_all(&reply.to_le_bytes()).is_err() {
+            sysproc::exit_now(0);
+        }
+    }
+}

@@ -1,0 +1,438 @@
+//! `Process`, its builder, and the `Task` trait.
+
+use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec;
+use crate::error::{Error, ProcessFailure, Result};
+use crate::process::bootstrap::{self, TaskSpec, Trampoline, trampoline};
+use crate::process::channel::{self, Channel};
+use crate::process::current::{self, ChildState};
+use crate::process::start::{StartMethod, start_method};
+use crate::shm::handoff;
+use crate::sys::image::{ExeId, FnRef};
+use crate::sys::process::{self as sysproc, ForkPermit, Forked, RawExit};
+
+/// How a child process ended.
+///
+/// # Examples
+///
+/// ```no_run
+/// fn nothing(_: ()) {}
+/// let mut p = shmproc::Process::spawn(nothing, ())?;
+/// p.join()?;
+/// let status = p.exitcode().expect("joined");
+/// assert!(status.success());
+/// assert_eq!(status.code(), Some(0));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExitStatus(RawExit);
+
+impl ExitStatus {
+    /// The exit code, if the process exited (rather than being killed).
+    pub fn code(&self) -> Option<i32> {
+        match self.0 {
+            RawExit::Code(c) => Some(c),
+            RawExit::Signal(_) => None,
+        }
+    }
+
+    /// The signal that killed the process, if one did.
+    pub fn signal(&self) -> Option<i32> {
+        match self.0 {
+            RawExit::Signal(s) => Some(s),
+            RawExit::Code(_) => None,
+        }
+    }
+
+    /// Whether the process exited with code 0.
+    pub fn success(&self) -> bool {
+        self.0 == RawExit::Code(0)
+    }
+
+    /// Python's `exitcode`: the code, or minus the signal number.
+    pub fn python(&self) -> i32 {
+        match self.0 {
+            RawExit::Code(c) => c,
+            RawExit::Signal(s) => -s,
+        }
+    }
+}
+
+impl std::fmt::Display for ExitStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            RawExit::Code(c) => write!(f, "exit code {c}"),
+            RawExit::Signal(s) => write!(f, "signal {s} ({})", crate::error::signal_name(s)),
+        }
+    }
+}
+
+/// A unit of work with a `run` method: the analogue of subclassing Python's
+/// `Process` and overriding `run()`. The task value is the argument; it
+/// travels to the child encoded.
+///
+/// # Examples
+///
+/// ```no_run
+/// use serde::{Deserialize, Serialize};
+/// use shmproc::{Process, Task};
+///
+/// #[derive(Serialize, Deserialize)]
+/// struct Greet { who: String, times: usize }
+///
+/// impl Task for Greet {
+///     type Output = String;
+///     fn run(self) -> String { format!("hello {}", self.who).repeat(self.times) }
+/// }
+///
+/// let mut p = Process::start(Greet { who: "bob".into(), times: 2 })?;
+/// assert_eq!(p.join()?, "hello bobhello bob");
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub trait Task: Serialize + DeserializeOwned + 'static {
+    /// What `run` returns to the parent.
+    type Output: Serialize + DeserializeOwned + 'static;
+    /// The work, run in the child.
+    fn run(self) -> Self::Output;
+}
+
+fn run_task<T: Task>(task: T) -> T::Output {
+    task.run()
+}
+
+/// Options for starting a child process.
+///
+/// # Examples
+///
+/// ```no_run
+/// use shmproc::{Process, StartMethod};
+///
+/// fn work(n: u32) -> u32 { n + 1 }
+///
+/// let mut p = Process::builder()
+///     .name("w1")
+///     .daemon(true)
+///     .start_method(StartMethod::Spawn)
+///     .spawn(work, 41)?;
+/// assert_eq!(p.name(), "w1");
+/// assert_eq!(p.join()?, 42);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ProcessBuilder {
+    name: Option<String>,
+    daemon: bool,
+    method: Option<StartMethod>,
+    permit: Option<ForkPermit>,
+}
+
+impl ProcessBuilder {
+    /// The child's name (default `Process-N`).
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Whether the child is a daemon: it is terminated when this process
+    /// exits instead of being waited for, and it cannot start children.
+    pub fn daemon(mut self, daemon: bool) -> Self {
+        self.daemon = daemon;
+        self
+    }
+
+    /// The start method (default: [`start_method()`](crate::start_method)).
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.method = Some(method);
+        self
+    }
+
+    /// Lets the fork start method fork even when this process has several
+    /// threads.
+    ///
+    /// # Safety
+    ///
+    /// A forked child has only the thread that forked; any lock another
+    /// thread held at that moment (malloc's, std's, yours) stays locked
+    /// forever in the child. The caller guarantees that the child's work
+    /// takes no such lock.
+    #[allow(unsafe_code)] // declares a contract only; no unsafe operation here
+    pub unsafe fn allow_fork_with_threads(mut self) -> Self {
+        self.permit = Some(ForkPermit::CallerPromised);
+        self
+    }
+
+    /// Starts `f(arg)` in a child process.
+    ///
+    /// # Errors
+    /// [`Error::ForkUnsafe`], [`Error::DaemonChild`], [`Error::Codec`] if
+    /// `arg` cannot be encoded (reported here, synchronously), [`Error::Os`].
+    pub fn spawn<A, R>(self, f: fn(A) -> R, arg: A) -> Result<Process<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        current::check_can_start()?;
+        let method = self.method.unwrap_or_else(start_method);
+        if method == StartMethod::Fork {
+            return self.fork(move || f(arg));
+        }
+        let (args, fds) = handoff::collecting_fds(|| codec::encode(&arg));
+        let args = args?;
+        let name = self.name.clone().unwrap_or_else(current::next_name);
+        let me = current::current_process();
+        let tramp: Trampoline = trampoline::<A, R>;
+        let spec = TaskSpec {
+            exe: ExeId::current().map_err(|e| Error::os("stat /proc/self/exe", e))?,
+            trampoline: FnRef::of(tramp),
+            function: FnRef::of(f),
+            name: name.clone(),
+            daemon: self.daemon,
+            parent_pid: me.pid(),
+            parent_name: me.name().to_owned(),
+            args,
+        };
+        let channel = Channel::new(&codec::encode(&spec)?)?;
+        let pid = match method {
+            StartMethod::Spawn => super::spawn::start(channel.segment().fd(), &fds)?,
+            _ => super::forkserver::start(channel.segment().fd(), &fds)?,
+        };
+        Process::adopt(pid, name, self.daemon, channel)
+    }
+
+    /// Starts a [`Task`] in a child process.
+    ///
+    /// # Errors
+    /// As for [`spawn`](Self::spawn).
+    pub fn start<T: Task>(self, task: T) -> Result<Process<T::Output>> {
+        let f: fn(T) -> T::Output = run_task::<T>;
+        self.spawn(f, task)
+    }
+
+    /// Forks a child that runs `f` (fork start method only: a closure
+    /// cannot cross an `exec`).
+    ///
+    /// # Errors
+    /// [`Error::ForkUnsafe`] if this process has several threads (unless
+    /// [`allow_fork_with_threads`](Self::allow_fork_with_threads)),
+    /// [`Error::DaemonChild`], [`Error::Os`].
+    pub fn fork<F, R>(self, f: F) -> Result<Process<R>>
+    where
+        F: FnOnce() -> R,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        current::check_can_start()?;
+        let permit = self.permit.unwrap_or(ForkPermit::SingleThreaded);
+        if permit == ForkPermit::SingleThreaded {
+            let threads = sysproc::thread_count().map_err(|e| Error::os("read /proc/self/task", e))?;
+            if threads != 1 {
+                return Err(Error::ForkUnsafe { threads });
+            }
+        }
+        let name = self.name.clone().unwrap_or_else(current::next_name);
+        let me = current::current_process();
+        let channel = Channel::new(&[])?;
+        {
+            use std::io::Write;
+            let _ = std::io::stdout().flush();
+            let _ = std::io::stderr().flush();
+        }
+        match sysproc::fork(permit).map_err(|e| Error::os("fork", e))? {
+            Forked::Child => {
+                current::set_current(name, self.daemon, me.clone());
+                let outcome = catch_unwind(AssertUnwindSafe(|| {
+                    sysproc::die_with_parent(me.pid()).map_err(|e| Error::os("prctl(PR_SET_PDEATHSIG)", e))?;
+                    channel.mark_running();
+                    codec::encode(&f())
+                }));
+                bootstrap::finish_and_exit(&channel, outcome)
+            }
+            Forked::Parent(pid) => Process::adopt(pid, name, self.daemon, channel),
+        }
+    }
+}
+
+/// A child process (Python: `multiprocessing.Process`).
+///
+/// `R` is what the child's function returns; [`join`](Process::join) gives
+/// it back. Dropping a `Process` without joining leaves the child running;
+/// it is reaped later by [`active_children`](crate::active_children) or the
+/// next start, so no zombie stays behind. At normal exit of this program,
+/// non-daemon children are waited for and daemon children terminated, as in
+/// Python.
+///
+/// # Examples
+///
+/// ```no_run
+/// use shmproc::Process;
+///
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let mut children: Vec<_> = (1..=5).map(|i| Process::spawn(square, i)).collect::<Result<_, _>>()?;
+/// let squares: Vec<u64> = children.iter_mut().map(|p| p.join()).collect::<Result<_, _>>()?;
+/// assert_eq!(squares, [1, 4, 9, 16, 25]);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub struct Process<R = ()> {
+    child: Arc<ChildState>,
+    channel: Channel,
+    outcome: Option<(u32, Vec<u8>)>,
+    _result: PhantomData<fn() -> R>,
+}
+
+impl<R> std::fmt::Debug for Process<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Process").field("pid", &self.pid()).field("name", &self.child.name).finish()
+    }
+}
+
+impl Process<()> {
+    /// A builder for the less common options.
+    pub fn builder() -> ProcessBuilder {
+        ProcessBuilder::default()
+    }
+}
+
+impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
+    /// Starts `f(arg)` in a child with the default start method
+    /// (Python: `Process(target=f, args=(arg,)).start()`).
+    ///
+    /// `f` is a plain `fn` (no captures): under Spawn and ForkServer the
+    /// child finds it by its address in the binary. Put several arguments
+    /// in a tuple or a struct.
+    ///
+    /// # Errors
+    /// As for [`ProcessBuilder::spawn`].
+    pub fn spawn<A>(f: fn(A) -> R, arg: A) -> Result<Process<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+    {
+        ProcessBuilder::default().spawn(f, arg)
+    }
+
+    /// Forks a child that runs the closure `f`.
+    ///
+    /// # Errors
+    /// As for [`ProcessBuilder::fork`].
+    pub fn fork<F: FnOnce() -> R>(f: F) -> Result<Process<R>> {
+        ProcessBuilder::default().fork(f)
+    }
+}
+
+impl Process<()> {
+    /// Starts a [`Task`] in a child with the default start method.
+    ///
+    /// # Errors
+    /// As for [`ProcessBuilder::spawn`].
+    pub fn start<T: Task>(task: T) -> Result<Process<T::Output>> {
+        ProcessBuilder::default().start(task)
+    }
+}
+
+impl<R> Process<R> {
+    fn adopt(pid: u32, name: String, daemon: bool, channel: Channel) -> Result<Process<R>> {
+        let child = ChildState::new(pid, name, daemon)?;
+        current::register(child.clone());
+        Ok(Process { child, channel, outcome: None, _result: PhantomData })
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.pid()
+    }
+
+    /// The child's name.
+    pub fn name(&self) -> &str {
+        &self.child.name
+    }
+
+    /// Whether the child is a daemon.
+    pub fn is_daemon(&self) -> bool {
+        self.child.daemon
+    }
+
+    /// Whether the child is still running.
+    pub fn is_alive(&self) -> bool {
+        matches!(self.child.poll(), Ok(None))
+    }
+
+    /// How the child ended, or `None` while it runs (Python: `exitcode`).
+    pub fn exitcode(&self) -> Option<ExitStatus> {
+        self.child.poll().ok().flatten().map(ExitStatus)
+    }
+
+    /// Sends SIGTERM (Python: `terminate()`).
+    ///
+    /// # Errors
+    /// [`Error::Os`].
+    pub fn terminate(&self) -> Result<()> {
+        self.child.signal(sysproc::SIGTERM)
+    }
+
+    /// Sends SIGKILL (Python: `kill()`).
+    ///
+    /// # Errors
+    /// [`Error::Os`].
+    pub fn kill(&self) -> Result<()> {
+        self.child.signal(sysproc::SIGKILL)
+    }
+}
+
+impl<R: DeserializeOwned> Process<R> {
+    /// Waits for the child and returns what its function returned. May be
+    /// called again; it returns the same result.
+    ///
+    /// # Errors
+    /// [`Error::ProcessFailed`] with the panic message, the signal, or the
+    /// exit code when the child produced no result; [`Error::Codec`].
+    pub fn join(&mut self) -> Result<R> {
+        self.child.wait(None)?;
+        self.collect()
+    }
+
+    /// Like [`join`](Process::join), giving up after `timeout`:
+    /// `Ok(None)` if the child is still running.
+    ///
+    /// # Errors
+    /// As for [`join`](Process::join).
+    pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<R>> {
+        self.join_deadline(Instant::now() + timeout)
+    }
+
+    /// Like [`join_timeout`](Process::join_timeout) with a deadline.
+    ///
+    /// # Errors
+    /// As for [`join`](Process::join).
+    pub fn join_deadline(&mut self, deadline: Instant) -> Result<Option<R>> {
+        match self.child.wait(Some(deadline))? {
+            None => Ok(None),
+            Some(_) => self.collect().map(Some),
+        }
+    }
+
+    fn collect(&mut self) -> Result<R> {
+        if self.outcome.is_none() {
+            self.outcome = self.channel.result()?;
+        }
+        let fail = |failure| Error::ProcessFailed { pid: self.pid(), name: self.child.name.clone(), failure };
+        match &self.outcome {
+            Some((channel::OK, bytes)) => codec::decode(bytes),
+            Some((channel::PANIC, m)) => Err(fail(ProcessFailure::Panicked(String::from_utf8_lossy(m).into_owned()))),
+            Some((_, m)) => Err(fail(ProcessFailure::TaskError(String::from_utf8_lossy(m).into_owned()))),
+            None => match self.child.poll()? {
+                Some(RawExit::Signal(s)) => Err(fail(ProcessFailure::Signaled(s))),
+                Some(RawExit::Code(c)) if !self.channel.started() => Err(fail(ProcessFailure::TaskError(format!(
+                    "the child exited with code {c} before reaching its task (see its stderr)"
+                )))),
+                Some(RawExit::Code(c)) => Err(fail(ProcessFailure::Exited(c))),
+                None => Err(Error::InvalidArgument { what: "the child has not exited" }),
+            },
+        }
+    }
+}

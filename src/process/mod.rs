@@ -1,0 +1,9 @@
+//! Processes and start methods: `Process`, fork, spawn, forkserver.
+
+pub(crate) mod bootstrap;
+mod channel;
+pub(crate) mod current;
+pub(crate) mod forkserver;
+pub(crate) mod handle;
+pub(crate) mod spawn;
+pub(crate) mod start;

@@ -1,0 +1,46 @@
+//! The loader hook: code that runs before `main` in every binary that links
+//! shmproc, so that a re-executed child (spawn start method) or the fork
+//! server takes its role even in binaries whose `main` is not ours (test
+//! harnesses, examples without `shmproc::init()`).
+//!
+//! It reads and removes two environment variables; when neither is set
+//! (every ordinary start) it returns at once. This is the one place where
+//! `sys` calls up into the process layer.
+
+/// The variable that tells a re-executed child where its task is.
+pub(crate) const CHILD_VAR: &str = "SHMPROC_CHILD";
+/// The variable that tells a re-executed process to be the fork server.
+pub(crate) const SERVER_VAR: &str = "SHMPROC_FORKSERVER";
+
+// Loader contract: `.init_array` entries are called by the dynamic loader (or the C
+// runtime for static binaries) once, before `main`, with the usual C ABI and
+// no arguments used; `on_load` is a valid `extern "C" fn()`.
+#[used]
+#[unsafe(link_section = ".init_array")]
+static ON_LOAD: extern "C" fn() = on_load;
+
+extern "C" fn on_load() {
+    let child = take_env(CHILD_VAR);
+    let server = take_env(SERVER_VAR);
+    if child.is_some() || server.is_some() {
+        crate::process::bootstrap::on_load(child, server);
+    }
+}
+
+fn take_env(key: &str) -> Option<String> {
+    let value = std::env::var(key).ok()?;
+    // SAFETY: we run from `.init_array` before `main`, while the process is
+    // a freshly exec'ed image with a single thread, so no other thread can
+    // read or write the environment concurrently. Removing the variable
+    // keeps it from leaking to the task's own children.
+    unsafe { std::env::remove_var(key) };
+    Some(value)
+}
+
+/// Keeps the hook in the final binary: the linker may drop an unreferenced
+/// object file of an rlib, and with it the `.init_array` entry. Every path
+/// that starts a re-executed child calls this.
+#[inline(never)]
+pub(crate) fn keep_linked() {
+    std::hint::black_box(&ON_LOAD);
+}

@@ -1,0 +1,315 @@
+//! `Process` and the start methods, driven from the (multi-threaded) test
+//! harness: Spawn and ForkServer never fork the harness itself; the Fork
+//! start method is exercised inside a spawned child, which is
+//! single-threaded.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use shmproc::{Context, Error, Process, ProcessFailure, Segment, Shared, StartMethod, Task};
+
+const METHODS: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::ForkServer];
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn boom(_: ()) -> u32 {
+    panic!("kaboom")
+}
+
+fn sleep_ms(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms))
+}
+
+fn exit_with(code: i32) {
+    std::process::exit(code)
+}
+
+fn who_am_i(_: ()) -> (u32, String, bool, Option<u32>) {
+    let me = shmproc::current_process();
+    (me.pid(), me.name().to_owned(), me.is_daemon(), shmproc::parent_process().map(|p| p.pid()))
+}
+
+fn unique(tag: &str) -> String {
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!("t-process-{tag}-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
+#[test]
+fn results_come_back_under_each_method() {
+    for m in METHODS {
+        let ctx = Context::new(m);
+        let mut children: Vec<_> = (1..=5).map(|i| ctx.spawn(square, i).expect("start")).collect();
+        let pids: Vec<u32> = children.iter().map(|p| p.pid()).collect();
+        assert!(pids.iter().all(|&p| p != std::process::id()));
+        let out: Vec<u64> = children.iter_mut().map(|p| p.join().expect("join")).collect();
+        assert_eq!(out, [1, 4, 9, 16, 25], "{m}");
+        for p in &mut children {
+            assert!(!p.is_alive());
+            assert!(p.exitcode().expect("exited").success());
+            let first = p.join().expect("join again");
+            assert_eq!(p.join().expect("and again"), first, "join is repeatable");
+        }
+    }
+}
+
+#[test]
+fn names_daemon_flag_and_parent_are_visible_in_the_child() {
+    for m in METHODS {
+        let mut p =
+            Process::builder().name("worker-7").daemon(true).start_method(m).spawn(who_am_i, ()).expect("start");
+        assert_eq!(p.name(), "worker-7");
+        assert!(p.is_daemon());
+        let (pid, name, daemon, parent) = p.join().expect("join");
+        assert_eq!(pid, p.pid());
+        assert_eq!(name, "worker-7");
+        assert!(daemon);
+        assert_eq!(parent, Some(std::process::id()));
+        let mut q = Context::new(m).spawn(who_am_i, ()).expect("start");
+        assert!(q.name().starts_with("Process-"), "{}", q.name());
+        assert!(!q.join().expect("join").2);
+    }
+}
+
+#[test]
+fn a_panic_is_reported_with_its_message() {
+    for m in METHODS {
+        let mut p = Context::new(m).spawn(boom, ()).expect("start");
+        match p.join() {
+            Err(Error::ProcessFailed { failure: ProcessFailure::Panicked(msg), pid, .. }) => {
+                assert!(msg.contains("kaboom"), "{msg}");
+                assert_eq!(pid, p.pid());
+            }
+            other => panic!("{m}: {other:?}"),
+        }
+        assert_eq!(p.exitcode().expect("exited").code(), Some(1));
+    }
+}
+
+#[test]
+fn exit_codes_and_signals_are_reported() {
+    for m in METHODS {
+        let mut p = Context::new(m).spawn(exit_with, 3).expect("start");
+        match p.join() {
+            Err(Error::ProcessFailed { failure: ProcessFailure::Exited(3), .. }) => {}
+            other => panic!("{m}: {other:?}"),
+        }
+        assert_eq!(p.exitcode().expect("exited").python(), 3);
+
+        let mut k = Context::new(m).spawn(sleep_ms, 60_000).expect("start");
+        assert!(k.is_alive());
+        assert!(k.join_timeout(Duration::from_millis(20)).expect("wait").is_none());
+        k.kill().expect("kill");
+        match k.join() {
+            Err(Error::ProcessFailed { failure: ProcessFailure::Signaled(9), .. }) => {}
+            other => panic!("{m}: {other:?}"),
+        }
+        assert_eq!(k.exitcode().expect("exited").python(), -9);
+
+        let mut t = Context::new(m).spawn(sleep_ms, 60_000).expect("start");
+        t.terminate().expect("terminate");
+        match t.join() {
+            Err(Error::ProcessFailed { failure: ProcessFailure::Signaled(15), .. }) => {}
+            other => panic!("{m}: {other:?}"),
+        }
+        // Signalling a reaped child is harmless.
+        t.kill().expect("kill after exit");
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Job {
+    base: u64,
+    items: Vec<u64>,
+}
+
+impl Task for Job {
+    type Output = u64;
+    fn run(self) -> u64 {
+        self.items.iter().map(|i| i + self.base).sum()
+    }
+}
+
+#[test]
+fn task_types_run_like_subclassed_processes() {
+    for m in METHODS {
+        let mut p = Context::new(m).start(Job { base: 10, items: vec![1, 2, 3] }).expect("start");
+        assert_eq!(p.join().expect("join"), 36);
+    }
+    let mut p = Process::start(Job { base: 0, items: vec![5] }).expect("start");
+    assert_eq!(p.join().expect("join"), 5);
+}
+
+fn sum_len(v: Vec<u8>) -> (usize, Vec<u8>) {
+    (v.len(), vec![v.iter().fold(0u8, |a, b| a.wrapping_add(*b)); v.len()])
+}
+
+#[test]
+fn large_arguments_and_results_travel() {
+    for m in METHODS {
+        let big: Vec<u8> = (0..3 * 1024 * 1024).map(|i| i as u8).collect();
+        let mut p = Context::new(m).spawn(sum_len, big.clone()).expect("start");
+        let (n, back) = p.join().expect("join");
+        assert_eq!(n, big.len());
+        assert_eq!(back.len(), big.len());
+    }
+}
+
+fn write_into(seg: Segment) -> usize {
+    seg.write_at(0, b"from the child").expect("write");
+    seg.len()
+}
+
+fn bump(counter: Shared<AtomicU64>) -> u64 {
+    for _ in 0..1000 {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+    counter.load(Ordering::Relaxed)
+}
+
+#[test]
+fn shared_handles_pass_as_arguments() {
+    for m in METHODS {
+        let anon = Segment::anonymous(64).expect("segment");
+        let mut p = Context::new(m).spawn(write_into, anon.clone()).expect("start");
+        assert_eq!(p.join().expect("join"), 64);
+        let mut buf = [0u8; 14];
+        anon.read_at(0, &mut buf).expect("read");
+        assert_eq!(&buf, b"from the child");
+
+        let name = unique("named");
+        let named = Segment::create(&name, 32).expect("segment");
+        let mut p = Context::new(m).spawn(write_into, named.clone()).expect("start");
+        assert_eq!(p.join().expect("join"), 32);
+        named.read_at(0, &mut buf).expect("read");
+        assert_eq!(&buf, b"from the child");
+
+        let counter = Shared::<AtomicU64>::anonymous(|_| {}).expect("counter");
+        let mut kids: Vec<_> = (0..4).map(|_| Context::new(m).spawn(bump, counter.clone()).expect("start")).collect();
+        for k in &mut kids {
+            k.join().expect("join");
+        }
+        assert_eq!(counter.load(Ordering::Relaxed), 4000);
+    }
+}
+
+fn nested(m: StartMethod) -> Result<u64, String> {
+    let mut p = Context::new(m).spawn(square, 9).map_err(|e| e.to_string())?;
+    p.join().map_err(|e| e.to_string())
+}
+
+fn forked_in_child(_: ()) -> Result<(u64, u64), String> {
+    // A spawned child runs its task before `main`, single-threaded, so the
+    // fork start method is allowed here.
+    let mut p = Process::builder().start_method(StartMethod::Fork).spawn(square, 12).map_err(|e| e.to_string())?;
+    let mut q = Process::fork(|| 5u64 + 6).map_err(|e| e.to_string())?;
+    Ok((p.join().map_err(|e| e.to_string())?, q.join().map_err(|e| e.to_string())?))
+}
+
+#[test]
+fn fork_works_in_a_single_threaded_child() {
+    let mut p = Context::new(StartMethod::Spawn).spawn(forked_in_child, ()).expect("start");
+    assert_eq!(p.join().expect("join"), Ok((144, 11)));
+}
+
+#[test]
+fn children_can_start_children_but_daemons_cannot() {
+    for m in METHODS {
+        let mut p = Context::new(m).spawn(nested, m).expect("start");
+        assert_eq!(p.join().expect("join"), Ok(81));
+        let mut d = Context::new(m).process().daemon(true).spawn(nested, m).expect("start");
+        let err = d.join().expect("join").expect_err("a daemon cannot have children");
+        assert!(err.contains("daemonic"), "{err}");
+    }
+}
+
+/// RELIABILITY case 43: fork is refused while the parent has several
+/// threads; spawn and forkserver work with 16 busy threads holding locks.
+#[test]
+fn fork_is_refused_with_threads_and_others_work_under_load() {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let lock = std::sync::Arc::new(std::sync::Mutex::new(0u64));
+    let busy: Vec<_> = (0..16)
+        .map(|_| {
+            let (stop, lock) = (stop.clone(), lock.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let mut g = lock.lock().expect("lock");
+                    *g += 1;
+                    let v: Vec<u8> = vec![0; 4096]; // malloc under the lock
+                    std::hint::black_box(v);
+                    println!("busy {}", *g % 2); // stdout's lock too
+                }
+            })
+        })
+        .collect();
+    let r = Process::builder().start_method(StartMethod::Fork).spawn(square, 2);
+    match r {
+        Err(Error::ForkUnsafe { threads }) => assert!(threads > 16),
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(Process::fork(|| 1u8), Err(Error::ForkUnsafe { .. })));
+    for m in METHODS {
+        for i in 0..5u64 {
+            let mut p = Context::new(m).spawn(square, i).expect("start");
+            assert_eq!(p.join().expect("join"), i * i);
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for t in busy {
+        t.join().expect("busy thread");
+    }
+}
+
+fn zombies_of(pid: u32) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir("/proc").expect("/proc").flatten() {
+        let Ok(stat) = std::fs::read_to_string(e.path().join("stat")) else { continue };
+        let Some(rest) = stat.rsplit_once(") ").map(|x| x.1) else { continue };
+        let mut f = rest.split_whitespace();
+        let state = f.next();
+        let ppid: Option<u32> = f.next().and_then(|p| p.parse().ok());
+        if state == Some("Z") && ppid == Some(pid) {
+            n += 1;
+        }
+    }
+    n
+}
+
+fn nothing(_: ()) {}
+
+/// RELIABILITY case 45: 1 000 short-lived children, half of the handles
+/// dropped without join -> no zombie is left once `active_children()` ran.
+#[test]
+fn no_zombies_after_many_short_children() {
+    let ctx = Context::new(StartMethod::ForkServer);
+    let mut kept = Vec::new();
+    for i in 0..1000 {
+        let p = ctx.spawn(nothing, ()).expect("start");
+        if i % 2 == 0 {
+            kept.push(p);
+        }
+    }
+    for p in &mut kept {
+        p.join().expect("join");
+    }
+    // The dropped ones finish on their own; reap them.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !shmproc::active_children().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "children still running after 30 s");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(zombies_of(std::process::id()), 0);
+}
+
+#[test]
+fn start_methods_parse_and_switch() {
+    assert_eq!("forkserver".parse::<StartMethod>().expect("parse"), StartMethod::ForkServer);
+    assert!("thread".parse::<StartMethod>().is_err());
+    assert_eq!(StartMethod::all().len(), 3);
+    assert!(shmproc::cpu_count() >= 1);
+    assert_eq!(shmproc::current_process().name(), "MainProcess");
+    assert!(shmproc::parent_process().is_none());
+}
