@@ -1,12 +1,15 @@
-//! A tour of shmproc's foundation: named and anonymous segments shared with
-//! child processes, a shared atomic counter, a 64 MiB transfer against an OS
-//! pipe, and cleanup after a creator killed with SIGKILL.
+//! A tour of shmproc: named and anonymous segments shared with child
+//! processes, a shared atomic counter, a 64 MiB transfer against an OS pipe,
+//! cleanup after a creator killed with SIGKILL, and shmproc's own child
+//! processes under each start method.
 //!
 //! Run it with `cargo run --release --example tour`.
 //!
-//! The children are this same program, re-executed with `SHMPROC_TOUR_ROLE`
-//! set (shmproc's own process layer arrives in a later release). Each
-//! section is one function; `main` runs them in order.
+//! In sections 1 to 5 the children are started by hand: this same program,
+//! re-executed with `SHMPROC_TOUR_ROLE` set, so the segments are seen by
+//! processes that share nothing else with the parent. Section 6 uses
+//! [`shmproc::Process`]. Each section is one function; `main` runs them in
+//! order.
 
 use std::error::Error;
 use std::fs::File;
@@ -17,7 +20,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use shmproc::{Segment, Shared};
+use shmproc::{Context, Process, Segment, Shared, StartMethod};
 
 type Result<T = (), E = Box<dyn Error>> = std::result::Result<T, E>;
 
@@ -36,8 +39,11 @@ const REPLY_AT: usize = 2048;
 const INCREMENTS: u64 = 100_000;
 /// Section 4: bytes moved per transfer.
 const TRANSFER: usize = 64 << 20;
+/// Section 6: children timed per start method.
+const TIMED_CHILDREN: u32 = 10;
 
 fn main() -> Result {
+    shmproc::init();
     if let Ok(role) = std::env::var(ROLE_ENV) {
         return child_main(&role);
     }
@@ -48,6 +54,7 @@ fn main() -> Result {
     shared_counter()?;
     bulk_transfer()?;
     stale_cleanup()?;
+    processes()?;
     println!();
     println!("tour finished in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
@@ -316,5 +323,45 @@ fn crasher_child() -> Result {
     std::io::stdout().flush()?;
     // The parent kills us; if it died first, do not linger forever.
     std::thread::sleep(Duration::from_secs(60));
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 6. shmproc processes
+
+/// A tour child's work: its pid and the sum of the squares of 1..=n.
+fn sum_of_squares(n: u64) -> (u32, u64) {
+    (std::process::id(), (1..=n).map(|i| i * i).sum())
+}
+
+fn explode(_: ()) -> u64 {
+    panic!("this child panics on purpose")
+}
+
+fn processes() -> Result {
+    heading("6. Processes: children under each start method");
+    let me = std::process::id();
+    // Fork needs a single-threaded parent: no section above starts a thread
+    // (std's Command does not), so it runs here in the tour's own process.
+    for method in [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer] {
+        let ctx = Context::new(method);
+        let (pid, sum) = ctx.spawn(sum_of_squares, 1000)?.join()?;
+        // Timed apart from the first child, which also starts the fork server.
+        let t = Instant::now();
+        for _ in 0..TIMED_CHILDREN {
+            ctx.spawn(sum_of_squares, 1000)?.join()?;
+        }
+        let mean = t.elapsed() / TIMED_CHILDREN;
+        println!(
+            "{:<10}: child {pid} returned sum of squares 1..=1000 = {sum}; start+join {:.2} ms (mean of {TIMED_CHILDREN})",
+            method.as_str(),
+            mean.as_secs_f64() * 1e3
+        );
+    }
+    let mut p = Process::spawn(explode, ())?;
+    match p.join() {
+        Err(e) => println!("parent {me}: join() of a child that panicked: {e}"),
+        Ok(_) => return Err("the panicking child returned a value".into()),
+    }
     Ok(())
 }

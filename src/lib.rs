@@ -4,15 +4,40 @@
 //! shared memory: data moves through `mmap`ed segments, waiting happens on
 //! futexes, and every object survives the death of any process using it.
 //!
-//! This release is the foundation: shared-memory [`Segment`]s (named or
-//! anonymous), typed placement of pointer-free state ([`Shared`],
-//! [`Arena`], [`ShmSafe`]), and stale-object cleanup ([`cleanup_stale`]).
-//! Processes, locks, queues, pools and the manager build on it.
+//! This release has processes with the three start methods ([`Process`],
+//! [`StartMethod`], [`Context`]) and their foundation: shared-memory
+//! [`Segment`]s (named or anonymous), typed placement of pointer-free state
+//! ([`Shared`], [`Arena`], [`ShmSafe`]) and stale-object cleanup
+//! ([`cleanup_stale`]). Locks, queues, pools and the manager build on them.
+//!
+//! ```
+//! fn square(x: u64) -> u64 {
+//!     x * x
+//! }
+//!
+//! fn main() -> shmproc::Result<()> {
+//!     shmproc::init(); // first line of main: lets re-executed children take their role
+//!     let mut children = (1..=3).map(|i| shmproc::Process::spawn(square, i)).collect::<Result<Vec<_>, _>>()?;
+//!     let squares = children.iter_mut().map(|p| p.join()).collect::<Result<Vec<_>, _>>()?;
+//!     assert_eq!(squares, [1, 4, 9]);
+//!     Ok(())
+//! }
+//! ```
 //!
 //! ## From Python
 //!
 //! | Python | shmproc |
 //! |---|---|
+//! | `if __name__ == "__main__":` | [`shmproc::init()`](init) first in `main` |
+//! | `Process(target=f, args=(a,)).start()` | [`Process::spawn(f, a)`](Process::spawn) (a plain `fn`; several args in a tuple or struct) |
+//! | `Process(name=.., daemon=True)` | [`Process::builder()`](Process::builder)`.name(..).daemon(true)` |
+//! | subclass `Process`, override `run()` | implement [`Task`], then [`Process::start(task)`](Process::start) |
+//! | `p.join()`, `p.join(timeout)` | [`p.join()`](Process::join) returns `f`'s result; [`join_timeout`](Process::join_timeout) |
+//! | `p.exitcode`, `p.is_alive()`, `p.pid` | [`exitcode()`](Process::exitcode), [`is_alive()`](Process::is_alive), [`pid()`](Process::pid) |
+//! | `p.terminate()`, `p.kill()` | [`terminate()`](Process::terminate), [`kill()`](Process::kill) |
+//! | `set_start_method("spawn")` | [`set_start_method(StartMethod::Spawn)`](set_start_method) |
+//! | `get_context("fork")` | [`Context::new(StartMethod::Fork)`](Context::new) |
+//! | `current_process()`, `parent_process()`, `active_children()`, `cpu_count()` | [`current_process`], [`parent_process`], [`active_children`], [`cpu_count`] |
 //! | `SharedMemory(name, create=True, size=n)` | [`Segment::create(name, n)`](Segment::create) |
 //! | `SharedMemory(name)` | [`Segment::open(name)`](Segment::open) (header checked) |
 //! | `SharedMemory(name)` on a foreign object | [`Segment::open_raw(name, access)`](Segment::open_raw) |
@@ -21,25 +46,32 @@
 //! | `shm.unlink()` | [`Segment::unlink(name)`](Segment::unlink), or the creator's drop |
 //! | resource tracker | [`cleanup_stale()`](cleanup_stale): removes only what dead creators left |
 //!
+//! Differences that matter: a child's function is a plain `fn(A) -> R`
+//! (under Spawn and ForkServer the child finds it by its address in the
+//! binary), its argument and result travel encoded (serde + postcard), and
+//! `join` returns the result or an [`Error::ProcessFailed`] that says why
+//! there is none (panic message, signal, exit code). A child killed mid-task
+//! never hangs its parent; a parent killed with SIGKILL takes its children
+//! with it.
+//!
 //! ## Choosing a primitive
 //!
+//! - Run work in another process: [`Process::spawn`]; with captures and
+//!   the fork start method: [`Process::fork`].
+//! - Choose how children start: [`StartMethod::ForkServer`] (default: safe
+//!   with threads, fast), [`StartMethod::Spawn`] (re-exec, slowest, always
+//!   safe), [`StartMethod::Fork`] (fastest; refused when the parent has
+//!   several threads).
 //! - Bytes shared by name between unrelated processes: [`Segment`].
 //! - A struct of atomics shared by name or with children: [`Shared<T>`](Shared).
 //! - Several typed regions in one segment: [`Arena`] offsets plus
 //!   [`Segment::typed`] and [`Segment::slice`].
 //!
-//! ```
-//! use std::sync::atomic::{AtomicU64, Ordering};
-//! use shmproc::Shared;
+//! Every shared handle can be an argument of a child under every start
+//! method: it travels as a descriptor beside the encoded bytes.
 //!
-//! let hits = Shared::<AtomicU64>::anonymous(|h| h.store(0, Ordering::Relaxed))?;
-//! hits.fetch_add(1, Ordering::Relaxed);
-//! assert_eq!(hits.load(Ordering::Relaxed), 1);
-//! # Ok::<(), shmproc::Error>(())
-//! ```
-//!
-//! Platform: Linux (futexes, `memfd_create`, `O_TMPFILE`). README.md says
-//! what macOS would need. SAFETY.md lists every unsafe invariant.
+//! Platform: Linux (futexes, `memfd_create`, `O_TMPFILE`, pidfds). README.md
+//! says what macOS would need. SAFETY.md lists every unsafe invariant.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![doc(test(attr(deny(warnings))))]
 

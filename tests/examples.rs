@@ -1,5 +1,5 @@
 //! Runs the examples end to end the way README.md tells readers to, and
-//! checks their output.
+//! checks their output (never their timings: the machine may be busy).
 //!
 //! The example is started through `cargo run` (the cargo that runs this
 //! test, `env!("CARGO")`), so it is built with the same toolchain and flags.
@@ -65,6 +65,35 @@ fn cargo_run_example(name: &str) -> Output {
     Output { status, stdout: out.join().expect("stdout reader"), stderr: err.join().expect("stderr reader") }
 }
 
+impl Output {
+    /// Both streams, for failure messages.
+    fn all(&self) -> String {
+        format!("--- stdout ---\n{}\n--- stderr ---\n{}", self.stdout, self.stderr)
+    }
+
+    /// Panics unless stdout contains every one of `lines`.
+    fn assert_contains(&self, lines: &[&str]) {
+        for line in lines {
+            assert!(self.stdout.contains(line), "missing {line:?}\n{}", self.all());
+        }
+    }
+
+    /// The number after `prefix` on the first stdout line that has it.
+    fn number_after(&self, prefix: &str) -> u32 {
+        let at = self.stdout.find(prefix).unwrap_or_else(|| panic!("missing {prefix:?}\n{}", self.all()));
+        let digits: String = self.stdout[at + prefix.len()..].chars().take_while(char::is_ascii_digit).collect();
+        digits.parse().unwrap_or_else(|_| panic!("no number after {prefix:?}\n{}", self.all()))
+    }
+}
+
+/// Runs an example that must succeed without any panic, child or parent.
+fn run_clean(name: &str) -> Output {
+    let out = cargo_run_example(name);
+    assert!(out.status.success(), "example {name} failed: {}\n{}", out.status, out.all());
+    assert!(!out.stderr.contains("panicked"), "example {name} panicked\n{}", out.all());
+    out
+}
+
 #[test]
 fn tour_runs_and_reports_each_section() {
     let out = cargo_run_example("tour");
@@ -76,6 +105,7 @@ fn tour_runs_and_reports_each_section() {
         "== 3. Shared<AtomicU64>",
         "== 4. Moving 64 MiB",
         "== 5. cleanup_stale()",
+        "== 6. Processes: children under each start method",
     ] {
         assert!(out.stdout.contains(heading), "missing section {heading:?}\n{all}");
     }
@@ -92,9 +122,112 @@ fn tour_runs_and_reports_each_section() {
         "cleanup_stale() removed \"tour-stale-",
         ": true (other stale names",
         "exists: false",
+        "join() of a child that panicked: process Process-",
+        "panicked: this child panics on purpose",
         "tour finished in",
     ] {
         assert!(out.stdout.contains(line), "missing {line:?}\n{all}");
     }
     assert_eq!(out.stdout.matches(": added 100000").count(), 2, "both counter children report\n{all}");
+    for method in ["fork      :", "spawn     :", "forkserver:"] {
+        let line = out.stdout.lines().find(|l| l.starts_with(method)).unwrap_or_else(|| panic!("no {method}\n{all}"));
+        assert!(line.contains("returned sum of squares 1..=1000 = 333833500; start+join"), "{line}\n{all}");
+    }
+    assert!(out.stderr.contains("this child panics on purpose"), "the child's panic message on its stderr\n{all}");
+}
+
+#[test]
+fn one_process_per_input() {
+    let out = run_clean("one_process_per_input");
+    for i in 1..=5 {
+        out.assert_contains(&[&format!(": exitcode 0, square({i}) = {}", i * i)]);
+    }
+    assert_eq!(out.stdout.matches("child  pid ").count(), 5, "each child reports\n{}", out.all());
+    assert_eq!(out.stdout.lines().last(), Some("all finished"), "\n{}", out.all());
+}
+
+#[test]
+fn arguments_and_tasks() {
+    let out = run_clean("arguments_and_tasks");
+    out.assert_contains(&[
+        "by position: 3 x widget at 2.50 = 7.50",
+        "by name:     Hello, Ada! Hello, Ada!",
+        "by name:     HI, GRACE!",
+        "task:        word-counter (pid ",
+        "counted 5 words of 4+ letters",
+    ]);
+}
+
+#[test]
+fn daemons_and_signals() {
+    let out = run_clean("daemons_and_signals");
+    let main_pid = out.number_after("MainProcess pid ");
+    out.assert_contains(&[
+        "non-daemon child ",
+        "its own child returned Ok(9)",
+        ": error: daemonic processes are not allowed to have children",
+        "after terminate(): is_alive() = false, exitcode() = signal 15 (SIGTERM), Python exitcode -15",
+        "join(): process Process-3 (pid ",
+        ") killed by signal 15 (SIGTERM)",
+        "after kill(): is_alive() = false, exitcode() = signal 9 (SIGKILL), Python exitcode -9",
+        ") killed by signal 9 (SIGKILL)",
+        &format!(": parent_process() is MainProcess pid {main_pid}"),
+        "daemon sleeper pid ",
+        "sleeps for 60 s: is_alive() = true",
+    ]);
+    assert_eq!(out.stdout.matches("is_alive() = true, exitcode() = None").count(), 2, "\n{}", out.all());
+    // The example has exited: its exit handler terminated (and reaped) the
+    // daemon instead of waiting out its 60 s sleep.
+    let daemon = out.number_after("terminates daemon pid ");
+    let cmdline = std::fs::read(format!("/proc/{daemon}/cmdline")).unwrap_or_default();
+    assert!(
+        !String::from_utf8_lossy(&cmdline).contains("daemons_and_signals"),
+        "the daemon {daemon} outlived its parent\n{}",
+        out.all()
+    );
+}
+
+#[test]
+fn globals_not_shared() {
+    let out = run_clean("globals_not_shared");
+    out.assert_contains(&[
+        "parent sets COUNTER = 1",
+        "      fork child adds 10: the child sees COUNTER = 11",
+        "forkserver child adds 10: the child sees COUNTER = 10",
+        "child adds 10: the child sees shared counter = 11",
+        "parent now sees shared counter = 11",
+    ]);
+    assert_eq!(out.stdout.matches("parent still sees COUNTER = 1\n").count(), 2, "\n{}", out.all());
+}
+
+#[test]
+fn start_methods() {
+    let out = run_clean("start_methods");
+    out.assert_contains(&[
+        "default start method: forkserver",
+        "fork closure returned 123",
+        "compared with Python's multiprocessing",
+    ]);
+    for (method, python) in [("fork", "4.0"), ("spawn", "91.0"), ("forkserver", "22.0")] {
+        let global = format!("{method:>10}: child pid ");
+        let lines: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with(&global)).collect();
+        assert_eq!(lines.len(), 2, "{method}: once set globally, once through a Context\n{}", out.all());
+        assert!(lines[0].contains("returned 49; start+join mean"), "{}\n{}", lines[0], out.all());
+        assert!(lines[1].ends_with("returned 81"), "{}\n{}", lines[1], out.all());
+        let compared = format!(" ms vs Python {python} ms (");
+        let line = out.stdout.lines().find(|l| l.starts_with(&format!("{method:>10}: ")) && l.contains(&compared));
+        assert!(line.is_some(), "{method}: no comparison with Python\n{}", out.all());
+    }
+}
+
+#[test]
+fn cpu_speedup() {
+    let out = run_clean("cpu_speedup");
+    assert_eq!(out.stdout.matches(": counted to 10000000 (").count(), 5, "each child reports\n{}", out.all());
+    out.assert_contains(&[
+        "5 processes each counting to 10000000",
+        "wall time ",
+        " s vs sum of child times ",
+        "speed-up ",
+    ]);
 }

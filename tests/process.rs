@@ -313,3 +313,28 @@ fn start_methods_parse_and_switch() {
     assert_eq!(shmproc::current_process().name(), "MainProcess");
     assert!(shmproc::parent_process().is_none());
 }
+
+fn late_write(seg: Segment) {
+    std::thread::sleep(Duration::from_millis(200));
+    seg.write_at(0, b"grandchild done").expect("write");
+}
+
+fn leave_a_grandchild((m, seg): (StartMethod, Segment)) -> u32 {
+    // Not joined: the child's end waits for it, as Python's does.
+    let p = Context::new(m).spawn(late_write, seg).expect("grandchild");
+    p.pid()
+}
+
+/// Regression: a child's unjoined non-daemon children are waited for when
+/// its task returns (they used to be killed by the parent-death signal).
+#[test]
+fn a_child_waits_for_its_own_children() {
+    for m in METHODS {
+        let seg = Segment::anonymous(16).expect("segment");
+        let mut p = Context::new(m).spawn(leave_a_grandchild, (m, seg.clone())).expect("start");
+        p.join().expect("join");
+        let mut buf = [0u8; 15];
+        seg.read_at(0, &mut buf).expect("read");
+        assert_eq!(&buf, b"grandchild done", "{m}");
+    }
+}

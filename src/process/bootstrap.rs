@@ -12,13 +12,12 @@ use crate::error::{Error, Result};
 use crate::process::channel::{self, Channel};
 use crate::process::current::{self, ProcessInfo};
 use crate::shm::handoff;
-use crate::sys::image::{ExeId, FnRef};
+use crate::sys::image::FnRef;
 use crate::sys::process as sysproc;
 
 /// What the parent tells a re-executed or fork-server child.
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct TaskSpec {
-    pub(crate) exe: ExeId,
     pub(crate) trampoline: FnRef,
     pub(crate) function: FnRef,
     pub(crate) name: String,
@@ -84,12 +83,9 @@ pub(crate) fn run_child(channel: OwnedFd, fds: Vec<OwnedFd>) -> ! {
 
 fn prepare_and_run(ch: &Channel, fds: Vec<OwnedFd>) -> Result<Vec<u8>> {
     let spec: TaskSpec = codec::decode(&ch.task()?)?;
-    let me = ExeId::current().map_err(|e| Error::os("stat /proc/self/exe", e))?;
-    if me != spec.exe {
-        return Err(Error::Unsupported { what: "the executable changed on disk since the parent started" });
-    }
     let parent = ProcessInfo::new(spec.parent_pid, spec.parent_name.clone(), false);
     current::set_current(spec.name.clone(), spec.daemon, parent);
+    name_panics(&spec.name);
     sysproc::die_with_parent(spec.parent_pid).map_err(|e| Error::os("prctl(PR_SET_PDEATHSIG)", e))?;
     ch.mark_running();
     let tramp: Trampoline = spec.trampoline.resolve().map_err(|e| Error::os("resolve trampoline", e))?;
@@ -117,7 +113,20 @@ pub(crate) fn finish_and_exit(ch: &Channel, outcome: std::thread::Result<Result<
     };
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
+    current::join_children_at_exit();
     sysproc::exit_now(code)
+}
+
+/// Makes a panic in a child say which process it was, as Python prints
+/// `Process Process-N:` above a child's traceback (the task runs before
+/// `main`, on an unnamed thread).
+pub(crate) fn name_panics(name: &str) {
+    let header = format!("Process {name} (pid {}):", sysproc::pid());
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        eprintln!("{header}");
+        previous(info);
+    }));
 }
 
 /// The message of a panic payload.

@@ -18,7 +18,7 @@ use crate::sys::process::{self as sysproc, PidFd, RawExit};
 /// assert_eq!(me.name(), "MainProcess");
 /// assert!(!me.is_daemon());
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ProcessInfo {
     pid: u32,
     name: String,
@@ -31,18 +31,36 @@ impl ProcessInfo {
     }
 
     /// The process id.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::current_process().pid(), std::process::id());
+    /// ```
     pub fn pid(&self) -> u32 {
         self.pid
     }
 
     /// The name (`MainProcess` for a program's first process, `Process-N`
     /// or the builder's name for children).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::current_process().name(), "MainProcess");
+    /// ```
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// Whether the process is a daemon (killed with its parent, cannot have
     /// children).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!shmproc::current_process().is_daemon());
+    /// ```
     pub fn is_daemon(&self) -> bool {
         self.daemon
     }
@@ -58,8 +76,13 @@ pub(crate) struct ChildState {
 }
 
 impl ChildState {
+    /// Tracks a child we just started; if that fails (no descriptor left),
+    /// the child is killed and reaped, so nothing is left behind.
     pub(crate) fn new(pid: u32, name: String, daemon: bool) -> Result<Arc<ChildState>> {
-        let pidfd = PidFd::open(pid).map_err(|e| Error::os("pidfd_open", e))?;
+        let pidfd = PidFd::open(pid).map_err(|e| {
+            sysproc::kill_and_reap(pid);
+            Error::os("pidfd_open", e)
+        })?;
         Ok(Arc::new(ChildState { name, daemon, pidfd, exit: Mutex::new(None) }))
     }
 
@@ -169,6 +192,14 @@ pub(crate) fn register(child: Arc<ChildState>) {
 /// At normal exit, as Python does: daemons are terminated, other children
 /// are waited for.
 extern "C" fn join_at_exit() {
+    join_children_at_exit();
+}
+
+/// What Python does at the end of any process (`util._exit_function`):
+/// terminate daemon children (SIGTERM, then SIGKILL after a second) and wait
+/// for the others. Runs from the exit handler of a program and at the end
+/// of every child's task.
+pub(crate) fn join_children_at_exit() {
     let children = {
         let g = STATE.lock();
         match g.as_ref() {

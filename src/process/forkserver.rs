@@ -45,7 +45,10 @@ fn launch() -> Result<Server> {
         r
     })
     .map_err(|e| Error::os("spawn (fork server)", e))?;
-    let process = PidFd::open(child.id()).map_err(|e| Error::os("pidfd_open", e))?;
+    let process = PidFd::open(child.id()).map_err(|e| {
+        sysproc::kill_and_reap(child.id());
+        Error::os("pidfd_open", e)
+    })?;
     Ok(Server { owner: sysproc::pid(), sock: ours, process })
 }
 

@@ -15,14 +15,14 @@ use crate::process::channel::{self, Channel};
 use crate::process::current::{self, ChildState};
 use crate::process::start::{StartMethod, start_method};
 use crate::shm::handoff;
-use crate::sys::image::{ExeId, FnRef};
+use crate::sys::image::FnRef;
 use crate::sys::process::{self as sysproc, ForkPermit, Forked, RawExit};
 
 /// How a child process ended.
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```
 /// fn nothing(_: ()) {}
 /// let mut p = shmproc::Process::spawn(nothing, ())?;
 /// p.join()?;
@@ -36,6 +36,18 @@ pub struct ExitStatus(RawExit);
 
 impl ExitStatus {
     /// The exit code, if the process exited (rather than being killed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn fail(_: ()) {
+    ///     std::process::exit(3)
+    /// }
+    /// let mut p = shmproc::Process::spawn(fail, ())?;
+    /// assert!(p.join().is_err());
+    /// assert_eq!(p.exitcode().expect("exited").code(), Some(3));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn code(&self) -> Option<i32> {
         match self.0 {
             RawExit::Code(c) => Some(c),
@@ -44,6 +56,19 @@ impl ExitStatus {
     }
 
     /// The signal that killed the process, if one did.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn sleep(_: ()) {
+    ///     std::thread::sleep(std::time::Duration::from_secs(60))
+    /// }
+    /// let mut p = shmproc::Process::spawn(sleep, ())?;
+    /// p.kill()?;
+    /// assert!(p.join().is_err());
+    /// assert_eq!(p.exitcode().expect("exited").signal(), Some(9));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn signal(&self) -> Option<i32> {
         match self.0 {
             RawExit::Signal(s) => Some(s),
@@ -52,11 +77,34 @@ impl ExitStatus {
     }
 
     /// Whether the process exited with code 0.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn nothing(_: ()) {}
+    /// let mut p = shmproc::Process::spawn(nothing, ())?;
+    /// p.join()?;
+    /// assert!(p.exitcode().expect("exited").success());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn success(&self) -> bool {
         self.0 == RawExit::Code(0)
     }
 
     /// Python's `exitcode`: the code, or minus the signal number.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn sleep(_: ()) {
+    ///     std::thread::sleep(std::time::Duration::from_secs(60))
+    /// }
+    /// let mut p = shmproc::Process::spawn(sleep, ())?;
+    /// p.terminate()?;
+    /// let _ = p.join();
+    /// assert_eq!(p.exitcode().expect("exited").python(), -15);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn python(&self) -> i32 {
         match self.0 {
             RawExit::Code(c) => c,
@@ -67,10 +115,11 @@ impl ExitStatus {
 
 impl std::fmt::Display for ExitStatus {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            RawExit::Code(c) => write!(f, "exit code {c}"),
-            RawExit::Signal(s) => write!(f, "signal {s} ({})", crate::error::signal_name(s)),
-        }
+        let text = match self.0 {
+            RawExit::Code(c) => format!("exit code {c}"),
+            RawExit::Signal(s) => format!("signal {s} ({})", crate::error::signal_name(s)),
+        };
+        f.pad(&text)
     }
 }
 
@@ -80,7 +129,7 @@ impl std::fmt::Display for ExitStatus {
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```
 /// use serde::{Deserialize, Serialize};
 /// use shmproc::{Process, Task};
 ///
@@ -111,7 +160,7 @@ fn run_task<T: Task>(task: T) -> T::Output {
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```
 /// use shmproc::{Process, StartMethod};
 ///
 /// fn work(n: u32) -> u32 { n + 1 }
@@ -135,6 +184,18 @@ pub struct ProcessBuilder {
 
 impl ProcessBuilder {
     /// The child's name (default `Process-N`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let mut p = shmproc::Process::builder().name("squarer").spawn(square, 3)?;
+    /// assert_eq!(p.name(), "squarer");
+    /// assert_eq!(p.join()?, 9);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
@@ -142,12 +203,36 @@ impl ProcessBuilder {
 
     /// Whether the child is a daemon: it is terminated when this process
     /// exits instead of being waited for, and it cannot start children.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let mut p = shmproc::Process::builder().daemon(true).spawn(square, 3)?;
+    /// assert!(p.is_daemon());
+    /// assert_eq!(p.join()?, 9);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn daemon(mut self, daemon: bool) -> Self {
         self.daemon = daemon;
         self
     }
 
     /// The start method (default: [`start_method()`](crate::start_method)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// use shmproc::{Process, StartMethod};
+    /// let mut p = Process::builder().start_method(StartMethod::Spawn).spawn(square, 4)?;
+    /// assert_eq!(p.join()?, 16);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn start_method(mut self, method: StartMethod) -> Self {
         self.method = Some(method);
         self
@@ -156,12 +241,26 @@ impl ProcessBuilder {
     /// Lets the fork start method fork even when this process has several
     /// threads.
     ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use shmproc::Process;
+    /// // Only if the child takes no lock that another thread may hold:
+    /// // SAFETY: the closure below only does arithmetic.
+    /// let b = unsafe { Process::builder().allow_fork_with_threads() };
+    /// let mut p = b.fork(|| 6 * 7)?;
+    /// assert_eq!(p.join()?, 42);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
     /// # Safety
     ///
     /// A forked child has only the thread that forked; any lock another
     /// thread held at that moment (malloc's, std's, yours) stays locked
     /// forever in the child. The caller guarantees that the child's work
-    /// takes no such lock.
+    /// takes no such lock. Note that shmproc itself, in the child, allocates
+    /// (glibc's malloc is fork-safe) and flushes stdout and stderr when the
+    /// work is done: do not use this while other threads write to them.
     #[allow(unsafe_code)] // declares a contract only; no unsafe operation here
     pub unsafe fn allow_fork_with_threads(mut self) -> Self {
         self.permit = Some(ForkPermit::CallerPromised);
@@ -169,6 +268,17 @@ impl ProcessBuilder {
     }
 
     /// Starts `f(arg)` in a child process.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn add((a, b): (i64, i64)) -> i64 {
+    ///     a + b
+    /// }
+    /// let mut p = shmproc::Process::builder().spawn(add, (2, 3))?;
+    /// assert_eq!(p.join()?, 5);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::ForkUnsafe`], [`Error::DaemonChild`], [`Error::Codec`] if
@@ -188,10 +298,10 @@ impl ProcessBuilder {
         let name = self.name.clone().unwrap_or_else(current::next_name);
         let me = current::current_process();
         let tramp: Trampoline = trampoline::<A, R>;
+        let fnref = |e| Error::os("stat /proc/self/exe", e);
         let spec = TaskSpec {
-            exe: ExeId::current().map_err(|e| Error::os("stat /proc/self/exe", e))?,
-            trampoline: FnRef::of(tramp),
-            function: FnRef::of(f),
+            trampoline: FnRef::of(tramp).map_err(fnref)?,
+            function: FnRef::of(f).map_err(fnref)?,
             name: name.clone(),
             daemon: self.daemon,
             parent_pid: me.pid(),
@@ -208,6 +318,22 @@ impl ProcessBuilder {
 
     /// Starts a [`Task`] in a child process.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Double(u32);
+    /// impl shmproc::Task for Double {
+    ///     type Output = u32;
+    ///     fn run(self) -> u32 {
+    ///         self.0 * 2
+    ///     }
+    /// }
+    /// let mut p = shmproc::Process::builder().name("doubler").start(Double(21))?;
+    /// assert_eq!(p.join()?, 42);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// As for [`spawn`](Self::spawn).
     pub fn start<T: Task>(self, task: T) -> Result<Process<T::Output>> {
@@ -217,6 +343,19 @@ impl ProcessBuilder {
 
     /// Forks a child that runs `f` (fork start method only: a closure
     /// cannot cross an `exec`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// // In a single-threaded program (a test harness has many threads, so
+    /// // this returns Error::ForkUnsafe there):
+    /// match shmproc::Process::builder().fork(|| 1 + 1) {
+    ///     Ok(mut p) => assert_eq!(p.join()?, 2),
+    ///     Err(shmproc::Error::ForkUnsafe { threads }) => assert!(threads > 1),
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::ForkUnsafe`] if this process has several threads (unless
@@ -245,6 +384,7 @@ impl ProcessBuilder {
         }
         match sysproc::fork(permit).map_err(|e| Error::os("fork", e))? {
             Forked::Child => {
+                bootstrap::name_panics(&name);
                 current::set_current(name, self.daemon, me.clone());
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
                     sysproc::die_with_parent(me.pid()).map_err(|e| Error::os("prctl(PR_SET_PDEATHSIG)", e))?;
@@ -269,7 +409,7 @@ impl ProcessBuilder {
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```
 /// use shmproc::Process;
 ///
 /// fn square(x: u64) -> u64 { x * x }
@@ -294,6 +434,13 @@ impl<R> std::fmt::Debug for Process<R> {
 
 impl Process<()> {
     /// A builder for the less common options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = shmproc::Process::builder().name("w").daemon(false);
+    /// # let _ = b;
+    /// ```
     pub fn builder() -> ProcessBuilder {
         ProcessBuilder::default()
     }
@@ -307,6 +454,17 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
     /// child finds it by its address in the binary. Put several arguments
     /// in a tuple or a struct.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let mut p = shmproc::Process::spawn(square, 12)?;
+    /// assert_eq!(p.join()?, 144);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// As for [`ProcessBuilder::spawn`].
     pub fn spawn<A>(f: fn(A) -> R, arg: A) -> Result<Process<R>>
@@ -318,6 +476,18 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
 
     /// Forks a child that runs the closure `f`.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// let greeting = String::from("captured");
+    /// match shmproc::Process::fork(move || greeting.len()) {
+    ///     Ok(mut p) => assert_eq!(p.join()?, 8),
+    ///     Err(shmproc::Error::ForkUnsafe { .. }) => {} // several threads here
+    ///     Err(e) => return Err(e),
+    /// }
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// As for [`ProcessBuilder::fork`].
     pub fn fork<F: FnOnce() -> R>(f: F) -> Result<Process<R>> {
@@ -327,6 +497,22 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
 
 impl Process<()> {
     /// Starts a [`Task`] in a child with the default start method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Hello;
+    /// impl shmproc::Task for Hello {
+    ///     type Output = String;
+    ///     fn run(self) -> String {
+    ///         format!("hello from {}", shmproc::current_process().name())
+    ///     }
+    /// }
+    /// let mut p = shmproc::Process::start(Hello)?;
+    /// assert!(p.join()?.starts_with("hello from Process-"));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As for [`ProcessBuilder::spawn`].
@@ -343,31 +529,105 @@ impl<R> Process<R> {
     }
 
     /// The child's pid.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let mut p = shmproc::Process::spawn(square, 2)?;
+    /// assert_ne!(p.pid(), std::process::id());
+    /// p.join()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn pid(&self) -> u32 {
         self.child.pid()
     }
 
     /// The child's name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let mut p = shmproc::Process::spawn(square, 2)?;
+    /// assert!(p.name().starts_with("Process-"));
+    /// p.join()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn name(&self) -> &str {
         &self.child.name
     }
 
     /// Whether the child is a daemon.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let mut p = shmproc::Process::spawn(square, 2)?;
+    /// assert!(!p.is_daemon());
+    /// p.join()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn is_daemon(&self) -> bool {
         self.child.daemon
     }
 
     /// Whether the child is still running.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn sleep(ms: u64) {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms))
+    /// }
+    /// let mut p = shmproc::Process::spawn(sleep, 60_000)?;
+    /// assert!(p.is_alive());
+    /// p.kill()?;
+    /// let _ = p.join();
+    /// assert!(!p.is_alive());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn is_alive(&self) -> bool {
         matches!(self.child.poll(), Ok(None))
     }
 
     /// How the child ended, or `None` while it runs (Python: `exitcode`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let mut p = shmproc::Process::spawn(square, 2)?;
+    /// p.join()?;
+    /// assert_eq!(p.exitcode().map(|s| s.python()), Some(0));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn exitcode(&self) -> Option<ExitStatus> {
         self.child.poll().ok().flatten().map(ExitStatus)
     }
 
     /// Sends SIGTERM (Python: `terminate()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn sleep(ms: u64) {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms))
+    /// }
+    /// let mut p = shmproc::Process::spawn(sleep, 60_000)?;
+    /// p.terminate()?;
+    /// assert!(p.join().is_err()); // killed by SIGTERM: no result
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Os`].
@@ -376,6 +636,18 @@ impl<R> Process<R> {
     }
 
     /// Sends SIGKILL (Python: `kill()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn sleep(ms: u64) {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms))
+    /// }
+    /// let mut p = shmproc::Process::spawn(sleep, 60_000)?;
+    /// p.kill()?;
+    /// assert!(p.join().is_err());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Os`].
@@ -388,6 +660,18 @@ impl<R: DeserializeOwned> Process<R> {
     /// Waits for the child and returns what its function returned. May be
     /// called again; it returns the same result.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let mut p = shmproc::Process::spawn(square, 5)?;
+    /// assert_eq!(p.join()?, 25);
+    /// assert_eq!(p.join()?, 25); // again: same result
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::ProcessFailed`] with the panic message, the signal, or the
     /// exit code when the child produced no result; [`Error::Codec`].
@@ -399,6 +683,20 @@ impl<R: DeserializeOwned> Process<R> {
     /// Like [`join`](Process::join), giving up after `timeout`:
     /// `Ok(None)` if the child is still running.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// fn sleep(ms: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// }
+    /// let mut p = shmproc::Process::spawn(sleep, 300)?;
+    /// assert_eq!(p.join_timeout(Duration::from_millis(1))?, None);
+    /// assert_eq!(p.join_timeout(Duration::from_secs(30))?, Some(300));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// As for [`join`](Process::join).
     pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<R>> {
@@ -406,6 +704,18 @@ impl<R: DeserializeOwned> Process<R> {
     }
 
     /// Like [`join_timeout`](Process::join_timeout) with a deadline.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let mut p = shmproc::Process::spawn(square, 3)?;
+    /// let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    /// assert_eq!(p.join_deadline(deadline)?, Some(9));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As for [`join`](Process::join).

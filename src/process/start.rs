@@ -39,6 +39,12 @@ pub enum StartMethod {
 
 impl StartMethod {
     /// Python's name for the method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::StartMethod::ForkServer.as_str(), "forkserver");
+    /// ```
     pub fn as_str(self) -> &'static str {
         match self {
             StartMethod::Fork => "fork",
@@ -48,6 +54,12 @@ impl StartMethod {
     }
 
     /// All methods, as Python's `get_all_start_methods()`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(shmproc::StartMethod::all().contains(&shmproc::StartMethod::Fork));
+    /// ```
     pub fn all() -> [StartMethod; 3] {
         [StartMethod::ForkServer, StartMethod::Spawn, StartMethod::Fork]
     }
@@ -71,7 +83,7 @@ impl StartMethod {
 
 impl std::fmt::Display for StartMethod {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -126,7 +138,7 @@ pub fn start_method() -> StartMethod {
 ///
 /// # Examples
 ///
-/// ```no_run
+/// ```
 /// use shmproc::{Context, StartMethod};
 ///
 /// fn square(x: u64) -> u64 { x * x }
@@ -143,21 +155,57 @@ pub struct Context {
 
 impl Context {
     /// A context that starts children with `method`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ctx = shmproc::Context::new(shmproc::StartMethod::Spawn);
+    /// assert_eq!(ctx.start_method(), shmproc::StartMethod::Spawn);
+    /// ```
     pub fn new(method: StartMethod) -> Context {
         Context { method }
     }
 
     /// The context's start method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::Context::new(shmproc::StartMethod::Fork).start_method(), shmproc::StartMethod::Fork);
+    /// ```
     pub fn start_method(&self) -> StartMethod {
         self.method
     }
 
     /// A process builder preset to this context's start method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let ctx = shmproc::Context::new(shmproc::StartMethod::ForkServer);
+    /// let mut p = ctx.process().name("sq").spawn(square, 6)?;
+    /// assert_eq!(p.join()?, 36);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     pub fn process(&self) -> ProcessBuilder {
         Process::builder().start_method(self.method)
     }
 
     /// Starts `f(arg)` in a child; see [`Process::spawn`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let ctx = shmproc::Context::new(shmproc::StartMethod::Spawn);
+    /// assert_eq!(ctx.spawn(square, 8)?.join()?, 64);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As for [`Process::spawn`].
@@ -170,6 +218,23 @@ impl Context {
     }
 
     /// Starts a [`Task`] in a child; see [`Process::start`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Pid;
+    /// impl shmproc::Task for Pid {
+    ///     type Output = u32;
+    ///     fn run(self) -> u32 {
+    ///         std::process::id()
+    ///     }
+    /// }
+    /// let ctx = shmproc::Context::new(shmproc::StartMethod::ForkServer);
+    /// let mut p = ctx.start(Pid)?;
+    /// assert_eq!(p.join()?, p.pid());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// As for [`Process::spawn`].

@@ -48,6 +48,7 @@ unsafe impl<A: 'static, R: 'static> FnPtr for fn(A) -> R {
 pub(crate) struct FnRef {
     offset: i64,
     type_hash: u64,
+    exe: ExeId,
 }
 
 fn type_hash<F: 'static>() -> u64 {
@@ -57,15 +58,23 @@ fn type_hash<F: 'static>() -> u64 {
 
 impl FnRef {
     /// Names `f`.
-    pub(crate) fn of<F: FnPtr>(f: F) -> FnRef {
-        FnRef { offset: f.addr().wrapping_sub(anchor_addr()) as i64, type_hash: type_hash::<F>() }
+    pub(crate) fn of<F: FnPtr>(f: F) -> io::Result<FnRef> {
+        Ok(FnRef {
+            offset: f.addr().wrapping_sub(anchor_addr()) as i64,
+            type_hash: type_hash::<F>(),
+            exe: ExeId::cached()?,
+        })
     }
 
-    /// The function in this process, if the type matches.
-    ///
-    /// The caller must have checked [`ExeId`] equality with the process
-    /// that made the `FnRef` (the bootstrap does, once).
+    /// The function in this process, if this process runs the same
+    /// executable file and the type matches.
     pub(crate) fn resolve<F: FnPtr>(self) -> io::Result<F> {
+        if self.exe != ExeId::cached()? {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the executable changed on disk since the parent started",
+            ));
+        }
         if self.type_hash != type_hash::<F>() {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "function type differs between processes"));
         }
@@ -74,8 +83,8 @@ impl FnRef {
         // SAFETY: F is a fn-pointer type (FnPtr contract) of pointer size;
         // `addr` is the address `FnRef::of` took from a value of the same
         // type F (type hash checked above) in a process running the same
-        // executable file (ExeId checked by the caller), shifted by the
-        // image's load offset, so it is that same function here.
+        // executable file (ExeId checked above), shifted by the image's load
+        // offset, so it is that same function here.
         Ok(unsafe { std::mem::transmute_copy::<usize, F>(&addr) })
     }
 }
@@ -94,10 +103,21 @@ pub(crate) struct ExeId {
 }
 
 impl ExeId {
-    /// The identity of `/proc/self/exe`.
+    /// The identity of `/proc/self/exe` now.
     pub(crate) fn current() -> io::Result<ExeId> {
         let m = std::fs::metadata("/proc/self/exe")?;
         Ok(ExeId { dev: m.dev(), ino: m.ino(), size: m.size(), mtime: m.mtime(), mtime_nsec: m.mtime_nsec() })
+    }
+
+    /// The identity of the file this process image was loaded from, read
+    /// once (an image does not change until `exec`, which resets statics).
+    pub(crate) fn cached() -> io::Result<ExeId> {
+        static EXE: std::sync::OnceLock<ExeId> = std::sync::OnceLock::new();
+        if let Some(e) = EXE.get() {
+            return Ok(*e);
+        }
+        let e = ExeId::current()?;
+        Ok(*EXE.get_or_init(|| e))
     }
 }
 
@@ -117,7 +137,7 @@ mod tests {
     #[test]
     fn a_function_round_trips_through_its_offset() {
         let f: fn(u32) -> u32 = double;
-        let r = FnRef::of(f);
+        let r = FnRef::of(f).expect("exe identity");
         let g: fn(u32) -> u32 = r.resolve().expect("same type");
         assert_eq!(g(21), 42);
         assert!(r.resolve::<fn(u64) -> u64>().is_err(), "another type is refused");

@@ -230,6 +230,19 @@ impl PidFd {
     }
 }
 
+/// Kills and reaps a child we could not open a pidfd for (out of
+/// descriptors). Safe by pid: an unreaped child's pid cannot be reused.
+pub(crate) fn kill_and_reap(pid: u32) {
+    let Some(p) = Pid::from_raw(pid as i32) else { return };
+    let _ = rustix::process::kill_process(p, Signal::KILL);
+    loop {
+        match rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty()) {
+            Err(Errno::INTR) => continue,
+            _ => return,
+        }
+    }
+}
+
 /// SIGTERM, for `terminate`.
 pub(crate) const SIGTERM: Signal = Signal::TERM;
 /// SIGKILL, for `kill`.
