@@ -44,6 +44,7 @@ fn launch() -> Result<Server> {
         drop((inherit, theirs));
         r
     })
+    .and_then(|r| r)
     .map_err(|e| Error::os("spawn (fork server)", e))?;
     let process = PidFd::open(child.id()).map_err(|e| {
         sysproc::kill_and_reap(child.id());

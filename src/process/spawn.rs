@@ -33,6 +33,7 @@ pub(crate) fn start(channel: BorrowedFd<'_>, fds: &[OwnedFd]) -> Result<u32> {
         drop((chan, inherited));
         r
     })
+    .and_then(|r| r)
     .map_err(|e| Error::os("spawn (re-exec)", e))?;
     Ok(child.id())
 }

@@ -250,9 +250,12 @@ static LAUNCHER: Mutex<Option<(u32, mpsc::Sender<Job>)>> = Mutex::new(None);
 /// if we are on it, else a dedicated launcher thread. The parent-death
 /// signal of a child fires when the *thread* that started it exits, so
 /// children must not be started from short-lived threads.
-pub(crate) fn on_launcher<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+///
+/// Fails (without running `f`) if the launcher thread cannot be started,
+/// for example when `RLIMIT_NPROC` is exhausted.
+pub(crate) fn on_launcher<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> std::io::Result<T> {
     if crate::sys::process::is_main_thread() {
-        return f();
+        return Ok(f());
     }
     let (tx, rx) = mpsc::channel();
     let job: Job = Box::new(move || {
@@ -265,19 +268,17 @@ pub(crate) fn on_launcher<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'sta
             Some((p, s)) if *p == pid => s.clone(),
             _ => {
                 let (stx, srx) = mpsc::channel::<Job>();
-                std::thread::Builder::new()
-                    .name("shmproc-launcher".into())
-                    .spawn(move || {
-                        for job in srx {
-                            job();
-                        }
-                    })
-                    .expect("invariant: the launcher thread can be started");
+                std::thread::Builder::new().name("shmproc-launcher".into()).spawn(move || {
+                    for job in srx {
+                        job();
+                    }
+                })?;
                 *g = Some((pid, stx.clone()));
                 stx
             }
         }
     };
-    sender.send(job).expect("invariant: the launcher thread lives as long as the process");
-    rx.recv().expect("invariant: the launcher runs every job it receives")
+    let gone = || std::io::Error::other("the shmproc launcher thread is gone");
+    sender.send(job).map_err(|_| gone())?;
+    rx.recv().map_err(|_| gone())
 }

@@ -65,7 +65,11 @@ pub(crate) enum ForkPermit {
 }
 
 fn check_threads(permit: ForkPermit) -> io::Result<()> {
-    if permit == ForkPermit::SingleThreaded && thread_count()? != 1 {
+    if permit == ForkPermit::CallerPromised {
+        return Ok(());
+    }
+    let threads = thread_count().map_err(|e| io::Error::new(e.kind(), format!("cannot count threads: {e}")))?;
+    if threads != 1 {
         return Err(io::Error::new(io::ErrorKind::WouldBlock, "refusing to fork a multi-threaded process"));
     }
     Ok(())

@@ -1,5 +1,6 @@
 //! Multi-process integration tests: RELIABILITY.md cases 20-38 (the
-//! segment parts; the queue and lock parts arrive with those types).
+//! segment parts; the queue and lock parts arrive with those types) and the
+//! process cases 39, 41 (plain processes), 43, 44 and 45.
 //!
 //! Helpers run by re-executing this test binary (never `fork()` from the
 //! multi-threaded harness): the parent runs `current_exe() --exact
@@ -12,11 +13,13 @@
 //!
 //! Areas: `segment.rs` (lifecycle, passing, racing), `cleanup.rs` (dead
 //! creators, cleaners, liveness), `hostile.rs` (bad headers, foreign files,
-//! permissions, exhaustion).
+//! permissions, exhaustion), `process.rs` (parent death, descriptor and
+//! process limits, crashes, fork rules, dropped handles, exit semantics).
 
 mod cleanup;
 mod harness;
 mod hostile;
+mod process;
 mod segment;
 
 /// The helper entry point. Does nothing in a normal test run; when
@@ -50,6 +53,15 @@ fn run_role(role: &str) {
         "double_fetch" => hostile::role_double_fetch(),
         "small_tmpfs" => hostile::role_small_tmpfs(),
         "umask_create" => hostile::role_umask_create(),
+        "proc_orphans" => process::role_orphans(),
+        "proc_nofile" => process::role_nofile(),
+        "proc_nproc" => process::role_nproc(),
+        "proc_nproc_first" => process::role_nproc_first(),
+        "proc_fork_rules" => process::role_fork_rules(),
+        "proc_crashes" => process::role_crashes(),
+        "proc_dropped" => process::role_dropped(),
+        "proc_atexit" => process::role_atexit(),
+        "proc_child_exit" => process::role_child_exit(),
         other => panic!("unknown helper role {other:?}"),
     }
 }
