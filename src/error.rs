@@ -162,6 +162,26 @@ pub enum Error {
     /// A re-executed child did not take its role: call `shmproc::init()`
     /// at the top of `main`.
     InitMissing,
+    /// The previous holder of a lock died while holding it (the lock is now
+    /// yours; see [`LockError::OwnerDied`](crate::LockError::OwnerDied)).
+    OwnerDied,
+    /// A lock is unrecoverable: a recovery guard was dropped without
+    /// `mark_consistent`.
+    NotRecoverable,
+    /// A non-blocking call found the resource busy.
+    WouldBlock,
+    /// The calling thread already holds this lock.
+    Deadlock,
+    /// `release` of a lock this thread does not hold.
+    NotOwner,
+    /// A bounded semaphore was released more times than it was acquired.
+    ReleasedTooMany,
+    /// A barrier is broken: a party died (`dead` is its pid), timed out, or
+    /// called `abort`. It stays broken until `reset`.
+    Broken {
+        /// The pid of a party that died, if that is why.
+        dead: Option<u32>,
+    },
 }
 
 /// Why a child process produced no result.
@@ -297,6 +317,16 @@ impl fmt::Display for Error {
                  ProcessBuilder::allow_fork_with_threads (unsafe)"
             ),
             Error::DaemonChild => f.write_str("daemonic processes are not allowed to have children"),
+            Error::OwnerDied => f.write_str("the previous holder of the lock died while holding it"),
+            Error::NotRecoverable => {
+                f.write_str("the lock is not recoverable: a recovery guard was dropped without mark_consistent")
+            }
+            Error::WouldBlock => f.write_str("the resource is busy"),
+            Error::Deadlock => f.write_str("this thread already holds the lock"),
+            Error::NotOwner => f.write_str("release of a lock this thread does not hold"),
+            Error::ReleasedTooMany => f.write_str("semaphore released too many times"),
+            Error::Broken { dead: Some(pid) } => write!(f, "the barrier is broken: party pid {pid} died"),
+            Error::Broken { dead: None } => f.write_str("the barrier is broken (timeout or abort)"),
             Error::InitMissing => f.write_str(
                 "this process was started as a shmproc child but did not take its role; \
                  call shmproc::init() at the top of main",

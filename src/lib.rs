@@ -82,6 +82,8 @@ mod loom;
 #[cfg(feature = "codec")]
 mod process;
 mod shm;
+#[cfg(feature = "codec")]
+mod sync;
 mod sys;
 
 pub use error::{Error, ProcessFailure, Result};
@@ -97,3 +99,13 @@ pub use shm::arena::Arena;
 pub use shm::layout::{CachePadded, RelPtr, ShmSafe, layout_hash, layout_hash_mix};
 pub use shm::segment::{Access, CleanupReport, Segment, SegmentBuilder, cleanup_stale, cleanup_stale_in};
 pub use shm::typed::Shared;
+#[cfg(feature = "codec")]
+pub use sync::event::{Barrier, Condvar, Event, WaitResult};
+#[cfg(feature = "codec")]
+pub use sync::lock::{Lock, LockGuard, RLock};
+#[cfg(feature = "codec")]
+pub use sync::mutex::Mutex;
+#[cfg(feature = "codec")]
+pub use sync::raw_mutex::{LockError, MutexGuard};
+#[cfg(feature = "codec")]
+pub use sync::semaphore::{BoundedSemaphore, Semaphore};

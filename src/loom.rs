@@ -9,6 +9,17 @@ pub(crate) mod atomic {
 
     #[cfg(shmproc_loom)]
     pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+    /// Between the two halves of a Dekker pair (a SeqCst store or RMW of
+    /// one word, then a SeqCst load of another). In real builds the SeqCst
+    /// accesses already order them (one total order), so this is nothing;
+    /// loom downgrades SeqCst accesses to AcqRel but models SeqCst fences,
+    /// so under loom it is a fence.
+    #[inline(always)]
+    pub(crate) fn dekker_fence() {
+        #[cfg(shmproc_loom)]
+        loom::sync::atomic::fence(Ordering::SeqCst);
+    }
 }
 
 /// Futex wait/wake on an [`atomic::AtomicU32`].
@@ -48,7 +59,8 @@ pub(crate) mod futex {
     /// A futex emulated with a loom mutex and condition variable: the
     /// compare-and-sleep is atomic with respect to wake, as in the kernel,
     /// so a lost wake-up in an algorithm shows up as a loom deadlock.
-    /// Deadlines are ignored (a model must not rely on timing out).
+    /// A timed wait yields and times out at once (models use timed waits
+    /// only to poll for dead owners).
     #[cfg(shmproc_loom)]
     mod emulated {
         use super::{AtomicU32, Instant, Wake};
@@ -65,10 +77,19 @@ pub(crate) mod futex {
                 (Mutex::new(Table { next_id: 0, waiters: Vec::new() }), Condvar::new());
         }
 
-        pub(crate) fn wait(word: &AtomicU32, expected: u32, _deadline: Option<Instant>) -> Wake {
+        pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -> Wake {
+            if deadline.is_some() {
+                // Timed waits time out at once (after a yield): models use
+                // them only where an owner may have died.
+                loom::thread::yield_now();
+                return Wake::TimedOut;
+            }
             let addr = word as *const AtomicU32 as usize;
             let (lock, cv) = &*TABLE;
             let mut t = lock.lock().expect("invariant: loom mutex not poisoned");
+            // The kernel's futex_wait has a full barrier before it reads
+            // the word (it pairs with the waker's).
+            loom::sync::atomic::fence(Ordering::SeqCst);
             if word.load(Ordering::SeqCst) != expected {
                 return Wake::Woken;
             }
@@ -105,5 +126,84 @@ pub(crate) mod futex {
         pub(crate) fn wake_all(word: &AtomicU32) -> usize {
             wake(word, u32::MAX)
         }
+    }
+}
+
+/// Who owns a lock, and whether that owner is dead: the liveness tokens
+/// normally; under loom, loom threads and a set of "killed" owners that a
+/// model fills to simulate a death.
+pub(crate) mod owner {
+    use std::time::Duration;
+
+    /// How long a waiter sleeps before it checks whether the owner died
+    /// (doubling up to `LIVENESS_MAX`), or `None` under loom without
+    /// simulated deaths (so a lost wake-up shows as a deadlock).
+    pub(crate) const LIVENESS_MIN: Duration = Duration::from_millis(2);
+    /// The longest sleep between two liveness checks.
+    pub(crate) const LIVENESS_MAX: Duration = Duration::from_millis(25);
+
+    #[cfg(not(shmproc_loom))]
+    pub(crate) use crate::sys::token::{me, note_acquired, note_released, owner_dead};
+
+    /// Whether waits check for dead owners.
+    #[cfg(not(shmproc_loom))]
+    pub(crate) fn checks_liveness() -> bool {
+        true
+    }
+
+    #[cfg(shmproc_loom)]
+    pub(crate) use model::{checks_liveness, kill, me, note_acquired, note_released, owner_dead, simulate_deaths};
+
+    #[cfg(shmproc_loom)]
+    mod model {
+        use loom::sync::Mutex;
+        use std::cell::Cell;
+
+        loom::lazy_static! {
+            static ref KILLED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+            static ref NEXT: Mutex<u32> = Mutex::new(1);
+            static ref DEATHS: Mutex<bool> = Mutex::new(false);
+        }
+        loom::thread_local! {
+            static ID: Cell<u32> = Cell::new(0);
+        }
+
+        /// Each loom thread plays a process of its own: tag `n`, slot 1.
+        pub(crate) fn me() -> std::io::Result<(u32, u64)> {
+            let id = ID.with(|c| {
+                if c.get() == 0 {
+                    let mut n = NEXT.lock().expect("loom");
+                    c.set((*n << crate::sys::token::SLOT_BITS) | 1);
+                    *n += 1;
+                }
+                c.get()
+            });
+            Ok((id, u64::from(id >> crate::sys::token::SLOT_BITS)))
+        }
+
+        /// Marks the calling thread's owner id dead (a model's "SIGKILL").
+        pub(crate) fn kill() {
+            let (id, _) = me().expect("loom");
+            KILLED.lock().expect("loom").push(id);
+        }
+
+        /// Dead if a killed thread had the same tag (its "process").
+        pub(crate) fn owner_dead(id: u32, _nonce: u64) -> bool {
+            let tag = id >> crate::sys::token::SLOT_BITS;
+            KILLED.lock().expect("loom").iter().any(|k| k >> crate::sys::token::SLOT_BITS == tag)
+        }
+
+        /// Makes waits poll for dead owners (timed waits time out at once
+        /// under loom); call first in a model where an owner dies.
+        pub(crate) fn simulate_deaths() {
+            *DEATHS.lock().expect("loom") = true;
+        }
+
+        pub(crate) fn checks_liveness() -> bool {
+            *DEATHS.lock().expect("loom")
+        }
+
+        pub(crate) fn note_acquired() {}
+        pub(crate) fn note_released() {}
     }
 }

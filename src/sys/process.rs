@@ -85,7 +85,10 @@ pub(crate) fn fork(permit: ForkPermit) -> io::Result<Forked> {
     // caller of the unsafe override promised the child needs none.
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
-        0 => Ok(Forked::Child),
+        0 => {
+            super::token::after_fork_in_child();
+            Ok(Forked::Child)
+        }
         p => Ok(Forked::Parent(p as u32)),
     }
 }
@@ -111,7 +114,11 @@ pub(crate) fn clone_parent() -> io::Result<Forked> {
         unsafe { libc::syscall(libc::SYS_clone, flags, std::ptr::null_mut::<libc::c_void>(), 0usize, 0usize, 0usize) };
     match r {
         -1 => Err(io::Error::last_os_error()),
-        0 => Ok(Forked::Child),
+        0 => {
+            // No atfork handlers ran: tell the token layer ourselves.
+            super::token::after_fork_in_child();
+            Ok(Forked::Child)
+        }
         p => Ok(Forked::Parent(p as u32)),
     }
 }
@@ -140,6 +147,18 @@ pub(crate) fn at_exit(f: extern "C" fn()) -> io::Result<()> {
     // for the life of the program (it is a static function item).
     if unsafe { libc::atexit(f) } != 0 {
         return Err(io::Error::other("atexit failed"));
+    }
+    Ok(())
+}
+
+/// Registers `f` to run in the child after every `fork(3)` made through
+/// libc (`pthread_atfork`).
+pub(crate) fn at_fork_child(f: extern "C" fn()) -> io::Result<()> {
+    // SAFETY: `f` is a static `extern "C" fn()` valid for the program's
+    // life; the other two handlers are null, which pthread_atfork allows.
+    let r = unsafe { libc::pthread_atfork(None, None, Some(f)) };
+    if r != 0 {
+        return Err(io::Error::from_raw_os_error(r));
     }
     Ok(())
 }

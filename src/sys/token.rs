@@ -1,14 +1,25 @@
-//! Liveness tokens: "is the process that made this object alive?", answered
-//! only by the kernel.
+//! Liveness tokens: "is the process (or thread) that owns this alive?",
+//! answered only by the kernel.
 //!
-//! Each process that needs one owns a token file `shmproc@<pid>.<nonce>` in
+//! Each process that needs one owns a token file `shmproc@<tag>` in
 //! `/dev/shm` and holds a POSIX record lock (`fcntl(F_SETLK, F_WRLCK)`) on it
 //! for as long as it lives. The kernel drops that lock when the process dies
 //! (by any signal) or execs (the fd is close-on-exec). Anyone can ask with
 //! `F_GETLK`: a conflicting lock means alive; no lock, or no file, means
 //! dead. Unlike `kill(pid, 0)`, this is not fooled by pid reuse or by pid
-//! namespaces (the nonce makes every token unique; the lock belongs to the
-//! process, whatever pid it has where).
+//! namespaces.
+//!
+//! Identity. A token is a random 64-bit *nonce*; its low [`TAG_BITS`] bits,
+//! the *tag*, name the file, and are unique among existing token files (the
+//! `linkat` that publishes a token fails on a taken name). The tag is short
+//! enough to sit in a 32-bit futex word beside a thread slot; the full nonce
+//! is written at the start of the file, so a tag reused after its dead
+//! owner's file was removed is told apart from the original.
+//!
+//! Threads. The file also holds a table of [`SLOTS`] thread slots. A thread
+//! that takes a lock gets a slot; if it exits while still holding locks (a
+//! leaked guard), its thread-local destructor marks the slot DEAD, and
+//! waiters read that with `pread`. So the owner of a lock is `(tag, slot)`.
 //!
 //! Why POSIX record locks and not `flock`/OFD locks: record locks belong to
 //! the process and are not inherited by `fork`, so a forked child never keeps
@@ -16,49 +27,81 @@
 //! file drops the process's locks) is avoided by never opening our own
 //! token: [`liveness`] answers for ourselves without touching the file.
 //!
-//! The file is created unnamed (`O_TMPFILE`), locked, and only then linked
-//! under its name, so nobody can ever see a live process's token unlocked.
+//! The file is created unnamed (`O_TMPFILE`), filled, locked, and only then
+//! linked under its name, so nobody can ever see a live token unlocked.
 //!
 //! # References
 //! - [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html), "Advisory record locking"
 //! - iceoryx2's process-state monitor uses a lock file the same way.
 
+use std::cell::Cell;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use parking_lot::Mutex;
 use rustix::fs::FlockOperation;
 use rustix::io::Errno;
 
+use super::mmap::Mapping;
 use super::shm::Dir;
 
 /// Prefix of token file names.
 pub(crate) const TOKEN_PREFIX: &str = "shmproc@";
+/// Bits of the nonce that name the token file.
+pub(crate) const TAG_BITS: u32 = 21;
+/// Mask of the tag bits.
+pub(crate) const TAG_MASK: u64 = (1 << TAG_BITS) - 1;
+/// Bits of a thread slot number in an owner id.
+pub(crate) const SLOT_BITS: u32 = 10;
+/// Thread slots per process; slot 0 means "thread unknown".
+pub(crate) const SLOTS: usize = 1 << SLOT_BITS;
+/// Where the slot table starts in a token file.
+const SLOT_BASE: usize = 64;
+/// Bytes per slot.
+const SLOT_SIZE: usize = 16;
+/// Size of a token file.
+const FILE_SIZE: usize = SLOT_BASE + SLOTS * SLOT_SIZE;
+
+/// Slot state: not in use.
+const SLOT_FREE: u32 = 0;
+/// Slot state: a live thread uses it.
+const SLOT_LIVE: u32 = 1;
+/// Slot state: its thread exited while holding locks; never reused.
+const SLOT_DEAD: u32 = 2;
 
 /// Identifies one process for its whole life, across pid reuse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) struct Token {
-    /// The pid at creation (for display and file names).
+    /// The pid at creation (for display).
     pub(crate) pid: u32,
-    /// A random 64-bit number that makes the token unique.
+    /// A random 64-bit number; its low bits are the tag.
     pub(crate) nonce: u64,
 }
 
 impl Token {
-    /// The token's file name in `/dev/shm`.
-    pub(crate) fn file_name(&self) -> String {
-        format!("{TOKEN_PREFIX}{}.{:016x}", self.pid, self.nonce)
+    /// The tag: the low bits of the nonce, which name the file.
+    pub(crate) fn tag(&self) -> u32 {
+        (self.nonce & TAG_MASK) as u32
     }
 
-    /// Parses a token file name.
-    pub(crate) fn parse(name: &str) -> Option<Token> {
-        let rest = name.strip_prefix(TOKEN_PREFIX)?;
-        let (pid, nonce) = rest.split_once('.')?;
-        if nonce.len() != 16 {
-            return None;
-        }
-        Some(Token { pid: pid.parse().ok()?, nonce: u64::from_str_radix(nonce, 16).ok()? })
+    /// The token's file name in `/dev/shm`.
+    pub(crate) fn file_name(&self) -> String {
+        tag_file_name(self.tag())
     }
+}
+
+fn tag_file_name(tag: u32) -> String {
+    format!("{TOKEN_PREFIX}{tag:06x}")
+}
+
+fn parse_tag(name: &str) -> Option<u32> {
+    let hex = name.strip_prefix(TOKEN_PREFIX)?;
+    if hex.len() != 6 {
+        return None;
+    }
+    let tag = u32::from_str_radix(hex, 16).ok()?;
+    (tag != 0 && u64::from(tag) <= TAG_MASK).then_some(tag)
 }
 
 /// The answer of [`liveness`].
@@ -74,9 +117,41 @@ pub(crate) enum Liveness {
 struct Held {
     token: Token,
     _fd: OwnedFd,
+    map: Mapping,
+    free_slots: Vec<u16>,
+    next_slot: u16,
+}
+
+impl Held {
+    fn slot_state(&self, slot: u16) -> &AtomicU32 {
+        let i = usize::from(slot);
+        assert!(i < SLOTS, "invariant: slot numbers are below SLOTS");
+        let off = SLOT_BASE + i * SLOT_SIZE;
+        debug_assert!(off + 4 <= self.map.len());
+        let p = self.map.ptr().wrapping_add(off).cast::<AtomicU32>();
+        // SAFETY: off + 4 <= FILE_SIZE == the mapping's length (mapped in
+        // `create`), off is a multiple of 4 on a page-aligned base, and an
+        // AtomicU32 is valid for any bits; the reference borrows `self`,
+        // which owns the mapping.
+        unsafe { &*p }
+    }
 }
 
 static CURRENT: Mutex<Option<Held>> = Mutex::new(None);
+
+/// Bumped in every child right after a fork, so threads notice that their
+/// cached identity belongs to the parent.
+static FORK_GEN: AtomicU32 = AtomicU32::new(1);
+
+/// Called in a child right after `fork`/`clone` (and from a
+/// `pthread_atfork` handler for forks made by others).
+pub(crate) fn after_fork_in_child() {
+    FORK_GEN.fetch_add(1, Ordering::Relaxed);
+}
+
+extern "C" fn atfork_child() {
+    after_fork_in_child();
+}
 
 fn random_u64() -> io::Result<u64> {
     let mut buf = [0u8; 8];
@@ -91,6 +166,31 @@ fn random_u64() -> io::Result<u64> {
     Ok(u64::from_ne_bytes(buf))
 }
 
+fn create(pid: u32) -> io::Result<Held> {
+    let dir = Dir::default_dir()?;
+    let fd = dir.create_unnamed()?;
+    rustix::fs::ftruncate(&fd, FILE_SIZE as u64)?;
+    let map = Mapping::map(fd.as_fd(), FILE_SIZE, true)?;
+    rustix::fs::fcntl_lock(&fd, FlockOperation::NonBlockingLockExclusive)?;
+    for _ in 0..1000 {
+        let nonce = random_u64()?;
+        if nonce & TAG_MASK == 0 {
+            continue;
+        }
+        let mut head = [0u8; 12];
+        head[..8].copy_from_slice(&nonce.to_ne_bytes());
+        head[8..].copy_from_slice(&pid.to_ne_bytes());
+        rustix::io::pwrite(&fd, &head, 0)?;
+        let token = Token { pid, nonce };
+        match dir.link(fd.as_fd(), &token.file_name()) {
+            Ok(()) => return Ok(Held { token, _fd: fd, map, free_slots: Vec::new(), next_slot: 1 }),
+            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other("no free token tag"))
+}
+
 /// This process's token, made on first use (and again in a forked child,
 /// which must not pass for its parent).
 pub(crate) fn current() -> io::Result<Token> {
@@ -101,24 +201,21 @@ pub(crate) fn current() -> io::Result<Token> {
     {
         return Ok(h.token);
     }
-    // First use, or we are a forked child: the parent's fd is dropped below
-    // (closing it releases nothing: record locks are not inherited).
-    let dir = Dir::default_dir()?;
-    let fd = dir.create_unnamed()?;
-    rustix::fs::fcntl_lock(&fd, FlockOperation::NonBlockingLockExclusive)?;
-    let token = loop {
-        let token = Token { pid, nonce: random_u64()? };
-        match dir.link(fd.as_fd(), &token.file_name()) {
-            Ok(()) => break token,
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
-            Err(e) => return Err(e),
-        }
-    };
-    *slot = Some(Held { token, _fd: fd });
+    // First use, or we are a forked child: the parent's fd and mapping are
+    // dropped (closing the fd releases nothing: record locks are not
+    // inherited).
+    let first = slot.is_none();
+    *slot = Some(create(pid)?);
+    let token = slot.as_ref().expect("invariant: set above").token;
     drop(slot);
-    // Tokens of dead processes are zero-byte files; tidy a bounded number
-    // so that short-lived processes do not pile them up.
-    let _ = sweep_dead(dir, 64);
+    if first {
+        let _ = super::process::at_fork_child(atfork_child);
+    }
+    // Tokens of dead processes are small files; tidy a bounded number so
+    // that short-lived processes do not pile them up.
+    if let Ok(dir) = Dir::default_dir() {
+        let _ = sweep_dead(dir, 64);
+    }
     Ok(token)
 }
 
@@ -126,32 +223,50 @@ pub(crate) fn current() -> io::Result<Token> {
 /// unless the kernel confirms it.
 pub(crate) fn liveness(token: Token) -> Liveness {
     if let Some(h) = CURRENT.lock().as_ref()
-        && h.token == token
+        && h.token.tag() == token.tag()
         && h.token.pid == super::process::pid()
     {
-        // Never open our own token: closing that fd would drop our lock.
-        return Liveness::Alive;
+        // Never open our own token file: closing that fd would drop our
+        // lock. Our tag with another nonce is an earlier owner of the
+        // tag, whose file was gone (so it was dead) before we took it.
+        return if h.token.nonce == token.nonce { Liveness::Alive } else { Liveness::Dead };
     }
-    let Ok(dir) = Dir::default_dir() else {
-        return Liveness::Alive;
-    };
-    probe(dir, &token.file_name())
+    match probe(token.tag()) {
+        Probe::Dead => Liveness::Dead,
+        Probe::Unknown => Liveness::Alive,
+        Probe::Alive { nonce, .. } if nonce != token.nonce => Liveness::Dead, // tag reused
+        Probe::Alive { .. } => Liveness::Alive,
+    }
 }
 
-fn probe(dir: &Dir, name: &str) -> Liveness {
-    let fd = match dir.open_file(name, false) {
+enum Probe {
+    Dead,
+    Unknown,
+    Alive { nonce: u64, fd: OwnedFd },
+}
+
+fn probe(tag: u32) -> Probe {
+    let Ok(dir) = Dir::default_dir() else { return Probe::Unknown };
+    let fd = match dir.open_file(&tag_file_name(tag), false) {
         Ok(fd) => fd,
-        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Liveness::Dead,
-        Err(_) => return Liveness::Alive,
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => return Probe::Dead,
+        Err(_) => return Probe::Unknown,
     };
     // A non-regular file under a token name is not a token: not ours to
     // judge, so never "dead".
-    if !super::shm::fstat(std::os::fd::AsFd::as_fd(&fd)).is_ok_and(|i| i.regular) {
-        return Liveness::Alive;
+    if !super::shm::fstat(fd.as_fd()).is_ok_and(|i| i.regular) {
+        return Probe::Unknown;
     }
     match lock_holder(&fd) {
-        Ok(None) => Liveness::Dead,
-        _ => Liveness::Alive,
+        Ok(None) => Probe::Dead,
+        Ok(Some(_)) => {
+            let mut head = [0u8; 8];
+            match super::shm::read_at(fd.as_fd(), &mut head, 0) {
+                Ok(8) => Probe::Alive { nonce: u64::from_ne_bytes(head), fd },
+                _ => Probe::Unknown,
+            }
+        }
+        Err(_) => Probe::Unknown,
     }
 }
 
@@ -175,20 +290,168 @@ fn lock_holder(fd: &OwnedFd) -> io::Result<Option<i32>> {
 }
 
 /// Removes up to `max` token files whose owners are confirmed dead; returns
-/// how many were removed. Token names are never reused, so unlinking a name
-/// after confirming death cannot hit a live token.
+/// how many were removed.
 pub(crate) fn sweep_dead(dir: &Dir, max: usize) -> io::Result<usize> {
     let mut removed = 0;
     for name in dir.list(TOKEN_PREFIX)? {
         if removed >= max {
             break;
         }
-        let Some(token) = Token::parse(&name) else { continue };
-        if liveness(token) == Liveness::Dead && dir.unlink(&name).is_ok() {
+        let Some(tag) = parse_tag(&name) else { continue };
+        if CURRENT.lock().as_ref().is_some_and(|h| h.token.tag() == tag) {
+            continue;
+        }
+        if matches!(probe(tag), Probe::Dead) && dir.unlink(&name).is_ok() {
             removed += 1;
         }
     }
     Ok(removed)
+}
+
+// ---------------------------------------------------------------------
+// Owner ids for locks: (tag << SLOT_BITS) | slot, never 0.
+
+const _: () = assert!(TAG_BITS + SLOT_BITS == 31, "owner ids leave the top bit of a futex word free");
+
+/// What a thread knows about itself, cached.
+#[derive(Clone, Copy)]
+struct Me {
+    fork_gen: u32,
+    id: u32,
+    nonce: u64,
+}
+
+struct ThreadSlot {
+    me: Cell<Option<Me>>,
+    /// Locks this thread holds now (guards not yet dropped, leaked ones
+    /// included).
+    held: Cell<u32>,
+}
+
+impl Drop for ThreadSlot {
+    fn drop(&mut self) {
+        let Some(me) = self.me.get() else { return };
+        if me.fork_gen != FORK_GEN.load(Ordering::Relaxed) {
+            return;
+        }
+        let slot = (me.id & ((1 << SLOT_BITS) - 1)) as u16;
+        if slot == 0 {
+            return;
+        }
+        if let Some(h) = CURRENT.lock().as_mut() {
+            if h.token.nonce != me.nonce {
+                return;
+            }
+            if self.held.get() > 0 {
+                // Exiting while holding locks: waiters will find the owner
+                // dead. The slot is never reused.
+                h.slot_state(slot).store(SLOT_DEAD, Ordering::Release);
+            } else {
+                h.slot_state(slot).store(SLOT_FREE, Ordering::Relaxed);
+                h.free_slots.push(slot);
+            }
+        }
+    }
+}
+
+thread_local! {
+    static THREAD: ThreadSlot = const { ThreadSlot { me: Cell::new(None), held: Cell::new(0) } };
+}
+
+/// The calling thread's owner id and its process's nonce.
+#[inline]
+pub(crate) fn me() -> io::Result<(u32, u64)> {
+    let fgen = FORK_GEN.load(Ordering::Relaxed);
+    if let Ok(Some(m)) = THREAD.try_with(|t| t.me.get())
+        && m.fork_gen == fgen
+    {
+        return Ok((m.id, m.nonce));
+    }
+    me_slow(fgen)
+}
+
+#[cold]
+fn me_slow(fgen: u32) -> io::Result<(u32, u64)> {
+    let token = current()?;
+    let slot = {
+        let mut g = CURRENT.lock();
+        let h = g.as_mut().ok_or_else(|| io::Error::other("token vanished"))?;
+        let slot = if let Some(s) = h.free_slots.pop() {
+            s
+        } else if usize::from(h.next_slot) < SLOTS {
+            h.next_slot += 1;
+            h.next_slot - 1
+        } else {
+            0 // more live lockers than slots: thread death goes undetected
+        };
+        if slot != 0 {
+            h.slot_state(slot).store(SLOT_LIVE, Ordering::Relaxed);
+        }
+        slot
+    };
+    let id = (token.tag() << SLOT_BITS) | u32::from(slot);
+    let me = Me { fork_gen: fgen, id, nonce: token.nonce };
+    // A thread without TLS (being torn down) gets slot 0 semantics.
+    let _ = THREAD.try_with(|t| {
+        t.me.set(Some(me));
+        t.held.set(0);
+    });
+    Ok((id, token.nonce))
+}
+
+/// Counts a lock taken by this thread.
+#[inline]
+pub(crate) fn note_acquired() {
+    let _ = THREAD.try_with(|t| t.held.set(t.held.get().wrapping_add(1)));
+}
+
+/// Counts a lock released by this thread.
+#[inline]
+pub(crate) fn note_released() {
+    let _ = THREAD.try_with(|t| t.held.set(t.held.get().saturating_sub(1)));
+}
+
+/// Whether the owner `id`, recorded with process nonce `nonce` (0 if the
+/// record was not written yet), is confirmed dead.
+pub(crate) fn owner_dead(id: u32, nonce: u64) -> bool {
+    let tag = id >> SLOT_BITS;
+    let slot = (id & ((1 << SLOT_BITS) - 1)) as usize;
+    // The record belongs to this owner only if its tag matches; otherwise
+    // the owner has not written it yet (or died doing so): trust the token.
+    let record_matches = nonce != 0 && (nonce & TAG_MASK) as u32 == tag;
+    if let Some(h) = CURRENT.lock().as_ref()
+        && h.token.tag() == tag
+        && h.token.pid == super::process::pid()
+    {
+        if record_matches && nonce != h.token.nonce {
+            return true; // an earlier process with our tag
+        }
+        return slot != 0 && h.slot_state(slot as u16).load(Ordering::Acquire) == SLOT_DEAD;
+    }
+    match probe(tag) {
+        Probe::Dead => true,
+        Probe::Unknown => false,
+        Probe::Alive { nonce: file_nonce, fd } => {
+            if record_matches && file_nonce != nonce {
+                return true; // the tag was reused: the recorded owner is gone
+            }
+            if slot == 0 {
+                return false;
+            }
+            let mut st = [0u8; 4];
+            match super::shm::read_at(fd.as_fd(), &mut st, (SLOT_BASE + slot * SLOT_SIZE) as u64) {
+                Ok(4) => u32::from_ne_bytes(st) == SLOT_DEAD,
+                _ => false,
+            }
+        }
+    }
+}
+
+impl Probe {
+    #[cfg(test)]
+    fn is_dead(&self) -> bool {
+        matches!(self, Probe::Dead)
+    }
 }
 
 #[cfg(test)]
@@ -196,12 +459,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn token_names_round_trip() {
-        let t = Token { pid: 42, nonce: 0xdead_beef_0000_0001 };
-        assert_eq!(Token::parse(&t.file_name()), Some(t));
-        assert_eq!(Token::parse("shmproc@x.0000000000000001"), None);
-        assert_eq!(Token::parse("shmproc@1.01"), None);
-        assert_eq!(Token::parse("other"), None);
+    fn tags_parse() {
+        assert_eq!(parse_tag(&tag_file_name(0x12ab)), Some(0x12ab));
+        assert_eq!(parse_tag("shmproc@000000"), None);
+        assert_eq!(parse_tag("shmproc@zzzzzz"), None);
+        assert_eq!(parse_tag("shmproc@1234"), None);
+        assert_eq!(parse_tag("other"), None);
     }
 
     #[test]
@@ -209,7 +472,36 @@ mod tests {
         let me = current().expect("token");
         assert_eq!(current().expect("token"), me, "stable within a process");
         assert_eq!(liveness(me), Liveness::Alive);
-        let ghost = Token { pid: me.pid, nonce: me.nonce ^ 1 };
+        // Same tag, other nonce: an earlier owner of our tag, dead; and our
+        // own file was not opened (our lock is still held: we stay alive).
+        let ghost = Token { pid: me.pid, nonce: me.nonce ^ (1 << 40) };
         assert_eq!(liveness(ghost), Liveness::Dead);
+        assert_eq!(liveness(me), Liveness::Alive);
+        let missing = Token { pid: 1, nonce: (me.nonce & !TAG_MASK) | ((me.nonce + 1) & TAG_MASK).max(1) };
+        // Another tag that (almost surely) has no file.
+        if probe(missing.tag()).is_dead() {
+            assert_eq!(liveness(missing), Liveness::Dead);
+        }
+    }
+
+    #[test]
+    fn owner_ids_identify_threads() {
+        let (a, na) = me().expect("me");
+        let (b, nb) = std::thread::spawn(|| me().expect("me")).join().expect("thread");
+        assert_eq!(na, nb, "same process");
+        assert_ne!(a, b, "threads get their own slots");
+        assert_eq!(a >> SLOT_BITS, b >> SLOT_BITS, "same tag");
+        assert!(!owner_dead(a, na));
+        // Thread b exited holding nothing: its slot is free, not dead.
+        assert!(!owner_dead(b, nb));
+        // A thread that exits holding a lock is dead.
+        let (c, nc) = std::thread::spawn(|| {
+            let id = me().expect("me");
+            note_acquired();
+            id
+        })
+        .join()
+        .expect("thread");
+        assert!(owner_dead(c, nc));
     }
 }

@@ -370,7 +370,14 @@ pub(crate) fn role_umask_create() {
     let name = arg("NAME");
     let seg = Segment::create(&name, 4096).expect("create");
     let mode = fs::metadata(shm_path(&name)).expect("stat").permissions().mode() & 0o7777;
-    let token = list_prefixed(Path::new(harness::SHM_DIR), &format!("shmproc@{}.", std::process::id()));
+    // Token files are named by a tag; ours has our pid in bytes 8..12.
+    let token: Vec<_> = list_prefixed(Path::new(harness::SHM_DIR), "shmproc@")
+        .into_iter()
+        .filter(|n| {
+            let bytes = std::fs::read(Path::new(harness::SHM_DIR).join(n)).ok();
+            bytes.is_some_and(|b| b.len() >= 12 && b[8..12] == std::process::id().to_ne_bytes())
+        })
+        .collect();
     assert_eq!(token.len(), 1, "one liveness token: {token:?}");
     let tmode = fs::metadata(Path::new(harness::SHM_DIR).join(&token[0])).expect("stat").permissions().mode() & 0o7777;
     say(format_args!("modes {mode:o} {tmode:o}"));
@@ -488,7 +495,7 @@ fn fifo_under_prefix_does_not_block() {
 
 /// RELIABILITY case 30 (FIFOs squatting our names in `/dev/shm`, which is
 /// world-writable, so any user can make them): with a FIFO named like a
-/// liveness token (`shmproc@<pid>.<16 hex>`) and one under the segment
+/// liveness token (`shmproc@<6 hex tag>`) and one under the segment
 /// prefix -> a new process still creates its token and a segment, and
 /// `cleanup_stale` returns; `open_raw(.., ReadOnly)` of the FIFO fails
 /// instead of blocking. Each helper runs in its own mount namespace with a
@@ -502,7 +509,7 @@ fn fifos_in_dev_shm_do_not_block() {
         ctx.finish();
         return;
     }
-    let fifos = "mkfifo -m 0666 /dev/shm/shmproc@999999.0123456789abcdef /dev/shm/shmproc.fifo";
+    let fifos = "mkfifo -m 0666 /dev/shm/shmproc@0abcde /dev/shm/shmproc.fifo";
     let private = |role: &str| ctx.child(role).in_private_dev_shm(fifos);
     let mut h = private("hold").arg("NAME", ctx.name("seg")).arg("CLEANUP_STALE", "1").start();
     h.expect("ready");

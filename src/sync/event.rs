@@ -1,0 +1,545 @@
+//! `Event`, `Condvar` and `Barrier`.
+
+use std::time::{Duration, Instant};
+
+use bytemuck::Pod;
+
+use crate::error::{Error, Result};
+use crate::loom::atomic::Ordering;
+use crate::shm::typed::Shared;
+use crate::sync::lock::serde_via_shared;
+use crate::sync::raw_event::{BROKEN_OTHER, RawBarrier, RawCondvar, RawEvent};
+use crate::sync::raw_mutex::{LockError, MutexGuard};
+
+/// A process-shared flag that processes can wait for (Python:
+/// `multiprocessing.Event`).
+///
+/// # Examples
+///
+/// ```
+/// let e = shmproc::Event::new()?;
+/// assert!(!e.is_set());
+/// assert!(!e.wait_timeout(std::time::Duration::from_millis(1)));
+/// e.set();
+/// assert!(e.wait_timeout(std::time::Duration::from_secs(1)));
+/// e.clear();
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Event {
+    shared: Shared<RawEvent>,
+}
+
+impl std::fmt::Debug for Event {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Event").field("set", &self.is_set()).finish()
+    }
+}
+
+impl Event {
+    /// An anonymous event, clear.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!shmproc::Event::new()?.is_set());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Segment::anonymous`](crate::Segment::anonymous).
+    pub fn new() -> Result<Event> {
+        Ok(Event { shared: Shared::anonymous(|_| {})? })
+    }
+
+    /// A named event, clear.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-event-{}", std::process::id());
+    /// let e = shmproc::Event::create(&name)?;
+    /// shmproc::Event::open(&name)?.set();
+    /// assert!(e.is_set());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Segment::create`](crate::Segment::create).
+    pub fn create(name: &str) -> Result<Event> {
+        Ok(Event { shared: Shared::create(name, |_| {})? })
+    }
+
+    /// Opens a named event.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(shmproc::Event::open("no-such-event").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Segment::open`](crate::Segment::open).
+    pub fn open(name: &str) -> Result<Event> {
+        Ok(Event { shared: Shared::open(name)? })
+    }
+
+    /// Sets the flag and wakes every waiter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = shmproc::Event::new()?;
+    /// e.set();
+    /// assert!(e.is_set());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn set(&self) {
+        self.shared.set();
+    }
+
+    /// Clears the flag.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = shmproc::Event::new()?;
+    /// e.set();
+    /// e.clear();
+    /// assert!(!e.is_set());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn clear(&self) {
+        self.shared.clear();
+    }
+
+    /// Whether the flag is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!shmproc::Event::new()?.is_set());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn is_set(&self) -> bool {
+        self.shared.is_set()
+    }
+
+    /// Waits until the flag is set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = shmproc::Event::new()?;
+    /// e.set();
+    /// e.wait();
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn wait(&self) {
+        self.wait_deadline(None);
+    }
+
+    /// Waits until the flag is set or `timeout` passes; returns the flag.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = shmproc::Event::new()?;
+    /// assert!(!e.wait_timeout(std::time::Duration::from_millis(2)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.wait_deadline(Some(Instant::now() + timeout))
+    }
+
+    fn wait_deadline(&self, deadline: Option<Instant>) -> bool {
+        self.shared.wait(deadline)
+    }
+}
+
+/// A condition variable for a [`Mutex`](crate::Mutex) (Python:
+/// `multiprocessing.Condition`, whose lock is the mutex).
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{Condvar, Mutex};
+///
+/// fn produce((m, c): (Mutex<u32>, Condvar)) {
+///     *m.lock().expect("lock") = 42;
+///     c.notify_all();
+/// }
+///
+/// let m = Mutex::new(0u32)?;
+/// let c = Condvar::new()?;
+/// let mut p = shmproc::Process::spawn(produce, (m.clone(), c.clone()))?;
+/// let mut g = m.lock()?;
+/// while *g == 0 {
+///     g = c.wait(g)?;
+/// }
+/// assert_eq!(*g, 42);
+/// drop(g);
+/// p.join()?;
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Condvar {
+    shared: Shared<RawCondvar>,
+}
+
+impl std::fmt::Debug for Condvar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Condvar").finish_non_exhaustive()
+    }
+}
+
+/// The result of a guard-returning wait: the guard back, or why not.
+pub type WaitResult<'a, T> = std::result::Result<MutexGuard<'a, T>, LockError<MutexGuard<'a, T>>>;
+
+impl Condvar {
+    /// An anonymous condition variable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let c = shmproc::Condvar::new()?;
+    /// c.notify_one(); // nobody waits: nothing happens
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Segment::anonymous`](crate::Segment::anonymous).
+    pub fn new() -> Result<Condvar> {
+        Ok(Condvar { shared: Shared::anonymous(|_| {})? })
+    }
+
+    /// A named condition variable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-condvar-{}", std::process::id());
+    /// let c = shmproc::Condvar::create(&name)?;
+    /// assert!(shmproc::Condvar::open(&name).is_ok());
+    /// # drop(c);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Segment::create`](crate::Segment::create).
+    pub fn create(name: &str) -> Result<Condvar> {
+        Ok(Condvar { shared: Shared::create(name, |_| {})? })
+    }
+
+    /// Opens a named condition variable.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(shmproc::Condvar::open("no-such-condvar").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Segment::open`](crate::Segment::open).
+    pub fn open(name: &str) -> Result<Condvar> {
+        Ok(Condvar { shared: Shared::open(name)? })
+    }
+
+    /// Unlocks `guard`'s mutex, waits for a notify, and locks it again.
+    /// Wake-ups may be spurious: wait in a loop over your condition.
+    ///
+    /// # Examples
+    ///
+    /// See [`Condvar`].
+    ///
+    /// # Errors
+    /// Those of [`Mutex::lock`](crate::Mutex::lock) when locking again:
+    /// [`LockError::OwnerDied`] if the mutex's holder died meanwhile.
+    pub fn wait<'a, T: Pod + Send>(&self, guard: MutexGuard<'a, T>) -> WaitResult<'a, T> {
+        self.wait_deadline(guard, None).0
+    }
+
+    /// Like [`wait`](Condvar::wait), giving up after `timeout`; the `bool`
+    /// is `true` if the time ran out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = shmproc::Mutex::new(0u8)?;
+    /// let c = shmproc::Condvar::new()?;
+    /// let (g, timed_out) = c.wait_timeout(m.lock()?, std::time::Duration::from_millis(5));
+    /// assert!(timed_out);
+    /// drop(g?);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn wait_timeout<'a, T: Pod + Send>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        timeout: Duration,
+    ) -> (WaitResult<'a, T>, bool) {
+        let (r, timed_out) = self.wait_deadline(guard, Some(Instant::now() + timeout));
+        (r, timed_out)
+    }
+
+    fn wait_deadline<'a, T: Pod + Send>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        deadline: Option<Instant>,
+    ) -> (WaitResult<'a, T>, bool) {
+        let seq = self.shared.prepare();
+        let (timed_out, relocked) = guard.unlocked(|| self.shared.sleep(seq, deadline), None);
+        (relocked, timed_out)
+    }
+
+    /// Wakes one waiter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// shmproc::Condvar::new()?.notify_one();
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn notify_one(&self) {
+        self.notify(1);
+    }
+
+    /// Wakes every waiter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// shmproc::Condvar::new()?.notify_all();
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn notify_all(&self) {
+        self.notify(u32::MAX);
+    }
+
+    fn notify(&self, n: u32) {
+        self.shared.notify(n);
+    }
+}
+
+/// A process-shared barrier for `parties` participants (Python:
+/// `multiprocessing.Barrier`).
+///
+/// Every process that receives the barrier (as a child's argument, or with
+/// [`open`](Barrier::open)) or waits on it is registered; if a registered
+/// process dies while others wait, they get [`Error::Broken`] naming its pid
+/// instead of waiting forever. A broken barrier stays broken until
+/// [`reset`](Barrier::reset).
+///
+/// # Examples
+///
+/// ```
+/// fn party(b: shmproc::Barrier) -> usize {
+///     b.wait().expect("barrier")
+/// }
+///
+/// let b = shmproc::Barrier::new(3)?;
+/// let mut kids: Vec<_> = (0..2).map(|_| shmproc::Process::spawn(party, b.clone())).collect::<Result<_, _>>()?;
+/// let mine = b.wait()?;
+/// let mut seen = vec![mine];
+/// for k in &mut kids {
+///     seen.push(k.join()?);
+/// }
+/// seen.sort();
+/// assert_eq!(seen, [0, 1, 2]);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Barrier {
+    shared: Shared<RawBarrier>,
+}
+
+impl std::fmt::Debug for Barrier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Barrier").field("parties", &self.parties()).field("waiting", &self.n_waiting()).finish()
+    }
+}
+
+impl Barrier {
+    fn wrap(shared: Shared<RawBarrier>) -> Result<Barrier> {
+        let b = Barrier { shared };
+        b.register()?;
+        Ok(b)
+    }
+
+    /// An anonymous barrier for `parties` participants.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = shmproc::Barrier::new(1)?;
+    /// assert_eq!(b.wait()?, 0); // one party: passes at once
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for 0 parties; as for
+    /// [`Segment::anonymous`](crate::Segment::anonymous).
+    pub fn new(parties: u32) -> Result<Barrier> {
+        if parties == 0 {
+            return Err(Error::InvalidArgument { what: "a barrier needs at least 1 party" });
+        }
+        Barrier::wrap(Shared::anonymous(|b: &RawBarrier| b.parties.store(parties, Ordering::Relaxed))?)
+    }
+
+    /// A named barrier.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-barrier-{}", std::process::id());
+    /// let b = shmproc::Barrier::create(&name, 2)?;
+    /// assert_eq!(shmproc::Barrier::open(&name)?.parties(), 2);
+    /// # drop(b);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`new`](Barrier::new) and [`Segment::create`](crate::Segment::create).
+    pub fn create(name: &str, parties: u32) -> Result<Barrier> {
+        if parties == 0 {
+            return Err(Error::InvalidArgument { what: "a barrier needs at least 1 party" });
+        }
+        Barrier::wrap(Shared::create(name, |b: &RawBarrier| b.parties.store(parties, Ordering::Relaxed))?)
+    }
+
+    /// Opens a named barrier (and registers this process with it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(shmproc::Barrier::open("no-such-barrier").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Segment::open`](crate::Segment::open).
+    pub fn open(name: &str) -> Result<Barrier> {
+        Barrier::wrap(Shared::open(name)?)
+    }
+
+    fn register(&self) -> Result<()> {
+        self.shared.register().map_err(|e| Error::os("liveness token", e))
+    }
+
+    /// Waits until all parties have called `wait`; returns this party's
+    /// arrival index (0 to parties - 1; Python returns the same).
+    ///
+    /// # Examples
+    ///
+    /// See [`Barrier`].
+    ///
+    /// # Errors
+    /// [`Error::Broken`] if the barrier is or becomes broken.
+    pub fn wait(&self) -> Result<usize> {
+        self.wait_deadline(None)
+    }
+
+    /// Like [`wait`](Barrier::wait), breaking the barrier if `timeout`
+    /// passes (as Python does).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = shmproc::Barrier::new(2)?;
+    /// assert!(b.wait_timeout(std::time::Duration::from_millis(5)).is_err());
+    /// assert!(b.is_broken());
+    /// b.reset();
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Broken`] (also after the timeout).
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<usize> {
+        self.wait_deadline(Some(Instant::now() + timeout))
+    }
+
+    fn wait_deadline(&self, deadline: Option<Instant>) -> Result<usize> {
+        self.register()?;
+        self.shared.wait(deadline).map_err(|dead| Error::Broken { dead })
+    }
+
+    /// Puts a broken barrier back in service (Python: `reset()`); parties
+    /// waiting now get [`Error::Broken`]. Dead members are forgotten.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = shmproc::Barrier::new(2)?;
+    /// b.abort();
+    /// b.reset();
+    /// assert!(!b.is_broken());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn reset(&self) {
+        self.shared.reset();
+    }
+
+    /// Breaks the barrier (Python: `abort()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = shmproc::Barrier::new(2)?;
+    /// b.abort();
+    /// assert!(matches!(b.wait(), Err(shmproc::Error::Broken { dead: None })));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn abort(&self) {
+        self.shared.break_with(BROKEN_OTHER);
+    }
+
+    /// The number of parties.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::Barrier::new(4)?.parties(), 4);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn parties(&self) -> u32 {
+        self.shared.parties.load(Ordering::Relaxed)
+    }
+
+    /// How many parties wait now (Python: `n_waiting`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::Barrier::new(4)?.n_waiting(), 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn n_waiting(&self) -> u32 {
+        self.shared.arrived.load(Ordering::Relaxed)
+    }
+
+    /// Whether the barrier is broken.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!shmproc::Barrier::new(2)?.is_broken());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn is_broken(&self) -> bool {
+        self.shared.broken_by().is_some()
+    }
+}
+
+impl serde::Serialize for Barrier {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.shared.serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Barrier {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        Barrier::wrap(Shared::deserialize(d)?).map_err(D::Error::custom)
+    }
+}
+
+serde_via_shared!(Event);
+serde_via_shared!(Condvar);

@@ -1,0 +1,302 @@
+//! `RawEvent`, `RawCondvar` and `RawBarrier`: the other futex state
+//! machines.
+//!
+//! Event: `flag` (0 clear, 1 set) is the futex word; `waiters` lets `set`
+//! skip the wake syscall (SeqCst Dekker pair, as in `raw_semaphore.rs`). A
+//! setter that dies before `set` leaves waiters to their timeouts.
+//!
+//! Condvar: `seq` is the futex word, bumped by every notify. A waiter reads
+//! `seq` while still holding the mutex, then unlocks and sleeps while `seq`
+//! is unchanged, so a notify between the unlock and the sleep is never lost.
+//! A waiter killed while asleep leaves the kernel's queue with its process;
+//! `waiters` may then stay too high, which only costs a syscall per notify.
+//!
+//! Barrier: `generation` is the futex word, bumped when the last party arrives.
+//! `arrived` counts arrivals in the current generation; `broken` is 0, or
+//! the pid of a dead party + 1, or `BROKEN_OTHER` (timeout, abort). Parties
+//! register their process (owner id and nonce) in `members`, so a waiting
+//! party can find a member that died and break the barrier instead of
+//! waiting for an arrival that will never come.
+#![allow(unsafe_code)]
+
+use std::time::Instant;
+
+use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering, dekker_fence};
+use crate::loom::{futex, owner};
+use crate::shm::layout::{CachePadded, ShmSafe};
+
+/// An event's state.
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct RawEvent {
+    pub(crate) flag: AtomicU32,
+    pub(crate) waiters: AtomicU32,
+}
+
+// SAFETY: repr(C) over two atomics: no pointers, any bits valid (any
+// non-zero flag reads as set), interior-mutable.
+unsafe impl ShmSafe for RawEvent {
+    const TAG: &'static str = "shmproc::Event";
+}
+
+/// A condition variable's state.
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct RawCondvar {
+    pub(crate) seq: AtomicU32,
+    pub(crate) waiters: AtomicU32,
+}
+
+// SAFETY: repr(C) over two atomics: no pointers, any bits valid,
+// interior-mutable.
+unsafe impl ShmSafe for RawCondvar {
+    const TAG: &'static str = "shmproc::Condvar";
+}
+
+/// Most processes a barrier tracks for deaths.
+pub(crate) const MEMBERS: usize = 64;
+
+/// One process registered with a barrier.
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct Member {
+    /// The process's owner id with slot 0 (its tag), or 0 if free.
+    pub(crate) id: AtomicU32,
+    pub(crate) pid: AtomicU32,
+    pub(crate) nonce: AtomicU64,
+}
+
+/// A barrier's state.
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct RawBarrier {
+    pub(crate) generation: CachePadded<AtomicU32>,
+    pub(crate) arrived: AtomicU32,
+    pub(crate) parties: AtomicU32,
+    pub(crate) broken: AtomicU32,
+    pub(crate) members: [Member; MEMBERS],
+}
+
+// SAFETY: repr(C) over atomics and an array of repr(C) atomics: no
+// pointers, any bits valid (member ids are only compared and probed),
+// interior-mutable.
+unsafe impl ShmSafe for RawBarrier {
+    const TAG: &'static str = "shmproc::Barrier";
+}
+
+impl RawEvent {
+    #[cfg(shmproc_loom)]
+    pub(crate) fn new() -> RawEvent {
+        RawEvent { flag: AtomicU32::new(0), waiters: AtomicU32::new(0) }
+    }
+
+    /// Sets the flag and wakes every waiter.
+    pub(crate) fn set(&self) {
+        // SeqCst: Dekker pair with the waiter's `waiters` increment.
+        self.flag.store(1, Ordering::SeqCst);
+        dekker_fence();
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            futex::wake_all(&self.flag);
+        }
+    }
+
+    /// Clears the flag.
+    pub(crate) fn clear(&self) {
+        self.flag.store(0, Ordering::Relaxed);
+    }
+
+    /// Whether the flag is set.
+    pub(crate) fn is_set(&self) -> bool {
+        // Acquire: pairs with the SeqCst store in `set`.
+        self.flag.load(Ordering::Acquire) != 0
+    }
+
+    /// Waits until set or `deadline`; returns the flag.
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
+        loop {
+            if self.is_set() {
+                return true;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return false;
+            }
+            // SeqCst: Dekker pair with `set`.
+            self.waiters.fetch_add(1, Ordering::SeqCst);
+            let w = futex::wait(&self.flag, 0, deadline);
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            if w == futex::Wake::TimedOut {
+                return self.is_set();
+            }
+        }
+    }
+}
+
+impl RawCondvar {
+    #[cfg(shmproc_loom)]
+    pub(crate) fn new() -> RawCondvar {
+        RawCondvar { seq: AtomicU32::new(0), waiters: AtomicU32::new(0) }
+    }
+
+    /// First half of a wait, called while the mutex is still held: the
+    /// sequence number to sleep on.
+    pub(crate) fn prepare(&self) -> u32 {
+        // Read while holding the mutex: a notify that follows our unlock
+        // changes `seq`, so the sleep below returns at once.
+        let seq = self.seq.load(Ordering::SeqCst);
+        // SeqCst: Dekker pair with the notifier's `waiters` read.
+        self.waiters.fetch_add(1, Ordering::SeqCst);
+        seq
+    }
+
+    /// Second half, after the mutex was released: sleeps while `seq` is
+    /// unchanged; `true` if `deadline` passed.
+    pub(crate) fn sleep(&self, seq: u32, deadline: Option<Instant>) -> bool {
+        let w = futex::wait(&self.seq, seq, deadline);
+        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        w == futex::Wake::TimedOut
+    }
+
+    /// Wakes up to `n` waiters.
+    pub(crate) fn notify(&self, n: u32) {
+        // SeqCst: changes `seq` for sleepers to see, then (Dekker) reads
+        // `waiters`.
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        dekker_fence();
+        if self.waiters.load(Ordering::SeqCst) > 0 {
+            futex::wake(&self.seq, n);
+        }
+    }
+}
+
+/// `broken` value for a timeout or an abort.
+pub(crate) const BROKEN_OTHER: u32 = u32::MAX;
+const SLOT_MASK: u32 = (1 << crate::sys::token::SLOT_BITS) - 1;
+
+impl RawBarrier {
+    #[cfg(shmproc_loom)]
+    pub(crate) fn new(parties: u32) -> Box<RawBarrier> {
+        Box::new(RawBarrier {
+            generation: CachePadded::new(AtomicU32::new(0)),
+            arrived: AtomicU32::new(0),
+            parties: AtomicU32::new(parties),
+            broken: AtomicU32::new(0),
+            members: std::array::from_fn(|_| Member {
+                id: AtomicU32::new(0),
+                pid: AtomicU32::new(0),
+                nonce: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// Registers the calling process, so that its death breaks the barrier.
+    pub(crate) fn register(&self) -> std::io::Result<()> {
+        let (id, nonce) = owner::me()?;
+        let pid = crate::sys::process::pid();
+        let id = id & !SLOT_MASK;
+        for m in &self.members {
+            if m.id.load(Ordering::Acquire) == id && m.nonce.load(Ordering::Acquire) == nonce {
+                return Ok(());
+            }
+        }
+        for m in &self.members {
+            // AcqRel: claims the slot; the pid and nonce follow, and a reader
+            // that still sees nonce 0 treats the member as alive.
+            if m.id.compare_exchange(0, id, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                m.pid.store(pid, Ordering::Relaxed);
+                m.nonce.store(nonce, Ordering::Release);
+                return Ok(());
+            }
+        }
+        Ok(()) // more than MEMBERS processes: the rest are not tracked
+    }
+
+    /// The pid of a registered member that is dead, if any.
+    fn dead_member(&self) -> Option<u32> {
+        for m in &self.members {
+            let id = m.id.load(Ordering::Acquire);
+            let nonce = m.nonce.load(Ordering::Acquire);
+            if id != 0 && nonce != 0 && owner::owner_dead(id, nonce) {
+                return Some(m.pid.load(Ordering::Relaxed));
+            }
+        }
+        None
+    }
+
+    /// Why the barrier is broken: `Some(pid)` of a dead party, or `None`.
+    pub(crate) fn broken_by(&self) -> Option<Option<u32>> {
+        match self.broken.load(Ordering::Acquire) {
+            0 => None,
+            BROKEN_OTHER => Some(None),
+            pid_plus_one => Some(Some(pid_plus_one - 1)),
+        }
+    }
+
+    /// Breaks the barrier with `code` (kept if already broken) and wakes all.
+    pub(crate) fn break_with(&self, code: u32) {
+        let _ = self.broken.compare_exchange(0, code, Ordering::AcqRel, Ordering::Relaxed);
+        // Bump the generation word so sleepers wake and see `broken`.
+        self.generation.fetch_add(1, Ordering::Release);
+        futex::wake_all(&self.generation);
+    }
+
+    /// Waits for all parties; `Ok(arrival index)` or `Err(dead pid)` when
+    /// broken.
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<usize, Option<u32>> {
+        // Acquire: pairs with the Release bump of the last arrival.
+        let generation = self.generation.load(Ordering::Acquire);
+        if let Some(why) = self.broken_by() {
+            return Err(why);
+        }
+        let parties = self.parties.load(Ordering::Relaxed).max(1);
+        let index = self.arrived.fetch_add(1, Ordering::AcqRel);
+        if index + 1 >= parties {
+            self.arrived.store(0, Ordering::Relaxed);
+            // Release: pairs with the Acquire loads of the waiters.
+            self.generation.fetch_add(1, Ordering::Release);
+            futex::wake_all(&self.generation);
+            return Ok(index as usize);
+        }
+        let mut interval = owner::LIVENESS_MIN;
+        loop {
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                self.break_with(BROKEN_OTHER);
+                return Err(self.broken_by().flatten());
+            }
+            let check = owner::checks_liveness().then(|| now + interval);
+            let wake_at = match (deadline, check) {
+                (Some(d), Some(c)) => Some(d.min(c)),
+                (d, c) => d.or(c),
+            };
+            let w = futex::wait(&self.generation, generation, wake_at);
+            if let Some(why) = self.broken_by() {
+                return Err(why);
+            }
+            if self.generation.load(Ordering::Acquire) != generation {
+                return Ok(index as usize);
+            }
+            if w == futex::Wake::TimedOut && owner::checks_liveness() {
+                if let Some(pid) = self.dead_member() {
+                    self.break_with(pid.saturating_add(1));
+                    return Err(self.broken_by().flatten());
+                }
+                interval = (interval * 2).min(owner::LIVENESS_MAX);
+            }
+        }
+    }
+
+    /// Puts the barrier back in service; dead members are forgotten.
+    pub(crate) fn reset(&self) {
+        for m in &self.members {
+            let id = m.id.load(Ordering::Acquire);
+            if id != 0 && owner::owner_dead(id, m.nonce.load(Ordering::Acquire)) {
+                m.nonce.store(0, Ordering::Relaxed);
+                m.id.store(0, Ordering::Release);
+            }
+        }
+        self.arrived.store(0, Ordering::Relaxed);
+        self.broken.store(0, Ordering::Release);
+        self.generation.fetch_add(1, Ordering::Release);
+        futex::wake_all(&self.generation);
+    }
+}

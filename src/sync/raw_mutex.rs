@@ -1,0 +1,649 @@
+//! `RawMutex`: a robust, process-shared futex mutex, and the `Mutex<T>`
+//! data cell and guard built on it.
+//!
+//! # The futex word
+//!
+//! | value | meaning | made by |
+//! |---|---|---|
+//! | `0` | unlocked | `unlock` (swap, Release) |
+//! | `id` | locked by owner `id`, nobody sleeps | `lock` fast path (CAS 0 -> id, Acquire) |
+//! | `id \| WAITERS` | locked, someone may sleep on the word | a waiter (CAS), or a taker from the slow path |
+//!
+//! `id` is the owner's `(process tag << 10) | thread slot` from the
+//! liveness tokens (`sys/token.rs`), never 0. Beside the word:
+//!
+//! - `owner_nonce`: the owner's 64-bit process nonce, written by the owner
+//!   right after it acquires (so a waiter can tell a reused tag from the
+//!   real owner);
+//! - `state`: CONSISTENT, INCONSISTENT (an owner died; the current owner
+//!   holds a recovery guard) or NOT_RECOVERABLE (a recovery guard was
+//!   dropped unmarked). Written only by the owner, before it releases.
+//!
+//! # When the holder dies
+//!
+//! Waiters sleep with a timeout (2 ms doubling to 25 ms). On each timeout a
+//! waiter asks the kernel, through the owner's token, whether the owner is
+//! dead (process killed, exec'd, or thread exited with a leaked guard). If
+//! so it takes the lock over with a CAS from the exact word it saw, so of
+//! several waiters exactly one wins; it marks the state INCONSISTENT and
+//! returns `OwnerDied` with a guard. Nobody ever waits on a dead owner for
+//! longer than one liveness interval.
+//!
+//! | event | word | state |
+//! |---|---|---|
+//! | lock (free) | 0 -> id | unchanged |
+//! | lock (held, live owner) | id -> id\|W, sleep | unchanged |
+//! | owner dies | unchanged (dead id) | unchanged |
+//! | waiter sees dead owner | dead\|W -> me\|W | -> INCONSISTENT |
+//! | recovery guard `mark_consistent` | unchanged | -> CONSISTENT |
+//! | recovery guard dropped unmarked | -> 0, wake all | -> NOT_RECOVERABLE |
+//! | recovering owner dies too | unchanged | stays INCONSISTENT: next taker gets `OwnerDied` again |
+//! | unlock | -> 0, wake one if W was set | unchanged |
+#![allow(unsafe_code)]
+
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::time::Instant;
+
+use bytemuck::Pod;
+
+use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::loom::{futex, owner};
+use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
+use crate::sys::failpoint;
+
+/// Set in the word when a waiter may sleep on it.
+pub(crate) const WAITERS: u32 = 1 << 31;
+/// The owner-id bits of the word.
+const OWNER: u32 = !WAITERS;
+
+const CONSISTENT: u32 = 0;
+const INCONSISTENT: u32 = 1;
+const NOT_RECOVERABLE: u32 = 2;
+
+/// How a lock was acquired.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Acquired {
+    /// The data is as the previous owner left it on unlock.
+    Clean,
+    /// The previous owner died holding the lock; the data may be half-written.
+    OwnerDied,
+}
+
+/// Why a lock was not acquired.
+#[derive(Debug)]
+pub(crate) enum Fail {
+    /// A recovery guard was dropped without `mark_consistent`.
+    NotRecoverable,
+    /// `try_lock` found it held.
+    WouldBlock,
+    /// The deadline passed.
+    Timeout,
+    /// This thread holds it already.
+    Deadlock,
+    /// No liveness token could be made.
+    Os(std::io::Error),
+}
+
+/// The robust futex mutex (see the module docs for the state table).
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct RawMutex {
+    word: AtomicU32,
+    state: AtomicU32,
+    owner_nonce: AtomicU64,
+}
+
+// SAFETY: repr(C) over three atomics: no pointers, every bit pattern is a
+// valid value (unknown states are treated as NOT_RECOVERABLE, unknown owner
+// ids as some other owner), all interior-mutable.
+unsafe impl ShmSafe for RawMutex {
+    const TAG: &'static str = "shmproc::RawMutex";
+}
+
+impl RawMutex {
+    /// An unlocked, consistent mutex (for tests and loom models).
+    #[cfg(any(test, shmproc_loom))]
+    pub(crate) fn new() -> RawMutex {
+        RawMutex { word: AtomicU32::new(0), state: AtomicU32::new(CONSISTENT), owner_nonce: AtomicU64::new(0) }
+    }
+
+    /// Takes the lock, waiting until `deadline` (forever if `None`).
+    #[inline]
+    pub(crate) fn lock(&self, deadline: Option<Instant>) -> Result<Acquired, Fail> {
+        let (me, nonce) = owner::me().map_err(Fail::Os)?;
+        if self.state.load(Ordering::Relaxed) == NOT_RECOVERABLE {
+            return Err(Fail::NotRecoverable);
+        }
+        failpoint::hit("mutex.lock.before_cas");
+        // Acquire: pairs with the Release swap in `unlock`.
+        if self.word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            return self.acquired(nonce);
+        }
+        self.lock_slow(me, nonce, deadline)
+    }
+
+    /// Takes the lock if it is free (or its owner is dead).
+    pub(crate) fn try_lock(&self) -> Result<Acquired, Fail> {
+        let (me, nonce) = owner::me().map_err(Fail::Os)?;
+        if self.state.load(Ordering::Relaxed) == NOT_RECOVERABLE {
+            return Err(Fail::NotRecoverable);
+        }
+        // Acquire: pairs with the Release swap in `unlock`.
+        if self.word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            return self.acquired(nonce);
+        }
+        let w = self.word.load(Ordering::Relaxed);
+        if w != 0 && w & OWNER == me {
+            return Err(Fail::Deadlock);
+        }
+        if w != 0 && owner::owner_dead(w & OWNER, self.owner_nonce.load(Ordering::Relaxed)) {
+            return self.take_over(w, me, nonce).ok_or(Fail::WouldBlock)?;
+        }
+        Err(Fail::WouldBlock)
+    }
+
+    fn acquired(&self, nonce: u64) -> Result<Acquired, Fail> {
+        failpoint::hit("mutex.lock.after_cas");
+        // Relaxed: read by waiters only to check a suspected death.
+        self.owner_nonce.store(nonce, Ordering::Relaxed);
+        owner::note_acquired();
+        // Relaxed: `state` is written by owners before their Release unlock,
+        // which our Acquire CAS synchronises with.
+        match self.state.load(Ordering::Relaxed) {
+            CONSISTENT => Ok(Acquired::Clean),
+            INCONSISTENT => Ok(Acquired::OwnerDied),
+            _ => {
+                self.release_all(NOT_RECOVERABLE);
+                Err(Fail::NotRecoverable)
+            }
+        }
+    }
+
+    /// Replaces the dead owner seen in `seen` by `me`; `None` if the word
+    /// changed meanwhile (another waiter won, or the owner was not dead).
+    fn take_over(&self, seen: u32, me: u32, nonce: u64) -> Option<Result<Acquired, Fail>> {
+        // Acquire: the dead owner's writes (the data) become visible as far
+        // as they reached memory; exactly one taker's CAS succeeds.
+        self.word.compare_exchange(seen, me | WAITERS, Ordering::Acquire, Ordering::Relaxed).ok()?;
+        failpoint::hit("mutex.takeover.after_cas");
+        if self.state.load(Ordering::Relaxed) == NOT_RECOVERABLE {
+            self.release_all(NOT_RECOVERABLE);
+            return Some(Err(Fail::NotRecoverable));
+        }
+        self.state.store(INCONSISTENT, Ordering::Relaxed);
+        self.owner_nonce.store(nonce, Ordering::Relaxed);
+        owner::note_acquired();
+        Some(Ok(Acquired::OwnerDied))
+    }
+
+    #[cold]
+    fn lock_slow(&self, me: u32, nonce: u64, deadline: Option<Instant>) -> Result<Acquired, Fail> {
+        #[cfg(not(shmproc_loom))]
+        {
+            // A short spin: a holder on another CPU usually lets go within a
+            // cache-line hand-off, far cheaper than a futex sleep.
+            let backoff = crossbeam_utils::Backoff::new();
+            while !backoff.is_completed() {
+                if self.word.load(Ordering::Relaxed) == 0
+                    && self.word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed).is_ok()
+                {
+                    return self.acquired(nonce);
+                }
+                backoff.snooze();
+            }
+        }
+        let mut interval = owner::LIVENESS_MIN;
+        loop {
+            if self.state.load(Ordering::Relaxed) == NOT_RECOVERABLE {
+                return Err(Fail::NotRecoverable);
+            }
+            let w = self.word.load(Ordering::Relaxed);
+            if w == 0 {
+                // Keep WAITERS set: others may be asleep, and our unlock
+                // must wake them.
+                // Acquire: pairs with the Release swap in `unlock`.
+                if self.word.compare_exchange(0, me | WAITERS, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+                    return self.acquired(nonce);
+                }
+                continue;
+            }
+            if w & OWNER == me {
+                return Err(Fail::Deadlock);
+            }
+            if w & WAITERS == 0
+                && self.word.compare_exchange(w, w | WAITERS, Ordering::Relaxed, Ordering::Relaxed).is_err()
+            {
+                continue;
+            }
+            failpoint::hit("mutex.lock.after_waiters_bit");
+            let seen = w | WAITERS;
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(Fail::Timeout);
+            }
+            let check = owner::checks_liveness().then(|| now + interval);
+            let wake_at = match (deadline, check) {
+                (Some(d), Some(c)) => Some(d.min(c)),
+                (d, c) => d.or(c),
+            };
+            if futex::wait(&self.word, seen, wake_at) == futex::Wake::TimedOut {
+                if owner::checks_liveness()
+                    && owner::owner_dead(seen & OWNER, self.owner_nonce.load(Ordering::Relaxed))
+                    && let Some(r) = self.take_over(seen, me, nonce)
+                {
+                    return r;
+                }
+                interval = (interval * 2).min(owner::LIVENESS_MAX);
+            }
+        }
+    }
+
+    /// Releases the lock; wakes one sleeper if any.
+    #[inline]
+    pub(crate) fn unlock(&self) {
+        failpoint::hit("mutex.unlock.before_swap");
+        owner::note_released();
+        // Release: pairs with the Acquire CAS of the next owner.
+        if self.word.swap(0, Ordering::Release) & WAITERS != 0 {
+            failpoint::hit("mutex.unlock.before_wake");
+            futex::wake(&self.word, 1);
+        }
+    }
+
+    /// Sets `state` and releases, waking every sleeper (they must all see
+    /// NOT_RECOVERABLE, or retry after a repair).
+    fn release_all(&self, state: u32) {
+        self.state.store(state, Ordering::Relaxed);
+        owner::note_released();
+        // Release: pairs with the Acquire CAS of the next owner.
+        self.word.swap(0, Ordering::Release);
+        futex::wake_all(&self.word);
+    }
+
+    /// Marks the data consistent again (recovery done).
+    pub(crate) fn mark_consistent(&self) {
+        self.state.store(CONSISTENT, Ordering::Relaxed);
+    }
+
+    /// Releases a recovery guard that was not marked consistent.
+    pub(crate) fn unlock_unrecoverable(&self) {
+        self.release_all(NOT_RECOVERABLE);
+    }
+
+    /// Whether the calling thread owns the lock.
+    pub(crate) fn held_by_me(&self) -> bool {
+        match owner::me() {
+            Ok((me, _)) => self.word.load(Ordering::Relaxed) & OWNER == me,
+            Err(_) => false,
+        }
+    }
+
+    /// Whether the lock is held (by anyone).
+    pub(crate) fn is_locked(&self) -> bool {
+        self.word.load(Ordering::Relaxed) != 0
+    }
+}
+
+/// Why [`Mutex::lock`](crate::Mutex::lock) and friends did not give a
+/// plain guard.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{LockError, Mutex};
+///
+/// let m = Mutex::new(0u64)?;
+/// match m.lock() {
+///     Ok(mut g) => *g += 1,
+///     Err(LockError::OwnerDied(mut g)) => {
+///         // The last holder died mid-update: repair, then mark consistent.
+///         *g = 0;
+///         g.mark_consistent();
+///     }
+///     Err(e) => return Err(e.into()),
+/// }
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub enum LockError<G> {
+    /// The previous holder died holding the lock. The guard gives access
+    /// to the data (possibly half-written); call `mark_consistent` on it
+    /// once repaired, or dropping it makes the lock
+    /// [`NotRecoverable`](LockError::NotRecoverable) for everyone.
+    OwnerDied(G),
+    /// A recovery guard was dropped without `mark_consistent`: the data is
+    /// lost for good, and every lock attempt fails at once.
+    NotRecoverable,
+    /// `try_lock`: the lock is held.
+    WouldBlock,
+    /// `lock_timeout`: the time ran out.
+    Timeout,
+    /// The calling thread already holds this lock (locking again would
+    /// deadlock).
+    Deadlock,
+    /// The OS refused something the lock needed (a liveness token).
+    Os(std::io::Error),
+}
+
+impl<G> fmt::Debug for LockError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
+            LockError::NotRecoverable => f.write_str("NotRecoverable"),
+            LockError::WouldBlock => f.write_str("WouldBlock"),
+            LockError::Timeout => f.write_str("Timeout"),
+            LockError::Deadlock => f.write_str("Deadlock"),
+            LockError::Os(e) => write!(f, "Os({e})"),
+        }
+    }
+}
+
+impl<G> fmt::Display for LockError<G> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LockError::OwnerDied(_) => f.write_str("the previous holder of the lock died while holding it"),
+            LockError::NotRecoverable => {
+                f.write_str("the lock is not recoverable: a recovery guard was dropped without mark_consistent")
+            }
+            LockError::WouldBlock => f.write_str("the lock is held"),
+            LockError::Timeout => f.write_str("timed out waiting for the lock"),
+            LockError::Deadlock => f.write_str("this thread already holds the lock"),
+            LockError::Os(e) => write!(f, "lock failed: {e}"),
+        }
+    }
+}
+
+impl<G> std::error::Error for LockError<G> {}
+
+impl<G> From<LockError<G>> for crate::Error {
+    fn from(e: LockError<G>) -> crate::Error {
+        match e {
+            LockError::OwnerDied(_) => crate::Error::OwnerDied,
+            LockError::NotRecoverable => crate::Error::NotRecoverable,
+            LockError::WouldBlock => crate::Error::WouldBlock,
+            LockError::Timeout => crate::Error::Timeout,
+            LockError::Deadlock => crate::Error::Deadlock,
+            LockError::Os(source) => crate::Error::Os { op: "lock", source },
+        }
+    }
+}
+
+pub(crate) fn map_fail<G>(f: Fail) -> LockError<G> {
+    match f {
+        Fail::NotRecoverable => LockError::NotRecoverable,
+        Fail::WouldBlock => LockError::WouldBlock,
+        Fail::Timeout => LockError::Timeout,
+        Fail::Deadlock => LockError::Deadlock,
+        Fail::Os(e) => LockError::Os(e),
+    }
+}
+
+/// A `RawMutex` and the `T` it protects, as laid out in a segment.
+#[repr(C)]
+pub(crate) struct MutexState<T> {
+    raw: CachePadded<RawMutex>,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: the data is reached only through a guard, which exists only while
+// the lock is held (one thread at a time, in any process); T: Send so it may
+// be used from whichever thread holds the lock.
+unsafe impl<T: Pod + Send> Sync for MutexState<T> {}
+
+// SAFETY: repr(C): a padded RawMutex (ShmSafe) and an UnsafeCell<T> with
+// T: Pod (no pointers, every bit pattern valid, so a half-written value left
+// by a dead owner is still a valid T); all interior-mutable.
+unsafe impl<T: Pod + Send> ShmSafe for MutexState<T> {
+    const TAG: &'static str = "shmproc::Mutex";
+    const LAYOUT_HASH: u64 = layout_hash_mix(
+        layout_hash_mix(
+            layout_hash("shmproc::Mutex", core::mem::size_of::<Self>(), core::mem::align_of::<Self>()),
+            core::mem::size_of::<T>() as u64,
+        ),
+        core::mem::align_of::<T>() as u64,
+    );
+}
+
+impl<T: Pod + Send> MutexState<T> {
+    pub(crate) fn raw(&self) -> &RawMutex {
+        &self.raw
+    }
+
+    /// Writes the initial value (creator only, before publication).
+    pub(crate) fn init(&self, value: T) {
+        // SAFETY: called only by the creator inside `Shared::create`'s init
+        // closure, before the segment is visible to any other thread or
+        // process, so nothing else can access the cell.
+        unsafe { self.data.get().write(value) }
+    }
+
+    /// Locks with the given deadline and wraps the outcome in guards.
+    pub(crate) fn guard(&self, r: Result<Acquired, Fail>) -> Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {
+        match r {
+            Ok(Acquired::Clean) => Ok(MutexGuard::new(self, false)),
+            Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(MutexGuard::new(self, true))),
+            Err(f) => Err(map_fail(f)),
+        }
+    }
+}
+
+/// Exclusive access to a [`Mutex`](crate::Mutex)'s data; unlocks on drop.
+///
+/// A guard returned inside [`LockError::OwnerDied`] is a *recovery* guard:
+/// repair the data and call [`mark_consistent`](MutexGuard::mark_consistent),
+/// or dropping it makes the mutex unrecoverable.
+///
+/// The guard borrows the mutex handle, and so its mapping: the segment
+/// cannot be unmapped while a guard exists (RELIABILITY case 7).
+///
+/// ```compile_fail
+/// let m = shmproc::Mutex::new(1u32).unwrap();
+/// let g = m.lock().unwrap();
+/// drop(m); // error: `m` is borrowed by `g`
+/// drop(g);
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// let m = shmproc::Mutex::new([0u8; 4])?;
+/// let mut g = m.lock()?;
+/// g[0] = 7;
+/// drop(g);
+/// assert_eq!(m.lock()?[0], 7);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub struct MutexGuard<'a, T: Pod + Send> {
+    state: &'a MutexState<T>,
+    recovering: bool,
+    /// Guards are unlocked by the thread that locked (the owner id is the
+    /// thread's), so they are neither Send nor Sync.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<'a, T: Pod + Send> MutexGuard<'a, T> {
+    fn new(state: &'a MutexState<T>, recovering: bool) -> Self {
+        MutexGuard { state, recovering, _not_send: PhantomData }
+    }
+
+    /// Declares the data repaired after an owner died: the mutex is
+    /// consistent again, and later lockers get plain guards.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::{LockError, Mutex};
+    /// let m = Mutex::new(1u32)?;
+    /// if let Err(LockError::OwnerDied(mut g)) = m.lock() {
+    ///     *g = 0;
+    ///     g.mark_consistent();
+    /// }
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn mark_consistent(&mut self) {
+        if self.recovering {
+            self.state.raw().mark_consistent();
+            self.recovering = false;
+        }
+    }
+
+    /// Whether this is a recovery guard not yet marked consistent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = shmproc::Mutex::new(1u32)?;
+    /// assert!(!m.lock()?.is_recovering());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn is_recovering(&self) -> bool {
+        self.recovering
+    }
+
+    /// Unlocks, runs `f`, and locks again (for condition variables).
+    pub(crate) fn unlocked<R>(
+        self,
+        f: impl FnOnce() -> R,
+        deadline: Option<Instant>,
+    ) -> (R, Result<MutexGuard<'a, T>, LockError<MutexGuard<'a, T>>>) {
+        let state = self.state;
+        drop(self);
+        let r = f();
+        (r, state.guard(state.raw().lock(deadline)))
+    }
+}
+
+impl<T: Pod + Send> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: a guard exists only while this thread holds the lock, so
+        // no other thread or process accesses the cell until it drops; the
+        // cell is aligned and in bounds (checked when the segment was
+        // opened as this type).
+        unsafe { &*self.state.data.get() }
+    }
+}
+
+impl<T: Pod + Send> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; `&mut self` makes the access unique within
+        // this thread too.
+        unsafe { &mut *self.state.data.get() }
+    }
+}
+
+impl<T: Pod + Send> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        if self.recovering {
+            self.state.raw().unlock_unrecoverable();
+        } else {
+            self.state.raw().unlock();
+        }
+    }
+}
+
+impl<T: Pod + Send + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MutexGuard").field("data", &**self).field("recovering", &self.recovering).finish()
+    }
+}
+
+/// A re-entrant lock's state: the mutex and the depth of the owner's
+/// recursion (written only by the owner).
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct RLockState {
+    pub(crate) raw: CachePadded<RawMutex>,
+    pub(crate) depth: AtomicU32,
+}
+
+// SAFETY: repr(C) over a padded RawMutex and an atomic: no pointers, any bits
+// valid (a garbage depth only mis-counts the owner's own releases), all
+// interior-mutable.
+unsafe impl ShmSafe for RLockState {
+    const TAG: &'static str = "shmproc::RLock";
+}
+
+#[cfg(all(test, not(shmproc_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lock_unlock_and_try_lock() {
+        let m = RawMutex::new();
+        assert_eq!(m.lock(None).expect("lock"), Acquired::Clean);
+        assert!(m.is_locked() && m.held_by_me());
+        assert!(matches!(m.try_lock(), Err(Fail::Deadlock)));
+        m.unlock();
+        assert_eq!(m.try_lock().expect("free"), Acquired::Clean);
+        let other = std::thread::scope(|s| s.spawn(|| m.try_lock().map(|_| ())).join().expect("thread"));
+        assert!(matches!(other, Err(Fail::WouldBlock)));
+        m.unlock();
+    }
+
+    #[test]
+    fn a_thread_exiting_with_the_lock_is_an_owner_death() {
+        let m = RawMutex::new();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                m.lock(None).expect("lock");
+                // exits holding it (a leaked guard)
+            });
+        });
+        assert_eq!(m.lock(None).expect("take over"), Acquired::OwnerDied);
+        m.mark_consistent();
+        m.unlock();
+        assert_eq!(m.lock(None).expect("clean"), Acquired::Clean);
+        m.unlock();
+    }
+
+    #[test]
+    fn unrecoverable_after_an_unmarked_recovery() {
+        let m = RawMutex::new();
+        std::thread::scope(|s| {
+            s.spawn(|| m.lock(None).map(|_| ()).expect("lock"));
+        });
+        assert_eq!(m.lock(None).expect("take over"), Acquired::OwnerDied);
+        m.unlock_unrecoverable();
+        assert!(matches!(m.lock(None), Err(Fail::NotRecoverable)));
+        assert!(matches!(m.try_lock(), Err(Fail::NotRecoverable)));
+    }
+
+    #[test]
+    fn contended_counting_is_exact() {
+        struct Shared(RawMutex, std::cell::UnsafeCell<u64>);
+        // SAFETY: the cell is touched only under the lock.
+        unsafe impl Sync for Shared {}
+        impl Shared {
+            fn bump(&self) {
+                self.0.lock(None).expect("lock");
+                // SAFETY: under the lock.
+                unsafe { *self.1.get() += 1 };
+                self.0.unlock();
+            }
+        }
+        let s = Shared(RawMutex::new(), std::cell::UnsafeCell::new(0));
+        std::thread::scope(|sc| {
+            for _ in 0..4 {
+                sc.spawn(|| (0..10_000).for_each(|_| s.bump()));
+            }
+        });
+        // SAFETY: all threads joined.
+        assert_eq!(unsafe { *s.1.get() }, 40_000);
+    }
+
+    #[test]
+    fn timeouts_expire() {
+        let m = RawMutex::new();
+        m.lock(None).expect("lock");
+        let r = std::thread::scope(|s| {
+            s.spawn(|| m.lock(Some(Instant::now() + std::time::Duration::from_millis(30))).map(|_| ()))
+                .join()
+                .expect("thread")
+        });
+        assert!(matches!(r, Err(Fail::Timeout)));
+        m.unlock();
+    }
+}

@@ -1,0 +1,249 @@
+//! `Semaphore` and `BoundedSemaphore`.
+
+use std::time::{Duration, Instant};
+
+use crate::error::{Error, Result};
+use crate::shm::typed::Shared;
+use crate::sync::lock::serde_via_shared;
+use crate::sync::raw_semaphore::RawSemaphore;
+
+/// A process-shared counting semaphore (Python: `multiprocessing.Semaphore`).
+///
+/// Permits have no owner: if a process dies holding some, they are lost
+/// (as in Python and POSIX). Use [`acquire_timeout`](Semaphore::acquire_timeout)
+/// where that matters: it returns instead of hanging.
+///
+/// # Examples
+///
+/// ```
+/// let s = shmproc::Semaphore::new(2)?;
+/// s.acquire()?;
+/// assert!(s.try_acquire());
+/// assert!(!s.try_acquire());
+/// s.release()?;
+/// assert_eq!(s.value(), 1);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Semaphore {
+    shared: Shared<RawSemaphore>,
+}
+
+impl std::fmt::Debug for Semaphore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Semaphore").field("value", &self.value()).finish()
+    }
+}
+
+impl Semaphore {
+    fn make(value: u32, max: u32, name: Option<&str>) -> Result<Semaphore> {
+        let init = move |s: &RawSemaphore| s.init(value, max);
+        let shared = match name {
+            Some(n) => Shared::create(n, init)?,
+            None => Shared::anonymous(init)?,
+        };
+        Ok(Semaphore { shared })
+    }
+
+    /// An anonymous semaphore with `value` permits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::Semaphore::new(3)?.value(), 3);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Segment::anonymous`](crate::Segment::anonymous).
+    pub fn new(value: u32) -> Result<Semaphore> {
+        Semaphore::make(value, 0, None)
+    }
+
+    /// A named semaphore with `value` permits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-sem-{}", std::process::id());
+    /// let s = shmproc::Semaphore::create(&name, 1)?;
+    /// assert_eq!(shmproc::Semaphore::open(&name)?.value(), 1);
+    /// # drop(s);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Segment::create`](crate::Segment::create).
+    pub fn create(name: &str, value: u32) -> Result<Semaphore> {
+        Semaphore::make(value, 0, Some(name))
+    }
+
+    /// Opens a named semaphore (bounded or not).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(shmproc::Semaphore::open("no-such-semaphore").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Segment::open`](crate::Segment::open).
+    pub fn open(name: &str) -> Result<Semaphore> {
+        Ok(Semaphore { shared: Shared::open(name)? })
+    }
+
+    /// Takes a permit, waiting as long as it takes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = shmproc::Semaphore::new(1)?;
+    /// s.acquire()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for liveness errors.
+    pub fn acquire(&self) -> Result<()> {
+        self.shared.acquire(None);
+        Ok(())
+    }
+
+    /// Takes a permit, giving up after `timeout`: `false` then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = shmproc::Semaphore::new(0)?;
+    /// assert!(!s.acquire_timeout(std::time::Duration::from_millis(5)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// None.
+    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
+        self.shared.acquire(Some(Instant::now() + timeout))
+    }
+
+    /// Takes a permit if one is free now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!shmproc::Semaphore::new(0)?.try_acquire());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn try_acquire(&self) -> bool {
+        self.shared.try_acquire()
+    }
+
+    /// Returns a permit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = shmproc::Semaphore::new(0)?;
+    /// s.release()?;
+    /// assert!(s.try_acquire());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::ReleasedTooMany`] for a [`BoundedSemaphore`] at its bound.
+    pub fn release(&self) -> Result<()> {
+        self.release_n(1)
+    }
+
+    /// Returns `n` permits at once (Python 3.9's `release(n)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = shmproc::Semaphore::new(0)?;
+    /// s.release_n(3)?;
+    /// assert_eq!(s.value(), 3);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`release`](Semaphore::release).
+    pub fn release_n(&self, n: u32) -> Result<()> {
+        if self.shared.release(n) { Ok(()) } else { Err(Error::ReleasedTooMany) }
+    }
+
+    /// Permits available now (a snapshot; Python: `get_value()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::Semaphore::new(4)?.value(), 4);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn value(&self) -> u32 {
+        self.shared.value()
+    }
+}
+
+/// A semaphore that refuses to be released above its initial value
+/// (Python: `multiprocessing.BoundedSemaphore`). Derefs to [`Semaphore`].
+///
+/// # Examples
+///
+/// ```
+/// let s = shmproc::BoundedSemaphore::new(1)?;
+/// assert!(matches!(s.release(), Err(shmproc::Error::ReleasedTooMany)));
+/// s.acquire()?;
+/// s.release()?;
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct BoundedSemaphore(Semaphore);
+
+impl BoundedSemaphore {
+    /// An anonymous bounded semaphore with `value` permits (and bound).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::BoundedSemaphore::new(2)?.value(), 2);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Semaphore::new`]; [`Error::InvalidArgument`] for 0.
+    pub fn new(value: u32) -> Result<BoundedSemaphore> {
+        if value == 0 {
+            return Err(Error::InvalidArgument { what: "a bounded semaphore needs a bound of at least 1" });
+        }
+        Ok(BoundedSemaphore(Semaphore::make(value, value, None)?))
+    }
+
+    /// A named bounded semaphore.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-bsem-{}", std::process::id());
+    /// let s = shmproc::BoundedSemaphore::create(&name, 2)?;
+    /// # drop(s);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Semaphore::create`]; [`Error::InvalidArgument`] for 0.
+    pub fn create(name: &str, value: u32) -> Result<BoundedSemaphore> {
+        if value == 0 {
+            return Err(Error::InvalidArgument { what: "a bounded semaphore needs a bound of at least 1" });
+        }
+        Ok(BoundedSemaphore(Semaphore::make(value, value, Some(name))?))
+    }
+}
+
+impl std::ops::Deref for BoundedSemaphore {
+    type Target = Semaphore;
+    fn deref(&self) -> &Semaphore {
+        &self.0
+    }
+}
+
+serde_via_shared!(Semaphore);
