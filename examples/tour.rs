@@ -1,13 +1,13 @@
 //! A tour of shmproc: named and anonymous segments shared with child
 //! processes, a shared atomic counter, a 64 MiB transfer against an OS pipe,
-//! cleanup after a creator killed with SIGKILL, and shmproc's own child
-//! processes under each start method.
+//! cleanup after a creator killed with SIGKILL, shmproc's own child
+//! processes under each start method, and a lock whose holder is killed.
 //!
 //! Run it with `cargo run --release --example tour`.
 //!
 //! In sections 1 to 5 the children are started by hand: this same program,
 //! re-executed with `SHMPROC_TOUR_ROLE` set, so the segments are seen by
-//! processes that share nothing else with the parent. Section 6 uses
+//! processes that share nothing else with the parent. Sections 6 and 7 use
 //! [`shmproc::Process`]. Each section is one function; `main` runs them in
 //! order.
 
@@ -20,7 +20,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use shmproc::{Context, Process, Segment, Shared, StartMethod};
+use shmproc::{Context, Event, LockError, Mutex, Process, Segment, Shared, StartMethod};
 
 type Result<T = (), E = Box<dyn Error>> = std::result::Result<T, E>;
 
@@ -55,6 +55,7 @@ fn main() -> Result {
     bulk_transfer()?;
     stale_cleanup()?;
     processes()?;
+    killed_holder()?;
     println!();
     println!("tour finished in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
@@ -363,5 +364,61 @@ fn processes() -> Result {
         Err(e) => println!("parent {me}: join() of a child that panicked: {e}"),
         Ok(_) => return Err("the panicking child returned a value".into()),
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 7. A lock whose holder is killed
+
+/// Two accounts that always hold 100 between them.
+type Accounts = Mutex<[u64; 2]>;
+
+/// Locks the accounts, takes 10 out of the first (half of a transfer to
+/// the second), says so, and waits to be killed before finishing.
+fn transfer_and_hang((accounts, holding): (Accounts, Event)) {
+    let mut guard = accounts.lock().expect("lock the accounts");
+    guard[0] -= 10;
+    println!("child  {}: holds the lock, took 10 out of account 0, not yet into account 1", std::process::id());
+    holding.set();
+    // The parent kills us; if it died first, do not linger forever.
+    std::thread::sleep(Duration::from_secs(60));
+    guard[1] += 10;
+}
+
+fn killed_holder() -> Result {
+    heading("7. Locks survive a killed holder");
+    let me = std::process::id();
+    let accounts: Accounts = Mutex::new([100, 0])?;
+    let holding = Event::new()?;
+    let mut child = Process::spawn(transfer_and_hang, (accounts.clone(), holding.clone()))?;
+    if !holding.wait_timeout(Duration::from_secs(30)) {
+        child.kill()?;
+        return Err("the child never took the lock".into());
+    }
+    println!("parent {me}: the lock is held: is_locked() = {}", accounts.is_locked());
+    child.kill()?;
+    match child.join() {
+        Err(e) => println!("parent {me}: kill() sent SIGKILL; join(): {e}"),
+        Ok(()) => return Err("the killed child finished its transfer".into()),
+    }
+
+    // A plain mutex would now be locked forever. This one hands the lock
+    // over, and says the data may be half-written.
+    match accounts.lock() {
+        Err(LockError::OwnerDied(mut guard)) => {
+            println!("parent {me}: lock() returned OwnerDied: accounts = {:?} (sum {})", *guard, guard[0] + guard[1]);
+            guard[1] = 100 - guard[0]; // finish the transfer the child began
+            guard.mark_consistent();
+            println!("parent {me}: repaired to {:?} and called mark_consistent()", *guard);
+        }
+        Ok(_) => return Err("lock() did not report the holder's death".into()),
+        Err(e) => return Err(shmproc::Error::from(e).into()),
+    }
+    let guard = accounts.lock().map_err(shmproc::Error::from)?;
+    println!(
+        "parent {me}: second lock(): clean (is_recovering() = {}), accounts = {:?}",
+        guard.is_recovering(),
+        *guard
+    );
     Ok(())
 }

@@ -5,10 +5,12 @@
 //! futexes, and every object survives the death of any process using it.
 //!
 //! This release has processes with the three start methods ([`Process`],
-//! [`StartMethod`], [`Context`]) and their foundation: shared-memory
-//! [`Segment`]s (named or anonymous), typed placement of pointer-free state
-//! ([`Shared`], [`Arena`], [`ShmSafe`]) and stale-object cleanup
-//! ([`cleanup_stale`]). Locks, queues, pools and the manager build on them.
+//! [`StartMethod`], [`Context`]), robust synchronisation ([`Mutex`],
+//! [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Condvar`],
+//! [`Event`], [`Barrier`]) and their foundation: shared-memory [`Segment`]s
+//! (named or anonymous), typed placement of pointer-free state ([`Shared`],
+//! [`Arena`], [`ShmSafe`]) and stale-object cleanup ([`cleanup_stale`]).
+//! Queues, pools and the manager build on them.
 //!
 //! ```
 //! fn square(x: u64) -> u64 {
@@ -38,6 +40,11 @@
 //! | `set_start_method("spawn")` | [`set_start_method(StartMethod::Spawn)`](set_start_method) |
 //! | `get_context("fork")` | [`Context::new(StartMethod::Fork)`](Context::new) |
 //! | `current_process()`, `parent_process()`, `active_children()`, `cpu_count()` | [`current_process`], [`parent_process`], [`active_children`], [`cpu_count`] |
+//! | `Lock()`, `RLock()` | [`Lock::new()`](Lock::new), [`RLock::new()`](RLock::new): `acquire`, `release`, `try_acquire`, `acquire_timeout`, `lock()` guard |
+//! | `Lock` + `Value` under it | [`Mutex<T>`](Mutex): the data lives inside the lock |
+//! | `Semaphore(n)`, `BoundedSemaphore(n)` | [`Semaphore::new(n)`](Semaphore::new), [`BoundedSemaphore::new(n)`](BoundedSemaphore::new) |
+//! | `Condition(lock)` | [`Condvar`] with a [`Mutex`]: `wait(guard)`, `notify_one`, `notify_all` |
+//! | `Event()`, `Barrier(n)` | [`Event::new()`](Event::new), [`Barrier::new(n)`](Barrier::new) |
 //! | `SharedMemory(name, create=True, size=n)` | [`Segment::create(name, n)`](Segment::create) |
 //! | `SharedMemory(name)` | [`Segment::open(name)`](Segment::open) (header checked) |
 //! | `SharedMemory(name)` on a foreign object | [`Segment::open_raw(name, access)`](Segment::open_raw) |
@@ -45,6 +52,12 @@
 //! | `bytes(shm.buf[a:b])` | [`seg.read_at(a, buf)`](Segment::read_at) |
 //! | `shm.unlink()` | [`Segment::unlink(name)`](Segment::unlink), or the creator's drop |
 //! | resource tracker | [`cleanup_stale()`](cleanup_stale): removes only what dead creators left |
+//!
+//! Locks have owners: a lock held by a process that dies (any signal,
+//! SIGKILL included) or by a thread that exits without releasing it is taken
+//! over by the next waiter, which learns of it ([`LockError::OwnerDied`] for
+//! [`Mutex`]), where Python's `Lock` would make every waiter hang forever.
+//! Consequently `release` must come from the thread that acquired.
 //!
 //! Differences that matter: a child's function is a plain `fn(A) -> R`
 //! (under Spawn and ForkServer the child finds it by its address in the
@@ -62,6 +75,13 @@
 //!   with threads, fast), [`StartMethod::Spawn`] (re-exec, slowest, always
 //!   safe), [`StartMethod::Fork`] (fastest; refused when the parent has
 //!   several threads).
+//! - Protect plain data shared by processes: [`Mutex<T>`](Mutex) (if a
+//!   holder dies, the next `lock` gets [`LockError::OwnerDied`] with the
+//!   data, never a hang). Protect something else: [`Lock`] or [`RLock`].
+//! - Count resources: [`Semaphore`], [`BoundedSemaphore`]. Wait for a
+//!   condition on data under a mutex: [`Condvar`]. A one-shot flag:
+//!   [`Event`]. A rendezvous of N processes: [`Barrier`] (a party that dies
+//!   breaks it instead of stranding the others).
 //! - Bytes shared by name between unrelated processes: [`Segment`].
 //! - A struct of atomics shared by name or with children: [`Shared<T>`](Shared).
 //! - Several typed regions in one segment: [`Arena`] offsets plus

@@ -22,6 +22,25 @@ pub(crate) mod atomic {
     }
 }
 
+/// Spins briefly (adaptive, bounded: a few microseconds) until `ready()`,
+/// before a caller sleeps on a futex: a peer on another CPU often answers
+/// within a cache-line hand-off, far cheaper than a futex wake (about 20 µs
+/// here). Returns whether `ready()` came true. Under loom it does not spin.
+#[inline]
+pub(crate) fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
+    #[cfg(not(shmproc_loom))]
+    {
+        let backoff = crossbeam_utils::Backoff::new();
+        while !backoff.is_completed() {
+            if ready() {
+                return true;
+            }
+            backoff.snooze();
+        }
+    }
+    ready()
+}
+
 /// Futex wait/wake on an [`atomic::AtomicU32`].
 pub(crate) mod futex {
     use std::time::Instant;

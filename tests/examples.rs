@@ -106,6 +106,7 @@ fn tour_runs_and_reports_each_section() {
         "== 4. Moving 64 MiB",
         "== 5. cleanup_stale()",
         "== 6. Processes: children under each start method",
+        "== 7. Locks survive a killed holder",
     ] {
         assert!(out.stdout.contains(heading), "missing section {heading:?}\n{all}");
     }
@@ -124,6 +125,13 @@ fn tour_runs_and_reports_each_section() {
         "exists: false",
         "join() of a child that panicked: process Process-",
         "panicked: this child panics on purpose",
+        ": holds the lock, took 10 out of account 0, not yet into account 1",
+        ": the lock is held: is_locked() = true",
+        ": kill() sent SIGKILL; join(): process Process-",
+        ") killed by signal 9 (SIGKILL)",
+        ": lock() returned OwnerDied: accounts = [90, 0] (sum 90)",
+        ": repaired to [90, 10] and called mark_consistent()",
+        ": second lock(): clean (is_recovering() = false), accounts = [90, 10]",
         "tour finished in",
     ] {
         assert!(out.stdout.contains(line), "missing {line:?}\n{all}");
@@ -230,4 +238,38 @@ fn cpu_speedup() {
         " s vs sum of child times ",
         "speed-up ",
     ]);
+}
+
+#[test]
+fn ticket_counter() {
+    let out = run_clean("ticket_counter");
+    out.assert_contains(&[
+        "start method: forkserver",
+        "stock: 20 tickets, 100 customers",
+        "all 100 customers started; the doors open",
+        "sold 20 tickets, 0 left, 80 customers turned away",
+        "every ticket 1..=20 sold exactly once: never more than the stock",
+    ]);
+    assert_eq!(out.stdout.matches(": bought ticket ").count(), 20, "exactly 20 buyers\n{}", out.all());
+    assert_eq!(out.stdout.matches(": sold out\n").count(), 80, "80 turned away\n{}", out.all());
+    for ticket in 1..=20 {
+        let line = format!(": bought ticket {ticket}\n");
+        assert_eq!(out.stdout.matches(&line).count(), 1, "ticket {ticket} sold once\n{}", out.all());
+    }
+}
+
+#[test]
+fn condvar_producer_consumer() {
+    let out = run_clean("condvar_producer_consumer");
+    out.assert_contains(&[
+        "a ring of 4 slots; 1 producer of 500 items, 2 consumers",
+        ": put 500 items and 2 end-of-stream markers; found the ring full ",
+        "ring at the end: 502 pushed, 502 popped, empty: true",
+        "every item 1..=500 consumed exactly once (500 in all)",
+    ]);
+    let consumers: Vec<&str> = out.stdout.lines().filter(|l| l.starts_with("consumer ")).collect();
+    assert_eq!(consumers.len(), 2, "both consumers report\n{}", out.all());
+    for line in consumers {
+        assert!(line.ends_with("each after the one before: true"), "{line}\n{}", out.all());
+    }
 }

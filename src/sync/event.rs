@@ -248,6 +248,10 @@ impl Condvar {
     /// Unlocks `guard`'s mutex, waits for a notify, and locks it again.
     /// Wake-ups may be spurious: wait in a loop over your condition.
     ///
+    /// Waiting unlocks the mutex, so a recovery guard (from
+    /// [`LockError::OwnerDied`]) must be marked consistent first; waiting
+    /// with one makes the mutex unrecoverable, as with POSIX robust mutexes.
+    ///
     /// # Examples
     ///
     /// See [`Condvar`].
@@ -260,7 +264,9 @@ impl Condvar {
     }
 
     /// Like [`wait`](Condvar::wait), giving up after `timeout`; the `bool`
-    /// is `true` if the time ran out.
+    /// is `true` if the time ran out. The timeout bounds the wait for a
+    /// notify; locking the mutex again afterwards waits as long as its
+    /// holder keeps it (never for a dead holder).
     ///
     /// # Examples
     ///

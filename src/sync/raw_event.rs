@@ -74,6 +74,7 @@ pub(crate) struct RawBarrier {
     pub(crate) arrived: AtomicU32,
     pub(crate) parties: AtomicU32,
     pub(crate) broken: AtomicU32,
+    pub(crate) resets: AtomicU32,
     pub(crate) members: [Member; MEMBERS],
 }
 
@@ -113,6 +114,9 @@ impl RawEvent {
 
     /// Waits until set or `deadline`; returns the flag.
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
+        if crate::loom::spin_until(|| self.is_set()) {
+            return true;
+        }
         loop {
             if self.is_set() {
                 return true;
@@ -151,6 +155,10 @@ impl RawCondvar {
     /// Second half, after the mutex was released: sleeps while `seq` is
     /// unchanged; `true` if `deadline` passed.
     pub(crate) fn sleep(&self, seq: u32, deadline: Option<Instant>) -> bool {
+        if crate::loom::spin_until(|| self.seq.load(Ordering::Relaxed) != seq) {
+            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            return false;
+        }
         let w = futex::wait(&self.seq, seq, deadline);
         self.waiters.fetch_sub(1, Ordering::SeqCst);
         w == futex::Wake::TimedOut
@@ -180,6 +188,7 @@ impl RawBarrier {
             arrived: AtomicU32::new(0),
             parties: AtomicU32::new(parties),
             broken: AtomicU32::new(0),
+            resets: AtomicU32::new(0),
             members: std::array::from_fn(|_| Member {
                 id: AtomicU32::new(0),
                 pid: AtomicU32::new(0),
@@ -244,6 +253,7 @@ impl RawBarrier {
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<usize, Option<u32>> {
         // Acquire: pairs with the Release bump of the last arrival.
         let generation = self.generation.load(Ordering::Acquire);
+        let resets = self.resets.load(Ordering::Acquire);
         if let Some(why) = self.broken_by() {
             return Err(why);
         }
@@ -256,8 +266,15 @@ impl RawBarrier {
             futex::wake_all(&self.generation);
             return Ok(index as usize);
         }
+        crate::loom::spin_until(|| self.generation.load(Ordering::Acquire) != generation);
         let mut interval = owner::LIVENESS_MIN;
         loop {
+            if self.generation.load(Ordering::Acquire) != generation && self.broken_by().is_none() {
+                if self.resets.load(Ordering::Acquire) != resets {
+                    return Err(None);
+                }
+                return Ok(index as usize);
+            }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
                 self.break_with(BROKEN_OTHER);
@@ -273,10 +290,18 @@ impl RawBarrier {
                 return Err(why);
             }
             if self.generation.load(Ordering::Acquire) != generation {
+                if self.resets.load(Ordering::Acquire) != resets {
+                    return Err(None);
+                }
                 return Ok(index as usize);
             }
             if w == futex::Wake::TimedOut && owner::checks_liveness() {
                 if let Some(pid) = self.dead_member() {
+                    // The barrier may have tripped (and that party exited)
+                    // between our generation check and the death check.
+                    if self.generation.load(Ordering::Acquire) != generation && self.broken_by().is_none() {
+                        continue;
+                    }
                     self.break_with(pid.saturating_add(1));
                     return Err(self.broken_by().flatten());
                 }
@@ -296,6 +321,7 @@ impl RawBarrier {
         }
         self.arrived.store(0, Ordering::Relaxed);
         self.broken.store(0, Ordering::Release);
+        self.resets.fetch_add(1, Ordering::Release);
         self.generation.fetch_add(1, Ordering::Release);
         futex::wake_all(&self.generation);
     }

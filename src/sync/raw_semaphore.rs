@@ -69,6 +69,9 @@ impl RawSemaphore {
 
     /// Takes a permit, waiting until `deadline`; `false` on timeout.
     pub(crate) fn acquire(&self, deadline: Option<Instant>) -> bool {
+        if crate::loom::spin_until(|| self.try_acquire()) {
+            return true;
+        }
         loop {
             if self.try_acquire() {
                 return true;

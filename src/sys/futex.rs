@@ -69,7 +69,8 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
 /// # References
 /// - [futex(2)](https://man7.org/linux/man-pages/man2/futex.2.html), `FUTEX_WAKE`
 pub(crate) fn wake(word: &AtomicU32, n: u32) -> usize {
-    futex::wake(word, futex::Flags::empty(), n).unwrap_or(0)
+    // FUTEX_WAKE reads the count as a C int: u32::MAX would be -1 (wake one).
+    futex::wake(word, futex::Flags::empty(), n.min(i32::MAX as u32)).unwrap_or(0)
 }
 
 /// Wakes every waiter on `word`.

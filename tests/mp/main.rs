@@ -1,6 +1,7 @@
-//! Multi-process integration tests: RELIABILITY.md cases 20-38 (the
-//! segment parts; the queue and lock parts arrive with those types) and the
-//! process cases 39, 41 (plain processes), 43, 44 and 45.
+//! Multi-process integration tests: RELIABILITY.md cases 1-12 (death while
+//! holding synchronization primitives), 20-38 (the segment parts; the queue
+//! parts arrive with the queues) and the process cases 39, 41 (plain
+//! processes), 43, 44 and 45.
 //!
 //! Helpers run by re-executing this test binary (never `fork()` from the
 //! multi-threaded harness): the parent runs `current_exe() --exact
@@ -14,13 +15,16 @@
 //! Areas: `segment.rs` (lifecycle, passing, racing), `cleanup.rs` (dead
 //! creators, cleaners, liveness), `hostile.rs` (bad headers, foreign files,
 //! permissions, exhaustion), `process.rs` (parent death, descriptor and
-//! process limits, crashes, fork rules, dropped handles, exit semantics).
+//! process limits, crashes, fork rules, dropped handles, exit semantics),
+//! `sync.rs` (mutex, condvar, semaphore, barrier and event holders and
+//! waiters SIGKILLed, at failpoints and at random).
 
 mod cleanup;
 mod harness;
 mod hostile;
 mod process;
 mod segment;
+mod sync;
 
 /// The helper entry point. Does nothing in a normal test run; when
 /// `SHMPROC_MP_ROLE` is set it runs that role and exits the process: status
@@ -62,6 +66,7 @@ fn run_role(role: &str) {
         "proc_dropped" => process::role_dropped(),
         "proc_atexit" => process::role_atexit(),
         "proc_child_exit" => process::role_child_exit(),
+        "sync" => sync::role_sync(),
         other => panic!("unknown helper role {other:?}"),
     }
 }

@@ -1,0 +1,1148 @@
+//! The public synchronization API, per primitive: `Mutex<T>`, `Lock`,
+//! `RLock`, `Semaphore`, `BoundedSemaphore`, `Condvar`, `Event` and
+//! `Barrier`, used from threads of this process and from child processes
+//! (`Process::spawn` under Spawn and ForkServer, with the primitives passed
+//! as arguments or opened by name).
+//!
+//! Deaths by SIGKILL are in `tests/mp/sync.rs` (RELIABILITY cases 1-12);
+//! here a holder dies only the gentle ways a thread or process can in
+//! one test binary (a thread exiting with a leaked guard, a child
+//! returning while holding a lock). Every test uses names unique to the
+//! test and this process, and checks that none is left in `/dev/shm`.
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use shmproc::{
+    Barrier, BoundedSemaphore, Condvar, Context, Error, Event, Lock, LockError, Mutex, RLock, Semaphore, Shared,
+    StartMethod,
+};
+
+const METHODS: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::ForkServer];
+const SHM_DIR: &str = "/dev/shm";
+/// Every wait that should end does so long before this.
+const GUARD: Duration = Duration::from_secs(30);
+/// Short timeouts that must expire.
+const SHORT: Duration = Duration::from_millis(50);
+
+/// Names unique to one test in this process: `synctest-<pid>-<tag>-<n>`.
+/// `finish` asserts that none is left in `/dev/shm`; dropping it during a
+/// panic removes leftovers so reruns start clean.
+struct Names {
+    prefix: String,
+}
+
+impl Names {
+    /// `tag` must not contain `-`, so no test's prefix is another's.
+    fn new(tag: &str) -> Names {
+        assert!(!tag.contains('-'), "tags use '_' so prefixes never overlap");
+        Names { prefix: format!("synctest-{}-{tag}-", std::process::id()) }
+    }
+
+    fn name(&self, n: &str) -> String {
+        format!("{}{n}", self.prefix)
+    }
+
+    fn leftovers(&self) -> Vec<String> {
+        let ours = format!("shmproc.{}", self.prefix);
+        let mut left: Vec<String> = std::fs::read_dir(SHM_DIR)
+            .expect("read /dev/shm")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|f| f.starts_with(&ours))
+            .collect();
+        left.sort();
+        left
+    }
+
+    fn finish(self) {
+        assert_eq!(self.leftovers(), Vec::<String>::new(), "shared-memory objects left behind");
+    }
+}
+
+impl Drop for Names {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for f in self.leftovers() {
+                let _ = std::fs::remove_file(format!("{SHM_DIR}/{f}"));
+            }
+        }
+    }
+}
+
+/// Polls `cond` every millisecond until it holds; panics after [`GUARD`].
+fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + GUARD;
+    while !cond() {
+        assert!(Instant::now() < deadline, "{what} did not happen within {GUARD:?}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The name of a lock outcome's variant.
+fn word<G>(r: &Result<G, LockError<G>>) -> &'static str {
+    match r {
+        Ok(_) => "Ok",
+        Err(LockError::OwnerDied(_)) => "OwnerDied",
+        Err(LockError::NotRecoverable) => "NotRecoverable",
+        Err(LockError::WouldBlock) => "WouldBlock",
+        Err(LockError::Timeout) => "Timeout",
+        Err(LockError::Deadlock) => "Deadlock",
+        Err(LockError::Os(_)) => "Os",
+    }
+}
+
+// ===========================================================================
+// Mutex<T>
+// ===========================================================================
+
+#[test]
+fn mutex_lock_try_lock_and_lock_timeout() {
+    let m = Mutex::new(5u64).expect("mutex");
+    assert!(!m.is_locked());
+    assert!(m.segment().name().is_none(), "anonymous");
+    let mut g = m.lock().expect("lock");
+    assert_eq!(*g, 5);
+    *g = 6;
+    assert!(!g.is_recovering());
+    assert!(m.is_locked());
+    // The holding thread: every kind of relock is refused, never a hang.
+    assert_eq!(word(&m.lock()), "Deadlock");
+    assert_eq!(word(&m.try_lock()), "Deadlock");
+    assert_eq!(word(&m.lock_timeout(Duration::from_secs(5))), "Deadlock");
+    // Another thread waits.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert_eq!(word(&m.try_lock()), "WouldBlock");
+            let t = Instant::now();
+            assert_eq!(word(&m.lock_timeout(SHORT)), "Timeout");
+            assert!(t.elapsed() >= SHORT, "{:?}", t.elapsed());
+            assert_eq!(word(&m.lock_deadline(Instant::now() + SHORT)), "Timeout");
+        });
+    });
+    drop(g);
+    assert!(!m.is_locked());
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut g = m.lock_timeout(GUARD).expect("free now");
+            *g += 1;
+        });
+    });
+    assert_eq!(*m.try_lock().expect("try_lock"), 7);
+    assert_eq!(*m.lock_deadline(Instant::now() + GUARD).expect("lock_deadline"), 7);
+    assert!(format!("{m:?}").contains("locked: false"), "{m:?}");
+    let g = m.lock().expect("lock");
+    assert!(format!("{g:?}").contains('7'), "{g:?}");
+}
+
+#[test]
+fn a_blocked_lock_is_woken_by_the_unlock() {
+    let m = Mutex::new(0u32).expect("mutex");
+    let g = m.lock().expect("lock");
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| {
+            let mut g = m.lock().expect("lock after the unlock");
+            *g = 1;
+            Instant::now()
+        });
+        std::thread::sleep(SHORT);
+        let released = Instant::now();
+        drop(g);
+        let got = waiter.join().expect("waiter");
+        assert!(got >= released, "the waiter got the lock only after the unlock");
+    });
+    assert_eq!(*m.lock().expect("lock"), 1);
+}
+
+#[test]
+fn named_mutex_is_shared_by_name_and_removed_by_its_creator() {
+    let names = Names::new("named_mutex");
+    let n = names.name("m");
+    let a = Mutex::create(&n, [1u32, 2, 3, 4]).expect("create");
+    assert_eq!(a.segment().name(), Some(n.as_str()));
+    assert!(matches!(Mutex::<[u32; 4]>::create(&n, [0; 4]), Err(Error::Exists { .. })));
+    let b = Mutex::<[u32; 4]>::open(&n).expect("open");
+    b.lock().expect("lock")[3] = 40;
+    assert_eq!(*a.lock().expect("lock"), [1, 2, 3, 40]);
+    {
+        let _held = a.lock().expect("lock");
+        assert!(b.is_locked());
+        assert_eq!(word(&b.try_lock()), "Deadlock", "same thread, through another handle");
+    }
+    drop(a); // the creator's last handle: the name goes, the opener's mapping stays
+    assert!(matches!(Mutex::<[u32; 4]>::open(&n), Err(Error::NotFound { .. })));
+    assert_eq!(*b.lock().expect("still usable"), [1, 2, 3, 40]);
+    drop(b);
+    assert!(matches!(Mutex::<u8>::open(&names.name("never-made")), Err(Error::NotFound { .. })));
+    names.finish();
+}
+
+#[test]
+fn opening_a_mutex_as_another_type_is_a_layout_mismatch() {
+    let names = Names::new("mutex_layout");
+    let n = names.name("m");
+    let m = Mutex::create(&n, 7u64).expect("create");
+    match Mutex::<[u8; 16]>::open(&n) {
+        Err(Error::LayoutMismatch { expected, found }) => assert_ne!(expected, found),
+        other => panic!("expected LayoutMismatch, got {other:?}"),
+    }
+    match Mutex::<u32>::open(&n) {
+        Err(Error::LayoutMismatch { .. }) => {}
+        other => panic!("expected LayoutMismatch, got {other:?}"),
+    }
+    assert_eq!(*Mutex::<u64>::open(&n).expect("the right type").lock().expect("lock"), 7);
+    drop(m);
+    names.finish();
+}
+
+#[test]
+fn mutex_counting_across_threads_is_exact() {
+    let m = Mutex::new(0u64).expect("mutex");
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            s.spawn(|| {
+                for _ in 0..10_000 {
+                    *m.lock().expect("lock") += 1;
+                }
+            });
+        }
+    });
+    assert_eq!(*m.lock().expect("lock"), 40_000);
+}
+
+/// Adds 1 to the mutex `n` times (a read, a pause, a write: a lost update
+/// would show without mutual exclusion).
+fn bump((m, n): (Mutex<[u64; 2]>, u64)) -> u64 {
+    for _ in 0..n {
+        let mut g = m.lock().expect("lock in the child");
+        let v = g[0];
+        std::hint::spin_loop();
+        g[0] = v + 1;
+        g[1] += 1;
+    }
+    n
+}
+
+/// Opens the named mutex and adds 1 to it `n` times.
+fn bump_by_name((name, n): (String, u64)) -> u64 {
+    let m = Mutex::<[u64; 2]>::open(&name).expect("open in the child");
+    bump((m, n))
+}
+
+#[test]
+fn mutex_counting_across_four_processes_is_exact() {
+    for method in METHODS {
+        let ctx = Context::new(method);
+        let m = Mutex::new([0u64; 2]).expect("mutex");
+        let mut kids: Vec<_> = (0..4).map(|_| ctx.spawn(bump, (m.clone(), 10_000)).expect("spawn")).collect();
+        for k in &mut kids {
+            assert_eq!(k.join().expect("join"), 10_000, "{method}");
+        }
+        assert_eq!(*m.lock().expect("lock"), [40_000, 40_000], "{method}");
+    }
+}
+
+#[test]
+fn named_mutex_counting_across_processes_is_exact() {
+    let names = Names::new("mutex_count_named");
+    for method in METHODS {
+        let n = names.name(&method.to_string());
+        let m = Mutex::create(&n, [0u64; 2]).expect("create");
+        let ctx = Context::new(method);
+        let mut kids: Vec<_> = (0..2).map(|_| ctx.spawn(bump_by_name, (n.clone(), 5_000)).expect("spawn")).collect();
+        bump((m.clone(), 5_000));
+        for k in &mut kids {
+            k.join().expect("join");
+        }
+        assert_eq!(*m.lock().expect("lock"), [15_000, 15_000], "{method}");
+    }
+    names.finish();
+}
+
+/// Locks, writes 7, says so, and holds the lock until told to let go.
+fn hold_until((m, held, go): (Mutex<u32>, Event, Event)) -> bool {
+    let mut g = m.lock().expect("lock in the child");
+    *g = 7;
+    held.set();
+    go.wait_timeout(GUARD)
+}
+
+#[test]
+fn a_child_holding_the_mutex_excludes_the_parent() {
+    for method in METHODS {
+        let m = Mutex::new(0u32).expect("mutex");
+        let (held, go) = (Event::new().expect("event"), Event::new().expect("event"));
+        let mut kid = Context::new(method).spawn(hold_until, (m.clone(), held.clone(), go.clone())).expect("spawn");
+        assert!(held.wait_timeout(GUARD), "{method}: the child locked");
+        assert!(m.is_locked());
+        assert_eq!(word(&m.try_lock()), "WouldBlock", "{method}");
+        assert_eq!(word(&m.lock_timeout(SHORT)), "Timeout", "{method}");
+        go.set();
+        let g = m.lock_timeout(GUARD).expect("lock after the child let go");
+        assert_eq!(*g, 7, "{method}");
+        drop(g);
+        assert!(kid.join().expect("join"), "{method}");
+    }
+}
+
+#[test]
+fn a_thread_exiting_with_a_leaked_guard_gives_owner_died() {
+    let m = Mutex::new([0u64; 2]).expect("mutex");
+    // An explicit join: it returns once the thread is gone, thread-local
+    // destructors (which mark its slot dead) included; the end of a scope
+    // alone may come a little earlier.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            let mut g = m.lock().expect("lock");
+            g[0] = 1; // half of an update
+            std::mem::forget(g);
+        })
+        .join()
+        .expect("thread");
+    });
+    assert!(m.is_locked(), "the leaked guard still holds it");
+    match m.lock() {
+        Err(LockError::OwnerDied(mut g)) => {
+            assert!(g.is_recovering());
+            assert_eq!(*g, [1, 0], "the half-written data is readable");
+            g[1] = 1;
+            g.mark_consistent();
+            assert!(!g.is_recovering());
+            g.mark_consistent(); // a second call changes nothing
+        }
+        other => panic!("expected OwnerDied, got {}", word(&other)),
+    }
+    assert_eq!(*m.lock().expect("clean again"), [1, 1]);
+    // try_lock also takes over from a dead thread.
+    std::thread::scope(|s| s.spawn(|| std::mem::forget(m.lock().expect("lock"))).join().expect("thread"));
+    assert_eq!(word(&m.try_lock()), "OwnerDied");
+    // That recovery guard was dropped unmarked: the mutex is gone for good.
+    for r in [word(&m.lock()), word(&m.try_lock()), word(&m.lock_timeout(GUARD))] {
+        assert_eq!(r, "NotRecoverable");
+    }
+    std::thread::scope(|s| {
+        s.spawn(|| assert_eq!(word(&m.lock_timeout(GUARD)), "NotRecoverable"));
+    });
+}
+
+#[test]
+fn lock_errors_convert_and_display() {
+    type Is = fn(&Error) -> bool;
+    let cases: [(LockError<()>, Is); 5] = [
+        (LockError::OwnerDied(()), |e| matches!(e, Error::OwnerDied)),
+        (LockError::NotRecoverable, |e| matches!(e, Error::NotRecoverable)),
+        (LockError::WouldBlock, |e| matches!(e, Error::WouldBlock)),
+        (LockError::Timeout, |e| matches!(e, Error::Timeout)),
+        (LockError::Deadlock, |e| matches!(e, Error::Deadlock)),
+    ];
+    for (le, is) in cases {
+        let debug = format!("{le:?}");
+        assert!(!le.to_string().is_empty(), "{debug}");
+        let e: Error = le.into();
+        assert!(is(&e), "{debug} -> {e:?}");
+        assert!(!e.to_string().is_empty());
+    }
+    let os: Error = LockError::<()>::Os(std::io::Error::other("x")).into();
+    assert!(matches!(os, Error::Os { .. }), "{os:?}");
+    // `?` works in functions returning shmproc::Result.
+    fn through_question_mark(m: &Mutex<u8>) -> shmproc::Result<u8> {
+        Ok(*m.lock()?)
+    }
+    assert_eq!(through_question_mark(&Mutex::new(3u8).expect("mutex")).expect("ok"), 3);
+}
+
+// ===========================================================================
+// Lock and RLock
+// ===========================================================================
+
+#[test]
+fn lock_acquire_release_try_and_timeout() {
+    let l = Lock::new().expect("lock");
+    assert!(!l.is_locked());
+    assert!(matches!(l.release(), Err(Error::NotOwner)), "release of a free lock");
+    l.acquire().expect("acquire");
+    assert!(l.is_locked());
+    assert!(!l.try_acquire().expect("try_acquire"), "not re-entrant");
+    assert!(matches!(l.acquire(), Err(Error::Deadlock)));
+    assert!(matches!(l.acquire_timeout(Duration::from_secs(5)), Err(Error::Deadlock)));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert!(!l.try_acquire().expect("try_acquire"));
+            let t = Instant::now();
+            assert!(!l.acquire_timeout(SHORT).expect("acquire_timeout"));
+            assert!(t.elapsed() >= SHORT);
+            assert!(matches!(l.release(), Err(Error::NotOwner)), "release by a thread that does not hold it");
+        });
+    });
+    assert!(l.is_locked(), "the failed release changed nothing");
+    l.release().expect("release");
+    assert!(!l.is_locked());
+    assert!(matches!(l.release(), Err(Error::NotOwner)), "released twice");
+    {
+        let _g = l.lock().expect("guard");
+        assert!(l.is_locked());
+        std::thread::scope(|s| {
+            s.spawn(|| assert!(!l.try_acquire().expect("try_acquire")));
+        });
+    }
+    assert!(!l.is_locked(), "the guard released it");
+    assert!(l.acquire_timeout(SHORT).expect("acquire_timeout"));
+    l.release().expect("release");
+    assert!(!l.segment().is_empty());
+    assert!(format!("{l:?}").contains("locked: false"));
+}
+
+#[test]
+fn a_blocked_acquire_is_woken_by_release_in_another_thread() {
+    let l = Lock::new().expect("lock");
+    l.acquire().expect("acquire");
+    std::thread::scope(|s| {
+        let h = s.spawn(|| {
+            l.acquire().expect("acquire");
+            let got = Instant::now();
+            l.release().expect("release");
+            got
+        });
+        std::thread::sleep(SHORT);
+        let released = Instant::now();
+        l.release().expect("release");
+        let got = h.join().expect("thread");
+        assert!(got >= released, "the waiter got the lock only after the release");
+    });
+}
+
+#[test]
+fn named_lock_and_rlock_are_shared_by_name() {
+    let names = Names::new("named_locks");
+    let (ln, rn) = (names.name("lock"), names.name("rlock"));
+    let a = Lock::create(&ln).expect("create");
+    let b = Lock::open(&ln).expect("open");
+    a.acquire().expect("acquire");
+    assert!(b.is_locked());
+    assert!(!b.try_acquire().expect("try_acquire"));
+    b.release().expect("same thread, other handle: the owner is the thread");
+    assert!(!a.is_locked());
+    let r = RLock::create(&rn).expect("create");
+    let r2 = RLock::open(&rn).expect("open");
+    r.acquire().expect("acquire");
+    r2.acquire().expect("re-enter through the other handle");
+    assert_eq!(r.depth(), 2);
+    r2.release().expect("release");
+    r.release().expect("release");
+    assert!(!r.is_locked());
+    assert!(matches!(Lock::open(&names.name("none")), Err(Error::NotFound { .. })));
+    assert!(matches!(RLock::open(&names.name("none")), Err(Error::NotFound { .. })));
+    drop((a, b, r, r2));
+    names.finish();
+}
+
+/// Increments a plain (non-atomic read-modify-write) counter under the
+/// lock `n` times: only mutual exclusion keeps the count exact.
+fn count_under_lock((l, c, n): (Lock, Shared<AtomicU64>, u64)) {
+    for _ in 0..n {
+        l.acquire().expect("acquire in the child");
+        let v = c.load(Ordering::Relaxed);
+        std::hint::spin_loop();
+        c.store(v + 1, Ordering::Relaxed);
+        l.release().expect("release in the child");
+    }
+}
+
+#[test]
+fn lock_excludes_across_processes() {
+    for method in METHODS {
+        let ctx = Context::new(method);
+        let l = Lock::new().expect("lock");
+        let c = Shared::<AtomicU64>::anonymous(|_| {}).expect("counter");
+        let mut kids: Vec<_> =
+            (0..4).map(|_| ctx.spawn(count_under_lock, (l.clone(), c.clone(), 5_000)).expect("spawn")).collect();
+        for k in &mut kids {
+            k.join().expect("join");
+        }
+        assert_eq!(c.load(Ordering::Relaxed), 20_000, "{method}");
+        assert!(!l.is_locked());
+    }
+}
+
+/// Acquires the lock and returns without releasing it: the child exits
+/// holding it.
+fn acquire_and_exit(l: Lock) {
+    l.acquire().expect("acquire in the child");
+}
+
+#[test]
+fn a_lock_whose_holder_exited_is_taken_over_by_acquire() {
+    // A thread.
+    let l = Lock::new().expect("lock");
+    std::thread::scope(|s| s.spawn(|| l.acquire().expect("acquire")).join().expect("thread"));
+    assert!(l.is_locked());
+    assert!(l.acquire_timeout(GUARD).expect("acquire"), "a Lock recovers a dead holder's lock by itself");
+    l.release().expect("release");
+    l.acquire().expect("and it is clean, not unrecoverable");
+    l.release().expect("release");
+    // A process (Python's Lock would hang here forever).
+    for method in METHODS {
+        let l = Lock::new().expect("lock");
+        Context::new(method).spawn(acquire_and_exit, l.clone()).expect("spawn").join().expect("join");
+        assert!(l.is_locked(), "{method}: the dead child's lock is held");
+        assert!(l.acquire_timeout(GUARD).expect("acquire"), "{method}");
+        l.release().expect("release");
+    }
+}
+
+#[test]
+fn rlock_counts_its_depth() {
+    let r = RLock::new().expect("rlock");
+    assert_eq!(r.depth(), 0);
+    assert!(matches!(r.release(), Err(Error::NotOwner)));
+    r.acquire().expect("acquire");
+    assert!(r.try_acquire().expect("try_acquire re-enters"));
+    assert!(r.acquire_timeout(SHORT).expect("acquire_timeout re-enters"));
+    assert_eq!(r.depth(), 3);
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert!(!r.try_acquire().expect("try_acquire"));
+            assert!(!r.acquire_timeout(SHORT).expect("acquire_timeout"));
+            assert!(matches!(r.release(), Err(Error::NotOwner)));
+        });
+    });
+    assert_eq!(r.depth(), 3, "another thread's failed calls changed nothing");
+    r.release().expect("release");
+    r.release().expect("release");
+    assert_eq!(r.depth(), 1);
+    std::thread::scope(|s| {
+        s.spawn(|| assert!(!r.try_acquire().expect("try_acquire"), "still held at depth 1"));
+    });
+    r.release().expect("release");
+    assert!(!r.is_locked());
+    assert_eq!(r.depth(), 0);
+    assert!(matches!(r.release(), Err(Error::NotOwner)), "one release too many");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            assert!(r.try_acquire().expect("free for others now"));
+            r.release().expect("release");
+        });
+    });
+    {
+        let a = r.lock().expect("guard");
+        let b = r.lock().expect("nested guard");
+        assert_eq!(r.depth(), 2);
+        drop(b);
+        assert_eq!(r.depth(), 1);
+        drop(a);
+    }
+    assert!(!r.is_locked());
+    assert!(format!("{r:?}").contains("locked: false"));
+}
+
+/// Acquires the RLock twice, reports, and holds it until told to let go.
+fn hold_rlock((r, held, go): (RLock, Event, Event)) -> u32 {
+    r.acquire().expect("acquire");
+    r.acquire().expect("again");
+    let depth = r.depth();
+    held.set();
+    go.wait_timeout(GUARD);
+    r.release().expect("release");
+    r.release().expect("release");
+    depth
+}
+
+#[test]
+fn rlock_held_by_a_child_excludes_the_parent() {
+    for method in METHODS {
+        let r = RLock::new().expect("rlock");
+        let (held, go) = (Event::new().expect("event"), Event::new().expect("event"));
+        let mut kid = Context::new(method).spawn(hold_rlock, (r.clone(), held.clone(), go.clone())).expect("spawn");
+        assert!(held.wait_timeout(GUARD));
+        assert_eq!(r.depth(), 2, "{method}: the holder's depth is shared");
+        assert!(!r.try_acquire().expect("try_acquire"), "{method}");
+        assert!(matches!(r.release(), Err(Error::NotOwner)), "{method}");
+        go.set();
+        assert!(r.acquire_timeout(GUARD).expect("acquire"), "{method}");
+        assert_eq!(r.depth(), 1);
+        r.release().expect("release");
+        assert_eq!(kid.join().expect("join"), 2);
+    }
+}
+
+// ===========================================================================
+// Semaphore and BoundedSemaphore
+// ===========================================================================
+
+#[test]
+fn semaphore_counts_permits() {
+    let s = Semaphore::new(3).expect("semaphore");
+    assert_eq!(s.value(), 3);
+    s.acquire().expect("acquire");
+    assert!(s.try_acquire());
+    assert!(s.acquire_timeout(SHORT));
+    assert_eq!(s.value(), 0);
+    assert!(!s.try_acquire());
+    let t = Instant::now();
+    assert!(!s.acquire_timeout(SHORT), "no permit: times out");
+    assert!(t.elapsed() >= SHORT, "{:?}", t.elapsed());
+    s.release().expect("release");
+    assert_eq!(s.value(), 1);
+    s.release_n(4).expect("release_n");
+    assert_eq!(s.value(), 5, "an unbounded semaphore may grow past its initial value");
+    assert!(!Semaphore::new(0).expect("semaphore").try_acquire());
+    assert!(format!("{s:?}").contains('5'));
+}
+
+#[test]
+fn a_blocked_acquire_is_woken_by_a_release() {
+    let s = Semaphore::new(0).expect("semaphore");
+    std::thread::scope(|sc| {
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                sc.spawn(|| {
+                    s.acquire().expect("acquire");
+                    Instant::now()
+                })
+            })
+            .collect();
+        std::thread::sleep(SHORT);
+        let released = Instant::now();
+        s.release_n(2).expect("release_n");
+        for w in waiters {
+            let got = w.join().expect("waiter");
+            assert!(got >= released, "a waiter got a permit only after the release");
+        }
+    });
+    assert_eq!(s.value(), 0);
+}
+
+#[test]
+fn bounded_semaphore_refuses_to_exceed_its_bound() {
+    let names = Names::new("bounded_sem");
+    let b = BoundedSemaphore::new(2).expect("bounded");
+    assert!(matches!(b.release(), Err(Error::ReleasedTooMany)));
+    assert_eq!(b.value(), 2, "a refused release changes nothing");
+    b.acquire().expect("acquire");
+    b.acquire().expect("acquire");
+    assert!(matches!(b.release_n(3), Err(Error::ReleasedTooMany)));
+    assert_eq!(b.value(), 0, "a refused release_n changes nothing");
+    b.release_n(2).expect("release_n up to the bound");
+    assert!(matches!(b.release(), Err(Error::ReleasedTooMany)));
+    assert!(matches!(BoundedSemaphore::new(0), Err(Error::InvalidArgument { .. })));
+    let n = names.name("bsem");
+    assert!(matches!(BoundedSemaphore::create(&n, 0), Err(Error::InvalidArgument { .. })));
+    let named = BoundedSemaphore::create(&n, 1).expect("create");
+    // Opened as a plain Semaphore it keeps its bound.
+    let opened = Semaphore::open(&n).expect("open");
+    assert!(matches!(opened.release(), Err(Error::ReleasedTooMany)));
+    assert!(opened.try_acquire());
+    assert!(!named.try_acquire());
+    opened.release().expect("release");
+    assert_eq!(named.value(), 1);
+    let plain = Semaphore::create(&names.name("sem"), 1).expect("create");
+    let plain2 = Semaphore::open(&names.name("sem")).expect("open");
+    plain2.release().expect("unbounded");
+    assert_eq!(plain.value(), 2);
+    assert!(matches!(Semaphore::open(&names.name("none")), Err(Error::NotFound { .. })));
+    drop((named, opened, plain, plain2));
+    names.finish();
+}
+
+/// Takes a permit, counts itself in, records the most seen inside at
+/// once, works a little, and leaves.
+fn use_permit((s, inside): (Semaphore, Shared<[AtomicU32; 2]>)) {
+    s.acquire().expect("acquire in the child");
+    let now = inside[0].fetch_add(1, Ordering::SeqCst) + 1;
+    inside[1].fetch_max(now, Ordering::SeqCst);
+    std::thread::sleep(Duration::from_millis(20));
+    inside[0].fetch_sub(1, Ordering::SeqCst);
+    s.release().expect("release in the child");
+}
+
+#[test]
+fn semaphore_limits_children_taking_permits() {
+    for method in METHODS {
+        let ctx = Context::new(method);
+        let s = Semaphore::new(2).expect("semaphore");
+        let inside = Shared::<[AtomicU32; 2]>::anonymous(|_| {}).expect("counters");
+        let mut kids: Vec<_> =
+            (0..6).map(|_| ctx.spawn(use_permit, (s.clone(), inside.clone())).expect("spawn")).collect();
+        for k in &mut kids {
+            k.join().expect("join");
+        }
+        let most = inside[1].load(Ordering::SeqCst);
+        assert!((1..=2).contains(&most), "{method}: {most} children held permits at once");
+        assert_eq!(inside[0].load(Ordering::SeqCst), 0);
+        assert_eq!(s.value(), 2, "{method}: every permit came back");
+    }
+}
+
+/// Releases a permit after a pause.
+fn release_later(s: Semaphore) {
+    std::thread::sleep(SHORT);
+    s.release().expect("release in the child");
+}
+
+#[test]
+fn a_child_release_wakes_a_blocked_acquire() {
+    for method in METHODS {
+        let s = Semaphore::new(0).expect("semaphore");
+        let mut kid = Context::new(method).spawn(release_later, s.clone()).expect("spawn");
+        assert!(s.acquire_timeout(GUARD), "{method}: woken by the child's release");
+        kid.join().expect("join");
+        assert_eq!(s.value(), 0);
+    }
+}
+
+// ===========================================================================
+// Condvar
+// ===========================================================================
+
+/// The bounded buffer of the producer/consumer test: `[full, value, ..]`.
+type Slot = [u64; 2];
+
+/// Produces `1..=n` into a one-slot buffer.
+fn produce((m, not_empty, not_full, n): (Mutex<Slot>, Condvar, Condvar, u64)) {
+    for i in 1..=n {
+        let mut g = m.lock().expect("lock");
+        while g[0] == 1 {
+            g = not_full.wait(g).expect("wait");
+        }
+        *g = [1, i];
+        drop(g);
+        not_empty.notify_one();
+    }
+}
+
+/// Consumes `n` values from the one-slot buffer; returns them.
+fn consume((m, not_empty, not_full, n): (Mutex<Slot>, Condvar, Condvar, u64)) -> Vec<u64> {
+    let mut got = Vec::new();
+    for _ in 0..n {
+        let mut g = m.lock().expect("lock");
+        while g[0] == 0 {
+            g = not_empty.wait(g).expect("wait");
+        }
+        got.push(g[1]);
+        g[0] = 0;
+        drop(g);
+        not_full.notify_one();
+    }
+    got
+}
+
+#[test]
+fn condvar_producer_and_consumer_in_two_processes() {
+    const N: u64 = 2_000;
+    for method in METHODS {
+        let ctx = Context::new(method);
+        let m = Mutex::new([0u64; 2]).expect("mutex");
+        let (ne, nf) = (Condvar::new().expect("condvar"), Condvar::new().expect("condvar"));
+        let args = (m.clone(), ne.clone(), nf.clone(), N);
+        let mut consumer = ctx.spawn(consume, args.clone()).expect("spawn consumer");
+        let mut producer = ctx.spawn(produce, args).expect("spawn producer");
+        producer.join().expect("producer");
+        let got = consumer.join().expect("consumer");
+        assert_eq!(got, (1..=N).collect::<Vec<_>>(), "{method}: every value once, in order");
+    }
+}
+
+#[test]
+fn condvar_producer_in_a_child_consumer_in_the_parent() {
+    const N: u64 = 500;
+    let names = Names::new("condvar_named");
+    for method in METHODS {
+        let m = Mutex::create(&names.name(&format!("{method}-m")), [0u64; 2]).expect("mutex");
+        let ne_name = names.name(&format!("{method}-ne"));
+        let ne = Condvar::create(&ne_name).expect("condvar");
+        let nf = Condvar::new().expect("condvar");
+        let opened = Condvar::open(&ne_name).expect("open by name");
+        let mut producer = Context::new(method).spawn(produce, (m.clone(), opened, nf.clone(), N)).expect("spawn");
+        let got = consume((m, ne, nf, N));
+        producer.join().expect("producer");
+        assert_eq!(got, (1..=N).collect::<Vec<_>>(), "{method}");
+    }
+    assert!(matches!(Condvar::open(&names.name("none")), Err(Error::NotFound { .. })));
+    names.finish();
+}
+
+/// `n` threads that each wait on `c` until they can take a ticket
+/// (`m[0]`), then count themselves in `m[1]`. Detached, so that a test
+/// that fails does not hang joining them.
+fn ticket_waiters(m: &Mutex<Slot>, c: &Condvar, n: u64) -> Vec<std::thread::JoinHandle<()>> {
+    let handles = (0..n)
+        .map(|_| {
+            let (m, c) = (m.clone(), c.clone());
+            std::thread::spawn(move || {
+                let mut g = m.lock().expect("lock");
+                g[1] += 1 << 32; // "I am waiting"
+                loop {
+                    g = c.wait(g).expect("wait");
+                    if g[0] > 0 {
+                        g[0] -= 1;
+                        g[1] += 1;
+                        return;
+                    }
+                }
+            })
+        })
+        .collect();
+    // All have registered under the mutex, so all have called `wait`
+    // (which read the sequence number before unlocking).
+    wait_until("waiters registered", || m.lock().expect("lock")[1] >> 32 == n);
+    // Give them time to fall asleep, so that a wake-up is a notify's.
+    std::thread::sleep(SHORT);
+    handles
+}
+
+/// Hands out `tickets` and notifies with `notify`; waits until `woken`
+/// tickets in all were taken (false after 5 s).
+fn hand_out(m: &Mutex<Slot>, c: &Condvar, tickets: u64, notify: fn(&Condvar), woken: u64) -> bool {
+    m.lock().expect("lock")[0] += tickets;
+    notify(c);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if m.lock().expect("lock")[1] & 0xffff_ffff >= woken {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    false
+}
+
+#[test]
+fn condvar_notify_one_wakes_one_waiter() {
+    let m = Mutex::new([0u64; 2]).expect("mutex");
+    let c = Condvar::new().expect("condvar");
+    let handles = ticket_waiters(&m, &c, 3);
+    for woken in 1..=3 {
+        assert!(hand_out(&m, &c, 1, Condvar::notify_one, woken), "notify_one #{woken} woke nobody");
+        std::thread::sleep(Duration::from_millis(20));
+        let g = m.lock().expect("lock");
+        assert_eq!((g[0], g[1] & 0xffff_ffff), (0, woken), "one ticket, one waiter");
+    }
+    for h in handles {
+        h.join().expect("waiter");
+    }
+    c.notify_one(); // nobody waits: nothing happens
+}
+
+#[test]
+fn condvar_notify_all_wakes_every_waiter() {
+    let m = Mutex::new([0u64; 2]).expect("mutex");
+    let c = Condvar::new().expect("condvar");
+    let handles = ticket_waiters(&m, &c, 3);
+    let ok = hand_out(&m, &c, 3, Condvar::notify_all, 3);
+    if !ok {
+        // Let the stragglers go before failing.
+        for _ in 0..3 {
+            c.notify_one();
+        }
+    }
+    assert!(ok, "notify_all left waiters asleep: {:?}", *m.lock().expect("lock"));
+    for h in handles {
+        h.join().expect("waiter");
+    }
+}
+
+/// Waits on the condvar until `m[0]` is set; returns what it saw.
+fn wait_for_flag((m, c, ready): (Mutex<Slot>, Condvar, Event)) -> u64 {
+    let mut g = m.lock().expect("lock");
+    g[1] += 1;
+    ready.set();
+    while g[0] == 0 {
+        g = c.wait(g).expect("wait");
+    }
+    g[0]
+}
+
+#[test]
+fn condvar_notify_all_wakes_waiting_children() {
+    for method in METHODS {
+        let ctx = Context::new(method);
+        let m = Mutex::new([0u64; 2]).expect("mutex");
+        let c = Condvar::new().expect("condvar");
+        let mut kids = Vec::new();
+        for _ in 0..3 {
+            let ready = Event::new().expect("event");
+            kids.push(ctx.spawn(wait_for_flag, (m.clone(), c.clone(), ready.clone())).expect("spawn"));
+            assert!(ready.wait_timeout(GUARD));
+        }
+        {
+            let mut g = m.lock().expect("lock"); // every child is inside wait now
+            assert_eq!(g[1], 3);
+            g[0] = 9;
+        }
+        std::thread::sleep(SHORT);
+        c.notify_all();
+        for k in &mut kids {
+            let r = k.join_timeout(Duration::from_secs(5)).expect("join");
+            if r.is_none() {
+                for _ in 0..3 {
+                    c.notify_one();
+                }
+            }
+            assert_eq!(r, Some(9), "{method}: a child was not woken by notify_all");
+        }
+    }
+}
+
+#[test]
+fn condvar_notify_one_wakes_a_waiting_child() {
+    for method in METHODS {
+        let m = Mutex::new([0u64; 2]).expect("mutex");
+        let c = Condvar::new().expect("condvar");
+        let ready = Event::new().expect("event");
+        let mut kid = Context::new(method).spawn(wait_for_flag, (m.clone(), c.clone(), ready.clone())).expect("spawn");
+        assert!(ready.wait_timeout(GUARD));
+        m.lock().expect("lock")[0] = 4; // the child is inside wait once we hold the mutex
+        c.notify_one();
+        assert_eq!(kid.join_timeout(GUARD).expect("join"), Some(4), "{method}");
+    }
+}
+
+#[test]
+fn condvar_wait_timeout_times_out_or_is_notified() {
+    let m = Mutex::new([0u64; 2]).expect("mutex");
+    let c = Condvar::new().expect("condvar");
+    let t = Instant::now();
+    let (g, timed_out) = c.wait_timeout(m.lock().expect("lock"), SHORT);
+    assert!(timed_out);
+    assert!(t.elapsed() >= SHORT, "{:?}", t.elapsed());
+    let g = g.expect("the mutex is locked again");
+    assert!(m.is_locked());
+    drop(g);
+    // Notified in time.
+    std::thread::scope(|s| {
+        let g = m.lock().expect("lock");
+        s.spawn(|| {
+            let mut g = m.lock().expect("lock"); // the waiter is inside wait now
+            g[0] = 1;
+            c.notify_one();
+        });
+        let t = Instant::now();
+        let (mut r, mut timed_out) = c.wait_timeout(g, GUARD);
+        while !timed_out && r.as_ref().is_ok_and(|g| g[0] == 0) {
+            (r, timed_out) = c.wait_timeout(r.expect("lock"), GUARD);
+        }
+        assert!(!timed_out, "notified, not timed out");
+        assert_eq!(r.expect("lock")[0], 1);
+        assert!(t.elapsed() < GUARD);
+    });
+    assert!(format!("{c:?}").contains("Condvar"));
+}
+
+// ===========================================================================
+// Event
+// ===========================================================================
+
+#[test]
+fn event_set_clear_and_wait() {
+    let e = Event::new().expect("event");
+    assert!(!e.is_set());
+    let t = Instant::now();
+    assert!(!e.wait_timeout(SHORT));
+    assert!(t.elapsed() >= SHORT, "{:?}", t.elapsed());
+    e.set();
+    assert!(e.is_set());
+    e.wait();
+    assert!(e.wait_timeout(Duration::ZERO), "set: returns at once");
+    e.set(); // setting twice is harmless
+    e.clear();
+    assert!(!e.is_set());
+    assert!(!e.wait_timeout(Duration::from_millis(1)));
+    std::thread::scope(|s| {
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    e.wait();
+                    Instant::now()
+                })
+            })
+            .collect();
+        std::thread::sleep(SHORT);
+        let set = Instant::now();
+        e.set();
+        for w in waiters {
+            assert!(w.join().expect("waiter") >= set, "every waiter returned only after the set");
+        }
+    });
+    assert!(format!("{e:?}").contains("true"));
+}
+
+/// Waits for `go`, then sets `done`.
+fn relay((go, done): (Event, Event)) -> bool {
+    let woken = go.wait_timeout(GUARD);
+    done.set();
+    woken
+}
+
+#[test]
+fn events_signal_between_processes() {
+    for method in METHODS {
+        let ctx = Context::new(method);
+        let go = Event::new().expect("event");
+        let dones: Vec<Event> = (0..3).map(|_| Event::new().expect("event")).collect();
+        let mut kids: Vec<_> =
+            dones.iter().map(|d| ctx.spawn(relay, (go.clone(), d.clone())).expect("spawn")).collect();
+        std::thread::sleep(SHORT);
+        assert!(dones.iter().all(|d| !d.is_set()), "{method}: nobody relayed before go");
+        go.set();
+        for d in &dones {
+            assert!(d.wait_timeout(GUARD), "{method}: every waiting child was woken by one set");
+        }
+        for k in &mut kids {
+            assert!(k.join().expect("join"), "{method}");
+        }
+    }
+}
+
+/// Opens the event by name and sets it.
+fn set_by_name(name: String) {
+    Event::open(&name).expect("open in the child").set();
+}
+
+#[test]
+fn named_event_set_by_a_child() {
+    let names = Names::new("named_event");
+    for method in METHODS {
+        let n = names.name(&method.to_string());
+        let e = Event::create(&n).expect("create");
+        let mut kid = Context::new(method).spawn(set_by_name, n.clone()).expect("spawn");
+        assert!(e.wait_timeout(GUARD), "{method}");
+        kid.join().expect("join");
+        e.clear();
+        assert!(!Event::open(&n).expect("open").is_set());
+    }
+    assert!(matches!(Event::open(&names.name("none")), Err(Error::NotFound { .. })));
+    names.finish();
+}
+
+// ===========================================================================
+// Barrier
+// ===========================================================================
+
+/// Passes the barrier `rounds` times; returns its indices.
+fn barrier_rounds((b, rounds): (Barrier, usize)) -> Vec<usize> {
+    (0..rounds).map(|_| b.wait_timeout(GUARD).expect("barrier")).collect()
+}
+
+/// Opens the barrier by name and passes it `rounds` times.
+fn barrier_rounds_by_name((name, rounds): (String, usize)) -> Vec<usize> {
+    barrier_rounds((Barrier::open(&name).expect("open in the child"), rounds))
+}
+
+#[test]
+fn barrier_three_parties_across_processes() {
+    const ROUNDS: usize = 5;
+    let names = Names::new("barrier_procs");
+    for method in METHODS {
+        let ctx = Context::new(method);
+        let n = names.name(&method.to_string());
+        let b = Barrier::create(&n, 3).expect("create");
+        assert_eq!(b.parties(), 3);
+        let mut by_arg = ctx.spawn(barrier_rounds, (b.clone(), ROUNDS)).expect("spawn");
+        let mut by_name = ctx.spawn(barrier_rounds_by_name, (n.clone(), ROUNDS)).expect("spawn");
+        let mine = barrier_rounds((b.clone(), ROUNDS));
+        let a = by_arg.join().expect("join");
+        let c = by_name.join().expect("join");
+        for r in 0..ROUNDS {
+            let mut idx = [mine[r], a[r], c[r]];
+            idx.sort_unstable();
+            assert_eq!(idx, [0, 1, 2], "{method}: round {r}: indices are distinct");
+        }
+        assert!(!b.is_broken());
+        assert_eq!(b.n_waiting(), 0);
+    }
+    assert!(matches!(Barrier::open(&names.name("none")), Err(Error::NotFound { .. })));
+    names.finish();
+}
+
+#[test]
+fn barrier_three_threads_many_rounds() {
+    let b = Barrier::new(3).expect("barrier");
+    let per_thread: Vec<Vec<usize>> = std::thread::scope(|s| {
+        let hs: Vec<_> = (0..3).map(|_| s.spawn(|| barrier_rounds((b.clone(), 20)))).collect();
+        hs.into_iter().map(|h| h.join().expect("thread")).collect()
+    });
+    for r in 0..20 {
+        let mut idx: Vec<usize> = per_thread.iter().map(|v| v[r]).collect();
+        idx.sort_unstable();
+        assert_eq!(idx, [0, 1, 2], "round {r}");
+    }
+    assert!(format!("{b:?}").contains("parties: 3"));
+}
+
+#[test]
+fn barrier_abort_breaks_it_until_reset() {
+    assert!(matches!(Barrier::new(0), Err(Error::InvalidArgument { .. })));
+    assert_eq!(Barrier::new(1).expect("barrier").wait().expect("one party passes at once"), 0);
+    let b = Barrier::new(2).expect("barrier");
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| b.wait());
+        wait_until("the waiter arrived", || b.n_waiting() == 1);
+        b.abort();
+        assert!(matches!(waiter.join().expect("thread"), Err(Error::Broken { dead: None })));
+    });
+    assert!(b.is_broken());
+    assert!(matches!(b.wait(), Err(Error::Broken { dead: None })), "stays broken");
+    assert!(matches!(b.wait_timeout(GUARD), Err(Error::Broken { dead: None })));
+    b.reset();
+    assert!(!b.is_broken());
+    assert_eq!(b.n_waiting(), 0);
+    let idx: Vec<usize> = std::thread::scope(|s| {
+        let h = s.spawn(|| b.wait_timeout(GUARD).expect("after reset"));
+        let mine = b.wait_timeout(GUARD).expect("after reset");
+        vec![mine, h.join().expect("thread")]
+    });
+    assert_eq!(idx.iter().sum::<usize>(), 1, "indices 0 and 1: {idx:?}");
+}
+
+/// `reset` is documented (as in Python) to make the parties waiting at that
+/// moment fail with `Broken`.
+#[test]
+fn barrier_reset_breaks_current_waiters() {
+    let b = Barrier::new(2).expect("barrier");
+    std::thread::scope(|s| {
+        let waiter = s.spawn(|| b.wait());
+        wait_until("the waiter arrived", || b.n_waiting() == 1);
+        b.reset();
+        let r = waiter.join().expect("thread");
+        assert!(matches!(r, Err(Error::Broken { .. })), "a waiter released by reset: {r:?}");
+    });
+}
+
+#[test]
+fn barrier_wait_timeout_breaks_it() {
+    let b = Barrier::new(2).expect("barrier");
+    let t = Instant::now();
+    assert!(matches!(b.wait_timeout(SHORT), Err(Error::Broken { dead: None })));
+    assert!(t.elapsed() >= SHORT, "{:?}", t.elapsed());
+    assert!(b.is_broken());
+    let t = Instant::now();
+    assert!(matches!(b.wait_timeout(GUARD), Err(Error::Broken { dead: None })), "the other party: at once");
+    assert!(t.elapsed() < GUARD / 2);
+    b.reset();
+    std::thread::scope(|s| {
+        let h = s.spawn(|| b.wait_timeout(GUARD));
+        assert!(b.wait_timeout(GUARD).is_ok());
+        assert!(h.join().expect("thread").is_ok());
+    });
+}
+
+/// Passes the barrier once and exits.
+fn pass_once(b: Barrier) -> usize {
+    b.wait_timeout(GUARD).expect("barrier")
+}
+
+/// A registered party that exited is a dead member: the next round breaks
+/// with its pid instead of waiting for it forever, and `reset` forgets it.
+#[test]
+fn barrier_round_after_a_party_exited_is_broken_until_reset() {
+    let b = Barrier::new(2).expect("barrier");
+    let mut kid = Context::new(StartMethod::ForkServer).spawn(pass_once, b.clone()).expect("spawn");
+    let mine = b.wait_timeout(GUARD).expect("round 1");
+    assert_eq!(mine + kid.join().expect("join"), 1);
+    match b.wait_timeout(GUARD) {
+        Err(Error::Broken { dead }) => assert_eq!(dead, Some(kid.pid())),
+        other => panic!("expected Broken naming the exited party, got {other:?}"),
+    }
+    b.reset();
+    let mut kid2 = Context::new(StartMethod::ForkServer).spawn(pass_once, b.clone()).expect("spawn");
+    let mine = b.wait_timeout(GUARD).expect("round after reset");
+    assert_eq!(mine + kid2.join().expect("join"), 1);
+}
