@@ -28,27 +28,27 @@
 //!
 //! Run with `cargo bench --bench process`.
 
+mod common;
+
 use std::cell::RefCell;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{ROLE_ENV, SAMPLES, is_role, measured, measuring};
 use criterion::{Criterion, SamplingMode};
 use shmproc::{Context, Process, StartMethod};
 
-/// Selects a role in a re-executed bench binary (`exit`: exit at once).
-const ROLE_ENV: &str = "SHMPROC_BENCH_ROLE";
 /// `child`: take the fork samples in a Spawn child even when this process
 /// could fork itself.
 const FORK_ENV: &str = "SHMPROC_BENCH_FORK";
-/// Criterion samples per benchmark (its minimum).
-const SAMPLES: usize = 10;
 
 /// The empty task every measured child runs.
 fn noop(_: ()) {}
 
 fn main() {
     shmproc::init();
-    if std::env::var_os(ROLE_ENV).is_some_and(|r| r == "exit") {
+    // `std_command` re-executes this binary with `ROLE_ENV=exit`: exit at once.
+    if is_role("exit") {
         std::process::exit(0);
     }
     let mut c = Criterion::default().configure_from_args();
@@ -173,18 +173,10 @@ fn thread_count() -> usize {
     std::fs::read_dir("/proc/self/task").map_or(0, |d| d.count())
 }
 
-/// Whether criterion measures (as under `cargo bench`), rather than running
-/// each routine once (`cargo test --benches`, `--test`) or listing.
-fn measuring() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    let has = |flag: &str| args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
-    has("--bench") && !has("--test") && !has("--list") && !has("--profile-time")
-}
-
 /// Mean milliseconds per start+join over the measured samples (the last
 /// [`SAMPLES`] calls; criterion's warm-up calls come first).
 fn mean_ms(samples: &[(Duration, u64)]) -> Option<f64> {
-    let measured = &samples[samples.len().saturating_sub(SAMPLES)..];
+    let measured = measured(samples);
     let iters: u64 = measured.iter().map(|s| s.1).sum();
     if iters == 0 {
         return None;
@@ -206,7 +198,7 @@ struct Row<'a> {
 /// ratio to Python with the PERFORMANCE.md target.
 fn summary(s: &Samples) -> Vec<String> {
     let base = mean_ms(&s.std_command);
-    let measured_modes = &s.fork_modes[s.fork_modes.len().saturating_sub(SAMPLES)..];
+    let measured_modes = measured(&s.fork_modes);
     let fork_how = if measured_modes.contains(&ForkMode::Delegated) {
         "forked by a single-threaded spawn child"
     } else {

@@ -26,27 +26,21 @@
 //!
 //! Run with `cargo bench --bench segment`.
 
+mod common;
+
 use std::cell::RefCell;
-use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
+use common::{PeerProcess, Pinning, SAMPLES, is_role, measured, measuring, median};
 use criterion::{Criterion, SamplingMode, Throughput, criterion_group};
-use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
 use shmproc::Segment;
 
-/// Selects the peer role in a re-executed bench binary.
-const ROLE_ENV: &str = "SHMPROC_BENCH_ROLE";
 /// The inherited segment descriptor's number.
 const FD_ENV: &str = "SHMPROC_BENCH_FD";
 /// The message length in bytes.
 const LEN_ENV: &str = "SHMPROC_BENCH_LEN";
-/// The CPU the peer pins itself to, if any.
-const CPU_ENV: &str = "SHMPROC_BENCH_CPU";
-/// `0` turns pinning off.
-const PIN_ENV: &str = "SHMPROC_BENCH_PIN";
 
 /// Peer commands (one byte over the peer's stdin).
 const CMD_SHM: u8 = b'S';
@@ -56,11 +50,9 @@ const CMD_CHECKSUM: u8 = b'C';
 const ACK: u8 = b'A';
 
 const MIB: usize = 1 << 20;
-/// Criterion samples per benchmark (its minimum).
-const SAMPLES: usize = 10;
 
 fn main() {
-    if std::env::var_os(ROLE_ENV).is_some_and(|r| r == "peer") {
+    if is_role("peer") {
         peer_main();
         return;
     }
@@ -139,21 +131,13 @@ fn compare(c: &mut Criterion, group_name: &str, len: usize) {
     drop(peer.into_inner());
     drop(pinning);
 
-    let shm = median(measured(shm_samples.into_inner()));
-    let pipe = median(measured(pipe_samples.into_inner()));
+    let shm = median(measured(&shm_samples.into_inner()).to_vec());
+    let pipe = median(measured(&pipe_samples.into_inner()).to_vec());
     if measuring()
         && let Some(line) = summary(group_name, len, shm, pipe)
     {
         println!("{line}");
     }
-}
-
-/// Whether criterion measures (as under `cargo bench`), rather than running
-/// each routine once (`cargo test --benches`, `--test`) or listing.
-fn measuring() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    let has = |flag: &str| args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
-    has("--bench") && !has("--test") && !has("--list") && !has("--profile-time")
 }
 
 /// `transfer_64MiB: shm X GB/s, pipe Y GB/s, ratio Z.Zx`, with the time per
@@ -175,65 +159,10 @@ fn summary(group: &str, len: usize, shm: Option<f64>, pipe: Option<f64>) -> Opti
     }
 }
 
-/// The measurement samples: criterion's warm-up calls come first, then
-/// exactly [`SAMPLES`] calls.
-fn measured(mut samples: Vec<f64>) -> Vec<f64> {
-    samples.drain(..samples.len().saturating_sub(SAMPLES));
-    samples
-}
-
-/// The median of per-message times in seconds.
-fn median(mut samples: Vec<f64>) -> Option<f64> {
-    samples.sort_unstable_by(f64::total_cmp);
-    samples.get(samples.len() / 2).copied()
-}
-
-/// Pins this thread to one CPU and the peer to another while a group runs
-/// (PERFORMANCE.md measures processes on different CPUs), and restores the
-/// original affinity afterwards. Does nothing on a single-CPU machine or
-/// with `SHMPROC_BENCH_PIN=0`.
-struct Pinning {
-    original: Option<CpuSet>,
-    peer_cpu: Option<usize>,
-}
-
-impl Pinning {
-    fn new() -> Pinning {
-        if std::env::var_os(PIN_ENV).is_some_and(|v| v == "0") {
-            return Pinning { original: None, peer_cpu: None };
-        }
-        let Ok(original) = sched_getaffinity(None) else {
-            return Pinning { original: None, peer_cpu: None };
-        };
-        let cpus: Vec<usize> = (0..CpuSet::MAX_CPU).filter(|&c| original.is_set(c)).take(2).collect();
-        if cpus.len() < 2 {
-            return Pinning { original: None, peer_cpu: None };
-        }
-        let mut mine = CpuSet::new();
-        mine.set(cpus[0]);
-        if sched_setaffinity(None, &mine).is_err() {
-            return Pinning { original: None, peer_cpu: None };
-        }
-        Pinning { original: Some(original), peer_cpu: Some(cpus[1]) }
-    }
-}
-
-impl Drop for Pinning {
-    fn drop(&mut self) {
-        if let Some(set) = &self.original {
-            // Best effort: criterion's analysis merely runs slower pinned.
-            let _ = sched_setaffinity(None, set);
-        }
-    }
-}
-
 /// The parent's handle on the peer process.
 struct Peer {
-    child: Child,
-    /// Doorbell (and pipe data) to the peer; `None` once closed.
-    tx: Option<ChildStdin>,
-    /// Acknowledgements from the peer.
-    rx: ChildStdout,
+    /// Doorbells (and pipe data) to the peer, acknowledgements back.
+    link: PeerProcess,
     seg: Segment,
     /// The prepared message, written from here each iteration.
     msg: Vec<u8>,
@@ -244,21 +173,11 @@ impl Peer {
         let seg = Segment::anonymous(len).expect("create the anonymous segment");
         let msg: Vec<u8> = (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add((i >> 12) as u8)).collect();
         let fd = seg.inheritable_fd().expect("an inheritable descriptor");
-        let mut cmd = Command::new(std::env::current_exe().expect("the bench binary's path"));
-        cmd.env(ROLE_ENV, "peer")
-            .env(FD_ENV, fd.as_raw_fd().to_string())
-            .env(LEN_ENV, len.to_string())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
-        if let Some(c) = cpu {
-            cmd.env(CPU_ENV, c.to_string());
-        }
-        let mut child = cmd.spawn().expect("start the peer process");
+        let link = PeerProcess::start("segment bench", cpu, |cmd| {
+            cmd.env(FD_ENV, fd.as_raw_fd().to_string()).env(LEN_ENV, len.to_string());
+        });
         drop(fd); // the child has its copy
-        let tx = child.stdin.take().expect("piped stdin");
-        let rx = child.stdout.take().expect("piped stdout");
-        let mut peer = Peer { child, tx: Some(tx), rx, seg, msg };
+        let mut peer = Peer { link, seg, msg };
 
         // Check both data paths once before anything is timed.
         let want = checksum(&peer.msg);
@@ -269,47 +188,30 @@ impl Peer {
         peer
     }
 
-    fn tx(&mut self) -> &mut ChildStdin {
-        self.tx.as_mut().expect("invariant: open until drop")
-    }
-
     fn shm_once(&mut self) {
         self.seg.write_at(0, &self.msg).expect("write_at within the segment");
-        self.tx().write_all(&[CMD_SHM]).expect("ring the peer");
+        self.link.tx().write_all(&[CMD_SHM]).expect("ring the peer");
         self.wait_ack();
     }
 
     fn pipe_once(&mut self) {
-        let mut tx = self.tx.take().expect("invariant: open until drop");
+        let mut tx = self.link.tx.take().expect("invariant: open until drop");
         tx.write_all(&[CMD_PIPE]).expect("ring the peer");
         tx.write_all(&self.msg).expect("write the message into the pipe");
-        self.tx = Some(tx);
+        self.link.tx = Some(tx);
         self.wait_ack();
     }
 
     fn wait_ack(&mut self) {
-        let mut b = [0u8];
-        self.rx.read_exact(&mut b).expect("the peer exited (see its stderr above)");
-        assert_eq!(b[0], ACK, "unexpected reply from the peer");
+        self.link.expect(ACK);
     }
 
     /// The checksum of what the peer received last (it then clears its buffer).
     fn peer_checksum(&mut self) -> u64 {
-        self.tx().write_all(&[CMD_CHECKSUM]).expect("ring the peer");
+        self.link.tx().write_all(&[CMD_CHECKSUM]).expect("ring the peer");
         let mut b = [0u8; 8];
-        self.rx.read_exact(&mut b).expect("the peer exited (see its stderr above)");
+        self.link.rx.read_exact(&mut b).expect("the peer exited (see its stderr above)");
         u64::from_le_bytes(b)
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        drop(self.tx.take()); // EOF: the peer's loop ends
-        match self.child.wait() {
-            Ok(s) if s.success() => {}
-            Ok(s) => eprintln!("segment bench: the peer ended with {s}"),
-            Err(e) => eprintln!("segment bench: waiting for the peer failed: {e}"),
-        }
     }
 }
 
@@ -334,32 +236,18 @@ fn env_number(key: &str) -> usize {
 /// The peer: copies each message out of the segment or the pipe into its
 /// own buffer and acknowledges, until its stdin closes.
 fn peer_main() {
-    if let Ok(cpu) = std::env::var(CPU_ENV)
-        && let Ok(cpu) = cpu.parse::<usize>()
-    {
-        let mut set = CpuSet::new();
-        set.set(cpu);
-        let _ = sched_setaffinity(None, &set);
-    }
+    common::pin_peer_from_env();
     let fd = i32::try_from(env_number(FD_ENV)).expect("peer: descriptor number out of range");
     let len = env_number(LEN_ENV);
     let seg = Segment::from_inherited_fd(fd).expect("peer: open the inherited segment");
     assert!(seg.len() >= len, "peer: segment smaller than the message");
     // Unbuffered handles on the stdin/stdout pipes: a buffered reader would
     // swallow pipe data along with the doorbell byte.
-    let mut rx = File::from(std::io::stdin().as_fd().try_clone_to_owned().expect("peer: dup stdin"));
-    let mut tx = File::from(std::io::stdout().as_fd().try_clone_to_owned().expect("peer: dup stdout"));
+    let (mut rx, mut tx) = common::peer_stdio();
     let mut buf = vec![0u8; len]; // zero-filled and then touched: no page faults while timed
     buf.fill(1);
-    let mut cmd = [0u8];
-    loop {
-        match rx.read(&mut cmd) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => panic!("peer: reading the doorbell: {e}"),
-        }
-        match cmd[0] {
+    while let Some(cmd) = common::read_command(&mut rx, "the doorbell") {
+        match cmd {
             CMD_SHM => seg.read_at(0, &mut buf).expect("peer: read_at within the segment"),
             CMD_PIPE => rx.read_exact(&mut buf).expect("peer: read the message from the pipe"),
             CMD_CHECKSUM => {

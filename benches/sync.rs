@@ -44,31 +44,25 @@
 // libc on a segment's bytes). shmproc is used through its safe API.
 #![allow(unsafe_code)]
 
+mod common;
+
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::hint::black_box;
 use std::io::{Read, Write};
 use std::mem::{MaybeUninit, size_of};
-use std::os::fd::{AsFd, OwnedFd};
-use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{PeerProcess, Pinning, SAMPLES, is_role, measured, measuring, median};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
 use rustix::io::Errno;
-use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
 use shmproc::{Condvar, Event, Mutex, MutexGuard, Segment, Semaphore};
 
-/// Selects the peer role in a re-executed bench binary.
-const ROLE_ENV: &str = "SHMPROC_BENCH_ROLE";
 /// The name prefix of the objects the peer opens.
 const NAME_ENV: &str = "SHMPROC_BENCH_NAME";
-/// The CPU the peer pins itself to, if any.
-const CPU_ENV: &str = "SHMPROC_BENCH_CPU";
-/// `0` turns pinning off.
-const PIN_ENV: &str = "SHMPROC_BENCH_PIN";
 
 /// Peer commands: one byte, then the iteration count (8 bytes, LE), over
 /// the peer's stdin. The peer answers [`READY`] at once, then runs it.
@@ -91,9 +85,6 @@ const PYTHON_TARGET: f64 = 10.0;
 /// side died): the bench fails instead of hanging.
 const HANG_GUARD: Duration = Duration::from_secs(10);
 
-/// Criterion samples per benchmark (its minimum).
-const SAMPLES: usize = 10;
-
 /// Where the pthread baseline's counter sits in its segment: on the cache
 /// line after the mutex.
 const PTHREAD_COUNTER_AT: usize = 64;
@@ -101,7 +92,7 @@ const PTHREAD_COUNTER_AT: usize = 64;
 const BASELINE_SEGMENT: usize = 4096;
 
 fn main() {
-    if std::env::var_os(ROLE_ENV).is_some_and(|r| r == "peer") {
+    if is_role("peer") {
         peer_main();
         return;
     }
@@ -367,23 +358,13 @@ impl Recorder {
     fn median(&self, name: &str) -> Option<f64> {
         let all = self.0.borrow();
         let calls = all.get(name)?;
-        let mut measured: Vec<f64> = calls[calls.len().saturating_sub(SAMPLES)..].iter().map(|s| s.0).collect();
-        measured.sort_unstable_by(f64::total_cmp);
-        measured.get(measured.len() / 2).copied()
+        median(measured(calls).iter().map(|s| s.0).collect())
     }
 
     /// Iterations run so far, warm-up included.
     fn total_iters(&self, name: &str) -> u64 {
         self.0.borrow().get(name).map_or(0, |calls| calls.iter().map(|s| s.1).sum())
     }
-}
-
-/// Whether criterion measures (as under `cargo bench`), rather than running
-/// each routine once (`cargo test --benches`, `--test`) or listing.
-fn measuring() -> bool {
-    let args: Vec<String> = std::env::args().collect();
-    let has = |flag: &str| args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
-    has("--bench") && !has("--test") && !has("--list") && !has("--profile-time")
 }
 
 fn verdict(met: bool) -> &'static str {
@@ -398,44 +379,6 @@ fn fmt_time(secs: f64) -> String {
         format!("{:.2} µs", secs * 1e6)
     } else {
         format!("{:.2} ms", secs * 1e3)
-    }
-}
-
-/// Pins this thread to one CPU and the peer to another while a group runs
-/// (PERFORMANCE.md measures processes on different CPUs), and restores the
-/// original affinity afterwards. Does nothing on a single-CPU machine or
-/// with `SHMPROC_BENCH_PIN=0`.
-struct Pinning {
-    original: Option<CpuSet>,
-    peer_cpu: Option<usize>,
-}
-
-impl Pinning {
-    fn new() -> Pinning {
-        let none = Pinning { original: None, peer_cpu: None };
-        if std::env::var_os(PIN_ENV).is_some_and(|v| v == "0") {
-            return none;
-        }
-        let Ok(original) = sched_getaffinity(None) else { return none };
-        let cpus: Vec<usize> = (0..CpuSet::MAX_CPU).filter(|&c| original.is_set(c)).take(2).collect();
-        if cpus.len() < 2 {
-            return none;
-        }
-        let mut mine = CpuSet::new();
-        mine.set(cpus[0]);
-        if sched_setaffinity(None, &mine).is_err() {
-            return none;
-        }
-        Pinning { original: Some(original), peer_cpu: Some(cpus[1]) }
-    }
-}
-
-impl Drop for Pinning {
-    fn drop(&mut self) {
-        if let Some(set) = &self.original {
-            // Best effort: criterion's analysis merely runs slower pinned.
-            let _ = sched_setaffinity(None, set);
-        }
     }
 }
 
@@ -717,11 +660,9 @@ impl LazyPeer {
 
 /// The parent's handle on the peer process.
 struct Peer {
-    child: Child,
-    /// Commands (and the pipe ping-pong's pings) to the peer; `None` once closed.
-    tx: Option<ChildStdin>,
-    /// Replies (and pongs) from the peer.
-    rx: ChildStdout,
+    /// Commands (and the pipe ping-pong's pings) to the peer, replies (and
+    /// pongs) back.
+    link: PeerProcess,
     objects: Objects,
 }
 
@@ -730,15 +671,10 @@ impl Peer {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let prefix = format!("bench-sync-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
         let objects = Objects::create(&prefix);
-        let mut cmd = Command::new(std::env::current_exe().expect("the bench binary's path"));
-        cmd.env(ROLE_ENV, "peer").env(NAME_ENV, &prefix).stdin(Stdio::piped()).stdout(Stdio::piped());
-        if let Some(c) = cpu {
-            cmd.env(CPU_ENV, c.to_string());
-        }
-        let mut child = cmd.spawn().expect("start the peer process");
-        let tx = child.stdin.take().expect("piped stdin");
-        let rx = child.stdout.take().expect("piped stdout");
-        let mut peer = Peer { child, tx: Some(tx), rx, objects };
+        let link = PeerProcess::start("sync bench", cpu, |cmd| {
+            cmd.env(NAME_ENV, &prefix);
+        });
+        let mut peer = Peer { link, objects };
         peer.expect(READY); // it opened every object
 
         // Check every path once before anything is timed.
@@ -751,14 +687,8 @@ impl Peer {
         peer
     }
 
-    fn tx(&mut self) -> &mut ChildStdin {
-        self.tx.as_mut().expect("invariant: open until drop")
-    }
-
     fn expect(&mut self, reply: u8) {
-        let mut b = [0u8];
-        self.rx.read_exact(&mut b).expect("the peer exited (see its stderr above)");
-        assert_eq!(b[0], reply, "unexpected reply from the peer");
+        self.link.expect(reply);
     }
 
     /// Sends a command and waits until the peer has taken it.
@@ -766,7 +696,7 @@ impl Peer {
         let mut msg = [0u8; 9];
         msg[0] = cmd;
         msg[1..].copy_from_slice(&iters.to_le_bytes());
-        self.tx().write_all(&msg).expect("send the peer a command");
+        self.link.tx().write_all(&msg).expect("send the peer a command");
         self.expect(READY);
     }
 
@@ -790,15 +720,15 @@ impl Peer {
     /// pipes.
     fn pipe_pingpong(&mut self, iters: u64) -> Duration {
         self.command(CMD_PIPE_PINGPONG, iters);
-        let mut tx = self.tx.take().expect("invariant: open until drop");
+        let mut tx = self.link.tx.take().expect("invariant: open until drop");
         let mut b = [0u8];
         let start = Instant::now();
         for _ in 0..iters {
             tx.write_all(&[1]).expect("ping the peer");
-            self.rx.read_exact(&mut b).expect("the peer's pong");
+            self.link.rx.read_exact(&mut b).expect("the peer's pong");
         }
         let elapsed = start.elapsed();
-        self.tx = Some(tx);
+        self.link.tx = Some(tx);
         elapsed
     }
 
@@ -849,47 +779,22 @@ impl Peer {
     }
 }
 
-impl Drop for Peer {
-    fn drop(&mut self) {
-        drop(self.tx.take()); // EOF: the peer's loop ends
-        match self.child.wait() {
-            Ok(s) if s.success() => {}
-            Ok(s) => eprintln!("sync bench: the peer ended with {s}"),
-            Err(e) => eprintln!("sync bench: waiting for the peer failed: {e}"),
-        }
-    }
-}
-
 /// The peer: opens the parent's objects, then runs commands until its
 /// stdin closes.
 fn peer_main() {
-    if let Ok(cpu) = std::env::var(CPU_ENV)
-        && let Ok(cpu) = cpu.parse::<usize>()
-    {
-        let mut set = CpuSet::new();
-        set.set(cpu);
-        let _ = sched_setaffinity(None, &set);
-    }
+    common::pin_peer_from_env();
     let prefix = std::env::var(NAME_ENV).expect("peer: SHMPROC_BENCH_NAME is not set");
     let o = Objects::open(&prefix);
     // Unbuffered handles on the stdin/stdout pipes.
-    let mut rx = File::from(std::io::stdin().as_fd().try_clone_to_owned().expect("peer: dup stdin"));
-    let mut tx = File::from(std::io::stdout().as_fd().try_clone_to_owned().expect("peer: dup stdout"));
+    let (mut rx, mut tx) = common::peer_stdio();
     tx.write_all(&[READY]).expect("peer: hello");
-    let mut cmd = [0u8];
     let mut count = [0u8; 8];
     let mut b = [0u8];
-    loop {
-        match rx.read(&mut cmd) {
-            Ok(0) => return,
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => panic!("peer: reading a command: {e}"),
-        }
+    while let Some(cmd) = common::read_command(&mut rx, "a command") {
         rx.read_exact(&mut count).expect("peer: read the iteration count");
         let iters = u64::from_le_bytes(count);
         tx.write_all(&[READY]).expect("peer: ready");
-        match cmd[0] {
+        match cmd {
             CMD_HANDOFF => o.take_turns(iters, 1),
             CMD_PIPE_PINGPONG => {
                 for _ in 0..iters {

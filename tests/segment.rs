@@ -8,6 +8,8 @@
 //! Every test uses names unique to the test and this process, and checks
 //! that none is left in `/dev/shm` when it ends.
 
+mod common;
+
 use std::fs::File;
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -17,65 +19,13 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicU32, AtomicU64, O
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+use common::{Names, SHM_DIR};
 use shmproc::{Access, Arena, CachePadded, Error, RelPtr, Segment, Shared, ShmSafe};
 
-const SHM_DIR: &str = "/dev/shm";
-
 /// Names unique to one test in this process: `segtest-<pid>-<tag>-<n>`.
-/// `finish` asserts that none of them is left in `/dev/shm`; if the test
-/// panics first, dropping this removes leftovers so other tests stay clean.
-struct Names {
-    prefix: String,
-    /// Foreign (raw) file names the test made, checked and removed too.
-    raw: Vec<String>,
-}
-
-impl Names {
-    /// `tag` must not contain `-`, so no test's prefix is another's.
-    fn new(tag: &str) -> Names {
-        assert!(!tag.contains('-'), "tags use '_' so prefixes never overlap");
-        Names { prefix: format!("segtest-{}-{tag}-", std::process::id()), raw: Vec::new() }
-    }
-
-    fn name(&self, n: &str) -> String {
-        format!("{}{n}", self.prefix)
-    }
-
-    /// A name for a foreign object (no `shmproc.` prefix in `/dev/shm`).
-    fn raw_name(&mut self, n: &str) -> String {
-        let name = format!("raw_{}{n}", self.prefix);
-        self.raw.push(name.clone());
-        name
-    }
-
-    fn path_of(&self, n: &str) -> String {
-        format!("{SHM_DIR}/shmproc.{}", self.name(n))
-    }
-
-    fn leftovers(&self) -> Vec<String> {
-        let ours = format!("shmproc.{}", self.prefix);
-        let mut left: Vec<String> = std::fs::read_dir(SHM_DIR)
-            .expect("read /dev/shm")
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|f| f.starts_with(&ours) || self.raw.contains(f))
-            .collect();
-        left.sort();
-        left
-    }
-
-    fn finish(self) {
-        assert_eq!(self.leftovers(), Vec::<String>::new(), "shared-memory objects left behind");
-    }
-}
-
-impl Drop for Names {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            for f in self.leftovers() {
-                let _ = std::fs::remove_file(format!("{SHM_DIR}/{f}"));
-            }
-        }
-    }
+/// `finish` checks that none is left in `/dev/shm` (see [`Names`]).
+fn test_names(tag: &str) -> Names {
+    Names::new("segtest", tag)
 }
 
 fn exists(path: &str) -> bool {
@@ -84,7 +34,7 @@ fn exists(path: &str) -> bool {
 
 #[test]
 fn create_open_read_write_round_trip() {
-    let names = Names::new("round_trip");
+    let names = test_names("round_trip");
     let name = names.name("a");
     let a = Segment::create(&name, 4096).expect("create");
     assert_eq!(a.len(), 4096);
@@ -129,7 +79,7 @@ fn create_open_read_write_round_trip() {
 
 #[test]
 fn open_checks_size_and_existence() {
-    let names = Names::new("open_checks");
+    let names = test_names("open_checks");
     let name = names.name("a");
     assert!(matches!(Segment::open(&name), Err(Error::NotFound { .. })));
     let a = Segment::create(&name, 100).expect("create");
@@ -235,7 +185,7 @@ fn typed_and_slice_check_alignment_and_bounds() {
 
 #[test]
 fn shared_create_open_anonymous_and_layout_mismatch() {
-    let names = Names::new("shared");
+    let names = test_names("shared");
     let name = names.name("counter");
     let a = Shared::<AtomicU64>::create(&name, |c| c.store(5, Ordering::Relaxed)).expect("create");
     let b = Shared::<AtomicU64>::open(&name).expect("open as the same type");
@@ -295,7 +245,7 @@ fn shared_create_open_anonymous_and_layout_mismatch() {
 
 #[test]
 fn arena_layout_on_a_named_segment() {
-    let names = Names::new("arena");
+    let names = test_names("arena");
     let name = names.name("a");
     let layout = || {
         let mut arena = Arena::new();
@@ -361,7 +311,7 @@ fn relptr_resolve_errors() {
 
 #[test]
 fn open_or_create_race_has_one_creator() {
-    let names = Names::new("race");
+    let names = test_names("race");
     for round in 0..5 {
         let name = names.name(&format!("r{round}"));
         let barrier = Arc::new(Barrier::new(8));
@@ -392,7 +342,7 @@ fn open_or_create_race_has_one_creator() {
 
 #[test]
 fn creator_drop_removes_the_name_opener_drop_does_not() {
-    let names = Names::new("drops");
+    let names = test_names("drops");
     let name = names.name("a");
     let path = names.path_of("a");
     let creator = Segment::create(&name, 64).expect("create");
@@ -425,7 +375,7 @@ fn creator_drop_removes_the_name_opener_drop_does_not() {
 
 #[test]
 fn creator_drop_spares_a_replacement_object() {
-    let names = Names::new("replaced");
+    let names = test_names("replaced");
     let name = names.name("a");
     let first = Segment::create(&name, 64).expect("create");
     Segment::unlink(&name).expect("external unlink");
@@ -439,7 +389,7 @@ fn creator_drop_spares_a_replacement_object() {
 
 #[test]
 fn keep_name_outlives_the_creator_until_unlink() {
-    let names = Names::new("keep");
+    let names = test_names("keep");
     let name = names.name("built");
     let seg = Segment::builder().name(&name).size(64).keep_name(true).create().expect("create");
     seg.write_at(0, b"kept").expect("write");
@@ -468,7 +418,7 @@ fn keep_name_outlives_the_creator_until_unlink() {
 
 #[test]
 fn unlink_keeps_existing_mappings() {
-    let names = Names::new("unlink");
+    let names = test_names("unlink");
     let name = names.name("a");
     let seg = Segment::create(&name, 64).expect("create");
     Segment::unlink(&name).expect("unlink");
@@ -548,7 +498,7 @@ fn from_fd_refuses_what_is_not_a_segment() {
 
 #[test]
 fn truncation_is_detected() {
-    let names = Names::new("truncated");
+    let names = test_names("truncated");
     let name = names.name("a");
     let seg = Segment::create(&name, 8192).expect("create");
     seg.check().expect("intact");
@@ -568,7 +518,7 @@ fn truncation_is_detected() {
 
 #[test]
 fn cleanup_refuses_a_live_creator() {
-    let names = Names::new("cleanup");
+    let names = test_names("cleanup");
     let name = names.name("a");
     let seg = Segment::create(&name, 64).expect("create");
     match Segment::cleanup(&name) {
@@ -593,7 +543,7 @@ fn cleanup_refuses_a_live_creator() {
 
 #[test]
 fn error_messages_are_not_empty() {
-    let mut names = Names::new("messages");
+    let mut names = test_names("messages");
     let name = names.name("a");
     let seg = Segment::create(&name, 64).expect("create");
     let shared = Shared::<AtomicU64>::create(&names.name("t"), |_| {}).expect("create");
@@ -630,7 +580,7 @@ fn error_messages_are_not_empty() {
 
 #[test]
 fn open_raw_of_missing_and_empty_objects() {
-    let mut names = Names::new("raw_errors");
+    let mut names = test_names("raw_errors");
     let missing = names.raw_name("missing");
     assert!(matches!(Segment::open_raw(&missing, Access::ReadOnly), Err(Error::NotFound { .. })));
     assert!(matches!(Segment::open_raw(&format!("/{missing}"), Access::ReadWrite), Err(Error::NotFound { .. })));
@@ -648,7 +598,7 @@ fn open_raw_of_missing_and_empty_objects() {
 
 #[test]
 fn open_raw_read_only_and_read_write() {
-    let mut names = Names::new("raw_access");
+    let mut names = test_names("raw_access");
     let raw = names.raw_name("obj");
     let path = format!("{SHM_DIR}/{raw}");
     let content: Vec<u8> = (0..1000u32).map(|i| (i % 256) as u8).collect();
@@ -740,7 +690,7 @@ fn open_raw_python_shared_memory() {
         println!("skipped: python3 not found");
         return;
     }
-    let mut names = Names::new("python");
+    let mut names = test_names("python");
     let raw = names.raw_name("psm");
     let path = format!("{SHM_DIR}/{raw}");
     let mut py = Command::new("python3")

@@ -10,63 +10,27 @@
 //! returning while holding a lock). Every test uses names unique to the
 //! test and this process, and checks that none is left in `/dev/shm`.
 
+mod common;
+
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use common::Names;
 use shmproc::{
     Barrier, BoundedSemaphore, Condvar, Context, Error, Event, Lock, LockError, Mutex, RLock, Semaphore, Shared,
     StartMethod,
 };
 
 const METHODS: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::ForkServer];
-const SHM_DIR: &str = "/dev/shm";
 /// Every wait that should end does so long before this.
 const GUARD: Duration = Duration::from_secs(30);
 /// Short timeouts that must expire.
 const SHORT: Duration = Duration::from_millis(50);
 
 /// Names unique to one test in this process: `synctest-<pid>-<tag>-<n>`.
-/// `finish` asserts that none is left in `/dev/shm`; dropping it during a
-/// panic removes leftovers so reruns start clean.
-struct Names {
-    prefix: String,
-}
-
-impl Names {
-    /// `tag` must not contain `-`, so no test's prefix is another's.
-    fn new(tag: &str) -> Names {
-        assert!(!tag.contains('-'), "tags use '_' so prefixes never overlap");
-        Names { prefix: format!("synctest-{}-{tag}-", std::process::id()) }
-    }
-
-    fn name(&self, n: &str) -> String {
-        format!("{}{n}", self.prefix)
-    }
-
-    fn leftovers(&self) -> Vec<String> {
-        let ours = format!("shmproc.{}", self.prefix);
-        let mut left: Vec<String> = std::fs::read_dir(SHM_DIR)
-            .expect("read /dev/shm")
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|f| f.starts_with(&ours))
-            .collect();
-        left.sort();
-        left
-    }
-
-    fn finish(self) {
-        assert_eq!(self.leftovers(), Vec::<String>::new(), "shared-memory objects left behind");
-    }
-}
-
-impl Drop for Names {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            for f in self.leftovers() {
-                let _ = std::fs::remove_file(format!("{SHM_DIR}/{f}"));
-            }
-        }
-    }
+/// `finish` checks that none is left in `/dev/shm` (see [`Names`]).
+fn test_names(tag: &str) -> Names {
+    Names::new("synctest", tag)
 }
 
 /// Polls `cond` every millisecond until it holds; panics after [`GUARD`].
@@ -155,7 +119,7 @@ fn a_blocked_lock_is_woken_by_the_unlock() {
 
 #[test]
 fn named_mutex_is_shared_by_name_and_removed_by_its_creator() {
-    let names = Names::new("named_mutex");
+    let names = test_names("named_mutex");
     let n = names.name("m");
     let a = Mutex::create(&n, [1u32, 2, 3, 4]).expect("create");
     assert_eq!(a.segment().name(), Some(n.as_str()));
@@ -178,7 +142,7 @@ fn named_mutex_is_shared_by_name_and_removed_by_its_creator() {
 
 #[test]
 fn opening_a_mutex_as_another_type_is_a_layout_mismatch() {
-    let names = Names::new("mutex_layout");
+    let names = test_names("mutex_layout");
     let n = names.name("m");
     let m = Mutex::create(&n, 7u64).expect("create");
     match Mutex::<[u8; 16]>::open(&n) {
@@ -243,7 +207,7 @@ fn mutex_counting_across_four_processes_is_exact() {
 
 #[test]
 fn named_mutex_counting_across_processes_is_exact() {
-    let names = Names::new("mutex_count_named");
+    let names = test_names("mutex_count_named");
     for method in METHODS {
         let n = names.name(&method.to_string());
         let m = Mutex::create(&n, [0u64; 2]).expect("create");
@@ -412,7 +376,7 @@ fn a_blocked_acquire_is_woken_by_release_in_another_thread() {
 
 #[test]
 fn named_lock_and_rlock_are_shared_by_name() {
-    let names = Names::new("named_locks");
+    let names = test_names("named_locks");
     let (ln, rn) = (names.name("lock"), names.name("rlock"));
     let a = Lock::create(&ln).expect("create");
     let b = Lock::open(&ln).expect("open");
@@ -613,7 +577,7 @@ fn a_blocked_acquire_is_woken_by_a_release() {
 
 #[test]
 fn bounded_semaphore_refuses_to_exceed_its_bound() {
-    let names = Names::new("bounded_sem");
+    let names = test_names("bounded_sem");
     let b = BoundedSemaphore::new(2).expect("bounded");
     assert!(matches!(b.release(), Err(Error::ReleasedTooMany)));
     assert_eq!(b.value(), 2, "a refused release changes nothing");
@@ -744,7 +708,7 @@ fn condvar_producer_and_consumer_in_two_processes() {
 #[test]
 fn condvar_producer_in_a_child_consumer_in_the_parent() {
     const N: u64 = 500;
-    let names = Names::new("condvar_named");
+    let names = test_names("condvar_named");
     for method in METHODS {
         let m = Mutex::create(&names.name(&format!("{method}-m")), [0u64; 2]).expect("mutex");
         let ne_name = names.name(&format!("{method}-ne"));
@@ -998,7 +962,7 @@ fn set_by_name(name: String) {
 
 #[test]
 fn named_event_set_by_a_child() {
-    let names = Names::new("named_event");
+    let names = test_names("named_event");
     for method in METHODS {
         let n = names.name(&method.to_string());
         let e = Event::create(&n).expect("create");
@@ -1029,7 +993,7 @@ fn barrier_rounds_by_name((name, rounds): (String, usize)) -> Vec<usize> {
 #[test]
 fn barrier_three_parties_across_processes() {
     const ROUNDS: usize = 5;
-    let names = Names::new("barrier_procs");
+    let names = test_names("barrier_procs");
     for method in METHODS {
         let ctx = Context::new(method);
         let n = names.name(&method.to_string());

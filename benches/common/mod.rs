@@ -1,0 +1,193 @@
+//! Plumbing shared by the benches (each includes it with `mod common;`):
+//! the re-executed peer process and its doorbell pipes, CPU pinning, and
+//! the summary helpers over criterion's `iter_custom` samples.
+//!
+//! Not every bench uses every item: `benches/process.rs` starts no peer and
+//! pins nothing, so the peer and pinning items carry
+//! `#[allow(dead_code)]` (each bench compiles this module on its own).
+
+use std::fs::File;
+use std::io::Read;
+use std::os::fd::AsFd;
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+
+use rustix::thread::{CpuSet, sched_getaffinity, sched_setaffinity};
+
+/// Selects a role in a re-executed bench binary.
+pub(crate) const ROLE_ENV: &str = "SHMPROC_BENCH_ROLE";
+/// The CPU the peer pins itself to, if any.
+// Unused by `benches/process.rs`, which starts no peer.
+#[allow(dead_code)]
+pub(crate) const CPU_ENV: &str = "SHMPROC_BENCH_CPU";
+/// `0` turns pinning off.
+// Unused by `benches/process.rs`, which pins nothing.
+#[allow(dead_code)]
+pub(crate) const PIN_ENV: &str = "SHMPROC_BENCH_PIN";
+
+/// Criterion samples per benchmark (its minimum).
+pub(crate) const SAMPLES: usize = 10;
+
+/// Whether this binary was re-executed in `role` (`ROLE_ENV=role`).
+pub(crate) fn is_role(role: &str) -> bool {
+    std::env::var_os(ROLE_ENV).is_some_and(|r| r == role)
+}
+
+/// Whether criterion measures (as under `cargo bench`), rather than running
+/// each routine once (`cargo test --benches`, `--test`) or listing.
+pub(crate) fn measuring() -> bool {
+    let args: Vec<String> = std::env::args().collect();
+    let has = |flag: &str| args.iter().any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    has("--bench") && !has("--test") && !has("--list") && !has("--profile-time")
+}
+
+/// The measurement samples: criterion's warm-up calls come first, then
+/// exactly [`SAMPLES`] calls.
+pub(crate) fn measured<T>(samples: &[T]) -> &[T] {
+    &samples[samples.len().saturating_sub(SAMPLES)..]
+}
+
+/// The median of per-iteration times in seconds.
+// Unused by `benches/process.rs`, which reports means.
+#[allow(dead_code)]
+pub(crate) fn median(mut samples: Vec<f64>) -> Option<f64> {
+    samples.sort_unstable_by(f64::total_cmp);
+    samples.get(samples.len() / 2).copied()
+}
+
+/// Pins this thread to one CPU and the peer to another while a group runs
+/// (PERFORMANCE.md measures processes on different CPUs), and restores the
+/// original affinity afterwards. Does nothing on a single-CPU machine or
+/// with `SHMPROC_BENCH_PIN=0`.
+// Unused by `benches/process.rs`, which pins nothing.
+#[allow(dead_code)]
+pub(crate) struct Pinning {
+    original: Option<CpuSet>,
+    /// The CPU for the peer, if pinned.
+    pub(crate) peer_cpu: Option<usize>,
+}
+
+// Unused by `benches/process.rs`, which pins nothing.
+#[allow(dead_code)]
+impl Pinning {
+    pub(crate) fn new() -> Pinning {
+        let none = Pinning { original: None, peer_cpu: None };
+        if std::env::var_os(PIN_ENV).is_some_and(|v| v == "0") {
+            return none;
+        }
+        let Ok(original) = sched_getaffinity(None) else { return none };
+        let cpus: Vec<usize> = (0..CpuSet::MAX_CPU).filter(|&c| original.is_set(c)).take(2).collect();
+        if cpus.len() < 2 {
+            return none;
+        }
+        let mut mine = CpuSet::new();
+        mine.set(cpus[0]);
+        if sched_setaffinity(None, &mine).is_err() {
+            return none;
+        }
+        Pinning { original: Some(original), peer_cpu: Some(cpus[1]) }
+    }
+}
+
+impl Drop for Pinning {
+    fn drop(&mut self) {
+        if let Some(set) = &self.original {
+            // Best effort: criterion's analysis merely runs slower pinned.
+            let _ = sched_setaffinity(None, set);
+        }
+    }
+}
+
+/// The parent's side of a peer process: this bench binary re-executed with
+/// `ROLE_ENV=peer`, talking over its stdin and stdout pipes. Dropping it
+/// closes the peer's stdin (its loop ends) and waits for it.
+// Unused by `benches/process.rs`, which starts no peer.
+#[allow(dead_code)]
+pub(crate) struct PeerProcess {
+    /// Names the bench in messages about the peer's end.
+    label: &'static str,
+    child: Child,
+    /// To the peer (doorbells, commands, pipe data); `None` once closed.
+    pub(crate) tx: Option<ChildStdin>,
+    /// From the peer (acknowledgements, replies, pipe data).
+    pub(crate) rx: ChildStdout,
+}
+
+// Unused by `benches/process.rs`, which starts no peer.
+#[allow(dead_code)]
+impl PeerProcess {
+    /// Starts the peer, pinned to `cpu` if any; `configure` adds the
+    /// bench's own settings to the command.
+    pub(crate) fn start(label: &'static str, cpu: Option<usize>, configure: impl FnOnce(&mut Command)) -> PeerProcess {
+        let mut cmd = Command::new(std::env::current_exe().expect("the bench binary's path"));
+        cmd.env(ROLE_ENV, "peer").stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit());
+        configure(&mut cmd);
+        if let Some(c) = cpu {
+            cmd.env(CPU_ENV, c.to_string());
+        }
+        let mut child = cmd.spawn().expect("start the peer process");
+        let tx = child.stdin.take().expect("piped stdin");
+        let rx = child.stdout.take().expect("piped stdout");
+        PeerProcess { label, child, tx: Some(tx), rx }
+    }
+
+    pub(crate) fn tx(&mut self) -> &mut ChildStdin {
+        self.tx.as_mut().expect("invariant: open until drop")
+    }
+
+    /// Reads one byte from the peer and checks that it is `reply`.
+    pub(crate) fn expect(&mut self, reply: u8) {
+        let mut b = [0u8];
+        self.rx.read_exact(&mut b).expect("the peer exited (see its stderr above)");
+        assert_eq!(b[0], reply, "unexpected reply from the peer");
+    }
+}
+
+impl Drop for PeerProcess {
+    fn drop(&mut self) {
+        drop(self.tx.take()); // EOF: the peer's loop ends
+        match self.child.wait() {
+            Ok(s) if s.success() => {}
+            Ok(s) => eprintln!("{}: the peer ended with {s}", self.label),
+            Err(e) => eprintln!("{}: waiting for the peer failed: {e}", self.label),
+        }
+    }
+}
+
+/// In the peer: pins this process to the CPU the parent chose, if any.
+// Unused by `benches/process.rs`, which starts no peer.
+#[allow(dead_code)]
+pub(crate) fn pin_peer_from_env() {
+    if let Ok(cpu) = std::env::var(CPU_ENV)
+        && let Ok(cpu) = cpu.parse::<usize>()
+    {
+        let mut set = CpuSet::new();
+        set.set(cpu);
+        let _ = sched_setaffinity(None, &set);
+    }
+}
+
+/// In the peer: unbuffered handles on the stdin and stdout pipes (a
+/// buffered reader would swallow pipe data along with a doorbell byte).
+// Unused by `benches/process.rs`, which starts no peer.
+#[allow(dead_code)]
+pub(crate) fn peer_stdio() -> (File, File) {
+    let rx = File::from(std::io::stdin().as_fd().try_clone_to_owned().expect("peer: dup stdin"));
+    let tx = File::from(std::io::stdout().as_fd().try_clone_to_owned().expect("peer: dup stdout"));
+    (rx, tx)
+}
+
+/// In the peer: the next command byte from the parent, or `None` once the
+/// parent closed the pipe. `what` names the byte in the panic message.
+// Unused by `benches/process.rs`, which starts no peer.
+#[allow(dead_code)]
+pub(crate) fn read_command(rx: &mut File, what: &str) -> Option<u8> {
+    let mut cmd = [0u8];
+    loop {
+        match rx.read(&mut cmd) {
+            Ok(0) => return None,
+            Ok(_) => return Some(cmd[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => panic!("peer: reading {what}: {e}"),
+        }
+    }
+}
