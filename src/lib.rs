@@ -82,6 +82,8 @@
 //!   condition on data under a mutex: [`Condvar`]. A one-shot flag:
 //!   [`Event`]. A rendezvous of N processes: [`Barrier`] (a party that dies
 //!   breaks it instead of stranding the others).
+//! - Stream plain values (`T: Pod`) from one process to another, fastest:
+//!   [`SpscRing`] (lock-free; batches; zero-copy loans).
 //! - Bytes shared by name between unrelated processes: [`Segment`].
 //! - A struct of atomics shared by name or with children: [`Shared<T>`](Shared).
 //! - Several typed regions in one segment: [`Arena`] offsets plus
@@ -101,6 +103,8 @@ mod error;
 mod loom;
 #[cfg(feature = "codec")]
 mod process;
+#[cfg(feature = "codec")]
+mod queue;
 mod shm;
 #[cfg(feature = "codec")]
 mod sync;
@@ -115,6 +119,8 @@ pub use process::current::{ProcessInfo, active_children, cpu_count, current_proc
 pub use process::handle::{ExitStatus, Process, ProcessBuilder, Task};
 #[cfg(feature = "codec")]
 pub use process::start::{Context, StartMethod, set_start_method, start_method};
+#[cfg(feature = "codec")]
+pub use queue::spsc::{Consumer, Producer, SpscRing};
 pub use shm::arena::Arena;
 pub use shm::layout::{CachePadded, RelPtr, ShmSafe, layout_hash, layout_hash_mix};
 pub use shm::segment::{Access, CleanupReport, Segment, SegmentBuilder, cleanup_stale, cleanup_stale_in};

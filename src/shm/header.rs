@@ -56,6 +56,8 @@ pub(crate) mod kind {
     pub(crate) const TYPED: u32 = 2;
     /// A child process's task and result channel.
     pub(crate) const CHANNEL: u32 = 3;
+    /// A single-producer single-consumer ring.
+    pub(crate) const SPSC: u32 = 4;
 }
 
 /// The header in shared memory. See the module docs for the table.

@@ -17,12 +17,15 @@
 //! permissions, exhaustion), `process.rs` (parent death, descriptor and
 //! process limits, crashes, fork rules, dropped handles, exit semantics),
 //! `sync.rs` (mutex, condvar, semaphore, barrier and event holders and
-//! waiters SIGKILLed, at failpoints and at random).
+//! waiters SIGKILLed, at failpoints and at random), `ring.rs` (the SPSC
+//! ring: case 13, a producer SIGKILLed mid-stream, and the ring part of
+//! case 35, garbage in the ring's words).
 
 mod cleanup;
 mod harness;
 mod hostile;
 mod process;
+mod ring;
 mod segment;
 mod sync;
 
@@ -67,6 +70,9 @@ fn run_role(role: &str) {
         "proc_atexit" => process::role_atexit(),
         "proc_child_exit" => process::role_child_exit(),
         "sync" => sync::role_sync(),
+        "ring_producer" => ring::role_ring_producer(),
+        "ring_hostile" => ring::role_ring_hostile(),
+        "ring_open_garbage" => ring::role_ring_open_garbage(),
         other => panic!("unknown helper role {other:?}"),
     }
 }

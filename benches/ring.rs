@@ -1,0 +1,432 @@
+//! One-way streaming of 64-byte messages from a peer process to this one:
+//! shmproc's [`SpscRing`] against an OS pipe, side by side in the criterion
+//! group `spsc_64B_one_way`.
+//!
+//! A peer process (this binary re-executed with `SHMPROC_BENCH_ROLE=peer`)
+//! opens the parent's named ring and takes the producer role; the parent
+//! holds the consumer role. For each `iter_custom` call the parent sends the
+//! peer a command and the message count over the peer's stdin, and the peer
+//! streams that many `[u8; 64]` messages, each carrying its sequence number
+//! in its first 8 bytes (the parent checks every one):
+//!
+//! - `ring`: `Producer::push` / `Consumer::pop`, one message at a time;
+//! - `ring_batch64`: `Producer::push_slice` / `Consumer::pop_into` in
+//!   batches of 64;
+//! - `pipe`: the peer writes each message into its stdout pipe (one
+//!   `write` of 64 bytes), the parent reads each with `read_exact` of 64;
+//! - `pipe_64KiB_reads`: the same writes, the parent reads up to 64 KiB at
+//!   a time and walks the messages in its buffer.
+//!
+//! The ring has 1024 slots (64 KiB, the size of a default pipe buffer). When
+//! the ring is full (producer) or empty (consumer), a side spins
+//! ([`std::hint::spin_loop`]) a few times, then yields the CPU. The time
+//! includes sending the command, so every function pays the same start-up.
+//!
+//! While the group runs, the parent and the peer are pinned to two different
+//! CPUs (as PERFORMANCE.md measures); `SHMPROC_BENCH_PIN=0` leaves placement
+//! to the scheduler. After the group, a one-line summary gives the rates
+//! (medians of the measured `iter_custom` samples), the ratios to the pipe
+//! and whether PERFORMANCE.md's targets are met: the SPSC ring of `T: Pod`,
+//! 64 B one way, at >= 10x the OS pipe and >= 18 M msg/s.
+//!
+//! Run with `cargo bench --bench ring` (about 30 s).
+
+mod common;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use common::{PeerProcess, Pinning, SAMPLES, is_role, measured, measuring, median};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput};
+use shmproc::SpscRing;
+
+/// The ring's name (the peer opens it).
+const NAME_ENV: &str = "SHMPROC_BENCH_NAME";
+
+/// One message.
+type Msg = [u8; 64];
+const MSG_LEN: usize = size_of::<Msg>();
+
+/// Ring slots: 64 KiB of messages, as much as a default pipe buffer holds.
+const RING_CAPACITY: usize = 1024;
+/// Messages per `push_slice` / `pop_into`.
+const BATCH: usize = 64;
+/// The parent's read size in `pipe_64KiB_reads`.
+const CHUNK: usize = 64 * 1024;
+
+/// Peer commands: one byte, then the message count (8 bytes, LE), over the
+/// peer's stdin. The peer answers nothing: the messages are the answer.
+const CMD_RING: u8 = b'R';
+const CMD_RING_BATCH: u8 = b'B';
+const CMD_PIPE: u8 = b'P';
+
+/// Spins on a full or empty ring before each yield.
+const SPINS: u32 = 32;
+/// How long one side waits for the other before it gives up (the other
+/// side died): the bench fails instead of hanging.
+const HANG_GUARD: Duration = Duration::from_secs(10);
+
+/// PERFORMANCE.md: SPSC ring of `T: Pod`, 64 B, one way.
+const PIPE_RATIO_TARGET: f64 = 10.0;
+const RATE_TARGET: f64 = 18e6;
+
+const GROUP: &str = "spsc_64B_one_way";
+
+fn main() {
+    if is_role("peer") {
+        peer_main();
+        return;
+    }
+    // No plots: rendering them costs seconds per function on a 2-vCPU VM,
+    // and the summary line is the report.
+    let mut c = Criterion::default().without_plots().configure_from_args();
+    spsc_64b_one_way(&mut c);
+    c.final_summary();
+}
+
+fn spsc_64b_one_way(c: &mut Criterion) {
+    let rec = Recorder::default();
+    let pinning = Pinning::new();
+    let peer = LazyPeer::new(pinning.peer_cpu);
+
+    let mut group = c.benchmark_group(GROUP);
+    group.throughput(Throughput::Elements(1)); // one iteration = one message
+    group.sample_size(SAMPLES);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    timed(&mut group, &rec, "ring", |n| peer.with(|p| p.ring(n)));
+    timed(&mut group, &rec, "ring_batch64", |n| peer.with(|p| p.ring_batch(n)));
+    timed(&mut group, &rec, "pipe", |n| peer.with(|p| p.pipe(n)));
+    timed(&mut group, &rec, "pipe_64KiB_reads", |n| peer.with(|p| p.pipe_chunked(n)));
+    group.finish();
+    drop(peer);
+    drop(pinning);
+
+    if measuring()
+        && let Some(line) = summary(&rec)
+    {
+        println!("{line}");
+    }
+}
+
+/// `spsc_64B_one_way: ring X M msg/s, ...; targets ...`, or `None` unless
+/// the ring and the pipe were both measured.
+fn summary(rec: &Recorder) -> Option<String> {
+    let rate = |name: &str| rec.median(name).map(|secs| 1.0 / secs);
+    let ring = rate("ring")?;
+    let pipe = rate("pipe")?;
+    let batch = rate("ring_batch64");
+    let chunked = rate("pipe_64KiB_reads");
+    let m = |r: f64| format!("{:.1} M msg/s", r / 1e6);
+    let verdict = |r: f64| {
+        let met = r / pipe >= PIPE_RATIO_TARGET && r >= RATE_TARGET;
+        if met { "met" } else { "missed" }
+    };
+    let mut line = format!("{GROUP}: ring {} ({:.1}x pipe)", m(ring), ring / pipe);
+    if let Some(b) = batch {
+        line += &format!(", batched ring {} ({:.1}x pipe)", m(b), b / pipe);
+    }
+    line += &format!(", pipe {}", m(pipe));
+    if let Some(ch) = chunked {
+        line += &format!(", pipe 64 KiB reads {} (ring {:.1}x", m(ch), ring / ch);
+        if let Some(b) = batch {
+            line += &format!(", batched {:.1}x", b / ch);
+        }
+        line += ")";
+    }
+    line += &format!(
+        "; target >= {PIPE_RATIO_TARGET}x pipe and >= {:.0} M msg/s: ring {}",
+        RATE_TARGET / 1e6,
+        verdict(ring)
+    );
+    if let Some(b) = batch {
+        line += &format!(", batched ring {}", verdict(b));
+    }
+    Some(line)
+}
+
+// ---------------------------------------------------------------------------
+// Group plumbing
+
+/// Benchmarks `routine` (messages -> time taken) as `name`, recording each
+/// call's time per message for the summary.
+fn timed(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    rec: &Recorder,
+    name: &'static str,
+    mut routine: impl FnMut(u64) -> Duration,
+) {
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let elapsed = routine(iters);
+            rec.record(name, elapsed.as_secs_f64() / iters.max(1) as f64);
+            elapsed
+        });
+    });
+}
+
+/// Per function: seconds per message of every `iter_custom` call,
+/// criterion's warm-up calls first, then exactly [`SAMPLES`] measured ones.
+#[derive(Default)]
+struct Recorder(RefCell<BTreeMap<&'static str, Vec<f64>>>);
+
+impl Recorder {
+    fn record(&self, name: &'static str, secs_per_msg: f64) {
+        self.0.borrow_mut().entry(name).or_default().push(secs_per_msg);
+    }
+
+    /// The median time per message over the measured samples.
+    fn median(&self, name: &str) -> Option<f64> {
+        median(measured(self.0.borrow().get(name)?).to_vec())
+    }
+}
+
+/// Waiting on a full or empty ring: a few spins, then a yield per call.
+struct Backoff {
+    spins: u32,
+    since: Option<Instant>,
+}
+
+impl Backoff {
+    fn new() -> Backoff {
+        Backoff { spins: 0, since: None }
+    }
+
+    /// The ring made progress.
+    #[inline]
+    fn reset(&mut self) {
+        self.spins = 0;
+        self.since = None;
+    }
+
+    /// The ring is full or empty: wait a little; fails after [`HANG_GUARD`].
+    #[inline]
+    fn wait(&mut self, what: &str) {
+        if self.spins < SPINS {
+            self.spins += 1;
+            std::hint::spin_loop();
+            return;
+        }
+        let since = *self.since.get_or_insert_with(Instant::now);
+        assert!(since.elapsed() < HANG_GUARD, "{what} for {HANG_GUARD:?}: the other process died?");
+        std::thread::yield_now();
+    }
+}
+
+/// Message `seq`: its sequence number (LE) in the first 8 bytes.
+#[inline]
+fn message(seq: u64) -> Msg {
+    let mut m = [0u8; MSG_LEN];
+    m[..8].copy_from_slice(&seq.to_le_bytes());
+    m
+}
+
+/// Checks that `msg` is message `seq`, in the order sent.
+#[inline]
+fn check(msg: &[u8], seq: u64) {
+    let got = u64::from_le_bytes(msg[..8].try_into().expect("8 bytes"));
+    assert_eq!(got, seq, "message out of order or corrupt");
+}
+
+// ---------------------------------------------------------------------------
+// The parent
+
+/// A peer started on first use, so `--list` or a filter that skips the
+/// group starts no process.
+struct LazyPeer {
+    cpu: Option<usize>,
+    peer: RefCell<Option<Peer>>,
+}
+
+impl LazyPeer {
+    fn new(cpu: Option<usize>) -> LazyPeer {
+        LazyPeer { cpu, peer: RefCell::new(None) }
+    }
+
+    fn with(&self, f: impl FnOnce(&mut Peer) -> Duration) -> Duration {
+        let mut slot = self.peer.borrow_mut();
+        f(slot.get_or_insert_with(|| Peer::start(self.cpu)))
+    }
+}
+
+/// The parent's handle on the peer process.
+struct Peer {
+    /// Commands to the peer; the pipe messages come back on its stdout.
+    link: PeerProcess,
+    rx: shmproc::Consumer<Msg>,
+    batch: Vec<Msg>,
+    chunk: Vec<u8>,
+    _ring: SpscRing<Msg>,
+}
+
+impl Peer {
+    fn start(cpu: Option<usize>) -> Peer {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let name = format!("bench-ring-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed));
+        let ring = SpscRing::<Msg>::create(&name, RING_CAPACITY).expect("create the ring");
+        let rx = ring.consumer().expect("take the consumer role");
+        let link = PeerProcess::start("ring bench", cpu, |cmd| {
+            cmd.env(NAME_ENV, &name);
+        });
+        let mut peer = Peer { link, rx, batch: vec![[0; MSG_LEN]; BATCH], chunk: vec![1; CHUNK], _ring: ring };
+        // Every path once before anything is timed (more than the ring
+        // holds, an odd count to leave a partial batch).
+        for _ in 0..2 {
+            peer.ring(3 * RING_CAPACITY as u64 + 7);
+            peer.ring_batch(3 * RING_CAPACITY as u64 + 7);
+            peer.pipe(3 * RING_CAPACITY as u64 + 7);
+            peer.pipe_chunked(3 * RING_CAPACITY as u64 + 7);
+        }
+        peer
+    }
+
+    fn command(&mut self, cmd: u8, n: u64) {
+        let mut msg = [0u8; 9];
+        msg[0] = cmd;
+        msg[1..].copy_from_slice(&n.to_le_bytes());
+        self.link.tx().write_all(&msg).expect("send the peer a command");
+    }
+
+    /// `n` messages through the ring, popped one at a time.
+    fn ring(&mut self, n: u64) -> Duration {
+        let start = Instant::now();
+        self.command(CMD_RING, n);
+        let mut backoff = Backoff::new();
+        let mut seq = 0;
+        while seq < n {
+            match self.rx.pop().expect("pop from the ring") {
+                Some(m) => {
+                    check(&m, seq);
+                    seq += 1;
+                    backoff.reset();
+                }
+                None => backoff.wait("ring empty"),
+            }
+        }
+        start.elapsed()
+    }
+
+    /// `n` messages through the ring, popped up to [`BATCH`] at a time.
+    fn ring_batch(&mut self, n: u64) -> Duration {
+        let start = Instant::now();
+        self.command(CMD_RING_BATCH, n);
+        let mut backoff = Backoff::new();
+        let mut seq = 0;
+        while seq < n {
+            let want = (n - seq).min(BATCH as u64) as usize;
+            let got = self.rx.pop_into(&mut self.batch[..want]).expect("pop from the ring");
+            if got == 0 {
+                backoff.wait("ring empty");
+                continue;
+            }
+            for m in &self.batch[..got] {
+                check(m, seq);
+                seq += 1;
+            }
+            backoff.reset();
+        }
+        start.elapsed()
+    }
+
+    /// `n` messages through the peer's stdout pipe, one `read_exact` each.
+    fn pipe(&mut self, n: u64) -> Duration {
+        let start = Instant::now();
+        self.command(CMD_PIPE, n);
+        let mut m = [0u8; MSG_LEN];
+        for seq in 0..n {
+            self.link.rx.read_exact(&mut m).expect("read a message from the pipe");
+            check(&m, seq);
+        }
+        start.elapsed()
+    }
+
+    /// `n` messages through the peer's stdout pipe, read up to [`CHUNK`]
+    /// bytes at a time.
+    fn pipe_chunked(&mut self, n: u64) -> Duration {
+        let start = Instant::now();
+        self.command(CMD_PIPE, n);
+        let mut seq = 0;
+        let mut filled = 0; // bytes of a partial message at the buffer's start
+        while seq < n {
+            let room = ((n - seq) as usize * MSG_LEN - filled).min(CHUNK - filled);
+            let got = match self.link.rx.read(&mut self.chunk[filled..filled + room]) {
+                Ok(0) => panic!("the peer closed its stdout (see its stderr above)"),
+                Ok(got) => got,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => panic!("read from the pipe: {e}"),
+            };
+            filled += got;
+            let whole = filled / MSG_LEN * MSG_LEN;
+            for m in self.chunk[..whole].chunks_exact(MSG_LEN) {
+                check(m, seq);
+                seq += 1;
+            }
+            self.chunk.copy_within(whole..filled, 0);
+            filled -= whole;
+        }
+        start.elapsed()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The peer
+
+/// The peer: opens the parent's ring, takes the producer role, then streams
+/// messages as commanded until its stdin closes.
+fn peer_main() {
+    common::pin_peer_from_env();
+    let name = std::env::var(NAME_ENV).expect("peer: SHMPROC_BENCH_NAME is not set");
+    let ring = SpscRing::<Msg>::open(&name).expect("peer: open the ring");
+    let mut tx = ring.producer().expect("peer: take the producer role");
+    // Unbuffered handles on the stdin/stdout pipes.
+    let (mut cmd_rx, mut pipe_tx) = common::peer_stdio();
+    let mut batch = vec![[0u8; MSG_LEN]; BATCH];
+    let mut count = [0u8; 8];
+    while let Some(cmd) = common::read_command(&mut cmd_rx, "a command") {
+        cmd_rx.read_exact(&mut count).expect("peer: read the message count");
+        let n = u64::from_le_bytes(count);
+        let mut backoff = Backoff::new();
+        match cmd {
+            CMD_RING => {
+                for seq in 0..n {
+                    let mut m = message(seq);
+                    while let Err(back) = tx.push(m).expect("peer: push into the ring") {
+                        m = back;
+                        backoff.wait("ring full");
+                    }
+                    backoff.reset();
+                }
+            }
+            CMD_RING_BATCH => {
+                let mut seq = 0;
+                while seq < n {
+                    let len = (n - seq).min(BATCH as u64) as usize;
+                    for (k, m) in batch[..len].iter_mut().enumerate() {
+                        *m = message(seq + k as u64);
+                    }
+                    let mut sent = 0;
+                    while sent < len {
+                        let pushed = tx.push_slice(&batch[sent..len]).expect("peer: push into the ring");
+                        if pushed == 0 {
+                            backoff.wait("ring full");
+                        } else {
+                            sent += pushed;
+                            backoff.reset();
+                        }
+                    }
+                    seq += len as u64;
+                }
+            }
+            CMD_PIPE => {
+                for seq in 0..n {
+                    pipe_tx.write_all(&message(seq)).expect("peer: write a message into the pipe");
+                }
+            }
+            other => panic!("peer: unknown command {other:#x}"),
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! loom models of the rings (RELIABILITY case 49).
+
+mod loom_spsc;
