@@ -39,7 +39,7 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{PeerProcess, Pinning, SAMPLES, is_role, measured, measuring, median};
+use common::{LazyPeer, PeerProcess, Pinning, SAMPLES, is_role, measured, measuring, median};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
 use shmproc::SpscRing;
@@ -91,7 +91,7 @@ fn main() {
 fn spsc_64b_one_way(c: &mut Criterion) {
     let rec = Recorder::default();
     let pinning = Pinning::new();
-    let peer = LazyPeer::new(pinning.peer_cpu);
+    let peer = LazyPeer::new(pinning.peer_cpu, Peer::start);
 
     let mut group = c.benchmark_group(GROUP);
     group.throughput(Throughput::Elements(1)); // one iteration = one message
@@ -234,24 +234,6 @@ fn check(msg: &[u8], seq: u64) {
 
 // ---------------------------------------------------------------------------
 // The parent
-
-/// A peer started on first use, so `--list` or a filter that skips the
-/// group starts no process.
-struct LazyPeer {
-    cpu: Option<usize>,
-    peer: RefCell<Option<Peer>>,
-}
-
-impl LazyPeer {
-    fn new(cpu: Option<usize>) -> LazyPeer {
-        LazyPeer { cpu, peer: RefCell::new(None) }
-    }
-
-    fn with(&self, f: impl FnOnce(&mut Peer) -> Duration) -> Duration {
-        let mut slot = self.peer.borrow_mut();
-        f(slot.get_or_insert_with(|| Peer::start(self.cpu)))
-    }
-}
 
 /// The parent's handle on the peer process.
 struct Peer {

@@ -55,7 +55,7 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{PeerProcess, Pinning, SAMPLES, is_role, measured, measuring, median};
+use common::{LazyPeer, PeerProcess, Pinning, SAMPLES, is_role, measured, measuring, median};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
 use rustix::io::Errno;
@@ -230,7 +230,7 @@ fn semaphore(c: &mut Criterion) {
 fn lock_handoff_2proc(c: &mut Criterion) {
     let rec = Recorder::default();
     let pinning = Pinning::new();
-    let peer = LazyPeer::new(pinning.peer_cpu);
+    let peer = LazyPeer::new(pinning.peer_cpu, Peer::start);
     let mut group = cross_process_group(c, "lock_handoff_2proc");
     timed(&mut group, &rec, "shmproc_mutex_condvar", |iters| peer.with(|p| p.handoff(iters)));
     timed(&mut group, &rec, "os_pipes", |iters| peer.with(|p| p.pipe_pingpong(iters)));
@@ -256,7 +256,7 @@ fn lock_handoff_2proc(c: &mut Criterion) {
 fn event_roundtrip(c: &mut Criterion) {
     let rec = Recorder::default();
     let pinning = Pinning::new();
-    let peer = LazyPeer::new(pinning.peer_cpu);
+    let peer = LazyPeer::new(pinning.peer_cpu, Peer::start);
     let mut group = cross_process_group(c, "event_roundtrip");
     timed(&mut group, &rec, "shmproc_events", |iters| peer.with(|p| p.events(iters)));
     timed(&mut group, &rec, "os_pipes", |iters| peer.with(|p| p.pipe_pingpong(iters)));
@@ -280,7 +280,7 @@ fn event_roundtrip(c: &mut Criterion) {
 fn value_increment_2proc(c: &mut Criterion) {
     let rec = Recorder::default();
     let pinning = Pinning::new();
-    let peer = LazyPeer::new(pinning.peer_cpu);
+    let peer = LazyPeer::new(pinning.peer_cpu, Peer::start);
     let mut group = cross_process_group(c, "value_increment_2proc");
     // One iteration: one increment by each process.
     group.throughput(Throughput::Elements(2));
@@ -638,24 +638,6 @@ fn wait_for_turn<'a>(cv: &Condvar, g: MutexGuard<'a, u64>) -> MutexGuard<'a, u64
 /// Waits for `event`; fails after [`HANG_GUARD`] (the other side died).
 fn wait_for(event: &Event, what: &str) {
     assert!(event.wait_timeout(HANG_GUARD), "{what} not set within {HANG_GUARD:?}: the other process died?");
-}
-
-/// A peer started on first use, so `--list` or a filter that skips the
-/// group starts no process.
-struct LazyPeer {
-    cpu: Option<usize>,
-    peer: RefCell<Option<Peer>>,
-}
-
-impl LazyPeer {
-    fn new(cpu: Option<usize>) -> LazyPeer {
-        LazyPeer { cpu, peer: RefCell::new(None) }
-    }
-
-    fn with(&self, f: impl FnOnce(&mut Peer) -> Duration) -> Duration {
-        let mut slot = self.peer.borrow_mut();
-        f(slot.get_or_insert_with(|| Peer::start(self.cpu)))
-    }
 }
 
 /// The parent's handle on the peer process.

@@ -191,3 +191,26 @@ pub(crate) fn read_command(rx: &mut File, what: &str) -> Option<u8> {
         }
     }
 }
+
+/// A peer started on first use, so `--list` or a filter that skips the
+/// group starts no process.
+#[allow(dead_code)] // benches/process.rs starts no peer of its own
+pub(crate) struct LazyPeer<P> {
+    cpu: Option<usize>,
+    start: fn(Option<usize>) -> P,
+    peer: std::cell::RefCell<Option<P>>,
+}
+
+#[allow(dead_code)] // benches/process.rs starts no peer of its own
+impl<P> LazyPeer<P> {
+    /// A peer that `start(cpu)` will make on first use.
+    pub(crate) fn new(cpu: Option<usize>, start: fn(Option<usize>) -> P) -> LazyPeer<P> {
+        LazyPeer { cpu, start, peer: std::cell::RefCell::new(None) }
+    }
+
+    /// Runs `f` on the peer, starting it first if needed.
+    pub(crate) fn with(&self, f: impl FnOnce(&mut P) -> std::time::Duration) -> std::time::Duration {
+        let mut slot = self.peer.borrow_mut();
+        f(slot.get_or_insert_with(|| (self.start)(self.cpu)))
+    }
+}

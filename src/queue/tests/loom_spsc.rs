@@ -37,6 +37,15 @@ struct Ring {
 }
 
 impl Ring {
+    /// An empty ring of `n` slots.
+    fn new(n: usize) -> Arc<Ring> {
+        Arc::new(Ring {
+            head: AtomicU64::new(0),
+            tail: AtomicU64::new(0),
+            slots: LoomSlots((0..n).map(|_| UnsafeCell::new(0)).collect()),
+        })
+    }
+
     fn pos(&self) -> Positions<'_> {
         Positions { head: &self.head, tail: &self.tail }
     }
@@ -47,11 +56,7 @@ impl Ring {
 #[test]
 fn values_arrive_in_order_without_races() {
     loom::model(|| {
-        let r = Arc::new(Ring {
-            head: AtomicU64::new(0),
-            tail: AtomicU64::new(0),
-            slots: LoomSlots((0..2).map(|_| UnsafeCell::new(0)).collect()),
-        });
+        let r = Ring::new(2);
         let producer = {
             let r = r.clone();
             loom::thread::spawn(move || {
@@ -85,11 +90,7 @@ fn values_arrive_in_order_without_races() {
 #[test]
 fn batches_do_not_race() {
     loom::model(|| {
-        let r = Arc::new(Ring {
-            head: AtomicU64::new(0),
-            tail: AtomicU64::new(0),
-            slots: LoomSlots((0..2).map(|_| UnsafeCell::new(0)).collect()),
-        });
+        let r = Ring::new(2);
         let producer = {
             let r = r.clone();
             loom::thread::spawn(move || {
