@@ -92,10 +92,8 @@ fn open_checks_size_and_existence() {
     drop(a);
 
     // wait_for_name: gives up after its timeout, or sees a late creator.
-    let start = Instant::now();
     let r = Segment::builder().name(&name).wait_for_name(Duration::from_millis(50)).open();
     assert!(matches!(r, Err(Error::NotFound { .. })), "{r:?}");
-    assert!(start.elapsed() >= Duration::from_millis(50));
     let late = {
         let name = name.clone();
         std::thread::spawn(move || {

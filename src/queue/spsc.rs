@@ -716,10 +716,9 @@ struct HeaderPtr(*const SpscHeader);
 
 impl HeaderPtr {
     fn positions(&self) -> Positions<'_> {
-        // SAFETY: the pointer came from `Segment::typed::<SpscHeader>(0)`
-        // (bounds and alignment checked) of the segment that the role
-        // handle keeps alive through its `ring` field; SpscHeader is made of
-        // atomics, so a shared reference is sound while peers write it.
+        // SAFETY: the pointer came from `Segment::typed::<SpscHeader>(0)` (bounds and alignment checked) of the
+        // segment that the role handle keeps alive through its `ring` field; SpscHeader is made of atomics, so a
+        // shared reference is sound while peers write it.
         let h = unsafe { &*self.0 };
         Positions { head: &h.head, tail: &h.tail }
     }
@@ -832,11 +831,9 @@ impl<T: Pod + Send> Producer<T> {
         let (start, n) =
             self.core.reserve(&pos, self.slots.cap, max).map_err(|_| Error::Corrupt { what: "ring positions" })?;
         self.loan = n;
-        // SAFETY: slots start..start+n are free (not yet published, so the
-        // consumer does not touch them), inside the mapping (start + n <=
-        // cap, from `reserve`) and aligned (checked in `slots`); T: Pod makes
-        // whatever bytes they hold a valid T; the slice borrows `self`
-        // mutably, so no other loan or push can overlap it.
+        // SAFETY: slots start..start+n are free (not yet published, so the consumer does not touch them), inside the
+        // mapping (start + n <= cap, from `reserve`) and aligned (checked in `slots`); T: Pod makes whatever bytes
+        // they hold a valid T; the slice borrows `self` mutably, so no other loan or push can overlap it.
         Ok(unsafe { std::slice::from_raw_parts_mut(self.slots.slot_ptr(start), n) })
     }
 
@@ -917,10 +914,9 @@ impl<T: Pod + Send> Consumer<T> {
         let (start, n) =
             self.core.peek(&pos, self.slots.cap, max).map_err(|_| Error::Corrupt { what: "ring positions" })?;
         self.loan = n;
-        // SAFETY: slots start..start+n are published (n <= available) and
-        // the producer does not rewrite them until `release`; they are inside
-        // the mapping and aligned (checked in `slots`); T: Pod; the slice
-        // borrows `self`, so no release can happen while it is alive.
+        // SAFETY: slots start..start+n are published (n <= available) and the producer does not rewrite them until
+        // `release`; they are inside the mapping and aligned (checked in `slots`); T: Pod; the slice borrows `self`,
+        // so no release can happen while it is alive.
         Ok(unsafe { std::slice::from_raw_parts(self.slots.slot_ptr(start), n) })
     }
 

@@ -971,11 +971,8 @@ impl Segment {
 
     fn header(&self) -> &SegmentHeader {
         debug_assert!(self.inner.headed && self.inner.map.len() >= HEADER_SIZE);
-        // SAFETY: every headed mapping is at least HEADER_SIZE bytes (checked
-        // in `adopt` and guaranteed by `build`) and page-aligned, so it holds
-        // an aligned SegmentHeader; its fields are all atomics, valid for any
-        // bits and sound to share while other processes write them; the
-        // reference borrows `self`, which keeps the mapping alive.
+        // SAFETY: headed mappings are page-aligned and >= HEADER_SIZE bytes (checked in `adopt`, made so by `build`);
+        // SegmentHeader is all atomics (any bits valid, sound to share while peers write); borrows `self` (the mapping).
         unsafe { &*self.inner.map.ptr().cast::<SegmentHeader>() }
     }
 
@@ -1237,11 +1234,8 @@ impl Segment {
         if !(ptr as usize).is_multiple_of(core::mem::align_of::<T>()) {
             return Err(Error::InvalidArgument { what: "misaligned offset for this type" });
         }
-        // SAFETY: `ptr..ptr + n * size_of::<T>()` lies in the payload of the
-        // live, writable mapping (bounds checked above) and is aligned for T
-        // (checked above); T: ShmSafe is valid for every bit pattern and
-        // interior-mutable, so shared references to it are sound while other
-        // processes write; the slice borrows `self`, keeping the mapping alive.
+        // SAFETY: ptr..ptr + n * size_of::<T>() is in the live, writable payload and aligned (both checked above);
+        // T: ShmSafe is valid for any bits and interior-mutable, so sharing it with writers is sound; borrows `self`.
         Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<T>(), n) })
     }
 

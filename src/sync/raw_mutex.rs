@@ -518,10 +518,8 @@ impl<'a, T: Pod + Send> MutexGuard<'a, T> {
 impl<T: Pod + Send> Deref for MutexGuard<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: a guard exists only while this thread holds the lock, so
-        // no other thread or process accesses the cell until it drops; the
-        // cell is aligned and in bounds (checked when the segment was
-        // opened as this type).
+        // SAFETY: a guard exists only while this thread holds the lock, so no other thread or process accesses the
+        // cell until it drops; the cell is aligned and in bounds (checked when the segment was opened as this type).
         unsafe { &*self.state.data.get() }
     }
 }

@@ -29,10 +29,9 @@ extern "C" fn on_load() {
 
 fn take_env(key: &str) -> Option<String> {
     let value = std::env::var(key).ok()?;
-    // SAFETY: we run from `.init_array` before `main`, while the process is
-    // a freshly exec'ed image with a single thread, so no other thread can
-    // read or write the environment concurrently. Removing the variable
-    // keeps it from leaking to the task's own children.
+    // SAFETY: we run from `.init_array` before `main`, while the process is a freshly exec'ed image with a single
+    // thread, so no other thread can read or write the environment concurrently. Removing the variable keeps it from
+    // leaking to the task's own children.
     unsafe { std::env::remove_var(key) };
     Some(value)
 }

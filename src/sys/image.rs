@@ -80,11 +80,9 @@ impl FnRef {
         }
         let addr = anchor_addr().wrapping_add(self.offset as usize);
         debug_assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<usize>());
-        // SAFETY: F is a fn-pointer type (FnPtr contract) of pointer size;
-        // `addr` is the address `FnRef::of` took from a value of the same
-        // type F (type hash checked above) in a process running the same
-        // executable file (ExeId checked above), shifted by the image's load
-        // offset, so it is that same function here.
+        // SAFETY: F is a fn-pointer type (FnPtr contract) of pointer size; `addr` is the address `FnRef::of` took
+        // from a value of the same type F (type hash checked above) in a process running the same executable file
+        // (ExeId checked above), shifted by the image's load offset, so it is that same function here.
         Ok(unsafe { std::mem::transmute_copy::<usize, F>(&addr) })
     }
 }

@@ -106,11 +106,10 @@ pub(crate) fn fork(permit: ForkPermit) -> io::Result<Forked> {
 pub(crate) fn clone_parent() -> io::Result<Forked> {
     check_threads(ForkPermit::SingleThreaded)?;
     let flags = (libc::CLONE_PARENT | libc::SIGCHLD) as libc::c_ulong;
-    // SAFETY: with a null stack and no CLONE_VM, clone behaves like fork:
-    // the child gets a copy-on-write copy of the address space and resumes
-    // here on its own copy of our stack; the process is single-threaded
-    // (checked above), so no lock is held by a thread missing in the child.
     let r =
+    // SAFETY: with a null stack and no CLONE_VM, clone behaves like fork: the child gets a copy-on-write copy of the
+    // address space and resumes here on its own copy of our stack; the process is single-threaded (checked above), so
+    // no lock is held by a thread missing in the child.
         unsafe { libc::syscall(libc::SYS_clone, flags, std::ptr::null_mut::<libc::c_void>(), 0usize, 0usize, 0usize) };
     match r {
         -1 => Err(io::Error::last_os_error()),

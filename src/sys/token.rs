@@ -129,10 +129,9 @@ impl Held {
         let off = SLOT_BASE + i * SLOT_SIZE;
         debug_assert!(off + 4 <= self.map.len());
         let p = self.map.ptr().wrapping_add(off).cast::<AtomicU32>();
-        // SAFETY: off + 4 <= FILE_SIZE == the mapping's length (mapped in
-        // `create`), off is a multiple of 4 on a page-aligned base, and an
-        // AtomicU32 is valid for any bits; the reference borrows `self`,
-        // which owns the mapping.
+        // SAFETY: off + 4 <= FILE_SIZE == the mapping's length (mapped in `create`), off is a multiple of 4 on a
+        // page-aligned base, and an AtomicU32 is valid for any bits; the reference borrows `self`, which owns the
+        // mapping.
         unsafe { &*p }
     }
 }
