@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # By hand, not in .ci/run: AddressSanitizer (nightly) over the tests that
-# parse shared state: header validation, the property tests, and the
-# hostile-peer integration tests.
+# parse shared state: header validation, the property tests, the
+# hostile-header and ring-garbage multi-process tests, and the ring tests.
 set -euo pipefail
-export RUSTFLAGS="-Zsanitizer=address "
+export RUSTFLAGS="-Zsanitizer=address"
 export RUSTDOCFLAGS="-Zsanitizer=address"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/asan"
 target=$(rustc +nightly -vV | sed -n 's/^host: //p')
-cargo +nightly test --target "$target" --lib -- header name arena
-cargo +nightly test --target "$target" --test mp -- hostile
+cargo +nightly test --target "$target" --lib -- header name arena spsc channel
+cargo +nightly test --target "$target" --test mp -- hostile ring
+cargo +nightly test --target "$target" --test ring
