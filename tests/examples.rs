@@ -107,6 +107,7 @@ fn tour_runs_and_reports_each_section() {
         "== 5. cleanup_stale()",
         "== 6. Processes: children under each start method",
         "== 7. Locks survive a killed holder",
+        "== 8. Streaming values through a lock-free ring",
     ] {
         assert!(out.stdout.contains(heading), "missing section {heading:?}\n{all}");
     }
@@ -132,6 +133,9 @@ fn tour_runs_and_reports_each_section() {
         ": lock() returned OwnerDied: accounts = [90, 0] (sum 90)",
         ": repaired to [90, 10] and called mark_consistent()",
         ": second lock(): clean (is_recovering() = false), accounts = [90, 10]",
+        ": received 1000000 of 1000000 values from child",
+        "sum 500000500000",
+        "every value arrived once",
         "tour finished in",
     ] {
         assert!(out.stdout.contains(line), "missing {line:?}\n{all}");
