@@ -169,13 +169,15 @@ impl RawMutex {
         // as they reached memory; exactly one taker's CAS succeeds.
         self.word.compare_exchange(seen, me | WAITERS, Ordering::Acquire, Ordering::Relaxed).ok()?;
         failpoint::hit("mutex.takeover.after_cas");
+        // Counted before anything can release it again (release_all
+        // uncounts), so this thread's held-lock count stays exact.
+        owner::note_acquired();
         if self.state.load(Ordering::Relaxed) == NOT_RECOVERABLE {
             self.release_all(NOT_RECOVERABLE);
             return Some(Err(Fail::NotRecoverable));
         }
         self.state.store(INCONSISTENT, Ordering::Relaxed);
         self.owner_nonce.store(nonce, Ordering::Relaxed);
-        owner::note_acquired();
         Some(Ok(Acquired::OwnerDied))
     }
 
