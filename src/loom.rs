@@ -161,6 +161,40 @@ pub(crate) mod owner {
     /// The longest sleep between two liveness checks.
     pub(crate) const LIVENESS_MAX: Duration = Duration::from_millis(25);
 
+    /// When a waiter should next wake to check for a dead owner: the
+    /// interval starts at [`LIVENESS_MIN`] and doubles up to
+    /// [`LIVENESS_MAX`] after each check that found the owner alive.
+    #[derive(Debug)]
+    pub(crate) struct LivenessPoll {
+        interval: Duration,
+    }
+
+    impl LivenessPoll {
+        pub(crate) fn new() -> LivenessPoll {
+            LivenessPoll { interval: LIVENESS_MIN }
+        }
+
+        /// The wake-up time for a sleep starting `now`: the earlier of the
+        /// caller's `deadline` and the next liveness check (no check when
+        /// liveness is not polled, as in loom models without deaths).
+        pub(crate) fn wake_at(
+            &self,
+            now: std::time::Instant,
+            deadline: Option<std::time::Instant>,
+        ) -> Option<std::time::Instant> {
+            let check = checks_liveness().then(|| now + self.interval);
+            match (deadline, check) {
+                (Some(d), Some(c)) => Some(d.min(c)),
+                (d, c) => d.or(c),
+            }
+        }
+
+        /// Called after a check found the owner alive.
+        pub(crate) fn slower(&mut self) {
+            self.interval = (self.interval * 2).min(LIVENESS_MAX);
+        }
+    }
+
     #[cfg(not(shmproc_loom))]
     pub(crate) use crate::sys::token::{me, note_acquired, note_released, owner_dead};
 

@@ -11,13 +11,11 @@
 use std::io::{Read, Write};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
-use std::process::{Command, Stdio};
 
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
-use crate::process::start::on_launcher;
-use crate::sys::ctor::{self, CHILD_VAR, SERVER_VAR};
+use crate::sys::ctor::SERVER_VAR;
 use crate::sys::process::{self as sysproc, Forked, PidFd};
 use crate::sys::shm as sysshm;
 
@@ -33,19 +31,11 @@ struct Server {
 static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 
 fn launch() -> Result<Server> {
-    ctor::keep_linked();
-    let exe = crate::sys::image::current_exe().map_err(|e| Error::os("current_exe", e))?;
     let (ours, theirs) = UnixStream::pair().map_err(|e| Error::os("socketpair", e))?;
-    let _guard = super::spawn::SPAWN_LOCK.lock();
-    let inherit = sysshm::inheritable_dup(theirs.as_fd()).map_err(|e| Error::os("dup", e))?;
-    let value = format!("{}:{}", std::os::fd::AsRawFd::as_raw_fd(&inherit), sysproc::pid());
-    let child = on_launcher(move || {
-        let r = Command::new(exe).env(SERVER_VAR, value).env_remove(CHILD_VAR).stdin(Stdio::null()).spawn();
-        drop((inherit, theirs));
-        r
-    })
-    .and_then(|r| r)
-    .map_err(|e| Error::os("spawn (fork server)", e))?;
+    let me = sysproc::pid();
+    let child =
+        super::spawn::reexec(SERVER_VAR, &[theirs.as_fd()], |n| format!("{}:{me}", n[0]), "spawn (fork server)")?;
+    drop(theirs);
     let process = PidFd::open(child.id()).map_err(|e| {
         sysproc::kill_and_reap(child.id());
         Error::os("pidfd_open", e)

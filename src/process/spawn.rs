@@ -2,7 +2,7 @@
 //! channel and the argument's descriptors inherited.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 
 use parking_lot::Mutex;
 
@@ -15,26 +15,52 @@ use crate::sys::shm as sysshm;
 /// one child are closed before the next child is started.
 pub(crate) static SPAWN_LOCK: Mutex<()> = Mutex::new(());
 
-/// Starts a re-executed child whose environment names `channel` and
-/// `fds`; returns its pid.
-pub(crate) fn start(channel: BorrowedFd<'_>, fds: &[OwnedFd]) -> Result<u32> {
+/// Re-executes the current binary with the role variable `var` set to
+/// `value(numbers)`, where `numbers` are the descriptors the new process
+/// inherits: duplicates of `inherit`, made inheritable for this start only
+/// and closed here once it has begun. The other role variable is removed,
+/// stdin is `/dev/null`, and the start runs on the launcher thread so the
+/// child's parent-death signal is tied to a thread that lives as long as
+/// this process.
+pub(crate) fn reexec(
+    var: &'static str,
+    inherit: &[BorrowedFd<'_>],
+    value: impl FnOnce(&[i32]) -> String,
+    op: &'static str,
+) -> Result<Child> {
     ctor::keep_linked();
     let exe = crate::sys::image::current_exe().map_err(|e| Error::os("current_exe", e))?;
+    let other = if var == CHILD_VAR { SERVER_VAR } else { CHILD_VAR };
     let _guard = SPAWN_LOCK.lock();
-    let chan = sysshm::inheritable_dup(channel).map_err(|e| Error::os("dup", e))?;
-    let mut inherited = Vec::with_capacity(fds.len());
-    for fd in fds {
-        inherited.push(sysshm::inheritable_dup(fd.as_fd()).map_err(|e| Error::os("dup", e))?);
-    }
-    let list: Vec<String> = inherited.iter().map(|f| f.as_raw_fd().to_string()).collect();
-    let value = format!("{}:{}", chan.as_raw_fd(), list.join(","));
-    let child = on_launcher(move || {
-        let r = Command::new(exe).env(CHILD_VAR, value).env_remove(SERVER_VAR).stdin(Stdio::null()).spawn();
-        drop((chan, inherited));
+    let dups = inherit
+        .iter()
+        .map(|fd| sysshm::inheritable_dup(*fd).map_err(|e| Error::os("dup", e)))
+        .collect::<Result<Vec<OwnedFd>>>()?;
+    let numbers: Vec<i32> = dups.iter().map(|f| f.as_raw_fd()).collect();
+    let value = value(&numbers);
+    on_launcher(move || {
+        let r = Command::new(exe).env(var, value).env_remove(other).stdin(Stdio::null()).spawn();
+        drop(dups);
         r
     })
     .and_then(|r| r)
-    .map_err(|e| Error::os("spawn (re-exec)", e))?;
+    .map_err(|e| Error::os(op, e))
+}
+
+/// Starts a re-executed child whose environment names `channel` and
+/// `fds`; returns its pid.
+pub(crate) fn start(channel: BorrowedFd<'_>, fds: &[OwnedFd]) -> Result<u32> {
+    let mut inherit = vec![channel];
+    inherit.extend(fds.iter().map(|f| f.as_fd()));
+    let child = reexec(
+        CHILD_VAR,
+        &inherit,
+        |n| {
+            let rest: Vec<String> = n[1..].iter().map(|x| x.to_string()).collect();
+            format!("{}:{}", n[0], rest.join(","))
+        },
+        "spawn (re-exec)",
+    )?;
     Ok(child.id())
 }
 

@@ -64,6 +64,12 @@ impl std::fmt::Display for RingError {
 
 impl std::error::Error for RingError {}
 
+impl From<RingError> for Error {
+    fn from(_: RingError) -> Error {
+        Error::Corrupt { what: "ring positions" }
+    }
+}
+
 /// The two position words of an SPSC ring.
 #[derive(Debug)]
 pub(crate) struct Positions<'a> {
@@ -783,11 +789,7 @@ impl<T: Pod + Send> Producer<T> {
     pub fn push(&mut self, value: T) -> Result<std::result::Result<(), T>> {
         self.loan = 0;
         let pos = self.hdr.positions();
-        match self.core.push(&pos, &self.slots, value) {
-            Ok(true) => Ok(Ok(())),
-            Ok(false) => Ok(Err(value)),
-            Err(RingError::Corrupt) => Err(Error::Corrupt { what: "ring positions" }),
-        }
+        Ok(if self.core.push(&pos, &self.slots, value)? { Ok(()) } else { Err(value) })
     }
 
     /// Pushes as many of `values` as fit; returns how many.
@@ -805,7 +807,7 @@ impl<T: Pod + Send> Producer<T> {
     pub fn push_slice(&mut self, values: &[T]) -> Result<usize> {
         self.loan = 0;
         let pos = self.hdr.positions();
-        self.core.push_slice(&pos, &self.slots, values).map_err(|_| Error::Corrupt { what: "ring positions" })
+        self.core.push_slice(&pos, &self.slots, values).map_err(Error::from)
     }
 
     /// Lends up to `max` free slots, contiguous in memory, to write in
@@ -828,8 +830,7 @@ impl<T: Pod + Send> Producer<T> {
     /// As for [`push`](Producer::push).
     pub fn reserve(&mut self, max: usize) -> Result<&mut [T]> {
         let pos = self.hdr.positions();
-        let (start, n) =
-            self.core.reserve(&pos, self.slots.cap, max).map_err(|_| Error::Corrupt { what: "ring positions" })?;
+        let (start, n) = self.core.reserve(&pos, self.slots.cap, max).map_err(Error::from)?;
         self.loan = n;
         // SAFETY: slots start..start+n are free (not yet published, so the consumer does not touch them), inside the
         // mapping (start + n <= cap, from `reserve`) and aligned (checked in `slots`); T: Pod makes whatever bytes
@@ -869,7 +870,7 @@ impl<T: Pod + Send> Consumer<T> {
     pub fn pop(&mut self) -> Result<Option<T>> {
         self.loan = 0;
         let pos = self.hdr.positions();
-        self.core.pop(&pos, &self.slots).map_err(|_| Error::Corrupt { what: "ring positions" })
+        self.core.pop(&pos, &self.slots).map_err(Error::from)
     }
 
     /// Pops up to `out.len()` values; returns how many.
@@ -889,7 +890,7 @@ impl<T: Pod + Send> Consumer<T> {
     pub fn pop_into(&mut self, out: &mut [T]) -> Result<usize> {
         self.loan = 0;
         let pos = self.hdr.positions();
-        self.core.pop_into(&pos, &self.slots, out).map_err(|_| Error::Corrupt { what: "ring positions" })
+        self.core.pop_into(&pos, &self.slots, out).map_err(Error::from)
     }
 
     /// Lends up to `max` published values, contiguous in memory, to read in
@@ -911,8 +912,7 @@ impl<T: Pod + Send> Consumer<T> {
     /// As for [`pop`](Consumer::pop).
     pub fn peek(&mut self, max: usize) -> Result<&[T]> {
         let pos = self.hdr.positions();
-        let (start, n) =
-            self.core.peek(&pos, self.slots.cap, max).map_err(|_| Error::Corrupt { what: "ring positions" })?;
+        let (start, n) = self.core.peek(&pos, self.slots.cap, max).map_err(Error::from)?;
         self.loan = n;
         // SAFETY: slots start..start+n are published (n <= available) and the producer does not rewrite them until
         // `release`; they are inside the mapping and aligned (checked in `slots`); T: Pod; the slice borrows `self`,

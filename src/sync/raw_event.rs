@@ -267,7 +267,7 @@ impl RawBarrier {
             return Ok(index as usize);
         }
         crate::loom::spin_until(|| self.generation.load(Ordering::Acquire) != generation);
-        let mut interval = owner::LIVENESS_MIN;
+        let mut poll = owner::LivenessPoll::new();
         loop {
             if self.generation.load(Ordering::Acquire) != generation && self.broken_by().is_none() {
                 if self.resets.load(Ordering::Acquire) != resets {
@@ -280,11 +280,7 @@ impl RawBarrier {
                 self.break_with(BROKEN_OTHER);
                 return Err(self.broken_by().flatten());
             }
-            let check = owner::checks_liveness().then(|| now + interval);
-            let wake_at = match (deadline, check) {
-                (Some(d), Some(c)) => Some(d.min(c)),
-                (d, c) => d.or(c),
-            };
+            let wake_at = poll.wake_at(now, deadline);
             let w = futex::wait(&self.generation, generation, wake_at);
             if let Some(why) = self.broken_by() {
                 return Err(why);
@@ -305,7 +301,7 @@ impl RawBarrier {
                     self.break_with(pid.saturating_add(1));
                     return Err(self.broken_by().flatten());
                 }
-                interval = (interval * 2).min(owner::LIVENESS_MAX);
+                poll.slower();
             }
         }
     }

@@ -183,21 +183,18 @@ impl RawMutex {
 
     #[cold]
     fn lock_slow(&self, me: u32, nonce: u64, deadline: Option<Instant>) -> Result<Acquired, Fail> {
-        #[cfg(not(shmproc_loom))]
-        {
-            // A short spin: a holder on another CPU usually lets go within a
-            // cache-line hand-off, far cheaper than a futex sleep.
-            let backoff = crossbeam_utils::Backoff::new();
-            while !backoff.is_completed() {
-                if self.word.load(Ordering::Relaxed) == 0
-                    && self.word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed).is_ok()
-                {
-                    return self.acquired(nonce);
-                }
-                backoff.snooze();
-            }
+        // A short spin: a holder on another CPU usually lets go within a
+        // cache-line hand-off, far cheaper than a futex sleep.
+        let mut got = false;
+        crate::loom::spin_until(|| {
+            got = self.word.load(Ordering::Relaxed) == 0
+                && self.word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed).is_ok();
+            got
+        });
+        if got {
+            return self.acquired(nonce);
         }
-        let mut interval = owner::LIVENESS_MIN;
+        let mut poll = owner::LivenessPoll::new();
         loop {
             if self.state.load(Ordering::Relaxed) == NOT_RECOVERABLE {
                 return Err(Fail::NotRecoverable);
@@ -226,11 +223,7 @@ impl RawMutex {
             if deadline.is_some_and(|d| now >= d) {
                 return Err(Fail::Timeout);
             }
-            let check = owner::checks_liveness().then(|| now + interval);
-            let wake_at = match (deadline, check) {
-                (Some(d), Some(c)) => Some(d.min(c)),
-                (d, c) => d.or(c),
-            };
+            let wake_at = poll.wake_at(now, deadline);
             if futex::wait(&self.word, seen, wake_at) == futex::Wake::TimedOut {
                 if owner::checks_liveness()
                     && owner::owner_dead(seen & OWNER, self.owner_nonce.load(Ordering::Relaxed))
@@ -238,7 +231,7 @@ impl RawMutex {
                 {
                     return r;
                 }
-                interval = (interval * 2).min(owner::LIVENESS_MAX);
+                poll.slower();
             }
         }
     }

@@ -202,16 +202,23 @@ pub(crate) fn dup(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 /// Takes ownership of an inherited descriptor number after checking it is
 /// open.
 pub(crate) fn adopt_fd(raw: i32) -> io::Result<OwnedFd> {
-    if raw < 0 {
-        return Err(io::Error::from_raw_os_error(libc::EBADF));
-    }
-    // SAFETY: fcntl(F_GETFD) on any integer is harmless; it fails with EBADF
-    // when `raw` is not an open descriptor, and then we adopt nothing.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
-    rustix::io::fcntl_getfd(borrowed)?;
     // Duplicate rather than adopt: the caller's number stays theirs to
     // close, and ours is close-on-exec.
-    dup(borrowed)
+    with_open_number(raw, 0, dup)
+}
+
+/// Runs `f` on the descriptor number `raw` after checking (`fcntl(F_GETFD)`)
+/// that it is open and at least `lowest`; `EBADF` otherwise.
+fn with_open_number<R>(raw: i32, lowest: i32, f: impl FnOnce(BorrowedFd<'_>) -> io::Result<R>) -> io::Result<R> {
+    if raw < lowest.max(0) {
+        return Err(io::Error::from_raw_os_error(libc::EBADF));
+    }
+    // SAFETY: the borrow is used only for F_GETFD, which fails with EBADF
+    // when `raw` is not open (and then `f` never sees it), and by `f` right
+    // after, within this call.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
+    rustix::io::fcntl_getfd(borrowed)?;
+    f(borrowed)
 }
 
 /// A duplicate of `fd` that survives `exec` (for a re-executed child).
@@ -226,13 +233,7 @@ pub(crate) fn inheritable_dup(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
 /// close-on-exec so it does not leak further.
 pub(crate) fn own_inherited(raw: i32) -> io::Result<OwnedFd> {
     use std::os::fd::FromRawFd;
-    if raw < 3 {
-        return Err(io::Error::from_raw_os_error(libc::EBADF));
-    }
-    // SAFETY: F_GETFD on any integer is harmless; it fails with EBADF when
-    // `raw` is not open, and then nothing is taken.
-    let borrowed = unsafe { BorrowedFd::borrow_raw(raw) };
-    rustix::io::fcntl_getfd(borrowed)?;
+    with_open_number(raw, 3, |_| Ok(()))?;
     // SAFETY: `raw` is open (checked above); our parent created it for this
     // process and named it only in our environment, which the loader hook
     // consumed before `main`, so nothing else here owns or closes it.
