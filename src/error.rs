@@ -182,6 +182,31 @@ pub enum Error {
         /// The pid of a party that died, if that is why.
         dead: Option<u32>,
     },
+    /// A queue or ring is full (non-blocking put).
+    Full,
+    /// A queue or ring is empty (non-blocking get).
+    Empty,
+    /// The queue or pipe end was closed with `close()`: no more items will
+    /// be put (gets drain what is left first).
+    Closed,
+    /// Every process on the other side has exited or was killed (the OS
+    /// confirmed it), and nothing is left to receive or room will never come.
+    Disconnected,
+    /// A send on a pipe whose other end is closed or whose holders died.
+    BrokenPipe,
+    /// A message is larger than this channel can carry.
+    TooLarge {
+        /// The message's length in bytes.
+        len: usize,
+        /// The largest length accepted.
+        max: usize,
+    },
+    /// Items taken from a `JoinableQueue` by consumers that died before
+    /// calling `task_done`: `join` returns instead of waiting forever.
+    Abandoned {
+        /// How many items were abandoned (since the queue was made).
+        items: u64,
+    },
 }
 
 /// Why a child process produced no result.
@@ -327,6 +352,19 @@ impl fmt::Display for Error {
             Error::ReleasedTooMany => f.write_str("semaphore released too many times"),
             Error::Broken { dead: Some(pid) } => write!(f, "the barrier is broken: party pid {pid} died"),
             Error::Broken { dead: None } => f.write_str("the barrier is broken (timeout or abort)"),
+            Error::Full => f.write_str("the queue is full"),
+            Error::Empty => f.write_str("the queue is empty"),
+            Error::Closed => f.write_str("the queue or pipe was closed"),
+            Error::Disconnected => {
+                f.write_str("every process on the other side has exited (the OS confirmed it); nothing more will come")
+            }
+            Error::BrokenPipe => f.write_str("broken pipe: the other end was closed or its holders died"),
+            Error::TooLarge { len, max } => write!(f, "a {len}-byte message is larger than the {max}-byte limit"),
+            Error::Abandoned { items } => write!(
+                f,
+                "{items} item(s) were taken by consumers that died before calling task_done; \
+                 they will never be marked done"
+            ),
             Error::InitMissing => f.write_str(
                 "this process was started as a shmproc child but did not take its role; \
                  call shmproc::init() at the top of main",

@@ -1,7 +1,10 @@
-//! Rings over shared memory. This release: the SPSC ring of `T: Pod`
-//! with batches and zero-copy loans. The MPMC ring, the byte-message ring,
-//! `Queue`, `JoinableQueue` and `Pipe` follow.
+//! Rings and queues over shared memory: the lock-free SPSC and MPMC rings
+//! of `T: Pod` and the byte-message ring (split producer/consumer handles,
+//! batches, zero-copy loans), and the blocking `Queue` and `JoinableQueue`
+//! on top.
 
+pub(crate) mod error;
+pub(crate) mod mpmc;
 pub(crate) mod spsc;
 
 #[cfg(all(test, shmproc_loom))]

@@ -58,6 +58,14 @@ pub(crate) mod kind {
     pub(crate) const CHANNEL: u32 = 3;
     /// A single-producer single-consumer ring.
     pub(crate) const SPSC: u32 = 4;
+    /// A multi-producer multi-consumer ring of fixed-size values.
+    pub(crate) const MPMC: u32 = 5;
+    /// A single-producer single-consumer ring of byte messages.
+    pub(crate) const BYTES: u32 = 6;
+    /// A `Queue` or `JoinableQueue`.
+    pub(crate) const QUEUE: u32 = 7;
+    /// A `Pipe` (both directions).
+    pub(crate) const PIPE: u32 = 8;
 }
 
 /// The header in shared memory. See the module docs for the table.

@@ -24,7 +24,10 @@
 mod cleanup;
 mod harness;
 mod hostile;
+mod mpmc;
+mod pipe;
 mod process;
+mod queue;
 mod ring;
 mod segment;
 mod sync;
@@ -73,6 +76,9 @@ fn run_role(role: &str) {
         "ring_producer" => ring::role_ring_producer(),
         "ring_hostile" => ring::role_ring_hostile(),
         "ring_open_garbage" => ring::role_ring_open_garbage(),
+        r if r.starts_with("mpmc_") => mpmc::run_role(r),
+        r if r.starts_with("queue_") => queue::run_role(r),
+        r if r.starts_with("pipe_") => pipe::run_role(r),
         other => panic!("unknown helper role {other:?}"),
     }
 }

@@ -1,0 +1,286 @@
+//! The expected outcomes of non-blocking and timed queue calls (tier 1 of
+//! STYLE.md section 5): small types that give the item back. Each converts
+//! into [`Error`] so `?` works in functions returning [`crate::Result`], and
+//! none needs `T: Debug` to be printed.
+
+use std::fmt;
+
+use crate::error::Error;
+
+/// Why [`Queue::try_put`](crate::Queue::try_put) did not put its item; the
+/// item comes back in every case.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{Queue, TryPutError};
+///
+/// let q = Queue::<u32>::new(1)?;
+/// q.try_put(1).expect("room for one");
+/// match q.try_put(2) {
+///     Err(TryPutError::Full(item)) => assert_eq!(item, 2),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[non_exhaustive]
+pub enum TryPutError<T> {
+    /// No room now.
+    Full(T),
+    /// The queue was closed.
+    Closed(T),
+    /// Every consumer process has exited or was killed.
+    Disconnected(T),
+    /// Anything else (encoding failed, corrupt queue, OS error).
+    Failed(T, Error),
+}
+
+/// Why [`Queue::put_timeout`](crate::Queue::put_timeout) did not put its
+/// item; the item comes back in every case.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use shmproc::{PutTimeoutError, Queue};
+///
+/// let q = Queue::<u32>::new(1)?;
+/// q.put(1)?;
+/// match q.put_timeout(2, Duration::from_millis(10)) {
+///     Err(PutTimeoutError::Timeout(item)) => assert_eq!(item, 2),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[non_exhaustive]
+pub enum PutTimeoutError<T> {
+    /// Still no room when the time ran out.
+    Timeout(T),
+    /// The queue was closed.
+    Closed(T),
+    /// Every consumer process has exited or was killed.
+    Disconnected(T),
+    /// Anything else (encoding failed, corrupt queue, OS error).
+    Failed(T, Error),
+}
+
+/// Why [`Queue::try_get`](crate::Queue::try_get) returned no item.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{Queue, TryGetError};
+///
+/// let q = Queue::<u32>::new(4)?;
+/// assert!(matches!(q.try_get(), Err(TryGetError::Empty)));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum TryGetError {
+    /// Nothing to get now.
+    Empty,
+    /// The queue was closed and is drained.
+    Closed,
+    /// The queue is empty and every producer process has exited or was killed.
+    Disconnected,
+    /// Anything else (decoding failed, corrupt queue, OS error).
+    Failed(Error),
+}
+
+/// Why [`Queue::get_timeout`](crate::Queue::get_timeout) returned no item.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use shmproc::{GetTimeoutError, Queue};
+///
+/// let q = Queue::<u32>::new(4)?;
+/// assert!(matches!(q.get_timeout(Duration::from_millis(10)), Err(GetTimeoutError::Timeout)));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum GetTimeoutError {
+    /// Still nothing when the time ran out.
+    Timeout,
+    /// The queue was closed and is drained.
+    Closed,
+    /// The queue is empty and every producer process has exited or was killed.
+    Disconnected,
+    /// Anything else (decoding failed, corrupt queue, OS error).
+    Failed(Error),
+}
+
+impl<T> TryPutError<T> {
+    /// The item that was not put.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = shmproc::TryPutError::Full(7);
+    /// assert_eq!(e.into_inner(), 7);
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            TryPutError::Full(t) | TryPutError::Closed(t) | TryPutError::Disconnected(t) | TryPutError::Failed(t, _) => t,
+        }
+    }
+
+    /// Whether the queue was full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(shmproc::TryPutError::Full(()).is_full());
+    /// ```
+    pub fn is_full(&self) -> bool {
+        matches!(self, TryPutError::Full(_))
+    }
+}
+
+impl<T> PutTimeoutError<T> {
+    /// The item that was not put.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = shmproc::PutTimeoutError::Timeout("job");
+    /// assert_eq!(e.into_inner(), "job");
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            PutTimeoutError::Timeout(t)
+            | PutTimeoutError::Closed(t)
+            | PutTimeoutError::Disconnected(t)
+            | PutTimeoutError::Failed(t, _) => t,
+        }
+    }
+
+    /// Whether the time ran out.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(shmproc::PutTimeoutError::Timeout(()).is_timeout());
+    /// ```
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, PutTimeoutError::Timeout(_))
+    }
+}
+
+impl<T> fmt::Debug for TryPutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryPutError::Full(_) => f.write_str("Full(..)"),
+            TryPutError::Closed(_) => f.write_str("Closed(..)"),
+            TryPutError::Disconnected(_) => f.write_str("Disconnected(..)"),
+            TryPutError::Failed(_, e) => write!(f, "Failed(.., {e:?})"),
+        }
+    }
+}
+
+impl<T> fmt::Debug for PutTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PutTimeoutError::Timeout(_) => f.write_str("Timeout(..)"),
+            PutTimeoutError::Closed(_) => f.write_str("Closed(..)"),
+            PutTimeoutError::Disconnected(_) => f.write_str("Disconnected(..)"),
+            PutTimeoutError::Failed(_, e) => write!(f, "Failed(.., {e:?})"),
+        }
+    }
+}
+
+impl<T> fmt::Display for TryPutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryPutError::Full(_) => Error::Full.fmt(f),
+            TryPutError::Closed(_) => Error::Closed.fmt(f),
+            TryPutError::Disconnected(_) => Error::Disconnected.fmt(f),
+            TryPutError::Failed(_, e) => e.fmt(f),
+        }
+    }
+}
+
+impl<T> fmt::Display for PutTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PutTimeoutError::Timeout(_) => Error::Timeout.fmt(f),
+            PutTimeoutError::Closed(_) => Error::Closed.fmt(f),
+            PutTimeoutError::Disconnected(_) => Error::Disconnected.fmt(f),
+            PutTimeoutError::Failed(_, e) => e.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for TryGetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TryGetError::Empty => Error::Empty.fmt(f),
+            TryGetError::Closed => Error::Closed.fmt(f),
+            TryGetError::Disconnected => Error::Disconnected.fmt(f),
+            TryGetError::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
+impl fmt::Display for GetTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GetTimeoutError::Timeout => Error::Timeout.fmt(f),
+            GetTimeoutError::Closed => Error::Closed.fmt(f),
+            GetTimeoutError::Disconnected => Error::Disconnected.fmt(f),
+            GetTimeoutError::Failed(e) => e.fmt(f),
+        }
+    }
+}
+
+impl<T> std::error::Error for TryPutError<T> {}
+impl<T> std::error::Error for PutTimeoutError<T> {}
+impl std::error::Error for TryGetError {}
+impl std::error::Error for GetTimeoutError {}
+
+impl<T> From<TryPutError<T>> for Error {
+    fn from(e: TryPutError<T>) -> Error {
+        match e {
+            TryPutError::Full(_) => Error::Full,
+            TryPutError::Closed(_) => Error::Closed,
+            TryPutError::Disconnected(_) => Error::Disconnected,
+            TryPutError::Failed(_, e) => e,
+        }
+    }
+}
+
+impl<T> From<PutTimeoutError<T>> for Error {
+    fn from(e: PutTimeoutError<T>) -> Error {
+        match e {
+            PutTimeoutError::Timeout(_) => Error::Timeout,
+            PutTimeoutError::Closed(_) => Error::Closed,
+            PutTimeoutError::Disconnected(_) => Error::Disconnected,
+            PutTimeoutError::Failed(_, e) => e,
+        }
+    }
+}
+
+impl From<TryGetError> for Error {
+    fn from(e: TryGetError) -> Error {
+        match e {
+            TryGetError::Empty => Error::Empty,
+            TryGetError::Closed => Error::Closed,
+            TryGetError::Disconnected => Error::Disconnected,
+            TryGetError::Failed(e) => e,
+        }
+    }
+}
+
+impl From<GetTimeoutError> for Error {
+    fn from(e: GetTimeoutError) -> Error {
+        match e {
+            GetTimeoutError::Timeout => Error::Timeout,
+            GetTimeoutError::Closed => Error::Closed,
+            GetTimeoutError::Disconnected => Error::Disconnected,
+            GetTimeoutError::Failed(e) => e,
+        }
+    }
+}

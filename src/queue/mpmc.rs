@@ -1,0 +1,1 @@
+//! A lock-free multi-producer multi-consumer ring of `T: Pod` (to come).
