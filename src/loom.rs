@@ -10,6 +10,16 @@ pub(crate) mod atomic {
     #[cfg(shmproc_loom)]
     pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+    /// A full fence: orders a caller's earlier store (of any ordering)
+    /// before its later loads, for a Dekker pair whose store is not SeqCst.
+    #[inline(always)]
+    pub(crate) fn fence_seq_cst() {
+        #[cfg(not(shmproc_loom))]
+        std::sync::atomic::fence(Ordering::SeqCst);
+        #[cfg(shmproc_loom)]
+        loom::sync::atomic::fence(Ordering::SeqCst);
+    }
+
     /// Between the two halves of a Dekker pair (a SeqCst store or RMW of
     /// one word, then a SeqCst load of another). In real builds the SeqCst
     /// accesses already order them (one total order), so this is nothing;

@@ -195,10 +195,10 @@ impl<T> fmt::Debug for PutTimeoutError<T> {
 impl<T> fmt::Display for TryPutError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TryPutError::Full(_) => Error::Full.fmt(f),
-            TryPutError::Closed(_) => Error::Closed.fmt(f),
-            TryPutError::Disconnected(_) => Error::Disconnected.fmt(f),
-            TryPutError::Failed(_, e) => e.fmt(f),
+            TryPutError::Full(_) => fmt::Display::fmt(&Error::Full, f),
+            TryPutError::Closed(_) => fmt::Display::fmt(&Error::Closed, f),
+            TryPutError::Disconnected(_) => fmt::Display::fmt(&Error::Disconnected, f),
+            TryPutError::Failed(_, e) => fmt::Display::fmt(e, f),
         }
     }
 }
@@ -206,10 +206,10 @@ impl<T> fmt::Display for TryPutError<T> {
 impl<T> fmt::Display for PutTimeoutError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PutTimeoutError::Timeout(_) => Error::Timeout.fmt(f),
-            PutTimeoutError::Closed(_) => Error::Closed.fmt(f),
-            PutTimeoutError::Disconnected(_) => Error::Disconnected.fmt(f),
-            PutTimeoutError::Failed(_, e) => e.fmt(f),
+            PutTimeoutError::Timeout(_) => fmt::Display::fmt(&Error::Timeout, f),
+            PutTimeoutError::Closed(_) => fmt::Display::fmt(&Error::Closed, f),
+            PutTimeoutError::Disconnected(_) => fmt::Display::fmt(&Error::Disconnected, f),
+            PutTimeoutError::Failed(_, e) => fmt::Display::fmt(e, f),
         }
     }
 }
@@ -217,10 +217,10 @@ impl<T> fmt::Display for PutTimeoutError<T> {
 impl fmt::Display for TryGetError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            TryGetError::Empty => Error::Empty.fmt(f),
-            TryGetError::Closed => Error::Closed.fmt(f),
-            TryGetError::Disconnected => Error::Disconnected.fmt(f),
-            TryGetError::Failed(e) => e.fmt(f),
+            TryGetError::Empty => fmt::Display::fmt(&Error::Empty, f),
+            TryGetError::Closed => fmt::Display::fmt(&Error::Closed, f),
+            TryGetError::Disconnected => fmt::Display::fmt(&Error::Disconnected, f),
+            TryGetError::Failed(e) => fmt::Display::fmt(e, f),
         }
     }
 }
@@ -228,10 +228,10 @@ impl fmt::Display for TryGetError {
 impl fmt::Display for GetTimeoutError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            GetTimeoutError::Timeout => Error::Timeout.fmt(f),
-            GetTimeoutError::Closed => Error::Closed.fmt(f),
-            GetTimeoutError::Disconnected => Error::Disconnected.fmt(f),
-            GetTimeoutError::Failed(e) => e.fmt(f),
+            GetTimeoutError::Timeout => fmt::Display::fmt(&Error::Timeout, f),
+            GetTimeoutError::Closed => fmt::Display::fmt(&Error::Closed, f),
+            GetTimeoutError::Disconnected => fmt::Display::fmt(&Error::Disconnected, f),
+            GetTimeoutError::Failed(e) => fmt::Display::fmt(e, f),
         }
     }
 }

@@ -3,8 +3,11 @@
 //! batches, zero-copy loans), and the blocking `Queue` and `JoinableQueue`
 //! on top.
 
+pub(crate) mod bytes;
 pub(crate) mod error;
+pub(crate) mod eventcount;
 pub(crate) mod mpmc;
+pub(crate) mod registry;
 pub(crate) mod spsc;
 
 #[cfg(all(test, shmproc_loom))]

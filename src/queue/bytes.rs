@@ -1,0 +1,552 @@
+//! The single-producer single-consumer protocol for variable-size byte
+//! messages, the core of [`ByteRing`](crate::ByteRing), `Queue` and `Pipe`.
+//!
+//! The buffer is `capacity` bytes (a power of two). A message is a record:
+//! an 8-byte header (`len: u32`, `tag: u32`) and `len` payload bytes padded
+//! to a multiple of 8. A record never wraps: when it does not fit before the
+//! end of the buffer, the producer first writes a padding record (tag
+//! [`PAD`]) that fills the end, and the record starts at offset 0. A
+//! message may be at most `capacity / 2 - 8` bytes long, so it always fits
+//! once the consumer has drained the ring.
+//!
+//! | word | written by | meaning |
+//! |---|---|---|
+//! | `tail` | the producer (Release) | messages published `<< 40` \| bytes published (mod 2^40) |
+//! | `head` | the consumer (Release) | messages consumed `<< 40` \| bytes consumed (mod 2^40) |
+//!
+//! Both counts live in one word so a single store publishes a record and
+//! counts it (a producer killed between two stores could not leave them
+//! disagreeing). Each side loads only the other's word (Acquire, pairing
+//! with the other's Release store) and checks it: a position that moves
+//! backwards, more bytes in use than the buffer holds, or a record header
+//! whose length runs past the published bytes or the buffer end is
+//! [`Corrupt`](RingError::Corrupt), never an out-of-bounds access. A header
+//! is read once and the copy is checked (RELIABILITY cases 35, 36).
+#![allow(unsafe_code)]
+
+use crate::loom::atomic::Ordering;
+use crate::queue::spsc::{Positions, RingError};
+
+/// Bytes of a record header.
+pub(crate) const HEADER: u64 = 8;
+/// The tag of a padding record (skipped by consumers, never shown).
+pub(crate) const PAD: u32 = 0;
+/// The smallest and largest buffer sizes.
+pub(crate) const MIN_CAPACITY: u64 = 64;
+pub(crate) const MAX_CAPACITY: u64 = 1 << 32;
+
+const BYTE_BITS: u32 = 40;
+const BYTE_MASK: u64 = (1 << BYTE_BITS) - 1;
+const MSG_MASK: u64 = (1 << (64 - BYTE_BITS)) - 1;
+
+/// The largest message (payload bytes) a buffer of `capacity` bytes takes.
+pub(crate) const fn max_message(capacity: u64) -> u64 {
+    capacity / 2 - HEADER
+}
+
+/// Record size of a `len`-byte payload: header plus payload rounded to 8.
+const fn record_size(len: u64) -> u64 {
+    HEADER + len.div_ceil(8) * 8
+}
+
+fn bytes(p: u64) -> u64 {
+    p & BYTE_MASK
+}
+
+fn msgs(p: u64) -> u64 {
+    p >> BYTE_BITS
+}
+
+fn advance(p: u64, nbytes: u64, nmsgs: u64) -> u64 {
+    ((msgs(p).wrapping_add(nmsgs) & MSG_MASK) << BYTE_BITS) | (bytes(p).wrapping_add(nbytes) & BYTE_MASK)
+}
+
+/// Bytes from `from` to `to` (positions, mod 2^40).
+fn byte_distance(from: u64, to: u64) -> u64 {
+    bytes(to).wrapping_sub(bytes(from)) & BYTE_MASK
+}
+
+/// Messages from `from` to `to` (mod 2^24).
+fn msg_distance(from: u64, to: u64) -> u64 {
+    msgs(to).wrapping_sub(msgs(from)) & MSG_MASK
+}
+
+/// Messages between two positions as seen by anyone (for `len`): clamped,
+/// since the two words are loaded at different times.
+pub(crate) fn messages_between(head: u64, tail: u64, capacity: u64) -> u64 {
+    let n = msg_distance(head, tail);
+    if n > capacity / HEADER || byte_distance(head, tail) > capacity { 0 } else { n }
+}
+
+/// Bytes between two positions as seen by anyone (clamped).
+pub(crate) fn bytes_between(head: u64, tail: u64, capacity: u64) -> u64 {
+    let n = byte_distance(head, tail);
+    if n > capacity { 0 } else { n }
+}
+
+/// Where the buffer lives: a segment in real use, loom cells in models.
+///
+/// # Safety
+///
+/// Implementors guarantee that the methods are sound for every `off` that
+/// is 8-aligned with `off + len <= capacity()`, as long as no two calls for
+/// overlapping bytes overlap in time unless both read (the protocol gives
+/// every byte to one side at a time).
+pub(crate) unsafe trait ByteSlots {
+    /// Buffer size in bytes (a power of two, `MIN_CAPACITY..=MAX_CAPACITY`).
+    fn capacity(&self) -> u64;
+    /// Reads the record header at `off`: `(len, tag)`.
+    ///
+    /// # Safety
+    /// `off` 8-aligned, `off + 8 <= capacity()`, no concurrent write there.
+    unsafe fn read_header(&self, off: u64) -> (u32, u32);
+    /// Writes a record header at `off`.
+    ///
+    /// # Safety
+    /// As for `read_header`, and no other access there runs concurrently.
+    unsafe fn write_header(&self, off: u64, len: u32, tag: u32);
+    /// Copies `src` to `off`.
+    ///
+    /// # Safety
+    /// `off` 8-aligned, `off + src.len() <= capacity()`, no other access of
+    /// those bytes runs concurrently.
+    unsafe fn copy_in(&self, off: u64, src: &[u8]);
+    /// Copies bytes at `off` into `dst`.
+    ///
+    /// # Safety
+    /// `off` 8-aligned, `off + dst.len() <= capacity()`, no concurrent write.
+    unsafe fn copy_out(&self, off: u64, dst: &mut [u8]);
+    /// A pointer to byte `off`, for loans.
+    fn ptr(&self, off: u64) -> *mut u8;
+}
+
+/// A reserved record, not yet published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WriteSpan {
+    /// Padding written before the record (0 if none).
+    pad: u64,
+    /// Buffer offset of the record's header.
+    rec: u64,
+    /// Payload bytes reserved.
+    pub(crate) max: u64,
+}
+
+impl WriteSpan {
+    /// Buffer offset of the payload.
+    pub(crate) fn payload(&self) -> u64 {
+        self.rec + HEADER
+    }
+}
+
+/// A published record at the consumer's position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ReadSpan {
+    /// Buffer offset of the payload.
+    pub(crate) payload: u64,
+    /// Payload length.
+    pub(crate) len: u64,
+    /// The record's tag (never [`PAD`]).
+    pub(crate) tag: u32,
+}
+
+impl ReadSpan {
+    fn size(&self) -> u64 {
+        record_size(self.len)
+    }
+}
+
+/// The producer's half of the protocol.
+#[derive(Debug)]
+pub(crate) struct ByteProducerCore {
+    tail: u64,
+    cached_head: u64,
+}
+
+/// The consumer's half of the protocol.
+#[derive(Debug)]
+pub(crate) struct ByteConsumerCore {
+    head: u64,
+    cached_tail: u64,
+}
+
+impl ByteProducerCore {
+    /// Takes over the producer role at the published `tail`.
+    pub(crate) fn attach(pos: &Positions<'_>) -> Self {
+        let tail = pos.tail.load(Ordering::Relaxed);
+        // Acquire: pairs with the consumer's Release store of `head`.
+        let head = pos.head.load(Ordering::Acquire);
+        ByteProducerCore { tail, cached_head: head }
+    }
+
+    /// Free bytes: at least `want` if the cached consumer position shows
+    /// them, else after reloading (and checking) it.
+    fn room(&mut self, pos: &Positions<'_>, cap: u64, want: u64) -> Result<u64, RingError> {
+        let used = byte_distance(self.cached_head, self.tail);
+        if cap - used.min(cap) >= want {
+            return Ok(cap - used.min(cap));
+        }
+        // Acquire: pairs with the consumer's Release store of `head`: its
+        // reads of the bytes we are about to reuse are done.
+        let head = pos.head.load(Ordering::Acquire);
+        let used = byte_distance(head, self.tail);
+        // The consumer's position moves forward only, up to ours.
+        if used > cap || byte_distance(self.cached_head, head) > byte_distance(self.cached_head, self.tail) {
+            return Err(RingError::Corrupt);
+        }
+        self.cached_head = head;
+        Ok(cap - used)
+    }
+
+    /// Messages in the ring as of the last reload of the consumer's
+    /// position (an upper bound: the consumer may have taken more).
+    pub(crate) fn messages_upper_bound(&self) -> u64 {
+        msg_distance(self.cached_head, self.tail)
+    }
+
+    /// Messages in the ring now (reloads the consumer's position).
+    pub(crate) fn messages(&mut self, pos: &Positions<'_>, cap: u64) -> Result<u64, RingError> {
+        self.room(pos, cap, u64::MAX)?;
+        Ok(msg_distance(self.cached_head, self.tail))
+    }
+
+    /// Reserves room for a `len`-byte payload (`len <= max_message`), or
+    /// `None` if the ring has no room for it now. Nothing is visible to the
+    /// consumer until [`commit`](Self::commit).
+    pub(crate) fn reserve<S: ByteSlots>(
+        &mut self,
+        pos: &Positions<'_>,
+        slots: &S,
+        len: u64,
+    ) -> Result<Option<WriteSpan>, RingError> {
+        let cap = slots.capacity();
+        debug_assert!(len <= max_message(cap));
+        let need = record_size(len);
+        let start = bytes(self.tail) & (cap - 1);
+        let to_end = cap - start;
+        let pad = if need > to_end { to_end } else { 0 };
+        if self.room(pos, cap, pad + need)? < pad + need {
+            return Ok(None);
+        }
+        if pad > 0 {
+            // SAFETY: `start` is 8-aligned (every record size is a multiple
+            // of 8) and start + 8 <= cap (to_end >= 8); the bytes from tail
+            // on are free (room checked) and unpublished.
+            unsafe { slots.write_header(start, (pad - HEADER) as u32, PAD) };
+        }
+        Ok(Some(WriteSpan { pad, rec: (start + pad) & (cap - 1), max: len }))
+    }
+
+    /// Publishes a reserved record with `len <= span.max` payload bytes
+    /// (written through [`ByteSlots::copy_in`] or a loan) and `tag`.
+    pub(crate) fn commit<S: ByteSlots>(&mut self, pos: &Positions<'_>, slots: &S, span: WriteSpan, len: u64, tag: u32) {
+        debug_assert!(len <= span.max && tag != PAD);
+        // SAFETY: the record's bytes were reserved by `reserve` (free,
+        // unpublished, in bounds: rec + record_size(max) <= cap).
+        unsafe { slots.write_header(span.rec, len as u32, tag) };
+        self.tail = advance(self.tail, span.pad + record_size(len), 1);
+        // Release: the record's bytes happen-before the consumer's reads.
+        pos.tail.store(self.tail, Ordering::Release);
+    }
+
+    /// Copies one message in; `Ok(false)` if there is no room now.
+    pub(crate) fn push<S: ByteSlots>(
+        &mut self,
+        pos: &Positions<'_>,
+        slots: &S,
+        msg: &[u8],
+        tag: u32,
+    ) -> Result<bool, RingError> {
+        let Some(span) = self.reserve(pos, slots, msg.len() as u64)? else { return Ok(false) };
+        // SAFETY: the span's payload bytes are reserved for us (free,
+        // unpublished, in bounds) and 8-aligned.
+        unsafe { slots.copy_in(span.payload(), msg) };
+        self.commit(pos, slots, span, msg.len() as u64, tag);
+        Ok(true)
+    }
+}
+
+impl ByteConsumerCore {
+    /// Takes over the consumer role at the published `head`.
+    pub(crate) fn attach(pos: &Positions<'_>) -> Self {
+        let head = pos.head.load(Ordering::Relaxed);
+        ByteConsumerCore { head, cached_tail: head }
+    }
+
+    /// Published bytes: reloads the producer's position when the cached one
+    /// shows none.
+    fn available(&mut self, pos: &Positions<'_>, cap: u64) -> Result<u64, RingError> {
+        let have = byte_distance(self.head, self.cached_tail);
+        if have != 0 && have <= cap {
+            return Ok(have);
+        }
+        // Acquire: pairs with the producer's Release store of `tail`: the
+        // records' bytes are visible.
+        let tail = pos.tail.load(Ordering::Acquire);
+        let n = byte_distance(self.head, tail);
+        if n > cap || byte_distance(self.cached_tail, tail) > n || msg_distance(self.head, tail) > n / HEADER {
+            return Err(RingError::Corrupt);
+        }
+        self.cached_tail = tail;
+        Ok(n)
+    }
+
+    /// Whether a message is published (reloads the producer's position).
+    pub(crate) fn has_message(&mut self, pos: &Positions<'_>, cap: u64) -> Result<bool, RingError> {
+        Ok(self.available(pos, cap)? != 0)
+    }
+
+    /// The oldest published message, skipping padding, or `None`. The
+    /// record stays in the ring until [`release`](Self::release).
+    pub(crate) fn peek<S: ByteSlots>(&mut self, pos: &Positions<'_>, slots: &S) -> Result<Option<ReadSpan>, RingError> {
+        let cap = slots.capacity();
+        loop {
+            let avail = self.available(pos, cap)?;
+            if avail == 0 {
+                return Ok(None);
+            }
+            let start = bytes(self.head) & (cap - 1);
+            let to_end = cap - start;
+            if avail < HEADER || !start.is_multiple_of(8) {
+                return Err(RingError::Corrupt);
+            }
+            // SAFETY: `start` is 8-aligned with start + 8 <= cap (checked:
+            // cap is a multiple of 8), and the header is published (avail
+            // >= 8), so the producer does not write it until we release.
+            let (len, tag) = unsafe { slots.read_header(start) };
+            let size = record_size(u64::from(len));
+            if size > avail || size > to_end {
+                return Err(RingError::Corrupt);
+            }
+            if tag == PAD {
+                if size != to_end {
+                    return Err(RingError::Corrupt);
+                }
+                self.head = advance(self.head, size, 0);
+                // Release: our (header) read happens-before the reuse.
+                pos.head.store(self.head, Ordering::Release);
+                continue;
+            }
+            return Ok(Some(ReadSpan { payload: start + HEADER, len: u64::from(len), tag }));
+        }
+    }
+
+    /// Frees the record returned by the last [`peek`](Self::peek).
+    pub(crate) fn release(&mut self, pos: &Positions<'_>, span: ReadSpan) {
+        self.head = advance(self.head, span.size(), 1);
+        // Release: our reads of the record happen-before the producer reuses it.
+        pos.head.store(self.head, Ordering::Release);
+    }
+
+    /// Pops the oldest message into `out` (cleared first): its tag, or
+    /// `None` if there is none.
+    pub(crate) fn pop_into<S: ByteSlots>(
+        &mut self,
+        pos: &Positions<'_>,
+        slots: &S,
+        out: &mut Vec<u8>,
+    ) -> Result<Option<u32>, RingError> {
+        let Some(span) = self.peek(pos, slots)? else { return Ok(None) };
+        out.clear();
+        out.resize(span.len as usize, 0);
+        // SAFETY: the payload is published and in bounds (checked in peek)
+        // and 8-aligned; the producer does not rewrite it until release.
+        unsafe { slots.copy_out(span.payload, out) };
+        self.release(pos, span);
+        Ok(Some(span.tag))
+    }
+}
+
+/// A byte buffer inside a mapped segment.
+#[derive(Debug)]
+pub(crate) struct ShmBytes {
+    base: *mut u8,
+    cap: u64,
+}
+
+impl ShmBytes {
+    /// The buffer of `cap` bytes at `offset` in `seg`, after checking that
+    /// it lies inside the mapping and is 8-aligned (`cap` may come from
+    /// shared memory: it is checked here).
+    pub(crate) fn in_segment(seg: &crate::shm::segment::Segment, offset: usize, cap: u64) -> crate::Result<ShmBytes> {
+        if !cap.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&cap) {
+            return Err(crate::Error::Corrupt { what: "byte ring capacity" });
+        }
+        let end = usize::try_from(cap).ok().and_then(|c| c.checked_add(offset));
+        if end.is_none_or(|end| end > seg.len()) {
+            return Err(crate::Error::Corrupt { what: "byte ring exceeds its segment" });
+        }
+        let base = seg.as_ptr().wrapping_add(offset);
+        if !(base as usize).is_multiple_of(8) {
+            return Err(crate::Error::Corrupt { what: "byte ring misaligned" });
+        }
+        Ok(ShmBytes { base, cap })
+    }
+}
+
+// SAFETY: `base..base + cap` lies inside a live mapping of the segment that
+// the owner of this value keeps alive (checked in `in_segment`), 8-aligned;
+// callers pass offsets with `off + len <= cap` (the protocol checks every
+// length it reads from shared memory first). Headers are read and written as
+// atomics, so a racing peer cannot make them undefined; payload bytes are
+// plain data copied in and out, the accepted deviation of SAFETY.md.
+unsafe impl ByteSlots for ShmBytes {
+    fn capacity(&self) -> u64 {
+        self.cap
+    }
+    unsafe fn read_header(&self, off: u64) -> (u32, u32) {
+        // SAFETY: off is 8-aligned and off + 8 <= cap (caller), so the word
+        // is aligned and inside the mapping; shared memory is only accessed
+        // atomically or by plain copies.
+        let w = unsafe { &*self.base.wrapping_add(off as usize).cast::<std::sync::atomic::AtomicU64>() };
+        let v = w.load(std::sync::atomic::Ordering::Relaxed);
+        (v as u32, (v >> 32) as u32)
+    }
+    unsafe fn write_header(&self, off: u64, len: u32, tag: u32) {
+        // SAFETY: as for read_header.
+        let w = unsafe { &*self.base.wrapping_add(off as usize).cast::<std::sync::atomic::AtomicU64>() };
+        w.store(u64::from(len) | (u64::from(tag) << 32), std::sync::atomic::Ordering::Relaxed);
+    }
+    unsafe fn copy_in(&self, off: u64, src: &[u8]) {
+        // SAFETY: off + src.len() <= cap (caller): the bytes are inside the
+        // mapping and reserved for us.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.base.wrapping_add(off as usize), src.len()) };
+    }
+    unsafe fn copy_out(&self, off: u64, dst: &mut [u8]) {
+        // SAFETY: off + dst.len() <= cap (caller): the bytes are inside the
+        // mapping and published to us.
+        unsafe { std::ptr::copy_nonoverlapping(self.base.wrapping_add(off as usize), dst.as_mut_ptr(), dst.len()) };
+    }
+    fn ptr(&self, off: u64) -> *mut u8 {
+        self.base.wrapping_add(off as usize)
+    }
+}
+
+// SAFETY: the pointer refers to shared memory mapped in this process, valid
+// from any thread; the protocol (under the caller's locks or roles) decides
+// who touches which bytes.
+unsafe impl Send for ShmBytes {}
+// SAFETY: as for Send; all methods take &self and the protocol serializes
+// conflicting accesses.
+unsafe impl Sync for ShmBytes {}
+
+/// Validates a buffer size chosen by a caller.
+pub(crate) fn check_capacity(capacity: usize) -> crate::Result<u64> {
+    let c = capacity as u64;
+    if !capacity.is_power_of_two() || !(MIN_CAPACITY..=MAX_CAPACITY).contains(&c) {
+        return Err(crate::Error::InvalidArgument {
+            what: "byte capacity must be a power of two from 64 bytes to 4 GiB",
+        });
+    }
+    Ok(c)
+}
+
+/// A fresh pair of position words (for tests and models).
+#[cfg(test)]
+pub(crate) fn positions() -> (crate::loom::atomic::AtomicU64, crate::loom::atomic::AtomicU64) {
+    (crate::loom::atomic::AtomicU64::new(0), crate::loom::atomic::AtomicU64::new(0))
+}
+
+#[cfg(all(test, not(shmproc_loom)))]
+pub(crate) mod tests {
+    use super::*;
+    use std::cell::UnsafeCell;
+
+    /// A heap buffer of 8-byte words.
+    pub(crate) struct HeapBytes(Vec<UnsafeCell<u64>>);
+
+    impl HeapBytes {
+        pub(crate) fn new(cap: usize) -> Self {
+            HeapBytes((0..cap / 8).map(|_| UnsafeCell::new(0)).collect())
+        }
+    }
+
+    // SAFETY: all accesses go through the cells; offsets are in bounds
+    // (callers) and the protocol keeps accesses from overlapping.
+    unsafe impl ByteSlots for HeapBytes {
+        fn capacity(&self) -> u64 {
+            (self.0.len() * 8) as u64
+        }
+        unsafe fn read_header(&self, off: u64) -> (u32, u32) {
+            // SAFETY: caller: in bounds, aligned, no concurrent write.
+            let w = unsafe { *self.0[(off / 8) as usize].get() };
+            (w as u32, (w >> 32) as u32)
+        }
+        unsafe fn write_header(&self, off: u64, len: u32, tag: u32) {
+            // SAFETY: caller: in bounds, aligned, exclusive.
+            unsafe { *self.0[(off / 8) as usize].get() = u64::from(len) | (u64::from(tag) << 32) };
+        }
+        unsafe fn copy_in(&self, off: u64, src: &[u8]) {
+            // SAFETY: caller: in bounds and exclusive.
+            unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.ptr(off), src.len()) };
+        }
+        unsafe fn copy_out(&self, off: u64, dst: &mut [u8]) {
+            // SAFETY: caller: in bounds, no concurrent write.
+            unsafe { std::ptr::copy_nonoverlapping(self.ptr(off), dst.as_mut_ptr(), dst.len()) };
+        }
+        fn ptr(&self, off: u64) -> *mut u8 {
+            self.0.as_ptr().cast::<u8>().cast_mut().wrapping_add(off as usize)
+        }
+    }
+
+    #[test]
+    fn messages_round_trip_with_wrap_and_padding() {
+        let (h, t) = positions();
+        let pos = Positions { head: &h, tail: &t };
+        let s = HeapBytes::new(128);
+        let mut p = ByteProducerCore::attach(&pos);
+        let mut c = ByteConsumerCore::attach(&pos);
+        let mut out = Vec::new();
+        for round in 0..50u8 {
+            let len = (round as usize * 7) % (max_message(128) as usize + 1);
+            let msg: Vec<u8> = (0..len).map(|i| round ^ i as u8).collect();
+            assert!(p.push(&pos, &s, &msg, 1).expect("ok"));
+            assert_eq!(p.messages(&pos, 128).expect("ok"), 1);
+            assert_eq!(c.pop_into(&pos, &s, &mut out).expect("ok"), Some(1));
+            assert_eq!(out, msg);
+            assert_eq!(c.pop_into(&pos, &s, &mut out).expect("ok"), None);
+        }
+    }
+
+    #[test]
+    fn full_ring_refuses_then_accepts() {
+        let (h, t) = positions();
+        let pos = Positions { head: &h, tail: &t };
+        let s = HeapBytes::new(64);
+        let mut p = ByteProducerCore::attach(&pos);
+        let mut c = ByteConsumerCore::attach(&pos);
+        assert!(p.push(&pos, &s, &[1; 24], 3).expect("ok"));
+        assert!(p.push(&pos, &s, &[2; 24], 3).expect("ok"));
+        assert!(!p.push(&pos, &s, &[3; 1], 3).expect("ok"), "64 bytes used");
+        let mut out = Vec::new();
+        assert_eq!(c.pop_into(&pos, &s, &mut out).expect("ok"), Some(3));
+        assert!(p.push(&pos, &s, &[3; 1], 3).expect("ok"));
+        assert_eq!(messages_between(h.load(Ordering::Relaxed), t.load(Ordering::Relaxed), 64), 2);
+    }
+
+    #[test]
+    fn garbage_is_corrupt() {
+        let (h, t) = positions();
+        let pos = Positions { head: &h, tail: &t };
+        let s = HeapBytes::new(64);
+        let mut p = ByteProducerCore::attach(&pos);
+        let mut c = ByteConsumerCore::attach(&pos);
+        assert!(p.push(&pos, &s, &[1; 8], 1).expect("ok"));
+        // A header claiming more bytes than were published.
+        // SAFETY: offset 0 is in bounds; no other access runs.
+        unsafe { s.write_header(0, 40, 1) };
+        assert_eq!(c.peek(&pos, &s), Err(RingError::Corrupt));
+        // SAFETY: as above.
+        unsafe { s.write_header(0, 8, 1) };
+        assert!(c.peek(&pos, &s).expect("ok").is_some());
+        // A tail far ahead of the head.
+        t.store(1 << 20, Ordering::Relaxed);
+        let mut c2 = ByteConsumerCore::attach(&pos);
+        assert_eq!(c2.peek(&pos, &s), Err(RingError::Corrupt));
+        t.store(u64::MAX, Ordering::Relaxed);
+        assert_eq!(c2.peek(&pos, &s), Err(RingError::Corrupt));
+        // A head that runs past the tail.
+        t.store(16 | (1 << 40), Ordering::Relaxed);
+        h.store(1 << 30, Ordering::Relaxed);
+        assert_eq!(p.messages(&pos, 64), Err(RingError::Corrupt));
+    }
+}

@@ -1,0 +1,140 @@
+//! An eventcount on a futex word: how blocking queue calls sleep until a
+//! condition (room, an item, all tasks done) may have changed.
+//!
+//! | word | meaning |
+//! |---|---|
+//! | `seq` | bumped by a notifier that saw sleepers; waiters sleep on it |
+//! | `sleepers` | waiters between `prepare` and `finish` |
+//!
+//! A waiter announces itself (`sleepers += 1`), takes the key (`seq`),
+//! re-checks its condition, and sleeps only while `seq` still equals the
+//! key. A notifier changes the state, then loads `sleepers`: only if
+//! someone announced does it bump `seq` and wake, so a notify with nobody
+//! asleep is two plain memory operations and no system call. The two sides
+//! form a Dekker pair (SeqCst store/RMW, then SeqCst load of the other
+//! word): either the waiter's re-check sees the new state, or the notifier
+//! sees the waiter and changes `seq` before the waiter's futex compares it.
+//!
+//! A waiter killed while announced leaves `sleepers` too high: notifiers
+//! then make a needless wake call, which costs time, never correctness.
+//! `sleepers` is cleared back when it is seen above a sane bound.
+
+use std::time::Instant;
+
+use crate::loom::atomic::{AtomicU32, Ordering, fence_seq_cst};
+use crate::loom::futex::{self, Wake};
+
+/// The two words of an eventcount, placed in shared memory.
+#[derive(Debug, Default)]
+#[repr(C)]
+pub(crate) struct RawEventCount {
+    seq: AtomicU32,
+    sleepers: AtomicU32,
+}
+
+/// A waiter's ticket between [`RawEventCount::prepare`] and
+/// [`RawEventCount::finish`].
+#[derive(Debug, Clone, Copy)]
+#[must_use = "pass the key to wait and then finish"]
+pub(crate) struct Key(u32);
+
+impl RawEventCount {
+    #[cfg(shmproc_loom)]
+    pub(crate) fn new() -> Self {
+        RawEventCount { seq: AtomicU32::new(0), sleepers: AtomicU32::new(0) }
+    }
+
+    /// Announces a waiter; re-check the condition after this, then
+    /// [`wait`](Self::wait) if it still does not hold, then always
+    /// [`finish`](Self::finish).
+    #[inline]
+    pub(crate) fn prepare(&self) -> Key {
+        // SeqCst RMW then a full fence: the first half of the Dekker pair
+        // with `notify`, ordered before the caller's re-check (which may
+        // use plain Acquire loads).
+        self.sleepers.fetch_add(1, Ordering::SeqCst);
+        fence_seq_cst();
+        Key(self.seq.load(Ordering::SeqCst))
+    }
+
+    /// Sleeps until notified after `key` was taken, or `deadline`.
+    #[inline]
+    pub(crate) fn wait(&self, key: Key, deadline: Option<Instant>) -> Wake {
+        futex::wait(&self.seq, key.0, deadline)
+    }
+
+    /// Withdraws the announcement of [`prepare`](Self::prepare).
+    #[inline]
+    pub(crate) fn finish(&self) {
+        // Saturating: a hostile or confused peer may have zeroed the word.
+        let _ = self.sleepers.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+    }
+
+    /// Wakes every waiter if any announced itself; call after changing the
+    /// state the waiters check (the change must be a store or RMW that
+    /// precedes this call in program order).
+    #[inline]
+    pub(crate) fn notify(&self) {
+        // SeqCst fence: orders the caller's state change before the load of
+        // `sleepers` (the second half of the Dekker pair with `prepare`).
+        fence_seq_cst();
+        if self.sleepers.load(Ordering::SeqCst) != 0 {
+            self.notify_slow();
+        }
+    }
+
+    #[cold]
+    fn notify_slow(&self) {
+        self.seq.fetch_add(1, Ordering::SeqCst);
+        futex::wake_all(&self.seq);
+    }
+
+    /// Whether anyone is announced (for tests and statistics).
+    #[cfg(test)]
+    pub(crate) fn sleepers(&self) -> u32 {
+        self.sleepers.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(all(test, not(shmproc_loom)))]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    use std::time::Duration;
+
+    #[test]
+    fn notify_without_sleepers_changes_nothing() {
+        let ec = RawEventCount::default();
+        ec.notify();
+        assert_eq!(ec.seq.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn a_waiter_is_woken_and_a_timeout_returns() {
+        let ec = Arc::new(RawEventCount::default());
+        let flag = Arc::new(AtomicBool::new(false));
+        let k = ec.prepare();
+        assert!(matches!(ec.wait(k, Some(Instant::now() + Duration::from_millis(5))), Wake::TimedOut));
+        ec.finish();
+        let t = {
+            let (ec, flag) = (ec.clone(), flag.clone());
+            std::thread::spawn(move || {
+                loop {
+                    let k = ec.prepare();
+                    if flag.load(Ordering::SeqCst) {
+                        ec.finish();
+                        return;
+                    }
+                    ec.wait(k, Some(Instant::now() + Duration::from_secs(30)));
+                    ec.finish();
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(10));
+        flag.store(true, Ordering::SeqCst);
+        ec.notify();
+        t.join().expect("waiter");
+        assert_eq!(ec.sleepers(), 0);
+    }
+}
