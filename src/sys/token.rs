@@ -152,7 +152,7 @@ extern "C" fn atfork_child() {
     after_fork_in_child();
 }
 
-fn random_u64() -> io::Result<u64> {
+pub(crate) fn random_u64() -> io::Result<u64> {
     let mut buf = [0u8; 8];
     let mut filled = 0;
     while filled < buf.len() {
