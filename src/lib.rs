@@ -120,6 +120,8 @@ pub use process::handle::{ExitStatus, Process, ProcessBuilder, Task};
 #[cfg(feature = "codec")]
 pub use process::start::{Context, StartMethod, set_start_method, start_method};
 #[cfg(feature = "codec")]
+pub use queue::blocking::{DEFAULT_CAPACITY as DEFAULT_QUEUE_CAPACITY, JoinableQueue, Queue, QueueBuilder};
+#[cfg(feature = "codec")]
 pub use queue::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
 #[cfg(feature = "codec")]
 pub use queue::spsc::{Consumer, Producer, SpscRing};

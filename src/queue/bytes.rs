@@ -78,6 +78,19 @@ pub(crate) fn messages_between(head: u64, tail: u64, capacity: u64) -> u64 {
     if n > capacity / HEADER || byte_distance(head, tail) > capacity { 0 } else { n }
 }
 
+/// Whether a `len`-byte message fits between two positions now (counting
+/// the padding a record that would cross the buffer end needs).
+pub(crate) fn fits(head: u64, tail: u64, capacity: u64, len: u64) -> bool {
+    let used = byte_distance(head, tail);
+    if used > capacity {
+        return false;
+    }
+    let need = record_size(len);
+    let to_end = capacity - (bytes(tail) & (capacity - 1));
+    let pad = if need > to_end { to_end } else { 0 };
+    capacity - used >= need + pad
+}
+
 /// Bytes between two positions as seen by anyone (clamped).
 pub(crate) fn bytes_between(head: u64, tail: u64, capacity: u64) -> u64 {
     let n = byte_distance(head, tail);
@@ -197,11 +210,6 @@ impl ByteProducerCore {
         Ok(cap - used)
     }
 
-    /// Messages in the ring as of the last reload of the consumer's
-    /// position (an upper bound: the consumer may have taken more).
-    pub(crate) fn messages_upper_bound(&self) -> u64 {
-        msg_distance(self.cached_head, self.tail)
-    }
 
     /// Messages in the ring now (reloads the consumer's position).
     pub(crate) fn messages(&mut self, pos: &Positions<'_>, cap: u64) -> Result<u64, RingError> {
@@ -260,6 +268,7 @@ impl ByteProducerCore {
         // SAFETY: the span's payload bytes are reserved for us (free,
         // unpublished, in bounds) and 8-aligned.
         unsafe { slots.copy_in(span.payload(), msg) };
+        crate::sys::failpoint::hit("bytes.push.before_commit");
         self.commit(pos, slots, span, msg.len() as u64, tag);
         Ok(true)
     }
@@ -345,12 +354,26 @@ impl ByteConsumerCore {
         slots: &S,
         out: &mut Vec<u8>,
     ) -> Result<Option<u32>, RingError> {
+        self.pop_into_then(pos, slots, out, || {})
+    }
+
+    /// As [`pop_into`](Self::pop_into), calling `before_release` after the
+    /// copy and before the record is released.
+    pub(crate) fn pop_into_then<S: ByteSlots>(
+        &mut self,
+        pos: &Positions<'_>,
+        slots: &S,
+        out: &mut Vec<u8>,
+        before_release: impl FnOnce(),
+    ) -> Result<Option<u32>, RingError> {
         let Some(span) = self.peek(pos, slots)? else { return Ok(None) };
         out.clear();
         out.resize(span.len as usize, 0);
         // SAFETY: the payload is published and in bounds (checked in peek)
         // and 8-aligned; the producer does not rewrite it until release.
         unsafe { slots.copy_out(span.payload, out) };
+        crate::sys::failpoint::hit("bytes.pop.before_release");
+        before_release();
         self.release(pos, span);
         Ok(Some(span.tag))
     }

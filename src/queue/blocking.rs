@@ -1,0 +1,1281 @@
+//! `Queue<T>` and `JoinableQueue<T>`: multi-producer multi-consumer queues
+//! of encoded values over one shared byte ring.
+//!
+//! The ring is the SPSC byte protocol of [`bytes`](super::bytes); producers
+//! take turns under one robust lock and consumers under another, so any
+//! number of threads and processes can put and get. A lock whose holder died
+//! is taken over (the ring's positions are published with single stores, so
+//! a producer killed mid-put leaves nothing half-visible and a consumer
+//! killed mid-get leaves the message in the ring). Items are encoded with
+//! the crate's codec; one larger than half the ring travels through a spill
+//! segment.
+//!
+//! Waiting: a blocked call tries, spins briefly (a peer on another CPU
+//! usually answers within a cache-line hand-off), then sleeps on an
+//! eventcount (`not_empty`, `not_full`, `all_done`) that producers and
+//! consumers bump only when someone sleeps. While asleep it wakes at the
+//! liveness-poll interval to ask the OS whether every process on the other
+//! side is dead (`Disconnected`).
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::loom::futex::Wake;
+use crate::loom::owner::{LIVENESS_MAX, LivenessPoll};
+use crate::loom::spin_until;
+use crate::queue::bytes::{self, ByteConsumerCore, ByteProducerCore, ByteSlots, ShmBytes};
+use crate::queue::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
+use crate::queue::eventcount::RawEventCount;
+use crate::queue::registry::{Entry, Peers, RawRegistry};
+use crate::queue::spill;
+use crate::queue::spsc::Positions;
+use crate::shm::header::kind;
+use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
+use crate::shm::segment::Segment;
+use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
+
+const CLOSED: u32 = 1;
+const JOINABLE: u32 = 2;
+
+/// The default ring size: 256 KiB (messages up to 128 KiB travel inline).
+pub const DEFAULT_CAPACITY: usize = 256 * 1024;
+
+/// The queue's control words at the start of its segment's payload; the
+/// ring's bytes follow at [`RING_OFFSET`].
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct QueueHeader {
+    head: CachePadded<AtomicU64>,
+    tail: CachePadded<AtomicU64>,
+    /// Ring bytes (a power of two), set at creation.
+    capacity: AtomicU64,
+    /// Most items at once; 0 = limited by the ring's bytes only.
+    maxsize: AtomicU64,
+    flags: AtomicU32,
+    _pad: AtomicU32,
+    /// Items taken by consumers that died before `task_done`.
+    abandoned: AtomicU64,
+    put_lock: RawMutex,
+    get_lock: RawMutex,
+    not_empty: RawEventCount,
+    not_full: RawEventCount,
+    all_done: RawEventCount,
+    producers: RawRegistry,
+    consumers: RawRegistry,
+}
+
+#[allow(unsafe_code)] // the layout promise of a type placed in shared memory
+// SAFETY: repr(C) over atomics and repr(C) structs of atomics (RawMutex,
+// RawEventCount, RawRegistry): no pointers; every bit pattern is a valid
+// value (positions, capacity and maxsize are checked before use, lock and
+// registry words hold owner ids that are probed, never trusted); all
+// interior-mutable.
+unsafe impl ShmSafe for QueueHeader {
+    const TAG: &'static str = "shmproc::QueueHeader";
+}
+
+/// Where the ring starts in the payload (after the header, 128-aligned).
+const RING_OFFSET: usize = core::mem::size_of::<QueueHeader>().div_ceil(128) * 128;
+
+fn queue_hash<T>() -> u64 {
+    let h = layout_hash("shmproc::Queue", core::mem::size_of::<QueueHeader>(), RING_OFFSET);
+    layout_hash_mix(h, layout_hash(std::any::type_name::<T>(), 0, 0))
+}
+
+/// Options for a new [`Queue`] or [`JoinableQueue`]: item limit, ring size
+/// in bytes, and a name.
+///
+/// # Examples
+///
+/// ```
+/// let q = shmproc::Queue::<String>::builder().maxsize(100).capacity_bytes(1 << 20).build()?;
+/// assert_eq!(q.maxsize(), 100);
+/// assert_eq!(q.max_inline(), (1 << 19) - 8);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct QueueBuilder<T> {
+    maxsize: usize,
+    capacity: usize,
+    name: Option<String>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T: Serialize + DeserializeOwned> QueueBuilder<T> {
+    /// The most items the queue holds at once (0: as many as fit in the
+    /// ring's bytes, the default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::Queue::<u8>::builder().maxsize(2).build()?;
+    /// q.put(1)?;
+    /// q.put(2)?;
+    /// assert!(q.try_put(3).is_err());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn maxsize(mut self, items: usize) -> Self {
+        self.maxsize = items;
+        self
+    }
+
+    /// The ring's size in bytes (a power of two from 64 bytes to 4 GiB;
+    /// default [`DEFAULT_CAPACITY`]). Encoded items up to half of it travel
+    /// inline; larger ones through a spill segment.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::Queue::<Vec<u8>>::builder().capacity_bytes(4096).build()?;
+    /// q.put(vec![7; 10_000])?; // larger than the ring: spilled
+    /// assert_eq!(q.get()?.len(), 10_000);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn capacity_bytes(mut self, bytes: usize) -> Self {
+        self.capacity = bytes;
+        self
+    }
+
+    /// Creates the queue under `name`, for [`Queue::open`] by unrelated
+    /// processes (the name is removed when the creating handle's last
+    /// clone in this process is dropped).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-queue-b-{}", std::process::id());
+    /// let q = shmproc::Queue::<u32>::builder().name(&name).build()?;
+    /// shmproc::Queue::<u32>::open(&name)?.put(5)?;
+    /// assert_eq!(q.get()?, 5);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    /// Makes a [`Queue`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::Queue::<u8>::builder().build()?;
+    /// assert!(q.is_empty());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a bad capacity; as for
+    /// [`Segment::create`] and [`Segment::anonymous`].
+    pub fn build(self) -> Result<Queue<T>> {
+        self.make(0)
+    }
+
+    /// Makes a [`JoinableQueue`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let jq = shmproc::Queue::<u8>::builder().maxsize(8).build_joinable()?;
+    /// jq.put(1)?;
+    /// jq.get()?;
+    /// jq.task_done()?;
+    /// jq.join()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`build`](QueueBuilder::build).
+    pub fn build_joinable(self) -> Result<JoinableQueue<T>> {
+        Ok(JoinableQueue { q: self.make(JOINABLE)? })
+    }
+
+    fn make(self, flags: u32) -> Result<Queue<T>> {
+        let cap = bytes::check_capacity(self.capacity)?;
+        let size = RING_OFFSET + cap as usize;
+        let b = Segment::builder().size(size).typed(kind::QUEUE, queue_hash::<T>());
+        let init = |s: &Segment| -> Result<()> {
+            let h = s.typed::<QueueHeader>(0)?;
+            h.capacity.store(cap, Ordering::Relaxed);
+            h.maxsize.store(self.maxsize as u64, Ordering::Relaxed);
+            h.flags.store(flags, Ordering::Relaxed);
+            Ok(())
+        };
+        let seg = match &self.name {
+            Some(n) => b.name(n).create_with(init)?,
+            None => b.anonymous_with(init)?,
+        };
+        Queue::wrap(seg)
+    }
+}
+
+/// The per-process state behind a queue handle.
+struct Inner {
+    seg: Segment,
+    ring: ShmBytes,
+    /// This process's producer / consumer registry entries (usize::MAX:
+    /// not registered yet), checked against the process id on use so a
+    /// fork child registers afresh.
+    producer: std::sync::atomic::AtomicUsize,
+    consumer: std::sync::atomic::AtomicUsize,
+    /// When a non-blocking call last asked the OS about the other side.
+    last_probe: parking_lot::Mutex<Option<Instant>>,
+}
+
+/// A multi-producer multi-consumer FIFO queue of `T` shared by processes
+/// (Python: `multiprocessing.Queue`).
+///
+/// Items are encoded (serde + postcard) into a ring in shared memory: no
+/// pipe, no feeder thread, nothing left behind when a process exits. The
+/// handle is a cheap `Clone` and serializes, so it can be a child's argument
+/// under every start method. Any number of processes and threads may put
+/// and get.
+///
+/// Dead peers never hang a call: a `get` on an empty queue whose producers
+/// (the processes that have put) all exited or were killed returns
+/// [`Error::Disconnected`] once the OS confirms it, and so does a `put` on a
+/// full queue whose consumers are all gone. A process counts as a producer
+/// from its first put, and as a consumer from its first get.
+///
+/// # Examples
+///
+/// ```
+/// fn produce(q: shmproc::Queue<String>) {
+///     for i in 0..3 {
+///         q.put(format!("item {i}")).expect("put");
+///     }
+/// }
+///
+/// let q = shmproc::Queue::new(0)?;
+/// let mut child = shmproc::Process::spawn(produce, q.clone())?;
+/// for i in 0..3 {
+///     assert_eq!(q.get()?, format!("item {i}"));
+/// }
+/// child.join()?;
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub struct Queue<T> {
+    inner: Arc<Inner>,
+    _t: PhantomData<fn(T) -> T>,
+}
+
+impl<T> Clone for Queue<T> {
+    fn clone(&self) -> Self {
+        Queue { inner: self.inner.clone(), _t: PhantomData }
+    }
+}
+
+impl<T> std::fmt::Debug for Queue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let h = self.hdr();
+        f.debug_struct("Queue")
+            .field("qsize", &self.qsize())
+            .field("maxsize", &h.maxsize.load(Ordering::Relaxed))
+            .field("capacity_bytes", &self.inner.ring.capacity())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// A non-blocking attempt's outcome.
+enum Attempt {
+    Done,
+    NoRoom,
+}
+
+/// Why a blocking call stopped without its item.
+enum Stop {
+    Timeout,
+    Closed,
+    Disconnected,
+    Failed(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Stop {
+        Stop::Failed(e)
+    }
+}
+
+impl From<crate::queue::spsc::RingError> for Stop {
+    fn from(e: crate::queue::spsc::RingError) -> Stop {
+        Stop::Failed(e.into())
+    }
+}
+
+/// Takes one of the queue's robust locks. A dead holder is taken over: the
+/// ring's positions are published by single stores, so whatever it was
+/// doing is either fully visible or not at all.
+fn take(lock: &RawMutex) -> Result<LockedBy<'_>> {
+    match lock.lock(None) {
+        Ok(Acquired::Clean) => Ok(LockedBy(lock)),
+        Ok(Acquired::OwnerDied) => {
+            lock.mark_consistent();
+            Ok(LockedBy(lock))
+        }
+        Err(Fail::Os(e)) => Err(Error::os("liveness token", e)),
+        Err(_) => Err(Error::Corrupt { what: "queue lock" }),
+    }
+}
+
+/// Unlocks on drop (also when a panic unwinds through a put or get).
+struct LockedBy<'a>(&'a RawMutex);
+
+impl Drop for LockedBy<'_> {
+    fn drop(&mut self) {
+        self.0.unlock();
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> Queue<T> {
+    /// A queue holding at most `maxsize` items (0: as many as fit in the
+    /// default 256 KiB ring), anonymous: pass it to children as an argument.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::Queue::<(u32, String)>::new(3)?;
+    /// q.put((1, "one".into()))?;
+    /// assert_eq!(q.get()?, (1, "one".into()));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Segment::anonymous`].
+    pub fn new(maxsize: usize) -> Result<Self> {
+        Self::builder().maxsize(maxsize).build()
+    }
+
+    /// A builder for the item limit, ring size and name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::Queue::<u64>::builder().capacity_bytes(4096).build()?;
+    /// assert_eq!(q.capacity_bytes(), 4096);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn builder() -> QueueBuilder<T> {
+        QueueBuilder { maxsize: 0, capacity: DEFAULT_CAPACITY, name: None, _t: PhantomData }
+    }
+
+    /// A named queue (see [`QueueBuilder::name`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-queue-c-{}", std::process::id());
+    /// let q = shmproc::Queue::<u8>::create(&name, 10)?;
+    /// assert_eq!(q.maxsize(), 10);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Segment::create`].
+    pub fn create(name: &str, maxsize: usize) -> Result<Self> {
+        Self::builder().maxsize(maxsize).name(name).build()
+    }
+
+    /// Opens a named queue made for the same `T` (a `JoinableQueue` too).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(shmproc::Queue::<u8>::open("no-such-queue").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Segment::open`]; [`Error::LayoutMismatch`] for another `T`;
+    /// [`Error::Corrupt`] if the header makes no sense.
+    pub fn open(name: &str) -> Result<Self> {
+        Self::wrap(Segment::builder().name(name).typed(kind::QUEUE, queue_hash::<T>()).open()?)
+    }
+}
+
+impl<T> Queue<T> {
+    fn wrap(seg: Segment) -> Result<Self> {
+        let h = seg.typed::<QueueHeader>(0)?;
+        let ring = ShmBytes::in_segment(&seg, RING_OFFSET, h.capacity.load(Ordering::Relaxed))?;
+        let none = usize::MAX;
+        Ok(Queue {
+            inner: Arc::new(Inner {
+                seg,
+                ring,
+                producer: none.into(),
+                consumer: none.into(),
+                last_probe: parking_lot::Mutex::new(None),
+            }),
+            _t: PhantomData,
+        })
+    }
+
+    fn hdr(&self) -> &QueueHeader {
+        self.inner.seg.typed::<QueueHeader>(0).expect("invariant: checked in Queue::wrap")
+    }
+
+    fn pos(&self) -> Positions<'_> {
+        let h = self.hdr();
+        Positions { head: &h.head, tail: &h.tail }
+    }
+
+    fn joinable(&self) -> bool {
+        self.hdr().flags.load(Ordering::Relaxed) & JOINABLE != 0
+    }
+
+    /// Items in the queue now (a snapshot; Python: `qsize()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::Queue::<u8>::new(0)?;
+    /// q.put(1)?;
+    /// q.put(2)?;
+    /// assert_eq!(q.qsize(), 2);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    #[doc(alias = "len")]
+    pub fn qsize(&self) -> usize {
+        let h = self.hdr();
+        let head = h.head.load(Ordering::Acquire);
+        let tail = h.tail.load(Ordering::Acquire);
+        bytes::messages_between(head, tail, self.inner.ring.capacity()) as usize
+    }
+
+    /// Whether the queue is empty now (a snapshot).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(shmproc::Queue::<u8>::new(0)?.is_empty());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        let h = self.hdr();
+        let head = h.head.load(Ordering::Acquire);
+        let tail = h.tail.load(Ordering::Acquire);
+        bytes::bytes_between(head, tail, self.inner.ring.capacity()) == 0
+    }
+
+    /// Whether the queue holds `maxsize` items now, or its ring has no room
+    /// for even an empty message (a snapshot).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::Queue::<u8>::new(1)?;
+    /// q.put(1)?;
+    /// assert!(q.is_full());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn is_full(&self) -> bool {
+        !self.has_room(0)
+    }
+
+    /// The item limit given at creation (0: none but the ring's bytes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::Queue::<u8>::new(7)?.maxsize(), 7);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn maxsize(&self) -> usize {
+        self.hdr().maxsize.load(Ordering::Relaxed) as usize
+    }
+
+    /// The ring's size in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::Queue::<u8>::new(0)?.capacity_bytes(), shmproc::DEFAULT_QUEUE_CAPACITY);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn capacity_bytes(&self) -> usize {
+        self.inner.ring.capacity() as usize
+    }
+
+    /// The largest encoded item that travels inline; larger ones go
+    /// through a spill segment (slower, but any size works).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::Queue::<u8>::builder().capacity_bytes(1024).build()?;
+    /// assert_eq!(q.max_inline(), 504);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn max_inline(&self) -> usize {
+        bytes::max_message(self.inner.ring.capacity()) as usize
+    }
+
+    /// Closes the queue for every process: later puts fail with
+    /// [`Error::Closed`], gets drain what is left and then fail with
+    /// `Closed`, and blocked calls wake up. (Python's `close()` only stops
+    /// the calling process's feeder thread; here it is the end of the
+    /// stream for everyone, so no end-of-stream marker is needed.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::Queue::<u8>::new(0)?;
+    /// q.put(1)?;
+    /// q.close();
+    /// assert!(matches!(q.put(2), Err(shmproc::Error::Closed)));
+    /// assert_eq!(q.get()?, 1);
+    /// assert!(matches!(q.get(), Err(shmproc::Error::Closed)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn close(&self) {
+        let h = self.hdr();
+        h.flags.fetch_or(CLOSED, Ordering::SeqCst);
+        h.not_empty.notify();
+        h.not_full.notify();
+        h.all_done.notify();
+    }
+
+    /// Whether [`close`](Queue::close) was called (by any process).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::Queue::<u8>::new(0)?;
+    /// assert!(!q.is_closed());
+    /// q.close();
+    /// assert!(q.is_closed());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn is_closed(&self) -> bool {
+        self.hdr().flags.load(Ordering::Acquire) & CLOSED != 0
+    }
+
+    /// Whether a `len`-byte record fits now (item limit and bytes).
+    fn has_room(&self, len: u64) -> bool {
+        let h = self.hdr();
+        let head = h.head.load(Ordering::Acquire);
+        let tail = h.tail.load(Ordering::Acquire);
+        let cap = self.inner.ring.capacity();
+        let maxsize = h.maxsize.load(Ordering::Relaxed);
+        if maxsize != 0 && bytes::messages_between(head, tail, cap) >= maxsize {
+            return false;
+        }
+        bytes::fits(head, tail, cap, len)
+    }
+
+    /// This process's registry entry for a role, registering on first use.
+    fn role(&self, reg: &RawRegistry, cached: &std::sync::atomic::AtomicUsize) -> Result<Option<usize>> {
+        let i = cached.load(std::sync::atomic::Ordering::Relaxed);
+        if i != usize::MAX && reg.is_mine(i) {
+            return Ok(Some(i));
+        }
+        let abandoned = &self.hdr().abandoned;
+        let got = reg.register(|e| reclaim(e, abandoned)).map_err(|e| Error::os("liveness token", e))?;
+        cached.store(got.unwrap_or(usize::MAX), std::sync::atomic::Ordering::Relaxed);
+        Ok(got)
+    }
+
+    /// Whether every process on one side is gone (a system call per
+    /// registered process). Dead consumers' taken items become abandoned.
+    fn side_gone(&self, reg: &RawRegistry) -> bool {
+        let abandoned = &self.hdr().abandoned;
+        reg.peers(|e| reclaim(e, abandoned)) == Peers::AllDead
+    }
+
+    /// For non-blocking calls: whether the other side is gone, asking the
+    /// OS at most once per liveness interval per handle.
+    fn side_gone_rate_limited(&self, reg: &RawRegistry) -> bool {
+        {
+            let mut last = self.inner.last_probe.lock();
+            let now = Instant::now();
+            if last.is_some_and(|t| now.duration_since(t) < LIVENESS_MAX) {
+                return false;
+            }
+            *last = Some(now);
+        }
+        self.side_gone(reg)
+    }
+
+    // -- putting ---------------------------------------------------------
+
+    /// One attempt to put an encoded record.
+    fn try_put_record(&self, payload: &[u8], tag: u32) -> Result<Attempt> {
+        let h = self.hdr();
+        let pos = self.pos();
+        let ring = &self.inner.ring;
+        let _locked = take(&h.put_lock)?;
+        let mut core = ByteProducerCore::attach(&pos);
+        let maxsize = h.maxsize.load(Ordering::Relaxed);
+        if maxsize != 0 && core.messages(&pos, ring.capacity())? >= maxsize {
+            return Ok(Attempt::NoRoom);
+        }
+        Ok(if core.push(&pos, ring, payload, tag)? { Attempt::Done } else { Attempt::NoRoom })
+    }
+
+    /// Encodes `item` as the record to put: inline, or a spill reference.
+    fn record(&self, item: &T) -> Result<(Vec<u8>, u32)>
+    where
+        T: Serialize,
+    {
+        let msg = codec::encode(item)?;
+        if msg.len() as u64 > bytes::max_message(self.inner.ring.capacity()) {
+            Ok((spill::spill_out(&msg)?, spill::TAG_SPILL))
+        } else {
+            Ok((msg, spill::TAG_INLINE))
+        }
+    }
+
+    /// Puts a record, waiting until `deadline` (`Some(now)`: no wait).
+    fn put_record(&self, payload: &[u8], tag: u32, deadline: Option<Instant>, nonblocking: bool) -> Result<(), Stop> {
+        let h = self.hdr();
+        self.role(&h.producers, &self.inner.producer)?;
+        let mut poll = LivenessPoll::new();
+        loop {
+            if self.is_closed() {
+                return Err(Stop::Closed);
+            }
+            if let Attempt::Done = self.try_put_record(payload, tag)? {
+                h.not_empty.notify();
+                return Ok(());
+            }
+            if nonblocking {
+                if self.side_gone_rate_limited(&h.consumers) && !self.has_room(payload.len() as u64) {
+                    return Err(Stop::Disconnected);
+                }
+                return Err(Stop::Timeout);
+            }
+            if spin_until(|| self.has_room(payload.len() as u64) || self.is_closed()) {
+                continue;
+            }
+            let key = h.not_full.prepare();
+            let mut woke = Wake::Woken;
+            if !self.has_room(payload.len() as u64) && !self.is_closed() {
+                woke = h.not_full.wait(key, poll.wake_at(Instant::now(), deadline));
+            }
+            h.not_full.finish();
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Err(Stop::Timeout);
+            }
+            if let Wake::TimedOut = woke {
+                // A liveness-check wake-up.
+                if self.side_gone(&h.consumers) && !self.has_room(payload.len() as u64) {
+                    return Err(Stop::Disconnected);
+                }
+                poll.slower();
+            }
+        }
+    }
+
+    fn put_with(&self, item: T, deadline: Option<Instant>, nonblocking: bool) -> Result<(), (T, Stop)>
+    where
+        T: Serialize,
+    {
+        let (payload, tag) = match self.record(&item) {
+            Ok(r) => r,
+            Err(e) => return Err((item, Stop::Failed(e))),
+        };
+        match self.put_record(&payload, tag, deadline, nonblocking) {
+            Ok(()) => Ok(()),
+            Err(stop) => {
+                if tag == spill::TAG_SPILL {
+                    spill::discard(&payload);
+                }
+                Err((item, stop))
+            }
+        }
+    }
+
+    /// Puts `item`, waiting while the queue is full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::Queue::<Vec<f64>>::new(0)?;
+    /// q.put(vec![1.0, 2.0])?;
+    /// assert_eq!(q.get()?, [1.0, 2.0]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Closed`] after [`close`](Queue::close); [`Error::Disconnected`]
+    /// if the queue is full and every consumer process is gone;
+    /// [`Error::Codec`] if `item` cannot be encoded (nothing was put, and the
+    /// queue stays usable); [`Error::Corrupt`] if a peer broke the queue.
+    pub fn put(&self, item: T) -> Result<()>
+    where
+        T: Serialize,
+    {
+        self.put_with(item, None, false).map_err(|(_, stop)| stop_error(stop))
+    }
+
+    /// Puts `item` if there is room now; otherwise gives it back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::TryPutError;
+    /// let q = shmproc::Queue::<u8>::new(1)?;
+    /// q.try_put(1).expect("room");
+    /// assert!(matches!(q.try_put(2), Err(TryPutError::Full(2))));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`TryPutError`], each with the item.
+    #[doc(alias = "put_nowait")]
+    pub fn try_put(&self, item: T) -> Result<(), TryPutError<T>>
+    where
+        T: Serialize,
+    {
+        self.put_with(item, Some(Instant::now()), true).map_err(|(item, stop)| match stop {
+            Stop::Timeout => TryPutError::Full(item),
+            Stop::Closed => TryPutError::Closed(item),
+            Stop::Disconnected => TryPutError::Disconnected(item),
+            Stop::Failed(e) => TryPutError::Failed(item, e),
+        })
+    }
+
+    /// Puts `item`, waiting at most `timeout` for room.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = shmproc::Queue::<u8>::new(1)?;
+    /// q.put_timeout(1, Duration::from_secs(1)).expect("room");
+    /// assert!(q.put_timeout(2, Duration::from_millis(5)).unwrap_err().is_timeout());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`PutTimeoutError`], each with the item.
+    pub fn put_timeout(&self, item: T, timeout: Duration) -> Result<(), PutTimeoutError<T>>
+    where
+        T: Serialize,
+    {
+        self.put_deadline(item, Instant::now() + timeout)
+    }
+
+    /// Puts `item`, waiting until `deadline` at most for room.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let q = shmproc::Queue::<u8>::new(1)?;
+    /// q.put_deadline(1, Instant::now() + Duration::from_secs(1)).expect("room");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`put_timeout`](Queue::put_timeout).
+    pub fn put_deadline(&self, item: T, deadline: Instant) -> Result<(), PutTimeoutError<T>>
+    where
+        T: Serialize,
+    {
+        self.put_with(item, Some(deadline), false).map_err(|(item, stop)| match stop {
+            Stop::Timeout => PutTimeoutError::Timeout(item),
+            Stop::Closed => PutTimeoutError::Closed(item),
+            Stop::Disconnected => PutTimeoutError::Disconnected(item),
+            Stop::Failed(e) => PutTimeoutError::Failed(item, e),
+        })
+    }
+
+    // -- getting ---------------------------------------------------------
+
+    /// One attempt to take a record; its tag and bytes into `out`.
+    fn try_get_record(&self, out: &mut Vec<u8>) -> Result<Option<u32>> {
+        let h = self.hdr();
+        let pos = self.pos();
+        let ring = &self.inner.ring;
+        let entry = if self.joinable() {
+            self.role(&h.consumers, &self.inner.consumer)?.and_then(|i| h.consumers.entry(i))
+        } else {
+            None
+        };
+        let _locked = take(&h.get_lock)?;
+        let mut core = ByteConsumerCore::attach(&pos);
+        // Counted before the release: a consumer killed in between is
+        // charged for an item that stays in the ring (reported as abandoned
+        // once, delivered again), never the other way round.
+        let count = || {
+            if let Some(e) = entry {
+                e.taken.fetch_add(1, Ordering::SeqCst);
+            }
+        };
+        Ok(core.pop_into_then(&pos, ring, out, count)?)
+    }
+
+    /// Gets a record into `out`, waiting until `deadline`.
+    fn get_record(&self, out: &mut Vec<u8>, deadline: Option<Instant>, nonblocking: bool) -> Result<(), Stop> {
+        let h = self.hdr();
+        self.role(&h.consumers, &self.inner.consumer)?;
+        let mut poll = LivenessPoll::new();
+        loop {
+            if let Some(tag) = self.try_get_record(out)? {
+                h.not_full.notify();
+                return self.unspill(tag, out);
+            }
+            if self.is_closed() {
+                return Err(Stop::Closed);
+            }
+            if nonblocking {
+                if self.side_gone_rate_limited(&h.producers) && self.is_empty() {
+                    return Err(Stop::Disconnected);
+                }
+                return Err(Stop::Timeout);
+            }
+            if spin_until(|| !self.is_empty() || self.is_closed()) {
+                continue;
+            }
+            let key = h.not_empty.prepare();
+            let mut woke = Wake::Woken;
+            if self.is_empty() && !self.is_closed() {
+                woke = h.not_empty.wait(key, poll.wake_at(Instant::now(), deadline));
+            }
+            h.not_empty.finish();
+            if deadline.is_some_and(|d| Instant::now() >= d) && self.is_empty() {
+                return Err(Stop::Timeout);
+            }
+            if let Wake::TimedOut = woke {
+                // A liveness-check wake-up. Dead first, then empty: a
+                // producer may publish and die.
+                if self.side_gone(&h.producers) && self.is_empty() {
+                    return Err(Stop::Disconnected);
+                }
+                poll.slower();
+            }
+        }
+    }
+
+    /// Replaces a spill reference in `out` by the message it names.
+    fn unspill(&self, tag: u32, out: &mut Vec<u8>) -> Result<(), Stop> {
+        match tag {
+            spill::TAG_INLINE => Ok(()),
+            spill::TAG_SPILL => {
+                let reference = std::mem::take(out);
+                spill::spill_in(&reference, out).map_err(Stop::Failed)
+            }
+            _ => Err(Stop::Failed(Error::Corrupt { what: "queue record tag" })),
+        }
+    }
+
+    fn get_with(&self, deadline: Option<Instant>, nonblocking: bool) -> Result<T, Stop>
+    where
+        T: DeserializeOwned,
+    {
+        let mut buf = Vec::new();
+        self.get_record(&mut buf, deadline, nonblocking)?;
+        codec::decode(&buf).map_err(Stop::Failed)
+    }
+
+    /// Takes the oldest item, waiting while the queue is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::Queue::<String>::new(0)?;
+    /// q.put("hello".into())?;
+    /// assert_eq!(q.get()?, "hello");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Closed`] once the queue is closed and drained;
+    /// [`Error::Disconnected`] if it is empty and every producer process
+    /// is gone; [`Error::Codec`] if the bytes do not decode as a `T`;
+    /// [`Error::Corrupt`] if a peer broke the queue.
+    pub fn get(&self) -> Result<T>
+    where
+        T: DeserializeOwned,
+    {
+        self.get_with(None, false).map_err(stop_error)
+    }
+
+    /// Takes the oldest item if there is one now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::TryGetError;
+    /// let q = shmproc::Queue::<u8>::new(0)?;
+    /// assert!(matches!(q.try_get(), Err(TryGetError::Empty)));
+    /// q.put(3)?;
+    /// assert_eq!(q.try_get()?, 3);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`TryGetError`].
+    #[doc(alias = "get_nowait")]
+    pub fn try_get(&self) -> Result<T, TryGetError>
+    where
+        T: DeserializeOwned,
+    {
+        self.get_with(Some(Instant::now()), true).map_err(|stop| match stop {
+            Stop::Timeout => TryGetError::Empty,
+            Stop::Closed => TryGetError::Closed,
+            Stop::Disconnected => TryGetError::Disconnected,
+            Stop::Failed(e) => TryGetError::Failed(e),
+        })
+    }
+
+    /// Takes the oldest item, waiting at most `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = shmproc::Queue::<u8>::new(0)?;
+    /// assert!(matches!(q.get_timeout(Duration::from_millis(5)), Err(shmproc::GetTimeoutError::Timeout)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`GetTimeoutError`].
+    pub fn get_timeout(&self, timeout: Duration) -> Result<T, GetTimeoutError>
+    where
+        T: DeserializeOwned,
+    {
+        self.get_deadline(Instant::now() + timeout)
+    }
+
+    /// Takes the oldest item, waiting until `deadline` at most.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let q = shmproc::Queue::<u8>::new(0)?;
+    /// q.put(1)?;
+    /// assert_eq!(q.get_deadline(Instant::now() + Duration::from_secs(1))?, 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`get_timeout`](Queue::get_timeout).
+    pub fn get_deadline(&self, deadline: Instant) -> Result<T, GetTimeoutError>
+    where
+        T: DeserializeOwned,
+    {
+        self.get_with(Some(deadline), false).map_err(|stop| match stop {
+            Stop::Timeout => GetTimeoutError::Timeout,
+            Stop::Closed => GetTimeoutError::Closed,
+            Stop::Disconnected => GetTimeoutError::Disconnected,
+            Stop::Failed(e) => GetTimeoutError::Failed(e),
+        })
+    }
+}
+
+/// Moves a dead consumer's taken-but-not-done items to the abandoned count
+/// (the swap makes it exactly once).
+fn reclaim(e: &Entry, abandoned: &AtomicU64) {
+    let n = e.taken.swap(0, Ordering::SeqCst);
+    if n != 0 {
+        abandoned.fetch_add(n, Ordering::SeqCst);
+    }
+}
+
+fn stop_error(stop: Stop) -> Error {
+    match stop {
+        Stop::Timeout => Error::Timeout,
+        Stop::Closed => Error::Closed,
+        Stop::Disconnected => Error::Disconnected,
+        Stop::Failed(e) => e,
+    }
+}
+
+/// A [`Queue`] that counts unfinished items (Python:
+/// `multiprocessing.JoinableQueue`): every `put` adds one, every
+/// [`task_done`](JoinableQueue::task_done) marks one finished, and
+/// [`join`](JoinableQueue::join) waits until all are.
+///
+/// All of [`Queue`]'s methods are available (through `Deref`). A consumer
+/// process that dies holding items it took but did not mark done does not
+/// make `join` hang: once the OS confirms the death, those items count as
+/// abandoned and `join` returns [`Error::Abandoned`].
+///
+/// `task_done` must be called by the process that took the item (items are
+/// counted per consumer process, which is how a dead consumer's items are
+/// found).
+///
+/// # Examples
+///
+/// ```
+/// fn worker(q: shmproc::JoinableQueue<u32>) {
+///     while let Ok(n) = q.get() {
+///         let _ = n * n;
+///         q.task_done().expect("one task_done per get");
+///     }
+/// }
+///
+/// let q = shmproc::JoinableQueue::new(0)?;
+/// let child = shmproc::Process::builder().daemon(true).spawn(worker, q.clone())?;
+/// for n in 0..10 {
+///     q.put(n)?;
+/// }
+/// q.join()?; // every item was taken and marked done
+/// child.terminate()?;
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub struct JoinableQueue<T> {
+    q: Queue<T>,
+}
+
+impl<T> Clone for JoinableQueue<T> {
+    fn clone(&self) -> Self {
+        JoinableQueue { q: self.q.clone() }
+    }
+}
+
+impl<T> std::fmt::Debug for JoinableQueue<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinableQueue").field("queue", &self.q).field("unfinished", &self.unfinished()).finish()
+    }
+}
+
+impl<T> std::ops::Deref for JoinableQueue<T> {
+    type Target = Queue<T>;
+    fn deref(&self) -> &Queue<T> {
+        &self.q
+    }
+}
+
+impl<T: Serialize + DeserializeOwned> JoinableQueue<T> {
+    /// A joinable queue holding at most `maxsize` items (0: as many as fit
+    /// in the default ring).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::JoinableQueue::<u8>::new(4)?;
+    /// q.put(1)?;
+    /// assert_eq!(q.unfinished(), 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Queue::new`].
+    pub fn new(maxsize: usize) -> Result<Self> {
+        Queue::builder().maxsize(maxsize).build_joinable()
+    }
+
+    /// A named joinable queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-jq-{}", std::process::id());
+    /// let q = shmproc::JoinableQueue::<u8>::create(&name, 0)?;
+    /// assert!(shmproc::JoinableQueue::<u8>::open(&name).is_ok());
+    /// # drop(q);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Queue::create`].
+    pub fn create(name: &str, maxsize: usize) -> Result<Self> {
+        Queue::builder().maxsize(maxsize).name(name).build_joinable()
+    }
+
+    /// Opens a named joinable queue.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(shmproc::JoinableQueue::<u8>::open("no-such-jq").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Queue::open`]; [`Error::InvalidArgument`] if the queue is
+    /// not joinable.
+    pub fn open(name: &str) -> Result<Self> {
+        let q = Queue::open(name)?;
+        if !q.joinable() {
+            return Err(Error::InvalidArgument { what: "the named queue is a Queue, not a JoinableQueue" });
+        }
+        Ok(JoinableQueue { q })
+    }
+}
+
+impl<T> JoinableQueue<T> {
+    /// Marks one item taken by this process as finished.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::JoinableQueue::<u8>::new(0)?;
+    /// q.put(1)?;
+    /// q.get()?;
+    /// q.task_done()?;
+    /// assert!(q.task_done().is_err()); // more task_done than gets
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if this process has no unfinished items
+    /// (Python: `ValueError: task_done() called too many times`).
+    pub fn task_done(&self) -> Result<()> {
+        let q = &self.q;
+        let h = q.hdr();
+        let too_many = Error::InvalidArgument { what: "task_done() called more times than this process took items" };
+        let i = q.inner.consumer.load(std::sync::atomic::Ordering::Relaxed);
+        if i == usize::MAX || !h.consumers.is_mine(i) {
+            return Err(too_many);
+        }
+        let e = h.consumers.entry(i).ok_or(Error::Corrupt { what: "queue registry" })?;
+        e.taken.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).map_err(|_| too_many)?;
+        h.all_done.notify();
+        Ok(())
+    }
+
+    /// Items put and not yet marked done (taken or still queued; a
+    /// snapshot). Items abandoned by dead consumers are not counted once
+    /// their deaths were noticed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::JoinableQueue::<u8>::new(0)?;
+    /// q.put(1)?;
+    /// q.put(2)?;
+    /// q.get()?;
+    /// assert_eq!(q.unfinished(), 2);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn unfinished(&self) -> u64 {
+        let h = self.q.hdr();
+        let taken: u64 = (0..crate::queue::registry::ENTRIES)
+            .filter_map(|i| h.consumers.entry(i))
+            .map(|e| e.taken.load(Ordering::SeqCst))
+            .fold(0u64, u64::saturating_add);
+        taken.saturating_add(self.q.qsize() as u64)
+    }
+
+    /// Items abandoned so far by consumers that died before `task_done`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::JoinableQueue::<u8>::new(0)?.abandoned(), 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn abandoned(&self) -> u64 {
+        self.q.hdr().abandoned.load(Ordering::SeqCst)
+    }
+
+    fn all_done(&self) -> bool {
+        self.q.is_empty() && self.unfinished() == 0
+    }
+
+    /// The outcome of a join that found every item finished.
+    fn joined(&self) -> Result<()> {
+        match self.abandoned() {
+            0 => Ok(()),
+            items => Err(Error::Abandoned { items }),
+        }
+    }
+
+    fn join_until(&self, deadline: Option<Instant>) -> Result<()> {
+        let h = self.q.hdr();
+        let mut poll = LivenessPoll::new();
+        loop {
+            if self.all_done() {
+                return self.joined();
+            }
+            let key = h.all_done.prepare();
+            let mut woke = Wake::Woken;
+            if !self.all_done() {
+                woke = h.all_done.wait(key, poll.wake_at(Instant::now(), deadline));
+            }
+            h.all_done.finish();
+            if let Wake::TimedOut = woke {
+                // Dead consumers' items become abandoned.
+                self.q.side_gone(&h.consumers);
+                poll.slower();
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) && !self.all_done() {
+                return Err(Error::Timeout);
+            }
+        }
+    }
+
+    /// Waits until every item put has been taken and marked done (or
+    /// abandoned by a consumer that died).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::JoinableQueue::<u8>::new(0)?;
+    /// q.join()?; // nothing put: returns at once
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Abandoned`] if consumers died holding items (the queue has
+    /// lost them; later joins report the same count).
+    pub fn join(&self) -> Result<()> {
+        self.join_until(None)
+    }
+
+    /// As [`join`](JoinableQueue::join), waiting at most `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let q = shmproc::JoinableQueue::<u8>::new(0)?;
+    /// q.put(1)?;
+    /// assert!(matches!(q.join_timeout(Duration::from_millis(5)), Err(shmproc::Error::Timeout)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Timeout`]; as for [`join`](JoinableQueue::join).
+    pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
+        self.join_until(Some(Instant::now() + timeout))
+    }
+}
+
+impl<T> serde::Serialize for Queue<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.inner.seg.serialize(s)
+    }
+}
+
+impl<'de, T> serde::Deserialize<'de> for Queue<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let seg = Segment::deserialize(d)?;
+        if seg.layout_identity() != (kind::QUEUE, queue_hash::<T>()) {
+            return Err(D::Error::custom(Error::LayoutMismatch {
+                expected: queue_hash::<T>(),
+                found: seg.layout_identity().1,
+            }));
+        }
+        Queue::wrap(seg).map_err(D::Error::custom)
+    }
+}
+
+impl<T> serde::Serialize for JoinableQueue<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.q.serialize(s)
+    }
+}
+
+impl<'de, T> serde::Deserialize<'de> for JoinableQueue<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let q = Queue::deserialize(d)?;
+        if !q.joinable() {
+            return Err(D::Error::custom(Error::InvalidArgument { what: "a Queue, not a JoinableQueue" }));
+        }
+        Ok(JoinableQueue { q })
+    }
+}
