@@ -1,0 +1,365 @@
+//! The public `Queue` and `JoinableQueue` API: FIFO order, the item limit,
+//! non-blocking and timed calls with their items given back, `close`,
+//! many producer and consumer threads, items of every size (spilled ones
+//! leave nothing behind), named queues, type checks, encode failures, and
+//! processes: children putting and getting, `Disconnected` once every
+//! process on the other side has exited, and `JoinableQueue::join` with
+//! consumers that finish or die.
+//!
+//! SIGKILLs at failpoints, chaos and soak runs and hostile peers are in
+//! `tests/mp/queue.rs` (RELIABILITY cases 17, 19, 35, 42, 50).
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use common::Names;
+use shmproc::{Error, GetTimeoutError, JoinableQueue, Process, PutTimeoutError, Queue, TryGetError, TryPutError};
+
+/// Every wait that should end does so long before this.
+const GUARD: Duration = Duration::from_secs(30);
+
+fn test_names(tag: &str) -> Names {
+    Names::new("queuetest", tag)
+}
+
+/// Names of spill segments this process made that are still in /dev/shm.
+fn my_spills() -> Vec<String> {
+    let prefix = format!("shmproc.spill.{}.", std::process::id());
+    std::fs::read_dir(common::SHM_DIR)
+        .expect("read /dev/shm")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|f| f.starts_with(&prefix))
+        .collect()
+}
+
+#[test]
+fn fifo_order_limit_and_non_blocking_calls() {
+    let q = Queue::<(u32, String)>::new(3).expect("queue");
+    assert!(q.is_empty() && !q.is_full());
+    for i in 0..3 {
+        q.put((i, format!("#{i}"))).expect("put");
+    }
+    assert_eq!(q.qsize(), 3);
+    assert!(q.is_full());
+    match q.try_put((9, "nine".into())) {
+        Err(TryPutError::Full(item)) => assert_eq!(item, (9, "nine".to_string())),
+        other => panic!("expected Full, got {other:?}"),
+    }
+    match q.put_timeout((8, "eight".into()), Duration::from_millis(20)) {
+        Err(PutTimeoutError::Timeout(item)) => assert_eq!(item.0, 8),
+        other => panic!("expected Timeout, got {other:?}"),
+    }
+    for i in 0..3 {
+        assert_eq!(q.try_get().expect("item"), (i, format!("#{i}")));
+    }
+    assert!(matches!(q.try_get(), Err(TryGetError::Empty)));
+    assert!(matches!(q.get_timeout(Duration::from_millis(20)), Err(GetTimeoutError::Timeout)));
+    assert!(q.is_empty());
+}
+
+#[test]
+fn a_blocked_put_resumes_when_a_get_makes_room() {
+    let q = Queue::<u64>::new(3).expect("queue");
+    for i in 0..3 {
+        q.put(i).expect("put");
+    }
+    let q2 = q.clone();
+    let t = std::thread::spawn(move || {
+        q2.put(3).expect("the 4th put waits, then lands");
+    });
+    // The 4th put is blocked (or about to be); take one item to make room.
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(q.get().expect("get"), 0);
+    t.join().expect("putter");
+    let rest: Vec<u64> = (0..3).map(|_| q.get_timeout(GUARD).expect("item")).collect();
+    assert_eq!(rest, [1, 2, 3]);
+}
+
+#[test]
+fn close_drains_then_reports_closed_and_wakes_sleepers() {
+    let q = Queue::<u8>::new(0).expect("queue");
+    let q2 = q.clone();
+    let sleeper = std::thread::spawn(move || q2.get_timeout(GUARD));
+    std::thread::sleep(Duration::from_millis(20));
+    q.close();
+    assert!(matches!(sleeper.join().expect("sleeper"), Err(GetTimeoutError::Closed)));
+    assert!(matches!(q.try_put(1), Err(TryPutError::Closed(1))));
+    assert!(matches!(q.put(1), Err(Error::Closed)));
+    assert!(q.is_closed());
+    assert!(matches!(q.get(), Err(Error::Closed)));
+}
+
+#[test]
+fn items_put_before_close_are_still_delivered() {
+    let q = Queue::<u8>::new(0).expect("queue");
+    q.put(1).expect("put");
+    q.put(2).expect("put");
+    q.close();
+    assert_eq!(q.get().expect("1"), 1);
+    assert_eq!(q.try_get().expect("2"), 2);
+    assert!(matches!(q.try_get(), Err(TryGetError::Closed)));
+}
+
+#[test]
+fn many_threads_put_and_get_every_item_exactly_once() {
+    const PRODUCERS: u64 = 4;
+    const CONSUMERS: usize = 4;
+    const EACH: u64 = 5_000;
+    let q = Queue::<(u64, u64)>::builder().capacity_bytes(4096).build().expect("queue");
+    let producers: Vec<_> = (0..PRODUCERS)
+        .map(|p| {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                for s in 0..EACH {
+                    q.put((p, s)).expect("put");
+                }
+            })
+        })
+        .collect();
+    let consumers: Vec<_> = (0..CONSUMERS)
+        .map(|_| {
+            let q = q.clone();
+            std::thread::spawn(move || {
+                let mut got = Vec::new();
+                let mut last = [None::<u64>; PRODUCERS as usize];
+                while let Ok((p, s)) = q.get_timeout(GUARD) {
+                    if (p, s) == (u64::MAX, 0) {
+                        break;
+                    }
+                    // Each producer's items arrive in its order.
+                    assert!(last[p as usize].is_none_or(|l| l < s), "order of producer {p}");
+                    last[p as usize] = Some(s);
+                    got.push((p, s));
+                }
+                got
+            })
+        })
+        .collect();
+    for p in producers {
+        p.join().expect("producer");
+    }
+    for _ in 0..CONSUMERS {
+        q.put((u64::MAX, 0)).expect("stop marker");
+    }
+    let mut seen = HashSet::new();
+    for c in consumers {
+        for item in c.join().expect("consumer") {
+            assert!(seen.insert(item), "{item:?} delivered twice");
+        }
+    }
+    assert_eq!(seen.len() as u64, PRODUCERS * EACH);
+}
+
+#[test]
+fn items_of_every_size_travel_and_spills_leave_nothing() {
+    let q = Queue::<Vec<u8>>::builder().capacity_bytes(4096).build().expect("queue");
+    let sizes = [0usize, 1, 7, 8, 100, 2039, 2040, 2041, 4096, 100_000, 3 << 20];
+    let t = {
+        let q = q.clone();
+        std::thread::spawn(move || {
+            for &n in &sizes {
+                q.put((0..n).map(|i| (i * 7 + n) as u8).collect()).expect("put");
+            }
+        })
+    };
+    for &n in &sizes {
+        let v = q.get_timeout(GUARD).expect("item");
+        assert_eq!(v.len(), n);
+        assert!(v.iter().enumerate().all(|(i, &b)| b == (i * 7 + n) as u8), "content of the {n}-byte item");
+    }
+    t.join().expect("putter");
+    assert!(my_spills().is_empty(), "spill segments left: {:?}", my_spills());
+}
+
+#[test]
+fn named_queues_open_by_name_with_type_checks() {
+    let names = test_names("named");
+    let name = names.name("q");
+    let q = Queue::<String>::create(&name, 0).expect("create");
+    let other = Queue::<String>::open(&name).expect("open");
+    other.put("from the opener".into()).expect("put");
+    assert_eq!(q.get().expect("get"), "from the opener");
+    assert!(matches!(Queue::<u32>::open(&name), Err(Error::LayoutMismatch { .. })));
+    assert!(matches!(JoinableQueue::<String>::open(&name), Err(Error::InvalidArgument { .. })));
+    assert!(matches!(Queue::<String>::create(&name, 0), Err(Error::Exists { .. })));
+    drop((q, other));
+    assert!(matches!(Queue::<String>::open(&name), Err(Error::NotFound { .. })));
+    names.finish();
+}
+
+#[test]
+fn bad_capacities_are_refused() {
+    for cap in [0usize, 1, 63, 100, 1 << 33] {
+        assert!(
+            matches!(Queue::<u8>::builder().capacity_bytes(cap).build(), Err(Error::InvalidArgument { .. })),
+            "capacity {cap}"
+        );
+    }
+}
+
+/// A value whose encoding always fails.
+struct Unencodable;
+
+impl serde::Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("this value refuses to be encoded"))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Unencodable {
+    fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+        Ok(Unencodable)
+    }
+}
+
+/// RELIABILITY case 42 (in one process): an encode failure is returned to
+/// the caller at once and the queue stays usable.
+#[test]
+fn an_item_that_fails_to_encode_is_an_error_and_nothing_is_put() {
+    #[derive(serde::Serialize, serde::Deserialize)]
+    enum Item {
+        Good(u32),
+        Bad(Unencodable),
+    }
+    let q = Queue::<Item>::new(0).expect("queue");
+    assert!(matches!(q.put(Item::Bad(Unencodable)), Err(Error::Codec { .. })));
+    match q.try_put(Item::Bad(Unencodable)) {
+        Err(TryPutError::Failed(Item::Bad(_), Error::Codec { .. })) => {}
+        other => panic!("expected Failed(Codec), got {other:?}"),
+    }
+    assert!(q.is_empty());
+    q.put(Item::Good(5)).expect("still usable");
+    assert!(matches!(q.get(), Ok(Item::Good(5))));
+}
+
+fn produce(args: (Queue<(u32, u64)>, u32, u64)) {
+    let (q, id, n) = args;
+    for s in 0..n {
+        q.put((id, s)).expect("put");
+    }
+}
+
+fn consume(args: (Queue<(u32, u64)>, Queue<Vec<(u32, u64)>>)) {
+    let (q, results) = args;
+    let mut got = Vec::new();
+    while let Ok(item) = q.get() {
+        got.push(item);
+    }
+    results.put(got).expect("report");
+}
+
+/// Two producer and two consumer processes: every item arrives exactly
+/// once, each producer's in order; when the producers have exited and the
+/// queue is drained, `get` reports `Disconnected` instead of waiting.
+#[test]
+fn processes_put_and_get_and_learn_when_producers_are_gone() {
+    const EACH: u64 = 2_000;
+    let q = Queue::<(u32, u64)>::builder().capacity_bytes(1024).build().expect("queue");
+    let results = Queue::<Vec<(u32, u64)>>::new(0).expect("results");
+    let mut consumers: Vec<_> = (0..2)
+        .map(|_| Process::spawn(consume, (q.clone(), results.clone())).expect("consumer"))
+        .collect();
+    let mut producers: Vec<_> =
+        (0..2).map(|id| Process::spawn(produce, (q.clone(), id, EACH)).expect("producer")).collect();
+    for p in &mut producers {
+        p.join_timeout(GUARD).expect("producer joined").expect("producer ok");
+    }
+    let mut seen = HashSet::new();
+    for _ in 0..2 {
+        let got = results.get_timeout(GUARD).expect("a consumer's report");
+        let mut last = [None::<u64>; 2];
+        for (id, s) in got {
+            assert!(last[id as usize].is_none_or(|l| l < s), "order of producer {id}");
+            last[id as usize] = Some(s);
+            assert!(seen.insert((id, s)), "({id}, {s}) twice");
+        }
+    }
+    assert_eq!(seen.len() as u64, 2 * EACH);
+    for c in &mut consumers {
+        c.join_timeout(GUARD).expect("consumer joined").expect("consumer ok");
+    }
+    assert!(matches!(q.get_timeout(GUARD), Err(GetTimeoutError::Disconnected)));
+}
+
+fn take_one_and_leave(q: Queue<u32>) -> u32 {
+    q.get().expect("one item")
+}
+
+/// A full queue whose only consumer process has exited: `put` reports
+/// `Disconnected` instead of waiting forever.
+#[test]
+fn put_on_a_full_queue_without_consumers_is_disconnected() {
+    let q = Queue::<u32>::new(2).expect("queue");
+    q.put(1).expect("put");
+    let mut child = Process::spawn(take_one_and_leave, q.clone()).expect("consumer");
+    assert_eq!(child.join_timeout(GUARD).expect("joined").expect("ok"), 1);
+    q.put(2).expect("room");
+    q.put(3).expect("room");
+    let start = Instant::now();
+    assert!(matches!(q.put(4), Err(Error::Disconnected)));
+    assert!(start.elapsed() < GUARD);
+    match q.put_timeout(5, GUARD) {
+        Err(PutTimeoutError::Disconnected(5)) => {}
+        other => panic!("expected Disconnected, got {other:?}"),
+    }
+}
+
+fn work(q: JoinableQueue<u64>) {
+    while let Ok(n) = q.get() {
+        std::hint::black_box(n * n);
+        q.task_done().expect("task_done");
+    }
+}
+
+#[test]
+fn joinable_queue_join_waits_for_every_task_done() {
+    let q = JoinableQueue::<u64>::new(8).expect("queue");
+    let workers: Vec<_> = (0..2)
+        .map(|_| Process::builder().daemon(true).spawn(work, q.clone()).expect("worker"))
+        .collect();
+    for n in 0..500 {
+        q.put(n).expect("put");
+    }
+    q.join_timeout(GUARD).expect("every item done");
+    assert_eq!(q.unfinished(), 0);
+    assert_eq!(q.abandoned(), 0);
+    for w in &workers {
+        w.terminate().expect("terminate");
+    }
+}
+
+#[test]
+fn task_done_more_often_than_get_is_refused() {
+    let q = JoinableQueue::<u8>::new(0).expect("queue");
+    assert!(matches!(q.task_done(), Err(Error::InvalidArgument { .. })));
+    q.put(1).expect("put");
+    assert!(matches!(q.join_timeout(Duration::from_millis(10)), Err(Error::Timeout)));
+    q.get().expect("get");
+    assert_eq!(q.unfinished(), 1);
+    q.task_done().expect("done");
+    assert!(matches!(q.task_done(), Err(Error::InvalidArgument { .. })));
+    q.join().expect("joined");
+}
+
+fn take_and_die(q: JoinableQueue<u8>) {
+    q.get().expect("item");
+    // Exits without task_done: the item is abandoned.
+}
+
+/// A consumer that exits holding an item it never marked done does not
+/// make `join` hang: it returns `Abandoned`.
+#[test]
+fn join_returns_abandoned_when_a_consumer_leaves_with_an_item() {
+    let q = JoinableQueue::<u8>::new(0).expect("queue");
+    q.put(7).expect("put");
+    let mut child = Process::spawn(take_and_die, q.clone()).expect("consumer");
+    child.join_timeout(GUARD).expect("joined").expect("ok");
+    match q.join_timeout(GUARD) {
+        Err(Error::Abandoned { items: 1 }) => {}
+        other => panic!("expected Abandoned {{ items: 1 }}, got {other:?}"),
+    }
+    assert_eq!(q.abandoned(), 1);
+    assert_eq!(q.unfinished(), 0);
+}
