@@ -5,12 +5,13 @@
 //! futexes, and every object survives the death of any process using it.
 //!
 //! This release has processes with the three start methods ([`Process`],
-//! [`StartMethod`], [`Context`]), robust synchronisation ([`Mutex`],
+//! [`StartMethod`], [`Context`]), queues ([`Queue`], [`JoinableQueue`],
+//! [`SpscRing`]), robust synchronisation ([`Mutex`],
 //! [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Condvar`],
 //! [`Event`], [`Barrier`]) and their foundation: shared-memory [`Segment`]s
 //! (named or anonymous), typed placement of pointer-free state ([`Shared`],
 //! [`Arena`], [`ShmSafe`]) and stale-object cleanup ([`cleanup_stale`]).
-//! Queues, pools and the manager build on them.
+//! Pools and the manager build on them.
 //!
 //! ```
 //! fn square(x: u64) -> u64 {
@@ -45,6 +46,9 @@
 //! | `Semaphore(n)`, `BoundedSemaphore(n)` | [`Semaphore::new(n)`](Semaphore::new), [`BoundedSemaphore::new(n)`](BoundedSemaphore::new) |
 //! | `Condition(lock)` | [`Condvar`] with a [`Mutex`]: `wait(guard)`, `notify_one`, `notify_all` |
 //! | `Event()`, `Barrier(n)` | [`Event::new()`](Event::new), [`Barrier::new(n)`](Barrier::new) |
+//! | `Queue(maxsize)` | [`Queue::new(maxsize)`](Queue::new): `put`, `get`, `try_put`/`try_get` (`put_nowait`/`get_nowait`), `put_timeout`/`get_timeout`, `qsize`, `is_empty`, `is_full`, `close` |
+//! | `JoinableQueue(maxsize)` | [`JoinableQueue::new(maxsize)`](JoinableQueue::new): also `task_done`, `join`, `join_timeout` |
+//! | `queue.Full`, `queue.Empty` | [`TryPutError::Full`] (with the item back), [`TryGetError::Empty`] |
 //! | `SharedMemory(name, create=True, size=n)` | [`Segment::create(name, n)`](Segment::create) |
 //! | `SharedMemory(name)` | [`Segment::open(name)`](Segment::open) (header checked) |
 //! | `SharedMemory(name)` on a foreign object | [`Segment::open_raw(name, access)`](Segment::open_raw) |
@@ -82,6 +86,9 @@
 //!   condition on data under a mutex: [`Condvar`]. A one-shot flag:
 //!   [`Event`]. A rendezvous of N processes: [`Barrier`] (a party that dies
 //!   breaks it instead of stranding the others).
+//! - Pass any serde value between any number of processes: [`Queue`]
+//!   (blocking, bounded, never hangs on a dead peer: [`Error::Disconnected`]);
+//!   with a count of unfinished tasks: [`JoinableQueue`].
 //! - Stream plain values (`T: Pod`) from one process to another, fastest:
 //!   [`SpscRing`] (lock-free; batches; zero-copy loans).
 //! - Bytes shared by name between unrelated processes: [`Segment`].
@@ -120,7 +127,7 @@ pub use process::handle::{ExitStatus, Process, ProcessBuilder, Task};
 #[cfg(feature = "codec")]
 pub use process::start::{Context, StartMethod, set_start_method, start_method};
 #[cfg(feature = "codec")]
-pub use queue::blocking::{DEFAULT_CAPACITY as DEFAULT_QUEUE_CAPACITY, JoinableQueue, Queue, QueueBuilder};
+pub use queue::blocking::{DEFAULT_QUEUE_CAPACITY, JoinableQueue, Queue, QueueBuilder};
 #[cfg(feature = "codec")]
 pub use queue::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
 #[cfg(feature = "codec")]

@@ -45,7 +45,7 @@ const CLOSED: u32 = 1;
 const JOINABLE: u32 = 2;
 
 /// The default ring size: 256 KiB (messages up to 128 KiB travel inline).
-pub const DEFAULT_CAPACITY: usize = 256 * 1024;
+pub const DEFAULT_QUEUE_CAPACITY: usize = 256 * 1024;
 
 /// The queue's control words at the start of its segment's payload; the
 /// ring's bytes follow at [`RING_OFFSET`].
@@ -127,7 +127,7 @@ impl<T: Serialize + DeserializeOwned> QueueBuilder<T> {
     }
 
     /// The ring's size in bytes (a power of two from 64 bytes to 4 GiB;
-    /// default [`DEFAULT_CAPACITY`]). Encoded items up to half of it travel
+    /// default [`DEFAULT_QUEUE_CAPACITY`]). Encoded items up to half of it travel
     /// inline; larger ones through a spill segment.
     ///
     /// # Examples
@@ -363,7 +363,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn builder() -> QueueBuilder<T> {
-        QueueBuilder { maxsize: 0, capacity: DEFAULT_CAPACITY, name: None, _t: PhantomData }
+        QueueBuilder { maxsize: 0, capacity: DEFAULT_QUEUE_CAPACITY, name: None, _t: PhantomData }
     }
 
     /// A named queue (see [`QueueBuilder::name`]).
