@@ -62,10 +62,12 @@ pub(crate) struct QueueHeader {
     _pad: AtomicU32,
     /// Items taken by consumers that died before `task_done`.
     abandoned: AtomicU64,
-    put_lock: RawMutex,
-    get_lock: RawMutex,
-    not_empty: RawEventCount,
-    not_full: RawEventCount,
+    // Each lock and each eventcount on a cache line of its own: producers
+    // and consumers must not bounce one line between them on every call.
+    put_lock: CachePadded<RawMutex>,
+    get_lock: CachePadded<RawMutex>,
+    not_empty: CachePadded<RawEventCount>,
+    not_full: CachePadded<RawEventCount>,
     all_done: RawEventCount,
     producers: RawRegistry,
     consumers: RawRegistry,
@@ -227,6 +229,11 @@ struct Inner {
     consumer: std::sync::atomic::AtomicUsize,
     /// When a non-blocking call last asked the OS about the other side.
     last_probe: parking_lot::Mutex<Option<Instant>>,
+    /// The consumers' and producers' positions as this process last loaded
+    /// them (under the put and get locks), so a call usually finds room or
+    /// an item without loading the other side's cache line.
+    head_hint: AtomicU64,
+    tail_hint: AtomicU64,
 }
 
 /// A multi-producer multi-consumer FIFO queue of `T` shared by processes
@@ -403,6 +410,7 @@ impl<T> Queue<T> {
     fn wrap(seg: Segment) -> Result<Self> {
         let h = seg.typed::<QueueHeader>(0)?;
         let ring = ShmBytes::in_segment(&seg, RING_OFFSET, h.capacity.load(Ordering::Relaxed))?;
+        let head = h.head.load(Ordering::Relaxed);
         let none = usize::MAX;
         Ok(Queue {
             inner: Arc::new(Inner {
@@ -411,6 +419,8 @@ impl<T> Queue<T> {
                 producer: none.into(),
                 consumer: none.into(),
                 last_probe: parking_lot::Mutex::new(None),
+                head_hint: AtomicU64::new(head),
+                tail_hint: AtomicU64::new(head),
             }),
             _t: PhantomData,
         })
@@ -610,12 +620,19 @@ impl<T> Queue<T> {
         let pos = self.pos();
         let ring = &self.inner.ring;
         let _locked = take(&h.put_lock)?;
-        let mut core = ByteProducerCore::attach(&pos);
         let maxsize = h.maxsize.load(Ordering::Relaxed);
-        if maxsize != 0 && core.messages(&pos, ring.capacity())? >= maxsize {
+        let mut core = ByteProducerCore::attach_cached(&pos, self.inner.head_hint.load(Ordering::Relaxed));
+        // The count from the hint is an upper bound; reload only if it
+        // reaches the limit.
+        if maxsize != 0 && core.messages_upper_bound() >= maxsize && core.messages(&pos, ring.capacity())? >= maxsize {
+            self.inner.head_hint.store(core.head_hint(), Ordering::Relaxed);
             return Ok(Attempt::NoRoom);
         }
-        Ok(if core.push(&pos, ring, payload, tag)? { Attempt::Done } else { Attempt::NoRoom })
+        let pushed = core.push(&pos, ring, payload, tag)?;
+        // Stored under the lock: the next holder in this process inherits
+        // the happens-before of our load (see attach_cached).
+        self.inner.head_hint.store(core.head_hint(), Ordering::Relaxed);
+        Ok(if pushed { Attempt::Done } else { Attempt::NoRoom })
     }
 
     /// Encodes `item` as the record to put: inline, or a spill reference.
@@ -800,7 +817,7 @@ impl<T> Queue<T> {
             None
         };
         let _locked = take(&h.get_lock)?;
-        let mut core = ByteConsumerCore::attach(&pos);
+        let mut core = ByteConsumerCore::attach_cached(&pos, self.inner.tail_hint.load(Ordering::Relaxed));
         // Counted before the release: a consumer killed in between is
         // charged for an item that stays in the ring (reported as abandoned
         // once, delivered again), never the other way round.
@@ -809,7 +826,9 @@ impl<T> Queue<T> {
                 e.taken.fetch_add(1, Ordering::SeqCst);
             }
         };
-        Ok(core.pop_into_then(&pos, ring, out, count)?)
+        let got = core.pop_into_then(&pos, ring, out, count)?;
+        self.inner.tail_hint.store(core.tail_hint(), Ordering::Relaxed);
+        Ok(got)
     }
 
     /// Gets a record into `out`, waiting until `deadline`.

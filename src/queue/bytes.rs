@@ -191,6 +191,20 @@ impl ByteProducerCore {
         ByteProducerCore { tail, cached_head: head }
     }
 
+    /// Takes the producer role at the published `tail`, trusting `head_hint`
+    /// (a value of `head` loaded earlier: positions only grow, so it is a
+    /// lower bound) until it shows too little room. Saves the load of a
+    /// cache line the consumer keeps writing.
+    pub(crate) fn attach_cached(pos: &Positions<'_>, head_hint: u64) -> Self {
+        ByteProducerCore { tail: pos.tail.load(Ordering::Relaxed), cached_head: head_hint }
+    }
+
+    /// The consumer position this side last loaded (a hint for the next
+    /// [`attach_cached`](Self::attach_cached)).
+    pub(crate) fn head_hint(&self) -> u64 {
+        self.cached_head
+    }
+
     /// Free bytes: at least `want` if the cached consumer position shows
     /// them, else after reloading (and checking) it.
     fn room(&mut self, pos: &Positions<'_>, cap: u64, want: u64) -> Result<u64, RingError> {
@@ -210,6 +224,12 @@ impl ByteProducerCore {
         Ok(cap - used)
     }
 
+
+    /// Messages in the ring as of the last load of the consumer's position
+    /// (an upper bound: the consumer may have taken more since).
+    pub(crate) fn messages_upper_bound(&self) -> u64 {
+        msg_distance(self.cached_head, self.tail)
+    }
 
     /// Messages in the ring now (reloads the consumer's position).
     pub(crate) fn messages(&mut self, pos: &Positions<'_>, cap: u64) -> Result<u64, RingError> {
@@ -279,6 +299,20 @@ impl ByteConsumerCore {
     pub(crate) fn attach(pos: &Positions<'_>) -> Self {
         let head = pos.head.load(Ordering::Relaxed);
         ByteConsumerCore { head, cached_tail: head }
+    }
+
+    /// Takes the consumer role at the published `head`, trusting
+    /// `tail_hint` (a value of `tail` loaded earlier) while it shows
+    /// published bytes; a hint that other consumers have passed is dropped.
+    pub(crate) fn attach_cached(pos: &Positions<'_>, tail_hint: u64) -> Self {
+        let head = pos.head.load(Ordering::Relaxed);
+        let cached_tail = if byte_distance(head, tail_hint) > MAX_CAPACITY { head } else { tail_hint };
+        ByteConsumerCore { head, cached_tail }
+    }
+
+    /// The producer position this side last loaded.
+    pub(crate) fn tail_hint(&self) -> u64 {
+        self.cached_tail
     }
 
     /// Published bytes: reloads the producer's position when the cached one
