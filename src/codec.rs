@@ -11,6 +11,12 @@ pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
     postcard::to_allocvec(value).map_err(|e| Error::Codec { message: e.to_string() })
 }
 
+/// Encodes `value` into `buf` (cleared first), reusing its allocation.
+pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, mut buf: Vec<u8>) -> Result<Vec<u8>> {
+    buf.clear();
+    postcard::to_extend(value, buf).map_err(|e| Error::Codec { message: e.to_string() })
+}
+
 /// Decodes a `T` from exactly `bytes`.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     postcard::from_bytes(bytes).map_err(|e| Error::Codec { message: e.to_string() })

@@ -227,8 +227,9 @@ struct Inner {
     /// fork child registers afresh.
     producer: std::sync::atomic::AtomicUsize,
     consumer: std::sync::atomic::AtomicUsize,
-    /// When a non-blocking call last asked the OS about the other side.
-    last_probe: parking_lot::Mutex<Option<Instant>>,
+    /// When a non-blocking put last asked the OS about the consumers, and
+    /// a non-blocking get about the producers.
+    last_probe: [parking_lot::Mutex<Option<Instant>>; 2],
     /// The consumers' and producers' positions as this process last loaded
     /// them (under the put and get locks), so a call usually finds room or
     /// an item without loading the other side's cache line.
@@ -249,7 +250,12 @@ struct Inner {
 /// (the processes that have put) all exited or were killed returns
 /// [`Error::Disconnected`] once the OS confirms it, and so does a `put` on a
 /// full queue whose consumers are all gone. A process counts as a producer
-/// from its first put, and as a consumer from its first get.
+/// from its first put (or [`register_producer`](Queue::register_producer)),
+/// and as a consumer from its first get (or
+/// [`register_consumer`](Queue::register_consumer)). So, as with a channel
+/// whose senders are all dropped, consumers that outlive every producer
+/// get `Disconnected` once the queue is drained: a loop
+/// `while let Ok(item) = q.get()` ends by itself.
 ///
 /// # Examples
 ///
@@ -418,7 +424,7 @@ impl<T> Queue<T> {
                 ring,
                 producer: none.into(),
                 consumer: none.into(),
-                last_probe: parking_lot::Mutex::new(None),
+                last_probe: [parking_lot::Mutex::new(None), parking_lot::Mutex::new(None)],
                 head_hint: AtomicU64::new(head),
                 tail_hint: AtomicU64::new(head),
             }),
@@ -551,6 +557,44 @@ impl<T> Queue<T> {
         h.all_done.notify();
     }
 
+    /// Counts this process as a producer from now on (it is counted anyway
+    /// from its first put). Consumers learn that producers are gone
+    /// ([`Error::Disconnected`]) only when every counted producer has
+    /// exited, so a process that will put later, after other producers
+    /// have finished, registers first.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::Queue::<u8>::new(0)?;
+    /// q.register_producer()?; // gets elsewhere wait for this process
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Os`] if this process's liveness token cannot be made.
+    pub fn register_producer(&self) -> Result<()> {
+        self.role(&self.hdr().producers, &self.inner.producer).map(drop)
+    }
+
+    /// Counts this process as a consumer from now on (it is counted anyway
+    /// from its first get): producers blocked on a full queue report
+    /// [`Error::Disconnected`] only when every counted consumer has exited.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::Queue::<u8>::new(0)?;
+    /// q.register_consumer()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`register_producer`](Queue::register_producer).
+    pub fn register_consumer(&self) -> Result<()> {
+        self.role(&self.hdr().consumers, &self.inner.consumer).map(drop)
+    }
+
     /// Whether [`close`](Queue::close) was called (by any process).
     ///
     /// # Examples
@@ -601,8 +645,9 @@ impl<T> Queue<T> {
     /// For non-blocking calls: whether the other side is gone, asking the
     /// OS at most once per liveness interval per handle.
     fn side_gone_rate_limited(&self, reg: &RawRegistry) -> bool {
+        let side = usize::from(std::ptr::eq(reg, &self.hdr().producers));
         {
-            let mut last = self.inner.last_probe.lock();
+            let mut last = self.inner.last_probe[side].lock();
             let now = Instant::now();
             if last.is_some_and(|t| now.duration_since(t) < LIVENESS_MAX) {
                 return false;
@@ -636,11 +681,12 @@ impl<T> Queue<T> {
     }
 
     /// Encodes `item` as the record to put: inline, or a spill reference.
-    fn record(&self, item: &T) -> Result<(Vec<u8>, u32)>
+    /// `buf` lends its allocation (a thread's reusable buffer).
+    fn record(&self, item: &T, buf: Vec<u8>) -> Result<(Vec<u8>, u32)>
     where
         T: Serialize,
     {
-        let msg = codec::encode(item)?;
+        let msg = codec::encode_into(item, buf)?;
         if msg.len() as u64 > bytes::max_message(self.inner.ring.capacity()) {
             Ok((spill::spill_out(&msg)?, spill::TAG_SPILL))
         } else {
@@ -693,19 +739,16 @@ impl<T> Queue<T> {
     where
         T: Serialize,
     {
-        let (payload, tag) = match self.record(&item) {
+        let (payload, tag) = match self.record(&item, take_buffer(&PUT_BUFFER)) {
             Ok(r) => r,
             Err(e) => return Err((item, Stop::Failed(e))),
         };
-        match self.put_record(&payload, tag, deadline, nonblocking) {
-            Ok(()) => Ok(()),
-            Err(stop) => {
-                if tag == spill::TAG_SPILL {
-                    spill::discard(&payload);
-                }
-                Err((item, stop))
-            }
+        let out = self.put_record(&payload, tag, deadline, nonblocking);
+        if out.is_err() && tag == spill::TAG_SPILL {
+            spill::discard(&payload);
         }
+        give_back(&PUT_BUFFER, payload);
+        out.map_err(|stop| (item, stop))
     }
 
     /// Puts `item`, waiting while the queue is full.
@@ -889,9 +932,11 @@ impl<T> Queue<T> {
     where
         T: DeserializeOwned,
     {
-        let mut buf = Vec::new();
-        self.get_record(&mut buf, deadline, nonblocking)?;
-        codec::decode(&buf).map_err(Stop::Failed)
+        let mut buf = take_buffer(&GET_BUFFER);
+        let out =
+            self.get_record(&mut buf, deadline, nonblocking).and_then(|()| codec::decode(&buf).map_err(Stop::Failed));
+        give_back(&GET_BUFFER, buf);
+        out
     }
 
     /// Takes the oldest item, waiting while the queue is empty.
@@ -989,6 +1034,30 @@ impl<T> Queue<T> {
             Stop::Disconnected => GetTimeoutError::Disconnected,
             Stop::Failed(e) => GetTimeoutError::Failed(e),
         })
+    }
+}
+
+thread_local! {
+    /// Each thread's encode and receive buffers, reused across calls so a
+    /// put or get of a small item allocates nothing but the item itself.
+    static PUT_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+    static GET_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Buffers larger than this are not kept between calls (a thread keeps at
+/// most two, so a stream of 1 MiB items reuses its buffers).
+const KEEP_BUFFER: usize = 2 << 20;
+
+/// Takes a thread's buffer (an empty one if a reentrant call holds it).
+fn take_buffer(slot: &'static std::thread::LocalKey<std::cell::Cell<Vec<u8>>>) -> Vec<u8> {
+    slot.try_with(std::cell::Cell::take).unwrap_or_default()
+}
+
+/// Returns a buffer for reuse (dropped if it grew too large).
+fn give_back(slot: &'static std::thread::LocalKey<std::cell::Cell<Vec<u8>>>, mut buf: Vec<u8>) {
+    if buf.capacity() <= KEEP_BUFFER {
+        buf.clear();
+        let _ = slot.try_with(|c| c.set(buf));
     }
 }
 

@@ -1035,6 +1035,7 @@ impl Segment {
     /// assert_eq!(seg.as_ptr() as usize % 128, 0); // the payload is 128-byte aligned
     /// # Ok::<(), shmproc::Error>(())
     /// ```
+    #[inline]
     pub fn as_ptr(&self) -> *mut u8 {
         let off = if self.inner.headed { HEADER_SIZE } else { 0 };
         self.inner.map.ptr().wrapping_add(off)
@@ -1201,6 +1202,7 @@ impl Segment {
     /// # Errors
     /// [`Error::InvalidArgument`] if out of bounds, misaligned, or the
     /// segment is read-only (a store would fault).
+    #[inline]
     pub fn typed<T: ShmSafe>(&self, offset: usize) -> Result<&T> {
         let s = self.slice::<T>(offset, 1)?;
         Ok(&s[0])
@@ -1222,21 +1224,35 @@ impl Segment {
     ///
     /// # Errors
     /// As for [`typed`](Segment::typed).
+    #[inline]
     pub fn slice<T: ShmSafe>(&self, offset: usize, n: usize) -> Result<&[T]> {
-        if !self.inner.writable {
-            return Err(Error::InvalidArgument { what: "typed access needs a writable mapping" });
-        }
-        let bytes = core::mem::size_of::<T>()
-            .checked_mul(n)
-            .ok_or(Error::InvalidArgument { what: "slice length overflows" })?;
-        self.bounds(offset, bytes)?;
+        // Hot (every access of a shared primitive's state): no error value is
+        // built unless a check fails.
+        let bytes = core::mem::size_of::<T>().checked_mul(n);
         let ptr = self.as_ptr().wrapping_add(offset);
-        if !(ptr as usize).is_multiple_of(core::mem::align_of::<T>()) {
-            return Err(Error::InvalidArgument { what: "misaligned offset for this type" });
+        let fine = self.inner.writable
+            && bytes.and_then(|b| offset.checked_add(b)).is_some_and(|end| end <= self.inner.payload_len)
+            && (ptr as usize).is_multiple_of(core::mem::align_of::<T>());
+        if !fine {
+            return Err(self.slice_error::<T>(offset, n));
         }
         // SAFETY: ptr..ptr + n * size_of::<T>() is in the live, writable payload and aligned (both checked above);
         // T: ShmSafe is valid for any bits and interior-mutable, so sharing it with writers is sound; borrows `self`.
         Ok(unsafe { std::slice::from_raw_parts(ptr.cast::<T>(), n) })
+    }
+
+    #[cold]
+    fn slice_error<T>(&self, offset: usize, n: usize) -> Error {
+        if !self.inner.writable {
+            return Error::InvalidArgument { what: "typed access needs a writable mapping" };
+        }
+        let Some(bytes) = core::mem::size_of::<T>().checked_mul(n) else {
+            return Error::InvalidArgument { what: "slice length overflows" };
+        };
+        if let Err(e) = self.bounds(offset, bytes) {
+            return e;
+        }
+        Error::InvalidArgument { what: "misaligned offset for this type" }
     }
 
     /// The descriptor (for handing the segment to a child).
