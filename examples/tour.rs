@@ -1,16 +1,17 @@
 //! A tour of shmproc: named and anonymous segments shared with child
 //! processes, a shared atomic counter, a 64 MiB transfer against an OS pipe,
 //! cleanup after a creator killed with SIGKILL, shmproc's own child
-//! processes under each start method, a lock whose holder is killed, and a
-//! stream of a million values through a lock-free ring.
+//! processes under each start method, a lock whose holder is killed, a
+//! stream of a million values through a lock-free ring, and strings through
+//! a `Queue` next to an OS pipe.
 //!
 //! Run it with `cargo run --release --example tour`.
 //!
 //! In sections 1 to 5 the children are started by hand: this same program,
 //! re-executed with `SHMPROC_TOUR_ROLE` set, so the segments are seen by
-//! processes that share nothing else with the parent. Sections 6 to 8 use
-//! [`shmproc::Process`]. Each section is one function; `main` runs them in
-//! order.
+//! processes that share nothing else with the parent. Sections 6 to 9 use
+//! [`shmproc::Process`] (section 9's pipe writer is again started by hand).
+//! Each section is one function; `main` runs them in order.
 
 use std::error::Error;
 use std::fs::File;
@@ -21,7 +22,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use shmproc::{Context, Event, LockError, Mutex, Process, Segment, Shared, SpscRing, StartMethod};
+use shmproc::{Context, Event, LockError, Mutex, Process, Queue, Segment, Shared, SpscRing, StartMethod};
 
 type Result<T = (), E = Box<dyn Error>> = std::result::Result<T, E>;
 
@@ -58,6 +59,7 @@ fn main() -> Result {
     processes()?;
     killed_holder()?;
     ring_stream()?;
+    queue_stream()?;
     println!();
     println!("tour finished in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
@@ -76,6 +78,7 @@ fn child_main(role: &str) -> Result {
         "counter" => counter_child(),
         "sink" => sink_child(),
         "crasher" => crasher_child(),
+        "pipe_writer" => pipe_writer_child(),
         other => Err(format!("unknown {ROLE_ENV}={other:?}").into()),
     }
 }
@@ -487,5 +490,84 @@ fn ring_stream() -> Result {
         return Err("the stream lost or duplicated values".into());
     }
     println!("parent {me}: every value arrived once, in order of the sum 1 + 2 + ... + {STREAM}");
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 9. Strings through a Queue, next to an OS pipe
+
+/// Strings sent in section 9, each way.
+const MESSAGES: u32 = 100_000;
+
+/// Message `i` of section 9.
+fn message(i: u32) -> String {
+    format!("message {i}")
+}
+
+/// Puts the section's strings into the queue.
+fn put_messages(q: Queue<String>) -> u32 {
+    for i in 0..MESSAGES {
+        q.put(message(i)).expect("put a string");
+    }
+    MESSAGES
+}
+
+/// Takes `MESSAGES` strings from `next`, checking each; returns the rate
+/// from the first one to the last (the child's start is not counted).
+fn receive_all(mut next: impl FnMut() -> Result<String>) -> Result<f64> {
+    let mut started = Instant::now();
+    for i in 0..MESSAGES {
+        let s = next()?;
+        if s != message(i) {
+            return Err(format!("string {i} arrived as {s:?}").into());
+        }
+        if i == 0 {
+            started = Instant::now();
+        }
+    }
+    Ok(f64::from(MESSAGES - 1) / started.elapsed().as_secs_f64())
+}
+
+fn queue_stream() -> Result {
+    heading("9. A Queue<String> between two processes, next to an OS pipe");
+    let me = std::process::id();
+    let q = Queue::<String>::new(0)?;
+    let mut producer = Process::spawn(put_messages, q.clone())?;
+    let queue_rate = receive_all(|| Ok(q.get()?))?;
+    let sent = producer.join()?;
+    println!("parent {me}: got {sent} strings from child {} through the Queue, each as sent", producer.pid());
+
+    // The same strings from a child writing length-prefixed frames into a
+    // pipe, one write per string (a queue delivers each at once, too).
+    let mut writer = child("pipe_writer")?.stdout(Stdio::piped()).spawn()?;
+    let mut rx = BufReader::new(writer.stdout.take().ok_or("no stdout pipe")?);
+    let pipe_rate = receive_all(|| {
+        let mut len = [0u8; 4];
+        rx.read_exact(&mut len)?;
+        let mut bytes = vec![0u8; u32::from_le_bytes(len) as usize];
+        rx.read_exact(&mut bytes)?;
+        Ok(String::from_utf8(bytes)?)
+    })?;
+    check_exit("the pipe writer", writer.wait()?)?;
+    println!("parent {me}: got {MESSAGES} strings from child {} through a pipe, each as sent", writer.id());
+    println!(
+        "Queue: {:.2} M strings/s; pipe: {:.2} M strings/s (one short run, timed from the first string to the \
+         last; `cargo bench --bench queue` measures properly)",
+        queue_rate / 1e6,
+        pipe_rate / 1e6
+    );
+    Ok(())
+}
+
+fn pipe_writer_child() -> Result {
+    let mut tx = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+    let mut frame = Vec::new();
+    for i in 0..MESSAGES {
+        let s = message(i);
+        frame.clear();
+        frame.extend_from_slice(&u32::try_from(s.len())?.to_le_bytes());
+        frame.extend_from_slice(s.as_bytes());
+        tx.write_all(&frame)?;
+    }
     Ok(())
 }

@@ -108,6 +108,7 @@ fn tour_runs_and_reports_each_section() {
         "== 6. Processes: children under each start method",
         "== 7. Locks survive a killed holder",
         "== 8. Streaming values through a lock-free ring",
+        "== 9. A Queue<String> between two processes, next to an OS pipe",
     ] {
         assert!(out.stdout.contains(heading), "missing section {heading:?}\n{all}");
     }
@@ -136,6 +137,12 @@ fn tour_runs_and_reports_each_section() {
         ": received 1000000 of 1000000 values from child",
         "sum 500000500000",
         "every value arrived once",
+        ": got 100000 strings from child ",
+        " through the Queue, each as sent",
+        " through a pipe, each as sent",
+        "Queue: ",
+        " M strings/s; pipe: ",
+        "(one short run, timed from the first string to the last;",
         "tour finished in",
     ] {
         assert!(out.stdout.contains(line), "missing {line:?}\n{all}");
@@ -276,4 +283,60 @@ fn condvar_producer_consumer() {
     for line in consumers {
         assert!(line.ends_with("each after the one before: true"), "{line}\n{}", out.all());
     }
+}
+
+#[test]
+fn queue_basics() {
+    let out = run_clean("queue_basics");
+    let child = out.number_after("the child ");
+    for n in 1..=3 {
+        out.assert_contains(&[&format!(": get() -> \"hello {n} from pid {child}\"")]);
+    }
+    out.assert_contains(&[
+        ": try_get() -> Empty; is_empty() = true",
+        ": try_put 0, 1, 2: qsize() = 3, is_full() = true",
+        ": try_put(3) -> Full, item 3 given back",
+        ": sees qsize() = 3, is_full() = true",
+        ": get() -> 0\n",
+        ": put(3) returned after ",
+        ": the child took 0; qsize() = 3, is_full() = true",
+        ": put_timeout(4, 100 ms) on a full queue -> Timeout after ",
+        ": get_timeout(100 ms) -> [1, 2, 3], then Timeout after ",
+        ": qsize() = 0, is_empty() = true, is_full() = false, maxsize() = 3",
+        ": put 10..15, then close(); is_closed() = true",
+        ": put(15) after close -> the queue or pipe was closed",
+        ": got [10, 11, 12, 13, 14], then get() -> the queue or pipe was closed",
+        "every item arrived once, in order",
+    ]);
+    // The child looked at the full queue before its get() made room for
+    // the parent's blocked put(3).
+    let seen = out.stdout.find(": sees qsize() = 3").expect("checked above");
+    let returned = out.stdout.find(": put(3) returned after ").expect("checked above");
+    assert!(seen < returned, "put(3) returned before the child made room\n{}", out.all());
+}
+
+#[test]
+fn producer_consumer() {
+    let out = run_clean("producer_consumer");
+    out.assert_contains(&[
+        "-- 1 producer, 1 consumer, None as the end-of-stream marker --",
+        ": put 10 lines, then None",
+        ": got 10 lines, then None: \"line 1\" .. \"line 10\"",
+        "every line arrived once, in order; the consumer stopped at the marker",
+        "-- 2 producers, 2 daemon consumers, a JoinableQueue --",
+        "producer 0 (pid ",
+        "producer 1 (pid ",
+        "join() returned: every task was marked done (unfinished() = 0)",
+        "all 20 results arrived; each task was done exactly once",
+    ]);
+    assert_eq!(out.stdout.matches(": put 10 tasks\n").count(), 2, "both producers report\n{}", out.all());
+    let stopped = out.stdout.matches(": is_alive() = false, exitcode() = signal 15 (SIGTERM)\n").count();
+    assert_eq!(stopped, 2, "both consumers terminated\n{}", out.all());
+    let done: u32 = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("consumer pid ") && l.ends_with(" tasks"))
+        .map(|l| l.rsplit(' ').nth(1).and_then(|n| n.parse().ok()).unwrap_or(0))
+        .sum();
+    assert_eq!(done, 20, "the consumers' counts add up to every task\n{}", out.all());
 }
