@@ -258,9 +258,8 @@ fn processes_put_and_get_and_learn_when_producers_are_gone() {
     const EACH: u64 = 2_000;
     let q = Queue::<(u32, u64)>::builder().capacity_bytes(1024).build().expect("queue");
     let results = Queue::<Vec<(u32, u64)>>::new(0).expect("results");
-    let mut consumers: Vec<_> = (0..2)
-        .map(|_| Process::spawn(consume, (q.clone(), results.clone())).expect("consumer"))
-        .collect();
+    let mut consumers: Vec<_> =
+        (0..2).map(|_| Process::spawn(consume, (q.clone(), results.clone())).expect("consumer")).collect();
     let mut producers: Vec<_> =
         (0..2).map(|id| Process::spawn(produce, (q.clone(), id, EACH)).expect("producer")).collect();
     for p in &mut producers {
@@ -316,9 +315,8 @@ fn work(q: JoinableQueue<u64>) {
 #[test]
 fn joinable_queue_join_waits_for_every_task_done() {
     let q = JoinableQueue::<u64>::new(8).expect("queue");
-    let workers: Vec<_> = (0..2)
-        .map(|_| Process::builder().daemon(true).spawn(work, q.clone()).expect("worker"))
-        .collect();
+    let workers: Vec<_> =
+        (0..2).map(|_| Process::builder().daemon(true).spawn(work, q.clone()).expect("worker")).collect();
     for n in 0..500 {
         q.put(n).expect("put");
     }
