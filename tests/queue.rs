@@ -361,3 +361,18 @@ fn join_returns_abandoned_when_a_consumer_leaves_with_an_item() {
     assert_eq!(q.abandoned(), 1);
     assert_eq!(q.unfinished(), 0);
 }
+
+fn put_big_and_leave(q: Queue<Vec<u8>>) {
+    q.put(vec![5; 100_000]).expect("put a spilled item");
+}
+
+/// A spilled item whose producer has exited survives `cleanup_stale`: its
+/// spill segment counts as the queue creator's, who is alive.
+#[test]
+fn spilled_items_of_exited_producers_survive_cleanup_stale() {
+    let q = Queue::<Vec<u8>>::builder().capacity_bytes(4096).build().expect("queue");
+    let mut child = Process::spawn(put_big_and_leave, q.clone()).expect("producer");
+    child.join_timeout(GUARD).expect("joined").expect("ok");
+    shmproc::cleanup_stale().expect("cleanup_stale");
+    assert_eq!(q.get_timeout(GUARD).expect("the item is still there"), vec![5; 100_000]);
+}

@@ -62,6 +62,11 @@ pub(crate) struct QueueHeader {
     _pad: AtomicU32,
     /// Items taken by consumers that died before `task_done`.
     abandoned: AtomicU64,
+    /// The creating process's liveness token: spill segments are recorded
+    /// as its, so they count as stale only once the queue's creator died.
+    creator_nonce: AtomicU64,
+    creator_pid: AtomicU32,
+    _pad2: AtomicU32,
     // Each lock and each eventcount on a cache line of its own: producers
     // and consumers must not bounce one line between them on every call.
     put_lock: CachePadded<RawMutex>,
@@ -208,6 +213,9 @@ impl<T: Serialize + DeserializeOwned> QueueBuilder<T> {
             h.capacity.store(cap, Ordering::Relaxed);
             h.maxsize.store(self.maxsize as u64, Ordering::Relaxed);
             h.flags.store(flags, Ordering::Relaxed);
+            let me = crate::sys::token::current().map_err(|e| Error::os("create liveness token", e))?;
+            h.creator_pid.store(me.pid, Ordering::Relaxed);
+            h.creator_nonce.store(me.nonce, Ordering::Relaxed);
             Ok(())
         };
         let seg = match &self.name {
@@ -323,18 +331,39 @@ impl From<crate::queue::spsc::RingError> for Stop {
     }
 }
 
-/// Takes one of the queue's robust locks. A dead holder is taken over: the
-/// ring's positions are published by single stores, so whatever it was
-/// doing is either fully visible or not at all.
-fn take(lock: &RawMutex) -> Result<LockedBy<'_>> {
-    match lock.lock(None) {
-        Ok(Acquired::Clean) => Ok(LockedBy(lock)),
+/// How long a non-blocking call waits for a busy queue lock.
+const TRY_LOCK_WAIT: Duration = Duration::from_millis(1);
+
+/// How long a call may wait for one of the queue's locks.
+#[derive(Debug, Clone, Copy)]
+enum LockWait {
+    /// Briefly (non-blocking calls: another process's put or get in
+    /// progress is not "full" or "empty", but a stopped holder must not
+    /// make `try_put` block).
+    No,
+    /// Until the call's deadline (forever if `None`).
+    Until(Option<Instant>),
+}
+
+/// Takes one of the queue's robust locks; `None` if it is busy and the wait
+/// allows no more (a stopped holder must not make `try_put` block). A dead
+/// holder is taken over: the ring's positions are published by single
+/// stores, so whatever it was doing is either fully visible or not at all.
+fn take(lock: &RawMutex, wait: LockWait) -> Result<Option<LockedBy<'_>>> {
+    let got = match wait {
+        LockWait::No => lock.lock(Some(Instant::now() + TRY_LOCK_WAIT)),
+        LockWait::Until(deadline) => lock.lock(deadline),
+    };
+    match got {
+        Ok(Acquired::Clean) => Ok(Some(LockedBy(lock))),
         Ok(Acquired::OwnerDied) => {
             lock.mark_consistent();
-            Ok(LockedBy(lock))
+            Ok(Some(LockedBy(lock)))
         }
+        Err(Fail::WouldBlock | Fail::Timeout) => Ok(None),
         Err(Fail::Os(e)) => Err(Error::os("liveness token", e)),
-        Err(_) => Err(Error::Corrupt { what: "queue lock" }),
+        Err(Fail::Deadlock) => Err(Error::Deadlock),
+        Err(Fail::NotRecoverable) => Err(Error::Corrupt { what: "queue lock" }),
     }
 }
 
@@ -660,11 +689,11 @@ impl<T> Queue<T> {
     // -- putting ---------------------------------------------------------
 
     /// One attempt to put an encoded record.
-    fn try_put_record(&self, payload: &[u8], tag: u32) -> Result<Attempt> {
+    fn try_put_record(&self, payload: &[u8], tag: u32, wait: LockWait) -> Result<Attempt> {
         let h = self.hdr();
         let pos = self.pos();
         let ring = &self.inner.ring;
-        let _locked = take(&h.put_lock)?;
+        let Some(_locked) = take(&h.put_lock, wait)? else { return Ok(Attempt::NoRoom) };
         let maxsize = h.maxsize.load(Ordering::Relaxed);
         let mut core = ByteProducerCore::attach_cached(&pos, self.inner.head_hint.load(Ordering::Relaxed));
         // The count from the hint is an upper bound; reload only if it
@@ -688,7 +717,12 @@ impl<T> Queue<T> {
     {
         let msg = codec::encode_into(item, buf)?;
         if msg.len() as u64 > bytes::max_message(self.inner.ring.capacity()) {
-            Ok((spill::spill_out(&msg)?, spill::TAG_SPILL))
+            let h = self.hdr();
+            let owner = crate::sys::token::Token {
+                pid: h.creator_pid.load(Ordering::Relaxed),
+                nonce: h.creator_nonce.load(Ordering::Relaxed),
+            };
+            Ok((spill::spill_out_for(&msg, (owner.nonce != 0).then_some(owner))?, spill::TAG_SPILL))
         } else {
             Ok((msg, spill::TAG_INLINE))
         }
@@ -703,7 +737,8 @@ impl<T> Queue<T> {
             if self.is_closed() {
                 return Err(Stop::Closed);
             }
-            if let Attempt::Done = self.try_put_record(payload, tag)? {
+            let wait = if nonblocking { LockWait::No } else { LockWait::Until(deadline) };
+            if let Attempt::Done = self.try_put_record(payload, tag, wait)? {
                 h.not_empty.notify();
                 return Ok(());
             }
@@ -850,7 +885,7 @@ impl<T> Queue<T> {
     // -- getting ---------------------------------------------------------
 
     /// One attempt to take a record; its tag and bytes into `out`.
-    fn try_get_record(&self, out: &mut Vec<u8>) -> Result<Option<u32>> {
+    fn try_get_record(&self, out: &mut Vec<u8>, wait: LockWait) -> Result<Option<u32>> {
         let h = self.hdr();
         let pos = self.pos();
         let ring = &self.inner.ring;
@@ -859,7 +894,7 @@ impl<T> Queue<T> {
         } else {
             None
         };
-        let _locked = take(&h.get_lock)?;
+        let Some(_locked) = take(&h.get_lock, wait)? else { return Ok(None) };
         let mut core = ByteConsumerCore::attach_cached(&pos, self.inner.tail_hint.load(Ordering::Relaxed));
         // Counted before the release: a consumer killed in between is
         // charged for an item that stays in the ring (reported as abandoned
@@ -880,7 +915,8 @@ impl<T> Queue<T> {
         self.role(&h.consumers, &self.inner.consumer)?;
         let mut poll = LivenessPoll::new();
         loop {
-            if let Some(tag) = self.try_get_record(out)? {
+            let wait = if nonblocking { LockWait::No } else { LockWait::Until(deadline) };
+            if let Some(tag) = self.try_get_record(out, wait)? {
                 h.not_full.notify();
                 return self.unspill(tag, out);
             }

@@ -224,7 +224,6 @@ impl ByteProducerCore {
         Ok(cap - used)
     }
 
-
     /// Messages in the ring as of the last load of the consumer's position
     /// (an upper bound: the consumer may have taken more since).
     pub(crate) fn messages_upper_bound(&self) -> u64 {
@@ -234,7 +233,14 @@ impl ByteProducerCore {
     /// Messages in the ring now (reloads the consumer's position).
     pub(crate) fn messages(&mut self, pos: &Positions<'_>, cap: u64) -> Result<u64, RingError> {
         self.room(pos, cap, u64::MAX)?;
-        Ok(msg_distance(self.cached_head, self.tail))
+        let n = msg_distance(self.cached_head, self.tail);
+        // Every message takes at least a header's bytes: a larger count is
+        // garbage (the consumer checks the same in `available`), not a full
+        // ring; taken as full it makes a blocked put spin forever.
+        if n > byte_distance(self.cached_head, self.tail) / HEADER {
+            return Err(RingError::Corrupt);
+        }
+        Ok(n)
     }
 
     /// Reserves room for a `len`-byte payload (`len <= max_message`), or
@@ -250,15 +256,20 @@ impl ByteProducerCore {
         debug_assert!(len <= max_message(cap));
         let need = record_size(len);
         let start = bytes(self.tail) & (cap - 1);
+        // `tail` was loaded from shared memory: a misaligned one is garbage,
+        // and would put a header off its word, up to 5 bytes past the end.
+        if !start.is_multiple_of(8) {
+            return Err(RingError::Corrupt);
+        }
         let to_end = cap - start;
         let pad = if need > to_end { to_end } else { 0 };
         if self.room(pos, cap, pad + need)? < pad + need {
             return Ok(None);
         }
         if pad > 0 {
-            // SAFETY: `start` is 8-aligned (every record size is a multiple
-            // of 8) and start + 8 <= cap (to_end >= 8); the bytes from tail
-            // on are free (room checked) and unpublished.
+            // SAFETY: `start` is 8-aligned (checked above) and start + 8 <=
+            // cap (to_end >= 8); the bytes from tail on are free (room
+            // checked) and unpublished.
             unsafe { slots.write_header(start, (pad - HEADER) as u32, PAD) };
         }
         Ok(Some(WriteSpan { pad, rec: (start + pad) & (cap - 1), max: len }))

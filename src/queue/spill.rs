@@ -3,10 +3,12 @@
 //! small reference (length and name) into the ring; the receiver opens the
 //! segment, copies the message out and unlinks the name.
 //!
-//! A sender killed before it published the reference leaves a segment whose
-//! creator is dead, which [`cleanup_stale`](crate::cleanup_stale) removes. A
-//! receiver killed between reading the reference and unlinking leaves the
-//! segment until its creator has exited and a cleanup runs.
+//! A spill segment records the channel's creator as its own creator, so
+//! [`cleanup_stale`](crate::cleanup_stale) removes it only once the channel's
+//! creator is dead, never while the message waits in a live channel. A
+//! sender killed before it published the reference, or a receiver killed
+//! between reading the reference and unlinking, leaves the segment until the
+//! channel's creator has exited and a cleanup runs.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,11 +26,23 @@ const MAX_NAME: usize = 96;
 /// Writes `msg` into a new spill segment and returns the reference to put
 /// into the ring: the message length (8 bytes, LE) then the name.
 pub(crate) fn spill_out(msg: &[u8]) -> Result<Vec<u8>> {
+    spill_out_for(msg, None)
+}
+
+/// As [`spill_out`], recording `owner` as the segment's creator: the
+/// segment then counts as stale for [`cleanup_stale`](crate::cleanup_stale)
+/// only once `owner` (the channel's creator) is dead, not as soon as the
+/// sending process exits while the message waits in the channel.
+pub(crate) fn spill_out_for(msg: &[u8], owner: Option<crate::sys::token::Token>) -> Result<Vec<u8>> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nonce = crate::sys::token::random_u64().map_err(|e| Error::os("getrandom", e))?;
     let name =
         format!("spill.{}.{}.{:016x}", crate::sys::process::pid(), COUNTER.fetch_add(1, Ordering::Relaxed), nonce);
-    let seg = Segment::builder().name(&name).size(msg.len().max(1)).keep_name(true).create()?;
+    let mut b = Segment::builder().name(&name).size(msg.len().max(1)).keep_name(true);
+    if let Some(owner) = owner {
+        b = b.on_behalf_of(owner);
+    }
+    let seg = b.create()?;
     seg.write_at(0, msg)?;
     let mut r = Vec::with_capacity(8 + name.len());
     r.extend_from_slice(&(msg.len() as u64).to_le_bytes());
@@ -49,7 +63,12 @@ pub(crate) fn spill_in(reference: &[u8], out: &mut Vec<u8>) -> Result<()> {
     if !name.starts_with("spill.") {
         return Err(corrupt);
     }
-    let seg = Segment::open(name)?;
+    // A reference that names nothing (a replayed or invented one) is as
+    // corrupt as any other bad record.
+    let seg = Segment::open(name).map_err(|e| match e {
+        Error::Os { .. } | Error::PermissionDenied { .. } => e,
+        _ => Error::Corrupt { what: "spill reference names no spill segment" },
+    })?;
     let len = usize::try_from(len).ok().filter(|&l| l <= seg.len()).ok_or(corrupt)?;
     out.clear();
     out.resize(len, 0);

@@ -170,6 +170,9 @@ pub struct SegmentBuilder {
     keep_name: bool,
     kind: u32,
     layout_hash: u64,
+    /// The liveness token to record as the creator instead of this
+    /// process's (a spill segment lives as long as its queue's creator).
+    creator: Option<Token>,
 }
 
 impl Default for SegmentBuilder {
@@ -183,6 +186,7 @@ impl Default for SegmentBuilder {
             keep_name: false,
             kind: kind::RAW,
             layout_hash: 0,
+            creator: None,
         }
     }
 }
@@ -290,6 +294,13 @@ impl SegmentBuilder {
         self
     }
 
+    /// Records `creator` as the segment's creator (whose death makes the
+    /// segment stale for [`cleanup_stale`]) instead of this process.
+    pub(crate) fn on_behalf_of(mut self, creator: Token) -> Self {
+        self.creator = Some(creator);
+        self
+    }
+
     pub(crate) fn typed(mut self, kind: u32, layout_hash: u64) -> Self {
         self.kind = kind;
         self.layout_hash = layout_hash;
@@ -332,6 +343,7 @@ impl SegmentBuilder {
         let dir = DirRef::open(self.dir.as_deref())?;
         let d = dir.get()?;
         let me = token::current().map_err(|e| Error::os("create liveness token", e))?;
+        let me = self.creator.unwrap_or(me);
         let fd = d.create_unnamed().map_err(|e| match e.raw_os_error() {
             Some(libc::EOPNOTSUPP) | Some(libc::EISDIR) => {
                 Error::Unsupported { what: "O_TMPFILE in the shared-memory directory" }
@@ -1069,6 +1081,12 @@ impl Segment {
     /// ```
     pub fn creator_pid(&self) -> Option<u32> {
         self.inner.creator.map(|t| t.pid)
+    }
+
+    /// The creator's liveness token as recorded in the header (named
+    /// segments made by shmproc).
+    pub(crate) fn creator_token(&self) -> Option<Token> {
+        self.inner.creator
     }
 
     /// Whether the creator is alive. `false` only when the kernel confirms
