@@ -78,6 +78,26 @@ pub(crate) fn messages_between(head: u64, tail: u64, capacity: u64) -> u64 {
     if n > capacity / HEADER || byte_distance(head, tail) > capacity { 0 } else { n }
 }
 
+/// Whether a position pair shows a published message (for a waiter's
+/// lock-free check; padding is published only together with the record
+/// after it, so any published byte means a message).
+pub(crate) fn has_message(head: u64, tail: u64) -> bool {
+    bytes(head) != bytes(tail)
+}
+
+/// Whether a `len`-byte message (`len <= max_message`) would fit behind
+/// `tail` now (for a waiter's lock-free check; the push itself decides).
+pub(crate) fn fits(head: u64, tail: u64, capacity: u64, len: u64) -> bool {
+    let used = byte_distance(head, tail);
+    if used > capacity {
+        return true; // garbage: let the push report it
+    }
+    let start = bytes(tail) & (capacity - 1);
+    let need = record_size(len);
+    let pad = if need > capacity - start { capacity - start } else { 0 };
+    capacity - used >= pad + need
+}
+
 /// Bytes between two positions as seen by anyone (clamped).
 pub(crate) fn bytes_between(head: u64, tail: u64, capacity: u64) -> u64 {
     let n = byte_distance(head, tail);
@@ -222,6 +242,12 @@ impl ByteProducerCore {
         debug_assert!(len <= max_message(cap));
         let need = record_size(len);
         let start = bytes(self.tail) & (cap - 1);
+        // Our tail was loaded from shared memory on attach: a peer may have
+        // left it misaligned, and a misaligned start would put a header
+        // across an 8-byte boundary (or past the buffer end, to_end < 8).
+        if !start.is_multiple_of(8) {
+            return Err(RingError::Corrupt);
+        }
         let to_end = cap - start;
         let pad = if need > to_end { to_end } else { 0 };
         if self.room(pos, cap, pad + need)? < pad + need {
@@ -548,5 +574,43 @@ pub(crate) mod tests {
         t.store(16 | (1 << 40), Ordering::Relaxed);
         h.store(1 << 30, Ordering::Relaxed);
         assert_eq!(p.messages(&pos, 64), Err(RingError::Corrupt));
+    }
+
+    /// A producer that attaches to a misaligned tail (a peer's garbage)
+    /// refuses to write: a header there would straddle words or run past
+    /// the buffer end.
+    #[test]
+    fn misaligned_tail_is_corrupt() {
+        let (h, t) = positions();
+        let pos = Positions { head: &h, tail: &t };
+        let s = HeapBytes::new(64);
+        for bad in [60u64, 4, 63, 1] {
+            h.store(bad, Ordering::Relaxed);
+            t.store(bad, Ordering::Relaxed);
+            let mut p = ByteProducerCore::attach(&pos);
+            assert_eq!(p.push(&pos, &s, &[1; 8], 1), Err(RingError::Corrupt), "tail {bad}");
+            assert_eq!(p.reserve(&pos, &s, 0), Err(RingError::Corrupt), "tail {bad}");
+        }
+    }
+
+    #[test]
+    fn fits_and_has_message_agree_with_push() {
+        let (h, t) = positions();
+        let pos = Positions { head: &h, tail: &t };
+        let s = HeapBytes::new(128);
+        let mut p = ByteProducerCore::attach(&pos);
+        let mut c = ByteConsumerCore::attach(&pos);
+        let mut out = Vec::new();
+        for round in 0..200u64 {
+            let len = (round * 13) % (max_message(128) + 1);
+            let (hd, tl) = (h.load(Ordering::Relaxed), t.load(Ordering::Relaxed));
+            let predicted = fits(hd, tl, 128, len);
+            assert_eq!(p.push(&pos, &s, &vec![7; len as usize], 1).expect("ok"), predicted, "round {round}");
+            assert!(has_message(h.load(Ordering::Relaxed), t.load(Ordering::Relaxed)));
+            if round % 3 == 0 {
+                while c.pop_into(&pos, &s, &mut out).expect("ok").is_some() {}
+                assert!(!has_message(h.load(Ordering::Relaxed), t.load(Ordering::Relaxed)));
+            }
+        }
     }
 }

@@ -8,6 +8,7 @@ pub(crate) mod error;
 pub(crate) mod eventcount;
 pub(crate) mod mpmc;
 pub(crate) mod registry;
+pub(crate) mod role;
 pub(crate) mod spill;
 pub(crate) mod spsc;
 
