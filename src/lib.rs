@@ -102,6 +102,8 @@ mod codec;
 mod error;
 mod loom;
 #[cfg(feature = "codec")]
+mod pipe;
+#[cfg(feature = "codec")]
 mod process;
 #[cfg(feature = "codec")]
 mod queue;
@@ -112,6 +114,8 @@ mod sys;
 
 pub use error::{Error, ProcessFailure, Result};
 #[cfg(feature = "codec")]
+pub use pipe::{Connection, Pipe, PipeBuilder};
+#[cfg(feature = "codec")]
 pub use process::bootstrap::init;
 #[cfg(feature = "codec")]
 pub use process::current::{ProcessInfo, active_children, cpu_count, current_process, parent_process};
@@ -119,6 +123,8 @@ pub use process::current::{ProcessInfo, active_children, cpu_count, current_proc
 pub use process::handle::{ExitStatus, Process, ProcessBuilder, Task};
 #[cfg(feature = "codec")]
 pub use process::start::{Context, StartMethod, set_start_method, start_method};
+#[cfg(feature = "codec")]
+pub use queue::byte_ring::{ByteConsumer, ByteProducer, ByteRing, ReadLoan, WriteLoan};
 #[cfg(feature = "codec")]
 pub use queue::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
 #[cfg(feature = "codec")]

@@ -3,6 +3,7 @@
 //! batches, zero-copy loans), and the blocking `Queue` and `JoinableQueue`
 //! on top.
 
+pub(crate) mod byte_ring;
 pub(crate) mod bytes;
 pub(crate) mod error;
 pub(crate) mod eventcount;
