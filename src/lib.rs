@@ -7,7 +7,8 @@
 //! This release has processes with the three start methods ([`Process`],
 //! [`StartMethod`], [`Context`]), robust synchronisation ([`Mutex`],
 //! [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Condvar`],
-//! [`Event`], [`Barrier`]) and their foundation: shared-memory [`Segment`]s
+//! [`Event`], [`Barrier`]), communication ([`Pipe`], [`SpscRing`],
+//! [`ByteRing`]) and their foundation: shared-memory [`Segment`]s
 //! (named or anonymous), typed placement of pointer-free state ([`Shared`],
 //! [`Arena`], [`ShmSafe`]) and stale-object cleanup ([`cleanup_stale`]).
 //! Queues, pools and the manager build on them.
@@ -45,6 +46,7 @@
 //! | `Semaphore(n)`, `BoundedSemaphore(n)` | [`Semaphore::new(n)`](Semaphore::new), [`BoundedSemaphore::new(n)`](BoundedSemaphore::new) |
 //! | `Condition(lock)` | [`Condvar`] with a [`Mutex`]: `wait(guard)`, `notify_one`, `notify_all` |
 //! | `Event()`, `Barrier(n)` | [`Event::new()`](Event::new), [`Barrier::new(n)`](Barrier::new) |
+//! | `a, b = Pipe()`; `r, w = Pipe(duplex=False)` | [`Pipe::new()`](Pipe::new), [`Pipe::simplex()`](Pipe::simplex): [`Connection`]s with `send`, `recv`, `send_bytes`, `recv_bytes`, `poll`, `close` |
 //! | `SharedMemory(name, create=True, size=n)` | [`Segment::create(name, n)`](Segment::create) |
 //! | `SharedMemory(name)` | [`Segment::open(name)`](Segment::open) (header checked) |
 //! | `SharedMemory(name)` on a foreign object | [`Segment::open_raw(name, access)`](Segment::open_raw) |
@@ -83,7 +85,11 @@
 //!   [`Event`]. A rendezvous of N processes: [`Barrier`] (a party that dies
 //!   breaks it instead of stranding the others).
 //! - Stream plain values (`T: Pod`) from one process to another, fastest:
-//!   [`SpscRing`] (lock-free; batches; zero-copy loans).
+//!   [`SpscRing`] (lock-free; batches; zero-copy loans). Variable-size byte
+//!   messages: [`ByteRing`] (lock-free; loans).
+//! - Talk both ways between two processes, any serde value, blocking with
+//!   timeouts: [`Pipe`] (ends that any number of threads and processes may
+//!   share; a dead or closed peer is reported, never waited on).
 //! - Bytes shared by name between unrelated processes: [`Segment`].
 //! - A struct of atomics shared by name or with children: [`Shared<T>`](Shared).
 //! - Several typed regions in one segment: [`Arena`] offsets plus

@@ -31,8 +31,8 @@
 //! does not block (never a system call per send).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
@@ -40,7 +40,7 @@ use serde::de::DeserializeOwned;
 
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::loom::atomic::{AtomicU64, Ordering};
+use crate::loom::atomic::Ordering;
 use crate::loom::futex::Wake;
 use crate::loom::owner::LivenessPoll;
 use crate::loom::spin_until;
@@ -302,8 +302,8 @@ impl PipeBuilder {
             .ok_or(Error::InvalidArgument { what: "pipe too large for this platform" })?;
         let builder = Segment::builder().size(size).typed(kind::PIPE, PIPE_HASH);
         let init = |s: &Segment| {
-            s.typed::<AtomicU64>(0)?.store(cap, Ordering::Relaxed);
-            s.typed::<AtomicU64>(8)?.store(lanes, Ordering::Relaxed);
+            s.typed::<StdAtomicU64>(0)?.store(cap, StdOrdering::Relaxed);
+            s.typed::<StdAtomicU64>(8)?.store(lanes, StdOrdering::Relaxed);
             Ok(())
         };
         let seg = match &self.name {
@@ -450,8 +450,8 @@ enum Woke {
 impl Connection {
     fn wrap(seg: &Segment, end: usize) -> Result<Connection> {
         let corrupt = Error::Corrupt { what: "pipe header" };
-        let cap = seg.typed::<AtomicU64>(0)?.load(Ordering::Relaxed);
-        let lanes = seg.typed::<AtomicU64>(8)?.load(Ordering::Relaxed);
+        let cap = seg.typed::<StdAtomicU64>(0)?.load(StdOrdering::Relaxed);
+        let lanes = seg.typed::<StdAtomicU64>(8)?.load(StdOrdering::Relaxed);
         if !(1..=2).contains(&lanes) || cap < MIN_CAPACITY as u64 || !cap.is_power_of_two() {
             return Err(corrupt);
         }
@@ -534,6 +534,12 @@ impl Connection {
         dead
     }
 
+    /// [`peer_dead`](Self::peer_dead), asked only if the last answer was
+    /// "dead" or is at least [`PROBE_INTERVAL`] old (else `false`).
+    fn peer_dead_lately(&self) -> bool {
+        (self.inner.peer_seen_dead.load(StdOrdering::Relaxed) || self.probe_due()) && self.peer_dead()
+    }
+
     /// Whether no probe ran yet or the last is at least [`PROBE_INTERVAL`]
     /// old.
     fn probe_due(&self) -> bool {
@@ -571,7 +577,7 @@ impl Connection {
         }
         // About to sleep: the other end may be long dead (asked at a
         // bounded rate, so a busy pipe with pauses does not pay for it).
-        if self.probe_due() && self.peer_dead() {
+        if self.peer_dead_lately() {
             return Ok(Woke::PeerDead);
         }
         let mut poll = LivenessPoll::new();
@@ -992,7 +998,7 @@ impl Connection {
                 return Ok(true);
             }
             if matches!(wait, Wait::No) {
-                return Ok(self.probe_due() && self.peer_dead());
+                return Ok(self.peer_dead_lately());
             }
             match self.wait_for(&lane.words.readable, || lane.has_message(), wait) {
                 Ok(Woke::Look) => self.check_open()?,
@@ -1107,7 +1113,10 @@ impl<'de> serde::Deserialize<'de> for Connection {
         use serde::de::Error as _;
         let (seg, end) = <(Segment, u8)>::deserialize(d)?;
         if seg.layout_identity() != (kind::PIPE, PIPE_HASH) {
-            return Err(D::Error::custom(Error::LayoutMismatch { expected: PIPE_HASH, found: seg.layout_identity().1 }));
+            return Err(D::Error::custom(Error::LayoutMismatch {
+                expected: PIPE_HASH,
+                found: seg.layout_identity().1,
+            }));
         }
         if end > 1 {
             return Err(D::Error::custom(Error::Corrupt { what: "pipe end" }));

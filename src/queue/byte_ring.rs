@@ -645,7 +645,10 @@ impl<'de> serde::Deserialize<'de> for ByteRing {
         use serde::de::Error as _;
         let seg = Segment::deserialize(d)?;
         if seg.layout_identity() != (kind::BYTES, RING_HASH) {
-            return Err(D::Error::custom(Error::LayoutMismatch { expected: RING_HASH, found: seg.layout_identity().1 }));
+            return Err(D::Error::custom(Error::LayoutMismatch {
+                expected: RING_HASH,
+                found: seg.layout_identity().1,
+            }));
         }
         ByteRing::wrap(seg).map_err(D::Error::custom)
     }

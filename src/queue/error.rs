@@ -124,7 +124,10 @@ impl<T> TryPutError<T> {
     /// ```
     pub fn into_inner(self) -> T {
         match self {
-            TryPutError::Full(t) | TryPutError::Closed(t) | TryPutError::Disconnected(t) | TryPutError::Failed(t, _) => t,
+            TryPutError::Full(t)
+            | TryPutError::Closed(t)
+            | TryPutError::Disconnected(t)
+            | TryPutError::Failed(t, _) => t,
         }
     }
 

@@ -127,12 +127,14 @@ impl RawRegistry {
     }
 
     /// The entry at `i` (an index from `register`).
+    #[allow(dead_code)] // for JoinableQueue (being written)
     pub(crate) fn entry(&self, i: usize) -> Option<&Entry> {
         self.entries.get(i)
     }
 
     /// Whether the entry at `i` still belongs to the calling process (it
     /// does unless this process is a fork child of the registrant).
+    #[allow(dead_code)] // for Queue (being written)
     pub(crate) fn is_mine(&self, i: usize) -> bool {
         match (process_id(), self.entries.get(i)) {
             (Ok((me, _)), Some(e)) => e.id.load(Ordering::Relaxed) == me,
@@ -164,6 +166,7 @@ impl RawRegistry {
     }
 
     /// Withdraws the calling process (an explicit close of its role).
+    #[allow(dead_code)] // for Queue (being written)
     pub(crate) fn unregister(&self, i: usize) {
         if let (Ok((me, _)), Some(e)) = (process_id(), self.entries.get(i)) {
             let _ = e.id.compare_exchange(me, 0, Ordering::AcqRel, Ordering::Relaxed);

@@ -26,12 +26,8 @@ const MAX_NAME: usize = 96;
 pub(crate) fn spill_out(msg: &[u8]) -> Result<Vec<u8>> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nonce = crate::sys::token::random_u64().map_err(|e| Error::os("getrandom", e))?;
-    let name = format!(
-        "spill.{}.{}.{:016x}",
-        crate::sys::process::pid(),
-        COUNTER.fetch_add(1, Ordering::Relaxed),
-        nonce
-    );
+    let name =
+        format!("spill.{}.{}.{:016x}", crate::sys::process::pid(), COUNTER.fetch_add(1, Ordering::Relaxed), nonce);
     let seg = Segment::builder().name(&name).size(msg.len().max(1)).keep_name(true).create()?;
     seg.write_at(0, msg)?;
     let mut r = Vec::with_capacity(8 + name.len());

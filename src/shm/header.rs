@@ -59,10 +59,12 @@ pub(crate) mod kind {
     /// A single-producer single-consumer ring.
     pub(crate) const SPSC: u32 = 4;
     /// A multi-producer multi-consumer ring of fixed-size values.
+    #[allow(dead_code)] // the MPMC ring is being written
     pub(crate) const MPMC: u32 = 5;
     /// A single-producer single-consumer ring of byte messages.
     pub(crate) const BYTES: u32 = 6;
     /// A `Queue` or `JoinableQueue`.
+    #[allow(dead_code)] // Queue is being written
     pub(crate) const QUEUE: u32 = 7;
     /// A `Pipe` (both directions).
     pub(crate) const PIPE: u32 = 8;
