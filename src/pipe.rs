@@ -594,7 +594,7 @@ impl Connection {
             }
             let woke = ec.wait(key, poll.wake_at(now, deadline));
             ec.finish();
-            if woke == Wake::TimedOut && !deadline.is_some_and(|d| Instant::now() >= d) {
+            if woke == Wake::TimedOut && deadline.is_none_or(|d| Instant::now() < d) {
                 if self.peer_dead() {
                     return Ok(Woke::PeerDead);
                 }
@@ -610,7 +610,7 @@ impl Connection {
         // the clock is read every 64th send, the OS asked every few ms.
         let n = self.inner.sends.load(StdOrdering::Relaxed);
         self.inner.sends.store(n.wrapping_add(1), StdOrdering::Relaxed);
-        let mut probe = self.inner.peer_seen_dead.load(StdOrdering::Relaxed) || (n % 64 == 0 && self.probe_due());
+        let mut probe = self.inner.peer_seen_dead.load(StdOrdering::Relaxed) || (n.is_multiple_of(64) && self.probe_due());
         loop {
             if self.peer_closed() || (probe && self.peer_dead()) {
                 return Err(Error::BrokenPipe);

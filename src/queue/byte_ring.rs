@@ -739,7 +739,7 @@ mod tests {
                 loan.commit(len);
             }
             if round % 5 == 0 {
-                drop(tx.reserve(3).expect("ok").expect("room")); // dropped: publishes nothing
+                let _unused = tx.reserve(3).expect("ok").expect("room"); // dropped: publishes nothing
             }
             let msg = rx.peek().expect("ok").expect("committed");
             assert_eq!(&msg[..], vec![round as u8; len].as_slice());

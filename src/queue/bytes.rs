@@ -517,23 +517,31 @@ pub(crate) mod tests {
         }
     }
 
-    #[test]
-    fn messages_round_trip_with_wrap_and_padding() {
+    /// Runs `f` on a fresh heap buffer of `cap` bytes with a producer and
+    /// a consumer attached.
+    fn with_ring(cap: usize, f: impl FnOnce(&Positions<'_>, &HeapBytes, &mut ByteProducerCore, &mut ByteConsumerCore)) {
         let (h, t) = positions();
         let pos = Positions { head: &h, tail: &t };
-        let s = HeapBytes::new(128);
+        let s = HeapBytes::new(cap);
         let mut p = ByteProducerCore::attach(&pos);
         let mut c = ByteConsumerCore::attach(&pos);
-        let mut out = Vec::new();
-        for round in 0..50u8 {
-            let len = (round as usize * 7) % (max_message(128) as usize + 1);
-            let msg: Vec<u8> = (0..len).map(|i| round ^ i as u8).collect();
-            assert!(p.push(&pos, &s, &msg, 1).expect("ok"));
-            assert_eq!(p.messages(&pos, 128).expect("ok"), 1);
-            assert_eq!(c.pop_into(&pos, &s, &mut out).expect("ok"), Some(1));
-            assert_eq!(out, msg);
-            assert_eq!(c.pop_into(&pos, &s, &mut out).expect("ok"), None);
-        }
+        f(&pos, &s, &mut p, &mut c);
+    }
+
+    #[test]
+    fn messages_round_trip_with_wrap_and_padding() {
+        with_ring(128, |pos, s, p, c| {
+            let mut out = Vec::new();
+            for round in 0..50u8 {
+                let len = (round as usize * 7) % (max_message(128) as usize + 1);
+                let msg: Vec<u8> = (0..len).map(|i| round ^ i as u8).collect();
+                assert!(p.push(pos, s, &msg, 1).expect("ok"));
+                assert_eq!(p.messages(pos, 128).expect("ok"), 1);
+                assert_eq!(c.pop_into(pos, s, &mut out).expect("ok"), Some(1));
+                assert_eq!(out, msg);
+                assert_eq!(c.pop_into(pos, s, &mut out).expect("ok"), None);
+            }
+        });
     }
 
     #[test]
@@ -598,22 +606,22 @@ pub(crate) mod tests {
 
     #[test]
     fn fits_and_has_message_agree_with_push() {
-        let (h, t) = positions();
-        let pos = Positions { head: &h, tail: &t };
-        let s = HeapBytes::new(128);
-        let mut p = ByteProducerCore::attach(&pos);
-        let mut c = ByteConsumerCore::attach(&pos);
-        let mut out = Vec::new();
-        for round in 0..200u64 {
-            let len = (round * 13) % (max_message(128) + 1);
-            let (hd, tl) = (h.load(Ordering::Relaxed), t.load(Ordering::Relaxed));
-            let predicted = fits(hd, tl, 128, len);
-            assert_eq!(p.push(&pos, &s, &vec![7; len as usize], 1).expect("ok"), predicted, "round {round}");
-            assert!(has_message(h.load(Ordering::Relaxed), t.load(Ordering::Relaxed)));
-            if round % 3 == 0 {
-                while c.pop_into(&pos, &s, &mut out).expect("ok").is_some() {}
-                assert!(!has_message(h.load(Ordering::Relaxed), t.load(Ordering::Relaxed)));
+        with_ring(128, |pos, s, p, c| {
+            let now = || (pos.head.load(Ordering::Relaxed), pos.tail.load(Ordering::Relaxed));
+            let mut out = Vec::new();
+            for round in 0..200u64 {
+                let len = (round * 13) % (max_message(128) + 1);
+                let (hd, tl) = now();
+                let predicted = fits(hd, tl, 128, len);
+                assert_eq!(p.push(pos, s, &vec![7; len as usize], 1).expect("ok"), predicted, "round {round}");
+                let (hd, tl) = now();
+                assert!(has_message(hd, tl));
+                if round % 3 == 0 {
+                    while c.pop_into(pos, s, &mut out).expect("ok").is_some() {}
+                    let (hd, tl) = now();
+                    assert!(!has_message(hd, tl));
+                }
             }
-        }
+        });
     }
 }
