@@ -731,7 +731,7 @@ impl Connection {
     /// ```
     /// use std::time::Duration;
     /// let (a, _b) = shmproc::Pipe::builder().capacity(256).duplex()?;
-    /// let msg = [0u8; 120]; // 128 bytes in the ring: two fill 256
+    /// let msg = vec![0u8; 119]; // encoded: a length byte + 119 = 120; a 128-byte record: two fill 256
     /// a.send_timeout(&msg, Duration::from_millis(10))?;
     /// a.send_timeout(&msg, Duration::from_millis(10))?;
     /// let full = a.send_timeout(&msg, Duration::from_millis(10));
@@ -752,7 +752,7 @@ impl Connection {
     ///
     /// ```
     /// let (a, _b) = shmproc::Pipe::builder().capacity(256).duplex()?;
-    /// let msg = [0u8; 120]; // 128 bytes in the ring: two fill 256
+    /// let msg = vec![0u8; 119]; // encoded: a length byte + 119 = 120; a 128-byte record: two fill 256
     /// a.try_send(&msg)?;
     /// a.try_send(&msg)?;
     /// assert!(matches!(a.try_send(&msg), Err(shmproc::Error::Full)));
