@@ -610,7 +610,8 @@ impl Connection {
         // the clock is read every 64th send, the OS asked every few ms.
         let n = self.inner.sends.load(StdOrdering::Relaxed);
         self.inner.sends.store(n.wrapping_add(1), StdOrdering::Relaxed);
-        let mut probe = self.inner.peer_seen_dead.load(StdOrdering::Relaxed) || (n.is_multiple_of(64) && self.probe_due());
+        let mut probe =
+            self.inner.peer_seen_dead.load(StdOrdering::Relaxed) || (n.is_multiple_of(64) && self.probe_due());
         loop {
             if self.peer_closed() || (probe && self.peer_dead()) {
                 return Err(Error::BrokenPipe);
