@@ -8,7 +8,8 @@
 //! [`StartMethod`], [`Context`]), queues ([`Queue`], [`JoinableQueue`],
 //! [`SpscRing`]), robust synchronisation ([`Mutex`],
 //! [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Condvar`],
-//! [`Event`], [`Barrier`]) and their foundation: shared-memory [`Segment`]s
+//! [`Event`], [`Barrier`]), communication ([`Pipe`], [`SpscRing`],
+//! [`ByteRing`]) and their foundation: shared-memory [`Segment`]s
 //! (named or anonymous), typed placement of pointer-free state ([`Shared`],
 //! [`Arena`], [`ShmSafe`]) and stale-object cleanup ([`cleanup_stale`]).
 //! Pools and the manager build on them.
@@ -49,6 +50,7 @@
 //! | `Queue(maxsize)` | [`Queue::new(maxsize)`](Queue::new): `put`, `get`, `try_put`/`try_get` (`put_nowait`/`get_nowait`), `put_timeout`/`get_timeout`, `qsize`, `is_empty`, `is_full`, `close` |
 //! | `JoinableQueue(maxsize)` | [`JoinableQueue::new(maxsize)`](JoinableQueue::new): also `task_done`, `join`, `join_timeout` |
 //! | `queue.Full`, `queue.Empty` | [`TryPutError::Full`] (with the item back), [`TryGetError::Empty`] |
+//! | `a, b = Pipe()`; `r, w = Pipe(duplex=False)` | [`Pipe::new()`](Pipe::new), [`Pipe::simplex()`](Pipe::simplex): [`Connection`]s with `send`, `recv`, `send_bytes`, `recv_bytes`, `poll`, `close` |
 //! | `SharedMemory(name, create=True, size=n)` | [`Segment::create(name, n)`](Segment::create) |
 //! | `SharedMemory(name)` | [`Segment::open(name)`](Segment::open) (header checked) |
 //! | `SharedMemory(name)` on a foreign object | [`Segment::open_raw(name, access)`](Segment::open_raw) |
@@ -90,7 +92,11 @@
 //!   (blocking, bounded, never hangs on a dead peer: [`Error::Disconnected`]);
 //!   with a count of unfinished tasks: [`JoinableQueue`].
 //! - Stream plain values (`T: Pod`) from one process to another, fastest:
-//!   [`SpscRing`] (lock-free; batches; zero-copy loans).
+//!   [`SpscRing`] (lock-free; batches; zero-copy loans). Variable-size byte
+//!   messages: [`ByteRing`] (lock-free; loans).
+//! - Talk both ways between two processes, any serde value, blocking with
+//!   timeouts: [`Pipe`] (ends that any number of threads and processes may
+//!   share; a dead or closed peer is reported, never waited on).
 //! - Bytes shared by name between unrelated processes: [`Segment`].
 //! - A struct of atomics shared by name or with children: [`Shared<T>`](Shared).
 //! - Several typed regions in one segment: [`Arena`] offsets plus
@@ -109,6 +115,8 @@ mod codec;
 mod error;
 mod loom;
 #[cfg(feature = "codec")]
+mod pipe;
+#[cfg(feature = "codec")]
 mod process;
 #[cfg(feature = "codec")]
 mod queue;
@@ -119,6 +127,8 @@ mod sys;
 
 pub use error::{Error, ProcessFailure, Result};
 #[cfg(feature = "codec")]
+pub use pipe::{Connection, Pipe, PipeBuilder};
+#[cfg(feature = "codec")]
 pub use process::bootstrap::init;
 #[cfg(feature = "codec")]
 pub use process::current::{ProcessInfo, active_children, cpu_count, current_process, parent_process};
@@ -128,6 +138,8 @@ pub use process::handle::{ExitStatus, Process, ProcessBuilder, Task};
 pub use process::start::{Context, StartMethod, set_start_method, start_method};
 #[cfg(feature = "codec")]
 pub use queue::blocking::{DEFAULT_QUEUE_CAPACITY, JoinableQueue, Queue, QueueBuilder};
+#[cfg(feature = "codec")]
+pub use queue::byte_ring::{ByteConsumer, ByteProducer, ByteRing, ReadLoan, WriteLoan};
 #[cfg(feature = "codec")]
 pub use queue::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
 #[cfg(feature = "codec")]

@@ -51,6 +51,34 @@ pub(crate) fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
     ready()
 }
 
+/// Spins for at most `budget` until `ready()`, without ever yielding the
+/// CPU, before a caller sleeps on a futex. Unlike [`spin_until`], which
+/// ends in `sched_yield` calls, it never hands the CPU to another runnable
+/// process (on a busy machine a yield can cost a whole time slice, while a
+/// futex sleeper is woken with the scheduler's wake-up credit). Returns
+/// whether `ready()` came true. Under loom it does not spin.
+#[inline]
+pub(crate) fn spin_for(budget: std::time::Duration, mut ready: impl FnMut() -> bool) -> bool {
+    #[cfg(not(shmproc_loom))]
+    {
+        let start = std::time::Instant::now();
+        loop {
+            for _ in 0..32 {
+                if ready() {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            if start.elapsed() >= budget {
+                break;
+            }
+        }
+    }
+    #[cfg(shmproc_loom)]
+    let _ = budget;
+    ready()
+}
+
 /// Futex wait/wake on an [`atomic::AtomicU32`].
 pub(crate) mod futex {
     use std::time::Instant;

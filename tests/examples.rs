@@ -340,3 +340,18 @@ fn producer_consumer() {
         .sum();
     assert_eq!(done, 20, "the consumers' counts add up to every task\n{}", out.all());
 }
+
+#[test]
+fn pipe() {
+    let out = run_clean("pipe");
+    out.assert_contains(&[
+        "a duplex pipe: parent end readable true writable true",
+        "parent sent Job { name: \"numbers\", items: [1, 2, 3] }",
+        "parent: poll(10 s) = true (a reply is ready)",
+        "parent received: sum 105, items [1, 2, 3, 99]",
+        "parent's own job is unchanged: [1, 2, 3] (objects arrive as copies)",
+        "parent received Idle (the child's poll(200 ms) timed out)",
+        "parent: poll(0) = false (nothing else is pending)",
+        "child said goodbye with \"bye\" and exited",
+    ]);
+}

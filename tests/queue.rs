@@ -241,7 +241,10 @@ fn produce(args: (Queue<(u32, u64)>, u32, u64)) {
     }
 }
 
-fn consume(args: (Queue<(u32, u64)>, Queue<Vec<(u32, u64)>>)) {
+/// A producer's id and sequence number.
+type Item = (u32, u64);
+
+fn consume(args: (Queue<Item>, Queue<Vec<Item>>)) {
     let (q, results) = args;
     let mut got = Vec::new();
     while let Ok(item) = q.get() {

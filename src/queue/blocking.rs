@@ -722,7 +722,7 @@ impl<T> Queue<T> {
                 pid: h.creator_pid.load(Ordering::Relaxed),
                 nonce: h.creator_nonce.load(Ordering::Relaxed),
             };
-            Ok((spill::spill_out_for(&msg, (owner.nonce != 0).then_some(owner))?, spill::TAG_SPILL))
+            Ok((spill::spill_out(&msg, (owner.nonce != 0).then_some(owner))?, spill::TAG_SPILL))
         } else {
             Ok((msg, spill::TAG_INLINE))
         }

@@ -78,17 +78,24 @@ pub(crate) fn messages_between(head: u64, tail: u64, capacity: u64) -> u64 {
     if n > capacity / HEADER || byte_distance(head, tail) > capacity { 0 } else { n }
 }
 
-/// Whether a `len`-byte message fits between two positions now (counting
-/// the padding a record that would cross the buffer end needs).
+/// Whether a position pair shows a published message (for a waiter's
+/// lock-free check; padding is published only together with the record
+/// after it, so any published byte means a message).
+pub(crate) fn has_message(head: u64, tail: u64) -> bool {
+    bytes(head) != bytes(tail)
+}
+
+/// Whether a `len`-byte message (`len <= max_message`) would fit behind
+/// `tail` now (for a waiter's lock-free check; the push itself decides).
 pub(crate) fn fits(head: u64, tail: u64, capacity: u64, len: u64) -> bool {
     let used = byte_distance(head, tail);
     if used > capacity {
-        return false;
+        return true; // garbage: let the push report it
     }
+    let start = bytes(tail) & (capacity - 1);
     let need = record_size(len);
-    let to_end = capacity - (bytes(tail) & (capacity - 1));
-    let pad = if need > to_end { to_end } else { 0 };
-    capacity - used >= need + pad
+    let pad = if need > capacity - start { capacity - start } else { 0 };
+    capacity - used >= pad + need
 }
 
 /// Bytes between two positions as seen by anyone (clamped).
@@ -556,23 +563,31 @@ pub(crate) mod tests {
         }
     }
 
-    #[test]
-    fn messages_round_trip_with_wrap_and_padding() {
+    /// Runs `f` on a fresh heap buffer of `cap` bytes with a producer and
+    /// a consumer attached.
+    fn with_ring(cap: usize, f: impl FnOnce(&Positions<'_>, &HeapBytes, &mut ByteProducerCore, &mut ByteConsumerCore)) {
         let (h, t) = positions();
         let pos = Positions { head: &h, tail: &t };
-        let s = HeapBytes::new(128);
+        let s = HeapBytes::new(cap);
         let mut p = ByteProducerCore::attach(&pos);
         let mut c = ByteConsumerCore::attach(&pos);
-        let mut out = Vec::new();
-        for round in 0..50u8 {
-            let len = (round as usize * 7) % (max_message(128) as usize + 1);
-            let msg: Vec<u8> = (0..len).map(|i| round ^ i as u8).collect();
-            assert!(p.push(&pos, &s, &msg, 1).expect("ok"));
-            assert_eq!(p.messages(&pos, 128).expect("ok"), 1);
-            assert_eq!(c.pop_into(&pos, &s, &mut out).expect("ok"), Some(1));
-            assert_eq!(out, msg);
-            assert_eq!(c.pop_into(&pos, &s, &mut out).expect("ok"), None);
-        }
+        f(&pos, &s, &mut p, &mut c);
+    }
+
+    #[test]
+    fn messages_round_trip_with_wrap_and_padding() {
+        with_ring(128, |pos, s, p, c| {
+            let mut out = Vec::new();
+            for round in 0..50u8 {
+                let len = (round as usize * 7) % (max_message(128) as usize + 1);
+                let msg: Vec<u8> = (0..len).map(|i| round ^ i as u8).collect();
+                assert!(p.push(pos, s, &msg, 1).expect("ok"));
+                assert_eq!(p.messages(pos, 128).expect("ok"), 1);
+                assert_eq!(c.pop_into(pos, s, &mut out).expect("ok"), Some(1));
+                assert_eq!(out, msg);
+                assert_eq!(c.pop_into(pos, s, &mut out).expect("ok"), None);
+            }
+        });
     }
 
     #[test]
@@ -616,5 +631,43 @@ pub(crate) mod tests {
         t.store(16 | (1 << 40), Ordering::Relaxed);
         h.store(1 << 30, Ordering::Relaxed);
         assert_eq!(p.messages(&pos, 64), Err(RingError::Corrupt));
+    }
+
+    /// A producer that attaches to a misaligned tail (a peer's garbage)
+    /// refuses to write: a header there would straddle words or run past
+    /// the buffer end.
+    #[test]
+    fn misaligned_tail_is_corrupt() {
+        let (h, t) = positions();
+        let pos = Positions { head: &h, tail: &t };
+        let s = HeapBytes::new(64);
+        for bad in [60u64, 4, 63, 1] {
+            h.store(bad, Ordering::Relaxed);
+            t.store(bad, Ordering::Relaxed);
+            let mut p = ByteProducerCore::attach(&pos);
+            assert_eq!(p.push(&pos, &s, &[1; 8], 1), Err(RingError::Corrupt), "tail {bad}");
+            assert_eq!(p.reserve(&pos, &s, 0), Err(RingError::Corrupt), "tail {bad}");
+        }
+    }
+
+    #[test]
+    fn fits_and_has_message_agree_with_push() {
+        with_ring(128, |pos, s, p, c| {
+            let now = || (pos.head.load(Ordering::Relaxed), pos.tail.load(Ordering::Relaxed));
+            let mut out = Vec::new();
+            for round in 0..200u64 {
+                let len = (round * 13) % (max_message(128) + 1);
+                let (hd, tl) = now();
+                let predicted = fits(hd, tl, 128, len);
+                assert_eq!(p.push(pos, s, &vec![7; len as usize], 1).expect("ok"), predicted, "round {round}");
+                let (hd, tl) = now();
+                assert!(has_message(hd, tl));
+                if round % 3 == 0 {
+                    while c.pop_into(pos, s, &mut out).expect("ok").is_some() {}
+                    let (hd, tl) = now();
+                    assert!(!has_message(hd, tl));
+                }
+            }
+        });
     }
 }

@@ -4,11 +4,13 @@
 //! on top.
 
 pub(crate) mod blocking;
+pub(crate) mod byte_ring;
 pub(crate) mod bytes;
 pub(crate) mod error;
 pub(crate) mod eventcount;
 pub(crate) mod mpmc;
 pub(crate) mod registry;
+pub(crate) mod role;
 pub(crate) mod spill;
 pub(crate) mod spsc;
 

@@ -13,6 +13,18 @@
 //! If every entry is taken by a live process, a new process is simply not
 //! registered: it still works, but waiters on the other side cannot learn
 //! of its death.
+//!
+//! | `id` | meaning | made by |
+//! |---|---|---|
+//! | `0` | free | creation, `unregister` |
+//! | `me \| CLAIMING` | being claimed by `me`; `nonce` may still be the previous holder's | `register` (CAS) |
+//! | `me` | held by `me`, whose `nonce` is written | `register` (Release store) |
+//!
+//! An entry is read as dead only if the OS confirms its process dead. While
+//! it is `CLAIMING`, the recorded nonce is ignored (it may belong to the
+//! previous, dead holder of a reused tag) and the token is asked by tag
+//! alone, so a registration in progress never reads as a death, and a
+//! process killed mid-registration still reads as dead.
 
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::loom::owner;
@@ -29,6 +41,19 @@ pub(crate) struct Entry {
     nonce: AtomicU64,
     /// Items taken and not yet marked done (JoinableQueue consumers).
     pub(crate) taken: AtomicU64,
+}
+
+impl Entry {
+    /// Whether the process that wrote `id` (loaded from this entry) is
+    /// confirmed dead (a system call).
+    fn dead(&self, id: u32) -> bool {
+        if id & CLAIMING != 0 {
+            // The nonce may still be the previous holder's: ask by tag only.
+            owner::owner_dead(id & !CLAIMING, 0)
+        } else {
+            owner::owner_dead(id, self.nonce.load(Ordering::Relaxed))
+        }
+    }
 }
 
 /// A table of the processes playing one role.
@@ -52,6 +77,10 @@ pub(crate) enum Peers {
     AllDead,
 }
 
+/// Set in an entry's id while its process writes its nonce (the thread
+/// slot bits of a registered id are clear, so this bit is free).
+const CLAIMING: u32 = 1;
+
 /// The calling process's id (thread slot bits cleared) and nonce.
 pub(crate) fn process_id() -> std::io::Result<(u32, u64)> {
     let (me, nonce) = owner::me()?;
@@ -72,16 +101,20 @@ impl RawRegistry {
         self.ever.store(1, Ordering::Relaxed);
         for (i, e) in self.entries.iter().enumerate() {
             let cur = e.id.load(Ordering::Acquire);
-            if cur != 0 && !owner::owner_dead(cur, e.nonce.load(Ordering::Relaxed)) {
+            if cur != 0 && !e.dead(cur) {
                 continue;
             }
             // AcqRel: the entry's fields written by its previous holder are
-            // visible to us, and our nonce store follows the claim.
-            if e.id.compare_exchange(cur, me, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+            // visible to us. The CLAIMING bit keeps readers from judging us
+            // by the previous holder's nonce until ours is written.
+            if e.id.compare_exchange(cur, me | CLAIMING, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                 if cur != 0 {
                     reclaim(e);
                 }
                 e.nonce.store(nonce, Ordering::Relaxed);
+                // Release: pairs with the Acquire loads of `id` in `peers`
+                // and `register`: whoever sees `me` sees our nonce.
+                e.id.store(me, Ordering::Release);
                 return Ok(Some(i));
             }
         }
@@ -121,19 +154,12 @@ impl RawRegistry {
             if id == 0 {
                 continue;
             }
-            if owner::owner_dead(id, e.nonce.load(Ordering::Relaxed)) {
+            if e.dead(id) {
                 reclaim(e);
             } else {
                 alive = true;
             }
         }
         if alive { Peers::Alive } else { Peers::AllDead }
-    }
-
-    /// Withdraws the calling process (an explicit close of its role).
-    pub(crate) fn unregister(&self, i: usize) {
-        if let (Ok((me, _)), Some(e)) = (process_id(), self.entries.get(i)) {
-            let _ = e.id.compare_exchange(me, 0, Ordering::AcqRel, Ordering::Relaxed);
-        }
     }
 }

@@ -24,16 +24,12 @@ pub(crate) const TAG_SPILL: u32 = 2;
 const MAX_NAME: usize = 96;
 
 /// Writes `msg` into a new spill segment and returns the reference to put
-/// into the ring: the message length (8 bytes, LE) then the name.
-pub(crate) fn spill_out(msg: &[u8]) -> Result<Vec<u8>> {
-    spill_out_for(msg, None)
-}
-
-/// As [`spill_out`], recording `owner` as the segment's creator: the
+/// into the ring: the message length (8 bytes, LE) then the name. `owner`
+/// (the channel's creator) is recorded as the segment's creator: the
 /// segment then counts as stale for [`cleanup_stale`](crate::cleanup_stale)
-/// only once `owner` (the channel's creator) is dead, not as soon as the
-/// sending process exits while the message waits in the channel.
-pub(crate) fn spill_out_for(msg: &[u8], owner: Option<crate::sys::token::Token>) -> Result<Vec<u8>> {
+/// only once `owner` is dead, not as soon as the sending process exits
+/// while the message waits in the channel.
+pub(crate) fn spill_out(msg: &[u8], owner: Option<crate::sys::token::Token>) -> Result<Vec<u8>> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let nonce = crate::sys::token::random_u64().map_err(|e| Error::os("getrandom", e))?;
     let name =

@@ -363,7 +363,7 @@ mod tests {
 
 use crate::error::{Error, Result};
 use crate::loom::atomic::AtomicU32;
-use crate::loom::owner;
+use crate::queue::role::{self, DeadProbe};
 use crate::shm::header::kind;
 use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
@@ -649,26 +649,6 @@ impl<T: Pod + Send> SpscRing<T> {
         self.len() == 0
     }
 
-    /// Claims a role for this *process* (slot bits cleared): role handles
-    /// are `Send`, so the claim must not die with the thread that made it.
-    fn claim(&self, word: &AtomicU32, nonce_word: &AtomicU64) -> Result<()> {
-        let (me, nonce) = owner::me().map_err(|e| Error::os("liveness token", e))?;
-        let me = me & !((1 << crate::sys::token::SLOT_BITS) - 1);
-        loop {
-            let cur = word.load(Ordering::Acquire);
-            if cur == 0 || owner::owner_dead(cur, nonce_word.load(Ordering::Relaxed)) {
-                // AcqRel: the previous holder's position store happens-before
-                // our attach (it released the claim after it, or it died).
-                if word.compare_exchange(cur, me, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-                    nonce_word.store(nonce, Ordering::Relaxed);
-                    return Ok(());
-                }
-                continue;
-            }
-            return Err(Error::WouldBlock);
-        }
-    }
-
     /// Takes the producer role (one holder at a time; taken over if its
     /// holder died).
     ///
@@ -689,7 +669,7 @@ impl<T: Pod + Send> SpscRing<T> {
         // Validate first: a refused claim must not keep the role.
         let slots = self.slots()?;
         let h = self.header();
-        self.claim(&h.producer, &h.producer_nonce)?;
+        role::claim(&h.producer, &h.producer_nonce)?;
         let hdr = HeaderPtr(self.header());
         Ok(Producer { core: ProducerCore::attach(&self.positions()), slots, hdr, loan: 0, ring: self.clone() })
     }
@@ -711,9 +691,16 @@ impl<T: Pod + Send> SpscRing<T> {
         // Validate first: a refused claim must not keep the role.
         let slots = self.slots()?;
         let h = self.header();
-        self.claim(&h.consumer, &h.consumer_nonce)?;
+        role::claim(&h.consumer, &h.consumer_nonce)?;
         let hdr = HeaderPtr(self.header());
-        Ok(Consumer { core: ConsumerCore::attach(&self.positions()), slots, hdr, loan: 0, ring: self.clone() })
+        Ok(Consumer {
+            core: ConsumerCore::attach(&self.positions()),
+            slots,
+            hdr,
+            loan: 0,
+            probe: DeadProbe::default(),
+            ring: self.clone(),
+        })
     }
 }
 
@@ -747,6 +734,8 @@ pub struct Consumer<T: Pod + Send> {
     hdr: HeaderPtr,
     /// Length of the last loan from `peek` (what `release` may free).
     loan: usize,
+    /// Whether the producer role's holder died (asked at a bounded rate).
+    probe: DeadProbe,
     ring: SpscRing<T>,
 }
 
@@ -865,12 +854,33 @@ impl<T: Pod + Send> Consumer<T> {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if the producer's position makes no sense.
+    /// [`Error::Corrupt`] if the producer's position makes no sense;
+    /// [`Error::Disconnected`] if the ring is empty and the producer role is
+    /// held by a process the OS confirms dead (asked at most every few
+    /// milliseconds; a new producer taking the role over ends it).
     #[inline]
     pub fn pop(&mut self) -> Result<Option<T>> {
         self.loan = 0;
         let pos = self.hdr.positions();
-        self.core.pop(&pos, &self.slots).map_err(Error::from)
+        match self.core.pop(&pos, &self.slots)? {
+            Some(v) => Ok(Some(v)),
+            None => self.empty().map(|()| None),
+        }
+    }
+
+    /// On an empty ring: `Err(Disconnected)` if the producer died holding
+    /// its role, else `Ok`.
+    #[cold]
+    fn empty(&mut self) -> Result<()> {
+        let h = self.ring.header();
+        if self.probe.holder_dead(&h.producer, &h.producer_nonce) {
+            // Its last publication may have landed after our empty look.
+            let pos = self.hdr.positions();
+            if self.core.peek(&pos, self.slots.cap, 1)?.1 == 0 {
+                return Err(Error::Disconnected);
+            }
+        }
+        Ok(())
     }
 
     /// Pops up to `out.len()` values; returns how many.
@@ -890,7 +900,11 @@ impl<T: Pod + Send> Consumer<T> {
     pub fn pop_into(&mut self, out: &mut [T]) -> Result<usize> {
         self.loan = 0;
         let pos = self.hdr.positions();
-        self.core.pop_into(&pos, &self.slots, out).map_err(Error::from)
+        let n = self.core.pop_into(&pos, &self.slots, out)?;
+        if n == 0 && !out.is_empty() {
+            self.empty()?;
+        }
+        Ok(n)
     }
 
     /// Lends up to `max` published values, contiguous in memory, to read in
@@ -911,8 +925,11 @@ impl<T: Pod + Send> Consumer<T> {
     /// # Errors
     /// As for [`pop`](Consumer::pop).
     pub fn peek(&mut self, max: usize) -> Result<&[T]> {
-        let pos = self.hdr.positions();
-        let (start, n) = self.core.peek(&pos, self.slots.cap, max).map_err(Error::from)?;
+        let (mut start, mut n) = self.core.peek(&self.hdr.positions(), self.slots.cap, max)?;
+        if n == 0 && max != 0 {
+            self.empty()?;
+            (start, n) = self.core.peek(&self.hdr.positions(), self.slots.cap, max)?;
+        }
         self.loan = n;
         // SAFETY: slots start..start+n are published (n <= available) and the producer does not rewrite them until
         // `release`; they are inside the mapping and aligned (checked in `slots`); T: Pod; the slice borrows `self`,
@@ -934,16 +951,13 @@ impl<T: Pod + Send> Consumer<T> {
 
 impl<T: Pod + Send> Drop for Producer<T> {
     fn drop(&mut self) {
-        // Release: our last position store happens-before the next holder's
-        // claim (AcqRel).
-        self.ring.header().producer.store(0, Ordering::Release);
+        role::release(&self.ring.header().producer);
     }
 }
 
 impl<T: Pod + Send> Drop for Consumer<T> {
     fn drop(&mut self) {
-        // Release: as for Producer.
-        self.ring.header().consumer.store(0, Ordering::Release);
+        role::release(&self.ring.header().consumer);
     }
 }
 

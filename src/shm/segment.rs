@@ -1083,12 +1083,6 @@ impl Segment {
         self.inner.creator.map(|t| t.pid)
     }
 
-    /// The creator's liveness token as recorded in the header (named
-    /// segments made by shmproc).
-    pub(crate) fn creator_token(&self) -> Option<Token> {
-        self.inner.creator
-    }
-
     /// Whether the creator is alive. `false` only when the kernel confirms
     /// that it is dead (see [`cleanup_stale`](crate::cleanup_stale)); `true`
     /// for segments that record no creator (anonymous, raw).

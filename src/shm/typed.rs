@@ -1,4 +1,6 @@
-//! `Shared<T>`: a segment whose payload is one `T: ShmSafe`.
+//! `Shared<T>`: a segment whose payload is one `T: ShmSafe`; `Placed<T>`:
+//! a `T: ShmSafe` at a checked offset of a segment, resolved once.
+#![allow(unsafe_code)] // Placed<T>'s Deref of a pointer checked once
 
 use std::fmt;
 use std::ops::Deref;
@@ -210,5 +212,61 @@ impl<'de, T: ShmSafe> serde::Deserialize<'de> for Shared<T> {
             return Err(D::Error::custom(crate::Error::LayoutMismatch { expected: T::LAYOUT_HASH, found: h }));
         }
         Self::wrap(seg).map_err(D::Error::custom)
+    }
+}
+
+/// A `T: ShmSafe` at an offset of a segment, checked once (bounds,
+/// alignment, writable mapping) and then reached without checks: for hot
+/// paths that touch the same words on every call.
+pub(crate) struct Placed<T: ShmSafe> {
+    ptr: std::ptr::NonNull<T>,
+    /// Keeps the mapping alive as long as `ptr` is used.
+    seg: Segment,
+}
+
+impl<T: ShmSafe> Placed<T> {
+    /// The `T` at payload `offset` of `seg`.
+    ///
+    /// # Errors
+    /// As for [`Segment::typed`].
+    pub(crate) fn new(seg: &Segment, offset: usize) -> Result<Placed<T>> {
+        let r: &T = seg.typed::<T>(offset)?;
+        Ok(Placed { ptr: std::ptr::NonNull::from(r), seg: seg.clone() })
+    }
+
+    /// The segment the value lives in.
+    pub(crate) fn segment(&self) -> &Segment {
+        &self.seg
+    }
+}
+
+impl<T: ShmSafe> Clone for Placed<T> {
+    fn clone(&self) -> Self {
+        Placed { ptr: self.ptr, seg: self.seg.clone() }
+    }
+}
+
+impl<T: ShmSafe> Deref for Placed<T> {
+    type Target = T;
+    #[inline]
+    fn deref(&self) -> &T {
+        // SAFETY: `ptr` came from `Segment::typed` (in bounds of the
+        // writable payload, aligned) on the mapping that `self.seg` keeps
+        // alive; T: ShmSafe is valid for any bits and interior-mutable, so a
+        // shared reference is sound while other processes write it.
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+// SAFETY: the pointer targets shared memory mapped for as long as `seg`
+// lives, valid from any thread; T: ShmSafe is Sync (a supertrait), so
+// `&T` may be used from several threads.
+unsafe impl<T: ShmSafe> Send for Placed<T> {}
+// SAFETY: as for Send: only `&T` is handed out, and T: Sync.
+unsafe impl<T: ShmSafe> Sync for Placed<T> {}
+
+impl<T: ShmSafe> fmt::Debug for Placed<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Placed").field("type", &std::any::type_name::<T>()).finish_non_exhaustive()
     }
 }

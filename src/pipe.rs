@@ -1,0 +1,1175 @@
+//! `Pipe` and `Connection`: Python's `multiprocessing.Pipe` over shared
+//! memory.
+//!
+//! One segment (kind PIPE) holds one direction (simplex) or two (duplex).
+//! Each direction is a byte ring ([`LaneWords`] plus a buffer) with two
+//! eventcounts ("readable", "writable") and two robust locks (one sender,
+//! one receiver at a time: any number of threads and processes may hold
+//! clones of an end). Each end has a closed flag and a registry of the
+//! processes that hold it ([`EndWords`]).
+//!
+//! | offset in the payload | what |
+//! |---|---|
+//! | 0 | capacity of each direction's buffer (`u64`) |
+//! | 8 | number of directions: 2 duplex, 1 simplex (`u64`) |
+//! | 16, 24 | the creating process's liveness token (pid, nonce): spill segments are recorded as its |
+//! | [`END_OFF`] | end 0's and end 1's [`EndWords`] |
+//! | [`LANE_OFF`] | direction 0's and 1's [`LaneWords`] |
+//! | [`BUF_OFF`] | direction 0's buffer, then direction 1's |
+//!
+//! Duplex: end 0 sends on direction 0 and receives on 1; end 1 the other
+//! way round. Simplex: end 0 is the reader and end 1 the writer of
+//! direction 0 (Python's order: `r, w = Pipe(duplex=False)`).
+//!
+//! Records carry a tag: [`TAG_INLINE`] (the message itself) or
+//! [`TAG_SPILL`] (a reference to a spill segment, for messages above the
+//! ring's largest).
+//!
+//! Blocking: try, spin briefly without yielding ([`spin_for`], 10 µs), then sleep on the
+//! direction's eventcount, waking at liveness intervals
+//! ([`LivenessPoll`]) to ask the OS whether every holder of the other end
+//! died. A sender also asks at most every [`PROBE_INTERVAL`] while it
+//! does not block (never a system call per send).
+
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::codec;
+use crate::error::{Error, Result};
+use crate::loom::atomic::Ordering;
+use crate::loom::futex::Wake;
+use crate::loom::owner::LivenessPoll;
+use crate::loom::spin_for;
+use crate::queue::byte_ring::{EndWords, LaneWords};
+use crate::queue::bytes::{self, ByteConsumerCore, ByteProducerCore, ShmBytes, check_capacity};
+use crate::queue::eventcount::RawEventCount;
+use crate::queue::registry::{self, Peers};
+use crate::queue::role::PROBE_INTERVAL;
+use crate::queue::spill::{self, TAG_INLINE, TAG_SPILL};
+use crate::shm::header::kind;
+use crate::shm::layout::{ShmSafe, layout_hash_mix};
+use crate::shm::segment::Segment;
+use crate::shm::typed::Placed;
+use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
+
+const fn round128(n: usize) -> usize {
+    n.div_ceil(128) * 128
+}
+
+const END_SIZE: usize = round128(core::mem::size_of::<EndWords>());
+const LANE_SIZE: usize = core::mem::size_of::<LaneWords>();
+/// Payload offsets of the two ends' words.
+const END_OFF: [usize; 2] = [128, 128 + END_SIZE];
+/// Payload offsets of the two directions' words.
+const LANE_OFF: [usize; 2] = [128 + 2 * END_SIZE, 128 + 2 * END_SIZE + LANE_SIZE];
+/// Payload offset of the first buffer.
+const BUF_OFF: usize = (LANE_OFF[1] + LANE_SIZE).next_multiple_of(4096);
+
+const PIPE_HASH: u64 = layout_hash_mix(
+    layout_hash_mix(layout_hash_mix(EndWords::LAYOUT_HASH, LaneWords::LAYOUT_HASH), BUF_OFF as u64),
+    0x5049_5045, // "PIPE"
+);
+
+/// The smallest buffer per direction: a spill reference (up to 104 bytes)
+/// must fit in one message.
+const MIN_CAPACITY: usize = 256;
+/// The default buffer per direction (an OS pipe's default too).
+const DEFAULT_CAPACITY: usize = 64 * 1024;
+
+/// How long a blocked call spins before it sleeps: a peer that runs on
+/// another CPU answers well within it (a cache-line hand-off is 0.1 µs, a
+/// futex wake about 20 µs here).
+const SPIN: Duration = Duration::from_micros(10);
+
+/// Nanoseconds since the first call in this process (for rate limits).
+fn now_nanos() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
+}
+
+/// Python's `multiprocessing.Pipe`: makes the two [`Connection`]s of a new
+/// pipe over shared memory.
+///
+/// `Pipe::new()` is duplex (both ends send and receive); [`Pipe::simplex`]
+/// is one way. Messages are whole (never split or merged), of any size
+/// (those above the pipe's buffer travel through a spill segment of their
+/// own), and arrive in order. An end may be cloned, shared by threads and
+/// passed to child processes (as an argument of
+/// [`Process::spawn`](crate::Process::spawn), or by opening a named pipe).
+///
+/// No OS pipe is involved: a send to a pipe whose other end is closed or
+/// whose holders all died returns [`Error::BrokenPipe`], and the process is
+/// never sent `SIGPIPE`.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{Connection, Pipe};
+///
+/// fn child(conn: Connection) {
+///     let question: String = conn.recv().expect("a question");
+///     conn.send(&(question.len(), "pong")).expect("the answer");
+/// }
+///
+/// let (parent, child_end) = Pipe::new()?;
+/// let mut p = shmproc::Process::spawn(child, child_end)?;
+/// parent.send(&"ping".to_string())?;
+/// let answer: (usize, String) = parent.recv()?;
+/// assert_eq!(answer, (4, "pong".to_string()));
+/// p.join()?;
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+///
+/// Python: `a, b = Pipe()`; `r, w = Pipe(duplex=False)` is
+/// [`Pipe::simplex`]. Differences: the buffer is shared memory (64 KiB per
+/// direction by default, see [`Pipe::builder`]), and a handle's drop does
+/// not close its end (copies may live on in other processes): call
+/// [`Connection::close`], or let the holders exit.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Pipe;
+
+impl Pipe {
+    /// A duplex pipe: two connected ends, each can send and receive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// a.send(&1u32)?;
+    /// b.send(&2u32)?;
+    /// assert_eq!(b.recv::<u32>()?, 1);
+    /// assert_eq!(a.recv::<u32>()?, 2);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Segment::anonymous`].
+    #[allow(clippy::new_ret_no_self)] // Python's `Pipe()` makes a pair
+    pub fn new() -> Result<(Connection, Connection)> {
+        Pipe::builder().duplex()
+    }
+
+    /// A one-way pipe: `(reader, writer)`, in Python's order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (r, w) = shmproc::Pipe::simplex()?;
+    /// w.send_bytes(b"one way")?;
+    /// assert_eq!(r.recv_bytes()?, b"one way");
+    /// assert!(r.readable() && !r.writable());
+    /// assert!(matches!(r.send_bytes(b"no"), Err(shmproc::Error::InvalidArgument { .. })));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Segment::anonymous`].
+    #[doc(alias = "duplex")]
+    pub fn simplex() -> Result<(Connection, Connection)> {
+        Pipe::builder().simplex()
+    }
+
+    /// Options: buffer capacity, a name.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::builder().capacity(1 << 20).duplex()?;
+    /// assert_eq!(a.max_message(), (1 << 19) - 8);
+    /// # drop(b);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn builder() -> PipeBuilder {
+        PipeBuilder { capacity: DEFAULT_CAPACITY, name: None }
+    }
+
+    /// Opens a pipe made with [`PipeBuilder::name`], from any process:
+    /// both ends, in the order they were made.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-pipe-open-{}", std::process::id());
+    /// let (a, _b) = shmproc::Pipe::builder().name(&name).duplex()?;
+    /// let (_a2, b2) = shmproc::Pipe::open(&name)?; // typically in another process
+    /// a.send_bytes(b"hi")?;
+    /// assert_eq!(b2.recv_bytes()?, b"hi");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Segment::open`]; [`Error::KindMismatch`] or
+    /// [`Error::LayoutMismatch`] if the name holds something else;
+    /// [`Error::Corrupt`] if its words make no sense.
+    pub fn open(name: &str) -> Result<(Connection, Connection)> {
+        ends(Segment::builder().name(name).typed(kind::PIPE, PIPE_HASH).open()?)
+    }
+}
+
+/// Options for a new pipe (from [`Pipe::builder`]).
+///
+/// # Examples
+///
+/// ```
+/// let (r, w) = shmproc::Pipe::builder().capacity(4096).simplex()?;
+/// w.send(&vec![0u8; 10_000])?; // larger than the buffer: spilled
+/// assert_eq!(r.recv::<Vec<u8>>()?.len(), 10_000);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct PipeBuilder {
+    capacity: usize,
+    name: Option<String>,
+}
+
+impl PipeBuilder {
+    /// Buffer bytes per direction: a power of two from 256 bytes to 4 GiB
+    /// (default 64 KiB). Messages up to `capacity / 2 - 8` bytes (encoded)
+    /// travel inline; larger ones through a spill segment each.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, _b) = shmproc::Pipe::builder().capacity(256).duplex()?;
+    /// assert_eq!(a.max_message(), 120);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn capacity(mut self, bytes: usize) -> Self {
+        self.capacity = bytes;
+        self
+    }
+
+    /// Creates the pipe under `name`, so that unrelated processes can
+    /// [`Pipe::open`] it. The name goes when the creating process drops its
+    /// last handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-pipe-name-{}", std::process::id());
+    /// let (a, b) = shmproc::Pipe::builder().name(&name).duplex()?;
+    /// assert!(shmproc::Pipe::open(&name).is_ok());
+    /// drop((a, b));
+    /// assert!(shmproc::Pipe::open(&name).is_err());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    /// Makes a duplex pipe.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::builder().duplex()?;
+    /// assert!(a.readable() && a.writable() && b.readable() && b.writable());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a bad capacity; as for
+    /// [`Segment::anonymous`] or [`Segment::create`].
+    pub fn duplex(self) -> Result<(Connection, Connection)> {
+        self.build(2)
+    }
+
+    /// Makes a one-way pipe: `(reader, writer)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (r, w) = shmproc::Pipe::builder().simplex()?;
+    /// assert!(r.readable() && w.writable());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`duplex`](PipeBuilder::duplex).
+    pub fn simplex(self) -> Result<(Connection, Connection)> {
+        self.build(1)
+    }
+
+    fn build(self, lanes: u64) -> Result<(Connection, Connection)> {
+        let cap = check_capacity(self.capacity)?;
+        if self.capacity < MIN_CAPACITY {
+            return Err(Error::InvalidArgument { what: "pipe capacity must be at least 256 bytes" });
+        }
+        let size = (self.capacity)
+            .checked_mul(lanes as usize)
+            .and_then(|b| b.checked_add(BUF_OFF))
+            .ok_or(Error::InvalidArgument { what: "pipe too large for this platform" })?;
+        let builder = Segment::builder().size(size).typed(kind::PIPE, PIPE_HASH);
+        let init = |s: &Segment| {
+            s.typed::<StdAtomicU64>(0)?.store(cap, StdOrdering::Relaxed);
+            s.typed::<StdAtomicU64>(8)?.store(lanes, StdOrdering::Relaxed);
+            let me = crate::sys::token::current().map_err(|e| Error::os("create liveness token", e))?;
+            s.typed::<StdAtomicU64>(16)?.store(u64::from(me.pid), StdOrdering::Relaxed);
+            s.typed::<StdAtomicU64>(24)?.store(me.nonce, StdOrdering::Relaxed);
+            Ok(())
+        };
+        let seg = match &self.name {
+            Some(n) => builder.name(n).create_with(init)?,
+            None => builder.anonymous_with(init)?,
+        };
+        ends(seg)
+    }
+}
+
+/// Both ends of the pipe in `seg`.
+fn ends(seg: Segment) -> Result<(Connection, Connection)> {
+    Ok((Connection::wrap(&seg, 0)?, Connection::wrap(&seg, 1)?))
+}
+
+/// One direction, resolved and checked once.
+struct Lane {
+    words: Placed<LaneWords>,
+    /// The buffer, its capacity checked against the segment when the
+    /// handle was made (ours from then on, whatever a peer writes).
+    buf: ShmBytes,
+    cap: u64,
+}
+
+impl Lane {
+    /// Whether a message is published (lock-free look).
+    fn has_message(&self) -> bool {
+        // Acquire: pairs with the Release stores of the positions.
+        bytes::has_message(self.words.head.load(Ordering::Acquire), self.words.tail.load(Ordering::Acquire))
+    }
+
+    /// Whether a `len`-byte record would fit now (lock-free look).
+    fn fits(&self, len: u64) -> bool {
+        // Acquire: as in `has_message`.
+        bytes::fits(self.words.head.load(Ordering::Acquire), self.words.tail.load(Ordering::Acquire), self.cap, len)
+    }
+}
+
+struct Inner {
+    seg: Segment,
+    /// 0 or 1.
+    end: usize,
+    tx: Option<Lane>,
+    rx: Option<Lane>,
+    me: Placed<EndWords>,
+    peer: Placed<EndWords>,
+    /// The process id (as in the registry) this handle registered for, or 0.
+    registered: StdAtomicU32,
+    /// Sends since the last look at the clock (approximate across threads).
+    sends: StdAtomicU32,
+    /// When this handle last asked the OS about the other end
+    /// ([`now_nanos`]), or [`NEVER`].
+    last_probe: StdAtomicU64,
+    /// What the last probe said: then every send asks again (a dead peer
+    /// makes sends fail anyway, so the cost is only on that path).
+    peer_seen_dead: std::sync::atomic::AtomicBool,
+}
+
+/// `last_probe` of a handle that never asked.
+const NEVER: u64 = u64::MAX;
+
+/// One end of a [`Pipe`] (Python: `multiprocessing.connection.Connection`).
+///
+/// A cheap [`Clone`] handle to the end (clones share it: any number of
+/// threads and processes may send and receive through it; each message is
+/// delivered to exactly one receiver). It serializes, so it can be an
+/// argument of a child process.
+///
+/// A process counts as a holder of an end from its first use of it, or
+/// from the moment it received a handle to it as an argument; when the OS
+/// confirms every holder of the other end dead, or that end was
+/// [`close`](Connection::close)d, [`recv`](Connection::recv) returns
+/// [`Error::Disconnected`] once the pipe is drained and
+/// [`send`](Connection::send) returns [`Error::BrokenPipe`]. No call waits
+/// forever on a dead peer, and no `SIGPIPE` is ever raised.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let (a, b) = shmproc::Pipe::new()?;
+/// let t = std::thread::spawn(move || {
+///     while let Ok(n) = b.recv::<u64>() {
+///         b.send(&(n * 2)).expect("reply");
+///     }
+/// });
+/// for n in 0..10u64 {
+///     a.send(&n)?;
+///     assert_eq!(a.recv::<u64>()?, n * 2);
+/// }
+/// assert!(!a.poll(Duration::from_millis(1))?);
+/// a.close(); // b's recv now reports Disconnected, and the thread ends
+/// t.join().expect("thread");
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct Connection {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection")
+            .field("end", &self.inner.end)
+            .field("readable", &self.readable())
+            .field("writable", &self.writable())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+/// How long a call may wait.
+#[derive(Debug, Clone, Copy)]
+enum Wait {
+    Forever,
+    Until(Instant),
+    /// Not at all (`try_` calls).
+    No,
+}
+
+impl Wait {
+    fn after(timeout: Duration) -> Wait {
+        Instant::now().checked_add(timeout).map_or(Wait::Forever, Wait::Until)
+    }
+
+    fn deadline(self) -> Option<Instant> {
+        match self {
+            Wait::Forever => None,
+            Wait::Until(d) => Some(d),
+            Wait::No => Some(Instant::now()),
+        }
+    }
+}
+
+/// Why a wait for readiness ended.
+enum Woke {
+    /// The condition may hold (or an end was closed): look again.
+    Look,
+    /// Every holder of the other end is confirmed dead.
+    PeerDead,
+}
+
+impl Connection {
+    fn wrap(seg: &Segment, end: usize) -> Result<Connection> {
+        let corrupt = Error::Corrupt { what: "pipe header" };
+        let cap = seg.typed::<StdAtomicU64>(0)?.load(StdOrdering::Relaxed);
+        let lanes = seg.typed::<StdAtomicU64>(8)?.load(StdOrdering::Relaxed);
+        if !(1..=2).contains(&lanes) || cap < MIN_CAPACITY as u64 || !cap.is_power_of_two() {
+            return Err(corrupt);
+        }
+        let lane = |i: usize| -> Result<Lane> {
+            let off = usize::try_from(cap).ok().and_then(|c| c.checked_mul(i)).and_then(|o| o.checked_add(BUF_OFF));
+            Ok(Lane {
+                words: Placed::new(seg, LANE_OFF[i])?,
+                buf: ShmBytes::in_segment(seg, off.ok_or(Error::Corrupt { what: "pipe capacity" })?, cap)?,
+                cap,
+            })
+        };
+        let (tx, rx) = match (lanes, end) {
+            (2, 0) => (Some(lane(0)?), Some(lane(1)?)),
+            (2, _) => (Some(lane(1)?), Some(lane(0)?)),
+            (_, 0) => (None, Some(lane(0)?)),
+            _ => (Some(lane(0)?), None),
+        };
+        Ok(Connection {
+            inner: Arc::new(Inner {
+                seg: seg.clone(),
+                end,
+                tx,
+                rx,
+                me: Placed::new(seg, END_OFF[end])?,
+                peer: Placed::new(seg, END_OFF[1 - end])?,
+                registered: StdAtomicU32::new(0),
+                sends: StdAtomicU32::new(0),
+                last_probe: StdAtomicU64::new(NEVER),
+                peer_seen_dead: std::sync::atomic::AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Registers this process as a holder of this end (once per process).
+    #[inline]
+    fn register(&self) -> Result<()> {
+        let (me, _) = registry::process_id().map_err(|e| Error::os("liveness token", e))?;
+        if self.inner.registered.load(StdOrdering::Relaxed) != me {
+            self.register_slow(me)?;
+        }
+        Ok(())
+    }
+
+    #[cold]
+    fn register_slow(&self, me: u32) -> Result<()> {
+        // `None` (the table is full of live processes) still works: this
+        // process's death just goes unnoticed by the other end.
+        self.inner.me.holders.register(|_| {}).map_err(|e| Error::os("liveness token", e))?;
+        self.inner.registered.store(me, StdOrdering::Relaxed);
+        Ok(())
+    }
+
+    fn check_open(&self) -> Result<()> {
+        if self.is_closed() { Err(Error::Closed) } else { Ok(()) }
+    }
+
+    fn tx(&self) -> Result<&Lane> {
+        self.check_open()?;
+        self.inner.tx.as_ref().ok_or(Error::InvalidArgument { what: "this end of a simplex pipe only receives" })
+    }
+
+    fn rx(&self) -> Result<&Lane> {
+        self.check_open()?;
+        self.inner.rx.as_ref().ok_or(Error::InvalidArgument { what: "this end of a simplex pipe only sends" })
+    }
+
+    /// Whether the other end was closed.
+    fn peer_closed(&self) -> bool {
+        // Acquire: pairs with the Release store in `close`, which follows
+        // the closer's last send.
+        self.inner.peer.closed.load(Ordering::Acquire) != 0
+    }
+
+    /// Whether the OS confirms every registered holder of the other end
+    /// dead (system calls: one probe per registered process).
+    fn peer_dead(&self) -> bool {
+        self.inner.last_probe.store(now_nanos(), StdOrdering::Relaxed);
+        let dead = self.inner.peer.holders.peers(|_| {}) == Peers::AllDead;
+        self.inner.peer_seen_dead.store(dead, StdOrdering::Relaxed);
+        dead
+    }
+
+    /// [`peer_dead`](Self::peer_dead), asked only if the last answer was
+    /// "dead" or is at least [`PROBE_INTERVAL`] old (else `false`).
+    fn peer_dead_lately(&self) -> bool {
+        (self.inner.peer_seen_dead.load(StdOrdering::Relaxed) || self.probe_due()) && self.peer_dead()
+    }
+
+    /// Whether no probe ran yet or the last is at least [`PROBE_INTERVAL`]
+    /// old.
+    fn probe_due(&self) -> bool {
+        let last = self.inner.last_probe.load(StdOrdering::Relaxed);
+        last == NEVER || now_nanos().saturating_sub(last) >= PROBE_INTERVAL.as_nanos() as u64
+    }
+
+    /// Runs `f` under `lock`; an owner that died holding it is no concern
+    /// (positions are published in one store: nothing is half-visible).
+    fn locked<R>(&self, lock: &RawMutex, wait: Wait, f: impl FnOnce() -> R) -> Result<R> {
+        match lock.lock(wait.deadline()) {
+            Ok(Acquired::Clean) => {}
+            Ok(Acquired::OwnerDied) => lock.mark_consistent(),
+            Err(Fail::Timeout | Fail::WouldBlock) => return Err(Error::Timeout),
+            Err(Fail::NotRecoverable) => return Err(Error::Corrupt { what: "pipe lock" }),
+            Err(Fail::Deadlock) => return Err(Error::Deadlock),
+            Err(Fail::Os(e)) => return Err(Error::os("liveness token", e)),
+        }
+        let r = f();
+        lock.unlock();
+        Ok(r)
+    }
+
+    /// Waits on `ec` until `ready()` may hold, an end is closed, the other
+    /// end's holders are confirmed dead, or the deadline passes
+    /// (`Err(Timeout)`).
+    fn wait_for(&self, ec: &RawEventCount, ready: impl Fn() -> bool, wait: Wait) -> Result<Woke> {
+        let look = || ready() || self.peer_closed() || self.is_closed();
+        if spin_for(SPIN, &look) {
+            return Ok(Woke::Look);
+        }
+        let deadline = wait.deadline();
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(Error::Timeout);
+        }
+        // About to sleep: the other end may be long dead (asked at a
+        // bounded rate, so a busy pipe with pauses does not pay for it).
+        if self.peer_dead_lately() {
+            return Ok(Woke::PeerDead);
+        }
+        let mut poll = LivenessPoll::new();
+        loop {
+            let key = ec.prepare();
+            if look() {
+                ec.finish();
+                return Ok(Woke::Look);
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                ec.finish();
+                return Err(Error::Timeout);
+            }
+            let woke = ec.wait(key, poll.wake_at(now, deadline));
+            ec.finish();
+            if woke == Wake::TimedOut && deadline.is_none_or(|d| Instant::now() < d) {
+                if self.peer_dead() {
+                    return Ok(Woke::PeerDead);
+                }
+                poll.slower();
+            }
+        }
+    }
+
+    /// Sends one record (`rec.len() <= max_message`).
+    fn send_record(&self, lane: &Lane, rec: &[u8], tag: u32, wait: Wait) -> Result<()> {
+        self.register()?;
+        // A periodic look at the other end's holders while sends succeed:
+        // the clock is read every 64th send, the OS asked every few ms.
+        let n = self.inner.sends.load(StdOrdering::Relaxed);
+        self.inner.sends.store(n.wrapping_add(1), StdOrdering::Relaxed);
+        let mut probe =
+            self.inner.peer_seen_dead.load(StdOrdering::Relaxed) || (n.is_multiple_of(64) && self.probe_due());
+        loop {
+            if self.peer_closed() || (probe && self.peer_dead()) {
+                return Err(Error::BrokenPipe);
+            }
+            let pushed = match self.locked(&lane.words.send_lock, wait, || {
+                let pos = lane.words.positions();
+                ByteProducerCore::attach(&pos).push(&pos, &lane.buf, rec, tag)
+            }) {
+                Err(Error::Timeout) if matches!(wait, Wait::No) => false, // another sender holds the lock
+                r => r??,
+            };
+            if pushed {
+                lane.words.readable.notify();
+                return Ok(());
+            }
+            if matches!(wait, Wait::No) {
+                return Err(Error::Full);
+            }
+            match self.wait_for(&lane.words.writable, || lane.fits(rec.len() as u64), wait)? {
+                Woke::Look => probe = false,
+                Woke::PeerDead => return Err(Error::BrokenPipe),
+            }
+            self.check_open()?;
+        }
+    }
+
+    /// Takes the oldest record into `out` if there is one; resolves spill
+    /// references.
+    fn pop(&self, lane: &Lane, out: &mut Vec<u8>, wait: Wait) -> Result<bool> {
+        if !lane.has_message() {
+            return Ok(false);
+        }
+        let tag = self.locked(&lane.words.recv_lock, wait, || {
+            let pos = lane.words.positions();
+            ByteConsumerCore::attach(&pos).pop_into(&pos, &lane.buf, out)
+        })??;
+        let Some(tag) = tag else { return Ok(false) };
+        lane.words.writable.notify();
+        match tag {
+            TAG_INLINE => Ok(true),
+            TAG_SPILL => {
+                let reference = std::mem::take(out);
+                spill::spill_in(&reference, out)?;
+                Ok(true)
+            }
+            _ => Err(Error::Corrupt { what: "pipe record tag" }),
+        }
+    }
+
+    /// Receives one message into `out`; `Ok(false)` only for `Wait::No`
+    /// when nothing is there.
+    fn recv_into(&self, out: &mut Vec<u8>, wait: Wait) -> Result<bool> {
+        let lane = self.rx()?;
+        self.register()?;
+        loop {
+            let r = self.pop(lane, out, wait);
+            if matches!(wait, Wait::No) && matches!(r, Err(Error::Timeout)) {
+                return Ok(false); // another receiver holds the lock
+            }
+            if r? {
+                return Ok(true);
+            }
+            if self.peer_closed() {
+                // Its last sends happened-before the flag: look once more.
+                return if self.pop(lane, out, wait)? { Ok(true) } else { Err(Error::Disconnected) };
+            }
+            if matches!(wait, Wait::No) {
+                return Ok(false);
+            }
+            match self.wait_for(&lane.words.readable, || lane.has_message(), wait)? {
+                Woke::Look => self.check_open()?,
+                Woke::PeerDead => {
+                    return if self.pop(lane, out, wait)? { Ok(true) } else { Err(Error::Disconnected) };
+                }
+            }
+        }
+    }
+
+    fn send_bytes_wait(&self, msg: &[u8], wait: Wait) -> Result<()> {
+        let lane = self.tx()?;
+        if msg.len() as u64 <= bytes::max_message(lane.cap) {
+            return self.send_record(lane, msg, TAG_INLINE, wait);
+        }
+        if self.peer_closed() {
+            return Err(Error::BrokenPipe);
+        }
+        // The spill segment counts as the pipe creator's, so cleanup_stale
+        // keeps it while the message waits, even after this process exits.
+        let word = |off| self.inner.seg.typed::<StdAtomicU64>(off).map(|w| w.load(StdOrdering::Relaxed));
+        let owner = crate::sys::token::Token { pid: word(16)? as u32, nonce: word(24)? };
+        let reference = spill::spill_out(msg, (owner.nonce != 0).then_some(owner))?;
+        self.send_record(lane, &reference, TAG_SPILL, wait).inspect_err(|_| spill::discard(&reference))
+    }
+
+    /// Sends `value`, encoded (serde + postcard); waits while the pipe is
+    /// full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// a.send(&("any", vec![1.5f64], Some(7u8)))?;
+    /// let got: (String, Vec<f64>, Option<u8>) = b.recv()?;
+    /// assert_eq!(got, ("any".to_string(), vec![1.5], Some(7)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::BrokenPipe`] if the other end was closed or every holder
+    /// of it died; [`Error::Closed`] if this end was closed;
+    /// [`Error::InvalidArgument`] on the reading end of a simplex pipe;
+    /// [`Error::Codec`] if `value` cannot be encoded; [`Error::Corrupt`] if
+    /// the pipe's shared words make no sense.
+    pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+        self.send_bytes_wait(&codec::encode(value)?, Wait::Forever)
+    }
+
+    /// As [`send`](Connection::send), waiting at most `timeout` for room.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (a, _b) = shmproc::Pipe::builder().capacity(256).duplex()?;
+    /// let msg = vec![0u8; 119]; // encoded: a length byte + 119 = 120; a 128-byte record: two fill 256
+    /// a.send_timeout(&msg, Duration::from_millis(10))?;
+    /// a.send_timeout(&msg, Duration::from_millis(10))?;
+    /// let full = a.send_timeout(&msg, Duration::from_millis(10));
+    /// assert!(matches!(full, Err(shmproc::Error::Timeout)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`send`](Connection::send), and [`Error::Timeout`].
+    pub fn send_timeout<T: Serialize + ?Sized>(&self, value: &T, timeout: Duration) -> Result<()> {
+        self.send_bytes_wait(&codec::encode(value)?, Wait::after(timeout))
+    }
+
+    /// As [`send`](Connection::send) if there is room now, else
+    /// `Err(Full)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, _b) = shmproc::Pipe::builder().capacity(256).duplex()?;
+    /// let msg = vec![0u8; 119]; // encoded: a length byte + 119 = 120; a 128-byte record: two fill 256
+    /// a.try_send(&msg)?;
+    /// a.try_send(&msg)?;
+    /// assert!(matches!(a.try_send(&msg), Err(shmproc::Error::Full)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`send`](Connection::send), and [`Error::Full`].
+    pub fn try_send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
+        self.send_bytes_wait(&codec::encode(value)?, Wait::No)
+    }
+
+    /// Sends the bytes of `msg` as one message (any length).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// a.send_bytes(b"raw bytes")?;
+    /// assert_eq!(b.recv_bytes()?, b"raw bytes");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`send`](Connection::send) (without `Codec`); [`Error::Os`] or
+    /// [`Error::NoSpace`] if a message above
+    /// [`max_message`](Connection::max_message) cannot get its spill
+    /// segment.
+    pub fn send_bytes(&self, msg: &[u8]) -> Result<()> {
+        self.send_bytes_wait(msg, Wait::Forever)
+    }
+
+    /// As [`send_bytes`](Connection::send_bytes), waiting at most `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// a.send_bytes_timeout(b"x", std::time::Duration::from_secs(1))?;
+    /// assert_eq!(b.recv_bytes()?, b"x");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`send_bytes`](Connection::send_bytes), and [`Error::Timeout`].
+    pub fn send_bytes_timeout(&self, msg: &[u8], timeout: Duration) -> Result<()> {
+        self.send_bytes_wait(msg, Wait::after(timeout))
+    }
+
+    /// As [`send_bytes`](Connection::send_bytes) if there is room now,
+    /// else `Err(Full)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// a.try_send_bytes(b"x")?;
+    /// assert_eq!(b.recv_bytes()?, b"x");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`send_bytes`](Connection::send_bytes), and [`Error::Full`].
+    pub fn try_send_bytes(&self, msg: &[u8]) -> Result<()> {
+        self.send_bytes_wait(msg, Wait::No)
+    }
+
+    /// Receives the next message and decodes it as a `T` (a copy: the
+    /// sender's value is untouched); waits while the pipe is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// a.send(&vec![String::from("x"); 3])?;
+    /// assert_eq!(b.recv::<Vec<String>>()?.len(), 3);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Disconnected`] once the pipe is drained if the other end
+    /// was closed or every holder of it died; [`Error::Closed`] if this end
+    /// was closed; [`Error::InvalidArgument`] on the writing end of a
+    /// simplex pipe; [`Error::Codec`] if the message is not a `T` (it is
+    /// consumed); [`Error::Corrupt`] if the pipe's shared words make no
+    /// sense.
+    pub fn recv<T: DeserializeOwned>(&self) -> Result<T> {
+        let mut buf = Vec::new();
+        self.recv_into(&mut buf, Wait::Forever)?;
+        codec::decode(&buf)
+    }
+
+    /// As [`recv`](Connection::recv), waiting at most `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (a, _b) = shmproc::Pipe::new()?;
+    /// assert!(matches!(a.recv_timeout::<u8>(Duration::from_millis(5)), Err(shmproc::Error::Timeout)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`recv`](Connection::recv), and [`Error::Timeout`].
+    pub fn recv_timeout<T: DeserializeOwned>(&self, timeout: Duration) -> Result<T> {
+        let mut buf = Vec::new();
+        self.recv_into(&mut buf, Wait::after(timeout))?;
+        codec::decode(&buf)
+    }
+
+    /// The next message decoded as a `T` if one is there now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// assert_eq!(b.try_recv::<u8>()?, None);
+    /// a.send(&9u8)?;
+    /// assert_eq!(b.try_recv::<u8>()?, Some(9));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`recv`](Connection::recv).
+    pub fn try_recv<T: DeserializeOwned>(&self) -> Result<Option<T>> {
+        let mut buf = Vec::new();
+        if self.recv_into(&mut buf, Wait::No)? { codec::decode(&buf).map(Some) } else { Ok(None) }
+    }
+
+    /// Receives the next message's bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// a.send_bytes(&[1, 2, 3])?;
+    /// assert_eq!(b.recv_bytes()?, [1, 2, 3]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`recv`](Connection::recv) (without `Codec`).
+    pub fn recv_bytes(&self) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.recv_into(&mut buf, Wait::Forever)?;
+        Ok(buf)
+    }
+
+    /// As [`recv_bytes`](Connection::recv_bytes), waiting at most `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// a.send_bytes(b"x")?;
+    /// assert_eq!(b.recv_bytes_timeout(Duration::from_secs(1))?, b"x");
+    /// assert!(matches!(b.recv_bytes_timeout(Duration::ZERO), Err(shmproc::Error::Timeout)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`recv_bytes`](Connection::recv_bytes), and [`Error::Timeout`].
+    pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
+        let mut buf = Vec::new();
+        self.recv_into(&mut buf, Wait::after(timeout))?;
+        Ok(buf)
+    }
+
+    /// The next message's bytes if one is there now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// assert_eq!(b.try_recv_bytes()?, None);
+    /// a.send_bytes(b"x")?;
+    /// assert_eq!(b.try_recv_bytes()?.as_deref(), Some(&b"x"[..]));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`recv_bytes`](Connection::recv_bytes).
+    pub fn try_recv_bytes(&self) -> Result<Option<Vec<u8>>> {
+        let mut buf = Vec::new();
+        Ok(self.recv_into(&mut buf, Wait::No)?.then_some(buf))
+    }
+
+    /// Receives the next message's bytes into `buf` (cleared first; its
+    /// allocation is reused, so a loop of receives allocates only when a
+    /// message is longer than any before) and returns their number.
+    ///
+    /// Python's `recv_bytes_into(buffer, offset)` writes into a fixed
+    /// buffer and fails if the message does not fit; here the `Vec` grows
+    /// instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// let mut buf = Vec::with_capacity(1024);
+    /// for msg in [&b"first"[..], b"second"] {
+    ///     a.send_bytes(msg)?;
+    ///     assert_eq!(b.recv_bytes_into(&mut buf)?, msg.len());
+    ///     assert_eq!(buf, msg);
+    /// }
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`recv_bytes`](Connection::recv_bytes).
+    pub fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize> {
+        self.recv_into(buf, Wait::Forever)?;
+        Ok(buf.len())
+    }
+
+    /// Waits up to `timeout` until a message is ready to receive; `true`
+    /// also if [`recv`](Connection::recv) would return
+    /// [`Error::Disconnected`] at once (the other end is closed or its
+    /// holders died, and the pipe is drained). `Duration::ZERO` just looks.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// assert!(!b.poll(Duration::ZERO)?);
+    /// a.send(&1u8)?;
+    /// assert!(b.poll(Duration::from_secs(1))?);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Closed`] if this end was closed; [`Error::InvalidArgument`]
+    /// on the writing end of a simplex pipe.
+    pub fn poll(&self, timeout: Duration) -> Result<bool> {
+        let lane = self.rx()?;
+        self.register()?;
+        let wait = if timeout.is_zero() { Wait::No } else { Wait::after(timeout) };
+        loop {
+            if lane.has_message() || self.peer_closed() {
+                return Ok(true);
+            }
+            if matches!(wait, Wait::No) {
+                return Ok(self.peer_dead_lately());
+            }
+            match self.wait_for(&lane.words.readable, || lane.has_message(), wait) {
+                Ok(Woke::Look) => self.check_open()?,
+                Ok(Woke::PeerDead) => return Ok(true),
+                Err(Error::Timeout) => return Ok(false),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Closes this end for every holder: the other end receives what was
+    /// sent, then [`Error::Disconnected`], and its sends fail with
+    /// [`Error::BrokenPipe`]; calls on this end (in any process) fail with
+    /// [`Error::Closed`]. Idempotent.
+    ///
+    /// Python's `close()` closes only the calling process's descriptor;
+    /// here the end is closed for everyone who holds it. Dropping handles
+    /// does not close the end.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// a.send(&"last words")?;
+    /// a.close();
+    /// assert!(a.is_closed());
+    /// assert_eq!(b.recv::<String>()?, "last words");
+    /// assert!(matches!(b.recv::<String>(), Err(shmproc::Error::Disconnected)));
+    /// assert!(matches!(b.send(&1u8), Err(shmproc::Error::BrokenPipe)));
+    /// assert!(matches!(a.send(&1u8), Err(shmproc::Error::Closed)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn close(&self) {
+        // Release: our sends happen-before a peer's Acquire load of the flag.
+        self.inner.me.closed.store(1, Ordering::Release);
+        for lane in [&self.inner.tx, &self.inner.rx].into_iter().flatten() {
+            lane.words.readable.notify();
+            lane.words.writable.notify();
+        }
+    }
+
+    /// Whether this end was closed (by any of its holders).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, _b) = shmproc::Pipe::new()?;
+    /// assert!(!a.is_closed());
+    /// a.close();
+    /// assert!(a.is_closed());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    #[doc(alias = "closed")]
+    pub fn is_closed(&self) -> bool {
+        self.inner.me.closed.load(Ordering::Relaxed) != 0
+    }
+
+    /// Whether this end can receive (every end of a duplex pipe; the reader
+    /// of a simplex one).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (r, w) = shmproc::Pipe::simplex()?;
+    /// assert!(r.readable());
+    /// assert!(!w.readable());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn readable(&self) -> bool {
+        self.inner.rx.is_some()
+    }
+
+    /// Whether this end can send.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (r, w) = shmproc::Pipe::simplex()?;
+    /// assert!(w.writable());
+    /// assert!(!r.writable());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn writable(&self) -> bool {
+        self.inner.tx.is_some()
+    }
+
+    /// The longest message (in bytes, encoded) that travels inline; longer
+    /// ones go through a spill segment each (slower: a segment is created
+    /// and removed per message).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, _b) = shmproc::Pipe::new()?;
+    /// assert_eq!(a.max_message(), 32 * 1024 - 8);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn max_message(&self) -> usize {
+        let lane = self.inner.tx.as_ref().or(self.inner.rx.as_ref());
+        lane.map_or(0, |l| bytes::max_message(l.cap) as usize)
+    }
+}
+
+impl Serialize for Connection {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        (&self.inner.seg, self.inner.end as u8).serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Connection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let (seg, end) = <(Segment, u8)>::deserialize(d)?;
+        if seg.layout_identity() != (kind::PIPE, PIPE_HASH) {
+            return Err(D::Error::custom(Error::LayoutMismatch {
+                expected: PIPE_HASH,
+                found: seg.layout_identity().1,
+            }));
+        }
+        if end > 1 {
+            return Err(D::Error::custom(Error::Corrupt { what: "pipe end" }));
+        }
+        let conn = Connection::wrap(&seg, usize::from(end)).map_err(D::Error::custom)?;
+        // A process that received an end holds it, used or not: its death
+        // must disconnect the other end.
+        conn.register().map_err(D::Error::custom)?;
+        Ok(conn)
+    }
+}
+
+#[cfg(all(test, not(shmproc_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_offsets_are_aligned_and_disjoint() {
+        assert_eq!(END_OFF[0] % 128, 0);
+        assert_eq!(END_OFF[1] % 128, 0);
+        assert!(END_OFF[1] >= END_OFF[0] + core::mem::size_of::<EndWords>());
+        assert!(LANE_OFF[0] >= END_OFF[1] + core::mem::size_of::<EndWords>());
+        assert_eq!(LANE_OFF[0] % 128, 0);
+        assert_eq!(LANE_OFF[1], LANE_OFF[0] + LANE_SIZE);
+        assert!(BUF_OFF >= LANE_OFF[1] + LANE_SIZE && BUF_OFF.is_multiple_of(4096));
+    }
+
+    #[test]
+    fn wait_deadlines() {
+        assert!(Wait::Forever.deadline().is_none());
+        assert!(Wait::No.deadline().is_some_and(|d| d <= Instant::now()));
+        assert!(matches!(Wait::after(Duration::MAX), Wait::Forever));
+    }
+
+    #[test]
+    fn bad_capacities_are_refused() {
+        for cap in [0usize, 100, 128, 255, 1000] {
+            assert!(matches!(Pipe::builder().capacity(cap).duplex(), Err(Error::InvalidArgument { .. })), "{cap}");
+        }
+        assert!(Pipe::builder().capacity(256).simplex().is_ok());
+    }
+}

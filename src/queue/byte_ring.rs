@@ -1,0 +1,750 @@
+//! `ByteRing`: a single-producer single-consumer ring of variable-size byte
+//! messages in shared memory, over the protocol of [`bytes`](super::bytes),
+//! with the same shape as [`SpscRing`](crate::SpscRing): a cheap handle,
+//! producer and consumer roles claimed per process (taken over from a dead
+//! holder), copies and zero-copy loans.
+//!
+//! Also the shared words of one direction of a [`Pipe`](crate::Pipe)
+//! ([`LaneWords`]) and of one pipe end ([`EndWords`]), which the pipe
+//! places in its segment.
+//!
+//! | word | written by | meaning |
+//! |---|---|---|
+//! | `head`, `tail` | consumer, producer | positions of the byte protocol (see `bytes.rs`) |
+//! | `capacity` | the creator | buffer bytes, a power of two; checked against the segment on every role claim |
+//! | `producer`, `consumer` | claimers | the roles' holders (see `role.rs`) |
+#![allow(unsafe_code)]
+
+use std::ops::{Deref, DerefMut};
+
+use crate::error::{Error, Result};
+use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::queue::bytes::{
+    self, ByteConsumerCore, ByteProducerCore, ByteSlots, ReadSpan, ShmBytes, WriteSpan, check_capacity,
+};
+use crate::queue::eventcount::RawEventCount;
+use crate::queue::registry::RawRegistry;
+use crate::queue::role::{self, DeadProbe};
+use crate::queue::spill::TAG_INLINE;
+use crate::queue::spsc::Positions;
+use crate::shm::header::kind;
+use crate::shm::layout::{CachePadded, ShmSafe, layout_hash_mix};
+use crate::shm::segment::Segment;
+use crate::shm::typed::Placed;
+use crate::sync::raw_mutex::RawMutex;
+
+/// The ring's control words at the start of its segment's payload; the
+/// buffer follows at [`BUF_OFFSET`].
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct ByteRingHeader {
+    head: CachePadded<AtomicU64>,
+    tail: CachePadded<AtomicU64>,
+    /// Buffer bytes, a power of two in `64..=2^32`; set at creation.
+    capacity: AtomicU64,
+    /// The roles' holders (owner ids, thread slot bits cleared; 0 if none)
+    /// and their process nonces.
+    producer: AtomicU32,
+    consumer: AtomicU32,
+    producer_nonce: AtomicU64,
+    consumer_nonce: AtomicU64,
+}
+
+// SAFETY: repr(C) over atomics (two padded): no pointers; any bits are
+// valid values (positions and capacity are checked before every use,
+// unknown holders are probed like lock owners); all interior-mutable.
+unsafe impl ShmSafe for ByteRingHeader {
+    const TAG: &'static str = "shmproc::ByteRingHeader";
+}
+
+/// Where the buffer starts in the payload (after the header, 128-aligned).
+const BUF_OFFSET: usize = 384;
+const _: () = assert!(core::mem::size_of::<ByteRingHeader>() <= BUF_OFFSET);
+
+const RING_HASH: u64 = layout_hash_mix(ByteRingHeader::LAYOUT_HASH, BUF_OFFSET as u64);
+
+/// A single-producer single-consumer ring of byte messages of any length up
+/// to [`max_message`](ByteRing::max_message) in shared memory: the fastest
+/// way to stream variable-size records (encoded values, frames, rows) from
+/// one process to another.
+///
+/// Each message is framed (an 8-byte header, the payload padded to 8
+/// bytes) and never wraps around the buffer end, so it can be read and
+/// written in place through a loan ([`ByteProducer::reserve`],
+/// [`ByteConsumer::peek`]). The ring is a cheap handle (clone it, pass it
+/// to a child, or create it by name); one process at a time takes the
+/// [`ByteProducer`] role and one the [`ByteConsumer`] role. A role held by
+/// a process that died is taken over by the next `producer()` /
+/// `consumer()` call at the published positions: a message the dead
+/// producer reserved but did not commit is never seen.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::ByteRing;
+///
+/// fn produce(ring: ByteRing) {
+///     let mut tx = ring.producer().expect("producer role");
+///     for i in 0..100u32 {
+///         let msg = vec![i as u8; i as usize]; // 0 to 99 bytes
+///         while !tx.push(&msg).expect("ring ok") {
+///             std::thread::yield_now(); // full: the consumer catches up
+///         }
+///     }
+/// }
+///
+/// let ring = ByteRing::new(1024)?;
+/// let mut rx = ring.consumer()?;
+/// let mut child = shmproc::Process::spawn(produce, ring.clone())?;
+/// let mut got = 0u32;
+/// while got < 100 {
+///     match rx.pop()? {
+///         Some(msg) => {
+///             assert_eq!(msg, vec![got as u8; got as usize]);
+///             got += 1;
+///         }
+///         None => std::thread::yield_now(),
+///     }
+/// }
+/// child.join()?;
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct ByteRing {
+    hdr: Placed<ByteRingHeader>,
+}
+
+impl std::fmt::Debug for ByteRing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ByteRing").field("capacity", &self.capacity()).field("segment", self.seg()).finish()
+    }
+}
+
+impl ByteRing {
+    fn builder(capacity: u64) -> Result<crate::shm::segment::SegmentBuilder> {
+        let size = usize::try_from(capacity)
+            .ok()
+            .and_then(|c| c.checked_add(BUF_OFFSET))
+            .ok_or(Error::InvalidArgument { what: "byte ring too large for this platform" })?;
+        Ok(Segment::builder().size(size).typed(kind::BYTES, RING_HASH))
+    }
+
+    fn init(seg: &Segment, capacity: u64) -> Result<()> {
+        seg.typed::<ByteRingHeader>(0)?.capacity.store(capacity, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn wrap(seg: Segment) -> Result<Self> {
+        let ring = ByteRing { hdr: Placed::new(&seg, 0)? };
+        ring.buffer()?; // validates capacity and bounds once
+        Ok(ring)
+    }
+
+    fn seg(&self) -> &Segment {
+        self.hdr.segment()
+    }
+
+    /// The buffer, after checking the header's capacity against the segment
+    /// (a peer may have written anything there).
+    fn buffer(&self) -> Result<ShmBytes> {
+        ShmBytes::in_segment(self.seg(), BUF_OFFSET, self.hdr.capacity.load(Ordering::Relaxed))
+    }
+
+    fn positions(&self) -> Positions<'_> {
+        Positions { head: &self.hdr.head, tail: &self.hdr.tail }
+    }
+
+    /// An anonymous ring of `capacity` buffer bytes (a power of two from 64
+    /// bytes to 4 GiB); it carries messages of up to `capacity / 2 - 8`
+    /// bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::ByteRing::new(64 * 1024)?;
+    /// assert_eq!(ring.capacity(), 64 * 1024);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a capacity that is not a power of two
+    /// in range; as for [`Segment::anonymous`].
+    pub fn new(capacity: usize) -> Result<Self> {
+        let cap = check_capacity(capacity)?;
+        Self::wrap(Self::builder(cap)?.anonymous_with(|s| Self::init(s, cap))?)
+    }
+
+    /// A named ring that unrelated processes can [`open`](ByteRing::open).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-bytering-{}", std::process::id());
+    /// let ring = shmproc::ByteRing::create(&name, 4096)?;
+    /// assert_eq!(shmproc::ByteRing::open(&name)?.capacity(), 4096);
+    /// # drop(ring);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`new`](ByteRing::new) and [`Segment::create`].
+    pub fn create(name: &str, capacity: usize) -> Result<Self> {
+        let cap = check_capacity(capacity)?;
+        Self::wrap(Self::builder(cap)?.name(name).create_with(|s| Self::init(s, cap))?)
+    }
+
+    /// Opens a named ring.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(shmproc::ByteRing::open("no-such-byte-ring").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Segment::open`]; [`Error::KindMismatch`] or
+    /// [`Error::LayoutMismatch`] if the name holds something else;
+    /// [`Error::Corrupt`] if the header makes no sense.
+    pub fn open(name: &str) -> Result<Self> {
+        Self::wrap(Segment::builder().name(name).typed(kind::BYTES, RING_HASH).open()?)
+    }
+
+    /// The buffer's size in bytes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::ByteRing::new(256)?.capacity(), 256);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.hdr.capacity.load(Ordering::Relaxed) as usize
+    }
+
+    /// The longest message the ring carries: `capacity / 2 - 8` bytes (so
+    /// that one always fits once the consumer has drained the ring).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::ByteRing::new(256)?.max_message(), 120);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn max_message(&self) -> usize {
+        (self.capacity() / 2).saturating_sub(bytes::HEADER as usize)
+    }
+
+    /// Messages in the ring now (a snapshot).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::ByteRing::new(256)?;
+    /// ring.producer()?.push(b"hello")?;
+    /// assert_eq!(ring.len(), 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn len(&self) -> usize {
+        // Acquire: pair with the sides' Release stores (a snapshot only).
+        let (head, tail) = (self.hdr.head.load(Ordering::Acquire), self.hdr.tail.load(Ordering::Acquire));
+        bytes::messages_between(head, tail, self.hdr.capacity.load(Ordering::Relaxed)) as usize
+    }
+
+    /// Whether the ring holds no message now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(shmproc::ByteRing::new(256)?.is_empty());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        // Acquire: as in `len`.
+        !bytes::has_message(self.hdr.head.load(Ordering::Acquire), self.hdr.tail.load(Ordering::Acquire))
+    }
+
+    /// Takes the producer role (one holder at a time; taken over if its
+    /// holder died).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::ByteRing::new(256)?;
+    /// let tx = ring.producer()?;
+    /// assert!(matches!(ring.producer(), Err(shmproc::Error::WouldBlock)));
+    /// drop(tx);
+    /// assert!(ring.producer().is_ok());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::WouldBlock`] if a live process holds it; [`Error::Corrupt`]
+    /// if the header makes no sense.
+    pub fn producer(&self) -> Result<ByteProducer> {
+        // Validate first: a refused claim must not keep the role.
+        let buf = self.buffer()?;
+        role::claim(&self.hdr.producer, &self.hdr.producer_nonce)?;
+        Ok(ByteProducer { core: ByteProducerCore::attach(&self.positions()), buf, ring: self.clone() })
+    }
+
+    /// Takes the consumer role.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::ByteRing::new(256)?;
+    /// let rx = ring.consumer()?;
+    /// # drop(rx);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`producer`](ByteRing::producer).
+    pub fn consumer(&self) -> Result<ByteConsumer> {
+        // Validate first: a refused claim must not keep the role.
+        let buf = self.buffer()?;
+        role::claim(&self.hdr.consumer, &self.hdr.consumer_nonce)?;
+        Ok(ByteConsumer {
+            core: ByteConsumerCore::attach(&self.positions()),
+            buf,
+            probe: DeadProbe::default(),
+            ring: self.clone(),
+        })
+    }
+}
+
+/// The writing end of a [`ByteRing`]; gives the role back on drop.
+pub struct ByteProducer {
+    core: ByteProducerCore,
+    /// The buffer, checked when the role was taken (its capacity is ours
+    /// from then on, whatever a peer writes into the header).
+    buf: ShmBytes,
+    ring: ByteRing,
+}
+
+/// The reading end of a [`ByteRing`]; gives the role back on drop.
+pub struct ByteConsumer {
+    core: ByteConsumerCore,
+    buf: ShmBytes,
+    /// Whether the producer role's holder died (asked at a bounded rate).
+    probe: DeadProbe,
+    ring: ByteRing,
+}
+
+impl std::fmt::Debug for ByteProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ByteProducer").field("ring", &self.ring).finish()
+    }
+}
+
+impl std::fmt::Debug for ByteConsumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ByteConsumer").field("ring", &self.ring).finish()
+    }
+}
+
+/// `Err(TooLarge)` for a message longer than a `cap`-byte buffer carries.
+fn check_len(len: usize, cap: u64) -> Result<u64> {
+    let max = bytes::max_message(cap);
+    if len as u64 > max {
+        return Err(Error::TooLarge { len, max: max as usize });
+    }
+    Ok(len as u64)
+}
+
+impl ByteProducer {
+    /// Copies `msg` into the ring as one message: `Ok(false)` if there is
+    /// no room for it now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::ByteRing::new(64)?; // messages of up to 24 bytes
+    /// let mut tx = ring.producer()?;
+    /// assert!(tx.push(&[1; 24])?);
+    /// assert!(tx.push(&[2; 24])?);
+    /// assert!(!tx.push(&[3; 1])?); // full
+    /// assert!(matches!(tx.push(&[0; 25]), Err(shmproc::Error::TooLarge { .. })));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] above [`max_message`](ByteRing::max_message);
+    /// [`Error::Corrupt`] if the consumer's position makes no sense.
+    #[inline]
+    pub fn push(&mut self, msg: &[u8]) -> Result<bool> {
+        check_len(msg.len(), self.buf.capacity())?;
+        Ok(self.core.push(&self.ring.positions(), &self.buf, msg, TAG_INLINE)?)
+    }
+
+    /// Lends `len` bytes of the ring to write one message in place, or
+    /// `None` if there is no room now. [`WriteLoan::commit`] publishes it
+    /// (possibly shorter); a loan dropped without commit publishes nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::ByteRing::new(1024)?;
+    /// let mut tx = ring.producer()?;
+    /// let mut loan = tx.reserve(100)?.expect("room");
+    /// loan[..5].copy_from_slice(b"hello");
+    /// loan.commit(5); // a 5-byte message
+    /// assert_eq!(ring.consumer()?.pop()?.as_deref(), Some(&b"hello"[..]));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`push`](ByteProducer::push).
+    pub fn reserve(&mut self, len: usize) -> Result<Option<WriteLoan<'_>>> {
+        let n = check_len(len, self.buf.capacity())?;
+        let Some(span) = self.core.reserve(&self.ring.positions(), &self.buf, n)? else { return Ok(None) };
+        Ok(Some(WriteLoan { tx: self, span, len }))
+    }
+
+    /// The ring this role belongs to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::ByteRing::new(256)?;
+    /// assert_eq!(ring.producer()?.ring().capacity(), 256);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn ring(&self) -> &ByteRing {
+        &self.ring
+    }
+}
+
+/// Bytes of a [`ByteRing`] lent to write one message in place (from
+/// [`ByteProducer::reserve`]); dereferences to `[u8]` of the reserved
+/// length. [`commit`](WriteLoan::commit) publishes; dropping it publishes
+/// nothing.
+pub struct WriteLoan<'a> {
+    tx: &'a mut ByteProducer,
+    span: WriteSpan,
+    len: usize,
+}
+
+impl WriteLoan<'_> {
+    /// Publishes the first `n` bytes of the loan as one message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::ByteRing::new(256)?;
+    /// let mut tx = ring.producer()?;
+    /// let mut loan = tx.reserve(8)?.expect("room");
+    /// loan.copy_from_slice(&7u64.to_le_bytes());
+    /// loan.commit(8);
+    /// assert_eq!(ring.len(), 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Panics
+    /// If `n` is more than the loan's length.
+    pub fn commit(self, n: usize) {
+        assert!(n <= self.len, "commit of {n} bytes from a loan of {}", self.len);
+        let tx = self.tx;
+        tx.core.commit(&tx.ring.positions(), &tx.buf, self.span, n as u64, TAG_INLINE);
+    }
+}
+
+impl Deref for WriteLoan<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the span's payload (`len <= span.max` bytes from
+        // `payload()`) lies inside the buffer (rec + record_size(max) <= cap,
+        // from `reserve`, whose start offset is checked 8-aligned), is
+        // reserved for us and unpublished, so the consumer does not touch
+        // it; the loan borrows the producer mutably, so nothing else of ours
+        // does. A hostile peer may still write it: the accepted deviation of
+        // SAFETY.md (bytes, valid for any value).
+        unsafe { std::slice::from_raw_parts(self.tx.buf.ptr(self.span.payload()), self.len) }
+    }
+}
+
+impl DerefMut for WriteLoan<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as for `deref`; `&mut self` makes this the only view.
+        unsafe { std::slice::from_raw_parts_mut(self.tx.buf.ptr(self.span.payload()), self.len) }
+    }
+}
+
+impl std::fmt::Debug for WriteLoan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteLoan").field("len", &self.len).finish()
+    }
+}
+
+impl ByteConsumer {
+    /// Pops the oldest message, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::ByteRing::new(256)?;
+    /// ring.producer()?.push(b"abc")?;
+    /// let mut rx = ring.consumer()?;
+    /// assert_eq!(rx.pop()?, Some(b"abc".to_vec()));
+    /// assert_eq!(rx.pop()?, None);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the producer's position or a record header
+    /// makes no sense; [`Error::Disconnected`] if the ring is empty and the
+    /// producer role is held by a process the OS confirms dead (asked at
+    /// most every few milliseconds; a new producer that takes the role over
+    /// ends it).
+    pub fn pop(&mut self) -> Result<Option<Vec<u8>>> {
+        let mut v = Vec::new();
+        Ok(self.pop_into(&mut v)?.map(|_| v))
+    }
+
+    /// Pops the oldest message into `out` (cleared first, its allocation
+    /// reused); returns its length, or `None` if there is none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::ByteRing::new(256)?;
+    /// ring.producer()?.push(b"abc")?;
+    /// let mut buf = Vec::with_capacity(64);
+    /// assert_eq!(ring.consumer()?.pop_into(&mut buf)?, Some(3));
+    /// assert_eq!(buf, b"abc");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`pop`](ByteConsumer::pop).
+    #[inline]
+    pub fn pop_into(&mut self, out: &mut Vec<u8>) -> Result<Option<usize>> {
+        match self.core.pop_into(&self.ring.positions(), &self.buf, out)? {
+            Some(_) => Ok(Some(out.len())),
+            None => {
+                self.empty()?;
+                Ok(self.core.pop_into(&self.ring.positions(), &self.buf, out)?.map(|_| out.len()))
+            }
+        }
+    }
+
+    /// Lends the oldest message in place; it leaves the ring when the loan
+    /// drops.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::ByteRing::new(256)?;
+    /// ring.producer()?.push(b"in place")?;
+    /// let mut rx = ring.consumer()?;
+    /// {
+    ///     let msg = rx.peek()?.expect("a message");
+    ///     assert_eq!(&msg[..], b"in place");
+    /// } // released here
+    /// assert!(ring.is_empty());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`pop`](ByteConsumer::pop).
+    pub fn peek(&mut self) -> Result<Option<ReadLoan<'_>>> {
+        let span = match self.core.peek(&self.ring.positions(), &self.buf)? {
+            Some(span) => span,
+            None => {
+                self.empty()?;
+                match self.core.peek(&self.ring.positions(), &self.buf)? {
+                    Some(span) => span,
+                    None => return Ok(None),
+                }
+            }
+        };
+        Ok(Some(ReadLoan { rx: self, span }))
+    }
+
+    /// On an empty ring: `Err(Disconnected)` if the producer died holding
+    /// its role (and left nothing more), else `Ok` (look once more).
+    #[cold]
+    fn empty(&mut self) -> Result<()> {
+        let h = &self.ring.hdr;
+        if self.probe.holder_dead(&h.producer, &h.producer_nonce)
+            && !self.core.has_message(&self.ring.positions(), self.buf.capacity())?
+        {
+            return Err(Error::Disconnected);
+        }
+        Ok(())
+    }
+
+    /// The ring this role belongs to.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::ByteRing::new(256)?;
+    /// assert!(ring.consumer()?.ring().is_empty());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn ring(&self) -> &ByteRing {
+        &self.ring
+    }
+}
+
+/// The oldest message of a [`ByteRing`], lent in place (from
+/// [`ByteConsumer::peek`]); dereferences to its bytes, and frees it in the
+/// ring when dropped.
+pub struct ReadLoan<'a> {
+    rx: &'a mut ByteConsumer,
+    span: ReadSpan,
+}
+
+impl Deref for ReadLoan<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: the payload (`span.len` bytes from `span.payload`) lies
+        // inside the buffer (record size <= published bytes and <= bytes to
+        // the buffer end, checked in `peek`) and is published: the producer
+        // does not rewrite it until we release it on drop, which needs the
+        // loan gone. A hostile peer may still write it: the accepted
+        // deviation of SAFETY.md (bytes, valid for any value).
+        unsafe { std::slice::from_raw_parts(self.rx.buf.ptr(self.span.payload), self.span.len as usize) }
+    }
+}
+
+impl Drop for ReadLoan<'_> {
+    fn drop(&mut self) {
+        let rx = &mut *self.rx;
+        rx.core.release(&rx.ring.positions(), self.span);
+    }
+}
+
+impl std::fmt::Debug for ReadLoan<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadLoan").field("len", &self.span.len).finish()
+    }
+}
+
+impl Drop for ByteProducer {
+    fn drop(&mut self) {
+        role::release(&self.ring.hdr.producer);
+    }
+}
+
+impl Drop for ByteConsumer {
+    fn drop(&mut self) {
+        role::release(&self.ring.hdr.consumer);
+    }
+}
+
+impl serde::Serialize for ByteRing {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.seg().serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ByteRing {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let seg = Segment::deserialize(d)?;
+        if seg.layout_identity() != (kind::BYTES, RING_HASH) {
+            return Err(D::Error::custom(Error::LayoutMismatch {
+                expected: RING_HASH,
+                found: seg.layout_identity().1,
+            }));
+        }
+        ByteRing::wrap(seg).map_err(D::Error::custom)
+    }
+}
+
+// ---------------------------------------------------------------------
+// The shared words of a pipe.
+
+/// One direction of a [`Pipe`](crate::Pipe): the byte protocol's positions,
+/// the eventcounts that blocked receivers and senders sleep on, and the
+/// locks that serialize the senders and the receivers of this direction
+/// (any number of threads and processes may hold clones of one end).
+///
+/// | word | written by | meaning |
+/// |---|---|---|
+/// | `head`, `tail` | the receiver / sender holding the lock | byte protocol positions, each published in one store |
+/// | `readable` | senders notify after publishing; receivers wait | "a message may have arrived" |
+/// | `writable` | receivers notify after freeing; senders wait | "room may have appeared" |
+/// | `send_lock`, `recv_lock` | robust mutexes | one sender / one receiver at a time; an owner that died just passes the lock on (positions are never half-published) |
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct LaneWords {
+    pub(crate) head: CachePadded<AtomicU64>,
+    pub(crate) tail: CachePadded<AtomicU64>,
+    pub(crate) readable: CachePadded<RawEventCount>,
+    pub(crate) writable: CachePadded<RawEventCount>,
+    pub(crate) send_lock: CachePadded<RawMutex>,
+    pub(crate) recv_lock: CachePadded<RawMutex>,
+}
+
+// SAFETY: repr(C) over atomics only (RawEventCount, RawMutex: repr(C)
+// atomics), each group padded to 128 bytes: no pointers, every bit pattern
+// valid (positions are checked by the protocol, lock words by the mutex),
+// all interior-mutable.
+unsafe impl ShmSafe for LaneWords {
+    const TAG: &'static str = "shmproc::LaneWords";
+}
+
+impl LaneWords {
+    /// The positions of the byte protocol.
+    pub(crate) fn positions(&self) -> Positions<'_> {
+        Positions { head: &self.head, tail: &self.tail }
+    }
+}
+
+/// One end of a [`Pipe`](crate::Pipe): whether it was closed, and which
+/// processes hold it (registered on first use or when a handle to it is
+/// deserialized), so the other end can tell that every holder died.
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct EndWords {
+    /// Non-zero once `close()` was called on this end (never cleared).
+    pub(crate) closed: AtomicU32,
+    _pad: AtomicU32,
+    pub(crate) holders: RawRegistry,
+}
+
+// SAFETY: repr(C) over atomics only (RawRegistry is a repr(C) table of
+// atomics): no pointers, every bit pattern valid (any non-zero `closed`
+// means closed; unknown registry ids are probed through the OS), all
+// interior-mutable.
+unsafe impl ShmSafe for EndWords {
+    const TAG: &'static str = "shmproc::EndWords";
+}
+
+#[cfg(all(test, not(shmproc_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_stable() {
+        assert_eq!(core::mem::size_of::<LaneWords>(), 6 * 128);
+        assert_eq!(core::mem::align_of::<LaneWords>(), 128);
+        assert_eq!(core::mem::offset_of!(ByteRingHeader, capacity), 256);
+    }
+
+    #[test]
+    fn loans_wrap_and_publish_only_on_commit() {
+        let ring = ByteRing::new(128).expect("ring");
+        let mut tx = ring.producer().expect("producer");
+        let mut rx = ring.consumer().expect("consumer");
+        for round in 0..40usize {
+            let len = (round * 11) % (ring.max_message() + 1);
+            {
+                let mut loan = tx.reserve(len).expect("ok").expect("room in an empty ring");
+                loan.fill(round as u8);
+                assert!(rx.peek().expect("ok").is_none(), "nothing before commit");
+                loan.commit(len);
+            }
+            if round % 5 == 0 {
+                let _unused = tx.reserve(3).expect("ok").expect("room"); // dropped: publishes nothing
+            }
+            let msg = rx.peek().expect("ok").expect("committed");
+            assert_eq!(&msg[..], vec![round as u8; len].as_slice());
+            drop(msg);
+            assert!(ring.is_empty());
+        }
+    }
+}
