@@ -2,15 +2,16 @@
 //! processes, a shared atomic counter, a 64 MiB transfer against an OS pipe,
 //! cleanup after a creator killed with SIGKILL, shmproc's own child
 //! processes under each start method, a lock whose holder is killed, a
-//! stream of a million values through a lock-free ring, and strings through
-//! a `Queue` next to an OS pipe.
+//! stream of a million values through a lock-free ring, strings through a
+//! `Queue` next to an OS pipe, and a `Pipe` ping-pong next to OS pipes.
 //!
 //! Run it with `cargo run --release --example tour`.
 //!
 //! In sections 1 to 5 the children are started by hand: this same program,
 //! re-executed with `SHMPROC_TOUR_ROLE` set, so the segments are seen by
-//! processes that share nothing else with the parent. Sections 6 to 9 use
-//! [`shmproc::Process`] (section 9's pipe writer is again started by hand).
+//! processes that share nothing else with the parent. Sections 6 to 10 use
+//! [`shmproc::Process`] (the OS-pipe peers of sections 9 and 10 are again
+//! started by hand).
 //! Each section is one function; `main` runs them in order.
 
 use std::error::Error;
@@ -22,7 +23,9 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use shmproc::{Context, Event, LockError, Mutex, Process, Queue, Segment, Shared, SpscRing, StartMethod};
+use shmproc::{
+    Connection, Context, Event, LockError, Mutex, Pipe, Process, Queue, Segment, Shared, SpscRing, StartMethod,
+};
 
 type Result<T = (), E = Box<dyn Error>> = std::result::Result<T, E>;
 
@@ -60,6 +63,7 @@ fn main() -> Result {
     killed_holder()?;
     ring_stream()?;
     queue_stream()?;
+    pipe_ping_pong()?;
     println!();
     println!("tour finished in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
@@ -79,6 +83,7 @@ fn child_main(role: &str) -> Result {
         "sink" => sink_child(),
         "crasher" => crasher_child(),
         "pipe_writer" => pipe_writer_child(),
+        "echo" => echo_child(),
         other => Err(format!("unknown {ROLE_ENV}={other:?}").into()),
     }
 }
@@ -570,4 +575,86 @@ fn pipe_writer_child() -> Result {
         tx.write_all(&frame)?;
     }
     Ok(())
+}
+
+/// Section 10: round trips per run.
+const ROUND_TRIPS: u64 = 20_000;
+
+/// Answers every number with the next one until the parent sends `u64::MAX`.
+fn ping_pong(conn: Connection) -> u64 {
+    let mut answered = 0;
+    loop {
+        let n: u64 = conn.recv().expect("a number");
+        if n == u64::MAX {
+            return answered;
+        }
+        conn.send(&(n + 1)).expect("the answer");
+        answered += 1;
+    }
+}
+
+/// `ROUND_TRIPS` round trips through `send`/`recv`; the mean time of one.
+fn time_round_trips(mut send: impl FnMut(u64) -> Result, mut recv: impl FnMut() -> Result<u64>) -> Result<Duration> {
+    // A few unmeasured round trips first: the peer is up and running.
+    for n in 0..100 {
+        send(n)?;
+        recv()?;
+    }
+    let start = Instant::now();
+    for n in 0..ROUND_TRIPS {
+        send(n)?;
+        let got = recv()?;
+        if got != n + 1 {
+            return Err(format!("sent {n}, got {got} back").into());
+        }
+    }
+    Ok(start.elapsed() / u32::try_from(ROUND_TRIPS)?)
+}
+
+fn pipe_ping_pong() -> Result {
+    heading("10. A Pipe ping-pong between two processes, next to two OS pipes");
+    let me = std::process::id();
+    let (parent, child_end) = Pipe::new()?;
+    let mut peer = Process::spawn(ping_pong, child_end)?;
+    let shm = time_round_trips(|n| Ok(parent.send(&n)?), || Ok(parent.recv::<u64>()?))?;
+    parent.send(&u64::MAX)?;
+    let answered = peer.join()?;
+    println!("parent {me}: child {} answered {answered} numbers through a shmproc Pipe", peer.pid());
+
+    // The same through the child's stdin and stdout (two OS pipes).
+    let mut echo = child("echo")?.stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+    let mut tx = echo.stdin.take().ok_or("no stdin pipe")?;
+    let mut rx = echo.stdout.take().ok_or("no stdout pipe")?;
+    let os = time_round_trips(
+        |n| Ok(tx.write_all(&n.to_le_bytes())?),
+        || {
+            let mut b = [0u8; 8];
+            rx.read_exact(&mut b)?;
+            Ok(u64::from_le_bytes(b))
+        },
+    )?;
+    drop(tx);
+    check_exit("the echo child", echo.wait()?)?;
+    println!("parent {me}: child {} answered the same through two OS pipes", echo.id());
+    println!(
+        "round trip: Pipe {:.2} us, OS pipes {:.2} us (mean of {ROUND_TRIPS}; one short run, `cargo bench --bench \
+         pipe` measures properly)",
+        shm.as_secs_f64() * 1e6,
+        os.as_secs_f64() * 1e6
+    );
+    Ok(())
+}
+
+/// Echoes each 8-byte number on stdin as the next number on stdout.
+fn echo_child() -> Result {
+    let mut rx = std::io::stdin().lock();
+    let mut tx = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+    let mut b = [0u8; 8];
+    loop {
+        match rx.read_exact(&mut b) {
+            Ok(()) => tx.write_all(&(u64::from_le_bytes(b) + 1).to_le_bytes())?,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+            Err(e) => return Err(e.into()),
+        }
+    }
 }

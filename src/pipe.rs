@@ -25,7 +25,8 @@
 //! [`TAG_SPILL`] (a reference to a spill segment, for messages above the
 //! ring's largest).
 //!
-//! Blocking: try, spin briefly without yielding ([`spin_for`], 10 µs), then sleep on the
+//! Blocking: try, spin briefly without yielding ([`AdaptiveSpin`], up to 10 µs: less while
+//! the peer keeps failing to answer within it), then sleep on the
 //! direction's eventcount, waking at liveness intervals
 //! ([`LivenessPoll`]) to ask the OS whether every holder of the other end
 //! died. A sender also asks at most every [`PROBE_INTERVAL`] while it
@@ -41,10 +42,10 @@ use serde::de::DeserializeOwned;
 
 use crate::codec;
 use crate::error::{Error, Result};
+use crate::loom::AdaptiveSpin;
 use crate::loom::atomic::Ordering;
 use crate::loom::futex::Wake;
 use crate::loom::owner::LivenessPoll;
-use crate::loom::spin_for;
 use crate::queue::byte_ring::{EndWords, LaneWords};
 use crate::queue::bytes::{self, ByteConsumerCore, ByteProducerCore, ShmBytes, check_capacity};
 use crate::queue::eventcount::RawEventCount;
@@ -363,6 +364,8 @@ struct Inner {
     registered: StdAtomicU32,
     /// Sends since the last look at the clock (approximate across threads).
     sends: StdAtomicU32,
+    /// This handle's spin budget before a sleep.
+    spin: AdaptiveSpin,
     /// When this handle last asked the OS about the other end
     /// ([`now_nanos`]), or [`NEVER`].
     last_probe: StdAtomicU64,
@@ -488,6 +491,7 @@ impl Connection {
                 peer: Placed::new(seg, END_OFF[1 - end])?,
                 registered: StdAtomicU32::new(0),
                 sends: StdAtomicU32::new(0),
+                spin: AdaptiveSpin::new(SPIN),
                 last_probe: StdAtomicU64::new(NEVER),
                 peer_seen_dead: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -577,7 +581,7 @@ impl Connection {
     /// (`Err(Timeout)`).
     fn wait_for(&self, ec: &RawEventCount, ready: impl Fn() -> bool, wait: Wait) -> Result<Woke> {
         let look = || ready() || self.peer_closed() || self.is_closed();
-        if spin_for(SPIN, &look) {
+        if self.inner.spin.spin(&look) {
             return Ok(Woke::Look);
         }
         let deadline = wait.deadline();

@@ -10,8 +10,9 @@
 //! the crate's codec; one larger than half the ring travels through a spill
 //! segment.
 //!
-//! Waiting: a blocked call tries, spins briefly (a peer on another CPU
-//! usually answers within a cache-line hand-off), then sleeps on an
+//! Waiting: a blocked call tries, spins briefly without yielding (a peer on
+//! another CPU usually answers within a cache-line hand-off; the budget
+//! shrinks while spins keep failing, as when both share a CPU), then sleeps on an
 //! eventcount (`not_empty`, `not_full`, `all_done`) that producers and
 //! consumers bump only when someone sleeps. While asleep it wakes at the
 //! liveness-poll interval to ask the OS whether every process on the other
@@ -26,10 +27,10 @@ use serde::de::DeserializeOwned;
 
 use crate::codec;
 use crate::error::{Error, Result};
+use crate::loom::AdaptiveSpin;
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::loom::futex::Wake;
 use crate::loom::owner::{LIVENESS_MAX, LivenessPoll};
-use crate::loom::spin_until;
 use crate::queue::bytes::{self, ByteConsumerCore, ByteProducerCore, ByteSlots, ShmBytes};
 use crate::queue::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
 use crate::queue::eventcount::RawEventCount;
@@ -243,7 +244,15 @@ struct Inner {
     /// an item without loading the other side's cache line.
     head_hint: AtomicU64,
     tail_hint: AtomicU64,
+    /// Spin budgets of blocked puts and gets before they sleep.
+    put_spin: AdaptiveSpin,
+    get_spin: AdaptiveSpin,
 }
+
+/// The longest spin of a blocked put or get before it sleeps: a peer on
+/// another CPU answers well within it (a cache-line hand-off is 0.1 µs, a
+/// futex wake about 20 µs here).
+const SPIN: Duration = Duration::from_micros(10);
 
 /// A multi-producer multi-consumer FIFO queue of `T` shared by processes
 /// (Python: `multiprocessing.Queue`).
@@ -456,6 +465,8 @@ impl<T> Queue<T> {
                 last_probe: [parking_lot::Mutex::new(None), parking_lot::Mutex::new(None)],
                 head_hint: AtomicU64::new(head),
                 tail_hint: AtomicU64::new(head),
+                put_spin: AdaptiveSpin::new(SPIN),
+                get_spin: AdaptiveSpin::new(SPIN),
             }),
             _t: PhantomData,
         })
@@ -748,7 +759,7 @@ impl<T> Queue<T> {
                 }
                 return Err(Stop::Timeout);
             }
-            if spin_until(|| self.has_room(payload.len() as u64) || self.is_closed()) {
+            if self.inner.put_spin.spin(|| self.has_room(payload.len() as u64) || self.is_closed()) {
                 continue;
             }
             let key = h.not_full.prepare();
@@ -929,7 +940,7 @@ impl<T> Queue<T> {
                 }
                 return Err(Stop::Timeout);
             }
-            if spin_until(|| !self.is_empty() || self.is_closed()) {
+            if self.inner.get_spin.spin(|| !self.is_empty() || self.is_closed()) {
                 continue;
             }
             let key = h.not_empty.prepare();
