@@ -109,6 +109,7 @@ fn tour_runs_and_reports_each_section() {
         "== 7. Locks survive a killed holder",
         "== 8. Streaming values through a lock-free ring",
         "== 9. A Queue<String> between two processes, next to an OS pipe",
+        "== 10. A Pipe ping-pong between two processes, next to two OS pipes",
     ] {
         assert!(out.stdout.contains(heading), "missing section {heading:?}\n{all}");
     }
@@ -143,6 +144,9 @@ fn tour_runs_and_reports_each_section() {
         "Queue: ",
         " M strings/s; pipe: ",
         "(one short run, timed from the first string to the last;",
+        " answered 20100 numbers through a shmproc Pipe",
+        " answered the same through two OS pipes",
+        "round trip: Pipe ",
         "tour finished in",
     ] {
         assert!(out.stdout.contains(line), "missing {line:?}\n{all}");
