@@ -10,8 +10,8 @@
 //! carries its sequence number in its first 8 bytes and the parent checks
 //! each one.
 //!
-//! - `queue_64B_one_way`: the peer sends 64-byte `Vec<u8>` messages (65
-//!   bytes encoded) to the parent. `queue`: `Queue<Vec<u8>>::put` / `get`.
+//! - `queue_64B_one_way`: the peer sends 64-byte messages (65 bytes
+//!   encoded, a [`Blob`]) to the parent. `queue`: `Queue<Blob>::put` / `get`.
 //!   `pipe_framed`: the peer encodes the same message with the same codec
 //!   (postcard) and writes it into its stdout pipe as one frame (4-byte
 //!   length, then the 65 bytes: one `write` per message, delivered at once
@@ -119,7 +119,7 @@ fn queue_64b_one_way(c: &mut Criterion) {
     let (Some(queue), Some(pipe)) = (rec.rate("queue"), rec.rate("pipe_framed")) else { return };
     let m = |r: f64| format!("{:.2} M msg/s", r / 1e6);
     println!(
-        "queue_64B_one_way: Queue<Vec<u8>> {}, OS pipe framed {}: {:.1}x pipe (target >= {SMALL_PIPE_TARGET}x: {}); \
+        "queue_64B_one_way: Queue<Blob> {}, OS pipe framed {}: {:.1}x pipe (target >= {SMALL_PIPE_TARGET}x: {}); \
          Python mp.Queue 0.108 M msg/s: {:.0}x Python (target >= {SMALL_PYTHON_TARGET}x: {})",
         m(queue),
         m(pipe),
@@ -309,7 +309,7 @@ fn read_frame(r: &mut (impl Read + ?Sized), buf: &mut Vec<u8>) {
 struct Peer {
     /// Commands to the peer; the pipe frames come back on its stdout.
     link: PeerProcess,
-    small: Queue<Vec<u8>>,
+    small: Queue<Blob>,
     inline: Queue<Blob>,
     spill: Queue<Blob>,
     jobs: JoinableQueue<u64>,
@@ -350,7 +350,7 @@ impl Peer {
     /// Gets `n` 64-byte messages from the queue.
     fn queue_small(&mut self, n: u64) {
         for seq in 0..n {
-            check(&self.small.get().expect("get from the queue"), SMALL, seq);
+            check(&self.small.get().expect("get from the queue").0, SMALL, seq);
         }
     }
 
@@ -361,8 +361,8 @@ impl Peer {
         let mut rx = BufReader::with_capacity(READ_BUFFER, &mut self.link.rx);
         for seq in 0..n {
             read_frame(&mut rx, &mut self.buf);
-            let msg: Vec<u8> = postcard::from_bytes(&self.buf).expect("decode a frame");
-            check(&msg, SMALL, seq);
+            let msg: Blob = postcard::from_bytes(&self.buf).expect("decode a frame");
+            check(&msg.0, SMALL, seq);
         }
     }
 
@@ -416,7 +416,7 @@ fn read_large(rx: &mut impl Read, buf: &mut Vec<u8>, n: u64) {
 fn peer_main() {
     common::pin_peer_from_env();
     let name = std::env::var(NAME_ENV).expect("peer: SHMPROC_BENCH_NAME is not set");
-    let small = Queue::<Vec<u8>>::open(&format!("{name}-small")).expect("peer: open the 64 B queue");
+    let small = Queue::<Blob>::open(&format!("{name}-small")).expect("peer: open the 64 B queue");
     let inline = Queue::<Blob>::open(&format!("{name}-inline")).expect("peer: open the 4 MiB-ring queue");
     let spill = Queue::<Blob>::open(&format!("{name}-spill")).expect("peer: open the default-ring queue");
     let jobs = JoinableQueue::<u64>::open(&format!("{name}-jobs")).expect("peer: open the joinable queue");
@@ -435,12 +435,12 @@ fn peer_main() {
                 CMD_QUEUE_SMALL => {
                     let mut msg = vec![0u8; SMALL];
                     stamp(&mut msg, seq);
-                    small.put(msg).expect("peer: put into the 64 B queue");
+                    small.put(Blob(msg)).expect("peer: put into the 64 B queue");
                 }
                 CMD_PIPE_SMALL => {
                     let mut msg = vec![0u8; SMALL];
                     stamp(&mut msg, seq);
-                    let encoded = postcard::to_stdvec(&msg).expect("peer: encode");
+                    let encoded = postcard::to_stdvec(&Blob(msg)).expect("peer: encode");
                     write_frame(&mut pipe_tx, &mut frame, &encoded);
                 }
                 CMD_QUEUE_INLINE | CMD_QUEUE_SPILL => {

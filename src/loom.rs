@@ -63,11 +63,16 @@ pub(crate) fn spin_for(budget: std::time::Duration, mut ready: impl FnMut() -> b
     {
         let start = std::time::Instant::now();
         loop {
-            for _ in 0..32 {
+            for _ in 0..8 {
                 if ready() {
                     return true;
                 }
-                std::hint::spin_loop();
+                // A few pauses between looks: each look pulls the peer's
+                // cache line to us, and a peer about to write it must pull
+                // it back.
+                for _ in 0..4 {
+                    std::hint::spin_loop();
+                }
             }
             if start.elapsed() >= budget {
                 break;
