@@ -83,7 +83,9 @@
 //!   [`Event`]. A rendezvous of N processes: [`Barrier`] (a party that dies
 //!   breaks it instead of stranding the others).
 //! - Stream plain values (`T: Pod`) from one process to another, fastest:
-//!   [`SpscRing`] (lock-free; batches; zero-copy loans).
+//!   [`SpscRing`] (lock-free; batches; zero-copy loans). Several producers
+//!   or consumers: [`MpmcRing`] (lock-free; a process that dies
+//!   mid-operation costs at most its own value).
 //! - Bytes shared by name between unrelated processes: [`Segment`].
 //! - A struct of atomics shared by name or with children: [`Shared<T>`](Shared).
 //! - Several typed regions in one segment: [`Arena`] offsets plus
@@ -121,6 +123,8 @@ pub use process::handle::{ExitStatus, Process, ProcessBuilder, Task};
 pub use process::start::{Context, StartMethod, set_start_method, start_method};
 #[cfg(feature = "codec")]
 pub use queue::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
+#[cfg(feature = "codec")]
+pub use queue::mpmc::{MpmcConsumer, MpmcProducer, MpmcRing, ReadLoan, WriteLoan};
 #[cfg(feature = "codec")]
 pub use queue::spsc::{Consumer, Producer, SpscRing};
 pub use shm::arena::Arena;

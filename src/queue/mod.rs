@@ -7,5 +7,5 @@ pub(crate) mod error;
 pub(crate) mod mpmc;
 pub(crate) mod spsc;
 
-#[cfg(all(test, shmproc_loom))]
+#[cfg(test)]
 mod tests;

@@ -61,10 +61,13 @@ pub(crate) mod kind {
     /// A multi-producer multi-consumer ring of fixed-size values.
     pub(crate) const MPMC: u32 = 5;
     /// A single-producer single-consumer ring of byte messages.
+    #[allow(dead_code)] // reserved: its module lands separately
     pub(crate) const BYTES: u32 = 6;
     /// A `Queue` or `JoinableQueue`.
+    #[allow(dead_code)] // reserved: its module lands separately
     pub(crate) const QUEUE: u32 = 7;
     /// A `Pipe` (both directions).
+    #[allow(dead_code)] // reserved: its module lands separately
     pub(crate) const PIPE: u32 = 8;
 }
 
