@@ -33,15 +33,12 @@
 
 mod common;
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{LazyPeer, PeerProcess, Pinning, SAMPLES, is_role, measured, measuring, median};
-use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, Throughput};
+use common::{LazyPeer, PeerProcess, Pinning, Recorder, SAMPLES, is_role, measuring, timed};
+use criterion::{Criterion, Throughput};
 use shmproc::SpscRing;
 
 /// The ring's name (the peer opens it).
@@ -151,39 +148,6 @@ fn summary(rec: &Recorder) -> Option<String> {
 
 // ---------------------------------------------------------------------------
 // Group plumbing
-
-/// Benchmarks `routine` (messages -> time taken) as `name`, recording each
-/// call's time per message for the summary.
-fn timed(
-    group: &mut BenchmarkGroup<'_, WallTime>,
-    rec: &Recorder,
-    name: &'static str,
-    mut routine: impl FnMut(u64) -> Duration,
-) {
-    group.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            let elapsed = routine(iters);
-            rec.record(name, elapsed.as_secs_f64() / iters.max(1) as f64);
-            elapsed
-        });
-    });
-}
-
-/// Per function: seconds per message of every `iter_custom` call,
-/// criterion's warm-up calls first, then exactly [`SAMPLES`] measured ones.
-#[derive(Default)]
-struct Recorder(RefCell<BTreeMap<&'static str, Vec<f64>>>);
-
-impl Recorder {
-    fn record(&self, name: &'static str, secs_per_msg: f64) {
-        self.0.borrow_mut().entry(name).or_default().push(secs_per_msg);
-    }
-
-    /// The median time per message over the measured samples.
-    fn median(&self, name: &str) -> Option<f64> {
-        median(measured(self.0.borrow().get(name)?).to_vec())
-    }
-}
 
 /// Waiting on a full or empty ring: a few spins, then a yield per call.
 struct Backoff {

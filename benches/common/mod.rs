@@ -214,3 +214,47 @@ impl<P> LazyPeer<P> {
         f(slot.get_or_insert_with(|| (self.start)(self.cpu)))
     }
 }
+
+/// Benchmarks `routine` (iterations -> time taken) as `name` in `group`,
+/// recording each call's time per iteration in `rec` for the summary line.
+#[allow(dead_code)] // benches/process.rs reports differently
+pub(crate) fn timed(
+    group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>,
+    rec: &Recorder,
+    name: &'static str,
+    mut routine: impl FnMut(u64) -> std::time::Duration,
+) {
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let elapsed = routine(iters);
+            rec.record(name, elapsed, iters);
+            elapsed
+        });
+    });
+}
+
+/// Per function: `(seconds per iteration, iterations)` of every
+/// `iter_custom` call, criterion's warm-up calls first, then exactly
+/// [`SAMPLES`] measured ones.
+#[allow(dead_code)] // benches/process.rs reports differently
+#[derive(Default)]
+pub(crate) struct Recorder(std::cell::RefCell<std::collections::BTreeMap<&'static str, Vec<(f64, u64)>>>);
+
+#[allow(dead_code)] // benches/process.rs reports differently; not every bench counts iterations
+impl Recorder {
+    pub(crate) fn record(&self, name: &'static str, elapsed: std::time::Duration, iters: u64) {
+        self.0.borrow_mut().entry(name).or_default().push((elapsed.as_secs_f64() / iters.max(1) as f64, iters));
+    }
+
+    /// The median time per iteration over the measured samples.
+    pub(crate) fn median(&self, name: &str) -> Option<f64> {
+        let all = self.0.borrow();
+        let calls = all.get(name)?;
+        median(measured(calls).iter().map(|s| s.0).collect())
+    }
+
+    /// Iterations run so far, warm-up included.
+    pub(crate) fn total_iters(&self, name: &str) -> u64 {
+        self.0.borrow().get(name).map_or(0, |calls| calls.iter().map(|s| s.1).sum())
+    }
+}

@@ -678,6 +678,62 @@ impl Rng {
     }
 }
 
+/// Case 35's hostile peer: 400 rounds of garbage written into the file at
+/// `path` while the victim helper `h` (which said `ready`) operates. Each
+/// round `pick` chooses an (offset, value); the value stays for 300 µs and
+/// is then put back (except every 7th round: the victim's own stores heal
+/// those); every 16th round the victim must answer `check` with `ack`.
+/// Then closes the victim's stdin, checks it exits with status 0, and
+/// returns its final `done <ops> <corrupt>` counts, asserting that it kept
+/// operating and noticed the garbage.
+pub(crate) fn garbage_rounds(
+    ctx: &Ctx,
+    h: &mut Helper,
+    path: &Path,
+    seed: u64,
+    mut pick: impl FnMut(&mut Rng, u64) -> (u64, u64),
+) -> (u64, u64) {
+    let mut rng = Rng::new(seed);
+    for round in 0..400u64 {
+        ctx.step(format!("garbage round {round}"));
+        let (off, v) = pick(&mut rng, round);
+        let saved = peek(path, off, 8);
+        poke(path, off, &v.to_ne_bytes());
+        std::thread::sleep(Duration::from_micros(300));
+        if round % 7 != 6 {
+            poke(path, off, &saved);
+        }
+        if round % 16 == 0 {
+            h.send("check");
+            assert_eq!(h.line(), "ack");
+        }
+    }
+    h.close_stdin();
+    let done = h.expect("done");
+    let mut it = done.split_whitespace().map(|w| w.parse::<u64>().expect("number"));
+    let (ops, corrupt) = (it.next().expect("ops"), it.next().expect("corrupt"));
+    assert!(ops > 1000, "the victim kept operating ({ops} ops)");
+    assert!(corrupt > 0, "garbage was noticed ({corrupt} of {ops} ops were Corrupt)");
+    h.wait_ok();
+    (ops, corrupt)
+}
+
+/// A garbage word for round `round`: the extremes, small and misaligned
+/// values, a far position, or random bits.
+pub(crate) fn garbage_value(rng: &mut Rng, round: u64) -> u64 {
+    match round % 9 {
+        0 => u64::MAX,
+        1 => 0,
+        2 => 1 << 40,
+        3 => 65,
+        4 => 3,
+        5 => u64::MAX - 63,
+        6 => 1 << 63,
+        7 => 0x0000_0002_0000_0040, // as a byte-record header: tag 2, length 64
+        _ => rng.next(),
+    }
+}
+
 /// Polls `cond` every millisecond until it holds or the hang guard passes.
 pub(crate) fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + HANG_GUARD;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use shmproc::{Error, SpscRing};
 
-use crate::harness::{self, Ctx, HANG_GUARD, Rng, arg, arg_num, command, hdr, poke, say, shm_path, variant};
+use crate::harness::{self, Ctx, HANG_GUARD, arg, arg_num, command, hdr, poke, say, shm_path, variant};
 
 /// One element: every word derives from the sequence number, so a torn or
 /// invented element fails [`check`].
@@ -319,22 +319,6 @@ pub(crate) fn role_ring_hostile() {
     say(format!("done {} {}", ops.load(Ordering::Relaxed), corrupt.load(Ordering::Relaxed)));
 }
 
-/// The garbage the parent writes: (offset, value).
-fn garbage(rng: &mut Rng, round: u64) -> (u64, u64) {
-    let off = [words::HEAD, words::TAIL, words::CAPACITY, words::ELEM_SIZE][(round % 4) as usize];
-    let v = match round % 9 {
-        0 => u64::MAX,
-        1 => 0,
-        2 => 1 << 40,
-        3 => 65,
-        4 => 3,
-        5 => u64::MAX - 63,
-        6 => 1 << 63,
-        _ => rng.next(),
-    };
-    (off, v)
-}
-
 fn hostile_run(ctx: &Ctx, loans: bool) {
     let name = ctx.name("ring");
     let mut cmd = ctx.child("ring_hostile").arg("NAME", &name);
@@ -343,31 +327,10 @@ fn hostile_run(ctx: &Ctx, loans: bool) {
     }
     let mut h = cmd.start();
     assert_eq!(h.line(), "ready");
-    let path = shm_path(&name);
-    let mut rng = Rng::new(0x35 + u64::from(loans));
-    for round in 0..400u64 {
-        ctx.step(format!("garbage round {round}"));
-        let (off, v) = garbage(&mut rng, round);
-        let saved = harness::peek(&path, off, 8);
-        poke(&path, off, &v.to_ne_bytes());
-        std::thread::sleep(Duration::from_micros(300));
-        // Put the word back (the owner's later stores heal it too), so the
-        // ring keeps running between bursts of garbage.
-        if round % 7 != 6 {
-            poke(&path, off, &saved);
-        }
-        if round % 16 == 0 {
-            h.send("check");
-            assert_eq!(h.line(), "ack");
-        }
-    }
-    h.close_stdin();
-    let done = h.expect("done");
-    let mut it = done.split_whitespace().map(|w| w.parse::<u64>().expect("number"));
-    let (ops, corrupt) = (it.next().expect("ops"), it.next().expect("corrupt"));
-    assert!(ops > 1000, "the ring kept operating ({ops} ops)");
-    assert!(corrupt > 0, "garbage was noticed ({corrupt} of {ops} ops were Corrupt)");
-    h.wait_ok();
+    harness::garbage_rounds(ctx, &mut h, &shm_path(&name), 0x35 + u64::from(loans), |rng, round| {
+        let off = [words::HEAD, words::TAIL, words::CAPACITY, words::ELEM_SIZE][(round % 4) as usize];
+        (off, harness::garbage_value(rng, round))
+    });
 }
 
 /// Case 35, ring part: garbage in head, tail, capacity and elem_size while
