@@ -124,7 +124,7 @@ pub use process::start::{Context, StartMethod, set_start_method, start_method};
 #[cfg(feature = "codec")]
 pub use queue::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
 #[cfg(feature = "codec")]
-pub use queue::mpmc::{MpmcConsumer, MpmcProducer, MpmcRing, ReadLoan, WriteLoan};
+pub use queue::mpmc::{MpmcConsumer, MpmcProducer, MpmcReadLoan, MpmcRing, MpmcWriteLoan};
 #[cfg(feature = "codec")]
 pub use queue::spsc::{Consumer, Producer, SpscRing};
 pub use shm::arena::Arena;

@@ -1,5 +1,5 @@
 //! The public MPMC ring API (`MpmcRing`, `MpmcProducer`, `MpmcConsumer`,
-//! `WriteLoan`, `ReadLoan`): FIFO order across the wrap point, full and
+//! `MpmcWriteLoan`, `MpmcReadLoan`): FIFO order across the wrap point, full and
 //! empty, threads as producers and consumers (nothing lost or repeated,
 //! each producer's values in order), batches, loans committed, abandoned
 //! and leaked by exiting threads, named rings and layout checks, bad

@@ -1174,6 +1174,30 @@ impl<T: Pod + Send> MpmcRing<T> {
 }
 
 /// Pushes values into an [`MpmcRing`]; made by [`MpmcRing::producer`].
+///
+/// A handle is `Send`: move it to any thread. Each operation names the
+/// calling thread in the slot it claims.
+///
+/// # Examples
+///
+/// ```
+/// let ring = shmproc::MpmcRing::<u32>::new(64)?;
+/// let threads: Vec<_> = (0..4)
+///     .map(|t| {
+///         let mut tx = ring.producer().expect("ring ok");
+///         std::thread::spawn(move || {
+///             for i in 0..10 {
+///                 tx.push(t * 100 + i).expect("ring ok").expect("room");
+///             }
+///         })
+///     })
+///     .collect();
+/// for t in threads {
+///     t.join().expect("producer thread");
+/// }
+/// assert_eq!(ring.len(), 40);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub struct MpmcProducer<T: Pod + Send> {
     map: Mapped<T>,
     stuck: Stuck,
@@ -1181,6 +1205,21 @@ pub struct MpmcProducer<T: Pod + Send> {
 }
 
 /// Pops values from an [`MpmcRing`]; made by [`MpmcRing::consumer`].
+///
+/// Consumers share the values: each is delivered to exactly one of them,
+/// and each consumer sees one producer's values in the order pushed.
+///
+/// # Examples
+///
+/// ```
+/// let ring = shmproc::MpmcRing::<u32>::new(8)?;
+/// ring.producer()?.push_slice(&[1, 2, 3, 4])?;
+/// let (mut a, mut b) = (ring.consumer()?, ring.consumer()?);
+/// assert_eq!(a.pop()?, Some(1));
+/// assert_eq!(b.pop()?, Some(2));
+/// assert_eq!(a.pop()?, Some(3));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub struct MpmcConsumer<T: Pod + Send> {
     map: Mapped<T>,
     stuck: Stuck,
@@ -1248,7 +1287,7 @@ impl<T: Pod + Send> MpmcProducer<T> {
 
     /// Claims the next free slot to write in place: the loan derefs to the
     /// slot's `T` (holding stale bytes), and
-    /// [`commit`](WriteLoan::commit) publishes it. Dropping the loan
+    /// [`commit`](MpmcWriteLoan::commit) publishes it. Dropping the loan
     /// without committing leaves a tombstone that consumers skip. `None`
     /// if the ring is full.
     ///
@@ -1266,12 +1305,12 @@ impl<T: Pod + Send> MpmcProducer<T> {
     ///
     /// # Errors
     /// As for [`push`](MpmcProducer::push).
-    pub fn reserve(&mut self) -> Result<Option<WriteLoan<'_, T>>> {
+    pub fn reserve(&mut self) -> Result<Option<MpmcWriteLoan<'_, T>>> {
         let me = me()?;
         let Some((pos, _)) = self.map.core().claim_push(me, 1, &mut self.stuck)? else { return Ok(None) };
         // A thread that exits holding the loan (leaked) counts as dead.
         owner::note_acquired();
-        Ok(Some(WriteLoan { prod: self, pos, done: false, _thread: PhantomData }))
+        Ok(Some(MpmcWriteLoan { prod: self, pos, done: false, _thread: PhantomData }))
     }
 }
 
@@ -1336,28 +1375,51 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     ///
     /// # Errors
     /// As for [`pop`](MpmcConsumer::pop).
-    pub fn peek(&mut self) -> Result<Option<ReadLoan<'_, T>>> {
+    pub fn peek(&mut self) -> Result<Option<MpmcReadLoan<'_, T>>> {
         let me = me()?;
         let Some((pos, _)) = self.map.core().claim_pop(me, 1, &mut self.stuck)? else { return Ok(None) };
         // A thread that exits holding the loan (leaked) counts as dead.
         owner::note_acquired();
-        Ok(Some(ReadLoan { cons: self, pos, _thread: PhantomData }))
+        Ok(Some(MpmcReadLoan { cons: self, pos, _thread: PhantomData }))
     }
 }
 
 /// A claimed slot of an [`MpmcRing`] to write in place, from
-/// [`MpmcProducer::reserve`]. [`commit`](WriteLoan::commit) publishes it;
+/// [`MpmcProducer::reserve`]. [`commit`](MpmcWriteLoan::commit) publishes it;
 /// dropping it uncommitted leaves a tombstone that consumers skip.
 ///
 /// The loan is not `Send`: the claim names the thread that made it.
-pub struct WriteLoan<'a, T: Pod + Send> {
+///
+/// # Examples
+///
+/// ```
+/// let ring = shmproc::MpmcRing::<[u8; 16]>::new(4)?;
+/// let mut tx = ring.producer()?;
+/// let mut rx = ring.consumer()?;
+/// let mut loan = tx.reserve()?.expect("room");
+/// loan[0] = 1;
+/// drop(loan); // not committed: a tombstone, skipped by consumers
+/// tx.push([2; 16])?.expect("room");
+/// assert_eq!(rx.pop()?, Some([2; 16]));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+///
+/// ```compile_fail
+/// let ring = shmproc::MpmcRing::<u64>::new(4).unwrap();
+/// let mut tx = ring.producer().unwrap();
+/// let loan = tx.reserve().unwrap().unwrap();
+/// std::thread::scope(|s| {
+///     s.spawn(move || loan.commit()); // error: the loan is not Send
+/// });
+/// ```
+pub struct MpmcWriteLoan<'a, T: Pod + Send> {
     prod: &'a mut MpmcProducer<T>,
     pos: u64,
     done: bool,
     _thread: PhantomData<*const ()>,
 }
 
-impl<T: Pod + Send> WriteLoan<'_, T> {
+impl<T: Pod + Send> MpmcWriteLoan<'_, T> {
     /// Publishes the value written through the loan.
     ///
     /// # Examples
@@ -1390,7 +1452,7 @@ impl<T: Pod + Send> WriteLoan<'_, T> {
     }
 }
 
-impl<T: Pod + Send> Deref for WriteLoan<'_, T> {
+impl<T: Pod + Send> Deref for MpmcWriteLoan<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
         // SAFETY: the slot of `pos` is WRITING by this thread: no consumer reads it and no producer writes it until
@@ -1401,22 +1463,22 @@ impl<T: Pod + Send> Deref for WriteLoan<'_, T> {
     }
 }
 
-impl<T: Pod + Send> DerefMut for WriteLoan<'_, T> {
+impl<T: Pod + Send> DerefMut for MpmcWriteLoan<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: as in `deref`; `&mut self` makes the reference unique within this process.
         unsafe { &mut *self.prod.map.value_ptr(self.pos) }
     }
 }
 
-impl<T: Pod + Send> Drop for WriteLoan<'_, T> {
+impl<T: Pod + Send> Drop for MpmcWriteLoan<'_, T> {
     fn drop(&mut self) {
         self.finish(false);
     }
 }
 
-impl<T: Pod + Send> std::fmt::Debug for WriteLoan<'_, T> {
+impl<T: Pod + Send> std::fmt::Debug for MpmcWriteLoan<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("WriteLoan").field("position", &self.pos).finish()
+        f.debug_struct("MpmcWriteLoan").field("position", &self.pos).finish()
     }
 }
 
@@ -1424,13 +1486,26 @@ impl<T: Pod + Send> std::fmt::Debug for WriteLoan<'_, T> {
 /// [`MpmcConsumer::peek`]; the slot is freed when the loan drops.
 ///
 /// The loan is not `Send`: the claim names the thread that made it.
-pub struct ReadLoan<'a, T: Pod + Send> {
+///
+/// # Examples
+///
+/// ```
+/// let ring = shmproc::MpmcRing::<[u64; 8]>::new(4)?;
+/// ring.producer()?.push([3; 8])?.expect("room");
+/// let mut rx = ring.consumer()?;
+/// if let Some(loan) = rx.peek()? {
+///     assert_eq!(loan.iter().sum::<u64>(), 24); // read in place, no copy
+/// } // the slot is free again here
+/// assert!(ring.is_empty());
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub struct MpmcReadLoan<'a, T: Pod + Send> {
     cons: &'a mut MpmcConsumer<T>,
     pos: u64,
     _thread: PhantomData<*const ()>,
 }
 
-impl<T: Pod + Send> Deref for ReadLoan<'_, T> {
+impl<T: Pod + Send> Deref for MpmcReadLoan<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
         // SAFETY: the slot of `pos` is READING by this thread: no producer writes it until we release it (a producer
@@ -1440,16 +1515,16 @@ impl<T: Pod + Send> Deref for ReadLoan<'_, T> {
     }
 }
 
-impl<T: Pod + Send> Drop for ReadLoan<'_, T> {
+impl<T: Pod + Send> Drop for MpmcReadLoan<'_, T> {
     fn drop(&mut self) {
         self.cons.map.core().release(self.pos);
         owner::note_released();
     }
 }
 
-impl<T: Pod + Send> std::fmt::Debug for ReadLoan<'_, T> {
+impl<T: Pod + Send> std::fmt::Debug for MpmcReadLoan<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReadLoan").field("position", &self.pos).finish()
+        f.debug_struct("MpmcReadLoan").field("position", &self.pos).finish()
     }
 }
 

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use rustix::process::{Pid, Signal, kill_process};
 use shmproc::{Error, MpmcConsumer, MpmcProducer, MpmcRing};
 
-use crate::harness::{self, Ctx, HANG_GUARD, Helper, Rng, arg, arg_num, command, hdr, poke, say, shm_path, variant};
+use crate::harness::{self, Ctx, HANG_GUARD, Helper, arg, arg_num, command, hdr, poke, say, shm_path, variant};
 
 /// One element (64 bytes): producer, sequence number, and words derived
 /// from both, so a torn or invented element fails [`check`].
@@ -550,65 +550,27 @@ fn role_hostile() {
     say(format!("done {} {}", h.ops.load(Ordering::Relaxed), h.corrupt.load(Ordering::Relaxed)));
 }
 
-/// The garbage the parent writes: (offset, value).
-fn garbage(rng: &mut Rng, round: u64) -> (u64, u64) {
-    let off = match round % 6 {
-        0 => words::HEAD,
-        1 => words::TAIL,
-        2 => words::CAPACITY,
-        3 => words::ELEM_SIZE,
-        _ => words::slot(rng.next() % 64),
-    };
-    let v = match round % 11 {
-        0 => u64::MAX,
-        1 => 0,
-        2 => 1 << 40,
-        3 => 65,
-        4 => 5,                   // an EMPTY word with an owner: no transition writes it
-        5 => (3 << 31) | 1,       // READING by owner 1 (not a real owner id)
-        6 => (1 << 33) | 1 << 31, // WRITING with no owner
-        7 => u64::MAX - 63,
-        _ => rng.next(),
-    };
-    (off, v)
-}
-
 /// Case 35, MPMC part: garbage in head, tail, capacity, element size and
-/// slot words while 2 producers and 2 consumers run every operation (and
-/// take new handles): every operation is `Ok` or `Err(Corrupt)`, never a
-/// crash, an out-of-bounds access or a hang; the helper exits cleanly.
+/// slot words (the extremes, random bits, and words no transition writes)
+/// while 2 producers and 2 consumers run every operation (and take new
+/// handles): every operation is `Ok` or `Err(Corrupt)`, never a crash, an
+/// out-of-bounds access or a hang; the helper exits cleanly.
 #[test]
 fn case35_garbage_in_mpmc_ring_words() {
     let ctx = Ctx::new("mpmc35");
     let name = ctx.name("ring");
     let mut h = ctx.child("mpmc_hostile").arg("NAME", &name).start();
     assert_eq!(h.line(), "ready");
-    let path = shm_path(&name);
-    let mut rng = Rng::new(0x3535);
-    for round in 0..600u64 {
-        ctx.step(format!("garbage round {round}"));
-        let (off, v) = garbage(&mut rng, round);
-        let saved = harness::peek(&path, off, 8);
-        poke(&path, off, &v.to_ne_bytes());
-        std::thread::sleep(Duration::from_micros(300));
-        // Mostly put the word back, so the ring keeps running between
-        // bursts (live operations may have changed it meanwhile: that is
-        // garbage too).
-        if round % 7 != 6 {
-            poke(&path, off, &saved);
-        }
-        if round % 16 == 0 {
-            h.send("check");
-            assert_eq!(h.line(), "ack");
-        }
-    }
-    h.close_stdin();
-    let done = h.expect("done");
-    let mut it = done.split_whitespace().map(|w| w.parse::<u64>().expect("number"));
-    let (ops, corrupt) = (it.next().expect("ops"), it.next().expect("corrupt"));
-    assert!(ops > 1000, "the ring kept operating ({ops} ops)");
-    assert!(corrupt > 0, "garbage was noticed ({corrupt} of {ops} ops were Corrupt)");
-    h.wait_ok();
+    harness::garbage_rounds(&ctx, &mut h, &shm_path(&name), 0x3535, |rng, round| match round % 6 {
+        0 => (words::HEAD, harness::garbage_value(rng, round)),
+        1 => (words::TAIL, harness::garbage_value(rng, round)),
+        2 => (words::CAPACITY, harness::garbage_value(rng, round)),
+        3 => (words::ELEM_SIZE, harness::garbage_value(rng, round)),
+        4 => (words::slot(rng.next() % 64), harness::garbage_value(rng, round)),
+        // Words no transition writes: EMPTY with an owner, WRITING with
+        // none; and a READING claim by an owner id no process has.
+        _ => (words::slot(rng.next() % 64), [5, (1 << 33) | (1 << 31), (3 << 31) | 1][(round % 3) as usize]),
+    });
     ctx.finish();
 }
 
