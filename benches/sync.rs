@@ -46,8 +46,6 @@
 
 mod common;
 
-use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::io::{Read, Write};
 use std::mem::{MaybeUninit, size_of};
@@ -55,7 +53,7 @@ use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{LazyPeer, PeerProcess, Pinning, SAMPLES, is_role, measured, measuring, median};
+use common::{LazyPeer, PeerProcess, Pinning, Recorder, SAMPLES, is_role, measuring, timed};
 use criterion::measurement::WallTime;
 use criterion::{BenchmarkGroup, Criterion, Throughput};
 use rustix::io::Errno;
@@ -324,47 +322,6 @@ fn cross_process_group<'a>(c: &'a mut Criterion, name: &str) -> BenchmarkGroup<'
     group.warm_up_time(Duration::from_secs(1));
     group.measurement_time(Duration::from_secs(3));
     group
-}
-
-/// Benchmarks `routine` (iterations -> time taken) as `name`, recording each
-/// call's time per iteration for the summary.
-fn timed(
-    group: &mut BenchmarkGroup<'_, WallTime>,
-    rec: &Recorder,
-    name: &'static str,
-    mut routine: impl FnMut(u64) -> Duration,
-) {
-    group.bench_function(name, |b| {
-        b.iter_custom(|iters| {
-            let elapsed = routine(iters);
-            rec.record(name, elapsed, iters);
-            elapsed
-        });
-    });
-}
-
-/// Per function: `(seconds per iteration, iterations)` of every
-/// `iter_custom` call, criterion's warm-up calls first, then exactly
-/// [`SAMPLES`] measured ones.
-#[derive(Default)]
-struct Recorder(RefCell<BTreeMap<&'static str, Vec<(f64, u64)>>>);
-
-impl Recorder {
-    fn record(&self, name: &'static str, elapsed: Duration, iters: u64) {
-        self.0.borrow_mut().entry(name).or_default().push((elapsed.as_secs_f64() / iters.max(1) as f64, iters));
-    }
-
-    /// The median time per iteration over the measured samples.
-    fn median(&self, name: &str) -> Option<f64> {
-        let all = self.0.borrow();
-        let calls = all.get(name)?;
-        median(measured(calls).iter().map(|s| s.0).collect())
-    }
-
-    /// Iterations run so far, warm-up included.
-    fn total_iters(&self, name: &str) -> u64 {
-        self.0.borrow().get(name).map_or(0, |calls| calls.iter().map(|s| s.1).sum())
-    }
 }
 
 fn verdict(met: bool) -> &'static str {
