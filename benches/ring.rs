@@ -37,7 +37,7 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{LazyPeer, PeerProcess, Pinning, Recorder, SAMPLES, is_role, measuring, timed};
+use common::{Backoff, LazyPeer, PeerProcess, Pinning, Recorder, SAMPLES, is_role, measuring, timed};
 use criterion::{Criterion, Throughput};
 use shmproc::SpscRing;
 
@@ -60,12 +60,6 @@ const CHUNK: usize = 64 * 1024;
 const CMD_RING: u8 = b'R';
 const CMD_RING_BATCH: u8 = b'B';
 const CMD_PIPE: u8 = b'P';
-
-/// Spins on a full or empty ring before each yield.
-const SPINS: u32 = 32;
-/// How long one side waits for the other before it gives up (the other
-/// side died): the bench fails instead of hanging.
-const HANG_GUARD: Duration = Duration::from_secs(10);
 
 /// PERFORMANCE.md: SPSC ring of `T: Pod`, 64 B, one way.
 const PIPE_RATIO_TARGET: f64 = 10.0;
@@ -148,38 +142,6 @@ fn summary(rec: &Recorder) -> Option<String> {
 
 // ---------------------------------------------------------------------------
 // Group plumbing
-
-/// Waiting on a full or empty ring: a few spins, then a yield per call.
-struct Backoff {
-    spins: u32,
-    since: Option<Instant>,
-}
-
-impl Backoff {
-    fn new() -> Backoff {
-        Backoff { spins: 0, since: None }
-    }
-
-    /// The ring made progress.
-    #[inline]
-    fn reset(&mut self) {
-        self.spins = 0;
-        self.since = None;
-    }
-
-    /// The ring is full or empty: wait a little; fails after [`HANG_GUARD`].
-    #[inline]
-    fn wait(&mut self, what: &str) {
-        if self.spins < SPINS {
-            self.spins += 1;
-            std::hint::spin_loop();
-            return;
-        }
-        let since = *self.since.get_or_insert_with(Instant::now);
-        assert!(since.elapsed() < HANG_GUARD, "{what} for {HANG_GUARD:?}: the other process died?");
-        std::thread::yield_now();
-    }
-}
 
 /// Message `seq`: its sequence number (LE) in the first 8 bytes.
 #[inline]

@@ -54,6 +54,48 @@ pub(crate) fn median(mut samples: Vec<f64>) -> Option<f64> {
     samples.get(samples.len() / 2).copied()
 }
 
+/// Waiting on a full or empty ring: a few spins, then a yield per call;
+/// fails (the other process died?) after 10 s without progress, so a bench
+/// never hangs.
+// Unused by `benches/process.rs` and `benches/sync.rs`, which wait otherwise.
+#[allow(dead_code)]
+pub(crate) struct Backoff {
+    spins: u32,
+    since: Option<std::time::Instant>,
+}
+
+#[allow(dead_code)] // as for the type
+impl Backoff {
+    /// Spins before each yield.
+    const SPINS: u32 = 32;
+    /// How long one side waits for the other before it gives up.
+    const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(10);
+
+    pub(crate) fn new() -> Backoff {
+        Backoff { spins: 0, since: None }
+    }
+
+    /// The ring made progress.
+    #[inline]
+    pub(crate) fn reset(&mut self) {
+        self.spins = 0;
+        self.since = None;
+    }
+
+    /// The ring is full or empty: wait a little; fails after the hang guard.
+    #[inline]
+    pub(crate) fn wait(&mut self, what: &str) {
+        if self.spins < Self::SPINS {
+            self.spins += 1;
+            std::hint::spin_loop();
+            return;
+        }
+        let since = *self.since.get_or_insert_with(std::time::Instant::now);
+        assert!(since.elapsed() < Self::HANG_GUARD, "{what} for {:?}: the other process died?", Self::HANG_GUARD);
+        std::thread::yield_now();
+    }
+}
+
 /// Pins this thread to one CPU and the peer to another while a group runs
 /// (PERFORMANCE.md measures processes on different CPUs), and restores the
 /// original affinity afterwards. Does nothing on a single-CPU machine or

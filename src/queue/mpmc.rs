@@ -58,11 +58,14 @@
 //!   tombstone), and before its slot is made EMPTY for the next lap.
 //!
 //! Hence `0 <= tail - head <= cap` in any consistent snapshot. A word whose
-//! bits no transition writes, a lap that cannot follow from the position,
-//! or positions out of that range are [`Error::Corrupt`] (RELIABILITY cases
-//! 35, 36: each shared word is loaded once and the copy is decoded and
-//! checked). Slot indices are always `position & (cap - 1)`, and every loop
-//! is bounded, so garbage never causes an out-of-bounds access or a hang.
+//! bits no transition writes, or a lap that cannot follow from the position
+//! it was found at, is [`Error::Corrupt`] at once (RELIABILITY cases 35, 36:
+//! each shared word is loaded once and the copy is decoded and checked); so
+//! are positions out of that range, checked every 64 rounds of one call and
+//! whenever the same word has kept a producer out for a while (not on every
+//! full or empty answer: pollers would pull the other side's hot line).
+//! Slot indices are always `position & (cap - 1)`, and every loop is
+//! bounded, so garbage never causes an out-of-bounds access or a hang.
 //! A hostile `head` moved forward within that range cannot be told from
 //! other consumers' progress: the values it skips are lost, as they would
 //! be to any peer allowed to write the ring.
@@ -84,8 +87,8 @@
 //! Asking the OS is a few syscalls, so a handle probes a blocking owner only
 //! after seeing the *same* word block it on an earlier call, and then at
 //! most every [`owner::LIVENESS_MIN`], doubling up to
-//! [`owner::LIVENESS_MAX`] while the owner lives. The common paths make no
-//! syscall and read no clock.
+//! [`owner::LIVENESS_MAX`] while the owner lives ([`Stuck`]). The common
+//! paths make no syscall and read no clock.
 #![allow(unsafe_code)]
 
 use std::marker::PhantomData;
@@ -449,17 +452,28 @@ impl<'a, T: Pod, S: Slots<T>> Core<'a, T, S> {
                 // Claimed (or done with) on this lap already: `tail` is
                 // behind; move it on.
                 (Lap::Same, _) | (Lap::Next, _) => pos = Self::help(self.tail, pos.wrapping_add(1)),
-                // The previous lap's value is still there: full.
-                (Lap::Prev, State::Full | State::Writing(_)) => return self.check_positions().map(|()| None),
+                // The previous lap's value is still there: full. Producers
+                // spin here, so the positions (`head` is the consumers' hot
+                // line) are checked only once the same word has blocked us
+                // for a while, like the liveness probe.
+                (Lap::Prev, State::Full | State::Writing(_)) => {
+                    if stuck.due(w) {
+                        self.check_positions()?;
+                    }
+                    return Ok(None);
+                }
                 (Lap::Prev, State::Tomb) => self.recycle(pos, w, lap),
                 (Lap::Prev, State::Reading(o)) => {
-                    if stuck.due(w) && owner::owner_dead(o, 0) {
-                        // Its consumer died holding it: the value is lost
-                        // with it (consumed at most once).
-                        self.recycle(pos, w, lap);
-                    } else {
-                        return self.check_positions().map(|()| None);
+                    if !stuck.due(w) {
+                        return Ok(None);
                     }
+                    self.check_positions()?;
+                    if !owner::owner_dead(o, 0) {
+                        return Ok(None);
+                    }
+                    // Its consumer died holding it: the value is lost with
+                    // it (consumed at most once).
+                    self.recycle(pos, w, lap);
                 }
                 (Lap::Prev, State::Empty) | (Lap::Other, _) => pos = self.reload(self.tail, pos)?,
             }
