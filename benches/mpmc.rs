@@ -40,8 +40,8 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Backoff, CPU_ENV, LazyPeer, Pinning, ROLE_ENV, Recorder, SAMPLES, is_role, measuring, timed};
-use criterion::{Criterion, Throughput};
+use common::{CPU_ENV, LazyPeer, Pinning, ROLE_ENV, Recorder, is_role, measuring, stream_group, timed};
+use criterion::Criterion;
 use shmproc::{MpmcConsumer, MpmcRing};
 
 /// The ring's name (the peers open it).
@@ -87,11 +87,7 @@ fn mpmc_64b_2p1c(c: &mut Criterion) {
     let pinning = Pinning::new();
     let peers = LazyPeer::new(pinning.peer_cpu, Peers::start);
 
-    let mut group = c.benchmark_group(GROUP);
-    group.throughput(Throughput::Elements(1)); // one iteration = one message
-    group.sample_size(SAMPLES);
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(3));
+    let mut group = stream_group(c, GROUP);
     timed(&mut group, &rec, "ring", |n| peers.with(|p| p.ring(n)));
     timed(&mut group, &rec, "ring_batch64", |n| peers.with(|p| p.ring_batch(n)));
     timed(&mut group, &rec, "pipe", |n| peers.with(|p| p.pipe(n)));
@@ -228,19 +224,8 @@ impl Peers {
     fn ring(&mut self, n: u64) -> Duration {
         let start = Instant::now();
         self.command(CMD_RING, n);
-        let mut backoff = Backoff::new();
-        let mut next = [0; PRODUCERS];
-        let mut got = 0;
-        while got < n {
-            match self.rx.pop().expect("pop from the ring") {
-                Some(m) => {
-                    check(&m, &mut next);
-                    got += 1;
-                    backoff.reset();
-                }
-                None => backoff.wait("ring empty"),
-            }
-        }
+        let (rx, mut next) = (&mut self.rx, [0; PRODUCERS]);
+        common::pop_each(n, || rx.pop().expect("pop from the ring"), |m| check(m, &mut next));
         start.elapsed()
     }
 
@@ -248,22 +233,13 @@ impl Peers {
     fn ring_batch(&mut self, n: u64) -> Duration {
         let start = Instant::now();
         self.command(CMD_RING_BATCH, n);
-        let mut backoff = Backoff::new();
-        let mut next = [0; PRODUCERS];
-        let mut got = 0;
-        while got < n {
-            let want = (n - got).min(BATCH as u64) as usize;
-            let k = self.rx.pop_into(&mut self.batch[..want]).expect("pop from the ring");
-            if k == 0 {
-                backoff.wait("ring empty");
-                continue;
-            }
-            for m in &self.batch[..k] {
-                check(m, &mut next);
-            }
-            got += k as u64;
-            backoff.reset();
-        }
+        let (rx, mut next) = (&mut self.rx, [0; PRODUCERS]);
+        common::pop_batches(
+            n,
+            &mut self.batch,
+            |b| rx.pop_into(b).expect("pop from the ring"),
+            |m| check(m, &mut next),
+        );
         start.elapsed()
     }
 
@@ -299,41 +275,15 @@ fn peer_main() {
     while let Some(cmd) = common::read_command(&mut cmd_rx, "a command") {
         cmd_rx.read_exact(&mut count).expect("peer: read the message count");
         let n = u64::from_le_bytes(count);
-        let mut backoff = Backoff::new();
+        let message = |seq| message(p, seq);
         match cmd {
-            CMD_RING => {
-                for seq in 0..n {
-                    let mut m = message(p, seq);
-                    while let Err(back) = tx.push(m).expect("peer: push into the ring") {
-                        m = back;
-                        backoff.wait("ring full");
-                    }
-                    backoff.reset();
-                }
-            }
+            CMD_RING => common::push_each(n, message, |m| tx.push(m).expect("peer: push into the ring")),
             CMD_RING_BATCH => {
-                let mut seq = 0;
-                while seq < n {
-                    let len = (n - seq).min(BATCH as u64) as usize;
-                    for (k, m) in batch[..len].iter_mut().enumerate() {
-                        *m = message(p, seq + k as u64);
-                    }
-                    let mut sent = 0;
-                    while sent < len {
-                        let pushed = tx.push_slice(&batch[sent..len]).expect("peer: push into the ring");
-                        if pushed == 0 {
-                            backoff.wait("ring full");
-                        } else {
-                            sent += pushed;
-                            backoff.reset();
-                        }
-                    }
-                    seq += len as u64;
-                }
+                common::push_batches(n, &mut batch, message, |b| tx.push_slice(b).expect("peer: push into the ring"))
             }
             CMD_PIPE => {
                 for seq in 0..n {
-                    pipe_tx.write_all(&message(p, seq)).expect("peer: write a message into the pipe");
+                    pipe_tx.write_all(&message(seq)).expect("peer: write a message into the pipe");
                 }
             }
             other => panic!("peer: unknown command {other:#x}"),

@@ -37,8 +37,8 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Backoff, LazyPeer, PeerProcess, Pinning, Recorder, SAMPLES, is_role, measuring, timed};
-use criterion::{Criterion, Throughput};
+use common::{LazyPeer, PeerProcess, Pinning, Recorder, is_role, measuring, stream_group, timed};
+use criterion::Criterion;
 use shmproc::SpscRing;
 
 /// The ring's name (the peer opens it).
@@ -84,11 +84,7 @@ fn spsc_64b_one_way(c: &mut Criterion) {
     let pinning = Pinning::new();
     let peer = LazyPeer::new(pinning.peer_cpu, Peer::start);
 
-    let mut group = c.benchmark_group(GROUP);
-    group.throughput(Throughput::Elements(1)); // one iteration = one message
-    group.sample_size(SAMPLES);
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(3));
+    let mut group = stream_group(c, GROUP);
     timed(&mut group, &rec, "ring", |n| peer.with(|p| p.ring(n)));
     timed(&mut group, &rec, "ring_batch64", |n| peer.with(|p| p.ring_batch(n)));
     timed(&mut group, &rec, "pipe", |n| peer.with(|p| p.pipe(n)));
@@ -203,18 +199,15 @@ impl Peer {
     fn ring(&mut self, n: u64) -> Duration {
         let start = Instant::now();
         self.command(CMD_RING, n);
-        let mut backoff = Backoff::new();
-        let mut seq = 0;
-        while seq < n {
-            match self.rx.pop().expect("pop from the ring") {
-                Some(m) => {
-                    check(&m, seq);
-                    seq += 1;
-                    backoff.reset();
-                }
-                None => backoff.wait("ring empty"),
-            }
-        }
+        let (rx, mut seq) = (&mut self.rx, 0);
+        common::pop_each(
+            n,
+            || rx.pop().expect("pop from the ring"),
+            |m| {
+                check(m, seq);
+                seq += 1;
+            },
+        );
         start.elapsed()
     }
 
@@ -222,21 +215,16 @@ impl Peer {
     fn ring_batch(&mut self, n: u64) -> Duration {
         let start = Instant::now();
         self.command(CMD_RING_BATCH, n);
-        let mut backoff = Backoff::new();
-        let mut seq = 0;
-        while seq < n {
-            let want = (n - seq).min(BATCH as u64) as usize;
-            let got = self.rx.pop_into(&mut self.batch[..want]).expect("pop from the ring");
-            if got == 0 {
-                backoff.wait("ring empty");
-                continue;
-            }
-            for m in &self.batch[..got] {
+        let (rx, mut seq) = (&mut self.rx, 0);
+        common::pop_batches(
+            n,
+            &mut self.batch,
+            |b| rx.pop_into(b).expect("pop from the ring"),
+            |m| {
                 check(m, seq);
                 seq += 1;
-            }
-            backoff.reset();
-        }
+            },
+        );
         start.elapsed()
     }
 
@@ -297,37 +285,10 @@ fn peer_main() {
     while let Some(cmd) = common::read_command(&mut cmd_rx, "a command") {
         cmd_rx.read_exact(&mut count).expect("peer: read the message count");
         let n = u64::from_le_bytes(count);
-        let mut backoff = Backoff::new();
         match cmd {
-            CMD_RING => {
-                for seq in 0..n {
-                    let mut m = message(seq);
-                    while let Err(back) = tx.push(m).expect("peer: push into the ring") {
-                        m = back;
-                        backoff.wait("ring full");
-                    }
-                    backoff.reset();
-                }
-            }
+            CMD_RING => common::push_each(n, message, |m| tx.push(m).expect("peer: push into the ring")),
             CMD_RING_BATCH => {
-                let mut seq = 0;
-                while seq < n {
-                    let len = (n - seq).min(BATCH as u64) as usize;
-                    for (k, m) in batch[..len].iter_mut().enumerate() {
-                        *m = message(seq + k as u64);
-                    }
-                    let mut sent = 0;
-                    while sent < len {
-                        let pushed = tx.push_slice(&batch[sent..len]).expect("peer: push into the ring");
-                        if pushed == 0 {
-                            backoff.wait("ring full");
-                        } else {
-                            sent += pushed;
-                            backoff.reset();
-                        }
-                    }
-                    seq += len as u64;
-                }
+                common::push_batches(n, &mut batch, message, |b| tx.push_slice(b).expect("peer: push into the ring"))
             }
             CMD_PIPE => {
                 for seq in 0..n {

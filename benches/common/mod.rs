@@ -54,37 +54,141 @@ pub(crate) fn median(mut samples: Vec<f64>) -> Option<f64> {
     samples.get(samples.len() / 2).copied()
 }
 
+/// A criterion group for a streaming bench: one iteration is one message,
+/// [`SAMPLES`] samples, 1 s of warm-up and 3 s of measurement.
+// Unused by the benches that are not about streams.
+#[allow(dead_code)]
+pub(crate) fn stream_group<'a>(
+    c: &'a mut criterion::Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut group = c.benchmark_group(name);
+    group.throughput(criterion::Throughput::Elements(1));
+    group.sample_size(SAMPLES);
+    group.warm_up_time(std::time::Duration::from_secs(1));
+    group.measurement_time(std::time::Duration::from_secs(3));
+    group
+}
+
+/// Producer side of a stream: messages `make(0..n)`, one at a time; `push`
+/// gives a message back while the ring is full.
+#[allow(dead_code)] // as for `stream_group`
+pub(crate) fn push_each<M>(n: u64, mut make: impl FnMut(u64) -> M, mut push: impl FnMut(M) -> Result<(), M>) {
+    let mut backoff = Backoff::new();
+    for seq in 0..n {
+        let mut m = make(seq);
+        while let Err(back) = push(m) {
+            m = back;
+            backoff.wait("ring full");
+        }
+        backoff.reset();
+    }
+}
+
+/// Producer side of a stream in batches of `batch.len()`; `push_slice`
+/// returns how many of the messages it took.
+#[allow(dead_code)] // as for `stream_group`
+pub(crate) fn push_batches<M>(
+    n: u64,
+    batch: &mut [M],
+    mut make: impl FnMut(u64) -> M,
+    mut push_slice: impl FnMut(&[M]) -> usize,
+) {
+    let mut backoff = Backoff::new();
+    let mut seq = 0;
+    while seq < n {
+        let len = (n - seq).min(batch.len() as u64) as usize;
+        for (k, m) in batch[..len].iter_mut().enumerate() {
+            *m = make(seq + k as u64);
+        }
+        let mut sent = 0;
+        while sent < len {
+            let pushed = push_slice(&batch[sent..len]);
+            if pushed == 0 {
+                backoff.wait("ring full");
+            } else {
+                sent += pushed;
+                backoff.reset();
+            }
+        }
+        seq += len as u64;
+    }
+}
+
+/// Consumer side of a stream: `n` messages, one at a time (`pop` returns
+/// `None` while the ring is empty), each handed to `check`.
+#[allow(dead_code)] // as for `stream_group`
+pub(crate) fn pop_each<M>(n: u64, mut pop: impl FnMut() -> Option<M>, mut check: impl FnMut(&M)) {
+    let mut backoff = Backoff::new();
+    let mut got = 0;
+    while got < n {
+        match pop() {
+            Some(m) => {
+                check(&m);
+                got += 1;
+                backoff.reset();
+            }
+            None => backoff.wait("ring empty"),
+        }
+    }
+}
+
+/// Consumer side of a stream, up to `buf.len()` messages at a time
+/// (`pop_into` returns how many it wrote), each handed to `check`.
+#[allow(dead_code)] // as for `stream_group`
+pub(crate) fn pop_batches<M>(
+    n: u64,
+    buf: &mut [M],
+    mut pop_into: impl FnMut(&mut [M]) -> usize,
+    mut check: impl FnMut(&M),
+) {
+    let mut backoff = Backoff::new();
+    let mut got = 0;
+    while got < n {
+        let want = (n - got).min(buf.len() as u64) as usize;
+        let k = pop_into(&mut buf[..want]);
+        if k == 0 {
+            backoff.wait("ring empty");
+            continue;
+        }
+        for m in &buf[..k] {
+            check(m);
+        }
+        got += k as u64;
+        backoff.reset();
+    }
+}
+
 /// Waiting on a full or empty ring: a few spins, then a yield per call;
 /// fails (the other process died?) after 10 s without progress, so a bench
 /// never hangs.
-// Unused by `benches/process.rs` and `benches/sync.rs`, which wait otherwise.
-#[allow(dead_code)]
-pub(crate) struct Backoff {
+#[allow(dead_code)] // as for `stream_group`
+struct Backoff {
     spins: u32,
     since: Option<std::time::Instant>,
 }
 
-#[allow(dead_code)] // as for the type
+#[allow(dead_code)] // as for `stream_group`
 impl Backoff {
     /// Spins before each yield.
     const SPINS: u32 = 32;
     /// How long one side waits for the other before it gives up.
     const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(10);
 
-    pub(crate) fn new() -> Backoff {
+    fn new() -> Backoff {
         Backoff { spins: 0, since: None }
     }
 
     /// The ring made progress.
     #[inline]
-    pub(crate) fn reset(&mut self) {
+    fn reset(&mut self) {
         self.spins = 0;
         self.since = None;
     }
 
     /// The ring is full or empty: wait a little; fails after the hang guard.
     #[inline]
-    pub(crate) fn wait(&mut self, what: &str) {
+    fn wait(&mut self, what: &str) {
         if self.spins < Self::SPINS {
             self.spins += 1;
             std::hint::spin_loop();

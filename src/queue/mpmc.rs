@@ -169,6 +169,22 @@ pub(crate) fn decode(w: u64) -> Option<(u32, State)> {
     Some((lap, s))
 }
 
+/// What a claim does after looking at one slot (see `Core::scan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Look {
+    /// Claimed it.
+    Mine,
+    /// Look at the same position again (its word changed).
+    Again,
+    /// The position is taken or done: move the shared position past it.
+    Behind,
+    /// The word cannot be at this position: reload the shared position
+    /// (`Corrupt` if it has not moved).
+    Stale,
+    /// Full (producers) or nothing ready (consumers).
+    Nothing,
+}
+
 /// Where a word's lap stands relative to the lap of the position looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Lap {
@@ -425,13 +441,18 @@ impl<'a, T: Pod, S: Slots<T>> Core<'a, T, S> {
         n
     }
 
-    /// Claims up to `max` (>= 1) free positions from `tail` for `me`:
-    /// `Some((pos, n))` has positions `pos .. pos + n` WRITING by `me` and
-    /// `tail` past them; `None` if the ring is full.
-    pub(crate) fn claim_push(&self, me: u32, max: usize, stuck: &mut Stuck) -> Result<Option<(u64, usize)>> {
-        // The claims before `tail` are visible (see `load_pos`), so a word
-        // older than its position is garbage.
-        let mut pos = Self::load_pos(self.tail);
+    /// The loop both claims share: from the position in `at` (`tail` or
+    /// `head`), looks at each slot's word and lets `look` decide, until a
+    /// claim (`Some(position)`), a `None`, an error, or the round limit.
+    #[inline(always)]
+    fn scan(
+        &self,
+        at: &AtomicU64,
+        mut look: impl FnMut(u64, usize, u32, u64, Lap, State) -> Result<Look>,
+    ) -> Result<Option<u64>> {
+        // The claims before a loaded position are visible (see `load_pos`),
+        // so a word older than its position is garbage.
+        let mut pos = Self::load_pos(at);
         for round in 1..=MAX_ROUNDS {
             if round % CHECK_EVERY == 0 {
                 self.check_positions()?;
@@ -439,19 +460,40 @@ impl<'a, T: Pod, S: Slots<T>> Core<'a, T, S> {
             let (i, lap) = self.at(pos);
             let w = self.word(i).load();
             let (wlap, st) = decode(w).ok_or_else(corrupt_word)?;
-            match (lap_of(wlap, lap), st) {
-                (Lap::Same, State::Empty) => {
-                    if self.word(i).cas(w, encode(lap, State::Writing(me))) {
-                        failpoint::hit("mpmc.push.after_claim");
-                        let n = self.claim_run(pos, max, State::Empty, State::Writing(me));
-                        Self::help(self.tail, pos.wrapping_add(n as u64));
-                        return Ok(Some((pos, n)));
-                    }
-                    // Lost the race for `pos`: look at it again.
-                }
+            match look(pos, i, lap, w, lap_of(wlap, lap), st)? {
+                Look::Mine => return Ok(Some(pos)),
+                Look::Again => {}
+                Look::Behind => pos = Self::help(at, pos.wrapping_add(1)),
+                Look::Stale => pos = self.reload(at, pos)?,
+                Look::Nothing => return Ok(None),
+            }
+        }
+        Err(corrupt_positions())
+    }
+
+    /// Claims slot `i` (word `w`) by one CAS to `to` on `lap`; the failpoint
+    /// `fp` sits right after a successful claim (a death there leaves the
+    /// claim with no one to finish it: RELIABILITY cases 14 and 16).
+    #[inline]
+    fn take(&self, i: usize, w: u64, lap: u32, to: State, fp: &'static str) -> Look {
+        if self.word(i).cas(w, encode(lap, to)) {
+            failpoint::hit(fp);
+            Look::Mine
+        } else {
+            Look::Again // lost the race: look at it again
+        }
+    }
+
+    /// Claims up to `max` (>= 1) free positions from `tail` for `me`:
+    /// `Some((pos, n))` has positions `pos .. pos + n` WRITING by `me` and
+    /// `tail` past them; `None` if the ring is full.
+    pub(crate) fn claim_push(&self, me: u32, max: usize, stuck: &mut Stuck) -> Result<Option<(u64, usize)>> {
+        let found = self.scan(self.tail, |pos, i, lap, w, rel, st| {
+            Ok(match (rel, st) {
+                (Lap::Same, State::Empty) => self.take(i, w, lap, State::Writing(me), "mpmc.push.after_claim"),
                 // Claimed (or done with) on this lap already: `tail` is
                 // behind; move it on.
-                (Lap::Same, _) | (Lap::Next, _) => pos = Self::help(self.tail, pos.wrapping_add(1)),
+                (Lap::Same, _) | (Lap::Next, _) => Look::Behind,
                 // The previous lap's value is still there: full. Producers
                 // spin here, so the positions (`head` is the consumers' hot
                 // line) are checked only once the same word has blocked us
@@ -460,25 +502,33 @@ impl<'a, T: Pod, S: Slots<T>> Core<'a, T, S> {
                     if stuck.due(w) {
                         self.check_positions()?;
                     }
-                    return Ok(None);
+                    Look::Nothing
                 }
-                (Lap::Prev, State::Tomb) => self.recycle(pos, w, lap),
+                (Lap::Prev, State::Tomb) => {
+                    self.recycle(pos, w, lap);
+                    Look::Again
+                }
                 (Lap::Prev, State::Reading(o)) => {
                     if !stuck.due(w) {
-                        return Ok(None);
+                        return Ok(Look::Nothing);
                     }
                     self.check_positions()?;
                     if !owner::owner_dead(o, 0) {
-                        return Ok(None);
+                        return Ok(Look::Nothing);
                     }
                     // Its consumer died holding it: the value is lost with
                     // it (consumed at most once).
                     self.recycle(pos, w, lap);
+                    Look::Again
                 }
-                (Lap::Prev, State::Empty) | (Lap::Other, _) => pos = self.reload(self.tail, pos)?,
-            }
-        }
-        Err(corrupt_positions())
+                (Lap::Prev, State::Empty) | (Lap::Other, _) => Look::Stale,
+            })
+        })?;
+        Ok(found.map(|pos| {
+            let n = self.claim_run(pos, max, State::Empty, State::Writing(me));
+            Self::help(self.tail, pos.wrapping_add(n as u64));
+            (pos, n)
+        }))
     }
 
     /// Frees slot `pos & mask` (holding word `w` of the previous lap, a
@@ -515,52 +565,42 @@ impl<'a, T: Pod, S: Slots<T>> Core<'a, T, S> {
     /// `Some((pos, n))` has positions `pos .. pos + n` READING by `me` and
     /// `head` past them; `None` if nothing is ready.
     pub(crate) fn claim_pop(&self, me: u32, max: usize, stuck: &mut Stuck) -> Result<Option<(u64, usize)>> {
-        // As in `claim_push`.
-        let mut pos = Self::load_pos(self.head);
-        for round in 1..=MAX_ROUNDS {
-            if round % CHECK_EVERY == 0 {
-                self.check_positions()?;
-            }
-            let (i, lap) = self.at(pos);
-            let w = self.word(i).load();
-            let (wlap, st) = decode(w).ok_or_else(corrupt_word)?;
-            match (lap_of(wlap, lap), st) {
-                (Lap::Same, State::Full) => {
-                    if self.word(i).cas(w, encode(lap, State::Reading(me))) {
-                        failpoint::hit("mpmc.pop.after_claim");
-                        let n = self.claim_run(pos, max, State::Full, State::Reading(me));
-                        Self::help(self.head, pos.wrapping_add(n as u64));
-                        return Ok(Some((pos, n)));
-                    }
-                }
+        let found = self.scan(self.head, |pos, i, lap, w, rel, st| {
+            Ok(match (rel, st) {
+                (Lap::Same, State::Full) => self.take(i, w, lap, State::Reading(me), "mpmc.pop.after_claim"),
                 (Lap::Same, State::Tomb) => {
-                    pos = Self::help(self.head, pos.wrapping_add(1));
-                    // Failure is fine: another consumer (or a producer a
-                    // lap later) freed it.
+                    // `head` passes it first, then anyone may free it (if
+                    // we die in between, a producer a lap later does).
+                    Self::help(self.head, pos.wrapping_add(1));
                     let _ = self.word(i).cas(w, encode(lap.wrapping_add(1), State::Empty));
+                    Look::Behind
                 }
                 // Another consumer has it, or it is done: `head` is behind.
-                (Lap::Same, State::Reading(_)) | (Lap::Next, _) => pos = Self::help(self.head, pos.wrapping_add(1)),
+                (Lap::Same, State::Reading(_)) | (Lap::Next, _) => Look::Behind,
                 // Nothing claimed at `pos` yet (or the previous lap's
                 // consumer is still copying out): empty. (The word's lap
                 // vouches for `pos`; a consumer polling an empty ring does
                 // not touch `tail`, which producers write.)
-                (Lap::Same, State::Empty) | (Lap::Prev, State::Reading(_)) => return Ok(None),
+                (Lap::Same, State::Empty) | (Lap::Prev, State::Reading(_)) => Look::Nothing,
                 (Lap::Same, State::Writing(o)) => {
-                    if stuck.due(w) && owner::owner_dead(o, 0) {
-                        // Its producer died mid-write (the OS says so):
-                        // make it a tombstone, then skip it.
-                        Self::help(self.tail, pos.wrapping_add(1));
-                        let _ = self.word(i).cas(w, encode(lap, State::Tomb));
-                    } else {
+                    if !(stuck.due(w) && owner::owner_dead(o, 0)) {
                         // Being written: later values wait their turn.
-                        return Ok(None);
+                        return Ok(Look::Nothing);
                     }
+                    // Its producer died mid-write (the OS says so): make it
+                    // a tombstone, then skip it.
+                    Self::help(self.tail, pos.wrapping_add(1));
+                    let _ = self.word(i).cas(w, encode(lap, State::Tomb));
+                    Look::Again
                 }
-                (Lap::Prev, _) | (Lap::Other, _) => pos = self.reload(self.head, pos)?,
-            }
-        }
-        Err(corrupt_positions())
+                (Lap::Prev, _) | (Lap::Other, _) => Look::Stale,
+            })
+        })?;
+        Ok(found.map(|pos| {
+            let n = self.claim_run(pos, max, State::Full, State::Reading(me));
+            Self::help(self.head, pos.wrapping_add(n as u64));
+            (pos, n)
+        }))
     }
 
     /// Frees position `pos` (claimed by us, value copied out) for the
@@ -998,6 +1038,19 @@ impl<T: Pod> Mapped<T> {
         Core::new(&h.head, &h.tail, words, &self.slots)
     }
 
+    /// Claims one position for a loan (to write if `write`, else to read):
+    /// while the loan lives, the calling thread counts it as a held lock,
+    /// so a thread that exits holding a leaked loan counts as dead.
+    fn claim_loan(&self, stuck: &mut Stuck, write: bool) -> Result<Option<u64>> {
+        let me = me()?;
+        let core = self.core();
+        let claimed = if write { core.claim_push(me, 1, stuck)? } else { core.claim_pop(me, 1, stuck)? };
+        Ok(claimed.map(|(pos, _)| {
+            owner::note_acquired();
+            pos
+        }))
+    }
+
     /// A pointer to the value of position `pos`.
     fn value_ptr(&self, pos: u64) -> *mut T {
         self.slots.slot_ptr(pos & (self.slots.capacity() - 1))
@@ -1320,10 +1373,7 @@ impl<T: Pod + Send> MpmcProducer<T> {
     /// # Errors
     /// As for [`push`](MpmcProducer::push).
     pub fn reserve(&mut self) -> Result<Option<MpmcWriteLoan<'_, T>>> {
-        let me = me()?;
-        let Some((pos, _)) = self.map.core().claim_push(me, 1, &mut self.stuck)? else { return Ok(None) };
-        // A thread that exits holding the loan (leaked) counts as dead.
-        owner::note_acquired();
+        let Some(pos) = self.map.claim_loan(&mut self.stuck, true)? else { return Ok(None) };
         Ok(Some(MpmcWriteLoan { prod: self, pos, done: false, _thread: PhantomData }))
     }
 }
@@ -1390,10 +1440,7 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     /// # Errors
     /// As for [`pop`](MpmcConsumer::pop).
     pub fn peek(&mut self) -> Result<Option<MpmcReadLoan<'_, T>>> {
-        let me = me()?;
-        let Some((pos, _)) = self.map.core().claim_pop(me, 1, &mut self.stuck)? else { return Ok(None) };
-        // A thread that exits holding the loan (leaked) counts as dead.
-        owner::note_acquired();
+        let Some(pos) = self.map.claim_loan(&mut self.stuck, false)? else { return Ok(None) };
         Ok(Some(MpmcReadLoan { cons: self, pos, _thread: PhantomData }))
     }
 }

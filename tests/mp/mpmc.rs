@@ -17,9 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
-use shmproc::{Error, MpmcConsumer, MpmcProducer, MpmcRing};
+use shmproc::{MpmcConsumer, MpmcProducer, MpmcRing};
 
 use crate::harness::{self, Ctx, HANG_GUARD, Helper, arg, arg_num, command, hdr, poke, say, shm_path, variant};
+use crate::ring::ok_or_corrupt;
 
 /// One element (64 bytes): producer, sequence number, and words derived
 /// from both, so a torn or invented element fails [`check`].
@@ -453,16 +454,6 @@ fn case16_a_consumer_killed_holding_a_read_loan_is_reclaimed() {
 
 // ---------------------------------------------------------------------------
 // Hostile peers (case 35)
-
-/// Checks an operation's outcome: `Ok` or `Err(Corrupt)`; returns whether
-/// it was `Corrupt`.
-fn ok_or_corrupt<T>(op: &str, r: shmproc::Result<T>) -> bool {
-    match r {
-        Ok(_) => false,
-        Err(Error::Corrupt { .. }) => true,
-        Err(e) => panic!("{op}: unexpected error {e:?}"),
-    }
-}
 
 /// The shared state of the `mpmc_hostile` threads.
 struct Hostile {
