@@ -40,8 +40,7 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{CPU_ENV, LazyPeer, Pinning, ROLE_ENV, Recorder, is_role, measuring, stream_group, timed};
-use criterion::Criterion;
+use common::{CPU_ENV, ROLE_ENV, Recorder};
 use shmproc::{MpmcConsumer, MpmcRing};
 
 /// The ring's name (the peers open it).
@@ -71,35 +70,15 @@ const PIPE_RATIO_TARGET: f64 = 5.0;
 const GROUP: &str = "mpmc_64B_2p1c";
 
 fn main() {
-    if is_role("peer") {
-        peer_main();
-        return;
-    }
-    // No plots: rendering them costs seconds per function on a 2-vCPU VM,
-    // and the summary line is the report.
-    let mut c = Criterion::default().without_plots().configure_from_args();
-    mpmc_64b_2p1c(&mut c);
-    c.final_summary();
-}
-
-fn mpmc_64b_2p1c(c: &mut Criterion) {
-    let rec = Recorder::default();
-    let pinning = Pinning::new();
-    let peers = LazyPeer::new(pinning.peer_cpu, Peers::start);
-
-    let mut group = stream_group(c, GROUP);
-    timed(&mut group, &rec, "ring", |n| peers.with(|p| p.ring(n)));
-    timed(&mut group, &rec, "ring_batch64", |n| peers.with(|p| p.ring_batch(n)));
-    timed(&mut group, &rec, "pipe", |n| peers.with(|p| p.pipe(n)));
-    group.finish();
-    drop(peers);
-    drop(pinning);
-
-    if measuring()
-        && let Some(line) = summary(&rec)
-    {
-        println!("{line}");
-    }
+    common::bench_main(peer_main, |c| {
+        common::stream_bench(
+            c,
+            GROUP,
+            Peers::start,
+            &[("ring", Peers::ring), ("ring_batch64", Peers::ring_batch), ("pipe", Peers::pipe)],
+            summary,
+        )
+    });
 }
 
 /// `mpmc_64B_2p1c: ring X M msg/s (Nx pipe), ...; target ...`, or `None`

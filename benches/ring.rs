@@ -37,8 +37,7 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{LazyPeer, PeerProcess, Pinning, Recorder, is_role, measuring, stream_group, timed};
-use criterion::Criterion;
+use common::{PeerProcess, Recorder};
 use shmproc::SpscRing;
 
 /// The ring's name (the peer opens it).
@@ -68,36 +67,20 @@ const RATE_TARGET: f64 = 18e6;
 const GROUP: &str = "spsc_64B_one_way";
 
 fn main() {
-    if is_role("peer") {
-        peer_main();
-        return;
-    }
-    // No plots: rendering them costs seconds per function on a 2-vCPU VM,
-    // and the summary line is the report.
-    let mut c = Criterion::default().without_plots().configure_from_args();
-    spsc_64b_one_way(&mut c);
-    c.final_summary();
-}
-
-fn spsc_64b_one_way(c: &mut Criterion) {
-    let rec = Recorder::default();
-    let pinning = Pinning::new();
-    let peer = LazyPeer::new(pinning.peer_cpu, Peer::start);
-
-    let mut group = stream_group(c, GROUP);
-    timed(&mut group, &rec, "ring", |n| peer.with(|p| p.ring(n)));
-    timed(&mut group, &rec, "ring_batch64", |n| peer.with(|p| p.ring_batch(n)));
-    timed(&mut group, &rec, "pipe", |n| peer.with(|p| p.pipe(n)));
-    timed(&mut group, &rec, "pipe_64KiB_reads", |n| peer.with(|p| p.pipe_chunked(n)));
-    group.finish();
-    drop(peer);
-    drop(pinning);
-
-    if measuring()
-        && let Some(line) = summary(&rec)
-    {
-        println!("{line}");
-    }
+    common::bench_main(peer_main, |c| {
+        common::stream_bench(
+            c,
+            GROUP,
+            Peer::start,
+            &[
+                ("ring", Peer::ring),
+                ("ring_batch64", Peer::ring_batch),
+                ("pipe", Peer::pipe),
+                ("pipe_64KiB_reads", Peer::pipe_chunked),
+            ],
+            summary,
+        )
+    });
 }
 
 /// `spsc_64B_one_way: ring X M msg/s, ...; targets ...`, or `None` unless

@@ -54,6 +54,55 @@ pub(crate) fn median(mut samples: Vec<f64>) -> Option<f64> {
     samples.get(samples.len() / 2).copied()
 }
 
+/// The `main` of a bench whose binary is also its peer: the peer role when
+/// re-executed as one (`ROLE_ENV=peer`), else `groups` under criterion,
+/// without plots (rendering them costs seconds per function on a 2-vCPU
+/// VM, and each group's summary line is the report).
+#[allow(dead_code)] // as for `stream_group`
+pub(crate) fn bench_main(peer: fn(), groups: fn(&mut criterion::Criterion)) {
+    if is_role("peer") {
+        peer();
+        return;
+    }
+    let mut c = criterion::Criterion::default().without_plots().configure_from_args();
+    groups(&mut c);
+    c.final_summary();
+}
+
+/// A function of a streaming group: its name and how it streams `n`
+/// messages through the peer `P`, returning the time taken.
+#[allow(dead_code)] // as for `stream_group`
+pub(crate) type StreamFn<P> = (&'static str, fn(&mut P, u64) -> std::time::Duration);
+
+/// Runs the streaming group `name` (see [`stream_group`]): the peer is
+/// started on first use by `start` (pinned to a CPU of its own while the
+/// group runs, see [`Pinning`]) and stopped afterwards; then, when
+/// measuring, prints `summary` of the recorded medians.
+#[allow(dead_code)] // as for `stream_group`
+pub(crate) fn stream_bench<P>(
+    c: &mut criterion::Criterion,
+    name: &str,
+    start: fn(Option<usize>) -> P,
+    functions: &[StreamFn<P>],
+    summary: fn(&Recorder) -> Option<String>,
+) {
+    let rec = Recorder::default();
+    let pinning = Pinning::new();
+    let peer = LazyPeer::new(pinning.peer_cpu, start);
+    let mut group = stream_group(c, name);
+    for &(f, run) in functions {
+        timed(&mut group, &rec, f, |n| peer.with(|p| run(p, n)));
+    }
+    group.finish();
+    drop(peer);
+    drop(pinning);
+    if measuring()
+        && let Some(line) = summary(&rec)
+    {
+        println!("{line}");
+    }
+}
+
 /// A criterion group for a streaming bench: one iteration is one message,
 /// [`SAMPLES`] samples, 1 s of warm-up and 3 s of measurement.
 // Unused by the benches that are not about streams.
