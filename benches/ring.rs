@@ -37,8 +37,7 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{LazyPeer, PeerProcess, Pinning, Recorder, SAMPLES, is_role, measuring, timed};
-use criterion::{Criterion, Throughput};
+use common::{PeerProcess, Recorder};
 use shmproc::SpscRing;
 
 /// The ring's name (the peer opens it).
@@ -61,12 +60,6 @@ const CMD_RING: u8 = b'R';
 const CMD_RING_BATCH: u8 = b'B';
 const CMD_PIPE: u8 = b'P';
 
-/// Spins on a full or empty ring before each yield.
-const SPINS: u32 = 32;
-/// How long one side waits for the other before it gives up (the other
-/// side died): the bench fails instead of hanging.
-const HANG_GUARD: Duration = Duration::from_secs(10);
-
 /// PERFORMANCE.md: SPSC ring of `T: Pod`, 64 B, one way.
 const PIPE_RATIO_TARGET: f64 = 10.0;
 const RATE_TARGET: f64 = 18e6;
@@ -74,40 +67,20 @@ const RATE_TARGET: f64 = 18e6;
 const GROUP: &str = "spsc_64B_one_way";
 
 fn main() {
-    if is_role("peer") {
-        peer_main();
-        return;
-    }
-    // No plots: rendering them costs seconds per function on a 2-vCPU VM,
-    // and the summary line is the report.
-    let mut c = Criterion::default().without_plots().configure_from_args();
-    spsc_64b_one_way(&mut c);
-    c.final_summary();
-}
-
-fn spsc_64b_one_way(c: &mut Criterion) {
-    let rec = Recorder::default();
-    let pinning = Pinning::new();
-    let peer = LazyPeer::new(pinning.peer_cpu, Peer::start);
-
-    let mut group = c.benchmark_group(GROUP);
-    group.throughput(Throughput::Elements(1)); // one iteration = one message
-    group.sample_size(SAMPLES);
-    group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(3));
-    timed(&mut group, &rec, "ring", |n| peer.with(|p| p.ring(n)));
-    timed(&mut group, &rec, "ring_batch64", |n| peer.with(|p| p.ring_batch(n)));
-    timed(&mut group, &rec, "pipe", |n| peer.with(|p| p.pipe(n)));
-    timed(&mut group, &rec, "pipe_64KiB_reads", |n| peer.with(|p| p.pipe_chunked(n)));
-    group.finish();
-    drop(peer);
-    drop(pinning);
-
-    if measuring()
-        && let Some(line) = summary(&rec)
-    {
-        println!("{line}");
-    }
+    common::bench_main(peer_main, |c| {
+        common::stream_bench(
+            c,
+            GROUP,
+            Peer::start,
+            &[
+                ("ring", Peer::ring),
+                ("ring_batch64", Peer::ring_batch),
+                ("pipe", Peer::pipe),
+                ("pipe_64KiB_reads", Peer::pipe_chunked),
+            ],
+            summary,
+        )
+    });
 }
 
 /// `spsc_64B_one_way: ring X M msg/s, ...; targets ...`, or `None` unless
@@ -148,38 +121,6 @@ fn summary(rec: &Recorder) -> Option<String> {
 
 // ---------------------------------------------------------------------------
 // Group plumbing
-
-/// Waiting on a full or empty ring: a few spins, then a yield per call.
-struct Backoff {
-    spins: u32,
-    since: Option<Instant>,
-}
-
-impl Backoff {
-    fn new() -> Backoff {
-        Backoff { spins: 0, since: None }
-    }
-
-    /// The ring made progress.
-    #[inline]
-    fn reset(&mut self) {
-        self.spins = 0;
-        self.since = None;
-    }
-
-    /// The ring is full or empty: wait a little; fails after [`HANG_GUARD`].
-    #[inline]
-    fn wait(&mut self, what: &str) {
-        if self.spins < SPINS {
-            self.spins += 1;
-            std::hint::spin_loop();
-            return;
-        }
-        let since = *self.since.get_or_insert_with(Instant::now);
-        assert!(since.elapsed() < HANG_GUARD, "{what} for {HANG_GUARD:?}: the other process died?");
-        std::thread::yield_now();
-    }
-}
 
 /// Message `seq`: its sequence number (LE) in the first 8 bytes.
 #[inline]
@@ -241,18 +182,15 @@ impl Peer {
     fn ring(&mut self, n: u64) -> Duration {
         let start = Instant::now();
         self.command(CMD_RING, n);
-        let mut backoff = Backoff::new();
-        let mut seq = 0;
-        while seq < n {
-            match self.rx.pop().expect("pop from the ring") {
-                Some(m) => {
-                    check(&m, seq);
-                    seq += 1;
-                    backoff.reset();
-                }
-                None => backoff.wait("ring empty"),
-            }
-        }
+        let (rx, mut seq) = (&mut self.rx, 0);
+        common::pop_each(
+            n,
+            || rx.pop().expect("pop from the ring"),
+            |m| {
+                check(m, seq);
+                seq += 1;
+            },
+        );
         start.elapsed()
     }
 
@@ -260,21 +198,16 @@ impl Peer {
     fn ring_batch(&mut self, n: u64) -> Duration {
         let start = Instant::now();
         self.command(CMD_RING_BATCH, n);
-        let mut backoff = Backoff::new();
-        let mut seq = 0;
-        while seq < n {
-            let want = (n - seq).min(BATCH as u64) as usize;
-            let got = self.rx.pop_into(&mut self.batch[..want]).expect("pop from the ring");
-            if got == 0 {
-                backoff.wait("ring empty");
-                continue;
-            }
-            for m in &self.batch[..got] {
+        let (rx, mut seq) = (&mut self.rx, 0);
+        common::pop_batches(
+            n,
+            &mut self.batch,
+            |b| rx.pop_into(b).expect("pop from the ring"),
+            |m| {
                 check(m, seq);
                 seq += 1;
-            }
-            backoff.reset();
-        }
+            },
+        );
         start.elapsed()
     }
 
@@ -335,37 +268,10 @@ fn peer_main() {
     while let Some(cmd) = common::read_command(&mut cmd_rx, "a command") {
         cmd_rx.read_exact(&mut count).expect("peer: read the message count");
         let n = u64::from_le_bytes(count);
-        let mut backoff = Backoff::new();
         match cmd {
-            CMD_RING => {
-                for seq in 0..n {
-                    let mut m = message(seq);
-                    while let Err(back) = tx.push(m).expect("peer: push into the ring") {
-                        m = back;
-                        backoff.wait("ring full");
-                    }
-                    backoff.reset();
-                }
-            }
+            CMD_RING => common::push_each(n, message, |m| tx.push(m).expect("peer: push into the ring")),
             CMD_RING_BATCH => {
-                let mut seq = 0;
-                while seq < n {
-                    let len = (n - seq).min(BATCH as u64) as usize;
-                    for (k, m) in batch[..len].iter_mut().enumerate() {
-                        *m = message(seq + k as u64);
-                    }
-                    let mut sent = 0;
-                    while sent < len {
-                        let pushed = tx.push_slice(&batch[sent..len]).expect("peer: push into the ring");
-                        if pushed == 0 {
-                            backoff.wait("ring full");
-                        } else {
-                            sent += pushed;
-                            backoff.reset();
-                        }
-                    }
-                    seq += len as u64;
-                }
+                common::push_batches(n, &mut batch, message, |b| tx.push_slice(b).expect("peer: push into the ring"))
             }
             CMD_PIPE => {
                 for seq in 0..n {

@@ -92,8 +92,10 @@
 //!   (blocking, bounded, never hangs on a dead peer: [`Error::Disconnected`]);
 //!   with a count of unfinished tasks: [`JoinableQueue`].
 //! - Stream plain values (`T: Pod`) from one process to another, fastest:
-//!   [`SpscRing`] (lock-free; batches; zero-copy loans). Variable-size byte
-//!   messages: [`ByteRing`] (lock-free; loans).
+//!   [`SpscRing`] (lock-free; batches; zero-copy loans). Several producers
+//!   or consumers: [`MpmcRing`] (lock-free; a process that dies
+//!   mid-operation costs at most its own value).
+//!   Variable-size byte messages: [`ByteRing`] (lock-free; loans).
 //! - Talk both ways between two processes, any serde value, blocking with
 //!   timeouts: [`Pipe`] (ends that any number of threads and processes may
 //!   share; a dead or closed peer is reported, never waited on).
@@ -142,6 +144,8 @@ pub use queue::blocking::{DEFAULT_QUEUE_CAPACITY, JoinableQueue, Queue, QueueBui
 pub use queue::byte_ring::{ByteConsumer, ByteProducer, ByteRing, ReadLoan, WriteLoan};
 #[cfg(feature = "codec")]
 pub use queue::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
+#[cfg(feature = "codec")]
+pub use queue::mpmc::{MpmcConsumer, MpmcProducer, MpmcReadLoan, MpmcRing, MpmcWriteLoan};
 #[cfg(feature = "codec")]
 pub use queue::spsc::{Consumer, Producer, SpscRing};
 pub use shm::arena::Arena;

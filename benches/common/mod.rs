@@ -54,6 +54,201 @@ pub(crate) fn median(mut samples: Vec<f64>) -> Option<f64> {
     samples.get(samples.len() / 2).copied()
 }
 
+/// The `main` of a bench whose binary is also its peer: the peer role when
+/// re-executed as one (`ROLE_ENV=peer`), else `groups` under criterion,
+/// without plots (rendering them costs seconds per function on a 2-vCPU
+/// VM, and each group's summary line is the report).
+#[allow(dead_code)] // as for `stream_group`
+pub(crate) fn bench_main(peer: fn(), groups: fn(&mut criterion::Criterion)) {
+    if is_role("peer") {
+        peer();
+        return;
+    }
+    let mut c = criterion::Criterion::default().without_plots().configure_from_args();
+    groups(&mut c);
+    c.final_summary();
+}
+
+/// A function of a streaming group: its name and how it streams `n`
+/// messages through the peer `P`, returning the time taken.
+#[allow(dead_code)] // as for `stream_group`
+pub(crate) type StreamFn<P> = (&'static str, fn(&mut P, u64) -> std::time::Duration);
+
+/// Runs the streaming group `name` (see [`stream_group`]): the peer is
+/// started on first use by `start` (pinned to a CPU of its own while the
+/// group runs, see [`Pinning`]) and stopped afterwards; then, when
+/// measuring, prints `summary` of the recorded medians.
+#[allow(dead_code)] // as for `stream_group`
+pub(crate) fn stream_bench<P>(
+    c: &mut criterion::Criterion,
+    name: &str,
+    start: fn(Option<usize>) -> P,
+    functions: &[StreamFn<P>],
+    summary: fn(&Recorder) -> Option<String>,
+) {
+    let rec = Recorder::default();
+    let pinning = Pinning::new();
+    let peer = LazyPeer::new(pinning.peer_cpu, start);
+    let mut group = stream_group(c, name);
+    for &(f, run) in functions {
+        timed(&mut group, &rec, f, |n| peer.with(|p| run(p, n)));
+    }
+    group.finish();
+    drop(peer);
+    drop(pinning);
+    if measuring()
+        && let Some(line) = summary(&rec)
+    {
+        println!("{line}");
+    }
+}
+
+/// A criterion group for a streaming bench: one iteration is one message,
+/// [`SAMPLES`] samples, 1 s of warm-up and 3 s of measurement.
+// Unused by the benches that are not about streams.
+#[allow(dead_code)]
+pub(crate) fn stream_group<'a>(
+    c: &'a mut criterion::Criterion,
+    name: &str,
+) -> criterion::BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut group = c.benchmark_group(name);
+    group.throughput(criterion::Throughput::Elements(1));
+    group.sample_size(SAMPLES);
+    group.warm_up_time(std::time::Duration::from_secs(1));
+    group.measurement_time(std::time::Duration::from_secs(3));
+    group
+}
+
+/// Producer side of a stream: messages `make(0..n)`, one at a time; `push`
+/// gives a message back while the ring is full.
+#[allow(dead_code)] // as for `stream_group`
+pub(crate) fn push_each<M>(n: u64, mut make: impl FnMut(u64) -> M, mut push: impl FnMut(M) -> Result<(), M>) {
+    let mut backoff = Backoff::new();
+    for seq in 0..n {
+        let mut m = make(seq);
+        while let Err(back) = push(m) {
+            m = back;
+            backoff.wait("ring full");
+        }
+        backoff.reset();
+    }
+}
+
+/// Producer side of a stream in batches of `batch.len()`; `push_slice`
+/// returns how many of the messages it took.
+#[allow(dead_code)] // as for `stream_group`
+pub(crate) fn push_batches<M>(
+    n: u64,
+    batch: &mut [M],
+    mut make: impl FnMut(u64) -> M,
+    mut push_slice: impl FnMut(&[M]) -> usize,
+) {
+    let mut backoff = Backoff::new();
+    let mut seq = 0;
+    while seq < n {
+        let len = (n - seq).min(batch.len() as u64) as usize;
+        for (k, m) in batch[..len].iter_mut().enumerate() {
+            *m = make(seq + k as u64);
+        }
+        let mut sent = 0;
+        while sent < len {
+            let pushed = push_slice(&batch[sent..len]);
+            if pushed == 0 {
+                backoff.wait("ring full");
+            } else {
+                sent += pushed;
+                backoff.reset();
+            }
+        }
+        seq += len as u64;
+    }
+}
+
+/// Consumer side of a stream: `n` messages, one at a time (`pop` returns
+/// `None` while the ring is empty), each handed to `check`.
+#[allow(dead_code)] // as for `stream_group`
+pub(crate) fn pop_each<M>(n: u64, mut pop: impl FnMut() -> Option<M>, mut check: impl FnMut(&M)) {
+    let mut backoff = Backoff::new();
+    let mut got = 0;
+    while got < n {
+        match pop() {
+            Some(m) => {
+                check(&m);
+                got += 1;
+                backoff.reset();
+            }
+            None => backoff.wait("ring empty"),
+        }
+    }
+}
+
+/// Consumer side of a stream, up to `buf.len()` messages at a time
+/// (`pop_into` returns how many it wrote), each handed to `check`.
+#[allow(dead_code)] // as for `stream_group`
+pub(crate) fn pop_batches<M>(
+    n: u64,
+    buf: &mut [M],
+    mut pop_into: impl FnMut(&mut [M]) -> usize,
+    mut check: impl FnMut(&M),
+) {
+    let mut backoff = Backoff::new();
+    let mut got = 0;
+    while got < n {
+        let want = (n - got).min(buf.len() as u64) as usize;
+        let k = pop_into(&mut buf[..want]);
+        if k == 0 {
+            backoff.wait("ring empty");
+            continue;
+        }
+        for m in &buf[..k] {
+            check(m);
+        }
+        got += k as u64;
+        backoff.reset();
+    }
+}
+
+/// Waiting on a full or empty ring: a few spins, then a yield per call;
+/// fails (the other process died?) after 10 s without progress, so a bench
+/// never hangs.
+#[allow(dead_code)] // as for `stream_group`
+struct Backoff {
+    spins: u32,
+    since: Option<std::time::Instant>,
+}
+
+#[allow(dead_code)] // as for `stream_group`
+impl Backoff {
+    /// Spins before each yield.
+    const SPINS: u32 = 32;
+    /// How long one side waits for the other before it gives up.
+    const HANG_GUARD: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn new() -> Backoff {
+        Backoff { spins: 0, since: None }
+    }
+
+    /// The ring made progress.
+    #[inline]
+    fn reset(&mut self) {
+        self.spins = 0;
+        self.since = None;
+    }
+
+    /// The ring is full or empty: wait a little; fails after the hang guard.
+    #[inline]
+    fn wait(&mut self, what: &str) {
+        if self.spins < Self::SPINS {
+            self.spins += 1;
+            std::hint::spin_loop();
+            return;
+        }
+        let since = *self.since.get_or_insert_with(std::time::Instant::now);
+        assert!(since.elapsed() < Self::HANG_GUARD, "{what} for {:?}: the other process died?", Self::HANG_GUARD);
+        std::thread::yield_now();
+    }
+}
+
 /// Pins this thread to one CPU and the peer to another while a group runs
 /// (PERFORMANCE.md measures processes on different CPUs), and restores the
 /// original affinity afterwards. Does nothing on a single-CPU machine or

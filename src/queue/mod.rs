@@ -14,5 +14,5 @@ pub(crate) mod role;
 pub(crate) mod spill;
 pub(crate) mod spsc;
 
-#[cfg(all(test, shmproc_loom))]
+#[cfg(test)]
 mod tests;

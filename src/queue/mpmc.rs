@@ -1,1 +1,1610 @@
-//! A lock-free multi-producer multi-consumer ring of `T: Pod` (to come).
+//! A lock-free bounded multi-producer multi-consumer ring of `T: Pod`, in
+//! shared memory, whose slots name their owners: a producer or consumer
+//! that dies mid-operation never blocks the others for good.
+//!
+//! # Layout
+//!
+//! | payload offset | what |
+//! |---|---|
+//! | 0 | `head` (padded): next position to read; only grows |
+//! | 128 | `tail` (padded): next position to write; only grows |
+//! | 256, 264 | `capacity` (a power of two), `elem_size`: set at creation |
+//! | [`WORDS_OFFSET`] (384) | one 64-bit state word per slot |
+//! | `values_offset(cap)` (128-aligned) | one `T` per slot |
+//!
+//! Words and values are two arrays rather than interleaved pairs: the words
+//! are a bounds-checked `&[Word]` of atomics (never a reference computed
+//! over plain bytes), and each value keeps its natural stride, so a 64-byte
+//! message is exactly one cache line instead of straddling two.
+//!
+//! # The slot word
+//!
+//! Position `p` lives in slot `p & (cap - 1)` on lap `L = (p / cap) mod 2^31`.
+//!
+//! | bits | field |
+//! |---|---|
+//! | 63..33 | lap (31 bits) |
+//! | 32..31 | state: EMPTY 0, WRITING 1, FULL 2, READING 3 |
+//! | 30..0 | owner: an owner id of the liveness tokens (tag << 10 \| thread slot, never 0); 0 in EMPTY and FULL; 1 in FULL marks a tombstone |
+//!
+//! Zeroed memory is EMPTY lap 0 in every slot: a fresh ring needs no
+//! initialisation beyond its capacity.
+//!
+//! | transition | made by | if that process dies right after |
+//! |---|---|---|
+//! | EMPTY(L) -> WRITING(L, me) | a producer at position `p` (CAS: the claim names its owner atomically) | consumers reaching `p` ask the OS; once it confirms the death, one CAS makes it TOMB(L) |
+//! | WRITING(L, me) -> FULL(L) | that producer, after writing the value (Release) | nothing is pending |
+//! | WRITING(L, me) -> TOMB(L) | that producer dropping a loan uncommitted; or a consumer, only after the OS confirmed the owner dead | nothing is pending |
+//! | FULL(L) -> READING(L, me) | a consumer at `p` (CAS) | a producer reaching `p + cap` asks the OS; once it confirms the death, one CAS makes it EMPTY(L + 1) (the value is lost with its consumer: consumed at most once) |
+//! | READING(L, me) -> EMPTY(L + 1) | that consumer, after copying the value out (Release) | nothing is pending |
+//! | TOMB(L) -> EMPTY(L + 1) | any consumer at `p`, or any producer at `p + cap` (CAS) | nothing is pending |
+//!
+//! Liveness is the OS's answer (the owner's token), never a timeout: a
+//! stopped (SIGSTOP) or slow owner keeps its slot, and its later commit
+//! lands (RELIABILITY case 15).
+//!
+//! # Positions
+//!
+//! The claim is the CAS of the slot word; `head` and `tail` are hints that
+//! anyone advances with `fetch_max` ("helping"), so a claimer that dies
+//! before moving them strands no one. Three invariants make them checkable
+//! ([`Core::check_positions`]):
+//!
+//! - a position is claimed only after its predecessor (claims follow `tail`;
+//!   a batch claims consecutive positions);
+//! - `tail` passes `p` only after `p` is claimed, and before `p` is
+//!   published or tombstoned;
+//! - `head` passes `p` only after `p` is claimed by a consumer (or is a
+//!   tombstone), and before its slot is made EMPTY for the next lap.
+//!
+//! Hence `0 <= tail - head <= cap` in any consistent snapshot. A word whose
+//! bits no transition writes, or a lap that cannot follow from the position
+//! it was found at, is [`Error::Corrupt`] at once (RELIABILITY cases 35, 36:
+//! each shared word is loaded once and the copy is decoded and checked); so
+//! are positions out of that range, checked every 64 rounds of one call and
+//! whenever the same word has kept a producer out for a while (not on every
+//! full or empty answer: pollers would pull the other side's hot line).
+//! Slot indices are always `position & (cap - 1)`, and every loop is
+//! bounded, so garbage never causes an out-of-bounds access or a hang.
+//! A hostile `head` moved forward within that range cannot be told from
+//! other consumers' progress: the values it skips are lost, as they would
+//! be to any peer allowed to write the ring.
+//!
+//! # Orderings
+//!
+//! Slot words carry the data: the claim CASes are AcqRel (Acquire pairs
+//! with the Release store that ended the previous state, so a consumer's
+//! read of the old value happens-before the producer's overwrite; Release
+//! lets helpers that load the claimed word see what the claimer saw), the
+//! publishing and releasing stores are Release, word loads are Acquire.
+//! Positions are loaded and advanced (`fetch_max`) with SeqCst: Acquire and
+//! AcqRel would do for the invariants above, and SeqCst costs nothing more
+//! on x86 for loads and read-modify-writes, while it hands every loader the
+//! latest position (no walk over stale ones).
+//!
+//! # Liveness probes
+//!
+//! Asking the OS is a few syscalls, so a handle probes a blocking owner only
+//! after seeing the *same* word block it on an earlier call, and then at
+//! most every [`owner::LIVENESS_MIN`], doubling up to
+//! [`owner::LIVENESS_MAX`] while the owner lives ([`Stuck`]). The common
+//! paths make no syscall and read no clock.
+#![allow(unsafe_code)]
+
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+
+use bytemuck::Pod;
+
+use crate::error::{Error, Result};
+use crate::loom::atomic::{AtomicU64, Ordering};
+use crate::loom::owner;
+use crate::queue::spsc::{ShmSlots, Slots};
+use crate::shm::header::kind;
+use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
+use crate::shm::segment::Segment;
+use crate::sys::failpoint;
+
+// ---------------------------------------------------------------------
+// The slot word.
+
+const OWNER_BITS: u32 = 31;
+const OWNER_MASK: u64 = (1 << OWNER_BITS) - 1;
+const STATE_SHIFT: u32 = 31;
+const LAP_SHIFT: u32 = 33;
+/// Laps are counted modulo 2^31.
+const LAP_MASK: u32 = (1 << 31) - 1;
+
+const ST_EMPTY: u64 = 0;
+const ST_WRITING: u64 = 1;
+const ST_FULL: u64 = 2;
+const ST_READING: u64 = 3;
+/// The owner field of a FULL word that is a tombstone (real owner ids have
+/// a non-zero tag above the 10 slot bits, so they are never 1).
+const TOMB_MARK: u64 = 1;
+
+const _: () = assert!(crate::sys::token::TAG_BITS + crate::sys::token::SLOT_BITS <= OWNER_BITS);
+
+/// A slot's state (the word without its lap).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum State {
+    /// Free for a producer of this lap.
+    Empty,
+    /// Claimed by a producer (owner id), which is writing the value.
+    Writing(u32),
+    /// Holds a published value.
+    Full,
+    /// Abandoned by its producer: consumers skip it.
+    Tomb,
+    /// Claimed by a consumer (owner id), which is copying the value out.
+    Reading(u32),
+}
+
+/// The word for `lap` in state `s`.
+#[inline]
+pub(crate) fn encode(lap: u32, s: State) -> u64 {
+    let (st, owner) = match s {
+        State::Empty => (ST_EMPTY, 0),
+        State::Writing(o) => (ST_WRITING, u64::from(o) & OWNER_MASK),
+        State::Full => (ST_FULL, 0),
+        State::Tomb => (ST_FULL, TOMB_MARK),
+        State::Reading(o) => (ST_READING, u64::from(o) & OWNER_MASK),
+    };
+    (u64::from(lap & LAP_MASK) << LAP_SHIFT) | (st << STATE_SHIFT) | owner
+}
+
+/// The lap and state of a word; `None` for bits no transition writes.
+#[inline]
+pub(crate) fn decode(w: u64) -> Option<(u32, State)> {
+    let lap = (w >> LAP_SHIFT) as u32;
+    let owner = w & OWNER_MASK;
+    let s = match ((w >> STATE_SHIFT) & 3, owner) {
+        (ST_EMPTY, 0) => State::Empty,
+        (ST_FULL, 0) => State::Full,
+        (ST_FULL, TOMB_MARK) => State::Tomb,
+        (ST_WRITING, o) if o != 0 => State::Writing(o as u32),
+        (ST_READING, o) if o != 0 => State::Reading(o as u32),
+        _ => return None,
+    };
+    Some((lap, s))
+}
+
+/// What a claim does after looking at one slot (see `Core::scan`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Look {
+    /// Claimed it.
+    Mine,
+    /// Look at the same position again (its word changed).
+    Again,
+    /// The position is taken or done: move the shared position past it.
+    Behind,
+    /// The word cannot be at this position: reload the shared position
+    /// (`Corrupt` if it has not moved).
+    Stale,
+    /// Full (producers) or nothing ready (consumers).
+    Nothing,
+}
+
+/// Where a word's lap stands relative to the lap of the position looked at.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lap {
+    Prev,
+    Same,
+    Next,
+    /// No transition can leave this lap here: a stale position or garbage.
+    Other,
+}
+
+#[inline]
+fn lap_of(word_lap: u32, lap: u32) -> Lap {
+    match word_lap.wrapping_sub(lap) & LAP_MASK {
+        0 => Lap::Same,
+        1 => Lap::Next,
+        LAP_MASK => Lap::Prev,
+        _ => Lap::Other,
+    }
+}
+
+/// One slot's state word.
+#[derive(Debug)]
+#[repr(transparent)]
+pub(crate) struct Word(AtomicU64);
+
+impl Word {
+    /// A word holding `w` (0 is EMPTY on lap 0).
+    #[cfg_attr(not(test), allow(dead_code))] // rings in segments start zeroed
+    pub(crate) fn new(w: u64) -> Word {
+        Word(AtomicU64::new(w))
+    }
+
+    /// The word now (Acquire: pairs with the Release that set it).
+    #[inline]
+    pub(crate) fn load(&self) -> u64 {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Overwrites the word (tests playing a hostile peer).
+    #[cfg(test)]
+    pub(crate) fn store(&self, w: u64) {
+        self.0.store(w, Ordering::Relaxed);
+    }
+
+    /// One transition by CAS from exactly `from`.
+    #[inline]
+    fn cas(&self, from: u64, to: u64) -> bool {
+        // AcqRel: Acquire pairs with the Release that ended the old state
+        // (the previous holder's accesses of the value happen-before ours);
+        // Release lets whoever loads `to` see what we saw.
+        self.0.compare_exchange(from, to, Ordering::AcqRel, Ordering::Relaxed).is_ok()
+    }
+
+    /// Ends a claim we hold (Release: our access of the value
+    /// happens-before whoever claims the slot next).
+    #[inline]
+    fn set(&self, to: u64) {
+        self.0.store(to, Ordering::Release);
+    }
+}
+
+// SAFETY: repr(transparent) over an atomic integer: no pointers, every bit
+// pattern is a value (decoded and checked before any use), interior-mutable.
+unsafe impl ShmSafe for Word {
+    const TAG: &'static str = "shmproc::MpmcWord";
+}
+
+// ---------------------------------------------------------------------
+// Rate limit of liveness probes.
+
+/// Decides when a handle asks the OS whether the owner of a slot that
+/// blocks it died (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Stuck {
+    /// The blocking word last seen (0 = none: EMPTY never blocks).
+    word: u64,
+    /// When the next probe is due, once the word was seen twice.
+    #[cfg(not(shmproc_loom))]
+    next: Option<std::time::Instant>,
+    #[cfg(not(shmproc_loom))]
+    interval: std::time::Duration,
+    /// Under loom: whether the model simulates deaths (read once; the
+    /// flag sits behind a loom mutex, which would add a branch per spin).
+    #[cfg(shmproc_loom)]
+    probes: bool,
+}
+
+impl Stuck {
+    pub(crate) fn new() -> Stuck {
+        Stuck {
+            word: 0,
+            #[cfg(not(shmproc_loom))]
+            next: None,
+            #[cfg(not(shmproc_loom))]
+            interval: owner::LIVENESS_MIN,
+            #[cfg(shmproc_loom)]
+            probes: owner::checks_liveness(),
+        }
+    }
+
+    /// Whether to probe the owner of `word`, which blocks us now.
+    #[cfg(not(shmproc_loom))]
+    fn due(&mut self, word: u64) -> bool {
+        let now = std::time::Instant::now;
+        if word != self.word {
+            // First sighting: the owner is most likely just busy (no clock
+            // read, no syscall).
+            self.word = word;
+            self.next = None;
+            self.interval = owner::LIVENESS_MIN;
+            return false;
+        }
+        match self.next {
+            None => {
+                self.next = Some(now() + self.interval);
+                false
+            }
+            Some(t) if now() < t => false,
+            Some(_) => {
+                self.interval = (self.interval * 2).min(owner::LIVENESS_MAX);
+                self.next = Some(now() + self.interval);
+                true
+            }
+        }
+    }
+
+    /// Under loom there is no clock: probe whenever a model simulates deaths.
+    #[cfg(shmproc_loom)]
+    fn due(&mut self, word: u64) -> bool {
+        self.word = word;
+        self.probes
+    }
+}
+
+// ---------------------------------------------------------------------
+// The protocol, generic over where the values live.
+
+/// Most positions one call claims before it moves the shared position, so
+/// helpers never walk far over a batch.
+const MAX_BATCH: usize = 64;
+/// Rounds of one call between two checks of the positions.
+const CHECK_EVERY: u32 = 64;
+/// Rounds of one call before it gives up: each round that claims nothing
+/// follows another handle's progress, so only garbage gets here.
+const MAX_ROUNDS: u32 = 1 << 20;
+/// Attempts at a consistent snapshot of both positions.
+const SNAPSHOT_TRIES: u32 = 16;
+
+fn corrupt_word() -> Error {
+    Error::Corrupt { what: "mpmc ring: slot word" }
+}
+
+fn corrupt_positions() -> Error {
+    Error::Corrupt { what: "mpmc ring: positions" }
+}
+
+/// The ring's shared words and its values, for one operation.
+#[derive(Debug)]
+pub(crate) struct Core<'a, T, S> {
+    head: &'a AtomicU64,
+    tail: &'a AtomicU64,
+    words: &'a [Word],
+    slots: &'a S,
+    mask: u64,
+    shift: u32,
+    _t: PhantomData<T>,
+}
+
+impl<'a, T: Pod, S: Slots<T>> Core<'a, T, S> {
+    /// The ring over `words` and `slots`, both of the same power-of-two
+    /// length (validated by the caller).
+    pub(crate) fn new(head: &'a AtomicU64, tail: &'a AtomicU64, words: &'a [Word], slots: &'a S) -> Self {
+        let cap = slots.capacity();
+        debug_assert!(cap.is_power_of_two() && words.len() as u64 == cap);
+        Core { head, tail, words, slots, mask: cap - 1, shift: cap.trailing_zeros(), _t: PhantomData }
+    }
+
+    #[inline]
+    fn cap(&self) -> u64 {
+        self.mask + 1
+    }
+
+    /// Slot index and lap of position `pos`.
+    #[inline]
+    fn at(&self, pos: u64) -> (usize, u32) {
+        ((pos & self.mask) as usize, ((pos >> self.shift) as u32) & LAP_MASK)
+    }
+
+    #[inline]
+    fn word(&self, i: usize) -> &Word {
+        &self.words[i]
+    }
+
+    /// Loads a position. SeqCst (pairs with the SeqCst `fetch_max` in
+    /// `help`): at least Acquire, so the claims before the loaded value are
+    /// visible; beyond that it costs nothing on x86 (a plain load), and it
+    /// gives the latest value in the one total order of position updates,
+    /// which keeps stale positions out of the helpers' path (and loom's).
+    #[inline]
+    fn load_pos(pos: &AtomicU64) -> u64 {
+        pos.load(Ordering::SeqCst)
+    }
+
+    /// Moves `pos` (a position) past `to` if it is behind; returns where it
+    /// stands now as far as we know.
+    #[inline]
+    fn help(pos: &AtomicU64, to: u64) -> u64 {
+        // SeqCst (see `load_pos`): at least AcqRel; Release publishes the
+        // claims before `to` to whoever loads the position.
+        pos.fetch_max(to, Ordering::SeqCst).max(to)
+    }
+
+    /// Checks `0 <= tail - head <= cap` on a consistent snapshot (`tail`
+    /// unchanged around the load of `head`); positions that keep moving
+    /// are live peers and pass.
+    pub(crate) fn check_positions(&self) -> Result<()> {
+        for _ in 0..SNAPSHOT_TRIES {
+            // See `load_pos`: the invariants in the module docs hold for
+            // what we read.
+            let t = Self::load_pos(self.tail);
+            let h = Self::load_pos(self.head);
+            if Self::load_pos(self.tail) == t {
+                return if t.wrapping_sub(h) <= self.cap() { Ok(()) } else { Err(corrupt_positions()) };
+            }
+        }
+        Ok(())
+    }
+
+    /// Values in the ring now (a snapshot, clamped to the capacity).
+    pub(crate) fn len(&self) -> u64 {
+        let mut n = 0;
+        for _ in 0..SNAPSHOT_TRIES {
+            let t = Self::load_pos(self.tail);
+            let h = Self::load_pos(self.head);
+            n = t.wrapping_sub(h);
+            if Self::load_pos(self.tail) == t {
+                break;
+            }
+        }
+        n.min(self.cap())
+    }
+
+    /// Claims positions `pos + 1 ..` while their words are exactly `from`
+    /// on their laps, up to `max` positions in all; returns how many in all.
+    fn claim_run(&self, pos: u64, max: usize, from: State, to: State) -> usize {
+        let mut n = 1;
+        while n < max.min(MAX_BATCH) {
+            let (i, lap) = self.at(pos.wrapping_add(n as u64));
+            if !self.word(i).cas(encode(lap, from), encode(lap, to)) {
+                break;
+            }
+            n += 1;
+        }
+        n
+    }
+
+    /// The loop both claims share: from the position in `at` (`tail` or
+    /// `head`), looks at each slot's word and lets `look` decide, until a
+    /// claim (`Some(position)`), a `None`, an error, or the round limit.
+    #[inline(always)]
+    fn scan(
+        &self,
+        at: &AtomicU64,
+        mut look: impl FnMut(u64, usize, u32, u64, Lap, State) -> Result<Look>,
+    ) -> Result<Option<u64>> {
+        // The claims before a loaded position are visible (see `load_pos`),
+        // so a word older than its position is garbage.
+        let mut pos = Self::load_pos(at);
+        for round in 1..=MAX_ROUNDS {
+            if round % CHECK_EVERY == 0 {
+                self.check_positions()?;
+            }
+            let (i, lap) = self.at(pos);
+            let w = self.word(i).load();
+            let (wlap, st) = decode(w).ok_or_else(corrupt_word)?;
+            match look(pos, i, lap, w, lap_of(wlap, lap), st)? {
+                Look::Mine => return Ok(Some(pos)),
+                Look::Again => {}
+                Look::Behind => pos = Self::help(at, pos.wrapping_add(1)),
+                Look::Stale => pos = self.reload(at, pos)?,
+                Look::Nothing => return Ok(None),
+            }
+        }
+        Err(corrupt_positions())
+    }
+
+    /// Claims slot `i` (word `w`) by one CAS to `to` on `lap`; the failpoint
+    /// `fp` sits right after a successful claim (a death there leaves the
+    /// claim with no one to finish it: RELIABILITY cases 14 and 16).
+    #[inline]
+    fn take(&self, i: usize, w: u64, lap: u32, to: State, fp: &'static str) -> Look {
+        if self.word(i).cas(w, encode(lap, to)) {
+            failpoint::hit(fp);
+            Look::Mine
+        } else {
+            Look::Again // lost the race: look at it again
+        }
+    }
+
+    /// Claims up to `max` (>= 1) free positions from `tail` for `me`:
+    /// `Some((pos, n))` has positions `pos .. pos + n` WRITING by `me` and
+    /// `tail` past them; `None` if the ring is full.
+    pub(crate) fn claim_push(&self, me: u32, max: usize, stuck: &mut Stuck) -> Result<Option<(u64, usize)>> {
+        let found = self.scan(self.tail, |pos, i, lap, w, rel, st| {
+            Ok(match (rel, st) {
+                (Lap::Same, State::Empty) => self.take(i, w, lap, State::Writing(me), "mpmc.push.after_claim"),
+                // Claimed (or done with) on this lap already: `tail` is
+                // behind; move it on.
+                (Lap::Same, _) | (Lap::Next, _) => Look::Behind,
+                // The previous lap's value is still there: full. Producers
+                // spin here, so the positions (`head` is the consumers' hot
+                // line) are checked only once the same word has blocked us
+                // for a while, like the liveness probe.
+                (Lap::Prev, State::Full | State::Writing(_)) => {
+                    if stuck.due(w) {
+                        self.check_positions()?;
+                    }
+                    Look::Nothing
+                }
+                (Lap::Prev, State::Tomb) => {
+                    self.recycle(pos, w, lap);
+                    Look::Again
+                }
+                (Lap::Prev, State::Reading(o)) => {
+                    if !stuck.due(w) {
+                        return Ok(Look::Nothing);
+                    }
+                    self.check_positions()?;
+                    if !owner::owner_dead(o, 0) {
+                        return Ok(Look::Nothing);
+                    }
+                    // Its consumer died holding it: the value is lost with
+                    // it (consumed at most once).
+                    self.recycle(pos, w, lap);
+                    Look::Again
+                }
+                (Lap::Prev, State::Empty) | (Lap::Other, _) => Look::Stale,
+            })
+        })?;
+        Ok(found.map(|pos| {
+            let n = self.claim_run(pos, max, State::Empty, State::Writing(me));
+            Self::help(self.tail, pos.wrapping_add(n as u64));
+            (pos, n)
+        }))
+    }
+
+    /// Frees slot `pos & mask` (holding word `w` of the previous lap, a
+    /// tombstone or a dead consumer's claim) for lap `lap`, after moving
+    /// `head` past the position it held.
+    fn recycle(&self, pos: u64, w: u64, lap: u32) {
+        Self::help(self.head, pos.wrapping_sub(self.mask));
+        // Failure is fine: someone else freed it, and we look again.
+        let _ = self.word((pos & self.mask) as usize).cas(w, encode(lap, State::Empty));
+    }
+
+    /// After a word that cannot be at `pos`: the position moved on (we
+    /// were stale), or the word is garbage.
+    fn reload(&self, at: &AtomicU64, pos: u64) -> Result<u64> {
+        let now = Self::load_pos(at);
+        if now == pos { Err(corrupt_word()) } else { Ok(now) }
+    }
+
+    /// Publishes position `pos` (claimed by us, value written).
+    #[inline]
+    pub(crate) fn publish(&self, pos: u64) {
+        let (i, lap) = self.at(pos);
+        // Release (in `set`): pairs with the consumer's Acquire claim.
+        self.word(i).set(encode(lap, State::Full));
+    }
+
+    /// Gives up position `pos` (claimed by us) without a value.
+    pub(crate) fn abandon(&self, pos: u64) {
+        let (i, lap) = self.at(pos);
+        self.word(i).set(encode(lap, State::Tomb));
+    }
+
+    /// Claims up to `max` (>= 1) published positions from `head` for `me`:
+    /// `Some((pos, n))` has positions `pos .. pos + n` READING by `me` and
+    /// `head` past them; `None` if nothing is ready.
+    pub(crate) fn claim_pop(&self, me: u32, max: usize, stuck: &mut Stuck) -> Result<Option<(u64, usize)>> {
+        let found = self.scan(self.head, |pos, i, lap, w, rel, st| {
+            Ok(match (rel, st) {
+                (Lap::Same, State::Full) => self.take(i, w, lap, State::Reading(me), "mpmc.pop.after_claim"),
+                (Lap::Same, State::Tomb) => {
+                    // `head` passes it first, then anyone may free it (if
+                    // we die in between, a producer a lap later does).
+                    Self::help(self.head, pos.wrapping_add(1));
+                    let _ = self.word(i).cas(w, encode(lap.wrapping_add(1), State::Empty));
+                    Look::Behind
+                }
+                // Another consumer has it, or it is done: `head` is behind.
+                (Lap::Same, State::Reading(_)) | (Lap::Next, _) => Look::Behind,
+                // Nothing claimed at `pos` yet (or the previous lap's
+                // consumer is still copying out): empty. (The word's lap
+                // vouches for `pos`; a consumer polling an empty ring does
+                // not touch `tail`, which producers write.)
+                (Lap::Same, State::Empty) | (Lap::Prev, State::Reading(_)) => Look::Nothing,
+                (Lap::Same, State::Writing(o)) => {
+                    if !(stuck.due(w) && owner::owner_dead(o, 0)) {
+                        // Being written: later values wait their turn.
+                        return Ok(Look::Nothing);
+                    }
+                    // Its producer died mid-write (the OS says so): make it
+                    // a tombstone, then skip it.
+                    Self::help(self.tail, pos.wrapping_add(1));
+                    let _ = self.word(i).cas(w, encode(lap, State::Tomb));
+                    Look::Again
+                }
+                (Lap::Prev, _) | (Lap::Other, _) => Look::Stale,
+            })
+        })?;
+        Ok(found.map(|pos| {
+            let n = self.claim_run(pos, max, State::Full, State::Reading(me));
+            Self::help(self.head, pos.wrapping_add(n as u64));
+            (pos, n)
+        }))
+    }
+
+    /// Frees position `pos` (claimed by us, value copied out) for the
+    /// next lap.
+    #[inline]
+    pub(crate) fn release(&self, pos: u64) {
+        let (i, lap) = self.at(pos);
+        // Release (in `set`): our copy happens-before the next producer's
+        // write (it claims with Acquire).
+        self.word(i).set(encode(lap.wrapping_add(1), State::Empty));
+    }
+
+    /// Pushes one value; `Ok(false)` if the ring is full.
+    #[inline]
+    pub(crate) fn push(&self, me: u32, stuck: &mut Stuck, v: T) -> Result<bool> {
+        let Some((pos, _)) = self.claim_push(me, 1, stuck)? else { return Ok(false) };
+        // SAFETY: the index is masked below capacity; position `pos` is
+        // WRITING by us, so no one else accesses the slot until we publish.
+        unsafe { self.slots.write(pos & self.mask, v) };
+        self.publish(pos);
+        Ok(true)
+    }
+
+    /// Pushes as many of `vs` as fit, in order; returns how many. An error
+    /// after some were pushed is left for the next call.
+    pub(crate) fn push_slice(&self, me: u32, stuck: &mut Stuck, vs: &[T]) -> Result<usize> {
+        let mut done = 0;
+        while done < vs.len() {
+            let claimed = match self.claim_push(me, vs.len() - done, stuck) {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            };
+            let (pos, n) = claimed;
+            for (k, v) in vs[done..done + n].iter().enumerate() {
+                let p = pos.wrapping_add(k as u64);
+                // SAFETY: as in `push`: position `p` is WRITING by us.
+                unsafe { self.slots.write(p & self.mask, *v) };
+                self.publish(p);
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+
+    /// Pops the oldest value, if any.
+    #[inline]
+    pub(crate) fn pop(&self, me: u32, stuck: &mut Stuck) -> Result<Option<T>> {
+        let Some((pos, _)) = self.claim_pop(me, 1, stuck)? else { return Ok(None) };
+        // SAFETY: the index is masked below capacity; position `pos` is
+        // READING by us, so no producer writes the slot until we release it.
+        let v = unsafe { self.slots.read(pos & self.mask) };
+        self.release(pos);
+        Ok(Some(v))
+    }
+
+    /// Pops up to `out.len()` values, oldest first; returns how many. An
+    /// error after some were popped is left for the next call.
+    pub(crate) fn pop_into(&self, me: u32, stuck: &mut Stuck, out: &mut [T]) -> Result<usize> {
+        let mut done = 0;
+        while done < out.len() {
+            let claimed = match self.claim_pop(me, out.len() - done, stuck) {
+                Ok(Some(c)) => c,
+                Ok(None) => break,
+                Err(e) if done == 0 => return Err(e),
+                Err(_) => break,
+            };
+            let (pos, n) = claimed;
+            for (k, o) in out[done..done + n].iter_mut().enumerate() {
+                let p = pos.wrapping_add(k as u64);
+                // SAFETY: as in `pop`: position `p` is READING by us.
+                *o = unsafe { self.slots.read(p & self.mask) };
+                self.release(p);
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+}
+
+#[cfg(all(test, not(shmproc_loom)))]
+mod tests {
+    use super::*;
+    use crate::queue::tests::CellSlots;
+
+    /// A made-up owner id (tag 1, slot 1). Its liveness is never asked:
+    /// these tests never let a slot it holds block a handle twice.
+    const ME: u32 = (1 << 10) | 1;
+
+    struct Ring {
+        head: AtomicU64,
+        tail: AtomicU64,
+        words: Vec<Word>,
+        slots: CellSlots,
+    }
+
+    impl Ring {
+        fn new(cap: usize) -> Ring {
+            Ring {
+                head: AtomicU64::new(0),
+                tail: AtomicU64::new(0),
+                words: (0..cap).map(|_| Word::new(0)).collect(),
+                slots: CellSlots::new(cap),
+            }
+        }
+
+        fn core(&self) -> Core<'_, u64, CellSlots> {
+            Core::new(&self.head, &self.tail, &self.words, &self.slots)
+        }
+    }
+
+    #[test]
+    fn words_encode_and_decode() {
+        for lap in [0, 1, LAP_MASK - 1, LAP_MASK] {
+            for s in [State::Empty, State::Writing(ME), State::Full, State::Tomb, State::Reading(u32::MAX >> 1)] {
+                assert_eq!(decode(encode(lap, s)), Some((lap, s)), "{lap} {s:?}");
+            }
+        }
+        assert_eq!(encode(0, State::Empty), 0, "zeroed memory is an empty ring");
+        // Bits no transition writes.
+        assert_eq!(decode(ST_EMPTY << STATE_SHIFT | 5), None);
+        assert_eq!(decode(ST_FULL << STATE_SHIFT | 2), None);
+        assert_eq!(decode(ST_WRITING << STATE_SHIFT), None);
+        assert_eq!(decode(ST_READING << STATE_SHIFT), None);
+        assert_eq!(lap_of(0, LAP_MASK), Lap::Next, "laps wrap");
+        assert_eq!(lap_of(LAP_MASK, 0), Lap::Prev);
+        assert_eq!(lap_of(5, 3), Lap::Other);
+    }
+
+    #[test]
+    fn values_follow_the_words_aligned() {
+        assert_eq!(values_offset(1), Some(512));
+        assert_eq!(values_offset(16), Some(512));
+        assert_eq!(values_offset(17), Some(640));
+        assert_eq!(values_offset(1024), Some(384 + 8192));
+        assert_eq!(values_offset(u64::MAX), None);
+    }
+
+    #[test]
+    fn fifo_across_wrap_full_and_empty() {
+        let r = Ring::new(4);
+        let c = r.core();
+        let mut st = Stuck::new();
+        for round in 0..10u64 {
+            for i in 0..4 {
+                assert!(c.push(ME, &mut st, round * 10 + i).expect("ok"));
+            }
+            assert!(!c.push(ME, &mut st, 99).expect("ok"), "full");
+            assert_eq!(c.len(), 4);
+            for i in 0..4 {
+                assert_eq!(c.pop(ME, &mut st).expect("ok"), Some(round * 10 + i));
+            }
+            assert_eq!(c.pop(ME, &mut st).expect("ok"), None, "empty");
+            assert_eq!(c.len(), 0);
+        }
+        assert_eq!(r.tail.load(Ordering::Relaxed), 40);
+        assert_eq!(r.words[0].load(), encode(10, State::Empty), "slot 0 is free for lap 10");
+    }
+
+    #[test]
+    fn batches_wrap_and_stop_at_full() {
+        let r = Ring::new(8);
+        let c = r.core();
+        let mut st = Stuck::new();
+        assert_eq!(c.push_slice(ME, &mut st, &[1, 2, 3, 4, 5, 6]).expect("ok"), 6);
+        let mut out = [0u64; 4];
+        assert_eq!(c.pop_into(ME, &mut st, &mut out).expect("ok"), 4);
+        assert_eq!(out, [1, 2, 3, 4]);
+        // 6 free slots, across the end of the buffer.
+        assert_eq!(c.push_slice(ME, &mut st, &[7, 8, 9, 10, 11, 12, 13]).expect("ok"), 6);
+        let mut out = [0u64; 16];
+        assert_eq!(c.pop_into(ME, &mut st, &mut out).expect("ok"), 8);
+        assert_eq!(out[..8], [5, 6, 7, 8, 9, 10, 11, 12]);
+        assert_eq!(c.pop_into(ME, &mut st, &mut out).expect("ok"), 0);
+        // A batch larger than one claim run.
+        let r = Ring::new(256);
+        let c = r.core();
+        let vs: Vec<u64> = (0..200).collect();
+        assert_eq!(c.push_slice(ME, &mut st, &vs).expect("ok"), 200);
+        let mut out = vec![0u64; 300];
+        assert_eq!(c.pop_into(ME, &mut st, &mut out).expect("ok"), 200);
+        assert_eq!(out[..200], vs[..]);
+    }
+
+    #[test]
+    fn a_lagging_tail_is_helped_along() {
+        let r = Ring::new(4);
+        let c = r.core();
+        let mut st = Stuck::new();
+        assert!(c.push(ME, &mut st, 1).expect("ok"));
+        assert!(c.push(ME, &mut st, 2).expect("ok"));
+        // As if both claimers died before moving `tail` and `head`.
+        r.tail.store(0, Ordering::Relaxed);
+        assert!(c.push(ME, &mut st, 3).expect("ok"));
+        assert_eq!(r.tail.load(Ordering::Relaxed), 3);
+        assert_eq!(c.pop(ME, &mut st).expect("ok"), Some(1));
+        assert_eq!(c.pop(ME, &mut st).expect("ok"), Some(2));
+        r.head.store(0, Ordering::Relaxed);
+        assert_eq!(c.pop(ME, &mut st).expect("ok"), Some(3));
+        assert_eq!(r.head.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn tombstones_are_skipped_by_consumers_and_recycled_by_producers() {
+        let r = Ring::new(2);
+        let c = r.core();
+        let mut st = Stuck::new();
+        // A loan dropped uncommitted, then a value.
+        let (pos, n) = c.claim_push(ME, 1, &mut st).expect("ok").expect("room");
+        assert_eq!((pos, n), (0, 1));
+        assert!(c.push(ME, &mut st, 7).expect("ok"));
+        assert_eq!(c.pop(ME, &mut st).expect("ok"), None, "the writer is alive and busy");
+        c.abandon(pos);
+        assert_eq!(c.pop(ME, &mut st).expect("ok"), Some(7), "the tombstone is skipped");
+        assert_eq!(r.words[0].load(), encode(1, State::Empty));
+        // A tombstone that no consumer reached (its skipper died after
+        // moving `head`): the producer a lap later frees it.
+        let (pos, _) = c.claim_push(ME, 1, &mut st).expect("ok").expect("room");
+        c.abandon(pos);
+        r.head.store(3, Ordering::Relaxed);
+        assert!(c.push(ME, &mut st, 8).expect("ok"));
+        assert!(c.push(ME, &mut st, 9).expect("ok"), "slot of position 2 recycled for position 4");
+        assert_eq!(c.pop(ME, &mut st).expect("ok"), Some(8));
+        assert_eq!(c.pop(ME, &mut st).expect("ok"), Some(9));
+    }
+
+    #[test]
+    fn a_live_readers_slot_is_not_reclaimed() {
+        let r = Ring::new(1);
+        let c = r.core();
+        let mut st = Stuck::new();
+        assert!(c.push(ME, &mut st, 1).expect("ok"));
+        let (me, _) = owner::me().expect("token");
+        let (pos, _) = c.claim_pop(me, 1, &mut st).expect("ok").expect("ready");
+        // Seen many times, probed (we are alive): always full.
+        let start = std::time::Instant::now();
+        while start.elapsed() < owner::LIVENESS_MIN * 4 {
+            assert!(!c.push(ME, &mut st, 2).expect("ok"), "the reader is alive");
+        }
+        c.release(pos);
+        assert!(c.push(ME, &mut st, 2).expect("ok"));
+    }
+
+    #[test]
+    fn garbage_words_are_corrupt() {
+        let r = Ring::new(4);
+        let c = r.core();
+        let mut st = Stuck::new();
+        // Bits no transition writes (an EMPTY word with an owner).
+        r.words[0].store(5);
+        assert!(matches!(c.push(ME, &mut st, 1), Err(Error::Corrupt { .. })));
+        assert!(matches!(c.pop(ME, &mut st), Err(Error::Corrupt { .. })));
+        // A lap the position cannot have.
+        r.words[0].store(encode(7, State::Full));
+        assert!(matches!(c.push(ME, &mut st, 1), Err(Error::Corrupt { .. })));
+        assert!(matches!(c.pop(ME, &mut st), Err(Error::Corrupt { .. })));
+        // The previous lap's EMPTY at the producer's position.
+        r.words[0].store(encode(LAP_MASK, State::Empty));
+        assert!(matches!(c.push(ME, &mut st, 1), Err(Error::Corrupt { .. })));
+        // All ones decode (READING on the previous lap by an unknown owner):
+        // the ring is full until the OS answers for that owner.
+        r.words[0].store(u64::MAX);
+        assert!(!c.push(ME, &mut st, 1).expect("a plausible word"));
+        r.words[0].store(0);
+        assert!(c.push(ME, &mut st, 1).expect("repaired"));
+        assert_eq!(c.pop(ME, &mut st).expect("ok"), Some(1));
+    }
+
+    #[test]
+    fn garbage_positions_are_corrupt_not_hangs() {
+        for (head, tail) in [(0, u64::MAX), (1 << 40, 3), (0, 1 << 40), (5, 0), (0, 5), (u64::MAX - 1, 4)] {
+            let r = Ring::new(4);
+            let c = r.core();
+            let mut st = Stuck::new();
+            r.head.store(head, Ordering::Relaxed);
+            r.tail.store(tail, Ordering::Relaxed);
+            assert!(matches!(c.check_positions(), Err(Error::Corrupt { .. })), "{head} {tail}");
+            let mut out = [0u64; 8];
+            for _ in 0..3 {
+                assert!(matches!(c.push(ME, &mut st, 1), Ok(_) | Err(Error::Corrupt { .. })));
+                assert!(matches!(c.push_slice(ME, &mut st, &[1; 8]), Ok(_) | Err(Error::Corrupt { .. })));
+                assert!(matches!(c.pop(ME, &mut st), Ok(_) | Err(Error::Corrupt { .. })));
+                assert!(matches!(c.pop_into(ME, &mut st, &mut out), Ok(_) | Err(Error::Corrupt { .. })));
+            }
+            assert!(c.len() <= 4);
+        }
+        // Far ahead on both sides, consistent: still a working ring.
+        let r = Ring::new(4);
+        let c = r.core();
+        let mut st = Stuck::new();
+        r.head.store(u64::MAX - 1, Ordering::Relaxed);
+        r.tail.store(u64::MAX - 1, Ordering::Relaxed);
+        assert!(matches!(c.push(ME, &mut st, 1), Ok(true) | Err(Error::Corrupt { .. })));
+    }
+}
+
+// ---------------------------------------------------------------------
+// The ring in a segment.
+
+/// The ring's control words at the start of its segment's payload.
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct MpmcHeader {
+    head: CachePadded<AtomicU64>,
+    tail: CachePadded<AtomicU64>,
+    /// Number of slots, a power of two; set at creation.
+    capacity: AtomicU64,
+    /// `size_of::<T>()` at creation, checked whenever a handle is made.
+    elem_size: AtomicU64,
+}
+
+// SAFETY: repr(C) over atomics (two padded): no pointers; any bits are
+// valid values (capacity, element size and positions are checked before
+// use); all interior-mutable.
+unsafe impl ShmSafe for MpmcHeader {
+    const TAG: &'static str = "shmproc::MpmcHeader";
+}
+
+/// Where the slot words start in the payload (after the header).
+const WORDS_OFFSET: usize = 384;
+const _: () = assert!(core::mem::size_of::<MpmcHeader>() <= WORDS_OFFSET);
+/// Values are aligned to this in the payload (and so in memory).
+const VALUES_ALIGN: usize = 128;
+
+/// Where the values of a ring of `cap` slots start, if it fits a `usize`.
+fn values_offset(cap: u64) -> Option<usize> {
+    let words = usize::try_from(cap).ok()?.checked_mul(8)?;
+    WORDS_OFFSET.checked_add(words)?.checked_next_multiple_of(VALUES_ALIGN)
+}
+
+fn ring_hash<T>() -> u64 {
+    layout_hash_mix(
+        layout_hash("shmproc::Mpmc", core::mem::size_of::<T>(), core::mem::align_of::<T>()),
+        WORDS_OFFSET as u64,
+    )
+}
+
+fn check_capacity<T>(capacity: usize) -> Result<u64> {
+    if capacity == 0 || !capacity.is_power_of_two() || capacity > (1 << 40) {
+        return Err(Error::InvalidArgument { what: "ring capacity must be a power of two between 1 and 2^40" });
+    }
+    if core::mem::align_of::<T>() > VALUES_ALIGN {
+        return Err(Error::InvalidArgument { what: "ring element alignment above 128 bytes" });
+    }
+    Ok(capacity as u64)
+}
+
+/// A lock-free ring of `T: Pod` in shared memory for any number of
+/// producer and consumer processes (and threads), in FIFO order.
+///
+/// The ring is a cheap handle: clone it, pass it to a child, or create it
+/// by name. Take as many [`MpmcProducer`]s and [`MpmcConsumer`]s as you
+/// like with [`producer`](MpmcRing::producer) and
+/// [`consumer`](MpmcRing::consumer). Each slot names the thread working on
+/// it, so a producer or consumer that dies mid-operation (even by SIGKILL)
+/// costs at most its own value: once the OS confirms the death, consumers
+/// skip a dead producer's slot and producers reuse a dead consumer's. A
+/// value is never delivered twice.
+///
+/// Python: the nearest is `multiprocessing.Queue` of plain values, without
+/// pickling and without a feeder thread; non-blocking only (`push` and
+/// `pop` return at once).
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::MpmcRing;
+///
+/// fn produce((ring, base): (MpmcRing<u64>, u64)) {
+///     let mut tx = ring.producer().expect("ring ok");
+///     for i in base..base + 100 {
+///         while tx.push(i).expect("ring ok").is_err() {
+///             std::thread::yield_now(); // full: consumers catch up
+///         }
+///     }
+/// }
+///
+/// let ring = MpmcRing::<u64>::new(64)?;
+/// let mut rx = ring.consumer()?;
+/// let mut children = Vec::new();
+/// for base in [0, 1000] {
+///     children.push(shmproc::Process::spawn(produce, (ring.clone(), base))?);
+/// }
+/// let mut got = Vec::new();
+/// while got.len() < 200 {
+///     match rx.pop()? {
+///         Some(v) => got.push(v),
+///         None => std::thread::yield_now(),
+///     }
+/// }
+/// for c in &mut children {
+///     c.join()?;
+/// }
+/// got.sort_unstable();
+/// assert_eq!(got, (0..100).chain(1000..1100).collect::<Vec<_>>());
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub struct MpmcRing<T: Pod + Send> {
+    seg: Segment,
+    /// The capacity, validated when the handle was made.
+    cap: u64,
+    _t: PhantomData<T>,
+}
+
+impl<T: Pod + Send> Clone for MpmcRing<T> {
+    fn clone(&self) -> Self {
+        MpmcRing { seg: self.seg.clone(), cap: self.cap, _t: PhantomData }
+    }
+}
+
+impl<T: Pod + Send> std::fmt::Debug for MpmcRing<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpmcRing").field("capacity", &self.cap).field("segment", &self.seg).finish()
+    }
+}
+
+/// A ring's shared state resolved to pointers, once per handle.
+struct Mapped<T> {
+    hdr: *const MpmcHeader,
+    words: *const Word,
+    slots: ShmSlots<T>,
+}
+
+impl<T: Pod> Mapped<T> {
+    #[inline]
+    fn core(&self) -> Core<'_, T, ShmSlots<T>> {
+        // SAFETY: `hdr` came from `Segment::typed::<MpmcHeader>(0)` (bounds and alignment checked) of the segment that
+        // the handle owning `self` keeps alive (its `ring` field); the header is atomics only, so a shared reference
+        // is sound while peers write it.
+        let h = unsafe { &*self.hdr };
+        // SAFETY: `words` came from `Segment::slice::<Word>(WORDS_OFFSET, cap)` of that same segment (bounds and
+        // alignment checked), `cap` being the capacity of `slots`; `Word` is an atomic.
+        let words = unsafe { std::slice::from_raw_parts(self.words, self.slots.capacity() as usize) };
+        Core::new(&h.head, &h.tail, words, &self.slots)
+    }
+
+    /// Claims one position for a loan (to write if `write`, else to read):
+    /// while the loan lives, the calling thread counts it as a held lock,
+    /// so a thread that exits holding a leaked loan counts as dead.
+    fn claim_loan(&self, stuck: &mut Stuck, write: bool) -> Result<Option<u64>> {
+        let me = me()?;
+        let core = self.core();
+        let claimed = if write { core.claim_push(me, 1, stuck)? } else { core.claim_pop(me, 1, stuck)? };
+        Ok(claimed.map(|(pos, _)| {
+            owner::note_acquired();
+            pos
+        }))
+    }
+
+    /// A pointer to the value of position `pos`.
+    fn value_ptr(&self, pos: u64) -> *mut T {
+        self.slots.slot_ptr(pos & (self.slots.capacity() - 1))
+    }
+}
+
+fn me() -> Result<u32> {
+    owner::me().map(|(id, _)| id).map_err(|e| Error::os("liveness token", e))
+}
+
+impl<T: Pod + Send> MpmcRing<T> {
+    fn builder(capacity: u64) -> Result<crate::shm::segment::SegmentBuilder> {
+        let bytes = values_offset(capacity)
+            .and_then(|off| (capacity as usize).checked_mul(core::mem::size_of::<T>())?.checked_add(off))
+            .ok_or(Error::InvalidArgument { what: "ring too large" })?;
+        Ok(Segment::builder().size(bytes).typed(kind::MPMC, ring_hash::<T>()))
+    }
+
+    fn init(seg: &Segment, capacity: u64) -> Result<()> {
+        // Words start zeroed: EMPTY on lap 0.
+        let h = seg.typed::<MpmcHeader>(0)?;
+        h.capacity.store(capacity, Ordering::Relaxed);
+        h.elem_size.store(core::mem::size_of::<T>() as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn wrap(seg: Segment) -> Result<Self> {
+        let mut ring = MpmcRing { seg, cap: 0, _t: PhantomData };
+        ring.cap = ring.map()?.slots.capacity();
+        Ok(ring)
+    }
+
+    /// The shared state, after checking the header's capacity and element
+    /// size against the segment (a peer may have written anything).
+    fn map(&self) -> Result<Mapped<T>> {
+        let h = self.seg.typed::<MpmcHeader>(0)?;
+        let cap = h.capacity.load(Ordering::Relaxed);
+        if h.elem_size.load(Ordering::Relaxed) != core::mem::size_of::<T>() as u64 || cap == 0 || !cap.is_power_of_two()
+        {
+            return Err(Error::Corrupt { what: "mpmc ring header" });
+        }
+        let fits = |off: usize| (cap as usize).checked_mul(core::mem::size_of::<T>())?.checked_add(off);
+        let Some(off) = values_offset(cap).filter(|&off| fits(off).is_some_and(|end| end <= self.seg.len())) else {
+            return Err(Error::Corrupt { what: "mpmc ring capacity exceeds its segment" });
+        };
+        let words = self.seg.slice::<Word>(WORDS_OFFSET, cap as usize)?;
+        let base = self.seg.as_ptr().wrapping_add(off).cast::<T>();
+        if !(base as usize).is_multiple_of(core::mem::align_of::<T>()) {
+            return Err(Error::Corrupt { what: "mpmc ring values misaligned" });
+        }
+        // SAFETY: `base..base + cap` lies in the payload (`end <= len`, checked above), is aligned for T (checked
+        // above) and writable (`slice` refuses read-only mappings); the handles that use it keep the segment.
+        let slots = unsafe { ShmSlots::new(base, cap) };
+        Ok(Mapped { hdr: h, words: words.as_ptr(), slots })
+    }
+
+    /// An anonymous ring with room for `capacity` values (a power of two).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::MpmcRing::<[u8; 64]>::new(1024)?;
+    /// assert_eq!(ring.capacity(), 1024);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a capacity that is not a power of two
+    /// (or above 2^40), or a `T` aligned to more than 128 bytes; as for
+    /// [`Segment::anonymous`].
+    pub fn new(capacity: usize) -> Result<Self> {
+        let cap = check_capacity::<T>(capacity)?;
+        Self::wrap(Self::builder(cap)?.anonymous_with(|s| Self::init(s, cap))?)
+    }
+
+    /// A named ring that unrelated processes can [`open`](MpmcRing::open).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-mpmc-{}", std::process::id());
+    /// let ring = shmproc::MpmcRing::<u32>::create(&name, 8)?;
+    /// assert_eq!(shmproc::MpmcRing::<u32>::open(&name)?.capacity(), 8);
+    /// # drop(ring);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`new`](MpmcRing::new) and [`Segment::create`].
+    pub fn create(name: &str, capacity: usize) -> Result<Self> {
+        let cap = check_capacity::<T>(capacity)?;
+        Self::wrap(Self::builder(cap)?.name(name).create_with(|s| Self::init(s, cap))?)
+    }
+
+    /// Opens a named ring made for the same `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(shmproc::MpmcRing::<u32>::open("no-such-mpmc-ring").is_err());
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Segment::open`]; [`Error::LayoutMismatch`] for another `T`
+    /// or another kind of object; [`Error::Corrupt`] if the header makes no
+    /// sense.
+    pub fn open(name: &str) -> Result<Self> {
+        Self::wrap(Segment::builder().name(name).typed(kind::MPMC, ring_hash::<T>()).open()?)
+    }
+
+    /// The number of slots.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::MpmcRing::<u8>::new(16)?.capacity(), 16);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn capacity(&self) -> usize {
+        self.cap as usize
+    }
+
+    /// Values in the ring now (a snapshot; claimed positions count until
+    /// they are consumed).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::MpmcRing::<u8>::new(16)?;
+    /// ring.producer()?.push(1)?.expect("room");
+    /// assert_eq!(ring.len(), 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn len(&self) -> usize {
+        match self.map() {
+            Ok(m) => m.core().len() as usize,
+            Err(_) => 0,
+        }
+    }
+
+    /// Whether the ring is empty now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(shmproc::MpmcRing::<u8>::new(16)?.is_empty());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A handle that pushes values (any number may exist, in any process).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::MpmcRing::<u8>::new(4)?;
+    /// let (mut a, mut b) = (ring.producer()?, ring.producer()?);
+    /// a.push(1)?.expect("room");
+    /// b.push(2)?.expect("room");
+    /// assert_eq!(ring.len(), 2);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the header makes no sense now.
+    pub fn producer(&self) -> Result<MpmcProducer<T>> {
+        Ok(MpmcProducer { map: self.map()?, stuck: Stuck::new(), ring: self.clone() })
+    }
+
+    /// A handle that pops values (any number may exist, in any process).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::MpmcRing::<u8>::new(4)?;
+    /// ring.producer()?.push(9)?.expect("room");
+    /// assert_eq!(ring.consumer()?.pop()?, Some(9));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`producer`](MpmcRing::producer).
+    pub fn consumer(&self) -> Result<MpmcConsumer<T>> {
+        Ok(MpmcConsumer { map: self.map()?, stuck: Stuck::new(), ring: self.clone() })
+    }
+}
+
+/// Pushes values into an [`MpmcRing`]; made by [`MpmcRing::producer`].
+///
+/// A handle is `Send`: move it to any thread. Each operation names the
+/// calling thread in the slot it claims.
+///
+/// # Examples
+///
+/// ```
+/// let ring = shmproc::MpmcRing::<u32>::new(64)?;
+/// let threads: Vec<_> = (0..4)
+///     .map(|t| {
+///         let mut tx = ring.producer().expect("ring ok");
+///         std::thread::spawn(move || {
+///             for i in 0..10 {
+///                 tx.push(t * 100 + i).expect("ring ok").expect("room");
+///             }
+///         })
+///     })
+///     .collect();
+/// for t in threads {
+///     t.join().expect("producer thread");
+/// }
+/// assert_eq!(ring.len(), 40);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub struct MpmcProducer<T: Pod + Send> {
+    map: Mapped<T>,
+    stuck: Stuck,
+    ring: MpmcRing<T>,
+}
+
+/// Pops values from an [`MpmcRing`]; made by [`MpmcRing::consumer`].
+///
+/// Consumers share the values: each is delivered to exactly one of them,
+/// and each consumer sees one producer's values in the order pushed.
+///
+/// # Examples
+///
+/// ```
+/// let ring = shmproc::MpmcRing::<u32>::new(8)?;
+/// ring.producer()?.push_slice(&[1, 2, 3, 4])?;
+/// let (mut a, mut b) = (ring.consumer()?, ring.consumer()?);
+/// assert_eq!(a.pop()?, Some(1));
+/// assert_eq!(b.pop()?, Some(2));
+/// assert_eq!(a.pop()?, Some(3));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub struct MpmcConsumer<T: Pod + Send> {
+    map: Mapped<T>,
+    stuck: Stuck,
+    ring: MpmcRing<T>,
+}
+
+// SAFETY: the raw pointers point into the segment owned (through an Arc) by
+// `ring`, valid in this process whichever thread uses them; claims name the
+// calling thread at each operation, and loans (which hold a claim across
+// calls) are not Send.
+unsafe impl<T: Pod + Send> Send for MpmcProducer<T> {}
+// SAFETY: as for MpmcProducer.
+unsafe impl<T: Pod + Send> Send for MpmcConsumer<T> {}
+
+impl<T: Pod + Send> std::fmt::Debug for MpmcProducer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpmcProducer").field("ring", &self.ring).finish()
+    }
+}
+
+impl<T: Pod + Send> std::fmt::Debug for MpmcConsumer<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpmcConsumer").field("ring", &self.ring).finish()
+    }
+}
+
+impl<T: Pod + Send> MpmcProducer<T> {
+    /// Pushes `value`: `Ok(Err(value))` gives it back if the ring is full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::MpmcRing::<u8>::new(1)?;
+    /// let mut tx = ring.producer()?;
+    /// assert_eq!(tx.push(1)?, Ok(()));
+    /// assert_eq!(tx.push(2)?, Err(2)); // full
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the ring's words make no sense;
+    /// [`Error::Os`] if this thread cannot get a liveness token.
+    #[inline]
+    pub fn push(&mut self, value: T) -> Result<std::result::Result<(), T>> {
+        let me = me()?;
+        Ok(if self.map.core().push(me, &mut self.stuck, value)? { Ok(()) } else { Err(value) })
+    }
+
+    /// Pushes as many of `values` as fit, in order; returns how many.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::MpmcRing::<u8>::new(4)?;
+    /// assert_eq!(ring.producer()?.push_slice(&[1, 2, 3, 4, 5, 6])?, 4);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`push`](MpmcProducer::push), only if nothing was pushed.
+    pub fn push_slice(&mut self, values: &[T]) -> Result<usize> {
+        let me = me()?;
+        self.map.core().push_slice(me, &mut self.stuck, values)
+    }
+
+    /// Claims the next free slot to write in place: the loan derefs to the
+    /// slot's `T` (holding stale bytes), and
+    /// [`commit`](MpmcWriteLoan::commit) publishes it. Dropping the loan
+    /// without committing leaves a tombstone that consumers skip. `None`
+    /// if the ring is full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::MpmcRing::<[u32; 4]>::new(8)?;
+    /// let mut tx = ring.producer()?;
+    /// let mut loan = tx.reserve()?.expect("room");
+    /// loan.copy_from_slice(&[1, 2, 3, 4]);
+    /// loan.commit();
+    /// assert_eq!(ring.consumer()?.pop()?, Some([1, 2, 3, 4]));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`push`](MpmcProducer::push).
+    pub fn reserve(&mut self) -> Result<Option<MpmcWriteLoan<'_, T>>> {
+        let Some(pos) = self.map.claim_loan(&mut self.stuck, true)? else { return Ok(None) };
+        Ok(Some(MpmcWriteLoan { prod: self, pos, done: false, _thread: PhantomData }))
+    }
+}
+
+impl<T: Pod + Send> MpmcConsumer<T> {
+    /// Pops the oldest value, if any.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::MpmcRing::<u8>::new(4)?;
+    /// ring.producer()?.push(5)?.expect("room");
+    /// let mut rx = ring.consumer()?;
+    /// assert_eq!(rx.pop()?, Some(5));
+    /// assert_eq!(rx.pop()?, None);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Corrupt`] if the ring's words make no sense;
+    /// [`Error::Os`] if this thread cannot get a liveness token.
+    #[inline]
+    pub fn pop(&mut self) -> Result<Option<T>> {
+        let me = me()?;
+        self.map.core().pop(me, &mut self.stuck)
+    }
+
+    /// Pops up to `out.len()` values, oldest first; returns how many.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::MpmcRing::<u8>::new(4)?;
+    /// ring.producer()?.push_slice(&[1, 2, 3])?;
+    /// let mut out = [0u8; 8];
+    /// assert_eq!(ring.consumer()?.pop_into(&mut out)?, 3);
+    /// assert_eq!(out[..3], [1, 2, 3]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`pop`](MpmcConsumer::pop), only if nothing was popped.
+    pub fn pop_into(&mut self, out: &mut [T]) -> Result<usize> {
+        let me = me()?;
+        self.map.core().pop_into(me, &mut self.stuck, out)
+    }
+
+    /// Claims the oldest value to read in place; the slot is freed when
+    /// the loan drops. `None` if nothing is ready.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::MpmcRing::<[u8; 64]>::new(4)?;
+    /// ring.producer()?.push([7; 64])?.expect("room");
+    /// let mut rx = ring.consumer()?;
+    /// let loan = rx.peek()?.expect("a value");
+    /// assert_eq!(loan[63], 7);
+    /// drop(loan);
+    /// assert!(ring.is_empty());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`pop`](MpmcConsumer::pop).
+    pub fn peek(&mut self) -> Result<Option<MpmcReadLoan<'_, T>>> {
+        let Some(pos) = self.map.claim_loan(&mut self.stuck, false)? else { return Ok(None) };
+        Ok(Some(MpmcReadLoan { cons: self, pos, _thread: PhantomData }))
+    }
+}
+
+/// A claimed slot of an [`MpmcRing`] to write in place, from
+/// [`MpmcProducer::reserve`]. [`commit`](MpmcWriteLoan::commit) publishes it;
+/// dropping it uncommitted leaves a tombstone that consumers skip.
+///
+/// The loan is not `Send`: the claim names the thread that made it.
+///
+/// # Examples
+///
+/// ```
+/// let ring = shmproc::MpmcRing::<[u8; 16]>::new(4)?;
+/// let mut tx = ring.producer()?;
+/// let mut rx = ring.consumer()?;
+/// let mut loan = tx.reserve()?.expect("room");
+/// loan[0] = 1;
+/// drop(loan); // not committed: a tombstone, skipped by consumers
+/// tx.push([2; 16])?.expect("room");
+/// assert_eq!(rx.pop()?, Some([2; 16]));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+///
+/// ```compile_fail
+/// let ring = shmproc::MpmcRing::<u64>::new(4).unwrap();
+/// let mut tx = ring.producer().unwrap();
+/// let loan = tx.reserve().unwrap().unwrap();
+/// std::thread::scope(|s| {
+///     s.spawn(move || loan.commit()); // error: the loan is not Send
+/// });
+/// ```
+pub struct MpmcWriteLoan<'a, T: Pod + Send> {
+    prod: &'a mut MpmcProducer<T>,
+    pos: u64,
+    done: bool,
+    _thread: PhantomData<*const ()>,
+}
+
+impl<T: Pod + Send> MpmcWriteLoan<'_, T> {
+    /// Publishes the value written through the loan.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::MpmcRing::<u64>::new(2)?;
+    /// let mut tx = ring.producer()?;
+    /// let mut loan = tx.reserve()?.expect("room");
+    /// *loan = 42;
+    /// loan.commit();
+    /// assert_eq!(ring.len(), 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn commit(mut self) {
+        self.finish(true);
+    }
+
+    fn finish(&mut self, publish: bool) {
+        if self.done {
+            return;
+        }
+        self.done = true;
+        let core = self.prod.map.core();
+        if publish {
+            core.publish(self.pos)
+        } else {
+            core.abandon(self.pos)
+        }
+        owner::note_released();
+    }
+}
+
+impl<T: Pod + Send> Deref for MpmcWriteLoan<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the slot of `pos` is WRITING by this thread: no consumer reads it and no producer writes it until
+        // we publish or abandon it (a consumer takes it over only once the OS confirms our death); the pointer is
+        // inside the mapping and aligned (checked in `MpmcRing::map`); T: Pod, so any bytes are a valid T; the loan
+        // borrows the producer, which keeps the segment.
+        unsafe { &*self.prod.map.value_ptr(self.pos) }
+    }
+}
+
+impl<T: Pod + Send> DerefMut for MpmcWriteLoan<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; `&mut self` makes the reference unique within this process.
+        unsafe { &mut *self.prod.map.value_ptr(self.pos) }
+    }
+}
+
+impl<T: Pod + Send> Drop for MpmcWriteLoan<'_, T> {
+    fn drop(&mut self) {
+        self.finish(false);
+    }
+}
+
+impl<T: Pod + Send> std::fmt::Debug for MpmcWriteLoan<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpmcWriteLoan").field("position", &self.pos).finish()
+    }
+}
+
+/// A claimed value of an [`MpmcRing`] to read in place, from
+/// [`MpmcConsumer::peek`]; the slot is freed when the loan drops.
+///
+/// The loan is not `Send`: the claim names the thread that made it.
+///
+/// # Examples
+///
+/// ```
+/// let ring = shmproc::MpmcRing::<[u64; 8]>::new(4)?;
+/// ring.producer()?.push([3; 8])?.expect("room");
+/// let mut rx = ring.consumer()?;
+/// if let Some(loan) = rx.peek()? {
+///     assert_eq!(loan.iter().sum::<u64>(), 24); // read in place, no copy
+/// } // the slot is free again here
+/// assert!(ring.is_empty());
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub struct MpmcReadLoan<'a, T: Pod + Send> {
+    cons: &'a mut MpmcConsumer<T>,
+    pos: u64,
+    _thread: PhantomData<*const ()>,
+}
+
+impl<T: Pod + Send> Deref for MpmcReadLoan<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the slot of `pos` is READING by this thread: no producer writes it until we release it (a producer
+        // takes it over only once the OS confirms our death); inside the mapping and aligned (checked in
+        // `MpmcRing::map`); T: Pod; the loan borrows the consumer, which keeps the segment.
+        unsafe { &*self.cons.map.value_ptr(self.pos) }
+    }
+}
+
+impl<T: Pod + Send> Drop for MpmcReadLoan<'_, T> {
+    fn drop(&mut self) {
+        self.cons.map.core().release(self.pos);
+        owner::note_released();
+    }
+}
+
+impl<T: Pod + Send> std::fmt::Debug for MpmcReadLoan<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpmcReadLoan").field("position", &self.pos).finish()
+    }
+}
+
+impl<T: Pod + Send> serde::Serialize for MpmcRing<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.seg.serialize(s)
+    }
+}
+
+impl<'de, T: Pod + Send> serde::Deserialize<'de> for MpmcRing<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let seg = Segment::deserialize(d)?;
+        if seg.layout_identity() != (kind::MPMC, ring_hash::<T>()) {
+            return Err(D::Error::custom(Error::LayoutMismatch {
+                expected: ring_hash::<T>(),
+                found: seg.layout_identity().1,
+            }));
+        }
+        MpmcRing::wrap(seg).map_err(D::Error::custom)
+    }
+}

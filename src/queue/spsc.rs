@@ -270,31 +270,10 @@ impl<T: Pod> ConsumerCore<T> {
 #[cfg(all(test, not(shmproc_loom)))]
 mod tests {
     use super::*;
-    use std::cell::UnsafeCell;
+    use crate::queue::tests::CellSlots;
 
-    struct HeapSlots(Vec<UnsafeCell<u64>>);
-
-    // SAFETY: reads and writes of a slot go through its UnsafeCell; the ring
-    // protocol keeps accesses of one slot from overlapping.
-    unsafe impl Slots<u64> for HeapSlots {
-        fn capacity(&self) -> u64 {
-            self.0.len() as u64
-        }
-        unsafe fn read(&self, i: u64) -> u64 {
-            // SAFETY: caller: i < capacity, no concurrent write.
-            unsafe { *self.0[i as usize].get() }
-        }
-        unsafe fn write(&self, i: u64, v: u64) {
-            // SAFETY: caller: i < capacity, no concurrent access.
-            unsafe { *self.0[i as usize].get() = v }
-        }
-        fn slot_ptr(&self, i: u64) -> *mut u64 {
-            self.0[i as usize].get()
-        }
-    }
-
-    fn ring(cap: usize) -> (AtomicU64, AtomicU64, HeapSlots) {
-        (AtomicU64::new(0), AtomicU64::new(0), HeapSlots((0..cap).map(|_| UnsafeCell::new(0)).collect()))
+    fn ring(cap: usize) -> (AtomicU64, AtomicU64, CellSlots) {
+        (AtomicU64::new(0), AtomicU64::new(0), CellSlots::new(cap))
     }
 
     #[test]
@@ -405,10 +384,22 @@ fn ring_hash<T>() -> u64 {
     )
 }
 
-/// Slots in a mapped segment.
-struct ShmSlots<T> {
+/// Slots in a mapped segment (also the MPMC ring's values).
+pub(crate) struct ShmSlots<T> {
     base: *mut T,
     cap: u64,
+}
+
+impl<T> ShmSlots<T> {
+    /// Slots `base[0..cap]`.
+    ///
+    /// # Safety
+    ///
+    /// `base..base + cap` are aligned slots of `T` inside a live, writable
+    /// mapping that outlives the value (its owner keeps the segment).
+    pub(crate) unsafe fn new(base: *mut T, cap: u64) -> Self {
+        ShmSlots { base, cap }
+    }
 }
 
 // SAFETY: `base` points at `cap` slots inside the segment's live mapping

@@ -59,7 +59,6 @@ pub(crate) mod kind {
     /// A single-producer single-consumer ring.
     pub(crate) const SPSC: u32 = 4;
     /// A multi-producer multi-consumer ring of fixed-size values.
-    #[allow(dead_code)] // the MPMC ring is being written
     pub(crate) const MPMC: u32 = 5;
     /// A single-producer single-consumer ring of byte messages.
     pub(crate) const BYTES: u32 = 6;

@@ -427,6 +427,22 @@ impl Helper {
         }
     }
 
+    /// Every protocol line not read yet, up to the child's exit (its stdout
+    /// closing); waits at most the hang guard for that.
+    pub(crate) fn remaining_lines(&mut self) -> Vec<String> {
+        self.set_step(format!("reading the last lines of helper {} (pid {})", self.role, self.pid));
+        let mut v = Vec::new();
+        loop {
+            match self.lines.recv_timeout(HANG_GUARD) {
+                Ok(l) => v.push(l),
+                Err(RecvTimeoutError::Disconnected) => return v,
+                Err(RecvTimeoutError::Timeout) => {
+                    panic!("hang guard: helper {} (pid {}) kept its stdout open", self.role, self.pid)
+                }
+            }
+        }
+    }
+
     /// Reads the next protocol line and checks that it starts with `word`;
     /// returns the rest of the line (trimmed).
     pub(crate) fn expect(&mut self, word: &str) -> String {

@@ -19,7 +19,9 @@
 //! `sync.rs` (mutex, condvar, semaphore, barrier and event holders and
 //! waiters SIGKILLed, at failpoints and at random), `ring.rs` (the SPSC
 //! ring: case 13, a producer SIGKILLed mid-stream, and the ring part of
-//! case 35, garbage in the ring's words), `queue.rs` (Queue, JoinableQueue: 17, 19, 35, 42, 50).
+//! case 35, garbage in the ring's words), `mpmc.rs` (the MPMC ring: cases
+//! 14, 15 and 16, producers and consumers killed or stopped mid-claim, and
+//! its part of case 35), `queue.rs` (Queue, JoinableQueue: 17, 19, 35, 42, 50).
 
 mod cleanup;
 mod harness;

@@ -247,7 +247,7 @@ fn case13_producer_killed_between_reserve_and_commit() {
 
 /// Checks an operation's outcome: `Ok` or `Err(Corrupt)`; returns whether
 /// it was `Corrupt`.
-fn ok_or_corrupt<T>(op: &str, r: shmproc::Result<T>) -> bool {
+pub(crate) fn ok_or_corrupt<T>(op: &str, r: shmproc::Result<T>) -> bool {
     match r {
         Ok(_) => false,
         Err(Error::Corrupt { .. }) => true,

@@ -1,49 +1,22 @@
 //! The SPSC protocol with loom cells as slots: loom reports any access of a
 //! slot by both sides at once, and any value read before it was written.
 
-#![allow(unsafe_code)] // implements the ring's `unsafe trait Slots` over loom cells
-
-use loom::cell::UnsafeCell;
 use loom::sync::Arc;
 
+use super::CellSlots;
 use crate::loom::atomic::AtomicU64;
-use crate::queue::spsc::{ConsumerCore, Positions, ProducerCore, Slots};
-
-struct LoomSlots(Vec<UnsafeCell<u64>>);
-
-// SAFETY: every access goes through a loom cell, which checks for
-// concurrent access itself; indices are below capacity (protocol).
-unsafe impl Slots<u64> for LoomSlots {
-    fn capacity(&self) -> u64 {
-        self.0.len() as u64
-    }
-    unsafe fn read(&self, i: u64) -> u64 {
-        // SAFETY: loom checks the access.
-        self.0[i as usize].with(|p| unsafe { *p })
-    }
-    unsafe fn write(&self, i: u64, v: u64) {
-        // SAFETY: loom checks the access.
-        self.0[i as usize].with_mut(|p| unsafe { *p = v })
-    }
-    fn slot_ptr(&self, _i: u64) -> *mut u64 {
-        unreachable!("loans are not modelled")
-    }
-}
+use crate::queue::spsc::{ConsumerCore, Positions, ProducerCore};
 
 struct Ring {
     head: AtomicU64,
     tail: AtomicU64,
-    slots: LoomSlots,
+    slots: CellSlots,
 }
 
 impl Ring {
     /// An empty ring of `n` slots.
     fn new(n: usize) -> Arc<Ring> {
-        Arc::new(Ring {
-            head: AtomicU64::new(0),
-            tail: AtomicU64::new(0),
-            slots: LoomSlots((0..n).map(|_| UnsafeCell::new(0)).collect()),
-        })
+        Arc::new(Ring { head: AtomicU64::new(0), tail: AtomicU64::new(0), slots: CellSlots::new(n) })
     }
 
     fn pos(&self) -> Positions<'_> {
