@@ -117,6 +117,8 @@ mod loom;
 #[cfg(feature = "codec")]
 mod pipe;
 #[cfg(feature = "codec")]
+mod pool;
+#[cfg(feature = "codec")]
 mod process;
 #[cfg(feature = "codec")]
 mod queue;
@@ -128,6 +130,14 @@ mod sys;
 pub use error::{Error, ProcessFailure, Result};
 #[cfg(feature = "codec")]
 pub use pipe::{Connection, Pipe, PipeBuilder};
+#[cfg(feature = "codec")]
+pub use pool::executor::{
+    AsCompleted, DoneAndNotDone, ExecutorBuilder, Future, ProcessPoolExecutor, ReturnWhen, as_completed, wait,
+};
+#[cfg(feature = "codec")]
+pub use pool::iter::Imap;
+#[cfg(feature = "codec")]
+pub use pool::pool::{AsyncResult, Pool, PoolBuilder};
 #[cfg(feature = "codec")]
 pub use process::bootstrap::init;
 #[cfg(feature = "codec")]
