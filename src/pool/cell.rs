@@ -262,6 +262,21 @@ struct BatchState {
     delivered: u64,
     /// Whether a delivered chunk failed (in whole or in one item).
     failed: bool,
+    /// What the reader waits for (deliveries wake it only then).
+    waiting: Waiting,
+}
+
+/// What a batch's reader waits for.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    #[default]
+    Nothing,
+    /// This many deliveries, or a failure.
+    All(u64),
+    /// This chunk.
+    Chunk(u64),
+    /// Any chunk.
+    Any,
 }
 
 /// The chunks of one `map`/`imap`.
@@ -294,8 +309,16 @@ impl Sink for Batch {
             st.order.push_back(chunk);
         }
         st.delivered += 1;
+        let wake = match st.waiting {
+            Waiting::Nothing => false,
+            Waiting::All(total) => st.delivered >= total || st.failed,
+            Waiting::Chunk(c) => c == chunk,
+            Waiting::Any => true,
+        };
         drop(st);
-        self.cond.notify_all();
+        if wake {
+            self.cond.notify_all();
+        }
     }
 }
 
@@ -312,9 +335,11 @@ impl Batch {
             return;
         }
         let _w = InterruptibleWait::new();
+        st.waiting = Waiting::All(total);
         while st.delivered < total && !st.failed {
             self.cond.wait(&mut st);
         }
+        st.waiting = Waiting::Nothing;
     }
 
     /// Takes chunk `chunk`, waiting for it.
@@ -324,8 +349,10 @@ impl Batch {
             return o;
         }
         let _w = InterruptibleWait::new();
+        st.waiting = Waiting::Chunk(chunk);
         loop {
             if let Some(o) = st.ready.remove(&chunk) {
+                st.waiting = Waiting::Nothing;
                 return o;
             }
             self.cond.wait(&mut st);
@@ -337,9 +364,11 @@ impl Batch {
     pub(crate) fn take_any(&self) -> (u64, JobOutcome) {
         let mut st = self.state.lock();
         let _w = InterruptibleWait::new();
+        st.waiting = Waiting::Any;
         loop {
             while let Some(c) = st.order.pop_front() {
                 if let Some(o) = st.ready.remove(&c) {
+                    st.waiting = Waiting::Nothing;
                     return (c, o);
                 }
             }
