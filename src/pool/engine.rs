@@ -116,6 +116,19 @@ struct State {
     detached: bool,
 }
 
+impl State {
+    /// Why a submission is refused now, if it is.
+    fn refusal(&self) -> Option<Error> {
+        if let Some(f) = &self.broken {
+            return Some(f.error());
+        }
+        if self.terminate == Some(Failure::Interrupted) {
+            return Some(Error::Interrupted);
+        }
+        (self.phase != Phase::Running).then_some(Error::PoolClosed)
+    }
+}
+
 /// What user threads and the supervisor share.
 pub(crate) struct Shared {
     tasks: Queue<TaskRecords>,
@@ -316,11 +329,8 @@ impl Shared {
     pub(crate) fn submit(&self, id: u64, record: Vec<u8>, sink: Arc<dyn Sink>, chunk: u64) -> Result<()> {
         {
             let mut st = self.state.lock();
-            if let Some(f) = &st.broken {
-                return Err(f.error());
-            }
-            if st.phase != Phase::Running {
-                return Err(Error::PoolClosed);
+            if let Some(e) = st.refusal() {
+                return Err(e);
             }
             // Before the record is visible: a fast result must find its job.
             st.jobs.insert(id, JobEntry { sink, chunk });
@@ -357,20 +367,20 @@ impl Shared {
         let _ = self.results.put_raw(&wire::control(wire::WAKE), Some(Instant::now()), true);
     }
 
-    /// Asks for termination: pending jobs fail with `failure` now.
+    /// Asks for termination: the supervisor kills the workers, reaps them,
+    /// and then fails the pending jobs with `failure` (so a waiter that
+    /// wakes with it finds no worker left).
     pub(crate) fn terminate(&self, failure: Failure) {
-        let jobs = {
+        {
             let mut st = self.state.lock();
             if matches!(st.phase, Phase::Finished) {
                 return;
             }
             if st.terminate.is_none() {
-                st.terminate = Some(failure.clone());
+                st.terminate = Some(failure);
             }
             st.phase = Phase::Terminating;
-            std::mem::take(&mut st.jobs)
-        };
-        fail_all(jobs, &failure);
+        }
         self.wake();
     }
 
@@ -419,14 +429,7 @@ impl Shared {
 
     /// Whether the pool accepts tasks.
     pub(crate) fn check_running(&self) -> Result<()> {
-        let st = self.state.lock();
-        if let Some(f) = &st.broken {
-            return Err(f.error());
-        }
-        if st.phase != Phase::Running {
-            return Err(Error::PoolClosed);
-        }
-        Ok(())
+        self.state.lock().refusal().map_or(Ok(()), Err)
     }
 
     /// The number of worker processes.
@@ -736,6 +739,10 @@ impl Supervisor {
                 Some((j, f)) if *j == job => f.clone(),
                 _ => Failure::WorkerDied { pid, signal, code },
             };
+            // A worker killed inside the get critical section left the
+            // record in the queue: the next worker skips it instead of
+            // running a job whose outcome is already decided.
+            self.shared.table.cancel_entry(job).store(job, Ordering::SeqCst);
             self.shared.deliver(job, JobOutcome::Failed(failure));
         }
         let abrupt = w.killed.is_none() && code != Some(0);

@@ -16,6 +16,7 @@ use crate::pool::iter::{Imap, fn_ids};
 use crate::pool::pool::Options;
 use crate::pool::wire::{Failure, TaskWriter};
 use crate::process::start::StartMethod;
+use crate::sys::signal::InterruptibleWait;
 
 /// Options for a new [`ProcessPoolExecutor`].
 ///
@@ -277,6 +278,7 @@ impl ProcessPoolExecutor {
         R: Serialize + DeserializeOwned + 'static,
         I: IntoIterator<Item = A>,
     {
+        let _w = InterruptibleWait::new();
         let sh = self.engine.shared();
         sh.check_running()?;
         let mut it = Imap::new(sh.clone(), fn_ids(f)?, items.into_iter(), chunksize, u64::MAX, false);

@@ -15,6 +15,7 @@ use crate::pool::engine::Shared;
 use crate::pool::wire::{Failure, ItemOutcome, JobOutcome, TaskWriter};
 use crate::pool::worker::{PoolTrampoline, trampoline};
 use crate::sys::image::{FnId, FnRef};
+use crate::sys::signal::InterruptibleWait;
 
 /// The compact ids of the trampoline for `(A, R)` and of `f`.
 pub(crate) fn fn_ids<A, R>(f: fn(A) -> R) -> Result<(FnId, FnId)>
@@ -203,6 +204,7 @@ where
     type Item = Result<R>;
 
     fn next(&mut self) -> Option<Result<R>> {
+        let _w = InterruptibleWait::new();
         self.next_outcome().map(|o| match o {
             Ok(bytes) => decode_result(&bytes),
             Err(f) => Err(f.error()),

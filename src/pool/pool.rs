@@ -18,6 +18,7 @@ use crate::pool::worker::worker_main;
 use crate::process::handle::{Process, ProcessBuilder};
 use crate::process::start::{StartMethod, start_method};
 use crate::sys::image::FnRef;
+use crate::sys::signal::InterruptibleWait;
 
 /// Workers start with no initializer.
 fn plain_spawner() -> Spawner {
@@ -348,6 +349,7 @@ impl Pool {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
+        let _w = InterruptibleWait::new();
         self.apply_async(f, arg)?.get()
     }
 
@@ -499,6 +501,8 @@ impl Pool {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
+        // A Ctrl-C while the chunks are submitted interrupts the map too.
+        let _w = InterruptibleWait::new();
         let sh = self.engine.shared();
         sh.check_running()?;
         let fns = fn_ids(f)?;

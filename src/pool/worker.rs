@@ -179,6 +179,7 @@ where
         // worker killed at any point leaves no job unaccounted for.
         let got = args.tasks.get_raw_then(&mut record, None, false, &mut |bytes| {
             job.store(wire::job_id(bytes), Ordering::SeqCst);
+            crate::sys::failpoint::hit("pool.worker.in_get");
         });
         match got {
             Ok(()) => {}
@@ -189,6 +190,7 @@ where
             // Closed, or the parent is gone.
             Err(_) => return,
         }
+        crate::sys::failpoint::hit("pool.worker.after_get");
         let id = wire::job_id(&record);
         match wire::kind(&record) {
             Ok(wire::STOP) => {
