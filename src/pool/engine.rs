@@ -4,7 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -140,6 +140,8 @@ pub(crate) struct Shared {
     finished: Condvar,
     /// Task records that did not fit in the task queue yet, in order.
     backlog: Mutex<VecDeque<Vec<u8>>>,
+    /// Whether `backlog` may be non-empty (a hint for the supervisor).
+    backlogged: AtomicBool,
     next_id: AtomicU64,
     config: Config,
     _sigint: Option<SigintHook>,
@@ -216,6 +218,7 @@ impl Engine {
             }),
             finished: Condvar::new(),
             backlog: Mutex::new(VecDeque::new()),
+            backlogged: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
             config,
             _sigint: sigint,
@@ -359,6 +362,7 @@ impl Shared {
             }
         }
         backlog.push_back(record);
+        self.backlogged.store(true, Ordering::Relaxed);
         Ok(())
     }
 
@@ -528,19 +532,20 @@ impl Supervisor {
     }
 
     fn run(mut self) {
+        let mut last_check = Instant::now();
         loop {
-            let (busy, phase) = {
+            let busy = {
                 let st = self.shared.state.lock();
-                (!st.jobs.is_empty(), st.phase)
+                !st.jobs.is_empty() || st.phase != Phase::Running
             };
-            let tick = if busy || phase != Phase::Running { TICK_BUSY } else { TICK_IDLE };
-            let started = Instant::now();
+            let tick = if busy { TICK_BUSY } else { TICK_IDLE };
             let mut timed_out = false;
-            match self.shared.results.get_raw_then(&mut self.buf, Some(started + tick), false, &mut |_| {}) {
+            match self.shared.results.get_raw_then(&mut self.buf, Some(Instant::now() + tick), false, &mut |_| {}) {
                 Ok(()) => {
                     self.on_record();
+                    let now = Some(Instant::now());
                     for _ in 0..BATCH {
-                        match self.shared.results.get_raw_then(&mut self.buf, Some(Instant::now()), true, &mut |_| {}) {
+                        match self.shared.results.get_raw_then(&mut self.buf, now, true, &mut |_| {}) {
                             Ok(()) => self.on_record(),
                             _ => break,
                         }
@@ -551,8 +556,17 @@ impl Supervisor {
                 }
                 Err(_) => timed_out = true,
             }
-            if (timed_out || self.poke || started.elapsed() >= TICK_BUSY) && self.housekeeping() {
-                return;
+            // Workers took tasks (they answered): make room for more now,
+            // not at the next check.
+            if self.shared.backlogged.load(Ordering::Relaxed) {
+                self.feed_backlog();
+            }
+            let now = Instant::now();
+            if timed_out || self.poke || now.duration_since(last_check) >= TICK_BUSY {
+                last_check = now;
+                if self.housekeeping() {
+                    return;
+                }
             }
         }
     }
@@ -676,6 +690,9 @@ impl Supervisor {
                 }
                 Err(_) => break,
             }
+        }
+        if backlog.is_empty() {
+            self.shared.backlogged.store(false, Ordering::Relaxed);
         }
     }
 

@@ -241,7 +241,6 @@ impl ProcessPoolExecutor {
         R: Serialize + DeserializeOwned + 'static,
     {
         let sh = self.engine.shared();
-        sh.check_running()?;
         let (t, g) = fn_ids(f)?;
         let id = sh.next_id();
         let mut w = TaskWriter::new(id, t, g);
@@ -300,11 +299,15 @@ impl ProcessPoolExecutor {
     ///     ms
     /// }
     /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
-    /// let running = ex.submit(sleep_ms, 100)?;
+    /// let first = ex.submit(sleep_ms, 300)?;
+    /// while !first.running() && !first.done() {
+    ///     std::thread::sleep(std::time::Duration::from_millis(1));
+    /// }
     /// let queued = ex.submit(sleep_ms, 100)?;
-    /// ex.shutdown(true, true)?;
-    /// assert_eq!(running.result()?, 100);
+    /// ex.shutdown(true, true)?; // cancels what did not start, waits for the rest
+    /// assert_eq!(first.result()?, 300);
     /// assert!(queued.cancelled() || queued.result().is_ok());
+    /// assert!(ex.submit(sleep_ms, 1).is_err());
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///

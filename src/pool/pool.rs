@@ -359,7 +359,6 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'static,
     {
         let sh = self.engine.shared();
-        sh.check_running()?;
         let (t, g) = fn_ids(f)?;
         let id = sh.next_id();
         let mut w = TaskWriter::new(id, t, g);
@@ -510,8 +509,7 @@ impl Pool {
         let mut input = items.into_iter();
         let mut chunks: Vec<(u64, u32)> = Vec::new();
         let chunksize = chunksize.max(1);
-        loop {
-            let Some(chunk) = next_chunk(sh, fns, &mut input, chunksize) else { break };
+        while let Some(chunk) = next_chunk(sh, fns, &mut input, chunksize) {
             let submitted = match chunk {
                 Chunk::Ready { id, record, items } => {
                     chunks.push((id, items));

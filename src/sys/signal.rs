@@ -197,16 +197,37 @@ extern "C" fn on_sigint(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
 mod tests {
     use super::*;
 
+    static CHAINED: AtomicU32 = AtomicU32::new(0);
+
+    extern "C" fn counting(_: libc::c_int) {
+        CHAINED.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// One test (the disposition is process-wide): hooks nest, a SIGINT
+    /// during a wait bumps the generation and reaches a chained handler,
+    /// and the program's own handler comes back when the last hook goes.
     #[test]
-    fn hooks_nest_and_waits_count() {
+    fn hooks_nest_chain_and_restore() {
+        // SAFETY: an all-zero sigaction is valid; the handler is set below.
+        let mut mine: libc::sigaction = unsafe { std::mem::zeroed() };
+        mine.sa_sigaction = counting as extern "C" fn(libc::c_int) as usize;
+        let before = swap_action(Some(&mine)).expect("install a program handler");
         let a = SigintHook::acquire().expect("install");
         let b = SigintHook::acquire().expect("count");
         drop(a);
+        let first = interrupts();
         {
             let _w = InterruptibleWait::new();
-            assert!(WAITING.load(Ordering::SeqCst) >= 1);
+            // SAFETY: raise has no preconditions; our handler swallows the signal (a wait is in progress).
+            unsafe { libc::raise(libc::SIGINT) };
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            while interrupts() == first || CHAINED.load(Ordering::SeqCst) == 0 {
+                assert!(std::time::Instant::now() < deadline, "the handler did not run");
+                std::thread::yield_now();
+            }
         }
         drop(b);
-        let _ = interrupts();
+        let now = swap_action(Some(&before)).expect("restore");
+        assert_eq!(now.sa_sigaction, mine.sa_sigaction, "the program's handler is back");
     }
 }
