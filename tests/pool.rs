@@ -637,3 +637,31 @@ fn shutdown_stops_submissions_and_drop_waits() {
     drop(ex);
     assert_eq!(f.result_timeout(GUARD).expect("finished in the background"), 50);
 }
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Pool>();
+    send_sync::<ProcessPoolExecutor>();
+    send_sync::<shmproc::AsyncResult<u64>>();
+    send_sync::<shmproc::Future<String>>();
+    fn send<T: Send>() {}
+    send::<shmproc::Imap<u64, std::ops::Range<u64>>>();
+}
+
+#[test]
+fn many_threads_share_one_pool() {
+    let pool = Pool::new(2).expect("pool");
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let pool = &pool;
+            s.spawn(move || {
+                let hs: Vec<_> = (0..200).map(|i| pool.apply_async(square, t * 1000 + i).expect("submit")).collect();
+                for (i, h) in hs.iter().enumerate() {
+                    assert_eq!(h.get().expect("get"), (t * 1000 + i as u64).pow(2));
+                }
+                assert_eq!(pool.map(square, 0..50).expect("map").len(), 50);
+            });
+        }
+    });
+}

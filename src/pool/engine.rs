@@ -355,7 +355,7 @@ impl Shared {
         }
         let mut backlog = self.backlog.lock();
         if backlog.is_empty() {
-            match self.tasks.put_raw(&record, Some(Instant::now()), true) {
+            match self.tasks.put_raw(&record, None, true) {
                 Ok(()) => return Ok(()),
                 Err(Stop::Failed(e)) => return Err(e),
                 Err(_) => {}
@@ -368,7 +368,7 @@ impl Shared {
 
     /// Wakes the supervisor (a `WAKE` record on the result queue).
     fn wake(&self) {
-        let _ = self.results.put_raw(&wire::control(wire::WAKE), Some(Instant::now()), true);
+        let _ = self.results.put_raw(&wire::control(wire::WAKE), None, true);
     }
 
     /// Asks for termination: the supervisor kills the workers, reaps them,
@@ -543,9 +543,8 @@ impl Supervisor {
             match self.shared.results.get_raw_then(&mut self.buf, Some(Instant::now() + tick), false, &mut |_| {}) {
                 Ok(()) => {
                     self.on_record();
-                    let now = Some(Instant::now());
                     for _ in 0..BATCH {
-                        match self.shared.results.get_raw_then(&mut self.buf, now, true, &mut |_| {}) {
+                        match self.shared.results.get_raw_then(&mut self.buf, None, true, &mut |_| {}) {
                             Ok(()) => self.on_record(),
                             _ => break,
                         }
@@ -613,7 +612,7 @@ impl Supervisor {
     /// Handles every result already queued (before judging a dead
     /// worker's job: its result may be among them).
     fn drain_results(&mut self) {
-        while let Ok(()) = self.shared.results.get_raw_then(&mut self.buf, Some(Instant::now()), true, &mut |_| {}) {
+        while let Ok(()) = self.shared.results.get_raw_then(&mut self.buf, None, true, &mut |_| {}) {
             self.on_record();
         }
     }
@@ -652,7 +651,7 @@ impl Supervisor {
         }
         if sh.state.lock().phase == Phase::Stopping {
             for w in self.workers.iter_mut().flatten() {
-                if !w.stop_sent && sh.tasks.put_raw(&wire::control(wire::STOP), Some(Instant::now()), true).is_ok() {
+                if !w.stop_sent && sh.tasks.put_raw(&wire::control(wire::STOP), None, true).is_ok() {
                     w.stop_sent = true;
                 }
             }
@@ -679,7 +678,7 @@ impl Supervisor {
     fn feed_backlog(&self) {
         let mut backlog = self.shared.backlog.lock();
         while let Some(rec) = backlog.front() {
-            match self.shared.tasks.put_raw(rec, Some(Instant::now()), true) {
+            match self.shared.tasks.put_raw(rec, None, true) {
                 Ok(()) => {
                     backlog.pop_front();
                 }
@@ -817,7 +816,7 @@ impl Supervisor {
         for rec in sh.backlog.lock().drain(..) {
             discard_spilled(&rec);
         }
-        while let Ok(()) = sh.tasks.get_raw_then(&mut self.buf, Some(Instant::now()), true, &mut |_| {}) {
+        while let Ok(()) = sh.tasks.get_raw_then(&mut self.buf, None, true, &mut |_| {}) {
             discard_spilled(&self.buf);
         }
         self.drain_results();

@@ -360,7 +360,11 @@ enum LockWait {
 /// stores, so whatever it was doing is either fully visible or not at all.
 fn take(lock: &RawMutex, wait: LockWait) -> Result<Option<LockedBy<'_>>> {
     let got = match wait {
-        LockWait::No => lock.lock(Some(Instant::now() + TRY_LOCK_WAIT)),
+        // The clock is read only if the lock is busy.
+        LockWait::No => match lock.try_lock() {
+            Err(Fail::WouldBlock) => lock.lock(Some(Instant::now() + TRY_LOCK_WAIT)),
+            other => other,
+        },
         LockWait::Until(deadline) => lock.lock(deadline),
     };
     match got {
