@@ -7,7 +7,7 @@
 //! processes and Ctrl-C are in `tests/mp/pool.rs` (RELIABILITY cases 40,
 //! 41, 42, 46).
 
-#[allow(dead_code)] // only SHM_DIR is used here
+#[allow(dead_code)] // only my_spills and SHM_DIR are used here
 mod common;
 
 use std::collections::HashSet;
@@ -402,16 +402,6 @@ fn encode_failures_are_reported_where_they_happen() {
     assert_eq!(ex.submit(square, 6).expect("submit").result().expect("the executor goes on"), 36);
 }
 
-/// Names of spill segments this process made that are still in /dev/shm.
-fn my_spills() -> Vec<String> {
-    let prefix = format!("shmproc.spill.{}.", std::process::id());
-    std::fs::read_dir(common::SHM_DIR)
-        .expect("read /dev/shm")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|f| f.starts_with(&prefix))
-        .collect()
-}
-
 #[test]
 fn large_arguments_and_results_travel() {
     let pool = Pool::new(2).expect("pool");
@@ -420,8 +410,17 @@ fn large_arguments_and_results_travel() {
     let made = pool.map(make_bytes, vec![10, 2 << 20, 5]).expect("map");
     assert_eq!(made[1].len(), 2 << 20);
     assert_eq!(made[1], make_bytes(2 << 20));
+    let workers: HashSet<u32> = (0..20).map(|_| pool.apply(pid, ()).expect("pid")).collect();
     drop(pool);
-    assert_eq!(my_spills(), Vec::<String>::new());
+    // Neither the parent's spilled tasks nor the workers' spilled results
+    // are left behind.
+    assert_eq!(common::my_spills(), Vec::<String>::new());
+    let left: Vec<String> = std::fs::read_dir(common::SHM_DIR)
+        .expect("read /dev/shm")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|f| workers.iter().any(|w| f.starts_with(&format!("shmproc.spill.{w}."))))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
 }
 
 #[test]

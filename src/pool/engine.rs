@@ -13,7 +13,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::error::{Error, Result};
 use crate::pool::table::{self, Table};
 use crate::pool::wire::{self, Failure, JobOutcome};
-use crate::pool::worker::{ResultRecords, TaskRecords, WorkerArgs};
+use crate::pool::worker::{ResultRecords, TaskRecords, WorkerBase};
 use crate::process::forkserver::PrivateServer;
 use crate::process::handle::{Process, ProcessBuilder};
 use crate::process::start::StartMethod;
@@ -31,32 +31,6 @@ pub(crate) trait Sink: Send + Sync {
 /// Starts one worker process: made by the builder, which knows the
 /// initializer's argument type.
 pub(crate) type Spawner = Arc<dyn Fn(ProcessBuilder, WorkerBase) -> Result<Process<()>> + Send + Sync>;
-
-/// A worker's argument without the initializer.
-#[derive(Debug)]
-pub(crate) struct WorkerBase {
-    pub(crate) tasks: Queue<TaskRecords>,
-    pub(crate) results: Queue<ResultRecords>,
-    pub(crate) table: Table,
-    pub(crate) slot: u32,
-    pub(crate) anchor: FnRef,
-    pub(crate) max_tasks: u64,
-}
-
-impl WorkerBase {
-    /// The full argument, with the initializer `init`.
-    pub(crate) fn with_init<IA>(self, init: Option<(FnRef, IA)>) -> WorkerArgs<IA> {
-        WorkerArgs {
-            tasks: self.tasks,
-            results: self.results,
-            table: self.table,
-            slot: self.slot,
-            anchor: self.anchor,
-            max_tasks: self.max_tasks,
-            init,
-        }
-    }
-}
 
 /// What the engine needs from a builder.
 pub(crate) struct Config {

@@ -514,6 +514,8 @@ impl<R> Future<R> {
     /// Calls `cb(&future)` when the future is done: on the executor's
     /// supervisor thread, or at once on this thread if it is done already.
     /// A panic in `cb` is printed and otherwise ignored (as Python logs it).
+    /// Do not wait on the executor from `cb`: it may run on the thread that
+    /// delivers results.
     ///
     /// # Examples
     ///

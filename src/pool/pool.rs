@@ -11,10 +11,10 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::pool::cell::{Batch, CallbackSink, Cell, decode_result};
-use crate::pool::engine::{Config, Engine, Spawner, WorkerBase};
+use crate::pool::engine::{Config, Engine, Spawner};
 use crate::pool::iter::{Chunk, Imap, fn_ids, next_chunk};
 use crate::pool::wire::{Failure, JobOutcome, TaskWriter};
-use crate::pool::worker::worker_main;
+use crate::pool::worker::{WorkerArgs, WorkerBase, worker_main};
 use crate::process::handle::{Process, ProcessBuilder};
 use crate::process::start::{StartMethod, start_method};
 use crate::sys::image::FnRef;
@@ -22,7 +22,7 @@ use crate::sys::signal::InterruptibleWait;
 
 /// Workers start with no initializer.
 fn plain_spawner() -> Spawner {
-    Arc::new(|b: ProcessBuilder, base: WorkerBase| b.spawn(worker_main::<()>, base.with_init::<()>(None)))
+    Arc::new(|b: ProcessBuilder, base: WorkerBase| b.spawn(worker_main::<()>, WorkerArgs::<()> { base, init: None }))
 }
 
 /// Workers run `f(arg.clone())` first.
@@ -34,7 +34,7 @@ where
     Arc::new(move |b: ProcessBuilder, base: WorkerBase| -> Result<Process<()>> {
         let init = FnRef::of(f).map_err(|e| Error::os("stat /proc/self/exe", e))?;
         let a = arg.lock().clone();
-        b.spawn(worker_main::<A>, base.with_init(Some((init, a))))
+        b.spawn(worker_main::<A>, WorkerArgs { base, init: Some((init, a)) })
     })
 }
 
@@ -402,7 +402,9 @@ impl Pool {
     /// `on_ok(result)` or `on_err(error)` runs in this process (on the
     /// pool's supervisor thread, one at a time, before the handle becomes
     /// ready). A callback that panics makes the handle's result
-    /// [`Error::CallbackPanicked`]; it never stalls the pool.
+    /// [`Error::CallbackPanicked`]; it never stalls the pool. Keep
+    /// callbacks short, and do not wait on the pool from one (the thread
+    /// that would deliver the result is the one waiting), as in Python.
     ///
     /// # Examples
     ///

@@ -22,10 +22,10 @@ pub(crate) struct TaskRecords;
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct ResultRecords;
 
-/// A worker's argument: the pool's shared objects, its slot, and the
-/// initializer (`IA`: the initializer's argument type; `()` without one).
+/// A worker's argument without the initializer: the pool's shared
+/// objects and its slot.
 #[derive(Debug, Serialize, Deserialize)]
-pub(crate) struct WorkerArgs<IA> {
+pub(crate) struct WorkerBase {
     pub(crate) tasks: Queue<TaskRecords>,
     pub(crate) results: Queue<ResultRecords>,
     pub(crate) table: Table,
@@ -35,6 +35,13 @@ pub(crate) struct WorkerArgs<IA> {
     pub(crate) anchor: FnRef,
     /// Jobs before the worker exits (0: no limit).
     pub(crate) max_tasks: u64,
+}
+
+/// A worker's argument: the base and the initializer (`IA`: the
+/// initializer's argument type; `()` without one).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WorkerArgs<IA> {
+    pub(crate) base: WorkerBase,
     /// The initializer (a `fn(IA)`) and its argument.
     pub(crate) init: Option<(FnRef, IA)>,
 }
@@ -153,12 +160,13 @@ where
     let _ = crate::sys::signal::ignore_sigint();
     quiet_task_panics();
     let pid = crate::sys::process::pid();
+    let WorkerArgs { base: args, init } = args;
     let Some(slot) = args.table.slot(args.slot as usize) else { return };
     slot[table::PID].store(u64::from(pid), Ordering::SeqCst);
     if args.results.register_producer().is_err() || args.tasks.register_consumer().is_err() {
         return;
     }
-    if let Some((init, init_arg)) = args.init {
+    if let Some((init, init_arg)) = init {
         let ran = run_guarded(|| init.resolve::<fn(IA)>().map(|f| f(init_arg)));
         let failed = match ran {
             Ok(Ok(())) => None,

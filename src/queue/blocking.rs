@@ -929,12 +929,15 @@ impl<T> Queue<T> {
 
     /// Gets a record into `out`, waiting until `deadline`.
     fn get_record(&self, out: &mut Vec<u8>, deadline: Option<Instant>, nonblocking: bool) -> Result<(), Stop> {
-        self.get_record_then(out, deadline, nonblocking, &mut |_| {})
+        self.get_raw_then(out, deadline, nonblocking, &mut |_| {})
     }
 
     /// As [`get_record`](Self::get_record), running `hook` on the record's
-    /// bytes inside the get critical section (see `try_get_record`).
-    fn get_record_then(
+    /// bytes inside the get critical section, before the record leaves the
+    /// ring: a consumer killed before or inside the hook leaves the record
+    /// for the next consumer (see `try_get_record`). Crate-internal: the
+    /// pool's workers write their slot there.
+    pub(crate) fn get_raw_then(
         &self,
         out: &mut Vec<u8>,
         deadline: Option<Instant>,
@@ -1116,20 +1119,6 @@ impl<T> Queue<T> {
             return Err(Stop::Failed(Error::TooLarge { len: record.len(), max }));
         }
         self.put_record(record, spill::TAG_INLINE, deadline, nonblocking)
-    }
-
-    /// Takes one record into `out`, waiting until `deadline` (`None`:
-    /// forever; with `nonblocking`, not at all), and runs `hook` on its
-    /// bytes before the record leaves the ring: a consumer killed before
-    /// or inside the hook leaves the record for the next consumer.
-    pub(crate) fn get_raw_then(
-        &self,
-        out: &mut Vec<u8>,
-        deadline: Option<Instant>,
-        nonblocking: bool,
-        hook: &mut dyn FnMut(&[u8]),
-    ) -> Result<(), Stop> {
-        self.get_record_then(out, deadline, nonblocking, hook)
     }
 
     /// The token that spill segments of this queue are recorded under (its
