@@ -331,6 +331,14 @@ fn terminate_and_drop_cancel_pending_tasks() {
     for r in it {
         assert!(matches!(r, Err(Error::Cancelled) | Err(Error::PoolClosed)), "{r:?}");
     }
+    // An endless input ends with the pool: one error, then nothing.
+    let pool = Pool::new(1).expect("pool");
+    let mut it = pool.imap(square, 0u64..).expect("imap");
+    assert_eq!(it.next().expect("first").expect("ok"), 0);
+    pool.close();
+    let rest: Vec<_> = it.take(100_000).collect();
+    assert!(rest.len() < 100_000, "the iterator stopped reading its input");
+    assert!(matches!(rest.last(), Some(Err(Error::PoolClosed))), "{:?}", rest.last());
 }
 
 #[test]
@@ -663,4 +671,42 @@ fn many_threads_share_one_pool() {
             });
         }
     });
+}
+
+#[test]
+fn callbacks_may_close_join_or_drop_the_pool_without_deadlock() {
+    let pool = Arc::new(Pool::new(1).expect("pool"));
+    let (tx, rx) = mpsc::channel();
+    let p2 = pool.clone();
+    pool.apply_async_with(
+        square,
+        2,
+        move |_| {
+            p2.close();
+            tx.send(matches!(p2.join(), Err(Error::InvalidArgument { .. }))).expect("send");
+        },
+        |_| {},
+    )
+    .expect("submit");
+    assert!(rx.recv_timeout(GUARD).expect("callback ran"), "join from a callback is refused, not a deadlock");
+    pool.join().expect("join from this thread");
+
+    // The last handle dropped inside a callback: the pool terminates itself.
+    let pool = Arc::new(Pool::new(1).expect("pool"));
+    let (tx, rx) = mpsc::channel();
+    let last = Mutex::new(Some(pool.clone()));
+    let h = pool
+        .apply_async_with(
+            sleep_ms,
+            50,
+            move |_| {
+                drop(last.lock().expect("lock").take());
+                tx.send(()).expect("send");
+            },
+            |_| {},
+        )
+        .expect("submit");
+    drop(pool);
+    rx.recv_timeout(GUARD).expect("callback ran");
+    assert_eq!(h.get_timeout(GUARD).expect("result"), 50);
 }

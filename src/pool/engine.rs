@@ -137,6 +137,9 @@ impl std::fmt::Debug for Shared {
 pub(crate) struct Engine {
     shared: Arc<Shared>,
     supervisor: Mutex<Option<JoinHandle<()>>>,
+    /// The supervisor thread (callbacks run on it: it must not wait for
+    /// itself).
+    supervisor_id: std::thread::ThreadId,
 }
 
 /// How long the supervisor waits for results before housekeeping while
@@ -210,14 +213,14 @@ impl Engine {
             let w = sup.spawn(i)?;
             sup.workers[i] = Some(w);
         }
-        let weak = Arc::downgrade(&shared);
-        let handle = std::thread::Builder::new().name("shmproc-pool".into()).spawn(move || sup.run()).map_err(|e| {
-            // The supervisor was dropped with the closure: its drop
-            // kills the workers.
-            let _ = weak;
-            Error::os("spawn the pool's supervisor thread", e)
-        })?;
-        Ok(Engine { shared, supervisor: Mutex::new(Some(handle)) })
+        // If the thread cannot start, the supervisor is dropped with the
+        // closure: its drop kills the workers.
+        let handle = std::thread::Builder::new()
+            .name("shmproc-pool".into())
+            .spawn(move || sup.run())
+            .map_err(|e| Error::os("spawn the pool's supervisor thread", e))?;
+        let supervisor_id = handle.thread().id();
+        Ok(Engine { shared, supervisor: Mutex::new(Some(handle)), supervisor_id })
     }
 
     /// The state shared with handles.
@@ -253,6 +256,9 @@ impl Engine {
                 return Err(Error::InvalidArgument { what: "join() needs close() or terminate() first" });
             }
         }
+        if std::thread::current().id() == self.supervisor_id {
+            return Err(Error::InvalidArgument { what: "join() from a result callback would wait for itself" });
+        }
         let _w = InterruptibleWait::new();
         {
             let mut st = self.shared.state.lock();
@@ -276,6 +282,11 @@ impl Engine {
     }
 
     fn join_thread(&self) {
+        if std::thread::current().id() == self.supervisor_id {
+            // Dropped or terminated from a callback: the supervisor
+            // finishes on its own after the callback returns.
+            return;
+        }
         let handle = self.supervisor.lock().take();
         if let Some(h) = handle {
             let _ = h.join();

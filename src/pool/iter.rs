@@ -150,12 +150,12 @@ where
                 break;
             };
             let index = self.submitted;
-            let (id, items, failure) = match chunk {
+            let (id, items, failure, refused) = match chunk {
                 Chunk::Ready { id, record, items } => match self.sh.submit(id, record, self.batch.clone(), index) {
-                    Ok(()) => (id, items, None),
-                    Err(e) => (id, items, Some(e)),
+                    Ok(()) => (id, items, None, false),
+                    Err(e) => (id, items, Some(e), true),
                 },
-                Chunk::Bad { items, error } => (0, items, Some(error)),
+                Chunk::Bad { items, error } => (0, items, Some(error), false),
             };
             if let Some(e) = failure {
                 if strict {
@@ -163,6 +163,11 @@ where
                     return Err(e);
                 }
                 self.batch.fail_local(index, Failure::from_error(&e));
+                if refused {
+                    // Closed, terminated or broken: this chunk reports it,
+                    // and the input is read no further.
+                    self.input = None;
+                }
             }
             self.outstanding.insert(index, (id, items));
             self.submitted += 1;
