@@ -541,6 +541,19 @@ impl<R> Future<R> {
 
 /// An iterator over futures in the order they complete; see
 /// [`as_completed`].
+///
+/// # Examples
+///
+/// ```
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+/// let ex = shmproc::ProcessPoolExecutor::new(2)?;
+/// let futs: Vec<_> = (1..=3).map(|i| ex.submit(square, i)).collect::<Result<_, _>>()?;
+/// let it: shmproc::AsCompleted<'_, u64> = shmproc::as_completed(&futs);
+/// assert_eq!(it.map(|f| f.result()).sum::<Result<u64, _>>()?, 14);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct AsCompleted<'a, R> {
     futures: &'a [Future<R>],
@@ -654,6 +667,24 @@ pub enum ReturnWhen {
 
 /// What [`wait`] found: the futures done and those not (Python:
 /// `DoneAndNotDoneFutures`), each in the order given.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// fn sleep_ms(ms: u64) -> u64 {
+///     std::thread::sleep(Duration::from_millis(ms));
+///     ms
+/// }
+/// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+/// let futs = vec![ex.submit(sleep_ms, 60_000)?];
+/// let shmproc::DoneAndNotDone { done, not_done } =
+///     shmproc::wait(&futs, Some(Duration::from_millis(10)), shmproc::ReturnWhen::AllCompleted);
+/// assert!(done.is_empty());
+/// assert_eq!(not_done.len(), 1);
+/// futs[0].cancel();
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct DoneAndNotDone<'a, R> {
     /// The futures that are done.
