@@ -2,7 +2,7 @@
 //! `Future`) and [`Batch`] (many chunks: `map`, `imap`, executor `map`),
 //! and the decoding of results.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
@@ -252,10 +252,20 @@ where
     }
 }
 
+/// A chunk's place in a batch.
+enum Slot {
+    Pending,
+    Ready(JobOutcome),
+    Taken,
+}
+
 #[derive(Default)]
 struct BatchState {
-    /// Delivered chunks not yet taken, by chunk index.
-    ready: HashMap<u64, JobOutcome>,
+    /// The chunk index of `slots[0]`: every chunk before it was taken.
+    base: u64,
+    /// Chunks `base..`, by index: a ring, so lookups are O(1) and taken
+    /// chunks at the front are dropped.
+    slots: VecDeque<Slot>,
     /// Delivered chunk indices in completion order (for unordered reads).
     order: VecDeque<u64>,
     /// Chunks delivered so far.
@@ -264,6 +274,23 @@ struct BatchState {
     failed: bool,
     /// What the reader waits for (deliveries wake it only then).
     waiting: Waiting,
+}
+
+impl BatchState {
+    /// Takes chunk `chunk` if it was delivered and not taken.
+    fn take(&mut self, chunk: u64) -> Option<JobOutcome> {
+        let i = usize::try_from(chunk.checked_sub(self.base)?).ok()?;
+        let slot = self.slots.get_mut(i)?;
+        if !matches!(slot, Slot::Ready(_)) {
+            return None;
+        }
+        let Slot::Ready(o) = std::mem::replace(slot, Slot::Taken) else { unreachable!("matched Ready above") };
+        while matches!(self.slots.front(), Some(Slot::Taken)) {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        Some(o)
+    }
 }
 
 /// What a batch's reader waits for.
@@ -297,14 +324,18 @@ impl std::fmt::Debug for Batch {
 impl Sink for Batch {
     fn deliver(&self, chunk: u64, outcome: JobOutcome) {
         let mut st = self.state.lock();
-        if st.ready.contains_key(&chunk) {
+        let Some(i) = chunk.checked_sub(st.base).and_then(|i| usize::try_from(i).ok()) else { return };
+        if st.slots.len() <= i {
+            st.slots.resize_with(i + 1, || Slot::Pending);
+        }
+        if !matches!(st.slots[i], Slot::Pending) {
             return;
         }
         st.failed |= match &outcome {
             JobOutcome::Failed(_) => true,
             JobOutcome::Items(v) => v.iter().any(Result::is_err),
         };
-        st.ready.insert(chunk, outcome);
+        st.slots[i] = Slot::Ready(outcome);
         if self.unordered {
             st.order.push_back(chunk);
         }
@@ -345,13 +376,13 @@ impl Batch {
     /// Takes chunk `chunk`, waiting for it.
     pub(crate) fn take(&self, chunk: u64) -> JobOutcome {
         let mut st = self.state.lock();
-        if let Some(o) = st.ready.remove(&chunk) {
+        if let Some(o) = st.take(chunk) {
             return o;
         }
         let _w = InterruptibleWait::new();
         st.waiting = Waiting::Chunk(chunk);
         loop {
-            if let Some(o) = st.ready.remove(&chunk) {
+            if let Some(o) = st.take(chunk) {
                 st.waiting = Waiting::Nothing;
                 return o;
             }
@@ -367,7 +398,7 @@ impl Batch {
         st.waiting = Waiting::Any;
         loop {
             while let Some(c) = st.order.pop_front() {
-                if let Some(o) = st.ready.remove(&c) {
+                if let Some(o) = st.take(c) {
                     st.waiting = Waiting::Nothing;
                     return (c, o);
                 }
@@ -380,5 +411,33 @@ impl Batch {
     /// argument did not encode).
     pub(crate) fn fail_local(&self, chunk: u64, failure: Failure) {
         self.deliver(chunk, JobOutcome::Failed(failure));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(n: u8) -> JobOutcome {
+        JobOutcome::Items(vec![Ok(vec![n])])
+    }
+
+    #[test]
+    fn batches_deliver_once_in_any_order() {
+        let b = Batch::new(false);
+        b.deliver(2, ok(2));
+        b.deliver(0, ok(0));
+        b.deliver(0, ok(9)); // a second outcome is dropped
+        b.deliver(1, JobOutcome::Failed(Failure::Cancelled));
+        assert!(matches!(b.take(0), JobOutcome::Items(v) if v[0] == Ok(vec![0])));
+        assert!(matches!(b.take(1), JobOutcome::Failed(Failure::Cancelled)));
+        b.deliver(1, ok(1)); // after it was taken: dropped
+        assert!(matches!(b.take(2), JobOutcome::Items(v) if v[0] == Ok(vec![2])));
+        b.wait_all(3);
+        let u = Batch::new(true);
+        u.deliver(5, ok(5));
+        u.deliver(3, ok(3));
+        assert_eq!(u.take_any().0, 5);
+        assert_eq!(u.take_any().0, 3);
     }
 }
