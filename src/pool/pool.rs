@@ -128,9 +128,11 @@ impl PoolBuilder {
 
     /// How workers start (default: [`start_method()`](crate::start_method)).
     /// Under [`StartMethod::Fork`] the pool forks a private fork server when
-    /// it is built, which must then be single-threaded (else
+    /// it is built, so this process must have a single thread then (else
     /// [`Error::ForkUnsafe`]); workers, replacements included, are copies
-    /// of the process as it was then.
+    /// of the process as it was at that moment. A pool has a thread of its
+    /// own, so under fork build one pool at a time (or use the fork
+    /// server, the default).
     ///
     /// # Examples
     ///
@@ -250,8 +252,14 @@ impl PoolBuilder {
 /// ([`Error::TaskPanicked`], with the message; the worker lives on); a
 /// worker killed mid-task fails that task with [`Error::WorkerDied`]
 /// (naming the signal) and is replaced. No call hangs on a dead worker.
-/// Ctrl-C during a wait on the pool terminates the pool and returns
-/// [`Error::Interrupted`].
+///
+/// Ctrl-C: while a pool exists, a SIGINT that arrives during a pool call
+/// (`map`, `apply`, a result's `get`, an `imap` step, `join`, ...)
+/// terminates the pools of this process (workers killed and reaped) and
+/// that call returns [`Error::Interrupted`], as does any later use of
+/// them. A SIGINT while no pool call is in progress ends the program as it
+/// would without pools. Workers ignore SIGINT: a Ctrl-C to the process
+/// group is the parent's to handle.
 ///
 /// Dropping the pool terminates it (Python's `with Pool() as p:`): its
 /// workers are killed and pending tasks fail with [`Error::Cancelled`].
