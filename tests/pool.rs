@@ -710,3 +710,13 @@ fn callbacks_may_close_join_or_drop_the_pool_without_deadlock() {
     rx.recv_timeout(GUARD).expect("callback ran");
     assert_eq!(h.get_timeout(GUARD).expect("result"), 50);
 }
+
+#[test]
+fn an_executor_task_over_its_timeout_does_not_break_the_executor() {
+    let ex = ProcessPoolExecutor::builder().max_workers(1).task_timeout(Duration::from_millis(300)).build().expect("ex");
+    let slow = ex.submit(sleep_ms, 60_000).expect("submit");
+    let queued = ex.submit(square, 4).expect("submit");
+    assert!(matches!(slow.result_timeout(GUARD), Err(Error::TaskTimedOut { .. })));
+    assert_eq!(queued.result_timeout(GUARD).expect("the queued task runs on the replacement"), 16);
+    assert_eq!(ex.submit(square, 5).expect("not broken").result().expect("result"), 25);
+}
