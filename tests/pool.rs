@@ -713,7 +713,8 @@ fn callbacks_may_close_join_or_drop_the_pool_without_deadlock() {
 
 #[test]
 fn an_executor_task_over_its_timeout_does_not_break_the_executor() {
-    let ex = ProcessPoolExecutor::builder().max_workers(1).task_timeout(Duration::from_millis(300)).build().expect("ex");
+    let ex =
+        ProcessPoolExecutor::builder().max_workers(1).task_timeout(Duration::from_millis(300)).build().expect("ex");
     let slow = ex.submit(sleep_ms, 60_000).expect("submit");
     let queued = ex.submit(square, 4).expect("submit");
     assert!(matches!(slow.result_timeout(GUARD), Err(Error::TaskTimedOut { .. })));
