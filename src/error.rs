@@ -207,6 +207,53 @@ pub enum Error {
         /// How many items were abandoned (since the queue was made).
         items: u64,
     },
+    /// A pool task panicked in its worker (while decoding its argument,
+    /// running, or encoding its result). The worker lives on.
+    TaskPanicked {
+        /// The worker's pid.
+        pid: u32,
+        /// The panic message (with its location).
+        message: String,
+    },
+    /// The pool worker running the task died (killed by a signal, or it
+    /// exited) before returning a result. A `Pool` replaces the worker.
+    WorkerDied {
+        /// The worker's pid.
+        pid: u32,
+        /// The signal that killed it, if one did.
+        signal: Option<i32>,
+        /// Its exit code, if it exited.
+        code: Option<i32>,
+    },
+    /// A `ProcessPoolExecutor` is broken: a worker died abruptly, so every
+    /// pending task failed and no new one is accepted (Python:
+    /// `BrokenProcessPool`).
+    BrokenPool {
+        /// What broke it.
+        reason: String,
+    },
+    /// A pool task ran longer than the pool's task timeout; its worker was
+    /// killed (and replaced).
+    TaskTimedOut {
+        /// The worker's pid.
+        pid: u32,
+        /// The limit that was exceeded.
+        limit: std::time::Duration,
+    },
+    /// The task was cancelled (`Future::cancel`, `shutdown` with
+    /// `cancel_futures`, or the pool was terminated before it finished).
+    Cancelled,
+    /// The pool was closed or terminated: it accepts no more tasks (Python:
+    /// `ValueError: Pool not running`).
+    PoolClosed,
+    /// A result callback of `Pool::apply_async_with` panicked; the message.
+    CallbackPanicked {
+        /// The panic message.
+        message: String,
+    },
+    /// SIGINT (Ctrl-C) arrived while this call waited on a pool; the pools
+    /// of this process were terminated (Python: `KeyboardInterrupt`).
+    Interrupted,
 }
 
 /// Why a child process produced no result.
@@ -365,6 +412,26 @@ impl fmt::Display for Error {
                 "{items} item(s) were taken by consumers that died before calling task_done; \
                  they will never be marked done"
             ),
+            Error::TaskPanicked { pid, message } => write!(f, "the task panicked in pool worker pid {pid}: {message}"),
+            Error::WorkerDied { pid, signal: Some(s), .. } => write!(
+                f,
+                "pool worker pid {pid} was killed by signal {s} ({}) before returning the task's result",
+                signal_name(*s)
+            ),
+            Error::WorkerDied { pid, code: Some(c), .. } => {
+                write!(f, "pool worker pid {pid} exited with code {c} before returning the task's result")
+            }
+            Error::WorkerDied { pid, .. } => write!(f, "pool worker pid {pid} died before returning the task's result"),
+            Error::BrokenPool { reason } => write!(f, "the process pool is broken: {reason}"),
+            Error::TaskTimedOut { pid, limit } => {
+                write!(f, "the task ran longer than the pool's {limit:?} limit; its worker pid {pid} was killed")
+            }
+            Error::Cancelled => f.write_str("the task was cancelled"),
+            Error::PoolClosed => f.write_str("the pool is closed or terminated: it accepts no more tasks"),
+            Error::CallbackPanicked { message } => write!(f, "a result callback panicked: {message}"),
+            Error::Interrupted => {
+                f.write_str("interrupted by SIGINT (Ctrl-C); the pools of this process were terminated")
+            }
             Error::InitMissing => f.write_str(
                 "this process was started as a shmproc child but did not take its role; \
                  call shmproc::init() at the top of main",

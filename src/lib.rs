@@ -5,14 +5,15 @@
 //! futexes, and every object survives the death of any process using it.
 //!
 //! This release has processes with the three start methods ([`Process`],
-//! [`StartMethod`], [`Context`]), queues ([`Queue`], [`JoinableQueue`],
+//! [`StartMethod`], [`Context`]), pools of worker processes ([`Pool`],
+//! [`ProcessPoolExecutor`]), queues ([`Queue`], [`JoinableQueue`],
 //! [`SpscRing`]), robust synchronisation ([`Mutex`],
 //! [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Condvar`],
 //! [`Event`], [`Barrier`]), communication ([`Pipe`], [`SpscRing`],
 //! [`ByteRing`]) and their foundation: shared-memory [`Segment`]s
 //! (named or anonymous), typed placement of pointer-free state ([`Shared`],
 //! [`Arena`], [`ShmSafe`]) and stale-object cleanup ([`cleanup_stale`]).
-//! Pools and the manager build on them.
+//! The manager builds on them.
 //!
 //! ```
 //! fn square(x: u64) -> u64 {
@@ -42,6 +43,15 @@
 //! | `set_start_method("spawn")` | [`set_start_method(StartMethod::Spawn)`](set_start_method) |
 //! | `get_context("fork")` | [`Context::new(StartMethod::Fork)`](Context::new) |
 //! | `current_process()`, `parent_process()`, `active_children()`, `cpu_count()` | [`current_process`], [`parent_process`], [`active_children`], [`cpu_count`] |
+//! | `Pool(n)`, `Pool(n, initializer, initargs, maxtasksperchild)` | [`Pool::new(n)`](Pool::new), [`Pool::builder()`](Pool::builder)`.processes(n).initializer(f, arg).maxtasksperchild(k)` |
+//! | `pool.apply(f, (a,))`, `pool.apply_async(f, (a,), callback, error_callback)` | [`apply`](Pool::apply), [`apply_async`](Pool::apply_async) → [`AsyncResult`] (`get`, `get_timeout`, `ready`, `wait`, `successful`), [`apply_async_with`](Pool::apply_async_with) |
+//! | `pool.map(f, it, chunksize)`, `imap`, `imap_unordered` | [`map`](Pool::map), [`map_chunked`](Pool::map_chunked), [`imap`](Pool::imap) (lazy: a bounded window), [`imap_unordered`](Pool::imap_unordered) |
+//! | `pool.close()`, `pool.join()`, `pool.terminate()`, `with Pool() as p:` | [`close`](Pool::close), [`join`](Pool::join), [`terminate`](Pool::terminate); drop terminates |
+//! | `ProcessPoolExecutor(max_workers)` | [`ProcessPoolExecutor::new(n)`](ProcessPoolExecutor::new), [`builder()`](ProcessPoolExecutor::builder) |
+//! | `ex.submit(f, a)`, `ex.map(f, it, chunksize=k)`, `ex.shutdown(wait, cancel_futures=c)` | [`submit`](ProcessPoolExecutor::submit) → [`Future`], [`map`](ProcessPoolExecutor::map), [`shutdown`](ProcessPoolExecutor::shutdown); drop is `shutdown(true, false)` |
+//! | `fut.result(timeout)`, `done()`, `running()`, `cancel()`, `add_done_callback(fn)` | [`result`](Future::result), [`result_timeout`](Future::result_timeout), [`done`](Future::done), [`running`](Future::running), [`cancel`](Future::cancel), [`add_done_callback`](Future::add_done_callback) |
+//! | `as_completed(fs)`, `wait(fs, timeout, FIRST_COMPLETED)` | [`as_completed`], [`wait`] with [`ReturnWhen`] |
+//! | `BrokenProcessPool`, `KeyboardInterrupt` in `map` | [`Error::BrokenPool`], [`Error::Interrupted`] |
 //! | `Lock()`, `RLock()` | [`Lock::new()`](Lock::new), [`RLock::new()`](RLock::new): `acquire`, `release`, `try_acquire`, `acquire_timeout`, `lock()` guard |
 //! | `Lock` + `Value` under it | [`Mutex<T>`](Mutex): the data lives inside the lock |
 //! | `Semaphore(n)`, `BoundedSemaphore(n)` | [`Semaphore::new(n)`](Semaphore::new), [`BoundedSemaphore::new(n)`](BoundedSemaphore::new) |
@@ -73,10 +83,20 @@
 //! never hangs its parent; a parent killed with SIGKILL takes its children
 //! with it.
 //!
+//! Pools never hang on a dead worker: a task whose worker is killed fails
+//! with [`Error::WorkerDied`] (naming the signal) and the [`Pool`] starts a
+//! replacement; a task that panics fails alone with
+//! [`Error::TaskPanicked`]; an argument that cannot be encoded is an error
+//! of the submitting call; Ctrl-C during a pool call terminates the pools
+//! and returns [`Error::Interrupted`].
+//!
 //! ## Choosing a primitive
 //!
 //! - Run work in another process: [`Process::spawn`]; with captures and
 //!   the fork start method: [`Process::fork`].
+//! - Run many tasks on a fixed set of worker processes: [`Pool`] (`map`
+//!   over inputs, `imap` over a stream, `apply_async` with callbacks); with
+//!   futures, `as_completed` and cancellation: [`ProcessPoolExecutor`].
 //! - Choose how children start: [`StartMethod::ForkServer`] (default: safe
 //!   with threads, fast), [`StartMethod::Spawn`] (re-exec, slowest, always
 //!   safe), [`StartMethod::Fork`] (fastest; refused when the parent has
@@ -119,6 +139,8 @@ mod loom;
 #[cfg(feature = "codec")]
 mod pipe;
 #[cfg(feature = "codec")]
+mod pool;
+#[cfg(feature = "codec")]
 mod process;
 #[cfg(feature = "codec")]
 mod queue;
@@ -130,6 +152,14 @@ mod sys;
 pub use error::{Error, ProcessFailure, Result};
 #[cfg(feature = "codec")]
 pub use pipe::{Connection, Pipe, PipeBuilder};
+#[cfg(feature = "codec")]
+pub use pool::executor::{
+    AsCompleted, DoneAndNotDone, ExecutorBuilder, Future, ProcessPoolExecutor, ReturnWhen, as_completed, wait,
+};
+#[cfg(feature = "codec")]
+pub use pool::iter::Imap;
+#[cfg(feature = "codec")]
+pub use pool::pool::{AsyncResult, Pool, PoolBuilder};
 #[cfg(feature = "codec")]
 pub use process::bootstrap::init;
 #[cfg(feature = "codec")]

@@ -24,16 +24,6 @@ fn test_names(tag: &str) -> Names {
     Names::new("queuetest", tag)
 }
 
-/// Names of spill segments this process made that are still in /dev/shm.
-fn my_spills() -> Vec<String> {
-    let prefix = format!("shmproc.spill.{}.", std::process::id());
-    std::fs::read_dir(common::SHM_DIR)
-        .expect("read /dev/shm")
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|f| f.starts_with(&prefix))
-        .collect()
-}
-
 #[test]
 fn fifo_order_limit_and_non_blocking_calls() {
     let q = Queue::<(u32, String)>::new(3).expect("queue");
@@ -170,7 +160,7 @@ fn items_of_every_size_travel_and_spills_leave_nothing() {
         assert!(v.iter().enumerate().all(|(i, &b)| b == (i * 7 + n) as u8), "content of the {n}-byte item");
     }
     t.join().expect("putter");
-    assert!(my_spills().is_empty(), "spill segments left: {:?}", my_spills());
+    assert!(common::my_spills().is_empty(), "spill segments left: {:?}", common::my_spills());
 }
 
 #[test]

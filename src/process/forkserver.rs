@@ -95,7 +95,102 @@ pub(crate) fn serve(value: &str) -> ! {
     if sysproc::die_with_parent(parent).is_err() {
         sysproc::exit_now(2);
     }
-    let mut sock = UnixStream::from(sock);
+    serve_on(UnixStream::from(sock))
+}
+
+/// A private fork server, forked from this process (not re-executed): its
+/// children are copies of this process as it was when the server was made.
+/// A pool under the fork start method uses one, so that it can start (and
+/// replace) workers later, when it has threads of its own and this process
+/// may no longer fork.
+///
+/// The server is single-threaded (forked while this process had one
+/// thread), ignores SIGINT (a Ctrl-C is its owner's to handle), dies with
+/// this process, exits when its socket is closed (drop), and is killed and
+/// reaped by drop.
+#[derive(Debug)]
+pub(crate) struct PrivateServer {
+    inner: Mutex<Option<Server>>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server").field("pid", &self.process.pid()).finish_non_exhaustive()
+    }
+}
+
+impl PrivateServer {
+    /// Forks the server.
+    ///
+    /// # Errors
+    /// [`Error::ForkUnsafe`] if this process has several threads;
+    /// [`Error::Os`].
+    pub(crate) fn fork() -> Result<PrivateServer> {
+        let threads = sysproc::thread_count().map_err(|e| Error::os("read /proc/self/task", e))?;
+        if threads != 1 {
+            return Err(Error::ForkUnsafe { threads });
+        }
+        let (ours, theirs) = UnixStream::pair().map_err(|e| Error::os("socketpair", e))?;
+        {
+            let _ = std::io::stdout().flush();
+            let _ = std::io::stderr().flush();
+        }
+        let me = sysproc::pid();
+        match sysproc::fork(sysproc::ForkPermit::SingleThreaded).map_err(|e| Error::os("fork", e))? {
+            Forked::Child => {
+                drop(ours);
+                if crate::sys::signal::ignore_sigint().is_err() || sysproc::die_with_parent(me).is_err() {
+                    sysproc::exit_now(2);
+                }
+                serve_on(theirs)
+            }
+            Forked::Parent(pid) => {
+                drop(theirs);
+                let process = PidFd::open(pid).map_err(|e| {
+                    sysproc::kill_and_reap(pid);
+                    Error::os("pidfd_open", e)
+                })?;
+                Ok(PrivateServer { inner: Mutex::new(Some(Server { owner: me, sock: ours, process })) })
+            }
+        }
+    }
+
+    /// Starts a child running the task in `channel`; returns its pid.
+    ///
+    /// # Errors
+    /// [`Error::Os`], also when the server died (it is not restarted: it
+    /// was a copy of this process at a moment that is gone).
+    pub(crate) fn start(&self, channel: BorrowedFd<'_>, fds: &[OwnedFd]) -> Result<u32> {
+        if fds.len() + 1 > MAX_FDS {
+            return Err(Error::InvalidArgument { what: "too many shared handles in one argument (at most 252)" });
+        }
+        let mut g = self.inner.lock();
+        let Some(server) = g.as_mut().filter(|s| s.owner == sysproc::pid()) else {
+            return Err(Error::os("private fork server", std::io::Error::other("the server is gone")));
+        };
+        match request(server, channel, fds) {
+            Ok(pid) if pid > 0 => Ok(pid as u32),
+            Ok(neg) => Err(Error::os("fork server: clone", std::io::Error::from_raw_os_error((-neg) as i32))),
+            Err(e) => Err(Error::os("private fork server request", e)),
+        }
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        if let Some(s) = self.inner.get_mut().take()
+            && s.owner == sysproc::pid()
+        {
+            drop(s.sock);
+            let _ = s.process.signal(sysproc::SIGKILL);
+            let _ = s.process.wait_exit(None);
+            let _ = s.process.try_reap();
+        }
+    }
+}
+
+/// Serves start requests on `sock` until it is closed. Never returns.
+fn serve_on(mut sock: UnixStream) -> ! {
     loop {
         let mut fds = match sysshm::recv_fds(sock.as_fd(), MAX_FDS) {
             Ok(f) if !f.is_empty() => f,

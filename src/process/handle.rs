@@ -13,6 +13,7 @@ use crate::error::{Error, ProcessFailure, Result};
 use crate::process::bootstrap::{self, TaskSpec, Trampoline, trampoline};
 use crate::process::channel::{self, Channel};
 use crate::process::current::{self, ChildState};
+use crate::process::forkserver::PrivateServer;
 use crate::process::start::{StartMethod, start_method};
 use crate::shm::handoff;
 use crate::sys::image::FnRef;
@@ -180,6 +181,7 @@ pub struct ProcessBuilder {
     daemon: bool,
     method: Option<StartMethod>,
     permit: Option<ForkPermit>,
+    server: Option<Arc<PrivateServer>>,
 }
 
 impl ProcessBuilder {
@@ -267,6 +269,14 @@ impl ProcessBuilder {
         self
     }
 
+    /// Starts children through `server` (a private fork server: the
+    /// children are copies of this process as it was when the server was
+    /// forked), whatever the start method says.
+    pub(crate) fn via_server(mut self, server: Arc<PrivateServer>) -> Self {
+        self.server = Some(server);
+        self
+    }
+
     /// Starts `f(arg)` in a child process.
     ///
     /// # Examples
@@ -290,7 +300,7 @@ impl ProcessBuilder {
     {
         current::check_can_start()?;
         let method = self.method.unwrap_or_else(start_method);
-        if method == StartMethod::Fork {
+        if method == StartMethod::Fork && self.server.is_none() {
             return self.fork(move || f(arg));
         }
         let (args, fds) = handoff::collecting_fds(|| codec::encode(&arg));
@@ -309,9 +319,10 @@ impl ProcessBuilder {
             args,
         };
         let channel = Channel::new(&codec::encode(&spec)?)?;
-        let pid = match method {
-            StartMethod::Spawn => super::spawn::start(channel.segment().fd(), &fds)?,
-            _ => super::forkserver::start(channel.segment().fd(), &fds)?,
+        let pid = match (&self.server, method) {
+            (Some(server), _) => server.start(channel.segment().fd(), &fds)?,
+            (None, StartMethod::Spawn) => super::spawn::start(channel.segment().fd(), &fds)?,
+            (None, _) => super::forkserver::start(channel.segment().fd(), &fds)?,
         };
         Process::adopt(pid, name, self.daemon, channel)
     }

@@ -321,7 +321,7 @@ enum Attempt {
 }
 
 /// Why a blocking call stopped without its item.
-enum Stop {
+pub(crate) enum Stop {
     Timeout,
     Closed,
     Disconnected,
@@ -360,7 +360,11 @@ enum LockWait {
 /// stores, so whatever it was doing is either fully visible or not at all.
 fn take(lock: &RawMutex, wait: LockWait) -> Result<Option<LockedBy<'_>>> {
     let got = match wait {
-        LockWait::No => lock.lock(Some(Instant::now() + TRY_LOCK_WAIT)),
+        // The clock is read only if the lock is busy.
+        LockWait::No => match lock.try_lock() {
+            Err(Fail::WouldBlock) => lock.lock(Some(Instant::now() + TRY_LOCK_WAIT)),
+            other => other,
+        },
         LockWait::Until(deadline) => lock.lock(deadline),
     };
     match got {
@@ -895,8 +899,10 @@ impl<T> Queue<T> {
 
     // -- getting ---------------------------------------------------------
 
-    /// One attempt to take a record; its tag and bytes into `out`.
-    fn try_get_record(&self, out: &mut Vec<u8>, wait: LockWait) -> Result<Option<u32>> {
+    /// One attempt to take a record; its tag and bytes into `out`. `hook`
+    /// sees the bytes inside the get critical section, before the record
+    /// is released.
+    fn try_get_record(&self, out: &mut Vec<u8>, wait: LockWait, hook: &mut dyn FnMut(&[u8])) -> Result<Option<u32>> {
         let h = self.hdr();
         let pos = self.pos();
         let ring = &self.inner.ring;
@@ -910,10 +916,11 @@ impl<T> Queue<T> {
         // Counted before the release: a consumer killed in between is
         // charged for an item that stays in the ring (reported as abandoned
         // once, delivered again), never the other way round.
-        let count = || {
+        let count = |bytes: &[u8]| {
             if let Some(e) = entry {
                 e.taken.fetch_add(1, Ordering::SeqCst);
             }
+            hook(bytes);
         };
         let got = core.pop_into_then(&pos, ring, out, count)?;
         self.inner.tail_hint.store(core.tail_hint(), Ordering::Relaxed);
@@ -922,12 +929,27 @@ impl<T> Queue<T> {
 
     /// Gets a record into `out`, waiting until `deadline`.
     fn get_record(&self, out: &mut Vec<u8>, deadline: Option<Instant>, nonblocking: bool) -> Result<(), Stop> {
+        self.get_raw_then(out, deadline, nonblocking, &mut |_| {})
+    }
+
+    /// As [`get_record`](Self::get_record), running `hook` on the record's
+    /// bytes inside the get critical section, before the record leaves the
+    /// ring: a consumer killed before or inside the hook leaves the record
+    /// for the next consumer (see `try_get_record`). Crate-internal: the
+    /// pool's workers write their slot there.
+    pub(crate) fn get_raw_then(
+        &self,
+        out: &mut Vec<u8>,
+        deadline: Option<Instant>,
+        nonblocking: bool,
+        hook: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Stop> {
         let h = self.hdr();
         self.role(&h.consumers, &self.inner.consumer)?;
         let mut poll = LivenessPoll::new();
         loop {
             let wait = if nonblocking { LockWait::No } else { LockWait::Until(deadline) };
-            if let Some(tag) = self.try_get_record(out, wait)? {
+            if let Some(tag) = self.try_get_record(out, wait, hook)? {
                 h.not_full.notify();
                 return self.unspill(tag, out);
             }
@@ -1081,6 +1103,33 @@ impl<T> Queue<T> {
             Stop::Disconnected => GetTimeoutError::Disconnected,
             Stop::Failed(e) => GetTimeoutError::Failed(e),
         })
+    }
+}
+
+/// Raw records, for the pool (crate-internal): the caller encodes its own
+/// records, which must fit inline, and may run a hook on a record's bytes
+/// inside the get critical section.
+impl<T> Queue<T> {
+    /// Puts `record` as one inline record, waiting until `deadline` (`None`:
+    /// forever; with `nonblocking`, not at all). Records larger than
+    /// [`max_inline`](Queue::max_inline) are refused with `TooLarge`.
+    pub(crate) fn put_raw(&self, record: &[u8], deadline: Option<Instant>, nonblocking: bool) -> Result<(), Stop> {
+        let max = self.max_inline();
+        if record.len() > max {
+            return Err(Stop::Failed(Error::TooLarge { len: record.len(), max }));
+        }
+        self.put_record(record, spill::TAG_INLINE, deadline, nonblocking)
+    }
+
+    /// The token that spill segments of this queue are recorded under (its
+    /// creator's), for callers that spill records themselves.
+    pub(crate) fn spill_owner(&self) -> Option<crate::sys::token::Token> {
+        let h = self.hdr();
+        let owner = crate::sys::token::Token {
+            pid: h.creator_pid.load(Ordering::Relaxed),
+            nonce: h.creator_nonce.load(Ordering::Relaxed),
+        };
+        (owner.nonce != 0).then_some(owner)
     }
 }
 

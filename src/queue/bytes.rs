@@ -406,17 +406,18 @@ impl ByteConsumerCore {
         slots: &S,
         out: &mut Vec<u8>,
     ) -> Result<Option<u32>, RingError> {
-        self.pop_into_then(pos, slots, out, || {})
+        self.pop_into_then(pos, slots, out, |_| {})
     }
 
-    /// As [`pop_into`](Self::pop_into), calling `before_release` after the
-    /// copy and before the record is released.
+    /// As [`pop_into`](Self::pop_into), calling `before_release` with the
+    /// copied bytes after the copy and before the record is released (a
+    /// consumer that dies inside it leaves the record in the ring).
     pub(crate) fn pop_into_then<S: ByteSlots>(
         &mut self,
         pos: &Positions<'_>,
         slots: &S,
         out: &mut Vec<u8>,
-        before_release: impl FnOnce(),
+        before_release: impl FnOnce(&[u8]),
     ) -> Result<Option<u32>, RingError> {
         let Some(span) = self.peek(pos, slots)? else { return Ok(None) };
         out.clear();
@@ -425,7 +426,7 @@ impl ByteConsumerCore {
         // and 8-aligned; the producer does not rewrite it until release.
         unsafe { slots.copy_out(span.payload, out) };
         crate::sys::failpoint::hit("bytes.pop.before_release");
-        before_release();
+        before_release(out);
         self.release(pos, span);
         Ok(Some(span.tag))
     }

@@ -66,6 +66,8 @@ pub(crate) mod kind {
     pub(crate) const QUEUE: u32 = 7;
     /// A `Pipe` (both directions).
     pub(crate) const PIPE: u32 = 8;
+    /// A pool's worker table (`Pool`, `ProcessPoolExecutor`).
+    pub(crate) const POOL: u32 = 9;
 }
 
 /// The header in shared memory. See the module docs for the table.

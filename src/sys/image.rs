@@ -87,6 +87,31 @@ impl FnRef {
     }
 }
 
+/// A function named by its offset and type fingerprint only: the compact
+/// form for records that travel often between processes already known to
+/// run the same executable (a pool's tasks). It becomes a [`FnRef`] again
+/// with [`FnRef::with_id`], which takes the executable identity from a full
+/// `FnRef` that travelled once; [`FnRef::resolve`] then checks both as usual.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct FnId {
+    /// Offset from the anchor.
+    pub(crate) offset: i64,
+    /// Fingerprint of the function's type.
+    pub(crate) type_hash: u64,
+}
+
+impl FnRef {
+    /// The compact form of this reference.
+    pub(crate) fn id(&self) -> FnId {
+        FnId { offset: self.offset, type_hash: self.type_hash }
+    }
+
+    /// The function `id`, in the executable this reference names.
+    pub(crate) fn with_id(self, id: FnId) -> FnRef {
+        FnRef { offset: id.offset, type_hash: id.type_hash, exe: self.exe }
+    }
+}
+
 /// Identity of the running executable file: a spawned child checks that it
 /// runs the same file as its parent before resolving any [`FnRef`] (a
 /// binary rebuilt in between would make offsets meaningless).
@@ -139,6 +164,11 @@ mod tests {
         let g: fn(u32) -> u32 = r.resolve().expect("same type");
         assert_eq!(g(21), 42);
         assert!(r.resolve::<fn(u64) -> u64>().is_err(), "another type is refused");
+        let other: fn(u64) -> u64 = |x| x + 1;
+        let compact = FnRef::of(other).expect("exe identity").id();
+        let h: fn(u64) -> u64 = r.with_id(compact).resolve().expect("same exe, same type");
+        assert_eq!(h(1), 2);
+        assert!(r.with_id(compact).resolve::<fn(u32) -> u32>().is_err());
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub(crate) mod image;
 pub(crate) mod mmap;
 pub(crate) mod process;
 pub(crate) mod shm;
+pub(crate) mod signal;
 pub(crate) mod token;
 
 /// The size of a memory page, `sysconf(_SC_PAGESIZE)`.

@@ -71,3 +71,15 @@ impl Drop for Names {
         }
     }
 }
+
+/// Names of spill segments this process made that are still in `/dev/shm`.
+// Only the tests of types that spill large messages use it.
+#[allow(dead_code)]
+pub(crate) fn my_spills() -> Vec<String> {
+    let prefix = format!("shmproc.spill.{}.", std::process::id());
+    std::fs::read_dir(SHM_DIR)
+        .expect("read /dev/shm")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|f| f.starts_with(&prefix))
+        .collect()
+}

@@ -21,13 +21,16 @@
 //! ring: case 13, a producer SIGKILLed mid-stream, and the ring part of
 //! case 35, garbage in the ring's words), `mpmc.rs` (the MPMC ring: cases
 //! 14, 15 and 16, producers and consumers killed or stopped mid-claim, and
-//! its part of case 35), `queue.rs` (Queue, JoinableQueue: 17, 19, 35, 42, 50).
+//! its part of case 35), `queue.rs` (Queue, JoinableQueue: 17, 19, 35, 42, 50), `pool.rs` (Pool and
+//! ProcessPoolExecutor: 40, 41, 42, 46, failpoints of the worker loop,
+//! random SIGKILLs of workers).
 
 mod cleanup;
 mod harness;
 mod hostile;
 mod mpmc;
 mod pipe;
+mod pool;
 mod process;
 mod queue;
 mod ring;
@@ -81,6 +84,7 @@ fn run_role(role: &str) {
         r if r.starts_with("mpmc_") => mpmc::run_role(r),
         r if r.starts_with("queue_") => queue::run_role(r),
         r if r.starts_with("pipe_") => pipe::run_role(r),
+        r if r.starts_with("pool_") => pool::run_role(r),
         other => panic!("unknown helper role {other:?}"),
     }
 }

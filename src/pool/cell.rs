@@ -1,0 +1,443 @@
+//! Parent-side completions: [`Cell`] (one job, one result: `AsyncResult`,
+//! `Future`) and [`Batch`] (many chunks: `map`, `imap`, executor `map`),
+//! and the decoding of results.
+
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use parking_lot::{Condvar, Mutex};
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::pool::engine::{Shared, Sink};
+use crate::pool::wire::{Failure, ItemOutcome, JobOutcome};
+use crate::sys::signal::InterruptibleWait;
+
+/// Decodes a result in the parent; a panic of the type's `Deserialize`
+/// becomes an error.
+pub(crate) fn decode_result<R: DeserializeOwned>(bytes: &[u8]) -> Result<R> {
+    match catch_unwind(AssertUnwindSafe(|| crate::codec::decode::<R>(bytes))) {
+        Ok(r) => r,
+        Err(p) => Err(Error::Codec {
+            message: format!("decoding the result panicked: {}", crate::process::bootstrap::panic_message(p.as_ref())),
+        }),
+    }
+}
+
+/// Runs a user callback; its panic becomes its message.
+pub(crate) fn guarded(f: impl FnOnce()) -> std::result::Result<(), String> {
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| crate::process::bootstrap::panic_message(p.as_ref()))
+}
+
+/// The single item of a one-item job.
+pub(crate) fn single(outcome: JobOutcome) -> ItemOutcome {
+    match outcome {
+        JobOutcome::Items(v) if v.len() == 1 => v.into_iter().next().expect("invariant: one item"),
+        JobOutcome::Items(_) => Err(Failure::TaskError("a result record with the wrong number of items".into())),
+        JobOutcome::Failed(f) => Err(f),
+    }
+}
+
+/// Waits for the completion of several cells (`as_completed`, `wait`).
+#[derive(Debug, Default)]
+pub(crate) struct Watcher {
+    ready: Mutex<VecDeque<usize>>,
+    cond: Condvar,
+}
+
+impl Watcher {
+    /// The next completed index, waiting until `deadline`.
+    pub(crate) fn next(&self, deadline: Option<Instant>) -> Option<usize> {
+        let _w = InterruptibleWait::new();
+        let mut q = self.ready.lock();
+        loop {
+            if let Some(i) = q.pop_front() {
+                return Some(i);
+            }
+            match deadline {
+                None => self.cond.wait(&mut q),
+                Some(d) => {
+                    if self.cond.wait_until(&mut q, d).timed_out() {
+                        return q.pop_front();
+                    }
+                }
+            }
+        }
+    }
+
+    fn notify(&self, index: usize) {
+        self.ready.lock().push_back(index);
+        self.cond.notify_all();
+    }
+}
+
+type Callback = Box<dyn FnOnce() + Send>;
+
+#[derive(Default)]
+struct CellState {
+    outcome: Option<ItemOutcome>,
+    on_done: Vec<Callback>,
+    watchers: Vec<(Arc<Watcher>, usize)>,
+}
+
+/// One job's completion.
+pub(crate) struct Cell {
+    id: u64,
+    engine: Weak<Shared>,
+    state: Mutex<CellState>,
+    cond: Condvar,
+}
+
+impl std::fmt::Debug for Cell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cell").field("id", &self.id).field("done", &self.is_done()).finish()
+    }
+}
+
+impl Cell {
+    pub(crate) fn new(id: u64, engine: Weak<Shared>) -> Cell {
+        Cell { id, engine, state: Mutex::new(CellState::default()), cond: Condvar::new() }
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn engine(&self) -> Option<Arc<Shared>> {
+        self.engine.upgrade()
+    }
+
+    /// Sets the outcome (first one wins) and runs what waits for it.
+    pub(crate) fn complete(&self, outcome: ItemOutcome) -> bool {
+        let (callbacks, watchers) = {
+            let mut st = self.state.lock();
+            if st.outcome.is_some() {
+                return false;
+            }
+            st.outcome = Some(outcome);
+            (std::mem::take(&mut st.on_done), std::mem::take(&mut st.watchers))
+        };
+        self.cond.notify_all();
+        for cb in callbacks {
+            if let Err(m) = guarded(cb) {
+                eprintln!("shmproc: a done callback panicked: {m}");
+            }
+        }
+        for (w, i) in watchers {
+            w.notify(i);
+        }
+        true
+    }
+
+    pub(crate) fn is_done(&self) -> bool {
+        self.state.lock().outcome.is_some()
+    }
+
+    /// Whether it completed with `Cancelled`.
+    pub(crate) fn is_cancelled(&self) -> bool {
+        matches!(self.state.lock().outcome, Some(Err(Failure::Cancelled)))
+    }
+
+    /// Whether it completed with a failure.
+    pub(crate) fn failed(&self) -> bool {
+        matches!(self.state.lock().outcome, Some(Err(_)))
+    }
+
+    /// Waits until done or `deadline`; whether done.
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> bool {
+        let mut st = self.state.lock();
+        if st.outcome.is_some() {
+            return true;
+        }
+        let _w = InterruptibleWait::new();
+        while st.outcome.is_none() {
+            match deadline {
+                None => self.cond.wait(&mut st),
+                Some(d) => {
+                    if self.cond.wait_until(&mut st, d).timed_out() {
+                        break;
+                    }
+                }
+            }
+        }
+        st.outcome.is_some()
+    }
+
+    /// Applies `f` to the outcome (`None` while pending).
+    pub(crate) fn with_outcome<T>(&self, f: impl FnOnce(Option<&ItemOutcome>) -> T) -> T {
+        f(self.state.lock().outcome.as_ref())
+    }
+
+    /// The decoded result (the cell must be done).
+    pub(crate) fn value<R: DeserializeOwned>(&self) -> Result<R> {
+        // Decoded outside the lock: a slow or panicking Deserialize must
+        // not hold it.
+        let bytes = self.with_outcome(|o| match o {
+            Some(Ok(b)) => Ok(b.clone()),
+            Some(Err(f)) => Err(f.error()),
+            None => Err(Error::Timeout),
+        })?;
+        decode_result(&bytes)
+    }
+
+    /// Runs `cb` when done (now, in this thread, if already done).
+    pub(crate) fn on_done(&self, cb: Callback) {
+        let mut st = self.state.lock();
+        if st.outcome.is_none() {
+            st.on_done.push(cb);
+            return;
+        }
+        drop(st);
+        if let Err(m) = guarded(cb) {
+            eprintln!("shmproc: a done callback panicked: {m}");
+        }
+    }
+
+    /// Reports `index` to `w` when done (now if already done).
+    pub(crate) fn watch(&self, w: &Arc<Watcher>, index: usize) {
+        let mut st = self.state.lock();
+        if st.outcome.is_none() {
+            st.watchers.push((w.clone(), index));
+            return;
+        }
+        drop(st);
+        w.notify(index);
+    }
+}
+
+impl Sink for Cell {
+    fn deliver(&self, _chunk: u64, outcome: JobOutcome) {
+        self.complete(single(outcome));
+    }
+}
+
+/// A job whose result goes through callbacks first
+/// (`Pool::apply_async_with`): `on_ok(value)` or `on_err(error)` run in the
+/// supervisor thread, then the cell completes; a panicking callback makes
+/// the cell's outcome `CallbackPanicked`.
+pub(crate) struct CallbackSink<R, F, E> {
+    pub(crate) cell: Arc<Cell>,
+    pub(crate) callbacks: Mutex<Option<(F, E)>>,
+    pub(crate) _r: std::marker::PhantomData<fn() -> R>,
+}
+
+impl<R, F, E> Sink for CallbackSink<R, F, E>
+where
+    R: DeserializeOwned,
+    F: FnOnce(R) + Send,
+    E: FnOnce(Error) + Send,
+{
+    fn deliver(&self, _chunk: u64, outcome: JobOutcome) {
+        let item = single(outcome);
+        let Some((on_ok, on_err)) = self.callbacks.lock().take() else {
+            self.cell.complete(item);
+            return;
+        };
+        let ran = match &item {
+            Ok(bytes) => match decode_result::<R>(bytes) {
+                Ok(v) => guarded(move || on_ok(v)),
+                Err(e) => guarded(move || on_err(e)),
+            },
+            Err(f) => {
+                let e = f.error();
+                guarded(move || on_err(e))
+            }
+        };
+        match ran {
+            Ok(()) => self.cell.complete(item),
+            Err(m) => self.cell.complete(Err(Failure::CallbackPanicked(m))),
+        };
+    }
+}
+
+/// A chunk's place in a batch.
+enum Slot {
+    Pending,
+    Ready(JobOutcome),
+    Taken,
+}
+
+#[derive(Default)]
+struct BatchState {
+    /// The chunk index of `slots[0]`: every chunk before it was taken.
+    base: u64,
+    /// Chunks `base..`, by index: a ring, so lookups are O(1) and taken
+    /// chunks at the front are dropped.
+    slots: VecDeque<Slot>,
+    /// Delivered chunk indices in completion order (for unordered reads).
+    order: VecDeque<u64>,
+    /// Chunks delivered so far.
+    delivered: u64,
+    /// Whether a delivered chunk failed (in whole or in one item).
+    failed: bool,
+    /// What the reader waits for (deliveries wake it only then).
+    waiting: Waiting,
+}
+
+impl BatchState {
+    /// Takes chunk `chunk` if it was delivered and not taken.
+    fn take(&mut self, chunk: u64) -> Option<JobOutcome> {
+        let i = usize::try_from(chunk.checked_sub(self.base)?).ok()?;
+        let slot = self.slots.get_mut(i)?;
+        if !matches!(slot, Slot::Ready(_)) {
+            return None;
+        }
+        let Slot::Ready(o) = std::mem::replace(slot, Slot::Taken) else { unreachable!("matched Ready above") };
+        while matches!(self.slots.front(), Some(Slot::Taken)) {
+            self.slots.pop_front();
+            self.base += 1;
+        }
+        Some(o)
+    }
+}
+
+/// What a batch's reader waits for.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Waiting {
+    #[default]
+    Nothing,
+    /// This many deliveries, or a failure.
+    All(u64),
+    /// This chunk.
+    Chunk(u64),
+    /// Any chunk.
+    Any,
+}
+
+/// The chunks of one `map`/`imap`.
+#[derive(Default)]
+pub(crate) struct Batch {
+    state: Mutex<BatchState>,
+    cond: Condvar,
+    /// Whether chunks are read in completion order (`take_any`).
+    unordered: bool,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch").field("delivered", &self.state.lock().delivered).finish()
+    }
+}
+
+impl Sink for Batch {
+    fn deliver(&self, chunk: u64, outcome: JobOutcome) {
+        let mut st = self.state.lock();
+        let Some(i) = chunk.checked_sub(st.base).and_then(|i| usize::try_from(i).ok()) else { return };
+        if st.slots.len() <= i {
+            st.slots.resize_with(i + 1, || Slot::Pending);
+        }
+        if !matches!(st.slots[i], Slot::Pending) {
+            return;
+        }
+        st.failed |= match &outcome {
+            JobOutcome::Failed(_) => true,
+            JobOutcome::Items(v) => v.iter().any(Result::is_err),
+        };
+        st.slots[i] = Slot::Ready(outcome);
+        if self.unordered {
+            st.order.push_back(chunk);
+        }
+        st.delivered += 1;
+        let wake = match st.waiting {
+            Waiting::Nothing => false,
+            Waiting::All(total) => st.delivered >= total || st.failed,
+            Waiting::Chunk(c) => c == chunk,
+            Waiting::Any => true,
+        };
+        drop(st);
+        if wake {
+            self.cond.notify_all();
+        }
+    }
+}
+
+impl Batch {
+    /// A batch read in chunk order, or in completion order (`unordered`).
+    pub(crate) fn new(unordered: bool) -> Batch {
+        Batch { unordered, ..Batch::default() }
+    }
+
+    /// Waits until `total` chunks were delivered, or one failed.
+    pub(crate) fn wait_all(&self, total: u64) {
+        let mut st = self.state.lock();
+        if st.delivered >= total || st.failed {
+            return;
+        }
+        let _w = InterruptibleWait::new();
+        st.waiting = Waiting::All(total);
+        while st.delivered < total && !st.failed {
+            self.cond.wait(&mut st);
+        }
+        st.waiting = Waiting::Nothing;
+    }
+
+    /// Takes chunk `chunk`, waiting for it.
+    pub(crate) fn take(&self, chunk: u64) -> JobOutcome {
+        let mut st = self.state.lock();
+        if let Some(o) = st.take(chunk) {
+            return o;
+        }
+        let _w = InterruptibleWait::new();
+        st.waiting = Waiting::Chunk(chunk);
+        loop {
+            if let Some(o) = st.take(chunk) {
+                st.waiting = Waiting::Nothing;
+                return o;
+            }
+            self.cond.wait(&mut st);
+        }
+    }
+
+    /// Takes the first chunk delivered and not taken yet, waiting for one;
+    /// with its index.
+    pub(crate) fn take_any(&self) -> (u64, JobOutcome) {
+        let mut st = self.state.lock();
+        let _w = InterruptibleWait::new();
+        st.waiting = Waiting::Any;
+        loop {
+            while let Some(c) = st.order.pop_front() {
+                if let Some(o) = st.take(c) {
+                    st.waiting = Waiting::Nothing;
+                    return (c, o);
+                }
+            }
+            self.cond.wait(&mut st);
+        }
+    }
+
+    /// Delivers a failure for a chunk that was never submitted (its
+    /// argument did not encode).
+    pub(crate) fn fail_local(&self, chunk: u64, failure: Failure) {
+        self.deliver(chunk, JobOutcome::Failed(failure));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok(n: u8) -> JobOutcome {
+        JobOutcome::Items(vec![Ok(vec![n])])
+    }
+
+    #[test]
+    fn batches_deliver_once_in_any_order() {
+        let b = Batch::new(false);
+        b.deliver(2, ok(2));
+        b.deliver(0, ok(0));
+        b.deliver(0, ok(9)); // a second outcome is dropped
+        b.deliver(1, JobOutcome::Failed(Failure::Cancelled));
+        assert!(matches!(b.take(0), JobOutcome::Items(v) if v[0] == Ok(vec![0])));
+        assert!(matches!(b.take(1), JobOutcome::Failed(Failure::Cancelled)));
+        b.deliver(1, ok(1)); // after it was taken: dropped
+        assert!(matches!(b.take(2), JobOutcome::Items(v) if v[0] == Ok(vec![2])));
+        b.wait_all(3);
+        let u = Batch::new(true);
+        u.deliver(5, ok(5));
+        u.deliver(3, ok(3));
+        assert_eq!(u.take_any().0, 5);
+        assert_eq!(u.take_any().0, 3);
+    }
+}

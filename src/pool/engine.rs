@@ -1,0 +1,865 @@
+//! The worker engine behind `Pool` and `ProcessPoolExecutor`: the two
+//! queues, the worker table, the job table, and the supervisor thread.
+//! See the module docs of `pool` for the design.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::error::{Error, Result};
+use crate::pool::table::{self, Table};
+use crate::pool::wire::{self, Failure, JobOutcome};
+use crate::pool::worker::{ResultRecords, TaskRecords, WorkerBase};
+use crate::process::forkserver::PrivateServer;
+use crate::process::handle::{Process, ProcessBuilder};
+use crate::process::start::StartMethod;
+use crate::queue::blocking::{Queue, Stop};
+use crate::sys::image::FnRef;
+use crate::sys::signal::{self, InterruptibleWait, SigintHook};
+
+/// Where a job's outcome goes: a result handle, a map's collector, ...
+pub(crate) trait Sink: Send + Sync {
+    /// Delivers the outcome of chunk `chunk` (called once per job: the
+    /// first outcome wins, later ones are dropped by the job table).
+    fn deliver(&self, chunk: u64, outcome: JobOutcome);
+}
+
+/// Starts one worker process: made by the builder, which knows the
+/// initializer's argument type.
+pub(crate) type Spawner = Arc<dyn Fn(ProcessBuilder, WorkerBase) -> Result<Process<()>> + Send + Sync>;
+
+/// What the engine needs from a builder.
+pub(crate) struct Config {
+    pub(crate) processes: usize,
+    pub(crate) method: StartMethod,
+    pub(crate) max_tasks: u64,
+    pub(crate) task_timeout: Option<Duration>,
+    /// Executor semantics: a worker that dies abruptly breaks the pool.
+    pub(crate) break_on_death: bool,
+    pub(crate) spawner: Spawner,
+    /// Worker names: `<prefix>-<n>`.
+    pub(crate) prefix: &'static str,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("processes", &self.processes)
+            .field("method", &self.method)
+            .field("max_tasks", &self.max_tasks)
+            .field("task_timeout", &self.task_timeout)
+            .field("break_on_death", &self.break_on_death)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The pool's life.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Accepting tasks.
+    Running,
+    /// `close()`d: no new tasks; the workers finish the queued ones.
+    Closed,
+    /// Closed, every job done, the workers told to stop.
+    Stopping,
+    /// Terminate requested: workers are being killed.
+    Terminating,
+    /// The supervisor is done; no worker is left.
+    Finished,
+}
+
+struct JobEntry {
+    sink: Arc<dyn Sink>,
+    chunk: u64,
+}
+
+/// Hashes job ids (sequential `u64`s, never chosen by a peer) with one
+/// multiplication: SipHash's DoS resistance buys nothing here and costs
+/// two table operations per task.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+type Jobs = HashMap<u64, JobEntry, std::hash::BuildHasherDefault<IdHasher>>;
+
+struct State {
+    phase: Phase,
+    jobs: Jobs,
+    /// Why the pool cannot run tasks any more (new submissions fail with it).
+    broken: Option<Failure>,
+    /// What pending jobs fail with when terminating.
+    terminate: Option<Failure>,
+    /// Workers to kill on a user's behalf: (slot, job it must still hold, failure).
+    kills: Vec<(usize, u64, Failure)>,
+    /// `shutdown(wait = false)`: the supervisor finishes on its own.
+    detached: bool,
+}
+
+impl State {
+    /// Why a submission is refused now, if it is.
+    fn refusal(&self) -> Option<Error> {
+        if let Some(f) = &self.broken {
+            return Some(f.error());
+        }
+        if self.terminate == Some(Failure::Interrupted) {
+            return Some(Error::Interrupted);
+        }
+        (self.phase != Phase::Running).then_some(Error::PoolClosed)
+    }
+}
+
+/// What user threads and the supervisor share.
+pub(crate) struct Shared {
+    tasks: Queue<TaskRecords>,
+    results: Queue<ResultRecords>,
+    table: Table,
+    anchor: FnRef,
+    state: Mutex<State>,
+    /// Notified (with `state` locked) when the phase becomes `Finished`.
+    finished: Condvar,
+    /// Task records that did not fit in the task queue yet, in order.
+    backlog: Mutex<VecDeque<Vec<u8>>>,
+    /// Whether `backlog` may be non-empty (a hint for the supervisor).
+    backlogged: AtomicBool,
+    next_id: AtomicU64,
+    config: Config,
+    _sigint: Option<SigintHook>,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let st = self.state.lock();
+        f.debug_struct("Engine")
+            .field("config", &self.config)
+            .field("phase", &st.phase)
+            .field("jobs", &st.jobs.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The engine: shared state plus the supervisor thread.
+#[derive(Debug)]
+pub(crate) struct Engine {
+    shared: Arc<Shared>,
+    supervisor: Mutex<Option<JoinHandle<()>>>,
+    /// The supervisor thread (callbacks run on it: it must not wait for
+    /// itself).
+    supervisor_id: std::thread::ThreadId,
+}
+
+/// How long the supervisor waits for results before housekeeping while
+/// jobs are outstanding or the pool is closing; and while idle.
+const TICK_BUSY: Duration = Duration::from_millis(10);
+const TICK_IDLE: Duration = Duration::from_millis(100);
+/// Results handled per wake-up before housekeeping gets a turn.
+const BATCH: usize = 4096;
+/// Default task-queue ring (bytes).
+const TASK_RING: usize = 1 << 20;
+/// Default result-queue ring (bytes).
+const RESULT_RING: usize = 1 << 20;
+
+fn anchor_fn(_: ()) {}
+
+impl Engine {
+    /// Makes the shared objects, starts the workers and the supervisor.
+    pub(crate) fn start(config: Config) -> Result<Engine> {
+        if config.processes == 0 {
+            return Err(Error::InvalidArgument { what: "a pool needs at least one process" });
+        }
+        let tasks = Queue::<TaskRecords>::builder().capacity_bytes(TASK_RING).build()?;
+        let results = Queue::<ResultRecords>::builder().capacity_bytes(RESULT_RING).build()?;
+        // The parent is the task queue's producer and the result queue's
+        // consumer (and a producer of wake-ups): workers see the parent's
+        // death as `Disconnected`.
+        tasks.register_producer()?;
+        results.register_consumer()?;
+        results.register_producer()?;
+        let table = Table::new(config.processes)?;
+        let f: fn(()) = anchor_fn;
+        let anchor = FnRef::of(f).map_err(|e| Error::os("stat /proc/self/exe", e))?;
+        let sigint = SigintHook::acquire().ok();
+        let interrupts = signal::interrupts();
+        // Fork: a private fork server, forked now while this process may
+        // still fork, starts every worker (and replacement) later.
+        let server = match config.method {
+            StartMethod::Fork => Some(Arc::new(PrivateServer::fork()?)),
+            _ => None,
+        };
+        let shared = Arc::new(Shared {
+            tasks,
+            results,
+            table,
+            anchor,
+            state: Mutex::new(State {
+                phase: Phase::Running,
+                jobs: Jobs::default(),
+                broken: None,
+                terminate: None,
+                kills: Vec::new(),
+                detached: false,
+            }),
+            finished: Condvar::new(),
+            backlog: Mutex::new(VecDeque::new()),
+            backlogged: AtomicBool::new(false),
+            next_id: AtomicU64::new(1),
+            config,
+            _sigint: sigint,
+        });
+        let mut sup = Supervisor {
+            workers: (0..shared.config.processes).map(|_| None).collect(),
+            shared: shared.clone(),
+            server,
+            interrupts,
+            buf: Vec::new(),
+            poke: false,
+            spawn_error: None,
+        };
+        for i in 0..shared.config.processes {
+            let w = sup.spawn(i)?;
+            sup.workers[i] = Some(w);
+        }
+        // If the thread cannot start, the supervisor is dropped with the
+        // closure: its drop kills the workers.
+        let handle = std::thread::Builder::new()
+            .name("shmproc-pool".into())
+            .spawn(move || sup.run())
+            .map_err(|e| Error::os("spawn the pool's supervisor thread", e))?;
+        let supervisor_id = handle.thread().id();
+        Ok(Engine { shared, supervisor: Mutex::new(Some(handle)), supervisor_id })
+    }
+
+    /// The state shared with handles.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Stops accepting tasks; the queued ones still run.
+    pub(crate) fn close(&self) {
+        let mut st = self.shared.state.lock();
+        if st.phase == Phase::Running {
+            st.phase = Phase::Closed;
+        }
+        drop(st);
+        self.shared.wake();
+    }
+
+    /// Kills the workers now; pending jobs fail with `failure`.
+    pub(crate) fn terminate(&self, failure: Failure) {
+        self.shared.terminate(failure);
+        self.join_thread();
+    }
+
+    /// Waits until the pool finished (after `close` or `terminate`).
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if the pool is still running;
+    /// [`Error::Interrupted`] on SIGINT.
+    pub(crate) fn join(&self) -> Result<()> {
+        {
+            let st = self.shared.state.lock();
+            if st.phase == Phase::Running {
+                return Err(Error::InvalidArgument { what: "join() needs close() or terminate() first" });
+            }
+        }
+        if std::thread::current().id() == self.supervisor_id {
+            return Err(Error::InvalidArgument { what: "join() from a result callback would wait for itself" });
+        }
+        let _w = InterruptibleWait::new();
+        {
+            let mut st = self.shared.state.lock();
+            while st.phase != Phase::Finished {
+                self.shared.finished.wait(&mut st);
+            }
+            if st.terminate == Some(Failure::Interrupted) {
+                drop(st);
+                self.join_thread();
+                return Err(Error::Interrupted);
+            }
+        }
+        self.join_thread();
+        Ok(())
+    }
+
+    /// Lets the supervisor finish on its own (`shutdown(wait = false)`).
+    pub(crate) fn detach(&self) {
+        self.shared.state.lock().detached = true;
+        self.supervisor.lock().take();
+    }
+
+    fn join_thread(&self) {
+        if std::thread::current().id() == self.supervisor_id {
+            // Dropped or terminated from a callback: the supervisor
+            // finishes on its own after the callback returns.
+            return;
+        }
+        let handle = self.supervisor.lock().take();
+        if let Some(h) = handle {
+            let _ = h.join();
+        }
+    }
+}
+
+impl Drop for Engine {
+    fn drop(&mut self) {
+        let detached = self.shared.state.lock().detached;
+        if !detached {
+            self.terminate(Failure::Cancelled);
+        }
+    }
+}
+
+impl Shared {
+    /// A fresh job id.
+    pub(crate) fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Registers job `id` (whose task `record` is built) for `sink`, then
+    /// queues the record.
+    ///
+    /// # Errors
+    /// [`Error::PoolClosed`], [`Error::BrokenPool`], or the queue's error.
+    pub(crate) fn submit(&self, id: u64, record: Vec<u8>, sink: Arc<dyn Sink>, chunk: u64) -> Result<()> {
+        {
+            let mut st = self.state.lock();
+            if let Some(e) = st.refusal() {
+                return Err(e);
+            }
+            // Before the record is visible: a fast result must find its job.
+            st.jobs.insert(id, JobEntry { sink, chunk });
+        }
+        if let Err(e) = self.enqueue(record) {
+            self.state.lock().jobs.remove(&id);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Queues a task record (spilled if too large): into the task queue if
+    /// it has room and nothing waits before it, else into the backlog that
+    /// the supervisor feeds in. Never blocks on a full queue.
+    fn enqueue(&self, mut record: Vec<u8>) -> Result<()> {
+        if record.len() > self.tasks.max_inline() {
+            let reference = crate::queue::spill::spill_out(&record, self.tasks.spill_owner())?;
+            record = wire::spilled(wire::job_id(&record), &reference);
+        }
+        let mut backlog = self.backlog.lock();
+        if backlog.is_empty() {
+            match self.tasks.put_raw(&record, None, true) {
+                Ok(()) => return Ok(()),
+                Err(Stop::Failed(e)) => return Err(e),
+                Err(_) => {}
+            }
+        }
+        backlog.push_back(record);
+        self.backlogged.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Wakes the supervisor (a `WAKE` record on the result queue).
+    fn wake(&self) {
+        let _ = self.results.put_raw(&wire::control(wire::WAKE), None, true);
+    }
+
+    /// Asks for termination: the supervisor kills the workers, reaps them,
+    /// and then fails the pending jobs with `failure` (so a waiter that
+    /// wakes with it finds no worker left).
+    pub(crate) fn terminate(&self, failure: Failure) {
+        {
+            let mut st = self.state.lock();
+            if matches!(st.phase, Phase::Finished) {
+                return;
+            }
+            if st.terminate.is_none() {
+                st.terminate = Some(failure);
+            }
+            st.phase = Phase::Terminating;
+        }
+        self.wake();
+    }
+
+    /// Cancels job `id` if it has not finished: a queued job is skipped by
+    /// the worker that takes it, a running one has its worker killed (and
+    /// replaced). The job's sink gets `Cancelled`. Returns whether it was
+    /// cancelled.
+    pub(crate) fn cancel(&self, id: u64) -> bool {
+        let Some(entry) = self.state.lock().jobs.remove(&id) else { return false };
+        // SeqCst: a Dekker pair with the worker (store entry, load slots
+        // here; store slot, load entry there): see table.rs.
+        self.table.cancel_entry(id).store(id, Ordering::SeqCst);
+        if let Some(i) = self.slot_of(id) {
+            self.state.lock().kills.push((i, id, Failure::Cancelled));
+            self.wake();
+        }
+        entry.sink.deliver(entry.chunk, JobOutcome::Failed(Failure::Cancelled));
+        true
+    }
+
+    /// Forgets jobs whose results nobody will read: queued ones are skipped
+    /// by the workers, running ones finish (their results are dropped).
+    pub(crate) fn abandon(&self, ids: impl IntoIterator<Item = u64>) {
+        let mut st = self.state.lock();
+        for id in ids {
+            if st.jobs.remove(&id).is_some() {
+                self.table.cancel_entry(id).store(id, Ordering::SeqCst);
+            }
+        }
+    }
+
+    /// Cancels every job that has not started (`shutdown(cancel_futures)`).
+    pub(crate) fn cancel_pending(&self) {
+        let ids: Vec<u64> = self.state.lock().jobs.keys().copied().collect();
+        for id in ids {
+            if self.slot_of(id).is_none() {
+                self.cancel(id);
+            }
+        }
+    }
+
+    /// The slot of the worker running job `id`, if one is.
+    pub(crate) fn slot_of(&self, id: u64) -> Option<usize> {
+        self.table.slots().iter().position(|s| s[table::JOB].load(Ordering::SeqCst) == id)
+    }
+
+    /// Whether the pool accepts tasks.
+    pub(crate) fn check_running(&self) -> Result<()> {
+        self.state.lock().refusal().map_or(Ok(()), Err)
+    }
+
+    /// The number of worker processes.
+    pub(crate) fn processes(&self) -> usize {
+        self.config.processes
+    }
+
+    /// Removes and returns job `id`'s entry (first outcome wins).
+    fn take_job(&self, id: u64) -> Option<JobEntry> {
+        self.state.lock().jobs.remove(&id)
+    }
+
+    fn deliver(&self, id: u64, outcome: JobOutcome) {
+        if let Some(e) = self.take_job(id) {
+            e.sink.deliver(e.chunk, outcome);
+        }
+    }
+
+    /// Breaks the pool: new submissions fail with `failure`, pending jobs
+    /// fail with it, and the supervisor terminates the workers.
+    fn break_pool(&self, failure: Failure) {
+        let jobs = {
+            let mut st = self.state.lock();
+            if st.broken.is_none() {
+                st.broken = Some(failure.clone());
+            }
+            if st.terminate.is_none() {
+                st.terminate = Some(failure.clone());
+            }
+            if st.phase != Phase::Finished {
+                st.phase = Phase::Terminating;
+            }
+            std::mem::take(&mut st.jobs)
+        };
+        fail_all(jobs, &failure);
+    }
+}
+
+fn fail_all(jobs: Jobs, failure: &Failure) {
+    let mut jobs: Vec<_> = jobs.into_iter().collect();
+    jobs.sort_by_key(|(id, _)| *id);
+    for (_, e) in jobs {
+        e.sink.deliver(e.chunk, JobOutcome::Failed(failure.clone()));
+    }
+}
+
+/// A worker process as the supervisor sees it.
+struct Worker {
+    proc: Process<()>,
+    /// The job seen in its slot and when it was first seen (task timeout).
+    seen: Option<(u64, Instant)>,
+    /// Why we killed it, and the job it held then.
+    killed: Option<(u64, Failure)>,
+    /// Whether a STOP record was queued for it.
+    stop_sent: bool,
+}
+
+/// The supervisor thread's state.
+struct Supervisor {
+    shared: Arc<Shared>,
+    workers: Vec<Option<Worker>>,
+    server: Option<Arc<PrivateServer>>,
+    interrupts: u32,
+    buf: Vec<u8>,
+    /// A WAKE record arrived: housekeeping now.
+    poke: bool,
+    /// The last failure to start a worker.
+    spawn_error: Option<String>,
+}
+
+/// Counts the pool's workers for names.
+static WORKER_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Supervisor {
+    fn spawn(&self, i: usize) -> Result<Worker> {
+        let sh = &self.shared;
+        let n = WORKER_COUNTER.fetch_add(1, Ordering::Relaxed) + 1;
+        let mut b =
+            Process::builder().name(format!("{}-{n}", sh.config.prefix)).daemon(true).start_method(sh.config.method);
+        if let Some(s) = &self.server {
+            b = b.via_server(s.clone());
+        }
+        if let Some(slot) = sh.table.slot(i) {
+            slot[table::JOB].store(0, Ordering::SeqCst);
+        }
+        let base = WorkerBase {
+            tasks: sh.tasks.clone(),
+            results: sh.results.clone(),
+            table: sh.table.clone(),
+            slot: i as u32,
+            anchor: sh.anchor,
+            max_tasks: sh.config.max_tasks,
+        };
+        let proc = (sh.config.spawner)(b, base)?;
+        Ok(Worker { proc, seen: None, killed: None, stop_sent: false })
+    }
+
+    fn run(mut self) {
+        let mut last_check = Instant::now();
+        loop {
+            let busy = {
+                let st = self.shared.state.lock();
+                !st.jobs.is_empty() || st.phase != Phase::Running
+            };
+            let tick = if busy { TICK_BUSY } else { TICK_IDLE };
+            let mut timed_out = false;
+            match self.shared.results.get_raw_then(&mut self.buf, Some(Instant::now() + tick), false, &mut |_| {}) {
+                Ok(()) => {
+                    self.on_record();
+                    for _ in 0..BATCH {
+                        match self.shared.results.get_raw_then(&mut self.buf, None, true, &mut |_| {}) {
+                            Ok(()) => self.on_record(),
+                            _ => break,
+                        }
+                    }
+                }
+                Err(Stop::Failed(e)) => {
+                    self.shared.break_pool(Failure::Broken(format!("the result queue failed: {e}")));
+                }
+                Err(_) => timed_out = true,
+            }
+            // Workers took tasks (they answered): make room for more now,
+            // not at the next check.
+            if self.shared.backlogged.load(Ordering::Relaxed) {
+                self.feed_backlog();
+            }
+            let now = Instant::now();
+            if timed_out || self.poke || now.duration_since(last_check) >= TICK_BUSY {
+                last_check = now;
+                if self.housekeeping() {
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Handles the record in `self.buf`.
+    fn on_record(&mut self) {
+        let rec = std::mem::take(&mut self.buf);
+        let id = wire::job_id(&rec);
+        match wire::kind(&rec) {
+            Ok(wire::RESULT) => self.on_result(id, &rec),
+            Ok(wire::SPILLED) => {
+                let mut full = Vec::new();
+                match crate::queue::spill::spill_in(wire::spill_reference(&rec), &mut full) {
+                    Ok(()) => self.on_result(id, &full),
+                    Err(e) => self.shared.deliver(
+                        id,
+                        JobOutcome::Failed(Failure::TaskError(format!("cannot read the spilled result: {e}"))),
+                    ),
+                }
+            }
+            Ok(wire::INIT_FAILED) => {
+                let (pid, m) = wire::parse_init_failed(&rec).unwrap_or((0, String::from("?")));
+                self.shared.break_pool(Failure::Broken(format!("worker pid {pid}: {m}")));
+                self.poke = true;
+            }
+            Ok(wire::WAKE) => self.poke = true,
+            _ => {
+                if id != 0 {
+                    self.shared.deliver(id, JobOutcome::Failed(Failure::TaskError("corrupt result record".into())));
+                }
+            }
+        }
+        self.buf = rec;
+    }
+
+    fn on_result(&self, id: u64, rec: &[u8]) {
+        let outcome = match wire::parse_result(rec) {
+            Ok((_, items)) => JobOutcome::Items(items),
+            Err(e) => JobOutcome::Failed(Failure::TaskError(format!("corrupt result record: {e}"))),
+        };
+        self.shared.deliver(id, outcome);
+    }
+
+    /// Handles every result already queued (before judging a dead
+    /// worker's job: its result may be among them).
+    fn drain_results(&mut self) {
+        while let Ok(()) = self.shared.results.get_raw_then(&mut self.buf, None, true, &mut |_| {}) {
+            self.on_record();
+        }
+    }
+
+    /// Periodic work; `true` when the supervisor is done.
+    fn housekeeping(&mut self) -> bool {
+        self.poke = false;
+        let sh = self.shared.clone();
+        if signal::interrupts() != self.interrupts {
+            self.interrupts = signal::interrupts();
+            sh.terminate(Failure::Interrupted);
+        }
+        let (phase, kills, jobs_left) = {
+            let mut st = sh.state.lock();
+            (st.phase, std::mem::take(&mut st.kills), st.jobs.len())
+        };
+        if phase == Phase::Terminating {
+            self.finish_terminate();
+            return true;
+        }
+        for (i, job, failure) in kills {
+            self.kill_if_holding(i, job, failure);
+        }
+        self.feed_backlog();
+        self.check_workers(phase);
+        if self.shared.state.lock().phase == Phase::Terminating {
+            self.finish_terminate();
+            return true;
+        }
+        let backlog_empty = sh.backlog.lock().is_empty();
+        if phase == Phase::Closed && jobs_left == 0 && backlog_empty {
+            let mut st = sh.state.lock();
+            if st.phase == Phase::Closed && st.jobs.is_empty() {
+                st.phase = Phase::Stopping;
+            }
+        }
+        if sh.state.lock().phase == Phase::Stopping {
+            for w in self.workers.iter_mut().flatten() {
+                if !w.stop_sent && sh.tasks.put_raw(&wire::control(wire::STOP), None, true).is_ok() {
+                    w.stop_sent = true;
+                }
+            }
+            if self.workers.iter().all(Option::is_none) {
+                self.finish();
+                return true;
+            }
+        }
+        false
+    }
+
+    /// Kills worker `i` if it still holds `job`.
+    fn kill_if_holding(&mut self, i: usize, job: u64, failure: Failure) {
+        let holds = self.shared.table.slot(i).is_some_and(|s| s[table::JOB].load(Ordering::SeqCst) == job);
+        if let Some(w) = self.workers.get_mut(i).and_then(Option::as_mut)
+            && holds
+            && w.killed.is_none()
+        {
+            w.killed = Some((job, failure));
+            let _ = w.proc.kill();
+        }
+    }
+
+    fn feed_backlog(&self) {
+        let mut backlog = self.shared.backlog.lock();
+        while let Some(rec) = backlog.front() {
+            match self.shared.tasks.put_raw(rec, None, true) {
+                Ok(()) => {
+                    backlog.pop_front();
+                }
+                Err(Stop::Failed(e)) => {
+                    if let Some(rec) = backlog.pop_front() {
+                        self.shared.deliver(wire::job_id(&rec), JobOutcome::Failed(Failure::TaskError(e.to_string())));
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        if backlog.is_empty() {
+            self.shared.backlogged.store(false, Ordering::Relaxed);
+        }
+    }
+
+    /// Reaps dead workers (failing the job each held), enforces the task
+    /// timeout, and starts replacements.
+    fn check_workers(&mut self, phase: Phase) {
+        let limit = self.shared.config.task_timeout;
+        for i in 0..self.workers.len() {
+            let status = match &self.workers[i] {
+                Some(w) => w.proc.exitcode(),
+                None => {
+                    if matches!(phase, Phase::Running | Phase::Closed) && self.shared.state.lock().broken.is_none() {
+                        self.respawn(i);
+                    }
+                    continue;
+                }
+            };
+            match status {
+                None => {
+                    if let Some(limit) = limit {
+                        self.check_timeout(i, limit);
+                    }
+                }
+                Some(status) => {
+                    self.drain_results();
+                    let w = self.workers[i].take().expect("invariant: matched Some above");
+                    self.on_death(i, w, status);
+                    if matches!(phase, Phase::Running | Phase::Closed) && self.shared.state.lock().broken.is_none() {
+                        self.respawn(i);
+                    }
+                }
+            }
+        }
+    }
+
+    fn check_timeout(&mut self, i: usize, limit: Duration) {
+        let job = self.shared.table.slot(i).map_or(0, |s| s[table::JOB].load(Ordering::SeqCst));
+        let Some(w) = self.workers[i].as_mut() else { return };
+        if job == 0 {
+            w.seen = None;
+            return;
+        }
+        match w.seen {
+            Some((j, t)) if j == job => {
+                if t.elapsed() > limit {
+                    let pid = w.proc.pid();
+                    self.kill_if_holding(i, job, Failure::TimedOut { pid, limit });
+                }
+            }
+            _ => w.seen = Some((job, Instant::now())),
+        }
+    }
+
+    fn on_death(&mut self, i: usize, w: Worker, status: crate::process::handle::ExitStatus) {
+        let pid = w.proc.pid();
+        let slot = self.shared.table.slot(i);
+        let job = slot.map_or(0, |s| s[table::JOB].swap(0, Ordering::SeqCst));
+        let (signal, code) = (status.signal(), status.code());
+        if job != 0 {
+            let failure = match &w.killed {
+                Some((j, f)) if *j == job => f.clone(),
+                _ => Failure::WorkerDied { pid, signal, code },
+            };
+            // A worker killed inside the get critical section left the
+            // record in the queue: the next worker skips it instead of
+            // running a job whose outcome is already decided.
+            self.shared.table.cancel_entry(job).store(job, Ordering::SeqCst);
+            self.shared.deliver(job, JobOutcome::Failed(failure));
+        }
+        let abrupt = w.killed.is_none() && code != Some(0);
+        if abrupt && self.shared.config.break_on_death {
+            let how = match (signal, code) {
+                (Some(s), _) => format!("was killed by signal {s} ({})", crate::error::signal_name(s)),
+                (_, Some(c)) => format!("exited with code {c}"),
+                _ => "died".into(),
+            };
+            self.shared.break_pool(Failure::Broken(format!(
+                "worker pid {pid} {how}; every pending task failed and no new one is accepted"
+            )));
+        }
+    }
+
+    fn respawn(&mut self, i: usize) {
+        match self.spawn(i) {
+            Ok(w) => {
+                self.workers[i] = Some(w);
+                self.spawn_error = None;
+            }
+            Err(e) => {
+                self.spawn_error = Some(e.to_string());
+                if self.workers.iter().all(Option::is_none) {
+                    // No worker left and none can start: fail instead of
+                    // leaving jobs waiting forever.
+                    self.shared.break_pool(Failure::Broken(format!("cannot start a worker: {e}")));
+                }
+            }
+        }
+    }
+
+    /// Kills every worker, fails what is left, and finishes.
+    fn finish_terminate(&mut self) {
+        for w in self.workers.iter_mut().flatten() {
+            let _ = w.proc.kill();
+        }
+        for w in self.workers.iter_mut() {
+            if let Some(mut w) = w.take() {
+                let _ = w.proc.join();
+            }
+        }
+        let (jobs, failure) = {
+            let mut st = self.shared.state.lock();
+            (std::mem::take(&mut st.jobs), st.terminate.clone().unwrap_or(Failure::Cancelled))
+        };
+        fail_all(jobs, &failure);
+        self.finish();
+    }
+
+    /// Discards queued records (removing spill segments) and marks the
+    /// pool finished.
+    fn finish(&mut self) {
+        let sh = self.shared.clone();
+        for rec in sh.backlog.lock().drain(..) {
+            discard_spilled(&rec);
+        }
+        while let Ok(()) = sh.tasks.get_raw_then(&mut self.buf, None, true, &mut |_| {}) {
+            discard_spilled(&self.buf);
+        }
+        self.drain_results();
+        let jobs = {
+            let mut st = sh.state.lock();
+            st.phase = Phase::Finished;
+            std::mem::take(&mut st.jobs)
+        };
+        fail_all(jobs, &Failure::Cancelled);
+        sh.finished.notify_all();
+        self.server = None;
+    }
+}
+
+fn discard_spilled(rec: &[u8]) {
+    if matches!(wire::kind(rec), Ok(wire::SPILLED)) {
+        crate::queue::spill::discard(wire::spill_reference(rec));
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        // Normal end: nothing left. After a panic of the supervisor: no
+        // waiter may hang and no worker may outlive the pool.
+        let finished = self.shared.state.lock().phase == Phase::Finished;
+        if !finished {
+            self.shared.break_pool(Failure::Broken("the pool's supervisor thread stopped".into()));
+            for w in self.workers.iter_mut().flatten() {
+                let _ = w.proc.kill();
+                let _ = w.proc.join();
+            }
+            let mut st = self.shared.state.lock();
+            st.phase = Phase::Finished;
+            self.shared.finished.notify_all();
+        }
+    }
+}

@@ -1,0 +1,735 @@
+//! `ProcessPoolExecutor` (Python's `concurrent.futures`), `Future`,
+//! `as_completed` and `wait`.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::pool::cell::{Cell, Watcher};
+use crate::pool::engine::Engine;
+use crate::pool::iter::{Imap, fn_ids};
+use crate::pool::pool::Options;
+use crate::pool::wire::{Failure, TaskWriter};
+use crate::process::start::StartMethod;
+use crate::sys::signal::InterruptibleWait;
+
+/// Options for a new [`ProcessPoolExecutor`].
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{ProcessPoolExecutor, StartMethod};
+///
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let ex = ProcessPoolExecutor::builder().max_workers(2).start_method(StartMethod::Spawn).build()?;
+/// assert_eq!(ex.submit(square, 5)?.result()?, 25);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ExecutorBuilder {
+    opts: Options,
+}
+
+impl ExecutorBuilder {
+    /// The number of worker processes (default: [`cpu_count()`](crate::cpu_count)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = shmproc::ProcessPoolExecutor::builder().max_workers(3).build()?;
+    /// assert_eq!(ex.max_workers(), 3);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn max_workers(mut self, n: usize) -> Self {
+        self.opts.processes = Some(n);
+        self
+    }
+
+    /// How workers start (Python: `mp_context`); see
+    /// [`PoolBuilder::start_method`](crate::PoolBuilder::start_method).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = shmproc::ProcessPoolExecutor::builder().start_method(shmproc::StartMethod::ForkServer).build()?;
+    /// # drop(ex);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.opts.method = Some(method);
+        self
+    }
+
+    /// Each worker calls `f(arg)` when it starts; if it panics the
+    /// executor is broken ([`Error::BrokenPool`]), as in Python.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn hello(who: String) {
+    ///     let _ = who;
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::builder().max_workers(1).initializer(hello, "w".to_owned()).build()?;
+    /// # drop(ex);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn initializer<A>(mut self, f: fn(A), arg: A) -> Self
+    where
+        A: Serialize + DeserializeOwned + Clone + Send + 'static,
+    {
+        self.opts.initializer(f, arg);
+        self
+    }
+
+    /// Each worker exits after this many tasks and is replaced (default
+    /// 0: never).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = shmproc::ProcessPoolExecutor::builder().max_workers(1).max_tasks_per_child(10).build()?;
+    /// # drop(ex);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    #[doc(alias = "maxtasksperchild")]
+    pub fn max_tasks_per_child(mut self, n: u64) -> Self {
+        self.opts.max_tasks = n;
+        self
+    }
+
+    /// A task running longer than `limit` fails with
+    /// [`Error::TaskTimedOut`]; its worker is killed and replaced (the
+    /// executor is not broken by it). (Not in Python.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = shmproc::ProcessPoolExecutor::builder().task_timeout(std::time::Duration::from_secs(60)).build()?;
+    /// # drop(ex);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn task_timeout(mut self, limit: Duration) -> Self {
+        self.opts.task_timeout = Some(limit);
+        self
+    }
+
+    /// Starts the workers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = shmproc::ProcessPoolExecutor::builder().max_workers(1).build()?;
+    /// ex.shutdown(true, false)?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`PoolBuilder::build`](crate::PoolBuilder::build).
+    pub fn build(self) -> Result<ProcessPoolExecutor> {
+        Ok(ProcessPoolExecutor { engine: self.opts.start(true, "executor")?, detached: AtomicBool::new(false) })
+    }
+}
+
+/// A pool of worker processes with futures (Python:
+/// `concurrent.futures.ProcessPoolExecutor`).
+///
+/// Tasks are plain `fn(A) -> R`, as for [`Pool`](crate::Pool). As in
+/// Python, a worker that dies abruptly (killed, crashed, exited) breaks
+/// the executor: the task it ran fails with [`Error::WorkerDied`], every
+/// other pending future with [`Error::BrokenPool`], and new submissions
+/// are refused. A task that panics fails alone. Cancelling a running task,
+/// or exceeding the [`task_timeout`](ExecutorBuilder::task_timeout), kills
+/// and replaces its worker without breaking the executor.
+///
+/// Dropping the executor is `shutdown(true, false)` (Python's `with`
+/// block), unless `shutdown(false, ..)` was called.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{ProcessPoolExecutor, as_completed};
+///
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let ex = ProcessPoolExecutor::new(2)?;
+/// let futures: Vec<_> = (1..=3).map(|i| ex.submit(square, i)).collect::<Result<_, _>>()?;
+/// let mut total = 0;
+/// for f in as_completed(&futures) {
+///     total += f.result()?;
+/// }
+/// assert_eq!(total, 14);
+/// let squares: Vec<u64> = ex.map(square, 1..=3, 1)?.collect::<Result<_, _>>()?;
+/// assert_eq!(squares, [1, 4, 9]);
+/// ex.shutdown(true, false)?;
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct ProcessPoolExecutor {
+    engine: Engine,
+    detached: AtomicBool,
+}
+
+impl ProcessPoolExecutor {
+    /// An executor of `max_workers` processes with the default start method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = shmproc::ProcessPoolExecutor::new(2)?;
+    /// assert_eq!(ex.max_workers(), 2);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`ExecutorBuilder::build`].
+    pub fn new(max_workers: usize) -> Result<ProcessPoolExecutor> {
+        ProcessPoolExecutor::builder().max_workers(max_workers).build()
+    }
+
+    /// A builder for the other options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ex = shmproc::ProcessPoolExecutor::builder().max_workers(1).build()?;
+    /// # drop(ex);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn builder() -> ExecutorBuilder {
+        ExecutorBuilder { opts: Options::new() }
+    }
+
+    /// The number of worker processes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::ProcessPoolExecutor::new(1)?.max_workers(), 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn max_workers(&self) -> usize {
+        self.engine.shared().processes()
+    }
+
+    /// Schedules `f(arg)`; the future gives its result.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn add((a, b): (u32, u32)) -> u32 {
+    ///     a + b
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+    /// let fut = ex.submit(add, (2, 40))?;
+    /// assert_eq!(fut.result()?, 42);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Codec`] if `arg` cannot be encoded (nothing was
+    /// submitted); [`Error::PoolClosed`] after [`shutdown`](Self::shutdown);
+    /// [`Error::BrokenPool`] once a worker died abruptly.
+    pub fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<Future<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let sh = self.engine.shared();
+        let (t, g) = fn_ids(f)?;
+        let id = sh.next_id();
+        let mut w = TaskWriter::new(id, t, g);
+        w.push(&arg)?;
+        let cell = Arc::new(Cell::new(id, Arc::downgrade(sh)));
+        sh.submit(id, w.finish(), cell.clone(), 0)?;
+        Ok(Future { cell, _r: PhantomData })
+    }
+
+    /// Schedules `f` over every item now, in chunks of `chunksize` items
+    /// (one task each), and returns an iterator over the results in order
+    /// (Python: `Executor.map`, which also reads the whole input at once).
+    /// Dropping the iterator cancels the chunks not started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(2)?;
+    /// let r: Vec<u64> = ex.map(square, 0..10, 3)?.collect::<Result<_, _>>()?;
+    /// assert_eq!(r, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Codec`] if an item cannot be encoded (what was submitted is
+    /// cancelled); as for [`submit`](Self::submit). Each item's own error
+    /// comes from the iterator.
+    pub fn map<A, R, I>(&self, f: fn(A) -> R, items: I, chunksize: usize) -> Result<Imap<R, I::IntoIter>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        let _w = InterruptibleWait::new();
+        let sh = self.engine.shared();
+        sh.check_running()?;
+        let mut it = Imap::new(sh.clone(), fn_ids(f)?, items.into_iter(), chunksize, u64::MAX, false);
+        it.fill(true)?;
+        Ok(it)
+    }
+
+    /// Stops accepting tasks (Python: `shutdown(wait, cancel_futures=...)`).
+    /// With `cancel_futures`, futures not yet running are cancelled. With
+    /// `wait`, returns once every task is done and every worker exited;
+    /// without, the pool finishes in the background (and dropping the
+    /// executor no longer waits).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn sleep_ms(ms: u64) -> u64 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms));
+    ///     ms
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+    /// let first = ex.submit(sleep_ms, 300)?;
+    /// while !first.running() && !first.done() {
+    ///     std::thread::sleep(std::time::Duration::from_millis(1));
+    /// }
+    /// let queued = ex.submit(sleep_ms, 100)?;
+    /// ex.shutdown(true, true)?; // cancels what did not start, waits for the rest
+    /// assert_eq!(first.result()?, 300);
+    /// assert!(queued.cancelled() || queued.result().is_ok());
+    /// assert!(ex.submit(sleep_ms, 1).is_err());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Interrupted`] on Ctrl-C while waiting.
+    pub fn shutdown(&self, wait: bool, cancel_futures: bool) -> Result<()> {
+        self.engine.close();
+        if cancel_futures {
+            self.engine.shared().cancel_pending();
+        }
+        if wait {
+            self.engine.join()
+        } else {
+            self.detached.store(true, Ordering::Relaxed);
+            self.engine.detach();
+            Ok(())
+        }
+    }
+}
+
+impl Drop for ProcessPoolExecutor {
+    fn drop(&mut self) {
+        if !self.detached.load(Ordering::Relaxed) {
+            let _ = self.shutdown(true, false);
+        }
+    }
+}
+
+/// The pending result of [`ProcessPoolExecutor::submit`] (Python:
+/// `concurrent.futures.Future`). A cheap `Clone` handle.
+///
+/// # Examples
+///
+/// ```
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+/// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+/// let fut = ex.submit(square, 12)?;
+/// assert_eq!(fut.result()?, 144);
+/// assert!(fut.done());
+/// assert!(!fut.cancelled());
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub struct Future<R> {
+    cell: Arc<Cell>,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<R> Clone for Future<R> {
+    fn clone(&self) -> Self {
+        Future { cell: self.cell.clone(), _r: PhantomData }
+    }
+}
+
+impl<R> std::fmt::Debug for Future<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Future").field("done", &self.done()).finish()
+    }
+}
+
+impl<R: DeserializeOwned> Future<R> {
+    /// Waits for the result (it may be asked for again).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+    /// assert_eq!(ex.submit(square, 3)?.result()?, 9);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`AsyncResult::get`](crate::AsyncResult::get); also
+    /// [`Error::Cancelled`] after [`cancel`](Future::cancel) and
+    /// [`Error::BrokenPool`] when another worker died.
+    pub fn result(&self) -> Result<R> {
+        self.cell.wait(None);
+        self.cell.value()
+    }
+
+    /// As [`result`](Future::result), waiting at most `timeout`:
+    /// [`Error::Timeout`] if the task is still pending or running then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// fn sleep_ms(ms: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+    /// let fut = ex.submit(sleep_ms, 300)?;
+    /// assert!(matches!(fut.result_timeout(Duration::from_millis(1)), Err(shmproc::Error::Timeout)));
+    /// assert_eq!(fut.result_timeout(Duration::from_secs(30))?, 300);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Timeout`]; as for [`result`](Future::result).
+    pub fn result_timeout(&self, timeout: Duration) -> Result<R> {
+        if !self.cell.wait(Some(Instant::now() + timeout)) {
+            return Err(Error::Timeout);
+        }
+        self.cell.value()
+    }
+}
+
+impl<R> Future<R> {
+    /// Whether the task finished, failed or was cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+    /// let fut = ex.submit(square, 3)?;
+    /// fut.result()?;
+    /// assert!(fut.done());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn done(&self) -> bool {
+        self.cell.is_done()
+    }
+
+    /// Whether a worker is running the task now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// fn sleep_ms(ms: u64) {
+    ///     std::thread::sleep(Duration::from_millis(ms))
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+    /// let fut = ex.submit(sleep_ms, 500)?;
+    /// let deadline = Instant::now() + Duration::from_secs(30);
+    /// while !fut.running() && !fut.done() && Instant::now() < deadline {
+    ///     std::thread::sleep(Duration::from_millis(1));
+    /// }
+    /// fut.result()?;
+    /// assert!(!fut.running());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn running(&self) -> bool {
+        !self.cell.is_done() && self.cell.engine().is_some_and(|e| e.slot_of(self.cell.id()).is_some())
+    }
+
+    /// Whether the task was cancelled.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+    /// assert!(!ex.submit(square, 3)?.cancelled());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn cancelled(&self) -> bool {
+        self.cell.is_cancelled()
+    }
+
+    /// Cancels the task unless it is done: a queued task will not run; a
+    /// running one has its worker killed (and replaced; Python cannot
+    /// cancel a running task). Returns whether the future is now
+    /// cancelled (`false` if it was done).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn sleep_ms(ms: u64) {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms))
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+    /// let busy = ex.submit(sleep_ms, 60_000)?;
+    /// let queued = ex.submit(sleep_ms, 1)?;
+    /// assert!(queued.cancel());
+    /// assert!(busy.cancel()); // its worker is killed and replaced
+    /// assert!(matches!(busy.result(), Err(shmproc::Error::Cancelled)));
+    /// assert_eq!(ex.submit(sleep_ms, 1)?.result()?, ());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn cancel(&self) -> bool {
+        if self.cell.is_cancelled() {
+            return true;
+        }
+        if self.cell.is_done() {
+            return false;
+        }
+        match self.cell.engine() {
+            Some(e) => e.cancel(self.cell.id()) || self.cell.is_cancelled(),
+            None => self.cell.complete(Err(Failure::Cancelled)),
+        }
+    }
+
+    /// Calls `cb(&future)` when the future is done: on the executor's
+    /// supervisor thread, or at once on this thread if it is done already.
+    /// A panic in `cb` is printed and otherwise ignored (as Python logs it).
+    /// Do not wait on the executor from `cb`: it may run on the thread that
+    /// delivers results.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// ex.submit(square, 4)?.add_done_callback(move |f| tx.send(f.result().ok()).unwrap());
+    /// assert_eq!(rx.recv().unwrap(), Some(16));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn add_done_callback(&self, cb: impl FnOnce(&Future<R>) + Send + 'static)
+    where
+        R: 'static,
+    {
+        let me = self.clone();
+        self.cell.on_done(Box::new(move || cb(&me)));
+    }
+}
+
+/// An iterator over futures in the order they complete; see
+/// [`as_completed`].
+///
+/// # Examples
+///
+/// ```
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+/// let ex = shmproc::ProcessPoolExecutor::new(2)?;
+/// let futs: Vec<_> = (1..=3).map(|i| ex.submit(square, i)).collect::<Result<_, _>>()?;
+/// let it: shmproc::AsCompleted<'_, u64> = shmproc::as_completed(&futs);
+/// assert_eq!(it.map(|f| f.result()).sum::<Result<u64, _>>()?, 14);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct AsCompleted<'a, R> {
+    futures: &'a [Future<R>],
+    watcher: Arc<Watcher>,
+    left: usize,
+    deadline: Option<Instant>,
+}
+
+impl<'a, R> AsCompleted<'a, R> {
+    /// Stops yielding after `timeout` from now (Python's `timeout`); check
+    /// [`remaining`](AsCompleted::remaining) to see whether all completed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// fn sleep_ms(ms: u64) {
+    ///     std::thread::sleep(Duration::from_millis(ms))
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+    /// let futs = vec![ex.submit(sleep_ms, 60_000)?];
+    /// let mut it = shmproc::as_completed(&futs).timeout(Duration::from_millis(10));
+    /// assert!(it.next().is_none());
+    /// assert_eq!(it.remaining(), 1);
+    /// futs[0].cancel();
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.deadline = Some(Instant::now() + timeout);
+        self
+    }
+
+    /// How many futures have not been yielded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+    /// let futs = vec![ex.submit(square, 2)?];
+    /// let mut it = shmproc::as_completed(&futs);
+    /// assert_eq!(it.remaining(), 1);
+    /// it.next();
+    /// assert_eq!(it.remaining(), 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn remaining(&self) -> usize {
+        self.left
+    }
+}
+
+impl<'a, R> Iterator for AsCompleted<'a, R> {
+    type Item = &'a Future<R>;
+
+    fn next(&mut self) -> Option<&'a Future<R>> {
+        if self.left == 0 {
+            return None;
+        }
+        let i = self.watcher.next(self.deadline)?;
+        self.left -= 1;
+        self.futures.get(i)
+    }
+}
+
+/// Yields the futures as they complete (done, failed or cancelled), each
+/// once (Python: `concurrent.futures.as_completed`). Every future completes
+/// eventually (a dead worker, a terminated or dropped executor fail it),
+/// so the iteration ends; [`AsCompleted::timeout`] bounds it in time.
+///
+/// # Examples
+///
+/// ```
+/// fn sleep_ms(ms: u64) -> u64 {
+///     std::thread::sleep(std::time::Duration::from_millis(ms));
+///     ms
+/// }
+/// let ex = shmproc::ProcessPoolExecutor::new(2)?;
+/// let futs = vec![ex.submit(sleep_ms, 300)?, ex.submit(sleep_ms, 1)?];
+/// let order: Vec<u64> = shmproc::as_completed(&futs).map(|f| f.result()).collect::<Result<_, _>>()?;
+/// assert_eq!(order.len(), 2);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub fn as_completed<R>(futures: &[Future<R>]) -> AsCompleted<'_, R> {
+    let watcher = Arc::new(Watcher::default());
+    for (i, f) in futures.iter().enumerate() {
+        f.cell.watch(&watcher, i);
+    }
+    AsCompleted { futures, watcher, left: futures.len(), deadline: None }
+}
+
+/// When [`wait`] returns (Python: `FIRST_COMPLETED`, `FIRST_EXCEPTION`,
+/// `ALL_COMPLETED`).
+///
+/// # Examples
+///
+/// ```
+/// assert_ne!(shmproc::ReturnWhen::FirstCompleted, shmproc::ReturnWhen::AllCompleted);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReturnWhen {
+    /// As soon as any future is done.
+    FirstCompleted,
+    /// As soon as any future fails (an error or a cancellation); if none
+    /// does, when all are done.
+    FirstException,
+    /// When every future is done.
+    AllCompleted,
+}
+
+/// What [`wait`] found: the futures done and those not (Python:
+/// `DoneAndNotDoneFutures`), each in the order given.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// fn sleep_ms(ms: u64) -> u64 {
+///     std::thread::sleep(Duration::from_millis(ms));
+///     ms
+/// }
+/// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+/// let futs = vec![ex.submit(sleep_ms, 60_000)?];
+/// let shmproc::DoneAndNotDone { done, not_done } =
+///     shmproc::wait(&futs, Some(Duration::from_millis(10)), shmproc::ReturnWhen::AllCompleted);
+/// assert!(done.is_empty());
+/// assert_eq!(not_done.len(), 1);
+/// futs[0].cancel();
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct DoneAndNotDone<'a, R> {
+    /// The futures that are done.
+    pub done: Vec<&'a Future<R>>,
+    /// The futures still pending or running.
+    pub not_done: Vec<&'a Future<R>>,
+}
+
+/// Waits until `return_when` holds for `futures`, or `timeout` passes
+/// (`None`: no limit) (Python: `concurrent.futures.wait`).
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{ReturnWhen, wait};
+/// fn sleep_ms(ms: u64) -> u64 {
+///     std::thread::sleep(std::time::Duration::from_millis(ms));
+///     ms
+/// }
+/// let ex = shmproc::ProcessPoolExecutor::new(2)?;
+/// let futs = vec![ex.submit(sleep_ms, 1)?, ex.submit(sleep_ms, 2)?];
+/// let r = wait(&futs, None, ReturnWhen::AllCompleted);
+/// assert_eq!(r.done.len(), 2);
+/// assert!(r.not_done.is_empty());
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub fn wait<R>(futures: &[Future<R>], timeout: Option<Duration>, return_when: ReturnWhen) -> DoneAndNotDone<'_, R> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    let watcher = Arc::new(Watcher::default());
+    for (i, f) in futures.iter().enumerate() {
+        f.cell.watch(&watcher, i);
+    }
+    let satisfied = || {
+        let done = futures.iter().filter(|f| f.done()).count();
+        match return_when {
+            ReturnWhen::FirstCompleted => done > 0 || futures.is_empty(),
+            ReturnWhen::FirstException => done == futures.len() || futures.iter().any(|f| f.cell.failed()),
+            ReturnWhen::AllCompleted => done == futures.len(),
+        }
+    };
+    while !satisfied() {
+        if watcher.next(deadline).is_none() && deadline.is_some_and(|d| Instant::now() >= d) {
+            break;
+        }
+    }
+    let (done, not_done) = futures.iter().partition(|f| f.done());
+    DoneAndNotDone { done, not_done }
+}

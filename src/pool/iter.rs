@@ -1,0 +1,224 @@
+//! Submitting chunks of items, and the iterator over their results that
+//! `Pool::imap`, `Pool::imap_unordered` and `ProcessPoolExecutor::map`
+//! return.
+
+use std::collections::{HashMap, VecDeque};
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::pool::cell::{Batch, decode_result};
+use crate::pool::engine::Shared;
+use crate::pool::wire::{Failure, ItemOutcome, JobOutcome, TaskWriter};
+use crate::pool::worker::{PoolTrampoline, trampoline};
+use crate::sys::image::{FnId, FnRef};
+use crate::sys::signal::InterruptibleWait;
+
+/// The compact ids of the trampoline for `(A, R)` and of `f`.
+pub(crate) fn fn_ids<A, R>(f: fn(A) -> R) -> Result<(FnId, FnId)>
+where
+    A: DeserializeOwned + 'static,
+    R: Serialize + 'static,
+{
+    let t: PoolTrampoline = trampoline::<A, R>;
+    let stat = |e| Error::os("stat /proc/self/exe", e);
+    Ok((FnRef::of(t).map_err(stat)?.id(), FnRef::of(f).map_err(stat)?.id()))
+}
+
+/// One chunk taken from an input: its job id, record and item count, or
+/// the error of the item that did not encode (with the count so far).
+pub(crate) enum Chunk {
+    Ready { id: u64, record: Vec<u8>, items: u32 },
+    Bad { items: u32, error: Error },
+}
+
+/// Takes up to `size` items from `input` into a task record; `None` if
+/// the input is exhausted.
+pub(crate) fn next_chunk<A: Serialize>(
+    sh: &Shared,
+    fns: (FnId, FnId),
+    input: &mut impl Iterator<Item = A>,
+    size: usize,
+) -> Option<Chunk> {
+    let id = sh.next_id();
+    let mut w = TaskWriter::new(id, fns.0, fns.1);
+    for item in input.by_ref().take(size) {
+        if let Err(error) = w.push(&item) {
+            return Some(Chunk::Bad { items: w.len() + 1, error });
+        }
+    }
+    if w.len() == 0 {
+        return None;
+    }
+    let items = w.len();
+    Some(Chunk::Ready { id, record: w.finish(), items })
+}
+
+/// The results of `f` over a stream of chunks, in order or in completion
+/// order. Returned by [`Pool::imap`](crate::Pool::imap),
+/// [`Pool::imap_unordered`](crate::Pool::imap_unordered) and
+/// [`ProcessPoolExecutor::map`](crate::ProcessPoolExecutor::map).
+///
+/// It reads its input lazily (at most a window of chunks is in the pool at
+/// once) and yields `Err` for an item that failed (a panic, a worker that
+/// died, ...) and goes on with the next. Dropping it early cancels the
+/// chunks not yet started.
+///
+/// # Examples
+///
+/// ```
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+/// let pool = shmproc::Pool::new(2)?;
+/// let squares: Vec<u64> = pool.imap(square, 1..=4)?.collect::<Result<_, _>>()?;
+/// assert_eq!(squares, [1, 4, 9, 16]);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub struct Imap<R, I> {
+    sh: Arc<Shared>,
+    batch: Arc<Batch>,
+    fns: (FnId, FnId),
+    input: Option<I>,
+    chunksize: usize,
+    window: u64,
+    unordered: bool,
+    /// Chunks submitted (indices `0..submitted`) and taken.
+    submitted: u64,
+    taken: u64,
+    /// Outstanding chunks: index -> (job id, items).
+    outstanding: HashMap<u64, (u64, u32)>,
+    /// Items of the chunk being read.
+    current: VecDeque<ItemOutcome>,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<R, I> std::fmt::Debug for Imap<R, I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Imap")
+            .field("submitted", &self.submitted)
+            .field("taken", &self.taken)
+            .field("unordered", &self.unordered)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A, R, I> Imap<R, I>
+where
+    A: Serialize,
+    R: DeserializeOwned,
+    I: Iterator<Item = A>,
+{
+    /// An iterator over `f` applied to `input` in chunks of `chunksize`,
+    /// with at most `window` chunks in the pool at once.
+    pub(crate) fn new(
+        sh: Arc<Shared>,
+        fns: (FnId, FnId),
+        input: I,
+        chunksize: usize,
+        window: u64,
+        unordered: bool,
+    ) -> Imap<R, I> {
+        Imap {
+            sh,
+            batch: Arc::new(Batch::new(unordered)),
+            fns,
+            input: Some(input),
+            chunksize: chunksize.max(1),
+            window: window.max(1),
+            unordered,
+            submitted: 0,
+            taken: 0,
+            outstanding: HashMap::new(),
+            current: VecDeque::new(),
+            _r: PhantomData,
+        }
+    }
+
+    /// Submits chunks until the window is full or the input ends. With
+    /// `strict`, an argument that does not encode or a refused submission
+    /// is returned (after cancelling what was submitted); otherwise it
+    /// becomes that chunk's outcome.
+    pub(crate) fn fill(&mut self, strict: bool) -> Result<()> {
+        while self.submitted - self.taken < self.window {
+            let Some(input) = self.input.as_mut() else { break };
+            let Some(chunk) = next_chunk(&self.sh, self.fns, input, self.chunksize) else {
+                self.input = None;
+                break;
+            };
+            let index = self.submitted;
+            let (id, items, failure, refused) = match chunk {
+                Chunk::Ready { id, record, items } => match self.sh.submit(id, record, self.batch.clone(), index) {
+                    Ok(()) => (id, items, None, false),
+                    Err(e) => (id, items, Some(e), true),
+                },
+                Chunk::Bad { items, error } => (0, items, Some(error), false),
+            };
+            if let Some(e) = failure {
+                if strict {
+                    self.input = None;
+                    return Err(e);
+                }
+                self.batch.fail_local(index, Failure::from_error(&e));
+                if refused {
+                    // Closed, terminated or broken: this chunk reports it,
+                    // and the input is read no further.
+                    self.input = None;
+                }
+            }
+            self.outstanding.insert(index, (id, items));
+            self.submitted += 1;
+        }
+        Ok(())
+    }
+
+    fn next_outcome(&mut self) -> Option<ItemOutcome> {
+        loop {
+            if let Some(item) = self.current.pop_front() {
+                return Some(item);
+            }
+            let _ = self.fill(false);
+            if self.taken == self.submitted {
+                return None;
+            }
+            let (chunk, outcome) =
+                if self.unordered { self.batch.take_any() } else { (self.taken, self.batch.take(self.taken)) };
+            self.taken += 1;
+            let items = self.outstanding.remove(&chunk).map_or(0, |(_, n)| n as usize);
+            match outcome {
+                JobOutcome::Items(v) if v.len() == items => self.current.extend(v),
+                JobOutcome::Items(_) => self.current.extend(
+                    (0..items)
+                        .map(|_| Err(Failure::TaskError("a result record with the wrong number of items".into()))),
+                ),
+                JobOutcome::Failed(f) => self.current.extend((0..items).map(|_| Err(f.clone()))),
+            }
+        }
+    }
+}
+
+impl<A, R, I> Iterator for Imap<R, I>
+where
+    A: Serialize,
+    R: DeserializeOwned,
+    I: Iterator<Item = A>,
+{
+    type Item = Result<R>;
+
+    fn next(&mut self) -> Option<Result<R>> {
+        let _w = InterruptibleWait::new();
+        self.next_outcome().map(|o| match o {
+            Ok(bytes) => decode_result(&bytes),
+            Err(f) => Err(f.error()),
+        })
+    }
+}
+
+impl<R, I> Drop for Imap<R, I> {
+    fn drop(&mut self) {
+        self.sh.abandon(self.outstanding.values().map(|(id, _)| *id).filter(|&id| id != 0));
+    }
+}

@@ -1,0 +1,866 @@
+//! `Pool` (Python's `multiprocessing.Pool`), its builder and
+//! `AsyncResult`.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::error::{Error, Result};
+use crate::pool::cell::{Batch, CallbackSink, Cell, decode_result};
+use crate::pool::engine::{Config, Engine, Spawner};
+use crate::pool::iter::{Chunk, Imap, fn_ids, next_chunk};
+use crate::pool::wire::{Failure, JobOutcome, TaskWriter};
+use crate::pool::worker::{WorkerArgs, WorkerBase, worker_main};
+use crate::process::handle::{Process, ProcessBuilder};
+use crate::process::start::{StartMethod, start_method};
+use crate::sys::image::FnRef;
+use crate::sys::signal::InterruptibleWait;
+
+/// Workers start with no initializer.
+fn plain_spawner() -> Spawner {
+    Arc::new(|b: ProcessBuilder, base: WorkerBase| b.spawn(worker_main::<()>, WorkerArgs::<()> { base, init: None }))
+}
+
+/// Workers run `f(arg.clone())` first.
+fn init_spawner<A>(f: fn(A), arg: A) -> Spawner
+where
+    A: Serialize + DeserializeOwned + Clone + Send + 'static,
+{
+    let arg = Mutex::new(arg);
+    Arc::new(move |b: ProcessBuilder, base: WorkerBase| -> Result<Process<()>> {
+        let init = FnRef::of(f).map_err(|e| Error::os("stat /proc/self/exe", e))?;
+        let a = arg.lock().clone();
+        b.spawn(worker_main::<A>, WorkerArgs { base, init: Some((init, a)) })
+    })
+}
+
+/// What the two builders share.
+#[derive(Clone)]
+pub(crate) struct Options {
+    pub(crate) processes: Option<usize>,
+    pub(crate) method: Option<StartMethod>,
+    pub(crate) spawner: Option<Spawner>,
+    pub(crate) max_tasks: u64,
+    pub(crate) task_timeout: Option<Duration>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("processes", &self.processes)
+            .field("method", &self.method)
+            .field("initializer", &self.spawner.is_some())
+            .field("max_tasks", &self.max_tasks)
+            .field("task_timeout", &self.task_timeout)
+            .finish()
+    }
+}
+
+impl Options {
+    pub(crate) fn new() -> Options {
+        Options { processes: None, method: None, spawner: None, max_tasks: 0, task_timeout: None }
+    }
+
+    pub(crate) fn initializer<A>(&mut self, f: fn(A), arg: A)
+    where
+        A: Serialize + DeserializeOwned + Clone + Send + 'static,
+    {
+        self.spawner = Some(init_spawner(f, arg));
+    }
+
+    pub(crate) fn start(self, break_on_death: bool, prefix_kind: &'static str) -> Result<Engine> {
+        let method = self.method.unwrap_or_else(start_method);
+        let prefix = match (method, prefix_kind) {
+            (StartMethod::Fork, "pool") => "ForkPoolWorker",
+            (StartMethod::Spawn, "pool") => "SpawnPoolWorker",
+            (StartMethod::ForkServer, "pool") => "ForkServerPoolWorker",
+            _ => "ProcessPoolExecutorWorker",
+        };
+        Engine::start(Config {
+            processes: self.processes.unwrap_or_else(crate::process::current::cpu_count),
+            method,
+            max_tasks: self.max_tasks,
+            task_timeout: self.task_timeout,
+            break_on_death,
+            spawner: self.spawner.unwrap_or_else(plain_spawner),
+            prefix,
+        })
+    }
+}
+
+/// Options for a new [`Pool`]: number of processes, start method,
+/// initializer, tasks per worker, task timeout.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{Pool, StartMethod};
+///
+/// fn square(x: u64) -> u64 { x * x }
+///
+/// let pool = Pool::builder().processes(2).start_method(StartMethod::Spawn).maxtasksperchild(100).build()?;
+/// assert_eq!(pool.apply(square, 7)?, 49);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct PoolBuilder {
+    opts: Options,
+}
+
+impl PoolBuilder {
+    /// The number of worker processes (default: [`cpu_count()`](crate::cpu_count)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = shmproc::Pool::builder().processes(3).build()?;
+    /// assert_eq!(pool.processes(), 3);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn processes(mut self, n: usize) -> Self {
+        self.opts.processes = Some(n);
+        self
+    }
+
+    /// How workers start (default: [`start_method()`](crate::start_method)).
+    /// Under [`StartMethod::Fork`] the pool forks a private fork server when
+    /// it is built, so this process must have a single thread then (else
+    /// [`Error::ForkUnsafe`]); workers, replacements included, are copies
+    /// of the process as it was at that moment. A pool has a thread of its
+    /// own, so under fork build one pool at a time (or use the fork
+    /// server, the default).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let pool = shmproc::Pool::builder().processes(1).start_method(shmproc::StartMethod::Spawn).build()?;
+    /// assert_eq!(pool.apply(square, 3)?, 9);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.opts.method = Some(method);
+        self
+    }
+
+    /// Each worker calls `f(arg)` when it starts (a clone of `arg` travels
+    /// to each one, shared handles included: the initializer is how
+    /// anonymous queues, locks and segments reach the workers). If it
+    /// panics, the pool breaks: pending and later tasks fail with
+    /// [`Error::BrokenPool`] (Python would start workers forever).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU64, Ordering};
+    /// static OFFSET: AtomicU64 = AtomicU64::new(0);
+    /// fn set_offset(n: u64) {
+    ///     OFFSET.store(n, Ordering::Relaxed);
+    /// }
+    /// fn add_offset(x: u64) -> u64 {
+    ///     x + OFFSET.load(Ordering::Relaxed)
+    /// }
+    /// let pool = shmproc::Pool::builder().processes(1).initializer(set_offset, 100).build()?;
+    /// assert_eq!(pool.apply(add_offset, 1)?, 101);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn initializer<A>(mut self, f: fn(A), arg: A) -> Self
+    where
+        A: Serialize + DeserializeOwned + Clone + Send + 'static,
+    {
+        self.opts.initializer(f, arg);
+        self
+    }
+
+    /// Each worker exits after this many tasks (a chunk of `map` counts as
+    /// one) and is replaced (default 0: never).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn pid(_: ()) -> u32 {
+    ///     std::process::id()
+    /// }
+    /// let pool = shmproc::Pool::builder().processes(1).maxtasksperchild(1).build()?;
+    /// let a = pool.apply(pid, ())?;
+    /// let b = pool.apply(pid, ())?;
+    /// assert_ne!(a, b); // a new worker for each task
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    #[doc(alias = "max_tasks_per_child")]
+    pub fn maxtasksperchild(mut self, n: u64) -> Self {
+        self.opts.max_tasks = n;
+        self
+    }
+
+    /// A task running longer than `limit` fails with
+    /// [`Error::TaskTimedOut`]; its worker is killed and replaced. Checked
+    /// every 10 ms or so. Default: no limit. (Not in Python.)
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// fn sleep_ms(ms: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// }
+    /// let pool = shmproc::Pool::builder().processes(1).task_timeout(Duration::from_millis(200)).build()?;
+    /// assert!(matches!(pool.apply(sleep_ms, 60_000), Err(shmproc::Error::TaskTimedOut { .. })));
+    /// assert_eq!(pool.apply(sleep_ms, 1)?, 1); // a new worker took over
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn task_timeout(mut self, limit: Duration) -> Self {
+        self.opts.task_timeout = Some(limit);
+        self
+    }
+
+    /// Starts the workers.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = shmproc::Pool::builder().processes(2).build()?;
+    /// pool.close();
+    /// pool.join()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for 0 processes; [`Error::ForkUnsafe`]
+    /// (fork with several threads); as for [`Process::spawn`] and
+    /// [`Queue::new`](crate::Queue::new).
+    pub fn build(self) -> Result<Pool> {
+        Ok(Pool { engine: self.opts.start(false, "pool")? })
+    }
+}
+
+/// A pool of worker processes (Python: `multiprocessing.Pool`).
+///
+/// Tasks are plain `fn(A) -> R` (several parameters travel as a tuple or a
+/// struct); arguments and results travel encoded (serde + postcard)
+/// through queues in shared memory. Workers are daemon processes started
+/// with the pool's start method.
+///
+/// Failures stay with their task: a task that panics fails alone
+/// ([`Error::TaskPanicked`], with the message; the worker lives on); a
+/// worker killed mid-task fails that task with [`Error::WorkerDied`]
+/// (naming the signal) and is replaced. No call hangs on a dead worker.
+///
+/// Ctrl-C: while a pool exists, a SIGINT that arrives during a pool call
+/// (`map`, `apply`, a result's `get`, an `imap` step, `join`, ...)
+/// terminates the pools of this process (workers killed and reaped) and
+/// that call returns [`Error::Interrupted`], as does any later use of
+/// them. A SIGINT while no pool call is in progress ends the program as it
+/// would without pools. Workers ignore SIGINT: a Ctrl-C to the process
+/// group is the parent's to handle.
+///
+/// Dropping the pool terminates it (Python's `with Pool() as p:`): its
+/// workers are killed and pending tasks fail with [`Error::Cancelled`].
+/// To finish the queued work first, [`close`](Pool::close) and
+/// [`join`](Pool::join).
+///
+/// Arguments travel through a queue, not to a new process: named shared
+/// handles pass by name, anonymous ones only through the
+/// [`initializer`](PoolBuilder::initializer).
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::Pool;
+///
+/// fn square(x: u64) -> u64 { x * x }
+/// fn add((a, b): (i64, i64)) -> i64 { a + b }
+///
+/// let pool = Pool::new(2)?;
+/// assert_eq!(pool.apply(square, 4)?, 16);
+/// assert_eq!(pool.map(square, 0..5)?, [0, 1, 4, 9, 16]);
+/// let h = pool.apply_async(add, (2, 3))?;
+/// assert_eq!(h.get()?, 5);
+/// pool.close();
+/// pool.join()?;
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Pool {
+    engine: Engine,
+}
+
+impl Pool {
+    /// A pool of `processes` workers with the default start method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn double(x: i32) -> i32 {
+    ///     2 * x
+    /// }
+    /// let pool = shmproc::Pool::new(2)?;
+    /// assert_eq!(pool.apply(double, 21)?, 42);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`PoolBuilder::build`].
+    pub fn new(processes: usize) -> Result<Pool> {
+        Pool::builder().processes(processes).build()
+    }
+
+    /// A builder for the other options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = shmproc::Pool::builder().processes(1).build()?;
+    /// # drop(pool);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn builder() -> PoolBuilder {
+        PoolBuilder { opts: Options::new() }
+    }
+
+    /// The number of worker processes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::Pool::new(2)?.processes(), 2);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn processes(&self) -> usize {
+        self.engine.shared().processes()
+    }
+
+    /// Runs `f(arg)` in a worker and waits for its result.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn worker_pid(_: ()) -> u32 {
+    ///     std::process::id()
+    /// }
+    /// let pool = shmproc::Pool::new(2)?;
+    /// assert_ne!(pool.apply(worker_pid, ())?, std::process::id());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`apply_async`](Pool::apply_async) and [`AsyncResult::get`].
+    pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let _w = InterruptibleWait::new();
+        self.apply_async(f, arg)?.get()
+    }
+
+    fn submit_one<A, R>(&self, f: fn(A) -> R, arg: &A) -> Result<(u64, Vec<u8>)>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let sh = self.engine.shared();
+        let (t, g) = fn_ids(f)?;
+        let id = sh.next_id();
+        let mut w = TaskWriter::new(id, t, g);
+        w.push(arg)?;
+        Ok((id, w.finish()))
+    }
+
+    /// Starts `f(arg)` in a worker; the handle gives the result.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let pool = shmproc::Pool::new(2)?;
+    /// let handles: Vec<_> = (0..4).map(|i| pool.apply_async(square, i)).collect::<Result<_, _>>()?;
+    /// let results: Vec<u64> = handles.iter().map(|h| h.get()).collect::<Result<_, _>>()?;
+    /// assert_eq!(results, [0, 1, 4, 9]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Codec`] if `arg` cannot be encoded (nothing was submitted;
+    /// the pool stays usable); [`Error::PoolClosed`] after
+    /// [`close`](Pool::close) or [`terminate`](Pool::terminate);
+    /// [`Error::BrokenPool`] if the initializer failed.
+    pub fn apply_async<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<AsyncResult<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let (id, record) = self.submit_one(f, &arg)?;
+        let sh = self.engine.shared();
+        let cell = Arc::new(Cell::new(id, Arc::downgrade(sh)));
+        sh.submit(id, record, cell.clone(), 0)?;
+        Ok(AsyncResult { cell, _r: PhantomData })
+    }
+
+    /// As [`apply_async`](Pool::apply_async), and when the task is done
+    /// `on_ok(result)` or `on_err(error)` runs in this process (on the
+    /// pool's supervisor thread, one at a time, before the handle becomes
+    /// ready). A callback that panics makes the handle's result
+    /// [`Error::CallbackPanicked`]; it never stalls the pool. Keep
+    /// callbacks short, and do not wait on the pool from one (the thread
+    /// that would deliver the result is the one waiting), as in Python.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// fn fetch(n: u32) -> String {
+    ///     format!("page {n}")
+    /// }
+    /// let pool = shmproc::Pool::new(2)?;
+    /// let parsed = Arc::new(Mutex::new(Vec::new()));
+    /// let sink = parsed.clone();
+    /// let h = pool.apply_async_with(fetch, 7, move |page| sink.lock().unwrap().push(page.len()), |e| eprintln!("{e}"))?;
+    /// h.wait();
+    /// assert_eq!(*parsed.lock().unwrap(), [6]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `apply_async(f, args, callback=on_ok, error_callback=on_err)`.
+    ///
+    /// # Errors
+    /// As for [`apply_async`](Pool::apply_async).
+    pub fn apply_async_with<A, R, F, E>(&self, f: fn(A) -> R, arg: A, on_ok: F, on_err: E) -> Result<AsyncResult<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        F: FnOnce(R) + Send + 'static,
+        E: FnOnce(Error) + Send + 'static,
+    {
+        let (id, record) = self.submit_one(f, &arg)?;
+        let sh = self.engine.shared();
+        let cell = Arc::new(Cell::new(id, Arc::downgrade(sh)));
+        let sink = Arc::new(CallbackSink {
+            cell: cell.clone(),
+            callbacks: Mutex::new(Some((on_ok, on_err))),
+            _r: PhantomData,
+        });
+        sh.submit(id, record, sink, 0)?;
+        Ok(AsyncResult { cell, _r: PhantomData })
+    }
+
+    /// Applies `f` to every item and returns the results in order
+    /// (Python: `map`). The items are split into about four chunks per
+    /// worker; [`map_chunked`](Pool::map_chunked) chooses the size.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let pool = shmproc::Pool::new(2)?;
+    /// assert_eq!(pool.map(square, vec![3, 4, 5])?, [9, 16, 25]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// The first failed item's error (in order), as for
+    /// [`AsyncResult::get`]; [`Error::Codec`] if an item cannot be encoded
+    /// (returned at once; what was submitted is cancelled).
+    pub fn map<A, R>(&self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> Result<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        let items: Vec<A> = items.into_iter().collect();
+        let per = self.processes() * 4;
+        let chunksize = items.len().div_ceil(per.max(1)).max(1);
+        self.map_chunked(f, items, chunksize)
+    }
+
+    /// As [`map`](Pool::map) with chunks of `chunksize` items (each chunk
+    /// is one task for a worker: larger chunks cost less per item, smaller
+    /// ones balance better).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let pool = shmproc::Pool::new(2)?;
+    /// assert_eq!(pool.map_chunked(square, 0..100, 1)?.len(), 100);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`map`](Pool::map).
+    pub fn map_chunked<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+    ) -> Result<Vec<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        // A Ctrl-C while the chunks are submitted interrupts the map too.
+        let _w = InterruptibleWait::new();
+        let sh = self.engine.shared();
+        sh.check_running()?;
+        let fns = fn_ids(f)?;
+        let batch = Arc::new(Batch::new(false));
+        let mut input = items.into_iter();
+        let mut chunks: Vec<(u64, u32)> = Vec::new();
+        let chunksize = chunksize.max(1);
+        while let Some(chunk) = next_chunk(sh, fns, &mut input, chunksize) {
+            let submitted = match chunk {
+                Chunk::Ready { id, record, items } => {
+                    chunks.push((id, items));
+                    sh.submit(id, record, batch.clone(), chunks.len() as u64 - 1)
+                }
+                Chunk::Bad { error, .. } => Err(error),
+            };
+            if let Err(e) = submitted {
+                sh.abandon(chunks.iter().map(|c| c.0));
+                return Err(e);
+            }
+        }
+        batch.wait_all(chunks.len() as u64);
+        let mut out = Vec::with_capacity(chunks.iter().map(|c| c.1 as usize).sum());
+        let mut failed = None;
+        for (i, &(_, n)) in chunks.iter().enumerate() {
+            match batch.take(i as u64) {
+                JobOutcome::Items(v) if v.len() == n as usize => {
+                    for item in v {
+                        match item {
+                            Ok(bytes) => out.push(decode_result::<R>(&bytes)),
+                            Err(f) => out.push(Err(f.error())),
+                        }
+                    }
+                }
+                JobOutcome::Items(_) => {
+                    out.push(Err(Failure::TaskError("a result record with the wrong number of items".into()).error()))
+                }
+                JobOutcome::Failed(f) => out.push(Err(f.error())),
+            }
+            if out.last().is_some_and(Result::is_err) {
+                failed = Some(i);
+                break;
+            }
+        }
+        if let Some(i) = failed {
+            sh.abandon(chunks[i..].iter().map(|c| c.0));
+        }
+        out.into_iter().collect()
+    }
+
+    fn imap_with<A, R, I>(&self, f: fn(A) -> R, items: I, unordered: bool) -> Result<Imap<R, I::IntoIter>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        let sh = self.engine.shared();
+        sh.check_running()?;
+        let window = (self.processes() as u64 * 8).max(32);
+        Ok(Imap::new(sh.clone(), fn_ids(f)?, items.into_iter(), 1, window, unordered))
+    }
+
+    /// A lazy, ordered iterator over `f` applied to each item (Python:
+    /// `imap` with chunksize 1). It reads `items` as it goes, keeping a
+    /// bounded window of tasks in the pool (it does not read the whole
+    /// input first, unlike Python's), and yields each result, or its
+    /// error, in input order. Dropping it cancels what has not started.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let pool = shmproc::Pool::new(2)?;
+    /// let mut total = 0;
+    /// for r in pool.imap(square, 0..1_000_000_000u64)?.take(10) {
+    ///     total += r?; // an endless input is fine: it is read lazily
+    /// }
+    /// assert_eq!(total, 285);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::PoolClosed`]; each item's own error in the iterator.
+    pub fn imap<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<Imap<R, I::IntoIter>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        self.imap_with(f, items, false)
+    }
+
+    /// As [`imap`](Pool::imap), yielding results in completion order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let pool = shmproc::Pool::new(2)?;
+    /// let mut got: Vec<u64> = pool.imap_unordered(square, 0..5)?.collect::<Result<_, _>>()?;
+    /// got.sort();
+    /// assert_eq!(got, [0, 1, 4, 9, 16]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`imap`](Pool::imap).
+    pub fn imap_unordered<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<Imap<R, I::IntoIter>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        self.imap_with(f, items, true)
+    }
+
+    /// Accepts no more tasks; those submitted still run. Then
+    /// [`join`](Pool::join) waits for them and for the workers to exit.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let pool = shmproc::Pool::new(2)?;
+    /// let h = pool.apply_async(square, 5)?;
+    /// pool.close();
+    /// assert!(matches!(pool.apply_async(square, 6), Err(shmproc::Error::PoolClosed)));
+    /// pool.join()?;
+    /// assert_eq!(h.get()?, 25);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn close(&self) {
+        self.engine.close();
+    }
+
+    /// Waits until every submitted task is done and every worker has
+    /// exited (after [`close`](Pool::close) or [`terminate`](Pool::terminate)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let pool = shmproc::Pool::new(2)?;
+    /// assert!(pool.join().is_err()); // still running
+    /// pool.close();
+    /// pool.join()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if neither `close` nor `terminate` was
+    /// called (Python: `ValueError`); [`Error::Interrupted`] on Ctrl-C.
+    pub fn join(&self) -> Result<()> {
+        self.engine.join()
+    }
+
+    /// Kills the workers now; tasks not finished fail with
+    /// [`Error::Cancelled`] (Python leaves their results pending forever).
+    /// Dropping the pool does the same.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn sleep_ms(ms: u64) {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms))
+    /// }
+    /// let pool = shmproc::Pool::new(1)?;
+    /// let h = pool.apply_async(sleep_ms, 60_000)?;
+    /// pool.terminate()?;
+    /// assert!(matches!(h.get(), Err(shmproc::Error::Cancelled)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// None today; the `Result` leaves room for reporting workers that
+    /// could not be reaped.
+    pub fn terminate(&self) -> Result<()> {
+        self.engine.terminate(Failure::Cancelled);
+        Ok(())
+    }
+}
+
+/// The pending result of [`Pool::apply_async`] (Python: `AsyncResult`).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// fn slow_square(x: u64) -> u64 {
+///     std::thread::sleep(Duration::from_millis(50));
+///     x * x
+/// }
+/// let pool = shmproc::Pool::new(1)?;
+/// let h = pool.apply_async(slow_square, 9)?;
+/// h.wait();
+/// assert!(h.ready());
+/// assert_eq!(h.successful(), Some(true));
+/// assert_eq!(h.get()?, 81);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub struct AsyncResult<R> {
+    cell: Arc<Cell>,
+    _r: PhantomData<fn() -> R>,
+}
+
+impl<R> Clone for AsyncResult<R> {
+    fn clone(&self) -> Self {
+        AsyncResult { cell: self.cell.clone(), _r: PhantomData }
+    }
+}
+
+impl<R> std::fmt::Debug for AsyncResult<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncResult").field("ready", &self.ready()).finish()
+    }
+}
+
+impl<R: DeserializeOwned> AsyncResult<R> {
+    /// Waits for the result (it may be asked for again).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let pool = shmproc::Pool::new(1)?;
+    /// let h = pool.apply_async(square, 3)?;
+    /// assert_eq!(h.get()?, 9);
+    /// assert_eq!(h.get()?, 9);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::TaskPanicked`] (the worker lives on), [`Error::WorkerDied`]
+    /// (the worker was killed or exited mid-task; it was replaced),
+    /// [`Error::TaskTimedOut`], [`Error::Codec`] (the argument did not
+    /// decode or the result did not encode in the worker, or the result
+    /// did not decode here), [`Error::Cancelled`] (the pool was terminated
+    /// first), [`Error::BrokenPool`], [`Error::CallbackPanicked`],
+    /// [`Error::Interrupted`] (Ctrl-C).
+    pub fn get(&self) -> Result<R> {
+        self.cell.wait(None);
+        self.cell.value()
+    }
+
+    /// As [`get`](AsyncResult::get), waiting at most `timeout`:
+    /// [`Error::Timeout`] if the task is still running then (it goes on).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// fn sleep_ms(ms: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// }
+    /// let pool = shmproc::Pool::new(1)?;
+    /// let h = pool.apply_async(sleep_ms, 300)?;
+    /// assert!(matches!(h.get_timeout(Duration::from_millis(1)), Err(shmproc::Error::Timeout)));
+    /// assert_eq!(h.get_timeout(Duration::from_secs(30))?, 300);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Timeout`]; as for [`get`](AsyncResult::get).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<R> {
+        if !self.cell.wait(Some(Instant::now() + timeout)) {
+            return Err(Error::Timeout);
+        }
+        self.cell.value()
+    }
+}
+
+impl<R> AsyncResult<R> {
+    /// Whether the task is done (successfully or not).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let pool = shmproc::Pool::new(1)?;
+    /// let h = pool.apply_async(square, 3)?;
+    /// h.wait();
+    /// assert!(h.ready());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn ready(&self) -> bool {
+        self.cell.is_done()
+    }
+
+    /// Waits until the task is done.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let pool = shmproc::Pool::new(1)?;
+    /// let h = pool.apply_async(square, 3)?;
+    /// h.wait();
+    /// assert!(h.ready());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn wait(&self) {
+        self.cell.wait(None);
+    }
+
+    /// Waits at most `timeout`; whether the task is done.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let pool = shmproc::Pool::new(1)?;
+    /// let h = pool.apply_async(square, 3)?;
+    /// assert!(h.wait_timeout(Duration::from_secs(30)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn wait_timeout(&self, timeout: Duration) -> bool {
+        self.cell.wait(Some(Instant::now() + timeout))
+    }
+
+    /// Whether the task completed without error; `None` while it runs
+    /// (Python raises `ValueError` then).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn fail(_: ()) {
+    ///     panic!("no")
+    /// }
+    /// let pool = shmproc::Pool::new(1)?;
+    /// let h = pool.apply_async(fail, ())?;
+    /// h.wait();
+    /// assert_eq!(h.successful(), Some(false));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn successful(&self) -> Option<bool> {
+        self.cell.with_outcome(|o| o.map(Result::is_ok))
+    }
+}

@@ -1,0 +1,424 @@
+//! The records that travel through a pool's two queues, and the outcomes
+//! they carry.
+//!
+//! Records are laid out by hand (little-endian integers, length-prefixed
+//! byte strings) rather than encoded as one serde value, so that the task
+//! queue's get hook can read the job id from the first 8 bytes, and a
+//! worker can append each item's result in place. Every length read from a
+//! record is checked: a record is bytes from shared memory.
+//!
+//! Task record (parent -> worker):
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 0..8 | job id (`u64`; 0 for control records) |
+//! | 8 | kind: [`TASK`], [`STOP`], [`SPILLED`] |
+//! | `TASK`: 9..13 | item count `n` (`u32`) |
+//! | 13..29 | the trampoline (`FnId`: `i64` offset, `u64` type hash) |
+//! | 29..45 | the user's function (`FnId`) |
+//! | 45.. | `n` times: length (`u32`) + the encoded argument |
+//! | `SPILLED`: 9.. | a spill reference; the spill segment holds the whole `TASK` record |
+//!
+//! Result record (worker -> parent):
+//!
+//! | bytes | field |
+//! |---|---|
+//! | 0..8 | job id |
+//! | 8 | kind: [`RESULT`], [`SPILLED`], [`INIT_FAILED`], [`WAKE`] |
+//! | `RESULT`: 9..13 | the worker's pid (`u32`) |
+//! | 13..17 | item count `n` (`u32`) |
+//! | 17.. | `n` times: status (`u8`: [`ITEM_OK`], ...) + length (`u32`) + bytes (the encoded result, or a message) |
+//! | `INIT_FAILED`: 9..13 | pid; then the panic message |
+
+use crate::error::{Error, Result};
+use crate::sys::image::FnId;
+
+/// A task: run the function on the items.
+pub(crate) const TASK: u8 = 1;
+/// The worker is to exit (the pool is closing).
+pub(crate) const STOP: u8 = 2;
+/// The record's body is in a spill segment (a record larger than the
+/// queue carries inline).
+pub(crate) const SPILLED: u8 = 3;
+/// Results of a task.
+pub(crate) const RESULT: u8 = 4;
+/// The worker's initializer panicked (the message follows the pid).
+pub(crate) const INIT_FAILED: u8 = 5;
+/// Nothing: wakes the supervisor.
+pub(crate) const WAKE: u8 = 6;
+
+/// An item's status: the bytes are the encoded result.
+pub(crate) const ITEM_OK: u8 = 0;
+/// The item panicked; the bytes are the message.
+pub(crate) const ITEM_PANIC: u8 = 1;
+/// The argument did not decode or the result did not encode; the message.
+pub(crate) const ITEM_CODEC: u8 = 2;
+/// The task could not run (its function could not be resolved); the message.
+pub(crate) const ITEM_ERROR: u8 = 3;
+
+/// Where a `TASK` record's items start.
+pub(crate) const TASK_ITEMS: usize = 45;
+/// Where a `RESULT` record's items start.
+pub(crate) const RESULT_ITEMS: usize = 17;
+
+/// Why a task (or one item of it) produced no value: the cloneable form
+/// of the errors a pool hands out (a handle may be asked more than once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Failure {
+    Panicked { pid: u32, message: String },
+    Codec(String),
+    TaskError(String),
+    WorkerDied { pid: u32, signal: Option<i32>, code: Option<i32> },
+    Broken(String),
+    TimedOut { pid: u32, limit: std::time::Duration },
+    Cancelled,
+    Closed,
+    Interrupted,
+    CallbackPanicked(String),
+}
+
+impl Failure {
+    /// The failure that stands for `e` in a job's outcome.
+    pub(crate) fn from_error(e: &Error) -> Failure {
+        match e {
+            Error::PoolClosed => Failure::Closed,
+            Error::BrokenPool { reason } => Failure::Broken(reason.clone()),
+            Error::Interrupted => Failure::Interrupted,
+            Error::Cancelled => Failure::Cancelled,
+            Error::Codec { message } => Failure::Codec(message.clone()),
+            other => Failure::TaskError(other.to_string()),
+        }
+    }
+
+    /// The error for a caller.
+    pub(crate) fn error(&self) -> Error {
+        match self {
+            Failure::Panicked { pid, message } => Error::TaskPanicked { pid: *pid, message: message.clone() },
+            Failure::Codec(m) => Error::Codec { message: m.clone() },
+            Failure::TaskError(m) => Error::Codec { message: format!("the task could not run: {m}") },
+            Failure::WorkerDied { pid, signal, code } => Error::WorkerDied { pid: *pid, signal: *signal, code: *code },
+            Failure::Broken(r) => Error::BrokenPool { reason: r.clone() },
+            Failure::TimedOut { pid, limit } => Error::TaskTimedOut { pid: *pid, limit: *limit },
+            Failure::Cancelled => Error::Cancelled,
+            Failure::Closed => Error::PoolClosed,
+            Failure::Interrupted => Error::Interrupted,
+            Failure::CallbackPanicked(m) => Error::CallbackPanicked { message: m.clone() },
+        }
+    }
+}
+
+/// One item's outcome: its encoded result, or why there is none.
+pub(crate) type ItemOutcome = std::result::Result<Vec<u8>, Failure>;
+
+/// A job's outcome: one per item, or a failure of the whole job (its
+/// worker died, it was cancelled, ...).
+#[derive(Debug)]
+pub(crate) enum JobOutcome {
+    Items(Vec<ItemOutcome>),
+    Failed(Failure),
+}
+
+fn corrupt(what: &'static str) -> Error {
+    Error::Corrupt { what }
+}
+
+/// The job id of a record (0 if it is too short to have one).
+pub(crate) fn job_id(record: &[u8]) -> u64 {
+    record.get(..8).map_or(0, |b| u64::from_le_bytes(b.try_into().expect("invariant: 8 bytes")))
+}
+
+/// The kind byte of a record.
+pub(crate) fn kind(record: &[u8]) -> Result<u8> {
+    record.get(8).copied().ok_or(corrupt("pool record too short"))
+}
+
+fn put_fn(buf: &mut Vec<u8>, f: FnId) {
+    buf.extend_from_slice(&f.offset.to_le_bytes());
+    buf.extend_from_slice(&f.type_hash.to_le_bytes());
+}
+
+fn get_u32(b: &[u8], at: usize) -> Result<u32> {
+    b.get(at..at + 4)
+        .map(|s| u32::from_le_bytes(s.try_into().expect("invariant: 4 bytes")))
+        .ok_or(corrupt("pool record"))
+}
+
+fn get_u64(b: &[u8], at: usize) -> Result<u64> {
+    b.get(at..at + 8)
+        .map(|s| u64::from_le_bytes(s.try_into().expect("invariant: 8 bytes")))
+        .ok_or(corrupt("pool record"))
+}
+
+fn get_fn(b: &[u8], at: usize) -> Result<FnId> {
+    Ok(FnId { offset: get_u64(b, at)? as i64, type_hash: get_u64(b, at + 8)? })
+}
+
+/// A record of one byte of kind and no body (`STOP`, `WAKE`).
+pub(crate) fn control(kind: u8) -> [u8; 9] {
+    let mut r = [0u8; 9];
+    r[8] = kind;
+    r
+}
+
+/// Builds a `TASK` record item by item.
+#[derive(Debug)]
+pub(crate) struct TaskWriter {
+    buf: Vec<u8>,
+    items: u32,
+}
+
+impl TaskWriter {
+    /// Starts a task record for job `id`.
+    pub(crate) fn new(id: u64, trampoline: FnId, function: FnId) -> TaskWriter {
+        let mut buf = Vec::with_capacity(64);
+        buf.extend_from_slice(&id.to_le_bytes());
+        buf.push(TASK);
+        buf.extend_from_slice(&0u32.to_le_bytes());
+        put_fn(&mut buf, trampoline);
+        put_fn(&mut buf, function);
+        debug_assert_eq!(buf.len(), TASK_ITEMS);
+        TaskWriter { buf, items: 0 }
+    }
+
+    /// Appends an item: the encoding of `arg`. On error (the argument
+    /// cannot be encoded) the record is unchanged.
+    pub(crate) fn push<A: serde::Serialize>(&mut self, arg: &A) -> Result<()> {
+        let at = self.buf.len();
+        self.buf.extend_from_slice(&[0; 4]);
+        if let Err(e) = crate::codec::encode_append(arg, &mut self.buf) {
+            self.buf.truncate(at);
+            return Err(e);
+        }
+        let len = u32::try_from(self.buf.len() - at - 4).map_err(|_| {
+            self.buf.truncate(at);
+            Error::TooLarge { len: usize::MAX, max: u32::MAX as usize }
+        })?;
+        self.buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
+        self.items += 1;
+        Ok(())
+    }
+
+    /// Items so far.
+    pub(crate) fn len(&self) -> u32 {
+        self.items
+    }
+
+    /// The finished record.
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        self.buf[9..13].copy_from_slice(&self.items.to_le_bytes());
+        self.buf
+    }
+}
+
+/// A `TASK` record, parsed.
+#[derive(Debug)]
+pub(crate) struct Task<'a> {
+    pub(crate) trampoline: FnId,
+    pub(crate) function: FnId,
+    pub(crate) items: Items<'a>,
+}
+
+/// Parses a `TASK` record.
+pub(crate) fn parse_task(record: &[u8]) -> Result<Task<'_>> {
+    if kind(record)? != TASK {
+        return Err(corrupt("not a task record"));
+    }
+    let n = get_u32(record, 9)?;
+    Ok(Task {
+        trampoline: get_fn(record, 13)?,
+        function: get_fn(record, 29)?,
+        items: Items { rest: record.get(TASK_ITEMS..).ok_or(corrupt("pool record"))?, left: n },
+    })
+}
+
+/// The items of a task record: each the encoded argument.
+#[derive(Debug)]
+pub(crate) struct Items<'a> {
+    rest: &'a [u8],
+    left: u32,
+}
+
+impl<'a> Iterator for Items<'a> {
+    type Item = Result<&'a [u8]>;
+    fn next(&mut self) -> Option<Result<&'a [u8]>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let item = get_u32(self.rest, 0).and_then(|len| {
+            let end = 4usize.checked_add(len as usize).ok_or(corrupt("pool record item length"))?;
+            let bytes = self.rest.get(4..end).ok_or(corrupt("pool record item length"))?;
+            self.rest = &self.rest[end..];
+            Ok(bytes)
+        });
+        if item.is_err() {
+            self.left = 0;
+        }
+        Some(item)
+    }
+}
+
+/// Builds a `RESULT` record item by item (a worker reuses one).
+#[derive(Debug, Default)]
+pub(crate) struct ResultWriter {
+    pub(crate) buf: Vec<u8>,
+    items: u32,
+    item_start: usize,
+}
+
+impl ResultWriter {
+    /// Starts the results of job `id`, run by worker `pid`.
+    pub(crate) fn start(&mut self, id: u64, pid: u32) {
+        self.buf.clear();
+        self.buf.extend_from_slice(&id.to_le_bytes());
+        self.buf.push(RESULT);
+        self.buf.extend_from_slice(&pid.to_le_bytes());
+        self.buf.extend_from_slice(&0u32.to_le_bytes());
+        self.items = 0;
+    }
+
+    /// Starts an item: its bytes are appended to [`buf`](Self::buf), then
+    /// [`end_item`](Self::end_item) or [`fail_item`](Self::fail_item).
+    pub(crate) fn begin_item(&mut self) {
+        self.item_start = self.buf.len();
+        self.buf.push(ITEM_OK);
+        self.buf.extend_from_slice(&[0; 4]);
+    }
+
+    /// Ends the item begun last with status `ITEM_OK`.
+    pub(crate) fn end_item(&mut self) {
+        let at = self.item_start;
+        let len = (self.buf.len() - at - 5) as u32;
+        self.buf[at + 1..at + 5].copy_from_slice(&len.to_le_bytes());
+        self.items += 1;
+    }
+
+    /// Replaces the item begun last by a failure.
+    pub(crate) fn fail_item(&mut self, status: u8, message: &str) {
+        self.buf.truncate(self.item_start);
+        self.buf.push(status);
+        let m = &message.as_bytes()[..message.len().min(64 * 1024)];
+        self.buf.extend_from_slice(&(m.len() as u32).to_le_bytes());
+        self.buf.extend_from_slice(m);
+        self.items += 1;
+    }
+
+    /// The finished record.
+    pub(crate) fn finish(&mut self) -> &[u8] {
+        self.buf[13..17].copy_from_slice(&self.items.to_le_bytes());
+        &self.buf
+    }
+}
+
+/// Parses a `RESULT` record: the worker's pid and each item's outcome.
+pub(crate) fn parse_result(record: &[u8]) -> Result<(u32, Vec<ItemOutcome>)> {
+    if kind(record)? != RESULT {
+        return Err(corrupt("not a result record"));
+    }
+    let pid = get_u32(record, 9)?;
+    let n = get_u32(record, 13)?;
+    let mut at = RESULT_ITEMS;
+    // At least 5 bytes per item: a count larger than that is garbage.
+    if (n as usize).saturating_mul(5) > record.len() {
+        return Err(corrupt("pool result count"));
+    }
+    let mut out = Vec::with_capacity(n as usize);
+    for _ in 0..n {
+        let status = *record.get(at).ok_or(corrupt("pool result"))?;
+        let len = get_u32(record, at + 1)? as usize;
+        let end = (at + 5).checked_add(len).ok_or(corrupt("pool result length"))?;
+        let bytes = record.get(at + 5..end).ok_or(corrupt("pool result length"))?;
+        let text = || String::from_utf8_lossy(bytes).into_owned();
+        out.push(match status {
+            ITEM_OK => Ok(bytes.to_vec()),
+            ITEM_PANIC => Err(Failure::Panicked { pid, message: text() }),
+            ITEM_CODEC => Err(Failure::Codec(text())),
+            ITEM_ERROR => Err(Failure::TaskError(text())),
+            _ => return Err(corrupt("pool result status")),
+        });
+        at = end;
+    }
+    Ok((pid, out))
+}
+
+/// An `INIT_FAILED` record.
+pub(crate) fn init_failed(pid: u32, message: &str) -> Vec<u8> {
+    let mut r = control(INIT_FAILED).to_vec();
+    r.extend_from_slice(&pid.to_le_bytes());
+    r.extend_from_slice(&message.as_bytes()[..message.len().min(64 * 1024)]);
+    r
+}
+
+/// Parses an `INIT_FAILED` record: the pid and the message.
+pub(crate) fn parse_init_failed(record: &[u8]) -> Result<(u32, String)> {
+    let pid = get_u32(record, 9)?;
+    Ok((pid, String::from_utf8_lossy(record.get(13..).unwrap_or_default()).into_owned()))
+}
+
+/// A `SPILLED` record for job `id` whose body is the spill `reference`.
+pub(crate) fn spilled(id: u64, reference: &[u8]) -> Vec<u8> {
+    let mut r = Vec::with_capacity(9 + reference.len());
+    r.extend_from_slice(&id.to_le_bytes());
+    r.push(SPILLED);
+    r.extend_from_slice(reference);
+    r
+}
+
+/// The spill reference of a `SPILLED` record.
+pub(crate) fn spill_reference(record: &[u8]) -> &[u8] {
+    record.get(9..).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const F: FnId = FnId { offset: -5, type_hash: 77 };
+    const G: FnId = FnId { offset: 9, type_hash: 1 };
+
+    #[test]
+    fn task_records_round_trip() {
+        let mut w = TaskWriter::new(42, F, G);
+        w.push(&(1u32, "a")).expect("encode");
+        w.push(&(2u32, "bb")).expect("encode");
+        assert_eq!(w.len(), 2);
+        let r = w.finish();
+        assert_eq!(job_id(&r), 42);
+        let t = parse_task(&r).expect("parse");
+        assert_eq!((t.trampoline, t.function), (F, G));
+        let items: Vec<_> = t.items.map(|i| i.expect("item").to_vec()).collect();
+        assert_eq!(crate::codec::decode::<(u32, String)>(&items[1]).expect("decode"), (2, "bb".into()));
+    }
+
+    #[test]
+    fn result_records_round_trip() {
+        let mut w = ResultWriter::default();
+        w.start(7, 1234);
+        w.begin_item();
+        crate::codec::encode_append(&99u64, &mut w.buf).expect("encode");
+        w.end_item();
+        w.begin_item();
+        w.buf.extend_from_slice(b"half-written");
+        w.fail_item(ITEM_PANIC, "boom");
+        let r = w.finish().to_vec();
+        let (pid, items) = parse_result(&r).expect("parse");
+        assert_eq!(pid, 1234);
+        assert_eq!(crate::codec::decode::<u64>(items[0].as_ref().expect("ok")).expect("decode"), 99);
+        assert_eq!(items[1], Err(Failure::Panicked { pid: 1234, message: "boom".into() }));
+    }
+
+    #[test]
+    fn hostile_records_are_corrupt() {
+        let mut r = TaskWriter::new(1, F, G).finish();
+        r[9..13].copy_from_slice(&5u32.to_le_bytes()); // 5 items, none there
+        let t = parse_task(&r).expect("header parses");
+        assert!(t.items.map(|i| i.is_err()).next().expect("one error"));
+        let mut w = ResultWriter::default();
+        w.start(1, 1);
+        let mut r = w.finish().to_vec();
+        r[13..17].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert!(matches!(parse_result(&r), Err(Error::Corrupt { .. })));
+        assert!(kind(&[1, 2]).is_err());
+        assert_eq!(job_id(&[1]), 0);
+    }
+}

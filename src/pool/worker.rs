@@ -1,0 +1,299 @@
+//! What a pool worker process runs: the initializer, then the loop that
+//! takes task records, runs them and puts result records.
+
+use std::cell::{Cell, RefCell};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::codec;
+use crate::error::Error;
+use crate::pool::table::{self, Table};
+use crate::pool::wire::{self, ResultWriter};
+use crate::queue::blocking::{Queue, Stop};
+use crate::sys::image::FnRef;
+
+/// Type marker of the task queue.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct TaskRecords;
+/// Type marker of the result queue.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct ResultRecords;
+
+/// A worker's argument without the initializer: the pool's shared
+/// objects and its slot.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WorkerBase {
+    pub(crate) tasks: Queue<TaskRecords>,
+    pub(crate) results: Queue<ResultRecords>,
+    pub(crate) table: Table,
+    pub(crate) slot: u32,
+    /// Any function of the parent: its executable identity completes the
+    /// compact function ids of the task records.
+    pub(crate) anchor: FnRef,
+    /// Jobs before the worker exits (0: no limit).
+    pub(crate) max_tasks: u64,
+}
+
+/// A worker's argument: the base and the initializer (`IA`: the
+/// initializer's argument type; `()` without one).
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct WorkerArgs<IA> {
+    pub(crate) base: WorkerBase,
+    /// The initializer (a `fn(IA)`) and its argument.
+    pub(crate) init: Option<(FnRef, IA)>,
+}
+
+/// What a pool trampoline receives and gives back (moved, so its buffers
+/// are reused from job to job).
+#[derive(Debug)]
+pub(crate) struct Call {
+    /// The user's function (a `fn(A) -> R`).
+    pub(crate) function: FnRef,
+    /// The task record.
+    pub(crate) record: Vec<u8>,
+    /// Where the results go.
+    pub(crate) out: ResultWriter,
+}
+
+/// The non-generic signature of every pool trampoline, so a worker can name
+/// it without knowing `A` and `R`.
+pub(crate) type PoolTrampoline = fn(Call) -> Call;
+
+thread_local! {
+    /// Whether a task's code is running (the panic hook then records the
+    /// message instead of printing it: it goes to the parent).
+    static IN_TASK: Cell<bool> = const { Cell::new(false) };
+    /// The last panic's message and location.
+    static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` as a task's code: a panic becomes its message.
+fn run_guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
+    IN_TASK.with(|t| t.set(true));
+    let r = catch_unwind(AssertUnwindSafe(f));
+    IN_TASK.with(|t| t.set(false));
+    r.map_err(|payload| {
+        LAST_PANIC
+            .with(|l| l.borrow_mut().take())
+            .unwrap_or_else(|| crate::process::bootstrap::panic_message(payload.as_ref()))
+    })
+}
+
+/// Panics in task code are recorded (for the parent) rather than printed;
+/// others print as usual.
+fn quiet_task_panics() {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if IN_TASK.with(Cell::get) {
+            let msg = crate::process::bootstrap::panic_message(info.payload());
+            let text = match info.location() {
+                Some(l) => format!("{msg} (at {}:{})", l.file(), l.line()),
+                None => msg,
+            };
+            LAST_PANIC.with(|l| *l.borrow_mut() = Some(text));
+        } else {
+            previous(info);
+        }
+    }));
+}
+
+/// Decodes each item's argument, calls the user's `fn(A) -> R` and encodes
+/// its result into `call.out`; a panic or codec error fails that item
+/// alone. One is instantiated per `(A, R)` in the parent; a worker finds it
+/// by offset.
+pub(crate) fn trampoline<A, R>(call: Call) -> Call
+where
+    A: DeserializeOwned + 'static,
+    R: Serialize + 'static,
+{
+    let Call { function, record, mut out } = call;
+    let f = function.resolve::<fn(A) -> R>();
+    match wire::parse_task(&record) {
+        Err(e) => {
+            out.begin_item();
+            out.fail_item(wire::ITEM_ERROR, &e.to_string());
+        }
+        Ok(task) => {
+            for item in task.items {
+                out.begin_item();
+                let bytes = match (item, &f) {
+                    (Err(e), _) => {
+                        out.fail_item(wire::ITEM_ERROR, &e.to_string());
+                        continue;
+                    }
+                    (_, Err(e)) => {
+                        out.fail_item(wire::ITEM_ERROR, &format!("cannot find the task's function: {e}"));
+                        continue;
+                    }
+                    (Ok(b), Ok(_)) => b,
+                };
+                let f = *f.as_ref().expect("invariant: matched Ok above");
+                let buf = &mut out.buf;
+                let ran = run_guarded(|| -> Result<(), String> {
+                    let arg: A = codec::decode(bytes).map_err(|e| format!("the argument did not decode: {e}"))?;
+                    let r = f(arg);
+                    codec::encode_append(&r, buf).map_err(|e| format!("the result did not encode: {e}"))
+                });
+                match ran {
+                    Ok(Ok(())) => out.end_item(),
+                    Ok(Err(m)) => out.fail_item(wire::ITEM_CODEC, &m),
+                    Err(m) => out.fail_item(wire::ITEM_PANIC, &m),
+                }
+            }
+        }
+    }
+    Call { function, record, out }
+}
+
+/// A worker's life (the function its process runs): ignore SIGINT, run
+/// the initializer, then take, run and answer jobs until told to stop, the
+/// queue closes, the parent disappears, or `max_tasks` jobs are done.
+pub(crate) fn worker_main<IA>(args: WorkerArgs<IA>)
+where
+    IA: DeserializeOwned + 'static,
+{
+    // A Ctrl-C to the process group is the parent's to handle: it
+    // terminates the workers itself.
+    let _ = crate::sys::signal::ignore_sigint();
+    quiet_task_panics();
+    let pid = crate::sys::process::pid();
+    let WorkerArgs { base: args, init } = args;
+    let Some(slot) = args.table.slot(args.slot as usize) else { return };
+    slot[table::PID].store(u64::from(pid), Ordering::SeqCst);
+    if args.results.register_producer().is_err() || args.tasks.register_consumer().is_err() {
+        return;
+    }
+    if let Some((init, init_arg)) = init {
+        let ran = run_guarded(|| init.resolve::<fn(IA)>().map(|f| f(init_arg)));
+        let failed = match ran {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(format!("cannot find the initializer: {e}")),
+            Err(m) => Some(format!("the initializer panicked: {m}")),
+        };
+        if let Some(m) = failed {
+            let _ = args.results.put_raw(&wire::init_failed(pid, &m), None, false);
+            return;
+        }
+    }
+    let mut record = Vec::new();
+    let mut out = ResultWriter::default();
+    let mut done = 0u64;
+    let job = &slot[table::JOB];
+    loop {
+        // The job id is in the slot before the record leaves the queue: a
+        // worker killed at any point leaves no job unaccounted for.
+        let got = args.tasks.get_raw_then(&mut record, None, false, &mut |bytes| {
+            job.store(wire::job_id(bytes), Ordering::SeqCst);
+            crate::sys::failpoint::hit("pool.worker.in_get");
+        });
+        match got {
+            Ok(()) => {}
+            Err(Stop::Failed(e)) => {
+                eprintln!("shmproc pool worker {pid}: the task queue failed: {e}");
+                return;
+            }
+            // Closed, or the parent is gone.
+            Err(_) => return,
+        }
+        crate::sys::failpoint::hit("pool.worker.after_get");
+        let id = wire::job_id(&record);
+        match wire::kind(&record) {
+            Ok(wire::STOP) => {
+                job.store(0, Ordering::SeqCst);
+                return;
+            }
+            Ok(wire::SPILLED) => {
+                let mut full = Vec::new();
+                if let Err(e) = crate::queue::spill::spill_in(wire::spill_reference(&record), &mut full) {
+                    out.start(id, pid);
+                    out.begin_item();
+                    out.fail_item(wire::ITEM_ERROR, &format!("cannot read the spilled task: {e}"));
+                    if !answer(&args.results, &mut out) {
+                        return;
+                    }
+                    job.store(0, Ordering::SeqCst);
+                    continue;
+                }
+                record = full;
+            }
+            _ => {}
+        }
+        // SeqCst: pairs with the parent's store of the entry, then load of
+        // the slots, in `cancel` (table.rs).
+        if args.table.cancel_entry(id).load(Ordering::SeqCst) == id {
+            job.store(0, Ordering::SeqCst);
+            continue;
+        }
+        out.start(id, pid);
+        match wire::parse_task(&record) {
+            Ok(task) => {
+                let tramp = args.anchor.with_id(task.trampoline).resolve::<PoolTrampoline>();
+                let function = args.anchor.with_id(task.function);
+                match tramp {
+                    Ok(tramp) => {
+                        let call = tramp(Call { function, record: std::mem::take(&mut record), out });
+                        record = call.record;
+                        out = call.out;
+                    }
+                    Err(e) => {
+                        out.begin_item();
+                        out.fail_item(wire::ITEM_ERROR, &format!("cannot find the pool trampoline: {e}"));
+                    }
+                }
+            }
+            Err(e) => {
+                out.begin_item();
+                out.fail_item(wire::ITEM_ERROR, &Error::to_string(&e));
+            }
+        }
+        crate::sys::failpoint::hit("pool.worker.before_result");
+        if !answer(&args.results, &mut out) {
+            return;
+        }
+        crate::sys::failpoint::hit("pool.worker.after_result");
+        job.store(0, Ordering::SeqCst);
+        done += 1;
+        slot[table::DONE].store(done, Ordering::Relaxed);
+        if args.max_tasks != 0 && done >= args.max_tasks {
+            return;
+        }
+        if record.capacity() > 4 << 20 {
+            record = Vec::new();
+        }
+    }
+}
+
+/// Puts the finished result record (spilled if too large); `false` if the
+/// worker should stop (the parent is gone or the queue broke).
+fn answer(results: &Queue<ResultRecords>, out: &mut ResultWriter) -> bool {
+    let (id, too_large) = {
+        let rec = out.finish();
+        (wire::job_id(rec), rec.len() > results.max_inline())
+    };
+    let mut spilled = None;
+    if too_large {
+        match crate::queue::spill::spill_out(out.finish(), results.spill_owner()) {
+            Ok(reference) => spilled = Some(wire::spilled(id, &reference)),
+            Err(e) => {
+                out.start(id, crate::sys::process::pid());
+                out.begin_item();
+                out.fail_item(wire::ITEM_ERROR, &format!("the result is too large to return: {e}"));
+            }
+        }
+    }
+    let rec: &[u8] = match &spilled {
+        Some(s) => s,
+        None => out.finish(),
+    };
+    match results.put_raw(rec, None, false) {
+        Ok(()) => true,
+        Err(Stop::Failed(e)) => {
+            eprintln!("shmproc pool worker: the result queue failed: {e}");
+            false
+        }
+        Err(_) => false,
+    }
+}

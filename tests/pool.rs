@@ -1,0 +1,723 @@
+//! `Pool` and `ProcessPoolExecutor`: the API's behaviour under the default
+//! start method (the fork server), plus a few tests under Spawn, and
+//! under Fork from inside a Spawn child's task (a re-executed child runs
+//! its task before `main`, single-threaded, where a pool may fork).
+//!
+//! Worker deaths, the crash matrix, serialization failures across
+//! processes and Ctrl-C are in `tests/mp/pool.rs` (RELIABILITY cases 40,
+//! 41, 42, 46).
+
+#[allow(dead_code)] // only my_spills and SHM_DIR are used here
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, mpsc};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+use shmproc::{Error, Pool, ProcessPoolExecutor, Queue, ReturnWhen, StartMethod, as_completed, wait};
+
+/// Every wait that should end does so long before this.
+const GUARD: Duration = Duration::from_secs(30);
+
+// ---------------------------------------------------------------------------
+// Tasks
+// ---------------------------------------------------------------------------
+
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+fn add((a, b): (i64, i64)) -> i64 {
+    a + b
+}
+
+fn pid(_: ()) -> u32 {
+    std::process::id()
+}
+
+fn sleep_ms(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
+}
+
+fn boom(msg: String) -> u32 {
+    panic!("{msg}")
+}
+
+fn panic_on_odd(x: u64) -> u64 {
+    assert!(x.is_multiple_of(2), "odd input {x}");
+    x
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Order {
+    item: String,
+    quantity: u32,
+    unit_cents: u64,
+}
+
+fn total(o: Order) -> (String, u64) {
+    (o.item, u64::from(o.quantity) * o.unit_cents)
+}
+
+fn echo_bytes(v: Vec<u8>) -> Vec<u8> {
+    v
+}
+
+fn make_bytes(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+/// A value whose encoding fails (case 42's unserializable value).
+#[derive(Debug, Deserialize)]
+struct Unencodable;
+
+impl Serialize for Unencodable {
+    fn serialize<S: serde::Serializer>(&self, _: S) -> Result<S::Ok, S::Error> {
+        Err(serde::ser::Error::custom("Unencodable refuses to be encoded"))
+    }
+}
+
+fn take_unencodable(_: Unencodable) -> u8 {
+    1
+}
+
+fn make_unencodable(_: ()) -> Unencodable {
+    Unencodable
+}
+
+// Workers receive anonymous handles through the initializer; tasks find
+// them in these statics (one copy per worker process).
+static GATE: OnceLock<Queue<u64>> = OnceLock::new();
+
+fn set_gate(q: Queue<u64>) {
+    let _ = GATE.set(q);
+}
+
+/// Task: item 0 waits until the test puts `RELEASE` into the gate queue;
+/// other items return at once.
+fn gated(i: u64) -> u64 {
+    if i == 0 {
+        let got = GATE.get().expect("initializer ran").get_timeout(GUARD).expect("released");
+        assert_eq!(got, RELEASE);
+    }
+    i
+}
+
+const RELEASE: u64 = 99;
+
+/// Task: records `i` in the gate queue.
+fn record(i: u64) -> u64 {
+    GATE.get().expect("initializer ran").put(i).expect("put");
+    i
+}
+
+static OFFSET: OnceLock<u64> = OnceLock::new();
+
+fn set_offset(n: u64) {
+    let _ = OFFSET.set(n);
+}
+
+fn add_offset(x: u64) -> u64 {
+    x + OFFSET.get().copied().unwrap_or(0)
+}
+
+fn failing_init(_: ()) {
+    panic!("the initializer cannot start");
+}
+
+// ---------------------------------------------------------------------------
+// Pool
+// ---------------------------------------------------------------------------
+
+#[test]
+fn apply_runs_in_workers() {
+    let pool = Pool::new(2).expect("pool");
+    assert_eq!(pool.processes(), 2);
+    assert_eq!(pool.apply(square, 7).expect("apply"), 49);
+    assert_eq!(pool.apply(add, (40, 2)).expect("apply"), 42);
+    let pids: HashSet<u32> = (0..20).map(|_| pool.apply(pid, ()).expect("apply")).collect();
+    assert!(!pids.contains(&std::process::id()), "tasks run in other processes");
+    assert!(!pids.is_empty() && pids.len() <= 2, "the same two workers serve every task: {pids:?}");
+}
+
+#[test]
+fn several_parameters_travel_as_a_struct_or_tuple() {
+    let pool = Pool::new(1).expect("pool");
+    let o = Order { item: "tea".into(), quantity: 3, unit_cents: 250 };
+    assert_eq!(pool.apply(total, o).expect("apply"), ("tea".to_string(), 750));
+    assert_eq!(pool.map(add, vec![(1, 2), (3, 4)]).expect("map"), [3, 7]);
+}
+
+#[test]
+fn async_result_get_wait_ready_successful() {
+    let pool = Pool::new(1).expect("pool");
+    let h = pool.apply_async(sleep_ms, 200).expect("submit");
+    assert!(matches!(h.get_timeout(Duration::from_millis(1)), Err(Error::Timeout)));
+    assert_eq!(h.successful(), None, "not ready yet");
+    assert!(h.wait_timeout(GUARD));
+    assert!(h.ready());
+    assert_eq!(h.successful(), Some(true));
+    assert_eq!(h.get().expect("get"), 200);
+    assert_eq!(h.get().expect("again"), 200, "a result may be read twice");
+    let c = h.clone();
+    assert_eq!(c.get_timeout(GUARD).expect("clone"), 200);
+    let handles: Vec<_> = (0..50).map(|i| pool.apply_async(square, i).expect("submit")).collect();
+    for (i, h) in handles.iter().enumerate() {
+        h.wait();
+        assert_eq!(h.get().expect("get"), (i * i) as u64);
+    }
+}
+
+#[test]
+fn map_keeps_order_for_every_chunk_size() {
+    let pool = Pool::new(2).expect("pool");
+    let want: Vec<u64> = (0..1000).map(|x| x * x).collect();
+    assert_eq!(pool.map(square, 0..1000).expect("map"), want);
+    for chunk in [1, 3, 64, 1000, 5000] {
+        assert_eq!(pool.map_chunked(square, 0..1000, chunk).expect("map"), want, "chunksize {chunk}");
+    }
+    assert_eq!(pool.map(square, Vec::<u64>::new()).expect("empty"), Vec::<u64>::new());
+}
+
+#[test]
+fn map_reports_the_first_failure_and_the_pool_goes_on() {
+    let pool = Pool::new(2).expect("pool");
+    match pool.map_chunked(panic_on_odd, 0..10, 1) {
+        Err(Error::TaskPanicked { message, .. }) => assert!(message.contains("odd input 1"), "{message}"),
+        other => panic!("expected TaskPanicked, got {other:?}"),
+    }
+    assert_eq!(pool.map(square, 0..4).expect("map after a failure"), [0, 1, 4, 9]);
+}
+
+#[test]
+fn imap_is_ordered_and_lazy() {
+    let pool = Pool::new(2).expect("pool");
+    let got: Vec<u64> = pool.imap(square, 0..100).expect("imap").collect::<Result<_, _>>().expect("results");
+    assert_eq!(got, (0..100).map(|x| x * x).collect::<Vec<_>>());
+    // An endless input: only a bounded window is read ahead.
+    let pulled = Arc::new(AtomicUsize::new(0));
+    let p = pulled.clone();
+    let input = (0u64..).inspect(move |_| {
+        p.fetch_add(1, Ordering::Relaxed);
+    });
+    let first: Vec<u64> = pool.imap(square, input).expect("imap").take(5).collect::<Result<_, _>>().expect("results");
+    assert_eq!(first, [0, 1, 4, 9, 16]);
+    let n = pulled.load(Ordering::Relaxed);
+    assert!(n < 10_000, "imap read {n} items ahead");
+    // Errors are per item; iteration goes on after one.
+    let r: Vec<Result<u64, Error>> = pool.imap(panic_on_odd, 0..4).expect("imap").collect();
+    assert_eq!(r.len(), 4);
+    assert!(r[0].is_ok() && r[2].is_ok());
+    assert!(matches!(r[1], Err(Error::TaskPanicked { .. })));
+    assert!(matches!(r[3], Err(Error::TaskPanicked { .. })));
+}
+
+#[test]
+fn imap_unordered_yields_in_completion_order() {
+    let gate = Queue::<u64>::new(0).expect("queue");
+    let pool = Pool::builder().processes(2).initializer(set_gate, gate.clone()).build().expect("pool");
+    // Item 0 cannot finish before the test releases it, after item 1.
+    let mut it = pool.imap_unordered(gated, 0..2).expect("imap");
+    assert_eq!(it.next().expect("one").expect("ok"), 1);
+    gate.put(RELEASE).expect("release");
+    assert_eq!(it.next().expect("two").expect("ok"), 0);
+    assert!(it.next().is_none());
+    let mut it = pool.imap(gated, 0..2).expect("imap");
+    gate.put(RELEASE).expect("release");
+    assert_eq!(it.next().expect("one").expect("ok"), 0);
+    assert_eq!(it.next().expect("two").expect("ok"), 1);
+    let mut many: Vec<u64> = pool.imap_unordered(square, 0..50).expect("imap").collect::<Result<_, _>>().expect("ok");
+    many.sort_unstable();
+    assert_eq!(many, (0..50).map(|x| x * x).collect::<Vec<_>>());
+}
+
+#[test]
+fn a_panicking_task_fails_alone_and_the_worker_lives() {
+    let pool = Pool::new(1).expect("pool");
+    let before = pool.apply(pid, ()).expect("pid");
+    match pool.apply(boom, "deliberate".to_string()) {
+        Err(Error::TaskPanicked { pid, message }) => {
+            assert_eq!(pid, before);
+            assert!(message.contains("deliberate"), "{message}");
+        }
+        other => panic!("expected TaskPanicked, got {other:?}"),
+    }
+    assert_eq!(pool.apply(pid, ()).expect("pid"), before, "the same worker goes on");
+    let h = pool.apply_async(boom, "again".to_string()).expect("submit");
+    h.wait();
+    assert_eq!(h.successful(), Some(false));
+}
+
+#[test]
+fn callbacks_run_in_the_parent() {
+    let pool = Pool::new(2).expect("pool");
+    let (tx, rx) = mpsc::channel::<Result<u64, String>>();
+    let (ok, err) = (tx.clone(), tx);
+    let h = pool
+        .apply_async_with(
+            square,
+            9,
+            move |v| ok.send(Ok(v)).expect("send"),
+            move |e| err.send(Err(e.to_string())).expect("send"),
+        )
+        .expect("submit");
+    assert_eq!(rx.recv_timeout(GUARD).expect("callback"), Ok(81));
+    assert_eq!(h.get().expect("get"), 81);
+    // The callback ran in this process, on another thread.
+    let here = Arc::new(Mutex::new(None));
+    let h2 = here.clone();
+    pool.apply_async_with(square, 1, move |_| *h2.lock().expect("lock") = Some(std::process::id()), |_| {})
+        .expect("submit")
+        .wait();
+    assert_eq!(*here.lock().expect("lock"), Some(std::process::id()));
+    // The error callback gets a task's failure.
+    let (tx, rx) = mpsc::channel();
+    let h = pool
+        .apply_async_with(boom, "bad".to_string(), |_| {}, move |e| tx.send(e.to_string()).expect("send"))
+        .expect("submit");
+    assert!(rx.recv_timeout(GUARD).expect("error callback").contains("bad"));
+    assert!(matches!(h.get(), Err(Error::TaskPanicked { .. })));
+}
+
+#[test]
+fn a_panicking_callback_becomes_an_error_not_a_hang() {
+    let pool = Pool::new(1).expect("pool");
+    let h = pool.apply_async_with(square, 3, |_| panic!("callback trouble"), |_| {}).expect("submit");
+    match h.get_timeout(GUARD) {
+        Err(Error::CallbackPanicked { message }) => assert!(message.contains("callback trouble")),
+        other => panic!("expected CallbackPanicked, got {other:?}"),
+    }
+    let h = pool.apply_async_with(boom, "x".into(), |_| {}, |_| panic!("error callback trouble")).expect("submit");
+    assert!(matches!(h.get_timeout(GUARD), Err(Error::CallbackPanicked { .. })));
+    assert_eq!(pool.apply(square, 4).expect("the pool goes on"), 16);
+}
+
+#[test]
+fn close_then_join_finishes_queued_work() {
+    let pool = Pool::new(2).expect("pool");
+    assert!(matches!(pool.join(), Err(Error::InvalidArgument { .. })), "join needs close first");
+    let handles: Vec<_> = (0..20).map(|i| pool.apply_async(sleep_ms, i % 3).expect("submit")).collect();
+    pool.close();
+    assert!(matches!(pool.apply_async(square, 1), Err(Error::PoolClosed)));
+    assert!(matches!(pool.map(square, 0..3), Err(Error::PoolClosed)));
+    assert!(matches!(pool.imap(square, 0..3), Err(Error::PoolClosed)));
+    pool.join().expect("join");
+    for (i, h) in handles.iter().enumerate() {
+        assert!(h.ready());
+        assert_eq!(h.get().expect("done before join returned"), (i % 3) as u64);
+    }
+    pool.join().expect("join again");
+}
+
+#[test]
+fn terminate_and_drop_cancel_pending_tasks() {
+    let pool = Pool::new(1).expect("pool");
+    let running = pool.apply_async(sleep_ms, 60_000).expect("submit");
+    let queued = pool.apply_async(square, 2).expect("submit");
+    pool.terminate().expect("terminate");
+    assert!(matches!(running.get_timeout(GUARD), Err(Error::Cancelled)));
+    assert!(matches!(queued.get_timeout(GUARD), Err(Error::Cancelled)));
+    assert!(matches!(pool.apply_async(square, 1), Err(Error::PoolClosed)));
+    pool.join().expect("join after terminate");
+
+    let pool = Pool::new(1).expect("pool");
+    let h = pool.apply_async(sleep_ms, 60_000).expect("submit");
+    let it = pool.imap(sleep_ms, vec![60_000, 1]).expect("imap");
+    drop(pool);
+    assert!(matches!(h.get_timeout(GUARD), Err(Error::Cancelled)));
+    for r in it {
+        assert!(matches!(r, Err(Error::Cancelled) | Err(Error::PoolClosed)), "{r:?}");
+    }
+    // An endless input ends with the pool: one error, then nothing.
+    let pool = Pool::new(1).expect("pool");
+    let mut it = pool.imap(square, 0u64..).expect("imap");
+    assert_eq!(it.next().expect("first").expect("ok"), 0);
+    pool.close();
+    let rest: Vec<_> = it.take(100_000).collect();
+    assert!(rest.len() < 100_000, "the iterator stopped reading its input");
+    assert!(matches!(rest.last(), Some(Err(Error::PoolClosed))), "{:?}", rest.last());
+}
+
+#[test]
+fn initializer_runs_in_each_worker() {
+    let pool = Pool::builder().processes(2).initializer(set_offset, 1000).build().expect("pool");
+    assert_eq!(pool.map(add_offset, 0..6).expect("map"), [1000, 1001, 1002, 1003, 1004, 1005]);
+}
+
+#[test]
+fn a_failing_initializer_breaks_the_pool() {
+    let pool = Pool::builder().processes(1).initializer(failing_init, ()).build().expect("pool");
+    match pool.apply(square, 2) {
+        Err(Error::BrokenPool { reason }) => assert!(reason.contains("the initializer cannot start"), "{reason}"),
+        other => panic!("expected BrokenPool, got {other:?}"),
+    }
+    assert!(matches!(pool.apply_async(square, 2), Err(Error::BrokenPool { .. })), "later submissions are refused");
+}
+
+#[test]
+fn maxtasksperchild_replaces_workers() {
+    let pool = Pool::builder().processes(1).maxtasksperchild(2).build().expect("pool");
+    let pids: Vec<u32> = (0..6).map(|_| pool.apply(pid, ()).expect("pid")).collect();
+    assert_eq!(pids[0], pids[1]);
+    assert_ne!(pids[1], pids[2]);
+    assert_eq!(pids[2], pids[3]);
+    assert_ne!(pids[3], pids[4]);
+    assert_eq!(pids.iter().collect::<HashSet<_>>().len(), 3);
+}
+
+#[test]
+fn a_task_over_its_timeout_is_killed_and_its_worker_replaced() {
+    let pool = Pool::builder().processes(1).task_timeout(Duration::from_millis(300)).build().expect("pool");
+    let before = pool.apply(pid, ()).expect("pid");
+    match pool.apply(sleep_ms, 60_000) {
+        Err(Error::TaskTimedOut { pid, limit }) => {
+            assert_eq!(pid, before);
+            assert_eq!(limit, Duration::from_millis(300));
+        }
+        other => panic!("expected TaskTimedOut, got {other:?}"),
+    }
+    let after = pool.apply(pid, ()).expect("pid");
+    assert_ne!(after, before, "a new worker");
+    assert_eq!(pool.apply(sleep_ms, 1).expect("short tasks still run"), 1);
+}
+
+/// RELIABILITY case 42 (in one process): an argument that cannot be
+/// encoded is an error of the submitting call, and nothing is lost; a
+/// result that cannot be encoded fails its task alone.
+#[test]
+fn encode_failures_are_reported_where_they_happen() {
+    let pool = Pool::new(1).expect("pool");
+    assert!(matches!(pool.apply_async(take_unencodable, Unencodable), Err(Error::Codec { .. })));
+    assert!(matches!(pool.map(take_unencodable, vec![Unencodable]), Err(Error::Codec { .. })));
+    // An anonymous shared handle cannot travel through the task queue.
+    let q = Queue::<u8>::new(0).expect("queue");
+    fn qlen(q: Queue<u8>) -> usize {
+        q.qsize()
+    }
+    assert!(matches!(pool.apply_async(qlen, q), Err(Error::Codec { .. })));
+    match pool.apply(make_unencodable, ()) {
+        Err(Error::Codec { message }) => assert!(message.contains("did not encode"), "{message}"),
+        other => panic!("expected Codec, got {other:?}"),
+    }
+    assert_eq!(pool.apply(square, 5).expect("the pool goes on"), 25);
+    let ex = ProcessPoolExecutor::new(1).expect("executor");
+    assert!(matches!(ex.submit(take_unencodable, Unencodable), Err(Error::Codec { .. })));
+    assert!(matches!(ex.map(take_unencodable, vec![Unencodable], 1), Err(Error::Codec { .. })));
+    assert!(matches!(ex.submit(make_unencodable, ()).expect("submit").result(), Err(Error::Codec { .. })));
+    assert_eq!(ex.submit(square, 6).expect("submit").result().expect("the executor goes on"), 36);
+}
+
+#[test]
+fn large_arguments_and_results_travel() {
+    let pool = Pool::new(2).expect("pool");
+    let big = make_bytes(3 << 20);
+    assert_eq!(pool.apply(echo_bytes, big.clone()).expect("echo"), big);
+    let made = pool.map(make_bytes, vec![10, 2 << 20, 5]).expect("map");
+    assert_eq!(made[1].len(), 2 << 20);
+    assert_eq!(made[1], make_bytes(2 << 20));
+    let workers: HashSet<u32> = (0..20).map(|_| pool.apply(pid, ()).expect("pid")).collect();
+    drop(pool);
+    // Neither the parent's spilled tasks nor the workers' spilled results
+    // are left behind.
+    assert_eq!(common::my_spills(), Vec::<String>::new());
+    let left: Vec<String> = std::fs::read_dir(common::SHM_DIR)
+        .expect("read /dev/shm")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|f| workers.iter().any(|w| f.starts_with(&format!("shmproc.spill.{w}."))))
+        .collect();
+    assert_eq!(left, Vec::<String>::new());
+}
+
+#[test]
+fn spawn_start_method() {
+    let pool = Pool::builder().processes(2).start_method(StartMethod::Spawn).build().expect("pool");
+    assert_eq!(pool.map(square, 0..20).expect("map").iter().sum::<u64>(), (0..20u64).map(|x| x * x).sum());
+    assert!(matches!(pool.apply(boom, "spawned".into()), Err(Error::TaskPanicked { .. })));
+    let ex = ProcessPoolExecutor::builder().max_workers(1).start_method(StartMethod::Spawn).build().expect("ex");
+    assert_eq!(ex.submit(add, (1, 1)).expect("submit").result().expect("result"), 2);
+}
+
+#[test]
+fn fork_is_refused_in_a_multithreaded_process() {
+    match Pool::builder().processes(1).start_method(StartMethod::Fork).build() {
+        Err(Error::ForkUnsafe { threads }) => assert!(threads > 1),
+        other => panic!("expected ForkUnsafe, got {other:?}"),
+    }
+}
+
+/// Task: a Fork pool in this (single-threaded, Spawn) child: apply, map,
+/// a panic, a replacement after maxtasksperchild, the executor; then no
+/// child is left.
+fn fork_pool_in_child(_: ()) -> Result<Vec<u64>, String> {
+    let e = |e: Error| e.to_string();
+    let pool = Pool::builder().processes(2).start_method(StartMethod::Fork).maxtasksperchild(3).build().map_err(e)?;
+    let mut out = vec![pool.apply(square, 3).map_err(e)?];
+    out.extend(pool.map(square, 0..5).map_err(e)?);
+    if !matches!(pool.apply(boom, "forked".into()), Err(Error::TaskPanicked { .. })) {
+        return Err("a panic in a forked worker".into());
+    }
+    let pids: HashSet<u32> = (0..10).map(|_| pool.apply(pid, ())).collect::<Result<_, _>>().map_err(e)?;
+    if pids.len() < 3 {
+        return Err(format!("maxtasksperchild: only {} workers", pids.len()));
+    }
+    pool.close();
+    pool.join().map_err(e)?;
+    drop(pool);
+    let ex = ProcessPoolExecutor::builder().max_workers(1).start_method(StartMethod::Fork).build().map_err(e)?;
+    out.push(ex.submit(square, 9).map_err(e)?.result().map_err(e)?);
+    drop(ex);
+    let left = shmproc::active_children();
+    if !left.is_empty() {
+        return Err(format!("children left: {left:?}"));
+    }
+    Ok(out)
+}
+
+#[test]
+fn fork_start_method_from_a_single_threaded_child() {
+    let mut p = shmproc::Context::new(StartMethod::Spawn).spawn(fork_pool_in_child, ()).expect("start");
+    let r = p.join_timeout(GUARD).expect("join").expect("finished within the guard");
+    assert_eq!(r, Ok(vec![9, 0, 1, 4, 9, 16, 81]));
+}
+
+// ---------------------------------------------------------------------------
+// ProcessPoolExecutor
+// ---------------------------------------------------------------------------
+
+#[test]
+fn submit_and_future_state() {
+    let ex = ProcessPoolExecutor::new(1).expect("executor");
+    assert_eq!(ex.max_workers(), 1);
+    let f = ex.submit(sleep_ms, 300).expect("submit");
+    assert!(matches!(f.result_timeout(Duration::from_millis(1)), Err(Error::Timeout)));
+    let deadline = Instant::now() + GUARD;
+    while !f.running() && !f.done() {
+        assert!(Instant::now() < deadline, "never seen running");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(f.result_timeout(GUARD).expect("result"), 300);
+    assert!(f.done() && !f.running() && !f.cancelled());
+    assert!(!f.cancel(), "a finished future cannot be cancelled");
+    assert_eq!(f.clone().result().expect("again"), 300);
+}
+
+#[test]
+fn cancel_queued_and_running_futures() {
+    let gate = Queue::<u64>::new(0).expect("queue");
+    let ex = ProcessPoolExecutor::builder().max_workers(1).initializer(set_gate, gate.clone()).build().expect("ex");
+    let busy = ex.submit(sleep_ms, 60_000).expect("submit");
+    let queued = ex.submit(record, 7).expect("submit");
+    assert!(queued.cancel());
+    assert!(queued.cancelled() && queued.done());
+    assert!(matches!(queued.result(), Err(Error::Cancelled)));
+    let deadline = Instant::now() + GUARD;
+    while !busy.running() {
+        assert!(Instant::now() < deadline, "never seen running");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert!(busy.cancel(), "a running task is cancelled by killing its worker");
+    assert!(matches!(busy.result(), Err(Error::Cancelled)));
+    // Not broken: a new worker runs the next task; the cancelled one never ran.
+    assert_eq!(ex.submit(record, 8).expect("submit").result_timeout(GUARD).expect("result"), 8);
+    assert_eq!(gate.get_timeout(GUARD).expect("recorded"), 8);
+    assert!(gate.is_empty(), "the cancelled task did not run");
+}
+
+#[test]
+fn done_callbacks_run_once_done() {
+    let ex = ProcessPoolExecutor::new(1).expect("executor");
+    let (tx, rx) = mpsc::channel();
+    let f = ex.submit(sleep_ms, 50).expect("submit");
+    let t1 = tx.clone();
+    f.add_done_callback(move |f| t1.send(("early", f.result().ok())).expect("send"));
+    assert_eq!(rx.recv_timeout(GUARD).expect("callback"), ("early", Some(50)));
+    f.add_done_callback(move |f| tx.send(("late", f.result().ok())).expect("send"));
+    assert_eq!(rx.try_recv().expect("ran at once"), ("late", Some(50)));
+    // A panicking callback is reported and ignored.
+    let g = ex.submit(square, 2).expect("submit");
+    g.add_done_callback(|_| panic!("callback panic, ignored"));
+    assert_eq!(g.result().expect("result"), 4);
+    assert_eq!(ex.submit(square, 3).expect("submit").result().expect("still fine"), 9);
+}
+
+#[test]
+fn as_completed_yields_in_completion_order() {
+    let gate = Queue::<u64>::new(0).expect("queue");
+    let ex = ProcessPoolExecutor::builder().max_workers(2).initializer(set_gate, gate.clone()).build().expect("ex");
+    let futs = vec![ex.submit(gated, 0).expect("submit"), ex.submit(gated, 1).expect("submit")];
+    let mut it = as_completed(&futs);
+    assert_eq!(it.next().expect("one").result().expect("result"), 1);
+    gate.put(RELEASE).expect("release");
+    assert_eq!(it.next().expect("two").result().expect("result"), 0);
+    assert!(it.next().is_none());
+    let futs: Vec<_> = (0..20).map(|i| ex.submit(square, i).expect("submit")).collect();
+    let mut seen: Vec<u64> = as_completed(&futs).map(|f| f.result().expect("result")).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..20).map(|x| x * x).collect::<Vec<_>>());
+    let slow = vec![ex.submit(sleep_ms, 60_000).expect("submit")];
+    let mut it = as_completed(&slow).timeout(Duration::from_millis(20));
+    assert!(it.next().is_none());
+    assert_eq!(it.remaining(), 1);
+    assert!(slow[0].cancel());
+}
+
+#[test]
+fn wait_for_first_all_and_exceptions() {
+    let ex = ProcessPoolExecutor::new(2).expect("executor");
+    let futs = vec![ex.submit(sleep_ms, 60_000).expect("submit"), ex.submit(sleep_ms, 1).expect("submit")];
+    let r = wait(&futs, Some(GUARD), ReturnWhen::FirstCompleted);
+    assert_eq!(r.done.len(), 1);
+    assert_eq!(r.not_done.len(), 1);
+    assert_eq!(r.done[0].result().expect("the short one"), 1);
+    let r = wait(&futs, Some(Duration::from_millis(20)), ReturnWhen::AllCompleted);
+    assert_eq!(r.not_done.len(), 1, "times out");
+    assert!(futs[0].cancel());
+    let r = wait(&futs, None, ReturnWhen::AllCompleted);
+    assert_eq!((r.done.len(), r.not_done.len()), (2, 0));
+    let futs = vec![
+        ex.submit(sleep_ms, 60_000).expect("submit"),
+        ex.submit(boom_u64, "first exception".into()).expect("submit"),
+    ];
+    let r = wait(&futs, Some(GUARD), ReturnWhen::FirstException);
+    assert_eq!(r.done.len(), 1);
+    assert!(matches!(r.done[0].result(), Err(Error::TaskPanicked { .. })));
+    futs[0].cancel();
+}
+
+fn boom_u64(msg: String) -> u64 {
+    panic!("{msg}")
+}
+
+#[test]
+fn executor_map_with_chunks() {
+    let ex = ProcessPoolExecutor::new(2).expect("executor");
+    for chunk in [1, 4, 100] {
+        let r: Vec<u64> = ex.map(square, 0..50, chunk).expect("map").collect::<Result<_, _>>().expect("results");
+        assert_eq!(r, (0..50).map(|x| x * x).collect::<Vec<_>>(), "chunksize {chunk}");
+    }
+    let r: Vec<_> = ex.map(panic_on_odd, 0..4, 1).expect("map").collect();
+    assert!(r[0].is_ok() && r[1].is_err() && r[2].is_ok() && r[3].is_err());
+    // Dropping the iterator early cancels what did not start.
+    let it = ex.map(sleep_ms, vec![1; 100], 1).expect("map");
+    drop(it);
+    assert_eq!(ex.submit(square, 2).expect("submit").result().expect("result"), 4);
+}
+
+#[test]
+fn a_panicking_task_does_not_break_the_executor() {
+    let ex = ProcessPoolExecutor::new(1).expect("executor");
+    assert!(matches!(ex.submit(boom, "oops".into()).expect("submit").result(), Err(Error::TaskPanicked { .. })));
+    assert_eq!(ex.submit(square, 3).expect("submit").result().expect("result"), 9);
+}
+
+#[test]
+fn shutdown_stops_submissions_and_drop_waits() {
+    let ex = ProcessPoolExecutor::new(1).expect("executor");
+    let f = ex.submit(sleep_ms, 50).expect("submit");
+    ex.shutdown(true, false).expect("shutdown");
+    assert_eq!(f.result_timeout(Duration::ZERO).expect("done before shutdown returned"), 50);
+    assert!(matches!(ex.submit(square, 1), Err(Error::PoolClosed)));
+
+    let ex = ProcessPoolExecutor::new(1).expect("executor");
+    let running = ex.submit(sleep_ms, 100).expect("submit");
+    let deadline = Instant::now() + GUARD;
+    while !running.running() {
+        assert!(Instant::now() < deadline, "never seen running");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let queued: Vec<_> = (0..5).map(|_| ex.submit(sleep_ms, 100).expect("submit")).collect();
+    ex.shutdown(true, true).expect("shutdown with cancel");
+    assert_eq!(running.result().expect("the running one finished"), 100);
+    assert!(queued.iter().all(|f| f.cancelled()));
+
+    let ex = ProcessPoolExecutor::new(1).expect("executor");
+    let f = ex.submit(sleep_ms, 50).expect("submit");
+    drop(ex);
+    assert_eq!(f.result_timeout(Duration::ZERO).expect("drop waited"), 50);
+
+    let ex = ProcessPoolExecutor::new(1).expect("executor");
+    let f = ex.submit(sleep_ms, 50).expect("submit");
+    ex.shutdown(false, false).expect("shutdown without waiting");
+    drop(ex);
+    assert_eq!(f.result_timeout(GUARD).expect("finished in the background"), 50);
+}
+
+#[test]
+fn handles_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Pool>();
+    send_sync::<ProcessPoolExecutor>();
+    send_sync::<shmproc::AsyncResult<u64>>();
+    send_sync::<shmproc::Future<String>>();
+    fn send<T: Send>() {}
+    send::<shmproc::Imap<u64, std::ops::Range<u64>>>();
+}
+
+#[test]
+fn many_threads_share_one_pool() {
+    let pool = Pool::new(2).expect("pool");
+    std::thread::scope(|s| {
+        for t in 0..4u64 {
+            let pool = &pool;
+            s.spawn(move || {
+                let hs: Vec<_> = (0..200).map(|i| pool.apply_async(square, t * 1000 + i).expect("submit")).collect();
+                for (i, h) in hs.iter().enumerate() {
+                    assert_eq!(h.get().expect("get"), (t * 1000 + i as u64).pow(2));
+                }
+                assert_eq!(pool.map(square, 0..50).expect("map").len(), 50);
+            });
+        }
+    });
+}
+
+#[test]
+fn callbacks_may_close_join_or_drop_the_pool_without_deadlock() {
+    let pool = Arc::new(Pool::new(1).expect("pool"));
+    let (tx, rx) = mpsc::channel();
+    let p2 = pool.clone();
+    pool.apply_async_with(
+        square,
+        2,
+        move |_| {
+            p2.close();
+            tx.send(matches!(p2.join(), Err(Error::InvalidArgument { .. }))).expect("send");
+        },
+        |_| {},
+    )
+    .expect("submit");
+    assert!(rx.recv_timeout(GUARD).expect("callback ran"), "join from a callback is refused, not a deadlock");
+    pool.join().expect("join from this thread");
+
+    // The last handle dropped inside a callback: the pool terminates itself.
+    let pool = Arc::new(Pool::new(1).expect("pool"));
+    let (tx, rx) = mpsc::channel();
+    let last = Mutex::new(Some(pool.clone()));
+    let h = pool
+        .apply_async_with(
+            sleep_ms,
+            50,
+            move |_| {
+                drop(last.lock().expect("lock").take());
+                tx.send(()).expect("send");
+            },
+            |_| {},
+        )
+        .expect("submit");
+    drop(pool);
+    rx.recv_timeout(GUARD).expect("callback ran");
+    assert_eq!(h.get_timeout(GUARD).expect("result"), 50);
+}
+
+#[test]
+fn an_executor_task_over_its_timeout_does_not_break_the_executor() {
+    let ex =
+        ProcessPoolExecutor::builder().max_workers(1).task_timeout(Duration::from_millis(300)).build().expect("ex");
+    let slow = ex.submit(sleep_ms, 60_000).expect("submit");
+    let queued = ex.submit(square, 4).expect("submit");
+    assert!(matches!(slow.result_timeout(GUARD), Err(Error::TaskTimedOut { .. })));
+    assert_eq!(queued.result_timeout(GUARD).expect("the queued task runs on the replacement"), 16);
+    assert_eq!(ex.submit(square, 5).expect("not broken").result().expect("result"), 25);
+}
