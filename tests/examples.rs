@@ -359,3 +359,100 @@ fn pipe() {
         "child said goodbye with \"bye\" and exited",
     ]);
 }
+
+#[test]
+fn pool() {
+    let out = run_clean("pool");
+    let parent = out.number_after("the parent is pid ");
+    out.assert_contains(&[
+        "a pool of 3 workers; the parent is pid ",
+        "get() -> 144; ready() = true, successful() = Some(true)",
+        &format!("error_callback in pid {parent} (the parent), thread "),
+        ": the task panicked in pool worker pid ",
+        ": cannot fetch \"ftp://old.example\": not an https address",
+        "3 pages fetched and parsed, 1 fetch failed; the other tasks were not affected",
+        "map(square, 1..=10) -> [1, 4, 9, 16, 25, 36, 49, 64, 81, 100]",
+        "map(power, [(2, 10), (3, 4), (10, 3)]) -> [1024, 81, 1000] (Python's starmap)",
+        "apply(total, Order { item, quantity, unit_cents }) -> 3 x widget at 2.50 = 7.50",
+        "imap yielded           [1, 2, 3, 4, 5, 6]: submission order",
+        "imap_unordered yielded [",
+        "join() before close() -> invalid argument: join() needs close() or terminate() first",
+        "apply_async after close() -> the pool is closed or terminated: it accepts no more tasks",
+        "join() returned: 5 of 5 tasks submitted before close() are done: [1, 4, 9, 16, 25]",
+    ]);
+    // The blocking applies ran in the pool's 3 workers, never in the parent.
+    let mut pids: Vec<u32> = out
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("apply(whoami, "))
+        .map(|l| l.rsplit(' ').next().and_then(|p| p.parse().ok()).unwrap_or(0))
+        .collect();
+    assert_eq!(pids.len(), 6, "six applies\n{}", out.all());
+    pids.sort_unstable();
+    pids.dedup();
+    assert!(pids.len() <= 3 && !pids.contains(&parent) && !pids.contains(&0), "{pids:?}\n{}", out.all());
+    // The callbacks ran in the parent, on the pool's thread, not on main.
+    let callbacks = format!("callback in pid {parent} (the parent), thread ");
+    assert_eq!(out.stdout.matches(&callbacks).count(), 4, "3 callbacks, 1 error callback\n{}", out.all());
+    assert!(!out.stdout.contains(", thread main:"), "\n{}", out.all());
+    for site in ["example.org", "rust-lang.org", "python.org"] {
+        let line = format!(": parsed {site:?}, 7 words\n");
+        assert_eq!(out.stdout.matches(&line).count(), 1, "{line}\n{}", out.all());
+    }
+}
+
+#[test]
+fn executor() {
+    let out = run_clean("executor");
+    out.assert_contains(&[
+        "an executor of 2 workers",
+        "as_completed yielded [",
+        "the futures in submission order: [1, 2, 3, 4]",
+        "12 results, in order",
+        "result_timeout(100 ms) on a 600 ms task -> timed out; done() = false",
+        "result_timeout(10 s) -> 7 (it kept running)",
+        "divide(5) -> 20\n",
+        "divide(0) -> error: the task panicked in pool worker pid ",
+        ": attempt to divide by zero",
+        "divide(20) -> 5\n",
+        "the executor still works: divide(4) -> 25",
+        "it waits in the queue, running() = false",
+        "cancel() -> true; cancelled() = true",
+        "its result() -> error: the task was cancelled",
+        "the two running tasks finished: [1, 2]",
+        "shutdown(wait = true) returned with 3 of 3 submitted tasks done",
+        "submit after shutdown -> the pool is closed or terminated: it accepts no more tasks",
+        "dropping a second executor waited too: 3 of 3 tasks done, results [1, 2, 3]",
+    ]);
+    assert_eq!(out.stdout.matches("as_completed: task ").count(), 4, "each future once\n{}", out.all());
+    out.assert_contains(&[
+        "items 1..=4: [1, 4, 9, 16], all in worker pid ",
+        "items 5..=8: [25, 36, 49, 64], all in worker pid ",
+        "items 9..=12: [81, 100, 121, 144], all in worker pid ",
+    ]);
+}
+
+#[test]
+fn echo_server() {
+    let out = run_clean("echo_server");
+    out.assert_contains(&[
+        "echo server listening on 127.0.0.1:",
+        "-- one process per connection: 3 clients --",
+        "3 connections, 3 handler processes, each used once",
+        "-- a pool of 4 workers: 6 clients --",
+        "6 tasks \"serve the next connection\" queued; the workers accept on the inherited listener",
+        "served 9 connections in ",
+    ]);
+    assert_eq!(out.stdout.matches(": forked handler pid ").count(), 3, "\n{}", out.all());
+    assert_eq!(out.stdout.matches(" echoed 51 bytes to client port ").count(), 3, "\n{}", out.all());
+    assert_eq!(out.stdout.matches(", then exited (exit code 0)\n").count(), 3, "\n{}", out.all());
+    assert_eq!(out.stdout.matches("; got its 3 lines back: true\n").count(), 9, "every client\n{}", out.all());
+    for n in 1..=6 {
+        out.assert_contains(&[&format!("connection {n}: client ")]);
+    }
+    assert!(out.number_after("6 connections served by ") <= 4, "\n{}", out.all());
+    assert!(out.number_after("; at most ") <= 4, "never more connections than workers\n{}", out.all());
+    let waited = out.stdout.lines().find_map(|l| l.strip_suffix(" clients waited their turn in the listen backlog"));
+    let waited: u32 = waited.and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no wait count\n{}", out.all()));
+    assert!(waited >= 2, "6 clients, 4 workers: at least 2 wait\n{}", out.all());
+}
