@@ -52,8 +52,7 @@ use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
 
 use common::{LazyPeer, PeerProcess, Recorder, SAMPLES, is_role, measuring, timed};
-use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
+use criterion::{Criterion, SamplingMode, Throughput};
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::time::Timespec;
 use serde::{Deserialize, Serialize};

@@ -770,7 +770,8 @@ impl Supervisor {
             self.shared.table.cancel_entry(job).store(job, Ordering::SeqCst);
             self.shared.deliver(job, JobOutcome::Failed(failure));
         }
-        let abrupt = w.killed.is_none() && code != Some(0);
+        // A worker that exits, even with code 0, while holding a task died abruptly.
+        let abrupt = w.killed.is_none() && (code != Some(0) || job != 0);
         if abrupt && self.shared.config.break_on_death {
             let how = match (signal, code) {
                 (Some(s), _) => format!("was killed by signal {s} ({})", crate::error::signal_name(s)),

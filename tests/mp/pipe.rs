@@ -509,7 +509,17 @@ fn role_ring_producer() {
     if harness::arg_opt("STALL").is_some() {
         let seq = start + arg_num::<u64>("COUNT");
         let m = message(seq);
-        let mut loan = tx.reserve(m.len()).expect("reserve").expect("room for the stalled loan");
+        // The consumer may not have drained the last messages yet: wait
+        // for room (hang guard as above).
+        let deadline = Instant::now() + HANG_GUARD;
+        let mut loan = loop {
+            // Re-borrowed each round: a `None` ends the borrow.
+            if tx.reserve(m.len()).expect("reserve").is_some() {
+                break tx.reserve(m.len()).expect("reserve").expect("room just seen");
+            }
+            assert!(Instant::now() < deadline, "hang guard: no room for the stalled loan");
+            std::thread::yield_now();
+        };
         loan[..m.len() / 2].copy_from_slice(&m[..m.len() / 2]);
         say("stalled");
         harness::wait_for_parent();
