@@ -12,7 +12,7 @@
 mod common;
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::Names;
 use shmproc::{Error, GetTimeoutError, JoinableQueue, Process, PutTimeoutError, Queue, TryGetError, TryPutError};
@@ -289,9 +289,7 @@ fn put_on_a_full_queue_without_consumers_is_disconnected() {
     assert_eq!(child.join_timeout(GUARD).expect("joined").expect("ok"), 1);
     q.put(2).expect("room");
     q.put(3).expect("room");
-    let start = Instant::now();
     assert!(matches!(q.put(4), Err(Error::Disconnected)));
-    assert!(start.elapsed() < GUARD);
     match q.put_timeout(5, GUARD) {
         Err(PutTimeoutError::Disconnected(5)) => {}
         other => panic!("expected Disconnected, got {other:?}"),

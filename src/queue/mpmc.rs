@@ -1516,10 +1516,8 @@ impl<T: Pod + Send> MpmcWriteLoan<'_, T> {
 impl<T: Pod + Send> Deref for MpmcWriteLoan<'_, T> {
     type Target = T;
     fn deref(&self) -> &T {
-        // SAFETY: the slot of `pos` is WRITING by this thread: no consumer reads it and no producer writes it until
-        // we publish or abandon it (a consumer takes it over only once the OS confirms our death); the pointer is
-        // inside the mapping and aligned (checked in `MpmcRing::map`); T: Pod, so any bytes are a valid T; the loan
-        // borrows the producer, which keeps the segment.
+        // SAFETY: slot `pos` is WRITING by us (nobody else touches it until we publish, or the OS confirms our death);
+        // in the mapping and aligned (`MpmcRing::map`); T: Pod; the loan borrows the producer, which keeps the segment.
         unsafe { &*self.prod.map.value_ptr(self.pos) }
     }
 }

@@ -250,10 +250,8 @@ impl<T: ShmSafe> Deref for Placed<T> {
     type Target = T;
     #[inline]
     fn deref(&self) -> &T {
-        // SAFETY: `ptr` came from `Segment::typed` (in bounds of the
-        // writable payload, aligned) on the mapping that `self.seg` keeps
-        // alive; T: ShmSafe is valid for any bits and interior-mutable, so a
-        // shared reference is sound while other processes write it.
+        // SAFETY: `ptr` came from `Segment::typed` (in bounds, aligned) on the mapping `self.seg` keeps alive;
+        // T: ShmSafe is valid for any bits and interior-mutable, so sharing it with writers is sound.
         unsafe { self.ptr.as_ref() }
     }
 }

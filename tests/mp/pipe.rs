@@ -246,9 +246,7 @@ fn case18_child_received_an_end_and_died_before_using_it() {
     assert!(started.wait_timeout(HANG_GUARD), "hang guard: the child did not start");
     child.kill().expect("kill");
     assert!(child.join().is_err(), "the child was killed");
-    let t0 = Instant::now();
     assert!(matches!(a.recv_timeout::<u8>(HANG_GUARD), Err(Error::Disconnected)));
-    assert!(t0.elapsed() < HANG_GUARD);
     assert!(matches!(a.send(&1u8), Err(Error::BrokenPipe)));
     ctx.finish();
 }
