@@ -47,6 +47,15 @@ impl Tagged {
     }
 }
 
+/// Fails the test if a wait that should end started more than [`GUARD`]
+/// ago: a guard against hangs, never a measurement.
+#[track_caller]
+fn hang_guard(since: Instant, what: &str) {
+    if since.elapsed() >= GUARD {
+        panic!("hang guard ({GUARD:?}): {what}");
+    }
+}
+
 /// Pops one value, yielding while the ring is empty (hang guard).
 fn pop_wait<T: Pod + Send>(rx: &mut MpmcConsumer<T>) -> T {
     let start = Instant::now();
@@ -54,7 +63,7 @@ fn pop_wait<T: Pod + Send>(rx: &mut MpmcConsumer<T>) -> T {
         if let Some(v) = rx.pop().expect("pop") {
             return v;
         }
-        assert!(start.elapsed() < GUARD, "hang guard: nothing to pop");
+        hang_guard(start, "nothing to pop");
         std::thread::yield_now();
     }
 }
@@ -101,7 +110,7 @@ fn threads_as_producers_and_consumers() {
                     let mut v = Tagged::new(p, seq);
                     while let Err(back) = tx.push(v).expect("push") {
                         v = back;
-                        assert!(t0.elapsed() < GUARD, "hang guard: ring stays full");
+                        hang_guard(t0, "ring stays full");
                         std::thread::yield_now();
                     }
                 }
@@ -135,7 +144,7 @@ fn threads_as_producers_and_consumers() {
                     }
                     done.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                     if n == 0 {
-                        assert!(t0.elapsed() < GUARD, "hang guard: ring stays empty");
+                        hang_guard(t0, "ring stays empty");
                         std::thread::yield_now();
                     }
                 }
@@ -253,7 +262,7 @@ fn a_read_loan_leaked_by_an_exited_thread_is_reclaimed() {
     assert_eq!(rx.pop().expect("pop"), Some(2));
     let start = Instant::now();
     while tx.push(3).expect("push").is_err() {
-        assert!(start.elapsed() < GUARD, "hang guard: the dead reader's slot is never reclaimed");
+        hang_guard(start, "the dead reader's slot is never reclaimed");
         std::thread::sleep(Duration::from_millis(1));
     }
     tx.push(4).expect("push").expect("room");
@@ -344,7 +353,7 @@ fn produce((ring, p, n): (MpmcRing<Tagged>, u64, u64)) -> u64 {
         let mut v = Tagged::new(p, seq);
         while let Err(back) = tx.push(v).expect("push") {
             v = back;
-            assert!(start.elapsed() < GUARD, "consumer stalled");
+            hang_guard(start, "consumer stalled");
             std::thread::yield_now();
         }
     }
@@ -383,7 +392,7 @@ fn rings_pass_to_children_under_spawn_and_forkserver() {
                     assert!(seen.insert(v), "{method}: {v:?} twice");
                 }
                 None => {
-                    assert!(start.elapsed() < GUARD, "{method}: hang guard");
+                    hang_guard(start, &method.to_string());
                     std::thread::yield_now();
                 }
             }
