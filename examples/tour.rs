@@ -24,7 +24,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use shmproc::{
-    Connection, Context, Event, LockError, Mutex, Pipe, Process, Queue, Segment, Shared, SpscRing, StartMethod,
+    Connection, Context, Error as ShmError, Event, LockError, Mutex, Pipe, Pool, Process, ProcessPoolExecutor, Queue,
+    Segment, Shared, SpscRing, StartMethod,
 };
 
 type Result<T = (), E = Box<dyn Error>> = std::result::Result<T, E>;
@@ -64,6 +65,7 @@ fn main() -> Result {
     ring_stream()?;
     queue_stream()?;
     pipe_ping_pong()?;
+    pools()?;
     println!();
     println!("tour finished in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
@@ -657,4 +659,78 @@ fn echo_child() -> Result {
             Err(e) => return Err(e.into()),
         }
     }
+}
+
+// ---------------------------------------------------------------------------
+// 11. Pools of worker processes
+
+/// Section 11: trivial tasks timed through `Pool::map`.
+const POOL_TASKS: u64 = 20_000;
+/// Python's `Pool(2).map` of trivial tasks at chunksize 1 on this kind of
+/// machine (PERFORMANCE.md), tasks per second.
+const PYTHON_POOL_MAP: f64 = 41_000.0;
+
+/// A pool task: the worker's pid and the square of `x`.
+fn square_in_worker(x: u64) -> (u32, u64) {
+    (std::process::id(), x * x)
+}
+
+/// A pool task that kills the worker running it.
+fn abort_worker(_: ()) -> u64 {
+    std::process::abort()
+}
+
+/// A trivial task, for timing.
+fn add_one(x: u64) -> u64 {
+    x + 1
+}
+
+fn pools() -> Result {
+    heading("11. A Pool and a ProcessPoolExecutor of 2 worker processes");
+    let me = std::process::id();
+    let pool = Pool::new(2)?;
+    let results = pool.map(square_in_worker, 1..=8)?;
+    let mut pids: Vec<u32> = results.iter().map(|&(pid, _)| pid).collect();
+    pids.sort_unstable();
+    pids.dedup();
+    let squares: Vec<u64> = results.iter().map(|&(_, sq)| sq).collect();
+    println!("parent {me}: map(square, 1..=8) -> {squares:?}, computed in workers {pids:?}");
+    if pids.contains(&me) || squares != (1..=8u64).map(|x| x * x).collect::<Vec<_>>() {
+        return Err("map must run in the workers and keep the order".into());
+    }
+    match pool.apply(abort_worker, ()) {
+        Err(e @ ShmError::WorkerDied { .. }) => println!("a task that aborts its worker fails alone: {e}"),
+        other => return Err(format!("the aborting task returned {other:?}").into()),
+    }
+    let after = pool.map(square_in_worker, [9])?;
+    println!("the pool replaced the worker: map(square, [9]) -> {} in worker {}", after[0].1, after[0].0);
+
+    let t = Instant::now();
+    let out = pool.map(add_one, 0..POOL_TASKS)?;
+    let rate = POOL_TASKS as f64 / t.elapsed().as_secs_f64();
+    if out.len() as u64 != POOL_TASKS {
+        return Err("map lost tasks".into());
+    }
+    println!(
+        "map of {POOL_TASKS} trivial tasks, chunksize 1: {:.0} k tasks/s; Python's Pool(2).map on this kind of \
+         machine: {:.0} k/s ({:.0}x; `cargo bench --bench pool` measures properly)",
+        rate / 1e3,
+        PYTHON_POOL_MAP / 1e3,
+        rate / PYTHON_POOL_MAP
+    );
+    drop(pool);
+
+    let ex = ProcessPoolExecutor::new(2)?;
+    let futures = (1..=4).map(|x| ex.submit(square_in_worker, x)).collect::<std::result::Result<Vec<_>, _>>()?;
+    let mut done = Vec::new();
+    for f in shmproc::as_completed(&futures) {
+        done.push(f.result()?.1);
+    }
+    done.sort_unstable();
+    println!("executor: 4 futures completed (as_completed), squares {done:?}");
+    if done != [1, 4, 9, 16] {
+        return Err("the executor lost a result".into());
+    }
+    ex.shutdown(true, false)?;
+    Ok(())
 }

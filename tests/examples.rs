@@ -110,6 +110,7 @@ fn tour_runs_and_reports_each_section() {
         "== 8. Streaming values through a lock-free ring",
         "== 9. A Queue<String> between two processes, next to an OS pipe",
         "== 10. A Pipe ping-pong between two processes, next to two OS pipes",
+        "== 11. A Pool and a ProcessPoolExecutor of 2 worker processes",
     ] {
         assert!(out.stdout.contains(heading), "missing section {heading:?}\n{all}");
     }
@@ -147,6 +148,11 @@ fn tour_runs_and_reports_each_section() {
         " answered 20100 numbers through a shmproc Pipe",
         " answered the same through two OS pipes",
         "round trip: Pipe ",
+        ": map(square, 1..=8) -> [1, 4, 9, 16, 25, 36, 49, 64], computed in workers",
+        "a task that aborts its worker fails alone: pool worker pid",
+        "the pool replaced the worker: map(square, [9]) -> 81 in worker",
+        "map of 20000 trivial tasks, chunksize 1:",
+        "executor: 4 futures completed (as_completed), squares [1, 4, 9, 16]",
         "tour finished in",
     ] {
         assert!(out.stdout.contains(line), "missing {line:?}\n{all}");
