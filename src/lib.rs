@@ -144,6 +144,8 @@ mod pool;
 mod process;
 #[cfg(feature = "codec")]
 mod queue;
+#[cfg(feature = "codec")]
+mod shared;
 mod shm;
 #[cfg(feature = "codec")]
 mod sync;
@@ -178,6 +180,12 @@ pub use queue::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutErro
 pub use queue::mpmc::{MpmcConsumer, MpmcProducer, MpmcReadLoan, MpmcRing, MpmcWriteLoan};
 #[cfg(feature = "codec")]
 pub use queue::spsc::{Consumer, Producer, SpscRing};
+#[cfg(feature = "codec")]
+pub use shared::array::{Array, ArrayGuard};
+#[cfg(feature = "codec")]
+pub use shared::raw::{RawArray, RawInt, RawValue};
+#[cfg(feature = "codec")]
+pub use shared::value::{Value, ValueGuard};
 pub use shm::arena::Arena;
 pub use shm::layout::{CachePadded, RelPtr, ShmSafe, layout_hash, layout_hash_mix};
 pub use shm::segment::{Access, CleanupReport, Segment, SegmentBuilder, cleanup_stale, cleanup_stale_in};
