@@ -136,26 +136,41 @@ fn shared_children_count_under_the_lock_with_each_start_method() {
 // A holder killed with the guard
 // ---------------------------------------------------------------------------
 
-#[test]
-fn shared_value_holder_killed_gives_owner_died_with_data() {
-    let ctx = Ctx::new("shared-holder-v");
+/// A named `Value<u64>` holding 5, whose lock a `shared_holder` helper
+/// took and died with (SIGKILL); the value's name comes back too.
+fn value_with_a_dead_holder(ctx: &Ctx) -> (Value<u64>, String) {
     let name = ctx.name("v");
     let v = Value::create(&name, 5u64).expect("value");
     let mut h = ctx.child("shared_holder").arg("NAME", &name).arg("KIND", "value").start();
     h.expect("held");
     h.kill_and_reap();
     ctx.step("after the kill");
-    // The holder died before writing back: the last complete value is still
-    // readable without the lock.
-    assert_eq!(v.load().expect("load"), 5);
+    (v, name)
+}
+
+/// Takes the recovery guard of `v` (the previous holder died), checks the
+/// data is `seen`, stores `new` and marks it consistent.
+fn recover(v: &Value<u64>, seen: Option<u64>, new: u64) {
     match v.lock() {
         Err(LockError::OwnerDied(mut g)) => {
-            assert_eq!(*g, 5, "the recovery guard shows the data as left");
-            *g = 6;
+            if let Some(seen) = seen {
+                assert_eq!(*g, seen, "the recovery guard shows the data as left");
+            }
+            *g = new;
             g.mark_consistent();
         }
         other => panic!("expected OwnerDied, got {other:?}"),
     }
+}
+
+#[test]
+fn shared_value_holder_killed_gives_owner_died_with_data() {
+    let ctx = Ctx::new("shared-holder-v");
+    let (v, _) = value_with_a_dead_holder(&ctx);
+    // The holder died before writing back: the last complete value is still
+    // readable without the lock.
+    assert_eq!(v.load().expect("load"), 5);
+    recover(&v, Some(5), 6);
     assert_eq!(v.load().expect("load"), 6);
     drop(v);
     ctx.finish();
@@ -192,24 +207,14 @@ fn shared_array_holder_killed_gives_owner_died_with_data() {
 #[test]
 fn shared_writer_dead_mid_write_bounds_readers() {
     let ctx = Ctx::new("shared-midwrite");
-    let name = ctx.name("v");
-    let v = Value::create(&name, 5u64).expect("value");
-    let mut h = ctx.child("shared_holder").arg("NAME", &name).arg("KIND", "value").start();
-    h.expect("held");
-    h.kill_and_reap();
+    let (v, name) = value_with_a_dead_holder(&ctx);
     let path = shm_path(&name);
     let seq = u64::from_le_bytes(peek(&path, SEQ, 8).try_into().expect("8 bytes"));
     poke(&path, SEQ, &(seq | 1).to_le_bytes());
     ctx.step("load with an odd sequence word and a dead holder");
     assert!(matches!(v.load(), Err(Error::OwnerDied)));
     assert!(matches!(v.load(), Err(Error::OwnerDied)), "a load does not consume the recovery");
-    match v.lock() {
-        Err(LockError::OwnerDied(mut g)) => {
-            *g = 7;
-            g.mark_consistent();
-        }
-        other => panic!("expected OwnerDied, got {other:?}"),
-    }
+    recover(&v, None, 7);
     assert_eq!(v.load().expect("load"), 7);
     let seq = u64::from_le_bytes(peek(&path, SEQ, 8).try_into().expect("8 bytes"));
     assert_eq!(seq & 1, 0, "the recoverer made the word even");
