@@ -413,7 +413,26 @@ impl<T: Pod + Send> Array<T> {
     /// # Errors
     /// [`LockError::Timeout`], and those of [`lock`](Array::lock).
     pub fn lock_timeout(&self, timeout: Duration) -> LockResult<'_, T> {
-        self.guard(self.raw().lock(Some(Instant::now() + timeout)))
+        self.lock_deadline(Instant::now() + timeout)
+    }
+
+    /// Locks, giving up at `deadline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let a = shmproc::Array::<u8>::new(1)?;
+    /// let soon = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    /// drop(a.lock_deadline(soon)?);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: as [`lock_timeout`](Array::lock_timeout).
+    ///
+    /// # Errors
+    /// As for [`lock_timeout`](Array::lock_timeout).
+    pub fn lock_deadline(&self, deadline: Instant) -> LockResult<'_, T> {
+        self.guard(self.raw().lock(Some(deadline)))
     }
 
     /// One element (under the lock).

@@ -196,9 +196,12 @@ impl<T: Pod + Send> Clone for RawValue<T> {
     }
 }
 
-impl<T: Pod + Send + fmt::Debug> fmt::Debug for RawValue<T> {
+impl<T: Pod + Send> fmt::Debug for RawValue<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RawValue").field("value", &self.load()).field("segment", self.shared.segment()).finish()
+        f.debug_struct("RawValue")
+            .field("type", &std::any::type_name::<T>())
+            .field("segment", self.shared.segment())
+            .finish()
     }
 }
 
