@@ -10,7 +10,8 @@
 //! [`SpscRing`]), robust synchronisation ([`Mutex`],
 //! [`Lock`], [`RLock`], [`Semaphore`], [`BoundedSemaphore`], [`Condvar`],
 //! [`Event`], [`Barrier`]), communication ([`Pipe`], [`SpscRing`],
-//! [`ByteRing`]) and their foundation: shared-memory [`Segment`]s
+//! [`ByteRing`]), shared data ([`Value`], [`Array`], [`RawValue`],
+//! [`RawArray`]) and their foundation: shared-memory [`Segment`]s
 //! (named or anonymous), typed placement of pointer-free state ([`Shared`],
 //! [`Arena`], [`ShmSafe`]) and stale-object cleanup ([`cleanup_stale`]).
 //! The manager builds on them.
@@ -54,6 +55,9 @@
 //! | `BrokenProcessPool`, `KeyboardInterrupt` in `map` | [`Error::BrokenPool`], [`Error::Interrupted`] |
 //! | `Lock()`, `RLock()` | [`Lock::new()`](Lock::new), [`RLock::new()`](RLock::new): `acquire`, `release`, `try_acquire`, `acquire_timeout`, `lock()` guard |
 //! | `Lock` + `Value` under it | [`Mutex<T>`](Mutex): the data lives inside the lock |
+//! | `Value('d', 0.0)`, `v.value`, `v.value = x`, `with v.get_lock():` | [`Value::new(0.0)`](Value::new), [`load`](Value::load) (lock-free up to 64 bytes), [`store`](Value::store), [`lock`](Value::lock) guard |
+//! | `Array('i', range(10))`, `a[i]`, `a[:]`, `a[:] = xs` | [`Array::from_slice`], [`Array::new(n)`](Array::new) (zeroes), [`load(i)`](Array::load) / [`store(i, x)`](Array::store), [`to_vec`](Array::to_vec), [`copy_from_slice`](Array::copy_from_slice), [`lock`](Array::lock) (a slice in shared memory) |
+//! | `RawValue('q', 0)`, `RawArray('f', n)` | [`RawValue`], [`RawArray`]: no lock, each access one atomic load or store (1, 2, 4 or 8-byte `T`), plus `fetch_add` |
 //! | `Semaphore(n)`, `BoundedSemaphore(n)` | [`Semaphore::new(n)`](Semaphore::new), [`BoundedSemaphore::new(n)`](BoundedSemaphore::new) |
 //! | `Condition(lock)` | [`Condvar`] with a [`Mutex`]: `wait(guard)`, `notify_one`, `notify_all` |
 //! | `Event()`, `Barrier(n)` | [`Event::new()`](Event::new), [`Barrier::new(n)`](Barrier::new) |
@@ -104,6 +108,12 @@
 //! - Protect plain data shared by processes: [`Mutex<T>`](Mutex) (if a
 //!   holder dies, the next `lock` gets [`LockError::OwnerDied`] with the
 //!   data, never a hang). Protect something else: [`Lock`] or [`RLock`].
+//! - Share a number or a small struct, read often and changed under a
+//!   lock: [`Value<T>`](Value) (reads of values up to 64 bytes take no
+//!   lock). An array of numbers changed in place under a lock, or copied
+//!   in and out in bulk: [`Array<T>`](Array). Plain counters and flags
+//!   without a lock: [`RawValue`], [`RawArray`] (atomic loads, stores and
+//!   `fetch_add`).
 //! - Count resources: [`Semaphore`], [`BoundedSemaphore`]. Wait for a
 //!   condition on data under a mutex: [`Condvar`]. A one-shot flag:
 //!   [`Event`]. A rendezvous of N processes: [`Barrier`] (a party that dies
@@ -144,6 +154,8 @@ mod pool;
 mod process;
 #[cfg(feature = "codec")]
 mod queue;
+#[cfg(feature = "codec")]
+mod shared;
 mod shm;
 #[cfg(feature = "codec")]
 mod sync;
@@ -178,6 +190,12 @@ pub use queue::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutErro
 pub use queue::mpmc::{MpmcConsumer, MpmcProducer, MpmcReadLoan, MpmcRing, MpmcWriteLoan};
 #[cfg(feature = "codec")]
 pub use queue::spsc::{Consumer, Producer, SpscRing};
+#[cfg(feature = "codec")]
+pub use shared::array::{Array, ArrayGuard};
+#[cfg(feature = "codec")]
+pub use shared::raw::{RawArray, RawInt, RawValue};
+#[cfg(feature = "codec")]
+pub use shared::value::{Value, ValueGuard};
 pub use shm::arena::Arena;
 pub use shm::layout::{CachePadded, RelPtr, ShmSafe, layout_hash, layout_hash_mix};
 pub use shm::segment::{Access, CleanupReport, Segment, SegmentBuilder, cleanup_stale, cleanup_stale_in};

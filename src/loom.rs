@@ -20,6 +20,26 @@ pub(crate) mod atomic {
         loom::sync::atomic::fence(Ordering::SeqCst);
     }
 
+    /// A release fence: orders a caller's earlier loads and stores before
+    /// its later stores (the writer side of a seqlock).
+    #[inline(always)]
+    pub(crate) fn fence_release() {
+        #[cfg(not(shmproc_loom))]
+        std::sync::atomic::fence(Ordering::Release);
+        #[cfg(shmproc_loom)]
+        loom::sync::atomic::fence(Ordering::Release);
+    }
+
+    /// An acquire fence: orders a caller's earlier loads before its later
+    /// loads and stores (the reader side of a seqlock).
+    #[inline(always)]
+    pub(crate) fn fence_acquire() {
+        #[cfg(not(shmproc_loom))]
+        std::sync::atomic::fence(Ordering::Acquire);
+        #[cfg(shmproc_loom)]
+        loom::sync::atomic::fence(Ordering::Acquire);
+    }
+
     /// Between the two halves of a Dekker pair (a SeqCst store or RMW of
     /// one word, then a SeqCst load of another). In real builds the SeqCst
     /// accesses already order them (one total order), so this is nothing;

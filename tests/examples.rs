@@ -367,6 +367,16 @@ fn pipe() {
 }
 
 #[test]
+fn shared_data() {
+    let out = run_clean("shared_data");
+    out.assert_contains(&[
+        "before: num = 0, arr = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]",
+        "after the child: num = 3.1415927",
+        "after the child: arr = [0, -1, -2, -3, -4, -5, -6, -7, -8, -9]",
+    ]);
+}
+
+#[test]
 fn pool() {
     let out = run_clean("pool");
     let parent = out.number_after("the parent is pid ");

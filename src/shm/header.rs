@@ -68,6 +68,8 @@ pub(crate) mod kind {
     pub(crate) const PIPE: u32 = 8;
     /// A pool's worker table (`Pool`, `ProcessPoolExecutor`).
     pub(crate) const POOL: u32 = 9;
+    /// An `Array` or `RawArray` (a length and the elements).
+    pub(crate) const ARRAY: u32 = 11;
 }
 
 /// The header in shared memory. See the module docs for the table.

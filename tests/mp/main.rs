@@ -23,7 +23,9 @@
 //! 14, 15 and 16, producers and consumers killed or stopped mid-claim, and
 //! its part of case 35), `queue.rs` (Queue, JoinableQueue: 17, 19, 35, 42, 50), `pool.rs` (Pool and
 //! ProcessPoolExecutor: 40, 41, 42, 46, failpoints of the worker loop,
-//! random SIGKILLs of workers).
+//! random SIGKILLs of workers), `shared.rs` (Value and Array: counting
+//! under each start method, holders SIGKILLed, a writer dead mid-write,
+//! open by name, wrong types, garbage lengths).
 
 mod cleanup;
 mod harness;
@@ -35,6 +37,7 @@ mod process;
 mod queue;
 mod ring;
 mod segment;
+mod shared;
 mod sync;
 
 /// The helper entry point. Does nothing in a normal test run; when
@@ -85,6 +88,7 @@ fn run_role(role: &str) {
         r if r.starts_with("queue_") => queue::run_role(r),
         r if r.starts_with("pipe_") => pipe::run_role(r),
         r if r.starts_with("pool_") => pool::run_role(r),
+        r if r.starts_with("shared_") => shared::run_role(r),
         other => panic!("unknown helper role {other:?}"),
     }
 }

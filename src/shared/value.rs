@@ -1,0 +1,603 @@
+//! `Value<T>`: one `T: Pod` in shared memory with a robust lock and
+//! lock-free reads of small values.
+//!
+//! # Layout (payload offsets)
+//!
+//! | offset | size | field | written by |
+//! |---|---|---|---|
+//! | 0 | 128 | `RawMutex` (padded) | lockers (see `sync/raw_mutex.rs`) |
+//! | 128 | 8 | sequence word | the lock holder (see `seqlock.rs`) |
+//! | 136 (or the next multiple of `align_of::<T>()`) | `size_of::<T>()` rounded up to 8 | the value | the lock holder |
+//!
+//! Values of at most [`SEQLOCK_MAX`] bytes (aligned to at most 8) are
+//! *seqlocked*: every access to their bytes is a word-wise atomic load or
+//! store, a guard works on a private copy and writes it back on drop, and
+//! `load` reads without the lock. Bigger values are reached only under the
+//! lock, in place, like [`Mutex<T>`](crate::Mutex).
+#![allow(unsafe_code)]
+
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::time::{Duration, Instant};
+
+use bytemuck::Pod;
+
+use crate::error::{Error, Result};
+use crate::loom::atomic::AtomicU64;
+use crate::shared::seqlock;
+use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
+use crate::shm::segment::Segment;
+use crate::shm::typed::Shared;
+use crate::sync::raw_mutex::{Acquired, Fail, LockError, RawMutex, map_fail};
+
+/// The largest value (in bytes) that [`Value::load`] reads without the lock.
+pub(crate) const SEQLOCK_MAX: usize = 64;
+const MAX_WORDS: usize = SEQLOCK_MAX / 8;
+
+/// Whether `T` is read with the seqlock (small, aligned to at most 8).
+const fn seqlocked<T>() -> bool {
+    core::mem::size_of::<T>() <= SEQLOCK_MAX && core::mem::align_of::<T>() <= 8
+}
+
+/// The value's cell: aligned to 8 at least, so its size is a whole number
+/// of 8-byte words (the padding words are written only from zeroed
+/// buffers).
+#[repr(C, align(8))]
+struct Cell<T>(UnsafeCell<T>);
+
+/// A value's words, as one seqlock write or read moves them.
+type Words = [u64; MAX_WORDS];
+
+fn n_words<T>() -> usize {
+    core::mem::size_of::<Cell<T>>() / 8
+}
+
+fn encode<T: Pod>(v: &T) -> Words {
+    let mut w = [0u64; MAX_WORDS];
+    bytemuck::cast_slice_mut::<u64, u8>(&mut w)[..core::mem::size_of::<T>()].copy_from_slice(bytemuck::bytes_of(v));
+    w
+}
+
+fn as_value<T: Pod>(w: &Words) -> &T {
+    bytemuck::try_from_bytes(&bytemuck::cast_slice::<u64, u8>(w)[..core::mem::size_of::<T>()])
+        .expect("invariant: seqlocked T fits the 8-aligned word buffer")
+}
+
+fn as_value_mut<T: Pod>(w: &mut Words) -> &mut T {
+    bytemuck::try_from_bytes_mut(&mut bytemuck::cast_slice_mut::<u64, u8>(w)[..core::mem::size_of::<T>()])
+        .expect("invariant: seqlocked T fits the 8-aligned word buffer")
+}
+
+/// A `Value<T>`'s state in its segment (see the module docs).
+#[repr(C)]
+pub(crate) struct ValueState<T> {
+    raw: CachePadded<RawMutex>,
+    /// Even: stable; odd: a write-back is in progress or died (seqlock.rs).
+    seq: AtomicU64,
+    data: Cell<T>,
+}
+
+// SAFETY: a seqlocked value's bytes are reached only through atomic words;
+// a bigger one only through a guard, which exists only while the lock is
+// held (one thread at a time, in any process); T: Send so it may be used
+// from whichever thread holds the lock.
+unsafe impl<T: Pod + Send> Sync for ValueState<T> {}
+
+// SAFETY: repr(C): a padded RawMutex (ShmSafe), an atomic and an
+// UnsafeCell<T> with T: Pod (no pointers, every bit pattern valid, so a
+// value half-written by a dead holder is still a valid T); all
+// interior-mutable.
+unsafe impl<T: Pod + Send> ShmSafe for ValueState<T> {
+    const TAG: &'static str = "shmproc::Value";
+    const LAYOUT_HASH: u64 = layout_hash_mix(
+        layout_hash_mix(
+            layout_hash("shmproc::Value", core::mem::size_of::<Self>(), core::mem::align_of::<Self>()),
+            core::mem::size_of::<T>() as u64,
+        ),
+        core::mem::align_of::<T>() as u64,
+    );
+}
+
+impl<T: Pod + Send> ValueState<T> {
+    /// The value's bytes as atomic words (seqlocked `T` only: no `&T` or
+    /// `&mut T` is ever made over them).
+    fn words(&self) -> &[std::sync::atomic::AtomicU64] {
+        debug_assert!(seqlocked::<T>());
+        // SAFETY: `Cell<T>` is aligned to 8 and its size is a multiple of 8 (repr(C, align(8))); it lies inside this
+        // ValueState, which `Shared` checked in bounds, aligned and writable; AtomicU64 is valid for any bits and
+        // interior-mutable, and for seqlocked T every access to these bytes is atomic; borrows `self`.
+        unsafe { std::slice::from_raw_parts(self.data.0.get().cast::<std::sync::atomic::AtomicU64>(), n_words::<T>()) }
+    }
+
+    /// Writes the initial value (creator only, before publication).
+    fn init(&self, value: T) {
+        if seqlocked::<T>() {
+            seqlock::write(&self.seq, self.words(), &encode(&value)[..n_words::<T>()]);
+        } else {
+            // SAFETY: called only inside `Shared`'s init closure, before the segment is visible to any other thread
+            // or process, so nothing else can access the cell.
+            unsafe { self.data.0.get().write(value) }
+        }
+    }
+
+    fn guard(&self, r: std::result::Result<Acquired, Fail>) -> LockResult<'_, T> {
+        match r {
+            Ok(Acquired::Clean) => Ok(ValueGuard::new(self, false)),
+            Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(ValueGuard::new(self, true))),
+            Err(f) => Err(map_fail(f)),
+        }
+    }
+}
+
+/// What [`Value::lock`] and friends return.
+type LockResult<'a, T> = std::result::Result<ValueGuard<'a, T>, LockError<ValueGuard<'a, T>>>;
+
+/// A `T` in shared memory with a lock attached: Python's
+/// `multiprocessing.Value`.
+///
+/// `T: Pod` (plain data: numbers, arrays and `#[repr(C)]` structs of them),
+/// so every bit pattern is a valid `T` and a value half-written by a
+/// process that died is still a valid `T`. [`load`](Value::load) and
+/// [`store`](Value::store) are whole-value reads and writes;
+/// [`lock`](Value::lock) gives a guard for read-modify-write (`+= 1`).
+/// Values of at most 64 bytes are read without taking the lock (a
+/// sequence word detects a concurrent write and retries, and falls back to
+/// the lock after 64 tries); bigger ones take the lock.
+///
+/// A cheap handle: clone it, pass it to children as an argument (any start
+/// method), or [`create`](Value::create) it by name for unrelated processes.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::Value;
+///
+/// fn add(v: Value<i64>) {
+///     for _ in 0..100 {
+///         *v.lock().expect("lock") += 1;
+///     }
+/// }
+///
+/// let v = Value::new(0i64)?;
+/// let mut kids: Vec<_> = (0..3).map(|_| shmproc::Process::spawn(add, v.clone())).collect::<Result<_, _>>()?;
+/// for k in &mut kids {
+///     k.join()?;
+/// }
+/// assert_eq!(v.load()?, 300);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+///
+/// Python: `Value('q', 0)` with `v.value` ([`load`](Value::load),
+/// [`store`](Value::store)) and `with v.get_lock():` ([`lock`](Value::lock),
+/// which gives the data too). Unlike Python's, `v.value` never tears and a
+/// holder that dies never hangs the others: the next `lock` gets
+/// [`LockError::OwnerDied`].
+pub struct Value<T: Pod + Send> {
+    shared: Shared<ValueState<T>>,
+}
+
+impl<T: Pod + Send> Clone for Value<T> {
+    fn clone(&self) -> Self {
+        Value { shared: self.shared.clone() }
+    }
+}
+
+impl<T: Pod + Send> fmt::Debug for Value<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Value")
+            .field("type", &std::any::type_name::<T>())
+            .field("locked", &self.is_locked())
+            .field("segment", self.shared.segment())
+            .finish()
+    }
+}
+
+impl<T: Pod + Send> Value<T> {
+    /// An anonymous value, to share with children.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = shmproc::Value::new(2.5f64)?;
+    /// assert_eq!(v.load()?, 2.5);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `Value('d', 2.5)`.
+    ///
+    /// # Errors
+    /// As for [`Segment::anonymous`].
+    pub fn new(value: T) -> Result<Self> {
+        Ok(Value { shared: Shared::anonymous(|s: &ValueState<T>| s.init(value))? })
+    }
+
+    /// A named value that unrelated processes can [`open`](Value::open).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-value-{}", std::process::id());
+    /// let v = shmproc::Value::create(&name, 1u32)?;
+    /// shmproc::Value::<u32>::open(&name)?.store(2)?;
+    /// assert_eq!(v.load()?, 2);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: no named `Value`; the nearest is `SharedMemory(name, create=True)`.
+    ///
+    /// # Errors
+    /// As for [`Segment::create`].
+    pub fn create(name: &str, value: T) -> Result<Self> {
+        Ok(Value { shared: Shared::create(name, |s: &ValueState<T>| s.init(value))? })
+    }
+
+    /// Opens a named value made by [`create`](Value::create) with the same `T`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-value-open-{}", std::process::id());
+    /// let _v = shmproc::Value::create(&name, 1u32)?;
+    /// assert!(matches!(shmproc::Value::<u64>::open(&name), Err(shmproc::Error::LayoutMismatch { .. })));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `SharedMemory(name)`, with the type checked.
+    ///
+    /// # Errors
+    /// As for [`Segment::open`]; [`Error::LayoutMismatch`] for a `T` of
+    /// another size or alignment, or another kind of object.
+    pub fn open(name: &str) -> Result<Self> {
+        Ok(Value { shared: Shared::open(name)? })
+    }
+
+    /// A copy of the value.
+    ///
+    /// Values of at most 64 bytes are read without the lock, so `load`
+    /// does not wait for a guard held elsewhere (it sees the value as of
+    /// the last guard dropped or `store`); after 64 reads that overlapped
+    /// a write, and for bigger values, it takes the lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = shmproc::Value::new([1u16, 2, 3])?;
+    /// assert_eq!(v.load()?, [1, 2, 3]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `v.value`.
+    ///
+    /// # Errors
+    /// When it takes the lock: [`Error::OwnerDied`] if a holder died
+    /// mid-write (the lock stays marked, so the next [`lock`](Value::lock)
+    /// gets the recovery guard), [`Error::NotRecoverable`],
+    /// [`Error::Deadlock`] if this thread holds the guard.
+    #[doc(alias = "value")]
+    #[inline]
+    pub fn load(&self) -> Result<T> {
+        if seqlocked::<T>() {
+            let s = &*self.shared;
+            let mut w = [0u64; MAX_WORDS];
+            if seqlock::read(&s.seq, s.words(), &mut w[..n_words::<T>()]) {
+                return Ok(*as_value(&w));
+            }
+        }
+        self.load_slow()
+    }
+
+    #[cold]
+    fn load_slow(&self) -> Result<T> {
+        match self.lock() {
+            Ok(g) => Ok(*g),
+            Err(LockError::OwnerDied(g)) => {
+                g.release_unrepaired();
+                Err(Error::OwnerDied)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces the value (under the lock).
+    ///
+    /// A store writes the whole value, so it also repairs a value left
+    /// half-written by a holder that died: the lock is marked consistent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = shmproc::Value::new(0u8)?;
+    /// v.store(7)?;
+    /// assert_eq!(v.load()?, 7);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `v.value = x`.
+    ///
+    /// # Errors
+    /// [`Error::NotRecoverable`]; [`Error::Deadlock`] if this thread holds
+    /// the guard.
+    #[doc(alias = "value")]
+    pub fn store(&self, value: T) -> Result<()> {
+        let mut g = match self.lock() {
+            Ok(g) => g,
+            Err(LockError::OwnerDied(mut g)) => {
+                g.mark_consistent();
+                g
+            }
+            Err(e) => return Err(e.into()),
+        };
+        *g = value;
+        Ok(())
+    }
+
+    /// Locks, waiting as long as it takes (but never for a dead holder),
+    /// and gives the value to read and change.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = shmproc::Value::new(1i64)?;
+    /// *v.lock()? *= 10;
+    /// assert_eq!(v.load()?, 10);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `with v.get_lock(): v.value += 1`.
+    ///
+    /// # Errors
+    /// [`LockError::OwnerDied`] (with a recovery guard: the data as the
+    /// dead holder left it), [`LockError::NotRecoverable`],
+    /// [`LockError::Deadlock`] if this thread holds it already.
+    #[doc(alias = "get_lock")]
+    #[inline]
+    pub fn lock(&self) -> LockResult<'_, T> {
+        self.shared.guard(self.shared.raw.lock(None))
+    }
+
+    /// Locks if the lock is free now (or its holder is dead).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = shmproc::Value::new(0u32)?;
+    /// let g = v.try_lock()?;
+    /// assert!(matches!(v.try_lock(), Err(shmproc::LockError::Deadlock)));
+    /// drop(g);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `v.get_lock().acquire(False)`.
+    ///
+    /// # Errors
+    /// [`LockError::WouldBlock`] if held, and those of [`lock`](Value::lock).
+    pub fn try_lock(&self) -> LockResult<'_, T> {
+        self.shared.guard(self.shared.raw.try_lock())
+    }
+
+    /// Locks, giving up after `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = shmproc::Value::new(0u32)?;
+    /// *v.lock_timeout(std::time::Duration::from_secs(1))? += 1;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `v.get_lock().acquire(timeout=t)`.
+    ///
+    /// # Errors
+    /// [`LockError::Timeout`], and those of [`lock`](Value::lock).
+    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<'_, T> {
+        self.lock_deadline(Instant::now() + timeout)
+    }
+
+    /// Locks, giving up at `deadline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = shmproc::Value::new(0u32)?;
+    /// let soon = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    /// drop(v.lock_deadline(soon)?);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: as [`lock_timeout`](Value::lock_timeout).
+    ///
+    /// # Errors
+    /// As for [`lock_timeout`](Value::lock_timeout).
+    pub fn lock_deadline(&self, deadline: Instant) -> LockResult<'_, T> {
+        self.shared.guard(self.shared.raw.lock(Some(deadline)))
+    }
+
+    /// Whether someone holds the lock now (a snapshot).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = shmproc::Value::new(0u8)?;
+    /// let g = v.lock()?;
+    /// assert!(v.is_locked());
+    /// drop(g);
+    /// assert!(!v.is_locked());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: no equivalent (`Lock.locked()` of 3.13's `SemLock`).
+    pub fn is_locked(&self) -> bool {
+        self.shared.raw.is_locked()
+    }
+
+    /// The segment holding the value.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = shmproc::Value::new(0u64)?;
+    /// assert!(v.segment().name().is_none());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: no equivalent (a `Value`'s memory is private to it).
+    pub fn segment(&self) -> &Segment {
+        self.shared.segment()
+    }
+}
+
+impl<T: Pod + Send> serde::Serialize for Value<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.shared.serialize(s)
+    }
+}
+
+impl<'de, T: Pod + Send> serde::Deserialize<'de> for Value<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(Value { shared: Shared::deserialize(d)? })
+    }
+}
+
+/// Exclusive access to a [`Value`]'s data; unlocks on drop.
+///
+/// For values of at most 64 bytes the guard works on a copy taken when it
+/// locked, written back (as one seqlock write) when it drops, so readers
+/// without the lock see the old value until then and never a half-changed
+/// one. Bigger values are changed in place.
+///
+/// A guard returned inside [`LockError::OwnerDied`] is a *recovery* guard:
+/// repair the data and call [`mark_consistent`](ValueGuard::mark_consistent),
+/// or dropping it makes the value unrecoverable (its last written state
+/// stays readable with [`Value::load`] unless the holder died mid-write).
+///
+/// # Examples
+///
+/// ```
+/// let v = shmproc::Value::new(1.0f32)?;
+/// let mut g = v.lock()?;
+/// *g *= 4.0;
+/// drop(g);
+/// assert_eq!(v.load()?, 4.0);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+///
+/// Python: the body of `with v.get_lock():`.
+pub struct ValueGuard<'a, T: Pod + Send> {
+    state: &'a ValueState<T>,
+    /// The value while the guard lives (seqlocked `T` only).
+    copy: Words,
+    /// Whether `copy` was handed out mutably (and must be written back).
+    dirty: bool,
+    recovering: bool,
+    /// Unlocked by the thread that locked (the owner id is the thread's).
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<'a, T: Pod + Send> ValueGuard<'a, T> {
+    fn new(state: &'a ValueState<T>, recovering: bool) -> Self {
+        let mut copy = [0u64; MAX_WORDS];
+        if seqlocked::<T>() {
+            // Under the lock no one else writes the words: a plain copy is
+            // consistent (or as torn as a dead holder left it).
+            for (c, w) in copy.iter_mut().zip(state.words()) {
+                *c = seqlock::Word::get(w);
+            }
+        }
+        ValueGuard { state, copy, dirty: false, recovering, _not_send: PhantomData }
+    }
+
+    /// Declares the data repaired after an owner died: the value is
+    /// consistent again, and later lockers get plain guards.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::{LockError, Value};
+    /// let v = Value::new(1u32)?;
+    /// if let Err(LockError::OwnerDied(mut g)) = v.lock() {
+    ///     *g = 0;
+    ///     g.mark_consistent();
+    /// }
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: no equivalent (a dead holder hangs Python's lock).
+    pub fn mark_consistent(&mut self) {
+        if self.recovering {
+            self.state.raw.mark_consistent();
+            self.recovering = false;
+        }
+    }
+
+    /// Whether this is a recovery guard not yet marked consistent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = shmproc::Value::new(1u32)?;
+    /// assert!(!v.lock()?.is_recovering());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: no equivalent.
+    pub fn is_recovering(&self) -> bool {
+        self.recovering
+    }
+
+    /// Unlocks a recovery guard without repairing: the lock stays marked,
+    /// so the next locker gets `OwnerDied` in turn.
+    fn release_unrepaired(self) {
+        let raw = &self.state.raw;
+        std::mem::forget(self); // a guard owns nothing but the lock
+        raw.unlock();
+    }
+}
+
+impl<T: Pod + Send> Deref for ValueGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        if seqlocked::<T>() {
+            return as_value(&self.copy);
+        }
+        // SAFETY: not seqlocked, so the cell's bytes are reached only under the lock, which this guard holds (no
+        // other thread or process accesses the cell until it drops); aligned and in bounds (checked by `Shared`).
+        unsafe { &*self.state.data.0.get() }
+    }
+}
+
+impl<T: Pod + Send> DerefMut for ValueGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        if seqlocked::<T>() {
+            self.dirty = true;
+            return as_value_mut(&mut self.copy);
+        }
+        // SAFETY: as in `deref`; `&mut self` makes the access unique within this thread too.
+        unsafe { &mut *self.state.data.0.get() }
+    }
+}
+
+impl<T: Pod + Send> Drop for ValueGuard<'_, T> {
+    fn drop(&mut self) {
+        let s = self.state;
+        if self.recovering {
+            // Unrepaired: the data (and an odd sequence word, if the dead
+            // holder was mid-write) stay as they were.
+            s.raw.unlock_unrecoverable();
+            return;
+        }
+        // A clean holder also mends an odd word (a writer that died before
+        // its data was marked consistent, or garbage from a peer).
+        if seqlocked::<T>() && (self.dirty || seqlock::is_odd(&s.seq)) {
+            seqlock::write(&s.seq, s.words(), &self.copy[..n_words::<T>()]);
+        }
+        s.raw.unlock();
+    }
+}
+
+impl<T: Pod + Send + fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ValueGuard").field("data", &**self).field("recovering", &self.recovering).finish()
+    }
+}
