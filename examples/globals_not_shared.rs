@@ -14,14 +14,11 @@
 //! def add_shared(v, n): v.value += n
 //! ```
 //!
-//! shmproc's `Value` arrives in a later release; today a
-//! `Shared<AtomicI64>` (a typed atomic in shared memory) plays its part.
-//!
 //! Run it with `cargo run --release --example globals_not_shared`.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use shmproc::{Process, Shared, StartMethod};
+use shmproc::{Process, StartMethod, Value};
 
 /// A global: every process has its own.
 static COUNTER: AtomicI64 = AtomicI64::new(0);
@@ -31,9 +28,11 @@ fn add_to_global(n: i64) -> i64 {
     COUNTER.fetch_add(n, Ordering::Relaxed) + n
 }
 
-/// Adds `n` to the shared counter; returns what the child sees.
-fn add_to_shared((counter, n): (Shared<AtomicI64>, i64)) -> i64 {
-    counter.fetch_add(n, Ordering::Relaxed) + n
+/// Adds `n` to the shared counter under its lock; returns what the child sees.
+fn add_to_shared((counter, n): (Value<i64>, i64)) -> i64 {
+    let mut v = counter.lock().expect("no holder of the counter died");
+    *v += n;
+    *v
 }
 
 fn main() -> shmproc::Result<()> {
@@ -51,11 +50,11 @@ fn main() -> shmproc::Result<()> {
         println!("{name:>10} parent still sees COUNTER = {}", COUNTER.load(Ordering::Relaxed));
     }
 
-    println!("-- shared memory (what Value will be) --");
-    let counter = Shared::<AtomicI64>::anonymous(|c| c.store(1, Ordering::Relaxed))?;
+    println!("-- a Value in shared memory --");
+    let counter = Value::new(1i64)?;
     println!("parent sets shared counter = 1");
     let mut p = Process::spawn(add_to_shared, (counter.clone(), 10))?;
     println!("child adds 10: the child sees shared counter = {}", p.join()?);
-    println!("parent now sees shared counter = {}", counter.load(Ordering::Relaxed));
+    println!("parent now sees shared counter = {}", counter.load()?);
     Ok(())
 }
