@@ -137,6 +137,8 @@ mod codec;
 mod error;
 mod loom;
 #[cfg(feature = "codec")]
+mod manager;
+#[cfg(feature = "codec")]
 mod pipe;
 #[cfg(feature = "codec")]
 mod pool;
@@ -150,6 +152,8 @@ mod sync;
 mod sys;
 
 pub use error::{Error, ProcessFailure, Result};
+#[cfg(feature = "codec")]
+pub use manager::{DictProxy, ListProxy, Manager, ManagerBuilder};
 #[cfg(feature = "codec")]
 pub use pipe::{Connection, Pipe, PipeBuilder};
 #[cfg(feature = "codec")]

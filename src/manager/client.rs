@@ -1,0 +1,275 @@
+//! The client side: one connection per process and manager instance,
+//! shared by every proxy and thread of the process.
+//!
+//! Connecting: the client makes a duplex pipe under a random name (prefix
+//! [`PIPE_PREFIX`]), puts a hello with the name into the manager's accept
+//! queue, and waits for the ack on its end while watching the server's
+//! liveness; then it removes the name (the server removes it too, as soon
+//! as it has opened the pipe).
+//!
+//! A connection whose server is gone is remembered as dead: every later
+//! call returns [`Error::ManagerDead`] at once, without touching the rings.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, Result};
+use crate::manager::protocol::{self, MAGIC, PIPE_PREFIX, Reader};
+use crate::pipe::{Connection, Pipe};
+use crate::queue::blocking::Queue;
+use crate::queue::registry;
+use crate::shm::segment::Segment;
+use crate::sys::token::{self, Liveness, Token};
+
+/// How long a connect waits for a live server's ack before giving up.
+const CONNECT_LIMIT: Duration = Duration::from_secs(30);
+/// How often a connect looks at the server's liveness while it waits.
+const CONNECT_POLL: Duration = Duration::from_millis(20);
+
+/// What names one manager instance: enough to connect to it from any
+/// process. This is what a `Manager` handle and every proxy serialize.
+#[derive(Debug)]
+pub(crate) struct Info {
+    /// The instance's random nonce (never 0).
+    pub(crate) nonce: u64,
+    /// Hellos go here.
+    pub(crate) accept: Queue<Vec<u8>>,
+    /// The server process's liveness token.
+    pub(crate) server: Token,
+    /// The manager's name, if it has one.
+    pub(crate) name: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct InfoRepr {
+    nonce: u64,
+    accept: Queue<Vec<u8>>,
+    pid: u32,
+    token: u64,
+    name: Option<String>,
+}
+
+impl Serialize for Info {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        InfoRepr {
+            nonce: self.nonce,
+            accept: self.accept.clone(),
+            pid: self.server.pid,
+            token: self.server.nonce,
+            name: self.name.clone(),
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Info {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let r = InfoRepr::deserialize(d)?;
+        Ok(Info { nonce: r.nonce, accept: r.accept, server: Token { pid: r.pid, nonce: r.token }, name: r.name })
+    }
+}
+
+/// This process's connection to one manager instance.
+#[derive(Debug)]
+pub(crate) struct Client {
+    /// The manager instance.
+    nonce: u64,
+    /// The liveness nonce of the process that made the connection: a
+    /// forked child must not use its parent's.
+    process: u64,
+    conn: Connection,
+    /// One request/reply exchange at a time.
+    lock: Mutex<()>,
+    dead: AtomicBool,
+}
+
+/// Every connection of this process.
+static CLIENTS: Mutex<Vec<Arc<Client>>> = Mutex::new(Vec::new());
+
+fn this_process() -> Result<u64> {
+    registry::process_id().map(|(_, nonce)| nonce).map_err(|e| Error::os("liveness token", e))
+}
+
+/// Maps a transport error: the server's end gone means the manager is.
+fn transport(e: Error) -> Error {
+    match e {
+        Error::BrokenPipe | Error::Disconnected | Error::Closed => Error::ManagerDead,
+        e => e,
+    }
+}
+
+impl Client {
+    /// Records `conn` (already acked) as this process's connection to
+    /// manager `nonce`.
+    pub(crate) fn install(nonce: u64, conn: Connection) -> Result<Arc<Client>> {
+        let c = Arc::new(Client {
+            nonce,
+            process: this_process()?,
+            conn,
+            lock: Mutex::new(()),
+            dead: AtomicBool::new(false),
+        });
+        let mut all = CLIENTS.lock();
+        all.retain(|o| o.nonce != nonce);
+        all.push(c.clone());
+        Ok(c)
+    }
+
+    /// This process's connection to the manager `info` names, made on
+    /// first use.
+    pub(crate) fn of(info: &Info) -> Result<Arc<Client>> {
+        let me = this_process()?;
+        let mut all = CLIENTS.lock();
+        if let Some(c) = all.iter().find(|c| c.nonce == info.nonce && c.process == me) {
+            return Ok(c.clone());
+        }
+        // Connecting under the lock: two threads never make two
+        // connections, and a forked child's inherited entry is replaced.
+        let (conn, nonce, _) = handshake(&info.accept, info.nonce, Some(info.server))?;
+        let c = Arc::new(Client { nonce, process: me, conn, lock: Mutex::new(()), dead: AtomicBool::new(false) });
+        all.retain(|o| o.nonce != nonce);
+        all.push(c.clone());
+        Ok(c)
+    }
+
+    /// Marks the connection dead: every later call returns
+    /// [`Error::ManagerDead`] at once.
+    pub(crate) fn mark_dead(&self) {
+        self.dead.store(true, Ordering::Relaxed);
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.dead.load(Ordering::Relaxed) { Err(Error::ManagerDead) } else { Ok(()) }
+    }
+
+    fn fail(&self, e: Error) -> Error {
+        let e = transport(e);
+        if matches!(e, Error::ManagerDead) {
+            self.mark_dead();
+        }
+        e
+    }
+
+    /// Sends one request and returns its reply's payload bytes (with the
+    /// status byte).
+    pub(crate) fn call(&self, req: &[u8]) -> Result<Vec<u8>> {
+        self.check()?;
+        let _turn = self.lock.lock();
+        self.check()?;
+        self.conn.send_bytes(req).map_err(|e| self.fail(e))?;
+        self.conn.recv_bytes().map_err(|e| self.fail(e))
+    }
+
+    /// Sends every request, pipelined, and returns the replies in order.
+    ///
+    /// Never deadlocks on two full rings: when the request ring is full
+    /// the client takes a reply first (the server only ever waits for room
+    /// in the reply ring, which this frees).
+    pub(crate) fn call_many(&self, reqs: impl IntoIterator<Item = Result<Vec<u8>>>) -> Result<Vec<Vec<u8>>> {
+        self.check()?;
+        let _turn = self.lock.lock();
+        self.check()?;
+        let mut replies = Vec::new();
+        let mut sent = 0usize;
+        let mut first_err = None;
+        for req in reqs {
+            let req = match req {
+                Ok(r) => r,
+                Err(e) => {
+                    first_err = Some(e);
+                    break;
+                }
+            };
+            loop {
+                match self.conn.try_send_bytes(&req) {
+                    Ok(()) => {
+                        sent += 1;
+                        break;
+                    }
+                    Err(Error::Full) if sent > replies.len() => {
+                        replies.push(self.conn.recv_bytes().map_err(|e| self.fail(e))?);
+                    }
+                    Err(Error::Full) => {
+                        self.conn.send_bytes(&req).map_err(|e| self.fail(e))?;
+                        sent += 1;
+                        break;
+                    }
+                    Err(e) => return Err(self.fail(e)),
+                }
+            }
+        }
+        // Every sent request is answered, even after an error, so the
+        // stream stays in step.
+        while replies.len() < sent {
+            replies.push(self.conn.recv_bytes().map_err(|e| self.fail(e))?);
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(replies),
+        }
+    }
+}
+
+/// Forgets this process's connection to manager `nonce` after marking it
+/// dead (the manager was shut down).
+pub(crate) fn forget(nonce: u64) {
+    let all = CLIENTS.lock();
+    for c in all.iter().filter(|c| c.nonce == nonce) {
+        c.mark_dead();
+    }
+}
+
+/// Parses an ack: the manager's nonce and its server's token.
+pub(crate) fn parse_ack(reply: &[u8]) -> Result<(u64, Token)> {
+    let p = protocol::payload(reply)?;
+    let bad = |_| Error::Corrupt { what: "manager ack" };
+    let mut r = Reader::new(p);
+    let nonce = r.u64().map_err(bad)?;
+    let pid = r.u32().map_err(bad)?;
+    let token = r.u64().map_err(bad)?;
+    Ok((nonce, Token { pid, nonce: token }))
+}
+
+/// Connects to the manager behind `accept`: expects instance `want` (0:
+/// any) whose server is `server` (if known). Returns the connection, the
+/// instance's nonce and its server's token.
+pub(crate) fn handshake(accept: &Queue<Vec<u8>>, want: u64, server: Option<Token>) -> Result<(Connection, u64, Token)> {
+    let dead = || server.is_some_and(|t| token::liveness(t) == Liveness::Dead) || accept.consumers_gone();
+    if dead() {
+        return Err(Error::ManagerDead);
+    }
+    let name = format!(
+        "{PIPE_PREFIX}{:x}-{:016x}",
+        crate::sys::process::pid(),
+        token::random_u64().map_err(|e| Error::os("getrandom", e))?
+    );
+    let (mine, _theirs) = Pipe::builder().name(&name).duplex()?;
+    let result = (|| {
+        let mut hello = Vec::with_capacity(16 + name.len());
+        hello.extend_from_slice(&MAGIC.to_le_bytes());
+        hello.extend_from_slice(&want.to_le_bytes());
+        hello.extend_from_slice(name.as_bytes());
+        accept.put(hello).map_err(transport)?;
+        let start = Instant::now();
+        loop {
+            match mine.recv_bytes_timeout(CONNECT_POLL) {
+                Ok(reply) => return parse_ack(&reply),
+                Err(Error::Timeout) if dead() => return Err(Error::ManagerDead),
+                Err(Error::Timeout) if start.elapsed() > CONNECT_LIMIT => return Err(Error::Timeout),
+                Err(Error::Timeout) => {}
+                Err(e) => return Err(transport(e)),
+            }
+        }
+    })();
+    // Opened by the server or not, the name goes now.
+    let _ = Segment::unlink(&name);
+    let (nonce, token) = result?;
+    if want != 0 && nonce != want {
+        return Err(Error::ManagerDead);
+    }
+    Ok((mine, nonce, token))
+}
