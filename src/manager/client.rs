@@ -87,8 +87,27 @@ pub(crate) struct Client {
     dead: AtomicBool,
 }
 
-/// Every connection of this process.
+/// Every live connection of this process.
 static CLIENTS: Mutex<Vec<Arc<Client>>> = Mutex::new(Vec::new());
+
+/// Nonces of the manager instances this process saw die: calls to them
+/// fail at once, and their connections (pipe mappings) are released.
+static DEAD: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+/// Records manager `nonce` as dead in this process and drops its
+/// connection.
+fn bury(nonce: u64) {
+    let mut dead = DEAD.lock();
+    if !dead.contains(&nonce) {
+        dead.push(nonce);
+    }
+    drop(dead);
+    let mut all = CLIENTS.lock();
+    for c in all.iter().filter(|c| c.nonce == nonce) {
+        c.dead.store(true, Ordering::Relaxed);
+    }
+    all.retain(|c| c.nonce != nonce);
+}
 
 fn this_process() -> Result<u64> {
     registry::process_id().map(|(_, nonce)| nonce).map_err(|e| Error::os("liveness token", e))
@@ -123,13 +142,23 @@ impl Client {
     /// first use.
     pub(crate) fn of(info: &Info) -> Result<Arc<Client>> {
         let me = this_process()?;
+        if DEAD.lock().contains(&info.nonce) {
+            return Err(Error::ManagerDead);
+        }
         let mut all = CLIENTS.lock();
         if let Some(c) = all.iter().find(|c| c.nonce == info.nonce && c.process == me) {
             return Ok(c.clone());
         }
         // Connecting under the lock: two threads never make two
         // connections, and a forked child's inherited entry is replaced.
-        let (conn, nonce, _) = handshake(&info.accept, info.nonce, Some(info.server))?;
+        let (conn, nonce, _) = match handshake(&info.accept, info.nonce, Some(info.server)) {
+            Err(Error::ManagerDead) => {
+                drop(all);
+                bury(info.nonce);
+                return Err(Error::ManagerDead);
+            }
+            r => r?,
+        };
         let c = Arc::new(Client { nonce, process: me, conn, lock: Mutex::new(()), dead: AtomicBool::new(false) });
         all.retain(|o| o.nonce != nonce);
         all.push(c.clone());
@@ -138,8 +167,9 @@ impl Client {
 
     /// Marks the connection dead: every later call returns
     /// [`Error::ManagerDead`] at once.
-    pub(crate) fn mark_dead(&self) {
+    fn mark_dead(&self) {
         self.dead.store(true, Ordering::Relaxed);
+        bury(self.nonce);
     }
 
     fn check(&self) -> Result<()> {
@@ -214,13 +244,10 @@ impl Client {
     }
 }
 
-/// Forgets this process's connection to manager `nonce` after marking it
-/// dead (the manager was shut down).
+/// Forgets this process's connection to manager `nonce`, which was shut
+/// down: later calls return [`Error::ManagerDead`] at once.
 pub(crate) fn forget(nonce: u64) {
-    let all = CLIENTS.lock();
-    for c in all.iter().filter(|c| c.nonce == nonce) {
-        c.mark_dead();
-    }
+    bury(nonce);
 }
 
 /// Parses an ack: the manager's nonce and its server's token.

@@ -23,11 +23,13 @@
 //! 14, 15 and 16, producers and consumers killed or stopped mid-claim, and
 //! its part of case 35), `queue.rs` (Queue, JoinableQueue: 17, 19, 35, 42, 50), `pool.rs` (Pool and
 //! ProcessPoolExecutor: 40, 41, 42, 46, failpoints of the worker loop,
-//! random SIGKILLs of workers).
+//! random SIGKILLs of workers), `manager.rs` (Manager: 39, 44, 47, killed
+//! and stopped clients, concurrent updates, garbage hellos and requests).
 
 mod cleanup;
 mod harness;
 mod hostile;
+mod manager;
 mod mpmc;
 mod pipe;
 mod pool;
@@ -85,6 +87,7 @@ fn run_role(role: &str) {
         r if r.starts_with("queue_") => queue::run_role(r),
         r if r.starts_with("pipe_") => pipe::run_role(r),
         r if r.starts_with("pool_") => pool::run_role(r),
+        r if r.starts_with("manager_") => manager::run_role(r),
         other => panic!("unknown helper role {other:?}"),
     }
 }
