@@ -110,7 +110,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let d = shmproc::Manager::start()?.dict::<u8, u8>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let d = mgr.dict::<u8, u8>()?;
     /// assert_eq!(d.insert(1, 10)?, None);
     /// assert_eq!(d.insert(1, 11)?, Some(10));
     /// # Ok::<(), shmproc::Error>(())
@@ -131,7 +132,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let d = shmproc::Manager::start()?.dict::<String, u8>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let d = mgr.dict::<String, u8>()?;
     /// d.insert("a".into(), 1)?;
     /// assert_eq!(d.get(&"a".into())?, Some(1));
     /// assert_eq!(d.get(&"b".into())?, None);
@@ -153,7 +155,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let d = shmproc::Manager::start()?.dict::<u8, u8>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let d = mgr.dict::<u8, u8>()?;
     /// d.insert(1, 2)?;
     /// assert_eq!(d.remove(&1)?, Some(2));
     /// assert_eq!(d.remove(&1)?, None);
@@ -174,7 +177,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let d = shmproc::Manager::start()?.dict::<u8, ()>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let d = mgr.dict::<u8, ()>()?;
     /// d.insert(3, ())?;
     /// assert!(d.contains_key(&3)?);
     /// assert!(!d.contains_key(&4)?);
@@ -199,7 +203,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let d = shmproc::Manager::start()?.dict::<u8, u8>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let d = mgr.dict::<u8, u8>()?;
     /// d.extend([(1, 1), (2, 2)])?;
     /// assert_eq!(d.len()?, 2);
     /// # Ok::<(), shmproc::Error>(())
@@ -218,7 +223,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let d = shmproc::Manager::start()?.dict::<u8, u8>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let d = mgr.dict::<u8, u8>()?;
     /// assert!(d.is_empty()?);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -241,7 +247,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let d = shmproc::Manager::start()?.dict::<char, u8>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let d = mgr.dict::<char, u8>()?;
     /// d.extend([('b', 1), ('a', 2)])?;
     /// assert_eq!(d.keys()?, ['b', 'a']);
     /// # Ok::<(), shmproc::Error>(())
@@ -260,7 +267,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let d = shmproc::Manager::start()?.dict::<char, u8>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let d = mgr.dict::<char, u8>()?;
     /// d.extend([('b', 1), ('a', 2)])?;
     /// assert_eq!(d.values()?, [1, 2]);
     /// # Ok::<(), shmproc::Error>(())
@@ -279,7 +287,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let d = shmproc::Manager::start()?.dict::<char, u8>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let d = mgr.dict::<char, u8>()?;
     /// d.extend([('b', 1), ('a', 2)])?;
     /// assert_eq!(d.items()?, [('b', 1), ('a', 2)]);
     /// # Ok::<(), shmproc::Error>(())
@@ -299,7 +308,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let d = shmproc::Manager::start()?.dict::<u8, u8>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let d = mgr.dict::<u8, u8>()?;
     /// d.insert(1, 1)?;
     /// d.clear()?;
     /// assert!(d.is_empty()?);
@@ -332,7 +342,8 @@ where
     /// fn add(old: Option<u64>, n: u64) -> Option<u64> {
     ///     Some(old.unwrap_or(0) + n)
     /// }
-    /// let d = shmproc::Manager::start()?.dict::<String, u64>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let d = mgr.dict::<String, u64>()?;
     /// assert_eq!(d.update(&"hits".into(), add, 2)?, Some(2));
     /// assert_eq!(d.update(&"hits".into(), add, 3)?, Some(5));
     /// # Ok::<(), shmproc::Error>(())
@@ -366,7 +377,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let d = shmproc::Manager::start()?.dict::<u32, u32>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let d = mgr.dict::<u32, u32>()?;
     /// d.extend((0..100).map(|i| (i, i * i)))?;
     /// assert_eq!(d.get(&9)?, Some(81));
     /// # Ok::<(), shmproc::Error>(())
@@ -393,7 +405,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let d = shmproc::Manager::start()?.dict::<u32, u32>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let d = mgr.dict::<u32, u32>()?;
     /// d.extend([(1, 10), (2, 20)])?;
     /// assert_eq!(d.get_many(&[1, 3, 2])?, [Some(10), None, Some(20)]);
     /// # Ok::<(), shmproc::Error>(())

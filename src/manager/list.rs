@@ -84,7 +84,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let l = shmproc::Manager::start()?.list::<u8>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let l = mgr.list::<u8>()?;
     /// l.push(7)?;
     /// assert_eq!(l.to_vec()?, [7]);
     /// # Ok::<(), shmproc::Error>(())
@@ -106,7 +107,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let l = shmproc::Manager::start()?.list::<u8>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let l = mgr.list::<u8>()?;
     /// l.extend([1, 2, 3])?;
     /// assert_eq!(l.len()?, 3);
     /// # Ok::<(), shmproc::Error>(())
@@ -130,7 +132,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let l = shmproc::Manager::start()?.list::<u8>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let l = mgr.list::<u8>()?;
     /// l.push(5)?;
     /// assert_eq!(l.get(0)?, Some(5));
     /// assert_eq!(l.get(1)?, None);
@@ -154,7 +157,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let l = shmproc::Manager::start()?.list::<u8>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let l = mgr.list::<u8>()?;
     /// l.push(5)?;
     /// l.set(0, 6)?;
     /// assert_eq!(l.get(0)?, Some(6));
@@ -177,7 +181,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let l = shmproc::Manager::start()?.list::<u8>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let l = mgr.list::<u8>()?;
     /// l.extend([1, 2])?;
     /// assert_eq!(l.pop()?, Some(2));
     /// assert_eq!(l.pop()?, Some(1));
@@ -201,7 +206,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let l = shmproc::Manager::start()?.list::<u8>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let l = mgr.list::<u8>()?;
     /// l.extend([1, 2, 3])?;
     /// assert_eq!(l.remove(0)?, 1);
     /// assert!(l.remove(5).is_err());
@@ -225,7 +231,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let l = shmproc::Manager::start()?.list::<u8>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let l = mgr.list::<u8>()?;
     /// l.extend([1, 3])?;
     /// l.insert(1, 2)?;
     /// l.insert(99, 4)?;
@@ -246,7 +253,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let l = shmproc::Manager::start()?.list::<u8>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let l = mgr.list::<u8>()?;
     /// assert_eq!(l.len()?, 0);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -265,7 +273,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let l = shmproc::Manager::start()?.list::<u8>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let l = mgr.list::<u8>()?;
     /// assert!(l.is_empty()?);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -283,7 +292,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let l = shmproc::Manager::start()?.list::<u8>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let l = mgr.list::<u8>()?;
     /// l.extend([3, 1, 2])?;
     /// assert_eq!(l.to_vec()?, [3, 1, 2]);
     /// # Ok::<(), shmproc::Error>(())
@@ -304,7 +314,8 @@ where
     /// # Examples
     ///
     /// ```
-    /// let l = shmproc::Manager::start()?.list::<u8>()?;
+    /// let mgr = shmproc::Manager::start()?;
+    /// let l = mgr.list::<u8>()?;
     /// l.push(1)?;
     /// l.clear()?;
     /// assert!(l.is_empty()?);

@@ -147,6 +147,11 @@ impl Drop for Owner {
 /// ([`ManagerBuilder::name`]) can be reached from unrelated processes with
 /// [`Manager::connect`].
 ///
+/// Proxies do not keep the server alive: keep the starting handle as long
+/// as the proxies are in use (`Manager::start()?.dict()?` alone makes a
+/// dict whose server stops at the end of the statement, as with Python's
+/// `Manager().dict()`).
+///
 /// Each process talks to the server over one shared-memory pipe (no
 /// sockets), shared by all its proxies and threads; a call is one request
 /// and one reply, and batch calls ([`DictProxy::extend`],
