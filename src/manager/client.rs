@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::manager::protocol::{self, MAGIC, PIPE_PREFIX, Reader};
 use crate::pipe::{Connection, Pipe};
 use crate::queue::blocking::Queue;
+use crate::queue::error::PutTimeoutError;
 use crate::queue::registry;
 use crate::shm::segment::Segment;
 use crate::sys::token::{self, Liveness, Token};
@@ -280,8 +281,18 @@ pub(crate) fn handshake(accept: &Queue<Vec<u8>>, want: u64, server: Option<Token
         hello.extend_from_slice(&MAGIC.to_le_bytes());
         hello.extend_from_slice(&want.to_le_bytes());
         hello.extend_from_slice(name.as_bytes());
-        accept.put(hello).map_err(transport)?;
         let start = Instant::now();
+        // A full accept queue (a stopped server, a flood of hellos) is
+        // waited on with the same liveness checks and limit as the ack.
+        loop {
+            match accept.put_timeout(hello, CONNECT_POLL) {
+                Ok(()) => break,
+                Err(PutTimeoutError::Timeout(h)) if !dead() && start.elapsed() <= CONNECT_LIMIT => hello = h,
+                Err(PutTimeoutError::Timeout(_)) if !dead() => return Err(Error::Timeout),
+                Err(PutTimeoutError::Failed(_, e)) => return Err(e),
+                Err(_) => return Err(Error::ManagerDead),
+            }
+        }
         loop {
             match mine.recv_bytes_timeout(CONNECT_POLL) {
                 Ok(reply) => return parse_ack(&reply),

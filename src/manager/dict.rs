@@ -333,8 +333,9 @@ where
     /// `f` is a plain `fn` of this binary, named by its address (the server
     /// runs the same executable file; a server started from another binary
     /// refuses with an error). Keep it short: every client waits while it
-    /// runs. A panic in `f` fails this call (the entry is unchanged, the
-    /// server lives on).
+    /// runs, and it must not use the manager itself (it would wait for
+    /// the lock it runs under). A panic in `f` fails this call (the entry
+    /// is unchanged, the server lives on).
     ///
     /// # Examples
     ///

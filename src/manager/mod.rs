@@ -106,10 +106,16 @@ impl ObjRef {
 struct Owner {
     info: Arc<Info>,
     process: Mutex<Option<Process<()>>>,
+    /// The starting process: a forked child that inherited this handle
+    /// does not stop the server.
+    pid: u32,
 }
 
 impl Owner {
     fn stop(&self) -> Result<()> {
+        if crate::sys::process::pid() != self.pid {
+            return Ok(());
+        }
         let Some(mut p) = self.process.lock().take() else { return Ok(()) };
         let answered = Client::of(&self.info).and_then(|c| c.call(&protocol::request(protocol::op::SHUTDOWN, 0)));
         client::forget(self.info.nonce);
@@ -325,7 +331,8 @@ impl ManagerBuilder {
         };
         let info = Arc::new(Info { nonce, accept, server, name: self.name });
         Client::install(nonce, mine)?;
-        let owner = Arc::new(Owner { info: info.clone(), process: Mutex::new(Some(p)) });
+        let owner =
+            Arc::new(Owner { info: info.clone(), process: Mutex::new(Some(p)), pid: crate::sys::process::pid() });
         Ok(Manager { info, owner: Some(owner) })
     }
 }

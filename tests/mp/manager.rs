@@ -130,6 +130,7 @@ fn server_sigkill_makes_every_proxy_dead_and_a_restart_serves_no_stale_proxy() {
     is("list push", l.push(1));
     is("list to_vec", l.to_vec());
     is("a new dict", mgr.dict::<u8, u8>());
+    is("connecting by name to the dead server", Manager::connect(&name));
     let mut p = Context::new(StartMethod::Spawn).spawn(call_given, d.clone()).expect("spawn");
     assert_eq!(p.join_timeout(HANG_GUARD).expect("join").expect("hang guard"), "ManagerDead");
 
