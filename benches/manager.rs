@@ -11,6 +11,10 @@
 //!   `UnixStream` with length-prefixed postcard frames: what a
 //!   straightforward socket manager does, without Python's pickling and
 //!   dispatch.
+//! - `dict_set_batched`: sets in batches of 100, with
+//!   [`DictProxy::extend`] (requests packed into pipelined batch messages)
+//!   and, on the socket, 100 frames written at once before the 100 replies
+//!   are read.
 //! - `manager_2_clients`: the same, with the work split between this
 //!   process and a second client process running at the same time (one
 //!   iteration is still one operation).
@@ -45,9 +49,16 @@ enum Op {
     Set,
     Get,
     Push,
+    /// Sets in batches of [`BATCH`]: `extend` here, pipelined frames on
+    /// the socket.
+    SetBatched,
 }
 
-const OPS: [(Op, &str); 3] = [(Op::Set, "dict_set"), (Op::Get, "dict_get"), (Op::Push, "list_push")];
+const OPS: [(Op, &str); 4] =
+    [(Op::Set, "dict_set"), (Op::Get, "dict_get"), (Op::Push, "list_push"), (Op::SetBatched, "dict_set_batched")];
+
+/// Sets per batch of `dict_set_batched`.
+const BATCH: u64 = 100;
 
 // ---------------------------------------------------------------------------
 // The socket manager
@@ -143,6 +154,20 @@ impl SockClient {
         SockClient { r: BufReader::new(w.try_clone().expect("clone")), w, buf: Vec::new(), frame: Vec::new() }
     }
 
+    /// Sends every request, then reads every reply (pipelined).
+    fn call_many(&mut self, reqs: &[Request]) {
+        let mut out = Vec::new();
+        for req in reqs {
+            let body = postcard::to_allocvec(req).expect("encode");
+            out.extend_from_slice(&(body.len() as u32).to_le_bytes());
+            out.extend_from_slice(&body);
+        }
+        self.w.write_all(&out).expect("send");
+        for _ in reqs {
+            read_frame(&mut self.r, &mut self.buf).expect("receive");
+        }
+    }
+
     fn call(&mut self, req: &Request) -> Option<Vec<u8>> {
         let body = postcard::to_allocvec(req).expect("encode");
         write_frame(&mut self.w, &body, &mut self.frame).expect("send");
@@ -162,7 +187,30 @@ fn run_shmproc(d: &DictProxy<u64, u64>, l: &ListProxy<u64>, op: Op, base: u64, n
             Op::Set => drop(d.insert(i % KEYS, i).expect("insert")),
             Op::Get => assert!(d.get(&(i % KEYS)).expect("get").is_some()),
             Op::Push => l.push(i).expect("push"),
+            Op::SetBatched => unreachable!("batched below"),
         }
+    }
+}
+
+/// `n` sets in batches, through the shmproc proxy.
+fn run_shmproc_batched(d: &DictProxy<u64, u64>, base: u64, n: u64) {
+    let mut i = base;
+    while i < base + n {
+        let end = (i + BATCH).min(base + n);
+        d.extend((i..end).map(|k| (k % KEYS, k))).expect("extend");
+        i = end;
+    }
+}
+
+/// `n` sets in pipelined batches, through the socket manager.
+fn run_socket_batched(c: &mut SockClient, base: u64, n: u64) {
+    let enc = |v: u64| postcard::to_allocvec(&v).expect("encode");
+    let mut i = base;
+    while i < base + n {
+        let end = (i + BATCH).min(base + n);
+        let reqs: Vec<Request> = (i..end).map(|k| Request::Set(enc(k % KEYS), enc(k))).collect();
+        c.call_many(&reqs);
+        i = end;
     }
 }
 
@@ -174,7 +222,18 @@ fn run_socket(c: &mut SockClient, op: Op, base: u64, n: u64) {
             Op::Set => drop(c.call(&Request::Set(enc(i % KEYS), enc(i)))),
             Op::Get => assert!(c.call(&Request::Get(enc(i % KEYS))).is_some()),
             Op::Push => drop(c.call(&Request::Push(enc(i)))),
+            Op::SetBatched => unreachable!("batched below"),
         }
+    }
+}
+
+/// `n` operations through one transport.
+fn run(shm: bool, d: &DictProxy<u64, u64>, l: &ListProxy<u64>, sock: &mut SockClient, op: Op, base: u64, n: u64) {
+    match (shm, op) {
+        (true, Op::SetBatched) => run_shmproc_batched(d, base, n),
+        (false, Op::SetBatched) => run_socket_batched(sock, base, n),
+        (true, _) => run_shmproc(d, l, op, base, n),
+        (false, _) => run_socket(sock, op, base, n),
     }
 }
 
@@ -210,11 +269,7 @@ fn second_client((ctl, d, l, path): (Connection, DictProxy<u64, u64>, ListProxy<
     let mut sock = SockClient::connect(&path);
     d.len().expect("connect to the manager");
     while let Ok((shm, op, n)) = ctl.recv::<Command>() {
-        if shm {
-            run_shmproc(&d, &l, op, 1 << 40, n);
-        } else {
-            run_socket(&mut sock, op, 1 << 40, n);
-        }
+        run(shm, &d, &l, &mut sock, op, 1 << 40, n);
         if ctl.send(&()).is_err() {
             return;
         }
@@ -284,11 +339,7 @@ impl Bench {
         if theirs > 0 {
             self.ctl.send(&(shm, op, theirs)).expect("command the second client");
         }
-        if shm {
-            run_shmproc(&self.d, &self.l, op, 0, n - theirs);
-        } else {
-            run_socket(&mut self.sock, op, 0, n - theirs);
-        }
+        run(shm, &self.d, &self.l, &mut self.sock, op, 0, n - theirs);
         if theirs > 0 {
             self.ctl.recv::<()>().expect("the second client finished");
         }

@@ -70,6 +70,10 @@ pub(crate) mod op {
     pub(crate) const TO_VEC: u8 = 25;
     /// Stop the server (its owner only sends it). Reply: empty.
     pub(crate) const SHUTDOWN: u8 = 30;
+    /// Several requests in one message (`id` 0): each a byte string.
+    /// Reply: each sub-request's reply as a byte string, in order. Batches
+    /// do not nest.
+    pub(crate) const BATCH: u8 = 31;
 }
 
 /// Reply status: success.

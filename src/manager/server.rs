@@ -185,15 +185,25 @@ impl State {
 
     /// Applies one request; the reply (an error reply on any failure).
     fn handle(&mut self, req: &[u8], owner: bool, stop: &mut bool) -> Vec<u8> {
-        self.apply(req, owner, stop).unwrap_or_else(|(c, m)| protocol::error_reply(c, &m))
+        self.apply(req, owner, stop, false).unwrap_or_else(|(c, m)| protocol::error_reply(c, &m))
     }
 
-    fn apply(&mut self, req: &[u8], owner: bool, stop: &mut bool) -> Result<Vec<u8>, Failure> {
+    fn apply(&mut self, req: &[u8], owner: bool, stop: &mut bool, nested: bool) -> Result<Vec<u8>, Failure> {
         let mut r = Reader::new(req);
         let opcode = r.u8().map_err(truncated)?;
         let id = r.u64().map_err(truncated)?;
         let unit = || Ok(vec![OK]);
         match opcode {
+            op::BATCH if !nested => {
+                let mut out = vec![OK];
+                while !r.is_empty() {
+                    let sub = r.bytes().map_err(truncated)?;
+                    let reply =
+                        self.apply(sub, owner, stop, true).unwrap_or_else(|(c, m)| protocol::error_reply(c, &m));
+                    protocol::put_bytes(&mut out, &reply).map_err(|e| (code::BAD_REQUEST, e.to_string()))?;
+                }
+                Ok(out)
+            }
             op::NEW_DICT | op::NEW_LIST => {
                 let fingerprint = r.u64().map_err(truncated)?;
                 let name = std::str::from_utf8(r.rest())
@@ -524,6 +534,17 @@ mod tests {
         protocol::put_bytes(&mut fns, b"\xff\xff").expect("small");
         protocol::put_bytes(&mut fns, b"k").expect("small");
         assert_eq!(s.handle(&req(op::UPDATE, id, &fns), false, &mut stop)[0], protocol::ERR);
+        // A batch answers each part; batches do not nest.
+        let mut batch = protocol::request(op::BATCH, 0);
+        protocol::put_bytes(&mut batch, &req(op::LEN, id, b"")).expect("small");
+        protocol::put_bytes(&mut batch, &req(op::BATCH, 0, b"")).expect("small");
+        let reply = s.handle(&batch, false, &mut stop);
+        let framed = [&2u64.to_le_bytes()[..], &reply[1..]].concat();
+        let parts = protocol::sequence(&framed, 1).expect("two parts");
+        assert_eq!(parts[0], [&[OK][..], &0u64.to_le_bytes()].concat());
+        assert_eq!(parts[1][0], protocol::ERR);
+        batch.extend_from_slice(&[9, 0]);
+        assert_eq!(s.handle(&batch, false, &mut stop)[0], protocol::ERR, "a truncated part");
         assert_eq!(s.handle(&req(op::SHUTDOWN, 0, b""), true, &mut stop), [OK]);
         assert!(stop);
     }
