@@ -203,6 +203,10 @@ fn a_manager_handle_passes_to_a_child_and_connects_by_name() {
     let name = names.name("m");
     let mgr = Manager::builder().name(&name).start().expect("start");
     assert_eq!(mgr.name(), Some(name.as_str()));
+    // RELIABILITY 48: only this user can reach the server.
+    let mode =
+        std::fs::metadata(format!("{}/shmproc.{name}", common::SHM_DIR)).expect("the accept queue").permissions();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600, "the accept queue is private");
     assert!(matches!(Manager::builder().name(&name).start(), Err(Error::Exists { .. })));
     let mut p = Process::spawn(use_manager, mgr.clone()).expect("spawn");
     assert_eq!(p.join_timeout(GUARD).expect("join").expect("hang guard").expect("child"), 1);

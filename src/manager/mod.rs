@@ -227,6 +227,9 @@ pub struct Manager {
 /// mgr.shutdown()?;
 /// # Ok::<(), shmproc::Error>(())
 /// ```
+///
+/// Python: `SyncManager(address=...)` before `start()`, and
+/// `get_context(method).Manager()`.
 #[derive(Debug, Clone, Default)]
 pub struct ManagerBuilder {
     name: Option<String>,
@@ -247,6 +250,9 @@ impl ManagerBuilder {
     /// assert_eq!(other.pid(), mgr.pid());
     /// # Ok::<(), shmproc::Error>(())
     /// ```
+    ///
+    /// Python: `SyncManager(address=...)`; a name here, not a socket
+    /// address.
     pub fn name(mut self, name: &str) -> Self {
         self.name = Some(name.to_owned());
         self
@@ -262,6 +268,8 @@ impl ManagerBuilder {
     /// assert!(mgr.is_alive());
     /// # Ok::<(), shmproc::Error>(())
     /// ```
+    ///
+    /// Python: `get_context(method).Manager()`.
     pub fn start_method(mut self, method: StartMethod) -> Self {
         self.method = Some(method);
         self
@@ -283,6 +291,8 @@ impl ManagerBuilder {
     /// limit, the fork start method in a threaded program, ...);
     /// [`Error::ProcessFailed`] if the server died while starting;
     /// [`Error::Exists`] if the name is taken. Nothing is left behind.
+    ///
+    /// Python: `manager.start()`.
     pub fn start(self) -> Result<Manager> {
         let nonce = loop {
             let n = token::random_u64().map_err(|e| Error::os("getrandom", e))?;
