@@ -195,6 +195,27 @@ impl Client {
         self.conn.recv_bytes().map_err(|e| self.fail(e))
     }
 
+    /// Like [`call`](Client::call), giving up after `timeout` (then the
+    /// connection is unusable and marked dead: a late reply would be taken
+    /// for the next request's).
+    pub(crate) fn call_timeout(&self, req: &[u8], timeout: Duration) -> Result<Vec<u8>> {
+        self.check()?;
+        let deadline = Instant::now() + timeout;
+        let Some(_turn) = self.lock.try_lock_until(deadline) else {
+            return Err(Error::Timeout);
+        };
+        self.check()?;
+        let left = || deadline.saturating_duration_since(Instant::now());
+        let r = self.conn.send_bytes_timeout(req, left()).and_then(|()| self.conn.recv_bytes_timeout(left()));
+        r.map_err(|e| {
+            if matches!(e, Error::Timeout) {
+                self.mark_dead();
+                return e;
+            }
+            self.fail(e)
+        })
+    }
+
     /// Sends every request, pipelined, and returns the replies in order.
     ///
     /// Requests travel packed into batch messages of about

@@ -117,7 +117,9 @@ impl Owner {
             return Ok(());
         }
         let Some(mut p) = self.process.lock().take() else { return Ok(()) };
-        let answered = Client::of(&self.info).and_then(|c| c.call(&protocol::request(protocol::op::SHUTDOWN, 0)));
+        // Bounded: a stopped (SIGSTOP) server must not hang a drop.
+        let answered = Client::of(&self.info)
+            .and_then(|c| c.call_timeout(&protocol::request(protocol::op::SHUTDOWN, 0), STOP_LIMIT));
         client::forget(self.info.nonce);
         self.info.accept.close();
         if let Some(name) = &self.info.name {
@@ -458,8 +460,8 @@ impl Manager {
         token::liveness(self.info.server) == Liveness::Alive
     }
 
-    /// Stops the server (waiting up to 10 s for it to exit, then killing
-    /// it). Every proxy of this manager then returns
+    /// Stops the server (waiting up to 10 s for it to answer and up to
+    /// 10 s for it to exit, then killing it). Every proxy of this manager then returns
     /// [`Error::ManagerDead`]. Only the starting handle (and its clones)
     /// may stop the manager; dropping the last of them does it too.
     ///

@@ -151,6 +151,27 @@ fn server_sigkill_makes_every_proxy_dead_and_a_restart_serves_no_stale_proxy() {
     ctx.finish();
 }
 
+/// A SIGSTOPped server: stopping the manager (here, dropping the starting
+/// handle) gives up on its answer after a bound and kills it; a call
+/// blocked meanwhile then returns `ManagerDead`.
+#[test]
+fn a_stopped_server_does_not_hang_shutdown() {
+    let ctx = Ctx::new("mgr-stopped");
+    let mgr = Manager::start().expect("start");
+    let d = mgr.dict::<String, u64>().expect("dict");
+    d.insert("k".into(), 1).expect("insert");
+    let pid = mgr.pid();
+    signal(pid, Signal::STOP);
+    ctx.step("drop the starting handle of a stopped server");
+    let t = Instant::now();
+    drop(mgr);
+    println!("drop returned {:?} after the server was stopped", t.elapsed());
+    wait_gone("the stopped server is killed", pid);
+    is("a call after the stop", d.get(&"k".into()));
+    drop(d);
+    ctx.finish();
+}
+
 // ---------------------------------------------------------------------------
 // Killed and stopped clients; counters from several processes
 // ---------------------------------------------------------------------------
