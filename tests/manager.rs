@@ -168,6 +168,34 @@ fn run_children(mgr: &Manager, ctx: &Context, n: u64) {
     assert_eq!(pushed, (1..=n).collect::<Vec<_>>());
 }
 
+/// Task: eight threads make their first calls at once (one connection is
+/// kept, the extra ones are closed), then count.
+fn threads_first_use(d: DictProxy<String, u64>) -> Result<(), String> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        d.update(&"threads".into(), add, 1).map_err(|e| e.to_string())?;
+                    }
+                    Ok::<(), String>(())
+                })
+            })
+            .collect();
+        handles.into_iter().try_for_each(|h| h.join().map_err(|_| "a thread panicked".to_string())?)
+    })
+}
+
+#[test]
+fn threads_of_a_child_connect_at_once() {
+    let mgr = Manager::start().expect("start");
+    let d = mgr.dict::<String, u64>().expect("dict");
+    let mut p = Process::spawn(threads_first_use, d.clone()).expect("spawn");
+    p.join_timeout(GUARD).expect("join").expect("hang guard").expect("threads");
+    assert_eq!(d.get(&"threads".into()).expect("get"), Some(400));
+    mgr.shutdown().expect("shutdown");
+}
+
 #[test]
 fn proxies_pass_to_children_under_spawn_and_forkserver() {
     let mgr = Manager::start().expect("start");

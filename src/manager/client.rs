@@ -146,20 +146,26 @@ impl Client {
         if DEAD.lock().contains(&info.nonce) {
             return Err(Error::ManagerDead);
         }
-        let mut all = CLIENTS.lock();
-        if let Some(c) = all.iter().find(|c| c.nonce == info.nonce && c.process == me) {
-            return Ok(c.clone());
+        let find = |all: &Vec<Arc<Client>>| all.iter().find(|c| c.nonce == info.nonce && c.process == me).cloned();
+        if let Some(c) = find(&CLIENTS.lock()) {
+            return Ok(c);
         }
-        // Connecting under the lock: two threads never make two
-        // connections, and a forked child's inherited entry is replaced.
+        // Connecting without the lock (a slow server must not hold up calls
+        // to other managers); a forked child's inherited entry is replaced.
         let (conn, nonce, _) = match handshake(&info.accept, info.nonce, Some(info.server)) {
             Err(Error::ManagerDead) => {
-                drop(all);
                 bury(info.nonce);
                 return Err(Error::ManagerDead);
             }
             r => r?,
         };
+        let mut all = CLIENTS.lock();
+        if let Some(c) = find(&all) {
+            // Another thread connected meanwhile: closing ours ends its
+            // server thread.
+            conn.close();
+            return Ok(c);
+        }
         let c = Arc::new(Client { nonce, process: me, conn, lock: Mutex::new(()), dead: AtomicBool::new(false) });
         all.retain(|o| o.nonce != nonce);
         all.push(c.clone());
