@@ -251,6 +251,18 @@ pub enum Error {
         /// The panic message.
         message: String,
     },
+    /// The manager's server process is gone (killed, crashed, or shut
+    /// down), or a new manager now runs under its name: this proxy's
+    /// manager will never answer again (Python: `BrokenPipeError` /
+    /// `EOFError` on every proxy call).
+    ManagerDead,
+    /// The manager's server refused or failed a request; the message says
+    /// why (a type mismatch on a named object, a server-side update
+    /// function that panicked, a malformed request).
+    Remote {
+        /// The server's explanation.
+        message: String,
+    },
     /// SIGINT (Ctrl-C) arrived while this call waited on a pool; the pools
     /// of this process were terminated (Python: `KeyboardInterrupt`).
     Interrupted,
@@ -429,6 +441,11 @@ impl fmt::Display for Error {
             Error::Cancelled => f.write_str("the task was cancelled"),
             Error::PoolClosed => f.write_str("the pool is closed or terminated: it accepts no more tasks"),
             Error::CallbackPanicked { message } => write!(f, "a result callback panicked: {message}"),
+            Error::ManagerDead => f.write_str(
+                "the manager's server process is gone (killed, crashed or shut down) or was replaced \
+                 by a new manager under the same name; start or connect to a manager again",
+            ),
+            Error::Remote { message } => write!(f, "the manager's server refused the request: {message}"),
             Error::Interrupted => {
                 f.write_str("interrupted by SIGINT (Ctrl-C); the pools of this process were terminated")
             }

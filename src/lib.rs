@@ -13,8 +13,9 @@
 //! [`ByteRing`]), shared data ([`Value`], [`Array`], [`RawValue`],
 //! [`RawArray`]) and their foundation: shared-memory [`Segment`]s
 //! (named or anonymous), typed placement of pointer-free state ([`Shared`],
-//! [`Arena`], [`ShmSafe`]) and stale-object cleanup ([`cleanup_stale`]).
-//! The manager builds on them.
+//! [`Arena`], [`ShmSafe`]) and stale-object cleanup ([`cleanup_stale`]),
+//! and a manager: a server process that owns dicts and lists used through
+//! proxies ([`Manager`], [`DictProxy`], [`ListProxy`]).
 //!
 //! ```
 //! fn square(x: u64) -> u64 {
@@ -72,6 +73,12 @@
 //! | `bytes(shm.buf[a:b])` | [`seg.read_at(a, buf)`](Segment::read_at) |
 //! | `shm.unlink()` | [`Segment::unlink(name)`](Segment::unlink), or the creator's drop |
 //! | resource tracker | [`cleanup_stale()`](cleanup_stale): removes only what dead creators left |
+//! | `m = Manager()`, `m.shutdown()`, `with Manager() as m:` | [`Manager::start()`](Manager::start), [`shutdown`](Manager::shutdown); drop stops it |
+//! | `BaseManager(address=...)`, `.connect()` | [`Manager::builder()`](Manager::builder)`.name(..)`, [`Manager::connect(name)`](Manager::connect) |
+//! | `d = m.dict()`: `d[k] = v`, `d.get(k)`, `del d[k]`, `k in d`, `len(d)`, `keys()`, `values()`, `items()`, `update(mapping)`, `clear()` | [`m.dict()`](Manager::dict) → [`DictProxy`]: [`insert`](DictProxy::insert), [`get`](DictProxy::get), [`remove`](DictProxy::remove), [`contains_key`](DictProxy::contains_key), [`len`](DictProxy::len), [`keys`](DictProxy::keys), [`values`](DictProxy::values), [`items`](DictProxy::items), [`extend`](DictProxy::extend), [`clear`](DictProxy::clear) |
+//! | `with lock: d[k] += 1` | [`d.update(&k, add, 1)`](DictProxy::update): atomic on the server, no lock |
+//! | `l = m.list()`: `append`, `extend`, `l[i]`, `l[i] = v`, `pop()`, `pop(i)`, `insert`, `len`, `list(l)`, `clear` | [`m.list()`](Manager::list) → [`ListProxy`]: [`push`](ListProxy::push), [`extend`](ListProxy::extend), [`get`](ListProxy::get), [`set`](ListProxy::set), [`pop`](ListProxy::pop), [`remove`](ListProxy::remove), [`insert`](ListProxy::insert), [`len`](ListProxy::len), [`to_vec`](ListProxy::to_vec), [`clear`](ListProxy::clear) |
+//! | `BrokenPipeError` from a proxy of a dead manager | [`Error::ManagerDead`], at once and for good |
 //!
 //! Locks have owners: a lock held by a process that dies (any signal,
 //! SIGKILL included) or by a thread that exits without releasing it is taken
@@ -129,6 +136,11 @@
 //! - Talk both ways between two processes, any serde value, blocking with
 //!   timeouts: [`Pipe`] (ends that any number of threads and processes may
 //!   share; a dead or closed peer is reported, never waited on).
+//! - Dicts and lists that many processes read and change, any serde
+//!   types, with atomic read-modify-write: a [`Manager`] and its proxies
+//!   ([`DictProxy`], [`ListProxy`]); a dead server is reported
+//!   ([`Error::ManagerDead`]), never waited on. For plain data a
+//!   [`Mutex<T>`](Mutex) in shared memory is far faster (no server).
 //! - Bytes shared by name between unrelated processes: [`Segment`].
 //! - A struct of atomics shared by name or with children: [`Shared<T>`](Shared).
 //! - Several typed regions in one segment: [`Arena`] offsets plus
@@ -147,6 +159,8 @@ mod codec;
 mod error;
 mod loom;
 #[cfg(feature = "codec")]
+mod manager;
+#[cfg(feature = "codec")]
 mod pipe;
 #[cfg(feature = "codec")]
 mod pool;
@@ -162,6 +176,8 @@ mod sync;
 mod sys;
 
 pub use error::{Error, ProcessFailure, Result};
+#[cfg(feature = "codec")]
+pub use manager::{DictProxy, ListProxy, Manager, ManagerBuilder};
 #[cfg(feature = "codec")]
 pub use pipe::{Connection, Pipe, PipeBuilder};
 #[cfg(feature = "codec")]

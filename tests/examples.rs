@@ -472,3 +472,16 @@ fn echo_server() {
     let waited: u32 = waited.and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no wait count\n{}", out.all()));
     assert!(waited >= 2, "6 clients, 4 workers: at least 2 wait\n{}", out.all());
 }
+
+#[test]
+fn manager() {
+    let out = run_clean("manager");
+    out.assert_contains(&[
+        "manager server: pid ",
+        "worker 0: 3 words\nworker 1: 3 words\nworker 2: 3 words\nworker 3: 3 words\n",
+        "merged dict (12 entries):\n  apple    530\n  banana   609\n",
+        "  lime     423\n",
+        "counters: 12 words, 58 letters",
+        "manager stopped; a proxy now says: the manager's server process is gone",
+    ]);
+}

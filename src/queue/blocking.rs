@@ -679,6 +679,13 @@ impl<T> Queue<T> {
         Ok(got)
     }
 
+    /// Whether consumers registered and the OS confirms each of them dead
+    /// (a system call per registered consumer): the manager's clients ask
+    /// this of its accept queue while they wait for the server's answer.
+    pub(crate) fn consumers_gone(&self) -> bool {
+        self.side_gone(&self.hdr().consumers)
+    }
+
     /// Whether every process on one side is gone (a system call per
     /// registered process). Dead consumers' taken items become abandoned.
     fn side_gone(&self, reg: &RawRegistry) -> bool {

@@ -41,6 +41,14 @@ unsafe impl<A: 'static, R: 'static> FnPtr for fn(A) -> R {
     }
 }
 
+// SAFETY: `fn(A, B) -> R` is a pointer-sized, Copy function pointer (the
+// manager's server-side update functions have this type).
+unsafe impl<A: 'static, B: 'static, R: 'static> FnPtr for fn(A, B) -> R {
+    fn addr(self) -> usize {
+        self as usize
+    }
+}
+
 /// A function named by its offset in the image, with a fingerprint of its
 /// type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,6 +177,20 @@ mod tests {
         let h: fn(u64) -> u64 = r.with_id(compact).resolve().expect("same exe, same type");
         assert_eq!(h(1), 2);
         assert!(r.with_id(compact).resolve::<fn(u32) -> u32>().is_err());
+    }
+
+    fn add(a: u32, b: u64) -> u64 {
+        u64::from(a) + b
+    }
+
+    #[test]
+    fn a_two_argument_function_round_trips() {
+        let f: fn(u32, u64) -> u64 = add;
+        let r = FnRef::of(f).expect("exe identity");
+        let g: fn(u32, u64) -> u64 = r.resolve().expect("same type");
+        assert_eq!(g(1, 2), 3);
+        assert!(r.resolve::<fn(u64, u32) -> u64>().is_err(), "argument order is part of the type");
+        assert!(r.resolve::<fn(u32) -> u64>().is_err());
     }
 
     #[test]

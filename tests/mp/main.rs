@@ -25,11 +25,14 @@
 //! ProcessPoolExecutor: 40, 41, 42, 46, failpoints of the worker loop,
 //! random SIGKILLs of workers), `shared.rs` (Value and Array: counting
 //! under each start method, holders SIGKILLed, a writer dead mid-write,
-//! open by name, wrong types, garbage lengths).
+//! open by name, wrong types, garbage lengths), `manager.rs` (Manager: 39,
+//! 44, 47, killed and stopped clients, concurrent updates, garbage hellos
+//! and requests).
 
 mod cleanup;
 mod harness;
 mod hostile;
+mod manager;
 mod mpmc;
 mod pipe;
 mod pool;
@@ -89,6 +92,7 @@ fn run_role(role: &str) {
         r if r.starts_with("pipe_") => pipe::run_role(r),
         r if r.starts_with("pool_") => pool::run_role(r),
         r if r.starts_with("shared_") => shared::run_role(r),
+        r if r.starts_with("manager_") => manager::run_role(r),
         other => panic!("unknown helper role {other:?}"),
     }
 }

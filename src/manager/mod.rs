@@ -1,0 +1,610 @@
+//! `Manager`: a server process that owns dicts and lists; proxies in any
+//! process use them (Python's `multiprocessing.Manager()`).
+//!
+//! Transport: no sockets. Each client process has one duplex shared-memory
+//! [`Pipe`](crate::Pipe) to the server (its requests and replies), made on
+//! first use and announced through the manager's accept [`Queue`]. The
+//! segments are created with mode 0600, so only processes of the same user
+//! can open them; a hello must carry the manager's magic before the server
+//! looks at anything else in it.
+//!
+//! Layers: `protocol.rs` (the wire format), `server.rs` (the server
+//! process), `client.rs` (one connection per process), `dict.rs` and
+//! `list.rs` (the proxies). No unsafe code: it is all built on
+//! [`Pipe`](crate::Pipe), [`Queue`] and [`Process`].
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::{Error, Result};
+use crate::pipe::Pipe;
+use crate::process::handle::Process;
+use crate::process::start::StartMethod;
+use crate::queue::blocking::Queue;
+use crate::shm::layout::{layout_hash, layout_hash_mix};
+use crate::sys::token::{self, Liveness};
+
+mod client;
+mod dict;
+mod list;
+mod protocol;
+mod server;
+
+pub use dict::DictProxy;
+pub use list::ListProxy;
+
+use client::{Client, Info};
+
+/// Bytes of the accept queue (hellos are short).
+const ACCEPT_CAPACITY: usize = 64 * 1024;
+/// How long `start` waits for the server to come up.
+const START_LIMIT: Duration = Duration::from_secs(60);
+/// How long `shutdown` waits for the server to exit before killing it.
+const STOP_LIMIT: Duration = Duration::from_secs(10);
+
+/// A fingerprint of the element type(s) `T` of a proxy.
+fn fingerprint<T>(kind: &str) -> u64 {
+    let t = layout_hash(std::any::type_name::<T>(), size_of::<T>(), align_of::<T>());
+    layout_hash_mix(t, layout_hash(kind, 0, 0))
+}
+
+/// A proxy's reference to its object: manager, object id, type
+/// fingerprint. Serializes as exactly that.
+#[derive(Debug, Clone)]
+struct ObjRef {
+    info: Arc<Info>,
+    id: u64,
+    fingerprint: u64,
+}
+
+impl ObjRef {
+    fn client(&self) -> Result<Arc<Client>> {
+        Client::of(&self.info)
+    }
+
+    /// A request for this object.
+    fn request(&self, op: u8) -> Vec<u8> {
+        protocol::request(op, self.id)
+    }
+
+    /// Sends a request for this object; the reply's payload.
+    fn call(&self, req: &[u8]) -> Result<Vec<u8>> {
+        let reply = self.client()?.call(req)?;
+        protocol::payload(&reply).map(<[u8]>::to_vec)
+    }
+
+    /// Sends a request that returns a count.
+    fn len(&self) -> Result<usize> {
+        let p = self.call(&self.request(protocol::op::LEN))?;
+        let n = p.try_into().map(u64::from_le_bytes).map_err(|_| Error::Corrupt { what: "manager reply (len)" })?;
+        usize::try_from(n).map_err(|_| Error::Corrupt { what: "manager reply (len)" })
+    }
+
+    fn clear(&self) -> Result<()> {
+        self.call(&self.request(protocol::op::CLEAR)).map(drop)
+    }
+
+    fn serialize_as<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        (&*self.info, self.id, self.fingerprint).serialize(s)
+    }
+
+    fn deserialize_as<'de, D: Deserializer<'de>>(d: D, expected: u64) -> std::result::Result<ObjRef, D::Error> {
+        use serde::de::Error as _;
+        let (info, id, fingerprint) = <(Info, u64, u64)>::deserialize(d)?;
+        if fingerprint != expected {
+            return Err(D::Error::custom(Error::LayoutMismatch { expected, found: fingerprint }));
+        }
+        Ok(ObjRef { info: Arc::new(info), id, fingerprint })
+    }
+}
+
+/// The starting process's part of a manager: stops the server on drop.
+#[derive(Debug)]
+struct Owner {
+    info: Arc<Info>,
+    process: Mutex<Option<Process<()>>>,
+    /// The starting process: a forked child that inherited this handle
+    /// does not stop the server.
+    pid: u32,
+}
+
+impl Owner {
+    fn stop(&self) -> Result<()> {
+        if crate::sys::process::pid() != self.pid {
+            return Ok(());
+        }
+        let Some(mut p) = self.process.lock().take() else { return Ok(()) };
+        // Bounded: a stopped (SIGSTOP) server must not hang a drop.
+        let answered = Client::of(&self.info)
+            .and_then(|c| c.call_timeout(&protocol::request(protocol::op::SHUTDOWN, 0), STOP_LIMIT));
+        client::forget(self.info.nonce);
+        self.info.accept.close();
+        if let Some(name) = &self.info.name {
+            // Proxies of this process may keep the queue open: the name
+            // goes now, so that a new manager can take it.
+            let _ = crate::shm::segment::Segment::unlink(name);
+        }
+        if answered.is_err() || p.join_timeout(STOP_LIMIT).ok().flatten().is_none() {
+            // Not answering, or slow to exit: the server holds nothing that
+            // a kill could leave inconsistent (its state dies with it).
+            let _ = p.kill();
+            let _ = p.join_timeout(STOP_LIMIT);
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        // Bounded: STOP_LIMIT, then a kill.
+        let _ = self.stop();
+    }
+}
+
+/// A manager: a server process that owns dicts and lists shared by
+/// processes through proxies ([`DictProxy`], [`ListProxy`]).
+///
+/// [`Manager::start`] starts the server (a daemon child: it dies with this
+/// process, even by SIGKILL); [`shutdown`](Manager::shutdown), or dropping
+/// the last clone of the starting handle, stops it. A `Manager` (or any
+/// proxy) is a cheap `Clone` handle that can be passed to a child process
+/// as an argument under every start method; a named manager
+/// ([`ManagerBuilder::name`]) can be reached from unrelated processes with
+/// [`Manager::connect`].
+///
+/// Proxies do not keep the server alive: keep the starting handle as long
+/// as the proxies are in use (`Manager::start()?.dict()?` alone makes a
+/// dict whose server stops at the end of the statement, as with Python's
+/// `Manager().dict()`).
+///
+/// Each process talks to the server over one shared-memory pipe (no
+/// sockets), shared by all its proxies and threads; a call is one request
+/// and one reply, and batch calls ([`DictProxy::extend`],
+/// [`DictProxy::get_many`], [`ListProxy::extend`]) send many requests
+/// before reading the replies. The server applies the requests that are
+/// waiting under one lock acquisition.
+///
+/// If the server dies, every proxy call (including one blocked at the time)
+/// returns [`Error::ManagerDead`], promptly and for good; a manager
+/// restarted under the same name never answers the old proxies.
+///
+/// Security: the segments (accept queue, pipes) are created with mode 0600:
+/// only processes of the same user can reach the server, and
+/// [`DictProxy::update`] runs a function of the caller's binary in the
+/// server, which such a process could do anyway (it may `ptrace` the
+/// server). There is no authentication key as in Python, and no socket.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{DictProxy, ListProxy, Manager};
+///
+/// fn work((d, l, i): (DictProxy<String, u64>, ListProxy<u64>, u64)) {
+///     d.insert(format!("worker-{i}"), i * i).expect("insert");
+///     l.push(i).expect("push");
+/// }
+///
+/// let mgr = Manager::start()?;
+/// let d = mgr.dict::<String, u64>()?;
+/// let l = mgr.list::<u64>()?;
+/// let mut kids = (0..3)
+///     .map(|i| shmproc::Process::spawn(work, (d.clone(), l.clone(), i)))
+///     .collect::<Result<Vec<_>, _>>()?;
+/// for k in &mut kids {
+///     k.join()?;
+/// }
+/// assert_eq!(d.len()?, 3);
+/// assert_eq!(d.get(&"worker-2".to_string())?, Some(4));
+/// let mut pushed = l.to_vec()?;
+/// pushed.sort();
+/// assert_eq!(pushed, [0, 1, 2]);
+/// mgr.shutdown()?;
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+///
+/// Python: `multiprocessing.Manager()` (a `SyncManager`) with its `dict()`
+/// and `list()`. Differences: proxies are typed; keys are equal when their
+/// encodings are equal; there is no authkey (same-user shared memory
+/// instead of a socket); `d[k] += 1` is written
+/// [`d.update(k, add, 1)`](DictProxy::update) and is atomic.
+#[derive(Debug, Clone)]
+pub struct Manager {
+    info: Arc<Info>,
+    owner: Option<Arc<Owner>>,
+}
+
+/// Options for a new [`Manager`]: a name, a start method.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{Manager, StartMethod};
+///
+/// let name = format!("doc-mgr-builder-{}", std::process::id());
+/// let mgr = Manager::builder().name(&name).start_method(StartMethod::Spawn).start()?;
+/// assert_eq!(mgr.name(), Some(name.as_str()));
+/// mgr.shutdown()?;
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+///
+/// Python: `SyncManager(address=...)` before `start()`, and
+/// `get_context(method).Manager()`.
+#[derive(Debug, Clone, Default)]
+pub struct ManagerBuilder {
+    name: Option<String>,
+    method: Option<StartMethod>,
+}
+
+impl ManagerBuilder {
+    /// Gives the manager a name (the name of its accept queue), so that
+    /// unrelated processes can [`Manager::connect`] to it. The name goes
+    /// when the manager stops.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-mgr-name-{}", std::process::id());
+    /// let mgr = shmproc::Manager::builder().name(&name).start()?;
+    /// let other = shmproc::Manager::connect(&name)?; // typically in another program
+    /// assert_eq!(other.pid(), mgr.pid());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `SyncManager(address=...)`; a name here, not a socket
+    /// address.
+    pub fn name(mut self, name: &str) -> Self {
+        self.name = Some(name.to_owned());
+        self
+    }
+
+    /// How the server process starts (default:
+    /// [`start_method()`](crate::start_method)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::builder().start_method(shmproc::StartMethod::ForkServer).start()?;
+    /// assert!(mgr.is_alive());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `get_context(method).Manager()`.
+    pub fn start_method(mut self, method: StartMethod) -> Self {
+        self.method = Some(method);
+        self
+    }
+
+    /// Starts the server process and waits until it accepts requests.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::builder().start()?;
+    /// assert_ne!(mgr.pid(), std::process::id());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Queue::new`], [`Pipe::new`] and
+    /// [`ProcessBuilder::spawn`](crate::ProcessBuilder::spawn) (a process
+    /// limit, the fork start method in a threaded program, ...);
+    /// [`Error::ProcessFailed`] if the server died while starting;
+    /// [`Error::Exists`] if the name is taken. Nothing is left behind.
+    ///
+    /// Python: `manager.start()`.
+    pub fn start(self) -> Result<Manager> {
+        let nonce = loop {
+            let n = token::random_u64().map_err(|e| Error::os("getrandom", e))?;
+            if n != 0 {
+                break n;
+            }
+        };
+        let mut qb = Queue::<Vec<u8>>::builder().capacity_bytes(ACCEPT_CAPACITY);
+        if let Some(n) = &self.name {
+            qb = qb.name(n);
+        }
+        let accept = qb.build()?;
+        // While this process lives, the acceptor never sees "every
+        // producer gone".
+        accept.register_producer()?;
+        let (mine, theirs) = Pipe::new()?;
+        let mut pb = Process::builder().daemon(true).name("Manager");
+        if let Some(m) = self.method {
+            pb = pb.start_method(m);
+        }
+        let args = server::ServerArgs { accept: accept.clone(), boot: theirs, nonce };
+        let mut p = pb.spawn(server::server_main, args)?;
+        let started = Instant::now();
+        let ack = loop {
+            match mine.recv_bytes_timeout(Duration::from_millis(20)) {
+                Ok(a) => break client::parse_ack(&a),
+                Err(Error::Timeout) if p.is_alive() && started.elapsed() < START_LIMIT => {}
+                Err(Error::Timeout) if p.is_alive() => break Err(Error::Timeout),
+                Err(Error::Timeout | Error::Disconnected) => {
+                    break Err(p.join().err().unwrap_or(Error::ProcessFailed {
+                        pid: p.pid(),
+                        name: p.name().to_owned(),
+                        failure: crate::ProcessFailure::TaskError("the manager server exited while starting".into()),
+                    }));
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        let server = match ack {
+            Ok((n, server)) if n == nonce => server,
+            other => {
+                let _ = p.kill();
+                let _ = p.join_timeout(STOP_LIMIT);
+                return Err(other.err().unwrap_or(Error::Corrupt { what: "manager ack" }));
+            }
+        };
+        let info = Arc::new(Info { nonce, accept, server, name: self.name });
+        Client::install(nonce, mine)?;
+        let owner =
+            Arc::new(Owner { info: info.clone(), process: Mutex::new(Some(p)), pid: crate::sys::process::pid() });
+        Ok(Manager { info, owner: Some(owner) })
+    }
+}
+
+impl Manager {
+    /// Starts a manager's server process with the default options.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let d = mgr.dict::<String, i32>()?;
+    /// d.insert("a".into(), 1)?;
+    /// assert_eq!(d.get(&"a".into())?, Some(1));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`ManagerBuilder::start`].
+    ///
+    /// Python: `multiprocessing.Manager()` (which also starts the server).
+    pub fn start() -> Result<Manager> {
+        ManagerBuilder::default().start()
+    }
+
+    /// Options: a name, a start method.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::builder().start()?;
+    /// # drop(mgr);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `SyncManager(address=...)` then `start()`.
+    pub fn builder() -> ManagerBuilder {
+        ManagerBuilder::default()
+    }
+
+    /// Connects to the manager started under `name` (by any process of
+    /// this user). The handle does not own the server: dropping it stops
+    /// nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-mgr-connect-{}", std::process::id());
+    /// let mgr = shmproc::Manager::builder().name(&name).start()?;
+    /// mgr.dict_named::<String, u32>("config")?.insert("workers".into(), 4)?;
+    ///
+    /// let other = shmproc::Manager::connect(&name)?; // typically in another program
+    /// assert_eq!(other.dict_named::<String, u32>("config")?.get(&"workers".into())?, Some(4));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] if no manager has that name; [`Error::ManagerDead`]
+    /// if its server is gone; as for [`Pipe::new`].
+    ///
+    /// Python: `BaseManager(address=..., authkey=...).connect()`.
+    pub fn connect(name: &str) -> Result<Manager> {
+        let accept = Queue::<Vec<u8>>::open(name)?;
+        let (conn, nonce, server) = client::handshake(&accept, 0, None)?;
+        Client::install(nonce, conn)?;
+        Ok(Manager { info: Arc::new(Info { nonce, accept, server, name: Some(name.to_owned()) }), owner: None })
+    }
+
+    /// The server process's pid.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// assert_ne!(mgr.pid(), std::process::id());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `manager._process.pid`.
+    pub fn pid(&self) -> u32 {
+        self.info.server.pid
+    }
+
+    /// The manager's name, if it has one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::Manager::start()?.name(), None);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `manager.address`.
+    pub fn name(&self) -> Option<&str> {
+        self.info.name.as_deref()
+    }
+
+    /// Whether the server process is alive (the OS says so; not fooled by
+    /// pid reuse).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// assert!(mgr.is_alive());
+    /// mgr.shutdown()?;
+    /// assert!(!mgr.is_alive());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `manager._process.is_alive()`.
+    pub fn is_alive(&self) -> bool {
+        token::liveness(self.info.server) == Liveness::Alive
+    }
+
+    /// Stops the server (waiting up to 10 s for it to answer and up to
+    /// 10 s for it to exit, then killing it). Every proxy of this manager then returns
+    /// [`Error::ManagerDead`]. Only the starting handle (and its clones)
+    /// may stop the manager; dropping the last of them does it too.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let l = mgr.list::<u8>()?;
+    /// mgr.shutdown()?;
+    /// assert!(matches!(l.push(1), Err(shmproc::Error::ManagerDead)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] on a handle from
+    /// [`connect`](Manager::connect) or received from another process.
+    ///
+    /// Python: `manager.shutdown()`.
+    pub fn shutdown(&self) -> Result<()> {
+        match &self.owner {
+            Some(o) => o.stop(),
+            None => Err(Error::InvalidArgument { what: "only the process that started a manager can shut it down" }),
+        }
+    }
+
+    fn new_object(&self, op: u8, fingerprint: u64, name: &str) -> Result<ObjRef> {
+        let mut req = protocol::request(op, 0);
+        req.extend_from_slice(&fingerprint.to_le_bytes());
+        req.extend_from_slice(name.as_bytes());
+        let reply = Client::of(&self.info)?.call(&req)?;
+        let p = protocol::payload(&reply)?;
+        let id = p.try_into().map(u64::from_le_bytes).map_err(|_| Error::Corrupt { what: "manager reply (id)" })?;
+        Ok(ObjRef { info: self.info.clone(), id, fingerprint })
+    }
+
+    /// A new, empty dict on the server.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let d = mgr.dict::<u32, String>()?;
+    /// d.insert(1, "one".into())?;
+    /// assert_eq!(d.items()?, [(1, "one".to_string())]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::ManagerDead`] if the server is gone; as for
+    /// [`Pipe::new`] on this process's first call.
+    ///
+    /// Python: `manager.dict()`.
+    pub fn dict<K, V>(&self) -> Result<DictProxy<K, V>>
+    where
+        K: Serialize + serde::de::DeserializeOwned + 'static,
+        V: Serialize + serde::de::DeserializeOwned + 'static,
+    {
+        self.dict_named("")
+    }
+
+    /// The dict called `name` on the server, made empty if there is none
+    /// yet (the empty name makes a new anonymous dict).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// mgr.dict_named::<String, u8>("scores")?.insert("ann".into(), 9)?;
+    /// assert_eq!(mgr.dict_named::<String, u8>("scores")?.len()?, 1);
+    /// assert!(matches!(mgr.dict_named::<u8, u8>("scores"), Err(shmproc::Error::Remote { .. })));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Remote`] if an object of that name exists with another
+    /// kind or other element types; as for [`dict`](Manager::dict).
+    ///
+    /// Python: `manager.register(...)` plus a shared dict.
+    pub fn dict_named<K, V>(&self, name: &str) -> Result<DictProxy<K, V>>
+    where
+        K: Serialize + serde::de::DeserializeOwned + 'static,
+        V: Serialize + serde::de::DeserializeOwned + 'static,
+    {
+        let fp = dict::fingerprint::<K, V>();
+        self.new_object(protocol::op::NEW_DICT, fp, name).map(DictProxy::wrap)
+    }
+
+    /// A new, empty list on the server.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let l = mgr.list::<f64>()?;
+    /// l.push(1.5)?;
+    /// assert_eq!(l.to_vec()?, [1.5]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`dict`](Manager::dict).
+    ///
+    /// Python: `manager.list()`.
+    pub fn list<T>(&self) -> Result<ListProxy<T>>
+    where
+        T: Serialize + serde::de::DeserializeOwned + 'static,
+    {
+        self.list_named("")
+    }
+
+    /// The list called `name` on the server, made empty if there is none
+    /// yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// mgr.list_named::<u8>("log")?.push(1)?;
+    /// assert_eq!(mgr.list_named::<u8>("log")?.to_vec()?, [1]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`dict_named`](Manager::dict_named).
+    ///
+    /// Python: `manager.register(...)` plus a shared list.
+    pub fn list_named<T>(&self, name: &str) -> Result<ListProxy<T>>
+    where
+        T: Serialize + serde::de::DeserializeOwned + 'static,
+    {
+        let fp = list::fingerprint::<T>();
+        self.new_object(protocol::op::NEW_LIST, fp, name).map(ListProxy::wrap)
+    }
+}
+
+impl Serialize for Manager {
+    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        self.info.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Manager {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        Ok(Manager { info: Arc::new(Info::deserialize(d)?), owner: None })
+    }
+}

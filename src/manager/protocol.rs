@@ -1,0 +1,262 @@
+//! The manager's wire format: compact binary requests and replies that
+//! travel as whole pipe messages.
+//!
+//! A request is `[op: u8][object id: u64 LE][payload]`; a reply is
+//! `[OK][payload]` or `[ERR][code: u8][message: UTF-8]`. Payloads are made
+//! of byte strings (`[len: u32 LE][bytes]`), `u64`s, and a final "rest"
+//! string that runs to the end of the message. Keys, values and arguments
+//! inside them are the user's values encoded with the crate's codec; the
+//! server stores those bytes and never decodes a user type (except through
+//! an update function, see `server.rs`).
+//!
+//! The accept queue carries a hello, `[MAGIC: u64][manager nonce: u64]
+//! [pipe name: UTF-8]` (nonce 0: "whichever manager runs under this name",
+//! from [`Manager::connect`](crate::Manager::connect)), and the server acks
+//! on the named pipe with `[OK][nonce: u64][token pid: u32][token nonce:
+//! u64]` or refuses with an error reply.
+
+use crate::error::{Error, Result};
+
+/// First word of every hello: "SHMPMGR1".
+pub(crate) const MAGIC: u64 = u64::from_le_bytes(*b"SHMPMGR1");
+
+/// Prefix of the client pipes' names (the server opens nothing else).
+pub(crate) const PIPE_PREFIX: &str = "shmproc-mgr-";
+
+/// Longest pipe name the server accepts in a hello.
+pub(crate) const MAX_PIPE_NAME: usize = 100;
+
+/// Request operations.
+pub(crate) mod op {
+    /// Make a dict (`id` 0): payload `[fingerprint u64][name rest]` (empty
+    /// name: anonymous). Reply: the object id.
+    pub(crate) const NEW_DICT: u8 = 1;
+    /// Make a list; as [`NEW_DICT`].
+    pub(crate) const NEW_LIST: u8 = 2;
+    /// Number of entries (dict or list). Reply: `u64`.
+    pub(crate) const LEN: u8 = 3;
+    /// Remove every entry (dict or list). Reply: empty.
+    pub(crate) const CLEAR: u8 = 4;
+    /// Dict insert: `[key][value rest]`. Reply: option of the old value.
+    pub(crate) const INSERT: u8 = 10;
+    /// Dict get: `[key rest]`. Reply: option of the value.
+    pub(crate) const GET: u8 = 11;
+    /// Dict remove: `[key rest]`. Reply: option of the value.
+    pub(crate) const REMOVE: u8 = 12;
+    /// Dict membership: `[key rest]`. Reply: one byte, 0 or 1.
+    pub(crate) const CONTAINS: u8 = 13;
+    /// Dict keys in insertion order. Reply: sequence.
+    pub(crate) const KEYS: u8 = 14;
+    /// Dict values in insertion order. Reply: sequence.
+    pub(crate) const VALUES: u8 = 15;
+    /// Dict items in insertion order. Reply: sequence of key, value pairs.
+    pub(crate) const ITEMS: u8 = 16;
+    /// Dict server-side update: `[fns][key][arg rest]`, `fns` the encoded
+    /// `(trampoline, function)` pair of `FnRef`s. Reply: option of the new
+    /// value.
+    pub(crate) const UPDATE: u8 = 17;
+    /// List push: `[value rest]`. Reply: empty.
+    pub(crate) const PUSH: u8 = 20;
+    /// List get: `[index u64]`. Reply: option of the value.
+    pub(crate) const LGET: u8 = 21;
+    /// List set: `[index u64][value rest]`. Reply: empty (error if out of
+    /// range).
+    pub(crate) const LSET: u8 = 22;
+    /// List pop: `[has index u8][index u64]`. Reply: option of the value.
+    pub(crate) const POP: u8 = 23;
+    /// List insert: `[index u64][value rest]` (index clamped). Reply: empty.
+    pub(crate) const LINSERT: u8 = 24;
+    /// List contents. Reply: sequence.
+    pub(crate) const TO_VEC: u8 = 25;
+    /// Stop the server (its owner only sends it). Reply: empty.
+    pub(crate) const SHUTDOWN: u8 = 30;
+    /// Several requests in one message (`id` 0): each a byte string.
+    /// Reply: each sub-request's reply as a byte string, in order. Batches
+    /// do not nest.
+    pub(crate) const BATCH: u8 = 31;
+}
+
+/// Reply status: success.
+pub(crate) const OK: u8 = 0;
+/// Reply status: error (`[code][message]` follow).
+pub(crate) const ERR: u8 = 1;
+
+/// Error codes of error replies.
+pub(crate) mod code {
+    /// The request was malformed (unknown op, truncated payload, ...).
+    pub(crate) const BAD_REQUEST: u8 = 1;
+    /// No object has that id, or it is of the other kind.
+    pub(crate) const NO_OBJECT: u8 = 2;
+    /// A list index was out of range.
+    pub(crate) const INDEX: u8 = 3;
+    /// A named object holds another type.
+    pub(crate) const TYPE: u8 = 4;
+    /// A server-side update function failed or panicked.
+    pub(crate) const UPDATE: u8 = 5;
+    /// The hello named another manager instance (restarted under the name).
+    pub(crate) const STALE: u8 = 6;
+}
+
+/// Starts a request.
+pub(crate) fn request(op: u8, id: u64) -> Vec<u8> {
+    let mut r = Vec::with_capacity(32);
+    r.push(op);
+    r.extend_from_slice(&id.to_le_bytes());
+    r
+}
+
+/// Appends a length-prefixed byte string.
+pub(crate) fn put_bytes(buf: &mut Vec<u8>, b: &[u8]) -> Result<()> {
+    let len = u32::try_from(b.len()).map_err(|_| Error::TooLarge { len: b.len(), max: u32::MAX as usize })?;
+    buf.extend_from_slice(&len.to_le_bytes());
+    buf.extend_from_slice(b);
+    Ok(())
+}
+
+/// An error reply.
+pub(crate) fn error_reply(code: u8, message: &str) -> Vec<u8> {
+    let mut r = Vec::with_capacity(2 + message.len());
+    r.push(ERR);
+    r.push(code);
+    r.extend_from_slice(message.as_bytes());
+    r
+}
+
+/// A reader over a received message; every read is bounds-checked (the
+/// bytes come from another process).
+#[derive(Debug)]
+pub(crate) struct Reader<'a> {
+    buf: &'a [u8],
+}
+
+/// A message ended early or had a length that does not fit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Truncated;
+
+impl<'a> Reader<'a> {
+    pub(crate) fn new(buf: &'a [u8]) -> Reader<'a> {
+        Reader { buf }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Truncated> {
+        if self.buf.len() < n {
+            return Err(Truncated);
+        }
+        let (head, tail) = self.buf.split_at(n);
+        self.buf = tail;
+        Ok(head)
+    }
+
+    pub(crate) fn u8(&mut self) -> Result<u8, Truncated> {
+        Ok(self.take(1)?[0])
+    }
+
+    pub(crate) fn u32(&mut self) -> Result<u32, Truncated> {
+        let b: [u8; 4] = self.take(4)?.try_into().map_err(|_| Truncated)?;
+        Ok(u32::from_le_bytes(b))
+    }
+
+    pub(crate) fn u64(&mut self) -> Result<u64, Truncated> {
+        let b: [u8; 8] = self.take(8)?.try_into().map_err(|_| Truncated)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    /// A length-prefixed byte string.
+    pub(crate) fn bytes(&mut self) -> Result<&'a [u8], Truncated> {
+        let len = usize::try_from(self.u32()?).map_err(|_| Truncated)?;
+        self.take(len)
+    }
+
+    /// Everything left.
+    pub(crate) fn rest(&mut self) -> &'a [u8] {
+        std::mem::take(&mut self.buf)
+    }
+
+    /// Whether nothing is left.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+}
+
+/// Turns a reply into its payload, or the error it carries.
+pub(crate) fn payload(reply: &[u8]) -> Result<&[u8]> {
+    match reply.split_first() {
+        Some((&OK, rest)) => Ok(rest),
+        Some((&ERR, rest)) => {
+            let (code, message) = rest.split_first().map_or((code::BAD_REQUEST, &[][..]), |(c, m)| (*c, m));
+            let message = String::from_utf8_lossy(message).into_owned();
+            Err(match code {
+                code::INDEX => Error::InvalidArgument { what: "list index out of range" },
+                code::STALE => Error::ManagerDead,
+                _ => Error::Remote { message },
+            })
+        }
+        _ => Err(Error::Corrupt { what: "manager reply" }),
+    }
+}
+
+/// A reply that is an option of bytes: `[0]` or `[1][bytes rest]`.
+pub(crate) fn option(p: &[u8]) -> Result<Option<&[u8]>> {
+    match p.split_first() {
+        Some((0, [])) => Ok(None),
+        Some((1, rest)) => Ok(Some(rest)),
+        _ => Err(Error::Corrupt { what: "manager reply (option)" }),
+    }
+}
+
+/// A reply that is a sequence of `width` byte strings per element.
+pub(crate) fn sequence(p: &[u8], width: usize) -> Result<Vec<&[u8]>> {
+    let bad = |_| Error::Corrupt { what: "manager reply (sequence)" };
+    let mut r = Reader::new(p);
+    let n = r.u64().map_err(bad)?;
+    // Each string takes at least its 4-byte length: a count larger than
+    // the message allows is refused before allocating for it.
+    let strings = usize::try_from(n).ok().and_then(|n| n.checked_mul(width)).filter(|s| s.saturating_mul(4) <= p.len());
+    let strings = strings.ok_or(Error::Corrupt { what: "manager reply (sequence length)" })?;
+    let mut out = Vec::with_capacity(strings);
+    for _ in 0..strings {
+        out.push(r.bytes().map_err(bad)?);
+    }
+    if !r.is_empty() {
+        return Err(Error::Corrupt { what: "manager reply (trailing bytes)" });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reader_refuses_truncation() {
+        let mut buf = Vec::new();
+        put_bytes(&mut buf, b"abc").expect("small");
+        let mut r = Reader::new(&buf);
+        assert_eq!(r.bytes(), Ok(&b"abc"[..]));
+        assert!(r.is_empty());
+        let mut r = Reader::new(&buf[..5]);
+        assert_eq!(r.bytes(), Err(Truncated));
+        let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff, 1]);
+        assert_eq!(r.bytes(), Err(Truncated));
+        assert_eq!(Reader::new(&[1, 2]).u64(), Err(Truncated));
+    }
+
+    #[test]
+    fn replies_decode_or_fail_cleanly() {
+        assert_eq!(payload(&[OK, 7]).expect("ok"), &[7]);
+        assert!(matches!(payload(&error_reply(code::INDEX, "x")), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(payload(&error_reply(code::STALE, "x")), Err(Error::ManagerDead)));
+        assert!(matches!(payload(&error_reply(code::TYPE, "no")), Err(Error::Remote { message }) if message == "no"));
+        assert!(matches!(payload(&[]), Err(Error::Corrupt { .. })));
+        assert!(matches!(payload(&[9]), Err(Error::Corrupt { .. })));
+        assert_eq!(option(&[0]).expect("none"), None);
+        assert_eq!(option(&[1, 5]).expect("some"), Some(&[5][..]));
+        assert!(option(&[2]).is_err());
+        let mut seq = 2u64.to_le_bytes().to_vec();
+        put_bytes(&mut seq, b"a").expect("small");
+        put_bytes(&mut seq, b"").expect("small");
+        assert_eq!(sequence(&seq, 1).expect("seq"), [&b"a"[..], &b""[..]]);
+        assert!(sequence(&seq, 2).is_err());
+        assert!(sequence(&u64::MAX.to_le_bytes(), 1).is_err());
+    }
+}
