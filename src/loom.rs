@@ -104,39 +104,14 @@ pub(crate) fn spin_for(budget: std::time::Duration, mut ready: impl FnMut() -> b
     ready()
 }
 
-/// A spin budget that adapts to how the peer answers: it doubles (up to
-/// `max`) after a spin that saw the condition come true and halves (down to
-/// a floor) after one that did not. Two processes on two CPUs keep spinning
-/// (a hand-off costs far less than a futex wake), while two that share one
-/// CPU (the peer cannot run while we spin) soon go straight to sleep, so a
-/// ping-pong costs no more than with OS pipes.
-#[derive(Debug)]
-pub(crate) struct AdaptiveSpin {
-    nanos: std::sync::atomic::AtomicU32,
-    max: u32,
-}
-
-impl AdaptiveSpin {
-    /// The smallest budget: it keeps probing whether spinning pays again.
-    const FLOOR_NANOS: u32 = 250;
-
-    pub(crate) const fn new(max: std::time::Duration) -> AdaptiveSpin {
-        let max = max.as_nanos() as u32;
-        AdaptiveSpin { nanos: std::sync::atomic::AtomicU32::new(max), max }
-    }
-
-    /// Spins up to the current budget for `ready()`; adapts the budget.
-    #[inline]
-    pub(crate) fn spin(&self, ready: impl FnMut() -> bool) -> bool {
-        use std::sync::atomic::Ordering::Relaxed;
-        let budget = self.nanos.load(Relaxed);
-        let ok = spin_for(std::time::Duration::from_nanos(u64::from(budget)), ready);
-        let next = if ok { budget.saturating_mul(2).min(self.max) } else { (budget / 2).max(Self::FLOOR_NANOS) };
-        if next != budget {
-            self.nanos.store(next, Relaxed);
-        }
-        ok
-    }
+/// The CPU this thread runs on, plus one (0: unknown). Under loom always
+/// unknown.
+#[inline]
+pub(crate) fn current_cpu() -> u32 {
+    #[cfg(not(shmproc_loom))]
+    return crate::sys::process::current_cpu();
+    #[cfg(shmproc_loom)]
+    0
 }
 
 /// Futex wait/wake on an [`atomic::AtomicU32`].

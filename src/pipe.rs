@@ -25,8 +25,9 @@
 //! [`TAG_SPILL`] (a reference to a spill segment, for messages above the
 //! ring's largest).
 //!
-//! Blocking: try, spin briefly without yielding ([`AdaptiveSpin`], up to 10 µs: less while
-//! the peer keeps failing to answer within it), then sleep on the
+//! Blocking: try, spin briefly without yielding (up to 10 µs, and only when
+//! the peer last ran on another CPU, see [`RawEventCount`]'s CPU hint),
+//! then sleep on the
 //! direction's eventcount, waking at liveness intervals
 //! ([`LivenessPoll`]) to ask the OS whether every holder of the other end
 //! died. A sender also asks at most every [`PROBE_INTERVAL`] while it
@@ -42,10 +43,10 @@ use serde::de::DeserializeOwned;
 
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::loom::AdaptiveSpin;
 use crate::loom::atomic::Ordering;
 use crate::loom::futex::Wake;
 use crate::loom::owner::LivenessPoll;
+use crate::loom::{current_cpu, spin_for};
 use crate::queue::byte_ring::{EndWords, LaneWords};
 use crate::queue::bytes::{self, ByteConsumerCore, ByteProducerCore, ShmBytes, check_capacity};
 use crate::queue::eventcount::RawEventCount;
@@ -364,8 +365,6 @@ struct Inner {
     registered: StdAtomicU32,
     /// Sends since the last look at the clock (approximate across threads).
     sends: StdAtomicU32,
-    /// This handle's spin budget before a sleep.
-    spin: AdaptiveSpin,
     /// When this handle last asked the OS about the other end
     /// ([`now_nanos`]), or [`NEVER`].
     last_probe: StdAtomicU64,
@@ -491,7 +490,6 @@ impl Connection {
                 peer: Placed::new(seg, END_OFF[1 - end])?,
                 registered: StdAtomicU32::new(0),
                 sends: StdAtomicU32::new(0),
-                spin: AdaptiveSpin::new(SPIN),
                 last_probe: StdAtomicU64::new(NEVER),
                 peer_seen_dead: std::sync::atomic::AtomicBool::new(false),
             }),
@@ -581,7 +579,9 @@ impl Connection {
     /// (`Err(Timeout)`).
     fn wait_for(&self, ec: &RawEventCount, ready: impl Fn() -> bool, wait: Wait) -> Result<Woke> {
         let look = || ready() || self.peer_closed() || self.is_closed();
-        if self.inner.spin.spin(&look) {
+        // Spin only for a peer on another CPU: one that last ran on ours
+        // cannot answer while we spin.
+        if !ec.notifier_on(current_cpu()) && spin_for(SPIN, &look) {
             return Ok(Woke::Look);
         }
         let deadline = wait.deadline();
@@ -637,6 +637,7 @@ impl Connection {
                 r => r??,
             };
             if pushed {
+                lane.words.readable.note_cpu(current_cpu());
                 lane.words.readable.notify();
                 return Ok(());
             }
@@ -662,6 +663,7 @@ impl Connection {
             ByteConsumerCore::attach(&pos).pop_into(&pos, &lane.buf, out)
         })??;
         let Some(tag) = tag else { return Ok(false) };
+        lane.words.writable.note_cpu(current_cpu());
         lane.words.writable.notify();
         match tag {
             TAG_INLINE => Ok(true),

@@ -27,10 +27,10 @@ use serde::de::DeserializeOwned;
 
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::loom::AdaptiveSpin;
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::loom::futex::Wake;
 use crate::loom::owner::{LIVENESS_MAX, LivenessPoll};
+use crate::loom::{current_cpu, spin_for};
 use crate::queue::bytes::{self, ByteConsumerCore, ByteProducerCore, ByteSlots, ShmBytes};
 use crate::queue::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
 use crate::queue::eventcount::RawEventCount;
@@ -244,9 +244,6 @@ struct Inner {
     /// an item without loading the other side's cache line.
     head_hint: AtomicU64,
     tail_hint: AtomicU64,
-    /// Spin budgets of blocked puts and gets before they sleep.
-    put_spin: AdaptiveSpin,
-    get_spin: AdaptiveSpin,
 }
 
 /// The longest spin of a blocked put or get before it sleeps: a peer on
@@ -469,8 +466,6 @@ impl<T> Queue<T> {
                 last_probe: [parking_lot::Mutex::new(None), parking_lot::Mutex::new(None)],
                 head_hint: AtomicU64::new(head),
                 tail_hint: AtomicU64::new(head),
-                put_spin: AdaptiveSpin::new(SPIN),
-                get_spin: AdaptiveSpin::new(SPIN),
             }),
             _t: PhantomData,
         })
@@ -761,6 +756,7 @@ impl<T> Queue<T> {
             }
             let wait = if nonblocking { LockWait::No } else { LockWait::Until(deadline) };
             if let Attempt::Done = self.try_put_record(payload, tag, wait)? {
+                h.not_empty.note_cpu(current_cpu());
                 h.not_empty.notify();
                 return Ok(());
             }
@@ -770,7 +766,10 @@ impl<T> Queue<T> {
                 }
                 return Err(Stop::Timeout);
             }
-            if self.inner.put_spin.spin(|| self.has_room(payload.len() as u64) || self.is_closed()) {
+            // Spin only for a consumer on another CPU (see the eventcount's hint).
+            if !h.not_full.notifier_on(current_cpu())
+                && spin_for(SPIN, || self.has_room(payload.len() as u64) || self.is_closed())
+            {
                 continue;
             }
             let key = h.not_full.prepare();
@@ -957,6 +956,7 @@ impl<T> Queue<T> {
         loop {
             let wait = if nonblocking { LockWait::No } else { LockWait::Until(deadline) };
             if let Some(tag) = self.try_get_record(out, wait, hook)? {
+                h.not_full.note_cpu(current_cpu());
                 h.not_full.notify();
                 return self.unspill(tag, out);
             }
@@ -969,7 +969,8 @@ impl<T> Queue<T> {
                 }
                 return Err(Stop::Timeout);
             }
-            if self.inner.get_spin.spin(|| !self.is_empty() || self.is_closed()) {
+            // Spin only for a producer on another CPU (see the eventcount's hint).
+            if !h.not_empty.notifier_on(current_cpu()) && spin_for(SPIN, || !self.is_empty() || self.is_closed()) {
                 continue;
             }
             let key = h.not_empty.prepare();

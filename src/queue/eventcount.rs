@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `seq` | bumped by a notifier that saw sleepers; waiters sleep on it |
 //! | `sleepers` | waiters between `prepare` and `finish` |
+//! | `cpu` | a hint: the CPU (plus one, 0 unknown) the last notifier that noted it ran on |
 //!
 //! A waiter announces itself (`sleepers += 1`), takes the key (`seq`),
 //! re-checks its condition, and sleeps only while `seq` still equals the
@@ -18,6 +19,12 @@
 //! A waiter killed while announced leaves `sleepers` too high: notifiers
 //! then make a needless wake call, which costs time, never correctness.
 //! `sleepers` is cleared back when it is seen above a sane bound.
+//!
+//! The `cpu` hint lets a waiter decide whether to spin before it sleeps: a
+//! peer that last ran on this very CPU cannot answer while we spin (it needs
+//! this CPU), so the waiter sleeps at once; a peer on another CPU answers
+//! within a cache-line hand-off, so the waiter spins. Any value is
+//! harmless: a wrong hint costs a useless spin or a needless sleep.
 
 use std::time::Instant;
 
@@ -30,6 +37,7 @@ use crate::loom::futex::{self, Wake};
 pub(crate) struct RawEventCount {
     seq: AtomicU32,
     sleepers: AtomicU32,
+    cpu: AtomicU32,
 }
 
 /// A waiter's ticket between [`RawEventCount::prepare`] and
@@ -41,7 +49,7 @@ pub(crate) struct Key(u32);
 impl RawEventCount {
     #[cfg(shmproc_loom)]
     pub(crate) fn new() -> Self {
-        RawEventCount { seq: AtomicU32::new(0), sleepers: AtomicU32::new(0) }
+        RawEventCount { seq: AtomicU32::new(0), sleepers: AtomicU32::new(0), cpu: AtomicU32::new(0) }
     }
 
     /// Announces a waiter; re-check the condition after this, then
@@ -87,6 +95,25 @@ impl RawEventCount {
     fn notify_slow(&self) {
         self.seq.fetch_add(1, Ordering::SeqCst);
         futex::wake_all(&self.seq);
+    }
+
+    /// Records `cpu` (from [`current_cpu`](crate::loom::current_cpu)) as
+    /// the notifier's CPU; stores only when it changed, so a notifier that
+    /// stays on its CPU does not dirty the line.
+    #[inline]
+    pub(crate) fn note_cpu(&self, cpu: u32) {
+        // Relaxed: a hint, read by waiters with no ordering attached.
+        if self.cpu.load(Ordering::Relaxed) != cpu {
+            self.cpu.store(cpu, Ordering::Relaxed);
+        }
+    }
+
+    /// Whether the last noted notifier ran on the caller's CPU `me` (then
+    /// spinning for it is useless).
+    #[inline]
+    pub(crate) fn notifier_on(&self, me: u32) -> bool {
+        // Relaxed: a hint (see `note_cpu`).
+        me != 0 && self.cpu.load(Ordering::Relaxed) == me
     }
 
     /// Whether anyone is announced (for tests and statistics).

@@ -32,6 +32,19 @@ pub(crate) fn ppid() -> Option<u32> {
     rustix::process::getppid().map(|p| p.as_raw_nonzero().get() as u32)
 }
 
+/// The CPU the calling thread runs on, plus one; 0 when unknown
+/// (`sched_getcpu(3)`: glibc reads it from the thread's rseq area, a few
+/// nanoseconds, where rustix makes the `getcpu` system call).
+///
+/// # References
+/// - <https://man7.org/linux/man-pages/man3/sched_getcpu.3.html>
+#[inline]
+pub(crate) fn current_cpu() -> u32 {
+    // SAFETY: sched_getcpu takes no arguments and touches no memory of ours.
+    let cpu = unsafe { libc::sched_getcpu() };
+    u32::try_from(cpu).map_or(0, |c| c.wrapping_add(1))
+}
+
 /// Whether the calling thread is the process's main thread (`gettid() == getpid()`).
 pub(crate) fn is_main_thread() -> bool {
     rustix::thread::gettid() == rustix::process::getpid()
