@@ -135,6 +135,8 @@
 #[cfg(feature = "codec")]
 mod codec;
 mod error;
+#[cfg(feature = "codec")]
+pub mod inspect;
 mod loom;
 #[cfg(feature = "codec")]
 mod pipe;
