@@ -335,7 +335,8 @@ pub fn objects_in(dir: impl AsRef<Path>) -> Result<Vec<ObjectInfo>> {
 }
 
 fn list(dir: &PeekDir) -> Result<Vec<ObjectInfo>> {
-    Ok(dir.list()?.into_iter().map(|file| entry(dir, &file).0).collect())
+    // An object removed between the listing and its reading is skipped.
+    Ok(dir.list()?.into_iter().filter_map(|file| entry(dir, &file).map(|e| e.0)).collect())
 }
 
 /// Describes the named object `name` in `/dev/shm`. `name` may also be a
@@ -401,15 +402,12 @@ fn describe_at(dir: &PeekDir, name: &str) -> Result<Report> {
         if !dir.list()?.iter().any(|f| f == name) {
             return Err(Error::NotFound { name: name.to_owned() });
         }
-        return Ok(Report { object: entry(dir, name).0, fields: Vec::new() });
+        let object = entry(dir, name).ok_or_else(|| Error::NotFound { name: name.to_owned() })?.0;
+        return Ok(Report { object, fields: Vec::new() });
     }
     let file = crate::shm::name::file_name(name)?;
-    // Missing objects are an error; everything else is a report.
-    dir.open_segment(name).map(drop).or_else(|e| match e {
-        Error::NotFound { .. } | Error::InvalidName { .. } => Err(e),
-        _ => Ok(()),
-    })?;
-    let (object, opened) = entry(dir, &file);
+    // A missing object is an error; everything else is a report.
+    let (object, opened) = entry(dir, &file).ok_or_else(|| Error::NotFound { name: name.to_owned() })?;
     let fields = match opened {
         Some((p, h)) => match fields(&p, &h, object.kind) {
             Ok(f) => f,
@@ -420,9 +418,12 @@ fn describe_at(dir: &PeekDir, name: &str) -> Result<Report> {
     Ok(Report { object, fields })
 }
 
-/// Reads one directory entry; also returns the open file and its header if
-/// it is a readable shmproc object of this version.
-fn entry(dir: &PeekDir, file: &str) -> (ObjectInfo, Option<(Peek, HeaderSnapshot)>) {
+/// What [`entry`] found: the object, and its open file and header if it is
+/// a readable shmproc object of this version.
+type Entry = (ObjectInfo, Option<(Peek, HeaderSnapshot)>);
+
+/// Reads one directory entry; `None` if there is no such file (any more).
+fn entry(dir: &PeekDir, file: &str) -> Option<Entry> {
     let mut info = ObjectInfo {
         name: file.to_owned(),
         file: file.to_owned(),
@@ -443,36 +444,37 @@ fn entry(dir: &PeekDir, file: &str) -> (ObjectInfo, Option<(Peek, HeaderSnapshot
             }
             None => info.status = Status::Foreign("not a token file name".to_owned()),
         }
-        return (info, None);
+        return Some((info, None));
     }
     let user = file.strip_prefix(SEGMENT_PREFIX).unwrap_or(file);
     info.name = user.to_owned();
     info.internal = user.starts_with("spill.");
     let p = match dir.open_segment(user) {
         Ok(p) => p,
+        Err(Error::NotFound { .. }) => return None,
         Err(Error::Corrupt { what }) => {
             info.status = Status::Foreign(what.to_owned());
-            return (info, None);
+            return Some((info, None));
         }
         Err(Error::InvalidName { reason, .. }) => {
             info.status = Status::Foreign(format!("not a valid object name: {reason}"));
-            return (info, None);
+            return Some((info, None));
         }
         Err(e) => {
             info.status = Status::Unreadable(e.to_string());
-            return (info, None);
+            return Some((info, None));
         }
     };
     info.size = p.file_len();
     if !p.owned_by_me() {
         info.status = Status::Foreign("belongs to another user".to_owned());
-        return (info, None);
+        return Some((info, None));
     }
     let h = match p.header().and_then(|h| h.check_identity().map(|()| h)) {
         Ok(h) => h,
         Err(e) => {
             info.status = Status::Foreign(e.to_string());
-            return (info, None);
+            return Some((info, None));
         }
     };
     info.kind = classify(&h, info.internal);
@@ -487,7 +489,7 @@ fn entry(dir: &PeekDir, file: &str) -> (ObjectInfo, Option<(Peek, HeaderSnapshot
         _ => Status::Foreign("unknown header state".to_owned()),
     };
     let usable = h.state == READY && h.payload_len <= h.len && h.len <= p.file_len();
-    (info, usable.then_some((p, h)))
+    Some((info, usable.then_some((p, h))))
 }
 
 /// The kind of a segment, from its header. New kinds: one arm here, one in
@@ -625,14 +627,9 @@ fn fields(p: &Peek, h: &HeaderSnapshot, kind: Kind) -> Result<Vec<(&'static str,
         Kind::Barrier => f.extend(barrier_fields(p, h)?),
         Kind::Queue => f.extend(queue_fields(p, h)?),
         Kind::Spsc | Kind::Mpmc | Kind::Bytes => f.extend(ring_fields(p, h, kind)?),
-        Kind::Raw
-        | Kind::Spill
-        | Kind::Typed
-        | Kind::Channel
-        | Kind::Pipe
-        | Kind::Pool
-        | Kind::Token
-        | Kind::Unknown(_) => {}
+        Kind::Pipe => f.extend(pipe_fields(p, h)?),
+        Kind::Pool => f.extend(pool_fields(p, h)?),
+        Kind::Raw | Kind::Spill | Kind::Typed | Kind::Channel | Kind::Token | Kind::Unknown(_) => {}
     }
     Ok(f)
 }
@@ -682,6 +679,58 @@ fn queue_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, Strin
     f.extend(lock_fields(p, h, q::GET_LOCK, "get lock")?);
     f.push(("producers", registry_text(p, h, q::PRODUCERS)?));
     f.push(("consumers", registry_text(p, h, q::CONSUMERS)?));
+    Ok(f)
+}
+
+fn pipe_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, String)>> {
+    use crate::pipe::peek as pp;
+    use crate::queue::byte_ring::{EndWords, LaneWords};
+    use core::mem::offset_of;
+    let cap = p.u64_at(h, pp::CAPACITY)?;
+    let directions = p.u64_at(h, pp::DIRECTIONS)?;
+    if !(1..=2).contains(&directions) {
+        return Err(Error::Corrupt { what: "pipe direction count" });
+    }
+    let mut f = vec![("duplex", yes_no(directions == 2)), ("buffer bytes", cap.to_string())];
+    const DEPTH: [&str; 2] = ["depth 0->1", "depth 1->0"];
+    const CLOSED: [&str; 2] = ["end 0 closed", "end 1 closed"];
+    const HOLDERS: [&str; 2] = ["end 0 holders", "end 1 holders"];
+    for (label, lane) in DEPTH.into_iter().zip(pp::LANE_OFF).take(directions as usize) {
+        let head = p.u64_at(h, lane + offset_of!(LaneWords, head))?;
+        let tail = p.u64_at(h, lane + offset_of!(LaneWords, tail))?;
+        let bytes_used = bytes::bytes_between(head, tail, cap);
+        f.push((label, format!("{} messages, {bytes_used} bytes", bytes::messages_between(head, tail, cap))));
+    }
+    for ((closed, holders), end) in CLOSED.into_iter().zip(HOLDERS).zip(pp::END_OFF) {
+        f.push((closed, yes_no(p.u32_at(h, end + offset_of!(EndWords, closed))? != 0)));
+        f.push((holders, registry_text(p, h, end + offset_of!(EndWords, holders))?));
+    }
+    Ok(f)
+}
+
+fn pool_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, String)>> {
+    use crate::pool::table::{CANCEL_ENTRIES, DONE, JOB, PID, Slot};
+    const SHOWN: usize = 64;
+    let slot = core::mem::size_of::<Slot>();
+    let workers = usize::try_from(h.payload_len)
+        .ok()
+        .and_then(|n| n.checked_sub(CANCEL_ENTRIES * 8))
+        .ok_or(Error::Corrupt { what: "pool table size" })?
+        / slot;
+    let mut busy = 0;
+    let mut lines = Vec::new();
+    for i in 0..workers {
+        let job = p.u64_at(h, i * slot + JOB * 8)?;
+        busy += usize::from(job != 0);
+        if i < SHOWN {
+            let pid = p.u64_at(h, i * slot + PID * 8)?;
+            let done = p.u64_at(h, i * slot + DONE * 8)?;
+            let job = if job == 0 { "idle".to_owned() } else { format!("job {job}") };
+            lines.push(format!("pid {pid} {job}, {done} done"));
+        }
+    }
+    let mut f = vec![("workers", workers.to_string()), ("busy", busy.to_string())];
+    f.extend(lines.into_iter().map(|l| ("worker", l)));
     Ok(f)
 }
 
