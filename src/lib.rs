@@ -13,7 +13,9 @@
 //! [`ByteRing`]) and their foundation: shared-memory [`Segment`]s
 //! (named or anonymous), typed placement of pointer-free state ([`Shared`],
 //! [`Arena`], [`ShmSafe`]) and stale-object cleanup ([`cleanup_stale`]).
-//! The manager builds on them.
+//! The manager builds on them. [`inspect`] looks at objects from outside
+//! (read-only); the `shmproc` binary is its command line (`shmproc ls`,
+//! `inspect NAME`, `clean`, `bench`).
 //!
 //! ```
 //! fn square(x: u64) -> u64 {
@@ -68,6 +70,7 @@
 //! | `bytes(shm.buf[a:b])` | [`seg.read_at(a, buf)`](Segment::read_at) |
 //! | `shm.unlink()` | [`Segment::unlink(name)`](Segment::unlink), or the creator's drop |
 //! | resource tracker | [`cleanup_stale()`](cleanup_stale): removes only what dead creators left |
+//! | `ls /dev/shm`, `resource_tracker` warnings | [`inspect::objects()`](inspect::objects), [`inspect::describe(name)`](inspect::describe); `shmproc ls`, `shmproc inspect NAME`, `shmproc clean` |
 //!
 //! Locks have owners: a lock held by a process that dies (any signal,
 //! SIGKILL included) or by a thread that exits without releasing it is taken
