@@ -180,6 +180,8 @@ impl Status {
     /// ```
     /// assert!(!shmproc::inspect::Status::Alive.is_stale());
     /// ```
+    ///
+    /// Python: no equivalent.
     pub fn is_stale(&self) -> bool {
         matches!(self, Status::Stale)
     }
@@ -267,6 +269,8 @@ impl Report {
     /// assert_eq!(shmproc::inspect::describe(&name)?.field("set"), Some("yes"));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
+    ///
+    /// Python: no equivalent.
     pub fn field(&self, key: &str) -> Option<&str> {
         self.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
     }
@@ -711,6 +715,9 @@ fn pipe_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, String
 fn pool_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, String)>> {
     use crate::pool::table::{CANCEL_ENTRIES, DONE, JOB, PID, Slot};
     const SHOWN: usize = 64;
+    // Slots read at most (a hostile payload length must not make us read
+    // a gigabyte of slots); pools have a few workers.
+    const READ: usize = 4096;
     let slot = core::mem::size_of::<Slot>();
     let workers = usize::try_from(h.payload_len)
         .ok()
@@ -719,7 +726,7 @@ fn pool_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, String
         / slot;
     let mut busy = 0;
     let mut lines = Vec::new();
-    for i in 0..workers {
+    for i in 0..workers.min(READ) {
         let job = p.u64_at(h, i * slot + JOB * 8)?;
         busy += usize::from(job != 0);
         if i < SHOWN {

@@ -121,6 +121,9 @@ fn clean(dry_run: bool, dir: Option<&Path>, names: &[String]) -> Result<(), Stri
             continue;
         }
         if o.kind == inspect::Kind::Token {
+            if !names.is_empty() {
+                println!("skipped   {} (token files are swept by 'shmproc clean' without names)", o.name);
+            }
             continue; // swept below, with the same liveness check
         }
         // Checked again under the cleaner's lock: never a live object.
