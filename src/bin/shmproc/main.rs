@@ -78,7 +78,7 @@ fn ls(all: bool, dir: Option<&Path>) -> Result<(), String> {
     let stale = shown.iter().filter(|o| o.status.is_stale()).count();
     print!("{} object(s), {stale} stale", shown.len());
     if !all && hidden > 0 {
-        print!("; {hidden} token file(s) and spill segment(s) hidden (--all shows them)");
+        print!("; {hidden} internal file(s) hidden (liveness tokens, spill segments; --all shows them)");
     }
     println!();
     Ok(())
