@@ -15,7 +15,9 @@
 //! (named or anonymous), typed placement of pointer-free state ([`Shared`],
 //! [`Arena`], [`ShmSafe`]) and stale-object cleanup ([`cleanup_stale`]),
 //! and a manager: a server process that owns dicts and lists used through
-//! proxies ([`Manager`], [`DictProxy`], [`ListProxy`]).
+//! proxies ([`Manager`], [`DictProxy`], [`ListProxy`]). [`inspect`] looks
+//! at objects from outside (read-only); the `shmproc` binary is its command
+//! line (`shmproc ls`, `inspect NAME`, `clean`, `bench`).
 //!
 //! ```
 //! fn square(x: u64) -> u64 {
@@ -79,6 +81,7 @@
 //! | `with lock: d[k] += 1` | [`d.update(&k, add, 1)`](DictProxy::update): atomic on the server, no lock |
 //! | `l = m.list()`: `append`, `extend`, `l[i]`, `l[i] = v`, `pop()`, `pop(i)`, `insert`, `len`, `list(l)`, `clear` | [`m.list()`](Manager::list) → [`ListProxy`]: [`push`](ListProxy::push), [`extend`](ListProxy::extend), [`get`](ListProxy::get), [`set`](ListProxy::set), [`pop`](ListProxy::pop), [`remove`](ListProxy::remove), [`insert`](ListProxy::insert), [`len`](ListProxy::len), [`to_vec`](ListProxy::to_vec), [`clear`](ListProxy::clear) |
 //! | `BrokenPipeError` from a proxy of a dead manager | [`Error::ManagerDead`], at once and for good |
+//! | `ls /dev/shm`, `resource_tracker` warnings | [`inspect::objects()`](inspect::objects), [`inspect::describe(name)`](inspect::describe); `shmproc ls`, `shmproc inspect NAME`, `shmproc clean` |
 //!
 //! Locks have owners: a lock held by a process that dies (any signal,
 //! SIGKILL included) or by a thread that exits without releasing it is taken
@@ -157,6 +160,8 @@
 #[cfg(feature = "codec")]
 mod codec;
 mod error;
+#[cfg(feature = "codec")]
+pub mod inspect;
 mod loom;
 #[cfg(feature = "codec")]
 mod manager;

@@ -72,6 +72,19 @@ const LANE_OFF: [usize; 2] = [128 + 2 * END_SIZE, 128 + 2 * END_SIZE + LANE_SIZE
 /// Payload offset of the first buffer.
 const BUF_OFF: usize = (LANE_OFF[1] + LANE_SIZE).next_multiple_of(4096);
 
+/// Payload offsets of a pipe's words, for read-only inspection
+/// (`shmproc::inspect` reads them with `pread`, never maps).
+pub(crate) mod peek {
+    /// Buffer bytes per direction (`u64`).
+    pub(crate) const CAPACITY: usize = 0;
+    /// Number of directions: 2 duplex, 1 simplex (`u64`).
+    pub(crate) const DIRECTIONS: usize = 8;
+    /// The two ends' `EndWords`.
+    pub(crate) const END_OFF: [usize; 2] = super::END_OFF;
+    /// The two directions' `LaneWords`.
+    pub(crate) const LANE_OFF: [usize; 2] = super::LANE_OFF;
+}
+
 const PIPE_HASH: u64 = layout_hash_mix(
     layout_hash_mix(layout_hash_mix(EndWords::LAYOUT_HASH, LaneWords::LAYOUT_HASH), BUF_OFF as u64),
     0x5049_5045, // "PIPE"

@@ -92,6 +92,37 @@ unsafe impl ShmSafe for QueueHeader {
 /// Where the ring starts in the payload (after the header, 128-aligned).
 const RING_OFFSET: usize = core::mem::size_of::<QueueHeader>().div_ceil(128) * 128;
 
+/// Field offsets and flags of a [`QueueHeader`], for read-only inspection
+/// (`shmproc::inspect` reads them with `pread`, never maps).
+pub(crate) mod peek {
+    use super::QueueHeader;
+    use core::mem::offset_of;
+    /// Consumer position (byte-ring encoding, see `bytes.rs`).
+    pub(crate) const HEAD: usize = offset_of!(QueueHeader, head);
+    /// Producer position.
+    pub(crate) const TAIL: usize = offset_of!(QueueHeader, tail);
+    /// Ring bytes.
+    pub(crate) const CAPACITY: usize = offset_of!(QueueHeader, capacity);
+    /// Most items at once (0: bytes only).
+    pub(crate) const MAXSIZE: usize = offset_of!(QueueHeader, maxsize);
+    /// [`CLOSED`] and [`JOINABLE`] bits.
+    pub(crate) const FLAGS: usize = offset_of!(QueueHeader, flags);
+    /// Items lost with consumers that died before `task_done`.
+    pub(crate) const ABANDONED: usize = offset_of!(QueueHeader, abandoned);
+    /// The producers' lock (a `RawMutex`).
+    pub(crate) const PUT_LOCK: usize = offset_of!(QueueHeader, put_lock);
+    /// The consumers' lock (a `RawMutex`).
+    pub(crate) const GET_LOCK: usize = offset_of!(QueueHeader, get_lock);
+    /// The producers' registry.
+    pub(crate) const PRODUCERS: usize = offset_of!(QueueHeader, producers);
+    /// The consumers' registry.
+    pub(crate) const CONSUMERS: usize = offset_of!(QueueHeader, consumers);
+    /// Flag: `close()` was called.
+    pub(crate) const CLOSED: u32 = super::CLOSED;
+    /// Flag: a `JoinableQueue`.
+    pub(crate) const JOINABLE: u32 = super::JOINABLE;
+}
+
 fn queue_hash<T>() -> u64 {
     let h = layout_hash("shmproc::Queue", core::mem::size_of::<QueueHeader>(), RING_OFFSET);
     layout_hash_mix(h, layout_hash(std::any::type_name::<T>(), 0, 0))

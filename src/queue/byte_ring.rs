@@ -57,6 +57,22 @@ unsafe impl ShmSafe for ByteRingHeader {
     const TAG: &'static str = "shmproc::ByteRingHeader";
 }
 
+/// Field offsets of a [`ByteRingHeader`], for read-only inspection
+/// (`shmproc::inspect` reads them with `pread`, never maps).
+pub(crate) mod peek {
+    use super::ByteRingHeader;
+    /// Consumer position.
+    pub(crate) const HEAD: usize = core::mem::offset_of!(ByteRingHeader, head);
+    /// Producer position.
+    pub(crate) const TAIL: usize = core::mem::offset_of!(ByteRingHeader, tail);
+    /// Capacity (slots or bytes).
+    pub(crate) const CAPACITY: usize = core::mem::offset_of!(ByteRingHeader, capacity);
+    /// Owner id of the producer handle's holder (0: none).
+    pub(crate) const PRODUCER: usize = core::mem::offset_of!(ByteRingHeader, producer);
+    /// Owner id of the consumer handle's holder (0: none).
+    pub(crate) const CONSUMER: usize = core::mem::offset_of!(ByteRingHeader, consumer);
+}
+
 /// Where the buffer starts in the payload (after the header, 128-aligned).
 const BUF_OFFSET: usize = 384;
 const _: () = assert!(core::mem::size_of::<ByteRingHeader>() <= BUF_OFFSET);

@@ -920,6 +920,20 @@ unsafe impl ShmSafe for MpmcHeader {
     const TAG: &'static str = "shmproc::MpmcHeader";
 }
 
+/// Field offsets of a [`MpmcHeader`], for read-only inspection
+/// (`shmproc::inspect` reads them with `pread`, never maps).
+pub(crate) mod peek {
+    use super::MpmcHeader;
+    /// Consumer position.
+    pub(crate) const HEAD: usize = core::mem::offset_of!(MpmcHeader, head);
+    /// Producer position.
+    pub(crate) const TAIL: usize = core::mem::offset_of!(MpmcHeader, tail);
+    /// Capacity (slots or bytes).
+    pub(crate) const CAPACITY: usize = core::mem::offset_of!(MpmcHeader, capacity);
+    /// Bytes per value.
+    pub(crate) const ELEM_SIZE: usize = core::mem::offset_of!(MpmcHeader, elem_size);
+}
+
 /// Where the slot words start in the payload (after the header).
 const WORDS_OFFSET: usize = 384;
 const _: () = assert!(core::mem::size_of::<MpmcHeader>() <= WORDS_OFFSET);

@@ -81,6 +81,22 @@ pub(crate) enum Peers {
 /// slot bits of a registered id are clear, so this bit is free).
 const CLAIMING: u32 = 1;
 
+/// Field offsets of a [`RawRegistry`], for read-only inspection
+/// (`shmproc::inspect` reads them with `pread`, never maps).
+pub(crate) mod peek {
+    use super::{Entry, RawRegistry};
+    /// The first entry.
+    pub(crate) const ENTRIES: usize = core::mem::offset_of!(RawRegistry, entries);
+    /// Bytes per entry.
+    pub(crate) const ENTRY_SIZE: usize = core::mem::size_of::<Entry>();
+    /// An entry's id word (0: free) within the entry.
+    pub(crate) const ENTRY_ID: usize = core::mem::offset_of!(Entry, id);
+    /// An entry's process nonce within the entry.
+    pub(crate) const ENTRY_NONCE: usize = core::mem::offset_of!(Entry, nonce);
+    /// The claiming bit of an id.
+    pub(crate) const CLAIMING: u32 = super::CLAIMING;
+}
+
 /// The calling process's id (thread slot bits cleared) and nonce.
 pub(crate) fn process_id() -> std::io::Result<(u32, u64)> {
     let (me, nonce) = owner::me()?;

@@ -373,6 +373,24 @@ unsafe impl ShmSafe for SpscHeader {
     const TAG: &'static str = "shmproc::SpscHeader";
 }
 
+/// Field offsets of a [`SpscHeader`], for read-only inspection
+/// (`shmproc::inspect` reads them with `pread`, never maps).
+pub(crate) mod peek {
+    use super::SpscHeader;
+    /// Consumer position.
+    pub(crate) const HEAD: usize = core::mem::offset_of!(SpscHeader, head);
+    /// Producer position.
+    pub(crate) const TAIL: usize = core::mem::offset_of!(SpscHeader, tail);
+    /// Capacity (slots or bytes).
+    pub(crate) const CAPACITY: usize = core::mem::offset_of!(SpscHeader, capacity);
+    /// Owner id of the producer handle's holder (0: none).
+    pub(crate) const PRODUCER: usize = core::mem::offset_of!(SpscHeader, producer);
+    /// Owner id of the consumer handle's holder (0: none).
+    pub(crate) const CONSUMER: usize = core::mem::offset_of!(SpscHeader, consumer);
+    /// Bytes per value.
+    pub(crate) const ELEM_SIZE: usize = core::mem::offset_of!(SpscHeader, elem_size);
+}
+
 /// Where the slots start in the payload (after the header, 128-aligned).
 const SLOTS_OFFSET: usize = 384;
 const _: () = assert!(core::mem::size_of::<SpscHeader>() <= SLOTS_OFFSET);

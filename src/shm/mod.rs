@@ -7,5 +7,7 @@ pub(crate) mod handoff;
 pub(crate) mod header;
 pub(crate) mod layout;
 pub(crate) mod name;
+#[cfg(feature = "codec")]
+pub(crate) mod peek;
 pub(crate) mod segment;
 pub(crate) mod typed;

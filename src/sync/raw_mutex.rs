@@ -103,6 +103,33 @@ unsafe impl ShmSafe for RawMutex {
     const TAG: &'static str = "shmproc::RawMutex";
 }
 
+/// Field offsets and state names of a [`RawMutex`], for read-only
+/// inspection (`shmproc::inspect` reads them with `pread`, never maps).
+pub(crate) mod peek {
+    use super::{CONSISTENT, INCONSISTENT, NOT_RECOVERABLE, RawMutex};
+    /// The futex word: 0, or the owner id, with [`super::WAITERS`].
+    pub(crate) const WORD: usize = core::mem::offset_of!(RawMutex, word);
+    /// CONSISTENT, INCONSISTENT or NOT_RECOVERABLE.
+    pub(crate) const STATE: usize = core::mem::offset_of!(RawMutex, state);
+    /// The owner's process nonce.
+    pub(crate) const OWNER_NONCE: usize = core::mem::offset_of!(RawMutex, owner_nonce);
+    /// Owner-id bits of the word.
+    pub(crate) const OWNER_MASK: u32 = super::OWNER;
+    /// Offset of the protected value in a `Mutex<T>`'s state.
+    pub(crate) const MUTEX_DATA: usize = 128;
+    const _: () = assert!(core::mem::size_of::<crate::shm::layout::CachePadded<RawMutex>>() == MUTEX_DATA);
+
+    /// The name of a `state` value.
+    pub(crate) fn state_name(state: u32) -> &'static str {
+        match state {
+            CONSISTENT => "consistent",
+            INCONSISTENT => "inconsistent (an owner died; being recovered)",
+            NOT_RECOVERABLE => "not recoverable",
+            _ => "unknown (garbage)",
+        }
+    }
+}
+
 impl RawMutex {
     /// An unlocked, consistent mutex (for tests and loom models).
     #[cfg(any(test, shmproc_loom))]
@@ -392,13 +419,19 @@ unsafe impl<T: Pod + Send> Sync for MutexState<T> {}
 // by a dead owner is still a valid T); all interior-mutable.
 unsafe impl<T: Pod + Send> ShmSafe for MutexState<T> {
     const TAG: &'static str = "shmproc::Mutex";
-    const LAYOUT_HASH: u64 = layout_hash_mix(
-        layout_hash_mix(
-            layout_hash("shmproc::Mutex", core::mem::size_of::<Self>(), core::mem::align_of::<Self>()),
-            core::mem::size_of::<T>() as u64,
-        ),
-        core::mem::align_of::<T>() as u64,
+    const LAYOUT_HASH: u64 = mutex_layout_hash(
+        core::mem::size_of::<Self>(),
+        core::mem::align_of::<Self>(),
+        core::mem::size_of::<T>(),
+        core::mem::align_of::<T>(),
     );
+}
+
+/// The layout hash of a `Mutex<T>` whose state has `size`/`align` and whose
+/// `T` has `t_size`/`t_align` (one formula, so `shmproc::inspect` can
+/// recognise a mutex of any `T` from its header).
+pub(crate) const fn mutex_layout_hash(size: usize, align: usize, t_size: usize, t_align: usize) -> u64 {
+    layout_hash_mix(layout_hash_mix(layout_hash("shmproc::Mutex", size, align), t_size as u64), t_align as u64)
 }
 
 impl<T: Pod + Send> MutexState<T> {

@@ -37,6 +37,18 @@ unsafe impl ShmSafe for RawSemaphore {
     const TAG: &'static str = "shmproc::Semaphore";
 }
 
+/// Field offsets of a [`RawSemaphore`], for read-only inspection
+/// (`shmproc::inspect` reads them with `pread`, never maps).
+pub(crate) mod peek {
+    use super::RawSemaphore;
+    /// Permits available.
+    pub(crate) const COUNT: usize = core::mem::offset_of!(RawSemaphore, count);
+    /// Threads that may sleep.
+    pub(crate) const WAITERS: usize = core::mem::offset_of!(RawSemaphore, waiters);
+    /// 0, or the bound of a bounded semaphore.
+    pub(crate) const MAX: usize = core::mem::offset_of!(RawSemaphore, max);
+}
+
 impl RawSemaphore {
     #[cfg(shmproc_loom)]
     pub(crate) fn new(value: u32, max: u32) -> RawSemaphore {

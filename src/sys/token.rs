@@ -269,6 +269,48 @@ fn probe(tag: u32) -> Probe {
     }
 }
 
+/// What a token file says, read without taking or changing anything (for
+/// `shmproc::inspect`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TagInfo {
+    /// The pid written in the token file (`None` if there is no file or it
+    /// could not be read).
+    pub(crate) pid: Option<u32>,
+    /// The nonce written in the token file.
+    pub(crate) nonce: Option<u64>,
+    /// [`Liveness::Dead`] only if the kernel confirms no process holds it.
+    pub(crate) liveness: Liveness,
+}
+
+/// Reads the token file of `tag`: the pid and nonce recorded there and
+/// whether its owner lives. Never opens this process's own token (that
+/// would drop its lock), and never creates a token.
+pub(crate) fn tag_info(tag: u32) -> TagInfo {
+    if let Some(h) = CURRENT.lock().as_ref()
+        && h.token.tag() == tag
+        && h.token.pid == super::process::pid()
+    {
+        return TagInfo { pid: Some(h.token.pid), nonce: Some(h.token.nonce), liveness: Liveness::Alive };
+    }
+    match probe(tag) {
+        Probe::Dead => TagInfo { pid: None, nonce: None, liveness: Liveness::Dead },
+        Probe::Unknown => TagInfo { pid: None, nonce: None, liveness: Liveness::Alive },
+        Probe::Alive { nonce, fd } => {
+            let mut pid = [0u8; 4];
+            let pid = match super::shm::read_at(fd.as_fd(), &mut pid, 8) {
+                Ok(4) => Some(u32::from_ne_bytes(pid)),
+                _ => None,
+            };
+            TagInfo { pid, nonce: Some(nonce), liveness: Liveness::Alive }
+        }
+    }
+}
+
+/// The tag a token file name stands for (`shmproc@<6 hex digits>`).
+pub(crate) fn tag_of_file(name: &str) -> Option<u32> {
+    parse_tag(name)
+}
+
 /// `fcntl(F_GETLK)` for a whole-file write lock: `Some(pid)` of a process
 /// holding a conflicting lock, `None` if there is none.
 fn lock_holder(fd: &OwnedFd) -> io::Result<Option<i32>> {

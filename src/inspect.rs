@@ -1,0 +1,804 @@
+//! Looking at shmproc objects from outside: list what is in `/dev/shm`
+//! (kind, size, creator, alive or stale) and describe one object (a
+//! queue's depth, a lock's owner, a barrier's count, ...). This is the
+//! library behind the `shmproc` command-line tool.
+//!
+//! Inspection is read-only: files are opened `O_RDONLY` and read with
+//! `pread`; nothing is mapped, no lock is taken, no producer, consumer or
+//! holder is registered, and no liveness token is created. Every value read
+//! is checked before use (another process may be buggy or hostile): a file
+//! that is not a shmproc object of this version, or cannot be read, is
+//! listed as [`Status::Foreign`] or [`Status::Unreadable`], never a crash.
+//! Objects change while they are read, so a report is a snapshot whose
+//! fields may come from slightly different moments.
+//!
+//! # The `shmproc` tool
+//!
+//! ```text
+//! shmproc ls [--all] [--dir DIR]          list objects: name, kind, size, creator pid, status
+//! shmproc inspect NAME [--dir DIR]        kind-specific state of one object (NAME or a path)
+//! shmproc clean [--dry-run] [--dir DIR] [NAME...]
+//!                                         remove objects whose creator is confirmed dead
+//! shmproc bench [--quick] [--svg PATH]    shm vs OS pipe vs Unix socket, 64 B to 1 MiB
+//! shmproc help | --help
+//! ```
+//!
+//! `--all` also lists liveness-token files (`shmproc@<tag>`) and spill
+//! segments (large queue messages in transit). `clean` never removes an
+//! object whose creator lives (the check is repeated under a lock just
+//! before the unlink). Bad usage exits with code 2 and a message.
+//!
+//! # Examples
+//!
+//! ```
+//! use shmproc::inspect::{self, Kind, Status};
+//!
+//! let name = format!("doc-inspect-{}", std::process::id());
+//! let q = shmproc::Queue::<u32>::builder().name(&name).build()?;
+//! q.put(1)?;
+//! q.put(2)?;
+//! let all = inspect::objects()?;
+//! let mine = all.iter().find(|o| o.name == name).expect("listed");
+//! assert_eq!((mine.kind, &mine.status), (Kind::Queue, &Status::Alive));
+//! let report = inspect::describe(&name)?;
+//! assert_eq!(report.field("depth"), Some("2"));
+//! # Ok::<(), shmproc::Error>(())
+//! ```
+//!
+//! Python: no equivalent in `multiprocessing` (the closest is listing
+//! `/dev/shm` and `resource_tracker`'s cleanup at exit).
+
+use std::fmt;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::queue::{blocking, byte_ring, bytes, mpmc, registry, spsc};
+use crate::shm::header::{HeaderSnapshot, INITIALIZING, POISONED, READY, kind};
+use crate::shm::layout::{CachePadded, ShmSafe};
+use crate::shm::peek::{self, Peek, PeekDir, SEGMENT_PREFIX, TOKEN_PREFIX};
+use crate::sync::raw_event::{BROKEN_OTHER, MEMBERS, RawBarrier, RawCondvar, RawEvent};
+use crate::sync::raw_mutex::{self, RLockState, RawMutex, WAITERS};
+use crate::sync::raw_semaphore::{self, RawSemaphore};
+
+/// What an object is.
+///
+/// `#[non_exhaustive]`: new kinds of objects add variants.
+///
+/// # Examples
+///
+/// ```
+/// assert_eq!(shmproc::inspect::Kind::Queue.to_string(), "queue");
+/// ```
+///
+/// Python: the classes of `multiprocessing` (`Queue`, `Lock`, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Kind {
+    /// Untyped bytes ([`Segment`](crate::Segment)).
+    Raw,
+    /// A spill segment: a large queue or pipe message in transit.
+    Spill,
+    /// A typed segment of a type this tool does not know ([`Shared<T>`](crate::Shared)).
+    Typed,
+    /// A [`Mutex<T>`](crate::Mutex).
+    Mutex,
+    /// A [`Lock`](crate::Lock).
+    Lock,
+    /// An [`RLock`](crate::RLock).
+    RLock,
+    /// A [`Semaphore`](crate::Semaphore) or [`BoundedSemaphore`](crate::BoundedSemaphore).
+    Semaphore,
+    /// A [`Condvar`](crate::Condvar).
+    Condvar,
+    /// An [`Event`](crate::Event).
+    Event,
+    /// A [`Barrier`](crate::Barrier).
+    Barrier,
+    /// A child process's task and result channel.
+    Channel,
+    /// An [`SpscRing`](crate::SpscRing).
+    Spsc,
+    /// An [`MpmcRing`](crate::MpmcRing).
+    Mpmc,
+    /// A [`ByteRing`](crate::ByteRing).
+    Bytes,
+    /// A [`Queue`](crate::Queue) or [`JoinableQueue`](crate::JoinableQueue).
+    Queue,
+    /// A [`Pipe`](crate::Pipe).
+    Pipe,
+    /// A pool's worker table ([`Pool`](crate::Pool), [`ProcessPoolExecutor`](crate::ProcessPoolExecutor)).
+    Pool,
+    /// A liveness-token file (`shmproc@<tag>`): one per process using locks
+    /// or queues, locked while the process lives.
+    Token,
+    /// A header kind this version does not know (the number).
+    Unknown(u32),
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            Kind::Raw => "raw",
+            Kind::Spill => "spill",
+            Kind::Typed => "typed",
+            Kind::Mutex => "mutex",
+            Kind::Lock => "lock",
+            Kind::RLock => "rlock",
+            Kind::Semaphore => "semaphore",
+            Kind::Condvar => "condvar",
+            Kind::Event => "event",
+            Kind::Barrier => "barrier",
+            Kind::Channel => "channel",
+            Kind::Spsc => "spsc-ring",
+            Kind::Mpmc => "mpmc-ring",
+            Kind::Bytes => "byte-ring",
+            Kind::Queue => "queue",
+            Kind::Pipe => "pipe",
+            Kind::Pool => "pool",
+            Kind::Token => "token",
+            Kind::Unknown(k) => return write!(f, "unknown({k})"),
+        };
+        f.write_str(s)
+    }
+}
+
+/// Whether an object's creator lives, or why that cannot be told.
+///
+/// `#[non_exhaustive]`: finer states may be added.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::inspect::Status;
+/// assert!(Status::Stale.is_stale());
+/// assert_eq!(Status::Foreign("bad magic".into()).to_string(), "foreign (bad magic)");
+/// ```
+///
+/// Python: no equivalent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Status {
+    /// The creator lives (or the kernel could not say it is dead).
+    Alive,
+    /// The kernel confirms the creator dead: [`clean`](crate::cleanup_stale) removes it.
+    Stale,
+    /// The header records no creator (left alone by cleanup).
+    NoCreator,
+    /// The creator is still building it.
+    Initializing,
+    /// Not a shmproc object of this version, or another user's: left alone.
+    Foreign(String),
+    /// The file could not be read (the reason).
+    Unreadable(String),
+}
+
+impl Status {
+    /// Whether the object is stale (its creator confirmed dead).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert!(!shmproc::inspect::Status::Alive.is_stale());
+    /// ```
+    ///
+    /// Python: no equivalent.
+    pub fn is_stale(&self) -> bool {
+        matches!(self, Status::Stale)
+    }
+}
+
+impl fmt::Display for Status {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Status::Alive => f.write_str("alive"),
+            Status::Stale => f.write_str("stale"),
+            Status::NoCreator => f.write_str("no-creator"),
+            Status::Initializing => f.write_str("initializing"),
+            Status::Foreign(why) => write!(f, "foreign ({why})"),
+            Status::Unreadable(why) => write!(f, "unreadable ({why})"),
+        }
+    }
+}
+
+/// One entry of [`objects`]: a named object or a token file.
+///
+/// # Examples
+///
+/// ```
+/// for o in shmproc::inspect::objects()? {
+///     println!("{} {} {} bytes {:?} {}", o.name, o.kind, o.size, o.creator_pid, o.status);
+/// }
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+///
+/// Python: no equivalent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ObjectInfo {
+    /// The object's name (as given to `create`/`open`), or the token file's name.
+    pub name: String,
+    /// The file name in the directory.
+    pub file: String,
+    /// What it is.
+    pub kind: Kind,
+    /// The file's length in bytes.
+    pub size: u64,
+    /// The creator's pid as recorded (a token's owner for [`Kind::Token`]).
+    pub creator_pid: Option<u32>,
+    /// Alive, stale, or why that cannot be told.
+    pub status: Status,
+    /// Plumbing rather than a user's object (token files, spill segments):
+    /// the tool hides these unless asked (`--all`).
+    pub internal: bool,
+}
+
+/// What [`describe`] tells about one object: its [`ObjectInfo`] and
+/// kind-specific fields (name and value, in display order).
+///
+/// # Examples
+///
+/// ```
+/// let name = format!("doc-report-{}", std::process::id());
+/// let sem = shmproc::Semaphore::create(&name, 3)?;
+/// let r = shmproc::inspect::describe(&name)?;
+/// assert_eq!(r.field("value"), Some("3"));
+/// println!("{r}");
+/// # drop(sem);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+///
+/// Python: no equivalent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Report {
+    /// The object.
+    pub object: ObjectInfo,
+    /// Kind-specific fields: `("depth", "2")`, `("owner", "pid 1234 ...")`, ...
+    pub fields: Vec<(&'static str, String)>,
+}
+
+impl Report {
+    /// The value of field `key`, if the report has it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-field-{}", std::process::id());
+    /// let e = shmproc::Event::create(&name)?;
+    /// e.set();
+    /// assert_eq!(shmproc::inspect::describe(&name)?.field("set"), Some("yes"));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: no equivalent.
+    pub fn field(&self, key: &str) -> Option<&str> {
+        self.fields.iter().find(|(k, _)| *k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let o = &self.object;
+        let pid = o.creator_pid.map_or_else(|| "-".to_owned(), |p| p.to_string());
+        writeln!(f, "{:<14} {}", "name", o.name)?;
+        writeln!(f, "{:<14} {}", "kind", o.kind)?;
+        writeln!(f, "{:<14} {}", "size", o.size)?;
+        writeln!(f, "{:<14} {}", "creator pid", pid)?;
+        write!(f, "{:<14} {}", "status", o.status)?;
+        for (k, v) in &self.fields {
+            write!(f, "\n{k:<14} {v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Lists the shmproc objects in `/dev/shm`: named segments of every kind
+/// and liveness-token files, sorted by file name.
+///
+/// # Examples
+///
+/// ```
+/// let name = format!("doc-objects-{}", std::process::id());
+/// let _lock = shmproc::Lock::create(&name)?;
+/// let all = shmproc::inspect::objects()?;
+/// assert!(all.iter().any(|o| o.name == name && o.kind == shmproc::inspect::Kind::Lock));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::Os`] if the directory cannot be read. A file that cannot be
+/// read is listed with [`Status::Unreadable`], not an error.
+///
+/// Python: no equivalent (`ls /dev/shm`).
+pub fn objects() -> Result<Vec<ObjectInfo>> {
+    list(&PeekDir::open(None)?)
+}
+
+/// [`objects`] in a directory given to [`SegmentBuilder::dir`](crate::SegmentBuilder::dir).
+///
+/// # Examples
+///
+/// ```
+/// let dir = std::env::temp_dir().join(format!("doc-objects-in-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).expect("mkdir");
+/// let seg = shmproc::Segment::builder().dir(&dir).name("bytes").size(64).create()?;
+/// let all = shmproc::inspect::objects_in(&dir)?;
+/// assert_eq!(all.len(), 1);
+/// assert_eq!(all[0].kind, shmproc::inspect::Kind::Raw);
+/// drop(seg);
+/// # std::fs::remove_dir_all(&dir).expect("rmdir");
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+///
+/// # Errors
+/// As for [`objects`].
+///
+/// Python: no equivalent.
+pub fn objects_in(dir: impl AsRef<Path>) -> Result<Vec<ObjectInfo>> {
+    list(&PeekDir::open(Some(dir.as_ref()))?)
+}
+
+fn list(dir: &PeekDir) -> Result<Vec<ObjectInfo>> {
+    // An object removed between the listing and its reading is skipped.
+    Ok(dir.list()?.into_iter().filter_map(|file| entry(dir, &file).map(|e| e.0)).collect())
+}
+
+/// Describes the named object `name` in `/dev/shm`. `name` may also be a
+/// path to the file (`/dev/shm/shmproc.jobs`, `/tmp/d/shmproc.jobs`).
+///
+/// # Examples
+///
+/// ```
+/// let name = format!("doc-describe-{}", std::process::id());
+/// let b = shmproc::Barrier::create(&name, 3)?;
+/// let r = shmproc::inspect::describe(&name)?;
+/// assert_eq!(r.object.kind, shmproc::inspect::Kind::Barrier);
+/// assert_eq!(r.field("parties"), Some("3"));
+/// assert_eq!(r.field("waiting"), Some("0"));
+/// # drop(b);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidName`], [`Error::NotFound`], [`Error::Os`]. A foreign or
+/// unreadable object is a report with that status and no fields.
+///
+/// Python: no equivalent.
+pub fn describe(name: &str) -> Result<Report> {
+    if name.contains('/') {
+        let p = Path::new(name);
+        let dir = p.parent().ok_or(Error::InvalidArgument { what: "a path needs a directory" })?;
+        let file = p.file_name().and_then(|f| f.to_str()).ok_or(Error::InvalidName {
+            name: name.to_owned(),
+            reason: "the path does not end in a UTF-8 file name",
+        })?;
+        let user = file.strip_prefix(SEGMENT_PREFIX).unwrap_or(file);
+        return describe_in(dir, user);
+    }
+    describe_at(&PeekDir::open(None)?, name)
+}
+
+/// [`describe`] for an object in a directory given to
+/// [`SegmentBuilder::dir`](crate::SegmentBuilder::dir).
+///
+/// # Examples
+///
+/// ```
+/// let dir = std::env::temp_dir();
+/// let name = format!("doc-describe-in-{}", std::process::id());
+/// let seg = shmproc::Segment::builder().dir(&dir).name(&name).size(100).create()?;
+/// let r = shmproc::inspect::describe_in(&dir, &name)?;
+/// assert_eq!(r.field("payload bytes"), Some("100"));
+/// # drop(seg);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+///
+/// # Errors
+/// As for [`describe`].
+///
+/// Python: no equivalent.
+pub fn describe_in(dir: impl AsRef<Path>, name: &str) -> Result<Report> {
+    describe_at(&PeekDir::open(Some(dir.as_ref()))?, name)
+}
+
+fn describe_at(dir: &PeekDir, name: &str) -> Result<Report> {
+    if name.starts_with(TOKEN_PREFIX) {
+        if !dir.list()?.iter().any(|f| f == name) {
+            return Err(Error::NotFound { name: name.to_owned() });
+        }
+        let object = entry(dir, name).ok_or_else(|| Error::NotFound { name: name.to_owned() })?.0;
+        return Ok(Report { object, fields: Vec::new() });
+    }
+    let file = crate::shm::name::file_name(name)?;
+    // A missing object is an error; everything else is a report.
+    let (object, opened) = entry(dir, &file).ok_or_else(|| Error::NotFound { name: name.to_owned() })?;
+    let fields = match opened {
+        Some((p, h)) => match fields(&p, &h, object.kind) {
+            Ok(f) => f,
+            Err(e) => vec![("error", format!("the object's state makes no sense: {e}"))],
+        },
+        None => Vec::new(),
+    };
+    Ok(Report { object, fields })
+}
+
+/// What [`entry`] found: the object, and its open file and header if it is
+/// a readable shmproc object of this version.
+type Entry = (ObjectInfo, Option<(Peek, HeaderSnapshot)>);
+
+/// Reads one directory entry; `None` if there is no such file (any more).
+fn entry(dir: &PeekDir, file: &str) -> Option<Entry> {
+    let mut info = ObjectInfo {
+        name: file.to_owned(),
+        file: file.to_owned(),
+        kind: Kind::Raw,
+        size: 0,
+        creator_pid: None,
+        status: Status::Alive,
+        internal: false,
+    };
+    if file.starts_with(TOKEN_PREFIX) {
+        info.kind = Kind::Token;
+        info.internal = true;
+        info.size = dir.file_len(file).unwrap_or(0);
+        match peek::token_file_info(file) {
+            Some((pid, alive)) => {
+                info.creator_pid = pid;
+                info.status = if alive { Status::Alive } else { Status::Stale };
+            }
+            None => info.status = Status::Foreign("not a token file name".to_owned()),
+        }
+        return Some((info, None));
+    }
+    let user = file.strip_prefix(SEGMENT_PREFIX).unwrap_or(file);
+    info.name = user.to_owned();
+    info.internal = user.starts_with("spill.");
+    let p = match dir.open_segment(user) {
+        Ok(p) => p,
+        Err(Error::NotFound { .. }) => return None,
+        Err(Error::Corrupt { what }) => {
+            info.status = Status::Foreign(what.to_owned());
+            return Some((info, None));
+        }
+        Err(Error::InvalidName { reason, .. }) => {
+            info.status = Status::Foreign(format!("not a valid object name: {reason}"));
+            return Some((info, None));
+        }
+        Err(e) => {
+            info.status = Status::Unreadable(e.to_string());
+            return Some((info, None));
+        }
+    };
+    info.size = p.file_len();
+    if !p.owned_by_me() {
+        info.status = Status::Foreign("belongs to another user".to_owned());
+        return Some((info, None));
+    }
+    let h = match p.header().and_then(|h| h.check_identity().map(|()| h)) {
+        Ok(h) => h,
+        Err(e) => {
+            info.status = Status::Foreign(e.to_string());
+            return Some((info, None));
+        }
+    };
+    info.kind = classify(&h, info.internal);
+    info.creator_pid = (h.creator_pid != 0).then_some(h.creator_pid);
+    let alive = peek::creator_alive(&h);
+    info.status = match (h.state, alive) {
+        (_, Some(false)) => Status::Stale,
+        (READY, Some(true)) => Status::Alive,
+        (READY, None) => Status::NoCreator,
+        (INITIALIZING, _) => Status::Initializing,
+        (POISONED, _) => Status::Foreign("its creator failed while building it".to_owned()),
+        _ => Status::Foreign("unknown header state".to_owned()),
+    };
+    let usable = h.state == READY && h.payload_len <= h.len && h.len <= p.file_len();
+    Some((info, usable.then_some((p, h))))
+}
+
+/// The kind of a segment, from its header. New kinds: one arm here, one in
+/// [`fields`].
+fn classify(h: &HeaderSnapshot, spill: bool) -> Kind {
+    match h.kind {
+        kind::RAW if spill => Kind::Spill,
+        kind::RAW => Kind::Raw,
+        kind::TYPED => typed_kind(h),
+        kind::CHANNEL => Kind::Channel,
+        kind::SPSC => Kind::Spsc,
+        kind::MPMC => Kind::Mpmc,
+        kind::BYTES => Kind::Bytes,
+        kind::QUEUE => Kind::Queue,
+        kind::PIPE => Kind::Pipe,
+        kind::POOL => Kind::Pool,
+        k => Kind::Unknown(k),
+    }
+}
+
+/// Sync objects are TYPED segments told apart by their layout hash.
+fn typed_kind(h: &HeaderSnapshot) -> Kind {
+    let known: [(u64, Kind); 6] = [
+        (<CachePadded<RawMutex> as ShmSafe>::LAYOUT_HASH, Kind::Lock),
+        (RLockState::LAYOUT_HASH, Kind::RLock),
+        (RawSemaphore::LAYOUT_HASH, Kind::Semaphore),
+        (RawCondvar::LAYOUT_HASH, Kind::Condvar),
+        (RawEvent::LAYOUT_HASH, Kind::Event),
+        (RawBarrier::LAYOUT_HASH, Kind::Barrier),
+    ];
+    if let Some((_, k)) = known.iter().find(|(hash, _)| *hash == h.layout_hash) {
+        return *k;
+    }
+    if mutex_value_layout(h).is_some() { Kind::Mutex } else { Kind::Typed }
+}
+
+/// The size and alignment of a `Mutex<T>`'s `T` whose layout hash is in
+/// `h`, found by trying every `T` layout that fits the payload.
+fn mutex_value_layout(h: &HeaderSnapshot) -> Option<(usize, usize)> {
+    let state = usize::try_from(h.payload_len).ok()?;
+    let data = raw_mutex::peek::MUTEX_DATA;
+    // size_of::<MutexState<T>>() is 128 + size_of::<T>() rounded up to 128.
+    if state < data || !state.is_multiple_of(128) {
+        return None;
+    }
+    let lowest = state.saturating_sub(128).max(data) - data;
+    (0..8).map(|s| 1usize << s).find_map(|align| {
+        (lowest..=state - data)
+            .filter(|size| size.is_multiple_of(align))
+            .find(|&size| raw_mutex::mutex_layout_hash(state, 128, size, align) == h.layout_hash)
+            .map(|size| (size, align))
+    })
+}
+
+fn yes_no(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_owned()
+}
+
+/// "pid 1234 (thread slot 2), alive" for owner id `id`.
+fn owner_text(id: u32, nonce: u64) -> String {
+    let o = peek::owner_info(id, nonce);
+    let pid = o.pid.map_or_else(|| "unknown pid".to_owned(), |p| format!("pid {p}"));
+    format!("{pid} (thread slot {}), {}", o.slot, if o.alive { "alive" } else { "dead" })
+}
+
+/// A lock word at payload offset `at`: owner, waiters, consistency.
+fn lock_fields(p: &Peek, h: &HeaderSnapshot, at: usize, prefix: &'static str) -> Result<Vec<(&'static str, String)>> {
+    let word = p.u32_at(h, at + raw_mutex::peek::WORD)?;
+    let state = p.u32_at(h, at + raw_mutex::peek::STATE)?;
+    let nonce = p.u64_at(h, at + raw_mutex::peek::OWNER_NONCE)?;
+    let id = word & raw_mutex::peek::OWNER_MASK;
+    let owner = if id == 0 { "none (unlocked)".to_owned() } else { owner_text(id, nonce) };
+    let mut f = vec![(prefix, owner)];
+    if prefix == "owner" {
+        f.push(("waiters", yes_no(word & WAITERS != 0)));
+        f.push(("state", raw_mutex::peek::state_name(state).to_owned()));
+    }
+    Ok(f)
+}
+
+/// Registered and alive processes of a registry at payload offset `at`.
+fn registry_text(p: &Peek, h: &HeaderSnapshot, at: usize) -> Result<String> {
+    use registry::peek::{CLAIMING, ENTRIES, ENTRY_ID, ENTRY_NONCE, ENTRY_SIZE};
+    let (mut registered, mut alive) = (0, 0);
+    for i in 0..registry::ENTRIES {
+        let e = at + ENTRIES + i * ENTRY_SIZE;
+        let id = p.u32_at(h, e + ENTRY_ID)?;
+        if id == 0 {
+            continue;
+        }
+        registered += 1;
+        let nonce = if id & CLAIMING != 0 { 0 } else { p.u64_at(h, e + ENTRY_NONCE)? };
+        if peek::owner_info(id & !CLAIMING, nonce).alive {
+            alive += 1;
+        }
+    }
+    Ok(format!("{registered} registered, {alive} alive"))
+}
+
+/// Head, tail and capacity of a ring header at payload offset 0.
+fn ring_words(p: &Peek, h: &HeaderSnapshot, head: usize, tail: usize, cap: usize) -> Result<(u64, u64, u64)> {
+    Ok((p.u64_at(h, head)?, p.u64_at(h, tail)?, p.u64_at(h, cap)?))
+}
+
+/// The kind-specific fields of a READY object.
+fn fields(p: &Peek, h: &HeaderSnapshot, kind: Kind) -> Result<Vec<(&'static str, String)>> {
+    let mut f = vec![("payload bytes", h.payload_len.to_string())];
+    match kind {
+        Kind::Lock => f.extend(lock_fields(p, h, 0, "owner")?),
+        Kind::RLock => {
+            f.extend(lock_fields(p, h, 0, "owner")?);
+            let depth = p.u32_at(h, core::mem::offset_of!(RLockState, depth))?;
+            f.push(("depth", depth.to_string()));
+        }
+        Kind::Mutex => {
+            f.extend(lock_fields(p, h, 0, "owner")?);
+            if let Some((size, align)) = mutex_value_layout(h) {
+                f.push(("value size", format!("{size} bytes (align {align})")));
+            }
+        }
+        Kind::Semaphore => {
+            let max = p.u32_at(h, raw_semaphore::peek::MAX)?;
+            f.push(("value", p.u32_at(h, raw_semaphore::peek::COUNT)?.to_string()));
+            f.push(("bound", if max == 0 { "none".to_owned() } else { max.to_string() }));
+            f.push(("waiters", p.u32_at(h, raw_semaphore::peek::WAITERS)?.to_string()));
+        }
+        Kind::Event => {
+            f.push(("set", yes_no(p.u32_at(h, core::mem::offset_of!(RawEvent, flag))? != 0)));
+            f.push(("waiters", p.u32_at(h, core::mem::offset_of!(RawEvent, waiters))?.to_string()));
+        }
+        Kind::Condvar => {
+            f.push(("waiters", p.u32_at(h, core::mem::offset_of!(RawCondvar, waiters))?.to_string()));
+            f.push(("notifications", p.u32_at(h, core::mem::offset_of!(RawCondvar, seq))?.to_string()));
+        }
+        Kind::Barrier => f.extend(barrier_fields(p, h)?),
+        Kind::Queue => f.extend(queue_fields(p, h)?),
+        Kind::Spsc | Kind::Mpmc | Kind::Bytes => f.extend(ring_fields(p, h, kind)?),
+        Kind::Pipe => f.extend(pipe_fields(p, h)?),
+        Kind::Pool => f.extend(pool_fields(p, h)?),
+        Kind::Raw | Kind::Spill | Kind::Typed | Kind::Channel | Kind::Token | Kind::Unknown(_) => {}
+    }
+    Ok(f)
+}
+
+fn barrier_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, String)>> {
+    use core::mem::offset_of;
+    let parties = p.u32_at(h, offset_of!(RawBarrier, parties))?;
+    let arrived = p.u32_at(h, offset_of!(RawBarrier, arrived))?;
+    let broken = match p.u32_at(h, offset_of!(RawBarrier, broken))? {
+        0 => "no".to_owned(),
+        BROKEN_OTHER => "yes (timeout or abort)".to_owned(),
+        pid => format!("yes (party pid {pid} died)"),
+    };
+    let members_at = offset_of!(RawBarrier, members);
+    let member = core::mem::size_of::<crate::sync::raw_event::Member>();
+    let mut members = 0;
+    for i in 0..MEMBERS {
+        if p.u32_at(h, members_at + i * member)? != 0 {
+            members += 1;
+        }
+    }
+    Ok(vec![
+        ("parties", parties.to_string()),
+        ("waiting", arrived.to_string()),
+        ("generation", p.u32_at(h, offset_of!(RawBarrier, generation))?.to_string()),
+        ("broken", broken),
+        ("processes", members.to_string()),
+    ])
+}
+
+fn queue_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, String)>> {
+    use blocking::peek as q;
+    let (head, tail, cap) = ring_words(p, h, q::HEAD, q::TAIL, q::CAPACITY)?;
+    let flags = p.u32_at(h, q::FLAGS)?;
+    let maxsize = p.u64_at(h, q::MAXSIZE)?;
+    let mut f = vec![
+        ("depth", bytes::messages_between(head, tail, cap).to_string()),
+        ("bytes used", format!("{} of {cap}", bytes::bytes_between(head, tail, cap))),
+        ("maxsize", if maxsize == 0 { "none (bytes only)".to_owned() } else { maxsize.to_string() }),
+        ("joinable", yes_no(flags & q::JOINABLE != 0)),
+        ("closed", yes_no(flags & q::CLOSED != 0)),
+    ];
+    if flags & q::JOINABLE != 0 {
+        f.push(("abandoned", p.u64_at(h, q::ABANDONED)?.to_string()));
+    }
+    f.extend(lock_fields(p, h, q::PUT_LOCK, "put lock")?);
+    f.extend(lock_fields(p, h, q::GET_LOCK, "get lock")?);
+    f.push(("producers", registry_text(p, h, q::PRODUCERS)?));
+    f.push(("consumers", registry_text(p, h, q::CONSUMERS)?));
+    Ok(f)
+}
+
+fn pipe_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, String)>> {
+    use crate::pipe::peek as pp;
+    use crate::queue::byte_ring::{EndWords, LaneWords};
+    use core::mem::offset_of;
+    let cap = p.u64_at(h, pp::CAPACITY)?;
+    let directions = p.u64_at(h, pp::DIRECTIONS)?;
+    if !(1..=2).contains(&directions) {
+        return Err(Error::Corrupt { what: "pipe direction count" });
+    }
+    let mut f = vec![("duplex", yes_no(directions == 2)), ("buffer bytes", cap.to_string())];
+    const DEPTH: [&str; 2] = ["depth 0->1", "depth 1->0"];
+    const CLOSED: [&str; 2] = ["end 0 closed", "end 1 closed"];
+    const HOLDERS: [&str; 2] = ["end 0 holders", "end 1 holders"];
+    for (label, lane) in DEPTH.into_iter().zip(pp::LANE_OFF).take(directions as usize) {
+        let head = p.u64_at(h, lane + offset_of!(LaneWords, head))?;
+        let tail = p.u64_at(h, lane + offset_of!(LaneWords, tail))?;
+        let bytes_used = bytes::bytes_between(head, tail, cap);
+        f.push((label, format!("{} messages, {bytes_used} bytes", bytes::messages_between(head, tail, cap))));
+    }
+    for ((closed, holders), end) in CLOSED.into_iter().zip(HOLDERS).zip(pp::END_OFF) {
+        f.push((closed, yes_no(p.u32_at(h, end + offset_of!(EndWords, closed))? != 0)));
+        f.push((holders, registry_text(p, h, end + offset_of!(EndWords, holders))?));
+    }
+    Ok(f)
+}
+
+fn pool_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, String)>> {
+    use crate::pool::table::{CANCEL_ENTRIES, DONE, JOB, PID, Slot};
+    const SHOWN: usize = 64;
+    // Slots read at most (a hostile payload length must not make us read
+    // a gigabyte of slots); pools have a few workers.
+    const READ: usize = 4096;
+    let slot = core::mem::size_of::<Slot>();
+    let workers = usize::try_from(h.payload_len)
+        .ok()
+        .and_then(|n| n.checked_sub(CANCEL_ENTRIES * 8))
+        .ok_or(Error::Corrupt { what: "pool table size" })?
+        / slot;
+    let mut busy = 0;
+    let mut lines = Vec::new();
+    for i in 0..workers.min(READ) {
+        let job = p.u64_at(h, i * slot + JOB * 8)?;
+        busy += usize::from(job != 0);
+        if i < SHOWN {
+            let pid = p.u64_at(h, i * slot + PID * 8)?;
+            let done = p.u64_at(h, i * slot + DONE * 8)?;
+            let job = if job == 0 { "idle".to_owned() } else { format!("job {job}") };
+            lines.push(format!("pid {pid} {job}, {done} done"));
+        }
+    }
+    let mut f = vec![("workers", workers.to_string()), ("busy", busy.to_string())];
+    f.extend(lines.into_iter().map(|l| ("worker", l)));
+    Ok(f)
+}
+
+fn ring_fields(p: &Peek, h: &HeaderSnapshot, kind: Kind) -> Result<Vec<(&'static str, String)>> {
+    let holder = |at: usize| -> Result<String> {
+        let id = p.u32_at(h, at)?;
+        Ok(if id == 0 { "none".to_owned() } else { owner_text(id, 0) })
+    };
+    let mut f = Vec::new();
+    match kind {
+        Kind::Bytes => {
+            use byte_ring::peek as r;
+            let (head, tail, cap) = ring_words(p, h, r::HEAD, r::TAIL, r::CAPACITY)?;
+            f.push(("depth", bytes::messages_between(head, tail, cap).to_string()));
+            f.push(("bytes used", format!("{} of {cap}", bytes::bytes_between(head, tail, cap))));
+            f.push(("head", head.to_string()));
+            f.push(("tail", tail.to_string()));
+            f.push(("producer", holder(r::PRODUCER)?));
+            f.push(("consumer", holder(r::CONSUMER)?));
+        }
+        Kind::Spsc => {
+            use spsc::peek as r;
+            let (head, tail, cap) = ring_words(p, h, r::HEAD, r::TAIL, r::CAPACITY)?;
+            f.push(("depth", format!("{} of {cap} slots", tail.wrapping_sub(head).min(cap))));
+            f.push(("slot bytes", p.u64_at(h, r::ELEM_SIZE)?.to_string()));
+            f.push(("head", head.to_string()));
+            f.push(("tail", tail.to_string()));
+            f.push(("producer", holder(r::PRODUCER)?));
+            f.push(("consumer", holder(r::CONSUMER)?));
+        }
+        _ => {
+            use mpmc::peek as r;
+            let (head, tail, cap) = ring_words(p, h, r::HEAD, r::TAIL, r::CAPACITY)?;
+            f.push(("depth", format!("{} of {cap} slots", tail.wrapping_sub(head).min(cap))));
+            f.push(("slot bytes", p.u64_at(h, r::ELEM_SIZE)?.to_string()));
+            f.push(("head", head.to_string()));
+            f.push(("tail", tail.to_string()));
+        }
+    }
+    Ok(f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_sync_kind_is_recognised() {
+        let h = |layout_hash, payload_len| HeaderSnapshot {
+            kind: kind::TYPED,
+            layout_hash,
+            payload_len,
+            ..HeaderSnapshot::default()
+        };
+        assert_eq!(typed_kind(&h(RawEvent::LAYOUT_HASH, 8)), Kind::Event);
+        assert_eq!(typed_kind(&h(RawBarrier::LAYOUT_HASH, 8)), Kind::Barrier);
+        type M = crate::sync::raw_mutex::MutexState<[u64; 3]>;
+        let m = h(<M as ShmSafe>::LAYOUT_HASH, core::mem::size_of::<M>() as u64);
+        assert_eq!(typed_kind(&m), Kind::Mutex);
+        assert_eq!(mutex_value_layout(&m), Some((24, 8)));
+        assert_eq!(typed_kind(&h(12345, 256)), Kind::Typed);
+        assert_eq!(classify(&HeaderSnapshot { kind: 99, ..HeaderSnapshot::default() }, false), Kind::Unknown(99));
+    }
+}
