@@ -3,7 +3,10 @@
 //! cleanup after a creator killed with SIGKILL, shmproc's own child
 //! processes under each start method, a lock whose holder is killed, a
 //! stream of a million values through a lock-free ring, strings through a
-//! `Queue` next to an OS pipe, and a `Pipe` ping-pong next to OS pipes.
+//! `Queue` next to an OS pipe, a `Pipe` ping-pong next to OS pipes, a `Pool`
+//! and a `ProcessPoolExecutor`, a `Value` and an `Array` changed by a child,
+//! and a `Manager` whose dict and list several workers share (and what its
+//! proxies say once its server is killed).
 //!
 //! Run it with `cargo run --release --example tour`.
 //!
@@ -24,8 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use shmproc::{
-    Connection, Context, Error as ShmError, Event, LockError, Mutex, Pipe, Pool, Process, ProcessPoolExecutor, Queue,
-    Segment, Shared, SpscRing, StartMethod,
+    Array, Connection, Context, DictProxy, Error as ShmError, Event, ListProxy, LockError, Manager, Mutex, Pipe, Pool,
+    Process, ProcessPoolExecutor, Queue, Segment, Shared, SpscRing, StartMethod, Value,
 };
 
 type Result<T = (), E = Box<dyn Error>> = std::result::Result<T, E>;
@@ -66,7 +69,13 @@ fn main() -> Result {
     queue_stream()?;
     pipe_ping_pong()?;
     pools()?;
+    shared_data()?;
+    manager()?;
     println!();
+    println!(
+        "Leftovers: `cargo run --release --bin shmproc -- ls` lists shmproc objects in /dev/shm, `clean` removes \
+         stale ones, `bench` compares shm, OS pipes and Unix sockets"
+    );
     println!("tour finished in {:.1} s", started.elapsed().as_secs_f64());
     Ok(())
 }
@@ -732,5 +741,145 @@ fn pools() -> Result {
         return Err("the executor lost a result".into());
     }
     ex.shutdown(true, false)?;
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 12. Value and Array
+
+/// Section 12: increments per process.
+const VALUE_INCREMENTS: u64 = 200_000;
+/// Python's `Value` += 1 under its lock by 2 processes on this kind of
+/// machine (PERFORMANCE.md), increments per second.
+const PYTHON_VALUE: f64 = 900_000.0;
+
+/// Sets the value to pi and negates the array (scenario 12).
+fn pi_and_negate((v, a): (Value<f64>, Array<i32>)) -> u32 {
+    v.store(std::f64::consts::PI).expect("store");
+    let mut xs = a.lock().expect("no holder died");
+    for x in xs.iter_mut() {
+        *x = -*x;
+    }
+    std::process::id()
+}
+
+/// Adds 1 to the counter `n` times, each under the value's lock.
+fn increment(counter: Value<u64>) -> u64 {
+    for _ in 0..VALUE_INCREMENTS {
+        *counter.lock().expect("no holder died") += 1;
+    }
+    VALUE_INCREMENTS
+}
+
+fn shared_data() -> Result {
+    heading("12. A Value and an Array in shared memory");
+    let me = std::process::id();
+    let v = Value::new(0.0f64)?;
+    let a = Array::from_slice(&(0..10).collect::<Vec<i32>>())?;
+    let mut child = Process::spawn(pi_and_negate, (v.clone(), a.clone()))?;
+    let pid = child.join()?;
+    println!("parent {me}: child {pid} set the Value to {} and negated the Array: {:?}", v.load()?, a.to_vec()?);
+    if v.load()? != std::f64::consts::PI || a.to_vec()? != (0..10).map(|x: i32| -x).collect::<Vec<_>>() {
+        return Err("the child's changes are not visible".into());
+    }
+
+    let counter = Value::new(0u64)?;
+    let t = Instant::now();
+    let mut peer = Process::spawn(increment, counter.clone())?;
+    increment(counter.clone());
+    peer.join()?;
+    let rate = (2 * VALUE_INCREMENTS) as f64 / t.elapsed().as_secs_f64();
+    let total = counter.load()?;
+    println!(
+        "parent {me} and child {}: {total} increments of a Value<u64>, each under its lock, none lost; {:.1} M/s \
+         (Python's Value under its Lock: {:.1} M/s; `cargo bench --bench shared` measures properly)",
+        peer.pid(),
+        rate / 1e6,
+        PYTHON_VALUE / 1e6
+    );
+    if total != 2 * VALUE_INCREMENTS {
+        return Err(format!("lost increments: {total}").into());
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 13. A Manager
+
+/// Section 13: manager calls timed.
+const MANAGER_CALLS: u64 = 20_000;
+/// Python's Manager dict set with 1 client on this kind of machine
+/// (PERFORMANCE.md), calls per second.
+const PYTHON_MANAGER: f64 = 21_000.0;
+
+fn add(old: Option<u64>, n: u64) -> Option<u64> {
+    Some(old.unwrap_or(0) + n)
+}
+
+/// A worker: counts words of its text into the shared dict (atomically, in
+/// the server) and logs what it did to the shared list.
+fn count_words((words, log, text): (DictProxy<String, u64>, ListProxy<String>, String)) -> u32 {
+    for w in text.split_whitespace() {
+        words.update(&w.to_owned(), add, 1).expect("update");
+    }
+    log.push(format!("pid {} counted {:?}", std::process::id(), text)).expect("push");
+    std::process::id()
+}
+
+fn manager() -> Result {
+    heading("13. A Manager: a dict and a list shared by several workers");
+    let me = std::process::id();
+    let mgr = Manager::start()?;
+    let words = mgr.dict::<String, u64>()?;
+    let log = mgr.list::<String>()?;
+    let texts = ["the cat sat", "the dog sat", "the cat ran"];
+    let mut workers = Vec::new();
+    for text in texts {
+        workers.push(Process::spawn(count_words, (words.clone(), log.clone(), text.to_owned()))?);
+    }
+    for w in &mut workers {
+        w.join()?;
+    }
+    println!("parent {me}: manager server pid {}; the shared list:", mgr.pid());
+    for line in log.to_vec()? {
+        println!("  {line}");
+    }
+    let mut items = words.items()?;
+    items.sort();
+    println!("merged dict (updated in the server, no lost count): {items:?}");
+    if words.get(&"the".to_owned())? != Some(3) || words.get(&"sat".to_owned())? != Some(2) {
+        return Err("lost word counts".into());
+    }
+
+    let timing = mgr.dict::<u64, u64>()?;
+    let t = Instant::now();
+    for i in 0..MANAGER_CALLS {
+        timing.insert(i % 100, i)?;
+    }
+    let rate = MANAGER_CALLS as f64 / t.elapsed().as_secs_f64();
+    println!(
+        "dict insert, one call at a time: {:.0} k calls/s; Python's Manager: {:.0} k/s ({:.0}x; `cargo bench --bench \
+         manager` measures properly)",
+        rate / 1e3,
+        PYTHON_MANAGER / 1e3,
+        rate / PYTHON_MANAGER
+    );
+
+    let pid = rustix::process::Pid::from_raw(i32::try_from(mgr.pid())?).ok_or("bad pid")?;
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL)?;
+    let t = Instant::now();
+    let err = loop {
+        match words.len() {
+            Err(e) => break e,
+            // The call raced the kill: ask again.
+            Ok(_) if t.elapsed() < Duration::from_secs(10) => std::thread::sleep(Duration::from_millis(1)),
+            Ok(_) => return Err("the killed manager still answers".into()),
+        }
+    };
+    let again = log.len();
+    println!("after kill -9 of the server: words.len() -> {err:?} (\"{err}\"); log.len() -> {again:?} at once");
+    if !matches!(err, ShmError::ManagerDead) || !matches!(again, Err(ShmError::ManagerDead)) {
+        return Err(format!("expected ManagerDead, got {err} and {again:?}").into());
+    }
     Ok(())
 }

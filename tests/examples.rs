@@ -111,6 +111,8 @@ fn tour_runs_and_reports_each_section() {
         "== 9. A Queue<String> between two processes, next to an OS pipe",
         "== 10. A Pipe ping-pong between two processes, next to two OS pipes",
         "== 11. A Pool and a ProcessPoolExecutor of 2 worker processes",
+        "== 12. A Value and an Array in shared memory",
+        "== 13. A Manager: a dict and a list shared by several workers",
     ] {
         assert!(out.stdout.contains(heading), "missing section {heading:?}\n{all}");
     }
@@ -153,6 +155,13 @@ fn tour_runs_and_reports_each_section() {
         "the pool replaced the worker: map(square, [9]) -> 81 in worker",
         "map of 20000 trivial tasks, chunksize 1:",
         "executor: 4 futures completed (as_completed), squares [1, 4, 9, 16]",
+        " set the Value to 3.141592653589793 and negated the Array: [0, -1, -2, -3, -4, -5, -6, -7, -8, -9]",
+        ": 400000 increments of a Value<u64>, each under its lock, none lost;",
+        "merged dict (updated in the server, no lost count): [(\"cat\", 2), (\"dog\", 1), (\"ran\", 1), (\"sat\", 2), (\"the\", 3)]",
+        "dict insert, one call at a time:",
+        "after kill -9 of the server: words.len() -> ManagerDead",
+        "log.len() -> Err(ManagerDead) at once",
+        "Leftovers: `cargo run --release --bin shmproc -- ls`",
         "tour finished in",
     ] {
         assert!(out.stdout.contains(line), "missing {line:?}\n{all}");
