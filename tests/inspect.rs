@@ -223,3 +223,26 @@ fn a_named_manager_shows_its_server() {
         Err(e) => panic!("{e}"),
     }
 }
+
+#[test]
+fn a_garbled_array_header_is_reported_not_trusted() {
+    use std::os::unix::fs::FileExt;
+    let name = unique("badarray");
+    let _a = RawArray::<u32>::create(&name, 3).expect("raw array");
+    let file =
+        std::fs::OpenOptions::new().read(true).write(true).open(format!("/dev/shm/shmproc.{name}")).expect("open");
+    // The payload follows the 128-byte header; len and elem_size at 128 and 136 in it.
+    let word = |at: u64| {
+        let mut b = [0u8; 8];
+        file.read_exact_at(&mut b, at).expect("read");
+        u64::from_ne_bytes(b)
+    };
+    assert_eq!((word(256), word(264)), (3, 4), "the layout this test garbles");
+    file.write_all_at(&u64::MAX.to_ne_bytes(), 256).expect("write len");
+    let r = inspect::describe(&name).expect("a report");
+    assert!(r.field("error").is_some_and(|e| e.contains("length")), "{r}");
+    file.write_all_at(&u64::MAX.to_ne_bytes(), 264).expect("write elem_size");
+    let r = inspect::describe(&name).expect("a report");
+    assert_eq!(r.object.kind, Kind::Array, "{r}");
+    assert!(r.field("error").is_some_and(|e| e.contains("element size")), "{r}");
+}
