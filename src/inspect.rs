@@ -53,6 +53,9 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::queue::{blocking, byte_ring, bytes, mpmc, registry, spsc};
+use crate::shared::array::{self, Flavor, array_layout_hash};
+use crate::shared::raw::RawCell;
+use crate::shared::value::{self, value_layout_hash};
 use crate::shm::header::{HeaderSnapshot, INITIALIZING, POISONED, READY, kind};
 use crate::shm::layout::{CachePadded, ShmSafe};
 use crate::shm::peek::{self, Peek, PeekDir, SEGMENT_PREFIX, TOKEN_PREFIX};
@@ -106,6 +109,16 @@ pub enum Kind {
     Queue,
     /// A [`Pipe`](crate::Pipe).
     Pipe,
+    /// A [`Value<T>`](crate::Value).
+    Value,
+    /// A [`RawValue<T>`](crate::RawValue).
+    RawValue,
+    /// An [`Array<T>`](crate::Array).
+    Array,
+    /// A [`RawArray<T>`](crate::RawArray).
+    RawArray,
+    /// A [`Manager`](crate::Manager)'s accept queue (the manager's name).
+    Manager,
     /// A pool's worker table ([`Pool`](crate::Pool), [`ProcessPoolExecutor`](crate::ProcessPoolExecutor)).
     Pool,
     /// A liveness-token file (`shmproc@<tag>`): one per process using locks
@@ -134,6 +147,11 @@ impl fmt::Display for Kind {
             Kind::Bytes => "byte-ring",
             Kind::Queue => "queue",
             Kind::Pipe => "pipe",
+            Kind::Value => "value",
+            Kind::RawValue => "raw-value",
+            Kind::Array => "array",
+            Kind::RawArray => "raw-array",
+            Kind::Manager => "manager",
             Kind::Pool => "pool",
             Kind::Token => "token",
             Kind::Unknown(k) => return write!(f, "unknown({k})"),
@@ -493,6 +511,9 @@ fn entry(dir: &PeekDir, file: &str) -> Option<Entry> {
         _ => Status::Foreign("unknown header state".to_owned()),
     };
     let usable = h.state == READY && h.payload_len <= h.len && h.len <= p.file_len();
+    if usable {
+        info.kind = refine(&p, &h, info.kind);
+    }
     Some((info, usable.then_some((p, h))))
 }
 
@@ -510,24 +531,83 @@ fn classify(h: &HeaderSnapshot, spill: bool) -> Kind {
         kind::QUEUE => Kind::Queue,
         kind::PIPE => Kind::Pipe,
         kind::POOL => Kind::Pool,
+        kind::ARRAY => Kind::Array,
         k => Kind::Unknown(k),
     }
 }
 
+/// Kinds that the header alone does not tell apart, told from the payload:
+/// a raw array from a locked one (the element size picks the layout hash),
+/// a manager's accept queue from a user's queue (a flag).
+fn refine(p: &Peek, h: &HeaderSnapshot, k: Kind) -> Kind {
+    match k {
+        Kind::Array if matches!(array_layout(p, h), Ok((Flavor::Raw, _, _))) => Kind::RawArray,
+        Kind::Queue if p.u32_at(h, blocking::peek::FLAGS).is_ok_and(|f| f & blocking::peek::MANAGER != 0) => {
+            Kind::Manager
+        }
+        k => k,
+    }
+}
+
+/// The flavour, element size and alignment of an array, from its
+/// `elem_size` word checked against the header's layout hash.
+fn array_layout(p: &Peek, h: &HeaderSnapshot) -> Result<(Flavor, usize, usize)> {
+    let size = p.u64_at(h, array::peek::ELEM_SIZE)?;
+    let size = usize::try_from(size)
+        .ok()
+        .filter(|&s| s as u64 <= h.payload_len)
+        .ok_or(Error::Corrupt { what: "array element size" })?;
+    (0..8)
+        .map(|s| 1usize << s)
+        .flat_map(|align| [(Flavor::Locked, align), (Flavor::Raw, align)])
+        .find(|&(flavor, align)| array_layout_hash(flavor, size, align) == h.layout_hash)
+        .map(|(flavor, align)| (flavor, size, align))
+        .ok_or(Error::Corrupt { what: "array element size does not match its layout hash" })
+}
+
 /// Sync objects are TYPED segments told apart by their layout hash.
 fn typed_kind(h: &HeaderSnapshot) -> Kind {
-    let known: [(u64, Kind); 6] = [
+    let known: [(u64, Kind); 10] = [
         (<CachePadded<RawMutex> as ShmSafe>::LAYOUT_HASH, Kind::Lock),
         (RLockState::LAYOUT_HASH, Kind::RLock),
         (RawSemaphore::LAYOUT_HASH, Kind::Semaphore),
         (RawCondvar::LAYOUT_HASH, Kind::Condvar),
         (RawEvent::LAYOUT_HASH, Kind::Event),
         (RawBarrier::LAYOUT_HASH, Kind::Barrier),
+        (RawCell::<u8>::LAYOUT_HASH, Kind::RawValue),
+        (RawCell::<u16>::LAYOUT_HASH, Kind::RawValue),
+        (RawCell::<u32>::LAYOUT_HASH, Kind::RawValue),
+        (RawCell::<u64>::LAYOUT_HASH, Kind::RawValue),
     ];
     if let Some((_, k)) = known.iter().find(|(hash, _)| *hash == h.layout_hash) {
         return *k;
     }
-    if mutex_value_layout(h).is_some() { Kind::Mutex } else { Kind::Typed }
+    if mutex_value_layout(h).is_some() {
+        Kind::Mutex
+    } else if value_layout(h).is_some() {
+        Kind::Value
+    } else {
+        Kind::Typed
+    }
+}
+
+/// The size and alignment of a `Value<T>`'s `T` whose layout hash is in
+/// `h`, found by trying every `T` layout that fits the payload.
+fn value_layout(h: &HeaderSnapshot) -> Option<(usize, usize)> {
+    let state = usize::try_from(h.payload_len).ok()?;
+    // size_of::<ValueState<T>>() is the data offset (136, or more for T
+    // aligned to more than 8) plus size_of::<T>() rounded up, rounded up
+    // to 128: T's size is within 256 bytes below the state's size.
+    if state < value::peek::DATA || !state.is_multiple_of(128) {
+        return None;
+    }
+    let lowest = state.saturating_sub(256);
+    (0..8).map(|s| 1usize << s).find_map(|align| {
+        (lowest..=state - value::peek::DATA)
+            .filter(|size| size.is_multiple_of(align))
+            .find(|&size| value_layout_hash(state, 128, size, align) == h.layout_hash)
+            .map(|size| (size, align))
+    })
 }
 
 /// The size and alignment of a `Mutex<T>`'s `T` whose layout hash is in
@@ -574,23 +654,27 @@ fn lock_fields(p: &Peek, h: &HeaderSnapshot, at: usize, prefix: &'static str) ->
     Ok(f)
 }
 
-/// Registered and alive processes of a registry at payload offset `at`.
-fn registry_text(p: &Peek, h: &HeaderSnapshot, at: usize) -> Result<String> {
+/// The processes registered in a registry at payload offset `at`.
+fn registry_members(p: &Peek, h: &HeaderSnapshot, at: usize) -> Result<Vec<peek::OwnerInfo>> {
     use registry::peek::{CLAIMING, ENTRIES, ENTRY_ID, ENTRY_NONCE, ENTRY_SIZE};
-    let (mut registered, mut alive) = (0, 0);
+    let mut members = Vec::new();
     for i in 0..registry::ENTRIES {
         let e = at + ENTRIES + i * ENTRY_SIZE;
         let id = p.u32_at(h, e + ENTRY_ID)?;
         if id == 0 {
             continue;
         }
-        registered += 1;
         let nonce = if id & CLAIMING != 0 { 0 } else { p.u64_at(h, e + ENTRY_NONCE)? };
-        if peek::owner_info(id & !CLAIMING, nonce).alive {
-            alive += 1;
-        }
+        members.push(peek::owner_info(id & !CLAIMING, nonce));
     }
-    Ok(format!("{registered} registered, {alive} alive"))
+    Ok(members)
+}
+
+/// Registered and alive processes of a registry at payload offset `at`.
+fn registry_text(p: &Peek, h: &HeaderSnapshot, at: usize) -> Result<String> {
+    let members = registry_members(p, h, at)?;
+    let alive = members.iter().filter(|m| m.alive).count();
+    Ok(format!("{} registered, {alive} alive", members.len()))
 }
 
 /// Head, tail and capacity of a ring header at payload offset 0.
@@ -630,12 +714,83 @@ fn fields(p: &Peek, h: &HeaderSnapshot, kind: Kind) -> Result<Vec<(&'static str,
         }
         Kind::Barrier => f.extend(barrier_fields(p, h)?),
         Kind::Queue => f.extend(queue_fields(p, h)?),
+        Kind::Manager => f.extend(manager_fields(p, h)?),
+        Kind::Value => f.extend(value_fields(p, h)?),
+        Kind::RawValue => f.push(("value size", format!("{} bytes", raw_value_size(h)))),
+        Kind::Array | Kind::RawArray => f.extend(array_fields(p, h)?),
         Kind::Spsc | Kind::Mpmc | Kind::Bytes => f.extend(ring_fields(p, h, kind)?),
         Kind::Pipe => f.extend(pipe_fields(p, h)?),
         Kind::Pool => f.extend(pool_fields(p, h)?),
         Kind::Raw | Kind::Spill | Kind::Typed | Kind::Channel | Kind::Token | Kind::Unknown(_) => {}
     }
     Ok(f)
+}
+
+fn value_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, String)>> {
+    let mut f = lock_fields(p, h, value::peek::LOCK, "owner")?;
+    let Some((size, align)) = value_layout(h) else { return Ok(f) };
+    f.push(("value size", format!("{size} bytes (align {align})")));
+    // Small values are read without the lock, guarded by the sequence word.
+    let seqlocked = size <= value::peek::SEQLOCK_MAX && align <= 8;
+    f.push(("lock-free reads", yes_no(seqlocked)));
+    if seqlocked {
+        let seq = p.u64_at(h, value::peek::SEQ)?;
+        f.push(("sequence", seq.to_string()));
+        let writing = if seq & 1 == 1 { "yes (odd sequence; or its writer died)" } else { "no" };
+        f.push(("write in progress", writing.to_owned()));
+    }
+    Ok(f)
+}
+
+/// A `RawValue<T>`'s `T` size (its layout hash is one of four).
+fn raw_value_size(h: &HeaderSnapshot) -> usize {
+    let known = [
+        (RawCell::<u8>::LAYOUT_HASH, 1),
+        (RawCell::<u16>::LAYOUT_HASH, 2),
+        (RawCell::<u32>::LAYOUT_HASH, 4),
+        (RawCell::<u64>::LAYOUT_HASH, 8),
+    ];
+    known.iter().find(|(hash, _)| *hash == h.layout_hash).map_or(0, |(_, s)| *s)
+}
+
+fn array_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, String)>> {
+    let (flavor, size, align) = array_layout(p, h)?;
+    let len = p.u64_at(h, array::peek::LEN)?;
+    // The elements must fit the payload, as a handle checks when it is made.
+    let fits = usize::try_from(len)
+        .ok()
+        .and_then(|n| n.checked_mul(size))
+        .and_then(|b| b.checked_add(array::peek::DATA))
+        .is_some_and(|end| end as u64 <= h.payload_len);
+    if !fits {
+        return Err(Error::Corrupt { what: "array length exceeds its segment" });
+    }
+    let mut f = vec![("length", len.to_string()), ("element size", format!("{size} bytes (align {align})"))];
+    if flavor == Flavor::Locked {
+        f.extend(lock_fields(p, h, array::peek::LOCK, "owner")?);
+    }
+    Ok(f)
+}
+
+fn manager_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, String)>> {
+    use blocking::peek as q;
+    // The server is the accept queue's one consumer; every process that
+    // connected (the starter included) registered as a producer.
+    let server = match registry_members(p, h, q::CONSUMERS)?.first() {
+        None => "none (not started, or gone)".to_owned(),
+        Some(o) => {
+            let pid = o.pid.map_or_else(|| "unknown pid".to_owned(), |p| format!("pid {p}"));
+            format!("{pid}, {}", if o.alive { "alive" } else { "dead" })
+        }
+    };
+    let (head, tail, cap) = ring_words(p, h, q::HEAD, q::TAIL, q::CAPACITY)?;
+    let flags = p.u32_at(h, q::FLAGS)?;
+    Ok(vec![
+        ("server", server),
+        ("client processes", registry_text(p, h, q::PRODUCERS)?),
+        ("pending connects", bytes::messages_between(head, tail, cap).to_string()),
+        ("stopped", yes_no(flags & q::CLOSED != 0)),
+    ])
 }
 
 fn barrier_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, String)>> {
@@ -798,6 +953,14 @@ mod tests {
         let m = h(<M as ShmSafe>::LAYOUT_HASH, core::mem::size_of::<M>() as u64);
         assert_eq!(typed_kind(&m), Kind::Mutex);
         assert_eq!(mutex_value_layout(&m), Some((24, 8)));
+        type V = crate::shared::value::ValueState<[u16; 3]>;
+        let v = h(<V as ShmSafe>::LAYOUT_HASH, core::mem::size_of::<V>() as u64);
+        assert_eq!((typed_kind(&v), value_layout(&v)), (Kind::Value, Some((6, 2))));
+        type Big = crate::shared::value::ValueState<[u64; 32]>;
+        let big = h(<Big as ShmSafe>::LAYOUT_HASH, core::mem::size_of::<Big>() as u64);
+        assert_eq!((typed_kind(&big), value_layout(&big)), (Kind::Value, Some((256, 8))));
+        assert_eq!(typed_kind(&h(RawCell::<u16>::LAYOUT_HASH, 8)), Kind::RawValue);
+        assert_eq!(raw_value_size(&h(RawCell::<u32>::LAYOUT_HASH, 8)), 4);
         assert_eq!(typed_kind(&h(12345, 256)), Kind::Typed);
         assert_eq!(classify(&HeaderSnapshot { kind: 99, ..HeaderSnapshot::default() }, false), Kind::Unknown(99));
     }

@@ -8,7 +8,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use shmproc::{Barrier, Lock, Mutex, Queue, Segment};
+use shmproc::{Array, Barrier, Lock, Manager, Mutex, Queue, Segment, Value};
 
 /// How long one run of the tool may take (the bench included).
 const HANG_GUARD: Duration = Duration::from_secs(120);
@@ -149,6 +149,37 @@ fn inspect_shows_lock_owner_while_held() {
     }
     let r = shmproc(&["inspect", &l], None);
     assert_eq!(field(&r.stdout, "owner"), Some("none (unlocked)"), "{}", r.stdout);
+}
+
+#[test]
+fn value_array_and_manager_are_listed_and_described() {
+    let (v, a, m) = (unique("value"), unique("array"), unique("manager"));
+    let value = Value::create(&v, 5i64).expect("value");
+    let _array = Array::<u32>::create(&a, 9).expect("array");
+    let mgr = Manager::builder().name(&m).start().expect("manager");
+    let r = shmproc(&["ls"], None);
+    assert_eq!(r.code, Some(0), "{}", r.stderr);
+    for (name, kind) in [(&v, "value"), (&a, "array"), (&m, "manager")] {
+        let line = line_of(&r.stdout, name).unwrap_or_else(|| panic!("{name} not listed:\n{}", r.stdout));
+        let cols: Vec<&str> = line.split_whitespace().collect();
+        assert_eq!((cols[1], cols[4]), (kind, "alive"), "{line}");
+    }
+    {
+        let Ok(_g) = value.lock() else { panic!("lock") };
+        let r = shmproc(&["inspect", &v], None);
+        assert_eq!(field(&r.stdout, "kind"), Some("value"), "{}", r.stdout);
+        assert_eq!(field(&r.stdout, "value size"), Some("8 bytes (align 8)"), "{}", r.stdout);
+        let owner = field(&r.stdout, "owner").unwrap_or_else(|| panic!("no owner:\n{}", r.stdout));
+        assert!(owner.starts_with(&format!("pid {}", std::process::id())) && owner.ends_with("alive"), "{owner}");
+    }
+    let r = shmproc(&["inspect", &a], None);
+    assert_eq!(field(&r.stdout, "length"), Some("9"), "{}", r.stdout);
+    let r = shmproc(&["inspect", &m], None);
+    assert_eq!(field(&r.stdout, "kind"), Some("manager"), "{}", r.stdout);
+    assert_eq!(field(&r.stdout, "server"), Some(format!("pid {}, alive", mgr.pid()).as_str()), "{}", r.stdout);
+    mgr.shutdown().expect("shutdown");
+    let r = shmproc(&["ls"], None);
+    assert!(line_of(&r.stdout, &m).is_none_or(|l| l.contains("stale")), "{}", r.stdout);
 }
 
 #[test]

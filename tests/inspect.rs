@@ -5,7 +5,10 @@
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use shmproc::inspect::{self, Kind, Status};
-use shmproc::{BoundedSemaphore, ByteRing, Condvar, Event, MpmcRing, Pipe, Queue, RLock, Segment, Semaphore, SpscRing};
+use shmproc::{
+    Array, BoundedSemaphore, ByteRing, Condvar, Event, Manager, MpmcRing, Pipe, Queue, RLock, RawArray, RawValue,
+    Segment, Semaphore, SpscRing, Value,
+};
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
 
@@ -152,4 +155,94 @@ fn paths_and_missing_names() {
     assert!(matches!(inspect::describe_in(&dir, "a b"), Err(shmproc::Error::InvalidName { .. })));
     drop(seg);
     std::fs::remove_dir_all(&dir).expect("rmdir");
+}
+
+#[test]
+fn values_show_size_lock_owner_and_sequence() {
+    let (v, big, raw) = (unique("value"), unique("bigvalue"), unique("rawvalue"));
+    let value = Value::create(&v, [1u32; 3]).expect("value");
+    let r = describe(&v, Kind::Value);
+    assert_eq!(r.field("value size"), Some("12 bytes (align 4)"), "{r}");
+    assert_eq!(r.field("owner"), Some("none (unlocked)"), "{r}");
+    assert_eq!(r.field("lock-free reads"), Some("yes"), "{r}");
+    assert_eq!(r.field("write in progress"), Some("no"), "{r}");
+    value.store([2; 3]).expect("store");
+    {
+        let Ok(_g) = value.lock() else { panic!("lock") };
+        let r = describe(&v, Kind::Value);
+        let owner = r.field("owner").expect("owner");
+        assert!(owner.starts_with(&format!("pid {}", std::process::id())) && owner.ends_with("alive"), "{r}");
+        // A guard works on a copy: the sequence word is even until its drop.
+        assert_eq!(r.field("write in progress"), Some("no"), "{r}");
+        assert!(r.field("sequence").and_then(|s| s.parse::<u64>().ok()).is_some_and(|s| s >= 2 && s % 2 == 0), "{r}");
+    }
+    let _big = Value::create(&big, [0u64; 20]).expect("big value");
+    let r = describe(&big, Kind::Value);
+    assert_eq!((r.field("value size"), r.field("lock-free reads")), (Some("160 bytes (align 8)"), Some("no")), "{r}");
+    assert!(r.field("sequence").is_none(), "{r}");
+    let _raw = RawValue::create(&raw, 7u16).expect("raw value");
+    assert_eq!(describe(&raw, Kind::RawValue).field("value size"), Some("2 bytes"));
+}
+
+#[test]
+fn arrays_show_length_element_size_and_owner() {
+    let (a, r) = (unique("array"), unique("rawarray"));
+    let array = Array::<u64>::create(&a, 5).expect("array");
+    let rep = describe(&a, Kind::Array);
+    assert_eq!((rep.field("length"), rep.field("element size")), (Some("5"), Some("8 bytes (align 8)")), "{rep}");
+    assert_eq!(rep.field("owner"), Some("none (unlocked)"), "{rep}");
+    {
+        let Ok(_g) = array.lock() else { panic!("lock") };
+        let rep = describe(&a, Kind::Array);
+        assert!(rep.field("owner").is_some_and(|o| o.starts_with(&format!("pid {}", std::process::id()))), "{rep}");
+    }
+    let _raw = RawArray::<u8>::create(&r, 3).expect("raw array");
+    let rep = describe(&r, Kind::RawArray);
+    assert_eq!((rep.field("length"), rep.field("element size")), (Some("3"), Some("1 bytes (align 1)")), "{rep}");
+    assert!(rep.field("owner").is_none(), "{rep}");
+    let listed = inspect::objects().expect("list");
+    assert!(listed.iter().any(|o| o.name == r && o.kind == Kind::RawArray));
+}
+
+#[test]
+fn a_named_manager_shows_its_server() {
+    let name = unique("manager");
+    let mgr = Manager::builder().name(&name).start().expect("manager");
+    let r = describe(&name, Kind::Manager);
+    assert_eq!(r.field("server"), Some(format!("pid {}, alive", mgr.pid()).as_str()), "{r}");
+    assert_eq!(r.field("pending connects"), Some("0"), "{r}");
+    assert_eq!(r.field("stopped"), Some("no"), "{r}");
+    // A user's queue is not taken for a manager.
+    let q = unique("notmanager");
+    let _q = Queue::<Vec<u8>>::builder().name(&q).build().expect("queue");
+    describe(&q, Kind::Queue);
+    mgr.shutdown().expect("shutdown");
+    match inspect::describe(&name) {
+        Err(shmproc::Error::NotFound { .. }) => {}
+        Ok(r) => assert!(r.object.status.is_stale() || r.field("server").is_some_and(|s| s.ends_with("dead")), "{r}"),
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn a_garbled_array_header_is_reported_not_trusted() {
+    use std::os::unix::fs::FileExt;
+    let name = unique("badarray");
+    let _a = RawArray::<u32>::create(&name, 3).expect("raw array");
+    let file =
+        std::fs::OpenOptions::new().read(true).write(true).open(format!("/dev/shm/shmproc.{name}")).expect("open");
+    // The payload follows the 128-byte header; len and elem_size at 128 and 136 in it.
+    let word = |at: u64| {
+        let mut b = [0u8; 8];
+        file.read_exact_at(&mut b, at).expect("read");
+        u64::from_ne_bytes(b)
+    };
+    assert_eq!((word(256), word(264)), (3, 4), "the layout this test garbles");
+    file.write_all_at(&u64::MAX.to_ne_bytes(), 256).expect("write len");
+    let r = inspect::describe(&name).expect("a report");
+    assert!(r.field("error").is_some_and(|e| e.contains("length")), "{r}");
+    file.write_all_at(&u64::MAX.to_ne_bytes(), 264).expect("write elem_size");
+    let r = inspect::describe(&name).expect("a report");
+    assert_eq!(r.object.kind, Kind::Array, "{r}");
+    assert!(r.field("error").is_some_and(|e| e.contains("element size")), "{r}");
 }

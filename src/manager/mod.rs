@@ -306,7 +306,7 @@ impl ManagerBuilder {
         if let Some(n) = &self.name {
             qb = qb.name(n);
         }
-        let accept = qb.build()?;
+        let accept = qb.build_manager_accept()?;
         // While this process lives, the acceptor never sees "every
         // producer gone".
         accept.register_producer()?;

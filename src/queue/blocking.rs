@@ -44,6 +44,9 @@ use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
 
 const CLOSED: u32 = 1;
 const JOINABLE: u32 = 2;
+/// A named [`Manager`](crate::Manager)'s accept queue (set at creation, so
+/// `shmproc inspect` can tell it from a user's queue).
+const MANAGER: u32 = 4;
 
 /// The default ring size: 256 KiB (messages up to 128 KiB travel inline).
 pub const DEFAULT_QUEUE_CAPACITY: usize = 256 * 1024;
@@ -121,6 +124,8 @@ pub(crate) mod peek {
     pub(crate) const CLOSED: u32 = super::CLOSED;
     /// Flag: a `JoinableQueue`.
     pub(crate) const JOINABLE: u32 = super::JOINABLE;
+    /// Flag: a [`Manager`](crate::Manager)'s accept queue.
+    pub(crate) const MANAGER: u32 = super::MANAGER;
 }
 
 fn queue_hash<T>() -> u64 {
@@ -234,6 +239,12 @@ impl<T: Serialize + DeserializeOwned> QueueBuilder<T> {
     /// As for [`build`](QueueBuilder::build).
     pub fn build_joinable(self) -> Result<JoinableQueue<T>> {
         Ok(JoinableQueue { q: self.make(JOINABLE)? })
+    }
+
+    /// Makes a [`Queue`] marked as a manager's accept queue (only the
+    /// marker differs: `shmproc inspect` shows it as a manager).
+    pub(crate) fn build_manager_accept(self) -> Result<Queue<T>> {
+        self.make(MANAGER)
     }
 
     fn make(self, flags: u32) -> Result<Queue<T>> {

@@ -52,7 +52,7 @@ const _: () = assert!(core::mem::size_of::<ArrayHeader>() <= DATA_OFFSET);
 const _: () = assert!(core::mem::offset_of!(ArrayHeader, len) == 128);
 
 /// Which of the two array types a segment holds (part of its layout hash).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Flavor {
     Locked,
     Raw,
@@ -74,11 +74,32 @@ impl<T> Clone for ArraySeg<T> {
 }
 
 fn array_hash<T>(flavor: Flavor) -> u64 {
+    array_layout_hash(flavor, core::mem::size_of::<T>(), core::mem::align_of::<T>())
+}
+
+/// The layout hash of an array of elements of `size`/`align` (one formula,
+/// so `shmproc::inspect` can recognise an array of any `T`).
+pub(crate) const fn array_layout_hash(flavor: Flavor, size: usize, align: usize) -> u64 {
     let tag = match flavor {
         Flavor::Locked => "shmproc::Array",
         Flavor::Raw => "shmproc::RawArray",
     };
-    layout_hash_mix(layout_hash(tag, core::mem::size_of::<T>(), core::mem::align_of::<T>()), DATA_OFFSET as u64)
+    layout_hash_mix(layout_hash(tag, size, align), DATA_OFFSET as u64)
+}
+
+/// Field offsets of an [`ArrayHeader`], for read-only inspection
+/// (`shmproc::inspect` reads them with `pread`, never maps).
+pub(crate) mod peek {
+    use super::ArrayHeader;
+    use core::mem::offset_of;
+    /// The lock (a `RawMutex`; unused by `RawArray`).
+    pub(crate) const LOCK: usize = offset_of!(ArrayHeader, raw);
+    /// Number of elements.
+    pub(crate) const LEN: usize = offset_of!(ArrayHeader, len);
+    /// `size_of::<T>()`.
+    pub(crate) const ELEM_SIZE: usize = offset_of!(ArrayHeader, elem_size);
+    /// Where the elements start.
+    pub(crate) const DATA: usize = super::DATA_OFFSET;
 }
 
 impl<T: Pod> ArraySeg<T> {

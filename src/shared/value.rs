@@ -91,13 +91,35 @@ unsafe impl<T: Pod + Send> Sync for ValueState<T> {}
 // interior-mutable.
 unsafe impl<T: Pod + Send> ShmSafe for ValueState<T> {
     const TAG: &'static str = "shmproc::Value";
-    const LAYOUT_HASH: u64 = layout_hash_mix(
-        layout_hash_mix(
-            layout_hash("shmproc::Value", core::mem::size_of::<Self>(), core::mem::align_of::<Self>()),
-            core::mem::size_of::<T>() as u64,
-        ),
-        core::mem::align_of::<T>() as u64,
+    const LAYOUT_HASH: u64 = value_layout_hash(
+        core::mem::size_of::<Self>(),
+        core::mem::align_of::<Self>(),
+        core::mem::size_of::<T>(),
+        core::mem::align_of::<T>(),
     );
+}
+
+/// The layout hash of a `Value<T>` whose state has `size`/`align` and whose
+/// `T` has `t_size`/`t_align` (one formula, so `shmproc::inspect` can
+/// recognise a value of any `T` from its header).
+pub(crate) const fn value_layout_hash(size: usize, align: usize, t_size: usize, t_align: usize) -> u64 {
+    layout_hash_mix(layout_hash_mix(layout_hash("shmproc::Value", size, align), t_size as u64), t_align as u64)
+}
+
+/// Field offsets of a [`ValueState`], for read-only inspection
+/// (`shmproc::inspect` reads them with `pread`, never maps).
+pub(crate) mod peek {
+    use super::ValueState;
+    /// The lock (a `RawMutex`, padded to 128 bytes).
+    pub(crate) const LOCK: usize = core::mem::offset_of!(ValueState<u8>, raw);
+    /// The sequence word (odd: a write-back in progress or died).
+    pub(crate) const SEQ: usize = core::mem::offset_of!(ValueState<u8>, seq);
+    /// Where the value starts for a `T` aligned to at most 8.
+    pub(crate) const DATA: usize = core::mem::offset_of!(ValueState<u8>, data);
+    // The same for every `T` (the value follows the sequence word).
+    const _: () = assert!(SEQ == core::mem::offset_of!(ValueState<[u8; 4096]>, seq));
+    /// The largest value read without the lock.
+    pub(crate) const SEQLOCK_MAX: usize = super::SEQLOCK_MAX;
 }
 
 impl<T: Pod + Send> ValueState<T> {
