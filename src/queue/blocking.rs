@@ -49,6 +49,14 @@ const JOINABLE: u32 = 2;
 const MANAGER: u32 = 4;
 
 /// The default ring size: 256 KiB (messages up to 128 KiB travel inline).
+///
+/// # Examples
+///
+/// ```
+/// let q = shmproc::Queue::<u8>::new(0)?;
+/// assert_eq!(q.capacity_bytes(), shmproc::DEFAULT_QUEUE_CAPACITY);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub const DEFAULT_QUEUE_CAPACITY: usize = 256 * 1024;
 
 /// The queue's control words at the start of its segment's payload; the

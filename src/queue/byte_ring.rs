@@ -330,6 +330,17 @@ impl ByteRing {
 }
 
 /// The writing end of a [`ByteRing`]; gives the role back on drop.
+///
+/// # Examples
+///
+/// ```
+/// let ring = shmproc::ByteRing::new(256)?;
+/// let mut tx = ring.producer()?;
+/// assert!(tx.push(b"hello")?);
+/// drop(tx); // another process or thread may now take the role
+/// assert!(ring.producer().is_ok());
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub struct ByteProducer {
     core: ByteProducerCore,
     /// The buffer, checked when the role was taken (its capacity is ours
@@ -339,6 +350,17 @@ pub struct ByteProducer {
 }
 
 /// The reading end of a [`ByteRing`]; gives the role back on drop.
+///
+/// # Examples
+///
+/// ```
+/// let ring = shmproc::ByteRing::new(256)?;
+/// ring.producer()?.push(b"hi")?;
+/// let mut rx = ring.consumer()?;
+/// assert_eq!(rx.pop()?.as_deref(), Some(&b"hi"[..]));
+/// assert_eq!(rx.pop()?, None);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub struct ByteConsumer {
     core: ByteConsumerCore,
     buf: ShmBytes,
@@ -435,6 +457,18 @@ impl ByteProducer {
 /// [`ByteProducer::reserve`]); dereferences to `[u8]` of the reserved
 /// length. [`commit`](WriteLoan::commit) publishes; dropping it publishes
 /// nothing.
+///
+/// # Examples
+///
+/// ```
+/// let ring = shmproc::ByteRing::new(256)?;
+/// let mut tx = ring.producer()?;
+/// let mut loan = tx.reserve(3)?.expect("room");
+/// loan.copy_from_slice(b"abc"); // written in place, in shared memory
+/// drop(loan); // not committed: nothing was sent
+/// assert!(ring.is_empty());
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub struct WriteLoan<'a> {
     tx: &'a mut ByteProducer,
     span: WriteSpan,
@@ -607,6 +641,19 @@ impl ByteConsumer {
 /// The oldest message of a [`ByteRing`], lent in place (from
 /// [`ByteConsumer::peek`]); dereferences to its bytes, and frees it in the
 /// ring when dropped.
+///
+/// # Examples
+///
+/// ```
+/// let ring = shmproc::ByteRing::new(256)?;
+/// ring.producer()?.push(b"in place")?;
+/// let mut rx = ring.consumer()?;
+/// let msg = rx.peek()?.expect("a message");
+/// assert_eq!(&msg[..], b"in place"); // read without a copy
+/// drop(msg); // frees it
+/// assert!(ring.is_empty());
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub struct ReadLoan<'a> {
     rx: &'a mut ByteConsumer,
     span: ReadSpan,

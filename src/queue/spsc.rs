@@ -727,6 +727,18 @@ impl HeaderPtr {
 }
 
 /// The writing end of an [`SpscRing`]; gives the role back on drop.
+///
+/// # Examples
+///
+/// ```
+/// let ring = shmproc::SpscRing::<u64>::new(8)?;
+/// let mut tx = ring.producer()?;
+/// tx.push(1)?.expect("room");
+/// assert!(ring.producer().is_err()); // one producer at a time
+/// drop(tx);
+/// assert!(ring.producer().is_ok());
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub struct Producer<T: Pod + Send> {
     core: ProducerCore<T>,
     slots: ShmSlots<T>,
@@ -737,6 +749,17 @@ pub struct Producer<T: Pod + Send> {
 }
 
 /// The reading end of an [`SpscRing`]; gives the role back on drop.
+///
+/// # Examples
+///
+/// ```
+/// let ring = shmproc::SpscRing::<u64>::new(8)?;
+/// ring.producer()?.push_slice(&[1, 2, 3])?;
+/// let mut rx = ring.consumer()?;
+/// assert_eq!(rx.pop()?, Some(1));
+/// assert_eq!(ring.len(), 2);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub struct Consumer<T: Pod + Send> {
     core: ConsumerCore<T>,
     slots: ShmSlots<T>,
@@ -837,6 +860,18 @@ impl<T: Pod + Send> Producer<T> {
     }
 
     /// Publishes `n` slots written through [`reserve`](Producer::reserve).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::SpscRing::<u32>::new(8)?;
+    /// let mut tx = ring.producer()?;
+    /// let slots = tx.reserve(4)?;
+    /// slots[..2].copy_from_slice(&[10, 20]);
+    /// tx.commit(2); // only the two written
+    /// assert_eq!(ring.len(), 2);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Panics
     /// If `n` is more than the last loan held.
@@ -947,6 +982,18 @@ impl<T: Pod + Send> Consumer<T> {
     }
 
     /// Frees `n` values read through [`peek`](Consumer::peek).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::SpscRing::<u32>::new(8)?;
+    /// ring.producer()?.push_slice(&[1, 2, 3])?;
+    /// let mut rx = ring.consumer()?;
+    /// assert_eq!(rx.peek(8)?, &[1, 2, 3]);
+    /// rx.release(2);
+    /// assert_eq!(rx.pop()?, Some(3));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Panics
     /// If `n` is more than the last peek lent.

@@ -243,6 +243,18 @@ impl<T: ShmSafe> RelPtr<T> {
 
     /// The `T` this points at in `seg`, after checking bounds and alignment.
     ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+    /// let seg = shmproc::Segment::anonymous(4096)?;
+    /// seg.typed::<AtomicU64>(0)?.store(128, Ordering::Relaxed); // a RelPtr is an offset
+    /// seg.typed::<AtomicU32>(128)?.store(7, Ordering::Relaxed);
+    /// let p: &shmproc::RelPtr<AtomicU32> = seg.typed(0)?;
+    /// assert_eq!(p.resolve(&seg)?.load(Ordering::Relaxed), 7);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
     /// # Errors
     /// [`Error::Corrupt`](crate::Error::Corrupt) if the offset is out of
     /// bounds or misaligned; [`Error::InvalidArgument`](crate::Error::InvalidArgument)

@@ -194,6 +194,18 @@ impl std::fmt::Debug for Condvar {
 }
 
 /// The result of a guard-returning wait: the guard back, or why not.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{Condvar, Mutex, WaitResult};
+/// let (m, c) = (Mutex::new(0u32)?, Condvar::new()?);
+/// let g = m.lock().expect("no holder died");
+/// let (r, timed_out): (WaitResult<'_, u32>, bool) = c.wait_timeout(g, std::time::Duration::from_millis(1));
+/// assert!(timed_out); // nobody notified
+/// assert_eq!(*r.expect("locked again"), 0);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 pub type WaitResult<'a, T> = std::result::Result<MutexGuard<'a, T>, LockError<MutexGuard<'a, T>>>;
 
 impl Condvar {
@@ -254,7 +266,22 @@ impl Condvar {
     ///
     /// # Examples
     ///
-    /// See [`Condvar`].
+    /// ```
+    /// use shmproc::{Condvar, Mutex};
+    /// let (ready, cv) = (Mutex::new(0u32)?, Condvar::new()?);
+    /// let (r2, cv2) = (ready.clone(), cv.clone());
+    /// let t = std::thread::spawn(move || {
+    ///     *r2.lock().expect("no holder died") = 1;
+    ///     cv2.notify_all();
+    /// });
+    /// let mut g = ready.lock().expect("no holder died");
+    /// while *g == 0 {
+    ///     g = cv.wait(g).expect("no holder died");
+    /// }
+    /// # drop(g);
+    /// t.join().expect("the notifier");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// Those of [`Mutex::lock`](crate::Mutex::lock) when locking again:
@@ -435,7 +462,15 @@ impl Barrier {
     ///
     /// # Examples
     ///
-    /// See [`Barrier`].
+    /// ```
+    /// let b = shmproc::Barrier::new(2)?;
+    /// let b2 = b.clone();
+    /// let t = std::thread::spawn(move || b2.wait());
+    /// let mine = b.wait()?;
+    /// let theirs = t.join().expect("the other party")?;
+    /// assert_eq!(mine + theirs, 1); // arrival indices 0 and 1
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Broken`] if the barrier is or becomes broken.
