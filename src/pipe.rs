@@ -46,7 +46,6 @@ use crate::error::{Error, Result};
 use crate::loom::atomic::Ordering;
 use crate::loom::futex::Wake;
 use crate::loom::owner::LivenessPoll;
-use crate::loom::{current_cpu, spin_for};
 use crate::queue::byte_ring::{EndWords, LaneWords};
 use crate::queue::bytes::{self, ByteConsumerCore, ByteProducerCore, ShmBytes, check_capacity};
 use crate::queue::eventcount::RawEventCount;
@@ -592,9 +591,7 @@ impl Connection {
     /// (`Err(Timeout)`).
     fn wait_for(&self, ec: &RawEventCount, ready: impl Fn() -> bool, wait: Wait) -> Result<Woke> {
         let look = || ready() || self.peer_closed() || self.is_closed();
-        // Spin only for a peer on another CPU: one that last ran on ours
-        // cannot answer while we spin.
-        if !ec.notifier_on(current_cpu()) && spin_for(SPIN, &look) {
+        if ec.spin_for_notifier(SPIN, &look) {
             return Ok(Woke::Look);
         }
         let deadline = wait.deadline();
@@ -650,8 +647,7 @@ impl Connection {
                 r => r??,
             };
             if pushed {
-                lane.words.readable.note_cpu(current_cpu());
-                lane.words.readable.notify();
+                lane.words.readable.notify_from_here();
                 return Ok(());
             }
             if matches!(wait, Wait::No) {
@@ -676,8 +672,7 @@ impl Connection {
             ByteConsumerCore::attach(&pos).pop_into(&pos, &lane.buf, out)
         })??;
         let Some(tag) = tag else { return Ok(false) };
-        lane.words.writable.note_cpu(current_cpu());
-        lane.words.writable.notify();
+        lane.words.writable.notify_from_here();
         match tag {
             TAG_INLINE => Ok(true),
             TAG_SPILL => {

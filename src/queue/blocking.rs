@@ -30,7 +30,6 @@ use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::loom::futex::Wake;
 use crate::loom::owner::{LIVENESS_MAX, LivenessPoll};
-use crate::loom::{current_cpu, spin_for};
 use crate::queue::bytes::{self, ByteConsumerCore, ByteProducerCore, ByteSlots, ShmBytes};
 use crate::queue::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
 use crate::queue::eventcount::RawEventCount;
@@ -806,8 +805,7 @@ impl<T> Queue<T> {
             }
             let wait = if nonblocking { LockWait::No } else { LockWait::Until(deadline) };
             if let Attempt::Done = self.try_put_record(payload, tag, wait)? {
-                h.not_empty.note_cpu(current_cpu());
-                h.not_empty.notify();
+                h.not_empty.notify_from_here();
                 return Ok(());
             }
             if nonblocking {
@@ -816,10 +814,7 @@ impl<T> Queue<T> {
                 }
                 return Err(Stop::Timeout);
             }
-            // Spin only for a consumer on another CPU (see the eventcount's hint).
-            if !h.not_full.notifier_on(current_cpu())
-                && spin_for(SPIN, || self.has_room(payload.len() as u64) || self.is_closed())
-            {
+            if h.not_full.spin_for_notifier(SPIN, || self.has_room(payload.len() as u64) || self.is_closed()) {
                 continue;
             }
             let key = h.not_full.prepare();
@@ -1006,8 +1001,7 @@ impl<T> Queue<T> {
         loop {
             let wait = if nonblocking { LockWait::No } else { LockWait::Until(deadline) };
             if let Some(tag) = self.try_get_record(out, wait, hook)? {
-                h.not_full.note_cpu(current_cpu());
-                h.not_full.notify();
+                h.not_full.notify_from_here();
                 return self.unspill(tag, out);
             }
             if self.is_closed() {
@@ -1019,8 +1013,7 @@ impl<T> Queue<T> {
                 }
                 return Err(Stop::Timeout);
             }
-            // Spin only for a producer on another CPU (see the eventcount's hint).
-            if !h.not_empty.notifier_on(current_cpu()) && spin_for(SPIN, || !self.is_empty() || self.is_closed()) {
+            if h.not_empty.spin_for_notifier(SPIN, || !self.is_empty() || self.is_closed()) {
                 continue;
             }
             let key = h.not_empty.prepare();

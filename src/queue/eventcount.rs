@@ -26,10 +26,11 @@
 //! within a cache-line hand-off, so the waiter spins. Any value is
 //! harmless: a wrong hint costs a useless spin or a needless sleep.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::loom::atomic::{AtomicU32, Ordering, fence_seq_cst};
 use crate::loom::futex::{self, Wake};
+use crate::loom::{current_cpu, spin_for};
 
 /// The two words of an eventcount, placed in shared memory.
 #[derive(Debug, Default)]
@@ -97,23 +98,29 @@ impl RawEventCount {
         futex::wake_all(&self.seq);
     }
 
-    /// Records `cpu` (from [`current_cpu`](crate::loom::current_cpu)) as
-    /// the notifier's CPU; stores only when it changed, so a notifier that
-    /// stays on its CPU does not dirty the line.
+    /// [`notify`](Self::notify), first noting the caller's CPU as the
+    /// notifier's (the hint [`spin_for_notifier`](Self::spin_for_notifier)
+    /// reads). Stores only when the CPU changed, so a notifier that stays
+    /// on its CPU does not dirty the line.
     #[inline]
-    pub(crate) fn note_cpu(&self, cpu: u32) {
+    pub(crate) fn notify_from_here(&self) {
+        let cpu = current_cpu();
         // Relaxed: a hint, read by waiters with no ordering attached.
         if self.cpu.load(Ordering::Relaxed) != cpu {
             self.cpu.store(cpu, Ordering::Relaxed);
         }
+        self.notify();
     }
 
-    /// Whether the last noted notifier ran on the caller's CPU `me` (then
-    /// spinning for it is useless).
+    /// Spins up to `max` for `ready()` before a waiter sleeps, unless the
+    /// last noted notifier ran on the caller's CPU: that one cannot answer
+    /// while we spin (it needs this CPU), so this returns `false` at once.
     #[inline]
-    pub(crate) fn notifier_on(&self, me: u32) -> bool {
-        // Relaxed: a hint (see `note_cpu`).
-        me != 0 && self.cpu.load(Ordering::Relaxed) == me
+    pub(crate) fn spin_for_notifier(&self, max: Duration, ready: impl FnMut() -> bool) -> bool {
+        let me = current_cpu();
+        // Relaxed: a hint (see `notify_from_here`).
+        let same_cpu = me != 0 && self.cpu.load(Ordering::Relaxed) == me;
+        !same_cpu && spin_for(max, ready)
     }
 
     /// Whether anyone is announced (for tests and statistics).
