@@ -27,7 +27,7 @@ use crate::loom::atomic::{AtomicU64, Ordering};
 use crate::shm::header::kind;
 use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
-use crate::sync::raw_mutex::{Acquired, Fail, LockError, RawMutex, map_fail};
+use crate::sync::raw_mutex::{Acquired, Fail, LockError, RawGuard, RawMutex};
 
 /// The control words at the start of an array's payload.
 #[repr(C)]
@@ -607,11 +607,7 @@ impl<T: Pod + Send> Array<T> {
     }
 
     fn guard(&self, r: std::result::Result<Acquired, Fail>) -> LockResult<'_, T> {
-        match r {
-            Ok(Acquired::Clean) => Ok(ArrayGuard::new(self, false)),
-            Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(ArrayGuard::new(self, true))),
-            Err(f) => Err(map_fail(f)),
-        }
+        RawGuard::wrap(self.raw(), r, |lock| ArrayGuard { array: self, lock })
     }
 
     /// Runs `f` on the elements under a clean lock; a dead holder is
@@ -619,8 +615,8 @@ impl<T: Pod + Send> Array<T> {
     fn with_clean<R>(&self, f: impl FnOnce(&mut [T]) -> R) -> Result<R> {
         match self.lock() {
             Ok(mut g) => Ok(f(&mut g)),
-            Err(LockError::OwnerDied(g)) => {
-                g.release_unrepaired();
+            Err(LockError::OwnerDied(mut g)) => {
+                g.lock.release_unrepaired();
                 Err(Error::OwnerDied)
             }
             Err(e) => Err(e.into()),
@@ -661,16 +657,11 @@ impl<'de, T: Pod + Send> serde::Deserialize<'de> for Array<T> {
 /// Python: the body of `with a.get_lock():`, with `a.get_obj()` as a view.
 pub struct ArrayGuard<'a, T: Pod + Send> {
     array: &'a Array<T>,
-    recovering: bool,
-    /// Unlocked by the thread that locked (the owner id is the thread's).
-    _not_send: PhantomData<*const ()>,
+    /// Holds the lock; unlocks on drop (neither Send nor Sync).
+    lock: RawGuard<'a>,
 }
 
-impl<'a, T: Pod + Send> ArrayGuard<'a, T> {
-    fn new(array: &'a Array<T>, recovering: bool) -> Self {
-        ArrayGuard { array, recovering, _not_send: PhantomData }
-    }
-
+impl<T: Pod + Send> ArrayGuard<'_, T> {
     /// Declares the elements repaired after an owner died: the array is
     /// consistent again, and later lockers get plain guards.
     ///
@@ -688,10 +679,7 @@ impl<'a, T: Pod + Send> ArrayGuard<'a, T> {
     ///
     /// Python: no equivalent (a dead holder hangs Python's lock).
     pub fn mark_consistent(&mut self) {
-        if self.recovering {
-            self.array.raw().mark_consistent();
-            self.recovering = false;
-        }
+        self.lock.mark_consistent();
     }
 
     /// Whether this is a recovery guard not yet marked consistent.
@@ -706,15 +694,7 @@ impl<'a, T: Pod + Send> ArrayGuard<'a, T> {
     ///
     /// Python: no equivalent.
     pub fn is_recovering(&self) -> bool {
-        self.recovering
-    }
-
-    /// Unlocks a recovery guard without repairing: the lock stays marked,
-    /// so the next locker gets `OwnerDied` in turn.
-    fn release_unrepaired(self) {
-        let raw = self.array.raw();
-        std::mem::forget(self); // a guard owns nothing but the lock
-        raw.unlock();
+        self.lock.is_recovering()
     }
 }
 
@@ -735,18 +715,8 @@ impl<T: Pod + Send> DerefMut for ArrayGuard<'_, T> {
     }
 }
 
-impl<T: Pod + Send> Drop for ArrayGuard<'_, T> {
-    fn drop(&mut self) {
-        if self.recovering {
-            self.array.raw().unlock_unrecoverable();
-        } else {
-            self.array.raw().unlock();
-        }
-    }
-}
-
 impl<T: Pod + Send> fmt::Debug for ArrayGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ArrayGuard").field("len", &self.len()).field("recovering", &self.recovering).finish()
+        f.debug_struct("ArrayGuard").field("len", &self.len()).field("recovering", &self.is_recovering()).finish()
     }
 }

@@ -18,7 +18,6 @@
 
 use std::cell::UnsafeCell;
 use std::fmt;
-use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::time::{Duration, Instant};
 
@@ -30,7 +29,7 @@ use crate::shared::seqlock;
 use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
 use crate::shm::typed::Shared;
-use crate::sync::raw_mutex::{Acquired, Fail, LockError, RawMutex, map_fail};
+use crate::sync::raw_mutex::{Acquired, Fail, LockError, RawGuard, RawMutex};
 
 /// The largest value (in bytes) that [`Value::load`] reads without the lock.
 pub(crate) const SEQLOCK_MAX: usize = 64;
@@ -145,11 +144,7 @@ impl<T: Pod + Send> ValueState<T> {
     }
 
     fn guard(&self, r: std::result::Result<Acquired, Fail>) -> LockResult<'_, T> {
-        match r {
-            Ok(Acquired::Clean) => Ok(ValueGuard::new(self, false)),
-            Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(ValueGuard::new(self, true))),
-            Err(f) => Err(map_fail(f)),
-        }
+        RawGuard::wrap(&self.raw, r, |lock| ValueGuard::new(self, lock))
     }
 }
 
@@ -314,8 +309,8 @@ impl<T: Pod + Send> Value<T> {
     fn load_slow(&self) -> Result<T> {
         match self.lock() {
             Ok(g) => Ok(*g),
-            Err(LockError::OwnerDied(g)) => {
-                g.release_unrepaired();
+            Err(LockError::OwnerDied(mut g)) => {
+                g.lock.release_unrepaired();
                 Err(Error::OwnerDied)
             }
             Err(e) => Err(e.into()),
@@ -512,13 +507,12 @@ pub struct ValueGuard<'a, T: Pod + Send> {
     copy: Words,
     /// Whether `copy` was handed out mutably (and must be written back).
     dirty: bool,
-    recovering: bool,
-    /// Unlocked by the thread that locked (the owner id is the thread's).
-    _not_send: PhantomData<*const ()>,
+    /// Holds the lock; unlocks on drop (neither Send nor Sync).
+    lock: RawGuard<'a>,
 }
 
 impl<'a, T: Pod + Send> ValueGuard<'a, T> {
-    fn new(state: &'a ValueState<T>, recovering: bool) -> Self {
+    fn new(state: &'a ValueState<T>, lock: RawGuard<'a>) -> Self {
         let mut copy = [0u64; MAX_WORDS];
         if seqlocked::<T>() {
             // Under the lock no one else writes the words: a plain copy is
@@ -527,7 +521,7 @@ impl<'a, T: Pod + Send> ValueGuard<'a, T> {
                 *c = seqlock::Word::get(w);
             }
         }
-        ValueGuard { state, copy, dirty: false, recovering, _not_send: PhantomData }
+        ValueGuard { state, copy, dirty: false, lock }
     }
 
     /// Declares the data repaired after an owner died: the value is
@@ -547,10 +541,7 @@ impl<'a, T: Pod + Send> ValueGuard<'a, T> {
     ///
     /// Python: no equivalent (a dead holder hangs Python's lock).
     pub fn mark_consistent(&mut self) {
-        if self.recovering {
-            self.state.raw.mark_consistent();
-            self.recovering = false;
-        }
+        self.lock.mark_consistent();
     }
 
     /// Whether this is a recovery guard not yet marked consistent.
@@ -565,15 +556,7 @@ impl<'a, T: Pod + Send> ValueGuard<'a, T> {
     ///
     /// Python: no equivalent.
     pub fn is_recovering(&self) -> bool {
-        self.recovering
-    }
-
-    /// Unlocks a recovery guard without repairing: the lock stays marked,
-    /// so the next locker gets `OwnerDied` in turn.
-    fn release_unrepaired(self) {
-        let raw = &self.state.raw;
-        std::mem::forget(self); // a guard owns nothing but the lock
-        raw.unlock();
+        self.lock.is_recovering()
     }
 }
 
@@ -602,24 +585,20 @@ impl<T: Pod + Send> DerefMut for ValueGuard<'_, T> {
 
 impl<T: Pod + Send> Drop for ValueGuard<'_, T> {
     fn drop(&mut self) {
+        // A recovery guard (or one released unrepaired) leaves the data,
+        // and an odd sequence word if the dead holder was mid-write, as
+        // they were. A clean holder publishes its copy and also mends an
+        // odd word (a writer that died before its data was marked
+        // consistent, or garbage from a peer). `lock` unlocks after this.
         let s = self.state;
-        if self.recovering {
-            // Unrepaired: the data (and an odd sequence word, if the dead
-            // holder was mid-write) stay as they were.
-            s.raw.unlock_unrecoverable();
-            return;
-        }
-        // A clean holder also mends an odd word (a writer that died before
-        // its data was marked consistent, or garbage from a peer).
-        if seqlocked::<T>() && (self.dirty || seqlock::is_odd(&s.seq)) {
+        if self.lock.is_clean() && seqlocked::<T>() && (self.dirty || seqlock::is_odd(&s.seq)) {
             seqlock::write(&s.seq, s.words(), &self.copy[..n_words::<T>()]);
         }
-        s.raw.unlock();
     }
 }
 
 impl<T: Pod + Send + fmt::Debug> fmt::Debug for ValueGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ValueGuard").field("data", &**self).field("recovering", &self.recovering).finish()
+        f.debug_struct("ValueGuard").field("data", &**self).field("recovering", &self.is_recovering()).finish()
     }
 }

@@ -402,6 +402,89 @@ pub(crate) fn map_fail<G>(f: Fail) -> LockError<G> {
     }
 }
 
+/// Where a [`RawGuard`] stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Held {
+    /// A plain guard: unlocks on drop.
+    Clean,
+    /// A recovery guard (the last owner died): unlocks as unrecoverable on
+    /// drop unless marked consistent first.
+    Recovering,
+    /// Already unlocked by [`RawGuard::release_unrepaired`].
+    Released,
+}
+
+/// The lock half of every data guard ([`MutexGuard`], `ValueGuard`,
+/// `ArrayGuard`): holds a [`RawMutex`] and unlocks it on drop, keeping the
+/// recovery rules in one place (POSIX robust-mutex semantics: a recovery
+/// guard dropped without [`mark_consistent`](RawGuard::mark_consistent)
+/// makes the mutex unrecoverable).
+#[derive(Debug)]
+pub(crate) struct RawGuard<'a> {
+    raw: &'a RawMutex,
+    held: Held,
+    /// Guards are unlocked by the thread that locked (the owner id is the
+    /// thread's), so they are neither Send nor Sync.
+    _not_send: PhantomData<*const ()>,
+}
+
+impl<'a> RawGuard<'a> {
+    /// Turns the outcome of locking `raw` into a data guard made by `make`:
+    /// a plain one, a recovery one inside [`LockError::OwnerDied`], or the
+    /// failure.
+    pub(crate) fn wrap<G>(
+        raw: &'a RawMutex,
+        r: Result<Acquired, Fail>,
+        make: impl FnOnce(RawGuard<'a>) -> G,
+    ) -> Result<G, LockError<G>> {
+        let guard = |held| RawGuard { raw, held, _not_send: PhantomData };
+        match r {
+            Ok(Acquired::Clean) => Ok(make(guard(Held::Clean))),
+            Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(make(guard(Held::Recovering)))),
+            Err(f) => Err(map_fail(f)),
+        }
+    }
+
+    /// Marks the mutex consistent if this is a recovery guard.
+    pub(crate) fn mark_consistent(&mut self) {
+        if self.held == Held::Recovering {
+            self.raw.mark_consistent();
+            self.held = Held::Clean;
+        }
+    }
+
+    /// Whether this is a recovery guard not yet marked consistent.
+    pub(crate) fn is_recovering(&self) -> bool {
+        self.held == Held::Recovering
+    }
+
+    /// Whether this guard holds the lock cleanly (neither recovering nor
+    /// released): only then may its holder publish data written under it.
+    pub(crate) fn is_clean(&self) -> bool {
+        self.held == Held::Clean
+    }
+
+    /// Unlocks now without repairing: the mutex stays marked, so the next
+    /// locker gets `OwnerDied` in turn (for calls that found a dead holder
+    /// and leave the repair to the caller's next `lock`).
+    pub(crate) fn release_unrepaired(&mut self) {
+        if self.held != Held::Released {
+            self.raw.unlock();
+            self.held = Held::Released;
+        }
+    }
+}
+
+impl Drop for RawGuard<'_> {
+    fn drop(&mut self) {
+        match self.held {
+            Held::Clean => self.raw.unlock(),
+            Held::Recovering => self.raw.unlock_unrecoverable(),
+            Held::Released => {}
+        }
+    }
+}
+
 /// A `RawMutex` and the `T` it protects, as laid out in a segment.
 #[repr(C)]
 pub(crate) struct MutexState<T> {
@@ -447,13 +530,9 @@ impl<T: Pod + Send> MutexState<T> {
         unsafe { self.data.get().write(value) }
     }
 
-    /// Locks with the given deadline and wraps the outcome in guards.
+    /// Wraps the outcome of locking this mutex in guards.
     pub(crate) fn guard(&self, r: Result<Acquired, Fail>) -> Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {
-        match r {
-            Ok(Acquired::Clean) => Ok(MutexGuard::new(self, false)),
-            Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(MutexGuard::new(self, true))),
-            Err(f) => Err(map_fail(f)),
-        }
+        RawGuard::wrap(self.raw(), r, |lock| MutexGuard { state: self, lock })
     }
 }
 
@@ -485,17 +564,11 @@ impl<T: Pod + Send> MutexState<T> {
 /// ```
 pub struct MutexGuard<'a, T: Pod + Send> {
     state: &'a MutexState<T>,
-    recovering: bool,
-    /// Guards are unlocked by the thread that locked (the owner id is the
-    /// thread's), so they are neither Send nor Sync.
-    _not_send: PhantomData<*const ()>,
+    /// Holds the lock; unlocks on drop (neither Send nor Sync).
+    lock: RawGuard<'a>,
 }
 
 impl<'a, T: Pod + Send> MutexGuard<'a, T> {
-    fn new(state: &'a MutexState<T>, recovering: bool) -> Self {
-        MutexGuard { state, recovering, _not_send: PhantomData }
-    }
-
     /// Declares the data repaired after an owner died: the mutex is
     /// consistent again, and later lockers get plain guards.
     ///
@@ -511,10 +584,7 @@ impl<'a, T: Pod + Send> MutexGuard<'a, T> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn mark_consistent(&mut self) {
-        if self.recovering {
-            self.state.raw().mark_consistent();
-            self.recovering = false;
-        }
+        self.lock.mark_consistent();
     }
 
     /// Whether this is a recovery guard not yet marked consistent.
@@ -527,7 +597,7 @@ impl<'a, T: Pod + Send> MutexGuard<'a, T> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn is_recovering(&self) -> bool {
-        self.recovering
+        self.lock.is_recovering()
     }
 
     /// Unlocks, runs `f`, and locks again (for condition variables).
@@ -560,19 +630,9 @@ impl<T: Pod + Send> DerefMut for MutexGuard<'_, T> {
     }
 }
 
-impl<T: Pod + Send> Drop for MutexGuard<'_, T> {
-    fn drop(&mut self) {
-        if self.recovering {
-            self.state.raw().unlock_unrecoverable();
-        } else {
-            self.state.raw().unlock();
-        }
-    }
-}
-
 impl<T: Pod + Send + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MutexGuard").field("data", &**self).field("recovering", &self.recovering).finish()
+        f.debug_struct("MutexGuard").field("data", &**self).field("recovering", &self.is_recovering()).finish()
     }
 }
 
