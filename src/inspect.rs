@@ -591,41 +591,41 @@ fn typed_kind(h: &HeaderSnapshot) -> Kind {
     }
 }
 
-/// The size and alignment of a `Value<T>`'s `T` whose layout hash is in
-/// `h`, found by trying every `T` layout that fits the payload.
-fn value_layout(h: &HeaderSnapshot) -> Option<(usize, usize)> {
+/// The size and alignment of the `T` of a lock-guarded value (a
+/// `Mutex<T>` or `Value<T>`) whose layout hash is in `h`, found by trying
+/// every `T` layout that fits: the state is `data` bytes of fixed fields,
+/// then `T`, rounded up to 128, so `T`'s size is at most `slack` bytes below
+/// the state's size. `hash` is the type's layout-hash formula.
+fn guarded_layout(
+    h: &HeaderSnapshot,
+    data: usize,
+    slack: usize,
+    hash: fn(usize, usize, usize, usize) -> u64,
+) -> Option<(usize, usize)> {
     let state = usize::try_from(h.payload_len).ok()?;
-    // size_of::<ValueState<T>>() is the data offset (136, or more for T
-    // aligned to more than 8) plus size_of::<T>() rounded up, rounded up
-    // to 128: T's size is within 256 bytes below the state's size.
-    if state < value::peek::DATA || !state.is_multiple_of(128) {
+    if state < data || !state.is_multiple_of(128) {
         return None;
     }
-    let lowest = state.saturating_sub(256);
+    let lowest = state.saturating_sub(slack);
     (0..8).map(|s| 1usize << s).find_map(|align| {
-        (lowest..=state - value::peek::DATA)
+        (lowest..=state - data)
             .filter(|size| size.is_multiple_of(align))
-            .find(|&size| value_layout_hash(state, 128, size, align) == h.layout_hash)
+            .find(|&size| hash(state, 128, size, align) == h.layout_hash)
             .map(|size| (size, align))
     })
 }
 
-/// The size and alignment of a `Mutex<T>`'s `T` whose layout hash is in
-/// `h`, found by trying every `T` layout that fits the payload.
+/// The size and alignment of a `Value<T>`'s `T` (the data starts at 136,
+/// or later for a `T` aligned to more than 8: within 256 bytes).
+fn value_layout(h: &HeaderSnapshot) -> Option<(usize, usize)> {
+    guarded_layout(h, value::peek::DATA, 256, value_layout_hash)
+}
+
+/// The size and alignment of a `Mutex<T>`'s `T` (the data starts at 128;
+/// the state is 128 + `T` rounded up to 128).
 fn mutex_value_layout(h: &HeaderSnapshot) -> Option<(usize, usize)> {
-    let state = usize::try_from(h.payload_len).ok()?;
     let data = raw_mutex::peek::MUTEX_DATA;
-    // size_of::<MutexState<T>>() is 128 + size_of::<T>() rounded up to 128.
-    if state < data || !state.is_multiple_of(128) {
-        return None;
-    }
-    let lowest = state.saturating_sub(128).max(data) - data;
-    (0..8).map(|s| 1usize << s).find_map(|align| {
-        (lowest..=state - data)
-            .filter(|size| size.is_multiple_of(align))
-            .find(|&size| raw_mutex::mutex_layout_hash(state, 128, size, align) == h.layout_hash)
-            .map(|size| (size, align))
-    })
+    guarded_layout(h, data, data + 128, raw_mutex::mutex_layout_hash)
 }
 
 fn yes_no(b: bool) -> String {
