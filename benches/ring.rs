@@ -171,17 +171,10 @@ impl Peer {
         peer
     }
 
-    fn command(&mut self, cmd: u8, n: u64) {
-        let mut msg = [0u8; 9];
-        msg[0] = cmd;
-        msg[1..].copy_from_slice(&n.to_le_bytes());
-        self.link.tx().write_all(&msg).expect("send the peer a command");
-    }
-
     /// `n` messages through the ring, popped one at a time.
     fn ring(&mut self, n: u64) -> Duration {
         let start = Instant::now();
-        self.command(CMD_RING, n);
+        self.link.command(CMD_RING, n);
         let (rx, mut seq) = (&mut self.rx, 0);
         common::pop_each(
             n,
@@ -197,7 +190,7 @@ impl Peer {
     /// `n` messages through the ring, popped up to [`BATCH`] at a time.
     fn ring_batch(&mut self, n: u64) -> Duration {
         let start = Instant::now();
-        self.command(CMD_RING_BATCH, n);
+        self.link.command(CMD_RING_BATCH, n);
         let (rx, mut seq) = (&mut self.rx, 0);
         common::pop_batches(
             n,
@@ -214,7 +207,7 @@ impl Peer {
     /// `n` messages through the peer's stdout pipe, one `read_exact` each.
     fn pipe(&mut self, n: u64) -> Duration {
         let start = Instant::now();
-        self.command(CMD_PIPE, n);
+        self.link.command(CMD_PIPE, n);
         let mut m = [0u8; MSG_LEN];
         for seq in 0..n {
             self.link.rx.read_exact(&mut m).expect("read a message from the pipe");
@@ -227,7 +220,7 @@ impl Peer {
     /// bytes at a time.
     fn pipe_chunked(&mut self, n: u64) -> Duration {
         let start = Instant::now();
-        self.command(CMD_PIPE, n);
+        self.link.command(CMD_PIPE, n);
         let mut seq = 0;
         let mut filled = 0; // bytes of a partial message at the buffer's start
         while seq < n {

@@ -632,10 +632,7 @@ impl Peer {
 
     /// Sends a command and waits until the peer has taken it.
     fn command(&mut self, cmd: u8, iters: u64) {
-        let mut msg = [0u8; 9];
-        msg[0] = cmd;
-        msg[1..].copy_from_slice(&iters.to_le_bytes());
-        self.link.tx().write_all(&msg).expect("send the peer a command");
+        self.link.command(cmd, iters);
         self.expect(READY);
     }
 

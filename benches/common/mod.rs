@@ -7,7 +7,7 @@
 //! `#[allow(dead_code)]` (each bench compiles this module on its own).
 
 use std::fs::File;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::fd::AsFd;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
@@ -327,6 +327,15 @@ impl PeerProcess {
 
     pub(crate) fn tx(&mut self) -> &mut ChildStdin {
         self.tx.as_mut().expect("invariant: open until drop")
+    }
+
+    /// Sends the peer a command: its byte and a count (`[cmd][n: u64 LE]`,
+    /// what the peers read after `read_command`).
+    pub(crate) fn command(&mut self, cmd: u8, n: u64) {
+        let mut msg = [0u8; 9];
+        msg[0] = cmd;
+        msg[1..].copy_from_slice(&n.to_le_bytes());
+        self.tx().write_all(&msg).expect("send the peer a command");
     }
 
     /// Reads one byte from the peer and checks that it is `reply`.
