@@ -174,6 +174,10 @@ pub enum Error {
     Deadlock,
     /// `release` of a lock this thread does not hold.
     NotOwner,
+    /// A ring role handle lost its role: it was moved into a forked child,
+    /// and before the child first used it the role was taken over by
+    /// another process (which found the parent, its holder then, dead).
+    RoleLost,
     /// A bounded semaphore was released more times than it was acquired.
     ReleasedTooMany,
     /// A barrier is broken: a party died (`dead` is its pid), timed out, or
@@ -408,6 +412,7 @@ impl fmt::Display for Error {
             Error::WouldBlock => f.write_str("the resource is busy"),
             Error::Deadlock => f.write_str("this thread already holds the lock"),
             Error::NotOwner => f.write_str("release of a lock this thread does not hold"),
+            Error::RoleLost => f.write_str("the ring role of this handle was taken over by another process"),
             Error::ReleasedTooMany => f.write_str("semaphore released too many times"),
             Error::Broken { dead: Some(pid) } => write!(f, "the barrier is broken: party pid {pid} died"),
             Error::Broken { dead: None } => f.write_str("the barrier is broken (timeout or abort)"),

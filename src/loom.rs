@@ -269,7 +269,7 @@ pub(crate) mod owner {
     }
 
     #[cfg(not(shmproc_loom))]
-    pub(crate) use crate::sys::token::{me, note_acquired, note_released, owner_dead};
+    pub(crate) use crate::sys::token::{fork_generation, me, note_acquired, note_released, owner_dead, process_me};
 
     /// Whether waits check for dead owners.
     #[cfg(not(shmproc_loom))]
@@ -278,45 +278,99 @@ pub(crate) mod owner {
     }
 
     #[cfg(shmproc_loom)]
-    pub(crate) use model::{checks_liveness, kill, me, note_acquired, note_released, owner_dead, simulate_deaths};
+    pub(crate) use model::{
+        checks_liveness, fork_generation, kill, me, note_acquired, note_released, owner_dead, process_me, reuse_tag,
+        simulate_deaths,
+    };
 
     #[cfg(shmproc_loom)]
     mod model {
         use loom::sync::Mutex;
         use std::cell::Cell;
 
+        use crate::sys::token::{SLOT_BITS, TokenState, judge};
+
+        /// One simulated token file: the tag, the nonce of the "process"
+        /// that holds it, and whether that process is alive.
+        struct File {
+            tag: u32,
+            nonce: u64,
+            alive: bool,
+        }
+
         loom::lazy_static! {
-            static ref KILLED: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+            static ref FILES: Mutex<Vec<File>> = Mutex::new(Vec::new());
             static ref NEXT: Mutex<u32> = Mutex::new(1);
             static ref DEATHS: Mutex<bool> = Mutex::new(false);
         }
         loom::thread_local! {
-            static ID: Cell<u32> = Cell::new(0);
+            static ID: Cell<(u32, u64)> = Cell::new((0, 0));
         }
 
-        /// Each loom thread plays a process of its own: tag `n`, slot 1.
+        /// Each loom thread plays a process of its own: a new tag `n`,
+        /// slot 1, nonce `n` (unless it took a dead tag with [`reuse_tag`]).
         pub(crate) fn me() -> std::io::Result<(u32, u64)> {
-            let id = ID.with(|c| {
-                if c.get() == 0 {
+            let me = ID.with(|c| {
+                if c.get().0 == 0 {
                     let mut n = NEXT.lock().expect("loom");
-                    c.set((*n << crate::sys::token::SLOT_BITS) | 1);
+                    let tag = *n;
                     *n += 1;
+                    FILES.lock().expect("loom").push(File { tag, nonce: u64::from(tag), alive: true });
+                    c.set(((tag << SLOT_BITS) | 1, u64::from(tag)));
                 }
                 c.get()
             });
-            Ok((id, u64::from(id >> crate::sys::token::SLOT_BITS)))
+            Ok(me)
         }
 
-        /// Marks the calling thread's owner id dead (a model's "SIGKILL").
+        /// The calling thread's "process" id (slot bits 0) and nonce.
+        #[allow(dead_code)] // used by the ring roles
+        pub(crate) fn process_me() -> std::io::Result<(u32, u64)> {
+            let (id, nonce) = me()?;
+            Ok((id & !((1 << SLOT_BITS) - 1), nonce))
+        }
+
+        /// Models never fork.
+        #[allow(dead_code)] // used by the ring roles
+        pub(crate) fn fork_generation() -> u32 {
+            1
+        }
+
+        /// Marks the calling thread's "process" dead (a model's "SIGKILL").
         pub(crate) fn kill() {
-            let (id, _) = me().expect("loom");
-            KILLED.lock().expect("loom").push(id);
+            let (id, nonce) = me().expect("loom");
+            let tag = id >> SLOT_BITS;
+            for f in FILES.lock().expect("loom").iter_mut() {
+                if f.tag == tag && f.nonce == nonce {
+                    f.alive = false;
+                }
+            }
         }
 
-        /// Dead if a killed thread had the same tag (its "process").
-        pub(crate) fn owner_dead(id: u32, _nonce: u64) -> bool {
-            let tag = id >> crate::sys::token::SLOT_BITS;
-            KILLED.lock().expect("loom").iter().any(|k| k >> crate::sys::token::SLOT_BITS == tag)
+        /// The calling thread becomes a new process that got the tag of
+        /// `dead_id`'s process, after that one died and its token file was
+        /// removed: same tag, another nonce. Call before the thread's first
+        /// lock.
+        #[allow(dead_code)] // used by the tag-reuse model
+        pub(crate) fn reuse_tag(dead_id: u32) {
+            let tag = dead_id >> SLOT_BITS;
+            // NEXT before FILES, as in `me` (one lock order).
+            let nonce = u64::from(tag) | (u64::from(*NEXT.lock().expect("loom")) << 32);
+            let mut files = FILES.lock().expect("loom");
+            assert!(files.iter().all(|f| f.tag != tag || !f.alive), "a tag is reused only after its holder died");
+            files.push(File { tag, nonce, alive: true });
+            ID.with(|c| c.set(((tag << SLOT_BITS) | 1, nonce)));
+        }
+
+        /// The real judgement ([`judge`]) over the simulated token files.
+        pub(crate) fn owner_dead(id: u32, nonce: u64) -> bool {
+            let tag = id >> SLOT_BITS;
+            let files = FILES.lock().expect("loom");
+            let token = match files.iter().rev().find(|f| f.tag == tag && f.alive) {
+                Some(f) => TokenState::Alive { nonce: f.nonce, slot_dead: false },
+                None => TokenState::Dead,
+            };
+            judge(id, nonce, token)
         }
 
         /// Makes waits poll for dead owners (timed waits time out at once

@@ -322,11 +322,11 @@ impl PipeBuilder {
             .ok_or(Error::InvalidArgument { what: "pipe too large for this platform" })?;
         let builder = Segment::builder().size(size).typed(kind::PIPE, PIPE_HASH);
         let init = |s: &Segment| {
-            s.typed::<StdAtomicU64>(0)?.store(cap, StdOrdering::Relaxed);
-            s.typed::<StdAtomicU64>(8)?.store(lanes, StdOrdering::Relaxed);
+            s.typed_in::<StdAtomicU64>(0)?.store(cap, StdOrdering::Relaxed);
+            s.typed_in::<StdAtomicU64>(8)?.store(lanes, StdOrdering::Relaxed);
             let me = crate::sys::token::current().map_err(|e| Error::os("create liveness token", e))?;
-            s.typed::<StdAtomicU64>(16)?.store(u64::from(me.pid), StdOrdering::Relaxed);
-            s.typed::<StdAtomicU64>(24)?.store(me.nonce, StdOrdering::Relaxed);
+            s.typed_in::<StdAtomicU64>(16)?.store(u64::from(me.pid), StdOrdering::Relaxed);
+            s.typed_in::<StdAtomicU64>(24)?.store(me.nonce, StdOrdering::Relaxed);
             Ok(())
         };
         let seg = match &self.name {
@@ -473,8 +473,8 @@ enum Woke {
 impl Connection {
     fn wrap(seg: &Segment, end: usize) -> Result<Connection> {
         let corrupt = Error::Corrupt { what: "pipe header" };
-        let cap = seg.typed::<StdAtomicU64>(0)?.load(StdOrdering::Relaxed);
-        let lanes = seg.typed::<StdAtomicU64>(8)?.load(StdOrdering::Relaxed);
+        let cap = seg.typed_in::<StdAtomicU64>(0)?.load(StdOrdering::Relaxed);
+        let lanes = seg.typed_in::<StdAtomicU64>(8)?.load(StdOrdering::Relaxed);
         if !(1..=2).contains(&lanes) || cap < MIN_CAPACITY as u64 || !cap.is_power_of_two() {
             return Err(corrupt);
         }
@@ -723,7 +723,7 @@ impl Connection {
         }
         // The spill segment counts as the pipe creator's, so cleanup_stale
         // keeps it while the message waits, even after this process exits.
-        let word = |off| self.inner.seg.typed::<StdAtomicU64>(off).map(|w| w.load(StdOrdering::Relaxed));
+        let word = |off| self.inner.seg.typed_in::<StdAtomicU64>(off).map(|w| w.load(StdOrdering::Relaxed));
         let owner = crate::sys::token::Token { pid: word(16)? as u32, nonce: word(24)? };
         let reference = spill::spill_out(msg, (owner.nonce != 0).then_some(owner))?;
         self.send_record(lane, &reference, TAG_SPILL, wait).inspect_err(|_| spill::discard(&reference))

@@ -65,14 +65,14 @@ impl Table {
         let workers =
             seg.len().checked_sub(CANCEL_ENTRIES * 8).ok_or(Error::Corrupt { what: "pool table size" })? / SLOT_BYTES;
         let t = Table { seg, workers };
-        t.seg.slice::<Slot>(0, workers)?;
-        t.seg.slice::<AtomicU64>(workers * SLOT_BYTES, CANCEL_ENTRIES)?;
+        t.seg.slice_in::<Slot>(0, workers)?;
+        t.seg.slice_in::<AtomicU64>(workers * SLOT_BYTES, CANCEL_ENTRIES)?;
         Ok(t)
     }
 
     /// The slots, one per worker.
     pub(crate) fn slots(&self) -> &[Slot] {
-        self.seg.slice::<Slot>(0, self.workers).expect("invariant: checked in Table::wrap")
+        self.seg.slice_in::<Slot>(0, self.workers).expect("invariant: checked in Table::wrap")
     }
 
     /// Slot `i`.
@@ -83,7 +83,7 @@ impl Table {
     /// The cancellation table.
     pub(crate) fn cancels(&self) -> &[AtomicU64] {
         self.seg
-            .slice::<AtomicU64>(self.workers * SLOT_BYTES, CANCEL_ENTRIES)
+            .slice_in::<AtomicU64>(self.workers * SLOT_BYTES, CANCEL_ENTRIES)
             .expect("invariant: checked in Table::wrap")
     }
 

@@ -47,7 +47,7 @@ impl Channel {
         let cap = task.len().max(MIN_CAPACITY);
         let seg = Segment::builder().size(DATA + cap).typed(kind::CHANNEL, LAYOUT).anonymous()?;
         let ch = Channel { seg };
-        ch.seg.write_at(DATA, task)?;
+        ch.seg.write_bytes(DATA, task)?;
         ch.word64(TASK_LEN).store(task.len() as u64, Ordering::Relaxed);
         Ok(ch)
     }
@@ -66,11 +66,11 @@ impl Channel {
     }
 
     fn word32(&self, off: usize) -> &AtomicU32 {
-        self.seg.typed(off).expect("invariant: channel words lie inside the channel (checked at open)")
+        self.seg.typed_in(off).expect("invariant: channel words lie inside the channel (checked at open)")
     }
 
     fn word64(&self, off: usize) -> &AtomicU64 {
-        self.seg.typed(off).expect("invariant: channel words lie inside the channel (checked at open)")
+        self.seg.typed_in(off).expect("invariant: channel words lie inside the channel (checked at open)")
     }
 
     fn capacity(&self) -> usize {
@@ -91,7 +91,7 @@ impl Channel {
     pub(crate) fn task(&self) -> Result<Vec<u8>> {
         let n = self.checked_len(TASK_LEN)?;
         let mut buf = vec![0u8; n];
-        self.seg.read_at(DATA, &mut buf)?;
+        self.seg.read_bytes(DATA, &mut buf)?;
         Ok(buf)
     }
 
@@ -119,7 +119,7 @@ impl Channel {
             }
         };
         let payload = &payload[..payload.len().min(self.capacity())];
-        if self.seg.write_at(DATA, payload).is_err() {
+        if self.seg.write_bytes(DATA, payload).is_err() {
             return;
         }
         self.word64(RESULT_LEN).store(payload.len() as u64, Ordering::Relaxed);
@@ -138,14 +138,14 @@ impl Channel {
         let code = self.word32(OUTCOME).load(Ordering::Relaxed);
         let n = self.checked_len(RESULT_LEN)?;
         let mut buf = vec![0u8; n];
-        self.seg.read_at(DATA, &mut buf)?;
+        self.seg.read_bytes(DATA, &mut buf)?;
         if code & SPILLED == 0 {
             return Ok(Some((code, buf)));
         }
         let name = String::from_utf8(buf).map_err(|_| Error::Corrupt { what: "spill segment name" })?;
         let spill = Segment::open(&name)?;
         let mut bytes = vec![0u8; spill.len()];
-        spill.read_at(0, &mut bytes)?;
+        spill.read_bytes(0, &mut bytes)?;
         drop(spill);
         let _ = Segment::unlink(&name);
         Ok(Some((code & !SPILLED, bytes)))
@@ -162,7 +162,7 @@ fn spill(bytes: &[u8]) -> Result<String> {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos())
     );
     let seg = Segment::builder().name(&name).size(bytes.len()).keep_name(true).create()?;
-    seg.write_at(0, bytes)?;
+    seg.write_bytes(0, bytes)?;
     Ok(name)
 }
 

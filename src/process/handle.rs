@@ -301,7 +301,7 @@ impl ProcessBuilder {
         current::check_can_start()?;
         let method = self.method.unwrap_or_else(start_method);
         if method == StartMethod::Fork && self.server.is_none() {
-            return self.fork(move || f(arg));
+            return self.fork_closure(move || f(arg));
         }
         let (args, fds) = handoff::collecting_fds(|| codec::encode(&arg));
         let args = args?;
@@ -374,6 +374,22 @@ impl ProcessBuilder {
     /// [`Error::DaemonChild`], [`Error::Os`].
     pub fn fork<F, R>(self, f: F) -> Result<Process<R>>
     where
+        F: FnOnce() -> R + Send + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.fork_closure(f)
+    }
+
+    /// [`fork`](Self::fork) without its bounds on `F`, for `spawn` under the
+    /// fork start method (whose closure holds a plain `fn` and an encodable
+    /// argument, neither a guard, a loan nor a borrow).
+    ///
+    /// The closure and everything it captured belong to the child from the
+    /// moment the child exists: the parent forgets its copy (it never runs
+    /// the captures' destructors), so a role handle or any other value
+    /// moved into the closure is used and dropped by the child alone.
+    fn fork_closure<F, R>(self, f: F) -> Result<Process<R>>
+    where
         F: FnOnce() -> R,
         R: Serialize + DeserializeOwned + 'static,
     {
@@ -404,7 +420,11 @@ impl ProcessBuilder {
                 }));
                 bootstrap::finish_and_exit(&channel, outcome)
             }
-            Forked::Parent(pid) => Process::adopt(pid, name, self.daemon, channel),
+            Forked::Parent(pid) => {
+                // The child owns the captures now (see above).
+                std::mem::forget(f);
+                Process::adopt(pid, name, self.daemon, channel)
+            }
         }
     }
 }
@@ -487,6 +507,25 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
 
     /// Forks a child that runs the closure `f`.
     ///
+    /// `f` is bounded like a thread's closure (`Send + 'static`), and what
+    /// it captures moves to the child: the parent forgets its copy, so a
+    /// value moved in is used and dropped by the child alone. A lock guard
+    /// or a loan cannot be captured (it is neither `Send` nor `'static`),
+    /// so a child can never write through a reference its parent still
+    /// holds:
+    ///
+    /// ```compile_fail
+    /// let m = shmproc::Mutex::new(0u64)?;
+    /// let mut g = m.lock()?;
+    /// // error: the guard is not `Send` (and borrows `m`)
+    /// let p = shmproc::Process::fork(move || *g += 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// A ring role handle is `Send`: moved into `f`, it passes to the child
+    /// alone, and the role is then held in the child's name (a producer
+    /// killed in the child is seen as dead even while the parent lives).
+    ///
     /// # Examples
     ///
     /// ```
@@ -501,7 +540,7 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
     ///
     /// # Errors
     /// As for [`ProcessBuilder::fork`].
-    pub fn fork<F: FnOnce() -> R>(f: F) -> Result<Process<R>> {
+    pub fn fork<F: FnOnce() -> R + Send + 'static>(f: F) -> Result<Process<R>> {
         ProcessBuilder::default().fork(f)
     }
 }

@@ -259,7 +259,7 @@ impl<T: Serialize + DeserializeOwned> QueueBuilder<T> {
         let size = RING_OFFSET + cap as usize;
         let b = Segment::builder().size(size).typed(kind::QUEUE, queue_hash::<T>());
         let init = |s: &Segment| -> Result<()> {
-            let h = s.typed::<QueueHeader>(0)?;
+            let h = s.typed_in::<QueueHeader>(0)?;
             h.capacity.store(cap, Ordering::Relaxed);
             h.maxsize.store(self.maxsize as u64, Ordering::Relaxed);
             h.flags.store(flags, Ordering::Relaxed);
@@ -502,7 +502,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
 impl<T> Queue<T> {
     fn wrap(seg: Segment) -> Result<Self> {
-        let h = seg.typed::<QueueHeader>(0)?;
+        let h = seg.typed_in::<QueueHeader>(0)?;
         let ring = ShmBytes::in_segment(&seg, RING_OFFSET, h.capacity.load(Ordering::Relaxed))?;
         let head = h.head.load(Ordering::Relaxed);
         let none = usize::MAX;
@@ -521,7 +521,7 @@ impl<T> Queue<T> {
     }
 
     fn hdr(&self) -> &QueueHeader {
-        self.inner.seg.typed::<QueueHeader>(0).expect("invariant: checked in Queue::wrap")
+        self.inner.seg.typed_in::<QueueHeader>(0).expect("invariant: checked in Queue::wrap")
     }
 
     fn pos(&self) -> Positions<'_> {

@@ -24,7 +24,7 @@ use crate::queue::bytes::{
 };
 use crate::queue::eventcount::RawEventCount;
 use crate::queue::registry::RawRegistry;
-use crate::queue::role::{self, DeadProbe};
+use crate::queue::role::{self, Claim, DeadProbe};
 use crate::queue::spill::TAG_INLINE;
 use crate::queue::spsc::Positions;
 use crate::shm::header::kind;
@@ -146,7 +146,7 @@ impl ByteRing {
     }
 
     fn init(seg: &Segment, capacity: u64) -> Result<()> {
-        seg.typed::<ByteRingHeader>(0)?.capacity.store(capacity, Ordering::Relaxed);
+        seg.typed_in::<ByteRingHeader>(0)?.capacity.store(capacity, Ordering::Relaxed);
         Ok(())
     }
 
@@ -299,8 +299,8 @@ impl ByteRing {
     pub fn producer(&self) -> Result<ByteProducer> {
         // Validate first: a refused claim must not keep the role.
         let buf = self.buffer()?;
-        role::claim(&self.hdr.producer, &self.hdr.producer_nonce)?;
-        Ok(ByteProducer { core: ByteProducerCore::attach(&self.positions()), buf, ring: self.clone() })
+        let claim = role::claim(&self.hdr.producer, &self.hdr.producer_nonce)?;
+        Ok(ByteProducer { core: ByteProducerCore::attach(&self.positions()), buf, claim, ring: self.clone() })
     }
 
     /// Takes the consumer role.
@@ -319,10 +319,11 @@ impl ByteRing {
     pub fn consumer(&self) -> Result<ByteConsumer> {
         // Validate first: a refused claim must not keep the role.
         let buf = self.buffer()?;
-        role::claim(&self.hdr.consumer, &self.hdr.consumer_nonce)?;
+        let claim = role::claim(&self.hdr.consumer, &self.hdr.consumer_nonce)?;
         Ok(ByteConsumer {
             core: ByteConsumerCore::attach(&self.positions()),
             buf,
+            claim,
             probe: DeadProbe::default(),
             ring: self.clone(),
         })
@@ -346,6 +347,8 @@ pub struct ByteProducer {
     /// The buffer, checked when the role was taken (its capacity is ours
     /// from then on, whatever a peer writes into the header).
     buf: ShmBytes,
+    /// The role, held in this process's name.
+    claim: Claim,
     ring: ByteRing,
 }
 
@@ -364,6 +367,8 @@ pub struct ByteProducer {
 pub struct ByteConsumer {
     core: ByteConsumerCore,
     buf: ShmBytes,
+    /// The role, held in this process's name.
+    claim: Claim,
     /// Whether the producer role's holder died (asked at a bounded rate).
     probe: DeadProbe,
     ring: ByteRing,
@@ -411,6 +416,7 @@ impl ByteProducer {
     /// [`Error::Corrupt`] if the consumer's position makes no sense.
     #[inline]
     pub fn push(&mut self, msg: &[u8]) -> Result<bool> {
+        self.claim.check(&self.ring.hdr.producer, &self.ring.hdr.producer_nonce)?;
         check_len(msg.len(), self.buf.capacity())?;
         Ok(self.core.push(&self.ring.positions(), &self.buf, msg, TAG_INLINE)?)
     }
@@ -434,6 +440,7 @@ impl ByteProducer {
     /// # Errors
     /// As for [`push`](ByteProducer::push).
     pub fn reserve(&mut self, len: usize) -> Result<Option<WriteLoan<'_>>> {
+        self.claim.check(&self.ring.hdr.producer, &self.ring.hdr.producer_nonce)?;
         let n = check_len(len, self.buf.capacity())?;
         let Some(span) = self.core.reserve(&self.ring.positions(), &self.buf, n)? else { return Ok(None) };
         Ok(Some(WriteLoan { tx: self, span, len }))
@@ -569,6 +576,7 @@ impl ByteConsumer {
     /// As for [`pop`](ByteConsumer::pop).
     #[inline]
     pub fn pop_into(&mut self, out: &mut Vec<u8>) -> Result<Option<usize>> {
+        self.claim.check(&self.ring.hdr.consumer, &self.ring.hdr.consumer_nonce)?;
         match self.core.pop_into(&self.ring.positions(), &self.buf, out)? {
             Some(_) => Ok(Some(out.len())),
             None => {
@@ -598,6 +606,7 @@ impl ByteConsumer {
     /// # Errors
     /// As for [`pop`](ByteConsumer::pop).
     pub fn peek(&mut self) -> Result<Option<ReadLoan<'_>>> {
+        self.claim.check(&self.ring.hdr.consumer, &self.ring.hdr.consumer_nonce)?;
         let span = match self.core.peek(&self.ring.positions(), &self.buf)? {
             Some(span) => span,
             None => {
@@ -687,13 +696,13 @@ impl std::fmt::Debug for ReadLoan<'_> {
 
 impl Drop for ByteProducer {
     fn drop(&mut self) {
-        role::release(&self.ring.hdr.producer);
+        self.claim.release(&self.ring.hdr.producer, &self.ring.hdr.producer_nonce);
     }
 }
 
 impl Drop for ByteConsumer {
     fn drop(&mut self) {
-        role::release(&self.ring.hdr.consumer);
+        self.claim.release(&self.ring.hdr.consumer, &self.ring.hdr.consumer_nonce);
     }
 }
 

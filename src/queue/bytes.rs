@@ -192,7 +192,10 @@ pub(crate) struct ByteConsumerCore {
 impl ByteProducerCore {
     /// Takes over the producer role at the published `tail`.
     pub(crate) fn attach(pos: &Positions<'_>) -> Self {
-        let tail = pos.tail.load(Ordering::Relaxed);
+        // Acquire: our own position as its last holder published it (one
+        // that died never released the role, so the claim's CAS alone does
+        // not order its stores before us).
+        let tail = pos.tail.load(Ordering::Acquire);
         // Acquire: pairs with the consumer's Release store of `head`.
         let head = pos.head.load(Ordering::Acquire);
         ByteProducerCore { tail, cached_head: head }
@@ -203,7 +206,7 @@ impl ByteProducerCore {
     /// lower bound) until it shows too little room. Saves the load of a
     /// cache line the consumer keeps writing.
     pub(crate) fn attach_cached(pos: &Positions<'_>, head_hint: u64) -> Self {
-        ByteProducerCore { tail: pos.tail.load(Ordering::Relaxed), cached_head: head_hint }
+        ByteProducerCore { tail: pos.tail.load(Ordering::Acquire), cached_head: head_hint }
     }
 
     /// The consumer position this side last loaded (a hint for the next
@@ -315,7 +318,10 @@ impl ByteProducerCore {
 impl ByteConsumerCore {
     /// Takes over the consumer role at the published `head`.
     pub(crate) fn attach(pos: &Positions<'_>) -> Self {
-        let head = pos.head.load(Ordering::Relaxed);
+        // Acquire: our own position as its last holder published it (one
+        // that died never released the role, so the claim's CAS alone does
+        // not order its stores before us).
+        let head = pos.head.load(Ordering::Acquire);
         ByteConsumerCore { head, cached_tail: head }
     }
 
@@ -323,7 +329,10 @@ impl ByteConsumerCore {
     /// `tail_hint` (a value of `tail` loaded earlier) while it shows
     /// published bytes; a hint that other consumers have passed is dropped.
     pub(crate) fn attach_cached(pos: &Positions<'_>, tail_hint: u64) -> Self {
-        let head = pos.head.load(Ordering::Relaxed);
+        // Acquire: our own position as its last holder published it (one
+        // that died never released the role, so the claim's CAS alone does
+        // not order its stores before us).
+        let head = pos.head.load(Ordering::Acquire);
         let cached_tail = if byte_distance(head, tail_hint) > MAX_CAPACITY { head } else { tail_hint };
         ByteConsumerCore { head, cached_tail }
     }

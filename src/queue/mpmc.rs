@@ -1085,7 +1085,7 @@ impl<T: Pod + Send> MpmcRing<T> {
 
     fn init(seg: &Segment, capacity: u64) -> Result<()> {
         // Words start zeroed: EMPTY on lap 0.
-        let h = seg.typed::<MpmcHeader>(0)?;
+        let h = seg.typed_in::<MpmcHeader>(0)?;
         h.capacity.store(capacity, Ordering::Relaxed);
         h.elem_size.store(core::mem::size_of::<T>() as u64, Ordering::Relaxed);
         Ok(())
@@ -1100,7 +1100,7 @@ impl<T: Pod + Send> MpmcRing<T> {
     /// The shared state, after checking the header's capacity and element
     /// size against the segment (a peer may have written anything).
     fn map(&self) -> Result<Mapped<T>> {
-        let h = self.seg.typed::<MpmcHeader>(0)?;
+        let h = self.seg.typed_in::<MpmcHeader>(0)?;
         let cap = h.capacity.load(Ordering::Relaxed);
         if h.elem_size.load(Ordering::Relaxed) != core::mem::size_of::<T>() as u64 || cap == 0 || !cap.is_power_of_two()
         {
@@ -1110,7 +1110,7 @@ impl<T: Pod + Send> MpmcRing<T> {
         let Some(off) = values_offset(cap).filter(|&off| fits(off).is_some_and(|end| end <= self.seg.len())) else {
             return Err(Error::Corrupt { what: "mpmc ring capacity exceeds its segment" });
         };
-        let words = self.seg.slice::<Word>(WORDS_OFFSET, cap as usize)?;
+        let words = self.seg.slice_in::<Word>(WORDS_OFFSET, cap as usize)?;
         let base = self.seg.as_ptr().wrapping_add(off).cast::<T>();
         if !(base as usize).is_multiple_of(core::mem::align_of::<T>()) {
             return Err(Error::Corrupt { what: "mpmc ring values misaligned" });

@@ -1,15 +1,26 @@
 //! Roles held by one process at a time (the producer and the consumer of an
-//! SPSC ring): claimed with a CAS on an owner word, taken over from a
-//! holder the OS confirms dead, and probed for death at a bounded rate.
+//! SPSC ring or a byte ring): claimed with a CAS on an owner word, taken
+//! over from a holder the OS confirms dead, and probed for death at a
+//! bounded rate.
 //!
 //! | word | value | meaning |
 //! |---|---|---|
 //! | `word` | `0` | free |
-//! | `word` | `id` | held by process `id` (owner id, thread slot bits cleared) |
-//! | `nonce` | any | the holder's process nonce, written right after the claim |
+//! | `word` | `id` | held by process `id` (owner id, thread slot bits 0) |
+//! | `nonce` | `0` | the holder's nonce is not known: judge by its token alone |
+//! | `nonce` | `n` | the nonce of the process whose id is in `word` |
 //!
-//! A holder that dies leaves its id in the word; the next claimer (or a
-//! probe) asks the OS through the holder's liveness token.
+//! The nonce word is only ever 0 or the nonce of the process named in the
+//! word (as for the mutex, `sync/raw_mutex.rs`): a holder clears it before
+//! it lets go, and a claimer that replaces a dead holder (or a forked child
+//! that adopts its parent's claim) clears the old nonce with a CAS before
+//! its CAS on the word. So a probe never pairs a new holder with the nonce
+//! of an earlier one, which, with a reused tag, would make a live holder
+//! look dead.
+//!
+//! A role belongs to a process. A handle records the fork generation it
+//! was claimed in: moved into a forked child (whose parent forgets its
+//! copy), it moves the role to the child on its first use there.
 
 use std::time::{Duration, Instant};
 
@@ -17,12 +28,20 @@ use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::loom::owner;
 
-/// The calling process's owner id with the thread slot bits cleared (role
-/// handles are `Send`: a claim must not die with the thread that made it),
-/// and its nonce.
+/// The calling process's owner id (thread slot bits 0: role handles are
+/// `Send`, so a claim must not die with the thread that made it) and its
+/// nonce.
 fn me() -> Result<(u32, u64)> {
-    let (me, nonce) = owner::me().map_err(|e| Error::os("liveness token", e))?;
-    Ok((me & !((1 << crate::sys::token::SLOT_BITS) - 1), nonce))
+    owner::process_me().map_err(|e| Error::os("liveness token", e))
+}
+
+/// A role this process holds: the id and nonce it was claimed under, and
+/// the fork generation it was claimed in.
+#[derive(Debug)]
+pub(crate) struct Claim {
+    id: u32,
+    nonce: u64,
+    fork_gen: u32,
 }
 
 /// Claims the role in `word` for this process: free, or held by a process
@@ -31,16 +50,33 @@ fn me() -> Result<(u32, u64)> {
 /// # Errors
 /// [`Error::WouldBlock`] if a live process holds it; [`Error::Os`] if no
 /// liveness token could be made.
-pub(crate) fn claim(word: &AtomicU32, nonce_word: &AtomicU64) -> Result<()> {
+pub(crate) fn claim(word: &AtomicU32, nonce_word: &AtomicU64) -> Result<Claim> {
     let (me, nonce) = me()?;
+    let fork_gen = owner::fork_generation();
     loop {
+        // Acquire: pairs with the Release of the last holder (release, or
+        // the stores of a claimer), so the nonce read next is 0 or the
+        // nonce of the holder in `cur`.
         let cur = word.load(Ordering::Acquire);
-        if cur == 0 || owner::owner_dead(cur, nonce_word.load(Ordering::Relaxed)) {
+        if cur == 0 {
             // AcqRel: the previous holder's position store happens-before
-            // our attach (it released the claim after it, or it died).
-            if word.compare_exchange(cur, me, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-                nonce_word.store(nonce, Ordering::Relaxed);
-                return Ok(());
+            // our attach (it released the claim after it).
+            if word.compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                nonce_word.store(nonce, Ordering::Release);
+                return Ok(Claim { id: me, nonce, fork_gen });
+            }
+            continue;
+        }
+        // Acquire, and the word again: a nonce stored (with Release) by a
+        // newer holder after its CAS shows that CAS here, so `cur_nonce`
+        // belongs to `cur` (as in `sync/raw_mutex.rs`).
+        let cur_nonce = nonce_word.load(Ordering::Acquire);
+        if word.load(Ordering::Relaxed) != cur {
+            continue;
+        }
+        if owner::owner_dead(cur, cur_nonce) {
+            if transfer(word, nonce_word, cur, cur_nonce, me, nonce) {
+                return Ok(Claim { id: me, nonce, fork_gen });
             }
             continue;
         }
@@ -48,11 +84,61 @@ pub(crate) fn claim(word: &AtomicU32, nonce_word: &AtomicU64) -> Result<()> {
     }
 }
 
-/// Gives the role back (on the role handle's drop).
-pub(crate) fn release(word: &AtomicU32) {
-    // Release: our last position store happens-before the next holder's
-    // claim (AcqRel).
-    word.store(0, Ordering::Release);
+/// Moves the role from holder `from` (recorded with `from_nonce`, or 0) to
+/// `me`: clears the old nonce, then swaps the word, then records ours.
+/// `false` if another claimer changed either word first.
+fn transfer(word: &AtomicU32, nonce_word: &AtomicU64, from: u32, from_nonce: u64, me: u32, nonce: u64) -> bool {
+    if from_nonce != 0 && nonce_word.compare_exchange(from_nonce, 0, Ordering::Relaxed, Ordering::Relaxed).is_err() {
+        return false;
+    }
+    // AcqRel: the previous holder's position stores (as far as they reached
+    // memory) happen-before our attach.
+    if word.compare_exchange(from, me, Ordering::AcqRel, Ordering::Relaxed).is_err() {
+        return false;
+    }
+    nonce_word.store(nonce, Ordering::Release);
+    true
+}
+
+impl Claim {
+    /// Before each use of the role: in a forked child that received the
+    /// handle, moves the role to the child (the parent forgot its copy of
+    /// the handle, so the child alone holds it).
+    ///
+    /// # Errors
+    /// [`Error::RoleLost`] if another process took the role over before
+    /// the child's first use; [`Error::Os`] if the child can make no
+    /// liveness token.
+    #[inline]
+    pub(crate) fn check(&mut self, word: &AtomicU32, nonce_word: &AtomicU64) -> Result<()> {
+        if owner::fork_generation() == self.fork_gen {
+            return Ok(());
+        }
+        self.adopt(word, nonce_word)
+    }
+
+    #[cold]
+    fn adopt(&mut self, word: &AtomicU32, nonce_word: &AtomicU64) -> Result<()> {
+        let (me, nonce) = me()?;
+        if !transfer(word, nonce_word, self.id, self.nonce, me, nonce) {
+            return Err(Error::RoleLost);
+        }
+        *self = Claim { id: me, nonce, fork_gen: owner::fork_generation() };
+        Ok(())
+    }
+
+    /// Gives the role back (on the role handle's drop), if the word still
+    /// names this claim's holder; a role taken over meanwhile is left to
+    /// its new holder.
+    pub(crate) fn release(&self, word: &AtomicU32, nonce_word: &AtomicU64) {
+        if word.load(Ordering::Relaxed) != self.id {
+            return;
+        }
+        nonce_word.store(0, Ordering::Relaxed);
+        // Release: our last position store (and the nonce clear) happens-
+        // before the next holder's claim (AcqRel).
+        let _ = word.compare_exchange(self.id, 0, Ordering::Release, Ordering::Relaxed);
+    }
 }
 
 /// How often [`DeadProbe`] asks the OS at most.
@@ -72,6 +158,7 @@ impl DeadProbe {
     /// Whether the role in `word` is held by a process the OS confirmed
     /// dead. A free role (its holder let go) is not dead.
     pub(crate) fn holder_dead(&mut self, word: &AtomicU32, nonce_word: &AtomicU64) -> bool {
+        // Acquire: the nonce read next is 0 or the nonce of holder `id`.
         let id = word.load(Ordering::Acquire);
         if id == 0 {
             return false;
@@ -82,7 +169,11 @@ impl DeadProbe {
             Some((who, at, false)) if who == id && now.duration_since(at) < PROBE_INTERVAL => return false,
             _ => {}
         }
-        let dead = owner::owner_dead(id, nonce_word.load(Ordering::Relaxed));
+        let nonce = nonce_word.load(Ordering::Acquire);
+        if word.load(Ordering::Relaxed) != id {
+            return false; // a new holder: probed next time
+        }
+        let dead = owner::owner_dead(id, nonce);
         self.last = Some((id, now, dead));
         dead
     }
@@ -97,18 +188,21 @@ mod tests {
         let (w, n) = (AtomicU32::new(0), AtomicU64::new(0));
         let mut probe = DeadProbe::default();
         assert!(!probe.holder_dead(&w, &n), "free is not dead");
-        claim(&w, &n).expect("claim");
+        let c = claim(&w, &n).expect("claim");
         assert!(matches!(claim(&w, &n), Err(Error::WouldBlock)), "held by a live process (us)");
         assert!(!probe.holder_dead(&w, &n));
-        release(&w);
-        claim(&w, &n).expect("claim again");
+        c.release(&w, &n);
+        assert_eq!(n.load(Ordering::Relaxed), 0, "the nonce goes with the release");
+        let c = claim(&w, &n).expect("claim again");
         // A holder whose token file does not exist: dead, and taken over.
         w.store(0x7fff_fc00, Ordering::Relaxed);
         n.store(0, Ordering::Relaxed);
+        c.release(&w, &n);
+        assert_eq!(w.load(Ordering::Relaxed), 0x7fff_fc00, "a release leaves another holder's role alone");
         if owner::owner_dead(0x7fff_fc00, 0) {
             assert!(probe.holder_dead(&w, &n));
             assert!(probe.holder_dead(&w, &n), "a death is final");
-            claim(&w, &n).expect("take over");
+            let _c = claim(&w, &n).expect("take over");
             assert!(!probe.holder_dead(&w, &n), "the new holder is probed at once");
         }
     }

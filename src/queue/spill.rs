@@ -39,7 +39,7 @@ pub(crate) fn spill_out(msg: &[u8], owner: Option<crate::sys::token::Token>) -> 
         b = b.on_behalf_of(owner);
     }
     let seg = b.create()?;
-    seg.write_at(0, msg)?;
+    seg.write_bytes(0, msg)?;
     let mut r = Vec::with_capacity(8 + name.len());
     r.extend_from_slice(&(msg.len() as u64).to_le_bytes());
     r.extend_from_slice(name.as_bytes());
@@ -68,7 +68,7 @@ pub(crate) fn spill_in(reference: &[u8], out: &mut Vec<u8>) -> Result<()> {
     let len = usize::try_from(len).ok().filter(|&l| l <= seg.len()).ok_or(corrupt)?;
     out.clear();
     out.resize(len, 0);
-    let read = seg.read_at(0, out);
+    let read = seg.read_bytes(0, out);
     // Unlink even if the read failed: nobody else will read it.
     let _ = Segment::unlink(name);
     read

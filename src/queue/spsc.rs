@@ -101,7 +101,10 @@ pub(crate) struct ConsumerCore<T> {
 impl<T: Pod> ProducerCore<T> {
     /// Takes over the producer role at the current `tail`.
     pub(crate) fn attach(pos: &Positions<'_>) -> Self {
-        let tail = pos.tail.load(Ordering::Relaxed);
+        // Acquire: our own position as its last holder published it (one
+        // that died never released the role, so the claim's CAS alone does
+        // not order its stores before us).
+        let tail = pos.tail.load(Ordering::Acquire);
         // Acquire: pairs with the consumer's Release store of `head`.
         let head = pos.head.load(Ordering::Acquire);
         ProducerCore { tail, cached_head: head, _t: PhantomData }
@@ -184,7 +187,10 @@ impl<T: Pod> ProducerCore<T> {
 impl<T: Pod> ConsumerCore<T> {
     /// Takes over the consumer role at the current `head`.
     pub(crate) fn attach(pos: &Positions<'_>) -> Self {
-        let head = pos.head.load(Ordering::Relaxed);
+        // Acquire: our own position as its last holder published it (one
+        // that died never released the role, so the claim's CAS alone does
+        // not order its stores before us).
+        let head = pos.head.load(Ordering::Acquire);
         ConsumerCore { head, cached_tail: head, _t: PhantomData }
     }
 
@@ -342,7 +348,7 @@ mod tests {
 
 use crate::error::{Error, Result};
 use crate::loom::atomic::AtomicU32;
-use crate::queue::role::{self, DeadProbe};
+use crate::queue::role::{self, Claim, DeadProbe};
 use crate::shm::header::kind;
 use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
@@ -522,7 +528,7 @@ impl<T: Pod + Send> SpscRing<T> {
     }
 
     fn init(seg: &Segment, capacity: u64) -> Result<()> {
-        let h = seg.typed::<SpscHeader>(0)?;
+        let h = seg.typed_in::<SpscHeader>(0)?;
         h.capacity.store(capacity, Ordering::Relaxed);
         h.elem_size.store(core::mem::size_of::<T>() as u64, Ordering::Relaxed);
         Ok(())
@@ -587,13 +593,13 @@ impl<T: Pod + Send> SpscRing<T> {
     }
 
     fn header(&self) -> &SpscHeader {
-        self.seg.typed::<SpscHeader>(0).expect("invariant: checked in SpscRing::wrap")
+        self.seg.typed_in::<SpscHeader>(0).expect("invariant: checked in SpscRing::wrap")
     }
 
     /// The slots, after checking the header's capacity and element size
     /// against the segment (a peer may have written anything).
     fn slots(&self) -> Result<ShmSlots<T>> {
-        let h = self.seg.typed::<SpscHeader>(0)?;
+        let h = self.seg.typed_in::<SpscHeader>(0)?;
         let cap = h.capacity.load(Ordering::Relaxed);
         if h.elem_size.load(Ordering::Relaxed) != core::mem::size_of::<T>() as u64 || cap == 0 || !cap.is_power_of_two()
         {
@@ -678,9 +684,9 @@ impl<T: Pod + Send> SpscRing<T> {
         // Validate first: a refused claim must not keep the role.
         let slots = self.slots()?;
         let h = self.header();
-        role::claim(&h.producer, &h.producer_nonce)?;
+        let claim = role::claim(&h.producer, &h.producer_nonce)?;
         let hdr = HeaderPtr(self.header());
-        Ok(Producer { core: ProducerCore::attach(&self.positions()), slots, hdr, loan: 0, ring: self.clone() })
+        Ok(Producer { core: ProducerCore::attach(&self.positions()), slots, hdr, loan: 0, claim, ring: self.clone() })
     }
 
     /// Takes the consumer role.
@@ -700,13 +706,14 @@ impl<T: Pod + Send> SpscRing<T> {
         // Validate first: a refused claim must not keep the role.
         let slots = self.slots()?;
         let h = self.header();
-        role::claim(&h.consumer, &h.consumer_nonce)?;
+        let claim = role::claim(&h.consumer, &h.consumer_nonce)?;
         let hdr = HeaderPtr(self.header());
         Ok(Consumer {
             core: ConsumerCore::attach(&self.positions()),
             slots,
             hdr,
             loan: 0,
+            claim,
             probe: DeadProbe::default(),
             ring: self.clone(),
         })
@@ -745,6 +752,8 @@ pub struct Producer<T: Pod + Send> {
     hdr: HeaderPtr,
     /// Length of the last loan from `reserve` (what `commit` may publish).
     loan: usize,
+    /// The role, held in this process's name.
+    claim: Claim,
     ring: SpscRing<T>,
 }
 
@@ -766,6 +775,8 @@ pub struct Consumer<T: Pod + Send> {
     hdr: HeaderPtr,
     /// Length of the last loan from `peek` (what `release` may free).
     loan: usize,
+    /// The role, held in this process's name.
+    claim: Claim,
     /// Whether the producer role's holder died (asked at a bounded rate).
     probe: DeadProbe,
     ring: SpscRing<T>,
@@ -808,6 +819,7 @@ impl<T: Pod + Send> Producer<T> {
     /// [`Error::Corrupt`] if the consumer's position makes no sense.
     #[inline]
     pub fn push(&mut self, value: T) -> Result<std::result::Result<(), T>> {
+        self.check_role()?;
         self.loan = 0;
         let pos = self.hdr.positions();
         Ok(if self.core.push(&pos, &self.slots, value)? { Ok(()) } else { Err(value) })
@@ -826,6 +838,7 @@ impl<T: Pod + Send> Producer<T> {
     /// # Errors
     /// As for [`push`](Producer::push).
     pub fn push_slice(&mut self, values: &[T]) -> Result<usize> {
+        self.check_role()?;
         self.loan = 0;
         let pos = self.hdr.positions();
         self.core.push_slice(&pos, &self.slots, values).map_err(Error::from)
@@ -850,6 +863,7 @@ impl<T: Pod + Send> Producer<T> {
     /// # Errors
     /// As for [`push`](Producer::push).
     pub fn reserve(&mut self, max: usize) -> Result<&mut [T]> {
+        self.check_role()?;
         let pos = self.hdr.positions();
         let (start, n) = self.core.reserve(&pos, self.slots.cap, max).map_err(Error::from)?;
         self.loan = n;
@@ -904,6 +918,7 @@ impl<T: Pod + Send> Consumer<T> {
     /// milliseconds; a new producer taking the role over ends it).
     #[inline]
     pub fn pop(&mut self) -> Result<Option<T>> {
+        self.check_role()?;
         self.loan = 0;
         let pos = self.hdr.positions();
         match self.core.pop(&pos, &self.slots)? {
@@ -942,6 +957,7 @@ impl<T: Pod + Send> Consumer<T> {
     /// # Errors
     /// As for [`pop`](Consumer::pop).
     pub fn pop_into(&mut self, out: &mut [T]) -> Result<usize> {
+        self.check_role()?;
         self.loan = 0;
         let pos = self.hdr.positions();
         let n = self.core.pop_into(&pos, &self.slots, out)?;
@@ -969,6 +985,7 @@ impl<T: Pod + Send> Consumer<T> {
     /// # Errors
     /// As for [`pop`](Consumer::pop).
     pub fn peek(&mut self, max: usize) -> Result<&[T]> {
+        self.check_role()?;
         let (mut start, mut n) = self.core.peek(&self.hdr.positions(), self.slots.cap, max)?;
         if n == 0 && max != 0 {
             self.empty()?;
@@ -1005,15 +1022,35 @@ impl<T: Pod + Send> Consumer<T> {
     }
 }
 
+impl<T: Pod + Send> Producer<T> {
+    /// In a forked child that received this handle, moves the role to it.
+    #[inline]
+    fn check_role(&mut self) -> Result<()> {
+        let h = self.ring.header();
+        self.claim.check(&h.producer, &h.producer_nonce)
+    }
+}
+
+impl<T: Pod + Send> Consumer<T> {
+    /// In a forked child that received this handle, moves the role to it.
+    #[inline]
+    fn check_role(&mut self) -> Result<()> {
+        let h = self.ring.header();
+        self.claim.check(&h.consumer, &h.consumer_nonce)
+    }
+}
+
 impl<T: Pod + Send> Drop for Producer<T> {
     fn drop(&mut self) {
-        role::release(&self.ring.header().producer);
+        let h = self.ring.header();
+        self.claim.release(&h.producer, &h.producer_nonce);
     }
 }
 
 impl<T: Pod + Send> Drop for Consumer<T> {
     fn drop(&mut self) {
-        role::release(&self.ring.header().consumer);
+        let h = self.ring.header();
+        self.claim.release(&h.consumer, &h.consumer_nonce);
     }
 }
 

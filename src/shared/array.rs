@@ -116,11 +116,11 @@ impl<T: Pod> ArraySeg<T> {
     /// Writes the header and the initial elements (creator only, before
     /// publication; `init` empty: zero-filled).
     fn init(seg: &Segment, len: usize, init: &[T]) -> Result<()> {
-        let h = seg.typed::<ArrayHeader>(0)?;
+        let h = seg.typed_in::<ArrayHeader>(0)?;
         // Relaxed: published by the segment's READY handshake.
         h.len.store(len as u64, Ordering::Relaxed);
         h.elem_size.store(core::mem::size_of::<T>() as u64, Ordering::Relaxed);
-        seg.write_at(DATA_OFFSET, bytemuck::cast_slice(init))
+        seg.write_bytes(DATA_OFFSET, bytemuck::cast_slice(init))
     }
 
     /// A new array of `len` elements, `init` copied in (or zeroes), named
@@ -144,7 +144,7 @@ impl<T: Pod> ArraySeg<T> {
         if seg.layout_identity() != (kind::ARRAY, array_hash::<T>(flavor)) {
             return Err(Error::LayoutMismatch { expected: array_hash::<T>(flavor), found: seg.layout_identity().1 });
         }
-        let h = seg.typed::<ArrayHeader>(0)?;
+        let h = seg.typed_in::<ArrayHeader>(0)?;
         // Each loaded once: the copies are what is checked and used.
         let (len, size) = (h.len.load(Ordering::Relaxed), h.elem_size.load(Ordering::Relaxed));
         if size != core::mem::size_of::<T>() as u64 {
@@ -158,7 +158,7 @@ impl<T: Pod> ArraySeg<T> {
             return Err(Error::Corrupt { what: "array length exceeds its segment" });
         };
         // Writable, in bounds (again) and aligned: what the element pointers rely on.
-        seg.slice::<std::sync::atomic::AtomicU8>(DATA_OFFSET, len * core::mem::size_of::<T>())?;
+        seg.slice_in::<std::sync::atomic::AtomicU8>(DATA_OFFSET, len * core::mem::size_of::<T>())?;
         if !(seg.as_ptr().wrapping_add(DATA_OFFSET) as usize).is_multiple_of(core::mem::align_of::<T>()) {
             return Err(Error::Corrupt { what: "array elements misaligned" });
         }
@@ -166,7 +166,7 @@ impl<T: Pod> ArraySeg<T> {
     }
 
     pub(crate) fn header(&self) -> &ArrayHeader {
-        self.seg.typed::<ArrayHeader>(0).expect("invariant: checked in ArraySeg::wrap")
+        self.seg.typed_in::<ArrayHeader>(0).expect("invariant: checked in ArraySeg::wrap")
     }
 
     fn data(&self) -> *mut T {

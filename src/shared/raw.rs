@@ -424,7 +424,7 @@ impl<T: Pod + Send> RawArray<T> {
     /// The elements as atomics of `T`'s width.
     #[inline]
     fn atoms<A: Atom>(&self) -> &[A] {
-        self.a.seg.slice::<A>(DATA_OFFSET, self.a.len).expect("invariant: checked in ArraySeg::wrap")
+        self.a.seg.slice_in::<A>(DATA_OFFSET, self.a.len).expect("invariant: checked in ArraySeg::wrap")
     }
 
     /// An anonymous array of `len` zeroes, to share with children.

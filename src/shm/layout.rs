@@ -263,9 +263,9 @@ impl<T: ShmSafe> RelPtr<T> {
         let corrupt = || crate::Error::Corrupt { what: "relative pointer out of bounds or misaligned" };
         let off = usize::try_from(self.offset()).map_err(|_| corrupt())?;
         if !seg.is_writable() {
-            return seg.typed(off);
+            return seg.typed_in(off);
         }
-        seg.typed(off).map_err(|_| corrupt())
+        seg.typed_in(off).map_err(|_| corrupt())
     }
 }
 

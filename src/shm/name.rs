@@ -61,6 +61,9 @@ pub(crate) fn raw_file_name(name: &str) -> Result<String> {
     if bare.contains('\0') {
         return Err(refuse(name, "contains a NUL byte"));
     }
+    if bare.starts_with(SEGMENT_PREFIX) || bare.starts_with(crate::sys::token::TOKEN_PREFIX) {
+        return Err(refuse(name, "names a shmproc object or liveness token: open it with its own type"));
+    }
     Ok(bare.to_owned())
 }
 
@@ -75,7 +78,7 @@ mod tests {
         for bad in ["", ".", "..", "a/b", "../x", "a\0b", ".hidden", "sp ace", "é", long.as_str()] {
             assert!(matches!(file_name(bad), Err(Error::InvalidName { .. })), "{bad:?}");
         }
-        for bad in ["", "/", ".", "..", "/..", "a/b", "../x", "a\0b"] {
+        for bad in ["", "/", ".", "..", "/..", "a/b", "../x", "a\0b", "shmproc.q", "/shmproc.q", "shmproc@01abcd"] {
             assert!(matches!(raw_file_name(bad), Err(Error::InvalidName { .. })), "{bad:?}");
         }
         assert!(raw_file_name(&"y".repeat(256)).is_err());

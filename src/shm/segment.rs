@@ -570,6 +570,23 @@ fn check_owner(info: &FileInfo, user: &str) -> Result<()> {
     Ok(())
 }
 
+/// Refuses, for [`Segment::open_raw`], an object that is a shmproc object
+/// under another name (its first bytes are our header's magic) or has
+/// several names (a hard link can give a shmproc object or token a name
+/// that passes the name check): mapped raw, its bytes would be reachable
+/// beside the guards and loans of the objects that own them.
+fn refuse_own_object(fd: std::os::fd::BorrowedFd<'_>, info: &FileInfo, user: &str) -> Result<()> {
+    let refuse = |reason| Err(Error::InvalidName { name: user.to_owned(), reason });
+    if info.nlink > 1 {
+        return refuse("the object has several names (a hard link); open_raw maps only singly named objects");
+    }
+    let mut magic = [0u8; 8];
+    if sysshm::read_at(fd, &mut magic, 0).is_ok_and(|n| n == 8) && u64::from_ne_bytes(magic) == header::MAGIC {
+        return refuse("the object is a shmproc object under another name: open it with its own type");
+    }
+    Ok(())
+}
+
 impl Segment {
     /// A builder for the less common options.
     ///
@@ -772,6 +789,7 @@ impl Segment {
             .ok()
             .filter(|&l| l > 0 && l <= isize::MAX as usize)
             .ok_or(Error::SizeMismatch { expected: 1, found: info.size })?;
+        refuse_own_object(fd.as_fd(), &info, name)?;
         let map = Mapping::map(fd.as_fd(), len, writable).map_err(|e| Error::os("mmap", e))?;
         Ok(Segment {
             inner: Arc::new(Inner {
@@ -1162,6 +1180,12 @@ impl Segment {
     /// # Errors
     /// [`Error::InvalidArgument`] if the range is outside the payload.
     pub fn read_at(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
+        self.bytes_are_public()?;
+        self.read_bytes(offset, buf)
+    }
+
+    /// [`read_at`](Self::read_at) for the object that owns the segment.
+    pub(crate) fn read_bytes(&self, offset: usize, buf: &mut [u8]) -> Result<()> {
         self.bounds(offset, buf.len())?;
         let src = self.as_ptr().wrapping_add(offset);
         // SAFETY: offset + buf.len() <= payload_len, checked just above, and
@@ -1186,6 +1210,12 @@ impl Segment {
     /// [`Error::InvalidArgument`] if the range is outside the payload or
     /// the segment is read-only.
     pub fn write_at(&self, offset: usize, buf: &[u8]) -> Result<()> {
+        self.bytes_are_public()?;
+        self.write_bytes(offset, buf)
+    }
+
+    /// [`write_at`](Self::write_at) for the object that owns the segment.
+    pub(crate) fn write_bytes(&self, offset: usize, buf: &[u8]) -> Result<()> {
         if !self.inner.writable {
             return Err(Error::InvalidArgument { what: "the segment is mapped read-only" });
         }
@@ -1216,7 +1246,14 @@ impl Segment {
     /// segment is read-only (a store would fault).
     #[inline]
     pub fn typed<T: ShmSafe>(&self, offset: usize) -> Result<&T> {
-        let s = self.slice::<T>(offset, 1)?;
+        self.bytes_are_public()?;
+        self.typed_in(offset)
+    }
+
+    /// [`typed`](Self::typed) for the object that owns the segment.
+    #[inline]
+    pub(crate) fn typed_in<T: ShmSafe>(&self, offset: usize) -> Result<&T> {
+        let s = self.slice_in::<T>(offset, 1)?;
         Ok(&s[0])
     }
 
@@ -1238,6 +1275,28 @@ impl Segment {
     /// As for [`typed`](Segment::typed).
     #[inline]
     pub fn slice<T: ShmSafe>(&self, offset: usize, n: usize) -> Result<&[T]> {
+        self.bytes_are_public()?;
+        self.slice_in(offset, n)
+    }
+
+    /// Whether the payload's bytes are this handle's to read and write
+    /// directly: a plain segment's are; a segment that holds a shmproc
+    /// object (a queue, a mutex, an array, a ring, ...) is reached only
+    /// through that object, whose guards and loans hand out references to
+    /// the same bytes.
+    #[inline]
+    fn bytes_are_public(&self) -> Result<()> {
+        if self.inner.headed && self.inner.kind != kind::RAW {
+            return Err(Error::InvalidArgument {
+                what: "the segment holds a shmproc object: reach its bytes through that object",
+            });
+        }
+        Ok(())
+    }
+
+    /// [`slice`](Self::slice) for the object that owns the segment.
+    #[inline]
+    pub(crate) fn slice_in<T: ShmSafe>(&self, offset: usize, n: usize) -> Result<&[T]> {
         // Hot (every access of a shared primitive's state): no error value is
         // built unless a check fails.
         let bytes = core::mem::size_of::<T>().checked_mul(n);

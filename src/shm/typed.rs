@@ -48,7 +48,7 @@ impl<T: ShmSafe> Shared<T> {
 
     fn wrap(seg: Segment) -> Result<Self> {
         // Checks bounds and alignment once; Deref relies on it.
-        seg.typed::<T>(0)?;
+        seg.typed_in::<T>(0)?;
         Ok(Shared { seg, _marker: std::marker::PhantomData })
     }
 
@@ -70,7 +70,7 @@ impl<T: ShmSafe> Shared<T> {
     /// As for [`Segment::create`].
     pub fn create(name: &str, init: impl FnOnce(&T)) -> Result<Self> {
         let seg = Self::builder().name(name).create_with(|s| {
-            init(s.typed::<T>(0)?);
+            init(s.typed_in::<T>(0)?);
             Ok(())
         })?;
         Self::wrap(seg)
@@ -114,7 +114,7 @@ impl<T: ShmSafe> Shared<T> {
     /// As for [`Segment::anonymous`].
     pub fn anonymous(init: impl FnOnce(&T)) -> Result<Self> {
         let seg = Self::builder().anonymous_with(|s| {
-            init(s.typed::<T>(0)?);
+            init(s.typed_in::<T>(0)?);
             Ok(())
         })?;
         Self::wrap(seg)
@@ -185,7 +185,7 @@ impl<T: ShmSafe> Shared<T> {
 impl<T: ShmSafe> Deref for Shared<T> {
     type Target = T;
     fn deref(&self) -> &T {
-        self.seg.typed::<T>(0).expect("invariant: checked in Shared::wrap")
+        self.seg.typed_in::<T>(0).expect("invariant: checked in Shared::wrap")
     }
 }
 
@@ -230,7 +230,7 @@ impl<T: ShmSafe> Placed<T> {
     /// # Errors
     /// As for [`Segment::typed`].
     pub(crate) fn new(seg: &Segment, offset: usize) -> Result<Placed<T>> {
-        let r: &T = seg.typed::<T>(offset)?;
+        let r: &T = seg.typed_in::<T>(offset)?;
         Ok(Placed { ptr: std::ptr::NonNull::from(r), seg: seg.clone() })
     }
 

@@ -14,7 +14,13 @@
 //!
 //! - `owner_nonce`: the owner's 64-bit process nonce, written by the owner
 //!   right after it acquires (so a waiter can tell a reused tag from the
-//!   real owner);
+//!   real owner), and 0 while it is not known. It is only ever 0 or the
+//!   nonce of the process whose id is in the word: the owner clears it
+//!   before it unlocks, and a taker clears the dead owner's nonce (a CAS)
+//!   before its CAS on the word. A waiter that reads the word with Acquire
+//!   and then the nonce therefore never pairs a new owner with an old
+//!   owner's nonce (with a reused tag, that pair would make a live owner
+//!   look dead); a 0 nonce means "ask the token alone";
 //! - `state`: CONSISTENT, INCONSISTENT (an owner died; the current owner
 //!   holds a recovery guard) or NOT_RECOVERABLE (a recovery guard was
 //!   dropped unmarked). Written only by the owner, before it releases.
@@ -38,7 +44,8 @@
 //! | recovery guard `mark_consistent` | unchanged | -> CONSISTENT |
 //! | recovery guard dropped unmarked | -> 0, wake all | -> NOT_RECOVERABLE |
 //! | recovering owner dies too | unchanged | stays INCONSISTENT: next taker gets `OwnerDied` again |
-//! | unlock | -> 0, wake one if W was set | unchanged |
+//! | unlock | -> 0 (CAS from the caller's id), wake one if W was set | unchanged |
+//! | unlock by a thread that is not the owner | unchanged | unchanged |
 #![allow(unsafe_code)]
 
 use std::cell::UnsafeCell;
@@ -163,19 +170,22 @@ impl RawMutex {
             return self.acquired(nonce);
         }
         let w = self.word.load(Ordering::Relaxed);
-        if w != 0 && w & OWNER == me {
+        if w != 0 && self.is_mine(w, me, nonce) {
             return Err(Fail::Deadlock);
         }
-        if w != 0 && owner::owner_dead(w & OWNER, self.owner_nonce.load(Ordering::Relaxed)) {
-            return self.take_over(w, me, nonce).ok_or(Fail::WouldBlock)?;
+        if w != 0
+            && let Some(dead_nonce) = self.owner_if_dead(w)
+        {
+            return self.take_over(w, dead_nonce, me, nonce).ok_or(Fail::WouldBlock)?;
         }
         Err(Fail::WouldBlock)
     }
 
     fn acquired(&self, nonce: u64) -> Result<Acquired, Fail> {
         failpoint::hit("mutex.lock.after_cas");
-        // Relaxed: read by waiters only to check a suspected death.
-        self.owner_nonce.store(nonce, Ordering::Relaxed);
+        // Release: a waiter that reads our nonce also sees our CAS on the
+        // word (see `owner_if_dead`).
+        self.owner_nonce.store(nonce, Ordering::Release);
         owner::note_acquired();
         // Relaxed: `state` is written by owners before their Release unlock,
         // which our Acquire CAS synchronises with.
@@ -189,9 +199,36 @@ impl RawMutex {
         }
     }
 
-    /// Replaces the dead owner seen in `seen` by `me`; `None` if the word
-    /// changed meanwhile (another waiter won, or the owner was not dead).
-    fn take_over(&self, seen: u32, me: u32, nonce: u64) -> Option<Result<Acquired, Fail>> {
+    /// Whether the owner in word value `seen` is confirmed dead: `Some`
+    /// with the nonce recorded beside it (for [`take_over`](Self::take_over)),
+    /// `None` if it lives or the word moved on. The word is read with
+    /// Acquire before the nonce (so the nonce is not older than the owner
+    /// in `seen`: it is 0 or that owner's), and again after it (a nonce
+    /// stored with Release by a newer owner, after its CAS, shows that CAS
+    /// here), so the nonce returned belongs to the owner in `seen`.
+    fn owner_if_dead(&self, seen: u32) -> Option<u64> {
+        if self.word.load(Ordering::Acquire) != seen {
+            return None;
+        }
+        let nonce = self.owner_nonce.load(Ordering::Acquire);
+        if self.word.load(Ordering::Relaxed) != seen {
+            return None;
+        }
+        owner::owner_dead(seen & OWNER, nonce).then_some(nonce)
+    }
+
+    /// Replaces the dead owner seen in `seen` (recorded with `dead_nonce`)
+    /// by `me`; `None` if the word changed meanwhile (another waiter won,
+    /// or the owner was not dead).
+    fn take_over(&self, seen: u32, dead_nonce: u64, me: u32, nonce: u64) -> Option<Result<Acquired, Fail>> {
+        // First the dead owner's nonce goes (0: "ask the token"), so that
+        // between our word CAS and our nonce store nobody pairs our id with
+        // it. A failed CAS means another taker got here first.
+        if dead_nonce != 0
+            && self.owner_nonce.compare_exchange(dead_nonce, 0, Ordering::Relaxed, Ordering::Relaxed).is_err()
+        {
+            return None;
+        }
         // Acquire: the dead owner's writes (the data) become visible as far
         // as they reached memory; exactly one taker's CAS succeeds.
         self.word.compare_exchange(seen, me | WAITERS, Ordering::Acquire, Ordering::Relaxed).ok()?;
@@ -204,7 +241,8 @@ impl RawMutex {
             return Some(Err(Fail::NotRecoverable));
         }
         self.state.store(INCONSISTENT, Ordering::Relaxed);
-        self.owner_nonce.store(nonce, Ordering::Relaxed);
+        // Release: as in `acquired`.
+        self.owner_nonce.store(nonce, Ordering::Release);
         Some(Ok(Acquired::OwnerDied))
     }
 
@@ -236,7 +274,7 @@ impl RawMutex {
                 }
                 continue;
             }
-            if w & OWNER == me {
+            if self.is_mine(w, me, nonce) {
                 return Err(Fail::Deadlock);
             }
             if w & WAITERS == 0
@@ -253,8 +291,8 @@ impl RawMutex {
             let wake_at = poll.wake_at(now, deadline);
             if futex::wait(&self.word, seen, wake_at) == futex::Wake::TimedOut {
                 if owner::checks_liveness()
-                    && owner::owner_dead(seen & OWNER, self.owner_nonce.load(Ordering::Relaxed))
-                    && let Some(r) = self.take_over(seen, me, nonce)
+                    && let Some(dead_nonce) = self.owner_if_dead(seen)
+                    && let Some(r) = self.take_over(seen, dead_nonce, me, nonce)
                 {
                     return r;
                 }
@@ -263,21 +301,45 @@ impl RawMutex {
         }
     }
 
-    /// Releases the lock; wakes one sleeper if any.
+    /// Releases the lock if the calling thread owns it; wakes one sleeper
+    /// if any. Called by a thread that does not own it (a copy of a guard
+    /// in a forked child, or an owner a peer wrongly took over from), it
+    /// changes nothing.
     #[inline]
     pub(crate) fn unlock(&self) {
         failpoint::hit("mutex.unlock.before_swap");
+        let Some(me) = self.owned_by_caller() else { return };
         owner::note_released();
         // Release: pairs with the Acquire CAS of the next owner.
-        if self.word.swap(0, Ordering::Release) & WAITERS != 0 {
+        if let Err(w) = self.word.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed) {
+            // Only waiters can have changed the word (they set WAITERS):
+            // while we own it, nobody else moves the owner bits.
+            debug_assert_eq!(w & OWNER, me);
+            self.word.swap(0, Ordering::Release);
             failpoint::hit("mutex.unlock.before_wake");
             futex::wake(&self.word, 1);
         }
     }
 
+    /// The caller's owner id if it owns the lock; then the recorded nonce
+    /// is cleared (the owner is about to let go, see the module docs).
+    #[inline]
+    fn owned_by_caller(&self) -> Option<u32> {
+        let (me, nonce) = owner::me().ok()?;
+        if !self.is_mine(self.word.load(Ordering::Relaxed), me, nonce) {
+            return None;
+        }
+        self.owner_nonce.store(0, Ordering::Relaxed);
+        Some(me)
+    }
+
     /// Sets `state` and releases, waking every sleeper (they must all see
-    /// NOT_RECOVERABLE, or retry after a repair).
+    /// NOT_RECOVERABLE, or retry after a repair). Does nothing for a
+    /// caller that does not own the lock.
     fn release_all(&self, state: u32) {
+        if self.owned_by_caller().is_none() {
+            return;
+        }
         self.state.store(state, Ordering::Relaxed);
         owner::note_released();
         // Release: pairs with the Acquire CAS of the next owner.
@@ -298,9 +360,20 @@ impl RawMutex {
     /// Whether the calling thread owns the lock.
     pub(crate) fn held_by_me(&self) -> bool {
         match owner::me() {
-            Ok((me, _)) => self.word.load(Ordering::Relaxed) & OWNER == me,
+            Ok((me, nonce)) => self.is_mine(self.word.load(Ordering::Acquire), me, nonce),
             Err(_) => false,
         }
+    }
+
+    /// Whether word value `w` names the caller (`me`, process `nonce`). The
+    /// id alone is not enough: a process that got the tag of a dead one has
+    /// the same id for its first thread, and the dead one's lock is not
+    /// ours (its recorded nonce differs; it is taken over as any dead
+    /// owner's). The caller read `w` with Acquire, so the nonce is 0 or the
+    /// owner's; ours is written before `lock` returns.
+    #[inline]
+    fn is_mine(&self, w: u32, me: u32, nonce: u64) -> bool {
+        w & OWNER == me && self.owner_nonce.load(Ordering::Relaxed) == nonce
     }
 
     /// Whether the lock is held (by anyone).

@@ -40,8 +40,11 @@ pub(crate) struct FileInfo {
     pub(crate) dev: u64,
     /// See `dev`.
     pub(crate) ino: u64,
+    /// How many names the object has.
+    pub(crate) nlink: u64,
 }
 
+#[allow(clippy::unnecessary_cast)] // `st_nlink` is u64 here, u32 on other targets
 fn info(st: &rfs::Stat) -> FileInfo {
     FileInfo {
         size: st.st_size as u64,
@@ -50,6 +53,7 @@ fn info(st: &rfs::Stat) -> FileInfo {
         regular: rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::RegularFile,
         dev: st.st_dev,
         ino: st.st_ino,
+        nlink: st.st_nlink as u64,
     }
 }
 

@@ -2,12 +2,13 @@
 //! answered only by the kernel.
 //!
 //! Each process that needs one owns a token file `shmproc@<tag>` in
-//! `/dev/shm` and holds a POSIX record lock (`fcntl(F_SETLK, F_WRLCK)`) on it
-//! for as long as it lives. The kernel drops that lock when the process dies
-//! (by any signal) or execs (the fd is close-on-exec). Anyone can ask with
-//! `F_GETLK`: a conflicting lock means alive; no lock, or no file, means
-//! dead. Unlike `kill(pid, 0)`, this is not fooled by pid reuse or by pid
-//! namespaces.
+//! `/dev/shm` and holds an open file description lock
+//! (`fcntl(F_OFD_SETLK, F_WRLCK)`) on it for as long as it lives. The
+//! kernel drops that lock when the last descriptor of that open file
+//! description closes: when the process dies (by any signal) or execs (the
+//! fd is close-on-exec). Anyone can ask with `F_OFD_GETLK`: a conflicting
+//! lock means alive; no lock, or no file, means dead. Unlike `kill(pid, 0)`,
+//! this is not fooled by pid reuse or by pid namespaces.
 //!
 //! Identity. A token is a random 64-bit *nonce*; its low [`TAG_BITS`] bits,
 //! the *tag*, name the file, and are unique among existing token files (the
@@ -21,11 +22,18 @@
 //! leaked guard), its thread-local destructor marks the slot DEAD, and
 //! waiters read that with `pread`. So the owner of a lock is `(tag, slot)`.
 //!
-//! Why POSIX record locks and not `flock`/OFD locks: record locks belong to
-//! the process and are not inherited by `fork`, so a forked child never keeps
-//! its dead parent looking alive. Their one trap (closing *any* fd of the
-//! file drops the process's locks) is avoided by never opening our own
-//! token: [`liveness`] answers for ourselves without touching the file.
+//! Why OFD locks and not POSIX record locks: a record lock belongs to the
+//! process, and closing *any* descriptor of the file drops it, so any code
+//! in the process that opens and closes its own token file (a backup, a
+//! diagnostic reading `/dev/shm`) would make it look dead while it lives.
+//! An OFD lock belongs to the one open file description made in `create`,
+//! which no other `open` shares. Its trap is the other way round: `fork`
+//! copies the descriptor, and a child holding the copy would keep a dead
+//! parent looking alive. So a forked child closes its copy at once, in
+//! [`after_fork_in_child`] (run by our own fork paths and, through
+//! `pthread_atfork`, by every fork made through libc); the descriptor
+//! number lives in [`TOKEN_FD`] for that, so the child needs no lock to
+//! find it.
 //!
 //! The file is created unnamed (`O_TMPFILE`), filled, locked, and only then
 //! linked under its name, so nobody can ever see a live token unlocked.
@@ -36,11 +44,10 @@
 
 use std::cell::Cell;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 use parking_lot::Mutex;
-use rustix::fs::FlockOperation;
 use rustix::io::Errno;
 
 use super::mmap::Mapping;
@@ -116,7 +123,6 @@ pub(crate) enum Liveness {
 
 struct Held {
     token: Token,
-    _fd: OwnedFd,
     map: Mapping,
     free_slots: Vec<u16>,
     next_slot: u16,
@@ -138,14 +144,39 @@ impl Held {
 
 static CURRENT: Mutex<Option<Held>> = Mutex::new(None);
 
+/// The descriptor that holds this process's token lock, or -1. It is owned
+/// here, not by [`Held`]: a forked child closes the copy it inherited in
+/// [`after_fork_in_child`], without taking [`CURRENT`] (another thread of
+/// the parent may have held that lock at the fork).
+static TOKEN_FD: AtomicI32 = AtomicI32::new(-1);
+
 /// Bumped in every child right after a fork, so threads notice that their
 /// cached identity belongs to the parent.
 static FORK_GEN: AtomicU32 = AtomicU32::new(1);
 
 /// Called in a child right after `fork`/`clone` (and from a
-/// `pthread_atfork` handler for forks made by others).
+/// `pthread_atfork` handler for forks made by others): the parent's
+/// identity is no longer ours, and the inherited descriptor of the
+/// parent's token lock is closed, so that the child never keeps its parent
+/// looking alive. Async-signal-safe (an atomic swap and `close`); calling
+/// it twice is harmless.
 pub(crate) fn after_fork_in_child() {
     FORK_GEN.fetch_add(1, Ordering::Relaxed);
+    let fd = TOKEN_FD.swap(-1, Ordering::Relaxed);
+    if fd >= 0 {
+        // SAFETY: `fd` was the token descriptor, owned by TOKEN_FD alone
+        // (nothing else closes it), and the swap above gave it to us once.
+        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+    }
+}
+
+/// Which process this is, as far as fork goes: a number that changes in a
+/// forked child and stays the same otherwise. Handles that belong to the
+/// process that made them compare it with the value they recorded.
+#[inline]
+#[cfg_attr(shmproc_loom, allow(dead_code))] // the loom model of owners has its own
+pub(crate) fn fork_generation() -> u32 {
+    FORK_GEN.load(Ordering::Relaxed)
 }
 
 extern "C" fn atfork_child() {
@@ -165,12 +196,35 @@ pub(crate) fn random_u64() -> io::Result<u64> {
     Ok(u64::from_ne_bytes(buf))
 }
 
+/// `fcntl(F_OFD_SETLK)` of a whole-file write lock, not waiting.
+fn lock_exclusive(fd: &OwnedFd) -> io::Result<()> {
+    let fl = whole_file(libc::F_WRLCK);
+    // SAFETY: `fd` is open for the duration of the call and `fl` is a valid
+    // `struct flock` that F_OFD_SETLK only reads.
+    let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &fl as *const libc::flock) };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A `struct flock` over the whole file; `l_pid` 0, as OFD locks require.
+fn whole_file(l_type: libc::c_int) -> libc::flock {
+    libc::flock {
+        l_type: l_type as libc::c_short,
+        l_whence: libc::SEEK_SET as libc::c_short,
+        l_start: 0,
+        l_len: 0,
+        l_pid: 0,
+    }
+}
+
 fn create(pid: u32) -> io::Result<Held> {
     let dir = Dir::default_dir()?;
     let fd = dir.create_unnamed()?;
     rustix::fs::ftruncate(&fd, FILE_SIZE as u64)?;
     let map = Mapping::map(fd.as_fd(), FILE_SIZE, true)?;
-    rustix::fs::fcntl_lock(&fd, FlockOperation::NonBlockingLockExclusive)?;
+    lock_exclusive(&fd)?;
     for _ in 0..1000 {
         let nonce = random_u64()?;
         if nonce & TAG_MASK == 0 {
@@ -182,7 +236,17 @@ fn create(pid: u32) -> io::Result<Held> {
         rustix::io::pwrite(&fd, &head, 0)?;
         let token = Token { pid, nonce };
         match dir.link(fd.as_fd(), &token.file_name()) {
-            Ok(()) => return Ok(Held { token, _fd: fd, map, free_slots: Vec::new(), next_slot: 1 }),
+            Ok(()) => {
+                // A forked child's inherited descriptor, if its fork ran no
+                // atfork handler (a raw clone by other code), goes now.
+                let old = TOKEN_FD.swap(fd.into_raw_fd(), Ordering::Relaxed);
+                if old >= 0 {
+                    // SAFETY: `old` was the parent's token descriptor, owned
+                    // by TOKEN_FD alone; the swap took it out once.
+                    drop(unsafe { OwnedFd::from_raw_fd(old) });
+                }
+                return Ok(Held { token, map, free_slots: Vec::new(), next_slot: 1 });
+            }
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => continue,
             Err(e) => return Err(e),
         }
@@ -200,9 +264,8 @@ pub(crate) fn current() -> io::Result<Token> {
     {
         return Ok(h.token);
     }
-    // First use, or we are a forked child: the parent's fd and mapping are
-    // dropped (closing the fd releases nothing: record locks are not
-    // inherited).
+    // First use, or we are a forked child: the parent's mapping is dropped
+    // (its descriptor was closed right after the fork).
     let first = slot.is_none();
     *slot = Some(create(pid)?);
     let token = slot.as_ref().expect("invariant: set above").token;
@@ -256,9 +319,9 @@ fn probe(tag: u32) -> Probe {
     if !super::shm::fstat(fd.as_fd()).is_ok_and(|i| i.regular) {
         return Probe::Unknown;
     }
-    match lock_holder(&fd) {
-        Ok(None) => Probe::Dead,
-        Ok(Some(_)) => {
+    match lock_held(&fd) {
+        Ok(false) => Probe::Dead,
+        Ok(true) => {
             let mut head = [0u8; 8];
             match super::shm::read_at(fd.as_fd(), &mut head, 0) {
                 Ok(8) => Probe::Alive { nonce: u64::from_ne_bytes(head), fd },
@@ -311,23 +374,19 @@ pub(crate) fn tag_of_file(name: &str) -> Option<u32> {
     parse_tag(name)
 }
 
-/// `fcntl(F_GETLK)` for a whole-file write lock: `Some(pid)` of a process
-/// holding a conflicting lock, `None` if there is none.
-fn lock_holder(fd: &OwnedFd) -> io::Result<Option<i32>> {
-    let mut fl = libc::flock {
-        l_type: libc::F_WRLCK as libc::c_short,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: 0,
-        l_len: 0,
-        l_pid: 0,
-    };
+/// `fcntl(F_OFD_GETLK)` for a whole-file write lock: whether a lock that
+/// conflicts with one on our own new open file description is held (by
+/// any process, this one included: OFD locks of two descriptions conflict
+/// even within a process, so a probe of our own token answers truly).
+fn lock_held(fd: &OwnedFd) -> io::Result<bool> {
+    let mut fl = whole_file(libc::F_WRLCK);
     // SAFETY: `fd` is open for the duration of the call and `fl` is a valid,
-    // exclusively borrowed `struct flock` that F_GETLK writes into.
-    let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_GETLK, &mut fl as *mut libc::flock) };
+    // exclusively borrowed `struct flock` that F_OFD_GETLK writes into.
+    let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut fl as *mut libc::flock) };
     if r == -1 {
         return Err(io::Error::last_os_error());
     }
-    if fl.l_type == libc::F_UNLCK as libc::c_short { Ok(None) } else { Ok(Some(fl.l_pid)) }
+    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
 
 /// Removes up to `max` token files whose owners are confirmed dead; returns
@@ -399,6 +458,17 @@ thread_local! {
     static THREAD: ThreadSlot = const { ThreadSlot { me: Cell::new(None), held: Cell::new(0) } };
 }
 
+/// The error of a thread that finds every thread slot taken.
+const TOO_MANY_THREADS: &str = "more than 1023 threads of this process use shmproc locks at once";
+
+/// This process's owner id with the thread slot bits 0 (for roles, which
+/// belong to a process, not a thread), and its nonce. Needs no thread slot.
+#[cfg_attr(shmproc_loom, allow(dead_code))] // the loom model of owners has its own
+pub(crate) fn process_me() -> io::Result<(u32, u64)> {
+    let token = current()?;
+    Ok((token.tag() << SLOT_BITS, token.nonce))
+}
+
 /// The calling thread's owner id and its process's nonce.
 #[inline]
 pub(crate) fn me() -> io::Result<(u32, u64)> {
@@ -413,6 +483,11 @@ pub(crate) fn me() -> io::Result<(u32, u64)> {
 
 #[cold]
 fn me_slow(fgen: u32) -> io::Result<(u32, u64)> {
+    // A thread whose thread-locals are being torn down could not keep the
+    // id it is given, and would get another one on each call.
+    if THREAD.try_with(|_| ()).is_err() {
+        return Err(io::Error::other("shmproc locks cannot be used from a thread-local destructor"));
+    }
     let token = current()?;
     let slot = {
         let mut g = CURRENT.lock();
@@ -423,16 +498,15 @@ fn me_slow(fgen: u32) -> io::Result<(u32, u64)> {
             h.next_slot += 1;
             h.next_slot - 1
         } else {
-            0 // more live lockers than slots: thread death goes undetected
+            // Two threads must never share an owner id (a lock would take
+            // one for the other), so the next thread gets an error.
+            return Err(io::Error::other(TOO_MANY_THREADS));
         };
-        if slot != 0 {
-            h.slot_state(slot).store(SLOT_LIVE, Ordering::Relaxed);
-        }
+        h.slot_state(slot).store(SLOT_LIVE, Ordering::Relaxed);
         slot
     };
     let id = (token.tag() << SLOT_BITS) | u32::from(slot);
     let me = Me { fork_gen: fgen, id, nonce: token.nonce };
-    // A thread without TLS (being torn down) gets slot 0 semantics.
     let _ = THREAD.try_with(|t| {
         t.me.set(Some(me));
         t.held.set(0);
@@ -457,34 +531,59 @@ pub(crate) fn note_released() {
 pub(crate) fn owner_dead(id: u32, nonce: u64) -> bool {
     let tag = id >> SLOT_BITS;
     let slot = (id & ((1 << SLOT_BITS) - 1)) as usize;
-    // The record belongs to this owner only if its tag matches; otherwise
-    // the owner has not written it yet (or died doing so): trust the token.
-    let record_matches = nonce != 0 && (nonce & TAG_MASK) as u32 == tag;
     if let Some(h) = CURRENT.lock().as_ref()
         && h.token.tag() == tag
         && h.token.pid == super::process::pid()
     {
-        if record_matches && nonce != h.token.nonce {
-            return true; // an earlier process with our tag
-        }
-        return slot != 0 && h.slot_state(slot as u16).load(Ordering::Acquire) == SLOT_DEAD;
+        let slot_dead = slot != 0 && h.slot_state(slot as u16).load(Ordering::Acquire) == SLOT_DEAD;
+        return judge(id, nonce, TokenState::Alive { nonce: h.token.nonce, slot_dead });
     }
-    match probe(tag) {
-        Probe::Dead => true,
-        Probe::Unknown => false,
+    let token = match probe(tag) {
+        Probe::Dead => TokenState::Dead,
+        Probe::Unknown => TokenState::Unknown,
         Probe::Alive { nonce: file_nonce, fd } => {
-            if record_matches && file_nonce != nonce {
-                return true; // the tag was reused: the recorded owner is gone
-            }
-            if slot == 0 {
-                return false;
-            }
             let mut st = [0u8; 4];
-            match super::shm::read_at(fd.as_fd(), &mut st, (SLOT_BASE + slot * SLOT_SIZE) as u64) {
-                Ok(4) => u32::from_ne_bytes(st) == SLOT_DEAD,
-                _ => false,
-            }
+            let slot_dead = slot != 0
+                && matches!(super::shm::read_at(fd.as_fd(), &mut st, (SLOT_BASE + slot * SLOT_SIZE) as u64), Ok(4))
+                && u32::from_ne_bytes(st) == SLOT_DEAD;
+            TokenState::Alive { nonce: file_nonce, slot_dead }
         }
+    };
+    judge(id, nonce, token)
+}
+
+/// What the token of an owner's tag shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenState {
+    /// No process holds a token with this tag (the kernel confirms it).
+    Dead,
+    /// The token could not be read: never judged dead.
+    Unknown,
+    /// A live process holds the tag's token, with this nonce; `slot_dead`:
+    /// the owner's thread slot is marked dead in it.
+    Alive {
+        /// The nonce of the process that holds the tag now.
+        nonce: u64,
+        /// Whether the owner's thread exited holding locks.
+        slot_dead: bool,
+    },
+}
+
+/// The one rule for "is owner `id`, recorded with nonce `recorded` (0: not
+/// known), dead?", given what its tag's token shows. A recorded nonce of
+/// the same tag that differs from the token's names an earlier holder of
+/// the tag, gone before the tag was reused. The record is trusted only
+/// because objects keep it 0 or the nonce of the owner in their word (see
+/// `sync/raw_mutex.rs`); a record of another tag was not written by this
+/// owner, and the token alone decides. Used by the loom model of owners
+/// too, so the models check this rule.
+pub(crate) fn judge(id: u32, recorded: u64, token: TokenState) -> bool {
+    let tag = id >> SLOT_BITS;
+    let record_matches = recorded != 0 && (recorded & TAG_MASK) as u32 == tag;
+    match token {
+        TokenState::Dead => true,
+        TokenState::Unknown => false,
+        TokenState::Alive { nonce, slot_dead } => (record_matches && nonce != recorded) || slot_dead,
     }
 }
 

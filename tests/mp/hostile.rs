@@ -538,7 +538,8 @@ fn double_fetch_of_length_fields() {
 
 /// RELIABILITY case 34 (mode, other uid): a segment created under `umask
 /// 000` is mode 0600 (its liveness token too); a process of another uid
-/// (65534) cannot open it, map it raw, or clean it up (`PermissionDenied`).
+/// (65534) cannot open it or clean it up (`PermissionDenied`), nor map it
+/// raw (`InvalidName`: `open_raw` refuses shmproc names).
 /// The other-uid part is skipped, with the reason printed, where this test
 /// cannot switch users.
 #[test]
@@ -563,7 +564,10 @@ fn mode_0600_and_other_uid_refused() {
             Ok(mut c) => {
                 let got = c.expect("result");
                 c.wait_ok();
-                assert!(got.starts_with("PermissionDenied"), "uid 65534, {kind:?} {action:?}: {got}");
+                // A raw open of a shmproc object's name is refused by its
+                // name alone, before any system call.
+                let refused = if kind == Some("raw_ro") { "InvalidName" } else { "PermissionDenied" };
+                assert!(got.starts_with(refused), "uid 65534, {kind:?} {action:?}: {got}");
             }
             Err(e) => {
                 skipped = Some(e.to_string());
@@ -609,7 +613,11 @@ fn squatted_name_refused() {
     assert!(denied(Segment::open(&n)));
     assert!(denied(Segment::open_or_create(&n, 4096)));
     assert!(denied(Segment::builder().name(&n).size(4096).open_or_recover()));
-    assert!(denied(Segment::open_raw(&format!("shmproc.{n}"), shmproc::Access::ReadOnly)));
+    // open_raw never maps a shmproc object's name, squatted or not.
+    assert!(matches!(
+        Segment::open_raw(&format!("shmproc.{n}"), shmproc::Access::ReadOnly),
+        Err(Error::InvalidName { .. })
+    ));
     assert!(denied(Shared::<AtomicU64>::open(&n).map(|s| s.segment().clone())));
     assert!(matches!(Segment::cleanup(&n), Err(Error::PermissionDenied { .. })));
     assert!(path.exists());

@@ -41,6 +41,7 @@ mod queue;
 mod ring;
 mod segment;
 mod shared;
+mod soundness;
 mod sync;
 
 /// The helper entry point. Does nothing in a normal test run; when

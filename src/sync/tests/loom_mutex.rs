@@ -1,5 +1,6 @@
 //! The robust mutex: mutual exclusion, no lost wake-up, and exactly one
 //! taker after an owner dies.
+#![allow(unsafe_code)] // a loom cell's closures hand out raw pointers
 
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicU32, Ordering};
@@ -90,5 +91,89 @@ fn a_waiter_outlives_a_dying_holder() {
         }
         m.unlock();
         holder.join().expect("holder");
+    });
+}
+
+/// Runs `threads` lockers; each increments a plain (loom-checked) cell under
+/// the lock. Returns how many got `OwnerDied`. A locker that took the lock
+/// from a live owner would touch the cell beside it, which loom reports.
+fn lockers(m: &Arc<RawMutex>, threads: Vec<Box<dyn FnOnce() + Send>>) -> u32 {
+    let cell = Arc::new(loom::cell::UnsafeCell::new(0u32));
+    let died = Arc::new(AtomicU32::new(0));
+    let n = threads.len() as u32;
+    let ts: Vec<_> = threads
+        .into_iter()
+        .map(|before| {
+            let (m, cell, died) = (m.clone(), cell.clone(), died.clone());
+            loom::thread::spawn(move || {
+                before();
+                if m.lock(None).expect("lock") == Acquired::OwnerDied {
+                    died.fetch_add(1, Ordering::Relaxed);
+                    m.mark_consistent();
+                }
+                // SAFETY: under the lock: loom fails the model if another
+                // thread touches the cell at the same time.
+                cell.with_mut(|v| unsafe { *v += 1 });
+                m.unlock();
+            })
+        })
+        .collect();
+    for t in ts {
+        t.join().expect("locker");
+    }
+    // SAFETY: every locker joined.
+    assert_eq!(cell.with(|v| unsafe { *v }), n);
+    died.load(Ordering::Relaxed)
+}
+
+/// A process locked and unlocked, then died; a new process got its tag
+/// (same tag, another nonce) and locks while a third waits. Between the new
+/// owner's CAS and its nonce store, the waiter must not pair it with the
+/// dead process's nonce (same tag, another nonce: "reused, so dead") and
+/// take the lock from a live owner.
+#[test]
+fn a_reused_tag_never_makes_a_live_owner_look_dead() {
+    loom::model(|| {
+        owner::simulate_deaths();
+        let m = Arc::new(RawMutex::new());
+        let earlier = {
+            let m = m.clone();
+            loom::thread::spawn(move || {
+                m.lock(None).expect("lock");
+                m.unlock();
+                owner::kill(); // exits; its tag may be handed out again
+                owner::me().expect("id").0
+            })
+            .join()
+            .expect("earlier owner")
+        };
+        let reuse: Box<dyn FnOnce() + Send> = Box::new(move || owner::reuse_tag(earlier));
+        let plain: Box<dyn FnOnce() + Send> = Box::new(|| {});
+        assert_eq!(lockers(&m, vec![reuse, plain]), 0, "nobody died holding the lock");
+    });
+}
+
+/// The holder died holding the lock; a process that got its tag and a
+/// third one race to take over: exactly one recovers, and the other never
+/// takes the lock from it while it holds it (between the taker's CAS and
+/// its nonce store the dead holder's nonce is gone already).
+#[test]
+fn a_reused_tag_taking_over_has_the_lock_alone() {
+    loom::model(|| {
+        owner::simulate_deaths();
+        let m = Arc::new(RawMutex::new());
+        let dead = {
+            let m = m.clone();
+            loom::thread::spawn(move || {
+                m.lock(None).expect("lock");
+                owner::kill(); // dies holding it
+                owner::me().expect("id").0
+            })
+            .join()
+            .expect("holder")
+        };
+        let reuse: Box<dyn FnOnce() + Send> = Box::new(move || owner::reuse_tag(dead));
+        let plain: Box<dyn FnOnce() + Send> = Box::new(|| {});
+        assert_eq!(lockers(&m, vec![reuse, plain]), 1, "exactly one recoverer");
     });
 }

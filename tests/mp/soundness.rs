@@ -1,0 +1,119 @@
+//! Soundness regressions: programs in safe code, as a new user would write
+//! them, that once made two threads (in two processes) believe they held
+//! the same role or lock.
+//!
+//! - A ring role moved into a `Process::fork` closure: the parent used to
+//!   drop its copy of the closure when `fork` returned, giving the role back
+//!   while the child still used it. Now the parent forgets the closure, and
+//!   the child holds the role in its own name from its first use.
+//! - A process that reads its own liveness token file (any code doing
+//!   `std::fs::read` on `/dev/shm`, a backup, a diagnostic) used to drop its
+//!   token lock (a POSIX record lock goes with any close of the file), so a
+//!   peer found the live holder of a mutex "dead" and took the lock over.
+//!   Tokens now hold open-file-description locks.
+//!
+//! The fork cases run in a single-threaded Spawn child (the test harness has
+//! many threads, where fork is refused).
+
+use std::time::Duration;
+
+use shmproc::{Context, Error, Event, LockError, Mutex, Process, SpscRing, StartMethod};
+
+use crate::harness::{Ctx, HANG_GUARD};
+
+/// Task: a producer moved into a fork closure belongs to the child. While
+/// the child lives, nobody else can claim the role (the parent forgot its
+/// copy instead of giving the role back); after the child pushed (taking
+/// the role in its own name) and died holding it, the role is free to take
+/// over, though the parent that first claimed it still lives.
+fn moved_producer_belongs_to_the_child(gate_name: String) -> Result<(), String> {
+    let s = |e: Error| e.to_string();
+    let ring = SpscRing::<u64>::new(8).map_err(s)?;
+    let gate = Event::open(&gate_name).map_err(s)?;
+    let mut tx = ring.producer().map_err(s)?;
+    tx.push(1).map_err(s)?.map_err(|_| "full".to_owned())?;
+    let child_gate = gate.clone();
+    let mut child = Process::fork(move || -> u8 {
+        if !child_gate.wait_timeout(HANG_GUARD) {
+            std::process::exit(3);
+        }
+        tx.push(2).expect("push in the child").expect("room");
+        std::process::abort(); // dies holding the role
+    })
+    .map_err(s)?;
+    let held = matches!(ring.producer(), Err(Error::WouldBlock));
+    gate.set();
+    let _ = child.join(); // killed by SIGABRT
+    if !held {
+        return Err("the role was free while the child held the moved producer".to_owned());
+    }
+    let _tx = ring.producer().map_err(|e| format!("take over from the dead child: {e}"))?;
+    let mut rx = ring.consumer().map_err(s)?;
+    let got = (rx.pop().map_err(s)?, rx.pop().map_err(s)?, rx.pop().map_err(s)?);
+    if got != (Some(1), Some(2), None) {
+        return Err(format!("ring holds {got:?}"));
+    }
+    Ok(())
+}
+
+/// A ring role handle moved into a fork closure passes to the child alone.
+#[test]
+fn a_producer_moved_into_a_fork_child_is_the_childs() {
+    let ctx = Ctx::new("sound-fork-role");
+    let gate = Event::create(&ctx.name("gate")).expect("event");
+    let mut p = Context::new(StartMethod::Spawn)
+        .spawn(moved_producer_belongs_to_the_child, ctx.name("gate"))
+        .expect("start the task");
+    p.join().expect("join").unwrap_or_else(|e| panic!("{e}"));
+    drop(gate);
+    ctx.finish();
+}
+
+/// Task: locks the named mutex, reads every liveness token file in
+/// `/dev/shm` (its own among them) and closes them again, says so through
+/// `held`, and unlocks when `release` is set.
+fn hold_and_read_tokens((mutex, held, release): (String, String, String)) -> Result<usize, String> {
+    let s = |e: Error| e.to_string();
+    let m = Mutex::<u64>::open(&mutex).map_err(s)?;
+    let (held, release) = (Event::open(&held).map_err(s)?, Event::open(&release).map_err(s)?);
+    let mut g = m.lock().map_err(|e| e.to_string())?;
+    *g += 1;
+    let mut read = 0;
+    for entry in std::fs::read_dir("/dev/shm").map_err(|e| e.to_string())?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("shmproc@") && std::fs::read(entry.path()).is_ok() {
+            read += 1;
+        }
+    }
+    held.set();
+    if !release.wait_timeout(HANG_GUARD) {
+        return Err("never released".to_owned());
+    }
+    drop(g);
+    Ok(read)
+}
+
+/// A holder that opens and closes its own token file stays alive to its
+/// peers: a waiter times out, never gets `OwnerDied`.
+#[test]
+fn reading_ones_own_token_file_keeps_one_alive() {
+    let ctx = Ctx::new("sound-token-read");
+    let m = Mutex::create(&ctx.name("m"), 0u64).expect("mutex");
+    let held = Event::create(&ctx.name("held")).expect("event");
+    let release = Event::create(&ctx.name("release")).expect("event");
+    let args = (ctx.name("m"), ctx.name("held"), ctx.name("release"));
+    let mut p = Context::new(StartMethod::Spawn).spawn(hold_and_read_tokens, args).expect("start the holder");
+    assert!(held.wait_timeout(HANG_GUARD), "the holder never locked");
+    // Long enough for several liveness checks (2 ms, doubling): a dead
+    // owner would be found and the lock taken over.
+    match m.lock_timeout(Duration::from_millis(300)) {
+        Err(LockError::Timeout) => {}
+        Err(LockError::OwnerDied(_)) => panic!("a live holder was taken for dead"),
+        other => panic!("lock while held: {:?}", other.map(|g| *g)),
+    }
+    release.set();
+    let read = p.join().expect("join").unwrap_or_else(|e| panic!("{e}"));
+    assert!(read >= 1, "the holder read no token file");
+    assert_eq!(*m.lock().expect("clean after the holder's unlock"), 1);
+    drop((m, held, release));
+    ctx.finish();
+}
