@@ -10,13 +10,9 @@
 //! | `nonce` | `0` | the holder's nonce is not known: judge by its token alone |
 //! | `nonce` | `n` | the nonce of the process whose id is in `word` |
 //!
-//! The nonce word is only ever 0 or the nonce of the process named in the
-//! word (as for the mutex, `sync/raw_mutex.rs`): a holder clears it before
-//! it lets go, and a claimer that replaces a dead holder (or a forked child
-//! that adopts its parent's claim) clears the old nonce with a CAS before
-//! its CAS on the word. So a probe never pairs a new holder with the nonce
-//! of an earlier one, which, with a reused tag, would make a live holder
-//! look dead.
+//! The nonce word follows the rules of `sync/owner_word.rs` (shared with
+//! the robust mutex): it is 0 or the nonce of the process named in the
+//! word, so a probe never pairs a new holder with an earlier one's nonce.
 //!
 //! A role belongs to a process. A handle records the fork generation it
 //! was claimed in: moved into a forked child (whose parent forgets its
@@ -27,6 +23,7 @@ use std::time::{Duration, Instant};
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::loom::owner;
+use crate::sync::owner_word::OwnerWord;
 
 /// The calling process's owner id (thread slot bits 0: role handles are
 /// `Send`, so a claim must not die with the thread that made it) and its
@@ -44,6 +41,11 @@ pub(crate) struct Claim {
     fork_gen: u32,
 }
 
+/// The role word (a process id, or 0) and its holder's nonce.
+fn holder<'a>(word: &'a AtomicU32, nonce: &'a AtomicU64) -> OwnerWord<'a> {
+    OwnerWord { word, nonce, id_mask: u32::MAX }
+}
+
 /// Claims the role in `word` for this process: free, or held by a process
 /// the OS confirms dead.
 ///
@@ -53,51 +55,29 @@ pub(crate) struct Claim {
 pub(crate) fn claim(word: &AtomicU32, nonce_word: &AtomicU64) -> Result<Claim> {
     let (me, nonce) = me()?;
     let fork_gen = owner::fork_generation();
+    let role = holder(word, nonce_word);
     loop {
-        // Acquire: pairs with the Release of the last holder (release, or
-        // the stores of a claimer), so the nonce read next is 0 or the
-        // nonce of the holder in `cur`.
         let cur = word.load(Ordering::Acquire);
         if cur == 0 {
             // AcqRel: the previous holder's position store happens-before
             // our attach (it released the claim after it).
             if word.compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-                nonce_word.store(nonce, Ordering::Release);
+                role.record(nonce);
                 return Ok(Claim { id: me, nonce, fork_gen });
             }
             continue;
         }
-        // Acquire, and the word again: a nonce stored (with Release) by a
-        // newer holder after its CAS shows that CAS here, so `cur_nonce`
-        // belongs to `cur` (as in `sync/raw_mutex.rs`).
-        let cur_nonce = nonce_word.load(Ordering::Acquire);
+        if let Some(dead_nonce) = role.dead_owner(cur) {
+            if role.replace(cur, dead_nonce, me, nonce) {
+                return Ok(Claim { id: me, nonce, fork_gen });
+            }
+            continue;
+        }
         if word.load(Ordering::Relaxed) != cur {
-            continue;
-        }
-        if owner::owner_dead(cur, cur_nonce) {
-            if transfer(word, nonce_word, cur, cur_nonce, me, nonce) {
-                return Ok(Claim { id: me, nonce, fork_gen });
-            }
-            continue;
+            continue; // the holder changed while we looked
         }
         return Err(Error::WouldBlock);
     }
-}
-
-/// Moves the role from holder `from` (recorded with `from_nonce`, or 0) to
-/// `me`: clears the old nonce, then swaps the word, then records ours.
-/// `false` if another claimer changed either word first.
-fn transfer(word: &AtomicU32, nonce_word: &AtomicU64, from: u32, from_nonce: u64, me: u32, nonce: u64) -> bool {
-    if from_nonce != 0 && nonce_word.compare_exchange(from_nonce, 0, Ordering::Relaxed, Ordering::Relaxed).is_err() {
-        return false;
-    }
-    // AcqRel: the previous holder's position stores (as far as they reached
-    // memory) happen-before our attach.
-    if word.compare_exchange(from, me, Ordering::AcqRel, Ordering::Relaxed).is_err() {
-        return false;
-    }
-    nonce_word.store(nonce, Ordering::Release);
-    true
 }
 
 impl Claim {
@@ -120,7 +100,8 @@ impl Claim {
     #[cold]
     fn adopt(&mut self, word: &AtomicU32, nonce_word: &AtomicU64) -> Result<()> {
         let (me, nonce) = me()?;
-        if !transfer(word, nonce_word, self.id, self.nonce, me, nonce) {
+        // Our own record of the claim names the parent as holder.
+        if !holder(word, nonce_word).replace(self.id, self.nonce, me, nonce) {
             return Err(Error::RoleLost);
         }
         *self = Claim { id: me, nonce, fork_gen: owner::fork_generation() };
@@ -131,13 +112,9 @@ impl Claim {
     /// names this claim's holder; a role taken over meanwhile is left to
     /// its new holder.
     pub(crate) fn release(&self, word: &AtomicU32, nonce_word: &AtomicU64) {
-        if word.load(Ordering::Relaxed) != self.id {
-            return;
-        }
-        nonce_word.store(0, Ordering::Relaxed);
-        // Release: our last position store (and the nonce clear) happens-
-        // before the next holder's claim (AcqRel).
-        let _ = word.compare_exchange(self.id, 0, Ordering::Release, Ordering::Relaxed);
+        // Release (in `release`): our last position store happens-before
+        // the next holder's claim (AcqRel).
+        let _ = holder(word, nonce_word).release(self.id, self.nonce);
     }
 }
 
@@ -158,8 +135,7 @@ impl DeadProbe {
     /// Whether the role in `word` is held by a process the OS confirmed
     /// dead. A free role (its holder let go) is not dead.
     pub(crate) fn holder_dead(&mut self, word: &AtomicU32, nonce_word: &AtomicU64) -> bool {
-        // Acquire: the nonce read next is 0 or the nonce of holder `id`.
-        let id = word.load(Ordering::Acquire);
+        let id = word.load(Ordering::Relaxed);
         if id == 0 {
             return false;
         }
@@ -169,11 +145,7 @@ impl DeadProbe {
             Some((who, at, false)) if who == id && now.duration_since(at) < PROBE_INTERVAL => return false,
             _ => {}
         }
-        let nonce = nonce_word.load(Ordering::Acquire);
-        if word.load(Ordering::Relaxed) != id {
-            return false; // a new holder: probed next time
-        }
-        let dead = owner::owner_dead(id, nonce);
+        let dead = holder(word, nonce_word).dead_owner(id).is_some();
         self.last = Some((id, now, dead));
         dead
     }

@@ -8,6 +8,7 @@
 pub(crate) mod event;
 pub(crate) mod lock;
 pub(crate) mod mutex;
+pub(crate) mod owner_word;
 pub(crate) mod raw_event;
 pub(crate) mod raw_mutex;
 pub(crate) mod raw_semaphore;

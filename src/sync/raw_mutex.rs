@@ -14,13 +14,10 @@
 //!
 //! - `owner_nonce`: the owner's 64-bit process nonce, written by the owner
 //!   right after it acquires (so a waiter can tell a reused tag from the
-//!   real owner), and 0 while it is not known. It is only ever 0 or the
-//!   nonce of the process whose id is in the word: the owner clears it
-//!   before it unlocks, and a taker clears the dead owner's nonce (a CAS)
-//!   before its CAS on the word. A waiter that reads the word with Acquire
-//!   and then the nonce therefore never pairs a new owner with an old
-//!   owner's nonce (with a reused tag, that pair would make a live owner
-//!   look dead); a 0 nonce means "ask the token alone";
+//!   real owner), and 0 while it is not known; never an earlier owner's
+//!   (the rules are in `sync/owner_word.rs`, shared with the ring roles:
+//!   the owner clears it before it unlocks, a taker clears a dead owner's
+//!   before its CAS);
 //! - `state`: CONSISTENT, INCONSISTENT (an owner died; the current owner
 //!   holds a recovery guard) or NOT_RECOVERABLE (a recovery guard was
 //!   dropped unmarked). Written only by the owner, before it releases.
@@ -59,6 +56,7 @@ use bytemuck::Pod;
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::loom::{futex, owner};
 use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
+use crate::sync::owner_word::OwnerWord;
 use crate::sys::failpoint;
 
 /// Set in the word when a waiter may sleep on it.
@@ -174,7 +172,7 @@ impl RawMutex {
             return Err(Fail::Deadlock);
         }
         if w != 0
-            && let Some(dead_nonce) = self.owner_if_dead(w)
+            && let Some(dead_nonce) = self.owner().dead_owner(w)
         {
             return self.take_over(w, dead_nonce, me, nonce).ok_or(Fail::WouldBlock)?;
         }
@@ -183,9 +181,7 @@ impl RawMutex {
 
     fn acquired(&self, nonce: u64) -> Result<Acquired, Fail> {
         failpoint::hit("mutex.lock.after_cas");
-        // Release: a waiter that reads our nonce also sees our CAS on the
-        // word (see `owner_if_dead`).
-        self.owner_nonce.store(nonce, Ordering::Release);
+        self.owner().record(nonce);
         owner::note_acquired();
         // Relaxed: `state` is written by owners before their Release unlock,
         // which our Acquire CAS synchronises with.
@@ -199,39 +195,23 @@ impl RawMutex {
         }
     }
 
-    /// Whether the owner in word value `seen` is confirmed dead: `Some`
-    /// with the nonce recorded beside it (for [`take_over`](Self::take_over)),
-    /// `None` if it lives or the word moved on. The word is read with
-    /// Acquire before the nonce (so the nonce is not older than the owner
-    /// in `seen`: it is 0 or that owner's), and again after it (a nonce
-    /// stored with Release by a newer owner, after its CAS, shows that CAS
-    /// here), so the nonce returned belongs to the owner in `seen`.
-    fn owner_if_dead(&self, seen: u32) -> Option<u64> {
-        if self.word.load(Ordering::Acquire) != seen {
-            return None;
-        }
-        let nonce = self.owner_nonce.load(Ordering::Acquire);
-        if self.word.load(Ordering::Relaxed) != seen {
-            return None;
-        }
-        owner::owner_dead(seen & OWNER, nonce).then_some(nonce)
+    /// The word and the owner's nonce, with the rules they share with the
+    /// ring roles.
+    #[inline]
+    fn owner(&self) -> OwnerWord<'_> {
+        OwnerWord { word: &self.word, nonce: &self.owner_nonce, id_mask: OWNER }
     }
 
     /// Replaces the dead owner seen in `seen` (recorded with `dead_nonce`)
     /// by `me`; `None` if the word changed meanwhile (another waiter won,
     /// or the owner was not dead).
     fn take_over(&self, seen: u32, dead_nonce: u64, me: u32, nonce: u64) -> Option<Result<Acquired, Fail>> {
-        // First the dead owner's nonce goes (0: "ask the token"), so that
-        // between our word CAS and our nonce store nobody pairs our id with
-        // it. A failed CAS means another taker got here first.
-        if dead_nonce != 0
-            && self.owner_nonce.compare_exchange(dead_nonce, 0, Ordering::Relaxed, Ordering::Relaxed).is_err()
-        {
+        // The dead owner's writes (the data) become visible as far as they
+        // reached memory; exactly one taker's replace succeeds, and our
+        // nonce is recorded before anything below can release again.
+        if !self.owner().replace(seen, dead_nonce, me | WAITERS, nonce) {
             return None;
         }
-        // Acquire: the dead owner's writes (the data) become visible as far
-        // as they reached memory; exactly one taker's CAS succeeds.
-        self.word.compare_exchange(seen, me | WAITERS, Ordering::Acquire, Ordering::Relaxed).ok()?;
         failpoint::hit("mutex.takeover.after_cas");
         // Counted before anything can release it again (release_all
         // uncounts), so this thread's held-lock count stays exact.
@@ -241,8 +221,6 @@ impl RawMutex {
             return Some(Err(Fail::NotRecoverable));
         }
         self.state.store(INCONSISTENT, Ordering::Relaxed);
-        // Release: as in `acquired`.
-        self.owner_nonce.store(nonce, Ordering::Release);
         Some(Ok(Acquired::OwnerDied))
     }
 
@@ -291,7 +269,7 @@ impl RawMutex {
             let wake_at = poll.wake_at(now, deadline);
             if futex::wait(&self.word, seen, wake_at) == futex::Wake::TimedOut {
                 if owner::checks_liveness()
-                    && let Some(dead_nonce) = self.owner_if_dead(seen)
+                    && let Some(dead_nonce) = self.owner().dead_owner(seen)
                     && let Some(r) = self.take_over(seen, dead_nonce, me, nonce)
                 {
                     return r;
@@ -308,43 +286,29 @@ impl RawMutex {
     #[inline]
     pub(crate) fn unlock(&self) {
         failpoint::hit("mutex.unlock.before_swap");
-        let Some(me) = self.owned_by_caller() else { return };
+        let Ok((me, nonce)) = owner::me() else { return };
+        // Release (in `release`): pairs with the Acquire CAS of the next owner.
+        let Some(was) = self.owner().release(me, nonce) else { return };
         owner::note_released();
-        // Release: pairs with the Acquire CAS of the next owner.
-        if let Err(w) = self.word.compare_exchange(me, 0, Ordering::Release, Ordering::Relaxed) {
-            // Only waiters can have changed the word (they set WAITERS):
-            // while we own it, nobody else moves the owner bits.
-            debug_assert_eq!(w & OWNER, me);
-            self.word.swap(0, Ordering::Release);
+        if was & WAITERS != 0 {
             failpoint::hit("mutex.unlock.before_wake");
             futex::wake(&self.word, 1);
         }
-    }
-
-    /// The caller's owner id if it owns the lock; then the recorded nonce
-    /// is cleared (the owner is about to let go, see the module docs).
-    #[inline]
-    fn owned_by_caller(&self) -> Option<u32> {
-        let (me, nonce) = owner::me().ok()?;
-        if !self.is_mine(self.word.load(Ordering::Relaxed), me, nonce) {
-            return None;
-        }
-        self.owner_nonce.store(0, Ordering::Relaxed);
-        Some(me)
     }
 
     /// Sets `state` and releases, waking every sleeper (they must all see
     /// NOT_RECOVERABLE, or retry after a repair). Does nothing for a
     /// caller that does not own the lock.
     fn release_all(&self, state: u32) {
-        if self.owned_by_caller().is_none() {
+        let Ok((me, nonce)) = owner::me() else { return };
+        if !self.is_mine(self.word.load(Ordering::Relaxed), me, nonce) {
             return;
         }
         self.state.store(state, Ordering::Relaxed);
-        owner::note_released();
-        // Release: pairs with the Acquire CAS of the next owner.
-        self.word.swap(0, Ordering::Release);
-        futex::wake_all(&self.word);
+        if self.owner().release(me, nonce).is_some() {
+            owner::note_released();
+            futex::wake_all(&self.word);
+        }
     }
 
     /// Marks the data consistent again (recovery done).
@@ -365,15 +329,13 @@ impl RawMutex {
         }
     }
 
-    /// Whether word value `w` names the caller (`me`, process `nonce`). The
-    /// id alone is not enough: a process that got the tag of a dead one has
-    /// the same id for its first thread, and the dead one's lock is not
-    /// ours (its recorded nonce differs; it is taken over as any dead
-    /// owner's). The caller read `w` with Acquire, so the nonce is 0 or the
-    /// owner's; ours is written before `lock` returns.
+    /// Whether word value `w` names the caller (`me`, process `nonce`): a
+    /// process that got the tag of a dead one can have its very id, and
+    /// the dead one's lock is taken over, not reported as `Deadlock`. Ours
+    /// is recorded before `lock` returns.
     #[inline]
     fn is_mine(&self, w: u32, me: u32, nonce: u64) -> bool {
-        w & OWNER == me && self.owner_nonce.load(Ordering::Relaxed) == nonce
+        self.owner().names(w, me, nonce)
     }
 
     /// Whether the lock is held (by anyone).

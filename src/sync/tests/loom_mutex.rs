@@ -126,6 +126,28 @@ fn lockers(m: &Arc<RawMutex>, threads: Vec<Box<dyn FnOnce() + Send>>) -> u32 {
     died.load(Ordering::Relaxed)
 }
 
+/// A "process" (thread) that locks `m`, unlocks it unless `holding`, and
+/// dies; returns its owner id.
+fn dead_locker(m: &Arc<RawMutex>, holding: bool) -> u32 {
+    let m = m.clone();
+    loom::thread::spawn(move || {
+        m.lock(None).expect("lock");
+        if !holding {
+            m.unlock();
+        }
+        owner::kill(); // its tag may be handed out again
+        owner::me().expect("id").0
+    })
+    .join()
+    .expect("the earlier owner")
+}
+
+/// Two lockers: one that first takes the tag of the dead `earlier`, and
+/// one plain.
+fn reuse_and_plain(earlier: u32) -> Vec<Box<dyn FnOnce() + Send>> {
+    vec![Box::new(move || owner::reuse_tag(earlier)), Box::new(|| {})]
+}
+
 /// A process locked and unlocked, then died; a new process got its tag
 /// (same tag, another nonce) and locks while a third waits. Between the new
 /// owner's CAS and its nonce store, the waiter must not pair it with the
@@ -136,20 +158,8 @@ fn a_reused_tag_never_makes_a_live_owner_look_dead() {
     loom::model(|| {
         owner::simulate_deaths();
         let m = Arc::new(RawMutex::new());
-        let earlier = {
-            let m = m.clone();
-            loom::thread::spawn(move || {
-                m.lock(None).expect("lock");
-                m.unlock();
-                owner::kill(); // exits; its tag may be handed out again
-                owner::me().expect("id").0
-            })
-            .join()
-            .expect("earlier owner")
-        };
-        let reuse: Box<dyn FnOnce() + Send> = Box::new(move || owner::reuse_tag(earlier));
-        let plain: Box<dyn FnOnce() + Send> = Box::new(|| {});
-        assert_eq!(lockers(&m, vec![reuse, plain]), 0, "nobody died holding the lock");
+        let earlier = dead_locker(&m, false);
+        assert_eq!(lockers(&m, reuse_and_plain(earlier)), 0, "nobody died holding the lock");
     });
 }
 
@@ -162,18 +172,7 @@ fn a_reused_tag_taking_over_has_the_lock_alone() {
     loom::model(|| {
         owner::simulate_deaths();
         let m = Arc::new(RawMutex::new());
-        let dead = {
-            let m = m.clone();
-            loom::thread::spawn(move || {
-                m.lock(None).expect("lock");
-                owner::kill(); // dies holding it
-                owner::me().expect("id").0
-            })
-            .join()
-            .expect("holder")
-        };
-        let reuse: Box<dyn FnOnce() + Send> = Box::new(move || owner::reuse_tag(dead));
-        let plain: Box<dyn FnOnce() + Send> = Box::new(|| {});
-        assert_eq!(lockers(&m, vec![reuse, plain]), 1, "exactly one recoverer");
+        let dead = dead_locker(&m, true);
+        assert_eq!(lockers(&m, reuse_and_plain(dead)), 1, "exactly one recoverer");
     });
 }
