@@ -42,9 +42,21 @@ const fn seqlocked<T>() -> bool {
 
 /// The value's cell: aligned to 8 at least, so its size is a whole number
 /// of 8-byte words (the padding words are written only from zeroed
-/// buffers).
+/// buffers). The `UnsafeCell` spans the padding too, so a pointer from
+/// it may reach every word (the seqlock's atomic view of the value).
+#[repr(transparent)]
+struct Cell<T>(UnsafeCell<Padded<T>>);
+
+/// `T` padded to whole 8-byte words.
 #[repr(C, align(8))]
-struct Cell<T>(UnsafeCell<T>);
+struct Padded<T>(T);
+
+impl<T> Cell<T> {
+    /// The value, as a pointer whose provenance covers the padded words.
+    fn ptr(&self) -> *mut T {
+        self.0.get().cast::<T>()
+    }
+}
 
 /// A value's words, as one seqlock write or read moves them.
 type Words = [u64; MAX_WORDS];
@@ -126,7 +138,8 @@ impl<T: Pod + Send> ValueState<T> {
     /// `&mut T` is ever made over them).
     fn words(&self) -> &[std::sync::atomic::AtomicU64] {
         debug_assert!(seqlocked::<T>());
-        // SAFETY: `Cell<T>` is aligned to 8 and its size is a multiple of 8 (repr(C, align(8))); it lies inside this
+        // SAFETY: `Padded<T>` is aligned to 8 and its size is a multiple of 8 (repr(C, align(8))), and the pointer
+        // comes from the UnsafeCell that spans all of it, so its n_words words are in provenance; it lies inside this
         // ValueState, which `Shared` checked in bounds, aligned and writable; AtomicU64 is valid for any bits and
         // interior-mutable, and for seqlocked T every access to these bytes is atomic; borrows `self`.
         unsafe { std::slice::from_raw_parts(self.data.0.get().cast::<std::sync::atomic::AtomicU64>(), n_words::<T>()) }
@@ -139,7 +152,7 @@ impl<T: Pod + Send> ValueState<T> {
         } else {
             // SAFETY: called only inside `Shared`'s init closure, before the segment is visible to any other thread
             // or process, so nothing else can access the cell.
-            unsafe { self.data.0.get().write(value) }
+            unsafe { self.data.ptr().write(value) }
         }
     }
 
@@ -568,7 +581,7 @@ impl<T: Pod + Send> Deref for ValueGuard<'_, T> {
         }
         // SAFETY: not seqlocked, so the cell's bytes are reached only under the lock, which this guard holds (no
         // other thread or process accesses the cell until it drops); aligned and in bounds (checked by `Shared`).
-        unsafe { &*self.state.data.0.get() }
+        unsafe { &*self.state.data.ptr() }
     }
 }
 
@@ -579,7 +592,7 @@ impl<T: Pod + Send> DerefMut for ValueGuard<'_, T> {
             return as_value_mut(&mut self.copy);
         }
         // SAFETY: as in `deref`; `&mut self` makes the access unique within this thread too.
-        unsafe { &mut *self.state.data.0.get() }
+        unsafe { &mut *self.state.data.ptr() }
     }
 }
 
