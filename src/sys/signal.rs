@@ -27,7 +27,7 @@
 //! - [raise(3)](https://man7.org/linux/man-pages/man3/raise.3.html)
 
 use std::io;
-use std::sync::atomic::{AtomicI32, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
 
 use parking_lot::Mutex;
 
@@ -36,20 +36,34 @@ use parking_lot::Mutex;
 static GENERATION: AtomicU32 = AtomicU32::new(0);
 /// How many threads are inside an interruptible pool wait.
 static WAITING: AtomicUsize = AtomicUsize::new(0);
-/// The previous disposition's `sa_sigaction` value (`SIG_DFL` = 0,
-/// `SIG_IGN` = 1, else a function), read by the handler.
-static PREV_ACTION: AtomicUsize = AtomicUsize::new(libc::SIG_DFL);
-/// The previous disposition's `sa_flags` (for `SA_SIGINFO`).
-static PREV_FLAGS: AtomicI32 = AtomicI32::new(0);
+/// The disposition installed before ours, as the handler needs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Prev {
+    /// Its `sa_sigaction` value (`SIG_DFL` = 0, `SIG_IGN` = 1, else a
+    /// function).
+    action: usize,
+    /// Whether its `sa_flags` had `SA_SIGINFO` (the three-argument form).
+    siginfo: bool,
+}
+
+/// What the handler chains to: null for `SIG_DFL`, else a `Prev` that is
+/// never freed nor changed. One atomic load gives the handler the action
+/// and its flags together, even while another thread installs the hook
+/// anew (two separate words could pair one disposition's function with
+/// another's flags).
+static PREV: AtomicPtr<Prev> = AtomicPtr::new(std::ptr::null_mut());
 
 /// Installed hooks: their count and the disposition to restore.
 struct Installed {
     users: usize,
     /// `None` if nothing was installed (SIGINT was ignored).
     prev: Option<libc::sigaction>,
+    /// Every `Prev` published so far (leaked: a handler may still read an
+    /// old one), reused when the same disposition comes back.
+    published: Vec<&'static Prev>,
 }
 
-static INSTALLED: Mutex<Installed> = Mutex::new(Installed { users: 0, prev: None });
+static INSTALLED: Mutex<Installed> = Mutex::new(Installed { users: 0, prev: None, published: Vec::new() });
 
 /// The interrupt generation now (compare with an earlier reading).
 pub(crate) fn interrupts() -> u32 {
@@ -113,8 +127,16 @@ impl SigintHook {
             if current.sa_sigaction == libc::SIG_IGN {
                 g.prev = None;
             } else {
-                PREV_ACTION.store(current.sa_sigaction, Ordering::SeqCst);
-                PREV_FLAGS.store(current.sa_flags, Ordering::SeqCst);
+                let prev = Prev { action: current.sa_sigaction, siginfo: current.sa_flags & libc::SA_SIGINFO != 0 };
+                let published = match g.published.iter().find(|p| ***p == prev) {
+                    Some(p) => *p,
+                    None => {
+                        let p: &'static Prev = Box::leak(Box::new(prev));
+                        g.published.push(p);
+                        p
+                    }
+                };
+                PREV.store(std::ptr::from_ref(published).cast_mut(), Ordering::SeqCst);
                 swap_action(Some(&our_action()))?;
                 g.prev = Some(current);
             }
@@ -162,11 +184,18 @@ extern "C" fn on_sigint(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     let slot = unsafe { libc::__errno_location() };
     // SAFETY: `slot` is this thread's errno, valid and aligned.
     let errno = unsafe { *slot };
-    let prev = PREV_ACTION.load(Ordering::SeqCst);
+    let published = PREV.load(Ordering::SeqCst);
+    let prev = if published.is_null() {
+        Prev { action: libc::SIG_DFL, siginfo: false }
+    } else {
+        // SAFETY: a non-null PREV points to a `Prev` leaked in `acquire`: never freed, never written after it was
+        // published (SeqCst store after the write), so reading it here, even in a signal handler, is sound.
+        unsafe { *published }
+    };
     if WAITING.load(Ordering::SeqCst) > 0 {
         GENERATION.fetch_add(1, Ordering::SeqCst);
         super::futex::wake_all(&GENERATION);
-    } else if prev == libc::SIG_DFL {
+    } else if prev.action == libc::SIG_DFL {
         // Nobody waits on a pool: behave as if we were not installed.
         // SAFETY: an all-zero `struct sigaction` is SIG_DFL with an empty mask and no flags.
         let dfl: libc::sigaction = unsafe { std::mem::zeroed() };
@@ -176,16 +205,16 @@ extern "C" fn on_sigint(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         // the default action) when the handler returns.
         unsafe { libc::raise(libc::SIGINT) };
     }
-    if prev != libc::SIG_DFL && prev != libc::SIG_IGN {
-        if PREV_FLAGS.load(Ordering::SeqCst) & libc::SA_SIGINFO != 0 {
+    if prev.action != libc::SIG_DFL && prev.action != libc::SIG_IGN {
+        if prev.siginfo {
             // SAFETY: `prev` is the sa_sigaction of the disposition installed before ours, with SA_SIGINFO: a
             // function of this signature that stays valid (handlers are static functions); we pass our own arguments.
             let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                unsafe { std::mem::transmute::<usize, _>(prev) };
+                unsafe { std::mem::transmute::<usize, _>(prev.action) };
             f(sig, info, ctx);
         } else {
             // SAFETY: as above, without SA_SIGINFO: a one-argument handler.
-            let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute::<usize, _>(prev) };
+            let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute::<usize, _>(prev.action) };
             f(sig);
         }
     }
