@@ -20,7 +20,7 @@
 //! from the medians of the measured `iter_custom` samples.
 //!
 //! The parent and the peer are pinned to two different CPUs while a group
-//! runs (as PERFORMANCE.md measures); `SHMPROC_BENCH_PIN=0` leaves placement
+//! runs (as docs/performance.md measures); `SHMPROC_BENCH_PIN=0` leaves placement
 //! to the scheduler. On a 2-vCPU VM this matters most to the pipe: pinned
 //! apart, every 64 KiB refill of the pipe costs a cross-CPU wake-up.
 //!
@@ -235,11 +235,14 @@ fn env_number(key: &str) -> usize {
 
 /// The peer: copies each message out of the segment or the pipe into its
 /// own buffer and acknowledges, until its stdin closes.
+#[allow(unsafe_code)] // from_inherited_fd: the number our parent passed
 fn peer_main() {
     common::pin_peer_from_env();
     let fd = i32::try_from(env_number(FD_ENV)).expect("peer: descriptor number out of range");
     let len = env_number(LEN_ENV);
-    let seg = Segment::from_inherited_fd(fd).expect("peer: open the inherited segment");
+    // SAFETY: the number came from our parent for this purpose, in our
+    // environment; nothing else in this process uses it.
+    let seg = unsafe { Segment::from_inherited_fd(fd) }.expect("peer: open the inherited segment");
     assert!(seg.len() >= len, "peer: segment smaller than the message");
     // Unbuffered handles on the stdin/stdout pipes: a buffered reader would
     // swallow pipe data along with the doorbell byte.

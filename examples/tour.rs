@@ -182,10 +182,13 @@ fn anonymous_by_fd() -> Result {
     Ok(())
 }
 
+#[allow(unsafe_code)] // from_inherited_fd: the number our parent passed
 fn fd_child() -> Result {
     let me = std::process::id();
     let fd: i32 = env_value(FD_ENV)?.parse()?;
-    let seg = Segment::from_inherited_fd(fd)?;
+    // SAFETY: the number came from our parent for this purpose; nothing
+    // else in this process uses it.
+    let seg = unsafe { Segment::from_inherited_fd(fd) }?;
     println!("child  {me}: opened inherited fd {fd}, read {:?}", get_str(&seg, MESSAGE_AT)?);
     put_str(&seg, REPLY_AT, &format!("got it, child {me}"))?;
     Ok(())
@@ -281,8 +284,11 @@ fn ack(rx: &mut impl Read) -> Result {
 
 /// Copies each 64 MiB message out of the segment or the pipe into its own
 /// buffer, and acknowledges.
+#[allow(unsafe_code)] // from_inherited_fd: the number our parent passed
 fn sink_child() -> Result {
-    let seg = Segment::from_inherited_fd(env_value(FD_ENV)?.parse()?)?;
+    let fd = env_value(FD_ENV)?.parse()?;
+    // SAFETY: as in `fd_child`.
+    let seg = unsafe { Segment::from_inherited_fd(fd) }?;
     // Unbuffered: the pipe data follows the doorbell byte on stdin.
     let mut rx = File::from(std::io::stdin().as_fd().try_clone_to_owned()?);
     let mut tx = File::from(std::io::stdout().as_fd().try_clone_to_owned()?);
@@ -676,7 +682,7 @@ fn echo_child() -> Result {
 /// Section 11: trivial tasks timed through `Pool::map`.
 const POOL_TASKS: u64 = 20_000;
 /// Python's `Pool(2).map` of trivial tasks at chunksize 1 on this kind of
-/// machine (PERFORMANCE.md), tasks per second.
+/// machine (docs/performance.md), tasks per second.
 const PYTHON_POOL_MAP: f64 = 41_000.0;
 
 /// A pool task: the worker's pid and the square of `x`.
@@ -750,7 +756,7 @@ fn pools() -> Result {
 /// Section 12: increments per process.
 const VALUE_INCREMENTS: u64 = 200_000;
 /// Python's `Value` += 1 under its lock by 2 processes on this kind of
-/// machine (PERFORMANCE.md), increments per second.
+/// machine (docs/performance.md), increments per second.
 const PYTHON_VALUE: f64 = 900_000.0;
 
 /// Sets the value to pi and negates the array (scenario 12).
@@ -809,7 +815,7 @@ fn shared_data() -> Result {
 /// Section 13: manager calls timed.
 const MANAGER_CALLS: u64 = 20_000;
 /// Python's Manager dict set with 1 client on this kind of machine
-/// (PERFORMANCE.md), calls per second.
+/// (docs/performance.md), calls per second.
 const PYTHON_MANAGER: f64 = 21_000.0;
 
 fn add(old: Option<u64>, n: u64) -> Option<u64> {

@@ -467,7 +467,7 @@ fn anonymous_segments_pass_by_fd_and_socket() {
 
     // The inheritable duplicate is a different descriptor of the same object.
     let fd = a.inheritable_fd().expect("inheritable");
-    let via_number = Segment::from_inherited_fd(fd.as_raw_fd()).expect("from the number");
+    let via_number = inherited(fd.as_raw_fd()).expect("from the number");
     via_number.read_at(10, &mut back).expect("read");
     assert_eq!(&back, b"back");
     drop(fd); // from_inherited_fd duplicated it
@@ -476,15 +476,15 @@ fn anonymous_segments_pass_by_fd_and_socket() {
 
 #[test]
 fn from_fd_refuses_what_is_not_a_segment() {
-    assert!(matches!(Segment::from_inherited_fd(-1), Err(Error::Os { .. })));
-    assert!(matches!(Segment::from_inherited_fd(i32::MAX), Err(Error::Os { .. })));
+    assert!(matches!(inherited(-1), Err(Error::Os { .. })));
+    assert!(matches!(inherited(i32::MAX), Err(Error::Os { .. })));
 
     let dir = std::env::temp_dir().join(format!("segtest-{}-notseg", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let small = dir.join("small");
     std::fs::write(&small, b"tiny").expect("write");
     let f = File::options().read(true).write(true).open(&small).expect("open");
-    let r = Segment::from_inherited_fd(f.as_raw_fd());
+    let r = inherited(f.as_raw_fd());
     assert!(matches!(r, Err(Error::Corrupt { .. })), "{r:?}");
     let zeros = dir.join("zeros");
     std::fs::write(&zeros, vec![0u8; 8192]).expect("write");
@@ -559,14 +559,14 @@ fn error_messages_are_not_empty() {
         seg.read_at(60, &mut [0u8; 8]).expect_err("bounds"),
         seg.typed::<AtomicU64>(3).expect_err("alignment"),
         ro.write_at(0, b"x").expect_err("read-only"),
-        Segment::from_inherited_fd(-1).expect_err("bad fd"),
+        inherited(-1).expect_err("bad fd"),
     ];
     for e in &errors {
         let msg = e.to_string();
         assert!(!msg.trim().is_empty(), "{e:?}");
         assert!(!format!("{e:?}").is_empty());
     }
-    let os = Segment::from_inherited_fd(-1).expect_err("bad fd");
+    let os = inherited(-1).expect_err("bad fd");
     assert!(std::error::Error::source(&os).is_some(), "Os errors carry the io::Error");
     assert!(std::error::Error::source(&errors[0]).is_none());
     let boxed: Box<dyn std::error::Error + Send + Sync> = Box::new(os);
@@ -739,4 +739,13 @@ fn open_raw_python_shared_memory() {
     assert!(status.success(), "python exited with {status}");
     assert!(!exists(&path), "python unlinked its object");
     names.finish();
+}
+
+/// `Segment::from_inherited_fd` for the descriptor numbers this test uses:
+/// its own open descriptors (inherited from its parent, or made here and
+/// kept open for the call) or numbers that are not open.
+#[allow(unsafe_code)]
+fn inherited(fd: i32) -> shmproc::Result<Segment> {
+    // SAFETY: every caller passes a number it owns for the call, or one that is not open.
+    unsafe { Segment::from_inherited_fd(fd) }
 }

@@ -901,15 +901,29 @@ impl Segment {
     /// use std::os::fd::AsRawFd;
     /// let seg = shmproc::Segment::anonymous(8)?;
     /// let fd = seg.inheritable_fd()?; // in a real program: its number goes to a child
-    /// let same = shmproc::Segment::from_inherited_fd(fd.as_raw_fd())?;
+    /// // SAFETY: `fd` is open, and ours, for the whole call.
+    /// let same = unsafe { shmproc::Segment::from_inherited_fd(fd.as_raw_fd()) }?;
     /// assert_eq!(same.len(), 8);
-    /// assert!(shmproc::Segment::from_inherited_fd(-1).is_err());
+    /// // SAFETY: -1 is never an open descriptor.
+    /// assert!(unsafe { shmproc::Segment::from_inherited_fd(-1) }.is_err());
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
+    /// # Safety
+    ///
+    /// A descriptor number is like a raw pointer: this call reads the
+    /// object behind whatever descriptor has that number now. The caller
+    /// guarantees that `fd` is not open, or is a descriptor handed to this
+    /// process for this purpose (its number passed by the parent, as
+    /// `inheritable_fd` intends) that no other code in the process uses as
+    /// its own or closes during the call. (A number that another part of
+    /// the process owns would give this segment its object, beside that
+    /// code's own views of it.)
+    ///
     /// # Errors
     /// [`Error::Os`] if `fd` is not open; then as for [`from_fd`](Segment::from_fd).
-    pub fn from_inherited_fd(fd: i32) -> Result<Segment> {
+    #[allow(unsafe_code)] // declares a contract only; the body is safe code
+    pub unsafe fn from_inherited_fd(fd: i32) -> Result<Segment> {
         Segment::from_fd(sysshm::adopt_fd(fd).map_err(|e| Error::os("fcntl(F_GETFD)", e))?)
     }
 

@@ -152,15 +152,21 @@ impl<T: ShmSafe> Shared<T> {
     /// use std::os::fd::AsRawFd;
     /// let a = Shared::<AtomicU64>::anonymous(|_| {})?;
     /// let fd = a.segment().inheritable_fd()?; // its number goes to a child
-    /// let b = Shared::<AtomicU64>::from_inherited_fd(fd.as_raw_fd())?;
+    /// // SAFETY: `fd` is open, and ours, for the whole call.
+    /// let b = unsafe { Shared::<AtomicU64>::from_inherited_fd(fd.as_raw_fd()) }?;
     /// b.store(3, Ordering::Relaxed);
     /// assert_eq!(a.load(Ordering::Relaxed), 3);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
+    /// # Safety
+    ///
+    /// As for [`Segment::from_inherited_fd`].
+    ///
     /// # Errors
     /// As for [`Segment::from_inherited_fd`].
-    pub fn from_inherited_fd(fd: i32) -> Result<Self> {
+    #[allow(unsafe_code)] // declares a contract only; the body is safe code
+    pub unsafe fn from_inherited_fd(fd: i32) -> Result<Self> {
         let owned = crate::sys::shm::adopt_fd(fd).map_err(|e| crate::Error::os("fcntl(F_GETFD)", e))?;
         Self::from_fd(owned)
     }

@@ -196,7 +196,7 @@ pub(crate) fn role_inherit_fd() {
     let fds0 = fd_count();
     let maps0 = shm_maps();
     {
-        let seg = Segment::from_inherited_fd(fd).expect("from_inherited_fd");
+        let seg = inherited(fd).expect("from_inherited_fd");
         assert_eq!(seg.name(), None);
         assert_eq!(seg.creator_pid(), None, "anonymous segments record no creator");
         assert!(seg.creator_alive());
@@ -208,16 +208,16 @@ pub(crate) fn role_inherit_fd() {
     }
     if let Some(t) = arg_opt("TYPED_FD") {
         let t: i32 = t.parse().expect("TYPED_FD");
-        let v = Shared::<AtomicU64>::from_inherited_fd(t).expect("Shared::from_inherited_fd");
+        let v = inherited_shared::<AtomicU64>(t).expect("Shared::from_inherited_fd");
         assert_eq!(v.fetch_add(5, Ordering::Relaxed), 10);
-        assert!(matches!(Segment::from_inherited_fd(t), Err(Error::KindMismatch { .. })));
-        assert!(matches!(Shared::<AtomicU32>::from_inherited_fd(t), Err(Error::LayoutMismatch { .. })));
-        assert!(matches!(Shared::<AtomicU64>::from_inherited_fd(fd), Err(Error::KindMismatch { .. })));
+        assert!(matches!(inherited(t), Err(Error::KindMismatch { .. })));
+        assert!(matches!(inherited_shared::<AtomicU32>(t), Err(Error::LayoutMismatch { .. })));
+        assert!(matches!(inherited_shared::<AtomicU64>(fd), Err(Error::KindMismatch { .. })));
     }
     assert_eq!(fd_count(), fds0, "fds back to baseline after drop");
     assert_eq!(shm_maps(), maps0, "mappings back to baseline after drop");
-    assert!(matches!(Segment::from_inherited_fd(-1), Err(Error::Os { .. })));
-    assert!(matches!(Segment::from_inherited_fd(987_654), Err(Error::Os { .. })));
+    assert!(matches!(inherited(-1), Err(Error::Os { .. })));
+    assert!(matches!(inherited(987_654), Err(Error::Os { .. })));
     say("wrote");
 }
 
@@ -497,7 +497,7 @@ fn shmem_kib() -> u64 {
 /// Role `inherit_fd_hold`: opens the inherited segment `FD`, says
 /// `holding`, and keeps it until killed or stdin closes.
 pub(crate) fn role_inherit_fd_hold() {
-    let seg = Segment::from_inherited_fd(arg_num("FD")).expect("from_inherited_fd");
+    let seg = inherited(arg_num("FD")).expect("from_inherited_fd");
     assert_eq!(read_u64(&seg, 0), 9);
     say("holding");
     wait_for_parent();
@@ -793,4 +793,20 @@ fn truncation_is_sealed_or_detected() {
     drop(seg); // unmaps and unlinks without touching the pages
     drop(anon);
     ctx.finish();
+}
+
+/// `Segment::from_inherited_fd` for the descriptor numbers this test uses:
+/// its own open descriptors (inherited from its parent, or made here and
+/// kept open for the call) or numbers that are not open.
+#[allow(unsafe_code)]
+fn inherited(fd: i32) -> shmproc::Result<Segment> {
+    // SAFETY: every caller passes a number it owns for the call, or one that is not open.
+    unsafe { Segment::from_inherited_fd(fd) }
+}
+
+/// `Shared::from_inherited_fd`, on the same terms as [`inherited`].
+#[allow(unsafe_code)]
+fn inherited_shared<T: shmproc::ShmSafe>(fd: i32) -> shmproc::Result<Shared<T>> {
+    // SAFETY: as in `inherited`.
+    unsafe { Shared::<T>::from_inherited_fd(fd) }
 }
