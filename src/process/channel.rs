@@ -5,6 +5,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
+use crate::queue::spill;
 use crate::shm::header::kind;
 use crate::shm::layout::layout_hash;
 use crate::shm::segment::Segment;
@@ -111,8 +112,8 @@ impl Channel {
         let (code, payload) = if bytes.len() <= self.capacity() {
             (outcome, bytes.to_vec())
         } else {
-            match spill(bytes) {
-                Ok(name) => (outcome | SPILLED, name.into_bytes()),
+            match spill::spill_out(bytes, None) {
+                Ok(reference) => (outcome | SPILLED, reference),
                 Err(e) => {
                     (TASK_ERROR, format!("result of {} bytes could not be returned: {e}", bytes.len()).into_bytes())
                 }
@@ -142,28 +143,13 @@ impl Channel {
         if code & SPILLED == 0 {
             return Ok(Some((code, buf)));
         }
-        let name = String::from_utf8(buf).map_err(|_| Error::Corrupt { what: "spill segment name" })?;
-        let spill = Segment::open(&name)?;
-        let mut bytes = vec![0u8; spill.len()];
-        spill.read_bytes(0, &mut bytes)?;
-        drop(spill);
-        let _ = Segment::unlink(&name);
+        // The reference comes from the child: `spill_in` checks it (a spill
+        // name, a length within the segment) before it opens or unlinks
+        // anything, so a child cannot make us unlink another object.
+        let mut bytes = Vec::new();
+        spill::spill_in(&buf, &mut bytes)?;
         Ok(Some((code & !SPILLED, bytes)))
     }
-}
-
-fn spill(bytes: &[u8]) -> Result<String> {
-    use std::sync::atomic::AtomicU64 as Counter;
-    static SEQ: Counter = Counter::new(0);
-    let name = format!(
-        "spill-{}-{}-{}",
-        crate::sys::process::pid(),
-        SEQ.fetch_add(1, Ordering::Relaxed),
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos())
-    );
-    let seg = Segment::builder().name(&name).size(bytes.len()).keep_name(true).create()?;
-    seg.write_bytes(0, bytes)?;
-    Ok(name)
 }
 
 #[cfg(test)]
@@ -200,5 +186,23 @@ mod tests {
         ch.word64(RESULT_LEN).store(1 << 40, Ordering::Relaxed);
         ch.word32(STATE).store(DONE, Ordering::Release);
         assert!(matches!(ch.result(), Err(Error::Corrupt { .. })));
+    }
+
+    /// A child that names another object as its spilled result makes the
+    /// parent open or unlink nothing: the reference is not a spill one.
+    #[test]
+    fn a_spill_reference_naming_another_object_is_refused() {
+        let victim = format!("channel-victim-{}", std::process::id());
+        let seg = Segment::create(&victim, 16).expect("victim");
+        let ch = Channel::new(b"").expect("channel");
+        let mut reference = 16u64.to_le_bytes().to_vec();
+        reference.extend_from_slice(victim.as_bytes());
+        ch.seg.write_bytes(DATA, &reference).expect("write");
+        ch.word64(RESULT_LEN).store(reference.len() as u64, Ordering::Relaxed);
+        ch.word32(OUTCOME).store(OK | SPILLED, Ordering::Relaxed);
+        ch.word32(STATE).store(DONE, Ordering::Release);
+        assert!(matches!(ch.result(), Err(Error::Corrupt { .. })));
+        assert!(Segment::open(&victim).is_ok(), "the named object is still there");
+        drop(seg); // the creator's handle removes the name
     }
 }
