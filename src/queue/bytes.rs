@@ -66,6 +66,18 @@ fn byte_distance(from: u64, to: u64) -> u64 {
     bytes(to).wrapping_sub(bytes(from)) & BYTE_MASK
 }
 
+/// Whether position `to` can be at most one ring ahead of `from`, by both
+/// of its counters: at most [`MAX_CAPACITY`] bytes, and no more messages
+/// than those bytes hold headers. A cached hint that fails this is stale
+/// (older than the counters' wrap) or garbage and is not used. Both
+/// counters wrap (bytes mod 2^40, messages mod 2^24), so a hint that passes
+/// is a recent value unless the queue carried an exact multiple of both in
+/// between; the reads it leads to are checked as any others.
+fn behind_by_a_ring(from: u64, to: u64) -> bool {
+    let n = byte_distance(from, to);
+    n <= MAX_CAPACITY && msg_distance(from, to) <= n / HEADER
+}
+
 /// Messages from `from` to `to` (mod 2^24).
 fn msg_distance(from: u64, to: u64) -> u64 {
     msgs(to).wrapping_sub(msgs(from)) & MSG_MASK
@@ -206,7 +218,13 @@ impl ByteProducerCore {
     /// lower bound) until it shows too little room. Saves the load of a
     /// cache line the consumer keeps writing.
     pub(crate) fn attach_cached(pos: &Positions<'_>, head_hint: u64) -> Self {
-        ByteProducerCore { tail: pos.tail.load(Ordering::Acquire), cached_head: head_hint }
+        let tail = pos.tail.load(Ordering::Acquire);
+        if !behind_by_a_ring(head_hint, tail) {
+            // Not a recent value of `head` (or garbage): look it up.
+            // Acquire: as in `attach`.
+            return ByteProducerCore { tail, cached_head: pos.head.load(Ordering::Acquire) };
+        }
+        ByteProducerCore { tail, cached_head: head_hint }
     }
 
     /// The consumer position this side last loaded (a hint for the next
@@ -333,7 +351,7 @@ impl ByteConsumerCore {
         // that died never released the role, so the claim's CAS alone does
         // not order its stores before us).
         let head = pos.head.load(Ordering::Acquire);
-        let cached_tail = if byte_distance(head, tail_hint) > MAX_CAPACITY { head } else { tail_hint };
+        let cached_tail = if behind_by_a_ring(head, tail_hint) { tail_hint } else { head };
         ByteConsumerCore { head, cached_tail }
     }
 
@@ -571,6 +589,32 @@ pub(crate) mod tests {
         fn ptr(&self, off: u64) -> *mut u8 {
             self.0.as_ptr().cast::<u8>().cast_mut().wrapping_add(off as usize)
         }
+    }
+
+    /// A cached position hint is used only while it can be a recent value:
+    /// a hint whose message count runs ahead of its bytes (stale across the
+    /// counters' wrap, or garbage) is dropped for a fresh load.
+    #[test]
+    fn stale_or_garbage_hints_are_not_used() {
+        let p = advance(0, 4096, 3);
+        assert!(behind_by_a_ring(0, p), "a recent hint");
+        assert!(behind_by_a_ring(p, p), "no distance");
+        assert!(!behind_by_a_ring(0, advance(0, 16, 9)), "more messages than headers fit");
+        assert!(!behind_by_a_ring(0, advance(0, MAX_CAPACITY + 8, 1)), "more than a ring");
+        // A hint from 2^40 + 64 bytes ago looks 64 bytes old by its bytes;
+        // its message count (thousands behind) gives it away.
+        let wrapped = advance(advance(0, BYTE_MASK, 70_000), 65, 1);
+        assert_eq!(byte_distance(0, wrapped), 64);
+        assert!(!behind_by_a_ring(0, wrapped));
+
+        let (h, t) = positions();
+        let pos = Positions { head: &h, tail: &t };
+        t.store(advance(0, 64, 2), Ordering::Relaxed);
+        h.store(advance(0, 32, 1), Ordering::Relaxed);
+        let garbage = advance(0, 8, 200);
+        assert_eq!(ByteProducerCore::attach_cached(&pos, garbage).head_hint(), h.load(Ordering::Relaxed));
+        assert_eq!(ByteProducerCore::attach_cached(&pos, 0).head_hint(), 0, "an older, plausible hint is kept");
+        assert_eq!(ByteConsumerCore::attach_cached(&pos, garbage).tail_hint(), h.load(Ordering::Relaxed));
     }
 
     /// Runs `f` on a fresh heap buffer of `cap` bytes with a producer and
