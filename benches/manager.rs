@@ -20,7 +20,7 @@
 //!   iteration is still one operation).
 //!
 //! The summary lines give operations per second, the ratio to the socket
-//! version and to Python's Manager (PERFORMANCE.md: 21 k dict sets/s with
+//! version and to Python's Manager (docs/performance.md: 21 k dict sets/s with
 //! one client, 51 k with two), and whether the targets are met (>= 20x
 //! Python and >= 3x the socket transport, one client).
 //!
@@ -39,7 +39,7 @@ use criterion::{Criterion, Throughput};
 use serde::{Deserialize, Serialize};
 use shmproc::{Connection, DictProxy, ListProxy, Manager, Pipe, Process};
 
-/// Python's Manager dict sets per second (PERFORMANCE.md), 1 and 2 clients.
+/// Python's Manager dict sets per second (docs/performance.md), 1 and 2 clients.
 const PYTHON_OPS: [f64; 2] = [21_000.0, 51_000.0];
 /// Distinct keys the sets and gets cycle through.
 const KEYS: u64 = 1000;

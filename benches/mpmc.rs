@@ -28,7 +28,7 @@
 //! another (on a 2-CPU machine the producers share one); `SHMPROC_BENCH_PIN=0`
 //! leaves placement to the scheduler. After the group, a one-line summary
 //! gives the rates (medians of the measured `iter_custom` samples), the
-//! ratios to the pipe and whether PERFORMANCE.md's target is met: the MPMC
+//! ratios to the pipe and whether docs/performance.md's target is met: the MPMC
 //! ring of `T: Pod`, 64 B, 2 producers and 1 consumer, at >= 5x the OS pipe.
 //!
 //! Run with `cargo bench --bench mpmc` (about 20 s).
@@ -64,7 +64,7 @@ const CMD_RING: u8 = b'R';
 const CMD_RING_BATCH: u8 = b'B';
 const CMD_PIPE: u8 = b'P';
 
-/// PERFORMANCE.md: MPMC ring of `T: Pod`, 64 B, 2 producers 1 consumer.
+/// docs/performance.md: MPMC ring of `T: Pod`, 64 B, 2 producers 1 consumer.
 const PIPE_RATIO_TARGET: f64 = 5.0;
 
 const GROUP: &str = "mpmc_64B_2p1c";

@@ -22,7 +22,7 @@
 //! CPUs while the groups run (`SHMPROC_BENCH_PIN=0` turns that off).
 //!
 //! After each group a summary line gives the medians, the ratios and
-//! whether PERFORMANCE.md's targets are met: Pipe round trip with steady
+//! whether docs/performance.md's targets are met: Pipe round trip with steady
 //! traffic <= 1/30 of the OS pipe's and below 0.9 us; after the peer slept,
 //! no worse than the OS pipe; 1 MiB messages >= 5x the OS pipe and >= 1.5x
 //! the Unix socket, loans independent of size.

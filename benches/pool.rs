@@ -35,13 +35,13 @@
 //! its group (shmproc's workers start with the default start method,
 //! forkserver). Nothing is pinned: the caller (and shmproc's supervisor
 //! thread) and two workers share the 2 CPUs, as Python's `Pool(2)` did for
-//! PERFORMANCE.md's figures.
+//! docs/performance.md's figures.
 //!
 //! After each group a one-line summary gives both sides in tasks/s
 //! (medians of the measured `iter_custom` samples), their ratio, and the
-//! ratio to Python's figure with PERFORMANCE.md's target: `Pool(2).map`
+//! ratio to Python's figure with docs/performance.md's target: `Pool(2).map`
 //! chunksize 1, 41 k tasks/s (target >= 10x); `apply_async`, 18 k (>= 20x);
-//! `ProcessPoolExecutor.submit`, 7.7 k (>= 20x). PERFORMANCE.md has no
+//! `ProcessPoolExecutor.submit`, 7.7 k (>= 20x). docs/performance.md has no
 //! Python figure for chunksize 100.
 //!
 //! Run with `cargo bench --bench pool` (about 45 s).
@@ -74,7 +74,7 @@ const PIPE_BUFFER: usize = 64 * 1024;
 const HANG_GUARD: Duration = Duration::from_secs(10);
 
 /// The groups: the pipe pool's chunk size, and Python's `Pool(2)`
-/// figures on this kind of machine with the targets (PERFORMANCE.md).
+/// figures on this kind of machine with the targets (docs/performance.md).
 const MAP_CHUNKSIZE1: Case = Case {
     group: "map_chunksize1_10k",
     shmproc: "Pool::map_chunked(.., 1)",
@@ -126,7 +126,7 @@ fn main() {
 // Groups
 
 /// One group: what the shmproc side calls, the chunk size of the pipe
-/// pool's side, and Python's figure if PERFORMANCE.md has one.
+/// pool's side, and Python's figure if docs/performance.md has one.
 struct Case {
     group: &'static str,
     shmproc: &'static str,
@@ -134,7 +134,7 @@ struct Case {
     python: Option<Python>,
 }
 
-/// A Python figure from PERFORMANCE.md and the target for shmproc.
+/// A Python figure from docs/performance.md and the target for shmproc.
 struct Python {
     what: &'static str,
     /// Tasks per second.
@@ -192,7 +192,7 @@ fn summary(case: &Case, rec: &Recorder) {
                 pipe / py.rate
             );
         }
-        None => line += "PERFORMANCE.md has no Python figure or target for this case",
+        None => line += "docs/performance.md has no Python figure or target for this case",
     }
     println!("{line}");
 }

@@ -23,7 +23,7 @@
 //!
 //! After the group, one line per method gives the mean milliseconds per
 //! start+join over the measured samples, the ratio to `std_command`, and
-//! the ratio to Python's figure on this kind of machine (PERFORMANCE.md:
+//! the ratio to Python's figure on this kind of machine (docs/performance.md:
 //! fork 4.0 ms, spawn 91 ms, forkserver 22 ms; targets <= 1/4, 1/10, 1/5).
 //!
 //! Run with `cargo bench --bench process`.
@@ -195,7 +195,7 @@ struct Row<'a> {
 }
 
 /// One line per method that ran: mean, ratio to `std_command`, and the
-/// ratio to Python with the PERFORMANCE.md target.
+/// ratio to Python with the docs/performance.md target.
 fn summary(s: &Samples) -> Vec<String> {
     let base = mean_ms(&s.std_command);
     let measured_modes = measured(&s.fork_modes);

@@ -17,7 +17,7 @@
 //!   length, then the 65 bytes: one `write` per message, delivered at once
 //!   as a queue delivers); the parent reads through a 64 KiB buffer and
 //!   decodes each frame. The summary also sets the queue's rate next to
-//!   Python's `mp.Queue`, 108 k msg/s (PERFORMANCE.md).
+//!   Python's `mp.Queue`, 108 k msg/s (docs/performance.md).
 //! - `queue_1MiB_one_way`: 1 MiB messages. `queue_4MiB_ring`: a queue
 //!   whose ring (`capacity_bytes(4 MiB)`) carries them inline;
 //!   `queue_default_ring`: the default 256 KiB ring, so each message goes
@@ -31,13 +31,13 @@
 //! - `joinable_put_done_join`: the parent puts `n` `u64` items into a
 //!   `JoinableQueue`, the peer gets each and calls `task_done`, the parent
 //!   `join`s; items/s next to Python's `JoinableQueue` put + task_done +
-//!   join, 108 k items/s (PERFORMANCE.md, which sets no target for it).
+//!   join, 108 k items/s (docs/performance.md, which sets no target for it).
 //!
 //! While a group runs, the parent and the peer are pinned to two different
-//! CPUs (as PERFORMANCE.md measures); `SHMPROC_BENCH_PIN=0` leaves placement
+//! CPUs (as docs/performance.md measures); `SHMPROC_BENCH_PIN=0` leaves placement
 //! to the scheduler. After each group a one-line summary gives both sides
 //! (medians of the measured `iter_custom` samples), their ratios and
-//! whether PERFORMANCE.md's targets are met: `Queue<T>` 64 B one way at
+//! whether docs/performance.md's targets are met: `Queue<T>` 64 B one way at
 //! 3x the OS pipe framed and 30x Python's `mp.Queue` or more; 1 MiB
 //! messages at 5x the OS pipe and 1.5x the Unix socket or more.
 //!
@@ -86,7 +86,7 @@ const CMD_JOINABLE: u8 = b'J';
 /// died) instead of hanging.
 const HANG_GUARD: Duration = Duration::from_secs(10);
 
-/// PERFORMANCE.md: Python's figures and the targets.
+/// docs/performance.md: Python's figures and the targets.
 const PYTHON_QUEUE: f64 = 108e3;
 const PYTHON_JOINABLE: f64 = 108e3;
 const SMALL_PIPE_TARGET: f64 = 3.0;
@@ -165,7 +165,7 @@ fn joinable_put_done_join(c: &mut Criterion) {
     let Some(items) = rec.rate("joinable_queue") else { return };
     println!(
         "joinable_put_done_join: JoinableQueue<u64> {:.2} M items/s (put by this process, get + task_done by the \
-         peer, one join per sample), Python JoinableQueue 0.108 M items/s: {:.1}x Python (PERFORMANCE.md sets no \
+         peer, one join per sample), Python JoinableQueue 0.108 M items/s: {:.1}x Python (docs/performance.md sets no \
          target for it)",
         items / 1e6,
         items / PYTHON_JOINABLE

@@ -23,10 +23,10 @@
 //! includes sending the command, so every function pays the same start-up.
 //!
 //! While the group runs, the parent and the peer are pinned to two different
-//! CPUs (as PERFORMANCE.md measures); `SHMPROC_BENCH_PIN=0` leaves placement
+//! CPUs (as docs/performance.md measures); `SHMPROC_BENCH_PIN=0` leaves placement
 //! to the scheduler. After the group, a one-line summary gives the rates
 //! (medians of the measured `iter_custom` samples), the ratios to the pipe
-//! and whether PERFORMANCE.md's targets are met: the SPSC ring of `T: Pod`,
+//! and whether docs/performance.md's targets are met: the SPSC ring of `T: Pod`,
 //! 64 B one way, at >= 10x the OS pipe and >= 18 M msg/s.
 //!
 //! Run with `cargo bench --bench ring` (about 30 s).
@@ -60,7 +60,7 @@ const CMD_RING: u8 = b'R';
 const CMD_RING_BATCH: u8 = b'B';
 const CMD_PIPE: u8 = b'P';
 
-/// PERFORMANCE.md: SPSC ring of `T: Pod`, 64 B, one way.
+/// docs/performance.md: SPSC ring of `T: Pod`, 64 B, one way.
 const PIPE_RATIO_TARGET: f64 = 10.0;
 const RATE_TARGET: f64 = 18e6;
 

@@ -10,12 +10,12 @@
 //!   over two OS pipes (one iteration = 1 increment). The summary gives
 //!   both rates, their ratio, and shmproc's rate next to Python's
 //!   `Value += 1` under its lock by 2 processes, 0.9 M ops/s
-//!   (PERFORMANCE.md: target >= 10x). The counter is checked after every
+//!   (docs/performance.md: target >= 10x). The counter is checked after every
 //!   sample.
 //! - `array_bulk_copy_8mib` (one process): [`Array<f64>`] of 8 MiB,
 //!   `copy_from_slice` (in) and `copy_to_slice` (out), each under the
 //!   lock, against `memcpy` of the same size between two `Vec`s
-//!   (PERFORMANCE.md: target >= 90 % of memcpy). A second summary line
+//!   (docs/performance.md: target >= 90 % of memcpy). A second summary line
 //!   gives the ratios from interleaved rounds (array in, array out,
 //!   memcpy, repeated), which a busy machine skews less.
 //!
@@ -40,7 +40,7 @@ const CMD_PIPE: u8 = b'P';
 const READY: u8 = b'R';
 const DONE: u8 = b'D';
 
-/// Python's `Value += 1` under its lock, 2 processes (PERFORMANCE.md).
+/// Python's `Value += 1` under its lock, 2 processes (docs/performance.md).
 const PYTHON_VALUE_OPS: f64 = 0.9e6;
 const PYTHON_TARGET: f64 = 10.0;
 const MEMCPY_TARGET: f64 = 0.9;

@@ -26,11 +26,11 @@
 //! - `value_increment_2proc`: the parent and the peer each increment one
 //!   [`Mutex<u64>`] `iters` times at once; against the same with the pthread
 //!   robust mutex; the summary sets the rate next to Python's `Value += 1`
-//!   under its lock by 2 processes, 0.9 M ops/s (PERFORMANCE.md). The
+//!   under its lock by 2 processes, 0.9 M ops/s (docs/performance.md). The
 //!   counter is checked after every sample.
 //!
 //! While a cross-process group runs, the parent and the peer are pinned to
-//! two different CPUs (as PERFORMANCE.md measures); `SHMPROC_BENCH_PIN=0`
+//! two different CPUs (as docs/performance.md measures); `SHMPROC_BENCH_PIN=0`
 //! leaves placement to the scheduler. After each group a one-line summary
 //! gives both sides and their ratio, from the medians of the measured
 //! `iter_custom` samples.
@@ -73,9 +73,9 @@ const CMD_PTHREAD_VALUE: u8 = b'T';
 const READY: u8 = b'R';
 const DONE: u8 = b'D';
 
-/// Python's `Value += 1` under its lock, 2 processes (PERFORMANCE.md).
+/// Python's `Value += 1` under its lock, 2 processes (docs/performance.md).
 const PYTHON_VALUE_OPS: f64 = 0.9e6;
-/// PERFORMANCE.md's targets: lock+unlock <= 1.2x pthread; Value >= 10x Python.
+/// docs/performance.md's targets: lock+unlock <= 1.2x pthread; Value >= 10x Python.
 const PTHREAD_TARGET: f64 = 1.2;
 const PYTHON_TARGET: f64 = 10.0;
 

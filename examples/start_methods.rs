@@ -31,7 +31,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 /// Python's multiprocessing, start+join of one child, in ms (measured on
-/// the project's 2-vCPU machine; PERFORMANCE.md).
+/// the project's 2-vCPU machine; docs/performance.md).
 fn python_ms(method: StartMethod) -> f64 {
     match method {
         StartMethod::Fork => 4.0,

@@ -1,9 +1,10 @@
 //! The crate's error types.
 //!
-//! Two tiers (STYLE.md section 5): small generic outcome types that give a
-//! value back (they arrive with the queues), and one [`Error`] enum for
-//! everything else. Every variant has a message that says what happened and,
-//! where it helps, what to do about it.
+//! Two tiers, written by hand: expected outcomes of non-blocking and timed
+//! calls are small generic types that give a value back (they arrive with
+//! the queues), and everything else is one [`Error`] enum. Every variant
+//! has a message that says what happened and, where it helps, what to do
+//! about it.
 
 use std::fmt;
 use std::io;

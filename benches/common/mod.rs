@@ -250,7 +250,7 @@ impl Backoff {
 }
 
 /// Pins this thread to one CPU and the peer to another while a group runs
-/// (PERFORMANCE.md measures processes on different CPUs), and restores the
+/// (docs/performance.md measures processes on different CPUs), and restores the
 /// original affinity afterwards. Does nothing on a single-CPU machine or
 /// with `SHMPROC_BENCH_PIN=0`.
 // Unused by `benches/process.rs`, which pins nothing.

@@ -1,5 +1,6 @@
-//! The expected outcomes of non-blocking and timed queue calls (tier 1 of
-//! STYLE.md section 5): small types that give the item back. Each converts
+//! The expected outcomes of non-blocking and timed queue calls (the first
+//! of the crate's two error tiers; the second is the one [`Error`] enum for
+//! everything else): small types that give the item back. Each converts
 //! into [`Error`] so `?` works in functions returning [`crate::Result`], and
 //! none needs `T: Debug` to be printed.
 

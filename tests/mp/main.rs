@@ -1,4 +1,4 @@
-//! Multi-process integration tests: RELIABILITY.md cases 1-12 (death while
+//! Multi-process integration tests: docs/reliability.md cases 1-12 (death while
 //! holding synchronization primitives), 20-38 (the segment parts; the queue
 //! parts arrive with the queues) and the process cases 39, 41 (plain
 //! processes), 43, 44 and 45.

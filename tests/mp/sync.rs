@@ -19,7 +19,7 @@
 //! case-5 failpoint 50 times, plus 100 random outside kills;
 //! `SHMPROC_MP_SWEEP=1000` runs every sweep 1 000 times. Latencies are
 //! printed (run with `--nocapture`) and asserted only against generous
-//! bounds: the targets in RELIABILITY.md are for the worst case on a loaded
+//! bounds: the targets in docs/reliability.md are for the worst case on a loaded
 //! machine, the tests guard against hangs.
 
 use std::collections::VecDeque;
