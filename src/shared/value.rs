@@ -138,10 +138,9 @@ impl<T: Pod + Send> ValueState<T> {
     /// `&mut T` is ever made over them).
     fn words(&self) -> &[std::sync::atomic::AtomicU64] {
         debug_assert!(seqlocked::<T>());
-        // SAFETY: `Padded<T>` is aligned to 8 and its size is a multiple of 8 (repr(C, align(8))), and the pointer
-        // comes from the UnsafeCell that spans all of it, so its n_words words are in provenance; it lies inside this
-        // ValueState, which `Shared` checked in bounds, aligned and writable; AtomicU64 is valid for any bits and
-        // interior-mutable, and for seqlocked T every access to these bytes is atomic; borrows `self`.
+        // SAFETY: `Padded<T>` is 8-aligned, a multiple of 8 long, and wholly inside the UnsafeCell the pointer comes
+        // from (so all n_words are in provenance) and inside this ValueState, checked in bounds, aligned, writable by
+        // `Shared`; AtomicU64 takes any bits, and seqlocked T's bytes are only accessed atomically; borrows `self`.
         unsafe { std::slice::from_raw_parts(self.data.0.get().cast::<std::sync::atomic::AtomicU64>(), n_words::<T>()) }
     }
 
