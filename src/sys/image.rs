@@ -8,6 +8,14 @@
 //! offset back into a pointer in the receiving process, after checking that
 //! the process runs the very same file and that the pointer type matches.
 //!
+//! Offsets hold only within one loaded object: a shared library (a dylib
+//! crate, std under `-C prefer-dynamic`, a `dlopen`ed plugin) is loaded at
+//! its own address, independently of the executable. So both ends check
+//! that the function lies in the object that holds the anchor (the ranges
+//! `/proc/self/maps` shows mapped from its file, read once):
+//! [`FnRef::of`] refuses a function of another object, and
+//! [`FnRef::resolve`] refuses an offset that lands outside it.
+//!
 //! Trust: the offsets arrive from our parent (in a memfd only it and we
 //! hold). A process able to write them could already run any code as us.
 
@@ -21,6 +29,44 @@ fn anchor() {}
 fn anchor_addr() -> usize {
     let f: fn() = anchor;
     f as usize
+}
+
+/// The address ranges mapped from the file that holds the anchor (the
+/// executable, or the shared library that links shmproc), read once from
+/// `/proc/self/maps`; empty if that could not be read.
+fn anchor_object() -> &'static [(usize, usize)] {
+    static RANGES: std::sync::OnceLock<Vec<(usize, usize)>> = std::sync::OnceLock::new();
+    RANGES.get_or_init(|| {
+        std::fs::read_to_string("/proc/self/maps").map_or_else(|_| Vec::new(), |m| ranges_of(&m, anchor_addr()))
+    })
+}
+
+/// In the text of `/proc/<pid>/maps`, the ranges mapped from the same file
+/// (device and inode) as the mapping that contains `addr`.
+fn ranges_of(maps: &str, addr: usize) -> Vec<(usize, usize)> {
+    // start-end perms offset dev inode [path]
+    let parse = |line: &str| -> Option<(usize, usize, String, u64)> {
+        let mut f = line.split_whitespace();
+        let (start, end) = f.next()?.split_once('-')?;
+        let (start, end) = (usize::from_str_radix(start, 16).ok()?, usize::from_str_radix(end, 16).ok()?);
+        let dev = f.nth(2)?.to_owned();
+        let inode = f.next()?.parse().ok()?;
+        Some((start, end, dev, inode))
+    };
+    let lines: Vec<_> = maps.lines().filter_map(parse).collect();
+    let Some((_, _, dev, inode)) = lines.iter().find(|(s, e, _, ino)| *s <= addr && addr < *e && *ino != 0) else {
+        return Vec::new();
+    };
+    lines.iter().filter(|(_, _, d, i)| d == dev && i == inode).map(|(s, e, _, _)| (*s, *e)).collect()
+}
+
+/// Whether `addr` lies in the same loaded object as the anchor: mapped
+/// from the same file. (Where the maps could not be read, every address
+/// passes; `/proc/self/exe` is then unreadable too, and [`ExeId`] fails
+/// first.)
+fn in_anchor_object(addr: usize) -> bool {
+    let ranges = anchor_object();
+    ranges.is_empty() || ranges.iter().any(|&(s, e)| s <= addr && addr < e)
 }
 
 /// Function-pointer types that may be named across processes.
@@ -66,7 +112,19 @@ fn type_hash<F: 'static>() -> u64 {
 
 impl FnRef {
     /// Names `f`.
+    ///
+    /// # Errors
+    /// `InvalidInput` if `f` lives in another loaded object than shmproc's
+    /// own code (a shared library): its offset would mean nothing in
+    /// another process; an error reading `/proc/self/exe`.
     pub(crate) fn of<F: FnPtr>(f: F) -> io::Result<FnRef> {
+        if !in_anchor_object(f.addr()) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "the function lives in a shared library, not in the executable: only functions of the \
+                 executable that links shmproc can be named across processes",
+            ));
+        }
         Ok(FnRef {
             offset: f.addr().wrapping_sub(anchor_addr()) as i64,
             type_hash: type_hash::<F>(),
@@ -87,10 +145,14 @@ impl FnRef {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "function type differs between processes"));
         }
         let addr = anchor_addr().wrapping_add(self.offset as usize);
+        if !in_anchor_object(addr) {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "the function offset lands outside the executable"));
+        }
         debug_assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<usize>());
         // SAFETY: F is a fn-pointer type (FnPtr contract) of pointer size; `addr` is the address `FnRef::of` took
         // from a value of the same type F (type hash checked above) in a process running the same executable file
-        // (ExeId checked above), shifted by the image's load offset, so it is that same function here.
+        // (ExeId checked above), and in the same loaded object as the anchor (checked there and above), at the same
+        // distance from the anchor, so it is that same function here.
         Ok(unsafe { std::mem::transmute_copy::<usize, F>(&addr) })
     }
 }
@@ -191,6 +253,39 @@ mod tests {
         assert_eq!(g(1, 2), 3);
         assert!(r.resolve::<fn(u64, u32) -> u64>().is_err(), "argument order is part of the type");
         assert!(r.resolve::<fn(u32) -> u64>().is_err());
+    }
+
+    /// A function of another loaded object (here libc's `abs`, through a
+    /// pointer that is never called) cannot be named, and an offset that
+    /// lands there does not resolve.
+    #[test]
+    fn functions_of_other_objects_are_refused() {
+        let libc_fn = libc::abs as *const () as usize;
+        if in_anchor_object(libc_fn) {
+            return; // a static binary: libc is part of the executable
+        }
+        // SAFETY: only the address is used (never called); fn pointers are pointer-sized.
+        let f: fn(i32) -> i32 = unsafe { std::mem::transmute::<usize, fn(i32) -> i32>(libc_fn) };
+        assert_eq!(FnRef::of(f).map_err(|e| e.kind()), Err(io::ErrorKind::InvalidInput));
+        let ours: fn(u32) -> u32 = double;
+        let mut r = FnRef::of(ours).expect("ours");
+        r.offset = libc_fn.wrapping_sub(anchor_addr()) as i64;
+        assert_eq!(r.resolve::<fn(u32) -> u32>().map_err(|e| e.kind()).err(), Some(io::ErrorKind::InvalidData));
+    }
+
+    #[test]
+    fn maps_lines_group_by_file() {
+        let maps = "\
+1000-2000 r--p 00000000 08:01 42 /bin/app
+2000-5000 r-xp 00001000 08:01 42 /bin/app
+5000-6000 rw-p 00000000 00:00 0
+7000-8000 r-xp 00000000 08:01 77 /lib/libc.so
+9000-a000 rw-p 00004000 08:01 42 /bin/app
+";
+        assert_eq!(ranges_of(maps, 0x2100), [(0x1000, 0x2000), (0x2000, 0x5000), (0x9000, 0xa000)]);
+        assert_eq!(ranges_of(maps, 0x7100), [(0x7000, 0x8000)]);
+        assert!(ranges_of(maps, 0x5100).is_empty(), "anonymous memory is no object");
+        assert!(ranges_of("garbage\n", 0x10).is_empty());
     }
 
     #[test]
