@@ -3,8 +3,9 @@
 //! server takes its role even in binaries whose `main` is not ours (test
 //! harnesses, examples without `shmproc::init()`).
 //!
-//! It reads and removes two environment variables; when neither is set
-//! (every ordinary start) it returns at once. This is the one place where
+//! It reads (and, while the process has one thread, removes) two
+//! environment variables; when neither is set (every ordinary start) it
+//! returns at once. This is the one place where
 //! `sys` calls up into the process layer.
 
 /// The variable that tells a re-executed child where its task is.
@@ -27,12 +28,18 @@ extern "C" fn on_load() {
     }
 }
 
+/// The variable's value, removed from the environment (so that it does not
+/// leak to the task's own children) when that is sound: only while this
+/// process has one thread. Another constructor that ran before ours may
+/// have started a thread; then the variable stays, and shmproc's own starts
+/// set or remove both variables for each child they make explicitly.
 fn take_env(key: &str) -> Option<String> {
     let value = std::env::var(key).ok()?;
-    // SAFETY: we run from `.init_array` before `main`, while the process is a freshly exec'ed image with a single
-    // thread, so no other thread can read or write the environment concurrently. Removing the variable keeps it from
-    // leaking to the task's own children.
-    unsafe { std::env::remove_var(key) };
+    if super::process::thread_count().is_ok_and(|n| n == 1) {
+        // SAFETY: this process has one thread (counted just above; only this thread could start another, and it does
+        // not), so no other thread can read or write the environment during the call.
+        unsafe { std::env::remove_var(key) };
+    }
     Some(value)
 }
 
