@@ -110,7 +110,17 @@ fn bury(nonce: u64) {
     all.retain(|c| c.nonce != nonce);
 }
 
+/// In a forked child: the parent's connections and what it knew of dead
+/// managers go without being read (a parent thread may have held their
+/// locks at the fork). The child makes its own connections.
+extern "C" fn after_fork_in_child() {
+    crate::sys::process::reset_in_child(&CLIENTS, Vec::new());
+    crate::sys::process::reset_in_child(&DEAD, Vec::new());
+}
+
 fn this_process() -> Result<u64> {
+    static REGISTERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    crate::sys::process::at_fork_child_once(&REGISTERED, after_fork_in_child);
     registry::process_id().map(|(_, nonce)| nonce).map_err(|e| Error::os("liveness token", e))
 }
 

@@ -125,26 +125,41 @@ struct State {
     parent: Option<ProcessInfo>,
     children: Vec<Arc<ChildState>>,
     counter: u64,
-    at_exit: bool,
 }
 
 static STATE: Mutex<Option<State>> = Mutex::new(None);
 
+/// Whether `join_at_exit` is registered (inherited by forked children, as
+/// `atexit` registrations are).
+static AT_EXIT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// In a forked child, right after the fork (an atfork handler): the
+/// process layer's process-wide state (this registry, the launcher thread,
+/// the spawn lock, the fork server) goes without being read. Another thread
+/// of the parent may have held one of their locks, mid-update, at the fork;
+/// that thread does not exist here, so the lock would stay held forever.
+extern "C" fn after_fork_in_child() {
+    sysproc::reset_in_child(&STATE, None);
+    super::start::reset_in_child();
+    super::spawn::reset_in_child();
+    super::forkserver::reset_in_child();
+}
+
 fn with_state<T>(f: impl FnOnce(&mut State) -> T) -> T {
+    static REGISTERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    sysproc::at_fork_child_once(&REGISTERED, after_fork_in_child);
     let pid = sysproc::pid();
     let mut g = STATE.lock();
     let fresh = g.as_ref().is_none_or(|s| s.pid != pid);
     if fresh {
-        // First use, or a forked child that inherited its parent's state:
+        // First use, or a forked child whose fork ran no atfork handler:
         // the parent's children are not ours.
-        let at_exit = g.as_ref().is_some_and(|s| s.at_exit);
         *g = Some(State {
             pid,
             me: ProcessInfo { pid, name: "MainProcess".into(), daemon: false },
             parent: None,
             children: Vec::new(),
             counter: 0,
-            at_exit,
         });
     }
     f(g.as_mut().expect("invariant: initialised above"))
@@ -182,7 +197,7 @@ pub(crate) fn register(child: Arc<ChildState>) {
     let first = with_state(|s| {
         s.children.retain(|c| matches!(c.poll(), Ok(None)));
         s.children.push(child);
-        !std::mem::replace(&mut s.at_exit, true)
+        !AT_EXIT.swap(true, std::sync::atomic::Ordering::Relaxed)
     });
     if first {
         let _ = sysproc::at_exit(join_at_exit);

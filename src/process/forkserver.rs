@@ -30,6 +30,12 @@ struct Server {
 
 static SERVER: Mutex<Option<Server>> = Mutex::new(None);
 
+/// In a forked child (see `current::after_fork_in_child`): the fork server
+/// is the parent's; its handle is forgotten here, never used or dropped.
+pub(super) fn reset_in_child() {
+    sysproc::reset_in_child(&SERVER, None);
+}
+
 fn launch() -> Result<Server> {
     let (ours, theirs) = UnixStream::pair().map_err(|e| Error::os("socketpair", e))?;
     let me = sysproc::pid();

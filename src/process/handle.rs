@@ -258,11 +258,21 @@ impl ProcessBuilder {
     /// # Safety
     ///
     /// A forked child has only the thread that forked; any lock another
-    /// thread held at that moment (malloc's, std's, yours) stays locked
-    /// forever in the child. The caller guarantees that the child's work
-    /// takes no such lock. Note that shmproc itself, in the child, allocates
-    /// (glibc's malloc is fork-safe) and flushes stdout and stderr when the
-    /// work is done: do not use this while other threads write to them.
+    /// thread held at that moment stays locked forever in the child.
+    ///
+    /// What shmproc takes care of: its own process-wide state (the liveness
+    /// token, the process registry, the launcher thread, the spawn lock,
+    /// the fork server handle, manager connections) is reset in every
+    /// forked child by fork handlers, whatever another thread was doing
+    /// with it; glibc's allocator is fork-safe.
+    ///
+    /// What the caller guarantees: at the moment of the fork, no other
+    /// thread holds a lock that the child will take. That covers the
+    /// caller's own locks and std's: the child flushes stdout and stderr
+    /// when its work is done and installs a panic hook, so no other thread
+    /// may be writing to stdout or stderr, panicking, or setting a panic
+    /// hook during the fork; nor running `Pool` waits (their Ctrl-C hook's
+    /// lock is not reset in the child).
     #[allow(unsafe_code)] // declares a contract only; no unsafe operation here
     pub unsafe fn allow_fork_with_threads(mut self) -> Self {
         self.permit = Some(ForkPermit::CallerPromised);

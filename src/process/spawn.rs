@@ -15,6 +15,12 @@ use crate::sys::shm as sysshm;
 /// one child are closed before the next child is started.
 pub(crate) static SPAWN_LOCK: Mutex<()> = Mutex::new(());
 
+/// In a forked child (see `current::after_fork_in_child`): a parent thread
+/// that was starting a child at the fork does not exist here.
+pub(super) fn reset_in_child() {
+    crate::sys::process::reset_in_child(&SPAWN_LOCK, ());
+}
+
 /// Re-executes the current binary with the role variable `var` set to
 /// `value(numbers)`, where `numbers` are the descriptors the new process
 /// inherits: duplicates of `inherit`, made inheritable for this start only

@@ -246,6 +246,12 @@ impl Context {
 type Job = Box<dyn FnOnce() + Send>;
 static LAUNCHER: Mutex<Option<(u32, mpsc::Sender<Job>)>> = Mutex::new(None);
 
+/// In a forked child (see `current::after_fork_in_child`): forgets the
+/// parent's launcher thread, which does not exist here.
+pub(super) fn reset_in_child() {
+    crate::sys::process::reset_in_child(&LAUNCHER, None);
+}
+
 /// Runs `f` on a thread that lives as long as the process: the main thread
 /// if we are on it, else a dedicated launcher thread. The parent-death
 /// signal of a child fires when the *thread* that started it exits, so

@@ -106,6 +106,26 @@ pub(crate) fn fork(permit: ForkPermit) -> io::Result<Forked> {
     }
 }
 
+/// In a forked child's only thread, right after the fork and before any
+/// code of the child took `lock`: releases `lock` if a parent thread held
+/// it at the fork (that thread does not exist here, so nothing would ever
+/// release it) and replaces its value by `fresh` without reading or
+/// dropping the old one (the holder may have been halfway through a
+/// change; the old value is leaked in the child, never read).
+pub(crate) fn reset_in_child<T>(lock: &parking_lot::Mutex<T>, fresh: T) {
+    if lock.is_locked() {
+        // SAFETY: by this function's contract we are the child's only thread and no code here took `lock`, so its
+        // holder is a parent thread that does not exist in this process and whose guard will never be dropped: a
+        // discarded guard, which force_unlock's contract allows.
+        unsafe { lock.force_unlock(Default::default()) };
+    }
+    let mut g = lock.lock();
+    let slot: *mut T = &mut *g;
+    // SAFETY: `slot` is the locked, exclusively borrowed value; `write` stores `fresh` without reading or dropping
+    // the old value, which may be half-written.
+    unsafe { slot.write(fresh) };
+}
+
 /// `clone(CLONE_PARENT | SIGCHLD)` of a single-threaded process: like
 /// `fork`, but the new process is a child of *our* parent. The fork server
 /// uses it so that every process it starts is a direct child of the program
@@ -161,6 +181,14 @@ pub(crate) fn at_exit(f: extern "C" fn()) -> io::Result<()> {
         return Err(io::Error::other("atexit failed"));
     }
     Ok(())
+}
+
+/// [`at_fork_child`] the first time it is called with `done` (a flag of
+/// the caller's: one registration per handler).
+pub(crate) fn at_fork_child_once(done: &'static std::sync::atomic::AtomicBool, f: extern "C" fn()) {
+    if !done.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        let _ = at_fork_child(f);
+    }
 }
 
 /// Registers `f` to run in the child after every `fork(3)` made through

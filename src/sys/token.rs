@@ -162,12 +162,29 @@ static FORK_GEN: AtomicU32 = AtomicU32::new(1);
 /// it twice is harmless.
 pub(crate) fn after_fork_in_child() {
     FORK_GEN.fetch_add(1, Ordering::Relaxed);
+    forget_parents_token();
     let fd = TOKEN_FD.swap(-1, Ordering::Relaxed);
     if fd >= 0 {
         // SAFETY: `fd` was the token descriptor, owned by TOKEN_FD alone
         // (nothing else closes it), and the swap above gave it to us once.
         drop(unsafe { OwnedFd::from_raw_fd(fd) });
     }
+}
+
+/// Drops the parent's token state in a forked child without reading it
+/// (another thread of the parent may have held [`CURRENT`], mid-update, at
+/// the fork: then the lock would stay held forever here, and the value
+/// could be half-written).
+fn forget_parents_token() {
+    super::process::reset_in_child(&CURRENT, None);
+}
+
+/// Takes [`CURRENT`], making sure first that a forked child can take it
+/// again ([`after_fork_in_child`] runs in every child forked through libc).
+fn held() -> parking_lot::MutexGuard<'static, Option<Held>> {
+    static REGISTERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    super::process::at_fork_child_once(&REGISTERED, atfork_child);
+    CURRENT.lock()
 }
 
 /// Which process this is, as far as fork goes: a number that changes in a
@@ -258,21 +275,17 @@ fn create(pid: u32) -> io::Result<Held> {
 /// which must not pass for its parent).
 pub(crate) fn current() -> io::Result<Token> {
     let pid = super::process::pid();
-    let mut slot = CURRENT.lock();
+    let mut slot = held();
     if let Some(h) = slot.as_ref()
         && h.token.pid == pid
     {
         return Ok(h.token);
     }
-    // First use, or we are a forked child: the parent's mapping is dropped
-    // (its descriptor was closed right after the fork).
-    let first = slot.is_none();
+    // First use, or a forked child whose fork ran no atfork handler (a raw
+    // clone by other code): the parent's token is replaced.
     *slot = Some(create(pid)?);
     let token = slot.as_ref().expect("invariant: set above").token;
     drop(slot);
-    if first {
-        let _ = super::process::at_fork_child(atfork_child);
-    }
     // Tokens of dead processes are small files; tidy a bounded number so
     // that short-lived processes do not pile them up.
     if let Ok(dir) = Dir::default_dir() {
@@ -284,7 +297,7 @@ pub(crate) fn current() -> io::Result<Token> {
 /// Whether the process that owns `token` is alive. Never says `Dead`
 /// unless the kernel confirms it.
 pub(crate) fn liveness(token: Token) -> Liveness {
-    if let Some(h) = CURRENT.lock().as_ref()
+    if let Some(h) = held().as_ref()
         && h.token.tag() == token.tag()
         && h.token.pid == super::process::pid()
     {
@@ -349,7 +362,7 @@ pub(crate) struct TagInfo {
 /// whether its owner lives. Never opens this process's own token (that
 /// would drop its lock), and never creates a token.
 pub(crate) fn tag_info(tag: u32) -> TagInfo {
-    if let Some(h) = CURRENT.lock().as_ref()
+    if let Some(h) = held().as_ref()
         && h.token.tag() == tag
         && h.token.pid == super::process::pid()
     {
@@ -398,7 +411,7 @@ pub(crate) fn sweep_dead(dir: &Dir, max: usize) -> io::Result<usize> {
             break;
         }
         let Some(tag) = parse_tag(&name) else { continue };
-        if CURRENT.lock().as_ref().is_some_and(|h| h.token.tag() == tag) {
+        if held().as_ref().is_some_and(|h| h.token.tag() == tag) {
             continue;
         }
         if matches!(probe(tag), Probe::Dead) && dir.unlink(&name).is_ok() {
@@ -438,7 +451,7 @@ impl Drop for ThreadSlot {
         if slot == 0 {
             return;
         }
-        if let Some(h) = CURRENT.lock().as_mut() {
+        if let Some(h) = held().as_mut() {
             if h.token.nonce != me.nonce {
                 return;
             }
@@ -490,7 +503,7 @@ fn me_slow(fgen: u32) -> io::Result<(u32, u64)> {
     }
     let token = current()?;
     let slot = {
-        let mut g = CURRENT.lock();
+        let mut g = held();
         let h = g.as_mut().ok_or_else(|| io::Error::other("token vanished"))?;
         let slot = if let Some(s) = h.free_slots.pop() {
             s
@@ -531,7 +544,7 @@ pub(crate) fn note_released() {
 pub(crate) fn owner_dead(id: u32, nonce: u64) -> bool {
     let tag = id >> SLOT_BITS;
     let slot = (id & ((1 << SLOT_BITS) - 1)) as usize;
-    if let Some(h) = CURRENT.lock().as_ref()
+    if let Some(h) = held().as_ref()
         && h.token.tag() == tag
         && h.token.pid == super::process::pid()
     {

@@ -117,3 +117,63 @@ fn reading_ones_own_token_file_keeps_one_alive() {
     drop((m, held, release));
     ctx.finish();
 }
+
+/// Task: while a second thread keeps entering shmproc's process-wide
+/// state (the process registry through `current_process`, the liveness
+/// token through `try_acquire` on a lock held by this thread), forks
+/// `rounds` children under `allow_fork_with_threads`; each child takes a
+/// lock of its own (a new liveness token) and reads its process record.
+/// A child forked while the other thread held one of those locks used to
+/// wait forever for it; the fork handlers reset them. Returns how many
+/// children came back.
+fn fork_beside_a_busy_thread(rounds: u32) -> Result<u32, String> {
+    let s = |e: Error| e.to_string();
+    let held = shmproc::Lock::new().map_err(s)?;
+    held.acquire().map_err(s)?;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let busy = {
+        let (stop, held) = (stop.clone(), held.clone());
+        std::thread::spawn(move || {
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = shmproc::current_process();
+                let _ = held.try_acquire();
+            }
+        })
+    };
+    let mut back = 0;
+    for _ in 0..rounds {
+        // SAFETY: the other thread takes no lock of ours or std's that the
+        // child needs, other than shmproc's own, which the fork handlers
+        // reset (the subject of this test); it neither prints nor panics.
+        #[allow(unsafe_code)]
+        let b = unsafe { Process::builder().allow_fork_with_threads() };
+        let mut p = b
+            .fork(|| -> u32 {
+                let mine = shmproc::Lock::new().expect("lock");
+                mine.acquire().expect("acquire");
+                shmproc::current_process().pid()
+            })
+            .map_err(s)?;
+        match p.join_timeout(HANG_GUARD).map_err(s)? {
+            Some(pid) if pid == p.pid() => back += 1,
+            Some(pid) => return Err(format!("child says pid {pid}, is {}", p.pid())),
+            None => {
+                let _ = p.kill();
+                return Err("a child forked beside a busy thread hung".to_owned());
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    busy.join().map_err(|_| "the busy thread panicked".to_owned())?;
+    Ok(back)
+}
+
+/// Children forked with other threads inside shmproc calls never wait for
+/// a lock a vanished parent thread held.
+#[test]
+fn a_fork_beside_a_busy_thread_finds_shmproc_unlocked() {
+    let ctx = Ctx::new("sound-fork-busy");
+    let mut p = Context::new(StartMethod::Spawn).spawn(fork_beside_a_busy_thread, 200).expect("start the task");
+    assert_eq!(p.join().expect("join").unwrap_or_else(|e| panic!("{e}")), 200);
+    ctx.finish();
+}
