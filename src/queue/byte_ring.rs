@@ -416,7 +416,7 @@ impl ByteProducer {
     /// [`Error::Corrupt`] if the consumer's position makes no sense.
     #[inline]
     pub fn push(&mut self, msg: &[u8]) -> Result<bool> {
-        self.claim.check(&self.ring.hdr.producer, &self.ring.hdr.producer_nonce)?;
+        self.claim.check(|| (&self.ring.hdr.producer, &self.ring.hdr.producer_nonce))?;
         check_len(msg.len(), self.buf.capacity())?;
         Ok(self.core.push(&self.ring.positions(), &self.buf, msg, TAG_INLINE)?)
     }
@@ -440,7 +440,7 @@ impl ByteProducer {
     /// # Errors
     /// As for [`push`](ByteProducer::push).
     pub fn reserve(&mut self, len: usize) -> Result<Option<WriteLoan<'_>>> {
-        self.claim.check(&self.ring.hdr.producer, &self.ring.hdr.producer_nonce)?;
+        self.claim.check(|| (&self.ring.hdr.producer, &self.ring.hdr.producer_nonce))?;
         let n = check_len(len, self.buf.capacity())?;
         let Some(span) = self.core.reserve(&self.ring.positions(), &self.buf, n)? else { return Ok(None) };
         Ok(Some(WriteLoan { tx: self, span, len }))
@@ -576,7 +576,7 @@ impl ByteConsumer {
     /// As for [`pop`](ByteConsumer::pop).
     #[inline]
     pub fn pop_into(&mut self, out: &mut Vec<u8>) -> Result<Option<usize>> {
-        self.claim.check(&self.ring.hdr.consumer, &self.ring.hdr.consumer_nonce)?;
+        self.claim.check(|| (&self.ring.hdr.consumer, &self.ring.hdr.consumer_nonce))?;
         match self.core.pop_into(&self.ring.positions(), &self.buf, out)? {
             Some(_) => Ok(Some(out.len())),
             None => {
@@ -606,7 +606,7 @@ impl ByteConsumer {
     /// # Errors
     /// As for [`pop`](ByteConsumer::pop).
     pub fn peek(&mut self) -> Result<Option<ReadLoan<'_>>> {
-        self.claim.check(&self.ring.hdr.consumer, &self.ring.hdr.consumer_nonce)?;
+        self.claim.check(|| (&self.ring.hdr.consumer, &self.ring.hdr.consumer_nonce))?;
         let span = match self.core.peek(&self.ring.positions(), &self.buf)? {
             Some(span) => span,
             None => {

@@ -89,11 +89,14 @@ impl Claim {
     /// [`Error::RoleLost`] if another process took the role over before
     /// the child's first use; [`Error::Os`] if the child can make no
     /// liveness token.
+    /// `words` gives the role's word and nonce word; it is called only
+    /// in that child, so the hot path is one load and a compare.
     #[inline]
-    pub(crate) fn check(&mut self, word: &AtomicU32, nonce_word: &AtomicU64) -> Result<()> {
+    pub(crate) fn check<'a>(&mut self, words: impl FnOnce() -> (&'a AtomicU32, &'a AtomicU64)) -> Result<()> {
         if owner::fork_generation() == self.fork_gen {
             return Ok(());
         }
+        let (word, nonce_word) = words();
         self.adopt(word, nonce_word)
     }
 

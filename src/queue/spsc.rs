@@ -1026,8 +1026,11 @@ impl<T: Pod + Send> Producer<T> {
     /// In a forked child that received this handle, moves the role to it.
     #[inline]
     fn check_role(&mut self) -> Result<()> {
-        let h = self.ring.header();
-        self.claim.check(&h.producer, &h.producer_nonce)
+        let ring = &self.ring;
+        self.claim.check(|| {
+            let h = ring.header();
+            (&h.producer, &h.producer_nonce)
+        })
     }
 }
 
@@ -1035,8 +1038,11 @@ impl<T: Pod + Send> Consumer<T> {
     /// In a forked child that received this handle, moves the role to it.
     #[inline]
     fn check_role(&mut self) -> Result<()> {
-        let h = self.ring.header();
-        self.claim.check(&h.consumer, &h.consumer_nonce)
+        let ring = &self.ring;
+        self.claim.check(|| {
+            let h = ring.header();
+            (&h.consumer, &h.consumer_nonce)
+        })
     }
 }
 
