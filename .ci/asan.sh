@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# By hand, not in .ci/run: AddressSanitizer (nightly) over the tests that
-# parse shared state: header validation, the property tests, the
-# hostile-header and ring-garbage multi-process tests, and the ring tests.
+# By hand, not in .ci/run: AddressSanitizer (nightly) over the unit tests
+# that parse shared state (header validation, names, rings, the channel),
+# every multi-process test (helpers are instrumented too), and the
+# thread-level tests of the primitives that share memory.
 set -euo pipefail
 export RUSTFLAGS="-Zsanitizer=address"
 export RUSTDOCFLAGS="-Zsanitizer=address"
@@ -11,5 +12,6 @@ export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/asan"
 target=$(rustc +nightly -vV | sed -n 's/^host: //p')
 cargo +nightly test --target "$target" --lib -- header name arena spsc channel
-cargo +nightly test --target "$target" --test mp -- hostile ring
-cargo +nightly test --target "$target" --test ring
+cargo +nightly test --target "$target" --test mp
+cargo +nightly test --target "$target" --test ring --test sync --test queue --test pipe --test mpmc --test shared \
+    --test segment --test issue_13

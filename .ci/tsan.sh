@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# By hand, not in .ci/run: ThreadSanitizer (nightly, std rebuilt with the
+# sanitizer so its own synchronisation is visible) over the tests where
+# threads of one process share a segment: the sync primitives, rings,
+# queues and pipes, and the multi-process tests of the same areas (each
+# helper process is instrumented too; races between processes are not
+# visible to ThreadSanitizer, only those between threads of one process).
+# Needs `rustup component add rust-src --toolchain nightly`.
+set -euo pipefail
+target=$(rustc +nightly -vV | sed -n 's/^host: //p')
+export RUSTFLAGS="-Zsanitizer=thread"
+export RUSTDOCFLAGS="-Zsanitizer=thread"
+export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/tsan"
+cargo +nightly test -Zbuild-std --target "$target" --test sync --test ring --test mpmc --test queue --test pipe --test shared
+cargo +nightly test -Zbuild-std --target "$target" --test mp -- sync ring mpmc queue pipe shared soundness
