@@ -5,7 +5,7 @@
 
 use std::sync::atomic::AtomicU8;
 
-use shmproc::{Access, Array, Error, Mutex, Segment, Value};
+use shmproc::{Access, Array, Error, Mutex, Segment, SpscRing, Value};
 
 fn unique(label: &str) -> String {
     format!("issue13-{label}-{}", std::process::id())
@@ -71,4 +71,21 @@ fn object_segments_give_no_raw_bytes() {
     let seg = Segment::anonymous(8).expect("segment");
     seg.write_at(0, &[1]).expect("write");
     assert!(seg.typed::<AtomicU8>(0).is_ok());
+}
+
+/// A named ring's serialized handle decodes as a `Segment` (the form is
+/// shared), but that segment gives no bytes: the ring's slots are reached
+/// only through its roles and their loans.
+#[cfg(feature = "codec")]
+#[test]
+fn a_ring_decoded_as_a_segment_gives_no_bytes() {
+    let name = unique("ring");
+    let ring = SpscRing::<u64>::create(&name, 8).expect("ring");
+    let mut tx = ring.producer().expect("producer");
+    let loan = tx.reserve(1).expect("loan");
+    loan[0] = 7;
+    let bytes = postcard::to_allocvec(&ring).expect("encode");
+    let seg: Segment = postcard::from_bytes(&bytes).expect("decode as a segment");
+    refuses_bytes(&seg);
+    tx.commit(1);
 }
