@@ -177,3 +177,64 @@ fn a_fork_beside_a_busy_thread_finds_shmproc_unlocked() {
     assert_eq!(p.join().expect("join").unwrap_or_else(|e| panic!("{e}")), 200);
     ctx.finish();
 }
+
+/// Task: 1 023 threads take every thread slot of this process's token
+/// (each takes a lock once, so it gets an owner id) and stay alive; then
+/// two more threads try the same `RLock` in turn while the first of them
+/// still holds it. Those two used to share slot 0, so the re-entrant lock
+/// let both in. Returns how many of the two held it (at most one).
+fn slots_run_out(_: ()) -> Result<u32, String> {
+    use std::sync::{Arc, Barrier, mpsc};
+    let s = |e: Error| e.to_string();
+    let dummy = shmproc::Lock::new().map_err(s)?;
+    let rlock = shmproc::RLock::new().map_err(s)?;
+    let parked = Arc::new(Barrier::new(1024));
+    let release = Arc::new(Barrier::new(1024));
+    let mut threads = Vec::new();
+    for _ in 0..1023 {
+        let (dummy, parked, release) = (dummy.clone(), parked.clone(), release.clone());
+        let t = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || {
+            let _ = dummy.try_acquire().map(|got| got && dummy.release().is_ok());
+            parked.wait();
+            release.wait();
+        });
+        threads.push(t.map_err(|e| format!("thread: {e}"))?);
+    }
+    parked.wait(); // every slot is taken now (this thread took none)
+    let (held_tx, held_rx) = mpsc::channel::<bool>();
+    let (go_tx, go_rx) = mpsc::channel::<()>();
+    let first = {
+        let rlock = rlock.clone();
+        let held_tx = held_tx.clone();
+        std::thread::spawn(move || {
+            let held = matches!(rlock.try_acquire(), Ok(true));
+            let _ = held_tx.send(held);
+            let _ = go_rx.recv(); // hold it while the second one tries
+            if held {
+                let _ = rlock.release();
+            }
+        })
+    };
+    let first_held = held_rx.recv().map_err(|_| "first thread died".to_owned())?;
+    let second_held = std::thread::spawn(move || matches!(rlock.try_acquire(), Ok(true)))
+        .join()
+        .map_err(|_| "second thread panicked".to_owned())?;
+    let _ = go_tx.send(());
+    first.join().map_err(|_| "first thread panicked".to_owned())?;
+    release.wait();
+    for t in threads {
+        t.join().map_err(|_| "a slot thread panicked".to_owned())?;
+    }
+    Ok(u32::from(first_held) + u32::from(second_held))
+}
+
+/// Past the last thread slot, a thread gets an error instead of sharing an
+/// owner id with another thread: a re-entrant lock never admits two.
+#[test]
+fn two_threads_never_share_an_owner_id() {
+    let ctx = Ctx::new("sound-slots");
+    let mut p = Context::new(StartMethod::Spawn).spawn(slots_run_out, ()).expect("start the task");
+    let holders = p.join().expect("join").unwrap_or_else(|e| panic!("{e}"));
+    assert!(holders <= 1, "{holders} threads held one re-entrant lock at once");
+    ctx.finish();
+}
