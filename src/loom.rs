@@ -269,7 +269,7 @@ pub(crate) mod owner {
     }
 
     #[cfg(not(shmproc_loom))]
-    pub(crate) use crate::sys::token::{fork_generation, me, note_acquired, note_released, owner_dead, process_me};
+    pub(crate) use crate::sys::token::{me, note_acquired, note_released, owner_dead, process_me, role_epoch};
 
     /// Whether waits check for dead owners.
     #[cfg(not(shmproc_loom))]
@@ -279,7 +279,7 @@ pub(crate) mod owner {
 
     #[cfg(shmproc_loom)]
     pub(crate) use model::{
-        checks_liveness, fork_generation, kill, me, note_acquired, note_released, owner_dead, process_me, reuse_tag,
+        checks_liveness, kill, me, note_acquired, note_released, owner_dead, process_me, reuse_tag, role_epoch,
         simulate_deaths,
     };
 
@@ -332,7 +332,7 @@ pub(crate) mod owner {
 
         /// Models never fork.
         #[allow(dead_code)] // used by the ring roles
-        pub(crate) fn fork_generation() -> u32 {
+        pub(crate) fn role_epoch() -> u32 {
             1
         }
 

@@ -6,7 +6,7 @@
 //! | word | value | meaning |
 //! |---|---|---|
 //! | `word` | `0` | free |
-//! | `word` | `id` | held by process `id` (owner id, thread slot bits 0) |
+//! | `word` | `id \| h` | held by process `id` (owner id, slot bits 0), handover count `h` in the slot bits |
 //! | `nonce` | `0` | the holder's nonce is not known: judge by its token alone |
 //! | `nonce` | `n` | the nonce of the process whose id is in `word` |
 //!
@@ -14,9 +14,17 @@
 //! the robust mutex): it is 0 or the nonce of the process named in the
 //! word, so a probe never pairs a new holder with an earlier one's nonce.
 //!
-//! A role belongs to a process. A handle records the fork generation it
-//! was claimed in: moved into a forked child (whose parent forgets its
-//! copy), it moves the role to the child on its first use there.
+//! A role belongs to a process, and a fork can put copies of one handle in
+//! two processes: moved into a fork closure, the handle is the child's
+//! alone (the parent forgets its copy); kept in a static, both processes
+//! can reach it. So the first use of a handle after a fork, in the parent
+//! or the child (each sees a new role epoch, `token::role_epoch`), settles
+//! who holds the role with one CAS from the word value the handle
+//! recorded: a child moves the role to its own id, the parent moves it to
+//! its id with the next handover count. Both CAS from the same value, so
+//! exactly one process keeps the role; the other's handle returns
+//! [`Error::RoleLost`] from then on. A handle moved into a child is never
+//! used by the parent, so the child always wins it.
 
 use std::time::{Duration, Instant};
 
@@ -26,24 +34,29 @@ use crate::loom::owner;
 use crate::sync::owner_word::OwnerWord;
 
 /// The calling process's owner id (thread slot bits 0: role handles are
-/// `Send`, so a claim must not die with the thread that made it) and its
-/// nonce.
+/// `Send`, so a claim must not die with the thread that made it; a role
+/// word uses those bits to count handovers) and its nonce.
 fn me() -> Result<(u32, u64)> {
     owner::process_me().map_err(|e| Error::os("liveness token", e))
 }
 
-/// A role this process holds: the id and nonce it was claimed under, and
-/// the fork generation it was claimed in.
+/// A role this process holds: the word value and nonce it was claimed
+/// under, and the role epoch it was claimed (or last settled) in.
 #[derive(Debug)]
 pub(crate) struct Claim {
     id: u32,
     nonce: u64,
-    fork_gen: u32,
+    epoch: u32,
 }
 
-/// The role word (a process id, or 0) and its holder's nonce.
+/// The handover-count bits of a role word (the owner id's slot bits).
+const HANDOVERS: u32 = (1 << crate::sys::token::SLOT_BITS) - 1;
+
+/// The role word (a process id and handover count, or 0) and its holder's
+/// nonce. The whole word names the holder; a liveness probe looks at the
+/// process id only.
 fn holder<'a>(word: &'a AtomicU32, nonce: &'a AtomicU64) -> OwnerWord<'a> {
-    OwnerWord { word, nonce, id_mask: u32::MAX }
+    OwnerWord { word, nonce, id_mask: u32::MAX, probe_mask: !HANDOVERS }
 }
 
 /// Claims the role in `word` for this process: free, or held by a process
@@ -54,7 +67,7 @@ fn holder<'a>(word: &'a AtomicU32, nonce: &'a AtomicU64) -> OwnerWord<'a> {
 /// liveness token could be made.
 pub(crate) fn claim(word: &AtomicU32, nonce_word: &AtomicU64) -> Result<Claim> {
     let (me, nonce) = me()?;
-    let fork_gen = owner::fork_generation();
+    let epoch = owner::role_epoch();
     let role = holder(word, nonce_word);
     loop {
         let cur = word.load(Ordering::Acquire);
@@ -63,13 +76,13 @@ pub(crate) fn claim(word: &AtomicU32, nonce_word: &AtomicU64) -> Result<Claim> {
             // our attach (it released the claim after it).
             if word.compare_exchange(0, me, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
                 role.record(nonce);
-                return Ok(Claim { id: me, nonce, fork_gen });
+                return Ok(Claim { id: me, nonce, epoch });
             }
             continue;
         }
         if let Some(dead_nonce) = role.dead_owner(cur) {
             if role.replace(cur, dead_nonce, me, nonce) {
-                return Ok(Claim { id: me, nonce, fork_gen });
+                return Ok(Claim { id: me, nonce, epoch });
             }
             continue;
         }
@@ -81,33 +94,40 @@ pub(crate) fn claim(word: &AtomicU32, nonce_word: &AtomicU64) -> Result<Claim> {
 }
 
 impl Claim {
-    /// Before each use of the role: in a forked child that received the
-    /// handle, moves the role to the child (the parent forgot its copy of
-    /// the handle, so the child alone holds it).
+    /// Before each use of the role: after a fork (in the parent or the
+    /// child), settles who holds the role (see the module docs). `words`
+    /// gives the role's word and nonce word; it is called only then, so the
+    /// hot path is one load and a compare.
     ///
     /// # Errors
-    /// [`Error::RoleLost`] if another process took the role over before
-    /// the child's first use; [`Error::Os`] if the child can make no
-    /// liveness token.
-    /// `words` gives the role's word and nonce word; it is called only
-    /// in that child, so the hot path is one load and a compare.
+    /// [`Error::RoleLost`] if the other process of a fork (or a process that
+    /// found the holder dead) holds the role now; [`Error::Os`] if a forked
+    /// child can make no liveness token.
     #[inline]
     pub(crate) fn check<'a>(&mut self, words: impl FnOnce() -> (&'a AtomicU32, &'a AtomicU64)) -> Result<()> {
-        if owner::fork_generation() == self.fork_gen {
+        if owner::role_epoch() == self.epoch {
             return Ok(());
         }
         let (word, nonce_word) = words();
-        self.adopt(word, nonce_word)
+        self.settle(word, nonce_word)
     }
 
     #[cold]
-    fn adopt(&mut self, word: &AtomicU32, nonce_word: &AtomicU64) -> Result<()> {
+    fn settle(&mut self, word: &AtomicU32, nonce_word: &AtomicU64) -> Result<()> {
+        let epoch = owner::role_epoch();
         let (me, nonce) = me()?;
-        // Our own record of the claim names the parent as holder.
-        if !holder(word, nonce_word).replace(self.id, self.nonce, me, nonce) {
+        let next = if nonce == self.nonce {
+            // The process that holds the role, after a fork: keep it under
+            // the next handover count, so that a copy of this handle in the
+            // child can no longer take it.
+            (self.id & !HANDOVERS) | (self.id.wrapping_add(1) & HANDOVERS)
+        } else {
+            me
+        };
+        if !holder(word, nonce_word).replace(self.id, self.nonce, next, nonce) {
             return Err(Error::RoleLost);
         }
-        *self = Claim { id: me, nonce, fork_gen: owner::fork_generation() };
+        *self = Claim { id: next, nonce, epoch };
         Ok(())
     }
 

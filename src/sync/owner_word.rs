@@ -23,13 +23,17 @@
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::loom::owner;
 
-/// The owner word `word` (whose owner-id bits are `id_mask`) and the nonce
-/// recorded beside it.
+/// The owner word `word` and the nonce recorded beside it. `id_mask`: the
+/// bits that name the owner (others are flags, such as a mutex's waiters
+/// bit); `probe_mask`: the bits of those that name the owner's thread for
+/// a liveness probe (a ring role's low bits count its handovers, not a
+/// thread).
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct OwnerWord<'a> {
     pub(crate) word: &'a AtomicU32,
     pub(crate) nonce: &'a AtomicU64,
     pub(crate) id_mask: u32,
+    pub(crate) probe_mask: u32,
 }
 
 impl OwnerWord<'_> {
@@ -44,7 +48,7 @@ impl OwnerWord<'_> {
         if self.word.load(Ordering::Relaxed) != seen {
             return None;
         }
-        owner::owner_dead(seen & self.id_mask, nonce).then_some(nonce)
+        owner::owner_dead(seen & self.probe_mask, nonce).then_some(nonce)
     }
 
     /// Replaces the owner in word value `seen`, recorded with `old_nonce`

@@ -199,7 +199,7 @@ impl RawMutex {
     /// ring roles.
     #[inline]
     fn owner(&self) -> OwnerWord<'_> {
-        OwnerWord { word: &self.word, nonce: &self.owner_nonce, id_mask: OWNER }
+        OwnerWord { word: &self.word, nonce: &self.owner_nonce, id_mask: OWNER, probe_mask: OWNER }
     }
 
     /// Replaces the dead owner seen in `seen` (recorded with `dead_nonce`)

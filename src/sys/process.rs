@@ -102,7 +102,10 @@ pub(crate) fn fork(permit: ForkPermit) -> io::Result<Forked> {
             super::token::after_fork_in_child();
             Ok(Forked::Child)
         }
-        p => Ok(Forked::Parent(p as u32)),
+        p => {
+            super::token::after_fork_in_parent();
+            Ok(Forked::Parent(p as u32))
+        }
     }
 }
 
@@ -183,20 +186,30 @@ pub(crate) fn at_exit(f: extern "C" fn()) -> io::Result<()> {
     Ok(())
 }
 
-/// [`at_fork_child`] the first time it is called with `done` (a flag of
-/// the caller's: one registration per handler).
-pub(crate) fn at_fork_child_once(done: &'static std::sync::atomic::AtomicBool, f: extern "C" fn()) {
+/// [`at_fork`] the first time it is called with `done` (a flag of the
+/// caller's: one registration per handler pair).
+pub(crate) fn at_fork_once(
+    done: &'static std::sync::atomic::AtomicBool,
+    parent: Option<extern "C" fn()>,
+    child: extern "C" fn(),
+) {
     if !done.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        let _ = at_fork_child(f);
+        let _ = at_fork(parent, child);
     }
 }
 
-/// Registers `f` to run in the child after every `fork(3)` made through
-/// libc (`pthread_atfork`).
-pub(crate) fn at_fork_child(f: extern "C" fn()) -> io::Result<()> {
-    // SAFETY: `f` is a static `extern "C" fn()` valid for the program's
-    // life; the other two handlers are null, which pthread_atfork allows.
-    let r = unsafe { libc::pthread_atfork(None, None, Some(f)) };
+/// [`at_fork_once`] with a child handler only.
+pub(crate) fn at_fork_child_once(done: &'static std::sync::atomic::AtomicBool, child: extern "C" fn()) {
+    at_fork_once(done, None, child);
+}
+
+/// Registers `child` to run in the child, and `parent` in the parent, after
+/// every `fork(3)` made through libc (`pthread_atfork`).
+pub(crate) fn at_fork(parent: Option<extern "C" fn()>, child: extern "C" fn()) -> io::Result<()> {
+    let parent = parent.map(|f| f as unsafe extern "C" fn());
+    // SAFETY: `parent` and `child` are static `extern "C" fn()`s valid for
+    // the program's life; a null prepare (or parent) handler is allowed.
+    let r = unsafe { libc::pthread_atfork(None, parent, Some(child)) };
     if r != 0 {
         return Err(io::Error::from_raw_os_error(r));
     }

@@ -162,6 +162,7 @@ static FORK_GEN: AtomicU32 = AtomicU32::new(1);
 /// it twice is harmless.
 pub(crate) fn after_fork_in_child() {
     FORK_GEN.fetch_add(1, Ordering::Relaxed);
+    ROLE_EPOCH.fetch_add(1, Ordering::Relaxed);
     forget_parents_token();
     let fd = TOKEN_FD.swap(-1, Ordering::Relaxed);
     if fd >= 0 {
@@ -183,17 +184,31 @@ fn forget_parents_token() {
 /// again ([`after_fork_in_child`] runs in every child forked through libc).
 fn held() -> parking_lot::MutexGuard<'static, Option<Held>> {
     static REGISTERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    super::process::at_fork_child_once(&REGISTERED, atfork_child);
+    super::process::at_fork_once(&REGISTERED, Some(atfork_parent), atfork_child);
     CURRENT.lock()
 }
 
-/// Which process this is, as far as fork goes: a number that changes in a
-/// forked child and stays the same otherwise. Handles that belong to the
-/// process that made them compare it with the value they recorded.
+/// Changes in a forked child and, at each fork, in its parent: a ring role
+/// handle compares it with the value it recorded, so the first use of a
+/// role after a fork (in whichever process) goes through the slow path
+/// that settles who holds it (`queue/role.rs`).
+static ROLE_EPOCH: AtomicU32 = AtomicU32::new(1);
+
+/// Called in the parent right after a fork (our fork path, and a
+/// `pthread_atfork` handler for forks made by others).
+pub(crate) fn after_fork_in_parent() {
+    ROLE_EPOCH.fetch_add(1, Ordering::Relaxed);
+}
+
+extern "C" fn atfork_parent() {
+    after_fork_in_parent();
+}
+
+/// See [`ROLE_EPOCH`].
 #[inline]
 #[cfg_attr(shmproc_loom, allow(dead_code))] // the loom model of owners has its own
-pub(crate) fn fork_generation() -> u32 {
-    FORK_GEN.load(Ordering::Relaxed)
+pub(crate) fn role_epoch() -> u32 {
+    ROLE_EPOCH.load(Ordering::Relaxed)
 }
 
 extern "C" fn atfork_child() {

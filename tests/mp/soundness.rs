@@ -238,3 +238,76 @@ fn two_threads_never_share_an_owner_id() {
     assert!(holders <= 1, "{holders} threads held one re-entrant lock at once");
     ctx.finish();
 }
+
+/// A producer kept in a static: both processes of a fork can reach it.
+static STATIC_TX: std::sync::Mutex<Option<shmproc::Producer<u64>>> = std::sync::Mutex::new(None);
+
+/// What a push through the static producer gave.
+fn push_static(v: u64) -> String {
+    let mut g = STATIC_TX.lock().unwrap_or_else(|p| p.into_inner());
+    match g.as_mut().map(|tx| tx.push(v)) {
+        Some(Ok(Ok(()))) => "pushed".to_owned(),
+        Some(Err(Error::RoleLost)) => "lost".to_owned(),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Task: a producer in a static, reachable by parent and child after a
+/// fork. Round 1: the child pushes first and keeps the role; the parent's
+/// copy then says `RoleLost`. Round 2: the parent pushes first and keeps
+/// it; the child's copy says `RoleLost`. Never do both push.
+fn static_producer_has_one_holder(gate_name: String) -> Result<(), String> {
+    let s = |e: Error| e.to_string();
+    let gate = Event::open(&gate_name).map_err(s)?;
+    for child_first in [true, false] {
+        gate.clear();
+        let ring = SpscRing::<u64>::new(8).map_err(s)?;
+        *STATIC_TX.lock().map_err(|_| "poisoned")? = Some(ring.producer().map_err(s)?);
+        let child_gate = gate.clone();
+        let mut child = Process::fork(move || -> String {
+            if !child_first && !child_gate.wait_timeout(HANG_GUARD) {
+                return "never released".to_owned();
+            }
+            push_static(2)
+        })
+        .map_err(s)?;
+        let (parent_said, child_said) = if child_first {
+            let c = child.join().map_err(s)?;
+            (push_static(1), c)
+        } else {
+            let p = push_static(1);
+            gate.set();
+            (p, child.join().map_err(s)?)
+        };
+        let want = if child_first { ("lost", "pushed") } else { ("pushed", "lost") };
+        if (parent_said.as_str(), child_said.as_str()) != want {
+            return Err(format!("child first {child_first}: parent {parent_said}, child {child_said}"));
+        }
+        *STATIC_TX.lock().map_err(|_| "poisoned")? = None;
+        let mut rx = ring.consumer().map_err(s)?;
+        let first = rx.pop().map_err(s)?;
+        // Then empty: the role's holder was the child, now dead
+        // (`Disconnected`), or the parent, which let go (`None`).
+        let then = rx.pop();
+        let one = if child_first { 2 } else { 1 };
+        let then_ok = if child_first { matches!(then, Err(Error::Disconnected)) } else { matches!(then, Ok(None)) };
+        if first != Some(one) || !then_ok {
+            return Err(format!("child first {child_first}: the ring gave {first:?}, then {then:?}"));
+        }
+    }
+    Ok(())
+}
+
+/// A role handle that both processes of a fork can reach (through a
+/// static) has one holder: the first to use it after the fork.
+#[test]
+fn a_producer_in_a_static_has_one_holder_after_a_fork() {
+    let ctx = Ctx::new("sound-static-role");
+    let gate = Event::create(&ctx.name("gate")).expect("event");
+    let mut p = Context::new(StartMethod::Spawn)
+        .spawn(static_producer_has_one_holder, ctx.name("gate"))
+        .expect("start the task");
+    p.join().expect("join").unwrap_or_else(|e| panic!("{e}"));
+    drop(gate);
+    ctx.finish();
+}
