@@ -149,10 +149,9 @@ impl FnRef {
             return Err(io::Error::new(io::ErrorKind::InvalidData, "the function offset lands outside the executable"));
         }
         debug_assert_eq!(std::mem::size_of::<F>(), std::mem::size_of::<usize>());
-        // SAFETY: F is a fn-pointer type (FnPtr contract) of pointer size; `addr` is the address `FnRef::of` took
-        // from a value of the same type F (type hash checked above) in a process running the same executable file
-        // (ExeId checked above), and in the same loaded object as the anchor (checked there and above), at the same
-        // distance from the anchor, so it is that same function here.
+        // SAFETY: F is a pointer-sized fn-pointer type (FnPtr contract); `addr` is where `FnRef::of` found a value of
+        // type F (type hash checked) in a process of the same executable file (ExeId checked), in the anchor's loaded
+        // object (checked there and here), at the same distance from the anchor: that same function here.
         Ok(unsafe { std::mem::transmute_copy::<usize, F>(&addr) })
     }
 }
