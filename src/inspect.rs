@@ -843,7 +843,7 @@ fn queue_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, Strin
 
 fn pipe_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, String)>> {
     use crate::pipe::peek as pp;
-    use crate::queue::byte_ring::{EndWords, LaneWords};
+    use crate::pipe::{EndWords, LaneWords};
     use core::mem::offset_of;
     let cap = p.u64_at(h, pp::CAPACITY)?;
     let directions = p.u64_at(h, pp::DIRECTIONS)?;

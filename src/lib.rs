@@ -19,7 +19,8 @@
 //! at objects from outside (read-only); the `shmproc` binary is its command
 //! line (`shmproc ls`, `inspect NAME`, `clean`, `bench`).
 //!
-//! ```
+#![cfg_attr(feature = "serde", doc = "```")]
+#![cfg_attr(not(feature = "serde"), doc = "```ignore")]
 //! fn square(x: u64) -> u64 {
 //!     x * x
 //! }
@@ -157,77 +158,63 @@
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]
 #![doc(test(attr(deny(warnings))))]
 
-#[cfg(feature = "codec")]
+#[cfg(feature = "serde")]
 mod codec;
 mod error;
-#[cfg(feature = "codec")]
+#[cfg(feature = "inspect")]
 pub mod inspect;
 mod loom;
-#[cfg(feature = "codec")]
+#[cfg(feature = "manager")]
 mod manager;
-#[cfg(feature = "codec")]
+#[cfg(feature = "serde")]
 mod pipe;
-#[cfg(feature = "codec")]
+#[cfg(feature = "pool")]
 mod pool;
-#[cfg(feature = "codec")]
+#[cfg(feature = "serde")]
 mod process;
-#[cfg(feature = "codec")]
 mod queue;
-#[cfg(feature = "codec")]
 mod shared;
 mod shm;
-#[cfg(feature = "codec")]
 mod sync;
 mod sys;
 
 pub use error::{Error, ProcessFailure, Result};
-#[cfg(feature = "codec")]
+#[cfg(feature = "manager")]
 pub use manager::{DictProxy, ListProxy, Manager, ManagerBuilder};
-#[cfg(feature = "codec")]
+#[cfg(feature = "serde")]
 pub use pipe::{Connection, Pipe, PipeBuilder};
-#[cfg(feature = "codec")]
+#[cfg(feature = "pool")]
 pub use pool::executor::{
     AsCompleted, DoneAndNotDone, ExecutorBuilder, Future, ProcessPoolExecutor, ReturnWhen, as_completed, wait,
 };
-#[cfg(feature = "codec")]
+#[cfg(feature = "pool")]
 pub use pool::iter::Imap;
-#[cfg(feature = "codec")]
+#[cfg(feature = "pool")]
 pub use pool::pool::{AsyncResult, Pool, PoolBuilder};
-#[cfg(feature = "codec")]
+#[cfg(feature = "serde")]
 pub use process::bootstrap::init;
-#[cfg(feature = "codec")]
+#[cfg(feature = "serde")]
 pub use process::current::{ProcessInfo, active_children, cpu_count, current_process, parent_process};
-#[cfg(feature = "codec")]
+#[cfg(feature = "serde")]
 pub use process::handle::{ExitStatus, Process, ProcessBuilder, Task};
-#[cfg(feature = "codec")]
+#[cfg(feature = "serde")]
 pub use process::start::{Context, StartMethod, set_start_method, start_method};
-#[cfg(feature = "codec")]
+#[cfg(feature = "serde")]
 pub use queue::blocking::{DEFAULT_QUEUE_CAPACITY, JoinableQueue, Queue, QueueBuilder};
-#[cfg(feature = "codec")]
 pub use queue::byte_ring::{ByteConsumer, ByteProducer, ByteRing, ReadLoan, WriteLoan};
-#[cfg(feature = "codec")]
+#[cfg(feature = "serde")]
 pub use queue::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
-#[cfg(feature = "codec")]
 pub use queue::mpmc::{MpmcConsumer, MpmcProducer, MpmcReadLoan, MpmcRing, MpmcWriteLoan};
-#[cfg(feature = "codec")]
 pub use queue::spsc::{Consumer, Producer, SpscRing};
-#[cfg(feature = "codec")]
 pub use shared::array::{Array, ArrayGuard};
-#[cfg(feature = "codec")]
 pub use shared::raw::{RawArray, RawInt, RawValue};
-#[cfg(feature = "codec")]
 pub use shared::value::{Value, ValueGuard};
 pub use shm::arena::Arena;
 pub use shm::layout::{CachePadded, RelPtr, ShmSafe, layout_hash, layout_hash_mix};
 pub use shm::segment::{Access, CleanupReport, Segment, SegmentBuilder, cleanup_stale, cleanup_stale_in};
 pub use shm::typed::Shared;
-#[cfg(feature = "codec")]
 pub use sync::event::{Barrier, Condvar, Event, WaitResult};
-#[cfg(feature = "codec")]
 pub use sync::lock::{Lock, LockGuard, RLock};
-#[cfg(feature = "codec")]
 pub use sync::mutex::Mutex;
-#[cfg(feature = "codec")]
 pub use sync::raw_mutex::{LockError, MutexGuard};
-#[cfg(feature = "codec")]
 pub use sync::semaphore::{BoundedSemaphore, Semaphore};

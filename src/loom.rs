@@ -10,6 +10,7 @@ pub(crate) mod atomic {
     #[cfg(shmproc_loom)]
     pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+    #[cfg(feature = "serde")]
     /// A full fence: orders a caller's earlier store (of any ordering)
     /// before its later loads, for a Dekker pair whose store is not SeqCst.
     #[inline(always)]
@@ -71,6 +72,7 @@ pub(crate) fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
     ready()
 }
 
+#[cfg(feature = "serde")]
 /// Spins for at most `budget` until `ready()`, without ever yielding the
 /// CPU, before a caller sleeps on a futex. Unlike [`spin_until`], which
 /// ends in `sched_yield` calls, it never hands the CPU to another runnable
@@ -104,6 +106,7 @@ pub(crate) fn spin_for(budget: std::time::Duration, mut ready: impl FnMut() -> b
     ready()
 }
 
+#[cfg(feature = "serde")]
 /// The CPU this thread runs on, plus one (0: unknown). Under loom always
 /// unknown.
 #[inline]

@@ -43,17 +43,17 @@ use serde::de::DeserializeOwned;
 
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::loom::atomic::Ordering;
+use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::loom::futex::Wake;
 use crate::loom::owner::LivenessPoll;
-use crate::queue::byte_ring::{EndWords, LaneWords};
 use crate::queue::bytes::{self, ByteConsumerCore, ByteProducerCore, ShmBytes, check_capacity};
 use crate::queue::eventcount::RawEventCount;
-use crate::queue::registry::{self, Peers};
+use crate::queue::registry::{self, Peers, RawRegistry};
 use crate::queue::role::PROBE_INTERVAL;
 use crate::queue::spill::{self, TAG_INLINE, TAG_SPILL};
+use crate::queue::spsc::Positions;
 use crate::shm::header::kind;
-use crate::shm::layout::{ShmSafe, layout_hash_mix};
+use crate::shm::layout::{CachePadded, ShmSafe, layout_hash_mix};
 use crate::shm::segment::Segment;
 use crate::shm::typed::Placed;
 use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
@@ -73,6 +73,7 @@ const BUF_OFF: usize = (LANE_OFF[1] + LANE_SIZE).next_multiple_of(4096);
 
 /// Payload offsets of a pipe's words, for read-only inspection
 /// (`shmproc::inspect` reads them with `pread`, never maps).
+#[cfg(feature = "inspect")]
 pub(crate) mod peek {
     /// Buffer bytes per direction (`u64`).
     pub(crate) const CAPACITY: usize = 0;
@@ -1157,12 +1158,73 @@ impl<'de> serde::Deserialize<'de> for Connection {
     }
 }
 
+/// One direction of a [`Pipe`](crate::Pipe): the byte protocol's positions,
+/// the eventcounts that blocked receivers and senders sleep on, and the
+/// locks that serialize the senders and the receivers of this direction
+/// (any number of threads and processes may hold clones of one end).
+///
+/// | word | written by | meaning |
+/// |---|---|---|
+/// | `head`, `tail` | the receiver / sender holding the lock | byte protocol positions, each published in one store |
+/// | `readable` | senders notify after publishing; receivers wait | "a message may have arrived" |
+/// | `writable` | receivers notify after freeing; senders wait | "room may have appeared" |
+/// | `send_lock`, `recv_lock` | robust mutexes | one sender / one receiver at a time; an owner that died just passes the lock on (positions are never half-published) |
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct LaneWords {
+    pub(crate) head: CachePadded<AtomicU64>,
+    pub(crate) tail: CachePadded<AtomicU64>,
+    pub(crate) readable: CachePadded<RawEventCount>,
+    pub(crate) writable: CachePadded<RawEventCount>,
+    pub(crate) send_lock: CachePadded<RawMutex>,
+    pub(crate) recv_lock: CachePadded<RawMutex>,
+}
+
+#[allow(unsafe_code)] // the layout promise of a type placed in shared memory
+// SAFETY: repr(C) over atomics only (RawEventCount, RawMutex: repr(C)
+// atomics), each group padded to 128 bytes: no pointers, every bit pattern
+// valid (positions are checked by the protocol, lock words by the mutex),
+// all interior-mutable.
+unsafe impl ShmSafe for LaneWords {
+    const TAG: &'static str = "shmproc::LaneWords";
+}
+
+impl LaneWords {
+    /// The positions of the byte protocol.
+    pub(crate) fn positions(&self) -> Positions<'_> {
+        Positions { head: &self.head, tail: &self.tail }
+    }
+}
+
+/// One end of a [`Pipe`](crate::Pipe): whether it was closed, and which
+/// processes hold it (registered on first use or when a handle to it is
+/// deserialized), so the other end can tell that every holder died.
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct EndWords {
+    /// Non-zero once `close()` was called on this end (never cleared).
+    pub(crate) closed: AtomicU32,
+    _pad: AtomicU32,
+    pub(crate) holders: RawRegistry,
+}
+
+#[allow(unsafe_code)] // the layout promise of a type placed in shared memory
+// SAFETY: repr(C) over atomics only (RawRegistry is a repr(C) table of
+// atomics): no pointers, every bit pattern valid (any non-zero `closed`
+// means closed; unknown registry ids are probed through the OS), all
+// interior-mutable.
+unsafe impl ShmSafe for EndWords {
+    const TAG: &'static str = "shmproc::EndWords";
+}
+
 #[cfg(all(test, not(shmproc_loom)))]
 mod tests {
     use super::*;
 
     #[test]
     fn layout_offsets_are_aligned_and_disjoint() {
+        assert_eq!(core::mem::size_of::<LaneWords>(), 6 * 128);
+        assert_eq!(core::mem::align_of::<LaneWords>(), 128);
         assert_eq!(END_OFF[0] % 128, 0);
         assert_eq!(END_OFF[1] % 128, 0);
         assert!(END_OFF[1] >= END_OFF[0] + core::mem::size_of::<EndWords>());

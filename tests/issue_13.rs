@@ -5,7 +5,7 @@
 
 use std::sync::atomic::AtomicU8;
 
-use shmproc::{Access, Array, Error, Mutex, Segment, SpscRing, Value};
+use shmproc::{Access, Array, Error, Mutex, Segment, Value};
 
 fn unique(label: &str) -> String {
     format!("issue13-{label}-{}", std::process::id())
@@ -76,11 +76,11 @@ fn object_segments_give_no_raw_bytes() {
 /// A named ring's serialized handle decodes as a `Segment` (the form is
 /// shared), but that segment gives no bytes: the ring's slots are reached
 /// only through its roles and their loans.
-#[cfg(feature = "codec")]
+#[cfg(feature = "serde")]
 #[test]
 fn a_ring_decoded_as_a_segment_gives_no_bytes() {
     let name = unique("ring");
-    let ring = SpscRing::<u64>::create(&name, 8).expect("ring");
+    let ring = shmproc::SpscRing::<u64>::create(&name, 8).expect("ring");
     let mut tx = ring.producer().expect("producer");
     let loan = tx.reserve(1).expect("loan");
     loan[0] = 7;

@@ -18,8 +18,11 @@ use std::time::{Duration, Instant};
 
 use bytemuck::{Pod, Zeroable};
 use common::Names;
-use shmproc::{Context, Error, MpmcConsumer, MpmcRing, SpscRing, StartMethod};
+#[cfg(feature = "serde")]
+use shmproc::{Context, StartMethod};
+use shmproc::{Error, MpmcConsumer, MpmcRing, SpscRing};
 
+#[cfg(feature = "serde")]
 const METHODS: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::ForkServer];
 /// Every wait that should end does so long before this.
 const GUARD: Duration = Duration::from_secs(30);
@@ -345,6 +348,7 @@ fn invalid_capacities_are_rejected() {
     names.finish();
 }
 
+#[cfg(feature = "serde")]
 /// In a child: pushes `n` values tagged `p`, yielding while full.
 fn produce((ring, p, n): (MpmcRing<Tagged>, u64, u64)) -> u64 {
     let mut tx = ring.producer().expect("producer in the child");
@@ -360,6 +364,7 @@ fn produce((ring, p, n): (MpmcRing<Tagged>, u64, u64)) -> u64 {
     n
 }
 
+#[cfg(feature = "serde")]
 /// In a child: pops until it has seen `n` values, then returns their
 /// sequence numbers summed.
 fn consume((ring, n): (MpmcRing<Tagged>, u64)) -> u64 {
@@ -367,6 +372,7 @@ fn consume((ring, n): (MpmcRing<Tagged>, u64)) -> u64 {
     (0..n).map(|_| pop_wait(&mut rx).seq).sum()
 }
 
+#[cfg(feature = "serde")]
 /// The ring travels to children as an argument (the handle serializes as
 /// its segment): two producer children and a consumer child, with this
 /// process consuming too.

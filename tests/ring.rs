@@ -12,12 +12,17 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "serde")]
+use std::time::Instant;
 
 use bytemuck::{Pod, Zeroable};
 use common::Names;
-use shmproc::{Context, Error, SpscRing, StartMethod};
+#[cfg(feature = "serde")]
+use shmproc::{Context, StartMethod};
+use shmproc::{Error, SpscRing};
 
+#[cfg(feature = "serde")]
 const METHODS: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::ForkServer];
 /// Every wait that should end does so long before this.
 const GUARD: Duration = Duration::from_secs(30);
@@ -449,6 +454,7 @@ fn invalid_capacities_are_rejected() {
     names.finish();
 }
 
+#[cfg(feature = "serde")]
 /// Pushes `0..n` in batches, spinning with `yield_now` while the ring is
 /// full; returns the sum pushed.
 fn produce_stream((ring, n): (SpscRing<u64>, u64)) -> u64 {
@@ -477,6 +483,7 @@ fn produce_stream((ring, n): (SpscRing<u64>, u64)) -> u64 {
     sum
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn a_million_values_stream_from_a_child_in_order() {
     const N: u64 = 1_000_000;

@@ -287,6 +287,7 @@ fn garbage_sequence_word_is_bounded() {
     assert_eq!(v.load().expect("load"), 42);
 }
 
+#[cfg(feature = "serde")]
 fn bump((v, a, r, ra): (Value<i64>, Array<f64>, RawValue<u32>, RawArray<i32>)) -> i64 {
     *v.lock().expect("lock") += 1;
     a.lock().expect("lock").iter_mut().for_each(|x| *x *= 2.0);
@@ -295,6 +296,7 @@ fn bump((v, a, r, ra): (Value<i64>, Array<f64>, RawValue<u32>, RawArray<i32>)) -
     v.load().expect("load")
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn handles_pass_to_children() {
     for m in [shmproc::StartMethod::Spawn, shmproc::StartMethod::ForkServer] {

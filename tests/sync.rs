@@ -12,15 +12,16 @@
 
 mod common;
 
+#[cfg(feature = "serde")]
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::Names;
-use shmproc::{
-    Barrier, BoundedSemaphore, Condvar, Context, Error, Event, Lock, LockError, Mutex, RLock, Semaphore, Shared,
-    StartMethod,
-};
+use shmproc::{Barrier, BoundedSemaphore, Condvar, Error, Event, Lock, LockError, Mutex, RLock, Semaphore};
+#[cfg(feature = "serde")]
+use shmproc::{Context, Shared, StartMethod};
 
+#[cfg(feature = "serde")]
 const METHODS: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::ForkServer];
 /// Every wait that should end does so long before this.
 const GUARD: Duration = Duration::from_secs(30);
@@ -171,6 +172,7 @@ fn mutex_counting_across_threads_is_exact() {
     assert_eq!(*m.lock().expect("lock"), 40_000);
 }
 
+#[cfg(feature = "serde")]
 /// Adds 1 to the mutex `n` times (a read, a pause, a write: a lost update
 /// would show without mutual exclusion).
 fn bump((m, n): (Mutex<[u64; 2]>, u64)) -> u64 {
@@ -184,12 +186,14 @@ fn bump((m, n): (Mutex<[u64; 2]>, u64)) -> u64 {
     n
 }
 
+#[cfg(feature = "serde")]
 /// Opens the named mutex and adds 1 to it `n` times.
 fn bump_by_name((name, n): (String, u64)) -> u64 {
     let m = Mutex::<[u64; 2]>::open(&name).expect("open in the child");
     bump((m, n))
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn mutex_counting_across_four_processes_is_exact() {
     for method in METHODS {
@@ -203,6 +207,7 @@ fn mutex_counting_across_four_processes_is_exact() {
     }
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn named_mutex_counting_across_processes_is_exact() {
     let names = test_names("mutex_count_named");
@@ -220,6 +225,7 @@ fn named_mutex_counting_across_processes_is_exact() {
     names.finish();
 }
 
+#[cfg(feature = "serde")]
 /// Locks, writes 7, says so, and holds the lock until told to let go.
 fn hold_until((m, held, go): (Mutex<u32>, Event, Event)) -> bool {
     let mut g = m.lock().expect("lock in the child");
@@ -228,6 +234,7 @@ fn hold_until((m, held, go): (Mutex<u32>, Event, Event)) -> bool {
     go.wait_timeout(GUARD)
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn a_child_holding_the_mutex_excludes_the_parent() {
     for method in METHODS {
@@ -395,6 +402,7 @@ fn named_lock_and_rlock_are_shared_by_name() {
     names.finish();
 }
 
+#[cfg(feature = "serde")]
 /// Increments a plain (non-atomic read-modify-write) counter under the
 /// lock `n` times: only mutual exclusion keeps the count exact.
 fn count_under_lock((l, c, n): (Lock, Shared<AtomicU64>, u64)) {
@@ -407,6 +415,7 @@ fn count_under_lock((l, c, n): (Lock, Shared<AtomicU64>, u64)) {
     }
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn lock_excludes_across_processes() {
     for method in METHODS {
@@ -423,12 +432,14 @@ fn lock_excludes_across_processes() {
     }
 }
 
+#[cfg(feature = "serde")]
 /// Acquires the lock and returns without releasing it: the child exits
 /// holding it.
 fn acquire_and_exit(l: Lock) {
     l.acquire().expect("acquire in the child");
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn a_lock_whose_holder_exited_is_taken_over_by_acquire() {
     // A thread.
@@ -494,6 +505,7 @@ fn rlock_counts_its_depth() {
     assert!(format!("{r:?}").contains("locked: false"));
 }
 
+#[cfg(feature = "serde")]
 /// Acquires the RLock twice, reports, and holds it until told to let go.
 fn hold_rlock((r, held, go): (RLock, Event, Event)) -> u32 {
     r.acquire().expect("acquire");
@@ -506,6 +518,7 @@ fn hold_rlock((r, held, go): (RLock, Event, Event)) -> u32 {
     depth
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn rlock_held_by_a_child_excludes_the_parent() {
     for method in METHODS {
@@ -601,6 +614,7 @@ fn bounded_semaphore_refuses_to_exceed_its_bound() {
     names.finish();
 }
 
+#[cfg(feature = "serde")]
 /// Takes a permit, counts itself in, records the most seen inside at
 /// once, works a little, and leaves.
 fn use_permit((s, inside): (Semaphore, Shared<[AtomicU32; 2]>)) {
@@ -612,6 +626,7 @@ fn use_permit((s, inside): (Semaphore, Shared<[AtomicU32; 2]>)) {
     s.release().expect("release in the child");
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn semaphore_limits_children_taking_permits() {
     for method in METHODS {
@@ -630,12 +645,14 @@ fn semaphore_limits_children_taking_permits() {
     }
 }
 
+#[cfg(feature = "serde")]
 /// Releases a permit after a pause.
 fn release_later(s: Semaphore) {
     std::thread::sleep(SHORT);
     s.release().expect("release in the child");
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn a_child_release_wakes_a_blocked_acquire() {
     for method in METHODS {
@@ -654,6 +671,7 @@ fn a_child_release_wakes_a_blocked_acquire() {
 /// The bounded buffer of the producer/consumer test: `[full, value, ..]`.
 type Slot = [u64; 2];
 
+#[cfg(feature = "serde")]
 /// Produces `1..=n` into a one-slot buffer.
 fn produce((m, not_empty, not_full, n): (Mutex<Slot>, Condvar, Condvar, u64)) {
     for i in 1..=n {
@@ -667,6 +685,7 @@ fn produce((m, not_empty, not_full, n): (Mutex<Slot>, Condvar, Condvar, u64)) {
     }
 }
 
+#[cfg(feature = "serde")]
 /// Consumes `n` values from the one-slot buffer; returns them.
 fn consume((m, not_empty, not_full, n): (Mutex<Slot>, Condvar, Condvar, u64)) -> Vec<u64> {
     let mut got = Vec::new();
@@ -683,6 +702,7 @@ fn consume((m, not_empty, not_full, n): (Mutex<Slot>, Condvar, Condvar, u64)) ->
     got
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn condvar_producer_and_consumer_in_two_processes() {
     const N: u64 = 2_000;
@@ -699,6 +719,7 @@ fn condvar_producer_and_consumer_in_two_processes() {
     }
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn condvar_producer_in_a_child_consumer_in_the_parent() {
     const N: u64 = 500;
@@ -797,6 +818,7 @@ fn condvar_notify_all_wakes_every_waiter() {
     }
 }
 
+#[cfg(feature = "serde")]
 /// Waits on the condvar until `m[0]` is set; returns what it saw.
 fn wait_for_flag((m, c, ready): (Mutex<Slot>, Condvar, Event)) -> u64 {
     let mut g = m.lock().expect("lock");
@@ -808,6 +830,7 @@ fn wait_for_flag((m, c, ready): (Mutex<Slot>, Condvar, Event)) -> u64 {
     g[0]
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn condvar_notify_all_wakes_waiting_children() {
     for method in METHODS {
@@ -839,6 +862,7 @@ fn condvar_notify_all_wakes_waiting_children() {
     }
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn condvar_notify_one_wakes_a_waiting_child() {
     for method in METHODS {
@@ -920,6 +944,7 @@ fn event_set_clear_and_wait() {
     assert!(format!("{e:?}").contains("true"));
 }
 
+#[cfg(feature = "serde")]
 /// Waits for `go`, then sets `done`.
 fn relay((go, done): (Event, Event)) -> bool {
     let woken = go.wait_timeout(GUARD);
@@ -927,6 +952,7 @@ fn relay((go, done): (Event, Event)) -> bool {
     woken
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn events_signal_between_processes() {
     for method in METHODS {
@@ -947,11 +973,13 @@ fn events_signal_between_processes() {
     }
 }
 
+#[cfg(feature = "serde")]
 /// Opens the event by name and sets it.
 fn set_by_name(name: String) {
     Event::open(&name).expect("open in the child").set();
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn named_event_set_by_a_child() {
     let names = test_names("named_event");
@@ -977,11 +1005,13 @@ fn barrier_rounds((b, rounds): (Barrier, usize)) -> Vec<usize> {
     (0..rounds).map(|_| b.wait_timeout(GUARD).expect("barrier")).collect()
 }
 
+#[cfg(feature = "serde")]
 /// Opens the barrier by name and passes it `rounds` times.
 fn barrier_rounds_by_name((name, rounds): (String, usize)) -> Vec<usize> {
     barrier_rounds((Barrier::open(&name).expect("open in the child"), rounds))
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn barrier_three_parties_across_processes() {
     const ROUNDS: usize = 5;
@@ -1080,11 +1110,13 @@ fn barrier_wait_timeout_breaks_it() {
     });
 }
 
+#[cfg(feature = "serde")]
 /// Passes the barrier once and exits.
 fn pass_once(b: Barrier) -> usize {
     b.wait_timeout(GUARD).expect("barrier")
 }
 
+#[cfg(feature = "serde")]
 /// A registered party that exited is a dead member: the next round breaks
 /// with its pid instead of waiting for it forever, and `reset` forgets it.
 #[test]

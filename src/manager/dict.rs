@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::manager::protocol::{self, op};
 use crate::manager::server::{UpdateCall, UpdateTrampoline};
 use crate::manager::{ObjRef, fingerprint as type_fingerprint};
-use crate::sys::image::FnRef;
+use crate::process::fnref::FnRef;
 
 /// The type fingerprint of a dict of `K` to `V`.
 pub(crate) fn fingerprint<K, V>() -> u64 {

@@ -23,10 +23,10 @@ use crate::codec;
 use crate::manager::protocol::{self, MAGIC, MAX_PIPE_NAME, OK, PIPE_PREFIX, Reader, Truncated, code, op};
 use crate::pipe::{Connection, Pipe};
 use crate::process::bootstrap::panic_message;
+use crate::process::fnref::FnRef;
 use crate::queue::blocking::Queue;
 use crate::queue::error::GetTimeoutError;
 use crate::shm::segment::Segment;
-use crate::sys::image::FnRef;
 use crate::sys::token::{self, Token};
 
 /// Most requests applied under one acquisition of the state lock.

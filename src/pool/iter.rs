@@ -14,7 +14,7 @@ use crate::pool::cell::{Batch, decode_result};
 use crate::pool::engine::Shared;
 use crate::pool::wire::{Failure, ItemOutcome, JobOutcome, TaskWriter};
 use crate::pool::worker::{PoolTrampoline, trampoline};
-use crate::sys::image::{FnId, FnRef};
+use crate::process::fnref::{FnId, FnRef};
 use crate::sys::signal::InterruptibleWait;
 
 /// The compact ids of the trampoline for `(A, R)` and of `f`.

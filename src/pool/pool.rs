@@ -15,9 +15,9 @@ use crate::pool::engine::{Config, Engine, Spawner};
 use crate::pool::iter::{Chunk, Imap, fn_ids, next_chunk};
 use crate::pool::wire::{Failure, JobOutcome, TaskWriter};
 use crate::pool::worker::{WorkerArgs, WorkerBase, worker_main};
+use crate::process::fnref::FnRef;
 use crate::process::handle::{Process, ProcessBuilder};
 use crate::process::start::{StartMethod, start_method};
-use crate::sys::image::FnRef;
 use crate::sys::signal::InterruptibleWait;
 
 /// Workers start with no initializer.

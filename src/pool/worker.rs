@@ -12,8 +12,8 @@ use crate::codec;
 use crate::error::Error;
 use crate::pool::table::{self, Table};
 use crate::pool::wire::{self, ResultWriter};
+use crate::process::fnref::FnRef;
 use crate::queue::blocking::{Queue, Stop};
-use crate::sys::image::FnRef;
 
 /// Type marker of the task queue.
 #[derive(Debug, Serialize, Deserialize)]

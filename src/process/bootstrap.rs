@@ -11,8 +11,8 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::process::channel::{self, Channel};
 use crate::process::current::{self, ProcessInfo};
+use crate::process::fnref::FnRef;
 use crate::shm::handoff;
-use crate::sys::image::FnRef;
 use crate::sys::process as sysproc;
 
 /// What the parent tells a re-executed or fork-server child.
@@ -159,8 +159,8 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 ///
 /// Python: the `if __name__ == "__main__":` guard.
 pub fn init() {
-    let child = std::env::var(crate::sys::ctor::CHILD_VAR).ok();
-    let server = std::env::var(crate::sys::ctor::SERVER_VAR).ok();
+    let child = std::env::var(crate::process::loader::CHILD_VAR).ok();
+    let server = std::env::var(crate::process::loader::SERVER_VAR).ok();
     if child.is_some() || server.is_some() {
         on_load(child, server);
     }

@@ -186,7 +186,7 @@ pub(crate) fn check_can_start() -> Result<()> {
     if with_state(|s| s.me.daemon) {
         return Err(Error::DaemonChild);
     }
-    if std::env::var_os(crate::sys::ctor::CHILD_VAR).is_some() {
+    if std::env::var_os(crate::process::loader::CHILD_VAR).is_some() {
         return Err(Error::InitMissing);
     }
     Ok(())

@@ -15,7 +15,7 @@ use std::os::unix::net::UnixStream;
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
-use crate::sys::ctor::SERVER_VAR;
+use crate::process::loader::SERVER_VAR;
 use crate::sys::process::{self as sysproc, Forked, PidFd};
 use crate::sys::shm as sysshm;
 
@@ -126,6 +126,7 @@ impl std::fmt::Debug for Server {
 }
 
 impl PrivateServer {
+    #[cfg(feature = "pool")]
     /// Forks the server.
     ///
     /// # Errors

@@ -13,10 +13,10 @@ use crate::error::{Error, ProcessFailure, Result};
 use crate::process::bootstrap::{self, TaskSpec, Trampoline, trampoline};
 use crate::process::channel::{self, Channel};
 use crate::process::current::{self, ChildState};
+use crate::process::fnref::FnRef;
 use crate::process::forkserver::PrivateServer;
 use crate::process::start::{StartMethod, start_method};
 use crate::shm::handoff;
-use crate::sys::image::FnRef;
 use crate::sys::process::{self as sysproc, ForkPermit, Forked, RawExit};
 
 /// How a child process ended.
@@ -279,6 +279,7 @@ impl ProcessBuilder {
         self
     }
 
+    #[cfg(feature = "pool")]
     /// Starts children through `server` (a private fork server: the
     /// children are copies of this process as it was when the server was
     /// forked), whatever the start method says.

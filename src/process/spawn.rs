@@ -7,8 +7,8 @@ use std::process::{Child, Command, Stdio};
 use parking_lot::Mutex;
 
 use crate::error::{Error, Result};
+use crate::process::loader::{self, CHILD_VAR, SERVER_VAR};
 use crate::process::start::on_launcher;
-use crate::sys::ctor::{self, CHILD_VAR, SERVER_VAR};
 use crate::sys::shm as sysshm;
 
 /// Serialises our re-executions so that inheritable descriptors made for
@@ -34,8 +34,8 @@ pub(crate) fn reexec(
     value: impl FnOnce(&[i32]) -> String,
     op: &'static str,
 ) -> Result<Child> {
-    ctor::keep_linked();
-    let exe = crate::sys::image::current_exe().map_err(|e| Error::os("current_exe", e))?;
+    loader::keep_linked();
+    let exe = crate::process::fnref::current_exe().map_err(|e| Error::os("current_exe", e))?;
     let other = if var == CHILD_VAR { SERVER_VAR } else { CHILD_VAR };
     let _guard = SPAWN_LOCK.lock();
     let dups = inherit

@@ -43,6 +43,7 @@ use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
 
 const CLOSED: u32 = 1;
 const JOINABLE: u32 = 2;
+#[cfg(feature = "manager")]
 /// A named [`Manager`](crate::Manager)'s accept queue (set at creation, so
 /// `shmproc inspect` can tell it from a user's queue).
 const MANAGER: u32 = 4;
@@ -104,6 +105,7 @@ const RING_OFFSET: usize = core::mem::size_of::<QueueHeader>().div_ceil(128) * 1
 
 /// Field offsets and flags of a [`QueueHeader`], for read-only inspection
 /// (`shmproc::inspect` reads them with `pread`, never maps).
+#[cfg(feature = "inspect")]
 pub(crate) mod peek {
     use super::QueueHeader;
     use core::mem::offset_of;
@@ -131,6 +133,7 @@ pub(crate) mod peek {
     pub(crate) const CLOSED: u32 = super::CLOSED;
     /// Flag: a `JoinableQueue`.
     pub(crate) const JOINABLE: u32 = super::JOINABLE;
+    #[cfg(feature = "manager")]
     /// Flag: a [`Manager`](crate::Manager)'s accept queue.
     pub(crate) const MANAGER: u32 = super::MANAGER;
 }
@@ -248,6 +251,7 @@ impl<T: Serialize + DeserializeOwned> QueueBuilder<T> {
         Ok(JoinableQueue { q: self.make(JOINABLE)? })
     }
 
+    #[cfg(feature = "manager")]
     /// Makes a [`Queue`] marked as a manager's accept queue (only the
     /// marker differs: `shmproc inspect` shows it as a manager).
     pub(crate) fn build_manager_accept(self) -> Result<Queue<T>> {
@@ -723,6 +727,7 @@ impl<T> Queue<T> {
         Ok(got)
     }
 
+    #[cfg(feature = "manager")]
     /// Whether consumers registered and the OS confirms each of them dead
     /// (a system call per registered consumer): the manager's clients ask
     /// this of its accept queue while they wait for the server's answer.
@@ -1161,6 +1166,7 @@ impl<T> Queue<T> {
 /// records, which must fit inline, and may run a hook on a record's bytes
 /// inside the get critical section.
 impl<T> Queue<T> {
+    #[cfg(feature = "pool")]
     /// Puts `record` as one inline record, waiting until `deadline` (`None`:
     /// forever; with `nonblocking`, not at all). Records larger than
     /// [`max_inline`](Queue::max_inline) are refused with `TooLarge`.
@@ -1172,6 +1178,7 @@ impl<T> Queue<T> {
         self.put_record(record, spill::TAG_INLINE, deadline, nonblocking)
     }
 
+    #[cfg(feature = "pool")]
     /// The token that spill segments of this queue are recorded under (its
     /// creator's), for callers that spill records themselves.
     pub(crate) fn spill_owner(&self) -> Option<crate::sys::token::Token> {

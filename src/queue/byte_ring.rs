@@ -4,10 +4,6 @@
 //! producer and consumer roles claimed per process (taken over from a dead
 //! holder), copies and zero-copy loans.
 //!
-//! Also the shared words of one direction of a [`Pipe`](crate::Pipe)
-//! ([`LaneWords`]) and of one pipe end ([`EndWords`]), which the pipe
-//! places in its segment.
-//!
 //! | word | written by | meaning |
 //! |---|---|---|
 //! | `head`, `tail` | consumer, producer | positions of the byte protocol (see `bytes.rs`) |
@@ -20,18 +16,14 @@ use std::ops::{Deref, DerefMut};
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::queue::bytes::{
-    self, ByteConsumerCore, ByteProducerCore, ByteSlots, ReadSpan, ShmBytes, WriteSpan, check_capacity,
+    self, ByteConsumerCore, ByteProducerCore, ByteSlots, ReadSpan, ShmBytes, TAG_INLINE, WriteSpan, check_capacity,
 };
-use crate::queue::eventcount::RawEventCount;
-use crate::queue::registry::RawRegistry;
 use crate::queue::role::{self, Claim, DeadProbe};
-use crate::queue::spill::TAG_INLINE;
 use crate::queue::spsc::Positions;
 use crate::shm::header::kind;
 use crate::shm::layout::{CachePadded, ShmSafe, layout_hash_mix};
 use crate::shm::segment::Segment;
 use crate::shm::typed::Placed;
-use crate::sync::raw_mutex::RawMutex;
 
 /// The ring's control words at the start of its segment's payload; the
 /// buffer follows at [`BUF_OFFSET`].
@@ -59,6 +51,7 @@ unsafe impl ShmSafe for ByteRingHeader {
 
 /// Field offsets of a [`ByteRingHeader`], for read-only inspection
 /// (`shmproc::inspect` reads them with `pread`, never maps).
+#[cfg(feature = "inspect")]
 pub(crate) mod peek {
     use super::ByteRingHeader;
     /// Consumer position.
@@ -96,7 +89,8 @@ const RING_HASH: u64 = layout_hash_mix(ByteRingHeader::LAYOUT_HASH, BUF_OFFSET a
 ///
 /// # Examples
 ///
-/// ```
+#[cfg_attr(feature = "serde", doc = "```")]
+#[cfg_attr(not(feature = "serde"), doc = "```ignore")]
 /// use shmproc::ByteRing;
 ///
 /// fn produce(ring: ByteRing) {
@@ -706,12 +700,14 @@ impl Drop for ByteConsumer {
     }
 }
 
+#[cfg(feature = "serde")]
 impl serde::Serialize for ByteRing {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         self.seg().serialize(s)
     }
 }
 
+#[cfg(feature = "serde")]
 impl<'de> serde::Deserialize<'de> for ByteRing {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         use serde::de::Error as _;
@@ -729,71 +725,12 @@ impl<'de> serde::Deserialize<'de> for ByteRing {
 // ---------------------------------------------------------------------
 // The shared words of a pipe.
 
-/// One direction of a [`Pipe`](crate::Pipe): the byte protocol's positions,
-/// the eventcounts that blocked receivers and senders sleep on, and the
-/// locks that serialize the senders and the receivers of this direction
-/// (any number of threads and processes may hold clones of one end).
-///
-/// | word | written by | meaning |
-/// |---|---|---|
-/// | `head`, `tail` | the receiver / sender holding the lock | byte protocol positions, each published in one store |
-/// | `readable` | senders notify after publishing; receivers wait | "a message may have arrived" |
-/// | `writable` | receivers notify after freeing; senders wait | "room may have appeared" |
-/// | `send_lock`, `recv_lock` | robust mutexes | one sender / one receiver at a time; an owner that died just passes the lock on (positions are never half-published) |
-#[derive(Debug)]
-#[repr(C)]
-pub(crate) struct LaneWords {
-    pub(crate) head: CachePadded<AtomicU64>,
-    pub(crate) tail: CachePadded<AtomicU64>,
-    pub(crate) readable: CachePadded<RawEventCount>,
-    pub(crate) writable: CachePadded<RawEventCount>,
-    pub(crate) send_lock: CachePadded<RawMutex>,
-    pub(crate) recv_lock: CachePadded<RawMutex>,
-}
-
-// SAFETY: repr(C) over atomics only (RawEventCount, RawMutex: repr(C)
-// atomics), each group padded to 128 bytes: no pointers, every bit pattern
-// valid (positions are checked by the protocol, lock words by the mutex),
-// all interior-mutable.
-unsafe impl ShmSafe for LaneWords {
-    const TAG: &'static str = "shmproc::LaneWords";
-}
-
-impl LaneWords {
-    /// The positions of the byte protocol.
-    pub(crate) fn positions(&self) -> Positions<'_> {
-        Positions { head: &self.head, tail: &self.tail }
-    }
-}
-
-/// One end of a [`Pipe`](crate::Pipe): whether it was closed, and which
-/// processes hold it (registered on first use or when a handle to it is
-/// deserialized), so the other end can tell that every holder died.
-#[derive(Debug)]
-#[repr(C)]
-pub(crate) struct EndWords {
-    /// Non-zero once `close()` was called on this end (never cleared).
-    pub(crate) closed: AtomicU32,
-    _pad: AtomicU32,
-    pub(crate) holders: RawRegistry,
-}
-
-// SAFETY: repr(C) over atomics only (RawRegistry is a repr(C) table of
-// atomics): no pointers, every bit pattern valid (any non-zero `closed`
-// means closed; unknown registry ids are probed through the OS), all
-// interior-mutable.
-unsafe impl ShmSafe for EndWords {
-    const TAG: &'static str = "shmproc::EndWords";
-}
-
 #[cfg(all(test, not(shmproc_loom)))]
 mod tests {
     use super::*;
 
     #[test]
     fn layout_is_stable() {
-        assert_eq!(core::mem::size_of::<LaneWords>(), 6 * 128);
-        assert_eq!(core::mem::align_of::<LaneWords>(), 128);
         assert_eq!(core::mem::offset_of!(ByteRingHeader, capacity), 256);
     }
 

@@ -31,6 +31,11 @@ use crate::queue::spsc::{Positions, RingError};
 pub(crate) const HEADER: u64 = 8;
 /// The tag of a padding record (skipped by consumers, never shown).
 pub(crate) const PAD: u32 = 0;
+/// The tag of a record that holds the message itself.
+pub(crate) const TAG_INLINE: u32 = 1;
+/// The tag of a record that holds a spill reference (see `spill.rs`).
+#[cfg(feature = "serde")]
+pub(crate) const TAG_SPILL: u32 = 2;
 /// The smallest and largest buffer sizes.
 pub(crate) const MIN_CAPACITY: u64 = 64;
 pub(crate) const MAX_CAPACITY: u64 = 1 << 32;
@@ -66,6 +71,7 @@ fn byte_distance(from: u64, to: u64) -> u64 {
     bytes(to).wrapping_sub(bytes(from)) & BYTE_MASK
 }
 
+#[cfg(feature = "serde")]
 /// Whether position `to` can be at most one ring ahead of `from`, by both
 /// of its counters: at most [`MAX_CAPACITY`] bytes, and no more messages
 /// than those bytes hold headers. A cached hint that fails this is stale
@@ -97,6 +103,7 @@ pub(crate) fn has_message(head: u64, tail: u64) -> bool {
     bytes(head) != bytes(tail)
 }
 
+#[cfg(feature = "serde")]
 /// Whether a `len`-byte message (`len <= max_message`) would fit behind
 /// `tail` now (for a waiter's lock-free check; the push itself decides).
 pub(crate) fn fits(head: u64, tail: u64, capacity: u64, len: u64) -> bool {
@@ -110,6 +117,7 @@ pub(crate) fn fits(head: u64, tail: u64, capacity: u64, len: u64) -> bool {
     capacity - used >= pad + need
 }
 
+#[cfg(feature = "serde")]
 /// Bytes between two positions as seen by anyone (clamped).
 pub(crate) fn bytes_between(head: u64, tail: u64, capacity: u64) -> u64 {
     let n = byte_distance(head, tail);
@@ -213,6 +221,7 @@ impl ByteProducerCore {
         ByteProducerCore { tail, cached_head: head }
     }
 
+    #[cfg(feature = "serde")]
     /// Takes the producer role at the published `tail`, trusting `head_hint`
     /// (a value of `head` loaded earlier: positions only grow, so it is a
     /// lower bound) until it shows too little room. Saves the load of a
@@ -227,6 +236,7 @@ impl ByteProducerCore {
         ByteProducerCore { tail, cached_head: head_hint }
     }
 
+    #[cfg(feature = "serde")]
     /// The consumer position this side last loaded (a hint for the next
     /// [`attach_cached`](Self::attach_cached)).
     pub(crate) fn head_hint(&self) -> u64 {
@@ -252,12 +262,14 @@ impl ByteProducerCore {
         Ok(cap - used)
     }
 
+    #[cfg(feature = "serde")]
     /// Messages in the ring as of the last load of the consumer's position
     /// (an upper bound: the consumer may have taken more since).
     pub(crate) fn messages_upper_bound(&self) -> u64 {
         msg_distance(self.cached_head, self.tail)
     }
 
+    #[cfg(feature = "serde")]
     /// Messages in the ring now (reloads the consumer's position).
     pub(crate) fn messages(&mut self, pos: &Positions<'_>, cap: u64) -> Result<u64, RingError> {
         self.room(pos, cap, u64::MAX)?;
@@ -343,6 +355,7 @@ impl ByteConsumerCore {
         ByteConsumerCore { head, cached_tail: head }
     }
 
+    #[cfg(feature = "serde")]
     /// Takes the consumer role at the published `head`, trusting
     /// `tail_hint` (a value of `tail` loaded earlier) while it shows
     /// published bytes; a hint that other consumers have passed is dropped.
@@ -355,6 +368,7 @@ impl ByteConsumerCore {
         ByteConsumerCore { head, cached_tail }
     }
 
+    #[cfg(feature = "serde")]
     /// The producer position this side last loaded.
     pub(crate) fn tail_hint(&self) -> u64 {
         self.cached_tail
@@ -594,6 +608,7 @@ pub(crate) mod tests {
     /// A cached position hint is used only while it can be a recent value:
     /// a hint whose message count runs ahead of its bytes (stale across the
     /// counters' wrap, or garbage) is dropped for a fresh load.
+    #[cfg(feature = "serde")]
     #[test]
     fn stale_or_garbage_hints_are_not_used() {
         let p = advance(0, 4096, 3);
@@ -619,6 +634,7 @@ pub(crate) mod tests {
 
     /// Runs `f` on a fresh heap buffer of `cap` bytes with a producer and
     /// a consumer attached.
+    #[cfg(feature = "serde")]
     fn with_ring(cap: usize, f: impl FnOnce(&Positions<'_>, &HeapBytes, &mut ByteProducerCore, &mut ByteConsumerCore)) {
         let (h, t) = positions();
         let pos = Positions { head: &h, tail: &t };
@@ -628,6 +644,7 @@ pub(crate) mod tests {
         f(&pos, &s, &mut p, &mut c);
     }
 
+    #[cfg(feature = "serde")]
     #[test]
     fn messages_round_trip_with_wrap_and_padding() {
         with_ring(128, |pos, s, p, c| {
@@ -660,6 +677,7 @@ pub(crate) mod tests {
         assert_eq!(messages_between(h.load(Ordering::Relaxed), t.load(Ordering::Relaxed), 64), 2);
     }
 
+    #[cfg(feature = "serde")]
     #[test]
     fn garbage_is_corrupt() {
         let (h, t) = positions();
@@ -704,6 +722,7 @@ pub(crate) mod tests {
         }
     }
 
+    #[cfg(feature = "serde")]
     #[test]
     fn fits_and_has_message_agree_with_push() {
         with_ring(128, |pos, s, p, c| {

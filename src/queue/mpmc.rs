@@ -922,6 +922,7 @@ unsafe impl ShmSafe for MpmcHeader {
 
 /// Field offsets of a [`MpmcHeader`], for read-only inspection
 /// (`shmproc::inspect` reads them with `pread`, never maps).
+#[cfg(feature = "inspect")]
 pub(crate) mod peek {
     use super::MpmcHeader;
     /// Consumer position.
@@ -981,7 +982,8 @@ fn check_capacity<T>(capacity: usize) -> Result<u64> {
 ///
 /// # Examples
 ///
-/// ```
+#[cfg_attr(feature = "serde", doc = "```")]
+#[cfg_attr(not(feature = "serde"), doc = "```ignore")]
 /// use shmproc::MpmcRing;
 ///
 /// fn produce((ring, base): (MpmcRing<u64>, u64)) {
@@ -1601,12 +1603,14 @@ impl<T: Pod + Send> std::fmt::Debug for MpmcReadLoan<'_, T> {
     }
 }
 
+#[cfg(feature = "serde")]
 impl<T: Pod + Send> serde::Serialize for MpmcRing<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         self.seg.serialize(s)
     }
 }
 
+#[cfg(feature = "serde")]
 impl<'de, T: Pod + Send> serde::Deserialize<'de> for MpmcRing<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         use serde::de::Error as _;

@@ -83,6 +83,7 @@ const CLAIMING: u32 = 1;
 
 /// Field offsets of a [`RawRegistry`], for read-only inspection
 /// (`shmproc::inspect` reads them with `pread`, never maps).
+#[cfg(feature = "inspect")]
 pub(crate) mod peek {
     use super::{Entry, RawRegistry};
     /// The first entry.

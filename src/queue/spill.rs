@@ -15,10 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::error::{Error, Result};
 use crate::shm::segment::Segment;
 
-/// The record tag of an inline message.
-pub(crate) const TAG_INLINE: u32 = 1;
-/// The record tag of a spill reference.
-pub(crate) const TAG_SPILL: u32 = 2;
+pub(crate) use crate::queue::bytes::{TAG_INLINE, TAG_SPILL};
 
 /// The longest spill name (the reference must stay small).
 const MAX_NAME: usize = 96;

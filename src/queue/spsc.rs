@@ -381,6 +381,7 @@ unsafe impl ShmSafe for SpscHeader {
 
 /// Field offsets of a [`SpscHeader`], for read-only inspection
 /// (`shmproc::inspect` reads them with `pread`, never maps).
+#[cfg(feature = "inspect")]
 pub(crate) mod peek {
     use super::SpscHeader;
     /// Consumer position.
@@ -467,7 +468,8 @@ unsafe impl<T: Pod> Slots<T> for ShmSlots<T> {
 ///
 /// # Examples
 ///
-/// ```
+#[cfg_attr(feature = "serde", doc = "```")]
+#[cfg_attr(not(feature = "serde"), doc = "```ignore")]
 /// use shmproc::SpscRing;
 ///
 /// fn produce(ring: SpscRing<u64>) {
@@ -1060,12 +1062,14 @@ impl<T: Pod + Send> Drop for Consumer<T> {
     }
 }
 
+#[cfg(feature = "serde")]
 impl<T: Pod + Send> serde::Serialize for SpscRing<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         self.seg.serialize(s)
     }
 }
 
+#[cfg(feature = "serde")]
 impl<'de, T: Pod + Send> serde::Deserialize<'de> for SpscRing<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         use serde::de::Error as _;

@@ -89,6 +89,7 @@ pub(crate) const fn array_layout_hash(flavor: Flavor, size: usize, align: usize)
 
 /// Field offsets of an [`ArrayHeader`], for read-only inspection
 /// (`shmproc::inspect` reads them with `pread`, never maps).
+#[cfg(feature = "inspect")]
 pub(crate) mod peek {
     use super::ArrayHeader;
     use core::mem::offset_of;
@@ -185,10 +186,12 @@ impl<T: Pod> ArraySeg<T> {
         }
     }
 
+    #[cfg(feature = "serde")]
     pub(crate) fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         serde::Serialize::serialize(&self.seg, s)
     }
 
+    #[cfg(feature = "serde")]
     pub(crate) fn deserialize<'de, D: serde::Deserializer<'de>>(
         flavor: Flavor,
         d: D,
@@ -229,7 +232,8 @@ type LockResult<'a, T> = std::result::Result<ArrayGuard<'a, T>, LockError<ArrayG
 ///
 /// # Examples
 ///
-/// ```
+#[cfg_attr(feature = "serde", doc = "```")]
+#[cfg_attr(not(feature = "serde"), doc = "```ignore")]
 /// use shmproc::Array;
 ///
 /// fn negate(a: Array<i32>) {
@@ -624,12 +628,14 @@ impl<T: Pod + Send> Array<T> {
     }
 }
 
+#[cfg(feature = "serde")]
 impl<T: Pod + Send> serde::Serialize for Array<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         self.a.serialize(s)
     }
 }
 
+#[cfg(feature = "serde")]
 impl<'de, T: Pod + Send> serde::Deserialize<'de> for Array<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         Ok(Array { a: ArraySeg::deserialize(Flavor::Locked, d)? })

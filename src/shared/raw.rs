@@ -166,7 +166,8 @@ unsafe impl<T: Pod + Send> ShmSafe for RawCell<T> {
 ///
 /// # Examples
 ///
-/// ```
+#[cfg_attr(feature = "serde", doc = "```")]
+#[cfg_attr(not(feature = "serde"), doc = "```ignore")]
 /// use shmproc::RawValue;
 ///
 /// fn hits(v: RawValue<u64>) {
@@ -352,12 +353,14 @@ impl<T: Pod + Send> RawCell<T> {
     }
 }
 
+#[cfg(feature = "serde")]
 impl<T: Pod + Send> serde::Serialize for RawValue<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         self.shared.serialize(s)
     }
 }
 
+#[cfg(feature = "serde")]
 impl<'de, T: Pod + Send> serde::Deserialize<'de> for RawValue<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         check_width::<T>();
@@ -380,7 +383,8 @@ impl<'de, T: Pod + Send> serde::Deserialize<'de> for RawValue<T> {
 ///
 /// # Examples
 ///
-/// ```
+#[cfg_attr(feature = "serde", doc = "```")]
+#[cfg_attr(not(feature = "serde"), doc = "```ignore")]
 /// use shmproc::RawArray;
 ///
 /// fn fill((a, v): (RawArray<f32>, f32)) {
@@ -691,12 +695,14 @@ impl<T: RawInt> RawArray<T> {
     }
 }
 
+#[cfg(feature = "serde")]
 impl<T: Pod + Send> serde::Serialize for RawArray<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         self.a.serialize(s)
     }
 }
 
+#[cfg(feature = "serde")]
 impl<'de, T: Pod + Send> serde::Deserialize<'de> for RawArray<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         Ok(Self::wrap(ArraySeg::deserialize(Flavor::Raw, d)?))

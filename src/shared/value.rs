@@ -119,6 +119,7 @@ pub(crate) const fn value_layout_hash(size: usize, align: usize, t_size: usize, 
 
 /// Field offsets of a [`ValueState`], for read-only inspection
 /// (`shmproc::inspect` reads them with `pread`, never maps).
+#[cfg(feature = "inspect")]
 pub(crate) mod peek {
     use super::ValueState;
     /// The lock (a `RawMutex`, padded to 128 bytes).
@@ -180,7 +181,8 @@ type LockResult<'a, T> = std::result::Result<ValueGuard<'a, T>, LockError<ValueG
 ///
 /// # Examples
 ///
-/// ```
+#[cfg_attr(feature = "serde", doc = "```")]
+#[cfg_attr(not(feature = "serde"), doc = "```ignore")]
 /// use shmproc::Value;
 ///
 /// fn add(v: Value<i64>) {
@@ -477,12 +479,14 @@ impl<T: Pod + Send> Value<T> {
     }
 }
 
+#[cfg(feature = "serde")]
 impl<T: Pod + Send> serde::Serialize for Value<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         self.shared.serialize(s)
     }
 }
 
+#[cfg(feature = "serde")]
 impl<'de, T: Pod + Send> serde::Deserialize<'de> for Value<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         Ok(Value { shared: Shared::deserialize(d)? })

@@ -49,6 +49,11 @@ pub(crate) const READY: u32 = 0x5245_4459; // "READY" in spirit: b"YDER"
 pub(crate) const POISONED: u32 = 0x504f_4953;
 
 /// Object kinds stored in the header's `kind` field.
+///
+/// Every kind is listed here whatever features are built, so that no two
+/// layers can pick the same number; the kinds of optional layers (queues,
+/// pipes, pools, process channels) are unused in a build without them.
+#[allow(dead_code)]
 pub(crate) mod kind {
     /// Untyped bytes.
     pub(crate) const RAW: u32 = 1;

@@ -2,12 +2,12 @@
 //! `#[repr(C)]` pointer-free state.
 
 pub(crate) mod arena;
-#[cfg(feature = "codec")]
+#[cfg(feature = "serde")]
 pub(crate) mod handoff;
 pub(crate) mod header;
 pub(crate) mod layout;
 pub(crate) mod name;
-#[cfg(feature = "codec")]
+#[cfg(feature = "inspect")]
 pub(crate) mod peek;
 pub(crate) mod segment;
 pub(crate) mod typed;

@@ -294,6 +294,7 @@ impl SegmentBuilder {
         self
     }
 
+    #[cfg(feature = "serde")]
     /// Records `creator` as the segment's creator (whose death makes the
     /// segment stale for [`cleanup_stale`]) instead of this process.
     pub(crate) fn on_behalf_of(mut self, creator: Token) -> Self {
@@ -1340,6 +1341,7 @@ impl Segment {
         Error::InvalidArgument { what: "misaligned offset for this type" }
     }
 
+    #[cfg(feature = "serde")]
     /// The descriptor (for handing the segment to a child).
     pub(crate) fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
         self.inner.fd.as_fd()
@@ -1350,11 +1352,13 @@ impl Segment {
         (self.inner.kind, self.inner.layout_hash)
     }
 
+    #[cfg(feature = "serde")]
     /// Whether this is a foreign object opened with `open_raw`.
     pub(crate) fn is_raw(&self) -> bool {
         !self.inner.headed
     }
 
+    #[cfg(feature = "serde")]
     /// Whether the segment lives outside `/dev/shm` (a builder `dir`).
     pub(crate) fn has_custom_dir(&self) -> bool {
         matches!(self.inner.dir, DirRef::Custom(_))

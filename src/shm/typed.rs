@@ -201,14 +201,14 @@ impl<T: ShmSafe> fmt::Debug for Shared<T> {
     }
 }
 
-#[cfg(feature = "codec")]
+#[cfg(feature = "serde")]
 impl<T: ShmSafe> serde::Serialize for Shared<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         self.seg.serialize(s)
     }
 }
 
-#[cfg(feature = "codec")]
+#[cfg(feature = "serde")]
 impl<'de, T: ShmSafe> serde::Deserialize<'de> for Shared<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         use serde::de::Error as _;

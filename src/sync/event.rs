@@ -7,6 +7,7 @@ use bytemuck::Pod;
 use crate::error::{Error, Result};
 use crate::loom::atomic::Ordering;
 use crate::shm::typed::Shared;
+#[cfg(feature = "serde")]
 use crate::sync::lock::serde_via_shared;
 use crate::sync::raw_event::{BROKEN_OTHER, RawBarrier, RawCondvar, RawEvent};
 use crate::sync::raw_mutex::{LockError, MutexGuard};
@@ -162,7 +163,8 @@ impl Event {
 ///
 /// # Examples
 ///
-/// ```
+#[cfg_attr(feature = "serde", doc = "```")]
+#[cfg_attr(not(feature = "serde"), doc = "```ignore")]
 /// use shmproc::{Condvar, Mutex};
 ///
 /// fn produce((m, c): (Mutex<u32>, Condvar)) {
@@ -364,7 +366,8 @@ impl Condvar {
 ///
 /// # Examples
 ///
-/// ```
+#[cfg_attr(feature = "serde", doc = "```")]
+#[cfg_attr(not(feature = "serde"), doc = "```ignore")]
 /// fn party(b: shmproc::Barrier) -> usize {
 ///     b.wait().expect("barrier")
 /// }
@@ -569,12 +572,14 @@ impl Barrier {
     }
 }
 
+#[cfg(feature = "serde")]
 impl serde::Serialize for Barrier {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         self.shared.serialize(s)
     }
 }
 
+#[cfg(feature = "serde")]
 impl<'de> serde::Deserialize<'de> for Barrier {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         use serde::de::Error as _;
@@ -582,5 +587,7 @@ impl<'de> serde::Deserialize<'de> for Barrier {
     }
 }
 
+#[cfg(feature = "serde")]
 serde_via_shared!(Event);
+#[cfg(feature = "serde")]
 serde_via_shared!(Condvar);

@@ -471,13 +471,16 @@ impl RLock {
     }
 }
 
+#[cfg(feature = "serde")]
 macro_rules! serde_via_shared {
     ($t:ty) => {
+        #[cfg(feature = "serde")]
         impl serde::Serialize for $t {
             fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
                 self.shared.serialize(s)
             }
         }
+        #[cfg(feature = "serde")]
         impl<'de> serde::Deserialize<'de> for $t {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
                 Ok(Self { shared: Shared::deserialize(d)? })
@@ -485,7 +488,10 @@ macro_rules! serde_via_shared {
         }
     };
 }
+#[cfg(feature = "serde")]
 pub(crate) use serde_via_shared;
 
+#[cfg(feature = "serde")]
 serde_via_shared!(Lock);
+#[cfg(feature = "serde")]
 serde_via_shared!(RLock);

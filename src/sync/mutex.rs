@@ -20,7 +20,8 @@ use crate::sync::raw_mutex::{LockError, MutexGuard, MutexState};
 ///
 /// # Examples
 ///
-/// ```
+#[cfg_attr(feature = "serde", doc = "```")]
+#[cfg_attr(not(feature = "serde"), doc = "```ignore")]
 /// use shmproc::Mutex;
 ///
 /// fn add(m: Mutex<u64>) {
@@ -212,12 +213,14 @@ impl<T: Pod + Send> Mutex<T> {
     }
 }
 
+#[cfg(feature = "serde")]
 impl<T: Pod + Send> serde::Serialize for Mutex<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         self.shared.serialize(s)
     }
 }
 
+#[cfg(feature = "serde")]
 impl<'de, T: Pod + Send> serde::Deserialize<'de> for Mutex<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         Ok(Mutex { shared: Shared::deserialize(d)? })

@@ -110,6 +110,7 @@ unsafe impl ShmSafe for RawMutex {
 
 /// Field offsets and state names of a [`RawMutex`], for read-only
 /// inspection (`shmproc::inspect` reads them with `pread`, never maps).
+#[cfg(feature = "inspect")]
 pub(crate) mod peek {
     use super::{CONSISTENT, INCONSISTENT, NOT_RECOVERABLE, RawMutex};
     /// The futex word: 0, or the owner id, with [`super::WAITERS`].

@@ -39,6 +39,7 @@ unsafe impl ShmSafe for RawSemaphore {
 
 /// Field offsets of a [`RawSemaphore`], for read-only inspection
 /// (`shmproc::inspect` reads them with `pread`, never maps).
+#[cfg(feature = "inspect")]
 pub(crate) mod peek {
     use super::RawSemaphore;
     /// Permits available.

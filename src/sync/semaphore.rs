@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::shm::typed::Shared;
+#[cfg(feature = "serde")]
 use crate::sync::lock::serde_via_shared;
 use crate::sync::raw_semaphore::RawSemaphore;
 
@@ -196,7 +197,8 @@ impl Semaphore {
 /// s.release()?;
 /// # Ok::<(), shmproc::Error>(())
 /// ```
-#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+#[derive(Clone, Debug)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct BoundedSemaphore(Semaphore);
 
 impl BoundedSemaphore {
@@ -246,4 +248,5 @@ impl std::ops::Deref for BoundedSemaphore {
     }
 }
 
+#[cfg(feature = "serde")]
 serde_via_shared!(Semaphore);

@@ -12,15 +12,17 @@ compile_error!("shmproc supports Linux only for now (futexes, memfd, O_TMPFILE);
 #[cfg(not(target_has_atomic = "64"))]
 compile_error!("shmproc needs 64-bit atomics");
 
-#[cfg(feature = "codec")]
-pub(crate) mod ctor;
 pub(crate) mod failpoint;
 #[cfg_attr(shmproc_loom, allow(dead_code))]
 pub(crate) mod futex;
-pub(crate) mod image;
 pub(crate) mod mmap;
+// Starting, reaping and signalling processes: the process layer uses these,
+// and it is built with the `serde` feature.
+#[cfg_attr(not(feature = "serde"), allow(dead_code))]
 pub(crate) mod process;
 pub(crate) mod shm;
+// SIGINT handling for pools and the fork server, built with the `pool` feature.
+#[cfg_attr(not(feature = "pool"), allow(dead_code))]
 pub(crate) mod signal;
 pub(crate) mod token;
 

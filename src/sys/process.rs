@@ -323,3 +323,17 @@ pub(crate) fn kill_and_reap(pid: u32) {
 pub(crate) const SIGTERM: Signal = Signal::TERM;
 /// SIGKILL, for `kill`.
 pub(crate) const SIGKILL: Signal = Signal::KILL;
+
+/// Removes `key` from the environment if this process has one thread (so
+/// that no other thread can read or write the environment during the call);
+/// with more threads, or if they cannot be counted, leaves it. Returns
+/// whether it removed it.
+pub(crate) fn remove_env_if_single_threaded(key: &str) -> bool {
+    if !thread_count().is_ok_and(|n| n == 1) {
+        return false;
+    }
+    // SAFETY: this process has one thread (counted just above; only this thread could start another, and it does
+    // not), so no other thread can read or write the environment during the call.
+    unsafe { std::env::remove_var(key) };
+    true
+}

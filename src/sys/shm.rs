@@ -15,7 +15,7 @@
 //! - [memfd_create(2)](https://man7.org/linux/man-pages/man2/memfd_create.2.html)
 
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -225,13 +225,15 @@ fn with_open_number<R>(raw: i32, lowest: i32, f: impl FnOnce(BorrowedFd<'_>) -> 
     f(borrowed)
 }
 
+#[cfg(feature = "serde")]
 /// A duplicate of `fd` that survives `exec` (for a re-executed child).
 pub(crate) fn inheritable_dup(fd: BorrowedFd<'_>) -> io::Result<OwnedFd> {
     let d = dup(fd)?;
-    set_inheritable(d.as_fd(), true)?;
+    set_inheritable(std::os::fd::AsFd::as_fd(&d), true)?;
     Ok(d)
 }
 
+#[cfg(feature = "serde")]
 /// Takes ownership of a descriptor number that our parent made us inherit
 /// (named in our environment), after checking that it is open, and makes it
 /// close-on-exec so it does not leak further.
@@ -242,7 +244,7 @@ pub(crate) fn own_inherited(raw: i32) -> io::Result<OwnedFd> {
     // process and named it only in our environment, which the loader hook
     // consumed before `main`, so nothing else here owns or closes it.
     let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-    set_inheritable(owned.as_fd(), false)?;
+    set_inheritable(std::os::fd::AsFd::as_fd(&owned), false)?;
     Ok(owned)
 }
 

@@ -360,6 +360,7 @@ fn probe(tag: u32) -> Probe {
     }
 }
 
+#[cfg(feature = "inspect")]
 /// What a token file says, read without taking or changing anything (for
 /// `shmproc::inspect`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -373,6 +374,7 @@ pub(crate) struct TagInfo {
     pub(crate) liveness: Liveness,
 }
 
+#[cfg(feature = "inspect")]
 /// Reads the token file of `tag`: the pid and nonce recorded there and
 /// whether its owner lives. Never opens this process's own token (that
 /// would drop its lock), and never creates a token.
@@ -397,6 +399,7 @@ pub(crate) fn tag_info(tag: u32) -> TagInfo {
     }
 }
 
+#[cfg(feature = "inspect")]
 /// The tag a token file name stands for (`shmproc@<6 hex digits>`).
 pub(crate) fn tag_of_file(name: &str) -> Option<u32> {
     parse_tag(name)

@@ -32,15 +32,21 @@
 mod cleanup;
 mod harness;
 mod hostile;
+#[cfg(feature = "manager")]
 mod manager;
 mod mpmc;
+#[cfg(feature = "serde")]
 mod pipe;
+#[cfg(feature = "pool")]
 mod pool;
+#[cfg(feature = "serde")]
 mod process;
+#[cfg(feature = "serde")]
 mod queue;
 mod ring;
 mod segment;
 mod shared;
+#[cfg(feature = "serde")]
 mod soundness;
 mod sync;
 
@@ -75,24 +81,37 @@ fn run_role(role: &str) {
         "double_fetch" => hostile::role_double_fetch(),
         "small_tmpfs" => hostile::role_small_tmpfs(),
         "umask_create" => hostile::role_umask_create(),
+        #[cfg(feature = "serde")]
         "proc_orphans" => process::role_orphans(),
+        #[cfg(feature = "serde")]
         "proc_nofile" => process::role_nofile(),
+        #[cfg(feature = "serde")]
         "proc_nproc" => process::role_nproc(),
+        #[cfg(feature = "serde")]
         "proc_nproc_first" => process::role_nproc_first(),
+        #[cfg(feature = "serde")]
         "proc_fork_rules" => process::role_fork_rules(),
+        #[cfg(feature = "serde")]
         "proc_crashes" => process::role_crashes(),
+        #[cfg(feature = "serde")]
         "proc_dropped" => process::role_dropped(),
+        #[cfg(feature = "serde")]
         "proc_atexit" => process::role_atexit(),
+        #[cfg(feature = "serde")]
         "proc_child_exit" => process::role_child_exit(),
         "sync" => sync::role_sync(),
         "ring_producer" => ring::role_ring_producer(),
         "ring_hostile" => ring::role_ring_hostile(),
         "ring_open_garbage" => ring::role_ring_open_garbage(),
         r if r.starts_with("mpmc_") => mpmc::run_role(r),
+        #[cfg(feature = "serde")]
         r if r.starts_with("queue_") => queue::run_role(r),
+        #[cfg(feature = "serde")]
         r if r.starts_with("pipe_") => pipe::run_role(r),
+        #[cfg(feature = "pool")]
         r if r.starts_with("pool_") => pool::run_role(r),
         r if r.starts_with("shared_") => shared::run_role(r),
+        #[cfg(feature = "manager")]
         r if r.starts_with("manager_") => manager::run_role(r),
         other => panic!("unknown helper role {other:?}"),
     }

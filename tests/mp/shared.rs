@@ -10,7 +10,9 @@
 //! Helpers run the roles `shared_*` below; garbage is written from the test
 //! process into the segment's file, as in `ring.rs`.
 
-use shmproc::{Array, Context, Error, LockError, StartMethod, Value};
+use shmproc::{Array, Error, LockError, Value};
+#[cfg(feature = "serde")]
+use shmproc::{Context, StartMethod};
 
 use crate::harness::{Ctx, arg, arg_num, peek, poke, say, shm_path, wait_for_parent};
 
@@ -78,6 +80,7 @@ fn outcome<T: std::fmt::Debug>(r: shmproc::Result<T>) -> String {
 // Counting under each start method
 // ---------------------------------------------------------------------------
 
+#[cfg(feature = "serde")]
 fn add_1000(v: Value<i64>) -> i64 {
     for _ in 0..1000 {
         *v.lock().expect("lock") += 1;
@@ -85,12 +88,14 @@ fn add_1000(v: Value<i64>) -> i64 {
     v.load().expect("load")
 }
 
+#[cfg(feature = "serde")]
 fn negate_all(a: Array<i32>) {
     for x in a.lock().expect("lock").iter_mut() {
         *x = -*x;
     }
 }
 
+#[cfg(feature = "serde")]
 /// Task: two children started with Fork (this Spawn child has one thread)
 /// add 1000 each to `v`, and one negates `a`; returns the final value.
 fn fork_counting((v, a): (Value<i64>, Array<i32>)) -> Result<i64, String> {
@@ -105,6 +110,7 @@ fn fork_counting((v, a): (Value<i64>, Array<i32>)) -> Result<i64, String> {
     v.load().map_err(e)
 }
 
+#[cfg(feature = "serde")]
 #[test]
 fn shared_children_count_under_the_lock_with_each_start_method() {
     let ctx = Ctx::new("shared-count");

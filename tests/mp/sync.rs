@@ -27,7 +27,9 @@ use std::os::unix::process::CommandExt;
 use std::time::{Duration, Instant};
 
 use rustix::time::{ClockId, clock_gettime};
-use shmproc::{Barrier, Condvar, Context, Error, Event, LockError, Mutex, MutexGuard, Semaphore, StartMethod};
+#[cfg(feature = "serde")]
+use shmproc::{Barrier, Context, Error, StartMethod};
+use shmproc::{Condvar, Event, LockError, Mutex, MutexGuard, Semaphore};
 
 use crate::harness::{Ctx, HANG_GUARD, Helper, arg_opt, command, say, wait_until};
 
@@ -1057,6 +1059,7 @@ fn c10_semaphore_holder_killed_loses_its_permits_but_nobody_hangs() {
 // Case 11
 // ---------------------------------------------------------------------------
 
+#[cfg(feature = "serde")]
 /// A barrier party that never arrives: it signals that it holds the barrier
 /// (received as its argument, so registered) and sleeps until killed.
 fn party_that_dies((_b, ready): (Barrier, Event)) {
@@ -1064,6 +1067,7 @@ fn party_that_dies((_b, ready): (Barrier, Event)) {
     std::thread::sleep(HANG_GUARD);
 }
 
+#[cfg(feature = "serde")]
 /// A barrier party: waits, and returns its index or the dead pid the
 /// barrier was broken with.
 fn party(b: Barrier) -> Result<usize, Option<u32>> {
@@ -1073,6 +1077,7 @@ fn party(b: Barrier) -> Result<usize, Option<u32>> {
     })
 }
 
+#[cfg(feature = "serde")]
 /// RELIABILITY case 11: a `Barrier(4)` is passed as the argument of three
 /// children (under Spawn and under ForkServer); one of them, which never
 /// arrives, is SIGKILLed while the other child and the parent wait -> both

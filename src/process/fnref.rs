@@ -19,6 +19,8 @@
 //! Trust: the offsets arrive from our parent (in a memfd only it and we
 //! hold). A process able to write them could already run any code as us.
 
+#![allow(unsafe_code)] // FnRef::resolve turns a checked address back into a fn pointer
+
 use std::io;
 use std::os::unix::fs::MetadataExt;
 
@@ -98,7 +100,7 @@ unsafe impl<A: 'static, B: 'static, R: 'static> FnPtr for fn(A, B) -> R {
 /// A function named by its offset in the image, with a fingerprint of its
 /// type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "codec", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct FnRef {
     offset: i64,
     type_hash: u64,
@@ -156,6 +158,7 @@ impl FnRef {
     }
 }
 
+#[cfg(feature = "pool")]
 /// A function named by its offset and type fingerprint only: the compact
 /// form for records that travel often between processes already known to
 /// run the same executable (a pool's tasks). It becomes a [`FnRef`] again
@@ -169,6 +172,7 @@ pub(crate) struct FnId {
     pub(crate) type_hash: u64,
 }
 
+#[cfg(feature = "pool")]
 impl FnRef {
     /// The compact form of this reference.
     pub(crate) fn id(&self) -> FnId {
@@ -185,7 +189,7 @@ impl FnRef {
 /// runs the same file as its parent before resolving any [`FnRef`] (a
 /// binary rebuilt in between would make offsets meaningless).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "codec", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub(crate) struct ExeId {
     dev: u64,
     ino: u64,
@@ -233,6 +237,12 @@ mod tests {
         let g: fn(u32) -> u32 = r.resolve().expect("same type");
         assert_eq!(g(21), 42);
         assert!(r.resolve::<fn(u64) -> u64>().is_err(), "another type is refused");
+    }
+
+    #[cfg(feature = "pool")]
+    #[test]
+    fn a_compact_id_resolves_with_a_full_references_executable() {
+        let r = FnRef::of(double as fn(u32) -> u32).expect("exe identity");
         let other: fn(u64) -> u64 = |x| x + 1;
         let compact = FnRef::of(other).expect("exe identity").id();
         let h: fn(u64) -> u64 = r.with_id(compact).resolve().expect("same exe, same type");

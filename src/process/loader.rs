@@ -5,8 +5,9 @@
 //!
 //! It reads (and, while the process has one thread, removes) two
 //! environment variables; when neither is set (every ordinary start) it
-//! returns at once. This is the one place where
-//! `sys` calls up into the process layer.
+//! returns at once. The hook is registered here, in the process layer that
+//! it serves, so the system-call layer below never calls up.
+#![allow(unsafe_code)] // the `.init_array` entry: a link-section attribute, no unsafe operation
 
 /// The variable that tells a re-executed child where its task is.
 pub(crate) const CHILD_VAR: &str = "SHMPROC_CHILD";
@@ -24,7 +25,7 @@ extern "C" fn on_load() {
     let child = take_env(CHILD_VAR);
     let server = take_env(SERVER_VAR);
     if child.is_some() || server.is_some() {
-        crate::process::bootstrap::on_load(child, server);
+        super::bootstrap::on_load(child, server);
     }
 }
 
@@ -35,11 +36,7 @@ extern "C" fn on_load() {
 /// set or remove both variables for each child they make explicitly.
 fn take_env(key: &str) -> Option<String> {
     let value = std::env::var(key).ok()?;
-    if super::process::thread_count().is_ok_and(|n| n == 1) {
-        // SAFETY: this process has one thread (counted just above; only this thread could start another, and it does
-        // not), so no other thread can read or write the environment during the call.
-        unsafe { std::env::remove_var(key) };
-    }
+    crate::sys::process::remove_env_if_single_threaded(key);
     Some(value)
 }
 
