@@ -12,26 +12,24 @@ mod svg;
 use std::path::Path;
 use std::process::ExitCode;
 
+use clap::Parser as _;
 use shmproc::inspect::{self, ObjectInfo};
 use shmproc::{Error, Segment};
 
-use args::{Command, USAGE, UsageError};
+use args::{Cli, Command};
 
 fn main() -> ExitCode {
     shmproc::init(); // the bench's shm peer is a re-executed child
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let cmd = match args::parse(&argv) {
-        Ok(c) => c,
-        Err(UsageError(msg)) => {
-            eprintln!("shmproc: {msg}\nTry 'shmproc --help'.");
-            return ExitCode::from(2);
+    let cmd = match Cli::try_parse().and_then(Cli::command_or_usage_error) {
+        Ok(cmd) => cmd,
+        Err(e) => {
+            // `--help` and `help` print to stdout and exit with 0; usage
+            // errors print to stderr and exit with 2.
+            let _ = e.print();
+            return ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2));
         }
     };
     let result = match cmd {
-        Command::Help => {
-            println!("{USAGE}");
-            Ok(())
-        }
         Command::Ls { all, dir } => ls(all, dir.as_deref()),
         Command::Inspect { name, dir } => show(&name, dir.as_deref()),
         Command::Clean { dry_run, dir, names } => clean(dry_run, dir.as_deref(), &names),

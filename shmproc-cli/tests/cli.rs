@@ -287,10 +287,10 @@ fn foreign_and_short_files_are_listed_not_fatal() {
 fn bad_usage_exits_with_2_and_a_message() {
     for (args, says) in [
         (&[][..], "no command"),
-        (&["frobnicate"][..], "unknown command 'frobnicate'"),
+        (&["frobnicate"][..], "unrecognized subcommand 'frobnicate'"),
         (&["ls", "--bogus"][..], "'--bogus'"),
-        (&["inspect"][..], "needs the NAME"),
-        (&["ls", "--dir"][..], "needs a value"),
+        (&["inspect"][..], "<NAME>"),
+        (&["ls", "--dir"][..], "a value is required"),
         (&["bench", "extra"][..], "'extra'"),
     ] {
         let r = shmproc(args, None);
