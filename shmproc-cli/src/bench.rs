@@ -2,9 +2,9 @@
 //! socket, between this process and a child, at a few message sizes:
 //! throughput of a one-way stream and the median round trip.
 //!
-//! The criterion benches (`benches/pipe.rs`) measure the same things with
-//! statistics; this is the quick look a user can run anywhere without
-//! cargo. The peers speak one tiny protocol: a 9-byte command (op, message
+//! The library's criterion benches (`benches/pipe.rs`) measure the same
+//! things with statistics; this is the quick look a user can run anywhere
+//! without cargo. The peers speak one tiny protocol: a 9-byte command (op, message
 //! size, count), then the messages.
 
 use std::fs::File;
@@ -15,6 +15,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shmproc::{Connection, Pipe, Process};
 
 use crate::svg::{self, Panel, Series};
@@ -242,35 +243,44 @@ fn round_trips(link: &mut dyn Link, size: usize, n: u64) -> std::io::Result<Dura
     Ok(times.get(times.len() / 2).copied().unwrap_or_default())
 }
 
-/// A progress bar on stderr (redrawn in place on a terminal, one line per
-/// step otherwise).
+/// Progress on stderr: an indicatif bar on a terminal. Elsewhere (a log, a
+/// pipe) indicatif draws nothing, so each step gets a line of its own.
 struct Progress {
-    done: usize,
-    total: usize,
-    tty: bool,
+    bar: ProgressBar,
+    lines: bool,
 }
 
 impl Progress {
-    fn step(&mut self, what: &str) {
-        const WIDTH: usize = 30;
-        let filled = WIDTH * self.done / self.total.max(1);
-        let bar = format!(
-            "[{}{}] {:>2}/{} {what:<40}",
-            "#".repeat(filled),
-            ".".repeat(WIDTH - filled),
-            self.done,
-            self.total
-        );
-        let mut err = std::io::stderr().lock();
-        let _ = if self.tty { write!(err, "\r{bar}") } else { writeln!(err, "{}", bar.trim_end()) };
-        let _ = err.flush();
-        self.done += 1;
+    fn new(steps: usize) -> Progress {
+        let steps = steps as u64;
+        if std::io::stderr().is_terminal() {
+            let style = ProgressStyle::with_template("[{bar:30}] {pos:>2}/{len} {wide_msg}")
+                .map(|s| s.progress_chars("##."))
+                .unwrap_or_else(|_| ProgressStyle::default_bar());
+            Progress { bar: ProgressBar::new(steps).with_style(style), lines: false }
+        } else {
+            Progress { bar: ProgressBar::with_draw_target(Some(steps), ProgressDrawTarget::hidden()), lines: true }
+        }
+    }
+
+    /// Starts a step: `what` is shown next to the count of steps done.
+    fn start(&self, what: String) {
+        if self.lines {
+            eprintln!("[{:>2}/{}] {what}", self.bar.position(), self.bar.length().unwrap_or(0));
+        }
+        self.bar.set_message(what);
+    }
+
+    /// Ends the step started last.
+    fn done(&self) {
+        self.bar.inc(1);
     }
 
     fn finish(&self) {
-        if self.tty {
-            eprintln!("\r[{}] {}/{} done{:<40}", "#".repeat(30), self.total, self.total, "");
+        if self.lines {
+            eprintln!("[{0}/{0}] done", self.bar.length().unwrap_or(0));
         }
+        self.bar.finish_with_message("done");
     }
 }
 
@@ -296,8 +306,7 @@ pub(crate) fn run(quick: bool, svg_path: &Path) -> std::io::Result<()> {
     // Bytes streamed per point, and the round trips' byte budget.
     let (stream_bytes, rt_bytes, rt_max) =
         if quick { (64 << 20, 64 << 20, 1000) } else { (512 << 20, 512 << 20, 10_000) };
-    let mut progress =
-        Progress { done: 0, total: TRANSPORTS.len() * SIZES.len() * 2, tty: std::io::stderr().is_terminal() };
+    let progress = Progress::new(TRANSPORTS.len() * SIZES.len() * 2);
     let mut results: Vec<(Transport, Vec<Point>)> = Vec::new();
     for t in TRANSPORTS {
         let mut link = start(t)?;
@@ -305,12 +314,14 @@ pub(crate) fn run(quick: bool, svg_path: &Path) -> std::io::Result<()> {
         round_trips(link.as_mut(), 64, 20)?;
         let mut points = Vec::new();
         for size in SIZES {
-            progress.step(&format!("{} {} stream", t.label(), human_size(size)));
+            progress.start(format!("{} {} stream", t.label(), human_size(size)));
             let n = (stream_bytes / size as u64).clamp(16, 200_000);
             let throughput = stream(link.as_mut(), size, n)?;
-            progress.step(&format!("{} {} round trips", t.label(), human_size(size)));
+            progress.done();
+            progress.start(format!("{} {} round trips", t.label(), human_size(size)));
             let n = (rt_bytes / size as u64).clamp(10, rt_max);
             let round_trip = round_trips(link.as_mut(), size, n)?;
+            progress.done();
             points.push(Point { size, throughput, round_trip });
         }
         link.finish()?;
