@@ -16,6 +16,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use plotters::style::RGBColor;
 use shmproc::{Connection, Pipe, Process};
 
 use crate::svg::{self, Panel, Series};
@@ -48,11 +49,11 @@ impl Transport {
         }
     }
 
-    fn color(self) -> &'static str {
+    fn color(self) -> RGBColor {
         match self {
-            Transport::Shm => "#d62728",
-            Transport::OsPipe => "#1f77b4",
-            Transport::Socket => "#2ca02c",
+            Transport::Shm => RGBColor(0xd6, 0x27, 0x28),
+            Transport::OsPipe => RGBColor(0x1f, 0x77, 0xb4),
+            Transport::Socket => RGBColor(0x2c, 0xa0, 0x2c),
         }
     }
 }
@@ -343,7 +344,7 @@ pub(crate) fn run(quick: bool, svg_path: &Path) -> std::io::Result<()> {
             series: series(&results, |p| p.round_trip.as_secs_f64() * 1e6),
         },
     ];
-    std::fs::write(svg_path, svg::render(&panels))?;
+    std::fs::write(svg_path, svg::render(&panels)?)?;
     println!("plot written to {}", svg_path.display());
     Ok(())
 }

@@ -1,13 +1,18 @@
-//! A small SVG writer for the bench plot: panels of lines over log-log
-//! axes with decade grid lines, tick labels and a legend. No dependency.
+//! The bench plot, drawn with plotters' SVG backend: panels side by side,
+//! each a set of lines with point markers over log-log axes, a grid at every
+//! decade (lighter lines between), engineering tick labels and a legend.
 
-use std::fmt::Write as _;
+use std::ops::Range;
 
-/// One line of a panel: a label, a colour and `(x, y)` points (x and y > 0).
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+/// One line of a panel: a label, a colour and `(x, y)` points. Points that
+/// a log axis cannot show (zero, negative, not finite) are left out.
 #[derive(Debug, Clone)]
 pub(crate) struct Series {
     pub(crate) label: String,
-    pub(crate) color: &'static str,
+    pub(crate) color: RGBColor,
     pub(crate) points: Vec<(f64, f64)>,
 }
 
@@ -20,34 +25,15 @@ pub(crate) struct Panel {
     pub(crate) series: Vec<Series>,
 }
 
-const PANEL_W: f64 = 460.0;
-const PANEL_H: f64 = 340.0;
-const MARGIN_L: f64 = 70.0;
-const MARGIN_R: f64 = 20.0;
-const MARGIN_T: f64 = 40.0;
-const MARGIN_B: f64 = 50.0;
-
-/// Escapes text for an SVG text node or attribute.
-pub(crate) fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&apos;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// The size of one panel, in pixels.
+const PANEL: (u32, u32) = (480, 360);
+const FONT: &str = "sans-serif";
 
 /// The decade range `[10^lo, 10^hi]` that covers every positive value
 /// (a decade around a single value; `(0, 1)` when there is none).
 pub(crate) fn decades(values: impl Iterator<Item = f64>) -> (i32, i32) {
     let (mut lo, mut hi) = (f64::INFINITY, f64::NEG_INFINITY);
-    for v in values.filter(|v| v.is_finite() && *v > 0.0) {
+    for v in values.filter(|v| plottable(*v)) {
         lo = lo.min(v);
         hi = hi.max(v);
     }
@@ -61,126 +47,112 @@ pub(crate) fn decades(values: impl Iterator<Item = f64>) -> (i32, i32) {
     (a, b)
 }
 
-/// Maps `v` on a log axis of decades `[lo, hi]` onto `[from, to]` pixels.
-pub(crate) fn log_pos(v: f64, (lo, hi): (i32, i32), from: f64, to: f64) -> f64 {
-    let t = (v.max(f64::MIN_POSITIVE).log10() - f64::from(lo)) / f64::from(hi - lo);
-    from + t.clamp(0.0, 1.0) * (to - from)
+fn plottable(v: f64) -> bool {
+    v.is_finite() && v > 0.0
 }
 
-/// A value at a decade, in engineering style: 1, 10, 100, 1k, ... 1µ.
-fn decade_label(d: i32) -> String {
+/// A tick value in engineering style, at most three significant digits:
+/// 1, 20, 300, 1k, 2.5M, 10µ, 100m.
+pub(crate) fn tick_label(v: f64) -> String {
     const PREFIX: [(i32, &str); 7] = [(-9, "n"), (-6, "µ"), (-3, "m"), (0, ""), (3, "k"), (6, "M"), (9, "G")];
-    let (base, p) = PREFIX.iter().rev().find(|(b, _)| d >= *b).copied().unwrap_or((-9, "n"));
-    format!("{}{p}", 10u64.pow((d - base).clamp(0, 2) as u32))
+    if !plottable(v) {
+        return "0".to_owned();
+    }
+    // The exponent of the leading digit, nudged so 1000 is 1k, not 1000.
+    let exp = (v.log10() + 1e-9).floor() as i32;
+    let (base, prefix) = PREFIX.iter().rev().find(|(b, _)| exp >= *b).copied().unwrap_or(PREFIX[0]);
+    let m = v / 10f64.powi(base);
+    let text = match m {
+        m if m >= 100.0 => format!("{m:.0}"),
+        m if m >= 10.0 => format!("{m:.1}"),
+        m => format!("{m:.2}"),
+    };
+    let text = if text.contains('.') { text.trim_end_matches('0').trim_end_matches('.') } else { &text };
+    format!("{text}{prefix}")
 }
 
-fn panel(out: &mut String, p: &Panel, x0: f64) {
-    let (l, r) = (x0 + MARGIN_L, x0 + PANEL_W - MARGIN_R);
-    let (t, b) = (MARGIN_T, PANEL_H - MARGIN_B);
-    let xd = decades(p.series.iter().flat_map(|s| s.points.iter().map(|pt| pt.0)));
-    let yd = decades(p.series.iter().flat_map(|s| s.points.iter().map(|pt| pt.1)));
-    let _ = writeln!(out, r#"<g class="panel">"#);
-    let _ = writeln!(
-        out,
-        r#"<text x="{:.1}" y="24" text-anchor="middle" font-size="15" font-weight="bold">{}</text>"#,
-        (l + r) / 2.0,
-        escape(&p.title)
-    );
-    for d in xd.0..=xd.1 {
-        let x = log_pos(10f64.powi(d), xd, l, r);
-        let _ = writeln!(out, r##"<line x1="{x:.1}" y1="{t:.1}" x2="{x:.1}" y2="{b:.1}" stroke="#ddd"/>"##);
-        let _ = writeln!(
-            out,
-            r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle" font-size="11">{}</text>"#,
-            b + 15.0,
-            decade_label(d)
-        );
+fn to_plot_error(e: impl std::fmt::Display) -> std::io::Error {
+    std::io::Error::other(format!("cannot draw the plot: {e}"))
+}
+
+fn decade_range((lo, hi): (i32, i32)) -> Range<f64> {
+    10f64.powi(lo)..10f64.powi(hi)
+}
+
+fn panel(area: &DrawingArea<SVGBackend<'_>, Shift>, p: &Panel) -> std::io::Result<()> {
+    let points = |s: &Series| -> Vec<(f64, f64)> {
+        s.points.iter().copied().filter(|&(x, y)| plottable(x) && plottable(y)).collect()
+    };
+    let xd = decades(p.series.iter().flat_map(points).map(|pt| pt.0));
+    let yd = decades(p.series.iter().flat_map(points).map(|pt| pt.1));
+    let (x_range, y_range) = (decade_range(xd), decade_range(yd));
+    let mut chart = ChartBuilder::on(area)
+        .caption(&p.title, (FONT, 18).into_font().style(FontStyle::Bold))
+        .margin(12)
+        .x_label_area_size(40)
+        .y_label_area_size(52)
+        .build_cartesian_2d(x_range.clone().log_scale(), y_range.clone().log_scale())
+        .map_err(to_plot_error)?;
+    // Axis lines and tick marks are left out (transparent: not drawn); a
+    // frame and the grid stand in for them, as in a plain log-log chart.
+    chart
+        .configure_mesh()
+        .x_labels(usize::try_from(xd.1 - xd.0).unwrap_or(1) + 1)
+        .y_labels(usize::try_from(yd.1 - yd.0).unwrap_or(1) + 1)
+        .x_label_formatter(&|v| tick_label(*v))
+        .y_label_formatter(&|v| tick_label(*v))
+        .bold_line_style(BLACK.mix(0.15))
+        .light_line_style(BLACK.mix(0.05))
+        .axis_style(TRANSPARENT)
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 14))
+        .x_desc(p.x_label.as_str())
+        .y_desc(p.y_label.as_str())
+        .draw()
+        .map_err(to_plot_error)?;
+    chart
+        .draw_series(std::iter::once(Rectangle::new(
+            [(x_range.start, y_range.start), (x_range.end, y_range.end)],
+            BLACK.stroke_width(1),
+        )))
+        .map_err(to_plot_error)?;
+    for s in &p.series {
+        let color = s.color;
+        chart
+            // Filled: the markers are filled; the line is a 2-pixel stroke.
+            .draw_series(LineSeries::new(points(s), color.filled().stroke_width(2)).point_size(3))
+            .map_err(to_plot_error)?
+            .label(s.label.as_str())
+            // A short bar of the line's colour (a rectangle, so the plot's
+            // only polylines are the series).
+            .legend(move |(x, y)| Rectangle::new([(x, y - 1), (x + 18, y + 1)], color.filled()));
     }
-    for d in yd.0..=yd.1 {
-        let y = log_pos(10f64.powi(d), yd, b, t);
-        let _ = writeln!(out, r##"<line x1="{l:.1}" y1="{y:.1}" x2="{r:.1}" y2="{y:.1}" stroke="#ddd"/>"##);
-        let _ = writeln!(
-            out,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="end" font-size="11">{}</text>"#,
-            l - 5.0,
-            y + 4.0,
-            decade_label(d)
-        );
-    }
-    let _ = writeln!(
-        out,
-        r#"<rect x="{l:.1}" y="{t:.1}" width="{:.1}" height="{:.1}" fill="none" stroke="black"/>"#,
-        r - l,
-        b - t
-    );
-    let _ = writeln!(
-        out,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="12">{}</text>"#,
-        (l + r) / 2.0,
-        PANEL_H - 12.0,
-        escape(&p.x_label)
-    );
-    let _ = writeln!(
-        out,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="12" transform="rotate(-90 {:.1} {:.1})">{}</text>"#,
-        x0 + 16.0,
-        (t + b) / 2.0,
-        x0 + 16.0,
-        (t + b) / 2.0,
-        escape(&p.y_label)
-    );
-    for (i, s) in p.series.iter().enumerate() {
-        let pts: Vec<String> = s
-            .points
-            .iter()
-            .filter(|(x, y)| *x > 0.0 && *y > 0.0 && x.is_finite() && y.is_finite())
-            .map(|&(x, y)| format!("{:.1},{:.1}", log_pos(x, xd, l, r), log_pos(y, yd, b, t)))
-            .collect();
-        let _ = writeln!(
-            out,
-            r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"><title>{}</title></polyline>"#,
-            s.color,
-            pts.join(" "),
-            escape(&s.label)
-        );
-        for pt in &pts {
-            let (cx, cy) = pt.split_once(',').unwrap_or(("0", "0"));
-            let _ = writeln!(out, r#"<circle cx="{cx}" cy="{cy}" r="3" fill="{}"/>"#, s.color);
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .label_font((FONT, 13))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()
+        .map_err(to_plot_error)?;
+    Ok(())
+}
+
+/// A complete SVG document (with its XML declaration) with `panels` side
+/// by side.
+pub(crate) fn render(panels: &[Panel]) -> std::io::Result<String> {
+    let columns = u32::try_from(panels.len().max(1)).unwrap_or(1);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (PANEL.0 * columns, PANEL.1)).into_drawing_area();
+        root.fill(&WHITE).map_err(to_plot_error)?;
+        let areas = root.split_evenly((1, columns as usize));
+        for (area, p) in areas.iter().zip(panels) {
+            panel(area, p)?;
         }
-        let ly = t + 14.0 + 16.0 * i as f64;
-        let _ = writeln!(
-            out,
-            r#"<line x1="{:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{}" stroke-width="2"/>"#,
-            l + 8.0,
-            l + 28.0,
-            s.color
-        );
-        let _ = writeln!(
-            out,
-            r#"<text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#,
-            l + 32.0,
-            ly + 4.0,
-            escape(&s.label)
-        );
+        root.present().map_err(to_plot_error)?;
     }
-    let _ = writeln!(out, "</g>");
-}
-
-/// A complete SVG document with `panels` side by side.
-pub(crate) fn render(panels: &[Panel]) -> String {
-    let w = PANEL_W * panels.len().max(1) as f64;
-    let mut out = String::new();
-    let _ = writeln!(out, r#"<?xml version="1.0" encoding="UTF-8"?>"#);
-    let _ = writeln!(
-        out,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w:.0}" height="{PANEL_H:.0}" viewBox="0 0 {w:.0} {PANEL_H:.0}" font-family="sans-serif">"#
-    );
-    let _ = writeln!(out, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    for (i, p) in panels.iter().enumerate() {
-        panel(&mut out, p, PANEL_W * i as f64);
-    }
-    out.push_str("</svg>\n");
-    out
+    Ok(format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n{svg}"))
 }
 
 #[cfg(test)]
@@ -193,8 +165,8 @@ mod tests {
             x_label: "bytes".into(),
             y_label: "MB/s".into(),
             series: vec![
-                Series { label: "a\"b".into(), color: "#1f77b4", points: points.clone() },
-                Series { label: "c".into(), color: "#ff7f0e", points },
+                Series { label: "a\"b".into(), color: RGBColor(0x1f, 0x77, 0xb4), points: points.clone() },
+                Series { label: "c".into(), color: RGBColor(0xff, 0x7f, 0x0e), points },
             ],
         }
     }
@@ -205,28 +177,47 @@ mod tests {
         assert_eq!(decades([5.0].into_iter()), (0, 1));
         assert_eq!(decades(std::iter::empty()), (0, 1));
         assert_eq!(decades([0.0, -1.0, f64::NAN].into_iter()), (0, 1));
-        assert!((log_pos(100.0, (1, 3), 0.0, 100.0) - 50.0).abs() < 1e-9);
-        assert_eq!(log_pos(1e9, (1, 3), 0.0, 100.0), 100.0, "clamped");
-        assert_eq!(log_pos(0.0, (1, 3), 0.0, 100.0), 0.0, "clamped");
-        assert_eq!(decade_label(0), "1");
-        assert_eq!(decade_label(4), "10k");
-        assert_eq!(decade_label(-5), "10µ");
+        assert_eq!(decade_range((1, 3)), 10.0..1000.0);
+    }
+
+    #[test]
+    fn tick_labels() {
+        for (v, text) in [
+            (1.0, "1"),
+            (10.0, "10"),
+            (100.0, "100"),
+            (1000.0, "1k"),
+            (1e4, "10k"),
+            (1e6, "1M"),
+            (3e7, "30M"),
+            (2500.0, "2.5k"),
+            (1e-5, "10µ"),
+            (0.1, "100m"),
+            (0.0, "0"),
+        ] {
+            assert_eq!(tick_label(v), text, "{v}");
+        }
     }
 
     #[test]
     fn document_is_well_formed() {
-        let doc = render(&[panel_of(vec![(64.0, 10.0), (4096.0, 300.0)]), panel_of(vec![])]);
+        let points = vec![(64.0, 10.0), (4096.0, 300.0), (0.0, 5.0), (8192.0, f64::NAN)];
+        let doc = render(&[panel_of(points), panel_of(vec![])]).expect("render");
         assert!(doc.starts_with("<?xml"));
         assert!(doc.trim_end().ends_with("</svg>"));
         assert_eq!(doc.matches("<svg ").count(), 1);
-        assert_eq!(doc.matches("<g class=\"panel\">").count(), 2);
-        assert_eq!(doc.matches("</g>").count(), 2);
-        assert_eq!(doc.matches("<polyline").count(), 4);
+        // Two series with two plottable points each; the empty panel adds none.
+        let lines: Vec<&str> = doc.split("<polyline").skip(1).collect();
+        assert_eq!(lines.len(), 2, "{doc}");
+        for l in lines {
+            let pts = l.split("points=\"").nth(1).and_then(|p| p.split('"').next()).expect("points");
+            assert_eq!(pts.split_whitespace().count(), 2, "{pts}");
+        }
         assert_eq!(doc.matches("<circle").count(), 4);
         assert!(doc.contains("T &lt;&amp;&gt;") && doc.contains("a&quot;b"));
         assert!(!doc.contains("NaN") && !doc.contains("inf"));
-        // Every opened element is closed: tags balance.
-        let opens = doc.matches("<text").count();
-        assert_eq!(opens, doc.matches("</text>").count());
+        // Every opened text element is closed.
+        assert_eq!(doc.matches("<text").count(), doc.matches("</text>").count());
+        assert!(doc.contains("font-family=\"sans-serif\""));
     }
 }

@@ -344,8 +344,10 @@ fn bench_quick_prints_a_table_and_writes_an_svg() {
     }
     assert!(r.stderr.contains("24/24") || r.stderr.contains("23/24"), "no progress:\n{}", r.stderr);
     let doc = std::fs::read_to_string(&svg).expect("the SVG was written");
-    assert!(doc.starts_with("<?xml") && doc.contains("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+    assert!(doc.starts_with("<?xml") && doc.contains("<svg ") && doc.contains("xmlns=\"http://www.w3.org/2000/svg\""));
     assert!(check_balanced(&doc) > 20);
+    // Each series is one polyline (axes, grid, frame and legend are lines
+    // and rectangles).
     assert_eq!(doc.matches("<polyline").count(), 6, "three transports in two panels");
     for poly in doc.split("<polyline").skip(1) {
         let points = poly.split("points=\"").nth(1).and_then(|p| p.split('"').next()).expect("points");
