@@ -51,8 +51,9 @@
 use std::fmt;
 use std::path::Path;
 
+use crate::channel::queue as blocking;
 use crate::error::{Error, Result};
-use crate::queue::{blocking, byte_ring, bytes, mpmc, registry, spsc};
+use crate::queue::{byte_ring, bytes, mpmc, registry, spsc};
 use crate::shared::array::{self, Flavor, array_layout_hash};
 use crate::shared::raw::RawCell;
 use crate::shared::value::{self, value_layout_hash};
@@ -842,8 +843,9 @@ fn queue_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, Strin
 }
 
 fn pipe_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, String)>> {
-    use crate::pipe::peek as pp;
-    use crate::pipe::{EndWords, LaneWords};
+    use crate::channel::lane::LaneWords;
+    use crate::channel::pipe::EndWords;
+    use crate::channel::pipe::peek as pp;
     use core::mem::offset_of;
     let cap = p.u64_at(h, pp::CAPACITY)?;
     let directions = p.u64_at(h, pp::DIRECTIONS)?;

@@ -159,6 +159,8 @@
 #![doc(test(attr(deny(warnings))))]
 
 #[cfg(feature = "serde")]
+mod channel;
+#[cfg(feature = "serde")]
 mod codec;
 mod error;
 #[cfg(feature = "inspect")]
@@ -166,8 +168,7 @@ pub mod inspect;
 mod loom;
 #[cfg(feature = "manager")]
 mod manager;
-#[cfg(feature = "serde")]
-mod pipe;
+mod owner;
 #[cfg(feature = "pool")]
 mod pool;
 #[cfg(feature = "serde")]
@@ -178,11 +179,15 @@ mod shm;
 mod sync;
 mod sys;
 
+#[cfg(feature = "serde")]
+pub use channel::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
+#[cfg(feature = "serde")]
+pub use channel::pipe::{Connection, Pipe, PipeBuilder};
+#[cfg(feature = "serde")]
+pub use channel::queue::{DEFAULT_QUEUE_CAPACITY, JoinableQueue, Queue, QueueBuilder};
 pub use error::{Error, ProcessFailure, Result};
 #[cfg(feature = "manager")]
 pub use manager::{DictProxy, ListProxy, Manager, ManagerBuilder};
-#[cfg(feature = "serde")]
-pub use pipe::{Connection, Pipe, PipeBuilder};
 #[cfg(feature = "pool")]
 pub use pool::executor::{
     AsCompleted, DoneAndNotDone, ExecutorBuilder, Future, ProcessPoolExecutor, ReturnWhen, as_completed, wait,
@@ -199,11 +204,7 @@ pub use process::current::{ProcessInfo, active_children, cpu_count, current_proc
 pub use process::handle::{ExitStatus, Process, ProcessBuilder, Task};
 #[cfg(feature = "serde")]
 pub use process::start::{Context, StartMethod, set_start_method, start_method};
-#[cfg(feature = "serde")]
-pub use queue::blocking::{DEFAULT_QUEUE_CAPACITY, JoinableQueue, Queue, QueueBuilder};
 pub use queue::byte_ring::{ByteConsumer, ByteProducer, ByteRing, ReadLoan, WriteLoan};
-#[cfg(feature = "serde")]
-pub use queue::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
 pub use queue::mpmc::{MpmcConsumer, MpmcProducer, MpmcReadLoan, MpmcRing, MpmcWriteLoan};
 pub use queue::spsc::{Consumer, Producer, SpscRing};
 pub use shared::array::{Array, ArrayGuard};

@@ -17,11 +17,11 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::channel::error::PutTimeoutError;
+use crate::channel::pipe::{Connection, Pipe};
+use crate::channel::queue::Queue;
 use crate::error::{Error, Result};
 use crate::manager::protocol::{self, MAGIC, PIPE_PREFIX, Reader, op};
-use crate::pipe::{Connection, Pipe};
-use crate::queue::blocking::Queue;
-use crate::queue::error::PutTimeoutError;
 use crate::queue::registry;
 use crate::shm::segment::Segment;
 use crate::sys::token::{self, Liveness, Token};

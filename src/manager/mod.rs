@@ -19,11 +19,11 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::channel::pipe::Pipe;
+use crate::channel::queue::Queue;
 use crate::error::{Error, Result};
-use crate::pipe::Pipe;
 use crate::process::handle::Process;
 use crate::process::start::StartMethod;
-use crate::queue::blocking::Queue;
 use crate::shm::layout::{layout_hash, layout_hash_mix};
 use crate::sys::token::{self, Liveness};
 

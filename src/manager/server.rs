@@ -19,13 +19,13 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
+use crate::channel::error::GetTimeoutError;
+use crate::channel::pipe::{Connection, Pipe};
+use crate::channel::queue::Queue;
 use crate::codec;
 use crate::manager::protocol::{self, MAGIC, MAX_PIPE_NAME, OK, PIPE_PREFIX, Reader, Truncated, code, op};
-use crate::pipe::{Connection, Pipe};
 use crate::process::bootstrap::panic_message;
 use crate::process::fnref::FnRef;
-use crate::queue::blocking::Queue;
-use crate::queue::error::GetTimeoutError;
 use crate::shm::segment::Segment;
 use crate::sys::token::{self, Token};
 

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::channel::lane::{Stop, Wait};
+use crate::channel::queue::Queue;
 use crate::error::{Error, Result};
 use crate::pool::table::{self, Table};
 use crate::pool::wire::{self, Failure, JobOutcome};
@@ -18,7 +20,6 @@ use crate::process::fnref::FnRef;
 use crate::process::forkserver::PrivateServer;
 use crate::process::handle::{Process, ProcessBuilder};
 use crate::process::start::StartMethod;
-use crate::queue::blocking::{Queue, Stop};
 use crate::sys::signal::{self, InterruptibleWait, SigintHook};
 
 /// Where a job's outcome goes: a result handle, a map's collector, ...
@@ -359,12 +360,12 @@ impl Shared {
     /// the supervisor feeds in. Never blocks on a full queue.
     fn enqueue(&self, mut record: Vec<u8>) -> Result<()> {
         if record.len() > self.tasks.max_inline() {
-            let reference = crate::queue::spill::spill_out(&record, self.tasks.spill_owner())?;
+            let reference = crate::channel::spill::spill_out(&record, self.tasks.spill_owner())?;
             record = wire::spilled(wire::job_id(&record), &reference);
         }
         let mut backlog = self.backlog.lock();
         if backlog.is_empty() {
-            match self.tasks.put_raw(&record, None, true) {
+            match self.tasks.put_raw(&record, Wait::No) {
                 Ok(()) => return Ok(()),
                 Err(Stop::Failed(e)) => return Err(e),
                 Err(_) => {}
@@ -377,7 +378,7 @@ impl Shared {
 
     /// Wakes the supervisor (a `WAKE` record on the result queue).
     fn wake(&self) {
-        let _ = self.results.put_raw(&wire::control(wire::WAKE), None, true);
+        let _ = self.results.put_raw(&wire::control(wire::WAKE), Wait::No);
     }
 
     /// Asks for termination: the supervisor kills the workers, reaps them,
@@ -549,11 +550,11 @@ impl Supervisor {
             };
             let tick = if busy { TICK_BUSY } else { TICK_IDLE };
             let mut timed_out = false;
-            match self.shared.results.get_raw_then(&mut self.buf, Some(Instant::now() + tick), false, &mut |_| {}) {
+            match self.shared.results.get_raw_then(&mut self.buf, Wait::after(tick), &mut |_| {}) {
                 Ok(()) => {
                     self.on_record();
                     for _ in 0..BATCH {
-                        match self.shared.results.get_raw_then(&mut self.buf, None, true, &mut |_| {}) {
+                        match self.shared.results.get_raw_then(&mut self.buf, Wait::No, &mut |_| {}) {
                             Ok(()) => self.on_record(),
                             _ => break,
                         }
@@ -587,7 +588,7 @@ impl Supervisor {
             Ok(wire::RESULT) => self.on_result(id, &rec),
             Ok(wire::SPILLED) => {
                 let mut full = Vec::new();
-                match crate::queue::spill::spill_in(wire::spill_reference(&rec), &mut full) {
+                match crate::channel::spill::spill_in(wire::spill_reference(&rec), &mut full) {
                     Ok(()) => self.on_result(id, &full),
                     Err(e) => self.shared.deliver(
                         id,
@@ -621,7 +622,7 @@ impl Supervisor {
     /// Handles every result already queued (before judging a dead
     /// worker's job: its result may be among them).
     fn drain_results(&mut self) {
-        while let Ok(()) = self.shared.results.get_raw_then(&mut self.buf, None, true, &mut |_| {}) {
+        while let Ok(()) = self.shared.results.get_raw_then(&mut self.buf, Wait::No, &mut |_| {}) {
             self.on_record();
         }
     }
@@ -660,7 +661,7 @@ impl Supervisor {
         }
         if sh.state.lock().phase == Phase::Stopping {
             for w in self.workers.iter_mut().flatten() {
-                if !w.stop_sent && sh.tasks.put_raw(&wire::control(wire::STOP), None, true).is_ok() {
+                if !w.stop_sent && sh.tasks.put_raw(&wire::control(wire::STOP), Wait::No).is_ok() {
                     w.stop_sent = true;
                 }
             }
@@ -687,7 +688,7 @@ impl Supervisor {
     fn feed_backlog(&self) {
         let mut backlog = self.shared.backlog.lock();
         while let Some(rec) = backlog.front() {
-            match self.shared.tasks.put_raw(rec, None, true) {
+            match self.shared.tasks.put_raw(rec, Wait::No) {
                 Ok(()) => {
                     backlog.pop_front();
                 }
@@ -826,7 +827,7 @@ impl Supervisor {
         for rec in sh.backlog.lock().drain(..) {
             discard_spilled(&rec);
         }
-        while let Ok(()) = sh.tasks.get_raw_then(&mut self.buf, None, true, &mut |_| {}) {
+        while let Ok(()) = sh.tasks.get_raw_then(&mut self.buf, Wait::No, &mut |_| {}) {
             discard_spilled(&self.buf);
         }
         self.drain_results();
@@ -843,7 +844,7 @@ impl Supervisor {
 
 fn discard_spilled(rec: &[u8]) {
     if matches!(wire::kind(rec), Ok(wire::SPILLED)) {
-        crate::queue::spill::discard(wire::spill_reference(rec));
+        crate::channel::spill::discard(wire::spill_reference(rec));
     }
 }
 

@@ -8,12 +8,13 @@ use std::sync::atomic::Ordering;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::channel::lane::{Stop, Wait};
+use crate::channel::queue::Queue;
 use crate::codec;
 use crate::error::Error;
 use crate::pool::table::{self, Table};
 use crate::pool::wire::{self, ResultWriter};
 use crate::process::fnref::FnRef;
-use crate::queue::blocking::{Queue, Stop};
 
 /// Type marker of the task queue.
 #[derive(Debug, Serialize, Deserialize)]
@@ -174,7 +175,7 @@ where
             Err(m) => Some(format!("the initializer panicked: {m}")),
         };
         if let Some(m) = failed {
-            let _ = args.results.put_raw(&wire::init_failed(pid, &m), None, false);
+            let _ = args.results.put_raw(&wire::init_failed(pid, &m), Wait::Forever);
             return;
         }
     }
@@ -185,7 +186,7 @@ where
     loop {
         // The job id is in the slot before the record leaves the queue: a
         // worker killed at any point leaves no job unaccounted for.
-        let got = args.tasks.get_raw_then(&mut record, None, false, &mut |bytes| {
+        let got = args.tasks.get_raw_then(&mut record, Wait::Forever, &mut |bytes| {
             job.store(wire::job_id(bytes), Ordering::SeqCst);
             crate::sys::failpoint::hit("pool.worker.in_get");
         });
@@ -207,7 +208,7 @@ where
             }
             Ok(wire::SPILLED) => {
                 let mut full = Vec::new();
-                if let Err(e) = crate::queue::spill::spill_in(wire::spill_reference(&record), &mut full) {
+                if let Err(e) = crate::channel::spill::spill_in(wire::spill_reference(&record), &mut full) {
                     out.start(id, pid);
                     out.begin_item();
                     out.fail_item(wire::ITEM_ERROR, &format!("cannot read the spilled task: {e}"));
@@ -275,7 +276,7 @@ fn answer(results: &Queue<ResultRecords>, out: &mut ResultWriter) -> bool {
     };
     let mut spilled = None;
     if too_large {
-        match crate::queue::spill::spill_out(out.finish(), results.spill_owner()) {
+        match crate::channel::spill::spill_out(out.finish(), results.spill_owner()) {
             Ok(reference) => spilled = Some(wire::spilled(id, &reference)),
             Err(e) => {
                 out.start(id, crate::sys::process::pid());
@@ -288,7 +289,7 @@ fn answer(results: &Queue<ResultRecords>, out: &mut ResultWriter) -> bool {
         Some(s) => s,
         None => out.finish(),
     };
-    match results.put_raw(rec, None, false) {
+    match results.put_raw(rec, Wait::Forever) {
         Ok(()) => true,
         Err(Stop::Failed(e)) => {
             eprintln!("shmproc pool worker: the result queue failed: {e}");

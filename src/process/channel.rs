@@ -4,8 +4,8 @@
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+use crate::channel::spill;
 use crate::error::{Error, Result};
-use crate::queue::spill;
 use crate::shm::header::kind;
 use crate::shm::layout::layout_hash;
 use crate::shm::segment::Segment;

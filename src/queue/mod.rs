@@ -3,20 +3,14 @@
 //! batches, zero-copy loans), and the blocking `Queue` and `JoinableQueue`
 //! on top.
 
-#[cfg(feature = "serde")]
-pub(crate) mod blocking;
 pub(crate) mod byte_ring;
 pub(crate) mod bytes;
-#[cfg(feature = "serde")]
-pub(crate) mod error;
 #[cfg(feature = "serde")]
 pub(crate) mod eventcount;
 pub(crate) mod mpmc;
 #[cfg(feature = "serde")]
 pub(crate) mod registry;
 pub(crate) mod role;
-#[cfg(feature = "serde")]
-pub(crate) mod spill;
 pub(crate) mod spsc;
 
 #[cfg(test)]

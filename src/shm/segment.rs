@@ -383,7 +383,8 @@ impl SegmentBuilder {
 
     pub(crate) fn anonymous_with(self, init: impl FnOnce(&Segment) -> Result<()>) -> Result<Segment> {
         let fd = sysshm::memfd().map_err(|e| Error::os("memfd_create", e))?;
-        let seg = self.build(fd, DirRef::Default, None, None)?;
+        let creator = self.creator;
+        let seg = self.build(fd, DirRef::Default, None, creator)?;
         sysshm::seal_size(seg.inner.fd.as_fd()).map_err(|e| Error::os("fcntl(F_ADD_SEALS)", e))?;
         init(&seg)?;
         header::publish(&seg.header().state);
@@ -1353,6 +1354,15 @@ impl Segment {
     }
 
     #[cfg(feature = "serde")]
+    /// The liveness token recorded as the creator's: this process's for a
+    /// named segment it created, the header's for one it opened, and for an
+    /// anonymous one only if its builder named a creator
+    /// ([`SegmentBuilder::on_behalf_of`]).
+    #[cfg(feature = "serde")]
+    pub(crate) fn creator_token(&self) -> Option<Token> {
+        self.inner.creator
+    }
+
     /// Whether this is a foreign object opened with `open_raw`.
     pub(crate) fn is_raw(&self) -> bool {
         !self.inner.headed

@@ -22,7 +22,7 @@ use shmproc::{ByteRing, Connection, Error, Event, Pipe, Process};
 use crate::harness::{self, Ctx, HANG_GUARD, Rng, arg, arg_num, command, hdr, say, shm_path, variant};
 
 /// Byte offsets in a pipe segment's file (segment header + payload
-/// offsets of `src/pipe.rs`: ends at 128 and 1024, directions at 1920 and
+/// offsets of `src/channel/pipe.rs`: ends at 128 and 1024, directions at 1920 and
 /// 2688, buffers from 4096).
 mod pipe_words {
     use super::hdr;

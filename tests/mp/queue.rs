@@ -23,7 +23,7 @@
 //! (`shmproc.spill.<pid>.*`). A producer killed after spilling and before
 //! its commit, or a consumer killed between taking a spill reference and
 //! unlinking it, leaves such a segment behind (documented in
-//! `src/queue/spill.rs`); tests that kill remove those with
+//! `src/channel/spill.rs`); tests that kill remove those with
 //! `Segment::cleanup` once their creators are dead and then check that no
 //! spill segment of any of their processes is left. Tests in which a dead
 //! producer's spilled item waits in the queue hold
@@ -958,7 +958,7 @@ fn queue_consumer_killed_before_release_loses_nothing() {
 ///    consumer held nothing; the item was delivered again and finished.
 ///    (A death between that count and the release would be charged: join
 ///    would report `Abandoned{items: 1}` although the item was delivered
-///    again; blocking.rs documents that bias.)
+///    again; `src/channel/queue.rs` documents that bias.)
 /// 2. A consumer that took an item with `get` and was SIGKILLed before
 ///    `task_done` makes `join` return `Err(Abandoned{items: 1})` once the
 ///    other items are done, instead of waiting forever; a second join
@@ -1325,16 +1325,17 @@ fn case50_queue_soak_sigkill_sigstop_sigcont() {
 // ---------------------------------------------------------------------------
 
 /// Byte offsets in the queue segment's file: the segment header is
-/// `hdr::SIZE` = 128 bytes, then `QueueHeader` (`src/queue/blocking.rs`)
-/// starts with `head` and `tail` in 128-byte `CachePadded` cells and then
-/// `capacity`. Where the ring starts depends on the rest of the header
+/// `hdr::SIZE` = 128 bytes, then `QueueHeader` (`src/channel/queue.rs`)
+/// starts with its lane (`src/channel/lane.rs`: `head` and `tail` first,
+/// six 128-byte words in all) and then `capacity`. Where the ring starts depends on the rest of the header
 /// (locks, eventcounts, registries), which changes as the queue evolves, so
 /// [`find_ring`] finds it on a live queue instead.
 mod words {
     use super::hdr;
     pub(super) const HEAD: u64 = hdr::SIZE;
     pub(super) const TAIL: u64 = hdr::SIZE + 128;
-    pub(super) const CAPACITY: u64 = hdr::SIZE + 256;
+    /// After the lane's six words (128 bytes each).
+    pub(super) const CAPACITY: u64 = hdr::SIZE + 6 * 128;
 }
 
 fn peek_u64(path: &Path, off: u64) -> u64 {

@@ -1,22 +1,20 @@
 //! `Queue<T>` and `JoinableQueue<T>`: multi-producer multi-consumer queues
 //! of encoded values over one shared byte ring.
 //!
-//! The ring is the SPSC byte protocol of [`bytes`](super::bytes); producers
-//! take turns under one robust lock and consumers under another, so any
-//! number of threads and processes can put and get. A lock whose holder died
-//! is taken over (the ring's positions are published with single stores, so
-//! a producer killed mid-put leaves nothing half-visible and a consumer
-//! killed mid-get leaves the message in the ring). Items are encoded with
-//! the crate's codec; one larger than half the ring travels through a spill
-//! segment.
+//! A queue is one lane of the channel engine ([`lane`](super::lane)):
+//! producers take turns under the lane's send lock and consumers under its
+//! receive lock, so any number of threads and processes can put and get.
+//! A lock whose holder died is taken over (positions are published with
+//! single stores, so a producer killed mid-put leaves nothing half-visible
+//! and a consumer killed mid-get leaves the message in the ring). Items are
+//! encoded with the crate's codec; one larger than half the ring travels
+//! through a spill segment.
 //!
-//! Waiting: a blocked call tries, spins briefly without yielding (a peer on
-//! another CPU usually answers within a cache-line hand-off; the budget
-//! shrinks while spins keep failing, as when both share a CPU), then sleeps on an
-//! eventcount (`not_empty`, `not_full`, `all_done`) that producers and
-//! consumers bump only when someone sleeps. While asleep it wakes at the
-//! liveness-poll interval to ask the OS whether every process on the other
-//! side is dead (`Disconnected`).
+//! Beside the lane, the header holds the item limit, the closed and
+//! joinable flags, the producers' and consumers' registries (which tell a
+//! blocked call that every process on the other side is gone:
+//! `Disconnected`), and a `JoinableQueue`'s counters with the `all_done`
+//! eventcount that `join` waits on.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -25,21 +23,20 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::channel::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
+use crate::channel::lane::{Ends, Lane, LaneWords, Stop, Wait, Woke, wait_on};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
-use crate::loom::futex::Wake;
-use crate::loom::owner::{LIVENESS_MAX, LivenessPoll};
-use crate::queue::bytes::{self, ByteConsumerCore, ByteProducerCore, ByteSlots, ShmBytes};
-use crate::queue::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
+use crate::owner::probe::ProbeRate;
+#[cfg(feature = "pool")]
+use crate::queue::bytes;
 use crate::queue::eventcount::RawEventCount;
 use crate::queue::registry::{Entry, Peers, RawRegistry};
-use crate::queue::spill;
-use crate::queue::spsc::Positions;
 use crate::shm::header::kind;
-use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
+use crate::shm::layout::{ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
-use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
+use crate::shm::typed::Placed;
 
 const CLOSED: u32 = 1;
 const JOINABLE: u32 = 2;
@@ -60,12 +57,16 @@ const MANAGER: u32 = 4;
 pub const DEFAULT_QUEUE_CAPACITY: usize = 256 * 1024;
 
 /// The queue's control words at the start of its segment's payload; the
-/// ring's bytes follow at [`RING_OFFSET`].
+/// ring's bytes follow at [`RING_OFFSET`]. Spill segments are recorded as
+/// the queue segment's creator's (its header holds the token), so they
+/// count as stale only once the queue's creator died.
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct QueueHeader {
-    head: CachePadded<AtomicU64>,
-    tail: CachePadded<AtomicU64>,
+    /// The lane: positions, `readable` ("not empty"), `writable` ("not
+    /// full"), the producers' and the consumers' locks, each on a cache
+    /// line of its own.
+    lane: LaneWords,
     /// Ring bytes (a power of two), set at creation.
     capacity: AtomicU64,
     /// Most items at once; 0 = limited by the ring's bytes only.
@@ -74,24 +75,13 @@ pub(crate) struct QueueHeader {
     _pad: AtomicU32,
     /// Items taken by consumers that died before `task_done`.
     abandoned: AtomicU64,
-    /// The creating process's liveness token: spill segments are recorded
-    /// as its, so they count as stale only once the queue's creator died.
-    creator_nonce: AtomicU64,
-    creator_pid: AtomicU32,
-    _pad2: AtomicU32,
-    // Each lock and each eventcount on a cache line of its own: producers
-    // and consumers must not bounce one line between them on every call.
-    put_lock: CachePadded<RawMutex>,
-    get_lock: CachePadded<RawMutex>,
-    not_empty: CachePadded<RawEventCount>,
-    not_full: CachePadded<RawEventCount>,
     all_done: RawEventCount,
     producers: RawRegistry,
     consumers: RawRegistry,
 }
 
 #[allow(unsafe_code)] // the layout promise of a type placed in shared memory
-// SAFETY: repr(C) over atomics and repr(C) structs of atomics (RawMutex,
+// SAFETY: repr(C) over atomics and repr(C) structs of atomics (LaneWords,
 // RawEventCount, RawRegistry): no pointers; every bit pattern is a valid
 // value (positions, capacity and maxsize are checked before use, lock and
 // registry words hold owner ids that are probed, never trusted); all
@@ -108,11 +98,12 @@ const RING_OFFSET: usize = core::mem::size_of::<QueueHeader>().div_ceil(128) * 1
 #[cfg(feature = "inspect")]
 pub(crate) mod peek {
     use super::QueueHeader;
+    use crate::channel::lane::LaneWords;
     use core::mem::offset_of;
     /// Consumer position (byte-ring encoding, see `bytes.rs`).
-    pub(crate) const HEAD: usize = offset_of!(QueueHeader, head);
+    pub(crate) const HEAD: usize = offset_of!(QueueHeader, lane) + offset_of!(LaneWords, head);
     /// Producer position.
-    pub(crate) const TAIL: usize = offset_of!(QueueHeader, tail);
+    pub(crate) const TAIL: usize = offset_of!(QueueHeader, lane) + offset_of!(LaneWords, tail);
     /// Ring bytes.
     pub(crate) const CAPACITY: usize = offset_of!(QueueHeader, capacity);
     /// Most items at once (0: bytes only).
@@ -122,9 +113,9 @@ pub(crate) mod peek {
     /// Items lost with consumers that died before `task_done`.
     pub(crate) const ABANDONED: usize = offset_of!(QueueHeader, abandoned);
     /// The producers' lock (a `RawMutex`).
-    pub(crate) const PUT_LOCK: usize = offset_of!(QueueHeader, put_lock);
+    pub(crate) const PUT_LOCK: usize = offset_of!(QueueHeader, lane) + offset_of!(LaneWords, send_lock);
     /// The consumers' lock (a `RawMutex`).
-    pub(crate) const GET_LOCK: usize = offset_of!(QueueHeader, get_lock);
+    pub(crate) const GET_LOCK: usize = offset_of!(QueueHeader, lane) + offset_of!(LaneWords, recv_lock);
     /// The producers' registry.
     pub(crate) const PRODUCERS: usize = offset_of!(QueueHeader, producers);
     /// The consumers' registry.
@@ -261,15 +252,15 @@ impl<T: Serialize + DeserializeOwned> QueueBuilder<T> {
     fn make(self, flags: u32) -> Result<Queue<T>> {
         let cap = bytes::check_capacity(self.capacity)?;
         let size = RING_OFFSET + cap as usize;
-        let b = Segment::builder().size(size).typed(kind::QUEUE, queue_hash::<T>());
+        // The creator's token goes into the segment's header (anonymous
+        // queues too): spill segments are recorded under it.
+        let me = crate::sys::token::current().map_err(|e| Error::os("create liveness token", e))?;
+        let b = Segment::builder().size(size).typed(kind::QUEUE, queue_hash::<T>()).on_behalf_of(me);
         let init = |s: &Segment| -> Result<()> {
             let h = s.typed_in::<QueueHeader>(0)?;
             h.capacity.store(cap, Ordering::Relaxed);
             h.maxsize.store(self.maxsize as u64, Ordering::Relaxed);
             h.flags.store(flags, Ordering::Relaxed);
-            let me = crate::sys::token::current().map_err(|e| Error::os("create liveness token", e))?;
-            h.creator_pid.store(me.pid, Ordering::Relaxed);
-            h.creator_nonce.store(me.nonce, Ordering::Relaxed);
             Ok(())
         };
         let seg = match &self.name {
@@ -281,28 +272,16 @@ impl<T: Serialize + DeserializeOwned> QueueBuilder<T> {
 }
 
 /// The per-process state behind a queue handle.
+#[derive(Debug)]
 struct Inner {
-    seg: Segment,
-    ring: ShmBytes,
+    hdr: Placed<QueueHeader>,
+    lane: Lane,
     /// This process's producer / consumer registry entries (usize::MAX:
     /// not registered yet), checked against the process id on use so a
     /// fork child registers afresh.
     producer: std::sync::atomic::AtomicUsize,
     consumer: std::sync::atomic::AtomicUsize,
-    /// When a non-blocking put last asked the OS about the consumers, and
-    /// a non-blocking get about the producers.
-    last_probe: [parking_lot::Mutex<Option<Instant>>; 2],
-    /// The consumers' and producers' positions as this process last loaded
-    /// them (under the put and get locks), so a call usually finds room or
-    /// an item without loading the other side's cache line.
-    head_hint: AtomicU64,
-    tail_hint: AtomicU64,
 }
-
-/// The longest spin of a blocked put or get before it sleeps: a peer on
-/// another CPU answers well within it (a cache-line hand-off is 0.1 µs, a
-/// futex wake about 20 µs here).
-const SPIN: Duration = Duration::from_micros(10);
 
 /// A multi-producer multi-consumer FIFO queue of `T` shared by processes
 /// (Python: `multiprocessing.Queue`).
@@ -358,84 +337,49 @@ impl<T> std::fmt::Debug for Queue<T> {
         f.debug_struct("Queue")
             .field("qsize", &self.qsize())
             .field("maxsize", &h.maxsize.load(Ordering::Relaxed))
-            .field("capacity_bytes", &self.inner.ring.capacity())
+            .field("capacity_bytes", &self.inner.lane.capacity())
             .field("closed", &self.is_closed())
             .finish()
     }
 }
 
-/// A non-blocking attempt's outcome.
-enum Attempt {
-    Done,
-    NoRoom,
-}
+/// The queue's ends for the channel engine: `close` stops puts at once and
+/// gets once the queue is drained; the other side is gone when every
+/// process registered on it is confirmed dead.
+impl Ends for Inner {
+    const SEND_NEEDS_RECEIVER: bool = false;
 
-/// Why a blocking call stopped without its item.
-pub(crate) enum Stop {
-    Timeout,
-    Closed,
-    Disconnected,
-    Failed(Error),
-}
+    fn send_stop(&self) -> Option<Stop> {
+        self.closed().then_some(Stop::Closed)
+    }
 
-impl From<Error> for Stop {
-    fn from(e: Error) -> Stop {
-        Stop::Failed(e)
+    fn recv_stop(&self) -> Option<Stop> {
+        None
+    }
+
+    fn drained_stop(&self) -> Option<Stop> {
+        self.closed().then_some(Stop::Closed)
+    }
+
+    fn receivers_gone(&self) -> bool {
+        self.side_gone(&self.hdr.consumers)
+    }
+
+    fn senders_gone(&self) -> bool {
+        self.side_gone(&self.hdr.producers)
     }
 }
 
-impl From<crate::queue::spsc::RingError> for Stop {
-    fn from(e: crate::queue::spsc::RingError) -> Stop {
-        Stop::Failed(e.into())
+impl Inner {
+    fn closed(&self) -> bool {
+        self.hdr.flags.load(Ordering::Acquire) & CLOSED != 0
     }
-}
 
-/// How long a non-blocking call waits for a busy queue lock.
-const TRY_LOCK_WAIT: Duration = Duration::from_millis(1);
-
-/// How long a call may wait for one of the queue's locks.
-#[derive(Debug, Clone, Copy)]
-enum LockWait {
-    /// Briefly (non-blocking calls: another process's put or get in
-    /// progress is not "full" or "empty", but a stopped holder must not
-    /// make `try_put` block).
-    No,
-    /// Until the call's deadline (forever if `None`).
-    Until(Option<Instant>),
-}
-
-/// Takes one of the queue's robust locks; `None` if it is busy and the wait
-/// allows no more (a stopped holder must not make `try_put` block). A dead
-/// holder is taken over: the ring's positions are published by single
-/// stores, so whatever it was doing is either fully visible or not at all.
-fn take(lock: &RawMutex, wait: LockWait) -> Result<Option<LockedBy<'_>>> {
-    let got = match wait {
-        // The clock is read only if the lock is busy.
-        LockWait::No => match lock.try_lock() {
-            Err(Fail::WouldBlock) => lock.lock(Some(Instant::now() + TRY_LOCK_WAIT)),
-            other => other,
-        },
-        LockWait::Until(deadline) => lock.lock(deadline),
-    };
-    match got {
-        Ok(Acquired::Clean) => Ok(Some(LockedBy(lock))),
-        Ok(Acquired::OwnerDied) => {
-            lock.mark_consistent();
-            Ok(Some(LockedBy(lock)))
-        }
-        Err(Fail::WouldBlock | Fail::Timeout) => Ok(None),
-        Err(Fail::Os(e)) => Err(Error::os("liveness token", e)),
-        Err(Fail::Deadlock) => Err(Error::Deadlock),
-        Err(Fail::NotRecoverable) => Err(Error::Corrupt { what: "queue lock" }),
-    }
-}
-
-/// Unlocks on drop (also when a panic unwinds through a put or get).
-struct LockedBy<'a>(&'a RawMutex);
-
-impl Drop for LockedBy<'_> {
-    fn drop(&mut self) {
-        self.0.unlock();
+    /// Whether every process on one side is gone (a system call per
+    /// registered process). Dead consumers' taken items become abandoned.
+    fn side_gone(&self, reg: &RawRegistry) -> bool {
+        let abandoned = &self.hdr.abandoned;
+        reg.peers(|e| reclaim(e, abandoned)) == Peers::AllDead
     }
 }
 
@@ -506,31 +450,21 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
 impl<T> Queue<T> {
     fn wrap(seg: Segment) -> Result<Self> {
-        let h = seg.typed_in::<QueueHeader>(0)?;
-        let ring = ShmBytes::in_segment(&seg, RING_OFFSET, h.capacity.load(Ordering::Relaxed))?;
-        let head = h.head.load(Ordering::Relaxed);
+        let hdr: Placed<QueueHeader> = Placed::new(&seg, 0)?;
+        // Read once: the buffer is checked against the segment here, and
+        // the limit is what this handle enforces from now on.
+        let cap = hdr.capacity.load(Ordering::Relaxed);
+        let maxsize = hdr.maxsize.load(Ordering::Relaxed);
+        let lane = Lane::new(&seg, core::mem::offset_of!(QueueHeader, lane), RING_OFFSET, cap, maxsize)?;
         let none = usize::MAX;
         Ok(Queue {
-            inner: Arc::new(Inner {
-                seg,
-                ring,
-                producer: none.into(),
-                consumer: none.into(),
-                last_probe: [parking_lot::Mutex::new(None), parking_lot::Mutex::new(None)],
-                head_hint: AtomicU64::new(head),
-                tail_hint: AtomicU64::new(head),
-            }),
+            inner: Arc::new(Inner { hdr, lane, producer: none.into(), consumer: none.into() }),
             _t: PhantomData,
         })
     }
 
     fn hdr(&self) -> &QueueHeader {
-        self.inner.seg.typed_in::<QueueHeader>(0).expect("invariant: checked in Queue::wrap")
-    }
-
-    fn pos(&self) -> Positions<'_> {
-        let h = self.hdr();
-        Positions { head: &h.head, tail: &h.tail }
+        &self.inner.hdr
     }
 
     fn joinable(&self) -> bool {
@@ -550,10 +484,7 @@ impl<T> Queue<T> {
     /// ```
     #[doc(alias = "len")]
     pub fn qsize(&self) -> usize {
-        let h = self.hdr();
-        let head = h.head.load(Ordering::Acquire);
-        let tail = h.tail.load(Ordering::Acquire);
-        bytes::messages_between(head, tail, self.inner.ring.capacity()) as usize
+        self.inner.lane.len() as usize
     }
 
     /// Whether the queue is empty now (a snapshot).
@@ -565,10 +496,7 @@ impl<T> Queue<T> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn is_empty(&self) -> bool {
-        let h = self.hdr();
-        let head = h.head.load(Ordering::Acquire);
-        let tail = h.tail.load(Ordering::Acquire);
-        bytes::bytes_between(head, tail, self.inner.ring.capacity()) == 0
+        !self.inner.lane.has_message()
     }
 
     /// Whether the queue holds `maxsize` items now, or its ring has no room
@@ -583,7 +511,7 @@ impl<T> Queue<T> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn is_full(&self) -> bool {
-        !self.has_room(0)
+        !self.inner.lane.has_room(0)
     }
 
     /// The item limit given at creation (0: none but the ring's bytes).
@@ -607,7 +535,7 @@ impl<T> Queue<T> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn capacity_bytes(&self) -> usize {
-        self.inner.ring.capacity() as usize
+        self.inner.lane.capacity() as usize
     }
 
     /// The largest encoded item that travels inline; larger ones go
@@ -621,7 +549,7 @@ impl<T> Queue<T> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn max_inline(&self) -> usize {
-        bytes::max_message(self.inner.ring.capacity()) as usize
+        self.inner.lane.max_message() as usize
     }
 
     /// Closes the queue for every process: later puts fail with
@@ -644,8 +572,7 @@ impl<T> Queue<T> {
     pub fn close(&self) {
         let h = self.hdr();
         h.flags.fetch_or(CLOSED, Ordering::SeqCst);
-        h.not_empty.notify();
-        h.not_full.notify();
+        self.inner.lane.wake_all();
         h.all_done.notify();
     }
 
@@ -699,20 +626,7 @@ impl<T> Queue<T> {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn is_closed(&self) -> bool {
-        self.hdr().flags.load(Ordering::Acquire) & CLOSED != 0
-    }
-
-    /// Whether a `len`-byte record fits now (item limit and bytes).
-    fn has_room(&self, len: u64) -> bool {
-        let h = self.hdr();
-        let head = h.head.load(Ordering::Acquire);
-        let tail = h.tail.load(Ordering::Acquire);
-        let cap = self.inner.ring.capacity();
-        let maxsize = h.maxsize.load(Ordering::Relaxed);
-        if maxsize != 0 && bytes::messages_between(head, tail, cap) >= maxsize {
-            return false;
-        }
-        bytes::fits(head, tail, cap, len)
+        self.inner.closed()
     }
 
     /// This process's registry entry for a role, registering on first use.
@@ -732,128 +646,33 @@ impl<T> Queue<T> {
     /// (a system call per registered consumer): the manager's clients ask
     /// this of its accept queue while they wait for the server's answer.
     pub(crate) fn consumers_gone(&self) -> bool {
-        self.side_gone(&self.hdr().consumers)
-    }
-
-    /// Whether every process on one side is gone (a system call per
-    /// registered process). Dead consumers' taken items become abandoned.
-    fn side_gone(&self, reg: &RawRegistry) -> bool {
-        let abandoned = &self.hdr().abandoned;
-        reg.peers(|e| reclaim(e, abandoned)) == Peers::AllDead
-    }
-
-    /// For non-blocking calls: whether the other side is gone, asking the
-    /// OS at most once per liveness interval per handle.
-    fn side_gone_rate_limited(&self, reg: &RawRegistry) -> bool {
-        let side = usize::from(std::ptr::eq(reg, &self.hdr().producers));
-        {
-            let mut last = self.inner.last_probe[side].lock();
-            let now = Instant::now();
-            if last.is_some_and(|t| now.duration_since(t) < LIVENESS_MAX) {
-                return false;
-            }
-            *last = Some(now);
-        }
-        self.side_gone(reg)
+        self.inner.receivers_gone()
     }
 
     // -- putting ---------------------------------------------------------
 
-    /// One attempt to put an encoded record.
-    fn try_put_record(&self, payload: &[u8], tag: u32, wait: LockWait) -> Result<Attempt> {
-        let h = self.hdr();
-        let pos = self.pos();
-        let ring = &self.inner.ring;
-        let Some(_locked) = take(&h.put_lock, wait)? else { return Ok(Attempt::NoRoom) };
-        let maxsize = h.maxsize.load(Ordering::Relaxed);
-        let mut core = ByteProducerCore::attach_cached(&pos, self.inner.head_hint.load(Ordering::Relaxed));
-        // The count from the hint is an upper bound; reload only if it
-        // reaches the limit.
-        if maxsize != 0 && core.messages_upper_bound() >= maxsize && core.messages(&pos, ring.capacity())? >= maxsize {
-            self.inner.head_hint.store(core.head_hint(), Ordering::Relaxed);
-            return Ok(Attempt::NoRoom);
-        }
-        let pushed = core.push(&pos, ring, payload, tag)?;
-        // Stored under the lock: the next holder in this process inherits
-        // the happens-before of our load (see attach_cached).
-        self.inner.head_hint.store(core.head_hint(), Ordering::Relaxed);
-        Ok(if pushed { Attempt::Done } else { Attempt::NoRoom })
-    }
-
-    /// Encodes `item` as the record to put: inline, or a spill reference.
-    /// `buf` lends its allocation (a thread's reusable buffer).
-    fn record(&self, item: &T, buf: Vec<u8>) -> Result<(Vec<u8>, u32)>
+    /// Encodes `item` and sends it (spilled if it is larger than half the
+    /// ring). `buf` lends its allocation (a thread's reusable buffer) and
+    /// comes back.
+    fn put_encoded(&self, item: &T, buf: Vec<u8>, wait: Wait) -> (Vec<u8>, Result<(), Stop>)
     where
         T: Serialize,
     {
-        let msg = codec::encode_into(item, buf)?;
-        if msg.len() as u64 > bytes::max_message(self.inner.ring.capacity()) {
-            let h = self.hdr();
-            let owner = crate::sys::token::Token {
-                pid: h.creator_pid.load(Ordering::Relaxed),
-                nonce: h.creator_nonce.load(Ordering::Relaxed),
-            };
-            Ok((spill::spill_out(&msg, (owner.nonce != 0).then_some(owner))?, spill::TAG_SPILL))
-        } else {
-            Ok((msg, spill::TAG_INLINE))
-        }
-    }
-
-    /// Puts a record, waiting until `deadline` (`Some(now)`: no wait).
-    fn put_record(&self, payload: &[u8], tag: u32, deadline: Option<Instant>, nonblocking: bool) -> Result<(), Stop> {
-        let h = self.hdr();
-        self.role(&h.producers, &self.inner.producer)?;
-        let mut poll = LivenessPoll::new();
-        loop {
-            if self.is_closed() {
-                return Err(Stop::Closed);
-            }
-            let wait = if nonblocking { LockWait::No } else { LockWait::Until(deadline) };
-            if let Attempt::Done = self.try_put_record(payload, tag, wait)? {
-                h.not_empty.notify_from_here();
-                return Ok(());
-            }
-            if nonblocking {
-                if self.side_gone_rate_limited(&h.consumers) && !self.has_room(payload.len() as u64) {
-                    return Err(Stop::Disconnected);
-                }
-                return Err(Stop::Timeout);
-            }
-            if h.not_full.spin_for_notifier(SPIN, || self.has_room(payload.len() as u64) || self.is_closed()) {
-                continue;
-            }
-            let key = h.not_full.prepare();
-            let mut woke = Wake::Woken;
-            if !self.has_room(payload.len() as u64) && !self.is_closed() {
-                woke = h.not_full.wait(key, poll.wake_at(Instant::now(), deadline));
-            }
-            h.not_full.finish();
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(Stop::Timeout);
-            }
-            if let Wake::TimedOut = woke {
-                // A liveness-check wake-up.
-                if self.side_gone(&h.consumers) && !self.has_room(payload.len() as u64) {
-                    return Err(Stop::Disconnected);
-                }
-                poll.slower();
-            }
-        }
-    }
-
-    fn put_with(&self, item: T, deadline: Option<Instant>, nonblocking: bool) -> Result<(), (T, Stop)>
-    where
-        T: Serialize,
-    {
-        let (payload, tag) = match self.record(&item, take_buffer(&PUT_BUFFER)) {
-            Ok(r) => r,
-            Err(e) => return Err((item, Stop::Failed(e))),
+        let msg = match codec::encode_into(item, buf) {
+            Ok(m) => m,
+            Err(e) => return (Vec::new(), Err(Stop::Failed(e))),
         };
-        let out = self.put_record(&payload, tag, deadline, nonblocking);
-        if out.is_err() && tag == spill::TAG_SPILL {
-            spill::discard(&payload);
-        }
-        give_back(&PUT_BUFFER, payload);
+        let out = self.role(&self.hdr().producers, &self.inner.producer).map_err(Stop::Failed);
+        let out = out.and_then(|_| self.inner.lane.send_message(&msg, wait, &*self.inner));
+        (msg, out)
+    }
+
+    fn put_with(&self, item: T, wait: Wait) -> Result<(), (T, Stop)>
+    where
+        T: Serialize,
+    {
+        let (buf, out) = self.put_encoded(&item, take_buffer(&PUT_BUFFER), wait);
+        give_back(&PUT_BUFFER, buf);
         out.map_err(|stop| (item, stop))
     }
 
@@ -877,7 +696,7 @@ impl<T> Queue<T> {
     where
         T: Serialize,
     {
-        self.put_with(item, None, false).map_err(|(_, stop)| stop_error(stop))
+        self.put_with(item, Wait::Forever).map_err(|(_, stop)| stop.into_error())
     }
 
     /// Puts `item` if there is room now; otherwise gives it back.
@@ -899,7 +718,7 @@ impl<T> Queue<T> {
     where
         T: Serialize,
     {
-        self.put_with(item, Some(Instant::now()), true).map_err(|(item, stop)| match stop {
+        self.put_with(item, Wait::No).map_err(|(item, stop)| match stop {
             Stop::Timeout => TryPutError::Full(item),
             Stop::Closed => TryPutError::Closed(item),
             Stop::Disconnected => TryPutError::Disconnected(item),
@@ -925,7 +744,7 @@ impl<T> Queue<T> {
     where
         T: Serialize,
     {
-        self.put_deadline(item, Instant::now() + timeout)
+        self.put_with(item, Wait::after(timeout)).map_err(put_timeout_error)
     }
 
     /// Puts `item`, waiting until `deadline` at most for room.
@@ -945,121 +764,40 @@ impl<T> Queue<T> {
     where
         T: Serialize,
     {
-        self.put_with(item, Some(deadline), false).map_err(|(item, stop)| match stop {
-            Stop::Timeout => PutTimeoutError::Timeout(item),
-            Stop::Closed => PutTimeoutError::Closed(item),
-            Stop::Disconnected => PutTimeoutError::Disconnected(item),
-            Stop::Failed(e) => PutTimeoutError::Failed(item, e),
-        })
+        self.put_with(item, Wait::Until(deadline)).map_err(put_timeout_error)
     }
 
     // -- getting ---------------------------------------------------------
 
-    /// One attempt to take a record; its tag and bytes into `out`. `hook`
-    /// sees the bytes inside the get critical section, before the record
-    /// is released.
-    fn try_get_record(&self, out: &mut Vec<u8>, wait: LockWait, hook: &mut dyn FnMut(&[u8])) -> Result<Option<u32>> {
+    /// Gets a record into `out` (a spill reference resolved), running
+    /// `hook` on the record's bytes inside the get critical section,
+    /// before the record leaves the ring: a consumer killed before or
+    /// inside the hook leaves the record for the next consumer. A
+    /// `JoinableQueue` consumer's count of taken items grows there too (a
+    /// consumer killed after it is charged for an item that stays in the
+    /// ring: reported as abandoned once, delivered again, never the other
+    /// way round). Crate-internal callers: the pool's workers write their
+    /// slot in the hook.
+    pub(crate) fn get_raw_then(&self, out: &mut Vec<u8>, wait: Wait, hook: &mut dyn FnMut(&[u8])) -> Result<(), Stop> {
         let h = self.hdr();
-        let pos = self.pos();
-        let ring = &self.inner.ring;
-        let entry = if self.joinable() {
-            self.role(&h.consumers, &self.inner.consumer)?.and_then(|i| h.consumers.entry(i))
-        } else {
-            None
-        };
-        let Some(_locked) = take(&h.get_lock, wait)? else { return Ok(None) };
-        let mut core = ByteConsumerCore::attach_cached(&pos, self.inner.tail_hint.load(Ordering::Relaxed));
-        // Counted before the release: a consumer killed in between is
-        // charged for an item that stays in the ring (reported as abandoned
-        // once, delivered again), never the other way round.
-        let count = |bytes: &[u8]| {
+        let me = self.role(&h.consumers, &self.inner.consumer)?;
+        let entry = if self.joinable() { me.and_then(|i| h.consumers.entry(i)) } else { None };
+        let mut count = |bytes: &[u8]| {
             if let Some(e) = entry {
                 e.taken.fetch_add(1, Ordering::SeqCst);
             }
             hook(bytes);
         };
-        let got = core.pop_into_then(&pos, ring, out, count)?;
-        self.inner.tail_hint.store(core.tail_hint(), Ordering::Relaxed);
-        Ok(got)
+        self.inner.lane.recv_message(out, wait, &*self.inner, &mut count)
     }
 
-    /// Gets a record into `out`, waiting until `deadline`.
-    fn get_record(&self, out: &mut Vec<u8>, deadline: Option<Instant>, nonblocking: bool) -> Result<(), Stop> {
-        self.get_raw_then(out, deadline, nonblocking, &mut |_| {})
-    }
-
-    /// As [`get_record`](Self::get_record), running `hook` on the record's
-    /// bytes inside the get critical section, before the record leaves the
-    /// ring: a consumer killed before or inside the hook leaves the record
-    /// for the next consumer (see `try_get_record`). Crate-internal: the
-    /// pool's workers write their slot there.
-    pub(crate) fn get_raw_then(
-        &self,
-        out: &mut Vec<u8>,
-        deadline: Option<Instant>,
-        nonblocking: bool,
-        hook: &mut dyn FnMut(&[u8]),
-    ) -> Result<(), Stop> {
-        let h = self.hdr();
-        self.role(&h.consumers, &self.inner.consumer)?;
-        let mut poll = LivenessPoll::new();
-        loop {
-            let wait = if nonblocking { LockWait::No } else { LockWait::Until(deadline) };
-            if let Some(tag) = self.try_get_record(out, wait, hook)? {
-                h.not_full.notify_from_here();
-                return self.unspill(tag, out);
-            }
-            if self.is_closed() {
-                return Err(Stop::Closed);
-            }
-            if nonblocking {
-                if self.side_gone_rate_limited(&h.producers) && self.is_empty() {
-                    return Err(Stop::Disconnected);
-                }
-                return Err(Stop::Timeout);
-            }
-            if h.not_empty.spin_for_notifier(SPIN, || !self.is_empty() || self.is_closed()) {
-                continue;
-            }
-            let key = h.not_empty.prepare();
-            let mut woke = Wake::Woken;
-            if self.is_empty() && !self.is_closed() {
-                woke = h.not_empty.wait(key, poll.wake_at(Instant::now(), deadline));
-            }
-            h.not_empty.finish();
-            if deadline.is_some_and(|d| Instant::now() >= d) && self.is_empty() {
-                return Err(Stop::Timeout);
-            }
-            if let Wake::TimedOut = woke {
-                // A liveness-check wake-up. Dead first, then empty: a
-                // producer may publish and die.
-                if self.side_gone(&h.producers) && self.is_empty() {
-                    return Err(Stop::Disconnected);
-                }
-                poll.slower();
-            }
-        }
-    }
-
-    /// Replaces a spill reference in `out` by the message it names.
-    fn unspill(&self, tag: u32, out: &mut Vec<u8>) -> Result<(), Stop> {
-        match tag {
-            spill::TAG_INLINE => Ok(()),
-            spill::TAG_SPILL => {
-                let reference = std::mem::take(out);
-                spill::spill_in(&reference, out).map_err(Stop::Failed)
-            }
-            _ => Err(Stop::Failed(Error::Corrupt { what: "queue record tag" })),
-        }
-    }
-
-    fn get_with(&self, deadline: Option<Instant>, nonblocking: bool) -> Result<T, Stop>
+    fn get_with(&self, wait: Wait) -> Result<T, Stop>
     where
         T: DeserializeOwned,
     {
         let mut buf = take_buffer(&GET_BUFFER);
         let out =
-            self.get_record(&mut buf, deadline, nonblocking).and_then(|()| codec::decode(&buf).map_err(Stop::Failed));
+            self.get_raw_then(&mut buf, wait, &mut |_| {}).and_then(|()| codec::decode(&buf).map_err(Stop::Failed));
         give_back(&GET_BUFFER, buf);
         out
     }
@@ -1084,7 +822,7 @@ impl<T> Queue<T> {
     where
         T: DeserializeOwned,
     {
-        self.get_with(None, false).map_err(stop_error)
+        self.get_with(Wait::Forever).map_err(Stop::into_error)
     }
 
     /// Takes the oldest item if there is one now.
@@ -1107,7 +845,7 @@ impl<T> Queue<T> {
     where
         T: DeserializeOwned,
     {
-        self.get_with(Some(Instant::now()), true).map_err(|stop| match stop {
+        self.get_with(Wait::No).map_err(|stop| match stop {
             Stop::Timeout => TryGetError::Empty,
             Stop::Closed => TryGetError::Closed,
             Stop::Disconnected => TryGetError::Disconnected,
@@ -1132,7 +870,7 @@ impl<T> Queue<T> {
     where
         T: DeserializeOwned,
     {
-        self.get_deadline(Instant::now() + timeout)
+        self.get_with(Wait::after(timeout)).map_err(get_timeout_error)
     }
 
     /// Takes the oldest item, waiting until `deadline` at most.
@@ -1153,12 +891,7 @@ impl<T> Queue<T> {
     where
         T: DeserializeOwned,
     {
-        self.get_with(Some(deadline), false).map_err(|stop| match stop {
-            Stop::Timeout => GetTimeoutError::Timeout,
-            Stop::Closed => GetTimeoutError::Closed,
-            Stop::Disconnected => GetTimeoutError::Disconnected,
-            Stop::Failed(e) => GetTimeoutError::Failed(e),
-        })
+        self.get_with(Wait::Until(deadline)).map_err(get_timeout_error)
     }
 }
 
@@ -1167,27 +900,22 @@ impl<T> Queue<T> {
 /// inside the get critical section.
 impl<T> Queue<T> {
     #[cfg(feature = "pool")]
-    /// Puts `record` as one inline record, waiting until `deadline` (`None`:
-    /// forever; with `nonblocking`, not at all). Records larger than
+    /// Puts `record` as one inline record. Records larger than
     /// [`max_inline`](Queue::max_inline) are refused with `TooLarge`.
-    pub(crate) fn put_raw(&self, record: &[u8], deadline: Option<Instant>, nonblocking: bool) -> Result<(), Stop> {
+    pub(crate) fn put_raw(&self, record: &[u8], wait: Wait) -> Result<(), Stop> {
         let max = self.max_inline();
         if record.len() > max {
             return Err(Stop::Failed(Error::TooLarge { len: record.len(), max }));
         }
-        self.put_record(record, spill::TAG_INLINE, deadline, nonblocking)
+        self.role(&self.hdr().producers, &self.inner.producer)?;
+        self.inner.lane.send_record(record, bytes::TAG_INLINE, wait, &*self.inner)
     }
 
     #[cfg(feature = "pool")]
     /// The token that spill segments of this queue are recorded under (its
     /// creator's), for callers that spill records themselves.
     pub(crate) fn spill_owner(&self) -> Option<crate::sys::token::Token> {
-        let h = self.hdr();
-        let owner = crate::sys::token::Token {
-            pid: h.creator_pid.load(Ordering::Relaxed),
-            nonce: h.creator_nonce.load(Ordering::Relaxed),
-        };
-        (owner.nonce != 0).then_some(owner)
+        self.inner.lane.spill_owner()
     }
 }
 
@@ -1224,12 +952,21 @@ fn reclaim(e: &Entry, abandoned: &AtomicU64) {
     }
 }
 
-fn stop_error(stop: Stop) -> Error {
+fn put_timeout_error<T>((item, stop): (T, Stop)) -> PutTimeoutError<T> {
     match stop {
-        Stop::Timeout => Error::Timeout,
-        Stop::Closed => Error::Closed,
-        Stop::Disconnected => Error::Disconnected,
-        Stop::Failed(e) => e,
+        Stop::Timeout => PutTimeoutError::Timeout(item),
+        Stop::Closed => PutTimeoutError::Closed(item),
+        Stop::Disconnected => PutTimeoutError::Disconnected(item),
+        Stop::Failed(e) => PutTimeoutError::Failed(item, e),
+    }
+}
+
+fn get_timeout_error(stop: Stop) -> GetTimeoutError {
+    match stop {
+        Stop::Timeout => GetTimeoutError::Timeout,
+        Stop::Closed => GetTimeoutError::Closed,
+        Stop::Disconnected => GetTimeoutError::Disconnected,
+        Stop::Failed(e) => GetTimeoutError::Failed(e),
     }
 }
 
@@ -1424,26 +1161,23 @@ impl<T> JoinableQueue<T> {
         }
     }
 
-    fn join_until(&self, deadline: Option<Instant>) -> Result<()> {
-        let h = self.q.hdr();
-        let mut poll = LivenessPoll::new();
+    fn join_until(&self, wait: Wait) -> Result<()> {
+        let q = &self.q.inner;
+        // A liveness wake-up turns dead consumers' items into abandoned
+        // ones (which ends the wait: they no longer count as unfinished).
+        let reclaim = || {
+            q.receivers_gone();
+            false
+        };
+        let probe = ProbeRate::new();
         loop {
             if self.all_done() {
                 return self.joined();
             }
-            let key = h.all_done.prepare();
-            let mut woke = Wake::Woken;
-            if !self.all_done() {
-                woke = h.all_done.wait(key, poll.wake_at(Instant::now(), deadline));
-            }
-            h.all_done.finish();
-            if let Wake::TimedOut = woke {
-                // Dead consumers' items become abandoned.
-                self.q.side_gone(&h.consumers);
-                poll.slower();
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) && !self.all_done() {
-                return Err(Error::Timeout);
+            match wait_on(&q.hdr.all_done, || self.all_done(), wait, reclaim, &probe) {
+                Ok(Woke::Look | Woke::Gone) => {}
+                Err(Stop::Timeout) => return if self.all_done() { self.joined() } else { Err(Error::Timeout) },
+                Err(stop) => return Err(stop.into_error()),
             }
         }
     }
@@ -1463,7 +1197,7 @@ impl<T> JoinableQueue<T> {
     /// [`Error::Abandoned`] if consumers died holding items (the queue has
     /// lost them; later joins report the same count).
     pub fn join(&self) -> Result<()> {
-        self.join_until(None)
+        self.join_until(Wait::Forever)
     }
 
     /// As [`join`](JoinableQueue::join), waiting at most `timeout`.
@@ -1481,13 +1215,13 @@ impl<T> JoinableQueue<T> {
     /// # Errors
     /// [`Error::Timeout`]; as for [`join`](JoinableQueue::join).
     pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
-        self.join_until(Some(Instant::now() + timeout))
+        self.join_until(Wait::after(timeout))
     }
 }
 
 impl<T> serde::Serialize for Queue<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.inner.seg.serialize(s)
+        self.inner.hdr.segment().serialize(s)
     }
 }
 

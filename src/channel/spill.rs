@@ -15,8 +15,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::error::{Error, Result};
 use crate::shm::segment::Segment;
 
-pub(crate) use crate::queue::bytes::{TAG_INLINE, TAG_SPILL};
-
 /// The longest spill name (the reference must stay small).
 const MAX_NAME: usize = 96;
 

@@ -2,17 +2,18 @@
 //! memory.
 //!
 //! One segment (kind PIPE) holds one direction (simplex) or two (duplex).
-//! Each direction is a byte ring ([`LaneWords`] plus a buffer) with two
-//! eventcounts ("readable", "writable") and two robust locks (one sender,
-//! one receiver at a time: any number of threads and processes may hold
-//! clones of an end). Each end has a closed flag and a registry of the
-//! processes that hold it ([`EndWords`]).
+//! Each direction is a lane of the channel engine ([`lane`](super::lane):
+//! [`LaneWords`] plus a buffer), with its eventcounts and its two robust
+//! locks (one sender, one receiver at a time: any number of threads and
+//! processes may hold clones of an end). Each end has a closed flag and a
+//! registry of the processes that hold it ([`EndWords`]). Spill segments
+//! are recorded as the pipe segment's creator's (its header holds the
+//! token).
 //!
 //! | offset in the payload | what |
 //! |---|---|
 //! | 0 | capacity of each direction's buffer (`u64`) |
 //! | 8 | number of directions: 2 duplex, 1 simplex (`u64`) |
-//! | 16, 24 | the creating process's liveness token (pid, nonce): spill segments are recorded as its |
 //! | [`END_OFF`] | end 0's and end 1's [`EndWords`] |
 //! | [`LANE_OFF`] | direction 0's and 1's [`LaneWords`] |
 //! | [`BUF_OFF`] | direction 0's buffer, then direction 1's |
@@ -21,42 +22,29 @@
 //! way round. Simplex: end 0 is the reader and end 1 the writer of
 //! direction 0 (Python's order: `r, w = Pipe(duplex=False)`).
 //!
-//! Records carry a tag: [`TAG_INLINE`] (the message itself) or
-//! [`TAG_SPILL`] (a reference to a spill segment, for messages above the
-//! ring's largest).
-//!
-//! Blocking: try, spin briefly without yielding (up to 10 µs, and only when
-//! the peer last ran on another CPU, see [`RawEventCount`]'s CPU hint),
-//! then sleep on the
-//! direction's eventcount, waking at liveness intervals
-//! ([`LivenessPoll`]) to ask the OS whether every holder of the other end
-//! died. A sender also asks at most every [`PROBE_INTERVAL`] while it
-//! does not block (never a system call per send).
+//! What a pipe adds to the engine ([`Ends`]): closing one end makes the
+//! other's sends fail (`BrokenPipe`) and its receives end once drained
+//! (`Disconnected`), and so does the death of every holder of the other
+//! end; a send to a pipe whose other end is gone fails even while there is
+//! room (nobody will read it), asked at most every few milliseconds.
 
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::channel::lane::{Ends, Lane, LaneWords, Stop, Wait, Woke};
 use crate::codec;
 use crate::error::{Error, Result};
-use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
-use crate::loom::futex::Wake;
-use crate::loom::owner::LivenessPoll;
-use crate::queue::bytes::{self, ByteConsumerCore, ByteProducerCore, ShmBytes, check_capacity};
-use crate::queue::eventcount::RawEventCount;
+use crate::loom::atomic::{AtomicU32, Ordering};
+use crate::queue::bytes::check_capacity;
 use crate::queue::registry::{self, Peers, RawRegistry};
-use crate::queue::role::PROBE_INTERVAL;
-use crate::queue::spill::{self, TAG_INLINE, TAG_SPILL};
-use crate::queue::spsc::Positions;
 use crate::shm::header::kind;
-use crate::shm::layout::{CachePadded, ShmSafe, layout_hash_mix};
+use crate::shm::layout::{ShmSafe, layout_hash_mix};
 use crate::shm::segment::Segment;
 use crate::shm::typed::Placed;
-use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
 
 const fn round128(n: usize) -> usize {
     n.div_ceil(128) * 128
@@ -95,17 +83,6 @@ const PIPE_HASH: u64 = layout_hash_mix(
 const MIN_CAPACITY: usize = 256;
 /// The default buffer per direction (an OS pipe's default too).
 const DEFAULT_CAPACITY: usize = 64 * 1024;
-
-/// How long a blocked call spins before it sleeps: a peer that runs on
-/// another CPU answers well within it (a cache-line hand-off is 0.1 µs, a
-/// futex wake about 20 µs here).
-const SPIN: Duration = Duration::from_micros(10);
-
-/// Nanoseconds since the first call in this process (for rate limits).
-fn now_nanos() -> u64 {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed().as_nanos() as u64
-}
 
 /// Python's `multiprocessing.Pipe`: makes the two [`Connection`]s of a new
 /// pipe over shared memory.
@@ -321,13 +298,13 @@ impl PipeBuilder {
             .checked_mul(lanes as usize)
             .and_then(|b| b.checked_add(BUF_OFF))
             .ok_or(Error::InvalidArgument { what: "pipe too large for this platform" })?;
-        let builder = Segment::builder().size(size).typed(kind::PIPE, PIPE_HASH);
+        // The creator's token goes into the segment's header (anonymous
+        // pipes too): spill segments are recorded under it.
+        let me = crate::sys::token::current().map_err(|e| Error::os("create liveness token", e))?;
+        let builder = Segment::builder().size(size).typed(kind::PIPE, PIPE_HASH).on_behalf_of(me);
         let init = |s: &Segment| {
             s.typed_in::<StdAtomicU64>(0)?.store(cap, StdOrdering::Relaxed);
             s.typed_in::<StdAtomicU64>(8)?.store(lanes, StdOrdering::Relaxed);
-            let me = crate::sys::token::current().map_err(|e| Error::os("create liveness token", e))?;
-            s.typed_in::<StdAtomicU64>(16)?.store(u64::from(me.pid), StdOrdering::Relaxed);
-            s.typed_in::<StdAtomicU64>(24)?.store(me.nonce, StdOrdering::Relaxed);
             Ok(())
         };
         let seg = match &self.name {
@@ -343,29 +320,6 @@ fn ends(seg: Segment) -> Result<(Connection, Connection)> {
     Ok((Connection::wrap(&seg, 0)?, Connection::wrap(&seg, 1)?))
 }
 
-/// One direction, resolved and checked once.
-struct Lane {
-    words: Placed<LaneWords>,
-    /// The buffer, its capacity checked against the segment when the
-    /// handle was made (ours from then on, whatever a peer writes).
-    buf: ShmBytes,
-    cap: u64,
-}
-
-impl Lane {
-    /// Whether a message is published (lock-free look).
-    fn has_message(&self) -> bool {
-        // Acquire: pairs with the Release stores of the positions.
-        bytes::has_message(self.words.head.load(Ordering::Acquire), self.words.tail.load(Ordering::Acquire))
-    }
-
-    /// Whether a `len`-byte record would fit now (lock-free look).
-    fn fits(&self, len: u64) -> bool {
-        // Acquire: as in `has_message`.
-        bytes::fits(self.words.head.load(Ordering::Acquire), self.words.tail.load(Ordering::Acquire), self.cap, len)
-    }
-}
-
 struct Inner {
     seg: Segment,
     /// 0 or 1.
@@ -376,18 +330,57 @@ struct Inner {
     peer: Placed<EndWords>,
     /// The process id (as in the registry) this handle registered for, or 0.
     registered: StdAtomicU32,
-    /// Sends since the last look at the clock (approximate across threads).
-    sends: StdAtomicU32,
-    /// When this handle last asked the OS about the other end
-    /// ([`now_nanos`]), or [`NEVER`].
-    last_probe: StdAtomicU64,
-    /// What the last probe said: then every send asks again (a dead peer
-    /// makes sends fail anyway, so the cost is only on that path).
-    peer_seen_dead: std::sync::atomic::AtomicBool,
 }
 
-/// `last_probe` of a handle that never asked.
-const NEVER: u64 = u64::MAX;
+/// A pipe end's view for the channel engine.
+impl Ends for Inner {
+    const SEND_NEEDS_RECEIVER: bool = true;
+
+    fn send_stop(&self) -> Option<Stop> {
+        if self.closed() {
+            Some(Stop::Closed)
+        } else if self.peer_closed() {
+            Some(Stop::Disconnected)
+        } else {
+            None
+        }
+    }
+
+    fn recv_stop(&self) -> Option<Stop> {
+        self.closed().then_some(Stop::Closed)
+    }
+
+    fn drained_stop(&self) -> Option<Stop> {
+        self.peer_closed().then_some(Stop::Disconnected)
+    }
+
+    fn receivers_gone(&self) -> bool {
+        self.peer_gone()
+    }
+
+    fn senders_gone(&self) -> bool {
+        self.peer_gone()
+    }
+}
+
+impl Inner {
+    fn closed(&self) -> bool {
+        self.me.closed.load(Ordering::Relaxed) != 0
+    }
+
+    /// Whether the other end was closed.
+    fn peer_closed(&self) -> bool {
+        // Acquire: pairs with the Release store in `close`, which follows
+        // the closer's last send.
+        self.peer.closed.load(Ordering::Acquire) != 0
+    }
+
+    /// Whether the OS confirms every registered holder of the other end
+    /// dead (system calls: one probe per registered process).
+    fn peer_gone(&self) -> bool {
+        self.peer.holders.peers(|_| {}) == Peers::AllDead
+    }
+}
 
 /// One end of a [`Pipe`] (Python: `multiprocessing.connection.Connection`).
 ///
@@ -440,37 +433,6 @@ impl std::fmt::Debug for Connection {
     }
 }
 
-/// How long a call may wait.
-#[derive(Debug, Clone, Copy)]
-enum Wait {
-    Forever,
-    Until(Instant),
-    /// Not at all (`try_` calls).
-    No,
-}
-
-impl Wait {
-    fn after(timeout: Duration) -> Wait {
-        Instant::now().checked_add(timeout).map_or(Wait::Forever, Wait::Until)
-    }
-
-    fn deadline(self) -> Option<Instant> {
-        match self {
-            Wait::Forever => None,
-            Wait::Until(d) => Some(d),
-            Wait::No => Some(Instant::now()),
-        }
-    }
-}
-
-/// Why a wait for readiness ended.
-enum Woke {
-    /// The condition may hold (or an end was closed): look again.
-    Look,
-    /// Every holder of the other end is confirmed dead.
-    PeerDead,
-}
-
 impl Connection {
     fn wrap(seg: &Segment, end: usize) -> Result<Connection> {
         let corrupt = Error::Corrupt { what: "pipe header" };
@@ -481,11 +443,7 @@ impl Connection {
         }
         let lane = |i: usize| -> Result<Lane> {
             let off = usize::try_from(cap).ok().and_then(|c| c.checked_mul(i)).and_then(|o| o.checked_add(BUF_OFF));
-            Ok(Lane {
-                words: Placed::new(seg, LANE_OFF[i])?,
-                buf: ShmBytes::in_segment(seg, off.ok_or(Error::Corrupt { what: "pipe capacity" })?, cap)?,
-                cap,
-            })
+            Lane::new(seg, LANE_OFF[i], off.ok_or(Error::Corrupt { what: "pipe capacity" })?, cap, 0)
         };
         let (tx, rx) = match (lanes, end) {
             (2, 0) => (Some(lane(0)?), Some(lane(1)?)),
@@ -502,9 +460,6 @@ impl Connection {
                 me: Placed::new(seg, END_OFF[end])?,
                 peer: Placed::new(seg, END_OFF[1 - end])?,
                 registered: StdAtomicU32::new(0),
-                sends: StdAtomicU32::new(0),
-                last_probe: StdAtomicU64::new(NEVER),
-                peer_seen_dead: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -528,161 +483,29 @@ impl Connection {
         Ok(())
     }
 
-    fn check_open(&self) -> Result<()> {
-        if self.is_closed() { Err(Error::Closed) } else { Ok(()) }
-    }
-
     fn tx(&self) -> Result<&Lane> {
-        self.check_open()?;
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
         self.inner.tx.as_ref().ok_or(Error::InvalidArgument { what: "this end of a simplex pipe only receives" })
     }
 
     fn rx(&self) -> Result<&Lane> {
-        self.check_open()?;
+        if self.is_closed() {
+            return Err(Error::Closed);
+        }
         self.inner.rx.as_ref().ok_or(Error::InvalidArgument { what: "this end of a simplex pipe only sends" })
     }
 
-    /// Whether the other end was closed.
-    fn peer_closed(&self) -> bool {
-        // Acquire: pairs with the Release store in `close`, which follows
-        // the closer's last send.
-        self.inner.peer.closed.load(Ordering::Acquire) != 0
-    }
-
-    /// Whether the OS confirms every registered holder of the other end
-    /// dead (system calls: one probe per registered process).
-    fn peer_dead(&self) -> bool {
-        self.inner.last_probe.store(now_nanos(), StdOrdering::Relaxed);
-        let dead = self.inner.peer.holders.peers(|_| {}) == Peers::AllDead;
-        self.inner.peer_seen_dead.store(dead, StdOrdering::Relaxed);
-        dead
-    }
-
-    /// [`peer_dead`](Self::peer_dead), asked only if the last answer was
-    /// "dead" or is at least [`PROBE_INTERVAL`] old (else `false`).
-    fn peer_dead_lately(&self) -> bool {
-        (self.inner.peer_seen_dead.load(StdOrdering::Relaxed) || self.probe_due()) && self.peer_dead()
-    }
-
-    /// Whether no probe ran yet or the last is at least [`PROBE_INTERVAL`]
-    /// old.
-    fn probe_due(&self) -> bool {
-        let last = self.inner.last_probe.load(StdOrdering::Relaxed);
-        last == NEVER || now_nanos().saturating_sub(last) >= PROBE_INTERVAL.as_nanos() as u64
-    }
-
-    /// Runs `f` under `lock`; an owner that died holding it is no concern
-    /// (positions are published in one store: nothing is half-visible).
-    fn locked<R>(&self, lock: &RawMutex, wait: Wait, f: impl FnOnce() -> R) -> Result<R> {
-        match lock.lock(wait.deadline()) {
-            Ok(Acquired::Clean) => {}
-            Ok(Acquired::OwnerDied) => lock.mark_consistent(),
-            Err(Fail::Timeout | Fail::WouldBlock) => return Err(Error::Timeout),
-            Err(Fail::NotRecoverable) => return Err(Error::Corrupt { what: "pipe lock" }),
-            Err(Fail::Deadlock) => return Err(Error::Deadlock),
-            Err(Fail::Os(e)) => return Err(Error::os("liveness token", e)),
-        }
-        let r = f();
-        lock.unlock();
-        Ok(r)
-    }
-
-    /// Waits on `ec` until `ready()` may hold, an end is closed, the other
-    /// end's holders are confirmed dead, or the deadline passes
-    /// (`Err(Timeout)`).
-    fn wait_for(&self, ec: &RawEventCount, ready: impl Fn() -> bool, wait: Wait) -> Result<Woke> {
-        let look = || ready() || self.peer_closed() || self.is_closed();
-        if ec.spin_for_notifier(SPIN, &look) {
-            return Ok(Woke::Look);
-        }
-        let deadline = wait.deadline();
-        if deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(Error::Timeout);
-        }
-        // About to sleep: the other end may be long dead (asked at a
-        // bounded rate, so a busy pipe with pauses does not pay for it).
-        if self.peer_dead_lately() {
-            return Ok(Woke::PeerDead);
-        }
-        let mut poll = LivenessPoll::new();
-        loop {
-            let key = ec.prepare();
-            if look() {
-                ec.finish();
-                return Ok(Woke::Look);
-            }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                ec.finish();
-                return Err(Error::Timeout);
-            }
-            let woke = ec.wait(key, poll.wake_at(now, deadline));
-            ec.finish();
-            if woke == Wake::TimedOut && deadline.is_none_or(|d| Instant::now() < d) {
-                if self.peer_dead() {
-                    return Ok(Woke::PeerDead);
-                }
-                poll.slower();
-            }
-        }
-    }
-
-    /// Sends one record (`rec.len() <= max_message`).
-    fn send_record(&self, lane: &Lane, rec: &[u8], tag: u32, wait: Wait) -> Result<()> {
+    /// Sends `msg` whole (spilled if larger than the buffer allows).
+    fn send_bytes_wait(&self, msg: &[u8], wait: Wait) -> Result<()> {
+        let lane = self.tx()?;
         self.register()?;
-        // A periodic look at the other end's holders while sends succeed:
-        // the clock is read every 64th send, the OS asked every few ms.
-        let n = self.inner.sends.load(StdOrdering::Relaxed);
-        self.inner.sends.store(n.wrapping_add(1), StdOrdering::Relaxed);
-        let mut probe =
-            self.inner.peer_seen_dead.load(StdOrdering::Relaxed) || (n.is_multiple_of(64) && self.probe_due());
-        loop {
-            if self.peer_closed() || (probe && self.peer_dead()) {
-                return Err(Error::BrokenPipe);
-            }
-            let pushed = match self.locked(&lane.words.send_lock, wait, || {
-                let pos = lane.words.positions();
-                ByteProducerCore::attach(&pos).push(&pos, &lane.buf, rec, tag)
-            }) {
-                Err(Error::Timeout) if matches!(wait, Wait::No) => false, // another sender holds the lock
-                r => r??,
-            };
-            if pushed {
-                lane.words.readable.notify_from_here();
-                return Ok(());
-            }
-            if matches!(wait, Wait::No) {
-                return Err(Error::Full);
-            }
-            match self.wait_for(&lane.words.writable, || lane.fits(rec.len() as u64), wait)? {
-                Woke::Look => probe = false,
-                Woke::PeerDead => return Err(Error::BrokenPipe),
-            }
-            self.check_open()?;
-        }
-    }
-
-    /// Takes the oldest record into `out` if there is one; resolves spill
-    /// references.
-    fn pop(&self, lane: &Lane, out: &mut Vec<u8>, wait: Wait) -> Result<bool> {
-        if !lane.has_message() {
-            return Ok(false);
-        }
-        let tag = self.locked(&lane.words.recv_lock, wait, || {
-            let pos = lane.words.positions();
-            ByteConsumerCore::attach(&pos).pop_into(&pos, &lane.buf, out)
-        })??;
-        let Some(tag) = tag else { return Ok(false) };
-        lane.words.writable.notify_from_here();
-        match tag {
-            TAG_INLINE => Ok(true),
-            TAG_SPILL => {
-                let reference = std::mem::take(out);
-                spill::spill_in(&reference, out)?;
-                Ok(true)
-            }
-            _ => Err(Error::Corrupt { what: "pipe record tag" }),
-        }
+        lane.send_message(msg, wait, &*self.inner).map_err(|stop| match stop {
+            Stop::Timeout if wait == Wait::No => Error::Full,
+            Stop::Disconnected => Error::BrokenPipe,
+            stop => stop.into_error(),
+        })
     }
 
     /// Receives one message into `out`; `Ok(false)` only for `Wait::No`
@@ -690,44 +513,11 @@ impl Connection {
     fn recv_into(&self, out: &mut Vec<u8>, wait: Wait) -> Result<bool> {
         let lane = self.rx()?;
         self.register()?;
-        loop {
-            let r = self.pop(lane, out, wait);
-            if matches!(wait, Wait::No) && matches!(r, Err(Error::Timeout)) {
-                return Ok(false); // another receiver holds the lock
-            }
-            if r? {
-                return Ok(true);
-            }
-            if self.peer_closed() {
-                // Its last sends happened-before the flag: look once more.
-                return if self.pop(lane, out, wait)? { Ok(true) } else { Err(Error::Disconnected) };
-            }
-            if matches!(wait, Wait::No) {
-                return Ok(false);
-            }
-            match self.wait_for(&lane.words.readable, || lane.has_message(), wait)? {
-                Woke::Look => self.check_open()?,
-                Woke::PeerDead => {
-                    return if self.pop(lane, out, wait)? { Ok(true) } else { Err(Error::Disconnected) };
-                }
-            }
+        match lane.recv_message(out, wait, &*self.inner, &mut |_| {}) {
+            Ok(()) => Ok(true),
+            Err(Stop::Timeout) if wait == Wait::No => Ok(false),
+            Err(stop) => Err(stop.into_error()),
         }
-    }
-
-    fn send_bytes_wait(&self, msg: &[u8], wait: Wait) -> Result<()> {
-        let lane = self.tx()?;
-        if msg.len() as u64 <= bytes::max_message(lane.cap) {
-            return self.send_record(lane, msg, TAG_INLINE, wait);
-        }
-        if self.peer_closed() {
-            return Err(Error::BrokenPipe);
-        }
-        // The spill segment counts as the pipe creator's, so cleanup_stale
-        // keeps it while the message waits, even after this process exits.
-        let word = |off| self.inner.seg.typed_in::<StdAtomicU64>(off).map(|w| w.load(StdOrdering::Relaxed));
-        let owner = crate::sys::token::Token { pid: word(16)? as u32, nonce: word(24)? };
-        let reference = spill::spill_out(msg, (owner.nonce != 0).then_some(owner))?;
-        self.send_record(lane, &reference, TAG_SPILL, wait).inspect_err(|_| spill::discard(&reference))
     }
 
     /// Sends `value`, encoded (serde + postcard); waits while the pipe is
@@ -1021,20 +811,20 @@ impl Connection {
     pub fn poll(&self, timeout: Duration) -> Result<bool> {
         let lane = self.rx()?;
         self.register()?;
-        let wait = if timeout.is_zero() { Wait::No } else { Wait::after(timeout) };
-        loop {
-            if lane.has_message() || self.peer_closed() {
-                return Ok(true);
-            }
-            if matches!(wait, Wait::No) {
-                return Ok(self.peer_dead_lately());
-            }
-            match self.wait_for(&lane.words.readable, || lane.has_message(), wait) {
-                Ok(Woke::Look) => self.check_open()?,
-                Ok(Woke::PeerDead) => return Ok(true),
-                Err(Error::Timeout) => return Ok(false),
-                Err(e) => return Err(e),
-            }
+        let ends = &*self.inner;
+        let ready = || ends.peer_closed() || ends.closed();
+        if lane.has_message() || ends.peer_closed() {
+            return Ok(true);
+        }
+        if timeout.is_zero() {
+            return Ok(lane.senders_gone_lately(ends));
+        }
+        match lane.wait_readable(ready, Wait::after(timeout), ends) {
+            Ok(Woke::Gone) => Ok(true),
+            Ok(Woke::Look) if self.is_closed() => Err(Error::Closed),
+            Ok(Woke::Look) => Ok(lane.has_message() || ends.peer_closed()),
+            Err(Stop::Timeout) => Ok(false),
+            Err(stop) => Err(stop.into_error()),
         }
     }
 
@@ -1064,8 +854,7 @@ impl Connection {
         // Release: our sends happen-before a peer's Acquire load of the flag.
         self.inner.me.closed.store(1, Ordering::Release);
         for lane in [&self.inner.tx, &self.inner.rx].into_iter().flatten() {
-            lane.words.readable.notify();
-            lane.words.writable.notify();
+            lane.wake_all();
         }
     }
 
@@ -1082,7 +871,7 @@ impl Connection {
     /// ```
     #[doc(alias = "closed")]
     pub fn is_closed(&self) -> bool {
-        self.inner.me.closed.load(Ordering::Relaxed) != 0
+        self.inner.closed()
     }
 
     /// Whether this end can receive (every end of a duplex pipe; the reader
@@ -1127,7 +916,7 @@ impl Connection {
     /// ```
     pub fn max_message(&self) -> usize {
         let lane = self.inner.tx.as_ref().or(self.inner.rx.as_ref());
-        lane.map_or(0, |l| bytes::max_message(l.cap) as usize)
+        lane.map_or(0, |l| l.max_message() as usize)
     }
 }
 
@@ -1158,44 +947,6 @@ impl<'de> serde::Deserialize<'de> for Connection {
     }
 }
 
-/// One direction of a [`Pipe`](crate::Pipe): the byte protocol's positions,
-/// the eventcounts that blocked receivers and senders sleep on, and the
-/// locks that serialize the senders and the receivers of this direction
-/// (any number of threads and processes may hold clones of one end).
-///
-/// | word | written by | meaning |
-/// |---|---|---|
-/// | `head`, `tail` | the receiver / sender holding the lock | byte protocol positions, each published in one store |
-/// | `readable` | senders notify after publishing; receivers wait | "a message may have arrived" |
-/// | `writable` | receivers notify after freeing; senders wait | "room may have appeared" |
-/// | `send_lock`, `recv_lock` | robust mutexes | one sender / one receiver at a time; an owner that died just passes the lock on (positions are never half-published) |
-#[derive(Debug)]
-#[repr(C)]
-pub(crate) struct LaneWords {
-    pub(crate) head: CachePadded<AtomicU64>,
-    pub(crate) tail: CachePadded<AtomicU64>,
-    pub(crate) readable: CachePadded<RawEventCount>,
-    pub(crate) writable: CachePadded<RawEventCount>,
-    pub(crate) send_lock: CachePadded<RawMutex>,
-    pub(crate) recv_lock: CachePadded<RawMutex>,
-}
-
-#[allow(unsafe_code)] // the layout promise of a type placed in shared memory
-// SAFETY: repr(C) over atomics only (RawEventCount, RawMutex: repr(C)
-// atomics), each group padded to 128 bytes: no pointers, every bit pattern
-// valid (positions are checked by the protocol, lock words by the mutex),
-// all interior-mutable.
-unsafe impl ShmSafe for LaneWords {
-    const TAG: &'static str = "shmproc::LaneWords";
-}
-
-impl LaneWords {
-    /// The positions of the byte protocol.
-    pub(crate) fn positions(&self) -> Positions<'_> {
-        Positions { head: &self.head, tail: &self.tail }
-    }
-}
-
 /// One end of a [`Pipe`](crate::Pipe): whether it was closed, and which
 /// processes hold it (registered on first use or when a handle to it is
 /// deserialized), so the other end can tell that every holder died.
@@ -1223,8 +974,6 @@ mod tests {
 
     #[test]
     fn layout_offsets_are_aligned_and_disjoint() {
-        assert_eq!(core::mem::size_of::<LaneWords>(), 6 * 128);
-        assert_eq!(core::mem::align_of::<LaneWords>(), 128);
         assert_eq!(END_OFF[0] % 128, 0);
         assert_eq!(END_OFF[1] % 128, 0);
         assert!(END_OFF[1] >= END_OFF[0] + core::mem::size_of::<EndWords>());
@@ -1232,13 +981,6 @@ mod tests {
         assert_eq!(LANE_OFF[0] % 128, 0);
         assert_eq!(LANE_OFF[1], LANE_OFF[0] + LANE_SIZE);
         assert!(BUF_OFF >= LANE_OFF[1] + LANE_SIZE && BUF_OFF.is_multiple_of(4096));
-    }
-
-    #[test]
-    fn wait_deadlines() {
-        assert!(Wait::Forever.deadline().is_none());
-        assert!(Wait::No.deadline().is_some_and(|d| d <= Instant::now()));
-        assert!(matches!(Wait::after(Duration::MAX), Wait::Forever));
     }
 
     #[test]

@@ -1,0 +1,558 @@
+//! The channel engine: one direction of a channel ("lane") in shared
+//! memory, and the one path that sends and receives over it.
+//!
+//! A lane is six words ([`LaneWords`]) beside a byte buffer that holds the
+//! records of the byte protocol (`queue/bytes.rs`). `Queue` is one lane;
+//! a duplex `Pipe` is two.
+//!
+//! | word | written by | meaning |
+//! |---|---|---|
+//! | `head`, `tail` | the receiver / sender holding the lock | byte-protocol positions, each published in one store |
+//! | `readable` | senders notify after publishing; receivers wait | "a message may have arrived" |
+//! | `writable` | receivers notify after freeing; senders wait | "room may have appeared" |
+//! | `send_lock`, `recv_lock` | robust mutexes | one sender / one receiver at a time; an owner that died passes the lock on (positions are never half-published) |
+//!
+//! Every send and receive takes the same steps: try under the side's
+//! robust lock; if that found no room (no message), spin briefly without
+//! yielding (only while the peer last ran on another CPU: see
+//! `RawEventCount::spin_for_notifier`), announce itself on the eventcount,
+//! look again, sleep, and at liveness intervals ask the OS whether every
+//! process on the other side is gone ([`Ends`]). Messages larger than half
+//! the buffer travel through a spill segment (`spill.rs`) whose reference
+//! is the record.
+//!
+//! What differs between a queue and a pipe (who may close what, whether a
+//! send fails while nobody can receive) is the [`Ends`] a caller passes.
+
+use std::sync::atomic::{AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
+use std::time::{Duration, Instant};
+
+use crate::channel::spill;
+use crate::error::{Error, Result};
+use crate::loom::atomic::{AtomicU64, Ordering};
+use crate::loom::futex::Wake;
+use crate::loom::owner::LivenessPoll;
+use crate::owner::probe::ProbeRate;
+use crate::queue::bytes::{self, ByteConsumerCore, ByteProducerCore, ByteSlots, ShmBytes, TAG_INLINE, TAG_SPILL};
+use crate::queue::eventcount::RawEventCount;
+use crate::queue::spsc::{Positions, RingError};
+use crate::shm::layout::{CachePadded, ShmSafe};
+use crate::shm::segment::Segment;
+use crate::shm::typed::Placed;
+use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
+use crate::sys::token::Token;
+
+/// The shared words of one lane (see the module docs for the table).
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct LaneWords {
+    pub(crate) head: CachePadded<AtomicU64>,
+    pub(crate) tail: CachePadded<AtomicU64>,
+    pub(crate) readable: CachePadded<RawEventCount>,
+    pub(crate) writable: CachePadded<RawEventCount>,
+    pub(crate) send_lock: CachePadded<RawMutex>,
+    pub(crate) recv_lock: CachePadded<RawMutex>,
+}
+
+#[allow(unsafe_code)] // the layout promise of a type placed in shared memory
+// SAFETY: repr(C) over atomics only (RawEventCount, RawMutex: repr(C)
+// atomics), each group padded to 128 bytes: no pointers, every bit pattern
+// valid (positions are checked by the protocol, lock words by the mutex),
+// all interior-mutable.
+unsafe impl ShmSafe for LaneWords {
+    const TAG: &'static str = "shmproc::LaneWords";
+}
+
+impl LaneWords {
+    /// The positions of the byte protocol.
+    fn positions(&self) -> Positions<'_> {
+        Positions { head: &self.head, tail: &self.tail }
+    }
+}
+
+/// How long a call may wait: the one deadline type of the channels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Wait {
+    /// Not at all (`try_` calls). A lock held by another sender or
+    /// receiver is waited for briefly (see [`TRY_LOCK_WAIT`]), so a call
+    /// in progress elsewhere is not taken for "full" or "empty".
+    No,
+    /// Until the call can go on.
+    Forever,
+    /// Until this instant at most.
+    Until(Instant),
+}
+
+impl Wait {
+    /// A wait of `timeout` from now (forever if that overflows `Instant`).
+    pub(crate) fn after(timeout: Duration) -> Wait {
+        Instant::now().checked_add(timeout).map_or(Wait::Forever, Wait::Until)
+    }
+
+    /// The deadline as an `Instant` (`Wait::No`: now).
+    pub(crate) fn deadline(self) -> Option<Instant> {
+        match self {
+            Wait::No => Some(Instant::now()),
+            Wait::Forever => None,
+            Wait::Until(d) => Some(d),
+        }
+    }
+
+    /// Whether the wait is over at `now`.
+    fn passed(self, now: Instant) -> bool {
+        match self {
+            Wait::No => true,
+            Wait::Forever => false,
+            Wait::Until(d) => now >= d,
+        }
+    }
+}
+
+/// Why a send or receive ended without its message.
+#[derive(Debug)]
+pub(crate) enum Stop {
+    /// The wait ended: no room (no message) before the deadline, or at
+    /// once for [`Wait::No`].
+    Timeout,
+    /// This side may not go on (the queue, or this pipe end, was closed).
+    Closed,
+    /// Nobody is left on the other side: it was closed, or the OS confirms
+    /// every process on it dead.
+    Disconnected,
+    /// Anything else (a corrupt lane, an OS error, a failed spill).
+    Failed(Error),
+}
+
+impl From<Error> for Stop {
+    fn from(e: Error) -> Stop {
+        Stop::Failed(e)
+    }
+}
+
+impl From<RingError> for Stop {
+    fn from(e: RingError) -> Stop {
+        Stop::Failed(e.into())
+    }
+}
+
+impl Stop {
+    /// The error a caller without a special mapping reports.
+    pub(crate) fn into_error(self) -> Error {
+        match self {
+            Stop::Timeout => Error::Timeout,
+            Stop::Closed => Error::Closed,
+            Stop::Disconnected => Error::Disconnected,
+            Stop::Failed(e) => e,
+        }
+    }
+}
+
+/// What a channel tells the engine about its ends: the flags that stop a
+/// call, and how to ask the OS about the other side.
+pub(crate) trait Ends {
+    /// Whether a send fails once every receiver is gone even while there is
+    /// room (a pipe: nobody will read it). Otherwise only a send that has
+    /// to wait learns it (a queue keeps items for consumers yet to come).
+    const SEND_NEEDS_RECEIVER: bool;
+    /// Checked before each attempt to send: `Some` ends the send.
+    fn send_stop(&self) -> Option<Stop>;
+    /// Checked before each attempt to receive: `Some` ends the receive.
+    fn recv_stop(&self) -> Option<Stop>;
+    /// After an attempt found nothing: `Some` if no message can come any
+    /// more (the lane is then looked at once more before it ends the call:
+    /// messages sent before the flag was set happened-before it).
+    fn drained_stop(&self) -> Option<Stop>;
+    /// Whether the OS confirms every receiving process gone (system calls).
+    fn receivers_gone(&self) -> bool;
+    /// Whether the OS confirms every sending process gone (system calls).
+    fn senders_gone(&self) -> bool;
+}
+
+/// The longest spin of a blocked call before it sleeps: a peer on another
+/// CPU answers well within it (a cache-line hand-off is 0.1 µs, a futex
+/// wake about 20 µs).
+const SPIN: Duration = Duration::from_micros(10);
+
+/// How long a [`Wait::No`] call waits for a lock another sender or
+/// receiver holds: a stopped holder must not make `try_put` block.
+pub(crate) const TRY_LOCK_WAIT: Duration = Duration::from_millis(1);
+
+/// How a wait for readiness ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Woke {
+    /// The condition may hold: look again.
+    Look,
+    /// The OS confirms every process on the other side gone.
+    Gone,
+}
+
+/// Waits on `ec` until `look()` may hold, `gone()` says the other side is
+/// gone, or `wait` ends (`Err(Stop::Timeout)`): spin, announce, look again,
+/// sleep, and ask `gone` before the first sleep (at the rate `probe`
+/// allows) and at each liveness wake-up. The one wait of the channels.
+pub(crate) fn wait_on(
+    ec: &RawEventCount,
+    look: impl Fn() -> bool,
+    wait: Wait,
+    gone: impl Fn() -> bool,
+    probe: &ProbeRate,
+) -> Result<Woke, Stop> {
+    if ec.spin_for_notifier(SPIN, &look) {
+        return Ok(Woke::Look);
+    }
+    if wait.passed(Instant::now()) {
+        return Err(Stop::Timeout);
+    }
+    // About to sleep: the other side may be long gone (asked at a bounded
+    // rate, so a busy channel with pauses does not pay for it).
+    if probe.ask(&gone) {
+        return Ok(Woke::Gone);
+    }
+    let deadline = wait.deadline();
+    let mut poll = LivenessPoll::new();
+    loop {
+        let key = ec.prepare();
+        if look() {
+            ec.finish();
+            return Ok(Woke::Look);
+        }
+        let now = Instant::now();
+        if wait.passed(now) {
+            ec.finish();
+            return Err(Stop::Timeout);
+        }
+        let woke = ec.wait(key, poll.wake_at(now, deadline));
+        ec.finish();
+        if woke == Wake::TimedOut && !wait.passed(Instant::now()) {
+            if probe.ask_now(&gone) {
+                return Ok(Woke::Gone);
+            }
+            poll.slower();
+        }
+    }
+}
+
+/// Takes one of a lane's robust locks; `Ok(None)` if another holder keeps
+/// it past a [`Wait::No`]'s brief wait. A dead holder is taken over: the
+/// positions are published by single stores, so whatever it was doing is
+/// either fully visible or not at all.
+fn take(lock: &RawMutex, wait: Wait) -> Result<Option<LockedBy<'_>>, Stop> {
+    let got = match wait {
+        // The clock is read only if the lock is busy.
+        Wait::No => match lock.try_lock() {
+            Err(Fail::WouldBlock) => lock.lock(Some(Instant::now() + TRY_LOCK_WAIT)),
+            other => other,
+        },
+        Wait::Forever => lock.lock(None),
+        Wait::Until(d) => lock.lock(Some(d)),
+    };
+    match got {
+        Ok(Acquired::Clean) => Ok(Some(LockedBy(lock))),
+        Ok(Acquired::OwnerDied) => {
+            lock.mark_consistent();
+            Ok(Some(LockedBy(lock)))
+        }
+        Err(Fail::WouldBlock | Fail::Timeout) if wait == Wait::No => Ok(None),
+        Err(Fail::WouldBlock | Fail::Timeout) => Err(Stop::Timeout),
+        Err(Fail::Os(e)) => Err(Stop::Failed(Error::os("liveness token", e))),
+        Err(Fail::Deadlock) => Err(Stop::Failed(Error::Deadlock)),
+        Err(Fail::NotRecoverable) => Err(Stop::Failed(Error::Corrupt { what: "channel lock" })),
+    }
+}
+
+/// Unlocks on drop (also when a panic unwinds through a send or receive).
+struct LockedBy<'a>(&'a RawMutex);
+
+impl Drop for LockedBy<'_> {
+    fn drop(&mut self) {
+        self.0.unlock();
+    }
+}
+
+/// One lane as one process sees it: the words, the buffer (its capacity
+/// checked against the segment once, ours from then on whatever a peer
+/// writes), and this process's hints and probe rates.
+#[derive(Debug)]
+pub(crate) struct Lane {
+    words: Placed<LaneWords>,
+    buf: ShmBytes,
+    /// Most messages at once (0: limited by bytes only), read once.
+    max_messages: u64,
+    /// The token spill segments are recorded under (the channel's
+    /// creator's), so they outlive a sender that exits while they wait.
+    spill_owner: Option<Token>,
+    /// The receivers' and senders' positions as this process last loaded
+    /// them (under the locks), so a call usually finds room or a message
+    /// without loading the other side's cache line.
+    head_hint: StdAtomicU64,
+    tail_hint: StdAtomicU64,
+    /// Sends since the last look at the clock (approximate across threads).
+    sends: StdAtomicU32,
+    /// Rate limits of the questions about receivers and senders.
+    receivers_probe: ProbeRate,
+    senders_probe: ProbeRate,
+}
+
+impl Lane {
+    /// The lane whose words are at payload offset `words_at` of `seg` and
+    /// whose `capacity`-byte buffer is at `buf_at`.
+    pub(crate) fn new(seg: &Segment, words_at: usize, buf_at: usize, capacity: u64, max_messages: u64) -> Result<Lane> {
+        let words: Placed<LaneWords> = Placed::new(seg, words_at)?;
+        let buf = ShmBytes::in_segment(seg, buf_at, capacity)?;
+        // Relaxed: a hint only (checked before use, see attach_cached).
+        let head = words.head.load(Ordering::Relaxed);
+        Ok(Lane {
+            words,
+            buf,
+            max_messages,
+            spill_owner: seg.creator_token(),
+            head_hint: StdAtomicU64::new(head),
+            tail_hint: StdAtomicU64::new(head),
+            sends: StdAtomicU32::new(0),
+            receivers_probe: ProbeRate::new(),
+            senders_probe: ProbeRate::new(),
+        })
+    }
+
+    /// Buffer bytes.
+    pub(crate) fn capacity(&self) -> u64 {
+        self.buf.capacity()
+    }
+
+    /// The largest message that travels inline.
+    pub(crate) fn max_message(&self) -> u64 {
+        bytes::max_message(self.buf.capacity())
+    }
+
+    /// The positions as published now (Acquire: pairs with the Release
+    /// stores of the positions).
+    fn snapshot(&self) -> (u64, u64) {
+        (self.words.head.load(Ordering::Acquire), self.words.tail.load(Ordering::Acquire))
+    }
+
+    /// Messages published and not yet received (lock-free look).
+    pub(crate) fn len(&self) -> u64 {
+        let (head, tail) = self.snapshot();
+        bytes::messages_between(head, tail, self.buf.capacity())
+    }
+
+    /// Whether a message is published (lock-free look).
+    pub(crate) fn has_message(&self) -> bool {
+        let (head, tail) = self.snapshot();
+        bytes::has_message(head, tail)
+    }
+
+    /// Whether a `len`-byte record fits now: the message limit and the
+    /// bytes (lock-free look).
+    pub(crate) fn has_room(&self, len: u64) -> bool {
+        let (head, tail) = self.snapshot();
+        let cap = self.buf.capacity();
+        if self.max_messages != 0 && bytes::messages_between(head, tail, cap) >= self.max_messages {
+            return false;
+        }
+        bytes::fits(head, tail, cap, len)
+    }
+
+    /// Wakes every sleeper of both eventcounts (after a close).
+    pub(crate) fn wake_all(&self) {
+        self.words.readable.notify();
+        self.words.writable.notify();
+    }
+
+    /// Waits until a message may be there, the other side is gone, or the
+    /// wait ends (a pipe's `poll`).
+    pub(crate) fn wait_readable(&self, look: impl Fn() -> bool, wait: Wait, ends: &impl Ends) -> Result<Woke, Stop> {
+        wait_on(
+            &self.words.readable,
+            || self.has_message() || look(),
+            wait,
+            || ends.senders_gone(),
+            &self.senders_probe,
+        )
+    }
+
+    /// Whether the senders are gone, asked at the rate the lane allows
+    /// (`false` between probes).
+    pub(crate) fn senders_gone_lately(&self, ends: &impl Ends) -> bool {
+        self.senders_probe.ask(|| ends.senders_gone())
+    }
+
+    // -- sending ---------------------------------------------------------
+
+    /// One attempt to publish a record, under the send lock.
+    fn try_send(&self, rec: &[u8], tag: u32, wait: Wait) -> Result<bool, Stop> {
+        let Some(_locked) = take(&self.words.send_lock, wait)? else { return Ok(false) };
+        let pos = self.words.positions();
+        let mut core = ByteProducerCore::attach_cached(&pos, self.head_hint.load(StdOrdering::Relaxed));
+        // The count from the hint is an upper bound; reload only if it
+        // reaches the limit.
+        let max = self.max_messages;
+        if max != 0 && core.messages_upper_bound() >= max && core.messages(&pos, self.buf.capacity())? >= max {
+            self.head_hint.store(core.head_hint(), StdOrdering::Relaxed);
+            return Ok(false);
+        }
+        let pushed = core.push(&pos, &self.buf, rec, tag)?;
+        // Stored under the lock: the next holder in this process inherits
+        // the happens-before of our load (see attach_cached).
+        self.head_hint.store(core.head_hint(), StdOrdering::Relaxed);
+        Ok(pushed)
+    }
+
+    /// Whether a send should ask about the receivers before it tries (for
+    /// channels whose sends need a receiver): every send once the last
+    /// probe said "gone", else every 64th send looks at the clock and asks
+    /// at the probe rate.
+    fn periodic_probe(&self) -> bool {
+        let n = self.sends.load(StdOrdering::Relaxed);
+        self.sends.store(n.wrapping_add(1), StdOrdering::Relaxed);
+        self.receivers_probe.said_dead() || (n.is_multiple_of(64) && self.receivers_probe.due())
+    }
+
+    /// Sends one record (`rec.len() <= max_message`) tagged `tag`.
+    pub(crate) fn send_record<E: Ends>(&self, rec: &[u8], tag: u32, wait: Wait, ends: &E) -> Result<(), Stop> {
+        let len = rec.len() as u64;
+        let mut probe = E::SEND_NEEDS_RECEIVER && self.periodic_probe();
+        loop {
+            if let Some(stop) = ends.send_stop() {
+                return Err(stop);
+            }
+            if probe && self.receivers_probe.ask_now(|| ends.receivers_gone()) {
+                return Err(Stop::Disconnected);
+            }
+            if self.try_send(rec, tag, wait)? {
+                self.words.readable.notify_from_here();
+                return Ok(());
+            }
+            if wait == Wait::No {
+                if self.receivers_probe.ask(|| ends.receivers_gone()) && !self.has_room(len) {
+                    return Err(Stop::Disconnected);
+                }
+                return Err(Stop::Timeout);
+            }
+            let look = || self.has_room(len) || ends.send_stop().is_some();
+            match wait_on(&self.words.writable, look, wait, || ends.receivers_gone(), &self.receivers_probe)? {
+                Woke::Look => probe = false,
+                Woke::Gone if E::SEND_NEEDS_RECEIVER || !self.has_room(len) => return Err(Stop::Disconnected),
+                Woke::Gone => probe = false,
+            }
+        }
+    }
+
+    /// Sends `msg` whole: inline if it fits, else through a spill segment
+    /// whose reference is the record.
+    pub(crate) fn send_message<E: Ends>(&self, msg: &[u8], wait: Wait, ends: &E) -> Result<(), Stop> {
+        if msg.len() as u64 <= self.max_message() {
+            return self.send_record(msg, TAG_INLINE, wait, ends);
+        }
+        if let Some(stop) = ends.send_stop() {
+            return Err(stop); // no spill segment for a send that cannot happen
+        }
+        let reference = spill::spill_out(msg, self.spill_owner)?;
+        self.send_record(&reference, TAG_SPILL, wait, ends).inspect_err(|_| spill::discard(&reference))
+    }
+
+    /// The token spill segments of this lane are recorded under, for
+    /// callers that spill records themselves (the pool).
+    #[cfg(feature = "pool")]
+    pub(crate) fn spill_owner(&self) -> Option<Token> {
+        self.spill_owner
+    }
+
+    // -- receiving -------------------------------------------------------
+
+    /// One attempt to take a record into `out`, under the receive lock:
+    /// its tag, or `None`. `hook` sees the bytes before the record leaves
+    /// the ring (a receiver killed in between leaves it for the next).
+    fn try_recv(&self, out: &mut Vec<u8>, wait: Wait, hook: &mut dyn FnMut(&[u8])) -> Result<Option<u32>, Stop> {
+        let Some(_locked) = take(&self.words.recv_lock, wait)? else { return Ok(None) };
+        let pos = self.words.positions();
+        let mut core = ByteConsumerCore::attach_cached(&pos, self.tail_hint.load(StdOrdering::Relaxed));
+        let got = core.pop_into_then(&pos, &self.buf, out, hook)?;
+        self.tail_hint.store(core.tail_hint(), StdOrdering::Relaxed);
+        Ok(got)
+    }
+
+    /// [`try_recv`](Self::try_recv), waking a blocked sender on success.
+    fn take_record(&self, out: &mut Vec<u8>, wait: Wait, hook: &mut dyn FnMut(&[u8])) -> Result<Option<u32>, Stop> {
+        let got = self.try_recv(out, wait, hook)?;
+        if got.is_some() {
+            self.words.writable.notify_from_here();
+        }
+        Ok(got)
+    }
+
+    /// Receives one record into `out`: its tag. `hook` runs on the record's
+    /// bytes inside the receive critical section.
+    pub(crate) fn recv_record(
+        &self,
+        out: &mut Vec<u8>,
+        wait: Wait,
+        ends: &impl Ends,
+        hook: &mut dyn FnMut(&[u8]),
+    ) -> Result<u32, Stop> {
+        loop {
+            if let Some(stop) = ends.recv_stop() {
+                return Err(stop);
+            }
+            if let Some(tag) = self.take_record(out, wait, hook)? {
+                return Ok(tag);
+            }
+            if let Some(stop) = ends.drained_stop() {
+                // Messages sent before the flag happened-before it.
+                return self.take_record(out, wait, hook)?.ok_or(stop);
+            }
+            if wait == Wait::No {
+                if self.senders_probe.ask(|| ends.senders_gone()) && !self.has_message() {
+                    return Err(Stop::Disconnected);
+                }
+                return Err(Stop::Timeout);
+            }
+            let look = || self.has_message() || ends.recv_stop().is_some() || ends.drained_stop().is_some();
+            if wait_on(&self.words.readable, look, wait, || ends.senders_gone(), &self.senders_probe)? == Woke::Gone {
+                // Dead first, then empty: a sender may publish and die.
+                return self.take_record(out, wait, hook)?.ok_or(Stop::Disconnected);
+            }
+        }
+    }
+
+    /// Receives one message into `out`, replacing a spill reference by the
+    /// message it names.
+    pub(crate) fn recv_message(
+        &self,
+        out: &mut Vec<u8>,
+        wait: Wait,
+        ends: &impl Ends,
+        hook: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Stop> {
+        match self.recv_record(out, wait, ends, hook)? {
+            TAG_INLINE => Ok(()),
+            TAG_SPILL => {
+                let reference = std::mem::take(out);
+                spill::spill_in(&reference, out).map_err(Stop::Failed)
+            }
+            _ => Err(Stop::Failed(Error::Corrupt { what: "channel record tag" })),
+        }
+    }
+}
+
+#[cfg(all(test, not(shmproc_loom)))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_stable() {
+        assert_eq!(core::mem::size_of::<LaneWords>(), 6 * 128);
+        assert_eq!(core::mem::align_of::<LaneWords>(), 128);
+    }
+
+    #[test]
+    fn wait_deadlines() {
+        assert!(Wait::Forever.deadline().is_none());
+        assert!(Wait::No.deadline().is_some_and(|d| d <= Instant::now()));
+        assert!(Wait::No.passed(Instant::now()));
+        assert!(!Wait::Forever.passed(Instant::now()));
+        assert_eq!(Wait::after(Duration::MAX), Wait::Forever, "an overflowing timeout waits forever");
+        let w = Wait::after(Duration::from_secs(3600));
+        assert!(matches!(w, Wait::Until(_)) && !w.passed(Instant::now()));
+    }
+}

@@ -1,0 +1,5 @@
+//! Owners and their liveness: how a handle learns that the processes on
+//! the other side of a shared object are gone.
+
+#[cfg(feature = "serde")]
+pub(crate) mod probe;
