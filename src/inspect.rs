@@ -60,8 +60,10 @@ use crate::shared::value::{self, value_layout_hash};
 use crate::shm::header::{HeaderSnapshot, INITIALIZING, POISONED, READY, kind};
 use crate::shm::layout::{CachePadded, ShmSafe};
 use crate::shm::peek::{self, Peek, PeekDir, SEGMENT_PREFIX, TOKEN_PREFIX};
+use crate::sync::lock::RLockState;
+use crate::sync::mutex::mutex_layout_hash;
 use crate::sync::raw_event::{BROKEN_OTHER, MEMBERS, RawBarrier, RawCondvar, RawEvent};
-use crate::sync::raw_mutex::{self, RLockState, RawMutex, WAITERS};
+use crate::sync::raw_mutex::{self, RawMutex, WAITERS};
 use crate::sync::raw_semaphore::{self, RawSemaphore};
 
 /// What an object is.
@@ -626,7 +628,7 @@ fn value_layout(h: &HeaderSnapshot) -> Option<(usize, usize)> {
 /// the state is 128 + `T` rounded up to 128).
 fn mutex_value_layout(h: &HeaderSnapshot) -> Option<(usize, usize)> {
     let data = raw_mutex::peek::MUTEX_DATA;
-    guarded_layout(h, data, data + 128, raw_mutex::mutex_layout_hash)
+    guarded_layout(h, data, data + 128, mutex_layout_hash)
 }
 
 fn yes_no(b: bool) -> String {
@@ -951,7 +953,7 @@ mod tests {
         };
         assert_eq!(typed_kind(&h(RawEvent::LAYOUT_HASH, 8)), Kind::Event);
         assert_eq!(typed_kind(&h(RawBarrier::LAYOUT_HASH, 8)), Kind::Barrier);
-        type M = crate::sync::raw_mutex::MutexState<[u64; 3]>;
+        type M = crate::sync::mutex::MutexState<[u64; 3]>;
         let m = h(<M as ShmSafe>::LAYOUT_HASH, core::mem::size_of::<M>() as u64);
         assert_eq!(typed_kind(&m), Kind::Mutex);
         assert_eq!(mutex_value_layout(&m), Some((24, 8)));

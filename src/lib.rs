@@ -215,7 +215,8 @@ pub use shm::layout::{CachePadded, RelPtr, ShmSafe, layout_hash, layout_hash_mix
 pub use shm::segment::{Access, CleanupReport, Segment, SegmentBuilder, cleanup_stale, cleanup_stale_in};
 pub use shm::typed::Shared;
 pub use sync::event::{Barrier, Condvar, Event, WaitResult};
+pub use sync::guard::LockError;
 pub use sync::lock::{Lock, LockGuard, RLock};
 pub use sync::mutex::Mutex;
-pub use sync::raw_mutex::{LockError, MutexGuard};
+pub use sync::mutex::MutexGuard;
 pub use sync::semaphore::{BoundedSemaphore, Semaphore};

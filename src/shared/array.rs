@@ -27,7 +27,8 @@ use crate::loom::atomic::{AtomicU64, Ordering};
 use crate::shm::header::kind;
 use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
-use crate::sync::raw_mutex::{Acquired, Fail, LockError, RawGuard, RawMutex};
+use crate::sync::guard::{LockError, RawGuard};
+use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
 
 /// The control words at the start of an array's payload.
 #[repr(C)]

@@ -29,7 +29,8 @@ use crate::shared::seqlock;
 use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
 use crate::shm::typed::Shared;
-use crate::sync::raw_mutex::{Acquired, Fail, LockError, RawGuard, RawMutex};
+use crate::sync::guard::{LockError, RawGuard};
+use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
 
 /// The largest value (in bytes) that [`Value::load`] reads without the lock.
 pub(crate) const SEQLOCK_MAX: usize = 64;

@@ -7,10 +7,11 @@ use bytemuck::Pod;
 use crate::error::{Error, Result};
 use crate::loom::atomic::Ordering;
 use crate::shm::typed::Shared;
+use crate::sync::guard::LockError;
 #[cfg(feature = "serde")]
 use crate::sync::lock::serde_via_shared;
+use crate::sync::mutex::MutexGuard;
 use crate::sync::raw_event::{BROKEN_OTHER, RawBarrier, RawCondvar, RawEvent};
-use crate::sync::raw_mutex::{LockError, MutexGuard};
 
 /// A process-shared flag that processes can wait for (Python:
 /// `multiprocessing.Event`).

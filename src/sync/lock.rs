@@ -4,11 +4,12 @@ use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::loom::atomic::Ordering;
-use crate::shm::layout::CachePadded;
+use crate::loom::atomic::{AtomicU32, Ordering};
+use crate::shm::layout::{CachePadded, ShmSafe};
 use crate::shm::segment::Segment;
 use crate::shm::typed::Shared;
-use crate::sync::raw_mutex::{Acquired, Fail, RLockState, RawMutex, map_fail};
+use crate::sync::guard::map_fail;
+use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
 
 fn acquired(r: std::result::Result<Acquired, Fail>) -> Result<bool> {
     match r {
@@ -495,3 +496,20 @@ pub(crate) use serde_via_shared;
 serde_via_shared!(Lock);
 #[cfg(feature = "serde")]
 serde_via_shared!(RLock);
+
+/// A re-entrant lock's state: the mutex and the depth of the owner's
+/// recursion (written only by the owner).
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct RLockState {
+    pub(crate) raw: CachePadded<RawMutex>,
+    pub(crate) depth: AtomicU32,
+}
+
+#[allow(unsafe_code)] // the layout promise of a type placed in shared memory
+// SAFETY: repr(C) over a padded RawMutex and an atomic: no pointers, any bits
+// valid (a garbage depth only mis-counts the owner's own releases), all
+// interior-mutable.
+unsafe impl ShmSafe for RLockState {
+    const TAG: &'static str = "shmproc::RLock";
+}

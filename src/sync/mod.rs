@@ -3,9 +3,10 @@
 //!
 //! Every primitive is a `#[repr(C)]` state of atomics in a segment;
 //! waiting is on shared futexes; a dead participant never makes another
-//! wait forever (see `raw_mutex.rs` for the state table).
+//! wait forever (see `raw_mutex.rs` for the state table, `guard.rs` for recovery).
 
 pub(crate) mod event;
+pub(crate) mod guard;
 pub(crate) mod lock;
 pub(crate) mod mutex;
 pub(crate) mod owner_word;

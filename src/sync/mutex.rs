@@ -1,13 +1,21 @@
-//! `Mutex<T>`: pointer-free data in shared memory behind a robust lock.
+//! `Mutex<T>`: pointer-free data in shared memory behind a robust lock, its
+//! state in the segment ([`MutexState`]) and its guard.
+#![allow(unsafe_code)] // the data cell: Sync and placement promises, guarded access
+
+use std::cell::UnsafeCell;
+use std::fmt;
+use std::ops::{Deref, DerefMut};
 
 use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 
 use crate::error::Result;
+use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
 use crate::shm::typed::Shared;
-use crate::sync::raw_mutex::{LockError, MutexGuard, MutexState};
+use crate::sync::guard::{LockError, RawGuard};
+use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
 
 /// A `T` in shared memory that one thread (of any process) at a time may
 /// use. If the holder dies (any signal, SIGKILL included, or its thread
@@ -224,5 +232,156 @@ impl<T: Pod + Send> serde::Serialize for Mutex<T> {
 impl<'de, T: Pod + Send> serde::Deserialize<'de> for Mutex<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         Ok(Mutex { shared: Shared::deserialize(d)? })
+    }
+}
+
+/// A `RawMutex` and the `T` it protects, as laid out in a segment.
+#[repr(C)]
+pub(crate) struct MutexState<T> {
+    raw: CachePadded<RawMutex>,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: the data is reached only through a guard, which exists only while
+// the lock is held (one thread at a time, in any process); T: Send so it may
+// be used from whichever thread holds the lock.
+unsafe impl<T: Pod + Send> Sync for MutexState<T> {}
+
+// SAFETY: repr(C): a padded RawMutex (ShmSafe) and an UnsafeCell<T> with
+// T: Pod (no pointers, every bit pattern valid, so a half-written value left
+// by a dead owner is still a valid T); all interior-mutable.
+unsafe impl<T: Pod + Send> ShmSafe for MutexState<T> {
+    const TAG: &'static str = "shmproc::Mutex";
+    const LAYOUT_HASH: u64 = mutex_layout_hash(
+        core::mem::size_of::<Self>(),
+        core::mem::align_of::<Self>(),
+        core::mem::size_of::<T>(),
+        core::mem::align_of::<T>(),
+    );
+}
+
+/// The layout hash of a `Mutex<T>` whose state has `size`/`align` and whose
+/// `T` has `t_size`/`t_align` (one formula, so `shmproc::inspect` can
+/// recognise a mutex of any `T` from its header).
+pub(crate) const fn mutex_layout_hash(size: usize, align: usize, t_size: usize, t_align: usize) -> u64 {
+    layout_hash_mix(layout_hash_mix(layout_hash("shmproc::Mutex", size, align), t_size as u64), t_align as u64)
+}
+
+impl<T: Pod + Send> MutexState<T> {
+    pub(crate) fn raw(&self) -> &RawMutex {
+        &self.raw
+    }
+
+    /// Writes the initial value (creator only, before publication).
+    pub(crate) fn init(&self, value: T) {
+        // SAFETY: called only by the creator inside `Shared::create`'s init
+        // closure, before the segment is visible to any other thread or
+        // process, so nothing else can access the cell.
+        unsafe { self.data.get().write(value) }
+    }
+
+    /// Wraps the outcome of locking this mutex in guards.
+    pub(crate) fn guard(&self, r: Result<Acquired, Fail>) -> Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {
+        RawGuard::wrap(self.raw(), r, |lock| MutexGuard { state: self, lock })
+    }
+}
+
+/// Exclusive access to a [`Mutex`](crate::Mutex)'s data; unlocks on drop.
+///
+/// A guard returned inside [`LockError::OwnerDied`] is a *recovery* guard:
+/// repair the data and call [`mark_consistent`](MutexGuard::mark_consistent),
+/// or dropping it makes the mutex unrecoverable.
+///
+/// The guard borrows the mutex handle, and so its mapping: the segment
+/// cannot be unmapped while a guard exists (RELIABILITY case 7).
+///
+/// ```compile_fail
+/// let m = shmproc::Mutex::new(1u32).unwrap();
+/// let g = m.lock().unwrap();
+/// drop(m); // error: `m` is borrowed by `g`
+/// drop(g);
+/// ```
+///
+/// # Examples
+///
+/// ```
+/// let m = shmproc::Mutex::new([0u8; 4])?;
+/// let mut g = m.lock()?;
+/// g[0] = 7;
+/// drop(g);
+/// assert_eq!(m.lock()?[0], 7);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub struct MutexGuard<'a, T: Pod + Send> {
+    state: &'a MutexState<T>,
+    /// Holds the lock; unlocks on drop (neither Send nor Sync).
+    lock: RawGuard<'a>,
+}
+
+impl<'a, T: Pod + Send> MutexGuard<'a, T> {
+    /// Declares the data repaired after an owner died: the mutex is
+    /// consistent again, and later lockers get plain guards.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::{LockError, Mutex};
+    /// let m = Mutex::new(1u32)?;
+    /// if let Err(LockError::OwnerDied(mut g)) = m.lock() {
+    ///     *g = 0;
+    ///     g.mark_consistent();
+    /// }
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn mark_consistent(&mut self) {
+        self.lock.mark_consistent();
+    }
+
+    /// Whether this is a recovery guard not yet marked consistent.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = shmproc::Mutex::new(1u32)?;
+    /// assert!(!m.lock()?.is_recovering());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn is_recovering(&self) -> bool {
+        self.lock.is_recovering()
+    }
+
+    /// Unlocks, runs `f`, and locks again (for condition variables).
+    pub(crate) fn unlocked<R>(
+        self,
+        f: impl FnOnce() -> R,
+        deadline: Option<Instant>,
+    ) -> (R, Result<MutexGuard<'a, T>, LockError<MutexGuard<'a, T>>>) {
+        let state = self.state;
+        drop(self);
+        let r = f();
+        (r, state.guard(state.raw().lock(deadline)))
+    }
+}
+
+impl<T: Pod + Send> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: a guard exists only while this thread holds the lock, so no other thread or process accesses the
+        // cell until it drops; the cell is aligned and in bounds (checked when the segment was opened as this type).
+        unsafe { &*self.state.data.get() }
+    }
+}
+
+impl<T: Pod + Send> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`; `&mut self` makes the access unique within
+        // this thread too.
+        unsafe { &mut *self.state.data.get() }
+    }
+}
+
+impl<T: Pod + Send + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MutexGuard").field("data", &**self).field("recovering", &self.is_recovering()).finish()
     }
 }
