@@ -10,7 +10,6 @@ pub(crate) mod atomic {
     #[cfg(shmproc_loom)]
     pub(crate) use loom::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-    #[cfg(feature = "serde")]
     /// A full fence: orders a caller's earlier store (of any ordering)
     /// before its later loads, for a Dekker pair whose store is not SeqCst.
     #[inline(always)]

@@ -28,16 +28,17 @@
 
 use std::time::{Duration, Instant};
 
-use crate::loom::atomic::{AtomicU32, Ordering, fence_seq_cst};
+use crate::loom::atomic::{AtomicU32, Ordering};
 use crate::loom::futex::{self, Wake};
 use crate::loom::{current_cpu, spin_for};
+use crate::sync::waiters::Waiters;
 
 /// The two words of an eventcount, placed in shared memory.
 #[derive(Debug, Default)]
 #[repr(C)]
 pub(crate) struct RawEventCount {
     seq: AtomicU32,
-    sleepers: AtomicU32,
+    sleepers: Waiters,
     cpu: AtomicU32,
 }
 
@@ -50,7 +51,7 @@ pub(crate) struct Key(u32);
 impl RawEventCount {
     #[cfg(shmproc_loom)]
     pub(crate) fn new() -> Self {
-        RawEventCount { seq: AtomicU32::new(0), sleepers: AtomicU32::new(0), cpu: AtomicU32::new(0) }
+        RawEventCount { seq: AtomicU32::new(0), sleepers: Waiters::new(), cpu: AtomicU32::new(0) }
     }
 
     /// Announces a waiter; re-check the condition after this, then
@@ -58,11 +59,9 @@ impl RawEventCount {
     /// [`finish`](Self::finish).
     #[inline]
     pub(crate) fn prepare(&self) -> Key {
-        // SeqCst RMW then a full fence: the first half of the Dekker pair
-        // with `notify`, ordered before the caller's re-check (which may
-        // use plain Acquire loads).
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        fence_seq_cst();
+        // The waiter's half of the pair with `notify`, ordered before the
+        // caller's re-check (which may use plain Acquire loads).
+        self.sleepers.announce();
         Key(self.seq.load(Ordering::SeqCst))
     }
 
@@ -76,7 +75,7 @@ impl RawEventCount {
     #[inline]
     pub(crate) fn finish(&self) {
         // Saturating: a hostile or confused peer may have zeroed the word.
-        let _ = self.sleepers.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1));
+        self.sleepers.withdraw();
     }
 
     /// Wakes every waiter if any announced itself; call after changing the
@@ -84,10 +83,10 @@ impl RawEventCount {
     /// precedes this call in program order).
     #[inline]
     pub(crate) fn notify(&self) {
-        // SeqCst fence: orders the caller's state change before the load of
-        // `sleepers` (the second half of the Dekker pair with `prepare`).
-        fence_seq_cst();
-        if self.sleepers.load(Ordering::SeqCst) != 0 {
+        // The caller's state change may be a Release store: the fenced
+        // form orders it before the load of `sleepers` (the notifier's
+        // half of the pair with `prepare`).
+        if self.sleepers.any_after() {
             self.notify_slow();
         }
     }
@@ -126,7 +125,7 @@ impl RawEventCount {
     /// Whether anyone is announced (for tests and statistics).
     #[cfg(test)]
     pub(crate) fn sleepers(&self) -> u32 {
-        self.sleepers.load(Ordering::Relaxed)
+        self.sleepers.count()
     }
 }
 

@@ -14,6 +14,7 @@ pub(crate) mod raw_event;
 pub(crate) mod raw_mutex;
 pub(crate) mod raw_semaphore;
 pub(crate) mod semaphore;
+pub(crate) mod waiters;
 
 #[cfg(all(test, shmproc_loom))]
 mod tests;

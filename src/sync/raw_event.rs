@@ -21,16 +21,17 @@
 
 use std::time::Instant;
 
-use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering, dekker_fence};
+use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::loom::{futex, owner};
 use crate::shm::layout::{CachePadded, ShmSafe};
+use crate::sync::waiters::Waiters;
 
 /// An event's state.
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct RawEvent {
     pub(crate) flag: AtomicU32,
-    pub(crate) waiters: AtomicU32,
+    pub(crate) waiters: Waiters,
 }
 
 // SAFETY: repr(C) over two atomics: no pointers, any bits valid (any
@@ -44,7 +45,7 @@ unsafe impl ShmSafe for RawEvent {
 #[repr(C)]
 pub(crate) struct RawCondvar {
     pub(crate) seq: AtomicU32,
-    pub(crate) waiters: AtomicU32,
+    pub(crate) waiters: Waiters,
 }
 
 // SAFETY: repr(C) over two atomics: no pointers, any bits valid,
@@ -88,15 +89,15 @@ unsafe impl ShmSafe for RawBarrier {
 impl RawEvent {
     #[cfg(shmproc_loom)]
     pub(crate) fn new() -> RawEvent {
-        RawEvent { flag: AtomicU32::new(0), waiters: AtomicU32::new(0) }
+        RawEvent { flag: AtomicU32::new(0), waiters: Waiters::new() }
     }
 
     /// Sets the flag and wakes every waiter.
     pub(crate) fn set(&self) {
-        // SeqCst: Dekker pair with the waiter's `waiters` increment.
+        // SeqCst: the notifier's half of the pair with `wait` (see
+        // `waiters.rs`).
         self.flag.store(1, Ordering::SeqCst);
-        dekker_fence();
-        if self.waiters.load(Ordering::SeqCst) > 0 {
+        if self.waiters.any_after_seqcst() {
             futex::wake_all(&self.flag);
         }
     }
@@ -124,10 +125,11 @@ impl RawEvent {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return false;
             }
-            // SeqCst: Dekker pair with `set`.
-            self.waiters.fetch_add(1, Ordering::SeqCst);
+            // The waiter's half of the pair with `set`; the kernel looks
+            // at the flag once more before it sleeps.
+            self.waiters.announce();
             let w = futex::wait(&self.flag, 0, deadline);
-            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            self.waiters.withdraw();
             if w == futex::Wake::TimedOut {
                 return self.is_set();
             }
@@ -138,7 +140,7 @@ impl RawEvent {
 impl RawCondvar {
     #[cfg(shmproc_loom)]
     pub(crate) fn new() -> RawCondvar {
-        RawCondvar { seq: AtomicU32::new(0), waiters: AtomicU32::new(0) }
+        RawCondvar { seq: AtomicU32::new(0), waiters: Waiters::new() }
     }
 
     /// First half of a wait, called while the mutex is still held: the
@@ -147,8 +149,8 @@ impl RawCondvar {
         // Read while holding the mutex: a notify that follows our unlock
         // changes `seq`, so the sleep below returns at once.
         let seq = self.seq.load(Ordering::SeqCst);
-        // SeqCst: Dekker pair with the notifier's `waiters` read.
-        self.waiters.fetch_add(1, Ordering::SeqCst);
+        // The waiter's half of the pair with `notify`.
+        self.waiters.announce();
         seq
     }
 
@@ -156,21 +158,20 @@ impl RawCondvar {
     /// unchanged; `true` if `deadline` passed.
     pub(crate) fn sleep(&self, seq: u32, deadline: Option<Instant>) -> bool {
         if crate::loom::spin_until(|| self.seq.load(Ordering::Relaxed) != seq) {
-            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            self.waiters.withdraw();
             return false;
         }
         let w = futex::wait(&self.seq, seq, deadline);
-        self.waiters.fetch_sub(1, Ordering::SeqCst);
+        self.waiters.withdraw();
         w == futex::Wake::TimedOut
     }
 
     /// Wakes up to `n` waiters.
     pub(crate) fn notify(&self, n: u32) {
-        // SeqCst: changes `seq` for sleepers to see, then (Dekker) reads
-        // `waiters`.
+        // SeqCst: changes `seq` for sleepers to see, then (the notifier's
+        // half of the pair) reads `waiters`.
         self.seq.fetch_add(1, Ordering::SeqCst);
-        dekker_fence();
-        if self.waiters.load(Ordering::SeqCst) > 0 {
+        if self.waiters.any_after_seqcst() {
             futex::wake(&self.seq, n);
         }
     }

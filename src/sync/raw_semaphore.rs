@@ -18,16 +18,17 @@
 
 use std::time::Instant;
 
-use crate::loom::atomic::{AtomicU32, Ordering, dekker_fence};
+use crate::loom::atomic::{AtomicU32, Ordering};
 use crate::loom::futex;
 use crate::shm::layout::{CachePadded, ShmSafe};
+use crate::sync::waiters::Waiters;
 
 /// A counting semaphore's state in shared memory.
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct RawSemaphore {
     count: CachePadded<AtomicU32>,
-    waiters: AtomicU32,
+    waiters: Waiters,
     max: AtomicU32,
 }
 
@@ -55,7 +56,7 @@ impl RawSemaphore {
     pub(crate) fn new(value: u32, max: u32) -> RawSemaphore {
         RawSemaphore {
             count: CachePadded::new(AtomicU32::new(value)),
-            waiters: AtomicU32::new(0),
+            waiters: Waiters::new(),
             max: AtomicU32::new(max),
         }
     }
@@ -92,12 +93,12 @@ impl RawSemaphore {
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 return false;
             }
-            // SeqCst: Dekker pair with `release` (see the module docs).
-            self.waiters.fetch_add(1, Ordering::SeqCst);
-            dekker_fence();
+            // The waiter's half of the pair with `release` (see the
+            // module docs).
+            self.waiters.announce();
             let timed_out = self.count.load(Ordering::SeqCst) == 0
                 && futex::wait(&self.count, 0, deadline) == futex::Wake::TimedOut;
-            self.waiters.fetch_sub(1, Ordering::SeqCst);
+            self.waiters.withdraw();
             if timed_out && !self.try_acquire() {
                 return false;
             } else if timed_out {
@@ -127,8 +128,7 @@ impl RawSemaphore {
             // the acquirer's Acquire CAS).
             self.count.fetch_add(n, Ordering::SeqCst);
         }
-        dekker_fence();
-        if self.waiters.load(Ordering::SeqCst) > 0 {
+        if self.waiters.any_after_seqcst() {
             futex::wake(&self.count, n);
         }
         true
