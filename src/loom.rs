@@ -271,7 +271,7 @@ pub(crate) mod owner {
     }
 
     #[cfg(not(shmproc_loom))]
-    pub(crate) use crate::sys::token::{me, note_acquired, note_released, owner_dead, process_me, role_epoch};
+    pub(crate) use crate::owner::token::{me, note_acquired, note_released, owner_dead, process_me, role_epoch};
 
     /// Whether waits check for dead owners.
     #[cfg(not(shmproc_loom))]
@@ -290,7 +290,7 @@ pub(crate) mod owner {
         use loom::sync::Mutex;
         use std::cell::Cell;
 
-        use crate::sys::token::{SLOT_BITS, TokenState, judge};
+        use crate::owner::token::{SLOT_BITS, TokenState, judge};
 
         /// One simulated token file: the tag, the nonce of the "process"
         /// that holds it, and whether that process is alive.

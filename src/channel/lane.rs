@@ -33,6 +33,7 @@ use crate::loom::atomic::{AtomicU64, Ordering};
 use crate::loom::futex::Wake;
 use crate::loom::owner::LivenessPoll;
 use crate::owner::probe::ProbeRate;
+use crate::owner::token::Token;
 use crate::queue::bytes::{self, ByteConsumerCore, ByteProducerCore, ByteSlots, ShmBytes, TAG_INLINE, TAG_SPILL};
 use crate::queue::eventcount::RawEventCount;
 use crate::queue::spsc::{Positions, RingError};
@@ -40,7 +41,6 @@ use crate::shm::layout::{CachePadded, ShmSafe};
 use crate::shm::segment::Segment;
 use crate::shm::typed::Placed;
 use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
-use crate::sys::token::Token;
 
 /// The shared words of one lane (see the module docs for the table).
 #[derive(Debug)]

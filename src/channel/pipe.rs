@@ -300,7 +300,7 @@ impl PipeBuilder {
             .ok_or(Error::InvalidArgument { what: "pipe too large for this platform" })?;
         // The creator's token goes into the segment's header (anonymous
         // pipes too): spill segments are recorded under it.
-        let me = crate::sys::token::current().map_err(|e| Error::os("create liveness token", e))?;
+        let me = crate::owner::token::current().map_err(|e| Error::os("create liveness token", e))?;
         let builder = Segment::builder().size(size).typed(kind::PIPE, PIPE_HASH).on_behalf_of(me);
         let init = |s: &Segment| {
             s.typed_in::<StdAtomicU64>(0)?.store(cap, StdOrdering::Relaxed);

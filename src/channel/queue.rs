@@ -254,7 +254,7 @@ impl<T: Serialize + DeserializeOwned> QueueBuilder<T> {
         let size = RING_OFFSET + cap as usize;
         // The creator's token goes into the segment's header (anonymous
         // queues too): spill segments are recorded under it.
-        let me = crate::sys::token::current().map_err(|e| Error::os("create liveness token", e))?;
+        let me = crate::owner::token::current().map_err(|e| Error::os("create liveness token", e))?;
         let b = Segment::builder().size(size).typed(kind::QUEUE, queue_hash::<T>()).on_behalf_of(me);
         let init = |s: &Segment| -> Result<()> {
             let h = s.typed_in::<QueueHeader>(0)?;
@@ -914,7 +914,7 @@ impl<T> Queue<T> {
     #[cfg(feature = "pool")]
     /// The token that spill segments of this queue are recorded under (its
     /// creator's), for callers that spill records themselves.
-    pub(crate) fn spill_owner(&self) -> Option<crate::sys::token::Token> {
+    pub(crate) fn spill_owner(&self) -> Option<crate::owner::token::Token> {
         self.inner.lane.spill_owner()
     }
 }

@@ -24,9 +24,9 @@ const MAX_NAME: usize = 96;
 /// segment then counts as stale for [`cleanup_stale`](crate::cleanup_stale)
 /// only once `owner` is dead, not as soon as the sending process exits
 /// while the message waits in the channel.
-pub(crate) fn spill_out(msg: &[u8], owner: Option<crate::sys::token::Token>) -> Result<Vec<u8>> {
+pub(crate) fn spill_out(msg: &[u8], owner: Option<crate::owner::token::Token>) -> Result<Vec<u8>> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nonce = crate::sys::token::random_u64().map_err(|e| Error::os("getrandom", e))?;
+    let nonce = crate::sys::random_u64().map_err(|e| Error::os("getrandom", e))?;
     let name =
         format!("spill.{}.{}.{:016x}", crate::sys::process::pid(), COUNTER.fetch_add(1, Ordering::Relaxed), nonce);
     let mut b = Segment::builder().name(&name).size(msg.len().max(1)).keep_name(true);

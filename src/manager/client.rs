@@ -22,9 +22,9 @@ use crate::channel::pipe::{Connection, Pipe};
 use crate::channel::queue::Queue;
 use crate::error::{Error, Result};
 use crate::manager::protocol::{self, MAGIC, PIPE_PREFIX, Reader, op};
+use crate::owner::token::{self, Liveness, Token};
 use crate::queue::registry;
 use crate::shm::segment::Segment;
-use crate::sys::token::{self, Liveness, Token};
 
 /// How long a connect waits for a live server's ack before giving up.
 const CONNECT_LIMIT: Duration = Duration::from_secs(30);
@@ -369,7 +369,7 @@ pub(crate) fn handshake(accept: &Queue<Vec<u8>>, want: u64, server: Option<Token
     let name = format!(
         "{PIPE_PREFIX}{:x}-{:016x}",
         crate::sys::process::pid(),
-        token::random_u64().map_err(|e| Error::os("getrandom", e))?
+        crate::sys::random_u64().map_err(|e| Error::os("getrandom", e))?
     );
     let (mine, _theirs) = Pipe::builder().name(&name).duplex()?;
     let result = (|| {

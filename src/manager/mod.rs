@@ -22,10 +22,10 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::channel::pipe::Pipe;
 use crate::channel::queue::Queue;
 use crate::error::{Error, Result};
+use crate::owner::token::{self, Liveness};
 use crate::process::handle::Process;
 use crate::process::start::StartMethod;
 use crate::shm::layout::{layout_hash, layout_hash_mix};
-use crate::sys::token::{self, Liveness};
 
 mod client;
 mod dict;
@@ -297,7 +297,7 @@ impl ManagerBuilder {
     /// Python: `manager.start()`.
     pub fn start(self) -> Result<Manager> {
         let nonce = loop {
-            let n = token::random_u64().map_err(|e| Error::os("getrandom", e))?;
+            let n = crate::sys::random_u64().map_err(|e| Error::os("getrandom", e))?;
             if n != 0 {
                 break n;
             }

@@ -3,3 +3,4 @@
 
 #[cfg(feature = "serde")]
 pub(crate) mod probe;
+pub(crate) mod token;

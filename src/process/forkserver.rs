@@ -143,7 +143,7 @@ impl PrivateServer {
             let _ = std::io::stderr().flush();
         }
         let me = sysproc::pid();
-        match sysproc::fork(sysproc::ForkPermit::SingleThreaded).map_err(|e| Error::os("fork", e))? {
+        match super::fork(sysproc::ForkPermit::SingleThreaded).map_err(|e| Error::os("fork", e))? {
             Forked::Child => {
                 drop(ours);
                 if crate::sys::signal::ignore_sigint().is_err() || sysproc::die_with_parent(me).is_err() {
@@ -205,7 +205,7 @@ fn serve_on(mut sock: UnixStream) -> ! {
             _ => sysproc::exit_now(0),
         };
         let channel = fds.remove(0);
-        let reply: i64 = match sysproc::clone_parent() {
+        let reply: i64 = match super::clone_parent() {
             Ok(Forked::Child) => {
                 drop(sock);
                 super::bootstrap::run_child(channel, fds)

@@ -420,7 +420,7 @@ impl ProcessBuilder {
             let _ = std::io::stdout().flush();
             let _ = std::io::stderr().flush();
         }
-        match sysproc::fork(permit).map_err(|e| Error::os("fork", e))? {
+        match super::fork(permit).map_err(|e| Error::os("fork", e))? {
             Forked::Child => {
                 bootstrap::name_panics(&name);
                 current::set_current(name, self.daemon, me.clone());

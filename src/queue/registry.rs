@@ -101,7 +101,7 @@ pub(crate) mod peek {
 /// The calling process's id (thread slot bits cleared) and nonce.
 pub(crate) fn process_id() -> std::io::Result<(u32, u64)> {
     let (me, nonce) = owner::me()?;
-    Ok((me & !((1 << crate::sys::token::SLOT_BITS) - 1), nonce))
+    Ok((me & !((1 << crate::owner::token::SLOT_BITS) - 1), nonce))
 }
 
 impl RawRegistry {

@@ -50,7 +50,7 @@ pub(crate) struct Claim {
 }
 
 /// The handover-count bits of a role word (the owner id's slot bits).
-const HANDOVERS: u32 = (1 << crate::sys::token::SLOT_BITS) - 1;
+const HANDOVERS: u32 = (1 << crate::owner::token::SLOT_BITS) - 1;
 
 /// The role word (a process id and handover count, or 0) and its holder's
 /// nonce. The whole word names the holder; a liveness probe looks at the

@@ -61,7 +61,7 @@ pub(crate) fn raw_file_name(name: &str) -> Result<String> {
     if bare.contains('\0') {
         return Err(refuse(name, "contains a NUL byte"));
     }
-    if bare.starts_with(SEGMENT_PREFIX) || bare.starts_with(crate::sys::token::TOKEN_PREFIX) {
+    if bare.starts_with(SEGMENT_PREFIX) || bare.starts_with(crate::owner::token::TOKEN_PREFIX) {
         return Err(refuse(name, "names a shmproc object or liveness token: open it with its own type"));
     }
     Ok(bare.to_owned())

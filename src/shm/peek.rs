@@ -13,10 +13,10 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::owner::token::{self, Liveness, SLOT_BITS, Token};
 use crate::shm::header::{HEADER_SIZE, HeaderSnapshot};
 use crate::shm::name;
 use crate::sys::shm::{self as sysshm, DEFAULT_DIR, Dir, FileInfo};
-use crate::sys::token::{self, Liveness, SLOT_BITS, Token};
 
 /// Prefix of the liveness-token files (always in `/dev/shm`).
 pub(crate) const TOKEN_PREFIX: &str = token::TOKEN_PREFIX;

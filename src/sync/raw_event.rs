@@ -179,7 +179,7 @@ impl RawCondvar {
 
 /// `broken` value for a timeout or an abort.
 pub(crate) const BROKEN_OTHER: u32 = u32::MAX;
-const SLOT_MASK: u32 = (1 << crate::sys::token::SLOT_BITS) - 1;
+const SLOT_MASK: u32 = (1 << crate::owner::token::SLOT_BITS) - 1;
 
 impl RawBarrier {
     #[cfg(shmproc_loom)]

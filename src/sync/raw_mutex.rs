@@ -11,7 +11,7 @@
 //! | `id \| WAITERS` | locked, someone may sleep on the word | a waiter (CAS), or a taker from the slow path |
 //!
 //! `id` is the owner's `(process tag << 10) | thread slot` from the
-//! liveness tokens (`sys/token.rs`), never 0. Beside the word:
+//! liveness tokens (`owner/token.rs`), never 0. Beside the word:
 //!
 //! - `owner_nonce`: the owner's 64-bit process nonce, written by the owner
 //!   right after it acquires (so a waiter can tell a reused tag from the

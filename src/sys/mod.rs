@@ -16,6 +16,7 @@ pub(crate) mod failpoint;
 #[cfg_attr(shmproc_loom, allow(dead_code))]
 pub(crate) mod futex;
 pub(crate) mod mmap;
+pub(crate) mod ofd;
 // Starting, reaping and signalling processes: the process layer uses these,
 // and it is built with the `serde` feature.
 #[cfg_attr(not(feature = "serde"), allow(dead_code))]
@@ -24,7 +25,6 @@ pub(crate) mod shm;
 // SIGINT handling for pools and the fork server, built with the `pool` feature.
 #[cfg_attr(not(feature = "pool"), allow(dead_code))]
 pub(crate) mod signal;
-pub(crate) mod token;
 
 /// The size of a memory page, `sysconf(_SC_PAGESIZE)`.
 ///
@@ -32,4 +32,18 @@ pub(crate) mod token;
 /// - [sysconf(3)](https://man7.org/linux/man-pages/man3/sysconf.3.html)
 pub(crate) fn page_size() -> usize {
     rustix::param::page_size()
+}
+
+/// Eight random bytes from the kernel (`getrandom(2)`), retried on EINTR.
+pub(crate) fn random_u64() -> std::io::Result<u64> {
+    let mut buf = [0u8; 8];
+    let mut filled = 0;
+    while filled < buf.len() {
+        match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty()) {
+            Ok(n) => filled += n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(u64::from_ne_bytes(buf))
 }

@@ -98,14 +98,8 @@ pub(crate) fn fork(permit: ForkPermit) -> io::Result<Forked> {
     // caller of the unsafe override promised the child needs none.
     match unsafe { libc::fork() } {
         -1 => Err(io::Error::last_os_error()),
-        0 => {
-            super::token::after_fork_in_child();
-            Ok(Forked::Child)
-        }
-        p => {
-            super::token::after_fork_in_parent();
-            Ok(Forked::Parent(p as u32))
-        }
+        0 => Ok(Forked::Child),
+        p => Ok(Forked::Parent(p as u32)),
     }
 }
 
@@ -149,11 +143,9 @@ pub(crate) fn clone_parent() -> io::Result<Forked> {
         unsafe { libc::syscall(libc::SYS_clone, flags, std::ptr::null_mut::<libc::c_void>(), 0usize, 0usize, 0usize) };
     match r {
         -1 => Err(io::Error::last_os_error()),
-        0 => {
-            // No atfork handlers ran: tell the token layer ourselves.
-            super::token::after_fork_in_child();
-            Ok(Forked::Child)
-        }
+        // No atfork handlers ran in the child: the caller tells the layers
+        // that keep per-process state (`owner/token.rs`).
+        0 => Ok(Forked::Child),
         p => Ok(Forked::Parent(p as u32)),
     }
 }

@@ -15,13 +15,13 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering as StdOrdering};
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::owner::token::{self, Liveness, Token};
 use crate::shm::header::{self, Expect, HEADER_SIZE, HeaderInit, HeaderSnapshot, SegmentHeader, kind};
 use crate::shm::layout::ShmSafe;
 use crate::shm::name;
 use crate::sys::failpoint;
 use crate::sys::mmap::Mapping;
 use crate::sys::shm::{self as sysshm, Dir, FileInfo};
-use crate::sys::token::{self, Liveness, Token};
 
 /// How long `open` waits for a header to become READY by default.
 const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(5);

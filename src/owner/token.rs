@@ -42,16 +42,17 @@
 //! - [fcntl(2)](https://man7.org/linux/man-pages/man2/fcntl.2.html), "Advisory record locking"
 //! - iceoryx2's process-state monitor uses a lock file the same way.
 
+#![allow(unsafe_code)] // the token descriptor's number, and the mapped slot table
 use std::cell::Cell;
 use std::io;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+use std::os::fd::{AsFd, FromRawFd, IntoRawFd, OwnedFd};
 use std::sync::atomic::{AtomicI32, AtomicU32, Ordering};
 
 use parking_lot::Mutex;
-use rustix::io::Errno;
 
-use super::mmap::Mapping;
-use super::shm::Dir;
+use crate::sys::mmap::Mapping;
+use crate::sys::ofd::{lock_exclusive, lock_held};
+use crate::sys::shm::Dir;
 
 /// Prefix of token file names.
 pub(crate) const TOKEN_PREFIX: &str = "shmproc@";
@@ -177,14 +178,14 @@ pub(crate) fn after_fork_in_child() {
 /// the fork: then the lock would stay held forever here, and the value
 /// could be half-written).
 fn forget_parents_token() {
-    super::process::reset_in_child(&CURRENT, None);
+    crate::sys::process::reset_in_child(&CURRENT, None);
 }
 
 /// Takes [`CURRENT`], making sure first that a forked child can take it
 /// again ([`after_fork_in_child`] runs in every child forked through libc).
 fn held() -> parking_lot::MutexGuard<'static, Option<Held>> {
     static REGISTERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    super::process::at_fork_once(&REGISTERED, Some(atfork_parent), atfork_child);
+    crate::sys::process::at_fork_once(&REGISTERED, Some(atfork_parent), atfork_child);
     CURRENT.lock()
 }
 
@@ -215,42 +216,6 @@ extern "C" fn atfork_child() {
     after_fork_in_child();
 }
 
-pub(crate) fn random_u64() -> io::Result<u64> {
-    let mut buf = [0u8; 8];
-    let mut filled = 0;
-    while filled < buf.len() {
-        match rustix::rand::getrandom(&mut buf[filled..], rustix::rand::GetRandomFlags::empty()) {
-            Ok(n) => filled += n,
-            Err(Errno::INTR) => continue,
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(u64::from_ne_bytes(buf))
-}
-
-/// `fcntl(F_OFD_SETLK)` of a whole-file write lock, not waiting.
-fn lock_exclusive(fd: &OwnedFd) -> io::Result<()> {
-    let fl = whole_file(libc::F_WRLCK);
-    // SAFETY: `fd` is open for the duration of the call and `fl` is a valid
-    // `struct flock` that F_OFD_SETLK only reads.
-    let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_SETLK, &fl as *const libc::flock) };
-    if r == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// A `struct flock` over the whole file; `l_pid` 0, as OFD locks require.
-fn whole_file(l_type: libc::c_int) -> libc::flock {
-    libc::flock {
-        l_type: l_type as libc::c_short,
-        l_whence: libc::SEEK_SET as libc::c_short,
-        l_start: 0,
-        l_len: 0,
-        l_pid: 0,
-    }
-}
-
 fn create(pid: u32) -> io::Result<Held> {
     let dir = Dir::default_dir()?;
     let fd = dir.create_unnamed()?;
@@ -258,7 +223,7 @@ fn create(pid: u32) -> io::Result<Held> {
     let map = Mapping::map(fd.as_fd(), FILE_SIZE, true)?;
     lock_exclusive(&fd)?;
     for _ in 0..1000 {
-        let nonce = random_u64()?;
+        let nonce = crate::sys::random_u64()?;
         if nonce & TAG_MASK == 0 {
             continue;
         }
@@ -289,7 +254,7 @@ fn create(pid: u32) -> io::Result<Held> {
 /// This process's token, made on first use (and again in a forked child,
 /// which must not pass for its parent).
 pub(crate) fn current() -> io::Result<Token> {
-    let pid = super::process::pid();
+    let pid = crate::sys::process::pid();
     let mut slot = held();
     if let Some(h) = slot.as_ref()
         && h.token.pid == pid
@@ -314,7 +279,7 @@ pub(crate) fn current() -> io::Result<Token> {
 pub(crate) fn liveness(token: Token) -> Liveness {
     if let Some(h) = held().as_ref()
         && h.token.tag() == token.tag()
-        && h.token.pid == super::process::pid()
+        && h.token.pid == crate::sys::process::pid()
     {
         // Never open our own token file: closing that fd would drop our
         // lock. Our tag with another nonce is an earlier owner of the
@@ -344,14 +309,14 @@ fn probe(tag: u32) -> Probe {
     };
     // A non-regular file under a token name is not a token: not ours to
     // judge, so never "dead".
-    if !super::shm::fstat(fd.as_fd()).is_ok_and(|i| i.regular) {
+    if !crate::sys::shm::fstat(fd.as_fd()).is_ok_and(|i| i.regular) {
         return Probe::Unknown;
     }
     match lock_held(&fd) {
         Ok(false) => Probe::Dead,
         Ok(true) => {
             let mut head = [0u8; 8];
-            match super::shm::read_at(fd.as_fd(), &mut head, 0) {
+            match crate::sys::shm::read_at(fd.as_fd(), &mut head, 0) {
                 Ok(8) => Probe::Alive { nonce: u64::from_ne_bytes(head), fd },
                 _ => Probe::Unknown,
             }
@@ -381,7 +346,7 @@ pub(crate) struct TagInfo {
 pub(crate) fn tag_info(tag: u32) -> TagInfo {
     if let Some(h) = held().as_ref()
         && h.token.tag() == tag
-        && h.token.pid == super::process::pid()
+        && h.token.pid == crate::sys::process::pid()
     {
         return TagInfo { pid: Some(h.token.pid), nonce: Some(h.token.nonce), liveness: Liveness::Alive };
     }
@@ -390,7 +355,7 @@ pub(crate) fn tag_info(tag: u32) -> TagInfo {
         Probe::Unknown => TagInfo { pid: None, nonce: None, liveness: Liveness::Alive },
         Probe::Alive { nonce, fd } => {
             let mut pid = [0u8; 4];
-            let pid = match super::shm::read_at(fd.as_fd(), &mut pid, 8) {
+            let pid = match crate::sys::shm::read_at(fd.as_fd(), &mut pid, 8) {
                 Ok(4) => Some(u32::from_ne_bytes(pid)),
                 _ => None,
             };
@@ -403,21 +368,6 @@ pub(crate) fn tag_info(tag: u32) -> TagInfo {
 /// The tag a token file name stands for (`shmproc@<6 hex digits>`).
 pub(crate) fn tag_of_file(name: &str) -> Option<u32> {
     parse_tag(name)
-}
-
-/// `fcntl(F_OFD_GETLK)` for a whole-file write lock: whether a lock that
-/// conflicts with one on our own new open file description is held (by
-/// any process, this one included: OFD locks of two descriptions conflict
-/// even within a process, so a probe of our own token answers truly).
-fn lock_held(fd: &OwnedFd) -> io::Result<bool> {
-    let mut fl = whole_file(libc::F_WRLCK);
-    // SAFETY: `fd` is open for the duration of the call and `fl` is a valid,
-    // exclusively borrowed `struct flock` that F_OFD_GETLK writes into.
-    let r = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_OFD_GETLK, &mut fl as *mut libc::flock) };
-    if r == -1 {
-        return Err(io::Error::last_os_error());
-    }
-    Ok(fl.l_type != libc::F_UNLCK as libc::c_short)
 }
 
 /// Removes up to `max` token files whose owners are confirmed dead; returns
@@ -564,7 +514,7 @@ pub(crate) fn owner_dead(id: u32, nonce: u64) -> bool {
     let slot = (id & ((1 << SLOT_BITS) - 1)) as usize;
     if let Some(h) = held().as_ref()
         && h.token.tag() == tag
-        && h.token.pid == super::process::pid()
+        && h.token.pid == crate::sys::process::pid()
     {
         let slot_dead = slot != 0 && h.slot_state(slot as u16).load(Ordering::Acquire) == SLOT_DEAD;
         return judge(id, nonce, TokenState::Alive { nonce: h.token.nonce, slot_dead });
@@ -575,7 +525,10 @@ pub(crate) fn owner_dead(id: u32, nonce: u64) -> bool {
         Probe::Alive { nonce: file_nonce, fd } => {
             let mut st = [0u8; 4];
             let slot_dead = slot != 0
-                && matches!(super::shm::read_at(fd.as_fd(), &mut st, (SLOT_BASE + slot * SLOT_SIZE) as u64), Ok(4))
+                && matches!(
+                    crate::sys::shm::read_at(fd.as_fd(), &mut st, (SLOT_BASE + slot * SLOT_SIZE) as u64),
+                    Ok(4)
+                )
                 && u32::from_ne_bytes(st) == SLOT_DEAD;
             TokenState::Alive { nonce: file_nonce, slot_dead }
         }
