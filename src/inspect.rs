@@ -53,7 +53,8 @@ use std::path::Path;
 
 use crate::channel::queue as blocking;
 use crate::error::{Error, Result};
-use crate::queue::{byte_ring, bytes, mpmc, registry, spsc};
+use crate::owner::registry;
+use crate::queue::{byte_ring, bytes, mpmc, spsc};
 use crate::shared::array::{self, Flavor, array_layout_hash};
 use crate::shared::raw::RawCell;
 use crate::shared::value::{self, value_layout_hash};
@@ -62,7 +63,7 @@ use crate::shm::layout::{CachePadded, ShmSafe};
 use crate::shm::peek::{self, Peek, PeekDir, SEGMENT_PREFIX, TOKEN_PREFIX};
 use crate::sync::lock::RLockState;
 use crate::sync::mutex::mutex_layout_hash;
-use crate::sync::raw_event::{BROKEN_OTHER, MEMBERS, RawBarrier, RawCondvar, RawEvent};
+use crate::sync::raw_event::{BROKEN_OTHER, RawBarrier, RawCondvar, RawEvent};
 use crate::sync::raw_mutex::{self, RawMutex, WAITERS};
 use crate::sync::raw_semaphore::{self, RawSemaphore};
 
@@ -658,10 +659,10 @@ fn lock_fields(p: &Peek, h: &HeaderSnapshot, at: usize, prefix: &'static str) ->
 }
 
 /// The processes registered in a registry at payload offset `at`.
-fn registry_members(p: &Peek, h: &HeaderSnapshot, at: usize) -> Result<Vec<peek::OwnerInfo>> {
+fn registry_members(p: &Peek, h: &HeaderSnapshot, at: usize, entries: usize) -> Result<Vec<peek::OwnerInfo>> {
     use registry::peek::{CLAIMING, ENTRIES, ENTRY_ID, ENTRY_NONCE, ENTRY_SIZE};
     let mut members = Vec::new();
-    for i in 0..registry::ENTRIES {
+    for i in 0..entries {
         let e = at + ENTRIES + i * ENTRY_SIZE;
         let id = p.u32_at(h, e + ENTRY_ID)?;
         if id == 0 {
@@ -675,7 +676,7 @@ fn registry_members(p: &Peek, h: &HeaderSnapshot, at: usize) -> Result<Vec<peek:
 
 /// Registered and alive processes of a registry at payload offset `at`.
 fn registry_text(p: &Peek, h: &HeaderSnapshot, at: usize) -> Result<String> {
-    let members = registry_members(p, h, at)?;
+    let members = registry_members(p, h, at, registry::ENTRIES)?;
     let alive = members.iter().filter(|m| m.alive).count();
     Ok(format!("{} registered, {alive} alive", members.len()))
 }
@@ -779,7 +780,7 @@ fn manager_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, Str
     use blocking::peek as q;
     // The server is the accept queue's one consumer; every process that
     // connected (the starter included) registered as a producer.
-    let server = match registry_members(p, h, q::CONSUMERS)?.first() {
+    let server = match registry_members(p, h, q::CONSUMERS, registry::ENTRIES)?.first() {
         None => "none (not started, or gone)".to_owned(),
         Some(o) => {
             let pid = o.pid.map_or_else(|| "unknown pid".to_owned(), |p| format!("pid {p}"));
@@ -805,14 +806,7 @@ fn barrier_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, Str
         BROKEN_OTHER => "yes (timeout or abort)".to_owned(),
         pid => format!("yes (party pid {pid} died)"),
     };
-    let members_at = offset_of!(RawBarrier, members);
-    let member = core::mem::size_of::<crate::sync::raw_event::Member>();
-    let mut members = 0;
-    for i in 0..MEMBERS {
-        if p.u32_at(h, members_at + i * member)? != 0 {
-            members += 1;
-        }
-    }
+    let members = registry_members(p, h, offset_of!(RawBarrier, members), registry::BARRIER_ENTRIES)?.len();
     Ok(vec![
         ("parties", parties.to_string()),
         ("waiting", arrived.to_string()),

@@ -290,7 +290,8 @@ pub(crate) mod owner {
         use loom::sync::Mutex;
         use std::cell::Cell;
 
-        use crate::owner::token::{SLOT_BITS, TokenState, judge};
+        use crate::owner::id;
+        use crate::owner::token::{TokenState, judge};
 
         /// One simulated token file: the tag, the nonce of the "process"
         /// that holds it, and whether that process is alive.
@@ -318,7 +319,7 @@ pub(crate) mod owner {
                     let tag = *n;
                     *n += 1;
                     FILES.lock().expect("loom").push(File { tag, nonce: u64::from(tag), alive: true });
-                    c.set(((tag << SLOT_BITS) | 1, u64::from(tag)));
+                    c.set((id::compose(tag, 1), u64::from(tag)));
                 }
                 c.get()
             });
@@ -329,7 +330,7 @@ pub(crate) mod owner {
         #[allow(dead_code)] // used by the ring roles
         pub(crate) fn process_me() -> std::io::Result<(u32, u64)> {
             let (id, nonce) = me()?;
-            Ok((id & !((1 << SLOT_BITS) - 1), nonce))
+            Ok((id::process_of(id), nonce))
         }
 
         /// Models never fork.
@@ -341,7 +342,7 @@ pub(crate) mod owner {
         /// Marks the calling thread's "process" dead (a model's "SIGKILL").
         pub(crate) fn kill() {
             let (id, nonce) = me().expect("loom");
-            let tag = id >> SLOT_BITS;
+            let tag = id::tag_of(id);
             for f in FILES.lock().expect("loom").iter_mut() {
                 if f.tag == tag && f.nonce == nonce {
                     f.alive = false;
@@ -355,18 +356,18 @@ pub(crate) mod owner {
         /// lock.
         #[allow(dead_code)] // used by the tag-reuse model
         pub(crate) fn reuse_tag(dead_id: u32) {
-            let tag = dead_id >> SLOT_BITS;
+            let tag = id::tag_of(dead_id);
             // NEXT before FILES, as in `me` (one lock order).
             let nonce = u64::from(tag) | (u64::from(*NEXT.lock().expect("loom")) << 32);
             let mut files = FILES.lock().expect("loom");
             assert!(files.iter().all(|f| f.tag != tag || !f.alive), "a tag is reused only after its holder died");
             files.push(File { tag, nonce, alive: true });
-            ID.with(|c| c.set(((tag << SLOT_BITS) | 1, nonce)));
+            ID.with(|c| c.set((id::compose(tag, 1), nonce)));
         }
 
         /// The real judgement ([`judge`]) over the simulated token files.
         pub(crate) fn owner_dead(id: u32, nonce: u64) -> bool {
-            let tag = id >> SLOT_BITS;
+            let tag = id::tag_of(id);
             let files = FILES.lock().expect("loom");
             let token = match files.iter().rev().find(|f| f.tag == tag && f.alive) {
                 Some(f) => TokenState::Alive { nonce: f.nonce, slot_dead: false },

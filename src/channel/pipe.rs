@@ -39,8 +39,8 @@ use crate::channel::lane::{Ends, Lane, LaneWords, Stop, Wait, Woke};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, Ordering};
+use crate::owner::registry::{self, Dead, Peers, RawRegistry};
 use crate::queue::bytes::check_capacity;
-use crate::queue::registry::{self, Peers, RawRegistry};
 use crate::shm::header::kind;
 use crate::shm::layout::{ShmSafe, layout_hash_mix};
 use crate::shm::segment::Segment;
@@ -478,7 +478,7 @@ impl Connection {
     fn register_slow(&self, me: u32) -> Result<()> {
         // `None` (the table is full of live processes) still works: this
         // process's death just goes unnoticed by the other end.
-        self.inner.me.holders.register(|_| {}).map_err(|e| Error::os("liveness token", e))?;
+        self.inner.me.holders.register(Dead::Reuse(&|_| {})).map_err(|e| Error::os("liveness token", e))?;
         self.inner.registered.store(me, StdOrdering::Relaxed);
         Ok(())
     }

@@ -29,10 +29,10 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::owner::probe::ProbeRate;
+use crate::owner::registry::{Dead, Entry, Peers, RawRegistry};
 #[cfg(feature = "pool")]
 use crate::queue::bytes;
 use crate::queue::eventcount::RawEventCount;
-use crate::queue::registry::{Entry, Peers, RawRegistry};
 use crate::shm::header::kind;
 use crate::shm::layout::{ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
@@ -636,7 +636,7 @@ impl<T> Queue<T> {
             return Ok(Some(i));
         }
         let abandoned = &self.hdr().abandoned;
-        let got = reg.register(|e| reclaim(e, abandoned)).map_err(|e| Error::os("liveness token", e))?;
+        let got = reg.register(Dead::Reuse(&|e| reclaim(e, abandoned))).map_err(|e| Error::os("liveness token", e))?;
         cached.store(got.unwrap_or(usize::MAX), std::sync::atomic::Ordering::Relaxed);
         Ok(got)
     }
@@ -1130,7 +1130,7 @@ impl<T> JoinableQueue<T> {
     /// ```
     pub fn unfinished(&self) -> u64 {
         let h = self.q.hdr();
-        let taken: u64 = (0..crate::queue::registry::ENTRIES)
+        let taken: u64 = (0..crate::owner::registry::ENTRIES)
             .filter_map(|i| h.consumers.entry(i))
             .map(|e| e.taken.load(Ordering::SeqCst))
             .fold(0u64, u64::saturating_add);

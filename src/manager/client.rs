@@ -22,8 +22,8 @@ use crate::channel::pipe::{Connection, Pipe};
 use crate::channel::queue::Queue;
 use crate::error::{Error, Result};
 use crate::manager::protocol::{self, MAGIC, PIPE_PREFIX, Reader, op};
+use crate::owner::registry;
 use crate::owner::token::{self, Liveness, Token};
-use crate::queue::registry;
 use crate::shm::segment::Segment;
 
 /// How long a connect waits for a live server's ack before giving up.

@@ -2,5 +2,7 @@
 //! the other side of a shared object are gone.
 
 #[cfg(feature = "serde")]
+pub(crate) mod id;
 pub(crate) mod probe;
+pub(crate) mod registry;
 pub(crate) mod token;

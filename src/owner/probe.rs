@@ -1,11 +1,23 @@
 //! How often a handle asks the OS whether processes are dead.
 //!
 //! The question costs system calls (one per process asked), so no call
-//! path asks it per operation. [`ProbeRate`] is the one rate limit: a
-//! handle asks at most once per [`PROBE_INTERVAL`], except that an answer
-//! of "dead" is asked again on the next look (the side may have gained a
-//! live process since, and a caller that got "dead" is about to fail
-//! anyway, so the extra calls cost only on that path).
+//! path asks it per operation. [`ProbeRate`] is the one rate limit of a
+//! handle's probes: at most one per [`PROBE_INTERVAL`].
+//!
+//! - About a side of a channel ([`ProbeRate::ask`]): an answer of "all
+//!   dead" is asked again on the next look (the side may have gained a live
+//!   process since, and a caller that got "dead" is about to fail anyway,
+//!   so the extra calls cost only on that path).
+//! - About one holder ([`ProbeRate::ask_about`], a ring role's): a new
+//!   holder is asked at once, and a death, once confirmed, is final for
+//!   that holder.
+//!
+//! Two other schedules are not rate limits of this kind and live with
+//! their users: a sleeping waiter wakes at growing liveness intervals to
+//! ask (`LivenessPoll`, beside the futex facade), and an MPMC handle
+//! probes a slot's owner only once it has seen the same slot word block
+//! it twice, and then at growing intervals (`Stuck`, in the MPMC
+//! protocol, lock-free and free of clock reads on its hot path).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -33,6 +45,8 @@ pub(crate) struct ProbeRate {
     last: AtomicU64,
     /// What the last probe said.
     dead: AtomicBool,
+    /// What the last [`ask_about`](Self::ask_about) asked about.
+    subject: AtomicU64,
 }
 
 impl Default for ProbeRate {
@@ -44,7 +58,7 @@ impl Default for ProbeRate {
 impl ProbeRate {
     /// A limit that allows the first probe at once.
     pub(crate) const fn new() -> ProbeRate {
-        ProbeRate { last: AtomicU64::new(NEVER), dead: AtomicBool::new(false) }
+        ProbeRate { last: AtomicU64::new(NEVER), dead: AtomicBool::new(false), subject: AtomicU64::new(0) }
     }
 
     /// Whether a probe may run now: none ran yet, the last said "dead", or
@@ -70,6 +84,23 @@ impl ProbeRate {
         self.due() && self.ask_now(probe)
     }
 
+    /// Runs `probe` (which answers "is `subject` dead?") unless it ran for
+    /// the same subject within [`PROBE_INTERVAL`]; a death of a subject is
+    /// final (answered without asking again), a new subject is asked at
+    /// once.
+    pub(crate) fn ask_about(&self, subject: u64, probe: impl FnOnce() -> bool) -> bool {
+        // Relaxed: as in `due`.
+        if self.subject.swap(subject, Ordering::Relaxed) == subject {
+            if self.said_dead() {
+                return true;
+            }
+            if !self.due() {
+                return false;
+            }
+        }
+        self.ask_now(probe)
+    }
+
     /// Runs `probe` now (a waiter's liveness wake-up) and records it.
     pub(crate) fn ask_now(&self, probe: impl FnOnce() -> bool) -> bool {
         self.last.store(now_nanos(), Ordering::Relaxed);
@@ -92,5 +123,14 @@ mod tests {
         assert!(rate.ask(|| true));
         assert!(rate.due(), "a dead answer is asked again");
         assert!(!rate.ask(|| false), "and may change");
+    }
+
+    #[test]
+    fn a_subjects_death_is_final_and_a_new_subject_is_asked_at_once() {
+        let rate = ProbeRate::new();
+        assert!(!rate.ask_about(7, || false));
+        assert!(rate.ask_about(8, || true), "a new subject is asked at once");
+        assert!(rate.ask_about(8, || panic!("a death is final: not asked again")));
+        assert!(!rate.ask_about(9, || false), "another new subject");
     }
 }

@@ -56,14 +56,7 @@ use crate::sys::shm::Dir;
 
 /// Prefix of token file names.
 pub(crate) const TOKEN_PREFIX: &str = "shmproc@";
-/// Bits of the nonce that name the token file.
-pub(crate) const TAG_BITS: u32 = 21;
-/// Mask of the tag bits.
-pub(crate) const TAG_MASK: u64 = (1 << TAG_BITS) - 1;
-/// Bits of a thread slot number in an owner id.
-pub(crate) const SLOT_BITS: u32 = 10;
-/// Thread slots per process; slot 0 means "thread unknown".
-pub(crate) const SLOTS: usize = 1 << SLOT_BITS;
+use crate::owner::id::{self, SLOTS, TAG_MASK};
 /// Where the slot table starts in a token file.
 const SLOT_BASE: usize = 64;
 /// Bytes per slot.
@@ -90,7 +83,7 @@ pub(crate) struct Token {
 impl Token {
     /// The tag: the low bits of the nonce, which name the file.
     pub(crate) fn tag(&self) -> u32 {
-        (self.nonce & TAG_MASK) as u32
+        id::tag_of_nonce(self.nonce)
     }
 
     /// The token's file name in `/dev/shm`.
@@ -390,9 +383,7 @@ pub(crate) fn sweep_dead(dir: &Dir, max: usize) -> io::Result<usize> {
 }
 
 // ---------------------------------------------------------------------
-// Owner ids for locks: (tag << SLOT_BITS) | slot, never 0.
-
-const _: () = assert!(TAG_BITS + SLOT_BITS == 31, "owner ids leave the top bit of a futex word free");
+// Owner ids for locks: see `owner/id.rs`.
 
 /// What a thread knows about itself, cached.
 #[derive(Clone, Copy)]
@@ -415,7 +406,7 @@ impl Drop for ThreadSlot {
         if me.fork_gen != FORK_GEN.load(Ordering::Relaxed) {
             return;
         }
-        let slot = (me.id & ((1 << SLOT_BITS) - 1)) as u16;
+        let slot = id::slot_of(me.id) as u16;
         if slot == 0 {
             return;
         }
@@ -447,7 +438,7 @@ const TOO_MANY_THREADS: &str = "more than 1023 threads of this process use shmpr
 #[cfg_attr(shmproc_loom, allow(dead_code))] // the loom model of owners has its own
 pub(crate) fn process_me() -> io::Result<(u32, u64)> {
     let token = current()?;
-    Ok((token.tag() << SLOT_BITS, token.nonce))
+    Ok((id::compose(token.tag(), 0), token.nonce))
 }
 
 /// The calling thread's owner id and its process's nonce.
@@ -486,7 +477,7 @@ fn me_slow(fgen: u32) -> io::Result<(u32, u64)> {
         h.slot_state(slot).store(SLOT_LIVE, Ordering::Relaxed);
         slot
     };
-    let id = (token.tag() << SLOT_BITS) | u32::from(slot);
+    let id = id::compose(token.tag(), u32::from(slot));
     let me = Me { fork_gen: fgen, id, nonce: token.nonce };
     let _ = THREAD.try_with(|t| {
         t.me.set(Some(me));
@@ -510,8 +501,8 @@ pub(crate) fn note_released() {
 /// Whether the owner `id`, recorded with process nonce `nonce` (0 if the
 /// record was not written yet), is confirmed dead.
 pub(crate) fn owner_dead(id: u32, nonce: u64) -> bool {
-    let tag = id >> SLOT_BITS;
-    let slot = (id & ((1 << SLOT_BITS) - 1)) as usize;
+    let tag = id::tag_of(id);
+    let slot = id::slot_of(id) as usize;
     if let Some(h) = held().as_ref()
         && h.token.tag() == tag
         && h.token.pid == crate::sys::process::pid()
@@ -562,8 +553,8 @@ pub(crate) enum TokenState {
 /// owner, and the token alone decides. Used by the loom model of owners
 /// too, so the models check this rule.
 pub(crate) fn judge(id: u32, recorded: u64, token: TokenState) -> bool {
-    let tag = id >> SLOT_BITS;
-    let record_matches = recorded != 0 && (recorded & TAG_MASK) as u32 == tag;
+    let tag = id::tag_of(id);
+    let record_matches = recorded != 0 && id::tag_of_nonce(recorded) == tag;
     match token {
         TokenState::Dead => true,
         TokenState::Unknown => false,
@@ -614,7 +605,7 @@ mod tests {
         let (b, nb) = std::thread::spawn(|| me().expect("me")).join().expect("thread");
         assert_eq!(na, nb, "same process");
         assert_ne!(a, b, "threads get their own slots");
-        assert_eq!(a >> SLOT_BITS, b >> SLOT_BITS, "same tag");
+        assert_eq!(id::tag_of(a), id::tag_of(b), "same tag");
         assert!(!owner_dead(a, na));
         // Thread b exited holding nothing: its slot is free, not dead.
         assert!(!owner_dead(b, nb));

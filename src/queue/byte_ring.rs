@@ -15,10 +15,11 @@ use std::ops::{Deref, DerefMut};
 
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::owner::probe::ProbeRate;
 use crate::queue::bytes::{
     self, ByteConsumerCore, ByteProducerCore, ByteSlots, ReadSpan, ShmBytes, TAG_INLINE, WriteSpan, check_capacity,
 };
-use crate::queue::role::{self, Claim, DeadProbe};
+use crate::queue::role::{self, Claim};
 use crate::queue::spsc::Positions;
 use crate::shm::header::kind;
 use crate::shm::layout::{CachePadded, ShmSafe, layout_hash_mix};
@@ -318,7 +319,7 @@ impl ByteRing {
             core: ByteConsumerCore::attach(&self.positions()),
             buf,
             claim,
-            probe: DeadProbe::default(),
+            probe: ProbeRate::new(),
             ring: self.clone(),
         })
     }
@@ -364,7 +365,7 @@ pub struct ByteConsumer {
     /// The role, held in this process's name.
     claim: Claim,
     /// Whether the producer role's holder died (asked at a bounded rate).
-    probe: DeadProbe,
+    probe: ProbeRate,
     ring: ByteRing,
 }
 
@@ -619,7 +620,7 @@ impl ByteConsumer {
     #[cold]
     fn empty(&mut self) -> Result<()> {
         let h = &self.ring.hdr;
-        if self.probe.holder_dead(&h.producer, &h.producer_nonce)
+        if role::holder_dead(&self.probe, &h.producer, &h.producer_nonce)
             && !self.core.has_message(&self.ring.positions(), self.buf.capacity())?
         {
             return Err(Error::Disconnected);

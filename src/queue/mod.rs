@@ -8,8 +8,6 @@ pub(crate) mod bytes;
 #[cfg(feature = "serde")]
 pub(crate) mod eventcount;
 pub(crate) mod mpmc;
-#[cfg(feature = "serde")]
-pub(crate) mod registry;
 pub(crate) mod role;
 pub(crate) mod spsc;
 

@@ -26,11 +26,10 @@
 //! [`Error::RoleLost`] from then on. A handle moved into a child is never
 //! used by the parent, so the child always wins it.
 
-use std::time::{Duration, Instant};
-
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::loom::owner;
+use crate::owner::probe::ProbeRate;
 use crate::sync::owner_word::OwnerWord;
 
 /// The calling process's owner id (thread slot bits 0: role handles are
@@ -50,7 +49,7 @@ pub(crate) struct Claim {
 }
 
 /// The handover-count bits of a role word (the owner id's slot bits).
-const HANDOVERS: u32 = (1 << crate::owner::token::SLOT_BITS) - 1;
+const HANDOVERS: u32 = crate::owner::id::SLOT_MASK;
 
 /// The role word (a process id and handover count, or 0) and its holder's
 /// nonce. The whole word names the holder; a liveness probe looks at the
@@ -141,37 +140,17 @@ impl Claim {
     }
 }
 
-/// How often [`DeadProbe`] asks the OS at most.
-pub(crate) const PROBE_INTERVAL: Duration = Duration::from_millis(5);
-
-/// Asks, at most every [`PROBE_INTERVAL`], whether a role's holder is dead:
-/// the question costs system calls, so a caller polling an empty ring in a
-/// loop asks the OS only now and then. A death, once confirmed, is final
-/// for that holder; a new holder is probed at once.
-#[derive(Debug, Default)]
-pub(crate) struct DeadProbe {
-    /// The holder last probed, when, and whether it was dead.
-    last: Option<(u32, Instant, bool)>,
-}
-
-impl DeadProbe {
-    /// Whether the role in `word` is held by a process the OS confirmed
-    /// dead. A free role (its holder let go) is not dead.
-    pub(crate) fn holder_dead(&mut self, word: &AtomicU32, nonce_word: &AtomicU64) -> bool {
-        let id = word.load(Ordering::Relaxed);
-        if id == 0 {
-            return false;
-        }
-        let now = Instant::now();
-        match self.last {
-            Some((who, _, true)) if who == id => return true,
-            Some((who, at, false)) if who == id && now.duration_since(at) < PROBE_INTERVAL => return false,
-            _ => {}
-        }
-        let dead = holder(word, nonce_word).dead_owner(id).is_some();
-        self.last = Some((id, now, dead));
-        dead
+/// Whether the role in `word` is held by a process the OS confirmed dead,
+/// asked at most as often as `rate` allows: the question costs system
+/// calls, so a caller polling an empty ring in a loop asks the OS only now
+/// and then. A death, once confirmed, is final for that holder; a new
+/// holder is asked at once. A free role (its holder let go) is not dead.
+pub(crate) fn holder_dead(rate: &ProbeRate, word: &AtomicU32, nonce_word: &AtomicU64) -> bool {
+    let id = word.load(Ordering::Relaxed);
+    if id == 0 {
+        return false;
     }
+    rate.ask_about(u64::from(id), || holder(word, nonce_word).dead_owner(id).is_some())
 }
 
 #[cfg(all(test, not(shmproc_loom)))]
@@ -181,11 +160,11 @@ mod tests {
     #[test]
     fn claim_release_and_probe() {
         let (w, n) = (AtomicU32::new(0), AtomicU64::new(0));
-        let mut probe = DeadProbe::default();
-        assert!(!probe.holder_dead(&w, &n), "free is not dead");
+        let probe = ProbeRate::new();
+        assert!(!holder_dead(&probe, &w, &n), "free is not dead");
         let c = claim(&w, &n).expect("claim");
         assert!(matches!(claim(&w, &n), Err(Error::WouldBlock)), "held by a live process (us)");
-        assert!(!probe.holder_dead(&w, &n));
+        assert!(!holder_dead(&probe, &w, &n));
         c.release(&w, &n);
         assert_eq!(n.load(Ordering::Relaxed), 0, "the nonce goes with the release");
         let c = claim(&w, &n).expect("claim again");
@@ -195,10 +174,10 @@ mod tests {
         c.release(&w, &n);
         assert_eq!(w.load(Ordering::Relaxed), 0x7fff_fc00, "a release leaves another holder's role alone");
         if owner::owner_dead(0x7fff_fc00, 0) {
-            assert!(probe.holder_dead(&w, &n));
-            assert!(probe.holder_dead(&w, &n), "a death is final");
+            assert!(holder_dead(&probe, &w, &n));
+            assert!(holder_dead(&probe, &w, &n), "a death is final");
             let _c = claim(&w, &n).expect("take over");
-            assert!(!probe.holder_dead(&w, &n), "the new holder is probed at once");
+            assert!(!holder_dead(&probe, &w, &n), "the new holder is probed at once");
         }
     }
 }

@@ -348,7 +348,8 @@ mod tests {
 
 use crate::error::{Error, Result};
 use crate::loom::atomic::AtomicU32;
-use crate::queue::role::{self, Claim, DeadProbe};
+use crate::owner::probe::ProbeRate;
+use crate::queue::role::{self, Claim};
 use crate::shm::header::kind;
 use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
@@ -716,7 +717,7 @@ impl<T: Pod + Send> SpscRing<T> {
             hdr,
             loan: 0,
             claim,
-            probe: DeadProbe::default(),
+            probe: ProbeRate::new(),
             ring: self.clone(),
         })
     }
@@ -780,7 +781,7 @@ pub struct Consumer<T: Pod + Send> {
     /// The role, held in this process's name.
     claim: Claim,
     /// Whether the producer role's holder died (asked at a bounded rate).
-    probe: DeadProbe,
+    probe: ProbeRate,
     ring: SpscRing<T>,
 }
 
@@ -934,7 +935,7 @@ impl<T: Pod + Send> Consumer<T> {
     #[cold]
     fn empty(&mut self) -> Result<()> {
         let h = self.ring.header();
-        if self.probe.holder_dead(&h.producer, &h.producer_nonce) {
+        if role::holder_dead(&self.probe, &h.producer, &h.producer_nonce) {
             // Its last publication may have landed after our empty look.
             let pos = self.hdr.positions();
             if self.core.peek(&pos, self.slots.cap, 1)?.1 == 0 {

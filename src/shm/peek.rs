@@ -13,7 +13,8 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::owner::token::{self, Liveness, SLOT_BITS, Token};
+use crate::owner::id;
+use crate::owner::token::{self, Liveness, Token};
 use crate::shm::header::{HEADER_SIZE, HeaderSnapshot};
 use crate::shm::name;
 use crate::sys::shm::{self as sysshm, DEFAULT_DIR, Dir, FileInfo};
@@ -189,16 +190,15 @@ pub(crate) struct OwnerInfo {
     pub(crate) alive: bool,
 }
 
-/// Looks up owner id `id` (`(tag << 10) | slot`) with process nonce `nonce`
-/// (0 if unknown).
-pub(crate) fn owner_info(id: u32, nonce: u64) -> OwnerInfo {
-    let tag = id >> SLOT_BITS;
-    let slot = id & ((1 << SLOT_BITS) - 1);
+/// Looks up owner id `owner` (see `owner/id.rs`) with process nonce
+/// `nonce` (0 if unknown).
+pub(crate) fn owner_info(owner: u32, nonce: u64) -> OwnerInfo {
+    let (tag, slot) = (id::tag_of(owner), id::slot_of(owner));
     let t = token::tag_info(tag);
     // A token file whose nonce differs belongs to a later process that
     // reused the tag: the recorded owner is gone.
     let reused = nonce != 0 && t.nonce.is_some_and(|n| n != nonce);
-    let dead = t.liveness == Liveness::Dead || reused || token::owner_dead(id, nonce);
+    let dead = t.liveness == Liveness::Dead || reused || token::owner_dead(owner, nonce);
     OwnerInfo { pid: if reused { None } else { t.pid }, slot, alive: !dead }
 }
 

@@ -21,8 +21,9 @@
 
 use std::time::Instant;
 
-use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
+use crate::loom::atomic::{AtomicU32, Ordering};
 use crate::loom::{futex, owner};
+use crate::owner::registry::{BARRIER_ENTRIES, Dead, RawRegistry};
 use crate::shm::layout::{CachePadded, ShmSafe};
 use crate::sync::waiters::Waiters;
 
@@ -54,19 +55,6 @@ unsafe impl ShmSafe for RawCondvar {
     const TAG: &'static str = "shmproc::Condvar";
 }
 
-/// Most processes a barrier tracks for deaths.
-pub(crate) const MEMBERS: usize = 64;
-
-/// One process registered with a barrier.
-#[derive(Debug)]
-#[repr(C)]
-pub(crate) struct Member {
-    /// The process's owner id with slot 0 (its tag), or 0 if free.
-    pub(crate) id: AtomicU32,
-    pub(crate) pid: AtomicU32,
-    pub(crate) nonce: AtomicU64,
-}
-
 /// A barrier's state.
 #[derive(Debug)]
 #[repr(C)]
@@ -76,12 +64,13 @@ pub(crate) struct RawBarrier {
     pub(crate) parties: AtomicU32,
     pub(crate) broken: AtomicU32,
     pub(crate) resets: AtomicU32,
-    pub(crate) members: [Member; MEMBERS],
+    /// The processes that took part (their deaths break the barrier).
+    pub(crate) members: RawRegistry<BARRIER_ENTRIES>,
 }
 
-// SAFETY: repr(C) over atomics and an array of repr(C) atomics: no
-// pointers, any bits valid (member ids are only compared and probed),
-// interior-mutable.
+// SAFETY: repr(C) over atomics and a registry (a repr(C) table of
+// atomics): no pointers, any bits valid (member ids are only compared and
+// probed), interior-mutable.
 unsafe impl ShmSafe for RawBarrier {
     const TAG: &'static str = "shmproc::Barrier";
 }
@@ -179,7 +168,6 @@ impl RawCondvar {
 
 /// `broken` value for a timeout or an abort.
 pub(crate) const BROKEN_OTHER: u32 = u32::MAX;
-const SLOT_MASK: u32 = (1 << crate::owner::token::SLOT_BITS) - 1;
 
 impl RawBarrier {
     #[cfg(shmproc_loom)]
@@ -190,46 +178,19 @@ impl RawBarrier {
             parties: AtomicU32::new(parties),
             broken: AtomicU32::new(0),
             resets: AtomicU32::new(0),
-            members: std::array::from_fn(|_| Member {
-                id: AtomicU32::new(0),
-                pid: AtomicU32::new(0),
-                nonce: AtomicU64::new(0),
-            }),
+            members: RawRegistry::default(),
         })
     }
 
-    /// Registers the calling process, so that its death breaks the barrier.
+    /// Registers the calling process, so that its death breaks the barrier
+    /// (beyond [`BARRIER_ENTRIES`] processes, the rest are not tracked).
     pub(crate) fn register(&self) -> std::io::Result<()> {
-        let (id, nonce) = owner::me()?;
-        let pid = crate::sys::process::pid();
-        let id = id & !SLOT_MASK;
-        for m in &self.members {
-            if m.id.load(Ordering::Acquire) == id && m.nonce.load(Ordering::Acquire) == nonce {
-                return Ok(());
-            }
-        }
-        for m in &self.members {
-            // AcqRel: claims the slot; the pid and nonce follow, and a reader
-            // that still sees nonce 0 treats the member as alive.
-            if m.id.compare_exchange(0, id, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-                m.pid.store(pid, Ordering::Relaxed);
-                m.nonce.store(nonce, Ordering::Release);
-                return Ok(());
-            }
-        }
-        Ok(()) // more than MEMBERS processes: the rest are not tracked
+        self.members.register(Dead::Keep).map(drop)
     }
 
     /// The pid of a registered member that is dead, if any.
     fn dead_member(&self) -> Option<u32> {
-        for m in &self.members {
-            let id = m.id.load(Ordering::Acquire);
-            let nonce = m.nonce.load(Ordering::Acquire);
-            if id != 0 && nonce != 0 && owner::owner_dead(id, nonce) {
-                return Some(m.pid.load(Ordering::Relaxed));
-            }
-        }
-        None
+        self.members.first_dead()
     }
 
     /// Why the barrier is broken: `Some(pid)` of a dead party, or `None`.
@@ -309,13 +270,7 @@ impl RawBarrier {
 
     /// Puts the barrier back in service; dead members are forgotten.
     pub(crate) fn reset(&self) {
-        for m in &self.members {
-            let id = m.id.load(Ordering::Acquire);
-            if id != 0 && owner::owner_dead(id, m.nonce.load(Ordering::Acquire)) {
-                m.nonce.store(0, Ordering::Relaxed);
-                m.id.store(0, Ordering::Release);
-            }
-        }
+        self.members.forget_dead();
         self.arrived.store(0, Ordering::Relaxed);
         self.broken.store(0, Ordering::Release);
         self.resets.fetch_add(1, Ordering::Release);

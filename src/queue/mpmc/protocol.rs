@@ -33,7 +33,7 @@ const ST_READING: u64 = 3;
 /// a non-zero tag above the 10 slot bits, so they are never 1).
 const TOMB_MARK: u64 = 1;
 
-const _: () = assert!(crate::owner::token::TAG_BITS + crate::owner::token::SLOT_BITS <= OWNER_BITS);
+const _: () = assert!(crate::owner::id::TAG_BITS + crate::owner::id::SLOT_BITS <= OWNER_BITS);
 
 /// A slot's state (the word without its lap).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
