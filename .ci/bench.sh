@@ -1,3 +1,3 @@
 #!/usr/bin/env bash
 set -euo pipefail
-cargo bench --no-run
+cargo bench --workspace --no-run

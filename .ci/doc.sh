@@ -1,3 +1,3 @@
 #!/usr/bin/env bash
 set -euo pipefail
-RUSTDOCFLAGS="-D warnings" cargo doc --no-deps
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps
