@@ -153,6 +153,41 @@
 //! Every shared handle can be an argument of a child under every start
 //! method: it travels as a descriptor beside the encoded bytes.
 //!
+//! ## Cargo features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `serde` | yes | encoding (serde + postcard): `Queue`, `JoinableQueue`, `Pipe`, `Process` and its start methods, and handles that serialize to be passed to children |
+//! | `pool` | yes | `Pool` and `ProcessPoolExecutor` (needs `serde`) |
+//! | `manager` | yes | `Manager`, `DictProxy`, `ListProxy` (needs `serde`) |
+//! | `inspect` | yes | `shmproc::inspect`, read-only reports on objects in `/dev/shm` (needs the three above) |
+//!
+//! With `default-features = false` the core remains, with no dependency on
+//! serde: segments, [`Shared`], [`Arena`], the locks and the other
+//! synchronisation primitives, [`Mutex`], the rings ([`SpscRing`],
+//! [`MpmcRing`], [`ByteRing`]) and [`Value`], [`Array`], [`RawValue`],
+//! [`RawArray`]. (The `failpoints` feature is test support for the crate's
+//! own tests, not for users.)
+//!
+//! ## Layers
+//!
+//! Each layer uses only those before it:
+//!
+//! 1. `sys`: system calls only (futex, memfd, mmap, OFD locks, pidfd,
+//!    signals).
+//! 2. `owner`: who owns what: owner ids, liveness tokens (a process's
+//!    death is confirmed by the kernel), the registry of processes taking
+//!    part in an object, and the rate of liveness probes.
+//! 3. `shm`: segments (create, open and validate, fd passing, stale
+//!    cleanup), typed placement, arenas.
+//! 4. `sync`: the robust mutex and the other futex state machines, the
+//!    guards, and the public locks.
+//! 5. `queue` (the lock-free rings), `shared` (`Value`, `Array`, `Raw*`).
+//! 6. `channel` (feature `serde`): the one channel engine and `Queue`,
+//!    `Pipe` on it; `process`: start methods, bootstrap, naming functions
+//!    across processes.
+//! 7. `pool`, `manager`, `inspect`.
+//!
 //! Platform: Linux (futexes, `memfd_create`, `O_TMPFILE`, pidfds). README.md
 //! says what macOS would need. SAFETY.md lists every unsafe invariant.
 #![deny(unsafe_op_in_unsafe_fn, clippy::undocumented_unsafe_blocks)]

@@ -30,7 +30,6 @@ use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::owner::probe::ProbeRate;
 use crate::owner::registry::{Dead, Entry, Peers, RawRegistry};
-#[cfg(feature = "pool")]
 use crate::queue::bytes;
 use crate::queue::eventcount::RawEventCount;
 use crate::shm::header::kind;

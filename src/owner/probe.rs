@@ -80,6 +80,7 @@ impl ProbeRate {
 
     /// Runs `probe` (which answers "is everyone dead?") if one is
     /// [`due`](Self::due); `false` when none is.
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))] // used by the channels
     pub(crate) fn ask(&self, probe: impl FnOnce() -> bool) -> bool {
         self.due() && self.ask_now(probe)
     }

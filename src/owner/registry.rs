@@ -85,6 +85,7 @@ impl<const N: usize> Default for RawRegistry<N> {
 }
 
 /// What the table says about the role's processes.
+#[cfg_attr(not(feature = "serde"), allow(dead_code))] // used by the channels
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Peers {
     /// Nobody ever registered.
@@ -127,6 +128,7 @@ pub(crate) fn process_id() -> std::io::Result<(u32, u64)> {
 #[derive(Clone, Copy)]
 pub(crate) enum Dead<'a> {
     /// Takes it over, after `reclaim` saw it (to account what it held).
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))] // used by the channels
     Reuse(&'a dyn Fn(&Entry)),
     /// Leaves it: the death must stay visible (a barrier's).
     Keep,
@@ -172,12 +174,14 @@ impl<const N: usize> RawRegistry<N> {
     }
 
     /// The entry at `i` (an index from `register`).
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))] // used by the channels
     pub(crate) fn entry(&self, i: usize) -> Option<&Entry> {
         self.entries.get(i)
     }
 
     /// Whether the entry at `i` still belongs to the calling process (it
     /// does unless this process is a fork child of the registrant).
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))] // used by the channels
     pub(crate) fn is_mine(&self, i: usize) -> bool {
         match (process_id(), self.entries.get(i)) {
             (Ok((me, nonce)), Some(e)) => {
@@ -219,6 +223,7 @@ impl<const N: usize> RawRegistry<N> {
     /// call this at liveness-poll intervals, not per operation). Dead
     /// entries are passed to `reclaim` once (and stay registered, so the
     /// role still reads as "all dead").
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))] // used by the channels
     pub(crate) fn peers(&self, reclaim: impl Fn(&Entry)) -> Peers {
         if self.ever.load(Ordering::Relaxed) == 0 {
             return Peers::Never;

@@ -117,7 +117,7 @@ pub(crate) fn fits(head: u64, tail: u64, capacity: u64, len: u64) -> bool {
     capacity - used >= pad + need
 }
 
-#[cfg(feature = "serde")]
+#[cfg(feature = "inspect")]
 /// Bytes between two positions as seen by anyone (clamped).
 pub(crate) fn bytes_between(head: u64, tail: u64, capacity: u64) -> u64 {
     let n = byte_distance(head, tail);

@@ -66,6 +66,7 @@ impl Waiters {
     /// Notifier, after changing the state with any weaker access: whether
     /// anyone may sleep (then wake them).
     #[inline]
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))] // used by the channels
     pub(crate) fn any_after(&self) -> bool {
         fence_seq_cst();
         self.0.load(Ordering::SeqCst) != 0

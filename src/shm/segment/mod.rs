@@ -544,6 +544,7 @@ impl Segment {
     }
 
     /// Whether this is a foreign object opened with `open_raw`.
+    #[cfg(feature = "serde")]
     pub(crate) fn is_raw(&self) -> bool {
         !self.inner.headed
     }
