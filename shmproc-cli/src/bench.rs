@@ -4,8 +4,8 @@
 //!
 //! The library's criterion benches (`benches/pipe.rs`) measure the same
 //! things with statistics; this is the quick look a user can run anywhere
-//! without cargo. The peers speak one tiny protocol: a 9-byte command (op, message
-//! size, count), then the messages.
+//! without cargo. The peers speak one tiny protocol: a 9-byte command (op,
+//! message size, count), then the messages.
 
 use std::fs::File;
 use std::io::{IsTerminal, Read, Write};
@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressFinish, ProgressStyle};
 use plotters::style::RGBColor;
 use shmproc::{Connection, Pipe, Process};
 
@@ -258,7 +258,9 @@ impl Progress {
             let style = ProgressStyle::with_template("[{bar:30}] {pos:>2}/{len} {wide_msg}")
                 .map(|s| s.progress_chars("##."))
                 .unwrap_or_else(|_| ProgressStyle::default_bar());
-            Progress { bar: ProgressBar::new(steps).with_style(style), lines: false }
+            // A run that fails part-way leaves the bar where it stopped.
+            let bar = ProgressBar::new(steps).with_style(style).with_finish(ProgressFinish::Abandon);
+            Progress { bar, lines: false }
         } else {
             Progress { bar: ProgressBar::with_draw_target(Some(steps), ProgressDrawTarget::hidden()), lines: true }
         }
