@@ -90,14 +90,17 @@ impl ProbeRate {
     /// final (answered without asking again), a new subject is asked at
     /// once.
     pub(crate) fn ask_about(&self, subject: u64, probe: impl FnOnce() -> bool) -> bool {
-        // Relaxed: as in `due`.
-        if self.subject.swap(subject, Ordering::Relaxed) == subject {
+        // Relaxed: as in `due`. A plain load first: a poller asking about
+        // the same holder again and again writes nothing.
+        if self.subject.load(Ordering::Relaxed) == subject {
             if self.said_dead() {
                 return true;
             }
             if !self.due() {
                 return false;
             }
+        } else {
+            self.subject.store(subject, Ordering::Relaxed);
         }
         self.ask_now(probe)
     }
