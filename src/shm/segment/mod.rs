@@ -87,6 +87,29 @@ struct Inner {
     layout_hash: u64,
 }
 
+impl Inner {
+    /// A new handle's state over a mapped, writable shmproc object: no
+    /// name to remove on drop yet (the creator's `create` decides), and
+    /// the header's fields unknown until the caller fills them in.
+    fn fresh(map: Mapping, fd: OwnedFd, name: Option<(String, String)>, dir: DirRef, identity: FileInfo) -> Inner {
+        Inner {
+            map,
+            fd,
+            name,
+            dir,
+            owner_pid: AtomicU32::new(0),
+            keep_name: AtomicBool::new(true),
+            headed: true,
+            writable: true,
+            payload_len: 0,
+            creator: None,
+            identity,
+            kind: 0,
+            layout_hash: 0,
+        }
+    }
+}
+
 impl Drop for Inner {
     fn drop(&mut self) {
         if self.owner_pid.load(StdOrdering::Relaxed) != crate::sys::process::pid()

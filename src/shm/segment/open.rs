@@ -273,23 +273,12 @@ impl SegmentBuilder {
         failpoint::hit("segment.create.allocated");
         let map = Mapping::map(fd.as_fd(), total, true).map_err(|e| Error::os("mmap", e))?;
         let identity = sysshm::fstat(fd.as_fd()).map_err(|e| Error::os("fstat", e))?;
-        let seg = Segment {
-            inner: Arc::new(Inner {
-                map,
-                fd,
-                name: names,
-                dir,
-                owner_pid: AtomicU32::new(0),
-                keep_name: AtomicBool::new(true),
-                headed: true,
-                writable: true,
-                payload_len: self.size,
-                creator,
-                identity,
-                kind: self.kind,
-                layout_hash: self.layout_hash,
-            }),
-        };
+        let mut inner = Inner::fresh(map, fd, names, dir, identity);
+        inner.payload_len = self.size;
+        inner.creator = creator;
+        inner.kind = self.kind;
+        inner.layout_hash = self.layout_hash;
+        let seg = Segment { inner: Arc::new(inner) };
         seg.header().init(&HeaderInit {
             kind: self.kind,
             layout_hash: self.layout_hash,
@@ -566,23 +555,11 @@ impl Segment {
             .ok_or(Error::SizeMismatch { expected: 1, found: info.size })?;
         refuse_own_object(fd.as_fd(), &info, name)?;
         let map = Mapping::map(fd.as_fd(), len, writable).map_err(|e| Error::os("mmap", e))?;
-        Ok(Segment {
-            inner: Arc::new(Inner {
-                map,
-                fd,
-                name: Some((name.to_owned(), file)),
-                dir: DirRef::Default,
-                owner_pid: AtomicU32::new(0),
-                keep_name: AtomicBool::new(true),
-                headed: false,
-                writable,
-                payload_len: len,
-                creator: None,
-                identity: info,
-                kind: 0,
-                layout_hash: 0,
-            }),
-        })
+        let mut inner = Inner::fresh(map, fd, Some((name.to_owned(), file)), DirRef::Default, info);
+        inner.headed = false;
+        inner.writable = writable;
+        inner.payload_len = len;
+        Ok(Segment { inner: Arc::new(inner) })
     }
 
     /// Maps and validates an open shmproc object.
@@ -604,23 +581,7 @@ impl Segment {
             .filter(|&l| l <= isize::MAX as usize)
             .ok_or(Error::Corrupt { what: "impossibly large" })?;
         let map = Mapping::map(fd.as_fd(), len, true).map_err(|e| Error::os("mmap", e))?;
-        let seg = Segment {
-            inner: Arc::new(Inner {
-                map,
-                fd,
-                name: names,
-                dir,
-                owner_pid: AtomicU32::new(0),
-                keep_name: AtomicBool::new(true),
-                headed: true,
-                writable: true,
-                payload_len: 0,
-                creator: None,
-                identity: info,
-                kind: 0,
-                layout_hash: 0,
-            }),
-        };
+        let seg = Segment { inner: Arc::new(Inner::fresh(map, fd, names, dir, info)) };
         let h = seg.header();
         // Identity first, so a foreign file is refused at once, not after
         // waiting for a READY it will never show.
