@@ -5,4 +5,4 @@ set -euo pipefail
 export RUSTFLAGS="--cfg shmproc_loom"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/loom"
 export LOOM_MAX_PREEMPTIONS="${LOOM_MAX_PREEMPTIONS:-3}"
-cargo test --release --lib loom
+cargo test --release -p shmproc --lib loom

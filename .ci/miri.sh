@@ -15,7 +15,7 @@ fi
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/miri"
 export MIRIFLAGS="-Zmiri-disable-isolation"
 export PROPTEST_CASES=8
-cargo +nightly miri test --lib -- \
+cargo +nightly miri test -p shmproc --lib -- \
     queue::spsc::tests queue::mpmc::tests queue::bytes::tests shared::seqlock shared::value::tests \
     shm::header::tests shm::name::tests shm::arena::tests shm::layout sys::image::tests::maps sys::token::tests::tags \
     --skip a_live_readers_slot_is_not_reclaimed --skip garbage_positions_are_corrupt_not_hangs

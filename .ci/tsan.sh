@@ -14,7 +14,7 @@ export RUSTDOCFLAGS="-Zsanitizer=thread"
 export SHMPROC_MP_SWEEP="${SHMPROC_MP_SWEEP:-5}"
 export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/tsan"
-cargo +nightly test -Zbuild-std --target "$target" --test sync --test ring --test mpmc --test queue --test pipe --test shared
+cargo +nightly test -p shmproc -Zbuild-std --target "$target" --test sync --test ring --test mpmc --test queue --test pipe --test shared
 # Not the tests that start children through the fork server: its raw
 # clone(2) is not supported under ThreadSanitizer.
-cargo +nightly test -Zbuild-std --target "$target" --test mp -- sync:: ring:: mpmc:: queue:: pipe:: soundness::
+cargo +nightly test -p shmproc -Zbuild-std --target "$target" --test mp -- sync:: ring:: mpmc:: queue:: pipe:: soundness::
