@@ -16,5 +16,10 @@ export TSAN_OPTIONS="${TSAN_OPTIONS:-halt_on_error=1}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/tsan"
 cargo +nightly test -p shmproc -Zbuild-std --target "$target" --test sync --test ring --test mpmc --test queue --test pipe --test shared
 # Not the tests that start children through the fork server: its raw
-# clone(2) is not supported under ThreadSanitizer.
-cargo +nightly test -p shmproc -Zbuild-std --target "$target" --test mp -- sync:: ring:: mpmc:: queue:: pipe:: soundness::
+# clone(2) is not supported under ThreadSanitizer. Not the case-35 tests
+# either: they write garbage positions on purpose, so that a producer's
+# plain copy of a payload overlaps a consumer's reads in the same helper
+# (the bounded deviation SAFETY.md describes), which ThreadSanitizer
+# rightly reports.
+cargo +nightly test -p shmproc -Zbuild-std --target "$target" --test mp -- sync:: ring:: mpmc:: queue:: pipe:: soundness:: \
+    --skip case35_garbage
