@@ -236,6 +236,10 @@ type Item = (u32, u64);
 
 fn consume(args: (Queue<Item>, Queue<Vec<Item>>)) {
     let (q, results) = args;
+    // A producer of `results` from the start: once the first consumer has
+    // reported and exited, the parent must not find every producer of
+    // `results` dead while this one still consumes.
+    results.register_producer().expect("register as a producer of results");
     let mut got = Vec::new();
     while let Ok(item) = q.get() {
         got.push(item);

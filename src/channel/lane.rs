@@ -154,6 +154,12 @@ pub(crate) trait Ends {
     /// room (a pipe: nobody will read it). Otherwise only a send that has
     /// to wait learns it (a queue keeps items for consumers yet to come).
     const SEND_NEEDS_RECEIVER: bool;
+    /// Whether a call about to sleep asks about the other side first (a
+    /// pipe: its other end's holders registered when they got the end).
+    /// Otherwise the first question comes after a sleep (a queue: the
+    /// processes of a side register with their first call, so one that is
+    /// about to make it must be given that moment).
+    const PROBE_BEFORE_SLEEP: bool;
     /// Checked before each attempt to send: `Some` ends the send.
     fn send_stop(&self) -> Option<Stop>;
     /// Checked before each attempt to receive: `Some` ends the receive.
@@ -188,14 +194,16 @@ pub(crate) enum Woke {
 
 /// Waits on `ec` until `look()` may hold, `gone()` says the other side is
 /// gone, or `wait` ends (`Err(Stop::Timeout)`): spin, announce, look again,
-/// sleep, and ask `gone` before the first sleep (at the rate `probe`
-/// allows) and at each liveness wake-up. The one wait of the channels.
+/// sleep, and ask `gone` at each liveness wake-up, and also before the
+/// first sleep (at the rate `probe` allows) if `probe_first`. The one wait
+/// of the channels.
 pub(crate) fn wait_on(
     ec: &RawEventCount,
     look: impl Fn() -> bool,
     wait: Wait,
     gone: impl Fn() -> bool,
     probe: &ProbeRate,
+    probe_first: bool,
 ) -> Result<Woke, Stop> {
     if ec.spin_for_notifier(SPIN, &look) {
         return Ok(Woke::Look);
@@ -205,7 +213,7 @@ pub(crate) fn wait_on(
     }
     // About to sleep: the other side may be long gone (asked at a bounded
     // rate, so a busy channel with pauses does not pay for it).
-    if probe.ask(&gone) {
+    if probe_first && probe.ask(&gone) {
         return Ok(Woke::Gone);
     }
     let deadline = wait.deadline();
@@ -361,14 +369,9 @@ impl Lane {
 
     /// Waits until a message may be there, the other side is gone, or the
     /// wait ends (a pipe's `poll`).
-    pub(crate) fn wait_readable(&self, look: impl Fn() -> bool, wait: Wait, ends: &impl Ends) -> Result<Woke, Stop> {
-        wait_on(
-            &self.words.readable,
-            || self.has_message() || look(),
-            wait,
-            || ends.senders_gone(),
-            &self.senders_probe,
-        )
+    pub(crate) fn wait_readable<E: Ends>(&self, look: impl Fn() -> bool, wait: Wait, ends: &E) -> Result<Woke, Stop> {
+        let look = || self.has_message() || look();
+        wait_on(&self.words.readable, look, wait, || ends.senders_gone(), &self.senders_probe, E::PROBE_BEFORE_SLEEP)
     }
 
     /// Whether the senders are gone, asked at the rate the lane allows
@@ -430,7 +433,8 @@ impl Lane {
                 return Err(Stop::Timeout);
             }
             let look = || self.has_room(len) || ends.send_stop().is_some();
-            match wait_on(&self.words.writable, look, wait, || ends.receivers_gone(), &self.receivers_probe)? {
+            let gone = || ends.receivers_gone();
+            match wait_on(&self.words.writable, look, wait, gone, &self.receivers_probe, E::PROBE_BEFORE_SLEEP)? {
                 Woke::Look => probe = false,
                 Woke::Gone if E::SEND_NEEDS_RECEIVER || !self.has_room(len) => return Err(Stop::Disconnected),
                 Woke::Gone => probe = false,
@@ -483,11 +487,11 @@ impl Lane {
 
     /// Receives one record into `out`: its tag. `hook` runs on the record's
     /// bytes inside the receive critical section.
-    pub(crate) fn recv_record(
+    pub(crate) fn recv_record<E: Ends>(
         &self,
         out: &mut Vec<u8>,
         wait: Wait,
-        ends: &impl Ends,
+        ends: &E,
         hook: &mut dyn FnMut(&[u8]),
     ) -> Result<u32, Stop> {
         loop {
@@ -508,7 +512,10 @@ impl Lane {
                 return Err(Stop::Timeout);
             }
             let look = || self.has_message() || ends.recv_stop().is_some() || ends.drained_stop().is_some();
-            if wait_on(&self.words.readable, look, wait, || ends.senders_gone(), &self.senders_probe)? == Woke::Gone {
+            let gone = || ends.senders_gone();
+            if wait_on(&self.words.readable, look, wait, gone, &self.senders_probe, E::PROBE_BEFORE_SLEEP)?
+                == Woke::Gone
+            {
                 // Dead first, then empty: a sender may publish and die.
                 return self.take_record(out, wait, hook)?.ok_or(Stop::Disconnected);
             }

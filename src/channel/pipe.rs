@@ -335,6 +335,7 @@ struct Inner {
 /// A pipe end's view for the channel engine.
 impl Ends for Inner {
     const SEND_NEEDS_RECEIVER: bool = true;
+    const PROBE_BEFORE_SLEEP: bool = true;
 
     fn send_stop(&self) -> Option<Stop> {
         if self.closed() {

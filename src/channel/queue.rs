@@ -347,6 +347,7 @@ impl<T> std::fmt::Debug for Queue<T> {
 /// process registered on it is confirmed dead.
 impl Ends for Inner {
     const SEND_NEEDS_RECEIVER: bool = false;
+    const PROBE_BEFORE_SLEEP: bool = false;
 
     fn send_stop(&self) -> Option<Stop> {
         self.closed().then_some(Stop::Closed)
@@ -1173,7 +1174,7 @@ impl<T> JoinableQueue<T> {
             if self.all_done() {
                 return self.joined();
             }
-            match wait_on(&q.hdr.all_done, || self.all_done(), wait, reclaim, &probe) {
+            match wait_on(&q.hdr.all_done, || self.all_done(), wait, reclaim, &probe, false) {
                 Ok(Woke::Look | Woke::Gone) => {}
                 Err(Stop::Timeout) => return if self.all_done() { self.joined() } else { Err(Error::Timeout) },
                 Err(stop) => return Err(stop.into_error()),
