@@ -675,8 +675,8 @@ fn registry_members(p: &Peek, h: &HeaderSnapshot, at: usize, entries: usize) -> 
 }
 
 /// Registered and alive processes of a registry at payload offset `at`.
-fn registry_text(p: &Peek, h: &HeaderSnapshot, at: usize) -> Result<String> {
-    let members = registry_members(p, h, at, registry::ENTRIES)?;
+fn registry_text(p: &Peek, h: &HeaderSnapshot, at: usize, entries: usize) -> Result<String> {
+    let members = registry_members(p, h, at, entries)?;
     let alive = members.iter().filter(|m| m.alive).count();
     Ok(format!("{} registered, {alive} alive", members.len()))
 }
@@ -780,7 +780,7 @@ fn manager_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, Str
     use blocking::peek as q;
     // The server is the accept queue's one consumer; every process that
     // connected (the starter included) registered as a producer.
-    let server = match registry_members(p, h, q::CONSUMERS, registry::ENTRIES)?.first() {
+    let server = match registry_members(p, h, q::CONSUMERS, registry::QUEUE_ENTRIES)?.first() {
         None => "none (not started, or gone)".to_owned(),
         Some(o) => {
             let pid = o.pid.map_or_else(|| "unknown pid".to_owned(), |p| format!("pid {p}"));
@@ -791,7 +791,7 @@ fn manager_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, Str
     let flags = p.u32_at(h, q::FLAGS)?;
     Ok(vec![
         ("server", server),
-        ("client processes", registry_text(p, h, q::PRODUCERS)?),
+        ("client processes", registry_text(p, h, q::PRODUCERS, registry::QUEUE_ENTRIES)?),
         ("pending connects", bytes::messages_between(head, tail, cap).to_string()),
         ("stopped", yes_no(flags & q::CLOSED != 0)),
     ])
@@ -833,8 +833,8 @@ fn queue_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, Strin
     }
     f.extend(lock_fields(p, h, q::PUT_LOCK, "put lock")?);
     f.extend(lock_fields(p, h, q::GET_LOCK, "get lock")?);
-    f.push(("producers", registry_text(p, h, q::PRODUCERS)?));
-    f.push(("consumers", registry_text(p, h, q::CONSUMERS)?));
+    f.push(("producers", registry_text(p, h, q::PRODUCERS, registry::QUEUE_ENTRIES)?));
+    f.push(("consumers", registry_text(p, h, q::CONSUMERS, registry::QUEUE_ENTRIES)?));
     Ok(f)
 }
 
@@ -860,7 +860,7 @@ fn pipe_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, String
     }
     for ((closed, holders), end) in CLOSED.into_iter().zip(HOLDERS).zip(pp::END_OFF) {
         f.push((closed, yes_no(p.u32_at(h, end + offset_of!(EndWords, closed))? != 0)));
-        f.push((holders, registry_text(p, h, end + offset_of!(EndWords, holders))?));
+        f.push((holders, registry_text(p, h, end + offset_of!(EndWords, holders), registry::ENTRIES)?));
     }
     Ok(f)
 }

@@ -147,8 +147,8 @@ pub(crate) mod futex {
     }
 
     #[cfg(shmproc_loom)]
-    #[allow(unused_imports)] // `wake` is used by the sync layer
-    pub(crate) use emulated::{wait, wake, wake_all};
+    #[allow(unused_imports)] // `wake` is used by the sync layer, `sleeping` by models
+    pub(crate) use emulated::{sleeping, wait, wake, wake_all};
 
     /// A futex emulated with a loom mutex and condition variable: the
     /// compare-and-sleep is atomic with respect to wake, as in the kernel,
@@ -185,7 +185,7 @@ pub(crate) mod futex {
             // the word (it pairs with the waker's).
             loom::sync::atomic::fence(Ordering::SeqCst);
             if word.load(Ordering::SeqCst) != expected {
-                return Wake::Woken;
+                return Wake::Changed;
             }
             let id = t.next_id;
             t.next_id += 1;
@@ -219,6 +219,14 @@ pub(crate) mod futex {
 
         pub(crate) fn wake_all(word: &AtomicU32) -> usize {
             wake(word, u32::MAX)
+        }
+
+        /// Waiters asleep on `word` and not yet woken (for models that set
+        /// up sleepers before the part they check).
+        pub(crate) fn sleeping(word: &AtomicU32) -> usize {
+            let addr = word as *const AtomicU32 as usize;
+            let t = TABLE.0.lock().expect("invariant: loom mutex not poisoned");
+            t.waiters.iter().filter(|w| w.0 == addr && !w.2).count()
         }
     }
 }

@@ -192,19 +192,40 @@ pub(crate) enum Woke {
     Gone,
 }
 
-/// Waits on `ec` until `look()` may hold, `gone()` says the other side is
-/// gone, or `wait` ends (`Err(Stop::Timeout)`): spin, announce, look again,
-/// sleep, and ask `gone` at each liveness wake-up, and also before the
-/// first sleep (at the rate `probe` allows) if `probe_first`. The one wait
-/// of the channels.
-pub(crate) fn wait_on(
+/// How a waiter asks about the other side: `gone()` asks the OS (system
+/// calls) at each liveness wake-up, and also before the first sleep, at
+/// the rate `rate` allows, if `ask_first`.
+pub(crate) struct Other<'a, G: Fn() -> bool> {
+    pub(crate) gone: G,
+    pub(crate) rate: &'a ProbeRate,
+    pub(crate) ask_first: bool,
+}
+
+/// Waits on `ec` until `look()` may hold, the other side is gone (see
+/// [`Other`]), or `wait` ends (`Err(Stop::Timeout)`): spin, announce, look
+/// again, sleep. The one wait of the channels.
+///
+/// Notifiers wake one waiter per change, and none while a wake-up is on
+/// its way (`RawEventCount::notify_one`), so a waiter that is woken must
+/// not keep what it cannot use. Its caller passes a wake-up on when it
+/// leaves without its operation, and after its operation if more is there
+/// (see `Lane::send_record`); here, `spare()` says, after a wake-up that
+/// found `look()` false, whether what changed may serve another waiter (a
+/// sender that needs more room than there is, while a smaller record would
+/// fit). That wake-up is passed on once per wait, which bounds the passes
+/// by the waiters and never makes two waiters pass one back and forth.
+/// `woken` is set when a notifier's wake-up reached this waiter: the
+/// caller then owes the passes above (a call that found its condition by
+/// spinning or on its first look owes nothing).
+pub(crate) fn wait_on<G: Fn() -> bool>(
     ec: &RawEventCount,
     look: impl Fn() -> bool,
+    spare: impl Fn() -> bool,
     wait: Wait,
-    gone: impl Fn() -> bool,
-    probe: &ProbeRate,
-    probe_first: bool,
+    other: &Other<'_, G>,
+    woken: &mut bool,
 ) -> Result<Woke, Stop> {
+    let Other { gone, rate: probe, ask_first: probe_first } = other;
     if ec.spin_for_notifier(SPIN, &look) {
         return Ok(Woke::Look);
     }
@@ -213,11 +234,12 @@ pub(crate) fn wait_on(
     }
     // About to sleep: the other side may be long gone (asked at a bounded
     // rate, so a busy channel with pauses does not pay for it).
-    if probe_first && probe.ask(&gone) {
+    if *probe_first && probe.ask(gone) {
         return Ok(Woke::Gone);
     }
     let deadline = wait.deadline();
     let mut poll = LivenessPoll::new();
+    let mut passed = false;
     loop {
         let key = ec.prepare();
         if look() {
@@ -231,8 +253,19 @@ pub(crate) fn wait_on(
         }
         let woke = ec.wait(key, poll.wake_at(now, deadline));
         ec.finish();
+        *woken |= woke == Wake::Woken;
+        match woke {
+            Wake::Woken if !passed && !look() && spare() => {
+                passed = true;
+                ec.notify_one();
+            }
+            // A liveness wake-up that finds the condition true: a wake-up
+            // meant for this waiter never came.
+            Wake::TimedOut if look() => ec.stranded(),
+            _ => {}
+        }
         if woke == Wake::TimedOut && !wait.passed(Instant::now()) {
-            if probe.ask_now(&gone) {
+            if probe.ask_now(gone) {
                 return Ok(Woke::Gone);
             }
             poll.slower();
@@ -363,15 +396,26 @@ impl Lane {
 
     /// Wakes every sleeper of both eventcounts (after a close).
     pub(crate) fn wake_all(&self) {
-        self.words.readable.notify();
-        self.words.writable.notify();
+        self.words.readable.notify_all();
+        self.words.writable.notify_all();
     }
 
     /// Waits until a message may be there, the other side is gone, or the
     /// wait ends (a pipe's `poll`).
     pub(crate) fn wait_readable<E: Ends>(&self, look: impl Fn() -> bool, wait: Wait, ends: &E) -> Result<Woke, Stop> {
         let look = || self.has_message() || look();
-        wait_on(&self.words.readable, look, wait, || ends.senders_gone(), &self.senders_probe, E::PROBE_BEFORE_SLEEP)
+        if look() {
+            return Ok(Woke::Look);
+        }
+        let other = Other { gone: || ends.senders_gone(), rate: &self.senders_probe, ask_first: E::PROBE_BEFORE_SLEEP };
+        let mut woken = false;
+        let woke = wait_on(&self.words.readable, look, || false, wait, &other, &mut woken);
+        if woken && self.has_message() {
+            // A poll takes nothing: the wake-up that reached it may have
+            // been the only one for a receiver asleep beside it.
+            self.words.readable.notify_one();
+        }
+        woke
     }
 
     /// Whether the senders are gone, asked at the rate the lane allows
@@ -412,7 +456,30 @@ impl Lane {
     }
 
     /// Sends one record (`rec.len() <= max_message`) tagged `tag`.
+    ///
+    /// A call that waited passes a wake-up on to the next waiting sender
+    /// when it leaves room behind: after its send if another record like
+    /// its own fits (notifiers wake no second sender while this one was on
+    /// its way), and when it fails without using the room it was woken for
+    /// (its deadline passed while another sender held the lock).
     pub(crate) fn send_record<E: Ends>(&self, rec: &[u8], tag: u32, wait: Wait, ends: &E) -> Result<(), Stop> {
+        let mut woken = false;
+        let sent = self.send_record_inner(rec, tag, wait, ends, &mut woken);
+        let left = if sent.is_ok() { rec.len() as u64 } else { 0 };
+        if woken && self.has_room(left) {
+            self.words.writable.notify_one();
+        }
+        sent
+    }
+
+    fn send_record_inner<E: Ends>(
+        &self,
+        rec: &[u8],
+        tag: u32,
+        wait: Wait,
+        ends: &E,
+        woken: &mut bool,
+    ) -> Result<(), Stop> {
         let len = rec.len() as u64;
         let mut probe = E::SEND_NEEDS_RECEIVER && self.periodic_probe();
         loop {
@@ -423,7 +490,7 @@ impl Lane {
                 return Err(Stop::Disconnected);
             }
             if self.try_send(rec, tag, wait)? {
-                self.words.readable.notify_from_here();
+                self.words.readable.notify_one_from_here();
                 return Ok(());
             }
             if wait == Wait::No {
@@ -433,8 +500,11 @@ impl Lane {
                 return Err(Stop::Timeout);
             }
             let look = || self.has_room(len) || ends.send_stop().is_some();
-            let gone = || ends.receivers_gone();
-            match wait_on(&self.words.writable, look, wait, gone, &self.receivers_probe, E::PROBE_BEFORE_SLEEP)? {
+            // Room too small for this record may fit a smaller one.
+            let spare = || len > 0 && self.has_room(0);
+            let other =
+                Other { gone: || ends.receivers_gone(), rate: &self.receivers_probe, ask_first: E::PROBE_BEFORE_SLEEP };
+            match wait_on(&self.words.writable, look, spare, wait, &other, woken)? {
                 Woke::Look => probe = false,
                 Woke::Gone if E::SEND_NEEDS_RECEIVER || !self.has_room(len) => return Err(Stop::Disconnected),
                 Woke::Gone => probe = false,
@@ -480,19 +550,38 @@ impl Lane {
     fn take_record(&self, out: &mut Vec<u8>, wait: Wait, hook: &mut dyn FnMut(&[u8])) -> Result<Option<u32>, Stop> {
         let got = self.try_recv(out, wait, hook)?;
         if got.is_some() {
-            self.words.writable.notify_from_here();
+            self.words.writable.notify_one_from_here();
         }
         Ok(got)
     }
 
     /// Receives one record into `out`: its tag. `hook` runs on the record's
-    /// bytes inside the receive critical section.
+    /// bytes inside the receive critical section. A call that waited passes
+    /// a wake-up on as [`send_record`](Self::send_record) does.
     pub(crate) fn recv_record<E: Ends>(
         &self,
         out: &mut Vec<u8>,
         wait: Wait,
         ends: &E,
         hook: &mut dyn FnMut(&[u8]),
+    ) -> Result<u32, Stop> {
+        let mut woken = false;
+        let got = self.recv_record_inner(out, wait, ends, hook, &mut woken);
+        if woken && self.has_message() {
+            // As in `send_record`: the next waiting receiver, for a message
+            // after ours or one this call did not take.
+            self.words.readable.notify_one();
+        }
+        got
+    }
+
+    fn recv_record_inner<E: Ends>(
+        &self,
+        out: &mut Vec<u8>,
+        wait: Wait,
+        ends: &E,
+        hook: &mut dyn FnMut(&[u8]),
+        woken: &mut bool,
     ) -> Result<u32, Stop> {
         loop {
             if let Some(stop) = ends.recv_stop() {
@@ -512,10 +601,9 @@ impl Lane {
                 return Err(Stop::Timeout);
             }
             let look = || self.has_message() || ends.recv_stop().is_some() || ends.drained_stop().is_some();
-            let gone = || ends.senders_gone();
-            if wait_on(&self.words.readable, look, wait, gone, &self.senders_probe, E::PROBE_BEFORE_SLEEP)?
-                == Woke::Gone
-            {
+            let other =
+                Other { gone: || ends.senders_gone(), rate: &self.senders_probe, ask_first: E::PROBE_BEFORE_SLEEP };
+            if wait_on(&self.words.readable, look, || false, wait, &other, woken)? == Woke::Gone {
                 // Dead first, then empty: a sender may publish and die.
                 return self.take_record(out, wait, hook)?.ok_or(Stop::Disconnected);
             }

@@ -10,3 +10,5 @@ pub(crate) mod lane;
 pub(crate) mod pipe;
 pub(crate) mod queue;
 pub(crate) mod spill;
+#[cfg(test)]
+mod tests;

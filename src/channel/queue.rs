@@ -24,12 +24,12 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::channel::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
-use crate::channel::lane::{Ends, Lane, LaneWords, Stop, Wait, Woke, wait_on};
+use crate::channel::lane::{Ends, Lane, LaneWords, Other, Stop, Wait, Woke, wait_on};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::owner::probe::ProbeRate;
-use crate::owner::registry::{Dead, Entry, Peers, RawRegistry};
+use crate::owner::registry::{Dead, Entry, Peers, QUEUE_ENTRIES, RawRegistry};
 use crate::queue::bytes;
 use crate::queue::eventcount::RawEventCount;
 use crate::shm::header::kind;
@@ -75,8 +75,8 @@ pub(crate) struct QueueHeader {
     /// Items taken by consumers that died before `task_done`.
     abandoned: AtomicU64,
     all_done: RawEventCount,
-    producers: RawRegistry,
-    consumers: RawRegistry,
+    producers: RawRegistry<QUEUE_ENTRIES>,
+    consumers: RawRegistry<QUEUE_ENTRIES>,
 }
 
 #[allow(unsafe_code)] // the layout promise of a type placed in shared memory
@@ -280,7 +280,14 @@ struct Inner {
     /// fork child registers afresh.
     producer: std::sync::atomic::AtomicUsize,
     consumer: std::sync::atomic::AtomicUsize,
+    /// When this process last found a registry full.
+    register_retry: ProbeRate,
 }
+
+/// A role's cached entry index: not registered yet.
+const UNREGISTERED: usize = usize::MAX;
+/// A role's cached entry index: the table was full (see `Queue::role`).
+const TABLE_FULL: usize = usize::MAX - 1;
 
 /// A multi-producer multi-consumer FIFO queue of `T` shared by processes
 /// (Python: `multiprocessing.Queue`).
@@ -376,8 +383,10 @@ impl Inner {
     }
 
     /// Whether every process on one side is gone (a system call per
-    /// registered process). Dead consumers' taken items become abandoned.
-    fn side_gone(&self, reg: &RawRegistry) -> bool {
+    /// registered process asked: the question stops at the first live
+    /// one). Dead consumers met on the way have their taken items counted
+    /// as abandoned.
+    fn side_gone(&self, reg: &RawRegistry<QUEUE_ENTRIES>) -> bool {
         let abandoned = &self.hdr.abandoned;
         reg.peers(|e| reclaim(e, abandoned)) == Peers::AllDead
     }
@@ -456,9 +465,15 @@ impl<T> Queue<T> {
         let cap = hdr.capacity.load(Ordering::Relaxed);
         let maxsize = hdr.maxsize.load(Ordering::Relaxed);
         let lane = Lane::new(&seg, core::mem::offset_of!(QueueHeader, lane), RING_OFFSET, cap, maxsize)?;
-        let none = usize::MAX;
+        let none = UNREGISTERED;
         Ok(Queue {
-            inner: Arc::new(Inner { hdr, lane, producer: none.into(), consumer: none.into() }),
+            inner: Arc::new(Inner {
+                hdr,
+                lane,
+                producer: none.into(),
+                consumer: none.into(),
+                register_retry: ProbeRate::new(),
+            }),
             _t: PhantomData,
         })
     }
@@ -573,7 +588,7 @@ impl<T> Queue<T> {
         let h = self.hdr();
         h.flags.fetch_or(CLOSED, Ordering::SeqCst);
         self.inner.lane.wake_all();
-        h.all_done.notify();
+        h.all_done.notify_all();
     }
 
     /// Counts this process as a producer from now on (it is counted anyway
@@ -630,14 +645,23 @@ impl<T> Queue<T> {
     }
 
     /// This process's registry entry for a role, registering on first use.
-    fn role(&self, reg: &RawRegistry, cached: &std::sync::atomic::AtomicUsize) -> Result<Option<usize>> {
+    /// A process that found the table full (more live processes on this
+    /// side than it has entries) tries again at the probe rate, not on
+    /// every call: a registration then asks the OS about every entry.
+    fn role(&self, reg: &RawRegistry<QUEUE_ENTRIES>, cached: &std::sync::atomic::AtomicUsize) -> Result<Option<usize>> {
         let i = cached.load(std::sync::atomic::Ordering::Relaxed);
-        if i != usize::MAX && reg.is_mine(i) {
+        if i < TABLE_FULL && reg.is_mine(i) {
             return Ok(Some(i));
+        }
+        if i == TABLE_FULL && !self.inner.register_retry.due() {
+            return Ok(None);
         }
         let abandoned = &self.hdr().abandoned;
         let got = reg.register(Dead::Reuse(&|e| reclaim(e, abandoned))).map_err(|e| Error::os("liveness token", e))?;
-        cached.store(got.unwrap_or(usize::MAX), std::sync::atomic::Ordering::Relaxed);
+        if got.is_none() {
+            self.inner.register_retry.ask_now(|| false); // stamps the time of this attempt
+        }
+        cached.store(got.unwrap_or(TABLE_FULL), std::sync::atomic::Ordering::Relaxed);
         Ok(got)
     }
 
@@ -781,7 +805,15 @@ impl<T> Queue<T> {
     pub(crate) fn get_raw_then(&self, out: &mut Vec<u8>, wait: Wait, hook: &mut dyn FnMut(&[u8])) -> Result<(), Stop> {
         let h = self.hdr();
         let me = self.role(&h.consumers, &self.inner.consumer)?;
-        let entry = if self.joinable() { me.and_then(|i| h.consumers.entry(i)) } else { None };
+        let entry = if self.joinable() {
+            // Taken items are counted in the entry: a consumer without one
+            // could not mark them done.
+            let full =
+                Error::InvalidArgument { what: "JoinableQueue has as many live consumer processes as it can track" };
+            Some(me.and_then(|i| h.consumers.entry(i)).ok_or(Stop::Failed(full))?)
+        } else {
+            None
+        };
         let mut count = |bytes: &[u8]| {
             if let Some(e) = entry {
                 e.taken.fetch_add(1, Ordering::SeqCst);
@@ -1105,12 +1137,12 @@ impl<T> JoinableQueue<T> {
         let h = q.hdr();
         let too_many = Error::InvalidArgument { what: "task_done() called more times than this process took items" };
         let i = q.inner.consumer.load(std::sync::atomic::Ordering::Relaxed);
-        if i == usize::MAX || !h.consumers.is_mine(i) {
+        if i >= TABLE_FULL || !h.consumers.is_mine(i) {
             return Err(too_many);
         }
         let e = h.consumers.entry(i).ok_or(Error::Corrupt { what: "queue registry" })?;
         e.taken.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).map_err(|_| too_many)?;
-        h.all_done.notify();
+        h.all_done.notify_all();
         Ok(())
     }
 
@@ -1130,7 +1162,7 @@ impl<T> JoinableQueue<T> {
     /// ```
     pub fn unfinished(&self) -> u64 {
         let h = self.q.hdr();
-        let taken: u64 = (0..crate::owner::registry::ENTRIES)
+        let taken: u64 = (0..QUEUE_ENTRIES)
             .filter_map(|i| h.consumers.entry(i))
             .map(|e| e.taken.load(Ordering::SeqCst))
             .fold(0u64, u64::saturating_add);
@@ -1166,15 +1198,16 @@ impl<T> JoinableQueue<T> {
         // A liveness wake-up turns dead consumers' items into abandoned
         // ones (which ends the wait: they no longer count as unfinished).
         let reclaim = || {
-            q.receivers_gone();
+            q.hdr.consumers.reclaim_dead(|e| reclaim(e, &q.hdr.abandoned));
             false
         };
         let probe = ProbeRate::new();
+        let other = Other { gone: reclaim, rate: &probe, ask_first: false };
         loop {
             if self.all_done() {
                 return self.joined();
             }
-            match wait_on(&q.hdr.all_done, || self.all_done(), wait, reclaim, &probe, false) {
+            match wait_on(&q.hdr.all_done, || self.all_done(), || false, wait, &other, &mut false) {
                 Ok(Woke::Look | Woke::Gone) => {}
                 Err(Stop::Timeout) => return if self.all_done() { self.joined() } else { Err(Error::Timeout) },
                 Err(stop) => return Err(stop.into_error()),

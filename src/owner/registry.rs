@@ -3,8 +3,8 @@
 //! can learn from the OS, through their liveness tokens, that they died.
 //! The one registry of the crate.
 //!
-//! A table of `N` entries ([`ENTRIES`] for channels, [`BARRIER_ENTRIES`]
-//! for barriers), each a process's owner id (thread slot bits cleared), pid
+//! A table of `N` entries ([`QUEUE_ENTRIES`] for a queue's sides,
+//! [`ENTRIES`] for a pipe end's holders, [`BARRIER_ENTRIES`] for barriers), each a process's owner id (thread slot bits cleared), pid
 //! and nonce. A process registers on its first use of the role (the first
 //! `put`, the first `get`, a barrier's `wait`, ...). A channel's entry
 //! whose process died is reused by the next registration (after `reclaim`
@@ -14,9 +14,12 @@
 //! dead consumer are counted as abandoned exactly once (the count is taken
 //! with one `swap`).
 //!
+//! A registration takes a free entry if there is one (no system call) and
+//! only then asks the OS about the taken ones, to reuse a dead process's.
 //! If every entry is taken by a live process, a new process is simply not
-//! registered: it still works, but waiters on the other side cannot learn
-//! of its death.
+//! registered: it still works, and the table notes the overflow, so from
+//! then on the role never reads as "all dead" (an unregistered process may
+//! be alive), and waiters on the other side cannot learn of its death.
 //!
 //! | `id` | meaning | made by |
 //! |---|---|---|
@@ -33,8 +36,12 @@
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::loom::owner;
 
-/// Entries of a channel's tables.
+/// Entries of a table by default (a pipe end's holders).
 pub(crate) const ENTRIES: usize = 32;
+/// Entries of a queue's producer and consumer tables: one side of this
+/// many processes is watched in full.
+#[cfg_attr(not(feature = "serde"), allow(dead_code))] // used by the queues
+pub(crate) const QUEUE_ENTRIES: usize = 256;
 /// Entries of a barrier's table (the processes whose deaths it notices).
 pub(crate) const BARRIER_ENTRIES: usize = 64;
 
@@ -70,7 +77,8 @@ impl Entry {
 pub(crate) struct RawRegistry<const N: usize = ENTRIES> {
     /// Non-zero once any process registered.
     ever: AtomicU32,
-    _pad: AtomicU32,
+    /// Non-zero once a registration found every entry taken.
+    overflow: AtomicU32,
     entries: [Entry; N],
 }
 
@@ -78,7 +86,7 @@ impl<const N: usize> Default for RawRegistry<N> {
     fn default() -> Self {
         RawRegistry {
             ever: AtomicU32::new(0),
-            _pad: AtomicU32::new(0),
+            overflow: AtomicU32::new(0),
             entries: std::array::from_fn(|_| Entry::default()),
         }
     }
@@ -108,6 +116,7 @@ pub(crate) mod peek {
     /// The first entry.
     pub(crate) const ENTRIES: usize = core::mem::offset_of!(RawRegistry, entries);
     const _: () = assert!(core::mem::offset_of!(RawRegistry<{ super::BARRIER_ENTRIES }>, entries) == ENTRIES);
+    const _: () = assert!(core::mem::offset_of!(RawRegistry<{ super::QUEUE_ENTRIES }>, entries) == ENTRIES);
     /// Bytes per entry.
     pub(crate) const ENTRY_SIZE: usize = core::mem::size_of::<Entry>();
     /// An entry's id word (0: free) within the entry.
@@ -144,26 +153,33 @@ impl<const N: usize> RawRegistry<N> {
             return Ok(Some(i));
         }
         self.ever.store(1, Ordering::Relaxed);
-        for (i, e) in self.entries.iter().enumerate() {
-            let cur = e.id.load(Ordering::Acquire);
-            if cur != 0 && (matches!(dead, Dead::Keep) || !e.dead(cur)) {
-                continue;
-            }
-            // AcqRel: the entry's fields written by its previous holder are
-            // visible to us. The CLAIMING bit keeps readers from judging us
-            // by the previous holder's nonce until ours is written.
-            if e.id.compare_exchange(cur, me | CLAIMING, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
-                if let (true, Dead::Reuse(reclaim)) = (cur != 0, dead) {
-                    reclaim(e);
+        // First a free entry (no system call), then a dead process's.
+        for reuse in [false, true] {
+            for (i, e) in self.entries.iter().enumerate() {
+                let cur = e.id.load(Ordering::Acquire);
+                let free = cur == 0;
+                if free == reuse || (reuse && (matches!(dead, Dead::Keep) || !e.dead(cur))) {
+                    continue;
                 }
-                e.pid.store(crate::sys::process::pid(), Ordering::Relaxed);
-                e.nonce.store(nonce, Ordering::Relaxed);
-                // Release: pairs with the Acquire loads of `id` in `peers`
-                // and `register`: whoever sees `me` sees our nonce.
-                e.id.store(me, Ordering::Release);
-                return Ok(Some(i));
+                // AcqRel: the entry's fields written by its previous holder
+                // are visible to us. The CLAIMING bit keeps readers from
+                // judging us by the previous holder's nonce until ours is
+                // written.
+                if e.id.compare_exchange(cur, me | CLAIMING, Ordering::AcqRel, Ordering::Relaxed).is_ok() {
+                    if let (true, Dead::Reuse(reclaim)) = (!free, dead) {
+                        reclaim(e);
+                    }
+                    e.pid.store(crate::sys::process::pid(), Ordering::Relaxed);
+                    e.nonce.store(nonce, Ordering::Relaxed);
+                    // Release: pairs with the Acquire loads of `id` in
+                    // `peers` and `register`: whoever sees `me` sees our
+                    // nonce.
+                    e.id.store(me, Ordering::Release);
+                    return Ok(Some(i));
+                }
             }
         }
+        self.overflow.store(1, Ordering::Relaxed);
         Ok(None)
     }
 
@@ -219,28 +235,40 @@ impl<const N: usize> RawRegistry<N> {
         self.entries.iter().filter(|e| e.id.load(Ordering::Relaxed) != 0).count()
     }
 
-    /// Asks the OS about every registered process (a system call each:
-    /// call this at liveness-poll intervals, not per operation). Dead
-    /// entries are passed to `reclaim` once (and stay registered, so the
-    /// role still reads as "all dead").
+    /// Asks the OS about the registered processes until one is alive (a
+    /// system call each: call this at liveness-poll intervals, not per
+    /// operation). Dead entries met on the way are passed to `reclaim`
+    /// (and stay registered, so the role still reads as "all dead").
     #[cfg_attr(not(feature = "serde"), allow(dead_code))] // used by the channels
     pub(crate) fn peers(&self, reclaim: impl Fn(&Entry)) -> Peers {
         if self.ever.load(Ordering::Relaxed) == 0 {
             return Peers::Never;
         }
-        let mut alive = false;
         for e in &self.entries {
             let id = e.id.load(Ordering::Acquire);
             if id == 0 {
                 continue;
             }
-            if e.dead(id) {
+            if !e.dead(id) {
+                return Peers::Alive;
+            }
+            reclaim(e);
+        }
+        // Relaxed: set before the overflowing process's first use, which
+        // the caller learns of only through the shared object itself.
+        if self.overflow.load(Ordering::Relaxed) != 0 { Peers::Alive } else { Peers::AllDead }
+    }
+
+    /// Asks the OS about every registered process (a system call each) and
+    /// passes the dead ones to `reclaim` (a join counts what they held).
+    #[cfg(feature = "serde")]
+    pub(crate) fn reclaim_dead(&self, reclaim: impl Fn(&Entry)) {
+        for e in &self.entries {
+            let id = e.id.load(Ordering::Acquire);
+            if id != 0 && e.dead(id) {
                 reclaim(e);
-            } else {
-                alive = true;
             }
         }
-        if alive { Peers::Alive } else { Peers::AllDead }
     }
 }
 

@@ -20,9 +20,11 @@ use rustix::time::{ClockId, Timespec, clock_gettime};
 /// Why a wait returned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Wake {
-    /// Woken, or the word no longer held the expected value, or spuriously:
-    /// the caller re-reads the word.
+    /// Woken by a wake call (or, rarely, spuriously): the caller re-reads
+    /// the word.
     Woken,
+    /// The word no longer held the expected value: the wait never slept.
+    Changed,
     /// The deadline passed.
     TimedOut,
 }
@@ -54,12 +56,13 @@ pub(crate) fn wait(word: &AtomicU32, expected: u32, deadline: Option<Instant>) -
     let ts = deadline.map(absolute);
     loop {
         match futex::wait_bitset(word, futex::Flags::empty(), expected, ts.as_ref(), NonZeroU32::MAX) {
-            Ok(()) | Err(Errno::AGAIN) => return Wake::Woken,
+            Ok(()) => return Wake::Woken,
+            Err(Errno::AGAIN) => return Wake::Changed,
             Err(Errno::INTR) => continue,
             Err(Errno::TIMEDOUT) => return Wake::TimedOut,
             // EFAULT cannot happen for a reference; anything else is treated
-            // as a spurious wake-up: callers re-check their condition.
-            Err(_) => return Wake::Woken,
+            // as a spurious return: callers re-check their condition.
+            Err(_) => return Wake::Changed,
         }
     }
 }

@@ -35,7 +35,7 @@ fn one_waiter_one_notifier_no_lost_wakeup() {
             loom::thread::spawn(move || wait_until(&ec, &flag, 1))
         };
         flag.store(1, Ordering::Release);
-        ec.notify();
+        ec.notify_one();
         waiter.join().expect("waiter");
     });
 }
@@ -54,7 +54,7 @@ fn a_waiter_that_sleeps_twice_sees_both_changes() {
         };
         for v in 1..=2 {
             flag.store(v, Ordering::Release);
-            ec.notify();
+            ec.notify_one();
         }
         waiter.join().expect("waiter");
     });

@@ -1,0 +1,348 @@
+//! Many processes on one [`Queue`]: time per item and context switches per
+//! item against the number of producers (and, separately, consumers), from
+//! 1 to 256 on whatever number of CPUs the machine has, beside Python's
+//! `multiprocessing.Queue` doing the same work.
+//!
+//! - `scale_producers/N`: N worker processes each `put` [`ITEMS`] `u64`s
+//!   into one `Queue::new(0)` (the default 256 KiB ring) while this process
+//!   `get`s all N x ITEMS. With many producers most of them wait on a full
+//!   ring: this measures how room is handed out.
+//! - `scale_consumers/N`: this process `put`s N x ITEMS `u64`s, N workers
+//!   each `get` ITEMS of them (and then release a semaphore this process
+//!   waits on). Most consumers wait on an empty ring.
+//!
+//! The workers are started once per N (forkserver, the default start
+//! method) and wait on a semaphore between rounds, so a round measures the
+//! items only; one criterion iteration is one round (flat sampling,
+//! [`SAMPLES`] samples). The context switches are the machine's (the
+//! `ctxt` line of `/proc/stat`) over the measured rounds, divided by the
+//! items: run on a quiet machine.
+//!
+//! Python's side runs [`PYTHON_SCRIPT`] (written to a temporary file and
+//! run with `python3`, forkserver start method): the same workers, the same
+//! rounds, an unbounded `mp.Queue` (Python's default), the median of
+//! [`PYTHON_ROUNDS`] rounds and the context switches counted the same way.
+//! `SHMPROC_SCALE_PYTHON=0` skips it; `SHMPROC_SCALE_MAX=n` stops at N = n.
+//!
+//! After each group one line per N gives the median time per item, the
+//! context switches per item, Python's time per item and the ratio, and
+//! whether the targets hold: time per item within 2x of the N = 2 figure,
+//! at least 10x Python, fewer than 2 context switches per item. The
+//! figures also go to `target/shmproc-scale.csv` (`shmproc plot` draws
+//! them).
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
+use shmproc::{Process, Queue, Semaphore, Value};
+
+mod common;
+use common::{SAMPLES, measured, measuring, median};
+
+/// Items each worker puts (producers) or gets (consumers) per round.
+const ITEMS: u64 = 1_000;
+/// The numbers of workers measured.
+const COUNTS: [u32; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+/// Rounds of the Python script per N (the median is reported).
+const PYTHON_ROUNDS: u32 = 3;
+/// Where the figures go, relative to the package root (cargo bench's
+/// working directory).
+const CSV: &str = "target/shmproc-scale.csv";
+
+/// The Python side: argv = mode (`producers` / `consumers`), N, items per
+/// worker, rounds. Prints the median seconds per item and the context
+/// switches per item over all rounds.
+const PYTHON_SCRIPT: &str = r#"
+import multiprocessing as mp, sys, time
+
+def ctxt():
+    with open('/proc/stat') as f:
+        for line in f:
+            if line.startswith('ctxt '):
+                return int(line.split()[1])
+
+def producer(q, go, done, k):
+    while True:
+        go.acquire()
+        n = k.value
+        if n == 0:
+            return
+        for i in range(n):
+            q.put(i)
+
+def consumer(q, go, done, k):
+    while True:
+        go.acquire()
+        n = k.value
+        if n == 0:
+            return
+        for _ in range(n):
+            q.get()
+        done.release()
+
+def main():
+    mode, n, items, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    mp.set_start_method('forkserver')
+    q, go, done, k = mp.Queue(), mp.Semaphore(0), mp.Semaphore(0), mp.Value('q', items)
+    target = producer if mode == 'producers' else consumer
+    procs = [mp.Process(target=target, args=(q, go, done, k)) for _ in range(n)]
+    for p in procs:
+        p.start()
+    times, switches = [], 0
+    for _ in range(rounds):
+        c0, t0 = ctxt(), time.perf_counter()
+        for _ in range(n):
+            go.release()
+        if mode == 'producers':
+            for _ in range(n * items):
+                q.get()
+        else:
+            for i in range(n * items):
+                q.put(i)
+            for _ in range(n):
+                done.acquire()
+        times.append(time.perf_counter() - t0)
+        switches += ctxt() - c0
+    k.value = 0
+    for _ in range(n):
+        go.release()
+    for p in procs:
+        p.join()
+    times.sort()
+    print(times[len(times) // 2] / (n * items), switches / (rounds * n * items))
+
+if __name__ == '__main__':
+    main()
+"#;
+
+/// Which side has the N workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Producers,
+    Consumers,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Producers => "producers",
+            Mode::Consumers => "consumers",
+        }
+    }
+}
+
+/// What a worker gets: the queue, the round's start and end signals, and
+/// the items per round (0: exit).
+type Args = (Queue<u64>, Semaphore, Semaphore, Value<u64>);
+
+fn producer((q, go, _done, items): Args) {
+    loop {
+        go.acquire().expect("go");
+        let n = items.load().expect("items");
+        if n == 0 {
+            return;
+        }
+        for i in 0..n {
+            q.put(i).expect("put");
+        }
+    }
+}
+
+fn consumer((q, go, done, items): Args) {
+    loop {
+        go.acquire().expect("go");
+        let n = items.load().expect("items");
+        if n == 0 {
+            return;
+        }
+        for _ in 0..n {
+            q.get().expect("get");
+        }
+        done.release().expect("done");
+    }
+}
+
+/// N started workers and the objects they share.
+struct Workers {
+    mode: Mode,
+    n: u32,
+    args: Args,
+    procs: Vec<Process<()>>,
+}
+
+impl Workers {
+    fn start(mode: Mode, n: u32) -> Workers {
+        let args: Args = (
+            Queue::new(0).expect("queue"),
+            Semaphore::new(0).expect("go"),
+            Semaphore::new(0).expect("done"),
+            Value::new(ITEMS).expect("items"),
+        );
+        let f = match mode {
+            Mode::Producers => producer,
+            Mode::Consumers => consumer,
+        };
+        let procs = (0..n).map(|_| Process::spawn(f, args.clone()).expect("worker")).collect();
+        Workers { mode, n, args, procs }
+    }
+
+    /// One round: every worker puts (gets) its items; the time taken.
+    fn round(&self) -> Duration {
+        let (q, go, done, _) = &self.args;
+        let total = u64::from(self.n) * ITEMS;
+        let start = Instant::now();
+        go.release_n(self.n).expect("go");
+        match self.mode {
+            Mode::Producers => {
+                for _ in 0..total {
+                    q.get().expect("get");
+                }
+            }
+            Mode::Consumers => {
+                for i in 0..total {
+                    q.put(i).expect("put");
+                }
+                for _ in 0..self.n {
+                    done.acquire().expect("done");
+                }
+            }
+        }
+        start.elapsed()
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        let (_, go, _, items) = &self.args;
+        let _ = items.store(0);
+        let _ = go.release_n(self.n);
+        for p in &mut self.procs {
+            let _ = p.join();
+        }
+    }
+}
+
+/// The machine's context switches so far (`/proc/stat`), 0 if unknown.
+fn context_switches() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    stat.lines().find_map(|l| l.strip_prefix("ctxt ")).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+}
+
+/// One N's measured figures.
+#[derive(Debug, Clone, Copy)]
+struct Point {
+    n: u32,
+    /// Median seconds per item.
+    per_item: f64,
+    switches_per_item: f64,
+    python: Option<(f64, f64)>,
+}
+
+/// Runs Python's side: (seconds per item, context switches per item).
+fn python(mode: Mode, n: u32) -> Option<(f64, f64)> {
+    if std::env::var_os("SHMPROC_SCALE_PYTHON").is_some_and(|v| v == "0") {
+        return None;
+    }
+    let path = std::env::temp_dir().join(format!("shmproc-scale-{}.py", std::process::id()));
+    std::fs::write(&path, PYTHON_SCRIPT).ok()?;
+    let out = std::process::Command::new("python3")
+        .arg(&path)
+        .args([mode.name(), &n.to_string(), &ITEMS.to_string(), &PYTHON_ROUNDS.to_string()])
+        .output();
+    let _ = std::fs::remove_file(&path);
+    let out = out.ok().filter(|o| o.status.success())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace().map(str::parse::<f64>);
+    Some((it.next()?.ok()?, it.next()?.ok()?))
+}
+
+fn max_n() -> u32 {
+    std::env::var("SHMPROC_SCALE_MAX").ok().and_then(|v| v.parse().ok()).unwrap_or(u32::MAX)
+}
+
+fn group(c: &mut Criterion, mode: Mode) -> Vec<Point> {
+    let mut points = Vec::new();
+    let mut g = c.benchmark_group(format!("scale_{}", mode.name()));
+    g.sample_size(SAMPLES);
+    g.sampling_mode(SamplingMode::Flat);
+    g.warm_up_time(Duration::from_millis(500));
+    g.measurement_time(Duration::from_secs(2));
+    for n in COUNTS.into_iter().filter(|&n| n <= max_n()) {
+        let workers = Workers::start(mode, n);
+        let mut samples: Vec<(f64, u64, u64)> = Vec::new();
+        g.throughput(Throughput::Elements(u64::from(n) * ITEMS));
+        g.bench_function(BenchmarkId::from_parameter(n), |b| {
+            b.iter_custom(|iters| {
+                let c0 = context_switches();
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    total += workers.round();
+                }
+                let items = iters * u64::from(n) * ITEMS;
+                samples.push((total.as_secs_f64() / items as f64, context_switches() - c0, items));
+                total
+            });
+        });
+        drop(workers);
+        if !measuring() {
+            continue;
+        }
+        let kept = measured(&samples);
+        let per_item = median(kept.iter().map(|s| s.0).collect()).unwrap_or(f64::NAN);
+        let (cs, items) = kept.iter().fold((0, 0), |(c, i), s| (c + s.1, i + s.2));
+        let switches_per_item = cs as f64 / items.max(1) as f64;
+        points.push(Point { n, per_item, switches_per_item, python: python(mode, n) });
+    }
+    g.finish();
+    points
+}
+
+/// The summary lines of one group, with the targets.
+fn summary(mode: Mode, points: &[Point]) {
+    let base = points.iter().find(|p| p.n == 2).map(|p| p.per_item);
+    for p in points {
+        let mut line = format!(
+            "scale_{}/{}: shmproc {:.0} ns/item, {:.2} context switches/item",
+            mode.name(),
+            p.n,
+            p.per_item * 1e9,
+            p.switches_per_item
+        );
+        if let Some(b) = base {
+            line += &format!(", {:.2}x the N=2 time", p.per_item / b);
+        }
+        if let Some((py, py_cs)) = p.python {
+            line += &format!("; Python {:.0} ns/item, {:.2} cs/item ({:.0}x Python)", py * 1e9, py_cs, py / p.per_item);
+        }
+        let met = base.is_none_or(|b| p.per_item <= 2.0 * b)
+            && p.python.is_none_or(|(py, _)| py >= 10.0 * p.per_item)
+            && p.switches_per_item < 2.0;
+        line += if met { " [targets met]" } else { " [targets missed]" };
+        println!("{line}");
+    }
+}
+
+fn write_csv(rows: &[(Mode, Point)]) {
+    let Ok(mut f) = std::fs::File::create(CSV) else { return };
+    let _ = writeln!(f, "kind,mode,n,shmproc_s_per_item,shmproc_cs_per_item,python_s_per_item,python_cs_per_item");
+    for (mode, p) in rows {
+        let (py, py_cs) = p.python.map_or((String::new(), String::new()), |(a, b)| (a.to_string(), b.to_string()));
+        let _ = writeln!(f, "scale,{},{},{},{},{py},{py_cs}", mode.name(), p.n, p.per_item, p.switches_per_item);
+    }
+}
+
+fn main() {
+    shmproc::init();
+    let mut c = Criterion::default().without_plots().configure_from_args();
+    let mut rows = Vec::new();
+    for mode in [Mode::Producers, Mode::Consumers] {
+        let points = group(&mut c, mode);
+        summary(mode, &points);
+        rows.extend(points.into_iter().map(|p| (mode, p)));
+    }
+    if measuring() {
+        write_csv(&rows);
+    }
+    c.final_summary();
+}
