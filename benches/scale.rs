@@ -27,9 +27,18 @@
 //! After each group one line per N gives the median time per item, the
 //! context switches per item, Python's time per item and the ratio, and
 //! whether the targets hold: time per item within 2x of the N = 2 figure,
-//! at least 10x Python, fewer than 2 context switches per item. The
-//! figures also go to `target/shmproc-scale.csv` (`shmproc plot` draws
-//! them).
+//! at least 10x Python, fewer than 2 context switches per item.
+//!
+//! Then objects at scale, counted rather than timed: this process makes
+//! 100, 1 000, 10 000 and 100 000 anonymous `Value<u64>`s (and, apart,
+//! `Lock`s), touches each, and reports the resident memory and the file
+//! descriptors it gained per object (`/proc/self/status`, `/proc/self/fd`),
+//! with the soft `RLIMIT_NOFILE` raised to the hard one; a count that fails
+//! is reported with its error. [`PYTHON_OBJECTS`] does the same with
+//! `mp.Value('q')` and `mp.Lock()`.
+//!
+//! The figures also go to `target/shmproc-scale.csv` (`shmproc plot`
+//! draws them).
 
 use std::io::Write;
 use std::time::{Duration, Instant};
@@ -115,6 +124,39 @@ def main():
 if __name__ == '__main__':
     main()
 "#;
+
+/// Python's objects: argv = kind (`value` / `lock`), count. Prints the
+/// resident bytes and the descriptors gained per object.
+const PYTHON_OBJECTS: &str = r#"
+import multiprocessing as mp, os, sys
+
+def rss():
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) * 1024
+
+def main():
+    kind, count = sys.argv[1], int(sys.argv[2])
+    fds0, rss0 = len(os.listdir('/proc/self/fd')), rss()
+    if kind == 'value':
+        objs = [mp.Value('q', 0) for _ in range(count)]
+        for o in objs:
+            o.value = 1
+    else:
+        objs = [mp.Lock() for _ in range(count)]
+        for o in objs:
+            o.acquire()
+            o.release()
+    fds1, rss1 = len(os.listdir('/proc/self/fd')), rss()
+    print((rss1 - rss0) / count, (fds1 - fds0) / count)
+
+if __name__ == '__main__':
+    main()
+"#;
+
+/// Object counts of the memory and descriptor figures.
+const OBJECT_COUNTS: [usize; 4] = [100, 1_000, 10_000, 100_000];
 
 /// Which side has the N workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,13 +365,122 @@ fn summary(mode: Mode, points: &[Point]) {
     }
 }
 
-fn write_csv(rows: &[(Mode, Point)]) {
+/// Both parts' figures, one row each: `scale` rows (mode, N, seconds and
+/// context switches per item, Python's two) and `objects` rows (kind,
+/// count, bytes and descriptors per object, Python's two); a field is empty
+/// where there is no figure.
+fn write_csv(rows: &[(Mode, Point)], objs: &[(Object, Objects)]) {
     let Ok(mut f) = std::fs::File::create(CSV) else { return };
-    let _ = writeln!(f, "kind,mode,n,shmproc_s_per_item,shmproc_cs_per_item,python_s_per_item,python_cs_per_item");
+    let _ = writeln!(f, "part,what,n,shmproc_a,shmproc_b,python_a,python_b");
+    let pair = |p: Option<(f64, f64)>| p.map_or((String::new(), String::new()), |(a, b)| (a.to_string(), b.to_string()));
     for (mode, p) in rows {
-        let (py, py_cs) = p.python.map_or((String::new(), String::new()), |(a, b)| (a.to_string(), b.to_string()));
+        let (py, py_cs) = pair(p.python);
         let _ = writeln!(f, "scale,{},{},{},{},{py},{py_cs}", mode.name(), p.n, p.per_item, p.switches_per_item);
     }
+    for (kind, o) in objs {
+        let (a, b) = pair(o.got.as_ref().ok().copied());
+        let (py, py_fds) = pair(o.python);
+        let _ = writeln!(f, "objects,{},{},{a},{b},{py},{py_fds}", kind.name(), o.count);
+    }
+}
+
+/// The objects measured for memory and descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Object {
+    Value,
+    Lock,
+}
+
+impl Object {
+    fn name(self) -> &'static str {
+        match self {
+            Object::Value => "value",
+            Object::Lock => "lock",
+        }
+    }
+}
+
+/// One object count's figures: resident bytes and descriptors per object,
+/// or the error that stopped the count.
+struct Objects {
+    count: usize,
+    got: Result<(f64, f64), String>,
+    python: Option<(f64, f64)>,
+}
+
+fn resident_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok());
+    kb.unwrap_or(0u64) * 1024
+}
+
+fn open_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+/// Makes `count` objects of `kind`, touches each, and returns the resident
+/// bytes and descriptors gained per object.
+fn make_objects(kind: Object, count: usize) -> Result<(f64, f64), String> {
+    let (rss0, fds0) = (resident_bytes(), open_descriptors());
+    let per = |rss1: u64, fds1: usize| {
+        (rss1.saturating_sub(rss0) as f64 / count as f64, fds1.saturating_sub(fds0) as f64 / count as f64)
+    };
+    match kind {
+        Object::Value => {
+            let objs = (0..count).map(|_| Value::new(0u64)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+            for o in &objs {
+                o.store(1).map_err(|e| e.to_string())?;
+            }
+            Ok(per(resident_bytes(), open_descriptors()))
+        }
+        Object::Lock => {
+            let objs = (0..count).map(|_| shmproc::Lock::new()).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+            for o in &objs {
+                drop(o.lock().map_err(|e| e.to_string())?);
+            }
+            Ok(per(resident_bytes(), open_descriptors()))
+        }
+    }
+}
+
+fn python_objects(kind: Object, count: usize) -> Option<(f64, f64)> {
+    if std::env::var_os("SHMPROC_SCALE_PYTHON").is_some_and(|v| v == "0") {
+        return None;
+    }
+    let path = std::env::temp_dir().join(format!("shmproc-objects-{}.py", std::process::id()));
+    std::fs::write(&path, PYTHON_OBJECTS).ok()?;
+    let out = std::process::Command::new("python3").arg(&path).args([kind.name(), &count.to_string()]).output();
+    let _ = std::fs::remove_file(&path);
+    let out = out.ok().filter(|o| o.status.success())?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace().map(str::parse::<f64>);
+    Some((it.next()?.ok()?, it.next()?.ok()?))
+}
+
+/// The memory and descriptor figures of `kind` (printed), with the soft
+/// descriptor limit raised to the hard one.
+fn objects(kind: Object) -> Vec<Objects> {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let mut limit = getrlimit(Resource::Nofile);
+    limit.current = limit.maximum;
+    let _ = setrlimit(Resource::Nofile, limit);
+    let mut rows = Vec::new();
+    for count in OBJECT_COUNTS {
+        let got = make_objects(kind, count);
+        let python = python_objects(kind, count);
+        let mut line = match &got {
+            Ok((bytes, fds)) => {
+                format!("objects_{}/{count}: shmproc {bytes:.0} bytes and {fds:.3} descriptors per object", kind.name())
+            }
+            Err(e) => format!("objects_{}/{count}: shmproc failed: {e}", kind.name()),
+        };
+        if let Some((bytes, fds)) = python {
+            line += &format!("; Python {bytes:.0} bytes and {fds:.3} descriptors per object");
+        }
+        println!("{line}");
+        rows.push(Objects { count, got, python });
+    }
+    rows
 }
 
 fn main() {
@@ -341,8 +492,12 @@ fn main() {
         summary(mode, &points);
         rows.extend(points.into_iter().map(|p| (mode, p)));
     }
+    let mut objs = Vec::new();
     if measuring() {
-        write_csv(&rows);
+        for kind in [Object::Value, Object::Lock] {
+            objs.extend(objects(kind).into_iter().map(|o| (kind, o)));
+        }
+        write_csv(&rows, &objs);
     }
     c.final_summary();
 }

@@ -105,3 +105,47 @@ fn sixty_four_joinable_consumers_finish_every_task() {
         p.join_timeout(GUARD).expect("join").expect("consumer exits");
     }
 }
+
+#[cfg(feature = "pool")]
+fn square(x: u64) -> u64 {
+    x * x
+}
+
+/// A pool of 64 workers on two CPUs: its task queue has 64 consumers, most
+/// of them idle.
+#[cfg(feature = "pool")]
+#[test]
+fn a_pool_of_sixty_four_workers_maps_every_item() {
+    let pool = shmproc::Pool::new(64).expect("pool");
+    let got = pool.map(square, 0..20_000u64).expect("map");
+    assert!(got.iter().enumerate().all(|(i, &v)| v == (i as u64) * (i as u64)));
+    pool.close();
+    pool.join().expect("workers exit");
+}
+
+#[cfg(feature = "manager")]
+fn add(old: Option<u64>, n: u64) -> Option<u64> {
+    Some(old.unwrap_or(0) + n)
+}
+
+#[cfg(feature = "manager")]
+fn client(d: shmproc::DictProxy<String, u64>) -> Result<(), String> {
+    for _ in 0..100 {
+        d.update(&"total".into(), add, 1).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// A manager with 64 client processes updating one key: every update
+/// lands once.
+#[cfg(feature = "manager")]
+#[test]
+fn a_manager_serves_sixty_four_clients() {
+    let mgr = shmproc::Manager::start().expect("manager");
+    let d = mgr.dict::<String, u64>().expect("dict");
+    let mut procs: Vec<_> = (0..64).map(|_| Process::spawn(client, d.clone()).expect("client")).collect();
+    for p in &mut procs {
+        p.join_timeout(GUARD).expect("join").expect("client exits").expect("client's updates");
+    }
+    assert_eq!(d.get(&"total".into()).expect("get"), Some(64 * 100));
+}
