@@ -14,6 +14,7 @@ shmproc ls [--all] [--dir DIR]
        shmproc inspect NAME [--dir DIR]
        shmproc clean [--dry-run] [--dir DIR] [NAME...]
        shmproc bench [--quick] [--svg PATH]
+       shmproc plot [CSV] [--scale-svg PATH] [--objects-svg PATH]
        shmproc help [COMMAND] | --help | -h";
 
 /// Look at and clean up shmproc shared-memory objects, and measure IPC.
@@ -86,6 +87,22 @@ pub(crate) enum Command {
         /// Where to write the plot.
         #[arg(long, value_name = "PATH", default_value = "shmproc-bench.svg")]
         svg: PathBuf,
+    },
+    /// Draw the figures of `cargo bench --bench scale` as two SVG plots.
+    ///
+    /// Time and context switches per item against the number of producers
+    /// or consumers on one queue; memory and descriptors per object against
+    /// the number of objects; shmproc's beside Python's.
+    Plot {
+        /// The bench's figures.
+        #[arg(value_name = "CSV", default_value = "target/shmproc-scale.csv")]
+        csv: PathBuf,
+        /// Where to write the plot of the queue figures.
+        #[arg(long, value_name = "PATH", default_value = "shmproc-scale.svg")]
+        scale_svg: PathBuf,
+        /// Where to write the plot of the object figures.
+        #[arg(long, value_name = "PATH", default_value = "shmproc-objects.svg")]
+        objects_svg: PathBuf,
     },
     /// The bench's stream peer (internal: stdin and stdout are the link).
     #[command(name = "__peer", hide = true)]

@@ -1,5 +1,6 @@
-//! `shmproc`: list, inspect and clean up shmproc shared-memory objects, and
-//! compare shmproc's pipe with OS pipes and Unix sockets.
+//! `shmproc`: list, inspect and clean up shmproc shared-memory objects,
+//! compare shmproc's pipe with OS pipes and Unix sockets, and plot the
+//! scale bench's figures.
 //!
 //! A thin front end over [`shmproc::inspect`], [`shmproc::cleanup_stale`]
 //! and [`shmproc::Pipe`]; `shmproc --help` has the usage. Exit status: 0 on
@@ -7,6 +8,7 @@
 
 mod args;
 mod bench;
+mod plot;
 mod svg;
 
 use std::path::Path;
@@ -34,6 +36,9 @@ fn main() -> ExitCode {
         Command::Inspect { name, dir } => show(&name, dir.as_deref()),
         Command::Clean { dry_run, dir, names } => clean(dry_run, dir.as_deref(), &names),
         Command::Bench { quick, svg } => bench::run(quick, &svg).map_err(|e| format!("bench: {e}")),
+        Command::Plot { csv, scale_svg, objects_svg } => {
+            plot::run(&csv, &scale_svg, &objects_svg).map_err(|e| format!("plot: {e}"))
+        }
         Command::Peer => bench::stream_peer().map_err(|e| format!("peer: {e}")),
     };
     match result {

@@ -355,3 +355,36 @@ fn bench_quick_prints_a_table_and_writes_an_svg() {
     }
     assert!(!dir.0.join("shmproc-bench.svg").exists(), "--svg was ignored");
 }
+
+#[test]
+fn plot_draws_the_scale_figures_and_names_a_bad_line() {
+    let dir = TempDir::new("plot");
+    let csv = dir.0.join("scale.csv");
+    std::fs::write(
+        &csv,
+        "part,what,n,shmproc_a,shmproc_b,python_a,python_b\n\
+         scale,producers,2,2.5e-7,0.02,5e-6,0.17\n\
+         scale,producers,256,6e-7,0.2,6.7e-6,0.37\n\
+         scale,consumers,2,2.1e-7,0.01,6e-6,0.13\n\
+         scale,consumers,256,7e-7,0.2,1.1e-5,1.04\n\
+         objects,value,100,4096,1,17000,0.02\n\
+         objects,value,1000,4096,1,7800,0.004\n\
+         objects,lock,100,4096,1,10000,0.01\n\
+         objects,lock,1000,4096,1,5400,0.002\n",
+    )
+    .expect("write csv");
+    let (a, b) = (dir.0.join("a.svg"), dir.0.join("b.svg"));
+    let path = |p: &Path| p.to_str().expect("utf-8").to_owned();
+    let args = ["plot", &path(&csv), "--scale-svg", &path(&a), "--objects-svg", &path(&b)];
+    let r = shmproc(&args, None);
+    assert_eq!(r.code, Some(0), "{}\n{}", r.stdout, r.stderr);
+    for svg in [&a, &b] {
+        let doc = std::fs::read_to_string(svg).expect("the SVG was written");
+        assert!(check_balanced(&doc) > 20);
+        assert_eq!(doc.matches("<polyline").count(), 8, "two sides x two lines x two panels");
+    }
+    std::fs::write(&csv, "header\nscale,producers,many,1,2,3,4\n").expect("write csv");
+    let r = shmproc(&args, None);
+    assert_eq!(r.code, Some(1));
+    assert!(r.stderr.contains("line 2"), "{}", r.stderr);
+}

@@ -1,0 +1,155 @@
+//! `shmproc plot`: draws the figures `cargo bench --bench scale` writes
+//! (`target/shmproc-scale.csv`) as two SVG plots: time and context
+//! switches per item against the number of producers or consumers on one
+//! queue, and resident bytes and descriptors per object against the number
+//! of objects, shmproc's beside Python's.
+//!
+//! The file has a header line and then rows of
+//! `part,what,n,shmproc_a,shmproc_b,python_a,python_b`, where `part` is
+//! `scale` (`what`: `producers` / `consumers`; a, b: seconds and context
+//! switches per item) or `objects` (`what`: `value` / `lock`; a, b: bytes
+//! and descriptors per object); an empty field is a missing figure.
+
+use std::path::Path;
+
+use plotters::style::RGBColor;
+
+use crate::svg::{self, Panel, Series};
+
+/// A side's two figures of a row (either may be missing).
+type Pair = (Option<f64>, Option<f64>);
+
+/// One row of the file.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Row {
+    pub(crate) part: String,
+    pub(crate) what: String,
+    pub(crate) n: f64,
+    pub(crate) shmproc: Pair,
+    pub(crate) python: Pair,
+}
+
+/// Parses the file's text; a malformed line is an error naming it.
+pub(crate) fn parse(text: &str) -> Result<Vec<Row>, String> {
+    let mut rows = Vec::new();
+    for (i, line) in text.lines().enumerate().skip(1).filter(|(_, l)| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split(',').map(str::trim).collect();
+        let bad = || format!("line {}: expected part,what,n,a,b,python_a,python_b: {line:?}", i + 1);
+        if f.len() != 7 {
+            return Err(bad());
+        }
+        let num = |s: &str| if s.is_empty() { Ok(None) } else { s.parse::<f64>().map(Some).map_err(|_| bad()) };
+        rows.push(Row {
+            part: f[0].to_owned(),
+            what: f[1].to_owned(),
+            n: f[2].parse().map_err(|_| bad())?,
+            shmproc: (num(f[3])?, num(f[4])?),
+            python: (num(f[5])?, num(f[6])?),
+        });
+    }
+    Ok(rows)
+}
+
+const COLORS: [RGBColor; 4] =
+    [RGBColor(0xd6, 0x27, 0x28), RGBColor(0xff, 0x7f, 0x0e), RGBColor(0x1f, 0x77, 0xb4), RGBColor(0x17, 0xbe, 0xcf)];
+
+/// The lines of one panel: for each `what` of `part`, shmproc's and
+/// Python's values picked by `pick` (from the (a, b) pair) and scaled.
+fn lines(rows: &[Row], part: &str, whats: [&str; 2], pick: fn(Pair) -> Option<f64>, scale: f64) -> Vec<Series> {
+    let mut out = Vec::new();
+    for (side, color_at) in [("shmproc", 0), ("Python", 2)] {
+        for (k, what) in whats.iter().enumerate() {
+            let points: Vec<(f64, f64)> = rows
+                .iter()
+                .filter(|r| r.part == part && r.what == *what)
+                .filter_map(|r| {
+                    let pair = if side == "shmproc" { r.shmproc } else { r.python };
+                    Some((r.n, pick(pair)? * scale))
+                })
+                .collect();
+            if !points.is_empty() {
+                out.push(Series { label: format!("{side} {what}"), color: COLORS[color_at + k], points });
+            }
+        }
+    }
+    out
+}
+
+/// The two plots of `rows`: (scale, objects).
+pub(crate) fn panels(rows: &[Row]) -> ([Panel; 2], [Panel; 2]) {
+    let scale = ["producers", "consumers"];
+    let objects = ["value", "lock"];
+    (
+        [
+            Panel {
+                title: "One queue, N producers or N consumers".into(),
+                x_label: "N processes".into(),
+                y_label: "ns per item".into(),
+                series: lines(rows, "scale", scale, |p| p.0, 1e9),
+            },
+            Panel {
+                title: "Context switches (whole machine)".into(),
+                x_label: "N processes".into(),
+                y_label: "context switches per item".into(),
+                series: lines(rows, "scale", scale, |p| p.1, 1.0),
+            },
+        ],
+        [
+            Panel {
+                title: "Memory per object".into(),
+                x_label: "objects".into(),
+                y_label: "resident bytes per object".into(),
+                series: lines(rows, "objects", objects, |p| p.0, 1.0),
+            },
+            Panel {
+                title: "Descriptors per object".into(),
+                x_label: "objects".into(),
+                y_label: "open descriptors per object".into(),
+                series: lines(rows, "objects", objects, |p| p.1, 1.0),
+            },
+        ],
+    )
+}
+
+/// Reads `csv` and writes the two plots.
+pub(crate) fn run(csv: &Path, scale_svg: &Path, objects_svg: &Path) -> Result<(), String> {
+    let text = std::fs::read_to_string(csv).map_err(|e| format!("{}: {e}", csv.display()))?;
+    let rows = parse(&text)?;
+    let (scale, objects) = panels(&rows);
+    for (path, panels) in [(scale_svg, &scale), (objects_svg, &objects)] {
+        let doc = svg::render(panels).map_err(|e| e.to_string())?;
+        std::fs::write(path, doc).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("plot written to {}", path.display());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CSV: &str = "part,what,n,shmproc_a,shmproc_b,python_a,python_b\n\
+        scale,producers,2,2.5e-7,0.02,5e-6,0.17\n\
+        scale,consumers,2,2.1e-7,0.01,,\n\
+        objects,value,100,64,0.01,7000,0.02\n";
+
+    #[test]
+    fn rows_parse_with_missing_figures() {
+        let rows = parse(CSV).expect("parse");
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[1].python, (None, None));
+        assert_eq!(rows[0].shmproc, (Some(2.5e-7), Some(0.02)));
+        assert!(parse("header\nscale,producers,x,1,2,3,4\n").expect_err("bad n").contains("line 2"));
+        assert!(parse("header\nscale,producers\n").is_err());
+    }
+
+    #[test]
+    fn panels_hold_both_sides() {
+        let rows = parse(CSV).expect("parse");
+        let (scale, objects) = panels(&rows);
+        let labels: Vec<&str> = scale[0].series.iter().map(|s| s.label.as_str()).collect();
+        assert_eq!(labels, ["shmproc producers", "shmproc consumers", "Python producers"]);
+        assert_eq!(scale[0].series[0].points, [(2.0, 250.0)]);
+        assert_eq!(objects[1].series.len(), 2);
+    }
+}
