@@ -372,7 +372,8 @@ fn summary(mode: Mode, points: &[Point]) {
 fn write_csv(rows: &[(Mode, Point)], objs: &[(Object, Objects)]) {
     let Ok(mut f) = std::fs::File::create(CSV) else { return };
     let _ = writeln!(f, "part,what,n,shmproc_a,shmproc_b,python_a,python_b");
-    let pair = |p: Option<(f64, f64)>| p.map_or((String::new(), String::new()), |(a, b)| (a.to_string(), b.to_string()));
+    let pair =
+        |p: Option<(f64, f64)>| p.map_or((String::new(), String::new()), |(a, b)| (a.to_string(), b.to_string()));
     for (mode, p) in rows {
         let (py, py_cs) = pair(p.python);
         let _ = writeln!(f, "scale,{},{},{},{},{py},{py_cs}", mode.name(), p.n, p.per_item, p.switches_per_item);
@@ -410,7 +411,8 @@ struct Objects {
 
 fn resident_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let kb = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok());
+    let kb =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok());
     kb.unwrap_or(0u64) * 1024
 }
 
@@ -427,14 +429,16 @@ fn make_objects(kind: Object, count: usize) -> Result<(f64, f64), String> {
     };
     match kind {
         Object::Value => {
-            let objs = (0..count).map(|_| Value::new(0u64)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+            let objs =
+                (0..count).map(|_| Value::new(0u64)).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
             for o in &objs {
                 o.store(1).map_err(|e| e.to_string())?;
             }
             Ok(per(resident_bytes(), open_descriptors()))
         }
         Object::Lock => {
-            let objs = (0..count).map(|_| shmproc::Lock::new()).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+            let objs =
+                (0..count).map(|_| shmproc::Lock::new()).collect::<Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
             for o in &objs {
                 drop(o.lock().map_err(|e| e.to_string())?);
             }
