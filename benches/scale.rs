@@ -11,6 +11,11 @@
 //!   each `get` ITEMS of them (and then release a semaphore this process
 //!   waits on). Most consumers wait on an empty ring.
 //!
+//! - `scale_pool/N` (N up to 64): `Pool::new(N).map_chunked(square, 0..N x
+//!   ITEMS, 1)`: one task per item, so the task queue has N consumers that
+//!   are idle most of the time; Python's side is `Pool(N).map(square,
+//!   range(N * ITEMS), chunksize=1)`.
+//!
 //! The workers are started once per N (forkserver, the default start
 //! method) and wait on a semaphore between rounds, so a round measures the
 //! items only; one criterion iteration is one round (flat sampling,
@@ -22,7 +27,9 @@
 //! run with `python3`, forkserver start method): the same workers, the same
 //! rounds, an unbounded `mp.Queue` (Python's default), the median of
 //! [`PYTHON_ROUNDS`] rounds and the context switches counted the same way.
-//! `SHMPROC_SCALE_PYTHON=0` skips it; `SHMPROC_SCALE_MAX=n` stops at N = n.
+//! `SHMPROC_SCALE_PYTHON=0` skips it; `SHMPROC_SCALE_MAX=n` stops at N = n;
+//! `SHMPROC_SCALE_ONLY=pool` (a group's suffix, or `objects`) runs that
+//! part alone (and writes no CSV).
 //!
 //! After each group one line per N gives the median time per item, the
 //! context switches per item, Python's time per item and the ratio, and
@@ -90,9 +97,26 @@ def consumer(q, go, done, k):
             q.get()
         done.release()
 
+def square(x):
+    return x * x
+
+def pool(n, items, rounds):
+    times, switches = [], 0
+    with mp.Pool(n) as p:
+        p.map(square, range(n), chunksize=1)  # every worker started
+        for _ in range(rounds):
+            c0, t0 = ctxt(), time.perf_counter()
+            p.map(square, range(n * items), chunksize=1)
+            times.append(time.perf_counter() - t0)
+            switches += ctxt() - c0
+    times.sort()
+    print(times[len(times) // 2] / (n * items), switches / (rounds * n * items))
+
 def main():
     mode, n, items, rounds = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     mp.set_start_method('forkserver')
+    if mode == 'pool':
+        return pool(n, items, rounds)
     q, go, done, k = mp.Queue(), mp.Semaphore(0), mp.Semaphore(0), mp.Value('q', items)
     target = producer if mode == 'producers' else consumer
     procs = [mp.Process(target=target, args=(q, go, done, k)) for _ in range(n)]
@@ -163,6 +187,7 @@ const OBJECT_COUNTS: [usize; 4] = [100, 1_000, 10_000, 100_000];
 enum Mode {
     Producers,
     Consumers,
+    Pool,
 }
 
 impl Mode {
@@ -170,7 +195,14 @@ impl Mode {
         match self {
             Mode::Producers => "producers",
             Mode::Consumers => "consumers",
+            Mode::Pool => "pool",
         }
+    }
+
+    /// The largest N measured.
+    fn max_n(self) -> u32 {
+        let limit = std::env::var("SHMPROC_SCALE_MAX").ok().and_then(|v| v.parse().ok()).unwrap_or(u32::MAX);
+        if self == Mode::Pool { limit.min(64) } else { limit }
     }
 }
 
@@ -205,12 +237,17 @@ fn consumer((q, go, done, items): Args) {
     }
 }
 
-/// N started workers and the objects they share.
+/// N started workers and the objects they share (a pool's are its own).
 struct Workers {
     mode: Mode,
     n: u32,
     args: Args,
     procs: Vec<Process<()>>,
+    pool: Option<shmproc::Pool>,
+}
+
+fn square(x: u64) -> u64 {
+    x.wrapping_mul(x)
 }
 
 impl Workers {
@@ -224,9 +261,14 @@ impl Workers {
         let f = match mode {
             Mode::Producers => producer,
             Mode::Consumers => consumer,
+            Mode::Pool => {
+                let pool = shmproc::Pool::new(n as usize).expect("pool");
+                pool.map_chunked(square, 0..u64::from(n), 1).expect("every worker started");
+                return Workers { mode, n, args, procs: Vec::new(), pool: Some(pool) };
+            }
         };
         let procs = (0..n).map(|_| Process::spawn(f, args.clone()).expect("worker")).collect();
-        Workers { mode, n, args, procs }
+        Workers { mode, n, args, procs, pool: None }
     }
 
     /// One round: every worker puts (gets) its items; the time taken.
@@ -234,6 +276,11 @@ impl Workers {
         let (q, go, done, _) = &self.args;
         let total = u64::from(self.n) * ITEMS;
         let start = Instant::now();
+        if let Some(pool) = &self.pool {
+            let got = pool.map_chunked(square, 0..total, 1).expect("map");
+            assert_eq!(got.len() as u64, total);
+            return start.elapsed();
+        }
         go.release_n(self.n).expect("go");
         match self.mode {
             Mode::Producers => {
@@ -249,6 +296,7 @@ impl Workers {
                     done.acquire().expect("done");
                 }
             }
+            Mode::Pool => unreachable!("a pool's round returned above"),
         }
         start.elapsed()
     }
@@ -299,10 +347,6 @@ fn python(mode: Mode, n: u32) -> Option<(f64, f64)> {
     Some((it.next()?.ok()?, it.next()?.ok()?))
 }
 
-fn max_n() -> u32 {
-    std::env::var("SHMPROC_SCALE_MAX").ok().and_then(|v| v.parse().ok()).unwrap_or(u32::MAX)
-}
-
 fn group(c: &mut Criterion, mode: Mode) -> Vec<Point> {
     let mut points = Vec::new();
     let mut g = c.benchmark_group(format!("scale_{}", mode.name()));
@@ -310,7 +354,7 @@ fn group(c: &mut Criterion, mode: Mode) -> Vec<Point> {
     g.sampling_mode(SamplingMode::Flat);
     g.warm_up_time(Duration::from_millis(500));
     g.measurement_time(Duration::from_secs(2));
-    for n in COUNTS.into_iter().filter(|&n| n <= max_n()) {
+    for n in COUNTS.into_iter().filter(|&n| n <= mode.max_n()) {
         let workers = Workers::start(mode, n);
         let mut samples: Vec<(f64, u64, u64)> = Vec::new();
         g.throughput(Throughput::Elements(u64::from(n) * ITEMS));
@@ -491,16 +535,20 @@ fn main() {
     shmproc::init();
     let mut c = Criterion::default().without_plots().configure_from_args();
     let mut rows = Vec::new();
-    for mode in [Mode::Producers, Mode::Consumers] {
+    let only = std::env::var("SHMPROC_SCALE_ONLY").ok();
+    let modes = [Mode::Producers, Mode::Consumers, Mode::Pool];
+    for mode in modes.into_iter().filter(|m| only.as_deref().is_none_or(|o| o == m.name())) {
         let points = group(&mut c, mode);
         summary(mode, &points);
         rows.extend(points.into_iter().map(|p| (mode, p)));
     }
     let mut objs = Vec::new();
-    if measuring() {
+    if measuring() && only.as_deref().is_none_or(|o| o == "objects") {
         for kind in [Object::Value, Object::Lock] {
             objs.extend(objects(kind).into_iter().map(|o| (kind, o)));
         }
+    }
+    if measuring() && only.is_none() {
         write_csv(&rows, &objs);
     }
     c.final_summary();
