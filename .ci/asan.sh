@@ -17,4 +17,4 @@ target=$(rustc +nightly -vV | sed -n 's/^host: //p')
 cargo +nightly test -p shmproc --target "$target" --lib -- header name arena spsc channel
 cargo +nightly test -p shmproc --target "$target" --test mp
 cargo +nightly test -p shmproc --target "$target" --test ring --test sync --test queue --test pipe --test mpmc --test shared \
-    --test segment --test issue_13
+    --test segment --test issue_13 --test scale
