@@ -1,14 +1,15 @@
 //! `shmproc plot`: draws the figures `cargo bench --bench scale` writes
 //! (`target/shmproc-scale.csv`) as two SVG plots: time and context
 //! switches per item against the number of producers or consumers on one
-//! queue, and resident bytes and descriptors per object against the number
-//! of objects, shmproc's beside Python's.
+//! queue (and of workers of one pool), and resident bytes and descriptors
+//! per object against the number of objects, shmproc's beside Python's.
 //!
 //! The file has a header line and then rows of
 //! `part,what,n,shmproc_a,shmproc_b,python_a,python_b`, where `part` is
-//! `scale` (`what`: `producers` / `consumers`; a, b: seconds and context
-//! switches per item) or `objects` (`what`: `value` / `lock`; a, b: bytes
-//! and descriptors per object); an empty field is a missing figure.
+//! `scale` (`what`: `producers` / `consumers` / `pool`; a, b: seconds and
+//! context switches per item) or `objects` (`what`: `value` / `lock`; a,
+//! b: bytes and descriptors per object); an empty field is a missing
+//! figure.
 
 use std::path::Path;
 
@@ -50,14 +51,17 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Row>, String> {
     Ok(rows)
 }
 
-const COLORS: [RGBColor; 4] =
-    [RGBColor(0xd6, 0x27, 0x28), RGBColor(0xff, 0x7f, 0x0e), RGBColor(0x1f, 0x77, 0xb4), RGBColor(0x17, 0xbe, 0xcf)];
+/// shmproc's lines in warm colours, Python's in cool ones, one per `what`.
+const SHMPROC_COLORS: [RGBColor; 3] =
+    [RGBColor(0xd6, 0x27, 0x28), RGBColor(0xff, 0x7f, 0x0e), RGBColor(0x8c, 0x56, 0x4b)];
+const PYTHON_COLORS: [RGBColor; 3] =
+    [RGBColor(0x1f, 0x77, 0xb4), RGBColor(0x17, 0xbe, 0xcf), RGBColor(0x2c, 0xa0, 0x2c)];
 
 /// The lines of one panel: for each `what` of `part`, shmproc's and
 /// Python's values picked by `pick` (from the (a, b) pair) and scaled.
-fn lines(rows: &[Row], part: &str, whats: [&str; 2], pick: fn(Pair) -> Option<f64>, scale: f64) -> Vec<Series> {
+fn lines(rows: &[Row], part: &str, whats: &[&str], pick: fn(Pair) -> Option<f64>, scale: f64) -> Vec<Series> {
     let mut out = Vec::new();
-    for (side, color_at) in [("shmproc", 0), ("Python", 2)] {
+    for (side, colors) in [("shmproc", SHMPROC_COLORS), ("Python", PYTHON_COLORS)] {
         for (k, what) in whats.iter().enumerate() {
             let points: Vec<(f64, f64)> = rows
                 .iter()
@@ -68,7 +72,7 @@ fn lines(rows: &[Row], part: &str, whats: [&str; 2], pick: fn(Pair) -> Option<f6
                 })
                 .collect();
             if !points.is_empty() {
-                out.push(Series { label: format!("{side} {what}"), color: COLORS[color_at + k], points });
+                out.push(Series { label: format!("{side} {what}"), color: colors[k % colors.len()], points });
             }
         }
     }
@@ -77,12 +81,12 @@ fn lines(rows: &[Row], part: &str, whats: [&str; 2], pick: fn(Pair) -> Option<f6
 
 /// The two plots of `rows`: (scale, objects).
 pub(crate) fn panels(rows: &[Row]) -> ([Panel; 2], [Panel; 2]) {
-    let scale = ["producers", "consumers"];
-    let objects = ["value", "lock"];
+    let scale: &[&str] = &["producers", "consumers", "pool"];
+    let objects: &[&str] = &["value", "lock"];
     (
         [
             Panel {
-                title: "One queue, N producers or N consumers".into(),
+                title: "One queue: N producers, N consumers, N pool workers".into(),
                 x_label: "N processes".into(),
                 y_label: "ns per item".into(),
                 series: lines(rows, "scale", scale, |p| p.0, 1e9),
