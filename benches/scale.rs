@@ -329,22 +329,26 @@ struct Point {
     python: Option<(f64, f64)>,
 }
 
-/// Runs Python's side: (seconds per item, context switches per item).
-fn python(mode: Mode, n: u32) -> Option<(f64, f64)> {
+/// Runs `script` with `python3` and `args` (unless
+/// `SHMPROC_SCALE_PYTHON=0`): the two figures it prints.
+fn run_python(script: &str, args: &[String]) -> Option<(f64, f64)> {
     if std::env::var_os("SHMPROC_SCALE_PYTHON").is_some_and(|v| v == "0") {
         return None;
     }
     let path = std::env::temp_dir().join(format!("shmproc-scale-{}.py", std::process::id()));
-    std::fs::write(&path, PYTHON_SCRIPT).ok()?;
-    let out = std::process::Command::new("python3")
-        .arg(&path)
-        .args([mode.name(), &n.to_string(), &ITEMS.to_string(), &PYTHON_ROUNDS.to_string()])
-        .output();
+    std::fs::write(&path, script).ok()?;
+    let out = std::process::Command::new("python3").arg(&path).args(args).output();
     let _ = std::fs::remove_file(&path);
     let out = out.ok().filter(|o| o.status.success())?;
     let text = String::from_utf8_lossy(&out.stdout);
     let mut it = text.split_whitespace().map(str::parse::<f64>);
     Some((it.next()?.ok()?, it.next()?.ok()?))
+}
+
+/// Python's side of a group: (seconds per item, context switches per item).
+fn python(mode: Mode, n: u32) -> Option<(f64, f64)> {
+    let args = [mode.name().to_owned(), n.to_string(), ITEMS.to_string(), PYTHON_ROUNDS.to_string()];
+    run_python(PYTHON_SCRIPT, &args)
 }
 
 fn group(c: &mut Criterion, mode: Mode) -> Vec<Point> {
@@ -492,17 +496,7 @@ fn make_objects(kind: Object, count: usize) -> Result<(f64, f64), String> {
 }
 
 fn python_objects(kind: Object, count: usize) -> Option<(f64, f64)> {
-    if std::env::var_os("SHMPROC_SCALE_PYTHON").is_some_and(|v| v == "0") {
-        return None;
-    }
-    let path = std::env::temp_dir().join(format!("shmproc-objects-{}.py", std::process::id()));
-    std::fs::write(&path, PYTHON_OBJECTS).ok()?;
-    let out = std::process::Command::new("python3").arg(&path).args([kind.name(), &count.to_string()]).output();
-    let _ = std::fs::remove_file(&path);
-    let out = out.ok().filter(|o| o.status.success())?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut it = text.split_whitespace().map(str::parse::<f64>);
-    Some((it.next()?.ok()?, it.next()?.ok()?))
+    run_python(PYTHON_OBJECTS, &[kind.name().to_owned(), count.to_string()])
 }
 
 /// The memory and descriptor figures of `kind` (printed), with the soft

@@ -659,7 +659,7 @@ impl<T> Queue<T> {
         let abandoned = &self.hdr().abandoned;
         let got = reg.register(Dead::Reuse(&|e| reclaim(e, abandoned))).map_err(|e| Error::os("liveness token", e))?;
         if got.is_none() {
-            self.inner.register_retry.ask_now(|| false); // stamps the time of this attempt
+            self.inner.register_retry.note_attempt();
         }
         cached.store(got.unwrap_or(TABLE_FULL), std::sync::atomic::Ordering::Relaxed);
         Ok(got)

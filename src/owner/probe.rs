@@ -105,6 +105,14 @@ impl ProbeRate {
         self.ask_now(probe)
     }
 
+    /// Records an attempt now without asking anything (a caller whose
+    /// costly try, not a probe, is what the rate limits).
+    #[cfg(feature = "serde")]
+    pub(crate) fn note_attempt(&self) {
+        // Relaxed: as in `due`.
+        self.last.store(now_nanos(), Ordering::Relaxed);
+    }
+
     /// Runs `probe` now (a waiter's liveness wake-up) and records it.
     pub(crate) fn ask_now(&self, probe: impl FnOnce() -> bool) -> bool {
         self.last.store(now_nanos(), Ordering::Relaxed);

@@ -141,7 +141,7 @@ impl RawEventCount {
         // form orders it before the load of `sleepers` (the notifier's
         // half of the pair with `prepare`).
         if self.sleepers.any_after() {
-            self.wake_every();
+            self.wake_counted(u32::MAX);
         }
     }
 
@@ -152,31 +152,24 @@ impl RawEventCount {
     #[inline]
     pub(crate) fn notify_one(&self) {
         if self.sleepers.any_after() {
-            self.wake_one();
+            self.wake_counted(1);
         }
     }
 
+    /// Bumps `seq` and wakes up to `n` sleepers (`u32::MAX`: all), counting
+    /// them as coming; a single wake-up is skipped while another is on its
+    /// way.
     #[cold]
-    fn wake_one(&self) {
+    fn wake_counted(&self, n: u32) {
         self.seq.fetch_add(1, Ordering::SeqCst);
         // SeqCst, after the fence of `any_after`: the notifier's half of
         // the pair with a woken waiter's decrement (see the module docs).
-        if self.coming.load(Ordering::SeqCst) as i32 > 0 {
+        if n == 1 && self.coming.load(Ordering::SeqCst) as i32 > 0 {
             return;
         }
-        let n = futex::wake(&self.seq, 1);
-        if n > 0 {
-            self.coming.fetch_add(n as u32, Ordering::SeqCst);
-        }
-    }
-
-    #[cold]
-    fn wake_every(&self) {
-        self.seq.fetch_add(1, Ordering::SeqCst);
-        // Every sleeper wakes and counts itself arrived: count them coming.
-        let n = futex::wake_all(&self.seq);
-        if n > 0 {
-            self.coming.fetch_add(n as u32, Ordering::SeqCst);
+        let woken = if n == u32::MAX { futex::wake_all(&self.seq) } else { futex::wake(&self.seq, n) };
+        if woken > 0 {
+            self.coming.fetch_add(woken as u32, Ordering::SeqCst);
         }
     }
 
