@@ -36,12 +36,13 @@
 //! whether the targets hold: time per item within 2x of the N = 2 figure,
 //! at least 10x Python, fewer than 2 context switches per item.
 //!
-//! Then objects at scale, counted rather than timed: this process makes
-//! 100, 1 000, 10 000 and 100 000 anonymous `Value<u64>`s (and, apart,
-//! `Lock`s), touches each, and reports the resident memory and the file
-//! descriptors it gained per object (`/proc/self/status`, `/proc/self/fd`),
-//! with the soft `RLIMIT_NOFILE` raised to the hard one; a count that fails
-//! is reported with its error. [`PYTHON_OBJECTS`] does the same with
+//! Then objects at scale, counted rather than timed: a fresh child process
+//! per count makes 100, 1 000, 10 000 and 100 000 anonymous `Value<u64>`s
+//! (and, apart, `Lock`s), touches each, and reports the resident memory
+//! and the file descriptors it gained per object (`/proc/self/status`,
+//! `/proc/self/fd`: the shared cells, the handles and the vector holding
+//! them), with the soft `RLIMIT_NOFILE` raised to the hard one; a count
+//! that fails is reported with its error. [`PYTHON_OBJECTS`] does the same with
 //! `mp.Value('q')` and `mp.Lock()`.
 //!
 //! The figures also go to `target/shmproc-scale.csv` (`shmproc plot`
@@ -499,16 +500,24 @@ fn python_objects(kind: Object, count: usize) -> Option<(f64, f64)> {
     run_python(PYTHON_OBJECTS, &[kind.name().to_owned(), count.to_string()])
 }
 
-/// The memory and descriptor figures of `kind` (printed), with the soft
-/// descriptor limit raised to the hard one.
-fn objects(kind: Object) -> Vec<Objects> {
+/// [`make_objects`] in a fresh child process (so that no count reuses
+/// memory an earlier one touched), with the soft descriptor limit raised
+/// to the hard one (the first release needed a descriptor per object).
+fn make_objects_in_child((value, count): (bool, usize)) -> Result<(f64, f64), String> {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let mut limit = getrlimit(Resource::Nofile);
     limit.current = limit.maximum;
     let _ = setrlimit(Resource::Nofile, limit);
+    make_objects(if value { Object::Value } else { Object::Lock }, count)
+}
+
+/// The memory and descriptor figures of `kind` (printed).
+fn objects(kind: Object) -> Vec<Objects> {
     let mut rows = Vec::new();
     for count in OBJECT_COUNTS {
-        let got = make_objects(kind, count);
+        let got = shmproc::Process::spawn(make_objects_in_child, (kind == Object::Value, count))
+            .and_then(|mut p| p.join())
+            .unwrap_or_else(|e| Err(e.to_string()));
         let python = python_objects(kind, count);
         let mut line = match &got {
             Ok((bytes, fds)) => {

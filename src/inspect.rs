@@ -17,6 +17,7 @@
 //! ```text
 //! shmproc ls [--all] [--dir DIR]          list objects: name, kind, size, creator pid, status
 //! shmproc inspect NAME [--dir DIR]        kind-specific state of one object (NAME or a path)
+//! shmproc arenas PID                      the shared arenas of a process and what they hold
 //! shmproc clean [--dry-run] [--dir DIR] [NAME...]
 //!                                         remove objects whose creator is confirmed dead
 //! shmproc bench [--quick] [--svg PATH]    shm vs OS pipe vs Unix socket, 64 B to 1 MiB
@@ -59,7 +60,7 @@ use crate::shared::array::{self, Flavor, array_layout_hash};
 use crate::shared::raw::RawCell;
 use crate::shared::value::{self, value_layout_hash};
 use crate::shm::header::{HeaderSnapshot, INITIALIZING, POISONED, READY, kind};
-use crate::shm::layout::{CachePadded, ShmSafe};
+use crate::shm::layout::ShmSafe;
 use crate::shm::peek::{self, Peek, PeekDir, SEGMENT_PREFIX, TOKEN_PREFIX};
 use crate::sync::lock::RLockState;
 use crate::sync::mutex::mutex_layout_hash;
@@ -125,6 +126,10 @@ pub enum Kind {
     Manager,
     /// A pool's worker table ([`Pool`](crate::Pool), [`ProcessPoolExecutor`](crate::ProcessPoolExecutor)).
     Pool,
+    /// A shared arena: equal cells, each holding one small anonymous
+    /// object (a [`Lock`](crate::Lock), a [`Value`](crate::Value), ...).
+    /// Arenas have no name; see [`arenas`].
+    Arena,
     /// A liveness-token file (`shmproc@<tag>`): one per process using locks
     /// or queues, locked while the process lives.
     Token,
@@ -157,6 +162,7 @@ impl fmt::Display for Kind {
             Kind::RawArray => "raw-array",
             Kind::Manager => "manager",
             Kind::Pool => "pool",
+            Kind::Arena => "arena",
             Kind::Token => "token",
             Kind::Unknown(k) => return write!(f, "unknown({k})"),
         };
@@ -387,6 +393,9 @@ fn list(dir: &PeekDir) -> Result<Vec<ObjectInfo>> {
 ///
 /// Python: no equivalent.
 pub fn describe(name: &str) -> Result<Report> {
+    if name.starts_with("/proc/") {
+        return describe_path(name);
+    }
     if name.contains('/') {
         let p = Path::new(name);
         let dir = p.parent().ok_or(Error::InvalidArgument { what: "a path needs a directory" })?;
@@ -475,7 +484,12 @@ fn entry(dir: &PeekDir, file: &str) -> Option<Entry> {
     let user = file.strip_prefix(SEGMENT_PREFIX).unwrap_or(file);
     info.name = user.to_owned();
     info.internal = user.starts_with("spill.");
-    let p = match dir.open_segment(user) {
+    examine(info, dir.open_segment(user))
+}
+
+/// [`entry`] for a file opened (or not) as `opened`.
+fn examine(mut info: ObjectInfo, opened: Result<Peek>) -> Option<Entry> {
+    let p = match opened {
         Ok(p) => p,
         Err(Error::NotFound { .. }) => return None,
         Err(Error::Corrupt { what }) => {
@@ -521,6 +535,72 @@ fn entry(dir: &PeekDir, file: &str) -> Option<Entry> {
     Some((info, usable.then_some((p, h))))
 }
 
+/// The shared arenas a process maps, described: each arena holds many
+/// small anonymous objects (locks, values, events, ...), one per cell.
+/// Arenas have no name in `/dev/shm`; they are found through the
+/// process's open descriptors (`/proc/<pid>/fd`), and each report's name
+/// is that descriptor's path, which [`describe`] also takes.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::inspect::{self, Kind};
+///
+/// let locks: Vec<shmproc::Lock> = (0..10).map(|_| shmproc::Lock::new()).collect::<Result<_, _>>()?;
+/// locks[3].acquire()?;
+/// let arenas = inspect::arenas(std::process::id())?;
+/// assert!(arenas.iter().all(|r| r.object.kind == Kind::Arena));
+/// let taken: usize = arenas.iter().filter_map(|r| r.field("taken")?.parse::<usize>().ok()).sum();
+/// assert!(taken >= 10);
+/// # locks[3].release()?;
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::Os`] if the process's descriptors cannot be listed (no such
+/// process, or another user's).
+///
+/// Python: no equivalent (its arenas are private to `multiprocessing.heap`).
+pub fn arenas(pid: u32) -> Result<Vec<Report>> {
+    let dir = format!("/proc/{pid}/fd");
+    let listing = std::fs::read_dir(&dir).map_err(|e| Error::os("read /proc/<pid>/fd", e))?;
+    let mut out = Vec::new();
+    for e in listing.flatten() {
+        let is_memfd = std::fs::read_link(e.path()).is_ok_and(|t| t.to_string_lossy().starts_with("/memfd:shmproc"));
+        if !is_memfd {
+            continue;
+        }
+        let path = e.path().to_string_lossy().into_owned();
+        if let Ok(r) = describe_path(&path)
+            && r.object.kind == Kind::Arena
+        {
+            out.push(r);
+        }
+    }
+    Ok(out)
+}
+
+/// [`describe`] for a file reached by a path outside any object directory
+/// (a process's descriptor under `/proc`).
+fn describe_path(path: &str) -> Result<Report> {
+    let info = ObjectInfo {
+        name: path.to_owned(),
+        file: path.to_owned(),
+        kind: Kind::Raw,
+        size: 0,
+        creator_pid: None,
+        status: Status::Alive,
+        internal: false,
+    };
+    let (object, opened) =
+        examine(info, Peek::open_path(Path::new(path))).ok_or_else(|| Error::NotFound { name: path.to_owned() })?;
+    let fields = match opened {
+        Some((p, h)) => fields(&p, &h, object.kind).unwrap_or_else(|e| vec![("error", e.to_string())]),
+        None => Vec::new(),
+    };
+    Ok(Report { object, fields })
+}
+
 /// The kind of a segment, from its header. New kinds: one arm here, one in
 /// [`fields`].
 fn classify(h: &HeaderSnapshot, spill: bool) -> Kind {
@@ -535,6 +615,7 @@ fn classify(h: &HeaderSnapshot, spill: bool) -> Kind {
         kind::QUEUE => Kind::Queue,
         kind::PIPE => Kind::Pipe,
         kind::POOL => Kind::Pool,
+        kind::HEAP => Kind::Arena,
         kind::ARRAY => Kind::Array,
         k => Kind::Unknown(k),
     }
@@ -572,7 +653,7 @@ fn array_layout(p: &Peek, h: &HeaderSnapshot) -> Result<(Flavor, usize, usize)> 
 /// Sync objects are TYPED segments told apart by their layout hash.
 fn typed_kind(h: &HeaderSnapshot) -> Kind {
     let known: [(u64, Kind); 10] = [
-        (<CachePadded<RawMutex> as ShmSafe>::LAYOUT_HASH, Kind::Lock),
+        (RawMutex::LAYOUT_HASH, Kind::Lock),
         (RLockState::LAYOUT_HASH, Kind::RLock),
         (RawSemaphore::LAYOUT_HASH, Kind::Semaphore),
         (RawCondvar::LAYOUT_HASH, Kind::Condvar),
@@ -597,39 +678,43 @@ fn typed_kind(h: &HeaderSnapshot) -> Kind {
 
 /// The size and alignment of the `T` of a lock-guarded value (a
 /// `Mutex<T>` or `Value<T>`) whose layout hash is in `h`, found by trying
-/// every `T` layout that fits: the state is `data` bytes of fixed fields,
-/// then `T`, rounded up to 128, so `T`'s size is at most `slack` bytes below
-/// the state's size. `hash` is the type's layout-hash formula.
+/// every `T` layout that fits: the state is `data` bytes of fixed fields
+/// (8-aligned), then `T` at its alignment, the whole rounded up to the
+/// larger of 8 and `T`'s alignment; so `T` takes all but at most
+/// `data + 2 * align` bytes of the state. `hash` is the type's
+/// layout-hash formula.
 fn guarded_layout(
     h: &HeaderSnapshot,
     data: usize,
-    slack: usize,
     hash: fn(usize, usize, usize, usize) -> u64,
 ) -> Option<(usize, usize)> {
     let state = usize::try_from(h.payload_len).ok()?;
-    if state < data || !state.is_multiple_of(128) {
+    if state < data {
         return None;
     }
-    let lowest = state.saturating_sub(slack);
     (0..8).map(|s| 1usize << s).find_map(|align| {
+        let state_align = align.max(8);
+        if !state.is_multiple_of(state_align) {
+            return None;
+        }
+        let lowest = state.saturating_sub(data + 2 * align);
         (lowest..=state - data)
             .filter(|size| size.is_multiple_of(align))
-            .find(|&size| hash(state, 128, size, align) == h.layout_hash)
+            .find(|&size| hash(state, state_align, size, align) == h.layout_hash)
             .map(|size| (size, align))
     })
 }
 
-/// The size and alignment of a `Value<T>`'s `T` (the data starts at 136,
-/// or later for a `T` aligned to more than 8: within 256 bytes).
+/// The size and alignment of a `Value<T>`'s `T` (the data follows the lock
+/// and the sequence word).
 fn value_layout(h: &HeaderSnapshot) -> Option<(usize, usize)> {
-    guarded_layout(h, value::peek::DATA, 256, value_layout_hash)
+    guarded_layout(h, value::peek::DATA, value_layout_hash)
 }
 
-/// The size and alignment of a `Mutex<T>`'s `T` (the data starts at 128;
-/// the state is 128 + `T` rounded up to 128).
+/// The size and alignment of a `Mutex<T>`'s `T` (the data follows the
+/// lock).
 fn mutex_value_layout(h: &HeaderSnapshot) -> Option<(usize, usize)> {
-    let data = raw_mutex::peek::MUTEX_DATA;
-    guarded_layout(h, data, data + 128, mutex_layout_hash)
+    guarded_layout(h, raw_mutex::peek::MUTEX_DATA, mutex_layout_hash)
 }
 
 fn yes_no(b: bool) -> String {
@@ -725,6 +810,7 @@ fn fields(p: &Peek, h: &HeaderSnapshot, kind: Kind) -> Result<Vec<(&'static str,
         Kind::Spsc | Kind::Mpmc | Kind::Bytes => f.extend(ring_fields(p, h, kind)?),
         Kind::Pipe => f.extend(pipe_fields(p, h)?),
         Kind::Pool => f.extend(pool_fields(p, h)?),
+        Kind::Arena => f.extend(arena_fields(p, h)?),
         Kind::Raw | Kind::Spill | Kind::Typed | Kind::Channel | Kind::Token | Kind::Unknown(_) => {}
     }
     Ok(f)
@@ -863,6 +949,63 @@ fn pipe_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, String
         f.push((holders, registry_text(p, h, end + offset_of!(EndWords, holders), registry::ENTRIES)?));
     }
     Ok(f)
+}
+
+/// An arena's cell size and count, and what its taken cells hold.
+fn arena_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, String)>> {
+    use crate::shm::heap::peek::{CELL_HASH, CELLS, CLASS, ID, MAX_CELL, USED, cells_for, data_offset};
+    let class = p.u32_at(h, CLASS)? as usize;
+    let cells = p.u32_at(h, CELLS)? as usize;
+    if !(64..=MAX_CELL).contains(&class) || !class.is_multiple_of(64) || cells != cells_for(class) {
+        return Err(Error::Corrupt { what: "arena head (cell size or count)" });
+    }
+    let data = data_offset(cells);
+    let mut kinds: Vec<(Kind, usize)> = Vec::new();
+    let mut seen: Vec<(u64, Kind)> = Vec::new();
+    let mut taken = 0;
+    for w in 0..cells / 64 {
+        let word = p.u64_at(h, crate::shm::heap::peek::BITMAP + w * 8)?;
+        for bit in (0..64).filter(|b| word & (1u64 << b) != 0) {
+            taken += 1;
+            let hash = p.u64_at(h, data + (w * 64 + bit) * class + CELL_HASH)?;
+            let kind = match seen.iter().find(|(x, _)| *x == hash) {
+                Some((_, k)) => *k,
+                None => {
+                    let k = cell_kind(hash, class);
+                    seen.push((hash, k));
+                    k
+                }
+            };
+            match kinds.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, n)) => *n += 1,
+                None => kinds.push((kind, 1)),
+            }
+        }
+    }
+    let mut f = vec![
+        ("id", format!("{:016x}", p.u64_at(h, ID)?)),
+        ("cell bytes", class.to_string()),
+        ("cells", cells.to_string()),
+        ("taken", taken.to_string()),
+        ("taken (counter)", p.u32_at(h, USED)?.to_string()),
+    ];
+    kinds.sort_by_key(|(k, n)| (usize::MAX - n, k.to_string()));
+    f.extend(kinds.into_iter().map(|(k, n)| ("objects", format!("{n} {k}"))));
+    Ok(f)
+}
+
+/// The kind of the object in an arena cell of `class` bytes whose layout
+/// hash is `hash` (a state of at most `class - 16` bytes).
+fn cell_kind(hash: u64, class: usize) -> Kind {
+    let mut h = HeaderSnapshot { kind: kind::TYPED, layout_hash: hash, ..HeaderSnapshot::default() };
+    (1..=class.saturating_sub(16) / 8)
+        .map(|words| words * 8)
+        .map(|size| {
+            h.payload_len = size as u64;
+            typed_kind(&h)
+        })
+        .find(|k| *k != Kind::Typed)
+        .unwrap_or(Kind::Typed)
 }
 
 fn pool_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, String)>> {

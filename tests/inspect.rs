@@ -246,3 +246,29 @@ fn a_garbled_array_header_is_reported_not_trusted() {
     assert_eq!(r.object.kind, Kind::Array, "{r}");
     assert!(r.field("error").is_some_and(|e| e.contains("element size")), "{r}");
 }
+
+/// Anonymous small objects live in arenas, which have no name: a process's
+/// arenas are found through its descriptors, and each report counts the
+/// objects in it by kind (a path from the list also works with `describe`).
+#[test]
+fn arenas_are_found_and_counted() {
+    let locks: Vec<shmproc::Lock> = (0..300).map(|_| shmproc::Lock::new().expect("lock")).collect();
+    let events: Vec<shmproc::Event> = (0..5).map(|_| shmproc::Event::new().expect("event")).collect();
+    let arenas = inspect::arenas(std::process::id()).expect("arenas");
+    assert!(!arenas.is_empty());
+    let count = |kind: &str| -> usize {
+        arenas
+            .iter()
+            .flat_map(|r| r.fields.iter())
+            .filter(|(k, _)| *k == "objects")
+            .filter_map(|(_, v)| v.strip_suffix(&format!(" {kind}"))?.parse::<usize>().ok())
+            .sum()
+    };
+    // Other tests of this binary may hold objects of their own meanwhile.
+    assert!(count("lock") >= 300, "{arenas:?}");
+    assert!(count("event") >= 5, "{arenas:?}");
+    let again = inspect::describe(&arenas[0].object.name).expect("describe by path");
+    assert_eq!(again.object.kind, Kind::Arena);
+    assert!(again.field("cell bytes").is_some());
+    drop((locks, events));
+}

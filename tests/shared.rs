@@ -276,12 +276,12 @@ fn garbage_sequence_word_is_bounded() {
     let v = Value::create(&n, 41u32).expect("create");
     let path = format!("/dev/shm/shmproc.{n}");
     let f = std::fs::OpenOptions::new().read(true).write(true).open(&path).expect("open file");
-    // Segment header (128) + the padded lock (128): the sequence word.
-    std::os::unix::fs::FileExt::write_all_at(&f, &u64::MAX.to_le_bytes(), 256).expect("poke");
+    // Segment header (128) + the lock (16): the sequence word.
+    std::os::unix::fs::FileExt::write_all_at(&f, &u64::MAX.to_le_bytes(), 144).expect("poke");
     assert_eq!(v.load().expect("load falls back to the lock"), 41);
     // The fallback's clean guard made the word even again: the lock-free path works.
     let mut w = [0u8; 8];
-    std::os::unix::fs::FileExt::read_exact_at(&f, &mut w, 256).expect("peek");
+    std::os::unix::fs::FileExt::read_exact_at(&f, &mut w, 144).expect("peek");
     assert_eq!(u64::from_le_bytes(w) & 1, 0);
     *v.lock().expect("lock") += 1;
     assert_eq!(v.load().expect("load"), 42);

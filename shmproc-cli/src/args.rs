@@ -12,6 +12,7 @@ use clap::{CommandFactory, Parser, Subcommand};
 const SYNOPSIS: &str = "\
 shmproc ls [--all] [--dir DIR]
        shmproc inspect NAME [--dir DIR]
+       shmproc arenas PID
        shmproc clean [--dry-run] [--dir DIR] [NAME...]
        shmproc bench [--quick] [--svg PATH]
        shmproc plot [CSV] [--scale-svg PATH] [--objects-svg PATH]
@@ -59,6 +60,12 @@ pub(crate) enum Command {
         /// Look in DIR instead of /dev/shm (objects made with SegmentBuilder::dir).
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+    },
+    /// List a process's shared arenas, where its anonymous locks, values,
+    /// events, ... live (they have no name in /dev/shm), and what they hold.
+    Arenas {
+        /// The process.
+        pid: u32,
     },
     /// Remove objects whose creator is confirmed dead (never a live one).
     ///
@@ -143,6 +150,7 @@ mod tests {
             run("clean --dry-run a b").ok(),
             Some(Command::Clean { dry_run: true, dir: None, names: vec!["a".into(), "b".into()] })
         );
+        assert_eq!(run("arenas 42").ok(), Some(Command::Arenas { pid: 42 }));
         assert_eq!(run("bench --quick").ok(), Some(Command::Bench { quick: true, svg: "shmproc-bench.svg".into() }));
         assert_eq!(run("bench --svg out.svg").ok(), Some(Command::Bench { quick: false, svg: "out.svg".into() }));
         assert_eq!(

@@ -34,6 +34,7 @@ fn main() -> ExitCode {
     let result = match cmd {
         Command::Ls { all, dir } => ls(all, dir.as_deref()),
         Command::Inspect { name, dir } => show(&name, dir.as_deref()),
+        Command::Arenas { pid } => arenas(pid),
         Command::Clean { dry_run, dir, names } => clean(dry_run, dir.as_deref(), &names),
         Command::Bench { quick, svg } => bench::run(quick, &svg).map_err(|e| format!("bench: {e}")),
         Command::Plot { csv, scale_svg, objects_svg } => {
@@ -94,6 +95,15 @@ fn show(name: &str, dir: Option<&Path>) -> Result<(), String> {
     };
     let report = r.map_err(|e| format!("cannot inspect '{name}': {e}"))?;
     println!("{report}");
+    Ok(())
+}
+
+fn arenas(pid: u32) -> Result<(), String> {
+    let list = inspect::arenas(pid).map_err(|e| format!("cannot list the arenas of process {pid}: {e}"))?;
+    for r in &list {
+        println!("{r}\n");
+    }
+    println!("{} arena(s) in process {pid}", list.len());
     Ok(())
 }
 

@@ -114,6 +114,8 @@ pub(crate) fn finish_and_exit(ch: &Channel, outcome: std::thread::Result<Result<
     let _ = std::io::stdout().flush();
     let _ = std::io::stderr().flush();
     current::join_children_at_exit();
+    // Cells of shared arenas this child held can be reused at once.
+    crate::shm::heap::release_all();
     sysproc::exit_now(code)
 }
 

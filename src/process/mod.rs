@@ -13,14 +13,18 @@ pub(crate) mod start;
 use crate::sys::process::{self as sysproc, ForkPermit, Forked};
 
 /// `fork(2)` (the system-call layer's), then the fork hooks of the owner
-/// layer in parent and child (the liveness token and the role epoch; they
-/// also run from `pthread_atfork` handlers once registered, and running
-/// them twice is harmless): called from here, above both layers, so the
+/// layer in parent and child (the liveness token and the role epoch) and
+/// of the arenas in the child (references for inherited cells); they also
+/// run from `pthread_atfork` handlers once registered, and running them
+/// twice is harmless: called from here, above both layers, so the
 /// system-call layer never calls up.
 pub(crate) fn fork(permit: ForkPermit) -> std::io::Result<Forked> {
     let forked = sysproc::fork(permit)?;
     match forked {
-        Forked::Child => crate::owner::token::after_fork_in_child(),
+        Forked::Child => {
+            crate::owner::token::after_fork_in_child();
+            crate::shm::heap::after_fork_in_child();
+        }
         Forked::Parent(_) => crate::owner::token::after_fork_in_parent(),
     }
     Ok(forked)
@@ -32,6 +36,7 @@ pub(crate) fn clone_parent() -> std::io::Result<Forked> {
     let forked = sysproc::clone_parent()?;
     if forked == Forked::Child {
         crate::owner::token::after_fork_in_child();
+        crate::shm::heap::after_fork_in_child();
     }
     Ok(forked)
 }

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::shared::array::{ArraySeg, DATA_OFFSET, Flavor};
 use crate::shm::layout::{ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
-use crate::shm::typed::Shared;
+use crate::shm::typed::Home;
 
 /// Stops the build for a `T` that is not 1, 2, 4 or 8 bytes (evaluated
 /// when a constructor is instantiated for `T`).
@@ -188,7 +188,7 @@ unsafe impl<T: Pod + Send> ShmSafe for RawCell<T> {
 /// Python: `RawValue('q', 0)` and `.value`; unlike Python's, a load or
 /// store never tears and `fetch_add` is atomic.
 pub struct RawValue<T: Pod + Send> {
-    shared: Shared<RawCell<T>>,
+    shared: Home<RawCell<T>>,
 }
 
 impl<T: Pod + Send> Clone for RawValue<T> {
@@ -227,7 +227,7 @@ impl<T: Pod + Send> RawValue<T> {
     /// As for [`Segment::anonymous`].
     pub fn new(value: T) -> Result<Self> {
         check_width::<T>();
-        Ok(RawValue { shared: Shared::anonymous(|c: &RawCell<T>| Self::init(c, value))? })
+        Ok(RawValue { shared: Home::anonymous(|c: &RawCell<T>| Self::init(c, value))? })
     }
 
     /// A named value that unrelated processes can [`open`](RawValue::open).
@@ -248,7 +248,7 @@ impl<T: Pod + Send> RawValue<T> {
     /// As for [`Segment::create`].
     pub fn create(name: &str, value: T) -> Result<Self> {
         check_width::<T>();
-        Ok(RawValue { shared: Shared::create(name, |c: &RawCell<T>| Self::init(c, value))? })
+        Ok(RawValue { shared: Home::create(name, |c: &RawCell<T>| Self::init(c, value))? })
     }
 
     /// Opens a named value made by [`create`](RawValue::create) with the same `T`.
@@ -269,7 +269,7 @@ impl<T: Pod + Send> RawValue<T> {
     /// for a `T` of another size, or another kind of object.
     pub fn open(name: &str) -> Result<Self> {
         check_width::<T>();
-        Ok(RawValue { shared: Shared::open(name)? })
+        Ok(RawValue { shared: Home::open(name)? })
     }
 
     /// The value (one atomic load).
@@ -364,7 +364,7 @@ impl<T: Pod + Send> serde::Serialize for RawValue<T> {
 impl<'de, T: Pod + Send> serde::Deserialize<'de> for RawValue<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         check_width::<T>();
-        Ok(RawValue { shared: Shared::deserialize(d)? })
+        Ok(RawValue { shared: Home::deserialize(d)? })
     }
 }
 

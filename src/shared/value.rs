@@ -5,9 +5,15 @@
 //!
 //! | offset | size | field | written by |
 //! |---|---|---|---|
-//! | 0 | 128 | `RawMutex` (padded) | lockers (see `sync/raw_mutex.rs`) |
-//! | 128 | 8 | sequence word | the lock holder (see `seqlock.rs`) |
-//! | 136 (or the next multiple of `align_of::<T>()`) | `size_of::<T>()` rounded up to 8 | the value | the lock holder |
+//! | 0 | 16 | `RawMutex` | lockers (see `sync/raw_mutex.rs`) |
+//! | 16 | 8 | sequence word | the lock holder (see `seqlock.rs`) |
+//! | 24 (or the next multiple of `align_of::<T>()`) | `size_of::<T>()` rounded up to 8 | the value | the lock holder |
+//!
+//! The lock, the sequence word and a small value share one cache line: a
+//! reader and a writer touch all three, so splitting them would only add
+//! lines to move. An anonymous `Value` lives in a shared arena cell (see
+//! `shm/heap.rs`) that is a whole number of cache lines, so two values
+//! never share a line.
 //!
 //! Values of at most [`SEQLOCK_MAX`] bytes (aligned to at most 8) are
 //! *seqlocked*: every access to their bytes is a word-wise atomic load or
@@ -26,9 +32,9 @@ use bytemuck::Pod;
 use crate::error::{Error, Result};
 use crate::loom::atomic::AtomicU64;
 use crate::shared::seqlock;
-use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
+use crate::shm::layout::{ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
-use crate::shm::typed::Shared;
+use crate::shm::typed::Home;
 use crate::sync::guard::{LockError, RawGuard};
 use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
 
@@ -85,7 +91,7 @@ fn as_value_mut<T: Pod>(w: &mut Words) -> &mut T {
 /// A `Value<T>`'s state in its segment (see the module docs).
 #[repr(C)]
 pub(crate) struct ValueState<T> {
-    raw: CachePadded<RawMutex>,
+    raw: RawMutex,
     /// Even: stable; odd: a write-back is in progress or died (seqlock.rs).
     seq: AtomicU64,
     data: Cell<T>,
@@ -97,7 +103,7 @@ pub(crate) struct ValueState<T> {
 // from whichever thread holds the lock.
 unsafe impl<T: Pod + Send> Sync for ValueState<T> {}
 
-// SAFETY: repr(C): a padded RawMutex (ShmSafe), an atomic and an
+// SAFETY: repr(C): a RawMutex (ShmSafe), an atomic and an
 // UnsafeCell<T> with T: Pod (no pointers, every bit pattern valid, so a
 // value half-written by a dead holder is still a valid T); all
 // interior-mutable.
@@ -123,7 +129,7 @@ pub(crate) const fn value_layout_hash(size: usize, align: usize, t_size: usize, 
 #[cfg(feature = "inspect")]
 pub(crate) mod peek {
     use super::ValueState;
-    /// The lock (a `RawMutex`, padded to 128 bytes).
+    /// The lock (a `RawMutex`).
     pub(crate) const LOCK: usize = core::mem::offset_of!(ValueState<u8>, raw);
     /// The sequence word (odd: a write-back in progress or died).
     pub(crate) const SEQ: usize = core::mem::offset_of!(ValueState<u8>, seq);
@@ -207,7 +213,7 @@ type LockResult<'a, T> = std::result::Result<ValueGuard<'a, T>, LockError<ValueG
 /// holder that dies never hangs the others: the next `lock` gets
 /// [`LockError::OwnerDied`].
 pub struct Value<T: Pod + Send> {
-    shared: Shared<ValueState<T>>,
+    shared: Home<ValueState<T>>,
 }
 
 impl<T: Pod + Send> Clone for Value<T> {
@@ -242,7 +248,7 @@ impl<T: Pod + Send> Value<T> {
     /// # Errors
     /// As for [`Segment::anonymous`].
     pub fn new(value: T) -> Result<Self> {
-        Ok(Value { shared: Shared::anonymous(|s: &ValueState<T>| s.init(value))? })
+        Ok(Value { shared: Home::anonymous(|s: &ValueState<T>| s.init(value))? })
     }
 
     /// A named value that unrelated processes can [`open`](Value::open).
@@ -262,7 +268,7 @@ impl<T: Pod + Send> Value<T> {
     /// # Errors
     /// As for [`Segment::create`].
     pub fn create(name: &str, value: T) -> Result<Self> {
-        Ok(Value { shared: Shared::create(name, |s: &ValueState<T>| s.init(value))? })
+        Ok(Value { shared: Home::create(name, |s: &ValueState<T>| s.init(value))? })
     }
 
     /// Opens a named value made by [`create`](Value::create) with the same `T`.
@@ -282,7 +288,7 @@ impl<T: Pod + Send> Value<T> {
     /// As for [`Segment::open`]; [`Error::LayoutMismatch`] for a `T` of
     /// another size or alignment, or another kind of object.
     pub fn open(name: &str) -> Result<Self> {
-        Ok(Value { shared: Shared::open(name)? })
+        Ok(Value { shared: Home::open(name)? })
     }
 
     /// A copy of the value.
@@ -490,7 +496,7 @@ impl<T: Pod + Send> serde::Serialize for Value<T> {
 #[cfg(feature = "serde")]
 impl<'de, T: Pod + Send> serde::Deserialize<'de> for Value<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(Value { shared: Shared::deserialize(d)? })
+        Ok(Value { shared: Home::deserialize(d)? })
     }
 }
 
@@ -628,11 +634,7 @@ mod tests {
     use super::*;
 
     fn state<T: Pod + Send>(v: T) -> ValueState<T> {
-        ValueState {
-            raw: CachePadded::new(RawMutex::new()),
-            seq: AtomicU64::new(0),
-            data: Cell(UnsafeCell::new(Padded(v))),
-        }
+        ValueState { raw: RawMutex::new(), seq: AtomicU64::new(0), data: Cell(UnsafeCell::new(Padded(v))) }
     }
 
     #[test]

@@ -9,26 +9,41 @@
 //! `exec`, or passed with `SCM_RIGHTS` to the fork server). The child decodes
 //! *with* the list in place. Outside such a scope a named segment encodes
 //! its name, and an anonymous one refuses to encode.
+//!
+//! An object in an arena cell (`shm/heap.rs`) encodes its arena's id, its
+//! cell and the cell's generation, and takes a reference for the receiver
+//! (`CellRef::lend`); the arena's descriptor joins the list once per
+//! encoding, however many of its cells the value holds. The receiver maps
+//! each arena once per process, and finds it by id on later decodes.
 
 use std::cell::RefCell;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::shm::heap::{CellRef, Lent};
 use crate::shm::segment::Segment;
 use crate::sys::shm as sysshm;
 
+/// The descriptors an encoding collects, and which arenas are among them.
+#[derive(Default)]
+struct Outgoing {
+    fds: Vec<OwnedFd>,
+    /// (arena id, index in `fds`).
+    arenas: Vec<(u64, u32)>,
+}
+
 thread_local! {
-    static OUTGOING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
+    static OUTGOING: RefCell<Option<Outgoing>> = const { RefCell::new(None) };
     static INCOMING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
 }
 
 /// Runs `f` (which encodes something) collecting the descriptors of the
 /// segments it serializes.
 pub(crate) fn collecting_fds<T>(f: impl FnOnce() -> T) -> (T, Vec<OwnedFd>) {
-    let outer = OUTGOING.with(|o| o.replace(Some(Vec::new())));
+    let outer = OUTGOING.with(|o| o.replace(Some(Outgoing::default())));
     let out = f();
-    let fds = OUTGOING.with(|o| o.replace(outer)).unwrap_or_default();
+    let fds = OUTGOING.with(|o| o.replace(outer)).map(|o| o.fds).unwrap_or_default();
     (out, fds)
 }
 
@@ -44,12 +59,28 @@ pub(crate) fn with_fds<T>(fds: Vec<OwnedFd>, f: impl FnOnce() -> T) -> T {
 fn push_fd(fd: BorrowedFd<'_>) -> Option<std::io::Result<u32>> {
     OUTGOING.with(|o| {
         let mut o = o.borrow_mut();
-        let list = o.as_mut()?;
+        let list = &mut o.as_mut()?.fds;
         Some(sysshm::dup(fd).map(|d| {
             list.push(d);
             (list.len() - 1) as u32
         }))
     })
+}
+
+/// The list index of arena `id`'s descriptor, adding it on first use.
+fn push_arena_fd(id: u64, fd: BorrowedFd<'_>) -> Option<std::io::Result<u32>> {
+    let known = OUTGOING.with(|o| {
+        let o = o.borrow();
+        o.as_ref().map(|o| o.arenas.iter().find(|(a, _)| *a == id).map(|(_, i)| *i))
+    })?;
+    if let Some(i) = known {
+        return Some(Ok(i));
+    }
+    let pushed = push_fd(fd)?;
+    if let Ok(i) = pushed {
+        OUTGOING.with(|o| o.borrow_mut().as_mut().map(|o| o.arenas.push((id, i))));
+    }
+    Some(pushed)
 }
 
 fn take_fd(index: u32) -> Option<std::io::Result<OwnedFd>> {
@@ -68,6 +99,66 @@ enum Repr {
     Fd { index: u32, kind: u32, layout_hash: u64 },
     /// A name in the default directory.
     Named { name: String, kind: u32, layout_hash: u64 },
+    /// A cell of an arena whose descriptor is entry `index` of the list.
+    Cell { index: u32, lent: Lent, layout_hash: u64 },
+}
+
+/// What a shared object's handle decodes to.
+pub(crate) enum Handle {
+    Segment(Segment),
+    Cell(CellRef),
+}
+
+const NOT_HERE: &str = "an anonymous shared object can only be passed to a child process as an argument";
+
+/// Encodes an object that lives in an arena cell (see the module docs).
+pub(crate) fn serialize_cell<S: Serializer>(cell: &CellRef, layout_hash: u64, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::Error as _;
+    let (id, fd) = cell.arena();
+    let index = match push_arena_fd(id, fd) {
+        Some(Ok(index)) => index,
+        Some(Err(e)) => return Err(S::Error::custom(format!("cannot pass the arena's descriptor: {e}"))),
+        None => return Err(S::Error::custom(NOT_HERE)),
+    };
+    let lent = cell.lend().map_err(S::Error::custom)?;
+    Repr::Cell { index, lent, layout_hash }.serialize(s)
+}
+
+/// Decodes a shared object's handle: a segment, or an arena cell holding
+/// an object with `layout_hash`.
+pub(crate) fn deserialize_handle<'de, D: Deserializer<'de>>(d: D, layout_hash: u64) -> Result<Handle, D::Error> {
+    use serde::de::Error as _;
+    match Repr::deserialize(d)? {
+        Repr::Cell { index, lent, layout_hash: sent } => {
+            if sent != layout_hash {
+                return Err(D::Error::custom(crate::Error::LayoutMismatch { expected: layout_hash, found: sent }));
+            }
+            let fd = || {
+                take_fd(index)
+                    .ok_or(crate::Error::InvalidArgument { what: MISSING })
+                    .and_then(|r| r.map_err(|e| crate::Error::os("dup the arena's descriptor", e)))
+            };
+            CellRef::adopt(lent, layout_hash, fd).map(Handle::Cell).map_err(D::Error::custom)
+        }
+        other => segment_from(other).map(Handle::Segment).map_err(D::Error::custom),
+    }
+}
+
+const MISSING: &str = "segment descriptor missing: decode it in the child it was sent to";
+
+fn segment_from(repr: Repr) -> Result<Segment, String> {
+    match repr {
+        Repr::Fd { index, kind, layout_hash } => {
+            let fd = take_fd(index)
+                .ok_or_else(|| MISSING.to_owned())?
+                .map_err(|e| format!("cannot duplicate the segment's descriptor: {e}"))?;
+            Segment::from_fd_expecting(fd, kind, layout_hash).map_err(|e| e.to_string())
+        }
+        Repr::Named { name, kind, layout_hash } => {
+            Segment::builder().name(&name).typed(kind, layout_hash).open().map_err(|e| e.to_string())
+        }
+        Repr::Cell { .. } => Err("expected a segment, found an object in a shared arena".to_owned()),
+    }
 }
 
 impl Serialize for Segment {
@@ -81,9 +172,7 @@ impl Serialize for Segment {
                 Some(n) if !self.is_raw() && !self.has_custom_dir() => {
                     Repr::Named { name: n.to_owned(), kind, layout_hash }.serialize(s)
                 }
-                _ => Err(S::Error::custom(
-                    "an anonymous or raw segment can only be passed to a child process as an argument",
-                )),
+                _ => Err(S::Error::custom(NOT_HERE)),
             },
         }
     }
@@ -92,18 +181,6 @@ impl Serialize for Segment {
 impl<'de> Deserialize<'de> for Segment {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Segment, D::Error> {
         use serde::de::Error as _;
-        match Repr::deserialize(d)? {
-            Repr::Fd { index, kind, layout_hash } => {
-                let fd = take_fd(index)
-                    .ok_or_else(|| {
-                        D::Error::custom("segment descriptor missing: decode it in the child it was sent to")
-                    })?
-                    .map_err(|e| D::Error::custom(format!("cannot duplicate the segment's descriptor: {e}")))?;
-                Segment::from_fd_expecting(fd, kind, layout_hash).map_err(D::Error::custom)
-            }
-            Repr::Named { name, kind, layout_hash } => {
-                Segment::builder().name(&name).typed(kind, layout_hash).open().map_err(D::Error::custom)
-            }
-        }
+        segment_from(Repr::deserialize(d)?).map_err(D::Error::custom)
     }
 }

@@ -75,6 +75,8 @@ pub(crate) mod kind {
     pub(crate) const POOL: u32 = 9;
     /// An `Array` or `RawArray` (a length and the elements).
     pub(crate) const ARRAY: u32 = 11;
+    /// An arena of small anonymous objects (`shm/heap.rs`).
+    pub(crate) const HEAP: u32 = 12;
 }
 
 /// The header in shared memory. See the module docs for the table.

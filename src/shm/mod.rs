@@ -5,6 +5,7 @@ pub(crate) mod arena;
 #[cfg(feature = "serde")]
 pub(crate) mod handoff;
 pub(crate) mod header;
+pub(crate) mod heap;
 pub(crate) mod layout;
 pub(crate) mod name;
 #[cfg(feature = "inspect")]

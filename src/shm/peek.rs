@@ -100,6 +100,25 @@ pub(crate) struct Peek {
 }
 
 impl Peek {
+    /// Opens the file at `path` read-only (a process's descriptor under
+    /// `/proc`, for an object that has no name).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Os`]; [`Error::Corrupt`] for a file
+    /// that is not a regular file.
+    pub(crate) fn open_path(path: &Path) -> Result<Peek> {
+        let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => Error::NotFound { name: path.display().to_string() },
+            _ => Error::os("open", e),
+        })?;
+        let fd = OwnedFd::from(file);
+        let info = sysshm::fstat(fd.as_fd()).map_err(|e| Error::os("fstat", e))?;
+        if !info.regular {
+            return Err(Error::Corrupt { what: "not a regular file" });
+        }
+        Ok(Peek { fd, info })
+    }
+
     /// The file's length when opened.
     pub(crate) fn file_len(&self) -> u64 {
         self.info.size

@@ -1,5 +1,7 @@
 //! `Shared<T>`: a segment whose payload is one `T: ShmSafe`; `Placed<T>`:
-//! a `T: ShmSafe` at a checked offset of a segment, resolved once.
+//! a `T: ShmSafe` at a checked offset of a segment, resolved once;
+//! `Home<T>`: where a sync object's state lives (an arena cell when
+//! anonymous and small, a segment of its own otherwise).
 #![allow(unsafe_code)] // Placed<T>'s Deref of a pointer checked once
 
 use std::fmt;
@@ -7,6 +9,7 @@ use std::ops::Deref;
 
 use crate::error::Result;
 use crate::shm::header::kind;
+use crate::shm::heap::{self, CellRef};
 use crate::shm::layout::ShmSafe;
 use crate::shm::segment::{Segment, SegmentBuilder};
 
@@ -272,5 +275,113 @@ unsafe impl<T: ShmSafe> Sync for Placed<T> {}
 impl<T: ShmSafe> fmt::Debug for Placed<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Placed").field("type", &std::any::type_name::<T>()).finish_non_exhaustive()
+    }
+}
+
+/// Where a shared object's state `S` lives: a cell of a shared arena (an
+/// anonymous object whose state fits a cell, see `shm/heap.rs`), or a
+/// segment of its own (a named object, or a big one). Dereferences to `&S`
+/// without checks (resolved once, as [`Placed`]).
+pub(crate) struct Home<S: ShmSafe> {
+    placed: Placed<S>,
+    /// The handle's share of its arena cell; `None` for a segment of its own.
+    cell: Option<CellRef>,
+}
+
+impl<S: ShmSafe> Home<S> {
+    fn own(seg: Segment) -> Result<Self> {
+        Ok(Home { placed: Placed::new(&seg, 0)?, cell: None })
+    }
+
+    fn in_cell(cell: CellRef) -> Result<Self> {
+        Ok(Home { placed: Placed::new(cell.segment(), cell.offset_of::<S>())?, cell: Some(cell) })
+    }
+
+    /// A zero-filled `S`, initialised by `init` before anyone else can
+    /// reach it: in an arena cell if it fits one.
+    ///
+    /// # Errors
+    /// As for [`Segment::anonymous`].
+    pub(crate) fn anonymous(init: impl FnOnce(&S)) -> Result<Self> {
+        match heap::class_of::<S>() {
+            Some(class) => {
+                let home = Self::in_cell(CellRef::alloc(class, S::LAYOUT_HASH)?)?;
+                init(&home);
+                Ok(home)
+            }
+            None => Self::own(Shared::<S>::anonymous(init)?.seg),
+        }
+    }
+
+    /// A named `S` in a segment of its own (see [`Shared::create`]).
+    ///
+    /// # Errors
+    /// As for [`Shared::create`].
+    pub(crate) fn create(name: &str, init: impl FnOnce(&S)) -> Result<Self> {
+        Self::own(Shared::<S>::create(name, init)?.seg)
+    }
+
+    /// Opens a named `S` (see [`Shared::open`]).
+    ///
+    /// # Errors
+    /// As for [`Shared::open`].
+    pub(crate) fn open(name: &str) -> Result<Self> {
+        Self::own(Shared::<S>::open(name)?.seg)
+    }
+
+    /// The segment the state is in: its own, or its arena.
+    pub(crate) fn segment(&self) -> &Segment {
+        self.placed.segment()
+    }
+}
+
+impl<S: ShmSafe> Clone for Home<S> {
+    fn clone(&self) -> Self {
+        Home { placed: self.placed.clone(), cell: self.cell.clone() }
+    }
+}
+
+impl<S: ShmSafe> Deref for Home<S> {
+    type Target = S;
+    #[inline]
+    fn deref(&self) -> &S {
+        &self.placed
+    }
+}
+
+impl<S: ShmSafe> fmt::Debug for Home<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.cell {
+            Some(c) => f.debug_struct("Home").field("cell", c).finish(),
+            None => f.debug_struct("Home").field("segment", self.placed.segment()).finish(),
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<S: ShmSafe> serde::Serialize for Home<S> {
+    fn serialize<Ser: serde::Serializer>(&self, s: Ser) -> std::result::Result<Ser::Ok, Ser::Error> {
+        match &self.cell {
+            Some(c) => crate::shm::handoff::serialize_cell(c, S::LAYOUT_HASH, s),
+            None => self.placed.segment().serialize(s),
+        }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de, S: ShmSafe> serde::Deserialize<'de> for Home<S> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use crate::shm::handoff::Handle;
+        use serde::de::Error as _;
+        match crate::shm::handoff::deserialize_handle(d, S::LAYOUT_HASH)? {
+            Handle::Segment(seg) => {
+                let (k, h) = seg.layout_identity();
+                if k != kind::TYPED || h != S::LAYOUT_HASH {
+                    return Err(D::Error::custom(crate::Error::LayoutMismatch { expected: S::LAYOUT_HASH, found: h }));
+                }
+                Self::own(seg).map_err(D::Error::custom)
+            }
+            Handle::Cell(cell) => Self::in_cell(cell).map_err(D::Error::custom),
+        }
     }
 }

@@ -6,7 +6,7 @@ use bytemuck::Pod;
 
 use crate::error::{Error, Result};
 use crate::loom::atomic::Ordering;
-use crate::shm::typed::Shared;
+use crate::shm::typed::Home;
 use crate::sync::guard::LockError;
 #[cfg(feature = "serde")]
 use crate::sync::lock::serde_via_shared;
@@ -29,7 +29,7 @@ use crate::sync::raw_event::{BROKEN_OTHER, RawBarrier, RawCondvar, RawEvent};
 /// ```
 #[derive(Clone)]
 pub struct Event {
-    shared: Shared<RawEvent>,
+    shared: Home<RawEvent>,
 }
 
 impl std::fmt::Debug for Event {
@@ -51,7 +51,7 @@ impl Event {
     /// # Errors
     /// As for [`Segment::anonymous`](crate::Segment::anonymous).
     pub fn new() -> Result<Event> {
-        Ok(Event { shared: Shared::anonymous(|_| {})? })
+        Ok(Event { shared: Home::anonymous(|_| {})? })
     }
 
     /// A named event, clear.
@@ -69,7 +69,7 @@ impl Event {
     /// # Errors
     /// As for [`Segment::create`](crate::Segment::create).
     pub fn create(name: &str) -> Result<Event> {
-        Ok(Event { shared: Shared::create(name, |_| {})? })
+        Ok(Event { shared: Home::create(name, |_| {})? })
     }
 
     /// Opens a named event.
@@ -83,7 +83,7 @@ impl Event {
     /// # Errors
     /// As for [`Segment::open`](crate::Segment::open).
     pub fn open(name: &str) -> Result<Event> {
-        Ok(Event { shared: Shared::open(name)? })
+        Ok(Event { shared: Home::open(name)? })
     }
 
     /// Sets the flag and wakes every waiter.
@@ -187,7 +187,7 @@ impl Event {
 /// ```
 #[derive(Clone)]
 pub struct Condvar {
-    shared: Shared<RawCondvar>,
+    shared: Home<RawCondvar>,
 }
 
 impl std::fmt::Debug for Condvar {
@@ -225,7 +225,7 @@ impl Condvar {
     /// # Errors
     /// As for [`Segment::anonymous`](crate::Segment::anonymous).
     pub fn new() -> Result<Condvar> {
-        Ok(Condvar { shared: Shared::anonymous(|_| {})? })
+        Ok(Condvar { shared: Home::anonymous(|_| {})? })
     }
 
     /// A named condition variable.
@@ -243,7 +243,7 @@ impl Condvar {
     /// # Errors
     /// As for [`Segment::create`](crate::Segment::create).
     pub fn create(name: &str) -> Result<Condvar> {
-        Ok(Condvar { shared: Shared::create(name, |_| {})? })
+        Ok(Condvar { shared: Home::create(name, |_| {})? })
     }
 
     /// Opens a named condition variable.
@@ -257,7 +257,7 @@ impl Condvar {
     /// # Errors
     /// As for [`Segment::open`](crate::Segment::open).
     pub fn open(name: &str) -> Result<Condvar> {
-        Ok(Condvar { shared: Shared::open(name)? })
+        Ok(Condvar { shared: Home::open(name)? })
     }
 
     /// Unlocks `guard`'s mutex, waits for a notify, and locks it again.
@@ -386,7 +386,7 @@ impl Condvar {
 /// ```
 #[derive(Clone)]
 pub struct Barrier {
-    shared: Shared<RawBarrier>,
+    shared: Home<RawBarrier>,
 }
 
 impl std::fmt::Debug for Barrier {
@@ -396,7 +396,7 @@ impl std::fmt::Debug for Barrier {
 }
 
 impl Barrier {
-    fn wrap(shared: Shared<RawBarrier>) -> Result<Barrier> {
+    fn wrap(shared: Home<RawBarrier>) -> Result<Barrier> {
         let b = Barrier { shared };
         b.register()?;
         Ok(b)
@@ -419,7 +419,7 @@ impl Barrier {
         if parties == 0 {
             return Err(Error::InvalidArgument { what: "a barrier needs at least 1 party" });
         }
-        Barrier::wrap(Shared::anonymous(|b: &RawBarrier| b.parties.store(parties, Ordering::Relaxed))?)
+        Barrier::wrap(Home::anonymous(|b: &RawBarrier| b.parties.store(parties, Ordering::Relaxed))?)
     }
 
     /// A named barrier.
@@ -440,7 +440,7 @@ impl Barrier {
         if parties == 0 {
             return Err(Error::InvalidArgument { what: "a barrier needs at least 1 party" });
         }
-        Barrier::wrap(Shared::create(name, |b: &RawBarrier| b.parties.store(parties, Ordering::Relaxed))?)
+        Barrier::wrap(Home::create(name, |b: &RawBarrier| b.parties.store(parties, Ordering::Relaxed))?)
     }
 
     /// Opens a named barrier (and registers this process with it).
@@ -454,7 +454,7 @@ impl Barrier {
     /// # Errors
     /// As for [`Segment::open`](crate::Segment::open).
     pub fn open(name: &str) -> Result<Barrier> {
-        Barrier::wrap(Shared::open(name)?)
+        Barrier::wrap(Home::open(name)?)
     }
 
     fn register(&self) -> Result<()> {
@@ -584,7 +584,7 @@ impl serde::Serialize for Barrier {
 impl<'de> serde::Deserialize<'de> for Barrier {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         use serde::de::Error as _;
-        Barrier::wrap(Shared::deserialize(d)?).map_err(D::Error::custom)
+        Barrier::wrap(Home::deserialize(d)?).map_err(D::Error::custom)
     }
 }
 

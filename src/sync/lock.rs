@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, Ordering};
-use crate::shm::layout::{CachePadded, ShmSafe};
+use crate::shm::layout::ShmSafe;
 use crate::shm::segment::Segment;
-use crate::shm::typed::Shared;
+use crate::shm::typed::Home;
 use crate::sync::guard::map_fail;
 use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
 
@@ -41,7 +41,7 @@ fn acquired(r: std::result::Result<Acquired, Fail>) -> Result<bool> {
 /// ```
 #[derive(Clone)]
 pub struct Lock {
-    shared: Shared<CachePadded<RawMutex>>,
+    shared: Home<RawMutex>,
 }
 
 impl std::fmt::Debug for Lock {
@@ -97,7 +97,7 @@ impl Lock {
     /// # Errors
     /// As for [`Segment::anonymous`].
     pub fn new() -> Result<Lock> {
-        Ok(Lock { shared: Shared::anonymous(|_| {})? })
+        Ok(Lock { shared: Home::anonymous(|_| {})? })
     }
 
     /// A named lock that unrelated processes can [`open`](Lock::open).
@@ -117,7 +117,7 @@ impl Lock {
     /// # Errors
     /// As for [`Segment::create`].
     pub fn create(name: &str) -> Result<Lock> {
-        Ok(Lock { shared: Shared::create(name, |_| {})? })
+        Ok(Lock { shared: Home::create(name, |_| {})? })
     }
 
     /// Opens a named lock.
@@ -131,7 +131,7 @@ impl Lock {
     /// # Errors
     /// As for [`Segment::open`].
     pub fn open(name: &str) -> Result<Lock> {
-        Ok(Lock { shared: Shared::open(name)? })
+        Ok(Lock { shared: Home::open(name)? })
     }
 
     /// Acquires, waiting as long as it takes (never for a dead holder: the
@@ -271,7 +271,7 @@ impl Lock {
 /// ```
 #[derive(Clone)]
 pub struct RLock {
-    shared: Shared<RLockState>,
+    shared: Home<RLockState>,
 }
 
 impl std::fmt::Debug for RLock {
@@ -294,7 +294,7 @@ impl RLock {
     /// # Errors
     /// As for [`Segment::anonymous`].
     pub fn new() -> Result<RLock> {
-        Ok(RLock { shared: Shared::anonymous(|_| {})? })
+        Ok(RLock { shared: Home::anonymous(|_| {})? })
     }
 
     /// A named re-entrant lock.
@@ -312,7 +312,7 @@ impl RLock {
     /// # Errors
     /// As for [`Segment::create`].
     pub fn create(name: &str) -> Result<RLock> {
-        Ok(RLock { shared: Shared::create(name, |_| {})? })
+        Ok(RLock { shared: Home::create(name, |_| {})? })
     }
 
     /// Opens a named re-entrant lock.
@@ -326,7 +326,7 @@ impl RLock {
     /// # Errors
     /// As for [`Segment::open`].
     pub fn open(name: &str) -> Result<RLock> {
-        Ok(RLock { shared: Shared::open(name)? })
+        Ok(RLock { shared: Home::open(name)? })
     }
 
     fn enter(&self, r: std::result::Result<Acquired, Fail>) -> Result<bool> {
@@ -484,7 +484,7 @@ macro_rules! serde_via_shared {
         #[cfg(feature = "serde")]
         impl<'de> serde::Deserialize<'de> for $t {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-                Ok(Self { shared: Shared::deserialize(d)? })
+                Ok(Self { shared: Home::deserialize(d)? })
             }
         }
     };
@@ -502,12 +502,12 @@ serde_via_shared!(RLock);
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct RLockState {
-    pub(crate) raw: CachePadded<RawMutex>,
+    pub(crate) raw: RawMutex,
     pub(crate) depth: AtomicU32,
 }
 
 #[allow(unsafe_code)] // the layout promise of a type placed in shared memory
-// SAFETY: repr(C) over a padded RawMutex and an atomic: no pointers, any bits
+// SAFETY: repr(C) over a RawMutex and an atomic: no pointers, any bits
 // valid (a garbage depth only mis-counts the owner's own releases), all
 // interior-mutable.
 unsafe impl ShmSafe for RLockState {

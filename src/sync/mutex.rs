@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use bytemuck::Pod;
 
 use crate::error::Result;
-use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
+use crate::shm::layout::{ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
-use crate::shm::typed::Shared;
+use crate::shm::typed::Home;
 use crate::sync::guard::{LockError, RawGuard};
 use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
 
@@ -48,7 +48,7 @@ use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
 /// Python: `multiprocessing.Lock` plus a `Value`; unlike Python's lock, a
 /// dead holder never hangs the others.
 pub struct Mutex<T: Pod + Send> {
-    shared: Shared<MutexState<T>>,
+    shared: Home<MutexState<T>>,
 }
 
 impl<T: Pod + Send> Clone for Mutex<T> {
@@ -77,7 +77,7 @@ impl<T: Pod + Send> Mutex<T> {
     /// # Errors
     /// As for [`Segment::anonymous`].
     pub fn new(value: T) -> Result<Self> {
-        Ok(Mutex { shared: Shared::anonymous(|s: &MutexState<T>| s.init(value))? })
+        Ok(Mutex { shared: Home::anonymous(|s: &MutexState<T>| s.init(value))? })
     }
 
     /// A named mutex holding `value`, that unrelated processes can
@@ -97,7 +97,7 @@ impl<T: Pod + Send> Mutex<T> {
     /// # Errors
     /// As for [`Segment::create`].
     pub fn create(name: &str, value: T) -> Result<Self> {
-        Ok(Mutex { shared: Shared::create(name, |s: &MutexState<T>| s.init(value))? })
+        Ok(Mutex { shared: Home::create(name, |s: &MutexState<T>| s.init(value))? })
     }
 
     /// Opens a named mutex made by [`create`](Mutex::create) with the same `T`.
@@ -112,7 +112,7 @@ impl<T: Pod + Send> Mutex<T> {
     /// As for [`Segment::open`]; [`Error::LayoutMismatch`](crate::Error::LayoutMismatch)
     /// for another `T` layout.
     pub fn open(name: &str) -> Result<Self> {
-        Ok(Mutex { shared: Shared::open(name)? })
+        Ok(Mutex { shared: Home::open(name)? })
     }
 
     /// Locks, waiting as long as it takes (but never for a dead holder).
@@ -231,14 +231,14 @@ impl<T: Pod + Send> serde::Serialize for Mutex<T> {
 #[cfg(feature = "serde")]
 impl<'de, T: Pod + Send> serde::Deserialize<'de> for Mutex<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(Mutex { shared: Shared::deserialize(d)? })
+        Ok(Mutex { shared: Home::deserialize(d)? })
     }
 }
 
 /// A `RawMutex` and the `T` it protects, as laid out in a segment.
 #[repr(C)]
 pub(crate) struct MutexState<T> {
-    raw: CachePadded<RawMutex>,
+    raw: RawMutex,
     data: UnsafeCell<T>,
 }
 
@@ -247,7 +247,7 @@ pub(crate) struct MutexState<T> {
 // be used from whichever thread holds the lock.
 unsafe impl<T: Pod + Send> Sync for MutexState<T> {}
 
-// SAFETY: repr(C): a padded RawMutex (ShmSafe) and an UnsafeCell<T> with
+// SAFETY: repr(C): a RawMutex (ShmSafe) and an UnsafeCell<T> with
 // T: Pod (no pointers, every bit pattern valid, so a half-written value left
 // by a dead owner is still a valid T); all interior-mutable.
 unsafe impl<T: Pod + Send> ShmSafe for MutexState<T> {

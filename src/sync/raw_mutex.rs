@@ -116,9 +116,9 @@ pub(crate) mod peek {
     pub(crate) const OWNER_NONCE: usize = core::mem::offset_of!(RawMutex, owner_nonce);
     /// Owner-id bits of the word.
     pub(crate) const OWNER_MASK: u32 = super::OWNER;
-    /// Offset of the protected value in a `Mutex<T>`'s state.
-    pub(crate) const MUTEX_DATA: usize = 128;
-    const _: () = assert!(core::mem::size_of::<crate::shm::layout::CachePadded<RawMutex>>() == MUTEX_DATA);
+    /// Offset of the protected value in a `Mutex<T>`'s state, for a `T`
+    /// aligned to at most 8 (the value follows the lock).
+    pub(crate) const MUTEX_DATA: usize = core::mem::size_of::<RawMutex>();
 
     /// The name of a `state` value.
     pub(crate) fn state_name(state: u32) -> &'static str {

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::shm::typed::Shared;
+use crate::shm::typed::Home;
 #[cfg(feature = "serde")]
 use crate::sync::lock::serde_via_shared;
 use crate::sync::raw_semaphore::RawSemaphore;
@@ -27,7 +27,7 @@ use crate::sync::raw_semaphore::RawSemaphore;
 /// ```
 #[derive(Clone)]
 pub struct Semaphore {
-    shared: Shared<RawSemaphore>,
+    shared: Home<RawSemaphore>,
 }
 
 impl std::fmt::Debug for Semaphore {
@@ -40,8 +40,8 @@ impl Semaphore {
     fn make(value: u32, max: u32, name: Option<&str>) -> Result<Semaphore> {
         let init = move |s: &RawSemaphore| s.init(value, max);
         let shared = match name {
-            Some(n) => Shared::create(n, init)?,
-            None => Shared::anonymous(init)?,
+            Some(n) => Home::create(n, init)?,
+            None => Home::anonymous(init)?,
         };
         Ok(Semaphore { shared })
     }
@@ -90,7 +90,7 @@ impl Semaphore {
     /// # Errors
     /// As for [`Segment::open`](crate::Segment::open).
     pub fn open(name: &str) -> Result<Semaphore> {
-        Ok(Semaphore { shared: Shared::open(name)? })
+        Ok(Semaphore { shared: Home::open(name)? })
     }
 
     /// Takes a permit, waiting as long as it takes.
