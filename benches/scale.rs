@@ -29,7 +29,7 @@
 //! [`PYTHON_ROUNDS`] rounds and the context switches counted the same way.
 //! `SHMPROC_SCALE_PYTHON=0` skips it; `SHMPROC_SCALE_MAX=n` stops at N = n;
 //! `SHMPROC_SCALE_ONLY=pool` (a group's suffix, or `objects`) runs that
-//! part alone (and writes no CSV).
+//! part alone (and the CSV then holds that part alone).
 //!
 //! After each group one line per N gives the median time per item, the
 //! context switches per item, Python's time per item and the ratio, and
@@ -551,7 +551,7 @@ fn main() {
             objs.extend(objects(kind).into_iter().map(|o| (kind, o)));
         }
     }
-    if measuring() && only.is_none() {
+    if measuring() {
         write_csv(&rows, &objs);
     }
     c.final_summary();

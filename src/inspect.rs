@@ -850,7 +850,7 @@ fn array_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, Strin
     let fits = usize::try_from(len)
         .ok()
         .and_then(|n| n.checked_mul(size))
-        .and_then(|b| b.checked_add(array::peek::DATA))
+        .and_then(|b| b.checked_add(array::peek::data_offset(align)))
         .is_some_and(|end| end as u64 <= h.payload_len);
     if !fits {
         return Err(Error::Corrupt { what: "array length exceeds its segment" });
@@ -997,6 +997,17 @@ fn arena_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, Strin
 /// The kind of the object in an arena cell of `class` bytes whose layout
 /// hash is `hash` (a state of at most `class - 16` bytes).
 fn cell_kind(hash: u64, class: usize) -> Kind {
+    let array = (0..8).map(|s| 1usize << s).find_map(|align| {
+        (align..class).step_by(align).find_map(|size| {
+            [(Flavor::Locked, Kind::Array), (Flavor::Raw, Kind::RawArray)]
+                .into_iter()
+                .find(|(f, _)| array_layout_hash(*f, size, align) == hash)
+                .map(|(_, k)| k)
+        })
+    });
+    if let Some(k) = array {
+        return k;
+    }
     let mut h = HeaderSnapshot { kind: kind::TYPED, layout_hash: hash, ..HeaderSnapshot::default() };
     (1..=class.saturating_sub(16) / 8)
         .map(|words| words * 8)

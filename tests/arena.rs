@@ -1,13 +1,14 @@
-//! Small anonymous objects live in shared arenas (`src/shm/heap.rs`): a
-//! process makes 100 000 of them under a low descriptor limit, passes a
-//! thousand to a child for one descriptor per arena, survives a child
-//! killed while holding some, and never sees two objects in one cell.
+//! Small anonymous objects (locks, values, small arrays, ...) live in shared
+//! arenas (`src/shm/heap.rs`): a process makes 100 000 of them under a low
+//! descriptor limit, passes a thousand to a child for one descriptor per
+//! arena, survives a child killed while holding some, and never sees two
+//! objects in one cell.
 
 #![cfg(feature = "serde")]
 
 use std::time::Duration;
 
-use shmproc::{Event, Lock, LockError, Mutex, Process, Value};
+use shmproc::{Array, Event, Lock, LockError, Mutex, Process, RawArray, Value};
 
 /// A hang guard only.
 const GUARD: Duration = Duration::from_secs(60);
@@ -44,11 +45,19 @@ fn a_hundred_thousand_values_and_locks_under_ulimit_1024() {
     assert!(fds < 64, "200 000 objects in a few arenas, not one descriptor each: {fds} open");
 }
 
-fn count_and_use((locks, values): (Vec<Lock>, Vec<Value<u64>>)) -> usize {
+type Objects = (Vec<Lock>, Vec<Value<u64>>, Vec<Array<u64>>, Vec<RawArray<u32>>);
+
+fn count_and_use((locks, values, arrays, raws): Objects) -> usize {
     let fds = open_fds();
     for (i, (l, v)) in locks.iter().zip(&values).enumerate() {
         let _g = l.lock().expect("lock");
         v.store(v.load().expect("load") + i as u64).expect("store");
+    }
+    for (i, a) in arrays.iter().enumerate() {
+        a.lock().expect("lock").iter_mut().for_each(|x| *x += i as u64);
+    }
+    for (i, r) in raws.iter().enumerate() {
+        r.store(2, i as u32).expect("store");
     }
     fds
 }
@@ -61,15 +70,26 @@ fn count_only(_: ()) -> usize {
 fn a_thousand_objects_cost_a_child_one_descriptor_per_arena() {
     let locks: Vec<Lock> = (0..1000).map(|_| Lock::new().expect("lock")).collect();
     let values: Vec<Value<u64>> = (0..1000).map(|_| Value::new(1).expect("value")).collect();
+    let arrays: Vec<Array<u64>> = (0..100).map(|_| Array::from_slice(&[1, 2, 3, 4]).expect("array")).collect();
+    let raws: Vec<RawArray<u32>> = (0..100).map(|_| RawArray::new(3).expect("raw array")).collect();
     let mut bare = Process::spawn(count_only, ()).expect("child");
     let baseline = bare.join_timeout(GUARD).expect("join").expect("finished");
-    let mut p = Process::spawn(count_and_use, (locks.clone(), values.clone())).expect("child");
+    let objects = (locks.clone(), values.clone(), arrays.clone(), raws.clone());
+    let mut p = Process::spawn(count_and_use, objects).expect("child");
     let fds = p.join_timeout(GUARD).expect("join").expect("finished");
-    // Locks and u64 values both take 64-byte cells: one arena (two if
-    // another test of this binary filled the first one meanwhile).
-    assert!(fds <= baseline + 2, "{fds} descriptors against {baseline} for a child given nothing");
+    // Locks, u64 values and the raw arrays take 64-byte cells, the arrays
+    // of four u64s 128-byte ones: two arenas (or one more if another test
+    // of this binary filled one meanwhile).
+    assert!(fds <= baseline + 3, "{fds} descriptors against {baseline} for a child given nothing");
     for (i, v) in values.iter().enumerate() {
         assert_eq!(v.load().expect("load"), 1 + i as u64, "the child's write to value {i}");
+    }
+    for (i, a) in arrays.iter().enumerate() {
+        let i = i as u64;
+        assert_eq!(a.to_vec().expect("to_vec"), [1 + i, 2 + i, 3 + i, 4 + i], "array {i}");
+    }
+    for (i, r) in raws.iter().enumerate() {
+        assert_eq!(r.to_vec(), [0, 0, i as u32], "raw array {i}");
     }
     for l in &locks {
         assert!(l.try_acquire().expect("try_acquire"), "released by the child");

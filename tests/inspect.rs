@@ -231,17 +231,17 @@ fn a_garbled_array_header_is_reported_not_trusted() {
     let _a = RawArray::<u32>::create(&name, 3).expect("raw array");
     let file =
         std::fs::OpenOptions::new().read(true).write(true).open(format!("/dev/shm/shmproc.{name}")).expect("open");
-    // The payload follows the 128-byte header; len and elem_size at 128 and 136 in it.
+    // The payload follows the 128-byte header; len and elem_size at 16 and 24 in it.
     let word = |at: u64| {
         let mut b = [0u8; 8];
         file.read_exact_at(&mut b, at).expect("read");
         u64::from_ne_bytes(b)
     };
-    assert_eq!((word(256), word(264)), (3, 4), "the layout this test garbles");
-    file.write_all_at(&u64::MAX.to_ne_bytes(), 256).expect("write len");
+    assert_eq!((word(144), word(152)), (3, 4), "the layout this test garbles");
+    file.write_all_at(&u64::MAX.to_ne_bytes(), 144).expect("write len");
     let r = inspect::describe(&name).expect("a report");
     assert!(r.field("error").is_some_and(|e| e.contains("length")), "{r}");
-    file.write_all_at(&u64::MAX.to_ne_bytes(), 264).expect("write elem_size");
+    file.write_all_at(&u64::MAX.to_ne_bytes(), 152).expect("write elem_size");
     let r = inspect::describe(&name).expect("a report");
     assert_eq!(r.object.kind, Kind::Array, "{r}");
     assert!(r.field("error").is_some_and(|e| e.contains("element size")), "{r}");
@@ -254,6 +254,7 @@ fn a_garbled_array_header_is_reported_not_trusted() {
 fn arenas_are_found_and_counted() {
     let locks: Vec<shmproc::Lock> = (0..300).map(|_| shmproc::Lock::new().expect("lock")).collect();
     let events: Vec<shmproc::Event> = (0..5).map(|_| shmproc::Event::new().expect("event")).collect();
+    let arrays: Vec<Array<u16>> = (0..3).map(|_| Array::new(5).expect("array")).collect();
     let arenas = inspect::arenas(std::process::id()).expect("arenas");
     assert!(!arenas.is_empty());
     let count = |kind: &str| -> usize {
@@ -267,8 +268,9 @@ fn arenas_are_found_and_counted() {
     // Other tests of this binary may hold objects of their own meanwhile.
     assert!(count("lock") >= 300, "{arenas:?}");
     assert!(count("event") >= 5, "{arenas:?}");
+    assert!(count("array") >= 3, "{arenas:?}");
     let again = inspect::describe(&arenas[0].object.name).expect("describe by path");
     assert_eq!(again.object.kind, Kind::Arena);
     assert!(again.field("cell bytes").is_some());
-    drop((locks, events));
+    drop((locks, events, arrays));
 }

@@ -257,8 +257,8 @@ fn garbage_array_header_is_an_error() {
         let _a = Array::<u32>::create(&n, 16).expect("create");
         let path = format!("/dev/shm/shmproc.{n}");
         let f = std::fs::OpenOptions::new().write(true).open(&path).expect("open file");
-        // Segment header (128) + the array's `len` at payload offset 128.
-        std::os::unix::fs::FileExt::write_all_at(&f, &bad.to_le_bytes(), 128 + 128 + field).expect("poke");
+        // Segment header (128) + the array's `len` at payload offset 16.
+        std::os::unix::fs::FileExt::write_all_at(&f, &bad.to_le_bytes(), 128 + 16 + field).expect("poke");
         match Array::<u32>::open(&n) {
             Err(Error::Corrupt { .. }) => {}
             other => panic!("len/elem_size {bad:#x} at +{field}: expected Corrupt, got {other:?}"),

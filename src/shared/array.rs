@@ -5,14 +5,20 @@
 //!
 //! | offset | size | field | written by |
 //! |---|---|---|---|
-//! | 0 | 128 | `RawMutex` (padded; unused by `RawArray`) | lockers |
-//! | 128 | 8 | `len`: number of elements | the creator, before publication |
-//! | 136 | 8 | `elem_size`: `size_of::<T>()` | the creator, before publication |
-//! | 256 | `len * size_of::<T>()` | the elements | lock holders (`Array`), anyone (`RawArray`) |
+//! | 0 | 16 | `RawMutex` (unused by `RawArray`) | lockers |
+//! | 16 | 8 | `len`: number of elements | the creator, before publication |
+//! | 24 | 8 | `elem_size`: `size_of::<T>()` | the creator, before publication |
+//! | 32, or `align_of::<T>()` if more | `len * size_of::<T>()` | the elements | lock holders (`Array`), anyone (`RawArray`) |
+//!
+//! The offsets are from the array's *base*: the payload's start for an
+//! array with a segment of its own (a named one, or a big one), a place in
+//! its cell for a small anonymous one (a cell of a shared arena, see
+//! `shm/heap.rs`, whose layout hash names the element type and flavour).
 //!
 //! A handle reads `len` and `elem_size` once, when it is made, and checks
-//! them against the segment's size; it then uses only its own copy, so a
-//! peer that rewrites them later cannot make it reach outside the segment.
+//! them against the segment's size (or the cell's); it then uses only its
+//! own copy, so a peer that rewrites them later cannot make it reach
+//! outside the segment or the cell.
 #![allow(unsafe_code)]
 
 use std::fmt;
@@ -25,7 +31,8 @@ use bytemuck::Pod;
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU64, Ordering};
 use crate::shm::header::kind;
-use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
+use crate::shm::heap::{self, CellRef};
+use crate::shm::layout::{ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
 use crate::sync::guard::{LockError, RawGuard};
 use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
@@ -33,24 +40,32 @@ use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
 /// The control words at the start of an array's payload.
 #[repr(C)]
 pub(crate) struct ArrayHeader {
-    raw: CachePadded<RawMutex>,
+    raw: RawMutex,
     /// Number of elements; set at creation, checked whenever a handle is made.
     len: AtomicU64,
     /// `size_of::<T>()` at creation, checked whenever a handle is made.
     elem_size: AtomicU64,
 }
 
-// SAFETY: repr(C) over a padded RawMutex (ShmSafe) and two atomics: no
+// SAFETY: repr(C) over a RawMutex (ShmSafe) and two atomics: no
 // pointers; any bits are valid values (len and elem_size are checked
 // before use); all interior-mutable.
 unsafe impl ShmSafe for ArrayHeader {
     const TAG: &'static str = "shmproc::ArrayHeader";
 }
 
-/// Where the elements start in the payload.
-pub(crate) const DATA_OFFSET: usize = 256;
-const _: () = assert!(core::mem::size_of::<ArrayHeader>() <= DATA_OFFSET);
-const _: () = assert!(core::mem::offset_of!(ArrayHeader, len) == 128);
+/// The header's size: the elements start here, or at their alignment.
+const HEADER: usize = core::mem::size_of::<ArrayHeader>();
+const _: () = assert!(HEADER == 32 && core::mem::offset_of!(ArrayHeader, len) == 16);
+
+/// Where the elements of an array of elements aligned to `align` start,
+/// from the array's base.
+pub(crate) const fn data_offset(align: usize) -> usize {
+    if align > HEADER { align } else { HEADER }
+}
+
+/// The largest element alignment.
+const MAX_ALIGN: usize = 128;
 
 /// Which of the two array types a segment holds (part of its layout hash).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,14 +78,18 @@ pub(crate) enum Flavor {
 /// `Array<T>` and `RawArray<T>` are made of.
 pub(crate) struct ArraySeg<T> {
     pub(crate) seg: Segment,
+    /// The header's payload offset: 0, or a place in `cell`.
+    base: usize,
     /// The length, validated against the segment when the handle was made.
     pub(crate) len: usize,
+    /// The handle's share of its arena cell; `None` for a segment of its own.
+    cell: Option<CellRef>,
     _t: PhantomData<fn() -> T>,
 }
 
 impl<T> Clone for ArraySeg<T> {
     fn clone(&self) -> Self {
-        ArraySeg { seg: self.seg.clone(), len: self.len, _t: PhantomData }
+        ArraySeg { seg: self.seg.clone(), base: self.base, len: self.len, cell: self.cell.clone(), _t: PhantomData }
     }
 }
 
@@ -85,7 +104,7 @@ pub(crate) const fn array_layout_hash(flavor: Flavor, size: usize, align: usize)
         Flavor::Locked => "shmproc::Array",
         Flavor::Raw => "shmproc::RawArray",
     };
-    layout_hash_mix(layout_hash(tag, size, align), DATA_OFFSET as u64)
+    layout_hash_mix(layout_hash(tag, size, align), data_offset(align) as u64)
 }
 
 /// Field offsets of an [`ArrayHeader`], for read-only inspection
@@ -100,38 +119,64 @@ pub(crate) mod peek {
     pub(crate) const LEN: usize = offset_of!(ArrayHeader, len);
     /// `size_of::<T>()`.
     pub(crate) const ELEM_SIZE: usize = offset_of!(ArrayHeader, elem_size);
-    /// Where the elements start.
-    pub(crate) const DATA: usize = super::DATA_OFFSET;
+    /// Where the elements start, for an element alignment.
+    pub(crate) use super::data_offset;
 }
 
 impl<T: Pod> ArraySeg<T> {
-    fn builder(flavor: Flavor, len: usize) -> Result<crate::shm::segment::SegmentBuilder> {
-        const { assert!(core::mem::align_of::<T>() <= 128, "array elements align to at most 128") };
-        let bytes = len
-            .checked_mul(core::mem::size_of::<T>())
-            .and_then(|b| b.checked_add(DATA_OFFSET))
+    const DATA: usize = data_offset(core::mem::align_of::<T>());
+
+    /// Bytes from the base to the end of `len` elements.
+    fn span(len: usize) -> Result<usize> {
+        const { assert!(core::mem::align_of::<T>() <= MAX_ALIGN, "array elements align to at most 128") };
+        len.checked_mul(core::mem::size_of::<T>())
+            .and_then(|b| b.checked_add(Self::DATA))
             .filter(|&b| isize::try_from(b).is_ok())
-            .ok_or(Error::InvalidArgument { what: "array too large" })?;
-        Ok(Segment::builder().size(bytes).typed(kind::ARRAY, array_hash::<T>(flavor)))
+            .ok_or(Error::InvalidArgument { what: "array too large" })
     }
 
-    /// Writes the header and the initial elements (creator only, before
-    /// publication; `init` empty: zero-filled).
-    fn init(seg: &Segment, len: usize, init: &[T]) -> Result<()> {
-        let h = seg.typed_in::<ArrayHeader>(0)?;
-        // Relaxed: published by the segment's READY handshake.
+    fn builder(flavor: Flavor, len: usize) -> Result<crate::shm::segment::SegmentBuilder> {
+        Ok(Segment::builder().size(Self::span(len)?).typed(kind::ARRAY, array_hash::<T>(flavor)))
+    }
+
+    /// Writes the header and the initial elements at `base` (creator only,
+    /// before anyone else can reach them; `init` empty: zero-filled).
+    fn init(seg: &Segment, base: usize, len: usize, init: &[T]) -> Result<()> {
+        let h = seg.typed_in::<ArrayHeader>(base)?;
+        // Relaxed: published by the segment's READY handshake, or by the
+        // hand-off of the cell to another process.
         h.len.store(len as u64, Ordering::Relaxed);
         h.elem_size.store(core::mem::size_of::<T>() as u64, Ordering::Relaxed);
-        seg.write_bytes(DATA_OFFSET, bytemuck::cast_slice(init))
+        seg.write_bytes(base + Self::DATA, bytemuck::cast_slice(init))
+    }
+
+    /// Where the header of an array in `cell` is: after the cell's own
+    /// head, at the alignment of both the header and the elements.
+    fn base_in(cell: &CellRef) -> usize {
+        let align = core::mem::align_of::<T>().max(core::mem::align_of::<ArrayHeader>());
+        cell.offset() + heap::CELL_HEAD.next_multiple_of(align)
+    }
+
+    /// The cell size for `len` elements, if they fit a cell.
+    fn class(len: usize) -> Option<usize> {
+        let align = core::mem::align_of::<T>().max(core::mem::align_of::<ArrayHeader>());
+        let bytes = heap::CELL_HEAD.next_multiple_of(align).checked_add(Self::span(len).ok()?)?;
+        heap::class_for(bytes, align)
     }
 
     /// A new array of `len` elements, `init` copied in (or zeroes), named
-    /// if `name` is given.
+    /// if `name` is given; a small anonymous one in an arena cell.
     pub(crate) fn make(flavor: Flavor, name: Option<&str>, len: usize, init: &[T]) -> Result<Self> {
+        if let (None, Some(class)) = (name, Self::class(len)) {
+            let cell = CellRef::alloc(class, array_hash::<T>(flavor))?;
+            let (seg, base) = (cell.segment().clone(), Self::base_in(&cell));
+            Self::init(&seg, base, len, init)?;
+            return Self::check(seg, base, cell.offset() + class, Some(cell));
+        }
         let b = Self::builder(flavor, len)?;
         let seg = match name {
-            Some(n) => b.name(n).create_with(|s| Self::init(s, len, init))?,
-            None => b.anonymous_with(|s| Self::init(s, len, init))?,
+            Some(n) => b.name(n).create_with(|s| Self::init(s, 0, len, init))?,
+            None => b.anonymous_with(|s| Self::init(s, 0, len, init))?,
         };
         Self::wrap(flavor, seg)
     }
@@ -140,39 +185,48 @@ impl<T: Pod> ArraySeg<T> {
         Self::wrap(flavor, Segment::builder().name(name).typed(kind::ARRAY, array_hash::<T>(flavor)).open()?)
     }
 
-    /// Checks the header against the segment (a peer may have written
-    /// anything) and keeps the length.
+    /// Checks an array segment's identity and header (a peer may have
+    /// written anything) and keeps the length.
     pub(crate) fn wrap(flavor: Flavor, seg: Segment) -> Result<Self> {
         if seg.layout_identity() != (kind::ARRAY, array_hash::<T>(flavor)) {
             return Err(Error::LayoutMismatch { expected: array_hash::<T>(flavor), found: seg.layout_identity().1 });
         }
-        let h = seg.typed_in::<ArrayHeader>(0)?;
+        let end = seg.len();
+        Self::check(seg, 0, end, None)
+    }
+
+    /// Checks the header at `base` against `end`, the end of the segment
+    /// or of the cell, and keeps the length.
+    fn check(seg: Segment, base: usize, end: usize, cell: Option<CellRef>) -> Result<Self> {
+        let h = seg.typed_in::<ArrayHeader>(base)?;
         // Each loaded once: the copies are what is checked and used.
         let (len, size) = (h.len.load(Ordering::Relaxed), h.elem_size.load(Ordering::Relaxed));
         if size != core::mem::size_of::<T>() as u64 {
             return Err(Error::Corrupt { what: "array element size differs from the type's" });
         }
-        let end = usize::try_from(len)
-            .ok()
-            .and_then(|n| n.checked_mul(core::mem::size_of::<T>()))
-            .and_then(|b| b.checked_add(DATA_OFFSET));
-        let Some(len) = end.filter(|&e| e <= seg.len()).map(|_| len as usize) else {
+        let last = usize::try_from(len).ok().and_then(|n| Self::span(n).ok()).and_then(|b| b.checked_add(base));
+        let Some(len) = last.filter(|&e| e <= end).map(|_| len as usize) else {
             return Err(Error::Corrupt { what: "array length exceeds its segment" });
         };
         // Writable, in bounds (again) and aligned: what the element pointers rely on.
-        seg.slice_in::<std::sync::atomic::AtomicU8>(DATA_OFFSET, len * core::mem::size_of::<T>())?;
-        if !(seg.as_ptr().wrapping_add(DATA_OFFSET) as usize).is_multiple_of(core::mem::align_of::<T>()) {
+        seg.slice_in::<std::sync::atomic::AtomicU8>(base + Self::DATA, len * core::mem::size_of::<T>())?;
+        if !(seg.as_ptr().wrapping_add(base + Self::DATA) as usize).is_multiple_of(core::mem::align_of::<T>()) {
             return Err(Error::Corrupt { what: "array elements misaligned" });
         }
-        Ok(ArraySeg { seg, len, _t: PhantomData })
+        Ok(ArraySeg { seg, base, len, cell, _t: PhantomData })
+    }
+
+    /// The payload offset of the first element.
+    pub(crate) fn data_offset(&self) -> usize {
+        self.base + Self::DATA
     }
 
     pub(crate) fn header(&self) -> &ArrayHeader {
-        self.seg.typed_in::<ArrayHeader>(0).expect("invariant: checked in ArraySeg::wrap")
+        self.seg.typed_in::<ArrayHeader>(self.base).expect("invariant: checked in ArraySeg::check")
     }
 
     fn data(&self) -> *mut T {
-        self.seg.as_ptr().wrapping_add(DATA_OFFSET).cast::<T>()
+        self.seg.as_ptr().wrapping_add(self.data_offset()).cast::<T>()
     }
 
     pub(crate) fn check_index(&self, i: usize) -> Result<()> {
@@ -188,8 +242,11 @@ impl<T: Pod> ArraySeg<T> {
     }
 
     #[cfg(feature = "serde")]
-    pub(crate) fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        serde::Serialize::serialize(&self.seg, s)
+    pub(crate) fn serialize<S: serde::Serializer>(&self, s: S, flavor: Flavor) -> std::result::Result<S::Ok, S::Error> {
+        match &self.cell {
+            Some(c) => crate::shm::handoff::serialize_cell(c, array_hash::<T>(flavor), s),
+            None => serde::Serialize::serialize(&self.seg, s),
+        }
     }
 
     #[cfg(feature = "serde")]
@@ -197,9 +254,17 @@ impl<T: Pod> ArraySeg<T> {
         flavor: Flavor,
         d: D,
     ) -> std::result::Result<Self, D::Error> {
+        use crate::shm::handoff::{Handle, deserialize_handle};
         use serde::de::Error as _;
-        let seg = <Segment as serde::Deserialize>::deserialize(d)?;
-        Self::wrap(flavor, seg).map_err(D::Error::custom)
+        match deserialize_handle(d, array_hash::<T>(flavor))? {
+            Handle::Segment(seg) => Self::wrap(flavor, seg),
+            Handle::Cell(cell) => {
+                let (seg, base) = (cell.segment().clone(), Self::base_in(&cell));
+                let end = cell.offset() + cell.class();
+                Self::check(seg, base, end, Some(cell))
+            }
+        }
+        .map_err(D::Error::custom)
     }
 }
 
@@ -632,7 +697,7 @@ impl<T: Pod + Send> Array<T> {
 #[cfg(feature = "serde")]
 impl<T: Pod + Send> serde::Serialize for Array<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.a.serialize(s)
+        self.a.serialize(s, Flavor::Locked)
     }
 }
 

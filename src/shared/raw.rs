@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU8, AtomicU16, AtomicU32, AtomicU64, Ordering};
 use bytemuck::Pod;
 
 use crate::error::Result;
-use crate::shared::array::{ArraySeg, DATA_OFFSET, Flavor};
+use crate::shared::array::{ArraySeg, Flavor};
 use crate::shm::layout::{ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
 use crate::shm::typed::Home;
@@ -428,7 +428,7 @@ impl<T: Pod + Send> RawArray<T> {
     /// The elements as atomics of `T`'s width.
     #[inline]
     fn atoms<A: Atom>(&self) -> &[A] {
-        self.a.seg.slice_in::<A>(DATA_OFFSET, self.a.len).expect("invariant: checked in ArraySeg::wrap")
+        self.a.seg.slice_in::<A>(self.a.data_offset(), self.a.len).expect("invariant: checked in ArraySeg::wrap")
     }
 
     /// An anonymous array of `len` zeroes, to share with children.
@@ -698,7 +698,7 @@ impl<T: RawInt> RawArray<T> {
 #[cfg(feature = "serde")]
 impl<T: Pod + Send> serde::Serialize for RawArray<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.a.serialize(s)
+        self.a.serialize(s, Flavor::Raw)
     }
 }
 

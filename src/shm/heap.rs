@@ -109,7 +109,8 @@ unsafe impl ShmSafe for CellHead {
     const TAG: &'static str = "shmproc::heap::CellHead";
 }
 
-const CELL_HEAD: usize = core::mem::size_of::<CellHead>();
+/// The cell's own head; the object follows at its alignment.
+pub(crate) const CELL_HEAD: usize = core::mem::size_of::<CellHead>();
 
 /// The arena layout every process agrees on (the segment header records it).
 pub(crate) const HEAP_LAYOUT_HASH: u64 =
@@ -126,12 +127,17 @@ pub(crate) const fn state_offset<S>() -> usize {
 
 /// The cell size for an `S`, or `None` if it gets a segment of its own.
 pub(crate) const fn class_of<S>() -> Option<usize> {
-    let align = core::mem::align_of::<S>();
-    if align > MAX_ALIGN {
+    class_for(state_offset::<S>() + core::mem::size_of::<S>(), core::mem::align_of::<S>())
+}
+
+/// The cell size for `bytes` (cell head included) aligned to `align`, or
+/// `None` if they get a segment of their own.
+pub(crate) const fn class_for(bytes: usize, align: usize) -> Option<usize> {
+    if align > MAX_ALIGN || bytes > MAX_CELL {
         return None;
     }
     let unit = if align > LINE { align } else { LINE };
-    let class = round_up(state_offset::<S>() + core::mem::size_of::<S>(), unit);
+    let class = round_up(bytes, unit);
     if class > MAX_CELL { None } else { Some(class) }
 }
 
@@ -344,7 +350,18 @@ impl CellRef {
 
     /// The payload offset of an `S` in this cell.
     pub(crate) fn offset_of<S>(&self) -> usize {
-        self.heap.cell_offset(self.index) + state_offset::<S>()
+        self.offset() + state_offset::<S>()
+    }
+
+    /// The payload offset of the cell (its head).
+    pub(crate) fn offset(&self) -> usize {
+        self.heap.cell_offset(self.index)
+    }
+
+    /// The cell's size.
+    #[cfg(feature = "serde")]
+    pub(crate) fn class(&self) -> usize {
+        self.heap.class
     }
 
     /// Takes a reference for a child that will [`adopt`](CellRef::adopt)

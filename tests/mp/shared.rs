@@ -16,11 +16,11 @@ use shmproc::{Context, StartMethod};
 
 use crate::harness::{Ctx, arg, arg_num, peek, poke, say, shm_path, wait_for_parent};
 
-/// File offsets of a `Value`'s sequence word (segment header 128 + payload
-/// offset 16, after the lock; see `src/shared/value.rs`) and an `Array`'s
-/// length (header 128 + payload offset 128; see `src/shared/array.rs`).
+/// File offsets of a `Value`'s sequence word and an `Array`'s length
+/// (segment header 128 + payload offset 16, after the lock; see
+/// `src/shared/value.rs` and `src/shared/array.rs`).
 const SEQ: u64 = 144;
-const ARRAY_LEN: u64 = 256;
+const ARRAY_LEN: u64 = 144;
 
 /// Runs a helper role of this area (roles are named `shared_*`).
 pub(crate) fn run_role(role: &str) {
