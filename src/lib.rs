@@ -153,6 +153,14 @@
 //! Every shared handle can be an argument of a child under every start
 //! method: it travels as a descriptor beside the encoded bytes.
 //!
+//! Small anonymous objects (locks, semaphores, events, conditions,
+//! barriers, `Mutex<T>`, `Value<T>`, small arrays) are not a segment each:
+//! they are cells of shared arenas, a memfd of equal cells per cell size,
+//! so a process can hold a hundred thousand of them with a few descriptors,
+//! and a child given a thousand of them receives one descriptor per arena.
+//! A `Lock` or a `Value<u64>` takes 64 bytes. Named objects have a segment
+//! of their own.
+//!
 //! ## Cargo features
 //!
 //! | feature | default | what it adds |
@@ -179,7 +187,8 @@
 //!    death is confirmed by the kernel), the registry of processes taking
 //!    part in an object, and the rate of liveness probes.
 //! 3. `shm`: segments (create, open and validate, fd passing, stale
-//!    cleanup), typed placement, arenas.
+//!    cleanup), typed placement, the layout helper [`Arena`], and the
+//!    shared arenas of small objects.
 //! 4. `sync`: the robust mutex and the other futex state machines, the
 //!    guards, and the public locks.
 //! 5. `queue` (the lock-free rings), `shared` (`Value`, `Array`, `Raw*`).
