@@ -14,7 +14,7 @@ export RUSTDOCFLAGS="-Zsanitizer=address"
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0:handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_sigill=0:handle_abort=0}"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/asan"
 target=$(rustc +nightly -vV | sed -n 's/^host: //p')
-cargo +nightly test -p shmproc --target "$target" --lib -- header name arena spsc channel
+cargo +nightly test -p shmproc --target "$target" --lib -- header name arena heap spsc channel
 cargo +nightly test -p shmproc --target "$target" --test mp
 cargo +nightly test -p shmproc --target "$target" --test ring --test sync --test queue --test pipe --test mpmc --test shared \
-    --test segment --test issue_13 --test scale
+    --test segment --test issue_13 --test scale --test arena
