@@ -50,7 +50,12 @@
 #[cfg(feature = "serde")]
 use std::os::fd::OwnedFd;
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+// This process's own counters.
+use std::sync::atomic::{AtomicU32 as LocalU32, AtomicUsize};
+
+// The words in the arena (loom's under `--cfg shmproc_loom`, for the model
+// of the cell protocol in `loom_heap.rs`).
+use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::shm::header::kind;
@@ -112,6 +117,110 @@ unsafe impl ShmSafe for CellHead {
 /// The cell's own head; the object follows at its alignment.
 pub(crate) const CELL_HEAD: usize = core::mem::size_of::<CellHead>();
 
+/// One word of the free bitmap.
+#[repr(C)]
+pub(crate) struct BitWord(AtomicU64);
+
+#[allow(unsafe_code)] // the layout promise of a type placed in shared memory
+// SAFETY: repr(C) over one atomic: no pointers, any bits valid (a garbage
+// bit only makes a cell look taken or free: claims and frees still go
+// through the reference count), interior-mutable.
+unsafe impl ShmSafe for BitWord {
+    const TAG: &'static str = "shmproc::heap::BitWord";
+}
+
+impl BitWord {
+    #[cfg(all(test, shmproc_loom))]
+    pub(crate) fn new(v: u64) -> BitWord {
+        BitWord(AtomicU64::new(v))
+    }
+}
+
+impl CellHead {
+    #[cfg(all(test, shmproc_loom))]
+    pub(crate) fn new() -> CellHead {
+        CellHead { state: AtomicU64::new(0), layout_hash: AtomicU64::new(0) }
+    }
+}
+
+/// Takes a clear bit of `words`, looking from word `start` on (then from
+/// the first): its index, or `None` if every bit is set.
+pub(crate) fn claim_bit(words: &[BitWord], start: usize) -> Option<usize> {
+    let start = start.min(words.len().saturating_sub(1));
+    for w in (start..words.len()).chain(0..start) {
+        let mut v = words[w].0.load(Ordering::Relaxed);
+        while v != u64::MAX {
+            let bit = (!v).trailing_zeros();
+            let mask = 1u64 << bit;
+            let before = words[w].0.fetch_or(mask, Ordering::AcqRel);
+            if before & mask == 0 {
+                return Some(w * 64 + bit as usize);
+            }
+            v = before | mask;
+        }
+    }
+    None
+}
+
+/// Clears the bit of cell `index` (after [`release_ref`] freed it).
+pub(crate) fn free_bit(words: &[BitWord], index: usize) {
+    let _ = words[index / 64].0.fetch_and(!(1u64 << (index % 64)), Ordering::Release);
+}
+
+/// Makes a cell whose bit this process just claimed live, with one
+/// reference, holding an object with `layout_hash`.
+pub(crate) fn start_cell(c: &CellHead, layout_hash: u64) {
+    c.layout_hash.store(layout_hash, Ordering::Relaxed);
+    let generation = c.state.load(Ordering::Relaxed) >> 32;
+    c.state.store(generation << 32 | 1, Ordering::Release);
+}
+
+/// Gives one reference back; `true` if it was the last: the cell is free
+/// (generation bumped in the same step, layout hash cleared), and the
+/// caller clears its bit.
+pub(crate) fn release_ref(c: &CellHead) -> bool {
+    let mut s = c.state.load(Ordering::Relaxed);
+    loop {
+        let refs = s & REFS;
+        if refs == 0 {
+            return false; // garbage written by another process: leave the cell alone
+        }
+        let next = if refs == 1 { ((s >> 32).wrapping_add(1)) << 32 } else { s - 1 };
+        match c.state.compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) if refs == 1 => break,
+            Ok(_) => return false,
+            Err(now) => s = now,
+        }
+    }
+    c.layout_hash.store(0, Ordering::Relaxed);
+    true
+}
+
+/// Takes one more reference to a live cell (its holder lends it): the
+/// cell's generation, or `None` if it is free or its count is garbage.
+#[cfg(any(feature = "serde", all(test, shmproc_loom)))]
+pub(crate) fn acquire_ref(c: &CellHead) -> Option<u32> {
+    let mut s = c.state.load(Ordering::Relaxed);
+    loop {
+        let refs = s & REFS;
+        if refs == 0 || refs == REFS {
+            return None;
+        }
+        match c.state.compare_exchange_weak(s, s + 1, Ordering::AcqRel, Ordering::Relaxed) {
+            Ok(_) => return Some((s >> 32) as u32),
+            Err(now) => s = now,
+        }
+    }
+}
+
+/// Whether a cell is live in `generation` (a decoder's check of a lent
+/// reference, which keeps it live until adopted).
+#[cfg(any(feature = "serde", all(test, shmproc_loom)))]
+pub(crate) fn live_in(c: &CellHead, generation: u32) -> bool {
+    let s = c.state.load(Ordering::Acquire);
+    (s >> 32) as u32 == generation && s & REFS != 0
+}
+
 /// The arena layout every process agrees on (the segment header records it).
 pub(crate) const HEAP_LAYOUT_HASH: u64 =
     layout_hash_mix(layout_hash_mix(HeapHead::LAYOUT_HASH, CellHead::LAYOUT_HASH), ARENA_DATA as u64);
@@ -159,7 +268,7 @@ pub(crate) struct HeapMap {
     cells: usize,
     data: usize,
     /// This process's handles per cell.
-    local: Box<[AtomicU32]>,
+    local: Box<[LocalU32]>,
     /// The bitmap word where the last claim succeeded.
     hint: AtomicUsize,
 }
@@ -202,7 +311,7 @@ impl HeapMap {
         if data + cells * class > seg.len() {
             return Err(Error::Corrupt { what: "arena shorter than its cells" });
         }
-        let local = (0..cells).map(|_| AtomicU32::new(0)).collect();
+        let local = (0..cells).map(|_| LocalU32::new(0)).collect();
         Ok(HeapMap { seg, id, class, cells, data, local, hint: AtomicUsize::new(0) })
     }
 
@@ -229,8 +338,8 @@ impl HeapMap {
         self.seg.typed_in::<HeapHead>(0).expect("invariant: checked in HeapMap::new")
     }
 
-    fn bitmap(&self) -> &[AtomicU64] {
-        self.seg.slice_in::<AtomicU64>(BITMAP, self.cells / 64).expect("invariant: checked in HeapMap::new")
+    fn bitmap(&self) -> &[BitWord] {
+        self.seg.slice_in::<BitWord>(BITMAP, self.cells / 64).expect("invariant: checked in HeapMap::new")
     }
 
     fn cell_offset(&self, index: usize) -> usize {
@@ -248,63 +357,26 @@ impl HeapMap {
         if head.used.load(Ordering::Relaxed) as usize >= self.cells {
             return None;
         }
-        let words = self.bitmap();
-        let start = self.hint.load(Ordering::Relaxed).min(words.len() - 1);
-        for w in (start..words.len()).chain(0..start) {
-            let mut v = words[w].load(Ordering::Relaxed);
-            while v != u64::MAX {
-                let bit = (!v).trailing_zeros();
-                let mask = 1u64 << bit;
-                let before = words[w].fetch_or(mask, Ordering::AcqRel);
-                if before & mask == 0 {
-                    self.hint.store(w, Ordering::Relaxed);
-                    let _ = head.used.fetch_add(1, Ordering::Relaxed);
-                    return Some(w * 64 + bit as usize);
-                }
-                v = before | mask;
-            }
-        }
-        None
+        let index = claim_bit(self.bitmap(), self.hint.load(std::sync::atomic::Ordering::Relaxed))?;
+        self.hint.store(index / 64, std::sync::atomic::Ordering::Relaxed);
+        let _ = head.used.fetch_add(1, Ordering::Relaxed);
+        Some(index)
     }
 
     /// Gives one process reference to cell `index` back; the last one
     /// frees the cell.
     fn release(&self, index: usize) {
-        let c = self.cell(index);
-        let mut s = c.state.load(Ordering::Relaxed);
-        loop {
-            let refs = s & REFS;
-            if refs == 0 {
-                return; // garbage written by another process: leave the cell alone
-            }
-            let next = if refs == 1 { ((s >> 32).wrapping_add(1)) << 32 } else { s - 1 };
-            match c.state.compare_exchange_weak(s, next, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) if refs == 1 => break,
-                Ok(_) => return,
-                Err(now) => s = now,
-            }
+        if release_ref(self.cell(index)) {
+            let head = self.head();
+            let _ = head.used.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| Some(u.saturating_sub(1)));
+            free_bit(self.bitmap(), index);
         }
-        c.layout_hash.store(0, Ordering::Relaxed);
-        let head = self.head();
-        let _ = head.used.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| Some(u.saturating_sub(1)));
-        let _ = self.bitmap()[index / 64].fetch_and(!(1u64 << (index % 64)), Ordering::Release);
     }
 
     /// Takes one more process reference to a live cell; its generation.
     #[cfg(feature = "serde")]
     fn acquire(&self, index: usize) -> Result<u32> {
-        let c = self.cell(index);
-        let mut s = c.state.load(Ordering::Relaxed);
-        loop {
-            let refs = s & REFS;
-            if refs == 0 || refs == REFS {
-                return Err(Error::Corrupt { what: "arena cell reference count" });
-            }
-            match c.state.compare_exchange_weak(s, s + 1, Ordering::AcqRel, Ordering::Relaxed) {
-                Ok(_) => return Ok((s >> 32) as u32),
-                Err(now) => s = now,
-            }
-        }
+        acquire_ref(self.cell(index)).ok_or(Error::Corrupt { what: "arena cell reference count" })
     }
 }
 
@@ -330,15 +402,12 @@ impl CellRef {
                 (h, h.claim().ok_or(Error::Corrupt { what: "a new arena has no free cell" })?)
             }
         };
-        let c = heap.cell(index);
         let words = (class - CELL_HEAD) / 8;
-        let body = heap.seg.slice_in::<AtomicU64>(heap.cell_offset(index) + CELL_HEAD, words)?;
+        let body = heap.seg.slice_in::<BitWord>(heap.cell_offset(index) + CELL_HEAD, words)?;
         for w in body {
-            w.store(0, Ordering::Relaxed);
+            w.0.store(0, Ordering::Relaxed);
         }
-        c.layout_hash.store(layout_hash, Ordering::Relaxed);
-        let generation = c.state.load(Ordering::Relaxed) >> 32;
-        c.state.store(generation << 32 | 1, Ordering::Release);
+        start_cell(heap.cell(index), layout_hash);
         let _ = heap.local[index].fetch_add(1, Ordering::Relaxed);
         Ok(CellRef { heap, index })
     }
@@ -404,8 +473,7 @@ impl CellRef {
             return Err(Error::Corrupt { what: "arena cell index" });
         }
         let c = heap.cell(index);
-        let s = c.state.load(Ordering::Acquire);
-        if (s >> 32) as u32 != lent.generation || s & REFS == 0 {
+        if !live_in(c, lent.generation) {
             return Err(Error::Corrupt { what: "arena cell (freed or reused since it was sent)" });
         }
         let found = c.layout_hash.load(Ordering::Relaxed);
@@ -455,14 +523,14 @@ pub(crate) struct Lent {
 
 /// The pid the fork hook last ran in (it may run twice per fork: from our
 /// fork path and from the `pthread_atfork` handler).
-static HOOKED: AtomicU32 = AtomicU32::new(0);
+static HOOKED: LocalU32 = LocalU32::new(0);
 
 /// In a forked child, right after the fork: takes one process reference
 /// for every cell this process inherited a handle to. Only atomics and
 /// `getpid`: safe in a child of a multi-threaded parent.
 pub(crate) fn after_fork_in_child() {
     let me = crate::sys::process::pid();
-    if HOOKED.swap(me, Ordering::Relaxed) == me {
+    if HOOKED.swap(me, std::sync::atomic::Ordering::Relaxed) == me {
         return;
     }
     for heap in heaps() {
@@ -513,6 +581,9 @@ pub(crate) mod peek {
     /// The largest cell.
     pub(crate) const MAX_CELL: usize = super::MAX_CELL;
 }
+
+#[cfg(all(test, shmproc_loom))]
+mod loom_heap;
 
 #[cfg(all(test, not(shmproc_loom)))]
 mod tests {
