@@ -155,7 +155,7 @@ fn a_sent_object_outlives_the_senders_handle() {
     assert!(others.iter().enumerate().all(|(i, o)| o.load().expect("load") == i as u64));
 }
 
-#[cfg(feature = "pool")]
+#[cfg(any(feature = "pool", feature = "inspect"))]
 fn square(x: u64) -> u64 {
     x * x
 }
@@ -203,4 +203,39 @@ fn an_arena_object_outside_a_childs_arguments_is_refused() {
         Err(e) => assert!(format!("{e:?}").contains("Codec"), "{e:?}"),
         Ok(()) => panic!("an anonymous lock cannot travel in a queue"),
     }
+}
+
+/// In a (single-threaded) child: pools with the fork start method come and
+/// go while this process holds 100 values; then the values are dropped.
+/// Returns the cells taken in this process's arenas before the pools and
+/// at the end.
+#[cfg(feature = "inspect")]
+fn pools_come_and_go(_: ()) -> (usize, usize) {
+    let taken = || -> usize {
+        let arenas = shmproc::inspect::arenas(std::process::id()).expect("arenas");
+        arenas.iter().filter_map(|r| r.field("taken")?.parse::<usize>().ok()).sum()
+    };
+    let mine: Vec<Value<u64>> = (0..100).map(|i| Value::new(i).expect("value")).collect();
+    let before = taken();
+    for _ in 0..3 {
+        let pool =
+            shmproc::Pool::builder().processes(1).start_method(shmproc::StartMethod::Fork).build().expect("pool");
+        assert_eq!(pool.map(square, 0..4u64).expect("map"), [0, 1, 4, 9]);
+        pool.close();
+        pool.join().expect("join");
+    }
+    drop(mine);
+    (before, taken())
+}
+
+/// The processes a pool forks from a copy of this process (its private
+/// fork server, its workers) give back the references they took for this
+/// process's cells when they end, so the cells are free again once this
+/// process drops its objects.
+#[cfg(feature = "inspect")]
+#[test]
+fn forked_pools_give_their_references_back() {
+    let mut p = Process::spawn(pools_come_and_go, ()).expect("child");
+    let (before, after) = p.join_timeout(GUARD).expect("join").expect("finished");
+    assert!(after + 100 <= before, "the 100 values' cells are free: {before} taken before, {after} after");
 }

@@ -22,6 +22,10 @@ use crate::sys::shm as sysshm;
 /// `SCM_MAX_FD`: the most descriptors one message can carry.
 const MAX_FDS: usize = 253;
 
+/// How long dropping a private server waits for it to exit on its own
+/// (giving back the arena references it inherited) before killing it.
+const SERVER_EXIT: std::time::Duration = std::time::Duration::from_millis(500);
+
 struct Server {
     owner: u32,
     sock: UnixStream,
@@ -188,9 +192,15 @@ impl Drop for PrivateServer {
         if let Some(s) = self.inner.get_mut().take()
             && s.owner == sysproc::pid()
         {
+            // On end of file the server gives back the references to
+            // arena cells that its copy of this process held, and exits;
+            // one that does not within a moment (stopped, say) is killed.
             drop(s.sock);
-            let _ = s.process.signal(sysproc::SIGKILL);
-            let _ = s.process.wait_exit(None);
+            let deadline = std::time::Instant::now() + SERVER_EXIT;
+            if !s.process.wait_exit(Some(deadline)).unwrap_or(false) {
+                let _ = s.process.signal(sysproc::SIGKILL);
+                let _ = s.process.wait_exit(None);
+            }
             let _ = s.process.try_reap();
         }
     }
@@ -201,8 +211,12 @@ fn serve_on(mut sock: UnixStream) -> ! {
     loop {
         let mut fds = match sysshm::recv_fds(sock.as_fd(), MAX_FDS) {
             Ok(f) if !f.is_empty() => f,
-            // EOF: the parent closed its end or died.
-            _ => sysproc::exit_now(0),
+            // EOF: the parent closed its end or died. The cells of shared
+            // arenas this copy of the parent held can be reused.
+            _ => {
+                crate::shm::heap::release_all();
+                sysproc::exit_now(0)
+            }
         };
         let channel = fds.remove(0);
         let reply: i64 = match super::clone_parent() {
