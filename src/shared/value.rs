@@ -157,8 +157,8 @@ impl<T: Pod + Send> ValueState<T> {
         if seqlocked::<T>() {
             seqlock::write(&self.seq, self.words(), &encode(&value)[..n_words::<T>()]);
         } else {
-            // SAFETY: called only inside `Shared`'s init closure, before the segment is visible to any other thread
-            // or process, so nothing else can access the cell.
+            // SAFETY: called only inside `Home`'s init closure, before the segment (or the arena cell, which no
+            // other handle names yet) is visible to any other thread or process, so nothing else can access it.
             unsafe { self.data.ptr().write(value) }
         }
     }

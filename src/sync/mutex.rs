@@ -274,8 +274,9 @@ impl<T: Pod + Send> MutexState<T> {
 
     /// Writes the initial value (creator only, before publication).
     pub(crate) fn init(&self, value: T) {
-        // SAFETY: called only by the creator inside `Shared::create`'s init
-        // closure, before the segment is visible to any other thread or
+        // SAFETY: called only by the creator inside the init closure of
+        // `Home::create`/`anonymous`, before the segment (or the arena cell,
+        // which no other handle names yet) is visible to any other thread or
         // process, so nothing else can access the cell.
         unsafe { self.data.get().write(value) }
     }
