@@ -347,7 +347,7 @@ impl<T: Pod + Send> RawCell<T> {
     fn atom<A: Atom>(&self) -> &A {
         debug_assert_eq!(core::mem::size_of::<A>(), core::mem::size_of::<T>());
         // SAFETY: A is a std atomic integer of at most 8 bytes, so it fits at the start of the 8-aligned AtomicU64
-        // `word` (inside the RawCell that `Shared` checked in bounds); every std atomic integer is valid for any bits
+        // `word` (inside the RawCell that `Home` checked in bounds); every std atomic integer is valid for any bits
         // and interior-mutable, and all accesses to the word are atomic; borrows `self`.
         unsafe { &*(&self.word as *const AtomicU64).cast::<A>() }
     }

@@ -148,7 +148,7 @@ impl<T: Pod + Send> ValueState<T> {
         debug_assert!(seqlocked::<T>());
         // SAFETY: `Padded<T>` is 8-aligned, a multiple of 8 long, and wholly inside the UnsafeCell the pointer comes
         // from (so all n_words are in provenance) and inside this ValueState, checked in bounds, aligned, writable by
-        // `Shared`; AtomicU64 takes any bits, and seqlocked T's bytes are only accessed atomically; borrows `self`.
+        // `Home`; AtomicU64 takes any bits, and seqlocked T's bytes are only accessed atomically; borrows `self`.
         unsafe { std::slice::from_raw_parts(self.data.0.get().cast::<std::sync::atomic::AtomicU64>(), n_words::<T>()) }
     }
 
@@ -590,7 +590,7 @@ impl<T: Pod + Send> Deref for ValueGuard<'_, T> {
             return as_value(&self.copy);
         }
         // SAFETY: not seqlocked, so the cell's bytes are reached only under the lock, which this guard holds (no
-        // other thread or process accesses the cell until it drops); aligned and in bounds (checked by `Shared`).
+        // other thread or process accesses the cell until it drops); aligned and in bounds (checked by `Home`).
         unsafe { &*self.state.data.ptr() }
     }
 }

@@ -225,13 +225,9 @@ pub(crate) fn live_in(c: &CellHead, generation: u32) -> bool {
 pub(crate) const HEAP_LAYOUT_HASH: u64 =
     layout_hash_mix(layout_hash_mix(HeapHead::LAYOUT_HASH, CellHead::LAYOUT_HASH), ARENA_DATA as u64);
 
-const fn round_up(n: usize, to: usize) -> usize {
-    n.div_ceil(to) * to
-}
-
 /// Where an `S` starts inside its cell.
 pub(crate) const fn state_offset<S>() -> usize {
-    round_up(CELL_HEAD, core::mem::align_of::<S>())
+    CELL_HEAD.next_multiple_of(core::mem::align_of::<S>())
 }
 
 /// The cell size for an `S`, or `None` if it gets a segment of its own.
@@ -246,7 +242,7 @@ pub(crate) const fn class_for(bytes: usize, align: usize) -> Option<usize> {
         return None;
     }
     let unit = if align > LINE { align } else { LINE };
-    let class = round_up(bytes, unit);
+    let class = bytes.next_multiple_of(unit);
     if class > MAX_CELL { None } else { Some(class) }
 }
 
@@ -257,7 +253,7 @@ pub(crate) fn cells_for(class: usize) -> usize {
 
 /// Where the cells start, for `cells` cells.
 pub(crate) fn data_offset(cells: usize) -> usize {
-    round_up(BITMAP + cells / 8, MAX_ALIGN)
+    (BITMAP + cells / 8).next_multiple_of(MAX_ALIGN)
 }
 
 /// One arena as mapped in this process.

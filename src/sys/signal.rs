@@ -207,10 +207,10 @@ extern "C" fn on_sigint(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     }
     if prev.action != libc::SIG_DFL && prev.action != libc::SIG_IGN {
         if prev.siginfo {
+            type Handler = extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void);
             // SAFETY: `prev` is the sa_sigaction of the disposition installed before ours, with SA_SIGINFO: a
             // function of this signature that stays valid (handlers are static functions); we pass our own arguments.
-            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                unsafe { std::mem::transmute::<usize, _>(prev.action) };
+            let f: Handler = unsafe { std::mem::transmute::<usize, Handler>(prev.action) };
             f(sig, info, ctx);
         } else {
             // SAFETY: as above, without SA_SIGINFO: a one-argument handler.
