@@ -71,6 +71,25 @@ pub(crate) fn spin_until(mut ready: impl FnMut() -> bool) -> bool {
     ready()
 }
 
+/// Gives the CPU to other runnable threads up to `times` times until
+/// `ready()`, before a caller sleeps on a futex: for a peer that needs the
+/// caller's CPU to answer (a notifier the caller preempted on its CPU).
+/// Returns whether `ready()` came true. Under loom it does not yield.
+#[cfg(feature = "serde")]
+#[inline]
+pub(crate) fn yield_until(times: u32, mut ready: impl FnMut() -> bool) -> bool {
+    #[cfg(not(shmproc_loom))]
+    for _ in 0..times {
+        std::thread::yield_now();
+        if ready() {
+            return true;
+        }
+    }
+    #[cfg(shmproc_loom)]
+    let _ = times;
+    ready()
+}
+
 #[cfg(feature = "serde")]
 /// Spins for at most `budget` until `ready()`, without ever yielding the
 /// CPU, before a caller sleeps on a futex. Unlike [`spin_until`], which

@@ -10,14 +10,20 @@
 //! | `head`, `tail` | the receiver / sender holding the lock | byte-protocol positions, each published in one store |
 //! | `readable` | senders notify after publishing; receivers wait | "a message may have arrived" |
 //! | `writable` | receivers notify after freeing; senders wait | "room may have appeared" |
-//! | `send_lock`, `recv_lock` | robust mutexes | one sender / one receiver at a time; an owner that died passes the lock on (positions are never half-published) |
+//! | `sending.lock`, `receiving.lock` | robust mutexes | one sender / one receiver at a time; an owner that died passes the lock on (positions are never half-published) |
+//! | `sending.awake`, `receiving.awake` | every sender / receiver, in [`Call`] | callers of that side inside a call and not asleep: notifiers wake nobody while one is |
 //!
-//! Every send and receive takes the same steps: try under the side's
-//! robust lock; if that found no room (no message), spin briefly without
+//! Every send and receive takes the same steps: count itself awake
+//! ([`Call`]), try under the side's robust lock; if that found no room (no
+//! message), spin briefly without
 //! yielding (only while the peer last ran on another CPU: see
 //! `RawEventCount::spin_for_notifier`), announce itself on the eventcount,
-//! look again, sleep, and at liveness intervals ask the OS whether every
-//! process on the other side is gone ([`Ends`]). Messages larger than half
+//! leave the awake count, look again, sleep, and at liveness intervals ask
+//! the OS whether every process on the other side is gone ([`Ends`]). A
+//! call that ends as the last awake caller of its side passes a wake-up on
+//! if it leaves something another caller of its side can use (a message,
+//! room); see `queue/eventcount.rs` for why this wakes as many callers as
+//! can proceed and loses no wake-up. Messages larger than half
 //! the buffer travel through a spill segment (`spill.rs`) whose reference
 //! is the record.
 //!
@@ -35,7 +41,7 @@ use crate::loom::owner::LivenessPoll;
 use crate::owner::probe::ProbeRate;
 use crate::owner::token::Token;
 use crate::queue::bytes::{self, ByteConsumerCore, ByteProducerCore, ByteSlots, ShmBytes, TAG_INLINE, TAG_SPILL};
-use crate::queue::eventcount::RawEventCount;
+use crate::queue::eventcount::{Awake, RawEventCount};
 use crate::queue::spsc::{Positions, RingError};
 use crate::shm::layout::{CachePadded, ShmSafe};
 use crate::shm::segment::Segment;
@@ -50,13 +56,22 @@ pub(crate) struct LaneWords {
     pub(crate) tail: CachePadded<AtomicU64>,
     pub(crate) readable: CachePadded<RawEventCount>,
     pub(crate) writable: CachePadded<RawEventCount>,
-    pub(crate) send_lock: CachePadded<RawMutex>,
-    pub(crate) recv_lock: CachePadded<RawMutex>,
+    pub(crate) sending: CachePadded<Side>,
+    pub(crate) receiving: CachePadded<Side>,
+}
+
+/// One side's words: its lock, and its callers that are awake (in one
+/// cache line: a call writes both).
+#[derive(Debug)]
+#[repr(C)]
+pub(crate) struct Side {
+    pub(crate) lock: RawMutex,
+    pub(crate) awake: Awake,
 }
 
 #[allow(unsafe_code)] // the layout promise of a type placed in shared memory
-// SAFETY: repr(C) over atomics only (RawEventCount, RawMutex: repr(C)
-// atomics), each group padded to 128 bytes: no pointers, every bit pattern
+// SAFETY: repr(C) over atomics only (RawEventCount, RawMutex, Side: repr(C)
+// atomics; Awake: a transparent atomic), each group padded to 128 bytes: no pointers, every bit pattern
 // valid (positions are checked by the protocol, lock words by the mutex),
 // all interior-mutable.
 unsafe impl ShmSafe for LaneWords {
@@ -201,31 +216,57 @@ pub(crate) struct Other<'a, G: Fn() -> bool> {
     pub(crate) ask_first: bool,
 }
 
-/// Waits on `ec` until `look()` may hold, the other side is gone (see
-/// [`Other`]), or `wait` ends (`Err(Stop::Timeout)`): spin, announce, look
-/// again, sleep. The one wait of the channels.
+/// One call of one side, counted awake from its start to its end (see
+/// the module docs): on drop it leaves the count, and if it was the last
+/// caller awake and `more()` says it leaves something behind that another
+/// caller of its side can use, it wakes one sleeper. Also on a panic that
+/// unwinds through the call, so a count is never left high by a live
+/// process.
+pub(crate) struct Call<'a, M: Fn() -> bool> {
+    pub(crate) ec: &'a RawEventCount,
+    pub(crate) awake: &'a Awake,
+    more: M,
+}
+
+impl<'a, M: Fn() -> bool> Call<'a, M> {
+    /// Counts a caller of the side that waits on `ec` in.
+    #[inline]
+    pub(crate) fn enter(ec: &'a RawEventCount, awake: &'a Awake, more: M) -> Self {
+        awake.enter();
+        Call { ec, awake, more }
+    }
+}
+
+impl<M: Fn() -> bool> Drop for Call<'_, M> {
+    #[inline]
+    fn drop(&mut self) {
+        // Announced sleepers first: nobody sleeps in the usual fast case,
+        // and that word is read-mostly, unlike the positions `more` loads.
+        if self.awake.leave() && self.ec.anyone_announced() && (self.more)() {
+            self.ec.notify_one(self.awake);
+        }
+    }
+}
+
+/// Waits on the call's eventcount until `look()` may hold, the other side
+/// is gone (see [`Other`]), or `wait` ends (`Err(Stop::Timeout)`): spin,
+/// announce, leave the awake count, look again, sleep, count in again. The
+/// one wait of the channels.
 ///
-/// Notifiers wake one waiter per change, and none while a wake-up is on
-/// its way (`RawEventCount::notify_one`), so a waiter that is woken must
-/// not keep what it cannot use. Its caller passes a wake-up on when it
-/// leaves without its operation, and after its operation if more is there
-/// (see `Lane::send_record`); here, `spare()` says, after a wake-up that
-/// found `look()` false, whether what changed may serve another waiter (a
-/// sender that needs more room than there is, while a smaller record would
-/// fit). That wake-up is passed on once per wait, which bounds the passes
-/// by the waiters and never makes two waiters pass one back and forth.
-/// `woken` is set when a notifier's wake-up reached this waiter: the
-/// caller then owes the passes above (a call that found its condition by
-/// spinning or on its first look owes nothing).
-pub(crate) fn wait_on<G: Fn() -> bool>(
-    ec: &RawEventCount,
+/// `spare()` says whether what changed may serve another waiter even though
+/// it does not serve this one (room too small for this sender's record,
+/// where a smaller one fits): a waiter about to sleep as the last one awake
+/// passes a wake-up on for it, once per wait, which bounds the passes by
+/// the waiters and never makes two waiters pass one back and forth.
+pub(crate) fn wait_on<G: Fn() -> bool, M: Fn() -> bool>(
+    call: &Call<'_, M>,
     look: impl Fn() -> bool,
     spare: impl Fn() -> bool,
     wait: Wait,
     other: &Other<'_, G>,
-    woken: &mut bool,
 ) -> Result<Woke, Stop> {
     let Other { gone, rate: probe, ask_first: probe_first } = other;
+    let (ec, awake) = (call.ec, call.awake);
     if ec.spin_for_notifier(SPIN, &look) {
         return Ok(Woke::Look);
     }
@@ -242,27 +283,28 @@ pub(crate) fn wait_on<G: Fn() -> bool>(
     let mut passed = false;
     loop {
         let key = ec.prepare();
+        let last = awake.leave();
         if look() {
+            awake.enter();
             ec.finish();
             return Ok(Woke::Look);
         }
         let now = Instant::now();
         if wait.passed(now) {
+            awake.enter();
             ec.finish();
             return Err(Stop::Timeout);
         }
-        let woke = ec.wait(key, poll.wake_at(now, deadline));
+        if last && !passed && spare() {
+            passed = true;
+            ec.notify_one(awake);
+        }
+        let woke = ec.wait(key, poll.wake_at(now, deadline), awake);
         ec.finish();
-        *woken |= woke == Wake::Woken;
-        match woke {
-            Wake::Woken if !passed && !look() && spare() => {
-                passed = true;
-                ec.notify_one();
-            }
-            // A liveness wake-up that finds the condition true: a wake-up
-            // meant for this waiter never came.
-            Wake::TimedOut if look() => ec.stranded(),
-            _ => {}
+        // A liveness wake-up that finds the condition true: a wake-up meant
+        // for this waiter never came.
+        if woke == Wake::TimedOut && look() {
+            ec.stranded(awake);
         }
         if woke == Wake::TimedOut && !wait.passed(Instant::now()) {
             if probe.ask_now(gone) {
@@ -365,10 +407,13 @@ impl Lane {
         bytes::max_message(self.buf.capacity())
     }
 
-    /// The positions as published now (Acquire: pairs with the Release
-    /// stores of the positions).
+    /// The positions as published now (at least Acquire: pairs with the
+    /// Release stores of the positions).
     fn snapshot(&self) -> (u64, u64) {
-        (self.words.head.load(Ordering::Acquire), self.words.tail.load(Ordering::Acquire))
+        // SeqCst (no dearer than Acquire on x86-64 and AArch64): a call
+        // that left its side's awake count looks with these, the later
+        // half of the pair with a notifier's fence (queue/eventcount.rs).
+        (self.words.head.load(Ordering::SeqCst), self.words.tail.load(Ordering::SeqCst))
     }
 
     /// Messages published and not yet received (lock-free look).
@@ -394,6 +439,11 @@ impl Lane {
         bytes::fits(head, tail, cap, len)
     }
 
+    /// A call of the receiving side (see [`Call`]).
+    fn receive_call(&self) -> Call<'_, impl Fn() -> bool + '_> {
+        Call::enter(&self.words.readable, &self.words.receiving.awake, || self.has_message())
+    }
+
     /// Wakes every sleeper of both eventcounts (after a close).
     pub(crate) fn wake_all(&self) {
         self.words.readable.notify_all();
@@ -408,14 +458,9 @@ impl Lane {
             return Ok(Woke::Look);
         }
         let other = Other { gone: || ends.senders_gone(), rate: &self.senders_probe, ask_first: E::PROBE_BEFORE_SLEEP };
-        let mut woken = false;
-        let woke = wait_on(&self.words.readable, look, || false, wait, &other, &mut woken);
-        if woken && self.has_message() {
-            // A poll takes nothing: the wake-up that reached it may have
-            // been the only one for a receiver asleep beside it.
-            self.words.readable.notify_one();
-        }
-        woke
+        // A poll takes nothing: ending the call passes on what it saw.
+        let call = self.receive_call();
+        wait_on(&call, look, || false, wait, &other)
     }
 
     /// Whether the senders are gone, asked at the rate the lane allows
@@ -428,7 +473,7 @@ impl Lane {
 
     /// One attempt to publish a record, under the send lock.
     fn try_send(&self, rec: &[u8], tag: u32, wait: Wait) -> Result<bool, Stop> {
-        let Some(_locked) = take(&self.words.send_lock, wait)? else { return Ok(false) };
+        let Some(_locked) = take(&self.words.sending.lock, wait)? else { return Ok(false) };
         let pos = self.words.positions();
         let mut core = ByteProducerCore::attach_cached(&pos, self.head_hint.load(StdOrdering::Relaxed));
         // The count from the hint is an upper bound; reload only if it
@@ -457,28 +502,28 @@ impl Lane {
 
     /// Sends one record (`rec.len() <= max_message`) tagged `tag`.
     ///
-    /// A call that waited passes a wake-up on to the next waiting sender
-    /// when it leaves room behind: after its send if another record like
-    /// its own fits (notifiers wake no second sender while this one was on
-    /// its way), and when it fails without using the room it was woken for
-    /// (its deadline passed while another sender held the lock).
+    /// A call that ends as the last awake sender passes a wake-up on to a
+    /// sleeping sender when it leaves room behind: after its send if
+    /// another record like its own fits, and after a failure if any does.
     pub(crate) fn send_record<E: Ends>(&self, rec: &[u8], tag: u32, wait: Wait, ends: &E) -> Result<(), Stop> {
-        let mut woken = false;
-        let sent = self.send_record_inner(rec, tag, wait, ends, &mut woken);
-        let left = if sent.is_ok() { rec.len() as u64 } else { 0 };
-        if woken && self.has_room(left) {
-            self.words.writable.notify_one();
+        // The room a sleeping sender would need, as far as this one knows:
+        // a record like its own after a send, any after a failure.
+        let left = std::cell::Cell::new(0);
+        let call = Call::enter(&self.words.writable, &self.words.sending.awake, || self.has_room(left.get()));
+        let sent = self.send_record_inner(&call, rec, tag, wait, ends);
+        if sent.is_ok() {
+            left.set(rec.len() as u64);
         }
         sent
     }
 
-    fn send_record_inner<E: Ends>(
+    fn send_record_inner<E: Ends, M: Fn() -> bool>(
         &self,
+        call: &Call<'_, M>,
         rec: &[u8],
         tag: u32,
         wait: Wait,
         ends: &E,
-        woken: &mut bool,
     ) -> Result<(), Stop> {
         let len = rec.len() as u64;
         let mut probe = E::SEND_NEEDS_RECEIVER && self.periodic_probe();
@@ -490,7 +535,7 @@ impl Lane {
                 return Err(Stop::Disconnected);
             }
             if self.try_send(rec, tag, wait)? {
-                self.words.readable.notify_one_from_here();
+                self.words.readable.notify_one_from_here(&self.words.receiving.awake);
                 return Ok(());
             }
             if wait == Wait::No {
@@ -504,7 +549,7 @@ impl Lane {
             let spare = || len > 0 && self.has_room(0);
             let other =
                 Other { gone: || ends.receivers_gone(), rate: &self.receivers_probe, ask_first: E::PROBE_BEFORE_SLEEP };
-            match wait_on(&self.words.writable, look, spare, wait, &other, woken)? {
+            match wait_on(call, look, spare, wait, &other)? {
                 Woke::Look => probe = false,
                 Woke::Gone if E::SEND_NEEDS_RECEIVER || !self.has_room(len) => return Err(Stop::Disconnected),
                 Woke::Gone => probe = false,
@@ -538,7 +583,7 @@ impl Lane {
     /// its tag, or `None`. `hook` sees the bytes before the record leaves
     /// the ring (a receiver killed in between leaves it for the next).
     fn try_recv(&self, out: &mut Vec<u8>, wait: Wait, hook: &mut dyn FnMut(&[u8])) -> Result<Option<u32>, Stop> {
-        let Some(_locked) = take(&self.words.recv_lock, wait)? else { return Ok(None) };
+        let Some(_locked) = take(&self.words.receiving.lock, wait)? else { return Ok(None) };
         let pos = self.words.positions();
         let mut core = ByteConsumerCore::attach_cached(&pos, self.tail_hint.load(StdOrdering::Relaxed));
         let got = core.pop_into_then(&pos, &self.buf, out, hook)?;
@@ -550,14 +595,15 @@ impl Lane {
     fn take_record(&self, out: &mut Vec<u8>, wait: Wait, hook: &mut dyn FnMut(&[u8])) -> Result<Option<u32>, Stop> {
         let got = self.try_recv(out, wait, hook)?;
         if got.is_some() {
-            self.words.writable.notify_one_from_here();
+            self.words.writable.notify_one_from_here(&self.words.sending.awake);
         }
         Ok(got)
     }
 
     /// Receives one record into `out`: its tag. `hook` runs on the record's
-    /// bytes inside the receive critical section. A call that waited passes
-    /// a wake-up on as [`send_record`](Self::send_record) does.
+    /// bytes inside the receive critical section. A call that ends as the
+    /// last awake receiver passes a wake-up on to a sleeping receiver when
+    /// a message is left (after ours, or one this call did not take).
     pub(crate) fn recv_record<E: Ends>(
         &self,
         out: &mut Vec<u8>,
@@ -565,23 +611,17 @@ impl Lane {
         ends: &E,
         hook: &mut dyn FnMut(&[u8]),
     ) -> Result<u32, Stop> {
-        let mut woken = false;
-        let got = self.recv_record_inner(out, wait, ends, hook, &mut woken);
-        if woken && self.has_message() {
-            // As in `send_record`: the next waiting receiver, for a message
-            // after ours or one this call did not take.
-            self.words.readable.notify_one();
-        }
-        got
+        let call = self.receive_call();
+        self.recv_record_inner(&call, out, wait, ends, hook)
     }
 
-    fn recv_record_inner<E: Ends>(
+    fn recv_record_inner<E: Ends, M: Fn() -> bool>(
         &self,
+        call: &Call<'_, M>,
         out: &mut Vec<u8>,
         wait: Wait,
         ends: &E,
         hook: &mut dyn FnMut(&[u8]),
-        woken: &mut bool,
     ) -> Result<u32, Stop> {
         loop {
             if let Some(stop) = ends.recv_stop() {
@@ -603,7 +643,7 @@ impl Lane {
             let look = || self.has_message() || ends.recv_stop().is_some() || ends.drained_stop().is_some();
             let other =
                 Other { gone: || ends.senders_gone(), rate: &self.senders_probe, ask_first: E::PROBE_BEFORE_SLEEP };
-            if wait_on(&self.words.readable, look, || false, wait, &other, woken)? == Woke::Gone {
+            if wait_on(call, look, || false, wait, &other)? == Woke::Gone {
                 // Dead first, then empty: a sender may publish and die.
                 return self.take_record(out, wait, hook)?.ok_or(Stop::Disconnected);
             }

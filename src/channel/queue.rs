@@ -24,14 +24,14 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::channel::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
-use crate::channel::lane::{Ends, Lane, LaneWords, Other, Stop, Wait, Woke, wait_on};
+use crate::channel::lane::{Call, Ends, Lane, LaneWords, Other, Stop, Wait, Woke, wait_on};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::owner::probe::ProbeRate;
 use crate::owner::registry::{Dead, Entry, Peers, QUEUE_ENTRIES, RawRegistry};
 use crate::queue::bytes;
-use crate::queue::eventcount::RawEventCount;
+use crate::queue::eventcount::{Awake, RawEventCount};
 use crate::shm::header::kind;
 use crate::shm::layout::{ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
@@ -111,10 +111,10 @@ pub(crate) mod peek {
     pub(crate) const FLAGS: usize = offset_of!(QueueHeader, flags);
     /// Items lost with consumers that died before `task_done`.
     pub(crate) const ABANDONED: usize = offset_of!(QueueHeader, abandoned);
-    /// The producers' lock (a `RawMutex`).
-    pub(crate) const PUT_LOCK: usize = offset_of!(QueueHeader, lane) + offset_of!(LaneWords, send_lock);
-    /// The consumers' lock (a `RawMutex`).
-    pub(crate) const GET_LOCK: usize = offset_of!(QueueHeader, lane) + offset_of!(LaneWords, recv_lock);
+    /// The producers' lock (a `RawMutex`, first in its `Side`).
+    pub(crate) const PUT_LOCK: usize = offset_of!(QueueHeader, lane) + offset_of!(LaneWords, sending);
+    /// The consumers' lock (a `RawMutex`, first in its `Side`).
+    pub(crate) const GET_LOCK: usize = offset_of!(QueueHeader, lane) + offset_of!(LaneWords, receiving);
     /// The producers' registry.
     pub(crate) const PRODUCERS: usize = offset_of!(QueueHeader, producers);
     /// The consumers' registry.
@@ -1203,11 +1203,15 @@ impl<T> JoinableQueue<T> {
         };
         let probe = ProbeRate::new();
         let other = Other { gone: reclaim, rate: &probe, ask_first: false };
+        // "All done" is notified to everyone (`notify_all`), so joiners
+        // need no shared awake count: this one is private.
+        let awake = Awake::default();
+        let call = Call::enter(&q.hdr.all_done, &awake, || false);
         loop {
             if self.all_done() {
                 return self.joined();
             }
-            match wait_on(&q.hdr.all_done, || self.all_done(), || false, wait, &other, &mut false) {
+            match wait_on(&call, || self.all_done(), || false, wait, &other) {
                 Ok(Woke::Look | Woke::Gone) => {}
                 Err(Stop::Timeout) => return if self.all_done() { self.joined() } else { Err(Error::Timeout) },
                 Err(stop) => return Err(stop.into_error()),

@@ -24,41 +24,51 @@
 //! - [`notify_one`](RawEventCount::notify_one) is for a change one waiter
 //!   can use (room for one record, one message). Waking every sleeper for
 //!   it makes all but one look, find nothing and sleep again, and on few
-//!   CPUs the one that could go on waits behind them; so it wakes one, and
-//!   none while another wake-up is still on its way (`coming > 0`): that
-//!   waiter looks at the state after this change too, and passes a wake-up
-//!   on if it leaves something behind. This keeps a notifier that feeds
-//!   many sleepers (a parent filling a queue for 256 consumers) from
-//!   paying a system call per item.
+//!   CPUs the one that could go on waits behind them. So it wakes one, and
+//!   none while a waiter of that side is *awake* ([`Awake`]: inside a call
+//!   and not asleep: it will look at the state before it sleeps or leaves)
+//!   or another wake-up is still on its way (`coming > 0`: that waiter will
+//!   look too). The caller that leaves the awake set last passes a wake-up
+//!   on if it leaves something behind ([`Awake::leave`], the channel
+//!   engine's `Call`). This keeps the number of awake callers near the
+//!   number that can make progress: a parent filling a queue for 256
+//!   sleeping consumers wakes one, which takes items in a loop while the
+//!   other 255 sleep, instead of a chain of wake-ups that makes every
+//!   consumer runnable on two CPUs.
 //!
-//! Why a skipped wake-up is never lost: a woken waiter decrements `coming`
-//! (in [`wait`](RawEventCount::wait)) and then announces itself again,
-//! with a full fence, before it looks. A notifier that skipped read
-//! `coming` after its own change and its own fence and saw the waiter's
-//! wake-up still counted; by the fences' total order the waiter's later
-//! look then sees the change. What the waiter must do with it (pass a
-//! wake-up on after it took one item and more are there, or when it leaves
-//! without using it) is the channel engine's part (`channel/lane.rs`).
+//! Why a skipped wake-up is never lost: a waiter leaves the awake set (a
+//! SeqCst RMW) after it announced itself and before its last look, and a
+//! woken waiter re-enters it before it decrements `coming`. A notifier
+//! that skipped read `awake` (or `coming`) after its own change and its
+//! own fence and saw a caller still counted; by the total order of the
+//! SeqCst operations, that caller's later leave, and the look that follows
+//! it (before a sleep, or the pass-on check of a call that ends), see the
+//! change.
 //!
-//! A woken waiter killed before it decrements leaves `coming` too high,
-//! and notifiers would skip every wake-up: waiters then wake at liveness
-//! intervals anyway, and one that wakes on its timeout to find its
-//! condition true clears `coming` ([`stranded`](RawEventCount::stranded)),
-//! which restores the wake-ups. Likewise a waiter killed while announced
-//! leaves `sleepers` too high, which costs needless wake calls, never
-//! correctness.
+//! A caller killed while awake leaves `awake` too high, and a woken waiter
+//! killed before it arrived leaves `coming` too high; notifiers would then
+//! skip every wake-up. Waiters wake at liveness intervals anyway, and one
+//! that wakes on its timeout to find its condition true clears both
+//! ([`stranded`](RawEventCount::stranded)), which restores the wake-ups
+//! (too low a count costs needless wake calls, never correctness). Likewise
+//! a waiter killed while announced leaves `sleepers` too high, which costs
+//! needless wake calls only.
 //!
-//! The `cpu` hint lets a waiter decide whether to spin before it sleeps: a
-//! peer that last ran on this very CPU cannot answer while we spin (it needs
-//! this CPU), so the waiter sleeps at once; a peer on another CPU answers
-//! within a cache-line hand-off, so the waiter spins. Any value is
-//! harmless: a wrong hint costs a useless spin or a needless sleep.
+//! The `cpu` hint lets a waiter decide how to wait before it sleeps: a peer
+//! on another CPU answers within a cache-line hand-off, so the waiter
+//! spins; a peer that last ran on this very CPU cannot answer while we spin
+//! (it needs this CPU), so the waiter yields it a few times. Any value is
+//! harmless: a wrong hint costs a useless spin or yield, or an early sleep.
 
 use std::time::{Duration, Instant};
 
-use crate::loom::atomic::{AtomicU32, Ordering};
+use crate::loom::atomic::{AtomicU32, Ordering, dekker_fence};
 use crate::loom::futex::{self, Wake};
-use crate::loom::{current_cpu, spin_for};
+use crate::loom::{current_cpu, spin_for, yield_until};
+
+/// How many times a waiter that preempted its notifier gives the CPU back
+/// before it sleeps (see [`RawEventCount::spin_for_notifier`]).
+const YIELDS: u32 = 2;
 use crate::sync::waiters::Waiters;
 
 /// The two words of an eventcount, placed in shared memory.
@@ -78,6 +88,52 @@ pub(crate) struct RawEventCount {
 #[derive(Debug, Clone, Copy)]
 #[must_use = "pass the key to wait and then finish"]
 pub(crate) struct Key(u32);
+
+/// The callers of one side of a channel that are inside a call and not
+/// asleep (an `i32`: a [`stranded`](RawEventCount::stranded) waiter resets
+/// it, and callers counted before then leave below zero; zero or less
+/// means none). Placed beside the side's lock, which the same callers
+/// write anyway, so counting costs a call no extra cache line.
+#[derive(Debug, Default)]
+#[repr(transparent)]
+pub(crate) struct Awake(AtomicU32);
+
+impl Awake {
+    #[cfg(shmproc_loom)]
+    pub(crate) fn new() -> Self {
+        Awake(AtomicU32::new(0))
+    }
+
+    /// Counts a caller in: at the start of a call, and after a sleep.
+    #[inline]
+    pub(crate) fn enter(&self) {
+        // SeqCst: a notifier that reads this count before the caller's
+        // leave is ordered before the caller's later looks (module docs).
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Counts a caller out (before its last look ahead of a sleep, or at
+    /// the end of its call): whether it was the last one awake. The caller
+    /// then looks at the state with SeqCst loads.
+    #[inline]
+    pub(crate) fn leave(&self) -> bool {
+        let before = self.0.fetch_sub(1, Ordering::SeqCst) as i32;
+        dekker_fence();
+        before <= 1
+    }
+
+    /// Whether no caller is awake (a notifier's look, after its fence).
+    #[inline]
+    fn none(&self) -> bool {
+        self.0.load(Ordering::SeqCst) as i32 <= 0
+    }
+
+    /// The count (for tests).
+    #[cfg(test)]
+    pub(crate) fn count(&self) -> i32 {
+        self.0.load(Ordering::Relaxed) as i32
+    }
+}
 
 impl RawEventCount {
     #[cfg(shmproc_loom)]
@@ -101,13 +157,14 @@ impl RawEventCount {
         Key(self.seq.load(Ordering::SeqCst))
     }
 
-    /// Sleeps until notified after `key` was taken, or `deadline`. A
-    /// waiter woken by a wake call counts itself arrived (`coming -= 1`);
-    /// the caller then looks again after a [`prepare`](Self::prepare),
-    /// whose fence orders that look after the decrement.
+    /// Sleeps until notified after `key` was taken, or `deadline`, then
+    /// counts the caller awake again. The caller left `awake` before its
+    /// last look. A waiter woken by a wake call counts itself arrived
+    /// (`coming -= 1`) after it is awake, so a notifier never sees neither.
     #[inline]
-    pub(crate) fn wait(&self, key: Key, deadline: Option<Instant>) -> Wake {
+    pub(crate) fn wait(&self, key: Key, deadline: Option<Instant>, awake: &Awake) -> Wake {
         let woke = futex::wait(&self.seq, key.0, deadline);
+        awake.enter();
         if woke == Wake::Woken {
             // SeqCst: the waiter's half of the pair with `wake_one`'s load.
             self.coming.fetch_sub(1, Ordering::SeqCst);
@@ -116,13 +173,14 @@ impl RawEventCount {
     }
 
     /// A waiter that woke on its timeout and found its condition true was
-    /// passed over (a wake-up counted as coming never arrived: its waiter
-    /// was killed): forget the wake-ups on their way, so notifiers wake
+    /// passed over (a caller counted awake or a wake-up counted as coming
+    /// never looked: it was killed): forget both counts, so notifiers wake
     /// again.
     #[cold]
-    pub(crate) fn stranded(&self) {
-        // Relaxed: any value is safe for correctness (see the module docs).
+    pub(crate) fn stranded(&self, awake: &Awake) {
+        // Relaxed: lower counts are safe for correctness (module docs).
         self.coming.store(0, Ordering::Relaxed);
+        awake.0.store(0, Ordering::Relaxed);
     }
 
     /// Withdraws the announcement of [`prepare`](Self::prepare).
@@ -145,15 +203,22 @@ impl RawEventCount {
         }
     }
 
-    /// Wakes one sleeper if any announced itself and no wake-up is on its
-    /// way (and makes every waiter about to sleep look again); call after a
-    /// change that one waiter can use, with the same ordering promise as
+    /// Wakes one sleeper if any announced itself, no caller of its side is
+    /// `awake` and no wake-up is on its way; call after a change that one
+    /// waiter can use, with the same ordering promise as
     /// [`notify_all`](Self::notify_all).
     #[inline]
-    pub(crate) fn notify_one(&self) {
-        if self.sleepers.any_after() {
+    pub(crate) fn notify_one(&self, awake: &Awake) {
+        if self.sleepers.any_after() && awake.none() {
             self.wake_counted(1);
         }
+    }
+
+    /// Whether anyone is announced, for a caller that left the awake set
+    /// (its SeqCst RMW orders this load).
+    #[inline]
+    pub(crate) fn anyone_announced(&self) -> bool {
+        self.sleepers.any_after_seqcst()
     }
 
     /// Bumps `seq` and wakes up to `n` sleepers (`u32::MAX`: all), counting
@@ -178,27 +243,32 @@ impl RawEventCount {
     /// reads). Stores only when the CPU changed, so a notifier that stays
     /// on its CPU does not dirty the line.
     #[inline]
-    pub(crate) fn notify_one_from_here(&self) {
+    pub(crate) fn notify_one_from_here(&self, awake: &Awake) {
         let cpu = current_cpu();
         // Relaxed: a hint, read by waiters with no ordering attached.
         if self.cpu.load(Ordering::Relaxed) != cpu {
             self.cpu.store(cpu, Ordering::Relaxed);
         }
-        self.notify_one();
+        self.notify_one(awake);
     }
 
-    /// Spins up to `max` for `ready()` before a waiter sleeps, unless the
-    /// last noted notifier ran on the caller's CPU (that one cannot answer
-    /// while we spin: it needs this CPU): then this returns `false` at
-    /// once. (Not spinning while others already sleep was measured with 16
-    /// to 256 waiters on 2 CPUs, 2026-12-07: no steady gain.)
+    /// Waits briefly for `ready()` before a waiter sleeps, staying awake
+    /// (so notifiers need not wake it). If the last noted notifier ran on
+    /// another CPU, spins up to `max`: that one answers within a cache-line
+    /// hand-off. If it ran on the caller's CPU, it cannot answer while we
+    /// spin (it needs this CPU; most often the caller was just woken onto
+    /// it and preempted it), so this gives the CPU up [`YIELDS`] times
+    /// instead: the notifier runs on, sees the caller awake and skips its
+    /// wake calls, and the caller finds a batch of changes when it is
+    /// back. Sleeping at once there cost a wake-up and two context
+    /// switches per item with 128 consumers on 2 CPUs (2026-12-07).
     #[inline]
     pub(crate) fn spin_for_notifier(&self, max: Duration, ready: impl FnMut() -> bool) -> bool {
         let me = current_cpu();
         // Relaxed: hints (see `notify_one_from_here`); a stale value costs
         // a useless spin or an early sleep.
         let same_cpu = me != 0 && self.cpu.load(Ordering::Relaxed) == me;
-        !same_cpu && spin_for(max, ready)
+        if same_cpu { yield_until(YIELDS, ready) } else { spin_for(max, ready) }
     }
 
     /// Waiters asleep in the emulated futex (loom models set up sleepers
@@ -225,9 +295,30 @@ mod tests {
     #[test]
     fn notify_without_sleepers_changes_nothing() {
         let ec = RawEventCount::default();
-        ec.notify_one();
+        ec.notify_one(&Awake::default());
         ec.notify_all();
         assert_eq!(ec.seq.load(Ordering::Relaxed), 0);
+    }
+
+    #[test]
+    fn the_last_awake_caller_knows_it_and_a_reset_count_stays_safe() {
+        let awake = Awake::default();
+        awake.enter();
+        awake.enter();
+        assert!(!awake.leave(), "one more is awake");
+        assert!(awake.leave(), "the last one");
+        assert!(awake.none());
+        // A stranded waiter's reset while two callers were counted: they
+        // leave below zero, which reads as "none awake" (extra wake calls,
+        // never a skipped one).
+        awake.enter();
+        awake.enter();
+        RawEventCount::default().stranded(&awake);
+        assert!(awake.leave() && awake.leave());
+        assert_eq!(awake.count(), -2);
+        assert!(awake.none());
+        awake.enter();
+        assert!(awake.none(), "still below one");
     }
 
     #[test]
@@ -235,7 +326,8 @@ mod tests {
         let ec = Arc::new(RawEventCount::default());
         let flag = Arc::new(AtomicBool::new(false));
         let k = ec.prepare();
-        assert!(matches!(ec.wait(k, Some(Instant::now() + Duration::from_millis(5))), Wake::TimedOut));
+        let awake = Awake::default();
+        assert!(matches!(ec.wait(k, Some(Instant::now() + Duration::from_millis(5)), &awake), Wake::TimedOut));
         ec.finish();
         let t = {
             let (ec, flag) = (ec.clone(), flag.clone());
@@ -246,14 +338,14 @@ mod tests {
                         ec.finish();
                         return;
                     }
-                    ec.wait(k, Some(Instant::now() + Duration::from_secs(30)));
+                    ec.wait(k, Some(Instant::now() + Duration::from_secs(30)), &Awake::default());
                     ec.finish();
                 }
             })
         };
         std::thread::sleep(Duration::from_millis(10));
         flag.store(true, Ordering::SeqCst);
-        ec.notify_one();
+        ec.notify_one(&Awake::default());
         t.join().expect("waiter");
         assert_eq!(ec.sleepers(), 0);
     }

@@ -1337,6 +1337,63 @@ mod words {
     pub(super) const TAIL: u64 = hdr::SIZE + 128;
     /// After the lane's six words (128 bytes each).
     pub(super) const CAPACITY: u64 = hdr::SIZE + 6 * 128;
+    /// The producers' and consumers' counts of callers awake (after each
+    /// side's 16-byte lock).
+    pub(super) const SENDERS_AWAKE: u64 = hdr::SIZE + 4 * 128 + 16;
+    pub(super) const RECEIVERS_AWAKE: u64 = hdr::SIZE + 5 * 128 + 16;
+    /// Waiters announced on "readable" and on "writable" (the second word
+    /// of each eventcount).
+    pub(super) const READABLE_SLEEPERS: u64 = hdr::SIZE + 2 * 128 + 4;
+    pub(super) const WRITABLE_SLEEPERS: u64 = hdr::SIZE + 3 * 128 + 4;
+}
+
+fn peek_u32(path: &Path, off: u64) -> u32 {
+    u32::from_ne_bytes(harness::peek(path, off, 4).try_into().expect("4 bytes"))
+}
+
+/// Waits (at most the hang guard) until a waiter is announced at `off`.
+fn until_announced(path: &Path, off: u64) {
+    let start = Instant::now();
+    while peek_u32(path, off) == 0 {
+        assert!(start.elapsed() < HANG_GUARD, "hang guard: no waiter announced");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// A process killed inside a `put` or `get` leaves its side's count of
+/// awake callers one too high, and notifiers then skip their wake-ups (an
+/// awake caller would see the change). The sleepers must still get their
+/// item and their room: the first liveness wake-up that finds its
+/// condition true clears the count (so later notifiers wake again). The
+/// count is set as the killed process would leave it.
+#[test]
+fn a_caller_counted_awake_and_killed_strands_no_waiter() {
+    let ctx = Ctx::new("qawake");
+    let name = ctx.name("q");
+    let q = Queue::<u64>::builder().maxsize(1).name(&name).build().expect("create");
+    let path = shm_path(&name);
+    ctx.step("a consumer asleep on an empty queue, the consumers' count stuck at 1");
+    poke(&path, words::RECEIVERS_AWAKE, &1u32.to_ne_bytes());
+    let getter = {
+        let q = q.clone();
+        Pending::start(move || q.get())
+    };
+    until_announced(&path, words::READABLE_SLEEPERS);
+    q.put(7).expect("put");
+    assert_eq!(getter.finish("get with a stuck count").expect("get"), 7);
+    assert!(peek_u32(&path, words::RECEIVERS_AWAKE) as i32 <= 0, "the stuck count was cleared");
+    ctx.step("a producer asleep on a full queue, the producers' count stuck at 1");
+    q.put(8).expect("put"); // full: maxsize 1
+    poke(&path, words::SENDERS_AWAKE, &1u32.to_ne_bytes());
+    let putter = {
+        let q = q.clone();
+        Pending::start(move || q.put(9))
+    };
+    until_announced(&path, words::WRITABLE_SLEEPERS);
+    assert_eq!(q.get().expect("get"), 8);
+    putter.finish("put with a stuck count").expect("put");
+    assert!(peek_u32(&path, words::SENDERS_AWAKE) as i32 <= 0, "the stuck count was cleared");
+    assert_eq!(q.get().expect("get"), 9);
 }
 
 fn peek_u64(path: &Path, off: u64) -> u64 {

@@ -1,7 +1,8 @@
 //! The channel engine's waiting with many waiters on one side: notifiers
-//! wake one waiter per change and none while a wake-up is on its way
-//! (`RawEventCount::notify_one`), and a woken call passes a wake-up on
-//! after its operation if more is there (`Lane::send_record`). The models
+//! wake one waiter per change and none while a caller of that side is
+//! awake or a wake-up is on its way (`RawEventCount::notify_one`), and the
+//! last awake call of a side passes a wake-up on when it ends with more
+//! there (`Call`). The models
 //! block three producers on a full ring and three consumers on an empty
 //! one, so that woken waiters find their room or item taken by another
 //! (the interleavings where a wake-up could be stranded). Loom's emulated
@@ -10,22 +11,24 @@
 //! The ring is a count of records against a capacity, changed by CAS (the
 //! byte protocol's positions under its locks behave alike for this
 //! question: an operation either takes a unit or finds none). The steps
-//! around it are the engine's: `wait_on` with the same arguments as a send
-//! or a receive, a `notify_one` of the other side after each success, and
-//! the pass-on of a woken call.
+//! around it are the engine's: a `Call` counted awake, `wait_on` with the
+//! same arguments as a send or a receive, a `notify_one` of the other side
+//! after each success, and the pass-on of the call's end.
 
 use loom::sync::Arc;
 
-use crate::channel::lane::{Other, Wait, wait_on};
+use crate::channel::lane::{Call, Other, Wait, wait_on};
 use crate::loom::atomic::{AtomicU32, Ordering};
 use crate::owner::probe::ProbeRate;
-use crate::queue::eventcount::RawEventCount;
+use crate::queue::eventcount::{Awake, RawEventCount};
 
 struct Ring {
     len: AtomicU32,
     capacity: u32,
     readable: RawEventCount,
     writable: RawEventCount,
+    senders: Awake,
+    receivers: Awake,
 }
 
 impl Ring {
@@ -35,6 +38,8 @@ impl Ring {
             capacity,
             readable: RawEventCount::new(),
             writable: RawEventCount::new(),
+            senders: Awake::new(),
+            receivers: Awake::new(),
         })
     }
 
@@ -52,31 +57,36 @@ impl Ring {
     }
 
     /// One blocking operation the way `Lane::send_record` and
-    /// `Lane::recv_record` run it: `mine` waits on its eventcount, `theirs`
-    /// is notified after the operation.
-    fn op(&self, mine: &RawEventCount, theirs: &RawEventCount, ready: impl Fn() -> bool, apply: impl Fn() -> bool) {
+    /// `Lane::recv_record` run it: a call of the side that waits on `mine`
+    /// (awake count `mine_awake`); `theirs` is notified after the operation.
+    fn op(
+        &self,
+        (mine, mine_awake): (&RawEventCount, &Awake),
+        (theirs, theirs_awake): (&RawEventCount, &Awake),
+        ready: impl Fn() -> bool,
+        apply: impl Fn() -> bool,
+    ) {
         let probe = ProbeRate::new();
-        let mut woken = false;
+        let call = Call::enter(mine, mine_awake, &ready);
         loop {
             if apply() {
-                theirs.notify_one();
+                theirs.notify_one(theirs_awake);
                 break;
             }
             let other = Other { gone: || false, rate: &probe, ask_first: false };
-            wait_on(mine, &ready, || false, Wait::Forever, &other, &mut woken).expect("no deadline");
-        }
-        if woken && ready() {
-            mine.notify_one();
+            wait_on(&call, &ready, || false, Wait::Forever, &other).expect("no deadline");
         }
     }
 
     fn put(&self) {
         let cap = self.capacity;
-        self.op(&self.writable, &self.readable, || self.has_room(), || self.try_change(|n| n < cap, 1));
+        let (w, r) = ((&self.writable, &self.senders), (&self.readable, &self.receivers));
+        self.op(w, r, || self.has_room(), || self.try_change(|n| n < cap, 1));
     }
 
     fn get(&self) {
-        self.op(&self.readable, &self.writable, || self.has_item(), || self.try_change(|n| n > 0, -1));
+        let (w, r) = ((&self.writable, &self.senders), (&self.readable, &self.receivers));
+        self.op(r, w, || self.has_item(), || self.try_change(|n| n > 0, -1));
     }
 }
 

@@ -6,7 +6,7 @@
 use loom::sync::Arc;
 
 use crate::loom::atomic::{AtomicU32, Ordering};
-use crate::queue::eventcount::RawEventCount;
+use crate::queue::eventcount::{Awake, RawEventCount};
 
 /// Waits until `flag` reaches `want`, the way the blocking queue and pipe
 /// calls do.
@@ -20,7 +20,7 @@ fn wait_until(ec: &RawEventCount, flag: &AtomicU32, want: u32) {
             ec.finish();
             return;
         }
-        ec.wait(key, None);
+        ec.wait(key, None, &Awake::new());
         ec.finish();
     }
 }
@@ -35,7 +35,7 @@ fn one_waiter_one_notifier_no_lost_wakeup() {
             loom::thread::spawn(move || wait_until(&ec, &flag, 1))
         };
         flag.store(1, Ordering::Release);
-        ec.notify_one();
+        ec.notify_one(&Awake::new());
         waiter.join().expect("waiter");
     });
 }
@@ -54,7 +54,7 @@ fn a_waiter_that_sleeps_twice_sees_both_changes() {
         };
         for v in 1..=2 {
             flag.store(v, Ordering::Release);
-            ec.notify_one();
+            ec.notify_one(&Awake::new());
         }
         waiter.join().expect("waiter");
     });
