@@ -11,10 +11,18 @@
 //!   each `get` ITEMS of them (and then release a semaphore this process
 //!   waits on). Most consumers wait on an empty ring.
 //!
+//! - `scale_joinable/N`: as `consumers`, on a `JoinableQueue`: each worker
+//!   calls `task_done` after each `get`, and this process `join`s.
+//! - `scale_pipe/N`: N workers each `send` ITEMS `u64`s on the same end of
+//!   one `Pipe::simplex()` while this process `recv`s them (Python: one
+//!   `mp.Pipe(duplex=False)`; its small sends are single writes).
 //! - `scale_pool/N` (N up to 64): `Pool::new(N).map_chunked(square, 0..N x
 //!   ITEMS, 1)`: one task per item, so the task queue has N consumers that
 //!   are idle most of the time; Python's side is `Pool(N).map(square,
 //!   range(N * ITEMS), chunksize=1)`.
+//! - `scale_manager/N` (N up to 64): N client processes each set
+//!   [`MANAGER_OPS`] keys of one manager dict (`d[i % 64] = i`); an item
+//!   is one request and its reply. Python: `mp.Manager().dict()`.
 //!
 //! The workers are started once per N (forkserver, the default start
 //! method) and wait on a semaphore between rounds, so a round measures the
@@ -52,13 +60,17 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
-use shmproc::{Process, Queue, Semaphore, Value};
+use serde::{Deserialize, Serialize};
+use shmproc::{Connection, DictProxy, JoinableQueue, Manager, Pipe, Process, Queue, Semaphore, Value};
 
 mod common;
 use common::{SAMPLES, measured, measuring, median};
 
 /// Items each worker puts (producers) or gets (consumers) per round.
 const ITEMS: u64 = 1_000;
+/// Requests each manager client makes per round (each is a round trip
+/// through the server, so fewer keep Python's side short).
+const MANAGER_OPS: u64 = 200;
 /// The numbers of workers measured.
 const COUNTS: [u32; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 /// Rounds of the Python script per N (the median is reported).
@@ -98,6 +110,35 @@ def consumer(q, go, done, k):
             q.get()
         done.release()
 
+def joinable(q, go, done, k):
+    while True:
+        go.acquire()
+        n = k.value
+        if n == 0:
+            return
+        for _ in range(n):
+            q.get()
+            q.task_done()
+
+def sender(w, go, done, k):
+    while True:
+        go.acquire()
+        n = k.value
+        if n == 0:
+            return
+        for i in range(n):
+            w.send(i)
+
+def client(d, go, done, k):
+    while True:
+        go.acquire()
+        n = k.value
+        if n == 0:
+            return
+        for i in range(n):
+            d[i % 64] = i
+        done.release()
+
 def square(x):
     return x * x
 
@@ -118,9 +159,21 @@ def main():
     mp.set_start_method('forkserver')
     if mode == 'pool':
         return pool(n, items, rounds)
-    q, go, done, k = mp.Queue(), mp.Semaphore(0), mp.Semaphore(0), mp.Value('q', items)
-    target = producer if mode == 'producers' else consumer
-    procs = [mp.Process(target=target, args=(q, go, done, k)) for _ in range(n)]
+    go, done, k = mp.Semaphore(0), mp.Semaphore(0), mp.Value('q', items)
+    manager = None
+    if mode == 'joinable':
+        q = mp.JoinableQueue()
+        link, target = q, joinable
+    elif mode == 'pipe':
+        r, w = mp.Pipe(duplex=False)
+        link, target = w, sender
+    elif mode == 'manager':
+        manager = mp.Manager()
+        link, target = manager.dict(), client
+    else:
+        q = mp.Queue()
+        link, target = q, producer if mode == 'producers' else consumer
+    procs = [mp.Process(target=target, args=(link, go, done, k)) for _ in range(n)]
     for p in procs:
         p.start()
     times, switches = [], 0
@@ -131,6 +184,16 @@ def main():
         if mode == 'producers':
             for _ in range(n * items):
                 q.get()
+        elif mode == 'pipe':
+            for _ in range(n * items):
+                r.recv()
+        elif mode == 'manager':
+            for _ in range(n):
+                done.acquire()
+        elif mode == 'joinable':
+            for i in range(n * items):
+                q.put(i)
+            q.join()
         else:
             for i in range(n * items):
                 q.put(i)
@@ -143,6 +206,8 @@ def main():
         go.release()
     for p in procs:
         p.join()
+    if manager is not None:
+        manager.shutdown()
     times.sort()
     print(times[len(times) // 2] / (n * items), switches / (rounds * n * items))
 
@@ -188,7 +253,10 @@ const OBJECT_COUNTS: [usize; 4] = [100, 1_000, 10_000, 100_000];
 enum Mode {
     Producers,
     Consumers,
+    Joinable,
+    Pipe,
     Pool,
+    Manager,
 }
 
 impl Mode {
@@ -196,55 +264,98 @@ impl Mode {
         match self {
             Mode::Producers => "producers",
             Mode::Consumers => "consumers",
+            Mode::Joinable => "joinable",
+            Mode::Pipe => "pipe",
             Mode::Pool => "pool",
+            Mode::Manager => "manager",
         }
     }
 
     /// The largest N measured.
     fn max_n(self) -> u32 {
         let limit = std::env::var("SHMPROC_SCALE_MAX").ok().and_then(|v| v.parse().ok()).unwrap_or(u32::MAX);
-        if self == Mode::Pool { limit.min(64) } else { limit }
+        if matches!(self, Mode::Pool | Mode::Manager) { limit.min(64) } else { limit }
+    }
+
+    /// Items each worker handles per round.
+    fn items(self) -> u64 {
+        if self == Mode::Manager { MANAGER_OPS } else { ITEMS }
     }
 }
 
-/// What a worker gets: the queue, the round's start and end signals, and
+/// What the workers share with this process besides the signals.
+#[derive(Clone, Serialize, Deserialize)]
+enum Link {
+    Producers(Queue<u64>),
+    Consumers(Queue<u64>),
+    Joinable(JoinableQueue<u64>),
+    /// A named simplex pipe: each worker opens it and sends on its writer
+    /// (a `Connection` is not `Clone`, so it cannot be passed N times).
+    Pipe(String),
+    Dict(DictProxy<u64, u64>),
+}
+
+/// What a worker gets: the link, the round's start and end signals, and
 /// the items per round (0: exit).
-type Args = (Queue<u64>, Semaphore, Semaphore, Value<u64>);
+type Args = (Link, Semaphore, Semaphore, Value<u64>);
 
-fn producer((q, go, _done, items): Args) {
+/// A worker: each round, waits for `go`, handles its items (the mode is
+/// the link's), and releases `done` where this process waits for it.
+fn worker((link, go, done, items): Args) {
+    let pipe = match &link {
+        Link::Pipe(name) => Some(Pipe::open(name).expect("open the pipe").1),
+        _ => None,
+    };
     loop {
         go.acquire().expect("go");
         let n = items.load().expect("items");
         if n == 0 {
             return;
         }
-        for i in 0..n {
-            q.put(i).expect("put");
+        match &link {
+            Link::Producers(q) => (0..n).for_each(|i| q.put(i).expect("put")),
+            Link::Consumers(q) => {
+                (0..n).for_each(|_| {
+                    q.get().expect("get");
+                });
+                done.release().expect("done");
+            }
+            Link::Joinable(q) => (0..n).for_each(|_| {
+                q.get().expect("get");
+                q.task_done().expect("task_done");
+            }),
+            Link::Pipe(_) => {
+                let tx = pipe.as_ref().expect("opened above");
+                (0..n).for_each(|i| tx.send(&i).expect("send"));
+            }
+            Link::Dict(d) => {
+                (0..n).for_each(|i| {
+                    d.insert(i % 64, i).expect("insert");
+                });
+                done.release().expect("done");
+            }
         }
     }
 }
 
-fn consumer((q, go, done, items): Args) {
-    loop {
-        go.acquire().expect("go");
-        let n = items.load().expect("items");
-        if n == 0 {
-            return;
-        }
-        for _ in 0..n {
-            q.get().expect("get");
-        }
-        done.release().expect("done");
-    }
+/// This process's side of a mode.
+enum Mine {
+    Queue(Queue<u64>),
+    Joinable(JoinableQueue<u64>),
+    /// The reader, and the pipe's name (unlinked at the end).
+    Pipe(Connection, String),
+    /// The manager, kept running while the workers hold its dict.
+    Manager(#[allow(dead_code)] Manager),
+    Pool(shmproc::Pool),
 }
 
 /// N started workers and the objects they share (a pool's are its own).
 struct Workers {
     mode: Mode,
     n: u32,
-    args: Args,
+    mine: Mine,
+    signals: (Semaphore, Semaphore, Value<u64>),
     procs: Vec<Process<()>>,
-    pool: Option<shmproc::Pool>,
 }
 
 fn square(x: u64) -> u64 {
@@ -253,51 +364,74 @@ fn square(x: u64) -> u64 {
 
 impl Workers {
     fn start(mode: Mode, n: u32) -> Workers {
-        let args: Args = (
-            Queue::new(0).expect("queue"),
+        let signals = (
             Semaphore::new(0).expect("go"),
             Semaphore::new(0).expect("done"),
-            Value::new(ITEMS).expect("items"),
+            Value::new(mode.items()).expect("items"),
         );
-        let f = match mode {
-            Mode::Producers => producer,
-            Mode::Consumers => consumer,
+        let (mine, link) = match mode {
+            Mode::Producers | Mode::Consumers => {
+                let q = Queue::new(0).expect("queue");
+                let link =
+                    if mode == Mode::Producers { Link::Producers(q.clone()) } else { Link::Consumers(q.clone()) };
+                (Mine::Queue(q), Some(link))
+            }
+            Mode::Joinable => {
+                let q = JoinableQueue::new(0).expect("joinable queue");
+                (Mine::Joinable(q.clone()), Some(Link::Joinable(q)))
+            }
+            Mode::Pipe => {
+                let name = format!("scale-pipe-{}-{n}", std::process::id());
+                let (rx, _tx) = Pipe::builder().name(&name).simplex().expect("pipe");
+                (Mine::Pipe(rx, name.clone()), Some(Link::Pipe(name)))
+            }
+            Mode::Manager => {
+                let m = Manager::start().expect("manager");
+                let d = m.dict::<u64, u64>().expect("dict");
+                (Mine::Manager(m), Some(Link::Dict(d)))
+            }
             Mode::Pool => {
                 let pool = shmproc::Pool::new(n as usize).expect("pool");
                 pool.map_chunked(square, 0..u64::from(n), 1).expect("every worker started");
-                return Workers { mode, n, args, procs: Vec::new(), pool: Some(pool) };
+                (Mine::Pool(pool), None)
             }
         };
-        let procs = (0..n).map(|_| Process::spawn(f, args.clone()).expect("worker")).collect();
-        Workers { mode, n, args, procs, pool: None }
+        let procs = link.map_or_else(Vec::new, |link| {
+            let args: Args = (link, signals.0.clone(), signals.1.clone(), signals.2.clone());
+            (0..n).map(|_| Process::spawn(worker, args.clone()).expect("worker")).collect()
+        });
+        Workers { mode, n, mine, signals, procs }
     }
 
-    /// One round: every worker puts (gets) its items; the time taken.
+    /// One round: every worker handles its items; the time taken.
     fn round(&self) -> Duration {
-        let (q, go, done, _) = &self.args;
-        let total = u64::from(self.n) * ITEMS;
+        let (go, done, _) = &self.signals;
+        let total = u64::from(self.n) * self.mode.items();
         let start = Instant::now();
-        if let Some(pool) = &self.pool {
+        if let Mine::Pool(pool) = &self.mine {
             let got = pool.map_chunked(square, 0..total, 1).expect("map");
             assert_eq!(got.len() as u64, total);
             return start.elapsed();
         }
         go.release_n(self.n).expect("go");
-        match self.mode {
-            Mode::Producers => {
-                for _ in 0..total {
-                    q.get().expect("get");
-                }
+        let wait_done = || (0..self.n).for_each(|_| done.acquire().expect("done"));
+        match (&self.mine, self.mode) {
+            (Mine::Queue(q), Mode::Producers) => (0..total).for_each(|_| {
+                q.get().expect("get");
+            }),
+            (Mine::Queue(q), _) => {
+                (0..total).for_each(|i| q.put(i).expect("put"));
+                wait_done();
             }
-            Mode::Consumers => {
-                for i in 0..total {
-                    q.put(i).expect("put");
-                }
-                for _ in 0..self.n {
-                    done.acquire().expect("done");
-                }
+            (Mine::Joinable(q), _) => {
+                (0..total).for_each(|i| q.put(i).expect("put"));
+                q.join().expect("join");
             }
-            Mode::Pool => unreachable!("a pool's round returned above"),
+            (Mine::Pipe(rx, _), _) => (0..total).for_each(|_| {
+                rx.recv::<u64>().expect("recv");
+            }),
+            (Mine::Manager(_), _) => wait_done(),
+            (Mine::Pool(_), _) => unreachable!("a pool's round returned above"),
         }
         start.elapsed()
     }
@@ -305,11 +439,14 @@ impl Workers {
 
 impl Drop for Workers {
     fn drop(&mut self) {
-        let (_, go, _, items) = &self.args;
+        let (go, _, items) = &self.signals;
         let _ = items.store(0);
         let _ = go.release_n(self.n);
         for p in &mut self.procs {
             let _ = p.join();
+        }
+        if let Mine::Pipe(_, name) = &self.mine {
+            let _ = shmproc::Segment::unlink(name);
         }
     }
 }
@@ -348,7 +485,7 @@ fn run_python(script: &str, args: &[String]) -> Option<(f64, f64)> {
 
 /// Python's side of a group: (seconds per item, context switches per item).
 fn python(mode: Mode, n: u32) -> Option<(f64, f64)> {
-    let args = [mode.name().to_owned(), n.to_string(), ITEMS.to_string(), PYTHON_ROUNDS.to_string()];
+    let args = [mode.name().to_owned(), n.to_string(), mode.items().to_string(), PYTHON_ROUNDS.to_string()];
     run_python(PYTHON_SCRIPT, &args)
 }
 
@@ -362,7 +499,7 @@ fn group(c: &mut Criterion, mode: Mode) -> Vec<Point> {
     for n in COUNTS.into_iter().filter(|&n| n <= mode.max_n()) {
         let workers = Workers::start(mode, n);
         let mut samples: Vec<(f64, u64, u64)> = Vec::new();
-        g.throughput(Throughput::Elements(u64::from(n) * ITEMS));
+        g.throughput(Throughput::Elements(u64::from(n) * mode.items()));
         g.bench_function(BenchmarkId::from_parameter(n), |b| {
             b.iter_custom(|iters| {
                 let c0 = context_switches();
@@ -370,7 +507,7 @@ fn group(c: &mut Criterion, mode: Mode) -> Vec<Point> {
                 for _ in 0..iters {
                     total += workers.round();
                 }
-                let items = iters * u64::from(n) * ITEMS;
+                let items = iters * u64::from(n) * mode.items();
                 samples.push((total.as_secs_f64() / items as f64, context_switches() - c0, items));
                 total
             });
@@ -539,7 +676,7 @@ fn main() {
     let mut c = Criterion::default().without_plots().configure_from_args();
     let mut rows = Vec::new();
     let only = std::env::var("SHMPROC_SCALE_ONLY").ok();
-    let modes = [Mode::Producers, Mode::Consumers, Mode::Pool];
+    let modes = [Mode::Producers, Mode::Consumers, Mode::Joinable, Mode::Pipe, Mode::Pool, Mode::Manager];
     for mode in modes.into_iter().filter(|m| only.as_deref().is_none_or(|o| o == m.name())) {
         let points = group(&mut c, mode);
         summary(mode, &points);
