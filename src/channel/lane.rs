@@ -221,19 +221,21 @@ pub(crate) struct Other<'a, G: Fn() -> bool> {
 /// caller awake and `more()` says it leaves something behind that another
 /// caller of its side can use, it wakes one sleeper. Also on a panic that
 /// unwinds through the call, so a count is never left high by a live
-/// process.
+/// process. `position` is the side's own position (it moves whenever a
+/// caller of the side makes progress).
 pub(crate) struct Call<'a, M: Fn() -> bool> {
     pub(crate) ec: &'a RawEventCount,
     pub(crate) awake: &'a Awake,
+    pub(crate) position: &'a AtomicU64,
     more: M,
 }
 
 impl<'a, M: Fn() -> bool> Call<'a, M> {
     /// Counts a caller of the side that waits on `ec` in.
     #[inline]
-    pub(crate) fn enter(ec: &'a RawEventCount, awake: &'a Awake, more: M) -> Self {
+    pub(crate) fn enter(ec: &'a RawEventCount, awake: &'a Awake, position: &'a AtomicU64, more: M) -> Self {
         awake.enter();
-        Call { ec, awake, more }
+        Call { ec, awake, position, more }
     }
 }
 
@@ -266,7 +268,7 @@ pub(crate) fn wait_on<G: Fn() -> bool, M: Fn() -> bool>(
     other: &Other<'_, G>,
 ) -> Result<Woke, Stop> {
     let Other { gone, rate: probe, ask_first: probe_first } = other;
-    let (ec, awake) = (call.ec, call.awake);
+    let (ec, awake, position) = (call.ec, call.awake, call.position);
     if ec.spin_for_notifier(SPIN, &look) {
         return Ok(Woke::Look);
     }
@@ -299,11 +301,16 @@ pub(crate) fn wait_on<G: Fn() -> bool, M: Fn() -> bool>(
             passed = true;
             ec.notify_one(awake);
         }
+        // Relaxed: compared with itself only, as a sign of progress.
+        let before = position.load(Ordering::Relaxed);
         let woke = ec.wait(key, poll.wake_at(now, deadline), awake);
         ec.finish();
-        // A liveness wake-up that finds the condition true: a wake-up meant
-        // for this waiter never came.
-        if woke == Wake::TimedOut && look() {
+        // A liveness wake-up that finds the condition true while no caller
+        // of this side moved the position during the whole sleep: nobody
+        // counted awake is looking (a caller killed while counted), so the
+        // counts are stuck. (With progress, callers awake are serving what
+        // is there, and this waiter only looks once more itself.)
+        if woke == Wake::TimedOut && look() && position.load(Ordering::Relaxed) == before {
             ec.stranded(awake);
         }
         if woke == Wake::TimedOut && !wait.passed(Instant::now()) {
@@ -441,7 +448,7 @@ impl Lane {
 
     /// A call of the receiving side (see [`Call`]).
     fn receive_call(&self) -> Call<'_, impl Fn() -> bool + '_> {
-        Call::enter(&self.words.readable, &self.words.receiving.awake, || self.has_message())
+        Call::enter(&self.words.readable, &self.words.receiving.awake, &self.words.head, || self.has_message())
     }
 
     /// Wakes every sleeper of both eventcounts (after a close).
@@ -509,7 +516,9 @@ impl Lane {
         // The room a sleeping sender would need, as far as this one knows:
         // a record like its own after a send, any after a failure.
         let left = std::cell::Cell::new(0);
-        let call = Call::enter(&self.words.writable, &self.words.sending.awake, || self.has_room(left.get()));
+        let call = Call::enter(&self.words.writable, &self.words.sending.awake, &self.words.tail, || {
+            self.has_room(left.get())
+        });
         let sent = self.send_record_inner(&call, rec, tag, wait, ends);
         if sent.is_ok() {
             left.set(rec.len() as u64);

@@ -1204,9 +1204,9 @@ impl<T> JoinableQueue<T> {
         let probe = ProbeRate::new();
         let other = Other { gone: reclaim, rate: &probe, ask_first: false };
         // "All done" is notified to everyone (`notify_all`), so joiners
-        // need no shared awake count: this one is private.
-        let awake = Awake::default();
-        let call = Call::enter(&q.hdr.all_done, &awake, || false);
+        // need no shared awake count nor position: these are private.
+        let (awake, position) = (Awake::default(), AtomicU64::new(0));
+        let call = Call::enter(&q.hdr.all_done, &awake, &position, || false);
         loop {
             if self.all_done() {
                 return self.joined();

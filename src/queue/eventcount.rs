@@ -49,8 +49,11 @@
 //! killed before it arrived leaves `coming` too high; notifiers would then
 //! skip every wake-up. Waiters wake at liveness intervals anyway, and one
 //! that wakes on its timeout to find its condition true clears both
-//! ([`stranded`](RawEventCount::stranded)), which restores the wake-ups
-//! (too low a count costs needless wake calls, never correctness). Likewise
+//! ([`stranded`](RawEventCount::stranded)), which restores the wake-ups;
+//! it clears `awake` only if no caller of its side made progress during
+//! its whole sleep (callers that did are awake and serving). A count too
+//! low costs needless wake calls, never correctness, and the next caller
+//! to enter lifts one below zero to 1 ([`Awake::enter`]). Likewise
 //! a waiter killed while announced leaves `sleepers` too high, which costs
 //! needless wake calls only.
 //!
@@ -91,8 +94,8 @@ pub(crate) struct Key(u32);
 
 /// The callers of one side of a channel that are inside a call and not
 /// asleep (an `i32`: a [`stranded`](RawEventCount::stranded) waiter resets
-/// it, and callers counted before then leave below zero; zero or less
-/// means none). Placed beside the side's lock, which the same callers
+/// it, and callers counted before then may leave it below zero until the
+/// next caller enters; zero or less means none). Placed beside the side's lock, which the same callers
 /// write anyway, so counting costs a call no extra cache line.
 #[derive(Debug, Default)]
 #[repr(transparent)]
@@ -105,11 +108,27 @@ impl Awake {
     }
 
     /// Counts a caller in: at the start of a call, and after a sleep.
+    ///
+    /// The count is never above the callers counted in (the module docs'
+    /// promise that rests on it): a reset stores 0 while its caller is
+    /// awake, and a caller that finds the count below zero here raises it
+    /// to 1 (itself at least is in), so the callers whose entries the
+    /// reset forgot drag it below zero only until the next call.
     #[inline]
     pub(crate) fn enter(&self) {
         // SeqCst: a notifier that reads this count before the caller's
         // leave is ordered before the caller's later looks (module docs).
-        self.0.fetch_add(1, Ordering::SeqCst);
+        let before = self.0.fetch_add(1, Ordering::SeqCst) as i32;
+        if before < 0 {
+            self.lift(before.wrapping_add(1));
+        }
+    }
+
+    #[cold]
+    fn lift(&self, seen: i32) {
+        // A failed exchange means another caller moved the count: it will
+        // lift it if it is still below zero.
+        let _ = self.0.compare_exchange(seen as u32, 1, Ordering::SeqCst, Ordering::Relaxed);
     }
 
     /// Counts a caller out (before its last look ahead of a sleep, or at
@@ -301,7 +320,7 @@ mod tests {
     }
 
     #[test]
-    fn the_last_awake_caller_knows_it_and_a_reset_count_stays_safe() {
+    fn the_last_awake_caller_knows_it_and_a_reset_count_recovers() {
         let awake = Awake::default();
         awake.enter();
         awake.enter();
@@ -317,8 +336,11 @@ mod tests {
         assert!(awake.leave() && awake.leave());
         assert_eq!(awake.count(), -2);
         assert!(awake.none());
+        // The next caller in lifts it to itself: never above the truth.
         awake.enter();
-        assert!(awake.none(), "still below one");
+        assert_eq!(awake.count(), 1);
+        assert!(awake.leave());
+        assert!(awake.none());
     }
 
     #[test]

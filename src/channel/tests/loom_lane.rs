@@ -18,7 +18,7 @@
 use loom::sync::Arc;
 
 use crate::channel::lane::{Call, Other, Wait, wait_on};
-use crate::loom::atomic::{AtomicU32, Ordering};
+use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::owner::probe::ProbeRate;
 use crate::queue::eventcount::{Awake, RawEventCount};
 
@@ -67,7 +67,9 @@ impl Ring {
         apply: impl Fn() -> bool,
     ) {
         let probe = ProbeRate::new();
-        let call = Call::enter(mine, mine_awake, &ready);
+        // No deaths in these models: no liveness wake-ups look at it.
+        let position = AtomicU64::new(0);
+        let call = Call::enter(mine, mine_awake, &position, &ready);
         loop {
             if apply() {
                 theirs.notify_one(theirs_awake);
