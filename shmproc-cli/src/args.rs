@@ -97,14 +97,15 @@ pub(crate) enum Command {
     },
     /// Draw the figures of `cargo bench --bench scale` as two SVG plots.
     ///
-    /// Time and context switches per item against the number of producers
-    /// or consumers on one queue; memory and descriptors per object against
-    /// the number of objects; shmproc's beside Python's.
+    /// Time and context switches per item against the number of processes
+    /// on one queue, joinable queue or pipe end, of pool workers and of
+    /// manager clients; memory and descriptors per object against the
+    /// number of objects; shmproc's beside Python's.
     Plot {
         /// The bench's figures.
         #[arg(value_name = "CSV", default_value = "target/shmproc-scale.csv")]
         csv: PathBuf,
-        /// Where to write the plot of the queue figures.
+        /// Where to write the plot of the scale figures.
         #[arg(long, value_name = "PATH", default_value = "shmproc-scale.svg")]
         scale_svg: PathBuf,
         /// Where to write the plot of the object figures.

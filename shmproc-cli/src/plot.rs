@@ -1,12 +1,14 @@
 //! `shmproc plot`: draws the figures `cargo bench --bench scale` writes
 //! (`target/shmproc-scale.csv`) as two SVG plots: time and context
-//! switches per item against the number of producers or consumers on one
-//! queue (and of workers of one pool), and resident bytes and descriptors
-//! per object against the number of objects, shmproc's beside Python's.
+//! switches per item against the number of processes on one queue, joinable
+//! queue or pipe end, and of workers of one pool or clients of one manager;
+//! and resident bytes and descriptors per object against the number of
+//! objects, shmproc's beside Python's.
 //!
 //! The file has a header line and then rows of
 //! `part,what,n,shmproc_a,shmproc_b,python_a,python_b`, where `part` is
-//! `scale` (`what`: `producers` / `consumers` / `pool`; a, b: seconds and
+//! `scale` (`what`: `producers` / `consumers` / `joinable` / `pipe` /
+//! `pool` / `manager`; a, b: seconds and
 //! context switches per item) or `objects` (`what`: `value` / `lock`; a,
 //! b: bytes and descriptors per object); an empty field is a missing
 //! figure.
@@ -52,10 +54,22 @@ pub(crate) fn parse(text: &str) -> Result<Vec<Row>, String> {
 }
 
 /// shmproc's lines in warm colours, Python's in cool ones, one per `what`.
-const SHMPROC_COLORS: [RGBColor; 3] =
-    [RGBColor(0xd6, 0x27, 0x28), RGBColor(0xff, 0x7f, 0x0e), RGBColor(0x8c, 0x56, 0x4b)];
-const PYTHON_COLORS: [RGBColor; 3] =
-    [RGBColor(0x1f, 0x77, 0xb4), RGBColor(0x17, 0xbe, 0xcf), RGBColor(0x2c, 0xa0, 0x2c)];
+const SHMPROC_COLORS: [RGBColor; 6] = [
+    RGBColor(0xd6, 0x27, 0x28),
+    RGBColor(0xff, 0x7f, 0x0e),
+    RGBColor(0x8c, 0x56, 0x4b),
+    RGBColor(0xe3, 0x77, 0xc2),
+    RGBColor(0xbc, 0xbd, 0x22),
+    RGBColor(0x7f, 0x3c, 0x3c),
+];
+const PYTHON_COLORS: [RGBColor; 6] = [
+    RGBColor(0x1f, 0x77, 0xb4),
+    RGBColor(0x17, 0xbe, 0xcf),
+    RGBColor(0x2c, 0xa0, 0x2c),
+    RGBColor(0x94, 0x67, 0xbd),
+    RGBColor(0x39, 0x3b, 0x79),
+    RGBColor(0x52, 0x9e, 0x7a),
+];
 
 /// The lines of one panel: for each `what` of `part`, shmproc's and
 /// Python's values picked by `pick` (from the (a, b) pair) and scaled.
@@ -80,25 +94,33 @@ fn lines(rows: &[Row], part: &str, whats: &[&str], pick: fn(Pair) -> Option<f64>
 }
 
 /// The two plots of `rows`: (scale, objects).
-pub(crate) fn panels(rows: &[Row]) -> ([Panel; 2], [Panel; 2]) {
-    let scale: &[&str] = &["producers", "consumers", "pool"];
+pub(crate) fn panels(rows: &[Row]) -> (Vec<Panel>, Vec<Panel>) {
+    let channels: &[&str] = &["producers", "consumers", "joinable", "pipe"];
+    let servers: &[&str] = &["pool", "manager"];
+    let scale: Vec<&str> = channels.iter().chain(servers).copied().collect();
     let objects: &[&str] = &["value", "lock"];
     (
-        [
+        vec![
             Panel {
-                title: "One queue: N producers, N consumers, N pool workers".into(),
+                title: "One queue or pipe end: N producers, consumers, senders".into(),
                 x_label: "N processes".into(),
                 y_label: "ns per item".into(),
-                series: lines(rows, "scale", scale, |p| p.0, 1e9),
+                series: lines(rows, "scale", channels, |p| p.0, 1e9),
+            },
+            Panel {
+                title: "N pool workers (one task per item), N manager clients".into(),
+                x_label: "N processes".into(),
+                y_label: "ns per item (task, request)".into(),
+                series: lines(rows, "scale", servers, |p| p.0, 1e9),
             },
             Panel {
                 title: "Context switches (whole machine)".into(),
                 x_label: "N processes".into(),
                 y_label: "context switches per item".into(),
-                series: lines(rows, "scale", scale, |p| p.1, 1.0),
+                series: lines(rows, "scale", &scale, |p| p.1, 1.0),
             },
         ],
-        [
+        vec![
             Panel {
                 title: "Memory per object".into(),
                 x_label: "objects".into(),
@@ -155,5 +177,7 @@ mod tests {
         assert_eq!(labels, ["shmproc producers", "shmproc consumers", "Python producers"]);
         assert_eq!(scale[0].series[0].points, [(2.0, 250.0)]);
         assert_eq!(objects[1].series.len(), 2);
+        assert_eq!(scale.len(), 3, "channels, servers, context switches");
+        assert!(scale[1].series.is_empty(), "no pool or manager rows in this file");
     }
 }
