@@ -226,7 +226,7 @@ fn pool_apply_async(pool: &Pool) {
 fn executor_submit_all(executor: &ProcessPoolExecutor) {
     let futures: Vec<_> =
         (0..TASKS as u64).map(|x| executor.submit(square, x).expect("ProcessPoolExecutor::submit")).collect();
-    let results: Vec<u64> = futures.iter().map(|f| f.result().expect("Future::result")).collect();
+    let results: Vec<u64> = futures.iter().map(|f| f.result().expect("TaskFuture::result")).collect();
     check(&results);
 }
 

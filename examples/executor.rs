@@ -16,7 +16,7 @@
 //!     queued.cancel()                                  # True: it had not started
 //! ```
 //!
-//! In shmproc `Future::result` returns a `Result` instead of raising:
+//! In shmproc `TaskFuture::result` returns a `Result` instead of raising:
 //! `Err(Error::Timeout)` when `result_timeout` gives up (the task goes on),
 //! `Err(Error::TaskPanicked { .. })` with the panic message when the task
 //! panicked (the worker lives on and the executor is not broken), and

@@ -245,7 +245,7 @@ pub enum Error {
         /// The limit that was exceeded.
         limit: std::time::Duration,
     },
-    /// The task was cancelled (`Future::cancel`, `shutdown` with
+    /// The task was cancelled (`TaskFuture::cancel`, `shutdown` with
     /// `cancel_futures`, or the pool was terminated before it finished).
     Cancelled,
     /// The pool was closed or terminated: it accepts no more tasks (Python:

@@ -53,8 +53,8 @@
 //! | `pool.map(f, it, chunksize)`, `imap`, `imap_unordered` | [`map`](Pool::map), [`map_chunked`](Pool::map_chunked), [`imap`](Pool::imap) (lazy: a bounded window), [`imap_unordered`](Pool::imap_unordered) |
 //! | `pool.close()`, `pool.join()`, `pool.terminate()`, `with Pool() as p:` | [`close`](Pool::close), [`join`](Pool::join), [`terminate`](Pool::terminate); drop terminates |
 //! | `ProcessPoolExecutor(max_workers)` | [`ProcessPoolExecutor::new(n)`](ProcessPoolExecutor::new), [`builder()`](ProcessPoolExecutor::builder) |
-//! | `ex.submit(f, a)`, `ex.map(f, it, chunksize=k)`, `ex.shutdown(wait, cancel_futures=c)` | [`submit`](ProcessPoolExecutor::submit) → [`Future`], [`map`](ProcessPoolExecutor::map), [`shutdown`](ProcessPoolExecutor::shutdown); drop is `shutdown(true, false)` |
-//! | `fut.result(timeout)`, `done()`, `running()`, `cancel()`, `add_done_callback(fn)` | [`result`](Future::result), [`result_timeout`](Future::result_timeout), [`done`](Future::done), [`running`](Future::running), [`cancel`](Future::cancel), [`add_done_callback`](Future::add_done_callback) |
+//! | `ex.submit(f, a)`, `ex.map(f, it, chunksize=k)`, `ex.shutdown(wait, cancel_futures=c)` | [`submit`](ProcessPoolExecutor::submit) → [`TaskFuture`], [`map`](ProcessPoolExecutor::map), [`shutdown`](ProcessPoolExecutor::shutdown); drop is `shutdown(true, false)` |
+//! | `fut.result(timeout)`, `done()`, `running()`, `cancel()`, `add_done_callback(fn)` | [`result`](TaskFuture::result), [`result_timeout`](TaskFuture::result_timeout), [`done`](TaskFuture::done), [`running`](TaskFuture::running), [`cancel`](TaskFuture::cancel), [`add_done_callback`](TaskFuture::add_done_callback) |
 //! | `as_completed(fs)`, `wait(fs, timeout, FIRST_COMPLETED)` | [`as_completed`], [`wait`] with [`ReturnWhen`] |
 //! | `BrokenProcessPool`, `KeyboardInterrupt` in `map` | [`Error::BrokenPool`], [`Error::Interrupted`] |
 //! | `Lock()`, `RLock()` | [`Lock::new()`](Lock::new), [`RLock::new()`](RLock::new): `acquire`, `release`, `try_acquire`, `acquire_timeout`, `lock()` guard |
@@ -234,7 +234,7 @@ pub use error::{Error, ProcessFailure, Result};
 pub use manager::{DictProxy, ListProxy, Manager, ManagerBuilder};
 #[cfg(feature = "pool")]
 pub use pool::executor::{
-    AsCompleted, DoneAndNotDone, ExecutorBuilder, Future, ProcessPoolExecutor, ReturnWhen, as_completed, wait,
+    AsCompleted, DoneAndNotDone, ExecutorBuilder, ProcessPoolExecutor, ReturnWhen, TaskFuture, as_completed, wait,
 };
 #[cfg(feature = "pool")]
 pub use pool::iter::Imap;
@@ -245,7 +245,7 @@ pub use process::bootstrap::init;
 #[cfg(feature = "serde")]
 pub use process::current::{ProcessInfo, active_children, cpu_count, current_process, parent_process};
 #[cfg(feature = "serde")]
-pub use process::handle::{ExitStatus, Process, ProcessBuilder, Task};
+pub use process::handle::{Process, ProcessBuilder, ProcessExit, Task};
 #[cfg(feature = "serde")]
 pub use process::start::{Context, StartMethod, set_start_method, start_method};
 pub use queue::byte_ring::{ByteConsumer, ByteProducer, ByteRing, ReadLoan, WriteLoan};

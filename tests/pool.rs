@@ -651,7 +651,7 @@ fn handles_are_send_and_sync() {
     send_sync::<Pool>();
     send_sync::<ProcessPoolExecutor>();
     send_sync::<shmproc::AsyncResult<u64>>();
-    send_sync::<shmproc::Future<String>>();
+    send_sync::<shmproc::TaskFuture<String>>();
     fn send<T: Send>() {}
     send::<shmproc::Imap<u64, std::ops::Range<u64>>>();
 }

@@ -1,5 +1,5 @@
 //! Parent-side completions: [`Cell`] (one job, one result: `AsyncResult`,
-//! `Future`) and [`Batch`] (many chunks: `map`, `imap`, executor `map`),
+//! `TaskFuture`) and [`Batch`] (many chunks: `map`, `imap`, executor `map`),
 //! and the decoding of results.
 
 use std::collections::VecDeque;

@@ -755,7 +755,7 @@ impl Supervisor {
         }
     }
 
-    fn on_death(&mut self, i: usize, w: Worker, status: crate::process::handle::ExitStatus) {
+    fn on_death(&mut self, i: usize, w: Worker, status: crate::process::handle::ProcessExit) {
         let pid = w.proc.pid();
         let slot = self.shared.table.slot(i);
         let job = slot.map_or(0, |s| s[table::JOB].swap(0, Ordering::SeqCst));

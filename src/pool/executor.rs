@@ -1,4 +1,4 @@
-//! `ProcessPoolExecutor` (Python's `concurrent.futures`), `Future`,
+//! `ProcessPoolExecutor` (Python's `concurrent.futures`), `TaskFuture`,
 //! `as_completed` and `wait`.
 
 use std::marker::PhantomData;
@@ -235,7 +235,7 @@ impl ProcessPoolExecutor {
     /// [`Error::Codec`] if `arg` cannot be encoded (nothing was
     /// submitted); [`Error::PoolClosed`] after [`shutdown`](Self::shutdown);
     /// [`Error::BrokenPool`] once a worker died abruptly.
-    pub fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<Future<R>>
+    pub fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<TaskFuture<R>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -247,7 +247,7 @@ impl ProcessPoolExecutor {
         w.push(&arg)?;
         let cell = Arc::new(Cell::new(id, Arc::downgrade(sh)));
         sh.submit(id, w.finish(), cell.clone(), 0)?;
-        Ok(Future { cell, _r: PhantomData })
+        Ok(TaskFuture { cell, _r: PhantomData })
     }
 
     /// Schedules `f` over every item now, in chunks of `chunksize` items
@@ -352,24 +352,25 @@ impl Drop for ProcessPoolExecutor {
 /// assert!(!fut.cancelled());
 /// # Ok::<(), shmproc::Error>(())
 /// ```
-pub struct Future<R> {
+#[doc(alias = "Future")]
+pub struct TaskFuture<R> {
     cell: Arc<Cell>,
     _r: PhantomData<fn() -> R>,
 }
 
-impl<R> Clone for Future<R> {
+impl<R> Clone for TaskFuture<R> {
     fn clone(&self) -> Self {
-        Future { cell: self.cell.clone(), _r: PhantomData }
+        TaskFuture { cell: self.cell.clone(), _r: PhantomData }
     }
 }
 
-impl<R> std::fmt::Debug for Future<R> {
+impl<R> std::fmt::Debug for TaskFuture<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Future").field("done", &self.done()).finish()
+        f.debug_struct("TaskFuture").field("done", &self.done()).finish()
     }
 }
 
-impl<R: DeserializeOwned> Future<R> {
+impl<R: DeserializeOwned> TaskFuture<R> {
     /// Waits for the result (it may be asked for again).
     ///
     /// # Examples
@@ -385,14 +386,14 @@ impl<R: DeserializeOwned> Future<R> {
     ///
     /// # Errors
     /// As for [`AsyncResult::get`](crate::AsyncResult::get); also
-    /// [`Error::Cancelled`] after [`cancel`](Future::cancel) and
+    /// [`Error::Cancelled`] after [`cancel`](TaskFuture::cancel) and
     /// [`Error::BrokenPool`] when another worker died.
     pub fn result(&self) -> Result<R> {
         self.cell.wait(None);
         self.cell.value()
     }
 
-    /// As [`result`](Future::result), waiting at most `timeout`:
+    /// As [`result`](TaskFuture::result), waiting at most `timeout`:
     /// [`Error::Timeout`] if the task is still pending or running then.
     ///
     /// # Examples
@@ -411,7 +412,7 @@ impl<R: DeserializeOwned> Future<R> {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Timeout`]; as for [`result`](Future::result).
+    /// [`Error::Timeout`]; as for [`result`](TaskFuture::result).
     pub fn result_timeout(&self, timeout: Duration) -> Result<R> {
         if !self.cell.wait(Some(Instant::now() + timeout)) {
             return Err(Error::Timeout);
@@ -420,7 +421,7 @@ impl<R: DeserializeOwned> Future<R> {
     }
 }
 
-impl<R> Future<R> {
+impl<R> TaskFuture<R> {
     /// Whether the task finished, failed or was cancelled.
     ///
     /// # Examples
@@ -530,7 +531,7 @@ impl<R> Future<R> {
     /// assert_eq!(rx.recv().unwrap(), Some(16));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn add_done_callback(&self, cb: impl FnOnce(&Future<R>) + Send + 'static)
+    pub fn add_done_callback(&self, cb: impl FnOnce(&TaskFuture<R>) + Send + 'static)
     where
         R: 'static,
     {
@@ -556,7 +557,7 @@ impl<R> Future<R> {
 /// ```
 #[derive(Debug)]
 pub struct AsCompleted<'a, R> {
-    futures: &'a [Future<R>],
+    futures: &'a [TaskFuture<R>],
     watcher: Arc<Watcher>,
     left: usize,
     deadline: Option<Instant>,
@@ -608,9 +609,9 @@ impl<'a, R> AsCompleted<'a, R> {
 }
 
 impl<'a, R> Iterator for AsCompleted<'a, R> {
-    type Item = &'a Future<R>;
+    type Item = &'a TaskFuture<R>;
 
-    fn next(&mut self) -> Option<&'a Future<R>> {
+    fn next(&mut self) -> Option<&'a TaskFuture<R>> {
         if self.left == 0 {
             return None;
         }
@@ -638,7 +639,7 @@ impl<'a, R> Iterator for AsCompleted<'a, R> {
 /// assert_eq!(order.len(), 2);
 /// # Ok::<(), shmproc::Error>(())
 /// ```
-pub fn as_completed<R>(futures: &[Future<R>]) -> AsCompleted<'_, R> {
+pub fn as_completed<R>(futures: &[TaskFuture<R>]) -> AsCompleted<'_, R> {
     let watcher = Arc::new(Watcher::default());
     for (i, f) in futures.iter().enumerate() {
         f.cell.watch(&watcher, i);
@@ -688,9 +689,9 @@ pub enum ReturnWhen {
 #[derive(Debug)]
 pub struct DoneAndNotDone<'a, R> {
     /// The futures that are done.
-    pub done: Vec<&'a Future<R>>,
+    pub done: Vec<&'a TaskFuture<R>>,
     /// The futures still pending or running.
-    pub not_done: Vec<&'a Future<R>>,
+    pub not_done: Vec<&'a TaskFuture<R>>,
 }
 
 /// Waits until `return_when` holds for `futures`, or `timeout` passes
@@ -711,7 +712,7 @@ pub struct DoneAndNotDone<'a, R> {
 /// assert!(r.not_done.is_empty());
 /// # Ok::<(), shmproc::Error>(())
 /// ```
-pub fn wait<R>(futures: &[Future<R>], timeout: Option<Duration>, return_when: ReturnWhen) -> DoneAndNotDone<'_, R> {
+pub fn wait<R>(futures: &[TaskFuture<R>], timeout: Option<Duration>, return_when: ReturnWhen) -> DoneAndNotDone<'_, R> {
     let deadline = timeout.map(|t| Instant::now() + t);
     let watcher = Arc::new(Watcher::default());
     for (i, f) in futures.iter().enumerate() {

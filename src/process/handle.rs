@@ -33,9 +33,10 @@ use crate::sys::process::{self as sysproc, ForkPermit, Forked, RawExit};
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExitStatus(RawExit);
+#[doc(alias = "ExitStatus")]
+pub struct ProcessExit(RawExit);
 
-impl ExitStatus {
+impl ProcessExit {
     /// The exit code, if the process exited (rather than being killed).
     ///
     /// # Examples
@@ -114,7 +115,7 @@ impl ExitStatus {
     }
 }
 
-impl std::fmt::Display for ExitStatus {
+impl std::fmt::Display for ProcessExit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let text = match self.0 {
             RawExit::Code(c) => format!("exit code {c}"),
@@ -672,8 +673,8 @@ impl<R> Process<R> {
     /// assert_eq!(p.exitcode().map(|s| s.python()), Some(0));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn exitcode(&self) -> Option<ExitStatus> {
-        self.child.poll().ok().flatten().map(ExitStatus)
+    pub fn exitcode(&self) -> Option<ProcessExit> {
+        self.child.poll().ok().flatten().map(ProcessExit)
     }
 
     /// Sends SIGTERM (Python: `terminate()`).
