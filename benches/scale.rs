@@ -307,7 +307,7 @@ fn worker((link, go, done, items): Args) {
         _ => None,
     };
     loop {
-        go.acquire().expect("go");
+        go.acquire();
         let n = items.load().expect("items");
         if n == 0 {
             return;
@@ -414,7 +414,7 @@ impl Workers {
             return start.elapsed();
         }
         go.release_n(self.n).expect("go");
-        let wait_done = || (0..self.n).for_each(|_| done.acquire().expect("done"));
+        let wait_done = || (0..self.n).for_each(|_| done.acquire());
         match (&self.mine, self.mode) {
             (Mine::Queue(q), Mode::Producers) => (0..total).for_each(|_| {
                 q.get().expect("get");

@@ -418,7 +418,7 @@ fn killed_holder() -> Result {
     let accounts: Accounts = Mutex::new([100, 0])?;
     let holding = Event::new()?;
     let mut child = Process::spawn(transfer_and_hang, (accounts.clone(), holding.clone()))?;
-    if !holding.wait_timeout(Duration::from_secs(30)) {
+    if holding.wait_timeout(Duration::from_secs(30)).is_err() {
         child.kill()?;
         return Err("the child never took the lock".into());
     }

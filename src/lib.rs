@@ -57,14 +57,14 @@
 //! | `fut.result(timeout)`, `done()`, `running()`, `cancel()`, `add_done_callback(fn)` | [`result`](TaskFuture::result), [`result_timeout`](TaskFuture::result_timeout), [`done`](TaskFuture::done), [`running`](TaskFuture::running), [`cancel`](TaskFuture::cancel), [`add_done_callback`](TaskFuture::add_done_callback) |
 //! | `as_completed(fs)`, `wait(fs, timeout, FIRST_COMPLETED)` | [`as_completed`], [`wait`] with [`ReturnWhen`] |
 //! | `BrokenProcessPool`, `KeyboardInterrupt` in `map` | [`Error::BrokenPool`], [`Error::Interrupted`] |
-//! | `Lock()`, `RLock()` | [`Lock::new()`](Lock::new), [`RLock::new()`](RLock::new): `acquire`, `release`, `try_acquire`, `acquire_timeout`, `lock()` guard |
+//! | `Lock()`, `RLock()` | [`Lock::new()`](Lock::new), [`RLock::new()`](RLock::new): `acquire`, `release`, `try_acquire` (`acquire(False)`), `acquire_timeout` (`acquire(timeout=t)`), `lock()` guard (`with lock:`) |
 //! | `Lock` + `Value` under it | [`Mutex<T>`](Mutex): the data lives inside the lock |
 //! | `Value('d', 0.0)`, `v.value`, `v.value = x`, `with v.get_lock():` | [`Value::new(0.0)`](Value::new), [`load`](Value::load) (lock-free up to 64 bytes), [`store`](Value::store), [`lock`](Value::lock) guard |
 //! | `Array('i', range(10))`, `a[i]`, `a[:]`, `a[:] = xs` | [`Array::from_slice`], [`Array::new(n)`](Array::new) (zeroes), [`load(i)`](Array::load) / [`store(i, x)`](Array::store), [`to_vec`](Array::to_vec), [`copy_from_slice`](Array::copy_from_slice), [`lock`](Array::lock) (a slice in shared memory) |
 //! | `RawValue('q', 0)`, `RawArray('f', n)` | [`RawValue`], [`RawArray`]: no lock, each access one atomic load or store (1, 2, 4 or 8-byte `T`), plus `fetch_add` |
 //! | `Semaphore(n)`, `BoundedSemaphore(n)` | [`Semaphore::new(n)`](Semaphore::new), [`BoundedSemaphore::new(n)`](BoundedSemaphore::new) |
-//! | `Condition(lock)` | [`Condvar`] with a [`Mutex`]: `wait(guard)`, `notify_one`, `notify_all` |
-//! | `Event()`, `Barrier(n)` | [`Event::new()`](Event::new), [`Barrier::new(n)`](Barrier::new) |
+//! | `Condition(lock)` | [`Condvar`] with a [`Mutex`]: `wait(guard)`, `wait_timeout(guard, d)` (`wait(timeout)`; its `False` is [`WaitTimeoutError::Timeout`]), `notify_one`, `notify_all` |
+//! | `Event()`, `Barrier(n)` | [`Event::new()`](Event::new) (`e.wait(t)` returning `False` is [`TimedOut`]), [`Barrier::new(n)`](Barrier::new) |
 //! | `Queue(maxsize)` | [`Queue::new(maxsize)`](Queue::new): `put`, `get`, `try_put`/`try_get` (`put_nowait`/`get_nowait`), `put_timeout`/`get_timeout`, `qsize`, `is_empty`, `is_full`, `close` |
 //! | `JoinableQueue(maxsize)` | [`JoinableQueue::new(maxsize)`](JoinableQueue::new): also `task_done`, `join`, `join_timeout` |
 //! | `queue.Full`, `queue.Empty` | [`TryPutError::Full`] (with the item back), [`TryGetError::Empty`] |
@@ -104,6 +104,44 @@
 //! [`Error::TaskPanicked`]; an argument that cannot be encoded is an error
 //! of the submitting call; Ctrl-C during a pool call terminates the pools
 //! and returns [`Error::Interrupted`].
+//!
+//! ## Waiting: one convention
+//!
+//! Every call that can wait comes in up to four forms: `x()` waits as long
+//! as it takes, `try_x()` never waits, `x_timeout(d)` waits at most `d`
+//! (`Duration::MAX` means no limit) and `x_deadline(t)` waits until the
+//! instant `t`. Each returns `Result<_, E>` whose error type names exactly
+//! what can happen to that form: "busy" only for `try_x`, "timed out" only
+//! for the bounded forms, and an item that was not sent comes back inside
+//! the error. Every error converts into [`Error`], so `?` works in a
+//! function returning [`Result`].
+//!
+//! | object | `x()` | `try_x()` | `x_timeout(d)`, `x_deadline(t)` |
+//! |---|---|---|---|
+//! | [`Mutex`], [`Value`], [`Array`]: `lock` | [`LockError`] | [`TryLockError`] | [`LockTimeoutError`] |
+//! | [`Lock`], [`RLock`]: `acquire`, `lock` | [`AcquireError`] | [`TryAcquireError`] | [`AcquireTimeoutError`] |
+//! | [`Semaphore`], [`BoundedSemaphore`]: `acquire` | cannot fail | [`WouldBlock`] | [`TimedOut`] |
+//! | [`Event`]: `wait` | cannot fail | | [`TimedOut`] |
+//! | [`Condvar`]: `wait(guard)` | [`LockError`] | | [`WaitTimeoutError`] (the guard comes back on a timeout too) |
+//! | [`Queue`]: `put(item)` | [`Error`] | [`TryPutError`] (the item back) | [`PutTimeoutError`] (the item back) |
+//! | [`Queue`]: `get` | [`Error`] | [`TryGetError`] | [`GetTimeoutError`] |
+//!
+//! ```
+//! use shmproc::{Lock, TryAcquireError};
+//! use std::time::Duration;
+//!
+//! let lock = Lock::new()?;
+//! let _held = lock.lock()?;                            // waits
+//! match lock.try_lock() {                              // never waits
+//!     Err(TryAcquireError::WouldBlock) => {}           // busy: the only "not now"
+//!     other => panic!("{other:?}"),
+//! }
+//! let sem = shmproc::Semaphore::new(0)?;
+//! assert_eq!(sem.acquire_timeout(Duration::from_millis(1)), Err(shmproc::TimedOut));
+//! # Ok::<(), shmproc::Error>(())
+//! ```
+//!
+//! Guards are `#[must_use]`: `let _ = m.lock()?;` would unlock at once.
 //!
 //! ## Choosing a primitive
 //!
@@ -258,8 +296,9 @@ pub use shm::arena::Arena;
 pub use shm::layout::{CachePadded, RelPtr, ShmSafe, layout_hash, layout_hash_mix};
 pub use shm::segment::{Access, CleanupReport, Segment, SegmentBuilder, cleanup_stale, cleanup_stale_in};
 pub use shm::typed::Shared;
-pub use sync::event::{Barrier, Condvar, Event, WaitResult};
-pub use sync::guard::LockError;
+pub use sync::error::{AcquireError, AcquireTimeoutError, TimedOut, TryAcquireError, WouldBlock};
+pub use sync::event::{Barrier, Condvar, Event, WaitResult, WaitTimeoutResult};
+pub use sync::guard::{LockError, LockTimeoutError, TryLockError, WaitTimeoutError};
 pub use sync::lock::{Lock, LockGuard, RLock};
 pub use sync::mutex::Mutex;
 pub use sync::mutex::MutexGuard;

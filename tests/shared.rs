@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use shmproc::{Array, Error, LockError, RawArray, RawValue, Value};
+use shmproc::{Array, Error, LockError, LockTimeoutError, RawArray, RawValue, TryLockError, Value};
 
 fn unique(tag: &str) -> String {
     static N: AtomicU64 = AtomicU64::new(0);
@@ -33,7 +33,7 @@ fn value_load_store_lock() {
         assert!(v.is_locked());
         // A reader without the lock sees the last value written back.
         assert_eq!(v.load().expect("load while held").x, -1.0);
-        assert!(matches!(v.try_lock(), Err(LockError::Deadlock)));
+        assert!(matches!(v.try_lock(), Err(TryLockError::Deadlock)));
     }
     assert_eq!(v.load().expect("load"), Point { x: 9.0, y: 0.5, tag: 9, pad: 0 });
     assert!(!v.is_locked());
@@ -63,8 +63,8 @@ fn value_timeouts_and_try_lock_from_another_thread() {
     let g = v.lock().expect("lock");
     std::thread::scope(|s| {
         s.spawn(|| {
-            assert!(matches!(v.try_lock(), Err(LockError::WouldBlock)));
-            assert!(matches!(v.lock_timeout(Duration::from_millis(20)), Err(LockError::Timeout)));
+            assert!(matches!(v.try_lock(), Err(TryLockError::WouldBlock)));
+            assert!(matches!(v.lock_timeout(Duration::from_millis(20)), Err(LockTimeoutError::Timeout)));
             assert_eq!(v.load().expect("lock-free load"), 0);
         });
     });
@@ -153,7 +153,7 @@ fn array_api() {
     {
         let mut g = a.lock().expect("lock");
         g.reverse();
-        assert!(matches!(a.try_lock(), Err(LockError::Deadlock)));
+        assert!(matches!(a.try_lock(), Err(TryLockError::Deadlock)));
     }
     assert_eq!(a.to_vec().expect("to_vec"), [4, 3, 2, -1]);
     a.copy_from_slice(&[5, 6, 7, 8]).expect("copy in");

@@ -17,9 +17,13 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::Names;
-use shmproc::{Barrier, BoundedSemaphore, Condvar, Error, Event, Lock, LockError, Mutex, RLock, Semaphore};
+use shmproc::{
+    AcquireError, AcquireTimeoutError, Barrier, BoundedSemaphore, Condvar, Error, Event, Lock, LockError, Mutex, RLock,
+    Semaphore,
+};
 #[cfg(feature = "serde")]
 use shmproc::{Context, Shared, StartMethod};
+use shmproc::{LockTimeoutError, TimedOut, TryLockError, WaitTimeoutError, WouldBlock};
 
 #[cfg(feature = "serde")]
 const METHODS: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::ForkServer];
@@ -43,16 +47,12 @@ fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
-/// The name of a lock outcome's variant.
-fn word<G>(r: &Result<G, LockError<G>>) -> &'static str {
+/// The name of a lock outcome's variant (any of the lock error types:
+/// their `Debug` is the variant's name, with `(..)` for a guard inside).
+fn word<G, E: std::fmt::Debug>(r: &Result<G, E>) -> String {
     match r {
-        Ok(_) => "Ok",
-        Err(LockError::OwnerDied(_)) => "OwnerDied",
-        Err(LockError::NotRecoverable) => "NotRecoverable",
-        Err(LockError::WouldBlock) => "WouldBlock",
-        Err(LockError::Timeout) => "Timeout",
-        Err(LockError::Deadlock) => "Deadlock",
-        Err(LockError::Os(_)) => "Os",
+        Ok(_) => "Ok".to_owned(),
+        Err(e) => format!("{e:?}").split('(').next().unwrap_or_default().to_owned(),
     }
 }
 
@@ -231,7 +231,7 @@ fn hold_until((m, held, go): (Mutex<u32>, Event, Event)) -> bool {
     let mut g = m.lock().expect("lock in the child");
     *g = 7;
     held.set();
-    go.wait_timeout(GUARD)
+    go.wait_timeout(GUARD).is_ok()
 }
 
 #[cfg(feature = "serde")]
@@ -241,7 +241,7 @@ fn a_child_holding_the_mutex_excludes_the_parent() {
         let m = Mutex::new(0u32).expect("mutex");
         let (held, go) = (Event::new().expect("event"), Event::new().expect("event"));
         let mut kid = Context::new(method).spawn(hold_until, (m.clone(), held.clone(), go.clone())).expect("spawn");
-        assert!(held.wait_timeout(GUARD), "{method}: the child locked");
+        assert!(held.wait_timeout(GUARD).is_ok(), "{method}: the child locked");
         assert!(m.is_locked());
         assert_eq!(word(&m.try_lock()), "WouldBlock", "{method}");
         assert_eq!(word(&m.lock_timeout(SHORT)), "Timeout", "{method}");
@@ -296,22 +296,86 @@ fn a_thread_exiting_with_a_leaked_guard_gives_owner_died() {
 #[test]
 fn lock_errors_convert_and_display() {
     type Is = fn(&Error) -> bool;
-    let cases: [(LockError<()>, Is); 5] = [
-        (LockError::OwnerDied(()), |e| matches!(e, Error::OwnerDied)),
-        (LockError::NotRecoverable, |e| matches!(e, Error::NotRecoverable)),
-        (LockError::WouldBlock, |e| matches!(e, Error::WouldBlock)),
-        (LockError::Timeout, |e| matches!(e, Error::Timeout)),
-        (LockError::Deadlock, |e| matches!(e, Error::Deadlock)),
+    let os = || std::io::Error::other("x");
+    let cases: Vec<(Box<dyn std::error::Error>, Error, Is)> = vec![
+        (Box::new(LockError::OwnerDied(())), LockError::OwnerDied(()).into(), |e| matches!(e, Error::OwnerDied)),
+        (Box::new(LockError::<()>::NotRecoverable), LockError::<()>::NotRecoverable.into(), |e| {
+            matches!(e, Error::NotRecoverable)
+        }),
+        (Box::new(LockError::<()>::Deadlock), LockError::<()>::Deadlock.into(), |e| matches!(e, Error::Deadlock)),
+        (Box::new(LockError::<()>::Os(os())), LockError::<()>::Os(os()).into(), |e| matches!(e, Error::Os { .. })),
+        (Box::new(TryLockError::<()>::WouldBlock), TryLockError::<()>::WouldBlock.into(), |e| {
+            matches!(e, Error::WouldBlock)
+        }),
+        (Box::new(TryLockError::OwnerDied(())), TryLockError::OwnerDied(()).into(), |e| matches!(e, Error::OwnerDied)),
+        (Box::new(TryLockError::<()>::NotRecoverable), TryLockError::<()>::NotRecoverable.into(), |e| {
+            matches!(e, Error::NotRecoverable)
+        }),
+        (Box::new(TryLockError::<()>::Deadlock), TryLockError::<()>::Deadlock.into(), |e| matches!(e, Error::Deadlock)),
+        (Box::new(TryLockError::<()>::Os(os())), TryLockError::<()>::Os(os()).into(), |e| {
+            matches!(e, Error::Os { .. })
+        }),
+        (Box::new(LockTimeoutError::<()>::Timeout), LockTimeoutError::<()>::Timeout.into(), |e| {
+            matches!(e, Error::Timeout)
+        }),
+        (Box::new(LockTimeoutError::OwnerDied(())), LockTimeoutError::OwnerDied(()).into(), |e| {
+            matches!(e, Error::OwnerDied)
+        }),
+        (Box::new(LockTimeoutError::<()>::NotRecoverable), LockTimeoutError::<()>::NotRecoverable.into(), |e| {
+            matches!(e, Error::NotRecoverable)
+        }),
+        (Box::new(LockTimeoutError::<()>::Deadlock), LockTimeoutError::<()>::Deadlock.into(), |e| {
+            matches!(e, Error::Deadlock)
+        }),
+        (Box::new(LockTimeoutError::<()>::Os(os())), LockTimeoutError::<()>::Os(os()).into(), |e| {
+            matches!(e, Error::Os { .. })
+        }),
+        (Box::new(WaitTimeoutError::Timeout(())), WaitTimeoutError::Timeout(()).into(), |e| {
+            matches!(e, Error::Timeout)
+        }),
+        (Box::new(WaitTimeoutError::OwnerDied(())), WaitTimeoutError::OwnerDied(()).into(), |e| {
+            matches!(e, Error::OwnerDied)
+        }),
+        (Box::new(WaitTimeoutError::<()>::NotRecoverable), WaitTimeoutError::<()>::NotRecoverable.into(), |e| {
+            matches!(e, Error::NotRecoverable)
+        }),
+        (Box::new(WaitTimeoutError::<()>::Os(os())), WaitTimeoutError::<()>::Os(os()).into(), |e| {
+            matches!(e, Error::Os { .. })
+        }),
+        (Box::new(AcquireError::Deadlock), AcquireError::Deadlock.into(), |e| matches!(e, Error::Deadlock)),
+        (
+            Box::new(AcquireError::Failed(Error::NotRecoverable)),
+            AcquireError::Failed(Error::NotRecoverable).into(),
+            |e| matches!(e, Error::NotRecoverable),
+        ),
+        (Box::new(shmproc::TryAcquireError::WouldBlock), shmproc::TryAcquireError::WouldBlock.into(), |e| {
+            matches!(e, Error::WouldBlock)
+        }),
+        (
+            Box::new(shmproc::TryAcquireError::Failed(Error::NotRecoverable)),
+            shmproc::TryAcquireError::Failed(Error::NotRecoverable).into(),
+            |e| matches!(e, Error::NotRecoverable),
+        ),
+        (Box::new(AcquireTimeoutError::Timeout), AcquireTimeoutError::Timeout.into(), |e| matches!(e, Error::Timeout)),
+        (Box::new(AcquireTimeoutError::Deadlock), AcquireTimeoutError::Deadlock.into(), |e| {
+            matches!(e, Error::Deadlock)
+        }),
+        (
+            Box::new(AcquireTimeoutError::Failed(Error::NotRecoverable)),
+            AcquireTimeoutError::Failed(Error::NotRecoverable).into(),
+            |e| matches!(e, Error::NotRecoverable),
+        ),
+        (Box::new(WouldBlock), WouldBlock.into(), |e| matches!(e, Error::WouldBlock)),
+        (Box::new(TimedOut), TimedOut.into(), |e| matches!(e, Error::Timeout)),
     ];
-    for (le, is) in cases {
+    // Every variant of every lock and acquire error: a Debug name, a
+    // message, and the crate error it converts to.
+    for (le, e, is) in cases {
         let debug = format!("{le:?}");
-        assert!(!le.to_string().is_empty(), "{debug}");
-        let e: Error = le.into();
+        assert!(!debug.is_empty() && !le.to_string().is_empty(), "{debug}");
         assert!(is(&e), "{debug} -> {e:?}");
         assert!(!e.to_string().is_empty());
     }
-    let os: Error = LockError::<()>::Os(std::io::Error::other("x")).into();
-    assert!(matches!(os, Error::Os { .. }), "{os:?}");
     // `?` works in functions returning shmproc::Result.
     fn through_question_mark(m: &Mutex<u8>) -> shmproc::Result<u8> {
         Ok(*m.lock()?)
@@ -330,13 +394,14 @@ fn lock_acquire_release_try_and_timeout() {
     assert!(matches!(l.release(), Err(Error::NotOwner)), "release of a free lock");
     l.acquire().expect("acquire");
     assert!(l.is_locked());
-    assert!(!l.try_acquire().expect("try_acquire"), "not re-entrant");
-    assert!(matches!(l.acquire(), Err(Error::Deadlock)));
-    assert!(matches!(l.acquire_timeout(Duration::from_secs(5)), Err(Error::Deadlock)));
+    assert!(l.try_acquire().is_err(), "not re-entrant");
+    assert!(matches!(l.acquire(), Err(AcquireError::Deadlock)));
+    assert!(matches!(l.acquire_timeout(Duration::from_secs(5)), Err(AcquireTimeoutError::Deadlock)));
+    assert!(matches!(l.acquire_deadline(Instant::now()), Err(AcquireTimeoutError::Deadlock)));
     std::thread::scope(|s| {
         s.spawn(|| {
-            assert!(!l.try_acquire().expect("try_acquire"));
-            assert!(!l.acquire_timeout(SHORT).expect("acquire_timeout"));
+            assert!(l.try_acquire().is_err());
+            assert!(l.acquire_timeout(SHORT).is_err());
             assert!(matches!(l.release(), Err(Error::NotOwner)), "release by a thread that does not hold it");
         });
     });
@@ -348,11 +413,11 @@ fn lock_acquire_release_try_and_timeout() {
         let _g = l.lock().expect("guard");
         assert!(l.is_locked());
         std::thread::scope(|s| {
-            s.spawn(|| assert!(!l.try_acquire().expect("try_acquire")));
+            s.spawn(|| assert!(l.try_acquire().is_err()));
         });
     }
     assert!(!l.is_locked(), "the guard released it");
-    assert!(l.acquire_timeout(SHORT).expect("acquire_timeout"));
+    assert!(l.acquire_timeout(SHORT).is_ok());
     l.release().expect("release");
     assert!(!l.segment().is_empty());
     assert!(format!("{l:?}").contains("locked: false"));
@@ -385,7 +450,7 @@ fn named_lock_and_rlock_are_shared_by_name() {
     let b = Lock::open(&ln).expect("open");
     a.acquire().expect("acquire");
     assert!(b.is_locked());
-    assert!(!b.try_acquire().expect("try_acquire"));
+    assert!(b.try_acquire().is_err());
     b.release().expect("same thread, other handle: the owner is the thread");
     assert!(!a.is_locked());
     let r = RLock::create(&rn).expect("create");
@@ -446,7 +511,7 @@ fn a_lock_whose_holder_exited_is_taken_over_by_acquire() {
     let l = Lock::new().expect("lock");
     std::thread::scope(|s| s.spawn(|| l.acquire().expect("acquire")).join().expect("thread"));
     assert!(l.is_locked());
-    assert!(l.acquire_timeout(GUARD).expect("acquire"), "a Lock recovers a dead holder's lock by itself");
+    assert!(l.acquire_timeout(GUARD).is_ok(), "a Lock recovers a dead holder's lock by itself");
     l.release().expect("release");
     l.acquire().expect("and it is clean, not unrecoverable");
     l.release().expect("release");
@@ -455,7 +520,7 @@ fn a_lock_whose_holder_exited_is_taken_over_by_acquire() {
         let l = Lock::new().expect("lock");
         Context::new(method).spawn(acquire_and_exit, l.clone()).expect("spawn").join().expect("join");
         assert!(l.is_locked(), "{method}: the dead child's lock is held");
-        assert!(l.acquire_timeout(GUARD).expect("acquire"), "{method}");
+        assert!(l.acquire_timeout(GUARD).is_ok(), "{method}");
         l.release().expect("release");
     }
 }
@@ -466,13 +531,13 @@ fn rlock_counts_its_depth() {
     assert_eq!(r.depth(), 0);
     assert!(matches!(r.release(), Err(Error::NotOwner)));
     r.acquire().expect("acquire");
-    assert!(r.try_acquire().expect("try_acquire re-enters"));
-    assert!(r.acquire_timeout(SHORT).expect("acquire_timeout re-enters"));
+    assert!(r.try_acquire().is_ok());
+    assert!(r.acquire_timeout(SHORT).is_ok());
     assert_eq!(r.depth(), 3);
     std::thread::scope(|s| {
         s.spawn(|| {
-            assert!(!r.try_acquire().expect("try_acquire"));
-            assert!(!r.acquire_timeout(SHORT).expect("acquire_timeout"));
+            assert!(r.try_acquire().is_err());
+            assert!(r.acquire_timeout(SHORT).is_err());
             assert!(matches!(r.release(), Err(Error::NotOwner)));
         });
     });
@@ -481,7 +546,7 @@ fn rlock_counts_its_depth() {
     r.release().expect("release");
     assert_eq!(r.depth(), 1);
     std::thread::scope(|s| {
-        s.spawn(|| assert!(!r.try_acquire().expect("try_acquire"), "still held at depth 1"));
+        s.spawn(|| assert!(r.try_acquire().is_err(), "still held at depth 1"));
     });
     r.release().expect("release");
     assert!(!r.is_locked());
@@ -489,7 +554,7 @@ fn rlock_counts_its_depth() {
     assert!(matches!(r.release(), Err(Error::NotOwner)), "one release too many");
     std::thread::scope(|s| {
         s.spawn(|| {
-            assert!(r.try_acquire().expect("free for others now"));
+            assert!(r.try_acquire().is_ok());
             r.release().expect("release");
         });
     });
@@ -512,7 +577,7 @@ fn hold_rlock((r, held, go): (RLock, Event, Event)) -> u32 {
     r.acquire().expect("again");
     let depth = r.depth();
     held.set();
-    go.wait_timeout(GUARD);
+    go.wait_timeout(GUARD).expect("told to let go");
     r.release().expect("release");
     r.release().expect("release");
     depth
@@ -525,12 +590,12 @@ fn rlock_held_by_a_child_excludes_the_parent() {
         let r = RLock::new().expect("rlock");
         let (held, go) = (Event::new().expect("event"), Event::new().expect("event"));
         let mut kid = Context::new(method).spawn(hold_rlock, (r.clone(), held.clone(), go.clone())).expect("spawn");
-        assert!(held.wait_timeout(GUARD));
+        assert!(held.wait_timeout(GUARD).is_ok());
         assert_eq!(r.depth(), 2, "{method}: the holder's depth is shared");
-        assert!(!r.try_acquire().expect("try_acquire"), "{method}");
+        assert!(r.try_acquire().is_err(), "{method}");
         assert!(matches!(r.release(), Err(Error::NotOwner)), "{method}");
         go.set();
-        assert!(r.acquire_timeout(GUARD).expect("acquire"), "{method}");
+        assert!(r.acquire_timeout(GUARD).is_ok(), "{method}");
         assert_eq!(r.depth(), 1);
         r.release().expect("release");
         assert_eq!(kid.join().expect("join"), 2);
@@ -545,17 +610,19 @@ fn rlock_held_by_a_child_excludes_the_parent() {
 fn semaphore_counts_permits() {
     let s = Semaphore::new(3).expect("semaphore");
     assert_eq!(s.value(), 3);
-    s.acquire().expect("acquire");
-    assert!(s.try_acquire());
-    assert!(s.acquire_timeout(SHORT));
+    s.acquire();
+    assert!(s.try_acquire().is_ok());
+    assert!(s.acquire_timeout(SHORT).is_ok());
     assert_eq!(s.value(), 0);
-    assert!(!s.try_acquire());
-    assert!(!s.acquire_timeout(SHORT), "no permit: times out");
+    assert!(s.try_acquire().is_err());
+    assert!(s.acquire_timeout(SHORT).is_err(), "no permit: times out");
     s.release().expect("release");
     assert_eq!(s.value(), 1);
     s.release_n(4).expect("release_n");
     assert_eq!(s.value(), 5, "an unbounded semaphore may grow past its initial value");
-    assert!(!Semaphore::new(0).expect("semaphore").try_acquire());
+    assert_eq!(Semaphore::new(0).expect("semaphore").try_acquire(), Err(WouldBlock));
+    assert_eq!(Semaphore::new(0).expect("semaphore").acquire_deadline(Instant::now()), Err(TimedOut));
+    assert_eq!(Semaphore::new(1).expect("semaphore").acquire_timeout(Duration::MAX), Ok(()), "MAX: no deadline");
     assert!(format!("{s:?}").contains('5'));
 }
 
@@ -566,7 +633,7 @@ fn a_blocked_acquire_is_woken_by_a_release() {
         let waiters: Vec<_> = (0..2)
             .map(|_| {
                 sc.spawn(|| {
-                    s.acquire().expect("acquire");
+                    s.acquire();
                     Instant::now()
                 })
             })
@@ -588,8 +655,8 @@ fn bounded_semaphore_refuses_to_exceed_its_bound() {
     let b = BoundedSemaphore::new(2).expect("bounded");
     assert!(matches!(b.release(), Err(Error::ReleasedTooMany)));
     assert_eq!(b.value(), 2, "a refused release changes nothing");
-    b.acquire().expect("acquire");
-    b.acquire().expect("acquire");
+    b.acquire();
+    b.acquire();
     assert!(matches!(b.release_n(3), Err(Error::ReleasedTooMany)));
     assert_eq!(b.value(), 0, "a refused release_n changes nothing");
     b.release_n(2).expect("release_n up to the bound");
@@ -601,8 +668,8 @@ fn bounded_semaphore_refuses_to_exceed_its_bound() {
     // Opened as a plain Semaphore it keeps its bound.
     let opened = Semaphore::open(&n).expect("open");
     assert!(matches!(opened.release(), Err(Error::ReleasedTooMany)));
-    assert!(opened.try_acquire());
-    assert!(!named.try_acquire());
+    assert!(opened.try_acquire().is_ok());
+    assert!(named.try_acquire().is_err());
     opened.release().expect("release");
     assert_eq!(named.value(), 1);
     let plain = Semaphore::create(&names.name("sem"), 1).expect("create");
@@ -618,7 +685,7 @@ fn bounded_semaphore_refuses_to_exceed_its_bound() {
 /// Takes a permit, counts itself in, records the most seen inside at
 /// once, works a little, and leaves.
 fn use_permit((s, inside): (Semaphore, Shared<[AtomicU32; 2]>)) {
-    s.acquire().expect("acquire in the child");
+    s.acquire();
     let now = inside[0].fetch_add(1, Ordering::SeqCst) + 1;
     inside[1].fetch_max(now, Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(20));
@@ -658,7 +725,7 @@ fn a_child_release_wakes_a_blocked_acquire() {
     for method in METHODS {
         let s = Semaphore::new(0).expect("semaphore");
         let mut kid = Context::new(method).spawn(release_later, s.clone()).expect("spawn");
-        assert!(s.acquire_timeout(GUARD), "{method}: woken by the child's release");
+        assert!(s.acquire_timeout(GUARD).is_ok(), "{method}: woken by the child's release");
         kid.join().expect("join");
         assert_eq!(s.value(), 0);
     }
@@ -841,7 +908,7 @@ fn condvar_notify_all_wakes_waiting_children() {
         for _ in 0..3 {
             let ready = Event::new().expect("event");
             kids.push(ctx.spawn(wait_for_flag, (m.clone(), c.clone(), ready.clone())).expect("spawn"));
-            assert!(ready.wait_timeout(GUARD));
+            assert!(ready.wait_timeout(GUARD).is_ok());
         }
         {
             let mut g = m.lock().expect("lock"); // every child is inside wait now
@@ -870,7 +937,7 @@ fn condvar_notify_one_wakes_a_waiting_child() {
         let c = Condvar::new().expect("condvar");
         let ready = Event::new().expect("event");
         let mut kid = Context::new(method).spawn(wait_for_flag, (m.clone(), c.clone(), ready.clone())).expect("spawn");
-        assert!(ready.wait_timeout(GUARD));
+        assert!(ready.wait_timeout(GUARD).is_ok());
         m.lock().expect("lock")[0] = 4; // the child is inside wait once we hold the mutex
         c.notify_one();
         assert_eq!(kid.join_timeout(GUARD).expect("join"), Some(4), "{method}");
@@ -881,10 +948,14 @@ fn condvar_notify_one_wakes_a_waiting_child() {
 fn condvar_wait_timeout_times_out_or_is_notified() {
     let m = Mutex::new([0u64; 2]).expect("mutex");
     let c = Condvar::new().expect("condvar");
-    let (g, timed_out) = c.wait_timeout(m.lock().expect("lock"), SHORT);
-    assert!(timed_out);
-    let g = g.expect("the mutex is locked again");
+    let Err(WaitTimeoutError::Timeout(g)) = c.wait_timeout(m.lock().expect("lock"), SHORT) else {
+        panic!("nobody notified: a timeout, with the mutex locked again")
+    };
     assert!(m.is_locked());
+    drop(g);
+    let Err(WaitTimeoutError::Timeout(g)) = c.wait_deadline(m.lock().expect("lock"), Instant::now()) else {
+        panic!("a deadline already past: a timeout")
+    };
     drop(g);
     // Notified in time.
     std::thread::scope(|s| {
@@ -895,12 +966,11 @@ fn condvar_wait_timeout_times_out_or_is_notified() {
             c.notify_one();
         });
         let t = Instant::now();
-        let (mut r, mut timed_out) = c.wait_timeout(g, GUARD);
-        while !timed_out && r.as_ref().is_ok_and(|g| g[0] == 0) {
-            (r, timed_out) = c.wait_timeout(r.expect("lock"), GUARD);
+        let mut g = c.wait_timeout(g, GUARD).expect("notified, not timed out");
+        while g[0] == 0 {
+            g = c.wait_timeout(g, GUARD).expect("notified, not timed out");
         }
-        assert!(!timed_out, "notified, not timed out");
-        assert_eq!(r.expect("lock")[0], 1);
+        assert_eq!(g[0], 1);
         if t.elapsed() > GUARD {
             panic!("hang guard: still waiting after {GUARD:?}");
         }
@@ -916,15 +986,15 @@ fn condvar_wait_timeout_times_out_or_is_notified() {
 fn event_set_clear_and_wait() {
     let e = Event::new().expect("event");
     assert!(!e.is_set());
-    assert!(!e.wait_timeout(SHORT));
+    assert!(e.wait_timeout(SHORT).is_err());
     e.set();
     assert!(e.is_set());
     e.wait();
-    assert!(e.wait_timeout(Duration::ZERO), "set: returns at once");
+    assert!(e.wait_timeout(Duration::ZERO).is_ok(), "set: returns at once");
     e.set(); // setting twice is harmless
     e.clear();
     assert!(!e.is_set());
-    assert!(!e.wait_timeout(Duration::from_millis(1)));
+    assert!(e.wait_timeout(Duration::from_millis(1)).is_err());
     std::thread::scope(|s| {
         let waiters: Vec<_> = (0..3)
             .map(|_| {
@@ -947,7 +1017,7 @@ fn event_set_clear_and_wait() {
 #[cfg(feature = "serde")]
 /// Waits for `go`, then sets `done`.
 fn relay((go, done): (Event, Event)) -> bool {
-    let woken = go.wait_timeout(GUARD);
+    let woken = go.wait_timeout(GUARD).is_ok();
     done.set();
     woken
 }
@@ -965,7 +1035,7 @@ fn events_signal_between_processes() {
         assert!(dones.iter().all(|d| !d.is_set()), "{method}: nobody relayed before go");
         go.set();
         for d in &dones {
-            assert!(d.wait_timeout(GUARD), "{method}: every waiting child was woken by one set");
+            assert!(d.wait_timeout(GUARD).is_ok(), "{method}: every waiting child was woken by one set");
         }
         for k in &mut kids {
             assert!(k.join().expect("join"), "{method}");
@@ -987,7 +1057,7 @@ fn named_event_set_by_a_child() {
         let n = names.name(&method.to_string());
         let e = Event::create(&n).expect("create");
         let mut kid = Context::new(method).spawn(set_by_name, n.clone()).expect("spawn");
-        assert!(e.wait_timeout(GUARD), "{method}");
+        assert!(e.wait_timeout(GUARD).is_ok(), "{method}");
         kid.join().expect("join");
         e.clear();
         assert!(!Event::open(&n).expect("open").is_set());

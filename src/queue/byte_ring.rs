@@ -471,6 +471,7 @@ impl ByteProducer {
 /// assert!(ring.is_empty());
 /// # Ok::<(), shmproc::Error>(())
 /// ```
+#[must_use = "a write loan publishes nothing unless committed"]
 pub struct WriteLoan<'a> {
     tx: &'a mut ByteProducer,
     span: WriteSpan,
@@ -658,6 +659,7 @@ impl ByteConsumer {
 /// assert!(ring.is_empty());
 /// # Ok::<(), shmproc::Error>(())
 /// ```
+#[must_use = "dropping a read loan releases the message at once"]
 pub struct ReadLoan<'a> {
     rx: &'a mut ByteConsumer,
     span: ReadSpan,

@@ -34,7 +34,7 @@ use crate::shm::header::kind;
 use crate::shm::heap::{self, CellRef};
 use crate::shm::layout::{ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
-use crate::sync::guard::{LockError, RawGuard};
+use crate::sync::guard::{LockError, LockTimeoutError, Locked, RawGuard, TryLockError, deadline_after};
 use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
 
 /// The control words at the start of an array's payload.
@@ -281,6 +281,8 @@ impl<T> fmt::Debug for ArraySeg<T> {
 
 /// What [`Array::lock`] and friends return.
 type LockResult<'a, T> = std::result::Result<ArrayGuard<'a, T>, LockError<ArrayGuard<'a, T>>>;
+type TryLockResult<'a, T> = std::result::Result<ArrayGuard<'a, T>, TryLockError<ArrayGuard<'a, T>>>;
+type LockTimeoutResult<'a, T> = std::result::Result<ArrayGuard<'a, T>, LockTimeoutError<ArrayGuard<'a, T>>>;
 
 /// A fixed-length array of `T` in shared memory with a lock attached:
 /// Python's `multiprocessing.Array`.
@@ -467,7 +469,7 @@ impl<T: Pod + Send> Array<T> {
     #[doc(alias = "get_obj")]
     #[inline]
     pub fn lock(&self) -> LockResult<'_, T> {
-        self.guard(self.raw().lock(None))
+        self.guard(self.raw().lock(None)).blocking()
     }
 
     /// Locks if the lock is free now (or its holder is dead).
@@ -477,7 +479,7 @@ impl<T: Pod + Send> Array<T> {
     /// ```
     /// let a = shmproc::Array::<u8>::new(1)?;
     /// let g = a.try_lock()?;
-    /// assert!(matches!(a.try_lock(), Err(shmproc::LockError::Deadlock)));
+    /// assert!(matches!(a.try_lock(), Err(shmproc::TryLockError::Deadlock)));
     /// drop(g);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -485,9 +487,10 @@ impl<T: Pod + Send> Array<T> {
     /// Python: `a.get_lock().acquire(False)`.
     ///
     /// # Errors
-    /// [`LockError::WouldBlock`] if held, and those of [`lock`](Array::lock).
-    pub fn try_lock(&self) -> LockResult<'_, T> {
-        self.guard(self.raw().try_lock())
+    /// [`TryLockError::WouldBlock`] if held, and the cases of
+    /// [`lock`](Array::lock).
+    pub fn try_lock(&self) -> TryLockResult<'_, T> {
+        self.guard(self.raw().try_lock()).tried()
     }
 
     /// Locks, giving up after `timeout`.
@@ -503,9 +506,9 @@ impl<T: Pod + Send> Array<T> {
     /// Python: `a.get_lock().acquire(timeout=t)`.
     ///
     /// # Errors
-    /// [`LockError::Timeout`], and those of [`lock`](Array::lock).
-    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<'_, T> {
-        self.lock_deadline(Instant::now() + timeout)
+    /// [`LockTimeoutError::Timeout`], and the cases of [`lock`](Array::lock).
+    pub fn lock_timeout(&self, timeout: Duration) -> LockTimeoutResult<'_, T> {
+        self.guard(self.raw().lock(deadline_after(timeout))).timed()
     }
 
     /// Locks, giving up at `deadline`.
@@ -523,8 +526,8 @@ impl<T: Pod + Send> Array<T> {
     ///
     /// # Errors
     /// As for [`lock_timeout`](Array::lock_timeout).
-    pub fn lock_deadline(&self, deadline: Instant) -> LockResult<'_, T> {
-        self.guard(self.raw().lock(Some(deadline)))
+    pub fn lock_deadline(&self, deadline: Instant) -> LockTimeoutResult<'_, T> {
+        self.guard(self.raw().lock(Some(deadline))).timed()
     }
 
     /// One element (under the lock).
@@ -677,7 +680,7 @@ impl<T: Pod + Send> Array<T> {
         &self.a.header().raw
     }
 
-    fn guard(&self, r: std::result::Result<Acquired, Fail>) -> LockResult<'_, T> {
+    fn guard(&self, r: std::result::Result<Acquired, Fail>) -> Locked<ArrayGuard<'_, T>> {
         RawGuard::wrap(self.raw(), r, |lock| ArrayGuard { array: self, lock })
     }
 
@@ -728,6 +731,7 @@ impl<'de, T: Pod + Send> serde::Deserialize<'de> for Array<T> {
 /// ```
 ///
 /// Python: the body of `with a.get_lock():`, with `a.get_obj()` as a view.
+#[must_use = "the lock is released when the guard is dropped"]
 pub struct ArrayGuard<'a, T: Pod + Send> {
     array: &'a Array<T>,
     /// Holds the lock; unlocks on drop (neither Send nor Sync).

@@ -35,7 +35,7 @@ use crate::shared::seqlock;
 use crate::shm::layout::{ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
 use crate::shm::typed::Home;
-use crate::sync::guard::{LockError, RawGuard};
+use crate::sync::guard::{LockError, LockTimeoutError, Locked, RawGuard, TryLockError, deadline_after};
 use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
 
 /// The largest value (in bytes) that [`Value::load`] reads without the lock.
@@ -163,13 +163,15 @@ impl<T: Pod + Send> ValueState<T> {
         }
     }
 
-    fn guard(&self, r: std::result::Result<Acquired, Fail>) -> LockResult<'_, T> {
+    fn guard(&self, r: std::result::Result<Acquired, Fail>) -> Locked<ValueGuard<'_, T>> {
         RawGuard::wrap(&self.raw, r, |lock| ValueGuard::new(self, lock))
     }
 }
 
 /// What [`Value::lock`] and friends return.
 type LockResult<'a, T> = std::result::Result<ValueGuard<'a, T>, LockError<ValueGuard<'a, T>>>;
+type TryLockResult<'a, T> = std::result::Result<ValueGuard<'a, T>, TryLockError<ValueGuard<'a, T>>>;
+type LockTimeoutResult<'a, T> = std::result::Result<ValueGuard<'a, T>, LockTimeoutError<ValueGuard<'a, T>>>;
 
 /// A `T` in shared memory with a lock attached: Python's
 /// `multiprocessing.Value`.
@@ -392,7 +394,7 @@ impl<T: Pod + Send> Value<T> {
     #[doc(alias = "get_lock")]
     #[inline]
     pub fn lock(&self) -> LockResult<'_, T> {
-        self.shared.guard(self.shared.raw.lock(None))
+        self.shared.guard(self.shared.raw.lock(None)).blocking()
     }
 
     /// Locks if the lock is free now (or its holder is dead).
@@ -402,7 +404,7 @@ impl<T: Pod + Send> Value<T> {
     /// ```
     /// let v = shmproc::Value::new(0u32)?;
     /// let g = v.try_lock()?;
-    /// assert!(matches!(v.try_lock(), Err(shmproc::LockError::Deadlock)));
+    /// assert!(matches!(v.try_lock(), Err(shmproc::TryLockError::Deadlock)));
     /// drop(g);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -410,9 +412,10 @@ impl<T: Pod + Send> Value<T> {
     /// Python: `v.get_lock().acquire(False)`.
     ///
     /// # Errors
-    /// [`LockError::WouldBlock`] if held, and those of [`lock`](Value::lock).
-    pub fn try_lock(&self) -> LockResult<'_, T> {
-        self.shared.guard(self.shared.raw.try_lock())
+    /// [`TryLockError::WouldBlock`] if held, and the cases of
+    /// [`lock`](Value::lock).
+    pub fn try_lock(&self) -> TryLockResult<'_, T> {
+        self.shared.guard(self.shared.raw.try_lock()).tried()
     }
 
     /// Locks, giving up after `timeout`.
@@ -428,9 +431,9 @@ impl<T: Pod + Send> Value<T> {
     /// Python: `v.get_lock().acquire(timeout=t)`.
     ///
     /// # Errors
-    /// [`LockError::Timeout`], and those of [`lock`](Value::lock).
-    pub fn lock_timeout(&self, timeout: Duration) -> LockResult<'_, T> {
-        self.lock_deadline(Instant::now() + timeout)
+    /// [`LockTimeoutError::Timeout`], and the cases of [`lock`](Value::lock).
+    pub fn lock_timeout(&self, timeout: Duration) -> LockTimeoutResult<'_, T> {
+        self.shared.guard(self.shared.raw.lock(deadline_after(timeout))).timed()
     }
 
     /// Locks, giving up at `deadline`.
@@ -448,8 +451,8 @@ impl<T: Pod + Send> Value<T> {
     ///
     /// # Errors
     /// As for [`lock_timeout`](Value::lock_timeout).
-    pub fn lock_deadline(&self, deadline: Instant) -> LockResult<'_, T> {
-        self.shared.guard(self.shared.raw.lock(Some(deadline)))
+    pub fn lock_deadline(&self, deadline: Instant) -> LockTimeoutResult<'_, T> {
+        self.shared.guard(self.shared.raw.lock(Some(deadline))).timed()
     }
 
     /// Whether someone holds the lock now (a snapshot).
@@ -524,6 +527,7 @@ impl<'de, T: Pod + Send> serde::Deserialize<'de> for Value<T> {
 /// ```
 ///
 /// Python: the body of `with v.get_lock():`.
+#[must_use = "the lock is released when the guard is dropped"]
 pub struct ValueGuard<'a, T: Pod + Send> {
     state: &'a ValueState<T>,
     /// The value while the guard lives (seqlocked `T` only).

@@ -7,7 +7,8 @@ use bytemuck::Pod;
 use crate::error::{Error, Result};
 use crate::loom::atomic::Ordering;
 use crate::shm::typed::Home;
-use crate::sync::guard::LockError;
+use crate::sync::error::TimedOut;
+use crate::sync::guard::{LockError, Locked, WaitTimeoutError, deadline_after};
 #[cfg(feature = "serde")]
 use crate::sync::lock::serde_via_shared;
 use crate::sync::mutex::MutexGuard;
@@ -21,9 +22,9 @@ use crate::sync::raw_event::{BROKEN_OTHER, RawBarrier, RawCondvar, RawEvent};
 /// ```
 /// let e = shmproc::Event::new()?;
 /// assert!(!e.is_set());
-/// assert!(!e.wait_timeout(std::time::Duration::from_millis(1)));
+/// assert!(e.wait_timeout(std::time::Duration::from_millis(1)).is_err());
 /// e.set();
-/// assert!(e.wait_timeout(std::time::Duration::from_secs(1)));
+/// e.wait_timeout(std::time::Duration::from_secs(1))?;
 /// e.clear();
 /// # Ok::<(), shmproc::Error>(())
 /// ```
@@ -138,24 +139,43 @@ impl Event {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn wait(&self) {
-        self.wait_deadline(None);
+        self.shared.wait(None);
     }
 
-    /// Waits until the flag is set or `timeout` passes; returns the flag.
+    /// Waits until the flag is set, giving up after `timeout`
+    /// (`Duration::MAX`: never).
     ///
     /// # Examples
     ///
     /// ```
     /// let e = shmproc::Event::new()?;
-    /// assert!(!e.wait_timeout(std::time::Duration::from_millis(2)));
+    /// assert_eq!(e.wait_timeout(std::time::Duration::from_millis(2)), Err(shmproc::TimedOut));
+    /// e.set();
+    /// e.wait_timeout(std::time::Duration::from_secs(1))?;
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.wait_deadline(Some(Instant::now() + timeout))
+    ///
+    /// # Errors
+    /// [`TimedOut`] if the flag was still clear when the time ran out.
+    pub fn wait_timeout(&self, timeout: Duration) -> std::result::Result<(), TimedOut> {
+        if self.shared.wait(deadline_after(timeout)) { Ok(()) } else { Err(TimedOut) }
     }
 
-    fn wait_deadline(&self, deadline: Option<Instant>) -> bool {
-        self.shared.wait(deadline)
+    /// Waits until the flag is set, giving up at `deadline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = shmproc::Event::new()?;
+    /// e.set();
+    /// e.wait_deadline(std::time::Instant::now())?; // set: returns at once
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`wait_timeout`](Event::wait_timeout).
+    pub fn wait_deadline(&self, deadline: Instant) -> std::result::Result<(), TimedOut> {
+        if self.shared.wait(Some(deadline)) { Ok(()) } else { Err(TimedOut) }
     }
 }
 
@@ -196,20 +216,25 @@ impl std::fmt::Debug for Condvar {
     }
 }
 
-/// The result of a guard-returning wait: the guard back, or why not.
+/// The result of [`Condvar::wait`]: the guard back, or why not.
 ///
 /// # Examples
 ///
 /// ```
 /// use shmproc::{Condvar, Mutex, WaitResult};
-/// let (m, c) = (Mutex::new(0u32)?, Condvar::new()?);
+/// let (m, c) = (Mutex::new(1u32)?, Condvar::new()?);
 /// let g = m.lock().expect("no holder died");
-/// let (r, timed_out): (WaitResult<'_, u32>, bool) = c.wait_timeout(g, std::time::Duration::from_millis(1));
-/// assert!(timed_out); // nobody notified
-/// assert_eq!(*r.expect("locked again"), 0);
+/// let check = |g| -> WaitResult<'_, u32> { Ok(g) }; // a wait's result type
+/// assert_eq!(*check(g).expect("locked"), 1);
+/// # drop(c);
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 pub type WaitResult<'a, T> = std::result::Result<MutexGuard<'a, T>, LockError<MutexGuard<'a, T>>>;
+
+/// The result of [`Condvar::wait_timeout`] and
+/// [`wait_deadline`](Condvar::wait_deadline): the guard back, or why not
+/// (a timeout hands the guard back too).
+pub type WaitTimeoutResult<'a, T> = std::result::Result<MutexGuard<'a, T>, WaitTimeoutError<MutexGuard<'a, T>>>;
 
 impl Condvar {
     /// An anonymous condition variable.
@@ -290,41 +315,89 @@ impl Condvar {
     /// Those of [`Mutex::lock`](crate::Mutex::lock) when locking again:
     /// [`LockError::OwnerDied`] if the mutex's holder died meanwhile.
     pub fn wait<'a, T: Pod + Send>(&self, guard: MutexGuard<'a, T>) -> WaitResult<'a, T> {
-        self.wait_deadline(guard, None).0
+        self.wait_until(guard, None).1.blocking()
     }
 
-    /// Like [`wait`](Condvar::wait), giving up after `timeout`; the `bool`
-    /// is `true` if the time ran out. The timeout bounds the wait for a
-    /// notify; locking the mutex again afterwards waits as long as its
-    /// holder keeps it (never for a dead holder).
+    /// Like [`wait`](Condvar::wait), giving up after `timeout`:
+    /// [`WaitTimeoutError::Timeout`] then, with the guard (locked again).
+    /// The timeout bounds the wait for a notify; locking the mutex again
+    /// afterwards waits as long as its holder keeps it (never for a dead
+    /// holder).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::WaitTimeoutError;
+    /// let m = shmproc::Mutex::new(0u8)?;
+    /// let c = shmproc::Condvar::new()?;
+    /// let r = c.wait_timeout(m.lock()?, std::time::Duration::from_millis(5));
+    /// let Err(WaitTimeoutError::Timeout(g)) = r else { panic!("nobody notified") };
+    /// drop(g);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`WaitTimeoutError::Timeout`] (with the guard), and the cases of
+    /// [`wait`](Condvar::wait).
+    pub fn wait_timeout<'a, T: Pod + Send>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        timeout: Duration,
+    ) -> WaitTimeoutResult<'a, T> {
+        self.timed_wait(guard, deadline_after(timeout))
+    }
+
+    /// Like [`wait_timeout`](Condvar::wait_timeout), giving up at
+    /// `deadline`.
     ///
     /// # Examples
     ///
     /// ```
     /// let m = shmproc::Mutex::new(0u8)?;
     /// let c = shmproc::Condvar::new()?;
-    /// let (g, timed_out) = c.wait_timeout(m.lock()?, std::time::Duration::from_millis(5));
-    /// assert!(timed_out);
-    /// drop(g?);
+    /// let past = std::time::Instant::now();
+    /// assert!(c.wait_deadline(m.lock()?, past).is_err()); // timed out at once
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn wait_timeout<'a, T: Pod + Send>(
+    ///
+    /// # Errors
+    /// As for [`wait_timeout`](Condvar::wait_timeout).
+    pub fn wait_deadline<'a, T: Pod + Send>(
         &self,
         guard: MutexGuard<'a, T>,
-        timeout: Duration,
-    ) -> (WaitResult<'a, T>, bool) {
-        let (r, timed_out) = self.wait_deadline(guard, Some(Instant::now() + timeout));
-        (r, timed_out)
+        deadline: Instant,
+    ) -> WaitTimeoutResult<'a, T> {
+        self.timed_wait(guard, Some(deadline))
     }
 
-    fn wait_deadline<'a, T: Pod + Send>(
+    fn timed_wait<'a, T: Pod + Send>(
         &self,
         guard: MutexGuard<'a, T>,
         deadline: Option<Instant>,
-    ) -> (WaitResult<'a, T>, bool) {
+    ) -> WaitTimeoutResult<'a, T> {
+        match self.wait_until(guard, deadline) {
+            (true, Locked::Guard(g)) => Err(WaitTimeoutError::Timeout(g)),
+            (_, relocked) => relocked.blocking().map_err(|e| match e {
+                LockError::OwnerDied(g) => WaitTimeoutError::OwnerDied(g),
+                LockError::NotRecoverable => WaitTimeoutError::NotRecoverable,
+                // Relocking after a wait: this thread gave the lock up.
+                LockError::Deadlock => {
+                    WaitTimeoutError::Os(std::io::Error::other("relock found the lock held by this thread"))
+                }
+                LockError::Os(e) => WaitTimeoutError::Os(e),
+            }),
+        }
+    }
+
+    /// Sleeps until notified or `deadline`, then locks again: whether the
+    /// time ran out, and the relock's outcome.
+    fn wait_until<'a, T: Pod + Send>(
+        &self,
+        guard: MutexGuard<'a, T>,
+        deadline: Option<Instant>,
+    ) -> (bool, Locked<MutexGuard<'a, T>>) {
         let seq = self.shared.prepare();
-        let (timed_out, relocked) = guard.unlocked(|| self.shared.sleep(seq, deadline), None);
-        (relocked, timed_out)
+        guard.unlocked(|| self.shared.sleep(seq, deadline))
     }
 
     /// Wakes one waiter.

@@ -10,8 +10,9 @@ use std::marker::PhantomData;
 
 use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
 
-/// Why [`Mutex::lock`](crate::Mutex::lock) and friends did not give a
-/// plain guard.
+/// Why [`Mutex::lock`](crate::Mutex::lock) (and the `lock` of
+/// [`Value`](crate::Value) and [`Array`](crate::Array), and
+/// [`Condvar::wait`](crate::Condvar::wait)) did not give a plain guard.
 ///
 /// # Examples
 ///
@@ -30,6 +31,7 @@ use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
 /// }
 /// # Ok::<(), shmproc::Error>(())
 /// ```
+#[must_use = "a recovery guard inside may need `mark_consistent`"]
 pub enum LockError<G> {
     /// The previous holder died holding the lock. The guard gives access
     /// to the data (possibly half-written); call `mark_consistent` on it
@@ -39,10 +41,6 @@ pub enum LockError<G> {
     /// A recovery guard was dropped without `mark_consistent`: the data is
     /// lost for good, and every lock attempt fails at once.
     NotRecoverable,
-    /// `try_lock`: the lock is held.
-    WouldBlock,
-    /// `lock_timeout`: the time ran out.
-    Timeout,
     /// The calling thread already holds this lock (locking again would
     /// deadlock).
     Deadlock,
@@ -50,57 +48,212 @@ pub enum LockError<G> {
     Os(std::io::Error),
 }
 
-impl<G> fmt::Debug for LockError<G> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LockError::OwnerDied(_) => f.write_str("OwnerDied(..)"),
-            LockError::NotRecoverable => f.write_str("NotRecoverable"),
-            LockError::WouldBlock => f.write_str("WouldBlock"),
-            LockError::Timeout => f.write_str("Timeout"),
-            LockError::Deadlock => f.write_str("Deadlock"),
-            LockError::Os(e) => write!(f, "Os({e})"),
-        }
-    }
+/// Why a `try_lock` did not give a plain guard: [`LockError`]'s cases and
+/// [`WouldBlock`](TryLockError::WouldBlock).
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{Mutex, TryLockError};
+///
+/// let m = Mutex::new(0u64)?;
+/// let g = m.try_lock()?;
+/// assert!(matches!(m.try_lock(), Err(TryLockError::Deadlock))); // ours
+/// drop(g);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[must_use = "a recovery guard inside may need `mark_consistent`"]
+pub enum TryLockError<G> {
+    /// Another thread or process holds the lock.
+    WouldBlock,
+    /// As [`LockError::OwnerDied`].
+    OwnerDied(G),
+    /// As [`LockError::NotRecoverable`].
+    NotRecoverable,
+    /// As [`LockError::Deadlock`].
+    Deadlock,
+    /// As [`LockError::Os`].
+    Os(std::io::Error),
 }
 
-impl<G> fmt::Display for LockError<G> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LockError::OwnerDied(_) => f.write_str("the previous holder of the lock died while holding it"),
-            LockError::NotRecoverable => {
-                f.write_str("the lock is not recoverable: a recovery guard was dropped without mark_consistent")
+/// Why a `lock_timeout` or `lock_deadline` did not give a plain guard:
+/// [`LockError`]'s cases and [`Timeout`](LockTimeoutError::Timeout).
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{LockTimeoutError, Mutex};
+/// use std::time::Duration;
+///
+/// let m = Mutex::new(0u64)?;
+/// let g = m.lock_timeout(Duration::from_secs(1))?;
+/// assert!(matches!(m.lock_timeout(Duration::ZERO), Err(LockTimeoutError::Deadlock)));
+/// drop(g);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[must_use = "a recovery guard inside may need `mark_consistent`"]
+pub enum LockTimeoutError<G> {
+    /// The wait ended before the lock was free.
+    Timeout,
+    /// As [`LockError::OwnerDied`].
+    OwnerDied(G),
+    /// As [`LockError::NotRecoverable`].
+    NotRecoverable,
+    /// As [`LockError::Deadlock`].
+    Deadlock,
+    /// As [`LockError::Os`].
+    Os(std::io::Error),
+}
+
+/// Why [`Condvar::wait_timeout`](crate::Condvar::wait_timeout) or
+/// [`wait_deadline`](crate::Condvar::wait_deadline) did not give a plain
+/// guard. On a timeout the guard comes back too: the mutex is locked again
+/// either way.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{Condvar, Mutex, WaitTimeoutError};
+///
+/// let (m, c) = (Mutex::new(0u32)?, Condvar::new()?);
+/// let g = m.lock()?;
+/// let g = match c.wait_timeout(g, std::time::Duration::from_millis(1)) {
+///     Ok(g) | Err(WaitTimeoutError::Timeout(g)) => g, // nobody notified
+///     Err(e) => return Err(e.into()),
+/// };
+/// assert_eq!(*g, 0);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[must_use = "the guard inside holds the lock"]
+pub enum WaitTimeoutError<G> {
+    /// The wait ended without a notify; the lock is held again.
+    Timeout(G),
+    /// As [`LockError::OwnerDied`] (whether or not the wait timed out).
+    OwnerDied(G),
+    /// As [`LockError::NotRecoverable`].
+    NotRecoverable,
+    /// As [`LockError::Os`].
+    Os(std::io::Error),
+}
+
+/// Debug, Display, `std::error::Error` and `From<_> for crate::Error` for
+/// a lock error enum (a guard inside is not printed).
+macro_rules! lock_error_impls {
+    ($ty:ident { $($var:ident $(($g:ident))? => $msg:expr, $err:expr;)* }) => {
+        impl<G> fmt::Debug for $ty<G> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $($ty::$var $(($g))? => {
+                        $(let _ = $g; return f.write_str(concat!(stringify!($var), "(..)"));)?
+                        #[allow(unreachable_code)]
+                        f.write_str(stringify!($var))
+                    })*
+                    $ty::Os(e) => write!(f, "Os({e})"),
+                }
             }
-            LockError::WouldBlock => f.write_str("the lock is held"),
-            LockError::Timeout => f.write_str("timed out waiting for the lock"),
-            LockError::Deadlock => f.write_str("this thread already holds the lock"),
-            LockError::Os(e) => write!(f, "lock failed: {e}"),
+        }
+        impl<G> fmt::Display for $ty<G> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $($ty::$var $(($g))? => { $(let _ = $g;)? f.write_str($msg) })*
+                    $ty::Os(e) => write!(f, "lock failed: {e}"),
+                }
+            }
+        }
+        impl<G> std::error::Error for $ty<G> {}
+        impl<G> From<$ty<G>> for crate::Error {
+            fn from(e: $ty<G>) -> crate::Error {
+                match e {
+                    $($ty::$var $(($g))? => { $(drop($g);)? $err })*
+                    $ty::Os(source) => crate::Error::Os { op: "lock", source },
+                }
+            }
+        }
+    };
+}
+
+const OWNER_DIED: &str = "the previous holder of the lock died while holding it";
+const NOT_RECOVERABLE: &str = "the lock is not recoverable: a recovery guard was dropped without mark_consistent";
+const DEADLOCK: &str = "this thread already holds the lock";
+
+lock_error_impls!(LockError {
+    OwnerDied(g) => OWNER_DIED, crate::Error::OwnerDied;
+    NotRecoverable => NOT_RECOVERABLE, crate::Error::NotRecoverable;
+    Deadlock => DEADLOCK, crate::Error::Deadlock;
+});
+lock_error_impls!(TryLockError {
+    WouldBlock => "the lock is held", crate::Error::WouldBlock;
+    OwnerDied(g) => OWNER_DIED, crate::Error::OwnerDied;
+    NotRecoverable => NOT_RECOVERABLE, crate::Error::NotRecoverable;
+    Deadlock => DEADLOCK, crate::Error::Deadlock;
+});
+lock_error_impls!(LockTimeoutError {
+    Timeout => "timed out waiting for the lock", crate::Error::Timeout;
+    OwnerDied(g) => OWNER_DIED, crate::Error::OwnerDied;
+    NotRecoverable => NOT_RECOVERABLE, crate::Error::NotRecoverable;
+    Deadlock => DEADLOCK, crate::Error::Deadlock;
+});
+lock_error_impls!(WaitTimeoutError {
+    Timeout(g) => "timed out waiting for a notify", crate::Error::Timeout;
+    OwnerDied(g) => OWNER_DIED, crate::Error::OwnerDied;
+    NotRecoverable => NOT_RECOVERABLE, crate::Error::NotRecoverable;
+});
+
+/// How one lock attempt ended, before the caller's error type is chosen
+/// (each public call can only meet some of these).
+pub(crate) enum Locked<G> {
+    Guard(G),
+    OwnerDied(G),
+    Failed(Fail),
+}
+
+impl<G> Locked<G> {
+    /// For an untimed `lock`. A `WouldBlock` or `Timeout` cannot come from
+    /// a wait without deadline; were one to, it is reported as an OS error
+    /// rather than a panic.
+    pub(crate) fn blocking(self) -> Result<G, LockError<G>> {
+        match self {
+            Locked::Guard(g) => Ok(g),
+            Locked::OwnerDied(g) => Err(LockError::OwnerDied(g)),
+            Locked::Failed(Fail::NotRecoverable) => Err(LockError::NotRecoverable),
+            Locked::Failed(Fail::Deadlock) => Err(LockError::Deadlock),
+            Locked::Failed(Fail::Os(e)) => Err(LockError::Os(e)),
+            Locked::Failed(Fail::WouldBlock | Fail::Timeout) => {
+                Err(LockError::Os(std::io::Error::other("an untimed lock ended without the lock")))
+            }
+        }
+    }
+
+    /// For `try_lock` (a `Timeout` counts as `WouldBlock`).
+    pub(crate) fn tried(self) -> Result<G, TryLockError<G>> {
+        match self {
+            Locked::Guard(g) => Ok(g),
+            Locked::OwnerDied(g) => Err(TryLockError::OwnerDied(g)),
+            Locked::Failed(Fail::NotRecoverable) => Err(TryLockError::NotRecoverable),
+            Locked::Failed(Fail::Deadlock) => Err(TryLockError::Deadlock),
+            Locked::Failed(Fail::Os(e)) => Err(TryLockError::Os(e)),
+            Locked::Failed(Fail::WouldBlock | Fail::Timeout) => Err(TryLockError::WouldBlock),
+        }
+    }
+
+    /// For `lock_timeout` and `lock_deadline` (a `WouldBlock` counts as
+    /// `Timeout`).
+    pub(crate) fn timed(self) -> Result<G, LockTimeoutError<G>> {
+        match self {
+            Locked::Guard(g) => Ok(g),
+            Locked::OwnerDied(g) => Err(LockTimeoutError::OwnerDied(g)),
+            Locked::Failed(Fail::NotRecoverable) => Err(LockTimeoutError::NotRecoverable),
+            Locked::Failed(Fail::Deadlock) => Err(LockTimeoutError::Deadlock),
+            Locked::Failed(Fail::Os(e)) => Err(LockTimeoutError::Os(e)),
+            Locked::Failed(Fail::WouldBlock | Fail::Timeout) => Err(LockTimeoutError::Timeout),
         }
     }
 }
 
-impl<G> std::error::Error for LockError<G> {}
-
-impl<G> From<LockError<G>> for crate::Error {
-    fn from(e: LockError<G>) -> crate::Error {
-        match e {
-            LockError::OwnerDied(_) => crate::Error::OwnerDied,
-            LockError::NotRecoverable => crate::Error::NotRecoverable,
-            LockError::WouldBlock => crate::Error::WouldBlock,
-            LockError::Timeout => crate::Error::Timeout,
-            LockError::Deadlock => crate::Error::Deadlock,
-            LockError::Os(source) => crate::Error::Os { op: "lock", source },
-        }
-    }
-}
-
-pub(crate) fn map_fail<G>(f: Fail) -> LockError<G> {
-    match f {
-        Fail::NotRecoverable => LockError::NotRecoverable,
-        Fail::WouldBlock => LockError::WouldBlock,
-        Fail::Timeout => LockError::Timeout,
-        Fail::Deadlock => LockError::Deadlock,
-        Fail::Os(e) => LockError::Os(e),
-    }
+/// The instant `timeout` from now, or `None` (no deadline) past what an
+/// `Instant` can hold: `Duration::MAX` waits forever instead of panicking.
+pub(crate) fn deadline_after(timeout: std::time::Duration) -> Option<std::time::Instant> {
+    std::time::Instant::now().checked_add(timeout)
 }
 
 /// Where a [`RawGuard`] stands.
@@ -131,18 +284,18 @@ pub(crate) struct RawGuard<'a> {
 
 impl<'a> RawGuard<'a> {
     /// Turns the outcome of locking `raw` into a data guard made by `make`:
-    /// a plain one, a recovery one inside [`LockError::OwnerDied`], or the
-    /// failure.
+    /// a plain one, a recovery one, or the failure; the caller picks the
+    /// error type its call can meet ([`Locked::blocking`], `tried`, `timed`).
     pub(crate) fn wrap<G>(
         raw: &'a RawMutex,
         r: Result<Acquired, Fail>,
         make: impl FnOnce(RawGuard<'a>) -> G,
-    ) -> Result<G, LockError<G>> {
+    ) -> Locked<G> {
         let guard = |held| RawGuard { raw, held, _not_send: PhantomData };
         match r {
-            Ok(Acquired::Clean) => Ok(make(guard(Held::Clean))),
-            Ok(Acquired::OwnerDied) => Err(LockError::OwnerDied(make(guard(Held::Recovering)))),
-            Err(f) => Err(map_fail(f)),
+            Ok(Acquired::Clean) => Locked::Guard(make(guard(Held::Clean))),
+            Ok(Acquired::OwnerDied) => Locked::OwnerDied(make(guard(Held::Recovering))),
+            Err(f) => Locked::Failed(f),
         }
     }
 

@@ -8,16 +8,36 @@ use crate::loom::atomic::{AtomicU32, Ordering};
 use crate::shm::layout::ShmSafe;
 use crate::shm::segment::Segment;
 use crate::shm::typed::Home;
-use crate::sync::guard::map_fail;
+use crate::sync::error::{AcquireError, AcquireTimeoutError, TryAcquireError, failed};
+use crate::sync::guard::deadline_after;
 use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
 
-fn acquired(r: std::result::Result<Acquired, Fail>) -> Result<bool> {
+// A Lock protects no data of its own: after a holder's death the lock is
+// simply ours, and consistent again. These turn a raw outcome into the
+// error type of each call (a raw `WouldBlock` or `Timeout` can only come
+// from the call that may meet it).
+fn acquired(r: std::result::Result<Acquired, Fail>) -> std::result::Result<(), AcquireError> {
     match r {
-        // A Lock protects no data of its own: after a holder's death the
-        // lock is simply ours, and consistent again.
-        Ok(_) => Ok(true),
-        Err(Fail::WouldBlock) | Err(Fail::Timeout) => Ok(false),
-        Err(f) => Err(map_fail::<()>(f).into()),
+        Ok(_) => Ok(()),
+        Err(Fail::Deadlock) => Err(AcquireError::Deadlock),
+        Err(f) => Err(AcquireError::Failed(failed(f))),
+    }
+}
+
+fn tried(r: std::result::Result<Acquired, Fail>) -> std::result::Result<(), TryAcquireError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(Fail::WouldBlock | Fail::Timeout | Fail::Deadlock) => Err(TryAcquireError::WouldBlock),
+        Err(f) => Err(TryAcquireError::Failed(failed(f))),
+    }
+}
+
+fn timed(r: std::result::Result<Acquired, Fail>) -> std::result::Result<(), AcquireTimeoutError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(Fail::WouldBlock | Fail::Timeout) => Err(AcquireTimeoutError::Timeout),
+        Err(Fail::Deadlock) => Err(AcquireTimeoutError::Deadlock),
+        Err(f) => Err(AcquireTimeoutError::Failed(failed(f))),
     }
 }
 
@@ -32,7 +52,7 @@ fn acquired(r: std::result::Result<Acquired, Fail>) -> Result<bool> {
 /// ```
 /// let lock = shmproc::Lock::new()?;
 /// lock.acquire()?;
-/// assert!(!lock.try_acquire()?); // held (by us: try_acquire does not re-enter)
+/// assert!(lock.try_acquire().is_err()); // held (by us: try_acquire does not re-enter)
 /// lock.release()?;
 /// {
 ///     let _g = lock.lock()?; // or a guard that releases on drop
@@ -58,11 +78,12 @@ impl std::fmt::Debug for Lock {
 /// let lock = shmproc::Lock::new()?;
 /// let g = lock.lock()?;
 /// drop(g); // released
-/// assert!(lock.try_acquire()?);
+/// lock.try_acquire()?;
 /// # lock.release()?;
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 #[derive(Debug)]
+#[must_use = "the lock is released when the guard is dropped"]
 pub struct LockGuard<'a> {
     release: Release<'a>,
     _not_send: PhantomData<*const ()>,
@@ -147,46 +168,65 @@ impl Lock {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Deadlock`] if this thread holds it already.
-    pub fn acquire(&self) -> Result<()> {
-        acquired(self.shared.lock(None)).map(|_| ())
+    /// [`AcquireError::Deadlock`] if this thread holds it already;
+    /// [`AcquireError::Failed`] if no liveness token can be made.
+    pub fn acquire(&self) -> std::result::Result<(), AcquireError> {
+        acquired(self.shared.lock(None))
     }
 
-    /// Acquires, giving up after `timeout`: `Ok(false)` then.
+    /// Acquires if free now (or its holder is dead).
     ///
     /// # Examples
     ///
     /// ```
     /// let lock = shmproc::Lock::new()?;
-    /// assert!(lock.acquire_timeout(std::time::Duration::from_millis(10))?);
+    /// lock.try_acquire()?;
+    /// assert!(lock.try_acquire().is_err()); // held (by us: trying does not re-enter)
     /// # lock.release()?;
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// As for [`acquire`](Lock::acquire).
-    pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool> {
-        acquired(self.shared.lock(Some(Instant::now() + timeout)))
+    /// [`TryAcquireError::WouldBlock`] if held (also by this thread);
+    /// [`TryAcquireError::Failed`] as for [`acquire`](Lock::acquire).
+    pub fn try_acquire(&self) -> std::result::Result<(), TryAcquireError> {
+        tried(self.shared.try_lock())
     }
 
-    /// Acquires if free now (or its holder is dead): `Ok(false)` if held.
+    /// Acquires, giving up after `timeout` (`Duration::MAX`: never).
     ///
     /// # Examples
     ///
     /// ```
     /// let lock = shmproc::Lock::new()?;
-    /// assert!(lock.try_acquire()?);
+    /// lock.acquire_timeout(std::time::Duration::from_millis(10))?;
     /// # lock.release()?;
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// As for [`acquire`](Lock::acquire).
-    pub fn try_acquire(&self) -> Result<bool> {
-        match self.shared.try_lock() {
-            Err(Fail::Deadlock) => Ok(false),
-            r => acquired(r),
-        }
+    /// [`AcquireTimeoutError::Timeout`], and the cases of
+    /// [`acquire`](Lock::acquire).
+    pub fn acquire_timeout(&self, timeout: Duration) -> std::result::Result<(), AcquireTimeoutError> {
+        timed(self.shared.lock(deadline_after(timeout)))
+    }
+
+    /// Acquires, giving up at `deadline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = shmproc::Lock::new()?;
+    /// let _g = lock.lock()?;
+    /// let now = std::time::Instant::now();
+    /// assert!(lock.acquire_deadline(now).is_err()); // ours already: Deadlock
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`acquire_timeout`](Lock::acquire_timeout).
+    pub fn acquire_deadline(&self, deadline: Instant) -> std::result::Result<(), AcquireTimeoutError> {
+        timed(self.shared.lock(Some(deadline)))
     }
 
     /// Releases a lock this thread holds.
@@ -222,9 +262,63 @@ impl Lock {
     ///
     /// # Errors
     /// As for [`acquire`](Lock::acquire).
-    pub fn lock(&self) -> Result<LockGuard<'_>> {
-        self.acquire()?;
-        Ok(LockGuard { release: Release::Lock(self), _not_send: PhantomData })
+    pub fn lock(&self) -> std::result::Result<LockGuard<'_>, AcquireError> {
+        self.acquire().map(|()| self.guard())
+    }
+
+    /// [`try_acquire`](Lock::try_acquire) with a guard.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = shmproc::Lock::new()?;
+    /// let g = lock.try_lock()?;
+    /// assert!(lock.try_lock().is_err());
+    /// drop(g);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`try_acquire`](Lock::try_acquire).
+    pub fn try_lock(&self) -> std::result::Result<LockGuard<'_>, TryAcquireError> {
+        self.try_acquire().map(|()| self.guard())
+    }
+
+    /// [`acquire_timeout`](Lock::acquire_timeout) with a guard.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = shmproc::Lock::new()?;
+    /// let _g = lock.lock_timeout(std::time::Duration::from_secs(1))?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`acquire_timeout`](Lock::acquire_timeout).
+    pub fn lock_timeout(&self, timeout: Duration) -> std::result::Result<LockGuard<'_>, AcquireTimeoutError> {
+        self.acquire_timeout(timeout).map(|()| self.guard())
+    }
+
+    /// [`acquire_deadline`](Lock::acquire_deadline) with a guard.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = shmproc::Lock::new()?;
+    /// let soon = std::time::Instant::now() + std::time::Duration::from_secs(1);
+    /// let _g = lock.lock_deadline(soon)?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`acquire_timeout`](Lock::acquire_timeout).
+    pub fn lock_deadline(&self, deadline: Instant) -> std::result::Result<LockGuard<'_>, AcquireTimeoutError> {
+        self.acquire_deadline(deadline).map(|()| self.guard())
+    }
+
+    fn guard(&self) -> LockGuard<'_> {
+        LockGuard { release: Release::Lock(self), _not_send: PhantomData }
     }
 
     /// Whether someone holds the lock now (a snapshot).
@@ -329,12 +423,18 @@ impl RLock {
         Ok(RLock { shared: Home::open(name)? })
     }
 
-    fn enter(&self, r: std::result::Result<Acquired, Fail>) -> Result<bool> {
-        let got = acquired(r)?;
-        if got {
-            self.shared.depth.store(1, Ordering::Relaxed);
+    /// Takes one more level if this thread holds the lock: whether it did.
+    fn again(&self) -> bool {
+        let mine = self.shared.raw.held_by_me();
+        if mine {
+            self.shared.depth.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(got)
+        mine
+    }
+
+    /// Records the first level of a lock just taken.
+    fn entered<E>(&self, r: std::result::Result<(), E>) -> std::result::Result<(), E> {
+        r.inspect(|()| self.shared.depth.store(1, Ordering::Relaxed))
     }
 
     /// Acquires (again, if this thread holds it).
@@ -349,34 +449,13 @@ impl RLock {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Os`] if no liveness token can be made.
-    pub fn acquire(&self) -> Result<()> {
-        if self.shared.raw.held_by_me() {
-            self.shared.depth.fetch_add(1, Ordering::Relaxed);
+    /// [`AcquireError::Failed`] if no liveness token can be made (never
+    /// [`AcquireError::Deadlock`]: an `RLock` counts instead).
+    pub fn acquire(&self) -> std::result::Result<(), AcquireError> {
+        if self.again() {
             return Ok(());
         }
-        self.enter(self.shared.raw.lock(None)).map(|_| ())
-    }
-
-    /// Acquires, giving up after `timeout`: `Ok(false)` then.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let r = shmproc::RLock::new()?;
-    /// assert!(r.acquire_timeout(std::time::Duration::from_millis(5))?);
-    /// # r.release()?;
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// As for [`acquire`](RLock::acquire).
-    pub fn acquire_timeout(&self, timeout: Duration) -> Result<bool> {
-        if self.shared.raw.held_by_me() {
-            self.shared.depth.fetch_add(1, Ordering::Relaxed);
-            return Ok(true);
-        }
-        self.enter(self.shared.raw.lock(Some(Instant::now() + timeout)))
+        self.entered(acquired(self.shared.raw.lock(None)))
     }
 
     /// Acquires if free now, or held by this thread.
@@ -385,19 +464,62 @@ impl RLock {
     ///
     /// ```
     /// let r = shmproc::RLock::new()?;
-    /// assert!(r.try_acquire()? && r.try_acquire()?);
-    /// # r.release()?; r.release()?;
+    /// r.try_acquire()?;
+    /// r.try_acquire()?; // re-entrant
+    /// r.release()?;
+    /// r.release()?;
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// As for [`acquire`](RLock::acquire).
-    pub fn try_acquire(&self) -> Result<bool> {
-        if self.shared.raw.held_by_me() {
-            self.shared.depth.fetch_add(1, Ordering::Relaxed);
-            return Ok(true);
+    /// [`TryAcquireError::WouldBlock`] if another thread holds it;
+    /// [`TryAcquireError::Failed`] as for [`acquire`](RLock::acquire).
+    pub fn try_acquire(&self) -> std::result::Result<(), TryAcquireError> {
+        if self.again() {
+            return Ok(());
         }
-        self.enter(self.shared.raw.try_lock())
+        self.entered(tried(self.shared.raw.try_lock()))
+    }
+
+    /// Acquires, giving up after `timeout` (`Duration::MAX`: never).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = shmproc::RLock::new()?;
+    /// r.acquire_timeout(std::time::Duration::from_millis(10))?;
+    /// # r.release()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`AcquireTimeoutError::Timeout`], and the cases of
+    /// [`acquire`](RLock::acquire).
+    pub fn acquire_timeout(&self, timeout: Duration) -> std::result::Result<(), AcquireTimeoutError> {
+        if self.again() {
+            return Ok(());
+        }
+        self.entered(timed(self.shared.raw.lock(deadline_after(timeout))))
+    }
+
+    /// Acquires, giving up at `deadline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = shmproc::RLock::new()?;
+    /// r.acquire_deadline(std::time::Instant::now())?; // free: taken at once
+    /// # r.release()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`acquire_timeout`](RLock::acquire_timeout).
+    pub fn acquire_deadline(&self, deadline: Instant) -> std::result::Result<(), AcquireTimeoutError> {
+        if self.again() {
+            return Ok(());
+        }
+        self.entered(timed(self.shared.raw.lock(Some(deadline))))
     }
 
     /// Releases one level; the lock is free when the depth reaches 0.
@@ -442,7 +564,7 @@ impl RLock {
     ///
     /// # Errors
     /// As for [`acquire`](RLock::acquire).
-    pub fn lock(&self) -> Result<LockGuard<'_>> {
+    pub fn lock(&self) -> std::result::Result<LockGuard<'_>, AcquireError> {
         self.acquire()?;
         Ok(LockGuard { release: Release::RLock(self), _not_send: PhantomData })
     }

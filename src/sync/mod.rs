@@ -5,6 +5,7 @@
 //! waiting is on shared futexes; a dead participant never makes another
 //! wait forever (see `raw_mutex.rs` for the state table, `guard.rs` for recovery).
 
+pub(crate) mod error;
 pub(crate) mod event;
 pub(crate) mod guard;
 pub(crate) mod lock;

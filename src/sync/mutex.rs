@@ -14,7 +14,7 @@ use crate::error::Result;
 use crate::shm::layout::{ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
 use crate::shm::typed::Home;
-use crate::sync::guard::{LockError, RawGuard};
+use crate::sync::guard::{LockError, LockTimeoutError, Locked, RawGuard, TryLockError, deadline_after};
 use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
 
 /// A `T` in shared memory that one thread (of any process) at a time may
@@ -131,7 +131,7 @@ impl<T: Pod + Send> Mutex<T> {
     /// holds it already.
     #[inline]
     pub fn lock(&self) -> std::result::Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {
-        self.shared.guard(self.shared.raw().lock(None))
+        self.shared.guard(self.shared.raw().lock(None)).blocking()
     }
 
     /// Locks if the lock is free now (or its holder is dead).
@@ -141,15 +141,16 @@ impl<T: Pod + Send> Mutex<T> {
     /// ```
     /// let m = shmproc::Mutex::new(0u8)?;
     /// let g = m.try_lock()?;
-    /// assert!(matches!(m.try_lock(), Err(shmproc::LockError::Deadlock)));
+    /// assert!(matches!(m.try_lock(), Err(shmproc::TryLockError::Deadlock)));
     /// drop(g);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// [`LockError::WouldBlock`] if held, and those of [`lock`](Mutex::lock).
-    pub fn try_lock(&self) -> std::result::Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {
-        self.shared.guard(self.shared.raw().try_lock())
+    /// [`TryLockError::WouldBlock`] if held, and the cases of
+    /// [`lock`](Mutex::lock).
+    pub fn try_lock(&self) -> std::result::Result<MutexGuard<'_, T>, TryLockError<MutexGuard<'_, T>>> {
+        self.shared.guard(self.shared.raw().try_lock()).tried()
     }
 
     /// Locks, giving up after `timeout`.
@@ -164,12 +165,12 @@ impl<T: Pod + Send> Mutex<T> {
     /// ```
     ///
     /// # Errors
-    /// [`LockError::Timeout`], and those of [`lock`](Mutex::lock).
+    /// [`LockTimeoutError::Timeout`], and the cases of [`lock`](Mutex::lock).
     pub fn lock_timeout(
         &self,
         timeout: Duration,
-    ) -> std::result::Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {
-        self.lock_deadline(Instant::now() + timeout)
+    ) -> std::result::Result<MutexGuard<'_, T>, LockTimeoutError<MutexGuard<'_, T>>> {
+        self.shared.guard(self.shared.raw().lock(deadline_after(timeout))).timed()
     }
 
     /// Locks, giving up at `deadline`.
@@ -188,8 +189,8 @@ impl<T: Pod + Send> Mutex<T> {
     pub fn lock_deadline(
         &self,
         deadline: Instant,
-    ) -> std::result::Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {
-        self.shared.guard(self.shared.raw().lock(Some(deadline)))
+    ) -> std::result::Result<MutexGuard<'_, T>, LockTimeoutError<MutexGuard<'_, T>>> {
+        self.shared.guard(self.shared.raw().lock(Some(deadline))).timed()
     }
 
     /// Whether someone holds the lock now (a snapshot).
@@ -282,7 +283,7 @@ impl<T: Pod + Send> MutexState<T> {
     }
 
     /// Wraps the outcome of locking this mutex in guards.
-    pub(crate) fn guard(&self, r: Result<Acquired, Fail>) -> Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {
+    pub(crate) fn guard(&self, r: Result<Acquired, Fail>) -> Locked<MutexGuard<'_, T>> {
         RawGuard::wrap(self.raw(), r, |lock| MutexGuard { state: self, lock })
     }
 }
@@ -313,6 +314,7 @@ impl<T: Pod + Send> MutexState<T> {
 /// assert_eq!(m.lock()?[0], 7);
 /// # Ok::<(), shmproc::Error>(())
 /// ```
+#[must_use = "the lock is released when the guard is dropped"]
 pub struct MutexGuard<'a, T: Pod + Send> {
     state: &'a MutexState<T>,
     /// Holds the lock; unlocks on drop (neither Send nor Sync).
@@ -352,15 +354,11 @@ impl<'a, T: Pod + Send> MutexGuard<'a, T> {
     }
 
     /// Unlocks, runs `f`, and locks again (for condition variables).
-    pub(crate) fn unlocked<R>(
-        self,
-        f: impl FnOnce() -> R,
-        deadline: Option<Instant>,
-    ) -> (R, Result<MutexGuard<'a, T>, LockError<MutexGuard<'a, T>>>) {
+    pub(crate) fn unlocked<R>(self, f: impl FnOnce() -> R) -> (R, Locked<MutexGuard<'a, T>>) {
         let state = self.state;
         drop(self);
         let r = f();
-        (r, state.guard(state.raw().lock(deadline)))
+        (r, state.guard(state.raw().lock(None)))
     }
 }
 

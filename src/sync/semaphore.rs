@@ -4,6 +4,8 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
 use crate::shm::typed::Home;
+use crate::sync::error::{TimedOut, WouldBlock};
+use crate::sync::guard::deadline_after;
 #[cfg(feature = "serde")]
 use crate::sync::lock::serde_via_shared;
 use crate::sync::raw_semaphore::RawSemaphore;
@@ -18,9 +20,9 @@ use crate::sync::raw_semaphore::RawSemaphore;
 ///
 /// ```
 /// let s = shmproc::Semaphore::new(2)?;
-/// s.acquire()?;
-/// assert!(s.try_acquire());
-/// assert!(!s.try_acquire());
+/// s.acquire();
+/// s.try_acquire()?;
+/// assert_eq!(s.try_acquire(), Err(shmproc::WouldBlock));
 /// s.release()?;
 /// assert_eq!(s.value(), 1);
 /// # Ok::<(), shmproc::Error>(())
@@ -99,31 +101,13 @@ impl Semaphore {
     ///
     /// ```
     /// let s = shmproc::Semaphore::new(1)?;
-    /// s.acquire()?;
+    /// s.acquire();
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
-    /// # Errors
-    /// None today; the `Result` leaves room for liveness errors.
-    pub fn acquire(&self) -> Result<()> {
+    /// It cannot fail: a permit is a count, owned by nobody.
+    pub fn acquire(&self) {
         self.shared.acquire(None);
-        Ok(())
-    }
-
-    /// Takes a permit, giving up after `timeout`: `false` then.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let s = shmproc::Semaphore::new(0)?;
-    /// assert!(!s.acquire_timeout(std::time::Duration::from_millis(5)));
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// None.
-    pub fn acquire_timeout(&self, timeout: Duration) -> bool {
-        self.shared.acquire(Some(Instant::now() + timeout))
     }
 
     /// Takes a permit if one is free now.
@@ -131,11 +115,48 @@ impl Semaphore {
     /// # Examples
     ///
     /// ```
-    /// assert!(!shmproc::Semaphore::new(0)?.try_acquire());
+    /// let s = shmproc::Semaphore::new(1)?;
+    /// s.try_acquire()?;
+    /// assert_eq!(s.try_acquire(), Err(shmproc::WouldBlock));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn try_acquire(&self) -> bool {
-        self.shared.try_acquire()
+    ///
+    /// # Errors
+    /// [`WouldBlock`] if no permit is free.
+    pub fn try_acquire(&self) -> std::result::Result<(), WouldBlock> {
+        if self.shared.try_acquire() { Ok(()) } else { Err(WouldBlock) }
+    }
+
+    /// Takes a permit, giving up after `timeout` (`Duration::MAX`: never).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = shmproc::Semaphore::new(0)?;
+    /// assert_eq!(s.acquire_timeout(std::time::Duration::from_millis(5)), Err(shmproc::TimedOut));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`TimedOut`] if no permit came free in time.
+    pub fn acquire_timeout(&self, timeout: Duration) -> std::result::Result<(), TimedOut> {
+        if self.shared.acquire(deadline_after(timeout)) { Ok(()) } else { Err(TimedOut) }
+    }
+
+    /// Takes a permit, giving up at `deadline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = shmproc::Semaphore::new(1)?;
+    /// s.acquire_deadline(std::time::Instant::now())?; // free: taken at once
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`acquire_timeout`](Semaphore::acquire_timeout).
+    pub fn acquire_deadline(&self, deadline: Instant) -> std::result::Result<(), TimedOut> {
+        if self.shared.acquire(Some(deadline)) { Ok(()) } else { Err(TimedOut) }
     }
 
     /// Returns a permit.
@@ -145,7 +166,7 @@ impl Semaphore {
     /// ```
     /// let s = shmproc::Semaphore::new(0)?;
     /// s.release()?;
-    /// assert!(s.try_acquire());
+    /// s.try_acquire()?;
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
@@ -193,7 +214,7 @@ impl Semaphore {
 /// ```
 /// let s = shmproc::BoundedSemaphore::new(1)?;
 /// assert!(matches!(s.release(), Err(shmproc::Error::ReleasedTooMany)));
-/// s.acquire()?;
+/// s.acquire();
 /// s.release()?;
 /// # Ok::<(), shmproc::Error>(())
 /// ```

@@ -243,7 +243,7 @@ fn case18_child_received_an_end_and_died_before_using_it() {
     let (a, b) = Pipe::new().expect("pipe");
     let started = Event::new().expect("event");
     let mut child = Process::spawn(sleeper, (b, started.clone())).expect("spawn");
-    assert!(started.wait_timeout(HANG_GUARD), "hang guard: the child did not start");
+    assert!(started.wait_timeout(HANG_GUARD).is_ok(), "hang guard: the child did not start");
     child.kill().expect("kill");
     assert!(child.join().is_err(), "the child was killed");
     assert!(matches!(a.recv_timeout::<u8>(HANG_GUARD), Err(Error::Disconnected)));

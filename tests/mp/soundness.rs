@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use shmproc::{Context, Error, Event, LockError, Mutex, Process, SpscRing, StartMethod};
+use shmproc::{Context, Error, Event, LockTimeoutError, Mutex, Process, SpscRing, StartMethod};
 
 use crate::harness::{Ctx, HANG_GUARD};
 
@@ -34,7 +34,7 @@ fn moved_producer_belongs_to_the_child(gate_name: String) -> Result<(), String> 
     tx.push(1).map_err(s)?.map_err(|_| "full".to_owned())?;
     let child_gate = gate.clone();
     let mut child = Process::fork(move || -> u8 {
-        if !child_gate.wait_timeout(HANG_GUARD) {
+        if child_gate.wait_timeout(HANG_GUARD).is_err() {
             std::process::exit(3);
         }
         tx.push(2).expect("push in the child").expect("room");
@@ -85,7 +85,7 @@ fn hold_and_read_tokens((mutex, held, release): (String, String, String)) -> Res
         }
     }
     held.set();
-    if !release.wait_timeout(HANG_GUARD) {
+    if release.wait_timeout(HANG_GUARD).is_err() {
         return Err("never released".to_owned());
     }
     drop(g);
@@ -102,12 +102,12 @@ fn reading_ones_own_token_file_keeps_one_alive() {
     let release = Event::create(&ctx.name("release")).expect("event");
     let args = (ctx.name("m"), ctx.name("held"), ctx.name("release"));
     let mut p = Context::new(StartMethod::Spawn).spawn(hold_and_read_tokens, args).expect("start the holder");
-    assert!(held.wait_timeout(HANG_GUARD), "the holder never locked");
+    assert!(held.wait_timeout(HANG_GUARD).is_ok(), "the holder never locked");
     // Long enough for several liveness checks (2 ms, doubling): a dead
     // owner would be found and the lock taken over.
     match m.lock_timeout(Duration::from_millis(300)) {
-        Err(LockError::Timeout) => {}
-        Err(LockError::OwnerDied(_)) => panic!("a live holder was taken for dead"),
+        Err(LockTimeoutError::Timeout) => {}
+        Err(LockTimeoutError::OwnerDied(_)) => panic!("a live holder was taken for dead"),
         other => panic!("lock while held: {:?}", other.map(|g| *g)),
     }
     release.set();
@@ -129,7 +129,7 @@ fn reading_ones_own_token_file_keeps_one_alive() {
 fn fork_beside_a_busy_thread(rounds: u32) -> Result<u32, String> {
     let s = |e: Error| e.to_string();
     let held = shmproc::Lock::new().map_err(s)?;
-    held.acquire().map_err(s)?;
+    held.acquire().map_err(|e| e.to_string())?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let busy = {
         let (stop, held) = (stop.clone(), held.clone());
@@ -194,7 +194,7 @@ fn slots_run_out(_: ()) -> Result<u32, String> {
     for _ in 0..1023 {
         let (dummy, parked, release) = (dummy.clone(), parked.clone(), release.clone());
         let t = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || {
-            let _ = dummy.try_acquire().map(|got| got && dummy.release().is_ok());
+            let _ = dummy.try_acquire().map(|()| dummy.release());
             parked.wait();
             release.wait();
         });
@@ -207,7 +207,7 @@ fn slots_run_out(_: ()) -> Result<u32, String> {
         let rlock = rlock.clone();
         let held_tx = held_tx.clone();
         std::thread::spawn(move || {
-            let held = matches!(rlock.try_acquire(), Ok(true));
+            let held = rlock.try_acquire().is_ok();
             let _ = held_tx.send(held);
             let _ = go_rx.recv(); // hold it while the second one tries
             if held {
@@ -216,7 +216,7 @@ fn slots_run_out(_: ()) -> Result<u32, String> {
         })
     };
     let first_held = held_rx.recv().map_err(|_| "first thread died".to_owned())?;
-    let second_held = std::thread::spawn(move || matches!(rlock.try_acquire(), Ok(true)))
+    let second_held = std::thread::spawn(move || rlock.try_acquire().is_ok())
         .join()
         .map_err(|_| "second thread panicked".to_owned())?;
     let _ = go_tx.send(());
@@ -265,7 +265,7 @@ fn static_producer_has_one_holder(gate_name: String) -> Result<(), String> {
         *STATIC_TX.lock().map_err(|_| "poisoned")? = Some(ring.producer().map_err(s)?);
         let child_gate = gate.clone();
         let mut child = Process::fork(move || -> String {
-            if !child_first && !child_gate.wait_timeout(HANG_GUARD) {
+            if !child_first && child_gate.wait_timeout(HANG_GUARD).is_err() {
                 return "never released".to_owned();
             }
             push_static(2)

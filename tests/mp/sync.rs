@@ -29,7 +29,9 @@ use std::time::{Duration, Instant};
 use rustix::time::{ClockId, clock_gettime};
 #[cfg(feature = "serde")]
 use shmproc::{Barrier, Context, Error, StartMethod};
-use shmproc::{Condvar, Event, LockError, Mutex, MutexGuard, Semaphore};
+use shmproc::{
+    Condvar, Event, LockError, LockTimeoutError, Mutex, MutexGuard, Semaphore, TryLockError, WaitTimeoutError,
+};
 
 use crate::harness::{Ctx, HANG_GUARD, Helper, arg_opt, command, say, wait_until};
 
@@ -78,26 +80,45 @@ fn thread_cpu_us() -> u64 {
     t.tv_sec as u64 * 1_000_000 + t.tv_nsec as u64 / 1_000
 }
 
-/// The name of a lock outcome's variant.
-fn lock_word<T, G>(r: &Result<T, LockError<G>>) -> &'static str {
+/// The name of a lock outcome's variant (any of the lock error types:
+/// their `Debug` is the variant's name, with `(..)` for a guard inside).
+fn lock_word<T, E: std::fmt::Debug>(r: &Result<T, E>) -> String {
     match r {
-        Ok(_) => "Ok",
-        Err(LockError::OwnerDied(_)) => "OwnerDied",
-        Err(LockError::NotRecoverable) => "NotRecoverable",
-        Err(LockError::WouldBlock) => "WouldBlock",
-        Err(LockError::Timeout) => "Timeout",
-        Err(LockError::Deadlock) => "Deadlock",
-        Err(LockError::Os(_)) => "Os",
+        Ok(_) => "Ok".to_owned(),
+        Err(e) => format!("{e:?}").split('(').next().unwrap_or_default().to_owned(),
     }
 }
 
 /// A lock outcome as its variant name and the guard, if there is one (a
 /// plain or a recovery guard).
-fn split<G>(r: Result<G, LockError<G>>) -> (&'static str, Option<G>) {
+fn split<G, E: Recovery<G> + std::fmt::Debug>(r: Result<G, E>) -> (String, Option<G>) {
     let word = lock_word(&r);
     match r {
-        Ok(g) | Err(LockError::OwnerDied(g)) => (word, Some(g)),
-        Err(_) => (word, None),
+        Ok(g) => (word, Some(g)),
+        Err(e) => (word, e.recovery()),
+    }
+}
+
+/// The recovery guard inside a lock error, if it has one.
+trait Recovery<G> {
+    fn recovery(self) -> Option<G>;
+}
+
+impl<G> Recovery<G> for LockError<G> {
+    fn recovery(self) -> Option<G> {
+        if let LockError::OwnerDied(g) = self { Some(g) } else { None }
+    }
+}
+
+impl<G> Recovery<G> for TryLockError<G> {
+    fn recovery(self) -> Option<G> {
+        if let TryLockError::OwnerDied(g) = self { Some(g) } else { None }
+    }
+}
+
+impl<G> Recovery<G> for LockTimeoutError<G> {
+    fn recovery(self) -> Option<G> {
+        if let LockTimeoutError::OwnerDied(g) = self { Some(g) } else { None }
     }
 }
 
@@ -135,9 +156,14 @@ fn stamp(rest: &str) -> u64 {
 /// Locks `m` in the parent, failing (instead of hanging) after the hang
 /// guard.
 fn lock_guarded(m: &Mutex<Data>) -> Result<MutexGuard<'_, Data>, LockError<MutexGuard<'_, Data>>> {
-    let r = m.lock_timeout(HANG_GUARD);
-    assert!(!matches!(r, Err(LockError::Timeout)), "hang guard: lock() still blocked after {HANG_GUARD:?}");
-    r
+    match m.lock_timeout(HANG_GUARD) {
+        Ok(g) => Ok(g),
+        Err(LockTimeoutError::Timeout) => panic!("hang guard: lock() still blocked after {HANG_GUARD:?}"),
+        Err(LockTimeoutError::OwnerDied(g)) => Err(LockError::OwnerDied(g)),
+        Err(LockTimeoutError::NotRecoverable) => Err(LockError::NotRecoverable),
+        Err(LockTimeoutError::Deadlock) => Err(LockError::Deadlock),
+        Err(LockTimeoutError::Os(e)) => Err(LockError::Os(e)),
+    }
 }
 
 /// A named `Mutex<Data>` for this test, created by the parent (the name
@@ -235,11 +261,11 @@ pub(crate) fn role_sync() {
                                 ng[1] += 1;
                             }
                             g = Some(ng);
-                            break "Ok";
+                            break "Ok".to_owned();
                         }
                         Err(LockError::OwnerDied(ng)) => {
                             g = Some(ng);
-                            break "OwnerDied";
+                            break "OwnerDied".to_owned();
                         }
                         Err(e) => break lock_word(&Err::<(), _>(e)),
                     }
@@ -250,9 +276,16 @@ pub(crate) fn role_sync() {
                 let cur = g.take().expect("cvtimeout needs the lock");
                 say("cvwaiting");
                 let t = Instant::now();
-                let (r, timed_out) = condvar().wait_timeout(cur, Duration::from_millis(num(1)));
+                let r = condvar().wait_timeout(cur, Duration::from_millis(num(1)));
                 let ms = t.elapsed().as_millis();
-                let (w, ng) = split(r);
+                let (w, ng, timed_out) = match r {
+                    Ok(g) => ("Ok".to_owned(), Some(g), false),
+                    Err(WaitTimeoutError::Timeout(g)) => ("Ok".to_owned(), Some(g), true),
+                    // A dead holder is reported whether or not the wait
+                    // timed out (the data needs repair first).
+                    Err(WaitTimeoutError::OwnerDied(g)) => ("OwnerDied".to_owned(), Some(g), false),
+                    Err(e) => (lock_word(&Err::<(), _>(e)), None, false),
+                };
                 g = ng;
                 say(format_args!("cvtimeout {w} {timed_out} {ms}"));
             }
@@ -266,20 +299,20 @@ pub(crate) fn role_sync() {
             }
             ["acquire", _] => {
                 for _ in 0..num(1) {
-                    semaphore().acquire().expect("acquire");
+                    semaphore().acquire();
                 }
                 say("acquired");
             }
             ["semtimeout", _] => {
                 say("semwaiting");
                 let t = Instant::now();
-                let got = semaphore().acquire_timeout(Duration::from_millis(num(1)));
+                let got = semaphore().acquire_timeout(Duration::from_millis(num(1))).is_ok();
                 say(format_args!("semtimeout {got} {}", t.elapsed().as_millis()));
             }
             ["evwait", _] => {
                 say("evwaiting");
                 let (t, cpu) = (Instant::now(), process_cpu_us());
-                let set = event().wait_timeout(Duration::from_millis(num(1)));
+                let set = event().wait_timeout(Duration::from_millis(num(1))).is_ok();
                 let (ms, cpu) = (t.elapsed().as_millis(), process_cpu_us() - cpu);
                 say(format_args!("evwait {set} {ms} {cpu}"));
             }
@@ -996,7 +1029,8 @@ fn c09_condvar_wait_timeout_returns_when_the_owner_died() {
     kill_a_holder(&ctx, &mname);
     let got = w.expect("cvtimeout");
     let parts: Vec<&str> = got.split_whitespace().collect();
-    assert_eq!(parts[..2], ["OwnerDied", "true"], "{got}");
+    // OwnerDied (with the recovery guard) whether or not the wait timed out.
+    assert_eq!(parts[0], "OwnerDied", "{got}");
     let ms: u64 = parts[2].parse().expect("elapsed ms");
     eprintln!("case 9: wait_timeout(300 ms) returned OwnerDied after {ms} ms");
     assert!(ms < 300 + DETECT_GUARD.as_millis() as u64, "hang guard: {ms} ms");
@@ -1042,14 +1076,14 @@ fn c10_semaphore_holder_killed_loses_its_permits_but_nobody_hangs() {
     waiter.finish();
     assert_eq!(s.value(), 0, "the dead holder's permits are lost");
     let t = Instant::now();
-    assert!(!s.acquire_timeout(Duration::from_millis(100)));
+    assert!(s.acquire_timeout(Duration::from_millis(100)).is_err());
     let took = t.elapsed();
     assert!(took < HANG_GUARD, "hang guard: {took:?}");
     eprintln!(
         "case 10: blocked acquire_timeout(300 ms) returned false after {ms} ms; parent's (100 ms) after {took:?}"
     );
     s.release_n(2).expect("release by hand");
-    assert!(s.acquire_timeout(Duration::from_secs(1)));
+    assert!(s.acquire_timeout(Duration::from_secs(1)).is_ok());
     assert_eq!(s.value(), 1);
     drop(s);
     ctx.finish();
@@ -1094,7 +1128,7 @@ fn c11_barrier_party_dies_before_arriving() {
         let b = Barrier::new(4).expect("barrier");
         let ready = Event::new().expect("event");
         let mut victim = pctx.spawn(party_that_dies, (b.clone(), ready.clone())).expect("spawn victim");
-        assert!(ready.wait_timeout(HANG_GUARD), "{method}: the victim started");
+        assert!(ready.wait_timeout(HANG_GUARD).is_ok(), "{method}: the victim started");
         let mut survivor = pctx.spawn(party, b.clone()).expect("spawn survivor");
         wait_until("the surviving child waits at the barrier", || b.n_waiting() == 1);
         let killed = Instant::now();
@@ -1152,7 +1186,7 @@ fn c12_event_setter_dies_before_set() {
     waiter.expect("evwaiting");
     let parent = std::thread::spawn(move || {
         let (t, cpu) = (Instant::now(), thread_cpu_us());
-        let set = e.wait_timeout(WAIT);
+        let set = e.wait_timeout(WAIT).is_ok();
         (set, t.elapsed(), thread_cpu_us() - cpu, e)
     });
     setter.kill_and_reap();

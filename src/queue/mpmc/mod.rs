@@ -699,6 +699,7 @@ impl<T: Pod + Send> MpmcConsumer<T> {
 ///     s.spawn(move || loan.commit()); // error: the loan is not Send
 /// });
 /// ```
+#[must_use = "a write loan publishes nothing unless committed"]
 pub struct MpmcWriteLoan<'a, T: Pod + Send> {
     prod: &'a mut MpmcProducer<T>,
     pos: u64,
@@ -784,6 +785,7 @@ impl<T: Pod + Send> std::fmt::Debug for MpmcWriteLoan<'_, T> {
 /// assert!(ring.is_empty());
 /// # Ok::<(), shmproc::Error>(())
 /// ```
+#[must_use = "dropping a read loan releases the value at once"]
 pub struct MpmcReadLoan<'a, T: Pod + Send> {
     cons: &'a mut MpmcConsumer<T>,
     pos: u64,
