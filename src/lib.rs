@@ -122,9 +122,14 @@
 //! | [`Lock`], [`RLock`]: `acquire`, `lock` | [`AcquireError`] | [`TryAcquireError`] | [`AcquireTimeoutError`] |
 //! | [`Semaphore`], [`BoundedSemaphore`]: `acquire` | cannot fail | [`WouldBlock`] | [`TimedOut`] |
 //! | [`Event`]: `wait` | cannot fail | | [`TimedOut`] |
+//! | [`Barrier`]: `wait` | [`BarrierError`] | | [`BarrierTimeoutError`] (a timeout breaks the barrier, as in Python) |
 //! | [`Condvar`]: `wait(guard)` | [`LockError`] | | [`WaitTimeoutError`] (the guard comes back on a timeout too) |
-//! | [`Queue`]: `put(item)` | [`Error`] | [`TryPutError`] (the item back) | [`PutTimeoutError`] (the item back) |
-//! | [`Queue`]: `get` | [`Error`] | [`TryGetError`] | [`GetTimeoutError`] |
+//! | [`Queue`], [`JoinableQueue`]: `put(item)` | [`PutError`] (the item back) | [`TryPutError`] (the item back) | [`PutTimeoutError`] (the item back) |
+//! | [`Queue`], [`JoinableQueue`]: `get` | [`GetError`] | [`TryGetError`] | [`GetTimeoutError`] |
+//!
+//! Queues iterate: [`Queue::iter`] (and `for x in &queue`) blocks and ends
+//! when the queue is closed and drained or its producers are gone;
+//! [`Queue::try_iter`] takes what is there now.
 //!
 //! ```
 //! use shmproc::{Lock, TryAcquireError};
@@ -262,9 +267,11 @@ mod sync;
 mod sys;
 
 #[cfg(feature = "serde")]
-pub use channel::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
+pub use channel::error::{GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError};
 #[cfg(feature = "serde")]
 pub use channel::pipe::{Connection, Pipe, PipeBuilder};
+#[cfg(feature = "serde")]
+pub use channel::queue::Iter as QueueIter;
 #[cfg(feature = "serde")]
 pub use channel::queue::{DEFAULT_QUEUE_CAPACITY, JoinableQueue, Queue, QueueBuilder};
 pub use error::{Error, ProcessFailure, Result};
@@ -296,7 +303,9 @@ pub use shm::arena::Arena;
 pub use shm::layout::{CachePadded, RelPtr, ShmSafe, layout_hash, layout_hash_mix};
 pub use shm::segment::{Access, CleanupReport, Segment, SegmentBuilder, cleanup_stale, cleanup_stale_in};
 pub use shm::typed::Shared;
-pub use sync::error::{AcquireError, AcquireTimeoutError, TimedOut, TryAcquireError, WouldBlock};
+pub use sync::error::{
+    AcquireError, AcquireTimeoutError, BarrierError, BarrierTimeoutError, TimedOut, TryAcquireError, WouldBlock,
+};
 pub use sync::event::{Barrier, Condvar, Event, WaitResult, WaitTimeoutResult};
 pub use sync::guard::{LockError, LockTimeoutError, TryLockError, WaitTimeoutError};
 pub use sync::lock::{Lock, LockGuard, RLock};

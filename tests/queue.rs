@@ -15,7 +15,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use common::Names;
-use shmproc::{Error, GetTimeoutError, JoinableQueue, Process, PutTimeoutError, Queue, TryGetError, TryPutError};
+use shmproc::{
+    Error, GetError, GetTimeoutError, JoinableQueue, Process, PutError, PutTimeoutError, Queue, TryGetError,
+    TryPutError,
+};
 
 /// Every wait that should end does so long before this.
 const GUARD: Duration = Duration::from_secs(30);
@@ -76,9 +79,9 @@ fn close_drains_then_reports_closed_and_wakes_sleepers() {
     q.close();
     assert!(matches!(sleeper.join().expect("sleeper"), Err(GetTimeoutError::Closed)));
     assert!(matches!(q.try_put(1), Err(TryPutError::Closed(1))));
-    assert!(matches!(q.put(1), Err(Error::Closed)));
+    assert!(matches!(q.put(1), Err(PutError::Closed(1))));
     assert!(q.is_closed());
-    assert!(matches!(q.get(), Err(Error::Closed)));
+    assert!(matches!(q.get(), Err(GetError::Closed)));
 }
 
 #[test]
@@ -214,7 +217,7 @@ fn an_item_that_fails_to_encode_is_an_error_and_nothing_is_put() {
         Bad(Unencodable),
     }
     let q = Queue::<Item>::new(0).expect("queue");
-    assert!(matches!(q.put(Item::Bad(Unencodable)), Err(Error::Codec { .. })));
+    assert!(matches!(q.put(Item::Bad(Unencodable)), Err(PutError::Failed(_, Error::Codec { .. }))));
     match q.try_put(Item::Bad(Unencodable)) {
         Err(TryPutError::Failed(Item::Bad(_), Error::Codec { .. })) => {}
         other => panic!("expected Failed(Codec), got {other:?}"),
@@ -293,7 +296,7 @@ fn put_on_a_full_queue_without_consumers_is_disconnected() {
     assert_eq!(child.join_timeout(GUARD).expect("joined").expect("ok"), 1);
     q.put(2).expect("room");
     q.put(3).expect("room");
-    assert!(matches!(q.put(4), Err(Error::Disconnected)));
+    assert!(matches!(q.put(4), Err(PutError::Disconnected(4))));
     match q.put_timeout(5, GUARD) {
         Err(PutTimeoutError::Disconnected(5)) => {}
         other => panic!("expected Disconnected, got {other:?}"),
@@ -370,4 +373,75 @@ fn spilled_items_of_exited_producers_survive_cleanup_stale() {
     child.join_timeout(GUARD).expect("joined").expect("ok");
     shmproc::cleanup_stale().expect("cleanup_stale");
     assert_eq!(q.get_timeout(GUARD).expect("the item is still there"), vec![5; 100_000]);
+}
+
+/// `iter()` blocks and ends when the queue is closed and drained; an item
+/// that does not decode comes out as an `Err` and the iteration goes on;
+/// `try_iter()` takes what is there now; `for x in &q` is `iter()`.
+#[test]
+fn iterators_end_on_close_and_yield_decode_failures() {
+    let q = Queue::<u32>::new(0).expect("queue");
+    for i in 0..3 {
+        q.put(i).expect("put");
+    }
+    assert_eq!(q.try_iter().collect::<Result<Vec<_>, _>>().expect("decoded"), [0, 1, 2]);
+    assert_eq!(q.try_iter().count(), 0, "nothing there now");
+    // A producer thread puts while this one iterates; close ends the loop.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 10..20 {
+                q.put(i).expect("put");
+            }
+            q.close();
+        });
+        let mut got = Vec::new();
+        for x in &q {
+            got.push(x.expect("decoded"));
+        }
+        assert_eq!(got, (10..20).collect::<Vec<_>>());
+    });
+    assert_eq!(q.iter().count(), 0, "closed and drained: ends at once");
+    // An item that does not decode is an `Err` in the middle of the
+    // iteration, which goes on.
+    #[derive(serde::Serialize)]
+    struct Undecodable;
+    impl<'de> serde::Deserialize<'de> for Undecodable {
+        fn deserialize<D: serde::Deserializer<'de>>(_: D) -> Result<Self, D::Error> {
+            Err(serde::de::Error::custom("this value refuses to be decoded"))
+        }
+    }
+    let bad = Queue::<Undecodable>::new(0).expect("queue");
+    bad.put(Undecodable).expect("put");
+    bad.put(Undecodable).expect("put");
+    let items: Vec<_> = bad.try_iter().collect();
+    assert_eq!(items.len(), 2, "both yielded");
+    assert!(items.iter().all(|r| matches!(r, Err(Error::Codec { .. }))));
+}
+
+/// Every variant of the blocking put and get errors converts to the
+/// crate's error, prints, and hands the item back.
+#[test]
+fn put_and_get_errors_convert_and_give_the_item_back() {
+    type Case = (fn() -> PutError<u8>, fn(&Error) -> bool);
+    let cases: Vec<Case> = vec![
+        (|| PutError::Closed(1), |e| matches!(e, Error::Closed)),
+        (|| PutError::Disconnected(1), |e| matches!(e, Error::Disconnected)),
+        (|| PutError::Failed(1, Error::Timeout), |e| matches!(e, Error::Timeout)),
+    ];
+    for (make, is) in cases {
+        let pe = make();
+        assert!(!format!("{pe:?}").is_empty() && !pe.to_string().is_empty());
+        assert_eq!(pe.into_inner(), 1);
+        let e: Error = make().into();
+        assert!(is(&e), "{e:?}");
+    }
+    for (ge, is) in [
+        (GetError::Closed, (|e| matches!(e, Error::Closed)) as fn(&Error) -> bool),
+        (GetError::Disconnected, |e| matches!(e, Error::Disconnected)),
+        (GetError::Failed(Error::Timeout), |e| matches!(e, Error::Timeout)),
+    ] {
+        assert!(!format!("{ge:?}").is_empty() && !ge.to_string().is_empty());
+        let e: Error = ge.into();
+        assert!(is(&e));
+    }
 }

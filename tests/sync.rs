@@ -21,9 +21,11 @@ use shmproc::{
     AcquireError, AcquireTimeoutError, Barrier, BoundedSemaphore, Condvar, Error, Event, Lock, LockError, Mutex, RLock,
     Semaphore,
 };
+use shmproc::{
+    BarrierError, BarrierTimeoutError, LockTimeoutError, TimedOut, TryLockError, WaitTimeoutError, WouldBlock,
+};
 #[cfg(feature = "serde")]
 use shmproc::{Context, Shared, StartMethod};
-use shmproc::{LockTimeoutError, TimedOut, TryLockError, WaitTimeoutError, WouldBlock};
 
 #[cfg(feature = "serde")]
 const METHODS: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::ForkServer];
@@ -366,6 +368,23 @@ fn lock_errors_convert_and_display() {
             |e| matches!(e, Error::NotRecoverable),
         ),
         (Box::new(WouldBlock), WouldBlock.into(), |e| matches!(e, Error::WouldBlock)),
+        (Box::new(BarrierError::Broken { dead: Some(7) }), BarrierError::Broken { dead: Some(7) }.into(), |e| {
+            matches!(e, Error::Broken { dead: Some(7) })
+        }),
+        (Box::new(BarrierError::Failed(Error::Timeout)), BarrierError::Failed(Error::Timeout).into(), |e| {
+            matches!(e, Error::Timeout)
+        }),
+        (Box::new(BarrierTimeoutError::Timeout), BarrierTimeoutError::Timeout.into(), |e| matches!(e, Error::Timeout)),
+        (
+            Box::new(BarrierTimeoutError::Broken { dead: None }),
+            BarrierTimeoutError::Broken { dead: None }.into(),
+            |e| matches!(e, Error::Broken { dead: None }),
+        ),
+        (
+            Box::new(BarrierTimeoutError::Failed(Error::Closed)),
+            BarrierTimeoutError::Failed(Error::Closed).into(),
+            |e| matches!(e, Error::Closed),
+        ),
         (Box::new(TimedOut), TimedOut.into(), |e| matches!(e, Error::Timeout)),
     ];
     // Every variant of every lock and acquire error: a Debug name, a
@@ -1132,11 +1151,11 @@ fn barrier_abort_breaks_it_until_reset() {
         let waiter = s.spawn(|| b.wait());
         wait_until("the waiter arrived", || b.n_waiting() == 1);
         b.abort();
-        assert!(matches!(waiter.join().expect("thread"), Err(Error::Broken { dead: None })));
+        assert!(matches!(waiter.join().expect("thread"), Err(BarrierError::Broken { dead: None })));
     });
     assert!(b.is_broken());
-    assert!(matches!(b.wait(), Err(Error::Broken { dead: None })), "stays broken");
-    assert!(matches!(b.wait_timeout(GUARD), Err(Error::Broken { dead: None })));
+    assert!(matches!(b.wait(), Err(BarrierError::Broken { dead: None })), "stays broken");
+    assert!(matches!(b.wait_timeout(GUARD), Err(BarrierTimeoutError::Broken { dead: None })));
     b.reset();
     assert!(!b.is_broken());
     assert_eq!(b.n_waiting(), 0);
@@ -1158,17 +1177,20 @@ fn barrier_reset_breaks_current_waiters() {
         wait_until("the waiter arrived", || b.n_waiting() == 1);
         b.reset();
         let r = waiter.join().expect("thread");
-        assert!(matches!(r, Err(Error::Broken { .. })), "a waiter released by reset: {r:?}");
+        assert!(matches!(r, Err(BarrierError::Broken { .. })), "a waiter released by reset: {r:?}");
     });
 }
 
 #[test]
 fn barrier_wait_timeout_breaks_it() {
     let b = Barrier::new(2).expect("barrier");
-    assert!(matches!(b.wait_timeout(SHORT), Err(Error::Broken { dead: None })));
+    assert!(matches!(b.wait_timeout(SHORT), Err(BarrierTimeoutError::Timeout)));
     assert!(b.is_broken());
     let t = Instant::now();
-    assert!(matches!(b.wait_timeout(GUARD), Err(Error::Broken { dead: None })), "the other party: at once");
+    assert!(
+        matches!(b.wait_timeout(GUARD), Err(BarrierTimeoutError::Broken { dead: None })),
+        "the other party: at once"
+    );
     if t.elapsed() > GUARD / 2 {
         panic!("hang guard: still waiting after {:?}", GUARD / 2);
     }
@@ -1196,7 +1218,7 @@ fn barrier_round_after_a_party_exited_is_broken_until_reset() {
     let mine = b.wait_timeout(GUARD).expect("round 1");
     assert_eq!(mine + kid.join().expect("join"), 1);
     match b.wait_timeout(GUARD) {
-        Err(Error::Broken { dead }) => assert_eq!(dead, Some(kid.pid())),
+        Err(BarrierTimeoutError::Broken { dead }) => assert_eq!(dead, Some(kid.pid())),
         other => panic!("expected Broken naming the exited party, got {other:?}"),
     }
     b.reset();

@@ -288,3 +288,127 @@ impl From<GetTimeoutError> for Error {
         }
     }
 }
+
+/// Why [`Queue::put`](crate::Queue::put) did not put its item; the item
+/// comes back in every case.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{PutError, Queue};
+///
+/// let q = Queue::<u32>::new(0)?;
+/// q.close();
+/// match q.put(7) {
+///     Err(PutError::Closed(item)) => assert_eq!(item, 7),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[non_exhaustive]
+pub enum PutError<T> {
+    /// The queue was closed ([`close`](crate::Queue::close)).
+    Closed(T),
+    /// The queue stayed full and the OS confirms every consumer process
+    /// gone.
+    Disconnected(T),
+    /// Anything else: the item could not be encoded ([`Error::Codec`]:
+    /// nothing was put, the queue stays usable), or a peer broke the queue
+    /// ([`Error::Corrupt`]).
+    Failed(T, Error),
+}
+
+/// Why [`Queue::get`](crate::Queue::get) returned no item.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{GetError, Queue};
+///
+/// let q = Queue::<u32>::new(0)?;
+/// q.close();
+/// assert!(matches!(q.get(), Err(GetError::Closed)));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum GetError {
+    /// The queue is closed and drained.
+    Closed,
+    /// The queue is empty and the OS confirms every producer process gone.
+    Disconnected,
+    /// Anything else: the bytes do not decode as a `T` ([`Error::Codec`]),
+    /// or a peer broke the queue ([`Error::Corrupt`]).
+    Failed(Error),
+}
+
+impl<T> PutError<T> {
+    /// The item that was not put.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::Queue::<u8>::new(0)?;
+    /// q.close();
+    /// assert_eq!(q.put(5).unwrap_err().into_inner(), 5);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn into_inner(self) -> T {
+        match self {
+            PutError::Closed(t) | PutError::Disconnected(t) | PutError::Failed(t, _) => t,
+        }
+    }
+}
+
+impl<T> fmt::Debug for PutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PutError::Closed(_) => f.write_str("Closed(..)"),
+            PutError::Disconnected(_) => f.write_str("Disconnected(..)"),
+            PutError::Failed(_, e) => write!(f, "Failed(.., {e:?})"),
+        }
+    }
+}
+
+impl<T> fmt::Display for PutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PutError::Closed(_) => fmt::Display::fmt(&Error::Closed, f),
+            PutError::Disconnected(_) => fmt::Display::fmt(&Error::Disconnected, f),
+            PutError::Failed(_, e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl fmt::Display for GetError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GetError::Closed => fmt::Display::fmt(&Error::Closed, f),
+            GetError::Disconnected => fmt::Display::fmt(&Error::Disconnected, f),
+            GetError::Failed(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl<T> std::error::Error for PutError<T> {}
+impl std::error::Error for GetError {}
+
+impl<T> From<PutError<T>> for Error {
+    fn from(e: PutError<T>) -> Error {
+        match e {
+            PutError::Closed(_) => Error::Closed,
+            PutError::Disconnected(_) => Error::Disconnected,
+            PutError::Failed(_, e) => e,
+        }
+    }
+}
+
+impl From<GetError> for Error {
+    fn from(e: GetError) -> Error {
+        match e {
+            GetError::Closed => Error::Closed,
+            GetError::Disconnected => Error::Disconnected,
+            GetError::Failed(e) => e,
+        }
+    }
+}

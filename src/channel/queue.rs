@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::channel::error::{GetTimeoutError, PutTimeoutError, TryGetError, TryPutError};
+use crate::channel::error::{GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError};
 use crate::channel::lane::{Call, Ends, Lane, LaneWords, Other, Stop, Wait, Woke, wait_on};
 use crate::codec;
 use crate::error::{Error, Result};
@@ -579,9 +579,9 @@ impl<T> Queue<T> {
     /// let q = shmproc::Queue::<u8>::new(0)?;
     /// q.put(1)?;
     /// q.close();
-    /// assert!(matches!(q.put(2), Err(shmproc::Error::Closed)));
+    /// assert!(matches!(q.put(2), Err(shmproc::PutError::Closed(2))));
     /// assert_eq!(q.get()?, 1);
-    /// assert!(matches!(q.get(), Err(shmproc::Error::Closed)));
+    /// assert!(matches!(q.get(), Err(shmproc::GetError::Closed)));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn close(&self) {
@@ -712,15 +712,22 @@ impl<T> Queue<T> {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Closed`] after [`close`](Queue::close); [`Error::Disconnected`]
-    /// if the queue is full and every consumer process is gone;
-    /// [`Error::Codec`] if `item` cannot be encoded (nothing was put, and the
-    /// queue stays usable); [`Error::Corrupt`] if a peer broke the queue.
-    pub fn put(&self, item: T) -> Result<()>
+    /// [`PutError`], each with the item: `Closed` after
+    /// [`close`](Queue::close); `Disconnected` if the queue is full and
+    /// every consumer process is gone; `Failed` with [`Error::Codec`] if
+    /// `item` cannot be encoded (nothing was put, and the queue stays
+    /// usable), or [`Error::Corrupt`] if a peer broke the queue.
+    pub fn put(&self, item: T) -> Result<(), PutError<T>>
     where
         T: Serialize,
     {
-        self.put_with(item, Wait::Forever).map_err(|(_, stop)| stop.into_error())
+        self.put_with(item, Wait::Forever).map_err(|(item, stop)| match stop {
+            Stop::Closed => PutError::Closed(item),
+            Stop::Disconnected => PutError::Disconnected(item),
+            Stop::Failed(e) => PutError::Failed(item, e),
+            // No deadline: the engine never times out a `Wait::Forever`.
+            Stop::Timeout => PutError::Failed(item, Error::Timeout),
+        })
     }
 
     /// Puts `item` if there is room now; otherwise gives it back.
@@ -846,15 +853,67 @@ impl<T> Queue<T> {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Closed`] once the queue is closed and drained;
-    /// [`Error::Disconnected`] if it is empty and every producer process
-    /// is gone; [`Error::Codec`] if the bytes do not decode as a `T`;
-    /// [`Error::Corrupt`] if a peer broke the queue.
-    pub fn get(&self) -> Result<T>
+    /// [`GetError`]: `Closed` once the queue is closed and drained;
+    /// `Disconnected` if it is empty and every producer process is gone;
+    /// `Failed` with [`Error::Codec`] if the bytes do not decode as a `T`,
+    /// or [`Error::Corrupt`] if a peer broke the queue.
+    pub fn get(&self) -> Result<T, GetError>
     where
         T: DeserializeOwned,
     {
-        self.get_with(Wait::Forever).map_err(Stop::into_error)
+        self.get_with(Wait::Forever).map_err(|stop| match stop {
+            Stop::Closed => GetError::Closed,
+            Stop::Disconnected => GetError::Disconnected,
+            Stop::Failed(e) => GetError::Failed(e),
+            // No deadline: the engine never times out a `Wait::Forever`.
+            Stop::Timeout => GetError::Failed(Error::Timeout),
+        })
+    }
+
+    /// A blocking iterator over the items: each `next` is a
+    /// [`get`](Queue::get); it ends when the queue is closed and drained
+    /// or every producer is gone, and yields other failures (an item that
+    /// does not decode) as `Err` and goes on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::Queue::<u32>::new(0)?;
+    /// for i in 0..3 {
+    ///     q.put(i)?;
+    /// }
+    /// q.close(); // the iterator ends once the queue is drained
+    /// let got: Vec<u32> = q.iter().collect::<Result<_, _>>()?;
+    /// assert_eq!(got, [0, 1, 2]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn iter(&self) -> Iter<'_, T>
+    where
+        T: DeserializeOwned,
+    {
+        Iter { q: self, wait: Wait::Forever }
+    }
+
+    /// An iterator over the items there now: each `next` is a
+    /// [`try_get`](Queue::try_get); it ends when the queue is empty (or
+    /// closed, or its producers are gone).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::Queue::<u32>::new(0)?;
+    /// q.put(1)?;
+    /// q.put(2)?;
+    /// let got: Vec<u32> = q.try_iter().collect::<Result<_, _>>()?;
+    /// assert_eq!(got, [1, 2]);
+    /// assert_eq!(q.try_iter().count(), 0); // nothing there now
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn try_iter(&self) -> Iter<'_, T>
+    where
+        T: DeserializeOwned,
+    {
+        Iter { q: self, wait: Wait::No }
     }
 
     /// Takes the oldest item if there is one now.
@@ -990,6 +1049,42 @@ fn put_timeout_error<T>((item, stop): (T, Stop)) -> PutTimeoutError<T> {
         Stop::Closed => PutTimeoutError::Closed(item),
         Stop::Disconnected => PutTimeoutError::Disconnected(item),
         Stop::Failed(e) => PutTimeoutError::Failed(item, e),
+    }
+}
+
+/// The iterator of [`Queue::iter`] (blocking) and [`Queue::try_iter`]
+/// (what is there now); also `for x in &queue`.
+#[must_use = "iterators do nothing unless consumed"]
+pub struct Iter<'a, T> {
+    q: &'a Queue<T>,
+    wait: Wait,
+}
+
+impl<T> std::fmt::Debug for Iter<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iter").field("blocking", &(self.wait == Wait::Forever)).finish_non_exhaustive()
+    }
+}
+
+impl<T: DeserializeOwned> Iterator for Iter<'_, T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        match self.q.get_with(self.wait) {
+            Ok(item) => Some(Ok(item)),
+            Err(Stop::Timeout | Stop::Closed | Stop::Disconnected) => None,
+            Err(Stop::Failed(e)) => Some(Err(e)),
+        }
+    }
+}
+
+impl<'a, T: DeserializeOwned> IntoIterator for &'a Queue<T> {
+    type Item = Result<T>;
+    type IntoIter = Iter<'a, T>;
+
+    /// [`Queue::iter`]: blocking, until closed and drained.
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
     }
 }
 

@@ -82,6 +82,100 @@ pub enum AcquireTimeoutError {
     Failed(Error),
 }
 
+/// Why [`Barrier::wait`](crate::Barrier::wait) returned no arrival index.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{Barrier, BarrierError};
+/// let b = Barrier::new(2)?;
+/// b.abort();
+/// assert!(matches!(b.wait(), Err(BarrierError::Broken { dead: None })));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BarrierError {
+    /// The barrier is broken until [`reset`](crate::Barrier::reset): a
+    /// party died (`dead` is its pid), another party timed out, or someone
+    /// called [`abort`](crate::Barrier::abort).
+    Broken {
+        /// The pid of a party that died, if that is why.
+        dead: Option<u32>,
+    },
+    /// The OS refused a liveness token ([`Error::Os`]).
+    Failed(Error),
+}
+
+/// Why [`Barrier::wait_timeout`](crate::Barrier::wait_timeout) or
+/// `wait_deadline` returned no arrival index.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{Barrier, BarrierTimeoutError};
+/// let b = Barrier::new(2)?;
+/// let r = b.wait_timeout(std::time::Duration::from_millis(1));
+/// assert!(matches!(r, Err(BarrierTimeoutError::Timeout))); // and now broken
+/// assert!(matches!(b.wait_timeout(std::time::Duration::ZERO), Err(BarrierTimeoutError::Broken { .. })));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum BarrierTimeoutError {
+    /// This party's time ran out; it broke the barrier for everyone (as
+    /// Python does).
+    Timeout,
+    /// As [`BarrierError::Broken`].
+    Broken {
+        /// The pid of a party that died, if that is why.
+        dead: Option<u32>,
+    },
+    /// As [`BarrierError::Failed`].
+    Failed(Error),
+}
+
+impl fmt::Display for BarrierError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BarrierError::Broken { dead } => fmt::Display::fmt(&Error::Broken { dead: *dead }, f),
+            BarrierError::Failed(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl fmt::Display for BarrierTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BarrierTimeoutError::Timeout => f.write_str("timed out at the barrier (which is now broken)"),
+            BarrierTimeoutError::Broken { dead } => fmt::Display::fmt(&Error::Broken { dead: *dead }, f),
+            BarrierTimeoutError::Failed(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl std::error::Error for BarrierError {}
+impl std::error::Error for BarrierTimeoutError {}
+
+impl From<BarrierError> for Error {
+    fn from(e: BarrierError) -> Error {
+        match e {
+            BarrierError::Broken { dead } => Error::Broken { dead },
+            BarrierError::Failed(e) => e,
+        }
+    }
+}
+
+impl From<BarrierTimeoutError> for Error {
+    fn from(e: BarrierTimeoutError) -> Error {
+        match e {
+            BarrierTimeoutError::Timeout => Error::Timeout,
+            BarrierTimeoutError::Broken { dead } => Error::Broken { dead },
+            BarrierTimeoutError::Failed(e) => e,
+        }
+    }
+}
+
 /// A `try_` call found the object busy (no permit, the lock held):
 /// nothing happened.
 ///

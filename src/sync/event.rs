@@ -8,11 +8,12 @@ use crate::error::{Error, Result};
 use crate::loom::atomic::Ordering;
 use crate::shm::typed::Home;
 use crate::sync::error::TimedOut;
+use crate::sync::error::{BarrierError, BarrierTimeoutError};
 use crate::sync::guard::{LockError, Locked, WaitTimeoutError, deadline_after};
 #[cfg(feature = "serde")]
 use crate::sync::lock::serde_via_shared;
 use crate::sync::mutex::MutexGuard;
-use crate::sync::raw_event::{BROKEN_OTHER, RawBarrier, RawCondvar, RawEvent};
+use crate::sync::raw_event::{BROKEN_OTHER, BarrierStop, RawBarrier, RawCondvar, RawEvent};
 
 /// A process-shared flag that processes can wait for (Python:
 /// `multiprocessing.Event`).
@@ -550,9 +551,15 @@ impl Barrier {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Broken`] if the barrier is or becomes broken.
-    pub fn wait(&self) -> Result<usize> {
-        self.wait_deadline(None)
+    /// [`BarrierError::Broken`] if the barrier is or becomes broken;
+    /// [`BarrierError::Failed`] if no liveness token can be made.
+    pub fn wait(&self) -> std::result::Result<usize, BarrierError> {
+        self.register().map_err(BarrierError::Failed)?;
+        self.shared.wait(None).map_err(|stop| match stop {
+            BarrierStop::Broken(dead) => BarrierError::Broken { dead },
+            // No deadline: only a broken barrier ends the wait early.
+            BarrierStop::TimedOut => BarrierError::Broken { dead: None },
+        })
     }
 
     /// Like [`wait`](Barrier::wait), breaking the barrier if `timeout`
@@ -569,14 +576,39 @@ impl Barrier {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Broken`] (also after the timeout).
-    pub fn wait_timeout(&self, timeout: Duration) -> Result<usize> {
-        self.wait_deadline(Some(Instant::now() + timeout))
+    /// [`BarrierTimeoutError::Timeout`] if this party's time ran out (the
+    /// barrier is then broken for everyone, as in Python), and the cases of
+    /// [`wait`](Barrier::wait).
+    pub fn wait_timeout(&self, timeout: Duration) -> std::result::Result<usize, BarrierTimeoutError> {
+        self.timed_wait(deadline_after(timeout))
     }
 
-    fn wait_deadline(&self, deadline: Option<Instant>) -> Result<usize> {
-        self.register()?;
-        self.shared.wait(deadline).map_err(|dead| Error::Broken { dead })
+    /// Like [`wait_timeout`](Barrier::wait_timeout), giving up at
+    /// `deadline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::BarrierTimeoutError;
+    /// let b = shmproc::Barrier::new(2)?;
+    /// let now = std::time::Instant::now();
+    /// assert!(matches!(b.wait_deadline(now), Err(BarrierTimeoutError::Timeout)));
+    /// assert!(b.is_broken());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`wait_timeout`](Barrier::wait_timeout).
+    pub fn wait_deadline(&self, deadline: Instant) -> std::result::Result<usize, BarrierTimeoutError> {
+        self.timed_wait(Some(deadline))
+    }
+
+    fn timed_wait(&self, deadline: Option<Instant>) -> std::result::Result<usize, BarrierTimeoutError> {
+        self.register().map_err(BarrierTimeoutError::Failed)?;
+        self.shared.wait(deadline).map_err(|stop| match stop {
+            BarrierStop::TimedOut => BarrierTimeoutError::Timeout,
+            BarrierStop::Broken(dead) => BarrierTimeoutError::Broken { dead },
+        })
     }
 
     /// Puts a broken barrier back in service (Python: `reset()`); parties
@@ -602,7 +634,7 @@ impl Barrier {
     /// ```
     /// let b = shmproc::Barrier::new(2)?;
     /// b.abort();
-    /// assert!(matches!(b.wait(), Err(shmproc::Error::Broken { dead: None })));
+    /// assert!(matches!(b.wait(), Err(shmproc::BarrierError::Broken { dead: None })));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn abort(&self) {

@@ -55,6 +55,15 @@ unsafe impl ShmSafe for RawCondvar {
     const TAG: &'static str = "shmproc::Condvar";
 }
 
+/// Why [`RawBarrier::wait`] returned without the barrier tripping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BarrierStop {
+    /// This waiter's deadline passed; it broke the barrier for everyone.
+    TimedOut,
+    /// The barrier is broken: `Some(pid)` of a dead party, or `None`.
+    Broken(Option<u32>),
+}
+
 /// A barrier's state.
 #[derive(Debug)]
 #[repr(C)]
@@ -210,14 +219,16 @@ impl RawBarrier {
         futex::wake_all(&self.generation);
     }
 
-    /// Waits for all parties; `Ok(arrival index)` or `Err(dead pid)` when
-    /// broken.
-    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<usize, Option<u32>> {
+    /// Waits for all parties; `Ok(arrival index)`, or why not: this
+    /// waiter's deadline passed (it broke the barrier), or the barrier is
+    /// broken (`Some(dead pid)`, or `None`: a timeout elsewhere, an abort,
+    /// a reset).
+    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<usize, BarrierStop> {
         // Acquire: pairs with the Release bump of the last arrival.
         let generation = self.generation.load(Ordering::Acquire);
         let resets = self.resets.load(Ordering::Acquire);
         if let Some(why) = self.broken_by() {
-            return Err(why);
+            return Err(BarrierStop::Broken(why));
         }
         let parties = self.parties.load(Ordering::Relaxed).max(1);
         let index = self.arrived.fetch_add(1, Ordering::AcqRel);
@@ -233,23 +244,23 @@ impl RawBarrier {
         loop {
             if self.generation.load(Ordering::Acquire) != generation && self.broken_by().is_none() {
                 if self.resets.load(Ordering::Acquire) != resets {
-                    return Err(None);
+                    return Err(BarrierStop::Broken(None));
                 }
                 return Ok(index as usize);
             }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
                 self.break_with(BROKEN_OTHER);
-                return Err(self.broken_by().flatten());
+                return Err(BarrierStop::TimedOut);
             }
             let wake_at = poll.wake_at(now, deadline);
             let w = futex::wait(&self.generation, generation, wake_at);
             if let Some(why) = self.broken_by() {
-                return Err(why);
+                return Err(BarrierStop::Broken(why));
             }
             if self.generation.load(Ordering::Acquire) != generation {
                 if self.resets.load(Ordering::Acquire) != resets {
-                    return Err(None);
+                    return Err(BarrierStop::Broken(None));
                 }
                 return Ok(index as usize);
             }
@@ -261,7 +272,7 @@ impl RawBarrier {
                         continue;
                     }
                     self.break_with(pid.saturating_add(1));
-                    return Err(self.broken_by().flatten());
+                    return Err(BarrierStop::Broken(self.broken_by().flatten()));
                 }
                 poll.slower();
             }

@@ -50,7 +50,8 @@ use rustix::process::{Pid, Signal, kill_process};
 use rustix::time::{ClockId, clock_gettime};
 use serde::{Deserialize, Serialize};
 use shmproc::{
-    Error, GetTimeoutError, JoinableQueue, PutTimeoutError, Queue, Segment, Shared, TryGetError, TryPutError,
+    Error, GetError, GetTimeoutError, JoinableQueue, PutError, PutTimeoutError, Queue, Segment, Shared, TryGetError,
+    TryPutError,
 };
 
 use crate::harness::{self, Ctx, HANG_GUARD, Helper, Rng, arg, arg_num, arg_opt, hdr, poke, say, shm_path};
@@ -485,7 +486,7 @@ fn role_script() {
             ["wait"] => harness::wait_for_parent(),
             ["put", _, _] => {
                 let r = q.put(make_item(id, inc, num(1), num(2) as usize));
-                say(format!("put {}", r.as_ref().map_or_else(what, |_| "Ok".into())));
+                say(format!("put {}", r.map_or_else(|e| what(&e.into()), |_| "Ok".into())));
             }
             ["putn", _, _, _, _] => {
                 let (start, count, small, big_every) = (num(1), num(2), num(3) as usize, num(4));
@@ -498,7 +499,7 @@ fn role_script() {
             }
             ["get"] => match q.get() {
                 Ok(it) => got(&it),
-                Err(e) => say(format!("get {}", what(&e))),
+                Err(e) => say(format!("get {}", what(&e.into()))),
             },
             ["getn", _] => {
                 for k in 0..num(1) {
@@ -534,7 +535,7 @@ fn role_producer() {
         let mut it = make_item(id, inc, seq, body_len(seq, 64, big_every, big));
         // Mix the blocking, timed and non-blocking puts.
         let r: Result<(), String> = match seq % 4 {
-            0 | 1 => q.put(it).map_err(|e| what(&e)),
+            0 | 1 => q.put(it).map_err(|e| what(&e.into())),
             2 => loop {
                 match q.put_timeout(it, Duration::from_millis(20)) {
                     Ok(()) => break Ok(()),
@@ -578,7 +579,7 @@ fn role_consumer() {
     loop {
         i += 1;
         let r: Result<Item, String> = match i % 4 {
-            0 | 1 => q.get().map_err(|e| what(&e)),
+            0 | 1 => q.get().map_err(|e| what(&e.into())),
             2 => q.get_timeout(Duration::from_millis(20)).map_err(|e| get_timeout_word(&Err::<(), _>(e))),
             _ => {
                 let r = q.try_get();
@@ -645,7 +646,7 @@ fn case17_get_on_empty_queue_with_dead_producers_is_disconnected() {
     assert_eq!(got, [(1, 0), (1, 1), (2, 0)]);
     let q2 = q.clone();
     let r = guarded("get() with every producer dead", move || q2.get().map(|_| ()));
-    assert!(matches!(r, Err(Error::Disconnected)), "get: {r:?}");
+    assert!(matches!(r, Err(GetError::Disconnected)), "get: {r:?}");
     let q2 = q.clone();
     let r = guarded("get_timeout(10 s)", move || q2.get_timeout(Duration::from_secs(10)).map(|_| ()));
     assert!(matches!(r, Err(GetTimeoutError::Disconnected)), "get_timeout(10 s): {r:?}");
@@ -672,7 +673,7 @@ fn case17_get_on_empty_queue_with_dead_producers_is_disconnected() {
     std::thread::sleep(Duration::from_millis(30));
     c.kill_and_reap();
     let r = pending.finish("get() blocked when its last producer was SIGKILLed");
-    assert!(matches!(r, Err(Error::Disconnected)), "blocked get: {r:?}");
+    assert!(matches!(r, Err(GetError::Disconnected)), "blocked get: {r:?}");
 
     // Disconnected is not sticky: a new producer is served.
     let mut d = script(4, "put 0 2");
@@ -681,7 +682,7 @@ fn case17_get_on_empty_queue_with_dead_producers_is_disconnected() {
     let q2 = q.clone();
     assert_eq!(guarded("get", move || q2.get()).expect("item").producer, 4);
     let q2 = q.clone();
-    assert!(matches!(guarded("get", move || q2.get().map(|_| ())), Err(Error::Disconnected)));
+    assert!(matches!(guarded("get", move || q2.get().map(|_| ())), Err(GetError::Disconnected)));
     let pids: HashSet<u32> = [a.pid(), b.pid(), c.pid(), d.pid()].into();
     drop(q);
     assert_eq!(clean_spills(&pids), 0, "the spilled item was consumed and unlinked");
@@ -715,7 +716,7 @@ fn case17_put_on_full_queue_with_dead_consumers_is_disconnected() {
     assert!(q.is_full());
     let q2 = q.clone();
     let r = guarded("put() with every consumer dead", move || q2.put(make_item(0, 0, 4, 4)));
-    assert!(matches!(r, Err(Error::Disconnected)), "put: {r:?}");
+    assert!(matches!(r, Err(PutError::Disconnected(_))), "put: {r:?}");
     let q2 = q.clone();
     let r = guarded("put_timeout(10 s)", move || q2.put_timeout(make_item(0, 0, 4, 4), Duration::from_secs(10)));
     match r {
@@ -751,7 +752,7 @@ fn case17_put_on_full_queue_with_dead_consumers_is_disconnected() {
     std::thread::sleep(Duration::from_millis(30));
     c.kill_and_reap();
     let r = pending.finish("put() blocked when its last consumer was SIGKILLed");
-    assert!(matches!(r, Err(Error::Disconnected)), "blocked put: {r:?}");
+    assert!(matches!(r, Err(PutError::Disconnected(_))), "blocked put: {r:?}");
     // The queue still holds seq 3 and 4, and a new consumer gets them.
     let mut d = script("getn 2");
     assert_eq!(d.line(), "got 0 0 3");
@@ -1892,13 +1893,15 @@ fn role_jobs() {
         match words.as_slice() {
             ["put", n] => {
                 let r = q.put(Job::Work(n.parse().expect("number")));
-                say(format!("put {}", r.map_or_else(|e| what(&e), |_| "Ok".into())));
+                say(format!("put {}", r.map_or_else(|e| what(&e.into()), |_| "Ok".into())));
             }
-            ["poison"] => say(format!("poison {}", q.put(Job::Poison).map_or_else(|e| what(&e), |_| "Ok".into()))),
+            ["poison"] => {
+                say(format!("poison {}", q.put(Job::Poison).map_or_else(|e| what(&e.into()), |_| "Ok".into())))
+            }
             ["get"] => match q.get() {
                 Ok(Job::Work(n)) => say(format!("got {n}")),
                 Ok(other) => say(format!("got {other:?}")),
-                Err(e) => say(format!("get {}", what(&e))),
+                Err(e) => say(format!("get {}", what(&e.into()))),
             },
             _ => panic!("unknown command {c:?}"),
         }
@@ -1917,7 +1920,7 @@ fn case42_queue_unserializable_item_fails_put_synchronously() {
     let name = ctx.name("q");
     let q = Queue::<Job>::create(&name, 4).expect("create");
     q.put(Job::Work(1)).expect("put");
-    assert!(matches!(q.put(Job::Poison), Err(Error::Codec { .. })));
+    assert!(matches!(q.put(Job::Poison), Err(PutError::Failed(_, Error::Codec { .. }))));
     match q.try_put(Job::Poison) {
         Err(TryPutError::Failed(Job::Poison, Error::Codec { .. })) => {}
         other => panic!("try_put(Poison): {}", try_put_word(&other)),

@@ -1106,7 +1106,7 @@ fn party_that_dies((_b, ready): (Barrier, Event)) {
 /// barrier was broken with.
 fn party(b: Barrier) -> Result<usize, Option<u32>> {
     b.wait().map_err(|e| match e {
-        Error::Broken { dead } => dead,
+        shmproc::BarrierError::Broken { dead } => dead,
         other => panic!("barrier wait: {other}"),
     })
 }
@@ -1136,7 +1136,9 @@ fn c11_barrier_party_dies_before_arriving() {
         let mine = b.wait_timeout(HANG_GUARD);
         let took = killed.elapsed();
         match mine {
-            Err(Error::Broken { dead }) => assert_eq!(dead, Some(victim.pid()), "{method}: parent"),
+            Err(shmproc::BarrierTimeoutError::Broken { dead }) => {
+                assert_eq!(dead, Some(victim.pid()), "{method}: parent")
+            }
             other => panic!("{method}: parent: expected Broken, got {other:?}"),
         }
         assert_eq!(survivor.join().expect("join survivor"), Err(Some(victim.pid())), "{method}: survivor");
@@ -1146,7 +1148,7 @@ fn c11_barrier_party_dies_before_arriving() {
         // Broken until reset.
         assert!(b.is_broken());
         let t = Instant::now();
-        assert!(matches!(b.wait(), Err(Error::Broken { dead: Some(p) }) if p == victim.pid()));
+        assert!(matches!(b.wait(), Err(shmproc::BarrierError::Broken { dead: Some(p) }) if p == victim.pid()));
         if t.elapsed() > HANG_GUARD {
             panic!("hang guard: a broken barrier blocked");
         }
