@@ -126,6 +126,7 @@
 //! | [`Condvar`]: `wait(guard)` | [`LockError`] | | [`WaitTimeoutError`] (the guard comes back on a timeout too) |
 //! | [`Queue`], [`JoinableQueue`]: `put(item)` | [`PutError`] (the item back) | [`TryPutError`] (the item back) | [`PutTimeoutError`] (the item back) |
 //! | [`Queue`], [`JoinableQueue`]: `get` | [`GetError`] | [`TryGetError`] | [`GetTimeoutError`] |
+//! | [`JoinableQueue`]: `join` | [`QueueJoinError`] | | [`QueueJoinTimeoutError`] |
 //!
 //! Queues iterate: [`Queue::iter`] (and `for x in &queue`) blocks and ends
 //! when the queue is closed and drained or its producers are gone;
@@ -267,7 +268,10 @@ mod sync;
 mod sys;
 
 #[cfg(feature = "serde")]
-pub use channel::error::{GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError};
+pub use channel::error::{
+    GetError, GetTimeoutError, PutError, PutTimeoutError, QueueJoinError, QueueJoinTimeoutError, TryGetError,
+    TryPutError,
+};
 #[cfg(feature = "serde")]
 pub use channel::pipe::{Connection, Pipe, PipeBuilder};
 #[cfg(feature = "serde")]

@@ -331,7 +331,7 @@ fn task_done_more_often_than_get_is_refused() {
     let q = JoinableQueue::<u8>::new(0).expect("queue");
     assert!(matches!(q.task_done(), Err(Error::InvalidArgument { .. })));
     q.put(1).expect("put");
-    assert!(matches!(q.join_timeout(Duration::from_millis(10)), Err(Error::Timeout)));
+    assert!(matches!(q.join_timeout(Duration::from_millis(10)), Err(shmproc::QueueJoinTimeoutError::Timeout)));
     q.get().expect("get");
     assert_eq!(q.unfinished(), 1);
     q.task_done().expect("done");
@@ -353,7 +353,7 @@ fn join_returns_abandoned_when_a_consumer_leaves_with_an_item() {
     let mut child = Process::spawn(take_and_die, q.clone()).expect("consumer");
     child.join_timeout(GUARD).expect("joined").expect("ok");
     match q.join_timeout(GUARD) {
-        Err(Error::Abandoned { items: 1 }) => {}
+        Err(shmproc::QueueJoinTimeoutError::Abandoned { items: 1 }) => {}
         other => panic!("expected Abandoned {{ items: 1 }}, got {other:?}"),
     }
     assert_eq!(q.abandoned(), 1);
@@ -444,4 +444,14 @@ fn put_and_get_errors_convert_and_give_the_item_back() {
         let e: Error = ge.into();
         assert!(is(&e));
     }
+    let e: Error = shmproc::QueueJoinError::Abandoned { items: 3 }.into();
+    assert!(matches!(e, Error::Abandoned { items: 3 }));
+    for (je, is) in [
+        (shmproc::QueueJoinTimeoutError::Timeout, (|e| matches!(e, Error::Timeout)) as fn(&Error) -> bool),
+        (shmproc::QueueJoinTimeoutError::Abandoned { items: 3 }, |e| matches!(e, Error::Abandoned { items: 3 })),
+    ] {
+        assert!(!je.to_string().is_empty());
+        assert!(is(&je.into()));
+    }
+    assert!(!shmproc::QueueJoinError::Abandoned { items: 3 }.to_string().is_empty());
 }

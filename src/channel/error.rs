@@ -412,3 +412,87 @@ impl From<GetError> for Error {
         }
     }
 }
+
+/// Why [`JoinableQueue::join`](crate::JoinableQueue::join) reports that not
+/// every item was done.
+///
+/// # Examples
+///
+/// ```
+/// let q = shmproc::JoinableQueue::<u8>::new(0)?;
+/// let e = shmproc::QueueJoinError::Abandoned { items: 2 };
+/// assert!(e.to_string().contains('2'));
+/// q.join()?; // nothing put
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueueJoinError {
+    /// Consumers died holding items: the queue lost them (later joins
+    /// report the same count; it counts since the queue was made).
+    Abandoned {
+        /// How many items were abandoned.
+        items: u64,
+    },
+}
+
+/// Why [`JoinableQueue::join_timeout`](crate::JoinableQueue::join_timeout)
+/// or `join_deadline` returned before every item was done.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// let q = shmproc::JoinableQueue::<u8>::new(0)?;
+/// q.put(1)?;
+/// assert_eq!(q.join_timeout(Duration::ZERO), Err(shmproc::QueueJoinTimeoutError::Timeout));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum QueueJoinTimeoutError {
+    /// Items were still unfinished when the time ran out.
+    Timeout,
+    /// As [`QueueJoinError::Abandoned`].
+    Abandoned {
+        /// How many items were abandoned.
+        items: u64,
+    },
+}
+
+impl fmt::Display for QueueJoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueueJoinError::Abandoned { items } => fmt::Display::fmt(&Error::Abandoned { items: *items }, f),
+        }
+    }
+}
+
+impl fmt::Display for QueueJoinTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QueueJoinTimeoutError::Timeout => fmt::Display::fmt(&Error::Timeout, f),
+            QueueJoinTimeoutError::Abandoned { items } => fmt::Display::fmt(&Error::Abandoned { items: *items }, f),
+        }
+    }
+}
+
+impl std::error::Error for QueueJoinError {}
+impl std::error::Error for QueueJoinTimeoutError {}
+
+impl From<QueueJoinError> for Error {
+    fn from(e: QueueJoinError) -> Error {
+        match e {
+            QueueJoinError::Abandoned { items } => Error::Abandoned { items },
+        }
+    }
+}
+
+impl From<QueueJoinTimeoutError> for Error {
+    fn from(e: QueueJoinTimeoutError) -> Error {
+        match e {
+            QueueJoinTimeoutError::Timeout => Error::Timeout,
+            QueueJoinTimeoutError::Abandoned { items } => Error::Abandoned { items },
+        }
+    }
+}

@@ -23,8 +23,11 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::channel::error::{GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError};
-use crate::channel::lane::{Call, Ends, Lane, LaneWords, Other, Stop, Wait, Woke, wait_on};
+use crate::channel::error::{
+    GetError, GetTimeoutError, PutError, PutTimeoutError, QueueJoinError, QueueJoinTimeoutError, TryGetError,
+    TryPutError,
+};
+use crate::channel::lane::{Call, Ends, Lane, LaneWords, Other, Stop, Wait, wait_on};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -1281,14 +1284,14 @@ impl<T> JoinableQueue<T> {
     }
 
     /// The outcome of a join that found every item finished.
-    fn joined(&self) -> Result<()> {
+    fn joined(&self) -> Result<(), QueueJoinTimeoutError> {
         match self.abandoned() {
             0 => Ok(()),
-            items => Err(Error::Abandoned { items }),
+            items => Err(QueueJoinTimeoutError::Abandoned { items }),
         }
     }
 
-    fn join_until(&self, wait: Wait) -> Result<()> {
+    fn join_until(&self, wait: Wait) -> Result<(), QueueJoinTimeoutError> {
         let q = &self.q.inner;
         // A liveness wake-up turns dead consumers' items into abandoned
         // ones (which ends the wait: they no longer count as unfinished).
@@ -1306,10 +1309,10 @@ impl<T> JoinableQueue<T> {
             if self.all_done() {
                 return self.joined();
             }
-            match wait_on(&call, || self.all_done(), || false, wait, &other) {
-                Ok(Woke::Look | Woke::Gone) => {}
-                Err(Stop::Timeout) => return if self.all_done() { self.joined() } else { Err(Error::Timeout) },
-                Err(stop) => return Err(stop.into_error()),
+            // `wait_on` ends a wait only by its deadline: its other side
+            // (`reclaim`) never reports "gone".
+            if wait_on(&call, || self.all_done(), || false, wait, &other).is_err() {
+                return if self.all_done() { self.joined() } else { Err(QueueJoinTimeoutError::Timeout) };
             }
         }
     }
@@ -1326,10 +1329,14 @@ impl<T> JoinableQueue<T> {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Abandoned`] if consumers died holding items (the queue has
-    /// lost them; later joins report the same count).
-    pub fn join(&self) -> Result<()> {
-        self.join_until(Wait::Forever)
+    /// [`QueueJoinError::Abandoned`] if consumers died holding items (the
+    /// queue has lost them; later joins report the same count).
+    pub fn join(&self) -> Result<(), QueueJoinError> {
+        self.join_until(Wait::Forever).map_err(|e| match e {
+            QueueJoinTimeoutError::Abandoned { items } => QueueJoinError::Abandoned { items },
+            // No deadline: the wait ends only when every item is done.
+            QueueJoinTimeoutError::Timeout => QueueJoinError::Abandoned { items: self.abandoned() },
+        })
     }
 
     /// As [`join`](JoinableQueue::join), waiting at most `timeout`.
@@ -1340,14 +1347,31 @@ impl<T> JoinableQueue<T> {
     /// use std::time::Duration;
     /// let q = shmproc::JoinableQueue::<u8>::new(0)?;
     /// q.put(1)?;
-    /// assert!(matches!(q.join_timeout(Duration::from_millis(5)), Err(shmproc::Error::Timeout)));
+    /// assert!(matches!(q.join_timeout(Duration::from_millis(5)), Err(shmproc::QueueJoinTimeoutError::Timeout)));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// [`Error::Timeout`]; as for [`join`](JoinableQueue::join).
-    pub fn join_timeout(&self, timeout: Duration) -> Result<()> {
+    /// [`QueueJoinTimeoutError::Timeout`], and the case of
+    /// [`join`](JoinableQueue::join).
+    pub fn join_timeout(&self, timeout: Duration) -> Result<(), QueueJoinTimeoutError> {
         self.join_until(Wait::after(timeout))
+    }
+
+    /// As [`join`](JoinableQueue::join), waiting until `deadline` at most.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::JoinableQueue::<u8>::new(0)?;
+    /// q.join_deadline(std::time::Instant::now())?; // nothing put: done at once
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`join_timeout`](JoinableQueue::join_timeout).
+    pub fn join_deadline(&self, deadline: Instant) -> Result<(), QueueJoinTimeoutError> {
+        self.join_until(Wait::Until(deadline))
     }
 }
 

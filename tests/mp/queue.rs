@@ -1009,16 +1009,16 @@ fn queue_joinable_consumer_deaths_do_not_hang_join() {
     }
     d2.wait_ok();
     // E is alive and holds one item: join waits.
-    assert!(matches!(jq.join_timeout(Duration::from_millis(50)), Err(Error::Timeout)));
+    assert!(matches!(jq.join_timeout(Duration::from_millis(50)), Err(shmproc::QueueJoinTimeoutError::Timeout)));
     let j = jq.clone();
     let pending = Pending::start(move || j.join());
     std::thread::sleep(Duration::from_millis(30));
     e.kill_and_reap();
     let r = pending.finish("join() when a consumer died holding an item");
-    assert!(matches!(r, Err(Error::Abandoned { items: 1 })), "join: {r:?}");
+    assert!(matches!(r, Err(shmproc::QueueJoinError::Abandoned { items: 1 })), "join: {r:?}");
     let j = jq.clone();
     let r = guarded("second join", move || j.join());
-    assert!(matches!(r, Err(Error::Abandoned { items: 1 })), "second join: {r:?}");
+    assert!(matches!(r, Err(shmproc::QueueJoinError::Abandoned { items: 1 })), "second join: {r:?}");
     assert_eq!(jq.abandoned(), 1);
     assert_eq!(jq.unfinished(), 0);
     drop(jq);
