@@ -127,6 +127,8 @@
 //! | [`Queue`], [`JoinableQueue`]: `put(item)` | [`PutError`] (the item back) | [`TryPutError`] (the item back) | [`PutTimeoutError`] (the item back) |
 //! | [`Queue`], [`JoinableQueue`]: `get` | [`GetError`] | [`TryGetError`] | [`GetTimeoutError`] |
 //! | [`JoinableQueue`]: `join` | [`QueueJoinError`] | | [`QueueJoinTimeoutError`] |
+//! | [`Connection`]: `send(value)`, `send_bytes` | [`SendError`] (the value back) | [`TrySendError`] (the value back) | [`SendTimeoutError`] (the value back) |
+//! | [`Connection`]: `recv`, `recv_bytes` | [`RecvError`] | [`TryRecvError`] | [`RecvTimeoutError`] |
 //!
 //! Queues iterate: [`Queue::iter`] (and `for x in &queue`) blocks and ends
 //! when the queue is closed and drained or its producers are gone;
@@ -269,8 +271,8 @@ mod sys;
 
 #[cfg(feature = "serde")]
 pub use channel::error::{
-    GetError, GetTimeoutError, PutError, PutTimeoutError, QueueJoinError, QueueJoinTimeoutError, TryGetError,
-    TryPutError,
+    GetError, GetTimeoutError, PutError, PutTimeoutError, QueueJoinError, QueueJoinTimeoutError, RecvError,
+    RecvTimeoutError, SendError, SendTimeoutError, TryGetError, TryPutError, TryRecvError, TrySendError,
 };
 #[cfg(feature = "serde")]
 pub use channel::pipe::{Connection, Pipe, PipeBuilder};

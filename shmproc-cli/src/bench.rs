@@ -82,8 +82,8 @@ trait Link {
     fn finish(self: Box<Self>) -> std::io::Result<()>;
 }
 
-fn io_err(e: shmproc::Error) -> std::io::Error {
-    std::io::Error::other(e.to_string())
+fn io_err(e: impl Into<shmproc::Error>) -> std::io::Error {
+    std::io::Error::other(e.into().to_string())
 }
 
 /// An OS pipe pair or a socket to a `shmproc __peer` child.

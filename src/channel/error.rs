@@ -496,3 +496,242 @@ impl From<QueueJoinTimeoutError> for Error {
         }
     }
 }
+
+/// An error enum whose every variant holds the item that was not sent
+/// (`Failed` also holds the cause), with `into_inner`, Debug (the item is
+/// not printed), Display, `std::error::Error` and the conversion into
+/// [`Error`]. The item type defaults to `()`: a `Connection` sends by
+/// reference, so the caller still holds the value and nothing comes back
+/// (and the error stays `'static`, for `Box<dyn Error>`).
+macro_rules! send_errors {
+    ($(#[$meta:meta])* $ty:ident { $($(#[$vm:meta])* $var:ident => $err:expr,)* }) => {
+        $(#[$meta])*
+        #[non_exhaustive]
+        pub enum $ty<T = ()> {
+            $($(#[$vm])* $var(T),)*
+            /// Anything else: the value could not be encoded
+            /// ([`Error::Codec`]: nothing was sent, the pipe stays usable),
+            /// a call on the wrong end of a simplex pipe
+            /// ([`Error::InvalidArgument`]), or a peer broke the pipe
+            /// ([`Error::Corrupt`]).
+            Failed(T, Error),
+        }
+
+        impl<T> $ty<T> {
+            /// The value that was not sent.
+            pub fn into_inner(self) -> T {
+                match self {
+                    $($ty::$var(t))|* | $ty::Failed(t, _) => t,
+                }
+            }
+        }
+
+        impl<T> fmt::Debug for $ty<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $($ty::$var(_) => f.write_str(concat!(stringify!($var), "(..)")),)*
+                    $ty::Failed(_, e) => write!(f, "Failed(.., {e:?})"),
+                }
+            }
+        }
+
+        impl<T> fmt::Display for $ty<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $($ty::$var(_) => fmt::Display::fmt(&$err, f),)*
+                    $ty::Failed(_, e) => fmt::Display::fmt(e, f),
+                }
+            }
+        }
+
+        impl<T> std::error::Error for $ty<T> {}
+
+        impl<T> From<$ty<T>> for Error {
+            fn from(e: $ty<T>) -> Error {
+                match e {
+                    $($ty::$var(_) => $err,)*
+                    $ty::Failed(_, e) => e,
+                }
+            }
+        }
+    };
+}
+
+/// An error enum without an item (the receiving side), with Display,
+/// `std::error::Error` and the conversion into [`Error`].
+macro_rules! recv_errors {
+    ($(#[$meta:meta])* $ty:ident { $($(#[$vm:meta])* $var:ident => $err:expr,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug)]
+        #[non_exhaustive]
+        pub enum $ty {
+            $($(#[$vm])* $var,)*
+            /// Anything else: the bytes do not decode as the asked type
+            /// ([`Error::Codec`]), a call on the wrong end of a simplex pipe
+            /// ([`Error::InvalidArgument`]), or a peer broke the pipe
+            /// ([`Error::Corrupt`]).
+            Failed(Error),
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $($ty::$var => fmt::Display::fmt(&$err, f),)*
+                    $ty::Failed(e) => fmt::Display::fmt(e, f),
+                }
+            }
+        }
+
+        impl std::error::Error for $ty {}
+
+        impl From<$ty> for Error {
+            fn from(e: $ty) -> Error {
+                match e {
+                    $($ty::$var => $err,)*
+                    $ty::Failed(e) => e,
+                }
+            }
+        }
+    };
+}
+
+send_errors! {
+    /// Why [`Connection::send`](crate::Connection::send) (or `send_bytes`)
+    /// did not send (the caller still holds the value: the item is `()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::{Pipe, SendError};
+    /// let (a, b) = Pipe::new()?;
+    /// b.close(); // nobody will read
+    /// assert!(matches!(a.send(&7u8), Err(SendError::Disconnected(()))));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    SendError {
+        /// This end was closed.
+        Closed => Error::Closed,
+        /// The other end was closed, or every process holding it died
+        /// (Python: `BrokenPipeError`).
+        Disconnected => Error::BrokenPipe,
+    }
+}
+
+send_errors! {
+    /// Why [`Connection::try_send`](crate::Connection::try_send) (or
+    /// `try_send_bytes`) did not send (the caller still holds the value).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::{Pipe, TrySendError};
+    /// let (a, _b) = Pipe::builder().capacity(256).duplex()?;
+    /// let msg = vec![0u8; 119]; // a 128-byte record: two fill 256 bytes
+    /// a.try_send(&msg)?;
+    /// a.try_send(&msg)?;
+    /// assert!(matches!(a.try_send(&msg), Err(TrySendError::Full(_))));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    TrySendError {
+        /// No room now.
+        Full => Error::Full,
+        /// As [`SendError::Closed`].
+        Closed => Error::Closed,
+        /// As [`SendError::Disconnected`].
+        Disconnected => Error::BrokenPipe,
+    }
+}
+
+send_errors! {
+    /// Why [`Connection::send_timeout`](crate::Connection::send_timeout) or
+    /// `send_deadline` (or the `send_bytes_` twins) did not send (the caller
+    /// still holds the value).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::{Pipe, SendTimeoutError};
+    /// use std::time::Duration;
+    /// let (a, _b) = Pipe::builder().capacity(256).duplex()?;
+    /// let msg = vec![0u8; 119];
+    /// a.send(&msg)?;
+    /// a.send(&msg)?;
+    /// assert!(matches!(a.send_timeout(&msg, Duration::from_millis(5)), Err(SendTimeoutError::Timeout(_))));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    SendTimeoutError {
+        /// No room came free in time.
+        Timeout => Error::Timeout,
+        /// As [`SendError::Closed`].
+        Closed => Error::Closed,
+        /// As [`SendError::Disconnected`].
+        Disconnected => Error::BrokenPipe,
+    }
+}
+
+recv_errors! {
+    /// Why [`Connection::recv`](crate::Connection::recv) (or `recv_bytes`)
+    /// returned no message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::{Pipe, RecvError};
+    /// let (a, b) = Pipe::new()?;
+    /// a.close(); // nothing more will come
+    /// assert!(matches!(b.recv::<u8>(), Err(RecvError::Disconnected)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    RecvError {
+        /// This end was closed.
+        Closed => Error::Closed,
+        /// Nothing is left and the other end was closed, or every process
+        /// holding it died (Python: `EOFError`).
+        Disconnected => Error::Disconnected,
+    }
+}
+
+recv_errors! {
+    /// Why [`Connection::try_recv`](crate::Connection::try_recv) (or
+    /// `try_recv_bytes`) returned no message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::{Pipe, TryRecvError};
+    /// let (_a, b) = Pipe::new()?;
+    /// assert!(matches!(b.try_recv::<u8>(), Err(TryRecvError::Empty)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    TryRecvError {
+        /// No message now.
+        Empty => Error::Empty,
+        /// As [`RecvError::Closed`].
+        Closed => Error::Closed,
+        /// As [`RecvError::Disconnected`].
+        Disconnected => Error::Disconnected,
+    }
+}
+
+recv_errors! {
+    /// Why [`Connection::recv_timeout`](crate::Connection::recv_timeout) or
+    /// `recv_deadline` (or the `recv_bytes_` twins) returned no message.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::{Pipe, RecvTimeoutError};
+    /// let (_a, b) = Pipe::new()?;
+    /// let r = b.recv_timeout::<u8>(std::time::Duration::from_millis(1));
+    /// assert!(matches!(r, Err(RecvTimeoutError::Timeout)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    RecvTimeoutError {
+        /// No message came in time.
+        Timeout => Error::Timeout,
+        /// As [`RecvError::Closed`].
+        Closed => Error::Closed,
+        /// As [`RecvError::Disconnected`].
+        Disconnected => Error::Disconnected,
+    }
+}

@@ -30,11 +30,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::channel::error::{RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
 use crate::channel::lane::{Ends, Lane, LaneWords, Stop, Wait, Woke};
 use crate::codec;
 use crate::error::{Error, Result};
@@ -156,7 +157,7 @@ impl Pipe {
     /// w.send_bytes(b"one way")?;
     /// assert_eq!(r.recv_bytes()?, b"one way");
     /// assert!(r.readable() && !r.writable());
-    /// assert!(matches!(r.send_bytes(b"no"), Err(shmproc::Error::InvalidArgument { .. })));
+    /// assert!(matches!(r.send_bytes(b"no"), Err(shmproc::SendError::Failed((), shmproc::Error::InvalidArgument { .. }))));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
@@ -499,26 +500,30 @@ impl Connection {
     }
 
     /// Sends `msg` whole (spilled if larger than the buffer allows).
-    fn send_bytes_wait(&self, msg: &[u8], wait: Wait) -> Result<()> {
-        let lane = self.tx()?;
+    fn send_stop(&self, msg: &[u8], wait: Wait) -> Result<(), Stop> {
+        let lane = self.tx().map_err(|e| if matches!(e, Error::Closed) { Stop::Closed } else { Stop::Failed(e) })?;
         self.register()?;
-        lane.send_message(msg, wait, &*self.inner).map_err(|stop| match stop {
-            Stop::Timeout if wait == Wait::No => Error::Full,
-            Stop::Disconnected => Error::BrokenPipe,
-            stop => stop.into_error(),
-        })
+        lane.send_message(msg, wait, &*self.inner)
     }
 
-    /// Receives one message into `out`; `Ok(false)` only for `Wait::No`
-    /// when nothing is there.
-    fn recv_into(&self, out: &mut Vec<u8>, wait: Wait) -> Result<bool> {
-        let lane = self.rx()?;
+    /// Encodes `value` and sends it.
+    fn send_value<V: Serialize + ?Sized>(&self, value: &V, wait: Wait) -> Result<(), ((), Stop)> {
+        let sent = codec::encode(value).map_err(Stop::Failed).and_then(|msg| self.send_stop(&msg, wait));
+        sent.map_err(|stop| ((), stop))
+    }
+
+    /// Receives one message into `out`.
+    fn recv_stop(&self, out: &mut Vec<u8>, wait: Wait) -> Result<(), Stop> {
+        let lane = self.rx().map_err(|e| if matches!(e, Error::Closed) { Stop::Closed } else { Stop::Failed(e) })?;
         self.register()?;
-        match lane.recv_message(out, wait, &*self.inner, &mut |_| {}) {
-            Ok(()) => Ok(true),
-            Err(Stop::Timeout) if wait == Wait::No => Ok(false),
-            Err(stop) => Err(stop.into_error()),
-        }
+        lane.recv_message(out, wait, &*self.inner, &mut |_| {})
+    }
+
+    /// Receives and decodes one message.
+    fn recv_value<V: DeserializeOwned>(&self, wait: Wait) -> Result<V, Stop> {
+        let mut buf = Vec::new();
+        self.recv_stop(&mut buf, wait)?;
+        codec::decode(&buf).map_err(Stop::Failed)
     }
 
     /// Sends `value`, encoded (serde + postcard); waits while the pipe is
@@ -535,16 +540,36 @@ impl Connection {
     /// ```
     ///
     /// # Errors
-    /// [`Error::BrokenPipe`] if the other end was closed or every holder
-    /// of it died; [`Error::Closed`] if this end was closed;
-    /// [`Error::InvalidArgument`] on the reading end of a simplex pipe;
-    /// [`Error::Codec`] if `value` cannot be encoded; [`Error::Corrupt`] if
-    /// the pipe's shared words make no sense.
-    pub fn send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
-        self.send_bytes_wait(&codec::encode(value)?, Wait::Forever)
+    /// [`SendError::Disconnected`] if the other end was closed or every
+    /// holder of it died; [`SendError::Closed`] if this end was closed;
+    /// [`SendError::Failed`] with [`Error::InvalidArgument`] on the reading
+    /// end of a simplex pipe, [`Error::Codec`] if `value` cannot be
+    /// encoded, [`Error::Corrupt`] if the pipe's shared words make no
+    /// sense.
+    pub fn send<V: Serialize + ?Sized>(&self, value: &V) -> Result<(), SendError> {
+        self.send_value(value, Wait::Forever).map_err(send_error)
     }
 
-    /// As [`send`](Connection::send), waiting at most `timeout` for room.
+    /// Sends `value` if there is room now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// a.try_send(&1u8)?;
+    /// assert_eq!(b.recv::<u8>()?, 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`TrySendError::Full`] if there is no room now, and the cases of
+    /// [`send`](Connection::send).
+    pub fn try_send<V: Serialize + ?Sized>(&self, value: &V) -> Result<(), TrySendError> {
+        self.send_value(value, Wait::No).map_err(try_send_error)
+    }
+
+    /// As [`send`](Connection::send), waiting at most `timeout` for room
+    /// (`Duration::MAX`: no limit).
     ///
     /// # Examples
     ///
@@ -555,155 +580,179 @@ impl Connection {
     /// a.send_timeout(&msg, Duration::from_millis(10))?;
     /// a.send_timeout(&msg, Duration::from_millis(10))?;
     /// let full = a.send_timeout(&msg, Duration::from_millis(10));
-    /// assert!(matches!(full, Err(shmproc::Error::Timeout)));
+    /// assert!(matches!(full, Err(shmproc::SendTimeoutError::Timeout(_))));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// As for [`send`](Connection::send), and [`Error::Timeout`].
-    pub fn send_timeout<T: Serialize + ?Sized>(&self, value: &T, timeout: Duration) -> Result<()> {
-        self.send_bytes_wait(&codec::encode(value)?, Wait::after(timeout))
+    /// [`SendTimeoutError::Timeout`], and the cases of
+    /// [`send`](Connection::send).
+    pub fn send_timeout<V: Serialize + ?Sized>(&self, value: &V, timeout: Duration) -> Result<(), SendTimeoutError> {
+        self.send_value(value, Wait::after(timeout)).map_err(send_timeout_error)
     }
 
-    /// As [`send`](Connection::send) if there is room now, else
-    /// `Err(Full)`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let (a, _b) = shmproc::Pipe::builder().capacity(256).duplex()?;
-    /// let msg = vec![0u8; 119]; // encoded: a length byte + 119 = 120; a 128-byte record: two fill 256
-    /// a.try_send(&msg)?;
-    /// a.try_send(&msg)?;
-    /// assert!(matches!(a.try_send(&msg), Err(shmproc::Error::Full)));
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// As for [`send`](Connection::send), and [`Error::Full`].
-    pub fn try_send<T: Serialize + ?Sized>(&self, value: &T) -> Result<()> {
-        self.send_bytes_wait(&codec::encode(value)?, Wait::No)
-    }
-
-    /// Sends the bytes of `msg` as one message (any length).
+    /// As [`send`](Connection::send), waiting until `deadline` at most.
     ///
     /// # Examples
     ///
     /// ```
     /// let (a, b) = shmproc::Pipe::new()?;
-    /// a.send_bytes(b"raw bytes")?;
-    /// assert_eq!(b.recv_bytes()?, b"raw bytes");
+    /// a.send_deadline("soon", std::time::Instant::now())?; // room: sent at once
+    /// assert_eq!(b.recv::<String>()?, "soon");
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// As for [`send`](Connection::send) (without `Codec`); [`Error::Os`] or
-    /// [`Error::NoSpace`] if a message above
-    /// [`max_message`](Connection::max_message) cannot get its spill
-    /// segment.
-    pub fn send_bytes(&self, msg: &[u8]) -> Result<()> {
-        self.send_bytes_wait(msg, Wait::Forever)
+    /// As for [`send_timeout`](Connection::send_timeout).
+    pub fn send_deadline<V: Serialize + ?Sized>(&self, value: &V, deadline: Instant) -> Result<(), SendTimeoutError> {
+        self.send_value(value, Wait::Until(deadline)).map_err(send_timeout_error)
     }
 
-    /// As [`send_bytes`](Connection::send_bytes), waiting at most `timeout`.
+    /// Sends `msg` as is (Python's `send_bytes`); waits while the pipe is
+    /// full.
     ///
     /// # Examples
     ///
     /// ```
     /// let (a, b) = shmproc::Pipe::new()?;
+    /// a.send_bytes(b"raw")?;
+    /// assert_eq!(b.recv_bytes()?, b"raw");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`send`](Connection::send) (no encoding step).
+    pub fn send_bytes(&self, msg: &[u8]) -> Result<(), SendError> {
+        self.send_stop(msg, Wait::Forever).map_err(|stop| send_error(((), stop)))
+    }
+
+    /// [`send_bytes`](Connection::send_bytes) if there is room now.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// a.try_send_bytes(b"now")?;
+    /// assert_eq!(b.recv_bytes()?, b"now");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`try_send`](Connection::try_send).
+    pub fn try_send_bytes(&self, msg: &[u8]) -> Result<(), TrySendError> {
+        self.send_stop(msg, Wait::No).map_err(|stop| try_send_error(((), stop)))
+    }
+
+    /// [`send_bytes`](Connection::send_bytes), waiting at most `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, _b) = shmproc::Pipe::new()?;
     /// a.send_bytes_timeout(b"x", std::time::Duration::from_secs(1))?;
-    /// assert_eq!(b.recv_bytes()?, b"x");
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// As for [`send_bytes`](Connection::send_bytes), and [`Error::Timeout`].
-    pub fn send_bytes_timeout(&self, msg: &[u8], timeout: Duration) -> Result<()> {
-        self.send_bytes_wait(msg, Wait::after(timeout))
+    /// As for [`send_timeout`](Connection::send_timeout).
+    pub fn send_bytes_timeout(&self, msg: &[u8], timeout: Duration) -> Result<(), SendTimeoutError> {
+        self.send_stop(msg, Wait::after(timeout)).map_err(|stop| send_timeout_error(((), stop)))
     }
 
-    /// As [`send_bytes`](Connection::send_bytes) if there is room now,
-    /// else `Err(Full)`.
+    /// [`send_bytes`](Connection::send_bytes), waiting until `deadline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, _b) = shmproc::Pipe::new()?;
+    /// a.send_bytes_deadline(b"x", std::time::Instant::now())?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`send_timeout`](Connection::send_timeout).
+    pub fn send_bytes_deadline(&self, msg: &[u8], deadline: Instant) -> Result<(), SendTimeoutError> {
+        self.send_stop(msg, Wait::Until(deadline)).map_err(|stop| send_timeout_error(((), stop)))
+    }
+
+    /// Receives and decodes the next message; waits while there is none.
     ///
     /// # Examples
     ///
     /// ```
     /// let (a, b) = shmproc::Pipe::new()?;
-    /// a.try_send_bytes(b"x")?;
-    /// assert_eq!(b.recv_bytes()?, b"x");
+    /// a.send(&vec![1u32, 2])?;
+    /// assert_eq!(b.recv::<Vec<u32>>()?, [1, 2]);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// As for [`send_bytes`](Connection::send_bytes), and [`Error::Full`].
-    pub fn try_send_bytes(&self, msg: &[u8]) -> Result<()> {
-        self.send_bytes_wait(msg, Wait::No)
+    /// [`RecvError::Disconnected`] once the pipe is drained and the other
+    /// end was closed or every holder of it died; [`RecvError::Closed`] if
+    /// this end was closed; [`RecvError::Failed`] with [`Error::Codec`] if
+    /// the message does not decode as a `T` (the message is consumed),
+    /// [`Error::InvalidArgument`] on the writing end of a simplex pipe.
+    pub fn recv<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
+        self.recv_value(Wait::Forever).map_err(recv_error)
     }
 
-    /// Receives the next message and decodes it as a `T` (a copy: the
-    /// sender's value is untouched); waits while the pipe is empty.
+    /// Receives the next message if there is one now.
     ///
     /// # Examples
     ///
     /// ```
     /// let (a, b) = shmproc::Pipe::new()?;
-    /// a.send(&vec![String::from("x"); 3])?;
-    /// assert_eq!(b.recv::<Vec<String>>()?.len(), 3);
+    /// assert!(matches!(b.try_recv::<u8>(), Err(shmproc::TryRecvError::Empty)));
+    /// a.send(&3u8)?;
+    /// assert_eq!(b.try_recv::<u8>()?, 3);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// [`Error::Disconnected`] once the pipe is drained if the other end
-    /// was closed or every holder of it died; [`Error::Closed`] if this end
-    /// was closed; [`Error::InvalidArgument`] on the writing end of a
-    /// simplex pipe; [`Error::Codec`] if the message is not a `T` (it is
-    /// consumed); [`Error::Corrupt`] if the pipe's shared words make no
-    /// sense.
-    pub fn recv<T: DeserializeOwned>(&self) -> Result<T> {
-        let mut buf = Vec::new();
-        self.recv_into(&mut buf, Wait::Forever)?;
-        codec::decode(&buf)
+    /// [`TryRecvError::Empty`] if there is none now, and the cases of
+    /// [`recv`](Connection::recv).
+    pub fn try_recv<T: DeserializeOwned>(&self) -> Result<T, TryRecvError> {
+        self.recv_value(Wait::No).map_err(try_recv_error)
     }
 
-    /// As [`recv`](Connection::recv), waiting at most `timeout`.
+    /// As [`recv`](Connection::recv), waiting at most `timeout`
+    /// (`Duration::MAX`: no limit).
     ///
     /// # Examples
     ///
     /// ```
     /// use std::time::Duration;
-    /// let (a, _b) = shmproc::Pipe::new()?;
-    /// assert!(matches!(a.recv_timeout::<u8>(Duration::from_millis(5)), Err(shmproc::Error::Timeout)));
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// a.send(&5u64)?;
+    /// assert_eq!(b.recv_timeout::<u64>(Duration::from_secs(1))?, 5);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// As for [`recv`](Connection::recv), and [`Error::Timeout`].
-    pub fn recv_timeout<T: DeserializeOwned>(&self, timeout: Duration) -> Result<T> {
-        let mut buf = Vec::new();
-        self.recv_into(&mut buf, Wait::after(timeout))?;
-        codec::decode(&buf)
+    /// [`RecvTimeoutError::Timeout`], and the cases of
+    /// [`recv`](Connection::recv).
+    pub fn recv_timeout<T: DeserializeOwned>(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.recv_value(Wait::after(timeout)).map_err(recv_timeout_error)
     }
 
-    /// The next message decoded as a `T` if one is there now.
+    /// As [`recv`](Connection::recv), waiting until `deadline` at most.
     ///
     /// # Examples
     ///
     /// ```
     /// let (a, b) = shmproc::Pipe::new()?;
-    /// assert_eq!(b.try_recv::<u8>()?, None);
-    /// a.send(&9u8)?;
-    /// assert_eq!(b.try_recv::<u8>()?, Some(9));
+    /// a.send(&5u64)?;
+    /// assert_eq!(b.recv_deadline::<u64>(std::time::Instant::now())?, 5); // there: at once
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// As for [`recv`](Connection::recv).
-    pub fn try_recv<T: DeserializeOwned>(&self) -> Result<Option<T>> {
-        let mut buf = Vec::new();
-        if self.recv_into(&mut buf, Wait::No)? { codec::decode(&buf).map(Some) } else { Ok(None) }
+    /// As for [`recv_timeout`](Connection::recv_timeout).
+    pub fn recv_deadline<T: DeserializeOwned>(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        self.recv_value(Wait::Until(deadline)).map_err(recv_timeout_error)
     }
 
-    /// Receives the next message's bytes.
+    /// Receives the next message's bytes as sent (Python's `recv_bytes`).
     ///
     /// # Examples
     ///
@@ -715,51 +764,67 @@ impl Connection {
     /// ```
     ///
     /// # Errors
-    /// As for [`recv`](Connection::recv) (without `Codec`).
-    pub fn recv_bytes(&self) -> Result<Vec<u8>> {
+    /// As for [`recv`](Connection::recv) (no decoding step).
+    pub fn recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
         let mut buf = Vec::new();
-        self.recv_into(&mut buf, Wait::Forever)?;
+        self.recv_stop(&mut buf, Wait::Forever).map_err(recv_error)?;
         Ok(buf)
     }
 
-    /// As [`recv_bytes`](Connection::recv_bytes), waiting at most `timeout`.
+    /// [`recv_bytes`](Connection::recv_bytes) if a message is there now.
     ///
     /// # Examples
     ///
     /// ```
-    /// use std::time::Duration;
-    /// let (a, b) = shmproc::Pipe::new()?;
-    /// a.send_bytes(b"x")?;
-    /// assert_eq!(b.recv_bytes_timeout(Duration::from_secs(1))?, b"x");
-    /// assert!(matches!(b.recv_bytes_timeout(Duration::ZERO), Err(shmproc::Error::Timeout)));
+    /// let (_a, b) = shmproc::Pipe::new()?;
+    /// assert!(matches!(b.try_recv_bytes(), Err(shmproc::TryRecvError::Empty)));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// As for [`recv_bytes`](Connection::recv_bytes), and [`Error::Timeout`].
-    pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
+    /// As for [`try_recv`](Connection::try_recv).
+    pub fn try_recv_bytes(&self) -> Result<Vec<u8>, TryRecvError> {
         let mut buf = Vec::new();
-        self.recv_into(&mut buf, Wait::after(timeout))?;
+        self.recv_stop(&mut buf, Wait::No).map_err(try_recv_error)?;
         Ok(buf)
     }
 
-    /// The next message's bytes if one is there now.
+    /// [`recv_bytes`](Connection::recv_bytes), waiting at most `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (_a, b) = shmproc::Pipe::new()?;
+    /// let r = b.recv_bytes_timeout(std::time::Duration::from_millis(1));
+    /// assert!(matches!(r, Err(shmproc::RecvTimeoutError::Timeout)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`recv_timeout`](Connection::recv_timeout).
+    pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
+        let mut buf = Vec::new();
+        self.recv_stop(&mut buf, Wait::after(timeout)).map_err(recv_timeout_error)?;
+        Ok(buf)
+    }
+
+    /// [`recv_bytes`](Connection::recv_bytes), waiting until `deadline`.
     ///
     /// # Examples
     ///
     /// ```
     /// let (a, b) = shmproc::Pipe::new()?;
-    /// assert_eq!(b.try_recv_bytes()?, None);
     /// a.send_bytes(b"x")?;
-    /// assert_eq!(b.try_recv_bytes()?.as_deref(), Some(&b"x"[..]));
+    /// assert_eq!(b.recv_bytes_deadline(std::time::Instant::now())?, b"x");
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// As for [`recv_bytes`](Connection::recv_bytes).
-    pub fn try_recv_bytes(&self) -> Result<Option<Vec<u8>>> {
+    /// As for [`recv_timeout`](Connection::recv_timeout).
+    pub fn recv_bytes_deadline(&self, deadline: Instant) -> Result<Vec<u8>, RecvTimeoutError> {
         let mut buf = Vec::new();
-        Ok(self.recv_into(&mut buf, Wait::No)?.then_some(buf))
+        self.recv_stop(&mut buf, Wait::Until(deadline)).map_err(recv_timeout_error)?;
+        Ok(buf)
     }
 
     /// Receives the next message's bytes into `buf` (cleared first; its
@@ -785,8 +850,8 @@ impl Connection {
     ///
     /// # Errors
     /// As for [`recv_bytes`](Connection::recv_bytes).
-    pub fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize> {
-        self.recv_into(buf, Wait::Forever)?;
+    pub fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
+        self.recv_stop(buf, Wait::Forever).map_err(recv_error)?;
         Ok(buf.len())
     }
 
@@ -830,9 +895,10 @@ impl Connection {
     }
 
     /// Closes this end for every holder: the other end receives what was
-    /// sent, then [`Error::Disconnected`], and its sends fail with
-    /// [`Error::BrokenPipe`]; calls on this end (in any process) fail with
-    /// [`Error::Closed`]. Idempotent.
+    /// sent, then [`RecvError::Disconnected`], and its sends fail with
+    /// [`SendError::Disconnected`] ([`Error::BrokenPipe`] as the crate's
+    /// error); calls on this end (in any process) fail with `Closed`.
+    /// Idempotent.
     ///
     /// Python's `close()` closes only the calling process's descriptor;
     /// here the end is closed for everyone who holds it. Dropping handles
@@ -846,9 +912,9 @@ impl Connection {
     /// a.close();
     /// assert!(a.is_closed());
     /// assert_eq!(b.recv::<String>()?, "last words");
-    /// assert!(matches!(b.recv::<String>(), Err(shmproc::Error::Disconnected)));
-    /// assert!(matches!(b.send(&1u8), Err(shmproc::Error::BrokenPipe)));
-    /// assert!(matches!(a.send(&1u8), Err(shmproc::Error::Closed)));
+    /// assert!(matches!(b.recv::<String>(), Err(shmproc::RecvError::Disconnected)));
+    /// assert!(matches!(b.send(&1u8), Err(shmproc::SendError::Disconnected(()))));
+    /// assert!(matches!(a.send(&1u8), Err(shmproc::SendError::Closed(()))));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn close(&self) {
@@ -918,6 +984,62 @@ impl Connection {
     pub fn max_message(&self) -> usize {
         let lane = self.inner.tx.as_ref().or(self.inner.rx.as_ref());
         lane.map_or(0, |l| l.max_message() as usize)
+    }
+}
+
+fn send_error<V>((value, stop): (V, Stop)) -> SendError<V> {
+    match stop {
+        Stop::Closed => SendError::Closed(value),
+        Stop::Disconnected => SendError::Disconnected(value),
+        Stop::Failed(e) => SendError::Failed(value, e),
+        // No deadline: the engine never times out a `Wait::Forever`.
+        Stop::Timeout => SendError::Failed(value, Error::Timeout),
+    }
+}
+
+fn try_send_error<V>((value, stop): (V, Stop)) -> TrySendError<V> {
+    match stop {
+        Stop::Timeout => TrySendError::Full(value),
+        Stop::Closed => TrySendError::Closed(value),
+        Stop::Disconnected => TrySendError::Disconnected(value),
+        Stop::Failed(e) => TrySendError::Failed(value, e),
+    }
+}
+
+fn send_timeout_error<V>((value, stop): (V, Stop)) -> SendTimeoutError<V> {
+    match stop {
+        Stop::Timeout => SendTimeoutError::Timeout(value),
+        Stop::Closed => SendTimeoutError::Closed(value),
+        Stop::Disconnected => SendTimeoutError::Disconnected(value),
+        Stop::Failed(e) => SendTimeoutError::Failed(value, e),
+    }
+}
+
+fn recv_error(stop: Stop) -> RecvError {
+    match stop {
+        Stop::Closed => RecvError::Closed,
+        Stop::Disconnected => RecvError::Disconnected,
+        Stop::Failed(e) => RecvError::Failed(e),
+        // No deadline: the engine never times out a `Wait::Forever`.
+        Stop::Timeout => RecvError::Failed(Error::Timeout),
+    }
+}
+
+fn try_recv_error(stop: Stop) -> TryRecvError {
+    match stop {
+        Stop::Timeout => TryRecvError::Empty,
+        Stop::Closed => TryRecvError::Closed,
+        Stop::Disconnected => TryRecvError::Disconnected,
+        Stop::Failed(e) => TryRecvError::Failed(e),
+    }
+}
+
+fn recv_timeout_error(stop: Stop) -> RecvTimeoutError {
+    match stop {
+        Stop::Timeout => RecvTimeoutError::Timeout,
+        Stop::Closed => RecvTimeoutError::Closed,
+        Stop::Disconnected => RecvTimeoutError::Disconnected,
+        Stop::Failed(e) => RecvTimeoutError::Failed(e),
     }
 }
 

@@ -571,7 +571,7 @@ impl<T> Queue<T> {
     }
 
     /// Closes the queue for every process: later puts fail with
-    /// [`Error::Closed`], gets drain what is left and then fail with
+    /// [`PutError::Closed`], gets drain what is left and then fail with
     /// `Closed`, and blocked calls wake up. (Python's `close()` only stops
     /// the calling process's feeder thread; here it is the end of the
     /// stream for everyone, so no end-of-stream marker is needed.)

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::channel::error::PutTimeoutError;
+use crate::channel::error::{PutTimeoutError, RecvTimeoutError, TrySendError};
 use crate::channel::pipe::{Connection, Pipe};
 use crate::channel::queue::Queue;
 use crate::error::{Error, Result};
@@ -207,8 +207,8 @@ impl Client {
         self.check()?;
         let _turn = self.lock.lock();
         self.check()?;
-        self.conn.send_bytes(req).map_err(|e| self.fail(e))?;
-        self.conn.recv_bytes().map_err(|e| self.fail(e))
+        self.conn.send_bytes(req).map_err(|e| self.fail(e.into()))?;
+        self.conn.recv_bytes().map_err(|e| self.fail(e.into()))
     }
 
     /// Like [`call`](Client::call), giving up after `timeout` (then the
@@ -222,7 +222,11 @@ impl Client {
         };
         self.check()?;
         let left = || deadline.saturating_duration_since(Instant::now());
-        let r = self.conn.send_bytes_timeout(req, left()).and_then(|()| self.conn.recv_bytes_timeout(left()));
+        let r = self
+            .conn
+            .send_bytes_timeout(req, left())
+            .map_err(Error::from)
+            .and_then(|()| self.conn.recv_bytes_timeout(left()).map_err(Error::from));
         r.map_err(|e| {
             if matches!(e, Error::Timeout) {
                 self.mark_dead();
@@ -296,12 +300,12 @@ impl Pipelined<'_> {
         loop {
             match c.conn.try_send_bytes(frame) {
                 Ok(()) => break,
-                Err(Error::Full) if !self.sent.is_empty() => self.take_reply()?,
-                Err(Error::Full) => {
-                    c.conn.send_bytes(frame).map_err(|e| c.fail(e))?;
+                Err(TrySendError::Full(_)) if !self.sent.is_empty() => self.take_reply()?,
+                Err(TrySendError::Full(_)) => {
+                    c.conn.send_bytes(frame).map_err(|e| c.fail(e.into()))?;
                     break;
                 }
-                Err(e) => return Err(c.fail(e)),
+                Err(e) => return Err(c.fail(e.into())),
             }
         }
         self.sent.push(parts);
@@ -312,7 +316,7 @@ impl Pipelined<'_> {
     /// only if the transport does (a bad reply is kept in `err`).
     fn take_reply(&mut self) -> Result<()> {
         let c = self.client;
-        let reply = c.conn.recv_bytes().map_err(|e| c.fail(e))?;
+        let reply = c.conn.recv_bytes().map_err(|e| c.fail(e.into()))?;
         let parts = self.sent.remove(0);
         if let Err(e) = split(&reply, parts, &mut self.replies) {
             self.err.get_or_insert(e);
@@ -392,10 +396,10 @@ pub(crate) fn handshake(accept: &Queue<Vec<u8>>, want: u64, server: Option<Token
         loop {
             match mine.recv_bytes_timeout(CONNECT_POLL) {
                 Ok(reply) => return parse_ack(&reply),
-                Err(Error::Timeout) if dead() => return Err(Error::ManagerDead),
-                Err(Error::Timeout) if start.elapsed() > CONNECT_LIMIT => return Err(Error::Timeout),
-                Err(Error::Timeout) => {}
-                Err(e) => return Err(transport(e)),
+                Err(RecvTimeoutError::Timeout) if dead() => return Err(Error::ManagerDead),
+                Err(RecvTimeoutError::Timeout) if start.elapsed() > CONNECT_LIMIT => return Err(Error::Timeout),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(e) => return Err(transport(e.into())),
             }
         }
     })();

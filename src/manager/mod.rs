@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::channel::error::RecvTimeoutError;
 use crate::channel::pipe::Pipe;
 use crate::channel::queue::Queue;
 use crate::error::{Error, Result};
@@ -321,16 +322,16 @@ impl ManagerBuilder {
         let ack = loop {
             match mine.recv_bytes_timeout(Duration::from_millis(20)) {
                 Ok(a) => break client::parse_ack(&a),
-                Err(Error::Timeout) if p.is_alive() && started.elapsed() < START_LIMIT => {}
-                Err(Error::Timeout) if p.is_alive() => break Err(Error::Timeout),
-                Err(Error::Timeout | Error::Disconnected) => {
+                Err(RecvTimeoutError::Timeout) if p.is_alive() && started.elapsed() < START_LIMIT => {}
+                Err(RecvTimeoutError::Timeout) if p.is_alive() => break Err(Error::Timeout),
+                Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
                     break Err(p.join().err().unwrap_or(Error::ProcessFailed {
                         pid: p.pid(),
                         name: p.name().to_owned(),
                         failure: crate::ProcessFailure::TaskError("the manager server exited while starting".into()),
                     }));
                 }
-                Err(e) => break Err(e),
+                Err(e) => break Err(e.into()),
             }
         };
         let server = match ack {

@@ -463,8 +463,8 @@ fn serve(server: &Server, conn: &Connection, owner: bool) {
         }
         while batch.len() < MAX_BATCH {
             match conn.try_recv_bytes() {
-                Ok(Some(b)) => batch.push(b),
-                _ => break,
+                Ok(b) => batch.push(b),
+                Err(_) => break,
             }
         }
         let mut stop = false;

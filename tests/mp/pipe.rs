@@ -143,7 +143,7 @@ fn role_sigpipe() {
             Err(e) => break e,
         }
     };
-    say(format!("survived {} {}", what(&send_err), what(&recv_err)));
+    say(format!("survived {} {}", what(&send_err.into()), what(&recv_err.into())));
 }
 
 /// Case 18: the peer is SIGKILLed while this process is blocked in
@@ -163,10 +163,13 @@ fn case18_peer_killed_recv_disconnected_send_broken() {
     ctx.step("killing the peer");
     peer.kill_and_reap();
     let r = blocked.join().expect("receiver thread");
-    assert!(matches!(r, Err(Error::Disconnected)), "blocked recv after the peer died: {r:?}");
-    assert!(matches!(a.recv::<String>(), Err(Error::Disconnected)));
-    assert!(matches!(a.send(&"anyone?"), Err(Error::BrokenPipe)));
-    assert!(matches!(a.send_bytes(&vec![0u8; 10_000]), Err(Error::BrokenPipe)), "a spilled send too");
+    assert!(matches!(r, Err(shmproc::RecvTimeoutError::Disconnected)), "blocked recv after the peer died: {r:?}");
+    assert!(matches!(a.recv::<String>().map_err(Error::from), Err(Error::Disconnected)));
+    assert!(matches!(a.send(&"anyone?").map_err(Error::from), Err(Error::BrokenPipe)));
+    assert!(
+        matches!(a.send_bytes(&vec![0u8; 10_000]).map_err(Error::from), Err(Error::BrokenPipe)),
+        "a spilled send too"
+    );
     assert!(a.poll(Duration::ZERO).expect("poll"), "poll: recv would return at once");
     drop((a, b));
     ctx.finish();
@@ -200,9 +203,9 @@ fn case18_peer_killed_while_blocked_in_send_on_a_full_pipe() {
             Err(e) => break e,
         }
     };
-    assert!(matches!(end, Error::Disconnected), "after the drain: {end:?}");
+    assert!(matches!(end, shmproc::RecvTimeoutError::Disconnected), "after the drain: {end:?}");
     assert!(n >= 9, "the full pipe's messages were delivered ({n})");
-    assert!(matches!(a.send(&1u8), Err(Error::BrokenPipe)));
+    assert!(matches!(a.send(&1u8).map_err(Error::from), Err(Error::BrokenPipe)));
     drop((a, b));
     ctx.finish();
 }
@@ -246,8 +249,8 @@ fn case18_child_received_an_end_and_died_before_using_it() {
     assert!(started.wait_timeout(HANG_GUARD).is_ok(), "hang guard: the child did not start");
     child.kill().expect("kill");
     assert!(child.join().is_err(), "the child was killed");
-    assert!(matches!(a.recv_timeout::<u8>(HANG_GUARD), Err(Error::Disconnected)));
-    assert!(matches!(a.send(&1u8), Err(Error::BrokenPipe)));
+    assert!(matches!(a.recv_timeout::<u8>(HANG_GUARD).map_err(Error::from), Err(Error::Disconnected)));
+    assert!(matches!(a.send(&1u8).map_err(Error::from), Err(Error::BrokenPipe)));
     ctx.finish();
 }
 
@@ -257,8 +260,8 @@ fn case18_child_received_an_end_and_died_before_using_it() {
 
 /// Checks an operation's outcome: `Ok`, `Err(Corrupt)` or `Err(Timeout)`;
 /// returns whether it was `Corrupt`.
-fn accepted<T>(op: &str, r: shmproc::Result<T>) -> bool {
-    match r {
+fn accepted<T, E: Into<Error>>(op: &str, r: Result<T, E>) -> bool {
+    match r.map_err(Into::into) {
         Ok(_) | Err(Error::Timeout) => false,
         Err(Error::Corrupt { .. }) => true,
         Err(e) => panic!("{op}: unexpected error {e:?}"),
@@ -295,7 +298,7 @@ fn role_pipe_hostile() {
                     accepted(
                         "try_send_bytes",
                         tx.try_send_bytes(&vec![FILL; len]).or_else(|e| match e {
-                            Error::Full => Ok(()),
+                            shmproc::TrySendError::Full(()) => Ok(()),
                             e => Err(e),
                         }),
                     )
@@ -313,9 +316,15 @@ fn role_pipe_hostile() {
                 let bad = match i % 3 {
                     0 => accepted("recv_bytes_timeout", rx.recv_bytes_timeout(short).map(|m| m.len())),
                     1 => accepted("poll", rx.poll(short).map(|_| 0)),
-                    _ => accepted("try_recv_bytes", rx.try_recv_bytes().map(|m| m.map_or(0, |m| m.len()))),
+                    _ => accepted(
+                        "try_recv_bytes",
+                        rx.try_recv_bytes().map(|m| m.len()).or_else(|e| match e {
+                            shmproc::TryRecvError::Empty => Ok(0),
+                            e => Err(e),
+                        }),
+                    ),
                 };
-                if let Ok(Some(m)) = rx.try_recv_bytes() {
+                if let Ok(m) = rx.try_recv_bytes() {
                     assert!(m.len() <= 504, "a message of {} bytes from a 1024-byte ring", m.len());
                     buf = m;
                 }
