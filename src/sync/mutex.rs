@@ -275,10 +275,9 @@ impl<T: Pod + Send> MutexState<T> {
 
     /// Writes the initial value (creator only, before publication).
     pub(crate) fn init(&self, value: T) {
-        // SAFETY: called only by the creator inside the init closure of
-        // `Home::create`/`anonymous`, before the segment (or the arena cell,
-        // which no other handle names yet) is visible to any other thread or
-        // process, so nothing else can access the cell.
+        // SAFETY: only the creator calls this, in `Home::create`/`anonymous`'s
+        // init closure, before the segment or arena cell is visible to any
+        // other thread or process: nothing else can access the cell.
         unsafe { self.data.get().write(value) }
     }
 
