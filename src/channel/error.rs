@@ -6,6 +6,7 @@
 
 use std::fmt;
 
+use crate::channel::lane::Stop;
 use crate::error::Error;
 
 /// Why [`Queue::try_put`](crate::Queue::try_put) did not put its item; the
@@ -497,6 +498,23 @@ impl From<QueueJoinTimeoutError> for Error {
     }
 }
 
+/// What a `Stop::Timeout` becomes: the named variant (`Full`, `Timeout`,
+/// `Empty`), or `Failed` for a blocking call that has none.
+macro_rules! timeout_variant {
+    ($ty:ident; $value:ident; $tvar:ident) => {
+        $ty::$tvar($value)
+    };
+    ($ty:ident; $value:ident;) => {
+        $ty::Failed($value, Error::Timeout)
+    };
+    ($ty:ident;; $tvar:ident) => {
+        $ty::$tvar
+    };
+    ($ty:ident;;) => {
+        $ty::Failed(Error::Timeout)
+    };
+}
+
 /// An error enum whose every variant holds the item that was not sent
 /// (`Failed` also holds the cause), with `into_inner`, Debug (the item is
 /// not printed), Display, `std::error::Error` and the conversion into
@@ -504,7 +522,7 @@ impl From<QueueJoinTimeoutError> for Error {
 /// reference, so the caller still holds the value and nothing comes back
 /// (and the error stays `'static`, for `Box<dyn Error>`).
 macro_rules! send_errors {
-    ($(#[$meta:meta])* $ty:ident { $($(#[$vm:meta])* $var:ident => $err:expr,)* }) => {
+    ($(#[$meta:meta])* $ty:ident $(timeout: $tvar:ident)? { $($(#[$vm:meta])* $var:ident => $err:expr,)* }) => {
         $(#[$meta])*
         #[non_exhaustive]
         pub enum $ty<T = ()> {
@@ -518,6 +536,18 @@ macro_rules! send_errors {
         }
 
         impl<T> $ty<T> {
+            /// The error for a send of `value` that the engine ended with
+            /// `stop` (a `Timeout` of a call that cannot time out, which the
+            /// engine never gives, becomes `Failed`).
+            pub(crate) fn from_stop(value: T, stop: Stop) -> Self {
+                match stop {
+                    Stop::Closed => $ty::Closed(value),
+                    Stop::Disconnected => $ty::Disconnected(value),
+                    Stop::Failed(e) => $ty::Failed(value, e),
+                    Stop::Timeout => timeout_variant!($ty; value; $($tvar)?),
+                }
+            }
+
             /// The value that was not sent.
             pub fn into_inner(self) -> T {
                 match self {
@@ -560,7 +590,7 @@ macro_rules! send_errors {
 /// An error enum without an item (the receiving side), with Display,
 /// `std::error::Error` and the conversion into [`Error`].
 macro_rules! recv_errors {
-    ($(#[$meta:meta])* $ty:ident { $($(#[$vm:meta])* $var:ident => $err:expr,)* }) => {
+    ($(#[$meta:meta])* $ty:ident $(timeout: $tvar:ident)? { $($(#[$vm:meta])* $var:ident => $err:expr,)* }) => {
         $(#[$meta])*
         #[derive(Debug)]
         #[non_exhaustive]
@@ -571,6 +601,19 @@ macro_rules! recv_errors {
             /// ([`Error::InvalidArgument`]), or a peer broke the pipe
             /// ([`Error::Corrupt`]).
             Failed(Error),
+        }
+
+        impl $ty {
+            /// The error for a receive that the engine ended with `stop`
+            /// (as for the send errors' `from_stop`).
+            pub(crate) fn from_stop(stop: Stop) -> Self {
+                match stop {
+                    Stop::Closed => $ty::Closed,
+                    Stop::Disconnected => $ty::Disconnected,
+                    Stop::Failed(e) => $ty::Failed(e),
+                    Stop::Timeout => timeout_variant!($ty;; $($tvar)?),
+                }
+            }
         }
 
         impl fmt::Display for $ty {
@@ -632,7 +675,7 @@ send_errors! {
     /// assert!(matches!(a.try_send(&msg), Err(TrySendError::Full(_))));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    TrySendError {
+    TrySendError timeout: Full {
         /// No room now.
         Full => Error::Full,
         /// As [`SendError::Closed`].
@@ -659,7 +702,7 @@ send_errors! {
     /// assert!(matches!(a.send_timeout(&msg, Duration::from_millis(5)), Err(SendTimeoutError::Timeout(_))));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    SendTimeoutError {
+    SendTimeoutError timeout: Timeout {
         /// No room came free in time.
         Timeout => Error::Timeout,
         /// As [`SendError::Closed`].
@@ -703,7 +746,7 @@ recv_errors! {
     /// assert!(matches!(b.try_recv::<u8>(), Err(TryRecvError::Empty)));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    TryRecvError {
+    TryRecvError timeout: Empty {
         /// No message now.
         Empty => Error::Empty,
         /// As [`RecvError::Closed`].
@@ -726,7 +769,7 @@ recv_errors! {
     /// assert!(matches!(r, Err(RecvTimeoutError::Timeout)));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    RecvTimeoutError {
+    RecvTimeoutError timeout: Timeout {
         /// No message came in time.
         Timeout => Error::Timeout,
         /// As [`RecvError::Closed`].

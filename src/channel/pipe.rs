@@ -507,9 +507,8 @@ impl Connection {
     }
 
     /// Encodes `value` and sends it.
-    fn send_value<V: Serialize + ?Sized>(&self, value: &V, wait: Wait) -> Result<(), ((), Stop)> {
-        let sent = codec::encode(value).map_err(Stop::Failed).and_then(|msg| self.send_stop(&msg, wait));
-        sent.map_err(|stop| ((), stop))
+    fn send_value<V: Serialize + ?Sized>(&self, value: &V, wait: Wait) -> Result<(), Stop> {
+        codec::encode(value).map_err(Stop::Failed).and_then(|msg| self.send_stop(&msg, wait))
     }
 
     /// Receives one message into `out`.
@@ -547,7 +546,7 @@ impl Connection {
     /// encoded, [`Error::Corrupt`] if the pipe's shared words make no
     /// sense.
     pub fn send<V: Serialize + ?Sized>(&self, value: &V) -> Result<(), SendError> {
-        self.send_value(value, Wait::Forever).map_err(send_error)
+        self.send_value(value, Wait::Forever).map_err(|stop| SendError::from_stop((), stop))
     }
 
     /// Sends `value` if there is room now.
@@ -565,7 +564,7 @@ impl Connection {
     /// [`TrySendError::Full`] if there is no room now, and the cases of
     /// [`send`](Connection::send).
     pub fn try_send<V: Serialize + ?Sized>(&self, value: &V) -> Result<(), TrySendError> {
-        self.send_value(value, Wait::No).map_err(try_send_error)
+        self.send_value(value, Wait::No).map_err(|stop| TrySendError::from_stop((), stop))
     }
 
     /// As [`send`](Connection::send), waiting at most `timeout` for room
@@ -588,7 +587,7 @@ impl Connection {
     /// [`SendTimeoutError::Timeout`], and the cases of
     /// [`send`](Connection::send).
     pub fn send_timeout<V: Serialize + ?Sized>(&self, value: &V, timeout: Duration) -> Result<(), SendTimeoutError> {
-        self.send_value(value, Wait::after(timeout)).map_err(send_timeout_error)
+        self.send_value(value, Wait::after(timeout)).map_err(|stop| SendTimeoutError::from_stop((), stop))
     }
 
     /// As [`send`](Connection::send), waiting until `deadline` at most.
@@ -605,7 +604,7 @@ impl Connection {
     /// # Errors
     /// As for [`send_timeout`](Connection::send_timeout).
     pub fn send_deadline<V: Serialize + ?Sized>(&self, value: &V, deadline: Instant) -> Result<(), SendTimeoutError> {
-        self.send_value(value, Wait::Until(deadline)).map_err(send_timeout_error)
+        self.send_value(value, Wait::Until(deadline)).map_err(|stop| SendTimeoutError::from_stop((), stop))
     }
 
     /// Sends `msg` as is (Python's `send_bytes`); waits while the pipe is
@@ -623,7 +622,7 @@ impl Connection {
     /// # Errors
     /// As for [`send`](Connection::send) (no encoding step).
     pub fn send_bytes(&self, msg: &[u8]) -> Result<(), SendError> {
-        self.send_stop(msg, Wait::Forever).map_err(|stop| send_error(((), stop)))
+        self.send_stop(msg, Wait::Forever).map_err(|stop| SendError::from_stop((), stop))
     }
 
     /// [`send_bytes`](Connection::send_bytes) if there is room now.
@@ -640,7 +639,7 @@ impl Connection {
     /// # Errors
     /// As for [`try_send`](Connection::try_send).
     pub fn try_send_bytes(&self, msg: &[u8]) -> Result<(), TrySendError> {
-        self.send_stop(msg, Wait::No).map_err(|stop| try_send_error(((), stop)))
+        self.send_stop(msg, Wait::No).map_err(|stop| TrySendError::from_stop((), stop))
     }
 
     /// [`send_bytes`](Connection::send_bytes), waiting at most `timeout`.
@@ -656,7 +655,7 @@ impl Connection {
     /// # Errors
     /// As for [`send_timeout`](Connection::send_timeout).
     pub fn send_bytes_timeout(&self, msg: &[u8], timeout: Duration) -> Result<(), SendTimeoutError> {
-        self.send_stop(msg, Wait::after(timeout)).map_err(|stop| send_timeout_error(((), stop)))
+        self.send_stop(msg, Wait::after(timeout)).map_err(|stop| SendTimeoutError::from_stop((), stop))
     }
 
     /// [`send_bytes`](Connection::send_bytes), waiting until `deadline`.
@@ -672,7 +671,7 @@ impl Connection {
     /// # Errors
     /// As for [`send_timeout`](Connection::send_timeout).
     pub fn send_bytes_deadline(&self, msg: &[u8], deadline: Instant) -> Result<(), SendTimeoutError> {
-        self.send_stop(msg, Wait::Until(deadline)).map_err(|stop| send_timeout_error(((), stop)))
+        self.send_stop(msg, Wait::Until(deadline)).map_err(|stop| SendTimeoutError::from_stop((), stop))
     }
 
     /// Receives and decodes the next message; waits while there is none.
@@ -693,7 +692,7 @@ impl Connection {
     /// the message does not decode as a `T` (the message is consumed),
     /// [`Error::InvalidArgument`] on the writing end of a simplex pipe.
     pub fn recv<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
-        self.recv_value(Wait::Forever).map_err(recv_error)
+        self.recv_value(Wait::Forever).map_err(RecvError::from_stop)
     }
 
     /// Receives the next message if there is one now.
@@ -712,7 +711,7 @@ impl Connection {
     /// [`TryRecvError::Empty`] if there is none now, and the cases of
     /// [`recv`](Connection::recv).
     pub fn try_recv<T: DeserializeOwned>(&self) -> Result<T, TryRecvError> {
-        self.recv_value(Wait::No).map_err(try_recv_error)
+        self.recv_value(Wait::No).map_err(TryRecvError::from_stop)
     }
 
     /// As [`recv`](Connection::recv), waiting at most `timeout`
@@ -732,7 +731,7 @@ impl Connection {
     /// [`RecvTimeoutError::Timeout`], and the cases of
     /// [`recv`](Connection::recv).
     pub fn recv_timeout<T: DeserializeOwned>(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        self.recv_value(Wait::after(timeout)).map_err(recv_timeout_error)
+        self.recv_value(Wait::after(timeout)).map_err(RecvTimeoutError::from_stop)
     }
 
     /// As [`recv`](Connection::recv), waiting until `deadline` at most.
@@ -749,7 +748,7 @@ impl Connection {
     /// # Errors
     /// As for [`recv_timeout`](Connection::recv_timeout).
     pub fn recv_deadline<T: DeserializeOwned>(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
-        self.recv_value(Wait::Until(deadline)).map_err(recv_timeout_error)
+        self.recv_value(Wait::Until(deadline)).map_err(RecvTimeoutError::from_stop)
     }
 
     /// Receives the next message's bytes as sent (Python's `recv_bytes`).
@@ -767,7 +766,7 @@ impl Connection {
     /// As for [`recv`](Connection::recv) (no decoding step).
     pub fn recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
         let mut buf = Vec::new();
-        self.recv_stop(&mut buf, Wait::Forever).map_err(recv_error)?;
+        self.recv_stop(&mut buf, Wait::Forever).map_err(RecvError::from_stop)?;
         Ok(buf)
     }
 
@@ -785,7 +784,7 @@ impl Connection {
     /// As for [`try_recv`](Connection::try_recv).
     pub fn try_recv_bytes(&self) -> Result<Vec<u8>, TryRecvError> {
         let mut buf = Vec::new();
-        self.recv_stop(&mut buf, Wait::No).map_err(try_recv_error)?;
+        self.recv_stop(&mut buf, Wait::No).map_err(TryRecvError::from_stop)?;
         Ok(buf)
     }
 
@@ -804,7 +803,7 @@ impl Connection {
     /// As for [`recv_timeout`](Connection::recv_timeout).
     pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
         let mut buf = Vec::new();
-        self.recv_stop(&mut buf, Wait::after(timeout)).map_err(recv_timeout_error)?;
+        self.recv_stop(&mut buf, Wait::after(timeout)).map_err(RecvTimeoutError::from_stop)?;
         Ok(buf)
     }
 
@@ -823,7 +822,7 @@ impl Connection {
     /// As for [`recv_timeout`](Connection::recv_timeout).
     pub fn recv_bytes_deadline(&self, deadline: Instant) -> Result<Vec<u8>, RecvTimeoutError> {
         let mut buf = Vec::new();
-        self.recv_stop(&mut buf, Wait::Until(deadline)).map_err(recv_timeout_error)?;
+        self.recv_stop(&mut buf, Wait::Until(deadline)).map_err(RecvTimeoutError::from_stop)?;
         Ok(buf)
     }
 
@@ -851,7 +850,7 @@ impl Connection {
     /// # Errors
     /// As for [`recv_bytes`](Connection::recv_bytes).
     pub fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
-        self.recv_stop(buf, Wait::Forever).map_err(recv_error)?;
+        self.recv_stop(buf, Wait::Forever).map_err(RecvError::from_stop)?;
         Ok(buf.len())
     }
 
@@ -984,62 +983,6 @@ impl Connection {
     pub fn max_message(&self) -> usize {
         let lane = self.inner.tx.as_ref().or(self.inner.rx.as_ref());
         lane.map_or(0, |l| l.max_message() as usize)
-    }
-}
-
-fn send_error<V>((value, stop): (V, Stop)) -> SendError<V> {
-    match stop {
-        Stop::Closed => SendError::Closed(value),
-        Stop::Disconnected => SendError::Disconnected(value),
-        Stop::Failed(e) => SendError::Failed(value, e),
-        // No deadline: the engine never times out a `Wait::Forever`.
-        Stop::Timeout => SendError::Failed(value, Error::Timeout),
-    }
-}
-
-fn try_send_error<V>((value, stop): (V, Stop)) -> TrySendError<V> {
-    match stop {
-        Stop::Timeout => TrySendError::Full(value),
-        Stop::Closed => TrySendError::Closed(value),
-        Stop::Disconnected => TrySendError::Disconnected(value),
-        Stop::Failed(e) => TrySendError::Failed(value, e),
-    }
-}
-
-fn send_timeout_error<V>((value, stop): (V, Stop)) -> SendTimeoutError<V> {
-    match stop {
-        Stop::Timeout => SendTimeoutError::Timeout(value),
-        Stop::Closed => SendTimeoutError::Closed(value),
-        Stop::Disconnected => SendTimeoutError::Disconnected(value),
-        Stop::Failed(e) => SendTimeoutError::Failed(value, e),
-    }
-}
-
-fn recv_error(stop: Stop) -> RecvError {
-    match stop {
-        Stop::Closed => RecvError::Closed,
-        Stop::Disconnected => RecvError::Disconnected,
-        Stop::Failed(e) => RecvError::Failed(e),
-        // No deadline: the engine never times out a `Wait::Forever`.
-        Stop::Timeout => RecvError::Failed(Error::Timeout),
-    }
-}
-
-fn try_recv_error(stop: Stop) -> TryRecvError {
-    match stop {
-        Stop::Timeout => TryRecvError::Empty,
-        Stop::Closed => TryRecvError::Closed,
-        Stop::Disconnected => TryRecvError::Disconnected,
-        Stop::Failed(e) => TryRecvError::Failed(e),
-    }
-}
-
-fn recv_timeout_error(stop: Stop) -> RecvTimeoutError {
-    match stop {
-        Stop::Timeout => RecvTimeoutError::Timeout,
-        Stop::Closed => RecvTimeoutError::Closed,
-        Stop::Disconnected => RecvTimeoutError::Disconnected,
-        Stop::Failed(e) => RecvTimeoutError::Failed(e),
     }
 }
 
