@@ -249,7 +249,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 #[cfg(feature = "serde")]
-mod channel;
+pub mod channel;
 #[cfg(feature = "serde")]
 mod codec;
 mod error;
@@ -280,6 +280,8 @@ pub use channel::pipe::{Connection, Pipe, PipeBuilder};
 pub use channel::queue::Iter as QueueIter;
 #[cfg(feature = "serde")]
 pub use channel::queue::{DEFAULT_QUEUE_CAPACITY, JoinableQueue, Queue, QueueBuilder};
+#[cfg(feature = "serde")]
+pub use channel::typed::channel;
 pub use error::{Error, ProcessFailure, Result};
 #[cfg(feature = "manager")]
 pub use manager::{DictProxy, ListProxy, Manager, ManagerBuilder};

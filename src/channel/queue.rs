@@ -46,6 +46,9 @@ const JOINABLE: u32 = 2;
 /// A named [`Manager`](crate::Manager)'s accept queue (set at creation, so
 /// `shmproc inspect` can tell it from a user's queue).
 const MANAGER: u32 = 4;
+/// A typed channel's queue (`channel::Sender`/`Receiver`): its ends are
+/// counted per handle (see `channel/typed.rs`).
+const CHANNEL: u32 = 8;
 
 /// The default ring size: 256 KiB (messages up to 128 KiB travel inline).
 ///
@@ -77,6 +80,9 @@ pub(crate) struct QueueHeader {
     _pad: AtomicU32,
     /// Items taken by consumers that died before `task_done`.
     abandoned: AtomicU64,
+    /// A typed channel's live handles: senders, receivers (each counted
+    /// in its process's registry entry too, see `channel/typed.rs`).
+    pub(crate) handles: [AtomicU64; 2],
     all_done: RawEventCount,
     producers: RawRegistry<QUEUE_ENTRIES>,
     consumers: RawRegistry<QUEUE_ENTRIES>,
@@ -134,6 +140,12 @@ pub(crate) mod peek {
 fn queue_hash<T>() -> u64 {
     let h = layout_hash("shmproc::Queue", core::mem::size_of::<QueueHeader>(), RING_OFFSET);
     layout_hash_mix(h, layout_hash(std::any::type_name::<T>(), 0, 0))
+}
+
+/// A typed channel's layout hash: a queue's, marked, so neither opens as
+/// the other.
+pub(crate) fn channel_hash<T>() -> u64 {
+    layout_hash_mix(queue_hash::<T>(), layout_hash("shmproc::channel", 0, 0))
 }
 
 /// Options for a new [`Queue`] or [`JoinableQueue`]: item limit, ring size
@@ -251,13 +263,19 @@ impl<T: Serialize + DeserializeOwned> QueueBuilder<T> {
         self.make(MANAGER)
     }
 
+    /// Makes the queue of a typed channel (see `channel/typed.rs`).
+    pub(crate) fn build_channel(self) -> Result<Queue<T>> {
+        self.make(CHANNEL)
+    }
+
     fn make(self, flags: u32) -> Result<Queue<T>> {
         let cap = bytes::check_capacity(self.capacity)?;
         let size = RING_OFFSET + cap as usize;
         // The creator's token goes into the segment's header (anonymous
         // queues too): spill segments are recorded under it.
         let me = crate::owner::token::current().map_err(|e| Error::os("create liveness token", e))?;
-        let b = Segment::builder().size(size).typed(kind::QUEUE, queue_hash::<T>()).on_behalf_of(me);
+        let hash = if flags & CHANNEL != 0 { channel_hash::<T>() } else { queue_hash::<T>() };
+        let b = Segment::builder().size(size).typed(kind::QUEUE, hash).on_behalf_of(me);
         let init = |s: &Segment| -> Result<()> {
             let h = s.typed_in::<QueueHeader>(0)?;
             h.capacity.store(cap, Ordering::Relaxed);
@@ -275,7 +293,7 @@ impl<T: Serialize + DeserializeOwned> QueueBuilder<T> {
 
 /// The per-process state behind a queue handle.
 #[derive(Debug)]
-struct Inner {
+pub(crate) struct Inner {
     hdr: Placed<QueueHeader>,
     lane: Lane,
     /// This process's producer / consumer registry entries (usize::MAX:
@@ -285,6 +303,16 @@ struct Inner {
     consumer: std::sync::atomic::AtomicUsize,
     /// When this process last found a registry full.
     register_retry: ProbeRate,
+    /// A typed channel (the [`CHANNEL`] flag, read once).
+    channel: bool,
+}
+
+/// One side of a queue: its producers (senders) or its consumers
+/// (receivers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum End {
+    Send = 0,
+    Recv = 1,
 }
 
 /// A role's cached entry index: not registered yet.
@@ -390,8 +418,41 @@ impl Inner {
     /// one). Dead consumers met on the way have their taken items counted
     /// as abandoned.
     fn side_gone(&self, reg: &RawRegistry<QUEUE_ENTRIES>) -> bool {
-        let abandoned = &self.hdr.abandoned;
-        reg.peers(|e| reclaim(e, abandoned)) == Peers::AllDead
+        let end = if std::ptr::eq(reg, &self.hdr.producers) { End::Send } else { End::Recv };
+        reg.peers(|e| self.reclaim(end, e)) == Peers::AllDead
+    }
+
+    /// What a dead process's registry entry of `end` held goes back: a
+    /// queue consumer's taken items count as abandoned, a channel end's
+    /// handles leave the channel's count (the swap makes either happen
+    /// once).
+    pub(crate) fn reclaim(&self, end: End, e: &Entry) {
+        if self.channel {
+            crate::channel::typed::reclaim(self, end, e);
+        } else {
+            reclaim(e, &self.hdr.abandoned);
+        }
+    }
+
+    /// The queue's segment (what a handle serializes as).
+    pub(crate) fn header_segment(&self) -> &Segment {
+        self.hdr.segment()
+    }
+
+    pub(crate) fn header(&self) -> &QueueHeader {
+        &self.hdr
+    }
+
+    pub(crate) fn lane(&self) -> &Lane {
+        &self.lane
+    }
+
+    /// The registry of one side.
+    pub(crate) fn registry(&self, end: End) -> &RawRegistry<QUEUE_ENTRIES> {
+        match end {
+            End::Send => &self.hdr.producers,
+            End::Recv => &self.hdr.consumers,
+        }
     }
 }
 
@@ -461,7 +522,7 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 }
 
 impl<T> Queue<T> {
-    fn wrap(seg: Segment) -> Result<Self> {
+    pub(crate) fn wrap(seg: Segment) -> Result<Self> {
         let hdr: Placed<QueueHeader> = Placed::new(&seg, 0)?;
         // Read once: the buffer is checked against the segment here, and
         // the limit is what this handle enforces from now on.
@@ -469,6 +530,7 @@ impl<T> Queue<T> {
         let maxsize = hdr.maxsize.load(Ordering::Relaxed);
         let lane = Lane::new(&seg, core::mem::offset_of!(QueueHeader, lane), RING_OFFSET, cap, maxsize)?;
         let none = UNREGISTERED;
+        let channel = hdr.flags.load(Ordering::Relaxed) & CHANNEL != 0;
         Ok(Queue {
             inner: Arc::new(Inner {
                 hdr,
@@ -476,9 +538,15 @@ impl<T> Queue<T> {
                 producer: none.into(),
                 consumer: none.into(),
                 register_retry: ProbeRate::new(),
+                channel,
             }),
             _t: PhantomData,
         })
+    }
+
+    /// The per-process state (the channel engine's [`Ends`] for queues).
+    pub(crate) fn inner(&self) -> &Arc<Inner> {
+        &self.inner
     }
 
     fn hdr(&self) -> &QueueHeader {
@@ -611,7 +679,7 @@ impl<T> Queue<T> {
     /// # Errors
     /// [`Error::Os`] if this process's liveness token cannot be made.
     pub fn register_producer(&self) -> Result<()> {
-        self.role(&self.hdr().producers, &self.inner.producer).map(drop)
+        self.role(End::Send).map(drop)
     }
 
     /// Counts this process as a consumer from now on (it is counted anyway
@@ -629,7 +697,7 @@ impl<T> Queue<T> {
     /// # Errors
     /// As for [`register_producer`](Queue::register_producer).
     pub fn register_consumer(&self) -> Result<()> {
-        self.role(&self.hdr().consumers, &self.inner.consumer).map(drop)
+        self.role(End::Recv).map(drop)
     }
 
     /// Whether [`close`](Queue::close) was called (by any process).
@@ -651,7 +719,12 @@ impl<T> Queue<T> {
     /// A process that found the table full (more live processes on this
     /// side than it has entries) tries again at the probe rate, not on
     /// every call: a registration then asks the OS about every entry.
-    fn role(&self, reg: &RawRegistry<QUEUE_ENTRIES>, cached: &std::sync::atomic::AtomicUsize) -> Result<Option<usize>> {
+    pub(crate) fn role(&self, end: End) -> Result<Option<usize>> {
+        let inner = &*self.inner;
+        let (reg, cached) = match end {
+            End::Send => (&inner.hdr.producers, &inner.producer),
+            End::Recv => (&inner.hdr.consumers, &inner.consumer),
+        };
         let i = cached.load(std::sync::atomic::Ordering::Relaxed);
         if i < TABLE_FULL && reg.is_mine(i) {
             return Ok(Some(i));
@@ -659,8 +732,7 @@ impl<T> Queue<T> {
         if i == TABLE_FULL && !self.inner.register_retry.due() {
             return Ok(None);
         }
-        let abandoned = &self.hdr().abandoned;
-        let got = reg.register(Dead::Reuse(&|e| reclaim(e, abandoned))).map_err(|e| Error::os("liveness token", e))?;
+        let got = reg.register(Dead::Reuse(&|e| inner.reclaim(end, e))).map_err(|e| Error::os("liveness token", e))?;
         if got.is_none() {
             self.inner.register_retry.note_attempt();
         }
@@ -681,7 +753,7 @@ impl<T> Queue<T> {
     /// Encodes `item` and sends it (spilled if it is larger than half the
     /// ring). `buf` lends its allocation (a thread's reusable buffer) and
     /// comes back.
-    fn put_encoded(&self, item: &T, buf: Vec<u8>, wait: Wait) -> (Vec<u8>, Result<(), Stop>)
+    fn put_encoded<E: Ends>(&self, item: &T, buf: Vec<u8>, wait: Wait, ends: &E) -> (Vec<u8>, Result<(), Stop>)
     where
         T: Serialize,
     {
@@ -689,8 +761,8 @@ impl<T> Queue<T> {
             Ok(m) => m,
             Err(e) => return (Vec::new(), Err(Stop::Failed(e))),
         };
-        let out = self.role(&self.hdr().producers, &self.inner.producer).map_err(Stop::Failed);
-        let out = out.and_then(|_| self.inner.lane.send_message(&msg, wait, &*self.inner));
+        let out = self.role(End::Send).map_err(Stop::Failed);
+        let out = out.and_then(|_| self.inner.lane.send_message(&msg, wait, ends));
         (msg, out)
     }
 
@@ -698,7 +770,17 @@ impl<T> Queue<T> {
     where
         T: Serialize,
     {
-        let (buf, out) = self.put_encoded(&item, take_buffer(&PUT_BUFFER), wait);
+        self.put_via(item, wait, &*self.inner)
+    }
+
+    /// Puts `item` with `ends` telling when to stop (a queue's own, or a
+    /// typed channel's): the item comes back with the reason it was not
+    /// sent.
+    pub(crate) fn put_via<E: Ends>(&self, item: T, wait: Wait, ends: &E) -> Result<(), (T, Stop)>
+    where
+        T: Serialize,
+    {
+        let (buf, out) = self.put_encoded(&item, take_buffer(&PUT_BUFFER), wait, ends);
         give_back(&PUT_BUFFER, buf);
         out.map_err(|stop| (item, stop))
     }
@@ -812,9 +894,20 @@ impl<T> Queue<T> {
     /// ring: reported as abandoned once, delivered again, never the other
     /// way round). Crate-internal callers: the pool's workers write their
     /// slot in the hook.
+    #[cfg(feature = "pool")]
     pub(crate) fn get_raw_then(&self, out: &mut Vec<u8>, wait: Wait, hook: &mut dyn FnMut(&[u8])) -> Result<(), Stop> {
+        self.get_raw_via(out, wait, &*self.inner, hook)
+    }
+
+    fn get_raw_via<E: Ends>(
+        &self,
+        out: &mut Vec<u8>,
+        wait: Wait,
+        ends: &E,
+        hook: &mut dyn FnMut(&[u8]),
+    ) -> Result<(), Stop> {
         let h = self.hdr();
-        let me = self.role(&h.consumers, &self.inner.consumer)?;
+        let me = self.role(End::Recv)?;
         let entry = if self.joinable() {
             // Taken items are counted in the entry: a consumer without one
             // could not mark them done.
@@ -830,16 +923,26 @@ impl<T> Queue<T> {
             }
             hook(bytes);
         };
-        self.inner.lane.recv_message(out, wait, &*self.inner, &mut count)
+        self.inner.lane.recv_message(out, wait, ends, &mut count)
     }
 
     fn get_with(&self, wait: Wait) -> Result<T, Stop>
     where
         T: DeserializeOwned,
     {
+        self.get_via(wait, &*self.inner)
+    }
+
+    /// Takes an item with `ends` telling when to stop (a queue's own, or a
+    /// typed channel's).
+    pub(crate) fn get_via<E: Ends>(&self, wait: Wait, ends: &E) -> Result<T, Stop>
+    where
+        T: DeserializeOwned,
+    {
         let mut buf = take_buffer(&GET_BUFFER);
-        let out =
-            self.get_raw_then(&mut buf, wait, &mut |_| {}).and_then(|()| codec::decode(&buf).map_err(Stop::Failed));
+        let out = self
+            .get_raw_via(&mut buf, wait, ends, &mut |_| {})
+            .and_then(|()| codec::decode(&buf).map_err(Stop::Failed));
         give_back(&GET_BUFFER, buf);
         out
     }
@@ -1001,7 +1104,7 @@ impl<T> Queue<T> {
         if record.len() > max {
             return Err(Stop::Failed(Error::TooLarge { len: record.len(), max }));
         }
-        self.role(&self.hdr().producers, &self.inner.producer)?;
+        self.role(End::Send)?;
         self.inner.lane.send_record(record, bytes::TAG_INLINE, wait, &*self.inner)
     }
 

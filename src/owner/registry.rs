@@ -54,7 +54,10 @@ pub(crate) struct Entry {
     /// judged by the token, never by the pid.
     pid: AtomicU32,
     nonce: AtomicU64,
-    /// Items taken and not yet marked done (JoinableQueue consumers).
+    /// Items taken and not yet marked done (JoinableQueue consumers); in
+    /// a typed channel's registries, the handles the process holds (a
+    /// stamp of the process in the high half, the count in the low half:
+    /// see `channel/typed.rs`).
     pub(crate) taken: AtomicU64,
 }
 
@@ -257,6 +260,26 @@ impl<const N: usize> RawRegistry<N> {
         // Relaxed: set before the overflowing process's first use, which
         // the caller learns of only through the shared object itself.
         if self.overflow.load(Ordering::Relaxed) != 0 { Peers::Alive } else { Peers::AllDead }
+    }
+
+    /// Whether every registered process that `holds` something is
+    /// confirmed dead by the OS (a system call per such process, stopping
+    /// at the first live one; entries that hold nothing are skipped
+    /// without one). Dead holders met on the way are passed to `reclaim`.
+    /// A table that overflowed never reads as all dead.
+    #[cfg(feature = "serde")]
+    pub(crate) fn holders_dead(&self, holds: impl Fn(&Entry) -> bool, reclaim: impl Fn(&Entry)) -> bool {
+        for e in &self.entries {
+            let id = e.id.load(Ordering::Acquire);
+            if id == 0 || !holds(e) {
+                continue;
+            }
+            if !e.dead(id) {
+                return false;
+            }
+            reclaim(e);
+        }
+        self.overflow.load(Ordering::Relaxed) == 0
     }
 
     /// Asks the OS about every registered process (a system call each) and

@@ -289,7 +289,11 @@ impl ProcessBuilder {
         self
     }
 
-    /// Starts `f(arg)` in a child process.
+    /// Starts `f(arg)` in a child process. `arg` is encoded under every
+    /// start method, fork included, so the handles in it are handed over
+    /// the same way: a typed channel's [`Sender`](crate::channel::Sender)
+    /// counts for the child from the start, and the parent's own copies
+    /// are dropped here.
     ///
     /// # Examples
     ///
@@ -312,11 +316,24 @@ impl ProcessBuilder {
     {
         current::check_can_start()?;
         let method = self.method.unwrap_or_else(start_method);
-        if method == StartMethod::Fork && self.server.is_none() {
-            return self.fork_closure(move || f(arg));
-        }
         let (args, fds) = handoff::collecting_fds(|| codec::encode(&arg));
         let args = args?;
+        if method == StartMethod::Fork && self.server.is_none() {
+            // Encoded under fork too, so the handles in the argument are
+            // handed over as under the other methods (a typed channel's
+            // ends count for the child, arena cells are lent to it), and
+            // the parent drops its own copies; the child decodes from its
+            // copy of this frame.
+            drop(arg);
+            let packed = std::cell::Cell::new(Some((args, fds)));
+            return self.fork_closure(|| {
+                let (args, fds) = packed.take().unwrap_or_default();
+                match handoff::with_fds(fds, || codec::decode::<A>(&args)) {
+                    Ok(arg) => f(arg),
+                    Err(e) => panic!("the fork child could not decode its argument: {e}"),
+                }
+            });
+        }
         let name = self.name.clone().unwrap_or_else(current::next_name);
         let me = current::current_process();
         let tramp: Trampoline = trampoline::<A, R>;
@@ -537,6 +554,14 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
     /// A ring role handle is `Send`: moved into `f`, it passes to the child
     /// alone, and the role is then held in the child's name (a producer
     /// killed in the child is seen as dead even while the parent lives).
+    ///
+    /// A typed channel's [`Sender`](crate::channel::Sender) or
+    /// [`Receiver`](crate::channel::Receiver) captured by `f` stays
+    /// counted for the parent until the parent exits (its copy is never
+    /// dropped), and the child's copy counts for nobody: the other side
+    /// sees no `Disconnected` while the parent lives. Pass channel ends to
+    /// [`spawn`](Process::spawn) as arguments to have them counted for the
+    /// child.
     ///
     /// # Examples
     ///

@@ -25,10 +25,13 @@
 //! ProcessPoolExecutor: 40, 41, 42, 46, failpoints of the worker loop,
 //! random SIGKILLs of workers), `shared.rs` (Value and Array: counting
 //! under each start method, holders SIGKILLed, a writer dead mid-write,
-//! open by name, wrong types, garbage lengths), `manager.rs` (Manager: 39,
+//! open by name, wrong types, garbage lengths), `channel.rs` (typed channels: handles under every start method,
+//! killed and stopped senders and receivers), `manager.rs` (Manager: 39,
 //! 44, 47, killed and stopped clients, concurrent updates, garbage hellos
 //! and requests).
 
+#[cfg(feature = "serde")]
+mod channel;
 mod cleanup;
 mod harness;
 mod hostile;

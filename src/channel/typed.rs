@@ -1,0 +1,821 @@
+//! Typed channels: `Sender<T>` and `Receiver<T>` over one queue.
+//!
+//! A channel is a [`Queue`] marked as one (its own layout hash, so neither
+//! opens as the other), sent to and received from through the same engine
+//! path; what a channel adds is that it knows its ends. Each side counts
+//! its live handles twice:
+//!
+//! - in the header (`QueueHeader::handles`, one word per side): the fast
+//!   answer. A receiver that finds the channel empty while the senders'
+//!   word is 0 gets `Disconnected`, and a send while the receivers' word
+//!   is 0 fails; the handle whose drop takes a word to 0 wakes every
+//!   sleeper of the channel.
+//! - in its process's entry of the side's registry (the entry's `taken`
+//!   word: a stamp of the process in the high half, its handles in the low
+//!   half): the answer that survives a crash. A process killed while it
+//!   holds handles never gives them back; a waiter that asks the OS (at
+//!   the engine's liveness intervals) finds every process still holding a
+//!   handle of the other side dead, and the dead entries' counts leave the
+//!   header word ([`reclaim`], once per entry by a `swap`).
+//!
+//! A handle is counted in the header before its entry, and given back from
+//! its entry before the header, so the header word is never below the sum
+//! of the entries and a reclaim never takes it below zero; a process killed
+//! between the two steps leaves the header word high, and only the OS
+//! answer ends the other side's wait then.
+//!
+//! # Handles that travel
+//!
+//! A handle serializes (to become a child's argument, or an item of a
+//! queue) as its segment, its process's entry index and stamp, and counts
+//! one more handle for the encoding process, *in flight*. The decoding
+//! process counts its new handle in its own entry first, then gives the
+//! in-flight one back from the encoder's entry (a compare-and-swap that
+//! checks the stamp, so an entry reused by another process since is left
+//! alone). So a parent that sends a `Sender` to a child and drops its own
+//! never leaves the count at zero in between. An encoding that is never
+//! decoded stays counted for the encoding process until that process
+//! exits.
+//!
+//! A fork child's copies of its parent's handles are not its own (the
+//! stamp differs): dropping one there gives nothing back, and they count
+//! for the parent. `Process::spawn` therefore encodes its argument under
+//! every start method, fork included, so a handle passed as an argument
+//! counts for the child.
+
+use std::marker::PhantomData;
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::channel::lane::{Ends, Stop, Wait};
+use crate::channel::queue::{DEFAULT_QUEUE_CAPACITY, End, Inner, Queue, QueueBuilder, channel_hash};
+use crate::channel::typed_error::{
+    RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
+use crate::error::{Error, Result};
+use crate::loom::atomic::Ordering;
+use crate::owner::registry::{Entry, process_id};
+use crate::shm::header::kind;
+use crate::shm::segment::Segment;
+
+/// The ring of an unbounded channel: 1 MiB (items up to 512 KiB travel
+/// inline; a send waits only while the ring holds 1 MiB of items).
+pub const UNBOUNDED_RING: usize = 1 << 20;
+
+/// A handle's place in its process's registry entry; `entry == NONE`: not
+/// counted (this process could not register, see [`Sender`]).
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    entry: usize,
+    stamp: u32,
+}
+
+const NONE: usize = usize::MAX;
+const LOW: u64 = 0xffff_ffff;
+
+/// The calling process's stamp: its owner id mixed with its nonce, never 0
+/// (a reused tag gets a new nonce, so a stamp names one process).
+fn stamp() -> Result<u32> {
+    let (me, nonce) = process_id().map_err(|e| Error::os("liveness token", e))?;
+    Ok((me ^ nonce as u32 ^ (nonce >> 32) as u32) | 1)
+}
+
+fn total(inner: &Inner, end: End) -> &crate::loom::atomic::AtomicU64 {
+    &inner.header().handles[end as usize]
+}
+
+/// Counts one handle of `end` for the calling process (header first, then
+/// its entry).
+fn count_in<T>(q: &Queue<T>, end: End) -> Result<Mark> {
+    let stamp = stamp()?;
+    let inner = q.inner();
+    let full = Error::InvalidArgument { what: "a channel side held by more live processes than it can track (256)" };
+    let i = q.role(end)?.ok_or(full)?;
+    let e = inner.registry(end).entry(i).ok_or(Error::Corrupt { what: "channel registry" })?;
+    total(inner, end).fetch_add(1, Ordering::SeqCst);
+    let mine = u64::from(stamp) << 32;
+    // A word with another stamp is a previous holder's (reclaimed, so its
+    // count already left the header) or junk: ours starts over.
+    let grown = e.taken.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| match (w & !LOW == mine, w & LOW) {
+        (true, LOW) => None,
+        (true, _) => Some(w + 1),
+        (false, _) => Some(mine | 1),
+    });
+    if grown.is_err() {
+        give_back_total(inner, end, 1);
+        return Err(Error::InvalidArgument { what: "more than 2^32 - 1 handles of one channel side in one process" });
+    }
+    Ok(Mark { entry: i, stamp })
+}
+
+/// Gives back one handle counted in entry `i` under `stamp` (entry first,
+/// then the header); nothing if the entry holds no handle of that stamp.
+fn give_back(inner: &Inner, end: End, i: usize, stamp: u32) {
+    let Some(e) = inner.registry(end).entry(i) else { return };
+    let mine = u64::from(stamp) << 32;
+    let took =
+        e.taken.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| (w & !LOW == mine && w & LOW != 0).then(|| w - 1));
+    if took.is_ok() {
+        give_back_total(inner, end, 1);
+    }
+}
+
+/// Takes `n` from a side's header word; the step to 0 wakes every sleeper
+/// (a receiver then finds the senders gone, a sender the receivers).
+fn give_back_total(inner: &Inner, end: End, n: u64) {
+    let before = total(inner, end).fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| Some(t.saturating_sub(n)));
+    if matches!(before, Ok(t) if t != 0 && t <= n) {
+        inner.lane().wake_all();
+    }
+}
+
+/// A dead process's entry of `end` (see `Inner::reclaim`): its handles
+/// leave the header word.
+pub(crate) fn reclaim(inner: &Inner, end: End, e: &Entry) {
+    let n = e.taken.swap(0, Ordering::SeqCst) & LOW;
+    if n != 0 {
+        give_back_total(inner, end, n);
+    }
+}
+
+/// Gives a handle's count back if this process counted it (a fork child's
+/// copy of its parent's handle is not its own).
+fn drop_mark(inner: &Inner, end: End, mark: Mark) {
+    if mark.entry != NONE && stamp().ok() == Some(mark.stamp) {
+        give_back(inner, end, mark.entry, mark.stamp);
+    }
+}
+
+/// A channel's ends for the engine: a send fails once no receiver is left
+/// (nobody will take it), a receive ends once it finds the channel empty
+/// with no sender left; the OS is asked about the processes still
+/// counted as holding handles.
+struct ChannelEnds<'a>(&'a Inner);
+
+impl Ends for ChannelEnds<'_> {
+    const SEND_NEEDS_RECEIVER: bool = true;
+    const PROBE_BEFORE_SLEEP: bool = true;
+
+    fn send_stop(&self) -> Option<Stop> {
+        (total(self.0, End::Recv).load(Ordering::SeqCst) == 0).then_some(Stop::Disconnected)
+    }
+
+    fn recv_stop(&self) -> Option<Stop> {
+        None
+    }
+
+    fn drained_stop(&self) -> Option<Stop> {
+        (total(self.0, End::Send).load(Ordering::SeqCst) == 0).then_some(Stop::Disconnected)
+    }
+
+    fn receivers_gone(&self) -> bool {
+        holders_gone(self.0, End::Recv)
+    }
+
+    fn senders_gone(&self) -> bool {
+        holders_gone(self.0, End::Send)
+    }
+}
+
+/// Whether every process counted as holding a handle of `end` is
+/// confirmed dead (system calls; see the module docs).
+fn holders_gone(inner: &Inner, end: End) -> bool {
+    total(inner, end).load(Ordering::SeqCst) == 0
+        || inner.registry(end).holders_dead(|e| e.taken.load(Ordering::SeqCst) & LOW != 0, |e| reclaim(inner, end, e))
+}
+
+/// Makes a channel holding at most `cap` items (Python has no typed
+/// channel; crossbeam: `bounded`). Both handles are `Clone`, serialize
+/// (pass them to children under every start method, or inside queue
+/// items), and work from any number of threads and processes.
+///
+/// # Examples
+///
+/// ```
+/// fn work(tx: shmproc::channel::Sender<u64>) {
+///     for i in 0..3 {
+///         tx.send(i * i).expect("send");
+///     }
+/// }
+///
+/// let (tx, rx) = shmproc::channel::<u64>(16)?;
+/// let mut children = Vec::new();
+/// for _ in 0..2 {
+///     children.push(shmproc::Process::spawn(work, tx.clone())?);
+/// }
+/// drop(tx); // the children hold the only senders now
+/// let mut got: Vec<u64> = rx.iter().collect::<Result<_, _>>()?; // ends when both children are done
+/// got.sort();
+/// assert_eq!(got, [0, 0, 1, 1, 4, 4]);
+/// for mut c in children {
+///     c.join()?;
+/// }
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InvalidArgument`] for `cap` 0 (a rendezvous channel is not
+/// offered: use 1); as for [`Segment::anonymous`].
+pub fn channel<T: Serialize + DeserializeOwned>(cap: usize) -> Result<(Sender<T>, Receiver<T>)> {
+    if cap == 0 {
+        return Err(Error::InvalidArgument { what: "channel capacity 0 (rendezvous channels are not offered; use 1)" });
+    }
+    make(Queue::builder().maxsize(cap).capacity_bytes(DEFAULT_QUEUE_CAPACITY))
+}
+
+/// Makes a channel without an item limit: a send waits only while the
+/// ring holds [`UNBOUNDED_RING`] bytes of items (items larger than half of
+/// it travel through their own segment).
+///
+/// # Examples
+///
+/// ```
+/// let (tx, rx) = shmproc::channel::unbounded::<String>()?;
+/// for i in 0..1000 {
+///     tx.send(format!("item {i}"))?;
+/// }
+/// assert_eq!(rx.len(), 1000);
+/// assert_eq!(rx.recv()?, "item 0");
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+///
+/// # Errors
+/// As for [`Segment::anonymous`].
+pub fn unbounded<T: Serialize + DeserializeOwned>() -> Result<(Sender<T>, Receiver<T>)> {
+    make(Queue::builder().capacity_bytes(UNBOUNDED_RING))
+}
+
+fn make<T: Serialize + DeserializeOwned>(b: QueueBuilder<T>) -> Result<(Sender<T>, Receiver<T>)> {
+    let q = b.build_channel()?;
+    let tx = Sender { mark: count_in(&q, End::Send)?, q: q.clone() };
+    let rx = Receiver { mark: count_in(&q, End::Recv)?, q };
+    Ok((tx, rx))
+}
+
+/// The sending side of a typed channel made by [`channel`] or
+/// [`unbounded`] (crossbeam: `Sender`).
+///
+/// Cloning counts one more sender; the channel's receivers get
+/// [`RecvError::Disconnected`] once every sender is dropped (in any
+/// thread of any process) or its process died, and they have taken what
+/// was sent. A process holds at most 2^32 - 1 handles of one side, and at
+/// most 256 processes hold senders at once (a clone in a process past that
+/// works but does not count).
+///
+/// # Examples
+///
+/// ```
+/// let (tx, rx) = shmproc::channel::<&'static str>(4)?;
+/// let tx2 = tx.clone();
+/// std::thread::spawn(move || tx2.send("from a thread").expect("send"));
+/// assert_eq!(rx.recv()?, "from a thread");
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub struct Sender<T> {
+    q: Queue<T>,
+    mark: Mark,
+}
+
+/// The receiving side of a typed channel made by [`channel`] or
+/// [`unbounded`] (crossbeam: `Receiver`): any number of receivers, in any
+/// threads and processes, share the items (each item goes to one).
+///
+/// Senders get [`SendError::Disconnected`] (with their item) once every
+/// receiver is dropped or its process died.
+///
+/// # Examples
+///
+/// ```
+/// let (tx, rx) = shmproc::channel::<u32>(4)?;
+/// tx.send(1)?;
+/// tx.send(2)?;
+/// drop(tx);
+/// let all: Vec<u32> = rx.iter().collect::<Result<_, _>>()?;
+/// assert_eq!(all, [1, 2]);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub struct Receiver<T> {
+    q: Queue<T>,
+    mark: Mark,
+}
+
+/// What both sides offer: the queue's snapshot queries.
+macro_rules! side_common {
+    ($ty:ident, $end:expr) => {
+        impl<T> $ty<T> {
+            /// Items in the channel now (a snapshot).
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// let (tx, rx) = shmproc::channel::<u8>(4)?;
+            /// tx.send(1)?;
+            #[doc = concat!("assert_eq!(", stringify!($end), ".len(), 1);")]
+            /// # Ok::<(), shmproc::Error>(())
+            /// ```
+            pub fn len(&self) -> usize {
+                self.q.qsize()
+            }
+
+            /// Whether the channel holds no item now.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// let (tx, rx) = shmproc::channel::<u8>(4)?;
+            #[doc = concat!("assert!(", stringify!($end), ".is_empty());")]
+            /// # Ok::<(), shmproc::Error>(())
+            /// ```
+            pub fn is_empty(&self) -> bool {
+                self.q.is_empty()
+            }
+
+            /// Whether the channel holds as many items as it may now.
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// let (tx, rx) = shmproc::channel::<u8>(1)?;
+            /// tx.send(1)?;
+            #[doc = concat!("assert!(", stringify!($end), ".is_full());")]
+            /// # Ok::<(), shmproc::Error>(())
+            /// ```
+            pub fn is_full(&self) -> bool {
+                self.q.is_full()
+            }
+
+            /// The item limit: `Some(cap)` for [`channel`], `None` for
+            /// [`unbounded`].
+            ///
+            /// # Examples
+            ///
+            /// ```
+            /// let (tx, rx) = shmproc::channel::<u8>(3)?;
+            #[doc = concat!("assert_eq!(", stringify!($end), ".capacity(), Some(3));")]
+            /// # Ok::<(), shmproc::Error>(())
+            /// ```
+            pub fn capacity(&self) -> Option<usize> {
+                Some(self.q.maxsize()).filter(|&n| n != 0)
+            }
+        }
+
+        impl<T> Clone for $ty<T> {
+            /// One more handle of this side, counted for the calling
+            /// process.
+            fn clone(&self) -> Self {
+                let none = Mark { entry: NONE, stamp: 0 };
+                $ty { q: self.q.clone(), mark: count_in(&self.q, $end).unwrap_or(none) }
+            }
+        }
+
+        impl<T> Drop for $ty<T> {
+            fn drop(&mut self) {
+                drop_mark(self.q.inner(), $end, self.mark);
+            }
+        }
+
+        impl<T> std::fmt::Debug for $ty<T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("len", &self.len())
+                    .field("capacity", &self.capacity())
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl<T> Serialize for $ty<T> {
+            /// The segment, and this process's entry and stamp: one more
+            /// handle counts for this process until a decoder takes it
+            /// over (see the module docs).
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                use serde::ser::Error as _;
+                let mark = count_in(&self.q, $end).map_err(S::Error::custom)?;
+                let out = (self.q.inner().header_segment(), mark.entry as u64, mark.stamp).serialize(s);
+                if out.is_err() {
+                    give_back(self.q.inner(), $end, mark.entry, mark.stamp);
+                }
+                out
+            }
+        }
+
+        impl<'de, T> serde::Deserialize<'de> for $ty<T> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                use serde::de::Error as _;
+                let (seg, entry, stamp) = <(Segment, u64, u32)>::deserialize(d)?;
+                let q = open::<T>(seg).map_err(D::Error::custom)?;
+                let mark = count_in(&q, $end).map_err(D::Error::custom)?;
+                // The in-flight handle, checked against the encoder's stamp
+                // (an index out of range is ignored by the registry).
+                give_back(q.inner(), $end, usize::try_from(entry).unwrap_or(NONE), stamp);
+                Ok($ty { q, mark })
+            }
+        }
+    };
+}
+
+side_common!(Sender, End::Send);
+side_common!(Receiver, End::Recv);
+
+/// A decoded channel segment, checked to be a channel of `T`.
+fn open<T>(seg: Segment) -> Result<Queue<T>> {
+    if seg.layout_identity() != (kind::QUEUE, channel_hash::<T>()) {
+        return Err(Error::LayoutMismatch { expected: channel_hash::<T>(), found: seg.layout_identity().1 });
+    }
+    Queue::wrap(seg)
+}
+
+impl<T: Serialize> Sender<T> {
+    fn send_with(&self, item: T, wait: Wait) -> std::result::Result<(), (T, Stop)> {
+        self.q.put_via(item, wait, &ChannelEnds(self.q.inner()))
+    }
+
+    /// Sends `item`, waiting while the channel is full.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = shmproc::channel::<Vec<u8>>(1)?;
+    /// tx.send(vec![1, 2, 3])?;
+    /// assert_eq!(rx.recv()?, [1, 2, 3]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`SendError`], with the item: `Disconnected` once every receiver
+    /// is gone (even with room: nobody would take it); `Failed` if it does
+    /// not encode or a peer broke the channel.
+    pub fn send(&self, item: T) -> std::result::Result<(), SendError<T>> {
+        self.send_with(item, Wait::Forever).map_err(|(t, stop)| SendError::from_stop(t, stop))
+    }
+
+    /// Sends `item` if there is room now, never waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = shmproc::channel::<u8>(1)?;
+    /// tx.try_send(1)?;
+    /// assert_eq!(tx.try_send(2).unwrap_err().into_inner(), 2); // full
+    /// assert_eq!(rx.recv()?, 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`TrySendError`], with the item: `Full`, `Disconnected`, `Failed`.
+    pub fn try_send(&self, item: T) -> std::result::Result<(), TrySendError<T>> {
+        self.send_with(item, Wait::No).map_err(|(t, stop)| TrySendError::from_stop(t, stop))
+    }
+
+    /// Sends `item`, waiting at most `timeout` for room.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, _rx) = shmproc::channel::<u8>(1)?;
+    /// tx.send_timeout(1, std::time::Duration::from_secs(1))?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`SendTimeoutError`], with the item: `Timeout`, `Disconnected`,
+    /// `Failed`.
+    pub fn send_timeout(&self, item: T, timeout: Duration) -> std::result::Result<(), SendTimeoutError<T>> {
+        self.send_with(item, Wait::after(timeout)).map_err(|(t, stop)| SendTimeoutError::from_stop(t, stop))
+    }
+
+    /// Sends `item`, waiting for room until `deadline` at most.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let (tx, _rx) = shmproc::channel::<u8>(1)?;
+    /// tx.send_deadline(1, Instant::now() + Duration::from_secs(1))?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`send_timeout`](Sender::send_timeout).
+    pub fn send_deadline(&self, item: T, deadline: Instant) -> std::result::Result<(), SendTimeoutError<T>> {
+        self.send_with(item, Wait::Until(deadline)).map_err(|(t, stop)| SendTimeoutError::from_stop(t, stop))
+    }
+}
+
+impl<T: DeserializeOwned> Receiver<T> {
+    fn recv_with(&self, wait: Wait) -> std::result::Result<T, Stop> {
+        self.q.get_via(wait, &ChannelEnds(self.q.inner()))
+    }
+
+    /// Takes the oldest item, waiting while the channel is empty.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = shmproc::channel::<String>(4)?;
+    /// tx.send("hi".into())?;
+    /// assert_eq!(rx.recv()?, "hi");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`RecvError`]: `Disconnected` once the channel is empty and every
+    /// sender is gone; `Failed` if the bytes do not decode or a peer broke
+    /// the channel.
+    pub fn recv(&self) -> std::result::Result<T, RecvError> {
+        self.recv_with(Wait::Forever).map_err(RecvError::from_stop)
+    }
+
+    /// Takes the oldest item if there is one now, never waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = shmproc::channel::<u8>(4)?;
+    /// assert!(rx.try_recv().is_err());
+    /// tx.send(5)?;
+    /// assert_eq!(rx.try_recv()?, 5);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`TryRecvError`]: `Empty`, `Disconnected`, `Failed`.
+    pub fn try_recv(&self) -> std::result::Result<T, TryRecvError> {
+        self.recv_with(Wait::No).map_err(TryRecvError::from_stop)
+    }
+
+    /// Takes the oldest item, waiting at most `timeout` for one.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = shmproc::channel::<u8>(4)?;
+    /// tx.send(5)?;
+    /// assert_eq!(rx.recv_timeout(std::time::Duration::from_secs(1))?, 5);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`RecvTimeoutError`]: `Timeout`, `Disconnected`, `Failed`.
+    pub fn recv_timeout(&self, timeout: Duration) -> std::result::Result<T, RecvTimeoutError> {
+        self.recv_with(Wait::after(timeout)).map_err(RecvTimeoutError::from_stop)
+    }
+
+    /// Takes the oldest item, waiting for one until `deadline` at most.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// let (tx, rx) = shmproc::channel::<u8>(4)?;
+    /// tx.send(5)?;
+    /// assert_eq!(rx.recv_deadline(Instant::now() + Duration::from_secs(1))?, 5);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`recv_timeout`](Receiver::recv_timeout).
+    pub fn recv_deadline(&self, deadline: Instant) -> std::result::Result<T, RecvTimeoutError> {
+        self.recv_with(Wait::Until(deadline)).map_err(RecvTimeoutError::from_stop)
+    }
+
+    /// A blocking iterator: each item as it comes, until the channel is
+    /// empty and every sender is gone. An item that does not decode is
+    /// yielded as its error, and the iteration goes on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = shmproc::channel::<u8>(4)?;
+    /// std::thread::spawn(move || {
+    ///     for i in 0..3 {
+    ///         tx.send(i).expect("send");
+    ///     }
+    /// });
+    /// let got: Vec<u8> = rx.iter().collect::<Result<_, _>>()?;
+    /// assert_eq!(got, [0, 1, 2]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { rx: self, wait: Wait::Forever }
+    }
+
+    /// The items there now, never waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = shmproc::channel::<u8>(4)?;
+    /// tx.send(1)?;
+    /// tx.send(2)?;
+    /// assert_eq!(rx.try_iter().count(), 2);
+    /// assert_eq!(rx.try_iter().count(), 0); // nothing now; tx still lives
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn try_iter(&self) -> Iter<'_, T> {
+        Iter { rx: self, wait: Wait::No }
+    }
+}
+
+/// The iterator of [`Receiver::iter`] (blocking) and
+/// [`Receiver::try_iter`] (what is there now); also `for x in &rx`.
+#[must_use = "iterators do nothing unless consumed"]
+pub struct Iter<'a, T> {
+    rx: &'a Receiver<T>,
+    wait: Wait,
+}
+
+impl<T> std::fmt::Debug for Iter<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iter").field("blocking", &(self.wait == Wait::Forever)).finish_non_exhaustive()
+    }
+}
+
+fn next_item<T: DeserializeOwned>(rx: &Receiver<T>, wait: Wait) -> Option<Result<T>> {
+    match rx.recv_with(wait) {
+        Ok(item) => Some(Ok(item)),
+        Err(Stop::Timeout | Stop::Closed | Stop::Disconnected) => None,
+        Err(Stop::Failed(e)) => Some(Err(e)),
+    }
+}
+
+impl<T: DeserializeOwned> Iterator for Iter<'_, T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        next_item(self.rx, self.wait)
+    }
+}
+
+impl<'a, T: DeserializeOwned> IntoIterator for &'a Receiver<T> {
+    type Item = Result<T>;
+    type IntoIter = Iter<'a, T>;
+
+    /// [`Receiver::iter`].
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+/// The owning iterator of `for x in rx` (blocking, as
+/// [`Receiver::iter`]).
+#[must_use = "iterators do nothing unless consumed"]
+#[derive(Debug)]
+pub struct IntoIter<T> {
+    rx: Receiver<T>,
+}
+
+impl<T: DeserializeOwned> Iterator for IntoIter<T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        next_item(&self.rx, Wait::Forever)
+    }
+}
+
+impl<T: DeserializeOwned> IntoIterator for Receiver<T> {
+    type Item = Result<T>;
+    type IntoIter = IntoIter<T>;
+
+    /// Blocking, as [`Receiver::iter`].
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { rx: self }
+    }
+}
+
+/// One end of a typed duplex pipe made by
+/// [`Pipe::typed`](crate::Pipe::typed): sends `S`, receives `R` (two
+/// channels, one each way).
+///
+/// # Examples
+///
+/// ```
+/// fn server(end: shmproc::channel::Duplex<u64, String>) {
+///     while let Ok(s) = end.recv() {
+///         end.send(s.len() as u64).expect("send");
+///     }
+/// }
+///
+/// let (mine, theirs) = shmproc::Pipe::typed::<String, u64>()?;
+/// let mut child = shmproc::Process::spawn(server, theirs)?;
+/// mine.send("four".into())?;
+/// assert_eq!(mine.recv()?, 4);
+/// drop(mine); // the server's recv ends
+/// child.join()?;
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(bound = "")]
+pub struct Duplex<S, R> {
+    /// The sending half.
+    pub tx: Sender<S>,
+    /// The receiving half.
+    pub rx: Receiver<R>,
+}
+
+impl<S: Serialize, R: DeserializeOwned> Duplex<S, R> {
+    /// [`Sender::send`] on the sending half.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::typed::<u8, u8>()?;
+    /// a.send(1)?;
+    /// assert_eq!(b.recv()?, 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Sender::send`].
+    pub fn send(&self, item: S) -> std::result::Result<(), SendError<S>> {
+        self.tx.send(item)
+    }
+
+    /// [`Receiver::recv`] on the receiving half.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::typed::<u8, String>()?;
+    /// b.send("back".into())?;
+    /// assert_eq!(a.recv()?, "back");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Receiver::recv`].
+    pub fn recv(&self) -> std::result::Result<R, RecvError> {
+        self.rx.recv()
+    }
+}
+
+impl crate::Pipe {
+    /// A typed duplex pipe: two [`Duplex`] ends, the first sends `S` and
+    /// receives `R`, the second the other way round. Each direction is an
+    /// unbounded channel, so an end's drop (or its process's death) ends
+    /// the other end's receive with `Disconnected`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::typed::<u32, String>()?;
+    /// a.send(7)?;
+    /// assert_eq!(b.recv()?, 7);
+    /// b.send("seven".into())?;
+    /// assert_eq!(a.recv()?, "seven");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`unbounded`].
+    pub fn typed<S, R>() -> Result<(Duplex<S, R>, Duplex<R, S>)>
+    where
+        S: Serialize + DeserializeOwned,
+        R: Serialize + DeserializeOwned,
+    {
+        let (s_tx, s_rx) = unbounded::<S>()?;
+        let (r_tx, r_rx) = unbounded::<R>()?;
+        Ok((Duplex { tx: s_tx, rx: r_rx }, Duplex { tx: r_tx, rx: s_rx }))
+    }
+}
+
+/// Plain data sent as its bytes (the `Pod` fast path): no encoding, one
+/// copy in and one out. Wrap a [`bytemuck::Pod`] value to send it through
+/// a channel, a [`Queue`] or a `Connection` without serde.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::channel::Pod;
+/// let (tx, rx) = shmproc::channel::<Pod<[f32; 4]>>(8)?;
+/// tx.send(Pod([1.0, 2.0, 3.0, 4.0]))?;
+/// let Pod(v) = rx.recv()?;
+/// assert_eq!(v, [1.0, 2.0, 3.0, 4.0]);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[repr(transparent)]
+pub struct Pod<T>(pub T);
+
+impl<T: bytemuck::Pod> Serialize for Pod<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_bytes(bytemuck::bytes_of(&self.0))
+    }
+}
+
+impl<'de, T: bytemuck::Pod> serde::Deserialize<'de> for Pod<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Bytes<T>(PhantomData<T>);
+        impl<T: bytemuck::Pod> serde::de::Visitor<'_> for Bytes<T> {
+            type Value = Pod<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{} bytes", core::mem::size_of::<T>())
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> std::result::Result<Pod<T>, E> {
+                bytemuck::try_pod_read_unaligned(v).map(Pod).map_err(|_| E::invalid_length(v.len(), &self))
+            }
+        }
+        d.deserialize_bytes(Bytes(PhantomData))
+    }
+}
