@@ -534,6 +534,13 @@ fn put_messages(q: Queue<String>) -> u32 {
     MESSAGES
 }
 
+/// Sends the section's strings through a typed channel.
+fn send_messages(tx: shmproc::channel::Sender<String>) {
+    for i in 0..MESSAGES {
+        tx.send(message(i)).expect("send a string");
+    }
+}
+
 /// Takes `MESSAGES` strings from `next`, checking each; returns the rate
 /// from the first one to the last (the child's start is not counted).
 fn receive_all(mut next: impl FnMut() -> Result<String>) -> Result<f64> {
@@ -551,13 +558,30 @@ fn receive_all(mut next: impl FnMut() -> Result<String>) -> Result<f64> {
 }
 
 fn queue_stream() -> Result {
-    heading("9. A Queue<String> between two processes, next to an OS pipe");
+    heading("9. A Queue<String> and a typed channel between processes, next to an OS pipe");
     let me = std::process::id();
     let q = Queue::<String>::new(0)?;
     let mut producer = Process::spawn(put_messages, q.clone())?;
     let queue_rate = receive_all(|| Ok(q.get()?))?;
     let sent = producer.join()?;
     println!("parent {me}: got {sent} strings from child {} through the Queue, each as sent", producer.pid());
+
+    // A typed channel: two children hold the only senders, so the parent's
+    // loop ends by itself once both have finished (dropped their senders).
+    let (tx, rx) = shmproc::channel::<String>(64)?;
+    let kids = [Process::spawn(send_messages, tx.clone())?, Process::spawn(send_messages, tx.clone())?];
+    drop(tx);
+    let mut got = 0u32;
+    for s in &rx {
+        s?;
+        got += 1;
+    }
+    for mut k in kids {
+        k.join()?;
+    }
+    println!(
+        "parent {me}: got {got} strings through a typed channel from two children; the loop ended when both were done"
+    );
 
     // The same strings from a child writing length-prefixed frames into a
     // pipe, one write per string (a queue delivers each at once, too).

@@ -129,10 +129,14 @@
 //! | [`JoinableQueue`]: `join` | [`QueueJoinError`] | | [`QueueJoinTimeoutError`] |
 //! | [`Connection`]: `send(value)`, `send_bytes` | [`SendError`] (the value back) | [`TrySendError`] (the value back) | [`SendTimeoutError`] (the value back) |
 //! | [`Connection`]: `recv`, `recv_bytes` | [`RecvError`] | [`TryRecvError`] | [`RecvTimeoutError`] |
+//! | [`channel::Sender`]: `send(item)` | [`channel::SendError`] (the item back) | [`channel::TrySendError`] (the item back) | [`channel::SendTimeoutError`] (the item back) |
+//! | [`channel::Receiver`]: `recv` | [`channel::RecvError`] | [`channel::TryRecvError`] | [`channel::RecvTimeoutError`] |
 //!
 //! Queues iterate: [`Queue::iter`] (and `for x in &queue`) blocks and ends
 //! when the queue is closed and drained or its producers are gone;
-//! [`Queue::try_iter`] takes what is there now.
+//! [`Queue::try_iter`] takes what is there now. A typed channel's
+//! [`Receiver::iter`](channel::Receiver::iter) ends once every sender is
+//! gone and the channel is drained.
 //!
 //! ```
 //! use shmproc::{Lock, TryAcquireError};
@@ -177,7 +181,10 @@
 //!   breaks it instead of stranding the others).
 //! - Pass any serde value between any number of processes: [`Queue`]
 //!   (blocking, bounded, never hangs on a dead peer: [`Error::Disconnected`]);
-//!   with a count of unfinished tasks: [`JoinableQueue`].
+//!   with a count of unfinished tasks: [`JoinableQueue`]. With ends that
+//!   know when the other side is done (every sender dropped, in any
+//!   process), as crossbeam-channel's: [`channel()`](channel()) and
+//!   [`channel::unbounded`].
 //! - Stream plain values (`T: Pod`) from one process to another, fastest:
 //!   [`SpscRing`] (lock-free; batches; zero-copy loans). Several producers
 //!   or consumers: [`MpmcRing`] (lock-free; a process that dies
