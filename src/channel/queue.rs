@@ -724,13 +724,7 @@ impl<T> Queue<T> {
     where
         T: Serialize,
     {
-        self.put_with(item, Wait::Forever).map_err(|(item, stop)| match stop {
-            Stop::Closed => PutError::Closed(item),
-            Stop::Disconnected => PutError::Disconnected(item),
-            Stop::Failed(e) => PutError::Failed(item, e),
-            // No deadline: the engine never times out a `Wait::Forever`.
-            Stop::Timeout => PutError::Failed(item, Error::Timeout),
-        })
+        self.put_with(item, Wait::Forever).map_err(|(item, stop)| PutError::from_stop(item, stop))
     }
 
     /// Puts `item` if there is room now; otherwise gives it back.
@@ -752,12 +746,7 @@ impl<T> Queue<T> {
     where
         T: Serialize,
     {
-        self.put_with(item, Wait::No).map_err(|(item, stop)| match stop {
-            Stop::Timeout => TryPutError::Full(item),
-            Stop::Closed => TryPutError::Closed(item),
-            Stop::Disconnected => TryPutError::Disconnected(item),
-            Stop::Failed(e) => TryPutError::Failed(item, e),
-        })
+        self.put_with(item, Wait::No).map_err(|(item, stop)| TryPutError::from_stop(item, stop))
     }
 
     /// Puts `item`, waiting at most `timeout` for room.
@@ -778,7 +767,7 @@ impl<T> Queue<T> {
     where
         T: Serialize,
     {
-        self.put_with(item, Wait::after(timeout)).map_err(put_timeout_error)
+        self.put_with(item, Wait::after(timeout)).map_err(|(item, stop)| PutTimeoutError::from_stop(item, stop))
     }
 
     /// Puts `item`, waiting until `deadline` at most for room.
@@ -798,7 +787,7 @@ impl<T> Queue<T> {
     where
         T: Serialize,
     {
-        self.put_with(item, Wait::Until(deadline)).map_err(put_timeout_error)
+        self.put_with(item, Wait::Until(deadline)).map_err(|(item, stop)| PutTimeoutError::from_stop(item, stop))
     }
 
     // -- getting ---------------------------------------------------------
@@ -864,13 +853,7 @@ impl<T> Queue<T> {
     where
         T: DeserializeOwned,
     {
-        self.get_with(Wait::Forever).map_err(|stop| match stop {
-            Stop::Closed => GetError::Closed,
-            Stop::Disconnected => GetError::Disconnected,
-            Stop::Failed(e) => GetError::Failed(e),
-            // No deadline: the engine never times out a `Wait::Forever`.
-            Stop::Timeout => GetError::Failed(Error::Timeout),
-        })
+        self.get_with(Wait::Forever).map_err(GetError::from_stop)
     }
 
     /// A blocking iterator over the items: each `next` is a
@@ -939,12 +922,7 @@ impl<T> Queue<T> {
     where
         T: DeserializeOwned,
     {
-        self.get_with(Wait::No).map_err(|stop| match stop {
-            Stop::Timeout => TryGetError::Empty,
-            Stop::Closed => TryGetError::Closed,
-            Stop::Disconnected => TryGetError::Disconnected,
-            Stop::Failed(e) => TryGetError::Failed(e),
-        })
+        self.get_with(Wait::No).map_err(TryGetError::from_stop)
     }
 
     /// Takes the oldest item, waiting at most `timeout`.
@@ -964,7 +942,7 @@ impl<T> Queue<T> {
     where
         T: DeserializeOwned,
     {
-        self.get_with(Wait::after(timeout)).map_err(get_timeout_error)
+        self.get_with(Wait::after(timeout)).map_err(GetTimeoutError::from_stop)
     }
 
     /// Takes the oldest item, waiting until `deadline` at most.
@@ -985,7 +963,7 @@ impl<T> Queue<T> {
     where
         T: DeserializeOwned,
     {
-        self.get_with(Wait::Until(deadline)).map_err(get_timeout_error)
+        self.get_with(Wait::Until(deadline)).map_err(GetTimeoutError::from_stop)
     }
 }
 
@@ -1046,15 +1024,6 @@ fn reclaim(e: &Entry, abandoned: &AtomicU64) {
     }
 }
 
-fn put_timeout_error<T>((item, stop): (T, Stop)) -> PutTimeoutError<T> {
-    match stop {
-        Stop::Timeout => PutTimeoutError::Timeout(item),
-        Stop::Closed => PutTimeoutError::Closed(item),
-        Stop::Disconnected => PutTimeoutError::Disconnected(item),
-        Stop::Failed(e) => PutTimeoutError::Failed(item, e),
-    }
-}
-
 /// The iterator of [`Queue::iter`] (blocking) and [`Queue::try_iter`]
 /// (what is there now); also `for x in &queue`.
 #[must_use = "iterators do nothing unless consumed"]
@@ -1088,15 +1057,6 @@ impl<'a, T: DeserializeOwned> IntoIterator for &'a Queue<T> {
     /// [`Queue::iter`]: blocking, until closed and drained.
     fn into_iter(self) -> Iter<'a, T> {
         self.iter()
-    }
-}
-
-fn get_timeout_error(stop: Stop) -> GetTimeoutError {
-    match stop {
-        Stop::Timeout => GetTimeoutError::Timeout,
-        Stop::Closed => GetTimeoutError::Closed,
-        Stop::Disconnected => GetTimeoutError::Disconnected,
-        Stop::Failed(e) => GetTimeoutError::Failed(e),
     }
 }
 
