@@ -130,9 +130,15 @@
 //! | [`Connection`]: `send(value)`, `send_bytes` | [`SendError`] (the value back) | [`TrySendError`] (the value back) | [`SendTimeoutError`] (the value back) |
 //! | [`Connection`]: `recv`, `recv_bytes` | [`RecvError`] | [`TryRecvError`] | [`RecvTimeoutError`] |
 //!
-//! Queues iterate: [`Queue::iter`] (and `for x in &queue`) blocks and ends
-//! when the queue is closed and drained or its producers are gone;
-//! [`Queue::try_iter`] takes what is there now.
+//! Queues and connections iterate: [`Queue::iter`] (and `for x in &queue`)
+//! blocks and ends when the queue is closed and drained or its producers
+//! are gone; [`Queue::try_iter`] takes what is there now.
+//! [`Connection::iter::<T>`](Connection::iter) blocks and ends when the
+//! other end is closed or gone and the pipe is drained;
+//! [`Connection::try_iter`] takes what is there now; `for msg in &conn`
+//! yields the messages' bytes ([`Connection::iter_bytes`]). Each item is a
+//! `Result`: a message that does not decode is an `Err`, and the iteration
+//! goes on.
 //!
 //! ```
 //! use shmproc::{Lock, TryAcquireError};
@@ -274,6 +280,8 @@ pub use channel::error::{
     GetError, GetTimeoutError, PutError, PutTimeoutError, QueueJoinError, QueueJoinTimeoutError, RecvError,
     RecvTimeoutError, SendError, SendTimeoutError, TryGetError, TryPutError, TryRecvError, TrySendError,
 };
+#[cfg(feature = "serde")]
+pub use channel::pipe::Iter as ConnectionIter;
 #[cfg(feature = "serde")]
 pub use channel::pipe::{Connection, Pipe, PipeBuilder};
 #[cfg(feature = "serde")]

@@ -1042,11 +1042,7 @@ impl<T: DeserializeOwned> Iterator for Iter<'_, T> {
     type Item = Result<T>;
 
     fn next(&mut self) -> Option<Result<T>> {
-        match self.q.get_with(self.wait) {
-            Ok(item) => Some(Ok(item)),
-            Err(Stop::Timeout | Stop::Closed | Stop::Disconnected) => None,
-            Err(Stop::Failed(e)) => Some(Err(e)),
-        }
+        Stop::next_item(self.q.get_with(self.wait))
     }
 }
 
