@@ -132,11 +132,17 @@
 //! | [`channel::Sender`]: `send(item)` | [`channel::SendError`] (the item back) | [`channel::TrySendError`] (the item back) | [`channel::SendTimeoutError`] (the item back) |
 //! | [`channel::Receiver`]: `recv` | [`channel::RecvError`] | [`channel::TryRecvError`] | [`channel::RecvTimeoutError`] |
 //!
-//! Queues iterate: [`Queue::iter`] (and `for x in &queue`) blocks and ends
-//! when the queue is closed and drained or its producers are gone;
-//! [`Queue::try_iter`] takes what is there now. A typed channel's
-//! [`Receiver::iter`](channel::Receiver::iter) ends once every sender is
-//! gone and the channel is drained.
+//! Queues, typed channels and connections iterate: [`Queue::iter`] (and `for x in &queue`)
+//! blocks and ends when the queue is closed and drained or its producers
+//! are gone; [`Queue::try_iter`] takes what is there now.
+//! [`Connection::iter::<T>`](Connection::iter) blocks and ends when the
+//! other end is closed or gone and the pipe is drained;
+//! [`Connection::try_iter`] takes what is there now; `for msg in &conn`
+//! yields the messages' bytes ([`Connection::iter_bytes`]). A typed
+//! channel's [`Receiver::iter`](channel::Receiver::iter) ends once every
+//! sender is gone and the channel is drained. Each item is a
+//! `Result`: a message that does not decode is an `Err`, and the iteration
+//! goes on.
 //!
 //! ```
 //! use shmproc::{Lock, TryAcquireError};
@@ -281,6 +287,8 @@ pub use channel::error::{
     GetError, GetTimeoutError, PutError, PutTimeoutError, QueueJoinError, QueueJoinTimeoutError, RecvError,
     RecvTimeoutError, SendError, SendTimeoutError, TryGetError, TryPutError, TryRecvError, TrySendError,
 };
+#[cfg(feature = "serde")]
+pub use channel::pipe::Iter as ConnectionIter;
 #[cfg(feature = "serde")]
 pub use channel::pipe::{Connection, Pipe, PipeBuilder};
 #[cfg(feature = "serde")]

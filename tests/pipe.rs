@@ -308,6 +308,100 @@ fn an_end_passed_to_a_child_process() {
     assert_eq!(child.join().expect("child"), 50);
 }
 
+/// Runs `f` on a thread and returns its result, waiting at most [`GUARD`]
+/// (a hang guard for a blocking iteration).
+fn guarded<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(f()).expect("send the result"));
+    rx.recv_timeout(GUARD).expect("hang guard: the iteration did not end")
+}
+
+/// `try_iter()` takes what is there now and does not end the pipe;
+/// `iter()` blocks and ends when the other end is closed and the pipe
+/// drained, or when this end is closed; a message that does not decode is
+/// an `Err` in the middle of the iteration, which goes on; `for msg in
+/// &conn` yields the messages' bytes.
+#[test]
+fn iterators_end_on_close_and_yield_decode_failures() {
+    let (a, b) = Pipe::new().expect("pipe");
+    for i in 0..3u32 {
+        a.send(&i).expect("send");
+    }
+    assert_eq!(b.try_iter::<u32>().collect::<Result<Vec<_>, _>>().expect("decoded"), [0, 1, 2]);
+    assert_eq!(b.try_iter::<u32>().count(), 0, "nothing there now");
+    assert_eq!(b.try_iter_bytes().count(), 0, "nothing there now");
+    // A message that does not decode (an empty one is no u32) comes out as
+    // an `Err`, and the iteration goes on.
+    a.send(&5u32).expect("send");
+    a.send_bytes(&[]).expect("send");
+    a.send(&6u32).expect("send");
+    let items: Vec<_> = b.try_iter::<u32>().collect();
+    assert_eq!(items.len(), 3, "all three yielded: {items:?}");
+    assert!(matches!(items[0], Ok(5)) && matches!(items[2], Ok(6)), "{items:?}");
+    assert!(matches!(items[1], Err(Error::Codec { .. })), "{items:?}");
+    // A sender thread sends while this one iterates; close ends the loop.
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for i in 10..20u32 {
+                a.send(&i).expect("send");
+            }
+            a.close();
+        });
+        let mut got = Vec::new();
+        for x in b.iter::<u32>() {
+            got.push(x.expect("decoded"));
+        }
+        assert_eq!(got, (10..20).collect::<Vec<_>>());
+    });
+    assert_eq!(b.iter::<u32>().count(), 0, "the other end closed, drained: ends at once");
+    assert_eq!(b.iter_bytes().count(), 0, "the bytes too");
+    // `for msg in &conn`: the bytes as sent.
+    let (c, d) = Pipe::new().expect("pipe");
+    c.send_bytes(b"ab").expect("send");
+    c.send_bytes(b"c").expect("send");
+    c.close();
+    let mut got = Vec::new();
+    for msg in &d {
+        got.push(msg.expect("received"));
+    }
+    assert_eq!(got, [&b"ab"[..], b"c"]);
+    // Closing this end ends its own iteration.
+    let (e, f) = Pipe::new().expect("pipe");
+    let (tx, rx) = std::sync::mpsc::channel();
+    let f2 = f.clone();
+    let iterating = std::thread::spawn(move || {
+        for x in f2.iter::<u8>() {
+            tx.send(x).expect("report");
+        }
+    });
+    e.send(&1u8).expect("send");
+    assert!(matches!(rx.recv_timeout(GUARD), Ok(Ok(1))), "the iteration received the first message");
+    f.close();
+    let end = rx.recv_timeout(GUARD);
+    assert!(
+        matches!(end, Err(std::sync::mpsc::RecvTimeoutError::Disconnected)),
+        "the iteration ends when its end is closed (not a timeout of the hang guard): {end:?}"
+    );
+    iterating.join().expect("iterating thread");
+}
+
+fn send_three_and_exit(conn: Connection) {
+    for i in 0..3u32 {
+        conn.send(&i).expect("send");
+    }
+}
+
+/// A blocking iteration ends when the process holding the other end exits
+/// (its handles go with it), after what it sent.
+#[test]
+fn iteration_ends_when_the_peer_process_exits() {
+    let (a, b) = Pipe::new().expect("pipe");
+    let mut child = Process::spawn(send_three_and_exit, b).expect("spawn");
+    let got: Vec<u32> = guarded(move || a.iter().collect::<Result<_, _>>().expect("decoded"));
+    assert_eq!(got, [0, 1, 2]);
+    child.join().expect("child");
+}
+
 fn exit_child(conn: Connection) {
     conn.send(&"bye").expect("send");
 }

@@ -9,408 +9,367 @@ use std::fmt;
 use crate::channel::lane::Stop;
 use crate::error::Error;
 
-/// Why [`Queue::try_put`](crate::Queue::try_put) did not put its item; the
-/// item comes back in every case.
-///
-/// # Examples
-///
-/// ```
-/// use shmproc::{Queue, TryPutError};
-///
-/// let q = Queue::<u32>::new(1)?;
-/// q.try_put(1).expect("room for one");
-/// match q.try_put(2) {
-///     Err(TryPutError::Full(item)) => assert_eq!(item, 2),
-///     other => panic!("unexpected {other:?}"),
-/// }
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-#[non_exhaustive]
-pub enum TryPutError<T> {
-    /// No room now.
-    Full(T),
-    /// The queue was closed.
-    Closed(T),
-    /// Every consumer process has exited or was killed.
-    Disconnected(T),
-    /// Anything else (encoding failed, corrupt queue, OS error).
-    Failed(T, Error),
+/// The docs that differ between the four families (a `Connection`'s
+/// `send`/`recv`, a `Queue`'s `put`/`get`): what `Failed` holds, and what
+/// `into_inner` gives back.
+macro_rules! family_doc {
+    (send failed) => {
+        "Anything else: the value could not be encoded ([`Error::Codec`]: \
+         nothing was sent, the pipe stays usable), a call on the wrong end of \
+         a simplex pipe ([`Error::InvalidArgument`]), or a peer broke the \
+         pipe ([`Error::Corrupt`])."
+    };
+    (send inner) => {
+        "The value that was not sent (`()` for a `Connection`, which sends by reference)."
+    };
+    (put failed) => {
+        "Anything else: the item could not be encoded ([`Error::Codec`]: \
+         nothing was put, the queue stays usable), or a peer broke the queue \
+         ([`Error::Corrupt`])."
+    };
+    (put inner) => {
+        "The item that was not put."
+    };
+    (recv failed) => {
+        "Anything else: the bytes do not decode as the asked type \
+         ([`Error::Codec`]), a call on the wrong end of a simplex pipe \
+         ([`Error::InvalidArgument`]), or a peer broke the pipe \
+         ([`Error::Corrupt`])."
+    };
+    (get failed) => {
+        "Anything else: the bytes do not decode as a `T` ([`Error::Codec`]), \
+         or a peer broke the queue ([`Error::Corrupt`])."
+    };
 }
 
-/// Why [`Queue::put_timeout`](crate::Queue::put_timeout) did not put its
-/// item; the item comes back in every case.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use shmproc::{PutTimeoutError, Queue};
-///
-/// let q = Queue::<u32>::new(1)?;
-/// q.put(1)?;
-/// match q.put_timeout(2, Duration::from_millis(10)) {
-///     Err(PutTimeoutError::Timeout(item)) => assert_eq!(item, 2),
-///     other => panic!("unexpected {other:?}"),
-/// }
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-#[non_exhaustive]
-pub enum PutTimeoutError<T> {
-    /// Still no room when the time ran out.
-    Timeout(T),
-    /// The queue was closed.
-    Closed(T),
-    /// Every consumer process has exited or was killed.
-    Disconnected(T),
-    /// Anything else (encoding failed, corrupt queue, OS error).
-    Failed(T, Error),
+/// What a `Stop::Timeout` becomes: the named variant (`Full`, `Timeout`,
+/// `Empty`), or `Failed` for a blocking call that has none.
+macro_rules! timeout_variant {
+    ($ty:ident; $value:ident; $tvar:ident) => {
+        $ty::$tvar($value)
+    };
+    ($ty:ident; $value:ident;) => {
+        $ty::Failed($value, Error::Timeout)
+    };
+    ($ty:ident;; $tvar:ident) => {
+        $ty::$tvar
+    };
+    ($ty:ident;;) => {
+        $ty::Failed(Error::Timeout)
+    };
 }
 
-/// Why [`Queue::try_get`](crate::Queue::try_get) returned no item.
-///
-/// # Examples
-///
-/// ```
-/// use shmproc::{Queue, TryGetError};
-///
-/// let q = Queue::<u32>::new(4)?;
-/// assert!(matches!(q.try_get(), Err(TryGetError::Empty)));
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum TryGetError {
-    /// Nothing to get now.
-    Empty,
-    /// The queue was closed and is drained.
-    Closed,
-    /// The queue is empty and every producer process has exited or was killed.
-    Disconnected,
-    /// Anything else (decoding failed, corrupt queue, OS error).
-    Failed(Error),
+/// The `fn` of `send_errors!`: whether the error is its `timeout:`
+/// variant (nothing when no `fn` was asked for).
+macro_rules! is_variant {
+    ($ty:ident [$tvar:ident] [$(#[$im:meta])* $is:ident]) => {
+        $(#[$im])*
+        ///
+        /// # Examples
+        ///
+        /// ```
+        #[doc = concat!("assert!(shmproc::", stringify!($ty), "::", stringify!($tvar), "(()).", stringify!($is), "());")]
+        /// ```
+        pub fn $is(&self) -> bool {
+            matches!(self, $ty::$tvar(_))
+        }
+    };
+    ($ty:ident [$($tvar:ident)?] []) => {};
 }
 
-/// Why [`Queue::get_timeout`](crate::Queue::get_timeout) returned no item.
-///
-/// # Examples
-///
-/// ```
-/// use std::time::Duration;
-/// use shmproc::{GetTimeoutError, Queue};
-///
-/// let q = Queue::<u32>::new(4)?;
-/// assert!(matches!(q.get_timeout(Duration::from_millis(10)), Err(GetTimeoutError::Timeout)));
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum GetTimeoutError {
-    /// Still nothing when the time ran out.
-    Timeout,
-    /// The queue was closed and is drained.
-    Closed,
-    /// The queue is empty and every producer process has exited or was killed.
-    Disconnected,
-    /// Anything else (decoding failed, corrupt queue, OS error).
-    Failed(Error),
+/// An error enum of the sending side (`send` or `put`, the family) whose
+/// every variant holds the item that did not go (`Failed` also holds the
+/// cause), with `into_inner`, Debug (the item is not printed), Display,
+/// `std::error::Error`, the conversion into [`Error`], and the
+/// crate-internal `from_stop`. `timeout:` names the variant a
+/// `Stop::Timeout` becomes (none: `Failed` with [`Error::Timeout`]); an
+/// `fn` after the variants asks whether the error is that variant. A
+/// `Connection`'s errors default the item to `()`: it sends by reference,
+/// so the caller still holds the value and nothing comes back (and the
+/// error stays `'static`, for `Box<dyn Error>`).
+macro_rules! send_errors {
+    (
+        $(#[$meta:meta])*
+        $fam:ident: $ty:ident<T $(= $default:ty)?> $(timeout: $tvar:ident)? {
+            $($(#[$vm:meta])* $var:ident => $err:expr,)*
+        }
+        $($(#[$im:meta])* fn $is:ident;)?
+    ) => {
+        $(#[$meta])*
+        #[non_exhaustive]
+        pub enum $ty<T $(= $default)?> {
+            $($(#[$vm])* $var(T),)*
+            #[doc = family_doc!($fam failed)]
+            Failed(T, Error),
+        }
+
+        impl<T> $ty<T> {
+            /// The error for a send of `value` that the engine ended with
+            /// `stop` (a `Timeout` of a call that cannot time out, which the
+            /// engine never gives, becomes `Failed`).
+            pub(crate) fn from_stop(value: T, stop: Stop) -> Self {
+                match stop {
+                    Stop::Closed => $ty::Closed(value),
+                    Stop::Disconnected => $ty::Disconnected(value),
+                    Stop::Failed(e) => $ty::Failed(value, e),
+                    Stop::Timeout => timeout_variant!($ty; value; $($tvar)?),
+                }
+            }
+
+            #[doc = family_doc!($fam inner)]
+            ///
+            /// # Examples
+            ///
+            /// ```
+            #[doc = concat!("let e = shmproc::", stringify!($ty), "::Closed(7);")]
+            /// assert_eq!(e.into_inner(), 7);
+            /// ```
+            pub fn into_inner(self) -> T {
+                match self {
+                    $($ty::$var(t))|* | $ty::Failed(t, _) => t,
+                }
+            }
+
+            is_variant!($ty [$($tvar)?] [$($(#[$im])* $is)?]);
+        }
+
+        impl<T> fmt::Debug for $ty<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $($ty::$var(_) => f.write_str(concat!(stringify!($var), "(..)")),)*
+                    $ty::Failed(_, e) => write!(f, "Failed(.., {e:?})"),
+                }
+            }
+        }
+
+        impl<T> fmt::Display for $ty<T> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $($ty::$var(_) => fmt::Display::fmt(&$err, f),)*
+                    $ty::Failed(_, e) => fmt::Display::fmt(e, f),
+                }
+            }
+        }
+
+        impl<T> std::error::Error for $ty<T> {}
+
+        impl<T> From<$ty<T>> for Error {
+            fn from(e: $ty<T>) -> Error {
+                match e {
+                    $($ty::$var(_) => $err,)*
+                    $ty::Failed(_, e) => e,
+                }
+            }
+        }
+    };
 }
 
-impl<T> TryPutError<T> {
-    /// The item that was not put.
+/// An error enum of the receiving side (`recv` or `get`, the family),
+/// without an item, with Debug, Display, `std::error::Error`, the
+/// conversion into [`Error`], and the crate-internal `from_stop` (as for
+/// `send_errors!`).
+macro_rules! recv_errors {
+    (
+        $(#[$meta:meta])*
+        $fam:ident: $ty:ident $(timeout: $tvar:ident)? {
+            $($(#[$vm:meta])* $var:ident => $err:expr,)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug)]
+        #[non_exhaustive]
+        pub enum $ty {
+            $($(#[$vm])* $var,)*
+            #[doc = family_doc!($fam failed)]
+            Failed(Error),
+        }
+
+        impl $ty {
+            /// The error for a receive that the engine ended with `stop`
+            /// (as for the send errors' `from_stop`).
+            pub(crate) fn from_stop(stop: Stop) -> Self {
+                match stop {
+                    Stop::Closed => $ty::Closed,
+                    Stop::Disconnected => $ty::Disconnected,
+                    Stop::Failed(e) => $ty::Failed(e),
+                    Stop::Timeout => timeout_variant!($ty;; $($tvar)?),
+                }
+            }
+        }
+
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self {
+                    $($ty::$var => fmt::Display::fmt(&$err, f),)*
+                    $ty::Failed(e) => fmt::Display::fmt(e, f),
+                }
+            }
+        }
+
+        impl std::error::Error for $ty {}
+
+        impl From<$ty> for Error {
+            fn from(e: $ty) -> Error {
+                match e {
+                    $($ty::$var => $err,)*
+                    $ty::Failed(e) => e,
+                }
+            }
+        }
+    };
+}
+
+send_errors! {
+    /// Why [`Queue::put`](crate::Queue::put) did not put its item; the item
+    /// comes back in every case.
     ///
     /// # Examples
     ///
     /// ```
-    /// let e = shmproc::TryPutError::Full(7);
-    /// assert_eq!(e.into_inner(), 7);
-    /// ```
-    pub fn into_inner(self) -> T {
-        match self {
-            TryPutError::Full(t)
-            | TryPutError::Closed(t)
-            | TryPutError::Disconnected(t)
-            | TryPutError::Failed(t, _) => t,
-        }
-    }
-
-    /// Whether the queue was full.
+    /// use shmproc::{PutError, Queue};
     ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert!(shmproc::TryPutError::Full(()).is_full());
-    /// ```
-    pub fn is_full(&self) -> bool {
-        matches!(self, TryPutError::Full(_))
-    }
-}
-
-impl<T> PutTimeoutError<T> {
-    /// The item that was not put.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let e = shmproc::PutTimeoutError::Timeout("job");
-    /// assert_eq!(e.into_inner(), "job");
-    /// ```
-    pub fn into_inner(self) -> T {
-        match self {
-            PutTimeoutError::Timeout(t)
-            | PutTimeoutError::Closed(t)
-            | PutTimeoutError::Disconnected(t)
-            | PutTimeoutError::Failed(t, _) => t,
-        }
-    }
-
-    /// Whether the time ran out.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// assert!(shmproc::PutTimeoutError::Timeout(()).is_timeout());
-    /// ```
-    pub fn is_timeout(&self) -> bool {
-        matches!(self, PutTimeoutError::Timeout(_))
-    }
-}
-
-impl<T> fmt::Debug for TryPutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TryPutError::Full(_) => f.write_str("Full(..)"),
-            TryPutError::Closed(_) => f.write_str("Closed(..)"),
-            TryPutError::Disconnected(_) => f.write_str("Disconnected(..)"),
-            TryPutError::Failed(_, e) => write!(f, "Failed(.., {e:?})"),
-        }
-    }
-}
-
-impl<T> fmt::Debug for PutTimeoutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PutTimeoutError::Timeout(_) => f.write_str("Timeout(..)"),
-            PutTimeoutError::Closed(_) => f.write_str("Closed(..)"),
-            PutTimeoutError::Disconnected(_) => f.write_str("Disconnected(..)"),
-            PutTimeoutError::Failed(_, e) => write!(f, "Failed(.., {e:?})"),
-        }
-    }
-}
-
-impl<T> fmt::Display for TryPutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TryPutError::Full(_) => fmt::Display::fmt(&Error::Full, f),
-            TryPutError::Closed(_) => fmt::Display::fmt(&Error::Closed, f),
-            TryPutError::Disconnected(_) => fmt::Display::fmt(&Error::Disconnected, f),
-            TryPutError::Failed(_, e) => fmt::Display::fmt(e, f),
-        }
-    }
-}
-
-impl<T> fmt::Display for PutTimeoutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PutTimeoutError::Timeout(_) => fmt::Display::fmt(&Error::Timeout, f),
-            PutTimeoutError::Closed(_) => fmt::Display::fmt(&Error::Closed, f),
-            PutTimeoutError::Disconnected(_) => fmt::Display::fmt(&Error::Disconnected, f),
-            PutTimeoutError::Failed(_, e) => fmt::Display::fmt(e, f),
-        }
-    }
-}
-
-impl fmt::Display for TryGetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            TryGetError::Empty => fmt::Display::fmt(&Error::Empty, f),
-            TryGetError::Closed => fmt::Display::fmt(&Error::Closed, f),
-            TryGetError::Disconnected => fmt::Display::fmt(&Error::Disconnected, f),
-            TryGetError::Failed(e) => fmt::Display::fmt(e, f),
-        }
-    }
-}
-
-impl fmt::Display for GetTimeoutError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GetTimeoutError::Timeout => fmt::Display::fmt(&Error::Timeout, f),
-            GetTimeoutError::Closed => fmt::Display::fmt(&Error::Closed, f),
-            GetTimeoutError::Disconnected => fmt::Display::fmt(&Error::Disconnected, f),
-            GetTimeoutError::Failed(e) => fmt::Display::fmt(e, f),
-        }
-    }
-}
-
-impl<T> std::error::Error for TryPutError<T> {}
-impl<T> std::error::Error for PutTimeoutError<T> {}
-impl std::error::Error for TryGetError {}
-impl std::error::Error for GetTimeoutError {}
-
-impl<T> From<TryPutError<T>> for Error {
-    fn from(e: TryPutError<T>) -> Error {
-        match e {
-            TryPutError::Full(_) => Error::Full,
-            TryPutError::Closed(_) => Error::Closed,
-            TryPutError::Disconnected(_) => Error::Disconnected,
-            TryPutError::Failed(_, e) => e,
-        }
-    }
-}
-
-impl<T> From<PutTimeoutError<T>> for Error {
-    fn from(e: PutTimeoutError<T>) -> Error {
-        match e {
-            PutTimeoutError::Timeout(_) => Error::Timeout,
-            PutTimeoutError::Closed(_) => Error::Closed,
-            PutTimeoutError::Disconnected(_) => Error::Disconnected,
-            PutTimeoutError::Failed(_, e) => e,
-        }
-    }
-}
-
-impl From<TryGetError> for Error {
-    fn from(e: TryGetError) -> Error {
-        match e {
-            TryGetError::Empty => Error::Empty,
-            TryGetError::Closed => Error::Closed,
-            TryGetError::Disconnected => Error::Disconnected,
-            TryGetError::Failed(e) => e,
-        }
-    }
-}
-
-impl From<GetTimeoutError> for Error {
-    fn from(e: GetTimeoutError) -> Error {
-        match e {
-            GetTimeoutError::Timeout => Error::Timeout,
-            GetTimeoutError::Closed => Error::Closed,
-            GetTimeoutError::Disconnected => Error::Disconnected,
-            GetTimeoutError::Failed(e) => e,
-        }
-    }
-}
-
-/// Why [`Queue::put`](crate::Queue::put) did not put its item; the item
-/// comes back in every case.
-///
-/// # Examples
-///
-/// ```
-/// use shmproc::{PutError, Queue};
-///
-/// let q = Queue::<u32>::new(0)?;
-/// q.close();
-/// match q.put(7) {
-///     Err(PutError::Closed(item)) => assert_eq!(item, 7),
-///     other => panic!("unexpected {other:?}"),
-/// }
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-#[non_exhaustive]
-pub enum PutError<T> {
-    /// The queue was closed ([`close`](crate::Queue::close)).
-    Closed(T),
-    /// The queue stayed full and the OS confirms every consumer process
-    /// gone.
-    Disconnected(T),
-    /// Anything else: the item could not be encoded ([`Error::Codec`]:
-    /// nothing was put, the queue stays usable), or a peer broke the queue
-    /// ([`Error::Corrupt`]).
-    Failed(T, Error),
-}
-
-/// Why [`Queue::get`](crate::Queue::get) returned no item.
-///
-/// # Examples
-///
-/// ```
-/// use shmproc::{GetError, Queue};
-///
-/// let q = Queue::<u32>::new(0)?;
-/// q.close();
-/// assert!(matches!(q.get(), Err(GetError::Closed)));
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-#[derive(Debug)]
-#[non_exhaustive]
-pub enum GetError {
-    /// The queue is closed and drained.
-    Closed,
-    /// The queue is empty and the OS confirms every producer process gone.
-    Disconnected,
-    /// Anything else: the bytes do not decode as a `T` ([`Error::Codec`]),
-    /// or a peer broke the queue ([`Error::Corrupt`]).
-    Failed(Error),
-}
-
-impl<T> PutError<T> {
-    /// The item that was not put.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let q = shmproc::Queue::<u8>::new(0)?;
+    /// let q = Queue::<u32>::new(0)?;
     /// q.close();
-    /// assert_eq!(q.put(5).unwrap_err().into_inner(), 5);
+    /// match q.put(7) {
+    ///     Err(PutError::Closed(item)) => assert_eq!(item, 7),
+    ///     other => panic!("unexpected {other:?}"),
+    /// }
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn into_inner(self) -> T {
-        match self {
-            PutError::Closed(t) | PutError::Disconnected(t) | PutError::Failed(t, _) => t,
-        }
+    put: PutError<T> {
+        /// The queue was closed ([`close`](crate::Queue::close)).
+        Closed => Error::Closed,
+        /// The queue stayed full and the OS confirms every consumer process
+        /// gone.
+        Disconnected => Error::Disconnected,
     }
 }
 
-impl<T> fmt::Debug for PutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PutError::Closed(_) => f.write_str("Closed(..)"),
-            PutError::Disconnected(_) => f.write_str("Disconnected(..)"),
-            PutError::Failed(_, e) => write!(f, "Failed(.., {e:?})"),
-        }
+send_errors! {
+    /// Why [`Queue::try_put`](crate::Queue::try_put) did not put its item; the
+    /// item comes back in every case.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::{Queue, TryPutError};
+    ///
+    /// let q = Queue::<u32>::new(1)?;
+    /// q.try_put(1).expect("room for one");
+    /// match q.try_put(2) {
+    ///     Err(TryPutError::Full(item)) => assert_eq!(item, 2),
+    ///     other => panic!("unexpected {other:?}"),
+    /// }
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    put: TryPutError<T> timeout: Full {
+        /// No room now.
+        Full => Error::Full,
+        /// As [`PutError::Closed`].
+        Closed => Error::Closed,
+        /// Every consumer process has exited or was killed.
+        Disconnected => Error::Disconnected,
+    }
+    /// Whether the queue was full.
+    fn is_full;
+}
+
+send_errors! {
+    /// Why [`Queue::put_timeout`](crate::Queue::put_timeout) or
+    /// `put_deadline` did not put its item; the item comes back in every
+    /// case.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmproc::{PutTimeoutError, Queue};
+    ///
+    /// let q = Queue::<u32>::new(1)?;
+    /// q.put(1)?;
+    /// match q.put_timeout(2, Duration::from_millis(10)) {
+    ///     Err(PutTimeoutError::Timeout(item)) => assert_eq!(item, 2),
+    ///     other => panic!("unexpected {other:?}"),
+    /// }
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    put: PutTimeoutError<T> timeout: Timeout {
+        /// Still no room when the time ran out.
+        Timeout => Error::Timeout,
+        /// As [`PutError::Closed`].
+        Closed => Error::Closed,
+        /// The queue stayed full and every consumer process has exited or
+        /// was killed.
+        Disconnected => Error::Disconnected,
+    }
+    /// Whether the time ran out.
+    fn is_timeout;
+}
+
+recv_errors! {
+    /// Why [`Queue::get`](crate::Queue::get) returned no item.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::{GetError, Queue};
+    ///
+    /// let q = Queue::<u32>::new(0)?;
+    /// q.close();
+    /// assert!(matches!(q.get(), Err(GetError::Closed)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    get: GetError {
+        /// The queue is closed and drained.
+        Closed => Error::Closed,
+        /// The queue is empty and the OS confirms every producer process gone.
+        Disconnected => Error::Disconnected,
     }
 }
 
-impl<T> fmt::Display for PutError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PutError::Closed(_) => fmt::Display::fmt(&Error::Closed, f),
-            PutError::Disconnected(_) => fmt::Display::fmt(&Error::Disconnected, f),
-            PutError::Failed(_, e) => fmt::Display::fmt(e, f),
-        }
+recv_errors! {
+    /// Why [`Queue::try_get`](crate::Queue::try_get) returned no item.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::{Queue, TryGetError};
+    ///
+    /// let q = Queue::<u32>::new(4)?;
+    /// assert!(matches!(q.try_get(), Err(TryGetError::Empty)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    get: TryGetError timeout: Empty {
+        /// Nothing to get now.
+        Empty => Error::Empty,
+        /// As [`GetError::Closed`].
+        Closed => Error::Closed,
+        /// As [`GetError::Disconnected`].
+        Disconnected => Error::Disconnected,
     }
 }
 
-impl fmt::Display for GetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            GetError::Closed => fmt::Display::fmt(&Error::Closed, f),
-            GetError::Disconnected => fmt::Display::fmt(&Error::Disconnected, f),
-            GetError::Failed(e) => fmt::Display::fmt(e, f),
-        }
-    }
-}
-
-impl<T> std::error::Error for PutError<T> {}
-impl std::error::Error for GetError {}
-
-impl<T> From<PutError<T>> for Error {
-    fn from(e: PutError<T>) -> Error {
-        match e {
-            PutError::Closed(_) => Error::Closed,
-            PutError::Disconnected(_) => Error::Disconnected,
-            PutError::Failed(_, e) => e,
-        }
-    }
-}
-
-impl From<GetError> for Error {
-    fn from(e: GetError) -> Error {
-        match e {
-            GetError::Closed => Error::Closed,
-            GetError::Disconnected => Error::Disconnected,
-            GetError::Failed(e) => e,
-        }
+recv_errors! {
+    /// Why [`Queue::get_timeout`](crate::Queue::get_timeout) or
+    /// `get_deadline` returned no item.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use shmproc::{GetTimeoutError, Queue};
+    ///
+    /// let q = Queue::<u32>::new(4)?;
+    /// assert!(matches!(q.get_timeout(Duration::from_millis(10)), Err(GetTimeoutError::Timeout)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    get: GetTimeoutError timeout: Timeout {
+        /// Still nothing when the time ran out.
+        Timeout => Error::Timeout,
+        /// As [`GetError::Closed`].
+        Closed => Error::Closed,
+        /// As [`GetError::Disconnected`].
+        Disconnected => Error::Disconnected,
     }
 }
 
@@ -498,146 +457,6 @@ impl From<QueueJoinTimeoutError> for Error {
     }
 }
 
-/// What a `Stop::Timeout` becomes: the named variant (`Full`, `Timeout`,
-/// `Empty`), or `Failed` for a blocking call that has none.
-macro_rules! timeout_variant {
-    ($ty:ident; $value:ident; $tvar:ident) => {
-        $ty::$tvar($value)
-    };
-    ($ty:ident; $value:ident;) => {
-        $ty::Failed($value, Error::Timeout)
-    };
-    ($ty:ident;; $tvar:ident) => {
-        $ty::$tvar
-    };
-    ($ty:ident;;) => {
-        $ty::Failed(Error::Timeout)
-    };
-}
-
-/// An error enum whose every variant holds the item that was not sent
-/// (`Failed` also holds the cause), with `into_inner`, Debug (the item is
-/// not printed), Display, `std::error::Error` and the conversion into
-/// [`Error`]. The item type defaults to `()`: a `Connection` sends by
-/// reference, so the caller still holds the value and nothing comes back
-/// (and the error stays `'static`, for `Box<dyn Error>`).
-macro_rules! send_errors {
-    ($(#[$meta:meta])* $ty:ident $(timeout: $tvar:ident)? { $($(#[$vm:meta])* $var:ident => $err:expr,)* }) => {
-        $(#[$meta])*
-        #[non_exhaustive]
-        pub enum $ty<T = ()> {
-            $($(#[$vm])* $var(T),)*
-            /// Anything else: the value could not be encoded
-            /// ([`Error::Codec`]: nothing was sent, the pipe stays usable),
-            /// a call on the wrong end of a simplex pipe
-            /// ([`Error::InvalidArgument`]), or a peer broke the pipe
-            /// ([`Error::Corrupt`]).
-            Failed(T, Error),
-        }
-
-        impl<T> $ty<T> {
-            /// The error for a send of `value` that the engine ended with
-            /// `stop` (a `Timeout` of a call that cannot time out, which the
-            /// engine never gives, becomes `Failed`).
-            pub(crate) fn from_stop(value: T, stop: Stop) -> Self {
-                match stop {
-                    Stop::Closed => $ty::Closed(value),
-                    Stop::Disconnected => $ty::Disconnected(value),
-                    Stop::Failed(e) => $ty::Failed(value, e),
-                    Stop::Timeout => timeout_variant!($ty; value; $($tvar)?),
-                }
-            }
-
-            /// The value that was not sent.
-            pub fn into_inner(self) -> T {
-                match self {
-                    $($ty::$var(t))|* | $ty::Failed(t, _) => t,
-                }
-            }
-        }
-
-        impl<T> fmt::Debug for $ty<T> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self {
-                    $($ty::$var(_) => f.write_str(concat!(stringify!($var), "(..)")),)*
-                    $ty::Failed(_, e) => write!(f, "Failed(.., {e:?})"),
-                }
-            }
-        }
-
-        impl<T> fmt::Display for $ty<T> {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self {
-                    $($ty::$var(_) => fmt::Display::fmt(&$err, f),)*
-                    $ty::Failed(_, e) => fmt::Display::fmt(e, f),
-                }
-            }
-        }
-
-        impl<T> std::error::Error for $ty<T> {}
-
-        impl<T> From<$ty<T>> for Error {
-            fn from(e: $ty<T>) -> Error {
-                match e {
-                    $($ty::$var(_) => $err,)*
-                    $ty::Failed(_, e) => e,
-                }
-            }
-        }
-    };
-}
-
-/// An error enum without an item (the receiving side), with Display,
-/// `std::error::Error` and the conversion into [`Error`].
-macro_rules! recv_errors {
-    ($(#[$meta:meta])* $ty:ident $(timeout: $tvar:ident)? { $($(#[$vm:meta])* $var:ident => $err:expr,)* }) => {
-        $(#[$meta])*
-        #[derive(Debug)]
-        #[non_exhaustive]
-        pub enum $ty {
-            $($(#[$vm])* $var,)*
-            /// Anything else: the bytes do not decode as the asked type
-            /// ([`Error::Codec`]), a call on the wrong end of a simplex pipe
-            /// ([`Error::InvalidArgument`]), or a peer broke the pipe
-            /// ([`Error::Corrupt`]).
-            Failed(Error),
-        }
-
-        impl $ty {
-            /// The error for a receive that the engine ended with `stop`
-            /// (as for the send errors' `from_stop`).
-            pub(crate) fn from_stop(stop: Stop) -> Self {
-                match stop {
-                    Stop::Closed => $ty::Closed,
-                    Stop::Disconnected => $ty::Disconnected,
-                    Stop::Failed(e) => $ty::Failed(e),
-                    Stop::Timeout => timeout_variant!($ty;; $($tvar)?),
-                }
-            }
-        }
-
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self {
-                    $($ty::$var => fmt::Display::fmt(&$err, f),)*
-                    $ty::Failed(e) => fmt::Display::fmt(e, f),
-                }
-            }
-        }
-
-        impl std::error::Error for $ty {}
-
-        impl From<$ty> for Error {
-            fn from(e: $ty) -> Error {
-                match e {
-                    $($ty::$var => $err,)*
-                    $ty::Failed(e) => e,
-                }
-            }
-        }
-    };
-}
-
 send_errors! {
     /// Why [`Connection::send`](crate::Connection::send) (or `send_bytes`)
     /// did not send (the caller still holds the value: the item is `()`).
@@ -651,7 +470,7 @@ send_errors! {
     /// assert!(matches!(a.send(&7u8), Err(SendError::Disconnected(()))));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    SendError {
+    send: SendError<T = ()> {
         /// This end was closed.
         Closed => Error::Closed,
         /// The other end was closed, or every process holding it died
@@ -675,7 +494,7 @@ send_errors! {
     /// assert!(matches!(a.try_send(&msg), Err(TrySendError::Full(_))));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    TrySendError timeout: Full {
+    send: TrySendError<T = ()> timeout: Full {
         /// No room now.
         Full => Error::Full,
         /// As [`SendError::Closed`].
@@ -702,7 +521,7 @@ send_errors! {
     /// assert!(matches!(a.send_timeout(&msg, Duration::from_millis(5)), Err(SendTimeoutError::Timeout(_))));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    SendTimeoutError timeout: Timeout {
+    send: SendTimeoutError<T = ()> timeout: Timeout {
         /// No room came free in time.
         Timeout => Error::Timeout,
         /// As [`SendError::Closed`].
@@ -725,7 +544,7 @@ recv_errors! {
     /// assert!(matches!(b.recv::<u8>(), Err(RecvError::Disconnected)));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    RecvError {
+    recv: RecvError {
         /// This end was closed.
         Closed => Error::Closed,
         /// Nothing is left and the other end was closed, or every process
@@ -746,7 +565,7 @@ recv_errors! {
     /// assert!(matches!(b.try_recv::<u8>(), Err(TryRecvError::Empty)));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    TryRecvError timeout: Empty {
+    recv: TryRecvError timeout: Empty {
         /// No message now.
         Empty => Error::Empty,
         /// As [`RecvError::Closed`].
@@ -769,7 +588,7 @@ recv_errors! {
     /// assert!(matches!(r, Err(RecvTimeoutError::Timeout)));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    RecvTimeoutError timeout: Timeout {
+    recv: RecvTimeoutError timeout: Timeout {
         /// No message came in time.
         Timeout => Error::Timeout,
         /// As [`RecvError::Closed`].

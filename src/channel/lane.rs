@@ -151,6 +151,18 @@ impl From<RingError> for Stop {
 }
 
 impl Stop {
+    /// What a channel's iterator yields for a receive that ended with
+    /// `got`: the item, `None` (the end) for a `Timeout`, `Closed` or
+    /// `Disconnected`, and any other failure as an `Err` (the iteration
+    /// goes on: an item that does not decode is one item lost).
+    pub(crate) fn next_item<T>(got: Result<T, Stop>) -> Option<Result<T, Error>> {
+        match got {
+            Ok(item) => Some(Ok(item)),
+            Err(Stop::Timeout | Stop::Closed | Stop::Disconnected) => None,
+            Err(Stop::Failed(e)) => Some(Err(e)),
+        }
+    }
+
     /// The error a caller without a special mapping reports.
     pub(crate) fn into_error(self) -> Error {
         match self {

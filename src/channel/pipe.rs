@@ -518,6 +518,13 @@ impl Connection {
         lane.recv_message(out, wait, &*self.inner, &mut |_| {})
     }
 
+    /// Receives one message into a new `Vec`.
+    fn recv_vec(&self, wait: Wait) -> Result<Vec<u8>, Stop> {
+        let mut buf = Vec::new();
+        self.recv_stop(&mut buf, wait)?;
+        Ok(buf)
+    }
+
     /// Receives and decodes one message.
     fn recv_value<V: DeserializeOwned>(&self, wait: Wait) -> Result<V, Stop> {
         let mut buf = Vec::new();
@@ -765,9 +772,7 @@ impl Connection {
     /// # Errors
     /// As for [`recv`](Connection::recv) (no decoding step).
     pub fn recv_bytes(&self) -> Result<Vec<u8>, RecvError> {
-        let mut buf = Vec::new();
-        self.recv_stop(&mut buf, Wait::Forever).map_err(RecvError::from_stop)?;
-        Ok(buf)
+        self.recv_vec(Wait::Forever).map_err(RecvError::from_stop)
     }
 
     /// [`recv_bytes`](Connection::recv_bytes) if a message is there now.
@@ -783,9 +788,7 @@ impl Connection {
     /// # Errors
     /// As for [`try_recv`](Connection::try_recv).
     pub fn try_recv_bytes(&self) -> Result<Vec<u8>, TryRecvError> {
-        let mut buf = Vec::new();
-        self.recv_stop(&mut buf, Wait::No).map_err(TryRecvError::from_stop)?;
-        Ok(buf)
+        self.recv_vec(Wait::No).map_err(TryRecvError::from_stop)
     }
 
     /// [`recv_bytes`](Connection::recv_bytes), waiting at most `timeout`.
@@ -802,9 +805,7 @@ impl Connection {
     /// # Errors
     /// As for [`recv_timeout`](Connection::recv_timeout).
     pub fn recv_bytes_timeout(&self, timeout: Duration) -> Result<Vec<u8>, RecvTimeoutError> {
-        let mut buf = Vec::new();
-        self.recv_stop(&mut buf, Wait::after(timeout)).map_err(RecvTimeoutError::from_stop)?;
-        Ok(buf)
+        self.recv_vec(Wait::after(timeout)).map_err(RecvTimeoutError::from_stop)
     }
 
     /// [`recv_bytes`](Connection::recv_bytes), waiting until `deadline`.
@@ -821,9 +822,7 @@ impl Connection {
     /// # Errors
     /// As for [`recv_timeout`](Connection::recv_timeout).
     pub fn recv_bytes_deadline(&self, deadline: Instant) -> Result<Vec<u8>, RecvTimeoutError> {
-        let mut buf = Vec::new();
-        self.recv_stop(&mut buf, Wait::Until(deadline)).map_err(RecvTimeoutError::from_stop)?;
-        Ok(buf)
+        self.recv_vec(Wait::Until(deadline)).map_err(RecvTimeoutError::from_stop)
     }
 
     /// Receives the next message's bytes into `buf` (cleared first; its
@@ -852,6 +851,92 @@ impl Connection {
     pub fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
         self.recv_stop(buf, Wait::Forever).map_err(RecvError::from_stop)?;
         Ok(buf.len())
+    }
+
+    /// A blocking iterator over the messages, decoded as `T`: each `next` is
+    /// a [`recv`](Connection::recv); it ends when the other end was closed
+    /// (or every process holding it is gone) and the pipe is drained, or
+    /// when this end is closed. Other failures come as an `Err` and the
+    /// iteration goes on: a message that does not decode as a `T` is one
+    /// `Err` (the message is consumed). On the writing end of a simplex
+    /// pipe every `next` is an `Err` ([`Error::InvalidArgument`]): stop at
+    /// an error you do not expect.
+    ///
+    /// Python: a `Connection` is not iterable; the loop is
+    /// `while True: conn.recv()` until `EOFError`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// for i in 0..3u32 {
+    ///     a.send(&i)?;
+    /// }
+    /// a.close(); // the iteration ends once the pipe is drained
+    /// let got: Vec<u32> = b.iter().collect::<Result<_, _>>()?;
+    /// assert_eq!(got, [0, 1, 2]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn iter<T: DeserializeOwned>(&self) -> Iter<'_, T> {
+        Iter { conn: self, wait: Wait::Forever, recv: Connection::recv_value::<T> }
+    }
+
+    /// An iterator over the messages there now, decoded as `T`: each
+    /// `next` is a [`try_recv`](Connection::try_recv); it ends when there
+    /// is none (or as [`iter`](Connection::iter) ends).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// a.send("one")?;
+    /// a.send("two")?;
+    /// let got: Vec<String> = b.try_iter().collect::<Result<_, _>>()?;
+    /// assert_eq!(got, ["one", "two"]);
+    /// assert_eq!(b.try_iter::<String>().count(), 0); // nothing there now
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn try_iter<T: DeserializeOwned>(&self) -> Iter<'_, T> {
+        Iter { conn: self, wait: Wait::No, recv: Connection::recv_value::<T> }
+    }
+
+    /// A blocking iterator over the messages' bytes as sent: each `next` is
+    /// a [`recv_bytes`](Connection::recv_bytes); it ends as
+    /// [`iter`](Connection::iter) does. `for msg in &conn` is this
+    /// iterator: the type of a decoded value could not be inferred there.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// a.send_bytes(b"ab")?;
+    /// a.send_bytes(b"c")?;
+    /// a.close();
+    /// let mut got = Vec::new();
+    /// for msg in &b {
+    ///     got.push(msg?);
+    /// }
+    /// assert_eq!(got, [&b"ab"[..], b"c"]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn iter_bytes(&self) -> Iter<'_, Vec<u8>> {
+        Iter { conn: self, wait: Wait::Forever, recv: Connection::recv_vec }
+    }
+
+    /// An iterator over the bytes of the messages there now: each `next`
+    /// is a [`try_recv_bytes`](Connection::try_recv_bytes).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// a.send_bytes(b"now")?;
+    /// assert_eq!(b.try_iter_bytes().collect::<Result<Vec<_>, _>>()?, [b"now"]);
+    /// assert_eq!(b.try_iter_bytes().count(), 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn try_iter_bytes(&self) -> Iter<'_, Vec<u8>> {
+        Iter { conn: self, wait: Wait::No, recv: Connection::recv_vec }
     }
 
     /// Waits up to `timeout` until a message is ready to receive; `true`
@@ -983,6 +1068,55 @@ impl Connection {
     pub fn max_message(&self) -> usize {
         let lane = self.inner.tx.as_ref().or(self.inner.rx.as_ref());
         lane.map_or(0, |l| l.max_message() as usize)
+    }
+}
+
+/// The iterator of [`Connection::iter`] and [`Connection::try_iter`]
+/// (decoded values), and of [`Connection::iter_bytes`],
+/// [`Connection::try_iter_bytes`] and `for msg in &conn` (the messages'
+/// bytes). Each item is a `Result`: see [`Connection::iter`] for when it
+/// ends and what comes as an `Err`.
+///
+/// # Examples
+///
+/// ```
+/// let (a, b) = shmproc::Pipe::new()?;
+/// a.send(&1.5f64)?;
+/// let mut it: shmproc::ConnectionIter<'_, f64> = b.try_iter();
+/// assert_eq!(it.next().transpose()?, Some(1.5));
+/// assert!(it.next().is_none());
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[must_use = "iterators do nothing unless consumed"]
+pub struct Iter<'a, T> {
+    conn: &'a Connection,
+    wait: Wait,
+    /// How one message is received: decoded, or its bytes.
+    recv: fn(&Connection, Wait) -> Result<T, Stop>,
+}
+
+impl<T> std::fmt::Debug for Iter<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Iter").field("blocking", &(self.wait == Wait::Forever)).finish_non_exhaustive()
+    }
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        Stop::next_item((self.recv)(self.conn, self.wait))
+    }
+}
+
+impl<'a> IntoIterator for &'a Connection {
+    type Item = Result<Vec<u8>>;
+    type IntoIter = Iter<'a, Vec<u8>>;
+
+    /// [`Connection::iter_bytes`]: the messages' bytes, blocking, until the
+    /// other end is closed or gone and the pipe is drained.
+    fn into_iter(self) -> Iter<'a, Vec<u8>> {
+        self.iter_bytes()
     }
 }
 

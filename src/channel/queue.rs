@@ -806,13 +806,7 @@ impl<T> Queue<T> {
     where
         T: Serialize,
     {
-        self.put_with(item, Wait::Forever).map_err(|(item, stop)| match stop {
-            Stop::Closed => PutError::Closed(item),
-            Stop::Disconnected => PutError::Disconnected(item),
-            Stop::Failed(e) => PutError::Failed(item, e),
-            // No deadline: the engine never times out a `Wait::Forever`.
-            Stop::Timeout => PutError::Failed(item, Error::Timeout),
-        })
+        self.put_with(item, Wait::Forever).map_err(|(item, stop)| PutError::from_stop(item, stop))
     }
 
     /// Puts `item` if there is room now; otherwise gives it back.
@@ -834,12 +828,7 @@ impl<T> Queue<T> {
     where
         T: Serialize,
     {
-        self.put_with(item, Wait::No).map_err(|(item, stop)| match stop {
-            Stop::Timeout => TryPutError::Full(item),
-            Stop::Closed => TryPutError::Closed(item),
-            Stop::Disconnected => TryPutError::Disconnected(item),
-            Stop::Failed(e) => TryPutError::Failed(item, e),
-        })
+        self.put_with(item, Wait::No).map_err(|(item, stop)| TryPutError::from_stop(item, stop))
     }
 
     /// Puts `item`, waiting at most `timeout` for room.
@@ -860,7 +849,7 @@ impl<T> Queue<T> {
     where
         T: Serialize,
     {
-        self.put_with(item, Wait::after(timeout)).map_err(put_timeout_error)
+        self.put_with(item, Wait::after(timeout)).map_err(|(item, stop)| PutTimeoutError::from_stop(item, stop))
     }
 
     /// Puts `item`, waiting until `deadline` at most for room.
@@ -880,7 +869,7 @@ impl<T> Queue<T> {
     where
         T: Serialize,
     {
-        self.put_with(item, Wait::Until(deadline)).map_err(put_timeout_error)
+        self.put_with(item, Wait::Until(deadline)).map_err(|(item, stop)| PutTimeoutError::from_stop(item, stop))
     }
 
     // -- getting ---------------------------------------------------------
@@ -967,13 +956,7 @@ impl<T> Queue<T> {
     where
         T: DeserializeOwned,
     {
-        self.get_with(Wait::Forever).map_err(|stop| match stop {
-            Stop::Closed => GetError::Closed,
-            Stop::Disconnected => GetError::Disconnected,
-            Stop::Failed(e) => GetError::Failed(e),
-            // No deadline: the engine never times out a `Wait::Forever`.
-            Stop::Timeout => GetError::Failed(Error::Timeout),
-        })
+        self.get_with(Wait::Forever).map_err(GetError::from_stop)
     }
 
     /// A blocking iterator over the items: each `next` is a
@@ -1042,12 +1025,7 @@ impl<T> Queue<T> {
     where
         T: DeserializeOwned,
     {
-        self.get_with(Wait::No).map_err(|stop| match stop {
-            Stop::Timeout => TryGetError::Empty,
-            Stop::Closed => TryGetError::Closed,
-            Stop::Disconnected => TryGetError::Disconnected,
-            Stop::Failed(e) => TryGetError::Failed(e),
-        })
+        self.get_with(Wait::No).map_err(TryGetError::from_stop)
     }
 
     /// Takes the oldest item, waiting at most `timeout`.
@@ -1067,7 +1045,7 @@ impl<T> Queue<T> {
     where
         T: DeserializeOwned,
     {
-        self.get_with(Wait::after(timeout)).map_err(get_timeout_error)
+        self.get_with(Wait::after(timeout)).map_err(GetTimeoutError::from_stop)
     }
 
     /// Takes the oldest item, waiting until `deadline` at most.
@@ -1088,7 +1066,7 @@ impl<T> Queue<T> {
     where
         T: DeserializeOwned,
     {
-        self.get_with(Wait::Until(deadline)).map_err(get_timeout_error)
+        self.get_with(Wait::Until(deadline)).map_err(GetTimeoutError::from_stop)
     }
 }
 
@@ -1149,15 +1127,6 @@ fn reclaim(e: &Entry, abandoned: &AtomicU64) {
     }
 }
 
-fn put_timeout_error<T>((item, stop): (T, Stop)) -> PutTimeoutError<T> {
-    match stop {
-        Stop::Timeout => PutTimeoutError::Timeout(item),
-        Stop::Closed => PutTimeoutError::Closed(item),
-        Stop::Disconnected => PutTimeoutError::Disconnected(item),
-        Stop::Failed(e) => PutTimeoutError::Failed(item, e),
-    }
-}
-
 /// The iterator of [`Queue::iter`] (blocking) and [`Queue::try_iter`]
 /// (what is there now); also `for x in &queue`.
 #[must_use = "iterators do nothing unless consumed"]
@@ -1176,11 +1145,7 @@ impl<T: DeserializeOwned> Iterator for Iter<'_, T> {
     type Item = Result<T>;
 
     fn next(&mut self) -> Option<Result<T>> {
-        match self.q.get_with(self.wait) {
-            Ok(item) => Some(Ok(item)),
-            Err(Stop::Timeout | Stop::Closed | Stop::Disconnected) => None,
-            Err(Stop::Failed(e)) => Some(Err(e)),
-        }
+        Stop::next_item(self.q.get_with(self.wait))
     }
 }
 
@@ -1191,15 +1156,6 @@ impl<'a, T: DeserializeOwned> IntoIterator for &'a Queue<T> {
     /// [`Queue::iter`]: blocking, until closed and drained.
     fn into_iter(self) -> Iter<'a, T> {
         self.iter()
-    }
-}
-
-fn get_timeout_error(stop: Stop) -> GetTimeoutError {
-    match stop {
-        Stop::Timeout => GetTimeoutError::Timeout,
-        Stop::Closed => GetTimeoutError::Closed,
-        Stop::Disconnected => GetTimeoutError::Disconnected,
-        Stop::Failed(e) => GetTimeoutError::Failed(e),
     }
 }
 

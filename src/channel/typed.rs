@@ -633,11 +633,7 @@ impl<T> std::fmt::Debug for Iter<'_, T> {
 }
 
 fn next_item<T: DeserializeOwned>(rx: &Receiver<T>, wait: Wait) -> Option<Result<T>> {
-    match rx.recv_with(wait) {
-        Ok(item) => Some(Ok(item)),
-        Err(Stop::Timeout | Stop::Closed | Stop::Disconnected) => None,
-        Err(Stop::Failed(e)) => Some(Err(e)),
-    }
+    Stop::next_item(rx.recv_with(wait))
 }
 
 impl<T: DeserializeOwned> Iterator for Iter<'_, T> {

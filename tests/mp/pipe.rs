@@ -1,12 +1,12 @@
 //! `Pipe` and `ByteRing` against dying and hostile peers: RELIABILITY case
 //! 18 (a peer SIGKILLed: `recv` returns `Disconnected`, `send` returns
-//! `BrokenPipe`, and no process is killed by SIGPIPE; also a peer killed
-//! while blocked in `send` on a full pipe, and a child that received an
-//! end and died before using it), the pipe and byte-ring part of case 35
-//! (garbage in the positions and record headers while a victim sends and
-//! receives: every operation is `Ok`, `Corrupt` or, for timed ones,
-//! `Timeout`; never a crash or a hang), and the byte-ring analogue of case
-//! 13 (a producer killed holding a loan).
+//! `BrokenPipe`, a blocking iteration ends, and no process is killed by
+//! SIGPIPE; also a peer killed while blocked in `send` on a full pipe, and
+//! a child that received an end and died before using it), the pipe and
+//! byte-ring part of case 35 (garbage in the positions and record headers
+//! while a victim sends and receives: every operation is `Ok`, `Corrupt`
+//! or, for timed ones, `Timeout`; never a crash or a hang), and the
+//! byte-ring analogue of case 13 (a producer killed holding a loan).
 //!
 //! As in `ring.rs`, the hostile writes come from the test process into
 //! the segment's file while a helper (the victim) operates, so a crash
@@ -146,16 +146,23 @@ fn role_sigpipe() {
     say(format!("survived {} {}", what(&send_err.into()), what(&recv_err.into())));
 }
 
+/// A named 1024-byte duplex pipe whose end 1 a `pipe_peer` helper holds
+/// (mode `hold`: it has sent `hello` and waits to be killed).
+fn holding_peer(ctx: &Ctx) -> (Connection, Connection, harness::Helper) {
+    let name = ctx.name("pipe");
+    let (a, b) = Pipe::builder().name(&name).capacity(1024).duplex().expect("create");
+    let mut peer = ctx.child("pipe_peer").arg("NAME", &name).arg("END", "1").arg("MODE", "hold").start();
+    assert_eq!(peer.line(), "ready");
+    (a, b, peer)
+}
+
 /// Case 18: the peer is SIGKILLed while this process is blocked in
 /// `recv`: the receive returns `Disconnected` (within the liveness
 /// interval), a later send `BrokenPipe`, and `poll` reports it.
 #[test]
 fn case18_peer_killed_recv_disconnected_send_broken() {
     let ctx = Ctx::new("pipe18");
-    let name = ctx.name("pipe");
-    let (a, b) = Pipe::builder().name(&name).capacity(1024).duplex().expect("create");
-    let mut peer = ctx.child("pipe_peer").arg("NAME", &name).arg("END", "1").arg("MODE", "hold").start();
-    assert_eq!(peer.line(), "ready");
+    let (a, b, mut peer) = holding_peer(&ctx);
     assert_eq!(a.recv_timeout::<String>(HANG_GUARD).expect("hello"), "hello");
     let a2 = a.clone();
     let blocked = std::thread::spawn(move || a2.recv_timeout::<String>(HANG_GUARD));
@@ -171,6 +178,23 @@ fn case18_peer_killed_recv_disconnected_send_broken() {
         "a spilled send too"
     );
     assert!(a.poll(Duration::ZERO).expect("poll"), "poll: recv would return at once");
+    drop((a, b));
+    ctx.finish();
+}
+
+/// Case 18: the peer is SIGKILLed while this process iterates over its
+/// messages: the blocking iteration yields what it sent and ends.
+#[test]
+fn case18_peer_killed_ends_a_blocking_iteration() {
+    let ctx = Ctx::new("pipe18iter");
+    let (a, b, mut peer) = holding_peer(&ctx);
+    let a2 = a.clone();
+    let iterating = std::thread::spawn(move || a2.iter::<String>().collect::<shmproc::Result<Vec<_>>>());
+    ctx.step("killing the peer");
+    peer.kill_and_reap();
+    let got = iterating.join().expect("iterating thread").expect("decoded");
+    assert_eq!(got, ["hello"], "what the peer sent, then the end");
+    assert_eq!(a.iter::<String>().count(), 0, "ends at once now");
     drop((a, b));
     ctx.finish();
 }
