@@ -73,7 +73,6 @@ struct Mark {
 }
 
 const NONE: usize = usize::MAX;
-const LOW: u64 = 0xffff_ffff;
 
 /// The calling process's stamp: its owner id mixed with its nonce, never 0
 /// (a reused tag gets a new nonce, so a stamp names one process).
@@ -94,39 +93,19 @@ fn count_in<T>(q: &Queue<T>, end: End) -> Result<Mark> {
     let full = Error::InvalidArgument { what: "a channel side held by more live processes than it can track (256)" };
     let i = q.role(end)?.ok_or(full)?;
     let e = inner.registry(end).entry(i).ok_or(Error::Corrupt { what: "channel registry" })?;
-    total(inner, end).fetch_add(1, Ordering::SeqCst);
-    let mine = u64::from(stamp) << 32;
-    // A word with another stamp is a previous holder's (reclaimed, so its
-    // count already left the header) or junk: ours starts over.
-    let grown = e.taken.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| match (w & !LOW == mine, w & LOW) {
-        (true, LOW) => None,
-        (true, _) => Some(w + 1),
-        (false, _) => Some(mine | 1),
-    });
-    if grown.is_err() {
-        give_back_total(inner, end, 1);
+    if !words::count_in(total(inner, end), &e.taken, stamp) {
         return Err(Error::InvalidArgument { what: "more than 2^32 - 1 handles of one channel side in one process" });
     }
     Ok(Mark { entry: i, stamp })
 }
 
-/// Gives back one handle counted in entry `i` under `stamp` (entry first,
-/// then the header); nothing if the entry holds no handle of that stamp.
+/// Gives back one handle counted in entry `i` under `stamp`; nothing if
+/// the entry holds no handle of that stamp. The step to 0 wakes every
+/// sleeper (a receiver then finds the senders gone, a sender the
+/// receivers).
 fn give_back(inner: &Inner, end: End, i: usize, stamp: u32) {
     let Some(e) = inner.registry(end).entry(i) else { return };
-    let mine = u64::from(stamp) << 32;
-    let took =
-        e.taken.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| (w & !LOW == mine && w & LOW != 0).then(|| w - 1));
-    if took.is_ok() {
-        give_back_total(inner, end, 1);
-    }
-}
-
-/// Takes `n` from a side's header word; the step to 0 wakes every sleeper
-/// (a receiver then finds the senders gone, a sender the receivers).
-fn give_back_total(inner: &Inner, end: End, n: u64) {
-    let before = total(inner, end).fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| Some(t.saturating_sub(n)));
-    if matches!(before, Ok(t) if t != 0 && t <= n) {
+    if words::give_back(total(inner, end), &e.taken, stamp) {
         inner.lane().wake_all();
     }
 }
@@ -134,9 +113,63 @@ fn give_back_total(inner: &Inner, end: End, n: u64) {
 /// A dead process's entry of `end` (see `Inner::reclaim`): its handles
 /// leave the header word.
 pub(crate) fn reclaim(inner: &Inner, end: End, e: &Entry) {
-    let n = e.taken.swap(0, Ordering::SeqCst) & LOW;
-    if n != 0 {
-        give_back_total(inner, end, n);
+    if words::reclaim(total(inner, end), &e.taken) {
+        inner.lane().wake_all();
+    }
+}
+
+/// The counting words of one side (see the module docs): the header's
+/// count of live handles, and one process's registry entry (its stamp in
+/// the high half, its count in the low half).
+pub(crate) mod words {
+    use crate::loom::atomic::{AtomicU64, Ordering};
+
+    const LOW: u64 = 0xffff_ffff;
+
+    /// Counts one handle under `stamp`: the header first, then the entry.
+    /// `false` (nothing counted) if the entry's count is at its limit.
+    pub(crate) fn count_in(total: &AtomicU64, entry: &AtomicU64, stamp: u32) -> bool {
+        total.fetch_add(1, Ordering::SeqCst);
+        let mine = u64::from(stamp) << 32;
+        // A word with another stamp is a previous holder's (reclaimed, so
+        // its count already left the header) or junk: ours starts over.
+        let grown = entry.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| match (w & !LOW == mine, w & LOW) {
+            (true, LOW) => None,
+            (true, _) => Some(w + 1),
+            (false, _) => Some(mine | 1),
+        });
+        if grown.is_err() {
+            take(total, 1);
+        }
+        grown.is_ok()
+    }
+
+    /// Gives back one handle counted under `stamp`: the entry first (only
+    /// if it holds one of that stamp), then the header. Whether the header
+    /// reached 0.
+    pub(crate) fn give_back(total: &AtomicU64, entry: &AtomicU64, stamp: u32) -> bool {
+        let mine = u64::from(stamp) << 32;
+        let took = entry
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| (w & !LOW == mine && w & LOW != 0).then(|| w - 1));
+        took.is_ok() && take(total, 1)
+    }
+
+    /// A dead holder's entry: its whole count leaves the header (once: the
+    /// swap). Whether the header reached 0.
+    pub(crate) fn reclaim(total: &AtomicU64, entry: &AtomicU64) -> bool {
+        let n = entry.swap(0, Ordering::SeqCst) & LOW;
+        n != 0 && take(total, n)
+    }
+
+    /// The count of live handles in an entry word.
+    pub(crate) fn held(word: u64) -> u64 {
+        word & LOW
+    }
+
+    /// Takes `n` from the header (never below 0); whether it reached 0.
+    fn take(total: &AtomicU64, n: u64) -> bool {
+        let before = total.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| Some(t.saturating_sub(n)));
+        matches!(before, Ok(t) if t != 0 && t <= n)
     }
 }
 
@@ -183,7 +216,9 @@ impl Ends for ChannelEnds<'_> {
 /// confirmed dead (system calls; see the module docs).
 fn holders_gone(inner: &Inner, end: End) -> bool {
     total(inner, end).load(Ordering::SeqCst) == 0
-        || inner.registry(end).holders_dead(|e| e.taken.load(Ordering::SeqCst) & LOW != 0, |e| reclaim(inner, end, e))
+        || inner
+            .registry(end)
+            .holders_dead(|e| words::held(e.taken.load(Ordering::SeqCst)) != 0, |e| reclaim(inner, end, e))
 }
 
 /// Makes a channel holding at most `cap` items (Python has no typed
@@ -813,5 +848,58 @@ impl<'de, T: bytemuck::Pod> serde::Deserialize<'de> for Pod<T> {
             }
         }
         d.deserialize_bytes(Bytes(PhantomData))
+    }
+}
+
+#[cfg(all(test, not(shmproc_loom)))]
+mod tests {
+    use super::*;
+    use crate::channel::typed_error::TryRecvError;
+    use crate::loom::atomic::AtomicU64;
+    use crate::shm::handoff;
+
+    #[test]
+    fn a_handle_in_flight_counts_until_it_is_decoded() {
+        let (tx, rx) = channel::<u8>(4).expect("channel");
+        let (bytes, fds) = handoff::collecting_fds(|| crate::codec::encode(&tx));
+        let bytes = bytes.expect("encode");
+        drop(tx);
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)), "the encoded sender still counts");
+        let tx2: Sender<u8> = handoff::with_fds(fds, || crate::codec::decode(&bytes)).expect("decode");
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)), "now the decoded one does");
+        tx2.send(1).expect("send");
+        drop(tx2);
+        assert_eq!(rx.recv().expect("recv"), 1);
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Disconnected)), "nothing left in flight");
+    }
+
+    #[test]
+    fn a_decoded_receiver_of_another_type_is_refused() {
+        let (tx, _rx) = channel::<u8>(4).expect("channel");
+        let (bytes, fds) = handoff::collecting_fds(|| crate::codec::encode(&tx));
+        let bytes = bytes.expect("encode");
+        let wrong: Result<Sender<u16>> = handoff::with_fds(fds, || crate::codec::decode(&bytes));
+        assert!(wrong.is_err(), "a channel of u8 is not one of u16");
+    }
+
+    #[test]
+    fn counting_words_check_the_stamp_and_reclaim_once() {
+        let (total, e) = (AtomicU64::new(0), AtomicU64::new(0));
+        assert!(words::count_in(&total, &e, 7));
+        assert!(!words::give_back(&total, &e, 8), "another stamp gives nothing back");
+        assert_eq!(total.load(Ordering::SeqCst), 1);
+        assert!(words::count_in(&total, &e, 7));
+        assert!(words::reclaim(&total, &e), "both handles leave; the count reaches zero");
+        assert!(!words::reclaim(&total, &e), "once");
+        assert!(!words::give_back(&total, &e, 7), "nothing left to give back");
+        assert_eq!(total.load(Ordering::SeqCst), 0);
+        // A word of another stamp (a reclaimed previous holder's) starts over.
+        e.store((9u64 << 32) | 5, Ordering::SeqCst);
+        assert!(words::count_in(&total, &e, 7));
+        assert_eq!(words::held(e.load(Ordering::SeqCst)), 1);
+        // The count's limit.
+        e.store((7u64 << 32) | 0xffff_ffff, Ordering::SeqCst);
+        assert!(!words::count_in(&total, &e, 7));
+        assert_eq!(total.load(Ordering::SeqCst), 1, "nothing counted past the limit");
     }
 }
