@@ -302,12 +302,13 @@ fn make<T: Serialize + DeserializeOwned>(b: QueueBuilder<T>) -> Result<(Sender<T
 /// # Examples
 ///
 /// ```
-/// let (tx, rx) = shmproc::channel::<&'static str>(4)?;
+/// let (tx, rx) = shmproc::channel::<String>(4)?;
 /// let tx2 = tx.clone();
-/// std::thread::spawn(move || tx2.send("from a thread").expect("send"));
+/// std::thread::spawn(move || tx2.send("from a thread".into()).expect("send"));
 /// assert_eq!(rx.recv()?, "from a thread");
 /// # Ok::<(), shmproc::Error>(())
 /// ```
+#[must_use = "dropping the last sender disconnects the channel"]
 pub struct Sender<T> {
     q: Queue<T>,
     mark: Mark,
@@ -331,6 +332,7 @@ pub struct Sender<T> {
 /// assert_eq!(all, [1, 2]);
 /// # Ok::<(), shmproc::Error>(())
 /// ```
+#[must_use = "dropping the last receiver disconnects the channel"]
 pub struct Receiver<T> {
     q: Queue<T>,
     mark: Mark,
@@ -338,7 +340,7 @@ pub struct Receiver<T> {
 
 /// What both sides offer: the queue's snapshot queries.
 macro_rules! side_common {
-    ($ty:ident, $end:expr) => {
+    ($ty:ident, $end:expr, $var:ident) => {
         impl<T> $ty<T> {
             /// Items in the channel now (a snapshot).
             ///
@@ -347,7 +349,8 @@ macro_rules! side_common {
             /// ```
             /// let (tx, rx) = shmproc::channel::<u8>(4)?;
             /// tx.send(1)?;
-            #[doc = concat!("assert_eq!(", stringify!($end), ".len(), 1);")]
+            #[doc = concat!("assert_eq!(", stringify!($var), ".len(), 1);")]
+            /// drop((tx, rx));
             /// # Ok::<(), shmproc::Error>(())
             /// ```
             pub fn len(&self) -> usize {
@@ -360,7 +363,8 @@ macro_rules! side_common {
             ///
             /// ```
             /// let (tx, rx) = shmproc::channel::<u8>(4)?;
-            #[doc = concat!("assert!(", stringify!($end), ".is_empty());")]
+            #[doc = concat!("assert!(", stringify!($var), ".is_empty());")]
+            /// drop((tx, rx));
             /// # Ok::<(), shmproc::Error>(())
             /// ```
             pub fn is_empty(&self) -> bool {
@@ -374,7 +378,8 @@ macro_rules! side_common {
             /// ```
             /// let (tx, rx) = shmproc::channel::<u8>(1)?;
             /// tx.send(1)?;
-            #[doc = concat!("assert!(", stringify!($end), ".is_full());")]
+            #[doc = concat!("assert!(", stringify!($var), ".is_full());")]
+            /// drop((tx, rx));
             /// # Ok::<(), shmproc::Error>(())
             /// ```
             pub fn is_full(&self) -> bool {
@@ -388,7 +393,8 @@ macro_rules! side_common {
             ///
             /// ```
             /// let (tx, rx) = shmproc::channel::<u8>(3)?;
-            #[doc = concat!("assert_eq!(", stringify!($end), ".capacity(), Some(3));")]
+            #[doc = concat!("assert_eq!(", stringify!($var), ".capacity(), Some(3));")]
+            /// drop((tx, rx));
             /// # Ok::<(), shmproc::Error>(())
             /// ```
             pub fn capacity(&self) -> Option<usize> {
@@ -450,8 +456,8 @@ macro_rules! side_common {
     };
 }
 
-side_common!(Sender, End::Send);
-side_common!(Receiver, End::Recv);
+side_common!(Sender, End::Send, tx);
+side_common!(Receiver, End::Recv, rx);
 
 /// A decoded channel segment, checked to be a channel of `T`.
 fn open<T>(seg: Segment) -> Result<Queue<T>> {
