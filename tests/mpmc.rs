@@ -418,3 +418,38 @@ fn rings_pass_to_children_under_spawn_and_forkserver() {
         assert!(ring.is_empty());
     }
 }
+
+/// `try_iter` takes what is ready now and ends when nothing is; a later
+/// call takes what came since; `for v in &mut rx` is the same.
+#[test]
+fn try_iter_drains_what_is_ready_now() {
+    let ring = MpmcRing::<u64>::new(8).expect("ring");
+    let mut tx = ring.producer().expect("producer");
+    let mut rx = ring.consumer().expect("consumer");
+    assert_eq!(rx.try_iter().count(), 0);
+    tx.push_slice(&[1, 2, 3]).expect("push_slice");
+    let mut it = rx.try_iter();
+    assert_eq!(it.next().map(|r| r.expect("value")), Some(1));
+    drop(it); // the rest stays in the ring
+    assert_eq!(ring.len(), 2);
+    tx.push(4).expect("room");
+    let mut got = Vec::new();
+    for v in &mut rx {
+        got.push(v.expect("value"));
+    }
+    assert_eq!(got, [2, 3, 4]);
+    // A value still being written stops the iteration (FIFO), like `pop`.
+    let mut loan = tx.reserve().expect("room");
+    *loan = 9;
+    tx2_push(&ring, 5);
+    assert_eq!(rx.try_iter().count(), 0, "the loan blocks what follows it");
+    loan.commit();
+    let got: Vec<u64> = rx.try_iter().collect::<Result<_, _>>().expect("values");
+    assert_eq!(got, [9, 5]);
+    assert!(matches!(rx.pop(), Err(MpmcPopError::Empty)));
+}
+
+/// Pushes `v` through a second producer of `ring`.
+fn tx2_push(ring: &MpmcRing<u64>, v: u64) {
+    ring.producer().expect("producer").push(v).expect("room");
+}

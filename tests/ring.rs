@@ -536,3 +536,25 @@ fn a_million_values_stream_from_a_child_in_order() {
         assert!(ring.producer().is_ok(), "{method}: the child's role is free after it exited");
     }
 }
+
+/// `try_iter` takes what is there now and ends when the ring is empty; a
+/// later call takes what came since; `for v in &mut rx` is the same.
+#[test]
+fn try_iter_drains_what_is_there_now() {
+    let ring = SpscRing::<u64>::new(8).expect("ring");
+    let mut tx = ring.producer().expect("producer");
+    let mut rx = ring.consumer().expect("consumer");
+    assert_eq!(rx.try_iter().count(), 0);
+    tx.push_slice(&[1, 2, 3]).expect("push_slice");
+    let mut it = rx.try_iter();
+    assert_eq!(it.next().map(|r| r.expect("value")), Some(1));
+    drop(it); // the rest stays in the ring
+    assert_eq!(ring.len(), 2);
+    tx.push(4).expect("room");
+    let mut got = Vec::new();
+    for v in &mut rx {
+        got.push(v.expect("value"));
+    }
+    assert_eq!(got, [2, 3, 4]);
+    assert!(matches!(rx.pop(), Err(PopError::Empty)));
+}
