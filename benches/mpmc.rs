@@ -41,7 +41,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{CPU_ENV, ROLE_ENV, Recorder};
-use shmproc::{MpmcConsumer, MpmcRing};
+use shmproc::{MpmcConsumer, MpmcPopError, MpmcPushError, MpmcRing};
 
 /// The ring's name (the peers open it).
 const NAME_ENV: &str = "SHMPROC_BENCH_NAME";
@@ -204,7 +204,15 @@ impl Peers {
         let start = Instant::now();
         self.command(CMD_RING, n);
         let (rx, mut next) = (&mut self.rx, [0; PRODUCERS]);
-        common::pop_each(n, || rx.pop().expect("pop from the ring"), |m| check(m, &mut next));
+        common::pop_each(
+            n,
+            || match rx.pop() {
+                Ok(m) => Some(m),
+                Err(MpmcPopError::Empty) => None,
+                Err(e) => panic!("pop from the ring: {e}"),
+            },
+            |m| check(m, &mut next),
+        );
         start.elapsed()
     }
 
@@ -256,7 +264,11 @@ fn peer_main() {
         let n = u64::from_le_bytes(count);
         let message = |seq| message(p, seq);
         match cmd {
-            CMD_RING => common::push_each(n, message, |m| tx.push(m).expect("peer: push into the ring")),
+            CMD_RING => common::push_each(n, message, |m| match tx.push(m) {
+                Ok(()) => Ok(()),
+                Err(MpmcPushError::Full(m)) => Err(m),
+                Err(e) => panic!("peer: push into the ring: {e}"),
+            }),
             CMD_RING_BATCH => {
                 common::push_batches(n, &mut batch, message, |b| tx.push_slice(b).expect("peer: push into the ring"))
             }

@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{PeerProcess, Recorder};
-use shmproc::SpscRing;
+use shmproc::{PopError, PushError, SpscRing};
 
 /// The ring's name (the peer opens it).
 const NAME_ENV: &str = "SHMPROC_BENCH_NAME";
@@ -178,7 +178,11 @@ impl Peer {
         let (rx, mut seq) = (&mut self.rx, 0);
         common::pop_each(
             n,
-            || rx.pop().expect("pop from the ring"),
+            || match rx.pop() {
+                Ok(m) => Some(m),
+                Err(PopError::Empty) => None,
+                Err(e) => panic!("pop from the ring: {e}"),
+            },
             |m| {
                 check(m, seq);
                 seq += 1;
@@ -262,7 +266,11 @@ fn peer_main() {
         cmd_rx.read_exact(&mut count).expect("peer: read the message count");
         let n = u64::from_le_bytes(count);
         match cmd {
-            CMD_RING => common::push_each(n, message, |m| tx.push(m).expect("peer: push into the ring")),
+            CMD_RING => common::push_each(n, message, |m| match tx.push(m) {
+                Ok(()) => Ok(()),
+                Err(PushError::Full(m)) => Err(m),
+                Err(e) => panic!("peer: push into the ring: {e}"),
+            }),
             CMD_RING_BATCH => {
                 common::push_batches(n, &mut batch, message, |b| tx.push_slice(b).expect("peer: push into the ring"))
             }

@@ -131,10 +131,12 @@
 //! | [`Connection`]: `recv`, `recv_bytes` | [`RecvError`] | [`TryRecvError`] | [`RecvTimeoutError`] |
 //! | [`channel::Sender`]: `send(item)` | [`channel::SendError`] (the item back) | [`channel::TrySendError`] (the item back) | [`channel::SendTimeoutError`] (the item back) |
 //! | [`channel::Receiver`]: `recv` | [`channel::RecvError`] | [`channel::TryRecvError`] | [`channel::RecvTimeoutError`] |
+//! | [`SpscRing`] ([`Producer`], [`Consumer`]): `push(value)`; `pop` | | [`PushError`] (the value back); [`PopError`] | |
+//! | [`MpmcRing`] ([`MpmcProducer`], [`MpmcConsumer`]): `push(value)`, `reserve`; `pop`, `peek` | | [`MpmcPushError`] (the value back); [`MpmcPopError`] | |
 //!
-//! Queues, typed channels and connections iterate: [`Queue::iter`] (and `for x in &queue`)
-//! blocks and ends when the queue is closed and drained or its producers
-//! are gone; [`Queue::try_iter`] takes what is there now.
+//! Queues, typed channels and connections iterate: [`Queue::iter`] (and
+//! `for x in &queue`) blocks and ends when the queue is closed and drained
+//! or its producers are gone; [`Queue::try_iter`] takes what is there now.
 //! [`Connection::iter::<T>`](Connection::iter) blocks and ends when the
 //! other end is closed or gone and the pipe is drained;
 //! [`Connection::try_iter`] takes what is there now; `for msg in &conn`
@@ -143,6 +145,16 @@
 //! sender is gone and the channel is drained. Each item is a
 //! `Result`: a message that does not decode is an `Err`, and the iteration
 //! goes on.
+//!
+//! The rings never wait: their `push` and `pop` are the `try_x` form,
+//! under the names rtrb and crossbeam's `ArrayQueue` give it (there is no
+//! blocking form to tell them from; `Full` and `Empty` say "not now"). To
+//! wait, retry with a backoff, or use a [`Queue`]. Their batch calls
+//! (`push_slice`, `pop_into`) return how many values moved, 0 included.
+//! Ring consumers have only [`Consumer::try_iter`] and
+//! [`MpmcConsumer::try_iter`] (also `for v in &mut consumer`): what is
+//! there now; a corrupt ring's failure is yielded once, then the iteration
+//! ends.
 //!
 //! ```
 //! use shmproc::{Lock, TryAcquireError};
@@ -317,7 +329,10 @@ pub use process::handle::{Process, ProcessBuilder, ProcessExit, Task};
 #[cfg(feature = "serde")]
 pub use process::start::{Context, StartMethod, set_start_method, start_method};
 pub use queue::byte_ring::{ByteConsumer, ByteProducer, ByteRing, ReadLoan, WriteLoan};
+pub use queue::error::{MpmcPopError, MpmcPushError, PopError, PushError};
+pub use queue::mpmc::TryIter as MpmcTryIter;
 pub use queue::mpmc::{MpmcConsumer, MpmcProducer, MpmcReadLoan, MpmcRing, MpmcWriteLoan};
+pub use queue::spsc::TryIter as SpscTryIter;
 pub use queue::spsc::{Consumer, Producer, SpscRing};
 pub use shared::array::{Array, ArrayGuard};
 pub use shared::raw::{RawArray, RawInt, RawValue};

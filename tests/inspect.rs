@@ -63,7 +63,7 @@ fn rings_show_depth() {
     let spsc = SpscRing::<u64>::create(&s, 8).expect("spsc");
     let mut tx = spsc.producer().expect("producer");
     for i in 0..3 {
-        tx.push(i).expect("push").expect("room");
+        tx.push(i).expect("room");
     }
     let r = describe(&s, Kind::Spsc);
     assert_eq!(r.field("depth"), Some("3 of 8 slots"), "{r}");
@@ -71,7 +71,7 @@ fn rings_show_depth() {
     assert_eq!(r.field("consumer"), Some("none"), "{r}");
 
     let mpmc = MpmcRing::<u32>::create(&m, 4).expect("mpmc");
-    mpmc.producer().expect("producer").push(7).expect("push").expect("room");
+    mpmc.producer().expect("producer").push(7).expect("room");
     assert_eq!(describe(&m, Kind::Mpmc).field("depth"), Some("1 of 4 slots"));
 
     let ring = ByteRing::create(&b, 4096).expect("byte ring");

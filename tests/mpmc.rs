@@ -18,9 +18,10 @@ use std::time::{Duration, Instant};
 
 use bytemuck::{Pod, Zeroable};
 use common::Names;
+use common::outcome::{Lent, Popped, Pushed};
 #[cfg(feature = "serde")]
 use shmproc::{Context, StartMethod};
-use shmproc::{Error, MpmcConsumer, MpmcRing, SpscRing};
+use shmproc::{Error, MpmcConsumer, MpmcPopError, MpmcPushError, MpmcRing, SpscRing};
 
 #[cfg(feature = "serde")]
 const METHODS: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::ForkServer];
@@ -63,7 +64,7 @@ fn hang_guard(since: Instant, what: &str) {
 fn pop_wait<T: Pod + Send>(rx: &mut MpmcConsumer<T>) -> T {
     let start = Instant::now();
     loop {
-        if let Some(v) = rx.pop().expect("pop") {
+        if let Some(v) = rx.pop().popped() {
             return v;
         }
         hang_guard(start, "nothing to pop");
@@ -80,14 +81,18 @@ fn fifo_across_wrap_full_and_empty() {
         for round in 0..(1000 / cap as u64 + 3) {
             for i in 0..cap as u64 {
                 let v = [(round * 7 + i) as u8; 64];
-                assert_eq!(tx.push(v).expect("push"), Ok(()), "cap {cap}");
+                tx.push(v).expect("room");
             }
-            assert_eq!(tx.push([0; 64]).expect("push"), Err([0; 64]), "cap {cap}: full gives the value back");
+            let back = [9; 64];
+            assert!(
+                matches!(tx.push(back), Err(MpmcPushError::Full(v)) if v == back),
+                "cap {cap}: full gives the value back"
+            );
             assert_eq!(ring.len(), cap);
             for i in 0..cap as u64 {
-                assert_eq!(rx.pop().expect("pop"), Some([(round * 7 + i) as u8; 64]), "cap {cap}");
+                assert_eq!(rx.pop().expect("pop"), [(round * 7 + i) as u8; 64], "cap {cap}");
             }
-            assert_eq!(rx.pop().expect("pop"), None, "cap {cap}: empty");
+            assert!(matches!(rx.pop(), Err(MpmcPopError::Empty)), "cap {cap}: empty");
             assert!(ring.is_empty());
         }
     }
@@ -111,7 +116,7 @@ fn threads_as_producers_and_consumers() {
                 let t0 = Instant::now();
                 for seq in 0..PER {
                     let mut v = Tagged::new(p, seq);
-                    while let Err(back) = tx.push(v).expect("push") {
+                    while let Err(back) = tx.push(v).pushed() {
                         v = back;
                         hang_guard(t0, "ring stays full");
                         std::thread::yield_now();
@@ -134,7 +139,7 @@ fn threads_as_producers_and_consumers() {
                 while done.load(std::sync::atomic::Ordering::Relaxed) < PRODUCERS * PER {
                     // Alternate single pops and batches.
                     let n = if c == 0 || got.len() % 2 == 0 {
-                        usize::from(rx.pop().expect("pop").map(|v| buf[0] = v).is_some())
+                        usize::from(rx.pop().popped().map(|v| buf[0] = v).is_some())
                     } else {
                         rx.pop_into(&mut buf).expect("pop_into")
                     };
@@ -193,37 +198,37 @@ fn loans_commit_abandon_and_read_in_place() {
     let mut tx2 = ring.producer().expect("second producer");
     let mut rx = ring.consumer().expect("consumer");
     // Two loans open at once (two handles), committed out of order.
-    let mut a = tx.reserve().expect("reserve").expect("room");
-    let mut b = tx2.reserve().expect("reserve").expect("room");
+    let mut a = tx.reserve().expect("room");
+    let mut b = tx2.reserve().expect("room");
     a.fill(1);
     b.fill(2);
     b.commit();
-    assert_eq!(rx.pop().expect("pop"), None, "FIFO: the first slot is still being written");
+    assert_eq!(rx.pop().popped(), None, "FIFO: the first slot is still being written");
     a.commit();
-    assert_eq!(rx.pop().expect("pop"), Some([1; 8]));
-    assert_eq!(rx.pop().expect("pop"), Some([2; 8]));
+    assert_eq!(rx.pop().expect("pop"), [1; 8]);
+    assert_eq!(rx.pop().expect("pop"), [2; 8]);
     // An abandoned loan is skipped.
-    let mut c = tx.reserve().expect("reserve").expect("room");
+    let mut c = tx.reserve().expect("room");
     c.fill(3);
     drop(c);
-    tx.push([4; 8]).expect("push").expect("room");
-    assert_eq!(rx.pop().expect("pop"), Some([4; 8]), "the tombstone is skipped");
+    tx.push([4; 8]).expect("room");
+    assert_eq!(rx.pop().expect("pop"), [4; 8], "the tombstone is skipped");
     // Read in place; the slot is freed when the loan drops.
     tx.push_slice(&[[5; 8], [6; 8], [7; 8], [8; 8]]).expect("push_slice");
-    assert!(tx.reserve().expect("reserve").is_none(), "full");
+    assert!(matches!(tx.reserve(), Err(MpmcPushError::Full(()))), "full");
     {
-        let loan = rx.peek().expect("peek").expect("a value");
+        let loan = rx.peek().expect("a value");
         assert_eq!(*loan, [5; 8]);
-        assert!(tx.reserve().expect("reserve").is_none(), "still full while the loan lives");
+        assert!(tx.reserve().lent().is_none(), "still full while the loan lives");
     }
-    let mut w = tx.reserve().expect("reserve").expect("room after the read loan dropped");
+    let mut w = tx.reserve().expect("room after the read loan dropped");
     w[0] = 9;
     w.commit();
-    assert_eq!(rx.pop().expect("pop"), Some([6; 8]));
+    assert_eq!(rx.pop().expect("pop"), [6; 8]);
     let mut rest = [[0u64; 8]; 4];
     assert_eq!(rx.pop_into(&mut rest).expect("pop_into"), 3);
     assert_eq!(rest[2][0], 9);
-    assert!(rx.peek().expect("peek").is_none());
+    assert!(matches!(rx.peek(), Err(MpmcPopError::Empty)));
 }
 
 /// A thread that exits with a write loan leaked counts as dead: the
@@ -235,15 +240,15 @@ fn a_write_loan_leaked_by_an_exited_thread_is_tombstoned() {
     let r = ring.clone();
     std::thread::spawn(move || {
         let mut tx = r.producer().expect("producer");
-        std::mem::forget(tx.reserve().expect("reserve").expect("room"));
+        std::mem::forget(tx.reserve().expect("room"));
     })
     .join()
     .expect("thread");
     let mut tx = ring.producer().expect("producer");
-    tx.push(42).expect("push").expect("room");
+    tx.push(42).expect("room");
     let mut rx = ring.consumer().expect("consumer");
     assert_eq!(pop_wait(&mut rx), 42);
-    assert_eq!(rx.pop().expect("pop"), None);
+    assert_eq!(rx.pop().popped(), None);
     assert!(ring.is_empty());
 }
 
@@ -257,21 +262,21 @@ fn a_read_loan_leaked_by_an_exited_thread_is_reclaimed() {
     let r = ring.clone();
     std::thread::spawn(move || {
         let mut rx = r.consumer().expect("consumer");
-        std::mem::forget(rx.peek().expect("peek").expect("a value"));
+        std::mem::forget(rx.peek().expect("a value"));
     })
     .join()
     .expect("thread");
     let mut rx = ring.consumer().expect("consumer");
-    assert_eq!(rx.pop().expect("pop"), Some(2));
+    assert_eq!(rx.pop().expect("pop"), 2);
     let start = Instant::now();
-    while tx.push(3).expect("push").is_err() {
+    while tx.push(3).pushed().is_err() {
         hang_guard(start, "the dead reader's slot is never reclaimed");
         std::thread::sleep(Duration::from_millis(1));
     }
-    tx.push(4).expect("push").expect("room");
-    assert_eq!(rx.pop().expect("pop"), Some(3));
-    assert_eq!(rx.pop().expect("pop"), Some(4));
-    assert_eq!(rx.pop().expect("pop"), None, "1 was lost with its reader, never repeated");
+    tx.push(4).expect("room");
+    assert_eq!(rx.pop().expect("pop"), 3);
+    assert_eq!(rx.pop().expect("pop"), 4);
+    assert_eq!(rx.pop().popped(), None, "1 was lost with its reader, never repeated");
 }
 
 /// A live thread's loan is never taken over, however long it is held.
@@ -283,7 +288,7 @@ fn a_live_threads_loan_is_not_taken_over() {
     let r = ring.clone();
     let t = std::thread::spawn(move || {
         let mut tx = r.producer().expect("producer");
-        let mut loan = tx.reserve().expect("reserve").expect("room");
+        let mut loan = tx.reserve().expect("room");
         *loan = 5;
         held_tx.send(()).expect("send");
         go_rx.recv().expect("recv");
@@ -291,11 +296,11 @@ fn a_live_threads_loan_is_not_taken_over() {
     });
     held_rx.recv().expect("recv");
     let mut tx = ring.producer().expect("producer");
-    tx.push(6).expect("push").expect("room");
+    tx.push(6).expect("room");
     let mut rx = ring.consumer().expect("consumer");
     let start = Instant::now();
     while start.elapsed() < Duration::from_millis(100) {
-        assert_eq!(rx.pop().expect("pop"), None, "the first value is still being written");
+        assert_eq!(rx.pop().popped(), None, "the first value is still being written");
         std::thread::sleep(Duration::from_millis(1));
     }
     go_tx.send(()).expect("send");
@@ -314,8 +319,8 @@ fn named_rings_open_and_check_the_element_type() {
     assert_eq!(opened.capacity(), 64);
     ring.producer().expect("producer").push_slice(&[1, 2, 3]).expect("push");
     assert_eq!(opened.len(), 3, "both handles see one ring");
-    assert_eq!(opened.consumer().expect("consumer").pop().expect("pop"), Some(1));
-    assert_eq!(ring.consumer().expect("consumer").pop().expect("pop"), Some(2));
+    assert_eq!(opened.consumer().expect("consumer").pop().expect("pop"), 1);
+    assert_eq!(ring.consumer().expect("consumer").pop().expect("pop"), 2);
     // Another element type, or another kind of ring under the name.
     assert!(matches!(MpmcRing::<u32>::open(&n), Err(Error::LayoutMismatch { .. })));
     assert!(matches!(MpmcRing::<[u8; 64]>::open(&n), Err(Error::LayoutMismatch { .. })));
@@ -355,7 +360,7 @@ fn produce((ring, p, n): (MpmcRing<Tagged>, u64, u64)) -> u64 {
     let start = Instant::now();
     for seq in 0..n {
         let mut v = Tagged::new(p, seq);
-        while let Err(back) = tx.push(v).expect("push") {
+        while let Err(back) = tx.push(v).pushed() {
             v = back;
             hang_guard(start, "consumer stalled");
             std::thread::yield_now();
@@ -390,7 +395,7 @@ fn rings_pass_to_children_under_spawn_and_forkserver() {
         let mut last = [None::<u64>; 2];
         let start = Instant::now();
         while (seen.len() as u64) < 2 * N - 500 {
-            match rx.pop().expect("pop") {
+            match rx.pop().popped() {
                 Some(v) => {
                     assert!(v.valid(), "{method}: torn value {v:?}");
                     assert!(last[v.p as usize].is_none_or(|s| s < v.seq), "{method}: out of order");
@@ -409,7 +414,42 @@ fn rings_pass_to_children_under_spawn_and_forkserver() {
         let child_sum = child_consumer.join().expect("consumer child");
         let our_sum: u64 = seen.iter().map(|v| v.seq).sum();
         assert_eq!(our_sum + child_sum, N * (N - 1), "{method}: every value once, between us and the child");
-        assert_eq!(rx.pop().expect("pop"), None, "{method}: nothing extra");
+        assert_eq!(rx.pop().popped(), None, "{method}: nothing extra");
         assert!(ring.is_empty());
     }
+}
+
+/// `try_iter` takes what is ready now and ends when nothing is; a later
+/// call takes what came since; `for v in &mut rx` is the same.
+#[test]
+fn try_iter_drains_what_is_ready_now() {
+    let ring = MpmcRing::<u64>::new(8).expect("ring");
+    let mut tx = ring.producer().expect("producer");
+    let mut rx = ring.consumer().expect("consumer");
+    assert_eq!(rx.try_iter().count(), 0);
+    tx.push_slice(&[1, 2, 3]).expect("push_slice");
+    let mut it = rx.try_iter();
+    assert_eq!(it.next().map(|r| r.expect("value")), Some(1));
+    drop(it); // the rest stays in the ring
+    assert_eq!(ring.len(), 2);
+    tx.push(4).expect("room");
+    let mut got = Vec::new();
+    for v in &mut rx {
+        got.push(v.expect("value"));
+    }
+    assert_eq!(got, [2, 3, 4]);
+    // A value still being written stops the iteration (FIFO), like `pop`.
+    let mut loan = tx.reserve().expect("room");
+    *loan = 9;
+    tx2_push(&ring, 5);
+    assert_eq!(rx.try_iter().count(), 0, "the loan blocks what follows it");
+    loan.commit();
+    let got: Vec<u64> = rx.try_iter().collect::<Result<_, _>>().expect("values");
+    assert_eq!(got, [9, 5]);
+    assert!(matches!(rx.pop(), Err(MpmcPopError::Empty)));
+}
+
+/// Pushes `v` through a second producer of `ring`.
+fn tx2_push(ring: &MpmcRing<u64>, v: u64) {
+    ring.producer().expect("producer").push(v).expect("room");
 }

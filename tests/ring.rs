@@ -20,7 +20,7 @@ use bytemuck::{Pod, Zeroable};
 use common::Names;
 #[cfg(feature = "serde")]
 use shmproc::{Context, StartMethod};
-use shmproc::{Error, SpscRing};
+use shmproc::{Error, PopError, PushError, SpscRing};
 
 #[cfg(feature = "serde")]
 const METHODS: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::ForkServer];
@@ -78,6 +78,26 @@ impl Elem for Sample {
     }
 }
 
+/// Whether `push` pushed (`false` if the ring was full; any other error
+/// fails the test).
+fn pushed<T>(r: Result<(), PushError<T>>) -> bool {
+    match r {
+        Ok(()) => true,
+        Err(PushError::Full(_)) => false,
+        Err(e) => panic!("push: {e}"),
+    }
+}
+
+/// The value `pop` popped (`None` if the ring was empty; any other error
+/// fails the test).
+fn popped<T>(r: Result<T, PopError>) -> Option<T> {
+    match r {
+        Ok(v) => Some(v),
+        Err(PopError::Empty) => None,
+        Err(e) => panic!("pop: {e}"),
+    }
+}
+
 /// Pushes and pops `rounds` fills of the ring, checking FIFO order, full
 /// and empty at every round (so the positions wrap many times).
 fn fifo_rounds<T: Elem>(cap: usize, rounds: u64) {
@@ -90,21 +110,21 @@ fn fifo_rounds<T: Elem>(cap: usize, rounds: u64) {
     // Offset by an odd count first so fills straddle the wrap point.
     let offset = (cap as u64 / 2) | 1;
     for _ in 0..offset.min(cap as u64) {
-        tx.push(T::nth(next_in)).expect("push").expect("room");
+        tx.push(T::nth(next_in)).expect("room");
         next_in += 1;
     }
     for _ in 0..rounds {
         while ring.len() < cap {
-            tx.push(T::nth(next_in)).expect("push").expect("room");
+            tx.push(T::nth(next_in)).expect("room");
             next_in += 1;
         }
         assert_eq!(ring.len(), cap);
         assert!(!ring.is_empty());
         let extra = T::nth(u64::MAX);
-        assert_eq!(tx.push(extra).expect("push"), Err(extra), "full ring gives the value back");
+        assert!(matches!(tx.push(extra), Err(PushError::Full(v)) if v == extra), "full ring gives the value back");
         assert_eq!(tx.push_slice(&[T::nth(1), T::nth(2)]).expect("push_slice"), 0);
         assert!(tx.reserve(4).expect("reserve").is_empty(), "no loan from a full ring");
-        while let Some(v) = rx.pop().expect("pop") {
+        while let Some(v) = popped(rx.pop()) {
             assert_eq!(v, T::nth(next_out), "cap {cap}: value {next_out}");
             next_out += 1;
         }
@@ -148,19 +168,19 @@ fn interleaved_push_pop_keeps_order() {
     for step in 0..10_000u64 {
         let pushes = 1 + step % 3;
         for _ in 0..pushes {
-            if tx.push(i).expect("push").is_ok() {
+            if pushed(tx.push(i)) {
                 i += 1;
             }
         }
         for _ in 0..(1 + (step * 7) % 3) {
-            if let Some(v) = rx.pop().expect("pop") {
+            if let Some(v) = popped(rx.pop()) {
                 assert_eq!(v, o);
                 o += 1;
             }
         }
         assert_eq!(ring.len() as u64, i - o);
     }
-    while let Some(v) = rx.pop().expect("pop") {
+    while let Some(v) = popped(rx.pop()) {
         assert_eq!(v, o);
         o += 1;
     }
@@ -246,7 +266,7 @@ fn reserve_commit_and_peek_release_across_the_wrap() {
     assert_eq!(rx.peek(100).expect("peek"), &[12, 13, 14, 15, 16], "peek without release shows the same values");
     rx.release(0);
     rx.release(3);
-    assert_eq!(rx.pop().expect("pop"), Some(15));
+    assert_eq!(rx.pop().expect("pop"), 15);
     assert_eq!(rx.peek(100).expect("peek"), &[16]);
     rx.release(1);
     assert!(ring.is_empty());
@@ -263,7 +283,7 @@ fn reserve_commit_and_peek_release_across_the_wrap() {
             }
             tx.commit(n);
             next_in += n as u32;
-        } else if tx.push(next_in).expect("push").is_ok() {
+        } else if pushed(tx.push(next_in)) {
             next_in += 1;
         }
         if step % 3 == 0 {
@@ -274,12 +294,12 @@ fn reserve_commit_and_peek_release_across_the_wrap() {
             }
             rx.release(n);
             next_out += n as u32;
-        } else if let Some(v) = rx.pop().expect("pop") {
+        } else if let Some(v) = popped(rx.pop()) {
             assert_eq!(v, next_out);
             next_out += 1;
         }
     }
-    while let Some(v) = rx.pop().expect("pop") {
+    while let Some(v) = popped(rx.pop()) {
         assert_eq!(v, next_out);
         next_out += 1;
     }
@@ -306,8 +326,8 @@ fn loans_of_a_struct_are_written_in_place() {
         }
         rx.release(n);
         // Shift the positions by one so loans start at every index.
-        tx.push(Sample::nth(0)).expect("push").expect("room");
-        rx.pop().expect("pop").expect("value");
+        tx.push(Sample::nth(0)).expect("room");
+        rx.pop().expect("value");
     }
 }
 
@@ -324,7 +344,7 @@ fn commit_of_more_than_free_panics() {
 #[should_panic(expected = "release of more slots than the last peek lent")]
 fn release_of_more_than_published_panics() {
     let ring = SpscRing::<u64>::new(4).expect("ring");
-    ring.producer().expect("producer").push(1).expect("push").expect("room");
+    ring.producer().expect("producer").push(1).expect("room");
     let mut rx = ring.consumer().expect("consumer");
     let _ = rx.peek(4).expect("peek");
     rx.release(2);
@@ -350,21 +370,21 @@ fn roles_are_claimed_once_and_freed_on_drop() {
     .expect("thread");
     drop(tx);
     let mut tx = clone.producer().expect("free after drop");
-    tx.push(5).expect("push").expect("room");
+    tx.push(5).expect("room");
     drop(rx);
     let c2 = ring.clone();
     let got =
         std::thread::spawn(move || c2.consumer().expect("free after drop").pop().expect("pop")).join().expect("thread");
-    assert_eq!(got, Some(5));
+    assert_eq!(got, 5);
     // A new holder continues at the positions the old one left.
-    tx.push(6).expect("push").expect("room");
+    tx.push(6).expect("room");
     drop(tx);
     let mut tx = ring.producer().expect("producer again");
-    tx.push(7).expect("push").expect("room");
+    tx.push(7).expect("room");
     let mut rx = ring.consumer().expect("consumer again");
-    assert_eq!(rx.pop().expect("pop"), Some(6));
-    assert_eq!(rx.pop().expect("pop"), Some(7));
-    assert_eq!(rx.pop().expect("pop"), None);
+    assert_eq!(rx.pop().expect("pop"), 6);
+    assert_eq!(rx.pop().expect("pop"), 7);
+    assert!(matches!(rx.pop(), Err(PopError::Empty)));
 }
 
 /// Roles belong to processes (role handles are `Send`): a role leaked by a
@@ -422,7 +442,7 @@ fn named_rings_open_and_check_the_element_type() {
     assert_eq!(opened.len(), 3, "both handles see one ring");
     let mut rx = opened.consumer().expect("consumer");
     assert!(matches!(ring.consumer(), Err(Error::WouldBlock)), "the role is per ring, not per handle");
-    assert_eq!(rx.pop().expect("pop"), Some(1));
+    assert_eq!(rx.pop().expect("pop"), 1);
     drop(rx);
     // Another element type: same size, other size, other alignment.
     assert!(matches!(SpscRing::<i64>::open(&n), Ok(_) | Err(Error::LayoutMismatch { .. })));
@@ -512,7 +532,29 @@ fn a_million_values_stream_from_a_child_in_order() {
         let sent = child.join().expect("join");
         assert_eq!(sum, N * (N - 1) / 2, "{method}: exact checksum");
         assert_eq!(sent, sum, "{method}: the child pushed what we popped");
-        assert_eq!(rx.pop().expect("pop"), None, "{method}: nothing extra");
+        assert!(matches!(rx.pop(), Err(PopError::Empty)), "{method}: nothing extra");
         assert!(ring.producer().is_ok(), "{method}: the child's role is free after it exited");
     }
+}
+
+/// `try_iter` takes what is there now and ends when the ring is empty; a
+/// later call takes what came since; `for v in &mut rx` is the same.
+#[test]
+fn try_iter_drains_what_is_there_now() {
+    let ring = SpscRing::<u64>::new(8).expect("ring");
+    let mut tx = ring.producer().expect("producer");
+    let mut rx = ring.consumer().expect("consumer");
+    assert_eq!(rx.try_iter().count(), 0);
+    tx.push_slice(&[1, 2, 3]).expect("push_slice");
+    let mut it = rx.try_iter();
+    assert_eq!(it.next().map(|r| r.expect("value")), Some(1));
+    drop(it); // the rest stays in the ring
+    assert_eq!(ring.len(), 2);
+    tx.push(4).expect("room");
+    let mut got = Vec::new();
+    for v in &mut rx {
+        got.push(v.expect("value"));
+    }
+    assert_eq!(got, [2, 3, 4]);
+    assert!(matches!(rx.pop(), Err(PopError::Empty)));
 }

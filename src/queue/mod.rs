@@ -5,6 +5,7 @@
 
 pub(crate) mod byte_ring;
 pub(crate) mod bytes;
+pub(crate) mod error;
 #[cfg(feature = "serde")]
 pub(crate) mod eventcount;
 pub(crate) mod mpmc;

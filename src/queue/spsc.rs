@@ -349,6 +349,7 @@ mod tests {
 use crate::error::{Error, Result};
 use crate::loom::atomic::AtomicU32;
 use crate::owner::probe::ProbeRate;
+use crate::queue::error::{PopError, PushError};
 use crate::queue::role::{self, Claim};
 use crate::shm::header::kind;
 use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
@@ -471,12 +472,13 @@ unsafe impl<T: Pod> Slots<T> for ShmSlots<T> {
 ///
 #[cfg_attr(feature = "serde", doc = "```")]
 #[cfg_attr(not(feature = "serde"), doc = "```ignore")]
-/// use shmproc::SpscRing;
+/// use shmproc::{PopError, SpscRing};
 ///
 /// fn produce(ring: SpscRing<u64>) {
 ///     let mut tx = ring.producer().expect("producer role");
 ///     for i in 0..1000 {
-///         while tx.push(i).expect("ring ok").is_err() {
+///         while let Err(e) = tx.push(i) {
+///             assert!(e.is_full(), "ring ok");
 ///             std::thread::yield_now(); // full: the consumer catches up
 ///         }
 ///     }
@@ -488,9 +490,10 @@ unsafe impl<T: Pod> Slots<T> for ShmSlots<T> {
 /// let mut sum = 0;
 /// let mut got = 0;
 /// while got < 1000 {
-///     match rx.pop()? {
-///         Some(v) => { sum += v; got += 1; }
-///         None => std::thread::yield_now(),
+///     match rx.pop() {
+///         Ok(v) => { sum += v; got += 1; }
+///         Err(PopError::Empty) => std::thread::yield_now(),
+///         Err(e) => return Err(e.into()),
 ///     }
 /// }
 /// child.join()?;
@@ -645,7 +648,7 @@ impl<T: Pod + Send> SpscRing<T> {
     ///
     /// ```
     /// let ring = shmproc::SpscRing::<u8>::new(16)?;
-    /// ring.producer()?.push(1)?.expect("room");
+    /// ring.producer()?.push(1)?;
     /// assert_eq!(ring.len(), 1);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -743,7 +746,7 @@ impl HeaderPtr {
 /// ```
 /// let ring = shmproc::SpscRing::<u64>::new(8)?;
 /// let mut tx = ring.producer()?;
-/// tx.push(1)?.expect("room");
+/// tx.push(1)?;
 /// assert!(ring.producer().is_err()); // one producer at a time
 /// drop(tx);
 /// assert!(ring.producer().is_ok());
@@ -768,7 +771,7 @@ pub struct Producer<T: Pod + Send> {
 /// let ring = shmproc::SpscRing::<u64>::new(8)?;
 /// ring.producer()?.push_slice(&[1, 2, 3])?;
 /// let mut rx = ring.consumer()?;
-/// assert_eq!(rx.pop()?, Some(1));
+/// assert_eq!(rx.pop()?, 1);
 /// assert_eq!(ring.len(), 2);
 /// # Ok::<(), shmproc::Error>(())
 /// ```
@@ -806,29 +809,52 @@ impl<T: Pod + Send> std::fmt::Debug for Consumer<T> {
 }
 
 impl<T: Pod + Send> Producer<T> {
-    /// Pushes `value`: `Ok(Err(value))` gives it back if the ring is full.
+    /// Pushes `value` if there is room now; never waits.
+    ///
+    /// This is the non-blocking (`try_`) form of the crate's calling
+    /// convention, under the name rtrb and crossbeam's `ArrayQueue` give
+    /// it: a ring has no blocking form to tell it from, and
+    /// [`PushError::Full`] says "not now" (with the value back). To wait
+    /// for room, retry (yielding or backing off), or use a
+    /// [`Queue`](crate::Queue).
     ///
     /// # Examples
     ///
     /// ```
+    /// use shmproc::PushError;
     /// let ring = shmproc::SpscRing::<u8>::new(1)?;
     /// let mut tx = ring.producer()?;
-    /// assert_eq!(tx.push(1)?, Ok(()));
-    /// assert_eq!(tx.push(2)?, Err(2)); // full
+    /// tx.push(1)?;
+    /// match tx.push(2) {
+    ///     Err(PushError::Full(v)) => assert_eq!(v, 2), // the value comes back
+    ///     other => panic!("{other:?}"),
+    /// }
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if the consumer's position makes no sense.
+    /// [`PushError::Full`] if the ring is full; [`PushError::Failed`] if
+    /// the consumer's position makes no sense ([`Error::Corrupt`]), the
+    /// role was lost to the other process of a fork ([`Error::RoleLost`]),
+    /// or a forked child could make no liveness token ([`Error::Os`]).
     #[inline]
-    pub fn push(&mut self, value: T) -> Result<std::result::Result<(), T>> {
-        self.check_role()?;
+    #[doc(alias = "try_push")]
+    pub fn push(&mut self, value: T) -> std::result::Result<(), PushError<T>> {
+        if let Err(e) = self.check_role() {
+            return Err(PushError::Failed(value, e));
+        }
         self.loan = 0;
         let pos = self.hdr.positions();
-        Ok(if self.core.push(&pos, &self.slots, value)? { Ok(()) } else { Err(value) })
+        match self.core.push(&pos, &self.slots, value) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(PushError::Full(value)),
+            Err(e) => Err(PushError::Failed(value, e.into())),
+        }
     }
 
-    /// Pushes as many of `values` as fit; returns how many.
+    /// Pushes as many of `values` as fit; returns how many (0 if the ring
+    /// is full: a count, not an error, as a batch may be cut anywhere; the
+    /// values stay with the caller).
     ///
     /// # Examples
     ///
@@ -839,7 +865,8 @@ impl<T: Pod + Send> Producer<T> {
     /// ```
     ///
     /// # Errors
-    /// As for [`push`](Producer::push).
+    /// The failures of [`push`](Producer::push) ([`PushError::Failed`]):
+    /// [`Error::Corrupt`], [`Error::RoleLost`], [`Error::Os`].
     pub fn push_slice(&mut self, values: &[T]) -> Result<usize> {
         self.check_role()?;
         self.loan = 0;
@@ -864,7 +891,7 @@ impl<T: Pod + Send> Producer<T> {
     /// ```
     ///
     /// # Errors
-    /// As for [`push`](Producer::push).
+    /// As for [`push_slice`](Producer::push_slice).
     pub fn reserve(&mut self, max: usize) -> Result<&mut [T]> {
         self.check_role()?;
         let pos = self.hdr.positions();
@@ -901,51 +928,95 @@ impl<T: Pod + Send> Producer<T> {
 }
 
 impl<T: Pod + Send> Consumer<T> {
-    /// Pops the oldest value, if any.
+    /// Pops the oldest value if there is one now; never waits.
+    ///
+    /// The non-blocking (`try_`) form of the convention, named as in rtrb
+    /// and crossbeam's `ArrayQueue` (see [`Producer::push`]).
     ///
     /// # Examples
     ///
     /// ```
+    /// use shmproc::PopError;
     /// let ring = shmproc::SpscRing::<u8>::new(4)?;
-    /// ring.producer()?.push(5)?.expect("room");
+    /// ring.producer()?.push(5)?;
     /// let mut rx = ring.consumer()?;
-    /// assert_eq!(rx.pop()?, Some(5));
-    /// assert_eq!(rx.pop()?, None);
+    /// assert_eq!(rx.pop()?, 5);
+    /// assert!(matches!(rx.pop(), Err(PopError::Empty)));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if the producer's position makes no sense;
-    /// [`Error::Disconnected`] if the ring is empty and the producer role is
-    /// held by a process the OS confirms dead (asked at most every few
-    /// milliseconds; a new producer taking the role over ends it).
+    /// [`PopError::Empty`] if nothing is there now;
+    /// [`PopError::Disconnected`] if the ring is empty and the producer
+    /// role is held by a process the OS confirms dead (asked at most every
+    /// few milliseconds; a new producer taking the role over ends it);
+    /// [`PopError::Failed`] if the producer's position makes no sense
+    /// ([`Error::Corrupt`]), the role was lost to the other process of a
+    /// fork ([`Error::RoleLost`]), or a forked child could make no
+    /// liveness token ([`Error::Os`]).
     #[inline]
-    pub fn pop(&mut self) -> Result<Option<T>> {
-        self.check_role()?;
+    #[doc(alias = "try_pop")]
+    pub fn pop(&mut self) -> std::result::Result<T, PopError> {
+        self.check_role().map_err(PopError::Failed)?;
         self.loan = 0;
         let pos = self.hdr.positions();
-        match self.core.pop(&pos, &self.slots)? {
-            Some(v) => Ok(Some(v)),
-            None => self.empty().map(|()| None),
+        match self.core.pop(&pos, &self.slots) {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(self.empty()),
+            Err(e) => Err(PopError::Failed(e.into())),
         }
     }
 
-    /// On an empty ring: `Err(Disconnected)` if the producer died holding
-    /// its role, else `Ok`.
+    /// An iterator over the values there now: each `next` is a
+    /// [`pop`](Consumer::pop); it ends when the ring is empty (or its
+    /// producer is gone). A failure ([`PopError::Failed`]: a corrupt ring,
+    /// a lost role) is yielded once as `Err`, then the iterator ends: unlike
+    /// a [`Queue`](crate::Queue)'s undecodable item, it would fail again
+    /// on every call. `for v in &mut consumer` is the same iterator.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::SpscRing::<u32>::new(8)?;
+    /// ring.producer()?.push_slice(&[1, 2, 3])?;
+    /// let mut rx = ring.consumer()?;
+    /// let got: Vec<u32> = rx.try_iter().collect::<Result<_, _>>()?;
+    /// assert_eq!(got, [1, 2, 3]);
+    /// assert_eq!(rx.try_iter().count(), 0); // nothing there now
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn try_iter(&mut self) -> TryIter<'_, T> {
+        TryIter { rx: self, done: false }
+    }
+
+    /// On an empty ring: `Disconnected` if the producer died holding its
+    /// role, else `Empty` (or `Failed` if the ring turned corrupt).
     #[cold]
-    fn empty(&mut self) -> Result<()> {
+    fn empty(&mut self) -> PopError {
         let h = self.ring.header();
         if role::holder_dead(&self.probe, &h.producer, &h.producer_nonce) {
             // Its last publication may have landed after our empty look.
             let pos = self.hdr.positions();
-            if self.core.peek(&pos, self.slots.cap, 1)?.1 == 0 {
-                return Err(Error::Disconnected);
+            match self.core.peek(&pos, self.slots.cap, 1) {
+                Ok((_, 0)) => return PopError::Disconnected,
+                Ok(_) => {}
+                Err(e) => return PopError::Failed(e.into()),
             }
         }
-        Ok(())
+        PopError::Empty
     }
 
-    /// Pops up to `out.len()` values; returns how many.
+    /// `empty`, for the batch calls: `Ok` if merely empty.
+    #[cold]
+    fn empty_batch(&mut self) -> Result<()> {
+        match self.empty() {
+            PopError::Empty => Ok(()),
+            e => Err(e.into()),
+        }
+    }
+
+    /// Pops up to `out.len()` values; returns how many (0 if the ring is
+    /// empty: a count, not an error).
     ///
     /// # Examples
     ///
@@ -958,14 +1029,16 @@ impl<T: Pod + Send> Consumer<T> {
     /// ```
     ///
     /// # Errors
-    /// As for [`pop`](Consumer::pop).
+    /// [`Error::Disconnected`] as [`PopError::Disconnected`]; the failures
+    /// of [`pop`](Consumer::pop) ([`PopError::Failed`]):
+    /// [`Error::Corrupt`], [`Error::RoleLost`], [`Error::Os`].
     pub fn pop_into(&mut self, out: &mut [T]) -> Result<usize> {
         self.check_role()?;
         self.loan = 0;
         let pos = self.hdr.positions();
         let n = self.core.pop_into(&pos, &self.slots, out)?;
         if n == 0 && !out.is_empty() {
-            self.empty()?;
+            self.empty_batch()?;
         }
         Ok(n)
     }
@@ -986,12 +1059,12 @@ impl<T: Pod + Send> Consumer<T> {
     /// ```
     ///
     /// # Errors
-    /// As for [`pop`](Consumer::pop).
+    /// As for [`pop_into`](Consumer::pop_into).
     pub fn peek(&mut self, max: usize) -> Result<&[T]> {
         self.check_role()?;
         let (mut start, mut n) = self.core.peek(&self.hdr.positions(), self.slots.cap, max)?;
         if n == 0 && max != 0 {
-            self.empty()?;
+            self.empty_batch()?;
             (start, n) = self.core.peek(&self.hdr.positions(), self.slots.cap, max)?;
         }
         self.loan = n;
@@ -1011,7 +1084,7 @@ impl<T: Pod + Send> Consumer<T> {
     /// let mut rx = ring.consumer()?;
     /// assert_eq!(rx.peek(8)?, &[1, 2, 3]);
     /// rx.release(2);
-    /// assert_eq!(rx.pop()?, Some(3));
+    /// assert_eq!(rx.pop()?, 3);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
@@ -1022,6 +1095,69 @@ impl<T: Pod + Send> Consumer<T> {
         self.loan -= n;
         let pos = self.hdr.positions();
         self.core.release(&pos, n);
+    }
+}
+
+/// The iterator of [`Consumer::try_iter`] (also `for v in &mut consumer`):
+/// the values there now, as `Ok`; a failure is yielded once as `Err`, then
+/// it ends.
+///
+/// # Examples
+///
+/// ```
+/// let ring = shmproc::SpscRing::<u8>::new(4)?;
+/// ring.producer()?.push_slice(&[1, 2])?;
+/// let mut rx = ring.consumer()?;
+/// let mut sum = 0;
+/// for v in &mut rx {
+///     sum += v?;
+/// }
+/// assert_eq!(sum, 3);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[must_use = "iterators do nothing unless consumed"]
+pub struct TryIter<'a, T: Pod + Send> {
+    rx: &'a mut Consumer<T>,
+    /// Set after a failure or once the ring is empty.
+    done: bool,
+}
+
+impl<T: Pod + Send> std::fmt::Debug for TryIter<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SpscTryIter").field("done", &self.done).finish_non_exhaustive()
+    }
+}
+
+impl<T: Pod + Send> Iterator for TryIter<'_, T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        if self.done {
+            return None;
+        }
+        match self.rx.pop() {
+            Ok(v) => Some(Ok(v)),
+            Err(PopError::Empty | PopError::Disconnected) => {
+                self.done = true;
+                None
+            }
+            Err(PopError::Failed(e)) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl<T: Pod + Send> std::iter::FusedIterator for TryIter<'_, T> {}
+
+impl<'a, T: Pod + Send> IntoIterator for &'a mut Consumer<T> {
+    type Item = Result<T>;
+    type IntoIter = TryIter<'a, T>;
+
+    /// [`Consumer::try_iter`]: the values there now (a ring never waits).
+    fn into_iter(self) -> TryIter<'a, T> {
+        self.try_iter()
     }
 }
 

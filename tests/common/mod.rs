@@ -5,6 +5,8 @@
 //! Each test binary compiles this module on its own, and not every one
 //! uses every item: those only some use carry `#[allow(dead_code)]`.
 
+pub(crate) mod outcome;
+
 /// Where POSIX shared-memory objects live.
 pub(crate) const SHM_DIR: &str = "/dev/shm";
 

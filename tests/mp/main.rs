@@ -38,6 +38,8 @@ mod hostile;
 #[cfg(feature = "manager")]
 mod manager;
 mod mpmc;
+#[path = "../common/outcome.rs"]
+mod outcome;
 #[cfg(feature = "serde")]
 mod pipe;
 #[cfg(feature = "pool")]

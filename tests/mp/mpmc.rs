@@ -17,9 +17,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
-use shmproc::{MpmcConsumer, MpmcProducer, MpmcRing};
+use shmproc::{Error, MpmcConsumer, MpmcPopError, MpmcProducer, MpmcPushError, MpmcRing};
 
 use crate::harness::{self, Ctx, HANG_GUARD, Helper, arg, arg_num, command, hdr, poke, say, shm_path, variant};
+use crate::outcome::{Lent, Popped, Pushed};
 use crate::ring::ok_or_corrupt;
 
 /// One element (64 bytes): producer, sequence number, and words derived
@@ -91,12 +92,12 @@ fn role_producer() {
     while seq < count {
         step += 1;
         let pushed = match step % 3 {
-            0 => u64::from(tx.push(make(p, seq)).expect("push").is_ok()),
+            0 => u64::from(tx.push(make(p, seq)).pushed().is_ok()),
             1 => {
                 let batch: Vec<Elem> = (seq..count.min(seq + 8)).map(|s| make(p, s)).collect();
                 tx.push_slice(&batch).expect("push_slice") as u64
             }
-            _ => match tx.reserve().expect("reserve") {
+            _ => match tx.reserve().lent() {
                 Some(mut loan) => {
                     // Word by word, so a torn write would show.
                     for (w, v) in loan.iter_mut().zip(make(p, seq)) {
@@ -131,7 +132,7 @@ fn role_stall() {
     let mut tx = ring.producer().expect("producer");
     let push = |tx: &mut MpmcProducer<Elem>, seq| {
         let deadline = Instant::now() + HANG_GUARD;
-        while tx.push(make(p, seq)).expect("push").is_err() {
+        while tx.push(make(p, seq)).pushed().is_err() {
             assert!(Instant::now() < deadline, "hang guard: the ring stayed full");
             std::thread::yield_now();
         }
@@ -139,7 +140,7 @@ fn role_stall() {
     for seq in 0..pre {
         push(&mut tx, seq);
     }
-    let mut loan = tx.reserve().expect("reserve").expect("room for the reservation");
+    let mut loan = tx.reserve().expect("room for the reservation");
     *loan = make(p, pre);
     say("reserved");
     assert_eq!(command().as_deref(), Some("commit"));
@@ -163,7 +164,7 @@ fn role_consumer() {
     let deadline = Instant::now() + HANG_GUARD;
     if harness::arg_opt("HOLD").is_some() {
         loop {
-            if let Some(loan) = rx.peek().expect("peek") {
+            if let Some(loan) = rx.peek().popped() {
                 let (p, seq) = check(&loan);
                 say(format!("holding {p} {seq}"));
                 harness::wait_for_parent();
@@ -174,7 +175,7 @@ fn role_consumer() {
         }
     }
     loop {
-        match rx.pop().expect("pop") {
+        match rx.pop().popped() {
             Some(e) => {
                 let (p, seq) = check(&e);
                 say(format!("got {p} {seq}"));
@@ -212,7 +213,7 @@ impl Seen {
         while !done(self) {
             step += 1;
             let n = match step % 3 {
-                0 => match rx.pop().expect("pop") {
+                0 => match rx.pop().popped() {
                     Some(e) => {
                         self.add(&e);
                         1
@@ -226,7 +227,7 @@ impl Seen {
                     }
                     n
                 }
-                _ => match rx.peek().expect("peek") {
+                _ => match rx.peek().popped() {
                     Some(loan) => {
                         self.add(&loan);
                         1
@@ -294,7 +295,7 @@ fn case14_a_producer_killed_mid_reservation_is_tombstoned() {
         }
         // Anything the victim committed and we did not see yet.
         seen.drain_until(&mut rx, "the rest", |_| ring.is_empty());
-        assert_eq!(rx.pop().expect("pop"), None, "nothing after the drain");
+        assert_eq!(rx.pop().popped(), None, "nothing after the drain");
         drop(victim);
         for p in 0..3 {
             assert_eq!(seen.of(p), (0..PER).collect::<Vec<_>>(), "round {round}: survivor {p}");
@@ -340,7 +341,7 @@ fn case15_a_stopped_producer_is_not_declared_dead() {
     // must wait; the liveness probe runs many times and says "alive".
     let stop_until = Instant::now() + Duration::from_secs(5);
     while Instant::now() < stop_until {
-        assert_eq!(rx.pop().expect("pop").map(|e| check(&e)), None, "nothing passes the reserved slot");
+        assert_eq!(rx.pop().popped().map(|e| check(&e)), None, "nothing passes the reserved slot");
         std::thread::sleep(Duration::from_millis(1));
     }
     assert_eq!(ring.len(), CAP, "the other producer filled the ring behind the reservation");
@@ -357,7 +358,7 @@ fn case15_a_stopped_producer_is_not_declared_dead() {
     other.wait_ok();
     assert_eq!(stall.line(), "done");
     stall.finish();
-    assert_eq!(rx.pop().expect("pop"), None);
+    assert_eq!(rx.pop().popped(), None);
     drop((rx, ring));
     ctx.finish();
 }
@@ -367,7 +368,7 @@ fn case15_a_stopped_producer_is_not_declared_dead() {
 fn push_all(tx: &mut MpmcProducer<Elem>, seqs: std::ops::Range<u64>) {
     let deadline = Instant::now() + HANG_GUARD;
     for seq in seqs {
-        while tx.push(make(9, seq)).expect("push").is_err() {
+        while tx.push(make(9, seq)).pushed().is_err() {
             assert!(Instant::now() < deadline, "hang guard: the producer is stuck behind a dead consumer's slot");
             std::thread::sleep(Duration::from_micros(200));
         }
@@ -418,7 +419,7 @@ fn case16_a_consumer_killed_mid_claim_is_reclaimed() {
             });
         }
         assert_eq!(seen.of(9), (k..k + N).collect::<Vec<_>>(), "round {round}: only value {} was lost", k - 1);
-        assert_eq!(rx.pop().expect("pop"), None);
+        assert_eq!(rx.pop().popped(), None);
         drop((tx, rx, ring));
     }
     ctx.finish();
@@ -438,7 +439,7 @@ fn case16_a_consumer_killed_holding_a_read_loan_is_reclaimed() {
     assert_eq!(victim.line(), "ready");
     assert_eq!(victim.line(), "holding 9 0");
     let mut rx = ring.consumer().expect("consumer");
-    assert_eq!(rx.pop().expect("pop").map(|e| check(&e)), Some((9, 1)), "the loan does not block later values");
+    assert_eq!(rx.pop().popped().map(|e| check(&e)), Some((9, 1)), "the loan does not block later values");
     victim.kill_and_reap();
     let mut seen = Seen::default();
     let mut next = 3;
@@ -473,28 +474,34 @@ fn hostile_thread(h: &Hostile, p: u64, mut tx: MpmcProducer<u64>, mut rx: MpmcCo
     while !stop.load(Ordering::Relaxed) {
         i += 1;
         let bad = match (p % 2, i % 4) {
-            (0, 0) => ok_or_corrupt("push", tx.push(i)),
+            (0, 0) => match tx.push(i) {
+                Ok(()) | Err(MpmcPushError::Full(_)) => false,
+                Err(MpmcPushError::Failed(v, e)) => {
+                    assert_eq!(v, i, "a failed push gives its value back");
+                    ok_or_corrupt::<()>("push", Err(e))
+                }
+                Err(e) => panic!("push: unexpected {e:?}"),
+            },
             (0, 1) => ok_or_corrupt("push_slice", tx.push_slice(&[i; 100]).inspect(|&n| assert!(n <= 100))),
             (0, 2) => match tx.reserve() {
-                Ok(Some(mut loan)) => {
+                Ok(mut loan) => {
                     *loan = i;
                     if i % 8 == 2 {
                         loan.commit();
                     } // else dropped: a tombstone
                     false
                 }
-                Ok(None) => false,
-                Err(e) => ok_or_corrupt::<()>("reserve", Err(e)),
+                Err(MpmcPushError::Full(())) => false,
+                Err(e) => ok_or_corrupt::<()>("reserve", Err(e.into())),
             },
-            (1, 0) => ok_or_corrupt("pop", rx.pop()),
+            (1, 0) => ok_or_corrupt("pop", rx.pop().map_err(Error::from)),
             (1, 1) => ok_or_corrupt("pop_into", rx.pop_into(&mut buf).inspect(|&n| assert!(n <= 100))),
             (1, 2) => match rx.peek() {
-                Ok(Some(loan)) => {
+                Ok(loan) => {
                     std::hint::black_box(*loan);
                     false
                 }
-                Ok(None) => false,
-                Err(e) => ok_or_corrupt::<()>("peek", Err(e)),
+                Err(e) => ok_or_corrupt::<()>("peek", Err(e.into())),
             },
             // New handles validate the header as it is now.
             (0, _) => ok_or_corrupt("producer", ring.producer().map(|t| tx = t)),
@@ -625,4 +632,46 @@ fn case35_mpmc_open_with_garbage_header_is_corrupt() {
             assert_eq!((open, role), ("Corrupt", "Corrupt"), "{l}");
         }
     }
+}
+
+/// Every outcome of push, pop, reserve and peek, on a ring whose words the
+/// test writes itself: `Full` with the value back, `Empty`, and `Failed`
+/// (the value back too) for a slot word no transition writes; the iterator
+/// yields the failure once, then ends, and carries on once the word is
+/// sane again.
+#[test]
+fn case35_a_garbage_slot_word_fails_every_call_with_the_value_back() {
+    let ctx = Ctx::new("mpmc35outcome");
+    let name = ctx.name("ring");
+    let path = shm_path(&name);
+    let ring = MpmcRing::<u64>::create(&name, 4).expect("create");
+    let mut tx = ring.producer().expect("producer");
+    let mut rx = ring.consumer().expect("consumer");
+    assert!(matches!(rx.pop(), Err(MpmcPopError::Empty)));
+    assert!(matches!(rx.peek(), Err(MpmcPopError::Empty)));
+    assert_eq!(rx.try_iter().count(), 0, "an empty ring ends the iteration at once");
+    assert_eq!(tx.push_slice(&[1, 2, 3, 4]).expect("push_slice"), 4);
+    assert!(matches!(tx.push(5), Err(MpmcPushError::Full(5))), "a full ring gives the value back");
+    assert!(matches!(tx.reserve(), Err(MpmcPushError::Full(()))));
+
+    // Slot 0 holds position 0 (read next) and position 4 (written next):
+    // EMPTY with an owner is a word no transition writes.
+    poke(&path, words::slot(0), &5u64.to_ne_bytes());
+    match tx.push(6) {
+        Err(MpmcPushError::Failed(v, Error::Corrupt { .. })) => assert_eq!(v, 6, "the value comes back"),
+        other => panic!("push over a garbage word: {other:?}"),
+    }
+    assert!(matches!(tx.reserve(), Err(MpmcPushError::Failed((), Error::Corrupt { .. }))));
+    assert!(matches!(rx.pop(), Err(MpmcPopError::Failed(Error::Corrupt { .. }))));
+    assert!(matches!(rx.peek(), Err(MpmcPopError::Failed(Error::Corrupt { .. }))));
+    let mut it = rx.try_iter();
+    assert!(matches!(it.next(), Some(Err(Error::Corrupt { .. }))), "the failure is yielded");
+    assert!(it.next().is_none(), "then the iteration ends");
+    assert!(it.next().is_none(), "and stays ended");
+    // FULL on lap 0 (state 2 at bit 31), as the push left it.
+    poke(&path, words::slot(0), &(2u64 << 31).to_ne_bytes());
+    let got: Vec<u64> = (&mut rx).into_iter().collect::<Result<_, _>>().expect("sane again");
+    assert_eq!(got, [1, 2, 3, 4], "`for v in &mut rx` is try_iter");
+    drop((tx, rx, ring));
+    ctx.finish();
 }

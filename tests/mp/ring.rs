@@ -11,9 +11,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use shmproc::{Error, SpscRing};
+use shmproc::{Error, PopError, PushError, SpscRing};
 
 use crate::harness::{self, Ctx, HANG_GUARD, arg, arg_num, command, hdr, poke, say, shm_path, variant};
+use crate::outcome::{Popped, Pushed};
 
 /// One element: every word derives from the sequence number, so a torn or
 /// invented element fails [`check`].
@@ -76,7 +77,7 @@ pub(crate) fn role_ring_producer() {
         step += 1;
         let room = (end - seq).min(8) as usize;
         let pushed = match step % 3 {
-            0 => usize::from(tx.push(make(seq)).expect("push").is_ok()),
+            0 => usize::from(tx.push(make(seq)).pushed().is_ok()),
             1 => {
                 let batch: Vec<Elem> = (seq..seq + room as u64).map(make).collect();
                 tx.push_slice(&batch).expect("push_slice")
@@ -177,10 +178,11 @@ fn case13_producer_killed_mid_stream_then_taken_over() {
         // Case 13: once drained, the dead producer is reported (the probe
         // is rate-limited: within a few ms).
         harness::wait_until("Disconnected after the drain", || match rx.pop() {
-            Err(Error::Disconnected) => true,
-            Ok(None) => false,
+            Err(PopError::Disconnected) => true,
+            Err(PopError::Empty) => false,
             other => panic!("pop after the drain: {other:?}"),
         });
+        assert_eq!(rx.try_iter().count(), 0, "a disconnected ring ends the iteration, without an error");
     }
     // A last producer finishes a bounded stream normally.
     let mut p =
@@ -191,7 +193,7 @@ fn case13_producer_killed_mid_stream_then_taken_over() {
     assert_eq!(p.expect("done"), end.to_string());
     p.finish();
     assert_eq!(next, end);
-    assert_eq!(rx.pop().expect("pop"), None);
+    assert_eq!(rx.pop().popped(), None);
     assert!(ring.producer().is_ok(), "the role is free after the last producer exited");
     drop(rx);
     drop(ring);
@@ -220,14 +222,14 @@ fn case13_producer_killed_between_reserve_and_commit() {
         assert_eq!(p.line(), "claimed");
         consume(&mut rx, &mut next, count);
         assert_eq!(p.line(), "stalled");
-        assert_eq!(rx.pop().expect("pop"), None, "an uncommitted loan is invisible");
+        assert_eq!(rx.pop().popped(), None, "an uncommitted loan is invisible");
         assert!(rx.peek(16).expect("peek").is_empty());
         p.kill_and_reap();
         // The dead producer's loan stays invisible: the ring reads as
         // drained, and the death is reported (within the probe interval).
         harness::wait_until("Disconnected after the kill", || match rx.pop() {
-            Err(Error::Disconnected) => true,
-            Ok(None) => false,
+            Err(PopError::Disconnected) => true,
+            Err(PopError::Empty) => false,
             other => panic!("the dead producer's loan became visible: {other:?}"),
         });
         assert!(rx.peek(16).is_err_and(|e| matches!(e, Error::Disconnected)));
@@ -239,17 +241,18 @@ fn case13_producer_killed_between_reserve_and_commit() {
     consume(&mut rx, &mut next, 100);
     p.expect("done");
     p.finish();
-    assert_eq!(rx.pop().expect("pop"), None);
+    assert_eq!(rx.pop().popped(), None);
     drop(rx);
     drop(ring);
     ctx.finish();
 }
 
-/// Checks an operation's outcome: `Ok` or `Err(Corrupt)`; returns whether
-/// it was `Corrupt`.
+/// Checks an operation's outcome: `Ok` (or a ring found empty or full, as
+/// `Err(Empty)` and `Err(Full)`) or `Err(Corrupt)`; returns whether it was
+/// `Corrupt`.
 pub(crate) fn ok_or_corrupt<T>(op: &str, r: shmproc::Result<T>) -> bool {
     match r {
-        Ok(_) => false,
+        Ok(_) | Err(Error::Empty | Error::Full) => false,
         Err(Error::Corrupt { .. }) => true,
         Err(e) => panic!("{op}: unexpected error {e:?}"),
     }
@@ -276,7 +279,14 @@ pub(crate) fn role_ring_hostile() {
         while !s1.load(Ordering::Relaxed) {
             i += 1;
             let bad = match i % 3 {
-                0 => ok_or_corrupt("push", tx.push(i)),
+                0 => match tx.push(i) {
+                    Ok(()) | Err(PushError::Full(_)) => false,
+                    Err(PushError::Failed(v, e)) => {
+                        assert_eq!(v, i, "a failed push gives its value back");
+                        ok_or_corrupt::<()>("push", Err(e))
+                    }
+                    Err(e) => panic!("push: unexpected {e:?}"),
+                },
                 1 => ok_or_corrupt("push_slice", tx.push_slice(&[i; 100]).inspect(|&n| assert!(n <= 100))),
                 _ => match tx.reserve(1000) {
                     Ok(loan) => {
@@ -302,7 +312,7 @@ pub(crate) fn role_ring_hostile() {
         while !s2.load(Ordering::Relaxed) {
             i += 1;
             let bad = match i % 3 {
-                0 => ok_or_corrupt("pop", rx.pop()),
+                0 => ok_or_corrupt("pop", rx.pop().map_err(Error::from)),
                 1 => ok_or_corrupt("pop_into", rx.pop_into(&mut buf).inspect(|&n| assert!(n <= 100))),
                 _ => match rx.peek(1000) {
                     Ok(loan) => {
@@ -503,4 +513,45 @@ fn case35_garbage_between_reserve_and_commit_does_not_panic() {
     drop(ring);
     ctx.finish();
     assert!(r.is_ok(), "commit panicked on a peer's garbage");
+}
+
+/// Every outcome of a push and a pop, on a ring whose words the test
+/// writes itself: `Full` with the value back, `Empty`, and `Failed` (the
+/// value back too) once a position is garbage; the iterator yields the
+/// failure once, then ends, and carries on once the words are sane again.
+#[test]
+fn case35_garbage_positions_fail_push_and_pop_with_the_value_back() {
+    let ctx = Ctx::new("ring35outcome");
+    let name = ctx.name("ring");
+    let path = shm_path(&name);
+    let ring = SpscRing::<u64>::create(&name, 4).expect("create");
+    let mut tx = ring.producer().expect("producer");
+    let mut rx = ring.consumer().expect("consumer");
+    assert!(matches!(rx.pop(), Err(PopError::Empty)));
+    assert_eq!(rx.try_iter().count(), 0, "an empty ring ends the iteration at once");
+    assert_eq!(tx.push_slice(&[1, 2, 3, 4]).expect("push_slice"), 4);
+    assert!(matches!(tx.push(5), Err(PushError::Full(5))), "a full ring gives the value back");
+
+    // The producer reloads `head` only when its copy shows no room: now.
+    poke(&path, words::HEAD, &(1u64 << 40).to_ne_bytes());
+    match tx.push(6) {
+        Err(PushError::Failed(v, Error::Corrupt { .. })) => assert_eq!(v, 6, "the value comes back"),
+        other => panic!("push over a garbage head: {other:?}"),
+    }
+    assert!(matches!(tx.push_slice(&[7]), Err(Error::Corrupt { .. })));
+    poke(&path, words::HEAD, &0u64.to_ne_bytes());
+    assert!(matches!(tx.push(6), Err(PushError::Full(6))), "sane again");
+
+    // The consumer has not loaded `tail` since it was 0: garbage there.
+    poke(&path, words::TAIL, &u64::MAX.to_ne_bytes());
+    assert!(matches!(rx.pop(), Err(PopError::Failed(Error::Corrupt { .. }))));
+    let mut it = rx.try_iter();
+    assert!(matches!(it.next(), Some(Err(Error::Corrupt { .. }))), "the failure is yielded");
+    assert!(it.next().is_none(), "then the iteration ends");
+    assert!(it.next().is_none(), "and stays ended");
+    poke(&path, words::TAIL, &4u64.to_ne_bytes());
+    let got: Vec<u64> = (&mut rx).into_iter().collect::<Result<_, _>>().expect("sane again");
+    assert_eq!(got, [1, 2, 3, 4], "`for v in &mut rx` is try_iter");
+    drop((tx, rx, ring));
+    ctx.finish();
 }

@@ -17,7 +17,7 @@
 
 use std::time::Duration;
 
-use shmproc::{Context, Error, Event, LockTimeoutError, Mutex, Process, SpscRing, StartMethod};
+use shmproc::{Context, Error, Event, LockTimeoutError, Mutex, PopError, Process, PushError, SpscRing, StartMethod};
 
 use crate::harness::{Ctx, HANG_GUARD};
 
@@ -31,13 +31,13 @@ fn moved_producer_belongs_to_the_child(gate_name: String) -> Result<(), String> 
     let ring = SpscRing::<u64>::new(8).map_err(s)?;
     let gate = Event::open(&gate_name).map_err(s)?;
     let mut tx = ring.producer().map_err(s)?;
-    tx.push(1).map_err(s)?.map_err(|_| "full".to_owned())?;
+    tx.push(1).map_err(|e| e.to_string())?;
     let child_gate = gate.clone();
     let mut child = Process::fork(move || -> u8 {
         if child_gate.wait_timeout(HANG_GUARD).is_err() {
             std::process::exit(3);
         }
-        tx.push(2).expect("push in the child").expect("room");
+        tx.push(2).expect("room");
         std::process::abort(); // dies holding the role
     })
     .map_err(s)?;
@@ -49,8 +49,8 @@ fn moved_producer_belongs_to_the_child(gate_name: String) -> Result<(), String> 
     }
     let _tx = ring.producer().map_err(|e| format!("take over from the dead child: {e}"))?;
     let mut rx = ring.consumer().map_err(s)?;
-    let got = (rx.pop().map_err(s)?, rx.pop().map_err(s)?, rx.pop().map_err(s)?);
-    if got != (Some(1), Some(2), None) {
+    let got = (rx.pop().ok(), rx.pop().ok(), rx.pop());
+    if !matches!(got, (Some(1), Some(2), Err(PopError::Empty))) {
         return Err(format!("ring holds {got:?}"));
     }
     Ok(())
@@ -246,8 +246,11 @@ static STATIC_TX: std::sync::Mutex<Option<shmproc::Producer<u64>>> = std::sync::
 fn push_static(v: u64) -> String {
     let mut g = STATIC_TX.lock().unwrap_or_else(|p| p.into_inner());
     match g.as_mut().map(|tx| tx.push(v)) {
-        Some(Ok(Ok(()))) => "pushed".to_owned(),
-        Some(Err(Error::RoleLost)) => "lost".to_owned(),
+        Some(Ok(())) => "pushed".to_owned(),
+        Some(Err(PushError::Failed(back, Error::RoleLost))) => {
+            assert_eq!(back, v, "a push refused for a lost role gives its value back");
+            "lost".to_owned()
+        }
         other => format!("{other:?}"),
     }
 }
@@ -285,13 +288,17 @@ fn static_producer_has_one_holder(gate_name: String) -> Result<(), String> {
         }
         *STATIC_TX.lock().map_err(|_| "poisoned")? = None;
         let mut rx = ring.consumer().map_err(s)?;
-        let first = rx.pop().map_err(s)?;
+        let first = rx.pop().map_err(|e| e.to_string())?;
         // Then empty: the role's holder was the child, now dead
-        // (`Disconnected`), or the parent, which let go (`None`).
+        // (`Disconnected`), or the parent, which let go (`Empty`).
         let then = rx.pop();
         let one = if child_first { 2 } else { 1 };
-        let then_ok = if child_first { matches!(then, Err(Error::Disconnected)) } else { matches!(then, Ok(None)) };
-        if first != Some(one) || !then_ok {
+        let then_ok = if child_first {
+            matches!(then, Err(PopError::Disconnected))
+        } else {
+            matches!(then, Err(PopError::Empty))
+        };
+        if first != one || !then_ok {
             return Err(format!("child first {child_first}: the ring gave {first:?}, then {then:?}"));
         }
     }

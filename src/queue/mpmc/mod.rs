@@ -101,6 +101,7 @@ use bytemuck::Pod;
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU64, Ordering};
 use crate::loom::owner;
+use crate::queue::error::{MpmcPopError, MpmcPushError};
 use crate::queue::spsc::{ShmSlots, Slots};
 use crate::shm::header::kind;
 use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
@@ -194,12 +195,13 @@ fn check_capacity<T>(capacity: usize) -> Result<u64> {
 ///
 #[cfg_attr(feature = "serde", doc = "```")]
 #[cfg_attr(not(feature = "serde"), doc = "```ignore")]
-/// use shmproc::MpmcRing;
+/// use shmproc::{MpmcPopError, MpmcRing};
 ///
 /// fn produce((ring, base): (MpmcRing<u64>, u64)) {
 ///     let mut tx = ring.producer().expect("ring ok");
 ///     for i in base..base + 100 {
-///         while tx.push(i).expect("ring ok").is_err() {
+///         while let Err(e) = tx.push(i) {
+///             assert!(e.is_full(), "ring ok");
 ///             std::thread::yield_now(); // full: consumers catch up
 ///         }
 ///     }
@@ -213,9 +215,10 @@ fn check_capacity<T>(capacity: usize) -> Result<u64> {
 /// }
 /// let mut got = Vec::new();
 /// while got.len() < 200 {
-///     match rx.pop()? {
-///         Some(v) => got.push(v),
-///         None => std::thread::yield_now(),
+///     match rx.pop() {
+///         Ok(v) => got.push(v),
+///         Err(MpmcPopError::Empty) => std::thread::yield_now(),
+///         Err(e) => return Err(e.into()),
 ///     }
 /// }
 /// for c in &mut children {
@@ -406,7 +409,7 @@ impl<T: Pod + Send> MpmcRing<T> {
     ///
     /// ```
     /// let ring = shmproc::MpmcRing::<u8>::new(16)?;
-    /// ring.producer()?.push(1)?.expect("room");
+    /// ring.producer()?.push(1)?;
     /// assert_eq!(ring.len(), 1);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -436,8 +439,8 @@ impl<T: Pod + Send> MpmcRing<T> {
     /// ```
     /// let ring = shmproc::MpmcRing::<u8>::new(4)?;
     /// let (mut a, mut b) = (ring.producer()?, ring.producer()?);
-    /// a.push(1)?.expect("room");
-    /// b.push(2)?.expect("room");
+    /// a.push(1)?;
+    /// b.push(2)?;
     /// assert_eq!(ring.len(), 2);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -454,8 +457,8 @@ impl<T: Pod + Send> MpmcRing<T> {
     ///
     /// ```
     /// let ring = shmproc::MpmcRing::<u8>::new(4)?;
-    /// ring.producer()?.push(9)?.expect("room");
-    /// assert_eq!(ring.consumer()?.pop()?, Some(9));
+    /// ring.producer()?.push(9)?;
+    /// assert_eq!(ring.consumer()?.pop()?, 9);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
@@ -480,7 +483,7 @@ impl<T: Pod + Send> MpmcRing<T> {
 ///         let mut tx = ring.producer().expect("ring ok");
 ///         std::thread::spawn(move || {
 ///             for i in 0..10 {
-///                 tx.push(t * 100 + i).expect("ring ok").expect("room");
+///                 tx.push(t * 100 + i).expect("room");
 ///             }
 ///         })
 ///     })
@@ -508,9 +511,9 @@ pub struct MpmcProducer<T: Pod + Send> {
 /// let ring = shmproc::MpmcRing::<u32>::new(8)?;
 /// ring.producer()?.push_slice(&[1, 2, 3, 4])?;
 /// let (mut a, mut b) = (ring.consumer()?, ring.consumer()?);
-/// assert_eq!(a.pop()?, Some(1));
-/// assert_eq!(b.pop()?, Some(2));
-/// assert_eq!(a.pop()?, Some(3));
+/// assert_eq!(a.pop()?, 1);
+/// assert_eq!(b.pop()?, 2);
+/// assert_eq!(a.pop()?, 3);
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 pub struct MpmcConsumer<T: Pod + Send> {
@@ -540,28 +543,49 @@ impl<T: Pod + Send> std::fmt::Debug for MpmcConsumer<T> {
 }
 
 impl<T: Pod + Send> MpmcProducer<T> {
-    /// Pushes `value`: `Ok(Err(value))` gives it back if the ring is full.
+    /// Pushes `value` if a slot is free now; never waits.
+    ///
+    /// This is the non-blocking (`try_`) form of the crate's calling
+    /// convention, under the name rtrb and crossbeam's `ArrayQueue` give
+    /// it: a ring has no blocking form to tell it from, and
+    /// [`MpmcPushError::Full`] says "not now" (with the value back).
     ///
     /// # Examples
     ///
     /// ```
+    /// use shmproc::MpmcPushError;
     /// let ring = shmproc::MpmcRing::<u8>::new(1)?;
     /// let mut tx = ring.producer()?;
-    /// assert_eq!(tx.push(1)?, Ok(()));
-    /// assert_eq!(tx.push(2)?, Err(2)); // full
+    /// tx.push(1)?;
+    /// match tx.push(2) {
+    ///     Err(MpmcPushError::Full(v)) => assert_eq!(v, 2), // the value comes back
+    ///     other => panic!("{other:?}"),
+    /// }
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if the ring's words make no sense;
-    /// [`Error::Os`] if this thread cannot get a liveness token.
+    /// [`MpmcPushError::Full`] if the ring is full;
+    /// [`MpmcPushError::Failed`] if the ring's words make no sense
+    /// ([`Error::Corrupt`]) or this thread cannot get a liveness token
+    /// ([`Error::Os`]).
     #[inline]
-    pub fn push(&mut self, value: T) -> Result<std::result::Result<(), T>> {
-        let me = me()?;
-        Ok(if self.map.core().push(me, &mut self.stuck, value)? { Ok(()) } else { Err(value) })
+    #[doc(alias = "try_push")]
+    pub fn push(&mut self, value: T) -> std::result::Result<(), MpmcPushError<T>> {
+        let me = match me() {
+            Ok(me) => me,
+            Err(e) => return Err(MpmcPushError::Failed(value, e)),
+        };
+        match self.map.core().push(me, &mut self.stuck, value) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(MpmcPushError::Full(value)),
+            Err(e) => Err(MpmcPushError::Failed(value, e)),
+        }
     }
 
-    /// Pushes as many of `values` as fit, in order; returns how many.
+    /// Pushes as many of `values` as fit, in order; returns how many (0 if
+    /// the ring is full: a count, not an error, as a batch may be cut
+    /// anywhere; the values stay with the caller).
     ///
     /// # Examples
     ///
@@ -572,7 +596,9 @@ impl<T: Pod + Send> MpmcProducer<T> {
     /// ```
     ///
     /// # Errors
-    /// As for [`push`](MpmcProducer::push), only if nothing was pushed.
+    /// The failures of [`push`](MpmcProducer::push)
+    /// ([`MpmcPushError::Failed`]: [`Error::Corrupt`], [`Error::Os`]), only
+    /// if nothing was pushed.
     pub fn push_slice(&mut self, values: &[T]) -> Result<usize> {
         let me = me()?;
         self.map.core().push_slice(me, &mut self.stuck, values)
@@ -581,53 +607,92 @@ impl<T: Pod + Send> MpmcProducer<T> {
     /// Claims the next free slot to write in place: the loan derefs to the
     /// slot's `T` (holding stale bytes), and
     /// [`commit`](MpmcWriteLoan::commit) publishes it. Dropping the loan
-    /// without committing leaves a tombstone that consumers skip. `None`
-    /// if the ring is full.
+    /// without committing leaves a tombstone that consumers skip. Never
+    /// waits.
     ///
     /// # Examples
     ///
     /// ```
     /// let ring = shmproc::MpmcRing::<[u32; 4]>::new(8)?;
     /// let mut tx = ring.producer()?;
-    /// let mut loan = tx.reserve()?.expect("room");
+    /// let mut loan = tx.reserve()?;
     /// loan.copy_from_slice(&[1, 2, 3, 4]);
     /// loan.commit();
-    /// assert_eq!(ring.consumer()?.pop()?, Some([1, 2, 3, 4]));
+    /// assert_eq!(ring.consumer()?.pop()?, [1, 2, 3, 4]);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// As for [`push`](MpmcProducer::push).
-    pub fn reserve(&mut self) -> Result<Option<MpmcWriteLoan<'_, T>>> {
-        let Some(pos) = self.map.claim_loan(&mut self.stuck, true)? else { return Ok(None) };
-        Ok(Some(MpmcWriteLoan { prod: self, pos, done: false, _thread: PhantomData }))
+    /// As for [`push`](MpmcProducer::push), with no value to give back:
+    /// [`MpmcPushError::Full(())`](MpmcPushError::Full) if the ring is
+    /// full.
+    pub fn reserve(&mut self) -> std::result::Result<MpmcWriteLoan<'_, T>, MpmcPushError> {
+        match self.map.claim_loan(&mut self.stuck, true) {
+            Ok(Some(pos)) => Ok(MpmcWriteLoan { prod: self, pos, done: false, _thread: PhantomData }),
+            Ok(None) => Err(MpmcPushError::Full(())),
+            Err(e) => Err(MpmcPushError::Failed((), e)),
+        }
     }
 }
 
 impl<T: Pod + Send> MpmcConsumer<T> {
-    /// Pops the oldest value, if any.
+    /// Pops the oldest value if one is ready now; never waits.
+    ///
+    /// The non-blocking (`try_`) form of the convention, named as in rtrb
+    /// and crossbeam's `ArrayQueue` (see [`MpmcProducer::push`]).
     ///
     /// # Examples
     ///
     /// ```
+    /// use shmproc::MpmcPopError;
     /// let ring = shmproc::MpmcRing::<u8>::new(4)?;
-    /// ring.producer()?.push(5)?.expect("room");
+    /// ring.producer()?.push(5)?;
     /// let mut rx = ring.consumer()?;
-    /// assert_eq!(rx.pop()?, Some(5));
-    /// assert_eq!(rx.pop()?, None);
+    /// assert_eq!(rx.pop()?, 5);
+    /// assert!(matches!(rx.pop(), Err(MpmcPopError::Empty)));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if the ring's words make no sense;
-    /// [`Error::Os`] if this thread cannot get a liveness token.
+    /// [`MpmcPopError::Empty`] if nothing is ready now;
+    /// [`MpmcPopError::Failed`] if the ring's words make no sense
+    /// ([`Error::Corrupt`]) or this thread cannot get a liveness token
+    /// ([`Error::Os`]).
     #[inline]
-    pub fn pop(&mut self) -> Result<Option<T>> {
-        let me = me()?;
-        self.map.core().pop(me, &mut self.stuck)
+    #[doc(alias = "try_pop")]
+    pub fn pop(&mut self) -> std::result::Result<T, MpmcPopError> {
+        let me = me().map_err(MpmcPopError::Failed)?;
+        match self.map.core().pop(me, &mut self.stuck) {
+            Ok(Some(v)) => Ok(v),
+            Ok(None) => Err(MpmcPopError::Empty),
+            Err(e) => Err(MpmcPopError::Failed(e)),
+        }
     }
 
-    /// Pops up to `out.len()` values, oldest first; returns how many.
+    /// An iterator over the values ready now: each `next` is a
+    /// [`pop`](MpmcConsumer::pop); it ends when nothing is ready. A failure
+    /// ([`MpmcPopError::Failed`]: a corrupt ring) is yielded once as `Err`,
+    /// then the iterator ends: unlike a [`Queue`](crate::Queue)'s
+    /// undecodable item, it would fail again on every call.
+    /// `for v in &mut consumer` is the same iterator.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::MpmcRing::<u32>::new(8)?;
+    /// ring.producer()?.push_slice(&[1, 2, 3])?;
+    /// let mut rx = ring.consumer()?;
+    /// let got: Vec<u32> = rx.try_iter().collect::<Result<_, _>>()?;
+    /// assert_eq!(got, [1, 2, 3]);
+    /// assert_eq!(rx.try_iter().count(), 0); // nothing there now
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn try_iter(&mut self) -> TryIter<'_, T> {
+        TryIter { rx: self, done: false }
+    }
+
+    /// Pops up to `out.len()` values, oldest first; returns how many (0 if
+    /// nothing is ready: a count, not an error).
     ///
     /// # Examples
     ///
@@ -641,22 +706,24 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     /// ```
     ///
     /// # Errors
-    /// As for [`pop`](MpmcConsumer::pop), only if nothing was popped.
+    /// The failures of [`pop`](MpmcConsumer::pop)
+    /// ([`MpmcPopError::Failed`]: [`Error::Corrupt`], [`Error::Os`]), only
+    /// if nothing was popped.
     pub fn pop_into(&mut self, out: &mut [T]) -> Result<usize> {
         let me = me()?;
         self.map.core().pop_into(me, &mut self.stuck, out)
     }
 
     /// Claims the oldest value to read in place; the slot is freed when
-    /// the loan drops. `None` if nothing is ready.
+    /// the loan drops. Never waits.
     ///
     /// # Examples
     ///
     /// ```
     /// let ring = shmproc::MpmcRing::<[u8; 64]>::new(4)?;
-    /// ring.producer()?.push([7; 64])?.expect("room");
+    /// ring.producer()?.push([7; 64])?;
     /// let mut rx = ring.consumer()?;
-    /// let loan = rx.peek()?.expect("a value");
+    /// let loan = rx.peek()?;
     /// assert_eq!(loan[63], 7);
     /// drop(loan);
     /// assert!(ring.is_empty());
@@ -664,10 +731,78 @@ impl<T: Pod + Send> MpmcConsumer<T> {
     /// ```
     ///
     /// # Errors
-    /// As for [`pop`](MpmcConsumer::pop).
-    pub fn peek(&mut self) -> Result<Option<MpmcReadLoan<'_, T>>> {
-        let Some(pos) = self.map.claim_loan(&mut self.stuck, false)? else { return Ok(None) };
-        Ok(Some(MpmcReadLoan { cons: self, pos, _thread: PhantomData }))
+    /// As for [`pop`](MpmcConsumer::pop): [`MpmcPopError::Empty`] if
+    /// nothing is ready now.
+    pub fn peek(&mut self) -> std::result::Result<MpmcReadLoan<'_, T>, MpmcPopError> {
+        match self.map.claim_loan(&mut self.stuck, false) {
+            Ok(Some(pos)) => Ok(MpmcReadLoan { cons: self, pos, _thread: PhantomData }),
+            Ok(None) => Err(MpmcPopError::Empty),
+            Err(e) => Err(MpmcPopError::Failed(e)),
+        }
+    }
+}
+
+/// The iterator of [`MpmcConsumer::try_iter`] (also
+/// `for v in &mut consumer`): the values ready now, as `Ok`; a failure is
+/// yielded once as `Err`, then it ends.
+///
+/// # Examples
+///
+/// ```
+/// let ring = shmproc::MpmcRing::<u8>::new(4)?;
+/// ring.producer()?.push_slice(&[1, 2])?;
+/// let mut rx = ring.consumer()?;
+/// let mut sum = 0;
+/// for v in &mut rx {
+///     sum += v?;
+/// }
+/// assert_eq!(sum, 3);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[must_use = "iterators do nothing unless consumed"]
+pub struct TryIter<'a, T: Pod + Send> {
+    rx: &'a mut MpmcConsumer<T>,
+    /// Set after a failure or once nothing was ready.
+    done: bool,
+}
+
+impl<T: Pod + Send> std::fmt::Debug for TryIter<'_, T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MpmcTryIter").field("done", &self.done).finish_non_exhaustive()
+    }
+}
+
+impl<T: Pod + Send> Iterator for TryIter<'_, T> {
+    type Item = Result<T>;
+
+    fn next(&mut self) -> Option<Result<T>> {
+        if self.done {
+            return None;
+        }
+        match self.rx.pop() {
+            Ok(v) => Some(Ok(v)),
+            Err(MpmcPopError::Empty) => {
+                self.done = true;
+                None
+            }
+            Err(MpmcPopError::Failed(e)) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl<T: Pod + Send> std::iter::FusedIterator for TryIter<'_, T> {}
+
+impl<'a, T: Pod + Send> IntoIterator for &'a mut MpmcConsumer<T> {
+    type Item = Result<T>;
+    type IntoIter = TryIter<'a, T>;
+
+    /// [`MpmcConsumer::try_iter`]: the values ready now (a ring never
+    /// waits).
+    fn into_iter(self) -> TryIter<'a, T> {
+        self.try_iter()
     }
 }
 
@@ -683,18 +818,18 @@ impl<T: Pod + Send> MpmcConsumer<T> {
 /// let ring = shmproc::MpmcRing::<[u8; 16]>::new(4)?;
 /// let mut tx = ring.producer()?;
 /// let mut rx = ring.consumer()?;
-/// let mut loan = tx.reserve()?.expect("room");
+/// let mut loan = tx.reserve()?;
 /// loan[0] = 1;
 /// drop(loan); // not committed: a tombstone, skipped by consumers
-/// tx.push([2; 16])?.expect("room");
-/// assert_eq!(rx.pop()?, Some([2; 16]));
+/// tx.push([2; 16])?;
+/// assert_eq!(rx.pop()?, [2; 16]);
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 ///
 /// ```compile_fail
 /// let ring = shmproc::MpmcRing::<u64>::new(4).unwrap();
 /// let mut tx = ring.producer().unwrap();
-/// let loan = tx.reserve().unwrap().unwrap();
+/// let loan = tx.reserve().unwrap();
 /// std::thread::scope(|s| {
 ///     s.spawn(move || loan.commit()); // error: the loan is not Send
 /// });
@@ -715,7 +850,7 @@ impl<T: Pod + Send> MpmcWriteLoan<'_, T> {
     /// ```
     /// let ring = shmproc::MpmcRing::<u64>::new(2)?;
     /// let mut tx = ring.producer()?;
-    /// let mut loan = tx.reserve()?.expect("room");
+    /// let mut loan = tx.reserve()?;
     /// *loan = 42;
     /// loan.commit();
     /// assert_eq!(ring.len(), 1);
@@ -777,9 +912,10 @@ impl<T: Pod + Send> std::fmt::Debug for MpmcWriteLoan<'_, T> {
 ///
 /// ```
 /// let ring = shmproc::MpmcRing::<[u64; 8]>::new(4)?;
-/// ring.producer()?.push([3; 8])?.expect("room");
+/// ring.producer()?.push([3; 8])?;
 /// let mut rx = ring.consumer()?;
-/// if let Some(loan) = rx.peek()? {
+/// {
+///     let loan = rx.peek()?;
 ///     assert_eq!(loan.iter().sum::<u64>(), 24); // read in place, no copy
 /// } // the slot is free again here
 /// assert!(ring.is_empty());
