@@ -284,8 +284,11 @@ pub use error::{Error, ProcessFailure, Result};
 #[cfg(feature = "manager")]
 pub use manager::{DictProxy, ListProxy, Manager, ManagerBuilder};
 #[cfg(feature = "pool")]
+pub use pool::error::{PoolJoinError, TaskError, TaskTimeoutError};
+#[cfg(feature = "pool")]
 pub use pool::executor::{
-    AsCompleted, DoneAndNotDone, ExecutorBuilder, ProcessPoolExecutor, ReturnWhen, TaskFuture, as_completed, wait,
+    AsCompleted, AsCompletedUntil, DoneAndNotDone, ExecutorBuilder, ProcessPoolExecutor, ReturnWhen, TaskFuture,
+    as_completed, as_completed_deadline, as_completed_timeout, wait, wait_deadline, wait_timeout,
 };
 #[cfg(feature = "pool")]
 pub use pool::iter::Imap;
@@ -295,6 +298,8 @@ pub use pool::pool::{AsyncResult, Pool, PoolBuilder};
 pub use process::bootstrap::init;
 #[cfg(feature = "serde")]
 pub use process::current::{ProcessInfo, active_children, cpu_count, current_process, parent_process};
+#[cfg(feature = "serde")]
+pub use process::error::{JoinError, JoinTimeoutError};
 #[cfg(feature = "serde")]
 pub use process::handle::{Process, ProcessBuilder, ProcessExit, Task};
 #[cfg(feature = "serde")]
