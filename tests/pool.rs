@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use shmproc::{
-    Error, Pool, PoolJoinError, ProcessPoolExecutor, Queue, ReturnWhen, StartMethod, TaskError, TaskTimeoutError, TimedOut,
-    as_completed, as_completed_timeout, wait, wait_timeout,
+    Error, Pool, PoolJoinError, ProcessPoolExecutor, Queue, ReturnWhen, StartMethod, TaskError, TaskTimeoutError,
+    TimedOut, as_completed, as_completed_timeout, wait, wait_timeout,
 };
 
 /// Every wait that should end does so long before this.
@@ -409,7 +409,10 @@ fn encode_failures_are_reported_where_they_happen() {
     let ex = ProcessPoolExecutor::new(1).expect("executor");
     assert!(matches!(ex.submit(take_unencodable, Unencodable), Err(Error::Codec { .. })));
     assert!(matches!(ex.map(take_unencodable, vec![Unencodable], 1), Err(Error::Codec { .. })));
-    assert!(matches!(ex.submit(make_unencodable, ()).expect("submit").result(), Err(TaskError::Failed(Error::Codec { .. }))));
+    assert!(matches!(
+        ex.submit(make_unencodable, ()).expect("submit").result(),
+        Err(TaskError::Failed(Error::Codec { .. }))
+    ));
     assert_eq!(ex.submit(square, 6).expect("submit").result().expect("the executor goes on"), 36);
 }
 
@@ -725,4 +728,104 @@ fn an_executor_task_over_its_timeout_does_not_break_the_executor() {
     assert!(matches!(slow.result_timeout(GUARD), Err(TaskTimeoutError::TaskTimedOut { .. })));
     assert_eq!(queued.result_timeout(GUARD).expect("the queued task runs on the replacement"), 16);
     assert_eq!(ex.submit(square, 5).expect("not broken").result().expect("result"), 25);
+}
+
+/// Task: exits the worker with `code` (no result).
+fn exit_with(code: i32) -> u64 {
+    std::process::exit(code)
+}
+
+/// Task: waits until the test puts `RELEASE` into the gate queue, then
+/// exits the worker with `code`.
+fn gated_exit(code: i32) -> u64 {
+    let got = GATE.get().expect("initializer ran").get_timeout(GUARD).expect("released");
+    assert_eq!(got, RELEASE);
+    std::process::exit(code)
+}
+
+/// The name of a `TaskError` variant.
+fn task_variant(e: &TaskError) -> &'static str {
+    match e {
+        TaskError::Panicked { .. } => "Panicked",
+        TaskError::WorkerDied { .. } => "WorkerDied",
+        TaskError::TaskTimedOut { .. } => "TaskTimedOut",
+        TaskError::Cancelled => "Cancelled",
+        TaskError::PoolClosed => "PoolClosed",
+        TaskError::BrokenPool { .. } => "BrokenPool",
+        TaskError::CallbackPanicked { .. } => "CallbackPanicked",
+        TaskError::Interrupted => "Interrupted",
+        TaskError::Failed(_) => "Failed",
+        _ => "other",
+    }
+}
+
+/// The name of a `TaskTimeoutError` variant.
+fn task_timeout_variant(e: &TaskTimeoutError) -> &'static str {
+    match e {
+        TaskTimeoutError::Timeout => "Timeout",
+        TaskTimeoutError::Panicked { .. } => "Panicked",
+        TaskTimeoutError::WorkerDied { .. } => "WorkerDied",
+        TaskTimeoutError::TaskTimedOut { .. } => "TaskTimedOut",
+        TaskTimeoutError::Cancelled => "Cancelled",
+        TaskTimeoutError::BrokenPool { .. } => "BrokenPool",
+        TaskTimeoutError::CallbackPanicked { .. } => "CallbackPanicked",
+        TaskTimeoutError::Interrupted => "Interrupted",
+        TaskTimeoutError::Failed(_) => "Failed",
+        _ => "other",
+    }
+}
+
+/// Checks that `get`, `get_timeout` and `get_deadline` of a failed task
+/// give variant `want`, and that `?` makes the same `Error` of each.
+fn check_async<R: serde::de::DeserializeOwned + std::fmt::Debug>(h: &shmproc::AsyncResult<R>, want: &str) {
+    let e = h.get().expect_err(want);
+    let t = h.get_timeout(GUARD).expect_err(want);
+    let d = h.get_deadline(Instant::now() + GUARD).expect_err(want);
+    assert_eq!((task_variant(&e), task_timeout_variant(&t), task_timeout_variant(&d)), (want, want, want), "{e:?}");
+    assert_eq!(e.to_string(), t.to_string());
+    assert_eq!(format!("{:?}", Error::from(e)), format!("{:?}", Error::from(t)));
+}
+
+/// Every variant of `TaskError` and `TaskTimeoutError` that a task in this
+/// process can reach (`Interrupted` needs a Ctrl-C: tests/mp/pool.rs case
+/// 46; `PoolClosed`, which only an `Imap` yields:
+/// `terminate_and_drop_cancel_pending_tasks` above).
+#[test]
+fn every_task_error_variant_is_reached() {
+    let pool = Pool::builder().processes(1).task_timeout(Duration::from_millis(200)).build().expect("pool");
+    check_async(&pool.apply_async(boom, "no".into()).expect("submit"), "Panicked");
+    let died = pool.apply_async(exit_with, 3).expect("submit");
+    check_async(&died, "WorkerDied");
+    assert!(matches!(died.get(), Err(TaskError::WorkerDied { code: Some(3), signal: None, .. })));
+    check_async(&pool.apply_async(sleep_ms, 60_000).expect("submit"), "TaskTimedOut");
+    let codec = pool.apply_async(make_unencodable, ()).expect("submit");
+    check_async(&codec, "Failed");
+    assert!(matches!(codec.get(), Err(TaskError::Failed(Error::Codec { .. }))));
+    let cb = pool.apply_async_with(square, 2, |_| panic!("callback trouble"), |_| {}).expect("submit");
+    check_async(&cb, "CallbackPanicked");
+    let running = pool.apply_async(sleep_ms, 60_000).expect("submit");
+    let t = running.get_timeout(Duration::ZERO).expect_err("still running");
+    assert_eq!(task_timeout_variant(&t), "Timeout");
+    assert!(matches!(Error::from(t), Error::Timeout));
+    assert_eq!(running.wait_deadline(Instant::now()), Err(TimedOut));
+    pool.terminate().expect("terminate");
+    check_async(&running, "Cancelled");
+    running.wait_timeout(Duration::MAX).expect("done: no limit");
+
+    // The executor: a worker that dies breaks it; the task it ran fails
+    // with `WorkerDied`, the one queued behind it with `BrokenPool`.
+    let gate = Queue::<u64>::new(0).expect("gate");
+    let ex = ProcessPoolExecutor::builder().max_workers(1).initializer(set_gate, gate.clone()).build().expect("ex");
+    let dying = ex.submit(gated_exit, 4).expect("submit");
+    let queued = ex.submit(square, 2).expect("submit");
+    gate.put(RELEASE).expect("release");
+    let e = dying.result().expect_err("died");
+    assert!(matches!(e, TaskError::WorkerDied { code: Some(4), .. }), "{e:?}");
+    let t = dying.result_timeout(GUARD).expect_err("died");
+    assert_eq!(task_timeout_variant(&t), "WorkerDied");
+    let e = queued.result().expect_err("broken");
+    assert_eq!(task_variant(&e), "BrokenPool", "{e:?}");
+    let t = queued.result_deadline(Instant::now() + GUARD).expect_err("broken");
+    assert_eq!(task_timeout_variant(&t), "BrokenPool");
+    assert!(matches!(Error::from(t), Error::BrokenPool { .. }));
 }

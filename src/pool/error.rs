@@ -54,9 +54,6 @@ macro_rules! task_errors {
             /// `shutdown` with `cancel_futures`, or the pool was terminated
             /// or dropped before the task finished.
             Cancelled,
-            /// The pool was closed or terminated before the task was
-            /// submitted (an `imap` item read after `close`).
-            PoolClosed,
             /// The pool is broken (its initializer panicked, or a worker of
             /// a `ProcessPoolExecutor` died): the task will never run.
             BrokenPool {
@@ -91,7 +88,6 @@ macro_rules! task_errors {
                     }
                     $ty::TaskTimedOut { pid, limit } => Error::TaskTimedOut { pid: *pid, limit: *limit },
                     $ty::Cancelled => Error::Cancelled,
-                    $ty::PoolClosed => Error::PoolClosed,
                     $ty::BrokenPool { reason } => Error::BrokenPool { reason: reason.clone() },
                     $ty::CallbackPanicked { message } => Error::CallbackPanicked { message: message.clone() },
                     $ty::Interrupted => Error::Interrupted,
@@ -153,7 +149,13 @@ task_errors! {
     /// }
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    TaskError {}
+    TaskError {
+        /// The pool was closed or terminated before the item was
+        /// submitted: only an [`Imap`](crate::Imap) that reads its input
+        /// after [`close`](crate::Pool::close) yields it (a handle of
+        /// `apply_async` or `submit` is refused by the call itself).
+        PoolClosed => Error::PoolClosed,
+    }
 }
 
 task_errors! {
@@ -192,7 +194,9 @@ impl TaskError {
     pub(crate) fn from_failure(failure: &Failure) -> Self {
         match failure {
             Failure::Panicked { pid, message } => TaskError::Panicked { pid: *pid, message: message.clone() },
-            Failure::WorkerDied { pid, signal, code } => TaskError::WorkerDied { pid: *pid, signal: *signal, code: *code },
+            Failure::WorkerDied { pid, signal, code } => {
+                TaskError::WorkerDied { pid: *pid, signal: *signal, code: *code }
+            }
             Failure::TimedOut { pid, limit } => TaskError::TaskTimedOut { pid: *pid, limit: *limit },
             Failure::Cancelled => TaskError::Cancelled,
             Failure::Closed => TaskError::PoolClosed,
@@ -211,7 +215,9 @@ impl From<TaskError> for TaskTimeoutError {
             TaskError::WorkerDied { pid, signal, code } => TaskTimeoutError::WorkerDied { pid, signal, code },
             TaskError::TaskTimedOut { pid, limit } => TaskTimeoutError::TaskTimedOut { pid, limit },
             TaskError::Cancelled => TaskTimeoutError::Cancelled,
-            TaskError::PoolClosed => TaskTimeoutError::PoolClosed,
+            // Only `Imap` items are ever `PoolClosed`, and they have no
+            // bounded form; kept whole here all the same.
+            TaskError::PoolClosed => TaskTimeoutError::Failed(Error::PoolClosed),
             TaskError::BrokenPool { reason } => TaskTimeoutError::BrokenPool { reason },
             TaskError::CallbackPanicked { message } => TaskTimeoutError::CallbackPanicked { message },
             TaskError::Interrupted => TaskTimeoutError::Interrupted,
@@ -299,7 +305,10 @@ mod tests {
             assert_eq!(e.to_string(), f.error().to_string());
             assert_eq!(t.to_string(), f.error().to_string());
             assert_eq!(format!("{:?}", Error::from(e)), format!("{:?}", f.error()));
-            assert_eq!(format!("{:?}", Error::from(TaskTimeoutError::from(TaskError::from_failure(f)))), format!("{:?}", f.error()));
+            assert_eq!(
+                format!("{:?}", Error::from(TaskTimeoutError::from(TaskError::from_failure(f)))),
+                format!("{:?}", f.error())
+            );
             assert_eq!(std::error::Error::source(&t).is_some(), matches!(t, TaskTimeoutError::Failed(_)));
         }
         assert!(matches!(Error::from(TaskTimeoutError::Timeout), Error::Timeout));

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use rustix::process::{Pid, Resource, Rlimit, Signal, getpid, kill_process, setrlimit};
 use serde::{Deserialize, Serialize};
 use shmproc::{
-    Context, Error, JoinTimeoutError, Pool, Process, ProcessFailure, ProcessPoolExecutor, Queue, StartMethod, TaskError,
-    TaskTimeoutError,
+    Context, Error, JoinTimeoutError, Pool, PoolJoinError, Process, ProcessFailure, ProcessPoolExecutor, Queue,
+    StartMethod, TaskError, TaskTimeoutError,
 };
 
 use crate::harness::{self, Ctx, HANG_GUARD, arg, arg_num, say};
@@ -503,10 +503,26 @@ fn slow_report(i: u64) -> u64 {
 fn case46((method, q): (StartMethod, Queue<u32>)) -> String {
     rustix::process::setpgid(None, None).expect("setpgid");
     let pool = Pool::builder().processes(2).start_method(method).initializer(set_gate, q).build().expect("pool");
+    // Holds one worker for the whole map; the pools' termination fails it.
+    let pending = pool.apply_async(sleep_quietly, 60_000).expect("submit");
     let r = pool.map_chunked(slow_report, 0..1000, 1);
     let left = shmproc::active_children();
     let again = describe(&pool.apply(square, 2));
-    format!("{}; children left {}; then {again}", describe(&r), left.len())
+    let pending = match (pending.get(), pending.get_timeout(HANG_GUARD)) {
+        (Err(TaskError::Interrupted), Err(TaskTimeoutError::Interrupted)) => "Interrupted".to_owned(),
+        other => format!("{other:?}"),
+    };
+    let joined = match pool.join() {
+        Err(PoolJoinError::Interrupted) => "Interrupted".to_owned(),
+        other => format!("{other:?}"),
+    };
+    format!("{}; children left {}; then {again}; pending {pending}; join {joined}", describe(&r), left.len())
+}
+
+/// Task: sleeps `ms` without reporting.
+fn sleep_quietly(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
 }
 
 /// Pool parent: makes a pool and waits, in no pool call, until it is
@@ -535,7 +551,7 @@ fn case46_sigint_during_map() {
         let group = Pid::from_raw(p.pid() as i32).expect("pid");
         rustix::process::kill_process_group(group, Signal::INT).expect("SIGINT to the group");
         let got = join_parent(&mut p, "case 46").expect("pool parent");
-        assert_eq!(got, "Interrupted; children left 0; then Interrupted", "{m}");
+        assert_eq!(got, "Interrupted; children left 0; then Interrupted; pending Interrupted; join Interrupted", "{m}");
         let mut workers: HashSet<u32> = HashSet::from([first]);
         while let Ok(w) = q.try_get() {
             workers.insert(w);
@@ -589,8 +605,9 @@ fn role_failpoint() {
     let pool = Pool::builder().processes(4).start_method(method).build().expect("pool");
     let mut counts = std::collections::BTreeMap::<String, u64>::new();
     if n == 1 {
-        *counts.entry(describe(&pool.apply_async(square, 3).expect("submit").get_timeout(HANG_GUARD).map_err(Error::from))).or_default() +=
-            1;
+        *counts
+            .entry(describe(&pool.apply_async(square, 3).expect("submit").get_timeout(HANG_GUARD).map_err(Error::from)))
+            .or_default() += 1;
     } else {
         for (i, r) in pool.imap(square, 0..n).expect("imap").enumerate() {
             if let Ok(v) = &r {

@@ -671,7 +671,10 @@ pub(crate) fn role_nproc() {
     let ctx = Context::new(StartMethod::Spawn);
     ctx.spawn(square, 1).and_then(|mut p| Ok(p.join()?)).expect("warm-up (starts the launcher thread)");
     first_starts_refused("launcher thread running");
-    Context::new(StartMethod::ForkServer).spawn(square, 1).and_then(|mut p| Ok(p.join()?)).expect("fork server works again");
+    Context::new(StartMethod::ForkServer)
+        .spawn(square, 1)
+        .and_then(|mut p| Ok(p.join()?))
+        .expect("fork server works again");
     let keep: Vec<u32> = fork_server().into_iter().collect();
     let fds0 = baseline_fds();
     let limit = tasks_of_uid(LIMITED_UID) + 3;
