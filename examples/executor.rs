@@ -17,10 +17,10 @@
 //! ```
 //!
 //! In shmproc `TaskFuture::result` returns a `Result` instead of raising:
-//! `Err(Error::Timeout)` when `result_timeout` gives up (the task goes on),
-//! `Err(Error::TaskPanicked { .. })` with the panic message when the task
-//! panicked (the worker lives on and the executor is not broken), and
-//! `Err(Error::Cancelled)` for a cancelled future. `shutdown(wait,
+//! `Err(TaskTimeoutError::Timeout)` when `result_timeout` gives up (the
+//! task goes on), `Err(TaskError::Panicked { .. })` with the panic message
+//! when the task panicked (the worker lives on and the executor is not
+//! broken), and `Err(TaskError::Cancelled)` for a cancelled future. `shutdown(wait,
 //! cancel_futures)` has Python's two flags; dropping the executor is
 //! `shutdown(true, false)`, Python's `with` block.
 //!

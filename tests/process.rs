@@ -140,6 +140,9 @@ fn join_timeout_variant(e: &JoinTimeoutError) -> &'static str {
     }
 }
 
+/// Joins one child with `join` and with a bounded twin.
+type JoinTwice = dyn FnMut() -> (Result<(), JoinError>, Result<(), JoinTimeoutError>);
+
 /// Every variant of `JoinError` and `JoinTimeoutError`, each reached by a
 /// child (the same child gives the same error to `join`, `join_timeout`
 /// and `join_deadline`), and each converted into `Error` by `?`.
@@ -148,7 +151,7 @@ fn every_join_error_variant_is_reached() {
     let guard = Duration::from_secs(60);
     for m in METHODS {
         let ctx = Context::new(m);
-        let children: Vec<(&str, Box<dyn FnMut() -> (Result<(), JoinError>, Result<(), JoinTimeoutError>)>)> = vec![
+        let children: Vec<(&str, Box<JoinTwice>)> = vec![
             ("Panicked", {
                 let mut p = ctx.spawn(boom, ()).expect("start");
                 Box::new(move || (p.join().map(drop), p.join_timeout(guard).map(drop)))

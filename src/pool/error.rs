@@ -98,10 +98,9 @@ macro_rules! task_errors {
 
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match (self, self.to_error()) {
-                    (_, Some(e)) => fmt::Display::fmt(&e, f),
-                    ($ty::Failed(e), None) => fmt::Display::fmt(e, f),
-                    (_, None) => unreachable!("only Failed has no copy"),
+                match self {
+                    $ty::Failed(e) => fmt::Display::fmt(e, f),
+                    other => fmt::Display::fmt(&other.to_error().expect("invariant: only Failed has no copy"), f),
                 }
             }
         }
@@ -117,12 +116,9 @@ macro_rules! task_errors {
 
         impl From<$ty> for Error {
             fn from(e: $ty) -> Error {
-                match e.to_error() {
-                    Some(copy) => copy,
-                    None => match e {
-                        $ty::Failed(e) => e,
-                        _ => unreachable!("only Failed has no copy"),
-                    },
+                match e {
+                    $ty::Failed(e) => e,
+                    other => other.to_error().expect("invariant: only Failed has no copy"),
                 }
             }
         }

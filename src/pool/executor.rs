@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pool::cell::{Cell, Watcher};
 use crate::pool::engine::Engine;
 use crate::pool::error::{TaskError, TaskTimeoutError};
@@ -107,7 +107,7 @@ impl ExecutorBuilder {
     }
 
     /// A task running longer than `limit` fails with
-    /// [`Error::TaskTimedOut`]; its worker is killed and replaced (the
+    /// [`TaskError::TaskTimedOut`]; its worker is killed and replaced (the
     /// executor is not broken by it). (Not in Python.)
     ///
     /// # Examples
@@ -144,8 +144,8 @@ impl ExecutorBuilder {
 ///
 /// Tasks are plain `fn(A) -> R`, as for [`Pool`](crate::Pool). As in
 /// Python, a worker that dies abruptly (killed, crashed, exited) breaks
-/// the executor: the task it ran fails with [`Error::WorkerDied`], every
-/// other pending future with [`Error::BrokenPool`], and new submissions
+/// the executor: the task it ran fails with [`TaskError::WorkerDied`], every
+/// other pending future with [`TaskError::BrokenPool`], and new submissions
 /// are refused. A task that panics fails alone. Cancelling a running task,
 /// or exceeding the [`task_timeout`](ExecutorBuilder::task_timeout), kills
 /// and replaces its worker without breaking the executor.
@@ -323,7 +323,7 @@ impl ProcessPoolExecutor {
             self.engine.shared().cancel_pending();
         }
         if wait {
-            Ok(self.engine.join()?)
+            self.engine.join().map_err(Error::from)
         } else {
             self.detached.store(true, Ordering::Relaxed);
             self.engine.detach();
@@ -526,7 +526,7 @@ impl<R> TaskFuture<R> {
     /// let queued = ex.submit(sleep_ms, 1)?;
     /// assert!(queued.cancel());
     /// assert!(busy.cancel()); // its worker is killed and replaced
-    /// assert!(matches!(busy.result(), Err(shmproc::Error::Cancelled)));
+    /// assert!(matches!(busy.result(), Err(shmproc::TaskError::Cancelled)));
     /// assert_eq!(ex.submit(sleep_ms, 1)?.result()?, ());
     /// # Ok::<(), shmproc::Error>(())
     /// ```

@@ -155,7 +155,8 @@ impl PoolBuilder {
     /// Each worker calls `f(arg)` when it starts (a clone of `arg` travels
     /// to each one, shared handles included: the initializer is how
     /// anonymous queues, locks and segments reach the workers). If it
-    /// panics, the pool breaks: pending and later tasks fail with
+    /// panics, the pool breaks: pending tasks fail with
+    /// [`TaskError::BrokenPool`] and later submissions with
     /// [`Error::BrokenPool`] (Python would start workers forever).
     ///
     /// # Examples
@@ -203,7 +204,7 @@ impl PoolBuilder {
     }
 
     /// A task running longer than `limit` fails with
-    /// [`Error::TaskTimedOut`]; its worker is killed and replaced. Checked
+    /// [`TaskError::TaskTimedOut`]; its worker is killed and replaced. Checked
     /// every 10 ms or so. Default: no limit. (Not in Python.)
     ///
     /// # Examples
@@ -252,8 +253,8 @@ impl PoolBuilder {
 /// with the pool's start method.
 ///
 /// Failures stay with their task: a task that panics fails alone
-/// ([`Error::TaskPanicked`], with the message; the worker lives on); a
-/// worker killed mid-task fails that task with [`Error::WorkerDied`]
+/// ([`TaskError::Panicked`], with the message; the worker lives on); a
+/// worker killed mid-task fails that task with [`TaskError::WorkerDied`]
 /// (naming the signal) and is replaced. No call hangs on a dead worker.
 ///
 /// Ctrl-C: while a pool exists, a SIGINT that arrives during a pool call
@@ -265,7 +266,7 @@ impl PoolBuilder {
 /// group is the parent's to handle.
 ///
 /// Dropping the pool terminates it (Python's `with Pool() as p:`): its
-/// workers are killed and pending tasks fail with [`Error::Cancelled`].
+/// workers are killed and pending tasks fail with [`TaskError::Cancelled`].
 /// To finish the queued work first, [`close`](Pool::close) and
 /// [`join`](Pool::join).
 ///
@@ -415,7 +416,7 @@ impl Pool {
     /// `on_ok(result)` or `on_err(error)` runs in this process (on the
     /// pool's supervisor thread, one at a time, before the handle becomes
     /// ready). A callback that panics makes the handle's result
-    /// [`Error::CallbackPanicked`]; it never stalls the pool. Keep
+    /// [`TaskError::CallbackPanicked`]; it never stalls the pool. Keep
     /// callbacks short, and do not wait on the pool from one (the thread
     /// that would deliver the result is the one waiting), as in Python.
     ///
@@ -680,7 +681,7 @@ impl Pool {
     }
 
     /// Kills the workers now; tasks not finished fail with
-    /// [`Error::Cancelled`] (Python leaves their results pending forever).
+    /// [`TaskError::Cancelled`] (Python leaves their results pending forever).
     /// Dropping the pool does the same.
     ///
     /// # Examples
@@ -692,7 +693,7 @@ impl Pool {
     /// let pool = shmproc::Pool::new(1)?;
     /// let h = pool.apply_async(sleep_ms, 60_000)?;
     /// pool.terminate()?;
-    /// assert!(matches!(h.get(), Err(shmproc::Error::Cancelled)));
+    /// assert!(matches!(h.get(), Err(shmproc::TaskError::Cancelled)));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
