@@ -653,7 +653,7 @@ fn objects(kind: Object) -> Vec<Objects> {
     let mut rows = Vec::new();
     for count in OBJECT_COUNTS {
         let got = shmproc::Process::spawn(make_objects_in_child, (kind == Object::Value, count))
-            .and_then(|mut p| p.join())
+            .and_then(|mut p| Ok(p.join()?))
             .unwrap_or_else(|e| Err(e.to_string()));
         let python = python_objects(kind, count);
         let mut line = match &got {

@@ -17,10 +17,10 @@
 //! ```
 //!
 //! In shmproc `TaskFuture::result` returns a `Result` instead of raising:
-//! `Err(Error::Timeout)` when `result_timeout` gives up (the task goes on),
-//! `Err(Error::TaskPanicked { .. })` with the panic message when the task
-//! panicked (the worker lives on and the executor is not broken), and
-//! `Err(Error::Cancelled)` for a cancelled future. `shutdown(wait,
+//! `Err(TaskTimeoutError::Timeout)` when `result_timeout` gives up (the
+//! task goes on), `Err(TaskError::Panicked { .. })` with the panic message
+//! when the task panicked (the worker lives on and the executor is not
+//! broken), and `Err(TaskError::Cancelled)` for a cancelled future. `shutdown(wait,
 //! cancel_futures)` has Python's two flags; dropping the executor is
 //! `shutdown(true, false)`, Python's `with` block.
 //!
@@ -92,7 +92,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("\n-- result_timeout: give up waiting, the task goes on --");
     let slow = ex.submit(nap, (7, 600))?;
     match slow.result_timeout(Duration::from_millis(100)) {
-        Err(shmproc::Error::Timeout) => {
+        Err(shmproc::TaskTimeoutError::Timeout) => {
             println!("result_timeout(100 ms) on a 600 ms task -> timed out; done() = {}", slow.done())
         }
         other => return Err(format!("expected a timeout, got {other:?}").into()),
@@ -106,7 +106,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     for (x, f) in inputs.iter().zip(&futures) {
         match f.result() {
             Ok(q) => println!("divide({x}) -> {q}"),
-            Err(e @ shmproc::Error::TaskPanicked { .. }) => {
+            Err(e @ shmproc::TaskError::Panicked { .. }) => {
                 failures += 1;
                 println!("divide({x}) -> error: {e}");
             }
@@ -128,7 +128,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     );
     println!("cancel() -> {}; cancelled() = {}", queued.cancel(), queued.cancelled());
     match queued.result() {
-        Err(e @ shmproc::Error::Cancelled) => println!("its result() -> error: {e}"),
+        Err(e @ shmproc::TaskError::Cancelled) => println!("its result() -> error: {e}"),
         other => return Err(format!("a cancelled task ran: {other:?}").into()),
     }
     let busy = busy.iter().map(|f| f.result()).collect::<Result<Vec<_>, _>>()?;

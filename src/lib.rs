@@ -42,20 +42,22 @@
 //! | `Process(target=f, args=(a,)).start()` | [`Process::spawn(f, a)`](Process::spawn) (a plain `fn`; several args in a tuple or struct) |
 //! | `Process(name=.., daemon=True)` | [`Process::builder()`](Process::builder)`.name(..).daemon(true)` |
 //! | subclass `Process`, override `run()` | implement [`Task`], then [`Process::start(task)`](Process::start) |
-//! | `p.join()`, `p.join(timeout)` | [`p.join()`](Process::join) returns `f`'s result; [`join_timeout`](Process::join_timeout) |
+//! | `p.join()`, `p.join(timeout)` | [`p.join()`](Process::join) returns `f`'s result or a [`JoinError`]; [`join_timeout`](Process::join_timeout), [`join_deadline`](Process::join_deadline) ([`JoinTimeoutError::Timeout`] where Python returns `None`) |
 //! | `p.exitcode`, `p.is_alive()`, `p.pid` | [`exitcode()`](Process::exitcode), [`is_alive()`](Process::is_alive), [`pid()`](Process::pid) |
 //! | `p.terminate()`, `p.kill()` | [`terminate()`](Process::terminate), [`kill()`](Process::kill) |
 //! | `set_start_method("spawn")` | [`set_start_method(StartMethod::Spawn)`](set_start_method) |
 //! | `get_context("fork")` | [`Context::new(StartMethod::Fork)`](Context::new) |
 //! | `current_process()`, `parent_process()`, `active_children()`, `cpu_count()` | [`current_process`], [`parent_process`], [`active_children`], [`cpu_count`] |
 //! | `Pool(n)`, `Pool(n, initializer, initargs, maxtasksperchild)` | [`Pool::new(n)`](Pool::new), [`Pool::builder()`](Pool::builder)`.processes(n).initializer(f, arg).maxtasksperchild(k)` |
-//! | `pool.apply(f, (a,))`, `pool.apply_async(f, (a,), callback, error_callback)` | [`apply`](Pool::apply), [`apply_async`](Pool::apply_async) → [`AsyncResult`] (`get`, `get_timeout`, `ready`, `wait`, `successful`), [`apply_async_with`](Pool::apply_async_with) |
+//! | `pool.apply(f, (a,))`, `pool.apply_async(f, (a,), callback, error_callback)` | [`apply`](Pool::apply), [`apply_async`](Pool::apply_async) → [`AsyncResult`] (`get`, `get_timeout`, `get_deadline`, `ready`, `wait`, `wait_timeout`, `wait_deadline`, `successful`), [`apply_async_with`](Pool::apply_async_with) |
 //! | `pool.map(f, it, chunksize)`, `imap`, `imap_unordered` | [`map`](Pool::map), [`map_chunked`](Pool::map_chunked), [`imap`](Pool::imap) (lazy: a bounded window), [`imap_unordered`](Pool::imap_unordered) |
 //! | `pool.close()`, `pool.join()`, `pool.terminate()`, `with Pool() as p:` | [`close`](Pool::close), [`join`](Pool::join), [`terminate`](Pool::terminate); drop terminates |
 //! | `ProcessPoolExecutor(max_workers)` | [`ProcessPoolExecutor::new(n)`](ProcessPoolExecutor::new), [`builder()`](ProcessPoolExecutor::builder) |
 //! | `ex.submit(f, a)`, `ex.map(f, it, chunksize=k)`, `ex.shutdown(wait, cancel_futures=c)` | [`submit`](ProcessPoolExecutor::submit) → [`TaskFuture`], [`map`](ProcessPoolExecutor::map), [`shutdown`](ProcessPoolExecutor::shutdown); drop is `shutdown(true, false)` |
-//! | `fut.result(timeout)`, `done()`, `running()`, `cancel()`, `add_done_callback(fn)` | [`result`](TaskFuture::result), [`result_timeout`](TaskFuture::result_timeout), [`done`](TaskFuture::done), [`running`](TaskFuture::running), [`cancel`](TaskFuture::cancel), [`add_done_callback`](TaskFuture::add_done_callback) |
-//! | `as_completed(fs)`, `wait(fs, timeout, FIRST_COMPLETED)` | [`as_completed`], [`wait`] with [`ReturnWhen`] |
+//! | `fut.result(timeout)`, `done()`, `running()`, `cancel()`, `add_done_callback(fn)` | [`result`](TaskFuture::result), [`result_timeout`](TaskFuture::result_timeout), [`result_deadline`](TaskFuture::result_deadline), [`done`](TaskFuture::done), [`running`](TaskFuture::running), [`cancel`](TaskFuture::cancel), [`add_done_callback`](TaskFuture::add_done_callback) |
+//! | `as_completed(fs)`, `as_completed(fs, timeout)` | [`as_completed`], [`as_completed_timeout`], [`as_completed_deadline`] (a last item `Err(TimedOut)` where Python raises `TimeoutError`) |
+//! | `wait(fs, return_when=FIRST_COMPLETED)`, `wait(fs, timeout, ...)` | [`wait`] with [`ReturnWhen`], [`wait_timeout`], [`wait_deadline`] ([`TimedOut`]; the futures' [`done`](TaskFuture::done) tells which finished) |
+//! | an exception raised by `res.get()`, `fut.result()` | [`TaskError`] (`Panicked`, `WorkerDied`, `Cancelled`, ...) |
 //! | `BrokenProcessPool`, `KeyboardInterrupt` in `map` | [`Error::BrokenPool`], [`Error::Interrupted`] |
 //! | `Lock()`, `RLock()` | [`Lock::new()`](Lock::new), [`RLock::new()`](RLock::new): `acquire`, `release`, `try_acquire` (`acquire(False)`), `acquire_timeout` (`acquire(timeout=t)`), `lock()` guard (`with lock:`) |
 //! | `Lock` + `Value` under it | [`Mutex<T>`](Mutex): the data lives inside the lock |
@@ -93,15 +95,15 @@
 //! Differences that matter: a child's function is a plain `fn(A) -> R`
 //! (under Spawn and ForkServer the child finds it by its address in the
 //! binary), its argument and result travel encoded (serde + postcard), and
-//! `join` returns the result or an [`Error::ProcessFailed`] that says why
-//! there is none (panic message, signal, exit code). A child killed mid-task
+//! `join` returns the result or a [`JoinError`] that says why there is
+//! none (panic message, signal, exit code). A child killed mid-task
 //! never hangs its parent; a parent killed with SIGKILL takes its children
 //! with it.
 //!
 //! Pools never hang on a dead worker: a task whose worker is killed fails
-//! with [`Error::WorkerDied`] (naming the signal) and the [`Pool`] starts a
-//! replacement; a task that panics fails alone with
-//! [`Error::TaskPanicked`]; an argument that cannot be encoded is an error
+//! with [`TaskError::WorkerDied`] (naming the signal) and the [`Pool`]
+//! starts a replacement; a task that panics fails alone with
+//! [`TaskError::Panicked`]; an argument that cannot be encoded is an error
 //! of the submitting call; Ctrl-C during a pool call terminates the pools
 //! and returns [`Error::Interrupted`].
 //!
@@ -133,6 +135,13 @@
 //! | [`channel::Receiver`]: `recv` | [`channel::RecvError`] | [`channel::TryRecvError`] | [`channel::RecvTimeoutError`] |
 //! | [`SpscRing`] ([`Producer`], [`Consumer`]): `push(value)`; `pop` | | [`PushError`] (the value back); [`PopError`] | |
 //! | [`MpmcRing`] ([`MpmcProducer`], [`MpmcConsumer`]): `push(value)`, `reserve`; `pop`, `peek` | | [`MpmcPushError`] (the value back); [`MpmcPopError`] | |
+//! | [`Process`]: `join` | [`JoinError`] | | [`JoinTimeoutError`] (the child goes on) |
+//! | [`AsyncResult`]: `get`; [`TaskFuture`]: `result` | [`TaskError`] | | [`TaskTimeoutError`] (the task goes on) |
+//! | [`AsyncResult`]: `wait` | cannot fail | | [`TimedOut`] |
+//! | [`wait`] (futures) | cannot fail | | [`TimedOut`] |
+//! | [`as_completed`] | yields each future | | [`as_completed_timeout`], [`as_completed_deadline`]: a last item `Err(`[`TimedOut`]`)` |
+//! | [`Imap`] (`imap`, executor `map`): each item | [`TaskError`] | | |
+//! | [`Pool`]: `join` | [`PoolJoinError`] | | |
 //!
 //! Queues, typed channels and connections iterate: [`Queue::iter`] (and
 //! `for x in &queue`) blocks and ends when the queue is closed and drained
@@ -172,6 +181,14 @@
 //! ```
 //!
 //! Guards are `#[must_use]`: `let _ = m.lock()?;` would unlock at once.
+//!
+//! Queries that never wait stay plain: [`AsyncResult::ready`],
+//! [`TaskFuture::done`], [`Process::is_alive`], [`Process::exitcode`].
+//! Dropping a [`Process`], an [`AsyncResult`] or a [`TaskFuture`] leaves
+//! its work running (only the result is lost); dropping an [`Imap`]
+//! cancels its tasks not yet started, dropping a [`Pool`] terminates it
+//! and dropping a [`ProcessPoolExecutor`] waits for its tasks, so these
+//! three are `#[must_use]`.
 //!
 //! ## Choosing a primitive
 //!
@@ -313,8 +330,11 @@ pub use error::{Error, ProcessFailure, Result};
 #[cfg(feature = "manager")]
 pub use manager::{DictProxy, ListProxy, Manager, ManagerBuilder};
 #[cfg(feature = "pool")]
+pub use pool::error::{PoolJoinError, TaskError, TaskTimeoutError};
+#[cfg(feature = "pool")]
 pub use pool::executor::{
-    AsCompleted, DoneAndNotDone, ExecutorBuilder, ProcessPoolExecutor, ReturnWhen, TaskFuture, as_completed, wait,
+    AsCompleted, AsCompletedUntil, DoneAndNotDone, ExecutorBuilder, ProcessPoolExecutor, ReturnWhen, TaskFuture,
+    as_completed, as_completed_deadline, as_completed_timeout, wait, wait_deadline, wait_timeout,
 };
 #[cfg(feature = "pool")]
 pub use pool::iter::Imap;
@@ -324,6 +344,8 @@ pub use pool::pool::{AsyncResult, Pool, PoolBuilder};
 pub use process::bootstrap::init;
 #[cfg(feature = "serde")]
 pub use process::current::{ProcessInfo, active_children, cpu_count, current_process, parent_process};
+#[cfg(feature = "serde")]
+pub use process::error::{JoinError, JoinTimeoutError};
 #[cfg(feature = "serde")]
 pub use process::handle::{Process, ProcessBuilder, ProcessExit, Task};
 #[cfg(feature = "serde")]

@@ -41,7 +41,7 @@ fn many_under_a_low_limit(n: u64) -> usize {
 #[test]
 fn a_hundred_thousand_values_and_locks_under_ulimit_1024() {
     let mut p = Process::spawn(many_under_a_low_limit, 100_000).expect("child");
-    let fds = p.join_timeout(GUARD * 4).expect("join").expect("child finished");
+    let fds = p.join_timeout(GUARD * 4).expect("join: child finished");
     assert!(fds < 64, "200 000 objects in a few arenas, not one descriptor each: {fds} open");
 }
 
@@ -73,10 +73,10 @@ fn a_thousand_objects_cost_a_child_one_descriptor_per_arena() {
     let arrays: Vec<Array<u64>> = (0..100).map(|_| Array::from_slice(&[1, 2, 3, 4]).expect("array")).collect();
     let raws: Vec<RawArray<u32>> = (0..100).map(|_| RawArray::new(3).expect("raw array")).collect();
     let mut bare = Process::spawn(count_only, ()).expect("child");
-    let baseline = bare.join_timeout(GUARD).expect("join").expect("finished");
+    let baseline = bare.join_timeout(GUARD).expect("join: finished");
     let objects = (locks.clone(), values.clone(), arrays.clone(), raws.clone());
     let mut p = Process::spawn(count_and_use, objects).expect("child");
-    let fds = p.join_timeout(GUARD).expect("join").expect("finished");
+    let fds = p.join_timeout(GUARD).expect("join: finished");
     // Locks, u64 values and the raw arrays take 64-byte cells, the arrays
     // of four u64s 128-byte ones: two arenas (or one more if another test
     // of this binary filled one meanwhile).
@@ -151,7 +151,7 @@ fn a_sent_object_outlives_the_senders_handle() {
     // the child's reference keeps the cell, so new values take other cells.
     let others: Vec<Value<u64>> = (0..1000).map(|i| Value::new(i).expect("value")).collect();
     go.set();
-    assert_eq!(p.join_timeout(GUARD).expect("join").expect("finished"), 4242);
+    assert_eq!(p.join_timeout(GUARD).expect("join: finished"), 4242);
     assert!(others.iter().enumerate().all(|(i, o)| o.load().expect("load") == i as u64));
 }
 
@@ -170,7 +170,7 @@ fn forked_copies_keep_the_cells(_: ()) -> Vec<u64> {
     let mine: Vec<Value<u64>> = (0..100).map(|i| Value::new(1000 + i).expect("value")).collect();
     let copy = mine[0].clone();
     let mut p = Process::fork(move || copy.load().expect("load")).expect("fork");
-    assert_eq!(p.join_timeout(GUARD).expect("join").expect("finished"), 1000);
+    assert_eq!(p.join_timeout(GUARD).expect("join: finished"), 1000);
     let pool = shmproc::Pool::builder()
         .processes(2)
         .maxtasksperchild(1)
@@ -189,7 +189,7 @@ fn forked_copies_keep_the_cells(_: ()) -> Vec<u64> {
 #[test]
 fn forked_copies_of_handles_do_not_free_the_parents_cells() {
     let mut p = Process::spawn(forked_copies_keep_the_cells, ()).expect("child");
-    let seen = p.join_timeout(GUARD).expect("join").expect("finished");
+    let seen = p.join_timeout(GUARD).expect("join: finished");
     assert_eq!(seen, (1000..1100).collect::<Vec<u64>>(), "no value handed out again");
 }
 
@@ -236,6 +236,6 @@ fn pools_come_and_go(_: ()) -> (usize, usize) {
 #[test]
 fn forked_pools_give_their_references_back() {
     let mut p = Process::spawn(pools_come_and_go, ()).expect("child");
-    let (before, after) = p.join_timeout(GUARD).expect("join").expect("finished");
+    let (before, after) = p.join_timeout(GUARD).expect("join: finished");
     assert!(after + 100 <= before, "the 100 values' cells are free: {before} taken before, {after} after");
 }

@@ -159,7 +159,7 @@ fn run_children(mgr: &Manager, ctx: &Context, n: u64) {
     let l = mgr.list::<u64>().expect("list");
     let mut kids: Vec<_> = (1..=n).map(|i| ctx.spawn(child_work, (d.clone(), l.clone(), i)).expect("spawn")).collect();
     for k in &mut kids {
-        k.join_timeout(GUARD).expect("join").expect("hang guard").expect("child work");
+        k.join_timeout(GUARD).expect("join: hang guard").expect("child work");
     }
     assert_eq!(d.len().expect("len"), n as usize + 1);
     assert_eq!(d.get(&"total".into()).expect("get"), Some(n * (n + 1) / 2));
@@ -191,7 +191,7 @@ fn threads_of_a_child_connect_at_once() {
     let mgr = Manager::start().expect("start");
     let d = mgr.dict::<String, u64>().expect("dict");
     let mut p = Process::spawn(threads_first_use, d.clone()).expect("spawn");
-    p.join_timeout(GUARD).expect("join").expect("hang guard").expect("threads");
+    p.join_timeout(GUARD).expect("join: hang guard").expect("threads");
     assert_eq!(d.get(&"threads".into()).expect("get"), Some(400));
     mgr.shutdown().expect("shutdown");
 }
@@ -215,7 +215,7 @@ fn fork_round(_: ()) -> Result<(), String> {
 #[test]
 fn proxies_pass_to_children_under_fork() {
     let mut p = Process::builder().start_method(StartMethod::Spawn).spawn(fork_round, ()).expect("spawn");
-    p.join_timeout(GUARD).expect("join").expect("hang guard").expect("fork round");
+    p.join_timeout(GUARD).expect("join: hang guard").expect("fork round");
 }
 
 fn use_manager(mgr: Manager) -> Result<usize, String> {
@@ -237,7 +237,7 @@ fn a_manager_handle_passes_to_a_child_and_connects_by_name() {
     assert_eq!(std::os::unix::fs::PermissionsExt::mode(&mode) & 0o777, 0o600, "the accept queue is private");
     assert!(matches!(Manager::builder().name(&name).start(), Err(Error::Exists { .. })));
     let mut p = Process::spawn(use_manager, mgr.clone()).expect("spawn");
-    assert_eq!(p.join_timeout(GUARD).expect("join").expect("hang guard").expect("child"), 1);
+    assert_eq!(p.join_timeout(GUARD).expect("join: hang guard").expect("child"), 1);
     let other = Manager::connect(&name).expect("connect");
     assert_eq!(other.pid(), mgr.pid());
     assert_eq!(use_manager(other).expect("by name"), 1);

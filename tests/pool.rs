@@ -16,7 +16,10 @@ use std::sync::{Arc, Mutex, OnceLock, mpsc};
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use shmproc::{Error, Pool, ProcessPoolExecutor, Queue, ReturnWhen, StartMethod, as_completed, wait};
+use shmproc::{
+    Error, Pool, PoolJoinError, ProcessPoolExecutor, Queue, ReturnWhen, StartMethod, TaskError, TaskTimeoutError,
+    TimedOut, as_completed, as_completed_timeout, wait, wait_timeout,
+};
 
 /// Every wait that should end does so long before this.
 const GUARD: Duration = Duration::from_secs(30);
@@ -155,9 +158,9 @@ fn several_parameters_travel_as_a_struct_or_tuple() {
 fn async_result_get_wait_ready_successful() {
     let pool = Pool::new(1).expect("pool");
     let h = pool.apply_async(sleep_ms, 200).expect("submit");
-    assert!(matches!(h.get_timeout(Duration::from_millis(1)), Err(Error::Timeout)));
+    assert!(matches!(h.get_timeout(Duration::from_millis(1)), Err(TaskTimeoutError::Timeout)));
     assert_eq!(h.successful(), None, "not ready yet");
-    assert!(h.wait_timeout(GUARD));
+    h.wait_timeout(GUARD).expect("done within the hang guard");
     assert!(h.ready());
     assert_eq!(h.successful(), Some(true));
     assert_eq!(h.get().expect("get"), 200);
@@ -208,11 +211,11 @@ fn imap_is_ordered_and_lazy() {
     let n = pulled.load(Ordering::Relaxed);
     assert!(n < 10_000, "imap read {n} items ahead");
     // Errors are per item; iteration goes on after one.
-    let r: Vec<Result<u64, Error>> = pool.imap(panic_on_odd, 0..4).expect("imap").collect();
+    let r: Vec<Result<u64, TaskError>> = pool.imap(panic_on_odd, 0..4).expect("imap").collect();
     assert_eq!(r.len(), 4);
     assert!(r[0].is_ok() && r[2].is_ok());
-    assert!(matches!(r[1], Err(Error::TaskPanicked { .. })));
-    assert!(matches!(r[3], Err(Error::TaskPanicked { .. })));
+    assert!(matches!(r[1], Err(TaskError::Panicked { .. })));
+    assert!(matches!(r[3], Err(TaskError::Panicked { .. })));
 }
 
 #[test]
@@ -279,7 +282,7 @@ fn callbacks_run_in_the_parent() {
         .apply_async_with(boom, "bad".to_string(), |_| {}, move |e| tx.send(e.to_string()).expect("send"))
         .expect("submit");
     assert!(rx.recv_timeout(GUARD).expect("error callback").contains("bad"));
-    assert!(matches!(h.get(), Err(Error::TaskPanicked { .. })));
+    assert!(matches!(h.get(), Err(TaskError::Panicked { .. })));
 }
 
 #[test]
@@ -287,18 +290,18 @@ fn a_panicking_callback_becomes_an_error_not_a_hang() {
     let pool = Pool::new(1).expect("pool");
     let h = pool.apply_async_with(square, 3, |_| panic!("callback trouble"), |_| {}).expect("submit");
     match h.get_timeout(GUARD) {
-        Err(Error::CallbackPanicked { message }) => assert!(message.contains("callback trouble")),
+        Err(TaskTimeoutError::CallbackPanicked { message }) => assert!(message.contains("callback trouble")),
         other => panic!("expected CallbackPanicked, got {other:?}"),
     }
     let h = pool.apply_async_with(boom, "x".into(), |_| {}, |_| panic!("error callback trouble")).expect("submit");
-    assert!(matches!(h.get_timeout(GUARD), Err(Error::CallbackPanicked { .. })));
+    assert!(matches!(h.get_timeout(GUARD), Err(TaskTimeoutError::CallbackPanicked { .. })));
     assert_eq!(pool.apply(square, 4).expect("the pool goes on"), 16);
 }
 
 #[test]
 fn close_then_join_finishes_queued_work() {
     let pool = Pool::new(2).expect("pool");
-    assert!(matches!(pool.join(), Err(Error::InvalidArgument { .. })), "join needs close first");
+    assert!(matches!(pool.join(), Err(PoolJoinError::Running)), "join needs close first");
     let handles: Vec<_> = (0..20).map(|i| pool.apply_async(sleep_ms, i % 3).expect("submit")).collect();
     pool.close();
     assert!(matches!(pool.apply_async(square, 1), Err(Error::PoolClosed)));
@@ -318,8 +321,8 @@ fn terminate_and_drop_cancel_pending_tasks() {
     let running = pool.apply_async(sleep_ms, 60_000).expect("submit");
     let queued = pool.apply_async(square, 2).expect("submit");
     pool.terminate().expect("terminate");
-    assert!(matches!(running.get_timeout(GUARD), Err(Error::Cancelled)));
-    assert!(matches!(queued.get_timeout(GUARD), Err(Error::Cancelled)));
+    assert!(matches!(running.get_timeout(GUARD), Err(TaskTimeoutError::Cancelled)));
+    assert!(matches!(queued.get_timeout(GUARD), Err(TaskTimeoutError::Cancelled)));
     assert!(matches!(pool.apply_async(square, 1), Err(Error::PoolClosed)));
     pool.join().expect("join after terminate");
 
@@ -327,9 +330,9 @@ fn terminate_and_drop_cancel_pending_tasks() {
     let h = pool.apply_async(sleep_ms, 60_000).expect("submit");
     let it = pool.imap(sleep_ms, vec![60_000, 1]).expect("imap");
     drop(pool);
-    assert!(matches!(h.get_timeout(GUARD), Err(Error::Cancelled)));
+    assert!(matches!(h.get_timeout(GUARD), Err(TaskTimeoutError::Cancelled)));
     for r in it {
-        assert!(matches!(r, Err(Error::Cancelled) | Err(Error::PoolClosed)), "{r:?}");
+        assert!(matches!(r, Err(TaskError::Cancelled) | Err(TaskError::PoolClosed)), "{r:?}");
     }
     // An endless input ends with the pool: one error, then nothing.
     let pool = Pool::new(1).expect("pool");
@@ -338,7 +341,7 @@ fn terminate_and_drop_cancel_pending_tasks() {
     pool.close();
     let rest: Vec<_> = it.take(100_000).collect();
     assert!(rest.len() < 100_000, "the iterator stopped reading its input");
-    assert!(matches!(rest.last(), Some(Err(Error::PoolClosed))), "{:?}", rest.last());
+    assert!(matches!(rest.last(), Some(Err(TaskError::PoolClosed))), "{:?}", rest.last());
 }
 
 #[test]
@@ -406,7 +409,10 @@ fn encode_failures_are_reported_where_they_happen() {
     let ex = ProcessPoolExecutor::new(1).expect("executor");
     assert!(matches!(ex.submit(take_unencodable, Unencodable), Err(Error::Codec { .. })));
     assert!(matches!(ex.map(take_unencodable, vec![Unencodable], 1), Err(Error::Codec { .. })));
-    assert!(matches!(ex.submit(make_unencodable, ()).expect("submit").result(), Err(Error::Codec { .. })));
+    assert!(matches!(
+        ex.submit(make_unencodable, ()).expect("submit").result(),
+        Err(TaskError::Failed(Error::Codec { .. }))
+    ));
     assert_eq!(ex.submit(square, 6).expect("submit").result().expect("the executor goes on"), 36);
 }
 
@@ -464,10 +470,10 @@ fn fork_pool_in_child(_: ()) -> Result<Vec<u64>, String> {
         return Err(format!("maxtasksperchild: only {} workers", pids.len()));
     }
     pool.close();
-    pool.join().map_err(e)?;
+    pool.join().map_err(|x| e(x.into()))?;
     drop(pool);
     let ex = ProcessPoolExecutor::builder().max_workers(1).start_method(StartMethod::Fork).build().map_err(e)?;
-    out.push(ex.submit(square, 9).map_err(e)?.result().map_err(e)?);
+    out.push(ex.submit(square, 9).map_err(e)?.result().map_err(|x| e(x.into()))?);
     drop(ex);
     let left = shmproc::active_children();
     if !left.is_empty() {
@@ -479,7 +485,7 @@ fn fork_pool_in_child(_: ()) -> Result<Vec<u64>, String> {
 #[test]
 fn fork_start_method_from_a_single_threaded_child() {
     let mut p = shmproc::Context::new(StartMethod::Spawn).spawn(fork_pool_in_child, ()).expect("start");
-    let r = p.join_timeout(GUARD).expect("join").expect("finished within the guard");
+    let r = p.join_timeout(GUARD).expect("join: finished within the guard");
     assert_eq!(r, Ok(vec![9, 0, 1, 4, 9, 16, 81]));
 }
 
@@ -492,7 +498,7 @@ fn submit_and_future_state() {
     let ex = ProcessPoolExecutor::new(1).expect("executor");
     assert_eq!(ex.max_workers(), 1);
     let f = ex.submit(sleep_ms, 300).expect("submit");
-    assert!(matches!(f.result_timeout(Duration::from_millis(1)), Err(Error::Timeout)));
+    assert!(matches!(f.result_timeout(Duration::from_millis(1)), Err(TaskTimeoutError::Timeout)));
     let deadline = Instant::now() + GUARD;
     while !f.running() && !f.done() {
         assert!(Instant::now() < deadline, "never seen running");
@@ -512,14 +518,14 @@ fn cancel_queued_and_running_futures() {
     let queued = ex.submit(record, 7).expect("submit");
     assert!(queued.cancel());
     assert!(queued.cancelled() && queued.done());
-    assert!(matches!(queued.result(), Err(Error::Cancelled)));
+    assert!(matches!(queued.result(), Err(TaskError::Cancelled)));
     let deadline = Instant::now() + GUARD;
     while !busy.running() {
         assert!(Instant::now() < deadline, "never seen running");
         std::thread::sleep(Duration::from_millis(1));
     }
     assert!(busy.cancel(), "a running task is cancelled by killing its worker");
-    assert!(matches!(busy.result(), Err(Error::Cancelled)));
+    assert!(matches!(busy.result(), Err(TaskError::Cancelled)));
     // Not broken: a new worker runs the next task; the cancelled one never ran.
     assert_eq!(ex.submit(record, 8).expect("submit").result_timeout(GUARD).expect("result"), 8);
     assert_eq!(gate.get_timeout(GUARD).expect("recorded"), 8);
@@ -558,8 +564,9 @@ fn as_completed_yields_in_completion_order() {
     seen.sort_unstable();
     assert_eq!(seen, (0..20).map(|x| x * x).collect::<Vec<_>>());
     let slow = vec![ex.submit(sleep_ms, 60_000).expect("submit")];
-    let mut it = as_completed(&slow).timeout(Duration::from_millis(20));
-    assert!(it.next().is_none());
+    let mut it = as_completed_timeout(&slow, Duration::from_millis(20));
+    assert!(matches!(it.next(), Some(Err(TimedOut))));
+    assert!(it.next().is_none(), "ends after its timeout");
     assert_eq!(it.remaining(), 1);
     assert!(slow[0].cancel());
 }
@@ -568,22 +575,23 @@ fn as_completed_yields_in_completion_order() {
 fn wait_for_first_all_and_exceptions() {
     let ex = ProcessPoolExecutor::new(2).expect("executor");
     let futs = vec![ex.submit(sleep_ms, 60_000).expect("submit"), ex.submit(sleep_ms, 1).expect("submit")];
-    let r = wait(&futs, Some(GUARD), ReturnWhen::FirstCompleted);
+    let r = wait_timeout(&futs, GUARD, ReturnWhen::FirstCompleted).expect("hang guard");
     assert_eq!(r.done.len(), 1);
     assert_eq!(r.not_done.len(), 1);
     assert_eq!(r.done[0].result().expect("the short one"), 1);
-    let r = wait(&futs, Some(Duration::from_millis(20)), ReturnWhen::AllCompleted);
-    assert_eq!(r.not_done.len(), 1, "times out");
+    let r = wait_timeout(&futs, Duration::from_millis(20), ReturnWhen::AllCompleted);
+    assert!(matches!(r, Err(TimedOut)), "times out");
+    assert!(!futs[0].done());
     assert!(futs[0].cancel());
-    let r = wait(&futs, None, ReturnWhen::AllCompleted);
+    let r = wait(&futs, ReturnWhen::AllCompleted);
     assert_eq!((r.done.len(), r.not_done.len()), (2, 0));
     let futs = vec![
         ex.submit(sleep_ms, 60_000).expect("submit"),
         ex.submit(boom_u64, "first exception".into()).expect("submit"),
     ];
-    let r = wait(&futs, Some(GUARD), ReturnWhen::FirstException);
+    let r = wait_timeout(&futs, GUARD, ReturnWhen::FirstException).expect("hang guard");
     assert_eq!(r.done.len(), 1);
-    assert!(matches!(r.done[0].result(), Err(Error::TaskPanicked { .. })));
+    assert!(matches!(r.done[0].result(), Err(TaskError::Panicked { .. })));
     futs[0].cancel();
 }
 
@@ -609,7 +617,7 @@ fn executor_map_with_chunks() {
 #[test]
 fn a_panicking_task_does_not_break_the_executor() {
     let ex = ProcessPoolExecutor::new(1).expect("executor");
-    assert!(matches!(ex.submit(boom, "oops".into()).expect("submit").result(), Err(Error::TaskPanicked { .. })));
+    assert!(matches!(ex.submit(boom, "oops".into()).expect("submit").result(), Err(TaskError::Panicked { .. })));
     assert_eq!(ex.submit(square, 3).expect("submit").result().expect("result"), 9);
 }
 
@@ -683,7 +691,7 @@ fn callbacks_may_close_join_or_drop_the_pool_without_deadlock() {
         2,
         move |_| {
             p2.close();
-            tx.send(matches!(p2.join(), Err(Error::InvalidArgument { .. }))).expect("send");
+            tx.send(matches!(p2.join(), Err(PoolJoinError::InCallback))).expect("send");
         },
         |_| {},
     )
@@ -717,7 +725,107 @@ fn an_executor_task_over_its_timeout_does_not_break_the_executor() {
         ProcessPoolExecutor::builder().max_workers(1).task_timeout(Duration::from_millis(300)).build().expect("ex");
     let slow = ex.submit(sleep_ms, 60_000).expect("submit");
     let queued = ex.submit(square, 4).expect("submit");
-    assert!(matches!(slow.result_timeout(GUARD), Err(Error::TaskTimedOut { .. })));
+    assert!(matches!(slow.result_timeout(GUARD), Err(TaskTimeoutError::TaskTimedOut { .. })));
     assert_eq!(queued.result_timeout(GUARD).expect("the queued task runs on the replacement"), 16);
     assert_eq!(ex.submit(square, 5).expect("not broken").result().expect("result"), 25);
+}
+
+/// Task: exits the worker with `code` (no result).
+fn exit_with(code: i32) -> u64 {
+    std::process::exit(code)
+}
+
+/// Task: waits until the test puts `RELEASE` into the gate queue, then
+/// exits the worker with `code`.
+fn gated_exit(code: i32) -> u64 {
+    let got = GATE.get().expect("initializer ran").get_timeout(GUARD).expect("released");
+    assert_eq!(got, RELEASE);
+    std::process::exit(code)
+}
+
+/// The name of a `TaskError` variant.
+fn task_variant(e: &TaskError) -> &'static str {
+    match e {
+        TaskError::Panicked { .. } => "Panicked",
+        TaskError::WorkerDied { .. } => "WorkerDied",
+        TaskError::TaskTimedOut { .. } => "TaskTimedOut",
+        TaskError::Cancelled => "Cancelled",
+        TaskError::PoolClosed => "PoolClosed",
+        TaskError::BrokenPool { .. } => "BrokenPool",
+        TaskError::CallbackPanicked { .. } => "CallbackPanicked",
+        TaskError::Interrupted => "Interrupted",
+        TaskError::Failed(_) => "Failed",
+        _ => "other",
+    }
+}
+
+/// The name of a `TaskTimeoutError` variant.
+fn task_timeout_variant(e: &TaskTimeoutError) -> &'static str {
+    match e {
+        TaskTimeoutError::Timeout => "Timeout",
+        TaskTimeoutError::Panicked { .. } => "Panicked",
+        TaskTimeoutError::WorkerDied { .. } => "WorkerDied",
+        TaskTimeoutError::TaskTimedOut { .. } => "TaskTimedOut",
+        TaskTimeoutError::Cancelled => "Cancelled",
+        TaskTimeoutError::BrokenPool { .. } => "BrokenPool",
+        TaskTimeoutError::CallbackPanicked { .. } => "CallbackPanicked",
+        TaskTimeoutError::Interrupted => "Interrupted",
+        TaskTimeoutError::Failed(_) => "Failed",
+        _ => "other",
+    }
+}
+
+/// Checks that `get`, `get_timeout` and `get_deadline` of a failed task
+/// give variant `want`, and that `?` makes the same `Error` of each.
+fn check_async<R: serde::de::DeserializeOwned + std::fmt::Debug>(h: &shmproc::AsyncResult<R>, want: &str) {
+    let e = h.get().expect_err(want);
+    let t = h.get_timeout(GUARD).expect_err(want);
+    let d = h.get_deadline(Instant::now() + GUARD).expect_err(want);
+    assert_eq!((task_variant(&e), task_timeout_variant(&t), task_timeout_variant(&d)), (want, want, want), "{e:?}");
+    assert_eq!(e.to_string(), t.to_string());
+    assert_eq!(format!("{:?}", Error::from(e)), format!("{:?}", Error::from(t)));
+}
+
+/// Every variant of `TaskError` and `TaskTimeoutError` that a task in this
+/// process can reach (`Interrupted` needs a Ctrl-C: tests/mp/pool.rs case
+/// 46; `PoolClosed`, which only an `Imap` yields:
+/// `terminate_and_drop_cancel_pending_tasks` above).
+#[test]
+fn every_task_error_variant_is_reached() {
+    let pool = Pool::builder().processes(1).task_timeout(Duration::from_millis(200)).build().expect("pool");
+    check_async(&pool.apply_async(boom, "no".into()).expect("submit"), "Panicked");
+    let died = pool.apply_async(exit_with, 3).expect("submit");
+    check_async(&died, "WorkerDied");
+    assert!(matches!(died.get(), Err(TaskError::WorkerDied { code: Some(3), signal: None, .. })));
+    check_async(&pool.apply_async(sleep_ms, 60_000).expect("submit"), "TaskTimedOut");
+    let codec = pool.apply_async(make_unencodable, ()).expect("submit");
+    check_async(&codec, "Failed");
+    assert!(matches!(codec.get(), Err(TaskError::Failed(Error::Codec { .. }))));
+    let cb = pool.apply_async_with(square, 2, |_| panic!("callback trouble"), |_| {}).expect("submit");
+    check_async(&cb, "CallbackPanicked");
+    let running = pool.apply_async(sleep_ms, 60_000).expect("submit");
+    let t = running.get_timeout(Duration::ZERO).expect_err("still running");
+    assert_eq!(task_timeout_variant(&t), "Timeout");
+    assert!(matches!(Error::from(t), Error::Timeout));
+    assert_eq!(running.wait_deadline(Instant::now()), Err(TimedOut));
+    pool.terminate().expect("terminate");
+    check_async(&running, "Cancelled");
+    running.wait_timeout(Duration::MAX).expect("done: no limit");
+
+    // The executor: a worker that dies breaks it; the task it ran fails
+    // with `WorkerDied`, the one queued behind it with `BrokenPool`.
+    let gate = Queue::<u64>::new(0).expect("gate");
+    let ex = ProcessPoolExecutor::builder().max_workers(1).initializer(set_gate, gate.clone()).build().expect("ex");
+    let dying = ex.submit(gated_exit, 4).expect("submit");
+    let queued = ex.submit(square, 2).expect("submit");
+    gate.put(RELEASE).expect("release");
+    let e = dying.result().expect_err("died");
+    assert!(matches!(e, TaskError::WorkerDied { code: Some(4), .. }), "{e:?}");
+    let t = dying.result_timeout(GUARD).expect_err("died");
+    assert_eq!(task_timeout_variant(&t), "WorkerDied");
+    let e = queued.result().expect_err("broken");
+    assert_eq!(task_variant(&e), "BrokenPool", "{e:?}");
+    let t = queued.result_deadline(Instant::now() + GUARD).expect_err("broken");
+    assert_eq!(task_timeout_variant(&t), "BrokenPool");
+    assert!(matches!(Error::from(t), Error::BrokenPool { .. }));
 }

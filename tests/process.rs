@@ -7,7 +7,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-use shmproc::{Context, Error, Process, ProcessFailure, Segment, Shared, StartMethod, Task};
+use shmproc::{
+    Context, Error, JoinError, JoinTimeoutError, Process, ProcessFailure, Segment, Shared, StartMethod, Task,
+};
 
 const METHODS: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::ForkServer];
 
@@ -78,7 +80,7 @@ fn a_panic_is_reported_with_its_message() {
     for m in METHODS {
         let mut p = Context::new(m).spawn(boom, ()).expect("start");
         match p.join() {
-            Err(Error::ProcessFailed { failure: ProcessFailure::Panicked(msg), pid, .. }) => {
+            Err(JoinError::Panicked { message: msg, pid, .. }) => {
                 assert!(msg.contains("kaboom"), "{msg}");
                 assert_eq!(pid, p.pid());
             }
@@ -88,22 +90,135 @@ fn a_panic_is_reported_with_its_message() {
     }
 }
 
+/// Encodes fine in the child, never decodes in the parent.
+#[derive(Debug)]
+struct Undecodable;
+
+impl Serialize for Undecodable {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        7u8.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Undecodable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        u8::deserialize(d)?;
+        Err(serde::de::Error::custom("cannot decode"))
+    }
+}
+
+fn give_undecodable(_: ()) -> Undecodable {
+    Undecodable
+}
+
+/// Encodes in the parent, never decodes in the child.
+fn take_undecodable(_: Undecodable) -> u8 {
+    1
+}
+
+/// Which variant a join error is, named the same for both error types.
+fn join_variant(e: &JoinError) -> &'static str {
+    match e {
+        JoinError::Panicked { .. } => "Panicked",
+        JoinError::Signaled { .. } => "Signaled",
+        JoinError::Exited { .. } => "Exited",
+        JoinError::CouldNotRun { .. } => "CouldNotRun",
+        JoinError::Failed(_) => "Failed",
+        _ => "other",
+    }
+}
+
+fn join_timeout_variant(e: &JoinTimeoutError) -> &'static str {
+    match e {
+        JoinTimeoutError::Timeout => "Timeout",
+        JoinTimeoutError::Panicked { .. } => "Panicked",
+        JoinTimeoutError::Signaled { .. } => "Signaled",
+        JoinTimeoutError::Exited { .. } => "Exited",
+        JoinTimeoutError::CouldNotRun { .. } => "CouldNotRun",
+        JoinTimeoutError::Failed(_) => "Failed",
+        _ => "other",
+    }
+}
+
+/// Joins one child with `join` and with a bounded twin.
+type JoinTwice = dyn FnMut() -> (Result<(), JoinError>, Result<(), JoinTimeoutError>);
+
+/// Every variant of `JoinError` and `JoinTimeoutError`, each reached by a
+/// child (the same child gives the same error to `join`, `join_timeout`
+/// and `join_deadline`), and each converted into `Error` by `?`.
+#[test]
+fn every_join_error_variant_is_reached() {
+    let guard = Duration::from_secs(60);
+    for m in METHODS {
+        let ctx = Context::new(m);
+        let children: Vec<(&str, Box<JoinTwice>)> = vec![
+            ("Panicked", {
+                let mut p = ctx.spawn(boom, ()).expect("start");
+                Box::new(move || (p.join().map(drop), p.join_timeout(guard).map(drop)))
+            }),
+            ("Signaled", {
+                let mut p = ctx.spawn(sleep_ms, 60_000).expect("start");
+                p.kill().expect("kill");
+                Box::new(move || (p.join(), p.join_deadline(std::time::Instant::now() + guard)))
+            }),
+            ("Exited", {
+                let mut p = ctx.spawn(exit_with, 4).expect("start");
+                Box::new(move || (p.join(), p.join_timeout(Duration::MAX)))
+            }),
+            ("CouldNotRun", {
+                let mut p = ctx.spawn(take_undecodable, Undecodable).expect("start");
+                Box::new(move || (p.join().map(drop), p.join_timeout(guard).map(drop)))
+            }),
+            ("Failed", {
+                let mut p = ctx.spawn(give_undecodable, ()).expect("start");
+                Box::new(move || (p.join().map(drop), p.join_timeout(guard).map(drop)))
+            }),
+        ];
+        for (want, mut join) in children {
+            let (e, t) = join();
+            let e = e.expect_err(want);
+            let t = t.expect_err(want);
+            assert_eq!(join_variant(&e), want, "{m}: {e:?}");
+            assert_eq!(join_timeout_variant(&t), want, "{m}: {t:?}");
+            assert_eq!(e.to_string(), t.to_string());
+            let converted = Error::from(e);
+            match (want, &converted) {
+                ("Failed", Error::Codec { .. }) => {}
+                ("Panicked", Error::ProcessFailed { failure: ProcessFailure::Panicked(_), .. })
+                | ("Signaled", Error::ProcessFailed { failure: ProcessFailure::Signaled(9), .. })
+                | ("Exited", Error::ProcessFailed { failure: ProcessFailure::Exited(4), .. })
+                | ("CouldNotRun", Error::ProcessFailed { failure: ProcessFailure::TaskError(_), .. }) => {}
+                _ => panic!("{m}: {want} became {converted:?}"),
+            }
+            assert_eq!(Error::from(t).to_string(), converted.to_string());
+        }
+        let mut slow = ctx.spawn(sleep_ms, 60_000).expect("start");
+        let t = slow.join_timeout(Duration::ZERO).expect_err("still running");
+        assert_eq!(join_timeout_variant(&t), "Timeout");
+        assert!(matches!(Error::from(t), Error::Timeout));
+        let t = slow.join_deadline(std::time::Instant::now()).expect_err("still running");
+        assert_eq!(join_timeout_variant(&t), "Timeout");
+        slow.kill().expect("kill");
+        assert!(matches!(slow.join(), Err(JoinError::Signaled { signal: 9, .. })));
+    }
+}
+
 #[test]
 fn exit_codes_and_signals_are_reported() {
     for m in METHODS {
         let mut p = Context::new(m).spawn(exit_with, 3).expect("start");
         match p.join() {
-            Err(Error::ProcessFailed { failure: ProcessFailure::Exited(3), .. }) => {}
+            Err(JoinError::Exited { code: 3, .. }) => {}
             other => panic!("{m}: {other:?}"),
         }
         assert_eq!(p.exitcode().expect("exited").python(), 3);
 
         let mut k = Context::new(m).spawn(sleep_ms, 60_000).expect("start");
         assert!(k.is_alive());
-        assert!(k.join_timeout(Duration::from_millis(20)).expect("wait").is_none());
+        assert!(matches!(k.join_timeout(Duration::from_millis(20)), Err(JoinTimeoutError::Timeout)));
         k.kill().expect("kill");
         match k.join() {
-            Err(Error::ProcessFailed { failure: ProcessFailure::Signaled(9), .. }) => {}
+            Err(JoinError::Signaled { signal: 9, .. }) => {}
             other => panic!("{m}: {other:?}"),
         }
         assert_eq!(k.exitcode().expect("exited").python(), -9);
@@ -111,7 +226,7 @@ fn exit_codes_and_signals_are_reported() {
         let mut t = Context::new(m).spawn(sleep_ms, 60_000).expect("start");
         t.terminate().expect("terminate");
         match t.join() {
-            Err(Error::ProcessFailed { failure: ProcessFailure::Signaled(15), .. }) => {}
+            Err(JoinError::Signaled { signal: 15, .. }) => {}
             other => panic!("{m}: {other:?}"),
         }
         // Signalling a reaped child is harmless.

@@ -263,7 +263,7 @@ fn processes_put_and_get_and_learn_when_producers_are_gone() {
     let mut producers: Vec<_> =
         (0..2).map(|id| Process::spawn(produce, (q.clone(), id, EACH)).expect("producer")).collect();
     for p in &mut producers {
-        p.join_timeout(GUARD).expect("producer joined").expect("producer ok");
+        p.join_timeout(GUARD).expect("producer joined: producer ok");
     }
     let mut seen = HashSet::new();
     for _ in 0..2 {
@@ -277,7 +277,7 @@ fn processes_put_and_get_and_learn_when_producers_are_gone() {
     }
     assert_eq!(seen.len() as u64, 2 * EACH);
     for c in &mut consumers {
-        c.join_timeout(GUARD).expect("consumer joined").expect("consumer ok");
+        c.join_timeout(GUARD).expect("consumer joined: consumer ok");
     }
     assert!(matches!(q.get_timeout(GUARD), Err(GetTimeoutError::Disconnected)));
 }
@@ -293,7 +293,7 @@ fn put_on_a_full_queue_without_consumers_is_disconnected() {
     let q = Queue::<u32>::new(2).expect("queue");
     q.put(1).expect("put");
     let mut child = Process::spawn(take_one_and_leave, q.clone()).expect("consumer");
-    assert_eq!(child.join_timeout(GUARD).expect("joined").expect("ok"), 1);
+    assert_eq!(child.join_timeout(GUARD).expect("joined: ok"), 1);
     q.put(2).expect("room");
     q.put(3).expect("room");
     assert!(matches!(q.put(4), Err(PutError::Disconnected(4))));
@@ -351,7 +351,7 @@ fn join_returns_abandoned_when_a_consumer_leaves_with_an_item() {
     let q = JoinableQueue::<u8>::new(0).expect("queue");
     q.put(7).expect("put");
     let mut child = Process::spawn(take_and_die, q.clone()).expect("consumer");
-    child.join_timeout(GUARD).expect("joined").expect("ok");
+    child.join_timeout(GUARD).expect("joined: ok");
     match q.join_timeout(GUARD) {
         Err(shmproc::QueueJoinTimeoutError::Abandoned { items: 1 }) => {}
         other => panic!("expected Abandoned {{ items: 1 }}, got {other:?}"),
@@ -370,7 +370,7 @@ fn put_big_and_leave(q: Queue<Vec<u8>>) {
 fn spilled_items_of_exited_producers_survive_cleanup_stale() {
     let q = Queue::<Vec<u8>>::builder().capacity_bytes(4096).build().expect("queue");
     let mut child = Process::spawn(put_big_and_leave, q.clone()).expect("producer");
-    child.join_timeout(GUARD).expect("joined").expect("ok");
+    child.join_timeout(GUARD).expect("joined: ok");
     shmproc::cleanup_stale().expect("cleanup_stale");
     assert_eq!(q.get_timeout(GUARD).expect("the item is still there"), vec![5; 100_000]);
 }

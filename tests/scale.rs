@@ -37,7 +37,7 @@ fn producers_deliver_everything(n: u32) {
     }
     assert!(next.iter().all(|&k| k == ITEMS));
     for p in &mut procs {
-        p.join_timeout(GUARD).expect("join").expect("producer exits");
+        p.join_timeout(GUARD).expect("join: producer exits");
     }
 }
 
@@ -66,7 +66,7 @@ fn consumers_take_everything(n: u32) {
     }
     let mut seen = HashSet::new();
     for p in &mut procs {
-        let got = p.join_timeout(GUARD).expect("join").expect("consumer exits");
+        let got = p.join_timeout(GUARD).expect("join: consumer exits");
         assert!(got.windows(2).all(|w| w[0] < w[1]), "one consumer's items in FIFO order");
         for v in got {
             assert!(seen.insert(v), "{v} delivered twice");
@@ -102,7 +102,7 @@ fn sixty_four_joinable_consumers_finish_every_task() {
     q.join_timeout(GUARD).expect("every task done");
     assert_eq!(q.unfinished(), 0);
     for p in &mut procs {
-        p.join_timeout(GUARD).expect("join").expect("consumer exits");
+        p.join_timeout(GUARD).expect("join: consumer exits");
     }
 }
 
@@ -145,7 +145,7 @@ fn a_manager_serves_sixty_four_clients() {
     let d = mgr.dict::<String, u64>().expect("dict");
     let mut procs: Vec<_> = (0..64).map(|_| Process::spawn(client, d.clone()).expect("client")).collect();
     for p in &mut procs {
-        p.join_timeout(GUARD).expect("join").expect("client exits").expect("client's updates");
+        p.join_timeout(GUARD).expect("join: client exits").expect("client's updates");
     }
     assert_eq!(d.get(&"total".into()).expect("get"), Some(64 * 100));
 }

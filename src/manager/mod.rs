@@ -128,7 +128,7 @@ impl Owner {
             // goes now, so that a new manager can take it.
             let _ = crate::shm::segment::Segment::unlink(name);
         }
-        if answered.is_err() || p.join_timeout(STOP_LIMIT).ok().flatten().is_none() {
+        if answered.is_err() || p.join_timeout(STOP_LIMIT).is_err() {
             // Not answering, or slow to exit: the server holds nothing that
             // a kill could leave inconsistent (its state dies with it).
             let _ = p.kill();
@@ -325,7 +325,7 @@ impl ManagerBuilder {
                 Err(RecvTimeoutError::Timeout) if p.is_alive() && started.elapsed() < START_LIMIT => {}
                 Err(RecvTimeoutError::Timeout) if p.is_alive() => break Err(Error::Timeout),
                 Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => {
-                    break Err(p.join().err().unwrap_or(Error::ProcessFailed {
+                    break Err(p.join().err().map(Error::from).unwrap_or(Error::ProcessFailed {
                         pid: p.pid(),
                         name: p.name().to_owned(),
                         failure: crate::ProcessFailure::TaskError("the manager server exited while starting".into()),

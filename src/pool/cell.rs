@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 use crate::pool::engine::{Shared, Sink};
+use crate::pool::error::{TaskError, TaskTimeoutError};
 use crate::pool::wire::{Failure, ItemOutcome, JobOutcome};
 use crate::sys::signal::InterruptibleWait;
 
@@ -171,15 +172,26 @@ impl Cell {
     }
 
     /// The decoded result (the cell must be done).
-    pub(crate) fn value<R: DeserializeOwned>(&self) -> Result<R> {
+    pub(crate) fn value<R: DeserializeOwned>(&self) -> std::result::Result<R, TaskError> {
         // Decoded outside the lock: a slow or panicking Deserialize must
         // not hold it.
         let bytes = self.with_outcome(|o| match o {
             Some(Ok(b)) => Ok(b.clone()),
-            Some(Err(f)) => Err(f.error()),
-            None => Err(Error::Timeout),
+            Some(Err(f)) => Err(TaskError::from_failure(f)),
+            None => Err(TaskError::Failed(Error::InvalidArgument { what: "the task is not done" })),
         })?;
-        decode_result(&bytes)
+        decode_result(&bytes).map_err(TaskError::Failed)
+    }
+
+    /// Waits until done or `deadline`, then the decoded result.
+    pub(crate) fn value_until<R: DeserializeOwned>(
+        &self,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<R, TaskTimeoutError> {
+        if !self.wait(deadline) {
+            return Err(TaskTimeoutError::Timeout);
+        }
+        self.value().map_err(TaskTimeoutError::from)
     }
 
     /// Runs `cb` when done (now, in this thread, if already done).

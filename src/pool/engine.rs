@@ -13,6 +13,7 @@ use parking_lot::{Condvar, Mutex};
 use crate::channel::lane::{Stop, Wait};
 use crate::channel::queue::Queue;
 use crate::error::{Error, Result};
+use crate::pool::error::PoolJoinError;
 use crate::pool::table::{self, Table};
 use crate::pool::wire::{self, Failure, JobOutcome};
 use crate::pool::worker::{ResultRecords, TaskRecords, WorkerBase};
@@ -272,17 +273,18 @@ impl Engine {
     /// Waits until the pool finished (after `close` or `terminate`).
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if the pool is still running;
-    /// [`Error::Interrupted`] on SIGINT.
-    pub(crate) fn join(&self) -> Result<()> {
+    /// [`PoolJoinError::Running`] if the pool is still running,
+    /// [`PoolJoinError::InCallback`] from the supervisor thread,
+    /// [`PoolJoinError::Interrupted`] on SIGINT.
+    pub(crate) fn join(&self) -> std::result::Result<(), PoolJoinError> {
         {
             let st = self.shared.state.lock();
             if st.phase == Phase::Running {
-                return Err(Error::InvalidArgument { what: "join() needs close() or terminate() first" });
+                return Err(PoolJoinError::Running);
             }
         }
         if std::thread::current().id() == self.supervisor_id {
-            return Err(Error::InvalidArgument { what: "join() from a result callback would wait for itself" });
+            return Err(PoolJoinError::InCallback);
         }
         let _w = InterruptibleWait::new();
         {
@@ -293,7 +295,7 @@ impl Engine {
             if st.terminate == Some(Failure::Interrupted) {
                 drop(st);
                 self.join_thread();
-                return Err(Error::Interrupted);
+                return Err(PoolJoinError::Interrupted);
             }
         }
         self.join_thread();

@@ -12,10 +12,13 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::pool::cell::{Cell, Watcher};
 use crate::pool::engine::Engine;
+use crate::pool::error::{TaskError, TaskTimeoutError};
 use crate::pool::iter::{Imap, fn_ids};
 use crate::pool::pool::Options;
 use crate::pool::wire::{Failure, TaskWriter};
 use crate::process::start::StartMethod;
+use crate::sync::error::TimedOut;
+use crate::sync::guard::deadline_after;
 use crate::sys::signal::InterruptibleWait;
 
 /// Options for a new [`ProcessPoolExecutor`].
@@ -104,7 +107,7 @@ impl ExecutorBuilder {
     }
 
     /// A task running longer than `limit` fails with
-    /// [`Error::TaskTimedOut`]; its worker is killed and replaced (the
+    /// [`TaskError::TaskTimedOut`]; its worker is killed and replaced (the
     /// executor is not broken by it). (Not in Python.)
     ///
     /// # Examples
@@ -141,8 +144,8 @@ impl ExecutorBuilder {
 ///
 /// Tasks are plain `fn(A) -> R`, as for [`Pool`](crate::Pool). As in
 /// Python, a worker that dies abruptly (killed, crashed, exited) breaks
-/// the executor: the task it ran fails with [`Error::WorkerDied`], every
-/// other pending future with [`Error::BrokenPool`], and new submissions
+/// the executor: the task it ran fails with [`TaskError::WorkerDied`], every
+/// other pending future with [`TaskError::BrokenPool`], and new submissions
 /// are refused. A task that panics fails alone. Cancelling a running task,
 /// or exceeding the [`task_timeout`](ExecutorBuilder::task_timeout), kills
 /// and replaces its worker without breaking the executor.
@@ -170,6 +173,7 @@ impl ExecutorBuilder {
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 #[derive(Debug)]
+#[must_use = "dropping a ProcessPoolExecutor shuts it down, waiting for its tasks"]
 pub struct ProcessPoolExecutor {
     engine: Engine,
     detached: AtomicBool,
@@ -319,7 +323,7 @@ impl ProcessPoolExecutor {
             self.engine.shared().cancel_pending();
         }
         if wait {
-            self.engine.join()
+            self.engine.join().map_err(Error::from)
         } else {
             self.detached.store(true, Ordering::Relaxed);
             self.engine.detach();
@@ -338,6 +342,10 @@ impl Drop for ProcessPoolExecutor {
 
 /// The pending result of [`ProcessPoolExecutor::submit`] (Python:
 /// `concurrent.futures.Future`). A cheap `Clone` handle.
+///
+/// Dropping it does not cancel the task (use [`cancel`](TaskFuture::cancel)):
+/// the task runs to its end and its done callbacks still run; only the
+/// result is no longer reachable.
 ///
 /// # Examples
 ///
@@ -386,19 +394,22 @@ impl<R: DeserializeOwned> TaskFuture<R> {
     ///
     /// # Errors
     /// As for [`AsyncResult::get`](crate::AsyncResult::get); also
-    /// [`Error::Cancelled`] after [`cancel`](TaskFuture::cancel) and
-    /// [`Error::BrokenPool`] when another worker died.
-    pub fn result(&self) -> Result<R> {
+    /// [`TaskError::Cancelled`] after [`cancel`](TaskFuture::cancel) and
+    /// [`TaskError::BrokenPool`] when another worker died.
+    pub fn result(&self) -> Result<R, TaskError> {
         self.cell.wait(None);
         self.cell.value()
     }
 
-    /// As [`result`](TaskFuture::result), waiting at most `timeout`:
-    /// [`Error::Timeout`] if the task is still pending or running then.
+    /// As [`result`](TaskFuture::result), waiting at most `timeout`
+    /// (`Duration::MAX`: no limit): [`TaskTimeoutError::Timeout`] if the
+    /// task is still pending or running then (it goes on). Python:
+    /// `result(timeout)`.
     ///
     /// # Examples
     ///
     /// ```
+    /// use shmproc::TaskTimeoutError;
     /// use std::time::Duration;
     /// fn sleep_ms(ms: u64) -> u64 {
     ///     std::thread::sleep(Duration::from_millis(ms));
@@ -406,18 +417,38 @@ impl<R: DeserializeOwned> TaskFuture<R> {
     /// }
     /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
     /// let fut = ex.submit(sleep_ms, 300)?;
-    /// assert!(matches!(fut.result_timeout(Duration::from_millis(1)), Err(shmproc::Error::Timeout)));
+    /// assert!(matches!(fut.result_timeout(Duration::ZERO), Err(TaskTimeoutError::Timeout)));
     /// assert_eq!(fut.result_timeout(Duration::from_secs(30))?, 300);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// [`Error::Timeout`]; as for [`result`](TaskFuture::result).
-    pub fn result_timeout(&self, timeout: Duration) -> Result<R> {
-        if !self.cell.wait(Some(Instant::now() + timeout)) {
-            return Err(Error::Timeout);
-        }
-        self.cell.value()
+    /// [`TaskTimeoutError::Timeout`]; the others as for
+    /// [`result`](TaskFuture::result).
+    pub fn result_timeout(&self, timeout: Duration) -> Result<R, TaskTimeoutError> {
+        self.cell.value_until(deadline_after(timeout))
+    }
+
+    /// As [`result_timeout`](TaskFuture::result_timeout), waiting until the
+    /// instant `deadline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+    /// let fut = ex.submit(square, 4)?;
+    /// assert_eq!(fut.result_deadline(Instant::now() + Duration::from_secs(30))?, 16);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`result_timeout`](TaskFuture::result_timeout).
+    pub fn result_deadline(&self, deadline: Instant) -> Result<R, TaskTimeoutError> {
+        self.cell.value_until(Some(deadline))
     }
 }
 
@@ -495,7 +526,7 @@ impl<R> TaskFuture<R> {
     /// let queued = ex.submit(sleep_ms, 1)?;
     /// assert!(queued.cancel());
     /// assert!(busy.cancel()); // its worker is killed and replaced
-    /// assert!(matches!(busy.result(), Err(shmproc::Error::Cancelled)));
+    /// assert!(matches!(busy.result(), Err(shmproc::TaskError::Cancelled)));
     /// assert_eq!(ex.submit(sleep_ms, 1)?.result()?, ());
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -556,35 +587,20 @@ impl<R> TaskFuture<R> {
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 #[derive(Debug)]
+#[must_use = "iterators are lazy and do nothing unless consumed"]
 pub struct AsCompleted<'a, R> {
     futures: &'a [TaskFuture<R>],
     watcher: Arc<Watcher>,
     left: usize,
-    deadline: Option<Instant>,
 }
 
 impl<'a, R> AsCompleted<'a, R> {
-    /// Stops yielding after `timeout` from now (Python's `timeout`); check
-    /// [`remaining`](AsCompleted::remaining) to see whether all completed.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use std::time::Duration;
-    /// fn sleep_ms(ms: u64) {
-    ///     std::thread::sleep(Duration::from_millis(ms))
-    /// }
-    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
-    /// let futs = vec![ex.submit(sleep_ms, 60_000)?];
-    /// let mut it = shmproc::as_completed(&futs).timeout(Duration::from_millis(10));
-    /// assert!(it.next().is_none());
-    /// assert_eq!(it.remaining(), 1);
-    /// futs[0].cancel();
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
-    pub fn timeout(mut self, timeout: Duration) -> Self {
-        self.deadline = Some(Instant::now() + timeout);
-        self
+    fn new(futures: &'a [TaskFuture<R>]) -> Self {
+        let watcher = Arc::new(Watcher::default());
+        for (i, f) in futures.iter().enumerate() {
+            f.cell.watch(&watcher, i);
+        }
+        AsCompleted { futures, watcher, left: futures.len() }
     }
 
     /// How many futures have not been yielded.
@@ -606,25 +622,33 @@ impl<'a, R> AsCompleted<'a, R> {
     pub fn remaining(&self) -> usize {
         self.left
     }
+
+    /// The next completed future, waiting until `deadline`: `None` when
+    /// every future was yielded, `Some(Err(TimedOut))` when the time ran
+    /// out first.
+    fn next_until(&mut self, deadline: Option<Instant>) -> Option<Result<&'a TaskFuture<R>, TimedOut>> {
+        if self.left == 0 {
+            return None;
+        }
+        let Some(i) = self.watcher.next(deadline) else { return Some(Err(TimedOut)) };
+        self.left -= 1;
+        self.futures.get(i).map(Ok)
+    }
 }
 
 impl<'a, R> Iterator for AsCompleted<'a, R> {
     type Item = &'a TaskFuture<R>;
 
     fn next(&mut self) -> Option<&'a TaskFuture<R>> {
-        if self.left == 0 {
-            return None;
-        }
-        let i = self.watcher.next(self.deadline)?;
-        self.left -= 1;
-        self.futures.get(i)
+        // Without a deadline the watcher always gives an index.
+        self.next_until(None).and_then(Result::ok)
     }
 }
 
 /// Yields the futures as they complete (done, failed or cancelled), each
 /// once (Python: `concurrent.futures.as_completed`). Every future completes
 /// eventually (a dead worker, a terminated or dropped executor fail it),
-/// so the iteration ends; [`AsCompleted::timeout`] bounds it in time.
+/// so the iteration ends; [`as_completed_timeout`] bounds it in time.
 ///
 /// # Examples
 ///
@@ -640,11 +664,120 @@ impl<'a, R> Iterator for AsCompleted<'a, R> {
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 pub fn as_completed<R>(futures: &[TaskFuture<R>]) -> AsCompleted<'_, R> {
-    let watcher = Arc::new(Watcher::default());
-    for (i, f) in futures.iter().enumerate() {
-        f.cell.watch(&watcher, i);
+    AsCompleted::new(futures)
+}
+
+/// An iterator over futures in the order they complete, until a deadline;
+/// see [`as_completed_timeout`]. Each item is `Ok(future)`; if the time
+/// runs out before every future was yielded, one `Err(TimedOut)` comes
+/// last (Python raises `TimeoutError` from the loop).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+/// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+/// let futs = vec![ex.submit(square, 3)?];
+/// let it: shmproc::AsCompletedUntil<'_, u64> = shmproc::as_completed_timeout(&futs, Duration::from_secs(30));
+/// for f in it {
+///     assert_eq!(f?.result()?, 9);
+/// }
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug)]
+#[must_use = "iterators are lazy and do nothing unless consumed"]
+pub struct AsCompletedUntil<'a, R> {
+    inner: AsCompleted<'a, R>,
+    deadline: Option<Instant>,
+    timed_out: bool,
+}
+
+impl<R> AsCompletedUntil<'_, R> {
+    /// How many futures have not been yielded.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// fn sleep_ms(ms: u64) {
+    ///     std::thread::sleep(Duration::from_millis(ms))
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+    /// let futs = vec![ex.submit(sleep_ms, 60_000)?];
+    /// let mut it = shmproc::as_completed_timeout(&futs, Duration::ZERO);
+    /// assert!(matches!(it.next(), Some(Err(shmproc::TimedOut))));
+    /// assert!(it.next().is_none());
+    /// assert_eq!(it.remaining(), 1);
+    /// futs[0].cancel();
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn remaining(&self) -> usize {
+        self.inner.left
     }
-    AsCompleted { futures, watcher, left: futures.len(), deadline: None }
+}
+
+impl<'a, R> Iterator for AsCompletedUntil<'a, R> {
+    type Item = Result<&'a TaskFuture<R>, TimedOut>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.timed_out {
+            return None;
+        }
+        let item = self.inner.next_until(self.deadline);
+        self.timed_out = matches!(item, Some(Err(TimedOut)));
+        item
+    }
+}
+
+/// As [`as_completed`], until `timeout` from now (`Duration::MAX`: no
+/// limit): if futures remain then, the iterator yields `Err(TimedOut)`
+/// and ends (Python: `as_completed(fs, timeout)`, which raises
+/// `TimeoutError`).
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// fn sleep_ms(ms: u64) -> u64 {
+///     std::thread::sleep(Duration::from_millis(ms));
+///     ms
+/// }
+/// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+/// let futs = vec![ex.submit(sleep_ms, 60_000)?];
+/// let mut it = shmproc::as_completed_timeout(&futs, Duration::from_millis(10));
+/// assert_eq!(it.next().map(|r| r.map(|_| ())), Some(Err(shmproc::TimedOut)));
+/// futs[0].cancel();
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[doc(alias = "as_completed")]
+pub fn as_completed_timeout<R>(futures: &[TaskFuture<R>], timeout: Duration) -> AsCompletedUntil<'_, R> {
+    AsCompletedUntil { inner: AsCompleted::new(futures), deadline: deadline_after(timeout), timed_out: false }
+}
+
+/// As [`as_completed_timeout`], until the instant `deadline`.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+/// let ex = shmproc::ProcessPoolExecutor::new(2)?;
+/// let futs = vec![ex.submit(square, 2)?, ex.submit(square, 3)?];
+/// let deadline = Instant::now() + Duration::from_secs(30);
+/// let mut total = 0;
+/// for f in shmproc::as_completed_deadline(&futs, deadline) {
+///     total += f?.result()?;
+/// }
+/// assert_eq!(total, 13);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub fn as_completed_deadline<R>(futures: &[TaskFuture<R>], deadline: Instant) -> AsCompletedUntil<'_, R> {
+    AsCompletedUntil { inner: AsCompleted::new(futures), deadline: Some(deadline), timed_out: false }
 }
 
 /// When [`wait`] returns (Python: `FIRST_COMPLETED`, `FIRST_EXCEPTION`,
@@ -672,18 +805,14 @@ pub enum ReturnWhen {
 /// # Examples
 ///
 /// ```
-/// use std::time::Duration;
-/// fn sleep_ms(ms: u64) -> u64 {
-///     std::thread::sleep(Duration::from_millis(ms));
-///     ms
+/// fn square(x: u64) -> u64 {
+///     x * x
 /// }
 /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
-/// let futs = vec![ex.submit(sleep_ms, 60_000)?];
-/// let shmproc::DoneAndNotDone { done, not_done } =
-///     shmproc::wait(&futs, Some(Duration::from_millis(10)), shmproc::ReturnWhen::AllCompleted);
-/// assert!(done.is_empty());
-/// assert_eq!(not_done.len(), 1);
-/// futs[0].cancel();
+/// let futs = vec![ex.submit(square, 2)?];
+/// let shmproc::DoneAndNotDone { done, not_done } = shmproc::wait(&futs, shmproc::ReturnWhen::AllCompleted);
+/// assert_eq!(done.len(), 1);
+/// assert!(not_done.is_empty());
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 #[derive(Debug)]
@@ -694,8 +823,10 @@ pub struct DoneAndNotDone<'a, R> {
     pub not_done: Vec<&'a TaskFuture<R>>,
 }
 
-/// Waits until `return_when` holds for `futures`, or `timeout` passes
-/// (`None`: no limit) (Python: `concurrent.futures.wait`).
+/// Waits until `return_when` holds for `futures` (Python:
+/// `concurrent.futures.wait(fs, return_when=...)`). It always returns:
+/// every future completes eventually (a dead worker, a terminated or
+/// dropped executor fail it).
 ///
 /// # Examples
 ///
@@ -707,13 +838,87 @@ pub struct DoneAndNotDone<'a, R> {
 /// }
 /// let ex = shmproc::ProcessPoolExecutor::new(2)?;
 /// let futs = vec![ex.submit(sleep_ms, 1)?, ex.submit(sleep_ms, 2)?];
-/// let r = wait(&futs, None, ReturnWhen::AllCompleted);
+/// let r = wait(&futs, ReturnWhen::AllCompleted);
 /// assert_eq!(r.done.len(), 2);
 /// assert!(r.not_done.is_empty());
 /// # Ok::<(), shmproc::Error>(())
 /// ```
-pub fn wait<R>(futures: &[TaskFuture<R>], timeout: Option<Duration>, return_when: ReturnWhen) -> DoneAndNotDone<'_, R> {
-    let deadline = timeout.map(|t| Instant::now() + t);
+pub fn wait<R>(futures: &[TaskFuture<R>], return_when: ReturnWhen) -> DoneAndNotDone<'_, R> {
+    match wait_until(futures, None, return_when) {
+        Ok(r) => r,
+        Err(TimedOut) => partition(futures), // not reached: no deadline
+    }
+}
+
+/// As [`wait`], giving up after `timeout` (`Duration::MAX`: no limit)
+/// with [`TimedOut`] (Python: `wait(fs, timeout, return_when)`, which then
+/// returns the futures as they are: the caller still holds them, and
+/// [`TaskFuture::done`] tells which are done).
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{ReturnWhen, TimedOut, wait_timeout};
+/// use std::time::Duration;
+/// fn sleep_ms(ms: u64) {
+///     std::thread::sleep(Duration::from_millis(ms))
+/// }
+/// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+/// let futs = vec![ex.submit(sleep_ms, 60_000)?];
+/// assert!(matches!(wait_timeout(&futs, Duration::from_millis(10), ReturnWhen::AllCompleted), Err(TimedOut)));
+/// assert!(!futs[0].done());
+/// futs[0].cancel();
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+///
+/// # Errors
+/// [`TimedOut`] if `return_when` did not hold in time.
+#[doc(alias = "wait")]
+pub fn wait_timeout<R>(
+    futures: &[TaskFuture<R>],
+    timeout: Duration,
+    return_when: ReturnWhen,
+) -> Result<DoneAndNotDone<'_, R>, TimedOut> {
+    wait_until(futures, deadline_after(timeout), return_when)
+}
+
+/// As [`wait_timeout`], waiting until the instant `deadline`.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{ReturnWhen, wait_deadline};
+/// use std::time::{Duration, Instant};
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+/// let ex = shmproc::ProcessPoolExecutor::new(2)?;
+/// let futs = vec![ex.submit(square, 2)?, ex.submit(square, 3)?];
+/// let r = wait_deadline(&futs, Instant::now() + Duration::from_secs(30), ReturnWhen::FirstCompleted)?;
+/// assert!(!r.done.is_empty());
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+///
+/// # Errors
+/// As for [`wait_timeout`].
+pub fn wait_deadline<R>(
+    futures: &[TaskFuture<R>],
+    deadline: Instant,
+    return_when: ReturnWhen,
+) -> Result<DoneAndNotDone<'_, R>, TimedOut> {
+    wait_until(futures, Some(deadline), return_when)
+}
+
+fn partition<R>(futures: &[TaskFuture<R>]) -> DoneAndNotDone<'_, R> {
+    let (done, not_done) = futures.iter().partition(|f| f.done());
+    DoneAndNotDone { done, not_done }
+}
+
+fn wait_until<R>(
+    futures: &[TaskFuture<R>],
+    deadline: Option<Instant>,
+    return_when: ReturnWhen,
+) -> Result<DoneAndNotDone<'_, R>, TimedOut> {
     let watcher = Arc::new(Watcher::default());
     for (i, f) in futures.iter().enumerate() {
         f.cell.watch(&watcher, i);
@@ -728,9 +933,12 @@ pub fn wait<R>(futures: &[TaskFuture<R>], timeout: Option<Duration>, return_when
     };
     while !satisfied() {
         if watcher.next(deadline).is_none() && deadline.is_some_and(|d| Instant::now() >= d) {
-            break;
+            // One last look: a completion may have landed at the deadline.
+            if satisfied() {
+                break;
+            }
+            return Err(TimedOut);
         }
     }
-    let (done, not_done) = futures.iter().partition(|f| f.done());
-    DoneAndNotDone { done, not_done }
+    Ok(partition(futures))
 }

@@ -12,6 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::pool::cell::{Batch, decode_result};
 use crate::pool::engine::Shared;
+use crate::pool::error::TaskError;
 use crate::pool::wire::{Failure, ItemOutcome, JobOutcome, TaskWriter};
 use crate::pool::worker::{PoolTrampoline, trampoline};
 use crate::process::fnref::{FnId, FnRef};
@@ -63,9 +64,10 @@ pub(crate) fn next_chunk<A: Serialize>(
 /// [`ProcessPoolExecutor::map`](crate::ProcessPoolExecutor::map).
 ///
 /// It reads its input lazily (at most a window of chunks is in the pool at
-/// once) and yields `Err` for an item that failed (a panic, a worker that
-/// died, ...) and goes on with the next. Dropping it early cancels the
-/// chunks not yet started.
+/// once) and yields `Err` ([`TaskError`](crate::TaskError), as for
+/// [`AsyncResult::get`](crate::AsyncResult::get)) for an item that failed
+/// (a panic, a worker that died, ...) and goes on with the next. Dropping
+/// it early cancels the chunks not yet started.
 ///
 /// # Examples
 ///
@@ -78,6 +80,7 @@ pub(crate) fn next_chunk<A: Serialize>(
 /// assert_eq!(squares, [1, 4, 9, 16]);
 /// # Ok::<(), shmproc::Error>(())
 /// ```
+#[must_use = "iterators are lazy, and dropping an Imap cancels its tasks"]
 pub struct Imap<R, I> {
     sh: Arc<Shared>,
     batch: Arc<Batch>,
@@ -206,13 +209,13 @@ where
     R: DeserializeOwned,
     I: Iterator<Item = A>,
 {
-    type Item = Result<R>;
+    type Item = std::result::Result<R, TaskError>;
 
-    fn next(&mut self) -> Option<Result<R>> {
+    fn next(&mut self) -> Option<std::result::Result<R, TaskError>> {
         let _w = InterruptibleWait::new();
         self.next_outcome().map(|o| match o {
-            Ok(bytes) => decode_result(&bytes),
-            Err(f) => Err(f.error()),
+            Ok(bytes) => decode_result(&bytes).map_err(TaskError::Failed),
+            Err(f) => Err(TaskError::from_failure(&f)),
         })
     }
 }

@@ -86,6 +86,7 @@
 
 pub(crate) mod cell;
 pub(crate) mod engine;
+pub(crate) mod error;
 pub(crate) mod executor;
 pub(crate) mod iter;
 #[allow(clippy::module_inception)]

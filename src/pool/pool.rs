@@ -12,12 +12,15 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::pool::cell::{Batch, CallbackSink, Cell, decode_result};
 use crate::pool::engine::{Config, Engine, Spawner};
+use crate::pool::error::{PoolJoinError, TaskError, TaskTimeoutError};
 use crate::pool::iter::{Chunk, Imap, fn_ids, next_chunk};
 use crate::pool::wire::{Failure, JobOutcome, TaskWriter};
 use crate::pool::worker::{WorkerArgs, WorkerBase, worker_main};
 use crate::process::fnref::FnRef;
 use crate::process::handle::{Process, ProcessBuilder};
 use crate::process::start::{StartMethod, start_method};
+use crate::sync::error::TimedOut;
+use crate::sync::guard::deadline_after;
 use crate::sys::signal::InterruptibleWait;
 
 /// Workers start with no initializer.
@@ -152,7 +155,8 @@ impl PoolBuilder {
     /// Each worker calls `f(arg)` when it starts (a clone of `arg` travels
     /// to each one, shared handles included: the initializer is how
     /// anonymous queues, locks and segments reach the workers). If it
-    /// panics, the pool breaks: pending and later tasks fail with
+    /// panics, the pool breaks: pending tasks fail with
+    /// [`TaskError::BrokenPool`] and later submissions with
     /// [`Error::BrokenPool`] (Python would start workers forever).
     ///
     /// # Examples
@@ -200,7 +204,7 @@ impl PoolBuilder {
     }
 
     /// A task running longer than `limit` fails with
-    /// [`Error::TaskTimedOut`]; its worker is killed and replaced. Checked
+    /// [`TaskError::TaskTimedOut`]; its worker is killed and replaced. Checked
     /// every 10 ms or so. Default: no limit. (Not in Python.)
     ///
     /// # Examples
@@ -249,8 +253,8 @@ impl PoolBuilder {
 /// with the pool's start method.
 ///
 /// Failures stay with their task: a task that panics fails alone
-/// ([`Error::TaskPanicked`], with the message; the worker lives on); a
-/// worker killed mid-task fails that task with [`Error::WorkerDied`]
+/// ([`TaskError::Panicked`], with the message; the worker lives on); a
+/// worker killed mid-task fails that task with [`TaskError::WorkerDied`]
 /// (naming the signal) and is replaced. No call hangs on a dead worker.
 ///
 /// Ctrl-C: while a pool exists, a SIGINT that arrives during a pool call
@@ -262,7 +266,7 @@ impl PoolBuilder {
 /// group is the parent's to handle.
 ///
 /// Dropping the pool terminates it (Python's `with Pool() as p:`): its
-/// workers are killed and pending tasks fail with [`Error::Cancelled`].
+/// workers are killed and pending tasks fail with [`TaskError::Cancelled`].
 /// To finish the queued work first, [`close`](Pool::close) and
 /// [`join`](Pool::join).
 ///
@@ -288,6 +292,7 @@ impl PoolBuilder {
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 #[derive(Debug)]
+#[must_use = "dropping a Pool terminates its workers at once"]
 pub struct Pool {
     engine: Engine,
 }
@@ -351,14 +356,15 @@ impl Pool {
     /// ```
     ///
     /// # Errors
-    /// As for [`apply_async`](Pool::apply_async) and [`AsyncResult::get`].
+    /// As for [`apply_async`](Pool::apply_async), and [`AsyncResult::get`]'s
+    /// [`TaskError`] converted into [`Error`] (same variant names).
     pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
         let _w = InterruptibleWait::new();
-        self.apply_async(f, arg)?.get()
+        Ok(self.apply_async(f, arg)?.get()?)
     }
 
     fn submit_one<A, R>(&self, f: fn(A) -> R, arg: &A) -> Result<(u64, Vec<u8>)>
@@ -410,7 +416,7 @@ impl Pool {
     /// `on_ok(result)` or `on_err(error)` runs in this process (on the
     /// pool's supervisor thread, one at a time, before the handle becomes
     /// ready). A callback that panics makes the handle's result
-    /// [`Error::CallbackPanicked`]; it never stalls the pool. Keep
+    /// [`TaskError::CallbackPanicked`]; it never stalls the pool. Keep
     /// callbacks short, and do not wait on the pool from one (the thread
     /// that would deliver the result is the one waiting), as in Python.
     ///
@@ -658,22 +664,24 @@ impl Pool {
     /// # Examples
     ///
     /// ```
+    /// use shmproc::PoolJoinError;
     /// let pool = shmproc::Pool::new(2)?;
-    /// assert!(pool.join().is_err()); // still running
+    /// assert_eq!(pool.join(), Err(PoolJoinError::Running)); // not closed
     /// pool.close();
     /// pool.join()?;
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] if neither `close` nor `terminate` was
-    /// called (Python: `ValueError`); [`Error::Interrupted`] on Ctrl-C.
-    pub fn join(&self) -> Result<()> {
+    /// [`PoolJoinError::Running`] if neither `close` nor `terminate` was
+    /// called (Python: `ValueError`); [`PoolJoinError::InCallback`] from a
+    /// result callback; [`PoolJoinError::Interrupted`] on Ctrl-C.
+    pub fn join(&self) -> Result<(), PoolJoinError> {
         self.engine.join()
     }
 
     /// Kills the workers now; tasks not finished fail with
-    /// [`Error::Cancelled`] (Python leaves their results pending forever).
+    /// [`TaskError::Cancelled`] (Python leaves their results pending forever).
     /// Dropping the pool does the same.
     ///
     /// # Examples
@@ -685,7 +693,7 @@ impl Pool {
     /// let pool = shmproc::Pool::new(1)?;
     /// let h = pool.apply_async(sleep_ms, 60_000)?;
     /// pool.terminate()?;
-    /// assert!(matches!(h.get(), Err(shmproc::Error::Cancelled)));
+    /// assert!(matches!(h.get(), Err(shmproc::TaskError::Cancelled)));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
@@ -699,6 +707,11 @@ impl Pool {
 }
 
 /// The pending result of [`Pool::apply_async`] (Python: `AsyncResult`).
+/// A cheap `Clone` handle.
+///
+/// Dropping it does not cancel the task: the task runs to its end and the
+/// callbacks of [`apply_async_with`](Pool::apply_async_with) still run;
+/// only the result is no longer reachable.
 ///
 /// # Examples
 ///
@@ -750,24 +763,27 @@ impl<R: DeserializeOwned> AsyncResult<R> {
     /// ```
     ///
     /// # Errors
-    /// [`Error::TaskPanicked`] (the worker lives on), [`Error::WorkerDied`]
-    /// (the worker was killed or exited mid-task; it was replaced),
-    /// [`Error::TaskTimedOut`], [`Error::Codec`] (the argument did not
-    /// decode or the result did not encode in the worker, or the result
-    /// did not decode here), [`Error::Cancelled`] (the pool was terminated
-    /// first), [`Error::BrokenPool`], [`Error::CallbackPanicked`],
-    /// [`Error::Interrupted`] (Ctrl-C).
-    pub fn get(&self) -> Result<R> {
+    /// [`TaskError::Panicked`] (the worker lives on),
+    /// [`TaskError::WorkerDied`] (the worker was killed or exited mid-task;
+    /// it was replaced), [`TaskError::TaskTimedOut`],
+    /// [`TaskError::Cancelled`] (the pool was terminated first),
+    /// [`TaskError::BrokenPool`], [`TaskError::CallbackPanicked`],
+    /// [`TaskError::Interrupted`] (Ctrl-C), [`TaskError::Failed`] with
+    /// [`Error::Codec`] (the argument did not decode or the result did not
+    /// encode in the worker, or the result did not decode here).
+    pub fn get(&self) -> Result<R, TaskError> {
         self.cell.wait(None);
         self.cell.value()
     }
 
-    /// As [`get`](AsyncResult::get), waiting at most `timeout`:
-    /// [`Error::Timeout`] if the task is still running then (it goes on).
+    /// As [`get`](AsyncResult::get), waiting at most `timeout`
+    /// (`Duration::MAX`: no limit): [`TaskTimeoutError::Timeout`] if the
+    /// task is not done then (it goes on). Python: `get(timeout)`.
     ///
     /// # Examples
     ///
     /// ```
+    /// use shmproc::TaskTimeoutError;
     /// use std::time::Duration;
     /// fn sleep_ms(ms: u64) -> u64 {
     ///     std::thread::sleep(Duration::from_millis(ms));
@@ -775,18 +791,38 @@ impl<R: DeserializeOwned> AsyncResult<R> {
     /// }
     /// let pool = shmproc::Pool::new(1)?;
     /// let h = pool.apply_async(sleep_ms, 300)?;
-    /// assert!(matches!(h.get_timeout(Duration::from_millis(1)), Err(shmproc::Error::Timeout)));
+    /// assert!(matches!(h.get_timeout(Duration::ZERO), Err(TaskTimeoutError::Timeout)));
     /// assert_eq!(h.get_timeout(Duration::from_secs(30))?, 300);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// [`Error::Timeout`]; as for [`get`](AsyncResult::get).
-    pub fn get_timeout(&self, timeout: Duration) -> Result<R> {
-        if !self.cell.wait(Some(Instant::now() + timeout)) {
-            return Err(Error::Timeout);
-        }
-        self.cell.value()
+    /// [`TaskTimeoutError::Timeout`]; the others as for
+    /// [`get`](AsyncResult::get).
+    pub fn get_timeout(&self, timeout: Duration) -> Result<R, TaskTimeoutError> {
+        self.cell.value_until(deadline_after(timeout))
+    }
+
+    /// As [`get_timeout`](AsyncResult::get_timeout), waiting until the
+    /// instant `deadline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let pool = shmproc::Pool::new(1)?;
+    /// let h = pool.apply_async(square, 3)?;
+    /// assert_eq!(h.get_deadline(Instant::now() + Duration::from_secs(30))?, 9);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`get_timeout`](AsyncResult::get_timeout).
+    pub fn get_deadline(&self, deadline: Instant) -> Result<R, TaskTimeoutError> {
+        self.cell.value_until(Some(deadline))
     }
 }
 
@@ -809,7 +845,8 @@ impl<R> AsyncResult<R> {
         self.cell.is_done()
     }
 
-    /// Waits until the task is done.
+    /// Waits until the task is done (it always ends: a dead worker, a
+    /// terminated or dropped pool fail it).
     ///
     /// # Examples
     ///
@@ -827,7 +864,9 @@ impl<R> AsyncResult<R> {
         self.cell.wait(None);
     }
 
-    /// Waits at most `timeout`; whether the task is done.
+    /// Waits at most `timeout` (`Duration::MAX`: no limit) until the task
+    /// is done; [`TimedOut`] if it is not (Python: `wait(timeout)`, after
+    /// which one asks `ready()`).
     ///
     /// # Examples
     ///
@@ -838,11 +877,37 @@ impl<R> AsyncResult<R> {
     /// }
     /// let pool = shmproc::Pool::new(1)?;
     /// let h = pool.apply_async(square, 3)?;
-    /// assert!(h.wait_timeout(Duration::from_secs(30)));
+    /// h.wait_timeout(Duration::from_secs(30))?;
+    /// assert!(h.ready());
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn wait_timeout(&self, timeout: Duration) -> bool {
-        self.cell.wait(Some(Instant::now() + timeout))
+    ///
+    /// # Errors
+    /// [`TimedOut`] if the task was not done in time (it goes on).
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<(), TimedOut> {
+        if self.cell.wait(deadline_after(timeout)) { Ok(()) } else { Err(TimedOut) }
+    }
+
+    /// As [`wait_timeout`](AsyncResult::wait_timeout), waiting until the
+    /// instant `deadline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// fn sleep_ms(ms: u64) {
+    ///     std::thread::sleep(Duration::from_millis(ms))
+    /// }
+    /// let pool = shmproc::Pool::new(1)?;
+    /// let h = pool.apply_async(sleep_ms, 60_000)?;
+    /// assert_eq!(h.wait_deadline(Instant::now()), Err(shmproc::TimedOut));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`wait_timeout`](AsyncResult::wait_timeout).
+    pub fn wait_deadline(&self, deadline: Instant) -> Result<(), TimedOut> {
+        if self.cell.wait(Some(deadline)) { Ok(()) } else { Err(TimedOut) }
     }
 
     /// Whether the task completed without error; `None` while it runs

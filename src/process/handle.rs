@@ -13,10 +13,12 @@ use crate::error::{Error, ProcessFailure, Result};
 use crate::process::bootstrap::{self, TaskSpec, Trampoline, trampoline};
 use crate::process::channel::{self, Channel};
 use crate::process::current::{self, ChildState};
+use crate::process::error::{JoinError, JoinTimeoutError};
 use crate::process::fnref::FnRef;
 use crate::process::forkserver::PrivateServer;
 use crate::process::start::{StartMethod, start_method};
 use crate::shm::handoff;
+use crate::sync::guard::deadline_after;
 use crate::sys::process::{self as sysproc, ForkPermit, Forked, RawExit};
 
 /// How a child process ended.
@@ -461,7 +463,8 @@ impl ProcessBuilder {
 /// A child process (Python: `multiprocessing.Process`).
 ///
 /// `R` is what the child's function returns; [`join`](Process::join) gives
-/// it back. Dropping a `Process` without joining leaves the child running;
+/// it back. Dropping a `Process` without joining leaves the child running
+/// (its result, or why it has none, is then lost);
 /// it is reaped later by [`active_children`](crate::active_children) or the
 /// next start, so no zombie stays behind. At normal exit of this program,
 /// non-daemon children are waited for and daemon children terminated, as in
@@ -760,37 +763,46 @@ impl<R: DeserializeOwned> Process<R> {
     /// ```
     ///
     /// # Errors
-    /// [`Error::ProcessFailed`] with the panic message, the signal, or the
-    /// exit code when the child produced no result; [`Error::Codec`].
-    pub fn join(&mut self) -> Result<R> {
-        self.child.wait(None)?;
+    /// [`JoinError::Panicked`] (with the panic message),
+    /// [`JoinError::Signaled`], [`JoinError::Exited`] or
+    /// [`JoinError::CouldNotRun`] when the child produced no result;
+    /// [`JoinError::Failed`] if the result does not decode
+    /// ([`Error::Codec`]) or the OS refused the wait. Each converts into
+    /// [`Error::ProcessFailed`] (or the error inside `Failed`).
+    pub fn join(&mut self) -> Result<R, JoinError> {
+        self.child.wait(None).map_err(JoinError::Failed)?;
         self.collect()
     }
 
-    /// Like [`join`](Process::join), giving up after `timeout`:
-    /// `Ok(None)` if the child is still running.
+    /// Like [`join`](Process::join), giving up after `timeout`
+    /// (`Duration::MAX`: no limit) with [`JoinTimeoutError::Timeout`]; the
+    /// child goes on and may be joined again (Python: `join(timeout)`,
+    /// which returns `None` then and leaves the result to `exitcode`).
     ///
     /// # Examples
     ///
     /// ```
+    /// use shmproc::JoinTimeoutError;
     /// use std::time::Duration;
     /// fn sleep(ms: u64) -> u64 {
     ///     std::thread::sleep(Duration::from_millis(ms));
     ///     ms
     /// }
     /// let mut p = shmproc::Process::spawn(sleep, 300)?;
-    /// assert_eq!(p.join_timeout(Duration::from_millis(1))?, None);
-    /// assert_eq!(p.join_timeout(Duration::from_secs(30))?, Some(300));
+    /// assert!(matches!(p.join_timeout(Duration::ZERO), Err(JoinTimeoutError::Timeout)));
+    /// assert_eq!(p.join_timeout(Duration::from_secs(30))?, 300);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// As for [`join`](Process::join).
-    pub fn join_timeout(&mut self, timeout: Duration) -> Result<Option<R>> {
-        self.join_deadline(Instant::now() + timeout)
+    /// [`JoinTimeoutError::Timeout`]; the others as for
+    /// [`join`](Process::join).
+    pub fn join_timeout(&mut self, timeout: Duration) -> Result<R, JoinTimeoutError> {
+        self.join_until(deadline_after(timeout))
     }
 
-    /// Like [`join_timeout`](Process::join_timeout) with a deadline.
+    /// Like [`join_timeout`](Process::join_timeout), waiting until the
+    /// instant `deadline`.
     ///
     /// # Examples
     ///
@@ -800,35 +812,40 @@ impl<R: DeserializeOwned> Process<R> {
     /// }
     /// let mut p = shmproc::Process::spawn(square, 3)?;
     /// let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    /// assert_eq!(p.join_deadline(deadline)?, Some(9));
+    /// assert_eq!(p.join_deadline(deadline)?, 9);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// As for [`join`](Process::join).
-    pub fn join_deadline(&mut self, deadline: Instant) -> Result<Option<R>> {
-        match self.child.wait(Some(deadline))? {
-            None => Ok(None),
-            Some(_) => self.collect().map(Some),
+    /// As for [`join_timeout`](Process::join_timeout).
+    pub fn join_deadline(&mut self, deadline: Instant) -> Result<R, JoinTimeoutError> {
+        self.join_until(Some(deadline))
+    }
+
+    fn join_until(&mut self, deadline: Option<Instant>) -> Result<R, JoinTimeoutError> {
+        match self.child.wait(deadline).map_err(JoinTimeoutError::Failed)? {
+            None => Err(JoinTimeoutError::Timeout),
+            Some(_) => self.collect().map_err(JoinTimeoutError::from),
         }
     }
 
-    fn collect(&mut self) -> Result<R> {
+    /// The result of a child that has exited.
+    fn collect(&mut self) -> Result<R, JoinError> {
         if self.outcome.is_none() {
-            self.outcome = self.channel.result()?;
+            self.outcome = self.channel.result().map_err(JoinError::Failed)?;
         }
-        let fail = |failure| Error::ProcessFailed { pid: self.pid(), name: self.child.name.clone(), failure };
+        let fail = |failure| JoinError::from_failure(self.pid(), self.child.name.clone(), failure);
         match &self.outcome {
-            Some((channel::OK, bytes)) => codec::decode(bytes),
+            Some((channel::OK, bytes)) => codec::decode(bytes).map_err(JoinError::Failed),
             Some((channel::PANIC, m)) => Err(fail(ProcessFailure::Panicked(String::from_utf8_lossy(m).into_owned()))),
             Some((_, m)) => Err(fail(ProcessFailure::TaskError(String::from_utf8_lossy(m).into_owned()))),
-            None => match self.child.poll()? {
+            None => match self.child.poll().map_err(JoinError::Failed)? {
                 Some(RawExit::Signal(s)) => Err(fail(ProcessFailure::Signaled(s))),
                 Some(RawExit::Code(c)) if !self.channel.started() => Err(fail(ProcessFailure::TaskError(format!(
                     "the child exited with code {c} before reaching its task (see its stderr)"
                 )))),
                 Some(RawExit::Code(c)) => Err(fail(ProcessFailure::Exited(c))),
-                None => Err(Error::InvalidArgument { what: "the child has not exited" }),
+                None => Err(JoinError::Failed(Error::InvalidArgument { what: "the child has not exited" })),
             },
         }
     }

@@ -132,7 +132,7 @@ fn server_sigkill_makes_every_proxy_dead_and_a_restart_serves_no_stale_proxy() {
     is("a new dict", mgr.dict::<u8, u8>());
     is("connecting by name to the dead server", Manager::connect(&name));
     let mut p = Context::new(StartMethod::Spawn).spawn(call_given, d.clone()).expect("spawn");
-    assert_eq!(p.join_timeout(HANG_GUARD).expect("join").expect("hang guard"), "ManagerDead");
+    assert_eq!(p.join_timeout(HANG_GUARD).expect("join: hang guard"), "ManagerDead");
 
     ctx.step("restart under the same name");
     drop(mgr); // the owner: removes the name
@@ -142,7 +142,7 @@ fn server_sigkill_makes_every_proxy_dead_and_a_restart_serves_no_stale_proxy() {
     is("the old proxy after the restart", d.get(&"k".into()));
     let mut p = Context::new(StartMethod::Spawn).spawn(call_decoded, old_bytes).expect("spawn");
     assert_eq!(
-        p.join_timeout(HANG_GUARD).expect("join").expect("hang guard"),
+        p.join_timeout(HANG_GUARD).expect("join: hang guard"),
         "ManagerDead",
         "an old proxy decoded in a new process"
     );
@@ -258,7 +258,7 @@ fn concurrent_updates_from_several_processes_lose_nothing() {
     }
     count_up((d.clone(), 500)).expect("this process");
     for k in &mut kids {
-        k.join_timeout(HANG_GUARD).expect("join").expect("hang guard").expect("child");
+        k.join_timeout(HANG_GUARD).expect("join: hang guard").expect("child");
     }
     assert_eq!(d.get(&"count".into()).expect("get"), Some(2500));
     mgr.shutdown().expect("shutdown");

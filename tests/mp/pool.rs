@@ -18,7 +18,10 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Resource, Rlimit, Signal, getpid, kill_process, setrlimit};
 use serde::{Deserialize, Serialize};
-use shmproc::{Context, Error, Pool, Process, ProcessFailure, ProcessPoolExecutor, Queue, StartMethod};
+use shmproc::{
+    Context, Error, JoinTimeoutError, Pool, PoolJoinError, Process, ProcessFailure, ProcessPoolExecutor, Queue,
+    StartMethod, TaskError, TaskTimeoutError,
+};
 
 use crate::harness::{self, Ctx, HANG_GUARD, arg, arg_num, say};
 
@@ -42,13 +45,12 @@ where
 /// Joins a pool parent within the hang guard.
 fn join_parent<R: serde::de::DeserializeOwned>(p: &mut Process<R>, what: &str) -> shmproc::Result<R> {
     match p.join_timeout(HANG_GUARD) {
-        Ok(None) => {
+        Err(JoinTimeoutError::Timeout) => {
             let _ = p.kill();
             let _ = p.join();
             panic!("hang guard: {what} (pid {}) still running after {HANG_GUARD:?}", p.pid());
         }
-        Ok(Some(r)) => Ok(r),
-        Err(e) => Err(e),
+        r => Ok(r?),
     }
 }
 
@@ -133,7 +135,7 @@ fn case40_pool(method: StartMethod) -> Result<(), String> {
     let victim = q.get_timeout(HANG_GUARD).map_err(|e| format!("{method}: no pid reported: {e:?}"))?;
     kill9(victim);
     match long.get_timeout(HANG_GUARD) {
-        Err(Error::WorkerDied { pid, signal: Some(9), .. }) if pid == victim => {}
+        Err(TaskTimeoutError::WorkerDied { pid, signal: Some(9), .. }) if pid == victim => {}
         other => return Err(format!("{method}: the killed worker's task gave {:?}", other.map_err(|e| e.to_string()))),
     }
     for (i, h) in queued.iter().enumerate() {
@@ -169,12 +171,12 @@ fn case40_executor(method: StartMethod) -> Result<(), String> {
     let victim = q.get_timeout(HANG_GUARD).map_err(|e| format!("{method}: no pid reported: {e:?}"))?;
     kill9(victim);
     match long.result_timeout(HANG_GUARD) {
-        Err(Error::WorkerDied { pid, signal: Some(9), .. }) if pid == victim => {}
+        Err(TaskTimeoutError::WorkerDied { pid, signal: Some(9), .. }) if pid == victim => {}
         other => return Err(format!("{method}: the running future gave {:?}", other.map_err(|e| e.to_string()))),
     }
     for f in &pending {
         match f.result_timeout(HANG_GUARD) {
-            Err(Error::BrokenPool { .. }) => {}
+            Err(TaskTimeoutError::BrokenPool { .. }) => {}
             other => return Err(format!("{method}: a pending future gave {:?}", other.map_err(|e| e.to_string()))),
         }
     }
@@ -309,7 +311,7 @@ fn crash_matrix(method: StartMethod) -> Result<Vec<String>, String> {
     for (how, at) in survivable() {
         let c = Crash { how, at, parent: me };
         let h = pool.apply_async(crash_task, c).map_err(|e| e.to_string())?;
-        let got = describe(&h.get_timeout(HANG_GUARD));
+        let got = describe(&h.get_timeout(HANG_GUARD).map_err(Error::from));
         let after = describe(&pool.apply(square, 3));
         lines.push(format!("pool {how:?} {at:?}: {got}; then {after}"));
     }
@@ -319,10 +321,10 @@ fn crash_matrix(method: StartMethod) -> Result<Vec<String>, String> {
         let ex =
             ProcessPoolExecutor::builder().max_workers(1).start_method(method).build().map_err(|e| e.to_string())?;
         let f = ex.submit(crash_task, c).map_err(|e| e.to_string())?;
-        let got = describe(&f.result_timeout(HANG_GUARD));
+        let got = describe(&f.result_timeout(HANG_GUARD).map_err(Error::from));
         // Broken after a death: a submission fails, or (if the executor
         // has not noticed yet) its future does.
-        let after = describe(&ex.submit(square, 3).and_then(|f| f.result_timeout(HANG_GUARD)));
+        let after = describe(&ex.submit(square, 3).and_then(|f| Ok(f.result_timeout(HANG_GUARD)?)));
         lines.push(format!("executor {how:?} {at:?}: {got}; then {after}"));
     }
     Ok(lines)
@@ -451,7 +453,7 @@ fn case42(method: StartMethod) -> Result<Vec<String>, String> {
     let mut out = vec![
         describe(&pool.apply_async(take_unencodable, Unencodable).map(|_| ())),
         describe(&pool.map(take_unencodable, vec![Unencodable, Unencodable])),
-        describe(&pool.imap(take_unencodable, vec![Unencodable]).and_then(|mut it| it.next().expect("one item"))),
+        describe(&pool.imap(take_unencodable, vec![Unencodable]).and_then(|mut it| Ok(it.next().expect("one item")?))),
         describe(&pool.apply(take_undecodable, Undecodable)),
         describe(&pool.apply(give_unencodable, ())),
         describe(&pool.apply(give_undecodable, ())),
@@ -463,8 +465,8 @@ fn case42(method: StartMethod) -> Result<Vec<String>, String> {
     out.extend([
         describe(&ex.submit(take_unencodable, Unencodable).map(|_| ())),
         describe(&ex.map(take_unencodable, vec![Unencodable], 1).map(|_| ())),
-        describe(&ex.submit(give_unencodable, ()).and_then(|f| f.result())),
-        describe(&ex.submit(square, 2).and_then(|f| f.result())),
+        describe(&ex.submit(give_unencodable, ()).and_then(|f| Ok(f.result()?))),
+        describe(&ex.submit(square, 2).and_then(|f| Ok(f.result()?))),
     ]);
     Ok(out)
 }
@@ -501,10 +503,26 @@ fn slow_report(i: u64) -> u64 {
 fn case46((method, q): (StartMethod, Queue<u32>)) -> String {
     rustix::process::setpgid(None, None).expect("setpgid");
     let pool = Pool::builder().processes(2).start_method(method).initializer(set_gate, q).build().expect("pool");
+    // Holds one worker for the whole map; the pools' termination fails it.
+    let pending = pool.apply_async(sleep_quietly, 60_000).expect("submit");
     let r = pool.map_chunked(slow_report, 0..1000, 1);
     let left = shmproc::active_children();
     let again = describe(&pool.apply(square, 2));
-    format!("{}; children left {}; then {again}", describe(&r), left.len())
+    let pending = match (pending.get(), pending.get_timeout(HANG_GUARD)) {
+        (Err(TaskError::Interrupted), Err(TaskTimeoutError::Interrupted)) => "Interrupted".to_owned(),
+        other => format!("{other:?}"),
+    };
+    let joined = match pool.join() {
+        Err(PoolJoinError::Interrupted) => "Interrupted".to_owned(),
+        other => format!("{other:?}"),
+    };
+    format!("{}; children left {}; then {again}; pending {pending}; join {joined}", describe(&r), left.len())
+}
+
+/// Task: sleeps `ms` without reporting.
+fn sleep_quietly(ms: u64) -> u64 {
+    std::thread::sleep(Duration::from_millis(ms));
+    ms
 }
 
 /// Pool parent: makes a pool and waits, in no pool call, until it is
@@ -533,7 +551,7 @@ fn case46_sigint_during_map() {
         let group = Pid::from_raw(p.pid() as i32).expect("pid");
         rustix::process::kill_process_group(group, Signal::INT).expect("SIGINT to the group");
         let got = join_parent(&mut p, "case 46").expect("pool parent");
-        assert_eq!(got, "Interrupted; children left 0; then Interrupted", "{m}");
+        assert_eq!(got, "Interrupted; children left 0; then Interrupted; pending Interrupted; join Interrupted", "{m}");
         let mut workers: HashSet<u32> = HashSet::from([first]);
         while let Ok(w) = q.try_get() {
             workers.insert(w);
@@ -587,14 +605,15 @@ fn role_failpoint() {
     let pool = Pool::builder().processes(4).start_method(method).build().expect("pool");
     let mut counts = std::collections::BTreeMap::<String, u64>::new();
     if n == 1 {
-        *counts.entry(describe(&pool.apply_async(square, 3).expect("submit").get_timeout(HANG_GUARD))).or_default() +=
-            1;
+        *counts
+            .entry(describe(&pool.apply_async(square, 3).expect("submit").get_timeout(HANG_GUARD).map_err(Error::from)))
+            .or_default() += 1;
     } else {
         for (i, r) in pool.imap(square, 0..n).expect("imap").enumerate() {
             if let Ok(v) = &r {
                 assert_eq!(*v, (i * i) as u64);
             }
-            *counts.entry(describe(&r)).or_default() += 1;
+            *counts.entry(describe(&r.map_err(Error::from))).or_default() += 1;
         }
     }
     let line: Vec<String> = counts.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -638,7 +657,7 @@ fn role_chaos() {
                 assert_eq!(v, (i * i) as u64);
                 ok += 1;
             }
-            Err(Error::WorkerDied { .. }) => died += 1,
+            Err(TaskError::WorkerDied { .. }) => died += 1,
             Err(e) => panic!("item {i}: {e}"),
         }
     }

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rustix::process::{Resource, Rlimit, Signal, getpid, getrlimit, kill_process, setrlimit};
-use shmproc::{Context, Error, Process, ProcessFailure, Shared, StartMethod};
+use shmproc::{Context, Error, JoinError, JoinTimeoutError, Process, ProcessFailure, Shared, StartMethod};
 
 use crate::harness::{self, Ctx, HANG_GUARD, arg, arg_num, fd_count, proc_state, say, wait_for_parent};
 
@@ -230,22 +230,27 @@ where
     R: std::fmt::Debug + serde::de::DeserializeOwned,
 {
     let r = match p.join_timeout(HANG_GUARD) {
-        Ok(None) => {
+        Err(JoinTimeoutError::Timeout) => {
             let _ = p.kill();
             return format!("hang: still running after {HANG_GUARD:?}");
         }
-        Ok(Some(v)) => format!("Ok({v:?})"),
-        Err(Error::ProcessFailed { failure, pid, .. }) => {
-            assert_eq!(pid, p.pid(), "the error names the child");
-            match failure {
-                ProcessFailure::Panicked(m) => format!("Panicked({m})"),
-                ProcessFailure::Exited(c) => format!("Exited({c})"),
-                ProcessFailure::Signaled(s) => format!("Signaled({s})"),
-                ProcessFailure::TaskError(m) => format!("TaskError({m})"),
-                other => format!("{other:?}"),
+        Ok(v) => format!("Ok({v:?})"),
+        Err(e) => {
+            let error = Error::from(e);
+            match error {
+                Error::ProcessFailed { failure, pid, .. } => {
+                    assert_eq!(pid, p.pid(), "the error names the child");
+                    match failure {
+                        ProcessFailure::Panicked(m) => format!("Panicked({m})"),
+                        ProcessFailure::Exited(c) => format!("Exited({c})"),
+                        ProcessFailure::Signaled(s) => format!("Signaled({s})"),
+                        ProcessFailure::TaskError(m) => format!("TaskError({m})"),
+                        other => format!("{other:?}"),
+                    }
+                }
+                e => format!("{}: {e}", harness::variant(&e)),
             }
         }
-        Err(e) => format!("{}: {e}", harness::variant(&e)),
     };
     let code = p.exitcode().map_or_else(|| "?".to_owned(), |s| s.python().to_string());
     format!("{r} exit {code}")
@@ -373,7 +378,7 @@ fn exhaust(x: &Exhaust<'_>) -> Result<String, String> {
     for mut p in held {
         let _ = p.kill();
         match p.join() {
-            Err(Error::ProcessFailed { failure: ProcessFailure::Signaled(9), .. }) => {}
+            Err(JoinError::Signaled { signal: 9, .. }) => {}
             other => problems.push(format!("a held child (pid {}) joined as {other:?}", p.pid())),
         }
     }
@@ -415,7 +420,7 @@ fn nofile_rounds(method: StartMethod, keep: &[u32]) -> Result<Vec<String>, Strin
     let ctx = Context::new(method);
     // Warm up (launches the fork server and the launcher thread) and take
     // the baseline.
-    ctx.spawn(square, 2).and_then(|mut p| p.join()).map_err(|e| format!("{method}: warm-up: {e}"))?;
+    ctx.spawn(square, 2).and_then(|mut p| Ok(p.join()?)).map_err(|e| format!("{method}: warm-up: {e}"))?;
     let fds0 = baseline_fds();
     if fds0 + 4 >= 32 {
         return Err(format!("{fds0} descriptors already open: too many for a limit of 32"));
@@ -430,7 +435,7 @@ fn nofile_rounds(method: StartMethod, keep: &[u32]) -> Result<Vec<String>, Strin
             start: &|| ctx.process().daemon(true).spawn(sleep_ms, 30_000),
             lower: &|| set_soft(Resource::Nofile, Some(limit)),
             restore: &|| set_soft(Resource::Nofile, soft0),
-            check: &|| ctx.spawn(square, 7).and_then(|mut p| p.join()),
+            check: &|| ctx.spawn(square, 7).and_then(|mut p| Ok(p.join()?)),
         })?;
         out.push(format!("{label}: {msg}"));
     }
@@ -461,7 +466,7 @@ fn fork_nproc_round(_: ()) -> Result<String, String> {
         start: &|| ctx.process().daemon(true).spawn(sleep_ms, 30_000),
         lower: &|| nproc_lower(&lowered, limit),
         restore: &|| set_soft(Resource::Nproc, soft0),
-        check: &|| ctx.spawn(square, 7).and_then(|mut p| p.join()),
+        check: &|| ctx.spawn(square, 7).and_then(|mut p| Ok(p.join()?)),
     })
     .map(|m| format!("{label}: {m}"))
 }
@@ -478,11 +483,11 @@ fn fork_rules(_: ()) -> Result<(), String> {
     if thread_count() != 1 {
         return Err(format!("the task runs with {} threads", thread_count()));
     }
-    let got = fork.spawn(square, 5).and_then(|mut p| p.join()).map_err(|e| format!("fork, single thread: {e}"))?;
+    let got = fork.spawn(square, 5).and_then(|mut p| Ok(p.join()?)).map_err(|e| format!("fork, single thread: {e}"))?;
     if got != 25 {
         return Err(format!("fork gave {got}"));
     }
-    let got = Process::fork(|| 6u64 * 7).and_then(|mut p| p.join()).map_err(|e| format!("Process::fork: {e}"))?;
+    let got = Process::fork(|| 6u64 * 7).and_then(|mut p| Ok(p.join()?)).map_err(|e| format!("Process::fork: {e}"))?;
     if got != 42 {
         return Err(format!("Process::fork gave {got}"));
     }
@@ -509,12 +514,12 @@ fn fork_rules(_: ()) -> Result<(), String> {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let got = fork.spawn(square, 8).and_then(|mut p| p.join()).map_err(|e| format!("fork after join: {e}"))?;
+    let got = fork.spawn(square, 8).and_then(|mut p| Ok(p.join()?)).map_err(|e| format!("fork after join: {e}"))?;
     if got != 64 {
         return Err(format!("fork after join gave {got}"));
     }
     for m in THREADED_METHODS {
-        let got = Context::new(m).spawn(square, 3).and_then(|mut p| p.join()).map_err(|e| format!("{m}: {e}"))?;
+        let got = Context::new(m).spawn(square, 3).and_then(|mut p| Ok(p.join()?)).map_err(|e| format!("{m}: {e}"))?;
         if got != 9 {
             return Err(format!("{m} gave {got}"));
         }
@@ -540,7 +545,7 @@ fn fork_and_hold(slot: Shared<AtomicU64>) {
 /// zombie and no descriptor is left.
 fn drop_unjoined((method, n): (StartMethod, usize)) -> Result<usize, String> {
     let ctx = Context::new(method);
-    ctx.spawn(square, 1).and_then(|mut p| p.join()).map_err(|e| format!("{method}: warm-up: {e}"))?;
+    ctx.spawn(square, 1).and_then(|mut p| Ok(p.join()?)).map_err(|e| format!("{method}: warm-up: {e}"))?;
     let keep: Vec<u32> = fork_server().into_iter().collect();
     let fds0 = baseline_fds();
     for i in 0..n {
@@ -613,7 +618,7 @@ pub(crate) fn role_nofile() {
     let mut lines = Vec::new();
     for m in THREADED_METHODS {
         // The fork server counts as a child that stays.
-        Context::new(m).spawn(square, 1).and_then(|mut p| p.join()).expect("warm-up");
+        Context::new(m).spawn(square, 1).and_then(|mut p| Ok(p.join()?)).expect("warm-up");
         let keep: Vec<u32> = fork_server().into_iter().collect();
         lines.extend(nofile_rounds(m, &keep).unwrap_or_else(|e| panic!("{e}")));
     }
@@ -664,9 +669,12 @@ pub(crate) fn role_nproc_first() {
 pub(crate) fn role_nproc() {
     let soft0 = getrlimit(Resource::Nproc).current;
     let ctx = Context::new(StartMethod::Spawn);
-    ctx.spawn(square, 1).and_then(|mut p| p.join()).expect("warm-up (starts the launcher thread)");
+    ctx.spawn(square, 1).and_then(|mut p| Ok(p.join()?)).expect("warm-up (starts the launcher thread)");
     first_starts_refused("launcher thread running");
-    Context::new(StartMethod::ForkServer).spawn(square, 1).and_then(|mut p| p.join()).expect("fork server works again");
+    Context::new(StartMethod::ForkServer)
+        .spawn(square, 1)
+        .and_then(|mut p| Ok(p.join()?))
+        .expect("fork server works again");
     let keep: Vec<u32> = fork_server().into_iter().collect();
     let fds0 = baseline_fds();
     let limit = tasks_of_uid(LIMITED_UID) + 3;
@@ -679,7 +687,7 @@ pub(crate) fn role_nproc() {
         start: &|| ctx.process().daemon(true).spawn(sleep_ms, 30_000),
         lower: &|| nproc_lower(&lowered, limit),
         restore: &|| set_soft(Resource::Nproc, soft0),
-        check: &|| ctx.spawn(square, 7).and_then(|mut p| p.join()),
+        check: &|| ctx.spawn(square, 7).and_then(|mut p| Ok(p.join()?)),
     })
     .unwrap_or_else(|e| panic!("{e}"));
     say(format!("ok {label}: {msg}"));

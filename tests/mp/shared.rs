@@ -104,9 +104,9 @@ fn fork_counting((v, a): (Value<i64>, Array<i32>)) -> Result<i64, String> {
     let mut kids = vec![ctx.spawn(add_1000, v.clone()).map_err(e)?, ctx.spawn(add_1000, v.clone()).map_err(e)?];
     let mut n = ctx.spawn(negate_all, a).map_err(e)?;
     for k in &mut kids {
-        k.join().map_err(e)?;
+        k.join().map_err(|x| e(x.into()))?;
     }
-    n.join().map_err(e)?;
+    n.join().map_err(|x| e(x.into()))?;
     v.load().map_err(e)
 }
 

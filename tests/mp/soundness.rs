@@ -154,10 +154,11 @@ fn fork_beside_a_busy_thread(rounds: u32) -> Result<u32, String> {
                 shmproc::current_process().pid()
             })
             .map_err(s)?;
-        match p.join_timeout(HANG_GUARD).map_err(s)? {
-            Some(pid) if pid == p.pid() => back += 1,
-            Some(pid) => return Err(format!("child says pid {pid}, is {}", p.pid())),
-            None => {
+        match p.join_timeout(HANG_GUARD) {
+            Ok(pid) if pid == p.pid() => back += 1,
+            Ok(pid) => return Err(format!("child says pid {pid}, is {}", p.pid())),
+            Err(e) if !matches!(e, shmproc::JoinTimeoutError::Timeout) => return Err(s(e.into())),
+            Err(_) => {
                 let _ = p.kill();
                 return Err("a child forked beside a busy thread hung".to_owned());
             }
@@ -275,12 +276,12 @@ fn static_producer_has_one_holder(gate_name: String) -> Result<(), String> {
         })
         .map_err(s)?;
         let (parent_said, child_said) = if child_first {
-            let c = child.join().map_err(s)?;
+            let c = child.join().map_err(|e| s(e.into()))?;
             (push_static(1), c)
         } else {
             let p = push_static(1);
             gate.set();
-            (p, child.join().map_err(s)?)
+            (p, child.join().map_err(|e| s(e.into()))?)
         };
         let want = if child_first { ("lost", "pushed") } else { ("pushed", "lost") };
         if (parent_said.as_str(), child_said.as_str()) != want {
