@@ -262,3 +262,48 @@ fn typed_pipe_ends_send_and_receive_each_way() {
     assert!(matches!(b.recv(), Err(RecvError::Disconnected)));
     assert!(matches!(b.send("gone".into()), Err(SendError::Disconnected(_))));
 }
+
+/// A child's task that is never run (its start fails).
+fn never_runs(_: (Sender<u8>, Unencodable)) {}
+
+/// A child's task that is never run (its start fails).
+fn never_forked(_: Sender<u8>) {}
+
+/// A `spawn` that fails after encoding its argument (here: an argument
+/// that does not encode after a sender did; and a fork refused in a
+/// multi-threaded process) gives the in-flight handles back: the receiver
+/// still learns that every sender is gone.
+#[test]
+fn a_spawn_that_fails_gives_its_in_flight_handles_back() {
+    let (tx, rx) = shmproc::channel::<u8>(4).expect("channel");
+    let r = shmproc::Process::spawn(never_runs, (tx.clone(), Unencodable));
+    assert!(r.is_err(), "the argument does not encode");
+    // A second thread, alive during the fork attempt: fork is refused.
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let other = std::thread::spawn(move || stop_rx.recv());
+    let r = shmproc::Context::new(shmproc::StartMethod::Fork).spawn(never_forked, tx.clone());
+    assert!(matches!(r, Err(Error::ForkUnsafe { .. })), "{:?}", r.err());
+    stop_tx.send(()).expect("stop");
+    other.join().expect("thread").expect("recv");
+    drop(tx);
+    assert!(matches!(rx.recv_timeout(HANG_GUARD), Err(RecvTimeoutError::Disconnected)));
+}
+
+thread_local! {
+    static KEPT: std::cell::RefCell<Option<Sender<u8>>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A sender dropped by a thread-local destructor (the thread ends) is
+/// given back like any other.
+#[test]
+fn a_sender_dropped_in_a_thread_local_destructor_counts_out() {
+    let (tx, rx) = shmproc::channel::<u8>(4).expect("channel");
+    std::thread::spawn(move || {
+        tx.send(1).expect("send"); // this thread has used shmproc
+        KEPT.with(|k| *k.borrow_mut() = Some(tx));
+    })
+    .join()
+    .expect("thread");
+    assert_eq!(rx.recv_timeout(HANG_GUARD).expect("the item"), 1);
+    assert!(matches!(rx.recv_timeout(HANG_GUARD), Err(RecvTimeoutError::Disconnected)));
+}

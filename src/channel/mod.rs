@@ -4,8 +4,8 @@
 //! make a `(Sender<T>, Receiver<T>)` pair for any serde `T` (or plain data
 //! through [`Pod`], which is sent as its bytes). Both handles are `Clone`,
 //! serialize (so they can be a child's argument under every start method,
-//! or an item of a queue), and work from any number of threads and
-//! processes at once: a multi-producer multi-consumer FIFO.
+//! like every anonymous shared object), and work from any number of
+//! threads and processes at once: a multi-producer multi-consumer FIFO.
 //!
 //! A channel knows its ends: receivers get `Disconnected` once the channel
 //! is empty and every [`Sender`] was dropped (in any thread of any

@@ -16,7 +16,9 @@
 //!   holds handles never gives them back; a waiter that asks the OS (at
 //!   the engine's liveness intervals) finds every process still holding a
 //!   handle of the other side dead, and the dead entries' counts leave the
-//!   header word ([`reclaim`], once per entry by a `swap`).
+//!   header word (once per entry: a compare-and-swap from the word read
+//!   before the death was confirmed, so an entry that changed since, by a
+//!   take-over or a new process, is left alone and asked about again).
 //!
 //! A handle is counted in the header before its entry, and given back from
 //! its entry before the header, so the header word is never below the sum
@@ -26,16 +28,19 @@
 //!
 //! # Handles that travel
 //!
-//! A handle serializes (to become a child's argument, or an item of a
-//! queue) as its segment, its process's entry index and stamp, and counts
-//! one more handle for the encoding process, *in flight*. The decoding
-//! process counts its new handle in its own entry first, then gives the
-//! in-flight one back from the encoder's entry (a compare-and-swap that
+//! A handle serializes (to become a child's argument) as its segment, its
+//! process's entry index and stamp, and counts one more handle for the
+//! encoding process, *in flight*. The decoding process takes it over: it
+//! takes the handle out of the encoder's entry (a compare-and-swap that
 //! checks the stamp, so an entry reused by another process since is left
-//! alone). So a parent that sends a `Sender` to a child and drops its own
-//! never leaves the count at zero in between. An encoding that is never
-//! decoded stays counted for the encoding process until that process
-//! exits.
+//! alone) and adds it to its own, without touching the header. So a parent that sends a `Sender` to a
+//! child and drops its own never leaves the count at zero in between. A
+//! decoder that finds the in-flight handle gone from the encoder's entry
+//! (the encoder died and was reclaimed) counts its handle afresh. An
+//! encoding that fails, or whose child cannot be started, is undone (the
+//! process layer runs the encoding's give-backs); one whose child dies
+//! before it decodes stays counted for the encoding process until that
+//! process exits.
 //!
 //! A fork child's copies of its parent's handles are not its own (the
 //! stamp differs): dropping one there gives nothing back, and they count
@@ -56,7 +61,7 @@ use crate::channel::typed_error::{
 };
 use crate::error::{Error, Result};
 use crate::loom::atomic::Ordering;
-use crate::owner::registry::{Entry, process_id};
+use crate::owner::registry::Entry;
 use crate::shm::header::kind;
 use crate::shm::segment::Segment;
 
@@ -74,29 +79,77 @@ struct Mark {
 
 const NONE: usize = usize::MAX;
 
-/// The calling process's stamp: its owner id mixed with its nonce, never 0
-/// (a reused tag gets a new nonce, so a stamp names one process).
+/// The calling process's stamp: its liveness token's nonce folded to 32
+/// bits, never 0 (a new process, fork children included, has a new
+/// nonce). Process-wide and cached per pid: a drop from a thread-local
+/// destructor, or from a thread past the owner layer's limit, still
+/// finds it.
 fn stamp() -> Result<u32> {
-    let (me, nonce) = process_id().map_err(|e| Error::os("liveness token", e))?;
-    Ok((me ^ nonce as u32 ^ (nonce >> 32) as u32) | 1)
+    static CACHED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let pid = u64::from(crate::sys::process::pid());
+    let c = CACHED.load(std::sync::atomic::Ordering::Relaxed);
+    if c >> 32 == pid && c != 0 {
+        return Ok(c as u32);
+    }
+    let token = crate::owner::token::current().map_err(|e| Error::os("liveness token", e))?;
+    let stamp = (token.nonce ^ (token.nonce >> 32)) as u32 | 1;
+    CACHED.store(pid << 32 | u64::from(stamp), std::sync::atomic::Ordering::Relaxed);
+    Ok(stamp)
 }
 
 fn total(inner: &Inner, end: End) -> &crate::loom::atomic::AtomicU64 {
     &inner.header().handles[end as usize]
 }
 
+/// This process's entry of `end` (registering it).
+fn my_entry<T>(q: &Queue<T>, end: End) -> Result<(usize, &Entry)> {
+    let full = Error::InvalidArgument { what: "a channel side held by more live processes than it can track (256)" };
+    let i = q.role(end)?.ok_or(full)?;
+    let e = q.inner().registry(end).entry(i).ok_or(Error::Corrupt { what: "channel registry" })?;
+    Ok((i, e))
+}
+
+const TOO_MANY: Error =
+    Error::InvalidArgument { what: "more than 2^32 - 1 handles of one channel side in one process" };
+
 /// Counts one handle of `end` for the calling process (header first, then
 /// its entry).
 fn count_in<T>(q: &Queue<T>, end: End) -> Result<Mark> {
     let stamp = stamp()?;
-    let inner = q.inner();
-    let full = Error::InvalidArgument { what: "a channel side held by more live processes than it can track (256)" };
-    let i = q.role(end)?.ok_or(full)?;
-    let e = inner.registry(end).entry(i).ok_or(Error::Corrupt { what: "channel registry" })?;
-    if !words::count_in(total(inner, end), &e.taken, stamp) {
-        return Err(Error::InvalidArgument { what: "more than 2^32 - 1 handles of one channel side in one process" });
+    let (i, e) = my_entry(q, end)?;
+    if !words::count_in(total(q.inner(), end), &e.taken, stamp) {
+        return Err(TOO_MANY);
     }
     Ok(Mark { entry: i, stamp })
+}
+
+/// Takes over a decoded handle that its encoder counted in flight in its
+/// entry `from` under `from_stamp`: from that entry to ours, the header
+/// unchanged. If the encoder's entry no longer holds it (the encoder died
+/// and its entry was reclaimed), the handle is counted afresh. If ours
+/// cannot be had, the in-flight handle is given back (the handle stops
+/// existing) and the error returned.
+fn take_over<T>(q: &Queue<T>, end: End, from: usize, from_stamp: u32) -> Result<Mark> {
+    let inner = q.inner();
+    let mine = stamp().and_then(|s| my_entry(q, end).map(|(i, e)| (s, i, e)));
+    let (stamp, i, e) = match mine {
+        Ok(m) => m,
+        Err(err) => {
+            give_back(inner, end, from, from_stamp);
+            return Err(err);
+        }
+    };
+    let held = inner.registry(end).entry(from).is_some_and(|f| words::leave(&f.taken, from_stamp));
+    if !held {
+        return count_in(q, end);
+    }
+    if words::enter(&e.taken, stamp) {
+        return Ok(Mark { entry: i, stamp });
+    }
+    if words::take(total(inner, end), 1) {
+        inner.lane().wake_all();
+    }
+    Err(TOO_MANY)
 }
 
 /// Gives back one handle counted in entry `i` under `stamp`; nothing if
@@ -110,8 +163,8 @@ fn give_back(inner: &Inner, end: End, i: usize, stamp: u32) {
     }
 }
 
-/// A dead process's entry of `end` (see `Inner::reclaim`): its handles
-/// leave the header word.
+/// A dead process's entry of `end`, taken over by a registering process
+/// (see `Inner::reclaim`): its handles leave the header word.
 pub(crate) fn reclaim(inner: &Inner, end: End, e: &Entry) {
     if words::reclaim(total(inner, end), &e.taken) {
         inner.lane().wake_all();
@@ -130,35 +183,60 @@ pub(crate) mod words {
     /// `false` (nothing counted) if the entry's count is at its limit.
     pub(crate) fn count_in(total: &AtomicU64, entry: &AtomicU64, stamp: u32) -> bool {
         total.fetch_add(1, Ordering::SeqCst);
-        let mine = u64::from(stamp) << 32;
-        // A word with another stamp is a previous holder's (reclaimed, so
-        // its count already left the header) or junk: ours starts over.
-        let grown = entry.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| match (w & !LOW == mine, w & LOW) {
-            (true, LOW) => None,
-            (true, _) => Some(w + 1),
-            (false, _) => Some(mine | 1),
-        });
-        if grown.is_err() {
-            take(total, 1);
+        if enter(entry, stamp) {
+            return true;
         }
-        grown.is_ok()
+        take(total, 1);
+        false
+    }
+
+    /// Adds one handle to an entry under `stamp` (the header already
+    /// counts it). A word with another stamp is a previous holder's
+    /// (reclaimed, so its count already left the header) or junk: ours
+    /// starts over. `false` at the count's limit.
+    pub(crate) fn enter(entry: &AtomicU64, stamp: u32) -> bool {
+        let mine = u64::from(stamp) << 32;
+        entry
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| match (w & !LOW == mine, w & LOW) {
+                (true, LOW) => None,
+                (true, _) => Some(w + 1),
+                (false, _) => Some(mine | 1),
+            })
+            .is_ok()
+    }
+
+    /// Takes one handle out of an entry if it holds one under `stamp`
+    /// (the header unchanged); whether it did.
+    pub(crate) fn leave(entry: &AtomicU64, stamp: u32) -> bool {
+        let mine = u64::from(stamp) << 32;
+        entry
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| (w & !LOW == mine && w & LOW != 0).then(|| w - 1))
+            .is_ok()
     }
 
     /// Gives back one handle counted under `stamp`: the entry first (only
     /// if it holds one of that stamp), then the header. Whether the header
     /// reached 0.
     pub(crate) fn give_back(total: &AtomicU64, entry: &AtomicU64, stamp: u32) -> bool {
-        let mine = u64::from(stamp) << 32;
-        let took = entry
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| (w & !LOW == mine && w & LOW != 0).then(|| w - 1));
-        took.is_ok() && take(total, 1)
+        leave(entry, stamp) && take(total, 1)
     }
 
-    /// A dead holder's entry: its whole count leaves the header (once: the
-    /// swap). Whether the header reached 0.
+    /// A dead holder's entry, taken over by the caller (nobody else
+    /// changes it): its whole count leaves the header, once (the swap).
+    /// Whether the header reached 0.
     pub(crate) fn reclaim(total: &AtomicU64, entry: &AtomicU64) -> bool {
         let n = entry.swap(0, Ordering::SeqCst) & LOW;
         n != 0 && take(total, n)
+    }
+
+    /// A dead holder's entry that still holds `seen` (read before its
+    /// death was confirmed): its count leaves the header. `None` if the
+    /// entry changed since (a decoder took a handle over, or a new
+    /// process took the entry): nothing is taken. Else whether the header
+    /// reached 0.
+    pub(crate) fn reclaim_seen(total: &AtomicU64, entry: &AtomicU64, seen: u64) -> Option<bool> {
+        entry.compare_exchange(seen, 0, Ordering::SeqCst, Ordering::SeqCst).ok()?;
+        Some(held(seen) != 0 && take(total, held(seen)))
     }
 
     /// The count of live handles in an entry word.
@@ -167,7 +245,7 @@ pub(crate) mod words {
     }
 
     /// Takes `n` from the header (never below 0); whether it reached 0.
-    fn take(total: &AtomicU64, n: u64) -> bool {
+    pub(crate) fn take(total: &AtomicU64, n: u64) -> bool {
         let before = total.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |t| Some(t.saturating_sub(n)));
         matches!(before, Ok(t) if t != 0 && t <= n)
     }
@@ -213,18 +291,30 @@ impl Ends for ChannelEnds<'_> {
 }
 
 /// Whether every process counted as holding a handle of `end` is
-/// confirmed dead (system calls; see the module docs).
+/// confirmed dead (system calls; see the module docs). A dead holder's
+/// count is reclaimed on the way.
 fn holders_gone(inner: &Inner, end: End) -> bool {
-    total(inner, end).load(Ordering::SeqCst) == 0
-        || inner
-            .registry(end)
-            .holders_dead(|e| words::held(e.taken.load(Ordering::SeqCst)) != 0, |e| reclaim(inner, end, e))
+    let t = total(inner, end);
+    let held = |e: &Entry| {
+        let w = e.taken.load(Ordering::SeqCst);
+        if words::held(w) != 0 { w } else { 0 }
+    };
+    let reclaim = |e: &Entry, seen: u64| match words::reclaim_seen(t, &e.taken, seen) {
+        Some(zero) => {
+            if zero {
+                inner.lane().wake_all();
+            }
+            true
+        }
+        None => false,
+    };
+    t.load(Ordering::SeqCst) == 0 || inner.registry(end).holders_dead(held, reclaim)
 }
 
 /// Makes a channel holding at most `cap` items (Python has no typed
 /// channel; crossbeam: `bounded`). Both handles are `Clone`, serialize
-/// (pass them to children under every start method, or inside queue
-/// items), and work from any number of threads and processes.
+/// (pass them to children as arguments, under every start method), and
+/// work from any number of threads and processes.
 ///
 /// # Examples
 ///
@@ -260,9 +350,11 @@ pub fn channel<T: Serialize + DeserializeOwned>(cap: usize) -> Result<(Sender<T>
     make(Queue::builder().maxsize(cap).capacity_bytes(DEFAULT_QUEUE_CAPACITY))
 }
 
-/// Makes a channel without an item limit: a send waits only while the
-/// ring holds [`UNBOUNDED_RING`] bytes of items (items larger than half of
-/// it travel through their own segment).
+/// Makes a channel without an item limit, bounded by bytes: a send waits
+/// (and `try_send` gives `Full`) only while the ring holds
+/// [`UNBOUNDED_RING`] bytes of items, which crossbeam's unbounded channel
+/// never does (items larger than half of it travel through their own
+/// segment).
 ///
 /// # Examples
 ///
@@ -296,8 +388,10 @@ fn make<T: Serialize + DeserializeOwned>(b: QueueBuilder<T>) -> Result<(Sender<T
 /// [`RecvError::Disconnected`] once every sender is dropped (in any
 /// thread of any process) or its process died, and they have taken what
 /// was sent. A process holds at most 2^32 - 1 handles of one side, and at
-/// most 256 processes hold senders at once (a clone in a process past that
-/// works but does not count).
+/// most 256 processes hold senders at once: decoding a handle in a
+/// process past that fails, and a clone there (of a fork's inherited
+/// copy) works but does not count, so the other side may see
+/// `Disconnected` while it lives.
 ///
 /// # Examples
 ///
@@ -434,8 +528,15 @@ macro_rules! side_common {
                 use serde::ser::Error as _;
                 let mark = count_in(&self.q, $end).map_err(S::Error::custom)?;
                 let out = (self.q.inner().header_segment(), mark.entry as u64, mark.stamp).serialize(s);
+                let inner = std::sync::Arc::clone(self.q.inner());
+                let give = move || give_back(&inner, $end, mark.entry, mark.stamp);
+                // Given back at once if this fails, or later if the whole
+                // encoding never reaches a decoder (a child that could not
+                // be started).
                 if out.is_err() {
-                    give_back(self.q.inner(), $end, mark.entry, mark.stamp);
+                    give();
+                } else {
+                    crate::shm::handoff::on_undo(give);
                 }
                 out
             }
@@ -446,10 +547,10 @@ macro_rules! side_common {
                 use serde::de::Error as _;
                 let (seg, entry, stamp) = <(Segment, u64, u32)>::deserialize(d)?;
                 let q = open::<T>(seg).map_err(D::Error::custom)?;
-                let mark = count_in(&q, $end).map_err(D::Error::custom)?;
                 // The in-flight handle, checked against the encoder's stamp
                 // (an index out of range is ignored by the registry).
-                give_back(q.inner(), $end, usize::try_from(entry).unwrap_or(NONE), stamp);
+                let from = usize::try_from(entry).unwrap_or(NONE);
+                let mark = take_over(&q, $end, from, stamp).map_err(D::Error::custom)?;
                 Ok($ty { q, mark })
             }
         }
@@ -790,8 +891,10 @@ impl<S: Serialize, R: DeserializeOwned> Duplex<S, R> {
 impl crate::Pipe {
     /// A typed duplex pipe: two [`Duplex`] ends, the first sends `S` and
     /// receives `R`, the second the other way round. Each direction is an
-    /// unbounded channel, so an end's drop (or its process's death) ends
-    /// the other end's receive with `Disconnected`.
+    /// [`unbounded`] channel (bounded by [`UNBOUNDED_RING`] bytes: two
+    /// peers that each send that much before receiving wait on each
+    /// other), so an end's drop (or its process's death) ends the other
+    /// end's receive with `Disconnected`.
     ///
     /// # Examples
     ///
@@ -867,10 +970,11 @@ mod tests {
     #[test]
     fn a_handle_in_flight_counts_until_it_is_decoded() {
         let (tx, rx) = channel::<u8>(4).expect("channel");
-        let (bytes, fds) = handoff::collecting_fds(|| crate::codec::encode(&tx));
+        let (bytes, fds, undo) = handoff::collecting(|| crate::codec::encode(&tx));
         let bytes = bytes.expect("encode");
         drop(tx);
         assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)), "the encoded sender still counts");
+        drop(undo); // decoded below: not given back
         let tx2: Sender<u8> = handoff::with_fds(fds, || crate::codec::decode(&bytes)).expect("decode");
         assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)), "now the decoded one does");
         tx2.send(1).expect("send");
@@ -882,10 +986,42 @@ mod tests {
     #[test]
     fn a_decoded_receiver_of_another_type_is_refused() {
         let (tx, _rx) = channel::<u8>(4).expect("channel");
-        let (bytes, fds) = handoff::collecting_fds(|| crate::codec::encode(&tx));
+        let (bytes, fds, undo) = handoff::collecting(|| crate::codec::encode(&tx));
         let bytes = bytes.expect("encode");
         let wrong: Result<Sender<u16>> = handoff::with_fds(fds, || crate::codec::decode(&bytes));
         assert!(wrong.is_err(), "a channel of u8 is not one of u16");
+        undo.run();
+    }
+
+    #[test]
+    fn an_encoding_that_never_reaches_a_decoder_is_undone() {
+        let (tx, rx) = channel::<u8>(4).expect("channel");
+        let (bytes, _fds, undo) = handoff::collecting(|| crate::codec::encode(&(tx.clone(), tx.clone())));
+        assert!(bytes.is_ok());
+        drop(tx);
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Empty)), "two handles in flight");
+        undo.run();
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Disconnected)), "both given back");
+    }
+
+    #[test]
+    fn a_decoder_whose_encoder_was_reclaimed_counts_afresh() {
+        let (tx, rx) = channel::<u8>(4).expect("channel");
+        let (bytes, fds, undo) = handoff::collecting(|| crate::codec::encode(&tx));
+        let bytes = bytes.expect("encode");
+        drop(undo);
+        // As if the encoder had died and its entry been reclaimed: the
+        // in-flight handle left the header with it.
+        let mut tx = tx;
+        let inner = tx.q.inner();
+        let e = inner.registry(End::Send).entry(tx.mark.entry).expect("entry");
+        assert!(words::reclaim(total(inner, End::Send), &e.taken), "both handles left: zero");
+        tx.mark.entry = NONE; // its count went with the reclaim
+        drop(tx);
+        let tx2: Sender<u8> = handoff::with_fds(fds, || crate::codec::decode(&bytes)).expect("decode");
+        assert_eq!(total(tx2.q.inner(), End::Send).load(Ordering::SeqCst), 1, "counted afresh");
+        drop(tx2);
+        assert!(matches!(rx.try_recv(), Err(TryRecvError::Disconnected)));
     }
 
     #[test]
@@ -895,6 +1031,11 @@ mod tests {
         assert!(!words::give_back(&total, &e, 8), "another stamp gives nothing back");
         assert_eq!(total.load(Ordering::SeqCst), 1);
         assert!(words::count_in(&total, &e, 7));
+        let seen = e.load(Ordering::SeqCst);
+        assert!(words::leave(&e, 7) && words::enter(&e, 7), "a take-over in the same process");
+        assert_eq!(words::reclaim_seen(&total, &e, seen ^ 1), None, "changed since seen: nothing taken");
+        assert_eq!(words::reclaim_seen(&total, &e, seen), Some(true), "both handles leave; zero");
+        assert!(words::count_in(&total, &e, 7) && words::count_in(&total, &e, 7));
         assert!(words::reclaim(&total, &e), "both handles leave; the count reaches zero");
         assert!(!words::reclaim(&total, &e), "once");
         assert!(!words::give_back(&total, &e, 7), "nothing left to give back");

@@ -262,24 +262,29 @@ impl<const N: usize> RawRegistry<N> {
         if self.overflow.load(Ordering::Relaxed) != 0 { Peers::Alive } else { Peers::AllDead }
     }
 
-    /// Whether every registered process that `holds` something is
-    /// confirmed dead by the OS (a system call per such process, stopping
-    /// at the first live one; entries that hold nothing are skipped
-    /// without one). Dead holders met on the way are passed to `reclaim`.
-    /// A table that overflowed never reads as all dead.
+    /// Whether every registered process that holds something is confirmed
+    /// dead by the OS (a system call per such process, stopping at the
+    /// first live one; entries that hold nothing are skipped without one).
+    /// `held(e)` reads what an entry holds (0: nothing), *before* its
+    /// owner is read and asked about, and `reclaim(e, seen)` takes what a
+    /// dead holder held only if the entry still holds `seen` (so an entry
+    /// reused by a new process since is left alone); a `false` from it
+    /// ends the question with "not all dead" (the next one asks again).
+    /// A process without an entry (the table was full) holds nothing
+    /// counted here.
     #[cfg(feature = "serde")]
-    pub(crate) fn holders_dead(&self, holds: impl Fn(&Entry) -> bool, reclaim: impl Fn(&Entry)) -> bool {
+    pub(crate) fn holders_dead(&self, held: impl Fn(&Entry) -> u64, reclaim: impl Fn(&Entry, u64) -> bool) -> bool {
         for e in &self.entries {
-            let id = e.id.load(Ordering::Acquire);
-            if id == 0 || !holds(e) {
+            let seen = held(e);
+            if seen == 0 {
                 continue;
             }
-            if !e.dead(id) {
+            let id = e.id.load(Ordering::Acquire);
+            if id != 0 && (!e.dead(id) || !reclaim(e, seen)) {
                 return false;
             }
-            reclaim(e);
         }
-        self.overflow.load(Ordering::Relaxed) == 0
+        true
     }
 
     /// Asks the OS about every registered process (a system call each) and

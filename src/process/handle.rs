@@ -1,6 +1,7 @@
 //! `Process`, its builder, and the `Task` trait.
 
 use std::marker::PhantomData;
+use std::os::fd::OwnedFd;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -318,15 +319,39 @@ impl ProcessBuilder {
     {
         current::check_can_start()?;
         let method = self.method.unwrap_or_else(start_method);
-        let (args, fds) = handoff::collecting_fds(|| codec::encode(&arg));
-        let args = args?;
+        // Encoded under every method, fork too, so the handles in the
+        // argument are handed over the same way (a typed channel's ends
+        // count for the child, arena cells are lent to it) and the
+        // parent's own copies are dropped here. If no child starts, what
+        // the encoding took for it is given back.
+        let (args, fds, undo) = handoff::collecting(|| codec::encode(&arg));
+        drop(arg);
+        match args.and_then(|args| self.start_encoded::<A, R>(f, method, args, fds)) {
+            Ok(p) => {
+                drop(undo); // the child took it over
+                Ok(p)
+            }
+            Err(e) => {
+                undo.run();
+                Err(e)
+            }
+        }
+    }
+
+    /// [`spawn`](Self::spawn) after the argument was encoded.
+    fn start_encoded<A, R>(
+        self,
+        f: fn(A) -> R,
+        method: StartMethod,
+        args: Vec<u8>,
+        fds: Vec<OwnedFd>,
+    ) -> Result<Process<R>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
         if method == StartMethod::Fork && self.server.is_none() {
-            // Encoded under fork too, so the handles in the argument are
-            // handed over as under the other methods (a typed channel's
-            // ends count for the child, arena cells are lent to it), and
-            // the parent drops its own copies; the child decodes from its
-            // copy of this frame.
-            drop(arg);
+            // The child decodes from its copy of this frame.
             let packed = std::cell::Cell::new(Some((args, fds)));
             return self.fork_closure(|| {
                 let (args, fds) = packed.take().unwrap_or_default();

@@ -31,6 +31,33 @@ struct Outgoing {
     fds: Vec<OwnedFd>,
     /// (arena id, index in `fds`).
     arenas: Vec<(u64, u32)>,
+    /// What to give back if the encoding never reaches a decoder.
+    undo: Undo,
+}
+
+/// What an encoding took on behalf of its decoder (a typed channel's
+/// in-flight handle counts): given back by [`Undo::run`] when the
+/// encoding fails or never reaches its decoder (a child that could not be
+/// started); dropped without running once a decoder took it over.
+#[derive(Default)]
+#[must_use = "run it if the encoding never reaches a decoder"]
+pub(crate) struct Undo(Vec<Box<dyn FnOnce()>>);
+
+impl Undo {
+    /// Gives back everything the encoding took.
+    pub(crate) fn run(self) {
+        for f in self.0 {
+            f();
+        }
+    }
+}
+
+/// Inside an encoding that collects descriptors: `f` runs if the encoding
+/// is undone. Outside one: `false` (nothing is registered).
+#[cfg_attr(not(feature = "serde"), allow(dead_code))]
+pub(crate) fn on_undo(f: impl FnOnce() + 'static) -> bool {
+    let f: Box<dyn FnOnce()> = Box::new(f);
+    OUTGOING.with(|o| o.borrow_mut().as_mut().map(|o| o.undo.0.push(f)).is_some())
 }
 
 thread_local! {
@@ -39,12 +66,13 @@ thread_local! {
 }
 
 /// Runs `f` (which encodes something) collecting the descriptors of the
-/// segments it serializes.
-pub(crate) fn collecting_fds<T>(f: impl FnOnce() -> T) -> (T, Vec<OwnedFd>) {
+/// segments it serializes, and what to give back if the encoding never
+/// reaches a decoder.
+pub(crate) fn collecting<T>(f: impl FnOnce() -> T) -> (T, Vec<OwnedFd>, Undo) {
     let outer = OUTGOING.with(|o| o.replace(Some(Outgoing::default())));
     let out = f();
-    let fds = OUTGOING.with(|o| o.replace(outer)).map(|o| o.fds).unwrap_or_default();
-    (out, fds)
+    let o = OUTGOING.with(|o| o.replace(outer)).unwrap_or_default();
+    (out, o.fds, o.undo)
 }
 
 /// Runs `f` (which decodes something) with `fds` available to the segments

@@ -42,27 +42,37 @@ fn loom_ends_a_reclaim_racing_a_hand_off_keeps_the_live_count() {
     loom::model(|| {
         // Dead process D (stamp 3) held one handle and encoded one more (in
         // flight); live process L (stamp 5) holds one. A decoder Q (stamp
-        // 9) counts its handle in and gives D's in-flight one back, while
-        // another process reclaims D's entry.
+        // 9) takes D's in-flight handle over (out of D's entry, into its
+        // own), while a prober that confirmed D dead reclaims D's entry
+        // from the word it read before asking. A later probe reclaims
+        // whatever is left.
         let w = Arc::new([AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0), AtomicU64::new(0)]);
         let [total, d, l, _] = &*w;
         assert!(words::count_in(total, d, 3));
         assert!(words::count_in(total, d, 3));
         assert!(words::count_in(total, l, 5));
-        let reclaimer = {
+        let prober = {
             let w = Arc::clone(&w);
-            loom::thread::spawn(move || words::reclaim(&w[0], &w[1]))
+            loom::thread::spawn(move || {
+                let seen = w[1].load(Ordering::SeqCst);
+                words::reclaim_seen(&w[0], &w[1], seen)
+            })
         };
         let decoder = {
             let w = Arc::clone(&w);
             loom::thread::spawn(move || {
-                assert!(words::count_in(&w[0], &w[3], 9));
-                words::give_back(&w[0], &w[1], 3)
+                if words::leave(&w[1], 3) {
+                    assert!(words::enter(&w[3], 9));
+                } else {
+                    assert!(words::count_in(&w[0], &w[3], 9), "counted afresh");
+                }
             })
         };
-        let r = reclaimer.join().expect("reclaimer");
-        let g = decoder.join().expect("decoder");
-        assert!(!r && !g, "L and Q are alive: the count never reaches zero");
+        let probed = prober.join().expect("prober");
+        decoder.join().expect("decoder");
+        assert_ne!(probed, Some(true), "L and Q are alive: the count never reaches zero");
+        let seen = w[1].load(Ordering::SeqCst);
+        assert_ne!(words::reclaim_seen(&w[0], &w[1], seen), Some(true), "nor on the later probe");
         assert_eq!(w[0].load(Ordering::SeqCst), 2, "exactly L's and Q's handles");
         assert_eq!(words::held(w[1].load(Ordering::SeqCst)), 0);
         assert_eq!(words::held(w[3].load(Ordering::SeqCst)), 1);
