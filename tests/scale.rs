@@ -27,6 +27,11 @@ fn produce((q, id): (Queue<(u32, u64)>, u32)) {
 /// each producer's in order.
 fn producers_deliver_everything(n: u32) {
     let q = Queue::<(u32, u64)>::new(0).expect("queue");
+    // A queue counts a process as a producer from its first put, so early
+    // producers may all have finished and exited before a late one's first
+    // put: a get would rightly find every counted producer gone
+    // (`Disconnected`). This process counts as one while it starts them.
+    q.register_producer().expect("register");
     let mut procs: Vec<_> = (0..n).map(|id| Process::spawn(produce, (q.clone(), id)).expect("producer")).collect();
     let mut next = vec![0u64; n as usize];
     for _ in 0..u64::from(n) * ITEMS {
