@@ -21,7 +21,7 @@ use crate::queue::bytes::{
 };
 use crate::queue::error::{BytePopError, BytePushError};
 use crate::queue::role::{self, Claim};
-use crate::queue::spsc::Positions;
+use crate::queue::spsc::{Positions, RingError};
 use crate::shm::header::kind;
 use crate::shm::layout::{CachePadded, ShmSafe, layout_hash_mix};
 use crate::shm::segment::Segment;
@@ -612,19 +612,8 @@ impl ByteConsumer {
     /// As for [`pop`](ByteConsumer::pop).
     #[inline]
     pub fn pop_into(&mut self, out: &mut Vec<u8>) -> std::result::Result<usize, BytePopError> {
-        self.check_role()?;
-        match self.core.pop_into(&self.ring.positions(), &self.buf, out) {
-            Ok(Some(_)) => Ok(out.len()),
-            Ok(None) => {
-                self.empty()?;
-                match self.core.pop_into(&self.ring.positions(), &self.buf, out) {
-                    Ok(Some(_)) => Ok(out.len()),
-                    Ok(None) => Err(BytePopError::Empty),
-                    Err(e) => Err(BytePopError::Failed(e.into())),
-                }
-            }
-            Err(e) => Err(BytePopError::Failed(e.into())),
-        }
+        self.take(|core, pos, buf| core.pop_into(pos, buf, out))?;
+        Ok(out.len())
     }
 
     /// Lends the oldest message in place if there is one now; it leaves
@@ -647,19 +636,7 @@ impl ByteConsumer {
     /// # Errors
     /// As for [`pop`](ByteConsumer::pop).
     pub fn peek(&mut self) -> std::result::Result<ReadLoan<'_>, BytePopError> {
-        self.check_role()?;
-        let span = match self.core.peek(&self.ring.positions(), &self.buf) {
-            Ok(Some(span)) => span,
-            Ok(None) => {
-                self.empty()?;
-                match self.core.peek(&self.ring.positions(), &self.buf) {
-                    Ok(Some(span)) => span,
-                    Ok(None) => return Err(BytePopError::Empty),
-                    Err(e) => return Err(BytePopError::Failed(e.into())),
-                }
-            }
-            Err(e) => return Err(BytePopError::Failed(e.into())),
-        };
+        let span = self.take(|core, pos, buf| core.peek(pos, buf))?;
         Ok(ReadLoan { rx: self, span })
     }
 
@@ -691,6 +668,23 @@ impl ByteConsumer {
     #[inline]
     fn check_role(&mut self) -> std::result::Result<(), BytePopError> {
         self.claim.check(|| (&self.ring.hdr.consumer, &self.ring.hdr.consumer_nonce)).map_err(BytePopError::Failed)
+    }
+
+    /// `op` (a pop or a peek of the core) after the role check; if it finds
+    /// the ring empty, [`empty`](Self::empty) decides between
+    /// `Disconnected` and one more look (`Empty` if that finds nothing).
+    #[inline]
+    fn take<R>(
+        &mut self,
+        mut op: impl FnMut(&mut ByteConsumerCore, &Positions<'_>, &ShmBytes) -> std::result::Result<Option<R>, RingError>,
+    ) -> std::result::Result<R, BytePopError> {
+        self.check_role()?;
+        let failed = |e: RingError| BytePopError::Failed(e.into());
+        if let Some(r) = op(&mut self.core, &self.ring.positions(), &self.buf).map_err(failed)? {
+            return Ok(r);
+        }
+        self.empty()?;
+        op(&mut self.core, &self.ring.positions(), &self.buf).map_err(failed)?.ok_or(BytePopError::Empty)
     }
 
     /// On an empty ring: `Err(Disconnected)` if the producer died holding
