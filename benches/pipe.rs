@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use common::{LazyPeer, PeerProcess, Pinning, Recorder, SAMPLES, is_role, measuring, timed};
 use criterion::{Criterion, Throughput};
-use shmproc::{ByteRing, Connection, Pipe};
+use shmproc::{BytePopError, ByteRing, Connection, Pipe};
 
 const PIPE_ENV: &str = "SHMPROC_BENCH_PIPE";
 const RING_ENV: &str = "SHMPROC_BENCH_RING";
@@ -300,21 +300,23 @@ impl Peer {
                 let mut seq = 0;
                 while seq < n {
                     let got = if cmd == CMD_RING {
-                        match self.rx.pop_into(&mut self.buf).expect("pop") {
-                            Some(len) => {
+                        match self.rx.pop_into(&mut self.buf) {
+                            Ok(len) => {
                                 check(&self.buf[..len], size, seq);
                                 true
                             }
-                            None => false,
+                            Err(BytePopError::Empty) => false,
+                            Err(e) => panic!("pop: {e}"),
                         }
                     } else {
-                        match self.rx.peek().expect("peek") {
-                            Some(m) => {
+                        match self.rx.peek() {
+                            Ok(m) => {
                                 check(&m[..8], 8, seq); // in place: only the stamp is read
                                 assert_eq!(m.len(), size);
                                 true
                             }
-                            None => false,
+                            Err(BytePopError::Empty) => false,
+                            Err(e) => panic!("peek: {e}"),
                         }
                     };
                     if got {
@@ -383,17 +385,21 @@ fn peer_main() {
                 CMD_RING => {
                     stamp(&mut msg, seq);
                     let (mut since, mut spins) = (None, 0);
-                    while !tx.push(&msg[..size]).expect("peer: push") {
+                    while let Err(e) = tx.push(&msg[..size]) {
+                        assert!(e.is_full(), "peer: push: {e}");
                         wait(&mut since, &mut spins, "ring full");
                     }
                 }
                 CMD_RING_LOAN => {
                     let (mut since, mut spins) = (None, 0);
                     loop {
-                        if let Some(mut loan) = tx.reserve(size).expect("peer: reserve") {
-                            stamp(&mut loan[..], seq); // in place: only the stamp is written
-                            loan.commit(size);
-                            break;
+                        match tx.reserve(size) {
+                            Ok(mut loan) => {
+                                stamp(&mut loan[..], seq); // in place: only the stamp is written
+                                loan.commit(size);
+                                break;
+                            }
+                            Err(e) => assert!(e.is_full(), "peer: reserve: {e}"),
                         }
                         wait(&mut since, &mut spins, "ring full");
                     }

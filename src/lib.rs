@@ -135,6 +135,7 @@
 //! | [`channel::Receiver`]: `recv` | [`channel::RecvError`] | [`channel::TryRecvError`] | [`channel::RecvTimeoutError`] |
 //! | [`SpscRing`] ([`Producer`], [`Consumer`]): `push(value)`; `pop` | | [`PushError`] (the value back); [`PopError`] | |
 //! | [`MpmcRing`] ([`MpmcProducer`], [`MpmcConsumer`]): `push(value)`, `reserve`; `pop`, `peek` | | [`MpmcPushError`] (the value back); [`MpmcPopError`] | |
+//! | [`ByteRing`] ([`ByteProducer`], [`ByteConsumer`]): `push(&msg)`, `reserve(len)`; `pop`, `pop_into`, `peek` | | [`BytePushError`] (by reference: nothing back); [`BytePopError`] | |
 //! | [`Process`]: `join` | [`JoinError`] | | [`JoinTimeoutError`] (the child goes on) |
 //! | [`AsyncResult`]: `get`; [`TaskFuture`]: `result` | [`TaskError`] | | [`TaskTimeoutError`] (the task goes on) |
 //! | [`AsyncResult`]: `wait` | cannot fail | | [`TimedOut`] |
@@ -158,12 +159,14 @@
 //! The rings never wait: their `push` and `pop` are the `try_x` form,
 //! under the names rtrb and crossbeam's `ArrayQueue` give it (there is no
 //! blocking form to tell them from; `Full` and `Empty` say "not now"). To
-//! wait, retry with a backoff, or use a [`Queue`]. Their batch calls
-//! (`push_slice`, `pop_into`) return how many values moved, 0 included.
-//! Ring consumers have only [`Consumer::try_iter`] and
-//! [`MpmcConsumer::try_iter`] (also `for v in &mut consumer`): what is
-//! there now; a corrupt ring's failure is yielded once, then the iteration
-//! ends.
+//! wait, retry with a backoff, or use a [`Queue`] (a [`Pipe`] for byte
+//! messages). The batch calls of the SPSC and MPMC rings (`push_slice`,
+//! `pop_into`) return how many values moved, 0 included; the byte ring's
+//! `pop_into` pops one message into a buffer, with [`BytePopError`].
+//! Ring consumers have only [`Consumer::try_iter`],
+//! [`MpmcConsumer::try_iter`] and [`ByteConsumer::try_iter`] (also
+//! `for v in &mut consumer`): what is there now; a corrupt ring's failure
+//! is yielded once, then the iteration ends.
 //!
 //! ```
 //! use shmproc::{Lock, TryAcquireError};
@@ -350,8 +353,9 @@ pub use process::error::{JoinError, JoinTimeoutError};
 pub use process::handle::{Process, ProcessBuilder, ProcessExit, Task};
 #[cfg(feature = "serde")]
 pub use process::start::{Context, StartMethod, set_start_method, start_method};
+pub use queue::byte_ring::TryIter as ByteTryIter;
 pub use queue::byte_ring::{ByteConsumer, ByteProducer, ByteRing, ReadLoan, WriteLoan};
-pub use queue::error::{MpmcPopError, MpmcPushError, PopError, PushError};
+pub use queue::error::{BytePopError, BytePushError, MpmcPopError, MpmcPushError, PopError, PushError};
 pub use queue::mpmc::TryIter as MpmcTryIter;
 pub use queue::mpmc::{MpmcConsumer, MpmcProducer, MpmcReadLoan, MpmcRing, MpmcWriteLoan};
 pub use queue::spsc::TryIter as SpscTryIter;

@@ -12,7 +12,8 @@ mod common;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use shmproc::{ByteRing, Connection, Error, Pipe, Process};
+use common::outcome::{Lent, Popped, Pushed};
+use shmproc::{BytePopError, BytePushError, ByteRing, Connection, Error, Pipe, Process};
 
 /// The hang guard of every wait in these tests.
 const GUARD: Duration = Duration::from_secs(30);
@@ -426,32 +427,52 @@ fn byte_ring_copies_wrap_around_and_refuse_what_does_not_fit() {
     assert_eq!((ring.capacity(), ring.max_message()), (256, 120));
     let mut tx = ring.producer().expect("producer");
     let mut rx = ring.consumer().expect("consumer");
-    is(tx.push(&[0; 121]), |e| matches!(e, Error::TooLarge { len: 121, max: 120 }), "too large");
-    is(tx.reserve(121).map(|l| l.is_some()), |e| matches!(e, Error::TooLarge { .. }), "loan too large");
-    let mut buf = Vec::new();
+    let too_large = |r: Result<(), BytePushError>| {
+        matches!(r, Err(BytePushError::Failed((), Error::TooLarge { len: 121, max: 120 })))
+    };
+    assert!(too_large(tx.push(&[0; 121])), "too large");
+    assert!(too_large(tx.reserve(121).map(drop)), "loan too large");
+    assert!(matches!(rx.pop(), Err(BytePopError::Empty)));
+    assert!(matches!(rx.peek(), Err(BytePopError::Empty)));
+    let mut buf = vec![7];
+    assert!(matches!(rx.pop_into(&mut buf), Err(BytePopError::Empty)));
+    assert_eq!(buf, [7], "left as it was without a message");
     for round in 0..500usize {
         let len = (round * 37) % 121;
         let msg: Vec<u8> = (0..len).map(|i| (i ^ round) as u8).collect();
-        assert!(tx.push(&msg).expect("push"), "room in a drained ring");
+        tx.push(&msg).expect("room in a drained ring");
         if round % 2 == 0 {
             assert_eq!(ring.len(), 1);
-            assert_eq!(rx.pop().expect("pop"), Some(msg));
+            assert_eq!(rx.pop().expect("pop"), msg);
         } else {
-            assert_eq!(rx.pop_into(&mut buf).expect("pop_into"), Some(len));
+            assert_eq!(rx.pop_into(&mut buf).expect("pop_into"), len);
             assert_eq!(buf, msg);
         }
         assert!(ring.is_empty());
-        assert_eq!(rx.pop().expect("pop"), None);
+        assert_eq!(rx.pop().popped(), None);
     }
     // Fill to the brim, then drain in order.
     let mut n = 0u8;
-    while tx.push(&[n; 20]).expect("push") {
+    while tx.push(&[n; 20]).pushed().is_ok() {
         n += 1;
     }
+    assert!(matches!(tx.push(&[0; 20]), Err(BytePushError::Full(()))));
+    assert!(tx.reserve(20).is_err_and(|e| e.is_full()), "no loan from a full ring");
+    assert!(too_large(tx.push(&[0; 121])), "too large, even when full");
     assert_eq!(ring.len(), n as usize);
-    for k in 0..n {
-        assert_eq!(rx.pop().expect("pop"), Some(vec![k; 20]));
+    let got: Vec<Vec<u8>> = rx.try_iter().collect::<shmproc::Result<_>>().expect("try_iter");
+    assert_eq!(got, (0..n).map(|k| vec![k; 20]).collect::<Vec<_>>());
+    assert_eq!(rx.try_iter().count(), 0, "nothing there now");
+    // An ended iteration resumes on a later call; `for msg in &mut rx` is
+    // the same iterator, and an empty message is a message.
+    tx.push(b"").expect("an empty message");
+    tx.push(b"x").expect("push");
+    let mut seen = Vec::new();
+    for msg in &mut rx {
+        seen.push(msg.expect("msg"));
     }
+    assert_eq!(seen, [b"".to_vec(), b"x".to_vec()]);
+    assert!(format!("{:?}", rx.try_iter()).contains("ByteTryIter"));
 }
 
 #[test]
@@ -461,7 +482,7 @@ fn byte_ring_loans_write_and_read_in_place() {
     let mut rx = ring.consumer().expect("consumer");
     for round in 0..200u32 {
         let len = 1 + (round as usize * 997) % ring.max_message();
-        let mut loan = tx.reserve(len).expect("reserve").expect("room");
+        let mut loan = tx.reserve(len).lent().expect("room");
         assert_eq!(loan.len(), len);
         for (i, b) in loan.iter_mut().enumerate() {
             *b = (i as u32 ^ round) as u8;
@@ -470,12 +491,12 @@ fn byte_ring_loans_write_and_read_in_place() {
             {
                 let _uncommitted = loan; // dropped here: publishes nothing
             }
-            assert!(rx.peek().expect("peek").is_none());
+            assert!(rx.peek().popped().is_none());
             continue;
         }
         let n = if round % 3 == 0 { len / 2 } else { len };
         loan.commit(n);
-        let msg = rx.peek().expect("peek").expect("a message");
+        let msg = rx.peek().expect("a message");
         assert_eq!(msg.len(), n);
         assert!(msg.iter().enumerate().all(|(i, &b)| b == (i as u32 ^ round) as u8));
         drop(msg);
@@ -494,7 +515,7 @@ fn byte_ring_roles_names_and_debug() {
     drop(tx);
     let mut tx = other.producer().expect("the role is free again");
     tx.push(b"named").expect("push");
-    assert_eq!(ring.consumer().expect("consumer").pop().expect("pop").as_deref(), Some(&b"named"[..]));
+    assert_eq!(ring.consumer().expect("consumer").pop().expect("pop"), b"named");
     assert!(format!("{ring:?} {tx:?}").contains("ByteRing"));
     assert!(matches!(ByteRing::new(100), Err(Error::InvalidArgument { .. })));
     assert!(matches!(ByteRing::new(32), Err(Error::InvalidArgument { .. })));
@@ -509,7 +530,8 @@ fn byte_child(ring: ByteRing) -> usize {
     for k in 0..1000usize {
         let msg = vec![k as u8; k % 300];
         let deadline = Instant::now() + GUARD;
-        while !tx.push(&msg).expect("push") {
+        while let Err(e) = tx.push(&msg) {
+            assert!(e.is_full(), "push: {e}");
             assert!(Instant::now() < deadline, "hang guard");
             std::thread::yield_now();
         }
@@ -526,12 +548,13 @@ fn byte_ring_passed_to_a_child() {
     let deadline = Instant::now() + GUARD;
     for k in 0..1000usize {
         loop {
-            match rx.pop().expect("pop") {
-                Some(m) => {
+            match rx.pop() {
+                Ok(m) => {
                     assert_eq!(m, vec![k as u8; k % 300]);
                     break;
                 }
-                None => {
+                Err(e) => {
+                    assert!(matches!(e, BytePopError::Empty), "pop: {e}");
                     assert!(Instant::now() < deadline, "hang guard");
                     std::thread::yield_now();
                 }
@@ -540,5 +563,5 @@ fn byte_ring_passed_to_a_child() {
     }
     assert_eq!(child.join().expect("child"), 1000);
     // The producer dropped its role normally: empty, not disconnected.
-    assert_eq!(rx.pop().expect("pop"), None);
+    assert!(matches!(rx.pop(), Err(BytePopError::Empty)));
 }

@@ -19,8 +19,9 @@ use crate::owner::probe::ProbeRate;
 use crate::queue::bytes::{
     self, ByteConsumerCore, ByteProducerCore, ByteSlots, ReadSpan, ShmBytes, TAG_INLINE, WriteSpan, check_capacity,
 };
+use crate::queue::error::{BytePopError, BytePushError};
 use crate::queue::role::{self, Claim};
-use crate::queue::spsc::Positions;
+use crate::queue::spsc::{Positions, RingError};
 use crate::shm::header::kind;
 use crate::shm::layout::{CachePadded, ShmSafe, layout_hash_mix};
 use crate::shm::segment::Segment;
@@ -92,13 +93,14 @@ const RING_HASH: u64 = layout_hash_mix(ByteRingHeader::LAYOUT_HASH, BUF_OFFSET a
 ///
 #[cfg_attr(feature = "serde", doc = "```")]
 #[cfg_attr(not(feature = "serde"), doc = "```ignore")]
-/// use shmproc::ByteRing;
+/// use shmproc::{BytePopError, ByteRing};
 ///
 /// fn produce(ring: ByteRing) {
 ///     let mut tx = ring.producer().expect("producer role");
 ///     for i in 0..100u32 {
 ///         let msg = vec![i as u8; i as usize]; // 0 to 99 bytes
-///         while !tx.push(&msg).expect("ring ok") {
+///         while let Err(e) = tx.push(&msg) {
+///             assert!(e.is_full(), "ring ok");
 ///             std::thread::yield_now(); // full: the consumer catches up
 ///         }
 ///     }
@@ -109,12 +111,13 @@ const RING_HASH: u64 = layout_hash_mix(ByteRingHeader::LAYOUT_HASH, BUF_OFFSET a
 /// let mut child = shmproc::Process::spawn(produce, ring.clone())?;
 /// let mut got = 0u32;
 /// while got < 100 {
-///     match rx.pop()? {
-///         Some(msg) => {
+///     match rx.pop() {
+///         Ok(msg) => {
 ///             assert_eq!(msg, vec![got as u8; got as usize]);
 ///             got += 1;
 ///         }
-///         None => std::thread::yield_now(),
+///         Err(BytePopError::Empty) => std::thread::yield_now(),
+///         Err(e) => return Err(e.into()),
 ///     }
 /// }
 /// child.join()?;
@@ -332,7 +335,7 @@ impl ByteRing {
 /// ```
 /// let ring = shmproc::ByteRing::new(256)?;
 /// let mut tx = ring.producer()?;
-/// assert!(tx.push(b"hello")?);
+/// tx.push(b"hello")?;
 /// drop(tx); // another process or thread may now take the role
 /// assert!(ring.producer().is_ok());
 /// # Ok::<(), shmproc::Error>(())
@@ -355,8 +358,8 @@ pub struct ByteProducer {
 /// let ring = shmproc::ByteRing::new(256)?;
 /// ring.producer()?.push(b"hi")?;
 /// let mut rx = ring.consumer()?;
-/// assert_eq!(rx.pop()?.as_deref(), Some(&b"hi"[..]));
-/// assert_eq!(rx.pop()?, None);
+/// assert_eq!(rx.pop()?, b"hi");
+/// assert!(matches!(rx.pop(), Err(shmproc::BytePopError::Empty)));
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 pub struct ByteConsumer {
@@ -391,54 +394,82 @@ fn check_len(len: usize, cap: u64) -> Result<u64> {
 }
 
 impl ByteProducer {
-    /// Copies `msg` into the ring as one message: `Ok(false)` if there is
-    /// no room for it now.
+    /// Copies `msg` into the ring as one message if there is room for it
+    /// now; never waits.
+    ///
+    /// The non-blocking (`try_`) form of the crate's calling convention,
+    /// named as the other rings' [`Producer::push`](crate::Producer::push):
+    /// [`BytePushError::Full`] says "not now". To wait for room, retry
+    /// (yielding or backing off), or use a [`Pipe`](crate::Pipe). `msg` is
+    /// taken by reference, so nothing comes back in the error (its item is
+    /// `()`).
     ///
     /// # Examples
     ///
     /// ```
+    /// use shmproc::{BytePushError, Error};
     /// let ring = shmproc::ByteRing::new(64)?; // messages of up to 24 bytes
     /// let mut tx = ring.producer()?;
-    /// assert!(tx.push(&[1; 24])?);
-    /// assert!(tx.push(&[2; 24])?);
-    /// assert!(!tx.push(&[3; 1])?); // full
-    /// assert!(matches!(tx.push(&[0; 25]), Err(shmproc::Error::TooLarge { .. })));
+    /// tx.push(&[1; 24])?;
+    /// tx.push(&[2; 24])?;
+    /// assert!(matches!(tx.push(&[3; 1]), Err(BytePushError::Full(()))));
+    /// assert!(matches!(tx.push(&[0; 25]), Err(BytePushError::Failed((), Error::TooLarge { .. }))));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// [`Error::TooLarge`] above [`max_message`](ByteRing::max_message);
-    /// [`Error::Corrupt`] if the consumer's position makes no sense.
+    /// [`BytePushError::Full`] if there is no room for `msg` now;
+    /// [`BytePushError::Failed`] if `msg` is longer than
+    /// [`max_message`](ByteRing::max_message) ([`Error::TooLarge`]; the
+    /// ring stays usable), the consumer's position makes no sense
+    /// ([`Error::Corrupt`]), the role was lost to the other process of a
+    /// fork ([`Error::RoleLost`]), or a forked child could make no liveness
+    /// token ([`Error::Os`]).
     #[inline]
-    pub fn push(&mut self, msg: &[u8]) -> Result<bool> {
-        self.claim.check(|| (&self.ring.hdr.producer, &self.ring.hdr.producer_nonce))?;
-        check_len(msg.len(), self.buf.capacity())?;
-        Ok(self.core.push(&self.ring.positions(), &self.buf, msg, TAG_INLINE)?)
+    #[doc(alias = "try_push")]
+    pub fn push(&mut self, msg: &[u8]) -> std::result::Result<(), BytePushError> {
+        self.check(msg.len()).map_err(|e| BytePushError::Failed((), e))?;
+        match self.core.push(&self.ring.positions(), &self.buf, msg, TAG_INLINE) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(BytePushError::Full(())),
+            Err(e) => Err(BytePushError::Failed((), e.into())),
+        }
     }
 
-    /// Lends `len` bytes of the ring to write one message in place, or
-    /// `None` if there is no room now. [`WriteLoan::commit`] publishes it
-    /// (possibly shorter); a loan dropped without commit publishes nothing.
+    /// Lends `len` bytes of the ring to write one message in place, if
+    /// there is room now. [`WriteLoan::commit`] publishes it (possibly
+    /// shorter); a loan dropped without commit publishes nothing.
     ///
     /// # Examples
     ///
     /// ```
     /// let ring = shmproc::ByteRing::new(1024)?;
     /// let mut tx = ring.producer()?;
-    /// let mut loan = tx.reserve(100)?.expect("room");
+    /// let mut loan = tx.reserve(100)?;
     /// loan[..5].copy_from_slice(b"hello");
     /// loan.commit(5); // a 5-byte message
-    /// assert_eq!(ring.consumer()?.pop()?.as_deref(), Some(&b"hello"[..]));
+    /// assert_eq!(ring.consumer()?.pop()?, b"hello");
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// As for [`push`](ByteProducer::push).
-    pub fn reserve(&mut self, len: usize) -> Result<Option<WriteLoan<'_>>> {
+    /// As for [`push`](ByteProducer::push) of a `len`-byte message:
+    /// [`BytePushError::Full`] if there is no room for it now.
+    pub fn reserve(&mut self, len: usize) -> std::result::Result<WriteLoan<'_>, BytePushError> {
+        let n = self.check(len).map_err(|e| BytePushError::Failed((), e))?;
+        match self.core.reserve(&self.ring.positions(), &self.buf, n) {
+            Ok(Some(span)) => Ok(WriteLoan { tx: self, span, len }),
+            Ok(None) => Err(BytePushError::Full(())),
+            Err(e) => Err(BytePushError::Failed((), e.into())),
+        }
+    }
+
+    /// Checks that this process still holds the role and that a `len`-byte
+    /// message fits the ring; returns `len`.
+    #[inline]
+    fn check(&mut self, len: usize) -> Result<u64> {
         self.claim.check(|| (&self.ring.hdr.producer, &self.ring.hdr.producer_nonce))?;
-        let n = check_len(len, self.buf.capacity())?;
-        let Some(span) = self.core.reserve(&self.ring.positions(), &self.buf, n)? else { return Ok(None) };
-        Ok(Some(WriteLoan { tx: self, span, len }))
+        check_len(len, self.buf.capacity())
     }
 
     /// The ring this role belongs to.
@@ -465,7 +496,7 @@ impl ByteProducer {
 /// ```
 /// let ring = shmproc::ByteRing::new(256)?;
 /// let mut tx = ring.producer()?;
-/// let mut loan = tx.reserve(3)?.expect("room");
+/// let mut loan = tx.reserve(3)?;
 /// loan.copy_from_slice(b"abc"); // written in place, in shared memory
 /// drop(loan); // not committed: nothing was sent
 /// assert!(ring.is_empty());
@@ -486,7 +517,7 @@ impl WriteLoan<'_> {
     /// ```
     /// let ring = shmproc::ByteRing::new(256)?;
     /// let mut tx = ring.producer()?;
-    /// let mut loan = tx.reserve(8)?.expect("room");
+    /// let mut loan = tx.reserve(8)?;
     /// loan.copy_from_slice(&7u64.to_le_bytes());
     /// loan.commit(8);
     /// assert_eq!(ring.len(), 1);
@@ -530,32 +561,41 @@ impl std::fmt::Debug for WriteLoan<'_> {
 }
 
 impl ByteConsumer {
-    /// Pops the oldest message, if any.
+    /// Pops the oldest message if there is one now; never waits.
+    ///
+    /// The non-blocking (`try_`) form of the convention, named as the
+    /// other rings' [`Consumer::pop`](crate::Consumer::pop).
     ///
     /// # Examples
     ///
     /// ```
+    /// use shmproc::BytePopError;
     /// let ring = shmproc::ByteRing::new(256)?;
     /// ring.producer()?.push(b"abc")?;
     /// let mut rx = ring.consumer()?;
-    /// assert_eq!(rx.pop()?, Some(b"abc".to_vec()));
-    /// assert_eq!(rx.pop()?, None);
+    /// assert_eq!(rx.pop()?, b"abc");
+    /// assert!(matches!(rx.pop(), Err(BytePopError::Empty)));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// [`Error::Corrupt`] if the producer's position or a record header
-    /// makes no sense; [`Error::Disconnected`] if the ring is empty and the
-    /// producer role is held by a process the OS confirms dead (asked at
-    /// most every few milliseconds; a new producer that takes the role over
-    /// ends it).
-    pub fn pop(&mut self) -> Result<Option<Vec<u8>>> {
+    /// [`BytePopError::Empty`] if there is no message now;
+    /// [`BytePopError::Disconnected`] if the ring is empty and the producer
+    /// role is held by a process the OS confirms dead (asked at most every
+    /// few milliseconds; a new producer that takes the role over ends it);
+    /// [`BytePopError::Failed`] if the producer's position or a record
+    /// header makes no sense ([`Error::Corrupt`]), the role was lost to the
+    /// other process of a fork ([`Error::RoleLost`]), or a forked child
+    /// could make no liveness token ([`Error::Os`]).
+    #[doc(alias = "try_pop")]
+    pub fn pop(&mut self) -> std::result::Result<Vec<u8>, BytePopError> {
         let mut v = Vec::new();
-        Ok(self.pop_into(&mut v)?.map(|_| v))
+        self.pop_into(&mut v).map(|_| v)
     }
 
     /// Pops the oldest message into `out` (cleared first, its allocation
-    /// reused); returns its length, or `None` if there is none.
+    /// reused) if there is one now; returns its length (0 for an empty
+    /// message). Without a message `out` is left as it was.
     ///
     /// # Examples
     ///
@@ -563,7 +603,7 @@ impl ByteConsumer {
     /// let ring = shmproc::ByteRing::new(256)?;
     /// ring.producer()?.push(b"abc")?;
     /// let mut buf = Vec::with_capacity(64);
-    /// assert_eq!(ring.consumer()?.pop_into(&mut buf)?, Some(3));
+    /// assert_eq!(ring.consumer()?.pop_into(&mut buf)?, 3);
     /// assert_eq!(buf, b"abc");
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -571,19 +611,13 @@ impl ByteConsumer {
     /// # Errors
     /// As for [`pop`](ByteConsumer::pop).
     #[inline]
-    pub fn pop_into(&mut self, out: &mut Vec<u8>) -> Result<Option<usize>> {
-        self.claim.check(|| (&self.ring.hdr.consumer, &self.ring.hdr.consumer_nonce))?;
-        match self.core.pop_into(&self.ring.positions(), &self.buf, out)? {
-            Some(_) => Ok(Some(out.len())),
-            None => {
-                self.empty()?;
-                Ok(self.core.pop_into(&self.ring.positions(), &self.buf, out)?.map(|_| out.len()))
-            }
-        }
+    pub fn pop_into(&mut self, out: &mut Vec<u8>) -> std::result::Result<usize, BytePopError> {
+        self.take(|core, pos, buf| core.pop_into(pos, buf, out))?;
+        Ok(out.len())
     }
 
-    /// Lends the oldest message in place; it leaves the ring when the loan
-    /// drops.
+    /// Lends the oldest message in place if there is one now; it leaves
+    /// the ring when the loan drops.
     ///
     /// # Examples
     ///
@@ -592,7 +626,7 @@ impl ByteConsumer {
     /// ring.producer()?.push(b"in place")?;
     /// let mut rx = ring.consumer()?;
     /// {
-    ///     let msg = rx.peek()?.expect("a message");
+    ///     let msg = rx.peek()?;
     ///     assert_eq!(&msg[..], b"in place");
     /// } // released here
     /// assert!(ring.is_empty());
@@ -601,30 +635,69 @@ impl ByteConsumer {
     ///
     /// # Errors
     /// As for [`pop`](ByteConsumer::pop).
-    pub fn peek(&mut self) -> Result<Option<ReadLoan<'_>>> {
-        self.claim.check(|| (&self.ring.hdr.consumer, &self.ring.hdr.consumer_nonce))?;
-        let span = match self.core.peek(&self.ring.positions(), &self.buf)? {
-            Some(span) => span,
-            None => {
-                self.empty()?;
-                match self.core.peek(&self.ring.positions(), &self.buf)? {
-                    Some(span) => span,
-                    None => return Ok(None),
-                }
-            }
-        };
-        Ok(Some(ReadLoan { rx: self, span }))
+    pub fn peek(&mut self) -> std::result::Result<ReadLoan<'_>, BytePopError> {
+        let span = self.take(|core, pos, buf| core.peek(pos, buf))?;
+        Ok(ReadLoan { rx: self, span })
+    }
+
+    /// An iterator over the messages there now: each `next` is a
+    /// [`pop`](ByteConsumer::pop); it ends when the ring is empty (or its
+    /// producer is gone). A failure ([`BytePopError::Failed`]: a corrupt
+    /// ring, a lost role) is yielded once as `Err`, then the iterator ends:
+    /// it would fail again on every call. `for msg in &mut consumer` is the
+    /// same iterator.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let ring = shmproc::ByteRing::new(256)?;
+    /// let mut tx = ring.producer()?;
+    /// tx.push(b"one")?;
+    /// tx.push(b"two")?;
+    /// let mut rx = ring.consumer()?;
+    /// let got: Vec<Vec<u8>> = rx.try_iter().collect::<Result<_, _>>()?;
+    /// assert_eq!(got, [b"one", b"two"]);
+    /// assert_eq!(rx.try_iter().count(), 0); // nothing there now
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn try_iter(&mut self) -> TryIter<'_> {
+        TryIter { rx: self, done: false }
+    }
+
+    /// `Failed(RoleLost)` if the other process of a fork took the role.
+    #[inline]
+    fn check_role(&mut self) -> std::result::Result<(), BytePopError> {
+        self.claim.check(|| (&self.ring.hdr.consumer, &self.ring.hdr.consumer_nonce)).map_err(BytePopError::Failed)
+    }
+
+    /// `op` (a pop or a peek of the core) after the role check; if it finds
+    /// the ring empty, [`empty`](Self::empty) decides between
+    /// `Disconnected` and one more look (`Empty` if that finds nothing).
+    #[inline]
+    fn take<R>(
+        &mut self,
+        mut op: impl FnMut(&mut ByteConsumerCore, &Positions<'_>, &ShmBytes) -> std::result::Result<Option<R>, RingError>,
+    ) -> std::result::Result<R, BytePopError> {
+        self.check_role()?;
+        let failed = |e: RingError| BytePopError::Failed(e.into());
+        if let Some(r) = op(&mut self.core, &self.ring.positions(), &self.buf).map_err(failed)? {
+            return Ok(r);
+        }
+        self.empty()?;
+        op(&mut self.core, &self.ring.positions(), &self.buf).map_err(failed)?.ok_or(BytePopError::Empty)
     }
 
     /// On an empty ring: `Err(Disconnected)` if the producer died holding
     /// its role (and left nothing more), else `Ok` (look once more).
     #[cold]
-    fn empty(&mut self) -> Result<()> {
+    fn empty(&mut self) -> std::result::Result<(), BytePopError> {
         let h = &self.ring.hdr;
-        if role::holder_dead(&self.probe, &h.producer, &h.producer_nonce)
-            && !self.core.has_message(&self.ring.positions(), self.buf.capacity())?
-        {
-            return Err(Error::Disconnected);
+        if role::holder_dead(&self.probe, &h.producer, &h.producer_nonce) {
+            match self.core.has_message(&self.ring.positions(), self.buf.capacity()) {
+                Ok(false) => return Err(BytePopError::Disconnected),
+                Ok(true) => {}
+                Err(e) => return Err(BytePopError::Failed(e.into())),
+            }
         }
         Ok(())
     }
@@ -653,7 +726,7 @@ impl ByteConsumer {
 /// let ring = shmproc::ByteRing::new(256)?;
 /// ring.producer()?.push(b"in place")?;
 /// let mut rx = ring.consumer()?;
-/// let msg = rx.peek()?.expect("a message");
+/// let msg = rx.peek()?;
 /// assert_eq!(&msg[..], b"in place"); // read without a copy
 /// drop(msg); // frees it
 /// assert!(ring.is_empty());
@@ -688,6 +761,72 @@ impl Drop for ReadLoan<'_> {
 impl std::fmt::Debug for ReadLoan<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ReadLoan").field("len", &self.span.len).finish()
+    }
+}
+
+/// The iterator of [`ByteConsumer::try_iter`] (also
+/// `for msg in &mut consumer`): the messages there now, as `Ok`; a failure
+/// is yielded once as `Err`, then it ends.
+///
+/// # Examples
+///
+/// ```
+/// let ring = shmproc::ByteRing::new(256)?;
+/// let mut tx = ring.producer()?;
+/// tx.push(b"ab")?;
+/// tx.push(b"c")?;
+/// let mut rx = ring.consumer()?;
+/// let mut total = 0;
+/// for msg in &mut rx {
+///     total += msg?.len();
+/// }
+/// assert_eq!(total, 3);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[must_use = "iterators do nothing unless consumed"]
+pub struct TryIter<'a> {
+    rx: &'a mut ByteConsumer,
+    /// Set after a failure or once the ring is empty.
+    done: bool,
+}
+
+impl std::fmt::Debug for TryIter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ByteTryIter").field("done", &self.done).finish_non_exhaustive()
+    }
+}
+
+impl Iterator for TryIter<'_> {
+    type Item = Result<Vec<u8>>;
+
+    fn next(&mut self) -> Option<Result<Vec<u8>>> {
+        if self.done {
+            return None;
+        }
+        match self.rx.pop() {
+            Ok(msg) => Some(Ok(msg)),
+            Err(BytePopError::Empty | BytePopError::Disconnected) => {
+                self.done = true;
+                None
+            }
+            Err(BytePopError::Failed(e)) => {
+                self.done = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+impl std::iter::FusedIterator for TryIter<'_> {}
+
+impl<'a> IntoIterator for &'a mut ByteConsumer {
+    type Item = Result<Vec<u8>>;
+    type IntoIter = TryIter<'a>;
+
+    /// [`ByteConsumer::try_iter`]: the messages there now (a ring never
+    /// waits).
+    fn into_iter(self) -> TryIter<'a> {
+        self.try_iter()
     }
 }
 
@@ -745,15 +884,15 @@ mod tests {
         for round in 0..40usize {
             let len = (round * 11) % (ring.max_message() + 1);
             {
-                let mut loan = tx.reserve(len).expect("ok").expect("room in an empty ring");
+                let mut loan = tx.reserve(len).expect("room in an empty ring");
                 loan.fill(round as u8);
-                assert!(rx.peek().expect("ok").is_none(), "nothing before commit");
+                assert!(matches!(rx.peek(), Err(BytePopError::Empty)), "nothing before commit");
                 loan.commit(len);
             }
             if round % 5 == 0 {
-                let _unused = tx.reserve(3).expect("ok").expect("room"); // dropped: publishes nothing
+                let _unused = tx.reserve(3).expect("room"); // dropped: publishes nothing
             }
-            let msg = rx.peek().expect("ok").expect("committed");
+            let msg = rx.peek().expect("committed");
             assert_eq!(&msg[..], vec![round as u8; len].as_slice());
             drop(msg);
             assert!(ring.is_empty());

@@ -4,7 +4,7 @@
 //! themselves match on the errors directly.
 #![allow(dead_code)]
 
-use shmproc::{MpmcPopError, MpmcPushError, PopError, PushError};
+use shmproc::{BytePopError, BytePushError, MpmcPopError, MpmcPushError, PopError, PushError};
 
 /// A push's outcome: `Ok`, or `Err(value)` if the ring was full.
 pub(crate) trait Pushed<T> {
@@ -23,6 +23,17 @@ impl<T> Pushed<T> for Result<(), PushError<T>> {
     }
 }
 
+impl<T> Pushed<T> for Result<(), BytePushError<T>> {
+    #[track_caller]
+    fn pushed(self) -> Result<(), T> {
+        match self {
+            Ok(()) => Ok(()),
+            Err(BytePushError::Full(v)) => Err(v),
+            Err(e) => panic!("push: {e}"),
+        }
+    }
+}
+
 impl<T> Pushed<T> for Result<(), MpmcPushError<T>> {
     #[track_caller]
     fn pushed(self) -> Result<(), T> {
@@ -36,7 +47,8 @@ impl<T> Pushed<T> for Result<(), MpmcPushError<T>> {
 
 /// A pop's (or read loan's) outcome: `None` if the ring was empty.
 pub(crate) trait Popped<T> {
-    /// Panics on a failure (for the SPSC ring, `Disconnected` too).
+    /// Panics on a failure (for the SPSC and byte rings, `Disconnected`
+    /// too).
     fn popped(self) -> Option<T>;
 }
 
@@ -46,6 +58,17 @@ impl<T> Popped<T> for Result<T, PopError> {
         match self {
             Ok(v) => Some(v),
             Err(PopError::Empty) => None,
+            Err(e) => panic!("pop: {e}"),
+        }
+    }
+}
+
+impl<T> Popped<T> for Result<T, BytePopError> {
+    #[track_caller]
+    fn popped(self) -> Option<T> {
+        match self {
+            Ok(v) => Some(v),
+            Err(BytePopError::Empty) => None,
             Err(e) => panic!("pop: {e}"),
         }
     }
@@ -74,6 +97,17 @@ impl<L> Lent<L> for Result<L, MpmcPushError> {
         match self {
             Ok(l) => Some(l),
             Err(MpmcPushError::Full(())) => None,
+            Err(e) => panic!("reserve: {e}"),
+        }
+    }
+}
+
+impl<L> Lent<L> for Result<L, BytePushError> {
+    #[track_caller]
+    fn lent(self) -> Option<L> {
+        match self {
+            Ok(l) => Some(l),
+            Err(BytePushError::Full(())) => None,
             Err(e) => panic!("reserve: {e}"),
         }
     }

@@ -5,8 +5,10 @@
 //! a child that received an end and died before using it), the pipe and
 //! byte-ring part of case 35 (garbage in the positions and record headers
 //! while a victim sends and receives: every operation is `Ok`, `Corrupt`
-//! or, for timed ones, `Timeout`; never a crash or a hang), and the
-//! byte-ring analogue of case 13 (a producer killed holding a loan).
+//! or, for timed ones, `Timeout`; never a crash or a hang, and every
+//! outcome of the byte ring's calls with garbage the test writes itself),
+//! and the byte-ring analogue of case 13 (a producer killed holding a
+//! loan).
 //!
 //! As in `ring.rs`, the hostile writes come from the test process into
 //! the segment's file while a helper (the victim) operates, so a crash
@@ -17,9 +19,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use shmproc::{ByteRing, Connection, Error, Event, Pipe, Process};
+use shmproc::{BytePopError, BytePushError, ByteRing, Connection, Error, Event, Pipe, Process};
 
-use crate::harness::{self, Ctx, HANG_GUARD, Rng, arg, arg_num, command, hdr, say, shm_path, variant};
+use crate::harness::{self, Ctx, HANG_GUARD, Rng, arg, arg_num, command, hdr, peek, poke, say, shm_path, variant};
+use crate::outcome::{Lent, Popped, Pushed};
 
 /// Byte offsets in a pipe segment's file (segment header + payload
 /// offsets of `src/channel/pipe.rs`: ends at 128 and 1024, directions at 1920 and
@@ -57,13 +60,6 @@ fn what(e: &Error) -> &'static str {
         Error::WouldBlock => "WouldBlock",
         Error::Full => "Full",
         _ => variant(e),
-    }
-}
-
-fn outcome<T>(r: &shmproc::Result<T>) -> &'static str {
-    match r {
-        Ok(_) => "Ok",
-        Err(e) => what(e),
     }
 }
 
@@ -292,6 +288,24 @@ fn accepted<T, E: Into<Error>>(op: &str, r: Result<T, E>) -> bool {
     }
 }
 
+/// A byte ring push's (or loan's) outcome for [`accepted`]: a full ring
+/// is not a failure.
+fn unless_full<T>(r: Result<T, BytePushError>) -> shmproc::Result<()> {
+    match r {
+        Ok(_) | Err(BytePushError::Full(())) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A byte ring pop's (or loan's) outcome for [`accepted`]: an empty ring
+/// is not a failure.
+fn unless_empty<T>(r: Result<T, BytePopError>) -> shmproc::Result<()> {
+    match r {
+        Ok(_) | Err(BytePopError::Empty) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The honest payload: never starts with "spill." (so a record whose tag
 /// was garbled into a spill reference is refused as corrupt).
 const FILL: u8 = 0xab;
@@ -404,8 +418,8 @@ fn case35_garbage_in_pipe_positions_and_record_headers() {
 /// Role `pipe_ring_hostile`: creates byte ring `NAME` (1024 bytes), says
 /// `ready`, and runs a producer thread (push, reserve + commit) and a
 /// consumer thread (pop, pop_into, peek) until the parent closes stdin.
-/// Every result must be `Ok` or `Corrupt`, and every message and loan
-/// within bounds. Says `done <ops> <corrupt>`.
+/// Every result must be `Ok`, `Full`, `Empty` or `Corrupt`, and every
+/// message and loan within bounds. Says `done <ops> <corrupt>`.
 fn role_ring_hostile() {
     let ring = ByteRing::create(&arg("NAME"), 1024).expect("create");
     let stop = Arc::new(AtomicBool::new(false));
@@ -420,16 +434,16 @@ fn role_ring_hostile() {
             i += 1;
             let len = (i * 41) % 505;
             let bad = if i.is_multiple_of(2) {
-                accepted("push", tx.push(&vec![FILL; len]))
+                accepted("push", unless_full(tx.push(&vec![FILL; len])))
             } else {
                 match tx.reserve(len) {
-                    Ok(Some(mut loan)) => {
+                    Ok(mut loan) => {
                         assert_eq!(loan.len(), len);
                         loan.fill(FILL);
                         loan.commit(len / 2);
                         false
                     }
-                    r => accepted("reserve", r.map(|_| ())),
+                    r => accepted("reserve", unless_full(r)),
                 }
             };
             o1.fetch_add(1, Ordering::Relaxed);
@@ -443,15 +457,15 @@ fn role_ring_hostile() {
         while !s2.load(Ordering::Relaxed) {
             i += 1;
             let bad = match i % 3 {
-                0 => accepted("pop", rx.pop().inspect(|m| assert!(m.as_ref().is_none_or(|m| m.len() <= 504)))),
-                1 => accepted("pop_into", rx.pop_into(&mut buf).inspect(|n| assert!(n.is_none_or(|n| n <= 504)))),
+                0 => accepted("pop", unless_empty(rx.pop().inspect(|m| assert!(m.len() <= 504)))),
+                1 => accepted("pop_into", unless_empty(rx.pop_into(&mut buf).inspect(|&n| assert!(n <= 504)))),
                 _ => match rx.peek() {
-                    Ok(Some(loan)) => {
+                    Ok(loan) => {
                         assert!(loan.len() <= 504, "a loan of {} bytes from a 1024-byte ring", loan.len());
                         std::hint::black_box(loan.iter().map(|&b| u64::from(b)).sum::<u64>());
                         false
                     }
-                    r => accepted("peek", r.map(|_| ())),
+                    r => accepted("peek", unless_empty(r)),
                 },
             };
             o2.fetch_add(1, Ordering::Relaxed);
@@ -522,8 +536,8 @@ fn role_ring_producer() {
         let m = message(seq);
         loop {
             let sent = if seq % 2 == 0 {
-                tx.push(&m).expect("push")
-            } else if let Some(mut loan) = tx.reserve(m.len()).expect("reserve") {
+                tx.push(&m).pushed().is_ok()
+            } else if let Some(mut loan) = tx.reserve(m.len()).lent() {
                 loan.copy_from_slice(&m);
                 loan.commit(m.len());
                 true
@@ -544,9 +558,9 @@ fn role_ring_producer() {
         // for room (hang guard as above).
         let deadline = Instant::now() + HANG_GUARD;
         let mut loan = loop {
-            // Re-borrowed each round: a `None` ends the borrow.
-            if tx.reserve(m.len()).expect("reserve").is_some() {
-                break tx.reserve(m.len()).expect("reserve").expect("room just seen");
+            // Re-borrowed each round: a `Full` ends the borrow.
+            if tx.reserve(m.len()).lent().is_some() {
+                break tx.reserve(m.len()).expect("room just seen");
             }
             assert!(Instant::now() < deadline, "hang guard: no room for the stalled loan");
             std::thread::yield_now();
@@ -564,7 +578,7 @@ fn consume(rx: &mut shmproc::ByteConsumer, next: &mut u64, count: u64) {
     for _ in 0..count {
         let mut got = None;
         harness::wait_until("the next message", || {
-            got = rx.pop().expect("pop");
+            got = rx.pop().popped();
             got.is_some()
         });
         assert_eq!(check(&got.expect("popped")), *next, "out of order");
@@ -594,13 +608,16 @@ fn case13_byte_ring_producer_killed_holding_a_loan() {
         assert_eq!(p.line(), "claimed");
         consume(&mut rx, &mut next, count);
         assert_eq!(p.line(), "stalled");
-        assert!(rx.peek().expect("peek").is_none(), "an uncommitted loan is invisible");
+        assert!(rx.peek().popped().is_none(), "an uncommitted loan is invisible");
         p.kill_and_reap();
         harness::wait_until("Disconnected after the kill", || match rx.pop() {
-            Err(Error::Disconnected) => true,
-            Ok(None) => false,
-            other => panic!("the dead producer's loan became visible: {:?}", outcome(&other)),
+            Err(BytePopError::Disconnected) => true,
+            Err(BytePopError::Empty) => false,
+            other => panic!("the dead producer's loan became visible: {:?}", other.map(|m| m.len())),
         });
+        assert!(matches!(rx.peek(), Err(BytePopError::Disconnected)));
+        assert!(matches!(rx.pop_into(&mut Vec::new()), Err(BytePopError::Disconnected)));
+        assert_eq!(rx.try_iter().count(), 0, "a disconnected ring ends the iteration, without an error");
         assert!(ring.is_empty());
     }
     let mut p =
@@ -609,7 +626,70 @@ fn case13_byte_ring_producer_killed_holding_a_loan() {
     consume(&mut rx, &mut next, 100);
     assert_eq!(p.line(), "done");
     p.finish();
-    assert_eq!(rx.pop().expect("the producer left normally: empty, not disconnected"), None);
+    assert!(matches!(rx.pop(), Err(BytePopError::Empty)), "the producer left normally: empty, not disconnected");
     drop((rx, ring));
+    ctx.finish();
+}
+
+/// Every outcome of the byte ring's calls, on a ring whose words the test
+/// writes itself: `Full` and `Empty`, `Failed` with `TooLarge` (the ring
+/// stays usable), and `Failed` with `Corrupt` once a position or a record
+/// header is garbage; the iterator yields the failure once, then ends, and
+/// carries on once the words are sane again.
+#[test]
+fn case35_garbage_words_fail_byte_ring_push_and_pop() {
+    let ctx = Ctx::new("bring35outcome");
+    let name = ctx.name("ring");
+    let path = shm_path(&name);
+    let ring = ByteRing::create(&name, 1024).expect("create");
+    let mut tx = ring.producer().expect("producer");
+    let mut rx = ring.consumer().expect("consumer");
+    assert!(matches!(rx.pop(), Err(BytePopError::Empty)));
+    assert_eq!(rx.try_iter().count(), 0, "an empty ring ends the iteration at once");
+    let too_large = |r: Result<(), BytePushError>| {
+        matches!(r, Err(BytePushError::Failed((), Error::TooLarge { len: 505, max: 504 })))
+    };
+    assert!(too_large(tx.push(&[0; 505])));
+    assert!(too_large(tx.reserve(505).map(drop)));
+    // 20-byte messages take 32-byte records: 32 fill the ring.
+    let mut n = 0u8;
+    while tx.push(&[n; 20]).pushed().is_ok() {
+        n += 1;
+    }
+    assert_eq!(n, 32);
+    assert!(matches!(tx.push(&[0; 20]), Err(BytePushError::Full(()))));
+    assert!(matches!(tx.reserve(1), Err(BytePushError::Full(()))));
+
+    // The producer reloads `head` only when its copy shows no room: now.
+    let head = peek(&path, ring_words::HEAD, 8);
+    poke(&path, ring_words::HEAD, &(1u64 << 39).to_ne_bytes());
+    assert!(matches!(tx.push(b"x"), Err(BytePushError::Failed((), Error::Corrupt { .. }))));
+    assert!(matches!(tx.reserve(1), Err(BytePushError::Failed((), Error::Corrupt { .. }))));
+    poke(&path, ring_words::HEAD, &head);
+    assert!(matches!(tx.push(b"x"), Err(BytePushError::Full(()))), "sane again");
+
+    // The consumer has not loaded `tail` since it was 0: garbage there.
+    let tail = peek(&path, ring_words::TAIL, 8);
+    poke(&path, ring_words::TAIL, &(1u64 << 39).to_ne_bytes());
+    assert!(matches!(rx.pop(), Err(BytePopError::Failed(Error::Corrupt { .. }))));
+    assert!(matches!(rx.pop_into(&mut Vec::new()), Err(BytePopError::Failed(Error::Corrupt { .. }))));
+    assert!(matches!(rx.peek(), Err(BytePopError::Failed(Error::Corrupt { .. }))));
+    let mut it = rx.try_iter();
+    assert!(matches!(it.next(), Some(Err(Error::Corrupt { .. }))), "the failure is yielded");
+    assert!(it.next().is_none(), "then the iteration ends");
+    assert!(it.next().is_none(), "and stays ended");
+    poke(&path, ring_words::TAIL, &tail);
+    assert_eq!(rx.pop().expect("sane again"), [0; 20]);
+
+    // The next record's header claims more bytes than were published.
+    let header = peek(&path, ring_words::BUF + 32, 8);
+    poke(&path, ring_words::BUF + 32, &[0xff; 8]);
+    assert!(matches!(rx.peek(), Err(BytePopError::Failed(Error::Corrupt { .. }))));
+    assert!(matches!(rx.pop(), Err(BytePopError::Failed(Error::Corrupt { .. }))));
+    poke(&path, ring_words::BUF + 32, &header);
+    let got: Vec<Vec<u8>> = (&mut rx).into_iter().collect::<shmproc::Result<_>>().expect("sane again");
+    assert_eq!(got, (1..n).map(|k| vec![k; 20]).collect::<Vec<_>>(), "`for m in &mut rx` is try_iter");
+    tx.push(&[0; 504]).expect("room again, for the longest message");
+    drop((tx, rx, ring));
     ctx.finish();
 }

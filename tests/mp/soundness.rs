@@ -17,7 +17,10 @@
 
 use std::time::Duration;
 
-use shmproc::{Context, Error, Event, LockTimeoutError, Mutex, PopError, Process, PushError, SpscRing, StartMethod};
+use shmproc::{
+    ByteConsumer, BytePopError, ByteProducer, BytePushError, ByteRing, Context, Error, Event, LockTimeoutError, Mutex,
+    PopError, Process, PushError, SpscRing, StartMethod,
+};
 
 use crate::harness::{Ctx, HANG_GUARD};
 
@@ -317,5 +320,62 @@ fn a_producer_in_a_static_has_one_holder_after_a_fork() {
         .expect("start the task");
     p.join().expect("join").unwrap_or_else(|e| panic!("{e}"));
     drop(gate);
+    ctx.finish();
+}
+
+/// Both roles of a byte ring, kept in a static: both processes of a fork
+/// can reach them.
+static STATIC_BYTES: std::sync::Mutex<Option<(ByteProducer, ByteConsumer)>> = std::sync::Mutex::new(None);
+
+/// Task: the child of a fork uses the byte ring's roles first (a push, a
+/// pop) and keeps them; then every call on the parent's copies fails with
+/// `RoleLost`, and the iterator yields that failure once.
+fn static_byte_roles_have_one_holder((): ()) -> Result<(), String> {
+    let s = |e: Error| e.to_string();
+    let ring = ByteRing::new(256).map_err(s)?;
+    *STATIC_BYTES.lock().map_err(|_| "poisoned")? = Some((ring.producer().map_err(s)?, ring.consumer().map_err(s)?));
+    let mut child = Process::fork(|| -> String {
+        let mut g = STATIC_BYTES.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((tx, rx)) = g.as_mut() else { return "no roles".to_owned() };
+        match (tx.push(b"child"), rx.pop()) {
+            (Ok(()), Ok(m)) if m == b"child" => "ok".to_owned(),
+            (push, pop) => format!("push {push:?}, pop {:?}", pop.map(|m| m.len())),
+        }
+    })
+    .map_err(s)?;
+    let said = child.join().map_err(|e| e.to_string())?;
+    if said != "ok" {
+        return Err(format!("child: {said}"));
+    }
+    let mut g = STATIC_BYTES.lock().map_err(|_| "poisoned")?;
+    let (tx, rx) = g.as_mut().ok_or("no roles")?;
+    let lost_push = |r: Result<(), BytePushError>| matches!(r, Err(BytePushError::Failed((), Error::RoleLost)));
+    let lost_pop = |r: Result<(), BytePopError>| matches!(r, Err(BytePopError::Failed(Error::RoleLost)));
+    let outcomes = [
+        lost_push(tx.push(b"parent")),
+        lost_push(tx.reserve(1).map(drop)),
+        lost_pop(rx.pop().map(drop)),
+        lost_pop(rx.pop_into(&mut Vec::new()).map(drop)),
+        lost_pop(rx.peek().map(drop)),
+    ];
+    if outcomes != [true; 5] {
+        return Err(format!("the parent's calls after the child took the roles: {outcomes:?} (true: RoleLost)"));
+    }
+    let mut it = rx.try_iter();
+    if !matches!(it.next(), Some(Err(Error::RoleLost))) || it.next().is_some() {
+        return Err("try_iter did not yield RoleLost once, then end".to_owned());
+    }
+    *g = None;
+    Ok(())
+}
+
+/// A byte ring's roles reachable from both processes of a fork (through a
+/// static) have one holder: the child, which used them first; the parent's
+/// copies say `RoleLost`.
+#[test]
+fn byte_ring_roles_in_a_static_have_one_holder_after_a_fork() {
+    let ctx = Ctx::new("sound-static-bytes");
+    let mut p = Context::new(StartMethod::Spawn).spawn(static_byte_roles_have_one_holder, ()).expect("start the task");
+    p.join().expect("join").unwrap_or_else(|e| panic!("{e}"));
     ctx.finish();
 }
