@@ -37,10 +37,11 @@
 //! child and drops its own never leaves the count at zero in between. A
 //! decoder that finds the in-flight handle gone from the encoder's entry
 //! (the encoder died and was reclaimed) counts its handle afresh. An
-//! encoding that fails, or whose child cannot be started, is undone (the
-//! process layer runs the encoding's give-backs); one whose child dies
-//! before it decodes stays counted for the encoding process until that
-//! process exits.
+//! encoding that fails, or whose child cannot be started or exits before
+//! it begins to decode its argument, is undone: the process layer runs
+//! the encoding's give-backs (when `spawn` fails, or when the parent joins
+//! or drops such a child). One whose child dies while decoding stays
+//! counted for the encoding process until that process exits.
 //!
 //! A fork child's copies of its parent's handles are not its own (the
 //! stamp differs): dropping one there gives nothing back, and they count

@@ -87,6 +87,9 @@ fn prepare_and_run(ch: &Channel, fds: Vec<OwnedFd>) -> Result<Vec<u8>> {
     current::set_current(spec.name.clone(), spec.daemon, parent);
     name_panics(&spec.name);
     sysproc::die_with_parent(spec.parent_pid).map_err(|e| Error::os("prctl(PR_SET_PDEATHSIG)", e))?;
+    crate::sys::failpoint::hit("process.child.before_running");
+    // From here on the child may take over what its argument carries (the
+    // parent gives nothing back once it sees this).
     ch.mark_running();
     let tramp: Trampoline = spec.trampoline.resolve().map_err(|e| Error::os("resolve trampoline", e))?;
     tramp(Invocation { function: spec.function, args: spec.args, fds })

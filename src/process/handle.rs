@@ -296,7 +296,9 @@ impl ProcessBuilder {
     /// start method, fork included, so the handles in it are handed over
     /// the same way: a typed channel's [`Sender`](crate::channel::Sender)
     /// counts for the child from the start, and the parent's own copies
-    /// are dropped here.
+    /// are dropped here. If the child cannot be started, or exits before
+    /// it begins to decode `arg` (seen when it is joined or dropped), what
+    /// the encoding counted for it is given back.
     ///
     /// # Examples
     ///
@@ -327,8 +329,8 @@ impl ProcessBuilder {
         let (args, fds, undo) = handoff::collecting(|| codec::encode(&arg));
         drop(arg);
         match args.and_then(|args| self.start_encoded::<A, R>(f, method, args, fds)) {
-            Ok(p) => {
-                drop(undo); // the child took it over
+            Ok(mut p) => {
+                p.undo = Some(undo); // kept until the child is seen to start
                 Ok(p)
             }
             Err(e) => {
@@ -511,7 +513,40 @@ pub struct Process<R = ()> {
     child: Arc<ChildState>,
     channel: Channel,
     outcome: Option<(u32, Vec<u8>)>,
+    /// What encoding the argument took for the child (a typed channel's
+    /// in-flight handles): given back if the child exits before it began
+    /// to decode its argument (the channel never said running).
+    undo: Option<handoff::Undo>,
     _result: PhantomData<fn() -> R>,
+}
+
+impl<R> Process<R> {
+    /// After the child exited: gives back what its argument's encoding
+    /// took if the child never began to decode it; else forgets it.
+    fn settle_handoff(&mut self) {
+        if let Some(undo) = self.undo.take()
+            && !self.channel.started()
+        {
+            undo.run();
+        }
+    }
+}
+
+// A `Process` is shared and sent between threads like any handle.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Process<u64>>();
+};
+
+impl<R> Drop for Process<R> {
+    /// A child that exited before it began to decode its argument gives
+    /// the argument's in-flight handles back here (one still starting
+    /// keeps them counted for this process).
+    fn drop(&mut self) {
+        if self.undo.is_some() && matches!(self.child.poll(), Ok(Some(_))) {
+            self.settle_handoff();
+        }
+    }
 }
 
 impl<R> std::fmt::Debug for Process<R> {
@@ -640,7 +675,7 @@ impl<R> Process<R> {
     fn adopt(pid: u32, name: String, daemon: bool, channel: Channel) -> Result<Process<R>> {
         let child = ChildState::new(pid, name, daemon)?;
         current::register(child.clone());
-        Ok(Process { child, channel, outcome: None, _result: PhantomData })
+        Ok(Process { child, channel, outcome: None, undo: None, _result: PhantomData })
     }
 
     /// The child's pid.
@@ -856,6 +891,7 @@ impl<R: DeserializeOwned> Process<R> {
 
     /// The result of a child that has exited.
     fn collect(&mut self) -> Result<R, JoinError> {
+        self.settle_handoff();
         if self.outcome.is_none() {
             self.outcome = self.channel.result().map_err(JoinError::Failed)?;
         }

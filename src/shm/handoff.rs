@@ -38,10 +38,11 @@ struct Outgoing {
 /// What an encoding took on behalf of its decoder (a typed channel's
 /// in-flight handle counts): given back by [`Undo::run`] when the
 /// encoding fails or never reaches its decoder (a child that could not be
-/// started); dropped without running once a decoder took it over.
+/// started, or died before it began to decode); dropped without running
+/// once a decoder may have taken it over.
 #[derive(Default)]
 #[must_use = "run it if the encoding never reaches a decoder"]
-pub(crate) struct Undo(Vec<Box<dyn FnOnce()>>);
+pub(crate) struct Undo(Vec<Box<dyn FnOnce() + Send + Sync>>);
 
 impl Undo {
     /// Gives back everything the encoding took.
@@ -55,8 +56,8 @@ impl Undo {
 /// Inside an encoding that collects descriptors: `f` runs if the encoding
 /// is undone. Outside one: `false` (nothing is registered).
 #[cfg_attr(not(feature = "serde"), allow(dead_code))]
-pub(crate) fn on_undo(f: impl FnOnce() + 'static) -> bool {
-    let f: Box<dyn FnOnce()> = Box::new(f);
+pub(crate) fn on_undo(f: impl FnOnce() + Send + Sync + 'static) -> bool {
+    let f: Box<dyn FnOnce() + Send + Sync> = Box::new(f);
     OUTGOING.with(|o| o.borrow_mut().as_mut().map(|o| o.undo.0.push(f)).is_some())
 }
 

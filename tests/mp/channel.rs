@@ -3,8 +3,10 @@
 //! own at once), senders and receivers SIGKILLed (the other side gets
 //! `Disconnected` once the OS confirms the death, never a hang), a
 //! SIGSTOPped sender (the channel stays open: a receive times out, then
-//! the sender resumes and finishes), and a drop in a child seen by a
-//! receiver in the parent.
+//! the sender resumes and finishes), a drop in a child seen by a receiver
+//! in the parent, and a child killed before it began to decode the
+//! sender it was given (the parent gives the in-flight handle back when
+//! it joins or drops that child).
 
 use std::time::Duration;
 
@@ -12,7 +14,7 @@ use rustix::process::{Pid, Signal, kill_process};
 use shmproc::channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TryRecvError};
 use shmproc::{Context, Event, Process, StartMethod};
 
-use crate::harness::{Ctx, HANG_GUARD};
+use crate::harness::{self, Ctx, HANG_GUARD, say};
 
 /// Task: sends `n` numbers from `base`, then returns.
 fn produce((tx, base, n): (Sender<u64>, u64, u64)) {
@@ -174,5 +176,37 @@ fn channel_receivers_in_children_share_the_items_and_end_on_drop() {
     drop(tx);
     let total: usize = kids.into_iter().map(|mut k| k.join().expect("join")).sum();
     assert_eq!(total, 1000);
+    ctx.finish();
+}
+
+/// Role (run with the failpoint `process.child.before_running` armed, so
+/// every child it starts dies before it begins to decode its argument):
+/// starts two children with senders and drops its own; the first is
+/// joined, the second only dropped once it has exited. Says what a receive
+/// gets after each.
+pub(crate) fn role_unstarted_child() {
+    let (tx, rx) = shmproc::channel::<u64>(4).expect("channel");
+    let (tx2, rx2) = shmproc::channel::<u64>(4).expect("channel");
+    let mut joined = Context::new(StartMethod::Spawn).spawn(produce, (tx.clone(), 0, 1)).expect("spawn");
+    let dropped = Context::new(StartMethod::Spawn).spawn(produce, (tx2.clone(), 0, 1)).expect("spawn");
+    drop((tx, tx2));
+    assert!(joined.join().is_err(), "the child was killed before it ran");
+    let first = rx.recv_timeout(HANG_GUARD);
+    harness::wait_until("the second child to exit", || !dropped.is_alive());
+    drop(dropped);
+    let second = rx2.recv_timeout(HANG_GUARD);
+    say(format!("{first:?} {second:?}"));
+}
+
+/// A child killed before it began to decode its argument (a failpoint in
+/// the child's start) never took its sender over: the parent gives the
+/// in-flight handle back once it sees the child gone, so the receiver
+/// learns that every sender is gone.
+#[test]
+fn channel_a_child_killed_before_it_decoded_its_sender_gives_it_back() {
+    let ctx = Ctx::new("chan-unstarted");
+    let mut k = ctx.child("chan_unstarted").failpoint("process.child.before_running").start();
+    assert_eq!(k.line(), "Err(Disconnected) Err(Disconnected)");
+    k.wait_ok();
     ctx.finish();
 }

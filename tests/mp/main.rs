@@ -81,6 +81,8 @@ fn run_role(role: &str) {
         "truncate_file" => segment::role_truncate_file(),
         "cleaner" => cleanup::role_cleaner(),
         "stale_scenario" => cleanup::role_stale_scenario(),
+        #[cfg(feature = "serde")]
+        "chan_unstarted" => channel::role_unstarted_child(),
         "hostile_fields" => hostile::role_hostile_fields(),
         "foreign_files" => hostile::role_foreign_files(),
         "double_fetch" => hostile::role_double_fetch(),
