@@ -9,9 +9,10 @@ use std::fmt;
 use crate::channel::lane::Stop;
 use crate::error::Error;
 
-/// The docs that differ between the four families (a `Connection`'s
-/// `send`/`recv`, a `Queue`'s `put`/`get`): what `Failed` holds, and what
-/// `into_inner` gives back.
+/// The docs that differ between the six families (a `Connection`'s
+/// `send`/`recv`, a `Queue`'s `put`/`get`, a typed channel's
+/// `chan_send`/`chan_recv`): what `Failed` holds, what `into_inner` gives
+/// back, and where the examples find the type.
 macro_rules! family_doc {
     (send failed) => {
         "Anything else: the value could not be encoded ([`Error::Codec`]: \
@@ -40,6 +41,49 @@ macro_rules! family_doc {
         "Anything else: the bytes do not decode as a `T` ([`Error::Codec`]), \
          or a peer broke the queue ([`Error::Corrupt`])."
     };
+    (chan_send failed) => {
+        "Anything else, with the item: it could not be encoded \
+         ([`Error::Codec`]: nothing was sent, the channel stays usable), or a \
+         peer broke the channel ([`Error::Corrupt`])."
+    };
+    (chan_send inner) => {
+        "The item that was not sent."
+    };
+    (chan_recv failed) => {
+        "Anything else: the bytes do not decode as a `T` ([`Error::Codec`]: \
+         the item is lost, the channel stays usable), or a peer broke the \
+         channel ([`Error::Corrupt`])."
+    };
+    (chan_send path) => {
+        "shmproc::channel::"
+    };
+    (chan_send example) => {
+        "Disconnected"
+    };
+    ($fam:ident path) => {
+        "shmproc::"
+    };
+    ($fam:ident example) => {
+        "Closed"
+    };
+}
+
+/// What a `Stop::Closed` becomes: the `Closed` variant, or `Failed` with
+/// [`Error::Closed`] for a typed channel's errors (a channel has no close,
+/// so the engine never gives it one).
+macro_rules! closed_variant {
+    (chan_send; $ty:ident; $value:ident) => {
+        $ty::Failed($value, Error::Closed)
+    };
+    (chan_recv; $ty:ident;) => {
+        $ty::Failed(Error::Closed)
+    };
+    ($fam:ident; $ty:ident; $value:ident) => {
+        $ty::Closed($value)
+    };
+    ($fam:ident; $ty:ident;) => {
+        $ty::Closed
+    };
 }
 
 /// What a `Stop::Timeout` becomes: the named variant (`Full`, `Timeout`,
@@ -62,19 +106,19 @@ macro_rules! timeout_variant {
 /// The `fn` of `send_errors!`: whether the error is its `timeout:`
 /// variant (nothing when no `fn` was asked for).
 macro_rules! is_variant {
-    ($ty:ident [$tvar:ident] [$(#[$im:meta])* $is:ident]) => {
+    ($fam:ident $ty:ident [$tvar:ident] [$(#[$im:meta])* $is:ident]) => {
         $(#[$im])*
         ///
         /// # Examples
         ///
         /// ```
-        #[doc = concat!("assert!(shmproc::", stringify!($ty), "::", stringify!($tvar), "(()).", stringify!($is), "());")]
+        #[doc = concat!("assert!(", family_doc!($fam path), stringify!($ty), "::", stringify!($tvar), "(()).", stringify!($is), "());")]
         /// ```
         pub fn $is(&self) -> bool {
             matches!(self, $ty::$tvar(_))
         }
     };
-    ($ty:ident [$($tvar:ident)?] []) => {};
+    ($fam:ident $ty:ident [$($tvar:ident)?] []) => {};
 }
 
 /// An error enum of the sending side (`send` or `put`, the family) whose
@@ -109,7 +153,7 @@ macro_rules! send_errors {
             /// engine never gives, becomes `Failed`).
             pub(crate) fn from_stop(value: T, stop: Stop) -> Self {
                 match stop {
-                    Stop::Closed => $ty::Closed(value),
+                    Stop::Closed => closed_variant!($fam; $ty; value),
                     Stop::Disconnected => $ty::Disconnected(value),
                     Stop::Failed(e) => $ty::Failed(value, e),
                     Stop::Timeout => timeout_variant!($ty; value; $($tvar)?),
@@ -121,7 +165,7 @@ macro_rules! send_errors {
             /// # Examples
             ///
             /// ```
-            #[doc = concat!("let e = shmproc::", stringify!($ty), "::Closed(7);")]
+            #[doc = concat!("let e = ", family_doc!($fam path), stringify!($ty), "::", family_doc!($fam example), "(7);")]
             /// assert_eq!(e.into_inner(), 7);
             /// ```
             pub fn into_inner(self) -> T {
@@ -130,7 +174,7 @@ macro_rules! send_errors {
                 }
             }
 
-            is_variant!($ty [$($tvar)?] [$($(#[$im])* $is)?]);
+            is_variant!($fam $ty [$($tvar)?] [$($(#[$im])* $is)?]);
         }
 
         impl<T> fmt::Debug for $ty<T> {
@@ -189,7 +233,7 @@ macro_rules! recv_errors {
             /// (as for the send errors' `from_stop`).
             pub(crate) fn from_stop(stop: Stop) -> Self {
                 match stop {
-                    Stop::Closed => $ty::Closed,
+                    Stop::Closed => closed_variant!($fam; $ty;),
                     Stop::Disconnected => $ty::Disconnected,
                     Stop::Failed(e) => $ty::Failed(e),
                     Stop::Timeout => timeout_variant!($ty;; $($tvar)?),

@@ -47,6 +47,7 @@
 //! used by the process start channel and the pool). How a typed channel
 //! counts its ends is described in `typed.rs`.
 
+#[macro_use]
 pub(crate) mod error;
 pub(crate) mod lane;
 pub(crate) mod pipe;
