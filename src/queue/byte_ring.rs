@@ -19,7 +19,7 @@ use crate::owner::probe::ProbeRate;
 use crate::queue::bytes::{
     self, ByteConsumerCore, ByteProducerCore, ByteSlots, ReadSpan, ShmBytes, TAG_INLINE, WriteSpan, check_capacity,
 };
-use crate::queue::error::{BytePopError, BytePushError};
+use crate::queue::error::{BytePopError, BytePushError, try_iter_step};
 use crate::queue::role::{self, Claim};
 use crate::queue::spsc::{Positions, RingError};
 use crate::shm::header::kind;
@@ -800,20 +800,7 @@ impl Iterator for TryIter<'_> {
     type Item = Result<Vec<u8>>;
 
     fn next(&mut self) -> Option<Result<Vec<u8>>> {
-        if self.done {
-            return None;
-        }
-        match self.rx.pop() {
-            Ok(msg) => Some(Ok(msg)),
-            Err(BytePopError::Empty | BytePopError::Disconnected) => {
-                self.done = true;
-                None
-            }
-            Err(BytePopError::Failed(e)) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        try_iter_step(&mut self.done, || self.rx.pop())
     }
 }
 

@@ -488,3 +488,56 @@ mod tests {
         assert_eq!(boxed.to_string(), Error::Full.to_string());
     }
 }
+
+/// A pop error as a ring consumer's `try_iter` sees it: `None` ends the
+/// iteration quietly (nothing there now, or the producer is gone), `Some`
+/// is a failure, yielded once before the end.
+pub(crate) trait IterEnd {
+    fn failure(self) -> Option<Error>;
+}
+
+impl IterEnd for PopError {
+    fn failure(self) -> Option<Error> {
+        match self {
+            PopError::Empty | PopError::Disconnected => None,
+            PopError::Failed(e) => Some(e),
+        }
+    }
+}
+
+impl IterEnd for MpmcPopError {
+    fn failure(self) -> Option<Error> {
+        match self {
+            MpmcPopError::Empty => None,
+            MpmcPopError::Failed(e) => Some(e),
+        }
+    }
+}
+
+impl IterEnd for BytePopError {
+    fn failure(self) -> Option<Error> {
+        match self {
+            BytePopError::Empty | BytePopError::Disconnected => None,
+            BytePopError::Failed(e) => Some(e),
+        }
+    }
+}
+
+/// One step of a ring consumer's `try_iter` (all three rings): the value
+/// `pop` gives, or the end, after yielding a failure once; `done` is set
+/// at the end and ends every later step.
+pub(crate) fn try_iter_step<T, E: IterEnd>(
+    done: &mut bool,
+    pop: impl FnOnce() -> std::result::Result<T, E>,
+) -> Option<crate::error::Result<T>> {
+    if *done {
+        return None;
+    }
+    match pop() {
+        Ok(v) => Some(Ok(v)),
+        Err(e) => {
+            *done = true;
+            e.failure().map(Err)
+        }
+    }
+}

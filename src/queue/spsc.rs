@@ -349,7 +349,7 @@ mod tests {
 use crate::error::{Error, Result};
 use crate::loom::atomic::AtomicU32;
 use crate::owner::probe::ProbeRate;
-use crate::queue::error::{PopError, PushError};
+use crate::queue::error::{PopError, PushError, try_iter_step};
 use crate::queue::role::{self, Claim};
 use crate::shm::header::kind;
 use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
@@ -1132,20 +1132,7 @@ impl<T: Pod + Send> Iterator for TryIter<'_, T> {
     type Item = Result<T>;
 
     fn next(&mut self) -> Option<Result<T>> {
-        if self.done {
-            return None;
-        }
-        match self.rx.pop() {
-            Ok(v) => Some(Ok(v)),
-            Err(PopError::Empty | PopError::Disconnected) => {
-                self.done = true;
-                None
-            }
-            Err(PopError::Failed(e)) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        try_iter_step(&mut self.done, || self.rx.pop())
     }
 }
 

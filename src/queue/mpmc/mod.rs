@@ -101,7 +101,7 @@ use bytemuck::Pod;
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU64, Ordering};
 use crate::loom::owner;
-use crate::queue::error::{MpmcPopError, MpmcPushError};
+use crate::queue::error::{MpmcPopError, MpmcPushError, try_iter_step};
 use crate::queue::spsc::{ShmSlots, Slots};
 use crate::shm::header::kind;
 use crate::shm::layout::{CachePadded, ShmSafe, layout_hash, layout_hash_mix};
@@ -776,20 +776,7 @@ impl<T: Pod + Send> Iterator for TryIter<'_, T> {
     type Item = Result<T>;
 
     fn next(&mut self) -> Option<Result<T>> {
-        if self.done {
-            return None;
-        }
-        match self.rx.pop() {
-            Ok(v) => Some(Ok(v)),
-            Err(MpmcPopError::Empty) => {
-                self.done = true;
-                None
-            }
-            Err(MpmcPopError::Failed(e)) => {
-                self.done = true;
-                Some(Err(e))
-            }
-        }
+        try_iter_step(&mut self.done, || self.rx.pop())
     }
 }
 
