@@ -6,7 +6,7 @@
 # features back on).
 set -euo pipefail
 cargo clippy --workspace --all-targets -- -D warnings
-for features in "" serde pool manager; do
+for features in "" serde pool manager async; do
     echo "--- clippy -p shmproc --no-default-features --features '$features'"
     cargo clippy -p shmproc --all-targets --no-default-features --features "$features" -- -D warnings
 done

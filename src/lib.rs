@@ -260,6 +260,7 @@
 //! | `pool` | yes | `Pool` and `ProcessPoolExecutor` (needs `serde`) |
 //! | `manager` | yes | `Manager`, `DictProxy`, `ListProxy` (needs `serde`) |
 //! | `inspect` | yes | `shmproc::inspect`, read-only reports on objects in `/dev/shm` (needs the three above) |
+//! | `async` | yes | the async twins (`*_async`, `Stream`s, `IntoFuture` for the pool's futures) and `connection::wait`, on one waiting service thread per process; depends on `futures-core` only, on no runtime |
 //!
 //! With `default-features = false` the core remains, with no dependency on
 //! serde: segments, [`Shared`], [`Arena`], the locks and the other
