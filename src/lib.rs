@@ -314,6 +314,11 @@ mod shared;
 mod shm;
 mod sync;
 mod sys;
+#[cfg(feature = "async")]
+mod watch;
+
+#[cfg(all(feature = "async", shmproc_loom))]
+compile_error!("loom models build without the `async` feature (see .ci/loom.sh)");
 
 #[cfg(feature = "serde")]
 pub use channel::error::{

@@ -114,7 +114,7 @@ impl Wait {
     }
 
     /// Whether the wait is over at `now`.
-    fn passed(self, now: Instant) -> bool {
+    pub(crate) fn passed(self, now: Instant) -> bool {
         match self {
             Wait::No => true,
             Wait::Forever => false,
@@ -204,7 +204,7 @@ pub(crate) trait Ends {
 /// The longest spin of a blocked call before it sleeps: a peer on another
 /// CPU answers well within it (a cache-line hand-off is 0.1 µs, a futex
 /// wake about 20 µs).
-const SPIN: Duration = Duration::from_micros(10);
+pub(crate) const SPIN: Duration = Duration::from_micros(10);
 
 /// How long a [`Wait::No`] call waits for a lock another sender or
 /// receiver holds: a stopped holder must not make `try_put` block.
@@ -393,6 +393,10 @@ pub(crate) struct Lane {
     /// Rate limits of the questions about receivers and senders.
     receivers_probe: ProbeRate,
     senders_probe: ProbeRate,
+    /// The two eventcount words as the waiting service sees them, made
+    /// on a first async wait.
+    #[cfg(feature = "async")]
+    async_words: std::sync::OnceLock<super::lane_async::LaneWordsAsync>,
 }
 
 impl Lane {
@@ -413,7 +417,34 @@ impl Lane {
             sends: StdAtomicU32::new(0),
             receivers_probe: ProbeRate::new(),
             senders_probe: ProbeRate::new(),
+            #[cfg(feature = "async")]
+            async_words: std::sync::OnceLock::new(),
         })
+    }
+
+    /// The shared words.
+    #[cfg(feature = "async")]
+    pub(crate) fn words(&self) -> &LaneWords {
+        &self.words
+    }
+
+    /// The rate limit of questions about the receivers.
+    #[cfg(feature = "async")]
+    pub(crate) fn receivers_probe(&self) -> &ProbeRate {
+        &self.receivers_probe
+    }
+
+    /// The rate limit of questions about the senders.
+    #[cfg(feature = "async")]
+    pub(crate) fn senders_probe(&self) -> &ProbeRate {
+        &self.senders_probe
+    }
+
+    /// One side's eventcount word as the waiting service sees it.
+    #[cfg(feature = "async")]
+    pub(crate) fn async_word(&self, side: super::lane_async::Side) -> &std::sync::Arc<dyn crate::watch::AsyncWord> {
+        let w = self.async_words.get_or_init(|| super::lane_async::LaneWordsAsync::new(&self.words));
+        w.get(side)
     }
 
     /// Buffer bytes.
@@ -592,8 +623,8 @@ impl Lane {
     }
 
     /// The token spill segments of this lane are recorded under, for
-    /// callers that spill records themselves (the pool).
-    #[cfg(feature = "pool")]
+    /// callers that spill records themselves (the pool, async sends).
+    #[cfg(any(feature = "pool", feature = "async"))]
     pub(crate) fn spill_owner(&self) -> Option<Token> {
         self.spill_owner
     }

@@ -50,6 +50,8 @@
 #[macro_use]
 pub(crate) mod error;
 pub(crate) mod lane;
+#[cfg(feature = "async")]
+pub(crate) mod lane_async;
 pub(crate) mod pipe;
 pub(crate) mod queue;
 pub(crate) mod spill;

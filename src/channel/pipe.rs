@@ -1168,6 +1168,149 @@ unsafe impl ShmSafe for EndWords {
     const TAG: &'static str = "shmproc::EndWords";
 }
 
+#[cfg(feature = "async")]
+impl Connection {
+    /// The async twin of `send_stop`.
+    async fn send_stop_async(&self, msg: &[u8]) -> Result<(), Stop> {
+        let lane = self.tx().map_err(|e| if matches!(e, Error::Closed) { Stop::Closed } else { Stop::Failed(e) })?;
+        self.register()?;
+        lane.send_message_async(msg, &*self.inner).await
+    }
+
+    /// The async twin of `recv_stop`.
+    async fn recv_stop_async(&self, out: &mut Vec<u8>) -> Result<(), Stop> {
+        let lane = self.rx().map_err(|e| if matches!(e, Error::Closed) { Stop::Closed } else { Stop::Failed(e) })?;
+        self.register()?;
+        lane.recv_message_async(out, &*self.inner, &mut |_| {}).await
+    }
+
+    /// Sends `value`, waiting for room without blocking the thread: the
+    /// async twin of [`send`](Connection::send).
+    ///
+    /// Cancellation: a future dropped before it completes has sent
+    /// nothing (the message is published whole, in one step of one poll,
+    /// or not at all).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// futures::executor::block_on(async {
+    ///     a.send_async(&("ping", 1u32)).await?;
+    ///     let got: (String, u32) = b.recv_async().await?;
+    ///     assert_eq!(got, ("ping".to_string(), 1));
+    ///     Ok::<(), shmproc::Error>(())
+    /// })?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`send`](Connection::send).
+    pub async fn send_async<V: Serialize + ?Sized>(&self, value: &V) -> Result<(), SendError> {
+        let msg = codec::encode(value).map_err(|e| SendError::from_stop((), Stop::Failed(e)))?;
+        self.send_stop_async(&msg).await.map_err(|stop| SendError::from_stop((), stop))
+    }
+
+    /// Sends `msg` as one message, waiting for room without blocking the
+    /// thread: the async twin of [`send_bytes`](Connection::send_bytes).
+    ///
+    /// Cancellation: as for [`send_async`](Connection::send_async).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// futures::executor::block_on(a.send_bytes_async(b"raw"))?;
+    /// assert_eq!(b.recv_bytes()?, b"raw");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`send_bytes`](Connection::send_bytes).
+    pub async fn send_bytes_async(&self, msg: &[u8]) -> Result<(), SendError> {
+        self.send_stop_async(msg).await.map_err(|stop| SendError::from_stop((), stop))
+    }
+
+    /// Receives and decodes one message, waiting without blocking the
+    /// thread: the async twin of [`recv`](Connection::recv).
+    ///
+    /// Cancellation: a future dropped before it completes has taken no
+    /// message (a message is taken and decoded in one step of one poll).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// std::thread::spawn(move || a.send(&7u64));
+    /// assert_eq!(futures::executor::block_on(b.recv_async::<u64>())?, 7);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`recv`](Connection::recv).
+    pub async fn recv_async<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
+        let mut buf = Vec::new();
+        self.recv_stop_async(&mut buf).await.map_err(RecvError::from_stop)?;
+        codec::decode(&buf).map_err(|e| RecvError::from_stop(Stop::Failed(e)))
+    }
+
+    /// Receives one message's bytes, waiting without blocking the thread:
+    /// the async twin of [`recv_bytes`](Connection::recv_bytes).
+    ///
+    /// Cancellation: as for [`recv_async`](Connection::recv_async).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// a.send_bytes(b"abc")?;
+    /// assert_eq!(futures::executor::block_on(b.recv_bytes_async())?, b"abc");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`recv_bytes`](Connection::recv_bytes).
+    pub async fn recv_bytes_async(&self) -> Result<Vec<u8>, RecvError> {
+        let mut buf = Vec::new();
+        self.recv_stop_async(&mut buf).await.map_err(RecvError::from_stop)?;
+        Ok(buf)
+    }
+
+    /// Waits until a message is ready to receive, or the other end is
+    /// closed or gone (what [`poll`](Connection::poll) reports as `true`),
+    /// without blocking the thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// a.send(&1u8)?;
+    /// futures::executor::block_on(b.readable_async())?;
+    /// assert_eq!(b.recv::<u8>()?, 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`poll`](Connection::poll).
+    pub async fn readable_async(&self) -> Result<()> {
+        let lane = self.rx()?;
+        self.register()?;
+        let ends = &*self.inner;
+        loop {
+            if lane.has_message() || ends.peer_closed() {
+                return Ok(());
+            }
+            let ready = || ends.peer_closed() || ends.closed();
+            match lane.wait_readable_async(ready, ends).await {
+                Ok(Woke::Gone) => return Ok(()),
+                Ok(Woke::Look) if self.is_closed() => return Err(Error::Closed),
+                Ok(Woke::Look) => {}
+                Err(stop) => return Err(stop.into_error()),
+            }
+        }
+    }
+}
+
 #[cfg(all(test, not(shmproc_loom)))]
 mod tests {
     use super::*;

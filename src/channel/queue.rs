@@ -28,6 +28,8 @@ use crate::channel::error::{
     TryPutError,
 };
 use crate::channel::lane::{Call, Ends, Lane, LaneWords, Other, Stop, Wait, wait_on};
+#[cfg(feature = "async")]
+use crate::channel::lane_async::{EcRef, LaneSleep, Side, SleepState};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -888,6 +890,20 @@ impl<T> Queue<T> {
         self.get_raw_via(out, wait, &*self.inner, hook)
     }
 
+    /// Registers this process as a consumer: the registry entry that
+    /// counts the items it takes (a `JoinableQueue`'s), or `None`.
+    fn taken_counter(&self) -> Result<Option<&AtomicU64>, Stop> {
+        let h = self.hdr();
+        let me = self.role(End::Recv)?;
+        if !self.joinable() {
+            return Ok(None);
+        }
+        // Taken items are counted in the entry: a consumer without one
+        // could not mark them done.
+        let full = Error::InvalidArgument { what: "JoinableQueue has as many live consumer processes as it can track" };
+        Ok(Some(&me.and_then(|i| h.consumers.entry(i)).ok_or(Stop::Failed(full))?.taken))
+    }
+
     fn get_raw_via<E: Ends>(
         &self,
         out: &mut Vec<u8>,
@@ -895,20 +911,10 @@ impl<T> Queue<T> {
         ends: &E,
         hook: &mut dyn FnMut(&[u8]),
     ) -> Result<(), Stop> {
-        let h = self.hdr();
-        let me = self.role(End::Recv)?;
-        let entry = if self.joinable() {
-            // Taken items are counted in the entry: a consumer without one
-            // could not mark them done.
-            let full =
-                Error::InvalidArgument { what: "JoinableQueue has as many live consumer processes as it can track" };
-            Some(me.and_then(|i| h.consumers.entry(i)).ok_or(Stop::Failed(full))?)
-        } else {
-            None
-        };
+        let entry = self.taken_counter()?;
         let mut count = |bytes: &[u8]| {
-            if let Some(e) = entry {
-                e.taken.fetch_add(1, Ordering::SeqCst);
+            if let Some(taken) = entry {
+                taken.fetch_add(1, Ordering::SeqCst);
             }
             hook(bytes);
         };
@@ -1159,6 +1165,126 @@ impl<'a, T: DeserializeOwned> IntoIterator for &'a Queue<T> {
     }
 }
 
+/// A joinable queue's `all_done` word as the waiting service sees it.
+#[cfg(feature = "async")]
+struct AllDoneWord(Placed<QueueHeader>);
+
+#[cfg(feature = "async")]
+impl crate::watch::AsyncWord for AllDoneWord {
+    fn word(&self) -> &std::sync::atomic::AtomicU32 {
+        self.0.all_done.seq_word()
+    }
+
+    fn woken(&self) {
+        self.0.all_done.arrived();
+    }
+}
+
+#[cfg(feature = "async")]
+impl<T> Queue<T> {
+    /// The async twin of [`put_via`](Queue::put_via): waits for room
+    /// through the waiting service.
+    pub(crate) async fn put_via_async<E: Ends>(&self, item: T, ends: &E) -> Result<(), (T, Stop)>
+    where
+        T: Serialize,
+    {
+        let msg = match codec::encode(&item) {
+            Ok(m) => m,
+            Err(e) => return Err((item, Stop::Failed(e))),
+        };
+        if let Err(e) = self.role(End::Send) {
+            return Err((item, Stop::Failed(e)));
+        }
+        match self.inner.lane.send_message_async(&msg, ends).await {
+            Ok(()) => Ok(()),
+            Err(stop) => Err((item, stop)),
+        }
+    }
+
+    /// The async twin of [`get_via`](Queue::get_via).
+    pub(crate) async fn get_via_async<E: Ends>(&self, ends: &E) -> Result<T, Stop>
+    where
+        T: DeserializeOwned,
+    {
+        let lane = &self.inner.lane;
+        let mut sleep = LaneSleep::new(lane, Side::Receiving);
+        std::future::poll_fn(|cx| self.poll_get_via(&mut sleep.state, cx, ends)).await
+    }
+
+    /// One poll of an async get (a `Stream`'s step): the item, or
+    /// `Pending` with `state` registered (nothing taken).
+    pub(crate) fn poll_get_via<E: Ends>(
+        &self,
+        state: &mut SleepState,
+        cx: &mut std::task::Context<'_>,
+        ends: &E,
+    ) -> std::task::Poll<Result<T, Stop>>
+    where
+        T: DeserializeOwned,
+    {
+        self.inner.lane.poll_recv_with(state, cx, ends, || self.get_via(Wait::No, ends))
+    }
+
+    /// Withdraws a `Stream`'s registration (see [`SleepState::cancel`]).
+    pub(crate) fn cancel_get(&self, state: &mut SleepState) {
+        let lane = &self.inner.lane;
+        state.cancel(EcRef::lane(lane, Side::Receiving), || lane.has_message());
+    }
+
+    /// Puts `item`, waiting while the queue is full without blocking the
+    /// thread: the async twin of [`put`](Queue::put).
+    ///
+    /// Cancellation: a future dropped before it completes has put nothing
+    /// (the item is put whole, in one step of one poll, or not at all).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::Queue::<String>::new(0)?;
+    /// futures::executor::block_on(async {
+    ///     q.put_async("hi".to_string()).await?;
+    ///     assert_eq!(q.get_async().await?, "hi");
+    ///     Ok::<(), shmproc::Error>(())
+    /// })?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`put`](Queue::put), with the item.
+    pub async fn put_async(&self, item: T) -> Result<(), PutError<T>>
+    where
+        T: Serialize,
+    {
+        self.put_via_async(item, &*self.inner).await.map_err(|(item, stop)| PutError::from_stop(item, stop))
+    }
+
+    /// Takes the oldest item, waiting while the queue is empty without
+    /// blocking the thread: the async twin of [`get`](Queue::get).
+    ///
+    /// Cancellation: a future dropped before it completes has taken no
+    /// item (an item is taken and decoded in one step of one poll).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::Queue::<u32>::new(0)?;
+    /// let producer = q.clone();
+    /// let t = std::thread::spawn(move || producer.put(7));
+    /// assert_eq!(futures::executor::block_on(q.get_async())?, 7);
+    /// t.join().expect("producer")?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`get`](Queue::get).
+    pub async fn get_async(&self) -> Result<T, GetError>
+    where
+        T: DeserializeOwned,
+    {
+        self.get_via_async(&*self.inner).await.map_err(GetError::from_stop)
+    }
+}
+
 /// A [`Queue`] that counts unfinished items (Python:
 /// `multiprocessing.JoinableQueue`): every `put` adds one, every
 /// [`task_done`](JoinableQueue::task_done) marks one finished, and
@@ -1374,6 +1500,55 @@ impl<T> JoinableQueue<T> {
                 return if self.all_done() { self.joined() } else { Err(QueueJoinTimeoutError::Timeout) };
             }
         }
+    }
+
+    /// Waits until every item put has been taken and marked done (or
+    /// abandoned by a consumer that died), without blocking the thread:
+    /// the async twin of [`join`](JoinableQueue::join).
+    ///
+    /// Cancellation: dropping the future changes nothing.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::JoinableQueue::<u8>::new(0)?;
+    /// q.put(1)?;
+    /// let consumer = q.clone();
+    /// let t = std::thread::spawn(move || {
+    ///     consumer.get().expect("item");
+    ///     consumer.task_done()
+    /// });
+    /// futures::executor::block_on(q.join_async())?;
+    /// t.join().expect("consumer")?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`join`](JoinableQueue::join).
+    #[cfg(feature = "async")]
+    pub async fn join_async(&self) -> Result<(), QueueJoinError> {
+        let q = &self.q.inner;
+        let reclaim = || {
+            q.hdr.consumers.reclaim_dead(|e| reclaim(e, &q.hdr.abandoned));
+            false
+        };
+        let probe = ProbeRate::new();
+        let other = Other { gone: reclaim, rate: &probe, ask_first: false };
+        // As in `join_until`: "all done" is notified to everyone, so the
+        // awake count and position are private.
+        let (awake, position) = (Awake::default(), AtomicU64::new(0));
+        let source: Arc<dyn crate::watch::AsyncWord> = Arc::new(AllDoneWord(q.hdr.clone()));
+        let at = super::lane_async::EcRef { ec: &q.hdr.all_done, awake: &awake, position: &position, source: &source };
+        let mut sleeper = super::lane_async::Sleeper::new(at, || false);
+        while !self.all_done() {
+            // Ends only by a look: there is no deadline, and the other
+            // side (`reclaim`) never reports "gone".
+            let _ = sleeper.wait(|| self.all_done(), || false, Wait::Forever, &other).await;
+        }
+        self.joined().map_err(|e| match e {
+            QueueJoinTimeoutError::Abandoned { items } => QueueJoinError::Abandoned { items },
+            QueueJoinTimeoutError::Timeout => QueueJoinError::Abandoned { items: self.abandoned() },
+        })
     }
 
     /// Waits until every item put has been taken and marked done (or

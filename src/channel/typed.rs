@@ -377,8 +377,8 @@ pub fn unbounded<T: Serialize + DeserializeOwned>() -> Result<(Sender<T>, Receiv
 
 fn make<T: Serialize + DeserializeOwned>(b: QueueBuilder<T>) -> Result<(Sender<T>, Receiver<T>)> {
     let q = b.build_channel()?;
-    let tx = Sender { mark: count_in(&q, End::Send)?, q: q.clone() };
-    let rx = Receiver { mark: count_in(&q, End::Recv)?, q };
+    let tx = Sender { mark: count_in(&q, End::Send)?, q: q.clone(), stream: StreamState::default() };
+    let rx = Receiver { mark: count_in(&q, End::Recv)?, q, stream: StreamState::default() };
     Ok((tx, rx))
 }
 
@@ -407,6 +407,8 @@ fn make<T: Serialize + DeserializeOwned>(b: QueueBuilder<T>) -> Result<(Sender<T
 pub struct Sender<T> {
     q: Queue<T>,
     mark: Mark,
+    /// Unused (a receiver's `Stream` state; one shape for both sides).
+    stream: StreamState,
 }
 
 /// The receiving side of a typed channel made by [`channel`] or
@@ -431,7 +433,15 @@ pub struct Sender<T> {
 pub struct Receiver<T> {
     q: Queue<T>,
     mark: Mark,
+    /// Where the `Stream` of this receiver waits between polls.
+    stream: StreamState,
 }
+
+/// A receiver's `Stream` state (with the `async` feature).
+#[cfg(feature = "async")]
+type StreamState = crate::channel::lane_async::SleepState;
+#[cfg(not(feature = "async"))]
+type StreamState = ();
 
 /// What both sides offer: the queue's snapshot queries.
 macro_rules! side_common {
@@ -502,12 +512,14 @@ macro_rules! side_common {
             /// process.
             fn clone(&self) -> Self {
                 let none = Mark { entry: NONE, stamp: 0 };
-                $ty { q: self.q.clone(), mark: count_in(&self.q, $end).unwrap_or(none) }
+                $ty { q: self.q.clone(), mark: count_in(&self.q, $end).unwrap_or(none), stream: StreamState::default() }
             }
         }
 
         impl<T> Drop for $ty<T> {
             fn drop(&mut self) {
+                #[cfg(feature = "async")]
+                self.q.cancel_get(&mut self.stream);
                 drop_mark(self.q.inner(), $end, self.mark);
             }
         }
@@ -552,7 +564,7 @@ macro_rules! side_common {
                 // (an index out of range is ignored by the registry).
                 let from = usize::try_from(entry).unwrap_or(NONE);
                 let mark = take_over(&q, $end, from, stamp).map_err(D::Error::custom)?;
-                Ok($ty { q, mark })
+                Ok($ty { q, mark, stream: StreamState::default() })
             }
         }
     };
@@ -772,6 +784,131 @@ pub struct Iter<'a, T> {
 impl<T> std::fmt::Debug for Iter<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Iter").field("blocking", &(self.wait == Wait::Forever)).finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "async")]
+impl<T: Serialize> Sender<T> {
+    /// Sends `item`, waiting for room without blocking the thread: the
+    /// async twin of [`send`](Sender::send).
+    ///
+    /// Cancellation: a future dropped before it completes has sent
+    /// nothing (the item is sent whole, in one step of one poll, or not
+    /// at all).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = shmproc::channel::<u32>(1)?;
+    /// futures::executor::block_on(tx.send_async(5))?;
+    /// assert_eq!(rx.recv()?, 5);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`send`](Sender::send), with the item.
+    pub async fn send_async(&self, item: T) -> std::result::Result<(), SendError<T>> {
+        let ends = ChannelEnds(self.q.inner());
+        self.q.put_via_async(item, &ends).await.map_err(|(t, stop)| SendError::from_stop(t, stop))
+    }
+}
+
+#[cfg(feature = "async")]
+impl<T: DeserializeOwned> Receiver<T> {
+    /// Receives an item, waiting without blocking the thread: the async
+    /// twin of [`recv`](Receiver::recv). The receiver is also a
+    /// `futures_core::Stream` of the items [`iter`](Receiver::iter) yields.
+    ///
+    /// Cancellation: a future dropped before it completes has taken no
+    /// item (an item is taken and decoded in one step of one poll).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (tx, rx) = shmproc::channel::<String>(4)?;
+    /// std::thread::spawn(move || tx.send("hello".into()));
+    /// assert_eq!(futures::executor::block_on(rx.recv_async())?, "hello");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`recv`](Receiver::recv).
+    pub async fn recv_async(&self) -> std::result::Result<T, RecvError> {
+        let ends = ChannelEnds(self.q.inner());
+        self.q.get_via_async(&ends).await.map_err(RecvError::from_stop)
+    }
+}
+
+/// The items of [`Receiver::iter`], without blocking the thread: the
+/// stream ends once every sender is gone and the channel is drained.
+///
+/// Cancellation: a `poll_next` that returns `Pending` has taken nothing,
+/// so dropping the receiver or not polling it again loses no item.
+///
+/// # Examples
+///
+/// ```
+/// use futures::StreamExt;
+/// let (tx, mut rx) = shmproc::channel::<u32>(4)?;
+/// std::thread::spawn(move || (1..=3).try_for_each(|i| tx.send(i)));
+/// let got: Vec<u32> = futures::executor::block_on(async {
+///     let mut all = Vec::new();
+///     while let Some(item) = rx.next().await {
+///         all.push(item?);
+///     }
+///     Ok::<_, shmproc::Error>(all)
+/// })?;
+/// assert_eq!(got, [1, 2, 3]);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[cfg(feature = "async")]
+impl<T: DeserializeOwned> futures_core::Stream for Receiver<T> {
+    type Item = Result<T>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<T>>> {
+        let this = self.get_mut();
+        let ends = ChannelEnds(this.q.inner());
+        this.q.poll_get_via(&mut this.stream, cx, &ends).map(Stop::next_item)
+    }
+}
+
+#[cfg(feature = "async")]
+impl<S: Serialize, R: DeserializeOwned> Duplex<S, R> {
+    /// [`Sender::send_async`] on the sending half.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::typed::<String, u32>()?;
+    /// futures::executor::block_on(async {
+    ///     a.send_async("ping".into()).await?;
+    ///     let got = b.recv_async().await?;
+    ///     b.send_async(got.len() as u32).await?;
+    ///     assert_eq!(a.recv_async().await?, 4);
+    ///     Ok::<(), shmproc::Error>(())
+    /// })?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`Sender::send`].
+    pub async fn send_async(&self, item: S) -> std::result::Result<(), SendError<S>> {
+        self.tx.send_async(item).await
+    }
+
+    /// [`Receiver::recv_async`] on the receiving half.
+    ///
+    /// # Examples
+    ///
+    /// As for [`send_async`](Duplex::send_async).
+    ///
+    /// # Errors
+    /// As for [`Receiver::recv`].
+    pub async fn recv_async(&self) -> std::result::Result<R, RecvError> {
+        self.rx.recv_async().await
     }
 }
 

@@ -75,6 +75,20 @@ pub(crate) struct ChildState {
     exit: Mutex<Option<RawExit>>,
 }
 
+impl std::os::fd::AsFd for ChildState {
+    /// The child's pidfd: readable once it exited.
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.pidfd)
+    }
+}
+
+#[cfg(feature = "async")]
+impl crate::watch::AsyncFd for ChildState {
+    fn fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        std::os::fd::AsFd::as_fd(&self.pidfd)
+    }
+}
+
 impl ChildState {
     /// Tracks a child we just started; if that fails (no descriptor left),
     /// the child is killed and reaped, so nothing is left behind.

@@ -549,6 +549,28 @@ impl<R> Drop for Process<R> {
     }
 }
 
+/// The child's pidfd (Python: `Process.sentinel`): readable once the
+/// child exited, for `poll`, `epoll` or an async runtime's reactor. It
+/// stays open as long as the `Process`.
+///
+/// # Examples
+///
+/// ```
+/// use std::os::fd::AsFd;
+/// fn nothing(_: ()) {}
+///
+/// let mut child = shmproc::Process::spawn(nothing, ())?;
+/// let mut fds = [rustix::event::PollFd::new(&child.as_fd(), rustix::event::PollFlags::IN)];
+/// rustix::event::poll(&mut fds, None)?; // returns once the child exited
+/// child.join()?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+impl<R> std::os::fd::AsFd for Process<R> {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.child.as_fd()
+    }
+}
+
 impl<R> std::fmt::Debug for Process<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Process").field("pid", &self.pid()).field("name", &self.child.name).finish()
@@ -890,6 +912,34 @@ impl<R: DeserializeOwned> Process<R> {
     }
 
     /// The result of a child that has exited.
+    /// Waits for the child to exit without blocking the thread, then
+    /// returns what [`join`](Process::join) returns: the async twin of
+    /// `join`.
+    ///
+    /// Cancellation: dropping the future changes nothing (the child goes
+    /// on; a later `join` or `join_async` collects it).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn double(x: u32) -> u32 { x * 2 }
+    ///
+    /// let mut child = shmproc::Process::spawn(double, 21)?;
+    /// assert_eq!(futures::executor::block_on(child.join_async())?, 42);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`join`](Process::join).
+    #[cfg(feature = "async")]
+    pub async fn join_async(&mut self) -> Result<R, JoinError> {
+        let source: Arc<dyn crate::watch::AsyncFd> = self.child.clone();
+        while self.child.poll().map_err(JoinError::Failed)?.is_none() {
+            crate::watch::fd_ready(&source, None).await.map_err(|e| JoinError::Failed(Error::os("poll(pidfd)", e)))?;
+        }
+        self.collect()
+    }
+
     fn collect(&mut self) -> Result<R, JoinError> {
         self.settle_handoff();
         if self.outcome.is_none() {

@@ -92,6 +92,15 @@ pub(crate) struct RawEventCount {
 #[must_use = "pass the key to wait and then finish"]
 pub(crate) struct Key(u32);
 
+impl Key {
+    /// The value of `seq` the key was taken at (what the waiting service
+    /// compares the word with).
+    #[cfg(feature = "async")]
+    pub(crate) fn value(self) -> u32 {
+        self.0
+    }
+}
+
 /// The callers of one side of a channel that are inside a call and not
 /// asleep (an `i32`: a [`stranded`](RawEventCount::stranded) waiter resets
 /// it, and callers counted before then may leave it below zero until the
@@ -143,7 +152,7 @@ impl Awake {
 
     /// Whether no caller is awake (a notifier's look, after its fence).
     #[inline]
-    fn none(&self) -> bool {
+    pub(crate) fn none(&self) -> bool {
         self.0.load(Ordering::SeqCst) as i32 <= 0
     }
 
@@ -288,6 +297,22 @@ impl RawEventCount {
         // a useless spin or an early sleep.
         let same_cpu = me != 0 && self.cpu.load(Ordering::Relaxed) == me;
         if same_cpu { yield_until(YIELDS, ready) } else { spin_for(max, ready) }
+    }
+
+    /// The word waiters sleep on, for a waiter that sleeps through the
+    /// waiting service (`crate::watch`) with the key it took.
+    #[cfg(feature = "async")]
+    pub(crate) fn seq_word(&self) -> &AtomicU32 {
+        &self.seq
+    }
+
+    /// A wake call woke the waiting service on `seq`: the wake-up counted
+    /// as coming has arrived (the service's half of what
+    /// [`wait`](Self::wait) does for a sleeper).
+    #[cfg(feature = "async")]
+    pub(crate) fn arrived(&self) {
+        // SeqCst: as a sleeper's decrement in `wait`.
+        self.coming.fetch_sub(1, Ordering::SeqCst);
     }
 
     /// Waiters asleep in the emulated futex (loom models set up sleepers

@@ -80,3 +80,30 @@ pub(crate) fn wake(word: &AtomicU32, n: u32) -> usize {
 pub(crate) fn wake_all(word: &AtomicU32) -> usize {
     wake(word, i32::MAX as u32)
 }
+
+/// Sleeps until one of `words` no longer holds its expected value, a wake
+/// call on one of them, or `deadline`: `Ok(i)` if a wake call woke the
+/// caller on `words[i]`. Shared (not private) 32-bit futexes; `deadline`
+/// is absolute on `CLOCK_MONOTONIC`. At most 128 words.
+///
+/// # Errors
+/// `AGAIN`: a word did not hold its value (nothing slept); `TIMEDOUT`;
+/// `INTR`; `NOSYS` before Linux 5.16; `INVAL` for more than 128 words.
+///
+/// # References
+/// - [futex2](https://www.kernel.org/doc/html/latest/userspace-api/futex2.html), `futex_waitv`
+#[cfg(feature = "async")]
+pub(crate) fn waitv(words: &[(&AtomicU32, u32)], deadline: Option<Instant>) -> Result<usize, Errno> {
+    let waits: Vec<futex::Wait> = words
+        .iter()
+        .map(|&(word, expected)| {
+            let mut w = futex::Wait::new();
+            w.val = u64::from(expected);
+            w.uaddr = futex::WaitPtr::new(word.as_ptr().cast());
+            w.flags = futex::WaitFlags::SIZE_U32;
+            w
+        })
+        .collect();
+    let ts = deadline.map(absolute);
+    futex::waitv(&waits, futex::WaitvFlags::empty(), ts.as_ref(), ClockId::Monotonic)
+}

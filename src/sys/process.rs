@@ -225,6 +225,12 @@ pub(crate) struct PidFd {
     pid: u32,
 }
 
+impl std::os::fd::AsFd for PidFd {
+    fn as_fd(&self) -> std::os::fd::BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
 impl PidFd {
     /// `pidfd_open(pid)`. Valid for our own unreaped children (a zombie
     /// keeps its pid until reaped, and only we reap it).

@@ -1,0 +1,440 @@
+//! The lane's async twins: the same sends and receives as `lane.rs`, whose
+//! waits hand the eventcount's word to the waiting service
+//! (`crate::watch`) instead of sleeping in the kernel.
+//!
+//! Each attempt is the blocking engine's own non-blocking call
+//! ([`Wait::No`]): the same locks, counts, liveness probes and pass-ons.
+//! Between attempts a caller waits as a blocking one does up to its sleep
+//! (spin briefly, announce itself on the eventcount, look once more), then
+//! registers the word and the key it took with the service and returns
+//! `Pending`. Woken, it withdraws its announcement and tries again; at a
+//! liveness wake-up it asks the OS about the other side, as a sleeper does.
+//!
+//! Cancellation: an attempt runs whole inside one `poll`, so a future
+//! dropped while pending has taken no message and published none (a send
+//! spilled to a segment discards it). A future dropped while registered
+//! withdraws its announcement and, if it leaves a message (room) behind,
+//! passes a wake-up on, since the service's wake-up may have been meant
+//! for it ([`Sleeper`]'s drop).
+
+use std::future::poll_fn;
+use std::sync::Arc;
+use std::sync::atomic::AtomicU32;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use super::lane::{Ends, Lane, LaneWords, Other, SPIN, Stop, Wait, Woke};
+use crate::channel::spill;
+use crate::error::Error;
+use crate::loom::atomic::{AtomicU64, Ordering};
+use crate::loom::owner::LivenessPoll;
+use crate::queue::bytes::{TAG_INLINE, TAG_SPILL};
+use crate::queue::eventcount::{Awake, RawEventCount};
+use crate::shm::typed::Placed;
+use crate::watch::{self, AsyncWord, Ticket, Wake};
+
+/// Which of a lane's two eventcounts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Side {
+    /// `readable`: receivers wait for a message.
+    Receiving,
+    /// `writable`: senders wait for room.
+    Sending,
+}
+
+/// One eventcount's word as the service sees it: the lane's words (whose
+/// mapping it keeps) and which eventcount.
+#[derive(Debug)]
+pub(crate) struct LaneWord {
+    words: Placed<LaneWords>,
+    side: Side,
+}
+
+impl LaneWord {
+    fn ec(&self) -> &RawEventCount {
+        match self.side {
+            Side::Receiving => &self.words.readable,
+            Side::Sending => &self.words.writable,
+        }
+    }
+}
+
+impl AsyncWord for LaneWord {
+    fn word(&self) -> &AtomicU32 {
+        self.ec().seq_word()
+    }
+
+    fn woken(&self) {
+        self.ec().arrived();
+    }
+}
+
+/// The two words of a lane, made once per lane.
+#[derive(Debug)]
+pub(crate) struct LaneWordsAsync {
+    receiving: Arc<dyn AsyncWord>,
+    sending: Arc<dyn AsyncWord>,
+}
+
+impl LaneWordsAsync {
+    pub(crate) fn get(&self, side: Side) -> &Arc<dyn AsyncWord> {
+        match side {
+            Side::Receiving => &self.receiving,
+            Side::Sending => &self.sending,
+        }
+    }
+
+    pub(crate) fn new(words: &Placed<LaneWords>) -> LaneWordsAsync {
+        LaneWordsAsync {
+            receiving: Arc::new(LaneWord { words: words.clone(), side: Side::Receiving }),
+            sending: Arc::new(LaneWord { words: words.clone(), side: Side::Sending }),
+        }
+    }
+}
+
+/// An eventcount as an async waiter uses it: the eventcount, the awake
+/// count and position of its side (callers count themselves in `awake`
+/// and move `position` when they make progress), and its word as the
+/// service sees it.
+#[derive(Clone, Copy)]
+pub(crate) struct EcRef<'a> {
+    pub(crate) ec: &'a RawEventCount,
+    pub(crate) awake: &'a Awake,
+    pub(crate) position: &'a AtomicU64,
+    pub(crate) source: &'a Arc<dyn AsyncWord>,
+}
+
+impl<'a> EcRef<'a> {
+    /// One side of a lane.
+    pub(crate) fn lane(lane: &'a Lane, side: Side) -> EcRef<'a> {
+        let w = lane.words();
+        let (ec, awake, position) = match side {
+            Side::Receiving => (&w.readable, &w.receiving.awake, &w.head),
+            Side::Sending => (&w.writable, &w.sending.awake, &w.tail),
+        };
+        EcRef { ec, awake, position, source: lane.async_word(side) }
+    }
+}
+
+/// Whether what callers of `side` wait for is there for someone (a
+/// message; room for the smallest record).
+pub(crate) fn something_left(lane: &Lane, side: Side) -> bool {
+    match side {
+        Side::Receiving => lane.has_message(),
+        Side::Sending => lane.has_room(0),
+    }
+}
+
+/// One async caller's wait on an eventcount, across polls: its
+/// registration while it sleeps, and its liveness schedule. Owned (no
+/// borrow), so a `Stream` can keep it in itself; the eventcount is passed
+/// to each call. A state dropped while registered must first be
+/// [`cancel`](SleepState::cancel)led ([`Sleeper`] does it).
+#[derive(Debug)]
+pub(crate) struct SleepState {
+    ticket: Option<Ticket>,
+    poll: LivenessPoll,
+    /// The side's position when the caller registered (see `stranded`).
+    before: u64,
+    /// Whether this wait passed a spare wake-up on (once per wait).
+    passed: bool,
+    /// Whether the first sleep's question about the other side was asked.
+    asked_first: bool,
+}
+
+impl Default for SleepState {
+    fn default() -> Self {
+        SleepState { ticket: None, poll: LivenessPoll::new(), before: 0, passed: false, asked_first: false }
+    }
+}
+
+impl SleepState {
+    /// The async twin of the engine's `wait_on`: ready with `Look` when
+    /// `look()` may hold, `Gone` when the OS confirms the other side gone,
+    /// `Err(Timeout)` when `wait` ends; pending while registered.
+    pub(crate) fn poll_wait<G: Fn() -> bool>(
+        &mut self,
+        at: EcRef<'_>,
+        cx: &mut Context<'_>,
+        look: &impl Fn() -> bool,
+        spare: &impl Fn() -> bool,
+        wait: Wait,
+        other: &Other<'_, G>,
+    ) -> Poll<Result<Woke, Stop>> {
+        let EcRef { ec, awake, position, source } = at;
+        if let Some(ticket) = self.ticket.take() {
+            let Some(woke) = ticket.fired() else {
+                if !look() {
+                    // Polled for another reason (a select, a moved task).
+                    ticket.set_waker(cx.waker());
+                    self.ticket = Some(ticket);
+                    return Poll::Pending;
+                }
+                drop(ticket);
+                ec.finish();
+                return Poll::Ready(Ok(Woke::Look));
+            };
+            drop(ticket);
+            ec.finish();
+            let now = Instant::now();
+            // As a sleeper does: a liveness wake-up that finds the
+            // condition true with no progress of this side meanwhile
+            // means the counts are stuck (see `wait_on`).
+            // Relaxed: compared with itself only.
+            if woke == Wake::TimedOut && look() && position.load(Ordering::Relaxed) == self.before {
+                ec.stranded(awake);
+            }
+            if woke == Wake::TimedOut && !wait.passed(now) {
+                if other.rate.ask_now(&other.gone) {
+                    return Poll::Ready(Ok(Woke::Gone));
+                }
+                self.poll.slower();
+            }
+            return Poll::Ready(if wait.passed(now) && !look() { Err(Stop::Timeout) } else { Ok(Woke::Look) });
+        }
+        if ec.spin_for_notifier(SPIN, look) {
+            return Poll::Ready(Ok(Woke::Look));
+        }
+        let now = Instant::now();
+        if wait.passed(now) {
+            return Poll::Ready(Err(Stop::Timeout));
+        }
+        if other.ask_first && !self.asked_first {
+            self.asked_first = true;
+            if other.rate.ask(&other.gone) {
+                return Poll::Ready(Ok(Woke::Gone));
+            }
+        }
+        let key = ec.prepare();
+        if look() {
+            ec.finish();
+            return Poll::Ready(Ok(Woke::Look));
+        }
+        if !self.passed && awake.none() && spare() {
+            self.passed = true;
+            ec.notify_one(awake);
+        }
+        self.before = position.load(Ordering::Relaxed);
+        let deadline = self.poll.wake_at(now, wait.deadline());
+        match watch::watch_word(source, key.value(), deadline, cx.waker()) {
+            Ok(t) => {
+                self.ticket = Some(t);
+                Poll::Pending
+            }
+            Err(e) => {
+                ec.finish();
+                Poll::Ready(Err(Stop::Failed(Error::os("futex_waitv", e))))
+            }
+        }
+    }
+
+    /// Withdraws a registration (the caller will not look): its
+    /// announcement, and, since the service's wake-up may have been meant
+    /// for it, a wake-up passed on if `left()` says it leaves something.
+    pub(crate) fn cancel(&mut self, at: EcRef<'_>, left: impl FnOnce() -> bool) {
+        let Some(ticket) = self.ticket.take() else { return };
+        drop(ticket);
+        at.ec.finish();
+        if at.ec.anyone_announced() && left() {
+            at.ec.notify_one(at.awake);
+        }
+    }
+}
+
+/// A [`SleepState`] with its eventcount, cancelled on drop.
+pub(crate) struct Sleeper<'a, L: Fn() -> bool> {
+    at: EcRef<'a>,
+    left: L,
+    state: SleepState,
+}
+
+/// A sleeper on one side of a lane.
+pub(crate) fn lane_sleeper(lane: &Lane, side: Side) -> Sleeper<'_, impl Fn() -> bool + '_> {
+    Sleeper::new(EcRef::lane(lane, side), move || something_left(lane, side))
+}
+
+impl<'a, L: Fn() -> bool> Sleeper<'a, L> {
+    /// A sleeper on `at`; `left()` says whether what callers of its side
+    /// wait for is there for someone (see [`SleepState::cancel`]).
+    pub(crate) fn new(at: EcRef<'a>, left: L) -> Self {
+        Sleeper { at, left, state: SleepState::default() }
+    }
+
+    /// Waits (asynchronously) as [`SleepState::poll_wait`] says.
+    pub(crate) async fn wait<G: Fn() -> bool>(
+        &mut self,
+        look: impl Fn() -> bool,
+        spare: impl Fn() -> bool,
+        wait: Wait,
+        other: &Other<'_, G>,
+    ) -> Result<Woke, Stop> {
+        poll_fn(|cx| self.state.poll_wait(self.at, cx, &look, &spare, wait, other)).await
+    }
+}
+
+impl<L: Fn() -> bool> Drop for Sleeper<'_, L> {
+    fn drop(&mut self) {
+        self.state.cancel(self.at, &self.left);
+    }
+}
+
+/// Discards a spill segment unless its reference was sent.
+struct SpillGuard(Option<Vec<u8>>);
+
+impl Drop for SpillGuard {
+    fn drop(&mut self) {
+        if let Some(reference) = self.0.take() {
+            spill::discard(&reference);
+        }
+    }
+}
+
+/// Looks within one poll before a caller gives its thread back (wakes
+/// itself and returns `Pending`): a condition that keeps looking true
+/// while attempts keep failing (a lock held by a caller that is slow to
+/// let go) must not hold the executor's thread.
+const LOOKS_PER_POLL: u32 = 4;
+
+/// A [`SleepState`] on one side of a lane, cancelled on drop: the state
+/// of one async send or receive.
+pub(crate) struct LaneSleep<'a> {
+    lane: &'a Lane,
+    side: Side,
+    pub(crate) state: SleepState,
+}
+
+impl<'a> LaneSleep<'a> {
+    pub(crate) fn new(lane: &'a Lane, side: Side) -> Self {
+        LaneSleep { lane, side, state: SleepState::default() }
+    }
+}
+
+impl Drop for LaneSleep<'_> {
+    fn drop(&mut self) {
+        let (lane, side) = (self.lane, self.side);
+        self.state.cancel(EcRef::lane(lane, side), || something_left(lane, side));
+    }
+}
+
+impl Lane {
+    /// One poll of an async receive: `attempt` is a receive that does not
+    /// wait ([`Wait::No`]: `Err(Stop::Timeout)` means "nothing now");
+    /// between attempts the caller waits on `state`.
+    pub(crate) fn poll_recv_with<T, E: Ends>(
+        &self,
+        state: &mut SleepState,
+        cx: &mut Context<'_>,
+        ends: &E,
+        mut attempt: impl FnMut() -> Result<T, Stop>,
+    ) -> Poll<Result<T, Stop>> {
+        for _ in 0..LOOKS_PER_POLL {
+            match attempt() {
+                Err(Stop::Timeout) => {}
+                done => return Poll::Ready(done),
+            }
+            let look = || self.has_message() || ends.recv_stop().is_some() || ends.drained_stop().is_some();
+            let other =
+                Other { gone: || ends.senders_gone(), rate: self.senders_probe(), ask_first: E::PROBE_BEFORE_SLEEP };
+            let at = EcRef::lane(self, Side::Receiving);
+            match state.poll_wait(at, cx, &look, &|| false, Wait::Forever, &other) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(stop)) => return Poll::Ready(Err(stop)),
+                Poll::Ready(Ok(Woke::Look)) => {}
+                // Dead first, then empty: a sender may publish and die.
+                Poll::Ready(Ok(Woke::Gone)) => {
+                    return Poll::Ready(match attempt() {
+                        Err(Stop::Timeout) => Err(Stop::Disconnected),
+                        done => done,
+                    });
+                }
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// One poll of an async send of a `len`-byte record: `attempt` is a
+    /// send that does not wait, as for [`poll_recv_with`](Lane::poll_recv_with).
+    pub(crate) fn poll_send_with<E: Ends>(
+        &self,
+        state: &mut SleepState,
+        cx: &mut Context<'_>,
+        len: u64,
+        ends: &E,
+        mut attempt: impl FnMut() -> Result<(), Stop>,
+    ) -> Poll<Result<(), Stop>> {
+        for _ in 0..LOOKS_PER_POLL {
+            match attempt() {
+                Err(Stop::Timeout) => {}
+                done => return Poll::Ready(done),
+            }
+            let look = || self.has_room(len) || ends.send_stop().is_some();
+            // Room too small for this record may fit a smaller one.
+            let spare = || len > 0 && self.has_room(0);
+            let other = Other {
+                gone: || ends.receivers_gone(),
+                rate: self.receivers_probe(),
+                ask_first: E::PROBE_BEFORE_SLEEP,
+            };
+            let at = EcRef::lane(self, Side::Sending);
+            match state.poll_wait(at, cx, &look, &spare, Wait::Forever, &other) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(stop)) => return Poll::Ready(Err(stop)),
+                Poll::Ready(Ok(Woke::Gone)) if E::SEND_NEEDS_RECEIVER || !self.has_room(len) => {
+                    return Poll::Ready(Err(Stop::Disconnected));
+                }
+                Poll::Ready(Ok(_)) => {}
+            }
+        }
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+
+    /// The async twin of [`send_message`](Lane::send_message): sends `msg`
+    /// whole, inline or through a spill segment, waiting for room.
+    pub(crate) async fn send_message_async<E: Ends>(&self, msg: &[u8], ends: &E) -> Result<(), Stop> {
+        let (rec, tag, mut guard) = if msg.len() as u64 <= self.max_message() {
+            (msg.to_vec(), TAG_INLINE, SpillGuard(None))
+        } else {
+            if let Some(stop) = ends.send_stop() {
+                return Err(stop); // no spill segment for a send that cannot happen
+            }
+            let reference = spill::spill_out(msg, self.spill_owner())?;
+            (reference.clone(), TAG_SPILL, SpillGuard(Some(reference)))
+        };
+        let mut sleep = LaneSleep::new(self, Side::Sending);
+        let sent = poll_fn(|cx| {
+            self.poll_send_with(&mut sleep.state, cx, rec.len() as u64, ends, || {
+                self.send_record(&rec, tag, Wait::No, ends)
+            })
+        })
+        .await;
+        if sent.is_ok() {
+            guard.0 = None;
+        }
+        sent
+    }
+
+    /// The async twin of [`recv_message`](Lane::recv_message).
+    pub(crate) async fn recv_message_async<E: Ends>(
+        &self,
+        out: &mut Vec<u8>,
+        ends: &E,
+        hook: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<(), Stop> {
+        let mut sleep = LaneSleep::new(self, Side::Receiving);
+        poll_fn(|cx| self.poll_recv_with(&mut sleep.state, cx, ends, || self.recv_message(out, Wait::No, ends, hook)))
+            .await
+    }
+
+    /// The async twin of [`wait_readable`](Lane::wait_readable).
+    pub(crate) async fn wait_readable_async<E: Ends>(&self, look: impl Fn() -> bool, ends: &E) -> Result<Woke, Stop> {
+        let look = || self.has_message() || look();
+        if look() {
+            return Ok(Woke::Look);
+        }
+        let other =
+            Other { gone: || ends.senders_gone(), rate: self.senders_probe(), ask_first: E::PROBE_BEFORE_SLEEP };
+        lane_sleeper(self, Side::Receiving).wait(look, || false, Wait::Forever, &other).await
+    }
+}

@@ -1,0 +1,402 @@
+//! The async twins across real processes, from three executors: a tokio
+//! multi-thread runtime, a tokio current-thread runtime and
+//! `futures::executor::block_on`. Peers that die during an await,
+//! cancellation (a dropped pending future loses no item and sends nothing
+//! half), ten thousand tasks awaiting at once, and the CPU time of a
+//! process awaiting an idle queue.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use shmproc::channel::{Receiver, RecvError, SendError, Sender};
+use shmproc::{Connection, Event, GetError, JoinableQueue, Pipe, Process, Queue};
+
+/// Generous: only a guard against hangs.
+const HANG_GUARD: Duration = Duration::from_secs(60);
+
+/// The three executors every async call is driven from.
+#[derive(Debug, Clone, Copy)]
+enum Exec {
+    TokioMulti,
+    TokioCurrent,
+    BlockOn,
+}
+
+const EXECS: [Exec; 3] = [Exec::TokioMulti, Exec::TokioCurrent, Exec::BlockOn];
+
+/// Runs `fut` to completion on `exec`, with a hang guard (tokio's timer
+/// on the tokio runtimes; none needed for block_on, whose futures here
+/// all end by themselves or by the peers' exits).
+fn run<F: Future + Send + 'static>(exec: Exec, fut: F) -> F::Output
+where
+    F::Output: Send,
+{
+    match exec {
+        Exec::TokioMulti => {
+            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+            rt.block_on(async { tokio::time::timeout(HANG_GUARD, tokio::spawn(fut)).await })
+                .expect("hang guard")
+                .expect("task")
+        }
+        Exec::TokioCurrent => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
+            rt.block_on(async { tokio::time::timeout(HANG_GUARD, fut).await }).expect("hang guard")
+        }
+        Exec::BlockOn => futures::executor::block_on(fut),
+    }
+}
+
+fn produce((q, n): (Queue<u64>, u64)) {
+    for i in 0..n {
+        q.put(i).expect("put");
+    }
+}
+
+fn consume((q, n): (Queue<u64>, u64)) -> u64 {
+    (0..n).map(|_| q.get().expect("get")).sum()
+}
+
+fn send_all((tx, n): (Sender<u64>, u64)) {
+    for i in 0..n {
+        tx.send(i).expect("send");
+    }
+}
+
+fn echo(conn: Connection) {
+    while let Ok(v) = conn.recv::<u64>() {
+        if conn.send(&(v + 1)).is_err() {
+            return;
+        }
+    }
+}
+
+fn echo_bytes(conn: Connection) {
+    while let Ok(v) = conn.recv_bytes() {
+        if conn.send_bytes(&v).is_err() {
+            return;
+        }
+    }
+}
+
+fn hold_then_exit((_tx, started): (Sender<u64>, Event)) {
+    started.set();
+    std::thread::sleep(Duration::from_secs(3600));
+}
+
+fn hold_conn_forever((_conn, started): (Connection, Event)) {
+    started.set();
+    std::thread::sleep(Duration::from_secs(3600));
+}
+
+fn hold_queue_forever((q, started): (Queue<u64>, Event)) {
+    // Registers as a producer (a put), then waits to be killed.
+    q.put(0).expect("put");
+    started.set();
+    std::thread::sleep(Duration::from_secs(3600));
+}
+
+fn add_one(x: u64) -> u64 {
+    x + 1
+}
+
+fn done_items((q, n): (JoinableQueue<u64>, u64)) {
+    for _ in 0..n {
+        q.get().expect("get");
+        q.task_done().expect("done");
+    }
+}
+
+#[test]
+fn queue_get_and_put_async_across_processes() {
+    for exec in EXECS {
+        let q = Queue::<u64>::new(4).expect("queue");
+        let n = 500;
+        let mut producer = Process::spawn(produce, (q.clone(), n)).expect("producer");
+        let mut consumer = Process::spawn(consume, (q.clone(), n)).expect("consumer");
+        let q2 = q.clone();
+        let sum = run(exec, async move {
+            // Half of what the child consumes comes from here, and all the
+            // producer's items are taken here or there.
+            let mut got = 0;
+            for i in 0..n {
+                q2.put_async(1000 + i).await.expect("put_async");
+            }
+            for _ in 0..n {
+                got += q2.get_async().await.expect("get_async");
+            }
+            got
+        });
+        producer.join().expect("producer");
+        let child_sum = consumer.join().expect("consumer");
+        let all: u64 = (0..n).sum::<u64>() + (1000..1000 + n).sum::<u64>();
+        assert_eq!(sum + child_sum, all, "{exec:?}");
+    }
+}
+
+#[test]
+fn channel_send_recv_async_and_stream_across_processes() {
+    for exec in EXECS {
+        let (tx, rx) = shmproc::channel::<u64>(8).expect("channel");
+        let n = 300;
+        let mut child = Process::spawn(send_all, (tx.clone(), n)).expect("child");
+        let got = run(exec, async move {
+            tx.send_async(n).await.expect("send_async");
+            drop(tx);
+            let first = rx.recv_async().await.expect("recv_async");
+            let mut rx = rx;
+            let mut rest = Vec::new();
+            while let Some(item) = rx.next().await {
+                rest.push(item.expect("item"));
+            }
+            (first, rest)
+        });
+        child.join().expect("child");
+        let mut all: Vec<u64> = std::iter::once(got.0).chain(got.1).collect();
+        all.sort_unstable();
+        assert_eq!(all, (0..=n).collect::<Vec<_>>(), "{exec:?}: every item once, then the end");
+    }
+}
+
+#[test]
+fn connection_async_round_trips_across_processes() {
+    for exec in EXECS {
+        let (a, b) = Pipe::new().expect("pipe");
+        let (c, d) = Pipe::new().expect("pipe");
+        let mut child = Process::spawn(echo, b).expect("child");
+        let mut child2 = Process::spawn(echo_bytes, d).expect("child");
+        run(exec, async move {
+            for i in 0..200u64 {
+                a.send_async(&i).await.expect("send_async");
+                assert_eq!(a.recv_async::<u64>().await.expect("recv_async"), i + 1);
+                c.send_bytes_async(&i.to_le_bytes()).await.expect("send_bytes_async");
+                assert_eq!(c.recv_bytes_async().await.expect("recv_bytes_async"), i.to_le_bytes());
+            }
+            // A message larger than the pipe's buffer travels whole.
+            let big = vec![7u8; 1 << 20];
+            c.send_bytes_async(&big).await.expect("big send");
+            assert_eq!(c.recv_bytes_async().await.expect("big recv"), big);
+            a.close();
+            c.close();
+        });
+        child.join().expect("child");
+        child2.join().expect("child2");
+    }
+}
+
+#[test]
+fn join_async_and_joinable_queue_join_async() {
+    for exec in EXECS {
+        let mut p = Process::spawn(add_one, 41).expect("child");
+        let q = JoinableQueue::<u64>::new(0).expect("queue");
+        for i in 0..20 {
+            q.put(i).expect("put");
+        }
+        let mut worker = Process::spawn(done_items, (q.clone(), 20)).expect("worker");
+        let (r, joined) = run(exec, async move {
+            let r = p.join_async().await.expect("join_async");
+            let joined = q.join_async().await;
+            (r, joined)
+        });
+        assert_eq!(r, 42, "{exec:?}");
+        joined.expect("all done");
+        worker.join().expect("worker");
+    }
+}
+
+#[test]
+fn a_peer_killed_during_an_await_gives_disconnected() {
+    for exec in EXECS {
+        // A typed channel: its only sender's process is killed.
+        let (tx, rx) = shmproc::channel::<u64>(1).expect("channel");
+        let started = Event::new().expect("event");
+        let child = Process::spawn(hold_then_exit, (tx, started.clone())).expect("child");
+        started.wait_timeout(HANG_GUARD).expect("child started");
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            child.kill().expect("kill");
+            child
+        });
+        let got = run(exec, async move { rx.recv_async().await });
+        assert!(matches!(got, Err(RecvError::Disconnected)), "{exec:?}: {got:?}");
+        let mut child = killer.join().expect("killer");
+        let _ = child.join();
+
+        // A connection: the other end's only holder is killed.
+        let (a, b) = Pipe::new().expect("pipe");
+        let started = Event::new().expect("event");
+        let child = Process::spawn(hold_conn_forever, (b, started.clone())).expect("child");
+        started.wait_timeout(HANG_GUARD).expect("child started");
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            child.kill().expect("kill");
+            child
+        });
+        let got = run(exec, async move { a.recv_async::<u64>().await });
+        assert!(matches!(got, Err(shmproc::RecvError::Disconnected)), "{exec:?}: {got:?}");
+        let mut child = killer.join().expect("killer");
+        let _ = child.join();
+
+        // A queue: its only producer is killed after one item.
+        let q = Queue::<u64>::new(0).expect("queue");
+        let started = Event::new().expect("event");
+        let child = Process::spawn(hold_queue_forever, (q.clone(), started.clone())).expect("child");
+        started.wait_timeout(HANG_GUARD).expect("child started");
+        let killer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(50));
+            child.kill().expect("kill");
+            child
+        });
+        let got = run(exec, async move {
+            let first = q.get_async().await;
+            let second = q.get_async().await;
+            (first, second)
+        });
+        assert_eq!(got.0.expect("the item put before the death"), 0);
+        assert!(matches!(got.1, Err(GetError::Disconnected)), "{exec:?}: {:?}", got.1);
+        let mut child = killer.join().expect("killer");
+        let _ = child.join();
+    }
+}
+
+#[test]
+fn a_dropped_pending_receive_loses_no_item_and_a_dropped_send_sends_nothing_half() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    rt.block_on(async {
+        // Receives cancelled by a timeout while items arrive: every item
+        // is received exactly once by a later receive.
+        let (tx, rx) = shmproc::channel::<u64>(4).expect("channel");
+        let n = 2000u64;
+        let producer = std::thread::spawn(move || {
+            for i in 0..n {
+                tx.send(i).expect("send");
+                if i % 64 == 0 {
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+            }
+        });
+        let mut got = Vec::new();
+        let guard = Instant::now() + HANG_GUARD;
+        while got.len() < n as usize && Instant::now() < guard {
+            match tokio::time::timeout(Duration::from_micros(50), rx.recv_async()).await {
+                Ok(Ok(v)) => got.push(v),
+                Ok(Err(e)) => panic!("{e:?}"),
+                Err(_) => {} // cancelled while pending
+            }
+        }
+        producer.join().expect("producer");
+        assert_eq!(got, (0..n).collect::<Vec<_>>(), "in order, none lost, none twice");
+
+        // Sends cancelled while the queue is full: each item is either
+        // received whole or never sent.
+        let q = Queue::<Vec<u8>>::new(1).expect("queue");
+        let mut sent = Vec::new();
+        for i in 0..200u8 {
+            let item = vec![i; 1 + usize::from(i) * 3000]; // small and spilled items
+            let r = tokio::time::timeout(Duration::from_micros(20), q.put_async(item)).await;
+            if matches!(r, Ok(Ok(()))) {
+                sent.push(i);
+            }
+            if i % 2 == 0 {
+                // Make room now and then (the receiver is this task).
+                if let Ok(v) = q.try_get() {
+                    assert!(v.iter().all(|&b| b == v[0]) && v.len() == 1 + usize::from(v[0]) * 3000, "whole");
+                    sent.retain(|&s| s != v[0]);
+                }
+            }
+        }
+        while let Ok(v) = q.try_get() {
+            assert!(v.iter().all(|&b| b == v[0]) && v.len() == 1 + usize::from(v[0]) * 3000, "whole");
+            sent.retain(|&s| s != v[0]);
+        }
+        assert!(sent.is_empty(), "every item whose put completed was received: {sent:?}");
+    });
+}
+
+#[test]
+fn ten_thousand_tasks_await_at_once() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    rt.block_on(async {
+        let (tx, rx) = shmproc::channel::<u64>(64).expect("channel");
+        let n = 10_000u64;
+        let total = std::sync::Arc::new(AtomicU64::new(0));
+        let mut tasks = Vec::new();
+        for _ in 0..n {
+            let (rx, total) = (rx.clone(), total.clone());
+            tasks.push(tokio::spawn(async move {
+                let v = rx.recv_async().await.expect("recv");
+                total.fetch_add(v, Ordering::Relaxed);
+            }));
+        }
+        let mut child = Process::spawn(send_all, (tx.clone(), n)).expect("child");
+        for t in tasks {
+            tokio::time::timeout(HANG_GUARD, t).await.expect("hang guard").expect("task");
+        }
+        child.join().expect("child");
+        assert_eq!(total.load(Ordering::Relaxed), (0..n).sum::<u64>());
+    });
+}
+
+/// The process's CPU time (every thread).
+fn cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
+}
+
+/// In a child of its own (the test harness's other threads would count):
+/// awaits an idle queue for a second on a tokio runtime; the CPU time the
+/// process used meanwhile and the wall time, in nanoseconds.
+fn await_idle_queue(q: Queue<u64>) -> (u64, u64) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    let waiter = rt.spawn(async move { q.get_async().await });
+    // Let the waiter register (its first poll) and the service start.
+    std::thread::sleep(Duration::from_millis(200));
+    let (wall, cpu) = (Instant::now(), cpu_time());
+    std::thread::sleep(Duration::from_secs(1));
+    let used = cpu_time() - cpu;
+    let elapsed = wall.elapsed();
+    waiter.abort();
+    (used.as_nanos() as u64, elapsed.as_nanos() as u64)
+}
+
+#[test]
+fn awaiting_an_idle_queue_uses_no_measurable_cpu() {
+    let q = Queue::<u64>::new(0).expect("queue");
+    let (used, elapsed) = Process::spawn(await_idle_queue, q).expect("child").join().expect("child");
+    let (used, elapsed) = (Duration::from_nanos(used), Duration::from_nanos(elapsed));
+    // A busy poller would use about `elapsed` of CPU; the liveness
+    // wake-ups (a few in a second) and the runtime's idle threads use
+    // well under a twentieth of it.
+    assert!(used < elapsed / 20, "{used:?} of CPU in {elapsed:?} awaiting an idle queue");
+    eprintln!("awaiting an idle queue for {elapsed:?} used {used:?} of CPU");
+}
+
+#[test]
+fn send_async_to_a_closed_pipe_and_dropped_receivers_fail_with_the_item() {
+    let (tx, rx) = shmproc::channel::<String>(1).expect("channel");
+    drop(rx);
+    let err = futures::executor::block_on(tx.send_async("x".into())).unwrap_err();
+    assert!(matches!(&err, SendError::Disconnected(s) if s == "x"), "{err:?}");
+    let (a, b) = Pipe::new().expect("pipe");
+    b.close();
+    assert!(matches!(futures::executor::block_on(a.send_async(&1u8)), Err(shmproc::SendError::Disconnected(()))));
+    let _: Receiver<u8> = shmproc::channel::<u8>(1).expect("channel").1;
+}
+
+#[test]
+fn futures_are_send() {
+    fn is_send<T: Send>(_: &T) {}
+    let q = Queue::<u64>::new(1).expect("queue");
+    is_send(&q.get_async());
+    is_send(&q.put_async(1));
+    let (tx, rx) = shmproc::channel::<u64>(1).expect("channel");
+    is_send(&tx.send_async(1));
+    is_send(&rx.recv_async());
+    let (a, _b) = Pipe::new().expect("pipe");
+    is_send(&a.recv_async::<u64>());
+    is_send(&a.send_async(&1u64));
+    is_send(&a.recv_bytes_async());
+    let jq = JoinableQueue::<u64>::new(1).expect("queue");
+    is_send(&jq.join_async());
+}
