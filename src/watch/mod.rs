@@ -358,35 +358,66 @@ pub(crate) async fn fd_ready(source: &Arc<dyn AsyncFd>, deadline: Option<Instant
 
 /// Waits (asynchronously) while `source`'s word holds `expected`, until a
 /// wake call or `deadline`: how the ticket fired (`Changed` at once if
-/// the word no longer holds it).
+/// the word no longer holds it). Errors: the OS refused the service's
+/// thread, or the kernel has no `futex_waitv`.
 ///
-/// # Errors
-/// The OS refused the service's thread, or the kernel has no
-/// `futex_waitv`.
-pub(crate) async fn word_changed(
-    source: &Arc<dyn AsyncWord>,
+/// Dropped after a wake call woke the service for it but before it
+/// returned, the future passes one wake-up on to another sleeper of the
+/// word (the wake-up may have been meant for a single waiter: a
+/// semaphore's release, a mutex's unlock).
+pub(crate) fn word_changed<'a>(
+    source: &'a Arc<dyn AsyncWord>,
     expected: u32,
     deadline: Option<Instant>,
-) -> io::Result<Wake> {
-    let mut ticket: Option<Ticket> = None;
-    std::future::poll_fn(|cx| match &ticket {
-        None => {
-            let t = watch_word(source, expected, deadline, cx.waker())?;
-            if let Some(w) = t.fired() {
-                return std::task::Poll::Ready(Ok(w));
-            }
-            ticket = Some(t);
-            std::task::Poll::Pending
-        }
-        Some(t) => match t.fired() {
-            Some(w) => std::task::Poll::Ready(Ok(w)),
+) -> WordChanged<'a> {
+    WordChanged { source, expected, deadline, ticket: None, done: false }
+}
+
+/// The future of [`word_changed`].
+pub(crate) struct WordChanged<'a> {
+    source: &'a Arc<dyn AsyncWord>,
+    expected: u32,
+    deadline: Option<Instant>,
+    ticket: Option<Ticket>,
+    done: bool,
+}
+
+impl std::future::Future for WordChanged<'_> {
+    type Output = io::Result<Wake>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<io::Result<Wake>> {
+        let this = self.get_mut();
+        let fired = match &this.ticket {
             None => {
-                t.set_waker(cx.waker());
-                std::task::Poll::Pending
+                let t = watch_word(this.source, this.expected, this.deadline, cx.waker())?;
+                let fired = t.fired();
+                this.ticket = Some(t);
+                fired
             }
-        },
-    })
-    .await
+            Some(t) => {
+                let fired = t.fired();
+                if fired.is_none() {
+                    t.set_waker(cx.waker());
+                }
+                fired
+            }
+        };
+        match fired {
+            Some(w) => {
+                this.done = true;
+                std::task::Poll::Ready(Ok(w))
+            }
+            None => std::task::Poll::Pending,
+        }
+    }
+}
+
+impl Drop for WordChanged<'_> {
+    fn drop(&mut self) {
+        if !self.done && self.ticket.as_ref().and_then(Ticket::fired) == Some(Wake::Woken) {
+            crate::sys::futex::wake(self.source.word(), 1);
+        }
+    }
 }
 
 /// The service's threads started so far in this process (for tests).

@@ -229,7 +229,16 @@ impl WordShard {
                 Ok(i) => {
                     let (addr, source, _) = &words[i - 1];
                     source.woken();
-                    self.reg.lock().fire_target(*addr, Wake::Woken, &mut out);
+                    let mut reg = self.reg.lock();
+                    if reg.targets.contains_key(addr) {
+                        reg.fire_target(*addr, Wake::Woken, &mut out);
+                    } else {
+                        // Every ticket of the word was withdrawn after the
+                        // thread went to sleep: the wake-up was meant for
+                        // someone, so pass it on to another sleeper of the
+                        // word (a blocking caller, another thread's wait).
+                        futex::wake(source.word(), 1);
+                    }
                 }
                 Err(Errno::AGAIN) => {
                     let mut reg = self.reg.lock();
