@@ -164,25 +164,23 @@ impl Cell {
     /// Sets the outcome (first one wins) and runs what waits for it:
     /// blocked threads, the wakers of futures, done callbacks, watchers.
     pub(crate) fn complete(&self, outcome: ItemOutcome) -> bool {
-        let (callbacks, watchers) = {
-            let mut st = self.state.lock();
-            if st.outcome.is_some() {
-                return false;
-            }
-            st.outcome = Some(outcome);
-            #[cfg(feature = "async")]
-            let wakers = std::mem::take(&mut st.wakers);
-            let taken = (std::mem::take(&mut st.on_done), std::mem::take(&mut st.watchers));
-            drop(st);
-            // Woken outside the lock: a waker may poll at once (an
-            // executor on another thread), and polling takes the lock.
-            #[cfg(feature = "async")]
-            for (_, w) in wakers {
-                w.wake();
-            }
-            taken
-        };
+        let mut st = self.state.lock();
+        if st.outcome.is_some() {
+            return false;
+        }
+        st.outcome = Some(outcome);
+        let callbacks = std::mem::take(&mut st.on_done);
+        let watchers = std::mem::take(&mut st.watchers);
+        #[cfg(feature = "async")]
+        let wakers = std::mem::take(&mut st.wakers);
+        // Everything runs outside the lock: a woken future may be polled
+        // at once on another thread, and polling takes the lock.
+        drop(st);
         self.cond.notify_all();
+        #[cfg(feature = "async")]
+        for (_, w) in wakers {
+            w.wake();
+        }
         for cb in callbacks {
             if let Err(m) = guarded(cb) {
                 eprintln!("shmproc: a done callback panicked: {m}");

@@ -634,12 +634,14 @@ impl<R: DeserializeOwned> std::future::IntoFuture for &TaskFuture<R> {
 /// thread (the executor's supervisor thread wakes it). It is `Send` and
 /// `Unpin`.
 ///
-/// Cancellation safety: dropping it while pending only forgets its waker.
-/// The task goes on, as when a [`TaskFuture`] is dropped (use
-/// [`TaskFuture::cancel`] to stop it), and its result may be awaited again
-/// through another handle. A SIGINT while only futures are pending (no
-/// thread blocked in a pool call) ends the program as it would without
-/// pools.
+/// A SIGINT while only futures are pending (no thread blocked in a pool
+/// call) ends the program as it would without pools.
+///
+/// # Cancellation safety
+///
+/// Dropping it while pending only forgets its waker. The task goes on, as
+/// when a [`TaskFuture`] is dropped (use [`TaskFuture::cancel`] to stop
+/// it), and its result may be awaited again through another handle.
 ///
 /// # Examples
 ///
@@ -753,9 +755,12 @@ impl<'a, R> Iterator for AsCompleted<'a, R> {
 }
 
 /// The same items as the iterator, as a stream: `poll_next` never blocks
-/// the thread (the executor's supervisor thread wakes it). A future is
-/// taken from the completion order only when it is yielded, so dropping a
-/// pending `next()` loses none.
+/// the thread (the executor's supervisor thread wakes it).
+///
+/// # Cancellation safety
+///
+/// A future is taken from the completion order only when it is yielded,
+/// so dropping a pending `next()` loses none.
 ///
 /// # Examples
 ///

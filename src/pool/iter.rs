@@ -257,12 +257,16 @@ where
 /// `poll_next` never blocks the thread (the pool's supervisor thread wakes
 /// it). It keeps the same window, submitting more chunks as results are
 /// taken; it reads the input iterator in `poll_next`, on the executor's
-/// thread, so that iterator should not block. An item is taken only when
-/// it is yielded: dropping a pending `next()` loses none.
+/// thread, so that iterator should not block.
 ///
 /// `Imap` is both an `Iterator` and a `Stream`: with `futures`'
 /// `StreamExt` in scope, call its methods by path
 /// (`StreamExt::next(&mut s)`), as `s.next()` names both.
+///
+/// # Cancellation safety
+///
+/// An item is taken only when it is yielded: dropping a pending `next()`
+/// loses none.
 ///
 /// # Examples
 ///

@@ -992,11 +992,14 @@ impl<R: DeserializeOwned> std::future::IntoFuture for &AsyncResult<R> {
 /// the task is done, and its poll never blocks the thread (the pool's
 /// supervisor thread wakes it). It is `Send` and `Unpin`.
 ///
-/// Cancellation safety: dropping it while pending only forgets its waker.
-/// The task goes on, as when an [`AsyncResult`] is dropped, and its result
-/// may be awaited again through another handle. A SIGINT while only
-/// futures are pending (no thread blocked in a pool call) ends the program
-/// as it would without pools.
+/// A SIGINT while only futures are pending (no thread blocked in a pool
+/// call) ends the program as it would without pools.
+///
+/// # Cancellation safety
+///
+/// Dropping it while pending only forgets its waker. The task goes on, as
+/// when an [`AsyncResult`] is dropped, and its result may be awaited
+/// again through another handle.
 ///
 /// # Examples
 ///
