@@ -340,6 +340,8 @@ pub use error::{Error, ProcessFailure, Result};
 pub use manager::{DictProxy, ListProxy, Manager, ManagerBuilder};
 #[cfg(feature = "pool")]
 pub use pool::error::{PoolJoinError, TaskError, TaskTimeoutError};
+#[cfg(all(feature = "pool", feature = "async"))]
+pub use pool::executor::TaskFutureAwait;
 #[cfg(feature = "pool")]
 pub use pool::executor::{
     AsCompleted, AsCompletedUntil, DoneAndNotDone, ExecutorBuilder, ProcessPoolExecutor, ReturnWhen, TaskFuture,
@@ -347,6 +349,8 @@ pub use pool::executor::{
 };
 #[cfg(feature = "pool")]
 pub use pool::iter::Imap;
+#[cfg(all(feature = "pool", feature = "async"))]
+pub use pool::pool::AsyncResultAwait;
 #[cfg(feature = "pool")]
 pub use pool::pool::{AsyncResult, Pool, PoolBuilder};
 #[cfg(feature = "serde")]

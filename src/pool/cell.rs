@@ -5,6 +5,8 @@
 use std::collections::VecDeque;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Weak};
+#[cfg(feature = "async")]
+use std::task::Waker;
 use std::time::Instant;
 
 use parking_lot::{Condvar, Mutex};
@@ -41,10 +43,31 @@ pub(crate) fn single(outcome: JobOutcome) -> ItemOutcome {
     }
 }
 
+/// Stores `waker` in `slot`, replacing what is there unless it would wake
+/// the same task (a future polled again with another waker keeps one
+/// waker, the latest).
+#[cfg(feature = "async")]
+pub(crate) fn set_waker(slot: &mut Option<Waker>, waker: &Waker) {
+    match slot {
+        Some(w) if w.will_wake(waker) => {}
+        _ => *slot = Some(waker.clone()),
+    }
+}
+
+/// What a [`Watcher`] holds under its lock.
+#[derive(Debug, Default)]
+struct WatcherState {
+    /// Completed indices not yet taken, in completion order.
+    ready: VecDeque<usize>,
+    /// The task of an `AsCompleted` stream waiting for the next index.
+    #[cfg(feature = "async")]
+    waker: Option<Waker>,
+}
+
 /// Waits for the completion of several cells (`as_completed`, `wait`).
 #[derive(Debug, Default)]
 pub(crate) struct Watcher {
-    ready: Mutex<VecDeque<usize>>,
+    state: Mutex<WatcherState>,
     cond: Condvar,
 }
 
@@ -52,25 +75,46 @@ impl Watcher {
     /// The next completed index, waiting until `deadline`.
     pub(crate) fn next(&self, deadline: Option<Instant>) -> Option<usize> {
         let _w = InterruptibleWait::new();
-        let mut q = self.ready.lock();
+        let mut st = self.state.lock();
         loop {
-            if let Some(i) = q.pop_front() {
+            if let Some(i) = st.ready.pop_front() {
                 return Some(i);
             }
             match deadline {
-                None => self.cond.wait(&mut q),
+                None => self.cond.wait(&mut st),
                 Some(d) => {
-                    if self.cond.wait_until(&mut q, d).timed_out() {
-                        return q.pop_front();
+                    if self.cond.wait_until(&mut st, d).timed_out() {
+                        return st.ready.pop_front();
                     }
                 }
             }
         }
     }
 
+    /// The next completed index if there is one; otherwise `waker` is
+    /// woken at the next completion. An index is taken only when it is
+    /// returned, so a poll that is dropped loses none.
+    #[cfg(feature = "async")]
+    pub(crate) fn poll_next(&self, waker: &Waker) -> Option<usize> {
+        let mut st = self.state.lock();
+        let next = st.ready.pop_front();
+        if next.is_none() {
+            set_waker(&mut st.waker, waker);
+        }
+        next
+    }
+
     fn notify(&self, index: usize) {
-        self.ready.lock().push_back(index);
+        let mut st = self.state.lock();
+        st.ready.push_back(index);
+        #[cfg(feature = "async")]
+        let waker = st.waker.take();
+        drop(st);
         self.cond.notify_all();
+        #[cfg(feature = "async")]
+        if let Some(w) = waker {
+            w.wake();
+        }
     }
 }
 
@@ -81,6 +125,13 @@ struct CellState {
     outcome: Option<ItemOutcome>,
     on_done: Vec<Callback>,
     watchers: Vec<(Arc<Watcher>, usize)>,
+    /// The wakers of the pending futures awaiting this cell
+    /// (`TaskFutureAwait`, `AsyncResultAwait`), one per future, by key.
+    #[cfg(feature = "async")]
+    wakers: Vec<(u64, Waker)>,
+    /// The key the next future to register gets.
+    #[cfg(feature = "async")]
+    next_key: u64,
 }
 
 /// One job's completion.
@@ -110,17 +161,26 @@ impl Cell {
         self.engine.upgrade()
     }
 
-    /// Sets the outcome (first one wins) and runs what waits for it.
+    /// Sets the outcome (first one wins) and runs what waits for it:
+    /// blocked threads, the wakers of futures, done callbacks, watchers.
     pub(crate) fn complete(&self, outcome: ItemOutcome) -> bool {
-        let (callbacks, watchers) = {
-            let mut st = self.state.lock();
-            if st.outcome.is_some() {
-                return false;
-            }
-            st.outcome = Some(outcome);
-            (std::mem::take(&mut st.on_done), std::mem::take(&mut st.watchers))
-        };
+        let mut st = self.state.lock();
+        if st.outcome.is_some() {
+            return false;
+        }
+        st.outcome = Some(outcome);
+        let callbacks = std::mem::take(&mut st.on_done);
+        let watchers = std::mem::take(&mut st.watchers);
+        #[cfg(feature = "async")]
+        let wakers = std::mem::take(&mut st.wakers);
+        // Everything runs outside the lock: a woken future may be polled
+        // at once on another thread, and polling takes the lock.
+        drop(st);
         self.cond.notify_all();
+        #[cfg(feature = "async")]
+        for (_, w) in wakers {
+            w.wake();
+        }
         for cb in callbacks {
             if let Err(m) = guarded(cb) {
                 eprintln!("shmproc: a done callback panicked: {m}");
@@ -194,6 +254,47 @@ impl Cell {
         self.value().map_err(TaskTimeoutError::from)
     }
 
+    /// Whether done; if not, `waker` is woken when it is. `key` names the
+    /// polling future's entry (given on its first registration): a later
+    /// poll replaces that entry's waker unless it would wake the same task
+    /// ([`Waker::will_wake`]), so a future keeps one waker however often it
+    /// is polled.
+    #[cfg(feature = "async")]
+    pub(crate) fn poll_done(&self, key: &mut Option<u64>, waker: &Waker) -> bool {
+        let mut st = self.state.lock();
+        if st.outcome.is_some() {
+            return true;
+        }
+        let st = &mut *st;
+        match key.and_then(|k| st.wakers.iter_mut().find(|(id, _)| *id == k)) {
+            Some((_, w)) => {
+                if !w.will_wake(waker) {
+                    *w = waker.clone();
+                }
+            }
+            None => {
+                let k = st.next_key;
+                st.next_key += 1;
+                st.wakers.push((k, waker.clone()));
+                *key = Some(k);
+            }
+        }
+        false
+    }
+
+    /// Forgets the waker registered under `key` (a pending future was
+    /// dropped); the task goes on.
+    #[cfg(feature = "async")]
+    pub(crate) fn forget_waker(&self, key: u64) {
+        self.state.lock().wakers.retain(|(id, _)| *id != key);
+    }
+
+    /// How many futures have a waker registered (for tests).
+    #[cfg(all(test, feature = "async"))]
+    fn wakers(&self) -> usize {
+        self.state.lock().wakers.len()
+    }
+
     /// Runs `cb` when done (now, in this thread, if already done).
     pub(crate) fn on_done(&self, cb: Callback) {
         let mut st = self.state.lock();
@@ -216,6 +317,46 @@ impl Cell {
         }
         drop(st);
         w.notify(index);
+    }
+}
+
+/// The awaiting of one cell by one future (`TaskFutureAwait`,
+/// `AsyncResultAwait`): its waker's key, forgotten when it is dropped.
+#[cfg(feature = "async")]
+#[derive(Debug)]
+pub(crate) struct CellAwait {
+    cell: Arc<Cell>,
+    /// This future's entry in the cell's wakers, once it registered.
+    key: Option<u64>,
+}
+
+#[cfg(feature = "async")]
+impl CellAwait {
+    pub(crate) fn new(cell: Arc<Cell>) -> CellAwait {
+        CellAwait { cell, key: None }
+    }
+
+    /// The decoded result once the cell is done; until then its waker is
+    /// registered (and `Pending`). Never waits.
+    pub(crate) fn poll_value<R: DeserializeOwned>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::result::Result<R, TaskError>> {
+        if !self.cell.poll_done(&mut self.key, cx.waker()) {
+            return std::task::Poll::Pending;
+        }
+        // complete() took every waker: nothing left to forget.
+        self.key = None;
+        std::task::Poll::Ready(self.cell.value())
+    }
+}
+
+#[cfg(feature = "async")]
+impl Drop for CellAwait {
+    fn drop(&mut self) {
+        if let Some(k) = self.key {
+            self.cell.forget_waker(k);
+        }
     }
 }
 
@@ -286,6 +427,9 @@ struct BatchState {
     failed: bool,
     /// What the reader waits for (deliveries wake it only then).
     waiting: Waiting,
+    /// The task of an `Imap` stream waiting for what `waiting` says.
+    #[cfg(feature = "async")]
+    waker: Option<Waker>,
 }
 
 impl BatchState {
@@ -358,9 +502,15 @@ impl Sink for Batch {
             Waiting::Chunk(c) => c == chunk,
             Waiting::Any => true,
         };
+        #[cfg(feature = "async")]
+        let waker = if wake { st.waker.take() } else { None };
         drop(st);
         if wake {
             self.cond.notify_all();
+        }
+        #[cfg(feature = "async")]
+        if let Some(w) = waker {
+            w.wake();
         }
     }
 }
@@ -419,6 +569,39 @@ impl Batch {
         }
     }
 
+    /// Takes chunk `chunk` if it was delivered; otherwise `waker` is woken
+    /// when it is. Never waits.
+    #[cfg(feature = "async")]
+    pub(crate) fn poll_take(&self, chunk: u64, waker: &Waker) -> Option<JobOutcome> {
+        let mut st = self.state.lock();
+        if let Some(o) = st.take(chunk) {
+            st.waiting = Waiting::Nothing;
+            st.waker = None;
+            return Some(o);
+        }
+        st.waiting = Waiting::Chunk(chunk);
+        set_waker(&mut st.waker, waker);
+        None
+    }
+
+    /// Takes the first chunk delivered and not taken yet, with its index;
+    /// if there is none, `waker` is woken at the next delivery. Never
+    /// waits.
+    #[cfg(feature = "async")]
+    pub(crate) fn poll_take_any(&self, waker: &Waker) -> Option<(u64, JobOutcome)> {
+        let mut st = self.state.lock();
+        while let Some(c) = st.order.pop_front() {
+            if let Some(o) = st.take(c) {
+                st.waiting = Waiting::Nothing;
+                st.waker = None;
+                return Some((c, o));
+            }
+        }
+        st.waiting = Waiting::Any;
+        set_waker(&mut st.waker, waker);
+        None
+    }
+
     /// Delivers a failure for a chunk that was never submitted (its
     /// argument did not encode).
     pub(crate) fn fail_local(&self, chunk: u64, failure: Failure) {
@@ -451,5 +634,84 @@ mod tests {
         u.deliver(3, ok(3));
         assert_eq!(u.take_any().0, 5);
         assert_eq!(u.take_any().0, 3);
+    }
+
+    /// A waker that counts its wakes.
+    #[cfg(feature = "async")]
+    #[derive(Default)]
+    struct Count(std::sync::atomic::AtomicUsize);
+
+    #[cfg(feature = "async")]
+    impl std::task::Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    #[cfg(feature = "async")]
+    fn counting() -> (Arc<Count>, Waker) {
+        let c = Arc::new(Count::default());
+        (c.clone(), Waker::from(c))
+    }
+
+    #[cfg(feature = "async")]
+    fn wakes(c: &Count) -> usize {
+        c.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    #[cfg(feature = "async")]
+    #[test]
+    fn a_future_keeps_one_waker_the_latest_and_forgets_it_on_drop() {
+        let cell = Cell::new(1, Weak::new());
+        let (a, wa) = counting();
+        let (b, wb) = counting();
+        let (c, wc) = counting();
+        let mut first = None;
+        assert!(!cell.poll_done(&mut first, &wa));
+        assert!(!cell.poll_done(&mut first, &wa)); // the same waker: kept
+        assert!(!cell.poll_done(&mut first, &wb)); // another: replaces it
+        assert_eq!(cell.wakers(), 1);
+        let mut second = None;
+        assert!(!cell.poll_done(&mut second, &wc));
+        assert_eq!(cell.wakers(), 2);
+        cell.forget_waker(second.expect("registered")); // a dropped future
+        assert_eq!(cell.wakers(), 1);
+        assert!(cell.complete(Ok(vec![1])));
+        assert_eq!((wakes(&a), wakes(&b), wakes(&c)), (0, 1, 0));
+        assert_eq!(cell.wakers(), 0);
+        assert!(cell.poll_done(&mut first, &wa));
+        assert!(!cell.complete(Ok(vec![2])));
+        assert_eq!(wakes(&b), 1);
+    }
+
+    #[cfg(feature = "async")]
+    #[test]
+    fn batch_and_watcher_polls_take_nothing_until_ready() {
+        let b = Batch::new(false);
+        let (a, wa) = counting();
+        let (n, wn) = counting();
+        assert!(b.poll_take(0, &wa).is_none());
+        assert!(b.poll_take(0, &wn).is_none()); // replaced
+        b.deliver(1, ok(1)); // not the chunk waited for
+        assert_eq!((wakes(&a), wakes(&n)), (0, 0));
+        b.deliver(0, ok(0));
+        assert_eq!((wakes(&a), wakes(&n)), (0, 1));
+        assert!(b.poll_take(0, &wn).is_some());
+        assert!(b.poll_take(1, &wn).is_some());
+        assert_eq!(wakes(&n), 1);
+
+        let u = Batch::new(true);
+        assert!(u.poll_take_any(&wa).is_none());
+        u.deliver(4, ok(4));
+        assert_eq!(wakes(&a), 1);
+        assert_eq!(u.poll_take_any(&wa).map(|(c, _)| c), Some(4));
+
+        let w = Watcher::default();
+        assert_eq!(w.poll_next(&wa), None);
+        w.notify(7);
+        w.notify(3);
+        assert_eq!(wakes(&a), 2);
+        assert_eq!(w.poll_next(&wa), Some(7));
+        assert_eq!(w.poll_next(&wa), Some(3));
     }
 }

@@ -10,6 +10,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+#[cfg(feature = "async")]
+use crate::pool::cell::CellAwait;
 use crate::pool::cell::{Cell, Watcher};
 use crate::pool::engine::Engine;
 use crate::pool::error::{TaskError, TaskTimeoutError};
@@ -571,6 +573,113 @@ impl<R> TaskFuture<R> {
     }
 }
 
+/// `fut.await` gives what [`result`](TaskFuture::result) gives, without
+/// blocking the thread: the future is woken by the executor's supervisor
+/// thread when the task completes.
+///
+/// # Examples
+///
+/// ```
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+/// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+/// let fut = ex.submit(square, 12)?;
+/// assert_eq!(futures::executor::block_on(async { fut.await })?, 144);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[cfg(feature = "async")]
+impl<R: DeserializeOwned> std::future::IntoFuture for TaskFuture<R> {
+    type Output = Result<R, TaskError>;
+    type IntoFuture = TaskFutureAwait<R>;
+
+    fn into_future(self) -> TaskFutureAwait<R> {
+        TaskFutureAwait { inner: CellAwait::new(self.cell), _r: PhantomData }
+    }
+}
+
+/// `(&fut).await` gives what [`result`](TaskFuture::result) gives and
+/// keeps the handle, so the result may be awaited (or asked for) again.
+///
+/// # Examples
+///
+/// ```
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+/// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+/// let fut = ex.submit(square, 5)?;
+/// futures::executor::block_on(async {
+///     assert_eq!((&fut).await?, 25);
+///     assert_eq!((&fut).await?, 25);
+///     Ok::<(), shmproc::TaskError>(())
+/// })?;
+/// assert!(fut.done());
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[cfg(feature = "async")]
+impl<R: DeserializeOwned> std::future::IntoFuture for &TaskFuture<R> {
+    type Output = Result<R, TaskError>;
+    type IntoFuture = TaskFutureAwait<R>;
+
+    fn into_future(self) -> TaskFutureAwait<R> {
+        self.clone().into_future()
+    }
+}
+
+/// The awaiting of a [`TaskFuture`]'s result: what `fut.await` and
+/// `(&fut).await` run (through [`IntoFuture`](std::future::IntoFuture)).
+/// Its output is [`result`](TaskFuture::result)'s, `Result<R, TaskError>`;
+/// it is ready once the task is done, and its poll never blocks the
+/// thread (the executor's supervisor thread wakes it). It is `Send` and
+/// `Unpin`.
+///
+/// A SIGINT while only futures are pending (no thread blocked in a pool
+/// call) ends the program as it would without pools.
+///
+/// # Cancellation safety
+///
+/// Dropping it while pending only forgets its waker. The task goes on, as
+/// when a [`TaskFuture`] is dropped (use [`TaskFuture::cancel`] to stop
+/// it), and its result may be awaited again through another handle.
+///
+/// # Examples
+///
+/// ```
+/// use std::future::IntoFuture;
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+/// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+/// let fut = ex.submit(square, 3)?;
+/// let waiting: shmproc::TaskFutureAwait<u64> = (&fut).into_future();
+/// assert_eq!(futures::executor::block_on(waiting)?, 9);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[cfg(feature = "async")]
+#[doc(alias = "result_async")]
+#[must_use = "futures do nothing unless awaited"]
+pub struct TaskFutureAwait<R> {
+    inner: CellAwait,
+    _r: PhantomData<fn() -> R>,
+}
+
+#[cfg(feature = "async")]
+impl<R> std::fmt::Debug for TaskFutureAwait<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskFutureAwait").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "async")]
+impl<R: DeserializeOwned> std::future::Future for TaskFutureAwait<R> {
+    type Output = Result<R, TaskError>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        self.get_mut().inner.poll_value(cx)
+    }
+}
+
 /// An iterator over futures in the order they complete; see
 /// [`as_completed`].
 ///
@@ -642,6 +751,61 @@ impl<'a, R> Iterator for AsCompleted<'a, R> {
     fn next(&mut self) -> Option<&'a TaskFuture<R>> {
         // Without a deadline the watcher always gives an index.
         self.next_until(None).and_then(Result::ok)
+    }
+}
+
+/// The same items as the iterator, as a stream: `poll_next` never blocks
+/// the thread (the executor's supervisor thread wakes it).
+///
+/// # Cancellation safety
+///
+/// A future is taken from the completion order only when it is yielded,
+/// so dropping a pending `next()` loses none.
+///
+/// # Examples
+///
+/// ```
+/// use futures::StreamExt;
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+/// let ex = shmproc::ProcessPoolExecutor::new(2)?;
+/// let futs: Vec<_> = (1..=3).map(|i| ex.submit(square, i)).collect::<Result<_, _>>()?;
+/// let total = futures::executor::block_on(async {
+///     let mut done = shmproc::as_completed(&futs);
+///     let mut total = 0;
+///     // `StreamExt::next`, not `Iterator::next`: both traits apply.
+///     while let Some(f) = StreamExt::next(&mut done).await {
+///         total += f.await?;
+///     }
+///     Ok::<u64, shmproc::TaskError>(total)
+/// })?;
+/// assert_eq!(total, 14);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[cfg(feature = "async")]
+impl<'a, R> futures_core::Stream for AsCompleted<'a, R> {
+    type Item = &'a TaskFuture<R>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<&'a TaskFuture<R>>> {
+        let me = self.get_mut();
+        if me.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        match me.watcher.poll_next(cx.waker()) {
+            Some(i) => {
+                me.left -= 1;
+                std::task::Poll::Ready(me.futures.get(i))
+            }
+            None => std::task::Poll::Pending,
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
     }
 }
 

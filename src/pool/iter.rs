@@ -189,17 +189,53 @@ where
             }
             let (chunk, outcome) =
                 if self.unordered { self.batch.take_any() } else { (self.taken, self.batch.take(self.taken)) };
-            self.taken += 1;
-            let items = self.outstanding.remove(&chunk).map_or(0, |(_, n)| n as usize);
-            match outcome {
-                JobOutcome::Items(v) if v.len() == items => self.current.extend(v),
-                JobOutcome::Items(_) => self.current.extend(
-                    (0..items)
-                        .map(|_| Err(Failure::TaskError("a result record with the wrong number of items".into()))),
-                ),
-                JobOutcome::Failed(f) => self.current.extend((0..items).map(|_| Err(f.clone()))),
-            }
+            self.absorb(chunk, outcome);
         }
+    }
+
+    /// As [`next_outcome`](Self::next_outcome), never waiting: `Pending`
+    /// (with `waker` registered) if the next chunk is not delivered yet.
+    #[cfg(feature = "async")]
+    fn poll_outcome(&mut self, waker: &std::task::Waker) -> std::task::Poll<Option<ItemOutcome>> {
+        loop {
+            if let Some(item) = self.current.pop_front() {
+                return std::task::Poll::Ready(Some(item));
+            }
+            // Submitting never blocks: a full task queue spills into the
+            // backlog the supervisor feeds.
+            let _ = self.fill(false);
+            if self.taken == self.submitted {
+                return std::task::Poll::Ready(None);
+            }
+            let got = if self.unordered {
+                self.batch.poll_take_any(waker)
+            } else {
+                self.batch.poll_take(self.taken, waker).map(|o| (self.taken, o))
+            };
+            let Some((chunk, outcome)) = got else { return std::task::Poll::Pending };
+            self.absorb(chunk, outcome);
+        }
+    }
+
+    /// Counts chunk `chunk` as taken and queues its items.
+    fn absorb(&mut self, chunk: u64, outcome: JobOutcome) {
+        self.taken += 1;
+        let items = self.outstanding.remove(&chunk).map_or(0, |(_, n)| n as usize);
+        match outcome {
+            JobOutcome::Items(v) if v.len() == items => self.current.extend(v),
+            JobOutcome::Items(_) => self.current.extend(
+                (0..items).map(|_| Err(Failure::TaskError("a result record with the wrong number of items".into()))),
+            ),
+            JobOutcome::Failed(f) => self.current.extend((0..items).map(|_| Err(f.clone()))),
+        }
+    }
+}
+
+/// An item's outcome as the caller sees it.
+fn decode_item<R: DeserializeOwned>(o: ItemOutcome) -> std::result::Result<R, TaskError> {
+    match o {
+        Ok(bytes) => decode_result(&bytes).map_err(TaskError::Failed),
+        Err(f) => Err(TaskError::from_failure(&f)),
     }
 }
 
@@ -213,12 +249,65 @@ where
 
     fn next(&mut self) -> Option<std::result::Result<R, TaskError>> {
         let _w = InterruptibleWait::new();
-        self.next_outcome().map(|o| match o {
-            Ok(bytes) => decode_result(&bytes).map_err(TaskError::Failed),
-            Err(f) => Err(TaskError::from_failure(&f)),
-        })
+        self.next_outcome().map(decode_item)
     }
 }
+
+/// The same items as the iterator, in the same order, as a stream:
+/// `poll_next` never blocks the thread (the pool's supervisor thread wakes
+/// it). It keeps the same window, submitting more chunks as results are
+/// taken; it reads the input iterator in `poll_next`, on the executor's
+/// thread, so that iterator should not block.
+///
+/// `Imap` is both an `Iterator` and a `Stream`: with `futures`'
+/// `StreamExt` in scope, call its methods by path
+/// (`StreamExt::next(&mut s)`), as `s.next()` names both.
+///
+/// # Cancellation safety
+///
+/// An item is taken only when it is yielded: dropping a pending `next()`
+/// loses none.
+///
+/// # Examples
+///
+/// ```
+/// use futures::StreamExt;
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+/// let pool = shmproc::Pool::new(2)?;
+/// let mut squares = pool.imap(square, 1..=4)?;
+/// let got = futures::executor::block_on(async {
+///     let mut got = Vec::new();
+///     while let Some(r) = StreamExt::next(&mut squares).await {
+///         got.push(r?);
+///     }
+///     Ok::<_, shmproc::TaskError>(got)
+/// })?;
+/// assert_eq!(got, [1, 4, 9, 16]);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[cfg(feature = "async")]
+impl<A, R, I> futures_core::Stream for Imap<R, I>
+where
+    A: Serialize,
+    R: DeserializeOwned,
+    I: Iterator<Item = A>,
+{
+    type Item = std::result::Result<R, TaskError>;
+
+    fn poll_next(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<std::result::Result<R, TaskError>>> {
+        self.get_mut().poll_outcome(cx.waker()).map(|o| o.map(decode_item))
+    }
+}
+
+// The input iterator is never pinned (it is only called through `&mut`),
+// so an `Imap` may move whatever its input: it is a `Stream` over any
+// iterator.
+impl<R, I> Unpin for Imap<R, I> {}
 
 impl<R, I> Drop for Imap<R, I> {
     fn drop(&mut self) {

@@ -10,6 +10,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+#[cfg(feature = "async")]
+use crate::pool::cell::CellAwait;
 use crate::pool::cell::{Batch, CallbackSink, Cell, decode_result};
 use crate::pool::engine::{Config, Engine, Spawner};
 use crate::pool::error::{PoolJoinError, TaskError, TaskTimeoutError};
@@ -927,5 +929,111 @@ impl<R> AsyncResult<R> {
     /// ```
     pub fn successful(&self) -> Option<bool> {
         self.cell.with_outcome(|o| o.map(Result::is_ok))
+    }
+}
+
+/// `h.await` gives what [`get`](AsyncResult::get) gives, without blocking
+/// the thread: the future is woken by the pool's supervisor thread when
+/// the task completes.
+///
+/// # Examples
+///
+/// ```
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+/// let pool = shmproc::Pool::new(1)?;
+/// let h = pool.apply_async(square, 9)?;
+/// assert_eq!(futures::executor::block_on(async { h.await })?, 81);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[cfg(feature = "async")]
+impl<R: DeserializeOwned> std::future::IntoFuture for AsyncResult<R> {
+    type Output = Result<R, TaskError>;
+    type IntoFuture = AsyncResultAwait<R>;
+
+    fn into_future(self) -> AsyncResultAwait<R> {
+        AsyncResultAwait { inner: CellAwait::new(self.cell), _r: PhantomData }
+    }
+}
+
+/// `(&h).await` gives what [`get`](AsyncResult::get) gives and keeps the
+/// handle, so the result may be awaited (or asked for) again.
+///
+/// # Examples
+///
+/// ```
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+/// let pool = shmproc::Pool::new(1)?;
+/// let h = pool.apply_async(square, 4)?;
+/// futures::executor::block_on(async {
+///     assert_eq!((&h).await?, 16);
+///     assert_eq!((&h).await?, 16);
+///     Ok::<(), shmproc::TaskError>(())
+/// })?;
+/// assert!(h.ready());
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[cfg(feature = "async")]
+impl<R: DeserializeOwned> std::future::IntoFuture for &AsyncResult<R> {
+    type Output = Result<R, TaskError>;
+    type IntoFuture = AsyncResultAwait<R>;
+
+    fn into_future(self) -> AsyncResultAwait<R> {
+        self.clone().into_future()
+    }
+}
+
+/// The awaiting of an [`AsyncResult`]: what `h.await` and `(&h).await` run
+/// (through [`IntoFuture`](std::future::IntoFuture)). Its output is
+/// [`get`](AsyncResult::get)'s, `Result<R, TaskError>`; it is ready once
+/// the task is done, and its poll never blocks the thread (the pool's
+/// supervisor thread wakes it). It is `Send` and `Unpin`.
+///
+/// A SIGINT while only futures are pending (no thread blocked in a pool
+/// call) ends the program as it would without pools.
+///
+/// # Cancellation safety
+///
+/// Dropping it while pending only forgets its waker. The task goes on, as
+/// when an [`AsyncResult`] is dropped, and its result may be awaited
+/// again through another handle.
+///
+/// # Examples
+///
+/// ```
+/// use std::future::IntoFuture;
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+/// let pool = shmproc::Pool::new(1)?;
+/// let h = pool.apply_async(square, 3)?;
+/// let waiting: shmproc::AsyncResultAwait<u64> = (&h).into_future();
+/// assert_eq!(futures::executor::block_on(waiting)?, 9);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[cfg(feature = "async")]
+#[doc(alias = "get_async")]
+#[must_use = "futures do nothing unless awaited"]
+pub struct AsyncResultAwait<R> {
+    inner: CellAwait,
+    _r: PhantomData<fn() -> R>,
+}
+
+#[cfg(feature = "async")]
+impl<R> std::fmt::Debug for AsyncResultAwait<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AsyncResultAwait").finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "async")]
+impl<R: DeserializeOwned> std::future::Future for AsyncResultAwait<R> {
+    type Output = Result<R, TaskError>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        self.get_mut().inner.poll_value(cx)
     }
 }
