@@ -298,6 +298,15 @@
 pub mod channel;
 #[cfg(feature = "serde")]
 mod codec;
+/// Waiting on several objects at once (Python's
+/// `multiprocessing.connection`): [`wait`](connection::wait) and
+/// [`wait_async`](connection::wait_async) over connections, queues,
+/// typed receivers, processes and events.
+#[cfg(all(feature = "serde", feature = "async"))]
+pub mod connection {
+    pub use crate::channel::pipe::{Connection, Pipe};
+    pub use crate::channel::wait::{WaitTarget, Waitable, wait, wait_async};
+}
 mod error;
 #[cfg(feature = "inspect")]
 pub mod inspect;
@@ -340,15 +349,17 @@ pub use error::{Error, ProcessFailure, Result};
 pub use manager::{DictProxy, ListProxy, Manager, ManagerBuilder};
 #[cfg(feature = "pool")]
 pub use pool::error::{PoolJoinError, TaskError, TaskTimeoutError};
-#[cfg(all(feature = "pool", feature = "async"))]
-pub use pool::executor::TaskFutureAwait;
 #[cfg(feature = "pool")]
 pub use pool::executor::{
     AsCompleted, AsCompletedUntil, DoneAndNotDone, ExecutorBuilder, ProcessPoolExecutor, ReturnWhen, TaskFuture,
     as_completed, as_completed_deadline, as_completed_timeout, wait, wait_deadline, wait_timeout,
 };
+#[cfg(all(feature = "pool", feature = "async"))]
+pub use pool::executor::{AsCompletedStream, TaskFutureAwait};
 #[cfg(feature = "pool")]
 pub use pool::iter::Imap;
+#[cfg(all(feature = "pool", feature = "async"))]
+pub use pool::iter::ImapStream;
 #[cfg(all(feature = "pool", feature = "async"))]
 pub use pool::pool::AsyncResultAwait;
 #[cfg(feature = "pool")]

@@ -400,3 +400,98 @@ fn futures_are_send() {
     let jq = JoinableQueue::<u64>::new(1).expect("queue");
     is_send(&jq.join_async());
 }
+
+fn set_later((ev, ms): (Event, u64)) {
+    std::thread::sleep(Duration::from_millis(ms));
+    ev.set();
+}
+
+fn send_later((conn, ms): (Connection, u64)) {
+    std::thread::sleep(Duration::from_millis(ms));
+    conn.send(&"late").expect("send");
+}
+
+fn sleep_forever(_: ()) {
+    std::thread::sleep(Duration::from_secs(3600));
+}
+
+#[test]
+fn wait_over_a_mix_of_objects_with_a_timeout_and_a_dead_process() {
+    use shmproc::connection::{Waitable, wait};
+    let (a, b) = Pipe::new().expect("pipe");
+    let q = Queue::<u64>::new(0).expect("queue");
+    let (tx, rx) = shmproc::channel::<u64>(4).expect("channel");
+    let ev = Event::new().expect("event");
+    let sleeper = Process::spawn(sleep_forever, ()).expect("sleeper");
+
+    // Nothing ready: the timeout ends the wait with no index.
+    let objects: [&dyn Waitable; 5] = [&b, &q, &rx, &ev, &sleeper];
+    assert!(wait(&objects, Some(Duration::from_millis(20))).expect("wait").is_empty());
+    assert!(objects.iter().all(|o| !o.is_ready().expect("is_ready")));
+
+    // A dead process among them: killed while we wait.
+    let killer = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(30));
+        sleeper.kill().expect("kill");
+        sleeper
+    });
+    let got = wait(&[&b, &q, &rx, &ev], Some(Duration::from_millis(100))).map(|v| v.is_empty());
+    assert!(got.expect("wait"), "nothing else becomes ready");
+    let mut sleeper = killer.join().expect("killer");
+    assert_eq!(wait(&[&b, &q, &rx, &ev, &sleeper], None).expect("wait"), [4], "the dead process is ready");
+    let _ = sleeper.join();
+
+    // Each kind becomes ready from another process.
+    let mut setter = Process::spawn(set_later, (ev.clone(), 20)).expect("setter");
+    assert_eq!(wait(&[&b, &q, &rx, &ev], Some(HANG_GUARD)).expect("wait"), [3]);
+    setter.join().expect("setter");
+    ev.clear();
+    // The only holder of the other end is the child: ready with its
+    // message, and ready again once it exited (a receive ends at once).
+    let mut sender = Process::spawn(send_later, (a, 20)).expect("sender");
+    assert_eq!(wait(&[&b, &q, &rx, &ev], Some(HANG_GUARD)).expect("wait"), [0]);
+    assert_eq!(b.recv::<String>().expect("recv"), "late");
+    sender.join().expect("sender");
+    assert_eq!(wait(&[&q, &rx, &ev, &b], Some(HANG_GUARD)).expect("wait"), [3]);
+    assert!(matches!(b.recv::<String>(), Err(shmproc::RecvError::Disconnected)));
+    let (a, b) = Pipe::new().expect("pipe");
+    let mut child = Process::spawn(send_all, (tx.clone(), 1)).expect("child");
+    assert_eq!(wait(&[&b, &q, &rx, &ev], Some(HANG_GUARD)).expect("wait"), [2]);
+    child.join().expect("child");
+    assert_eq!(rx.recv().expect("recv"), 0);
+    let mut producer = Process::spawn(produce, (q.clone(), 1)).expect("producer");
+    assert_eq!(wait(&[&b, &q, &rx, &ev], Some(HANG_GUARD)).expect("wait"), [1]);
+    producer.join().expect("producer");
+    assert_eq!(q.get().expect("get"), 0);
+    // Its only producer exited: ready (a get ends at once).
+    assert_eq!(wait(&[&b, &q, &ev], Some(HANG_GUARD)).expect("wait"), [1]);
+    assert!(matches!(q.get(), Err(GetError::Disconnected)));
+
+    // Every sender gone: the receiver is ready (a receive ends at once).
+    drop(tx);
+    assert_eq!(wait(&[&b, &q, &rx, &ev], Some(HANG_GUARD)).expect("wait"), [2]);
+    // The other end closed: the connection is ready.
+    a.close();
+    assert_eq!(wait(&[&b, &q, &ev], Some(HANG_GUARD)).expect("wait"), [0]);
+    // Closed at this end: an error, not a wait.
+    b.close();
+    assert!(matches!(wait(&[&b], None), Err(shmproc::Error::Closed)));
+}
+
+#[test]
+fn wait_async_from_every_executor() {
+    for exec in EXECS {
+        let q = Queue::<u64>::new(0).expect("queue");
+        let ev = Event::new().expect("event");
+        let mut setter = Process::spawn(set_later, (ev.clone(), 20)).expect("setter");
+        let (q2, ev2) = (q.clone(), ev.clone());
+        let ready = run(exec, async move {
+            let none = shmproc::connection::wait_async(&[&q2, &ev2], Some(Duration::from_millis(1))).await;
+            let some = shmproc::connection::wait_async(&[&q2, &ev2], None).await;
+            (none.expect("wait"), some.expect("wait"))
+        });
+        assert!(ready.0.is_empty() || ready.0 == [1], "{exec:?}: {:?}", ready.0);
+        assert_eq!(ready.1, [1], "{exec:?}");
+        setter.join().expect("setter");
+    }
+}

@@ -262,9 +262,9 @@ fn async_forms_are_send_and_unpin() {
     send_unpin::<shmproc::AsCompleted<'static, u64>>();
     fn stream<S: futures::Stream + Unpin>(_: &S) {}
     let pool = Pool::new(1).expect("pool");
-    stream(&pool.imap(square, 0..1).expect("imap"));
+    stream(&pool.imap(square, 0..1).expect("imap").into_stream());
     let futs: Vec<TaskFuture<u64>> = Vec::new();
-    stream(&as_completed(&futs));
+    stream(&as_completed(&futs).into_stream());
 }
 
 // ---------------------------------------------------------------------------
@@ -281,18 +281,21 @@ fn imap_stream_yields_every_item_in_order() {
     on_every_executor("Imap as a Stream", || {
         let (pool, ex, want) = (pool.clone(), ex.clone(), want.clone());
         async move {
-            let got: Vec<Result<u64, TaskError>> = StreamExt::collect(pool.imap(square, 0..200).expect("imap")).await;
+            let got: Vec<Result<u64, TaskError>> =
+                StreamExt::collect(pool.imap(square, 0..200).expect("imap").into_stream()).await;
             assert_eq!(got.into_iter().collect::<Result<Vec<_>, _>>().expect("all ok"), want);
 
-            let mut got: Vec<u64> = StreamExt::collect::<Vec<_>>(pool.imap_unordered(square, 0..200).expect("imap"))
-                .await
-                .into_iter()
-                .collect::<Result<_, _>>()
-                .expect("all ok");
+            let mut got: Vec<u64> =
+                StreamExt::collect::<Vec<_>>(pool.imap_unordered(square, 0..200).expect("imap").into_stream())
+                    .await
+                    .into_iter()
+                    .collect::<Result<_, _>>()
+                    .expect("all ok");
             got.sort_unstable();
             assert_eq!(got, want);
 
-            let got: Vec<Result<u64, TaskError>> = StreamExt::collect(ex.map(square, 0..200, 7).expect("map")).await;
+            let got: Vec<Result<u64, TaskError>> =
+                StreamExt::collect(ex.map(square, 0..200, 7).expect("map").into_stream()).await;
             assert_eq!(got.into_iter().collect::<Result<Vec<_>, _>>().expect("all ok"), want);
         }
     });
@@ -306,7 +309,7 @@ fn imap_stream_items_match_the_iterator_failures_included() {
     on_every_executor("Imap failures as a Stream", || {
         let (pool, blocking) = (pool.clone(), blocking.clone());
         async move {
-            let s = pool.imap(panic_on_odd, 0..40).expect("imap");
+            let s = pool.imap(panic_on_odd, 0..40).expect("imap").into_stream();
             let streamed: Vec<_> = StreamExt::map(s, shown).collect().await;
             assert_eq!(streamed, blocking);
         }
@@ -319,7 +322,7 @@ fn a_dropped_pending_next_loses_no_item() {
     on_every_executor("a dropped next()", || {
         let (pool, gate) = (pool.clone(), gate.clone());
         async move {
-            let mut s = pool.imap(gated, 0..5).expect("imap");
+            let mut s = pool.imap(gated, 0..5).expect("imap").into_stream();
             {
                 let mut next = StreamExt::next(&mut s);
                 assert!(poll_once(&mut next).is_pending(), "item 0 waits for the gate");
@@ -339,7 +342,7 @@ fn as_completed_stream_yields_each_future_once() {
         let ex = ex.clone();
         async move {
             let futs: Vec<_> = (0..20).map(|i| ex.submit(square, i).expect("submit")).collect();
-            let s = as_completed(&futs);
+            let s = as_completed(&futs).into_stream();
             assert_eq!(futures::Stream::size_hint(&s), (20, Some(20)));
             let done: Vec<&TaskFuture<u64>> = StreamExt::collect(s).await;
             assert_eq!(done.len(), 20);
@@ -366,7 +369,7 @@ fn as_completed_stream_keeps_a_completion_across_a_dropped_next() {
         let (ex, gate) = (ex.clone(), gate.clone());
         async move {
             let futs = vec![ex.submit(gated, 0).expect("submit")];
-            let mut s = as_completed(&futs);
+            let mut s = as_completed(&futs).into_stream();
             {
                 let mut next = StreamExt::next(&mut s);
                 assert!(poll_once(&mut next).is_pending(), "the task waits for the gate");
@@ -375,7 +378,7 @@ fn as_completed_stream_keeps_a_completion_across_a_dropped_next() {
             let f = StreamExt::next(&mut s).await.expect("the completed future");
             assert_eq!(f.await.expect("result"), 0);
             assert!(StreamExt::next(&mut s).await.is_none());
-            assert_eq!(s.remaining(), 0);
+            assert_eq!(futures::Stream::size_hint(&s), (0, Some(0)));
         }
     });
 }

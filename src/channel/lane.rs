@@ -201,6 +201,32 @@ pub(crate) trait Ends {
     fn senders_gone(&self) -> bool;
 }
 
+/// A reference to a channel's ends is its ends.
+impl<E: Ends> Ends for &E {
+    const SEND_NEEDS_RECEIVER: bool = E::SEND_NEEDS_RECEIVER;
+    const PROBE_BEFORE_SLEEP: bool = E::PROBE_BEFORE_SLEEP;
+
+    fn send_stop(&self) -> Option<Stop> {
+        (**self).send_stop()
+    }
+
+    fn recv_stop(&self) -> Option<Stop> {
+        (**self).recv_stop()
+    }
+
+    fn drained_stop(&self) -> Option<Stop> {
+        (**self).drained_stop()
+    }
+
+    fn receivers_gone(&self) -> bool {
+        (**self).receivers_gone()
+    }
+
+    fn senders_gone(&self) -> bool {
+        (**self).senders_gone()
+    }
+}
+
 /// The longest spin of a blocked call before it sleeps: a peer on another
 /// CPU answers well within it (a cache-line hand-off is 0.1 µs, a futex
 /// wake about 20 µs).

@@ -140,15 +140,23 @@ pub(crate) struct SleepState {
     passed: bool,
     /// Whether the first sleep's question about the other side was asked.
     asked_first: bool,
+    /// Whether a wait spins briefly before it registers (not when one
+    /// caller waits on many objects at once).
+    spin: bool,
 }
 
 impl Default for SleepState {
     fn default() -> Self {
-        SleepState { ticket: None, poll: LivenessPoll::new(), before: 0, passed: false, asked_first: false }
+        SleepState { ticket: None, poll: LivenessPoll::new(), before: 0, passed: false, asked_first: false, spin: true }
     }
 }
 
 impl SleepState {
+    /// A state whose waits register at once, without spinning first.
+    pub(crate) fn without_spin() -> SleepState {
+        SleepState { spin: false, ..SleepState::default() }
+    }
+
     /// The async twin of the engine's `wait_on`: ready with `Look` when
     /// `look()` may hold, `Gone` when the OS confirms the other side gone,
     /// `Err(Timeout)` when `wait` ends; pending while registered.
@@ -192,7 +200,7 @@ impl SleepState {
             }
             return Poll::Ready(if wait.passed(now) && !look() { Err(Stop::Timeout) } else { Ok(Woke::Look) });
         }
-        if ec.spin_for_notifier(SPIN, look) {
+        if self.spin && ec.spin_for_notifier(SPIN, look) {
             return Poll::Ready(Ok(Woke::Look));
         }
         let now = Instant::now();

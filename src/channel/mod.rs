@@ -59,6 +59,8 @@ pub(crate) mod spill;
 mod tests;
 pub(crate) mod typed;
 pub(crate) mod typed_error;
+#[cfg(feature = "async")]
+pub(crate) mod wait;
 
 pub use typed::{Duplex, IntoIter, Iter, Pod, Receiver, Sender, UNBOUNDED_RING, unbounded};
 pub use typed_error::{RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};

@@ -1169,6 +1169,20 @@ unsafe impl ShmSafe for EndWords {
 }
 
 #[cfg(feature = "async")]
+impl crate::channel::wait::private::Sealed for Connection {}
+
+/// Ready when a message is there to receive, or a receive would end at
+/// once (the other end closed or gone).
+#[cfg(feature = "async")]
+impl crate::channel::wait::Waitable for Connection {
+    fn target(&self) -> Result<crate::channel::wait::WaitTarget<'_>> {
+        let lane = self.rx()?;
+        self.register()?;
+        Ok(crate::channel::wait::WaitTarget::lane(lane, &*self.inner))
+    }
+}
+
+#[cfg(feature = "async")]
 impl Connection {
     /// The async twin of `send_stop`.
     async fn send_stop_async(&self, msg: &[u8]) -> Result<(), Stop> {

@@ -1165,6 +1165,30 @@ impl<'a, T: DeserializeOwned> IntoIterator for &'a Queue<T> {
     }
 }
 
+#[cfg(feature = "async")]
+impl<T> crate::channel::wait::private::Sealed for Queue<T> {}
+
+/// Ready when an item is there, or a `get` would end at once (the queue
+/// closed and drained, or every producer gone).
+#[cfg(feature = "async")]
+impl<T> crate::channel::wait::Waitable for Queue<T> {
+    fn target(&self) -> Result<crate::channel::wait::WaitTarget<'_>> {
+        self.role(End::Recv)?;
+        Ok(crate::channel::wait::WaitTarget::lane(&self.inner.lane, &*self.inner))
+    }
+}
+
+#[cfg(feature = "async")]
+impl<T> crate::channel::wait::private::Sealed for JoinableQueue<T> {}
+
+/// As for a [`Queue`].
+#[cfg(feature = "async")]
+impl<T> crate::channel::wait::Waitable for JoinableQueue<T> {
+    fn target(&self) -> Result<crate::channel::wait::WaitTarget<'_>> {
+        self.q.target()
+    }
+}
+
 /// A joinable queue's `all_done` word as the waiting service sees it.
 #[cfg(feature = "async")]
 struct AllDoneWord(Placed<QueueHeader>);

@@ -788,6 +788,18 @@ impl<T> std::fmt::Debug for Iter<'_, T> {
 }
 
 #[cfg(feature = "async")]
+impl<T> crate::channel::wait::private::Sealed for Receiver<T> {}
+
+/// Ready when an item is there, or every sender is gone.
+#[cfg(feature = "async")]
+impl<T> crate::channel::wait::Waitable for Receiver<T> {
+    fn target(&self) -> Result<crate::channel::wait::WaitTarget<'_>> {
+        let inner = self.q.inner();
+        Ok(crate::channel::wait::WaitTarget::lane(inner.lane(), ChannelEnds(inner)))
+    }
+}
+
+#[cfg(feature = "async")]
 impl<T: Serialize> Sender<T> {
     /// Sends `item`, waiting for room without blocking the thread: the
     /// async twin of [`send`](Sender::send).

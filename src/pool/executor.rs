@@ -754,8 +754,10 @@ impl<'a, R> Iterator for AsCompleted<'a, R> {
     }
 }
 
-/// The same items as the iterator, as a stream: `poll_next` never blocks
-/// the thread (the executor's supervisor thread wakes it).
+/// The same items as [`AsCompleted`], as a stream: `poll_next` never
+/// blocks the thread (the executor's supervisor thread wakes it). Made by
+/// [`AsCompleted::into_stream`]: a type of its own, so that `next()` from
+/// `futures`' `StreamExt` is not confused with `Iterator::next`.
 ///
 /// # Cancellation safety
 ///
@@ -772,10 +774,9 @@ impl<'a, R> Iterator for AsCompleted<'a, R> {
 /// let ex = shmproc::ProcessPoolExecutor::new(2)?;
 /// let futs: Vec<_> = (1..=3).map(|i| ex.submit(square, i)).collect::<Result<_, _>>()?;
 /// let total = futures::executor::block_on(async {
-///     let mut done = shmproc::as_completed(&futs);
+///     let mut done = shmproc::as_completed(&futs).into_stream();
 ///     let mut total = 0;
-///     // `StreamExt::next`, not `Iterator::next`: both traits apply.
-///     while let Some(f) = StreamExt::next(&mut done).await {
+///     while let Some(f) = done.next().await {
 ///         total += f.await?;
 ///     }
 ///     Ok::<u64, shmproc::TaskError>(total)
@@ -784,14 +785,43 @@ impl<'a, R> Iterator for AsCompleted<'a, R> {
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 #[cfg(feature = "async")]
-impl<'a, R> futures_core::Stream for AsCompleted<'a, R> {
+#[derive(Debug)]
+#[must_use = "streams do nothing unless polled"]
+pub struct AsCompletedStream<'a, R>(AsCompleted<'a, R>);
+
+#[cfg(feature = "async")]
+impl<'a, R> AsCompleted<'a, R> {
+    /// The same items as a `futures_core::Stream`
+    /// ([`AsCompletedStream`]): awaiting the next one never blocks the
+    /// thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// fn one(_: ()) -> u8 {
+    ///     1
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+    /// let futs = [ex.submit(one, ())?];
+    /// let done: Vec<_> = futures::executor::block_on(shmproc::as_completed(&futs).into_stream().collect());
+    /// assert_eq!(done.len(), 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn into_stream(self) -> AsCompletedStream<'a, R> {
+        AsCompletedStream(self)
+    }
+}
+
+#[cfg(feature = "async")]
+impl<'a, R> futures_core::Stream for AsCompletedStream<'a, R> {
     type Item = &'a TaskFuture<R>;
 
     fn poll_next(
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<&'a TaskFuture<R>>> {
-        let me = self.get_mut();
+        let me = &mut self.get_mut().0;
         if me.left == 0 {
             return std::task::Poll::Ready(None);
         }
@@ -805,7 +835,7 @@ impl<'a, R> futures_core::Stream for AsCompleted<'a, R> {
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (self.left, Some(self.left))
+        (self.0.left, Some(self.0.left))
     }
 }
 

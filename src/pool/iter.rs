@@ -259,9 +259,8 @@ where
 /// taken; it reads the input iterator in `poll_next`, on the executor's
 /// thread, so that iterator should not block.
 ///
-/// `Imap` is both an `Iterator` and a `Stream`: with `futures`'
-/// `StreamExt` in scope, call its methods by path
-/// (`StreamExt::next(&mut s)`), as `s.next()` names both.
+/// Made by [`Imap::into_stream`]: a type of its own, so that `next()`
+/// from `futures`' `StreamExt` is not confused with `Iterator::next`.
 ///
 /// # Cancellation safety
 ///
@@ -276,10 +275,10 @@ where
 ///     x * x
 /// }
 /// let pool = shmproc::Pool::new(2)?;
-/// let mut squares = pool.imap(square, 1..=4)?;
+/// let mut squares = pool.imap(square, 1..=4)?.into_stream();
 /// let got = futures::executor::block_on(async {
 ///     let mut got = Vec::new();
-///     while let Some(r) = StreamExt::next(&mut squares).await {
+///     while let Some(r) = squares.next().await {
 ///         got.push(r?);
 ///     }
 ///     Ok::<_, shmproc::TaskError>(got)
@@ -288,7 +287,35 @@ where
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 #[cfg(feature = "async")]
-impl<A, R, I> futures_core::Stream for Imap<R, I>
+#[derive(Debug)]
+#[must_use = "streams do nothing unless polled, and dropping one cancels its tasks"]
+pub struct ImapStream<R, I>(Imap<R, I>);
+
+#[cfg(feature = "async")]
+impl<R, I> Imap<R, I> {
+    /// The same items as a `futures_core::Stream` ([`ImapStream`]):
+    /// awaiting the next one never blocks the thread.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use futures::StreamExt;
+    /// fn double(x: u32) -> u32 {
+    ///     2 * x
+    /// }
+    /// let pool = shmproc::Pool::new(1)?;
+    /// let doubled = pool.imap(double, [1, 2])?.into_stream();
+    /// let got: Vec<_> = futures::executor::block_on(doubled.collect());
+    /// assert_eq!(got.into_iter().collect::<Result<Vec<_>, _>>()?, [2, 4]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn into_stream(self) -> ImapStream<R, I> {
+        ImapStream(self)
+    }
+}
+
+#[cfg(feature = "async")]
+impl<A, R, I> futures_core::Stream for ImapStream<R, I>
 where
     A: Serialize,
     R: DeserializeOwned,
@@ -300,7 +327,7 @@ where
         self: std::pin::Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Option<std::result::Result<R, TaskError>>> {
-        self.get_mut().poll_outcome(cx.waker()).map(|o| o.map(decode_item))
+        self.get_mut().0.poll_outcome(cx.waker()).map(|o| o.map(decode_item))
     }
 }
 

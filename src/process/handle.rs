@@ -571,6 +571,20 @@ impl<R> std::os::fd::AsFd for Process<R> {
     }
 }
 
+#[cfg(feature = "async")]
+impl<R> crate::channel::wait::private::Sealed for Process<R> {}
+
+/// Ready once the child exited (its pidfd is readable: Python's
+/// `sentinel`).
+#[cfg(feature = "async")]
+impl<R> crate::channel::wait::Waitable for Process<R> {
+    fn target(&self) -> Result<crate::channel::wait::WaitTarget<'_>> {
+        let child = &self.child;
+        let source: Arc<dyn crate::watch::AsyncFd> = child.clone();
+        Ok(crate::channel::wait::WaitTarget::fd(source, move || child.poll().is_ok_and(|e| e.is_some())))
+    }
+}
+
 impl<R> std::fmt::Debug for Process<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Process").field("pid", &self.pid()).field("name", &self.child.name).finish()

@@ -697,3 +697,11 @@ impl<'de> serde::Deserialize<'de> for Barrier {
 serde_via_shared!(Event);
 #[cfg(feature = "serde")]
 serde_via_shared!(Condvar);
+
+#[cfg(feature = "async")]
+impl Event {
+    /// The shared state, for `connection::wait`.
+    pub(crate) fn raw_home(&self) -> &Home<RawEvent> {
+        &self.shared
+    }
+}
