@@ -5,8 +5,9 @@
 //! stream of a million values through a lock-free ring, strings through a
 //! `Queue` next to an OS pipe, a `Pipe` ping-pong next to OS pipes, a `Pool`
 //! and a `ProcessPoolExecutor`, a `Value` and an `Array` changed by a child,
-//! and a `Manager` whose dict and list several workers share (and what its
-//! proxies say once its server is killed).
+//! a `Manager` whose dict and list several workers share (and what its
+//! proxies say once its server is killed), and async twins awaited by tokio
+//! tasks next to `connection::wait` over several kinds of objects.
 //!
 //! Run it with `cargo run --release --example tour`.
 //!
@@ -71,6 +72,7 @@ fn main() -> Result {
     pools()?;
     shared_data()?;
     manager()?;
+    async_twins()?;
     println!();
     println!(
         "Leftovers: `cargo run --release --bin shmproc -- ls` lists shmproc objects in /dev/shm, `clean` removes \
@@ -911,5 +913,97 @@ fn manager() -> Result {
     if !matches!(err, ShmError::ManagerDead) || !matches!(again, Err(ShmError::ManagerDead)) {
         return Err(format!("expected ManagerDead, got {err} and {again:?}").into());
     }
+    Ok(())
+}
+
+/// Section 14: sends `count` numbers starting at `base` into a typed channel.
+fn async_sender((tx, base, count): (shmproc::channel::Sender<u64>, u64, u64)) {
+    for i in base..base + count {
+        tx.send(i).expect("send");
+    }
+}
+
+/// Section 14: answers each number with the next one, until the pipe ends.
+fn async_echo(conn: Connection) {
+    while let Ok(n) = conn.recv::<u64>() {
+        if conn.send(&(n + 1)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Section 14: sets the event after `ms` milliseconds.
+fn set_after((ev, ms): (Event, u64)) {
+    std::thread::sleep(Duration::from_millis(ms));
+    ev.set();
+}
+
+/// Section 14: numbers per sender and round trips.
+const ASYNC_ITEMS: u64 = 50_000;
+const ASYNC_ROUND_TRIPS: u64 = 2_000;
+
+fn async_twins() -> Result {
+    use futures::StreamExt;
+    heading("14. Async: tokio tasks await a typed channel, a Pipe and children; connection::wait");
+    let (tx, mut rx) = shmproc::channel::<u64>(256)?;
+    let mut senders = Vec::new();
+    for i in 0..2 {
+        senders.push(Process::spawn(async_sender, (tx.clone(), i * ASYNC_ITEMS, ASYNC_ITEMS))?);
+    }
+    drop(tx);
+    let (mine, theirs) = Pipe::new()?;
+    let mut echo = Process::spawn(async_echo, theirs)?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (received, round_trip, joined) = runtime.block_on(async {
+        // Two tasks on one thread: one drains the channel's Stream, the
+        // other plays ping-pong on the Pipe; neither blocks the thread.
+        let drain = async {
+            let (mut n, mut sum) = (0u64, 0u64);
+            while let Some(item) = rx.next().await {
+                sum += item?;
+                n += 1;
+            }
+            Ok::<_, ShmError>((n, sum))
+        };
+        let ping = async {
+            let t = Instant::now();
+            for i in 0..ASYNC_ROUND_TRIPS {
+                mine.send_async(&i).await?;
+                if mine.recv_async::<u64>().await? != i + 1 {
+                    return Err(ShmError::Corrupt { what: "echo" });
+                }
+            }
+            mine.close();
+            Ok::<_, ShmError>(t.elapsed() / ASYNC_ROUND_TRIPS as u32)
+        };
+        let (received, round_trip) = tokio::join!(drain, ping);
+        let mut joined = 0;
+        for s in &mut senders {
+            s.join_async().await?;
+            joined += 1;
+        }
+        echo.join_async().await?;
+        Ok::<_, Box<dyn Error>>((received?, round_trip?, joined))
+    })?;
+    let (n, sum) = received;
+    println!(
+        "one tokio thread: {n} numbers (sum {sum}) from 2 children through a typed channel's Stream, while {} \
+         Pipe round trips took {:.1} us each; join_async() of {joined} senders and the echo child",
+        ASYNC_ROUND_TRIPS,
+        round_trip.as_secs_f64() * 1e6
+    );
+    let expected: u64 = (0..2 * ASYNC_ITEMS).sum();
+    if n != 2 * ASYNC_ITEMS || sum != expected {
+        return Err(format!("expected {} numbers summing to {expected}", 2 * ASYNC_ITEMS).into());
+    }
+
+    let q = Queue::<u64>::new(0)?;
+    let ev = Event::new()?;
+    let mut setter = Process::spawn(set_after, (ev.clone(), 20))?;
+    let ready = shmproc::connection::wait(&[&q, &ev, &setter], Some(Duration::from_secs(30)))?;
+    println!("connection::wait over a Queue, an Event and a Process: ready {ready:?} (the Event, set by the child)");
+    setter.join()?;
+    let ready = shmproc::connection::wait(&[&q, &setter], Some(Duration::from_secs(30)))?;
+    println!("and over the Queue and the exited Process: ready {ready:?}");
     Ok(())
 }

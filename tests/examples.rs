@@ -113,6 +113,7 @@ fn tour_runs_and_reports_each_section() {
         "== 11. A Pool and a ProcessPoolExecutor of 2 worker processes",
         "== 12. A Value and an Array in shared memory",
         "== 13. A Manager: a dict and a list shared by several workers",
+        "== 14. Async: tokio tasks await a typed channel, a Pipe and children; connection::wait",
     ] {
         assert!(out.stdout.contains(heading), "missing section {heading:?}\n{all}");
     }
@@ -162,6 +163,10 @@ fn tour_runs_and_reports_each_section() {
         "dict insert, one call at a time:",
         "after kill -9 of the server: words.len() -> ManagerDead",
         "log.len() -> Err(ManagerDead) at once",
+        "one tokio thread: 100000 numbers (sum 4999950000) from 2 children through a typed channel's Stream",
+        "join_async() of 2 senders and the echo child",
+        "connection::wait over a Queue, an Event and a Process: ready [1] (the Event, set by the child)",
+        "and over the Queue and the exited Process: ready [1]",
         "Leftovers: `cargo run --release --bin shmproc -- ls`",
         "tour finished in",
     ] {
@@ -173,6 +178,19 @@ fn tour_runs_and_reports_each_section() {
         assert!(line.contains("returned sum of squares 1..=1000 = 333833500; start+join"), "{line}\n{all}");
     }
     assert!(out.stderr.contains("this child panics on purpose"), "the child's panic message on its stderr\n{all}");
+}
+
+#[test]
+fn async_service() {
+    let out = run_clean("async_service");
+    for i in 0..4 {
+        out.assert_contains(&[&format!("worker {i} (pid "), ": 100 answers, 600 words counted by the service"]);
+    }
+    out.assert_contains(&[
+        "answered 400 requests from 4 worker processes in ",
+        "2400 words in all",
+        "the request stream ended when every worker had dropped its sender",
+    ]);
 }
 
 #[test]

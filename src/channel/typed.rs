@@ -408,6 +408,7 @@ pub struct Sender<T> {
     q: Queue<T>,
     mark: Mark,
     /// Unused (a receiver's `Stream` state; one shape for both sides).
+    #[allow(dead_code)]
     stream: StreamState,
 }
 
@@ -434,6 +435,7 @@ pub struct Receiver<T> {
     q: Queue<T>,
     mark: Mark,
     /// Where the `Stream` of this receiver waits between polls.
+    #[cfg_attr(not(feature = "async"), allow(dead_code))]
     stream: StreamState,
 }
 

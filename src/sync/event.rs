@@ -698,7 +698,7 @@ serde_via_shared!(Event);
 #[cfg(feature = "serde")]
 serde_via_shared!(Condvar);
 
-#[cfg(feature = "async")]
+#[cfg(all(feature = "serde", feature = "async"))]
 impl Event {
     /// The shared state, for `connection::wait`.
     pub(crate) fn raw_home(&self) -> &Home<RawEvent> {
