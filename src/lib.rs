@@ -193,6 +193,62 @@
 //! and dropping a [`ProcessPoolExecutor`] waits for its tasks, so these
 //! three are `#[must_use]`.
 //!
+//! ## Async
+//!
+//! With the `async` feature (on by default), the calls that wait have
+//! async twins named `x_async`, with the blocking call's error type:
+//! [`Queue::put_async`], [`Queue::get_async`],
+//! [`JoinableQueue::join_async`], [`channel::Sender::send_async`],
+//! [`channel::Receiver::recv_async`] (and the receiver is a
+//! `futures_core::Stream`), [`Connection::send_async`],
+//! [`Connection::recv_async`], [`Connection::send_bytes_async`],
+//! [`Connection::recv_bytes_async`], [`Process::join_async`]; the pool's
+//! [`TaskFuture`] and [`AsyncResult`] are `IntoFuture` (`fut.await`), and
+//! [`Imap::into_stream`] and [`AsCompleted::into_stream`] are streams.
+//! [`connection::wait`] (Python's `multiprocessing.connection.wait`)
+//! blocks until one of several connections, queues, receivers, processes
+//! and events is ready, and [`connection::wait_async`] awaits the same.
+//!
+//! They depend on no runtime: tokio (either flavour), smol and
+//! `futures::executor::block_on` all drive them. An async call takes the
+//! same steps as the blocking one up to the point where it would sleep in
+//! the kernel; there it hands the object's futex word (a process's pidfd
+//! for `join_async`) to the waiting service, a thread per process started
+//! on first use that sleeps in `futex_waitv` on every watched word and
+//! wakes the tasks whose word changed. Nothing polls: a process whose
+//! tasks await an idle queue uses no measurable CPU. Peers are still
+//! watched: a peer that dies during an await ends it with
+//! `Disconnected`, as it ends a blocking call. Because the service is a
+//! thread, a process that used an async call is multithreaded from then
+//! on, and [`StartMethod::Fork`] is refused in it (the other start
+//! methods work).
+//!
+//! Cancellation: each attempt of an async send or receive runs whole
+//! within one poll, so dropping a pending future never loses an item:
+//! a pending `get_async` or `recv_async` has taken nothing, and a pending
+//! `put_async` or `send_async` has sent nothing (an item is sent whole or
+//! not at all).
+//!
+#![cfg_attr(all(feature = "serde", feature = "async"), doc = "```")]
+#![cfg_attr(not(all(feature = "serde", feature = "async")), doc = "```ignore")]
+//! fn produce(tx: shmproc::channel::Sender<u64>) {
+//!     (0..100).for_each(|i| tx.send(i).expect("send"));
+//! }
+//!
+//! let (tx, rx) = shmproc::channel::<u64>(16)?;
+//! let mut child = shmproc::Process::spawn(produce, tx)?;
+//! let sum = futures::executor::block_on(async {
+//!     let mut sum = 0;
+//!     while let Ok(x) = rx.recv_async().await { // ends when the child's sender is gone
+//!         sum += x;
+//!     }
+//!     sum
+//! });
+//! assert_eq!(sum, 4950);
+//! futures::executor::block_on(child.join_async())?;
+//! # Ok::<(), shmproc::Error>(())
+//! ```
+//!
 //! ## Choosing a primitive
 //!
 //! - Run work in another process: [`Process::spawn`]; with captures and
@@ -281,12 +337,14 @@
 //! 3. `shm`: segments (create, open and validate, fd passing, stale
 //!    cleanup), typed placement, the layout helper [`Arena`], and the
 //!    shared arenas of small objects.
+//!    Beside it, `watch` (feature `async`): the waiting service, which turns futex
+//!    words and descriptors into `Waker` wake-ups for the async twins.
 //! 4. `sync`: the robust mutex and the other futex state machines, the
 //!    guards, and the public locks.
 //! 5. `queue` (the lock-free rings), `shared` (`Value`, `Array`, `Raw*`).
 //! 6. `channel` (feature `serde`): the one channel engine and `Queue`,
-//!    `Pipe` on it; `process`: start methods, bootstrap, naming functions
-//!    across processes.
+//!    `Pipe` on it, and `connection::wait`; `process`: start methods,
+//!    bootstrap, naming functions across processes.
 //! 7. `pool`, `manager`, `inspect`.
 //!
 //! Platform: Linux (futexes, `memfd_create`, `O_TMPFILE`, pidfds). README.md
