@@ -1,4 +1,5 @@
-//! The async twins across real processes, from three executors: a tokio
+//! The async twins across real processes, from three executors (and smol
+//! once): a tokio
 //! multi-thread runtime, a tokio current-thread runtime and
 //! `futures::executor::block_on`. Peers that die during an await,
 //! cancellation (a dropped pending future loses no item and sends nothing
@@ -494,4 +495,34 @@ fn wait_async_from_every_executor() {
         assert_eq!(ready.1, [1], "{exec:?}");
         setter.join().expect("setter");
     }
+}
+
+#[test]
+fn under_smol_too() {
+    let q = Queue::<u64>::new(4).expect("queue");
+    let (tx, rx) = shmproc::channel::<u64>(4).expect("channel");
+    let mut producer = Process::spawn(produce, (q.clone(), 100)).expect("producer");
+    let mut sender = Process::spawn(send_all, (tx, 100)).expect("sender");
+    let ex = smol::Executor::new();
+    let (from_queue, from_channel) = smol::block_on(ex.run(async {
+        let a = ex.spawn(async move {
+            let mut sum = 0;
+            for _ in 0..100 {
+                sum += q.get_async().await.expect("get_async");
+            }
+            sum
+        });
+        let b = ex.spawn(async move {
+            let mut rx = rx;
+            let mut sum = 0;
+            while let Some(x) = rx.next().await {
+                sum += x.expect("item");
+            }
+            sum
+        });
+        (a.await, b.await)
+    }));
+    assert_eq!((from_queue, from_channel), (4950, 4950));
+    producer.join().expect("producer");
+    sender.join().expect("sender");
 }
