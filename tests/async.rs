@@ -1,7 +1,6 @@
-//! The async twins across real processes, from three executors (and smol
-//! once): a tokio
+//! The async twins across real processes, from three executors: a tokio
 //! multi-thread runtime, a tokio current-thread runtime and
-//! `futures::executor::block_on`. Peers that die during an await,
+//! `futures::executor::block_on` (and smol's executor in one test). Peers that die during an await,
 //! cancellation (a dropped pending future loses no item and sends nothing
 //! half), ten thousand tasks awaiting at once, and the CPU time of a
 //! process awaiting an idle queue.
