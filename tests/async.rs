@@ -525,3 +525,35 @@ fn under_smol_too() {
     producer.join().expect("producer");
     sender.join().expect("sender");
 }
+
+fn typed_echo(end: shmproc::channel::Duplex<u64, u64>) {
+    while let Ok(v) = end.recv() {
+        if end.send(v * 2).is_err() {
+            return;
+        }
+    }
+}
+
+#[test]
+fn duplex_and_readable_async_across_processes() {
+    for exec in EXECS {
+        let (mine, theirs) = Pipe::typed::<u64, u64>().expect("typed pipe");
+        let mut child = Process::spawn(typed_echo, theirs).expect("child");
+        let (a, b) = Pipe::new().expect("pipe");
+        let mut sender = Process::spawn(send_later, (a, 10)).expect("sender");
+        run(exec, async move {
+            for i in 0..100 {
+                mine.send_async(i).await.expect("send_async");
+                assert_eq!(mine.recv_async().await.expect("recv_async"), 2 * i);
+            }
+            drop(mine);
+            b.readable_async().await.expect("readable");
+            assert_eq!(b.recv::<String>().expect("recv"), "late");
+            // The sender exits: readable again, and a receive ends at once.
+            b.readable_async().await.expect("readable at the end");
+            assert!(matches!(b.try_recv::<String>(), Err(shmproc::TryRecvError::Disconnected)));
+        });
+        child.join().expect("child");
+        sender.join().expect("sender");
+    }
+}
