@@ -113,20 +113,30 @@ fn queue_get_and_put_async_across_processes() {
     for exec in EXECS {
         let q = Queue::<u64>::new(4).expect("queue");
         let n = 500;
+        // This process counts as a consumer from here on (a side's
+        // processes register with their first call): were the consumer
+        // child done before this side's first get, a full queue with no
+        // live consumer would rightly refuse a put with Disconnected.
+        assert!(q.try_get().is_err());
         let mut producer = Process::spawn(produce, (q.clone(), n)).expect("producer");
         let mut consumer = Process::spawn(consume, (q.clone(), n)).expect("consumer");
         let q2 = q.clone();
         let sum = run(exec, async move {
-            // Half of what the child consumes comes from here, and all the
-            // producer's items are taken here or there.
-            let mut got = 0;
-            for i in 0..n {
-                q2.put_async(1000 + i).await.expect("put_async");
-            }
-            for _ in 0..n {
-                got += q2.get_async().await.expect("get_async");
-            }
-            got
+            // Puts and gets at once (the consumer child may be done
+            // before this side has put everything).
+            let puts = async {
+                for i in 0..n {
+                    q2.put_async(1000 + i).await.expect("put_async");
+                }
+            };
+            let gets = async {
+                let mut got = 0;
+                for _ in 0..n {
+                    got += q2.get_async().await.expect("get_async");
+                }
+                got
+            };
+            futures::join!(puts, gets).1
         });
         producer.join().expect("producer");
         let child_sum = consumer.join().expect("consumer");
@@ -142,15 +152,21 @@ fn channel_send_recv_async_and_stream_across_processes() {
         let n = 300;
         let mut child = Process::spawn(send_all, (tx.clone(), n)).expect("child");
         let got = run(exec, async move {
-            tx.send_async(n).await.expect("send_async");
-            drop(tx);
-            let first = rx.recv_async().await.expect("recv_async");
-            let mut rx = rx;
-            let mut rest = Vec::new();
-            while let Some(item) = rx.next().await {
-                rest.push(item.expect("item"));
-            }
-            (first, rest)
+            // Sends and receives at once: the child may have filled the
+            // channel before this side's send.
+            let send = async move {
+                tx.send_async(n).await.expect("send_async");
+            };
+            let receive = async move {
+                let first = rx.recv_async().await.expect("recv_async");
+                let mut rx = rx;
+                let mut rest = Vec::new();
+                while let Some(item) = rx.next().await {
+                    rest.push(item.expect("item"));
+                }
+                (first, rest)
+            };
+            futures::join!(send, receive).1
         });
         child.join().expect("child");
         let mut all: Vec<u64> = std::iter::once(got.0).chain(got.1).collect();
@@ -556,4 +572,19 @@ fn duplex_and_readable_async_across_processes() {
         child.join().expect("child");
         sender.join().expect("sender");
     }
+}
+
+fn nap(ms: u64) {
+    std::thread::sleep(Duration::from_millis(ms));
+}
+
+#[test]
+fn wait_on_a_process_reaped_elsewhere_reports_it_ready() {
+    let mut child = Process::spawn(nap, 1).expect("spawn");
+    let pid = rustix::process::Pid::from_raw(child.pid() as i32).expect("pid");
+    let reaped = rustix::process::waitpid(Some(pid), rustix::process::WaitOptions::empty()).expect("waitpid");
+    assert!(reaped.is_some());
+    let got = shmproc::connection::wait(&[&child], Some(HANG_GUARD)).expect("wait");
+    assert_eq!(got, [0], "the exited (reaped) process is ready");
+    assert!(child.join().is_err(), "join reports that the exit cannot be read");
 }

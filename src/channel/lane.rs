@@ -466,11 +466,11 @@ impl Lane {
         &self.senders_probe
     }
 
-    /// One side's eventcount word as the waiting service sees it.
+    /// The eventcount words as the waiting service sees them, and this
+    /// process's per-side liveness roles.
     #[cfg(feature = "async")]
-    pub(crate) fn async_word(&self, side: super::lane_async::Side) -> &std::sync::Arc<dyn crate::watch::AsyncWord> {
-        let w = self.async_words.get_or_init(|| super::lane_async::LaneWordsAsync::new(&self.words));
-        w.get(side)
+    pub(crate) fn async_words(&self) -> &super::lane_async::LaneWordsAsync {
+        self.async_words.get_or_init(|| super::lane_async::LaneWordsAsync::new(&self.words))
     }
 
     /// Buffer bytes.

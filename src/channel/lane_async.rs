@@ -37,9 +37,9 @@ use crate::watch::{self, AsyncWord, Ticket, Wake};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Side {
     /// `readable`: receivers wait for a message.
-    Receiving,
+    Receiving = 0,
     /// `writable`: senders wait for room.
-    Sending,
+    Sending = 1,
 }
 
 /// One eventcount's word as the service sees it: the lane's words (whose
@@ -74,6 +74,9 @@ impl AsyncWord for LaneWord {
 pub(crate) struct LaneWordsAsync {
     receiving: Arc<dyn AsyncWord>,
     sending: Arc<dyn AsyncWord>,
+    /// Per side: whether one of this process's async waiters has the
+    /// liveness schedule (see [`SleepState`]).
+    probers: [std::sync::atomic::AtomicBool; 2],
 }
 
 impl LaneWordsAsync {
@@ -84,10 +87,16 @@ impl LaneWordsAsync {
         }
     }
 
+    /// The side's prober flag.
+    pub(crate) fn prober(&self, side: Side) -> &std::sync::atomic::AtomicBool {
+        &self.probers[side as usize]
+    }
+
     pub(crate) fn new(words: &Placed<LaneWords>) -> LaneWordsAsync {
         LaneWordsAsync {
             receiving: Arc::new(LaneWord { words: words.clone(), side: Side::Receiving }),
             sending: Arc::new(LaneWord { words: words.clone(), side: Side::Sending }),
+            probers: Default::default(),
         }
     }
 }
@@ -102,6 +111,9 @@ pub(crate) struct EcRef<'a> {
     pub(crate) awake: &'a Awake,
     pub(crate) position: &'a AtomicU64,
     pub(crate) source: &'a Arc<dyn AsyncWord>,
+    /// Whether one of this process's async waiters on `ec` has the
+    /// liveness schedule (see [`SleepState`]).
+    pub(crate) prober: &'a std::sync::atomic::AtomicBool,
 }
 
 impl<'a> EcRef<'a> {
@@ -112,7 +124,8 @@ impl<'a> EcRef<'a> {
             Side::Receiving => (&w.readable, &w.receiving.awake, &w.head),
             Side::Sending => (&w.writable, &w.sending.awake, &w.tail),
         };
-        EcRef { ec, awake, position, source: lane.async_word(side) }
+        let words = lane.async_words();
+        EcRef { ec, awake, position, source: words.get(side), prober: words.prober(side) }
     }
 }
 
@@ -130,6 +143,17 @@ pub(crate) fn something_left(lane: &Lane, side: Side) -> bool {
 /// borrow), so a `Stream` can keep it in itself; the eventcount is passed
 /// to each call. A state dropped while registered must first be
 /// [`cancel`](SleepState::cancel)led ([`Sleeper`] does it).
+///
+/// Liveness: a blocking sleeper wakes at liveness intervals to ask the OS
+/// about the other side. Of the async waiters of one side of one object in
+/// a process, one at a time does so (the "prober", flagged in
+/// [`EcRef::prober`]); the others sleep with the caller's deadline only, so
+/// ten thousand tasks awaiting one idle queue cost one wake-up per
+/// interval, not ten thousand. A prober that finds the other side gone
+/// wakes every waiter of the word (they learn it from the engine's own
+/// rate-limited probe, whose answer is then cached); one that stops
+/// waiting hands the role on by nudging another waiter of the word, which
+/// takes it when it registers again.
 #[derive(Debug)]
 pub(crate) struct SleepState {
     ticket: Option<Ticket>,
@@ -143,11 +167,21 @@ pub(crate) struct SleepState {
     /// Whether a wait spins briefly before it registers (not when one
     /// caller waits on many objects at once).
     spin: bool,
+    /// Whether this waiter has the liveness schedule of its side.
+    prober: bool,
 }
 
 impl Default for SleepState {
     fn default() -> Self {
-        SleepState { ticket: None, poll: LivenessPoll::new(), before: 0, passed: false, asked_first: false, spin: true }
+        SleepState {
+            ticket: None,
+            poll: LivenessPoll::new(),
+            before: 0,
+            passed: false,
+            asked_first: false,
+            spin: true,
+            prober: false,
+        }
     }
 }
 
@@ -169,7 +203,7 @@ impl SleepState {
         wait: Wait,
         other: &Other<'_, G>,
     ) -> Poll<Result<Woke, Stop>> {
-        let EcRef { ec, awake, position, source } = at;
+        let EcRef { ec, awake, position, .. } = at;
         if let Some(ticket) = self.ticket.take() {
             let Some(woke) = ticket.fired() else {
                 if !look() {
@@ -180,6 +214,7 @@ impl SleepState {
                 }
                 drop(ticket);
                 ec.finish();
+                self.release(at);
                 return Poll::Ready(Ok(Woke::Look));
             };
             drop(ticket);
@@ -192,13 +227,23 @@ impl SleepState {
             if woke == Wake::TimedOut && look() && position.load(Ordering::Relaxed) == self.before {
                 ec.stranded(awake);
             }
-            if woke == Wake::TimedOut && !wait.passed(now) {
+            let passed = wait.passed(now);
+            if woke == Wake::TimedOut && !passed && self.prober {
                 if other.rate.ask_now(&other.gone) {
+                    // Every other waiter of the word learns it too.
+                    ec.notify_all();
+                    self.release(at);
                     return Poll::Ready(Ok(Woke::Gone));
                 }
                 self.poll.slower();
+                if !look() {
+                    // Alive and nothing to do: sleep on, keeping the role
+                    // (below), as a blocking sleeper loops in `wait_on`.
+                    return self.register(at, cx, look, spare, wait, now);
+                }
             }
-            return Poll::Ready(if wait.passed(now) && !look() { Err(Stop::Timeout) } else { Ok(Woke::Look) });
+            self.release(at);
+            return Poll::Ready(if passed && !look() { Err(Stop::Timeout) } else { Ok(Woke::Look) });
         }
         if self.spin && ec.spin_for_notifier(SPIN, look) {
             return Poll::Ready(Ok(Woke::Look));
@@ -213,9 +258,25 @@ impl SleepState {
                 return Poll::Ready(Ok(Woke::Gone));
             }
         }
+        self.register(at, cx, look, spare, wait, now)
+    }
+
+    /// Announces the caller, looks once more, and registers the key with
+    /// the service: `Pending`, or `Look` if the look found the condition.
+    fn register(
+        &mut self,
+        at: EcRef<'_>,
+        cx: &mut Context<'_>,
+        look: &impl Fn() -> bool,
+        spare: &impl Fn() -> bool,
+        wait: Wait,
+        now: Instant,
+    ) -> Poll<Result<Woke, Stop>> {
+        let EcRef { ec, awake, position, source, prober } = at;
         let key = ec.prepare();
         if look() {
             ec.finish();
+            self.release(at);
             return Poll::Ready(Ok(Woke::Look));
         }
         if !self.passed && awake.none() && spare() {
@@ -223,7 +284,11 @@ impl SleepState {
             ec.notify_one(awake);
         }
         self.before = position.load(Ordering::Relaxed);
-        let deadline = self.poll.wake_at(now, wait.deadline());
+        if !self.prober {
+            // AcqRel: a handed-on role is seen with its holder's release.
+            self.prober = !prober.swap(true, std::sync::atomic::Ordering::AcqRel);
+        }
+        let deadline = if self.prober { self.poll.wake_at(now, wait.deadline()) } else { wait.deadline() };
         match watch::watch_word(source, key.value(), deadline, cx.waker()) {
             Ok(t) => {
                 self.ticket = Some(t);
@@ -231,8 +296,19 @@ impl SleepState {
             }
             Err(e) => {
                 ec.finish();
+                self.release(at);
                 Poll::Ready(Err(Stop::Failed(Error::os("futex_waitv", e))))
             }
+        }
+    }
+
+    /// Gives the liveness role up, if this waiter has it, and nudges
+    /// another waiter of the word to take it.
+    fn release(&mut self, at: EcRef<'_>) {
+        if std::mem::take(&mut self.prober) {
+            // Release: the next holder sees this one's schedule as done.
+            at.prober.store(false, std::sync::atomic::Ordering::Release);
+            watch::nudge(at.source);
         }
     }
 
@@ -243,6 +319,7 @@ impl SleepState {
         let Some(ticket) = self.ticket.take() else { return };
         drop(ticket);
         at.ec.finish();
+        self.release(at);
         if at.ec.anyone_announced() && left() {
             at.ec.notify_one(at.awake);
         }
@@ -338,7 +415,13 @@ impl Lane {
         for _ in 0..LOOKS_PER_POLL {
             match attempt() {
                 Err(Stop::Timeout) => {}
-                done => return Poll::Ready(done),
+                done => {
+                    // A registration left from an earlier poll (a stream
+                    // woken by its ticket that found its item at once)
+                    // is withdrawn now, not when the stream is next polled.
+                    state.cancel(EcRef::lane(self, Side::Receiving), || self.has_message());
+                    return Poll::Ready(done);
+                }
             }
             let look = || self.has_message() || ends.recv_stop().is_some() || ends.drained_stop().is_some();
             let other =
@@ -374,7 +457,10 @@ impl Lane {
         for _ in 0..LOOKS_PER_POLL {
             match attempt() {
                 Err(Stop::Timeout) => {}
-                done => return Poll::Ready(done),
+                done => {
+                    state.cancel(EcRef::lane(self, Side::Sending), || self.has_room(0));
+                    return Poll::Ready(done);
+                }
             }
             let look = || self.has_room(len) || ends.send_stop().is_some();
             // Room too small for this record may fit a smaller one.

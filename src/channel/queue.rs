@@ -1549,6 +1549,10 @@ impl<T> JoinableQueue<T> {
     ///
     /// # Errors
     /// As for [`join`](JoinableQueue::join).
+    ///
+    /// # Panics
+    /// If the waiting service cannot wait: its thread cannot start, or
+    /// the kernel has no `futex_waitv` (Linux before 5.16).
     #[cfg(feature = "async")]
     pub async fn join_async(&self) -> Result<(), QueueJoinError> {
         let q = &self.q.inner;
@@ -1562,12 +1566,22 @@ impl<T> JoinableQueue<T> {
         // awake count and position are private.
         let (awake, position) = (Awake::default(), AtomicU64::new(0));
         let source: Arc<dyn crate::watch::AsyncWord> = Arc::new(AllDoneWord(q.hdr.clone()));
-        let at = super::lane_async::EcRef { ec: &q.hdr.all_done, awake: &awake, position: &position, source: &source };
+        let prober = std::sync::atomic::AtomicBool::new(false);
+        let at = super::lane_async::EcRef {
+            ec: &q.hdr.all_done,
+            awake: &awake,
+            position: &position,
+            source: &source,
+            prober: &prober,
+        };
         let mut sleeper = super::lane_async::Sleeper::new(at, || false);
         while !self.all_done() {
             // Ends only by a look: there is no deadline, and the other
-            // side (`reclaim`) never reports "gone".
-            let _ = sleeper.wait(|| self.all_done(), || false, Wait::Forever, &other).await;
+            // side (`reclaim`) never reports "gone"; what else can end it
+            // is the waiting service failing to start.
+            if let Err(stop) = sleeper.wait(|| self.all_done(), || false, Wait::Forever, &other).await {
+                panic!("JoinableQueue::join_async: the waiting service cannot wait: {}", stop.into_error());
+            }
         }
         self.joined().map_err(|e| match e {
             QueueJoinTimeoutError::Abandoned { items } => QueueJoinError::Abandoned { items },

@@ -560,7 +560,8 @@ impl<R> Drop for Process<R> {
 /// fn nothing(_: ()) {}
 ///
 /// let mut child = shmproc::Process::spawn(nothing, ())?;
-/// let mut fds = [rustix::event::PollFd::new(&child.as_fd(), rustix::event::PollFlags::IN)];
+/// let sentinel = child.as_fd();
+/// let mut fds = [rustix::event::PollFd::new(&sentinel, rustix::event::PollFlags::IN)];
 /// rustix::event::poll(&mut fds, None)?; // returns once the child exited
 /// child.join()?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -581,7 +582,10 @@ impl<R> crate::channel::wait::Waitable for Process<R> {
     fn target(&self) -> Result<crate::channel::wait::WaitTarget<'_>> {
         let child = &self.child;
         let source: Arc<dyn crate::watch::AsyncFd> = child.clone();
-        Ok(crate::channel::wait::WaitTarget::fd(source, move || child.poll().is_ok_and(|e| e.is_some())))
+        // A child whose exit cannot be read (reaped by someone else) is
+        // ready too: its pidfd is readable, as Python's sentinel would be,
+        // and `join` reports the error.
+        Ok(crate::channel::wait::WaitTarget::fd(source, move || child.poll().map_or(true, |e| e.is_some())))
     }
 }
 

@@ -176,23 +176,43 @@ enum Home {
     /// A futex thread, watching the word at this address (0: a deadline
     /// alone).
     Word(Arc<WordShard>, usize),
-    /// The descriptor thread, watching this descriptor.
-    Fd(Arc<FdShard>, std::os::fd::RawFd),
+    /// The descriptor thread, watching this descriptor (`None`: a
+    /// deadline alone).
+    Fd(Arc<FdShard>, Option<std::os::fd::RawFd>),
 }
 
 /// One registration with the service: fires once, then stays fired. The
 /// owner polls [`fired`](Ticket::fired) when its task is woken, and keeps
 /// the waker current with [`set_waker`](Ticket::set_waker). Dropping it
 /// withdraws the registration.
+///
+/// A ticket that crossed a fork (a forked child's copy of its parent's
+/// future) belongs to threads the child does not have: in the child it
+/// reads as fired (`Changed`, so its owner looks and registers anew) and
+/// dropping it touches nothing.
 #[derive(Debug)]
 pub(crate) struct Ticket {
     entry: Arc<Entry>,
     home: Home,
+    /// The process the ticket was registered in.
+    pid: u32,
 }
 
 impl Ticket {
+    fn new(entry: Arc<Entry>, home: Home) -> Ticket {
+        Ticket { entry, home, pid: crate::sys::process::pid() }
+    }
+
+    /// Whether this process is the one the ticket was registered in.
+    fn at_home(&self) -> bool {
+        self.pid == crate::sys::process::pid()
+    }
+
     /// How the ticket fired, or `None` while it waits.
     pub(crate) fn fired(&self) -> Option<Wake> {
+        if !self.at_home() {
+            return Some(Wake::Changed);
+        }
         self.entry.fired()
     }
 
@@ -200,6 +220,10 @@ impl Ticket {
     /// another executor thread, or polled through another future). If it
     /// fired meanwhile, wakes `waker` at once.
     pub(crate) fn set_waker(&self, waker: &Waker) {
+        if !self.at_home() {
+            waker.wake_by_ref();
+            return;
+        }
         let mut slot = self.entry.waker.lock();
         if self.entry.fired().is_some() {
             drop(slot);
@@ -215,8 +239,8 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        if self.entry.fired().is_some() {
-            return; // the service already forgot it
+        if self.entry.fired().is_some() || !self.at_home() {
+            return; // the service already forgot it, or is not here
         }
         match &self.home {
             Home::Word(s, addr) => s.forget(&self.entry, *addr),
@@ -236,8 +260,17 @@ struct Service {
 
 static SERVICE: Mutex<Option<Service>> = Mutex::new(None);
 
+/// In a forked child, right after the fork (an atfork handler): the
+/// parent's service threads are not here, and another parent thread may
+/// have held the service's lock at the fork; the child starts afresh.
+extern "C" fn after_fork_in_child() {
+    crate::sys::process::reset_in_child(&SERVICE, None);
+}
+
 /// Runs `f` on this process's service, a fresh one in a forked child.
 fn with_service<T>(f: impl FnOnce(&mut Service) -> T) -> T {
+    static REGISTERED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    crate::sys::process::at_fork_child_once(&REGISTERED, after_fork_in_child);
     let pid = crate::sys::process::pid();
     let mut g = SERVICE.lock();
     if g.as_ref().is_none_or(|s| s.pid != pid) {
@@ -268,6 +301,8 @@ pub(crate) fn watch_word(
     let (ticket, fired) = with_service(|s| -> io::Result<_> {
         s.next_id += 1;
         let entry = Entry::new(s.next_id, deadline, waker);
+        // A thread that stopped on an error serves nothing more.
+        s.shards.retain(|sh| !sh.is_broken());
         let found = s.shards.iter().find(|sh| sh.watches(addr)).or_else(|| s.shards.iter().find(|sh| sh.has_room()));
         let shard = match found {
             Some(sh) => sh.clone(),
@@ -280,10 +315,21 @@ pub(crate) fn watch_word(
         // Added under the service's lock: no other registration fills
         // the shard between the choice and the addition.
         let fired = shard.add(source, expected, &entry)?;
-        Ok((Ticket { entry, home: Home::Word(shard, addr) }, fired))
+        Ok((Ticket::new(entry, Home::Word(shard, addr)), fired))
     })?;
     wake_all(fired);
     Ok(ticket)
+}
+
+/// Fires one waiting ticket of `source`'s word (`Changed`), if any: a
+/// waiter that gave a role up (the liveness schedule of an object's
+/// async waiters) wakes another to take it.
+pub(crate) fn nudge(source: &Arc<dyn AsyncWord>) {
+    let addr = source.word().as_ptr() as usize;
+    let shard = with_service(|s| s.shards.iter().find(|sh| sh.watches(addr)).cloned());
+    if let Some(waker) = shard.and_then(|sh| sh.nudge(addr)) {
+        waker.wake();
+    }
 }
 
 /// Registers a wait until `deadline` alone (a caller whose objects are
@@ -292,21 +338,26 @@ pub(crate) fn watch_word(
 /// # Errors
 /// The OS refused the service's thread.
 pub(crate) fn watch_deadline(deadline: Instant, waker: &Waker) -> io::Result<Ticket> {
+    // On the descriptor thread: `poll`'s timeout works on every kernel.
     let (entry, shard) = with_service(|s| -> io::Result<_> {
         s.next_id += 1;
         let entry = Entry::new(s.next_id, Some(deadline), waker);
-        let shard = match s.shards.first() {
-            Some(sh) => sh.clone(),
-            None => {
-                let sh = WordShard::start()?;
-                s.shards.push(sh.clone());
-                sh
-            }
-        };
-        Ok((entry, shard))
+        Ok((entry, fd_shard(s)?))
     })?;
-    shard.add_timer(&entry);
-    Ok(Ticket { entry, home: Home::Word(shard, 0) })
+    shard.add_timer(&entry)?;
+    Ok(Ticket::new(entry, Home::Fd(shard, None)))
+}
+
+/// The descriptor thread, started if need be.
+fn fd_shard(s: &mut Service) -> io::Result<Arc<FdShard>> {
+    if let Some(sh) = &s.fds
+        && !sh.is_broken()
+    {
+        return Ok(sh.clone());
+    }
+    let sh = FdShard::start()?;
+    s.fds = Some(sh.clone());
+    Ok(sh)
 }
 
 /// Registers a wait until `source`'s descriptor is readable, or
@@ -318,19 +369,11 @@ pub(crate) fn watch_fd(source: &Arc<dyn AsyncFd>, deadline: Option<Instant>, wak
     let (entry, shard) = with_service(|s| -> io::Result<_> {
         s.next_id += 1;
         let entry = Entry::new(s.next_id, deadline, waker);
-        let shard = match &s.fds {
-            Some(sh) => sh.clone(),
-            None => {
-                let sh = FdShard::start()?;
-                s.fds = Some(sh.clone());
-                sh
-            }
-        };
-        Ok((entry, shard))
+        Ok((entry, fd_shard(s)?))
     })?;
     shard.add(source, &entry)?;
     let fd = std::os::fd::AsRawFd::as_raw_fd(&source.fd());
-    Ok(Ticket { entry, home: Home::Fd(shard, fd) })
+    Ok(Ticket::new(entry, Home::Fd(shard, Some(fd))))
 }
 
 /// Waits (asynchronously) until `source`'s descriptor is readable or

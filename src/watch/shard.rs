@@ -128,8 +128,19 @@ impl std::fmt::Debug for WordShard {
 }
 
 impl WordShard {
-    /// Starts a futex thread.
+    /// Starts a futex thread, after asking the kernel whether it has
+    /// `futex_waitv` (a call that cannot sleep: the word does not hold
+    /// the value given).
+    ///
+    /// # Errors
+    /// `ENOSYS` (Linux before 5.16), or the thread could not start.
     pub(crate) fn start() -> io::Result<Arc<WordShard>> {
+        let probe = AtomicU32::new(0);
+        match futex::waitv(&[(&probe, 1)], None) {
+            Err(Errno::AGAIN) => {}
+            Err(e) => return Err(io::Error::other(format!("futex_waitv (Linux 5.16 or later): {e}"))),
+            Ok(_) => {}
+        }
         let shard = Arc::new(WordShard { control: AtomicU32::new(0), reg: Mutex::new(Registry::new()) });
         let me = shard.clone();
         std::thread::Builder::new().name("shmproc-watch".into()).spawn(move || me.run())?;
@@ -143,6 +154,11 @@ impl WordShard {
     pub(crate) fn has_room(&self) -> bool {
         let reg = self.reg.lock();
         reg.broken.is_none() && reg.targets.len() < WORDS_PER_SHARD
+    }
+
+    /// Whether the thread stopped on an error (it serves nothing more).
+    pub(crate) fn is_broken(&self) -> bool {
+        self.reg.lock().broken.is_some()
     }
 
     /// Makes the thread look at its registry again.
@@ -189,18 +205,24 @@ impl WordShard {
         Ok(out)
     }
 
-    /// Adds `entry` as a deadline alone.
-    pub(crate) fn add_timer(&self, entry: &Arc<Entry>) {
-        let poke = self.reg.lock().add_timer(entry, None);
-        if poke {
-            self.poke();
+    /// Fires the oldest ticket of the word at `addr` (`Changed`): its
+    /// waker.
+    pub(crate) fn nudge(&self, addr: usize) -> Option<Waker> {
+        let mut reg = self.reg.lock();
+        let target = reg.targets.get_mut(&addr).filter(|t| !t.tickets.is_empty())?;
+        let e = target.tickets.remove(0);
+        if target.tickets.is_empty() {
+            reg.targets.remove(&addr);
         }
+        if let Some(d) = e.deadline {
+            reg.timers.remove(&(d, e.id));
+        }
+        e.fire(Wake::Changed)
     }
 
-    /// Withdraws `entry`, watching `addr` (0: a deadline alone).
+    /// Withdraws `entry`, watching `addr`.
     pub(crate) fn forget(&self, entry: &Entry, addr: usize) {
-        let key = (addr != 0).then_some(addr);
-        let unwatched = self.reg.lock().forget(entry, key);
+        let unwatched = self.reg.lock().forget(entry, Some(addr));
         if unwatched {
             // The thread lets go of the word's owner (and its mapping).
             self.poke();
@@ -227,17 +249,29 @@ impl WordShard {
             match futex::waitv(&waits, until) {
                 Ok(0) | Err(Errno::TIMEDOUT | Errno::INTR) => {}
                 Ok(i) => {
-                    let (addr, source, _) = &words[i - 1];
-                    source.woken();
+                    // The call reports one woken word, but a wake call on
+                    // another word may have taken the thread off that
+                    // word's queue as well (two wake calls racing): every
+                    // word that changed may have been woken, and each
+                    // wake call counted the thread as a waiter on its way
+                    // (`coming`). Count each as arrived (counting one too
+                    // many only costs a wake call later, never a lost one).
                     let mut reg = self.reg.lock();
-                    if reg.targets.contains_key(addr) {
-                        reg.fire_target(*addr, Wake::Woken, &mut out);
-                    } else {
-                        // Every ticket of the word was withdrawn after the
-                        // thread went to sleep: the wake-up was meant for
-                        // someone, so pass it on to another sleeper of the
-                        // word (a blocking caller, another thread's wait).
-                        futex::wake(source.word(), 1);
+                    for (j, (addr, source, expected)) in words.iter().enumerate() {
+                        let changed = source.word().load(Ordering::SeqCst) != *expected;
+                        if j + 1 != i && !changed {
+                            continue;
+                        }
+                        source.woken();
+                        if reg.targets.contains_key(addr) {
+                            reg.fire_target(*addr, Wake::Woken, &mut out);
+                        } else {
+                            // Every ticket of the word was withdrawn after
+                            // the thread went to sleep: the wake-up was
+                            // meant for someone, so pass it on to another
+                            // sleeper of the word (a blocking caller).
+                            futex::wake(source.word(), 1);
+                        }
                     }
                 }
                 Err(Errno::AGAIN) => {
@@ -282,6 +316,11 @@ impl FdShard {
         Ok(shard)
     }
 
+    /// Whether the thread stopped on an error (it serves nothing more).
+    pub(crate) fn is_broken(&self) -> bool {
+        self.reg.lock().broken.is_some()
+    }
+
     fn poke(&self) {
         // A full counter (never here: the thread drains it) is still
         // readable, which is all a poke needs.
@@ -311,9 +350,24 @@ impl FdShard {
         Ok(())
     }
 
-    /// Withdraws `entry`, watching `fd`.
-    pub(crate) fn forget(&self, entry: &Entry, fd: RawFd) {
-        if self.reg.lock().forget(entry, Some(fd)) {
+    /// Adds `entry` as a deadline alone (`poll`'s timeout serves them on
+    /// every kernel).
+    pub(crate) fn add_timer(&self, entry: &Arc<Entry>) -> io::Result<()> {
+        let mut reg = self.reg.lock();
+        if let Some(e) = reg.broken {
+            return Err(io::Error::other(format!("poll: {e}")));
+        }
+        let poke = reg.add_timer(entry, None);
+        drop(reg);
+        if poke {
+            self.poke();
+        }
+        Ok(())
+    }
+
+    /// Withdraws `entry`, watching `fd` (`None`: a deadline alone).
+    pub(crate) fn forget(&self, entry: &Entry, fd: Option<RawFd>) {
+        if self.reg.lock().forget(entry, fd) {
             self.poke();
         }
     }

@@ -149,3 +149,35 @@ fn a_readable_descriptor_fires() {
     drop(writer.join().expect("writer"));
     assert_eq!(block_on_until(std::future::pending::<()>(), Some(Instant::now() + Duration::from_millis(5))), None);
 }
+
+#[test]
+fn two_wake_calls_racing_on_one_thread_both_arrive() {
+    // Two notifiers wake two words of one futex thread at the same moment:
+    // each wake call takes the thread off its word's queue and counts it
+    // (as an eventcount's `coming`), while the call returns one index.
+    // Both must be counted as arrived.
+    use std::sync::Barrier;
+    for round in 0..400 {
+        let (a, sa) = heap_word();
+        let (b, sb) = heap_word();
+        let ta = watch_word(&sa, 0, None, Waker::noop()).expect("watch a");
+        let tb = watch_word(&sb, 0, None, Waker::noop()).expect("watch b");
+        std::thread::sleep(Duration::from_micros(300)); // the thread asleep on both
+        let barrier = Arc::new(Barrier::new(2));
+        let spawn = |w: Arc<HeapWord>, bar: Arc<Barrier>| {
+            std::thread::spawn(move || {
+                bar.wait();
+                w.0.fetch_add(1, Ordering::SeqCst); // as a notifier bumps `seq`
+                crate::sys::futex::wake(&w.0, 1)
+            })
+        };
+        let (ha, hb) = (spawn(a.clone(), barrier.clone()), spawn(b.clone(), barrier));
+        let kernel_woken = ha.join().expect("a") + hb.join().expect("b");
+        let guard = Instant::now() + Duration::from_secs(20);
+        while (ta.fired().is_none() || tb.fired().is_none()) && Instant::now() < guard {
+            std::thread::yield_now();
+        }
+        let counted = (a.1.load(Ordering::SeqCst) + b.1.load(Ordering::SeqCst)) as usize;
+        assert!(counted >= kernel_woken, "round {round}: {kernel_woken} wake-ups, {counted} counted as arrived");
+    }
+}
