@@ -520,8 +520,8 @@ impl<T: Pod + Send> Value<T> {
     /// service its thread).
     #[doc(alias = "get_lock")]
     pub async fn lock_async(&self) -> LockResult<'_, T> {
-        let source = crate::watch::HomeWord::shared(&self.shared, |s: &ValueState<T>| s.raw.word());
-        match self.shared.raw.lock_async(&source).await {
+        let source = || crate::watch::HomeWord::shared(&self.shared, |s: &ValueState<T>| s.raw.word());
+        match self.shared.raw.lock_async(source).await {
             Ok(r) => self.shared.guard(r).blocking(),
             Err(e) => Err(LockError::Os(e)),
         }

@@ -210,8 +210,8 @@ impl Event {
     /// (Linux 5.16 or later is needed), or the OS refused the service its
     /// thread.
     pub async fn wait_async(&self) {
-        let source = crate::watch::HomeWord::shared(&self.shared, |e: &RawEvent| &e.flag);
-        if let Err(e) = self.shared.wait_async(&source).await {
+        let source = || crate::watch::HomeWord::shared(&self.shared, |e: &RawEvent| &e.flag);
+        if let Err(e) = self.shared.wait_async(source).await {
             panic!("Event::wait_async: the waiting service failed ({e}); futex_waitv needs Linux 5.16 or later");
         }
     }
@@ -751,8 +751,8 @@ impl Barrier {
     /// leaves.
     pub async fn wait_async(&self) -> std::result::Result<usize, BarrierError> {
         self.register().map_err(BarrierError::Failed)?;
-        let source = crate::watch::HomeWord::shared(&self.shared, |b: &RawBarrier| &*b.generation);
-        match self.shared.wait_async(&source).await {
+        let source = || crate::watch::HomeWord::shared(&self.shared, |b: &RawBarrier| &*b.generation);
+        match self.shared.wait_async(source).await {
             Ok(r) => r.map_err(|stop| match stop {
                 BarrierStop::Broken(dead) => BarrierError::Broken { dead },
                 // No deadline: only a broken barrier ends the wait early.

@@ -398,8 +398,8 @@ impl Lock {
     /// `futex_waitv`, Linux 5.16 or later is needed; or the OS refused the
     /// service its thread).
     pub async fn acquire_async(&self) -> std::result::Result<(), AcquireError> {
-        let source = crate::watch::HomeWord::shared(&self.shared, RawMutex::word);
-        acquired_async(self.shared.lock_async(&source).await)
+        let source = || crate::watch::HomeWord::shared(&self.shared, RawMutex::word);
+        acquired_async(self.shared.lock_async(source).await)
     }
 
     /// [`acquire_async`](Lock::acquire_async) with a guard that releases on
@@ -714,8 +714,8 @@ impl RLock {
         if self.again() {
             return Ok(());
         }
-        let source = crate::watch::HomeWord::shared(&self.shared, |s: &RLockState| s.raw.word());
-        self.entered(acquired_async(self.shared.raw.lock_async(&source).await))
+        let source = || crate::watch::HomeWord::shared(&self.shared, |s: &RLockState| s.raw.word());
+        self.entered(acquired_async(self.shared.raw.lock_async(source).await))
     }
 
     /// [`acquire_async`](RLock::acquire_async) with a guard that releases

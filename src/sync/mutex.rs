@@ -261,8 +261,8 @@ impl<T: Pod + Send> Mutex<T> {
     /// `futex_waitv`, Linux 5.16 or later is needed; or the OS refused the
     /// service its thread).
     pub async fn lock_async(&self) -> std::result::Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {
-        let source = crate::watch::HomeWord::shared(&self.shared, |s: &MutexState<T>| s.raw().word());
-        match self.shared.raw().lock_async(&source).await {
+        let source = || crate::watch::HomeWord::shared(&self.shared, |s: &MutexState<T>| s.raw().word());
+        match self.shared.raw().lock_async(source).await {
             Ok(r) => self.shared.guard(r).blocking(),
             Err(e) => Err(LockError::Os(e)),
         }

@@ -157,9 +157,17 @@ impl RawEvent {
 impl RawEvent {
     /// The async twin of [`wait`](RawEvent::wait) without deadline: the
     /// same steps up to the sleep (announce, look once more), then the
-    /// waiting service watches `flag` (`source` must be this event's
-    /// `flag`). Errors: the waiting service failed.
-    pub(crate) async fn wait_async(&self, source: &std::sync::Arc<dyn crate::watch::AsyncWord>) -> std::io::Result<()> {
+    /// waiting service watches `flag` (`source` makes this event's `flag`
+    /// as the service sees it, once, if the call must wait). Errors: the
+    /// waiting service failed.
+    pub(crate) async fn wait_async(
+        &self,
+        source: impl FnOnce() -> std::sync::Arc<dyn crate::watch::AsyncWord>,
+    ) -> std::io::Result<()> {
+        if self.is_set() {
+            return Ok(());
+        }
+        let source = source();
         loop {
             if self.is_set() {
                 return Ok(());
@@ -168,7 +176,7 @@ impl RawEvent {
             // at the flag once more (SeqCst) before it sleeps. Withdrawn
             // when dropped, also if this future is dropped while it sleeps.
             let announced = self.waiters.announced();
-            crate::watch::word_changed(source, 0, None).await?;
+            crate::watch::word_changed(&source, 0, None).await?;
             drop(announced);
         }
     }
@@ -367,14 +375,15 @@ impl RawBarrier {
 impl RawBarrier {
     /// The async twin of [`wait`](RawBarrier::wait) without deadline: the
     /// same arrival, then the waiting service watches `generation`
-    /// (`source` must be this barrier's) with the liveness schedule of a
-    /// sleeper, so a dead member still breaks the barrier. Dropped after it
-    /// arrived but before the barrier tripped, the future breaks the
-    /// barrier, as a timeout does. Outer `Err`: the waiting service failed
-    /// (this party leaves, so the barrier is broken too).
+    /// (`source` makes it, as for [`RawEvent::wait_async`]) with the
+    /// liveness schedule of a sleeper, so a dead member still breaks the
+    /// barrier. Dropped after it arrived but before the barrier tripped,
+    /// the future breaks the barrier, as a timeout does. Outer `Err`: the
+    /// waiting service failed (this party leaves, so the barrier is broken
+    /// too).
     pub(crate) async fn wait_async(
         &self,
-        source: &std::sync::Arc<dyn crate::watch::AsyncWord>,
+        source: impl FnOnce() -> std::sync::Arc<dyn crate::watch::AsyncWord>,
     ) -> std::io::Result<Result<usize, BarrierStop>> {
         let at = match self.arrive() {
             Err(stop) => return Ok(Err(stop)),
@@ -382,6 +391,7 @@ impl RawBarrier {
             Ok(Arrival::Waiting(at)) => at,
         };
         let mut leaving = Leaving { barrier: self, at, armed: true };
+        let source = source();
         let mut poll = owner::LivenessPoll::new();
         loop {
             if let Some(done) = self.passed(&at) {
@@ -389,7 +399,7 @@ impl RawBarrier {
                 return Ok(done);
             }
             let wake_at = poll.wake_at(Instant::now(), None);
-            let w = crate::watch::word_changed(source, at.generation, wake_at).await?;
+            let w = crate::watch::word_changed(&source, at.generation, wake_at).await?;
             if let Some(done) = self.after_sleep(w, &at, &mut poll) {
                 leaving.armed = false;
                 return Ok(done);

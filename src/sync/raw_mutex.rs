@@ -331,9 +331,10 @@ impl RawMutex {
 
     /// The async twin of [`lock`](RawMutex::lock) without deadline: the
     /// same fast path and looks (waiters bit, failpoints), then the
-    /// waiting service watches the word (`source` must be this mutex's
-    /// [`word`](RawMutex::word)) until it changes or the next liveness
-    /// check, at which a dead owner is taken over as a sleeper does.
+    /// waiting service watches the word (`source` makes this mutex's
+    /// [`word`](RawMutex::word) as the service sees it, once, if the call
+    /// must wait) until it changes or the next liveness check, at which a
+    /// dead owner is taken over as a sleeper does.
     ///
     /// The owner is the thread that polls: the future may move between
     /// threads at each `Pending`, so every attempt asks which thread it
@@ -343,7 +344,7 @@ impl RawMutex {
     #[cfg(feature = "async")]
     pub(crate) async fn lock_async(
         &self,
-        source: &std::sync::Arc<dyn crate::watch::AsyncWord>,
+        source: impl FnOnce() -> std::sync::Arc<dyn crate::watch::AsyncWord>,
     ) -> std::io::Result<Result<Acquired, Fail>> {
         let (mut me, mut nonce) = match owner::me() {
             Ok(who) => who,
@@ -352,6 +353,7 @@ impl RawMutex {
         if let Some(r) = self.fast(me, nonce) {
             return Ok(r);
         }
+        let source = source();
         let mut poll = owner::LivenessPoll::new();
         loop {
             let seen = match self.look(me, nonce) {
@@ -359,7 +361,7 @@ impl RawMutex {
                 Look::Sleep(seen) => seen,
             };
             let wake_at = poll.wake_at(Instant::now(), None);
-            let w = crate::watch::word_changed(source, seen, wake_at).await?;
+            let w = crate::watch::word_changed(&source, seen, wake_at).await?;
             // Perhaps polled by another thread of the executor now.
             (me, nonce) = match owner::me() {
                 Ok(who) => who,

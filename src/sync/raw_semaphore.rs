@@ -115,16 +115,20 @@ impl RawSemaphore {
 
     /// The async twin of [`acquire`](RawSemaphore::acquire) without
     /// deadline: the same steps up to the sleep (announce, look once
-    /// more), then the waiting service watches `count` (`source` must be
-    /// this semaphore's [`count_word`](RawSemaphore::count_word)). The
-    /// permit is taken within one poll, the one that returns `Ready`: a
-    /// future dropped before then has taken none. Errors: the waiting
-    /// service failed.
+    /// more), then the waiting service watches `count` (`source` makes
+    /// this semaphore's [`count_word`](RawSemaphore::count_word) as the
+    /// service sees it, once, if the call must wait). The permit is taken
+    /// within one poll, the one that returns `Ready`: a future dropped
+    /// before then has taken none. Errors: the waiting service failed.
     #[cfg(feature = "async")]
     pub(crate) async fn acquire_async(
         &self,
-        source: &std::sync::Arc<dyn crate::watch::AsyncWord>,
+        source: impl FnOnce() -> std::sync::Arc<dyn crate::watch::AsyncWord>,
     ) -> std::io::Result<()> {
+        if self.try_acquire() {
+            return Ok(());
+        }
+        let source = source();
         loop {
             if self.try_acquire() {
                 return Ok(());
@@ -135,7 +139,7 @@ impl RawSemaphore {
             // this future is dropped while it sleeps.
             let announced = self.waiters.announced();
             if self.count.load(Ordering::SeqCst) == 0 {
-                crate::watch::word_changed(source, 0, None).await?;
+                crate::watch::word_changed(&source, 0, None).await?;
             }
             drop(announced);
         }

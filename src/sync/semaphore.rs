@@ -238,8 +238,8 @@ impl Semaphore {
     /// kernel lacks `futex_waitv` (Linux 5.16 or later is needed), or the
     /// OS refused the service its thread.
     pub async fn acquire_async(&self) {
-        let source = crate::watch::HomeWord::shared(&self.shared, RawSemaphore::count_word);
-        if let Err(e) = self.shared.acquire_async(&source).await {
+        let source = || crate::watch::HomeWord::shared(&self.shared, RawSemaphore::count_word);
+        if let Err(e) = self.shared.acquire_async(source).await {
             panic!("Semaphore::acquire_async: the waiting service failed ({e}); futex_waitv needs Linux 5.16 or later");
         }
     }
