@@ -489,6 +489,45 @@ impl<T: Pod + Send> Value<T> {
     }
 }
 
+#[cfg(feature = "async")]
+impl<T: Pod + Send> Value<T> {
+    /// Locks, waiting as long as it takes without blocking the thread (but
+    /// never for a dead holder): the async twin of [`lock`](Value::lock),
+    /// as [`Mutex::lock_async`](crate::Mutex::lock_async) is of
+    /// `Mutex::lock` (the guard belongs to the thread that polled the
+    /// future to completion and is not `Send`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let v = shmproc::Value::new(1u64)?;
+    /// futures::executor::block_on(async {
+    ///     *v.lock_async().await? += 1;
+    ///     Ok::<(), shmproc::Error>(())
+    /// })?;
+    /// assert_eq!(v.load()?, 2);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Cancellation
+    /// A future dropped before it completes holds nothing: the lock is
+    /// taken within the one poll that completes it.
+    ///
+    /// # Errors
+    /// As for [`lock`](Value::lock); [`LockError::Os`] also if the
+    /// process's waiting service cannot wait (the kernel lacks
+    /// `futex_waitv`, Linux 5.16 or later is needed; or the OS refused the
+    /// service its thread).
+    #[doc(alias = "get_lock")]
+    pub async fn lock_async(&self) -> LockResult<'_, T> {
+        let source = || crate::watch::HomeWord::shared(&self.shared, |s: &ValueState<T>| s.raw.word());
+        match self.shared.raw.lock_async(source).await {
+            Ok(r) => self.shared.guard(r).blocking(),
+            Err(e) => Err(LockError::Os(e)),
+        }
+    }
+}
+
 #[cfg(feature = "serde")]
 impl<T: Pod + Send> serde::Serialize for Value<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {

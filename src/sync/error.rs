@@ -29,7 +29,8 @@ pub enum AcquireError {
     Deadlock,
     /// Anything else: the OS refused a liveness token ([`Error::Os`]), or
     /// a peer wrote a state the lock cannot recover from
-    /// ([`Error::NotRecoverable`]).
+    /// ([`Error::NotRecoverable`]), or (the async twins) the waiting
+    /// service could not wait ([`Error::Os`] naming `futex_waitv`).
     Failed(Error),
 }
 
@@ -103,7 +104,9 @@ pub enum BarrierError {
         /// The pid of a party that died, if that is why.
         dead: Option<u32>,
     },
-    /// The OS refused a liveness token ([`Error::Os`]).
+    /// The OS refused a liveness token ([`Error::Os`]), or (for
+    /// `Barrier::wait_async`) the waiting service
+    /// could not wait ([`Error::Os`] naming `futex_waitv`).
     Failed(Error),
 }
 

@@ -180,6 +180,43 @@ impl Event {
     }
 }
 
+#[cfg(feature = "async")]
+impl Event {
+    /// Waits until the flag is set without blocking the thread: the async
+    /// twin of [`wait`](Event::wait). The task sleeps in no thread of the
+    /// executor; the process's waiting service wakes it when the flag is
+    /// set.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let e = shmproc::Event::new()?;
+    /// let setter = e.clone();
+    /// let t = std::thread::spawn(move || setter.set());
+    /// futures::executor::block_on(e.wait_async());
+    /// assert!(e.is_set());
+    /// t.join().expect("setter");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Cancellation
+    /// A future dropped before it completes changes nothing: it withdraws
+    /// its announcement as a waiter (a later [`set`](Event::set) then
+    /// skips the wake-up for it).
+    ///
+    /// # Panics
+    /// If the process's waiting service cannot wait, as [`wait`](Event::wait)
+    /// has no error to report it with: the kernel lacks `futex_waitv`
+    /// (Linux 5.16 or later is needed), or the OS refused the service its
+    /// thread.
+    pub async fn wait_async(&self) {
+        let source = || crate::watch::HomeWord::shared(&self.shared, |e: &RawEvent| &e.flag);
+        if let Err(e) = self.shared.wait_async(source).await {
+            panic!("Event::wait_async: the waiting service failed ({e}); futex_waitv needs Linux 5.16 or later");
+        }
+    }
+}
+
 /// A condition variable for a [`Mutex`](crate::Mutex) (Python:
 /// `multiprocessing.Condition`, whose lock is the mutex).
 ///
@@ -675,6 +712,54 @@ impl Barrier {
     /// ```
     pub fn is_broken(&self) -> bool {
         self.shared.broken_by().is_some()
+    }
+}
+
+#[cfg(feature = "async")]
+impl Barrier {
+    /// Waits until all parties have arrived without blocking the thread:
+    /// the async twin of [`wait`](Barrier::wait), with the same result (the
+    /// arrival index). A party that dies while others await breaks the
+    /// barrier for them, as for blocking waiters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = shmproc::Barrier::new(2)?;
+    /// let other = b.clone();
+    /// let t = std::thread::spawn(move || other.wait());
+    /// let mine = futures::executor::block_on(b.wait_async())?;
+    /// let theirs = t.join().expect("the other party")?;
+    /// assert_eq!(mine + theirs, 1); // arrival indices 0 and 1
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Cancellation
+    /// The party arrives at the future's first poll. A future dropped
+    /// after that but before the barrier tripped breaks the barrier for
+    /// everyone, as a timeout of [`wait_timeout`](Barrier::wait_timeout)
+    /// does (and as in Python, where a party that leaves breaks it): the
+    /// others get [`BarrierError::Broken`] instead of waiting for an
+    /// arrival that was withdrawn. A future dropped before its first poll
+    /// changes nothing.
+    ///
+    /// # Errors
+    /// As for [`wait`](Barrier::wait); [`BarrierError::Failed`] also if
+    /// the process's waiting service cannot wait (the kernel lacks
+    /// `futex_waitv`, Linux 5.16 or later is needed; or the OS refused the
+    /// service its thread): the barrier is then broken, as this party
+    /// leaves.
+    pub async fn wait_async(&self) -> std::result::Result<usize, BarrierError> {
+        self.register().map_err(BarrierError::Failed)?;
+        let source = || crate::watch::HomeWord::shared(&self.shared, |b: &RawBarrier| &*b.generation);
+        match self.shared.wait_async(source).await {
+            Ok(r) => r.map_err(|stop| match stop {
+                BarrierStop::Broken(dead) => BarrierError::Broken { dead },
+                // No deadline: only a broken barrier ends the wait early.
+                BarrierStop::TimedOut => BarrierError::Broken { dead: None },
+            }),
+            Err(e) => Err(BarrierError::Failed(Error::os("futex_waitv", e))),
+        }
     }
 }
 

@@ -44,7 +44,8 @@ pub enum LockError<G> {
     /// The calling thread already holds this lock (locking again would
     /// deadlock).
     Deadlock,
-    /// The OS refused something the lock needed (a liveness token).
+    /// The OS refused something the lock needed (a liveness token; for
+    /// `lock_async`, also the waiting service's `futex_waitv`).
     Os(std::io::Error),
 }
 

@@ -41,6 +41,16 @@ fn timed(r: std::result::Result<Acquired, Fail>) -> std::result::Result<(), Acqu
     }
 }
 
+/// For the async twins: an outcome of [`RawMutex::lock_async`], where the
+/// outer `Err` is the waiting service's failure.
+#[cfg(feature = "async")]
+fn acquired_async(r: std::io::Result<std::result::Result<Acquired, Fail>>) -> std::result::Result<(), AcquireError> {
+    match r {
+        Ok(r) => acquired(r),
+        Err(e) => Err(AcquireError::Failed(Error::os("futex_waitv", e))),
+    }
+}
+
 /// A process-shared lock with Python's API (Python: `multiprocessing.Lock`).
 ///
 /// Unlike Python's, it has an owner: if the holder dies, the next
@@ -348,6 +358,77 @@ impl Lock {
     }
 }
 
+#[cfg(feature = "async")]
+impl Lock {
+    /// Acquires, waiting as long as it takes without blocking the thread
+    /// (never for a dead holder: the lock is then taken over): the async
+    /// twin of [`acquire`](Lock::acquire). The task sleeps in no thread of
+    /// the executor; the process's waiting service wakes it when the lock
+    /// is released, and at the liveness checks that find a dead holder.
+    ///
+    /// The holder is the thread that polled the future to completion, as
+    /// for [`acquire`](Lock::acquire): [`release`](Lock::release) must come
+    /// from that thread, so on a multi-thread runtime release before the
+    /// task's next `.await`, or take the guard of
+    /// [`lock_async`](Lock::lock_async) (not `Send`: the compiler keeps it
+    /// from crossing an `.await` of a `Send` task). Awaiting a lock that a
+    /// guard on this very thread holds (another task of a current-thread
+    /// runtime) reports [`AcquireError::Deadlock`], as the blocking form
+    /// does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = shmproc::Lock::new()?;
+    /// futures::executor::block_on(lock.acquire_async())?;
+    /// assert!(lock.is_locked());
+    /// lock.release()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Cancellation
+    /// A future dropped before it completes holds nothing: the lock is
+    /// taken within the one poll that completes it. If a release's wake-up
+    /// reached it just before it was dropped, it passes the wake-up on to
+    /// another waiter.
+    ///
+    /// # Errors
+    /// As for [`acquire`](Lock::acquire); [`AcquireError::Failed`] also if
+    /// the process's waiting service cannot wait (the kernel lacks
+    /// `futex_waitv`, Linux 5.16 or later is needed; or the OS refused the
+    /// service its thread).
+    pub async fn acquire_async(&self) -> std::result::Result<(), AcquireError> {
+        let source = || crate::watch::HomeWord::shared(&self.shared, RawMutex::word);
+        acquired_async(self.shared.lock_async(source).await)
+    }
+
+    /// [`acquire_async`](Lock::acquire_async) with a guard that releases on
+    /// drop: the async twin of [`lock`](Lock::lock).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let lock = shmproc::Lock::new()?;
+    /// futures::executor::block_on(async {
+    ///     let g = lock.lock_async().await?;
+    ///     assert!(lock.is_locked());
+    ///     drop(g);
+    ///     Ok::<(), shmproc::AcquireError>(())
+    /// })?;
+    /// assert!(!lock.is_locked());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Cancellation
+    /// As for [`acquire_async`](Lock::acquire_async).
+    ///
+    /// # Errors
+    /// As for [`acquire_async`](Lock::acquire_async).
+    pub async fn lock_async(&self) -> std::result::Result<LockGuard<'_>, AcquireError> {
+        self.acquire_async().await.map(|()| self.guard())
+    }
+}
+
 /// A re-entrant process-shared lock (Python: `multiprocessing.RLock`): the
 /// holding thread may acquire it again, and must release it as many times.
 ///
@@ -591,6 +672,77 @@ impl RLock {
     /// ```
     pub fn is_locked(&self) -> bool {
         self.shared.raw.is_locked()
+    }
+}
+
+#[cfg(feature = "async")]
+impl RLock {
+    /// Acquires (again, if this thread holds it), waiting as long as it
+    /// takes without blocking the thread: the async twin of
+    /// [`acquire`](RLock::acquire). A dead holder's lock is taken over.
+    ///
+    /// The holder is the thread that polled the future to completion: a
+    /// later acquire on that thread (by any task) re-enters, and
+    /// [`release`](RLock::release) must come from that thread, so on a
+    /// multi-thread runtime release before the task's next `.await`, or
+    /// take the guard of [`lock_async`](RLock::lock_async).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = shmproc::RLock::new()?;
+    /// futures::executor::block_on(async {
+    ///     r.acquire_async().await?;
+    ///     r.acquire_async().await?; // again, same thread
+    ///     Ok::<(), shmproc::AcquireError>(())
+    /// })?;
+    /// assert_eq!(r.depth(), 2);
+    /// r.release()?;
+    /// r.release()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Cancellation
+    /// As for [`Lock::acquire_async`]: a future dropped before it
+    /// completes holds nothing and adds no level.
+    ///
+    /// # Errors
+    /// As for [`acquire`](RLock::acquire); [`AcquireError::Failed`] also if
+    /// the process's waiting service cannot wait (see
+    /// [`Lock::acquire_async`]).
+    pub async fn acquire_async(&self) -> std::result::Result<(), AcquireError> {
+        if self.again() {
+            return Ok(());
+        }
+        let source = || crate::watch::HomeWord::shared(&self.shared, |s: &RLockState| s.raw.word());
+        self.entered(acquired_async(self.shared.raw.lock_async(source).await))
+    }
+
+    /// [`acquire_async`](RLock::acquire_async) with a guard that releases
+    /// one level on drop: the async twin of [`lock`](RLock::lock).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let r = shmproc::RLock::new()?;
+    /// futures::executor::block_on(async {
+    ///     let a = r.lock_async().await?;
+    ///     let b = r.lock_async().await?;
+    ///     drop((b, a));
+    ///     Ok::<(), shmproc::AcquireError>(())
+    /// })?;
+    /// assert!(!r.is_locked());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Cancellation
+    /// As for [`acquire_async`](RLock::acquire_async).
+    ///
+    /// # Errors
+    /// As for [`acquire_async`](RLock::acquire_async).
+    pub async fn lock_async(&self) -> std::result::Result<LockGuard<'_>, AcquireError> {
+        self.acquire_async().await?;
+        Ok(LockGuard { release: Release::RLock(self), _not_send: PhantomData })
     }
 }
 

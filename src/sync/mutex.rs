@@ -222,6 +222,53 @@ impl<T: Pod + Send> Mutex<T> {
     }
 }
 
+#[cfg(feature = "async")]
+impl<T: Pod + Send> Mutex<T> {
+    /// Locks, waiting as long as it takes without blocking the thread (but
+    /// never for a dead holder): the async twin of [`lock`](Mutex::lock).
+    /// The task sleeps in no thread of the executor; the process's waiting
+    /// service wakes it when the lock is released, and at the liveness
+    /// checks that find a dead holder, whose lock is taken over and
+    /// reported as by [`lock`](Mutex::lock).
+    ///
+    /// The guard belongs to the thread that polled the future to
+    /// completion; it is not `Send`, so a `Send` task drops it before its
+    /// next `.await`. Awaiting a mutex that a guard on this very thread
+    /// holds (another task of a current-thread runtime) reports
+    /// [`LockError::Deadlock`], as the blocking form does.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let m = shmproc::Mutex::new(0u32)?;
+    /// futures::executor::block_on(async {
+    ///     *m.lock_async().await? += 1;
+    ///     Ok::<(), shmproc::Error>(())
+    /// })?;
+    /// assert_eq!(*m.lock()?, 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Cancellation
+    /// A future dropped before it completes holds nothing: the lock is
+    /// taken within the one poll that completes it. If an unlock's wake-up
+    /// reached it just before it was dropped, it passes the wake-up on to
+    /// another waiter.
+    ///
+    /// # Errors
+    /// As for [`lock`](Mutex::lock); [`LockError::Os`] also if the
+    /// process's waiting service cannot wait (the kernel lacks
+    /// `futex_waitv`, Linux 5.16 or later is needed; or the OS refused the
+    /// service its thread).
+    pub async fn lock_async(&self) -> std::result::Result<MutexGuard<'_, T>, LockError<MutexGuard<'_, T>>> {
+        let source = || crate::watch::HomeWord::shared(&self.shared, |s: &MutexState<T>| s.raw().word());
+        match self.shared.raw().lock_async(source).await {
+            Ok(r) => self.shared.guard(r).blocking(),
+            Err(e) => Err(LockError::Os(e)),
+        }
+    }
+}
+
 #[cfg(feature = "serde")]
 impl<T: Pod + Send> serde::Serialize for Mutex<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {

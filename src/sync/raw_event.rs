@@ -64,6 +64,24 @@ pub(crate) enum BarrierStop {
     Broken(Option<u32>),
 }
 
+/// How a party's arrival at a barrier went ([`RawBarrier::arrive`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Arrival {
+    /// It was the last party: the barrier tripped; its arrival index.
+    Tripped(usize),
+    /// Others are still to come: wait.
+    Waiting(Waiting),
+}
+
+/// A party waiting at a barrier: the generation and reset count it arrived
+/// in, and its arrival index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Waiting {
+    generation: u32,
+    resets: u32,
+    index: usize,
+}
+
 /// A barrier's state.
 #[derive(Debug)]
 #[repr(C)]
@@ -131,6 +149,35 @@ impl RawEvent {
             if w == futex::Wake::TimedOut {
                 return self.is_set();
             }
+        }
+    }
+}
+
+#[cfg(feature = "async")]
+impl RawEvent {
+    /// The async twin of [`wait`](RawEvent::wait) without deadline: the
+    /// same steps up to the sleep (announce, look once more), then the
+    /// waiting service watches `flag` (`source` makes this event's `flag`
+    /// as the service sees it, once, if the call must wait). Errors: the
+    /// waiting service failed.
+    pub(crate) async fn wait_async(
+        &self,
+        source: impl FnOnce() -> std::sync::Arc<dyn crate::watch::AsyncWord>,
+    ) -> std::io::Result<()> {
+        if self.is_set() {
+            return Ok(());
+        }
+        let source = source();
+        loop {
+            if self.is_set() {
+                return Ok(());
+            }
+            // The waiter's half of the pair with `set`; the service looks
+            // at the flag once more (SeqCst) before it sleeps. Withdrawn
+            // when dropped, also if this future is dropped while it sleeps.
+            let announced = self.waiters.announced();
+            crate::watch::word_changed(&source, 0, None).await?;
+            drop(announced);
         }
     }
 }
@@ -224,6 +271,32 @@ impl RawBarrier {
     /// broken (`Some(dead pid)`, or `None`: a timeout elsewhere, an abort,
     /// a reset).
     pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<usize, BarrierStop> {
+        let at = match self.arrive()? {
+            Arrival::Tripped(index) => return Ok(index),
+            Arrival::Waiting(at) => at,
+        };
+        crate::loom::spin_until(|| self.generation.load(Ordering::Acquire) != at.generation);
+        let mut poll = owner::LivenessPoll::new();
+        loop {
+            if let Some(done) = self.passed(&at) {
+                return done;
+            }
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                self.break_with(BROKEN_OTHER);
+                return Err(BarrierStop::TimedOut);
+            }
+            let wake_at = poll.wake_at(now, deadline);
+            let w = futex::wait(&self.generation, at.generation, wake_at);
+            if let Some(done) = self.after_sleep(w, &at, &mut poll) {
+                return done;
+            }
+        }
+    }
+
+    /// A party arrives: the last one trips the barrier (`Tripped` with its
+    /// index), the others wait (`Waiting`); `Err` if it is broken already.
+    pub(crate) fn arrive(&self) -> Result<Arrival, BarrierStop> {
         // Acquire: pairs with the Release bump of the last arrival.
         let generation = self.generation.load(Ordering::Acquire);
         let resets = self.resets.load(Ordering::Acquire);
@@ -237,46 +310,54 @@ impl RawBarrier {
             // Release: pairs with the Acquire loads of the waiters.
             self.generation.fetch_add(1, Ordering::Release);
             futex::wake_all(&self.generation);
-            return Ok(index as usize);
+            return Ok(Arrival::Tripped(index as usize));
         }
-        crate::loom::spin_until(|| self.generation.load(Ordering::Acquire) != generation);
-        let mut poll = owner::LivenessPoll::new();
-        loop {
-            if self.generation.load(Ordering::Acquire) != generation && self.broken_by().is_none() {
-                if self.resets.load(Ordering::Acquire) != resets {
-                    return Err(BarrierStop::Broken(None));
-                }
-                return Ok(index as usize);
+        Ok(Arrival::Waiting(Waiting { generation, resets, index: index as usize }))
+    }
+
+    /// Whether the generation `at` waits in has ended: `Some` outcome
+    /// (tripped, or reset meanwhile) or `None` (wait on).
+    pub(crate) fn passed(&self, at: &Waiting) -> Option<Result<usize, BarrierStop>> {
+        if self.generation.load(Ordering::Acquire) != at.generation && self.broken_by().is_none() {
+            if self.resets.load(Ordering::Acquire) != at.resets {
+                return Some(Err(BarrierStop::Broken(None)));
             }
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                self.break_with(BROKEN_OTHER);
-                return Err(BarrierStop::TimedOut);
-            }
-            let wake_at = poll.wake_at(now, deadline);
-            let w = futex::wait(&self.generation, generation, wake_at);
-            if let Some(why) = self.broken_by() {
-                return Err(BarrierStop::Broken(why));
-            }
-            if self.generation.load(Ordering::Acquire) != generation {
-                if self.resets.load(Ordering::Acquire) != resets {
-                    return Err(BarrierStop::Broken(None));
-                }
-                return Ok(index as usize);
-            }
-            if w == futex::Wake::TimedOut && owner::checks_liveness() {
-                if let Some(pid) = self.dead_member() {
-                    // The barrier may have tripped (and that party exited)
-                    // between our generation check and the death check.
-                    if self.generation.load(Ordering::Acquire) != generation && self.broken_by().is_none() {
-                        continue;
-                    }
-                    self.break_with(pid.saturating_add(1));
-                    return Err(BarrierStop::Broken(self.broken_by().flatten()));
-                }
-                poll.slower();
-            }
+            return Some(Ok(at.index));
         }
+        None
+    }
+
+    /// After a sleep of `at` that ended `w`: `Some` outcome (broken,
+    /// tripped or reset, or a dead member found at a liveness wake-up,
+    /// which breaks the barrier) or `None` (look again).
+    pub(crate) fn after_sleep(
+        &self,
+        w: futex::Wake,
+        at: &Waiting,
+        poll: &mut owner::LivenessPoll,
+    ) -> Option<Result<usize, BarrierStop>> {
+        if let Some(why) = self.broken_by() {
+            return Some(Err(BarrierStop::Broken(why)));
+        }
+        if self.generation.load(Ordering::Acquire) != at.generation {
+            if self.resets.load(Ordering::Acquire) != at.resets {
+                return Some(Err(BarrierStop::Broken(None)));
+            }
+            return Some(Ok(at.index));
+        }
+        if w == futex::Wake::TimedOut && owner::checks_liveness() {
+            if let Some(pid) = self.dead_member() {
+                // The barrier may have tripped (and that party exited)
+                // between our generation check and the death check.
+                if self.generation.load(Ordering::Acquire) != at.generation && self.broken_by().is_none() {
+                    return None;
+                }
+                self.break_with(pid.saturating_add(1));
+                return Some(Err(BarrierStop::Broken(self.broken_by().flatten())));
+            }
+            poll.slower();
+        }
+        None
     }
 
     /// Puts the barrier back in service; dead members are forgotten.
@@ -287,5 +368,62 @@ impl RawBarrier {
         self.resets.fetch_add(1, Ordering::Release);
         self.generation.fetch_add(1, Ordering::Release);
         futex::wake_all(&self.generation);
+    }
+}
+
+#[cfg(feature = "async")]
+impl RawBarrier {
+    /// The async twin of [`wait`](RawBarrier::wait) without deadline: the
+    /// same arrival, then the waiting service watches `generation`
+    /// (`source` makes it, as for [`RawEvent::wait_async`]) with the
+    /// liveness schedule of a sleeper, so a dead member still breaks the
+    /// barrier. Dropped after it arrived but before the barrier tripped,
+    /// the future breaks the barrier, as a timeout does. Outer `Err`: the
+    /// waiting service failed (this party leaves, so the barrier is broken
+    /// too).
+    pub(crate) async fn wait_async(
+        &self,
+        source: impl FnOnce() -> std::sync::Arc<dyn crate::watch::AsyncWord>,
+    ) -> std::io::Result<Result<usize, BarrierStop>> {
+        let at = match self.arrive() {
+            Err(stop) => return Ok(Err(stop)),
+            Ok(Arrival::Tripped(index)) => return Ok(Ok(index)),
+            Ok(Arrival::Waiting(at)) => at,
+        };
+        let mut leaving = Leaving { barrier: self, at, armed: true };
+        let source = source();
+        let mut poll = owner::LivenessPoll::new();
+        loop {
+            if let Some(done) = self.passed(&at) {
+                leaving.armed = false;
+                return Ok(done);
+            }
+            let wake_at = poll.wake_at(Instant::now(), None);
+            let w = crate::watch::word_changed(&source, at.generation, wake_at).await?;
+            if let Some(done) = self.after_sleep(w, &at, &mut poll) {
+                leaving.armed = false;
+                return Ok(done);
+            }
+        }
+    }
+}
+
+/// A party that arrived and waits asynchronously: if it leaves before its
+/// generation ended (its future dropped, or the waiting service failed),
+/// it breaks the barrier, as a timeout does, so the others do not wait for
+/// it forever.
+#[cfg(feature = "async")]
+struct Leaving<'a> {
+    barrier: &'a RawBarrier,
+    at: Waiting,
+    armed: bool,
+}
+
+#[cfg(feature = "async")]
+impl Drop for Leaving<'_> {
+    fn drop(&mut self) {
+        if self.armed && self.barrier.passed(&self.at).is_none() && self.barrier.broken_by().is_none() {
+            self.barrier.break_with(BROKEN_OTHER);
+        }
     }
 }

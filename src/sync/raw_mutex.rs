@@ -87,6 +87,15 @@ pub(crate) enum Fail {
     Os(std::io::Error),
 }
 
+/// What a waiter's look at the word found ([`RawMutex::look`]).
+enum Look {
+    /// The call ends: the lock was taken, or cannot be.
+    Done(Result<Acquired, Fail>),
+    /// Held by another owner, the waiters bit set: sleep while the word
+    /// holds this value.
+    Sleep(u32),
+}
+
 /// The robust futex mutex (see the module docs for the state table).
 #[derive(Debug)]
 #[repr(C)]
@@ -142,15 +151,24 @@ impl RawMutex {
     #[inline]
     pub(crate) fn lock(&self, deadline: Option<Instant>) -> Result<Acquired, Fail> {
         let (me, nonce) = owner::me().map_err(Fail::Os)?;
+        if let Some(r) = self.fast(me, nonce) {
+            return r;
+        }
+        self.lock_slow(me, nonce, deadline)
+    }
+
+    /// The fast path of a lock call: one CAS on a free word (`None`: held).
+    #[inline(always)]
+    fn fast(&self, me: u32, nonce: u64) -> Option<Result<Acquired, Fail>> {
         if self.state.load(Ordering::Relaxed) == NOT_RECOVERABLE {
-            return Err(Fail::NotRecoverable);
+            return Some(Err(Fail::NotRecoverable));
         }
         failpoint::hit("mutex.lock.before_cas");
         // Acquire: pairs with the Release swap in `unlock`.
         if self.word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-            return self.acquired(nonce);
+            return Some(self.acquired(nonce));
         }
-        self.lock_slow(me, nonce, deadline)
+        None
     }
 
     /// Takes the lock if it is free (or its owner is dead).
@@ -235,8 +253,29 @@ impl RawMutex {
         }
         let mut poll = owner::LivenessPoll::new();
         loop {
+            let seen = match self.look(me, nonce) {
+                Look::Done(r) => return r,
+                Look::Sleep(seen) => seen,
+            };
+            let now = Instant::now();
+            if deadline.is_some_and(|d| now >= d) {
+                return Err(Fail::Timeout);
+            }
+            let wake_at = poll.wake_at(now, deadline);
+            let w = futex::wait(&self.word, seen, wake_at);
+            if let Some(r) = self.after_sleep(w, seen, me, nonce, &mut poll) {
+                return r;
+            }
+        }
+    }
+
+    /// One look of a waiter on the slow path: takes the lock if it is
+    /// free (keeping the waiters bit), or fails, or sets the waiters bit
+    /// and says which word value to sleep on.
+    fn look(&self, me: u32, nonce: u64) -> Look {
+        loop {
             if self.state.load(Ordering::Relaxed) == NOT_RECOVERABLE {
-                return Err(Fail::NotRecoverable);
+                return Look::Done(Err(Fail::NotRecoverable));
             }
             let w = self.word.load(Ordering::Relaxed);
             if w == 0 {
@@ -244,12 +283,12 @@ impl RawMutex {
                 // must wake them.
                 // Acquire: pairs with the Release swap in `unlock`.
                 if self.word.compare_exchange(0, me | WAITERS, Ordering::Acquire, Ordering::Relaxed).is_ok() {
-                    return self.acquired(nonce);
+                    return Look::Done(self.acquired(nonce));
                 }
                 continue;
             }
             if self.is_mine(w, me, nonce) {
-                return Err(Fail::Deadlock);
+                return Look::Done(Err(Fail::Deadlock));
             }
             if w & WAITERS == 0
                 && self.word.compare_exchange(w, w | WAITERS, Ordering::Relaxed, Ordering::Relaxed).is_err()
@@ -257,20 +296,79 @@ impl RawMutex {
                 continue;
             }
             failpoint::hit("mutex.lock.after_waiters_bit");
-            let seen = w | WAITERS;
-            let now = Instant::now();
-            if deadline.is_some_and(|d| now >= d) {
-                return Err(Fail::Timeout);
+            return Look::Sleep(w | WAITERS);
+        }
+    }
+
+    /// After a sleep on word value `seen` that ended `w`: at a liveness
+    /// wake-up, takes the lock over if its owner is dead (`Some` outcome);
+    /// otherwise `None` (look again).
+    fn after_sleep(
+        &self,
+        w: futex::Wake,
+        seen: u32,
+        me: u32,
+        nonce: u64,
+        poll: &mut owner::LivenessPoll,
+    ) -> Option<Result<Acquired, Fail>> {
+        if w == futex::Wake::TimedOut {
+            if owner::checks_liveness()
+                && let Some(dead_nonce) = self.owner().dead_owner(seen)
+                && let Some(r) = self.take_over(seen, dead_nonce, me, nonce)
+            {
+                return Some(r);
             }
-            let wake_at = poll.wake_at(now, deadline);
-            if futex::wait(&self.word, seen, wake_at) == futex::Wake::TimedOut {
-                if owner::checks_liveness()
-                    && let Some(dead_nonce) = self.owner().dead_owner(seen)
-                    && let Some(r) = self.take_over(seen, dead_nonce, me, nonce)
-                {
-                    return r;
-                }
-                poll.slower();
+            poll.slower();
+        }
+        None
+    }
+
+    /// The futex word, for the waiting service.
+    #[cfg(feature = "async")]
+    pub(crate) fn word(&self) -> &AtomicU32 {
+        &self.word
+    }
+
+    /// The async twin of [`lock`](RawMutex::lock) without deadline: the
+    /// same fast path and looks (waiters bit, failpoints), then the
+    /// waiting service watches the word (`source` makes this mutex's
+    /// [`word`](RawMutex::word) as the service sees it, once, if the call
+    /// must wait) until it changes or the next liveness check, at which a
+    /// dead owner is taken over as a sleeper does.
+    ///
+    /// The owner is the thread that polls: the future may move between
+    /// threads at each `Pending`, so every attempt asks which thread it
+    /// runs on, and the lock is taken within one poll, the one that
+    /// returns `Ready` (a future dropped before then holds nothing). Outer
+    /// `Err`: the waiting service failed.
+    #[cfg(feature = "async")]
+    pub(crate) async fn lock_async(
+        &self,
+        source: impl FnOnce() -> std::sync::Arc<dyn crate::watch::AsyncWord>,
+    ) -> std::io::Result<Result<Acquired, Fail>> {
+        let (mut me, mut nonce) = match owner::me() {
+            Ok(who) => who,
+            Err(e) => return Ok(Err(Fail::Os(e))),
+        };
+        if let Some(r) = self.fast(me, nonce) {
+            return Ok(r);
+        }
+        let source = source();
+        let mut poll = owner::LivenessPoll::new();
+        loop {
+            let seen = match self.look(me, nonce) {
+                Look::Done(r) => return Ok(r),
+                Look::Sleep(seen) => seen,
+            };
+            let wake_at = poll.wake_at(Instant::now(), None);
+            let w = crate::watch::word_changed(&source, seen, wake_at).await?;
+            // Perhaps polled by another thread of the executor now.
+            (me, nonce) = match owner::me() {
+                Ok(who) => who,
+                Err(e) => return Ok(Err(Fail::Os(e))),
+            };
+            if let Some(r) = self.after_sleep(w, seen, me, nonce, &mut poll) {
+                return Ok(r);
             }
         }
     }

@@ -107,6 +107,44 @@ impl RawSemaphore {
         }
     }
 
+    /// The futex word (the count), for the waiting service.
+    #[cfg(feature = "async")]
+    pub(crate) fn count_word(&self) -> &AtomicU32 {
+        &self.count
+    }
+
+    /// The async twin of [`acquire`](RawSemaphore::acquire) without
+    /// deadline: the same steps up to the sleep (announce, look once
+    /// more), then the waiting service watches `count` (`source` makes
+    /// this semaphore's [`count_word`](RawSemaphore::count_word) as the
+    /// service sees it, once, if the call must wait). The permit is taken
+    /// within one poll, the one that returns `Ready`: a future dropped
+    /// before then has taken none. Errors: the waiting service failed.
+    #[cfg(feature = "async")]
+    pub(crate) async fn acquire_async(
+        &self,
+        source: impl FnOnce() -> std::sync::Arc<dyn crate::watch::AsyncWord>,
+    ) -> std::io::Result<()> {
+        if self.try_acquire() {
+            return Ok(());
+        }
+        let source = source();
+        loop {
+            if self.try_acquire() {
+                return Ok(());
+            }
+            // The waiter's half of the pair with `release` (see the module
+            // docs); the service compares `count` with 0 once more
+            // (SeqCst) before it sleeps. Withdrawn when dropped, also if
+            // this future is dropped while it sleeps.
+            let announced = self.waiters.announced();
+            if self.count.load(Ordering::SeqCst) == 0 {
+                crate::watch::word_changed(&source, 0, None).await?;
+            }
+            drop(announced);
+        }
+    }
+
     /// Returns `n` permits; `false` (and nothing changes) if a bounded
     /// semaphore would exceed its bound.
     pub(crate) fn release(&self, n: u32) -> bool {

@@ -206,6 +206,45 @@ impl Semaphore {
     }
 }
 
+#[cfg(feature = "async")]
+impl Semaphore {
+    /// Takes a permit, waiting as long as it takes without blocking the
+    /// thread: the async twin of [`acquire`](Semaphore::acquire) (also
+    /// that of a [`BoundedSemaphore`], through `Deref`). The task sleeps in
+    /// no thread of the executor; the process's waiting service wakes it
+    /// when permits are released.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = shmproc::Semaphore::new(0)?;
+    /// let releaser = s.clone();
+    /// let t = std::thread::spawn(move || releaser.release());
+    /// futures::executor::block_on(s.acquire_async());
+    /// t.join().expect("releaser")?;
+    /// assert_eq!(s.value(), 0); // the released permit was taken
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Cancellation
+    /// A future dropped before it completes has taken no permit (a permit
+    /// is taken within the one poll that completes it), and withdraws its
+    /// announcement as a waiter. If a release's wake-up reached it just
+    /// before it was dropped, it passes the wake-up on to another waiter.
+    ///
+    /// # Panics
+    /// If the process's waiting service cannot wait, as
+    /// [`acquire`](Semaphore::acquire) has no error to report it with: the
+    /// kernel lacks `futex_waitv` (Linux 5.16 or later is needed), or the
+    /// OS refused the service its thread.
+    pub async fn acquire_async(&self) {
+        let source = || crate::watch::HomeWord::shared(&self.shared, RawSemaphore::count_word);
+        if let Err(e) = self.shared.acquire_async(source).await {
+            panic!("Semaphore::acquire_async: the waiting service failed ({e}); futex_waitv needs Linux 5.16 or later");
+        }
+    }
+}
+
 /// A semaphore that refuses to be released above its initial value
 /// (Python: `multiprocessing.BoundedSemaphore`). Derefs to [`Semaphore`].
 ///

@@ -55,6 +55,15 @@ impl Waiters {
         let _ = self.0.fetch_update(Ordering::SeqCst, Ordering::Relaxed, |n| n.checked_sub(1));
     }
 
+    /// Announces a waiter until the returned announcement is dropped (an
+    /// async wait, whose future may be dropped while it sleeps).
+    #[cfg(feature = "async")]
+    #[inline]
+    pub(crate) fn announced(&self) -> Announcement<'_> {
+        self.announce();
+        Announcement(self)
+    }
+
     /// Notifier, after changing the state with a SeqCst access: whether
     /// anyone may sleep (then wake them).
     #[inline]
@@ -76,6 +85,19 @@ impl Waiters {
     #[cfg(test)]
     pub(crate) fn count(&self) -> u32 {
         self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// An announcement on [`Waiters`], withdrawn on drop.
+#[cfg(feature = "async")]
+#[derive(Debug)]
+#[must_use = "dropping it withdraws the announcement"]
+pub(crate) struct Announcement<'a>(&'a Waiters);
+
+#[cfg(feature = "async")]
+impl Drop for Announcement<'_> {
+    fn drop(&mut self) {
+        self.0.withdraw();
     }
 }
 
