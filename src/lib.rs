@@ -202,7 +202,10 @@
 //! [`channel::Receiver::recv_async`] (and the receiver is a
 //! `futures_core::Stream`), [`Connection::send_async`],
 //! [`Connection::recv_async`], [`Connection::send_bytes_async`],
-//! [`Connection::recv_bytes_async`], [`Process::join_async`]; the pool's
+//! [`Connection::recv_bytes_async`], [`Process::join_async`],
+//! [`Mutex::lock_async`], [`Value::lock_async`], [`Lock::acquire_async`]
+//! and [`Lock::lock_async`] (and [`RLock`]'s), [`Semaphore::acquire_async`],
+//! [`Event::wait_async`], [`Barrier::wait_async`]; the pool's
 //! [`TaskFuture`] and [`AsyncResult`] are `IntoFuture` (`fut.await`), and
 //! [`Imap::into_stream`] and [`AsCompleted::into_stream`] are streams.
 //! [`connection::wait`] (Python's `multiprocessing.connection.wait`)
@@ -227,7 +230,11 @@
 //! within one poll, so dropping a pending future never loses an item:
 //! a pending `get_async` or `recv_async` has taken nothing, and a pending
 //! `put_async` or `send_async` has sent nothing (an item is sent whole or
-//! not at all).
+//! not at all). A dropped pending `lock_async` or `acquire_async` holds
+//! nothing; a `Barrier::wait_async` dropped after its party arrived breaks
+//! the barrier, as a timeout does. Lock guards are not `Send`: the holder
+//! is the thread that completed the future, so hold a guard across an
+//! `.await` only on a current-thread runtime (or drop it first).
 //!
 #![cfg_attr(all(feature = "serde", feature = "async"), doc = "```")]
 #![cfg_attr(not(all(feature = "serde", feature = "async")), doc = "```ignore")]

@@ -47,8 +47,10 @@
 //! (`ENOSYS`). (The plan for such kernels, not built: one thread per
 //! watched word in `FUTEX_WAIT`, interrupted by a wake on the word itself.)
 
-// Parts used by the async twins still being written (the sync objects').
-#![allow(dead_code)]
+// Without `serde` only the synchronisation objects' twins use the
+// service: the descriptor thread, deadline timers, the liveness hand-over
+// and `block_on` serve processes, channels and `connection::wait`.
+#![cfg_attr(not(feature = "serde"), allow(dead_code, unused_imports))]
 
 mod park;
 mod shard;
@@ -63,8 +65,7 @@ use std::time::Instant;
 use parking_lot::Mutex;
 
 pub(crate) use crate::sys::futex::Wake;
-#[allow(unused_imports)]
-pub(crate) use park::{block_on, block_on_until};
+pub(crate) use park::block_on;
 use shard::{FdShard, WordShard};
 
 /// The watched words of one futex thread (the 128 of `futex_waitv` less
