@@ -932,10 +932,12 @@ fn async_echo(conn: Connection) {
     }
 }
 
-/// Section 14: sets the event after `ms` milliseconds.
-fn set_after((ev, ms): (Event, u64)) {
+/// Section 14: sets `ev` after `ms` milliseconds, then exits when `done`
+/// is set.
+fn set_after((ev, done, ms): (Event, Event, u64)) {
     std::thread::sleep(Duration::from_millis(ms));
     ev.set();
+    done.wait();
 }
 
 /// Section 14: numbers per sender and round trips.
@@ -999,9 +1001,11 @@ fn async_twins() -> Result {
 
     let q = Queue::<u64>::new(0)?;
     let ev = Event::new()?;
-    let mut setter = Process::spawn(set_after, (ev.clone(), 20))?;
+    let done = Event::new()?;
+    let mut setter = Process::spawn(set_after, (ev.clone(), done.clone(), 20))?;
     let ready = shmproc::connection::wait(&[&q, &ev, &setter], Some(Duration::from_secs(30)))?;
     println!("connection::wait over a Queue, an Event and a Process: ready {ready:?} (the Event, set by the child)");
+    done.set();
     setter.join()?;
     let ready = shmproc::connection::wait(&[&q, &setter], Some(Duration::from_secs(30)))?;
     println!("and over the Queue and the exited Process: ready {ready:?}");

@@ -147,7 +147,10 @@ fn a_readable_descriptor_fires() {
     }));
     assert_eq!(got, Wake::Woken);
     drop(writer.join().expect("writer"));
-    assert_eq!(super::park::block_on_until(std::future::pending::<()>(), Some(Instant::now() + Duration::from_millis(5))), None);
+    assert_eq!(
+        super::park::block_on_until(std::future::pending::<()>(), Some(Instant::now() + Duration::from_millis(5))),
+        None
+    );
 }
 
 #[test]
