@@ -24,47 +24,22 @@
 //!
 //! Run with `cargo bench --bench async` (about 30 s).
 
+#[path = "common/blob.rs"]
+mod blob;
 mod common;
 
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
 
+use blob::Blob;
 use common::{Pinning, Recorder, measuring, stream_group, timed};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use shmproc::channel::{Receiver, Sender};
 use shmproc::{Connection, Pipe, Process, Queue};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const SIZE: usize = 64;
-
-/// A byte string the codec copies as one piece.
-struct Blob(Vec<u8>);
-
-impl Serialize for Blob {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Blob {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Blob;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Blob, E> {
-                Ok(Blob(v.to_vec()))
-            }
-            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Blob, E> {
-                Ok(Blob(v))
-            }
-        }
-        d.deserialize_byte_buf(V)
-    }
-}
 
 fn stamp(msg: &mut [u8], seq: u64) {
     msg[..8].copy_from_slice(&seq.to_le_bytes());

@@ -22,47 +22,21 @@
 //!
 //! Run with `cargo bench --bench channel` (about 30 s).
 
+#[path = "common/blob.rs"]
+mod blob;
 mod common;
 
 use std::time::{Duration, Instant};
 
+use blob::Blob;
 use common::{Pinning, Recorder, measuring, stream_group, timed};
 use ipc_channel::ipc::{IpcOneShotServer, IpcReceiver, IpcSender};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 use shmproc::channel::{Receiver, Sender};
 use shmproc::{Process, Queue};
 
 const SMALL: usize = 64;
 const MEDIUM: usize = 16 * 1024;
-
-/// A byte string the codecs copy as one piece (a plain `Vec<u8>` is a
-/// sequence that postcard and bincode walk byte by byte).
-struct Blob(Vec<u8>);
-
-impl Serialize for Blob {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for Blob {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Blob;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Blob, E> {
-                Ok(Blob(v.to_vec()))
-            }
-            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Blob, E> {
-                Ok(Blob(v))
-            }
-        }
-        d.deserialize_byte_buf(V)
-    }
-}
 
 fn blob(size: usize, seq: u64) -> Blob {
     let mut v = vec![0u8; size];

@@ -5,7 +5,6 @@
 //! half), ten thousand tasks awaiting at once, and the CPU time of a
 //! process awaiting an idle queue.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -13,40 +12,10 @@ use futures::StreamExt;
 use shmproc::channel::{Receiver, RecvError, SendError, Sender};
 use shmproc::{Connection, Event, GetError, JoinableQueue, Pipe, Process, Queue};
 
-/// Generous: only a guard against hangs.
-const HANG_GUARD: Duration = Duration::from_secs(60);
+#[path = "common/executors.rs"]
+mod executors;
 
-/// The three executors every async call is driven from.
-#[derive(Debug, Clone, Copy)]
-enum Exec {
-    TokioMulti,
-    TokioCurrent,
-    BlockOn,
-}
-
-const EXECS: [Exec; 3] = [Exec::TokioMulti, Exec::TokioCurrent, Exec::BlockOn];
-
-/// Runs `fut` to completion on `exec`, with a hang guard (tokio's timer
-/// on the tokio runtimes; none needed for block_on, whose futures here
-/// all end by themselves or by the peers' exits).
-fn run<F: Future + Send + 'static>(exec: Exec, fut: F) -> F::Output
-where
-    F::Output: Send,
-{
-    match exec {
-        Exec::TokioMulti => {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
-            rt.block_on(async { tokio::time::timeout(HANG_GUARD, tokio::spawn(fut)).await })
-                .expect("hang guard")
-                .expect("task")
-        }
-        Exec::TokioCurrent => {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
-            rt.block_on(async { tokio::time::timeout(HANG_GUARD, fut).await }).expect("hang guard")
-        }
-        Exec::BlockOn => futures::executor::block_on(fut),
-    }
-}
+use executors::{EXECS, HANG_GUARD, run};
 
 fn produce((q, n): (Queue<u64>, u64)) {
     for i in 0..n {

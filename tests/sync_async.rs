@@ -16,40 +16,10 @@ use shmproc::{
     Barrier, BarrierError, BoundedSemaphore, Event, Lock, LockError, Mutex, Process, RLock, Semaphore, Value,
 };
 
-/// Generous: only a guard against hangs.
-const HANG_GUARD: Duration = Duration::from_secs(60);
+#[path = "common/executors.rs"]
+mod executors;
 
-/// The three executors every async call is driven from.
-#[derive(Debug, Clone, Copy)]
-enum Exec {
-    TokioMulti,
-    TokioCurrent,
-    BlockOn,
-}
-
-const EXECS: [Exec; 3] = [Exec::TokioMulti, Exec::TokioCurrent, Exec::BlockOn];
-
-/// Runs `fut` to completion on `exec`, with a hang guard (tokio's timer
-/// on the tokio runtimes; none needed for block_on, whose futures here
-/// all end by themselves or by the peers' actions).
-fn run<F: Future + Send + 'static>(exec: Exec, fut: F) -> F::Output
-where
-    F::Output: Send,
-{
-    match exec {
-        Exec::TokioMulti => {
-            let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
-            rt.block_on(async { tokio::time::timeout(HANG_GUARD, tokio::spawn(fut)).await })
-                .expect("hang guard")
-                .expect("task")
-        }
-        Exec::TokioCurrent => {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("rt");
-            rt.block_on(async { tokio::time::timeout(HANG_GUARD, fut).await }).expect("hang guard")
-        }
-        Exec::BlockOn => futures::executor::block_on(fut),
-    }
-}
+use executors::{EXECS, HANG_GUARD, run};
 
 /// Polls `fut` once (so a call that must wait has looked and registered),
 /// runs `then`, and awaits `fut`: `then` happens during the await.
