@@ -1500,16 +1500,28 @@ impl<T> JoinableQueue<T> {
         }
     }
 
+    /// A joiner's liveness question: turns dead consumers' items into
+    /// abandoned ones (which ends the wait: they no longer count as
+    /// unfinished). Never "gone": a join ends by a look.
+    fn reclaim_dead_consumers(&self) -> bool {
+        let h = &self.q.inner.hdr;
+        h.consumers.reclaim_dead(|e| reclaim(e, &h.abandoned));
+        false
+    }
+
+    /// The error of a join without a deadline (one that ends only when
+    /// every item is done, so never by `Timeout`).
+    fn without_deadline(&self, e: QueueJoinTimeoutError) -> QueueJoinError {
+        match e {
+            QueueJoinTimeoutError::Abandoned { items } => QueueJoinError::Abandoned { items },
+            QueueJoinTimeoutError::Timeout => QueueJoinError::Abandoned { items: self.abandoned() },
+        }
+    }
+
     fn join_until(&self, wait: Wait) -> Result<(), QueueJoinTimeoutError> {
         let q = &self.q.inner;
-        // A liveness wake-up turns dead consumers' items into abandoned
-        // ones (which ends the wait: they no longer count as unfinished).
-        let reclaim = || {
-            q.hdr.consumers.reclaim_dead(|e| reclaim(e, &q.hdr.abandoned));
-            false
-        };
         let probe = ProbeRate::new();
-        let other = Other { gone: reclaim, rate: &probe, ask_first: false };
+        let other = Other { gone: || self.reclaim_dead_consumers(), rate: &probe, ask_first: false };
         // "All done" is notified to everyone (`notify_all`), so joiners
         // need no shared awake count nor position: these are private.
         let (awake, position) = (Awake::default(), AtomicU64::new(0));
@@ -1519,7 +1531,7 @@ impl<T> JoinableQueue<T> {
                 return self.joined();
             }
             // `wait_on` ends a wait only by its deadline: its other side
-            // (`reclaim`) never reports "gone".
+            // never reports "gone".
             if wait_on(&call, || self.all_done(), || false, wait, &other).is_err() {
                 return if self.all_done() { self.joined() } else { Err(QueueJoinTimeoutError::Timeout) };
             }
@@ -1556,12 +1568,8 @@ impl<T> JoinableQueue<T> {
     #[cfg(feature = "async")]
     pub async fn join_async(&self) -> Result<(), QueueJoinError> {
         let q = &self.q.inner;
-        let reclaim = || {
-            q.hdr.consumers.reclaim_dead(|e| reclaim(e, &q.hdr.abandoned));
-            false
-        };
         let probe = ProbeRate::new();
-        let other = Other { gone: reclaim, rate: &probe, ask_first: false };
+        let other = Other { gone: || self.reclaim_dead_consumers(), rate: &probe, ask_first: false };
         // As in `join_until`: "all done" is notified to everyone, so the
         // awake count and position are private.
         let (awake, position) = (Awake::default(), AtomicU64::new(0));
@@ -1577,16 +1585,13 @@ impl<T> JoinableQueue<T> {
         let mut sleeper = super::lane_async::Sleeper::new(at, || false);
         while !self.all_done() {
             // Ends only by a look: there is no deadline, and the other
-            // side (`reclaim`) never reports "gone"; what else can end it
+            // side never reports "gone"; what else can end it
             // is the waiting service failing to start.
             if let Err(stop) = sleeper.wait(|| self.all_done(), || false, Wait::Forever, &other).await {
                 panic!("JoinableQueue::join_async: the waiting service cannot wait: {}", stop.into_error());
             }
         }
-        self.joined().map_err(|e| match e {
-            QueueJoinTimeoutError::Abandoned { items } => QueueJoinError::Abandoned { items },
-            QueueJoinTimeoutError::Timeout => QueueJoinError::Abandoned { items: self.abandoned() },
-        })
+        self.joined().map_err(|e| self.without_deadline(e))
     }
 
     /// Waits until every item put has been taken and marked done (or
@@ -1604,11 +1609,7 @@ impl<T> JoinableQueue<T> {
     /// [`QueueJoinError::Abandoned`] if consumers died holding items (the
     /// queue has lost them; later joins report the same count).
     pub fn join(&self) -> Result<(), QueueJoinError> {
-        self.join_until(Wait::Forever).map_err(|e| match e {
-            QueueJoinTimeoutError::Abandoned { items } => QueueJoinError::Abandoned { items },
-            // No deadline: the wait ends only when every item is done.
-            QueueJoinTimeoutError::Timeout => QueueJoinError::Abandoned { items: self.abandoned() },
-        })
+        self.join_until(Wait::Forever).map_err(|e| self.without_deadline(e))
     }
 
     /// As [`join`](JoinableQueue::join), waiting at most `timeout`.
