@@ -413,7 +413,11 @@ pub use error::{Error, ProcessFailure, Result};
 #[cfg(feature = "manager")]
 pub use manager::{DictProxy, ListProxy, Manager, ManagerBuilder};
 #[cfg(feature = "pool")]
+pub use pool::error::{Cancelled, ExceptionTimeoutError};
+#[cfg(feature = "pool")]
 pub use pool::error::{PoolJoinError, TaskError, TaskTimeoutError};
+#[cfg(feature = "pool")]
+pub use pool::executor::MapUntil;
 #[cfg(feature = "pool")]
 pub use pool::executor::{
     AsCompleted, AsCompletedUntil, DoneAndNotDone, ExecutorBuilder, ProcessPoolExecutor, ReturnWhen, TaskFuture,
