@@ -138,10 +138,11 @@
 //! | [`ByteRing`] ([`ByteProducer`], [`ByteConsumer`]): `push(&msg)`, `reserve(len)`; `pop`, `pop_into`, `peek` | | [`BytePushError`] (by reference: nothing back); [`BytePopError`] | |
 //! | [`Process`]: `join` | [`JoinError`] | | [`JoinTimeoutError`] (the child goes on) |
 //! | [`AsyncResult`]: `get`; [`TaskFuture`]: `result` | [`TaskError`] | | [`TaskTimeoutError`] (the task goes on) |
+//! | [`TaskFuture`]: `exception` | [`Cancelled`] (`Ok(None)`: no failure) | | [`ExceptionTimeoutError`] (the task goes on) |
 //! | [`AsyncResult`]: `wait` | cannot fail | | [`TimedOut`] |
 //! | [`wait`] (futures) | cannot fail | | [`TimedOut`] |
 //! | [`as_completed`] | yields each future | | [`as_completed_timeout`], [`as_completed_deadline`]: a last item `Err(`[`TimedOut`]`)` |
-//! | [`Imap`] (`imap`, executor `map`): each item | [`TaskError`] | | |
+//! | [`Imap`] (`imap`, executor `map`): each item | [`TaskError`] | | executor [`map_timeout`](ProcessPoolExecutor::map_timeout), [`map_deadline`](ProcessPoolExecutor::map_deadline): [`MapUntil`], each item a [`TaskTimeoutError`], a last `Timeout` |
 //! | [`Pool`]: `join` | [`PoolJoinError`] | | |
 //!
 //! Queues, typed channels and connections iterate: [`Queue::iter`] (and

@@ -4,6 +4,7 @@
 //! `Future.exception`, `terminate_workers`/`kill_workers`, workers started
 //! on demand, and the arguments Python refuses. Each test names the CPython
 //! test it follows.
+#![cfg(all(feature = "pool", feature = "async"))]
 
 use std::path::Path;
 use std::sync::OnceLock;
