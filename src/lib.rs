@@ -138,10 +138,11 @@
 //! | [`ByteRing`] ([`ByteProducer`], [`ByteConsumer`]): `push(&msg)`, `reserve(len)`; `pop`, `pop_into`, `peek` | | [`BytePushError`] (by reference: nothing back); [`BytePopError`] | |
 //! | [`Process`]: `join` | [`JoinError`] | | [`JoinTimeoutError`] (the child goes on) |
 //! | [`AsyncResult`]: `get`; [`TaskFuture`]: `result` | [`TaskError`] | | [`TaskTimeoutError`] (the task goes on) |
+//! | [`TaskFuture`]: `exception` | [`Cancelled`] (`Ok(None)`: no failure) | | [`ExceptionTimeoutError`] (the task goes on) |
 //! | [`AsyncResult`]: `wait` | cannot fail | | [`TimedOut`] |
 //! | [`wait`] (futures) | cannot fail | | [`TimedOut`] |
 //! | [`as_completed`] | yields each future | | [`as_completed_timeout`], [`as_completed_deadline`]: a last item `Err(`[`TimedOut`]`)` |
-//! | [`Imap`] (`imap`, executor `map`): each item | [`TaskError`] | | |
+//! | [`Imap`] (`imap`, executor `map`): each item | [`TaskError`] | | executor [`map_timeout`](ProcessPoolExecutor::map_timeout), [`map_deadline`](ProcessPoolExecutor::map_deadline): [`MapUntil`], each item a [`TaskTimeoutError`], a last `Timeout` |
 //! | [`Pool`]: `join` | [`PoolJoinError`] | | |
 //!
 //! Queues, typed channels and connections iterate: [`Queue::iter`] (and
@@ -413,7 +414,11 @@ pub use error::{Error, ProcessFailure, Result};
 #[cfg(feature = "manager")]
 pub use manager::{DictProxy, ListProxy, Manager, ManagerBuilder};
 #[cfg(feature = "pool")]
+pub use pool::error::{Cancelled, ExceptionTimeoutError};
+#[cfg(feature = "pool")]
 pub use pool::error::{PoolJoinError, TaskError, TaskTimeoutError};
+#[cfg(feature = "pool")]
+pub use pool::executor::MapUntil;
 #[cfg(feature = "pool")]
 pub use pool::executor::{
     AsCompleted, AsCompletedUntil, DoneAndNotDone, ExecutorBuilder, ProcessPoolExecutor, ReturnWhen, TaskFuture,

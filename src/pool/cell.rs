@@ -201,9 +201,10 @@ impl Cell {
         matches!(self.state.lock().outcome, Some(Err(Failure::Cancelled)))
     }
 
-    /// Whether it completed with a failure.
-    pub(crate) fn failed(&self) -> bool {
-        matches!(self.state.lock().outcome, Some(Err(_)))
+    /// Whether it completed with a failure other than a cancellation
+    /// (Python: the future raised; `FIRST_EXCEPTION`).
+    pub(crate) fn raised(&self) -> bool {
+        matches!(self.state.lock().outcome, Some(Err(ref f)) if *f != Failure::Cancelled)
     }
 
     /// Waits until done or `deadline`; whether done.
@@ -537,18 +538,33 @@ impl Batch {
 
     /// Takes chunk `chunk`, waiting for it.
     pub(crate) fn take(&self, chunk: u64) -> JobOutcome {
+        self.take_until(chunk, None).expect("invariant: without a deadline the wait ends only with the chunk")
+    }
+
+    /// Takes chunk `chunk`, waiting for it until `deadline`; `None` if it
+    /// was not delivered by then (executor `map_timeout`).
+    pub(crate) fn take_until(&self, chunk: u64, deadline: Option<Instant>) -> Option<JobOutcome> {
         let mut st = self.state.lock();
         if let Some(o) = st.take(chunk) {
-            return o;
+            return Some(o);
         }
         let _w = InterruptibleWait::new();
         st.waiting = Waiting::Chunk(chunk);
         loop {
             if let Some(o) = st.take(chunk) {
                 st.waiting = Waiting::Nothing;
-                return o;
+                return Some(o);
             }
-            self.cond.wait(&mut st);
+            match deadline {
+                None => self.cond.wait(&mut st),
+                Some(d) => {
+                    if self.cond.wait_until(&mut st, d).timed_out() {
+                        let o = st.take(chunk);
+                        st.waiting = Waiting::Nothing;
+                        return o;
+                    }
+                }
+            }
         }
     }
 

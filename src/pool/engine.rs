@@ -45,6 +45,9 @@ pub(crate) struct Config {
     pub(crate) spawner: Spawner,
     /// Worker names: `<prefix>-<n>`.
     pub(crate) prefix: &'static str,
+    /// Executor semantics: workers start on demand (one per submission
+    /// while none is idle, up to `processes`) instead of all at once.
+    pub(crate) on_demand: bool,
 }
 
 impl std::fmt::Debug for Config {
@@ -55,6 +58,7 @@ impl std::fmt::Debug for Config {
             .field("max_tasks", &self.max_tasks)
             .field("task_timeout", &self.task_timeout)
             .field("break_on_death", &self.break_on_death)
+            .field("on_demand", &self.on_demand)
             .finish_non_exhaustive()
     }
 }
@@ -72,6 +76,15 @@ enum Phase {
     Terminating,
     /// The supervisor is done; no worker is left.
     Finished,
+}
+
+/// How `terminate_workers` and `kill_workers` stop the workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Force {
+    /// SIGTERM.
+    Terminate,
+    /// SIGKILL.
+    Kill,
 }
 
 struct JobEntry {
@@ -114,6 +127,13 @@ struct State {
     kills: Vec<(usize, u64, Failure)>,
     /// `shutdown(wait = false)`: the supervisor finishes on its own.
     detached: bool,
+    /// How many worker slots (`0..wanted`) are kept running: every slot
+    /// for a `Pool`; for an executor (`on_demand`), one more per
+    /// submission that finds no idle worker, up to `processes`.
+    wanted: usize,
+    /// `terminate_workers`/`kill_workers`: the signal the workers get, and
+    /// the jobs they held fail with `WorkerDied` (not `terminate`).
+    force: Option<Force>,
 }
 
 impl State {
@@ -143,6 +163,9 @@ pub(crate) struct Shared {
     /// Whether `backlog` may be non-empty (a hint for the supervisor).
     backlogged: AtomicBool,
     next_id: AtomicU64,
+    /// The pids of the live workers (started and not reaped), published
+    /// by the supervisor.
+    pids: Mutex<Vec<u32>>,
     config: Config,
     _sigint: Option<SigintHook>,
 }
@@ -218,11 +241,14 @@ impl Engine {
                 terminate: None,
                 kills: Vec::new(),
                 detached: false,
+                wanted: if config.on_demand { 0 } else { config.processes },
+                force: None,
             }),
             finished: Condvar::new(),
             backlog: Mutex::new(VecDeque::new()),
             backlogged: AtomicBool::new(false),
             next_id: AtomicU64::new(1),
+            pids: Mutex::new(Vec::new()),
             config,
             _sigint: sigint,
         });
@@ -235,9 +261,12 @@ impl Engine {
             poke: false,
             spawn_error: None,
         };
-        for i in 0..shared.config.processes {
-            let w = sup.spawn(i)?;
-            sup.workers[i] = Some(w);
+        if !shared.config.on_demand {
+            for i in 0..shared.config.processes {
+                let w = sup.spawn(i)?;
+                sup.workers[i] = Some(w);
+            }
+            sup.publish();
         }
         // If the thread cannot start, the supervisor is dropped with the
         // closure: its drop kills the workers.
@@ -342,17 +371,28 @@ impl Shared {
     /// # Errors
     /// [`Error::PoolClosed`], [`Error::BrokenPool`], or the queue's error.
     pub(crate) fn submit(&self, id: u64, record: Vec<u8>, sink: Arc<dyn Sink>, chunk: u64) -> Result<()> {
-        {
+        let grow = {
             let mut st = self.state.lock();
             if let Some(e) = st.refusal() {
                 return Err(e);
             }
             // Before the record is visible: a fast result must find its job.
             st.jobs.insert(id, JobEntry { sink, chunk });
-        }
+            // On demand: every outstanding job beyond the workers wanted
+            // so far means no worker is idle for this one.
+            let grow = self.config.on_demand && st.jobs.len() > st.wanted && st.wanted < self.config.processes;
+            if grow {
+                st.wanted += 1;
+            }
+            grow
+        };
         if let Err(e) = self.enqueue(record) {
             self.state.lock().jobs.remove(&id);
             return Err(e);
+        }
+        if grow {
+            // The supervisor starts the worker at its next check: now.
+            self.wake();
         }
         Ok(())
     }
@@ -398,6 +438,42 @@ impl Shared {
             st.phase = Phase::Terminating;
         }
         self.wake();
+    }
+
+    /// `terminate_workers`/`kill_workers`: stops accepting tasks, cancels
+    /// those not started, and has the supervisor signal every worker
+    /// (`how`), reap it and fail the job it held with `WorkerDied`. Never
+    /// waits. A later `Kill` upgrades an earlier `Terminate`.
+    pub(crate) fn force_stop(&self, how: Force) {
+        {
+            let mut st = self.state.lock();
+            if st.phase == Phase::Finished {
+                return;
+            }
+            if st.phase == Phase::Running {
+                st.phase = Phase::Closed;
+            }
+        }
+        self.cancel_pending();
+        {
+            let mut st = self.state.lock();
+            if st.phase == Phase::Finished {
+                return;
+            }
+            if how == Force::Kill || st.force.is_none() {
+                st.force = Some(how);
+            }
+            if st.terminate.is_none() {
+                st.terminate = Some(Failure::Cancelled);
+            }
+            st.phase = Phase::Terminating;
+        }
+        self.wake();
+    }
+
+    /// The pids of the live workers (started and not yet reaped).
+    pub(crate) fn worker_pids(&self) -> Vec<u32> {
+        self.pids.lock().clone()
     }
 
     /// Cancels job `id` if it has not finished: a queued job is skipped by
@@ -520,6 +596,12 @@ struct Supervisor {
 static WORKER_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 impl Supervisor {
+    /// Publishes the pids of the live workers (`Shared::worker_pids`).
+    fn publish(&self) {
+        let pids = self.workers.iter().flatten().map(|w| w.proc.pid()).collect();
+        *self.shared.pids.lock() = pids;
+    }
+
     fn spawn(&self, i: usize) -> Result<Worker> {
         let sh = &self.shared;
         let n = WORKER_COUNTER.fetch_add(1, Ordering::Relaxed) + 1;
@@ -711,11 +793,15 @@ impl Supervisor {
     /// timeout, and starts replacements.
     fn check_workers(&mut self, phase: Phase) {
         let limit = self.shared.config.task_timeout;
+        let wanted = self.shared.state.lock().wanted;
         for i in 0..self.workers.len() {
             let status = match &self.workers[i] {
                 Some(w) => w.proc.exitcode(),
                 None => {
-                    if matches!(phase, Phase::Running | Phase::Closed) && self.shared.state.lock().broken.is_none() {
+                    if i < wanted
+                        && matches!(phase, Phase::Running | Phase::Closed)
+                        && self.shared.state.lock().broken.is_none()
+                    {
                         self.respawn(i);
                     }
                     continue;
@@ -730,6 +816,7 @@ impl Supervisor {
                 Some(status) => {
                     self.drain_results();
                     let w = self.workers[i].take().expect("invariant: matched Some above");
+                    self.publish();
                     self.on_death(i, w, status);
                     if matches!(phase, Phase::Running | Phase::Closed) && self.shared.state.lock().broken.is_none() {
                         self.respawn(i);
@@ -792,6 +879,7 @@ impl Supervisor {
             Ok(w) => {
                 self.workers[i] = Some(w);
                 self.spawn_error = None;
+                self.publish();
             }
             Err(e) => {
                 self.spawn_error = Some(e.to_string());
@@ -806,12 +894,36 @@ impl Supervisor {
 
     /// Kills every worker, fails what is left, and finishes.
     fn finish_terminate(&mut self) {
+        let force = self.shared.state.lock().force;
+        if force == Some(Force::Terminate) {
+            self.terminate_workers();
+        }
         for w in self.workers.iter_mut().flatten() {
             let _ = w.proc.kill();
         }
-        for w in self.workers.iter_mut() {
+        let mut reaped = Vec::new();
+        for (i, w) in self.workers.iter_mut().enumerate() {
             if let Some(mut w) = w.take() {
                 let _ = w.proc.join();
+                reaped.push((i, w));
+            }
+        }
+        self.publish();
+        if force.is_some() {
+            // Results put before the signal count; the job a worker still
+            // held fails with the way it died.
+            self.drain_results();
+            for (i, w) in reaped {
+                let job = self.shared.table.slot(i).map_or(0, |s| s[table::JOB].swap(0, Ordering::SeqCst));
+                if job != 0 {
+                    let status = w.proc.exitcode();
+                    let failure = Failure::WorkerDied {
+                        pid: w.proc.pid(),
+                        signal: status.and_then(|s| s.signal()),
+                        code: status.and_then(|s| s.code()),
+                    };
+                    self.shared.deliver(job, JobOutcome::Failed(failure));
+                }
             }
         }
         let (jobs, failure) = {
@@ -820,6 +932,25 @@ impl Supervisor {
         };
         fail_all(jobs, &failure);
         self.finish();
+    }
+
+    /// `terminate_workers`: SIGTERM to every worker, then waits until each
+    /// has exited, or until `kill_workers` asks for SIGKILL (the caller
+    /// then kills what is left).
+    fn terminate_workers(&mut self) {
+        for w in self.workers.iter_mut().flatten() {
+            let _ = w.proc.terminate();
+        }
+        for w in self.workers.iter_mut().flatten() {
+            while w.proc.exitcode().is_none() {
+                if self.shared.state.lock().force == Some(Force::Kill) {
+                    return;
+                }
+                // Waits for the exit; the tick bounds how late a
+                // `kill_workers` is seen.
+                let _ = w.proc.join_timeout(TICK_BUSY);
+            }
+        }
     }
 
     /// Discards queued records (removing spill segments) and marks the

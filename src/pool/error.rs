@@ -277,6 +277,99 @@ impl From<PoolJoinError> for Error {
     }
 }
 
+/// Why [`TaskFuture::exception`](crate::TaskFuture::exception) has no
+/// answer: the future was cancelled, so it neither returned nor failed
+/// (Python: `concurrent.futures.CancelledError`, which `exception()`
+/// raises too).
+///
+/// # Examples
+///
+/// ```
+/// fn sleep_ms(ms: u64) {
+///     std::thread::sleep(std::time::Duration::from_millis(ms))
+/// }
+/// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+/// let f = ex.submit(sleep_ms, 60_000)?;
+/// f.cancel();
+/// assert_eq!(f.exception().map(|e| e.is_some()), Err(shmproc::Cancelled));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[doc(alias = "CancelledError")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Cancelled;
+
+impl fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&Error::Cancelled, f)
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
+impl From<Cancelled> for Error {
+    fn from(_: Cancelled) -> Error {
+        Error::Cancelled
+    }
+}
+
+/// Why [`TaskFuture::exception_timeout`](crate::TaskFuture::exception_timeout)
+/// or [`exception_deadline`](crate::TaskFuture::exception_deadline) has no
+/// answer.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::ExceptionTimeoutError;
+/// use std::time::Duration;
+/// fn sleep_ms(ms: u64) {
+///     std::thread::sleep(Duration::from_millis(ms))
+/// }
+/// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+/// let f = ex.submit(sleep_ms, 60_000)?;
+/// assert_eq!(f.exception_timeout(Duration::ZERO).map(|e| e.is_some()), Err(ExceptionTimeoutError::Timeout));
+/// f.cancel();
+/// assert_eq!(f.exception_timeout(Duration::ZERO).map(|e| e.is_some()), Err(ExceptionTimeoutError::Cancelled));
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ExceptionTimeoutError {
+    /// The task was not done when this wait ran out (it goes on; ask
+    /// again later). Python: `TimeoutError`.
+    Timeout,
+    /// The future was cancelled. Python: `CancelledError`.
+    Cancelled,
+}
+
+impl ExceptionTimeoutError {
+    fn to_error(self) -> Error {
+        match self {
+            ExceptionTimeoutError::Timeout => Error::Timeout,
+            ExceptionTimeoutError::Cancelled => Error::Cancelled,
+        }
+    }
+}
+
+impl fmt::Display for ExceptionTimeoutError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.to_error(), f)
+    }
+}
+
+impl std::error::Error for ExceptionTimeoutError {}
+
+impl From<ExceptionTimeoutError> for Error {
+    fn from(e: ExceptionTimeoutError) -> Error {
+        e.to_error()
+    }
+}
+
+impl From<Cancelled> for ExceptionTimeoutError {
+    fn from(_: Cancelled) -> ExceptionTimeoutError {
+        ExceptionTimeoutError::Cancelled
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +404,15 @@ mod tests {
         assert_eq!(TaskTimeoutError::Timeout.to_string(), "timed out");
         for e in [PoolJoinError::Running, PoolJoinError::InCallback, PoolJoinError::Interrupted] {
             assert_eq!(e.to_string(), Error::from(e).to_string());
+        }
+        assert!(matches!(Error::from(Cancelled), Error::Cancelled));
+        assert_eq!(Cancelled.to_string(), Error::Cancelled.to_string());
+        assert_eq!(ExceptionTimeoutError::from(Cancelled), ExceptionTimeoutError::Cancelled);
+        for (e, want) in
+            [(ExceptionTimeoutError::Timeout, Error::Timeout), (ExceptionTimeoutError::Cancelled, Error::Cancelled)]
+        {
+            assert_eq!(e.to_string(), want.to_string());
+            assert_eq!(format!("{:?}", Error::from(e)), format!("{want:?}"));
         }
     }
 }

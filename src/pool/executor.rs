@@ -1,6 +1,7 @@
 //! `ProcessPoolExecutor` (Python's `concurrent.futures`), `TaskFuture`,
 //! `as_completed` and `wait`.
 
+use std::collections::HashSet;
 use std::marker::PhantomData;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -13,8 +14,8 @@ use crate::error::{Error, Result};
 #[cfg(feature = "async")]
 use crate::pool::cell::CellAwait;
 use crate::pool::cell::{Cell, Watcher};
-use crate::pool::engine::Engine;
-use crate::pool::error::{TaskError, TaskTimeoutError};
+use crate::pool::engine::{Engine, Force};
+use crate::pool::error::{Cancelled, ExceptionTimeoutError, TaskError, TaskTimeoutError};
 use crate::pool::iter::{Imap, fn_ids};
 use crate::pool::pool::Options;
 use crate::pool::wire::{Failure, TaskWriter};
@@ -39,10 +40,15 @@ use crate::sys::signal::InterruptibleWait;
 #[derive(Debug, Clone)]
 pub struct ExecutorBuilder {
     opts: Options,
+    /// `max_tasks_per_child(0)` was asked for (refused by `build`).
+    zero_max_tasks: bool,
 }
 
 impl ExecutorBuilder {
-    /// The number of worker processes (default: [`cpu_count()`](crate::cpu_count)).
+    /// The most worker processes (default: [`cpu_count()`](crate::cpu_count)).
+    /// They start on demand: a submission starts one when no worker is
+    /// idle and fewer than `n` run (Python 3.9+; under the fork start
+    /// method Python starts them all at once, shmproc on demand too).
     ///
     /// # Examples
     ///
@@ -92,19 +98,25 @@ impl ExecutorBuilder {
         self
     }
 
-    /// Each worker exits after this many tasks and is replaced (default
-    /// 0: never).
+    /// Each worker exits after this many tasks and is replaced (default:
+    /// never). `n` must be at least 1: [`build`](Self::build) refuses 0
+    /// (Python: `ValueError`).
     ///
     /// # Examples
     ///
     /// ```
     /// let ex = shmproc::ProcessPoolExecutor::builder().max_workers(1).max_tasks_per_child(10).build()?;
     /// # drop(ex);
+    /// assert!(matches!(
+    ///     shmproc::ProcessPoolExecutor::builder().max_tasks_per_child(0).build(),
+    ///     Err(shmproc::Error::InvalidArgument { .. })
+    /// ));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     #[doc(alias = "maxtasksperchild")]
     pub fn max_tasks_per_child(mut self, n: u64) -> Self {
         self.opts.max_tasks = n;
+        self.zero_max_tasks = n == 0;
         self
     }
 
@@ -124,7 +136,8 @@ impl ExecutorBuilder {
         self
     }
 
-    /// Starts the workers.
+    /// Makes the executor; its workers start with the first submissions
+    /// (see [`max_workers`](Self::max_workers)).
     ///
     /// # Examples
     ///
@@ -135,8 +148,13 @@ impl ExecutorBuilder {
     /// ```
     ///
     /// # Errors
-    /// As for [`PoolBuilder::build`](crate::PoolBuilder::build).
+    /// [`Error::InvalidArgument`] for `max_workers(0)` or
+    /// `max_tasks_per_child(0)`; the others as for
+    /// [`PoolBuilder::build`](crate::PoolBuilder::build).
     pub fn build(self) -> Result<ProcessPoolExecutor> {
+        if self.zero_max_tasks {
+            return Err(Error::InvalidArgument { what: "max_tasks_per_child must be >= 1" });
+        }
         Ok(ProcessPoolExecutor { engine: self.opts.start(true, "executor")?, detached: AtomicBool::new(false) })
     }
 }
@@ -208,10 +226,11 @@ impl ProcessPoolExecutor {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn builder() -> ExecutorBuilder {
-        ExecutorBuilder { opts: Options::new() }
+        ExecutorBuilder { opts: Options::new(), zero_max_tasks: false }
     }
 
-    /// The number of worker processes.
+    /// The most worker processes (they start on demand:
+    /// [`worker_pids`](Self::worker_pids) lists those running).
     ///
     /// # Examples
     ///
@@ -221,6 +240,30 @@ impl ProcessPoolExecutor {
     /// ```
     pub fn max_workers(&self) -> usize {
         self.engine.shared().processes()
+    }
+
+    /// The pids of the worker processes started and not yet reaped
+    /// (Python: the keys of the executor's private `_processes`). Workers
+    /// start on demand, so a new executor has none; a worker that exits
+    /// (after [`max_tasks_per_child`](ExecutorBuilder::max_tasks_per_child)
+    /// tasks, or killed) leaves the list once reaped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(4)?;
+    /// assert!(ex.worker_pids().is_empty());
+    /// for i in 0..3 {
+    ///     ex.submit(square, i)?.result()?;
+    /// }
+    /// assert_eq!(ex.worker_pids().len(), 1); // an idle worker is reused
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn worker_pids(&self) -> Vec<u32> {
+        self.engine.shared().worker_pids()
     }
 
     /// Schedules `f(arg)`; the future gives its result.
@@ -239,7 +282,9 @@ impl ProcessPoolExecutor {
     ///
     /// # Errors
     /// [`Error::Codec`] if `arg` cannot be encoded (nothing was
-    /// submitted); [`Error::PoolClosed`] after [`shutdown`](Self::shutdown);
+    /// submitted); [`Error::PoolClosed`] after [`shutdown`](Self::shutdown),
+    /// [`terminate_workers`](Self::terminate_workers) or
+    /// [`kill_workers`](Self::kill_workers);
     /// [`Error::BrokenPool`] once a worker died abruptly.
     pub fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<TaskFuture<R>>
     where
@@ -274,21 +319,156 @@ impl ProcessPoolExecutor {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Codec`] if an item cannot be encoded (what was submitted is
-    /// cancelled); as for [`submit`](Self::submit). Each item's own error
-    /// comes from the iterator.
+    /// [`Error::InvalidArgument`] if `chunksize` is 0 (Python:
+    /// `ValueError`); [`Error::Codec`] if an item cannot be encoded (what
+    /// was submitted is cancelled); as for [`submit`](Self::submit). Each
+    /// item's own error comes from the iterator.
     pub fn map<A, R, I>(&self, f: fn(A) -> R, items: I, chunksize: usize) -> Result<Imap<R, I::IntoIter>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
         I: IntoIterator<Item = A>,
     {
+        if chunksize == 0 {
+            return Err(Error::InvalidArgument { what: "chunksize must be >= 1" });
+        }
         let _w = InterruptibleWait::new();
         let sh = self.engine.shared();
         sh.check_running()?;
         let mut it = Imap::new(sh.clone(), fn_ids(f)?, items.into_iter(), chunksize, u64::MAX, false);
         it.fill(true)?;
         Ok(it)
+    }
+
+    /// As [`map`](Self::map), with every result due within `timeout` of
+    /// this call (`Duration::MAX`: no limit; Python: `map(fn, items,
+    /// timeout=t)`). Results that are in by the deadline come in order as
+    /// `Ok` (or the item's own error); the first one still missing then
+    /// comes as `Err(`[`TaskTimeoutError::Timeout`]`)`, the iterator ends,
+    /// and the chunks not started are cancelled (those running finish;
+    /// their results are dropped), as Python does when `__next__` raises
+    /// `TimeoutError`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::TaskTimeoutError;
+    /// use std::time::Duration;
+    /// fn sleep_ms(ms: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+    /// let mut it = ex.map_timeout(sleep_ms, [60_000, 1], 1, Duration::from_millis(10))?;
+    /// assert!(matches!(it.next(), Some(Err(TaskTimeoutError::Timeout))));
+    /// assert!(it.next().is_none());
+    /// # ex.kill_workers();
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`map`](Self::map).
+    #[doc(alias = "map")]
+    pub fn map_timeout<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        items: I,
+        chunksize: usize,
+        timeout: Duration,
+    ) -> Result<MapUntil<R, I::IntoIter>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        // The deadline counts from the call, before the items are sent.
+        let deadline = deadline_after(timeout);
+        Ok(MapUntil { inner: Some(self.map(f, items, chunksize)?), deadline })
+    }
+
+    /// As [`map_timeout`](Self::map_timeout), with every result due by
+    /// the instant `deadline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(2)?;
+    /// let deadline = Instant::now() + Duration::from_secs(30);
+    /// let r: Vec<u64> = ex.map_deadline(square, 1..=3, 1, deadline)?.collect::<Result<_, _>>()?;
+    /// assert_eq!(r, [1, 4, 9]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`map`](Self::map).
+    pub fn map_deadline<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        items: I,
+        chunksize: usize,
+        deadline: Instant,
+    ) -> Result<MapUntil<R, I::IntoIter>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        Ok(MapUntil { inner: Some(self.map(f, items, chunksize)?), deadline: Some(deadline) })
+    }
+
+    /// Sends SIGTERM to every worker and shuts the executor down without
+    /// waiting (Python 3.14: `terminate_workers()`): no new task is
+    /// accepted ([`Error::PoolClosed`]), the futures not started are
+    /// cancelled, and each running one fails with
+    /// [`TaskError::WorkerDied`] naming the signal. The executor's thread
+    /// reaps the workers in the background ([`worker_pids`](Self::worker_pids)
+    /// empties); dropping the executor waits for that. Without workers
+    /// (none started yet, or the executor is finished or broken) it does
+    /// nothing more. A task that catches SIGTERM keeps its worker alive
+    /// until it exits: use [`kill_workers`](Self::kill_workers) then.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn sleep_ms(ms: u64) -> u64 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms));
+    ///     ms
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+    /// let f = ex.submit(sleep_ms, 60_000)?;
+    /// ex.terminate_workers();
+    /// assert!(f.result().is_err()); // cancelled, or its worker died of SIGTERM
+    /// assert!(matches!(ex.submit(sleep_ms, 1), Err(shmproc::Error::PoolClosed)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn terminate_workers(&self) {
+        self.engine.shared().force_stop(Force::Terminate);
+    }
+
+    /// As [`terminate_workers`](Self::terminate_workers) with SIGKILL
+    /// (Python 3.14: `kill_workers()`), which no task can catch; after a
+    /// `terminate_workers` it kills the workers still alive.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn sleep_ms(ms: u64) -> u64 {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms));
+    ///     ms
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+    /// let f = ex.submit(sleep_ms, 60_000)?;
+    /// ex.kill_workers();
+    /// assert!(f.result().is_err());
+    /// assert!(matches!(ex.submit(sleep_ms, 1), Err(shmproc::Error::PoolClosed)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn kill_workers(&self) {
+        self.engine.shared().force_stop(Force::Kill);
     }
 
     /// Stops accepting tasks (Python: `shutdown(wait, cancel_futures=...)`).
@@ -451,6 +631,107 @@ impl<R: DeserializeOwned> TaskFuture<R> {
     /// As for [`result_timeout`](TaskFuture::result_timeout).
     pub fn result_deadline(&self, deadline: Instant) -> Result<R, TaskTimeoutError> {
         self.cell.value_until(Some(deadline))
+    }
+}
+
+impl<R> TaskFuture<R> {
+    /// Waits until the task is done, then gives how it failed: `Ok(None)`
+    /// if it returned a value, `Ok(Some(error))` if it failed (panicked,
+    /// lost its worker, ...; the error [`result`](TaskFuture::result)
+    /// gives), [`Cancelled`] if it was cancelled (Python:
+    /// `exception()`, which raises `CancelledError` then). The value
+    /// itself is not decoded: a result that cannot be decoded here shows
+    /// in `result()` only.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn half(x: u64) -> u64 {
+    ///     assert!(x % 2 == 0, "odd");
+    ///     x / 2
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+    /// assert!(ex.submit(half, 4)?.exception()?.is_none());
+    /// let failed = ex.submit(half, 3)?.exception()?;
+    /// assert!(matches!(failed, Some(shmproc::TaskError::Panicked { .. })));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Cancelled`] if the future was cancelled
+    /// ([`cancel`](TaskFuture::cancel), `shutdown` with `cancel_futures`,
+    /// the executor terminated or dropped before the task ran).
+    pub fn exception(&self) -> Result<Option<TaskError>, Cancelled> {
+        self.cell.wait(None);
+        self.failure()
+    }
+
+    /// As [`exception`](TaskFuture::exception), waiting at most `timeout`
+    /// (`Duration::MAX`: no limit): [`ExceptionTimeoutError::Timeout`] if
+    /// the task is still pending or running then (it goes on). Python:
+    /// `exception(timeout)`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::ExceptionTimeoutError;
+    /// use std::time::Duration;
+    /// fn sleep_ms(ms: u64) -> u64 {
+    ///     std::thread::sleep(Duration::from_millis(ms));
+    ///     ms
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+    /// let fut = ex.submit(sleep_ms, 300)?;
+    /// assert!(matches!(fut.exception_timeout(Duration::ZERO), Err(ExceptionTimeoutError::Timeout)));
+    /// assert!(fut.exception_timeout(Duration::from_secs(30))?.is_none());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ExceptionTimeoutError::Timeout`], or
+    /// [`ExceptionTimeoutError::Cancelled`] as for
+    /// [`exception`](TaskFuture::exception).
+    #[doc(alias = "exception")]
+    pub fn exception_timeout(&self, timeout: Duration) -> Result<Option<TaskError>, ExceptionTimeoutError> {
+        self.exception_until(deadline_after(timeout))
+    }
+
+    /// As [`exception_timeout`](TaskFuture::exception_timeout), waiting
+    /// until the instant `deadline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
+    /// let fut = ex.submit(square, 4)?;
+    /// assert!(fut.exception_deadline(Instant::now() + Duration::from_secs(30))?.is_none());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`exception_timeout`](TaskFuture::exception_timeout).
+    pub fn exception_deadline(&self, deadline: Instant) -> Result<Option<TaskError>, ExceptionTimeoutError> {
+        self.exception_until(Some(deadline))
+    }
+
+    fn exception_until(&self, deadline: Option<Instant>) -> Result<Option<TaskError>, ExceptionTimeoutError> {
+        if !self.cell.wait(deadline) {
+            return Err(ExceptionTimeoutError::Timeout);
+        }
+        Ok(self.failure()?)
+    }
+
+    /// How the finished task failed, if it did (the cell is done).
+    fn failure(&self) -> Result<Option<TaskError>, Cancelled> {
+        self.cell.with_outcome(|o| match o {
+            Some(Err(Failure::Cancelled)) => Err(Cancelled),
+            Some(Err(f)) => Ok(Some(TaskError::from_failure(f))),
+            _ => Ok(None),
+        })
     }
 }
 
@@ -703,16 +984,24 @@ pub struct AsCompleted<'a, R> {
     left: usize,
 }
 
+/// The indices of the distinct futures of `futures` (the first of each
+/// set of clones: clones are one task), in order (Python: `set(fs)`).
+fn distinct<R>(futures: &[TaskFuture<R>]) -> Vec<usize> {
+    let mut seen = HashSet::with_capacity(futures.len());
+    (0..futures.len()).filter(|&i| seen.insert(Arc::as_ptr(&futures[i].cell))).collect()
+}
+
 impl<'a, R> AsCompleted<'a, R> {
     fn new(futures: &'a [TaskFuture<R>]) -> Self {
         let watcher = Arc::new(Watcher::default());
-        for (i, f) in futures.iter().enumerate() {
-            f.cell.watch(&watcher, i);
+        let distinct = distinct(futures);
+        for &i in &distinct {
+            futures[i].cell.watch(&watcher, i);
         }
-        AsCompleted { futures, watcher, left: futures.len() }
+        AsCompleted { futures, watcher, left: distinct.len() }
     }
 
-    /// How many futures have not been yielded.
+    /// How many distinct futures have not been yielded.
     ///
     /// # Examples
     ///
@@ -721,7 +1010,8 @@ impl<'a, R> AsCompleted<'a, R> {
     ///     x * x
     /// }
     /// let ex = shmproc::ProcessPoolExecutor::new(1)?;
-    /// let futs = vec![ex.submit(square, 2)?];
+    /// let f = ex.submit(square, 2)?;
+    /// let futs = vec![f.clone(), f]; // one task
     /// let mut it = shmproc::as_completed(&futs);
     /// assert_eq!(it.remaining(), 1);
     /// it.next();
@@ -840,7 +1130,9 @@ impl<'a, R> futures_core::Stream for AsCompletedStream<'a, R> {
 }
 
 /// Yields the futures as they complete (done, failed or cancelled), each
-/// once (Python: `concurrent.futures.as_completed`). Every future completes
+/// once: a future given twice (or clones of one [`TaskFuture`], which are
+/// one task) is yielded once (Python: `concurrent.futures.as_completed`,
+/// which makes a set of its futures). Every future completes
 /// eventually (a dead worker, a terminated or dropped executor fail it),
 /// so the iteration ends; [`as_completed_timeout`] bounds it in time.
 ///
@@ -861,8 +1153,9 @@ pub fn as_completed<R>(futures: &[TaskFuture<R>]) -> AsCompleted<'_, R> {
     AsCompleted::new(futures)
 }
 
-/// An iterator over futures in the order they complete, until a deadline;
-/// see [`as_completed_timeout`]. Each item is `Ok(future)`; if the time
+/// An iterator over futures in the order they complete, each distinct one
+/// once, until a deadline; see [`as_completed_timeout`]. Each item is
+/// `Ok(future)`; if the time
 /// runs out before every future was yielded, one `Err(TimedOut)` comes
 /// last (Python raises `TimeoutError` from the loop).
 ///
@@ -986,15 +1279,16 @@ pub fn as_completed_deadline<R>(futures: &[TaskFuture<R>], deadline: Instant) ->
 pub enum ReturnWhen {
     /// As soon as any future is done.
     FirstCompleted,
-    /// As soon as any future fails (an error or a cancellation); if none
-    /// does, when all are done.
+    /// As soon as any future fails with an error (a cancelled future did
+    /// not fail: it only counts as done); if none does, when all are done.
     FirstException,
     /// When every future is done.
     AllCompleted,
 }
 
 /// What [`wait`] found: the futures done and those not (Python:
-/// `DoneAndNotDoneFutures`), each in the order given.
+/// `DoneAndNotDoneFutures`), each distinct future once (clones of one
+/// [`TaskFuture`] are one), in the order given.
 ///
 /// # Examples
 ///
@@ -1104,7 +1398,7 @@ pub fn wait_deadline<R>(
 }
 
 fn partition<R>(futures: &[TaskFuture<R>]) -> DoneAndNotDone<'_, R> {
-    let (done, not_done) = futures.iter().partition(|f| f.done());
+    let (done, not_done) = distinct(futures).into_iter().map(|i| &futures[i]).partition(|f| f.done());
     DoneAndNotDone { done, not_done }
 }
 
@@ -1114,15 +1408,18 @@ fn wait_until<R>(
     return_when: ReturnWhen,
 ) -> Result<DoneAndNotDone<'_, R>, TimedOut> {
     let watcher = Arc::new(Watcher::default());
-    for (i, f) in futures.iter().enumerate() {
+    let distinct: Vec<&TaskFuture<R>> = distinct(futures).into_iter().map(|i| &futures[i]).collect();
+    for (i, f) in distinct.iter().enumerate() {
         f.cell.watch(&watcher, i);
     }
     let satisfied = || {
-        let done = futures.iter().filter(|f| f.done()).count();
+        let done = distinct.iter().filter(|f| f.done()).count();
         match return_when {
-            ReturnWhen::FirstCompleted => done > 0 || futures.is_empty(),
-            ReturnWhen::FirstException => done == futures.len() || futures.iter().any(|f| f.cell.failed()),
-            ReturnWhen::AllCompleted => done == futures.len(),
+            ReturnWhen::FirstCompleted => done > 0 || distinct.is_empty(),
+            // Python: stops at a future that raised; a cancelled one
+            // only counts towards "all".
+            ReturnWhen::FirstException => done == distinct.len() || distinct.iter().any(|f| f.cell.raised()),
+            ReturnWhen::AllCompleted => done == distinct.len(),
         }
     };
     while !satisfied() {
@@ -1135,4 +1432,63 @@ fn wait_until<R>(
         }
     }
     Ok(partition(futures))
+}
+
+/// The results of [`ProcessPoolExecutor::map_timeout`] and
+/// [`map_deadline`](ProcessPoolExecutor::map_deadline), in order, until
+/// the deadline: each item is the result or the item's error (as
+/// [`Imap`]'s, as a [`TaskTimeoutError`]); if a result is still missing at
+/// the deadline, one `Err(`[`TaskTimeoutError::Timeout`]`)` comes last and
+/// the chunks not started are cancelled (Python: `map(..., timeout)`,
+/// whose `__next__` raises `TimeoutError`). Dropping it early cancels the
+/// chunks not started, as for [`Imap`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// fn square(x: u64) -> u64 {
+///     x * x
+/// }
+/// let ex = shmproc::ProcessPoolExecutor::new(2)?;
+/// let it: shmproc::MapUntil<u64, _> = ex.map_timeout(square, 1..=3, 1, Duration::from_secs(30))?;
+/// assert_eq!(it.collect::<Result<Vec<_>, _>>()?, [1, 4, 9]);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[must_use = "iterators are lazy, and dropping a MapUntil cancels its tasks"]
+pub struct MapUntil<R, I> {
+    /// `None` once ended (the deadline passed, or every item was
+    /// yielded): dropping the `Imap` cancels what did not start.
+    inner: Option<Imap<R, I>>,
+    deadline: Option<Instant>,
+}
+
+impl<R, I> std::fmt::Debug for MapUntil<R, I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MapUntil").field("inner", &self.inner).field("deadline", &self.deadline).finish()
+    }
+}
+
+impl<A, R, I> Iterator for MapUntil<R, I>
+where
+    A: Serialize,
+    R: DeserializeOwned,
+    I: Iterator<Item = A>,
+{
+    type Item = Result<R, TaskTimeoutError>;
+
+    fn next(&mut self) -> Option<Result<R, TaskTimeoutError>> {
+        let item = self.inner.as_mut()?.next_until(self.deadline);
+        match item {
+            Some(Ok(r)) => Some(r.map_err(TaskTimeoutError::from)),
+            Some(Err(TimedOut)) => {
+                self.inner = None;
+                Some(Err(TaskTimeoutError::Timeout))
+            }
+            None => {
+                self.inner = None;
+                None
+            }
+        }
+    }
 }

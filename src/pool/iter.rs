@@ -5,6 +5,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::time::Instant;
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -16,6 +17,7 @@ use crate::pool::error::TaskError;
 use crate::pool::wire::{Failure, ItemOutcome, JobOutcome, TaskWriter};
 use crate::pool::worker::{PoolTrampoline, trampoline};
 use crate::process::fnref::{FnId, FnRef};
+use crate::sync::error::TimedOut;
 use crate::sys::signal::InterruptibleWait;
 
 /// The compact ids of the trampoline for `(A, R)` and of `f`.
@@ -227,6 +229,28 @@ where
                 (0..items).map(|_| Err(Failure::TaskError("a result record with the wrong number of items".into()))),
             ),
             JobOutcome::Failed(f) => self.current.extend((0..items).map(|_| Err(f.clone()))),
+        }
+    }
+
+    /// As `next`, waiting for the next chunk only until `deadline`
+    /// (executor `map_timeout`): `Err(TimedOut)` if it was not delivered by
+    /// then; items delivered before are still yielded. In order only.
+    pub(crate) fn next_until(
+        &mut self,
+        deadline: Option<Instant>,
+    ) -> Option<std::result::Result<std::result::Result<R, TaskError>, TimedOut>> {
+        debug_assert!(!self.unordered, "next_until reads chunks in order");
+        let _w = InterruptibleWait::new();
+        loop {
+            if let Some(item) = self.current.pop_front() {
+                return Some(Ok(decode_item(item)));
+            }
+            let _ = self.fill(false);
+            if self.taken == self.submitted {
+                return None;
+            }
+            let Some(outcome) = self.batch.take_until(self.taken, deadline) else { return Some(Err(TimedOut)) };
+            self.absorb(self.taken, outcome);
         }
     }
 }

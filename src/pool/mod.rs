@@ -68,6 +68,19 @@
 //!   then have one thread); that server, a copy of the process at that
 //!   moment, clones every worker and replacement later, when the pool's
 //!   own thread makes forking unsafe. One Fork pool at a time, therefore.
+//! - **Workers on demand** (executor only): a `Pool` starts all its
+//!   workers when it is built; a `ProcessPoolExecutor` starts none, and a
+//!   submission that finds no idle worker (more outstanding jobs than
+//!   workers wanted so far) raises the wanted count by one, up to
+//!   `max_workers`, and wakes the supervisor, which starts it. The
+//!   supervisor publishes the pids of its live workers for
+//!   `worker_pids`.
+//! - **`terminate_workers`/`kill_workers`** (executor): close, cancel the
+//!   jobs not started, then the supervisor sends SIGTERM (waiting for the
+//!   exits, or for a later `kill_workers`) or SIGKILL, reaps the workers,
+//!   takes the results already queued, and fails each job a worker still
+//!   held with `WorkerDied` (its signal). The executor is closed, not
+//!   broken.
 //! - **Ctrl-C**: while a pool exists a process-wide SIGINT handler is
 //!   installed (`sys/signal.rs`). If a thread is inside a pool call, a
 //!   SIGINT bumps an interrupt counter; each supervisor sees it within a

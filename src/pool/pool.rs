@@ -93,6 +93,7 @@ impl Options {
             break_on_death,
             spawner: self.spawner.unwrap_or_else(plain_spawner),
             prefix,
+            on_demand: prefix_kind == "executor",
         })
     }
 }
