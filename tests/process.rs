@@ -453,3 +453,77 @@ fn a_child_waits_for_its_own_children() {
         assert_eq!(&buf, b"grandchild done", "{m}");
     }
 }
+
+/// Set by a process just before it starts a child: a child that sees it
+/// (with another pid than its own) is a forked copy of its parent.
+static STARTER_PID: AtomicU64 = AtomicU64::new(0);
+
+/// How this process was really started, read from what it inherited: a
+/// forked copy sees its parent's `STARTER_PID`; a fork-server child was
+/// forked from a process executed as the fork server; a spawned child was
+/// executed with its task's variable.
+fn how_started() -> String {
+    let mark = STARTER_PID.load(Ordering::SeqCst);
+    if mark != 0 && mark != u64::from(std::process::id()) {
+        return "fork".into();
+    }
+    let env = std::fs::read("/proc/self/environ").unwrap_or_default();
+    let has = |prefix: &[u8]| env.split(|&b| b == 0).any(|var| var.starts_with(prefix));
+    if has(b"SHMPROC_FORKSERVER=") {
+        "forkserver".into()
+    } else if has(b"SHMPROC_CHILD=") {
+        "spawn".into()
+    } else {
+        "unknown".into()
+    }
+}
+
+/// What a child reports: its default start method, how it was started,
+/// and the same two for a grandchild it starts with its default method.
+type Lineage = ((StartMethod, String), (StartMethod, String));
+
+fn report_method(_: ()) -> (StartMethod, String) {
+    (shmproc::start_method(), how_started())
+}
+
+fn report_lineage(_: ()) -> Result<Lineage, String> {
+    let me = (shmproc::start_method(), how_started());
+    STARTER_PID.store(u64::from(std::process::id()), Ordering::SeqCst);
+    let mut g = Process::spawn(report_method, ()).map_err(|e| e.to_string())?;
+    Ok((me, g.join().map_err(|e| e.to_string())?))
+}
+
+/// Runs in a spawned child (single-threaded, so the fork method is
+/// allowed): for each method, a child started through a `Context` and one
+/// started after `set_start_method`, each with its grandchild.
+fn lineages(_: ()) -> Result<Vec<(StartMethod, Lineage, Lineage)>, String> {
+    let mut out = Vec::new();
+    for m in StartMethod::all() {
+        STARTER_PID.store(u64::from(std::process::id()), Ordering::SeqCst);
+        let mut c = Context::new(m).spawn(report_lineage, ()).map_err(|e| e.to_string())?;
+        let via_ctx = c.join().map_err(|e| e.to_string())??;
+        shmproc::set_start_method(m).map_err(|e| e.to_string())?;
+        let mut p = Process::spawn(report_lineage, ()).map_err(|e| e.to_string())?;
+        let via_default = p.join().map_err(|e| e.to_string())??;
+        out.push((m, via_ctx, via_default));
+    }
+    Ok(out)
+}
+
+// CPython: _TestStartMethod.test_context (a context's child reports the
+// context's method from `get_start_method()`) and test_set_get (likewise
+// after `set_start_method`); here the grandchild, started with the child's
+// default, is checked to start the same way too.
+#[test]
+fn children_inherit_their_start_method() {
+    let mut p = Context::new(StartMethod::Spawn).spawn(lineages, ()).expect("start");
+    let all = p.join().expect("join").expect("lineages");
+    assert_eq!(all.len(), 3);
+    for (m, via_ctx, via_default) in all {
+        let want = (m, m.as_str().to_owned());
+        for (how, (child, grandchild)) in [("context", via_ctx), ("set_start_method", via_default)] {
+            assert_eq!(child, want, "child started with {m} via {how}");
+            assert_eq!(grandchild, want, "grandchild of a {m} child via {how}");
+        }
+    }
+}

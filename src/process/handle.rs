@@ -374,6 +374,7 @@ impl ProcessBuilder {
             daemon: self.daemon,
             parent_pid: me.pid(),
             parent_name: me.name().to_owned(),
+            start_method: method,
             args,
         };
         let channel = Channel::new(&codec::encode(&spec)?)?;
@@ -471,6 +472,7 @@ impl ProcessBuilder {
             Forked::Child => {
                 bootstrap::name_panics(&name);
                 current::set_current(name, self.daemon, me.clone());
+                crate::process::start::inherit_start_method(StartMethod::Fork);
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
                     sysproc::die_with_parent(me.pid()).map_err(|e| Error::os("prctl(PR_SET_PDEATHSIG)", e))?;
                     channel.mark_running();
