@@ -434,7 +434,7 @@ pub use process::bootstrap::init;
 #[cfg(feature = "serde")]
 pub use process::current::{ProcessInfo, active_children, cpu_count, current_process, parent_process};
 #[cfg(feature = "serde")]
-pub use process::error::{JoinError, JoinTimeoutError};
+pub use process::error::{CloseError, JoinError, JoinTimeoutError};
 #[cfg(feature = "serde")]
 pub use process::handle::{Process, ProcessBuilder, ProcessExit, Task};
 #[cfg(feature = "serde")]
