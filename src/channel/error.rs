@@ -86,6 +86,24 @@ macro_rules! closed_variant {
     };
 }
 
+/// What a `Stop::ShutDown` becomes: the `ShutDown` variant of a queue's
+/// errors (`put` and `get` families), or `Failed` with [`Error::ShutDown`]
+/// for the pipes' and typed channels' errors (whose ends never give it).
+macro_rules! shutdown_variant {
+    (put; $ty:ident; $value:ident) => {
+        $ty::ShutDown($value)
+    };
+    (get; $ty:ident;) => {
+        $ty::ShutDown
+    };
+    ($fam:ident; $ty:ident; $value:ident) => {
+        $ty::Failed($value, Error::ShutDown)
+    };
+    ($fam:ident; $ty:ident;) => {
+        $ty::Failed(Error::ShutDown)
+    };
+}
+
 /// What a `Stop::Timeout` becomes: the named variant (`Full`, `Timeout`,
 /// `Empty`), or `Failed` for a blocking call that has none.
 macro_rules! timeout_variant {
@@ -154,6 +172,7 @@ macro_rules! send_errors {
             pub(crate) fn from_stop(value: T, stop: Stop) -> Self {
                 match stop {
                     Stop::Closed => closed_variant!($fam; $ty; value),
+                    Stop::ShutDown => shutdown_variant!($fam; $ty; value),
                     Stop::Disconnected => $ty::Disconnected(value),
                     Stop::Failed(e) => $ty::Failed(value, e),
                     Stop::Timeout => timeout_variant!($ty; value; $($tvar)?),
@@ -234,6 +253,7 @@ macro_rules! recv_errors {
             pub(crate) fn from_stop(stop: Stop) -> Self {
                 match stop {
                     Stop::Closed => closed_variant!($fam; $ty;),
+                    Stop::ShutDown => shutdown_variant!($fam; $ty;),
                     Stop::Disconnected => $ty::Disconnected,
                     Stop::Failed(e) => $ty::Failed(e),
                     Stop::Timeout => timeout_variant!($ty;; $($tvar)?),
@@ -283,6 +303,9 @@ send_errors! {
     put: PutError<T> {
         /// The queue was closed ([`close`](crate::Queue::close)).
         Closed => Error::Closed,
+        /// The queue was shut down ([`shutdown`](crate::Queue::shutdown);
+        /// Python: `ShutDown`).
+        ShutDown => Error::ShutDown,
         /// The queue stayed full and the OS confirms every consumer process
         /// gone.
         Disconnected => Error::Disconnected,
@@ -311,6 +334,8 @@ send_errors! {
         Full => Error::Full,
         /// As [`PutError::Closed`].
         Closed => Error::Closed,
+        /// As [`PutError::ShutDown`].
+        ShutDown => Error::ShutDown,
         /// Every consumer process has exited or was killed.
         Disconnected => Error::Disconnected,
     }
@@ -342,6 +367,8 @@ send_errors! {
         Timeout => Error::Timeout,
         /// As [`PutError::Closed`].
         Closed => Error::Closed,
+        /// As [`PutError::ShutDown`].
+        ShutDown => Error::ShutDown,
         /// The queue stayed full and every consumer process has exited or
         /// was killed.
         Disconnected => Error::Disconnected,
@@ -366,6 +393,10 @@ recv_errors! {
     get: GetError {
         /// The queue is closed and drained.
         Closed => Error::Closed,
+        /// The queue was shut down and is drained, or the shutdown was
+        /// immediate ([`shutdown`](crate::Queue::shutdown); Python:
+        /// `ShutDown`).
+        ShutDown => Error::ShutDown,
         /// The queue is empty and the OS confirms every producer process gone.
         Disconnected => Error::Disconnected,
     }
@@ -388,6 +419,8 @@ recv_errors! {
         Empty => Error::Empty,
         /// As [`GetError::Closed`].
         Closed => Error::Closed,
+        /// As [`GetError::ShutDown`].
+        ShutDown => Error::ShutDown,
         /// As [`GetError::Disconnected`].
         Disconnected => Error::Disconnected,
     }
@@ -412,6 +445,8 @@ recv_errors! {
         Timeout => Error::Timeout,
         /// As [`GetError::Closed`].
         Closed => Error::Closed,
+        /// As [`GetError::ShutDown`].
+        ShutDown => Error::ShutDown,
         /// As [`GetError::Disconnected`].
         Disconnected => Error::Disconnected,
     }
