@@ -397,7 +397,7 @@ compile_error!("loom models build without the `async` feature (see .ci/loom.sh)"
 #[cfg(feature = "serde")]
 pub use channel::error::{
     GetError, GetTimeoutError, PutError, PutTimeoutError, QueueJoinError, QueueJoinTimeoutError, RecvError,
-    RecvTimeoutError, SendError, SendTimeoutError, TryGetError, TryPutError, TryRecvError, TrySendError,
+    RecvIntoError, RecvTimeoutError, SendError, SendTimeoutError, TryGetError, TryPutError, TryRecvError, TrySendError,
 };
 #[cfg(feature = "serde")]
 pub use channel::pipe::Iter as ConnectionIter;

@@ -536,6 +536,98 @@ impl From<QueueJoinTimeoutError> for Error {
     }
 }
 
+/// Why [`Connection::recv_bytes_into_slice`](crate::Connection::recv_bytes_into_slice)
+/// wrote no message into the buffer.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{Pipe, RecvIntoError};
+///
+/// let (a, b) = Pipe::new()?;
+/// a.send_bytes(b"too long")?;
+/// let mut buf = [0u8; 4];
+/// match b.recv_bytes_into_slice(&mut buf, 0) {
+///     Err(RecvIntoError::BufferTooShort(msg)) => assert_eq!(msg, b"too long"),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[non_exhaustive]
+pub enum RecvIntoError {
+    /// As [`RecvError::Closed`].
+    Closed,
+    /// As [`RecvError::Disconnected`].
+    Disconnected,
+    /// The message was longer than the room from the offset to the end of
+    /// the buffer. It was received all the same (it is not left in the
+    /// pipe): here it is, whole (Python: `BufferTooShort`, whose `args[0]`
+    /// holds the message).
+    BufferTooShort(Vec<u8>),
+    /// Anything else: the offset is beyond the end of the buffer
+    /// ([`Error::InvalidArgument`]: nothing was received), a call on the
+    /// writing end of a simplex pipe ([`Error::InvalidArgument`]), or a
+    /// peer broke the pipe ([`Error::Corrupt`]).
+    Failed(Error),
+}
+
+impl RecvIntoError {
+    /// The error for a receive that the engine ended with `stop` (the
+    /// call waits without a deadline, so a `Timeout` never comes).
+    pub(crate) fn from_stop(stop: Stop) -> Self {
+        match stop {
+            Stop::Closed => RecvIntoError::Closed,
+            Stop::Disconnected => RecvIntoError::Disconnected,
+            Stop::Failed(e) => RecvIntoError::Failed(e),
+            Stop::Timeout => RecvIntoError::Failed(Error::Timeout),
+            Stop::ShutDown => RecvIntoError::Failed(Error::ShutDown),
+        }
+    }
+}
+
+impl fmt::Debug for RecvIntoError {
+    /// The message of `BufferTooShort` is shown by its length.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvIntoError::Closed => f.write_str("Closed"),
+            RecvIntoError::Disconnected => f.write_str("Disconnected"),
+            RecvIntoError::BufferTooShort(m) => write!(f, "BufferTooShort({} bytes)", m.len()),
+            RecvIntoError::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+        }
+    }
+}
+
+impl fmt::Display for RecvIntoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvIntoError::Closed => fmt::Display::fmt(&Error::Closed, f),
+            RecvIntoError::Disconnected => fmt::Display::fmt(&Error::Disconnected, f),
+            RecvIntoError::BufferTooShort(m) => fmt::Display::fmt(&Error::BufferTooShort { len: m.len() }, f),
+            RecvIntoError::Failed(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl std::error::Error for RecvIntoError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RecvIntoError::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<RecvIntoError> for Error {
+    fn from(e: RecvIntoError) -> Error {
+        match e {
+            RecvIntoError::Closed => Error::Closed,
+            RecvIntoError::Disconnected => Error::Disconnected,
+            RecvIntoError::BufferTooShort(m) => Error::BufferTooShort { len: m.len() },
+            RecvIntoError::Failed(e) => e,
+        }
+    }
+}
+
 send_errors! {
     /// Why [`Connection::send`](crate::Connection::send) (or `send_bytes`)
     /// did not send (the caller still holds the value: the item is `()`).
