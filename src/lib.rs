@@ -131,6 +131,7 @@
 //! | [`JoinableQueue`]: `join` | [`QueueJoinError`] | | [`QueueJoinTimeoutError`] |
 //! | [`Connection`]: `send(value)`, `send_bytes` | [`SendError`] (the value back) | [`TrySendError`] (the value back) | [`SendTimeoutError`] (the value back) |
 //! | [`Connection`]: `recv`, `recv_bytes` | [`RecvError`] | [`TryRecvError`] | [`RecvTimeoutError`] |
+//! | [`Connection`]: `recv_bytes_into_slice(buf, offset)` | [`RecvIntoError`] (a message too long comes back whole) | | |
 //! | [`channel::Sender`]: `send(item)` | [`channel::SendError`] (the item back) | [`channel::TrySendError`] (the item back) | [`channel::SendTimeoutError`] (the item back) |
 //! | [`channel::Receiver`]: `recv` | [`channel::RecvError`] | [`channel::TryRecvError`] | [`channel::RecvTimeoutError`] |
 //! | [`SpscRing`] ([`Producer`], [`Consumer`]): `push(value)`; `pop` | | [`PushError`] (the value back); [`PopError`] | |
