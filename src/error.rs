@@ -199,6 +199,16 @@ pub enum Error {
     Disconnected,
     /// A send on a pipe whose other end is closed or whose holders died.
     BrokenPipe,
+    /// The queue was shut down with `shutdown()`: no more items will be
+    /// put (gets drain what is left first, unless the shutdown was
+    /// immediate). Python: `queue.ShutDown`.
+    ShutDown,
+    /// A received message is longer than the room in the caller's buffer
+    /// (Python: `BufferTooShort`).
+    BufferTooShort {
+        /// The message's length in bytes.
+        len: usize,
+    },
     /// A message is larger than this channel can carry.
     TooLarge {
         /// The message's length in bytes.
@@ -424,6 +434,8 @@ impl fmt::Display for Error {
                 f.write_str("every process on the other side has exited (the OS confirmed it); nothing more will come")
             }
             Error::BrokenPipe => f.write_str("broken pipe: the other end was closed or its holders died"),
+            Error::ShutDown => f.write_str("the queue was shut down"),
+            Error::BufferTooShort { len } => write!(f, "the buffer is too short for the {len}-byte message"),
             Error::TooLarge { len, max } => write!(f, "a {len}-byte message is larger than the {max}-byte limit"),
             Error::Abandoned { items } => write!(
                 f,

@@ -132,6 +132,7 @@
 //! | [`JoinableQueue`]: `join` | [`QueueJoinError`] | | [`QueueJoinTimeoutError`] |
 //! | [`Connection`]: `send(value)`, `send_bytes` | [`SendError`] (the value back) | [`TrySendError`] (the value back) | [`SendTimeoutError`] (the value back) |
 //! | [`Connection`]: `recv`, `recv_bytes` | [`RecvError`] | [`TryRecvError`] | [`RecvTimeoutError`] |
+//! | [`Connection`]: `recv_bytes_into_slice(buf, offset)` | [`RecvIntoError`] (a message too long comes back whole) | | |
 //! | [`channel::Sender`]: `send(item)` | [`channel::SendError`] (the item back) | [`channel::TrySendError`] (the item back) | [`channel::SendTimeoutError`] (the item back) |
 //! | [`channel::Receiver`]: `recv` | [`channel::RecvError`] | [`channel::TryRecvError`] | [`channel::RecvTimeoutError`] |
 //! | [`SpscRing`] ([`Producer`], [`Consumer`]): `push(value)`; `pop` | | [`PushError`] (the value back); [`PopError`] | |
@@ -399,7 +400,7 @@ compile_error!("loom models build without the `async` feature (see .ci/loom.sh)"
 #[cfg(feature = "serde")]
 pub use channel::error::{
     GetError, GetTimeoutError, PutError, PutTimeoutError, QueueJoinError, QueueJoinTimeoutError, RecvError,
-    RecvTimeoutError, SendError, SendTimeoutError, TryGetError, TryPutError, TryRecvError, TrySendError,
+    RecvIntoError, RecvTimeoutError, SendError, SendTimeoutError, TryGetError, TryPutError, TryRecvError, TrySendError,
 };
 #[cfg(feature = "serde")]
 pub use channel::pipe::Iter as ConnectionIter;
@@ -440,7 +441,7 @@ pub use process::bootstrap::init;
 #[cfg(feature = "serde")]
 pub use process::current::{ProcessInfo, active_children, cpu_count, current_process, parent_process};
 #[cfg(feature = "serde")]
-pub use process::error::{JoinError, JoinTimeoutError};
+pub use process::error::{CloseError, JoinError, JoinTimeoutError};
 #[cfg(feature = "serde")]
 pub use process::handle::{Process, ProcessBuilder, ProcessExit, Task};
 #[cfg(feature = "serde")]

@@ -565,3 +565,100 @@ fn byte_ring_passed_to_a_child() {
     // The producer dropped its role normally: empty, not disconnected.
     assert!(matches!(rx.pop(), Err(BytePopError::Empty)));
 }
+
+// CPython: _TestConnection.test_connection, the recv_bytes_into part:
+// the message lands at the offset and its length comes back; a buffer too
+// short raises BufferTooShort holding the whole message (consumed); an
+// offset beyond the buffer is a ValueError (here before anything is
+// received).
+#[test]
+fn recv_bytes_into_a_slice_at_an_offset() {
+    use shmproc::RecvIntoError;
+    let (a, b) = Pipe::new().expect("pipe");
+    let msg = b"abcdefghijklmnopqrstuvwxyz";
+    let mut buf = [0u8; 40];
+
+    a.send_bytes(msg).expect("send");
+    assert_eq!(b.recv_bytes_into_slice(&mut buf, 0).expect("fits"), msg.len());
+    assert_eq!(&buf[..msg.len()], msg);
+
+    let mut buf = [0u8; 40];
+    a.send_bytes(msg).expect("send");
+    assert_eq!(b.recv_bytes_into_slice(&mut buf, 3).expect("fits"), msg.len());
+    assert_eq!(&buf[..3], &[0u8; 3]);
+    assert_eq!(&buf[3..3 + msg.len()], msg);
+    assert!(buf[3 + msg.len()..].iter().all(|&x| x == 0));
+
+    // Exactly the room left after the offset.
+    let mut buf = [0u8; 30];
+    a.send_bytes(msg).expect("send");
+    assert_eq!(b.recv_bytes_into_slice(&mut buf, 4).expect("fits exactly"), 26);
+
+    // Too short: the whole message comes back in the error, the buffer is
+    // untouched, and the message is gone from the pipe.
+    let mut short = [7u8; 30];
+    a.send_bytes(msg).expect("send");
+    a.send_bytes(b"next").expect("send");
+    match b.recv_bytes_into_slice(&mut short, 5) {
+        Err(RecvIntoError::BufferTooShort(m)) => assert_eq!(m, msg),
+        other => panic!("expected BufferTooShort, got {other:?}"),
+    }
+    assert_eq!(short, [7u8; 30]);
+    assert_eq!(b.recv_bytes().expect("the next message"), b"next");
+
+    // An offset beyond the end: refused before receiving.
+    a.send_bytes(b"kept").expect("send");
+    match b.recv_bytes_into_slice(&mut [0u8; 4], 5) {
+        Err(RecvIntoError::Failed(Error::InvalidArgument { .. })) => {}
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    let mut four = [0u8; 4];
+    assert_eq!(b.recv_bytes_into_slice(&mut four, 0).expect("still there"), 4);
+    assert_eq!(&four, b"kept");
+    // An empty message fits at the very end.
+    a.send_bytes(b"").expect("send");
+    assert_eq!(b.recv_bytes_into_slice(&mut four, 4).expect("empty"), 0);
+
+    // The other variants: Disconnected once the writer closed, Closed on
+    // a closed end; each converts into Error.
+    a.close();
+    let e = b.recv_bytes_into_slice(&mut four, 0).expect_err("nothing more");
+    assert!(matches!(e, RecvIntoError::Disconnected), "{e:?}");
+    assert!(matches!(Error::from(e), Error::Disconnected));
+    b.close();
+    let e = b.recv_bytes_into_slice(&mut four, 0).expect_err("closed");
+    assert!(matches!(e, RecvIntoError::Closed), "{e:?}");
+    assert!(matches!(Error::from(e), Error::Closed));
+    let e = RecvIntoError::BufferTooShort(vec![1, 2, 3]);
+    assert_eq!(format!("{e:?}"), "BufferTooShort(3 bytes)");
+    assert!(e.to_string().contains("3-byte"), "{e}");
+    assert!(matches!(Error::from(e), Error::BufferTooShort { len: 3 }));
+    let e = RecvIntoError::Failed(Error::Corrupt { what: "x" });
+    assert!(std::error::Error::source(&e).is_some());
+}
+
+// CPython: _TestConnection.test_connection, the send_bytes(buffer, offset,
+// size) part: the slice is sent; an offset or offset + size beyond the
+// buffer is a ValueError (here InvalidArgument, nothing sent).
+#[test]
+fn send_bytes_range_sends_a_slice_and_checks_the_range() {
+    let (a, b) = Pipe::new().expect("pipe");
+    let data: Vec<u8> = (0..10).collect();
+    a.send_bytes_range(&data, 0, None).expect("all");
+    a.send_bytes_range(&data, 4, None).expect("tail");
+    a.send_bytes_range(&data, 2, Some(5)).expect("middle");
+    a.send_bytes_range(&data, 10, None).expect("empty at the end");
+    a.send_bytes_range(&data, 3, Some(0)).expect("empty");
+    assert_eq!(b.recv_bytes().expect("recv"), data);
+    assert_eq!(b.recv_bytes().expect("recv"), &data[4..]);
+    assert_eq!(b.recv_bytes().expect("recv"), &data[2..7]);
+    assert_eq!(b.recv_bytes().expect("recv"), b"");
+    assert_eq!(b.recv_bytes().expect("recv"), b"");
+    for (offset, size) in [(11, None), (11, Some(0)), (8, Some(3)), (0, Some(11)), (1, Some(usize::MAX))] {
+        match a.send_bytes_range(&data, offset, size) {
+            Err(shmproc::SendError::Failed((), Error::InvalidArgument { .. })) => {}
+            other => panic!("({offset}, {size:?}): expected InvalidArgument, got {other:?}"),
+        }
+    }
+    assert!(b.try_recv_bytes().is_err(), "nothing was sent by the refused calls");
+}

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use shmproc::{
-    Context, Error, JoinError, JoinTimeoutError, Process, ProcessFailure, Segment, Shared, StartMethod, Task,
+    CloseError, Context, Error, JoinError, JoinTimeoutError, Process, ProcessFailure, Segment, Shared, StartMethod,
+    Task,
 };
 
 const METHODS: [StartMethod; 2] = [StartMethod::Spawn, StartMethod::ForkServer];
@@ -452,4 +453,217 @@ fn a_child_waits_for_its_own_children() {
         seg.read_at(0, &mut buf).expect("read");
         assert_eq!(&buf, b"grandchild done", "{m}");
     }
+}
+
+/// Set by a process just before it starts a child: a child that sees it
+/// (with another pid than its own) is a forked copy of its parent.
+static STARTER_PID: AtomicU64 = AtomicU64::new(0);
+
+/// How this process was really started, read from what it inherited: a
+/// forked copy sees its parent's `STARTER_PID`; a fork-server child was
+/// forked from a process executed as the fork server; a spawned child was
+/// executed with its task's variable.
+fn how_started() -> String {
+    let mark = STARTER_PID.load(Ordering::SeqCst);
+    if mark != 0 && mark != u64::from(std::process::id()) {
+        return "fork".into();
+    }
+    let env = std::fs::read("/proc/self/environ").unwrap_or_default();
+    let has = |prefix: &[u8]| env.split(|&b| b == 0).any(|var| var.starts_with(prefix));
+    if has(b"SHMPROC_FORKSERVER=") {
+        "forkserver".into()
+    } else if has(b"SHMPROC_CHILD=") {
+        "spawn".into()
+    } else {
+        "unknown".into()
+    }
+}
+
+/// What a child reports: its default start method, how it was started,
+/// and the same two for a grandchild it starts with its default method.
+type Lineage = ((StartMethod, String), (StartMethod, String));
+
+fn report_method(_: ()) -> (StartMethod, String) {
+    (shmproc::start_method(), how_started())
+}
+
+fn report_lineage(_: ()) -> Result<Lineage, String> {
+    let me = (shmproc::start_method(), how_started());
+    STARTER_PID.store(u64::from(std::process::id()), Ordering::SeqCst);
+    let mut g = Process::spawn(report_method, ()).map_err(|e| e.to_string())?;
+    Ok((me, g.join().map_err(|e| e.to_string())?))
+}
+
+/// Runs in a spawned child (single-threaded, so the fork method is
+/// allowed): for each method, a child started through a `Context` and one
+/// started after `set_start_method`, each with its grandchild.
+fn lineages(_: ()) -> Result<Vec<(StartMethod, Lineage, Lineage)>, String> {
+    let mut out = Vec::new();
+    for m in StartMethod::all() {
+        STARTER_PID.store(u64::from(std::process::id()), Ordering::SeqCst);
+        let mut c = Context::new(m).spawn(report_lineage, ()).map_err(|e| e.to_string())?;
+        let via_ctx = c.join().map_err(|e| e.to_string())??;
+        shmproc::set_start_method(m).map_err(|e| e.to_string())?;
+        let mut p = Process::spawn(report_lineage, ()).map_err(|e| e.to_string())?;
+        let via_default = p.join().map_err(|e| e.to_string())??;
+        out.push((m, via_ctx, via_default));
+    }
+    Ok(out)
+}
+
+// CPython: _TestStartMethod.test_context (a context's child reports the
+// context's method from `get_start_method()`) and test_set_get (likewise
+// after `set_start_method`); here the grandchild, started with the child's
+// default, is checked to start the same way too.
+#[test]
+fn children_inherit_their_start_method() {
+    let mut p = Context::new(StartMethod::Spawn).spawn(lineages, ()).expect("start");
+    let all = p.join().expect("join").expect("lineages");
+    assert_eq!(all.len(), 3);
+    for (m, via_ctx, via_default) in all {
+        let want = (m, m.as_str().to_owned());
+        for (how, (child, grandchild)) in [("context", via_ctx), ("set_start_method", via_default)] {
+            assert_eq!(child, want, "child started with {m} via {how}");
+            assert_eq!(grandchild, want, "grandchild of a {m} child via {how}");
+        }
+    }
+}
+
+/// The state letter of `pid` in `/proc` (`Z` for a zombie), if it exists.
+fn proc_state(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rsplit_once(") ")?.1.chars().next()
+}
+
+/// Blocks until the child's pidfd is readable (it exited), without
+/// reaping it.
+fn wait_exited<R>(p: &Process<R>) {
+    use std::os::fd::AsFd;
+    let fd = p.as_fd();
+    let mut fds = [rustix::event::PollFd::new(&fd, rustix::event::PollFlags::IN)];
+    let guard = rustix::time::Timespec { tv_sec: 30, tv_nsec: 0 };
+    let n = rustix::event::poll(&mut fds, Some(&guard)).expect("poll");
+    assert_eq!(n, 1, "hang guard: the child did not exit");
+}
+
+// CPython: _TestProcess.test_close: close() refuses a running process
+// (ValueError; here the handle comes back), and once the process exited
+// it releases what the handle holds. Later calls on a closed process
+// (ValueError in Python) do not compile here: `close` takes the handle.
+#[test]
+fn close_refuses_a_running_child_and_releases_an_exited_one() {
+    for m in METHODS {
+        let p = Context::new(m).spawn(sleep_ms, 60_000).expect("start");
+        let pid = p.pid();
+        let err = p.close().expect_err("still running");
+        assert!(err.to_string().contains("still running"), "{err}");
+        assert!(format!("{err:?}").starts_with("Running"));
+        assert!(matches!(err, CloseError::Running(_)));
+        let p = err.into_inner();
+        assert!(p.is_alive(), "the handle came back untouched");
+        let err = p.close().expect_err("still running");
+        // Killed first, so that the handle dropped by the conversion leaves
+        // a child that the registry reaps (at the next start below).
+        rustix::process::kill_process(
+            rustix::process::Pid::from_raw(pid as i32).expect("pid"),
+            rustix::process::Signal::KILL,
+        )
+        .expect("kill");
+        assert!(matches!(Error::from(err), Error::InvalidArgument { .. }));
+    }
+    let mut p = Context::new(StartMethod::Spawn).spawn(close_releases, ()).expect("start");
+    assert_eq!(p.join().expect("join"), Ok(()));
+}
+
+/// The descriptor number of this process's pidfd of `pid` (not yet
+/// reaped: the fdinfo of a pidfd of a reaped child says `Pid: -1`).
+fn pidfd_number_of(pid: u32) -> Option<String> {
+    let want = format!("Pid:\t{pid}\n");
+    std::fs::read_dir("/proc/self/fdinfo")
+        .ok()?
+        .flatten()
+        .find(|e| std::fs::read_to_string(e.path()).is_ok_and(|info| info.contains(&want)))
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+}
+
+/// In a spawned child (one thread, so no other thread opens descriptors
+/// meanwhile and a closed descriptor number stays free): under each
+/// method, `close` of a joined child and of an exited, unjoined one
+/// releases the pidfd and reaps the zombie.
+fn close_releases(_: ()) -> Result<(), String> {
+    let fd_open = |n: &str| std::fs::symlink_metadata(format!("/proc/self/fd/{n}")).is_ok();
+    for m in StartMethod::all() {
+        // Joined, then closed.
+        let mut p = Context::new(m).spawn(square, 2).map_err(|e| e.to_string())?;
+        wait_exited(&p);
+        let fd = pidfd_number_of(p.pid()).ok_or(format!("{m}: no pidfd"))?;
+        assert_eq!(p.join().map_err(|e| e.to_string())?, 4);
+        p.close().map_err(|e| e.to_string())?;
+        assert!(!fd_open(&fd), "{m}: the pidfd was closed");
+
+        // Exited, never joined: close reaps the zombie.
+        let p = Context::new(m).spawn(square, 3).map_err(|e| e.to_string())?;
+        let pid = p.pid();
+        wait_exited(&p);
+        let fd = pidfd_number_of(pid).ok_or(format!("{m}: no pidfd"))?;
+        assert_eq!(proc_state(pid), Some('Z'), "{m}: exited, not yet reaped");
+        p.close().map_err(|e| e.to_string())?;
+        assert_eq!(proc_state(pid), None, "{m}: reaped by close");
+        assert!(!fd_open(&fd), "{m}: the pidfd was closed");
+        assert!(shmproc::active_children().iter().all(|c| c.pid() != pid));
+    }
+    Ok(())
+}
+
+/// Marks that the task runs, then blocks forever.
+fn block_forever(started: Shared<AtomicU64>) {
+    started.store(1, Ordering::SeqCst);
+    loop {
+        std::thread::park();
+    }
+}
+
+/// Waits (hang guard 30 s) until `flag` is set.
+fn wait_set(flag: &Shared<AtomicU64>) -> Result<(), String> {
+    let guard = std::time::Instant::now() + Duration::from_secs(30);
+    while flag.load(Ordering::SeqCst) == 0 {
+        if std::time::Instant::now() > guard {
+            return Err("hang guard: the child never started".into());
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    Ok(())
+}
+
+/// `interrupt` on a blocked child of method `m`; the signal `join` reports.
+fn interrupt_blocked(m: StartMethod) -> Result<i32, String> {
+    let started = Shared::<AtomicU64>::anonymous(|_| {}).map_err(|e| e.to_string())?;
+    let mut p = Context::new(m).spawn(block_forever, started.clone()).map_err(|e| e.to_string())?;
+    wait_set(&started)?;
+    p.interrupt().map_err(|e| e.to_string())?;
+    match p.join() {
+        Err(JoinError::Signaled { signal, .. }) => {
+            assert_eq!(p.exitcode().map(|e| e.python()), Some(-signal));
+            Ok(signal)
+        }
+        other => Err(format!("{m}: {:?}", other.map_err(|e| e.to_string()))),
+    }
+}
+
+fn interrupt_forked(_: ()) -> Result<i32, String> {
+    // A spawned child is single-threaded: the fork method is allowed here.
+    interrupt_blocked(StartMethod::Fork)
+}
+
+// CPython: _TestProcess.test_interrupt_no_handler (3.14): interrupt()
+// sends SIGINT; a child whose SIGINT action is the default ends by it
+// (exitcode -SIGINT). Python's test_interrupt expects exit code 1 from a
+// child's KeyboardInterrupt; a Rust child has no such handler.
+#[test]
+fn interrupt_ends_a_blocked_child_with_sigint() {
+    for m in METHODS {
+        assert_eq!(interrupt_blocked(m), Ok(2), "{m}");
+    }
+    let mut p = Context::new(StartMethod::Spawn).spawn(interrupt_forked, ()).expect("start");
+    assert_eq!(p.join().expect("join"), Ok(2), "fork");
 }

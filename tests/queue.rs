@@ -455,3 +455,206 @@ fn put_and_get_errors_convert_and_give_the_item_back() {
     }
     assert!(!shmproc::QueueJoinError::Abandoned { items: 3 }.to_string().is_empty());
 }
+
+// ---------------------------------------------------------------------------
+// shutdown (Python 3.13 queue.Queue.shutdown)
+// ---------------------------------------------------------------------------
+
+/// Every put form on a shut-down queue fails with `ShutDown`, giving the
+/// item back.
+fn assert_puts_shut_down(q: &Queue<u32>) {
+    assert!(matches!(q.put(10), Err(PutError::ShutDown(10))));
+    assert!(matches!(q.try_put(11), Err(TryPutError::ShutDown(11))));
+    assert!(matches!(q.put_timeout(12, GUARD), Err(PutTimeoutError::ShutDown(12))));
+    assert!(matches!(q.put_deadline(13, std::time::Instant::now() + GUARD), Err(PutTimeoutError::ShutDown(13))));
+}
+
+/// Every get form on a shut-down, drained queue fails with `ShutDown`.
+fn assert_gets_shut_down(q: &Queue<u32>) {
+    assert!(matches!(q.get(), Err(GetError::ShutDown)));
+    assert!(matches!(q.try_get(), Err(TryGetError::ShutDown)));
+    assert!(matches!(q.get_timeout(GUARD), Err(GetTimeoutError::ShutDown)));
+    assert!(matches!(q.get_deadline(std::time::Instant::now() + GUARD), Err(GetTimeoutError::ShutDown)));
+}
+
+// CPython: test_queue.BaseQueueTestMixin.test_shutdown_empty (put and get
+// on an empty shut-down queue raise ShutDown).
+#[test]
+fn shutdown_of_an_empty_queue_stops_puts_and_gets() {
+    for immediate in [false, true] {
+        let q = Queue::<u32>::new(0).expect("queue");
+        assert!(!q.is_shutdown());
+        q.shutdown(immediate).expect("shutdown");
+        assert!(q.is_shutdown());
+        assert!(!q.is_closed(), "shutdown is not close");
+        assert_puts_shut_down(&q);
+        assert_gets_shut_down(&q);
+        assert!(format!("{q:?}").contains("shut_down: true"));
+    }
+}
+
+// CPython: test_queue.BaseQueueTestMixin.test_shutdown_nonempty and
+// test_shutdown_all_methods_in_one_thread (gets drain, then ShutDown).
+#[test]
+fn shutdown_lets_gets_drain_what_is_left() {
+    let q = Queue::<u32>::new(0).expect("queue");
+    for i in 0..3 {
+        q.put(i).expect("put");
+    }
+    q.shutdown(false).expect("shutdown");
+    assert_puts_shut_down(&q);
+    assert_eq!(q.get().expect("left"), 0);
+    assert_eq!(q.try_get().expect("left"), 1);
+    assert_eq!(q.get_timeout(GUARD).expect("left"), 2);
+    assert_gets_shut_down(&q);
+    // Iterators end at the shutdown, as at a close.
+    assert_eq!(q.iter().count(), 0);
+}
+
+// CPython: test_queue.BaseQueueTestMixin.test_shutdown_immediate_all_methods_in_one_thread
+// (the items are dropped, every get and put raises ShutDown, join returns).
+#[test]
+fn immediate_shutdown_drops_the_items_and_stops_gets_at_once() {
+    let q = JoinableQueue::<u32>::new(0).expect("queue");
+    for i in 0..3 {
+        q.put(i).expect("put");
+    }
+    // One item is taken and not yet done: it stays unfinished.
+    assert_eq!(q.get().expect("take"), 0);
+    q.shutdown(true).expect("shutdown");
+    assert!(q.is_empty());
+    assert_puts_shut_down(&q);
+    assert_gets_shut_down(&q);
+    assert_eq!(q.unfinished(), 1, "the dropped items count as done");
+    assert_eq!(q.join_timeout(Duration::ZERO), Err(shmproc::QueueJoinTimeoutError::Timeout));
+    q.task_done().expect("the taken item");
+    q.join().expect("every item done");
+    assert!(q.task_done().is_err(), "no more items to mark done");
+}
+
+// The errors convert into `Error::ShutDown`, and the items come back.
+#[test]
+fn shutdown_errors_convert_and_print() {
+    assert!(matches!(Error::from(PutError::ShutDown(1u8)), Error::ShutDown));
+    assert!(matches!(Error::from(TryPutError::ShutDown(1u8)), Error::ShutDown));
+    assert!(matches!(Error::from(PutTimeoutError::ShutDown(1u8)), Error::ShutDown));
+    assert!(matches!(Error::from(GetError::ShutDown), Error::ShutDown));
+    assert!(matches!(Error::from(TryGetError::ShutDown), Error::ShutDown));
+    assert!(matches!(Error::from(GetTimeoutError::ShutDown), Error::ShutDown));
+    assert_eq!(PutError::ShutDown(7u8).into_inner(), 7);
+    assert_eq!(format!("{:?}", PutError::ShutDown(7u8)), "ShutDown(..)");
+    assert_eq!(GetError::ShutDown.to_string(), "the queue was shut down");
+}
+
+#[cfg(feature = "async")]
+#[test]
+fn async_put_and_get_see_the_shutdown() {
+    let q = Queue::<u32>::new(0).expect("queue");
+    q.put(1).expect("put");
+    q.shutdown(false).expect("shutdown");
+    futures::executor::block_on(async {
+        assert!(matches!(q.put_async(2).await, Err(PutError::ShutDown(2))));
+        assert_eq!(q.get_async().await.expect("left"), 1);
+        assert!(matches!(q.get_async().await, Err(GetError::ShutDown)));
+    });
+}
+
+/// What a child blocked on the queue saw when it woke.
+#[derive(Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+enum Woke {
+    Item(u32),
+    ShutDownWith(u32),
+    ShutDown,
+    Other(String),
+}
+
+fn blocked_get(q: Queue<u32>) -> Woke {
+    match q.get() {
+        Ok(i) => Woke::Item(i),
+        Err(GetError::ShutDown) => Woke::ShutDown,
+        Err(e) => Woke::Other(e.to_string()),
+    }
+}
+
+fn blocked_put((q, item): (Queue<u32>, u32)) -> Woke {
+    match q.put(item) {
+        Ok(()) => Woke::Item(item),
+        Err(PutError::ShutDown(back)) => Woke::ShutDownWith(back),
+        Err(e) => Woke::Other(e.to_string()),
+    }
+}
+
+// CPython: test_queue.BaseQueueTestMixin.test_shutdown_all_methods_in_many_threads
+// and test_shutdown_immediate_all_methods_in_many_threads, with processes:
+// getters blocked on an empty queue and putters blocked on a full one, in
+// other processes, wake with ShutDown (the putters with their item). The
+// outcome is the same whether a child blocked before the shutdown or came
+// after it, so nothing waits for the children to block.
+#[test]
+fn blocked_getters_and_putters_in_other_processes_wake() {
+    for immediate in [false, true] {
+        let empty = Queue::<u32>::new(0).expect("queue");
+        let full = Queue::<u32>::new(1).expect("queue");
+        full.put(1).expect("fill");
+        let mut getters: Vec<_> = (0..2).map(|_| Process::spawn(blocked_get, empty.clone()).expect("getter")).collect();
+        let mut putters: Vec<_> =
+            (0..2).map(|i| Process::spawn(blocked_put, (full.clone(), 100 + i)).expect("putter")).collect();
+        empty.shutdown(immediate).expect("shutdown");
+        full.shutdown(immediate).expect("shutdown");
+        for g in &mut getters {
+            assert_eq!(g.join_timeout(GUARD).expect("getter"), Woke::ShutDown);
+        }
+        for (i, p) in putters.iter_mut().enumerate() {
+            assert_eq!(p.join_timeout(GUARD).expect("putter"), Woke::ShutDownWith(100 + i as u32));
+        }
+        // The item left in the full queue: got after a plain shutdown,
+        // dropped by an immediate one.
+        if immediate {
+            assert!(matches!(full.get(), Err(GetError::ShutDown)));
+        } else {
+            assert_eq!(full.get().expect("left"), 1);
+        }
+    }
+}
+
+fn join_queue(q: JoinableQueue<String>) -> Result<(), String> {
+    q.join().map_err(|e| e.to_string())
+}
+
+/// Waits until the queue is shut down (by another process), then puts.
+fn put_after_shutdown(q: JoinableQueue<String>) -> Woke {
+    let guard = std::time::Instant::now() + GUARD;
+    while !q.is_shutdown() {
+        assert!(std::time::Instant::now() < guard, "hang guard: never shut down");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    match q.put("E".into()) {
+        Err(PutError::ShutDown(back)) if back == "E" => Woke::ShutDown,
+        other => Woke::Other(format!("{:?}", other.map_err(|e| e.to_string()))),
+    }
+}
+
+// CPython: test_queue.BaseQueueTestMixin.test_shutdown_put_join and
+// test_shutdown_immediate_put_join, with processes: a joiner waits on an
+// item; after the shutdown a putter is refused; an immediate shutdown
+// drops the item (the joiner returns), a plain one leaves it to be got
+// and marked done.
+#[test]
+fn shutdown_and_join_across_processes() {
+    for immediate in [false, true] {
+        let q = JoinableQueue::<String>::new(2).expect("queue");
+        q.put("Y".into()).expect("put");
+        let mut joiner = Process::spawn(join_queue, q.clone()).expect("joiner");
+        let mut putter = Process::spawn(put_after_shutdown, q.clone()).expect("putter");
+        assert_eq!(q.unfinished(), 1);
+        q.shutdown(immediate).expect("shutdown");
+        if immediate {
+            assert!(matches!(q.try_get(), Err(TryGetError::ShutDown)));
+        } else {
+            assert_eq!(q.get().expect("left"), "Y");
+            q.task_done().expect("task_done");
+        }
+        assert_eq!(joiner.join_timeout(GUARD).expect("joiner"), Ok(()));
+        assert_eq!(putter.join_timeout(GUARD).expect("putter"), Woke::ShutDown);
+    }
+}

@@ -141,11 +141,33 @@ fn bounds_errors() {
     let mut big = vec![0u8; 4096];
     assert!(seg.read_at(0, &mut big).is_err());
 
-    let empty = Segment::anonymous(0).expect("empty payload");
-    assert!(empty.is_empty());
-    assert_eq!(empty.len(), 0);
-    assert!(empty.read_at(0, &mut [0u8]).is_err());
-    empty.read_at(0, &mut []).expect("nothing to read");
+    let one = Segment::anonymous(1).expect("one byte");
+    assert!(!one.is_empty());
+    assert_eq!(one.len(), 1);
+    assert!(one.read_at(1, &mut [0u8]).is_err());
+    one.read_at(1, &mut []).expect("nothing to read at the end");
+}
+
+// CPython: _TestSharedMemory.test_shared_memory_basics (creating with
+// size 0 or less raises ValueError: "'size' must be a positive number
+// different from zero"); here every creation path refuses 0.
+#[test]
+fn zero_size_creation_is_refused() {
+    let names = test_names("zero");
+    let name = names.name("a");
+    let refused = |r: Result<Segment, Error>, how: &str| match r {
+        Err(Error::InvalidArgument { what }) => assert!(what.contains("size"), "{how}: {what}"),
+        other => panic!("{how}: {other:?}"),
+    };
+    refused(Segment::create(&name, 0), "create");
+    refused(Segment::open_or_create(&name, 0), "open_or_create");
+    refused(Segment::anonymous(0), "anonymous");
+    refused(Segment::builder().name(&name).create(), "builder without a size");
+    refused(Segment::builder().name(&name).open_or_recover(), "open_or_recover");
+    refused(Segment::builder().size(0).anonymous(), "builder anonymous");
+    // Nothing was made under the name.
+    assert!(matches!(Segment::open(&name), Err(Error::NotFound { .. })));
+    names.finish();
 }
 
 #[test]

@@ -86,6 +86,24 @@ macro_rules! closed_variant {
     };
 }
 
+/// What a `Stop::ShutDown` becomes: the `ShutDown` variant of a queue's
+/// errors (`put` and `get` families), or `Failed` with [`Error::ShutDown`]
+/// for the pipes' and typed channels' errors (whose ends never give it).
+macro_rules! shutdown_variant {
+    (put; $ty:ident; $value:ident) => {
+        $ty::ShutDown($value)
+    };
+    (get; $ty:ident;) => {
+        $ty::ShutDown
+    };
+    ($fam:ident; $ty:ident; $value:ident) => {
+        $ty::Failed($value, Error::ShutDown)
+    };
+    ($fam:ident; $ty:ident;) => {
+        $ty::Failed(Error::ShutDown)
+    };
+}
+
 /// What a `Stop::Timeout` becomes: the named variant (`Full`, `Timeout`,
 /// `Empty`), or `Failed` for a blocking call that has none.
 macro_rules! timeout_variant {
@@ -154,6 +172,7 @@ macro_rules! send_errors {
             pub(crate) fn from_stop(value: T, stop: Stop) -> Self {
                 match stop {
                     Stop::Closed => closed_variant!($fam; $ty; value),
+                    Stop::ShutDown => shutdown_variant!($fam; $ty; value),
                     Stop::Disconnected => $ty::Disconnected(value),
                     Stop::Failed(e) => $ty::Failed(value, e),
                     Stop::Timeout => timeout_variant!($ty; value; $($tvar)?),
@@ -234,6 +253,7 @@ macro_rules! recv_errors {
             pub(crate) fn from_stop(stop: Stop) -> Self {
                 match stop {
                     Stop::Closed => closed_variant!($fam; $ty;),
+                    Stop::ShutDown => shutdown_variant!($fam; $ty;),
                     Stop::Disconnected => $ty::Disconnected,
                     Stop::Failed(e) => $ty::Failed(e),
                     Stop::Timeout => timeout_variant!($ty;; $($tvar)?),
@@ -283,6 +303,9 @@ send_errors! {
     put: PutError<T> {
         /// The queue was closed ([`close`](crate::Queue::close)).
         Closed => Error::Closed,
+        /// The queue was shut down ([`shutdown`](crate::Queue::shutdown);
+        /// Python: `ShutDown`).
+        ShutDown => Error::ShutDown,
         /// The queue stayed full and the OS confirms every consumer process
         /// gone.
         Disconnected => Error::Disconnected,
@@ -311,6 +334,8 @@ send_errors! {
         Full => Error::Full,
         /// As [`PutError::Closed`].
         Closed => Error::Closed,
+        /// As [`PutError::ShutDown`].
+        ShutDown => Error::ShutDown,
         /// Every consumer process has exited or was killed.
         Disconnected => Error::Disconnected,
     }
@@ -342,6 +367,8 @@ send_errors! {
         Timeout => Error::Timeout,
         /// As [`PutError::Closed`].
         Closed => Error::Closed,
+        /// As [`PutError::ShutDown`].
+        ShutDown => Error::ShutDown,
         /// The queue stayed full and every consumer process has exited or
         /// was killed.
         Disconnected => Error::Disconnected,
@@ -366,6 +393,10 @@ recv_errors! {
     get: GetError {
         /// The queue is closed and drained.
         Closed => Error::Closed,
+        /// The queue was shut down and is drained, or the shutdown was
+        /// immediate ([`shutdown`](crate::Queue::shutdown); Python:
+        /// `ShutDown`).
+        ShutDown => Error::ShutDown,
         /// The queue is empty and the OS confirms every producer process gone.
         Disconnected => Error::Disconnected,
     }
@@ -388,6 +419,8 @@ recv_errors! {
         Empty => Error::Empty,
         /// As [`GetError::Closed`].
         Closed => Error::Closed,
+        /// As [`GetError::ShutDown`].
+        ShutDown => Error::ShutDown,
         /// As [`GetError::Disconnected`].
         Disconnected => Error::Disconnected,
     }
@@ -412,6 +445,8 @@ recv_errors! {
         Timeout => Error::Timeout,
         /// As [`GetError::Closed`].
         Closed => Error::Closed,
+        /// As [`GetError::ShutDown`].
+        ShutDown => Error::ShutDown,
         /// As [`GetError::Disconnected`].
         Disconnected => Error::Disconnected,
     }
@@ -497,6 +532,98 @@ impl From<QueueJoinTimeoutError> for Error {
         match e {
             QueueJoinTimeoutError::Timeout => Error::Timeout,
             QueueJoinTimeoutError::Abandoned { items } => Error::Abandoned { items },
+        }
+    }
+}
+
+/// Why [`Connection::recv_bytes_into_slice`](crate::Connection::recv_bytes_into_slice)
+/// wrote no message into the buffer.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{Pipe, RecvIntoError};
+///
+/// let (a, b) = Pipe::new()?;
+/// a.send_bytes(b"too long")?;
+/// let mut buf = [0u8; 4];
+/// match b.recv_bytes_into_slice(&mut buf, 0) {
+///     Err(RecvIntoError::BufferTooShort(msg)) => assert_eq!(msg, b"too long"),
+///     other => panic!("unexpected {other:?}"),
+/// }
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[non_exhaustive]
+pub enum RecvIntoError {
+    /// As [`RecvError::Closed`].
+    Closed,
+    /// As [`RecvError::Disconnected`].
+    Disconnected,
+    /// The message was longer than the room from the offset to the end of
+    /// the buffer. It was received all the same (it is not left in the
+    /// pipe): here it is, whole (Python: `BufferTooShort`, whose `args[0]`
+    /// holds the message).
+    BufferTooShort(Vec<u8>),
+    /// Anything else: the offset is beyond the end of the buffer
+    /// ([`Error::InvalidArgument`]: nothing was received), a call on the
+    /// writing end of a simplex pipe ([`Error::InvalidArgument`]), or a
+    /// peer broke the pipe ([`Error::Corrupt`]).
+    Failed(Error),
+}
+
+impl RecvIntoError {
+    /// The error for a receive that the engine ended with `stop` (the
+    /// call waits without a deadline, so a `Timeout` never comes).
+    pub(crate) fn from_stop(stop: Stop) -> Self {
+        match stop {
+            Stop::Closed => RecvIntoError::Closed,
+            Stop::Disconnected => RecvIntoError::Disconnected,
+            Stop::Failed(e) => RecvIntoError::Failed(e),
+            Stop::Timeout => RecvIntoError::Failed(Error::Timeout),
+            Stop::ShutDown => RecvIntoError::Failed(Error::ShutDown),
+        }
+    }
+}
+
+impl fmt::Debug for RecvIntoError {
+    /// The message of `BufferTooShort` is shown by its length.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvIntoError::Closed => f.write_str("Closed"),
+            RecvIntoError::Disconnected => f.write_str("Disconnected"),
+            RecvIntoError::BufferTooShort(m) => write!(f, "BufferTooShort({} bytes)", m.len()),
+            RecvIntoError::Failed(e) => f.debug_tuple("Failed").field(e).finish(),
+        }
+    }
+}
+
+impl fmt::Display for RecvIntoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecvIntoError::Closed => fmt::Display::fmt(&Error::Closed, f),
+            RecvIntoError::Disconnected => fmt::Display::fmt(&Error::Disconnected, f),
+            RecvIntoError::BufferTooShort(m) => fmt::Display::fmt(&Error::BufferTooShort { len: m.len() }, f),
+            RecvIntoError::Failed(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl std::error::Error for RecvIntoError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RecvIntoError::Failed(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<RecvIntoError> for Error {
+    fn from(e: RecvIntoError) -> Error {
+        match e {
+            RecvIntoError::Closed => Error::Closed,
+            RecvIntoError::Disconnected => Error::Disconnected,
+            RecvIntoError::BufferTooShort(m) => Error::BufferTooShort { len: m.len() },
+            RecvIntoError::Failed(e) => e,
         }
     }
 }

@@ -131,6 +131,9 @@ pub(crate) enum Stop {
     Timeout,
     /// This side may not go on (the queue, or this pipe end, was closed).
     Closed,
+    /// The queue was shut down (puts at once; gets once it is drained,
+    /// or at once after an immediate shutdown). Only a queue's ends give it.
+    ShutDown,
     /// Nobody is left on the other side: it was closed, or the OS confirms
     /// every process on it dead.
     Disconnected,
@@ -158,7 +161,7 @@ impl Stop {
     pub(crate) fn next_item<T>(got: Result<T, Stop>) -> Option<Result<T, Error>> {
         match got {
             Ok(item) => Some(Ok(item)),
-            Err(Stop::Timeout | Stop::Closed | Stop::Disconnected) => None,
+            Err(Stop::Timeout | Stop::Closed | Stop::ShutDown | Stop::Disconnected) => None,
             Err(Stop::Failed(e)) => Some(Err(e)),
         }
     }
@@ -168,6 +171,7 @@ impl Stop {
         match self {
             Stop::Timeout => Error::Timeout,
             Stop::Closed => Error::Closed,
+            Stop::ShutDown => Error::ShutDown,
             Stop::Disconnected => Error::Disconnected,
             Stop::Failed(e) => e,
         }

@@ -35,7 +35,9 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::channel::error::{RecvError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError};
+use crate::channel::error::{
+    RecvError, RecvIntoError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
+};
 use crate::channel::lane::{Ends, Lane, LaneWords, Stop, Wait, Woke};
 use crate::codec;
 use crate::error::{Error, Result};
@@ -632,6 +634,46 @@ impl Connection {
         self.send_stop(msg, Wait::Forever).map_err(|stop| SendError::from_stop((), stop))
     }
 
+    /// Sends `size` bytes of `buf` from `offset` (`None`: to the end) as
+    /// one message (Python: `send_bytes(buffer, offset, size)`). In Rust,
+    /// slicing says the same: `send_bytes(&buf[offset..offset + size])`,
+    /// which panics where this returns an error; slice for the `try_`,
+    /// `_timeout` and `_deadline` forms.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// let data = b"0123456789";
+    /// a.send_bytes_range(data, 2, Some(3))?;
+    /// a.send_bytes_range(data, 7, None)?;
+    /// assert_eq!(b.recv_bytes()?, b"234");
+    /// assert_eq!(b.recv_bytes()?, b"789");
+    /// assert!(a.send_bytes_range(data, 11, None).is_err());
+    /// assert!(a.send_bytes_range(data, 8, Some(3)).is_err());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`SendError::Failed`] with [`Error::InvalidArgument`] if `offset`
+    /// is beyond the end of `buf` or `offset + size` is (Python:
+    /// `ValueError`; nothing is sent); the others as for
+    /// [`send_bytes`](Connection::send_bytes).
+    pub fn send_bytes_range(&self, buf: &[u8], offset: usize, size: Option<usize>) -> Result<(), SendError> {
+        let fail = |what| Err(SendError::Failed((), Error::InvalidArgument { what }));
+        if offset > buf.len() {
+            return fail("offset beyond the end of the buffer");
+        }
+        let end = match size {
+            None => buf.len(),
+            Some(n) => match offset.checked_add(n).filter(|&end| end <= buf.len()) {
+                Some(end) => end,
+                None => return fail("offset + size beyond the end of the buffer"),
+            },
+        };
+        self.send_bytes(&buf[offset..end])
+    }
+
     /// [`send_bytes`](Connection::send_bytes) if there is room now.
     ///
     /// # Examples
@@ -831,7 +873,8 @@ impl Connection {
     ///
     /// Python's `recv_bytes_into(buffer, offset)` writes into a fixed
     /// buffer and fails if the message does not fit; here the `Vec` grows
-    /// instead.
+    /// instead ([`recv_bytes_into_slice`](Connection::recv_bytes_into_slice)
+    /// is Python's form).
     ///
     /// # Examples
     ///
@@ -851,6 +894,44 @@ impl Connection {
     pub fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
         self.recv_stop(buf, Wait::Forever).map_err(RecvError::from_stop)?;
         Ok(buf.len())
+    }
+
+    /// Receives the next message's bytes into the fixed buffer `buf`,
+    /// starting at `offset`, and returns the message's length (Python:
+    /// `recv_bytes_into(buffer, offset)`). Waits while there is none.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (a, b) = shmproc::Pipe::new()?;
+    /// a.send_bytes(b"abc")?;
+    /// let mut buf = [b'.'; 8];
+    /// assert_eq!(b.recv_bytes_into_slice(&mut buf, 2)?, 3);
+    /// assert_eq!(&buf, b"..abc...");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`RecvIntoError::BufferTooShort`] with the whole message if it is
+    /// longer than `buf.len() - offset` (the message is consumed, and
+    /// `buf` is left as it was); [`RecvIntoError::Failed`] with
+    /// [`Error::InvalidArgument`] if `offset > buf.len()` (checked before
+    /// anything is received); the others as for
+    /// [`recv_bytes`](Connection::recv_bytes).
+    #[doc(alias = "recv_bytes_into")]
+    pub fn recv_bytes_into_slice(&self, buf: &mut [u8], offset: usize) -> Result<usize, RecvIntoError> {
+        let Some(room) = buf.get_mut(offset..) else {
+            return Err(RecvIntoError::Failed(Error::InvalidArgument { what: "offset beyond the end of the buffer" }));
+        };
+        let mut msg = Vec::new();
+        self.recv_stop(&mut msg, Wait::Forever).map_err(RecvIntoError::from_stop)?;
+        match room.get_mut(..msg.len()) {
+            Some(dst) => {
+                dst.copy_from_slice(&msg);
+                Ok(msg.len())
+            }
+            None => Err(RecvIntoError::BufferTooShort(msg)),
+        }
     }
 
     /// A blocking iterator over the messages, decoded as `T`: each `next` is

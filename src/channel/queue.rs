@@ -51,6 +51,11 @@ const MANAGER: u32 = 4;
 /// A typed channel's queue (`channel::Sender`/`Receiver`): its ends are
 /// counted per handle (see `channel/typed.rs`).
 const CHANNEL: u32 = 8;
+/// `shutdown()` was called: puts stop at once, gets once the queue is
+/// drained.
+const SHUT_DOWN: u32 = 16;
+/// `shutdown(true)` drained the queue: gets stop at once too.
+const IMMEDIATE: u32 = 32;
 
 /// The default ring size: 256 KiB (messages up to 128 KiB travel inline).
 ///
@@ -378,27 +383,30 @@ impl<T> std::fmt::Debug for Queue<T> {
             .field("maxsize", &h.maxsize.load(Ordering::Relaxed))
             .field("capacity_bytes", &self.inner.lane.capacity())
             .field("closed", &self.is_closed())
+            .field("shut_down", &self.is_shutdown())
             .finish()
     }
 }
 
-/// The queue's ends for the channel engine: `close` stops puts at once and
-/// gets once the queue is drained; the other side is gone when every
-/// process registered on it is confirmed dead.
+/// The queue's ends for the channel engine: `close` and `shutdown` stop
+/// puts at once and gets once the queue is drained (an immediate shutdown
+/// stops gets at once too); the other side is gone when every process
+/// registered on it is confirmed dead.
 impl Ends for Inner {
     const SEND_NEEDS_RECEIVER: bool = false;
     const PROBE_BEFORE_SLEEP: bool = false;
 
     fn send_stop(&self) -> Option<Stop> {
-        self.closed().then_some(Stop::Closed)
+        let flags = self.flags();
+        if flags & SHUT_DOWN != 0 { Some(Stop::ShutDown) } else { (flags & CLOSED != 0).then_some(Stop::Closed) }
     }
 
     fn recv_stop(&self) -> Option<Stop> {
-        None
+        (self.flags() & IMMEDIATE != 0).then_some(Stop::ShutDown)
     }
 
     fn drained_stop(&self) -> Option<Stop> {
-        self.closed().then_some(Stop::Closed)
+        self.send_stop()
     }
 
     fn receivers_gone(&self) -> bool {
@@ -412,7 +420,14 @@ impl Ends for Inner {
 
 impl Inner {
     fn closed(&self) -> bool {
-        self.hdr.flags.load(Ordering::Acquire) & CLOSED != 0
+        self.flags() & CLOSED != 0
+    }
+
+    /// The flags word. Acquire: pairs with the SeqCst `fetch_or` of
+    /// `close` and `shutdown`, so a call that sees the flag sees every
+    /// item put before it.
+    fn flags(&self) -> u32 {
+        self.hdr.flags.load(Ordering::Acquire)
     }
 
     /// Whether every process on one side is gone (a system call per
@@ -700,6 +715,22 @@ impl<T> Queue<T> {
     /// As for [`register_producer`](Queue::register_producer).
     pub fn register_consumer(&self) -> Result<()> {
         self.role(End::Recv).map(drop)
+    }
+
+    /// Whether [`shutdown`](Queue::shutdown) was called (by any process;
+    /// Python: `is_shutdown`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let q = shmproc::Queue::<u8>::new(0)?;
+    /// assert!(!q.is_shutdown());
+    /// q.shutdown(false)?;
+    /// assert!(q.is_shutdown());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn is_shutdown(&self) -> bool {
+        self.inner.flags() & SHUT_DOWN != 0
     }
 
     /// Whether [`close`](Queue::close) was called (by any process).
@@ -1073,6 +1104,84 @@ impl<T> Queue<T> {
         T: DeserializeOwned,
     {
         self.get_with(Wait::Until(deadline)).map_err(GetTimeoutError::from_stop)
+    }
+}
+
+impl<T: DeserializeOwned> Queue<T> {
+    /// Shuts the queue down for every process (Python 3.13:
+    /// `queue.Queue.shutdown`). From then on every put (`put`, `try_put`,
+    /// `put_timeout`, `put_deadline`, `put_async`) fails with `ShutDown`,
+    /// giving its item back. Gets go on taking what is left and fail with
+    /// `ShutDown` once the queue is empty; with `immediate`, what is left
+    /// is taken out and dropped here first and gets fail at once (for a
+    /// [`JoinableQueue`], the dropped items count as done, so
+    /// [`join`](JoinableQueue::join) returns once the items already taken
+    /// are done). Calls blocked in any process wake: a blocked put fails
+    /// with `ShutDown`, a blocked get takes an item or fails with
+    /// `ShutDown`. [`is_shutdown`](Queue::is_shutdown) tells it.
+    ///
+    /// The state lives in the queue's shared memory, so it holds for every
+    /// handle in every process, and it cannot be undone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::{GetError, PutError, Queue};
+    ///
+    /// let q = Queue::<u32>::new(0)?;
+    /// q.put(1)?;
+    /// q.put(2)?;
+    /// q.shutdown(false)?;
+    /// assert!(matches!(q.put(3), Err(PutError::ShutDown(3))));
+    /// assert_eq!(q.get()?, 1); // what is left still comes out
+    /// assert_eq!(q.get()?, 2);
+    /// assert!(matches!(q.get(), Err(GetError::ShutDown)));
+    ///
+    /// let q = Queue::<u32>::new(0)?;
+    /// q.put(1)?;
+    /// q.shutdown(true)?; // the item is dropped
+    /// assert!(q.is_empty());
+    /// assert!(matches!(q.get(), Err(GetError::ShutDown)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// With `immediate`, the error that stopped the draining of the queue
+    /// ([`Error::Corrupt`] if a peer broke it, [`Error::Os`] for a
+    /// spilled item that cannot be read); the queue is shut down all the
+    /// same, and gets fail at once. Items that do not decode as a `T` are
+    /// dropped without an error.
+    ///
+    /// Python: a put that began before the shutdown may still finish, as
+    /// with Python's lock, but here it may also land after an immediate
+    /// shutdown's draining: such an item stays in the queue unseen (gets
+    /// fail at once), and a `JoinableQueue` counts it as unfinished.
+    pub fn shutdown(&self, immediate: bool) -> Result<()> {
+        let h = self.hdr();
+        // SeqCst: pairs with the Acquire loads of `flags` in the calls'
+        // stops, so a call that sees the flag sees the items put before.
+        h.flags.fetch_or(SHUT_DOWN, Ordering::SeqCst);
+        let mut out = Ok(());
+        if immediate {
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                // Not counted as taken: for a JoinableQueue, an item gone
+                // from the ring without a taker is done.
+                match self.inner.lane.recv_message(&mut buf, Wait::No, &*self.inner, &mut |_| {}) {
+                    Ok(()) => drop(codec::decode::<T>(&buf)),
+                    Err(Stop::Failed(e)) => {
+                        out = Err(e);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            h.flags.fetch_or(IMMEDIATE, Ordering::SeqCst);
+        }
+        self.inner.lane.wake_all();
+        h.all_done.notify_all();
+        out
     }
 }
 

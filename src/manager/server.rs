@@ -414,7 +414,7 @@ pub(crate) fn server_main(args: ServerArgs) {
             // ones at a calm pace (the owner normally keeps this from
             // happening: it registers as a producer).
             Err(GetTimeoutError::Disconnected) => std::thread::sleep(Duration::from_millis(20)),
-            Err(GetTimeoutError::Closed | GetTimeoutError::Failed(_)) => break,
+            Err(GetTimeoutError::Closed | GetTimeoutError::ShutDown | GetTimeoutError::Failed(_)) => break,
         }
     }
 }

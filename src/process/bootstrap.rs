@@ -24,6 +24,9 @@ pub(crate) struct TaskSpec {
     pub(crate) daemon: bool,
     pub(crate) parent_pid: u32,
     pub(crate) parent_name: String,
+    /// The method this child was started with: its own default start
+    /// method, so its children start the same way.
+    pub(crate) start_method: crate::process::start::StartMethod,
     pub(crate) args: Vec<u8>,
 }
 
@@ -85,6 +88,7 @@ fn prepare_and_run(ch: &Channel, fds: Vec<OwnedFd>) -> Result<Vec<u8>> {
     let spec: TaskSpec = codec::decode(&ch.task()?)?;
     let parent = ProcessInfo::new(spec.parent_pid, spec.parent_name.clone(), false);
     current::set_current(spec.name.clone(), spec.daemon, parent);
+    crate::process::start::inherit_start_method(spec.start_method);
     name_panics(&spec.name);
     sysproc::die_with_parent(spec.parent_pid).map_err(|e| Error::os("prctl(PR_SET_PDEATHSIG)", e))?;
     crate::sys::failpoint::hit("process.child.before_running");

@@ -218,6 +218,12 @@ pub(crate) fn register(child: Arc<ChildState>) {
     }
 }
 
+/// Removes a child from the registry (its handle was closed): the
+/// registry's reference to its pidfd goes too.
+pub(crate) fn unregister(child: &Arc<ChildState>) {
+    with_state(|s| s.children.retain(|c| !Arc::ptr_eq(c, child)));
+}
+
 /// At normal exit, as Python does: daemons are terminated, other children
 /// are waited for.
 extern "C" fn join_at_exit() {

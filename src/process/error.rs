@@ -168,6 +168,88 @@ join_errors! {
     }
 }
 
+/// Why [`Process::close`](crate::Process::close) refused: the child is
+/// still running. The handle comes back inside, unchanged (join, kill or
+/// terminate it, then close it again).
+///
+/// Converted into [`Error`], it is [`Error::InvalidArgument`] (Python's
+/// `close()` raises `ValueError` then).
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{CloseError, Process};
+///
+/// fn sleep(ms: u64) {
+///     std::thread::sleep(std::time::Duration::from_millis(ms))
+/// }
+/// let p = Process::spawn(sleep, 60_000)?;
+/// let err = p.close().expect_err("still running");
+/// assert!(matches!(err, CloseError::Running(_)));
+/// let mut p = err.into_inner();
+/// p.kill()?;
+/// let _ = p.join();
+/// p.close()?;
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[must_use = "the process handle is inside the error"]
+#[non_exhaustive]
+pub enum CloseError<R> {
+    /// The child has not exited: here is its handle back.
+    Running(crate::Process<R>),
+}
+
+impl<R> CloseError<R> {
+    /// The handle that was not closed.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn sleep(ms: u64) {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms))
+    /// }
+    /// let p = shmproc::Process::spawn(sleep, 60_000)?;
+    /// let p = p.close().expect_err("running").into_inner();
+    /// p.kill()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn into_inner(self) -> crate::Process<R> {
+        match self {
+            CloseError::Running(p) => p,
+        }
+    }
+}
+
+impl<R> fmt::Debug for CloseError<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseError::Running(p) => f.debug_tuple("Running").field(p).finish(),
+        }
+    }
+}
+
+impl<R> fmt::Display for CloseError<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CloseError::Running(p) => {
+                write!(f, "cannot close process {} (pid {}): it is still running", p.name(), p.pid())
+            }
+        }
+    }
+}
+
+impl<R> std::error::Error for CloseError<R> {}
+
+impl<R> From<CloseError<R>> for Error {
+    fn from(e: CloseError<R>) -> Error {
+        match e {
+            CloseError::Running(_) => {
+                Error::InvalidArgument { what: "cannot close a process that is still running (join it first)" }
+            }
+        }
+    }
+}
+
 impl JoinError {
     /// The error for a child that ended with `failure`.
     pub(crate) fn from_failure(pid: u32, name: String, failure: ProcessFailure) -> Self {

@@ -14,7 +14,7 @@ use crate::error::{Error, ProcessFailure, Result};
 use crate::process::bootstrap::{self, TaskSpec, Trampoline, trampoline};
 use crate::process::channel::{self, Channel};
 use crate::process::current::{self, ChildState};
-use crate::process::error::{JoinError, JoinTimeoutError};
+use crate::process::error::{CloseError, JoinError, JoinTimeoutError};
 use crate::process::fnref::FnRef;
 use crate::process::forkserver::PrivateServer;
 use crate::process::start::{StartMethod, start_method};
@@ -374,6 +374,7 @@ impl ProcessBuilder {
             daemon: self.daemon,
             parent_pid: me.pid(),
             parent_name: me.name().to_owned(),
+            start_method: method,
             args,
         };
         let channel = Channel::new(&codec::encode(&spec)?)?;
@@ -471,6 +472,7 @@ impl ProcessBuilder {
             Forked::Child => {
                 bootstrap::name_panics(&name);
                 current::set_current(name, self.daemon, me.clone());
+                crate::process::start::inherit_start_method(StartMethod::Fork);
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
                     sysproc::die_with_parent(me.pid()).map_err(|e| Error::os("prctl(PR_SET_PDEATHSIG)", e))?;
                     channel.mark_running();
@@ -805,6 +807,43 @@ impl<R> Process<R> {
         self.child.poll().ok().flatten().map(ProcessExit)
     }
 
+    /// Releases what the handle holds, once the child has exited: the
+    /// child's pidfd (its sentinel), the segment its result came through,
+    /// its entry in this process's registry of children, and the child
+    /// itself if it is still a zombie (it is reaped here). An unjoined
+    /// result is dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let mut p = shmproc::Process::spawn(square, 4)?;
+    /// assert_eq!(p.join()?, 16);
+    /// p.close()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`CloseError::Running`], with the handle, if the child has not
+    /// exited yet.
+    ///
+    /// Python: `close()`, which raises `ValueError` while the process runs.
+    /// Here `close` takes the handle, so using it afterwards (a
+    /// `ValueError` in Python, including a second `close`) does not
+    /// compile.
+    pub fn close(mut self) -> Result<(), CloseError<R>> {
+        // An error here means the exit cannot be waited for (reaped by
+        // someone else): the child is gone for us, and closing is right.
+        if matches!(self.child.poll(), Ok(None)) {
+            return Err(CloseError::Running(self));
+        }
+        self.settle_handoff();
+        current::unregister(&self.child);
+        Ok(())
+    }
+
     /// Sends SIGTERM (Python: `terminate()`).
     ///
     /// # Examples
@@ -823,6 +862,35 @@ impl<R> Process<R> {
     /// [`Error::Os`].
     pub fn terminate(&self) -> Result<()> {
         self.child.signal(sysproc::SIGTERM)
+    }
+
+    /// Sends SIGINT, as a Ctrl-C would (Python 3.14: `interrupt()`). A
+    /// child that keeps the default action ends, and
+    /// [`join`](Process::join) reports [`JoinError::Signaled`] with signal
+    /// 2; a child that ignores or handles SIGINT (a pool's workers ignore
+    /// it) goes on.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn sleep(ms: u64) {
+    ///     std::thread::sleep(std::time::Duration::from_millis(ms))
+    /// }
+    /// let mut p = shmproc::Process::spawn(sleep, 60_000)?;
+    /// p.interrupt()?;
+    /// assert!(matches!(p.join(), Err(shmproc::JoinError::Signaled { signal: 2, .. })));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Os`].
+    ///
+    /// Python: a child with Python's default handler raises
+    /// `KeyboardInterrupt` and exits with code 1; a Rust child has no such
+    /// handler, so it ends by the signal (exit code -2, as a Python child
+    /// whose SIGINT action is the default).
+    pub fn interrupt(&self) -> Result<()> {
+        self.child.signal(sysproc::SIGINT)
     }
 
     /// Sends SIGKILL (Python: `kill()`).

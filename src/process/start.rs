@@ -122,7 +122,17 @@ pub fn set_start_method(method: StartMethod) -> Result<()> {
     Ok(())
 }
 
-/// The start method in force (Python: `get_start_method()`).
+/// In a child, before its task runs: the method it was started with
+/// becomes its default, so its own children start the same way (Python's
+/// children do likewise).
+pub(crate) fn inherit_start_method(method: StartMethod) {
+    DEFAULT.store(method.code(), Ordering::Relaxed);
+}
+
+/// The start method in force (Python: `get_start_method()`). In a child
+/// started by shmproc it is, until changed, the method the child was
+/// started with (whether chosen by a [`Context`], a builder or
+/// [`set_start_method`]).
 ///
 /// # Examples
 ///

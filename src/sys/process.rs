@@ -319,6 +319,8 @@ pub(crate) fn kill_and_reap(pid: u32) {
 
 /// SIGTERM, for `terminate`.
 pub(crate) const SIGTERM: Signal = Signal::TERM;
+/// SIGINT, for `interrupt`.
+pub(crate) const SIGINT: Signal = Signal::INT;
 /// SIGKILL, for `kill`.
 pub(crate) const SIGKILL: Signal = Signal::KILL;
 

@@ -250,12 +250,14 @@ impl Segment {
         self.inner.payload_len
     }
 
-    /// Whether the payload is empty.
+    /// Whether the payload is empty: never for a segment made by shmproc
+    /// (a zero size is refused at creation).
     ///
     /// # Examples
     ///
     /// ```
-    /// assert!(shmproc::Segment::anonymous(0)?.is_empty());
+    /// assert!(!shmproc::Segment::anonymous(1)?.is_empty());
+    /// assert!(shmproc::Segment::anonymous(0).is_err());
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn is_empty(&self) -> bool {

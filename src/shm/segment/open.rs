@@ -74,7 +74,9 @@ impl SegmentBuilder {
         self
     }
 
-    /// The payload size in bytes, for creation.
+    /// The payload size in bytes, for creation: at least 1 (creating with
+    /// 0 is an [`Error::InvalidArgument`], as Python's `SharedMemory`
+    /// refuses `size=0`). For [`open`](Self::open), the least size accepted.
     ///
     /// # Examples
     ///
@@ -191,7 +193,8 @@ impl SegmentBuilder {
     /// ```
     ///
     /// # Errors
-    /// [`Error::InvalidName`], [`Error::Exists`], [`Error::NoSpace`] (the
+    /// [`Error::InvalidArgument`] if the size is zero (Python:
+    /// `ValueError`), [`Error::InvalidName`], [`Error::Exists`], [`Error::NoSpace`] (the
     /// memory is allocated up front, so a full `/dev/shm` is an error here
     /// and never a SIGBUS later), [`Error::Os`].
     pub fn create(self) -> Result<Segment> {
@@ -238,7 +241,8 @@ impl SegmentBuilder {
     /// ```
     ///
     /// # Errors
-    /// [`Error::NoSpace`], [`Error::Os`].
+    /// [`Error::InvalidArgument`] if the size is zero, [`Error::NoSpace`],
+    /// [`Error::Os`].
     pub fn anonymous(self) -> Result<Segment> {
         self.anonymous_with(|_| Ok(()))
     }
@@ -261,6 +265,10 @@ impl SegmentBuilder {
         names: Option<(String, String)>,
         creator: Option<Token>,
     ) -> Result<Segment> {
+        if self.size == 0 && self.kind == kind::RAW {
+            // Python: SharedMemory(create=True, size=0) raises ValueError.
+            return Err(Error::InvalidArgument { what: "a segment's size must be positive, not zero" });
+        }
         let total = HEADER_SIZE
             .checked_add(self.size)
             .and_then(page_round)
@@ -454,7 +462,8 @@ impl Segment {
         SegmentBuilder::default()
     }
 
-    /// Creates a named segment with `size` payload bytes (zero-filled).
+    /// Creates a named segment with `size` payload bytes (zero-filled);
+    /// `size` must not be zero.
     ///
     /// # Examples
     ///
@@ -502,7 +511,8 @@ impl Segment {
         Segment::builder().name(name).size(size).open_or_create()
     }
 
-    /// Creates an anonymous (`memfd`) segment with `size` payload bytes.
+    /// Creates an anonymous (`memfd`) segment with `size` payload bytes;
+    /// `size` must not be zero.
     ///
     /// # Examples
     ///
