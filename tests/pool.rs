@@ -839,6 +839,10 @@ fn mul((a, b): (u64, u64)) -> u64 {
     a * b
 }
 
+fn mul2(a: u64, b: u64) -> u64 {
+    a * b
+}
+
 fn parse_int(s: String) -> i64 {
     s.parse().unwrap_or_else(|e| panic!("invalid literal {s:?}: {e}"))
 }
@@ -891,6 +895,9 @@ fn map_async_gives_the_whole_list() {
     let h = pool.map_async(mul, tuples.clone()).expect("starmap_async");
     assert_eq!(h.get_timeout(GUARD).expect("get"), want);
     assert_eq!(h.successful(), Some(true));
+    // Or a closure that captures nothing, unpacking for a two-parameter fn.
+    let h = pool.map_async(|(a, b)| mul2(a, b), tuples.clone()).expect("starmap_async");
+    assert_eq!(h.get().expect("get"), want);
     for chunk in [1, 7, 20, 100, 1000] {
         let h = pool.map_async_chunked(mul, tuples.clone(), chunk).expect("chunked");
         assert_eq!(h.get().expect("get"), want, "chunksize {chunk}");

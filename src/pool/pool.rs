@@ -595,8 +595,10 @@ impl Pool {
     /// Applies `f` to every item and returns the results in order
     /// (Python: `map`). The items are split into about four chunks per
     /// worker; [`map_chunked`](Pool::map_chunked) chooses the size.
-    /// Several parameters travel as a tuple (Python's `starmap`: a
-    /// `fn((a, b): (A, B)) -> R` over `(A, B)` items).
+    /// Several parameters travel as a tuple: Python's `starmap(f, pairs)`
+    /// is `map` of a `fn((a, b): (A, B)) -> R` over `(A, B)` items, or of a
+    /// closure that captures nothing and unpacks the tuple for an existing
+    /// `fn(A, B) -> R` (it is a plain function of the executable too).
     ///
     /// # Examples
     ///
@@ -604,12 +606,17 @@ impl Pool {
     /// fn square(x: u64) -> u64 {
     ///     x * x
     /// }
-    /// fn mul((a, b): (u64, u64)) -> u64 {
+    /// fn mul(a: u64, b: u64) -> u64 {
     ///     a * b
+    /// }
+    /// fn add((a, b): (u64, u64)) -> u64 {
+    ///     a + b
     /// }
     /// let pool = shmproc::Pool::new(2)?;
     /// assert_eq!(pool.map(square, vec![3, 4, 5])?, [9, 16, 25]);
-    /// assert_eq!(pool.map(mul, [(2, 3), (4, 5)])?, [6, 20]); // Python: starmap
+    /// // Python: starmap
+    /// assert_eq!(pool.map(add, [(2, 3), (4, 5)])?, [5, 9]);
+    /// assert_eq!(pool.map(|(a, b)| mul(a, b), [(2, 3), (4, 5)])?, [6, 20]);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
