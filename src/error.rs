@@ -266,6 +266,26 @@ pub enum Error {
         /// The panic message.
         message: String,
     },
+    /// The input iterator of a pool call (`map`, `map_async`, `imap`,
+    /// `starmap`, executor `map`, ...) panicked while it was read; the call
+    /// fails with the panic message, what it had submitted is cancelled,
+    /// and the pool stays usable (Python re-raises the iterator's
+    /// exception).
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let pool = shmproc::Pool::new(1)?;
+    /// let input = (0..10u64).map(|i| if i == 3 { panic!("no item 3") } else { i });
+    /// assert!(matches!(pool.map(square, input), Err(shmproc::Error::InputPanicked { .. })));
+    /// assert_eq!(pool.map(square, 0..3)?, [0, 1, 4]); // the pool goes on
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    InputPanicked {
+        /// The panic message.
+        message: String,
+    },
     /// The manager's server process is gone (killed, crashed, or shut
     /// down), or a new manager now runs under its name: this proxy's
     /// manager will never answer again (Python: `BrokenPipeError` /
@@ -459,6 +479,7 @@ impl fmt::Display for Error {
             Error::Cancelled => f.write_str("the task was cancelled"),
             Error::PoolClosed => f.write_str("the pool is closed or terminated: it accepts no more tasks"),
             Error::CallbackPanicked { message } => write!(f, "a result callback panicked: {message}"),
+            Error::InputPanicked { message } => write!(f, "the input iterator panicked: {message}"),
             Error::ManagerDead => f.write_str(
                 "the manager's server process is gone (killed, crashed or shut down) or was replaced \
                  by a new manager under the same name; start or connect to a manager again",

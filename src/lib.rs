@@ -139,12 +139,12 @@
 //! | [`MpmcRing`] ([`MpmcProducer`], [`MpmcConsumer`]): `push(value)`, `reserve`; `pop`, `peek` | | [`MpmcPushError`] (the value back); [`MpmcPopError`] | |
 //! | [`ByteRing`] ([`ByteProducer`], [`ByteConsumer`]): `push(&msg)`, `reserve(len)`; `pop`, `pop_into`, `peek` | | [`BytePushError`] (by reference: nothing back); [`BytePopError`] | |
 //! | [`Process`]: `join` | [`JoinError`] | | [`JoinTimeoutError`] (the child goes on) |
-//! | [`AsyncResult`]: `get`; [`TaskFuture`]: `result` | [`TaskError`] | | [`TaskTimeoutError`] (the task goes on) |
+//! | [`AsyncResult`] (`apply_async`, `map_async`): `get`; [`TaskFuture`]: `result` | [`TaskError`] | | [`TaskTimeoutError`] (the task goes on) |
 //! | [`TaskFuture`]: `exception` | [`Cancelled`] (`Ok(None)`: no failure) | | [`ExceptionTimeoutError`] (the task goes on) |
 //! | [`AsyncResult`]: `wait` | cannot fail | | [`TimedOut`] |
 //! | [`wait`] (futures) | cannot fail | | [`TimedOut`] |
 //! | [`as_completed`] | yields each future | | [`as_completed_timeout`], [`as_completed_deadline`]: a last item `Err(`[`TimedOut`]`)` |
-//! | [`Imap`] (`imap`, executor `map`): each item | [`TaskError`] | | executor [`map_timeout`](ProcessPoolExecutor::map_timeout), [`map_deadline`](ProcessPoolExecutor::map_deadline): [`MapUntil`], each item a [`TaskTimeoutError`], a last `Timeout` |
+//! | [`Imap`] (`imap`, `imap_chunked`, executor `map`): each item | [`TaskError`] | | executor [`map_timeout`](ProcessPoolExecutor::map_timeout), [`map_deadline`](ProcessPoolExecutor::map_deadline): [`MapUntil`], each item a [`TaskTimeoutError`], a last `Timeout` |
 //! | [`Pool`]: `join` | [`PoolJoinError`] | | |
 //!
 //! Queues, typed channels and connections iterate: [`Queue::iter`] (and

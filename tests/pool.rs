@@ -829,3 +829,303 @@ fn every_task_error_variant_is_reached() {
     assert_eq!(task_timeout_variant(&t), "BrokenPool");
     assert!(matches!(Error::from(t), Error::BrokenPool { .. }));
 }
+
+// ---------------------------------------------------------------------------
+// Python parity: map_async, chunked imap, chunksize 0, panicking inputs,
+// long panic messages
+// ---------------------------------------------------------------------------
+
+fn mul((a, b): (u64, u64)) -> u64 {
+    a * b
+}
+
+fn mul2(a: u64, b: u64) -> u64 {
+    a * b
+}
+
+fn parse_int(s: String) -> i64 {
+    s.parse().unwrap_or_else(|e| panic!("invalid literal {s:?}: {e}"))
+}
+
+/// An input that panics when asked for item `when` (CPython's
+/// `exception_throwing_generator(total, when)` raising `SayWhenError`).
+fn say_when(total: u64, when: u64) -> impl Iterator<Item = u64> {
+    (0..total).inspect(move |&i| assert!(i != when, "SayWhenError at item {i}"))
+}
+
+fn is_input_panic(e: &Error) -> bool {
+    matches!(e, Error::InputPanicked { message } if message.contains("SayWhenError"))
+}
+
+fn is_input_panic_item(r: &Result<u64, TaskError>) -> bool {
+    matches!(r, Err(TaskError::Failed(e)) if is_input_panic(e))
+}
+
+static STARTED: OnceLock<Queue<u64>> = OnceLock::new();
+
+fn set_gate_and_started((gate, started): (Queue<u64>, Queue<u64>)) {
+    set_gate(gate);
+    let _ = STARTED.set(started);
+}
+
+/// Task: item 0 says it started (in the `STARTED` queue) and waits for the
+/// gate (as `gated`); the others record themselves in the gate (as
+/// `record`).
+fn gated_or_record(i: u64) -> u64 {
+    if i == 0 {
+        STARTED.get().expect("initializer ran").put(0).expect("put");
+        gated(0)
+    } else {
+        record(i)
+    }
+}
+
+// CPython: _TestPool.test_map_async, test_starmap_async (a starmap is a
+// map over tuples here).
+#[test]
+fn map_async_gives_the_whole_list() {
+    let pool = Pool::new(2).expect("pool");
+    let want: Vec<u64> = (0..10).map(square).collect();
+    assert_eq!(pool.map_async(square, 0..10).expect("map_async").get().expect("get"), want);
+    // More than 127 items: the list's length takes several bytes.
+    let want: Vec<u64> = (0..1000).map(square).collect();
+    assert_eq!(pool.map_async(square, 0..1000).expect("map_async").get().expect("get"), want);
+    let tuples: Vec<(u64, u64)> = (0..100).zip((0..100).rev()).collect();
+    let want: Vec<u64> = tuples.iter().map(|&t| mul(t)).collect();
+    let h = pool.map_async(mul, tuples.clone()).expect("starmap_async");
+    assert_eq!(h.get_timeout(GUARD).expect("get"), want);
+    assert_eq!(h.successful(), Some(true));
+    // Or a closure that captures nothing, unpacking for a two-parameter fn.
+    let h = pool.map_async(|(a, b)| mul2(a, b), tuples.clone()).expect("starmap_async");
+    assert_eq!(h.get().expect("get"), want);
+    for chunk in [1, 7, 20, 100, 1000] {
+        let h = pool.map_async_chunked(mul, tuples.clone(), chunk).expect("chunked");
+        assert_eq!(h.get().expect("get"), want, "chunksize {chunk}");
+    }
+    let empty = pool.map_async(square, Vec::new()).expect("empty");
+    assert!(empty.ready());
+    assert_eq!(empty.get().expect("get"), Vec::<u64>::new());
+}
+
+// CPython: _TestPool.test_map_async_callbacks, test_async_error_callback.
+#[test]
+fn map_async_callbacks_get_the_list_or_the_first_failure() {
+    let pool = Pool::new(2).expect("pool");
+    let (tx, rx) = mpsc::channel::<Result<Vec<i64>, String>>();
+    let (ok, err) = (tx.clone(), tx.clone());
+    pool.map_async_with(
+        parse_int,
+        ["1".to_string()],
+        move |v| ok.send(Ok(v)).expect("send"),
+        move |e| err.send(Err(e.to_string())).expect("send"),
+    )
+    .expect("map_async")
+    .wait();
+    assert_eq!(rx.try_recv().expect("the callback ran before the handle was ready"), Ok(vec![1]));
+    let (ok, err) = (tx.clone(), tx.clone());
+    let h = pool
+        .map_async_chunked_with(
+            parse_int,
+            ["2".to_string(), "a".to_string(), "3".to_string()],
+            1,
+            move |v| ok.send(Ok(v)).expect("send"),
+            move |e| err.send(Err(e.to_string())).expect("send"),
+        )
+        .expect("map_async");
+    h.wait();
+    match rx.try_recv().expect("the error callback ran") {
+        Err(m) => assert!(m.contains("invalid literal \"a\""), "{m}"),
+        other => panic!("expected the error callback, got {other:?}"),
+    }
+    assert!(rx.try_recv().is_err(), "one callback per call");
+    assert_eq!(h.successful(), Some(false));
+    match h.get() {
+        Err(TaskError::Panicked { message, .. }) => assert!(message.contains("invalid literal"), "{message}"),
+        other => panic!("expected Panicked, got {other:?}"),
+    }
+    // A panicking callback fails the handle; the pool goes on.
+    let h = pool.map_async_with(square, 0..3, |_| panic!("callback trouble"), |_| {}).expect("map_async");
+    assert!(matches!(h.get(), Err(TaskError::CallbackPanicked { message }) if message.contains("callback trouble")));
+    // An empty input: the callback runs at once with the empty list.
+    let (ok, err) = (tx.clone(), tx);
+    let h = pool
+        .map_async_with(
+            parse_int,
+            Vec::new(),
+            move |v| ok.send(Ok(v)).expect("send"),
+            move |e| err.send(Err(e.to_string())).expect("send"),
+        )
+        .expect("map_async");
+    assert!(h.ready());
+    assert_eq!(rx.try_recv().expect("ran"), Ok(vec![]));
+    assert_eq!(pool.map(square, 0..3).expect("map"), [0, 1, 4]);
+}
+
+// CPython: _TestPool.test_imap (chunksize=100), test_imap_unordered
+// (chunksize=100).
+#[test]
+fn imap_with_a_chunksize_yields_one_by_one() {
+    let pool = Pool::new(2).expect("pool");
+    let mut it = pool.imap_chunked(square, 0..1000, 100).expect("imap");
+    for i in 0..1000 {
+        assert_eq!(it.next().expect("an item").expect("ok"), square(i));
+    }
+    assert!(it.next().is_none());
+    for chunk in [1, 3, 53] {
+        let mut got: Vec<u64> =
+            pool.imap_unordered_chunked(square, 0..1000, chunk).expect("imap").collect::<Result<_, _>>().expect("ok");
+        got.sort_unstable();
+        assert_eq!(got, (0..1000).map(square).collect::<Vec<_>>(), "chunksize {chunk}");
+    }
+    // Per-item errors within a chunk.
+    let r: Vec<_> = pool.imap_chunked(panic_on_odd, 0..4, 4).expect("imap").collect();
+    assert!(r[0].is_ok() && r[2].is_ok());
+    assert!(matches!(r[1], Err(TaskError::Panicked { .. })) && matches!(r[3], Err(TaskError::Panicked { .. })));
+}
+
+// CPython: _TestPool.test_map_chunksize; Pool(maxtasksperchild=0) raises
+// ValueError ("Chunksize must be 1+.", "maxtasksperchild must be a
+// positive int or None").
+#[test]
+fn zero_chunksize_and_zero_maxtasksperchild_are_refused() {
+    let pool = Pool::new(1).expect("pool");
+    let bad = |r: Result<(), Error>| matches!(r, Err(Error::InvalidArgument { what }) if what.contains("chunksize"));
+    assert!(bad(pool.map_chunked(square, 0..4, 0).map(drop)));
+    assert!(bad(pool.map_async_chunked(square, 0..4, 0).map(drop)));
+    assert!(bad(pool.map_async_chunked_with(square, 0..4, 0, |_| {}, |_| {}).map(drop)));
+    assert!(bad(pool.imap_chunked(square, 0..4, 0).map(drop)));
+    assert!(bad(pool.imap_unordered_chunked(square, 0..4, 0).map(drop)));
+    assert_eq!(pool.map_chunked(square, 0..4, 1).expect("map"), [0, 1, 4, 9]);
+    match Pool::builder().processes(1).maxtasksperchild(0).build() {
+        Err(Error::InvalidArgument { what }) => assert!(what.contains("maxtasksperchild"), "{what}"),
+        other => panic!("expected InvalidArgument, got {other:?}"),
+    }
+    let pool = Pool::builder().processes(1).maxtasksperchild(0).maxtasksperchild(2).build().expect("2 is fine");
+    assert_eq!(pool.apply(square, 3).expect("apply"), 9);
+}
+
+// CPython: _TestPool.test_map_handle_iterable_exception (map and
+// map_async read the input whole first: the exception comes from the call).
+#[test]
+fn a_panicking_input_fails_map_and_the_pool_goes_on() {
+    let pool = Pool::new(2).expect("pool");
+    // At the very first item, twice (reentrant), then later.
+    for (total, when) in [(1, 0), (1, 0), (10, 3)] {
+        let e = pool.map_chunked(square, say_when(total, when), 1).expect_err("the input panicked");
+        assert!(is_input_panic(&e), "{e:?}");
+        assert_eq!(e.to_string(), format!("the input iterator panicked: SayWhenError at item {when}"));
+    }
+    assert!(is_input_panic(&pool.map(square, say_when(10, 3)).expect_err("map")));
+    assert!(is_input_panic(&pool.map_async(square, say_when(10, 3)).expect_err("map_async")));
+    assert!(is_input_panic(&pool.map_async_chunked(square, say_when(10, 3), 2).expect_err("chunked")));
+    let called = Arc::new(AtomicUsize::new(0));
+    let (a, b) = (called.clone(), called.clone());
+    let r = pool.map_async_with(
+        square,
+        say_when(10, 3),
+        move |_| {
+            a.fetch_add(1, Ordering::SeqCst);
+        },
+        move |_| {
+            b.fetch_add(1, Ordering::SeqCst);
+        },
+    );
+    assert!(is_input_panic(&r.expect_err("map_async_with")));
+    assert_eq!(called.load(Ordering::SeqCst), 0, "no callback runs when the call itself fails");
+    assert_eq!(pool.map(square, 0..5).expect("map after"), [0, 1, 4, 9, 16]);
+    assert_eq!(pool.map_async(square, 0..3).expect("after").get().expect("get"), [0, 1, 4]);
+}
+
+// The chunks submitted before the input panicked are cancelled, not left
+// to run.
+#[test]
+fn chunks_submitted_before_an_input_panic_are_cancelled() {
+    let gate = Queue::<u64>::new(0).expect("queue");
+    let started = Queue::<u64>::new(0).expect("queue");
+    let pool = Pool::builder()
+        .processes(1)
+        .initializer(set_gate_and_started, (gate.clone(), started.clone()))
+        .build()
+        .expect("pool");
+    // Item 0 holds the only worker at the gate while items 1 and 2 wait
+    // in the task queue; then the input panics.
+    let input = (0..10).inspect(|&i| {
+        if i == 3 {
+            started.get_timeout(GUARD).expect("item 0 started");
+            panic!("SayWhenError at item {i}");
+        }
+    });
+    let e = pool.map_chunked(gated_or_record, input, 1).expect_err("the input panicked");
+    assert!(is_input_panic(&e), "{e:?}");
+    gate.put(RELEASE).expect("release");
+    // One worker takes tasks in order: had items 1 and 2 run, they would
+    // have recorded themselves before this task.
+    assert_eq!(pool.apply(record, 7).expect("apply"), 7);
+    assert_eq!(gate.get_timeout(GUARD).expect("recorded"), 7);
+    assert!(gate.try_get().is_err(), "nothing else ran");
+    pool.close();
+    pool.join().expect("join: no job stays registered");
+}
+
+// CPython: _TestPool.test_imap_handle_iterable_exception.
+#[test]
+fn a_panicking_input_ends_imap_with_its_error() {
+    let pool = Pool::new(2).expect("pool");
+    // (total, when, chunksize, results before the error)
+    for (total, when, chunk, before) in [(10, 3, 1, 3), (20, 7, 2, 6), (20, 7, 4, 4)] {
+        let mut it = pool.imap_chunked(square, say_when(total, when), chunk).expect("imap");
+        for i in 0..before {
+            assert_eq!(it.next().expect("an item").expect("ok"), square(i), "chunksize {chunk}");
+        }
+        assert!(is_input_panic_item(&it.next().expect("the error")), "chunksize {chunk}");
+        assert!(it.next().is_none(), "the error is the last item");
+    }
+    let r: Vec<_> = pool.imap(square, say_when(1, 0)).expect("imap").collect();
+    assert!(r.len() == 1 && is_input_panic_item(&r[0]));
+    assert_eq!(pool.imap(square, 0..3).expect("imap").collect::<Result<Vec<_>, _>>().expect("after"), [0, 1, 4]);
+}
+
+// CPython: _TestPool.test_imap_unordered_handle_iterable_exception.
+#[test]
+fn a_panicking_input_ends_imap_unordered_with_its_error() {
+    let pool = Pool::new(2).expect("pool");
+    for (chunk, oks) in [(1, 3), (2, 6), (4, 4)] {
+        let when = if chunk == 1 { 3 } else { 7 };
+        let r: Vec<_> = pool.imap_unordered_chunked(square, say_when(20, when), chunk).expect("imap").collect();
+        assert_eq!(r.len(), oks + 1, "chunksize {chunk}: {r:?}");
+        let mut got: Vec<u64> = r.iter().filter_map(|x| x.as_ref().ok().copied()).collect();
+        got.sort_unstable();
+        assert_eq!(got, (0..oks as u64).map(square).collect::<Vec<_>>());
+        assert_eq!(r.iter().filter(|x| is_input_panic_item(x)).count(), 1);
+    }
+    let mut got: Vec<u64> = pool.imap_unordered(square, 0..3).expect("imap").collect::<Result<_, _>>().expect("ok");
+    got.sort_unstable();
+    assert_eq!(got, [0, 1, 4]);
+}
+
+// CPython: test_concurrent_futures' executor map submits every item
+// first, so the iterable's exception comes from map() itself.
+#[test]
+fn a_panicking_input_fails_executor_map() {
+    let ex = ProcessPoolExecutor::new(2).expect("executor");
+    let e = ex.map(square, say_when(10, 3), 1).map(drop).expect_err("the input panicked");
+    assert!(is_input_panic(&e), "{e:?}");
+    assert_eq!(ex.submit(square, 4).expect("submit").result().expect("result"), 16);
+}
+
+// CPython returns the task's exception whole; a 200 KiB message of
+// multi-byte characters comes back unchanged (it travels spilled).
+#[test]
+fn a_long_panic_message_comes_back_whole() {
+    let pool = Pool::new(1).expect("pool");
+    let msg = "é€😀 long ".repeat(200 * 1024 / 14);
+    assert!(msg.len() > 200_000);
+    match pool.apply(boom, msg.clone()) {
+        Err(Error::TaskPanicked { message, .. }) => assert!(message.contains(&msg), "cut to {} bytes", message.len()),
+        other => panic!("expected TaskPanicked, got {:?}", other.map(drop)),
+    }
+    let r: Vec<_> = pool.imap_chunked(boom, vec![msg.clone(), "short".into()], 2).expect("imap").collect();
+    assert!(matches!(&r[0], Err(TaskError::Panicked { message, .. }) if message.contains(&msg)));
+    assert!(matches!(&r[1], Err(TaskError::Panicked { message, .. }) if message.contains("short")));
+    assert_eq!(pool.apply(square, 5).expect("the worker lives on"), 25);
+}

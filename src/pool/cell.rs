@@ -367,29 +367,22 @@ impl Sink for Cell {
     }
 }
 
-/// A job whose result goes through callbacks first
-/// (`Pool::apply_async_with`): `on_ok(value)` or `on_err(error)` run in the
-/// supervisor thread, then the cell completes; a panicking callback makes
-/// the cell's outcome `CallbackPanicked`.
-pub(crate) struct CallbackSink<R, F, E> {
-    pub(crate) cell: Arc<Cell>,
-    pub(crate) callbacks: Mutex<Option<(F, E)>>,
-    pub(crate) _r: std::marker::PhantomData<fn() -> R>,
-}
+/// What runs on a job's outcome before its cell completes (the callbacks
+/// of `apply_async_with` and `map_async_with`); it returns the outcome to
+/// complete with.
+pub(crate) type Finish = Box<dyn FnOnce(ItemOutcome) -> ItemOutcome + Send>;
 
-impl<R, F, E> Sink for CallbackSink<R, F, E>
+/// `on_ok(value)` (the outcome's bytes decoded as an `R`) or
+/// `on_err(error)`, run in the supervisor thread; a panic of either makes
+/// the outcome `CallbackPanicked`.
+pub(crate) fn callbacks_finish<R, F, E>(on_ok: F, on_err: E) -> Finish
 where
     R: DeserializeOwned,
-    F: FnOnce(R) + Send,
-    E: FnOnce(Error) + Send,
+    F: FnOnce(R) + Send + 'static,
+    E: FnOnce(Error) + Send + 'static,
 {
-    fn deliver(&self, _chunk: u64, outcome: JobOutcome) {
-        let item = single(outcome);
-        let Some((on_ok, on_err)) = self.callbacks.lock().take() else {
-            self.cell.complete(item);
-            return;
-        };
-        let ran = match &item {
+    Box::new(move |outcome: ItemOutcome| {
+        let ran = match &outcome {
             Ok(bytes) => match decode_result::<R>(bytes) {
                 Ok(v) => guarded(move || on_ok(v)),
                 Err(e) => guarded(move || on_err(e)),
@@ -400,9 +393,35 @@ where
             }
         };
         match ran {
-            Ok(()) => self.cell.complete(item),
-            Err(m) => self.cell.complete(Err(Failure::CallbackPanicked(m))),
-        };
+            Ok(()) => outcome,
+            Err(m) => Err(Failure::CallbackPanicked(m)),
+        }
+    })
+}
+
+/// A job whose result goes through callbacks first
+/// (`Pool::apply_async_with`): its [`Finish`] runs in the supervisor
+/// thread, then the cell completes.
+pub(crate) struct CallbackSink {
+    pub(crate) cell: Arc<Cell>,
+    pub(crate) finish: Mutex<Option<Finish>>,
+}
+
+impl CallbackSink {
+    /// Runs the finish (once) on `item`, then completes the cell.
+    pub(crate) fn complete(&self, item: ItemOutcome) {
+        // Taken before it runs: the lock is not held during the callbacks.
+        let finish = self.finish.lock().take();
+        self.cell.complete(match finish {
+            Some(f) => f(item),
+            None => item,
+        });
+    }
+}
+
+impl Sink for CallbackSink {
+    fn deliver(&self, _chunk: u64, outcome: JobOutcome) {
+        self.complete(single(outcome));
     }
 }
 

@@ -25,7 +25,8 @@ macro_rules! task_errors {
             Panicked {
                 /// The worker's pid.
                 pid: u32,
-                /// The panic message (with its location).
+                /// The panic message (with its location), whole however
+                /// long (a long one travels through a spill segment).
                 message: String,
             },
             /// The worker running the task died (killed by a signal, or it
@@ -72,7 +73,9 @@ macro_rules! task_errors {
             Interrupted,
             /// Anything else: the argument did not decode or the result did
             /// not encode in the worker, or the result did not decode here
-            /// ([`Error::Codec`]).
+            /// ([`Error::Codec`]); for an [`Imap`](crate::Imap) item, the
+            /// input iterator panicked ([`Error::InputPanicked`]: that item
+            /// is the last).
             Failed(Error),
         }
 
@@ -199,7 +202,7 @@ impl TaskError {
             Failure::Broken(reason) => TaskError::BrokenPool { reason: reason.clone() },
             Failure::CallbackPanicked(message) => TaskError::CallbackPanicked { message: message.clone() },
             Failure::Interrupted => TaskError::Interrupted,
-            Failure::Codec(_) | Failure::TaskError(_) => TaskError::Failed(failure.error()),
+            Failure::Codec(_) | Failure::TaskError(_) | Failure::InputPanicked(_) => TaskError::Failed(failure.error()),
         }
     }
 }
@@ -387,6 +390,7 @@ mod tests {
             Failure::Interrupted,
             Failure::Codec("bad".into()),
             Failure::TaskError("odd".into()),
+            Failure::InputPanicked("input".into()),
         ];
         for f in &failures {
             let e = TaskError::from_failure(f);

@@ -4,6 +4,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::marker::PhantomData;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -32,10 +33,23 @@ where
 }
 
 /// One chunk taken from an input: its job id, record and item count, or
-/// the error of the item that did not encode (with the count so far).
+/// the error of the item that did not encode (with the count so far), or
+/// the panic of the input iterator (the chunk's items are dropped and the
+/// input must not be read again).
 pub(crate) enum Chunk {
     Ready { id: u64, record: Vec<u8>, items: u32 },
     Bad { items: u32, error: Error },
+    Panicked { error: Error },
+}
+
+/// The next item of `input`; a panic of its `next` becomes
+/// [`Error::InputPanicked`] (the iterator must not be used again then).
+pub(crate) fn next_guarded<A>(input: &mut impl Iterator<Item = A>) -> Result<Option<A>> {
+    // AssertUnwindSafe: after a panic the iterator is never called again
+    // (its callers drop or fuse it), so a broken invariant inside it is
+    // never observed.
+    catch_unwind(AssertUnwindSafe(|| input.next()))
+        .map_err(|p| Error::InputPanicked { message: crate::process::bootstrap::panic_message(p.as_ref()) })
 }
 
 /// Takes up to `size` items from `input` into a task record; `None` if
@@ -48,7 +62,12 @@ pub(crate) fn next_chunk<A: Serialize>(
 ) -> Option<Chunk> {
     let id = sh.next_id();
     let mut w = TaskWriter::new(id, fns.0, fns.1);
-    for item in input.by_ref().take(size) {
+    for _ in 0..size {
+        let item = match next_guarded(input) {
+            Ok(Some(item)) => item,
+            Ok(None) => break,
+            Err(error) => return Some(Chunk::Panicked { error }),
+        };
         if let Err(error) = w.push(&item) {
             return Some(Chunk::Bad { items: w.len() + 1, error });
         }
@@ -68,8 +87,11 @@ pub(crate) fn next_chunk<A: Serialize>(
 /// It reads its input lazily (at most a window of chunks is in the pool at
 /// once) and yields `Err` ([`TaskError`](crate::TaskError), as for
 /// [`AsyncResult::get`](crate::AsyncResult::get)) for an item that failed
-/// (a panic, a worker that died, ...) and goes on with the next. Dropping
-/// it early cancels the chunks not yet started.
+/// (a panic, a worker that died, ...) and goes on with the next. If the
+/// input iterator panics, the chunk it was filling yields one
+/// `Err(TaskError::Failed(Error::InputPanicked { .. }))` in its place, and
+/// that is the last item (Python raises the iterator's exception from
+/// `next()` there). Dropping it early cancels the chunks not yet started.
 ///
 /// # Examples
 ///
@@ -161,6 +183,11 @@ where
                     Err(e) => (id, items, Some(e), true),
                 },
                 Chunk::Bad { items, error } => (0, items, Some(error), false),
+                Chunk::Panicked { error } => {
+                    // The input is read no further; one item reports it.
+                    self.input = None;
+                    (0, 1, Some(error), false)
+                }
             };
             if let Some(e) = failure {
                 if strict {

@@ -12,10 +12,10 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 #[cfg(feature = "async")]
 use crate::pool::cell::CellAwait;
-use crate::pool::cell::{Batch, CallbackSink, Cell, decode_result};
-use crate::pool::engine::{Config, Engine, Spawner};
+use crate::pool::cell::{Batch, CallbackSink, Cell, Finish, callbacks_finish, decode_result};
+use crate::pool::engine::{Config, Engine, Shared, Sink, Spawner};
 use crate::pool::error::{PoolJoinError, TaskError, TaskTimeoutError};
-use crate::pool::iter::{Chunk, Imap, fn_ids, next_chunk};
+use crate::pool::iter::{Chunk, Imap, fn_ids, next_chunk, next_guarded};
 use crate::pool::wire::{Failure, JobOutcome, TaskWriter};
 use crate::pool::worker::{WorkerArgs, WorkerBase, worker_main};
 use crate::process::fnref::FnRef;
@@ -24,6 +24,128 @@ use crate::process::start::{StartMethod, start_method};
 use crate::sync::error::TimedOut;
 use crate::sync::guard::deadline_after;
 use crate::sys::signal::InterruptibleWait;
+
+/// Refuses a chunk size of 0 (Python: `ValueError: Chunksize must be 1+.`).
+fn check_chunksize(chunksize: usize) -> Result<()> {
+    if chunksize == 0 {
+        return Err(Error::InvalidArgument { what: "chunksize must be 1 or more" });
+    }
+    Ok(())
+}
+
+/// Reads `items` whole; a panic of the iterator becomes
+/// [`Error::InputPanicked`].
+fn collect_guarded<A>(items: impl IntoIterator<Item = A>) -> Result<Vec<A>> {
+    let mut input = items.into_iter();
+    let mut all = Vec::with_capacity(input.size_hint().0);
+    while let Some(item) = next_guarded(&mut input)? {
+        all.push(item);
+    }
+    Ok(all)
+}
+
+/// The failure of a result record whose item count is not the task's.
+fn wrong_count() -> Failure {
+    Failure::TaskError("a result record with the wrong number of items".into())
+}
+
+/// One chunk of a `map_async`: its job, item count, and results once
+/// delivered.
+struct MapChunk {
+    id: u64,
+    items: u32,
+    results: Option<Vec<Vec<u8>>>,
+}
+
+#[derive(Default)]
+struct MapState {
+    /// The chunks by index, pushed before each is submitted.
+    chunks: Vec<MapChunk>,
+    /// Chunks delivered so far.
+    delivered: usize,
+    /// Whether every chunk was submitted (`chunks` is complete).
+    sealed: bool,
+    /// Whether the outcome was given (the rest is dropped).
+    done: bool,
+}
+
+/// Gathers the chunks of a `map_async` into one outcome for its cell: the
+/// encoding of the whole `Vec<R>` (postcard: the length as a varint, then
+/// each item's encoding, which is what the workers sent), or the first
+/// failure to arrive (the other chunks are then abandoned).
+struct MapSink {
+    /// The handle's cell and the callbacks.
+    done: CallbackSink,
+    state: Mutex<MapState>,
+}
+
+impl MapSink {
+    /// Every chunk was submitted: completes now if all were delivered.
+    fn seal(&self) {
+        let mut st = self.state.lock();
+        st.sealed = true;
+        self.complete_if_whole(st);
+    }
+
+    /// Submission failed: abandons what was submitted; the cell stays
+    /// pending (the handle is never returned).
+    fn give_up(&self, sh: &Shared) {
+        let mut st = self.state.lock();
+        st.done = true;
+        let ids: Vec<u64> = st.chunks.iter().map(|c| c.id).collect();
+        drop(st);
+        sh.abandon(ids);
+    }
+
+    fn complete_if_whole(&self, mut st: parking_lot::MutexGuard<'_, MapState>) {
+        if st.done || !st.sealed || st.delivered < st.chunks.len() {
+            return;
+        }
+        st.done = true;
+        let total: usize = st.chunks.iter().map(|c| c.items as usize).sum();
+        let mut bytes = crate::codec::encode(&total).expect("invariant: a usize encodes");
+        for c in &mut st.chunks {
+            for item in c.results.take().unwrap_or_default() {
+                bytes.extend_from_slice(&item);
+            }
+        }
+        drop(st);
+        self.done.complete(Ok(bytes));
+    }
+}
+
+impl Sink for MapSink {
+    fn deliver(&self, chunk: u64, outcome: JobOutcome) {
+        let mut st = self.state.lock();
+        let Some(c) = usize::try_from(chunk).ok().filter(|&i| i < st.chunks.len()) else { return };
+        if st.done || st.chunks[c].results.is_some() {
+            return;
+        }
+        let items = st.chunks[c].items as usize;
+        let failure = match outcome {
+            JobOutcome::Items(v) if v.len() == items => match v.into_iter().collect::<Result<Vec<_>, _>>() {
+                Ok(results) => {
+                    st.chunks[c].results = Some(results);
+                    st.delivered += 1;
+                    None
+                }
+                Err(f) => Some(f),
+            },
+            JobOutcome::Items(_) => Some(wrong_count()),
+            JobOutcome::Failed(f) => Some(f),
+        };
+        let Some(failure) = failure else { return self.complete_if_whole(st) };
+        // The first failure to arrive is the outcome (Python's
+        // error_callback gets the first exception); the rest is abandoned.
+        st.done = true;
+        let ids: Vec<u64> = st.chunks.iter().filter(|c| c.results.is_none()).map(|c| c.id).collect();
+        drop(st);
+        if let Some(sh) = self.done.cell.engine() {
+            sh.abandon(ids);
+        }
+        self.done.complete(Err(failure));
+    }
+}
 
 /// Workers start with no initializer.
 fn plain_spawner() -> Spawner {
@@ -115,6 +237,8 @@ impl Options {
 #[derive(Debug, Clone)]
 pub struct PoolBuilder {
     opts: Options,
+    /// `maxtasksperchild(0)` was asked for: `build` refuses it.
+    zero_max_tasks: bool,
 }
 
 impl PoolBuilder {
@@ -186,7 +310,8 @@ impl PoolBuilder {
     }
 
     /// Each worker exits after this many tasks (a chunk of `map` counts as
-    /// one) and is replaced (default 0: never).
+    /// one) and is replaced (default: never). 0 is refused by
+    /// [`build`](PoolBuilder::build) (Python: `ValueError`).
     ///
     /// # Examples
     ///
@@ -203,6 +328,7 @@ impl PoolBuilder {
     #[doc(alias = "max_tasks_per_child")]
     pub fn maxtasksperchild(mut self, n: u64) -> Self {
         self.opts.max_tasks = n;
+        self.zero_max_tasks = n == 0;
         self
     }
 
@@ -240,10 +366,16 @@ impl PoolBuilder {
     /// ```
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`] for 0 processes; [`Error::ForkUnsafe`]
-    /// (fork with several threads); as for [`Process::spawn`] and
-    /// [`Queue::new`](crate::Queue::new).
+    /// [`Error::InvalidArgument`] for 0 processes or
+    /// [`maxtasksperchild(0)`](PoolBuilder::maxtasksperchild);
+    /// [`Error::ForkUnsafe`] (fork with several threads); as for
+    /// [`Process::spawn`] and [`Queue::new`](crate::Queue::new).
     pub fn build(self) -> Result<Pool> {
+        if self.zero_max_tasks {
+            return Err(Error::InvalidArgument {
+                what: "maxtasksperchild must be 1 or more (leave it unset for no limit)",
+            });
+        }
         Ok(Pool { engine: self.opts.start(false, "pool")? })
     }
 }
@@ -330,7 +462,7 @@ impl Pool {
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     pub fn builder() -> PoolBuilder {
-        PoolBuilder { opts: Options::new() }
+        PoolBuilder { opts: Options::new(), zero_max_tasks: false }
     }
 
     /// The number of worker processes.
@@ -455,8 +587,7 @@ impl Pool {
         let cell = Arc::new(Cell::new(id, Arc::downgrade(sh)));
         let sink = Arc::new(CallbackSink {
             cell: cell.clone(),
-            callbacks: Mutex::new(Some((on_ok, on_err))),
-            _r: PhantomData,
+            finish: Mutex::new(Some(callbacks_finish::<R, F, E>(on_ok, on_err))),
         });
         sh.submit(id, record, sink, 0)?;
         Ok(AsyncResult { cell, _r: PhantomData })
@@ -465,6 +596,10 @@ impl Pool {
     /// Applies `f` to every item and returns the results in order
     /// (Python: `map`). The items are split into about four chunks per
     /// worker; [`map_chunked`](Pool::map_chunked) chooses the size.
+    /// Several parameters travel as a tuple: Python's `starmap(f, pairs)`
+    /// is `map` of a `fn((a, b): (A, B)) -> R` over `(A, B)` items, or of a
+    /// closure that captures nothing and unpacks the tuple for an existing
+    /// `fn(A, B) -> R` (it is a plain function of the executable too).
     ///
     /// # Examples
     ///
@@ -472,29 +607,45 @@ impl Pool {
     /// fn square(x: u64) -> u64 {
     ///     x * x
     /// }
+    /// fn mul(a: u64, b: u64) -> u64 {
+    ///     a * b
+    /// }
+    /// fn add((a, b): (u64, u64)) -> u64 {
+    ///     a + b
+    /// }
     /// let pool = shmproc::Pool::new(2)?;
     /// assert_eq!(pool.map(square, vec![3, 4, 5])?, [9, 16, 25]);
+    /// // Python: starmap
+    /// assert_eq!(pool.map(add, [(2, 3), (4, 5)])?, [5, 9]);
+    /// assert_eq!(pool.map(|(a, b)| mul(a, b), [(2, 3), (4, 5)])?, [6, 20]);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
     /// The first failed item's error (in order), as for
     /// [`AsyncResult::get`]; [`Error::Codec`] if an item cannot be encoded
-    /// (returned at once; what was submitted is cancelled).
+    /// (returned at once; what was submitted is cancelled);
+    /// [`Error::InputPanicked`] if `items` panicked while it was read
+    /// (before anything was submitted; the pool stays usable).
+    #[doc(alias = "starmap")]
     pub fn map<A, R>(&self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> Result<Vec<R>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
-        let items: Vec<A> = items.into_iter().collect();
-        let per = self.processes() * 4;
-        let chunksize = items.len().div_ceil(per.max(1)).max(1);
+        let items = collect_guarded(items)?;
+        let chunksize = self.default_chunksize(items.len());
         self.map_chunked(f, items, chunksize)
+    }
+
+    /// About four chunks per worker for `n` items (at least one item each).
+    fn default_chunksize(&self, n: usize) -> usize {
+        n.div_ceil((self.processes() * 4).max(1)).max(1)
     }
 
     /// As [`map`](Pool::map) with chunks of `chunksize` items (each chunk
     /// is one task for a worker: larger chunks cost less per item, smaller
-    /// ones balance better).
+    /// ones balance better). Python: `map(f, items, chunksize)`.
     ///
     /// # Examples
     ///
@@ -504,11 +655,15 @@ impl Pool {
     /// }
     /// let pool = shmproc::Pool::new(2)?;
     /// assert_eq!(pool.map_chunked(square, 0..100, 1)?.len(), 100);
+    /// assert!(matches!(pool.map_chunked(square, 0..100, 0), Err(shmproc::Error::InvalidArgument { .. })));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// As for [`map`](Pool::map).
+    /// [`Error::InvalidArgument`] for a `chunksize` of 0 (Python:
+    /// `ValueError`); [`Error::InputPanicked`] if `items` panicked while it
+    /// was read (what was submitted is cancelled; the pool stays usable);
+    /// the others as for [`map`](Pool::map).
     pub fn map_chunked<A, R>(
         &self,
         f: fn(A) -> R,
@@ -519,6 +674,7 @@ impl Pool {
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
+        check_chunksize(chunksize)?;
         // A Ctrl-C while the chunks are submitted interrupts the map too.
         let _w = InterruptibleWait::new();
         let sh = self.engine.shared();
@@ -527,14 +683,13 @@ impl Pool {
         let batch = Arc::new(Batch::new(false));
         let mut input = items.into_iter();
         let mut chunks: Vec<(u64, u32)> = Vec::new();
-        let chunksize = chunksize.max(1);
         while let Some(chunk) = next_chunk(sh, fns, &mut input, chunksize) {
             let submitted = match chunk {
                 Chunk::Ready { id, record, items } => {
                     chunks.push((id, items));
                     sh.submit(id, record, batch.clone(), chunks.len() as u64 - 1)
                 }
-                Chunk::Bad { error, .. } => Err(error),
+                Chunk::Bad { error, .. } | Chunk::Panicked { error } => Err(error),
             };
             if let Err(e) = submitted {
                 sh.abandon(chunks.iter().map(|c| c.0));
@@ -554,9 +709,7 @@ impl Pool {
                         }
                     }
                 }
-                JobOutcome::Items(_) => {
-                    out.push(Err(Failure::TaskError("a result record with the wrong number of items".into()).error()))
-                }
+                JobOutcome::Items(_) => out.push(Err(wrong_count().error())),
                 JobOutcome::Failed(f) => out.push(Err(f.error())),
             }
             if out.last().is_some_and(Result::is_err) {
@@ -570,23 +723,235 @@ impl Pool {
         out.into_iter().collect()
     }
 
-    fn imap_with<A, R, I>(&self, f: fn(A) -> R, items: I, unordered: bool) -> Result<Imap<R, I::IntoIter>>
+    /// Starts [`map`](Pool::map) and returns at once; the handle's
+    /// [`get`](AsyncResult::get) gives the whole list in order, or the
+    /// first failure to arrive (then the chunks not yet started are
+    /// cancelled). Python: `map_async(f, items)`; `starmap_async` is this
+    /// over tuples, as for `map`.
+    ///
+    /// The input is read whole before anything is submitted (as Python
+    /// does), so a panicking input fails this call, not the handle.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let pool = shmproc::Pool::new(2)?;
+    /// let h = pool.map_async(square, 0..10)?;
+    /// assert_eq!(h.get()?, [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InputPanicked`] if `items` panicked while it was read
+    /// (nothing was submitted); [`Error::Codec`] if an item cannot be
+    /// encoded (what was submitted is cancelled); [`Error::PoolClosed`];
+    /// [`Error::BrokenPool`]. A task's failure comes from the handle's
+    /// [`get`](AsyncResult::get).
+    #[doc(alias = "starmap_async")]
+    pub fn map_async<A, R>(&self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> Result<AsyncResult<Vec<R>>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.map_async_inner(f, items, None, None)
+    }
+
+    /// As [`map_async`](Pool::map_async) with chunks of `chunksize` items
+    /// (Python: `map_async(f, items, chunksize)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let pool = shmproc::Pool::new(2)?;
+    /// assert_eq!(pool.map_async_chunked(square, 0..100, 7)?.get()?.len(), 100);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a `chunksize` of 0 (Python:
+    /// `ValueError`); the others as for [`map_async`](Pool::map_async).
+    pub fn map_async_chunked<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        self.map_async_inner(f, items, Some(chunksize), None)
+    }
+
+    /// As [`map_async`](Pool::map_async), and when the whole map is done
+    /// `on_ok(results)` (once, with the whole list) or `on_err(error)`
+    /// (once, with the first failure to arrive) runs in this process, as
+    /// the callbacks of [`apply_async_with`](Pool::apply_async_with) do
+    /// (on the pool's supervisor thread, before the handle becomes ready;
+    /// a panicking callback makes the handle's result
+    /// [`TaskError::CallbackPanicked`]). For an empty input `on_ok(vec![])`
+    /// runs at once, in the calling thread (Python calls no callback
+    /// then).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// fn parse(s: String) -> u32 {
+    ///     s.parse().expect("a number")
+    /// }
+    /// let pool = shmproc::Pool::new(2)?;
+    /// let seen = Arc::new(Mutex::new(Vec::new()));
+    /// let (ok, err) = (seen.clone(), seen.clone());
+    /// let h = pool.map_async_with(
+    ///     parse,
+    ///     ["1".to_string(), "2".to_string()],
+    ///     move |v| ok.lock().unwrap().push(format!("{v:?}")),
+    ///     move |e| err.lock().unwrap().push(e.to_string()),
+    /// )?;
+    /// h.wait();
+    /// assert_eq!(*seen.lock().unwrap(), ["[1, 2]"]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `map_async(f, items, callback=on_ok, error_callback=on_err)`.
+    ///
+    /// # Errors
+    /// As for [`map_async`](Pool::map_async) (no callback runs then).
+    pub fn map_async_with<A, R, F, E>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        on_ok: F,
+        on_err: E,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        F: FnOnce(Vec<R>) + Send + 'static,
+        E: FnOnce(Error) + Send + 'static,
+    {
+        self.map_async_inner(f, items, None, Some(callbacks_finish::<Vec<R>, F, E>(on_ok, on_err)))
+    }
+
+    /// As [`map_async_with`](Pool::map_async_with) with chunks of
+    /// `chunksize` items (Python: `map_async(f, items, chunksize,
+    /// callback, error_callback)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::mpsc;
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let pool = shmproc::Pool::new(2)?;
+    /// let (tx, rx) = mpsc::channel();
+    /// let h = pool.map_async_chunked_with(square, 0..4, 2, move |v| tx.send(v).unwrap(), |e| panic!("{e}"))?;
+    /// assert_eq!(rx.recv().unwrap(), [0, 1, 4, 9]);
+    /// assert_eq!(h.get()?, [0, 1, 4, 9]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`map_async_chunked`](Pool::map_async_chunked) (no callback
+    /// runs then).
+    pub fn map_async_chunked_with<A, R, F, E>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        chunksize: usize,
+        on_ok: F,
+        on_err: E,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        F: FnOnce(Vec<R>) + Send + 'static,
+        E: FnOnce(Error) + Send + 'static,
+    {
+        self.map_async_inner(f, items, Some(chunksize), Some(callbacks_finish::<Vec<R>, F, E>(on_ok, on_err)))
+    }
+
+    fn map_async_inner<A, R>(
+        &self,
+        f: fn(A) -> R,
+        items: impl IntoIterator<Item = A>,
+        chunksize: Option<usize>,
+        finish: Option<Finish>,
+    ) -> Result<AsyncResult<Vec<R>>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+    {
+        if let Some(c) = chunksize {
+            check_chunksize(c)?;
+        }
+        let sh = self.engine.shared();
+        sh.check_running()?;
+        let fns = fn_ids(f)?;
+        let items = collect_guarded(items)?;
+        let chunksize = chunksize.unwrap_or_else(|| self.default_chunksize(items.len()));
+        let cell = Arc::new(Cell::new(0, Arc::downgrade(sh)));
+        let sink = Arc::new(MapSink {
+            done: CallbackSink { cell: cell.clone(), finish: Mutex::new(finish) },
+            state: Mutex::default(),
+        });
+        let mut input = items.into_iter();
+        let mut index = 0u64;
+        while let Some(chunk) = next_chunk(sh, fns, &mut input, chunksize) {
+            let submitted = match chunk {
+                Chunk::Ready { id, record, items } => {
+                    sink.state.lock().chunks.push(MapChunk { id, items, results: None });
+                    index += 1;
+                    sh.submit(id, record, sink.clone(), index - 1)
+                }
+                Chunk::Bad { error, .. } | Chunk::Panicked { error } => Err(error),
+            };
+            if let Err(e) = submitted {
+                sink.give_up(sh);
+                return Err(e);
+            }
+        }
+        sink.seal();
+        Ok(AsyncResult { cell, _r: PhantomData })
+    }
+
+    fn imap_with<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        items: I,
+        chunksize: usize,
+        unordered: bool,
+    ) -> Result<Imap<R, I::IntoIter>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
         I: IntoIterator<Item = A>,
     {
+        check_chunksize(chunksize)?;
         let sh = self.engine.shared();
         sh.check_running()?;
         let window = (self.processes() as u64 * 8).max(32);
-        Ok(Imap::new(sh.clone(), fn_ids(f)?, items.into_iter(), 1, window, unordered))
+        Ok(Imap::new(sh.clone(), fn_ids(f)?, items.into_iter(), chunksize, window, unordered))
     }
 
     /// A lazy, ordered iterator over `f` applied to each item (Python:
-    /// `imap` with chunksize 1). It reads `items` as it goes, keeping a
+    /// `imap` with chunksize 1; [`imap_chunked`](Pool::imap_chunked) sets
+    /// it). It reads `items` as it goes, keeping a
     /// bounded window of tasks in the pool (it does not read the whole
     /// input first, unlike Python's), and yields each result, or its
     /// error, in input order. Dropping it cancels what has not started.
+    /// If `items` panics, the iterator yields
+    /// `Err(TaskError::Failed(Error::InputPanicked { .. }))` after the
+    /// results of the chunks read before, and ends (Python raises the
+    /// iterator's exception from `next()`).
     ///
     /// # Examples
     ///
@@ -611,7 +976,37 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'static,
         I: IntoIterator<Item = A>,
     {
-        self.imap_with(f, items, false)
+        self.imap_with(f, items, 1, false)
+    }
+
+    /// As [`imap`](Pool::imap), sending the items to the workers in chunks
+    /// of `chunksize` (Python: `imap(f, items, chunksize)`); the results
+    /// still come one by one, in input order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let pool = shmproc::Pool::new(2)?;
+    /// let mut it = pool.imap_chunked(square, 0..1000, 100)?;
+    /// assert_eq!(it.next().transpose()?, Some(0));
+    /// assert_eq!(it.nth(9).transpose()?, Some(100));
+    /// assert_eq!(it.count(), 989);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for a `chunksize` of 0 (Python:
+    /// `ValueError`); the others as for [`imap`](Pool::imap).
+    pub fn imap_chunked<A, R, I>(&self, f: fn(A) -> R, items: I, chunksize: usize) -> Result<Imap<R, I::IntoIter>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        self.imap_with(f, items, chunksize, false)
     }
 
     /// As [`imap`](Pool::imap), yielding results in completion order.
@@ -637,7 +1032,40 @@ impl Pool {
         R: Serialize + DeserializeOwned + 'static,
         I: IntoIterator<Item = A>,
     {
-        self.imap_with(f, items, true)
+        self.imap_with(f, items, 1, true)
+    }
+
+    /// As [`imap_unordered`](Pool::imap_unordered) in chunks of
+    /// `chunksize` (Python: `imap_unordered(f, items, chunksize)`): the
+    /// chunks come in completion order, the items of a chunk in order.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn square(x: u64) -> u64 {
+    ///     x * x
+    /// }
+    /// let pool = shmproc::Pool::new(2)?;
+    /// let mut got: Vec<u64> = pool.imap_unordered_chunked(square, 0..100, 10)?.collect::<Result<_, _>>()?;
+    /// got.sort();
+    /// assert_eq!(got, (0..100).map(square).collect::<Vec<_>>());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`imap_chunked`](Pool::imap_chunked).
+    pub fn imap_unordered_chunked<A, R, I>(
+        &self,
+        f: fn(A) -> R,
+        items: I,
+        chunksize: usize,
+    ) -> Result<Imap<R, I::IntoIter>>
+    where
+        A: Serialize + DeserializeOwned + 'static,
+        R: Serialize + DeserializeOwned + 'static,
+        I: IntoIterator<Item = A>,
+    {
+        self.imap_with(f, items, chunksize, true)
     }
 
     /// Accepts no more tasks; those submitted still run. Then

@@ -65,16 +65,28 @@ pub(crate) const RESULT_ITEMS: usize = 17;
 /// of the errors a pool hands out (a handle may be asked more than once).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Failure {
-    Panicked { pid: u32, message: String },
+    Panicked {
+        pid: u32,
+        message: String,
+    },
     Codec(String),
     TaskError(String),
-    WorkerDied { pid: u32, signal: Option<i32>, code: Option<i32> },
+    WorkerDied {
+        pid: u32,
+        signal: Option<i32>,
+        code: Option<i32>,
+    },
     Broken(String),
-    TimedOut { pid: u32, limit: std::time::Duration },
+    TimedOut {
+        pid: u32,
+        limit: std::time::Duration,
+    },
     Cancelled,
     Closed,
     Interrupted,
     CallbackPanicked(String),
+    /// The input iterator panicked while the call read it (parent side).
+    InputPanicked(String),
 }
 
 impl Failure {
@@ -86,6 +98,7 @@ impl Failure {
             Error::Interrupted => Failure::Interrupted,
             Error::Cancelled => Failure::Cancelled,
             Error::Codec { message } => Failure::Codec(message.clone()),
+            Error::InputPanicked { message } => Failure::InputPanicked(message.clone()),
             other => Failure::TaskError(other.to_string()),
         }
     }
@@ -103,6 +116,7 @@ impl Failure {
             Failure::Closed => Error::PoolClosed,
             Failure::Interrupted => Error::Interrupted,
             Failure::CallbackPanicked(m) => Error::CallbackPanicked { message: m.clone() },
+            Failure::InputPanicked(m) => Error::InputPanicked { message: m.clone() },
         }
     }
 }
@@ -293,13 +307,15 @@ impl ResultWriter {
         self.items += 1;
     }
 
-    /// Replaces the item begun last by a failure.
+    /// Replaces the item begun last by a failure. The message is kept
+    /// whole (a large record spills): only one past an item's `u32` length
+    /// is cut, as [`cut_message`] does.
     pub(crate) fn fail_item(&mut self, status: u8, message: &str) {
         self.buf.truncate(self.item_start);
         self.buf.push(status);
-        let m = &message.as_bytes()[..message.len().min(64 * 1024)];
+        let m = cut_message(message, u32::MAX as usize);
         self.buf.extend_from_slice(&(m.len() as u32).to_le_bytes());
-        self.buf.extend_from_slice(m);
+        self.buf.extend_from_slice(m.as_bytes());
         self.items += 1;
     }
 
@@ -341,11 +357,31 @@ pub(crate) fn parse_result(record: &[u8]) -> Result<(u32, Vec<ItemOutcome>)> {
     Ok((pid, out))
 }
 
-/// An `INIT_FAILED` record.
+/// The longest initializer panic message an `INIT_FAILED` record carries
+/// (it goes inline, never spilled).
+pub(crate) const INIT_MESSAGE_MAX: usize = 64 * 1024;
+
+/// `message` if it has at most `max` bytes; otherwise its longest prefix
+/// that ends on a character boundary and leaves room for a marker saying
+/// how many bytes were left out, followed by that marker (at most `max`
+/// bytes in all, for any `max` of 64 or more).
+pub(crate) fn cut_message(message: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if message.len() <= max {
+        return message.into();
+    }
+    // The marker has at most 64 bytes (a usize has at most 20 digits).
+    let mut end = max.saturating_sub(64);
+    while !message.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... [{} more bytes cut]", &message[..end], message.len() - end).into()
+}
+
+/// An `INIT_FAILED` record (the message cut to [`INIT_MESSAGE_MAX`]).
 pub(crate) fn init_failed(pid: u32, message: &str) -> Vec<u8> {
     let mut r = control(INIT_FAILED).to_vec();
     r.extend_from_slice(&pid.to_le_bytes());
-    r.extend_from_slice(&message.as_bytes()[..message.len().min(64 * 1024)]);
+    r.extend_from_slice(cut_message(message, INIT_MESSAGE_MAX).as_bytes());
     r
 }
 
@@ -405,6 +441,33 @@ mod tests {
         assert_eq!(pid, 1234);
         assert_eq!(crate::codec::decode::<u64>(items[0].as_ref().expect("ok")).expect("decode"), 99);
         assert_eq!(items[1], Err(Failure::Panicked { pid: 1234, message: "boom".into() }));
+    }
+
+    // CPython: the exception a task raised comes back whole (its traceback
+    // text is not cut); a 200 KiB message of multi-byte characters does too.
+    #[test]
+    fn long_failure_messages_stay_whole() {
+        let message = "é€😀".repeat(200 * 1024 / 9);
+        assert!(message.len() > 64 * 1024);
+        let mut w = ResultWriter::default();
+        w.start(3, 9);
+        w.begin_item();
+        w.fail_item(ITEM_PANIC, &message);
+        let (_, items) = parse_result(w.finish()).expect("parse");
+        assert_eq!(items[0], Err(Failure::Panicked { pid: 9, message: message.clone() }));
+    }
+
+    #[test]
+    fn cut_messages_end_on_a_char_boundary_with_a_marker() {
+        let message = "😀".repeat(100_000); // 400 000 bytes, 4 per char
+        let cut = cut_message(&message, INIT_MESSAGE_MAX);
+        assert!(cut.len() <= INIT_MESSAGE_MAX);
+        let (kept, marker) = cut.split_once("...").expect("a marker");
+        assert!(kept.chars().all(|c| c == '😀'));
+        assert_eq!(marker, format!(" [{} more bytes cut]", message.len() - kept.len()));
+        assert_eq!(cut_message("short", INIT_MESSAGE_MAX), "short");
+        let (pid, m) = parse_init_failed(&init_failed(5, &message)).expect("parse");
+        assert_eq!((pid, m), (5, cut.into_owned()));
     }
 
     #[test]
