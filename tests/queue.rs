@@ -658,3 +658,40 @@ fn shutdown_and_join_across_processes() {
         assert_eq!(putter.join_timeout(GUARD).expect("putter"), Woke::ShutDown);
     }
 }
+
+// test_shutdown_immediate_put_join, with puts racing the shutdown: a put
+// that was already under way when an immediate shutdown drained the queue
+// may land after the draining; it then drains the queue itself, so
+// nothing stays behind and `join` returns (Python's puts hold the
+// queue's lock, so none can land after the draining).
+#[test]
+fn puts_racing_an_immediate_shutdown_leave_nothing_behind() {
+    for round in 0..20u32 {
+        let q = JoinableQueue::<u32>::new(0).expect("queue");
+        let putters: Vec<_> = (0..3)
+            .map(|t| {
+                let q = q.clone();
+                std::thread::spawn(move || {
+                    let mut landed = 0u32;
+                    for i in 0.. {
+                        match q.put(t * 1_000_000 + i) {
+                            Ok(()) => landed += 1,
+                            Err(PutError::ShutDown(_)) => return landed,
+                            Err(e) => panic!("put: {e}"),
+                        }
+                    }
+                    landed
+                })
+            })
+            .collect();
+        // Wait for the putters to be under way (a state, not a time).
+        while q.unfinished() < u64::from(10 * (round % 3 + 1)) {
+            std::thread::yield_now();
+        }
+        q.shutdown(true).expect("shutdown");
+        let landed: u32 = putters.into_iter().map(|t| t.join().expect("putter")).sum();
+        assert!(landed > 0);
+        assert!(q.is_empty(), "round {round}: an item stayed behind the draining");
+        assert_eq!(q.join_timeout(GUARD), Ok(()), "round {round}");
+    }
+}

@@ -56,6 +56,10 @@ const CHANNEL: u32 = 8;
 const SHUT_DOWN: u32 = 16;
 /// `shutdown(true)` drained the queue: gets stop at once too.
 const IMMEDIATE: u32 = 32;
+/// `shutdown(true)` was called (set before its draining starts): a put
+/// that lands after this flag drains the queue too, so no item slips in
+/// behind the draining.
+const DISCARD: u32 = 64;
 
 /// The default ring size: 256 KiB (messages up to 128 KiB travel inline).
 ///
@@ -415,6 +419,36 @@ impl Ends for Inner {
 
     fn senders_gone(&self) -> bool {
         self.side_gone(&self.hdr.producers)
+    }
+}
+
+/// The queue's ends while a put drains it after an immediate shutdown:
+/// as the queue's own, except that receiving goes on until the ring is
+/// empty (the queue's own ends stop every get at once by then).
+struct Draining<'a>(&'a Inner);
+
+impl Ends for Draining<'_> {
+    const SEND_NEEDS_RECEIVER: bool = Inner::SEND_NEEDS_RECEIVER;
+    const PROBE_BEFORE_SLEEP: bool = Inner::PROBE_BEFORE_SLEEP;
+
+    fn send_stop(&self) -> Option<Stop> {
+        self.0.send_stop()
+    }
+
+    fn recv_stop(&self) -> Option<Stop> {
+        None
+    }
+
+    fn drained_stop(&self) -> Option<Stop> {
+        self.0.drained_stop()
+    }
+
+    fn receivers_gone(&self) -> bool {
+        self.0.receivers_gone()
+    }
+
+    fn senders_gone(&self) -> bool {
+        self.0.senders_gone()
     }
 }
 
@@ -796,7 +830,32 @@ impl<T> Queue<T> {
         };
         let out = self.role(End::Send).map_err(Stop::Failed);
         let out = out.and_then(|_| self.inner.lane.send_message(&msg, wait, ends));
+        if out.is_ok() {
+            self.discard_if_shut_down();
+        }
         (msg, out)
+    }
+
+    /// After a put landed: if an immediate shutdown began meanwhile (it
+    /// may have finished draining before this item arrived), drops what
+    /// is in the queue, this item included, as that shutdown would have.
+    /// The items are dropped as bytes, without being decoded.
+    fn discard_if_shut_down(&self) {
+        // SeqCst fence: orders this put's commit before the look at the
+        // flags; `shutdown` sets the flag, then fences, then drains. So
+        // either this put sees `DISCARD`, or the draining sees the item.
+        crate::loom::atomic::fence_seq_cst();
+        if self.hdr().flags.load(Ordering::Relaxed) & DISCARD == 0 {
+            return;
+        }
+        let mut buf = Vec::new();
+        // Not counted as taken, as in `shutdown`: for a JoinableQueue the
+        // item is done. A broken queue stops the draining; gets fail
+        // at once after an immediate shutdown anyway.
+        while self.inner.lane.recv_message(&mut buf, Wait::No, &Draining(&self.inner), &mut |_| {}).is_ok() {
+            buf.clear();
+        }
+        self.hdr().all_done.notify_all();
     }
 
     fn put_with(&self, item: T, wait: Wait) -> Result<(), (T, Stop)>
@@ -1152,15 +1211,17 @@ impl<T: DeserializeOwned> Queue<T> {
     /// same, and gets fail at once. Items that do not decode as a `T` are
     /// dropped without an error.
     ///
-    /// Python: a put that began before the shutdown may still finish, as
-    /// with Python's lock, but here it may also land after an immediate
-    /// shutdown's draining: such an item stays in the queue unseen (gets
-    /// fail at once), and a `JoinableQueue` counts it as unfinished.
+    /// A put that began before the shutdown may still finish, as with
+    /// Python's lock; after an immediate shutdown such a put drains the
+    /// queue itself (dropping its item as bytes), so nothing stays behind
+    /// and a `JoinableQueue`'s `join` still returns.
     pub fn shutdown(&self, immediate: bool) -> Result<()> {
         let h = self.hdr();
         // SeqCst: pairs with the Acquire loads of `flags` in the calls'
         // stops, so a call that sees the flag sees the items put before.
-        h.flags.fetch_or(SHUT_DOWN, Ordering::SeqCst);
+        h.flags.fetch_or(if immediate { SHUT_DOWN | DISCARD } else { SHUT_DOWN }, Ordering::SeqCst);
+        // The other half of the fence pair in `discard_if_shut_down`.
+        crate::loom::atomic::fence_seq_cst();
         let mut out = Ok(());
         if immediate {
             let mut buf = Vec::new();
@@ -1329,7 +1390,10 @@ impl<T> Queue<T> {
             return Err((item, Stop::Failed(e)));
         }
         match self.inner.lane.send_message_async(&msg, ends).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.discard_if_shut_down();
+                Ok(())
+            }
             Err(stop) => Err((item, stop)),
         }
     }
