@@ -44,13 +44,14 @@
 //! | subclass `Process`, override `run()` | implement [`Task`], then [`Process::start(task)`](Process::start) |
 //! | `p.join()`, `p.join(timeout)` | [`p.join()`](Process::join) returns `f`'s result or a [`JoinError`]; [`join_timeout`](Process::join_timeout), [`join_deadline`](Process::join_deadline) ([`JoinTimeoutError::Timeout`] where Python returns `None`) |
 //! | `p.exitcode`, `p.is_alive()`, `p.pid` | [`exitcode()`](Process::exitcode), [`is_alive()`](Process::is_alive), [`pid()`](Process::pid) |
-//! | `p.terminate()`, `p.kill()` | [`terminate()`](Process::terminate), [`kill()`](Process::kill) |
-//! | `set_start_method("spawn")` | [`set_start_method(StartMethod::Spawn)`](set_start_method) |
+//! | `p.terminate()`, `p.kill()`, `p.interrupt()`, `p.close()` | [`terminate()`](Process::terminate), [`kill()`](Process::kill), [`interrupt()`](Process::interrupt) (SIGINT), [`close()`](Process::close) (takes the handle; a running child comes back in [`CloseError::Running`]) |
+//! | `set_start_method("spawn")`, `get_start_method()` | [`set_start_method(StartMethod::Spawn)`](set_start_method), [`start_method()`](start_method) (in a child: the method it was started with) |
 //! | `get_context("fork")` | [`Context::new(StartMethod::Fork)`](Context::new) |
 //! | `current_process()`, `parent_process()`, `active_children()`, `cpu_count()` | [`current_process`], [`parent_process`], [`active_children`], [`cpu_count`] |
 //! | `Pool(n)`, `Pool(n, initializer, initargs, maxtasksperchild)` | [`Pool::new(n)`](Pool::new), [`Pool::builder()`](Pool::builder)`.processes(n).initializer(f, arg).maxtasksperchild(k)` |
 //! | `pool.apply(f, (a,))`, `pool.apply_async(f, (a,), callback, error_callback)` | [`apply`](Pool::apply), [`apply_async`](Pool::apply_async) → [`AsyncResult`] (`get`, `get_timeout`, `get_deadline`, `ready`, `wait`, `wait_timeout`, `wait_deadline`, `successful`), [`apply_async_with`](Pool::apply_async_with) |
-//! | `pool.map(f, it, chunksize)`, `imap`, `imap_unordered` | [`map`](Pool::map), [`map_chunked`](Pool::map_chunked), [`imap`](Pool::imap) (lazy: a bounded window), [`imap_unordered`](Pool::imap_unordered) |
+//! | `pool.map(f, it, chunksize)`, `imap`, `imap_unordered` | [`map`](Pool::map), [`map_chunked`](Pool::map_chunked), [`imap`](Pool::imap) (lazy: a bounded window), [`imap_unordered`](Pool::imap_unordered), [`imap_chunked`](Pool::imap_chunked), [`imap_unordered_chunked`](Pool::imap_unordered_chunked); chunksize 0 is [`Error::InvalidArgument`]; an input iterator that panics fails the call with [`Error::InputPanicked`] |
+//! | `pool.map_async(f, it, chunksize, callback, error_callback)`, `starmap`, `starmap_async` | [`map_async`](Pool::map_async), [`map_async_chunked`](Pool::map_async_chunked), [`map_async_with`](Pool::map_async_with), [`map_async_chunked_with`](Pool::map_async_chunked_with) → [`AsyncResult`]`<Vec<R>>`; starmap: `map`/`map_async` over tuples |
 //! | `pool.close()`, `pool.join()`, `pool.terminate()`, `with Pool() as p:` | [`close`](Pool::close), [`join`](Pool::join), [`terminate`](Pool::terminate); drop terminates |
 //! | `ProcessPoolExecutor(max_workers)` | [`ProcessPoolExecutor::new(n)`](ProcessPoolExecutor::new), [`builder()`](ProcessPoolExecutor::builder); workers start as submissions find none idle, up to `max_workers` ([`worker_pids`](ProcessPoolExecutor::worker_pids)) |
 //! | `ex.map(f, it, timeout=t)`, `ex.terminate_workers()`, `ex.kill_workers()` | [`map_timeout`](ProcessPoolExecutor::map_timeout), [`map_deadline`](ProcessPoolExecutor::map_deadline) → [`MapUntil`] (a last item `Err(TaskTimeoutError::Timeout)`), [`terminate_workers`](ProcessPoolExecutor::terminate_workers), [`kill_workers`](ProcessPoolExecutor::kill_workers) |
@@ -69,10 +70,12 @@
 //! | `Condition(lock)` | [`Condvar`] with a [`Mutex`]: `wait(guard)`, `wait_timeout(guard, d)` (`wait(timeout)`; its `False` is [`WaitTimeoutError::Timeout`]), `notify_one`, `notify_all` |
 //! | `Event()`, `Barrier(n)` | [`Event::new()`](Event::new) (`e.wait(t)` returning `False` is [`TimedOut`]), [`Barrier::new(n)`](Barrier::new) |
 //! | `Queue(maxsize)` | [`Queue::new(maxsize)`](Queue::new): `put`, `get`, `try_put`/`try_get` (`put_nowait`/`get_nowait`), `put_timeout`/`get_timeout`, `qsize`, `is_empty`, `is_full`, `close` |
+//! | `q.shutdown(immediate)`, `q.is_shutdown`, `queue.ShutDown` (3.13) | [`shutdown`](Queue::shutdown), [`is_shutdown`](Queue::is_shutdown), [`PutError::ShutDown`] (with the item), [`GetError::ShutDown`]: for every process |
 //! | `JoinableQueue(maxsize)` | [`JoinableQueue::new(maxsize)`](JoinableQueue::new): also `task_done`, `join`, `join_timeout` |
 //! | `queue.Full`, `queue.Empty` | [`TryPutError::Full`] (with the item back), [`TryGetError::Empty`] |
 //! | `a, b = Pipe()`; `r, w = Pipe(duplex=False)` | [`Pipe::new()`](Pipe::new), [`Pipe::simplex()`](Pipe::simplex): [`Connection`]s with `send`, `recv`, `send_bytes`, `recv_bytes`, `poll`, `close` |
-//! | `SharedMemory(name, create=True, size=n)` | [`Segment::create(name, n)`](Segment::create) |
+//! | `c.recv_bytes_into(buf, offset)`, `BufferTooShort`, `c.send_bytes(buf, offset, size)` | [`recv_bytes_into_slice`](Connection::recv_bytes_into_slice) ([`RecvIntoError::BufferTooShort`] keeps the message), [`send_bytes_range`](Connection::send_bytes_range) |
+//! | `SharedMemory(name, create=True, size=n)` | [`Segment::create(name, n)`](Segment::create) (size 0 is [`Error::InvalidArgument`]) |
 //! | `SharedMemory(name)` | [`Segment::open(name)`](Segment::open) (header checked) |
 //! | `SharedMemory(name)` on a foreign object | [`Segment::open_raw(name, access)`](Segment::open_raw) |
 //! | `shm.buf[a:b] = data` | [`seg.write_at(a, data)`](Segment::write_at) |
