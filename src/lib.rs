@@ -456,9 +456,9 @@ pub use shm::typed::Shared;
 pub use sync::error::{
     AcquireError, AcquireTimeoutError, BarrierError, BarrierTimeoutError, TimedOut, TryAcquireError, WouldBlock,
 };
-pub use sync::event::{Barrier, Condvar, Event, WaitResult, WaitTimeoutResult};
-pub use sync::guard::{LockError, LockTimeoutError, TryLockError, WaitTimeoutError};
+pub use sync::event::{Barrier, BarrierBuilder, Condvar, Event, WaitResult, WaitTimeoutResult};
+pub use sync::guard::{CondvarGuard, LockError, LockTimeoutError, TryLockError, WaitTimeoutError};
 pub use sync::lock::{Lock, LockGuard, RLock};
 pub use sync::mutex::Mutex;
 pub use sync::mutex::MutexGuard;
-pub use sync::semaphore::{BoundedSemaphore, Semaphore};
+pub use sync::semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};
