@@ -173,7 +173,7 @@ pub(crate) type FnWords = [u64; 7];
 
 impl FnRef {
     /// This reference as plain words.
-    pub(crate) fn to_words(&self) -> FnWords {
+    pub(crate) fn to_words(self) -> FnWords {
         let e = &self.exe;
         [self.offset as u64, self.type_hash, e.dev, e.ino, e.size, e.mtime as u64, e.mtime_nsec as u64]
     }

@@ -1038,18 +1038,19 @@ impl BarrierBuilder {
             None | Some(Duration::MAX) => NO_TIMEOUT,
             Some(d) => u64::try_from(d.as_nanos()).unwrap_or(NO_TIMEOUT - 1).min(NO_TIMEOUT - 1),
         };
+        // Without `serde` no action can be given (`action` needs it).
+        #[cfg(feature = "serde")]
         let action = match self.action {
             None => None,
-            #[cfg(feature = "serde")]
             Some(f) => Some(crate::process::fnref::FnRef::of(f).map_err(|e| match e.kind() {
                 std::io::ErrorKind::InvalidInput => Error::InvalidArgument {
                     what: "a barrier's action must be a function of the executable, not of a shared library",
                 },
                 _ => Error::os("stat /proc/self/exe", e),
             })?),
-            #[cfg(not(feature = "serde"))]
-            Some(_) => None,
         };
+        #[cfg(not(feature = "serde"))]
+        let _ = self.action;
         Ok(move |b: &RawBarrier| {
             b.parties.store(parties, Ordering::Relaxed);
             b.timeout_ns.store(timeout_ns, Ordering::Relaxed);
@@ -1060,8 +1061,6 @@ impl BarrierBuilder {
                 }
                 b.has_action.store(1, Ordering::Relaxed);
             }
-            #[cfg(not(feature = "serde"))]
-            let _ = action;
         })
     }
 }

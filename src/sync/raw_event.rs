@@ -170,6 +170,7 @@ pub(crate) const NO_TIMEOUT: u64 = u64::MAX;
 #[derive(Debug)]
 pub(crate) enum ActionFailed {
     /// The action panicked; the message.
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))] // actions need `serde`
     Panicked(String),
     /// The action could not be found in this process (another executable).
     Unresolved(std::io::Error),
@@ -359,14 +360,14 @@ impl RawCondvar {
         k
     }
 
-    /// Waiters counted and not yet granted a signal (for inspection).
-    #[allow(dead_code)]
+    /// Waiters counted and not yet granted a signal (for models).
+    #[cfg(shmproc_loom)]
     pub(crate) fn waiting(&self) -> u32 {
         waiting_of(self.state.load(Ordering::Relaxed))
     }
 
-    /// Signals granted and not yet taken (for inspection and models).
-    #[allow(dead_code)]
+    /// Signals granted and not yet taken (for models).
+    #[cfg(shmproc_loom)]
     pub(crate) fn signals(&self) -> u32 {
         signals_of(self.state.load(Ordering::Relaxed))
     }
