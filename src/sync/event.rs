@@ -779,14 +779,7 @@ impl Barrier {
     pub fn wait(&self) -> std::result::Result<usize, BarrierError> {
         self.register().map_err(BarrierError::Failed)?;
         let deadline = self.timeout().and_then(deadline_after);
-        self.shared.wait(deadline, || run_action(&self.shared)).map_err(|stop| match stop {
-            BarrierStop::Broken(dead) => BarrierError::Broken { dead },
-            // The default timeout ran out: broken (by this party), as in
-            // Python.
-            BarrierStop::TimedOut => BarrierError::Broken { dead: None },
-            BarrierStop::Action(ActionFailed::Panicked(message)) => BarrierError::ActionPanicked { message },
-            BarrierStop::Action(ActionFailed::Unresolved(e)) => BarrierError::Failed(Error::os("barrier action", e)),
-        })
+        self.shared.wait(deadline, || run_action(&self.shared)).map_err(untimed_barrier_error)
     }
 
     /// Like [`wait`](Barrier::wait), breaking the barrier if `timeout`
@@ -1065,6 +1058,18 @@ impl BarrierBuilder {
     }
 }
 
+/// Why a [`Barrier::wait`] (or `wait_async`) passed no index. A deadline
+/// there is only the default timeout, which Python reports as a broken
+/// barrier too (without one, only a broken barrier ends the wait early).
+fn untimed_barrier_error(stop: BarrierStop) -> BarrierError {
+    match stop {
+        BarrierStop::Broken(dead) => BarrierError::Broken { dead },
+        BarrierStop::TimedOut => BarrierError::Broken { dead: None },
+        BarrierStop::Action(ActionFailed::Panicked(message)) => BarrierError::ActionPanicked { message },
+        BarrierStop::Action(ActionFailed::Unresolved(e)) => BarrierError::Failed(Error::os("barrier action", e)),
+    }
+}
+
 /// Runs `b`'s action, if it has one, in this process: found by its words
 /// (checked against this executable), called with panics caught.
 fn run_action(b: &RawBarrier) -> std::result::Result<(), ActionFailed> {
@@ -1128,15 +1133,7 @@ impl Barrier {
         self.register().map_err(BarrierError::Failed)?;
         let source = || crate::watch::HomeWord::shared(&self.shared, |b: &RawBarrier| &*b.generation);
         match self.shared.wait_async(source, || run_action(&self.shared)).await {
-            Ok(r) => r.map_err(|stop| match stop {
-                BarrierStop::Broken(dead) => BarrierError::Broken { dead },
-                // No deadline: only a broken barrier ends the wait early.
-                BarrierStop::TimedOut => BarrierError::Broken { dead: None },
-                BarrierStop::Action(ActionFailed::Panicked(message)) => BarrierError::ActionPanicked { message },
-                BarrierStop::Action(ActionFailed::Unresolved(e)) => {
-                    BarrierError::Failed(Error::os("barrier action", e))
-                }
-            }),
+            Ok(r) => r.map_err(untimed_barrier_error),
             Err(e) => Err(BarrierError::Failed(Error::os("futex_waitv", e))),
         }
     }
