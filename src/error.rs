@@ -187,6 +187,13 @@ pub enum Error {
         /// The pid of a party that died, if that is why.
         dead: Option<u32>,
     },
+    /// A barrier's action panicked in this party (the last to arrive); the
+    /// barrier is now broken for the others (Python: the action's
+    /// exception, raised in that party).
+    BarrierActionPanicked {
+        /// The panic message.
+        message: String,
+    },
     /// A queue or ring is full (non-blocking put).
     Full,
     /// A queue or ring is empty (non-blocking get).
@@ -447,6 +454,9 @@ impl fmt::Display for Error {
             Error::ReleasedTooMany => f.write_str("semaphore released too many times"),
             Error::Broken { dead: Some(pid) } => write!(f, "the barrier is broken: party pid {pid} died"),
             Error::Broken { dead: None } => f.write_str("the barrier is broken (timeout or abort)"),
+            Error::BarrierActionPanicked { message } => {
+                write!(f, "the barrier's action panicked (the barrier is now broken): {message}")
+            }
             Error::Full => f.write_str("the queue is full"),
             Error::Empty => f.write_str("the queue is empty"),
             Error::Closed => f.write_str("the queue or pipe was closed"),

@@ -798,7 +798,9 @@ fn fields(p: &Peek, h: &HeaderSnapshot, kind: Kind) -> Result<Vec<(&'static str,
             f.push(("waiters", p.u32_at(h, core::mem::offset_of!(RawEvent, waiters))?.to_string()));
         }
         Kind::Condvar => {
-            f.push(("waiters", p.u32_at(h, core::mem::offset_of!(RawCondvar, waiters))?.to_string()));
+            let state = p.u64_at(h, core::mem::offset_of!(RawCondvar, state))?;
+            f.push(("waiters", (state as u32).to_string()));
+            f.push(("pending wake-ups", (state >> 32).to_string()));
             f.push(("notifications", p.u32_at(h, core::mem::offset_of!(RawCondvar, seq))?.to_string()));
         }
         Kind::Barrier => f.extend(barrier_fields(p, h)?),

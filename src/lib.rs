@@ -128,8 +128,9 @@
 //! | [`Lock`], [`RLock`]: `acquire`, `lock` | [`AcquireError`] | [`TryAcquireError`] | [`AcquireTimeoutError`] |
 //! | [`Semaphore`], [`BoundedSemaphore`]: `acquire` | cannot fail | [`WouldBlock`] | [`TimedOut`] |
 //! | [`Event`]: `wait` | cannot fail | | [`TimedOut`] |
-//! | [`Barrier`]: `wait` | [`BarrierError`] | | [`BarrierTimeoutError`] (a timeout breaks the barrier, as in Python) |
-//! | [`Condvar`]: `wait(guard)` | [`LockError`] | | [`WaitTimeoutError`] (the guard comes back on a timeout too) |
+//! | [`Barrier`]: `wait` (bounded by the barrier's default timeout, if any: [`BarrierBuilder::timeout`]) | [`BarrierError`] | | [`BarrierTimeoutError`] (a timeout breaks the barrier, as in Python) |
+//! | [`Condvar`]: `wait(guard)`, `wait_while(guard, condition)` (a [`CondvarGuard`]: of a [`Mutex`], [`Lock`] or [`RLock`]) | [`LockError`] | | [`WaitTimeoutError`] (the guard comes back on a timeout too) |
+//! | [`Semaphore`], [`BoundedSemaphore`]: `guard` (a [`SemaphoreGuard`]) | cannot fail | [`WouldBlock`] | [`TimedOut`] |
 //! | [`Queue`], [`JoinableQueue`]: `put(item)` | [`PutError`] (the item back) | [`TryPutError`] (the item back) | [`PutTimeoutError`] (the item back) |
 //! | [`Queue`], [`JoinableQueue`]: `get` | [`GetError`] | [`TryGetError`] | [`GetTimeoutError`] |
 //! | [`JoinableQueue`]: `join` | [`QueueJoinError`] | | [`QueueJoinTimeoutError`] |
@@ -466,9 +467,9 @@ pub use shm::typed::Shared;
 pub use sync::error::{
     AcquireError, AcquireTimeoutError, BarrierError, BarrierTimeoutError, TimedOut, TryAcquireError, WouldBlock,
 };
-pub use sync::event::{Barrier, Condvar, Event, WaitResult, WaitTimeoutResult};
-pub use sync::guard::{LockError, LockTimeoutError, TryLockError, WaitTimeoutError};
+pub use sync::event::{Barrier, BarrierBuilder, Condvar, Event, WaitResult, WaitTimeoutResult};
+pub use sync::guard::{CondvarGuard, LockError, LockTimeoutError, TryLockError, WaitTimeoutError};
 pub use sync::lock::{Lock, LockGuard, RLock};
 pub use sync::mutex::Mutex;
 pub use sync::mutex::MutexGuard;
-pub use sync::semaphore::{BoundedSemaphore, Semaphore};
+pub use sync::semaphore::{BoundedSemaphore, Semaphore, SemaphoreGuard};

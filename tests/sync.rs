@@ -13,7 +13,8 @@
 mod common;
 
 #[cfg(feature = "serde")]
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::Names;
@@ -386,6 +387,16 @@ fn lock_errors_convert_and_display() {
             |e| matches!(e, Error::Closed),
         ),
         (Box::new(TimedOut), TimedOut.into(), |e| matches!(e, Error::Timeout)),
+        (
+            Box::new(BarrierError::ActionPanicked { message: "boom".into() }),
+            BarrierError::ActionPanicked { message: "boom".into() }.into(),
+            |e| matches!(e, Error::BarrierActionPanicked { message } if message == "boom"),
+        ),
+        (
+            Box::new(BarrierTimeoutError::ActionPanicked { message: "boom".into() }),
+            BarrierTimeoutError::ActionPanicked { message: "boom".into() }.into(),
+            |e| matches!(e, Error::BarrierActionPanicked { message } if message == "boom"),
+        ),
     ];
     // Every variant of every lock and acquire error: a Debug name, a
     // message, and the crate error it converts to.
@@ -1228,4 +1239,416 @@ fn barrier_round_after_a_party_exited_is_broken_until_reset() {
     let mut kid2 = Context::new(StartMethod::ForkServer).spawn(pass_once, b.clone()).expect("spawn");
     let mine = b.wait_timeout(GUARD).expect("round after reset");
     assert_eq!(mine + kid2.join().expect("join"), 1);
+}
+
+// ===========================================================================
+// Python parity: Condition.notify(n), wait_for, Condition over a Lock or an
+// RLock, Barrier(action, timeout), `with sem:`
+// ===========================================================================
+
+/// `[waiting now, woken in all, stop]` of the notify-count tests.
+type Counts = [u64; 3];
+
+/// A waiter of the notify-count tests: counts itself as waiting (under
+/// the mutex, so it has prepared its wait once the notifier sees the
+/// count), waits, counts itself woken; again until told to stop.
+fn counted_waiter((m, c): (Mutex<Counts>, Condvar)) {
+    let mut g = m.lock().expect("lock");
+    while g[2] == 0 {
+        g[0] += 1;
+        g = c.wait(g).expect("wait");
+        g[0] -= 1;
+        g[1] += 1;
+    }
+}
+
+/// The notifier's side: with `n` waiters all waiting, each notify ends
+/// exactly as many waits as it asked for (no more, even given time).
+fn check_notify_counts(m: &Mutex<Counts>, c: &Condvar, n: u64, rounds: usize) {
+    let all_waiting = || wait_until("all waiters waiting", || m.lock().expect("lock")[0] == n);
+    let woken = || m.lock().expect("lock")[1];
+    let expect_woken = |total: u64, what: &str| {
+        wait_until(what, || woken() >= total);
+        // Nothing to wait for when checking that no more woke: a short
+        // sleep gives a wrongly woken waiter time to show up.
+        std::thread::sleep(Duration::from_millis(20));
+        assert_eq!(woken(), total, "{what}: woke too many");
+    };
+    let mut total = 0;
+    for round in 0..rounds {
+        all_waiting();
+        c.notify_one();
+        total += 1;
+        expect_woken(total, &format!("notify_one, round {round}"));
+        all_waiting();
+        c.notify(2);
+        total += 2;
+        expect_woken(total, &format!("notify(2), round {round}"));
+        all_waiting();
+        c.notify_all();
+        total += n;
+        expect_woken(total, &format!("notify_all, round {round}"));
+    }
+    all_waiting();
+    m.lock().expect("lock")[2] = 1;
+    c.notify_all();
+}
+
+// CPython: _TestCondition.test_notify, test_notify_n (and test_notify_all).
+#[test]
+fn condvar_notify_wakes_exactly_as_many_as_asked_threads() {
+    let m = Mutex::new([0u64; 3]).expect("mutex");
+    let c = Condvar::new().expect("condvar");
+    let handles: Vec<_> = (0..3)
+        .map(|_| {
+            let args = (m.clone(), c.clone());
+            std::thread::spawn(move || counted_waiter(args))
+        })
+        .collect();
+    check_notify_counts(&m, &c, 3, 10);
+    for h in handles {
+        h.join().expect("waiter");
+    }
+}
+
+// CPython: _TestCondition.test_notify, test_notify_n, with processes.
+#[cfg(feature = "serde")]
+#[test]
+fn condvar_notify_wakes_exactly_as_many_as_asked_processes() {
+    for method in METHODS {
+        let ctx = Context::new(method);
+        let m = Mutex::new([0u64; 3]).expect("mutex");
+        let c = Condvar::new().expect("condvar");
+        let mut kids: Vec<_> =
+            (0..3).map(|_| ctx.spawn(counted_waiter, (m.clone(), c.clone())).expect("spawn")).collect();
+        check_notify_counts(&m, &c, 3, 3);
+        for k in &mut kids {
+            k.join_timeout(GUARD).expect("waiter");
+        }
+    }
+}
+
+#[test]
+fn condvar_notify_zero_and_without_waiters_does_nothing() {
+    let m = Mutex::new([0u64; 3]).expect("mutex");
+    let c = Condvar::new().expect("condvar");
+    c.notify(5); // nobody waits: no wake-up is kept for later
+    let Err(WaitTimeoutError::Timeout(g)) = c.wait_timeout(m.lock().expect("lock"), SHORT) else {
+        panic!("an earlier notify woke a later waiter")
+    };
+    drop(g);
+    let h = {
+        let (m, c) = (m.clone(), c.clone());
+        std::thread::spawn(move || counted_waiter((m, c)))
+    };
+    wait_until("waiter waiting", || m.lock().expect("lock")[0] == 1);
+    c.notify(0);
+    // Nothing to wait for: checking that notify(0) woke nobody.
+    std::thread::sleep(Duration::from_millis(20));
+    assert_eq!(m.lock().expect("lock")[1], 0, "notify(0) woke a waiter");
+    m.lock().expect("lock")[2] = 1;
+    c.notify_all();
+    h.join().expect("waiter");
+}
+
+// CPython: _TestCondition.test_waitfor (wait_for's predicate is the
+// negation of wait_while's).
+#[test]
+fn condvar_wait_while_waits_until_the_condition_is_false() {
+    let m = Mutex::new(0u32).expect("mutex");
+    let c = Condvar::new().expect("condvar");
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            for _ in 0..4 {
+                *m.lock().expect("lock") += 1;
+                c.notify_all();
+            }
+        });
+        let g = c.wait_while(m.lock().expect("lock"), |n| *n < 4).expect("wait_while");
+        assert_eq!(*g, 4);
+    });
+    // False at once: no wait at all.
+    let g = c.wait_while(m.lock().expect("lock"), |n| *n == 0).expect("no wait");
+    assert_eq!(*g, 4);
+}
+
+// CPython: _TestCondition.test_waitfor_timeout: the predicate never comes
+// true, the wait gives up with the lock held and the predicate's last value.
+#[test]
+fn condvar_wait_while_timeout_gives_up_with_the_guard() {
+    let m = Mutex::new(0u32).expect("mutex");
+    let c = Condvar::new().expect("condvar");
+    let mut looks = 0;
+    let r = c.wait_while_timeout(m.lock().expect("lock"), SHORT, |n| {
+        looks += 1;
+        *n == 0
+    });
+    let Err(WaitTimeoutError::Timeout(g)) = r else { panic!("the condition held throughout") };
+    assert!(m.is_locked());
+    assert_eq!(*g, 0);
+    assert!(looks >= 2, "looked again after the time ran out");
+    drop(g);
+    let r = c.wait_while_deadline(m.lock().expect("lock"), Instant::now(), |n| *n == 0);
+    assert!(matches!(r, Err(WaitTimeoutError::Timeout(_))));
+    drop(r);
+    // Notified in time.
+    std::thread::scope(|s| {
+        let g = m.lock().expect("lock");
+        s.spawn(|| {
+            *m.lock().expect("lock") = 2; // the waiter is inside its wait now
+            c.notify_one();
+        });
+        let g = c.wait_while_timeout(g, GUARD, |n| *n == 0).expect("notified in time");
+        assert_eq!(*g, 2);
+    });
+}
+
+// CPython: _TestCondition (a Condition's wait releases its lock, which
+// another thread then takes); the lock here is a `Lock`.
+#[test]
+fn condvar_waits_with_a_lock_guard() {
+    let lock = Lock::new().expect("lock");
+    let c = Condvar::new().expect("condvar");
+    let flag = AtomicU32::new(0);
+    std::thread::scope(|s| {
+        let g = lock.lock().expect("lock");
+        s.spawn(|| {
+            let _g = lock.lock().expect("taken while the waiter waits");
+            flag.store(1, Ordering::Relaxed);
+            c.notify_one();
+        });
+        let g = c.wait_while_timeout(g, GUARD, |()| flag.load(Ordering::Relaxed) == 0).expect("notified");
+        assert!(lock.is_locked());
+        drop(g);
+    });
+    assert!(!lock.is_locked());
+    let Err(WaitTimeoutError::Timeout(g)) = c.wait_timeout(lock.lock().expect("lock"), SHORT) else {
+        panic!("nobody notified")
+    };
+    drop(g);
+}
+
+// CPython: _TestCondition with the default RLock: a wait releases every
+// level of the RLock and takes them all back.
+#[test]
+fn condvar_waits_with_an_rlock_at_every_level() {
+    let r = RLock::new().expect("rlock");
+    let c = Condvar::new().expect("condvar");
+    let flag = AtomicU32::new(0);
+    std::thread::scope(|s| {
+        let outer = r.lock().expect("level 1");
+        let inner = r.lock().expect("level 2");
+        assert_eq!(r.depth(), 2);
+        s.spawn(|| {
+            let _g = r.lock().expect("free while the waiter waits, though it held two levels");
+            flag.store(1, Ordering::Relaxed);
+            c.notify_all();
+        });
+        let inner = c.wait_while(inner, |()| flag.load(Ordering::Relaxed) == 0).expect("notified");
+        assert_eq!(r.depth(), 2, "both levels back");
+        drop(inner);
+        assert_eq!(r.depth(), 1);
+        drop(outer);
+    });
+    assert!(!r.is_locked());
+}
+
+#[cfg(feature = "serde")]
+/// Sets `flag` under `lock` and notifies.
+fn set_under_lock((lock, c, flag): (Lock, Condvar, Shared<AtomicU64>)) {
+    let g = lock.lock().expect("lock");
+    flag.store(7, Ordering::Relaxed);
+    drop(g);
+    c.notify_all();
+}
+
+// CPython: _TestCondition.test_waitfor with processes, the lock a `Lock`.
+#[cfg(feature = "serde")]
+#[test]
+fn condvar_with_a_lock_across_processes() {
+    for method in METHODS {
+        let lock = Lock::new().expect("lock");
+        let c = Condvar::new().expect("condvar");
+        let flag = Shared::<AtomicU64>::anonymous(|_| ()).expect("flag");
+        let g = lock.lock().expect("lock");
+        let mut kid =
+            Context::new(method).spawn(set_under_lock, (lock.clone(), c.clone(), flag.clone())).expect("spawn");
+        let g = c.wait_while_timeout(g, GUARD, |()| flag.load(Ordering::Relaxed) == 0).expect("notified");
+        assert_eq!(flag.load(Ordering::Relaxed), 7, "{method}");
+        drop(g);
+        kid.join_timeout(GUARD).expect("child");
+    }
+}
+
+#[cfg(feature = "serde")]
+/// How often [`count_action`] ran in this process.
+static ACTION_RUNS: AtomicU32 = AtomicU32::new(0);
+
+#[cfg(feature = "serde")]
+fn count_action() {
+    ACTION_RUNS.fetch_add(1, Ordering::SeqCst);
+}
+
+#[cfg(feature = "serde")]
+/// Passes the barrier `rounds` times; returns how often this process ran
+/// the action.
+fn barrier_with_action_rounds((b, rounds): (Barrier, usize)) -> u32 {
+    for _ in 0..rounds {
+        b.wait_timeout(GUARD).expect("barrier");
+    }
+    ACTION_RUNS.load(Ordering::SeqCst)
+}
+
+// CPython: _TestBarrier.test_action: the action runs once per trip, before
+// any party is released.
+#[cfg(feature = "serde")]
+#[test]
+fn barrier_action_runs_once_per_trip_before_release() {
+    static RUNS: AtomicU32 = AtomicU32::new(0);
+    fn action() {
+        RUNS.fetch_add(1, Ordering::SeqCst);
+    }
+    const ROUNDS: u32 = 20;
+    let b = Barrier::builder(3).action(action).build().expect("barrier");
+    std::thread::scope(|s| {
+        for _ in 0..3 {
+            s.spawn(|| {
+                for round in 1..=ROUNDS {
+                    b.wait_timeout(GUARD).expect("barrier");
+                    let runs = RUNS.load(Ordering::SeqCst);
+                    assert!(runs >= round, "released before the action of trip {round} ran ({runs})");
+                }
+            });
+        }
+    });
+    assert_eq!(RUNS.load(Ordering::SeqCst), ROUNDS, "once per trip");
+}
+
+// CPython: _TestBarrier.test_action, with processes: a child spawned with
+// the barrier runs the same action (each process counts its own runs).
+#[cfg(feature = "serde")]
+#[test]
+fn barrier_action_runs_in_whichever_process_arrives_last() {
+    const ROUNDS: usize = 10;
+    let names = test_names("barrier_action");
+    for method in METHODS {
+        let before = ACTION_RUNS.load(Ordering::SeqCst);
+        let name = names.name(&format!("{method}"));
+        let b = Barrier::builder(3).action(count_action).create(&name).expect("create");
+        let ctx = Context::new(method);
+        let mut by_arg = ctx.spawn(barrier_with_action_rounds, (b.clone(), ROUNDS)).expect("spawn");
+        let opened = Barrier::open(&name).expect("open");
+        let mut by_name = ctx.spawn(barrier_with_action_rounds, (opened, ROUNDS)).expect("spawn");
+        let mine = barrier_with_action_rounds((b, ROUNDS)) - before;
+        let theirs = by_arg.join_timeout(GUARD).expect("child") + by_name.join_timeout(GUARD).expect("child");
+        assert_eq!(mine + theirs, ROUNDS as u32, "{method}: once per trip, in some process");
+    }
+    names.finish();
+}
+
+// CPython: _TestBarrier.test_action (an action that raises): the party
+// that ran it gets the panic, the others a broken barrier.
+#[cfg(feature = "serde")]
+#[test]
+fn barrier_action_that_panics_breaks_the_barrier() {
+    fn boom() {
+        panic!("boom in the action");
+    }
+    for timed in [false, true] {
+        let b = Barrier::builder(2).action(boom).build().expect("barrier");
+        let outcomes: Vec<String> = std::thread::scope(|s| {
+            let hs: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        if timed {
+                            match b.wait_timeout(GUARD) {
+                                Err(BarrierTimeoutError::ActionPanicked { message }) => format!("panicked: {message}"),
+                                Err(BarrierTimeoutError::Broken { dead: None }) => "broken".to_owned(),
+                                r => format!("{r:?}"),
+                            }
+                        } else {
+                            match b.wait() {
+                                Err(BarrierError::ActionPanicked { message }) => format!("panicked: {message}"),
+                                Err(BarrierError::Broken { dead: None }) => "broken".to_owned(),
+                                r => format!("{r:?}"),
+                            }
+                        }
+                    })
+                })
+                .collect();
+            hs.into_iter().map(|h| h.join().expect("party")).collect()
+        });
+        let mut outcomes = outcomes;
+        outcomes.sort();
+        assert_eq!(outcomes, ["broken", "panicked: boom in the action"], "timed: {timed}");
+        assert!(b.is_broken());
+        b.reset();
+        assert!(!b.is_broken());
+    }
+}
+
+// CPython: _TestBarrier.test_default_timeout: a wait without a timeout of
+// its own gives up after the barrier's, and breaks it.
+#[test]
+fn barrier_default_timeout_breaks_the_barrier() {
+    let b = Barrier::builder(2).timeout(SHORT).build().expect("barrier");
+    assert_eq!(b.timeout(), Some(SHORT));
+    assert!(matches!(b.wait(), Err(BarrierError::Broken { dead: None })));
+    assert!(b.is_broken());
+    b.reset();
+    // A timeout of the call's own replaces the default.
+    assert!(matches!(b.wait_timeout(Duration::ZERO), Err(BarrierTimeoutError::Timeout)));
+    b.reset();
+    // Within the default timeout, both pass.
+    let long = Barrier::builder(2).timeout(GUARD).build().expect("barrier");
+    std::thread::scope(|s| {
+        s.spawn(|| long.wait().expect("pass"));
+        long.wait().expect("pass");
+    });
+    assert_eq!(Barrier::builder(2).timeout(Duration::MAX).build().expect("barrier").timeout(), None);
+    assert!(matches!(Barrier::builder(0).build(), Err(Error::InvalidArgument { .. })));
+}
+
+// CPython docs: Semaphore and BoundedSemaphore support the context manager
+// protocol (`with sem:`); _TestSemaphore.test_semaphore's counts.
+#[test]
+fn semaphore_guard_returns_its_permit() {
+    let s = Semaphore::new(2).expect("semaphore");
+    {
+        let _a = s.guard();
+        let b = s.try_guard().expect("second permit");
+        assert_eq!(s.value(), 0);
+        assert_eq!(s.try_guard().err(), Some(WouldBlock));
+        assert_eq!(s.guard_timeout(SHORT).err(), Some(TimedOut));
+        assert_eq!(s.guard_deadline(Instant::now()).err(), Some(TimedOut));
+        drop(b);
+        assert_eq!(s.value(), 1);
+        let _c = s.guard_deadline(Instant::now() + GUARD).expect("one free");
+    }
+    assert_eq!(s.value(), 2);
+    s.guard().forget();
+    assert_eq!(s.value(), 1);
+    let bounded = BoundedSemaphore::new(1).expect("bounded");
+    {
+        let _g = bounded.guard_timeout(GUARD).expect("permit");
+        assert_eq!(bounded.value(), 0);
+    }
+    assert_eq!(bounded.value(), 1);
+    assert!(matches!(bounded.release(), Err(Error::ReleasedTooMany)), "the guard returned exactly one");
+    // Guards bound concurrency across threads, and move between them.
+    let inside = AtomicU32::new(0);
+    std::thread::scope(|sc| {
+        for _ in 0..4 {
+            sc.spawn(|| {
+                for _ in 0..50 {
+                    let g = s.guard_timeout(GUARD).expect("permit");
+                    assert!(inside.fetch_add(1, Ordering::SeqCst) < 1, "two holders of one permit");
+                    inside.fetch_sub(1, Ordering::SeqCst);
+                    std::thread::scope(|inner| {
+                        inner.spawn(move || drop(g));
+                    });
+                }
+            });
+        }
+    });
 }

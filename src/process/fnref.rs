@@ -97,6 +97,14 @@ unsafe impl<A: 'static, B: 'static, R: 'static> FnPtr for fn(A, B) -> R {
     }
 }
 
+// SAFETY: `fn()` is a pointer-sized, Copy function pointer (a barrier's
+// action has this type).
+unsafe impl FnPtr for fn() {
+    fn addr(self) -> usize {
+        self as usize
+    }
+}
+
 /// A function named by its offset in the image, with a fingerprint of its
 /// type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +163,30 @@ impl FnRef {
         // type F (type hash checked) in a process of the same executable file (ExeId checked), in the anchor's loaded
         // object (checked there and here), at the same distance from the anchor: that same function here.
         Ok(unsafe { std::mem::transmute_copy::<usize, F>(&addr) })
+    }
+}
+
+/// The words of a [`FnRef`], for a reference kept in shared memory (a
+/// barrier's action): [`FnRef::from_words`] makes it again, and
+/// [`FnRef::resolve`] checks it as usual.
+pub(crate) type FnWords = [u64; 7];
+
+impl FnRef {
+    /// This reference as plain words.
+    pub(crate) fn to_words(self) -> FnWords {
+        let e = &self.exe;
+        [self.offset as u64, self.type_hash, e.dev, e.ino, e.size, e.mtime as u64, e.mtime_nsec as u64]
+    }
+
+    /// A reference from the words of [`to_words`](FnRef::to_words) (any
+    /// words: [`resolve`](FnRef::resolve) refuses those that do not name a
+    /// function of this executable).
+    pub(crate) fn from_words(w: FnWords) -> FnRef {
+        FnRef {
+            offset: w[0] as i64,
+            type_hash: w[1],
+            exe: ExeId { dev: w[2], ino: w[3], size: w[4], mtime: w[5] as i64, mtime_nsec: w[6] as i64 },
+        }
     }
 }
 
@@ -295,6 +327,20 @@ mod tests {
         assert_eq!(ranges_of(maps, 0x7100), [(0x7000, 0x8000)]);
         assert!(ranges_of(maps, 0x5100).is_empty(), "anonymous memory is no object");
         assert!(ranges_of("garbage\n", 0x10).is_empty());
+    }
+
+    fn nothing() {}
+
+    #[test]
+    fn a_reference_round_trips_through_its_words() {
+        let r = FnRef::of(nothing as fn()).expect("exe identity");
+        let back = FnRef::from_words(r.to_words());
+        assert_eq!(back, r);
+        let f: fn() = back.resolve().expect("same exe, same type");
+        f();
+        let mut w = r.to_words();
+        w[2] ^= 1; // another device: another executable
+        assert!(FnRef::from_words(w).resolve::<fn()>().is_err());
     }
 
     #[test]

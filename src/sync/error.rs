@@ -104,9 +104,21 @@ pub enum BarrierError {
         /// The pid of a party that died, if that is why.
         dead: Option<u32>,
     },
+    /// This party arrived last and ran the barrier's action, which
+    /// panicked: the barrier is now broken for the others, who get
+    /// [`Broken`](BarrierError::Broken) (Python: the action's exception
+    /// is raised in this party, `BrokenBarrierError` in the others).
+    ActionPanicked {
+        /// The panic message.
+        message: String,
+    },
     /// The OS refused a liveness token ([`Error::Os`]), or (for
     /// `Barrier::wait_async`) the waiting service
-    /// could not wait ([`Error::Os`] naming `futex_waitv`).
+    /// could not wait ([`Error::Os`] naming `futex_waitv`), or this
+    /// process could not run the barrier's action ([`Error::Os`] naming
+    /// `barrier action`: it runs another executable than the barrier's
+    /// creator, or was built without the `serde` feature; the barrier is
+    /// then broken).
     Failed(Error),
 }
 
@@ -134,6 +146,11 @@ pub enum BarrierTimeoutError {
         /// The pid of a party that died, if that is why.
         dead: Option<u32>,
     },
+    /// As [`BarrierError::ActionPanicked`].
+    ActionPanicked {
+        /// The panic message.
+        message: String,
+    },
     /// As [`BarrierError::Failed`].
     Failed(Error),
 }
@@ -142,6 +159,7 @@ impl fmt::Display for BarrierError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             BarrierError::Broken { dead } => fmt::Display::fmt(&Error::Broken { dead: *dead }, f),
+            BarrierError::ActionPanicked { message } => action_panicked(message, f),
             BarrierError::Failed(e) => fmt::Display::fmt(e, f),
         }
     }
@@ -152,9 +170,14 @@ impl fmt::Display for BarrierTimeoutError {
         match self {
             BarrierTimeoutError::Timeout => f.write_str("timed out at the barrier (which is now broken)"),
             BarrierTimeoutError::Broken { dead } => fmt::Display::fmt(&Error::Broken { dead: *dead }, f),
+            BarrierTimeoutError::ActionPanicked { message } => action_panicked(message, f),
             BarrierTimeoutError::Failed(e) => fmt::Display::fmt(e, f),
         }
     }
+}
+
+fn action_panicked(message: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    write!(f, "the barrier's action panicked (the barrier is now broken): {message}")
 }
 
 impl std::error::Error for BarrierError {}
@@ -164,6 +187,7 @@ impl From<BarrierError> for Error {
     fn from(e: BarrierError) -> Error {
         match e {
             BarrierError::Broken { dead } => Error::Broken { dead },
+            BarrierError::ActionPanicked { message } => Error::BarrierActionPanicked { message },
             BarrierError::Failed(e) => e,
         }
     }
@@ -174,6 +198,7 @@ impl From<BarrierTimeoutError> for Error {
         match e {
             BarrierTimeoutError::Timeout => Error::Timeout,
             BarrierTimeoutError::Broken { dead } => Error::Broken { dead },
+            BarrierTimeoutError::ActionPanicked { message } => Error::BarrierActionPanicked { message },
             BarrierTimeoutError::Failed(e) => e,
         }
     }

@@ -2,18 +2,18 @@
 
 use std::time::{Duration, Instant};
 
-use bytemuck::Pod;
-
 use crate::error::{Error, Result};
 use crate::loom::atomic::Ordering;
 use crate::shm::typed::Home;
 use crate::sync::error::TimedOut;
 use crate::sync::error::{BarrierError, BarrierTimeoutError};
-use crate::sync::guard::{LockError, Locked, WaitTimeoutError, deadline_after};
+use crate::sync::guard::{CondvarGuard, LockError, WaitTimeoutError, deadline_after};
 #[cfg(feature = "serde")]
 use crate::sync::lock::serde_via_shared;
 use crate::sync::mutex::MutexGuard;
-use crate::sync::raw_event::{BROKEN_OTHER, BarrierStop, RawBarrier, RawCondvar, RawEvent};
+use crate::sync::raw_event::{
+    ActionFailed, BROKEN_OTHER, BarrierStop, CondvarWake, NO_TIMEOUT, RawBarrier, RawCondvar, RawEvent,
+};
 
 /// A process-shared flag that processes can wait for (Python:
 /// `multiprocessing.Event`).
@@ -217,8 +217,10 @@ impl Event {
     }
 }
 
-/// A condition variable for a [`Mutex`](crate::Mutex) (Python:
-/// `multiprocessing.Condition`, whose lock is the mutex).
+/// A condition variable for a [`Mutex`](crate::Mutex), a
+/// [`Lock`](crate::Lock) or an [`RLock`](crate::RLock) (Python:
+/// `multiprocessing.Condition`; the lock is not part of the condition
+/// variable: each wait is handed the guard of the lock it releases).
 ///
 /// # Examples
 ///
@@ -323,8 +325,14 @@ impl Condvar {
         Ok(Condvar { shared: Home::open(name)? })
     }
 
-    /// Unlocks `guard`'s mutex, waits for a notify, and locks it again.
-    /// Wake-ups may be spurious: wait in a loop over your condition.
+    /// Unlocks `guard`'s lock, waits for a notify, and locks it again.
+    ///
+    /// The guard is a [`MutexGuard`] or a [`LockGuard`](crate::LockGuard)
+    /// (see [`CondvarGuard`]). A wait ends only when a notify chose it
+    /// ([`notify_one`](Condvar::notify_one) ends one wait, `notify(n)` up
+    /// to `n`), but the condition may have changed again by the time the
+    /// lock is back: wait in a loop over your condition, or use
+    /// [`wait_while`](Condvar::wait_while).
     ///
     /// Waiting unlocks the mutex, so a recovery guard (from
     /// [`LockError::OwnerDied`]) must be marked consistent first; waiting
@@ -351,9 +359,14 @@ impl Condvar {
     ///
     /// # Errors
     /// Those of [`Mutex::lock`](crate::Mutex::lock) when locking again:
-    /// [`LockError::OwnerDied`] if the mutex's holder died meanwhile.
-    pub fn wait<'a, T: Pod + Send>(&self, guard: MutexGuard<'a, T>) -> WaitResult<'a, T> {
-        self.wait_until(guard, None).1.blocking()
+    /// [`LockError::OwnerDied`] if the mutex's holder died meanwhile (a
+    /// [`Lock`](crate::Lock) is simply taken over); [`LockError::Os`] if
+    /// the relock failed otherwise.
+    ///
+    /// Python: `Condition.wait()`; Python's `False` on a timeout is
+    /// [`wait_timeout`](Condvar::wait_timeout)'s error.
+    pub fn wait<G: CondvarGuard>(&self, guard: G) -> std::result::Result<G, LockError<G>> {
+        self.wait_until(guard, None).1
     }
 
     /// Like [`wait`](Condvar::wait), giving up after `timeout`:
@@ -377,11 +390,11 @@ impl Condvar {
     /// # Errors
     /// [`WaitTimeoutError::Timeout`] (with the guard), and the cases of
     /// [`wait`](Condvar::wait).
-    pub fn wait_timeout<'a, T: Pod + Send>(
+    pub fn wait_timeout<G: CondvarGuard>(
         &self,
-        guard: MutexGuard<'a, T>,
+        guard: G,
         timeout: Duration,
-    ) -> WaitTimeoutResult<'a, T> {
+    ) -> std::result::Result<G, WaitTimeoutError<G>> {
         self.timed_wait(guard, deadline_after(timeout))
     }
 
@@ -400,22 +413,134 @@ impl Condvar {
     ///
     /// # Errors
     /// As for [`wait_timeout`](Condvar::wait_timeout).
-    pub fn wait_deadline<'a, T: Pod + Send>(
+    pub fn wait_deadline<G: CondvarGuard>(
         &self,
-        guard: MutexGuard<'a, T>,
+        guard: G,
         deadline: Instant,
-    ) -> WaitTimeoutResult<'a, T> {
+    ) -> std::result::Result<G, WaitTimeoutError<G>> {
         self.timed_wait(guard, Some(deadline))
     }
 
-    fn timed_wait<'a, T: Pod + Send>(
+    /// Waits while `condition` holds: returns at once if it is false, else
+    /// waits for notifies until it is false, looking at it under the lock
+    /// after each (std's name).
+    ///
+    /// Python's `wait_for(predicate)` waits *until* its predicate is true:
+    /// `condition` here is its negation.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::{Condvar, Mutex};
+    /// let (m, c) = (Mutex::new(0u32)?, Condvar::new()?);
+    /// let (m2, c2) = (m.clone(), c.clone());
+    /// let t = std::thread::spawn(move || {
+    ///     *m2.lock().expect("no holder died") = 3;
+    ///     c2.notify_all();
+    /// });
+    /// let g = c.wait_while(m.lock()?, |n| *n == 0)?;
+    /// assert_eq!(*g, 3);
+    /// # drop(g);
+    /// t.join().expect("the notifier");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`wait`](Condvar::wait).
+    #[doc(alias = "wait_for")]
+    pub fn wait_while<G: CondvarGuard>(
         &self,
-        guard: MutexGuard<'a, T>,
+        mut guard: G,
+        mut condition: impl FnMut(&mut G::Data) -> bool,
+    ) -> std::result::Result<G, LockError<G>> {
+        while condition(guard.data_mut()) {
+            guard = self.wait(guard)?;
+        }
+        Ok(guard)
+    }
+
+    /// Like [`wait_while`](Condvar::wait_while), giving up after
+    /// `timeout`: [`WaitTimeoutError::Timeout`] (with the guard) if
+    /// `condition` still holds then. It is looked at once more after the
+    /// time ran out, as Python's `wait_for(predicate, timeout)` does (whose
+    /// `False` is this error).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::WaitTimeoutError;
+    /// let (m, c) = (shmproc::Mutex::new(0u32)?, shmproc::Condvar::new()?);
+    /// let r = c.wait_while_timeout(m.lock()?, std::time::Duration::from_millis(5), |n| *n == 0);
+    /// let Err(WaitTimeoutError::Timeout(g)) = r else { panic!("nobody changed it") };
+    /// assert_eq!(*g, 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`WaitTimeoutError::Timeout`] (with the guard), and the cases of
+    /// [`wait`](Condvar::wait).
+    #[doc(alias = "wait_for")]
+    pub fn wait_while_timeout<G: CondvarGuard>(
+        &self,
+        guard: G,
+        timeout: Duration,
+        condition: impl FnMut(&mut G::Data) -> bool,
+    ) -> std::result::Result<G, WaitTimeoutError<G>> {
+        self.timed_wait_while(guard, deadline_after(timeout), condition)
+    }
+
+    /// Like [`wait_while_timeout`](Condvar::wait_while_timeout), giving up
+    /// at `deadline`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let (m, c) = (shmproc::Mutex::new(1u32)?, shmproc::Condvar::new()?);
+    /// let past = std::time::Instant::now();
+    /// let g = c.wait_while_deadline(m.lock()?, past, |n| *n == 0)?; // false already
+    /// assert_eq!(*g, 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`wait_while_timeout`](Condvar::wait_while_timeout).
+    #[doc(alias = "wait_for")]
+    pub fn wait_while_deadline<G: CondvarGuard>(
+        &self,
+        guard: G,
+        deadline: Instant,
+        condition: impl FnMut(&mut G::Data) -> bool,
+    ) -> std::result::Result<G, WaitTimeoutError<G>> {
+        self.timed_wait_while(guard, Some(deadline), condition)
+    }
+
+    fn timed_wait_while<G: CondvarGuard>(
+        &self,
+        mut guard: G,
         deadline: Option<Instant>,
-    ) -> WaitTimeoutResult<'a, T> {
+        mut condition: impl FnMut(&mut G::Data) -> bool,
+    ) -> std::result::Result<G, WaitTimeoutError<G>> {
+        while condition(guard.data_mut()) {
+            guard = match self.timed_wait(guard, deadline) {
+                Ok(g) => g,
+                Err(WaitTimeoutError::Timeout(mut g)) => {
+                    // Once more after the time ran out (Python's last look).
+                    return if condition(g.data_mut()) { Err(WaitTimeoutError::Timeout(g)) } else { Ok(g) };
+                }
+                Err(e) => return Err(e),
+            };
+        }
+        Ok(guard)
+    }
+
+    fn timed_wait<G: CondvarGuard>(
+        &self,
+        guard: G,
+        deadline: Option<Instant>,
+    ) -> std::result::Result<G, WaitTimeoutError<G>> {
         match self.wait_until(guard, deadline) {
-            (true, Locked::Guard(g)) => Err(WaitTimeoutError::Timeout(g)),
-            (_, relocked) => relocked.blocking().map_err(|e| match e {
+            (CondvarWake::TimedOut, Ok(g)) => Err(WaitTimeoutError::Timeout(g)),
+            (_, relocked) => relocked.map_err(|e| match e {
                 LockError::OwnerDied(g) => WaitTimeoutError::OwnerDied(g),
                 LockError::NotRecoverable => WaitTimeoutError::NotRecoverable,
                 // Relocking after a wait: this thread gave the lock up.
@@ -427,30 +552,34 @@ impl Condvar {
         }
     }
 
-    /// Sleeps until notified or `deadline`, then locks again: whether the
-    /// time ran out, and the relock's outcome.
-    fn wait_until<'a, T: Pod + Send>(
+    /// Counts the caller as waiting (lock held), then sleeps until notified
+    /// or `deadline`, then locks again: how the sleep ended, and the
+    /// relock's outcome.
+    fn wait_until<G: CondvarGuard>(
         &self,
-        guard: MutexGuard<'a, T>,
+        guard: G,
         deadline: Option<Instant>,
-    ) -> (bool, Locked<MutexGuard<'a, T>>) {
-        let seq = self.shared.prepare();
-        guard.unlocked(|| self.shared.sleep(seq, deadline))
+    ) -> (CondvarWake, std::result::Result<G, LockError<G>>) {
+        self.shared.prepare();
+        guard.unlocked(|| self.shared.sleep(deadline))
     }
 
-    /// Wakes one waiter.
+    /// Wakes one waiter: exactly one wait ends, if any is waiting.
     ///
     /// # Examples
     ///
     /// ```
-    /// shmproc::Condvar::new()?.notify_one();
+    /// shmproc::Condvar::new()?.notify_one(); // nobody waits: nothing happens
     /// # Ok::<(), shmproc::Error>(())
     /// ```
+    ///
+    /// Python: `notify()` (that is, `notify(1)`).
     pub fn notify_one(&self) {
         self.notify(1);
     }
 
-    /// Wakes every waiter.
+    /// Wakes every waiter counted now (each wait that began, under the
+    /// lock, before this call).
     ///
     /// # Examples
     ///
@@ -458,11 +587,49 @@ impl Condvar {
     /// shmproc::Condvar::new()?.notify_all();
     /// # Ok::<(), shmproc::Error>(())
     /// ```
+    ///
+    /// Python: `notify_all()`.
     pub fn notify_all(&self) {
         self.notify(u32::MAX);
     }
 
-    fn notify(&self, n: u32) {
+    /// Wakes up to `n` waiters: as many waits end as there are waiters, up
+    /// to `n`. A waiter that begins its wait after this call may take one
+    /// of these wake-ups in place of an earlier waiter (the number woken is
+    /// exact, their order is not promised; Python wakes the earliest).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use shmproc::{Condvar, Mutex};
+    /// let (m, c) = (Mutex::new(0u32)?, Condvar::new()?);
+    /// let waiters: Vec<_> = (0..3)
+    ///     .map(|_| {
+    ///         let (m, c) = (m.clone(), c.clone());
+    ///         std::thread::spawn(move || {
+    ///             let mut g = m.lock().expect("no holder died");
+    ///             *g += 1; // "I wait": counted under the lock, before the wait
+    ///             let mut g = c.wait(g).expect("no holder died");
+    ///             *g += 100; // woken
+    ///         })
+    ///     })
+    ///     .collect();
+    /// while *m.lock()? < 3 {
+    ///     std::thread::yield_now();
+    /// }
+    /// c.notify(2);
+    /// while *m.lock()? < 203 {
+    ///     std::thread::yield_now();
+    /// }
+    /// c.notify(1);
+    /// for w in waiters {
+    ///     w.join().expect("waiter");
+    /// }
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `notify(n)`.
+    pub fn notify(&self, n: u32) {
         self.shared.notify(n);
     }
 }
@@ -513,7 +680,8 @@ impl Barrier {
         Ok(b)
     }
 
-    /// An anonymous barrier for `parties` participants.
+    /// An anonymous barrier for `parties` participants (no action, no
+    /// default timeout: see [`builder`](Barrier::builder)).
     ///
     /// # Examples
     ///
@@ -527,10 +695,7 @@ impl Barrier {
     /// [`Error::InvalidArgument`] for 0 parties; as for
     /// [`Segment::anonymous`](crate::Segment::anonymous).
     pub fn new(parties: u32) -> Result<Barrier> {
-        if parties == 0 {
-            return Err(Error::InvalidArgument { what: "a barrier needs at least 1 party" });
-        }
-        Barrier::wrap(Home::anonymous(|b: &RawBarrier| b.parties.store(parties, Ordering::Relaxed))?)
+        Barrier::builder(parties).build()
     }
 
     /// A named barrier.
@@ -548,10 +713,23 @@ impl Barrier {
     /// # Errors
     /// As for [`new`](Barrier::new) and [`Segment::create`](crate::Segment::create).
     pub fn create(name: &str, parties: u32) -> Result<Barrier> {
-        if parties == 0 {
-            return Err(Error::InvalidArgument { what: "a barrier needs at least 1 party" });
-        }
-        Barrier::wrap(Home::create(name, |b: &RawBarrier| b.parties.store(parties, Ordering::Relaxed))?)
+        Barrier::builder(parties).create(name)
+    }
+
+    /// A builder for a barrier with an action or a default timeout
+    /// (Python: `Barrier(parties, action=None, timeout=None)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let b = shmproc::Barrier::builder(2).timeout(Duration::from_millis(5)).build()?;
+    /// assert_eq!(b.timeout(), Some(Duration::from_millis(5)));
+    /// assert!(b.wait().is_err()); // the other party never came: broken
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn builder(parties: u32) -> BarrierBuilder {
+        BarrierBuilder { parties, timeout: None, action: None }
     }
 
     /// Opens a named barrier (and registers this process with it).
@@ -573,7 +751,11 @@ impl Barrier {
     }
 
     /// Waits until all parties have called `wait`; returns this party's
-    /// arrival index (0 to parties - 1; Python returns the same).
+    /// arrival index (0 to parties - 1; Python returns the same). The last
+    /// party to arrive runs the barrier's action, if it has one, before any
+    /// party is released. With a default timeout (see
+    /// [`builder`](Barrier::builder)), a wait that outlasts it breaks the
+    /// barrier, as [`wait_timeout`](Barrier::wait_timeout) does.
     ///
     /// # Examples
     ///
@@ -588,19 +770,20 @@ impl Barrier {
     /// ```
     ///
     /// # Errors
-    /// [`BarrierError::Broken`] if the barrier is or becomes broken;
-    /// [`BarrierError::Failed`] if no liveness token can be made.
+    /// [`BarrierError::Broken`] if the barrier is or becomes broken (also
+    /// when this party's default timeout ran out: Python raises
+    /// `BrokenBarrierError` then too); [`BarrierError::ActionPanicked`] if
+    /// this party ran the action and it panicked; [`BarrierError::Failed`]
+    /// if no liveness token can be made, or this process cannot run the
+    /// action.
     pub fn wait(&self) -> std::result::Result<usize, BarrierError> {
         self.register().map_err(BarrierError::Failed)?;
-        self.shared.wait(None).map_err(|stop| match stop {
-            BarrierStop::Broken(dead) => BarrierError::Broken { dead },
-            // No deadline: only a broken barrier ends the wait early.
-            BarrierStop::TimedOut => BarrierError::Broken { dead: None },
-        })
+        let deadline = self.timeout().and_then(deadline_after);
+        self.shared.wait(deadline, || run_action(&self.shared)).map_err(untimed_barrier_error)
     }
 
     /// Like [`wait`](Barrier::wait), breaking the barrier if `timeout`
-    /// passes (as Python does).
+    /// passes (as Python does); `timeout` replaces the default timeout.
     ///
     /// # Examples
     ///
@@ -642,10 +825,30 @@ impl Barrier {
 
     fn timed_wait(&self, deadline: Option<Instant>) -> std::result::Result<usize, BarrierTimeoutError> {
         self.register().map_err(BarrierTimeoutError::Failed)?;
-        self.shared.wait(deadline).map_err(|stop| match stop {
+        self.shared.wait(deadline, || run_action(&self.shared)).map_err(|stop| match stop {
             BarrierStop::TimedOut => BarrierTimeoutError::Timeout,
             BarrierStop::Broken(dead) => BarrierTimeoutError::Broken { dead },
+            BarrierStop::Action(ActionFailed::Panicked(message)) => BarrierTimeoutError::ActionPanicked { message },
+            BarrierStop::Action(ActionFailed::Unresolved(e)) => {
+                BarrierTimeoutError::Failed(Error::os("barrier action", e))
+            }
         })
+    }
+
+    /// The default timeout of [`wait`](Barrier::wait), if any (Python:
+    /// the `timeout` given to `Barrier`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::Barrier::new(2)?.timeout(), None);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn timeout(&self) -> Option<Duration> {
+        match self.shared.timeout_ns.load(Ordering::Relaxed) {
+            NO_TIMEOUT => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
     }
 
     /// Puts a broken barrier back in service (Python: `reset()`); parties
@@ -715,12 +918,189 @@ impl Barrier {
     }
 }
 
+/// Builds a [`Barrier`] with an action and a default timeout
+/// ([`Barrier::builder`]; Python: `Barrier(parties, action, timeout)`).
+///
+/// # Examples
+///
+#[cfg_attr(feature = "serde", doc = "```")]
+#[cfg_attr(not(feature = "serde"), doc = "```ignore")]
+/// use std::sync::atomic::{AtomicU32, Ordering};
+/// static TRIPS: AtomicU32 = AtomicU32::new(0);
+/// fn count_trip() {
+///     TRIPS.fetch_add(1, Ordering::Relaxed);
+/// }
+///
+/// let b = shmproc::Barrier::builder(1).action(count_trip).build()?;
+/// b.wait()?;
+/// b.wait()?;
+/// assert_eq!(TRIPS.load(Ordering::Relaxed), 2); // once per trip
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+#[must_use = "a builder makes nothing until `build` or `create`"]
+pub struct BarrierBuilder {
+    parties: u32,
+    timeout: Option<Duration>,
+    action: Option<fn()>,
+}
+
+impl BarrierBuilder {
+    /// The action: run by exactly one party, the last to arrive, after all
+    /// arrived and before any is released, once per trip. A plain `fn()`
+    /// of the executable, so that every process of the same executable
+    /// can run it (a child spawned with the barrier runs the same action;
+    /// it is named by its place in the executable and checked in the
+    /// process that runs it). If it panics, the barrier breaks: that party
+    /// gets [`BarrierError::ActionPanicked`], the others
+    /// [`BarrierError::Broken`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn hello() {}
+    /// let b = shmproc::Barrier::builder(1).action(hello).build()?;
+    /// b.wait()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    #[cfg(feature = "serde")]
+    pub fn action(mut self, action: fn()) -> Self {
+        self.action = Some(action);
+        self
+    }
+
+    /// The default timeout of [`Barrier::wait`] (`Duration::MAX`: none).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let b = shmproc::Barrier::builder(3).timeout(std::time::Duration::from_secs(9)).build()?;
+    /// assert_eq!(b.timeout(), Some(std::time::Duration::from_secs(9)));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = Some(timeout);
+        self
+    }
+
+    /// An anonymous barrier, to share with children.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// assert_eq!(shmproc::Barrier::builder(2).build()?.parties(), 2);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for 0 parties, or an action that is not
+    /// a function of the executable (one of a shared library); as for
+    /// [`Segment::anonymous`](crate::Segment::anonymous).
+    pub fn build(self) -> Result<Barrier> {
+        let init = self.init()?;
+        Barrier::wrap(Home::anonymous(init)?)
+    }
+
+    /// A named barrier, that unrelated processes can
+    /// [`open`](Barrier::open).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let name = format!("doc-barrier-builder-{}", std::process::id());
+    /// let b = shmproc::Barrier::builder(2).timeout(std::time::Duration::from_secs(5)).create(&name)?;
+    /// assert_eq!(shmproc::Barrier::open(&name)?.timeout(), b.timeout());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`build`](BarrierBuilder::build) and
+    /// [`Segment::create`](crate::Segment::create).
+    pub fn create(self, name: &str) -> Result<Barrier> {
+        let init = self.init()?;
+        Barrier::wrap(Home::create(name, init)?)
+    }
+
+    /// Checks the arguments; the creator's initialisation of the state.
+    fn init(self) -> Result<impl FnOnce(&RawBarrier)> {
+        let parties = self.parties;
+        if parties == 0 {
+            return Err(Error::InvalidArgument { what: "a barrier needs at least 1 party" });
+        }
+        let timeout_ns = match self.timeout {
+            None | Some(Duration::MAX) => NO_TIMEOUT,
+            Some(d) => u64::try_from(d.as_nanos()).unwrap_or(NO_TIMEOUT - 1).min(NO_TIMEOUT - 1),
+        };
+        // Without `serde` no action can be given (`action` needs it).
+        #[cfg(feature = "serde")]
+        let action = match self.action {
+            None => None,
+            Some(f) => Some(crate::process::fnref::FnRef::of(f).map_err(|e| match e.kind() {
+                std::io::ErrorKind::InvalidInput => Error::InvalidArgument {
+                    what: "a barrier's action must be a function of the executable, not of a shared library",
+                },
+                _ => Error::os("stat /proc/self/exe", e),
+            })?),
+        };
+        #[cfg(not(feature = "serde"))]
+        let _ = self.action;
+        Ok(move |b: &RawBarrier| {
+            b.parties.store(parties, Ordering::Relaxed);
+            b.timeout_ns.store(timeout_ns, Ordering::Relaxed);
+            #[cfg(feature = "serde")]
+            if let Some(f) = action {
+                for (word, w) in b.action.iter().zip(f.to_words()) {
+                    word.store(w, Ordering::Relaxed);
+                }
+                b.has_action.store(1, Ordering::Relaxed);
+            }
+        })
+    }
+}
+
+/// Why a [`Barrier::wait`] (or `wait_async`) passed no index. A deadline
+/// there is only the default timeout, which Python reports as a broken
+/// barrier too (without one, only a broken barrier ends the wait early).
+fn untimed_barrier_error(stop: BarrierStop) -> BarrierError {
+    match stop {
+        BarrierStop::Broken(dead) => BarrierError::Broken { dead },
+        BarrierStop::TimedOut => BarrierError::Broken { dead: None },
+        BarrierStop::Action(ActionFailed::Panicked(message)) => BarrierError::ActionPanicked { message },
+        BarrierStop::Action(ActionFailed::Unresolved(e)) => BarrierError::Failed(Error::os("barrier action", e)),
+    }
+}
+
+/// Runs `b`'s action, if it has one, in this process: found by its words
+/// (checked against this executable), called with panics caught.
+fn run_action(b: &RawBarrier) -> std::result::Result<(), ActionFailed> {
+    // Relaxed: written by the creator before the segment was published
+    // (the open's handshake orders it).
+    if b.has_action.load(Ordering::Relaxed) == 0 {
+        return Ok(());
+    }
+    #[cfg(feature = "serde")]
+    {
+        let words = std::array::from_fn(|i| b.action[i].load(Ordering::Relaxed));
+        let f: fn() = crate::process::fnref::FnRef::from_words(words).resolve().map_err(ActionFailed::Unresolved)?;
+        std::panic::catch_unwind(f)
+            .map_err(|p| ActionFailed::Panicked(crate::process::bootstrap::panic_message(p.as_ref())))
+    }
+    #[cfg(not(feature = "serde"))]
+    Err(ActionFailed::Unresolved(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "this build cannot run barrier actions (the `serde` feature is off)",
+    )))
+}
+
 #[cfg(feature = "async")]
 impl Barrier {
     /// Waits until all parties have arrived without blocking the thread:
     /// the async twin of [`wait`](Barrier::wait), with the same result (the
-    /// arrival index). A party that dies while others await breaks the
-    /// barrier for them, as for blocking waiters.
+    /// arrival index; the last party runs the action). A party that dies
+    /// while others await breaks the barrier for them, as for blocking
+    /// waiters. The default timeout does not apply (wrap the future in
+    /// your runtime's timeout: dropping it breaks the barrier, as a
+    /// timeout does).
     ///
     /// # Examples
     ///
@@ -752,12 +1132,8 @@ impl Barrier {
     pub async fn wait_async(&self) -> std::result::Result<usize, BarrierError> {
         self.register().map_err(BarrierError::Failed)?;
         let source = || crate::watch::HomeWord::shared(&self.shared, |b: &RawBarrier| &*b.generation);
-        match self.shared.wait_async(source).await {
-            Ok(r) => r.map_err(|stop| match stop {
-                BarrierStop::Broken(dead) => BarrierError::Broken { dead },
-                // No deadline: only a broken barrier ends the wait early.
-                BarrierStop::TimedOut => BarrierError::Broken { dead: None },
-            }),
+        match self.shared.wait_async(source, || run_action(&self.shared)).await {
+            Ok(r) => r.map_err(untimed_barrier_error),
             Err(e) => Err(BarrierError::Failed(Error::os("futex_waitv", e))),
         }
     }

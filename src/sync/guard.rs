@@ -200,6 +200,50 @@ lock_error_impls!(WaitTimeoutError {
     NotRecoverable => NOT_RECOVERABLE, crate::Error::NotRecoverable;
 });
 
+/// A guard that a [`Condvar`](crate::Condvar) can wait with: it unlocks
+/// the lock while the wait sleeps and locks it again before the wait
+/// returns. Implemented by [`MutexGuard`](crate::MutexGuard) (the data is
+/// its `T`) and [`LockGuard`](crate::LockGuard) of a
+/// [`Lock`](crate::Lock) or an [`RLock`](crate::RLock) (no data: `()`; an
+/// `RLock` is released at every level it is held, and held at as many
+/// again, as Python's `Condition` does with its default lock). Sealed: no
+/// other type implements it.
+///
+/// # Examples
+///
+/// ```
+/// use shmproc::{CondvarGuard, Condvar, Lock};
+/// fn wait_a_little<G: CondvarGuard>(c: &Condvar, g: G) -> G {
+///     match c.wait_timeout(g, std::time::Duration::from_millis(1)) {
+///         Ok(g) | Err(shmproc::WaitTimeoutError::Timeout(g)) => g,
+///         Err(e) => panic!("{e}"),
+///     }
+/// }
+/// let (lock, c) = (Lock::new()?, Condvar::new()?);
+/// let g = wait_a_little(&c, lock.lock()?);
+/// assert!(lock.is_locked());
+/// drop(g);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+pub trait CondvarGuard: sealed::Sealed + Sized {
+    /// What a predicate of [`Condvar::wait_while`](crate::Condvar::wait_while)
+    /// looks at: the mutex's `T`, or `()` for a lock without data.
+    type Data: ?Sized;
+
+    /// The data under the lock.
+    #[doc(hidden)]
+    fn data_mut(&mut self) -> &mut Self::Data;
+
+    /// Unlocks, runs `f`, and locks again: `f`'s result and the relock's.
+    #[doc(hidden)]
+    fn unlocked<R>(self, f: impl FnOnce() -> R) -> (R, Result<Self, LockError<Self>>);
+}
+
+pub(crate) mod sealed {
+    /// Keeps [`CondvarGuard`](super::CondvarGuard) to the crate's guards.
+    pub trait Sealed {}
+}
+
 /// How one lock attempt ended, before the caller's error type is chosen
 /// (each public call can only meet some of these).
 pub(crate) enum Locked<G> {

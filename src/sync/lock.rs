@@ -9,7 +9,8 @@ use crate::shm::layout::ShmSafe;
 use crate::shm::segment::Segment;
 use crate::shm::typed::Home;
 use crate::sync::error::{AcquireError, AcquireTimeoutError, TryAcquireError, failed};
-use crate::sync::guard::deadline_after;
+use crate::sync::guard::sealed::Sealed;
+use crate::sync::guard::{CondvarGuard, LockError, deadline_after};
 use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
 
 // A Lock protects no data of its own: after a holder's death the lock is
@@ -99,7 +100,7 @@ pub struct LockGuard<'a> {
     _not_send: PhantomData<*const ()>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 enum Release<'a> {
     Lock(&'a Lock),
     RLock(&'a RLock),
@@ -111,6 +112,47 @@ impl Drop for LockGuard<'_> {
             Release::Lock(l) => l.release(),
             Release::RLock(l) => l.release(),
         };
+    }
+}
+
+impl Sealed for LockGuard<'_> {}
+
+impl CondvarGuard for LockGuard<'_> {
+    type Data = ();
+
+    fn data_mut(&mut self) -> &mut () {
+        // A zero-sized box allocates nothing: this leaks nothing.
+        Box::leak(Box::new(()))
+    }
+
+    fn unlocked<R>(self, f: impl FnOnce() -> R) -> (R, std::result::Result<Self, LockError<Self>>) {
+        // The guard's own release is done here (its drop would release
+        // one level only).
+        match std::mem::ManuallyDrop::new(self).release {
+            Release::Lock(l) => {
+                let _ = l.release();
+                let r = f();
+                (r, l.acquire().map(|()| l.guard()).map_err(lock_error))
+            }
+            Release::RLock(l) => {
+                // Every level, as Python's Condition does with an RLock;
+                // the same number is taken again below.
+                let depth = l.release_all();
+                let r = f();
+                let relocked = l.entered(acquired(l.shared.raw.lock(None)));
+                (r, relocked.map(|()| l.restore(depth)).map_err(lock_error))
+            }
+        }
+    }
+}
+
+/// A relock's failure as a condition variable's wait reports it.
+fn lock_error<G>(e: AcquireError) -> LockError<G> {
+    match e {
+        AcquireError::Deadlock => LockError::Deadlock,
+        AcquireError::Failed(Error::NotRecoverable) => LockError::NotRecoverable,
+        AcquireError::Failed(Error::Os { source, .. }) => LockError::Os(source),
+        AcquireError::Failed(other) => LockError::Os(std::io::Error::other(other.to_string())),
     }
 }
 
@@ -516,6 +558,26 @@ impl RLock {
     /// Records the first level of a lock just taken.
     fn entered<E>(&self, r: std::result::Result<(), E>) -> std::result::Result<(), E> {
         r.inspect(|()| self.shared.depth.store(1, Ordering::Relaxed))
+    }
+
+    /// Releases every level this thread holds: how many (0 if it held
+    /// none, and then nothing changes).
+    fn release_all(&self) -> u32 {
+        if !self.shared.raw.held_by_me() {
+            return 0;
+        }
+        let depth = self.shared.depth.load(Ordering::Relaxed).max(1);
+        self.shared.depth.store(0, Ordering::Relaxed);
+        self.shared.raw.mark_consistent();
+        self.shared.raw.unlock();
+        depth
+    }
+
+    /// After [`release_all`](RLock::release_all) and a relock: the depth
+    /// back, and a guard for it.
+    fn restore(&self, depth: u32) -> LockGuard<'_> {
+        self.shared.depth.store(depth.max(1), Ordering::Relaxed);
+        LockGuard { release: Release::RLock(self), _not_send: PhantomData }
     }
 
     /// Acquires (again, if this thread holds it).

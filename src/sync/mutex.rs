@@ -14,7 +14,8 @@ use crate::error::Result;
 use crate::shm::layout::{ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
 use crate::shm::typed::Home;
-use crate::sync::guard::{LockError, LockTimeoutError, Locked, RawGuard, TryLockError, deadline_after};
+use crate::sync::guard::sealed::Sealed;
+use crate::sync::guard::{CondvarGuard, LockError, LockTimeoutError, Locked, RawGuard, TryLockError, deadline_after};
 use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
 
 /// A `T` in shared memory that one thread (of any process) at a time may
@@ -398,13 +399,22 @@ impl<'a, T: Pod + Send> MutexGuard<'a, T> {
     pub fn is_recovering(&self) -> bool {
         self.lock.is_recovering()
     }
+}
 
-    /// Unlocks, runs `f`, and locks again (for condition variables).
-    pub(crate) fn unlocked<R>(self, f: impl FnOnce() -> R) -> (R, Locked<MutexGuard<'a, T>>) {
+impl<T: Pod + Send> Sealed for MutexGuard<'_, T> {}
+
+impl<T: Pod + Send> CondvarGuard for MutexGuard<'_, T> {
+    type Data = T;
+
+    fn data_mut(&mut self) -> &mut T {
+        self
+    }
+
+    fn unlocked<R>(self, f: impl FnOnce() -> R) -> (R, std::result::Result<Self, LockError<Self>>) {
         let state = self.state;
         drop(self);
         let r = f();
-        (r, state.guard(state.raw().lock(None)))
+        (r, state.guard(state.raw().lock(None)).blocking())
     }
 }
 

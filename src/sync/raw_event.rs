@@ -5,11 +5,15 @@
 //! skip the wake syscall (SeqCst Dekker pair, as in `raw_semaphore.rs`). A
 //! setter that dies before `set` leaves waiters to their timeouts.
 //!
-//! Condvar: `seq` is the futex word, bumped by every notify. A waiter reads
-//! `seq` while still holding the mutex, then unlocks and sleeps while `seq`
-//! is unchanged, so a notify between the unlock and the sleep is never lost.
-//! A waiter killed while asleep leaves the kernel's queue with its process;
-//! `waiters` may then stay too high, which only costs a syscall per notify.
+//! Condvar: `seq` is the futex word; `state` packs two counts, `waiting`
+//! (waiters counted and not yet granted a wake-up, low half) and `signals`
+//! (wake-ups granted and not yet taken, high half), changed together by one
+//! CAS. A waiter counts itself while it still holds the mutex
+//! ([`RawCondvar::prepare`]); `notify(n)` moves `k = min(n, waiting)` from
+//! `waiting` to `signals`, then bumps `seq` and wakes `k` sleepers; a
+//! waiter returns only by taking one signal, so `notify(n)` ends at most
+//! `n` waits (Python's `notify(n)`), and `notify` with nobody counted costs
+//! no syscall. See [`RawCondvar`] for the state table.
 //!
 //! Barrier: `generation` is the futex word, bumped when the last party arrives.
 //! `arrived` counts arrivals in the current generation; `broken` is 0, or
@@ -21,7 +25,7 @@
 
 use std::time::Instant;
 
-use crate::loom::atomic::{AtomicU32, Ordering};
+use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
 use crate::loom::{futex, owner};
 use crate::owner::registry::{BARRIER_ENTRIES, Dead, RawRegistry};
 use crate::shm::layout::{CachePadded, ShmSafe};
@@ -42,26 +46,71 @@ unsafe impl ShmSafe for RawEvent {
 }
 
 /// A condition variable's state.
+///
+/// `state` = `signals << 32 | waiting`:
+///
+/// | event | `waiting` | `signals` | `seq` |
+/// |---|---|---|---|
+/// | a waiter prepares (mutex held) | +1 | | |
+/// | `notify(n)`, `k = min(n, waiting)` | -k | +k | +1 if k > 0 (then wake k) |
+/// | a waiter takes a signal (woken) | | -1 | |
+/// | a waiter's deadline passes, no signal | -1 | | |
+/// | a waiter's deadline passes, a signal there | | -1 (woken, not timed out) | |
+/// | a counted waiter dies | stays counted | | |
+///
+/// Every waiter in its loop is counted in `waiting` or holds a claim on
+/// one of `signals`: `waiting + signals` = live waiters + dead ones still
+/// counted. A dead waiter only over-counts: a later notify may grant it a
+/// signal that some later waiter then takes (one spurious wake-up, never a
+/// lost one). Signals are not tied to a waiter: a waiter that starts to
+/// wait after a notify may take that notify's signal in place of an
+/// earlier waiter, which then stays counted (the number woken is exact).
+/// Both halves saturate instead of wrapping, as a peer may have written
+/// any bits.
 #[derive(Debug)]
 #[repr(C)]
 pub(crate) struct RawCondvar {
+    /// The futex word: bumped by every notify that granted a signal.
     pub(crate) seq: AtomicU32,
-    pub(crate) waiters: Waiters,
+    /// Unused (keeps `state` at offset 8 without implicit padding).
+    pub(crate) _reserved: AtomicU32,
+    /// `signals << 32 | waiting`.
+    pub(crate) state: AtomicU64,
 }
 
-// SAFETY: repr(C) over two atomics: no pointers, any bits valid,
-// interior-mutable.
+// SAFETY: repr(C) over three atomics with no implicit padding: no
+// pointers, any bits valid (garbage counts only cause spurious wake-ups
+// or let waiters sleep to their timeouts), interior-mutable.
 unsafe impl ShmSafe for RawCondvar {
-    const TAG: &'static str = "shmproc::Condvar";
+    // "/2": the layout with counted signals (the first one had a bare
+    // sequence word and a sleeper count), so that no build opens the
+    // other's segment.
+    const TAG: &'static str = "shmproc::Condvar/2";
+}
+
+// (Loom's atomics are larger than the real ones.)
+#[cfg(not(shmproc_loom))]
+const _: () = assert!(core::mem::size_of::<RawCondvar>() == 16 && core::mem::offset_of!(RawCondvar, state) == 8);
+
+/// How a condition-variable wait ended ([`RawCondvar::sleep`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CondvarWake {
+    /// It took a notify's signal.
+    Notified,
+    /// The deadline passed with no signal for it.
+    TimedOut,
 }
 
 /// Why [`RawBarrier::wait`] returned without the barrier tripping.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) enum BarrierStop {
     /// This waiter's deadline passed; it broke the barrier for everyone.
     TimedOut,
     /// The barrier is broken: `Some(pid)` of a dead party, or `None`.
     Broken(Option<u32>),
+    /// This party was the last; its run of the action failed, which broke
+    /// the barrier.
+    Action(ActionFailed),
 }
 
 /// How a party's arrival at a barrier went ([`RawBarrier::arrive`]).
@@ -91,15 +140,40 @@ pub(crate) struct RawBarrier {
     pub(crate) parties: AtomicU32,
     pub(crate) broken: AtomicU32,
     pub(crate) resets: AtomicU32,
+    /// The default timeout of a wait without one, in nanoseconds;
+    /// `NO_TIMEOUT`: none. Written by the creator only.
+    pub(crate) timeout_ns: AtomicU64,
+    /// Non-zero if `action` names the barrier's action. Written by the
+    /// creator only.
+    pub(crate) has_action: AtomicU64,
+    /// The action, as the words of a function reference (validated by the
+    /// process that runs it). Written by the creator only.
+    pub(crate) action: [AtomicU64; 7],
     /// The processes that took part (their deaths break the barrier).
     pub(crate) members: RawRegistry<BARRIER_ENTRIES>,
 }
 
 // SAFETY: repr(C) over atomics and a registry (a repr(C) table of
 // atomics): no pointers, any bits valid (member ids are only compared and
-// probed), interior-mutable.
+// probed; the action words are only a candidate reference, checked
+// against this executable before use), interior-mutable.
 unsafe impl ShmSafe for RawBarrier {
-    const TAG: &'static str = "shmproc::Barrier";
+    // "/2": the layout with a default timeout and an action.
+    const TAG: &'static str = "shmproc::Barrier/2";
+}
+
+/// `timeout_ns` of a barrier without a default timeout.
+pub(crate) const NO_TIMEOUT: u64 = u64::MAX;
+
+/// Why the last party's action failed ([`RawBarrier::wait`]'s `action`):
+/// it broke the barrier.
+#[derive(Debug)]
+pub(crate) enum ActionFailed {
+    /// The action panicked; the message.
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))] // actions need `serde`
+    Panicked(String),
+    /// The action could not be found in this process (another executable).
+    Unresolved(std::io::Error),
 }
 
 impl RawEvent {
@@ -182,43 +256,120 @@ impl RawEvent {
     }
 }
 
+/// The `waiting` half of a condvar's `state`.
+fn waiting_of(state: u64) -> u32 {
+    state as u32
+}
+
+/// The `signals` half of a condvar's `state`.
+fn signals_of(state: u64) -> u32 {
+    (state >> 32) as u32
+}
+
+/// A condvar's `state` from its halves.
+fn pack(waiting: u32, signals: u32) -> u64 {
+    u64::from(signals) << 32 | u64::from(waiting)
+}
+
 impl RawCondvar {
     #[cfg(shmproc_loom)]
     pub(crate) fn new() -> RawCondvar {
-        RawCondvar { seq: AtomicU32::new(0), waiters: Waiters::new() }
+        RawCondvar { seq: AtomicU32::new(0), _reserved: AtomicU32::new(0), state: AtomicU64::new(0) }
     }
 
-    /// First half of a wait, called while the mutex is still held: the
-    /// sequence number to sleep on.
-    pub(crate) fn prepare(&self) -> u32 {
-        // Read while holding the mutex: a notify that follows our unlock
-        // changes `seq`, so the sleep below returns at once.
-        let seq = self.seq.load(Ordering::SeqCst);
-        // The waiter's half of the pair with `notify`.
-        self.waiters.announce();
-        seq
+    /// First half of a wait, called while the mutex is still held: counts
+    /// the caller as waiting, so a notify that follows (it must take the
+    /// mutex to change the predicate, or comes after our unlock) grants it
+    /// a signal.
+    pub(crate) fn prepare(&self) {
+        // SeqCst: ordered before the notifier's CAS of a notify that
+        // follows our unlock (the mutex orders them too; SeqCst keeps the
+        // loom model simple).
+        let _ = self.state.fetch_update(Ordering::SeqCst, Ordering::Relaxed, |s| {
+            Some(pack(waiting_of(s).saturating_add(1), signals_of(s)))
+        });
     }
 
-    /// Second half, after the mutex was released: sleeps while `seq` is
-    /// unchanged; `true` if `deadline` passed.
-    pub(crate) fn sleep(&self, seq: u32, deadline: Option<Instant>) -> bool {
-        if crate::loom::spin_until(|| self.seq.load(Ordering::Relaxed) != seq) {
-            self.waiters.withdraw();
-            return false;
+    /// Takes one signal if there is one: whether it did.
+    fn take_signal(&self) -> bool {
+        // SeqCst: pairs with the CAS of `notify` that granted the signal.
+        self.state
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
+                (signals_of(s) > 0).then(|| pack(waiting_of(s), signals_of(s) - 1))
+            })
+            .is_ok()
+    }
+
+    /// At the deadline: takes a signal if one is there (then the wait was
+    /// notified after all), else stops counting the caller as waiting.
+    fn take_or_leave(&self) -> CondvarWake {
+        let mut woken = false;
+        let _ = self.state.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
+            woken = signals_of(s) > 0;
+            Some(if woken {
+                pack(waiting_of(s), signals_of(s) - 1)
+            } else {
+                pack(waiting_of(s).saturating_sub(1), signals_of(s))
+            })
+        });
+        if woken { CondvarWake::Notified } else { CondvarWake::TimedOut }
+    }
+
+    /// Second half, after the mutex was released: sleeps until this waiter
+    /// takes a signal, or until `deadline`.
+    pub(crate) fn sleep(&self, deadline: Option<Instant>) -> CondvarWake {
+        loop {
+            // SeqCst, and before looking at the signals: a notify that
+            // granted its signal after our look bumps `seq` after its CAS,
+            // so the futex wait below sees a changed word and we look
+            // again (pairs with the SeqCst bump in `notify`).
+            let seq = self.seq.load(Ordering::SeqCst);
+            if self.take_signal() {
+                return CondvarWake::Notified;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return self.take_or_leave();
+            }
+            if crate::loom::spin_until(|| self.seq.load(Ordering::Relaxed) != seq) {
+                continue;
+            }
+            // Whatever the wake (a notify, another waiter's signal taken
+            // first, a timeout, a signal of the OS): look again above.
+            let _ = futex::wait(&self.seq, seq, deadline);
         }
-        let w = futex::wait(&self.seq, seq, deadline);
-        self.waiters.withdraw();
-        w == futex::Wake::TimedOut
     }
 
-    /// Wakes up to `n` waiters.
-    pub(crate) fn notify(&self, n: u32) {
-        // SeqCst: changes `seq` for sleepers to see, then (the notifier's
-        // half of the pair) reads `waiters`.
-        self.seq.fetch_add(1, Ordering::SeqCst);
-        if self.waiters.any_after_seqcst() {
-            futex::wake(&self.seq, n);
+    /// Grants up to `n` of the counted waiters a signal and wakes as many
+    /// sleepers; returns how many were granted.
+    pub(crate) fn notify(&self, n: u32) -> u32 {
+        if n == 0 {
+            return 0;
         }
+        let mut k = 0;
+        // SeqCst: pairs with the waiters' `take_signal` and `prepare`.
+        let _ = self.state.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |s| {
+            k = n.min(waiting_of(s));
+            (k > 0).then(|| pack(waiting_of(s) - k, signals_of(s).saturating_add(k)))
+        });
+        if k > 0 {
+            // SeqCst: after the grant, for the waiters' `seq` load (see
+            // `sleep`).
+            self.seq.fetch_add(1, Ordering::SeqCst);
+            futex::wake(&self.seq, k);
+        }
+        k
+    }
+
+    /// Waiters counted and not yet granted a signal (for models).
+    #[cfg(shmproc_loom)]
+    pub(crate) fn waiting(&self) -> u32 {
+        waiting_of(self.state.load(Ordering::Relaxed))
+    }
+
+    /// Signals granted and not yet taken (for models).
+    #[cfg(shmproc_loom)]
+    pub(crate) fn signals(&self) -> u32 {
+        signals_of(self.state.load(Ordering::Relaxed))
     }
 }
 
@@ -234,6 +385,9 @@ impl RawBarrier {
             parties: AtomicU32::new(parties),
             broken: AtomicU32::new(0),
             resets: AtomicU32::new(0),
+            timeout_ns: AtomicU64::new(NO_TIMEOUT),
+            has_action: AtomicU64::new(0),
+            action: std::array::from_fn(|_| AtomicU64::new(0)),
             members: RawRegistry::default(),
         })
     }
@@ -270,8 +424,12 @@ impl RawBarrier {
     /// waiter's deadline passed (it broke the barrier), or the barrier is
     /// broken (`Some(dead pid)`, or `None`: a timeout elsewhere, an abort,
     /// a reset).
-    pub(crate) fn wait(&self, deadline: Option<Instant>) -> Result<usize, BarrierStop> {
-        let at = match self.arrive()? {
+    pub(crate) fn wait(
+        &self,
+        deadline: Option<Instant>,
+        action: impl FnOnce() -> Result<(), ActionFailed>,
+    ) -> Result<usize, BarrierStop> {
+        let at = match self.arrive(action)? {
             Arrival::Tripped(index) => return Ok(index),
             Arrival::Waiting(at) => at,
         };
@@ -294,9 +452,11 @@ impl RawBarrier {
         }
     }
 
-    /// A party arrives: the last one trips the barrier (`Tripped` with its
-    /// index), the others wait (`Waiting`); `Err` if it is broken already.
-    pub(crate) fn arrive(&self) -> Result<Arrival, BarrierStop> {
+    /// A party arrives: the last one runs `action` (the others still
+    /// wait), then trips the barrier (`Tripped` with its index); the
+    /// others wait (`Waiting`); `Err` if it is broken already, or the
+    /// action failed (which breaks it).
+    pub(crate) fn arrive(&self, action: impl FnOnce() -> Result<(), ActionFailed>) -> Result<Arrival, BarrierStop> {
         // Acquire: pairs with the Release bump of the last arrival.
         let generation = self.generation.load(Ordering::Acquire);
         let resets = self.resets.load(Ordering::Acquire);
@@ -306,7 +466,18 @@ impl RawBarrier {
         let parties = self.parties.load(Ordering::Relaxed).max(1);
         let index = self.arrived.fetch_add(1, Ordering::AcqRel);
         if index + 1 >= parties {
+            // All arrived, none released yet (the generation is unchanged):
+            // the action runs here, once per trip.
+            if let Err(failed) = action() {
+                self.arrived.store(0, Ordering::Relaxed);
+                self.break_with(BROKEN_OTHER);
+                return Err(BarrierStop::Action(failed));
+            }
             self.arrived.store(0, Ordering::Relaxed);
+            if let Some(why) = self.broken_by() {
+                // A waiter timed out (or someone aborted) meanwhile.
+                return Err(BarrierStop::Broken(why));
+            }
             // Release: pairs with the Acquire loads of the waiters.
             self.generation.fetch_add(1, Ordering::Release);
             futex::wake_all(&self.generation);
@@ -384,8 +555,9 @@ impl RawBarrier {
     pub(crate) async fn wait_async(
         &self,
         source: impl FnOnce() -> std::sync::Arc<dyn crate::watch::AsyncWord>,
+        action: impl FnOnce() -> Result<(), ActionFailed>,
     ) -> std::io::Result<Result<usize, BarrierStop>> {
-        let at = match self.arrive() {
+        let at = match self.arrive(action) {
             Err(stop) => return Ok(Err(stop)),
             Ok(Arrival::Tripped(index)) => return Ok(Ok(index)),
             Ok(Arrival::Waiting(at)) => at,

@@ -159,6 +159,83 @@ impl Semaphore {
         if self.shared.acquire(Some(deadline)) { Ok(()) } else { Err(TimedOut) }
     }
 
+    /// Takes a permit and returns a guard that returns it when dropped
+    /// (Python: `with sem:`), waiting as long as it takes.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = shmproc::Semaphore::new(1)?;
+    /// {
+    ///     let _permit = s.guard();
+    ///     assert_eq!(s.value(), 0);
+    /// }
+    /// assert_eq!(s.value(), 1); // returned on drop
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// It cannot fail, as [`acquire`](Semaphore::acquire) cannot.
+    pub fn guard(&self) -> SemaphoreGuard<'_> {
+        self.acquire();
+        SemaphoreGuard { sem: self }
+    }
+
+    /// [`try_acquire`](Semaphore::try_acquire) with a guard that returns
+    /// the permit when dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = shmproc::Semaphore::new(1)?;
+    /// let g = s.try_guard()?;
+    /// assert_eq!(s.try_guard().err(), Some(shmproc::WouldBlock));
+    /// drop(g);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`WouldBlock`] if no permit is free.
+    pub fn try_guard(&self) -> std::result::Result<SemaphoreGuard<'_>, WouldBlock> {
+        self.try_acquire().map(|()| SemaphoreGuard { sem: self })
+    }
+
+    /// [`acquire_timeout`](Semaphore::acquire_timeout) with a guard that
+    /// returns the permit when dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = shmproc::Semaphore::new(1)?;
+    /// let g = s.guard_timeout(std::time::Duration::from_secs(1))?;
+    /// assert!(s.guard_timeout(std::time::Duration::from_millis(1)).is_err());
+    /// drop(g);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`TimedOut`] if no permit came free in time.
+    pub fn guard_timeout(&self, timeout: Duration) -> std::result::Result<SemaphoreGuard<'_>, TimedOut> {
+        self.acquire_timeout(timeout).map(|()| SemaphoreGuard { sem: self })
+    }
+
+    /// [`acquire_deadline`](Semaphore::acquire_deadline) with a guard that
+    /// returns the permit when dropped.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = shmproc::Semaphore::new(0)?;
+    /// let now = std::time::Instant::now();
+    /// assert_eq!(s.guard_deadline(now).err(), Some(shmproc::TimedOut));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`guard_timeout`](Semaphore::guard_timeout).
+    pub fn guard_deadline(&self, deadline: Instant) -> std::result::Result<SemaphoreGuard<'_>, TimedOut> {
+        self.acquire_deadline(deadline).map(|()| SemaphoreGuard { sem: self })
+    }
+
     /// Returns a permit.
     ///
     /// # Examples
@@ -242,6 +319,54 @@ impl Semaphore {
         if let Err(e) = self.shared.acquire_async(source).await {
             panic!("Semaphore::acquire_async: the waiting service failed ({e}); futex_waitv needs Linux 5.16 or later");
         }
+    }
+}
+
+/// A permit of a [`Semaphore`] (or [`BoundedSemaphore`]), returned when
+/// the guard is dropped: [`Semaphore::guard`] and its `try_`, `_timeout`
+/// and `_deadline` forms (Python: the body of `with sem:`).
+///
+/// A permit has no owner, so the guard may move to another thread.
+///
+/// # Examples
+///
+/// ```
+/// let s = shmproc::BoundedSemaphore::new(2)?;
+/// let a = s.guard();
+/// let b = s.try_guard()?;
+/// assert_eq!(s.value(), 0);
+/// drop((a, b));
+/// assert_eq!(s.value(), 2);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+#[derive(Debug)]
+#[must_use = "the permit is returned when the guard is dropped"]
+pub struct SemaphoreGuard<'a> {
+    sem: &'a Semaphore,
+}
+
+impl SemaphoreGuard<'_> {
+    /// Keeps the permit taken: drops the guard without returning it (as an
+    /// `acquire` without its `release`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let s = shmproc::Semaphore::new(1)?;
+    /// s.guard().forget();
+    /// assert_eq!(s.value(), 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    pub fn forget(self) {
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for SemaphoreGuard<'_> {
+    fn drop(&mut self) {
+        // Fails only for a bounded semaphore that someone else released
+        // beyond its bound meanwhile: the permit is then there already.
+        let _ = self.sem.release();
     }
 }
 
