@@ -1652,3 +1652,50 @@ fn semaphore_guard_returns_its_permit() {
         }
     });
 }
+
+// CPython: _TestBarrier.test_reset with an action: a reset while the last
+// party runs the action voids that trip; the round the reset started
+// counts its own parties (the party that waits in it is not released by
+// the voided trip, and trips with the next arrival).
+#[cfg(feature = "serde")]
+#[test]
+fn a_reset_while_the_action_runs_voids_that_trip() {
+    static RUNNING: AtomicU32 = AtomicU32::new(0);
+    static GO: AtomicU32 = AtomicU32::new(0);
+    fn action() {
+        if RUNNING.fetch_add(1, Ordering::SeqCst) == 0 {
+            // The first run blocks until the test lets it go.
+            while GO.load(Ordering::SeqCst) == 0 {
+                std::thread::yield_now();
+            }
+        }
+    }
+    let b = Barrier::builder(2).action(action).build().expect("barrier");
+    std::thread::scope(|s| {
+        let first = s.spawn(|| {
+            let round1 = b.wait_timeout(GUARD);
+            let round2 = b.wait_timeout(GUARD);
+            (round1, round2)
+        });
+        while b.n_waiting() < 1 {
+            std::thread::yield_now();
+        }
+        let last = s.spawn(|| b.wait_timeout(GUARD));
+        while RUNNING.load(Ordering::SeqCst) == 0 {
+            std::thread::yield_now();
+        }
+        b.reset();
+        // The first party left round 1 (broken by the reset) and waits in
+        // round 2 before the action ends.
+        while b.n_waiting() < 1 {
+            std::thread::yield_now();
+        }
+        GO.store(1, Ordering::SeqCst);
+        assert!(matches!(last.join().expect("last"), Err(BarrierTimeoutError::Broken { dead: None })));
+        // Round 2 trips with this arrival, not before.
+        assert_eq!(b.wait_timeout(GUARD).expect("round 2"), 1);
+        let (round1, round2) = first.join().expect("first");
+        assert!(matches!(round1, Err(BarrierTimeoutError::Broken { dead: None })));
+        assert_eq!(round2.expect("round 2"), 0);
+    });
+}

@@ -468,18 +468,38 @@ impl RawBarrier {
         if index + 1 >= parties {
             // All arrived, none released yet (the generation is unchanged):
             // the action runs here, once per trip.
-            if let Err(failed) = action() {
-                self.arrived.store(0, Ordering::Relaxed);
-                self.break_with(BROKEN_OTHER);
+            let failed = action().err();
+            // A `reset` while the action ran started a new round (it
+            // bumped the generation and cleared `arrived`): this trip is
+            // void, and the new round's arrivals must stay counted.
+            let same_round = || {
+                self.generation.load(Ordering::Acquire) == generation && self.resets.load(Ordering::Acquire) == resets
+            };
+            if let Some(failed) = failed {
+                if same_round() {
+                    self.arrived.store(0, Ordering::Relaxed);
+                    self.break_with(BROKEN_OTHER);
+                }
                 return Err(BarrierStop::Action(failed));
+            }
+            if !same_round() {
+                return Err(BarrierStop::Broken(None));
             }
             self.arrived.store(0, Ordering::Relaxed);
             if let Some(why) = self.broken_by() {
                 // A waiter timed out (or someone aborted) meanwhile.
                 return Err(BarrierStop::Broken(why));
             }
-            // Release: pairs with the Acquire loads of the waiters.
-            self.generation.fetch_add(1, Ordering::Release);
+            // Release: pairs with the Acquire loads of the waiters. From
+            // the generation read at arrival only: a reset since then
+            // keeps its round.
+            if self
+                .generation
+                .compare_exchange(generation, generation.wrapping_add(1), Ordering::Release, Ordering::Relaxed)
+                .is_err()
+            {
+                return Err(BarrierStop::Broken(None));
+            }
             futex::wake_all(&self.generation);
             return Ok(Arrival::Tripped(index as usize));
         }
