@@ -10,7 +10,7 @@ use crate::error::{Error, Result};
 use crate::manager::protocol::{self, op};
 use crate::manager::server::{UpdateCall, UpdateTrampoline};
 use crate::manager::{ObjRef, fingerprint as type_fingerprint};
-use crate::process::fnref::FnRef;
+use crate::shm::fnref::FnRef;
 
 /// The type fingerprint of a dict of `K` to `V`.
 pub(crate) fn fingerprint<K, V>() -> u64 {

@@ -23,10 +23,10 @@ use crate::channel::error::GetTimeoutError;
 use crate::channel::pipe::{Connection, Pipe};
 use crate::channel::queue::Queue;
 use crate::codec;
+use crate::error::panic_message;
 use crate::manager::protocol::{self, MAGIC, MAX_PIPE_NAME, OK, PIPE_PREFIX, Reader, Truncated, code, op};
 use crate::owner::token::{self, Token};
-use crate::process::bootstrap::panic_message;
-use crate::process::fnref::FnRef;
+use crate::shm::fnref::FnRef;
 use crate::shm::segment::Segment;
 
 /// Most requests applied under one acquisition of the state lock.

@@ -24,14 +24,14 @@ pub(crate) fn decode_result<R: DeserializeOwned>(bytes: &[u8]) -> Result<R> {
     match catch_unwind(AssertUnwindSafe(|| crate::codec::decode::<R>(bytes))) {
         Ok(r) => r,
         Err(p) => Err(Error::Codec {
-            message: format!("decoding the result panicked: {}", crate::process::bootstrap::panic_message(p.as_ref())),
+            message: format!("decoding the result panicked: {}", crate::error::panic_message(p.as_ref())),
         }),
     }
 }
 
 /// Runs a user callback; its panic becomes its message.
 pub(crate) fn guarded(f: impl FnOnce()) -> std::result::Result<(), String> {
-    catch_unwind(AssertUnwindSafe(f)).map_err(|p| crate::process::bootstrap::panic_message(p.as_ref()))
+    catch_unwind(AssertUnwindSafe(f)).map_err(|p| crate::error::panic_message(p.as_ref()))
 }
 
 /// The single item of a one-item job.

@@ -17,10 +17,10 @@ use crate::pool::error::PoolJoinError;
 use crate::pool::table::{self, Table};
 use crate::pool::wire::{self, Failure, JobOutcome};
 use crate::pool::worker::{ResultRecords, TaskRecords, WorkerBase};
-use crate::process::fnref::FnRef;
 use crate::process::forkserver::PrivateServer;
 use crate::process::handle::{Process, ProcessBuilder};
 use crate::process::start::StartMethod;
+use crate::shm::fnref::FnRef;
 use crate::sys::signal::{self, InterruptibleWait, SigintHook};
 
 /// Where a job's outcome goes: a result handle, a map's collector, ...

@@ -17,7 +17,7 @@ use crate::pool::engine::Shared;
 use crate::pool::error::TaskError;
 use crate::pool::wire::{Failure, ItemOutcome, JobOutcome, TaskWriter};
 use crate::pool::worker::{PoolTrampoline, trampoline};
-use crate::process::fnref::{FnId, FnRef};
+use crate::shm::fnref::{FnId, FnRef};
 use crate::sync::error::TimedOut;
 use crate::sys::signal::InterruptibleWait;
 
@@ -49,7 +49,7 @@ pub(crate) fn next_guarded<A>(input: &mut impl Iterator<Item = A>) -> Result<Opt
     // (its callers drop or fuse it), so a broken invariant inside it is
     // never observed.
     catch_unwind(AssertUnwindSafe(|| input.next()))
-        .map_err(|p| Error::InputPanicked { message: crate::process::bootstrap::panic_message(p.as_ref()) })
+        .map_err(|p| Error::InputPanicked { message: crate::error::panic_message(p.as_ref()) })
 }
 
 /// Takes up to `size` items from `input` into a task record; `None` if

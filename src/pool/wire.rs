@@ -31,7 +31,7 @@
 //! | `INIT_FAILED`: 9..13 | pid; then the panic message |
 
 use crate::error::{Error, Result};
-use crate::process::fnref::FnId;
+use crate::shm::fnref::FnId;
 
 /// A task: run the function on the items.
 pub(crate) const TASK: u8 = 1;

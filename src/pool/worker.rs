@@ -14,7 +14,7 @@ use crate::codec;
 use crate::error::Error;
 use crate::pool::table::{self, Table};
 use crate::pool::wire::{self, ResultWriter};
-use crate::process::fnref::FnRef;
+use crate::shm::fnref::FnRef;
 
 /// Type marker of the task queue.
 #[derive(Debug, Serialize, Deserialize)]
@@ -77,9 +77,7 @@ fn run_guarded<T>(f: impl FnOnce() -> T) -> Result<T, String> {
     let r = catch_unwind(AssertUnwindSafe(f));
     IN_TASK.with(|t| t.set(false));
     r.map_err(|payload| {
-        LAST_PANIC
-            .with(|l| l.borrow_mut().take())
-            .unwrap_or_else(|| crate::process::bootstrap::panic_message(payload.as_ref()))
+        LAST_PANIC.with(|l| l.borrow_mut().take()).unwrap_or_else(|| crate::error::panic_message(payload.as_ref()))
     })
 }
 
@@ -89,7 +87,7 @@ fn quiet_task_panics() {
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         if IN_TASK.with(Cell::get) {
-            let msg = crate::process::bootstrap::panic_message(info.payload());
+            let msg = crate::error::panic_message(info.payload());
             let text = match info.location() {
                 Some(l) => format!("{msg} (at {}:{})", l.file(), l.line()),
                 None => msg,

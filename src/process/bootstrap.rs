@@ -11,7 +11,7 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::process::channel::{self, Channel};
 use crate::process::current::{self, ProcessInfo};
-use crate::process::fnref::FnRef;
+use crate::shm::fnref::FnRef;
 use crate::shm::handoff;
 use crate::sys::process as sysproc;
 
@@ -114,7 +114,7 @@ pub(crate) fn finish_and_exit(ch: &Channel, outcome: std::thread::Result<Result<
             1
         }
         Err(payload) => {
-            ch.finish(channel::PANIC, panic_message(payload.as_ref()).as_bytes());
+            ch.finish(channel::PANIC, crate::error::panic_message(payload.as_ref()).as_bytes());
             1
         }
     };
@@ -136,17 +136,6 @@ pub(crate) fn name_panics(name: &str) {
         eprintln!("{header}");
         previous(info);
     }));
-}
-
-/// The message of a panic payload.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-string payload".to_owned()
-    }
 }
 
 /// Lets a re-executed child take its role. Call it first thing in `main`.

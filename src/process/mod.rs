@@ -4,7 +4,6 @@ pub(crate) mod bootstrap;
 mod channel;
 pub(crate) mod current;
 pub(crate) mod error;
-pub(crate) mod fnref;
 pub(crate) mod forkserver;
 pub(crate) mod handle;
 pub(crate) mod loader;

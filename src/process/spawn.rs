@@ -35,7 +35,7 @@ pub(crate) fn reexec(
     op: &'static str,
 ) -> Result<Child> {
     loader::keep_linked();
-    let exe = crate::process::fnref::current_exe().map_err(|e| Error::os("current_exe", e))?;
+    let exe = crate::shm::fnref::current_exe().map_err(|e| Error::os("current_exe", e))?;
     let other = if var == CHILD_VAR { SERVER_VAR } else { CHILD_VAR };
     let _guard = SPAWN_LOCK.lock();
     let dups = inherit

@@ -1,7 +1,9 @@
 //! Shared-memory segments: mapping, validated header, typed placement of
-//! `#[repr(C)]` pointer-free state.
+//! `#[repr(C)]` pointer-free state; and the pointer-free name of a function
+//! of this executable (`fnref`), which such state may hold.
 
 pub(crate) mod arena;
+pub(crate) mod fnref;
 #[cfg(feature = "serde")]
 pub(crate) mod handoff;
 pub(crate) mod header;

@@ -1035,7 +1035,7 @@ impl BarrierBuilder {
         #[cfg(feature = "serde")]
         let action = match self.action {
             None => None,
-            Some(f) => Some(crate::process::fnref::FnRef::of(f).map_err(|e| match e.kind() {
+            Some(f) => Some(crate::shm::fnref::FnRef::of(f).map_err(|e| match e.kind() {
                 std::io::ErrorKind::InvalidInput => Error::InvalidArgument {
                     what: "a barrier's action must be a function of the executable, not of a shared library",
                 },
@@ -1081,9 +1081,8 @@ fn run_action(b: &RawBarrier) -> std::result::Result<(), ActionFailed> {
     #[cfg(feature = "serde")]
     {
         let words = std::array::from_fn(|i| b.action[i].load(Ordering::Relaxed));
-        let f: fn() = crate::process::fnref::FnRef::from_words(words).resolve().map_err(ActionFailed::Unresolved)?;
-        std::panic::catch_unwind(f)
-            .map_err(|p| ActionFailed::Panicked(crate::process::bootstrap::panic_message(p.as_ref())))
+        let f: fn() = crate::shm::fnref::FnRef::from_words(words).resolve().map_err(ActionFailed::Unresolved)?;
+        std::panic::catch_unwind(f).map_err(|p| ActionFailed::Panicked(crate::error::panic_message(p.as_ref())))
     }
     #[cfg(not(feature = "serde"))]
     Err(ActionFailed::Unresolved(std::io::Error::new(
