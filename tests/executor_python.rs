@@ -425,3 +425,20 @@ fn many_blocked_tasks_start_max_workers() {
     }
     assert!(seen.len() >= 2, "workers were replaced: {seen:?}");
 }
+
+// CPython: _adjust_process_count starts a worker while fewer are idle than
+// there is work; a task whose results nobody reads any more (a map that
+// timed out and was dropped) still occupies its worker while it runs, so
+// the next submission starts another worker instead of queueing behind it.
+#[test]
+fn a_worker_busy_with_an_abandoned_task_is_not_counted_idle() {
+    let (ex, gate, log) = gated_executor(2);
+    let mut it = ex.map_timeout(gated, [0u64], 1, Duration::from_millis(20)).expect("map");
+    assert_eq!(log.get_timeout(GUARD).expect("started"), 0);
+    assert!(matches!(it.next(), Some(Err(TaskTimeoutError::Timeout))));
+    drop(it);
+    // The gated task still runs in the first worker.
+    assert_eq!(ex.submit(square, 3).expect("submit").result_timeout(GUARD).expect("a second worker"), 9);
+    assert_eq!(ex.worker_pids().len(), 2);
+    gate.put(RELEASE).expect("release");
+}

@@ -379,8 +379,22 @@ impl Shared {
             // Before the record is visible: a fast result must find its job.
             st.jobs.insert(id, JobEntry { sink, chunk });
             // On demand: every outstanding job beyond the workers wanted
-            // so far means no worker is idle for this one.
-            let grow = self.config.on_demand && st.jobs.len() > st.wanted && st.wanted < self.config.processes;
+            // so far means no worker is idle for this one. A job nobody
+            // waits for any more (abandoned) still occupies its worker
+            // while it runs: those count too (a look at each slot, only
+            // while workers may still be added).
+            let grow = self.config.on_demand && st.wanted < self.config.processes && {
+                let abandoned_running = self
+                    .table
+                    .slots()
+                    .iter()
+                    .filter(|slot| {
+                        let job = slot[table::JOB].load(Ordering::SeqCst);
+                        job != 0 && !st.jobs.contains_key(&job)
+                    })
+                    .count();
+                st.jobs.len() + abandoned_running > st.wanted
+            };
             if grow {
                 st.wanted += 1;
             }
