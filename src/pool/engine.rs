@@ -352,7 +352,16 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        let detached = self.shared.state.lock().detached;
+        let detached = {
+            let mut st = self.shared.state.lock();
+            // After `terminate_workers`, a worker that ignores SIGTERM
+            // would hold the drop forever: dropping kills, as it always
+            // does.
+            if st.force == Some(Force::Terminate) {
+                st.force = Some(Force::Kill);
+            }
+            st.detached
+        };
         if !detached {
             self.terminate(Failure::Cancelled);
         }
