@@ -1214,7 +1214,9 @@ impl<T: DeserializeOwned> Queue<T> {
     /// A put that began before the shutdown may still finish, as with
     /// Python's lock; after an immediate shutdown such a put drains the
     /// queue itself (dropping its item as bytes), so nothing stays behind
-    /// and a `JoinableQueue`'s `join` still returns.
+    /// and a `JoinableQueue`'s `join` still returns. Items dropped that way
+    /// are not decoded: a typed channel's end inside one stays counted
+    /// until the process that sent it exits.
     pub fn shutdown(&self, immediate: bool) -> Result<()> {
         let h = self.hdr();
         // SeqCst: pairs with the Acquire loads of `flags` in the calls'

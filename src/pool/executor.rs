@@ -320,9 +320,11 @@ impl ProcessPoolExecutor {
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if `chunksize` is 0 (Python:
-    /// `ValueError`); [`Error::Codec`] if an item cannot be encoded (what
-    /// was submitted is cancelled); as for [`submit`](Self::submit). Each
-    /// item's own error comes from the iterator.
+    /// `ValueError`); [`Error::Codec`] if an item cannot be encoded and
+    /// [`Error::InputPanicked`] if `items` panics (what was submitted is
+    /// cancelled, as Python's `map` raises the iterable's exception); as
+    /// for [`submit`](Self::submit). Each item's own error comes from the
+    /// iterator.
     pub fn map<A, R, I>(&self, f: fn(A) -> R, items: I, chunksize: usize) -> Result<Imap<R, I::IntoIter>>
     where
         A: Serialize + DeserializeOwned + 'static,

@@ -797,7 +797,10 @@ impl Pool {
     /// a panicking callback makes the handle's result
     /// [`TaskError::CallbackPanicked`]). For an empty input `on_ok(vec![])`
     /// runs at once, in the calling thread (Python calls no callback
-    /// then).
+    /// then); so does the callback of a map whose every chunk finished
+    /// before this call returned: a callback must not wait for a lock the
+    /// caller holds around the call. Once a chunk has failed, the chunks
+    /// already queued still run (their results are dropped).
     ///
     /// # Examples
     ///
@@ -823,7 +826,10 @@ impl Pool {
     /// Python: `map_async(f, items, callback=on_ok, error_callback=on_err)`.
     ///
     /// # Errors
-    /// As for [`map_async`](Pool::map_async) (no callback runs then).
+    /// As for [`map_async`](Pool::map_async). No callback runs then,
+    /// except when a chunk failed in a worker before a later chunk could be
+    /// submitted: `on_err` has then run with that chunk's failure, and the
+    /// call still returns the submission's error.
     pub fn map_async_with<A, R, F, E>(
         &self,
         f: fn(A) -> R,
