@@ -515,6 +515,18 @@ impl std::error::Error for Error {
     }
 }
 
+/// The message of a panic payload.
+#[cfg(feature = "serde")]
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -530,16 +542,5 @@ mod tests {
         let e = Error::os("mmap", io::Error::from_raw_os_error(libc::EINVAL));
         assert!(e.to_string().starts_with("mmap failed"));
         assert!(std::error::Error::source(&e).is_some());
-    }
-}
-
-/// The message of a panic payload.
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "a panic with a non-string payload".to_owned()
     }
 }

@@ -3,6 +3,7 @@
 //! of this executable (`fnref`), which such state may hold.
 
 pub(crate) mod arena;
+#[cfg(feature = "serde")]
 pub(crate) mod fnref;
 #[cfg(feature = "serde")]
 pub(crate) mod handoff;
