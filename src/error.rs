@@ -279,7 +279,8 @@ pub enum Error {
     /// and the pool stays usable (Python re-raises the iterator's
     /// exception).
     ///
-    /// ```
+    #[cfg_attr(feature = "pool", doc = "```")]
+    #[cfg_attr(not(feature = "pool"), doc = "```ignore")]
     /// fn square(x: u64) -> u64 {
     ///     x * x
     /// }
