@@ -422,9 +422,10 @@ impl Ends for Inner {
     }
 }
 
-/// The queue's ends while a put drains it after an immediate shutdown:
-/// as the queue's own, except that receiving goes on until the ring is
-/// empty (the queue's own ends stop every get at once by then).
+/// The queue's ends while an immediate shutdown (or a put that landed
+/// after one) drains it: as the queue's own, except that receiving goes on
+/// until the ring is empty (the queue's own ends stop every get at once
+/// after the shutdown).
 struct Draining<'a>(&'a Inner);
 
 impl Ends for Draining<'_> {
@@ -848,14 +849,28 @@ impl<T> Queue<T> {
         if self.hdr().flags.load(Ordering::Relaxed) & DISCARD == 0 {
             return;
         }
-        let mut buf = Vec::new();
-        // Not counted as taken, as in `shutdown`: for a JoinableQueue the
-        // item is done. A broken queue stops the draining; gets fail
-        // at once after an immediate shutdown anyway.
-        while self.inner.lane.recv_message(&mut buf, Wait::No, &Draining(&self.inner), &mut |_| {}).is_ok() {
-            buf.clear();
-        }
+        // A broken queue stops the draining; gets fail at once after an
+        // immediate shutdown anyway.
+        let _ = self.drain(|_| {});
         self.hdr().all_done.notify_all();
+    }
+
+    /// Takes every item out of the queue and hands its bytes to `each`
+    /// (an immediate shutdown's draining). The items are not counted as
+    /// taken: for a JoinableQueue an item gone from the ring without a
+    /// taker is done. Receiving goes on after `IMMEDIATE` is set
+    /// ([`Draining`]). Errors: the error that stopped it (a broken queue,
+    /// a spill that cannot be read).
+    fn drain(&self, mut each: impl FnMut(&[u8])) -> Result<()> {
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match self.inner.lane.recv_message(&mut buf, Wait::No, &Draining(&self.inner), &mut |_| {}) {
+                Ok(()) => each(&buf),
+                Err(Stop::Failed(e)) => return Err(e),
+                Err(_) => return Ok(()),
+            }
+        }
     }
 
     fn put_with(&self, item: T, wait: Wait) -> Result<(), (T, Stop)>
@@ -1226,20 +1241,8 @@ impl<T: DeserializeOwned> Queue<T> {
         crate::loom::atomic::fence_seq_cst();
         let mut out = Ok(());
         if immediate {
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                // Not counted as taken: for a JoinableQueue, an item gone
-                // from the ring without a taker is done.
-                match self.inner.lane.recv_message(&mut buf, Wait::No, &*self.inner, &mut |_| {}) {
-                    Ok(()) => drop(codec::decode::<T>(&buf)),
-                    Err(Stop::Failed(e)) => {
-                        out = Err(e);
-                        break;
-                    }
-                    Err(_) => break,
-                }
-            }
+            // Decoded, then dropped: handles inside the items are released.
+            out = self.drain(|bytes| drop(codec::decode::<T>(bytes)));
             h.flags.fetch_or(IMMEDIATE, Ordering::SeqCst);
         }
         self.inner.lane.wake_all();
