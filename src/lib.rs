@@ -418,7 +418,9 @@ pub use channel::queue::{DEFAULT_QUEUE_CAPACITY, JoinableQueue, Queue, QueueBuil
 pub use channel::typed::channel;
 pub use error::{Error, ProcessFailure, Result};
 #[cfg(feature = "manager")]
-pub use manager::{DictProxy, ListProxy, Manager, ManagerBuilder};
+pub use manager::{
+    Args, ArrayProxy, DictProxy, ListProxy, Manager, ManagerBuilder, NamespaceProxy, ObjectProxy, Reply, Served, ValueProxy,
+};
 #[cfg(feature = "pool")]
 pub use pool::error::{Cancelled, ExceptionTimeoutError};
 #[cfg(feature = "pool")]

@@ -34,8 +34,18 @@ mod list;
 mod protocol;
 mod server;
 
+mod custom;
+mod namespace;
+mod refs;
+mod schema;
+mod value;
+
 pub use dict::DictProxy;
 pub use list::ListProxy;
+
+pub use custom::{Args, ObjectProxy, Reply, Served};
+pub use namespace::NamespaceProxy;
+pub use value::{ArrayProxy, ValueProxy};
 
 use client::{Client, Info};
 
@@ -89,16 +99,12 @@ impl ObjRef {
     }
 
     fn serialize_as<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        (&*self.info, self.id, self.fingerprint).serialize(s)
+        refs::serialize(&self.info, self.id, self.fingerprint, s)
     }
 
     fn deserialize_as<'de, D: Deserializer<'de>>(d: D, expected: u64) -> std::result::Result<ObjRef, D::Error> {
-        use serde::de::Error as _;
-        let (info, id, fingerprint) = <(Info, u64, u64)>::deserialize(d)?;
-        if fingerprint != expected {
-            return Err(D::Error::custom(Error::LayoutMismatch { expected, found: fingerprint }));
-        }
-        Ok(ObjRef { info: Arc::new(info), id, fingerprint })
+        let (info, id) = refs::deserialize(d, expected)?;
+        Ok(ObjRef { info, id, fingerprint: expected })
     }
 }
 
@@ -342,7 +348,7 @@ impl ManagerBuilder {
                 return Err(other.err().unwrap_or(Error::Corrupt { what: "manager ack" }));
             }
         };
-        let info = Arc::new(Info { nonce, accept, server, name: self.name });
+        let info = refs::remember(Arc::new(Info { nonce, accept, server, name: self.name }));
         Client::install(nonce, mine)?;
         let owner =
             Arc::new(Owner { info: info.clone(), process: Mutex::new(Some(p)), pid: crate::sys::process::pid() });
@@ -411,7 +417,8 @@ impl Manager {
         let accept = Queue::<Vec<u8>>::open(name)?;
         let (conn, nonce, server) = client::handshake(&accept, 0, None)?;
         Client::install(nonce, conn)?;
-        Ok(Manager { info: Arc::new(Info { nonce, accept, server, name: Some(name.to_owned()) }), owner: None })
+        let info = refs::remember(Arc::new(Info { nonce, accept, server, name: Some(name.to_owned()) }));
+        Ok(Manager { info, owner: None })
     }
 
     /// The server process's pid.
@@ -606,6 +613,6 @@ impl Serialize for Manager {
 
 impl<'de> Deserialize<'de> for Manager {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(Manager { info: Arc::new(Info::deserialize(d)?), owner: None })
+        Ok(Manager { info: refs::remember(Arc::new(Info::deserialize(d)?)), owner: None })
     }
 }
