@@ -73,6 +73,7 @@ struct ObjRef {
 
 impl ObjRef {
     fn client(&self) -> Result<Arc<Client>> {
+        refs::touch(&self.info);
         Client::of(&self.info)
     }
 

@@ -88,8 +88,7 @@ impl NamespaceProxy {
     /// let mgr = shmproc::Manager::start()?;
     /// let ns = mgr.namespace()?;
     /// ns.set("ratio", &0.5f64)?;
-    /// ns.set("ratio", &"half")?; // a new type: fine
-    /// assert_eq!(ns.get::<&str>("ratio").ok(), None); // not DeserializeOwned: use String
+    /// ns.set("ratio", &String::from("half"))?; // a new type: fine
     /// assert_eq!(ns.get::<String>("ratio")?.as_deref(), Some("half"));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
@@ -103,7 +102,7 @@ impl NamespaceProxy {
     #[doc(alias = "__setattr__")]
     pub fn set<T>(&self, name: &str, value: &T) -> Result<()>
     where
-        T: Serialize + DeserializeOwned + ?Sized + 'static,
+        T: Serialize + DeserializeOwned + 'static,
     {
         let mut req = self.obj.request(op::NS_SET);
         protocol::put_bytes(&mut req, name.as_bytes())?;

@@ -19,7 +19,7 @@
 //! an earlier manager that ran under the same name resolves to that
 //! instance, which the new server refuses (`STALE`, [`Error::ManagerDead`]).
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
@@ -34,10 +34,25 @@ use crate::manager::schema;
 /// The managers this process knows (holds an `Info` of), by nonce.
 static KNOWN: Mutex<Vec<Weak<Info>>> = Mutex::new(Vec::new());
 
-/// In a forked child: a parent thread may have held the lock at the fork.
-/// The registry is only a cache of what live handles hold.
+/// Set in a forked child, whose registry starts empty: the handles it
+/// inherited register again as they are used ([`touch`]).
+static FORKED: AtomicBool = AtomicBool::new(false);
+
+/// In a forked child: a parent thread may have held the lock at the fork,
+/// so the registry starts over (it only mirrors what live handles hold).
 extern "C" fn after_fork_in_child() {
     crate::sys::process::reset_in_child(&KNOWN, Vec::new());
+    FORKED.store(true, Ordering::Relaxed);
+}
+
+/// Called before each request of a proxy: in a forked child, records the
+/// proxy's manager again (a value read through it may hold references to
+/// that manager's objects).
+pub(crate) fn touch(info: &Arc<Info>) {
+    // Relaxed: set in the child's only thread before anything else runs.
+    if FORKED.load(Ordering::Relaxed) {
+        remember(info.clone());
+    }
 }
 
 fn known() -> parking_lot::MutexGuard<'static, Vec<Weak<Info>>> {
