@@ -419,7 +419,8 @@ pub use channel::typed::channel;
 pub use error::{Error, ProcessFailure, Result};
 #[cfg(feature = "manager")]
 pub use manager::{
-    Args, ArrayProxy, DictProxy, ListProxy, Manager, ManagerBuilder, NamespaceProxy, ObjectProxy, Reply, Served, ValueProxy,
+    Args, ArrayProxy, DictProxy, ListProxy, Manager, ManagerBuilder, NamespaceProxy, ObjectProxy, Reply, Served,
+    ValueProxy,
 };
 #[cfg(feature = "pool")]
 pub use pool::error::{Cancelled, ExceptionTimeoutError};

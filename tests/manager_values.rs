@@ -188,7 +188,16 @@ fn served_objects_unknown_and_panicking_methods() {
 type Everything = (NamespaceProxy, ValueProxy<u64>, ArrayProxy<u64>, ObjectProxy<Counter>, ObjectProxy<Cache>);
 
 /// Child task: uses every kind of proxy it was given.
-fn use_everything((ns, v, a, c, cache, i): (NamespaceProxy, ValueProxy<u64>, ArrayProxy<u64>, ObjectProxy<Counter>, ObjectProxy<Cache>, usize)) -> Result<(), String> {
+fn use_everything(
+    (ns, v, a, c, cache, i): (
+        NamespaceProxy,
+        ValueProxy<u64>,
+        ArrayProxy<u64>,
+        ObjectProxy<Counter>,
+        ObjectProxy<Cache>,
+        usize,
+    ),
+) -> Result<(), String> {
     s(ns.set(&format!("child-{i}"), &(i as u64)))?;
     s(v.update(add, 1))?;
     s(a.set(i, &(i as u64 * 10)))?;
@@ -296,13 +305,12 @@ fn nested_round(mgr: &Manager, method: StartMethod) -> Result<(), String> {
         return Err(fail("the child's list, read back here"));
     }
     // A nested proxy of a dict read as another type is refused.
-    let as_other: shmproc::Result<Option<ListProxy<String>>> =
-        s(mgr.dict_named::<String, ListProxy<u64>>("n"))
-            .map(|n| {
-                n.insert("l".into(), inner.clone()).expect("insert");
-                ns.get::<ListProxy<String>>("dicts")
-            })
-            .map_err(|e| e.to_string())?;
+    let as_other: shmproc::Result<Option<ListProxy<String>>> = s(mgr.dict_named::<String, ListProxy<u64>>("n"))
+        .map(|n| {
+            n.insert("l".into(), inner.clone()).expect("insert");
+            ns.get::<ListProxy<String>>("dicts")
+        })
+        .map_err(|e| e.to_string())?;
     if !matches!(as_other, Err(Error::LayoutMismatch { .. })) {
         return Err(fail("a field holding a list of dicts read as a list of strings"));
     }

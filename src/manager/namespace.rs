@@ -60,7 +60,10 @@ pub struct NamespaceProxy {
 
 impl std::fmt::Debug for NamespaceProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NamespaceProxy").field("id", &self.obj.id).field("manager_pid", &self.obj.info.server.pid).finish()
+        f.debug_struct("NamespaceProxy")
+            .field("id", &self.obj.id)
+            .field("manager_pid", &self.obj.info.server.pid)
+            .finish()
     }
 }
 

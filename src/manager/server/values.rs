@@ -263,3 +263,88 @@ impl State {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manager::protocol::{self, ERR};
+
+    fn req(op: u8, id: u64, payload: &[u8]) -> Vec<u8> {
+        let mut r = protocol::request(op, id);
+        r.extend_from_slice(payload);
+        r
+    }
+
+    fn id_of(reply: &[u8]) -> u64 {
+        assert_eq!(reply[0], OK, "{reply:?}");
+        u64::from_le_bytes(reply[1..9].try_into().expect("an id"))
+    }
+
+    fn new(s: &mut State, op: u8, fp: u64, name: &[u8], rest: &[u8]) -> Vec<u8> {
+        let mut p = fp.to_le_bytes().to_vec();
+        protocol::put_bytes(&mut p, name).expect("small");
+        p.extend_from_slice(rest);
+        s.handle(&req(op, 0, &p), false, &mut false)
+    }
+
+    // Extends `server::tests::garbage_requests_get_error_replies` to ops
+    // 80..=119: truncated, wrong kind, unknown id, out of range, bad names,
+    // garbage function references; none panics, each gets an error reply.
+    #[test]
+    fn garbage_requests_for_values_get_error_replies() {
+        let mut s = State::default();
+        let mut stop = false;
+        let ns = id_of(&new(&mut s, op::NEW_NAMESPACE, 1, b"", b""));
+        let v = id_of(&new(&mut s, op::NEW_VALUE, 2, b"", b"\x05"));
+        let mut two = Vec::new();
+        protocol::put_bytes(&mut two, b"a").expect("small");
+        protocol::put_bytes(&mut two, b"b").expect("small");
+        let a = id_of(&new(&mut s, op::NEW_ARRAY, 3, b"", &two));
+        let mut garbage: Vec<Vec<u8>> = vec![
+            // Truncated creations and bad names.
+            req(op::NEW_NAMESPACE, 0, &[1, 2]),
+            req(op::NEW_VALUE, 0, &[0; 8]),
+            req(op::NEW_ARRAY, 0, &[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9, 0]),
+            [req(op::NEW_NAMESPACE, 0, &[0; 8]), vec![2, 0, 0, 0, 0xff, 0xfe]].concat(),
+            // Garbage constructor and update function references.
+            [req(op::NEW_OBJECT, 0, &[0; 8]), vec![0, 0, 0, 0, 2, 0, 0, 0, 0xff, 0xff]].concat(),
+            [req(op::VUPDATE, v, &[]), vec![2, 0, 0, 0, 0xff, 0xff]].concat(),
+            // Unknown ids and wrong kinds.
+            req(op::NS_GET, 999, b"x"),
+            req(op::NS_SET, v, &[1, 0, 0, 0, b'x', 0, 0, 0, 0, 0, 0, 0, 0]),
+            req(op::VGET, ns, &[]),
+            req(op::AGET, v, &[0; 8]),
+            req(op::CALL, a, &[1, 0, 0, 0, b'm']),
+            // Truncated payloads.
+            req(op::NS_SET, ns, &[5, 0, 0, 0, b'x']),
+            req(op::AGET, a, &[1, 2]),
+            req(op::ASLICE, a, &[0; 8 + 3]),
+            req(op::CALL, a, &[9]),
+            // Out of range, including indices that overflow.
+            req(op::AGET, a, &2u64.to_le_bytes()),
+            req(op::ASET, a, &u64::MAX.to_le_bytes()),
+            [req(op::ASLICE, a, &u64::MAX.to_le_bytes()), vec![0, 0, 0, 0]].concat(),
+            [req(op::ASLICE, a, &1u64.to_le_bytes()), two.clone()].concat(),
+            // Unused op codes of the range.
+            req(op::NS_FIELDS + 1, ns, &[]),
+            req(119, 0, &[]),
+        ];
+        garbage.push(req(op::NS_GET, ns, &[0xff]));
+        for g in &garbage {
+            let r = s.handle(g, false, &mut stop);
+            assert_eq!(r[0], ERR, "{g:?}");
+        }
+        assert!(!stop);
+        // The objects are intact.
+        assert_eq!(s.handle(&req(op::VGET, v, &[]), false, &mut stop), [OK, 5]);
+        assert_eq!(s.handle(&req(op::ALEN, a, &[]), false, &mut stop), [&[OK][..], &2u64.to_le_bytes()].concat());
+        assert_eq!(s.handle(&req(op::NS_FIELDS, ns, &[]), false, &mut stop), [&[OK][..], &0u64.to_le_bytes()].concat());
+        // A named object of another kind or fingerprint is refused.
+        assert_eq!(
+            id_of(&new(&mut s, op::NEW_VALUE, 2, b"n", b"\x01")),
+            id_of(&new(&mut s, op::NEW_VALUE, 2, b"n", b""))
+        );
+        assert_eq!(new(&mut s, op::NEW_VALUE, 3, b"n", b"")[..2], [ERR, code::TYPE]);
+        assert_eq!(new(&mut s, op::NEW_NAMESPACE, 2, b"n", b"")[..2], [ERR, code::TYPE]);
+    }
+}
