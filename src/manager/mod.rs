@@ -9,8 +9,12 @@
 //! looks at anything else in it.
 //!
 //! Layers: `protocol.rs` (the wire format), `server.rs` (the server
-//! process), `client.rs` (one connection per process), `dict.rs` and
-//! `list.rs` (the proxies). No unsafe code: it is all built on
+//! process; `server/values.rs` for namespaces, values, arrays and served
+//! objects), `client.rs` (one connection per process), `refs.rs` (how a
+//! proxy encodes, also inside the manager's own values), `schema.rs`
+//! (type fingerprints from the serde shape), and the proxies: `dict.rs`,
+//! `list.rs`, `namespace.rs`, `value.rs` (values and arrays), `custom.rs`
+//! (served user objects). No unsafe code: it is all built on
 //! [`Pipe`](crate::Pipe), [`Queue`] and [`Process`].
 
 use std::sync::Arc;
@@ -153,7 +157,11 @@ impl Drop for Owner {
 }
 
 /// A manager: a server process that owns dicts and lists shared by
-/// processes through proxies ([`DictProxy`], [`ListProxy`]).
+/// processes through proxies ([`DictProxy`], [`ListProxy`]), and
+/// namespaces ([`NamespaceProxy`]), values ([`ValueProxy`]), arrays
+/// ([`ArrayProxy`]) and objects of your own types ([`Served`],
+/// [`ObjectProxy`]). A proxy can be a value inside another object of the
+/// same manager (a dict of lists); objects live as long as the manager.
 ///
 /// [`Manager::start`] starts the server (a daemon child: it dies with this
 /// process, even by SIGKILL); [`shutdown`](Manager::shutdown), or dropping
