@@ -328,7 +328,7 @@
 //! |---|---|---|
 //! | `serde` | yes | encoding (serde + postcard): `Queue`, `JoinableQueue`, `Pipe`, `Process` and its start methods, and handles that serialize to be passed to children |
 //! | `pool` | yes | `Pool` and `ProcessPoolExecutor` (needs `serde`) |
-//! | `manager` | yes | `Manager`, `DictProxy`, `ListProxy` (needs `serde`) |
+//! | `manager` | yes | `Manager`, `DictProxy`, `ListProxy`, `NamespaceProxy`, `ValueProxy`, `ArrayProxy`, `Served` and `ObjectProxy` (needs `serde`) |
 //! | `inspect` | yes | `shmproc::inspect`, read-only reports on objects in `/dev/shm` (needs the three above) |
 //! | `async` | yes | the async twins (`*_async`, `Stream`s, `IntoFuture` for the pool's futures) and `connection::wait`, on one waiting service thread per process; depends on `futures-core` only, on no runtime |
 //!
@@ -418,7 +418,10 @@ pub use channel::queue::{DEFAULT_QUEUE_CAPACITY, JoinableQueue, Queue, QueueBuil
 pub use channel::typed::channel;
 pub use error::{Error, ProcessFailure, Result};
 #[cfg(feature = "manager")]
-pub use manager::{DictProxy, ListProxy, Manager, ManagerBuilder};
+pub use manager::{
+    Args, ArrayProxy, DictProxy, ListProxy, Manager, ManagerBuilder, NamespaceProxy, ObjectProxy, Reply, Served,
+    ValueProxy,
+};
 #[cfg(feature = "pool")]
 pub use pool::error::{Cancelled, ExceptionTimeoutError};
 #[cfg(feature = "pool")]

@@ -513,3 +513,14 @@ fn manager() {
         "manager stopped; a proxy now says: the manager's server process is gone",
     ]);
 }
+
+#[test]
+fn manager_objects() {
+    let out = run_clean("manager_objects");
+    out.assert_contains(&[
+        "label: squares\nworkers done: 4\nslots: [3, 3, 3, 3]\n",
+        "w0: [0, 1, 4]\nw1: [0, 1, 4]\nw2: [0, 1, 4]\nw3: [0, 1, 4]\n",
+        "cache hits: 9\n",
+        "reading a string field as a number: ",
+    ]);
+}

@@ -9,8 +9,12 @@
 //! looks at anything else in it.
 //!
 //! Layers: `protocol.rs` (the wire format), `server.rs` (the server
-//! process), `client.rs` (one connection per process), `dict.rs` and
-//! `list.rs` (the proxies). No unsafe code: it is all built on
+//! process; `server/values.rs` for namespaces, values, arrays and served
+//! objects), `client.rs` (one connection per process), `refs.rs` (how a
+//! proxy encodes, also inside the manager's own values), `schema.rs`
+//! (type fingerprints from the serde shape), and the proxies: `dict.rs`,
+//! `list.rs`, `namespace.rs`, `value.rs` (values and arrays), `custom.rs`
+//! (served user objects). No unsafe code: it is all built on
 //! [`Pipe`](crate::Pipe), [`Queue`] and [`Process`].
 
 use std::sync::Arc;
@@ -34,8 +38,18 @@ mod list;
 mod protocol;
 mod server;
 
+mod custom;
+mod namespace;
+mod refs;
+mod schema;
+mod value;
+
 pub use dict::DictProxy;
 pub use list::ListProxy;
+
+pub use custom::{Args, ObjectProxy, Reply, Served};
+pub use namespace::NamespaceProxy;
+pub use value::{ArrayProxy, ValueProxy};
 
 use client::{Client, Info};
 
@@ -63,6 +77,7 @@ struct ObjRef {
 
 impl ObjRef {
     fn client(&self) -> Result<Arc<Client>> {
+        refs::touch(&self.info);
         Client::of(&self.info)
     }
 
@@ -89,16 +104,12 @@ impl ObjRef {
     }
 
     fn serialize_as<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        (&*self.info, self.id, self.fingerprint).serialize(s)
+        refs::serialize(&self.info, self.id, self.fingerprint, s)
     }
 
     fn deserialize_as<'de, D: Deserializer<'de>>(d: D, expected: u64) -> std::result::Result<ObjRef, D::Error> {
-        use serde::de::Error as _;
-        let (info, id, fingerprint) = <(Info, u64, u64)>::deserialize(d)?;
-        if fingerprint != expected {
-            return Err(D::Error::custom(Error::LayoutMismatch { expected, found: fingerprint }));
-        }
-        Ok(ObjRef { info: Arc::new(info), id, fingerprint })
+        let (info, id) = refs::deserialize(d, expected)?;
+        Ok(ObjRef { info, id, fingerprint: expected })
     }
 }
 
@@ -146,7 +157,11 @@ impl Drop for Owner {
 }
 
 /// A manager: a server process that owns dicts and lists shared by
-/// processes through proxies ([`DictProxy`], [`ListProxy`]).
+/// processes through proxies ([`DictProxy`], [`ListProxy`]), and
+/// namespaces ([`NamespaceProxy`]), values ([`ValueProxy`]), arrays
+/// ([`ArrayProxy`]) and objects of your own types ([`Served`],
+/// [`ObjectProxy`]). A proxy can be a value inside another object of the
+/// same manager (a dict of lists); objects live as long as the manager.
 ///
 /// [`Manager::start`] starts the server (a daemon child: it dies with this
 /// process, even by SIGKILL); [`shutdown`](Manager::shutdown), or dropping
@@ -342,7 +357,7 @@ impl ManagerBuilder {
                 return Err(other.err().unwrap_or(Error::Corrupt { what: "manager ack" }));
             }
         };
-        let info = Arc::new(Info { nonce, accept, server, name: self.name });
+        let info = refs::remember(Arc::new(Info { nonce, accept, server, name: self.name }));
         Client::install(nonce, mine)?;
         let owner =
             Arc::new(Owner { info: info.clone(), process: Mutex::new(Some(p)), pid: crate::sys::process::pid() });
@@ -411,7 +426,8 @@ impl Manager {
         let accept = Queue::<Vec<u8>>::open(name)?;
         let (conn, nonce, server) = client::handshake(&accept, 0, None)?;
         Client::install(nonce, conn)?;
-        Ok(Manager { info: Arc::new(Info { nonce, accept, server, name: Some(name.to_owned()) }), owner: None })
+        let info = refs::remember(Arc::new(Info { nonce, accept, server, name: Some(name.to_owned()) }));
+        Ok(Manager { info, owner: None })
     }
 
     /// The server process's pid.
@@ -606,6 +622,6 @@ impl Serialize for Manager {
 
 impl<'de> Deserialize<'de> for Manager {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(Manager { info: Arc::new(Info::deserialize(d)?), owner: None })
+        Ok(Manager { info: refs::remember(Arc::new(Info::deserialize(d)?)), owner: None })
     }
 }

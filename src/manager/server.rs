@@ -29,6 +29,8 @@ use crate::owner::token::{self, Token};
 use crate::shm::fnref::FnRef;
 use crate::shm::segment::Segment;
 
+mod values;
+
 /// Most requests applied under one acquisition of the state lock.
 const MAX_BATCH: usize = 64;
 
@@ -115,6 +117,11 @@ impl Dict {
 enum Data {
     Dict(Dict),
     List(Vec<Vec<u8>>),
+    /// Field name -> (the value type's fingerprint, value bytes).
+    Namespace(BTreeMap<String, (u64, Vec<u8>)>),
+    Value(Vec<u8>),
+    Array(Vec<Vec<u8>>),
+    Served(values::ServedBox),
 }
 
 #[derive(Debug)]
@@ -217,7 +224,7 @@ impl State {
             op::LEN => match self.objects.get(&id).map(|o| &o.data) {
                 Some(Data::Dict(d)) => Ok([&[OK][..], &(d.len() as u64).to_le_bytes()].concat()),
                 Some(Data::List(l)) => Ok([&[OK][..], &(l.len() as u64).to_le_bytes()].concat()),
-                None => Err((code::NO_OBJECT, format!("no object with id {id} on this manager"))),
+                _ => Err((code::NO_OBJECT, format!("no object with id {id} on this manager"))),
             },
             op::CLEAR => match self.objects.get_mut(&id).map(|o| &mut o.data) {
                 Some(Data::Dict(d)) => {
@@ -228,7 +235,7 @@ impl State {
                     l.clear();
                     unit()
                 }
-                None => Err((code::NO_OBJECT, format!("no object with id {id} on this manager"))),
+                _ => Err((code::NO_OBJECT, format!("no object with id {id} on this manager"))),
             },
             op::INSERT => {
                 let key = r.bytes().map_err(truncated)?;
@@ -319,6 +326,7 @@ impl State {
                 let l = self.list(id)?;
                 sequence_reply(l.len(), l.iter().map(Vec::as_slice))
             }
+            op::NEW_NAMESPACE..=op::CALL => self.apply_values(opcode, id, &mut r),
             op::SHUTDOWN if owner => {
                 *stop = true;
                 unit()
@@ -341,6 +349,7 @@ impl State {
                 let what = match o.data {
                     Data::Dict(_) => "dict",
                     Data::List(_) => "list",
+                    _ => values::kind_name(&o.data),
                 };
                 return Err((
                     code::TYPE,
