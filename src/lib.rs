@@ -450,6 +450,11 @@ pub use process::error::{CloseError, JoinError, JoinTimeoutError};
 pub use process::handle::{Process, ProcessBuilder, ProcessExit, Task};
 #[cfg(feature = "serde")]
 pub use process::start::{Context, StartMethod, set_start_method, start_method};
+#[cfg(feature = "serde")]
+#[doc(hidden)]
+pub use process::task::__capture;
+#[cfg(feature = "serde")]
+pub use process::task::{Capture, Captured, TaskFn};
 pub use queue::byte_ring::TryIter as ByteTryIter;
 pub use queue::byte_ring::{ByteConsumer, ByteProducer, ByteRing, ReadLoan, WriteLoan};
 pub use queue::error::{BytePopError, BytePushError, MpmcPopError, MpmcPushError, PopError, PushError};
