@@ -450,7 +450,7 @@ impl ProcessBuilder {
     }
 
     /// [`fork`](Self::fork) without its bounds on `F`, for `spawn` under the
-    /// fork start method (whose closure holds a plain `fn` and an encodable
+    /// fork start method (whose closure holds a task's name and an encodable
     /// argument, neither a guard, a loan nor a borrow).
     ///
     /// The closure and everything it captured belong to the child from the
@@ -625,9 +625,11 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
     /// Starts `f(arg)` in a child with the default start method
     /// (Python: `Process(target=f, args=(arg,)).start()`).
     ///
-    /// `f` is a plain `fn` (no captures): under Spawn and ForkServer the
-    /// child finds it by its address in the binary. Put several arguments
-    /// in a tuple or a struct.
+    /// `f` is a [`TaskFn`]: a fn item or pointer, a closure that captures
+    /// nothing, or a [`task!`](crate::task!) with named captures (encoded
+    /// with the argument); under Spawn and ForkServer the child finds the
+    /// function by its address in the binary. Put several arguments in a
+    /// tuple or a struct.
     ///
     /// # Examples
     ///
