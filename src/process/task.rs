@@ -45,6 +45,9 @@ use crate::shm::fnref::{self, FnRef, FnWords, RefFn};
 )]
 pub trait Capture: Serialize + DeserializeOwned + Send + 'static {}
 
+// Not recommended: an error names the capture and this trait's message,
+// not the missing `Serialize` deep inside.
+#[diagnostic::do_not_recommend]
 impl<T: Serialize + DeserializeOwned + Send + 'static> Capture for T {}
 
 mod sealed {
@@ -97,9 +100,10 @@ mod sealed {
 /// `functools.partial`); a lambda becomes a `task!`.
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a task shmproc can run in another process",
-    label = "a closure that captures variables cannot travel: name the captures with shmproc::task!",
-    note = "tasks are fn items, fn pointers `fn({A}) -> {R}`, closures that capture nothing, or \
-            `shmproc::task!((a, b) |x: {A}| ...)`, which names the captures with shmproc::task!"
+    label = "not a fn item or pointer `fn({A}) -> {R}`, a closure that captures nothing, or a `shmproc::task!`",
+    note = "a closure that captures variables cannot travel as it is: name the captures with \
+            shmproc::task!((a, b) |x: {A}| ...)",
+    note = "a task is also `Copy + Send + Sync + 'static`, its argument `{A}` and result `{R}` `'static`"
 )]
 pub trait TaskFn<A, R>: sealed::Sealed<A, R> + Sized + Send + 'static {
     /// The function's name across processes (the words of a `FnRef`) and
@@ -136,6 +140,9 @@ where
 
 impl<F, A, R> sealed::Sealed<A, R> for F where F: Fn(A) -> R + Copy + Send + Sync + 'static {}
 
+// Not recommended: an error names `TaskFn` and its message ("name the
+// captures with shmproc::task!"), not the `Copy` a captured `String` lacks.
+#[diagnostic::do_not_recommend]
 impl<F, A, R> TaskFn<A, R> for F
 where
     F: Fn(A) -> R + Copy + Send + Sync + 'static,
@@ -305,16 +312,20 @@ pub fn __capture<T: Capture>(_: &T) {}
 /// ```
 ///
 /// A capture that cannot travel (not `Serialize + DeserializeOwned + Send
-/// + 'static`): "cannot be captured by `shmproc::task!`".
+/// + 'static`; here an `Instant`, which means nothing in another
+/// process): "`Instant` cannot be captured by `shmproc::task!`".
+/// (A `std::sync::Mutex<T>` *can*: serde encodes its value, and the
+/// worker gets a mutex of its own.)
 ///
 /// ```compile_fail,E0277
-/// let m = std::sync::Mutex::new(1u8);
-/// let t = shmproc::task!((m) |x: u8| x + *m.lock().unwrap());
+/// let start = std::time::Instant::now();
+/// let t = shmproc::task!((start) |x: u64| x + start.elapsed().as_secs());
 /// # let _ = shmproc::Process::spawn(t, 1);
 /// ```
 ///
-/// A closure that captures variables, given without the macro: "name the
-/// captures with shmproc::task!".
+/// A closure that captures variables, given without the macro: "is not a
+/// task shmproc can run in another process ... name the captures with
+/// shmproc::task!".
 ///
 /// ```compile_fail,E0277
 /// let name = String::from("abc");
