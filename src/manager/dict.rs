@@ -40,8 +40,8 @@ where
     V: Serialize + DeserializeOwned + 'static,
     T: TaskFn<Option<V>, Option<V>>,
 {
-    let task =
-        T::__load(f.to_words(), &call.arg).map_err(|e| format!("cannot make the update task in the server: {e}"))?;
+    let task = T::__load(crate::process::task::TOKEN, f.to_words(), &call.arg)
+        .map_err(|e| format!("cannot make the update task in the server: {e}"))?;
     let old = call.old.map(|b| codec::decode::<V>(&b)).transpose().map_err(|e| e.to_string())?;
     task.__call(old).map(|v| codec::encode(&v)).transpose().map_err(|e| e.to_string())
 }
@@ -418,7 +418,7 @@ where
     {
         let tramp: UpdateTrampoline = update_task_trampoline::<V, T>;
         let fnref = |e| Error::os("stat /proc/self/exe", e);
-        let (function, captures) = task.__name()?;
+        let (function, captures) = task.__name(crate::process::task::TOKEN)?;
         let fns = codec::encode(&(FnRef::of(tramp).map_err(fnref)?, FnRef::from_words(function)))?;
         let mut req = self.obj.request(op::UPDATE);
         protocol::put_bytes(&mut req, &fns)?;

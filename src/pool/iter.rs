@@ -32,7 +32,7 @@ where
 {
     let t: PoolTrampoline = trampoline::<F, A, R>;
     let stat = |e| Error::os("stat /proc/self/exe", e);
-    let (function, captures) = f.__name()?;
+    let (function, captures) = f.__name(crate::process::task::TOKEN)?;
     TaskFns::new(FnRef::of(t).map_err(stat)?.id(), FnRef::from_words(function).id(), captures)
 }
 

@@ -119,7 +119,7 @@ where
         }
         Ok(task) => {
             // Decoding captures runs user code (Deserialize impls): guarded.
-            let f = match run_guarded(|| F::__load(function.to_words(), task.captures)) {
+            let f = match run_guarded(|| F::__load(crate::process::task::TOKEN, function.to_words(), task.captures)) {
                 Ok(f) => f,
                 Err(m) => Err(Error::Codec { message: format!("the task's captures panicked while decoding: {m}") }),
             };

@@ -55,7 +55,7 @@ where
     A: serde::de::DeserializeOwned + 'static,
     R: Serialize + 'static,
 {
-    let f = F::__load(inv.function.to_words(), &inv.captures)?;
+    let f = F::__load(crate::process::task::TOKEN, inv.function.to_words(), &inv.captures)?;
     let arg: A = handoff::with_fds(inv.fds, || codec::decode(&inv.args))?;
     codec::encode(&f.__call(arg))
 }

@@ -329,7 +329,8 @@ impl ProcessBuilder {
         // the child, arena cells are lent to it) and the parent's own
         // copies are dropped here. If no child starts, what the encoding
         // took for it is given back.
-        let (encoded, fds, undo) = handoff::collecting(|| Ok::<_, Error>((codec::encode(&arg)?, f.__name()?)));
+        let (encoded, fds, undo) =
+            handoff::collecting(|| Ok::<_, Error>((codec::encode(&arg)?, f.__name(crate::process::task::TOKEN)?)));
         drop(arg);
         drop(f);
         match encoded.and_then(|(args, name)| self.start_encoded::<F, A, R>(name, method, args, fds)) {
@@ -364,7 +365,10 @@ impl ProcessBuilder {
             return self.fork_closure(|| {
                 let (args, captures, fds) = packed.take().unwrap_or_default();
                 let decoded = handoff::with_fds(fds, || {
-                    Ok::<_, Error>((F::__load(function, &captures)?, codec::decode::<A>(&args)?))
+                    Ok::<_, Error>((
+                        F::__load(crate::process::task::TOKEN, function, &captures)?,
+                        codec::decode::<A>(&args)?,
+                    ))
                 });
                 match decoded {
                     Ok((f, arg)) => f.__call(arg),

@@ -52,7 +52,18 @@ impl<T: Serialize + DeserializeOwned + Send + 'static> Capture for T {}
 
 mod sealed {
     pub trait Sealed<A, R> {}
+
+    /// Makes [`TaskFn`](super::TaskFn)'s hidden methods uncallable from
+    /// outside the crate: no one else can make one (so no one else can ask
+    /// `__load` to make a zero-sized value again).
+    #[derive(Debug, Clone, Copy)]
+    pub struct Token(());
+
+    /// The only token.
+    pub(crate) const TOKEN: Token = Token(());
 }
+
+pub(crate) use sealed::TOKEN;
 
 /// A function that a process, a pool or the manager can run in another
 /// process: the parameter type of every function-taking call
@@ -109,12 +120,12 @@ pub trait TaskFn<A, R>: sealed::Sealed<A, R> + Sized + Send + 'static {
     /// The function's name across processes (the words of a `FnRef`) and
     /// its encoded captures (empty without any).
     #[doc(hidden)]
-    fn __name(&self) -> Result<(FnWords, Vec<u8>)>;
+    fn __name(&self, token: sealed::Token) -> Result<(FnWords, Vec<u8>)>;
 
     /// The task again, in the process that runs it, from what
     /// [`__name`](TaskFn::__name) gave in the parent.
     #[doc(hidden)]
-    fn __load(function: FnWords, captures: &[u8]) -> Result<Self>;
+    fn __load(token: sealed::Token, function: FnWords, captures: &[u8]) -> Result<Self>;
 
     /// Runs the task.
     #[doc(hidden)]
@@ -149,7 +160,7 @@ where
     A: 'static,
     R: 'static,
 {
-    fn __name(&self) -> Result<(FnWords, Vec<u8>)> {
+    fn __name(&self, _: sealed::Token) -> Result<(FnWords, Vec<u8>)> {
         const {
             assert!(
                 std::mem::size_of::<F>() == 0 || std::mem::size_of::<F>() == std::mem::size_of::<fn(A) -> R>(),
@@ -173,7 +184,7 @@ where
         Ok((FnRef::of(named).map_err(stat)?.to_words(), Vec::new()))
     }
 
-    fn __load(function: FnWords, _captures: &[u8]) -> Result<Self> {
+    fn __load(_: sealed::Token, function: FnWords, _captures: &[u8]) -> Result<Self> {
         let p: fn(A) -> R = FnRef::from_words(function).resolve().map_err(resolve_err)?;
         if TypeId::of::<F>() == TypeId::of::<fn(A) -> R>() {
             let boxed: Box<dyn Any> = Box::new(p);
@@ -252,12 +263,12 @@ where
     A: 'static,
     R: 'static,
 {
-    fn __name(&self) -> Result<(FnWords, Vec<u8>)> {
+    fn __name(&self, _: sealed::Token) -> Result<(FnWords, Vec<u8>)> {
         let words = FnRef::of(RefFn(self.body)).map_err(stat)?.to_words();
         Ok((words, codec::encode(&self.captures)?))
     }
 
-    fn __load(function: FnWords, captures: &[u8]) -> Result<Self> {
+    fn __load(_: sealed::Token, function: FnWords, captures: &[u8]) -> Result<Self> {
         let RefFn(body) = FnRef::from_words(function).resolve::<RefFn<C, A, R>>().map_err(resolve_err)?;
         let captures = codec::decode::<C>(captures)
             .map_err(|e| Error::Codec { message: format!("the task's captures did not decode: {e}") })?;
@@ -364,8 +375,8 @@ mod tests {
     }
 
     fn round_trip<T: TaskFn<A, R>, A, R>(t: &T) -> T {
-        let (words, caps) = t.__name().expect("name");
-        T::__load(words, &caps).expect("load")
+        let (words, caps) = t.__name(TOKEN).expect("name");
+        T::__load(TOKEN, words, &caps).expect("load")
     }
 
     #[test]
@@ -383,20 +394,20 @@ mod tests {
     fn bad_names_and_captures_are_errors() {
         let k = String::from("k");
         let t = crate::task!((k) |x: u32| x as usize + k.len());
-        let (words, caps) = t.__name().expect("name");
-        assert!(matches!(<Captured<(String,), u32, usize>>::__load(words, &[0xff]), Err(Error::Codec { .. })));
-        assert!(<Captured<(u64,), u32, usize>>::__load(words, &caps).is_err(), "another body type");
-        let (fw, _) = triple.__name().expect("name");
-        assert!(<fn(u64) -> u64 as TaskFn<u64, u64>>::__load(fw, &[]).is_err());
+        let (words, caps) = t.__name(TOKEN).expect("name");
+        assert!(matches!(<Captured<(String,), u32, usize>>::__load(TOKEN, words, &[0xff]), Err(Error::Codec { .. })));
+        assert!(<Captured<(u64,), u32, usize>>::__load(TOKEN, words, &caps).is_err(), "another body type");
+        let (fw, _) = triple.__name(TOKEN).expect("name");
+        assert!(<fn(u64) -> u64 as TaskFn<u64, u64>>::__load(TOKEN, fw, &[]).is_err());
         let mut w = fw;
         w[2] ^= 1; // another executable
-        assert!(<fn(u32) -> u32 as TaskFn<u32, u32>>::__load(w, &[]).is_err());
+        assert!(<fn(u32) -> u32 as TaskFn<u32, u32>>::__load(TOKEN, w, &[]).is_err());
     }
 
     #[test]
     fn a_closure_capturing_one_word_is_refused_at_run_time() {
         let k = 7u64;
         let c = move |x: u64| x + k;
-        assert!(matches!(c.__name(), Err(Error::InvalidArgument { .. })));
+        assert!(matches!(c.__name(TOKEN), Err(Error::InvalidArgument { .. })));
     }
 }

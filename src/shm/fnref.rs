@@ -110,17 +110,21 @@ unsafe impl FnPtr for fn() {
 /// captures), wrapped so that it has a [`FnPtr`] impl of its own (an impl
 /// for the higher-ranked pointer type beside the one for `fn(A, B) -> R`
 /// would trip rustc's `coherence_leak_check`).
+#[cfg(feature = "serde")]
 #[repr(transparent)]
 pub(crate) struct RefFn<C: 'static, A: 'static, R: 'static>(pub(crate) fn(&C, A) -> R);
 
+#[cfg(feature = "serde")]
 impl<C, A, R> Clone for RefFn<C, A, R> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
+#[cfg(feature = "serde")]
 impl<C, A, R> Copy for RefFn<C, A, R> {}
 
+#[cfg(feature = "serde")]
 // SAFETY: `RefFn` is `repr(transparent)` over a fn pointer: `Copy`,
 // pointer-sized, and a value made by `FnRef::of` is that function.
 unsafe impl<C: 'static, A: 'static, R: 'static> FnPtr for RefFn<C, A, R> {
@@ -146,6 +150,7 @@ unsafe impl<C: 'static, A: 'static, R: 'static> FnPtr for RefFn<C, A, R> {
 /// another process, where that may not hold: do not capture such tokens.
 ///
 /// `None` if `F` is not zero-sized.
+#[cfg(feature = "serde")]
 pub(crate) fn recreate_zst<F: Copy + Send + Sync + 'static>() -> Option<F> {
     if std::mem::size_of::<F>() != 0 {
         return None;
@@ -153,7 +158,8 @@ pub(crate) fn recreate_zst<F: Copy + Send + Sync + 'static>() -> Option<F> {
     // SAFETY: F is zero-sized (checked just above), so a value
     // of it has no bytes to initialize; it is inhabited, since the parent
     // held a value of it (the only way to name this instantiation is
-    // through a `TaskFn` call with such a value); and F: Copy + Send + Sync
+    // through a `TaskFn` call with such a value: its hidden methods take a
+    // token only the crate can make); and F: Copy + Send + Sync
     // + 'static has no destructor, borrows nothing and may be used on any
     // thread, so one more value of it breaks no ownership.
     Some(unsafe { std::mem::zeroed::<F>() })
