@@ -322,9 +322,10 @@ pub fn __capture<T: Capture>(_: &T) {}
 /// # let _ = shmproc::Process::spawn(t, 1);
 /// ```
 ///
-/// A capture that cannot travel (not `Serialize + DeserializeOwned + Send
-/// + 'static`; here an `Instant`, which means nothing in another
-/// process): "`Instant` cannot be captured by `shmproc::task!`".
+/// A capture that cannot travel (one that is not `Serialize +
+/// DeserializeOwned + Send + 'static`; here an `Instant`, which means
+/// nothing in another process): "`Instant` cannot be captured by
+/// `shmproc::task!`".
 /// (A `std::sync::Mutex<T>` *can*: serde encodes its value, and the
 /// worker gets a mutex of its own.)
 ///
