@@ -189,6 +189,12 @@ pub struct ProcessBuilder {
     server: Option<Arc<PrivateServer>>,
 }
 
+/// The type of a task (which names its trampoline) once the task itself
+/// was encoded and dropped.
+fn task_type<F>(_: &F) -> PhantomData<fn() -> F> {
+    PhantomData
+}
+
 impl ProcessBuilder {
     /// The child's name (default `Process-N`).
     ///
@@ -315,9 +321,8 @@ impl ProcessBuilder {
     /// # Errors
     /// [`Error::ForkUnsafe`], [`Error::DaemonChild`], [`Error::Codec`] if
     /// `arg` cannot be encoded (reported here, synchronously), [`Error::Os`].
-    pub fn spawn<F, A, R>(self, f: F, arg: A) -> Result<Process<R>>
+    pub fn spawn<A, R>(self, f: impl TaskFn<A, R>, arg: A) -> Result<Process<R>>
     where
-        F: TaskFn<A, R>,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
@@ -332,8 +337,9 @@ impl ProcessBuilder {
         let (encoded, fds, undo) =
             handoff::collecting(|| Ok::<_, Error>((codec::encode(&arg)?, f.__name(crate::process::task::TOKEN)?)));
         drop(arg);
+        let task = task_type(&f);
         drop(f);
-        match encoded.and_then(|(args, name)| self.start_encoded::<F, A, R>(name, method, args, fds)) {
+        match encoded.and_then(|(args, name)| self.start_encoded(task, name, method, args, fds)) {
             Ok(mut p) => {
                 p.undo = Some(undo); // kept until the child is seen to start
                 Ok(p)
@@ -348,6 +354,7 @@ impl ProcessBuilder {
     /// [`spawn`](Self::spawn) after the argument and the task were encoded.
     fn start_encoded<F, A, R>(
         self,
+        _task: PhantomData<fn() -> F>,
         (function, captures): (FnWords, Vec<u8>),
         method: StartMethod,
         args: Vec<u8>,
