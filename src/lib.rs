@@ -96,9 +96,12 @@
 //! [`Mutex`]), where Python's `Lock` would make every waiter hang forever.
 //! Consequently `release` must come from the thread that acquired.
 //!
-//! Differences that matter: a child's function is a plain `fn(A) -> R`
-//! (under Spawn and ForkServer the child finds it by its address in the
-//! binary), its argument and result travel encoded (serde + postcard), and
+//! Differences that matter: a child's function is a [`TaskFn`]: a fn
+//! item or pointer `fn(A) -> R` (under Spawn and ForkServer the child finds
+//! it by its address in the binary), a closure that captures nothing, or a
+//! [`task!`] that names its captures (they travel encoded, like Python's
+//! `functools.partial` arguments); its argument and result travel encoded
+//! (serde + postcard), and
 //! `join` returns the result or a [`JoinError`] that says why there is
 //! none (panic message, signal, exit code). A child killed mid-task
 //! never hangs its parent; a parent killed with SIGKILL takes its children
@@ -453,6 +456,11 @@ pub use process::error::{CloseError, JoinError, JoinTimeoutError};
 pub use process::handle::{Process, ProcessBuilder, ProcessExit, Task};
 #[cfg(feature = "serde")]
 pub use process::start::{Context, StartMethod, set_start_method, start_method};
+#[cfg(feature = "serde")]
+#[doc(hidden)]
+pub use process::task::__capture;
+#[cfg(feature = "serde")]
+pub use process::task::{Capture, Captured, TaskFn};
 pub use queue::byte_ring::TryIter as ByteTryIter;
 pub use queue::byte_ring::{ByteConsumer, ByteProducer, ByteRing, ReadLoan, WriteLoan};
 pub use queue::error::{BytePopError, BytePushError, MpmcPopError, MpmcPushError, PopError, PushError};

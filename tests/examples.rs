@@ -290,6 +290,21 @@ fn cpu_speedup() {
 }
 
 #[test]
+fn closures() {
+    let out = run_clean("closures");
+    out.assert_contains(&[
+        "map(scale, 0..5) -> [0, 3, 6, 9, 12]",
+        "map(|x| x * 2, 0..5) -> [0, 2, 4, 6, 8]",
+        "map(partial(tag, 10, \"item-\"), 0..3) -> [\"item-0\", \"item-10\", \"item-20\"]",
+        "apply(price, 4) -> 900 cents",
+        "imap(price, [1, 2, 3]) -> [225, 450, 675]",
+        "submit(count_words, ..) -> 4 words that are not stop words",
+        "Process::spawn(task!(..)) -> \"hello from a child\"",
+        "update_with(\"seen\", task!(..)) twice -> [\"ada\", \"alan\", \"ada\", \"alan\"]",
+    ]);
+}
+
+#[test]
 fn ticket_counter() {
     let out = run_clean("ticket_counter");
     out.assert_contains(&[
