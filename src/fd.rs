@@ -38,11 +38,13 @@
 //!
 //! Inside a `Queue`/`JoinableQueue` item, a typed channel's message and a
 //! `Pipe` message (blocking and `try_`/timed calls: a socket pair made with
-//! the channel carries them beside the item), and in a `Process` argument.
-//! Encoding one anywhere else (a channel opened by name from an unrelated
-//! process, an `*_async` send, a `Process` result, a `Manager`, a `Pool`
-//! task, for now) is an [`Error::Codec`](crate::Error::Codec) that says
-//! so.
+//! the channel carries them beside the item), and in a `Process` argument
+//! and result (`Process<Fd<File>>`; a result is decoded from duplicates,
+//! so `join` stays repeatable, and the `Process` keeps the received
+//! descriptors until it is dropped). Encoding one anywhere else (a channel
+//! opened by name from an unrelated process, an `*_async` send, a
+//! `Manager`, a `Pool` task, for now) is an
+//! [`Error::Codec`](crate::Error::Codec) that says so.
 //!
 //! Encoding duplicates the descriptor (`dup`): the sender keeps its own and
 //! closes it when it likes. The receiver gets a new, close-on-exec
@@ -113,8 +115,8 @@ pub fn deserialize<'de, T: From<OwnedFd>, D: Deserializer<'de>>(d: D) -> Result<
 /// Encoding duplicates the descriptor (the sender keeps its own); the
 /// receiver gets a new close-on-exec descriptor for the same open file.
 /// Descriptors travel in queue, channel and pipe messages and in process
-/// arguments (see [`shmproc::fd`](crate::fd)); elsewhere encoding one is an
-/// [`Error::Codec`](crate::Error::Codec).
+/// arguments and results (see [`shmproc::fd`](crate::fd)); elsewhere
+/// encoding one is an [`Error::Codec`](crate::Error::Codec).
 ///
 /// # Examples
 ///

@@ -273,3 +273,38 @@ fn killed_receiver_scenario(m: StartMethod) -> Outcome {
 fn a_killed_receiver_leaks_nothing_and_confuses_no_one() {
     each_method(killed_receiver_scenario);
 }
+
+// -- descriptors in a Process result -----------------------------------------
+
+fn open_a_pipe(_: ()) -> (Fd<std::fs::File>, Fd<OwnedFd>) {
+    let (r, mut w) = std::io::pipe().expect("os pipe");
+    w.write_all(b"from the child").expect("write");
+    (Fd::new(std::fs::File::from(OwnedFd::from(r))), Fd::new(OwnedFd::from(w)))
+}
+
+fn result_scenario(m: StartMethod) -> Outcome {
+    let mut p = Process::builder().start_method(m).spawn(open_a_pipe, ()).map_err(e("spawn"))?;
+    let (mut r, w) = p.join().map_err(e("join"))?;
+    drop(w);
+    // A second join decodes the result again, from fresh duplicates.
+    let (r2, w2) = p.join().map_err(e("join again"))?;
+    drop((r2, w2));
+    // The `Process` keeps the received descriptors for later joins: once
+    // it is gone, no write end is left and the read sees EOF.
+    drop(p);
+    let mut got = String::new();
+    r.read_to_string(&mut got).map_err(e("read"))?;
+    check(got == "from the child", "what the child wrote before returning the descriptors")?;
+    // A closure under Fork returns one too.
+    if m == StartMethod::Fork {
+        let mut p =
+            Process::fork(|| Fd::new(std::fs::File::open("/proc/self/exe").expect("open"))).map_err(e("fork"))?;
+        check(p.join().map_err(e("join"))?.metadata().map_err(e("meta"))?.is_file(), "the file")?;
+    }
+    Ok(())
+}
+
+#[test]
+fn descriptors_come_back_in_a_process_result() {
+    each_method(result_scenario);
+}

@@ -171,7 +171,7 @@ pub(crate) fn is_collecting() -> bool {
 /// Where descriptors may travel (the error outside such a scope).
 pub(crate) const FDS_ONLY_IN: &str = "descriptors travel only in Queue, JoinableQueue, typed channel and Pipe \
      messages (through handles that came from the channel's creator, not opened by name) and in Process \
-     arguments";
+     arguments and results";
 
 /// Encodes a plain descriptor (`shmproc::Fd`, `shmproc::fd`): a duplicate
 /// joins the list, the sender keeps its own.
@@ -196,7 +196,7 @@ pub(crate) fn deserialize_plain<'de, D: Deserializer<'de>>(d: D) -> Result<Owned
 }
 
 const MISSING_PLAIN: &str = "descriptor missing: it decodes only where it was sent (a Queue, channel or Pipe \
-     message, a Process argument)";
+     message, a Process argument or result)";
 
 /// The serialized form of a segment handle.
 #[derive(Serialize, Deserialize)]
