@@ -29,6 +29,14 @@
 //!
 //! What differs between a queue and a pipe (who may close what, whether a
 //! send fails while nobody can receive) is the [`Ends`] a caller passes.
+//!
+//! A message whose encoding holds descriptors travels as a parcel
+//! ([`Lane::send_parcel`]): its descriptors go over the channel's socket
+//! pair under the send lock just before the record, which is tagged
+//! `PARCEL` and carries the parcel's id; the receive path takes them under
+//! the receive lock (`post.rs` has the protocol and what a crash does at
+//! each step). The pool can reuse both halves: `send_parcel` and the
+//! `fds` of [`Lane::recv_message`].
 
 use std::sync::atomic::{AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 use std::time::{Duration, Instant};

@@ -80,7 +80,6 @@ impl Post {
     }
 
     /// End `i` (0 or 1).
-    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     pub(crate) fn end(&self, i: usize) -> std::os::fd::BorrowedFd<'_> {
         self.pair[i & 1].as_fd()
     }
