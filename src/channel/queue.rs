@@ -565,6 +565,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// Opens a named queue made for the same `T` (a `JoinableQueue` too).
     ///
+    /// A queue opened by name has no socket to carry descriptors
+    /// ([`Fd`](crate::Fd)) or anonymous handles beside its items: a put of
+    /// an item holding one fails with [`Error::Codec`] saying so (items
+    /// without any work as usual). Pass the creator's handle to a child
+    /// instead, and the socket travels with it.
+    ///
     /// # Examples
     ///
     /// ```
