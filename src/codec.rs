@@ -6,15 +6,23 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 
+/// The codec's error: the message a handle or descriptor gave (postcard
+/// keeps none of a custom error), else postcard's.
+fn codec_error(e: postcard::Error) -> Error {
+    let custom = matches!(e, postcard::Error::SerdeSerCustom | postcard::Error::SerdeDeCustom);
+    let message = custom.then(crate::shm::handoff::take_message).flatten().unwrap_or_else(|| e.to_string());
+    Error::Codec { message }
+}
+
 /// Encodes `value`.
 pub(crate) fn encode<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
-    postcard::to_allocvec(value).map_err(|e| Error::Codec { message: e.to_string() })
+    postcard::to_allocvec(value).map_err(codec_error)
 }
 
 /// Encodes `value` into `buf` (cleared first), reusing its allocation.
 pub(crate) fn encode_into<T: Serialize + ?Sized>(value: &T, mut buf: Vec<u8>) -> Result<Vec<u8>> {
     buf.clear();
-    postcard::to_extend(value, buf).map_err(|e| Error::Codec { message: e.to_string() })
+    postcard::to_extend(value, buf).map_err(codec_error)
 }
 
 #[cfg(any(feature = "pool", feature = "manager"))]
@@ -24,13 +32,13 @@ pub(crate) fn encode_append<T: Serialize + ?Sized>(value: &T, buf: &mut Vec<u8>)
     let start = buf.len();
     postcard::to_io(value, &mut *buf).map(drop).map_err(|e| {
         buf.truncate(start);
-        Error::Codec { message: e.to_string() }
+        codec_error(e)
     })
 }
 
 /// Decodes a `T` from exactly `bytes`.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    postcard::from_bytes(bytes).map_err(|e| Error::Codec { message: e.to_string() })
+    postcard::from_bytes(bytes).map_err(codec_error)
 }
 
 #[cfg(test)]

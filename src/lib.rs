@@ -383,6 +383,8 @@ pub mod connection {
     pub use crate::channel::wait::{WaitTarget, Waitable, wait, wait_async};
 }
 mod error;
+#[cfg(feature = "serde")]
+pub mod fd;
 #[cfg(feature = "inspect")]
 pub mod inspect;
 mod loom;
@@ -420,6 +422,8 @@ pub use channel::queue::{DEFAULT_QUEUE_CAPACITY, JoinableQueue, Queue, QueueBuil
 #[cfg(feature = "serde")]
 pub use channel::typed::channel;
 pub use error::{Error, ProcessFailure, Result};
+#[cfg(feature = "serde")]
+pub use fd::Fd;
 #[cfg(feature = "manager")]
 pub use manager::{
     Args, ArrayProxy, DictProxy, ListProxy, Manager, ManagerBuilder, NamespaceProxy, ObjectProxy, Reply, Served,

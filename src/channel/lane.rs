@@ -29,10 +29,19 @@
 //!
 //! What differs between a queue and a pipe (who may close what, whether a
 //! send fails while nobody can receive) is the [`Ends`] a caller passes.
+//!
+//! A message whose encoding holds descriptors travels as a parcel
+//! ([`Lane::send_parcel`]): its descriptors go over the channel's socket
+//! pair under the send lock just before the record, which is tagged
+//! `PARCEL` and carries the parcel's id; the receive path takes them under
+//! the receive lock (`post.rs` has the protocol and what a crash does at
+//! each step). The pool can reuse both halves: `send_parcel` and the
+//! `fds` of [`Lane::recv_message`].
 
 use std::sync::atomic::{AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 use std::time::{Duration, Instant};
 
+use crate::channel::post::{DATAGRAM, LanePost, NO_SOCKET, PARCEL};
 use crate::channel::spill;
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU64, Ordering};
@@ -47,6 +56,7 @@ use crate::shm::layout::{CachePadded, ShmSafe};
 use crate::shm::segment::Segment;
 use crate::shm::typed::Placed;
 use crate::sync::raw_mutex::{Acquired, Fail, RawMutex};
+use std::os::fd::{AsFd, OwnedFd};
 
 /// The shared words of one lane (see the module docs for the table).
 #[derive(Debug)]
@@ -67,6 +77,10 @@ pub(crate) struct LaneWords {
 pub(crate) struct Side {
     pub(crate) lock: RawMutex,
     pub(crate) awake: Awake,
+    /// The sending side's last parcel id (advanced under the send lock
+    /// before its datagram is sent: see `post.rs`); unused on the
+    /// receiving side.
+    pub(crate) parcels: AtomicU64,
 }
 
 #[allow(unsafe_code)] // the layout promise of a type placed in shared memory
@@ -427,6 +441,9 @@ pub(crate) struct Lane {
     /// on a first async wait.
     #[cfg(feature = "async")]
     async_words: std::sync::OnceLock<super::lane_async::LaneWordsAsync>,
+    /// The channel's socket pair as this lane uses it (none for a channel
+    /// opened by name): see `post.rs`.
+    post: Option<LanePost>,
 }
 
 impl Lane {
@@ -449,7 +466,14 @@ impl Lane {
             senders_probe: ProbeRate::new(),
             #[cfg(feature = "async")]
             async_words: std::sync::OnceLock::new(),
+            post: None,
         })
+    }
+
+    /// This lane with the channel's socket pair (see `post.rs`).
+    pub(crate) fn with_post(mut self, post: Option<LanePost>) -> Lane {
+        self.post = post;
+        self
     }
 
     /// The shared words.
@@ -551,9 +575,21 @@ impl Lane {
 
     // -- sending ---------------------------------------------------------
 
-    /// One attempt to publish a record, under the send lock.
-    fn try_send(&self, rec: &[u8], tag: u32, wait: Wait) -> Result<bool, Stop> {
+    /// One attempt to publish a record, under the send lock. With a
+    /// parcel (`rec` then starts with 8 bytes for its id), the datagram
+    /// goes first, once the ring has room for the record (see `post.rs`).
+    fn try_send<E: Ends>(
+        &self,
+        rec: &[u8],
+        tag: u32,
+        wait: Wait,
+        parcel: Option<&[OwnedFd]>,
+        ends: &E,
+    ) -> Result<bool, Stop> {
         let Some(_locked) = take(&self.words.sending.lock, wait)? else { return Ok(false) };
+        if let Some(fds) = parcel {
+            return self.try_send_parcel(rec, tag, wait, fds, ends);
+        }
         let pos = self.words.positions();
         let mut core = ByteProducerCore::attach_cached(&pos, self.head_hint.load(StdOrdering::Relaxed));
         // The count from the hint is an upper bound; reload only if it
@@ -568,6 +604,117 @@ impl Lane {
         // the happens-before of our load (see attach_cached).
         self.head_hint.store(core.head_hint(), StdOrdering::Relaxed);
         Ok(pushed)
+    }
+
+    /// [`try_send`](Self::try_send) of a parcel, under the send lock.
+    fn try_send_parcel<E: Ends>(
+        &self,
+        rec: &[u8],
+        tag: u32,
+        wait: Wait,
+        fds: &[OwnedFd],
+        ends: &E,
+    ) -> Result<bool, Stop> {
+        let post = self.post.as_ref().ok_or(Stop::Failed(Error::Unsupported { what: NO_SOCKET }))?;
+        // Under the send lock the room only grows (receivers free it).
+        if !self.has_room(rec.len() as u64) {
+            return Ok(false);
+        }
+        // Advanced before the datagram: a sender killed in between leaves
+        // a gap, never two datagrams with one id.
+        let id = self.words.sending.parcels.load(Ordering::Relaxed).wrapping_add(1);
+        self.words.sending.parcels.store(id, Ordering::Relaxed);
+        if !self.post_datagram(post, id, fds, wait, ends)? {
+            return Ok(false);
+        }
+        crate::sys::failpoint::hit("post.after_datagram");
+        let mut r = rec.to_vec();
+        r[..8].copy_from_slice(&id.to_le_bytes());
+        let pos = self.words.positions();
+        let mut core = ByteProducerCore::attach_cached(&pos, self.head_hint.load(StdOrdering::Relaxed));
+        let pushed = core.push(&pos, &self.buf, &r, tag)?;
+        self.head_hint.store(core.head_hint(), StdOrdering::Relaxed);
+        // Not pushed (cannot happen: the room was there): the datagram is an
+        // orphan the next parcel get discards.
+        Ok(pushed)
+    }
+
+    /// Sends a parcel's datagram: `Ok(false)` if the socket is full and
+    /// `wait` is [`Wait::No`]; waits for room on the socket within `wait`
+    /// otherwise (a blocking call in slices, stopping when the channel
+    /// stops sends or every receiver is gone).
+    fn post_datagram<E: Ends>(
+        &self,
+        post: &LanePost,
+        id: u64,
+        fds: &[OwnedFd],
+        wait: Wait,
+        ends: &E,
+    ) -> Result<bool, Stop> {
+        const SLICE: Duration = Duration::from_millis(100);
+        let mut dg = [0u8; DATAGRAM];
+        dg[..8].copy_from_slice(&id.to_le_bytes());
+        dg[8..].copy_from_slice(&(fds.len() as u32).to_le_bytes());
+        let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
+        loop {
+            match crate::sys::parcel::send(post.send_end(), &dg, &borrowed) {
+                Ok(()) => return Ok(true),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(Stop::Failed(Error::os("send descriptors", e))),
+            }
+            let slice = match wait {
+                Wait::No => return Ok(false),
+                Wait::Forever => SLICE,
+                Wait::Until(d) => match d.checked_duration_since(Instant::now()) {
+                    Some(left) if !left.is_zero() => left.min(SLICE),
+                    _ => return Err(Stop::Timeout),
+                },
+            };
+            if let Some(stop) = ends.send_stop() {
+                return Err(stop);
+            }
+            if self.receivers_probe.ask(|| ends.receivers_gone()) {
+                return Err(Stop::Disconnected);
+            }
+            crate::sys::parcel::wait_writable(post.send_end(), slice)
+                .map_err(|e| Stop::Failed(Error::os("wait for room on the parcel socket", e)))?;
+        }
+    }
+
+    /// Takes parcel `id`'s descriptors off the socket, under the receive
+    /// lock: datagrams with smaller ids are orphans (taken and closed);
+    /// a larger one, or none, means this item's datagram is gone.
+    fn take_parcel(&self, id: u64) -> Result<Vec<OwnedFd>, Stop> {
+        use crate::sys::parcel;
+        let lost = || {
+            Stop::Failed(Error::Codec {
+                message: "the descriptors of this item are gone (taken by a receiver that died, or the item came \
+                          to a handle without the channel's socket): the item is dropped"
+                    .to_owned(),
+            })
+        };
+        let os = |e| Stop::Failed(Error::os("receive descriptors", e));
+        let post = self.post.as_ref().ok_or_else(lost)?;
+        let sock = post.recv_end();
+        loop {
+            let mut head = [0u8; DATAGRAM];
+            let Some(n) = parcel::peek(sock, &mut head).map_err(os)? else { return Err(lost()) };
+            let head_id = u64::from_le_bytes(head[..8].try_into().unwrap_or_default());
+            if n != DATAGRAM || head_id < id {
+                // An orphan (or garbage): its descriptors close here.
+                drop(parcel::take(sock, &mut head, parcel::MAX_FDS).map_err(os)?);
+                continue;
+            }
+            if head_id > id {
+                return Err(lost());
+            }
+            let t = parcel::take(sock, &mut head, parcel::MAX_FDS).map_err(os)?.ok_or_else(lost)?;
+            let count = u32::from_le_bytes(head[8..].try_into().unwrap_or_default());
+            if t.truncated || t.len != DATAGRAM || t.fds.len() != count as usize {
+                return Err(Stop::Failed(Error::Corrupt { what: "parcel datagram (descriptor count)" }));
+            }
+            return Ok(t.fds);
+        }
     }
 
     /// Whether a send should ask about the receivers before it tries (for
@@ -586,13 +733,25 @@ impl Lane {
     /// sleeping sender when it leaves room behind: after its send if
     /// another record like its own fits, and after a failure if any does.
     pub(crate) fn send_record<E: Ends>(&self, rec: &[u8], tag: u32, wait: Wait, ends: &E) -> Result<(), Stop> {
+        self.send_record_with(rec, tag, wait, ends, None)
+    }
+
+    /// [`send_record`](Self::send_record), with a parcel's descriptors.
+    fn send_record_with<E: Ends>(
+        &self,
+        rec: &[u8],
+        tag: u32,
+        wait: Wait,
+        ends: &E,
+        parcel: Option<&[OwnedFd]>,
+    ) -> Result<(), Stop> {
         // The room a sleeping sender would need, as far as this one knows:
         // a record like its own after a send, any after a failure.
         let left = std::cell::Cell::new(0);
         let call = Call::enter(&self.words.writable, &self.words.sending.awake, &self.words.tail, || {
             self.has_room(left.get())
         });
-        let sent = self.send_record_inner(&call, rec, tag, wait, ends);
+        let sent = self.send_record_inner(&call, rec, tag, wait, ends, parcel);
         if sent.is_ok() {
             left.set(rec.len() as u64);
         }
@@ -606,6 +765,7 @@ impl Lane {
         tag: u32,
         wait: Wait,
         ends: &E,
+        parcel: Option<&[OwnedFd]>,
     ) -> Result<(), Stop> {
         let len = rec.len() as u64;
         let mut probe = E::SEND_NEEDS_RECEIVER && self.periodic_probe();
@@ -616,7 +776,7 @@ impl Lane {
             if probe && self.receivers_probe.ask_now(|| ends.receivers_gone()) {
                 return Err(Stop::Disconnected);
             }
-            if self.try_send(rec, tag, wait)? {
+            if self.try_send(rec, tag, wait, parcel, ends)? {
                 self.words.readable.notify_one_from_here(&self.words.receiving.awake);
                 return Ok(());
             }
@@ -652,6 +812,33 @@ impl Lane {
         self.send_record(&reference, TAG_SPILL, wait, ends).inspect_err(|_| spill::discard(&reference))
     }
 
+    /// Sends `msg` with the descriptors its encoding collected: as
+    /// [`send_message`](Self::send_message) without any, else as a parcel
+    /// (see `post.rs`).
+    pub(crate) fn send_parcel<E: Ends>(&self, msg: &[u8], fds: &[OwnedFd], wait: Wait, ends: &E) -> Result<(), Stop> {
+        if fds.is_empty() {
+            return self.send_message(msg, wait, ends);
+        }
+        if self.post.is_none() {
+            return Err(Stop::Failed(Error::Unsupported { what: NO_SOCKET }));
+        }
+        if fds.len() > crate::sys::parcel::MAX_FDS {
+            return Err(Stop::Failed(Error::InvalidArgument { what: "more than 253 descriptors in one item" }));
+        }
+        if let Some(stop) = ends.send_stop() {
+            return Err(stop);
+        }
+        let mut rec = vec![0u8; 8];
+        if msg.len() as u64 + 8 <= self.max_message() {
+            rec.extend_from_slice(msg);
+            return self.send_record_with(&rec, TAG_INLINE | PARCEL, wait, ends, Some(fds));
+        }
+        let reference = spill::spill_out(msg, self.spill_owner)?;
+        rec.extend_from_slice(&reference);
+        self.send_record_with(&rec, TAG_SPILL | PARCEL, wait, ends, Some(fds))
+            .inspect_err(|_| spill::discard(&reference))
+    }
+
     /// The token spill segments of this lane are recorded under, for
     /// callers that spill records themselves (the pool, async sends).
     #[cfg(any(feature = "pool", feature = "async"))]
@@ -664,18 +851,53 @@ impl Lane {
     /// One attempt to take a record into `out`, under the receive lock:
     /// its tag, or `None`. `hook` sees the bytes before the record leaves
     /// the ring (a receiver killed in between leaves it for the next).
-    fn try_recv(&self, out: &mut Vec<u8>, wait: Wait, hook: &mut dyn FnMut(&[u8])) -> Result<Option<u32>, Stop> {
+    /// A parcel record's descriptors go to `fds` (taken under the lock,
+    /// after the record left the ring: see `post.rs`).
+    fn try_recv(
+        &self,
+        out: &mut Vec<u8>,
+        wait: Wait,
+        hook: &mut dyn FnMut(&[u8]),
+        fds: &mut Vec<OwnedFd>,
+    ) -> Result<Option<u32>, Stop> {
         let Some(_locked) = take(&self.words.receiving.lock, wait)? else { return Ok(None) };
         let pos = self.words.positions();
         let mut core = ByteConsumerCore::attach_cached(&pos, self.tail_hint.load(StdOrdering::Relaxed));
         let got = core.pop_into_then(&pos, &self.buf, out, hook)?;
         self.tail_hint.store(core.tail_hint(), StdOrdering::Relaxed);
-        Ok(got)
+        match got {
+            Some(tag) if tag & PARCEL != 0 => {
+                let Some(id) = out.get(..8).and_then(|b| b.try_into().ok()).map(u64::from_le_bytes) else {
+                    return Err(Stop::Failed(Error::Corrupt { what: "parcel record" }));
+                };
+                out.drain(..8);
+                let tag = tag & !PARCEL;
+                // A receiver killed here leaves its datagram an orphan.
+                crate::sys::failpoint::hit("post.before_take");
+                match self.take_parcel(id) {
+                    Ok(got) => *fds = got,
+                    Err(e) => {
+                        if tag == TAG_SPILL {
+                            spill::discard(out);
+                        }
+                        return Err(e);
+                    }
+                }
+                Ok(Some(tag))
+            }
+            other => Ok(other),
+        }
     }
 
     /// [`try_recv`](Self::try_recv), waking a blocked sender on success.
-    fn take_record(&self, out: &mut Vec<u8>, wait: Wait, hook: &mut dyn FnMut(&[u8])) -> Result<Option<u32>, Stop> {
-        let got = self.try_recv(out, wait, hook)?;
+    fn take_record(
+        &self,
+        out: &mut Vec<u8>,
+        wait: Wait,
+        hook: &mut dyn FnMut(&[u8]),
+        fds: &mut Vec<OwnedFd>,
+    ) -> Result<Option<u32>, Stop> {
+        let got = self.try_recv(out, wait, hook, fds)?;
         if got.is_some() {
             self.words.writable.notify_one_from_here(&self.words.sending.awake);
         }
@@ -692,9 +914,10 @@ impl Lane {
         wait: Wait,
         ends: &E,
         hook: &mut dyn FnMut(&[u8]),
+        fds: &mut Vec<OwnedFd>,
     ) -> Result<u32, Stop> {
         let call = self.receive_call();
-        self.recv_record_inner(&call, out, wait, ends, hook)
+        self.recv_record_inner(&call, out, wait, ends, hook, fds)
     }
 
     fn recv_record_inner<E: Ends, M: Fn() -> bool>(
@@ -704,17 +927,18 @@ impl Lane {
         wait: Wait,
         ends: &E,
         hook: &mut dyn FnMut(&[u8]),
+        fds: &mut Vec<OwnedFd>,
     ) -> Result<u32, Stop> {
         loop {
             if let Some(stop) = ends.recv_stop() {
                 return Err(stop);
             }
-            if let Some(tag) = self.take_record(out, wait, hook)? {
+            if let Some(tag) = self.take_record(out, wait, hook, fds)? {
                 return Ok(tag);
             }
             if let Some(stop) = ends.drained_stop() {
                 // Messages sent before the flag happened-before it.
-                return self.take_record(out, wait, hook)?.ok_or(stop);
+                return self.take_record(out, wait, hook, fds)?.ok_or(stop);
             }
             if wait == Wait::No {
                 if self.senders_probe.ask(|| ends.senders_gone()) && !self.has_message() {
@@ -727,21 +951,23 @@ impl Lane {
                 Other { gone: || ends.senders_gone(), rate: &self.senders_probe, ask_first: E::PROBE_BEFORE_SLEEP };
             if wait_on(call, look, || false, wait, &other)? == Woke::Gone {
                 // Dead first, then empty: a sender may publish and die.
-                return self.take_record(out, wait, hook)?.ok_or(Stop::Disconnected);
+                return self.take_record(out, wait, hook, fds)?.ok_or(Stop::Disconnected);
             }
         }
     }
 
     /// Receives one message into `out`, replacing a spill reference by the
-    /// message it names.
+    /// message it names; the descriptors that came with it (a parcel) go
+    /// to `fds`.
     pub(crate) fn recv_message(
         &self,
         out: &mut Vec<u8>,
         wait: Wait,
         ends: &impl Ends,
         hook: &mut dyn FnMut(&[u8]),
+        fds: &mut Vec<OwnedFd>,
     ) -> Result<(), Stop> {
-        match self.recv_record(out, wait, ends, hook)? {
+        match self.recv_record(out, wait, ends, hook, fds)? {
             TAG_INLINE => Ok(()),
             TAG_SPILL => {
                 let reference = std::mem::take(out);

@@ -515,10 +515,13 @@ impl Lane {
         out: &mut Vec<u8>,
         ends: &E,
         hook: &mut (dyn FnMut(&[u8]) + Send),
+        fds: &mut Vec<std::os::fd::OwnedFd>,
     ) -> Result<(), Stop> {
         let mut sleep = LaneSleep::new(self, Side::Receiving);
-        poll_fn(|cx| self.poll_recv_with(&mut sleep.state, cx, ends, || self.recv_message(out, Wait::No, ends, hook)))
-            .await
+        poll_fn(|cx| {
+            self.poll_recv_with(&mut sleep.state, cx, ends, || self.recv_message(out, Wait::No, ends, hook, fds))
+        })
+        .await
     }
 
     /// The async twin of [`wait_readable`](Lane::wait_readable).

@@ -53,6 +53,7 @@ pub(crate) mod lane;
 #[cfg(feature = "async")]
 pub(crate) mod lane_async;
 pub(crate) mod pipe;
+pub(crate) mod post;
 pub(crate) mod queue;
 pub(crate) mod spill;
 #[cfg(test)]

@@ -39,15 +39,18 @@ use crate::channel::error::{
     RecvError, RecvIntoError, RecvTimeoutError, SendError, SendTimeoutError, TryRecvError, TrySendError,
 };
 use crate::channel::lane::{Ends, Lane, LaneWords, Stop, Wait, Woke};
+use crate::channel::post::{self, Post};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, Ordering};
 use crate::owner::registry::{self, Dead, Peers, RawRegistry};
 use crate::queue::bytes::check_capacity;
+use crate::shm::handoff;
 use crate::shm::header::kind;
 use crate::shm::layout::{ShmSafe, layout_hash_mix};
 use crate::shm::segment::Segment;
 use crate::shm::typed::Placed;
+use std::os::fd::OwnedFd;
 
 const fn round128(n: usize) -> usize {
     n.div_ceil(128) * 128
@@ -203,7 +206,8 @@ impl Pipe {
     /// [`Error::LayoutMismatch`] if the name holds something else;
     /// [`Error::Corrupt`] if its words make no sense.
     pub fn open(name: &str) -> Result<(Connection, Connection)> {
-        ends(Segment::builder().name(name).typed(kind::PIPE, PIPE_HASH).open()?)
+        // No socket pair: this process did not make the pipe (see `post.rs`).
+        ends(Segment::builder().name(name).typed(kind::PIPE, PIPE_HASH).open()?, None)
     }
 }
 
@@ -314,13 +318,13 @@ impl PipeBuilder {
             Some(n) => builder.name(n).create_with(init)?,
             None => builder.anonymous_with(init)?,
         };
-        ends(seg)
+        ends(seg, Some(Post::new()?))
     }
 }
 
-/// Both ends of the pipe in `seg`.
-fn ends(seg: Segment) -> Result<(Connection, Connection)> {
-    Ok((Connection::wrap(&seg, 0)?, Connection::wrap(&seg, 1)?))
+/// Both ends of the pipe in `seg`, with the socket pair for descriptors.
+fn ends(seg: Segment, post: Option<Post>) -> Result<(Connection, Connection)> {
+    Ok((Connection::wrap(&seg, 0, post.clone())?, Connection::wrap(&seg, 1, post)?))
 }
 
 struct Inner {
@@ -333,6 +337,9 @@ struct Inner {
     peer: Placed<EndWords>,
     /// The process id (as in the registry) this handle registered for, or 0.
     registered: StdAtomicU32,
+    /// The socket pair that carries descriptors (see `post.rs`); none for
+    /// an end opened by name.
+    post: Option<Post>,
 }
 
 /// A pipe end's view for the channel engine.
@@ -438,7 +445,7 @@ impl std::fmt::Debug for Connection {
 }
 
 impl Connection {
-    fn wrap(seg: &Segment, end: usize) -> Result<Connection> {
+    fn wrap(seg: &Segment, end: usize, post: Option<Post>) -> Result<Connection> {
         let corrupt = Error::Corrupt { what: "pipe header" };
         let cap = seg.typed_in::<StdAtomicU64>(0)?.load(StdOrdering::Relaxed);
         let lanes = seg.typed_in::<StdAtomicU64>(8)?.load(StdOrdering::Relaxed);
@@ -447,7 +454,9 @@ impl Connection {
         }
         let lane = |i: usize| -> Result<Lane> {
             let off = usize::try_from(cap).ok().and_then(|c| c.checked_mul(i)).and_then(|o| o.checked_add(BUF_OFF));
-            Lane::new(seg, LANE_OFF[i], off.ok_or(Error::Corrupt { what: "pipe capacity" })?, cap, 0)
+            let lane = Lane::new(seg, LANE_OFF[i], off.ok_or(Error::Corrupt { what: "pipe capacity" })?, cap, 0)?;
+            // Lane i sends on end i of the pair and receives on the other.
+            Ok(lane.with_post(post.as_ref().map(|p| p.lane(i))))
         };
         let (tx, rx) = match (lanes, end) {
             (2, 0) => (Some(lane(0)?), Some(lane(1)?)),
@@ -464,6 +473,7 @@ impl Connection {
                 me: Placed::new(seg, END_OFF[end])?,
                 peer: Placed::new(seg, END_OFF[1 - end])?,
                 registered: StdAtomicU32::new(0),
+                post,
             }),
         })
     }
@@ -508,30 +518,49 @@ impl Connection {
         lane.send_message(msg, wait, &*self.inner)
     }
 
-    /// Encodes `value` and sends it.
+    /// Encodes `value` and sends it, with the descriptors and anonymous
+    /// handles it holds (see `post.rs`).
     fn send_value<V: Serialize + ?Sized>(&self, value: &V, wait: Wait) -> Result<(), Stop> {
-        codec::encode(value).map_err(Stop::Failed).and_then(|msg| self.send_stop(&msg, wait))
+        if self.inner.post.is_none() {
+            return codec::encode(value).map_err(Stop::Failed).and_then(|msg| self.send_stop(&msg, wait));
+        }
+        let (msg, fds, undo) = handoff::collecting(|| codec::encode(value));
+        let out = msg.map_err(Stop::Failed).and_then(|msg| {
+            let lane =
+                self.tx().map_err(|e| if matches!(e, Error::Closed) { Stop::Closed } else { Stop::Failed(e) })?;
+            self.register()?;
+            lane.send_parcel(&msg, &fds, wait, &*self.inner)
+        });
+        drop(fds);
+        match out {
+            Ok(()) => drop(undo),
+            Err(_) => undo.run(),
+        }
+        out
     }
 
     /// Receives one message into `out`.
-    fn recv_stop(&self, out: &mut Vec<u8>, wait: Wait) -> Result<(), Stop> {
+    /// The descriptors that came with it go to `fds`.
+    fn recv_stop(&self, out: &mut Vec<u8>, wait: Wait, fds: &mut Vec<OwnedFd>) -> Result<(), Stop> {
         let lane = self.rx().map_err(|e| if matches!(e, Error::Closed) { Stop::Closed } else { Stop::Failed(e) })?;
         self.register()?;
-        lane.recv_message(out, wait, &*self.inner, &mut |_| {})
+        lane.recv_message(out, wait, &*self.inner, &mut |_| {}, fds)
     }
 
     /// Receives one message into a new `Vec`.
     fn recv_vec(&self, wait: Wait) -> Result<Vec<u8>, Stop> {
         let mut buf = Vec::new();
-        self.recv_stop(&mut buf, wait)?;
+        // Raw bytes: descriptors that came with them are closed.
+        self.recv_stop(&mut buf, wait, &mut Vec::new())?;
         Ok(buf)
     }
 
     /// Receives and decodes one message.
     fn recv_value<V: DeserializeOwned>(&self, wait: Wait) -> Result<V, Stop> {
         let mut buf = Vec::new();
-        self.recv_stop(&mut buf, wait)?;
-        codec::decode(&buf).map_err(Stop::Failed)
+        let mut fds = Vec::new();
+        self.recv_stop(&mut buf, wait, &mut fds)?;
+        handoff::with_fds(fds, || codec::decode(&buf)).map_err(Stop::Failed)
     }
 
     /// Sends `value`, encoded (serde + postcard); waits while the pipe is
@@ -892,7 +921,7 @@ impl Connection {
     /// # Errors
     /// As for [`recv_bytes`](Connection::recv_bytes).
     pub fn recv_bytes_into(&self, buf: &mut Vec<u8>) -> Result<usize, RecvError> {
-        self.recv_stop(buf, Wait::Forever).map_err(RecvError::from_stop)?;
+        self.recv_stop(buf, Wait::Forever, &mut Vec::new()).map_err(RecvError::from_stop)?;
         Ok(buf.len())
     }
 
@@ -924,7 +953,7 @@ impl Connection {
             return Err(RecvIntoError::Failed(Error::InvalidArgument { what: "offset beyond the end of the buffer" }));
         };
         let mut msg = Vec::new();
-        self.recv_stop(&mut msg, Wait::Forever).map_err(RecvIntoError::from_stop)?;
+        self.recv_stop(&mut msg, Wait::Forever, &mut Vec::new()).map_err(RecvIntoError::from_stop)?;
         match room.get_mut(..msg.len()) {
             Some(dst) => {
                 dst.copy_from_slice(&msg);
@@ -1203,14 +1232,14 @@ impl<'a> IntoIterator for &'a Connection {
 
 impl Serialize for Connection {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        (&self.inner.seg, self.inner.end as u8).serialize(s)
+        (&self.inner.seg, self.inner.end as u8, post::Wire(self.inner.post.as_ref())).serialize(s)
     }
 }
 
 impl<'de> serde::Deserialize<'de> for Connection {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         use serde::de::Error as _;
-        let (seg, end) = <(Segment, u8)>::deserialize(d)?;
+        let (seg, end, post) = <(Segment, u8, post::Received)>::deserialize(d)?;
         if seg.layout_identity() != (kind::PIPE, PIPE_HASH) {
             return Err(D::Error::custom(Error::LayoutMismatch {
                 expected: PIPE_HASH,
@@ -1220,7 +1249,7 @@ impl<'de> serde::Deserialize<'de> for Connection {
         if end > 1 {
             return Err(D::Error::custom(Error::Corrupt { what: "pipe end" }));
         }
-        let conn = Connection::wrap(&seg, usize::from(end)).map_err(D::Error::custom)?;
+        let conn = Connection::wrap(&seg, usize::from(end), post.0).map_err(D::Error::custom)?;
         // A process that received an end holds it, used or not: its death
         // must disconnect the other end.
         conn.register().map_err(D::Error::custom)?;
@@ -1273,10 +1302,10 @@ impl Connection {
     }
 
     /// The async twin of `recv_stop`.
-    async fn recv_stop_async(&self, out: &mut Vec<u8>) -> Result<(), Stop> {
+    async fn recv_stop_async(&self, out: &mut Vec<u8>, fds: &mut Vec<OwnedFd>) -> Result<(), Stop> {
         let lane = self.rx().map_err(|e| if matches!(e, Error::Closed) { Stop::Closed } else { Stop::Failed(e) })?;
         self.register()?;
-        lane.recv_message_async(out, &*self.inner, &mut |_| {}).await
+        lane.recv_message_async(out, &*self.inner, &mut |_| {}, fds).await
     }
 
     /// Sends `value`, waiting for room without blocking the thread: the
@@ -1345,8 +1374,9 @@ impl Connection {
     /// As for [`recv`](Connection::recv).
     pub async fn recv_async<T: DeserializeOwned>(&self) -> Result<T, RecvError> {
         let mut buf = Vec::new();
-        self.recv_stop_async(&mut buf).await.map_err(RecvError::from_stop)?;
-        codec::decode(&buf).map_err(|e| RecvError::from_stop(Stop::Failed(e)))
+        let mut fds = Vec::new();
+        self.recv_stop_async(&mut buf, &mut fds).await.map_err(RecvError::from_stop)?;
+        handoff::with_fds(fds, || codec::decode(&buf)).map_err(|e| RecvError::from_stop(Stop::Failed(e)))
     }
 
     /// Receives one message's bytes, waiting without blocking the thread:
@@ -1367,7 +1397,7 @@ impl Connection {
     /// As for [`recv_bytes`](Connection::recv_bytes).
     pub async fn recv_bytes_async(&self) -> Result<Vec<u8>, RecvError> {
         let mut buf = Vec::new();
-        self.recv_stop_async(&mut buf).await.map_err(RecvError::from_stop)?;
+        self.recv_stop_async(&mut buf, &mut Vec::new()).await.map_err(RecvError::from_stop)?;
         Ok(buf)
     }
 

@@ -30,6 +30,7 @@ use crate::channel::error::{
 use crate::channel::lane::{Call, Ends, Lane, LaneWords, Other, Stop, Wait, wait_on};
 #[cfg(feature = "async")]
 use crate::channel::lane_async::{EcRef, LaneSleep, Side, SleepState};
+use crate::channel::post::{self, Post};
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU32, AtomicU64, Ordering};
@@ -37,10 +38,12 @@ use crate::owner::probe::ProbeRate;
 use crate::owner::registry::{Dead, Entry, Peers, QUEUE_ENTRIES, RawRegistry};
 use crate::queue::bytes;
 use crate::queue::eventcount::{Awake, RawEventCount};
+use crate::shm::handoff;
 use crate::shm::header::kind;
 use crate::shm::layout::{ShmSafe, layout_hash, layout_hash_mix};
 use crate::shm::segment::Segment;
 use crate::shm::typed::Placed;
+use std::os::fd::OwnedFd;
 
 const CLOSED: u32 = 1;
 const JOINABLE: u32 = 2;
@@ -298,7 +301,7 @@ impl<T: Serialize + DeserializeOwned> QueueBuilder<T> {
             Some(n) => b.name(n).create_with(init)?,
             None => b.anonymous_with(init)?,
         };
-        Queue::wrap(seg)
+        Queue::wrap(seg, Some(Post::new()?))
     }
 }
 
@@ -316,6 +319,9 @@ pub(crate) struct Inner {
     register_retry: ProbeRate,
     /// A typed channel (the [`CHANNEL`] flag, read once).
     channel: bool,
+    /// The socket pair that carries descriptors (see `post.rs`); none for
+    /// a queue opened by name.
+    post: Option<Post>,
 }
 
 /// One side of a queue: its producers (senders) or its consumers
@@ -559,6 +565,12 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
 
     /// Opens a named queue made for the same `T` (a `JoinableQueue` too).
     ///
+    /// A queue opened by name has no socket to carry descriptors
+    /// ([`Fd`](crate::Fd)) or anonymous handles beside its items: a put of
+    /// an item holding one fails with [`Error::Codec`] saying so (items
+    /// without any work as usual). Pass the creator's handle to a child
+    /// instead, and the socket travels with it.
+    ///
     /// # Examples
     ///
     /// ```
@@ -569,18 +581,19 @@ impl<T: Serialize + DeserializeOwned> Queue<T> {
     /// As for [`Segment::open`]; [`Error::LayoutMismatch`] for another `T`;
     /// [`Error::Corrupt`] if the header makes no sense.
     pub fn open(name: &str) -> Result<Self> {
-        Self::wrap(Segment::builder().name(name).typed(kind::QUEUE, queue_hash::<T>()).open()?)
+        Self::wrap(Segment::builder().name(name).typed(kind::QUEUE, queue_hash::<T>()).open()?, None)
     }
 }
 
 impl<T> Queue<T> {
-    pub(crate) fn wrap(seg: Segment) -> Result<Self> {
+    pub(crate) fn wrap(seg: Segment, post: Option<Post>) -> Result<Self> {
         let hdr: Placed<QueueHeader> = Placed::new(&seg, 0)?;
         // Read once: the buffer is checked against the segment here, and
         // the limit is what this handle enforces from now on.
         let cap = hdr.capacity.load(Ordering::Relaxed);
         let maxsize = hdr.maxsize.load(Ordering::Relaxed);
-        let lane = Lane::new(&seg, core::mem::offset_of!(QueueHeader, lane), RING_OFFSET, cap, maxsize)?;
+        let lane = Lane::new(&seg, core::mem::offset_of!(QueueHeader, lane), RING_OFFSET, cap, maxsize)?
+            .with_post(post.as_ref().map(|p| p.lane(0)));
         let none = UNREGISTERED;
         let channel = hdr.flags.load(Ordering::Relaxed) & CHANNEL != 0;
         Ok(Queue {
@@ -591,9 +604,15 @@ impl<T> Queue<T> {
                 consumer: none.into(),
                 register_retry: ProbeRate::new(),
                 channel,
+                post,
             }),
             _t: PhantomData,
         })
+    }
+
+    /// The socket pair that carries descriptors (none if opened by name).
+    pub(crate) fn post(&self) -> Option<&Post> {
+        self.inner.post.as_ref()
     }
 
     /// The per-process state (the channel engine's [`Ends`] for queues).
@@ -825,14 +844,32 @@ impl<T> Queue<T> {
     where
         T: Serialize,
     {
-        let msg = match codec::encode_into(item, buf) {
+        // Descriptors and anonymous handles inside the item are collected
+        // (see `post.rs`); what the encoding took is given back unless the
+        // item went out.
+        let (msg, fds, undo) = if self.inner.post.is_some() {
+            handoff::collecting(|| codec::encode_into(item, buf))
+        } else {
+            // No socket (opened by name): named handles travel by name,
+            // descriptors not at all (`handoff::FDS_ONLY_IN`).
+            (codec::encode_into(item, buf), Vec::new(), handoff::Undo::default())
+        };
+        let msg = match msg {
             Ok(m) => m,
-            Err(e) => return (Vec::new(), Err(Stop::Failed(e))),
+            Err(e) => {
+                undo.run();
+                return (Vec::new(), Err(Stop::Failed(e)));
+            }
         };
         let out = self.role(End::Send).map_err(Stop::Failed);
-        let out = out.and_then(|_| self.inner.lane.send_message(&msg, wait, ends));
-        if out.is_ok() {
-            self.discard_if_shut_down();
+        let out = out.and_then(|_| self.inner.lane.send_parcel(&msg, &fds, wait, ends));
+        drop(fds);
+        match out {
+            Ok(()) => {
+                drop(undo);
+                self.discard_if_shut_down();
+            }
+            Err(_) => undo.run(),
         }
         (msg, out)
     }
@@ -851,7 +888,7 @@ impl<T> Queue<T> {
         }
         // A broken queue stops the draining; gets fail at once after an
         // immediate shutdown anyway.
-        let _ = self.drain(|_| {});
+        let _ = self.drain(|_, _| {});
         self.hdr().all_done.notify_all();
     }
 
@@ -861,12 +898,13 @@ impl<T> Queue<T> {
     /// taker is done. Receiving goes on after `IMMEDIATE` is set
     /// ([`Draining`]). Errors: the error that stopped it (a broken queue,
     /// a spill that cannot be read).
-    fn drain(&self, mut each: impl FnMut(&[u8])) -> Result<()> {
+    fn drain(&self, mut each: impl FnMut(&[u8], Vec<OwnedFd>)) -> Result<()> {
         let mut buf = Vec::new();
         loop {
             buf.clear();
-            match self.inner.lane.recv_message(&mut buf, Wait::No, &Draining(&self.inner), &mut |_| {}) {
-                Ok(()) => each(&buf),
+            let mut fds = Vec::new();
+            match self.inner.lane.recv_message(&mut buf, Wait::No, &Draining(&self.inner), &mut |_| {}, &mut fds) {
+                Ok(()) => each(&buf, fds),
                 Err(Stop::Failed(e)) => return Err(e),
                 Err(_) => return Ok(()),
             }
@@ -992,7 +1030,8 @@ impl<T> Queue<T> {
     /// slot in the hook.
     #[cfg(feature = "pool")]
     pub(crate) fn get_raw_then(&self, out: &mut Vec<u8>, wait: Wait, hook: &mut dyn FnMut(&[u8])) -> Result<(), Stop> {
-        self.get_raw_via(out, wait, &*self.inner, hook)
+        // The pool's records carry no parcels (any that came close here).
+        self.get_raw_via(out, wait, &*self.inner, hook, &mut Vec::new())
     }
 
     /// Registers this process as a consumer: the registry entry that
@@ -1015,6 +1054,7 @@ impl<T> Queue<T> {
         wait: Wait,
         ends: &E,
         hook: &mut dyn FnMut(&[u8]),
+        fds: &mut Vec<OwnedFd>,
     ) -> Result<(), Stop> {
         let entry = self.taken_counter()?;
         let mut count = |bytes: &[u8]| {
@@ -1023,7 +1063,7 @@ impl<T> Queue<T> {
             }
             hook(bytes);
         };
-        self.inner.lane.recv_message(out, wait, ends, &mut count)
+        self.inner.lane.recv_message(out, wait, ends, &mut count, fds)
     }
 
     fn get_with(&self, wait: Wait) -> Result<T, Stop>
@@ -1040,9 +1080,10 @@ impl<T> Queue<T> {
         T: DeserializeOwned,
     {
         let mut buf = take_buffer(&GET_BUFFER);
+        let mut fds = Vec::new();
         let out = self
-            .get_raw_via(&mut buf, wait, ends, &mut |_| {})
-            .and_then(|()| codec::decode(&buf).map_err(Stop::Failed));
+            .get_raw_via(&mut buf, wait, ends, &mut |_| {}, &mut fds)
+            .and_then(|()| handoff::with_fds(fds, || codec::decode(&buf)).map_err(Stop::Failed));
         give_back(&GET_BUFFER, buf);
         out
     }
@@ -1242,7 +1283,7 @@ impl<T: DeserializeOwned> Queue<T> {
         let mut out = Ok(());
         if immediate {
             // Decoded, then dropped: handles inside the items are released.
-            out = self.drain(|bytes| drop(codec::decode::<T>(bytes)));
+            out = self.drain(|bytes, fds| drop(handoff::with_fds(fds, || codec::decode::<T>(bytes))));
             h.flags.fetch_or(IMMEDIATE, Ordering::SeqCst);
         }
         self.inner.lane.wake_all();
@@ -1828,21 +1869,21 @@ impl<T> JoinableQueue<T> {
 
 impl<T> serde::Serialize for Queue<T> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.inner.hdr.segment().serialize(s)
+        (self.inner.hdr.segment(), post::Wire(self.inner.post.as_ref())).serialize(s)
     }
 }
 
 impl<'de, T> serde::Deserialize<'de> for Queue<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         use serde::de::Error as _;
-        let seg = Segment::deserialize(d)?;
+        let (seg, post) = <(Segment, post::Received)>::deserialize(d)?;
         if seg.layout_identity() != (kind::QUEUE, queue_hash::<T>()) {
             return Err(D::Error::custom(Error::LayoutMismatch {
                 expected: queue_hash::<T>(),
                 found: seg.layout_identity().1,
             }));
         }
-        Queue::wrap(seg).map_err(D::Error::custom)
+        Queue::wrap(seg, post.0).map_err(D::Error::custom)
     }
 }
 

@@ -542,7 +542,8 @@ macro_rules! side_common {
             fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
                 use serde::ser::Error as _;
                 let mark = count_in(&self.q, $end).map_err(S::Error::custom)?;
-                let out = (self.q.inner().header_segment(), mark.entry as u64, mark.stamp).serialize(s);
+                let post = crate::channel::post::Wire(self.q.post());
+                let out = (self.q.inner().header_segment(), mark.entry as u64, mark.stamp, post).serialize(s);
                 let inner = std::sync::Arc::clone(self.q.inner());
                 let give = move || give_back(&inner, $end, mark.entry, mark.stamp);
                 // Given back at once if this fails, or later if the whole
@@ -560,8 +561,8 @@ macro_rules! side_common {
         impl<'de, T> serde::Deserialize<'de> for $ty<T> {
             fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
                 use serde::de::Error as _;
-                let (seg, entry, stamp) = <(Segment, u64, u32)>::deserialize(d)?;
-                let q = open::<T>(seg).map_err(D::Error::custom)?;
+                let (seg, entry, stamp, post) = <(Segment, u64, u32, crate::channel::post::Received)>::deserialize(d)?;
+                let q = open::<T>(seg, post.0).map_err(D::Error::custom)?;
                 // The in-flight handle, checked against the encoder's stamp
                 // (an index out of range is ignored by the registry).
                 let from = usize::try_from(entry).unwrap_or(NONE);
@@ -576,11 +577,11 @@ side_common!(Sender, End::Send, tx);
 side_common!(Receiver, End::Recv, rx);
 
 /// A decoded channel segment, checked to be a channel of `T`.
-fn open<T>(seg: Segment) -> Result<Queue<T>> {
+fn open<T>(seg: Segment, post: Option<crate::channel::post::Post>) -> Result<Queue<T>> {
     if seg.layout_identity() != (kind::QUEUE, channel_hash::<T>()) {
         return Err(Error::LayoutMismatch { expected: channel_hash::<T>(), found: seg.layout_identity().1 });
     }
-    Queue::wrap(seg)
+    Queue::wrap(seg, post)
 }
 
 impl<T: Serialize> Sender<T> {

@@ -31,6 +31,29 @@ pub(crate) struct TaskSpec {
     pub(crate) args: Vec<u8>,
     /// The task's encoded captures (empty unless it is a `task!`).
     pub(crate) captures: Vec<u8>,
+    /// Whether the last descriptor passed is the child's end of the
+    /// result socket (see `channel.rs`).
+    pub(crate) result_socket: bool,
+}
+
+thread_local! {
+    /// The descriptors the result's encoding collected, sent by
+    /// [`finish_and_exit`] before it writes the outcome.
+    static RESULT_FDS: std::cell::Cell<Vec<OwnedFd>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A re-executed child's end of the result socket.
+static RESULT_SOCKET: std::sync::OnceLock<OwnedFd> = std::sync::OnceLock::new();
+
+/// Encodes a child's result, collecting the descriptors it holds (sent
+/// beside it by [`finish_and_exit`]).
+pub(crate) fn encode_result<R: Serialize>(r: &R) -> Result<Vec<u8>> {
+    // What the encoding took (a typed channel's in-flight handles) is the
+    // parent's to take over: nothing is given back here.
+    let (bytes, fds, _taken) = handoff::collecting(|| codec::encode(r));
+    let bytes = bytes?;
+    RESULT_FDS.with(|c| c.set(fds));
+    Ok(bytes)
 }
 
 /// What a trampoline receives in the child.
@@ -57,7 +80,7 @@ where
 {
     let f = F::__load(crate::process::task::TOKEN, inv.function.to_words(), &inv.captures)?;
     let arg: A = handoff::with_fds(inv.fds, || codec::decode(&inv.args))?;
-    codec::encode(&f.__call(arg))
+    encode_result(&f.__call(arg))
 }
 
 /// Called by the loader hook (or `init`) when this process was started to
@@ -90,8 +113,13 @@ pub(crate) fn run_child(channel: OwnedFd, fds: Vec<OwnedFd>) -> ! {
     finish_and_exit(&ch, outcome)
 }
 
-fn prepare_and_run(ch: &Channel, fds: Vec<OwnedFd>) -> Result<Vec<u8>> {
+fn prepare_and_run(ch: &Channel, mut fds: Vec<OwnedFd>) -> Result<Vec<u8>> {
     let spec: TaskSpec = codec::decode(&ch.task()?)?;
+    if spec.result_socket
+        && let Some(sock) = fds.pop()
+    {
+        let _ = RESULT_SOCKET.set(sock);
+    }
     let parent = ProcessInfo::new(spec.parent_pid, spec.parent_name.clone(), false);
     current::set_current(spec.name.clone(), spec.daemon, parent);
     crate::process::start::inherit_start_method(spec.start_method);
@@ -110,6 +138,12 @@ fn prepare_and_run(ch: &Channel, fds: Vec<OwnedFd>) -> Result<Vec<u8>> {
 /// exception). Runs no exit handlers: a forked child must not run its
 /// parent's.
 pub(crate) fn finish_and_exit(ch: &Channel, outcome: std::thread::Result<Result<Vec<u8>>>) -> ! {
+    let fds = RESULT_FDS.with(std::cell::Cell::take);
+    let outcome = match outcome {
+        Ok(Ok(bytes)) if !fds.is_empty() => Ok(send_result_fds(ch, &fds).map(|()| bytes)),
+        other => other,
+    };
+    drop(fds);
     let code = match outcome {
         Ok(Ok(bytes)) => {
             ch.finish(channel::OK, &bytes);
@@ -130,6 +164,16 @@ pub(crate) fn finish_and_exit(ch: &Channel, outcome: std::thread::Result<Result<
     // Cells of shared arenas this child held can be reused at once.
     crate::shm::heap::release_all();
     sysproc::exit_now(code)
+}
+
+/// Sends a result's descriptors to the parent (before the outcome).
+fn send_result_fds(ch: &Channel, fds: &[OwnedFd]) -> Result<()> {
+    use std::os::fd::AsFd;
+    let sock = ch.child_end().or_else(|| RESULT_SOCKET.get().map(AsFd::as_fd));
+    let sock = sock.ok_or(Error::Unsupported { what: "descriptors in a result: no result socket" })?;
+    let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
+    let count = (fds.len() as u32).to_le_bytes();
+    crate::sys::parcel::send(sock, &count, &borrowed).map_err(|e| Error::os("send the result's descriptors", e))
 }
 
 /// Makes a panic in a child say which process it was, as Python prints

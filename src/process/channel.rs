@@ -1,6 +1,14 @@
 //! The per-child channel: an anonymous segment that carries the task to the
 //! child and the result back. Results larger than the channel travel
 //! through a named spill segment that the parent removes after reading.
+//!
+//! Descriptors in a result (`shmproc::Fd`) ride beside it: the channel
+//! has a `SOCK_SEQPACKET` pair (`channel/post.rs`); the child sends one
+//! datagram `[count: u32]` with the descriptors on its end before it
+//! writes DONE, and the parent takes it (non-blocking: it is there once
+//! DONE is) before it decodes the result. A child killed in between takes
+//! nothing with it that the parent waits for; the datagram's descriptors
+//! close with the parent's `Process`.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -40,6 +48,10 @@ const LAYOUT: u64 = layout_hash("shmproc::process::Channel", DATA, 8);
 #[derive(Debug, Clone)]
 pub(crate) struct Channel {
     seg: Segment,
+    /// The socket pair for a result's descriptors: end 0 is the child's
+    /// (sending), end 1 the parent's. `None` in a re-executed child, which
+    /// gets its end separately (see `bootstrap.rs`).
+    post: Option<crate::channel::post::Post>,
 }
 
 impl Channel {
@@ -47,7 +59,7 @@ impl Channel {
     pub(crate) fn new(task: &[u8]) -> Result<Channel> {
         let cap = task.len().max(MIN_CAPACITY);
         let seg = Segment::builder().size(DATA + cap).typed(kind::CHANNEL, LAYOUT).anonymous()?;
-        let ch = Channel { seg };
+        let ch = Channel { seg, post: Some(crate::channel::post::Post::new()?) };
         ch.seg.write_bytes(DATA, task)?;
         ch.word64(TASK_LEN).store(task.len() as u64, Ordering::Relaxed);
         Ok(ch)
@@ -59,7 +71,29 @@ impl Channel {
         if seg.len() < DATA {
             return Err(Error::Corrupt { what: "process channel too small" });
         }
-        Ok(Channel { seg })
+        Ok(Channel { seg, post: None })
+    }
+
+    /// The child's end of the result socket (in the parent, to pass on;
+    /// in a forked child, to send on).
+    pub(crate) fn child_end(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        self.post.as_ref().map(|p| p.end(0))
+    }
+
+    /// Takes the descriptors the child sent with its result (in the
+    /// parent, once the outcome is DONE): none if it sent none.
+    pub(crate) fn take_result_fds(&self) -> Result<Vec<std::os::fd::OwnedFd>> {
+        let Some(post) = &self.post else { return Ok(Vec::new()) };
+        let mut head = [0u8; 4];
+        let sys = crate::sys::parcel::MAX_FDS;
+        let os = |e| Error::os("receive the result's descriptors", e);
+        let Some(t) = crate::sys::parcel::take(post.end(1), &mut head, sys).map_err(os)? else {
+            return Ok(Vec::new());
+        };
+        if t.truncated || t.len != head.len() || t.fds.len() != u32::from_le_bytes(head) as usize {
+            return Err(Error::Corrupt { what: "result descriptors (count)" });
+        }
+        Ok(t.fds)
     }
 
     pub(crate) fn segment(&self) -> &Segment {

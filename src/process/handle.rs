@@ -397,8 +397,14 @@ impl ProcessBuilder {
             parent_name: me.name().to_owned(),
             start_method: method,
             args,
+            result_socket: true,
         };
         let channel = Channel::new(&codec::encode(&spec)?)?;
+        // The child's end of the result socket goes last (see `bootstrap.rs`).
+        let mut fds = fds;
+        if let Some(end) = channel.child_end() {
+            fds.push(crate::sys::shm::dup(end).map_err(|e| Error::os("dup the result socket", e))?);
+        }
         let pid = match (&self.server, method) {
             (Some(server), _) => server.start(channel.segment().fd(), &fds)?,
             (None, StartMethod::Spawn) => super::spawn::start(channel.segment().fd(), &fds)?,
@@ -497,7 +503,7 @@ impl ProcessBuilder {
                 let outcome = catch_unwind(AssertUnwindSafe(|| {
                     sysproc::die_with_parent(me.pid()).map_err(|e| Error::os("prctl(PR_SET_PDEATHSIG)", e))?;
                     channel.mark_running();
-                    codec::encode(&f())
+                    bootstrap::encode_result(&f())
                 }));
                 bootstrap::finish_and_exit(&channel, outcome)
             }
@@ -536,6 +542,8 @@ pub struct Process<R = ()> {
     child: Arc<ChildState>,
     channel: Channel,
     outcome: Option<(u32, Vec<u8>)>,
+    /// The descriptors that came with the result (see `channel.rs`).
+    result_fds: Option<Vec<OwnedFd>>,
     /// What encoding the argument took for the child (a typed channel's
     /// in-flight handles): given back if the child exits before it began
     /// to decode its argument (the channel never said running).
@@ -740,7 +748,7 @@ impl<R> Process<R> {
     fn adopt(pid: u32, name: String, daemon: bool, channel: Channel) -> Result<Process<R>> {
         let child = ChildState::new(pid, name, daemon)?;
         current::register(child.clone());
-        Ok(Process { child, channel, outcome: None, undo: None, _result: PhantomData })
+        Ok(Process { child, channel, outcome: None, undo: None, result_fds: None, _result: PhantomData })
     }
 
     /// The child's pid.
@@ -1056,7 +1064,18 @@ impl<R: DeserializeOwned> Process<R> {
         }
         let fail = |failure| JoinError::from_failure(self.pid(), self.child.name.clone(), failure);
         match &self.outcome {
-            Some((channel::OK, bytes)) => codec::decode(bytes).map_err(JoinError::Failed),
+            Some((channel::OK, bytes)) => {
+                // Descriptors in the result: taken once, decoded from
+                // duplicates so that join stays repeatable.
+                if self.result_fds.is_none() {
+                    self.result_fds = Some(self.channel.take_result_fds().map_err(JoinError::Failed)?);
+                }
+                let fds = self.result_fds.as_deref().unwrap_or_default();
+                let dups = fds.iter().map(|fd| crate::sys::shm::dup(std::os::fd::AsFd::as_fd(fd)));
+                let dups = dups.collect::<std::io::Result<Vec<_>>>();
+                let dups = dups.map_err(|e| JoinError::Failed(Error::os("dup a result's descriptor", e)))?;
+                handoff::with_fds(dups, || codec::decode(bytes)).map_err(JoinError::Failed)
+            }
             Some((channel::PANIC, m)) => Err(fail(ProcessFailure::Panicked(String::from_utf8_lossy(m).into_owned()))),
             Some((_, m)) => Err(fail(ProcessFailure::TaskError(String::from_utf8_lossy(m).into_owned()))),
             None => match self.child.poll().map_err(JoinError::Failed)? {

@@ -62,8 +62,11 @@ pub(crate) fn on_undo(f: impl FnOnce() + Send + Sync + 'static) -> bool {
 }
 
 thread_local! {
+    /// The message of the last error this module gave the codec (postcard
+    /// keeps no message of a custom error): see [`take_message`].
+    static MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
     static OUTGOING: RefCell<Option<Outgoing>> = const { RefCell::new(None) };
-    static INCOMING: RefCell<Option<Vec<OwnedFd>>> = const { RefCell::new(None) };
+    static INCOMING: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
 }
 
 /// Runs `f` (which encodes something) collecting the descriptors of the
@@ -79,7 +82,7 @@ pub(crate) fn collecting<T>(f: impl FnOnce() -> T) -> (T, Vec<OwnedFd>, Undo) {
 /// Runs `f` (which decodes something) with `fds` available to the segments
 /// it deserializes.
 pub(crate) fn with_fds<T>(fds: Vec<OwnedFd>, f: impl FnOnce() -> T) -> T {
-    let outer = INCOMING.with(|i| i.replace(Some(fds)));
+    let outer = INCOMING.with(|i| i.replace(Some(fds.into_iter().map(Some).collect())));
     let out = f();
     INCOMING.with(|i| i.replace(outer));
     out
@@ -117,9 +120,83 @@ fn take_fd(index: u32) -> Option<std::io::Result<OwnedFd>> {
         let i = i.borrow();
         let list = i.as_ref()?;
         // Duplicate: the same handle may be referenced twice in one value.
-        list.get(index as usize).map(|fd| sysshm::dup(fd.as_fd()))
+        list.get(index as usize).map(|fd| match fd {
+            Some(fd) => sysshm::dup(fd.as_fd()),
+            None => Err(std::io::Error::new(std::io::ErrorKind::NotFound, "descriptor already taken")),
+        })
     })
 }
+
+/// Takes entry `index` of the list out (a plain descriptor: it has one
+/// owner). `None` outside a decoding with a list.
+fn take_plain(index: u32) -> Option<std::result::Result<OwnedFd, &'static str>> {
+    INCOMING.with(|i| {
+        let mut i = i.borrow_mut();
+        let list = i.as_mut()?;
+        Some(match list.get_mut(index as usize) {
+            Some(slot) => slot.take().ok_or("a descriptor referenced twice in one value"),
+            None => Err("descriptor index out of range"),
+        })
+    })
+}
+
+/// A serializer's custom error whose message the codec can report
+/// ([`take_message`]).
+pub(crate) fn ser_error<E: serde::ser::Error>(msg: impl std::fmt::Display) -> E {
+    let msg = msg.to_string();
+    let e = E::custom(&msg);
+    MESSAGE.with(|m| m.replace(Some(msg)));
+    e
+}
+
+/// A deserializer's custom error whose message the codec can report.
+pub(crate) fn de_error<E: serde::de::Error>(msg: impl std::fmt::Display) -> E {
+    let msg = msg.to_string();
+    let e = E::custom(&msg);
+    MESSAGE.with(|m| m.replace(Some(msg)));
+    e
+}
+
+/// The message of the last custom error given on this thread, taken (the
+/// codec reports it instead of postcard's message-less one).
+pub(crate) fn take_message() -> Option<String> {
+    MESSAGE.with(|m| m.borrow_mut().take())
+}
+
+/// Whether an encoding that collects descriptors is running on this thread.
+pub(crate) fn is_collecting() -> bool {
+    OUTGOING.with(|o| o.borrow().is_some())
+}
+
+/// Where descriptors may travel (the error outside such a scope).
+pub(crate) const FDS_ONLY_IN: &str = "descriptors travel only in Queue, JoinableQueue, typed channel and Pipe \
+     messages (through handles that came from the channel's creator, not opened by name) and in Process \
+     arguments and results";
+
+/// Encodes a plain descriptor (`shmproc::Fd`, `shmproc::fd`): a duplicate
+/// joins the list, the sender keeps its own.
+pub(crate) fn serialize_plain<S: Serializer>(fd: BorrowedFd<'_>, s: S) -> Result<S::Ok, S::Error> {
+    match push_fd(fd) {
+        Some(Ok(index)) => Repr::Plain { index }.serialize(s),
+        Some(Err(e)) => Err(ser_error::<S::Error>(format!("cannot duplicate the descriptor: {e}"))),
+        None => Err(ser_error::<S::Error>(FDS_ONLY_IN)),
+    }
+}
+
+/// Decodes a plain descriptor: takes it out of the list (close-on-exec).
+pub(crate) fn deserialize_plain<'de, D: Deserializer<'de>>(d: D) -> Result<OwnedFd, D::Error> {
+    match Repr::deserialize(d)? {
+        Repr::Plain { index } => match take_plain(index) {
+            Some(Ok(fd)) => Ok(fd),
+            Some(Err(e)) => Err(de_error::<D::Error>(e)),
+            None => Err(de_error::<D::Error>(MISSING_PLAIN)),
+        },
+        _ => Err(de_error::<D::Error>("expected a plain descriptor, found a shared object's handle")),
+    }
+}
+
+const MISSING_PLAIN: &str = "descriptor missing: it decodes only where it was sent (a Queue, channel or Pipe \
+     message, a Process argument or result)";
 
 /// The serialized form of a segment handle.
 #[derive(Serialize, Deserialize)]
@@ -130,6 +207,9 @@ enum Repr {
     Named { name: String, kind: u32, layout_hash: u64 },
     /// A cell of an arena whose descriptor is entry `index` of the list.
     Cell { index: u32, lent: Lent, layout_hash: u64 },
+    /// A plain descriptor (`shmproc::Fd`): entry `index` of the list,
+    /// taken out by the receiver.
+    Plain { index: u32 },
 }
 
 /// What a shared object's handle decodes to.
@@ -142,34 +222,32 @@ const NOT_HERE: &str = "an anonymous shared object can only be passed to a child
 
 /// Encodes an object that lives in an arena cell (see the module docs).
 pub(crate) fn serialize_cell<S: Serializer>(cell: &CellRef, layout_hash: u64, s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::Error as _;
     let (id, fd) = cell.arena();
     let index = match push_arena_fd(id, fd) {
         Some(Ok(index)) => index,
-        Some(Err(e)) => return Err(S::Error::custom(format!("cannot pass the arena's descriptor: {e}"))),
-        None => return Err(S::Error::custom(NOT_HERE)),
+        Some(Err(e)) => return Err(ser_error::<S::Error>(format!("cannot pass the arena's descriptor: {e}"))),
+        None => return Err(ser_error::<S::Error>(NOT_HERE)),
     };
-    let lent = cell.lend().map_err(S::Error::custom)?;
+    let lent = cell.lend().map_err(ser_error::<S::Error>)?;
     Repr::Cell { index, lent, layout_hash }.serialize(s)
 }
 
 /// Decodes a shared object's handle: a segment, or an arena cell holding
 /// an object with `layout_hash`.
 pub(crate) fn deserialize_handle<'de, D: Deserializer<'de>>(d: D, layout_hash: u64) -> Result<Handle, D::Error> {
-    use serde::de::Error as _;
     match Repr::deserialize(d)? {
         Repr::Cell { index, lent, layout_hash: sent } => {
             if sent != layout_hash {
-                return Err(D::Error::custom(crate::Error::LayoutMismatch { expected: layout_hash, found: sent }));
+                return Err(de_error::<D::Error>(crate::Error::LayoutMismatch { expected: layout_hash, found: sent }));
             }
             let fd = || {
                 take_fd(index)
                     .ok_or(crate::Error::InvalidArgument { what: MISSING })
                     .and_then(|r| r.map_err(|e| crate::Error::os("dup the arena's descriptor", e)))
             };
-            CellRef::adopt(lent, layout_hash, fd).map(Handle::Cell).map_err(D::Error::custom)
+            CellRef::adopt(lent, layout_hash, fd).map(Handle::Cell).map_err(de_error::<D::Error>)
         }
-        other => segment_from(other).map(Handle::Segment).map_err(D::Error::custom),
+        other => segment_from(other).map(Handle::Segment).map_err(de_error::<D::Error>),
     }
 }
 
@@ -187,21 +265,21 @@ fn segment_from(repr: Repr) -> Result<Segment, String> {
             Segment::builder().name(&name).typed(kind, layout_hash).open().map_err(|e| e.to_string())
         }
         Repr::Cell { .. } => Err("expected a segment, found an object in a shared arena".to_owned()),
+        Repr::Plain { .. } => Err("expected a segment, found a plain descriptor".to_owned()),
     }
 }
 
 impl Serialize for Segment {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::Error as _;
         let (kind, layout_hash) = self.layout_identity();
         match push_fd(self.fd()) {
             Some(Ok(index)) => Repr::Fd { index, kind, layout_hash }.serialize(s),
-            Some(Err(e)) => Err(S::Error::custom(format!("cannot pass the segment's descriptor: {e}"))),
+            Some(Err(e)) => Err(ser_error::<S::Error>(format!("cannot pass the segment's descriptor: {e}"))),
             None => match self.name() {
                 Some(n) if !self.is_raw() && !self.has_custom_dir() => {
                     Repr::Named { name: n.to_owned(), kind, layout_hash }.serialize(s)
                 }
-                _ => Err(S::Error::custom(NOT_HERE)),
+                _ => Err(ser_error::<S::Error>(NOT_HERE)),
             },
         }
     }
@@ -209,7 +287,6 @@ impl Serialize for Segment {
 
 impl<'de> Deserialize<'de> for Segment {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Segment, D::Error> {
-        use serde::de::Error as _;
-        segment_from(Repr::deserialize(d)?).map_err(D::Error::custom)
+        segment_from(Repr::deserialize(d)?).map_err(de_error::<D::Error>)
     }
 }

@@ -17,6 +17,8 @@ pub(crate) mod failpoint;
 pub(crate) mod futex;
 pub(crate) mod mmap;
 pub(crate) mod ofd;
+#[cfg(feature = "serde")]
+pub(crate) mod parcel;
 // Starting, reaping and signalling processes: the process layer uses these,
 // and it is built with the `serde` feature.
 #[cfg_attr(not(feature = "serde"), allow(dead_code))]

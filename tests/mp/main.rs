@@ -33,6 +33,8 @@
 #[cfg(feature = "serde")]
 mod channel;
 mod cleanup;
+#[cfg(feature = "serde")]
+mod fds;
 mod harness;
 mod hostile;
 #[cfg(feature = "manager")]
@@ -83,6 +85,8 @@ fn run_role(role: &str) {
         "stale_scenario" => cleanup::role_stale_scenario(),
         #[cfg(feature = "serde")]
         "chan_unstarted" => channel::role_unstarted_child(),
+        #[cfg(feature = "serde")]
+        "fds_mid_get" => fds::role_receiver_killed_mid_get(),
         "hostile_fields" => hostile::role_hostile_fields(),
         "foreign_files" => hostile::role_foreign_files(),
         "double_fetch" => hostile::role_double_fetch(),
