@@ -418,7 +418,10 @@ pub use channel::queue::{DEFAULT_QUEUE_CAPACITY, JoinableQueue, Queue, QueueBuil
 pub use channel::typed::channel;
 pub use error::{Error, ProcessFailure, Result};
 #[cfg(feature = "manager")]
-pub use manager::{DictProxy, ListProxy, Manager, ManagerBuilder};
+pub use manager::{
+    Acquired, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy, LockProxyGuard, Manager,
+    ManagerBuilder, QueueProxy, RLockProxy, SemaphoreProxy,
+};
 #[cfg(feature = "pool")]
 pub use pool::error::{Cancelled, ExceptionTimeoutError};
 #[cfg(feature = "pool")]
