@@ -276,7 +276,7 @@ pub(crate) fn fingerprint(kind: &str) -> u64 {
 ///     let _g = lock.lock()?; // released on drop
 ///     assert!(lock.try_acquire().is_err());
 /// }
-/// lock.try_acquire()?;
+/// let _ = lock.try_acquire()?;
 /// lock.release()?;
 /// # Ok::<(), shmproc::Error>(())
 /// ```
@@ -326,7 +326,7 @@ proxy_serde!(RLockProxy, "shmproc::RLockProxy");
 /// let g = lock.lock()?;
 /// assert_eq!(g.owner_died(), None);
 /// drop(g);
-/// lock.try_acquire()?;
+/// let _ = lock.try_acquire()?;
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 #[must_use = "the lock is released when the guard is dropped"]
@@ -373,8 +373,7 @@ macro_rules! lock_methods {
             /// # Examples
             ///
             /// ```
-            #[doc = concat!("let mgr = shmproc::Manager::start()?;
-/// let l = mgr.", $make, "()?;")]
+            #[doc = concat!("let mgr = shmproc::Manager::start()?; let l = mgr.", $make, "()?;")]
             /// let _ = l.acquire()?;
             /// l.release()?;
             /// # Ok::<(), shmproc::Error>(())
@@ -395,8 +394,7 @@ macro_rules! lock_methods {
             /// # Examples
             ///
             /// ```
-            #[doc = concat!("let mgr = shmproc::Manager::start()?;
-/// let l = mgr.", $make, "()?;")]
+            #[doc = concat!("let mgr = shmproc::Manager::start()?; let l = mgr.", $make, "()?;")]
             /// let _ = l.try_acquire()?;
             /// l.release()?;
             /// # Ok::<(), shmproc::Error>(())
@@ -417,8 +415,7 @@ macro_rules! lock_methods {
             /// # Examples
             ///
             /// ```
-            #[doc = concat!("let mgr = shmproc::Manager::start()?;
-/// let l = mgr.", $make, "()?;")]
+            #[doc = concat!("let mgr = shmproc::Manager::start()?; let l = mgr.", $make, "()?;")]
             /// let _ = l.acquire_timeout(std::time::Duration::from_secs(5))?;
             /// l.release()?;
             /// # Ok::<(), shmproc::Error>(())
@@ -445,8 +442,7 @@ macro_rules! lock_methods {
             ///
             /// ```
             /// use std::time::{Duration, Instant};
-            #[doc = concat!("let mgr = shmproc::Manager::start()?;
-/// let l = mgr.", $make, "()?;")]
+            #[doc = concat!("let mgr = shmproc::Manager::start()?; let l = mgr.", $make, "()?;")]
             /// let _ = l.acquire_deadline(Instant::now() + Duration::from_secs(5))?;
             /// l.release()?;
             /// # Ok::<(), shmproc::Error>(())
@@ -463,8 +459,7 @@ macro_rules! lock_methods {
             /// # Examples
             ///
             /// ```
-            #[doc = concat!("let mgr = shmproc::Manager::start()?;
-/// let l = mgr.", $make, "()?;")]
+            #[doc = concat!("let mgr = shmproc::Manager::start()?; let l = mgr.", $make, "()?;")]
             /// let _ = l.acquire()?;
             /// l.release()?;
             /// assert!(matches!(l.release(), Err(shmproc::Error::NotOwner)));
@@ -485,8 +480,7 @@ macro_rules! lock_methods {
             /// # Examples
             ///
             /// ```
-            #[doc = concat!("let mgr = shmproc::Manager::start()?;
-/// let l = mgr.", $make, "()?;")]
+            #[doc = concat!("let mgr = shmproc::Manager::start()?; let l = mgr.", $make, "()?;")]
             /// {
             ///     let _g = l.lock()?;
             /// }
@@ -508,8 +502,7 @@ macro_rules! lock_methods {
             /// # Examples
             ///
             /// ```
-            #[doc = concat!("let mgr = shmproc::Manager::start()?;
-/// let l = mgr.", $make, "()?;")]
+            #[doc = concat!("let mgr = shmproc::Manager::start()?; let l = mgr.", $make, "()?;")]
             /// let g = l.lock_timeout(std::time::Duration::from_secs(5))?;
             /// # drop(g);
             /// # Ok::<(), shmproc::Error>(())
