@@ -1,5 +1,7 @@
 //! The client side: one connection per process and manager instance,
-//! shared by every proxy and thread of the process.
+//! shared by every proxy and thread of the process, plus a few spare
+//! connections for calls that may wait in the server
+//! ([`Client::call_waiting`]).
 //!
 //! Connecting: the client makes a duplex pipe under a random name (prefix
 //! [`PIPE_PREFIX`]), puts a hello with the name into the manager's accept

@@ -10,7 +10,16 @@
 //!
 //! Layers: `protocol.rs` (the wire format), `server.rs` (the server
 //! process), `client.rs` (one connection per process), `dict.rs` and
-//! `list.rs` (the proxies). No unsafe code: it is all built on
+//! `list.rs` (the proxies), `served.rs` (the server side of the blocking
+//! objects), `sync.rs` and `queue.rs` (their proxies).
+//!
+//! Blocking calls (a `get` on an empty queue, an `acquire` of a held lock)
+//! do not travel on the shared connection, where they would hold up every
+//! other thread of the process: each checks out a connection of its own
+//! for its duration (a small per-process set, made on demand, kept for
+//! reuse, closed beyond 4 idle ones), and the server waits on the object's
+//! own mutex and condvar, never under the state lock. `served.rs` has the
+//! details (deadlines, dead clients, dead lock holders). No unsafe code: it is all built on
 //! [`Pipe`](crate::Pipe), [`Queue`] and [`Process`].
 
 use std::sync::Arc;
