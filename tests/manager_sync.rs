@@ -437,3 +437,34 @@ fn a_restarted_manager_refuses_the_old_proxies() {
     again.shutdown().expect("shutdown");
     names.finish();
 }
+
+/// Task: reaches the manager by name alone (as an unrelated program
+/// would), takes the named lock, passes an item back through the named
+/// queue, sets the named event.
+fn by_name(name: String) -> Result<(), String> {
+    let mgr = Manager::connect(&name).map_err(s)?;
+    let lock = mgr.lock_named("lock").map_err(s)?;
+    let _g = lock.lock_timeout(GUARD).map_err(s)?;
+    let q = mgr.queue_named::<String>("q", 0).map_err(s)?;
+    let got = q.get_timeout(GUARD).map_err(s)?;
+    q.put(format!("{got} back")).map_err(s)?;
+    mgr.event_named("done").map_err(s)?.set().map_err(s)
+}
+
+#[test]
+fn named_blocking_objects_are_reached_through_connect() {
+    let names = common::Names::new("mgrsynctest", "connect");
+    let name = names.name("m");
+    let mgr = Manager::builder().name(&name).start().expect("start");
+    let q = mgr.queue_named::<String>("q", 0).expect("queue");
+    let done = mgr.event_named("done").expect("event");
+    assert!(matches!(mgr.queue_named::<u8>("q", 0), Err(Error::Remote { .. })), "another item type");
+    assert!(matches!(mgr.event_named("q"), Err(Error::Remote { .. })), "another kind");
+    let mut p = Process::spawn(by_name, name.clone()).expect("spawn");
+    q.put("ping".into()).expect("put");
+    assert!(done.wait_timeout(GUARD).expect("wait"), "hang guard");
+    p.join_timeout(GUARD).expect("join: hang guard").expect("by name");
+    assert_eq!(q.get_timeout(GUARD).expect("get"), "ping back");
+    mgr.shutdown().expect("shutdown");
+    names.finish();
+}
