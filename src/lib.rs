@@ -96,9 +96,12 @@
 //! [`Mutex`]), where Python's `Lock` would make every waiter hang forever.
 //! Consequently `release` must come from the thread that acquired.
 //!
-//! Differences that matter: a child's function is a plain `fn(A) -> R`
-//! (under Spawn and ForkServer the child finds it by its address in the
-//! binary), its argument and result travel encoded (serde + postcard), and
+//! Differences that matter: a child's function is a [`TaskFn`]: a fn
+//! item or pointer `fn(A) -> R` (under Spawn and ForkServer the child finds
+//! it by its address in the binary), a closure that captures nothing, or a
+//! [`task!`] that names its captures (they travel encoded, like Python's
+//! `functools.partial` arguments); its argument and result travel encoded
+//! (serde + postcard), and
 //! `join` returns the result or a [`JoinError`] that says why there is
 //! none (panic message, signal, exit code). A child killed mid-task
 //! never hangs its parent; a parent killed with SIGKILL takes its children
@@ -328,7 +331,7 @@
 //! |---|---|---|
 //! | `serde` | yes | encoding (serde + postcard): `Queue`, `JoinableQueue`, `Pipe`, `Process` and its start methods, and handles that serialize to be passed to children |
 //! | `pool` | yes | `Pool` and `ProcessPoolExecutor` (needs `serde`) |
-//! | `manager` | yes | `Manager`, `DictProxy`, `ListProxy` (needs `serde`) |
+//! | `manager` | yes | `Manager`, `DictProxy`, `ListProxy`, `NamespaceProxy`, `ValueProxy`, `ArrayProxy`, `Served` and `ObjectProxy` (needs `serde`) |
 //! | `inspect` | yes | `shmproc::inspect`, read-only reports on objects in `/dev/shm` (needs the three above) |
 //! | `async` | yes | the async twins (`*_async`, `Stream`s, `IntoFuture` for the pool's futures) and `connection::wait`, on one waiting service thread per process; depends on `futures-core` only, on no runtime |
 //!
@@ -419,8 +422,9 @@ pub use channel::typed::channel;
 pub use error::{Error, ProcessFailure, Result};
 #[cfg(feature = "manager")]
 pub use manager::{
-    Acquired, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy, LockProxyGuard, Manager,
-    ManagerBuilder, QueueProxy, RLockProxy, SemaphoreProxy,
+    Acquired, Args, ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy,
+    LockProxyGuard, Manager, ManagerBuilder, NamespaceProxy, ObjectProxy, QueueProxy, RLockProxy, Reply,
+    SemaphoreProxy, Served, ValueProxy,
 };
 #[cfg(feature = "pool")]
 pub use pool::error::{Cancelled, ExceptionTimeoutError};
@@ -453,6 +457,11 @@ pub use process::error::{CloseError, JoinError, JoinTimeoutError};
 pub use process::handle::{Process, ProcessBuilder, ProcessExit, Task};
 #[cfg(feature = "serde")]
 pub use process::start::{Context, StartMethod, set_start_method, start_method};
+#[cfg(feature = "serde")]
+#[doc(hidden)]
+pub use process::task::__capture;
+#[cfg(feature = "serde")]
+pub use process::task::{Capture, Captured, TaskFn};
 pub use queue::byte_ring::TryIter as ByteTryIter;
 pub use queue::byte_ring::{ByteConsumer, ByteProducer, ByteRing, ReadLoan, WriteLoan};
 pub use queue::error::{BytePopError, BytePushError, MpmcPopError, MpmcPushError, PopError, PushError};

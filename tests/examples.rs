@@ -290,6 +290,21 @@ fn cpu_speedup() {
 }
 
 #[test]
+fn closures() {
+    let out = run_clean("closures");
+    out.assert_contains(&[
+        "map(scale, 0..5) -> [0, 3, 6, 9, 12]",
+        "map(|x| x * 2, 0..5) -> [0, 2, 4, 6, 8]",
+        "map(partial(tag, 10, \"item-\"), 0..3) -> [\"item-0\", \"item-10\", \"item-20\"]",
+        "apply(price, 4) -> 900 cents",
+        "imap(price, [1, 2, 3]) -> [225, 450, 675]",
+        "submit(count_words, ..) -> 4 words that are not stop words",
+        "Process::spawn(task!(..)) -> \"hello from a child\"",
+        "update_with(\"seen\", task!(..)) twice -> [\"ada\", \"alan\", \"ada\", \"alan\"]",
+    ]);
+}
+
+#[test]
 fn ticket_counter() {
     let out = run_clean("ticket_counter");
     out.assert_contains(&[
@@ -511,5 +526,16 @@ fn manager() {
         "  lime     423\n",
         "counters: 12 words, 58 letters",
         "manager stopped; a proxy now says: the manager's server process is gone",
+    ]);
+}
+
+#[test]
+fn manager_objects() {
+    let out = run_clean("manager_objects");
+    out.assert_contains(&[
+        "label: squares\nworkers done: 4\nslots: [3, 3, 3, 3]\n",
+        "w0: [0, 1, 4]\nw1: [0, 1, 4]\nw2: [0, 1, 4]\nw3: [0, 1, 4]\n",
+        "cache hits: 9\n",
+        "reading a string field as a number: ",
     ]);
 }

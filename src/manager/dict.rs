@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::manager::protocol::{self, op};
 use crate::manager::server::{UpdateCall, UpdateTrampoline};
 use crate::manager::{ObjRef, fingerprint as type_fingerprint};
+use crate::process::task::TaskFn;
 use crate::shm::fnref::FnRef;
 
 /// The type fingerprint of a dict of `K` to `V`.
@@ -29,6 +30,20 @@ where
     let old = call.old.map(|b| codec::decode::<V>(&b)).transpose().map_err(|e| e.to_string())?;
     let arg: A = codec::decode(&call.arg).map_err(|e| e.to_string())?;
     f(old, arg).map(|v| codec::encode(&v)).transpose().map_err(|e| e.to_string())
+}
+
+/// Runs in the server: makes the task `T` again from its name `f` and its
+/// captures (the request's argument bytes), decodes the old value, runs the
+/// task, encodes the new value.
+fn update_task_trampoline<V, T>(f: FnRef, call: UpdateCall) -> Result<Option<Vec<u8>>, String>
+where
+    V: Serialize + DeserializeOwned + 'static,
+    T: TaskFn<Option<V>, Option<V>>,
+{
+    let task = T::__load(crate::process::task::TOKEN, f.to_words(), &call.arg)
+        .map_err(|e| format!("cannot make the update task in the server: {e}"))?;
+    let old = call.old.map(|b| codec::decode::<V>(&b)).transpose().map_err(|e| e.to_string())?;
+    task.__call(old).map(|v| codec::encode(&v)).transpose().map_err(|e| e.to_string())
 }
 
 /// A proxy for a dict in a [`Manager`](crate::Manager)'s server: every call
@@ -368,6 +383,47 @@ where
         protocol::put_bytes(&mut req, &fns)?;
         protocol::put_bytes(&mut req, &codec::encode(key)?)?;
         codec::encode_append(&arg, &mut req)?;
+        Self::option(&self.obj.call(&req)?)
+    }
+
+    /// As [`update`](DictProxy::update), with a task instead of a function
+    /// and its argument: a [`task!`](crate::task!) whose captures travel
+    /// with the request (or a fn item, fn pointer or capture-free closure
+    /// `fn(Option<V>) -> Option<V>`), run on the server, atomically.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let d = mgr.dict::<String, Vec<String>>()?;
+    /// let (word, times) = (String::from("ha"), 3usize);
+    /// let push = shmproc::task!((word, times) |old: Option<Vec<String>>| {
+    ///     let mut v = old.unwrap_or_default();
+    ///     v.extend(std::iter::repeat_n(word.clone(), *times));
+    ///     Some(v)
+    /// });
+    /// assert_eq!(d.update_with(&"laughs".into(), push)?.map(|v| v.len()), Some(3));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`update`](DictProxy::update); [`Error::Codec`] if the
+    /// captures cannot be encoded.
+    ///
+    /// Python: `with lock: d[k] = f(d.get(k))` with `f` a lambda or a
+    /// `functools.partial`.
+    pub fn update_with<T>(&self, key: &K, task: T) -> Result<Option<V>>
+    where
+        T: TaskFn<Option<V>, Option<V>>,
+    {
+        let tramp: UpdateTrampoline = update_task_trampoline::<V, T>;
+        let fnref = |e| Error::os("stat /proc/self/exe", e);
+        let (function, captures) = task.__name(crate::process::task::TOKEN)?;
+        let fns = codec::encode(&(FnRef::of(tramp).map_err(fnref)?, FnRef::from_words(function)))?;
+        let mut req = self.obj.request(op::UPDATE);
+        protocol::put_bytes(&mut req, &fns)?;
+        protocol::put_bytes(&mut req, &codec::encode(key)?)?;
+        req.extend_from_slice(&captures);
         Self::option(&self.obj.call(&req)?)
     }
 

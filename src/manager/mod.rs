@@ -9,9 +9,13 @@
 //! looks at anything else in it.
 //!
 //! Layers: `protocol.rs` (the wire format), `server.rs` (the server
-//! process), `client.rs` (one connection per process), `dict.rs` and
-//! `list.rs` (the proxies), `served.rs` (the server side of the blocking
-//! objects), `sync.rs` and `queue.rs` (their proxies).
+//! process; `server/values.rs` for namespaces, values, arrays and served
+//! objects), `client.rs` (one connection per process), `refs.rs` (how a
+//! proxy encodes, also inside the manager's own values), `schema.rs`
+//! (type fingerprints from the serde shape), and the proxies: `dict.rs`,
+//! `list.rs`, `namespace.rs`, `value.rs` (values and arrays), `custom.rs`
+//! (served user objects); `served.rs` (the server side of the blocking objects), `sync.rs` and
+//! `queue.rs` (their proxies).
 //!
 //! Blocking calls (a `get` on an empty queue, an `acquire` of a held lock)
 //! do not travel on the shared connection, where they would hold up every
@@ -19,8 +23,9 @@
 //! for its duration (a small per-process set, made on demand, kept for
 //! reuse, closed beyond 4 idle ones), and the server waits on the object's
 //! own mutex and condvar, never under the state lock. `served.rs` has the
-//! details (deadlines, dead clients, dead lock holders). No unsafe code: it is all built on
-//! [`Pipe`](crate::Pipe), [`Queue`] and [`Process`].
+//! details (deadlines, dead clients, dead lock holders).
+//!
+//! No unsafe code: it is all built on [`Pipe`](crate::Pipe), [`Queue`] and [`Process`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,12 +51,22 @@ mod served;
 mod server;
 mod sync;
 
+mod custom;
+mod namespace;
+mod refs;
+mod schema;
+mod value;
+
 pub use dict::DictProxy;
 pub use list::ListProxy;
 pub use queue::QueueProxy;
 pub use sync::{
     Acquired, BarrierProxy, ConditionProxy, EventProxy, LockProxy, LockProxyGuard, RLockProxy, SemaphoreProxy,
 };
+
+pub use custom::{Args, ObjectProxy, Reply, Served};
+pub use namespace::NamespaceProxy;
+pub use value::{ArrayProxy, ValueProxy};
 
 use client::{Client, Info};
 
@@ -79,6 +94,7 @@ struct ObjRef {
 
 impl ObjRef {
     fn client(&self) -> Result<Arc<Client>> {
+        refs::touch(&self.info);
         Client::of(&self.info)
     }
 
@@ -105,16 +121,12 @@ impl ObjRef {
     }
 
     fn serialize_as<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        (&*self.info, self.id, self.fingerprint).serialize(s)
+        refs::serialize(&self.info, self.id, self.fingerprint, s)
     }
 
     fn deserialize_as<'de, D: Deserializer<'de>>(d: D, expected: u64) -> std::result::Result<ObjRef, D::Error> {
-        use serde::de::Error as _;
-        let (info, id, fingerprint) = <(Info, u64, u64)>::deserialize(d)?;
-        if fingerprint != expected {
-            return Err(D::Error::custom(Error::LayoutMismatch { expected, found: fingerprint }));
-        }
-        Ok(ObjRef { info: Arc::new(info), id, fingerprint })
+        let (info, id) = refs::deserialize(d, expected)?;
+        Ok(ObjRef { info, id, fingerprint: expected })
     }
 }
 
@@ -162,7 +174,11 @@ impl Drop for Owner {
 }
 
 /// A manager: a server process that owns dicts and lists shared by
-/// processes through proxies ([`DictProxy`], [`ListProxy`]).
+/// processes through proxies ([`DictProxy`], [`ListProxy`]), and
+/// namespaces ([`NamespaceProxy`]), values ([`ValueProxy`]), arrays
+/// ([`ArrayProxy`]) and objects of your own types ([`Served`],
+/// [`ObjectProxy`]). A proxy can be a value inside another object of the
+/// same manager (a dict of lists); objects live as long as the manager.
 ///
 /// [`Manager::start`] starts the server (a daemon child: it dies with this
 /// process, even by SIGKILL); [`shutdown`](Manager::shutdown), or dropping
@@ -358,7 +374,7 @@ impl ManagerBuilder {
                 return Err(other.err().unwrap_or(Error::Corrupt { what: "manager ack" }));
             }
         };
-        let info = Arc::new(Info { nonce, accept, server, name: self.name });
+        let info = refs::remember(Arc::new(Info { nonce, accept, server, name: self.name }));
         Client::install(nonce, mine)?;
         let owner =
             Arc::new(Owner { info: info.clone(), process: Mutex::new(Some(p)), pid: crate::sys::process::pid() });
@@ -427,7 +443,8 @@ impl Manager {
         let accept = Queue::<Vec<u8>>::open(name)?;
         let (conn, nonce, server) = client::handshake(&accept, 0, None)?;
         Client::install(nonce, conn)?;
-        Ok(Manager { info: Arc::new(Info { nonce, accept, server, name: Some(name.to_owned()) }), owner: None })
+        let info = refs::remember(Arc::new(Info { nonce, accept, server, name: Some(name.to_owned()) }));
+        Ok(Manager { info, owner: None })
     }
 
     /// The server process's pid.
@@ -972,6 +989,6 @@ impl Serialize for Manager {
 
 impl<'de> Deserialize<'de> for Manager {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(Manager { info: Arc::new(Info::deserialize(d)?), owner: None })
+        Ok(Manager { info: refs::remember(Arc::new(Info::deserialize(d)?)), owner: None })
     }
 }

@@ -122,6 +122,54 @@ pub(crate) mod op {
     /// First and last op codes of the blocking objects' requests.
     pub(crate) const SYNC_FIRST: u8 = 41;
     pub(crate) const SYNC_LAST: u8 = 79;
+    // Namespaces, values, arrays, served user objects: 80..=119
+    // (`server/values.rs`). Every `NEW_*` takes `id` 0 and answers the
+    // object id; a name that exists gives that object if kind and types
+    // match (the initial contents are then ignored).
+    /// Make a namespace: `[fingerprint u64][name bytes]`.
+    pub(crate) const NEW_NAMESPACE: u8 = 80;
+    /// Make a value: `[fingerprint u64][name bytes][value rest]`.
+    pub(crate) const NEW_VALUE: u8 = 81;
+    /// Make an array: `[fingerprint u64][name bytes][elements: byte
+    /// strings to the end]`.
+    pub(crate) const NEW_ARRAY: u8 = 82;
+    /// Make a served object: `[fingerprint u64][name bytes][constructor
+    /// FnRef bytes][value rest]`.
+    pub(crate) const NEW_OBJECT: u8 = 83;
+    /// Namespace set: `[field bytes][field fingerprint u64][value rest]`.
+    /// Reply: empty.
+    pub(crate) const NS_SET: u8 = 84;
+    /// Namespace get: `[field rest]`. Reply: `[0]` or `[1][fingerprint
+    /// u64][value rest]` (the client checks the fingerprint).
+    pub(crate) const NS_GET: u8 = 85;
+    /// Namespace remove: `[field rest]`. Reply: one byte, 0 or 1.
+    pub(crate) const NS_REMOVE: u8 = 86;
+    /// Namespace membership: `[field rest]`. Reply: one byte, 0 or 1.
+    pub(crate) const NS_CONTAINS: u8 = 87;
+    /// Namespace field names, sorted. Reply: sequence.
+    pub(crate) const NS_FIELDS: u8 = 88;
+    /// Value get. Reply: `[value rest]`.
+    pub(crate) const VGET: u8 = 90;
+    /// Value set: `[value rest]`. Reply: `[old value rest]`.
+    pub(crate) const VSET: u8 = 91;
+    /// Value server-side update: `[fns bytes][arg rest]` (as [`UPDATE`]).
+    /// Reply: `[new value rest]`.
+    pub(crate) const VUPDATE: u8 = 92;
+    /// Array length. Reply: `u64`.
+    pub(crate) const ALEN: u8 = 95;
+    /// Array get: `[index u64]`. Reply: `[value rest]` (error if out of
+    /// range).
+    pub(crate) const AGET: u8 = 96;
+    /// Array set: `[index u64][value rest]`. Reply: empty.
+    pub(crate) const ASET: u8 = 97;
+    /// Array slice set: `[start u64][elements: byte strings to the end]`,
+    /// all or nothing. Reply: empty.
+    pub(crate) const ASLICE: u8 = 98;
+    /// Array contents. Reply: sequence.
+    pub(crate) const AVEC: u8 = 99;
+    /// Served object method call: `[method bytes][arguments rest]`. Reply:
+    /// `[result rest]`.
+    pub(crate) const CALL: u8 = 100;
 }
 
 /// Reply status: success.
@@ -153,6 +201,10 @@ pub(crate) mod code {
     pub(crate) const BROKEN: u8 = 43;
     /// Released or marked done more often than acquired or put.
     pub(crate) const VALUE: u8 = 44;
+    /// A served object has no such method (the message is its name).
+    pub(crate) const NO_METHOD: u8 = 80;
+    /// A served object's method failed or panicked.
+    pub(crate) const CALL: u8 = 81;
 }
 
 /// Starts a request.
@@ -250,6 +302,7 @@ pub(crate) fn payload(reply: &[u8]) -> Result<&[u8]> {
                 code::DEADLOCK => Error::Deadlock,
                 code::NOT_OWNER => Error::NotOwner,
                 code::BROKEN => Error::Broken { dead: message.parse().ok() },
+                code::NO_METHOD => Error::NotFound { name: message },
                 _ => Error::Remote { message },
             })
         }
@@ -308,6 +361,7 @@ mod tests {
         assert_eq!(payload(&[OK, 7]).expect("ok"), &[7]);
         assert!(matches!(payload(&error_reply(code::INDEX, "x")), Err(Error::InvalidArgument { .. })));
         assert!(matches!(payload(&error_reply(code::STALE, "x")), Err(Error::ManagerDead)));
+        assert!(matches!(payload(&error_reply(code::NO_METHOD, "m")), Err(Error::NotFound { name }) if name == "m"));
         assert!(matches!(payload(&error_reply(code::TYPE, "no")), Err(Error::Remote { message }) if message == "no"));
         assert!(matches!(payload(&[]), Err(Error::Corrupt { .. })));
         assert!(matches!(payload(&[9]), Err(Error::Corrupt { .. })));

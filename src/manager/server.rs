@@ -30,6 +30,8 @@ use crate::owner::token::{self, Token};
 use crate::shm::fnref::FnRef;
 use crate::shm::segment::Segment;
 
+mod values;
+
 /// Most requests applied under one acquisition of the state lock.
 const MAX_BATCH: usize = 64;
 
@@ -118,6 +120,11 @@ enum Data {
     List(Vec<Vec<u8>>),
     /// A blocking object: it waits outside the state lock (`served.rs`).
     Sync(Served),
+    /// Field name -> (the value type's fingerprint, value bytes).
+    Namespace(BTreeMap<String, (u64, Vec<u8>)>),
+    Value(Vec<u8>),
+    Array(Vec<Vec<u8>>),
+    Served(values::ServedBox),
 }
 
 #[derive(Debug)]
@@ -334,6 +341,7 @@ impl State {
             op::SYNC_FIRST..=op::SYNC_LAST => {
                 Err((code::BAD_REQUEST, format!("operation {opcode} may block: it cannot travel in a batch")))
             }
+            op::NEW_NAMESPACE..=op::CALL => self.apply_values(opcode, id, &mut r),
             op::SHUTDOWN if owner => {
                 *stop = true;
                 unit()
@@ -356,7 +364,7 @@ impl State {
                 let what = match &o.data {
                     Data::Dict(_) => "dict",
                     Data::List(_) => "list",
-                    Data::Sync(s) => s.what(),
+                    _ => values::kind_name(&o.data),
                 };
                 return Err((
                     code::TYPE,
@@ -382,7 +390,7 @@ impl State {
             }
             return Ok(id);
         }
-        let obj = Served::new(kind, arg, arg2, |id| self.served(id))?;
+        let obj = Served::new(kind, arg, arg2, |id| self.blocking(id))?;
         let id = self.new_object(fp, Data::Sync(obj));
         if !name.is_empty() {
             self.names.insert(name.to_owned(), id);
@@ -391,7 +399,7 @@ impl State {
     }
 
     /// The blocking object `id`, if there is one.
-    fn served(&self, id: u64) -> Option<Served> {
+    fn blocking(&self, id: u64) -> Option<Served> {
         match self.objects.get(&id).map(|o| &o.data) {
             Some(Data::Sync(s)) => Some(s.clone()),
             _ => None,
@@ -518,7 +526,7 @@ fn serve(server: &Server, conn: &Connection, owner: bool) {
                 // Looked up under the state lock, served (perhaps waiting)
                 // without it. A client gone while waiting: the poll sees it
                 // (a waiting request is alone on its connection).
-                let obj = server.state.lock().served(served::request_id(&req));
+                let obj = server.state.lock().blocking(served::request_id(&req));
                 let gone = || !matches!(conn.poll(Duration::ZERO), Ok(false));
                 replies.push(served::handle(obj, &req, &gone));
                 continue;
@@ -617,7 +625,7 @@ mod tests {
         assert_eq!(s.handle(&req(op::NEW_SYNC, 0, &lock), false, &mut stop)[0], OK);
         let lock_id =
             u64::from_le_bytes(s.handle(&req(op::NEW_SYNC, 0, &lock), false, &mut stop)[1..9].try_into().expect("id"));
-        assert!(s.served(lock_id).is_some());
+        assert!(s.blocking(lock_id).is_some());
         *lock.last_mut().expect("name") = b'm';
         lock[17] = 6; // another fingerprint
         assert_eq!(s.handle(&req(op::NEW_SYNC, 0, &lock), false, &mut stop)[0], OK);

@@ -16,10 +16,11 @@ use crate::pool::cell::CellAwait;
 use crate::pool::cell::{Cell, Watcher};
 use crate::pool::engine::{Engine, Force};
 use crate::pool::error::{Cancelled, ExceptionTimeoutError, TaskError, TaskTimeoutError};
-use crate::pool::iter::{Imap, fn_ids};
+use crate::pool::iter::{Imap, task_fns};
 use crate::pool::pool::Options;
 use crate::pool::wire::{Failure, TaskWriter};
 use crate::process::start::StartMethod;
+use crate::process::task::TaskFn;
 use crate::sync::error::TimedOut;
 use crate::sync::guard::deadline_after;
 use crate::sys::signal::InterruptibleWait;
@@ -162,7 +163,9 @@ impl ExecutorBuilder {
 /// A pool of worker processes with futures (Python:
 /// `concurrent.futures.ProcessPoolExecutor`).
 ///
-/// Tasks are plain `fn(A) -> R`, as for [`Pool`](crate::Pool). As in
+/// Tasks are any [`TaskFn`](crate::TaskFn) (a fn item or pointer, a closure
+/// that captures nothing, a [`task!`](crate::task!)), as for
+/// [`Pool`](crate::Pool). As in
 /// Python, a worker that dies abruptly (killed, crashed, exited) breaks
 /// the executor: the task it ran fails with [`TaskError::WorkerDied`], every
 /// other pending future with [`TaskError::BrokenPool`], and new submissions
@@ -286,15 +289,15 @@ impl ProcessPoolExecutor {
     /// [`terminate_workers`](Self::terminate_workers) or
     /// [`kill_workers`](Self::kill_workers);
     /// [`Error::BrokenPool`] once a worker died abruptly.
-    pub fn submit<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<TaskFuture<R>>
+    pub fn submit<A, R>(&self, f: impl TaskFn<A, R>, arg: A) -> Result<TaskFuture<R>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
         let sh = self.engine.shared();
-        let (t, g) = fn_ids(f)?;
+        let fns = task_fns(&f)?;
         let id = sh.next_id();
-        let mut w = TaskWriter::new(id, t, g);
+        let mut w = TaskWriter::new(id, &fns);
         w.push(&arg)?;
         let cell = Arc::new(Cell::new(id, Arc::downgrade(sh)));
         sh.submit(id, w.finish(), cell.clone(), 0)?;
@@ -325,7 +328,7 @@ impl ProcessPoolExecutor {
     /// cancelled, as Python's `map` raises the iterable's exception); as
     /// for [`submit`](Self::submit). Each item's own error comes from the
     /// iterator.
-    pub fn map<A, R, I>(&self, f: fn(A) -> R, items: I, chunksize: usize) -> Result<Imap<R, I::IntoIter>>
+    pub fn map<A, R, I>(&self, f: impl TaskFn<A, R>, items: I, chunksize: usize) -> Result<Imap<R, I::IntoIter>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -337,7 +340,7 @@ impl ProcessPoolExecutor {
         let _w = InterruptibleWait::new();
         let sh = self.engine.shared();
         sh.check_running()?;
-        let mut it = Imap::new(sh.clone(), fn_ids(f)?, items.into_iter(), chunksize, u64::MAX, false);
+        let mut it = Imap::new(sh.clone(), task_fns(&f)?, items.into_iter(), chunksize, u64::MAX, false);
         it.fill(true)?;
         Ok(it)
     }
@@ -373,7 +376,7 @@ impl ProcessPoolExecutor {
     #[doc(alias = "map")]
     pub fn map_timeout<A, R, I>(
         &self,
-        f: fn(A) -> R,
+        f: impl TaskFn<A, R>,
         items: I,
         chunksize: usize,
         timeout: Duration,
@@ -409,7 +412,7 @@ impl ProcessPoolExecutor {
     /// As for [`map`](Self::map).
     pub fn map_deadline<A, R, I>(
         &self,
-        f: fn(A) -> R,
+        f: impl TaskFn<A, R>,
         items: I,
         chunksize: usize,
         deadline: Instant,

@@ -15,21 +15,25 @@ use crate::error::{Error, Result};
 use crate::pool::cell::{Batch, decode_result};
 use crate::pool::engine::Shared;
 use crate::pool::error::TaskError;
-use crate::pool::wire::{Failure, ItemOutcome, JobOutcome, TaskWriter};
+use crate::pool::wire::{Failure, ItemOutcome, JobOutcome, TaskFns, TaskWriter};
 use crate::pool::worker::{PoolTrampoline, trampoline};
-use crate::shm::fnref::{FnId, FnRef};
+use crate::process::task::TaskFn;
+use crate::shm::fnref::FnRef;
 use crate::sync::error::TimedOut;
 use crate::sys::signal::InterruptibleWait;
 
-/// The compact ids of the trampoline for `(A, R)` and of `f`.
-pub(crate) fn fn_ids<A, R>(f: fn(A) -> R) -> Result<(FnId, FnId)>
+/// The compact ids of the trampoline for `(F, A, R)` and of `f`, and
+/// `f`'s encoded captures (encoded here, once per call).
+pub(crate) fn task_fns<F, A, R>(f: &F) -> Result<TaskFns>
 where
+    F: TaskFn<A, R>,
     A: DeserializeOwned + 'static,
     R: Serialize + 'static,
 {
-    let t: PoolTrampoline = trampoline::<A, R>;
+    let t: PoolTrampoline = trampoline::<F, A, R>;
     let stat = |e| Error::os("stat /proc/self/exe", e);
-    Ok((FnRef::of(t).map_err(stat)?.id(), FnRef::of(f).map_err(stat)?.id()))
+    let (function, captures) = f.__name(crate::process::task::TOKEN)?;
+    TaskFns::new(FnRef::of(t).map_err(stat)?.id(), FnRef::from_words(function).id(), captures)
 }
 
 /// One chunk taken from an input: its job id, record and item count, or
@@ -56,12 +60,12 @@ pub(crate) fn next_guarded<A>(input: &mut impl Iterator<Item = A>) -> Result<Opt
 /// the input is exhausted.
 pub(crate) fn next_chunk<A: Serialize>(
     sh: &Shared,
-    fns: (FnId, FnId),
+    fns: &TaskFns,
     input: &mut impl Iterator<Item = A>,
     size: usize,
 ) -> Option<Chunk> {
     let id = sh.next_id();
-    let mut w = TaskWriter::new(id, fns.0, fns.1);
+    let mut w = TaskWriter::new(id, fns);
     for _ in 0..size {
         let item = match next_guarded(input) {
             Ok(Some(item)) => item,
@@ -108,7 +112,7 @@ pub(crate) fn next_chunk<A: Serialize>(
 pub struct Imap<R, I> {
     sh: Arc<Shared>,
     batch: Arc<Batch>,
-    fns: (FnId, FnId),
+    fns: TaskFns,
     input: Option<I>,
     chunksize: usize,
     window: u64,
@@ -143,7 +147,7 @@ where
     /// with at most `window` chunks in the pool at once.
     pub(crate) fn new(
         sh: Arc<Shared>,
-        fns: (FnId, FnId),
+        fns: TaskFns,
         input: I,
         chunksize: usize,
         window: u64,
@@ -172,7 +176,7 @@ where
     pub(crate) fn fill(&mut self, strict: bool) -> Result<()> {
         while self.submitted - self.taken < self.window {
             let Some(input) = self.input.as_mut() else { break };
-            let Some(chunk) = next_chunk(&self.sh, self.fns, input, self.chunksize) else {
+            let Some(chunk) = next_chunk(&self.sh, &self.fns, input, self.chunksize) else {
                 self.input = None;
                 break;
             };

@@ -15,11 +15,12 @@ use crate::pool::cell::CellAwait;
 use crate::pool::cell::{Batch, CallbackSink, Cell, Finish, callbacks_finish, decode_result};
 use crate::pool::engine::{Config, Engine, Shared, Sink, Spawner};
 use crate::pool::error::{PoolJoinError, TaskError, TaskTimeoutError};
-use crate::pool::iter::{Chunk, Imap, fn_ids, next_chunk, next_guarded};
+use crate::pool::iter::{Chunk, Imap, next_chunk, next_guarded, task_fns};
 use crate::pool::wire::{Failure, JobOutcome, TaskWriter};
 use crate::pool::worker::{WorkerArgs, WorkerBase, worker_main};
 use crate::process::handle::{Process, ProcessBuilder};
 use crate::process::start::{StartMethod, start_method};
+use crate::process::task::TaskFn;
 use crate::shm::fnref::FnRef;
 use crate::sync::error::TimedOut;
 use crate::sync::guard::deadline_after;
@@ -382,8 +383,10 @@ impl PoolBuilder {
 
 /// A pool of worker processes (Python: `multiprocessing.Pool`).
 ///
-/// Tasks are plain `fn(A) -> R` (several parameters travel as a tuple or a
-/// struct); arguments and results travel encoded (serde + postcard)
+/// Tasks are any [`TaskFn`](crate::TaskFn): a fn item or pointer `fn(A) ->
+/// R`, a closure that captures nothing, or a [`task!`](crate::task!) with
+/// named captures (several parameters travel as a tuple or a struct);
+/// arguments and results travel encoded (serde + postcard)
 /// through queues in shared memory. Workers are daemon processes started
 /// with the pool's start method.
 ///
@@ -493,7 +496,7 @@ impl Pool {
     /// # Errors
     /// As for [`apply_async`](Pool::apply_async), and [`AsyncResult::get`]'s
     /// [`TaskError`] converted into [`Error`] (same variant names).
-    pub fn apply<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<R>
+    pub fn apply<A, R>(&self, f: impl TaskFn<A, R>, arg: A) -> Result<R>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -502,15 +505,15 @@ impl Pool {
         Ok(self.apply_async(f, arg)?.get()?)
     }
 
-    fn submit_one<A, R>(&self, f: fn(A) -> R, arg: &A) -> Result<(u64, Vec<u8>)>
+    fn submit_one<A, R>(&self, f: impl TaskFn<A, R>, arg: &A) -> Result<(u64, Vec<u8>)>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
         let sh = self.engine.shared();
-        let (t, g) = fn_ids(f)?;
+        let fns = task_fns(&f)?;
         let id = sh.next_id();
-        let mut w = TaskWriter::new(id, t, g);
+        let mut w = TaskWriter::new(id, &fns);
         w.push(arg)?;
         Ok((id, w.finish()))
     }
@@ -535,7 +538,7 @@ impl Pool {
     /// the pool stays usable); [`Error::PoolClosed`] after
     /// [`close`](Pool::close) or [`terminate`](Pool::terminate);
     /// [`Error::BrokenPool`] if the initializer failed.
-    pub fn apply_async<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<AsyncResult<R>>
+    pub fn apply_async<A, R>(&self, f: impl TaskFn<A, R>, arg: A) -> Result<AsyncResult<R>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -575,7 +578,13 @@ impl Pool {
     ///
     /// # Errors
     /// As for [`apply_async`](Pool::apply_async).
-    pub fn apply_async_with<A, R, F, E>(&self, f: fn(A) -> R, arg: A, on_ok: F, on_err: E) -> Result<AsyncResult<R>>
+    pub fn apply_async_with<A, R, F, E>(
+        &self,
+        f: impl TaskFn<A, R>,
+        arg: A,
+        on_ok: F,
+        on_err: E,
+    ) -> Result<AsyncResult<R>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -628,7 +637,7 @@ impl Pool {
     /// [`Error::InputPanicked`] if `items` panicked while it was read
     /// (before anything was submitted; the pool stays usable).
     #[doc(alias = "starmap")]
-    pub fn map<A, R>(&self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> Result<Vec<R>>
+    pub fn map<A, R>(&self, f: impl TaskFn<A, R>, items: impl IntoIterator<Item = A>) -> Result<Vec<R>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -666,7 +675,7 @@ impl Pool {
     /// the others as for [`map`](Pool::map).
     pub fn map_chunked<A, R>(
         &self,
-        f: fn(A) -> R,
+        f: impl TaskFn<A, R>,
         items: impl IntoIterator<Item = A>,
         chunksize: usize,
     ) -> Result<Vec<R>>
@@ -679,11 +688,11 @@ impl Pool {
         let _w = InterruptibleWait::new();
         let sh = self.engine.shared();
         sh.check_running()?;
-        let fns = fn_ids(f)?;
+        let fns = task_fns(&f)?;
         let batch = Arc::new(Batch::new(false));
         let mut input = items.into_iter();
         let mut chunks: Vec<(u64, u32)> = Vec::new();
-        while let Some(chunk) = next_chunk(sh, fns, &mut input, chunksize) {
+        while let Some(chunk) = next_chunk(sh, &fns, &mut input, chunksize) {
             let submitted = match chunk {
                 Chunk::Ready { id, record, items } => {
                     chunks.push((id, items));
@@ -751,7 +760,11 @@ impl Pool {
     /// [`Error::BrokenPool`]. A task's failure comes from the handle's
     /// [`get`](AsyncResult::get).
     #[doc(alias = "starmap_async")]
-    pub fn map_async<A, R>(&self, f: fn(A) -> R, items: impl IntoIterator<Item = A>) -> Result<AsyncResult<Vec<R>>>
+    pub fn map_async<A, R>(
+        &self,
+        f: impl TaskFn<A, R>,
+        items: impl IntoIterator<Item = A>,
+    ) -> Result<AsyncResult<Vec<R>>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -778,7 +791,7 @@ impl Pool {
     /// `ValueError`); the others as for [`map_async`](Pool::map_async).
     pub fn map_async_chunked<A, R>(
         &self,
-        f: fn(A) -> R,
+        f: impl TaskFn<A, R>,
         items: impl IntoIterator<Item = A>,
         chunksize: usize,
     ) -> Result<AsyncResult<Vec<R>>>
@@ -832,7 +845,7 @@ impl Pool {
     /// call still returns the submission's error.
     pub fn map_async_with<A, R, F, E>(
         &self,
-        f: fn(A) -> R,
+        f: impl TaskFn<A, R>,
         items: impl IntoIterator<Item = A>,
         on_ok: F,
         on_err: E,
@@ -870,7 +883,7 @@ impl Pool {
     /// runs then).
     pub fn map_async_chunked_with<A, R, F, E>(
         &self,
-        f: fn(A) -> R,
+        f: impl TaskFn<A, R>,
         items: impl IntoIterator<Item = A>,
         chunksize: usize,
         on_ok: F,
@@ -887,7 +900,7 @@ impl Pool {
 
     fn map_async_inner<A, R>(
         &self,
-        f: fn(A) -> R,
+        f: impl TaskFn<A, R>,
         items: impl IntoIterator<Item = A>,
         chunksize: Option<usize>,
         finish: Option<Finish>,
@@ -901,7 +914,7 @@ impl Pool {
         }
         let sh = self.engine.shared();
         sh.check_running()?;
-        let fns = fn_ids(f)?;
+        let fns = task_fns(&f)?;
         let items = collect_guarded(items)?;
         let chunksize = chunksize.unwrap_or_else(|| self.default_chunksize(items.len()));
         let cell = Arc::new(Cell::new(0, Arc::downgrade(sh)));
@@ -911,7 +924,7 @@ impl Pool {
         });
         let mut input = items.into_iter();
         let mut index = 0u64;
-        while let Some(chunk) = next_chunk(sh, fns, &mut input, chunksize) {
+        while let Some(chunk) = next_chunk(sh, &fns, &mut input, chunksize) {
             let submitted = match chunk {
                 Chunk::Ready { id, record, items } => {
                     sink.state.lock().chunks.push(MapChunk { id, items, results: None });
@@ -931,7 +944,7 @@ impl Pool {
 
     fn imap_with<A, R, I>(
         &self,
-        f: fn(A) -> R,
+        f: impl TaskFn<A, R>,
         items: I,
         chunksize: usize,
         unordered: bool,
@@ -945,7 +958,7 @@ impl Pool {
         let sh = self.engine.shared();
         sh.check_running()?;
         let window = (self.processes() as u64 * 8).max(32);
-        Ok(Imap::new(sh.clone(), fn_ids(f)?, items.into_iter(), chunksize, window, unordered))
+        Ok(Imap::new(sh.clone(), task_fns(&f)?, items.into_iter(), chunksize, window, unordered))
     }
 
     /// A lazy, ordered iterator over `f` applied to each item (Python:
@@ -976,7 +989,7 @@ impl Pool {
     ///
     /// # Errors
     /// [`Error::PoolClosed`]; each item's own error in the iterator.
-    pub fn imap<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<Imap<R, I::IntoIter>>
+    pub fn imap<A, R, I>(&self, f: impl TaskFn<A, R>, items: I) -> Result<Imap<R, I::IntoIter>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -1006,7 +1019,12 @@ impl Pool {
     /// # Errors
     /// [`Error::InvalidArgument`] for a `chunksize` of 0 (Python:
     /// `ValueError`); the others as for [`imap`](Pool::imap).
-    pub fn imap_chunked<A, R, I>(&self, f: fn(A) -> R, items: I, chunksize: usize) -> Result<Imap<R, I::IntoIter>>
+    pub fn imap_chunked<A, R, I>(
+        &self,
+        f: impl TaskFn<A, R>,
+        items: I,
+        chunksize: usize,
+    ) -> Result<Imap<R, I::IntoIter>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -1032,7 +1050,7 @@ impl Pool {
     ///
     /// # Errors
     /// As for [`imap`](Pool::imap).
-    pub fn imap_unordered<A, R, I>(&self, f: fn(A) -> R, items: I) -> Result<Imap<R, I::IntoIter>>
+    pub fn imap_unordered<A, R, I>(&self, f: impl TaskFn<A, R>, items: I) -> Result<Imap<R, I::IntoIter>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -1062,7 +1080,7 @@ impl Pool {
     /// As for [`imap_chunked`](Pool::imap_chunked).
     pub fn imap_unordered_chunked<A, R, I>(
         &self,
-        f: fn(A) -> R,
+        f: impl TaskFn<A, R>,
         items: I,
         chunksize: usize,
     ) -> Result<Imap<R, I::IntoIter>>

@@ -15,8 +15,10 @@
 //! | 8 | kind: [`TASK`], [`STOP`], [`SPILLED`] |
 //! | `TASK`: 9..13 | item count `n` (`u32`) |
 //! | 13..29 | the trampoline (`FnId`: `i64` offset, `u64` type hash) |
-//! | 29..45 | the user's function (`FnId`) |
-//! | 45.. | `n` times: length (`u32`) + the encoded argument |
+//! | 29..45 | the user's function (`FnId`; a `task!`'s body) |
+//! | 45..49 | length `c` of the captures (`u32`; 0 unless a `task!`) |
+//! | 49..49+c | the encoded captures (once per record, not per item) |
+//! | 49+c.. | `n` times: length (`u32`) + the encoded argument |
 //! | `SPILLED`: 9.. | a spill reference; the spill segment holds the whole `TASK` record |
 //!
 //! Result record (worker -> parent):
@@ -56,8 +58,8 @@ pub(crate) const ITEM_CODEC: u8 = 2;
 /// The task could not run (its function could not be resolved); the message.
 pub(crate) const ITEM_ERROR: u8 = 3;
 
-/// Where a `TASK` record's items start.
-pub(crate) const TASK_ITEMS: usize = 45;
+/// Where a `TASK` record's captures start (after their length).
+pub(crate) const TASK_CAPTURES: usize = 49;
 /// Where a `RESULT` record's items start.
 pub(crate) const RESULT_ITEMS: usize = 17;
 
@@ -174,6 +176,29 @@ pub(crate) fn control(kind: u8) -> [u8; 9] {
     r
 }
 
+/// What names a task in its records: the trampoline, the user's function
+/// and the encoded captures (encoded once per call, copied into each
+/// record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct TaskFns {
+    pub(crate) trampoline: FnId,
+    pub(crate) function: FnId,
+    pub(crate) captures: std::sync::Arc<[u8]>,
+}
+
+impl TaskFns {
+    /// The names and captures of a task.
+    ///
+    /// # Errors
+    /// [`Error::TooLarge`] if the captures have more than `u32::MAX` bytes.
+    pub(crate) fn new(trampoline: FnId, function: FnId, captures: Vec<u8>) -> Result<TaskFns> {
+        if u32::try_from(captures.len()).is_err() {
+            return Err(Error::TooLarge { len: captures.len(), max: u32::MAX as usize });
+        }
+        Ok(TaskFns { trampoline, function, captures: captures.into() })
+    }
+}
+
 /// Builds a `TASK` record item by item.
 #[derive(Debug)]
 pub(crate) struct TaskWriter {
@@ -183,14 +208,17 @@ pub(crate) struct TaskWriter {
 
 impl TaskWriter {
     /// Starts a task record for job `id`.
-    pub(crate) fn new(id: u64, trampoline: FnId, function: FnId) -> TaskWriter {
-        let mut buf = Vec::with_capacity(64);
+    pub(crate) fn new(id: u64, fns: &TaskFns) -> TaskWriter {
+        let c = u32::try_from(fns.captures.len()).expect("invariant: TaskFns::new checks the captures' length");
+        let mut buf = Vec::with_capacity(64 + fns.captures.len());
         buf.extend_from_slice(&id.to_le_bytes());
         buf.push(TASK);
         buf.extend_from_slice(&0u32.to_le_bytes());
-        put_fn(&mut buf, trampoline);
-        put_fn(&mut buf, function);
-        debug_assert_eq!(buf.len(), TASK_ITEMS);
+        put_fn(&mut buf, fns.trampoline);
+        put_fn(&mut buf, fns.function);
+        buf.extend_from_slice(&c.to_le_bytes());
+        debug_assert_eq!(buf.len(), TASK_CAPTURES);
+        buf.extend_from_slice(&fns.captures);
         TaskWriter { buf, items: 0 }
     }
 
@@ -229,6 +257,8 @@ impl TaskWriter {
 pub(crate) struct Task<'a> {
     pub(crate) trampoline: FnId,
     pub(crate) function: FnId,
+    /// The encoded captures (empty unless a `task!`).
+    pub(crate) captures: &'a [u8],
     pub(crate) items: Items<'a>,
 }
 
@@ -238,10 +268,13 @@ pub(crate) fn parse_task(record: &[u8]) -> Result<Task<'_>> {
         return Err(corrupt("not a task record"));
     }
     let n = get_u32(record, 9)?;
+    let c = get_u32(record, TASK_CAPTURES - 4)? as usize;
+    let items = TASK_CAPTURES.checked_add(c).ok_or(corrupt("pool record captures length"))?;
     Ok(Task {
         trampoline: get_fn(record, 13)?,
         function: get_fn(record, 29)?,
-        items: Items { rest: record.get(TASK_ITEMS..).ok_or(corrupt("pool record"))?, left: n },
+        captures: record.get(TASK_CAPTURES..items).ok_or(corrupt("pool record captures length"))?,
+        items: Items { rest: record.get(items..).ok_or(corrupt("pool record"))?, left: n },
     })
 }
 
@@ -412,18 +445,35 @@ mod tests {
     const F: FnId = FnId { offset: -5, type_hash: 77 };
     const G: FnId = FnId { offset: 9, type_hash: 1 };
 
+    fn fns(captures: &[u8]) -> TaskFns {
+        TaskFns::new(F, G, captures.to_vec()).expect("small")
+    }
+
     #[test]
     fn task_records_round_trip() {
-        let mut w = TaskWriter::new(42, F, G);
+        let mut w = TaskWriter::new(42, &fns(b""));
         w.push(&(1u32, "a")).expect("encode");
         w.push(&(2u32, "bb")).expect("encode");
         assert_eq!(w.len(), 2);
         let r = w.finish();
         assert_eq!(job_id(&r), 42);
         let t = parse_task(&r).expect("parse");
-        assert_eq!((t.trampoline, t.function), (F, G));
+        assert_eq!((t.trampoline, t.function, t.captures), (F, G, &b""[..]));
         let items: Vec<_> = t.items.map(|i| i.expect("item").to_vec()).collect();
         assert_eq!(crate::codec::decode::<(u32, String)>(&items[1]).expect("decode"), (2, "bb".into()));
+    }
+
+    #[test]
+    fn task_records_carry_their_captures_once() {
+        let mut w = TaskWriter::new(7, &fns(b"captured"));
+        w.push(&1u8).expect("encode");
+        w.push(&2u8).expect("encode");
+        let r = w.finish();
+        assert_eq!(r.windows(8).filter(|b| b == b"captured").count(), 1);
+        let t = parse_task(&r).expect("parse");
+        assert_eq!(t.captures, b"captured");
+        let items: Vec<_> = t.items.map(|i| i.expect("item").to_vec()).collect();
+        assert_eq!(items, [vec![1u8], vec![2u8]]);
     }
 
     #[test]
@@ -472,10 +522,21 @@ mod tests {
 
     #[test]
     fn hostile_records_are_corrupt() {
-        let mut r = TaskWriter::new(1, F, G).finish();
+        let mut r = TaskWriter::new(1, &fns(b"")).finish();
         r[9..13].copy_from_slice(&5u32.to_le_bytes()); // 5 items, none there
         let t = parse_task(&r).expect("header parses");
         assert!(t.items.map(|i| i.is_err()).next().expect("one error"));
+        // A captures length past the end, or at u32::MAX; a record cut
+        // inside its captures or before their length.
+        let good = TaskWriter::new(1, &fns(b"abc")).finish();
+        for c in [4u32, 1000, u32::MAX] {
+            let mut r = good.clone();
+            r[45..49].copy_from_slice(&c.to_le_bytes());
+            assert!(matches!(parse_task(&r), Err(Error::Corrupt { .. })), "captures length {c}");
+        }
+        for cut in [13, 30, 46, 50] {
+            assert!(matches!(parse_task(&good[..cut]), Err(Error::Corrupt { .. })), "cut at {cut}");
+        }
         let mut w = ResultWriter::default();
         w.start(1, 1);
         let mut r = w.finish().to_vec();

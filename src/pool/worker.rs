@@ -14,6 +14,7 @@ use crate::codec;
 use crate::error::Error;
 use crate::pool::table::{self, Table};
 use crate::pool::wire::{self, ResultWriter};
+use crate::process::task::TaskFn;
 use crate::shm::fnref::FnRef;
 
 /// Type marker of the task queue.
@@ -99,23 +100,29 @@ fn quiet_task_panics() {
     }));
 }
 
-/// Decodes each item's argument, calls the user's `fn(A) -> R` and encodes
-/// its result into `call.out`; a panic or codec error fails that item
-/// alone. One is instantiated per `(A, R)` in the parent; a worker finds it
-/// by offset.
-pub(crate) fn trampoline<A, R>(call: Call) -> Call
+/// Makes the user's task again (once per record: its function, and a
+/// `task!`'s captures, decoded once), then decodes each item's argument,
+/// calls the task and encodes its result into `call.out`; a panic or codec
+/// error fails that item alone. One is instantiated per `(F, A, R)` in the
+/// parent; a worker finds it by offset.
+pub(crate) fn trampoline<F, A, R>(call: Call) -> Call
 where
+    F: TaskFn<A, R>,
     A: DeserializeOwned + 'static,
     R: Serialize + 'static,
 {
     let Call { function, record, mut out } = call;
-    let f = function.resolve::<fn(A) -> R>();
     match wire::parse_task(&record) {
         Err(e) => {
             out.begin_item();
             out.fail_item(wire::ITEM_ERROR, &e.to_string());
         }
         Ok(task) => {
+            // Decoding captures runs user code (Deserialize impls): guarded.
+            let f = match run_guarded(|| F::__load(crate::process::task::TOKEN, function.to_words(), task.captures)) {
+                Ok(f) => f,
+                Err(m) => Err(Error::Codec { message: format!("the task's captures panicked while decoding: {m}") }),
+            };
             for item in task.items {
                 out.begin_item();
                 let bytes = match (item, &f) {
@@ -124,16 +131,16 @@ where
                         continue;
                     }
                     (_, Err(e)) => {
-                        out.fail_item(wire::ITEM_ERROR, &format!("cannot find the task's function: {e}"));
+                        out.fail_item(wire::ITEM_ERROR, &format!("cannot find the task's function or captures: {e}"));
                         continue;
                     }
                     (Ok(b), Ok(_)) => b,
                 };
-                let f = *f.as_ref().expect("invariant: matched Ok above");
+                let f = f.as_ref().expect("invariant: matched Ok above");
                 let buf = &mut out.buf;
                 let ran = run_guarded(|| -> Result<(), String> {
                     let arg: A = codec::decode(bytes).map_err(|e| format!("the argument did not decode: {e}"))?;
-                    let r = f(arg);
+                    let r = f.__call(arg);
                     codec::encode_append(&r, buf).map_err(|e| format!("the result did not encode: {e}"))
                 });
                 match ran {

@@ -11,6 +11,7 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::process::channel::{self, Channel};
 use crate::process::current::{self, ProcessInfo};
+use crate::process::task::TaskFn;
 use crate::shm::fnref::FnRef;
 use crate::shm::handoff;
 use crate::sys::process as sysproc;
@@ -28,12 +29,15 @@ pub(crate) struct TaskSpec {
     /// method, so its children start the same way.
     pub(crate) start_method: crate::process::start::StartMethod,
     pub(crate) args: Vec<u8>,
+    /// The task's encoded captures (empty unless it is a `task!`).
+    pub(crate) captures: Vec<u8>,
 }
 
 /// What a trampoline receives in the child.
 #[derive(Debug)]
 pub(crate) struct Invocation {
     function: FnRef,
+    captures: Vec<u8>,
     args: Vec<u8>,
     fds: Vec<OwnedFd>,
 }
@@ -42,16 +46,18 @@ pub(crate) struct Invocation {
 /// it without knowing `A` and `R`.
 pub(crate) type Trampoline = fn(Invocation) -> Result<Vec<u8>>;
 
-/// Decodes `A`, calls the user's `fn(A) -> R`, encodes `R`. One is
-/// instantiated per `(A, R)` in the parent; the child finds it by offset.
-pub(crate) fn trampoline<A, R>(inv: Invocation) -> Result<Vec<u8>>
+/// Makes the user's task again (its function and captures), decodes `A`,
+/// calls the task, encodes `R`. One is instantiated per `(F, A, R)` in the
+/// parent; the child finds it by offset.
+pub(crate) fn trampoline<F, A, R>(inv: Invocation) -> Result<Vec<u8>>
 where
+    F: TaskFn<A, R>,
     A: serde::de::DeserializeOwned + 'static,
     R: Serialize + 'static,
 {
-    let f: fn(A) -> R = inv.function.resolve().map_err(|e| Error::os("resolve task function", e))?;
+    let f = F::__load(crate::process::task::TOKEN, inv.function.to_words(), &inv.captures)?;
     let arg: A = handoff::with_fds(inv.fds, || codec::decode(&inv.args))?;
-    codec::encode(&f(arg))
+    codec::encode(&f.__call(arg))
 }
 
 /// Called by the loader hook (or `init`) when this process was started to
@@ -96,7 +102,7 @@ fn prepare_and_run(ch: &Channel, fds: Vec<OwnedFd>) -> Result<Vec<u8>> {
     // parent gives nothing back once it sees this).
     ch.mark_running();
     let tramp: Trampoline = spec.trampoline.resolve().map_err(|e| Error::os("resolve trampoline", e))?;
-    tramp(Invocation { function: spec.function, args: spec.args, fds })
+    tramp(Invocation { function: spec.function, captures: spec.captures, args: spec.args, fds })
 }
 
 /// Writes the outcome of a task to `ch`, flushes stdio and exits: 0 on

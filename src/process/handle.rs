@@ -17,7 +17,8 @@ use crate::process::current::{self, ChildState};
 use crate::process::error::{CloseError, JoinError, JoinTimeoutError};
 use crate::process::forkserver::PrivateServer;
 use crate::process::start::{StartMethod, start_method};
-use crate::shm::fnref::FnRef;
+use crate::process::task::TaskFn;
+use crate::shm::fnref::{FnRef, FnWords};
 use crate::shm::handoff;
 use crate::sync::guard::deadline_after;
 use crate::sys::process::{self as sysproc, ForkPermit, Forked, RawExit};
@@ -188,6 +189,12 @@ pub struct ProcessBuilder {
     server: Option<Arc<PrivateServer>>,
 }
 
+/// The type of a task (which names its trampoline) once the task itself
+/// was encoded and dropped.
+fn task_type<F>(_: &F) -> PhantomData<fn() -> F> {
+    PhantomData
+}
+
 impl ProcessBuilder {
     /// The child's name (default `Process-N`).
     ///
@@ -314,7 +321,7 @@ impl ProcessBuilder {
     /// # Errors
     /// [`Error::ForkUnsafe`], [`Error::DaemonChild`], [`Error::Codec`] if
     /// `arg` cannot be encoded (reported here, synchronously), [`Error::Os`].
-    pub fn spawn<A, R>(self, f: fn(A) -> R, arg: A) -> Result<Process<R>>
+    pub fn spawn<A, R>(self, f: impl TaskFn<A, R>, arg: A) -> Result<Process<R>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -322,13 +329,17 @@ impl ProcessBuilder {
         current::check_can_start()?;
         let method = self.method.unwrap_or_else(start_method);
         // Encoded under every method, fork too, so the handles in the
-        // argument are handed over the same way (a typed channel's ends
-        // count for the child, arena cells are lent to it) and the
-        // parent's own copies are dropped here. If no child starts, what
-        // the encoding took for it is given back.
-        let (args, fds, undo) = handoff::collecting(|| codec::encode(&arg));
+        // argument (and in a `task!`'s captures, encoded with it, once)
+        // are handed over the same way (a typed channel's ends count for
+        // the child, arena cells are lent to it) and the parent's own
+        // copies are dropped here. If no child starts, what the encoding
+        // took for it is given back.
+        let (encoded, fds, undo) =
+            handoff::collecting(|| Ok::<_, Error>((codec::encode(&arg)?, f.__name(crate::process::task::TOKEN)?)));
         drop(arg);
-        match args.and_then(|args| self.start_encoded::<A, R>(f, method, args, fds)) {
+        let task = task_type(&f);
+        drop(f);
+        match encoded.and_then(|(args, name)| self.start_encoded(task, name, method, args, fds)) {
             Ok(mut p) => {
                 p.undo = Some(undo); // kept until the child is seen to start
                 Ok(p)
@@ -340,36 +351,46 @@ impl ProcessBuilder {
         }
     }
 
-    /// [`spawn`](Self::spawn) after the argument was encoded.
-    fn start_encoded<A, R>(
+    /// [`spawn`](Self::spawn) after the argument and the task were encoded.
+    fn start_encoded<F, A, R>(
         self,
-        f: fn(A) -> R,
+        _task: PhantomData<fn() -> F>,
+        (function, captures): (FnWords, Vec<u8>),
         method: StartMethod,
         args: Vec<u8>,
         fds: Vec<OwnedFd>,
     ) -> Result<Process<R>>
     where
+        F: TaskFn<A, R>,
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
     {
         if method == StartMethod::Fork && self.server.is_none() {
-            // The child decodes from its copy of this frame.
-            let packed = std::cell::Cell::new(Some((args, fds)));
+            // The child decodes the task and its argument from its copy
+            // of this frame.
+            let packed = std::cell::Cell::new(Some((args, captures, fds)));
             return self.fork_closure(|| {
-                let (args, fds) = packed.take().unwrap_or_default();
-                match handoff::with_fds(fds, || codec::decode::<A>(&args)) {
-                    Ok(arg) => f(arg),
-                    Err(e) => panic!("the fork child could not decode its argument: {e}"),
+                let (args, captures, fds) = packed.take().unwrap_or_default();
+                let decoded = handoff::with_fds(fds, || {
+                    Ok::<_, Error>((
+                        F::__load(crate::process::task::TOKEN, function, &captures)?,
+                        codec::decode::<A>(&args)?,
+                    ))
+                });
+                match decoded {
+                    Ok((f, arg)) => f.__call(arg),
+                    Err(e) => panic!("the fork child could not decode its task or argument: {e}"),
                 }
             });
         }
         let name = self.name.clone().unwrap_or_else(current::next_name);
         let me = current::current_process();
-        let tramp: Trampoline = trampoline::<A, R>;
+        let tramp: Trampoline = trampoline::<F, A, R>;
         let fnref = |e| Error::os("stat /proc/self/exe", e);
         let spec = TaskSpec {
             trampoline: FnRef::of(tramp).map_err(fnref)?,
-            function: FnRef::of(f).map_err(fnref)?,
+            function: FnRef::from_words(function),
+            captures,
             name: name.clone(),
             daemon: self.daemon,
             parent_pid: me.pid(),
@@ -440,7 +461,7 @@ impl ProcessBuilder {
     }
 
     /// [`fork`](Self::fork) without its bounds on `F`, for `spawn` under the
-    /// fork start method (whose closure holds a plain `fn` and an encodable
+    /// fork start method (whose closure holds a task's name and an encodable
     /// argument, neither a guard, a loan nor a borrow).
     ///
     /// The closure and everything it captured belong to the child from the
@@ -615,9 +636,11 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
     /// Starts `f(arg)` in a child with the default start method
     /// (Python: `Process(target=f, args=(arg,)).start()`).
     ///
-    /// `f` is a plain `fn` (no captures): under Spawn and ForkServer the
-    /// child finds it by its address in the binary. Put several arguments
-    /// in a tuple or a struct.
+    /// `f` is a [`TaskFn`]: a fn item or pointer, a closure that captures
+    /// nothing, or a [`task!`](crate::task!) with named captures (encoded
+    /// with the argument); under Spawn and ForkServer the child finds the
+    /// function by its address in the binary. Put several arguments in a
+    /// tuple or a struct.
     ///
     /// # Examples
     ///
@@ -632,7 +655,7 @@ impl<R: Serialize + DeserializeOwned + 'static> Process<R> {
     ///
     /// # Errors
     /// As for [`ProcessBuilder::spawn`].
-    pub fn spawn<A>(f: fn(A) -> R, arg: A) -> Result<Process<R>>
+    pub fn spawn<A>(f: impl TaskFn<A, R>, arg: A) -> Result<Process<R>>
     where
         A: Serialize + DeserializeOwned + 'static,
     {

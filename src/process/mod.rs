@@ -9,6 +9,7 @@ pub(crate) mod handle;
 pub(crate) mod loader;
 pub(crate) mod spawn;
 pub(crate) mod start;
+pub(crate) mod task;
 
 use crate::sys::process::{self as sysproc, ForkPermit, Forked};
 

@@ -219,7 +219,7 @@ impl Context {
     ///
     /// # Errors
     /// As for [`Process::spawn`].
-    pub fn spawn<A, R>(&self, f: fn(A) -> R, arg: A) -> Result<Process<R>>
+    pub fn spawn<A, R>(&self, f: impl crate::TaskFn<A, R>, arg: A) -> Result<Process<R>>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,

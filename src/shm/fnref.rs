@@ -105,6 +105,66 @@ unsafe impl FnPtr for fn() {
     }
 }
 
+/// A function taking its first argument by reference (`for<'a> fn(&'a C,
+/// A) -> R`: the body of a `shmproc::task!`, which receives the decoded
+/// captures), wrapped so that it has a [`FnPtr`] impl of its own (an impl
+/// for the higher-ranked pointer type beside the one for `fn(A, B) -> R`
+/// would trip rustc's `coherence_leak_check`).
+#[cfg(feature = "serde")]
+#[repr(transparent)]
+pub(crate) struct RefFn<C: 'static, A: 'static, R: 'static>(pub(crate) fn(&C, A) -> R);
+
+#[cfg(feature = "serde")]
+impl<C, A, R> Clone for RefFn<C, A, R> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<C, A, R> Copy for RefFn<C, A, R> {}
+
+#[cfg(feature = "serde")]
+// SAFETY: `RefFn` is `repr(transparent)` over a fn pointer: `Copy`,
+// pointer-sized, and a value made by `FnRef::of` is that function.
+unsafe impl<C: 'static, A: 'static, R: 'static> FnPtr for RefFn<C, A, R> {
+    fn addr(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// The value of a zero-sized type `F` (a fn item, or a closure that
+/// captures nothing), made again in a process that never received one:
+/// what lets a worker call the very function the parent passed, without
+/// naming it by address (a fn item has no address until it is cast).
+///
+/// The limit, stated honestly: a closure that captures only zero-sized
+/// values (a unit struct, a `PhantomData`, another fn item) is zero-sized
+/// too, and those captured values are made again here without running
+/// their constructors. The bounds make that acceptable: `Copy` means the
+/// type has no destructor and its values may be duplicated freely (the
+/// parent could make any number of copies), `'static` means it borrows
+/// nothing, and `Send + Sync` that it may be used from any thread. A
+/// zero-sized value whose meaning is "this happened in this process" (a
+/// proof token of a type with a private constructor) would be copied into
+/// another process, where that may not hold: do not capture such tokens.
+///
+/// `None` if `F` is not zero-sized.
+#[cfg(feature = "serde")]
+pub(crate) fn recreate_zst<F: Copy + Send + Sync + 'static>() -> Option<F> {
+    if std::mem::size_of::<F>() != 0 {
+        return None;
+    }
+    // SAFETY: F is zero-sized (checked just above), so a value
+    // of it has no bytes to initialize; it is inhabited, since the parent
+    // held a value of it (the only way to name this instantiation is
+    // through a `TaskFn` call with such a value: its hidden methods take a
+    // token only the crate can make); and F: Copy + Send + Sync
+    // + 'static has no destructor, borrows nothing and may be used on any
+    // thread, so one more value of it breaks no ownership.
+    Some(unsafe { std::mem::zeroed::<F>() })
+}
+
 /// A function named by its offset in the image, with a fingerprint of its
 /// type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
