@@ -24,6 +24,16 @@
 //! one client, 51 k with two), and whether the targets are met (>= 20x
 //! Python and >= 3x the socket transport, one client).
 //!
+//! - `manager queue proxy put+get`: a [`QueueProxy`] in one process (`put`
+//!   then `get`, `one_process`), and a round trip through a child
+//!   (`through_child`: this process puts into one queue, a child gets it
+//!   and puts it into a second, this process gets it back). Python's
+//!   `multiprocessing.Manager().Queue()` measured the same way by
+//!   `benches/python/manager_queue.py` (Python 3.11.7, 2 CPUs, "Intel(R)
+//!   Xeon(R) Processor", run once while a cargo build used the other
+//!   CPU): 94.6 us per put+get in one process (10.6 k/s), 282 us per round
+//!   trip through a child (3.5 k/s).
+//!
 //! Run with `cargo bench --bench manager` (about a minute).
 
 mod common;
@@ -37,7 +47,7 @@ use std::time::{Duration, Instant};
 use common::{Pinning, Recorder, SAMPLES, measuring, timed};
 use criterion::{Criterion, Throughput};
 use serde::{Deserialize, Serialize};
-use shmproc::{Connection, DictProxy, ListProxy, Manager, Pipe, Process};
+use shmproc::{Connection, DictProxy, ListProxy, Manager, Pipe, Process, QueueProxy};
 
 /// Python's Manager dict sets per second (docs/performance.md), 1 and 2 clients.
 const PYTHON_OPS: [f64; 2] = [21_000.0, 51_000.0];
@@ -368,6 +378,52 @@ fn groups(c: &mut Criterion, rec: &Recorder) {
     }
 }
 
+/// Python's Manager queue: microseconds per put+get in one process and per
+/// round trip through a child (`benches/python/manager_queue.py`).
+const PYTHON_QUEUE_US: [f64; 2] = [94.6, 282.2];
+
+/// The child of `through_child`: gets from `q_in`, puts into `q_out`,
+/// until `u64::MAX`.
+fn echo((q_in, q_out): (QueueProxy<u64>, QueueProxy<u64>)) {
+    loop {
+        match q_in.get().expect("get") {
+            u64::MAX => return,
+            x => q_out.put(x).expect("put"),
+        }
+    }
+}
+
+fn queue_group(c: &mut Criterion, rec: &Recorder) {
+    let mgr = Manager::start().expect("start the manager");
+    let q = mgr.queue::<u64>(0).expect("queue");
+    let (q_in, q_out) = (mgr.queue::<u64>(0).expect("queue"), mgr.queue::<u64>(0).expect("queue"));
+    let mut child = Process::builder().daemon(true).spawn(echo, (q_in.clone(), q_out.clone())).expect("echo child");
+    let mut group = c.benchmark_group("manager queue proxy put+get");
+    group.throughput(Throughput::Elements(1));
+    group.sample_size(SAMPLES);
+    group.warm_up_time(Duration::from_secs(1));
+    group.measurement_time(Duration::from_secs(3));
+    timed(&mut group, rec, "queue_one_process", |n| {
+        let t = Instant::now();
+        for i in 0..n {
+            q.put(i).expect("put");
+            q.get().expect("get");
+        }
+        t.elapsed()
+    });
+    timed(&mut group, rec, "queue_through_child", |n| {
+        let t = Instant::now();
+        for i in 0..n {
+            q_in.put(i).expect("put");
+            q_out.get().expect("get");
+        }
+        t.elapsed()
+    });
+    group.finish();
+    q_in.put(u64::MAX).expect("stop the child");
+    let _ = child.join_timeout(Duration::from_secs(10));
+}
+
 fn summary(rec: &Recorder) -> Vec<String> {
     let mut lines = Vec::new();
     for clients in [1usize, 2] {
@@ -395,6 +451,16 @@ fn summary(rec: &Recorder) -> Vec<String> {
             lines.push(format!("manager, {clients} client(s): {}{verdict}", parts.join("; ")));
         }
     }
+    for (i, name) in ["queue_one_process", "queue_through_child"].into_iter().enumerate() {
+        if let Some(secs) = rec.median(name) {
+            let us = secs * 1e6;
+            lines.push(format!(
+                "manager queue proxy, {name}: {us:.1} us per put+get ({:.1}x Python's {:.1} us)",
+                PYTHON_QUEUE_US[i] / us,
+                PYTHON_QUEUE_US[i]
+            ));
+        }
+    }
     lines
 }
 
@@ -403,6 +469,7 @@ fn main() {
     let mut c = Criterion::default().without_plots().configure_from_args();
     let rec = Recorder::default();
     groups(&mut c, &rec);
+    queue_group(&mut c, &rec);
     if measuring() {
         for line in summary(&rec) {
             println!("{line}");

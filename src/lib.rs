@@ -426,8 +426,9 @@ pub use error::{Error, ProcessFailure, Result};
 pub use fd::Fd;
 #[cfg(feature = "manager")]
 pub use manager::{
-    Args, ArrayProxy, DictProxy, ListProxy, Manager, ManagerBuilder, NamespaceProxy, ObjectProxy, Reply, Served,
-    ValueProxy,
+    Acquired, Args, ArrayProxy, BarrierProxy, ConditionProxy, DictProxy, EventProxy, ListProxy, LockProxy,
+    LockProxyGuard, Manager, ManagerBuilder, NamespaceProxy, ObjectProxy, QueueProxy, RLockProxy, Reply,
+    SemaphoreProxy, Served, ValueProxy,
 };
 #[cfg(feature = "pool")]
 pub use pool::error::{Cancelled, ExceptionTimeoutError};

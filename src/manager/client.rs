@@ -1,5 +1,7 @@
 //! The client side: one connection per process and manager instance,
-//! shared by every proxy and thread of the process.
+//! shared by every proxy and thread of the process, plus a few spare
+//! connections for calls that may wait in the server
+//! ([`Client::call_waiting`]).
 //!
 //! Connecting: the client makes a duplex pipe under a random name (prefix
 //! [`PIPE_PREFIX`]), puts a hello with the name into the manager's accept
@@ -86,7 +88,14 @@ pub(crate) struct Client {
     /// One request/reply exchange at a time.
     lock: Mutex<()>,
     dead: AtomicBool,
+    /// Idle extra connections for calls that may wait (see
+    /// [`call_waiting`](Client::call_waiting)).
+    spare: Mutex<Vec<Connection>>,
 }
+
+/// Most idle extra connections a process keeps per manager; more are
+/// closed after their call (their server threads exit).
+pub(crate) const MAX_SPARE: usize = 4;
 
 /// Every live connection of this process.
 static CLIENTS: Mutex<Vec<Arc<Client>>> = Mutex::new(Vec::new());
@@ -142,6 +151,7 @@ impl Client {
             conn,
             lock: Mutex::new(()),
             dead: AtomicBool::new(false),
+            spare: Mutex::new(Vec::new()),
         });
         let mut all = CLIENTS.lock();
         all.retain(|o| o.nonce != nonce);
@@ -176,7 +186,14 @@ impl Client {
             conn.close();
             return Ok(c);
         }
-        let c = Arc::new(Client { nonce, process: me, conn, lock: Mutex::new(()), dead: AtomicBool::new(false) });
+        let c = Arc::new(Client {
+            nonce,
+            process: me,
+            conn,
+            lock: Mutex::new(()),
+            dead: AtomicBool::new(false),
+            spare: Mutex::new(Vec::new()),
+        });
         all.retain(|o| o.nonce != nonce);
         all.push(c.clone());
         Ok(c)
@@ -234,6 +251,43 @@ impl Client {
             }
             self.fail(e)
         })
+    }
+
+    /// Sends one request that may wait in the server (a blocking get, an
+    /// acquire) over a connection of its own, so that it holds up no other
+    /// thread of this process: an idle spare connection, or a new one
+    /// (made like the first, with a hello naming this manager instance).
+    /// Afterwards the connection is kept for reuse, or closed if
+    /// [`MAX_SPARE`] are idle already. The server ends the wait (the
+    /// request carries it); a dead server ends it with
+    /// [`Error::ManagerDead`].
+    pub(crate) fn call_waiting(&self, info: &Info, req: &[u8]) -> Result<Vec<u8>> {
+        self.check()?;
+        let spare = self.spare.lock().pop();
+        let conn = match spare {
+            Some(c) => c,
+            None => match handshake(&info.accept, self.nonce, Some(info.server)) {
+                Ok((c, _, _)) => c,
+                Err(e) => return Err(self.fail(e)),
+            },
+        };
+        let r = conn.send_bytes(req).map_err(Error::from).and_then(|()| conn.recv_bytes().map_err(Error::from));
+        match r {
+            Ok(reply) => {
+                let mut spare = self.spare.lock();
+                if spare.len() < MAX_SPARE {
+                    spare.push(conn);
+                } else {
+                    drop(spare);
+                    conn.close();
+                }
+                Ok(reply)
+            }
+            Err(e) => {
+                conn.close();
+                Err(self.fail(e))
+            }
+        }
     }
 
     /// Sends every request, pipelined, and returns the replies in order.

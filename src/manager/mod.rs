@@ -14,8 +14,18 @@
 //! proxy encodes, also inside the manager's own values), `schema.rs`
 //! (type fingerprints from the serde shape), and the proxies: `dict.rs`,
 //! `list.rs`, `namespace.rs`, `value.rs` (values and arrays), `custom.rs`
-//! (served user objects). No unsafe code: it is all built on
-//! [`Pipe`](crate::Pipe), [`Queue`] and [`Process`].
+//! (served user objects); `served.rs` (the server side of the blocking objects), `sync.rs` and
+//! `queue.rs` (their proxies).
+//!
+//! Blocking calls (a `get` on an empty queue, an `acquire` of a held lock)
+//! do not travel on the shared connection, where they would hold up every
+//! other thread of the process: each checks out a connection of its own
+//! for its duration (a small per-process set, made on demand, kept for
+//! reuse, closed beyond 4 idle ones), and the server waits on the object's
+//! own mutex and condvar, never under the state lock. `served.rs` has the
+//! details (deadlines, dead clients, dead lock holders).
+//!
+//! No unsafe code: it is all built on [`Pipe`](crate::Pipe), [`Queue`] and [`Process`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -36,7 +46,10 @@ mod client;
 mod dict;
 mod list;
 mod protocol;
+mod queue;
+mod served;
 mod server;
+mod sync;
 
 mod custom;
 mod namespace;
@@ -46,6 +59,10 @@ mod value;
 
 pub use dict::DictProxy;
 pub use list::ListProxy;
+pub use queue::QueueProxy;
+pub use sync::{
+    Acquired, BarrierProxy, ConditionProxy, EventProxy, LockProxy, LockProxyGuard, RLockProxy, SemaphoreProxy,
+};
 
 pub use custom::{Args, ObjectProxy, Reply, Served};
 pub use namespace::NamespaceProxy;
@@ -611,6 +628,356 @@ impl Manager {
     {
         let fp = list::fingerprint::<T>();
         self.new_object(protocol::op::NEW_LIST, fp, name).map(ListProxy::wrap)
+    }
+}
+
+/// Blocking objects (Python's `SyncManager` types): queues, locks,
+/// semaphores, events, conditions, barriers.
+impl Manager {
+    fn new_sync(&self, kind: u8, arg: u64, arg2: u64, fingerprint: u64, name: &str) -> Result<ObjRef> {
+        let mut req = protocol::request(protocol::op::NEW_SYNC, 0);
+        req.push(kind);
+        for w in [arg, arg2, fingerprint] {
+            req.extend_from_slice(&w.to_le_bytes());
+        }
+        req.extend_from_slice(name.as_bytes());
+        let reply = Client::of(&self.info)?.call(&req)?;
+        let p = protocol::payload(&reply)?;
+        let id = p.try_into().map(u64::from_le_bytes).map_err(|_| Error::Corrupt { what: "manager reply (id)" })?;
+        Ok(ObjRef { info: self.info.clone(), id, fingerprint })
+    }
+
+    /// A new queue on the server holding at most `maxsize` items (0:
+    /// unbounded).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let q = mgr.queue::<String>(0)?;
+    /// q.put("job".into())?;
+    /// assert_eq!(q.get()?, "job");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::ManagerDead`] if the server is gone; as for [`Pipe::new`]
+    /// on this process's first call.
+    ///
+    /// Python: `manager.Queue(maxsize)`.
+    pub fn queue<T>(&self, maxsize: usize) -> Result<QueueProxy<T>>
+    where
+        T: Serialize + serde::de::DeserializeOwned + 'static,
+    {
+        self.queue_named("", maxsize)
+    }
+
+    /// The queue called `name` on the server, made (with `maxsize`) if
+    /// there is none yet (the empty name makes a new anonymous queue).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// mgr.queue_named::<u8>("jobs", 0)?.put(1)?;
+    /// assert_eq!(mgr.queue_named::<u8>("jobs", 0)?.get()?, 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Remote`] if an object of that name exists with another
+    /// kind or item type; as for [`queue`](Manager::queue).
+    ///
+    /// Python: `manager.register(...)` plus a shared queue.
+    pub fn queue_named<T>(&self, name: &str, maxsize: usize) -> Result<QueueProxy<T>>
+    where
+        T: Serialize + serde::de::DeserializeOwned + 'static,
+    {
+        self.new_sync(served::kind::QUEUE, maxsize as u64, 0, queue::fingerprint::<T>(), name).map(QueueProxy::wrap)
+    }
+
+    /// A new joinable queue on the server (a [`QueueProxy`] whose
+    /// [`task_done`](QueueProxy::task_done) and [`join`](QueueProxy::join)
+    /// work).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let q = mgr.joinable_queue::<u8>(0)?;
+    /// q.put(1)?;
+    /// q.get()?;
+    /// q.task_done()?;
+    /// q.join()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`queue`](Manager::queue).
+    ///
+    /// Python: `manager.JoinableQueue(maxsize)`.
+    pub fn joinable_queue<T>(&self, maxsize: usize) -> Result<QueueProxy<T>>
+    where
+        T: Serialize + serde::de::DeserializeOwned + 'static,
+    {
+        self.new_sync(served::kind::QUEUE, maxsize as u64, 1, queue::fingerprint::<T>(), "").map(QueueProxy::wrap)
+    }
+
+    /// A new lock on the server.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let l = mgr.lock()?;
+    /// let _g = l.lock()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`queue`](Manager::queue).
+    ///
+    /// Python: `manager.Lock()`.
+    pub fn lock(&self) -> Result<LockProxy> {
+        self.lock_named("")
+    }
+
+    /// The lock called `name` on the server, made if there is none yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let a = mgr.lock_named("files")?;
+    /// let _g = a.lock()?;
+    /// assert!(mgr.lock_named("files")?.try_acquire().is_err(), "the same lock");
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`queue_named`](Manager::queue_named).
+    ///
+    /// Python: `manager.register(...)` plus a shared lock.
+    pub fn lock_named(&self, name: &str) -> Result<LockProxy> {
+        let fp = sync::fingerprint("shmproc::LockProxy");
+        self.new_sync(served::kind::LOCK, 0, 0, fp, name).map(|obj| LockProxy { obj })
+    }
+
+    /// A new re-entrant lock on the server.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let l = mgr.rlock()?;
+    /// let _a = l.lock()?;
+    /// let _b = l.lock()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`queue`](Manager::queue).
+    ///
+    /// Python: `manager.RLock()`.
+    pub fn rlock(&self) -> Result<RLockProxy> {
+        let fp = sync::fingerprint("shmproc::RLockProxy");
+        self.new_sync(served::kind::LOCK, 0, 1, fp, "").map(|obj| RLockProxy { obj })
+    }
+
+    /// A new semaphore on the server with `value` permits.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let s = mgr.semaphore(1)?;
+    /// s.acquire()?;
+    /// s.release()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`queue`](Manager::queue).
+    ///
+    /// Python: `manager.Semaphore(value)`.
+    pub fn semaphore(&self, value: u64) -> Result<SemaphoreProxy> {
+        let fp = sync::fingerprint("shmproc::SemaphoreProxy");
+        self.new_sync(served::kind::SEMAPHORE, value, 0, fp, "").map(|obj| SemaphoreProxy { obj })
+    }
+
+    /// A new bounded semaphore: a release above `value` is an error.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let s = mgr.bounded_semaphore(1)?;
+    /// assert!(matches!(s.release(), Err(shmproc::Error::InvalidArgument { .. })));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`queue`](Manager::queue).
+    ///
+    /// Python: `manager.BoundedSemaphore(value)`.
+    pub fn bounded_semaphore(&self, value: u64) -> Result<SemaphoreProxy> {
+        let fp = sync::fingerprint("shmproc::SemaphoreProxy");
+        self.new_sync(served::kind::SEMAPHORE, value, 1, fp, "").map(|obj| SemaphoreProxy { obj })
+    }
+
+    /// A new event on the server (not set).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let e = mgr.event()?;
+    /// e.set()?;
+    /// e.wait()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`queue`](Manager::queue).
+    ///
+    /// Python: `manager.Event()`.
+    pub fn event(&self) -> Result<EventProxy> {
+        self.event_named("")
+    }
+
+    /// The event called `name` on the server, made if there is none yet.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// mgr.event_named("ready")?.set()?;
+    /// assert!(mgr.event_named("ready")?.is_set()?);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`queue_named`](Manager::queue_named).
+    pub fn event_named(&self, name: &str) -> Result<EventProxy> {
+        let fp = sync::fingerprint("shmproc::EventProxy");
+        self.new_sync(served::kind::EVENT, 0, 0, fp, name).map(|obj| EventProxy { obj })
+    }
+
+    /// A new condition on the server with a re-entrant lock of its own.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let c = mgr.condition()?;
+    /// let _g = c.lock()?;
+    /// c.notify_all()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`queue`](Manager::queue).
+    ///
+    /// Python: `manager.Condition()`.
+    pub fn condition(&self) -> Result<ConditionProxy> {
+        let fp = sync::fingerprint("shmproc::ConditionProxy");
+        self.new_sync(served::kind::CONDITION, 0, 0, fp, "").map(|obj| ConditionProxy { obj })
+    }
+
+    fn condition_over(&self, lock: &ObjRef) -> Result<ConditionProxy> {
+        if lock.info.nonce != self.info.nonce {
+            return Err(Error::InvalidArgument { what: "the lock belongs to another manager" });
+        }
+        let fp = sync::fingerprint("shmproc::ConditionProxy");
+        self.new_sync(served::kind::CONDITION, lock.id, 0, fp, "").map(|obj| ConditionProxy { obj })
+    }
+
+    /// A new condition on the server over an existing lock of this
+    /// manager: holding `lock` is holding the condition's lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let l = mgr.lock()?;
+    /// let c = mgr.condition_with_lock(&l)?;
+    /// let _g = l.lock()?;
+    /// c.notify()?; // the caller holds the condition's lock
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] if `lock` belongs to another manager; as
+    /// for [`queue`](Manager::queue).
+    ///
+    /// Python: `manager.Condition(lock)`.
+    pub fn condition_with_lock(&self, lock: &LockProxy) -> Result<ConditionProxy> {
+        self.condition_over(&lock.obj)
+    }
+
+    /// As [`condition_with_lock`](Manager::condition_with_lock) over a
+    /// re-entrant lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let l = mgr.rlock()?;
+    /// let c = mgr.condition_with_rlock(&l)?;
+    /// let _g = c.lock()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`condition_with_lock`](Manager::condition_with_lock).
+    ///
+    /// Python: `manager.Condition(rlock)`.
+    pub fn condition_with_rlock(&self, lock: &RLockProxy) -> Result<ConditionProxy> {
+        self.condition_over(&lock.obj)
+    }
+
+    /// A new barrier on the server for `parties` parties.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// assert_eq!(mgr.barrier(1)?.wait()?, 0);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Remote`] for 0 parties; as for [`queue`](Manager::queue).
+    ///
+    /// Python: `manager.Barrier(parties)`.
+    pub fn barrier(&self, parties: u64) -> Result<BarrierProxy> {
+        self.barrier_inner(parties, 0)
+    }
+
+    /// A new barrier whose `wait` (without a timeout of its own) breaks it
+    /// after `timeout`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let b = mgr.barrier_with_timeout(2, std::time::Duration::from_millis(1))?;
+    /// assert!(matches!(b.wait(), Err(shmproc::BarrierError::Broken { .. })));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As for [`barrier`](Manager::barrier).
+    ///
+    /// Python: `manager.Barrier(parties, timeout=t)`.
+    pub fn barrier_with_timeout(&self, parties: u64, timeout: Duration) -> Result<BarrierProxy> {
+        let ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX).max(1);
+        self.barrier_inner(parties, ns)
+    }
+
+    fn barrier_inner(&self, parties: u64, timeout_ns: u64) -> Result<BarrierProxy> {
+        let fp = sync::fingerprint("shmproc::BarrierProxy");
+        self.new_sync(served::kind::BARRIER, parties, timeout_ns, fp, "").map(|obj| BarrierProxy { obj })
     }
 }
 

@@ -75,6 +75,53 @@ pub(crate) mod op {
     /// do not nest.
     pub(crate) const BATCH: u8 = 31;
 
+    // Blocking objects (40..=79; `served.rs`). Every request after
+    // NEW_SYNC carries the caller header `[pid u32][token u64][thread u64]
+    // [wait ns u64]` (wait: 0 do not wait, `u64::MAX` forever) before its
+    // payload; they never travel in a batch.
+
+    /// Make a blocking object (`id` 0): `[kind u8][arg u64][arg2 u64]
+    /// [fingerprint u64][name rest]`. Reply: the object id.
+    pub(crate) const NEW_SYNC: u8 = 40;
+    /// Queue put: `[item rest]`. Reply: empty.
+    pub(crate) const Q_PUT: u8 = 41;
+    /// Queue get. Reply: the item.
+    pub(crate) const Q_GET: u8 = 42;
+    /// Queue size. Reply: `[len u64][maxsize u64]`.
+    pub(crate) const Q_SIZE: u8 = 43;
+    /// Joinable queue: one item done. Reply: empty.
+    pub(crate) const Q_TASK_DONE: u8 = 44;
+    /// Joinable queue: wait until every item is done. Reply: empty.
+    pub(crate) const Q_JOIN: u8 = 45;
+    /// Acquire a lock, rlock, semaphore or condition's lock. Reply:
+    /// `[died u8][pid u32]` (died 1: taken over from a dead holder `pid`).
+    pub(crate) const ACQUIRE: u8 = 50;
+    /// Release (as [`ACQUIRE`]). Reply: empty.
+    pub(crate) const RELEASE: u8 = 51;
+    /// Event set. Reply: empty.
+    pub(crate) const EV_SET: u8 = 55;
+    /// Event clear. Reply: empty.
+    pub(crate) const EV_CLEAR: u8 = 56;
+    /// Event state. Reply: one byte.
+    pub(crate) const EV_IS_SET: u8 = 57;
+    /// Event wait. Reply: empty (error TIMEOUT if the time ran out).
+    pub(crate) const EV_WAIT: u8 = 58;
+    /// Condition wait (the caller holds its lock). Reply: `[notified u8]
+    /// [died u8][pid u32]` (the lock is held again in every case).
+    pub(crate) const CV_WAIT: u8 = 60;
+    /// Condition notify: `[n u64]`. Reply: empty.
+    pub(crate) const CV_NOTIFY: u8 = 61;
+    /// Barrier wait. Reply: `[arrival index u64]`.
+    pub(crate) const BAR_WAIT: u8 = 65;
+    /// Barrier reset. Reply: empty.
+    pub(crate) const BAR_RESET: u8 = 66;
+    /// Barrier abort. Reply: empty.
+    pub(crate) const BAR_ABORT: u8 = 67;
+    /// Barrier state. Reply: `[parties u64][waiting u64][broken u8]`.
+    pub(crate) const BAR_INFO: u8 = 68;
+    /// First and last op codes of the blocking objects' requests.
+    pub(crate) const SYNC_FIRST: u8 = 41;
+    pub(crate) const SYNC_LAST: u8 = 79;
     // Namespaces, values, arrays, served user objects: 80..=119
     // (`server/values.rs`). Every `NEW_*` takes `id` 0 and answers the
     // object id; a name that exists gives that object if kind and types
@@ -144,6 +191,16 @@ pub(crate) mod code {
     pub(crate) const UPDATE: u8 = 5;
     /// The hello named another manager instance (restarted under the name).
     pub(crate) const STALE: u8 = 6;
+    /// A blocking call's wait ended (or, not waiting, it would have had to).
+    pub(crate) const TIMEOUT: u8 = 40;
+    /// The calling thread holds this (non-reentrant) lock already.
+    pub(crate) const DEADLOCK: u8 = 41;
+    /// A release or wait or notify without holding the lock.
+    pub(crate) const NOT_OWNER: u8 = 42;
+    /// The barrier is broken; the message is a dead party's pid or empty.
+    pub(crate) const BROKEN: u8 = 43;
+    /// Released or marked done more often than acquired or put.
+    pub(crate) const VALUE: u8 = 44;
     /// A served object has no such method (the message is its name).
     pub(crate) const NO_METHOD: u8 = 80;
     /// A served object's method failed or panicked.
@@ -241,6 +298,10 @@ pub(crate) fn payload(reply: &[u8]) -> Result<&[u8]> {
             Err(match code {
                 code::INDEX => Error::InvalidArgument { what: "list index out of range" },
                 code::STALE => Error::ManagerDead,
+                code::TIMEOUT => Error::Timeout,
+                code::DEADLOCK => Error::Deadlock,
+                code::NOT_OWNER => Error::NotOwner,
+                code::BROKEN => Error::Broken { dead: message.parse().ok() },
                 code::NO_METHOD => Error::NotFound { name: message },
                 _ => Error::Remote { message },
             })

@@ -25,6 +25,7 @@ use crate::channel::queue::Queue;
 use crate::codec;
 use crate::error::panic_message;
 use crate::manager::protocol::{self, MAGIC, MAX_PIPE_NAME, OK, PIPE_PREFIX, Reader, Truncated, code, op};
+use crate::manager::served::{self, Served};
 use crate::owner::token::{self, Token};
 use crate::shm::fnref::FnRef;
 use crate::shm::segment::Segment;
@@ -117,6 +118,8 @@ impl Dict {
 enum Data {
     Dict(Dict),
     List(Vec<Vec<u8>>),
+    /// A blocking object: it waits outside the state lock (`served.rs`).
+    Sync(Served),
     /// Field name -> (the value type's fingerprint, value bytes).
     Namespace(BTreeMap<String, (u64, Vec<u8>)>),
     Value(Vec<u8>),
@@ -326,6 +329,18 @@ impl State {
                 let l = self.list(id)?;
                 sequence_reply(l.len(), l.iter().map(Vec::as_slice))
             }
+            op::NEW_SYNC => {
+                let kind = r.u8().map_err(truncated)?;
+                let (arg, arg2, fingerprint) =
+                    (r.u64().map_err(truncated)?, r.u64().map_err(truncated)?, r.u64().map_err(truncated)?);
+                let name = std::str::from_utf8(r.rest())
+                    .map_err(|_| (code::BAD_REQUEST, "object name is not UTF-8".to_owned()))?;
+                let id = self.new_or_named_sync(kind, arg, arg2, fingerprint, name)?;
+                Ok([&[OK][..], &id.to_le_bytes()].concat())
+            }
+            op::SYNC_FIRST..=op::SYNC_LAST => {
+                Err((code::BAD_REQUEST, format!("operation {opcode} may block: it cannot travel in a batch")))
+            }
             op::NEW_NAMESPACE..=op::CALL => self.apply_values(opcode, id, &mut r),
             op::SHUTDOWN if owner => {
                 *stop = true;
@@ -346,7 +361,7 @@ impl State {
             let o = self.objects.get(&id).ok_or((code::NO_OBJECT, "named object vanished".to_owned()))?;
             let same_kind = matches!((&o.data, dict), (Data::Dict(_), true) | (Data::List(_), false));
             if !same_kind || o.fingerprint != fingerprint {
-                let what = match o.data {
+                let what = match &o.data {
                     Data::Dict(_) => "dict",
                     Data::List(_) => "list",
                     _ => values::kind_name(&o.data),
@@ -361,6 +376,34 @@ impl State {
         let id = self.new_object(fingerprint, data());
         self.names.insert(name.to_owned(), id);
         Ok(id)
+    }
+}
+
+impl State {
+    /// A new blocking object, or (named) the existing one if its kind and
+    /// types (the fingerprint) match.
+    fn new_or_named_sync(&mut self, kind: u8, arg: u64, arg2: u64, fp: u64, name: &str) -> Result<u64, Failure> {
+        if let Some(&id) = self.names.get(name).filter(|_| !name.is_empty()) {
+            let o = self.objects.get(&id).ok_or((code::NO_OBJECT, "named object vanished".to_owned()))?;
+            if !matches!(o.data, Data::Sync(_)) || o.fingerprint != fp {
+                return Err((code::TYPE, format!("the object named {name:?} is of another kind or type")));
+            }
+            return Ok(id);
+        }
+        let obj = Served::new(kind, arg, arg2, |id| self.blocking(id))?;
+        let id = self.new_object(fp, Data::Sync(obj));
+        if !name.is_empty() {
+            self.names.insert(name.to_owned(), id);
+        }
+        Ok(id)
+    }
+
+    /// The blocking object `id`, if there is one.
+    fn blocking(&self, id: u64) -> Option<Served> {
+        match self.objects.get(&id).map(|o| &o.data) {
+            Some(Data::Sync(s)) => Some(s.clone()),
+            _ => None,
+        }
     }
 }
 
@@ -477,10 +520,24 @@ fn serve(server: &Server, conn: &Connection, owner: bool) {
             }
         }
         let mut stop = false;
-        {
+        let mut reqs = batch.drain(..).peekable();
+        while let Some(req) = reqs.next() {
+            if served::is_sync_request(&req) {
+                // Looked up under the state lock, served (perhaps waiting)
+                // without it. A client gone while waiting: the poll sees it
+                // (a waiting request is alone on its connection).
+                let obj = server.state.lock().blocking(served::request_id(&req));
+                let gone = || !matches!(conn.poll(Duration::ZERO), Ok(false));
+                replies.push(served::handle(obj, &req, &gone));
+                continue;
+            }
             let mut state = server.state.lock();
-            replies.extend(batch.drain(..).map(|req| state.handle(&req, owner, &mut stop)));
+            replies.push(state.handle(&req, owner, &mut stop));
+            while let Some(req) = reqs.next_if(|r| !served::is_sync_request(r)) {
+                replies.push(state.handle(&req, owner, &mut stop));
+            }
         }
+        drop(reqs);
         for r in replies.drain(..) {
             if conn.send_bytes(&r).is_err() {
                 return;
@@ -554,6 +611,32 @@ mod tests {
         assert_eq!(parts[1][0], protocol::ERR);
         batch.extend_from_slice(&[9, 0]);
         assert_eq!(s.handle(&batch, false, &mut stop)[0], protocol::ERR, "a truncated part");
+        // Blocking objects: a bad kind, a truncated make, a blocking op in
+        // a batch (it would wait under the state lock), a named lock asked
+        // for as another kind.
+        let mut p = vec![99];
+        p.extend_from_slice(&[0; 24]);
+        assert_eq!(s.handle(&req(op::NEW_SYNC, 0, &p), false, &mut stop)[0], protocol::ERR);
+        assert_eq!(s.handle(&req(op::NEW_SYNC, 0, &[2, 0]), false, &mut stop)[0], protocol::ERR);
+        let mut lock = vec![served::kind::LOCK];
+        lock.extend_from_slice(&[0; 16]);
+        lock.extend_from_slice(&5u64.to_le_bytes());
+        lock.extend_from_slice(b"l");
+        assert_eq!(s.handle(&req(op::NEW_SYNC, 0, &lock), false, &mut stop)[0], OK);
+        let lock_id =
+            u64::from_le_bytes(s.handle(&req(op::NEW_SYNC, 0, &lock), false, &mut stop)[1..9].try_into().expect("id"));
+        assert!(s.blocking(lock_id).is_some());
+        *lock.last_mut().expect("name") = b'm';
+        lock[17] = 6; // another fingerprint
+        assert_eq!(s.handle(&req(op::NEW_SYNC, 0, &lock), false, &mut stop)[0], OK);
+        *lock.last_mut().expect("name") = b'l';
+        assert_eq!(s.handle(&req(op::NEW_SYNC, 0, &lock), false, &mut stop)[..2], [protocol::ERR, code::TYPE]);
+        assert_eq!(new_dict(&mut s, 5, "l")[..2], [protocol::ERR, code::TYPE], "a lock is not a dict");
+        let mut batch = protocol::request(op::BATCH, 0);
+        protocol::put_bytes(&mut batch, &req(op::Q_GET, lock_id, &[0; 28])).expect("small");
+        let reply = s.handle(&batch, false, &mut stop);
+        let framed = [&1u64.to_le_bytes()[..], &reply[1..]].concat();
+        assert_eq!(protocol::sequence(&framed, 1).expect("one part")[0][0], protocol::ERR);
         assert_eq!(s.handle(&req(op::SHUTDOWN, 0, b""), true, &mut stop), [OK]);
         assert!(stop);
     }

@@ -33,6 +33,7 @@ pub(super) fn kind_name(data: &Data) -> &'static str {
         Data::Value(_) => "value",
         Data::Array(_) => "array",
         Data::Served(_) => "served object",
+        Data::Sync(s) => s.what(),
     }
 }
 
