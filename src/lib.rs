@@ -39,7 +39,10 @@
 //! | Python | shmproc |
 //! |---|---|
 //! | `if __name__ == "__main__":` | [`shmproc::init()`](init) first in `main` |
-//! | `Process(target=f, args=(a,)).start()` | [`Process::spawn(f, a)`](Process::spawn) (a plain `fn`; several args in a tuple or struct) |
+//! | `Process(target=f, args=(a,)).start()` | [`Process::spawn(f, a)`](Process::spawn) (any [`TaskFn`]; several args in a tuple or struct) |
+//! | `functools.partial(f, a)`, `lambda x: ...` as a task | [`task!`]`((a) \|x: T\| ...)`, capture-free closures, any [`TaskFn`] |
+//! | pickling a socket or file into a `Queue`, `Pipe` or `Process` | [`Fd`] / `#[serde(with = "shmproc::fd")]` ([`fd`]) |
+//! | a `Queue` or `Lock` inside a queued item | handles travel inside `Queue`, channel and `Pipe` items |
 //! | `Process(name=.., daemon=True)` | [`Process::builder()`](Process::builder)`.name(..).daemon(true)` |
 //! | subclass `Process`, override `run()` | implement [`Task`], then [`Process::start(task)`](Process::start) |
 //! | `p.join()`, `p.join(timeout)` | [`p.join()`](Process::join) returns `f`'s result or a [`JoinError`]; [`join_timeout`](Process::join_timeout), [`join_deadline`](Process::join_deadline) ([`JoinTimeoutError::Timeout`] where Python returns `None`) |
@@ -87,6 +90,15 @@
 //! | `d = m.dict()`: `d[k] = v`, `d.get(k)`, `del d[k]`, `k in d`, `len(d)`, `keys()`, `values()`, `items()`, `update(mapping)`, `clear()` | [`m.dict()`](Manager::dict) → [`DictProxy`]: [`insert`](DictProxy::insert), [`get`](DictProxy::get), [`remove`](DictProxy::remove), [`contains_key`](DictProxy::contains_key), [`len`](DictProxy::len), [`keys`](DictProxy::keys), [`values`](DictProxy::values), [`items`](DictProxy::items), [`extend`](DictProxy::extend), [`clear`](DictProxy::clear) |
 //! | `with lock: d[k] += 1` | [`d.update(&k, add, 1)`](DictProxy::update): atomic on the server, no lock |
 //! | `l = m.list()`: `append`, `extend`, `l[i]`, `l[i] = v`, `pop()`, `pop(i)`, `insert`, `len`, `list(l)`, `clear` | [`m.list()`](Manager::list) → [`ListProxy`]: [`push`](ListProxy::push), [`extend`](ListProxy::extend), [`get`](ListProxy::get), [`set`](ListProxy::set), [`pop`](ListProxy::pop), [`remove`](ListProxy::remove), [`insert`](ListProxy::insert), [`len`](ListProxy::len), [`to_vec`](ListProxy::to_vec), [`clear`](ListProxy::clear) |
+//! | `with lock: d[k] = f(d.get(k))` with a lambda | [`DictProxy::update_with`] |
+//! | `m.Namespace()` | [`Manager::namespace`] → [`NamespaceProxy`] |
+//! | `m.Value(code, v)`, `m.Array(code, seq)` | [`Manager::value`] → [`ValueProxy`], [`Manager::array`] → [`ArrayProxy`] |
+//! | `BaseManager.register(typeid, callable, exposed)` | [`Served`] + [`Manager::serve`] → [`ObjectProxy`] |
+//! | `d['inner'] = m.list()` | a proxy as a value: `DictProxy<String, ListProxy<T>>` |
+//! | `m.Queue()`, `m.JoinableQueue()` | [`Manager::queue`], [`Manager::joinable_queue`] → [`QueueProxy`] |
+//! | `m.Lock()`, `m.RLock()` | [`Manager::lock`], [`Manager::rlock`] → [`LockProxy`], [`RLockProxy`] |
+//! | `m.Semaphore()`, `m.BoundedSemaphore()` | [`Manager::semaphore`], [`Manager::bounded_semaphore`] → [`SemaphoreProxy`] |
+//! | `m.Event()`, `m.Condition()`, `m.Barrier()` | [`Manager::event`], [`Manager::condition`], [`Manager::barrier`] → [`EventProxy`], [`ConditionProxy`], [`BarrierProxy`] |
 //! | `BrokenPipeError` from a proxy of a dead manager | [`Error::ManagerDead`], at once and for good |
 //! | `ls /dev/shm`, `resource_tracker` warnings | [`inspect::objects()`](inspect::objects), [`inspect::describe(name)`](inspect::describe); `shmproc ls`, `shmproc inspect NAME`, `shmproc clean` |
 //!
