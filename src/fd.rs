@@ -1,7 +1,7 @@
 //! Descriptors inside encoded values: the serde `with` module for fields of
 //! `OwnedFd`, `File`, `TcpStream`, `TcpListener`, `UnixStream` and
 //! `UnixListener` (any `T: AsFd + From<OwnedFd>`), beside the wrapper
-//! [`Fd`](crate::Fd).
+//! [`Fd`].
 //!
 //! ```
 //! use std::net::{TcpListener, TcpStream};
