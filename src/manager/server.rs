@@ -24,7 +24,9 @@ use crate::channel::pipe::{Connection, Pipe};
 use crate::channel::queue::Queue;
 use crate::codec;
 use crate::error::panic_message;
+use crate::manager::client::Info;
 use crate::manager::protocol::{self, MAGIC, MAX_PIPE_NAME, OK, PIPE_PREFIX, Reader, Truncated, code, op};
+use crate::manager::refs;
 use crate::owner::token::{self, Token};
 use crate::shm::fnref::FnRef;
 use crate::shm::segment::Segment;
@@ -119,9 +121,9 @@ enum Data {
     List(Vec<Vec<u8>>),
     /// Field name -> (the value type's fingerprint, value bytes).
     Namespace(BTreeMap<String, (u64, Vec<u8>)>),
-    Value(Vec<u8>),
+    Value(values::ValueCell),
     Array(Vec<Vec<u8>>),
-    Served(values::ServedBox),
+    Served(Arc<values::ServedBox>),
 }
 
 #[derive(Debug)]
@@ -398,6 +400,10 @@ pub(crate) fn server_main(args: ServerArgs) {
         return;
     }
     let Ok(me) = token::current() else { return };
+    // The server knows its own manager: proxies of it inside the values
+    // user code decodes here (a served object holding a list proxy)
+    // resolve, and user code may use them. Kept until the server returns.
+    let _known = refs::remember(Arc::new(Info { nonce, accept: accept.clone(), server: me, name: None }));
     let server = Arc::new(Server {
         state: Mutex::new(State::default()),
         nonce,
@@ -478,8 +484,25 @@ fn serve(server: &Server, conn: &Connection, owner: bool) {
         }
         let mut stop = false;
         {
-            let mut state = server.state.lock();
-            replies.extend(batch.drain(..).map(|req| state.handle(&req, owner, &mut stop)));
+            // The state lock is held across the requests of a batch, but
+            // never while user code runs (`values::handle_unlocked`). Any
+            // panic in handling a request becomes its error reply: the
+            // client never waits for a reply that will not come.
+            let mut state = None;
+            for req in batch.drain(..) {
+                let reply = catch_unwind(AssertUnwindSafe(|| {
+                    if values::runs_user_code(&req) {
+                        state = None;
+                        values::handle_unlocked(server, &req)
+                    } else {
+                        state.get_or_insert_with(|| server.state.lock()).handle(&req, owner, &mut stop)
+                    }
+                }));
+                replies.push(reply.unwrap_or_else(|p| {
+                    let m = format!("the server failed on this request: {}", panic_message(p.as_ref()));
+                    protocol::error_reply(code::BAD_REQUEST, &m)
+                }));
+            }
         }
         for r in replies.drain(..) {
             if conn.send_bytes(&r).is_err() {
