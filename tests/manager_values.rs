@@ -130,7 +130,7 @@ fn namespace_fields_have_types() {
     let named = mgr.namespace_named("cfg").expect("named");
     named.set("debug", &true).expect("set");
     assert_eq!(mgr.namespace_named("cfg").expect("again").get::<bool>("debug").expect("get"), Some(true));
-    assert!(matches!(mgr.value_named("cfg", 0u8), Err(Error::Remote { .. })), "a namespace is not a value");
+    assert!(matches!(mgr.value_named("cfg", 0u8), Err(Error::LayoutMismatch { .. })), "a namespace is not a value");
     assert!(format!("{ns:?}").contains("NamespaceProxy"));
     mgr.shutdown().expect("shutdown");
     assert!(matches!(ns.get::<i32>("p"), Err(Error::ManagerDead)));
@@ -146,7 +146,10 @@ fn values_and_arrays() {
     let e = v.update(explode, "no".into()).expect_err("a panicking update");
     assert!(matches!(&e, Error::Remote { message } if message.contains("value update refused: no")), "{e}");
     assert_eq!(v.get().expect("the value is unchanged and usable"), 10);
-    assert!(matches!(mgr.value_named("v", 1u8).and_then(|_| mgr.value_named("v", 1i8)), Err(Error::Remote { .. })));
+    assert!(matches!(
+        mgr.value_named("v", 1u8).and_then(|_| mgr.value_named("v", 1i8)),
+        Err(Error::LayoutMismatch { .. })
+    ));
 
     let a = mgr.array(&[1u32, 2, 3]).expect("array");
     assert_eq!(a.len().expect("len"), 3);
@@ -170,7 +173,7 @@ fn served_objects_unknown_and_panicking_methods() {
     let c = mgr.serve(Counter { n: 1 }).expect("serve");
     assert_eq!(c.call::<u64, u64>("add", &2).expect("add"), 3);
     let e = c.call::<(), u64>("reset", &()).expect_err("unknown");
-    assert!(matches!(&e, Error::NotFound { name } if name.contains("reset") && name.contains("add")), "{e}");
+    assert!(matches!(&e, Error::InvalidArgument { what } if what.contains("no such method")), "{e}");
     let e = c.call::<(), u64>("explode", &()).expect_err("panics");
     assert!(matches!(&e, Error::Remote { message } if message.contains("explode was called at 1003")), "{e}");
     // Not poisoned: the object stays usable, with what the method changed
@@ -181,7 +184,7 @@ fn served_objects_unknown_and_panicking_methods() {
     let named = mgr.serve_named("c", Counter { n: 0 }).expect("named");
     named.call::<u64, u64>("add", &1).expect("add");
     assert_eq!(mgr.serve_named("c", Counter { n: 50 }).expect("existing").call::<(), u64>("get", &()).expect("get"), 1);
-    assert!(matches!(mgr.serve_named("c", Cache::default()), Err(Error::Remote { .. })), "another type");
+    assert!(matches!(mgr.serve_named("c", Cache::default()), Err(Error::LayoutMismatch { .. })), "another type");
     mgr.shutdown().expect("shutdown");
 }
 

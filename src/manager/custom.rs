@@ -103,7 +103,7 @@ pub(crate) fn fingerprint<T: DeserializeOwned>() -> u64 {
 /// let c = mgr.serve(Counter { n: 0 })?;
 /// assert_eq!(c.call::<u64, u64>("add", &5)?, 5);
 /// assert_eq!(c.call::<(), u64>("get", &())?, 5);
-/// assert!(matches!(c.call::<(), u64>("reset", &()), Err(shmproc::Error::NotFound { .. })));
+/// assert!(matches!(c.call::<(), u64>("reset", &()), Err(shmproc::Error::InvalidArgument { .. })));
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 ///
@@ -113,7 +113,7 @@ pub(crate) fn fingerprint<T: DeserializeOwned>() -> u64 {
 /// there from arguments; arguments and results are typed per call.
 pub trait Served: Send + 'static {
     /// The methods proxies may call (Python's `exposed`); any other name is
-    /// refused with [`Error::NotFound`] before `call` runs.
+    /// refused with [`Error::InvalidArgument`] before `call` runs.
     fn methods(&self) -> &'static [&'static str];
 
     /// Runs `method` (one of [`methods`](Served::methods)) with `args`, in
@@ -221,7 +221,7 @@ impl<T: Served> ObjectProxy<T> {
     /// See [`Served`].
     ///
     /// # Errors
-    /// [`Error::NotFound`] if the object has no such method (not in
+    /// [`Error::InvalidArgument`] if the object has no such method (not in
     /// [`Served::methods`]); [`Error::Remote`] if the method failed or
     /// panicked (the object stays usable); [`Error::Codec`] if the
     /// arguments or the result do not decode as the types given;
@@ -345,7 +345,7 @@ impl Manager {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Remote`] if an object of that name exists with another
+    /// [`Error::LayoutMismatch`] if an object of that name exists with another
     /// kind or type; as for [`serve`](Manager::serve).
     ///
     /// Python: a registered type shared under a name.

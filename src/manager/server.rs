@@ -353,10 +353,8 @@ impl State {
                     Data::List(_) => "list",
                     _ => values::kind_name(&o.data),
                 };
-                return Err((
-                    code::TYPE,
-                    format!("the object named {name:?} is a {what} of other element types than asked for"),
-                ));
+                let m = format!("the object named {name:?} is a {what} of other element types than asked for");
+                return Err(protocol::type_error(fingerprint, o.fingerprint, &m));
             }
             return Ok(id);
         }

@@ -382,7 +382,7 @@ impl Manager {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Remote`] if an object of that name exists with another
+    /// [`Error::LayoutMismatch`] if an object of that name exists with another
     /// kind or type; as for [`value`](Manager::value).
     ///
     /// Python: a shared `Value` registered under a name.

@@ -87,8 +87,7 @@ fn unlocked(server: &Server, req: &[u8]) -> Result<Vec<u8>, Failure> {
             let made = construct(fns, fp, init)?;
             // Another client may have made one under the name meanwhile:
             // `named` then answers with that one (and ours is dropped).
-            let reply = server.state.lock().named(name, fp, "served object", || Ok(Data::Served(Arc::new(made))));
-            reply
+            server.state.lock().named(name, fp, "served object", || Ok(Data::Served(Arc::new(made))))
         }
         op::CALL => {
             let method = utf8(r.bytes().map_err(truncated)?)?;
@@ -230,10 +229,8 @@ impl State {
                 let o = self.objects.get(&id).ok_or((code::NO_OBJECT, "named object vanished".to_owned()))?;
                 if kind_name(&o.data) != kind || o.fingerprint != fingerprint {
                     let what = kind_name(&o.data);
-                    return Err((
-                        code::TYPE,
-                        format!("the object named {name:?} is a {what} of other types than the {kind} asked for"),
-                    ));
+                    let m = format!("the object named {name:?} is a {what} of other types than the {kind} asked for");
+                    return Err(protocol::type_error(fingerprint, o.fingerprint, &m));
                 }
                 Ok(Some(ok_with(&id.to_le_bytes())))
             }
@@ -332,7 +329,7 @@ impl State {
                 let a = self.array(id)?;
                 let len = a.len();
                 let slot = usize::try_from(i).ok().and_then(|i| a.get_mut(i));
-                let slot = slot.ok_or((code::INDEX, format!("array index {i} out of range (length {len})")))?;
+                let slot = slot.ok_or((code::ARRAY_INDEX, format!("array index {i} out of range (length {len})")))?;
                 if opcode == op::AGET {
                     Ok(ok_with(slot))
                 } else {
@@ -349,7 +346,7 @@ impl State {
                     .ok()
                     .and_then(|s| Some(s..s.checked_add(new.len())?))
                     .filter(|r| r.end <= len)
-                    .ok_or((code::INDEX, format!("array slice at {start} of {} out of range", new.len())))?;
+                    .ok_or((code::ARRAY_INDEX, format!("array slice at {start} of {} out of range", new.len())))?;
                 for (slot, v) in a[range].iter_mut().zip(new) {
                     *slot = v;
                 }
