@@ -134,10 +134,10 @@ fn named_objects_are_shared_and_type_checked() {
     let b = mgr.dict_named::<String, u32>("config").expect("same dict");
     assert_eq!(b.get(&"x".into()).expect("get"), Some(1));
     match mgr.dict_named::<String, i64>("config") {
-        Err(Error::Remote { message }) => assert!(message.contains("config"), "{message}"),
+        Err(Error::LayoutMismatch { expected, found }) => assert_ne!(expected, found),
         other => panic!("another value type: {other:?}"),
     }
-    assert!(matches!(mgr.list_named::<String>("config"), Err(Error::Remote { .. })), "another kind");
+    assert!(matches!(mgr.list_named::<String>("config"), Err(Error::LayoutMismatch { .. })), "another kind");
     let l = mgr.list_named::<u8>("log").expect("list");
     l.push(1).expect("push");
     assert_eq!(mgr.list_named::<u8>("log").expect("list").to_vec().expect("to_vec"), [1]);

@@ -22,6 +22,37 @@ fn construct<T: Served + DeserializeOwned>(init: Vec<u8>) -> std::result::Result
     Ok(Box::new(v))
 }
 
+std::thread_local! {
+    /// The (manager nonce, object id) whose user code (a served object's
+    /// method, a value's update function) runs on this thread, if any: in
+    /// the server process, on the thread that serves the call.
+    static RUNNING: std::cell::Cell<Option<(u64, u64)>> = const { std::cell::Cell::new(None) };
+}
+
+/// Marks this thread as running user code of object `id` of manager
+/// `nonce` until the guard drops.
+pub(crate) fn running(nonce: u64, id: u64) -> impl Drop {
+    struct Running(Option<(u64, u64)>);
+    impl Drop for Running {
+        fn drop(&mut self) {
+            RUNNING.with(|r| r.set(self.0));
+        }
+    }
+    Running(RUNNING.with(|r| r.replace(Some((nonce, id)))))
+}
+
+/// Refuses a request for object `id` of manager `nonce` from inside that
+/// object's own user code (it would wait for itself forever).
+pub(crate) fn refuse_own_call(nonce: u64, id: u64) -> Result<()> {
+    if RUNNING.with(|r| r.get()) == Some((nonce, id)) {
+        return Err(Error::InvalidArgument {
+            what: "a served object's method (or a value's update function) used its own object; \
+                   it would wait for itself",
+        });
+    }
+    Ok(())
+}
+
 /// The type fingerprint of a served `T`.
 pub(crate) fn fingerprint<T: DeserializeOwned>() -> u64 {
     schema::fingerprint::<T>("shmproc::ObjectProxy")
@@ -33,11 +64,16 @@ pub(crate) fn fingerprint<T: DeserializeOwned>() -> u64 {
 ///
 /// The server runs the same executable file as the program (it is a child
 /// of it), so the value lives there as a value of `T`; a proxy
-/// ([`ObjectProxy`]) in any process sends calls to it. Calls are applied
-/// one at a time under the manager's lock, so a method needs no locking of
-/// its own; keep methods short (every client of the manager waits while one
-/// runs) and do not use the manager from inside a method (it would wait for
-/// the lock it runs under).
+/// ([`ObjectProxy`]) in any process sends calls to it. Calls of one object
+/// are applied one at a time under that object's own lock (not the
+/// manager's), so a method needs no locking of its own, and other objects
+/// of the manager stay usable while it runs. A method may use proxies of
+/// the same manager (a `ListProxy` field it pushes to, another served
+/// object); calling its own object from inside a method, on the thread that
+/// runs it, is refused with [`Error::InvalidArgument`] rather than waiting
+/// for itself. Not detected (and so to avoid): a method that waits for
+/// another thread or process calling this object, or two objects whose
+/// methods call each other at the same time.
 ///
 /// # Examples
 ///
@@ -67,7 +103,7 @@ pub(crate) fn fingerprint<T: DeserializeOwned>() -> u64 {
 /// let c = mgr.serve(Counter { n: 0 })?;
 /// assert_eq!(c.call::<u64, u64>("add", &5)?, 5);
 /// assert_eq!(c.call::<(), u64>("get", &())?, 5);
-/// assert!(matches!(c.call::<(), u64>("reset", &()), Err(shmproc::Error::NotFound { .. })));
+/// assert!(matches!(c.call::<(), u64>("reset", &()), Err(shmproc::Error::InvalidArgument { .. })));
 /// # Ok::<(), shmproc::Error>(())
 /// ```
 ///
@@ -77,7 +113,7 @@ pub(crate) fn fingerprint<T: DeserializeOwned>() -> u64 {
 /// there from arguments; arguments and results are typed per call.
 pub trait Served: Send + 'static {
     /// The methods proxies may call (Python's `exposed`); any other name is
-    /// refused with [`Error::NotFound`] before `call` runs.
+    /// refused with [`Error::InvalidArgument`] before `call` runs.
     fn methods(&self) -> &'static [&'static str];
 
     /// Runs `method` (one of [`methods`](Served::methods)) with `args`, in
@@ -185,7 +221,7 @@ impl<T: Served> ObjectProxy<T> {
     /// See [`Served`].
     ///
     /// # Errors
-    /// [`Error::NotFound`] if the object has no such method (not in
+    /// [`Error::InvalidArgument`] if the object has no such method (not in
     /// [`Served::methods`]); [`Error::Remote`] if the method failed or
     /// panicked (the object stays usable); [`Error::Codec`] if the
     /// arguments or the result do not decode as the types given;
@@ -193,6 +229,7 @@ impl<T: Served> ObjectProxy<T> {
     ///
     /// Python: `proxy.method(*args)`.
     pub fn call<A: Serialize + ?Sized, R: DeserializeOwned>(&self, method: &str, args: &A) -> Result<R> {
+        refuse_own_call(self.obj.info.nonce, self.obj.id)?;
         let mut req = self.obj.request(op::CALL);
         protocol::put_bytes(&mut req, method.as_bytes())?;
         codec::encode_append(args, &mut req)?;
@@ -308,7 +345,7 @@ impl Manager {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Remote`] if an object of that name exists with another
+    /// [`Error::LayoutMismatch`] if an object of that name exists with another
     /// kind or type; as for [`serve`](Manager::serve).
     ///
     /// Python: a registered type shared under a name.

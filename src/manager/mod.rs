@@ -565,12 +565,12 @@ impl Manager {
     /// let mgr = shmproc::Manager::start()?;
     /// mgr.dict_named::<String, u8>("scores")?.insert("ann".into(), 9)?;
     /// assert_eq!(mgr.dict_named::<String, u8>("scores")?.len()?, 1);
-    /// assert!(matches!(mgr.dict_named::<u8, u8>("scores"), Err(shmproc::Error::Remote { .. })));
+    /// assert!(matches!(mgr.dict_named::<u8, u8>("scores"), Err(shmproc::Error::LayoutMismatch { .. })));
     /// # Ok::<(), shmproc::Error>(())
     /// ```
     ///
     /// # Errors
-    /// [`Error::Remote`] if an object of that name exists with another
+    /// [`Error::LayoutMismatch`] if an object of that name exists with another
     /// kind or other element types; as for [`dict`](Manager::dict).
     ///
     /// Python: `manager.register(...)` plus a shared dict.

@@ -270,7 +270,7 @@ impl Manager {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Remote`] if an object of another kind has that name; as
+    /// [`Error::LayoutMismatch`] if an object of another kind has that name; as
     /// for [`namespace`](Manager::namespace).
     ///
     /// Python: a shared `Namespace` registered under a name.

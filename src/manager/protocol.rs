@@ -185,7 +185,9 @@ pub(crate) mod code {
     pub(crate) const NO_OBJECT: u8 = 2;
     /// A list index was out of range.
     pub(crate) const INDEX: u8 = 3;
-    /// A named object holds another type.
+    /// A named object holds another type. The message starts with the two
+    /// type fingerprints (asked for, found; 16 hex digits each): see
+    /// [`type_error`](super::type_error).
     pub(crate) const TYPE: u8 = 4;
     /// A server-side update function failed or panicked.
     pub(crate) const UPDATE: u8 = 5;
@@ -205,6 +207,14 @@ pub(crate) mod code {
     pub(crate) const NO_METHOD: u8 = 80;
     /// A served object's method failed or panicked.
     pub(crate) const CALL: u8 = 81;
+    /// An array index or slice was out of range.
+    pub(crate) const ARRAY_INDEX: u8 = 82;
+}
+
+/// A [`code::TYPE`] failure: a named object holds types of fingerprint
+/// `found`, not the `expected` ones asked for.
+pub(crate) fn type_error(expected: u64, found: u64, what: &str) -> (u8, String) {
+    (code::TYPE, format!("{expected:016x}{found:016x}{what}"))
 }
 
 /// Starts a request.
@@ -294,15 +304,23 @@ pub(crate) fn payload(reply: &[u8]) -> Result<&[u8]> {
         Some((&OK, rest)) => Ok(rest),
         Some((&ERR, rest)) => {
             let (code, message) = rest.split_first().map_or((code::BAD_REQUEST, &[][..]), |(c, m)| (*c, m));
+            let hex = |b: Option<&[u8]>| u64::from_str_radix(std::str::from_utf8(b?).ok()?, 16).ok();
+            if let (code::TYPE, Some(expected), Some(found)) = (code, hex(message.get(..16)), hex(message.get(16..32)))
+            {
+                return Err(Error::LayoutMismatch { expected, found });
+            }
             let message = String::from_utf8_lossy(message).into_owned();
             Err(match code {
                 code::INDEX => Error::InvalidArgument { what: "list index out of range" },
+                code::ARRAY_INDEX => Error::InvalidArgument { what: "array index out of range" },
                 code::STALE => Error::ManagerDead,
                 code::TIMEOUT => Error::Timeout,
                 code::DEADLOCK => Error::Deadlock,
                 code::NOT_OWNER => Error::NotOwner,
                 code::BROKEN => Error::Broken { dead: message.parse().ok() },
-                code::NO_METHOD => Error::NotFound { name: message },
+                code::NO_METHOD => {
+                    Error::InvalidArgument { what: "the served object has no such method (see Served::methods)" }
+                }
                 _ => Error::Remote { message },
             })
         }
@@ -361,8 +379,13 @@ mod tests {
         assert_eq!(payload(&[OK, 7]).expect("ok"), &[7]);
         assert!(matches!(payload(&error_reply(code::INDEX, "x")), Err(Error::InvalidArgument { .. })));
         assert!(matches!(payload(&error_reply(code::STALE, "x")), Err(Error::ManagerDead)));
-        assert!(matches!(payload(&error_reply(code::NO_METHOD, "m")), Err(Error::NotFound { name }) if name == "m"));
-        assert!(matches!(payload(&error_reply(code::TYPE, "no")), Err(Error::Remote { message }) if message == "no"));
+        assert!(matches!(payload(&error_reply(code::NO_METHOD, "m")), Err(Error::InvalidArgument { .. })));
+        assert!(
+            matches!(payload(&error_reply(code::ARRAY_INDEX, "x")), Err(Error::InvalidArgument { what }) if what.contains("array"))
+        );
+        let (c, m) = type_error(7, u64::MAX, "other types");
+        assert!(matches!(payload(&error_reply(c, &m)), Err(Error::LayoutMismatch { expected: 7, found: u64::MAX })));
+        assert!(matches!(payload(&error_reply(code::TYPE, "no")), Err(Error::Remote { .. })), "no fingerprints");
         assert!(matches!(payload(&[]), Err(Error::Corrupt { .. })));
         assert!(matches!(payload(&[9]), Err(Error::Corrupt { .. })));
         assert_eq!(option(&[0]).expect("none"), None);

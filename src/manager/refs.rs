@@ -30,6 +30,7 @@ use crate::codec;
 use crate::error::Error;
 use crate::manager::client::Info;
 use crate::manager::schema;
+use crate::shm::handoff::de_error;
 
 /// The managers this process knows (holds an `Info` of), by nonce.
 static KNOWN: Mutex<Vec<Weak<Info>>> = Mutex::new(Vec::new());
@@ -105,20 +106,20 @@ pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D, expected: u64) -> Res
     }
     let r = ProxyRepr::deserialize(d)?;
     if r.fingerprint != expected {
-        return Err(D::Error::custom(Error::LayoutMismatch { expected, found: r.fingerprint }));
+        return Err(de_error(Error::LayoutMismatch { expected, found: r.fingerprint }));
     }
     if let Some(info) = lookup(r.nonce) {
         return Ok((info, r.id));
     }
     let Some(bytes) = r.info else {
-        return Err(D::Error::custom(
+        return Err(de_error(
             "a proxy of an unnamed manager that this process does not know (store proxies of other managers only \
              if those managers are named, or pass the manager or a proxy of it to this process first)",
         ));
     };
-    let info: Info = codec::decode(&bytes).map_err(D::Error::custom)?;
+    let info: Info = codec::decode(&bytes).map_err(de_error)?;
     if info.nonce != r.nonce {
-        return Err(D::Error::custom(Error::Corrupt { what: "proxy (manager nonce)" }));
+        return Err(de_error(Error::Corrupt { what: "proxy (manager nonce)" }));
     }
     Ok((remember(Arc::new(info)), r.id))
 }

@@ -24,7 +24,9 @@ use crate::channel::pipe::{Connection, Pipe};
 use crate::channel::queue::Queue;
 use crate::codec;
 use crate::error::panic_message;
+use crate::manager::client::Info;
 use crate::manager::protocol::{self, MAGIC, MAX_PIPE_NAME, OK, PIPE_PREFIX, Reader, Truncated, code, op};
+use crate::manager::refs;
 use crate::manager::served::{self, Served};
 use crate::owner::token::{self, Token};
 use crate::shm::fnref::FnRef;
@@ -122,9 +124,9 @@ enum Data {
     Sync(Served),
     /// Field name -> (the value type's fingerprint, value bytes).
     Namespace(BTreeMap<String, (u64, Vec<u8>)>),
-    Value(Vec<u8>),
+    Value(values::ValueCell),
     Array(Vec<Vec<u8>>),
-    Served(values::ServedBox),
+    Served(Arc<values::ServedBox>),
 }
 
 #[derive(Debug)]
@@ -366,10 +368,8 @@ impl State {
                     Data::List(_) => "list",
                     _ => values::kind_name(&o.data),
                 };
-                return Err((
-                    code::TYPE,
-                    format!("the object named {name:?} is a {what} of other element types than asked for"),
-                ));
+                let m = format!("the object named {name:?} is a {what} of other element types than asked for");
+                return Err(protocol::type_error(fingerprint, o.fingerprint, &m));
             }
             return Ok(id);
         }
@@ -441,6 +441,10 @@ pub(crate) fn server_main(args: ServerArgs) {
         return;
     }
     let Ok(me) = token::current() else { return };
+    // The server knows its own manager: proxies of it inside the values
+    // user code decodes here (a served object holding a list proxy)
+    // resolve, and user code may use them. Kept until the server returns.
+    let _known = refs::remember(Arc::new(Info { nonce, accept: accept.clone(), server: me, name: None }));
     let server = Arc::new(Server {
         state: Mutex::new(State::default()),
         nonce,
@@ -520,24 +524,36 @@ fn serve(server: &Server, conn: &Connection, owner: bool) {
             }
         }
         let mut stop = false;
-        let mut reqs = batch.drain(..).peekable();
-        while let Some(req) = reqs.next() {
-            if served::is_sync_request(&req) {
-                // Looked up under the state lock, served (perhaps waiting)
-                // without it. A client gone while waiting: the poll sees it
-                // (a waiting request is alone on its connection).
-                let obj = server.state.lock().blocking(served::request_id(&req));
-                let gone = || !matches!(conn.poll(Duration::ZERO), Ok(false));
-                replies.push(served::handle(obj, &req, &gone));
-                continue;
-            }
-            let mut state = server.state.lock();
-            replies.push(state.handle(&req, owner, &mut stop));
-            while let Some(req) = reqs.next_if(|r| !served::is_sync_request(r)) {
-                replies.push(state.handle(&req, owner, &mut stop));
+        {
+            // The state lock is held across the requests of a batch, but
+            // never while user code runs (`values::handle_unlocked`) nor
+            // while a request waits (`served::handle`: looked up under the
+            // lock, served without it; a client gone while waiting shows
+            // in the poll, as a waiting request is alone on its
+            // connection). Any panic in handling a request becomes its
+            // error reply: the client never waits for a reply that will
+            // not come.
+            let mut state = None;
+            for req in batch.drain(..) {
+                let reply = catch_unwind(AssertUnwindSafe(|| {
+                    if served::is_sync_request(&req) {
+                        state = None;
+                        let obj = server.state.lock().blocking(served::request_id(&req));
+                        let gone = || !matches!(conn.poll(Duration::ZERO), Ok(false));
+                        served::handle(obj, &req, &gone)
+                    } else if values::runs_user_code(&req) {
+                        state = None;
+                        values::handle_unlocked(server, &req)
+                    } else {
+                        state.get_or_insert_with(|| server.state.lock()).handle(&req, owner, &mut stop)
+                    }
+                }));
+                replies.push(reply.unwrap_or_else(|p| {
+                    let m = format!("the server failed on this request: {}", panic_message(p.as_ref()));
+                    protocol::error_reply(code::BAD_REQUEST, &m)
+                }));
             }
         }
-        drop(reqs);
         for r in replies.drain(..) {
             if conn.send_bytes(&r).is_err() {
                 return;

@@ -140,10 +140,14 @@ where
     }
 
     /// Atomic read-modify-write on the server: sets the value to
-    /// `f(value, arg)` and returns it. As [`DictProxy::update`](crate::DictProxy::update):
-    /// `f` is a plain `fn` of this binary, runs in the server under the
-    /// manager's lock, must not use the manager, and a panic fails this call
-    /// only (the value is unchanged).
+    /// `f(value, arg)` and returns it. `f` is a plain `fn` of this binary
+    /// and runs in the server, outside the manager's lock: updates of one
+    /// value run one at a time, and if a [`set`](Self::set) changed the
+    /// value while `f` ran, `f` runs again on the new value (so `f` may run
+    /// more than once; keep it free of side effects). A panic fails this
+    /// call only (the value is unchanged). `f` may use other objects of the
+    /// manager, but not update this value (refused with
+    /// [`Error::InvalidArgument`]).
     ///
     /// # Examples
     ///
@@ -160,13 +164,16 @@ where
     ///
     /// # Errors
     /// [`Error::Remote`] if `f` panicked or could not be found in the
-    /// server; as for [`get`](Self::get).
+    /// server, or if `set` calls changed the value under many runs of `f`
+    /// in a row; [`Error::InvalidArgument`] if called from inside an update
+    /// of this same value; as for [`get`](Self::get).
     ///
     /// Python: `with v.get_lock(): v.value = f(v.value, arg)`.
     pub fn update<A>(&self, f: fn(T, A) -> T, arg: A) -> Result<T>
     where
         A: Serialize + DeserializeOwned + 'static,
     {
+        crate::manager::custom::refuse_own_call(self.obj.info.nonce, self.obj.id)?;
         let tramp: UpdateTrampoline = value_trampoline::<T, A>;
         let fnref = |e| Error::os("stat /proc/self/exe", e);
         let fns = codec::encode(&(FnRef::of(tramp).map_err(fnref)?, FnRef::of(f).map_err(fnref)?))?;
@@ -375,7 +382,7 @@ impl Manager {
     /// ```
     ///
     /// # Errors
-    /// [`Error::Remote`] if an object of that name exists with another
+    /// [`Error::LayoutMismatch`] if an object of that name exists with another
     /// kind or type; as for [`value`](Manager::value).
     ///
     /// Python: a shared `Value` registered under a name.

@@ -4,23 +4,131 @@
 //! are never decoded here except by the functions the client names
 //! (`FnRef`, checked as for `DictProxy::update`), called under
 //! `catch_unwind`.
+//!
+//! User code (a served object's constructor and methods, a value's update
+//! function) never runs under the state lock: it may use proxies of this
+//! same manager, whose requests other server threads answer under that
+//! lock. Under the state lock the server only looks up (and clones the
+//! `Arc` of) what the user code needs; a served object's calls then run
+//! under the object's own lock, and a value's updates under the value's
+//! update lock, with the result written back under the state lock only if
+//! no `set` changed the value meanwhile (else the update runs again).
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 
-use super::{Data, Failure, OK, State, run_update, sequence_reply, truncated};
+use parking_lot::Mutex;
+
+use super::{Data, Failure, OK, Server, State, run_update, sequence_reply, truncated};
 use crate::codec;
 use crate::error::panic_message;
-use crate::manager::custom::{Args, Construct, Served};
-use crate::manager::protocol::{Reader, code, op};
+use crate::manager::custom::{Args, Construct, Served, running};
+use crate::manager::protocol::{self, Reader, code, op};
 use crate::shm::fnref::FnRef;
 
-/// A served user object, as the server holds it.
-pub(crate) struct ServedBox(Box<dyn Served>);
+/// How often an update runs again because a `set` changed the value while
+/// the update function ran, before it gives up with an error.
+const MAX_UPDATE_RETRIES: usize = 64;
+
+/// A served user object, as the server holds it: the object under its own
+/// lock, and its method names (read once, when it was made).
+pub(crate) struct ServedBox {
+    object: Mutex<Box<dyn Served>>,
+    methods: &'static [&'static str],
+}
 
 impl std::fmt::Debug for ServedBox {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ServedBox").field("methods", &self.0.methods()).finish()
+        f.debug_struct("ServedBox").field("methods", &self.methods).finish()
+    }
+}
+
+/// A value, as the server holds it: its bytes, and the lock its updates
+/// run under (one at a time, outside the state lock).
+#[derive(Debug)]
+pub(crate) struct ValueCell {
+    bytes: Vec<u8>,
+    updating: Arc<Mutex<()>>,
+}
+
+impl ValueCell {
+    fn new(bytes: Vec<u8>) -> ValueCell {
+        ValueCell { bytes, updating: Arc::new(Mutex::new(())) }
+    }
+}
+
+/// Whether a request runs user code, so that the server must handle it
+/// with [`handle_unlocked`] (not under the state lock).
+pub(super) fn runs_user_code(req: &[u8]) -> bool {
+    matches!(req.first(), Some(&(op::CALL | op::VUPDATE | op::NEW_OBJECT)))
+}
+
+/// Handles a request that runs user code ([`runs_user_code`]): takes the
+/// state lock only to look things up and to store results, never while the
+/// user code runs. The reply (an error reply on any failure).
+pub(super) fn handle_unlocked(server: &Server, req: &[u8]) -> Vec<u8> {
+    unlocked(server, req).unwrap_or_else(|(c, m)| protocol::error_reply(c, &m))
+}
+
+fn unlocked(server: &Server, req: &[u8]) -> Result<Vec<u8>, Failure> {
+    let mut r = Reader::new(req);
+    let opcode = r.u8().map_err(truncated)?;
+    let id = r.u64().map_err(truncated)?;
+    match opcode {
+        op::NEW_OBJECT => {
+            let fp = r.u64().map_err(truncated)?;
+            let name = utf8(r.bytes().map_err(truncated)?)?;
+            let fns = r.bytes().map_err(truncated)?;
+            let init = r.rest().to_vec();
+            if let Some(reply) = server.state.lock().existing(name, fp, "served object")? {
+                return Ok(reply);
+            }
+            let made = construct(fns, fp, init)?;
+            // Another client may have made one under the name meanwhile:
+            // `named` then answers with that one (and ours is dropped).
+            server.state.lock().named(name, fp, "served object", || Ok(Data::Served(Arc::new(made))))
+        }
+        op::CALL => {
+            let method = utf8(r.bytes().map_err(truncated)?)?;
+            let args = r.rest();
+            let obj = server.state.lock().served(id)?;
+            let Some(&method) = obj.methods.iter().find(|&&m| m == method) else {
+                return Err((code::NO_METHOD, format!("method {method:?} (this object has {:?})", obj.methods)));
+            };
+            let _running = running(server.nonce, id);
+            let mut object = obj.object.lock();
+            match catch_unwind(AssertUnwindSafe(|| object.call(method, Args::new(args)))) {
+                Ok(Ok(reply)) => Ok(ok_with(&reply.into_bytes())),
+                Ok(Err(e)) => Err((code::CALL, format!("method {method:?} failed: {e}"))),
+                Err(p) => Err((code::CALL, format!("method {method:?} panicked: {}", panic_message(p.as_ref())))),
+            }
+        }
+        op::VUPDATE => {
+            let fns = r.bytes().map_err(truncated)?;
+            let arg = r.rest();
+            let updating = server.state.lock().value(id)?.updating.clone();
+            let _running = running(server.nonce, id);
+            let _one_at_a_time = updating.lock();
+            for _ in 0..MAX_UPDATE_RETRIES {
+                let old = server.state.lock().value(id)?.bytes.clone();
+                let new = run_update(fns, Some(old.clone()), arg.to_vec())?
+                    .ok_or((code::UPDATE, "the update function returned no value".to_owned()))?;
+                let mut state = server.state.lock();
+                let v = state.value(id)?;
+                if v.bytes == old {
+                    v.bytes = new;
+                    return Ok(ok_with(&v.bytes));
+                }
+            }
+            Err((
+                code::UPDATE,
+                format!(
+                    "the value changed under every one of {MAX_UPDATE_RETRIES} updates (does the update function set it?)"
+                ),
+            ))
+        }
+        other => Err((code::BAD_REQUEST, format!("unknown operation {other}"))),
     }
 }
 
@@ -67,15 +175,21 @@ fn strings(r: &mut Reader<'_>) -> Result<Vec<Vec<u8>>, Failure> {
 }
 
 /// Makes the object a served object's constructor (named by `fns`) builds
-/// from `init`; a panic is caught.
-fn construct(fns: &[u8], init: Vec<u8>) -> Result<ServedBox, Failure> {
+/// from `init`, and reads its method names; a panic is caught.
+fn construct(fns: &[u8], _fp: u64, init: Vec<u8>) -> Result<ServedBox, Failure> {
     let f: FnRef = codec::decode(fns).map_err(|e| bad(&e.to_string()))?;
     let f: Construct =
         f.resolve().map_err(|e| (code::CALL, format!("cannot find the object's constructor in the server: {e}")))?;
-    match catch_unwind(AssertUnwindSafe(|| f(init))) {
-        Ok(Ok(b)) => Ok(ServedBox(b)),
-        Ok(Err(m)) => Err((code::CALL, m)),
-        Err(p) => Err((code::CALL, format!("the object's constructor panicked: {}", panic_message(p.as_ref())))),
+    let object = match catch_unwind(AssertUnwindSafe(|| f(init))) {
+        Ok(Ok(b)) => b,
+        Ok(Err(m)) => return Err((code::CALL, m)),
+        Err(p) => {
+            return Err((code::CALL, format!("the object's constructor panicked: {}", panic_message(p.as_ref()))));
+        }
+    };
+    match catch_unwind(AssertUnwindSafe(|| object.methods())) {
+        Ok(methods) => Ok(ServedBox { object: Mutex::new(object), methods }),
+        Err(p) => Err((code::CALL, format!("the object's methods() panicked: {}", panic_message(p.as_ref())))),
     }
 }
 
@@ -87,7 +201,7 @@ impl State {
         }
     }
 
-    fn value(&mut self, id: u64) -> Result<&mut Vec<u8>, Failure> {
+    fn value(&mut self, id: u64) -> Result<&mut ValueCell, Failure> {
         match self.objects.get_mut(&id).map(|o| &mut o.data) {
             Some(Data::Value(v)) => Ok(v),
             _ => Err(no_object(id, "value")),
@@ -101,10 +215,27 @@ impl State {
         }
     }
 
-    fn served(&mut self, id: u64) -> Result<&mut ServedBox, Failure> {
-        match self.objects.get_mut(&id).map(|o| &mut o.data) {
-            Some(Data::Served(s)) => Ok(s),
+    fn served(&mut self, id: u64) -> Result<Arc<ServedBox>, Failure> {
+        match self.objects.get(&id).map(|o| &o.data) {
+            Some(Data::Served(s)) => Ok(s.clone()),
             _ => Err(no_object(id, "served object")),
+        }
+    }
+
+    /// The reply naming the existing object called `name` (if its kind and
+    /// types match), or `None` if there is none (or `name` is empty).
+    fn existing(&self, name: &str, fingerprint: u64, kind: &'static str) -> Result<Option<Vec<u8>>, Failure> {
+        match self.names.get(name) {
+            Some(&id) if !name.is_empty() => {
+                let o = self.objects.get(&id).ok_or((code::NO_OBJECT, "named object vanished".to_owned()))?;
+                if kind_name(&o.data) != kind || o.fingerprint != fingerprint {
+                    let what = kind_name(&o.data);
+                    let m = format!("the object named {name:?} is a {what} of other types than the {kind} asked for");
+                    return Err(protocol::type_error(fingerprint, o.fingerprint, &m));
+                }
+                Ok(Some(ok_with(&id.to_le_bytes())))
+            }
+            _ => Ok(None),
         }
     }
 
@@ -117,26 +248,13 @@ impl State {
         kind: &'static str,
         make: impl FnOnce() -> Result<Data, Failure>,
     ) -> Result<Vec<u8>, Failure> {
-        let id = match self.names.get(name) {
-            Some(&id) if !name.is_empty() => {
-                let o = self.objects.get(&id).ok_or((code::NO_OBJECT, "named object vanished".to_owned()))?;
-                if kind_name(&o.data) != kind || o.fingerprint != fingerprint {
-                    let what = kind_name(&o.data);
-                    return Err((
-                        code::TYPE,
-                        format!("the object named {name:?} is a {what} of other types than the {kind} asked for"),
-                    ));
-                }
-                id
-            }
-            _ => {
-                let id = self.new_object(fingerprint, make()?);
-                if !name.is_empty() {
-                    self.names.insert(name.to_owned(), id);
-                }
-                id
-            }
-        };
+        if let Some(reply) = self.existing(name, fingerprint, kind)? {
+            return Ok(reply);
+        }
+        let id = self.new_object(fingerprint, make()?);
+        if !name.is_empty() {
+            self.names.insert(name.to_owned(), id);
+        }
         Ok(ok_with(&id.to_le_bytes()))
     }
 
@@ -152,7 +270,7 @@ impl State {
                 let fp = r.u64().map_err(truncated)?;
                 let name = utf8(r.bytes().map_err(truncated)?)?;
                 let init = r.rest().to_vec();
-                self.named(name, fp, "value", || Ok(Data::Value(init)))
+                self.named(name, fp, "value", || Ok(Data::Value(ValueCell::new(init))))
             }
             op::NEW_ARRAY => {
                 let fp = r.u64().map_err(truncated)?;
@@ -160,12 +278,10 @@ impl State {
                 let init = strings(r)?;
                 self.named(name, fp, "array", || Ok(Data::Array(init)))
             }
-            op::NEW_OBJECT => {
-                let fp = r.u64().map_err(truncated)?;
-                let name = utf8(r.bytes().map_err(truncated)?)?;
-                let fns = r.bytes().map_err(truncated)?;
-                let init = r.rest().to_vec();
-                self.named(name, fp, "served object", || construct(fns, init).map(Data::Served))
+            // User code runs only outside the state lock (see
+            // `handle_unlocked`); such a request cannot be part of a batch.
+            op::NEW_OBJECT | op::VUPDATE | op::CALL => {
+                Err((code::BAD_REQUEST, format!("operation {opcode} cannot be part of a batch")))
             }
             op::NS_SET => {
                 let field = utf8(r.bytes().map_err(truncated)?)?.to_owned();
@@ -193,21 +309,12 @@ impl State {
             }
             op::VGET => {
                 let v = self.value(id)?;
-                Ok(ok_with(v))
+                Ok(ok_with(&v.bytes))
             }
             op::VSET => {
                 let new = r.rest().to_vec();
                 let v = self.value(id)?;
-                Ok(ok_with(&std::mem::replace(v, new)))
-            }
-            op::VUPDATE => {
-                let fns = r.bytes().map_err(truncated)?;
-                let arg = r.rest().to_vec();
-                let v = self.value(id)?;
-                let new = run_update(fns, Some(v.clone()), arg)?
-                    .ok_or((code::UPDATE, "the update function returned no value".to_owned()))?;
-                *v = new;
-                Ok(ok_with(v))
+                Ok(ok_with(&std::mem::replace(&mut v.bytes, new)))
             }
             op::ALEN | op::AVEC => {
                 let a = self.array(id)?;
@@ -223,7 +330,7 @@ impl State {
                 let a = self.array(id)?;
                 let len = a.len();
                 let slot = usize::try_from(i).ok().and_then(|i| a.get_mut(i));
-                let slot = slot.ok_or((code::INDEX, format!("array index {i} out of range (length {len})")))?;
+                let slot = slot.ok_or((code::ARRAY_INDEX, format!("array index {i} out of range (length {len})")))?;
                 if opcode == op::AGET {
                     Ok(ok_with(slot))
                 } else {
@@ -240,25 +347,11 @@ impl State {
                     .ok()
                     .and_then(|s| Some(s..s.checked_add(new.len())?))
                     .filter(|r| r.end <= len)
-                    .ok_or((code::INDEX, format!("array slice at {start} of {} out of range", new.len())))?;
+                    .ok_or((code::ARRAY_INDEX, format!("array slice at {start} of {} out of range", new.len())))?;
                 for (slot, v) in a[range].iter_mut().zip(new) {
                     *slot = v;
                 }
                 unit()
-            }
-            op::CALL => {
-                let method = utf8(r.bytes().map_err(truncated)?)?;
-                let args = r.rest();
-                let obj = self.served(id)?;
-                let methods = obj.0.methods();
-                if !methods.contains(&method) {
-                    return Err((code::NO_METHOD, format!("method {method:?} (this object has {methods:?})")));
-                }
-                match catch_unwind(AssertUnwindSafe(|| obj.0.call(method, Args::new(args)))) {
-                    Ok(Ok(reply)) => Ok(ok_with(&reply.into_bytes())),
-                    Ok(Err(e)) => Err((code::CALL, format!("method {method:?} failed: {e}"))),
-                    Err(p) => Err((code::CALL, format!("method {method:?} panicked: {}", panic_message(p.as_ref())))),
-                }
             }
             other => Err((code::BAD_REQUEST, format!("unknown operation {other}"))),
         }
