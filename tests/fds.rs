@@ -348,3 +348,36 @@ fn an_anonymous_lock_in_a_result_is_given_to_the_first_join_only() {
     // shares the child's lock).
     each_method(returned_lock_scenario);
 }
+
+// -- what a live Process holds in the parent ----------------------------------
+
+fn identity(x: u32) -> u32 {
+    x
+}
+
+fn live_handles_scenario(m: StartMethod) -> Outcome {
+    let start = || Process::builder().start_method(m).spawn(identity, 7).map_err(e("spawn"));
+    // The first start may open what every later one shares (the fork
+    // server's socket, the launcher).
+    let mut warm = start()?;
+    check(warm.join().map_err(e("join"))? == 7, "the warm-up result")?;
+    drop(warm);
+    let before = open_fds();
+    let mut live = Vec::new();
+    for _ in 0..20 {
+        let mut p = start()?;
+        check(p.join().map_err(e("join"))? == 7, "a result")?;
+        live.push(p);
+    }
+    let per = (open_fds() - before) as f64 / 20.0;
+    // Each joined handle holds its pidfd, its channel segment and its end
+    // of the result socket; the child's end was closed once it had it.
+    check(per <= 3.0, &format!("{per} descriptors per live Process (at most 3 expected)"))?;
+    drop(live);
+    Ok(())
+}
+
+#[test]
+fn a_live_process_holds_no_copy_of_the_childs_result_socket() {
+    each_method(live_handles_scenario);
+}

@@ -8,8 +8,11 @@
 //! writes DONE, and the parent takes it (non-blocking: it is there once
 //! DONE is) before it decodes the result. A child killed in between takes
 //! nothing with it that the parent waits for; the datagram's descriptors
-//! close with the parent's `Process`.
+//! close with the parent's `Process`. The parent closes its copy of the
+//! child's end as soon as the child has its own (see `take_child_end`), so
+//! a live `Process` holds one end only.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::channel::spill;
@@ -45,13 +48,16 @@ const SPILLED: u32 = 0x100;
 const LAYOUT: u64 = layout_hash("shmproc::process::Channel", DATA, 8);
 
 /// A child's task and result channel.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Channel {
     seg: Segment,
-    /// The socket pair for a result's descriptors: end 0 is the child's
-    /// (sending), end 1 the parent's. `None` in a re-executed child, which
-    /// gets its end separately (see `bootstrap.rs`).
-    post: Option<crate::channel::post::Post>,
+    /// The child's (sending) end of the result socket: in the parent until
+    /// the child has its own copy (then taken and closed), in a forked
+    /// child to send on. `None` in a re-executed child, which gets its end
+    /// separately (see `bootstrap.rs`).
+    child_end: Option<OwnedFd>,
+    /// The parent's (receiving) end of the result socket.
+    parent_end: Option<OwnedFd>,
 }
 
 impl Channel {
@@ -59,37 +65,50 @@ impl Channel {
     pub(crate) fn new(task: &[u8]) -> Result<Channel> {
         let cap = task.len().max(MIN_CAPACITY);
         let seg = Segment::builder().size(DATA + cap).typed(kind::CHANNEL, LAYOUT).anonymous()?;
-        let ch = Channel { seg, post: Some(crate::channel::post::Post::new()?) };
+        let (child_end, parent_end) =
+            crate::sys::parcel::seqpacket_pair().map_err(|e| Error::os("socketpair (result socket)", e))?;
+        let ch = Channel { seg, child_end: Some(child_end), parent_end: Some(parent_end) };
         ch.seg.write_bytes(DATA, task)?;
         ch.word64(TASK_LEN).store(task.len() as u64, Ordering::Relaxed);
         Ok(ch)
     }
 
     /// The channel handed to this (child) process.
-    pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Channel> {
+    pub(crate) fn from_fd(fd: OwnedFd) -> Result<Channel> {
         let seg = Segment::from_fd_expecting(fd, kind::CHANNEL, LAYOUT)?;
         if seg.len() < DATA {
             return Err(Error::Corrupt { what: "process channel too small" });
         }
-        Ok(Channel { seg, post: None })
+        Ok(Channel { seg, child_end: None, parent_end: None })
     }
 
     /// The child's end of the result socket (in the parent, to pass on;
     /// in a forked child, to send on).
     pub(crate) fn child_end(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.post.as_ref().map(|p| p.end(0))
+        self.child_end.as_ref().map(AsFd::as_fd)
+    }
+
+    /// Takes the child's end of the result socket out of the parent's
+    /// channel: to hand it to a starting child (which then holds the only
+    /// copy besides the one in flight), or to close it after a fork.
+    pub(crate) fn take_child_end(&mut self) -> Option<OwnedFd> {
+        self.child_end.take()
     }
 
     /// Takes the descriptors the child sent with its result (in the
     /// parent, once the outcome is DONE): none if it sent none.
-    pub(crate) fn take_result_fds(&self) -> Result<Vec<std::os::fd::OwnedFd>> {
-        let Some(post) = &self.post else { return Ok(Vec::new()) };
+    pub(crate) fn take_result_fds(&self) -> Result<Vec<OwnedFd>> {
+        let Some(end) = &self.parent_end else { return Ok(Vec::new()) };
         let mut head = [0u8; 4];
         let sys = crate::sys::parcel::MAX_FDS;
         let os = |e| Error::os("receive the result's descriptors", e);
-        let Some(t) = crate::sys::parcel::take(post.end(1), &mut head, sys).map_err(os)? else {
+        let Some(t) = crate::sys::parcel::take(end.as_fd(), &mut head, sys).map_err(os)? else {
             return Ok(Vec::new());
         };
+        // The child closed its end without sending: end of file, no datagram.
+        if t.len == 0 && t.fds.is_empty() && !t.truncated {
+            return Ok(Vec::new());
+        }
         if t.truncated || t.len != head.len() || t.fds.len() != u32::from_le_bytes(head) as usize {
             return Err(Error::Corrupt { what: "result descriptors (count)" });
         }

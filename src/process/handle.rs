@@ -399,17 +399,18 @@ impl ProcessBuilder {
             args,
             result_socket: true,
         };
-        let channel = Channel::new(&codec::encode(&spec)?)?;
-        // The child's end of the result socket goes last (see `bootstrap.rs`).
+        let mut channel = Channel::new(&codec::encode(&spec)?)?;
+        // The child's end of the result socket goes last (see
+        // `bootstrap.rs`); our copy closes with `fds` once the child has
+        // its own (inherited by the re-exec, or in flight to the server).
         let mut fds = fds;
-        if let Some(end) = channel.child_end() {
-            fds.push(crate::sys::shm::dup(end).map_err(|e| Error::os("dup the result socket", e))?);
-        }
+        fds.extend(channel.take_child_end());
         let pid = match (&self.server, method) {
             (Some(server), _) => server.start(channel.segment().fd(), &fds)?,
             (None, StartMethod::Spawn) => super::spawn::start(channel.segment().fd(), &fds)?,
             (None, _) => super::forkserver::start(channel.segment().fd(), &fds)?,
         };
+        drop(fds);
         Process::adopt(pid, name, self.daemon, channel)
     }
 
@@ -489,7 +490,7 @@ impl ProcessBuilder {
         }
         let name = self.name.clone().unwrap_or_else(current::next_name);
         let me = current::current_process();
-        let channel = Channel::new(&[])?;
+        let mut channel = Channel::new(&[])?;
         {
             use std::io::Write;
             let _ = std::io::stdout().flush();
@@ -510,6 +511,8 @@ impl ProcessBuilder {
             Forked::Parent(pid) => {
                 // The child owns the captures now (see above).
                 std::mem::forget(f);
+                // And its end of the result socket (its copy of `channel`).
+                drop(channel.take_child_end());
                 Process::adopt(pid, name, self.daemon, channel)
             }
         }
