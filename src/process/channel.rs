@@ -109,7 +109,18 @@ impl Channel {
         if t.len == 0 && t.fds.is_empty() && !t.truncated {
             return Ok(Vec::new());
         }
-        if t.truncated || t.len != head.len() || t.fds.len() != u32::from_le_bytes(head) as usize {
+        let count = u32::from_le_bytes(head) as usize;
+        if t.len != head.len() || count > sys {
+            return Err(Error::Corrupt { what: "result descriptors (count)" });
+        }
+        if t.truncated && t.fds.len() < count {
+            // Room was made for every descriptor the count names, so the
+            // kernel dropped some because it could not install them: this
+            // process is at its descriptor limit.
+            let limit = std::io::Error::from_raw_os_error(libc::EMFILE);
+            return Err(Error::os("receive the result's descriptors (some were dropped)", limit));
+        }
+        if t.truncated || t.fds.len() != count {
             return Err(Error::Corrupt { what: "result descriptors (count)" });
         }
         Ok(t.fds)
@@ -239,6 +250,20 @@ mod tests {
         ch.word64(RESULT_LEN).store(1 << 40, Ordering::Relaxed);
         ch.word32(STATE).store(DONE, Ordering::Release);
         assert!(matches!(ch.result(), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn result_descriptors_are_checked_against_their_count() {
+        let mut ch = Channel::new(b"").expect("channel");
+        let end = ch.take_child_end().expect("child end");
+        let file = std::fs::File::open("/proc/self/exe").expect("open");
+        let one = [file.as_fd()];
+        crate::sys::parcel::send(end.as_fd(), &2u32.to_le_bytes(), &one).expect("send");
+        assert!(matches!(ch.take_result_fds(), Err(Error::Corrupt { .. })));
+        crate::sys::parcel::send(end.as_fd(), &1u32.to_le_bytes(), &one).expect("send");
+        assert_eq!(ch.take_result_fds().expect("take").len(), 1);
+        drop(end);
+        assert!(ch.take_result_fds().expect("end of file").is_empty());
     }
 
     /// A child that names another object as its spilled result makes the

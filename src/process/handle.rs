@@ -568,7 +568,7 @@ enum ResultFds {
     /// Handed to a decode that succeeded: its value owns them.
     Given,
     /// Taking them, or the decode that had them, failed with this error.
-    Failed(Error),
+    Failed(Box<Error>),
 }
 
 /// What a later join reports: [`ResultFds`]' descriptors went elsewhere.
@@ -1121,7 +1121,7 @@ impl<R: DeserializeOwned> Process<R> {
                 if matches!(self.result_fds, ResultFds::Waiting) {
                     self.result_fds = match self.channel.take_result_fds() {
                         Ok(fds) => ResultFds::Held(fds),
-                        Err(e) => ResultFds::Failed(e),
+                        Err(e) => ResultFds::Failed(Box::new(e)),
                     };
                 }
                 match std::mem::replace(&mut self.result_fds, ResultFds::Given) {
@@ -1130,7 +1130,7 @@ impl<R: DeserializeOwned> Process<R> {
                         handoff::with_fds(Vec::new(), || codec::decode(bytes)).map_err(JoinError::Failed)
                     }
                     ResultFds::Held(fds) => handoff::with_fds(fds, || codec::decode(bytes)).map_err(|e| {
-                        self.result_fds = ResultFds::Failed(again(&e));
+                        self.result_fds = ResultFds::Failed(Box::new(again(&e)));
                         JoinError::Failed(e)
                     }),
                     ResultFds::Failed(e) => {
