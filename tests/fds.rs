@@ -16,7 +16,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use shmproc::{Fd, Pipe, Process, Queue, StartMethod};
+use shmproc::{Fd, JoinError, Lock, Pipe, Process, Queue, StartMethod};
 
 /// The hang guard of every wait in these tests.
 const GUARD: Duration = Duration::from_secs(30);
@@ -285,16 +285,20 @@ fn open_a_pipe(_: ()) -> (Fd<std::fs::File>, Fd<OwnedFd>) {
 fn result_scenario(m: StartMethod) -> Outcome {
     let mut p = Process::builder().start_method(m).spawn(open_a_pipe, ()).map_err(e("spawn"))?;
     let (mut r, w) = p.join().map_err(e("join"))?;
+    // The result carried descriptors: it was given to the first join.
+    match p.join() {
+        Err(JoinError::Failed(shmproc::Error::InvalidArgument { .. })) => {}
+        Err(other) => return Err(format!("a second join: {other}")),
+        Ok(_) => return Err("a second join decoded the descriptors again".into()),
+    }
+    // The value owns the descriptors: dropping the write end leaves none
+    // open (the `Process` keeps no copy), so the read sees EOF while the
+    // `Process` lives.
     drop(w);
-    // A second join decodes the result again, from fresh duplicates.
-    let (r2, w2) = p.join().map_err(e("join again"))?;
-    drop((r2, w2));
-    // The `Process` keeps the received descriptors for later joins: once
-    // it is gone, no write end is left and the read sees EOF.
-    drop(p);
     let mut got = String::new();
     r.read_to_string(&mut got).map_err(e("read"))?;
     check(got == "from the child", "what the child wrote before returning the descriptors")?;
+    drop(p);
     // A closure under Fork returns one too.
     if m == StartMethod::Fork {
         let mut p =
@@ -307,4 +311,73 @@ fn result_scenario(m: StartMethod) -> Outcome {
 #[test]
 fn descriptors_come_back_in_a_process_result() {
     each_method(result_scenario);
+}
+
+// -- an anonymous handle in a Process result is given once --------------------
+
+fn make_a_lock(_: ()) -> Lock {
+    Lock::new().expect("lock")
+}
+
+fn returned_lock_scenario(m: StartMethod) -> Outcome {
+    let mut p = Process::builder().start_method(m).spawn(make_a_lock, ()).map_err(e("spawn"))?;
+    let lock = p.join().map_err(e("join"))?;
+    // Decoding the cell again would release the one reference lent for
+    // this process a second time: the second join is an error instead.
+    match p.join() {
+        Err(JoinError::Failed(shmproc::Error::InvalidArgument { .. })) => {}
+        Err(other) => return Err(format!("a second join: {other}")),
+        Ok(_) => return Err("a second join decoded the lock again".into()),
+    }
+    lock.acquire().map_err(e("acquire"))?;
+    // Had the cell been freed, new locks would reuse it (and be held).
+    let fresh = (0..16).map(|_| Lock::new()).collect::<Result<Vec<_>, _>>().map_err(e("new lock"))?;
+    for f in &fresh {
+        f.try_acquire().map_err(e("a new lock is free while the returned one is held"))?;
+        check(lock.is_locked(), "the returned lock is still held")?;
+        f.release().map_err(e("release a new lock"))?;
+    }
+    lock.release().map_err(e("release"))?;
+    drop(p);
+    Ok(())
+}
+
+#[test]
+fn an_anonymous_lock_in_a_result_is_given_to_the_first_join_only() {
+    // CPython: none (a Python result is a pickled copy; here the handle
+    // shares the child's lock).
+    each_method(returned_lock_scenario);
+}
+
+// -- what a live Process holds in the parent ----------------------------------
+
+fn identity(x: u32) -> u32 {
+    x
+}
+
+fn live_handles_scenario(m: StartMethod) -> Outcome {
+    let start = || Process::builder().start_method(m).spawn(identity, 7).map_err(e("spawn"));
+    // The first start may open what every later one shares (the fork
+    // server's socket, the launcher).
+    let mut warm = start()?;
+    check(warm.join().map_err(e("join"))? == 7, "the warm-up result")?;
+    drop(warm);
+    let before = open_fds();
+    let mut live = Vec::new();
+    for _ in 0..20 {
+        let mut p = start()?;
+        check(p.join().map_err(e("join"))? == 7, "a result")?;
+        live.push(p);
+    }
+    let per = (open_fds() - before) as f64 / 20.0;
+    // Each joined handle holds its pidfd, its channel segment and its end
+    // of the result socket; the child's end was closed once it had it.
+    check(per <= 3.0, &format!("{per} descriptors per live Process (at most 3 expected)"))?;
+    drop(live);
+    Ok(())
+}
+
+#[test]
+fn a_live_process_holds_no_copy_of_the_childs_result_socket() {
+    each_method(live_handles_scenario);
 }

@@ -79,11 +79,6 @@ impl Post {
         Ok(Post { pair: Arc::new([a, b]) })
     }
 
-    /// End `i` (0 or 1).
-    pub(crate) fn end(&self, i: usize) -> std::os::fd::BorrowedFd<'_> {
-        self.pair[i & 1].as_fd()
-    }
-
     /// The ends as lane `dir` (0 or 1) uses them: it sends on end `dir`
     /// and receives on the other.
     pub(crate) fn lane(&self, dir: usize) -> LanePost {

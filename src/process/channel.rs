@@ -8,8 +8,11 @@
 //! writes DONE, and the parent takes it (non-blocking: it is there once
 //! DONE is) before it decodes the result. A child killed in between takes
 //! nothing with it that the parent waits for; the datagram's descriptors
-//! close with the parent's `Process`.
+//! close with the parent's `Process`. The parent closes its copy of the
+//! child's end as soon as the child has its own (see `take_child_end`), so
+//! a live `Process` holds one end only.
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 use crate::channel::spill;
@@ -45,13 +48,16 @@ const SPILLED: u32 = 0x100;
 const LAYOUT: u64 = layout_hash("shmproc::process::Channel", DATA, 8);
 
 /// A child's task and result channel.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Channel {
     seg: Segment,
-    /// The socket pair for a result's descriptors: end 0 is the child's
-    /// (sending), end 1 the parent's. `None` in a re-executed child, which
-    /// gets its end separately (see `bootstrap.rs`).
-    post: Option<crate::channel::post::Post>,
+    /// The child's (sending) end of the result socket: in the parent until
+    /// the child has its own copy (then taken and closed), in a forked
+    /// child to send on. `None` in a re-executed child, which gets its end
+    /// separately (see `bootstrap.rs`).
+    child_end: Option<OwnedFd>,
+    /// The parent's (receiving) end of the result socket.
+    parent_end: Option<OwnedFd>,
 }
 
 impl Channel {
@@ -59,38 +65,62 @@ impl Channel {
     pub(crate) fn new(task: &[u8]) -> Result<Channel> {
         let cap = task.len().max(MIN_CAPACITY);
         let seg = Segment::builder().size(DATA + cap).typed(kind::CHANNEL, LAYOUT).anonymous()?;
-        let ch = Channel { seg, post: Some(crate::channel::post::Post::new()?) };
+        let (child_end, parent_end) =
+            crate::sys::parcel::seqpacket_pair().map_err(|e| Error::os("socketpair (result socket)", e))?;
+        let ch = Channel { seg, child_end: Some(child_end), parent_end: Some(parent_end) };
         ch.seg.write_bytes(DATA, task)?;
         ch.word64(TASK_LEN).store(task.len() as u64, Ordering::Relaxed);
         Ok(ch)
     }
 
     /// The channel handed to this (child) process.
-    pub(crate) fn from_fd(fd: std::os::fd::OwnedFd) -> Result<Channel> {
+    pub(crate) fn from_fd(fd: OwnedFd) -> Result<Channel> {
         let seg = Segment::from_fd_expecting(fd, kind::CHANNEL, LAYOUT)?;
         if seg.len() < DATA {
             return Err(Error::Corrupt { what: "process channel too small" });
         }
-        Ok(Channel { seg, post: None })
+        Ok(Channel { seg, child_end: None, parent_end: None })
     }
 
     /// The child's end of the result socket (in the parent, to pass on;
     /// in a forked child, to send on).
     pub(crate) fn child_end(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
-        self.post.as_ref().map(|p| p.end(0))
+        self.child_end.as_ref().map(AsFd::as_fd)
+    }
+
+    /// Takes the child's end of the result socket out of the parent's
+    /// channel: to hand it to a starting child (which then holds the only
+    /// copy besides the one in flight), or to close it after a fork.
+    pub(crate) fn take_child_end(&mut self) -> Option<OwnedFd> {
+        self.child_end.take()
     }
 
     /// Takes the descriptors the child sent with its result (in the
     /// parent, once the outcome is DONE): none if it sent none.
-    pub(crate) fn take_result_fds(&self) -> Result<Vec<std::os::fd::OwnedFd>> {
-        let Some(post) = &self.post else { return Ok(Vec::new()) };
+    pub(crate) fn take_result_fds(&self) -> Result<Vec<OwnedFd>> {
+        let Some(end) = &self.parent_end else { return Ok(Vec::new()) };
         let mut head = [0u8; 4];
         let sys = crate::sys::parcel::MAX_FDS;
         let os = |e| Error::os("receive the result's descriptors", e);
-        let Some(t) = crate::sys::parcel::take(post.end(1), &mut head, sys).map_err(os)? else {
+        let Some(t) = crate::sys::parcel::take(end.as_fd(), &mut head, sys).map_err(os)? else {
             return Ok(Vec::new());
         };
-        if t.truncated || t.len != head.len() || t.fds.len() != u32::from_le_bytes(head) as usize {
+        // The child closed its end without sending: end of file, no datagram.
+        if t.len == 0 && t.fds.is_empty() && !t.truncated {
+            return Ok(Vec::new());
+        }
+        let count = u32::from_le_bytes(head) as usize;
+        if t.len != head.len() || count > sys {
+            return Err(Error::Corrupt { what: "result descriptors (count)" });
+        }
+        if t.truncated && t.fds.len() < count {
+            // Room was made for every descriptor the count names, so the
+            // kernel dropped some because it could not install them: this
+            // process is at its descriptor limit.
+            let limit = std::io::Error::from_raw_os_error(libc::EMFILE);
+            return Err(Error::os("receive the result's descriptors (some were dropped)", limit));
+        }
+        if t.truncated || t.fds.len() != count {
             return Err(Error::Corrupt { what: "result descriptors (count)" });
         }
         Ok(t.fds)
@@ -220,6 +250,20 @@ mod tests {
         ch.word64(RESULT_LEN).store(1 << 40, Ordering::Relaxed);
         ch.word32(STATE).store(DONE, Ordering::Release);
         assert!(matches!(ch.result(), Err(Error::Corrupt { .. })));
+    }
+
+    #[test]
+    fn result_descriptors_are_checked_against_their_count() {
+        let mut ch = Channel::new(b"").expect("channel");
+        let end = ch.take_child_end().expect("child end");
+        let file = std::fs::File::open("/proc/self/exe").expect("open");
+        let one = [file.as_fd()];
+        crate::sys::parcel::send(end.as_fd(), &2u32.to_le_bytes(), &one).expect("send");
+        assert!(matches!(ch.take_result_fds(), Err(Error::Corrupt { .. })));
+        crate::sys::parcel::send(end.as_fd(), &1u32.to_le_bytes(), &one).expect("send");
+        assert_eq!(ch.take_result_fds().expect("take").len(), 1);
+        drop(end);
+        assert!(ch.take_result_fds().expect("end of file").is_empty());
     }
 
     /// A child that names another object as its spilled result makes the

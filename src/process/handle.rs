@@ -399,17 +399,18 @@ impl ProcessBuilder {
             args,
             result_socket: true,
         };
-        let channel = Channel::new(&codec::encode(&spec)?)?;
-        // The child's end of the result socket goes last (see `bootstrap.rs`).
+        let mut channel = Channel::new(&codec::encode(&spec)?)?;
+        // The child's end of the result socket goes last (see
+        // `bootstrap.rs`); our copy closes with `fds` once the child has
+        // its own (inherited by the re-exec, or in flight to the server).
         let mut fds = fds;
-        if let Some(end) = channel.child_end() {
-            fds.push(crate::sys::shm::dup(end).map_err(|e| Error::os("dup the result socket", e))?);
-        }
+        fds.extend(channel.take_child_end());
         let pid = match (&self.server, method) {
             (Some(server), _) => server.start(channel.segment().fd(), &fds)?,
             (None, StartMethod::Spawn) => super::spawn::start(channel.segment().fd(), &fds)?,
             (None, _) => super::forkserver::start(channel.segment().fd(), &fds)?,
         };
+        drop(fds);
         Process::adopt(pid, name, self.daemon, channel)
     }
 
@@ -489,7 +490,7 @@ impl ProcessBuilder {
         }
         let name = self.name.clone().unwrap_or_else(current::next_name);
         let me = current::current_process();
-        let channel = Channel::new(&[])?;
+        let mut channel = Channel::new(&[])?;
         {
             use std::io::Write;
             let _ = std::io::stdout().flush();
@@ -510,6 +511,8 @@ impl ProcessBuilder {
             Forked::Parent(pid) => {
                 // The child owns the captures now (see above).
                 std::mem::forget(f);
+                // And its end of the result socket (its copy of `channel`).
+                drop(channel.take_child_end());
                 Process::adopt(pid, name, self.daemon, channel)
             }
         }
@@ -543,12 +546,51 @@ pub struct Process<R = ()> {
     channel: Channel,
     outcome: Option<(u32, Vec<u8>)>,
     /// The descriptors that came with the result (see `channel.rs`).
-    result_fds: Option<Vec<OwnedFd>>,
+    result_fds: ResultFds,
     /// What encoding the argument took for the child (a typed channel's
     /// in-flight handles): given back if the child exits before it began
     /// to decode its argument (the channel never said running).
     undo: Option<handoff::Undo>,
     _result: PhantomData<fn() -> R>,
+}
+
+/// The descriptors that came with a child's result. A result that carried
+/// some (an arena cell always brings its arena's descriptor) is decoded
+/// once: its descriptors, and the arena references lent for the receiver,
+/// go to the value the first decode makes, so no later decode can release
+/// a cell twice or keep a descriptor open behind the caller's back.
+#[derive(Debug)]
+enum ResultFds {
+    /// Not taken from the result socket yet.
+    Waiting,
+    /// Taken, not handed to a decode yet (none came: every join decodes).
+    Held(Vec<OwnedFd>),
+    /// Handed to a decode that succeeded: its value owns them.
+    Given,
+    /// Taking them, or the decode that had them, failed with this error.
+    Failed(Box<Error>),
+}
+
+/// What a later join reports: [`ResultFds`]' descriptors went elsewhere.
+const RESULT_TAKEN: &str =
+    "the result carried descriptors or shared handles and was taken by an earlier join (such a result is given once)";
+
+/// The same error once more, for a later join (`Error` is not `Clone`: its
+/// OS errors keep their errno, other kinds keep their text as a codec error).
+fn again(e: &Error) -> Error {
+    match e {
+        Error::Codec { message } => Error::Codec { message: message.clone() },
+        Error::Corrupt { what } => Error::Corrupt { what },
+        Error::InvalidArgument { what } => Error::InvalidArgument { what },
+        Error::Os { op, source } => Error::Os {
+            op,
+            source: source.raw_os_error().map_or_else(
+                || std::io::Error::new(source.kind(), source.to_string()),
+                std::io::Error::from_raw_os_error,
+            ),
+        },
+        other => Error::Codec { message: other.to_string() },
+    }
 }
 
 impl<R> Process<R> {
@@ -748,7 +790,7 @@ impl<R> Process<R> {
     fn adopt(pid: u32, name: String, daemon: bool, channel: Channel) -> Result<Process<R>> {
         let child = ChildState::new(pid, name, daemon)?;
         current::register(child.clone());
-        Ok(Process { child, channel, outcome: None, undo: None, result_fds: None, _result: PhantomData })
+        Ok(Process { child, channel, outcome: None, undo: None, result_fds: ResultFds::Waiting, _result: PhantomData })
     }
 
     /// The child's pid.
@@ -947,7 +989,12 @@ impl<R> Process<R> {
 
 impl<R: DeserializeOwned> Process<R> {
     /// Waits for the child and returns what its function returned. May be
-    /// called again; it returns the same result.
+    /// called again; it returns the same result, except for a result that
+    /// carried descriptors ([`Fd`](crate::Fd)) or anonymous shared handles
+    /// (a `Lock`, `Value`, `Queue` made with `new`): that one is given
+    /// once, to the first join that decodes it, and later joins return
+    /// [`JoinError::Failed`] with [`Error::InvalidArgument`] (the value owns
+    /// the descriptors, so dropping it closes them).
     ///
     /// # Examples
     ///
@@ -966,7 +1013,11 @@ impl<R: DeserializeOwned> Process<R> {
     /// [`JoinError::Signaled`], [`JoinError::Exited`] or
     /// [`JoinError::CouldNotRun`] when the child produced no result;
     /// [`JoinError::Failed`] if the result does not decode
-    /// ([`Error::Codec`]) or the OS refused the wait. Each converts into
+    /// ([`Error::Codec`]), the OS refused the wait or would not hand over
+    /// the result's descriptors ([`Error::Os`], e.g. `EMFILE` at the
+    /// descriptor limit; a later join reports the same error), or a result
+    /// with descriptors was already taken ([`Error::InvalidArgument`]).
+    /// Each converts into
     /// [`Error::ProcessFailed`] (or the error inside `Failed`).
     pub fn join(&mut self) -> Result<R, JoinError> {
         self.child.wait(None).map_err(JoinError::Failed)?;
@@ -1065,16 +1116,32 @@ impl<R: DeserializeOwned> Process<R> {
         let fail = |failure| JoinError::from_failure(self.pid(), self.child.name.clone(), failure);
         match &self.outcome {
             Some((channel::OK, bytes)) => {
-                // Descriptors in the result: taken once, decoded from
-                // duplicates so that join stays repeatable.
-                if self.result_fds.is_none() {
-                    self.result_fds = Some(self.channel.take_result_fds().map_err(JoinError::Failed)?);
+                // Descriptors in the result: taken once, and given to
+                // the first decode (see `ResultFds`).
+                if matches!(self.result_fds, ResultFds::Waiting) {
+                    self.result_fds = match self.channel.take_result_fds() {
+                        Ok(fds) => ResultFds::Held(fds),
+                        Err(e) => ResultFds::Failed(Box::new(e)),
+                    };
                 }
-                let fds = self.result_fds.as_deref().unwrap_or_default();
-                let dups = fds.iter().map(|fd| crate::sys::shm::dup(std::os::fd::AsFd::as_fd(fd)));
-                let dups = dups.collect::<std::io::Result<Vec<_>>>();
-                let dups = dups.map_err(|e| JoinError::Failed(Error::os("dup a result's descriptor", e)))?;
-                handoff::with_fds(dups, || codec::decode(bytes)).map_err(JoinError::Failed)
+                match std::mem::replace(&mut self.result_fds, ResultFds::Given) {
+                    ResultFds::Held(fds) if fds.is_empty() => {
+                        self.result_fds = ResultFds::Held(fds);
+                        handoff::with_fds(Vec::new(), || codec::decode(bytes)).map_err(JoinError::Failed)
+                    }
+                    ResultFds::Held(fds) => handoff::with_fds(fds, || codec::decode(bytes)).map_err(|e| {
+                        self.result_fds = ResultFds::Failed(Box::new(again(&e)));
+                        JoinError::Failed(e)
+                    }),
+                    ResultFds::Failed(e) => {
+                        let err = again(&e);
+                        self.result_fds = ResultFds::Failed(e);
+                        Err(JoinError::Failed(err))
+                    }
+                    ResultFds::Given | ResultFds::Waiting => {
+                        Err(JoinError::Failed(Error::InvalidArgument { what: RESULT_TAKEN }))
+                    }
+                }
             }
             Some((channel::PANIC, m)) => Err(fail(ProcessFailure::Panicked(String::from_utf8_lossy(m).into_owned()))),
             Some((_, m)) => Err(fail(ProcessFailure::TaskError(String::from_utf8_lossy(m).into_owned()))),
