@@ -308,3 +308,29 @@ fn result_scenario(m: StartMethod) -> Outcome {
 fn descriptors_come_back_in_a_process_result() {
     each_method(result_scenario);
 }
+
+// -- many descriptors in flight ----------------------------------------------
+
+/// More parcels than the socket holds at once (a few hundred): a producer
+/// thread with timed puts and a consumer thread getting them all; nothing
+/// hangs, everything arrives.
+#[test]
+fn more_descriptors_than_the_socket_holds_flow_through() {
+    const N: usize = 600;
+    let q = Queue::<Fd<std::fs::File>>::new(0).expect("queue");
+    let producer = {
+        let q = q.clone();
+        std::thread::spawn(move || {
+            for i in 0..N {
+                let f = std::fs::File::open("/proc/self/exe").expect("open");
+                q.put_timeout(Fd::new(f), GUARD).unwrap_or_else(|e| panic!("put {i}: {e}"));
+            }
+        })
+    };
+    for i in 0..N {
+        let f = q.get_timeout(GUARD).unwrap_or_else(|e| panic!("get {i}: {e}"));
+        assert!(f.metadata().expect("meta").is_file());
+    }
+    producer.join().expect("producer");
+    assert!(q.is_empty());
+}
