@@ -41,7 +41,7 @@
 use std::sync::atomic::{AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 use std::time::{Duration, Instant};
 
-use crate::channel::post::{DATAGRAM, LanePost, NO_SOCKET, PARCEL};
+use crate::channel::post::{DATAGRAM, LanePost, NO_SOCKET, NO_SOCKET_RECV, PARCEL};
 use crate::channel::spill;
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU64, Ordering};
@@ -205,6 +205,10 @@ pub(crate) trait Ends {
     /// processes of a side register with their first call, so one that is
     /// about to make it must be given that moment).
     const PROBE_BEFORE_SLEEP: bool;
+    /// Whether receives only discard (an immediate shutdown's draining): a
+    /// handle without the channel's socket then still takes an item with
+    /// descriptors off the ring (it fails, and is gone for everyone).
+    const DISCARDS: bool = false;
     /// Checked before each attempt to send: `Some` ends the send.
     fn send_stop(&self) -> Option<Stop>;
     /// Checked before each attempt to receive: `Some` ends the receive.
@@ -223,6 +227,7 @@ pub(crate) trait Ends {
 impl<E: Ends> Ends for &E {
     const SEND_NEEDS_RECEIVER: bool = E::SEND_NEEDS_RECEIVER;
     const PROBE_BEFORE_SLEEP: bool = E::PROBE_BEFORE_SLEEP;
+    const DISCARDS: bool = E::DISCARDS;
 
     fn send_stop(&self) -> Option<Stop> {
         (**self).send_stop()
@@ -480,6 +485,11 @@ impl Lane {
             async_words: std::sync::OnceLock::new(),
             post: None,
         })
+    }
+
+    /// The receivers' position (it moves when a record leaves the ring).
+    pub(crate) fn head_position(&self) -> u64 {
+        self.words.head.load(Ordering::Acquire)
     }
 
     /// This lane with the channel's socket pair (see `post.rs`).
@@ -866,10 +876,20 @@ impl Lane {
         wait: Wait,
         hook: &mut dyn FnMut(&[u8]),
         fds: &mut Vec<OwnedFd>,
+        discards: bool,
     ) -> Result<Option<u32>, Stop> {
         let Some(_locked) = take(&self.words.receiving.lock, wait)? else { return Ok(None) };
         let pos = self.words.positions();
         let mut core = ByteConsumerCore::attach_cached(&pos, self.tail_hint.load(StdOrdering::Relaxed));
+        if self.post.is_none() && !discards {
+            // Without the socket a parcel record cannot be received here:
+            // it stays for a handle that has the socket.
+            let head = core.peek(&pos, &self.buf);
+            self.tail_hint.store(core.tail_hint(), StdOrdering::Relaxed);
+            if head?.is_some_and(|span| span.tag & PARCEL != 0) {
+                return Err(Stop::Failed(Error::Unsupported { what: NO_SOCKET_RECV }));
+            }
+        }
         let got = core.pop_into_then(&pos, &self.buf, out, hook)?;
         self.tail_hint.store(core.tail_hint(), StdOrdering::Relaxed);
         match got {
@@ -903,8 +923,9 @@ impl Lane {
         wait: Wait,
         hook: &mut dyn FnMut(&[u8]),
         fds: &mut Vec<OwnedFd>,
+        discards: bool,
     ) -> Result<Option<u32>, Stop> {
-        let got = self.try_recv(out, wait, hook, fds)?;
+        let got = self.try_recv(out, wait, hook, fds, discards)?;
         if got.is_some() {
             self.words.writable.notify_one_from_here(&self.words.sending.awake);
         }
@@ -940,12 +961,12 @@ impl Lane {
             if let Some(stop) = ends.recv_stop() {
                 return Err(stop);
             }
-            if let Some(tag) = self.take_record(out, wait, hook, fds)? {
+            if let Some(tag) = self.take_record(out, wait, hook, fds, E::DISCARDS)? {
                 return Ok(tag);
             }
             if let Some(stop) = ends.drained_stop() {
                 // Messages sent before the flag happened-before it.
-                return self.take_record(out, wait, hook, fds)?.ok_or(stop);
+                return self.take_record(out, wait, hook, fds, E::DISCARDS)?.ok_or(stop);
             }
             if wait == Wait::No {
                 if self.senders_probe.ask(|| ends.senders_gone()) && !self.has_message() {
@@ -958,7 +979,7 @@ impl Lane {
                 Other { gone: || ends.senders_gone(), rate: &self.senders_probe, ask_first: E::PROBE_BEFORE_SLEEP };
             if wait_on(call, look, || false, wait, &other)? == Woke::Gone {
                 // Dead first, then empty: a sender may publish and die.
-                return self.take_record(out, wait, hook, fds)?.ok_or(Stop::Disconnected);
+                return self.take_record(out, wait, hook, fds, E::DISCARDS)?.ok_or(Stop::Disconnected);
             }
         }
     }

@@ -52,8 +52,12 @@
 //! waits forever on a blocking put, as with a bounded queue.
 //!
 //! A queue opened by name from an unrelated process has no socket: a put
-//! whose item carries descriptors fails there with
-//! [`Error::Unsupported`]; items without descriptors work as before.
+//! whose item carries descriptors fails there with [`Error::Codec`] naming
+//! where descriptors travel (the item comes back in the error); a get that
+//! finds an item with descriptors at the head fails with
+//! [`Error::Unsupported`] and leaves the item for a handle with the socket
+//! (only an immediate shutdown from such a handle removes it, as it removes
+//! every item). Items without descriptors work as before.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
@@ -72,6 +76,11 @@ pub(crate) const DATAGRAM: usize = 12;
 /// Why a put with descriptors cannot happen on a channel without a socket.
 pub(crate) const NO_SOCKET: &str = "descriptors in an item of a channel opened by name (it has no socket to carry \
      them; pass the channel's handle to the process instead)";
+
+/// Why a get on a channel without a socket stops at an item with
+/// descriptors (it leaves the item in the queue).
+pub(crate) const NO_SOCKET_RECV: &str = "an item with descriptors at the head of a channel opened by name (it has \
+     no socket to receive them; the item stays for a handle that came from the channel's creator)";
 
 /// A channel's socket pair (see the module docs).
 #[derive(Debug, Clone)]
