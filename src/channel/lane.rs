@@ -907,6 +907,9 @@ impl Lane {
                         if tag == TAG_SPILL {
                             spill::discard(out);
                         }
+                        // The record left the ring: its room may serve a
+                        // waiting sender.
+                        self.words.writable.notify_one_from_here(&self.words.sending.awake);
                         return Err(e);
                     }
                 }
