@@ -50,6 +50,14 @@
 //! closes it when it likes. The receiver gets a new, close-on-exec
 //! descriptor for the same open file (the same socket, the same file
 //! offset).
+//!
+//! # How many may be in flight
+//!
+//! Descriptors sent through a channel and not yet received are "in
+//! flight": the kernel bounds them per channel (its socket's buffer, a few
+//! hundred items by default) and per user (about `RLIMIT_NOFILE`). A put
+//! beyond either waits as a put to a full queue does (`try_` puts give the
+//! item back as `Full`, timed ones time out) until receivers take items.
 
 use std::os::fd::{AsFd, OwnedFd};
 

@@ -16,7 +16,7 @@ use std::net::{TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
 use std::time::Duration;
 
-use shmproc::{Fd, JoinError, Lock, Pipe, Process, Queue, StartMethod};
+use shmproc::{Fd, JoinError, JoinableQueue, Lock, Pipe, Process, Queue, StartMethod};
 
 /// The hang guard of every wait in these tests.
 const GUARD: Duration = Duration::from_secs(30);
@@ -380,4 +380,55 @@ fn live_handles_scenario(m: StartMethod) -> Outcome {
 #[test]
 fn a_live_process_holds_no_copy_of_the_childs_result_socket() {
     each_method(live_handles_scenario);
+// -- many descriptors in flight ----------------------------------------------
+
+/// More parcels than the socket holds at once (a few hundred): a producer
+/// thread with timed puts and a consumer thread getting them all; nothing
+/// hangs, everything arrives.
+#[test]
+fn more_descriptors_than_the_socket_holds_flow_through() {
+    const N: usize = 600;
+    let q = Queue::<Fd<std::fs::File>>::new(0).expect("queue");
+    let producer = {
+        let q = q.clone();
+        std::thread::spawn(move || {
+            for i in 0..N {
+                let f = std::fs::File::open("/proc/self/exe").expect("open");
+                q.put_timeout(Fd::new(f), GUARD).unwrap_or_else(|e| panic!("put {i}: {e}"));
+            }
+        })
+    };
+    for i in 0..N {
+        let f = q.get_timeout(GUARD).unwrap_or_else(|e| panic!("get {i}: {e}"));
+        assert!(f.metadata().expect("meta").is_file());
+    }
+    producer.join().expect("producer");
+    assert!(q.is_empty());
+}
+
+// -- a handle without the socket ---------------------------------------------
+
+/// A handle opened by name (it has no socket) stops at an item with
+/// descriptors with a clear error and leaves it for a handle that has the
+/// socket; an immediate shutdown from it still empties the queue, and
+/// `join` returns.
+#[test]
+fn a_handle_opened_by_name_leaves_items_with_descriptors_to_others() {
+    let name = format!("t-fds-byname-get-{}", std::process::id());
+    let made = JoinableQueue::<Option<Fd<std::fs::File>>>::create(&name, 0).expect("create");
+    let opened = JoinableQueue::<Option<Fd<std::fs::File>>>::open(&name).expect("open");
+    let _ = shmproc::Segment::unlink(&name);
+    let file = || Some(Fd::new(std::fs::File::open("/proc/self/exe").expect("open exe")));
+    made.put(file()).expect("put");
+    let err = opened.try_get().expect_err("no socket here");
+    assert!(err.to_string().contains("opened by name"), "{err}");
+    let got = made.get_timeout(GUARD).expect("the item stayed for the creator");
+    assert!(got.is_some_and(|f| f.metadata().is_ok()));
+    made.task_done().expect("done");
+    made.put(file()).expect("put");
+    made.put(None).expect("put");
+    made.put(file()).expect("put");
+    opened.shutdown(true).expect("shutdown");
+    assert!(made.is_empty(), "nothing left behind");
+    made.join_timeout(GUARD).expect("join returns");
 }

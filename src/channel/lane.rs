@@ -41,7 +41,7 @@
 use std::sync::atomic::{AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 use std::time::{Duration, Instant};
 
-use crate::channel::post::{DATAGRAM, LanePost, NO_SOCKET, PARCEL};
+use crate::channel::post::{DATAGRAM, LanePost, NO_SOCKET, NO_SOCKET_RECV, PARCEL};
 use crate::channel::spill;
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU64, Ordering};
@@ -205,6 +205,10 @@ pub(crate) trait Ends {
     /// processes of a side register with their first call, so one that is
     /// about to make it must be given that moment).
     const PROBE_BEFORE_SLEEP: bool;
+    /// Whether receives only discard (an immediate shutdown's draining): a
+    /// handle without the channel's socket then still takes an item with
+    /// descriptors off the ring (it fails, and is gone for everyone).
+    const DISCARDS: bool = false;
     /// Checked before each attempt to send: `Some` ends the send.
     fn send_stop(&self) -> Option<Stop>;
     /// Checked before each attempt to receive: `Some` ends the receive.
@@ -223,6 +227,7 @@ pub(crate) trait Ends {
 impl<E: Ends> Ends for &E {
     const SEND_NEEDS_RECEIVER: bool = E::SEND_NEEDS_RECEIVER;
     const PROBE_BEFORE_SLEEP: bool = E::PROBE_BEFORE_SLEEP;
+    const DISCARDS: bool = E::DISCARDS;
 
     fn send_stop(&self) -> Option<Stop> {
         (**self).send_stop()
@@ -406,6 +411,18 @@ fn take(lock: &RawMutex, wait: Wait) -> Result<Option<LockedBy<'_>>, Stop> {
     }
 }
 
+/// What one attempt to send did.
+enum Tried {
+    /// The record is published.
+    Sent,
+    /// No room in the ring (or the lock stayed busy past a `try_`).
+    NoRoom,
+    /// The parcel socket had no room for the datagram (`pollable`: a poll
+    /// for `POLLOUT` says when it may have; not for the per-user limit on
+    /// descriptors in flight).
+    SocketFull { pollable: bool },
+}
+
 /// Unlocks on drop (also when a panic unwinds through a send or receive).
 struct LockedBy<'a>(&'a RawMutex);
 
@@ -468,6 +485,11 @@ impl Lane {
             async_words: std::sync::OnceLock::new(),
             post: None,
         })
+    }
+
+    /// The receivers' position (it moves when a record leaves the ring).
+    pub(crate) fn head_position(&self) -> u64 {
+        self.words.head.load(Ordering::Acquire)
     }
 
     /// This lane with the channel's socket pair (see `post.rs`).
@@ -578,17 +600,10 @@ impl Lane {
     /// One attempt to publish a record, under the send lock. With a
     /// parcel (`rec` then starts with 8 bytes for its id), the datagram
     /// goes first, once the ring has room for the record (see `post.rs`).
-    fn try_send<E: Ends>(
-        &self,
-        rec: &[u8],
-        tag: u32,
-        wait: Wait,
-        parcel: Option<&[OwnedFd]>,
-        ends: &E,
-    ) -> Result<bool, Stop> {
-        let Some(_locked) = take(&self.words.sending.lock, wait)? else { return Ok(false) };
+    fn try_send(&self, rec: &[u8], tag: u32, wait: Wait, parcel: Option<&[OwnedFd]>) -> Result<Tried, Stop> {
+        let Some(_locked) = take(&self.words.sending.lock, wait)? else { return Ok(Tried::NoRoom) };
         if let Some(fds) = parcel {
-            return self.try_send_parcel(rec, tag, wait, fds, ends);
+            return self.try_send_parcel(rec, tag, fds);
         }
         let pos = self.words.positions();
         let mut core = ByteProducerCore::attach_cached(&pos, self.head_hint.load(StdOrdering::Relaxed));
@@ -597,35 +612,40 @@ impl Lane {
         let max = self.max_messages;
         if max != 0 && core.messages_upper_bound() >= max && core.messages(&pos, self.buf.capacity())? >= max {
             self.head_hint.store(core.head_hint(), StdOrdering::Relaxed);
-            return Ok(false);
+            return Ok(Tried::NoRoom);
         }
         let pushed = core.push(&pos, &self.buf, rec, tag)?;
         // Stored under the lock: the next holder in this process inherits
         // the happens-before of our load (see attach_cached).
         self.head_hint.store(core.head_hint(), StdOrdering::Relaxed);
-        Ok(pushed)
+        Ok(if pushed { Tried::Sent } else { Tried::NoRoom })
     }
 
-    /// [`try_send`](Self::try_send) of a parcel, under the send lock.
-    fn try_send_parcel<E: Ends>(
-        &self,
-        rec: &[u8],
-        tag: u32,
-        wait: Wait,
-        fds: &[OwnedFd],
-        ends: &E,
-    ) -> Result<bool, Stop> {
+    /// [`try_send`](Self::try_send) of a parcel, under the send lock: one
+    /// attempt at the datagram, never a wait on the socket (a full socket
+    /// is waited for by the caller, without the lock).
+    fn try_send_parcel(&self, rec: &[u8], tag: u32, fds: &[OwnedFd]) -> Result<Tried, Stop> {
         let post = self.post.as_ref().ok_or(Stop::Failed(Error::Unsupported { what: NO_SOCKET }))?;
         // Under the send lock the room only grows (receivers free it).
         if !self.has_room(rec.len() as u64) {
-            return Ok(false);
+            return Ok(Tried::NoRoom);
         }
-        // Advanced before the datagram: a sender killed in between leaves
-        // a gap, never two datagrams with one id.
+        // Advanced before the datagram: a sender killed in between (or a
+        // datagram the socket refused) leaves a gap, never two datagrams
+        // with one id.
         let id = self.words.sending.parcels.load(Ordering::Relaxed).wrapping_add(1);
         self.words.sending.parcels.store(id, Ordering::Relaxed);
-        if !self.post_datagram(post, id, fds, wait, ends)? {
-            return Ok(false);
+        let mut dg = [0u8; DATAGRAM];
+        dg[..8].copy_from_slice(&id.to_le_bytes());
+        dg[8..].copy_from_slice(&(fds.len() as u32).to_le_bytes());
+        let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
+        match crate::sys::parcel::send(post.send_end(), &dg, &borrowed) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return Ok(Tried::SocketFull { pollable: true }),
+            Err(e) if crate::sys::parcel::is_too_many_in_flight(&e) => {
+                return Ok(Tried::SocketFull { pollable: false });
+            }
+            Err(e) => return Err(Stop::Failed(Error::os("send descriptors", e))),
         }
         crate::sys::failpoint::hit("post.after_datagram");
         let mut r = rec.to_vec();
@@ -636,49 +656,39 @@ impl Lane {
         self.head_hint.store(core.head_hint(), StdOrdering::Relaxed);
         // Not pushed (cannot happen: the room was there): the datagram is an
         // orphan the next parcel get discards.
-        Ok(pushed)
+        Ok(if pushed { Tried::Sent } else { Tried::NoRoom })
     }
 
-    /// Sends a parcel's datagram: `Ok(false)` if the socket is full and
-    /// `wait` is [`Wait::No`]; waits for room on the socket within `wait`
-    /// otherwise (a blocking call in slices, stopping when the channel
-    /// stops sends or every receiver is gone).
-    fn post_datagram<E: Ends>(
-        &self,
-        post: &LanePost,
-        id: u64,
-        fds: &[OwnedFd],
-        wait: Wait,
-        ends: &E,
-    ) -> Result<bool, Stop> {
+    /// Waits, WITHOUT the send lock, for room on a full parcel socket: one
+    /// bounded wait (a slice of a blocking call, or up to the deadline),
+    /// after which the caller tries again from scratch. `pollable` is
+    /// false for the per-user limit on descriptors in flight, which no
+    /// poll reports: then it sleeps a short slice.
+    fn wait_for_socket<E: Ends>(&self, pollable: bool, wait: Wait, ends: &E) -> Result<(), Stop> {
         const SLICE: Duration = Duration::from_millis(100);
-        let mut dg = [0u8; DATAGRAM];
-        dg[..8].copy_from_slice(&id.to_le_bytes());
-        dg[8..].copy_from_slice(&(fds.len() as u32).to_le_bytes());
-        let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
-        loop {
-            match crate::sys::parcel::send(post.send_end(), &dg, &borrowed) {
-                Ok(()) => return Ok(true),
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(Stop::Failed(Error::os("send descriptors", e))),
-            }
-            let slice = match wait {
-                Wait::No => return Ok(false),
-                Wait::Forever => SLICE,
-                Wait::Until(d) => match d.checked_duration_since(Instant::now()) {
-                    Some(left) if !left.is_zero() => left.min(SLICE),
-                    _ => return Err(Stop::Timeout),
-                },
-            };
-            if let Some(stop) = ends.send_stop() {
-                return Err(stop);
-            }
-            if self.receivers_probe.ask(|| ends.receivers_gone()) {
-                return Err(Stop::Disconnected);
-            }
+        const NAP: Duration = Duration::from_millis(5);
+        let slice = match wait {
+            Wait::No => return Err(Stop::Timeout),
+            Wait::Forever => SLICE,
+            Wait::Until(d) => match d.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => left.min(SLICE),
+                _ => return Err(Stop::Timeout),
+            },
+        };
+        if let Some(stop) = ends.send_stop() {
+            return Err(stop);
+        }
+        if self.receivers_probe.ask(|| ends.receivers_gone()) {
+            return Err(Stop::Disconnected);
+        }
+        let Some(post) = self.post.as_ref() else { return Ok(()) };
+        if pollable {
             crate::sys::parcel::wait_writable(post.send_end(), slice)
                 .map_err(|e| Stop::Failed(Error::os("wait for room on the parcel socket", e)))?;
+        } else {
+            std::thread::sleep(slice.min(NAP));
         }
+        Ok(())
     }
 
     /// Takes parcel `id`'s descriptors off the socket, under the receive
@@ -776,9 +786,16 @@ impl Lane {
             if probe && self.receivers_probe.ask_now(|| ends.receivers_gone()) {
                 return Err(Stop::Disconnected);
             }
-            if self.try_send(rec, tag, wait, parcel, ends)? {
-                self.words.readable.notify_one_from_here(&self.words.receiving.awake);
-                return Ok(());
+            match self.try_send(rec, tag, wait, parcel)? {
+                Tried::Sent => {
+                    self.words.readable.notify_one_from_here(&self.words.receiving.awake);
+                    return Ok(());
+                }
+                Tried::SocketFull { pollable } => {
+                    self.wait_for_socket(pollable, wait, ends)?;
+                    continue;
+                }
+                Tried::NoRoom => {}
             }
             if wait == Wait::No {
                 if self.receivers_probe.ask(|| ends.receivers_gone()) && !self.has_room(len) {
@@ -859,10 +876,20 @@ impl Lane {
         wait: Wait,
         hook: &mut dyn FnMut(&[u8]),
         fds: &mut Vec<OwnedFd>,
+        discards: bool,
     ) -> Result<Option<u32>, Stop> {
         let Some(_locked) = take(&self.words.receiving.lock, wait)? else { return Ok(None) };
         let pos = self.words.positions();
         let mut core = ByteConsumerCore::attach_cached(&pos, self.tail_hint.load(StdOrdering::Relaxed));
+        if self.post.is_none() && !discards {
+            // Without the socket a parcel record cannot be received here:
+            // it stays for a handle that has the socket.
+            let head = core.peek(&pos, &self.buf);
+            self.tail_hint.store(core.tail_hint(), StdOrdering::Relaxed);
+            if head?.is_some_and(|span| span.tag & PARCEL != 0) {
+                return Err(Stop::Failed(Error::Unsupported { what: NO_SOCKET_RECV }));
+            }
+        }
         let got = core.pop_into_then(&pos, &self.buf, out, hook)?;
         self.tail_hint.store(core.tail_hint(), StdOrdering::Relaxed);
         match got {
@@ -880,6 +907,9 @@ impl Lane {
                         if tag == TAG_SPILL {
                             spill::discard(out);
                         }
+                        // The record left the ring: its room may serve a
+                        // waiting sender.
+                        self.words.writable.notify_one_from_here(&self.words.sending.awake);
                         return Err(e);
                     }
                 }
@@ -896,8 +926,9 @@ impl Lane {
         wait: Wait,
         hook: &mut dyn FnMut(&[u8]),
         fds: &mut Vec<OwnedFd>,
+        discards: bool,
     ) -> Result<Option<u32>, Stop> {
-        let got = self.try_recv(out, wait, hook, fds)?;
+        let got = self.try_recv(out, wait, hook, fds, discards)?;
         if got.is_some() {
             self.words.writable.notify_one_from_here(&self.words.sending.awake);
         }
@@ -933,12 +964,12 @@ impl Lane {
             if let Some(stop) = ends.recv_stop() {
                 return Err(stop);
             }
-            if let Some(tag) = self.take_record(out, wait, hook, fds)? {
+            if let Some(tag) = self.take_record(out, wait, hook, fds, E::DISCARDS)? {
                 return Ok(tag);
             }
             if let Some(stop) = ends.drained_stop() {
                 // Messages sent before the flag happened-before it.
-                return self.take_record(out, wait, hook, fds)?.ok_or(stop);
+                return self.take_record(out, wait, hook, fds, E::DISCARDS)?.ok_or(stop);
             }
             if wait == Wait::No {
                 if self.senders_probe.ask(|| ends.senders_gone()) && !self.has_message() {
@@ -951,7 +982,7 @@ impl Lane {
                 Other { gone: || ends.senders_gone(), rate: &self.senders_probe, ask_first: E::PROBE_BEFORE_SLEEP };
             if wait_on(call, look, || false, wait, &other)? == Woke::Gone {
                 // Dead first, then empty: a sender may publish and die.
-                return self.take_record(out, wait, hook, fds)?.ok_or(Stop::Disconnected);
+                return self.take_record(out, wait, hook, fds, E::DISCARDS)?.ok_or(Stop::Disconnected);
             }
         }
     }

@@ -38,15 +38,26 @@
 //! - descriptors in flight when the last process holding the channel
 //!   exits are closed by the kernel with the socket.
 //!
-//! A full socket (the kernel's limit on queued bytes, or on descriptors in
-//! flight per user) makes a put wait for room on it under the send lock,
-//! within the call's wait: a `try_` put gives its item back as `Full`, a
-//! timed one waits until its deadline, a blocking one waits in slices and
-//! stops when the queue is closed or shut down or every receiver is gone.
+//! A full socket (the kernel's limit on queued bytes, raised at creation
+//! as far as `net.core.wmem_max` allows; a few hundred parcels by default)
+//! or the per-user limit on descriptors in flight (`ETOOMANYREFS`, about
+//! `RLIMIT_NOFILE`) makes a put wait as a put to a full queue does: a `try_`
+//! put gives its item back as `Full`, a timed one waits until its deadline,
+//! a blocking one waits until receivers take parcels (or the queue is
+//! closed or shut down, or every receiver is gone). It waits WITHOUT the
+//! send lock (polling the socket for room, or napping on the in-flight
+//! limit, which no poll reports) and then tries again from scratch: other
+//! producers go on meanwhile, and the id it spent is only a gap. So one
+//! thread that puts more parcels than that and gets them only afterwards
+//! waits forever on a blocking put, as with a bounded queue.
 //!
 //! A queue opened by name from an unrelated process has no socket: a put
-//! whose item carries descriptors fails there with
-//! [`Error::Unsupported`]; items without descriptors work as before.
+//! whose item carries descriptors fails there with [`Error::Codec`] naming
+//! where descriptors travel (the item comes back in the error); a get that
+//! finds an item with descriptors at the head fails with
+//! [`Error::Unsupported`] and leaves the item for a handle with the socket
+//! (only an immediate shutdown from such a handle removes it, as it removes
+//! every item). Items without descriptors work as before.
 
 use std::os::fd::{AsFd, OwnedFd};
 use std::sync::Arc;
@@ -65,6 +76,11 @@ pub(crate) const DATAGRAM: usize = 12;
 /// Why a put with descriptors cannot happen on a channel without a socket.
 pub(crate) const NO_SOCKET: &str = "descriptors in an item of a channel opened by name (it has no socket to carry \
      them; pass the channel's handle to the process instead)";
+
+/// Why a get on a channel without a socket stops at an item with
+/// descriptors (it leaves the item in the queue).
+pub(crate) const NO_SOCKET_RECV: &str = "an item with descriptors at the head of a channel opened by name (it has \
+     no socket to receive them; the item stays for a handle that came from the channel's creator)";
 
 /// A channel's socket pair (see the module docs).
 #[derive(Debug, Clone)]
@@ -231,6 +247,56 @@ mod tests {
         while parcel::take(post.recv_end(), &mut b, parcel::MAX_FDS).expect("take").is_some() {}
         q.put(Fd::new(file())).expect("put");
         assert!(q.get().is_ok());
+    }
+
+    /// Fills the socket with orphan datagrams until the kernel says no.
+    fn fill(post: &super::LanePost) -> usize {
+        let f = file();
+        let dg = [0u8; super::DATAGRAM];
+        let mut n = 0;
+        loop {
+            match parcel::send(post.send_end(), &dg, &[f.as_fd()]) {
+                Ok(()) => n += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => panic!("{e}"),
+            }
+            assert!(n < 1_000_000, "the socket never filled");
+        }
+        n
+    }
+
+    /// Takes the `n` orphans `fill` left, by hand.
+    fn drain(post: &super::LanePost, n: usize) {
+        let mut b = [0u8; super::DATAGRAM];
+        for _ in 0..n {
+            assert!(parcel::take(post.recv_end(), &mut b, parcel::MAX_FDS).expect("take").is_some());
+        }
+    }
+
+    /// A put waiting for room on a full socket does not hold the send
+    /// lock: another producer's item without descriptors goes through
+    /// meanwhile, and the waiting put completes once there is room.
+    #[test]
+    fn a_put_waiting_on_a_full_socket_blocks_no_other_producer() {
+        let q = Queue::<Option<Fd<std::fs::File>>>::new(0).expect("queue");
+        let post = q.post().expect("socket").lane(0);
+        let orphans = fill(&post);
+        let waiting = {
+            let q = q.clone();
+            std::thread::spawn(move || q.put_timeout(Some(Fd::new(file())), std::time::Duration::from_secs(60)))
+        };
+        // Hang guard only: before the fix the waiting put held the lock.
+        q.put_timeout(None, std::time::Duration::from_secs(30)).expect("a put without descriptors goes through");
+        // A `try_` put on the full socket gives its item back.
+        match q.try_put(Some(Fd::new(file()))) {
+            Err(crate::TryPutError::Full(back)) => assert!(back.is_some_and(|f| f.metadata().is_ok())),
+            other => panic!("unexpected {other:?}"),
+        }
+        drain(&post, orphans);
+        waiting.join().expect("thread").expect("the waiting put completes");
+        let mut got = [q.get().expect("get"), q.get().expect("get")];
+        got.sort_by_key(Option::is_some);
+        assert!(got[0].is_none() && got[1].as_ref().is_some_and(|f| f.metadata().is_ok()));
     }
 
     /// Encoding a descriptor outside any message is a clear codec error.

@@ -437,6 +437,7 @@ struct Draining<'a>(&'a Inner);
 impl Ends for Draining<'_> {
     const SEND_NEEDS_RECEIVER: bool = Inner::SEND_NEEDS_RECEIVER;
     const PROBE_BEFORE_SLEEP: bool = Inner::PROBE_BEFORE_SLEEP;
+    const DISCARDS: bool = true;
 
     fn send_stop(&self) -> Option<Stop> {
         self.0.send_stop()
@@ -903,8 +904,12 @@ impl<T> Queue<T> {
         loop {
             buf.clear();
             let mut fds = Vec::new();
+            let head = self.inner.lane.head_position();
             match self.inner.lane.recv_message(&mut buf, Wait::No, &Draining(&self.inner), &mut |_| {}, &mut fds) {
                 Ok(()) => each(&buf, fds),
+                // The record left the ring (an item whose descriptors are
+                // gone, a handle without the socket): it is dropped; go on.
+                Err(Stop::Failed(_)) if self.inner.lane.head_position() != head => {}
                 Err(Stop::Failed(e)) => return Err(e),
                 Err(_) => return Ok(()),
             }

@@ -73,6 +73,8 @@ thread_local! {
 /// segments it serializes, and what to give back if the encoding never
 /// reaches a decoder.
 pub(crate) fn collecting<T>(f: impl FnOnce() -> T) -> (T, Vec<OwnedFd>, Undo) {
+    // A message left by an earlier failure must not name this one's.
+    MESSAGE.with(|m| m.replace(None));
     let outer = OUTGOING.with(|o| o.replace(Some(Outgoing::default())));
     let out = f();
     let o = OUTGOING.with(|o| o.replace(outer)).unwrap_or_default();
@@ -82,6 +84,7 @@ pub(crate) fn collecting<T>(f: impl FnOnce() -> T) -> (T, Vec<OwnedFd>, Undo) {
 /// Runs `f` (which decodes something) with `fds` available to the segments
 /// it deserializes.
 pub(crate) fn with_fds<T>(fds: Vec<OwnedFd>, f: impl FnOnce() -> T) -> T {
+    MESSAGE.with(|m| m.replace(None));
     let outer = INCOMING.with(|i| i.replace(Some(fds.into_iter().map(Some).collect())));
     let out = f();
     INCOMING.with(|i| i.replace(outer));

@@ -24,13 +24,30 @@ pub(crate) const MAX_FDS: usize = 253;
 
 /// A connected `SOCK_SEQPACKET` pair, both ends close-on-exec and
 /// non-blocking: what is sent on one end is received on the other.
+/// Each end's send buffer is raised towards [`SEND_BUFFER`] (the kernel
+/// caps it at `net.core.wmem_max`; a refusal is ignored).
 pub(crate) fn seqpacket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
-    Ok(rustix::net::socketpair(
+    let (a, b) = rustix::net::socketpair(
         AddressFamily::UNIX,
         SocketType::SEQPACKET,
         SocketFlags::CLOEXEC | SocketFlags::NONBLOCK,
         None,
-    )?)
+    )?;
+    for end in [&a, &b] {
+        // Ignored on failure: the default buffer works, it only fills sooner.
+        let _ = rustix::net::sockopt::set_socket_send_buffer_size(end, SEND_BUFFER);
+    }
+    Ok((a, b))
+}
+
+/// The send buffer asked for on each end of a pair (bytes).
+pub(crate) const SEND_BUFFER: usize = 4 << 20;
+
+/// Whether a [`send`] failed on the per-user limit of descriptors in
+/// flight (`ETOOMANYREFS`): like a full socket, it passes once receivers
+/// take descriptors, but no poll says when.
+pub(crate) fn is_too_many_in_flight(e: &io::Error) -> bool {
+    e.raw_os_error() == Some(Errno::TOOMANYREFS.raw_os_error())
 }
 
 /// Sends `bytes` with `fds` as one datagram. `Err(WouldBlock)` if the
