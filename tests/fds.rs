@@ -380,6 +380,8 @@ fn live_handles_scenario(m: StartMethod) -> Outcome {
 #[test]
 fn a_live_process_holds_no_copy_of_the_childs_result_socket() {
     each_method(live_handles_scenario);
+}
+
 // -- many descriptors in flight ----------------------------------------------
 
 /// More parcels than the socket holds at once (a few hundred): a producer
