@@ -536,3 +536,23 @@ fn named_objects_connect_and_a_restart_refuses_old_proxies() {
     drop((old, fresh, mgr2));
     names.finish();
 }
+
+/// A type that holds a proxy of its own type: fingerprinting it once
+/// recursed until the stack overflowed (the process aborted).
+#[derive(Debug, Serialize, Deserialize)]
+struct Node {
+    v: u32,
+    next: Option<ValueProxy<Node>>,
+}
+
+#[test]
+fn a_type_holding_a_proxy_of_itself_can_be_served() {
+    let mgr = Manager::start().expect("start");
+    let tail = mgr.value(Node { v: 2, next: None }).expect("tail");
+    let head = mgr.value(Node { v: 1, next: Some(tail.clone()) }).expect("head");
+    let got = head.get().expect("get head");
+    assert_eq!(got.v, 1);
+    let next = got.next.expect("a next node");
+    assert_eq!(next.get().expect("get tail").v, 2);
+    assert!(next.get().expect("get tail").next.is_none());
+}

@@ -41,7 +41,7 @@
 use std::sync::atomic::{AtomicU32 as StdAtomicU32, AtomicU64 as StdAtomicU64, Ordering as StdOrdering};
 use std::time::{Duration, Instant};
 
-use crate::channel::post::{DATAGRAM, LanePost, NO_SOCKET, NO_SOCKET_RECV, PARCEL};
+use crate::channel::post::{DATAGRAM, LanePost, MAX_DISCARDS, NO_SOCKET, NO_SOCKET_RECV, PARCEL};
 use crate::channel::spill;
 use crate::error::{Error, Result};
 use crate::loom::atomic::{AtomicU64, Ordering};
@@ -706,11 +706,16 @@ impl Lane {
         let os = |e| Stop::Failed(Error::os("receive descriptors", e));
         let post = self.post.as_ref().ok_or_else(lost)?;
         let sock = post.recv_end();
-        loop {
+        // Each round removes a datagram; a peer that keeps sending garbage
+        // cannot keep this get (and the receive lock) forever.
+        for _ in 0..MAX_DISCARDS {
             let mut head = [0u8; DATAGRAM];
             let Some(n) = parcel::peek(sock, &mut head).map_err(os)? else { return Err(lost()) };
             let head_id = u64::from_le_bytes(head[..8].try_into().unwrap_or_default());
-            if n != DATAGRAM || head_id < id {
+            // An id above every id issued so far (read after the peek: the
+            // counter moves before its datagram is sent) was never issued.
+            let forged = head_id > self.words.sending.parcels.load(Ordering::SeqCst);
+            if n != DATAGRAM || head_id < id || forged {
                 // An orphan (or garbage): its descriptors close here.
                 drop(parcel::take(sock, &mut head, parcel::MAX_FDS).map_err(os)?);
                 continue;
@@ -725,6 +730,7 @@ impl Lane {
             }
             return Ok(t.fds);
         }
+        Err(Stop::Failed(Error::Corrupt { what: "parcel socket (a flood of datagrams that belong to no item)" }))
     }
 
     /// Whether a send should ask about the receivers before it tries (for

@@ -73,6 +73,10 @@ pub(crate) const PARCEL: u32 = 0x100;
 /// Bytes of a datagram: parcel id, descriptor count.
 pub(crate) const DATAGRAM: usize = 12;
 
+/// Most datagrams one get discards (orphans, garbage) before it gives up
+/// with an error.
+pub(crate) const MAX_DISCARDS: usize = 1 << 16;
+
 /// Why a put with descriptors cannot happen on a channel without a socket.
 pub(crate) const NO_SOCKET: &str = "descriptors in an item of a channel opened by name (it has no socket to carry \
      them; pass the channel's handle to the process instead)";
@@ -220,24 +224,45 @@ mod tests {
         assert!(q.get().expect("the next one").metadata().is_ok());
     }
 
+    /// A `JoinableQueue` item whose descriptors are gone fails its get and
+    /// is not counted as taken: nobody could mark it done, and `join` must
+    /// not wait for it.
+    #[test]
+    fn a_joinable_item_whose_descriptors_are_gone_is_not_left_unfinished() {
+        let q = crate::JoinableQueue::<Fd<std::fs::File>>::new(0).expect("queue");
+        let post = q.queue().post().expect("socket").lane(0);
+        q.put(Fd::new(file())).expect("put");
+        let mut buf = [0u8; super::DATAGRAM];
+        drop(parcel::take(post.recv_end(), &mut buf, parcel::MAX_FDS).expect("take"));
+        assert!(q.get().is_err(), "its datagram was taken");
+        assert_eq!(q.unfinished(), 0);
+        q.join_timeout(std::time::Duration::from_secs(10)).expect("join returns");
+    }
+
+    /// A datagram whose id was never issued (forged by a peer holding the
+    /// socket) is discarded, not left at the head to fail every later get.
+    #[test]
+    fn a_forged_datagram_id_is_discarded() {
+        let q = Queue::<Fd<std::fs::File>>::new(0).expect("queue");
+        let post = q.post().expect("socket").lane(0);
+        let f = file();
+        let mut dg = [0u8; super::DATAGRAM];
+        dg[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        dg[8..].copy_from_slice(&1u32.to_le_bytes());
+        parcel::send(post.send_end(), &dg, &[f.as_fd()]).expect("forge");
+        q.put(Fd::new(file())).expect("put");
+        assert!(q.get().expect("the real item").metadata().is_ok());
+        q.put(Fd::new(file())).expect("put");
+        assert!(q.get().expect("and the next").metadata().is_ok());
+    }
+
     /// A full socket: a `try_` put gives its item back, a timed one times
     /// out, and what was sent still arrives.
     #[test]
     fn a_full_socket_respects_the_call_s_wait() {
         let q = Queue::<Fd<std::fs::File>>::new(0).expect("queue");
         let post = q.post().expect("socket").lane(0);
-        // Fill the socket with orphans until the kernel says no.
-        let f = file();
-        let dg = [0u8; super::DATAGRAM];
-        let mut n = 0;
-        loop {
-            match parcel::send(post.send_end(), &dg, &[f.as_fd()]) {
-                Ok(()) => n += 1,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => panic!("{e}"),
-            }
-            assert!(n < 1_000_000, "the socket never filled");
-        }
+        fill(&post);
         assert!(matches!(q.try_put(Fd::new(file())), Err(crate::TryPutError::Full(_))));
         let r = q.put_timeout(Fd::new(file()), std::time::Duration::from_millis(20));
         assert!(r.is_err_and(|e| e.is_timeout()));

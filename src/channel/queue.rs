@@ -1062,13 +1062,23 @@ impl<T> Queue<T> {
         fds: &mut Vec<OwnedFd>,
     ) -> Result<(), Stop> {
         let entry = self.taken_counter()?;
+        let mut counted = false;
         let mut count = |bytes: &[u8]| {
             if let Some(taken) = entry {
                 taken.fetch_add(1, Ordering::SeqCst);
+                counted = true;
             }
             hook(bytes);
         };
-        self.inner.lane.recv_message(out, wait, ends, &mut count, fds)
+        let got = self.inner.lane.recv_message(out, wait, ends, &mut count, fds);
+        if let (Err(Stop::Failed(_)), true, Some(taken)) = (&got, counted, entry) {
+            // The record left the ring but nothing was handed out (its
+            // descriptors were gone, its spill could not be read): nobody
+            // will mark it done, so it is not counted as taken.
+            let _ = taken.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+            self.hdr().all_done.notify_all();
+        }
+        got
     }
 
     fn get_with(&self, wait: Wait) -> Result<T, Stop>
@@ -1568,6 +1578,14 @@ impl<T> Queue<T> {
 /// ```
 pub struct JoinableQueue<T> {
     q: Queue<T>,
+}
+
+#[cfg(test)]
+impl<T> JoinableQueue<T> {
+    /// The queue underneath (the crate's own tests reach its socket).
+    pub(crate) fn queue(&self) -> &Queue<T> {
+        &self.q
+    }
 }
 
 impl<T> Clone for JoinableQueue<T> {

@@ -132,7 +132,26 @@ pub trait Served: Send + 'static {
 ///
 /// # Examples
 ///
-/// See [`Served`].
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// # use shmproc::{Args, Manager, Reply, Served};
+/// # #[derive(Serialize, Deserialize)]
+/// # struct Counter { n: u64 }
+/// # impl Served for Counter {
+/// #     fn methods(&self) -> &'static [&'static str] { &["add"] }
+/// #     fn call(&mut self, _: &str, args: Args<'_>) -> shmproc::Result<Reply> {
+/// #         self.n += args.decode::<u64>()?;
+/// #         Reply::new(&self.n)
+/// #     }
+/// # }
+/// let mgr = Manager::start()?;
+/// let c = mgr.serve(Counter { n: 0 })?;
+/// // `Counter::call` decodes these 2 with `args.decode::<u64>()`.
+/// assert_eq!(c.call::<u64, u64>("add", &2)?, 2);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
+///
+/// See [`Served`] for the whole picture.
 #[derive(Debug, Clone, Copy)]
 pub struct Args<'a> {
     bytes: &'a [u8],
@@ -147,10 +166,31 @@ impl<'a> Args<'a> {
     ///
     /// # Examples
     ///
-    /// See [`Served`].
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use shmproc::{Args, Manager, Reply, Served};
+    /// # #[derive(Serialize, Deserialize)]
+    /// # struct Counter { n: u64 }
+    /// # impl Served for Counter {
+    /// #     fn methods(&self) -> &'static [&'static str] { &["add"] }
+    /// #     fn call(&mut self, _: &str, args: Args<'_>) -> shmproc::Result<Reply> {
+    /// #         self.n += args.decode::<u64>()?;
+    /// #         Reply::new(&self.n)
+    /// #     }
+    /// # }
+    /// let mgr = Manager::start()?;
+    /// let c = mgr.serve(Counter { n: 0 })?;
+    /// assert_eq!(c.call::<u64, u64>("add", &3)?, 3);
+    /// // Nothing where the method decodes a number: the call fails.
+    /// assert!(c.call::<(), u64>("add", &()).is_err());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
-    /// [`Error::Codec`] if the caller sent another type.
+    /// [`Error::Codec`] if the bytes do not decode as an `A`. The encoding
+    /// does not name types, so a value of another type with a compatible
+    /// shape (a string's length read as a number) may decode to a wrong
+    /// value instead: callers and methods agree on the types.
     pub fn decode<A: DeserializeOwned>(&self) -> Result<A> {
         codec::decode(self.bytes)
     }
@@ -160,7 +200,24 @@ impl<'a> Args<'a> {
 ///
 /// # Examples
 ///
-/// See [`Served`].
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// # use shmproc::{Args, Manager, Reply, Served};
+/// # #[derive(Serialize, Deserialize)]
+/// # struct Counter { n: u64 }
+/// # impl Served for Counter {
+/// #     fn methods(&self) -> &'static [&'static str] { &["add"] }
+/// #     fn call(&mut self, _: &str, args: Args<'_>) -> shmproc::Result<Reply> {
+/// #         self.n += args.decode::<u64>()?;
+/// #         Reply::new(&self.n)
+/// #     }
+/// # }
+/// let mgr = Manager::start()?;
+/// let c = mgr.serve(Counter { n: 1 })?;
+/// // `Counter::call` answers with `Reply::new(&self.n)`.
+/// assert_eq!(c.call::<u64, u64>("add", &1)?, 2);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Reply(Vec<u8>);
 
@@ -169,7 +226,23 @@ impl Reply {
     ///
     /// # Examples
     ///
-    /// See [`Served`].
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use shmproc::{Args, Manager, Reply, Served};
+    /// # #[derive(Serialize, Deserialize)]
+    /// # struct Counter { n: u64 }
+    /// # impl Served for Counter {
+    /// #     fn methods(&self) -> &'static [&'static str] { &["add"] }
+    /// #     fn call(&mut self, _: &str, args: Args<'_>) -> shmproc::Result<Reply> {
+    /// #         self.n += args.decode::<u64>()?;
+    /// #         Reply::new(&self.n)
+    /// #     }
+    /// # }
+    /// let mgr = Manager::start()?;
+    /// let c = mgr.serve(Counter { n: 5 })?;
+    /// assert_eq!(c.call::<u64, u64>("add", &0)?, 5);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::Codec`] if `value` cannot be encoded.
@@ -193,7 +266,25 @@ impl Reply {
 ///
 /// # Examples
 ///
-/// See [`Served`].
+/// ```
+/// # use serde::{Deserialize, Serialize};
+/// # use shmproc::{Args, Manager, Reply, Served};
+/// # #[derive(Serialize, Deserialize)]
+/// # struct Counter { n: u64 }
+/// # impl Served for Counter {
+/// #     fn methods(&self) -> &'static [&'static str] { &["add"] }
+/// #     fn call(&mut self, _: &str, args: Args<'_>) -> shmproc::Result<Reply> {
+/// #         self.n += args.decode::<u64>()?;
+/// #         Reply::new(&self.n)
+/// #     }
+/// # }
+/// let mgr = Manager::start()?;
+/// let c = mgr.serve(Counter { n: 0 })?;
+/// let d = c.clone(); // the same object
+/// c.call::<u64, u64>("add", &1)?;
+/// assert_eq!(d.call::<u64, u64>("add", &1)?, 2);
+/// # Ok::<(), shmproc::Error>(())
+/// ```
 ///
 /// Python: the proxy `manager.Counter()` returns for a registered type.
 pub struct ObjectProxy<T> {
@@ -218,7 +309,24 @@ impl<T: Served> ObjectProxy<T> {
     ///
     /// # Examples
     ///
-    /// See [`Served`].
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use shmproc::{Args, Manager, Reply, Served};
+    /// # #[derive(Serialize, Deserialize)]
+    /// # struct Counter { n: u64 }
+    /// # impl Served for Counter {
+    /// #     fn methods(&self) -> &'static [&'static str] { &["add"] }
+    /// #     fn call(&mut self, _: &str, args: Args<'_>) -> shmproc::Result<Reply> {
+    /// #         self.n += args.decode::<u64>()?;
+    /// #         Reply::new(&self.n)
+    /// #     }
+    /// # }
+    /// let mgr = Manager::start()?;
+    /// let c = mgr.serve(Counter { n: 0 })?;
+    /// assert_eq!(c.call::<u64, u64>("add", &4)?, 4);
+    /// assert!(c.call::<u64, u64>("no such method", &4).is_err());
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
     ///
     /// # Errors
     /// [`Error::InvalidArgument`] if the object has no such method (not in

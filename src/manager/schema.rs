@@ -37,8 +37,43 @@ thread_local! {
     static TRACE: Cell<Option<u64>> = const { Cell::new(None) };
 }
 
+/// How many fingerprints may be under way inside one another on a thread
+/// (a proxy inside a traced type fingerprints its own type); deeper, a
+/// fixed "recursive" mark stands for the rest, so a type that holds a
+/// proxy of itself ends instead of recursing until the stack overflows.
+const MAX_NESTED: u32 = 8;
+
+thread_local! {
+    /// How many fingerprints are under way on this thread.
+    static NESTED: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Counts one fingerprint under way, until dropped (also by a panic).
+struct Nested;
+
+impl Nested {
+    fn enter() -> Option<Nested> {
+        NESTED.with(|n| {
+            let depth = n.get();
+            (depth < MAX_NESTED).then(|| {
+                n.set(depth + 1);
+                Nested
+            })
+        })
+    }
+}
+
+impl Drop for Nested {
+    fn drop(&mut self) {
+        NESTED.with(|n| n.set(n.get().saturating_sub(1)));
+    }
+}
+
 /// The fingerprint of `T`'s shape, mixed with `kind` (what holds it).
 pub(crate) fn fingerprint<T: DeserializeOwned>(kind: &str) -> u64 {
+    let Some(_nested) = Nested::enter() else {
+        return layout_hash_mix(layout_hash(kind, 0, 0), layout_hash("recursive", 0, 0));
+    };
     let outer = TRACE.with(|t| t.replace(Some(layout_hash(kind, 0, 0))));
     let traced = T::deserialize(Tracer { depth: 0 }).map(drop);
     let h = TRACE.with(|t| t.replace(outer)).unwrap_or(0);

@@ -232,6 +232,9 @@ pub(crate) fn serialize_cell<S: Serializer>(cell: &CellRef, layout_hash: u64, s:
         None => return Err(ser_error::<S::Error>(NOT_HERE)),
     };
     let lent = cell.lend().map_err(ser_error::<S::Error>)?;
+    // Given back if the encoding never reaches a decoder (inside a
+    // collecting scope, as `push_arena_fd` just found).
+    on_undo(cell.unlend());
     Repr::Cell { index, lent, layout_hash }.serialize(s)
 }
 

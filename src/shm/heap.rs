@@ -437,6 +437,14 @@ impl CellRef {
         Ok(Lent { heap: self.heap.id, cell: self.index as u32, generation })
     }
 
+    /// What gives back a reference made by [`lend`](CellRef::lend) that
+    /// never reached a receiver (a put that failed after encoding).
+    #[cfg(feature = "serde")]
+    pub(crate) fn unlend(&self) -> impl FnOnce() + Send + Sync + 'static {
+        let (heap, index) = (self.heap, self.index);
+        move || heap.release(index)
+    }
+
     /// The arena's id and descriptor, for an encoding.
     #[cfg(feature = "serde")]
     pub(crate) fn arena(&self) -> (u64, std::os::fd::BorrowedFd<'static>) {
@@ -613,6 +621,27 @@ mod tests {
             let gen2 = c.heap.cell(index).state.load(Ordering::Relaxed) >> 32;
             assert_eq!(gen2, gen1 + 1);
         }
+    }
+
+    /// A reference lent by an encoding that never reaches a decoder (a
+    /// failed put) is given back by the encoding's undo, not leaked.
+    #[cfg(feature = "serde")]
+    #[test]
+    fn a_lent_reference_that_never_arrives_is_given_back() {
+        struct Holder<'a>(&'a CellRef);
+        impl serde::Serialize for Holder<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                crate::shm::handoff::serialize_cell(self.0, 0x5eed_0003, s)
+            }
+        }
+        let a = CellRef::alloc(64, 0x5eed_0003).expect("alloc");
+        let refs = || a.heap.cell(a.index).state.load(Ordering::Relaxed) & REFS;
+        assert_eq!(refs(), 1);
+        let (bytes, fds, undo) = crate::shm::handoff::collecting(|| crate::codec::encode(&Holder(&a)));
+        assert!(bytes.is_ok() && fds.len() == 1);
+        assert_eq!(refs(), 2, "one reference lent for the receiver");
+        undo.run();
+        assert_eq!(refs(), 1, "given back");
     }
 
     #[test]
