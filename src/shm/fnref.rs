@@ -155,13 +155,14 @@ pub(crate) fn recreate_zst<F: Copy + Send + Sync + 'static>() -> Option<F> {
     if std::mem::size_of::<F>() != 0 {
         return None;
     }
-    // SAFETY: F is zero-sized (checked just above), so a value
-    // of it has no bytes to initialize; it is inhabited, since the parent
-    // held a value of it (the only way to name this instantiation is
-    // through a `TaskFn` call with such a value: its hidden methods take a
-    // token only the crate can make); and F: Copy + Send + Sync
-    // + 'static has no destructor, borrows nothing and may be used on any
-    // thread, so one more value of it breaks no ownership.
+    // F is inhabited, since the parent held a value of it (the only way to
+    // name this instantiation is through a `TaskFn` call with such a value:
+    // its hidden methods take a token only the crate can make); and
+    // F: Copy + Send + Sync + 'static has no destructor, borrows nothing
+    // and may be used on any thread, so one more value of it breaks no
+    // ownership.
+    // SAFETY: F is zero-sized (checked just above), so a value of it has
+    // no bytes to initialize; inhabited and unowned, as said above.
     Some(unsafe { std::mem::zeroed::<F>() })
 }
 
