@@ -38,13 +38,23 @@
 //!
 //! Inside a `Queue`/`JoinableQueue` item, a typed channel's message and a
 //! `Pipe` message (blocking and `try_`/timed calls: a socket pair made with
-//! the channel carries them beside the item), and in a `Process` argument
-//! and result (`Process<Fd<File>>`; a result is decoded from duplicates,
-//! so `join` stays repeatable, and the `Process` keeps the received
-//! descriptors until it is dropped). Encoding one anywhere else (a channel
-//! opened by name from an unrelated process, an `*_async` send, a
-//! `Manager`, a `Pool` task, for now) is an
+//! the channel carries them beside the item); in a `Process` argument and
+//! result (`Process<Fd<File>>`); and in `Pool` and `ProcessPoolExecutor`
+//! task arguments and results (`apply*`, `map*`, `imap*`, `submit`: the
+//! pool's task and result queues carry them the same way; the example
+//! `echo_server` hands each accepted connection to a pool worker). A
+//! result holding descriptors goes to the first `join` or `get` (or
+//! callback) only: the descriptors have one owner, so a later call fails
+//! with [`Error::InvalidArgument`](crate::Error::InvalidArgument).
+//! Encoding one anywhere else (a channel opened by name from an unrelated
+//! process, an `*_async` send, a `Manager`) is an
 //! [`Error::Codec`](crate::Error::Codec) that says so.
+//!
+//! One message (one item, one pool record: the items of a map's chunk, or
+//! their results) carries at most 253 descriptors, the kernel's limit for
+//! one send; a map's chunk ends early once its arguments hold 64, so its
+//! results have room too. An item past the limit fails with
+//! [`Error::Codec`](crate::Error::Codec) naming it.
 //!
 //! Encoding duplicates the descriptor (`dup`): the sender keeps its own and
 //! closes it when it likes. The receiver gets a new, close-on-exec

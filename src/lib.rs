@@ -41,7 +41,7 @@
 //! | `if __name__ == "__main__":` | [`shmproc::init()`](init) first in `main` |
 //! | `Process(target=f, args=(a,)).start()` | [`Process::spawn(f, a)`](Process::spawn) (any [`TaskFn`]; several args in a tuple or struct) |
 //! | `functools.partial(f, a)`, `lambda x: ...` as a task | [`task!`]`((a) \|x: T\| ...)`, capture-free closures, any [`TaskFn`] |
-//! | pickling a socket or file into a `Queue`, `Pipe` or `Process` | [`Fd`] / `#[serde(with = "shmproc::fd")]` ([`fd`]) |
+//! | pickling a socket or file into a `Queue`, `Pipe`, `Process` or pool task | [`Fd`] / `#[serde(with = "shmproc::fd")]` ([`fd`]) |
 //! | a `Queue` or `Lock` inside a queued item | handles travel inside `Queue`, channel and `Pipe` items |
 //! | `Process(name=.., daemon=True)` | [`Process::builder()`](Process::builder)`.name(..).daemon(true)` |
 //! | subclass `Process`, override `run()` | implement [`Task`], then [`Process::start(task)`](Process::start) |

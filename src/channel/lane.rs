@@ -896,7 +896,11 @@ impl Lane {
                 return Err(Stop::Failed(Error::Unsupported { what: NO_SOCKET_RECV }));
             }
         }
-        let got = core.pop_into_then(&pos, &self.buf, out, hook)?;
+        // The hook sees the record without a parcel's id (a pool worker
+        // reads its job id from the first bytes).
+        let got = core.pop_into_then(&pos, &self.buf, out, |bytes, tag| {
+            hook(if tag & PARCEL != 0 { bytes.get(8..).unwrap_or_default() } else { bytes });
+        })?;
         self.tail_hint.store(core.tail_hint(), StdOrdering::Relaxed);
         match got {
             Some(tag) if tag & PARCEL != 0 => {

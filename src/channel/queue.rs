@@ -1034,9 +1034,14 @@ impl<T> Queue<T> {
     /// way round). Crate-internal callers: the pool's workers write their
     /// slot in the hook.
     #[cfg(feature = "pool")]
-    pub(crate) fn get_raw_then(&self, out: &mut Vec<u8>, wait: Wait, hook: &mut dyn FnMut(&[u8])) -> Result<(), Stop> {
-        // The pool's records carry no parcels (any that came close here).
-        self.get_raw_via(out, wait, &*self.inner, hook, &mut Vec::new())
+    pub(crate) fn get_raw_then(
+        &self,
+        out: &mut Vec<u8>,
+        wait: Wait,
+        hook: &mut dyn FnMut(&[u8]),
+        fds: &mut Vec<OwnedFd>,
+    ) -> Result<(), Stop> {
+        self.get_raw_via(out, wait, &*self.inner, hook, fds)
     }
 
     /// Registers this process as a consumer: the registry entry that
@@ -1321,6 +1326,30 @@ impl<T> Queue<T> {
         }
         self.role(End::Send)?;
         self.inner.lane.send_record(record, bytes::TAG_INLINE, wait, &*self.inner)
+    }
+
+    #[cfg(feature = "pool")]
+    /// Puts `record` with the descriptors `fds` beside it (a parcel, see
+    /// `post.rs`), as one inline record: one larger than
+    /// [`max_inline_parcel`](Queue::max_inline_parcel) is refused with
+    /// `TooLarge`. Without descriptors: [`put_raw`](Queue::put_raw).
+    pub(crate) fn put_raw_parcel(&self, record: &[u8], fds: &[OwnedFd], wait: Wait) -> Result<(), Stop> {
+        if fds.is_empty() {
+            return self.put_raw(record, wait);
+        }
+        let max = self.max_inline_parcel();
+        if record.len() > max {
+            return Err(Stop::Failed(Error::TooLarge { len: record.len(), max }));
+        }
+        self.role(End::Send)?;
+        self.inner.lane.send_parcel(record, fds, wait, &*self.inner)
+    }
+
+    #[cfg(feature = "pool")]
+    /// The largest record [`put_raw_parcel`](Queue::put_raw_parcel) sends
+    /// inline with descriptors (a parcel's id takes 8 bytes).
+    pub(crate) fn max_inline_parcel(&self) -> usize {
+        self.max_inline().saturating_sub(8)
     }
 
     #[cfg(feature = "pool")]

@@ -15,13 +15,15 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::pool::engine::{Shared, Sink};
 use crate::pool::error::{TaskError, TaskTimeoutError};
-use crate::pool::wire::{Failure, ItemOutcome, JobOutcome};
+use crate::pool::wire::{Encoded, Failure, ItemOutcome, JobOutcome};
+use crate::shm::handoff;
 use crate::sys::signal::InterruptibleWait;
 
-/// Decodes a result in the parent; a panic of the type's `Deserialize`
-/// becomes an error.
-pub(crate) fn decode_result<R: DeserializeOwned>(bytes: &[u8]) -> Result<R> {
-    match catch_unwind(AssertUnwindSafe(|| crate::codec::decode::<R>(bytes))) {
+/// Decodes a result in the parent (with its record's descriptors); a
+/// panic of the type's `Deserialize` becomes an error.
+pub(crate) fn decode_result<R: DeserializeOwned>(item: &Encoded) -> Result<R> {
+    let decode = || handoff::decoding_with(item.fds.as_ref(), || crate::codec::decode::<R>(&item.bytes));
+    match catch_unwind(AssertUnwindSafe(decode)) {
         Ok(r) => r,
         Err(p) => Err(Error::Codec {
             message: format!("decoding the result panicked: {}", crate::error::panic_message(p.as_ref())),
@@ -123,6 +125,9 @@ type Callback = Box<dyn FnOnce() + Send>;
 #[derive(Default)]
 struct CellState {
     outcome: Option<ItemOutcome>,
+    /// The outcome held descriptors and was decoded once (they went to
+    /// that value).
+    given: bool,
     on_done: Vec<Callback>,
     watchers: Vec<(Arc<Watcher>, usize)>,
     /// The wakers of the pending futures awaiting this cell
@@ -164,11 +169,18 @@ impl Cell {
     /// Sets the outcome (first one wins) and runs what waits for it:
     /// blocked threads, the wakers of futures, done callbacks, watchers.
     pub(crate) fn complete(&self, outcome: ItemOutcome) -> bool {
+        self.complete_given(outcome, false)
+    }
+
+    /// [`complete`](Self::complete), with the outcome's descriptors
+    /// already `given` (to a callback).
+    pub(crate) fn complete_given(&self, outcome: ItemOutcome, given: bool) -> bool {
         let mut st = self.state.lock();
         if st.outcome.is_some() {
             return false;
         }
         st.outcome = Some(outcome);
+        st.given = given;
         let callbacks = std::mem::take(&mut st.on_done);
         let watchers = std::mem::take(&mut st.watchers);
         #[cfg(feature = "async")]
@@ -236,12 +248,23 @@ impl Cell {
     pub(crate) fn value<R: DeserializeOwned>(&self) -> std::result::Result<R, TaskError> {
         // Decoded outside the lock: a slow or panicking Deserialize must
         // not hold it.
-        let bytes = self.with_outcome(|o| match o {
-            Some(Ok(b)) => Ok(b.clone()),
-            Some(Err(f)) => Err(TaskError::from_failure(f)),
-            None => Err(TaskError::Failed(Error::InvalidArgument { what: "the task is not done" })),
-        })?;
-        decode_result(&bytes).map_err(TaskError::Failed)
+        let item = {
+            let mut st = self.state.lock();
+            let st = &mut *st;
+            match &st.outcome {
+                // Descriptors have one owner: the first value decoded.
+                Some(Ok(b)) if b.fds.is_some() && st.given => Err(TaskError::Failed(Error::InvalidArgument {
+                    what: "the result held descriptors: they went to the first get (or its callback)",
+                })),
+                Some(Ok(b)) => {
+                    st.given |= b.fds.is_some();
+                    Ok(b.clone())
+                }
+                Some(Err(f)) => Err(TaskError::from_failure(f)),
+                None => Err(TaskError::Failed(Error::InvalidArgument { what: "the task is not done" })),
+            }
+        }?;
+        decode_result(&item).map_err(TaskError::Failed)
     }
 
     /// Waits until done or `deadline`, then the decoded result.
@@ -412,10 +435,15 @@ impl CallbackSink {
     pub(crate) fn complete(&self, item: ItemOutcome) {
         // Taken before it runs: the lock is not held during the callbacks.
         let finish = self.finish.lock().take();
-        self.cell.complete(match finish {
-            Some(f) => f(item),
-            None => item,
-        });
+        let fds = matches!(&item, Ok(e) if e.fds.is_some());
+        let given = fds && finish.is_some();
+        self.cell.complete_given(
+            match finish {
+                Some(f) => f(item),
+                None => item,
+            },
+            given,
+        );
     }
 }
 
@@ -649,7 +677,7 @@ mod tests {
     use super::*;
 
     fn ok(n: u8) -> JobOutcome {
-        JobOutcome::Items(vec![Ok(vec![n])])
+        JobOutcome::Items(vec![Ok(Encoded::plain(vec![n]))])
     }
 
     #[test]
@@ -659,10 +687,10 @@ mod tests {
         b.deliver(0, ok(0));
         b.deliver(0, ok(9)); // a second outcome is dropped
         b.deliver(1, JobOutcome::Failed(Failure::Cancelled));
-        assert!(matches!(b.take(0), JobOutcome::Items(v) if v[0] == Ok(vec![0])));
+        assert!(matches!(b.take(0), JobOutcome::Items(v) if v[0] == Ok(Encoded::plain(vec![0]))));
         assert!(matches!(b.take(1), JobOutcome::Failed(Failure::Cancelled)));
         b.deliver(1, ok(1)); // after it was taken: dropped
-        assert!(matches!(b.take(2), JobOutcome::Items(v) if v[0] == Ok(vec![2])));
+        assert!(matches!(b.take(2), JobOutcome::Items(v) if v[0] == Ok(Encoded::plain(vec![2]))));
         b.wait_all(3);
         let u = Batch::new(true);
         u.deliver(5, ok(5));
@@ -711,11 +739,11 @@ mod tests {
         assert_eq!(cell.wakers(), 2);
         cell.forget_waker(second.expect("registered")); // a dropped future
         assert_eq!(cell.wakers(), 1);
-        assert!(cell.complete(Ok(vec![1])));
+        assert!(cell.complete(Ok(Encoded::plain(vec![1]))));
         assert_eq!((wakes(&a), wakes(&b), wakes(&c)), (0, 1, 0));
         assert_eq!(cell.wakers(), 0);
         assert!(cell.poll_done(&mut first, &wa));
-        assert!(!cell.complete(Ok(vec![2])));
+        assert!(!cell.complete(Ok(Encoded::plain(vec![2]))));
         assert_eq!(wakes(&b), 1);
     }
 

@@ -15,12 +15,13 @@ use crate::channel::queue::Queue;
 use crate::error::{Error, Result};
 use crate::pool::error::PoolJoinError;
 use crate::pool::table::{self, Table};
-use crate::pool::wire::{self, Failure, JobOutcome};
+use crate::pool::wire::{self, Failure, JobOutcome, TaskRecord};
 use crate::pool::worker::{ResultRecords, TaskRecords, WorkerBase};
 use crate::process::forkserver::PrivateServer;
 use crate::process::handle::{Process, ProcessBuilder};
 use crate::process::start::StartMethod;
 use crate::shm::fnref::FnRef;
+use crate::shm::handoff::Received;
 use crate::sys::signal::{self, InterruptibleWait, SigintHook};
 
 /// Where a job's outcome goes: a result handle, a map's collector, ...
@@ -159,7 +160,7 @@ pub(crate) struct Shared {
     /// Notified (with `state` locked) when the phase becomes `Finished`.
     finished: Condvar,
     /// Task records that did not fit in the task queue yet, in order.
-    backlog: Mutex<VecDeque<Vec<u8>>>,
+    backlog: Mutex<VecDeque<TaskRecord>>,
     /// Whether `backlog` may be non-empty (a hint for the supervisor).
     backlogged: AtomicBool,
     next_id: AtomicU64,
@@ -258,6 +259,7 @@ impl Engine {
             server,
             interrupts,
             buf: Vec::new(),
+            fds: Vec::new(),
             poke: false,
             spawn_error: None,
         };
@@ -379,10 +381,11 @@ impl Shared {
     ///
     /// # Errors
     /// [`Error::PoolClosed`], [`Error::BrokenPool`], or the queue's error.
-    pub(crate) fn submit(&self, id: u64, record: Vec<u8>, sink: Arc<dyn Sink>, chunk: u64) -> Result<()> {
+    pub(crate) fn submit(&self, id: u64, record: TaskRecord, sink: Arc<dyn Sink>, chunk: u64) -> Result<()> {
         let grow = {
             let mut st = self.state.lock();
             if let Some(e) = st.refusal() {
+                record.undo.run();
                 return Err(e);
             }
             // Before the record is visible: a fast result must find its job.
@@ -422,17 +425,29 @@ impl Shared {
 
     /// Queues a task record (spilled if too large): into the task queue if
     /// it has room and nothing waits before it, else into the backlog that
-    /// the supervisor feeds in. Never blocks on a full queue.
-    fn enqueue(&self, mut record: Vec<u8>) -> Result<()> {
-        if record.len() > self.tasks.max_inline() {
-            let reference = crate::channel::spill::spill_out(&record, self.tasks.spill_owner())?;
-            record = wire::spilled(wire::job_id(&record), &reference);
+    /// the supervisor feeds in. Never blocks on a full queue. On error
+    /// what the record's encoding took is given back.
+    fn enqueue(&self, mut record: TaskRecord) -> Result<()> {
+        let max = if record.fds.is_empty() { self.tasks.max_inline() } else { self.tasks.max_inline_parcel() };
+        if record.bytes.len() > max {
+            match crate::channel::spill::spill_out(&record.bytes, self.tasks.spill_owner()) {
+                Ok(reference) => record.bytes = wire::spilled(wire::job_id(&record.bytes), &reference),
+                Err(e) => {
+                    record.undo.run();
+                    return Err(e);
+                }
+            }
         }
         let mut backlog = self.backlog.lock();
         if backlog.is_empty() {
-            match self.tasks.put_raw(&record, Wait::No) {
+            match self.tasks.put_raw_parcel(&record.bytes, &record.fds, Wait::No) {
+                // Sent: the worker that takes it owns what it lent.
                 Ok(()) => return Ok(()),
-                Err(Stop::Failed(e)) => return Err(e),
+                Err(Stop::Failed(e)) => {
+                    discard_spilled(&record.bytes);
+                    record.undo.run();
+                    return Err(e);
+                }
                 Err(_) => {}
             }
         }
@@ -609,6 +624,8 @@ struct Supervisor {
     server: Option<Arc<PrivateServer>>,
     interrupts: u32,
     buf: Vec<u8>,
+    /// The descriptors that came with the record in `buf`.
+    fds: Vec<std::os::fd::OwnedFd>,
     /// A WAKE record arrived: housekeeping now.
     poke: bool,
     /// The last failure to start a worker.
@@ -657,11 +674,11 @@ impl Supervisor {
             };
             let tick = if busy { TICK_BUSY } else { TICK_IDLE };
             let mut timed_out = false;
-            match self.shared.results.get_raw_then(&mut self.buf, Wait::after(tick), &mut |_| {}) {
+            match self.shared.results.get_raw_then(&mut self.buf, Wait::after(tick), &mut |_| {}, &mut self.fds) {
                 Ok(()) => {
                     self.on_record();
                     for _ in 0..BATCH {
-                        match self.shared.results.get_raw_then(&mut self.buf, Wait::No, &mut |_| {}) {
+                        match self.shared.results.get_raw_then(&mut self.buf, Wait::No, &mut |_| {}, &mut self.fds) {
                             Ok(()) => self.on_record(),
                             _ => break,
                         }
@@ -690,13 +707,14 @@ impl Supervisor {
     /// Handles the record in `self.buf`.
     fn on_record(&mut self) {
         let rec = std::mem::take(&mut self.buf);
+        let fds = Received::some(std::mem::take(&mut self.fds));
         let id = wire::job_id(&rec);
         match wire::kind(&rec) {
-            Ok(wire::RESULT) => self.on_result(id, &rec),
+            Ok(wire::RESULT) => self.on_result(id, &rec, fds),
             Ok(wire::SPILLED) => {
                 let mut full = Vec::new();
                 match crate::channel::spill::spill_in(wire::spill_reference(&rec), &mut full) {
-                    Ok(()) => self.on_result(id, &full),
+                    Ok(()) => self.on_result(id, &full, fds),
                     Err(e) => self.shared.deliver(
                         id,
                         JobOutcome::Failed(Failure::TaskError(format!("cannot read the spilled result: {e}"))),
@@ -718,8 +736,8 @@ impl Supervisor {
         self.buf = rec;
     }
 
-    fn on_result(&self, id: u64, rec: &[u8]) {
-        let outcome = match wire::parse_result(rec) {
+    fn on_result(&self, id: u64, rec: &[u8], fds: Option<Received>) {
+        let outcome = match wire::parse_result(rec, fds) {
             Ok((_, items)) => JobOutcome::Items(items),
             Err(e) => JobOutcome::Failed(Failure::TaskError(format!("corrupt result record: {e}"))),
         };
@@ -729,7 +747,7 @@ impl Supervisor {
     /// Handles every result already queued (before judging a dead
     /// worker's job: its result may be among them).
     fn drain_results(&mut self) {
-        while let Ok(()) = self.shared.results.get_raw_then(&mut self.buf, Wait::No, &mut |_| {}) {
+        while let Ok(()) = self.shared.results.get_raw_then(&mut self.buf, Wait::No, &mut |_| {}, &mut self.fds) {
             self.on_record();
         }
     }
@@ -795,13 +813,16 @@ impl Supervisor {
     fn feed_backlog(&self) {
         let mut backlog = self.shared.backlog.lock();
         while let Some(rec) = backlog.front() {
-            match self.shared.tasks.put_raw(rec, Wait::No) {
+            match self.shared.tasks.put_raw_parcel(&rec.bytes, &rec.fds, Wait::No) {
                 Ok(()) => {
                     backlog.pop_front();
                 }
                 Err(Stop::Failed(e)) => {
                     if let Some(rec) = backlog.pop_front() {
-                        self.shared.deliver(wire::job_id(&rec), JobOutcome::Failed(Failure::TaskError(e.to_string())));
+                        discard_spilled(&rec.bytes);
+                        rec.undo.run();
+                        self.shared
+                            .deliver(wire::job_id(&rec.bytes), JobOutcome::Failed(Failure::TaskError(e.to_string())));
                     }
                 }
                 Err(_) => break,
@@ -981,10 +1002,13 @@ impl Supervisor {
     fn finish(&mut self) {
         let sh = self.shared.clone();
         for rec in sh.backlog.lock().drain(..) {
-            discard_spilled(&rec);
+            discard_spilled(&rec.bytes);
+            rec.undo.run();
         }
-        while let Ok(()) = sh.tasks.get_raw_then(&mut self.buf, Wait::No, &mut |_| {}) {
+        // Descriptors that came with a record are closed with it.
+        while let Ok(()) = sh.tasks.get_raw_then(&mut self.buf, Wait::No, &mut |_| {}, &mut self.fds) {
             discard_spilled(&self.buf);
+            self.fds.clear();
         }
         self.drain_results();
         let jobs = {

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::pool::cell::{Batch, decode_result};
 use crate::pool::engine::Shared;
 use crate::pool::error::TaskError;
-use crate::pool::wire::{Failure, ItemOutcome, JobOutcome, TaskFns, TaskWriter};
+use crate::pool::wire::{self, Failure, ItemOutcome, JobOutcome, TaskFns, TaskRecord, TaskWriter};
 use crate::pool::worker::{PoolTrampoline, trampoline};
 use crate::process::task::TaskFn;
 use crate::shm::fnref::FnRef;
@@ -41,7 +41,7 @@ where
 /// the panic of the input iterator (the chunk's items are dropped and the
 /// input must not be read again).
 pub(crate) enum Chunk {
-    Ready { id: u64, record: Vec<u8>, items: u32 },
+    Ready { id: u64, record: TaskRecord, items: u32 },
     Bad { items: u32, error: Error },
     Panicked { error: Error },
 }
@@ -56,8 +56,9 @@ pub(crate) fn next_guarded<A>(input: &mut impl Iterator<Item = A>) -> Result<Opt
         .map_err(|p| Error::InputPanicked { message: crate::error::panic_message(p.as_ref()) })
 }
 
-/// Takes up to `size` items from `input` into a task record; `None` if
-/// the input is exhausted.
+/// Takes up to `size` items from `input` into a task record (fewer once
+/// they hold [`wire::CHUNK_FDS`] descriptors); `None` if the input is
+/// exhausted.
 pub(crate) fn next_chunk<A: Serialize>(
     sh: &Shared,
     fns: &TaskFns,
@@ -74,6 +75,10 @@ pub(crate) fn next_chunk<A: Serialize>(
         };
         if let Err(error) = w.push(&item) {
             return Some(Chunk::Bad { items: w.len() + 1, error });
+        }
+        // Room for the results' descriptors too (see `wire`).
+        if w.fds() >= wire::CHUNK_FDS {
+            break;
         }
     }
     if w.len() == 0 {
@@ -289,7 +294,7 @@ where
 /// An item's outcome as the caller sees it.
 fn decode_item<R: DeserializeOwned>(o: ItemOutcome) -> std::result::Result<R, TaskError> {
     match o {
-        Ok(bytes) => decode_result(&bytes).map_err(TaskError::Failed),
+        Ok(item) => decode_result(&item).map_err(TaskError::Failed),
         Err(f) => Err(TaskError::from_failure(&f)),
     }
 }

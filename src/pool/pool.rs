@@ -16,12 +16,13 @@ use crate::pool::cell::{Batch, CallbackSink, Cell, Finish, callbacks_finish, dec
 use crate::pool::engine::{Config, Engine, Shared, Sink, Spawner};
 use crate::pool::error::{PoolJoinError, TaskError, TaskTimeoutError};
 use crate::pool::iter::{Chunk, Imap, next_chunk, next_guarded, task_fns};
-use crate::pool::wire::{Failure, JobOutcome, TaskWriter};
+use crate::pool::wire::{Encoded, Failure, ItemOutcome, JobOutcome, TaskRecord, TaskWriter};
 use crate::pool::worker::{WorkerArgs, WorkerBase, worker_main};
 use crate::process::handle::{Process, ProcessBuilder};
 use crate::process::start::{StartMethod, start_method};
 use crate::process::task::TaskFn;
 use crate::shm::fnref::FnRef;
+use crate::shm::handoff;
 use crate::sync::error::TimedOut;
 use crate::sync::guard::deadline_after;
 use crate::sys::signal::InterruptibleWait;
@@ -55,7 +56,7 @@ fn wrong_count() -> Failure {
 struct MapChunk {
     id: u64,
     items: u32,
-    results: Option<Vec<Vec<u8>>>,
+    results: Option<Vec<Encoded>>,
 }
 
 #[derive(Default)]
@@ -73,11 +74,35 @@ struct MapState {
 /// Gathers the chunks of a `map_async` into one outcome for its cell: the
 /// encoding of the whole `Vec<R>` (postcard: the length as a varint, then
 /// each item's encoding, which is what the workers sent), or the first
-/// failure to arrive (the other chunks are then abandoned).
+/// failure to arrive (the other chunks are then abandoned). Results that
+/// came with descriptors cannot be joined as bytes (each chunk's record
+/// numbers its own): they are decoded and the whole `Vec<R>` encoded
+/// again, with one list ([`Regather`]).
 struct MapSink {
     /// The handle's cell and the callbacks.
     done: CallbackSink,
     state: Mutex<MapState>,
+    regather: Regather,
+}
+
+/// Decodes every item (with its record's descriptors) as an `R` and
+/// encodes the `Vec<R>` with one list of descriptors.
+type Regather = fn(&[Encoded]) -> ItemOutcome;
+
+fn regather<R: Serialize + DeserializeOwned>(items: &[Encoded]) -> ItemOutcome {
+    let values = items.iter().map(decode_result::<R>).collect::<Result<Vec<R>>>();
+    let values = values.map_err(|e| Failure::Codec(e.to_string()))?;
+    let encode = || handoff::collecting(|| crate::codec::encode(&values));
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(encode)) {
+        Ok((Ok(bytes), fds, _undo)) => Ok(Encoded { bytes, fds: handoff::Received::some(fds) }),
+        Ok((Err(e), _, undo)) => {
+            undo.run();
+            Err(Failure::Codec(e.to_string()))
+        }
+        Err(p) => {
+            Err(Failure::Codec(format!("encoding the results panicked: {}", crate::error::panic_message(p.as_ref()))))
+        }
+    }
 }
 
 impl MapSink {
@@ -103,15 +128,17 @@ impl MapSink {
             return;
         }
         st.done = true;
-        let total: usize = st.chunks.iter().map(|c| c.items as usize).sum();
-        let mut bytes = crate::codec::encode(&total).expect("invariant: a usize encodes");
-        for c in &mut st.chunks {
-            for item in c.results.take().unwrap_or_default() {
-                bytes.extend_from_slice(&item);
-            }
-        }
+        let items: Vec<Encoded> = st.chunks.iter_mut().flat_map(|c| c.results.take().unwrap_or_default()).collect();
         drop(st);
-        self.done.complete(Ok(bytes));
+        if items.iter().any(|i| i.fds.is_some()) {
+            self.done.complete((self.regather)(&items));
+            return;
+        }
+        let mut bytes = crate::codec::encode(&items.len()).expect("invariant: a usize encodes");
+        for item in &items {
+            bytes.extend_from_slice(&item.bytes);
+        }
+        self.done.complete(Ok(Encoded { bytes, fds: None }));
     }
 }
 
@@ -505,7 +532,7 @@ impl Pool {
         Ok(self.apply_async(f, arg)?.get()?)
     }
 
-    fn submit_one<A, R>(&self, f: impl TaskFn<A, R>, arg: &A) -> Result<(u64, Vec<u8>)>
+    fn submit_one<A, R>(&self, f: impl TaskFn<A, R>, arg: &A) -> Result<(u64, TaskRecord)>
     where
         A: Serialize + DeserializeOwned + 'static,
         R: Serialize + DeserializeOwned + 'static,
@@ -713,7 +740,7 @@ impl Pool {
                 JobOutcome::Items(v) if v.len() == n as usize => {
                     for item in v {
                         match item {
-                            Ok(bytes) => out.push(decode_result::<R>(&bytes)),
+                            Ok(item) => out.push(decode_result::<R>(&item)),
                             Err(f) => out.push(Err(f.error())),
                         }
                     }
@@ -921,6 +948,7 @@ impl Pool {
         let sink = Arc::new(MapSink {
             done: CallbackSink { cell: cell.clone(), finish: Mutex::new(finish) },
             state: Mutex::default(),
+            regather: regather::<R>,
         });
         let mut input = items.into_iter();
         let mut index = 0u64;

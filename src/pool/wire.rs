@@ -31,9 +31,31 @@
 //! | 13..17 | item count `n` (`u32`) |
 //! | 17.. | `n` times: status (`u8`: [`ITEM_OK`], ...) + length (`u32`) + bytes (the encoded result, or a message) |
 //! | `INIT_FAILED`: 9..13 | pid; then the panic message |
+//!
+//! Descriptors (a `shmproc::Fd`, a socket inside an argument or result,
+//! an anonymous shared object's segment) travel beside a record, as a
+//! parcel of the queue (see `channel/post.rs`): every item of a record is
+//! encoded in one collecting scope ([`Collector`]), so the record has one
+//! list, which the receiver shares among the item decodings
+//! ([`Received`]). A record carries at most [`MAX_RECORD_FDS`]; a map's
+//! chunk ends early once it holds [`CHUNK_FDS`].
+
+use std::os::fd::OwnedFd;
 
 use crate::error::{Error, Result};
 use crate::shm::fnref::FnId;
+use crate::shm::handoff::{Collector, Received, Undo};
+
+/// Most descriptors one record carries (the kernel's limit for one
+/// message of descriptors).
+pub(crate) const MAX_RECORD_FDS: usize = crate::sys::parcel::MAX_FDS;
+/// A map's chunk ends after the item that brings its descriptors to this
+/// many (so the chunk's results have room for as many).
+pub(crate) const CHUNK_FDS: usize = 64;
+
+/// Why an item was refused: its record would carry too many descriptors.
+const TOO_MANY_FDS: &str = "more descriptors than one pool record carries (253 for a task's items, \
+     or for a chunk's results): pass fewer per task, or use a smaller chunksize";
 
 /// A task: run the function on the items.
 pub(crate) const TASK: u8 = 1;
@@ -123,8 +145,37 @@ impl Failure {
     }
 }
 
+/// An item's encoded result, and the descriptors of its record (shared by
+/// the record's items).
+#[derive(Debug, Clone)]
+pub(crate) struct Encoded {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) fds: Option<Received>,
+}
+
+impl Encoded {
+    /// Bytes without descriptors.
+    #[cfg(test)]
+    pub(crate) fn plain(bytes: Vec<u8>) -> Encoded {
+        Encoded { bytes, fds: None }
+    }
+}
+
+impl PartialEq for Encoded {
+    fn eq(&self, other: &Encoded) -> bool {
+        let same_fds = match (&self.fds, &other.fds) {
+            (None, None) => true,
+            (Some(a), Some(b)) => a.same(b),
+            _ => false,
+        };
+        self.bytes == other.bytes && same_fds
+    }
+}
+
+impl Eq for Encoded {}
+
 /// One item's outcome: its encoded result, or why there is none.
-pub(crate) type ItemOutcome = std::result::Result<Vec<u8>, Failure>;
+pub(crate) type ItemOutcome = std::result::Result<Encoded, Failure>;
 
 /// A job's outcome: one per item, or a failure of the whole job (its
 /// worker died, it was cancelled, ...).
@@ -199,11 +250,31 @@ impl TaskFns {
     }
 }
 
+/// A finished task record, the descriptors its items hold, and what to
+/// give back if it never reaches a worker.
+pub(crate) struct TaskRecord {
+    pub(crate) bytes: Vec<u8>,
+    pub(crate) fds: Vec<OwnedFd>,
+    pub(crate) undo: Undo,
+}
+
+impl std::fmt::Debug for TaskRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskRecord").field("bytes", &self.bytes.len()).field("fds", &self.fds.len()).finish()
+    }
+}
+
 /// Builds a `TASK` record item by item.
-#[derive(Debug)]
 pub(crate) struct TaskWriter {
     buf: Vec<u8>,
     items: u32,
+    fds: Collector,
+}
+
+impl std::fmt::Debug for TaskWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskWriter").field("bytes", &self.buf.len()).field("items", &self.items).finish()
+    }
 }
 
 impl TaskWriter {
@@ -219,25 +290,36 @@ impl TaskWriter {
         buf.extend_from_slice(&c.to_le_bytes());
         debug_assert_eq!(buf.len(), TASK_CAPTURES);
         buf.extend_from_slice(&fns.captures);
-        TaskWriter { buf, items: 0 }
+        TaskWriter { buf, items: 0, fds: Collector::default() }
     }
 
-    /// Appends an item: the encoding of `arg`. On error (the argument
-    /// cannot be encoded) the record is unchanged.
+    /// Appends an item: the encoding of `arg` (its descriptors join the
+    /// record's). On error (the argument cannot be encoded, or it would
+    /// bring the record past [`MAX_RECORD_FDS`]) the record is unchanged.
     pub(crate) fn push<A: serde::Serialize>(&mut self, arg: &A) -> Result<()> {
         let at = self.buf.len();
+        let mark = self.fds.mark();
         self.buf.extend_from_slice(&[0; 4]);
-        if let Err(e) = crate::codec::encode_append(arg, &mut self.buf) {
-            self.buf.truncate(at);
-            return Err(e);
+        let buf = &mut self.buf;
+        let encoded = self.fds.collect(|| crate::codec::encode_append(arg, buf)).and_then(|()| {
+            if self.fds.len() > MAX_RECORD_FDS {
+                return Err(Error::Codec { message: TOO_MANY_FDS.into() });
+            }
+            u32::try_from(self.buf.len() - at - 4)
+                .map_err(|_| Error::TooLarge { len: usize::MAX, max: u32::MAX as usize })
+        });
+        match encoded {
+            Ok(len) => {
+                self.buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
+                self.items += 1;
+                Ok(())
+            }
+            Err(e) => {
+                self.buf.truncate(at);
+                self.fds.rollback(mark);
+                Err(e)
+            }
         }
-        let len = u32::try_from(self.buf.len() - at - 4).map_err(|_| {
-            self.buf.truncate(at);
-            Error::TooLarge { len: usize::MAX, max: u32::MAX as usize }
-        })?;
-        self.buf[at..at + 4].copy_from_slice(&len.to_le_bytes());
-        self.items += 1;
-        Ok(())
     }
 
     /// Items so far.
@@ -245,10 +327,16 @@ impl TaskWriter {
         self.items
     }
 
+    /// Descriptors so far.
+    pub(crate) fn fds(&self) -> usize {
+        self.fds.len()
+    }
+
     /// The finished record.
-    pub(crate) fn finish(mut self) -> Vec<u8> {
+    pub(crate) fn finish(mut self) -> TaskRecord {
         self.buf[9..13].copy_from_slice(&self.items.to_le_bytes());
-        self.buf
+        let (fds, undo) = self.fds.take();
+        TaskRecord { bytes: self.buf, fds, undo }
     }
 }
 
@@ -306,11 +394,18 @@ impl<'a> Iterator for Items<'a> {
 }
 
 /// Builds a `RESULT` record item by item (a worker reuses one).
-#[derive(Debug, Default)]
+#[derive(Default)]
 pub(crate) struct ResultWriter {
     pub(crate) buf: Vec<u8>,
     items: u32,
     item_start: usize,
+    fds: Collector,
+}
+
+impl std::fmt::Debug for ResultWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResultWriter").field("bytes", &self.buf.len()).field("items", &self.items).finish()
+    }
 }
 
 impl ResultWriter {
@@ -322,6 +417,39 @@ impl ResultWriter {
         self.buf.extend_from_slice(&pid.to_le_bytes());
         self.buf.extend_from_slice(&0u32.to_le_bytes());
         self.items = 0;
+        // Left by a record that could not be sent: dropped (closed).
+        drop(self.fds.take());
+    }
+
+    /// Encodes `value` as the item begun last (its descriptors join the
+    /// record's) and ends it; on error (it cannot be encoded, or it would
+    /// bring the record past [`MAX_RECORD_FDS`]) the item's descriptors
+    /// are dropped and the message comes back (the caller fails the item).
+    pub(crate) fn encode_item<R: serde::Serialize>(&mut self, value: &R) -> std::result::Result<(), String> {
+        let mark = self.fds.mark();
+        let buf = &mut self.buf;
+        let encoded = self.fds.collect(|| crate::codec::encode_append(value, buf));
+        let failed = match encoded {
+            Err(e) => Some(format!("the result did not encode: {e}")),
+            Ok(()) if self.fds.len() > MAX_RECORD_FDS => Some(format!("the result did not encode: {TOO_MANY_FDS}")),
+            Ok(()) => None,
+        };
+        match failed {
+            Some(m) => {
+                self.fds.rollback(mark);
+                Err(m)
+            }
+            None => {
+                self.end_item();
+                Ok(())
+            }
+        }
+    }
+
+    /// The descriptors of the record and what to give back if it is not
+    /// sent, taken (the writer starts empty for the next record).
+    pub(crate) fn take_fds(&mut self) -> (Vec<OwnedFd>, Undo) {
+        self.fds.take()
     }
 
     /// Starts an item: its bytes are appended to [`buf`](Self::buf), then
@@ -359,8 +487,9 @@ impl ResultWriter {
     }
 }
 
-/// Parses a `RESULT` record: the worker's pid and each item's outcome.
-pub(crate) fn parse_result(record: &[u8]) -> Result<(u32, Vec<ItemOutcome>)> {
+/// Parses a `RESULT` record: the worker's pid and each item's outcome
+/// (the items share `fds`, the record's descriptors).
+pub(crate) fn parse_result(record: &[u8], fds: Option<Received>) -> Result<(u32, Vec<ItemOutcome>)> {
     if kind(record)? != RESULT {
         return Err(corrupt("not a result record"));
     }
@@ -379,7 +508,7 @@ pub(crate) fn parse_result(record: &[u8]) -> Result<(u32, Vec<ItemOutcome>)> {
         let bytes = record.get(at + 5..end).ok_or(corrupt("pool result length"))?;
         let text = || String::from_utf8_lossy(bytes).into_owned();
         out.push(match status {
-            ITEM_OK => Ok(bytes.to_vec()),
+            ITEM_OK => Ok(Encoded { bytes: bytes.to_vec(), fds: fds.clone() }),
             ITEM_PANIC => Err(Failure::Panicked { pid, message: text() }),
             ITEM_CODEC => Err(Failure::Codec(text())),
             ITEM_ERROR => Err(Failure::TaskError(text())),
@@ -455,7 +584,7 @@ mod tests {
         w.push(&(1u32, "a")).expect("encode");
         w.push(&(2u32, "bb")).expect("encode");
         assert_eq!(w.len(), 2);
-        let r = w.finish();
+        let r = w.finish().bytes;
         assert_eq!(job_id(&r), 42);
         let t = parse_task(&r).expect("parse");
         assert_eq!((t.trampoline, t.function, t.captures), (F, G, &b""[..]));
@@ -468,7 +597,7 @@ mod tests {
         let mut w = TaskWriter::new(7, &fns(b"captured"));
         w.push(&1u8).expect("encode");
         w.push(&2u8).expect("encode");
-        let r = w.finish();
+        let r = w.finish().bytes;
         assert_eq!(r.windows(8).filter(|b| b == b"captured").count(), 1);
         let t = parse_task(&r).expect("parse");
         assert_eq!(t.captures, b"captured");
@@ -487,9 +616,9 @@ mod tests {
         w.buf.extend_from_slice(b"half-written");
         w.fail_item(ITEM_PANIC, "boom");
         let r = w.finish().to_vec();
-        let (pid, items) = parse_result(&r).expect("parse");
+        let (pid, items) = parse_result(&r, None).expect("parse");
         assert_eq!(pid, 1234);
-        assert_eq!(crate::codec::decode::<u64>(items[0].as_ref().expect("ok")).expect("decode"), 99);
+        assert_eq!(crate::codec::decode::<u64>(&items[0].as_ref().expect("ok").bytes).expect("decode"), 99);
         assert_eq!(items[1], Err(Failure::Panicked { pid: 1234, message: "boom".into() }));
     }
 
@@ -503,7 +632,7 @@ mod tests {
         w.start(3, 9);
         w.begin_item();
         w.fail_item(ITEM_PANIC, &message);
-        let (_, items) = parse_result(w.finish()).expect("parse");
+        let (_, items) = parse_result(w.finish(), None).expect("parse");
         assert_eq!(items[0], Err(Failure::Panicked { pid: 9, message: message.clone() }));
     }
 
@@ -522,13 +651,13 @@ mod tests {
 
     #[test]
     fn hostile_records_are_corrupt() {
-        let mut r = TaskWriter::new(1, &fns(b"")).finish();
+        let mut r = TaskWriter::new(1, &fns(b"")).finish().bytes;
         r[9..13].copy_from_slice(&5u32.to_le_bytes()); // 5 items, none there
         let t = parse_task(&r).expect("header parses");
         assert!(t.items.map(|i| i.is_err()).next().expect("one error"));
         // A captures length past the end, or at u32::MAX; a record cut
         // inside its captures or before their length.
-        let good = TaskWriter::new(1, &fns(b"abc")).finish();
+        let good = TaskWriter::new(1, &fns(b"abc")).finish().bytes;
         for c in [4u32, 1000, u32::MAX] {
             let mut r = good.clone();
             r[45..49].copy_from_slice(&c.to_le_bytes());
@@ -541,7 +670,7 @@ mod tests {
         w.start(1, 1);
         let mut r = w.finish().to_vec();
         r[13..17].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(parse_result(&r), Err(Error::Corrupt { .. })));
+        assert!(matches!(parse_result(&r, None), Err(Error::Corrupt { .. })));
         assert!(kind(&[1, 2]).is_err());
         assert_eq!(job_id(&[1]), 0);
     }

@@ -16,6 +16,7 @@ use crate::pool::table::{self, Table};
 use crate::pool::wire::{self, ResultWriter};
 use crate::process::task::TaskFn;
 use crate::shm::fnref::FnRef;
+use crate::shm::handoff::{self, Received};
 
 /// Type marker of the task queue.
 #[derive(Debug, Serialize, Deserialize)]
@@ -56,6 +57,9 @@ pub(crate) struct Call {
     pub(crate) function: FnRef,
     /// The task record.
     pub(crate) record: Vec<u8>,
+    /// The descriptors that came with the record (its items' decodings
+    /// share them).
+    pub(crate) fds: Option<Received>,
     /// Where the results go.
     pub(crate) out: ResultWriter,
 }
@@ -111,7 +115,8 @@ where
     A: DeserializeOwned + 'static,
     R: Serialize + 'static,
 {
-    let Call { function, record, mut out } = call;
+    let Call { function, record, fds, mut out } = call;
+    let fds_ref = fds.as_ref();
     match wire::parse_task(&record) {
         Err(e) => {
             out.begin_item();
@@ -119,7 +124,8 @@ where
         }
         Ok(task) => {
             // Decoding captures runs user code (Deserialize impls): guarded.
-            let f = match run_guarded(|| F::__load(crate::process::task::TOKEN, function.to_words(), task.captures)) {
+            let load = || F::__load(crate::process::task::TOKEN, function.to_words(), task.captures);
+            let f = match run_guarded(|| handoff::decoding_with(fds_ref, load)) {
                 Ok(f) => f,
                 Err(m) => Err(Error::Codec { message: format!("the task's captures panicked while decoding: {m}") }),
             };
@@ -137,21 +143,25 @@ where
                     (Ok(b), Ok(_)) => b,
                 };
                 let f = f.as_ref().expect("invariant: matched Ok above");
-                let buf = &mut out.buf;
+                let out = &mut out;
                 let ran = run_guarded(|| -> Result<(), String> {
-                    let arg: A = codec::decode(bytes).map_err(|e| format!("the argument did not decode: {e}"))?;
+                    let arg: A = handoff::decoding_with(fds_ref, || codec::decode(bytes))
+                        .map_err(|e| format!("the argument did not decode: {e}"))?;
                     let r = f.__call(arg);
-                    codec::encode_append(&r, buf).map_err(|e| format!("the result did not encode: {e}"))
+                    // Only the encoding collects descriptors, not the task.
+                    out.encode_item(&r)
                 });
                 match ran {
-                    Ok(Ok(())) => out.end_item(),
+                    Ok(Ok(())) => {}
                     Ok(Err(m)) => out.fail_item(wire::ITEM_CODEC, &m),
                     Err(m) => out.fail_item(wire::ITEM_PANIC, &m),
                 }
             }
         }
     }
-    Call { function, record, out }
+    // Descriptors no item took are closed here.
+    drop(fds);
+    Call { function, record, fds: None, out }
 }
 
 /// A worker's life (the function its process runs): ignore SIGINT, run
@@ -185,16 +195,24 @@ where
         }
     }
     let mut record = Vec::new();
+    let mut fds = Vec::new();
     let mut out = ResultWriter::default();
     let mut done = 0u64;
     let job = &slot[table::JOB];
     loop {
         // The job id is in the slot before the record leaves the queue: a
         // worker killed at any point leaves no job unaccounted for.
-        let got = args.tasks.get_raw_then(&mut record, Wait::Forever, &mut |bytes| {
-            job.store(wire::job_id(bytes), Ordering::SeqCst);
-            crate::sys::failpoint::hit("pool.worker.in_get");
-        });
+        let got = args.tasks.get_raw_then(
+            &mut record,
+            Wait::Forever,
+            &mut |bytes| {
+                job.store(wire::job_id(bytes), Ordering::SeqCst);
+                crate::sys::failpoint::hit("pool.worker.in_get");
+            },
+            &mut fds,
+        );
+        // A cancelled or unreadable task's descriptors close with it.
+        let received = Received::some(std::mem::take(&mut fds));
         match got {
             Ok(()) => {}
             Err(Stop::Failed(e)) => {
@@ -240,7 +258,7 @@ where
                 let function = args.anchor.with_id(task.function);
                 match tramp {
                     Ok(tramp) => {
-                        let call = tramp(Call { function, record: std::mem::take(&mut record), out });
+                        let call = tramp(Call { function, record: std::mem::take(&mut record), fds: received, out });
                         record = call.record;
                         out = call.out;
                     }
@@ -272,12 +290,15 @@ where
     }
 }
 
-/// Puts the finished result record (spilled if too large); `false` if the
-/// worker should stop (the parent is gone or the queue broke).
+/// Puts the finished result record (spilled if too large) with the
+/// descriptors its results hold; `false` if the worker should stop (the
+/// parent is gone or the queue broke).
 fn answer(results: &Queue<ResultRecords>, out: &mut ResultWriter) -> bool {
+    let (fds, undo) = out.take_fds();
+    let max = if fds.is_empty() { results.max_inline() } else { results.max_inline_parcel() };
     let (id, too_large) = {
         let rec = out.finish();
-        (wire::job_id(rec), rec.len() > results.max_inline())
+        (wire::job_id(rec), rec.len() > max)
     };
     let mut spilled = None;
     if too_large {
@@ -287,6 +308,8 @@ fn answer(results: &Queue<ResultRecords>, out: &mut ResultWriter) -> bool {
                 out.start(id, crate::sys::process::pid());
                 out.begin_item();
                 out.fail_item(wire::ITEM_ERROR, &format!("the result is too large to return: {e}"));
+                undo.run();
+                return send(results, out.finish(), &[], handoff::Undo::default());
             }
         }
     }
@@ -294,12 +317,28 @@ fn answer(results: &Queue<ResultRecords>, out: &mut ResultWriter) -> bool {
         Some(s) => s,
         None => out.finish(),
     };
-    match results.put_raw(rec, Wait::Forever) {
-        Ok(()) => true,
+    let sent = send(results, rec, &fds, undo);
+    if !sent && let Some(s) = &spilled {
+        crate::channel::spill::discard(wire::spill_reference(s));
+    }
+    sent
+}
+
+/// Puts one result record; on failure gives back what its encoding took.
+fn send(results: &Queue<ResultRecords>, rec: &[u8], fds: &[std::os::fd::OwnedFd], undo: handoff::Undo) -> bool {
+    match results.put_raw_parcel(rec, fds, Wait::Forever) {
+        Ok(()) => {
+            drop(undo);
+            true
+        }
         Err(Stop::Failed(e)) => {
+            undo.run();
             eprintln!("shmproc pool worker: the result queue failed: {e}");
             false
         }
-        Err(_) => false,
+        Err(_) => {
+            undo.run();
+            false
+        }
     }
 }

@@ -447,7 +447,7 @@ impl ByteConsumerCore {
         slots: &S,
         out: &mut Vec<u8>,
     ) -> Result<Option<u32>, RingError> {
-        self.pop_into_then(pos, slots, out, |_| {})
+        self.pop_into_then(pos, slots, out, |_, _| {})
     }
 
     /// As [`pop_into`](Self::pop_into), calling `before_release` with the
@@ -458,7 +458,7 @@ impl ByteConsumerCore {
         pos: &Positions<'_>,
         slots: &S,
         out: &mut Vec<u8>,
-        before_release: impl FnOnce(&[u8]),
+        before_release: impl FnOnce(&[u8], u32),
     ) -> Result<Option<u32>, RingError> {
         let Some(span) = self.peek(pos, slots)? else { return Ok(None) };
         out.clear();
@@ -467,7 +467,7 @@ impl ByteConsumerCore {
         // and 8-aligned; the producer does not rewrite it until release.
         unsafe { slots.copy_out(span.payload, out) };
         crate::sys::failpoint::hit("bytes.pop.before_release");
-        before_release(out);
+        before_release(out, span.tag);
         self.release(pos, span);
         Ok(Some(span.tag))
     }

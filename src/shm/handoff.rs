@@ -73,22 +73,151 @@ thread_local! {
 /// segments it serializes, and what to give back if the encoding never
 /// reaches a decoder.
 pub(crate) fn collecting<T>(f: impl FnOnce() -> T) -> (T, Vec<OwnedFd>, Undo) {
-    // A message left by an earlier failure must not name this one's.
-    MESSAGE.with(|m| m.replace(None));
-    let outer = OUTGOING.with(|o| o.replace(Some(Outgoing::default())));
-    let out = f();
-    let o = OUTGOING.with(|o| o.replace(outer)).unwrap_or_default();
-    (out, o.fds, o.undo)
+    let mut c = Collector::default();
+    let out = c.collect(f);
+    let (fds, undo) = c.take();
+    (out, fds, undo)
+}
+
+/// A collecting scope that lasts across several encodings (the items of
+/// one pool record): the descriptors of all of them form one list, an
+/// arena's descriptor joins it once, and each encoding is one
+/// [`collect`](Collector::collect) call. Only the encodings run inside the
+/// scope, never the user's task (whose own encodings are its business).
+#[derive(Default)]
+pub(crate) struct Collector(Outgoing);
+
+/// Where a [`Collector`] was before an encoding (see
+/// [`Collector::rollback`]).
+#[derive(Debug, Clone, Copy)]
+#[cfg(feature = "pool")]
+pub(crate) struct Mark {
+    fds: usize,
+    arenas: usize,
+    undo: usize,
+}
+
+/// Puts the thread's previous scope back when dropped (also by a panic
+/// inside the scope).
+struct Restore<'a, T: 'static> {
+    key: &'static std::thread::LocalKey<RefCell<Option<T>>>,
+    outer: Option<Option<T>>,
+    into: &'a mut dyn FnMut(Option<T>),
+}
+
+impl<T: 'static> Drop for Restore<'_, T> {
+    fn drop(&mut self) {
+        let outer = self.outer.take().unwrap_or_default();
+        let ours = self.key.with(|k| k.replace(outer));
+        (self.into)(ours);
+    }
+}
+
+impl Collector {
+    /// Runs `f` (which encodes something) inside this scope.
+    pub(crate) fn collect<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        // A message left by an earlier failure must not name this one's.
+        MESSAGE.with(|m| m.replace(None));
+        let outer = OUTGOING.with(|o| o.replace(Some(std::mem::take(&mut self.0))));
+        let mut back = |ours: Option<Outgoing>| self.0 = ours.unwrap_or_default();
+        let _restore = Restore { key: &OUTGOING, outer: Some(outer), into: &mut back };
+        f()
+    }
+
+    /// Descriptors collected so far.
+    #[cfg(feature = "pool")]
+    pub(crate) fn len(&self) -> usize {
+        self.0.fds.len()
+    }
+
+    /// The current position, to [`rollback`](Self::rollback) to.
+    #[cfg(feature = "pool")]
+    pub(crate) fn mark(&self) -> Mark {
+        Mark { fds: self.0.fds.len(), arenas: self.0.arenas.len(), undo: self.0.undo.0.len() }
+    }
+
+    /// Forgets what was collected since `mark` (an encoding that failed,
+    /// or one that would carry too many descriptors): closes its
+    /// descriptors and gives back what it took.
+    #[cfg(feature = "pool")]
+    pub(crate) fn rollback(&mut self, mark: Mark) {
+        self.0.fds.truncate(mark.fds);
+        self.0.arenas.truncate(mark.arenas);
+        let undone: Vec<_> = self.0.undo.0.drain(mark.undo.min(self.0.undo.0.len())..).collect();
+        Undo(undone).run();
+    }
+
+    /// Takes what was collected, leaving the scope empty (for reuse).
+    pub(crate) fn take(&mut self) -> (Vec<OwnedFd>, Undo) {
+        let o = std::mem::take(&mut self.0);
+        (o.fds, o.undo)
+    }
 }
 
 /// Runs `f` (which decodes something) with `fds` available to the segments
 /// it deserializes.
 pub(crate) fn with_fds<T>(fds: Vec<OwnedFd>, f: impl FnOnce() -> T) -> T {
-    MESSAGE.with(|m| m.replace(None));
-    let outer = INCOMING.with(|i| i.replace(Some(fds.into_iter().map(Some).collect())));
-    let out = f();
-    INCOMING.with(|i| i.replace(outer));
-    out
+    Received::of(fds).decoding(f)
+}
+
+/// The descriptors that came with a message, shared by the decodings of
+/// its parts (the items of a pool record, decoded one by one, maybe by
+/// different threads): each part takes its own entries out of the list; a
+/// part decoded twice finds its plain descriptors taken.
+#[derive(Clone)]
+pub(crate) struct Received(std::sync::Arc<parking_lot::Mutex<Vec<Option<OwnedFd>>>>);
+
+impl std::fmt::Debug for Received {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Received").field("fds", &self.0.lock().len()).finish()
+    }
+}
+
+impl Received {
+    /// The list of `fds`.
+    pub(crate) fn of(fds: Vec<OwnedFd>) -> Received {
+        Received(std::sync::Arc::new(parking_lot::Mutex::new(fds.into_iter().map(Some).collect())))
+    }
+
+    /// The list of `fds`, or `None` if there are none (the common case
+    /// costs nothing).
+    #[cfg(feature = "pool")]
+    pub(crate) fn some(fds: Vec<OwnedFd>) -> Option<Received> {
+        (!fds.is_empty()).then(|| Received::of(fds))
+    }
+
+    /// Whether both are the same list.
+    #[cfg(feature = "pool")]
+    pub(crate) fn same(&self, other: &Received) -> bool {
+        std::sync::Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Runs `f` (which decodes something) with the list in place. The
+    /// list is not locked while `f` runs: a decoding of the same message
+    /// inside `f` finds it empty.
+    pub(crate) fn decoding<T>(&self, f: impl FnOnce() -> T) -> T {
+        MESSAGE.with(|m| m.replace(None));
+        let list = std::mem::take(&mut *self.0.lock());
+        let outer = INCOMING.with(|i| i.replace(Some(list)));
+        let mut back = |ours: Option<Vec<Option<OwnedFd>>>| {
+            // Entries taken meanwhile by a nested decoding stay taken.
+            if let Some(ours) = ours {
+                *self.0.lock() = ours;
+            }
+        };
+        let _restore = Restore { key: &INCOMING, outer: Some(outer), into: &mut back };
+        f()
+    }
+}
+
+/// Runs `f` (which decodes something) with the descriptors of `fds`, if
+/// any, available to it.
+#[cfg(feature = "pool")]
+pub(crate) fn decoding_with<T>(fds: Option<&Received>, f: impl FnOnce() -> T) -> T {
+    match fds {
+        Some(r) => r.decoding(f),
+        None => f(),
+    }
 }
 
 fn push_fd(fd: BorrowedFd<'_>) -> Option<std::io::Result<u32>> {
@@ -137,7 +266,9 @@ fn take_plain(index: u32) -> Option<std::result::Result<OwnedFd, &'static str>> 
         let mut i = i.borrow_mut();
         let list = i.as_mut()?;
         Some(match list.get_mut(index as usize) {
-            Some(slot) => slot.take().ok_or("a descriptor referenced twice in one value"),
+            Some(slot) => {
+                slot.take().ok_or("descriptor already taken (a message's descriptors go to its first decoding, once)")
+            }
             None => Err("descriptor index out of range"),
         })
     })
@@ -173,8 +304,8 @@ pub(crate) fn is_collecting() -> bool {
 
 /// Where descriptors may travel (the error outside such a scope).
 pub(crate) const FDS_ONLY_IN: &str = "descriptors travel only in Queue, JoinableQueue, typed channel and Pipe \
-     messages (through handles that came from the channel's creator, not opened by name) and in Process \
-     arguments and results";
+     messages (through handles that came from the channel's creator, not opened by name), in Process \
+     arguments and results, and in Pool and ProcessPoolExecutor task arguments and results";
 
 /// Encodes a plain descriptor (`shmproc::Fd`, `shmproc::fd`): a duplicate
 /// joins the list, the sender keeps its own.
@@ -199,7 +330,7 @@ pub(crate) fn deserialize_plain<'de, D: Deserializer<'de>>(d: D) -> Result<Owned
 }
 
 const MISSING_PLAIN: &str = "descriptor missing: it decodes only where it was sent (a Queue, channel or Pipe \
-     message, a Process argument or result)";
+     message, a Process or pool task argument or result)";
 
 /// The serialized form of a segment handle.
 #[derive(Serialize, Deserialize)]
