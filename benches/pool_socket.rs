@@ -141,8 +141,8 @@ fn summary(rec: &Recorder) {
     let (Some(handed), Some(accepts)) = (us("handed_over"), us("worker_accepts")) else { return };
     println!(
         "pool socket per connection (2 workers, one connection at a time): apply_async(serve, Fd::new(conn)) \
-         {handed:.1} us ({:.2} k/s); workers accepting on an inherited listener {accepts:.1} us: handing over \
-         costs {:.2}x; Python's Pool(2).apply_async(echo, (conn,)) {PYTHON_US:.1} us: {:.1}x Python",
+         {handed:.1} us ({:.2} k/s); workers accepting on an inherited listener {accepts:.1} us (handing over \
+         takes {:.2}x the time); Python's Pool(2).apply_async(echo, (conn,)) {PYTHON_US:.1} us: {:.1}x Python",
         1e3 / handed,
         handed / accepts,
         PYTHON_US / handed
