@@ -17,8 +17,8 @@
 //! with Pool(4) as pool:                               # the parent accepts,
 //!     for _ in range(6):                              # a worker serves
 //!         conn, addr = srv.accept()
-//!         pool.apply_async(echo, (conn,))
-//!         conn.close()
+//!         pool.apply_async(echo, (conn,))             # pickled later, on the pool's
+//!                                                     # thread: no close() here
 //! ```
 //!
 //! How a connection reaches a worker. A connected socket is a file
@@ -32,17 +32,17 @@
 //!    Fork needs a single-threaded parent, which this one is (its clients
 //!    are processes, not threads).
 //! 2. A pool: the parent accepts and calls
-//!    `pool.apply_async(echo, Fd::new(conn))`. [`Fd`] marks a value that
+//!    `pool.apply_async(serve, Fd::new(conn))`. [`Fd`] marks a value that
 //!    carries a descriptor: encoding the task duplicates the descriptor into
 //!    a socket pair made with the pool's task queue, beside the task's
 //!    bytes, and the worker that takes the task receives it there (a new
 //!    descriptor for the same connection). `apply_async` takes `conn` by
 //!    value and drops it once the task is queued, which closes the parent's
-//!    copy (Python's `conn.close()`): only the worker holds the connection
-//!    then, so the client sees EOF when the worker is done. With 6 tasks
-//!    and 4 workers, the 5th and 6th connections are accepted at once but
-//!    wait in the task queue until a worker is free. This works with every
-//!    start method; the workers need no listener.
+//!    copy (in Python the socket object lives on until it is collected):
+//!    from then on the worker alone holds the connection, and its close
+//!    ends it. With 6 tasks and 4 workers, the 5th and 6th connections are
+//!    accepted at once but wait in the task queue until a worker is free.
+//!    This works with every start method; the workers need no listener.
 //!
 //! Other ways: a worker could connect back to the parent, the workers
 //! could accept on a listener inherited at fork (`StartMethod::Fork`, the
