@@ -37,8 +37,8 @@
 //! # Where descriptors travel
 //!
 //! Inside a `Queue`/`JoinableQueue` item, a typed channel's message and a
-//! `Pipe` message (blocking and `try_`/timed calls: a socket pair made with
-//! the channel carries them beside the item); in a `Process` argument and
+//! `Pipe` message (blocking, `try_`/timed and `*_async` sends: a socket
+//! pair made with the channel carries them beside the item); in a `Process` argument and
 //! result (`Process<Fd<File>>`); and in `Pool` and `ProcessPoolExecutor`
 //! task arguments and results (`apply*`, `map*`, `imap*`, `submit`: the
 //! pool's task and result queues carry them the same way; the example
@@ -47,7 +47,7 @@
 //! callback) only: the descriptors have one owner, so a later call fails
 //! with [`Error::InvalidArgument`](crate::Error::InvalidArgument).
 //! Encoding one anywhere else (a channel opened by name from an unrelated
-//! process, an `*_async` send, a `Manager`) is an
+//! process, a `Manager`) is an
 //! [`Error::Codec`](crate::Error::Codec) that says so.
 //!
 //! One message (one item, one pool record: the items of a map's chunk, or

@@ -434,3 +434,58 @@ fn a_handle_opened_by_name_leaves_items_with_descriptors_to_others() {
     assert!(made.is_empty(), "nothing left behind");
     made.join_timeout(GUARD).expect("join returns");
 }
+
+// -- async sends carry descriptors too ------------------------------------
+
+#[cfg(feature = "async")]
+fn write_what_came(q: Queue<Fd<OwnedFd>>) {
+    for _ in 0..3 {
+        let w = q.get_timeout(GUARD).expect("get");
+        std::fs::File::from(w.into_inner()).write_all(b"x").expect("write");
+    }
+}
+
+#[cfg(feature = "async")]
+fn async_scenario(m: StartMethod) -> Outcome {
+    use futures::executor::block_on;
+    let q = Queue::<Fd<OwnedFd>>::new(0).map_err(e("queue"))?;
+    let mut p = Process::builder().start_method(m).spawn(write_what_came, q.clone()).map_err(e("spawn"))?;
+    let base = open_fds();
+    let (tx, rx) = shmproc::channel::<Fd<OwnedFd>>(4).map_err(e("channel"))?;
+    let (a, b) = Pipe::new().map_err(e("pipe"))?;
+    let mut readers = Vec::new();
+    for i in 0..3 {
+        let (r, w) = std::io::pipe().map_err(e("os pipe"))?;
+        readers.push(r);
+        let w = Fd::new(OwnedFd::from(w));
+        // Through the queue to the child, or through a channel or a Pipe
+        // to this process, which passes it on to the child.
+        let w = match i {
+            0 => w,
+            1 => {
+                block_on(tx.send_async(w)).map_err(e("send_async"))?;
+                rx.recv().map_err(e("recv"))?
+            }
+            _ => {
+                block_on(a.send_async(&w)).map_err(e("pipe send_async"))?;
+                drop(w);
+                b.recv::<Fd<OwnedFd>>().map_err(e("pipe recv"))?
+            }
+        };
+        block_on(q.put_async(w)).map_err(e("put_async"))?;
+    }
+    for mut r in readers {
+        let mut got = [0u8; 1];
+        r.read_exact(&mut got).map_err(e("read"))?;
+        check(&got == b"x", "the child wrote through each end")?;
+    }
+    p.join_timeout(GUARD).map_err(e("join"))?;
+    drop((tx, rx, a, b));
+    check(open_fds() == base, "nothing left open")
+}
+
+#[cfg(feature = "async")]
+#[test]
+fn async_sends_carry_descriptors() {
+    each_method(async_scenario);
+}

@@ -753,7 +753,7 @@ impl Lane {
     }
 
     /// [`send_record`](Self::send_record), with a parcel's descriptors.
-    fn send_record_with<E: Ends>(
+    pub(crate) fn send_record_with<E: Ends>(
         &self,
         rec: &[u8],
         tag: u32,
@@ -842,15 +842,7 @@ impl Lane {
         if fds.is_empty() {
             return self.send_message(msg, wait, ends);
         }
-        if self.post.is_none() {
-            return Err(Stop::Failed(Error::Unsupported { what: NO_SOCKET }));
-        }
-        if fds.len() > crate::sys::parcel::MAX_FDS {
-            return Err(Stop::Failed(Error::InvalidArgument { what: "more than 253 descriptors in one item" }));
-        }
-        if let Some(stop) = ends.send_stop() {
-            return Err(stop);
-        }
+        self.check_parcel(fds, ends)?;
         let mut rec = vec![0u8; 8];
         if msg.len() as u64 + 8 <= self.max_message() {
             rec.extend_from_slice(msg);
@@ -860,6 +852,21 @@ impl Lane {
         rec.extend_from_slice(&reference);
         self.send_record_with(&rec, TAG_SPILL | PARCEL, wait, ends, Some(fds))
             .inspect_err(|_| spill::discard(&reference))
+    }
+
+    /// Whether a parcel of `fds` can be sent at all (a socket, not too
+    /// many descriptors, the channel open).
+    pub(crate) fn check_parcel<E: Ends>(&self, fds: &[OwnedFd], ends: &E) -> Result<(), Stop> {
+        if self.post.is_none() {
+            return Err(Stop::Failed(Error::Unsupported { what: NO_SOCKET }));
+        }
+        if fds.len() > crate::sys::parcel::MAX_FDS {
+            return Err(Stop::Failed(Error::InvalidArgument { what: "more than 253 descriptors in one item" }));
+        }
+        match ends.send_stop() {
+            Some(stop) => Err(stop),
+            None => Ok(()),
+        }
     }
 
     /// The token spill segments of this lane are recorded under, for

@@ -18,12 +18,14 @@
 //! for it ([`Sleeper`]'s drop).
 
 use std::future::poll_fn;
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU32;
 use std::task::{Context, Poll};
 use std::time::Instant;
 
 use super::lane::{Ends, Lane, LaneWords, Other, SPIN, Stop, Wait, Woke};
+use crate::channel::post::PARCEL;
 use crate::channel::spill;
 use crate::error::Error;
 use crate::loom::atomic::{AtomicU64, Ordering};
@@ -500,6 +502,38 @@ impl Lane {
         let sent = poll_fn(|cx| {
             self.poll_send_with(&mut sleep.state, cx, rec.len() as u64, ends, || {
                 self.send_record(&rec, tag, Wait::No, ends)
+            })
+        })
+        .await;
+        if sent.is_ok() {
+            guard.0 = None;
+        }
+        sent
+    }
+
+    /// The async twin of [`send_parcel`](Lane::send_parcel): `msg` with the
+    /// descriptors its encoding collected. A full parcel socket (a few
+    /// hundred items with descriptors in flight) cannot be waited for
+    /// through the waiting service: the future then yields to the executor
+    /// and tries again on its next poll until receivers take parcels.
+    pub(crate) async fn send_parcel_async<E: Ends>(&self, msg: &[u8], fds: &[OwnedFd], ends: &E) -> Result<(), Stop> {
+        if fds.is_empty() {
+            return self.send_message_async(msg, ends).await;
+        }
+        self.check_parcel(fds, ends)?;
+        let mut rec = vec![0u8; 8];
+        let (tag, mut guard) = if msg.len() as u64 + 8 <= self.max_message() {
+            rec.extend_from_slice(msg);
+            (TAG_INLINE | PARCEL, SpillGuard(None))
+        } else {
+            let reference = spill::spill_out(msg, self.spill_owner())?;
+            rec.extend_from_slice(&reference);
+            (TAG_SPILL | PARCEL, SpillGuard(Some(reference)))
+        };
+        let mut sleep = LaneSleep::new(self, Side::Sending);
+        let sent = poll_fn(|cx| {
+            self.poll_send_with(&mut sleep.state, cx, rec.len() as u64, ends, || {
+                self.send_record_with(&rec, tag, Wait::No, ends, Some(fds))
             })
         })
         .await;

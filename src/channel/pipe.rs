@@ -1331,8 +1331,33 @@ impl Connection {
     /// # Errors
     /// As for [`send`](Connection::send).
     pub async fn send_async<V: Serialize + ?Sized>(&self, value: &V) -> Result<(), SendError> {
-        let msg = codec::encode(value).map_err(|e| SendError::from_stop((), Stop::Failed(e)))?;
-        self.send_stop_async(&msg).await.map_err(|stop| SendError::from_stop((), stop))
+        self.send_value_async(value).await.map_err(|stop| SendError::from_stop((), stop))
+    }
+
+    /// The async twin of `send_value`: with the descriptors and anonymous
+    /// handles `value` holds.
+    async fn send_value_async<V: Serialize + ?Sized>(&self, value: &V) -> Result<(), Stop> {
+        if self.inner.post.is_none() {
+            let msg = codec::encode(value).map_err(Stop::Failed)?;
+            return self.send_stop_async(&msg).await;
+        }
+        let (msg, fds, undo) = handoff::collecting(|| codec::encode(value));
+        let msg = match msg {
+            Ok(m) => m,
+            Err(e) => {
+                undo.run();
+                return Err(Stop::Failed(e));
+            }
+        };
+        // A future dropped while it waits gives back what was lent.
+        let undo = handoff::UndoOnDrop(Some(undo));
+        let lane = self.tx().map_err(|e| if matches!(e, Error::Closed) { Stop::Closed } else { Stop::Failed(e) })?;
+        self.register()?;
+        let sent = lane.send_parcel_async(&msg, &fds, &*self.inner).await;
+        if sent.is_ok() {
+            undo.forget();
+        }
+        sent
     }
 
     /// Sends `msg` as one message, waiting for room without blocking the

@@ -1472,15 +1472,28 @@ impl<T> Queue<T> {
     where
         T: Serialize,
     {
-        let msg = match codec::encode(&item) {
+        // Descriptors and anonymous handles as in `put_encoded`.
+        let (msg, fds, undo) = if self.inner.post.is_some() {
+            handoff::collecting(|| codec::encode(&item))
+        } else {
+            (codec::encode(&item), Vec::new(), handoff::Undo::default())
+        };
+        let msg = match msg {
             Ok(m) => m,
-            Err(e) => return Err((item, Stop::Failed(e))),
+            Err(e) => {
+                undo.run();
+                return Err((item, Stop::Failed(e)));
+            }
         };
         if let Err(e) = self.role(End::Send) {
+            undo.run();
             return Err((item, Stop::Failed(e)));
         }
-        match self.inner.lane.send_message_async(&msg, ends).await {
+        // A future dropped while it waits gives back what was lent.
+        let undo = handoff::UndoOnDrop(Some(undo));
+        match self.inner.lane.send_parcel_async(&msg, &fds, ends).await {
             Ok(()) => {
+                undo.forget();
                 self.discard_if_shut_down();
                 Ok(())
             }

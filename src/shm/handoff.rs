@@ -53,6 +53,28 @@ impl Undo {
     }
 }
 
+/// An [`Undo`] that runs when dropped (an async send's future dropped
+/// before it sent), unless [`forget`](UndoOnDrop::forget)ten.
+#[cfg(feature = "async")]
+pub(crate) struct UndoOnDrop(pub(crate) Option<Undo>);
+
+#[cfg(feature = "async")]
+impl UndoOnDrop {
+    /// The encoding reached its decoder: nothing to give back.
+    pub(crate) fn forget(mut self) {
+        self.0 = None;
+    }
+}
+
+#[cfg(feature = "async")]
+impl Drop for UndoOnDrop {
+    fn drop(&mut self) {
+        if let Some(u) = self.0.take() {
+            u.run();
+        }
+    }
+}
+
 /// Inside an encoding that collects descriptors: `f` runs if the encoding
 /// is undone. Outside one: `false` (nothing is registered).
 #[cfg_attr(not(feature = "serde"), allow(dead_code))]
