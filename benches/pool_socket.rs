@@ -28,8 +28,9 @@
 //! ratio, and the ratio to Python's figure for `handed_over`'s pattern,
 //! measured by `benches/python/pool_socket.py` (`Pool(2).apply_async(echo,
 //! (conn,))`, fork, the socket pickled through `multiprocessing.reduction`;
-//! Python 3.11.7, 2 CPUs, "Intel(R) Xeon(R) Processor", the best of 3 runs
-//! while cargo builds used the CPUs now and then): [`PYTHON_US`].
+//! Python 3.11.7, 2 CPUs, "Intel(R) Xeon(R) Processor"; the best of 6
+//! runs, all while cargo builds kept the CPUs busy, the others 466 to
+//! 914 us, so a quiet machine may do better): [`PYTHON_US`].
 //!
 //! Nothing is pinned: the caller (client and acceptor), the pool's thread
 //! and the two workers share the 2 CPUs.
