@@ -283,3 +283,33 @@ fn killed_scenario(m: StartMethod) -> Outcome {
 fn a_worker_killed_while_holding_descriptors_leaks_nothing() {
     each_method(killed_scenario);
 }
+
+// -- records too large for the queue (spilled) with descriptors -----------
+
+/// Writes the payload's length into the pipe end; gives back a big payload
+/// and a new pipe's read end holding one byte.
+fn big_both_ways(job: (Vec<u8>, Fd<OwnedFd>)) -> (Vec<u8>, Fd<File>) {
+    let (payload, w) = job;
+    File::from(w.into_inner()).write_all(&(payload.len() as u32).to_le_bytes()).expect("write");
+    (vec![9u8; 3 << 20], pipe_with(5))
+}
+
+fn spilled_scenario(m: StartMethod) -> Outcome {
+    let pool = pool(m)?;
+    let base = open_fds();
+    let (r, w) = std::io::pipe().map_err(e("pipe"))?;
+    let (big, mut f) =
+        pool.apply(big_both_ways, (vec![1u8; 2 << 20], Fd::new(OwnedFd::from(w)))).map_err(e("apply"))?;
+    let mut len = [0u8; 4];
+    File::from(OwnedFd::from(r)).read_exact(&mut len).map_err(e("read"))?;
+    check(u32::from_le_bytes(len) == 2 << 20, "the worker got the whole argument and the descriptor")?;
+    check(big.len() == 3 << 20 && big.iter().all(|&b| b == 9), "the whole result")?;
+    check(read_one(&mut f)? == 5, "the descriptor in the spilled result")?;
+    drop(f);
+    check(open_fds() == base, "nothing left open")
+}
+
+#[test]
+fn spilled_records_carry_their_descriptors() {
+    each_method(spilled_scenario);
+}

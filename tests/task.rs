@@ -197,3 +197,36 @@ fn a_closure_capturing_one_word_is_refused_with_a_clear_error() {
         other => panic!("expected a refusal, got {:?}", other.map(|_| ())),
     }
 }
+
+/// Each worker's initializer sets this; the task reads it.
+static SEEN: std::sync::Mutex<String> = std::sync::Mutex::new(String::new());
+
+fn seen(_: ()) -> String {
+    SEEN.lock().expect("lock").clone()
+}
+
+fn initialized_pools(m: StartMethod) -> Result<Vec<String>, Error> {
+    let prefix = String::from("worker-");
+    let again = prefix.clone();
+    let with_captures = task!((prefix) |n: u32| *SEEN.lock().expect("lock") = format!("{prefix}{n}"));
+    let a = Pool::builder().processes(1).start_method(m).initializer(with_captures, 7).build()?;
+    let b = Pool::builder()
+        .processes(1)
+        .start_method(m)
+        .initializer(|n: u32| *SEEN.lock().expect("lock") = format!("plain-{n}"), 8)
+        .build()?;
+    let ex = ProcessPoolExecutor::builder()
+        .max_workers(1)
+        .start_method(m)
+        .initializer(task!((again) |n: u32| *SEEN.lock().expect("lock") = format!("{again}{n}")), 9)
+        .build()?;
+    let from_ex = ex.submit(seen, ())?.result().map_err(|e| Error::Codec { message: e.to_string() })?;
+    Ok(vec![a.apply(seen, ())?, b.apply(seen, ())?, from_ex])
+}
+
+#[test]
+fn initializers_take_closures_and_captures() {
+    for m in [StartMethod::Spawn, StartMethod::ForkServer] {
+        assert_eq!(initialized_pools(m).expect("pools"), ["worker-7", "plain-8", "worker-9"], "{m:?}");
+    }
+}

@@ -524,7 +524,7 @@ impl Connection {
         if self.inner.post.is_none() {
             return codec::encode(value).map_err(Stop::Failed).and_then(|msg| self.send_stop(&msg, wait));
         }
-        let (msg, fds, undo) = handoff::collecting(|| codec::encode(value));
+        let (msg, fds, undo) = handoff::encoding_message(|| codec::encode(value));
         let out = msg.map_err(Stop::Failed).and_then(|msg| {
             let lane =
                 self.tx().map_err(|e| if matches!(e, Error::Closed) { Stop::Closed } else { Stop::Failed(e) })?;
@@ -1341,7 +1341,7 @@ impl Connection {
             let msg = codec::encode(value).map_err(Stop::Failed)?;
             return self.send_stop_async(&msg).await;
         }
-        let (msg, fds, undo) = handoff::collecting(|| codec::encode(value));
+        let (msg, fds, undo) = handoff::encoding_message(|| codec::encode(value));
         let msg = match msg {
             Ok(m) => m,
             Err(e) => {

@@ -135,6 +135,9 @@ pub(crate) fn serialize<S: Serializer>(post: Option<&Post>, s: S) -> std::result
             handoff::serialize_plain(self.0.as_fd(), s)
         }
     }
+    if post.is_some() && handoff::wants_scope() {
+        return Err(handoff::probe_error());
+    }
     match post {
         Some(p) if handoff::is_collecting() => Some((Plain(&p.pair[0]), Plain(&p.pair[1]))).serialize(s),
         _ => None::<(Plain<'_>, Plain<'_>)>.serialize(s),

@@ -849,7 +849,10 @@ impl<T> Queue<T> {
         // (see `post.rs`); what the encoding took is given back unless the
         // item went out.
         let (msg, fds, undo) = if self.inner.post.is_some() {
-            handoff::collecting(|| codec::encode_into(item, buf))
+            // `buf` is lent to the first try; a second one (the item holds
+            // a handle) encodes into a fresh buffer.
+            let mut buf = Some(buf);
+            handoff::encoding_message(|| codec::encode_into(item, buf.take().unwrap_or_default()))
         } else {
             // No socket (opened by name): named handles travel by name,
             // descriptors not at all (`handoff::FDS_ONLY_IN`).
@@ -1474,7 +1477,7 @@ impl<T> Queue<T> {
     {
         // Descriptors and anonymous handles as in `put_encoded`.
         let (msg, fds, undo) = if self.inner.post.is_some() {
-            handoff::collecting(|| codec::encode(&item))
+            handoff::encoding_message(|| codec::encode(&item))
         } else {
             (codec::encode(&item), Vec::new(), handoff::Undo::default())
         };

@@ -541,6 +541,10 @@ macro_rules! side_common {
             /// over (see the module docs).
             fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
                 use serde::ser::Error as _;
+                // Before any side effect (see `handoff::encoding_message`).
+                if crate::shm::handoff::wants_scope() {
+                    return Err(crate::shm::handoff::probe_error());
+                }
                 let mark = count_in(&self.q, $end).map_err(S::Error::custom)?;
                 let post = crate::channel::post::Wire(self.q.post());
                 let out = (self.q.inner().header_segment(), mark.entry as u64, mark.stamp, post).serialize(s);

@@ -79,7 +79,9 @@ impl ExecutorBuilder {
     }
 
     /// Each worker calls `f(arg)` when it starts; if it panics the
-    /// executor is broken ([`Error::BrokenPool`]), as in Python.
+    /// executor is broken ([`Error::BrokenPool`]), as in Python. `f` is
+    /// any [`TaskFn`](crate::TaskFn), captures included, as for
+    /// [`PoolBuilder::initializer`](crate::PoolBuilder::initializer).
     ///
     /// # Examples
     ///
@@ -91,7 +93,7 @@ impl ExecutorBuilder {
     /// # drop(ex);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn initializer<A>(mut self, f: fn(A), arg: A) -> Self
+    pub fn initializer<A>(mut self, f: impl TaskFn<A, ()>, arg: A) -> Self
     where
         A: Serialize + DeserializeOwned + Clone + Send + 'static,
     {

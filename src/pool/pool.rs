@@ -17,7 +17,7 @@ use crate::pool::engine::{Config, Engine, Shared, Sink, Spawner};
 use crate::pool::error::{PoolJoinError, TaskError, TaskTimeoutError};
 use crate::pool::iter::{Chunk, Imap, next_chunk, next_guarded, task_fns};
 use crate::pool::wire::{Encoded, Failure, ItemOutcome, JobOutcome, TaskRecord, TaskWriter};
-use crate::pool::worker::{WorkerArgs, WorkerBase, worker_main};
+use crate::pool::worker::{Init, InitTrampoline, WorkerArgs, WorkerBase, init_trampoline, worker_main};
 use crate::process::handle::{Process, ProcessBuilder};
 use crate::process::start::{StartMethod, start_method};
 use crate::process::task::TaskFn;
@@ -180,17 +180,22 @@ fn plain_spawner() -> Spawner {
     Arc::new(|b: ProcessBuilder, base: WorkerBase| b.spawn(worker_main::<()>, WorkerArgs::<()> { base, init: None }))
 }
 
-/// Workers run `f(arg.clone())` first.
-fn init_spawner<A>(f: fn(A), arg: A) -> Spawner
+/// Workers run `f(arg.clone())` first (`f` made again in each worker
+/// from its name and captures, as a task is).
+fn init_spawner<F, A>(f: F, arg: A) -> Result<Spawner>
 where
+    F: TaskFn<A, ()>,
     A: Serialize + DeserializeOwned + Clone + Send + 'static,
 {
+    let stat = |e| Error::os("stat /proc/self/exe", e);
+    let (function, captures) = f.__name(crate::process::task::TOKEN)?;
+    let function = FnRef::from_words(function);
+    let trampoline = FnRef::of(init_trampoline::<F, A> as InitTrampoline<A>).map_err(stat)?;
     let arg = Mutex::new(arg);
-    Arc::new(move |b: ProcessBuilder, base: WorkerBase| -> Result<Process<()>> {
-        let init = FnRef::of(f).map_err(|e| Error::os("stat /proc/self/exe", e))?;
-        let a = arg.lock().clone();
-        b.spawn(worker_main::<A>, WorkerArgs { base, init: Some((init, a)) })
-    })
+    Ok(Arc::new(move |b: ProcessBuilder, base: WorkerBase| -> Result<Process<()>> {
+        let init = Init { trampoline, function, captures: captures.clone(), arg: arg.lock().clone() };
+        b.spawn(worker_main::<A>, WorkerArgs { base, init: Some(init) })
+    }))
 }
 
 /// What the two builders share.
@@ -199,6 +204,9 @@ pub(crate) struct Options {
     pub(crate) processes: Option<usize>,
     pub(crate) method: Option<StartMethod>,
     pub(crate) spawner: Option<Spawner>,
+    /// Why the initializer could not be named (its captures did not
+    /// encode): `build` returns it.
+    init_error: Option<Arc<Error>>,
     pub(crate) max_tasks: u64,
     pub(crate) task_timeout: Option<Duration>,
 }
@@ -217,17 +225,28 @@ impl std::fmt::Debug for Options {
 
 impl Options {
     pub(crate) fn new() -> Options {
-        Options { processes: None, method: None, spawner: None, max_tasks: 0, task_timeout: None }
+        Options { processes: None, method: None, spawner: None, init_error: None, max_tasks: 0, task_timeout: None }
     }
 
-    pub(crate) fn initializer<A>(&mut self, f: fn(A), arg: A)
+    pub(crate) fn initializer<F, A>(&mut self, f: F, arg: A)
     where
+        F: TaskFn<A, ()>,
         A: Serialize + DeserializeOwned + Clone + Send + 'static,
     {
-        self.spawner = Some(init_spawner(f, arg));
+        match init_spawner(f, arg) {
+            Ok(s) => {
+                self.spawner = Some(s);
+                self.init_error = None;
+            }
+            // Returned by `build`.
+            Err(e) => self.init_error = Some(Arc::new(e)),
+        }
     }
 
     pub(crate) fn start(self, break_on_death: bool, prefix_kind: &'static str) -> Result<Engine> {
+        if let Some(e) = self.init_error {
+            return Err(Arc::try_unwrap(e).unwrap_or_else(|e| Error::Codec { message: e.to_string() }));
+        }
         let method = self.method.unwrap_or_else(start_method);
         let prefix = match (method, prefix_kind) {
             (StartMethod::Fork, "pool") => "ForkPoolWorker",
@@ -309,8 +328,13 @@ impl PoolBuilder {
 
     /// Each worker calls `f(arg)` when it starts (a clone of `arg` travels
     /// to each one, shared handles included: the initializer is how
-    /// anonymous queues, locks and segments reach the workers). If it
-    /// panics, the pool breaks: pending tasks fail with
+    /// anonymous queues, locks and segments reach the workers, besides
+    /// task arguments). `f` is any [`TaskFn`](crate::TaskFn), as a task
+    /// is: a fn item or pointer, a closure that captures nothing, or
+    /// [`task!`](crate::task!) with named captures (Python's
+    /// `initializer=functools.partial(...)`); captures that do not encode
+    /// make [`build`](PoolBuilder::build) fail with [`Error::Codec`]. If
+    /// it panics, the pool breaks: pending tasks fail with
     /// [`TaskError::BrokenPool`] and later submissions with
     /// [`Error::BrokenPool`] (Python would start workers forever).
     ///
@@ -329,7 +353,7 @@ impl PoolBuilder {
     /// assert_eq!(pool.apply(add_offset, 1)?, 101);
     /// # Ok::<(), shmproc::Error>(())
     /// ```
-    pub fn initializer<A>(mut self, f: fn(A), arg: A) -> Self
+    pub fn initializer<A>(mut self, f: impl TaskFn<A, ()>, arg: A) -> Self
     where
         A: Serialize + DeserializeOwned + Clone + Send + 'static,
     {

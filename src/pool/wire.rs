@@ -300,8 +300,10 @@ impl TaskWriter {
         let at = self.buf.len();
         let mark = self.fds.mark();
         self.buf.extend_from_slice(&[0; 4]);
-        let buf = &mut self.buf;
-        let encoded = self.fds.collect(|| crate::codec::encode_append(arg, buf)).and_then(|()| {
+        let buf = std::cell::RefCell::new(&mut self.buf);
+        let encode = || crate::codec::encode_append(arg, &mut buf.borrow_mut());
+        let encoded = self.fds.collect_if_needed(encode, || buf.borrow_mut().truncate(at + 4));
+        let encoded = encoded.and_then(|()| {
             if self.fds.len() > MAX_RECORD_FDS {
                 return Err(Error::Codec { message: TOO_MANY_FDS.into() });
             }
@@ -427,8 +429,10 @@ impl ResultWriter {
     /// are dropped and the message comes back (the caller fails the item).
     pub(crate) fn encode_item<R: serde::Serialize>(&mut self, value: &R) -> std::result::Result<(), String> {
         let mark = self.fds.mark();
-        let buf = &mut self.buf;
-        let encoded = self.fds.collect(|| crate::codec::encode_append(value, buf));
+        let at = self.buf.len();
+        let buf = std::cell::RefCell::new(&mut self.buf);
+        let encode = || crate::codec::encode_append(value, &mut buf.borrow_mut());
+        let encoded = self.fds.collect_if_needed(encode, || buf.borrow_mut().truncate(at));
         let failed = match encoded {
             Err(e) => Some(format!("the result did not encode: {e}")),
             Ok(()) if self.fds.len() > MAX_RECORD_FDS => Some(format!("the result did not encode: {TOO_MANY_FDS}")),

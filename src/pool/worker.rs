@@ -45,8 +45,34 @@ pub(crate) struct WorkerBase {
 #[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct WorkerArgs<IA> {
     pub(crate) base: WorkerBase,
-    /// The initializer (a `fn(IA)`) and its argument.
-    pub(crate) init: Option<(FnRef, IA)>,
+    /// The initializer and its argument.
+    pub(crate) init: Option<Init<IA>>,
+}
+
+/// A pool's initializer as it travels to each worker: the trampoline that
+/// knows its type ([`init_trampoline`]), its name and captures (as a
+/// task's), and its argument.
+#[derive(Debug, Serialize, Deserialize)]
+pub(crate) struct Init<IA> {
+    pub(crate) trampoline: FnRef,
+    pub(crate) function: FnRef,
+    pub(crate) captures: Vec<u8>,
+    pub(crate) arg: IA,
+}
+
+/// The signature of every initializer trampoline.
+pub(crate) type InitTrampoline<IA> = fn(Init<IA>) -> Result<(), Error>;
+
+/// Makes the initializer `F` again in the worker (its captures decoded)
+/// and runs it on the argument.
+pub(crate) fn init_trampoline<F, IA>(init: Init<IA>) -> Result<(), Error>
+where
+    F: TaskFn<IA, ()>,
+    IA: 'static,
+{
+    let f = F::__load(crate::process::task::TOKEN, init.function.to_words(), &init.captures)?;
+    f.__call(init.arg);
+    Ok(())
 }
 
 /// What a pool trampoline receives and gives back (moved, so its buffers
@@ -182,8 +208,11 @@ where
     if args.results.register_producer().is_err() || args.tasks.register_consumer().is_err() {
         return;
     }
-    if let Some((init, init_arg)) = init {
-        let ran = run_guarded(|| init.resolve::<fn(IA)>().map(|f| f(init_arg)));
+    if let Some(init) = init {
+        let ran = run_guarded(|| match init.trampoline.resolve::<InitTrampoline<IA>>() {
+            Ok(t) => t(init),
+            Err(e) => Err(Error::os("resolve the initializer", e)),
+        });
         let failed = match ran {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(format!("cannot find the initializer: {e}")),

@@ -16,7 +16,7 @@
 //! encoding, however many of its cells the value holds. The receiver maps
 //! each arena once per process, and finds it by id on later decodes.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -89,7 +89,14 @@ thread_local! {
     static MESSAGE: RefCell<Option<String>> = const { RefCell::new(None) };
     static OUTGOING: RefCell<Option<Outgoing>> = const { RefCell::new(None) };
     static INCOMING: RefCell<Option<Vec<Option<OwnedFd>>>> = const { RefCell::new(None) };
+    /// A probing encoding is under way ([`PROBING`]), or one found a
+    /// handle ([`WANTED`]); [`IDLE`] otherwise.
+    static PROBE: Cell<u8> = const { Cell::new(IDLE) };
 }
+
+const IDLE: u8 = 0;
+const PROBING: u8 = 1;
+const WANTED: u8 = 2;
 
 /// Runs `f` (which encodes something) collecting the descriptors of the
 /// segments it serializes, and what to give back if the encoding never
@@ -99,6 +106,41 @@ pub(crate) fn collecting<T>(f: impl FnOnce() -> T) -> (T, Vec<OwnedFd>, Undo) {
     let out = c.collect(f);
     let (fds, undo) = c.take();
     (out, fds, undo)
+}
+
+/// Encodes a channel message: first without a collecting scope (the
+/// common message holds no handle and pays nothing for one), and only if
+/// that encoding met a handle or descriptor, which then refused before
+/// doing anything ([`wants_scope`]), again inside one. `f` may run twice.
+pub(crate) fn encoding_message<T>(mut f: impl FnMut() -> T) -> (T, Vec<OwnedFd>, Undo) {
+    let outer = PROBE.with(|p| p.replace(PROBING));
+    let out = f();
+    let wanted = PROBE.with(|p| p.replace(outer)) == WANTED;
+    if !wanted {
+        return (out, Vec::new(), Undo::default());
+    }
+    drop(out);
+    collecting(f)
+}
+
+/// Called first by every handle's `Serialize`: `true` during a probing
+/// encoding (see [`encoding_message`]) outside a collecting scope, which
+/// the handle must then fail at once, with no side effect, with
+/// [`probe_error`].
+pub(crate) fn wants_scope() -> bool {
+    PROBE.with(|p| {
+        let probing = p.get() != IDLE && !is_collecting();
+        if probing {
+            p.set(WANTED);
+        }
+        probing
+    })
+}
+
+/// The error a handle gives a probing encoding (never seen by a caller:
+/// the encoding runs again).
+pub(crate) fn probe_error<E: serde::ser::Error>() -> E {
+    E::custom("a handle: encode again, collecting descriptors")
 }
 
 /// A collecting scope that lasts across several encodings (the items of
@@ -119,31 +161,37 @@ pub(crate) struct Mark {
     undo: usize,
 }
 
-/// Puts the thread's previous scope back when dropped (also by a panic
-/// inside the scope).
-struct Restore<'a, T: 'static> {
-    key: &'static std::thread::LocalKey<RefCell<Option<T>>>,
-    outer: Option<Option<T>>,
-    into: &'a mut dyn FnMut(Option<T>),
-}
-
-impl<T: 'static> Drop for Restore<'_, T> {
-    fn drop(&mut self) {
-        let outer = self.outer.take().unwrap_or_default();
-        let ours = self.key.with(|k| k.replace(outer));
-        (self.into)(ours);
-    }
-}
-
 impl Collector {
     /// Runs `f` (which encodes something) inside this scope.
     pub(crate) fn collect<T>(&mut self, f: impl FnOnce() -> T) -> T {
+        /// Takes the scope back (also when `f` panics).
+        struct Back<'a>(&'a mut Outgoing, Option<Outgoing>);
+        impl Drop for Back<'_> {
+            fn drop(&mut self) {
+                let outer = self.1.take();
+                *self.0 = OUTGOING.with(|o| o.replace(outer)).unwrap_or_default();
+            }
+        }
         // A message left by an earlier failure must not name this one's.
         MESSAGE.with(|m| m.replace(None));
         let outer = OUTGOING.with(|o| o.replace(Some(std::mem::take(&mut self.0))));
-        let mut back = |ours: Option<Outgoing>| self.0 = ours.unwrap_or_default();
-        let _restore = Restore { key: &OUTGOING, outer: Some(outer), into: &mut back };
+        let _back = Back(&mut self.0, outer);
         f()
+    }
+
+    /// As [`collect`](Self::collect), but only if the encoding holds a
+    /// handle or descriptor: `f` runs first outside the scope (see
+    /// [`encoding_message`]); `reset` runs before a second run.
+    #[cfg(feature = "pool")]
+    pub(crate) fn collect_if_needed<T>(&mut self, mut f: impl FnMut() -> T, reset: impl FnOnce()) -> T {
+        let outer = PROBE.with(|p| p.replace(PROBING));
+        let out = f();
+        if PROBE.with(|p| p.replace(outer)) != WANTED {
+            return out;
+        }
+        drop(out);
+        reset();
+        self.collect(f)
     }
 
     /// Descriptors collected so far.
@@ -179,22 +227,41 @@ impl Collector {
 /// Runs `f` (which decodes something) with `fds` available to the segments
 /// it deserializes.
 pub(crate) fn with_fds<T>(fds: Vec<OwnedFd>, f: impl FnOnce() -> T) -> T {
-    Received::of(fds).decoding(f)
+    MESSAGE.with(|m| m.replace(None));
+    // The common case: no descriptors, and no list of an outer decoding
+    // to hide.
+    if fds.is_empty() && INCOMING.with(|i| i.borrow().is_none()) {
+        return f();
+    }
+    /// Puts the outer list back (also when `f` panics).
+    struct Back(Option<Vec<Option<OwnedFd>>>);
+    impl Drop for Back {
+        fn drop(&mut self) {
+            let outer = self.0.take();
+            INCOMING.with(|i| i.replace(outer));
+        }
+    }
+    let outer = INCOMING.with(|i| i.replace(Some(fds.into_iter().map(Some).collect())));
+    let _back = Back(outer);
+    f()
 }
 
 /// The descriptors that came with a message, shared by the decodings of
 /// its parts (the items of a pool record, decoded one by one, maybe by
 /// different threads): each part takes its own entries out of the list; a
 /// part decoded twice finds its plain descriptors taken.
+#[cfg(feature = "pool")]
 #[derive(Clone)]
 pub(crate) struct Received(std::sync::Arc<parking_lot::Mutex<Vec<Option<OwnedFd>>>>);
 
+#[cfg(feature = "pool")]
 impl std::fmt::Debug for Received {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Received").field("fds", &self.0.lock().len()).finish()
     }
 }
 
+#[cfg(feature = "pool")]
 impl Received {
     /// The list of `fds`.
     pub(crate) fn of(fds: Vec<OwnedFd>) -> Received {
@@ -203,13 +270,11 @@ impl Received {
 
     /// The list of `fds`, or `None` if there are none (the common case
     /// costs nothing).
-    #[cfg(feature = "pool")]
     pub(crate) fn some(fds: Vec<OwnedFd>) -> Option<Received> {
         (!fds.is_empty()).then(|| Received::of(fds))
     }
 
     /// Whether both are the same list.
-    #[cfg(feature = "pool")]
     pub(crate) fn same(&self, other: &Received) -> bool {
         std::sync::Arc::ptr_eq(&self.0, &other.0)
     }
@@ -218,16 +283,21 @@ impl Received {
     /// list is not locked while `f` runs: a decoding of the same message
     /// inside `f` finds it empty.
     pub(crate) fn decoding<T>(&self, f: impl FnOnce() -> T) -> T {
+        /// Puts the outer list back and this one's rest into `self` (also
+        /// when `f` panics). Entries taken meanwhile stay taken.
+        struct Back<'a>(&'a Received, Option<Vec<Option<OwnedFd>>>);
+        impl Drop for Back<'_> {
+            fn drop(&mut self) {
+                let outer = self.1.take();
+                if let Some(ours) = INCOMING.with(|i| i.replace(outer)) {
+                    *self.0.0.lock() = ours;
+                }
+            }
+        }
         MESSAGE.with(|m| m.replace(None));
         let list = std::mem::take(&mut *self.0.lock());
         let outer = INCOMING.with(|i| i.replace(Some(list)));
-        let mut back = |ours: Option<Vec<Option<OwnedFd>>>| {
-            // Entries taken meanwhile by a nested decoding stay taken.
-            if let Some(ours) = ours {
-                *self.0.lock() = ours;
-            }
-        };
-        let _restore = Restore { key: &INCOMING, outer: Some(outer), into: &mut back };
+        let _back = Back(self, outer);
         f()
     }
 }
@@ -332,6 +402,9 @@ pub(crate) const FDS_ONLY_IN: &str = "descriptors travel only in Queue, Joinable
 /// Encodes a plain descriptor (`shmproc::Fd`, `shmproc::fd`): a duplicate
 /// joins the list, the sender keeps its own.
 pub(crate) fn serialize_plain<S: Serializer>(fd: BorrowedFd<'_>, s: S) -> Result<S::Ok, S::Error> {
+    if wants_scope() {
+        return Err(probe_error());
+    }
     match push_fd(fd) {
         Some(Ok(index)) => Repr::Plain { index }.serialize(s),
         Some(Err(e)) => Err(ser_error::<S::Error>(format!("cannot duplicate the descriptor: {e}"))),
@@ -378,6 +451,9 @@ const NOT_HERE: &str = "an anonymous shared object can only be passed to a child
 
 /// Encodes an object that lives in an arena cell (see the module docs).
 pub(crate) fn serialize_cell<S: Serializer>(cell: &CellRef, layout_hash: u64, s: S) -> Result<S::Ok, S::Error> {
+    if wants_scope() {
+        return Err(probe_error());
+    }
     let (id, fd) = cell.arena();
     let index = match push_arena_fd(id, fd) {
         Some(Ok(index)) => index,
@@ -430,6 +506,9 @@ fn segment_from(repr: Repr) -> Result<Segment, String> {
 
 impl Serialize for Segment {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if wants_scope() {
+            return Err(probe_error());
+        }
         let (kind, layout_hash) = self.layout_identity();
         match push_fd(self.fd()) {
             Some(Ok(index)) => Repr::Fd { index, kind, layout_hash }.serialize(s),
