@@ -1,9 +1,10 @@
 //! A TCP echo server on loopback that hands each connection to a worker
 //! process (scenario 14): first one process per connection (3 clients),
-//! then a pool of 4 workers serving 6 clients, so 2 clients wait their
-//! turn. It listens on 127.0.0.1 (a free port), serves a fixed number of
-//! connections, gives up on any wait after a few seconds, and stops by
-//! itself. The clients are processes too.
+//! then a pool of 4 workers serving 6 clients, so 2 connections wait their
+//! turn in the pool's task queue; the pool part runs once per start method
+//! (fork, spawn, forkserver). It listens on 127.0.0.1 (a free port), serves
+//! a fixed number of connections, gives up on any wait after a few seconds,
+//! and stops by itself. The clients are processes too.
 //!
 //! Python:
 //!
@@ -13,14 +14,16 @@
 //!     conn, addr = srv.accept()
 //!     Process(target=echo, args=(conn,)).start()      # under fork: the child has conn
 //!     conn.close()                                    # the parent's copy
-//! with Pool(4) as pool:                               # workers accept themselves
-//!     pool.map(serve_next, range(6))
+//! with Pool(4) as pool:                               # the parent accepts,
+//!     for _ in range(6):                              # a worker serves
+//!         conn, addr = srv.accept()
+//!         pool.apply_async(echo, (conn,))             # pickled later, on the pool's
+//!                                                     # thread: no close() here
 //! ```
 //!
 //! How a connection reaches a worker. A connected socket is a file
-//! descriptor, and shmproc arguments carry shmproc's own shared handles,
-//! not arbitrary descriptors. So each part lets the kernel hand the
-//! descriptor over the way `fork` always has:
+//! descriptor; the kernel passes descriptors between processes on a Unix
+//! socket (`SCM_RIGHTS`), or copies them all at a `fork`.
 //!
 //! 1. One process per connection: the parent accepts, then calls
 //!    [`Process::fork`] with a closure that owns the `TcpStream`. The forked
@@ -28,27 +31,33 @@
 //!    parent the closure is dropped unrun, which closes the parent's copy.
 //!    Fork needs a single-threaded parent, which this one is (its clients
 //!    are processes, not threads).
-//! 2. A pool: the workers accept the connections themselves, on a listener
-//!    they inherit. The listener is made before the pool, and the pool uses
-//!    [`StartMethod::Fork`], so every worker is a copy of this process with
-//!    the listener in it (in a static, as a Python worker finds a module
-//!    global). Each pool task is "serve the next connection"; with 6 tasks
-//!    and 4 workers, the 5th and 6th clients connect (the kernel queues them
-//!    in the listen backlog) but are accepted only when a worker is free.
+//! 2. A pool: the parent accepts and calls
+//!    `pool.apply_async(serve, Fd::new(conn))`. [`Fd`] marks a value that
+//!    carries a descriptor: encoding the task duplicates the descriptor into
+//!    a socket pair made with the pool's task queue, beside the task's
+//!    bytes, and the worker that takes the task receives it there (a new
+//!    descriptor for the same connection). `apply_async` takes `conn` by
+//!    value and drops it once the task is queued, which closes the parent's
+//!    copy (in Python the socket object lives on until it is collected):
+//!    from then on the worker alone holds the connection, and its close
+//!    ends it. With 6 tasks and 4 workers, the 5th and 6th connections are
+//!    accepted at once but wait in the task queue until a worker is free.
+//!    This works with every start method; the workers need no listener.
 //!
-//! Other ways: a worker could connect back to the parent, or the parent
-//! could relay the bytes through a `Pipe` or `Queue` (a copy more per byte).
+//! Other ways: a worker could connect back to the parent, the workers
+//! could accept on a listener inherited at fork (`StartMethod::Fork`, the
+//! listener made before the pool), or the parent could relay the bytes
+//! through a `Pipe` or `Queue` (a copy more per byte).
 //!
 //! Run it with `cargo run --release --example echo_server`.
 
 use std::error::Error;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
-use shmproc::{Pool, Process, StartMethod};
+use shmproc::{Fd, Pool, Process, StartMethod};
 
 /// Clients of part 1 (one process each) and part 2 (a pool).
 const FORKED_CLIENTS: u32 = 3;
@@ -60,9 +69,6 @@ const LINES: u32 = 3;
 const THINK: Duration = Duration::from_millis(60);
 /// The longest any accept, read or write may wait.
 const LIMIT: Duration = Duration::from_secs(5);
-
-/// The listening socket, made before the pool so its workers inherit it.
-static LISTENER: OnceLock<TcpListener> = OnceLock::new();
 
 /// A monotonic clock that all processes share, in microseconds
 /// (`std::time::Instant` cannot leave its process).
@@ -77,7 +83,8 @@ struct Served {
     pid: u32,
     peer_port: u16,
     bytes: u64,
-    accepted_us: u64,
+    /// When this process began to serve the connection.
+    started_us: u64,
     closed_us: u64,
 }
 
@@ -101,7 +108,7 @@ fn accept(listener: &TcpListener) -> io::Result<TcpStream> {
 
 /// Echoes everything back until the client closes its end.
 fn echo(mut stream: TcpStream) -> io::Result<Served> {
-    let accepted_us = now_us();
+    let started_us = now_us();
     stream.set_read_timeout(Some(LIMIT))?;
     stream.set_write_timeout(Some(LIMIT))?;
     let peer_port = stream.peer_addr()?.port();
@@ -115,14 +122,13 @@ fn echo(mut stream: TcpStream) -> io::Result<Served> {
         stream.write_all(&buf[..n])?;
         bytes += n as u64;
     }
-    Ok(Served { pid: std::process::id(), peer_port, bytes, accepted_us, closed_us: now_us() })
+    Ok(Served { pid: std::process::id(), peer_port, bytes, started_us, closed_us: now_us() })
 }
 
-/// A pool task: accept the next connection on the inherited listener and
-/// serve it.
-fn serve_next(_task: u32) -> Served {
-    let listener = LISTENER.get().expect("the listener is inherited: the pool must use StartMethod::Fork");
-    echo(accept(listener).expect("accept")).expect("echo")
+/// A pool task: serve the connection that came with the task (the worker
+/// received its descriptor with the task's bytes).
+fn serve(conn: Fd<TcpStream>) -> Served {
+    echo(conn.into_inner()).expect("echo")
 }
 
 /// What a client saw.
@@ -220,34 +226,40 @@ fn one_process_per_connection(listener: &TcpListener, port: u16) -> Result<(), B
     Ok(())
 }
 
-fn pool_of_workers(port: u16) -> Result<(), Box<dyn Error>> {
-    println!("\n-- a pool of {POOL_WORKERS} workers: {POOL_CLIENTS} clients --");
-    let pool = Pool::builder().processes(POOL_WORKERS).start_method(StartMethod::Fork).build()?;
-    let tasks = (1..=POOL_CLIENTS).map(|i| pool.apply_async(serve_next, i)).collect::<Result<Vec<_>, _>>()?;
-    println!("{POOL_CLIENTS} tasks \"serve the next connection\" queued; the workers accept on the inherited listener");
+fn pool_of_workers(listener: &TcpListener, port: u16, method: StartMethod) -> Result<(), Box<dyn Error>> {
+    println!("\n-- a pool of {POOL_WORKERS} workers, start method {method}: {POOL_CLIENTS} clients --");
+    let pool = Pool::builder().processes(POOL_WORKERS).start_method(method).build()?;
     let clients = start_clients(port, POOL_CLIENTS)?;
+    let mut tasks = Vec::new();
+    for _ in 0..POOL_CLIENTS {
+        let conn = accept(listener)?;
+        // The task carries a duplicate of the descriptor; `conn` is moved
+        // in and dropped once the task is queued: the parent's copy is closed.
+        tasks.push(pool.apply_async(serve, Fd::new(conn))?);
+    }
+    println!("accepted {POOL_CLIENTS} connections; each went to the pool with apply_async(serve, Fd::new(conn))");
     let mut served = tasks.iter().map(|t| t.get()).collect::<Result<Vec<_>, _>>()?;
     pool.close();
     pool.join()?;
     let reports = join_clients(clients)?;
 
-    served.sort_by_key(|s| s.accepted_us);
-    let t0 = served[0].accepted_us;
+    served.sort_by_key(|s| s.started_us);
+    let t0 = served[0].started_us;
     let mut waited = 0;
     let mut most_open = 0;
     for (i, s) in served.iter().enumerate() {
         let id = reports.iter().find(|r| r.port == s.peer_port).map_or(0, |r| r.id);
-        let open = served.iter().filter(|o| o.accepted_us <= s.accepted_us && s.accepted_us < o.closed_us).count();
+        let open = served.iter().filter(|o| o.started_us <= s.started_us && s.started_us < o.closed_us).count();
         most_open = most_open.max(open);
-        let after_close = served.iter().any(|o| o.closed_us <= s.accepted_us);
+        let after_close = served.iter().any(|o| o.closed_us <= s.started_us);
         waited += usize::from(after_close);
         println!(
             "connection {}: client {id}, worker pid {}, open {}..{} ms{}",
             i + 1,
             s.pid,
-            (s.accepted_us - t0) / 1000,
+            (s.started_us - t0) / 1000,
             (s.closed_us - t0) / 1000,
-            if after_close { ": accepted after another connection closed" } else { "" }
+            if after_close { ": served after another connection closed" } else { "" }
         );
     }
     let mut pids: Vec<u32> = served.iter().map(|s| s.pid).collect();
@@ -258,8 +270,14 @@ fn pool_of_workers(port: u16) -> Result<(), Box<dyn Error>> {
         served.len(),
         pids.len()
     );
-    println!("{waited} clients waited their turn in the listen backlog");
-    if served.len() != POOL_CLIENTS as usize || pids.len() > POOL_WORKERS || most_open > POOL_WORKERS || waited < 2 {
+    println!("{waited} connections waited their turn in the task queue");
+    let parent = std::process::id();
+    if served.len() != POOL_CLIENTS as usize
+        || pids.len() > POOL_WORKERS
+        || pids.contains(&parent)
+        || most_open > POOL_WORKERS
+        || waited < 2
+    {
         return Err(format!("the pool went beyond its {POOL_WORKERS} workers: {served:?}").into());
     }
     Ok(())
@@ -271,13 +289,17 @@ fn main() -> Result<(), Box<dyn Error>> {
     listener.set_nonblocking(true)?;
     let port = listener.local_addr()?.port();
     println!("echo server listening on 127.0.0.1:{port} (pid {})\n", std::process::id());
-    let listener = LISTENER.get_or_init(|| listener);
     let t0 = Instant::now();
-    one_process_per_connection(listener, port)?;
-    pool_of_workers(port)?;
+    one_process_per_connection(&listener, port)?;
+    // Fork first: a pool under fork must be built while this process has a
+    // single thread (a pool has a thread of its own).
+    let methods = [StartMethod::Fork, StartMethod::Spawn, StartMethod::ForkServer];
+    for method in methods {
+        pool_of_workers(&listener, port, method)?;
+    }
     println!(
         "\nserved {} connections in {} ms; the server stops",
-        FORKED_CLIENTS + POOL_CLIENTS,
+        FORKED_CLIENTS + POOL_CLIENTS * methods.len() as u32,
         t0.elapsed().as_millis()
     );
     Ok(())

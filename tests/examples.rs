@@ -498,22 +498,38 @@ fn echo_server() {
         "echo server listening on 127.0.0.1:",
         "-- one process per connection: 3 clients --",
         "3 connections, 3 handler processes, each used once",
-        "-- a pool of 4 workers: 6 clients --",
-        "6 tasks \"serve the next connection\" queued; the workers accept on the inherited listener",
-        "served 9 connections in ",
+        "served 21 connections in ",
     ]);
     assert_eq!(out.stdout.matches(": forked handler pid ").count(), 3, "\n{}", out.all());
     assert_eq!(out.stdout.matches(" echoed 51 bytes to client port ").count(), 3, "\n{}", out.all());
     assert_eq!(out.stdout.matches(", then exited (exit code 0)\n").count(), 3, "\n{}", out.all());
-    assert_eq!(out.stdout.matches("; got its 3 lines back: true\n").count(), 9, "every client\n{}", out.all());
-    for n in 1..=6 {
-        out.assert_contains(&[&format!("connection {n}: client ")]);
+    assert_eq!(out.stdout.matches("; got its 3 lines back: true\n").count(), 21, "every client\n{}", out.all());
+    // The parent accepts, a pool worker serves (the descriptor travels with
+    // the task), under each start method.
+    for method in ["fork", "spawn", "forkserver"] {
+        let part = format!("-- a pool of 4 workers, start method {method}: 6 clients --\n");
+        let at = out.stdout.find(&part).unwrap_or_else(|| panic!("no {method} part\n{}", out.all()));
+        let rest = &out.stdout[at + part.len()..];
+        let text = &rest[..rest.find("\n-- ").unwrap_or(rest.len())];
+        assert!(
+            text.contains("accepted 6 connections; each went to the pool with apply_async(serve, Fd::new(conn))"),
+            "{method}\n{}",
+            out.all()
+        );
+        for n in 1..=6 {
+            assert!(text.contains(&format!("connection {n}: client ")), "{method}: connection {n}\n{}", out.all());
+        }
+        let after = |prefix: &str| -> u32 {
+            let tail = &text[text.find(prefix).unwrap_or_else(|| panic!("{method}: no {prefix:?}\n{}", out.all()))
+                + prefix.len()..];
+            tail.split(|c: char| !c.is_ascii_digit()).next().and_then(|n| n.parse().ok()).unwrap_or(u32::MAX)
+        };
+        assert!(after("6 connections served by ") <= 4, "{method}\n{}", out.all());
+        assert!(after("; at most ") <= 4, "{method}: never more connections than workers\n{}", out.all());
+        let waited = text.lines().find_map(|l| l.strip_suffix(" connections waited their turn in the task queue"));
+        let waited: u32 = waited.and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no wait count\n{}", out.all()));
+        assert!(waited >= 2, "{method}: 6 connections, 4 workers: at least 2 wait\n{}", out.all());
     }
-    assert!(out.number_after("6 connections served by ") <= 4, "\n{}", out.all());
-    assert!(out.number_after("; at most ") <= 4, "never more connections than workers\n{}", out.all());
-    let waited = out.stdout.lines().find_map(|l| l.strip_suffix(" clients waited their turn in the listen backlog"));
-    let waited: u32 = waited.and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("no wait count\n{}", out.all()));
-    assert!(waited >= 2, "6 clients, 4 workers: at least 2 wait\n{}", out.all());
 }
 
 #[test]
