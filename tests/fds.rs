@@ -489,3 +489,29 @@ fn async_scenario(m: StartMethod) -> Outcome {
 fn async_sends_carry_descriptors() {
     each_method(async_scenario);
 }
+
+// -- named handles inside items travel by name --------------------------------
+
+#[test]
+fn a_named_queue_inside_an_item_travels_by_name_to_a_handle_opened_by_name() {
+    let name = format!("t-fds-outer-{}", std::process::id());
+    let inner_name = format!("t-fds-inner-{}", std::process::id());
+    let made = Queue::<Queue<u32>>::create(&name, 0).expect("create");
+    let opened = Queue::<Queue<u32>>::open(&name).expect("open");
+    let inner = Queue::<u32>::create(&inner_name, 0).expect("create inner");
+    // The creator's handle puts a named queue; a handle opened by name (it
+    // has no descriptor socket) takes it: the item carries the name, not a
+    // descriptor.
+    made.put(inner.clone()).expect("put");
+    let got = opened.get_timeout(GUARD).expect("a by-name handle takes an item holding a named queue");
+    got.put(5).expect("put through the received handle");
+    assert_eq!(inner.get_timeout(GUARD).expect("get"), 5);
+    // An anonymous one still needs the socket: the by-name handle refuses
+    // to put it, with the reason.
+    let anonymous = Queue::<u32>::new(0).expect("new");
+    let err = opened.put(anonymous).expect_err("an anonymous handle through a by-name queue");
+    assert!(err.to_string().contains("anonymous") || err.to_string().contains("descriptor"), "{err}");
+    for n in [&name, &inner_name] {
+        let _ = shmproc::Segment::unlink(n);
+    }
+}

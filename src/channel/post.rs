@@ -135,9 +135,8 @@ pub(crate) fn serialize<S: Serializer>(post: Option<&Post>, s: S) -> std::result
             handoff::serialize_plain(self.0.as_fd(), s)
         }
     }
-    if post.is_some() && handoff::wants_scope() {
-        return Err(handoff::probe_error());
-    }
+    // A probing encoding (a channel message whose handles are named) sends
+    // no socket: the handle arrives as one opened by name would.
     match post {
         Some(p) if handoff::is_collecting() => Some((Plain(&p.pair[0]), Plain(&p.pair[1]))).serialize(s),
         _ => None::<(Plain<'_>, Plain<'_>)>.serialize(s),

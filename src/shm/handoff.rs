@@ -10,6 +10,17 @@
 //! *with* the list in place. Outside such a scope a named segment encodes
 //! its name, and an anonymous one refuses to encode.
 //!
+//! A channel message (a `Queue` item, a typed channel's or a `Pipe`'s
+//! message, a pool record's item) is encoded first *probing*, without a
+//! list ([`encoding_message`]): most messages hold no handle and pay
+//! nothing. A handle that needs the list (an anonymous segment, an arena
+//! cell, a plain descriptor, a typed channel's end, which counts itself in
+//! flight) refuses a probing encoding at once, before any side effect, and
+//! the message is encoded again inside a collecting scope. A named segment
+//! does not need it: in a probing encoding it travels by name, without its
+//! channel's descriptor socket, as a handle opened by name would, so a
+//! receiver that opened the channel by name can take it too.
+//!
 //! An object in an arena cell (`shm/heap.rs`) encodes its arena's id, its
 //! cell and the cell's generation, and takes a reference for the receiver
 //! (`CellRef::lend`); the arena's descriptor joins the list once per
@@ -506,18 +517,19 @@ fn segment_from(repr: Repr) -> Result<Segment, String> {
 
 impl Serialize for Segment {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        if wants_scope() {
+        let name = self.name().filter(|_| !self.is_raw() && !self.has_custom_dir());
+        // A channel message names a named segment (see the module docs);
+        // only an anonymous one needs the descriptor list.
+        if name.is_none() && wants_scope() {
             return Err(probe_error());
         }
         let (kind, layout_hash) = self.layout_identity();
         match push_fd(self.fd()) {
             Some(Ok(index)) => Repr::Fd { index, kind, layout_hash }.serialize(s),
             Some(Err(e)) => Err(ser_error::<S::Error>(format!("cannot pass the segment's descriptor: {e}"))),
-            None => match self.name() {
-                Some(n) if !self.is_raw() && !self.has_custom_dir() => {
-                    Repr::Named { name: n.to_owned(), kind, layout_hash }.serialize(s)
-                }
-                _ => Err(ser_error::<S::Error>(NOT_HERE)),
+            None => match name {
+                Some(n) => Repr::Named { name: n.to_owned(), kind, layout_hash }.serialize(s),
+                None => Err(ser_error::<S::Error>(NOT_HERE)),
             },
         }
     }
