@@ -9,13 +9,13 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::manager::protocol::{self, op};
 use crate::manager::server::{UpdateCall, UpdateTrampoline};
-use crate::manager::{ObjRef, fingerprint as type_fingerprint};
+use crate::manager::{ObjRef, schema};
 use crate::process::task::TaskFn;
 use crate::shm::fnref::FnRef;
 
 /// The type fingerprint of a dict of `K` to `V`.
-pub(crate) fn fingerprint<K, V>() -> u64 {
-    type_fingerprint::<(K, V)>("shmproc::DictProxy")
+pub(crate) fn fingerprint<K: DeserializeOwned, V: DeserializeOwned>() -> u64 {
+    schema::fingerprint::<(K, V)>("shmproc::DictProxy")
 }
 
 /// Runs in the server: resolves `f` with its concrete type, decodes the
@@ -485,7 +485,7 @@ impl<K, V> Serialize for DictProxy<K, V> {
     }
 }
 
-impl<'de, K, V> Deserialize<'de> for DictProxy<K, V> {
+impl<'de, K: DeserializeOwned, V: DeserializeOwned> Deserialize<'de> for DictProxy<K, V> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         Ok(DictProxy { obj: ObjRef::deserialize_as(d, fingerprint::<K, V>())?, _t: PhantomData })
     }

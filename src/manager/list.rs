@@ -8,11 +8,11 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use crate::codec;
 use crate::error::Result;
 use crate::manager::protocol::{self, op};
-use crate::manager::{ObjRef, fingerprint as type_fingerprint};
+use crate::manager::{ObjRef, schema};
 
 /// The type fingerprint of a list of `T`.
-pub(crate) fn fingerprint<T>() -> u64 {
-    type_fingerprint::<T>("shmproc::ListProxy")
+pub(crate) fn fingerprint<T: DeserializeOwned>() -> u64 {
+    schema::fingerprint::<T>("shmproc::ListProxy")
 }
 
 /// A proxy for a list in a [`Manager`](crate::Manager)'s server: every
@@ -337,7 +337,7 @@ impl<T> Serialize for ListProxy<T> {
     }
 }
 
-impl<'de, T> Deserialize<'de> for ListProxy<T> {
+impl<'de, T: DeserializeOwned> Deserialize<'de> for ListProxy<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         Ok(ListProxy { obj: ObjRef::deserialize_as(d, fingerprint::<T>())?, _t: PhantomData })
     }

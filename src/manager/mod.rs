@@ -40,7 +40,6 @@ use crate::error::{Error, Result};
 use crate::owner::token::{self, Liveness};
 use crate::process::handle::Process;
 use crate::process::start::StartMethod;
-use crate::shm::layout::{layout_hash, layout_hash_mix};
 
 mod client;
 mod dict;
@@ -76,12 +75,6 @@ const ACCEPT_CAPACITY: usize = 64 * 1024;
 const START_LIMIT: Duration = Duration::from_secs(60);
 /// How long `shutdown` waits for the server to exit before killing it.
 const STOP_LIMIT: Duration = Duration::from_secs(10);
-
-/// A fingerprint of the element type(s) `T` of a proxy.
-fn fingerprint<T>(kind: &str) -> u64 {
-    let t = layout_hash(std::any::type_name::<T>(), size_of::<T>(), align_of::<T>());
-    layout_hash_mix(t, layout_hash(kind, 0, 0))
-}
 
 /// A proxy's reference to its object: manager, object id, type
 /// fingerprint. Serializes as exactly that.

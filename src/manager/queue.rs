@@ -13,11 +13,11 @@ use crate::codec;
 use crate::error::{Error, Result};
 use crate::manager::protocol::op;
 use crate::manager::sync::{self, Refusal, Wait};
-use crate::manager::{ObjRef, fingerprint as type_fingerprint};
+use crate::manager::{ObjRef, schema};
 
 /// The type fingerprint of a queue of `T` (plain and joinable alike).
-pub(crate) fn fingerprint<T>() -> u64 {
-    type_fingerprint::<T>("shmproc::QueueProxy")
+pub(crate) fn fingerprint<T: DeserializeOwned>() -> u64 {
+    schema::fingerprint::<T>("shmproc::QueueProxy")
 }
 
 /// A proxy for a queue in a [`Manager`](crate::Manager)'s server (Python:
@@ -446,7 +446,7 @@ impl<T> Serialize for QueueProxy<T> {
     }
 }
 
-impl<'de, T: 'static> Deserialize<'de> for QueueProxy<T> {
+impl<'de, T: DeserializeOwned + 'static> Deserialize<'de> for QueueProxy<T> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         Ok(QueueProxy { obj: ObjRef::deserialize_as(d, fingerprint::<T>())?, _t: PhantomData })
     }

@@ -17,7 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, Result};
 use crate::manager::protocol::{self, ERR, OK, code, op};
-use crate::manager::{ObjRef, fingerprint as type_fingerprint};
+use crate::manager::{ObjRef, schema};
 use crate::owner::token;
 use crate::sync::error::{AcquireError, AcquireTimeoutError, BarrierError, BarrierTimeoutError, TryAcquireError};
 
@@ -253,7 +253,7 @@ macro_rules! proxy_serde {
 
 /// The type fingerprint of a proxy kind without element types.
 pub(crate) fn fingerprint(kind: &str) -> u64 {
-    type_fingerprint::<()>(kind)
+    schema::fingerprint::<()>(kind)
 }
 
 /// A lock in a [`Manager`](crate::Manager)'s server (Python:
