@@ -44,7 +44,7 @@ pub(crate) fn running(nonce: u64, id: u64) -> impl Drop {
 pub(crate) fn refuse_own_call(nonce: u64, id: u64) -> Result<()> {
     if RUNNING.with(|r| r.get()) == Some((nonce, id)) {
         return Err(Error::InvalidArgument {
-            what: "a served object's method (or a value's update function) used its own object; \
+            what: "a served object's method (or a value's or dict's update function) used its own object; \
                    it would wait for itself",
         });
     }

@@ -317,16 +317,19 @@ where
 
     /// Atomic read-modify-write on the server: sets `key` to
     /// `f(current value, arg)` (`None` removes it) and returns the new
-    /// value. `f` runs in the server process under the manager's lock, so
-    /// no other request interleaves: concurrent `update`s from many
+    /// value. Updates of one dict run one at a time, and the new value is
+    /// stored only if no other request changed the key's entry while `f`
+    /// ran (else `f` runs again on the new entry, so `f` may run more than
+    /// once; keep it free of side effects): concurrent `update`s from many
     /// processes lose nothing.
     ///
     /// `f` is a plain `fn` of this binary, named by its address (the server
     /// runs the same executable file; a server started from another binary
-    /// refuses with an error). Keep it short: every client waits while it
-    /// runs, and it must not use the manager itself (it would wait for
-    /// the lock it runs under). A panic in `f` fails this call (the entry
-    /// is unchanged, the server lives on).
+    /// refuses with an error). It runs in the server outside the manager's
+    /// lock: other requests go on meanwhile, and `f` may use other objects
+    /// of the manager, and this dict, but not update this dict (refused
+    /// with [`Error::InvalidArgument`]). A panic in `f` fails this call
+    /// (the entry is unchanged, the server lives on).
     ///
     /// # Examples
     ///
@@ -343,7 +346,9 @@ where
     ///
     /// # Errors
     /// [`Error::Remote`] if `f` panicked, could not be found in the server,
-    /// or a value failed to decode there; as for
+    /// or a value failed to decode there, or if other requests changed the
+    /// entry under many runs of `f` in a row; [`Error::InvalidArgument`] if
+    /// called from inside an update of this same dict; as for
     /// [`insert`](DictProxy::insert).
     ///
     /// Python: `with lock: d[k] = f(d.get(k), arg)` (Python's `d[k] += 1`
@@ -352,6 +357,7 @@ where
     where
         A: Serialize + DeserializeOwned + 'static,
     {
+        crate::manager::custom::refuse_own_call(self.obj.info.nonce, self.obj.id)?;
         let tramp: UpdateTrampoline = update_trampoline::<V, A>;
         let fnref = |e| Error::os("stat /proc/self/exe", e);
         let fns = codec::encode(&(FnRef::of(tramp).map_err(fnref)?, FnRef::of(f).map_err(fnref)?))?;
@@ -392,6 +398,7 @@ where
     where
         T: TaskFn<Option<V>, Option<V>>,
     {
+        crate::manager::custom::refuse_own_call(self.obj.info.nonce, self.obj.id)?;
         let tramp: UpdateTrampoline = update_task_trampoline::<V, T>;
         let fnref = |e| Error::os("stat /proc/self/exe", e);
         let (function, captures) = task.__name(crate::process::task::TOKEN)?;
