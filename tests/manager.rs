@@ -106,6 +106,66 @@ fn update_runs_on_the_server_and_survives_a_panic() {
     mgr.shutdown().expect("shutdown");
 }
 
+/// Runs `f` on a thread; its result, or a failure after the hang guard.
+fn guarded<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> R {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(GUARD).expect("the manager did not answer (deadlock)")
+}
+
+/// A dict update that logs the old value to a list and adds another entry
+/// of the same dict: requests to the manager from inside an update.
+fn log_and_add(old: Option<u64>, (log, d): (ListProxy<u64>, DictProxy<String, u64>)) -> Option<u64> {
+    log.push(old.unwrap_or(0)).expect("push from an update");
+    let other = d.get(&"other".into()).expect("get from an update").unwrap_or(0);
+    Some(old.unwrap_or(0) + other)
+}
+
+/// A dict update that updates its own dict.
+fn update_myself(old: Option<u64>, me: DictProxy<String, u64>) -> Option<u64> {
+    match me.update(&"other".into(), add, 1) {
+        Ok(_) => Some(old.unwrap_or(0) + 100),
+        Err(e) => panic!("refused: {e}"),
+    }
+}
+
+/// A dict update that changes its own entry while it runs.
+fn change_meanwhile(_: Option<u64>, me: DictProxy<String, u64>) -> Option<u64> {
+    let n = me.get(&"n".into()).expect("get").unwrap_or(0);
+    me.insert("n".into(), n + 1).expect("insert");
+    Some(0)
+}
+
+// An update function may use the manager it runs in: it used to run under
+// the server's state lock, so its first request waited for that lock
+// forever (and with it every client). Now it runs outside the lock, and
+// the result is stored only if the entry did not change meanwhile.
+#[test]
+fn an_update_function_may_use_the_manager() {
+    let mgr = Manager::start().expect("start");
+    let (d, log) = (mgr.dict::<String, u64>().expect("dict"), mgr.list::<u64>().expect("list"));
+    d.insert("n".into(), 5).expect("insert");
+    d.insert("other".into(), 10).expect("insert");
+    let (d2, log2) = (d.clone(), log.clone());
+    let new = guarded(move || d2.update(&"n".into(), log_and_add, (log2, d2.clone()))).expect("update");
+    assert_eq!(new, Some(15));
+    assert_eq!(log.to_vec().expect("to_vec"), [5]);
+    // Updating its own dict from inside an update is refused, not a hang.
+    let d2 = d.clone();
+    let e = guarded(move || d2.update(&"n".into(), update_myself, d2.clone())).expect_err("updates itself");
+    assert!(matches!(&e, Error::Remote { message } if message.contains("its own object")), "{e}");
+    assert_eq!(d.get(&"n".into()).expect("get"), Some(15), "unchanged");
+    // An entry changed under every run of the update: an error, not a
+    // lost change.
+    let d2 = d.clone();
+    let e = guarded(move || d2.update(&"n".into(), change_meanwhile, d2.clone())).expect_err("changed meanwhile");
+    assert!(matches!(&e, Error::Remote { message } if message.contains("changed under every")), "{e}");
+    assert_ne!(d.get(&"n".into()).expect("get"), Some(0), "the update's result was never stored");
+    mgr.shutdown().expect("shutdown");
+}
+
 #[test]
 fn batches_larger_than_the_pipe_do_not_deadlock() {
     let mgr = Manager::start().expect("start");

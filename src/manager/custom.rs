@@ -2,15 +2,13 @@
 //! server creates and holds, and whose named methods proxies call
 //! (Python's `BaseManager.register`).
 
-use std::marker::PhantomData;
-
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::manager::protocol::{self, op};
-use crate::manager::{Manager, ObjRef, schema};
+use crate::manager::{Manager, ObjRef};
 use crate::shm::fnref::FnRef;
 
 /// The monomorphized constructor the server calls: decodes a `T` and boxes
@@ -46,16 +44,11 @@ pub(crate) fn running(nonce: u64, id: u64) -> impl Drop {
 pub(crate) fn refuse_own_call(nonce: u64, id: u64) -> Result<()> {
     if RUNNING.with(|r| r.get()) == Some((nonce, id)) {
         return Err(Error::InvalidArgument {
-            what: "a served object's method (or a value's update function) used its own object; \
+            what: "a served object's method (or a value's or dict's update function) used its own object; \
                    it would wait for itself",
         });
     }
     Ok(())
-}
-
-/// The type fingerprint of a served `T`.
-pub(crate) fn fingerprint<T: DeserializeOwned>() -> u64 {
-    schema::fingerprint::<T>("shmproc::ObjectProxy")
 }
 
 /// A type whose values a [`Manager`] can hold and serve: the server calls
@@ -255,53 +248,41 @@ impl Reply {
     }
 }
 
-/// A proxy for a [`Served`] value held by a [`Manager`]'s server: every
-/// [`call`](ObjectProxy::call) runs one of its methods there, so every
-/// process holding a clone uses the same object.
-///
-/// A cheap `Clone`, `Send + Sync`; serializes as a reference to the object
-/// (pass it to child processes, keep it in a manager's dict, list or
-/// namespace); a named one ([`Manager::serve_named`]) is reachable from
-/// any process through [`Manager::connect`].
-///
-/// # Examples
-///
-/// ```
-/// # use serde::{Deserialize, Serialize};
-/// # use shmproc::{Args, Manager, Reply, Served};
-/// # #[derive(Serialize, Deserialize)]
-/// # struct Counter { n: u64 }
-/// # impl Served for Counter {
-/// #     fn methods(&self) -> &'static [&'static str] { &["add"] }
-/// #     fn call(&mut self, _: &str, args: Args<'_>) -> shmproc::Result<Reply> {
-/// #         self.n += args.decode::<u64>()?;
-/// #         Reply::new(&self.n)
-/// #     }
-/// # }
-/// let mgr = Manager::start()?;
-/// let c = mgr.serve(Counter { n: 0 })?;
-/// let d = c.clone(); // the same object
-/// c.call::<u64, u64>("add", &1)?;
-/// assert_eq!(d.call::<u64, u64>("add", &1)?, 2);
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-///
-/// Python: the proxy `manager.Counter()` returns for a registered type.
-pub struct ObjectProxy<T> {
-    obj: ObjRef,
-    _t: PhantomData<fn() -> T>,
-}
-
-impl<T> Clone for ObjectProxy<T> {
-    fn clone(&self) -> Self {
-        ObjectProxy { obj: self.obj.clone(), _t: PhantomData }
-    }
-}
-
-impl<T> std::fmt::Debug for ObjectProxy<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObjectProxy").field("id", &self.obj.id).field("manager_pid", &self.obj.info.server.pid).finish()
-    }
+proxy_common! {
+    /// A proxy for a [`Served`] value held by a [`Manager`]'s server: every
+    /// [`call`](ObjectProxy::call) runs one of its methods there, so every
+    /// process holding a clone uses the same object.
+    ///
+    /// A cheap `Clone`, `Send + Sync`; serializes as a reference to the object
+    /// (pass it to child processes, keep it in a manager's dict, list or
+    /// namespace); a named one ([`Manager::serve_named`]) is reachable from
+    /// any process through [`Manager::connect`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # use serde::{Deserialize, Serialize};
+    /// # use shmproc::{Args, Manager, Reply, Served};
+    /// # #[derive(Serialize, Deserialize)]
+    /// # struct Counter { n: u64 }
+    /// # impl Served for Counter {
+    /// #     fn methods(&self) -> &'static [&'static str] { &["add"] }
+    /// #     fn call(&mut self, _: &str, args: Args<'_>) -> shmproc::Result<Reply> {
+    /// #         self.n += args.decode::<u64>()?;
+    /// #         Reply::new(&self.n)
+    /// #     }
+    /// # }
+    /// let mgr = Manager::start()?;
+    /// let c = mgr.serve(Counter { n: 0 })?;
+    /// let d = c.clone(); // the same object
+    /// c.call::<u64, u64>("add", &1)?;
+    /// assert_eq!(d.call::<u64, u64>("add", &1)?, 2);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: the proxy `manager.Counter()` returns for a registered type.
+    pub struct ObjectProxy<T>,
+    "shmproc::ObjectProxy"
 }
 
 impl<T: Served> ObjectProxy<T> {
@@ -345,18 +326,6 @@ impl<T: Served> ObjectProxy<T> {
     }
 }
 
-impl<T> Serialize for ObjectProxy<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.obj.serialize_as(s)
-    }
-}
-
-impl<'de, T: DeserializeOwned> Deserialize<'de> for ObjectProxy<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(ObjectProxy { obj: ObjRef::deserialize_as(d, fingerprint::<T>())?, _t: PhantomData })
-    }
-}
-
 impl Manager {
     /// Sends a request that makes an object: `[op][0][fingerprint][name
     /// bytes]` then what `rest` appends.
@@ -377,49 +346,48 @@ impl Manager {
         Ok(ObjRef { info: self.info.clone(), id, fingerprint })
     }
 
-    /// Moves `value` into the server, which holds it from then on; the
-    /// proxy calls its methods (see [`Served`]).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use serde::{Deserialize, Serialize};
-    /// use shmproc::{Args, Reply, Served};
-    ///
-    /// #[derive(Serialize, Deserialize)]
-    /// struct Log(Vec<String>);
-    ///
-    /// impl Served for Log {
-    ///     fn methods(&self) -> &'static [&'static str] {
-    ///         &["push", "len"]
-    ///     }
-    ///     fn call(&mut self, method: &str, args: Args<'_>) -> shmproc::Result<Reply> {
-    ///         if method == "push" {
-    ///             self.0.push(args.decode()?);
-    ///         }
-    ///         Reply::new(&self.0.len())
-    ///     }
-    /// }
-    ///
-    /// let mgr = shmproc::Manager::start()?;
-    /// let log = mgr.serve(Log(Vec::new()))?;
-    /// assert_eq!(log.call::<str, usize>("push", "hello")?, 1);
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::Remote`] if the server cannot find the type's constructor
-    /// (a server started from another executable file) or it panicked;
-    /// [`Error::Codec`] if `value` does not encode; [`Error::ManagerDead`]
-    /// if the server is gone.
-    ///
-    /// Python: `manager.Counter()` after `register('Counter', Counter)`.
-    #[doc(alias = "register")]
-    pub fn serve<T>(&self, value: T) -> Result<ObjectProxy<T>>
-    where
-        T: Served + Serialize + DeserializeOwned,
-    {
-        self.serve_named("", value)
+    unnamed! {
+        /// Moves `value` into the server, which holds it from then on; the
+        /// proxy calls its methods (see [`Served`]).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// use serde::{Deserialize, Serialize};
+        /// use shmproc::{Args, Reply, Served};
+        ///
+        /// #[derive(Serialize, Deserialize)]
+        /// struct Log(Vec<String>);
+        ///
+        /// impl Served for Log {
+        ///     fn methods(&self) -> &'static [&'static str] {
+        ///         &["push", "len"]
+        ///     }
+        ///     fn call(&mut self, method: &str, args: Args<'_>) -> shmproc::Result<Reply> {
+        ///         if method == "push" {
+        ///             self.0.push(args.decode()?);
+        ///         }
+        ///         Reply::new(&self.0.len())
+        ///     }
+        /// }
+        ///
+        /// let mgr = shmproc::Manager::start()?;
+        /// let log = mgr.serve(Log(Vec::new()))?;
+        /// assert_eq!(log.call::<str, usize>("push", "hello")?, 1);
+        /// # Ok::<(), shmproc::Error>(())
+        /// ```
+        ///
+        /// # Errors
+        /// [`Error::Remote`] if the server cannot find the type's constructor
+        /// (a server started from another executable file) or it panicked;
+        /// [`Error::Codec`] if `value` does not encode; [`Error::ManagerDead`]
+        /// if the server is gone.
+        ///
+        /// Python: `manager.Counter()` after `register('Counter', Counter)`.
+        #[doc(alias = "register")]
+        serve_named => pub fn serve<T>(value: T) -> Result<ObjectProxy<T>>
+        where
+            T: Served + Serialize + DeserializeOwned,
     }
 
     /// The served object called `name`, made from `value` if there is none
@@ -463,10 +431,10 @@ impl Manager {
     {
         let ctor: Construct = construct::<T>;
         let ctor = FnRef::of(ctor).map_err(|e| Error::os("stat /proc/self/exe", e))?;
-        let obj = self.create(op::NEW_OBJECT, fingerprint::<T>(), name, |req| {
+        let obj = self.create(op::NEW_OBJECT, ObjectProxy::<T>::fingerprint(), name, |req| {
             protocol::put_bytes(req, &codec::encode(&ctor)?)?;
             codec::encode_append(&value, req)
         })?;
-        Ok(ObjectProxy { obj, _t: PhantomData })
+        Ok(ObjectProxy::wrap(obj))
     }
 }

@@ -1,22 +1,14 @@
 //! `DictProxy<K, V>`: a dict that lives in the manager's server.
 
-use std::marker::PhantomData;
-
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::manager::protocol::{self, op};
 use crate::manager::server::{UpdateCall, UpdateTrampoline};
-use crate::manager::{ObjRef, fingerprint as type_fingerprint};
 use crate::process::task::TaskFn;
 use crate::shm::fnref::FnRef;
-
-/// The type fingerprint of a dict of `K` to `V`.
-pub(crate) fn fingerprint<K, V>() -> u64 {
-    type_fingerprint::<(K, V)>("shmproc::DictProxy")
-}
 
 /// Runs in the server: resolves `f` with its concrete type, decodes the
 /// old value and the argument, calls `f`, encodes the new value.
@@ -46,52 +38,40 @@ where
     task.__call(old).map(|v| codec::encode(&v)).transpose().map_err(|e| e.to_string())
 }
 
-/// A proxy for a dict in a [`Manager`](crate::Manager)'s server: every call
-/// is a request to the server, so every process holding a clone sees the
-/// same dict.
-///
-/// Keys and values travel encoded (serde + postcard) and the server keeps
-/// the encodings: two keys are the same key when their encodings are equal
-/// (so `0.0` and `-0.0` are different keys, and a `HashMap` key's
-/// encoding depends on its iteration order: prefer `BTreeMap`s or plain
-/// values as keys). Iteration order is insertion order, as in Python.
-///
-/// A proxy is a cheap `Clone`, `Send + Sync`, and serializes as (manager,
-/// object id, type fingerprint): pass it to a child process as an
-/// argument, or get it by name in any process with
-/// [`Manager::dict_named`](crate::Manager::dict_named).
-///
-/// # Examples
-///
-/// ```
-/// let mgr = shmproc::Manager::start()?;
-/// let d = mgr.dict::<String, Vec<u32>>()?;
-/// d.insert("evens".into(), vec![0, 2, 4])?;
-/// assert!(d.contains_key(&"evens".into())?);
-/// assert_eq!(d.remove(&"evens".into())?, Some(vec![0, 2, 4]));
-/// assert!(d.is_empty()?);
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-///
-/// Python: a `DictProxy` from `manager.dict()`. Differences: typed; a get
-/// returns a copy (changing it changes nothing on the server, as in
-/// Python: `d[k].append(x)` is lost there too); read-modify-write is
-/// [`update`](DictProxy::update), atomic on the server.
-pub struct DictProxy<K, V> {
-    obj: ObjRef,
-    _t: PhantomData<fn() -> (K, V)>,
-}
-
-impl<K, V> Clone for DictProxy<K, V> {
-    fn clone(&self) -> Self {
-        DictProxy { obj: self.obj.clone(), _t: PhantomData }
-    }
-}
-
-impl<K, V> std::fmt::Debug for DictProxy<K, V> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DictProxy").field("id", &self.obj.id).field("manager_pid", &self.obj.info.server.pid).finish()
-    }
+proxy_common! {
+    /// A proxy for a dict in a [`Manager`](crate::Manager)'s server: every call
+    /// is a request to the server, so every process holding a clone sees the
+    /// same dict.
+    ///
+    /// Keys and values travel encoded (serde + postcard) and the server keeps
+    /// the encodings: two keys are the same key when their encodings are equal
+    /// (so `0.0` and `-0.0` are different keys, and a `HashMap` key's
+    /// encoding depends on its iteration order: prefer `BTreeMap`s or plain
+    /// values as keys). Iteration order is insertion order, as in Python.
+    ///
+    /// A proxy is a cheap `Clone`, `Send + Sync`, and serializes as (manager,
+    /// object id, type fingerprint): pass it to a child process as an
+    /// argument, or get it by name in any process with
+    /// [`Manager::dict_named`](crate::Manager::dict_named).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let d = mgr.dict::<String, Vec<u32>>()?;
+    /// d.insert("evens".into(), vec![0, 2, 4])?;
+    /// assert!(d.contains_key(&"evens".into())?);
+    /// assert_eq!(d.remove(&"evens".into())?, Some(vec![0, 2, 4]));
+    /// assert!(d.is_empty()?);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: a `DictProxy` from `manager.dict()`. Differences: typed; a get
+    /// returns a copy (changing it changes nothing on the server, as in
+    /// Python: `d[k].append(x)` is lost there too); read-modify-write is
+    /// [`update`](DictProxy::update), atomic on the server.
+    pub struct DictProxy<K, V>,
+    "shmproc::DictProxy"
 }
 
 impl<K, V> DictProxy<K, V>
@@ -99,10 +79,6 @@ where
     K: Serialize + DeserializeOwned + 'static,
     V: Serialize + DeserializeOwned + 'static,
 {
-    pub(super) fn wrap(obj: ObjRef) -> Self {
-        DictProxy { obj, _t: PhantomData }
-    }
-
     fn keyed(&self, op: u8, key: &K) -> Result<Vec<u8>> {
         let mut req = self.obj.request(op);
         codec::encode_append(key, &mut req)?;
@@ -341,16 +317,19 @@ where
 
     /// Atomic read-modify-write on the server: sets `key` to
     /// `f(current value, arg)` (`None` removes it) and returns the new
-    /// value. `f` runs in the server process under the manager's lock, so
-    /// no other request interleaves: concurrent `update`s from many
+    /// value. Updates of one dict run one at a time, and the new value is
+    /// stored only if no other request changed the key's entry while `f`
+    /// ran (else `f` runs again on the new entry, so `f` may run more than
+    /// once; keep it free of side effects): concurrent `update`s from many
     /// processes lose nothing.
     ///
     /// `f` is a plain `fn` of this binary, named by its address (the server
     /// runs the same executable file; a server started from another binary
-    /// refuses with an error). Keep it short: every client waits while it
-    /// runs, and it must not use the manager itself (it would wait for
-    /// the lock it runs under). A panic in `f` fails this call (the entry
-    /// is unchanged, the server lives on).
+    /// refuses with an error). It runs in the server outside the manager's
+    /// lock: other requests go on meanwhile, and `f` may use other objects
+    /// of the manager, and this dict, but not update this dict (refused
+    /// with [`Error::InvalidArgument`]). A panic in `f` fails this call
+    /// (the entry is unchanged, the server lives on).
     ///
     /// # Examples
     ///
@@ -367,7 +346,9 @@ where
     ///
     /// # Errors
     /// [`Error::Remote`] if `f` panicked, could not be found in the server,
-    /// or a value failed to decode there; as for
+    /// or a value failed to decode there, or if other requests changed the
+    /// entry under many runs of `f` in a row; [`Error::InvalidArgument`] if
+    /// called from inside an update of this same dict; as for
     /// [`insert`](DictProxy::insert).
     ///
     /// Python: `with lock: d[k] = f(d.get(k), arg)` (Python's `d[k] += 1`
@@ -376,6 +357,7 @@ where
     where
         A: Serialize + DeserializeOwned + 'static,
     {
+        crate::manager::custom::refuse_own_call(self.obj.info.nonce, self.obj.id)?;
         let tramp: UpdateTrampoline = update_trampoline::<V, A>;
         let fnref = |e| Error::os("stat /proc/self/exe", e);
         let fns = codec::encode(&(FnRef::of(tramp).map_err(fnref)?, FnRef::of(f).map_err(fnref)?))?;
@@ -416,6 +398,7 @@ where
     where
         T: TaskFn<Option<V>, Option<V>>,
     {
+        crate::manager::custom::refuse_own_call(self.obj.info.nonce, self.obj.id)?;
         let tramp: UpdateTrampoline = update_task_trampoline::<V, T>;
         let fnref = |e| Error::os("stat /proc/self/exe", e);
         let (function, captures) = task.__name(crate::process::task::TOKEN)?;
@@ -476,17 +459,5 @@ where
     pub fn get_many<'k>(&self, keys: impl IntoIterator<Item = &'k K>) -> Result<Vec<Option<V>>> {
         let reqs = keys.into_iter().map(|k| self.keyed(op::GET, k));
         self.obj.client()?.call_many(reqs)?.iter().map(|r| Self::option(protocol::payload(r)?)).collect()
-    }
-}
-
-impl<K, V> Serialize for DictProxy<K, V> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.obj.serialize_as(s)
-    }
-}
-
-impl<'de, K, V> Deserialize<'de> for DictProxy<K, V> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(DictProxy { obj: ObjRef::deserialize_as(d, fingerprint::<K, V>())?, _t: PhantomData })
     }
 }

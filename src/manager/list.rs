@@ -1,67 +1,43 @@
 //! `ListProxy<T>`: a list that lives in the manager's server.
 
-use std::marker::PhantomData;
-
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec;
 use crate::error::Result;
 use crate::manager::protocol::{self, op};
-use crate::manager::{ObjRef, fingerprint as type_fingerprint};
 
-/// The type fingerprint of a list of `T`.
-pub(crate) fn fingerprint<T>() -> u64 {
-    type_fingerprint::<T>("shmproc::ListProxy")
-}
-
-/// A proxy for a list in a [`Manager`](crate::Manager)'s server: every
-/// call is a request to the server, so every process holding a clone sees
-/// the same list.
-///
-/// Elements travel encoded (serde + postcard). A proxy is a cheap `Clone`,
-/// `Send + Sync`, and serializes as (manager, object id, type fingerprint),
-/// like [`DictProxy`](crate::DictProxy).
-///
-/// # Examples
-///
-/// ```
-/// let mgr = shmproc::Manager::start()?;
-/// let l = mgr.list::<String>()?;
-/// l.push("a".into())?;
-/// l.insert(0, "z".into())?;
-/// assert_eq!(l.to_vec()?, ["z", "a"]);
-/// assert_eq!(l.pop()?, Some("a".to_string()));
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-///
-/// Python: a `ListProxy` from `manager.list()`. Differences: typed;
-/// indices are `usize` (no negative indices); `get` returns a copy.
-pub struct ListProxy<T> {
-    obj: ObjRef,
-    _t: PhantomData<fn() -> T>,
-}
-
-impl<T> Clone for ListProxy<T> {
-    fn clone(&self) -> Self {
-        ListProxy { obj: self.obj.clone(), _t: PhantomData }
-    }
-}
-
-impl<T> std::fmt::Debug for ListProxy<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ListProxy").field("id", &self.obj.id).field("manager_pid", &self.obj.info.server.pid).finish()
-    }
+proxy_common! {
+    /// A proxy for a list in a [`Manager`](crate::Manager)'s server: every
+    /// call is a request to the server, so every process holding a clone sees
+    /// the same list.
+    ///
+    /// Elements travel encoded (serde + postcard). A proxy is a cheap `Clone`,
+    /// `Send + Sync`, and serializes as (manager, object id, type fingerprint),
+    /// like [`DictProxy`](crate::DictProxy).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let l = mgr.list::<String>()?;
+    /// l.push("a".into())?;
+    /// l.insert(0, "z".into())?;
+    /// assert_eq!(l.to_vec()?, ["z", "a"]);
+    /// assert_eq!(l.pop()?, Some("a".to_string()));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: a `ListProxy` from `manager.list()`. Differences: typed;
+    /// indices are `usize` (no negative indices); `get` returns a copy.
+    pub struct ListProxy<T>,
+    "shmproc::ListProxy"
 }
 
 impl<T> ListProxy<T>
 where
     T: Serialize + DeserializeOwned + 'static,
 {
-    pub(super) fn wrap(obj: ObjRef) -> Self {
-        ListProxy { obj, _t: PhantomData }
-    }
-
     fn push_request(&self, value: &T) -> Result<Vec<u8>> {
         let mut req = self.obj.request(op::PUSH);
         codec::encode_append(value, &mut req)?;
@@ -328,17 +304,5 @@ where
     /// Python: `l.clear()`, `del l[:]`.
     pub fn clear(&self) -> Result<()> {
         self.obj.clear()
-    }
-}
-
-impl<T> Serialize for ListProxy<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.obj.serialize_as(s)
-    }
-}
-
-impl<'de, T> Deserialize<'de> for ListProxy<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(ListProxy { obj: ObjRef::deserialize_as(d, fingerprint::<T>())?, _t: PhantomData })
     }
 }

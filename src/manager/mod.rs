@@ -40,7 +40,92 @@ use crate::error::{Error, Result};
 use crate::owner::token::{self, Liveness};
 use crate::process::handle::Process;
 use crate::process::start::StartMethod;
-use crate::shm::layout::{layout_hash, layout_hash_mix};
+
+/// Defines a proxy kind: the struct (a reference to its object in the
+/// server, typed by its element types, if any), its constructor `wrap`, its
+/// type fingerprint (the serde shape of the element types, see `schema`,
+/// with the kind's name), `Clone`, `Debug`, and the serde form (a reference
+/// checked against that fingerprint when decoded).
+macro_rules! proxy_common {
+    ($(#[$attr:meta])* pub struct $name:ident<$($t:ident),+>, $kind:literal) => {
+        $(#[$attr])*
+        pub struct $name<$($t),+> {
+            pub(super) obj: $crate::manager::ObjRef,
+            _t: std::marker::PhantomData<fn() -> ($($t,)+)>,
+        }
+        proxy_common!(@impls $name [$($t),+] $kind);
+    };
+    ($(#[$attr:meta])* pub struct $name:ident, $kind:literal) => {
+        $(#[$attr])*
+        pub struct $name {
+            pub(super) obj: $crate::manager::ObjRef,
+            _t: std::marker::PhantomData<fn() -> ()>,
+        }
+        proxy_common!(@impls $name [] $kind);
+    };
+    (@impls $name:ident [$($t:ident),*] $kind:literal) => {
+        impl<$($t),*> $name<$($t),*> {
+            /// A proxy of `obj`.
+            pub(super) fn wrap(obj: $crate::manager::ObjRef) -> Self {
+                $name { obj, _t: std::marker::PhantomData }
+            }
+        }
+
+        impl<$($t: serde::de::DeserializeOwned),*> $name<$($t),*> {
+            /// The type fingerprint of this kind with these element types.
+            pub(super) fn fingerprint() -> u64 {
+                $crate::manager::schema::fingerprint::<($($t,)*)>($kind)
+            }
+        }
+
+        impl<$($t),*> Clone for $name<$($t),*> {
+            fn clone(&self) -> Self {
+                Self::wrap(self.obj.clone())
+            }
+        }
+
+        impl<$($t),*> std::fmt::Debug for $name<$($t),*> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("id", &self.obj.id)
+                    .field("manager_pid", &self.obj.info.server.pid)
+                    .finish()
+            }
+        }
+
+        impl<$($t),*> serde::Serialize for $name<$($t),*> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                self.obj.serialize_as(s)
+            }
+        }
+
+        impl<'de, $($t: serde::de::DeserializeOwned),*> serde::Deserialize<'de> for $name<$($t),*> {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+                $crate::manager::ObjRef::deserialize_as(d, Self::fingerprint()).map(Self::wrap)
+            }
+        }
+    };
+}
+
+/// A `Manager` method that makes a new anonymous object: the `x_named`
+/// method with the empty name. Takes the method's docs (with a runnable
+/// example), `x_named => `, and its signature without `&self` and body.
+macro_rules! unnamed {
+    (
+        $(#[$attr:meta])*
+        $named:ident => pub fn $name:ident $(<$($g:ident),*>)? ($($arg:ident: $argty:ty),*) -> $ret:ty
+        $(where $($w:tt)+)?
+    ) => {
+        $(#[$attr])*
+        #[doc = ""]
+        #[doc = concat!("The same as [`", stringify!($named), "`](Manager::", stringify!($named), ") with the empty name.")]
+        pub fn $name $(<$($g),*>)? (&self $(, $arg: $argty)*) -> $ret
+        $(where $($w)+)?
+        {
+            self.$named("" $(, $arg)*)
+        }
+    };
+}
 
 mod client;
 mod dict;
@@ -76,12 +161,6 @@ const ACCEPT_CAPACITY: usize = 64 * 1024;
 const START_LIMIT: Duration = Duration::from_secs(60);
 /// How long `shutdown` waits for the server to exit before killing it.
 const STOP_LIMIT: Duration = Duration::from_secs(10);
-
-/// A fingerprint of the element type(s) `T` of a proxy.
-fn fingerprint<T>(kind: &str) -> u64 {
-    let t = layout_hash(std::any::type_name::<T>(), size_of::<T>(), align_of::<T>());
-    layout_hash_mix(t, layout_hash(kind, 0, 0))
-}
 
 /// A proxy's reference to its object: manager, object id, type
 /// fingerprint. Serializes as exactly that.
@@ -531,29 +610,28 @@ impl Manager {
         Ok(ObjRef { info: self.info.clone(), id, fingerprint })
     }
 
-    /// A new, empty dict on the server.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mgr = shmproc::Manager::start()?;
-    /// let d = mgr.dict::<u32, String>()?;
-    /// d.insert(1, "one".into())?;
-    /// assert_eq!(d.items()?, [(1, "one".to_string())]);
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::ManagerDead`] if the server is gone; as for
-    /// [`Pipe::new`] on this process's first call.
-    ///
-    /// Python: `manager.dict()`.
-    pub fn dict<K, V>(&self) -> Result<DictProxy<K, V>>
-    where
-        K: Serialize + serde::de::DeserializeOwned + 'static,
-        V: Serialize + serde::de::DeserializeOwned + 'static,
-    {
-        self.dict_named("")
+    unnamed! {
+        /// A new, empty dict on the server.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let mgr = shmproc::Manager::start()?;
+        /// let d = mgr.dict::<u32, String>()?;
+        /// d.insert(1, "one".into())?;
+        /// assert_eq!(d.items()?, [(1, "one".to_string())]);
+        /// # Ok::<(), shmproc::Error>(())
+        /// ```
+        ///
+        /// # Errors
+        /// [`Error::ManagerDead`] if the server is gone; as for
+        /// [`Pipe::new`] on this process's first call.
+        ///
+        /// Python: `manager.dict()`.
+        dict_named => pub fn dict<K, V>() -> Result<DictProxy<K, V>>
+        where
+            K: Serialize + serde::de::DeserializeOwned + 'static,
+            V: Serialize + serde::de::DeserializeOwned + 'static,
     }
 
     /// The dict called `name` on the server, made empty if there is none
@@ -579,31 +657,30 @@ impl Manager {
         K: Serialize + serde::de::DeserializeOwned + 'static,
         V: Serialize + serde::de::DeserializeOwned + 'static,
     {
-        let fp = dict::fingerprint::<K, V>();
+        let fp = DictProxy::<K, V>::fingerprint();
         self.new_object(protocol::op::NEW_DICT, fp, name).map(DictProxy::wrap)
     }
 
-    /// A new, empty list on the server.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mgr = shmproc::Manager::start()?;
-    /// let l = mgr.list::<f64>()?;
-    /// l.push(1.5)?;
-    /// assert_eq!(l.to_vec()?, [1.5]);
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// As for [`dict`](Manager::dict).
-    ///
-    /// Python: `manager.list()`.
-    pub fn list<T>(&self) -> Result<ListProxy<T>>
-    where
-        T: Serialize + serde::de::DeserializeOwned + 'static,
-    {
-        self.list_named("")
+    unnamed! {
+        /// A new, empty list on the server.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let mgr = shmproc::Manager::start()?;
+        /// let l = mgr.list::<f64>()?;
+        /// l.push(1.5)?;
+        /// assert_eq!(l.to_vec()?, [1.5]);
+        /// # Ok::<(), shmproc::Error>(())
+        /// ```
+        ///
+        /// # Errors
+        /// As for [`dict`](Manager::dict).
+        ///
+        /// Python: `manager.list()`.
+        list_named => pub fn list<T>() -> Result<ListProxy<T>>
+        where
+            T: Serialize + serde::de::DeserializeOwned + 'static,
     }
 
     /// The list called `name` on the server, made empty if there is none
@@ -626,7 +703,7 @@ impl Manager {
     where
         T: Serialize + serde::de::DeserializeOwned + 'static,
     {
-        let fp = list::fingerprint::<T>();
+        let fp = ListProxy::<T>::fingerprint();
         self.new_object(protocol::op::NEW_LIST, fp, name).map(ListProxy::wrap)
     }
 }
@@ -647,29 +724,28 @@ impl Manager {
         Ok(ObjRef { info: self.info.clone(), id, fingerprint })
     }
 
-    /// A new queue on the server holding at most `maxsize` items (0:
-    /// unbounded).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mgr = shmproc::Manager::start()?;
-    /// let q = mgr.queue::<String>(0)?;
-    /// q.put("job".into())?;
-    /// assert_eq!(q.get()?, "job");
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::ManagerDead`] if the server is gone; as for [`Pipe::new`]
-    /// on this process's first call.
-    ///
-    /// Python: `manager.Queue(maxsize)`.
-    pub fn queue<T>(&self, maxsize: usize) -> Result<QueueProxy<T>>
-    where
-        T: Serialize + serde::de::DeserializeOwned + 'static,
-    {
-        self.queue_named("", maxsize)
+    unnamed! {
+        /// A new queue on the server holding at most `maxsize` items (0:
+        /// unbounded).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let mgr = shmproc::Manager::start()?;
+        /// let q = mgr.queue::<String>(0)?;
+        /// q.put("job".into())?;
+        /// assert_eq!(q.get()?, "job");
+        /// # Ok::<(), shmproc::Error>(())
+        /// ```
+        ///
+        /// # Errors
+        /// [`Error::ManagerDead`] if the server is gone; as for [`Pipe::new`]
+        /// on this process's first call.
+        ///
+        /// Python: `manager.Queue(maxsize)`.
+        queue_named => pub fn queue<T>(maxsize: usize) -> Result<QueueProxy<T>>
+        where
+            T: Serialize + serde::de::DeserializeOwned + 'static,
     }
 
     /// The queue called `name` on the server, made (with `maxsize`) if
@@ -693,7 +769,8 @@ impl Manager {
     where
         T: Serialize + serde::de::DeserializeOwned + 'static,
     {
-        self.new_sync(served::kind::QUEUE, maxsize as u64, 0, queue::fingerprint::<T>(), name).map(QueueProxy::wrap)
+        self.new_sync(served::kind::QUEUE, maxsize as u64, 0, QueueProxy::<T>::fingerprint(), name)
+            .map(QueueProxy::wrap)
     }
 
     /// A new joinable queue on the server (a [`QueueProxy`] whose
@@ -720,26 +797,26 @@ impl Manager {
     where
         T: Serialize + serde::de::DeserializeOwned + 'static,
     {
-        self.new_sync(served::kind::QUEUE, maxsize as u64, 1, queue::fingerprint::<T>(), "").map(QueueProxy::wrap)
+        self.new_sync(served::kind::QUEUE, maxsize as u64, 1, QueueProxy::<T>::fingerprint(), "").map(QueueProxy::wrap)
     }
 
-    /// A new lock on the server.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mgr = shmproc::Manager::start()?;
-    /// let l = mgr.lock()?;
-    /// let _g = l.lock()?;
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// As for [`queue`](Manager::queue).
-    ///
-    /// Python: `manager.Lock()`.
-    pub fn lock(&self) -> Result<LockProxy> {
-        self.lock_named("")
+    unnamed! {
+        /// A new lock on the server.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let mgr = shmproc::Manager::start()?;
+        /// let l = mgr.lock()?;
+        /// let _g = l.lock()?;
+        /// # Ok::<(), shmproc::Error>(())
+        /// ```
+        ///
+        /// # Errors
+        /// As for [`queue`](Manager::queue).
+        ///
+        /// Python: `manager.Lock()`.
+        lock_named => pub fn lock() -> Result<LockProxy>
     }
 
     /// The lock called `name` on the server, made if there is none yet.
@@ -759,8 +836,8 @@ impl Manager {
     ///
     /// Python: `manager.register(...)` plus a shared lock.
     pub fn lock_named(&self, name: &str) -> Result<LockProxy> {
-        let fp = sync::fingerprint("shmproc::LockProxy");
-        self.new_sync(served::kind::LOCK, 0, 0, fp, name).map(|obj| LockProxy { obj })
+        let fp = LockProxy::fingerprint();
+        self.new_sync(served::kind::LOCK, 0, 0, fp, name).map(LockProxy::wrap)
     }
 
     /// A new re-entrant lock on the server.
@@ -780,8 +857,8 @@ impl Manager {
     ///
     /// Python: `manager.RLock()`.
     pub fn rlock(&self) -> Result<RLockProxy> {
-        let fp = sync::fingerprint("shmproc::RLockProxy");
-        self.new_sync(served::kind::LOCK, 0, 1, fp, "").map(|obj| RLockProxy { obj })
+        let fp = RLockProxy::fingerprint();
+        self.new_sync(served::kind::LOCK, 0, 1, fp, "").map(RLockProxy::wrap)
     }
 
     /// A new semaphore on the server with `value` permits.
@@ -801,8 +878,8 @@ impl Manager {
     ///
     /// Python: `manager.Semaphore(value)`.
     pub fn semaphore(&self, value: u64) -> Result<SemaphoreProxy> {
-        let fp = sync::fingerprint("shmproc::SemaphoreProxy");
-        self.new_sync(served::kind::SEMAPHORE, value, 0, fp, "").map(|obj| SemaphoreProxy { obj })
+        let fp = SemaphoreProxy::fingerprint();
+        self.new_sync(served::kind::SEMAPHORE, value, 0, fp, "").map(SemaphoreProxy::wrap)
     }
 
     /// A new bounded semaphore: a release above `value` is an error.
@@ -821,28 +898,28 @@ impl Manager {
     ///
     /// Python: `manager.BoundedSemaphore(value)`.
     pub fn bounded_semaphore(&self, value: u64) -> Result<SemaphoreProxy> {
-        let fp = sync::fingerprint("shmproc::SemaphoreProxy");
-        self.new_sync(served::kind::SEMAPHORE, value, 1, fp, "").map(|obj| SemaphoreProxy { obj })
+        let fp = SemaphoreProxy::fingerprint();
+        self.new_sync(served::kind::SEMAPHORE, value, 1, fp, "").map(SemaphoreProxy::wrap)
     }
 
-    /// A new event on the server (not set).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mgr = shmproc::Manager::start()?;
-    /// let e = mgr.event()?;
-    /// e.set()?;
-    /// e.wait()?;
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// As for [`queue`](Manager::queue).
-    ///
-    /// Python: `manager.Event()`.
-    pub fn event(&self) -> Result<EventProxy> {
-        self.event_named("")
+    unnamed! {
+        /// A new event on the server (not set).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let mgr = shmproc::Manager::start()?;
+        /// let e = mgr.event()?;
+        /// e.set()?;
+        /// e.wait()?;
+        /// # Ok::<(), shmproc::Error>(())
+        /// ```
+        ///
+        /// # Errors
+        /// As for [`queue`](Manager::queue).
+        ///
+        /// Python: `manager.Event()`.
+        event_named => pub fn event() -> Result<EventProxy>
     }
 
     /// The event called `name` on the server, made if there is none yet.
@@ -859,8 +936,8 @@ impl Manager {
     /// # Errors
     /// As for [`queue_named`](Manager::queue_named).
     pub fn event_named(&self, name: &str) -> Result<EventProxy> {
-        let fp = sync::fingerprint("shmproc::EventProxy");
-        self.new_sync(served::kind::EVENT, 0, 0, fp, name).map(|obj| EventProxy { obj })
+        let fp = EventProxy::fingerprint();
+        self.new_sync(served::kind::EVENT, 0, 0, fp, name).map(EventProxy::wrap)
     }
 
     /// A new condition on the server with a re-entrant lock of its own.
@@ -880,16 +957,16 @@ impl Manager {
     ///
     /// Python: `manager.Condition()`.
     pub fn condition(&self) -> Result<ConditionProxy> {
-        let fp = sync::fingerprint("shmproc::ConditionProxy");
-        self.new_sync(served::kind::CONDITION, 0, 0, fp, "").map(|obj| ConditionProxy { obj })
+        let fp = ConditionProxy::fingerprint();
+        self.new_sync(served::kind::CONDITION, 0, 0, fp, "").map(ConditionProxy::wrap)
     }
 
     fn condition_over(&self, lock: &ObjRef) -> Result<ConditionProxy> {
         if lock.info.nonce != self.info.nonce {
             return Err(Error::InvalidArgument { what: "the lock belongs to another manager" });
         }
-        let fp = sync::fingerprint("shmproc::ConditionProxy");
-        self.new_sync(served::kind::CONDITION, lock.id, 0, fp, "").map(|obj| ConditionProxy { obj })
+        let fp = ConditionProxy::fingerprint();
+        self.new_sync(served::kind::CONDITION, lock.id, 0, fp, "").map(ConditionProxy::wrap)
     }
 
     /// A new condition on the server over an existing lock of this
@@ -976,8 +1053,8 @@ impl Manager {
     }
 
     fn barrier_inner(&self, parties: u64, timeout_ns: u64) -> Result<BarrierProxy> {
-        let fp = sync::fingerprint("shmproc::BarrierProxy");
-        self.new_sync(served::kind::BARRIER, parties, timeout_ns, fp, "").map(|obj| BarrierProxy { obj })
+        let fp = BarrierProxy::fingerprint();
+        self.new_sync(served::kind::BARRIER, parties, timeout_ns, fp, "").map(BarrierProxy::wrap)
     }
 }
 

@@ -1,70 +1,55 @@
 //! `NamespaceProxy`: named fields of any serde type, held by the manager's
 //! server (Python's `manager.Namespace()`).
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec;
 use crate::error::{Error, Result};
 use crate::manager::protocol::{self, Reader, op};
-use crate::manager::{Manager, ObjRef, schema};
-use crate::shm::layout::layout_hash;
-
-/// The fingerprint of a namespace (its fields carry their own).
-fn fingerprint() -> u64 {
-    layout_hash("shmproc::NamespaceProxy", 0, 0)
-}
+use crate::manager::{Manager, schema};
 
 /// The fingerprint of a field's type.
 fn field_fingerprint<T: DeserializeOwned>() -> u64 {
     schema::fingerprint::<T>("shmproc::NamespaceProxy field")
 }
 
-/// A proxy for a namespace in a [`Manager`]'s server: named fields, each
-/// of its own type.
-///
-/// Each field keeps a fingerprint of the type it was set with (its serde
-/// shape: struct and field names, primitive kinds, ..., the same in every
-/// build of the same source); reading it as another type is
-/// [`Error::LayoutMismatch`], not a garbled value. A field may hold a
-/// proxy of the same manager ([`DictProxy`](crate::DictProxy),
-/// [`ListProxy`](crate::ListProxy), ...): reading it back gives a working
-/// proxy, in any process.
-///
-/// A cheap `Clone`, `Send + Sync`; serializes as a reference to the
-/// namespace (pass it to children; a named one,
-/// [`Manager::namespace_named`], is reachable through
-/// [`Manager::connect`]).
-///
-/// # Examples
-///
-/// ```
-/// let mgr = shmproc::Manager::start()?;
-/// let ns = mgr.namespace()?;
-/// ns.set("x", &1i32)?;
-/// ns.set("name", &String::from("run-7"))?;
-/// assert_eq!(ns.get::<i32>("x")?, Some(1));
-/// assert!(matches!(ns.get::<String>("x"), Err(shmproc::Error::LayoutMismatch { .. })));
-/// assert_eq!(ns.fields()?, ["name", "x"]);
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-///
-/// Python: `ns = manager.Namespace()`; `ns.x = 1` is `ns.set("x", &1)`,
-/// `ns.x` is `ns.get::<i32>("x")` (`None` where Python raises
-/// `AttributeError`). Differences: typed reads; `fields` lists the names
-/// (Python: `vars(ns)`).
-#[derive(Clone)]
-pub struct NamespaceProxy {
-    obj: ObjRef,
-}
-
-impl std::fmt::Debug for NamespaceProxy {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NamespaceProxy")
-            .field("id", &self.obj.id)
-            .field("manager_pid", &self.obj.info.server.pid)
-            .finish()
-    }
+proxy_common! {
+    /// A proxy for a namespace in a [`Manager`]'s server: named fields, each
+    /// of its own type.
+    ///
+    /// Each field keeps a fingerprint of the type it was set with (its serde
+    /// shape: struct and field names, primitive kinds, ..., the same in every
+    /// build of the same source); reading it as another type is
+    /// [`Error::LayoutMismatch`], not a garbled value. A field may hold a
+    /// proxy of the same manager ([`DictProxy`](crate::DictProxy),
+    /// [`ListProxy`](crate::ListProxy), ...): reading it back gives a working
+    /// proxy, in any process.
+    ///
+    /// A cheap `Clone`, `Send + Sync`; serializes as a reference to the
+    /// namespace (pass it to children; a named one,
+    /// [`Manager::namespace_named`], is reachable through
+    /// [`Manager::connect`]).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let ns = mgr.namespace()?;
+    /// ns.set("x", &1i32)?;
+    /// ns.set("name", &String::from("run-7"))?;
+    /// assert_eq!(ns.get::<i32>("x")?, Some(1));
+    /// assert!(matches!(ns.get::<String>("x"), Err(shmproc::Error::LayoutMismatch { .. })));
+    /// assert_eq!(ns.fields()?, ["name", "x"]);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `ns = manager.Namespace()`; `ns.x = 1` is `ns.set("x", &1)`,
+    /// `ns.x` is `ns.get::<i32>("x")` (`None` where Python raises
+    /// `AttributeError`). Differences: typed reads; `fields` lists the names
+    /// (Python: `vars(ns)`).
+    pub struct NamespaceProxy,
+    "shmproc::NamespaceProxy"
 }
 
 impl NamespaceProxy {
@@ -224,37 +209,25 @@ impl NamespaceProxy {
     }
 }
 
-impl Serialize for NamespaceProxy {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.obj.serialize_as(s)
-    }
-}
-
-impl<'de> Deserialize<'de> for NamespaceProxy {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(NamespaceProxy { obj: ObjRef::deserialize_as(d, fingerprint())? })
-    }
-}
-
 impl Manager {
-    /// A new, empty namespace on the server.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mgr = shmproc::Manager::start()?;
-    /// let ns = mgr.namespace()?;
-    /// assert!(ns.fields()?.is_empty());
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::ManagerDead`] if the server is gone.
-    ///
-    /// Python: `manager.Namespace()`.
-    #[doc(alias = "Namespace")]
-    pub fn namespace(&self) -> Result<NamespaceProxy> {
-        self.namespace_named("")
+    unnamed! {
+        /// A new, empty namespace on the server.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let mgr = shmproc::Manager::start()?;
+        /// let ns = mgr.namespace()?;
+        /// assert!(ns.fields()?.is_empty());
+        /// # Ok::<(), shmproc::Error>(())
+        /// ```
+        ///
+        /// # Errors
+        /// [`Error::ManagerDead`] if the server is gone.
+        ///
+        /// Python: `manager.Namespace()`.
+        #[doc(alias = "Namespace")]
+        namespace_named => pub fn namespace() -> Result<NamespaceProxy>
     }
 
     /// The namespace called `name`, made empty if there is none yet (the
@@ -275,6 +248,6 @@ impl Manager {
     ///
     /// Python: a shared `Namespace` registered under a name.
     pub fn namespace_named(&self, name: &str) -> Result<NamespaceProxy> {
-        Ok(NamespaceProxy { obj: self.create(op::NEW_NAMESPACE, fingerprint(), name, |_| Ok(()))? })
+        self.create(op::NEW_NAMESPACE, NamespaceProxy::fingerprint(), name, |_| Ok(())).map(NamespaceProxy::wrap)
     }
 }

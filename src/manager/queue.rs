@@ -2,66 +2,48 @@
 //! manager's server, whose `put` and `get` may wait there (see `sync.rs`
 //! for how a waiting call travels).
 
-use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::channel::error::{GetError, GetTimeoutError, PutError, PutTimeoutError, TryGetError, TryPutError};
 use crate::codec;
 use crate::error::{Error, Result};
+use crate::manager::ObjRef;
 use crate::manager::protocol::op;
 use crate::manager::sync::{self, Refusal, Wait};
-use crate::manager::{ObjRef, fingerprint as type_fingerprint};
 
-/// The type fingerprint of a queue of `T` (plain and joinable alike).
-pub(crate) fn fingerprint<T>() -> u64 {
-    type_fingerprint::<T>("shmproc::QueueProxy")
-}
-
-/// A proxy for a queue in a [`Manager`](crate::Manager)'s server (Python:
-/// `manager.Queue(maxsize)` and `manager.JoinableQueue(maxsize)`).
-///
-/// Items travel encoded (serde + postcard); the server keeps the bytes. A
-/// `put` or `get` that waits holds up no other thread of the process: it
-/// travels over a connection of its own. A get in one process and a put
-/// in another meet in the server, so producers and consumers may be any
-/// processes holding a clone (passed as an argument, or by
-/// [`Manager::queue_named`](crate::Manager::queue_named)).
-///
-/// # Examples
-///
-/// ```
-/// let mgr = shmproc::Manager::start()?;
-/// let q = mgr.queue::<String>(2)?;
-/// q.put("a".into())?;
-/// q.put("b".into())?;
-/// assert!(q.is_full()?);
-/// assert!(q.try_put("c".into()).is_err()); // the item comes back in the error
-/// assert_eq!(q.get()?, "a");
-/// assert_eq!(q.qsize()?, 1);
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-///
-/// Python: the `AutoProxy` of `manager.Queue()`. Differences: typed; an
-/// item a `get` took is lost if the getter's process dies before the reply
-/// reaches it (Python loses it too).
-pub struct QueueProxy<T> {
-    obj: ObjRef,
-    _t: PhantomData<fn() -> T>,
-}
-
-impl<T> Clone for QueueProxy<T> {
-    fn clone(&self) -> Self {
-        QueueProxy { obj: self.obj.clone(), _t: PhantomData }
-    }
-}
-
-impl<T> std::fmt::Debug for QueueProxy<T> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueueProxy").field("id", &self.obj.id).field("manager_pid", &self.obj.info.server.pid).finish()
-    }
+proxy_common! {
+    /// A proxy for a queue in a [`Manager`](crate::Manager)'s server (Python:
+    /// `manager.Queue(maxsize)` and `manager.JoinableQueue(maxsize)`).
+    ///
+    /// Items travel encoded (serde + postcard); the server keeps the bytes. A
+    /// `put` or `get` that waits holds up no other thread of the process: it
+    /// travels over a connection of its own. A get in one process and a put
+    /// in another meet in the server, so producers and consumers may be any
+    /// processes holding a clone (passed as an argument, or by
+    /// [`Manager::queue_named`](crate::Manager::queue_named)).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let q = mgr.queue::<String>(2)?;
+    /// q.put("a".into())?;
+    /// q.put("b".into())?;
+    /// assert!(q.is_full()?);
+    /// assert!(q.try_put("c".into()).is_err()); // the item comes back in the error
+    /// assert_eq!(q.get()?, "a");
+    /// assert_eq!(q.qsize()?, 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: the `AutoProxy` of `manager.Queue()`. Differences: typed; an
+    /// item a `get` took is lost if the getter's process dies before the reply
+    /// reaches it (Python loses it too).
+    pub struct QueueProxy<T>,
+    "shmproc::QueueProxy"
 }
 
 /// A put's outcome before the item is given back.
@@ -85,10 +67,6 @@ impl<T> QueueProxy<T>
 where
     T: Serialize + DeserializeOwned + 'static,
 {
-    pub(super) fn wrap(obj: ObjRef) -> Self {
-        QueueProxy { obj, _t: PhantomData }
-    }
-
     fn get_raw(&self, wait: Wait) -> std::result::Result<T, Refusal> {
         let p = sync::call(&self.obj, &sync::request(&self.obj, op::Q_GET, wait)?, wait)?;
         Ok(codec::decode(&p)?)
@@ -437,17 +415,5 @@ where
     /// As for [`join_timeout`](QueueProxy::join_timeout).
     pub fn join_deadline(&self, deadline: Instant) -> Result<()> {
         self.join_waiting(Wait::Until(deadline))
-    }
-}
-
-impl<T> Serialize for QueueProxy<T> {
-    fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        self.obj.serialize_as(s)
-    }
-}
-
-impl<'de, T: 'static> Deserialize<'de> for QueueProxy<T> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        Ok(QueueProxy { obj: ObjRef::deserialize_as(d, fingerprint::<T>())?, _t: PhantomData })
     }
 }

@@ -77,6 +77,9 @@ struct Dict {
     /// Sequence number -> key bytes, in insertion order.
     order: BTreeMap<u64, Vec<u8>>,
     next: u64,
+    /// The lock its updates run under (one at a time, outside the state
+    /// lock: `values::handle_unlocked`).
+    updating: Arc<Mutex<()>>,
 }
 
 impl Dict {
@@ -262,24 +265,10 @@ impl State {
                 let d = self.dict(id)?;
                 sequence_reply(d.len(), d.entries().flat_map(|(k, v)| [k.as_slice(), v.as_slice()]))
             }
-            op::UPDATE => {
-                let fns = r.bytes().map_err(truncated)?;
-                let key = r.bytes().map_err(truncated)?;
-                let arg = r.rest().to_vec();
-                let d = self.dict(id)?;
-                let new = run_update(fns, d.get(key).cloned(), arg)?;
-                match new {
-                    Some(v) => {
-                        let reply = option_reply(Some(&v));
-                        d.insert(key, v);
-                        Ok(reply)
-                    }
-                    None => {
-                        d.remove(key);
-                        Ok(option_reply(None))
-                    }
-                }
-            }
+            // User code runs only outside the state lock (see
+            // `values::handle_unlocked`); such a request cannot be part of
+            // a batch.
+            op::UPDATE => Err((code::BAD_REQUEST, format!("operation {opcode} cannot be part of a batch"))),
             op::PUSH => {
                 let v = r.rest().to_vec();
                 self.list(id)?.push(v);
@@ -407,8 +396,8 @@ impl State {
     }
 }
 
-/// Runs an update function (see [`UpdateTrampoline`]) under the caller's
-/// state lock; a panic is caught and reported.
+/// Runs an update function (see [`UpdateTrampoline`]); a panic is caught
+/// and reported. Never called under the state lock.
 fn run_update(fns: &[u8], old: Option<Vec<u8>>, arg: Vec<u8>) -> Result<Option<Vec<u8>>, Failure> {
     let fail = |m: String| (code::UPDATE, m);
     let (tramp, f): (FnRef, FnRef) = codec::decode(fns).map_err(|e| (code::BAD_REQUEST, e.to_string()))?;

@@ -13,11 +13,9 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
 use crate::error::{Error, Result};
+use crate::manager::ObjRef;
 use crate::manager::protocol::{self, ERR, OK, code, op};
-use crate::manager::{ObjRef, fingerprint as type_fingerprint};
 use crate::owner::token;
 use crate::sync::error::{AcquireError, AcquireTimeoutError, BarrierError, BarrierTimeoutError, TryAcquireError};
 
@@ -226,94 +224,60 @@ fn release(obj: &ObjRef) -> Result<()> {
     }
 }
 
-macro_rules! proxy_serde {
-    ($ty:ident, $kind:literal) => {
-        impl Serialize for $ty {
-            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-                self.obj.serialize_as(s)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $ty {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-                Ok($ty { obj: ObjRef::deserialize_as(d, fingerprint($kind))? })
-            }
-        }
-
-        impl std::fmt::Debug for $ty {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct(stringify!($ty))
-                    .field("id", &self.obj.id)
-                    .field("manager_pid", &self.obj.info.server.pid)
-                    .finish()
-            }
-        }
-    };
+proxy_common! {
+    /// A lock in a [`Manager`](crate::Manager)'s server (Python:
+    /// `manager.Lock()`).
+    ///
+    /// Its owner is the calling thread of the calling process: only the owner
+    /// releases it, and an owner's second `acquire` is
+    /// [`AcquireError::Deadlock`] instead of a hang. If the owner's process
+    /// dies, the next acquirer gets the lock with
+    /// [`Acquired::OwnerDied`]. Every process holding a clone (passed as an
+    /// argument, or by [`Manager::lock_named`](crate::Manager::lock_named))
+    /// uses the same lock.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let lock = mgr.lock()?;
+    /// {
+    ///     let _g = lock.lock()?; // released on drop
+    ///     assert!(lock.try_acquire().is_err());
+    /// }
+    /// let _ = lock.try_acquire()?;
+    /// lock.release()?;
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `AcquirerProxy` of `manager.Lock()`. Differences: an owner
+    /// (Python's Lock may be released by anyone), owner-died takeover.
+    pub struct LockProxy,
+    "shmproc::LockProxy"
 }
 
-/// The type fingerprint of a proxy kind without element types.
-pub(crate) fn fingerprint(kind: &str) -> u64 {
-    type_fingerprint::<()>(kind)
+proxy_common! {
+    /// A re-entrant lock in a [`Manager`](crate::Manager)'s server (Python:
+    /// `manager.RLock()`): the owning thread may acquire it again, and
+    /// releases it as often.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let rl = mgr.rlock()?;
+    /// let _ = rl.acquire()?;
+    /// let _ = rl.acquire()?; // re-entered
+    /// rl.release()?;
+    /// rl.release()?;
+    /// assert!(rl.release().is_err()); // not held any more
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `AcquirerProxy` of `manager.RLock()`.
+    pub struct RLockProxy,
+    "shmproc::RLockProxy"
 }
-
-/// A lock in a [`Manager`](crate::Manager)'s server (Python:
-/// `manager.Lock()`).
-///
-/// Its owner is the calling thread of the calling process: only the owner
-/// releases it, and an owner's second `acquire` is
-/// [`AcquireError::Deadlock`] instead of a hang. If the owner's process
-/// dies, the next acquirer gets the lock with
-/// [`Acquired::OwnerDied`]. Every process holding a clone (passed as an
-/// argument, or by [`Manager::lock_named`](crate::Manager::lock_named))
-/// uses the same lock.
-///
-/// # Examples
-///
-/// ```
-/// let mgr = shmproc::Manager::start()?;
-/// let lock = mgr.lock()?;
-/// {
-///     let _g = lock.lock()?; // released on drop
-///     assert!(lock.try_acquire().is_err());
-/// }
-/// let _ = lock.try_acquire()?;
-/// lock.release()?;
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-///
-/// Python: `AcquirerProxy` of `manager.Lock()`. Differences: an owner
-/// (Python's Lock may be released by anyone), owner-died takeover.
-#[derive(Clone)]
-pub struct LockProxy {
-    pub(super) obj: ObjRef,
-}
-
-proxy_serde!(LockProxy, "shmproc::LockProxy");
-
-/// A re-entrant lock in a [`Manager`](crate::Manager)'s server (Python:
-/// `manager.RLock()`): the owning thread may acquire it again, and
-/// releases it as often.
-///
-/// # Examples
-///
-/// ```
-/// let mgr = shmproc::Manager::start()?;
-/// let rl = mgr.rlock()?;
-/// let _ = rl.acquire()?;
-/// let _ = rl.acquire()?; // re-entered
-/// rl.release()?;
-/// rl.release()?;
-/// assert!(rl.release().is_err()); // not held any more
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-///
-/// Python: `AcquirerProxy` of `manager.RLock()`.
-#[derive(Clone)]
-pub struct RLockProxy {
-    pub(super) obj: ObjRef,
-}
-
-proxy_serde!(RLockProxy, "shmproc::RLockProxy");
 
 /// Releases a [`LockProxy`], [`RLockProxy`] or [`ConditionProxy`] when
 /// dropped (a release that fails, because the manager died, is ignored).
@@ -524,30 +488,28 @@ macro_rules! lock_methods {
 lock_methods!(LockProxy, "lock");
 lock_methods!(RLockProxy, "rlock");
 
-/// A semaphore in a [`Manager`](crate::Manager)'s server (Python:
-/// `manager.Semaphore(n)` and `manager.BoundedSemaphore(n)`).
-///
-/// # Examples
-///
-/// ```
-/// let mgr = shmproc::Manager::start()?;
-/// let s = mgr.semaphore(1)?;
-/// s.acquire()?;
-/// assert!(s.try_acquire().is_err());
-/// s.release()?;
-/// let b = mgr.bounded_semaphore(1)?;
-/// assert!(b.release().is_err()); // above its initial value
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-///
-/// Python: `AcquirerProxy` of `manager.Semaphore(n)`. No owner: a
-/// process that dies holding a permit keeps it (as in Python).
-#[derive(Clone)]
-pub struct SemaphoreProxy {
-    pub(super) obj: ObjRef,
+proxy_common! {
+    /// A semaphore in a [`Manager`](crate::Manager)'s server (Python:
+    /// `manager.Semaphore(n)` and `manager.BoundedSemaphore(n)`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let s = mgr.semaphore(1)?;
+    /// s.acquire()?;
+    /// assert!(s.try_acquire().is_err());
+    /// s.release()?;
+    /// let b = mgr.bounded_semaphore(1)?;
+    /// assert!(b.release().is_err()); // above its initial value
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `AcquirerProxy` of `manager.Semaphore(n)`. No owner: a
+    /// process that dies holding a permit keeps it (as in Python).
+    pub struct SemaphoreProxy,
+    "shmproc::SemaphoreProxy"
 }
-
-proxy_serde!(SemaphoreProxy, "shmproc::SemaphoreProxy");
 
 impl SemaphoreProxy {
     /// Takes a permit, waiting as long as it takes.
@@ -658,30 +620,28 @@ impl SemaphoreProxy {
     }
 }
 
-/// An event in a [`Manager`](crate::Manager)'s server (Python:
-/// `manager.Event()`).
-///
-/// # Examples
-///
-/// ```
-/// let mgr = shmproc::Manager::start()?;
-/// let e = mgr.event()?;
-/// assert!(!e.is_set()?);
-/// e.set()?;
-/// e.wait()?;
-/// assert!(e.wait_timeout(std::time::Duration::ZERO)?);
-/// e.clear()?;
-/// assert!(!e.wait_timeout(std::time::Duration::from_millis(1))?);
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-///
-/// Python: `EventProxy`.
-#[derive(Clone)]
-pub struct EventProxy {
-    pub(super) obj: ObjRef,
+proxy_common! {
+    /// An event in a [`Manager`](crate::Manager)'s server (Python:
+    /// `manager.Event()`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let e = mgr.event()?;
+    /// assert!(!e.is_set()?);
+    /// e.set()?;
+    /// e.wait()?;
+    /// assert!(e.wait_timeout(std::time::Duration::ZERO)?);
+    /// e.clear()?;
+    /// assert!(!e.wait_timeout(std::time::Duration::from_millis(1))?);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `EventProxy`.
+    pub struct EventProxy,
+    "shmproc::EventProxy"
 }
-
-proxy_serde!(EventProxy, "shmproc::EventProxy");
 
 impl EventProxy {
     /// Sets the flag and wakes every waiter.
@@ -812,38 +772,36 @@ impl EventProxy {
     }
 }
 
-/// A condition variable in a [`Manager`](crate::Manager)'s server, with its
-/// lock (its own re-entrant one, or a [`LockProxy`]/[`RLockProxy`] given
-/// to [`Manager::condition_with_lock`](crate::Manager::condition_with_lock)
-/// or `condition_with_rlock`). Python: `manager.Condition()`.
-///
-/// `wait` releases the lock (every level of an RLock), waits for a
-/// notify, and takes the lock again before it returns. A predicate cannot
-/// run in the server (it is a closure of the caller): `wait_for` runs it
-/// here, between waits, as Python's `wait_for` does; the predicate should
-/// read state that the notifier changes before notifying (a
-/// [`DictProxy`](crate::DictProxy), say).
-///
-/// # Examples
-///
-/// ```
-/// let mgr = shmproc::Manager::start()?;
-/// let c = mgr.condition()?;
-/// let g = c.lock()?;
-/// c.notify_all()?; // nobody waits: nothing happens
-/// assert!(!c.wait_timeout(std::time::Duration::from_millis(1))?); // the lock is held again
-/// drop(g);
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-///
-/// Python: `manager.Condition()` (its proxy). Differences: a dead
-/// holder's lock is taken over (`acquire` tells it).
-#[derive(Clone)]
-pub struct ConditionProxy {
-    pub(super) obj: ObjRef,
+proxy_common! {
+    /// A condition variable in a [`Manager`](crate::Manager)'s server, with its
+    /// lock (its own re-entrant one, or a [`LockProxy`]/[`RLockProxy`] given
+    /// to [`Manager::condition_with_lock`](crate::Manager::condition_with_lock)
+    /// or `condition_with_rlock`). Python: `manager.Condition()`.
+    ///
+    /// `wait` releases the lock (every level of an RLock), waits for a
+    /// notify, and takes the lock again before it returns. A predicate cannot
+    /// run in the server (it is a closure of the caller): `wait_for` runs it
+    /// here, between waits, as Python's `wait_for` does; the predicate should
+    /// read state that the notifier changes before notifying (a
+    /// [`DictProxy`](crate::DictProxy), say).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let c = mgr.condition()?;
+    /// let g = c.lock()?;
+    /// c.notify_all()?; // nobody waits: nothing happens
+    /// assert!(!c.wait_timeout(std::time::Duration::from_millis(1))?); // the lock is held again
+    /// drop(g);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `manager.Condition()` (its proxy). Differences: a dead
+    /// holder's lock is taken over (`acquire` tells it).
+    pub struct ConditionProxy,
+    "shmproc::ConditionProxy"
 }
-
-proxy_serde!(ConditionProxy, "shmproc::ConditionProxy");
 
 lock_methods!(ConditionProxy, "condition");
 
@@ -1024,33 +982,31 @@ impl ConditionProxy {
     }
 }
 
-/// A barrier in a [`Manager`](crate::Manager)'s server, with
-/// `threading.Barrier`'s semantics (Python: `manager.Barrier(n)`): the
-/// `n`th party to arrive releases all; a timeout, an
-/// [`abort`](BarrierProxy::abort) or a waiting party's death breaks it
-/// until [`reset`](BarrierProxy::reset).
-///
-/// # Examples
-///
-/// ```
-/// let mgr = shmproc::Manager::start()?;
-/// let b = mgr.barrier(1)?;
-/// assert_eq!(b.wait()?, 0); // one party: released at once
-/// b.abort()?;
-/// assert!(matches!(b.wait(), Err(shmproc::BarrierError::Broken { dead: None })));
-/// b.reset()?;
-/// assert!(!b.broken()?);
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-///
-/// Python: `BarrierProxy`. Differences: no action (use the crate's
-/// [`Barrier`](crate::Barrier) for one).
-#[derive(Clone)]
-pub struct BarrierProxy {
-    pub(super) obj: ObjRef,
+proxy_common! {
+    /// A barrier in a [`Manager`](crate::Manager)'s server, with
+    /// `threading.Barrier`'s semantics (Python: `manager.Barrier(n)`): the
+    /// `n`th party to arrive releases all; a timeout, an
+    /// [`abort`](BarrierProxy::abort) or a waiting party's death breaks it
+    /// until [`reset`](BarrierProxy::reset).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let b = mgr.barrier(1)?;
+    /// assert_eq!(b.wait()?, 0); // one party: released at once
+    /// b.abort()?;
+    /// assert!(matches!(b.wait(), Err(shmproc::BarrierError::Broken { dead: None })));
+    /// b.reset()?;
+    /// assert!(!b.broken()?);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `BarrierProxy`. Differences: no action (use the crate's
+    /// [`Barrier`](crate::Barrier) for one).
+    pub struct BarrierProxy,
+    "shmproc::BarrierProxy"
 }
-
-proxy_serde!(BarrierProxy, "shmproc::BarrierProxy");
 
 impl BarrierProxy {
     fn wait_with(&self, wait: Wait) -> std::result::Result<u64, Refusal> {

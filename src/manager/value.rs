@@ -1,25 +1,15 @@
 //! `ValueProxy<T>` and `ArrayProxy<T>`: one value, and a fixed-length
 //! array, held by the manager's server.
 
-use std::marker::PhantomData;
-
+use serde::Serialize;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::codec;
 use crate::error::{Error, Result};
+use crate::manager::Manager;
 use crate::manager::protocol::{self, op};
 use crate::manager::server::{UpdateCall, UpdateTrampoline};
-use crate::manager::{Manager, ObjRef, schema};
 use crate::shm::fnref::FnRef;
-
-fn value_fingerprint<T: DeserializeOwned>() -> u64 {
-    schema::fingerprint::<T>("shmproc::ValueProxy")
-}
-
-fn array_fingerprint<T: DeserializeOwned>() -> u64 {
-    schema::fingerprint::<T>("shmproc::ArrayProxy")
-}
 
 /// Runs in the server: resolves `f` with its concrete type, decodes the
 /// value and the argument, calls `f`, encodes the new value.
@@ -35,65 +25,32 @@ where
     codec::encode(&f(old, arg)).map(Some).map_err(|e| e.to_string())
 }
 
-macro_rules! proxy_common {
-    ($name:ident, $fp:ident) => {
-        impl<T> Clone for $name<T> {
-            fn clone(&self) -> Self {
-                $name { obj: self.obj.clone(), _t: PhantomData }
-            }
-        }
-
-        impl<T> std::fmt::Debug for $name<T> {
-            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.debug_struct(stringify!($name))
-                    .field("id", &self.obj.id)
-                    .field("manager_pid", &self.obj.info.server.pid)
-                    .finish()
-            }
-        }
-
-        impl<T> Serialize for $name<T> {
-            fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-                self.obj.serialize_as(s)
-            }
-        }
-
-        impl<'de, T: DeserializeOwned> Deserialize<'de> for $name<T> {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-                Ok($name { obj: ObjRef::deserialize_as(d, $fp::<T>())?, _t: PhantomData })
-            }
-        }
-    };
+proxy_common! {
+    /// A proxy for one value in a [`Manager`]'s server.
+    ///
+    /// A cheap `Clone`, `Send + Sync`; serializes as a reference to the value
+    /// (pass it to children, store it in a manager's dict, list or namespace).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// fn double(v: i64, _: ()) -> i64 {
+    ///     v * 2
+    /// }
+    /// let mgr = shmproc::Manager::start()?;
+    /// let v = mgr.value(21i64)?;
+    /// assert_eq!(v.update(double, ())?, 42);
+    /// assert_eq!(v.set(&1)?, 42);
+    /// assert_eq!(v.get()?, 1);
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `manager.Value('i', 0)`, whose `.value` is `get`/`set`.
+    /// Differences: any serde type, not a ctypes code; [`update`](Self::update)
+    /// is an atomic read-modify-write (Python's `v.value += 1` is not).
+    pub struct ValueProxy<T>,
+    "shmproc::ValueProxy"
 }
-
-/// A proxy for one value in a [`Manager`]'s server.
-///
-/// A cheap `Clone`, `Send + Sync`; serializes as a reference to the value
-/// (pass it to children, store it in a manager's dict, list or namespace).
-///
-/// # Examples
-///
-/// ```
-/// fn double(v: i64, _: ()) -> i64 {
-///     v * 2
-/// }
-/// let mgr = shmproc::Manager::start()?;
-/// let v = mgr.value(21i64)?;
-/// assert_eq!(v.update(double, ())?, 42);
-/// assert_eq!(v.set(&1)?, 42);
-/// assert_eq!(v.get()?, 1);
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-///
-/// Python: `manager.Value('i', 0)`, whose `.value` is `get`/`set`.
-/// Differences: any serde type, not a ctypes code; [`update`](Self::update)
-/// is an atomic read-modify-write (Python's `v.value += 1` is not).
-pub struct ValueProxy<T> {
-    obj: ObjRef,
-    _t: PhantomData<fn() -> T>,
-}
-
-proxy_common!(ValueProxy, value_fingerprint);
 
 impl<T> ValueProxy<T>
 where
@@ -184,30 +141,28 @@ where
     }
 }
 
-/// A proxy for a fixed-length array in a [`Manager`]'s server.
-///
-/// A cheap `Clone`, `Send + Sync`; serializes as a reference to the array.
-///
-/// # Examples
-///
-/// ```
-/// let mgr = shmproc::Manager::start()?;
-/// let a = mgr.array(&[1u32, 2, 3])?;
-/// a.set(0, &10)?;
-/// a.set_slice(1, &[20, 30])?;
-/// assert_eq!(a.to_vec()?, [10, 20, 30]);
-/// assert!(matches!(a.get(3), Err(shmproc::Error::InvalidArgument { .. })));
-/// # Ok::<(), shmproc::Error>(())
-/// ```
-///
-/// Python: `manager.Array('i', [..])`. Differences: any serde type; the
-/// length is fixed as there; indices are `usize`.
-pub struct ArrayProxy<T> {
-    obj: ObjRef,
-    _t: PhantomData<fn() -> T>,
+proxy_common! {
+    /// A proxy for a fixed-length array in a [`Manager`]'s server.
+    ///
+    /// A cheap `Clone`, `Send + Sync`; serializes as a reference to the array.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let mgr = shmproc::Manager::start()?;
+    /// let a = mgr.array(&[1u32, 2, 3])?;
+    /// a.set(0, &10)?;
+    /// a.set_slice(1, &[20, 30])?;
+    /// assert_eq!(a.to_vec()?, [10, 20, 30]);
+    /// assert!(matches!(a.get(3), Err(shmproc::Error::InvalidArgument { .. })));
+    /// # Ok::<(), shmproc::Error>(())
+    /// ```
+    ///
+    /// Python: `manager.Array('i', [..])`. Differences: any serde type; the
+    /// length is fixed as there; indices are `usize`.
+    pub struct ArrayProxy<T>,
+    "shmproc::ArrayProxy"
 }
-
-proxy_common!(ArrayProxy, array_fingerprint);
 
 impl<T> ArrayProxy<T>
 where
@@ -344,28 +299,27 @@ where
 }
 
 impl Manager {
-    /// A new value on the server, set to `init`.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mgr = shmproc::Manager::start()?;
-    /// let v = mgr.value((1u8, String::from("one")))?;
-    /// assert_eq!(v.get()?.1, "one");
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// [`Error::ManagerDead`] if the server is gone; [`Error::Codec`] if
-    /// `init` does not encode.
-    ///
-    /// Python: `manager.Value(typecode, value)`.
-    #[doc(alias = "Value")]
-    pub fn value<T>(&self, init: T) -> Result<ValueProxy<T>>
-    where
-        T: Serialize + DeserializeOwned + 'static,
-    {
-        self.value_named("", init)
+    unnamed! {
+        /// A new value on the server, set to `init`.
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let mgr = shmproc::Manager::start()?;
+        /// let v = mgr.value((1u8, String::from("one")))?;
+        /// assert_eq!(v.get()?.1, "one");
+        /// # Ok::<(), shmproc::Error>(())
+        /// ```
+        ///
+        /// # Errors
+        /// [`Error::ManagerDead`] if the server is gone; [`Error::Codec`] if
+        /// `init` does not encode.
+        ///
+        /// Python: `manager.Value(typecode, value)`.
+        #[doc(alias = "Value")]
+        value_named => pub fn value<T>(init: T) -> Result<ValueProxy<T>>
+        where
+            T: Serialize + DeserializeOwned + 'static,
     }
 
     /// The value called `name`, set to `init` if there is none yet (the
@@ -390,31 +344,31 @@ impl Manager {
     where
         T: Serialize + DeserializeOwned + 'static,
     {
-        let obj = self.create(op::NEW_VALUE, value_fingerprint::<T>(), name, |req| codec::encode_append(&init, req))?;
-        Ok(ValueProxy { obj, _t: PhantomData })
+        let obj =
+            self.create(op::NEW_VALUE, ValueProxy::<T>::fingerprint(), name, |req| codec::encode_append(&init, req))?;
+        Ok(ValueProxy::wrap(obj))
     }
 
-    /// A new array on the server, a copy of `init` (its length is fixed).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// let mgr = shmproc::Manager::start()?;
-    /// let a = mgr.array(&vec![0u64; 8])?;
-    /// assert_eq!(a.len()?, 8);
-    /// # Ok::<(), shmproc::Error>(())
-    /// ```
-    ///
-    /// # Errors
-    /// As for [`value`](Manager::value).
-    ///
-    /// Python: `manager.Array(typecode, sequence)`.
-    #[doc(alias = "Array")]
-    pub fn array<T>(&self, init: &[T]) -> Result<ArrayProxy<T>>
-    where
-        T: Serialize + DeserializeOwned + 'static,
-    {
-        self.array_named("", init)
+    unnamed! {
+        /// A new array on the server, a copy of `init` (its length is fixed).
+        ///
+        /// # Examples
+        ///
+        /// ```
+        /// let mgr = shmproc::Manager::start()?;
+        /// let a = mgr.array(&vec![0u64; 8])?;
+        /// assert_eq!(a.len()?, 8);
+        /// # Ok::<(), shmproc::Error>(())
+        /// ```
+        ///
+        /// # Errors
+        /// As for [`value`](Manager::value).
+        ///
+        /// Python: `manager.Array(typecode, sequence)`.
+        #[doc(alias = "Array")]
+        array_named => pub fn array<T>(init: &[T]) -> Result<ArrayProxy<T>>
+        where
+            T: Serialize + DeserializeOwned + 'static,
     }
 
     /// The array called `name`, a copy of `init` if there is none yet.
@@ -436,9 +390,9 @@ impl Manager {
     where
         T: Serialize + DeserializeOwned + 'static,
     {
-        let obj = self.create(op::NEW_ARRAY, array_fingerprint::<T>(), name, |req| {
+        let obj = self.create(op::NEW_ARRAY, ArrayProxy::<T>::fingerprint(), name, |req| {
             init.iter().try_for_each(|v| protocol::put_bytes(req, &codec::encode(v)?))
         })?;
-        Ok(ArrayProxy { obj, _t: PhantomData })
+        Ok(ArrayProxy::wrap(obj))
     }
 }

@@ -5,14 +5,15 @@
 //! (`FnRef`, checked as for `DictProxy::update`), called under
 //! `catch_unwind`.
 //!
-//! User code (a served object's constructor and methods, a value's update
-//! function) never runs under the state lock: it may use proxies of this
+//! User code (a served object's constructor and methods, a value's or a
+//! dict's update function) never runs under the state lock: it may use proxies of this
 //! same manager, whose requests other server threads answer under that
 //! lock. Under the state lock the server only looks up (and clones the
 //! `Arc` of) what the user code needs; a served object's calls then run
-//! under the object's own lock, and a value's updates under the value's
-//! update lock, with the result written back under the state lock only if
-//! no `set` changed the value meanwhile (else the update runs again).
+//! under the object's own lock, and a value's (a dict's) updates under the
+//! value's (dict's) update lock, with the result written back under the
+//! state lock only if no `set` (no other request) changed the value (the
+//! key's entry) meanwhile (else the update runs again).
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -20,7 +21,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{Data, Failure, OK, Server, State, run_update, sequence_reply, truncated};
+use super::{Data, Failure, OK, Server, State, option_reply, run_update, sequence_reply, truncated};
 use crate::codec;
 use crate::error::panic_message;
 use crate::manager::custom::{Args, Construct, Served, running};
@@ -61,7 +62,7 @@ impl ValueCell {
 /// Whether a request runs user code, so that the server must handle it
 /// with [`handle_unlocked`] (not under the state lock).
 pub(super) fn runs_user_code(req: &[u8]) -> bool {
-    matches!(req.first(), Some(&(op::CALL | op::VUPDATE | op::NEW_OBJECT)))
+    matches!(req.first(), Some(&(op::CALL | op::VUPDATE | op::UPDATE | op::NEW_OBJECT)))
 }
 
 /// Handles a request that runs user code ([`runs_user_code`]): takes the
@@ -104,6 +105,34 @@ fn unlocked(server: &Server, req: &[u8]) -> Result<Vec<u8>, Failure> {
                 Err(p) => Err((code::CALL, format!("method {method:?} panicked: {}", panic_message(p.as_ref())))),
             }
         }
+        op::UPDATE => {
+            let fns = r.bytes().map_err(truncated)?;
+            let key = r.bytes().map_err(truncated)?;
+            let arg = r.rest();
+            let updating = server.state.lock().dict(id)?.updating.clone();
+            let _running = running(server.nonce, id);
+            let _one_at_a_time = updating.lock();
+            for _ in 0..MAX_UPDATE_RETRIES {
+                let old = server.state.lock().dict(id)?.get(key).cloned();
+                let new = run_update(fns, old.clone(), arg.to_vec())?;
+                let mut state = server.state.lock();
+                let d = state.dict(id)?;
+                if d.get(key) == old.as_ref() {
+                    return Ok(match new {
+                        Some(v) => {
+                            let reply = option_reply(Some(&v));
+                            d.insert(key, v);
+                            reply
+                        }
+                        None => {
+                            d.remove(key);
+                            option_reply(None)
+                        }
+                    });
+                }
+            }
+            Err(changed_under_every_update())
+        }
         op::VUPDATE => {
             let fns = r.bytes().map_err(truncated)?;
             let arg = r.rest();
@@ -121,15 +150,17 @@ fn unlocked(server: &Server, req: &[u8]) -> Result<Vec<u8>, Failure> {
                     return Ok(ok_with(&v.bytes));
                 }
             }
-            Err((
-                code::UPDATE,
-                format!(
-                    "the value changed under every one of {MAX_UPDATE_RETRIES} updates (does the update function set it?)"
-                ),
-            ))
+            Err(changed_under_every_update())
         }
         other => Err((code::BAD_REQUEST, format!("unknown operation {other}"))),
     }
+}
+
+fn changed_under_every_update() -> Failure {
+    (
+        code::UPDATE,
+        format!("the value changed under every one of {MAX_UPDATE_RETRIES} updates (does the update function set it?)"),
+    )
 }
 
 /// What an object of one of these kinds is called in messages.
