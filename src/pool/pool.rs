@@ -998,20 +998,34 @@ impl Pool {
             state: Mutex::default(),
             regather: regather::<R>,
         });
+        let as_sink: Arc<dyn Sink> = sink.clone();
         let mut input = items.into_iter();
         let mut index = 0u64;
-        while let Some(chunk) = next_chunk(sh, &fns, &mut input, chunksize) {
+        // The input is in memory: its chunks are registered and queued in
+        // groups of SUBMIT_GROUP, one job-table lock per group.
+        let mut group = Vec::with_capacity(SUBMIT_GROUP);
+        loop {
+            let chunk = next_chunk(sh, &fns, &mut input, chunksize);
+            let last = chunk.is_none();
             let submitted = match chunk {
-                Chunk::Ready { id, record, items } => {
+                Some(Chunk::Ready { id, record, items }) => {
                     sink.state.lock().chunks.push(MapChunk { id, items, results: None });
                     index += 1;
-                    sh.submit(id, record, sink.clone(), index - 1)
+                    group.push((id, record, index - 1));
+                    if group.len() < SUBMIT_GROUP { Ok(()) } else { sh.submit_many(&mut group, &as_sink) }
                 }
-                Chunk::Bad { error, .. } | Chunk::Panicked { error } => Err(error),
+                None => sh.submit_many(&mut group, &as_sink),
+                Some(Chunk::Bad { error, .. } | Chunk::Panicked { error }) => Err(error),
             };
             if let Err(e) = submitted {
+                for (_, record, _) in group.drain(..) {
+                    record.undo.run();
+                }
                 sink.give_up(sh);
                 return Err(e);
+            }
+            if last {
+                break;
             }
         }
         sink.seal();
