@@ -20,14 +20,23 @@
 //! worker processes (this binary re-executed with
 //! `SHMPROC_BENCH_ROLE=peer`) read tasks from their stdin and write
 //! results to their stdout, each a 4-byte length then a postcard frame
-//! (`{ id, values: [u64] }`). The dispatcher, in the calling thread, keeps
-//! up to 32 chunks in flight per worker: it `poll`s both stdout pipes,
-//! reads whatever came (up to 64 KiB), places the results, and tops the
-//! worker's window up with one `write`. A worker flushes its results when
-//! it has no more input buffered. The pipe pool has no per-task handles:
-//! in the single-item groups it runs the same dispatch, so its figures
-//! differ there by noise only. It knows its one task function, where
-//! shmproc's records name theirs.
+//! (`{ id, values: [u64] }`). The dispatcher, in the calling thread, writes
+//! tasks in batches of about 4 KiB (one `write` each) and keeps up to
+//! 16 KiB of task bytes in flight per worker (so no `write` blocks); it
+//! `poll`s both stdout pipes, reads whatever came through a 64 KiB buffer,
+//! places the results, and tops the worker's window up once a whole batch
+//! fits again. A worker reads through a 64 KiB buffer and flushes its
+//! results when it has no more input buffered. The pipe pool has no
+//! per-task handles: in the single-item groups it runs the same dispatch,
+//! so its figures differ there by noise only. It knows its one task
+//! function, where shmproc's records name theirs.
+//!
+//! The two sides run interleaved: each group is one criterion function,
+//! `interleaved`, whose every iteration runs one shmproc batch and then one
+//! pipe pool batch, each timed on its own, so a busy moment on the machine
+//! hurts both alike (criterion's own figures for that function are the
+//! sum of the two). The summary line compares the medians of each side's
+//! per-sample times.
 //!
 //! Pools are created once, outside the timed region, on first use, and one
 //! batch runs untimed before criterion's warm-up: the pipe pool lives for
@@ -44,14 +53,14 @@
 //! `ProcessPoolExecutor.submit`, 7.7 k (>= 20x). docs/performance.md has no
 //! Python figure for chunksize 100.
 //!
-//! Run with `cargo bench --bench pool` (about 45 s).
+//! Run with `cargo bench --bench pool` (about 60 s).
 
 mod common;
 
 use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
 
-use common::{LazyPeer, PeerProcess, Recorder, SAMPLES, is_role, measuring, timed};
+use common::{LazyPeer, PeerProcess, Recorder, SAMPLES, is_role, measuring};
 use criterion::{Criterion, SamplingMode, Throughput};
 use rustix::event::{PollFd, PollFlags, poll};
 use rustix::time::Timespec;
@@ -65,8 +74,11 @@ const TASKS: usize = 10_000;
 /// The chunk size of the `map_chunksize100_10k` group.
 const BIG_CHUNK: usize = 100;
 
-/// Chunks the pipe pool keeps in flight per worker.
-const WINDOW: usize = 32;
+/// The pipe pool's task batches: one `write` of about this many bytes.
+const BATCH: usize = 4 * 1024;
+/// Task bytes the pipe pool keeps in flight per worker: well under a
+/// pipe's capacity both ways, so neither side's `write` blocks.
+const WINDOW: usize = 16 * 1024;
 /// The pipe pool's buffers: a default pipe's capacity.
 const PIPE_BUFFER: usize = 64 * 1024;
 /// How long the dispatcher waits for a result before the bench fails (a
@@ -143,20 +155,32 @@ struct Python {
     target: f64,
 }
 
-/// Benchmarks `batch` on the shmproc pool `side` as `shmproc` and the
-/// pipe pool as `pipe_pool` in the group `case.group`, then prints the
-/// summary. One iteration is one batch of [`TASKS`]: few, long
-/// iterations, so every sample takes the same count (flat sampling).
+/// Benchmarks `batch` on the shmproc pool `side` and the pipe pool in the
+/// group `case.group`, interleaved (one function, `interleaved`: each
+/// iteration runs one batch of each side, each timed and recorded as
+/// `shmproc` and `pipe_pool`), then prints the summary. One batch is
+/// [`TASKS`] tasks: few, long iterations, so every sample takes the same
+/// count (flat sampling).
 fn compare<P>(c: &mut Criterion, case: &Case, side: &LazyPeer<P>, batch: impl Fn(&P), pipes: &LazyPeer<PipePool>) {
     let rec = Recorder::default();
     let mut group = c.benchmark_group(case.group);
-    group.throughput(Throughput::Elements(TASKS as u64));
+    group.throughput(Throughput::Elements(2 * TASKS as u64));
     group.sample_size(SAMPLES);
     group.sampling_mode(SamplingMode::Flat);
     group.warm_up_time(Duration::from_secs(1));
-    group.measurement_time(Duration::from_secs(3));
-    timed(&mut group, &rec, "shmproc", |n| side.with(|s| repeat(n, || batch(s))));
-    timed(&mut group, &rec, "pipe_pool", |n| pipes.with(|p| repeat(n, || p.map(case.chunksize))));
+    group.measurement_time(Duration::from_secs(6));
+    group.bench_function("interleaved", |b| {
+        b.iter_custom(|n| {
+            let (mut shm, mut pipe) = (Duration::ZERO, Duration::ZERO);
+            for _ in 0..n {
+                shm += side.with(|s| repeat(1, || batch(s)));
+                pipe += pipes.with(|p| repeat(1, || p.map(case.chunksize)));
+            }
+            rec.record("shmproc", shm, n);
+            rec.record("pipe_pool", pipe, n);
+            shm + pipe
+        });
+    });
     group.finish();
     if measuring() {
         summary(case, &rec);
@@ -271,6 +295,8 @@ struct PipePool {
     workers: Vec<PipeWorker>,
     items: Vec<u64>,
     results: Vec<u64>,
+    /// The frame length of each chunk sent, by chunk id.
+    sent: Vec<u32>,
 }
 
 /// One worker of the pipe pool.
@@ -282,6 +308,7 @@ struct PipeWorker {
     filled: usize,
     /// Frames to write in one go.
     outbox: Vec<u8>,
+    /// Task bytes sent whose results have not come back.
     in_flight: usize,
 }
 
@@ -292,11 +319,12 @@ impl PipePool {
                 link: PeerProcess::start("pool bench", None, |_| {}),
                 inbox: vec![0; PIPE_BUFFER],
                 filled: 0,
-                outbox: Vec::with_capacity(PIPE_BUFFER),
+                outbox: Vec::with_capacity(2 * BATCH),
                 in_flight: 0,
             })
             .collect();
-        let mut pool = PipePool { workers, items: (0..TASKS as u64).collect(), results: vec![0; TASKS] };
+        let mut pool =
+            PipePool { workers, items: (0..TASKS as u64).collect(), results: vec![0; TASKS], sent: vec![0; TASKS] };
         pool.map(1); // the workers are up before anything is timed
         pool
     }
@@ -304,13 +332,13 @@ impl PipePool {
     /// `square` over `0..TASKS` in chunks of `chunksize`, the results
     /// checked.
     fn map(&mut self, chunksize: usize) {
-        let PipePool { workers, items, results } = self;
+        let PipePool { workers, items, results, sent } = self;
         results.fill(u64::MAX); // no result left from the last batch
         let chunks = items.len().div_ceil(chunksize);
         let mut next = 0; // the next chunk to send
         let mut done = 0;
         for w in workers.iter_mut() {
-            w.top_up(&mut next, chunks, items, chunksize);
+            w.top_up(&mut next, chunks, items, chunksize, sent);
         }
         while done < chunks {
             let mut fds: [PollFd<'_>; WORKERS] =
@@ -324,8 +352,8 @@ impl PipePool {
             }
             let ready = fds.map(|fd| !fd.revents().is_empty());
             for (w, _) in workers.iter_mut().zip(ready).filter(|(_, r)| *r) {
-                done += w.receive(results, chunksize);
-                w.top_up(&mut next, chunks, items, chunksize);
+                done += w.receive(results, chunksize, sent);
+                w.top_up(&mut next, chunks, items, chunksize, sent);
             }
         }
         check(results);
@@ -333,25 +361,28 @@ impl PipePool {
 }
 
 impl PipeWorker {
-    /// Sends chunks from `next` on until this worker has [`WINDOW`] in
-    /// flight or none is left, in one `write`.
-    fn top_up(&mut self, next: &mut usize, chunks: usize, items: &[u64], chunksize: usize) {
-        self.outbox.clear();
-        while self.in_flight < WINDOW && *next < chunks {
-            let start = *next * chunksize;
-            let values = &items[start..(start + chunksize).min(items.len())];
-            push_frame(&mut self.outbox, &TaskFrame { id: *next as u32, values });
-            *next += 1;
-            self.in_flight += 1;
-        }
-        if !self.outbox.is_empty() {
+    /// Sends chunks from `next` on in batches of about [`BATCH`] bytes,
+    /// one `write` each, while a whole batch fits in this worker's
+    /// [`WINDOW`]; records each frame's length in `sent`.
+    fn top_up(&mut self, next: &mut usize, chunks: usize, items: &[u64], chunksize: usize, sent: &mut [u32]) {
+        while *next < chunks && self.in_flight + BATCH <= WINDOW {
+            self.outbox.clear();
+            while self.outbox.len() < BATCH && *next < chunks {
+                let start = *next * chunksize;
+                let values = &items[start..(start + chunksize).min(items.len())];
+                let at = self.outbox.len();
+                push_frame(&mut self.outbox, &TaskFrame { id: *next as u32, values });
+                sent[*next] = (self.outbox.len() - at) as u32;
+                *next += 1;
+            }
+            self.in_flight += self.outbox.len();
             self.link.tx().write_all(&self.outbox).expect("write tasks to a pipe worker");
         }
     }
 
     /// Reads what the worker sent and places the results of its whole
     /// frames; the number of chunks completed.
-    fn receive(&mut self, results: &mut [u64], chunksize: usize) -> usize {
+    fn receive(&mut self, results: &mut [u64], chunksize: usize, sent: &[u32]) -> usize {
         let got = match self.link.rx.read(&mut self.inbox[self.filled..]) {
             Ok(0) => panic!("a pipe worker closed its stdout (see its stderr above)"),
             Ok(got) => got,
@@ -367,13 +398,13 @@ impl PipeWorker {
             let frame: Frame = postcard::from_bytes(&self.inbox[at + 4..at + 4 + len]).expect("decode a result");
             let start = frame.id as usize * chunksize;
             results[start..start + frame.values.len()].copy_from_slice(&frame.values);
+            self.in_flight -= sent[frame.id as usize] as usize;
             at += 4 + len;
             completed += 1;
         }
         self.inbox.copy_within(at..self.filled, 0);
         self.filled -= at;
         assert!(self.filled < self.inbox.len(), "a result frame larger than the read buffer");
-        self.in_flight -= completed;
         completed
     }
 }

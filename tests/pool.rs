@@ -91,6 +91,25 @@ fn make_unencodable(_: ()) -> Unencodable {
     Unencodable
 }
 
+/// A number whose encoding fails at [`FAILS_AT`].
+#[derive(Debug, Deserialize)]
+struct FailsAt(u64);
+
+const FAILS_AT: u64 = 300;
+
+impl Serialize for FailsAt {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0 == FAILS_AT {
+            return Err(serde::ser::Error::custom("FailsAt refuses to be encoded"));
+        }
+        s.serialize_u64(self.0)
+    }
+}
+
+fn square_fails_at(x: FailsAt) -> u64 {
+    x.0 * x.0
+}
+
 // Workers receive anonymous handles through the initializer; tasks find
 // them in these statics (one copy per worker process).
 static GATE: OnceLock<Queue<u64>> = OnceLock::new();
@@ -1004,6 +1023,24 @@ fn zero_chunksize_and_zero_maxtasksperchild_are_refused() {
     }
     let pool = Pool::builder().processes(1).maxtasksperchild(0).maxtasksperchild(2).build().expect("2 is fine");
     assert_eq!(pool.apply(square, 3).expect("apply"), 9);
+}
+
+// `map` registers and queues its chunks in groups: an item that does not
+// encode after several groups fails the call, the chunks queued before it
+// are abandoned, the ones read with it never queued, and no job stays
+// registered (`join` returns). (Fork pools are refused in this
+// multithreaded binary; the engine code is the same for every method.)
+#[test]
+fn a_bad_item_after_many_chunks_fails_map_and_leaves_no_job() {
+    for method in [StartMethod::Spawn, StartMethod::ForkServer] {
+        let pool = Pool::builder().processes(2).start_method(method).build().expect("pool");
+        let e = pool.map_chunked(square_fails_at, (0..1000).map(FailsAt), 1).expect_err("item 300 fails");
+        assert!(matches!(e, Error::Codec { .. }), "{method:?}: {e:?}");
+        let squares: Vec<u64> = (0..500).map(|x| x * x).collect();
+        assert_eq!(pool.map_chunked(square, 0..500, 1).expect("map after"), squares, "{method:?}");
+        pool.close();
+        pool.join().expect("join: no job stays registered");
+    }
 }
 
 // CPython: _TestPool.test_map_handle_iterable_exception (map and

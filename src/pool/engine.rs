@@ -21,7 +21,7 @@ use crate::process::forkserver::PrivateServer;
 use crate::process::handle::{Process, ProcessBuilder};
 use crate::process::start::StartMethod;
 use crate::shm::fnref::FnRef;
-use crate::shm::handoff::Received;
+use crate::shm::handoff::{Received, Undo};
 use crate::sys::signal::{self, InterruptibleWait, SigintHook};
 
 /// Where a job's outcome goes: a result handle, a map's collector, ...
@@ -198,6 +198,9 @@ const TICK_BUSY: Duration = Duration::from_millis(10);
 const TICK_IDLE: Duration = Duration::from_millis(100);
 /// Results handled per wake-up before housekeeping gets a turn.
 const BATCH: usize = 4096;
+/// Outcomes routed per job-table lock (`Supervisor::deliver_ready`): a
+/// waiter gets its result at most this many records late.
+const DELIVER_BATCH: usize = 64;
 /// Default task-queue ring (bytes).
 const TASK_RING: usize = 1 << 20;
 /// Default result-queue ring (bytes).
@@ -261,6 +264,8 @@ impl Engine {
             buf: Vec::new(),
             fds: Vec::new(),
             poke: false,
+            ready: Vec::new(),
+            routed: Vec::new(),
             spawn_error: None,
         };
         if !shared.config.on_demand {
@@ -419,6 +424,54 @@ impl Shared {
         if grow {
             // The supervisor starts the worker at its next check: now.
             self.wake();
+        }
+        Ok(())
+    }
+
+    /// [`submit`](Shared::submit) for many jobs of one `sink`: `jobs`
+    /// (`(id, record, chunk)`, drained) are registered under one lock of
+    /// the job table, then queued in order. On error no job of the batch
+    /// that was not queued stays registered and their records are given
+    /// back; the ones queued before it run (the caller abandons them).
+    ///
+    /// # Errors
+    /// [`Error::PoolClosed`], [`Error::BrokenPool`], or the queue's error.
+    pub(crate) fn submit_many(&self, jobs: &mut Vec<(u64, TaskRecord, u64)>, sink: &Arc<dyn Sink>) -> Result<()> {
+        if self.config.on_demand {
+            // Workers on demand are counted per submission.
+            for (id, record, chunk) in jobs.drain(..) {
+                self.submit(id, record, sink.clone(), chunk)?;
+            }
+            return Ok(());
+        }
+        {
+            let mut st = self.state.lock();
+            if let Some(e) = st.refusal() {
+                drop(st);
+                for (_, record, _) in jobs.drain(..) {
+                    record.undo.run();
+                }
+                return Err(e);
+            }
+            // Before the records are visible: a fast result must find its job.
+            for (id, _, chunk) in jobs.iter() {
+                st.jobs.insert(*id, JobEntry { sink: sink.clone(), chunk: *chunk });
+            }
+        }
+        let mut rest = jobs.drain(..);
+        while let Some((id, record, _)) = rest.next() {
+            if let Err(e) = self.enqueue(record) {
+                let mut st = self.state.lock();
+                st.jobs.remove(&id);
+                let mut undo = Vec::new();
+                for (id, record, _) in rest.by_ref() {
+                    st.jobs.remove(&id);
+                    undo.push(record.undo);
+                }
+                drop(st);
+                undo.into_iter().for_each(Undo::run);
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -628,6 +681,11 @@ struct Supervisor {
     fds: Vec<std::os::fd::OwnedFd>,
     /// A WAKE record arrived: housekeeping now.
     poke: bool,
+    /// Outcomes taken from the result queue, not yet delivered: routed in
+    /// batches, one job-table lock per batch (`deliver_ready`).
+    ready: Vec<(u64, JobOutcome)>,
+    /// `deliver_ready`'s buffer: the entries found, with their outcomes.
+    routed: Vec<(JobEntry, JobOutcome)>,
     /// The last failure to start a worker.
     spawn_error: Option<String>,
 }
@@ -682,7 +740,11 @@ impl Supervisor {
                             Ok(()) => self.on_record(),
                             _ => break,
                         }
+                        if self.ready.len() >= DELIVER_BATCH {
+                            self.deliver_ready();
+                        }
                     }
+                    self.deliver_ready();
                 }
                 Err(Stop::Failed(e)) => {
                     self.shared.break_pool(Failure::Broken(format!("the result queue failed: {e}")));
@@ -715,33 +777,55 @@ impl Supervisor {
                 let mut full = Vec::new();
                 match crate::channel::spill::spill_in(wire::spill_reference(&rec), &mut full) {
                     Ok(()) => self.on_result(id, &full, fds),
-                    Err(e) => self.shared.deliver(
+                    Err(e) => self.ready.push((
                         id,
                         JobOutcome::Failed(Failure::TaskError(format!("cannot read the spilled result: {e}"))),
-                    ),
+                    )),
                 }
             }
             Ok(wire::INIT_FAILED) => {
                 let (pid, m) = wire::parse_init_failed(&rec).unwrap_or((0, String::from("?")));
+                // The results taken before it are delivered, not failed.
+                self.deliver_ready();
                 self.shared.break_pool(Failure::Broken(format!("worker pid {pid}: {m}")));
                 self.poke = true;
             }
             Ok(wire::WAKE) => self.poke = true,
             _ => {
                 if id != 0 {
-                    self.shared.deliver(id, JobOutcome::Failed(Failure::TaskError("corrupt result record".into())));
+                    self.ready.push((id, JobOutcome::Failed(Failure::TaskError("corrupt result record".into()))));
                 }
             }
         }
         self.buf = rec;
     }
 
-    fn on_result(&self, id: u64, rec: &[u8], fds: Option<Received>) {
+    fn on_result(&mut self, id: u64, rec: &[u8], fds: Option<Received>) {
         let outcome = match wire::parse_result(rec, fds) {
             Ok((_, items)) => JobOutcome::Items(items),
             Err(e) => JobOutcome::Failed(Failure::TaskError(format!("corrupt result record: {e}"))),
         };
-        self.shared.deliver(id, outcome);
+        self.ready.push((id, outcome));
+    }
+
+    /// Delivers the outcomes in `ready`: their jobs are taken from the job
+    /// table under one lock (first outcome wins, as in `Shared::deliver`),
+    /// then each goes to its sink with the table unlocked.
+    fn deliver_ready(&mut self) {
+        if self.ready.is_empty() {
+            return;
+        }
+        {
+            let mut st = self.shared.state.lock();
+            for (id, outcome) in self.ready.drain(..) {
+                if let Some(e) = st.jobs.remove(&id) {
+                    self.routed.push((e, outcome));
+                }
+            }
+        }
+        for (e, outcome) in self.routed.drain(..) {
+            e.sink.deliver(e.chunk, outcome);
+        }
     }
 
     /// Handles every result already queued (before judging a dead
@@ -749,7 +833,11 @@ impl Supervisor {
     fn drain_results(&mut self) {
         while let Ok(()) = self.shared.results.get_raw_then(&mut self.buf, Wait::No, &mut |_| {}, &mut self.fds) {
             self.on_record();
+            if self.ready.len() >= DELIVER_BATCH {
+                self.deliver_ready();
+            }
         }
+        self.deliver_ready();
     }
 
     /// Periodic work; `true` when the supervisor is done.

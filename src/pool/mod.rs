@@ -95,7 +95,9 @@
 //! Costs on the hot path: one queue put per task (lock, copy, and a futex
 //! wake only if a worker sleeps), one get and one put in the worker, one
 //! get in the supervisor, two short critical sections on the job table.
-//! `map` amortises these over chunks.
+//! `map` amortises these over chunks, registers its chunks in groups (one
+//! job-table lock per group, `Shared::submit_many`), and the supervisor
+//! routes the results it takes in batches (one job-table lock per batch).
 
 pub(crate) mod cell;
 pub(crate) mod engine;

@@ -27,6 +27,9 @@ use crate::sync::error::TimedOut;
 use crate::sync::guard::deadline_after;
 use crate::sys::signal::InterruptibleWait;
 
+/// Chunks of `map` registered and queued together (`Shared::submit_many`).
+const SUBMIT_GROUP: usize = 64;
+
 /// Refuses a chunk size of 0 (Python: `ValueError: Chunksize must be 1+.`).
 fn check_chunksize(chunksize: usize) -> Result<()> {
     if chunksize == 0 {
@@ -741,19 +744,40 @@ impl Pool {
         sh.check_running()?;
         let fns = task_fns(&f)?;
         let batch = Arc::new(Batch::new(false));
+        let sink: Arc<dyn Sink> = batch.clone();
         let mut input = items.into_iter();
         let mut chunks: Vec<(u64, u32)> = Vec::new();
-        while let Some(chunk) = next_chunk(sh, &fns, &mut input, chunksize) {
+        // Chunks are registered and queued in groups, one job-table lock
+        // per group; the groups grow (1, 2, 4, ... SUBMIT_GROUP chunks) so
+        // the first chunks start while a slow input is still being read.
+        let mut group = Vec::with_capacity(SUBMIT_GROUP);
+        let mut group_size = 1;
+        loop {
+            let chunk = next_chunk(sh, &fns, &mut input, chunksize);
+            let last = chunk.is_none();
             let submitted = match chunk {
-                Chunk::Ready { id, record, items } => {
+                Some(Chunk::Ready { id, record, items }) => {
                     chunks.push((id, items));
-                    sh.submit(id, record, batch.clone(), chunks.len() as u64 - 1)
+                    group.push((id, record, chunks.len() as u64 - 1));
+                    if group.len() < group_size {
+                        Ok(())
+                    } else {
+                        group_size = (group_size * 2).min(SUBMIT_GROUP);
+                        sh.submit_many(&mut group, &sink)
+                    }
                 }
-                Chunk::Bad { error, .. } | Chunk::Panicked { error } => Err(error),
+                None => sh.submit_many(&mut group, &sink),
+                Some(Chunk::Bad { error, .. } | Chunk::Panicked { error }) => Err(error),
             };
             if let Err(e) = submitted {
+                for (_, record, _) in group.drain(..) {
+                    record.undo.run();
+                }
                 sh.abandon(chunks.iter().map(|c| c.0));
                 return Err(e);
+            }
+            if last {
+                break;
             }
         }
         batch.wait_all(chunks.len() as u64);
@@ -974,20 +998,34 @@ impl Pool {
             state: Mutex::default(),
             regather: regather::<R>,
         });
+        let as_sink: Arc<dyn Sink> = sink.clone();
         let mut input = items.into_iter();
         let mut index = 0u64;
-        while let Some(chunk) = next_chunk(sh, &fns, &mut input, chunksize) {
+        // The input is in memory: its chunks are registered and queued in
+        // groups of SUBMIT_GROUP, one job-table lock per group.
+        let mut group = Vec::with_capacity(SUBMIT_GROUP);
+        loop {
+            let chunk = next_chunk(sh, &fns, &mut input, chunksize);
+            let last = chunk.is_none();
             let submitted = match chunk {
-                Chunk::Ready { id, record, items } => {
+                Some(Chunk::Ready { id, record, items }) => {
                     sink.state.lock().chunks.push(MapChunk { id, items, results: None });
                     index += 1;
-                    sh.submit(id, record, sink.clone(), index - 1)
+                    group.push((id, record, index - 1));
+                    if group.len() < SUBMIT_GROUP { Ok(()) } else { sh.submit_many(&mut group, &as_sink) }
                 }
-                Chunk::Bad { error, .. } | Chunk::Panicked { error } => Err(error),
+                None => sh.submit_many(&mut group, &as_sink),
+                Some(Chunk::Bad { error, .. } | Chunk::Panicked { error }) => Err(error),
             };
             if let Err(e) = submitted {
+                for (_, record, _) in group.drain(..) {
+                    record.undo.run();
+                }
                 sink.give_up(sh);
                 return Err(e);
+            }
+            if last {
+                break;
             }
         }
         sink.seal();
