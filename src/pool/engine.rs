@@ -120,6 +120,10 @@ type Jobs = HashMap<u64, JobEntry, std::hash::BuildHasherDefault<IdHasher>>;
 struct State {
     phase: Phase,
     jobs: Jobs,
+    /// Jobs given up (abandoned or cancelled) while a worker ran them:
+    /// they occupy that worker until it answers or dies. Pruned to the
+    /// jobs still in a slot at each housekeeping.
+    abandoned: std::collections::HashSet<u64>,
     /// Why the pool cannot run tasks any more (new submissions fail with it).
     broken: Option<Failure>,
     /// What pending jobs fail with when terminating.
@@ -241,6 +245,7 @@ impl Engine {
             state: Mutex::new(State {
                 phase: Phase::Running,
                 jobs: Jobs::default(),
+                abandoned: std::collections::HashSet::new(),
                 broken: None,
                 terminate: None,
                 kills: Vec::new(),
@@ -399,17 +404,19 @@ impl Shared {
             // so far means no worker is idle for this one. A job nobody
             // waits for any more (abandoned) still occupies its worker
             // while it runs: those count too (a look at each slot, only
-            // while workers may still be added).
+            // while workers may still be added). A finished job whose
+            // worker has not cleared its slot yet does not: it is neither
+            // in the table nor given up.
             let grow = self.config.on_demand && st.wanted < self.config.processes && {
-                let abandoned_running = self
-                    .table
-                    .slots()
-                    .iter()
-                    .filter(|slot| {
-                        let job = slot[table::JOB].load(Ordering::SeqCst);
-                        job != 0 && !st.jobs.contains_key(&job)
-                    })
-                    .count();
+                let abandoned_running = if st.abandoned.is_empty() {
+                    0
+                } else {
+                    self.table
+                        .slots()
+                        .iter()
+                        .filter(|slot| st.abandoned.contains(&slot[table::JOB].load(Ordering::SeqCst)))
+                        .count()
+                };
                 st.jobs.len() + abandoned_running > st.wanted
             };
             if grow {
@@ -577,7 +584,10 @@ impl Shared {
         // here; store slot, load entry there): see table.rs.
         self.table.cancel_entry(id).store(id, Ordering::SeqCst);
         if let Some(i) = self.slot_of(id) {
-            self.state.lock().kills.push((i, id, Failure::Cancelled));
+            let mut st = self.state.lock();
+            st.kills.push((i, id, Failure::Cancelled));
+            st.abandoned.insert(id);
+            drop(st);
             self.wake();
         }
         entry.sink.deliver(entry.chunk, JobOutcome::Failed(Failure::Cancelled));
@@ -591,6 +601,11 @@ impl Shared {
         for id in ids {
             if st.jobs.remove(&id).is_some() {
                 self.table.cancel_entry(id).store(id, Ordering::SeqCst);
+                // Running: it occupies its worker until it answers (a
+                // queued one is skipped: the worker sees the entry).
+                if self.slot_of(id).is_some() {
+                    st.abandoned.insert(id);
+                }
             }
         }
     }
@@ -850,6 +865,9 @@ impl Supervisor {
         }
         let (phase, kills, jobs_left) = {
             let mut st = sh.state.lock();
+            if !st.abandoned.is_empty() {
+                st.abandoned.retain(|&id| sh.slot_of(id).is_some());
+            }
             (st.phase, std::mem::take(&mut st.kills), st.jobs.len())
         };
         if phase == Phase::Terminating {
