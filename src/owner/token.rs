@@ -156,6 +156,7 @@ static FORK_GEN: AtomicU32 = AtomicU32::new(1);
 /// it twice is harmless.
 pub(crate) fn after_fork_in_child() {
     FORK_GEN.fetch_add(1, Ordering::Relaxed);
+    forget_my_id();
     ROLE_EPOCH.fetch_add(1, Ordering::Relaxed);
     forget_parents_token();
     let fd = TOKEN_FD.swap(-1, Ordering::Relaxed);
@@ -385,7 +386,7 @@ pub(crate) fn sweep_dead(dir: &Dir, max: usize) -> io::Result<usize> {
 // ---------------------------------------------------------------------
 // Owner ids for locks: see `owner/id.rs`.
 
-/// What a thread knows about itself, cached.
+/// What a thread knows about itself, kept for its exit ([`ThreadSlot`]).
 #[derive(Clone, Copy)]
 struct Me {
     fork_gen: u32,
@@ -393,15 +394,17 @@ struct Me {
     nonce: u64,
 }
 
+/// The thread's slot, freed (or marked DEAD) when the thread exits.
 struct ThreadSlot {
     me: Cell<Option<Me>>,
-    /// Locks this thread holds now (guards not yet dropped, leaked ones
-    /// included).
-    held: Cell<u32>,
 }
 
 impl Drop for ThreadSlot {
     fn drop(&mut self) {
+        // From here on this thread has no id: a lock taken by a later
+        // thread-local destructor gets an error (`me_slow`), never the id
+        // of a slot another thread may be given next.
+        let locks_held = FAST.with(|f| f.replace(Fast::NONE).held);
         let Some(me) = self.me.get() else { return };
         if me.fork_gen != FORK_GEN.load(Ordering::Relaxed) {
             return;
@@ -414,7 +417,7 @@ impl Drop for ThreadSlot {
             if h.token.nonce != me.nonce {
                 return;
             }
-            if self.held.get() > 0 {
+            if locks_held > 0 {
                 // Exiting while holding locks: waiters will find the owner
                 // dead. The slot is never reused.
                 h.slot_state(slot).store(SLOT_DEAD, Ordering::Release);
@@ -426,8 +429,30 @@ impl Drop for ThreadSlot {
     }
 }
 
+/// The lock fast path's view of the calling thread: its owner id (0: not
+/// known, ask [`me_slow`]), its process's nonce, and how many locks it
+/// holds now (guards not yet dropped, leaked ones included).
+///
+/// A `const` thread-local without a destructor: reading it is one load
+/// at a fixed offset from the thread pointer, with no "registered yet?"
+/// check, and it stays readable while other thread-locals are torn down.
+/// A forked child must not use its parent's id: the fork hook
+/// ([`after_fork_in_child`]) clears it, in the child's only thread, the
+/// one that forked; so `me` needs no per-call fork check.
+#[derive(Clone, Copy)]
+struct Fast {
+    id: u32,
+    held: u32,
+    nonce: u64,
+}
+
+impl Fast {
+    const NONE: Fast = Fast { id: 0, held: 0, nonce: 0 };
+}
+
 thread_local! {
-    static THREAD: ThreadSlot = const { ThreadSlot { me: Cell::new(None), held: Cell::new(0) } };
+    static THREAD: ThreadSlot = const { ThreadSlot { me: Cell::new(None) } };
+    static FAST: Cell<Fast> = const { Cell::new(Fast::NONE) };
 }
 
 /// The error of a thread that finds every thread slot taken.
@@ -444,22 +469,21 @@ pub(crate) fn process_me() -> io::Result<(u32, u64)> {
 /// The calling thread's owner id and its process's nonce.
 #[inline]
 pub(crate) fn me() -> io::Result<(u32, u64)> {
-    let fgen = FORK_GEN.load(Ordering::Relaxed);
-    if let Ok(Some(m)) = THREAD.try_with(|t| t.me.get())
-        && m.fork_gen == fgen
-    {
-        return Ok((m.id, m.nonce));
+    let f = FAST.with(Cell::get);
+    if f.id != 0 {
+        return Ok((f.id, f.nonce));
     }
-    me_slow(fgen)
+    me_slow()
 }
 
 #[cold]
-fn me_slow(fgen: u32) -> io::Result<(u32, u64)> {
+fn me_slow() -> io::Result<(u32, u64)> {
     // A thread whose thread-locals are being torn down could not keep the
     // id it is given, and would get another one on each call.
     if THREAD.try_with(|_| ()).is_err() {
         return Err(io::Error::other("shmproc locks cannot be used from a thread-local destructor"));
     }
+    let fgen = FORK_GEN.load(Ordering::Relaxed);
     let token = current()?;
     let slot = {
         let mut g = held();
@@ -479,23 +503,36 @@ fn me_slow(fgen: u32) -> io::Result<(u32, u64)> {
     };
     let id = id::compose(token.tag(), u32::from(slot));
     let me = Me { fork_gen: fgen, id, nonce: token.nonce };
-    let _ = THREAD.try_with(|t| {
-        t.me.set(Some(me));
-        t.held.set(0);
-    });
+    if THREAD.try_with(|t| t.me.set(Some(me))).is_ok() {
+        FAST.with(|f| f.set(Fast { id, held: 0, nonce: token.nonce }));
+    }
     Ok((id, token.nonce))
+}
+
+/// Forgets the calling thread's id (in a forked child: it was the
+/// parent's). Async-signal-safe: one thread-local store.
+fn forget_my_id() {
+    FAST.with(|f| f.set(Fast::NONE));
 }
 
 /// Counts a lock taken by this thread.
 #[inline]
 pub(crate) fn note_acquired() {
-    let _ = THREAD.try_with(|t| t.held.set(t.held.get().wrapping_add(1)));
+    FAST.with(|f| {
+        let mut v = f.get();
+        v.held = v.held.wrapping_add(1);
+        f.set(v);
+    });
 }
 
 /// Counts a lock released by this thread.
 #[inline]
 pub(crate) fn note_released() {
-    let _ = THREAD.try_with(|t| t.held.set(t.held.get().saturating_sub(1)));
+    FAST.with(|f| {
+        let mut v = f.get();
+        v.held = v.held.saturating_sub(1);
+        f.set(v);
+    });
 }
 
 /// Whether the owner `id`, recorded with process nonce `nonce` (0 if the

@@ -256,15 +256,26 @@ impl<G> Locked<G> {
     /// For an untimed `lock`. A `WouldBlock` or `Timeout` cannot come from
     /// a wait without deadline; were one to, it is reported as an OS error
     /// rather than a panic.
+    #[inline(always)]
     pub(crate) fn blocking(self) -> Result<G, LockError<G>> {
         match self {
             Locked::Guard(g) => Ok(g),
             Locked::OwnerDied(g) => Err(LockError::OwnerDied(g)),
-            Locked::Failed(Fail::NotRecoverable) => Err(LockError::NotRecoverable),
-            Locked::Failed(Fail::Deadlock) => Err(LockError::Deadlock),
-            Locked::Failed(Fail::Os(e)) => Err(LockError::Os(e)),
-            Locked::Failed(Fail::WouldBlock | Fail::Timeout) => {
-                Err(LockError::Os(std::io::Error::other("an untimed lock ended without the lock")))
+            Locked::Failed(f) => Err(Self::blocking_failed(f)),
+        }
+    }
+
+    /// The error of an untimed `lock` that failed (out of line: the fast
+    /// path's caller stays small).
+    #[cold]
+    #[inline(never)]
+    fn blocking_failed(f: Fail) -> LockError<G> {
+        match f {
+            Fail::NotRecoverable => LockError::NotRecoverable,
+            Fail::Deadlock => LockError::Deadlock,
+            Fail::Os(e) => LockError::Os(e),
+            Fail::WouldBlock | Fail::Timeout => {
+                LockError::Os(std::io::Error::other("an untimed lock ended without the lock"))
             }
         }
     }
@@ -331,6 +342,7 @@ impl<'a> RawGuard<'a> {
     /// Turns the outcome of locking `raw` into a data guard made by `make`:
     /// a plain one, a recovery one, or the failure; the caller picks the
     /// error type its call can meet ([`Locked::blocking`], `tried`, `timed`).
+    #[inline(always)]
     pub(crate) fn wrap<G>(
         raw: &'a RawMutex,
         r: Result<Acquired, Fail>,
@@ -375,6 +387,7 @@ impl<'a> RawGuard<'a> {
 }
 
 impl Drop for RawGuard<'_> {
+    #[inline(always)]
     fn drop(&mut self) {
         match self.held {
             Held::Clean => self.raw.unlock(),

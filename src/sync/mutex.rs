@@ -330,6 +330,7 @@ impl<T: Pod + Send> MutexState<T> {
     }
 
     /// Wraps the outcome of locking this mutex in guards.
+    #[inline(always)]
     pub(crate) fn guard(&self, r: Result<Acquired, Fail>) -> Locked<MutexGuard<'_, T>> {
         RawGuard::wrap(self.raw(), r, |lock| MutexGuard { state: self, lock })
     }

@@ -148,7 +148,7 @@ impl RawMutex {
     }
 
     /// Takes the lock, waiting until `deadline` (forever if `None`).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn lock(&self, deadline: Option<Instant>) -> Result<Acquired, Fail> {
         let (me, nonce) = owner::me().map_err(Fail::Os)?;
         if let Some(r) = self.fast(me, nonce) {
@@ -158,15 +158,18 @@ impl RawMutex {
     }
 
     /// The fast path of a lock call: one CAS on a free word (`None`: held).
+    /// The state is read after the CAS, not before: a taker of a free
+    /// NOT_RECOVERABLE lock finds it in [`acquired`](Self::acquired) and
+    /// lets go again; a caller that finds the lock held learns it here.
     #[inline(always)]
     fn fast(&self, me: u32, nonce: u64) -> Option<Result<Acquired, Fail>> {
-        if self.state.load(Ordering::Relaxed) == NOT_RECOVERABLE {
-            return Some(Err(Fail::NotRecoverable));
-        }
         failpoint::hit("mutex.lock.before_cas");
         // Acquire: pairs with the Release swap in `unlock`.
         if self.word.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed).is_ok() {
             return Some(self.acquired(nonce));
+        }
+        if self.state.load(Ordering::Relaxed) == NOT_RECOVERABLE {
+            return Some(Err(Fail::NotRecoverable));
         }
         None
     }
@@ -193,6 +196,7 @@ impl RawMutex {
         Err(Fail::WouldBlock)
     }
 
+    #[inline(always)]
     fn acquired(&self, nonce: u64) -> Result<Acquired, Fail> {
         failpoint::hit("mutex.lock.after_cas");
         self.owner().record(nonce);
@@ -202,11 +206,17 @@ impl RawMutex {
         match self.state.load(Ordering::Relaxed) {
             CONSISTENT => Ok(Acquired::Clean),
             INCONSISTENT => Ok(Acquired::OwnerDied),
-            _ => {
-                self.release_all(NOT_RECOVERABLE);
-                Err(Fail::NotRecoverable)
-            }
+            _ => self.unrecoverable(),
         }
+    }
+
+    /// A taker found the state NOT_RECOVERABLE: it lets go (waking all)
+    /// and reports it.
+    #[cold]
+    #[inline(never)]
+    fn unrecoverable(&self) -> Result<Acquired, Fail> {
+        self.release_all(NOT_RECOVERABLE);
+        Err(Fail::NotRecoverable)
     }
 
     /// The word and the owner's nonce, with the rules they share with the
@@ -377,7 +387,7 @@ impl RawMutex {
     /// if any. Called by a thread that does not own it (a copy of a guard
     /// in a forked child, or an owner a peer wrongly took over from), it
     /// changes nothing.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn unlock(&self) {
         failpoint::hit("mutex.unlock.before_swap");
         let Ok((me, nonce)) = owner::me() else { return };
@@ -385,9 +395,16 @@ impl RawMutex {
         let Some(was) = self.owner().release(me, nonce) else { return };
         owner::note_released();
         if was & WAITERS != 0 {
-            failpoint::hit("mutex.unlock.before_wake");
-            futex::wake(&self.word, 1);
+            self.wake_one();
         }
+    }
+
+    /// Wakes one sleeper (out of line: most unlocks find none).
+    #[cold]
+    #[inline(never)]
+    fn wake_one(&self) {
+        failpoint::hit("mutex.unlock.before_wake");
+        futex::wake(&self.word, 1);
     }
 
     /// Sets `state` and releases, waking every sleeper (they must all see
