@@ -286,6 +286,7 @@ pub(crate) mod owner {
         /// without that. A peer that died before the sleep is found by the
         /// probe a pipe or typed channel runs before it sleeps; one that
         /// dies during it, within this interval.
+        #[cfg(feature = "serde")] // the channels' waits
         pub(crate) fn patient() -> LivenessPoll {
             LivenessPoll { interval: LIVENESS_MAX }
         }
