@@ -43,6 +43,10 @@ use shmproc::{BytePopError, ByteRing, Connection, Pipe};
 const PIPE_ENV: &str = "SHMPROC_BENCH_PIPE";
 const RING_ENV: &str = "SHMPROC_BENCH_RING";
 const SOCK_ENV: &str = "SHMPROC_BENCH_SOCK";
+/// With a number: instead of criterion, `rounds` blocks of 50 round trips
+/// after a nap, shmproc Pipe and OS pipe interleaved, and the percentiles
+/// of each (a profile of the idle-gap case that one noisy median hides).
+const PROFILE_ENV: &str = "SHMPROC_BENCH_IDLE_PROFILE";
 
 /// The round-trip message.
 const RT_LEN: usize = 64;
@@ -73,8 +77,12 @@ fn main() {
         peer_main();
         return;
     }
-    let mut c = Criterion::default().without_plots().configure_from_args();
     let pinning = Pinning::new();
+    if let Some(rounds) = std::env::var(PROFILE_ENV).ok().and_then(|v| v.parse().ok()) {
+        idle_gap_profile(&LazyPeer::new(pinning.peer_cpu, Peer::start), rounds);
+        return;
+    }
+    let mut c = Criterion::default().without_plots().configure_from_args();
     let peer = LazyPeer::new(pinning.peer_cpu, Peer::start);
     let rec = Recorder::default();
     round_trips(&mut c, &peer, &rec);
@@ -105,6 +113,31 @@ fn round_trips(c: &mut Criterion, peer: &LazyPeer<Peer>, rec: &Recorder) {
     timed(&mut group, rec, "os_pipe_after_sleep", |n| peer.with(|p| p.round_trips(CMD_OS_RT, n, Some(NAP))));
     timed(&mut group, rec, "unix_socket_after_sleep", |n| peer.with(|p| p.round_trips(CMD_SOCK_RT, n, Some(NAP))));
     group.finish();
+}
+
+/// See [`PROFILE_ENV`].
+fn idle_gap_profile(peer: &LazyPeer<Peer>, rounds: usize) {
+    let kinds = [(CMD_PIPE_RT, "shmproc_pipe"), (CMD_OS_RT, "os_pipe")];
+    let mut samples = vec![Vec::new(); kinds.len()];
+    for _ in 0..rounds {
+        for (k, (cmd, _)) in kinds.iter().enumerate() {
+            peer.with(|p| p.round_trips_each(*cmd, 50, NAP, &mut samples[k]));
+        }
+    }
+    for ((_, name), s) in kinds.iter().zip(&mut samples) {
+        s.sort();
+        let at = |q: f64| s[((s.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+        println!(
+            "{name}_after_sleep: n {} min {:.1} p10 {:.1} p25 {:.1} median {:.1} p75 {:.1} p90 {:.1} us",
+            s.len(),
+            at(0.0),
+            at(0.1),
+            at(0.25),
+            at(0.5),
+            at(0.75),
+            at(0.9)
+        );
+    }
 }
 
 fn one_way(c: &mut Criterion, peer: &LazyPeer<Peer>, rec: &Recorder) {
@@ -288,6 +321,30 @@ impl Peer {
             }
         }
         if nap.is_none() { start.elapsed() } else { total }
+    }
+
+    /// `n` round trips after a nap each, timing each into `out`.
+    fn round_trips_each(&mut self, cmd: u8, n: u64, nap: Duration, out: &mut Vec<Duration>) -> Duration {
+        self.command(cmd, n, RT_LEN);
+        let mut msg = [0u8; RT_LEN];
+        let mut back = [0u8; RT_LEN];
+        for seq in 0..n {
+            std::thread::sleep(nap);
+            let start = Instant::now();
+            stamp(&mut msg, seq);
+            if cmd == CMD_PIPE_RT {
+                self.conn.send_bytes(&msg).expect("send");
+                self.conn.recv_bytes_into(&mut self.buf).expect("recv");
+                out.push(start.elapsed());
+                check(&self.buf, RT_LEN, seq);
+            } else {
+                self.link.tx().write_all(&msg).expect("write");
+                self.link.rx.read_exact(&mut back).expect("read");
+                out.push(start.elapsed());
+                check(&back, RT_LEN, seq);
+            }
+        }
+        Duration::ZERO
     }
 
     /// `n` messages of `size` bytes from the peer.

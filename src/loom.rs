@@ -276,6 +276,21 @@ pub(crate) mod owner {
             LivenessPoll { interval: LIVENESS_MIN }
         }
 
+        /// A poll that starts at [`LIVENESS_MAX`]: for waits whose first
+        /// wake-up usually comes from a peer after an idle gap (a channel's
+        /// receive). A short timer there is most often the CPU's next timer
+        /// event, and cancelling it when the peer's wake-up comes first
+        /// reprograms the timer hardware on the wake-up path (a VM exit in a
+        /// guest: about 10 us per round trip on a Firecracker guest,
+        /// 2026-12-07); one due after the next scheduler tick is cancelled
+        /// without that. A peer that died before the sleep is found by the
+        /// probe a pipe or typed channel runs before it sleeps; one that
+        /// dies during it, within this interval.
+        #[cfg(feature = "serde")] // the channels' waits
+        pub(crate) fn patient() -> LivenessPoll {
+            LivenessPoll { interval: LIVENESS_MAX }
+        }
+
         /// The wake-up time for a sleep starting `now`: the earlier of the
         /// caller's `deadline` and the next liveness check (no check when
         /// liveness is not polled, as in loom models without deaths).

@@ -342,7 +342,10 @@ pub(crate) fn wait_on<G: Fn() -> bool, M: Fn() -> bool>(
         return Ok(Woke::Gone);
     }
     let deadline = wait.deadline();
-    let mut poll = LivenessPoll::new();
+    // Long liveness intervals from the start: see `LivenessPoll::patient`
+    // (a 2 ms first interval cost an idle-gap round trip of a Pipe about
+    // 10 us over two OS pipes).
+    let mut poll = LivenessPoll::patient();
     let mut passed = false;
     loop {
         let key = ec.prepare();
