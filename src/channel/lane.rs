@@ -1,7 +1,7 @@
 //! The channel engine: one direction of a channel ("lane") in shared
 //! memory, and the one path that sends and receives over it.
 //!
-//! A lane is six words ([`LaneWords`]) beside a byte buffer that holds the
+//! A lane is seven words ([`LaneWords`]) beside a byte buffer that holds the
 //! records of the byte protocol (`queue/bytes.rs`). `Queue` is one lane;
 //! a duplex `Pipe` is two.
 //!
@@ -12,6 +12,7 @@
 //! | `writable` | receivers notify after freeing; senders wait | "room may have appeared" |
 //! | `sending.lock`, `receiving.lock` | robust mutexes | one sender / one receiver at a time; an owner that died passes the lock on (positions are never half-published) |
 //! | `sending.awake`, `receiving.awake` | every sender / receiver, in [`Call`] | callers of that side inside a call and not asleep: notifiers wake nobody while one is |
+//! | `spares` | receivers hand back, senders take, the creator closes | spill segments kept for reuse (`spill.rs`) |
 //!
 //! Every send and receive takes the same steps: count itself awake
 //! ([`Call`]), try under the side's robust lock; if that found no room (no
