@@ -473,7 +473,9 @@ impl Drop for Lane {
     /// The channel's creator process closes the spill slots on its way
     /// out, so a dropped channel keeps no spare segment (`spill.rs`).
     fn drop(&mut self) {
+        // The pid first: another process makes no token on its way out.
         if let Some(owner) = self.spill_owner
+            && owner.pid == crate::sys::process::pid()
             && crate::owner::token::current().is_ok_and(|me| me == owner)
         {
             spill::close_spares(&self.words.spares);
