@@ -1,7 +1,7 @@
 //! The channel engine: one direction of a channel ("lane") in shared
 //! memory, and the one path that sends and receives over it.
 //!
-//! A lane is six words ([`LaneWords`]) beside a byte buffer that holds the
+//! A lane is seven words ([`LaneWords`]) beside a byte buffer that holds the
 //! records of the byte protocol (`queue/bytes.rs`). `Queue` is one lane;
 //! a duplex `Pipe` is two.
 //!
@@ -12,6 +12,7 @@
 //! | `writable` | receivers notify after freeing; senders wait | "room may have appeared" |
 //! | `sending.lock`, `receiving.lock` | robust mutexes | one sender / one receiver at a time; an owner that died passes the lock on (positions are never half-published) |
 //! | `sending.awake`, `receiving.awake` | every sender / receiver, in [`Call`] | callers of that side inside a call and not asleep: notifiers wake nobody while one is |
+//! | `spares` | receivers hand back, senders take, the creator closes | spill segments kept for reuse (`spill.rs`) |
 //!
 //! Every send and receive takes the same steps: count itself awake
 //! ([`Call`]), try under the side's robust lock; if that found no room (no
@@ -68,6 +69,8 @@ pub(crate) struct LaneWords {
     pub(crate) writable: CachePadded<RawEventCount>,
     pub(crate) sending: CachePadded<Side>,
     pub(crate) receiving: CachePadded<Side>,
+    /// Spill segments handed back for reuse (see `spill.rs`).
+    pub(crate) spares: CachePadded<spill::Spares>,
 }
 
 /// One side's words: its lock, and its callers that are awake (in one
@@ -85,7 +88,8 @@ pub(crate) struct Side {
 
 #[allow(unsafe_code)] // the layout promise of a type placed in shared memory
 // SAFETY: repr(C) over atomics only (RawEventCount, RawMutex, Side: repr(C)
-// atomics; Awake: a transparent atomic), each group padded to 128 bytes: no pointers, every bit pattern
+// atomics; Awake: a transparent atomic; Spares: repr(C) atomics holding
+// ids that are checked when used), each group padded to 128 bytes: no pointers, every bit pattern
 // valid (positions are checked by the protocol, lock words by the mutex),
 // all interior-mutable.
 unsafe impl ShmSafe for LaneWords {
@@ -464,6 +468,22 @@ pub(crate) struct Lane {
     /// The channel's socket pair as this lane uses it (none for a channel
     /// opened by name): see `post.rs`.
     post: Option<LanePost>,
+    /// This process's mappings of the lane's reused spill segments.
+    spill_cache: spill::SpillCache,
+}
+
+impl Drop for Lane {
+    /// The channel's creator process closes the spill slots on its way
+    /// out, so a dropped channel keeps no spare segment (`spill.rs`).
+    fn drop(&mut self) {
+        // The pid first: another process makes no token on its way out.
+        if let Some(owner) = self.spill_owner
+            && owner.pid == crate::sys::process::pid()
+            && crate::owner::token::current().is_ok_and(|me| me == owner)
+        {
+            spill::close_spares(&self.words.spares);
+        }
+    }
 }
 
 impl Lane {
@@ -487,6 +507,7 @@ impl Lane {
             #[cfg(feature = "async")]
             async_words: std::sync::OnceLock::new(),
             post: None,
+            spill_cache: spill::SpillCache::default(),
         })
     }
 
@@ -834,7 +855,7 @@ impl Lane {
         if let Some(stop) = ends.send_stop() {
             return Err(stop); // no spill segment for a send that cannot happen
         }
-        let reference = spill::spill_out(msg, self.spill_owner)?;
+        let reference = self.spill_out(msg)?;
         self.send_record(&reference, TAG_SPILL, wait, ends).inspect_err(|_| spill::discard(&reference))
     }
 
@@ -851,10 +872,28 @@ impl Lane {
             rec.extend_from_slice(msg);
             return self.send_record_with(&rec, TAG_INLINE | PARCEL, wait, ends, Some(fds));
         }
-        let reference = spill::spill_out(msg, self.spill_owner)?;
+        let reference = self.spill_out(msg)?;
         rec.extend_from_slice(&reference);
         self.send_record_with(&rec, TAG_SPILL | PARCEL, wait, ends, Some(fds))
             .inspect_err(|_| spill::discard(&reference))
+    }
+
+    /// Writes `msg` into a spill segment, reused if the lane has a spare
+    /// (`spill.rs`): the reference to send.
+    pub(crate) fn spill_out(&self, msg: &[u8]) -> Result<Vec<u8>> {
+        match self.spill_owner {
+            Some(owner) => spill::reuse_out(&self.words.spares, &self.spill_cache, msg, owner),
+            None => spill::spill_out(msg, None),
+        }
+    }
+
+    /// Reads the message a spill reference names into `out`, handing a
+    /// reused segment back to the lane.
+    pub(crate) fn spill_in(&self, reference: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        match self.spill_owner {
+            Some(owner) => spill::reuse_in(&self.words.spares, &self.spill_cache, owner, reference, out),
+            None => spill::spill_in(reference, out),
+        }
     }
 
     /// Whether a parcel of `fds` can be sent at all (a socket, not too
@@ -1022,7 +1061,7 @@ impl Lane {
             TAG_INLINE => Ok(()),
             TAG_SPILL => {
                 let reference = std::mem::take(out);
-                spill::spill_in(&reference, out).map_err(Stop::Failed)
+                self.spill_in(&reference, out).map_err(Stop::Failed)
             }
             _ => Err(Stop::Failed(Error::Corrupt { what: "channel record tag" })),
         }
@@ -1035,7 +1074,7 @@ mod tests {
 
     #[test]
     fn layout_is_stable() {
-        assert_eq!(core::mem::size_of::<LaneWords>(), 6 * 128);
+        assert_eq!(core::mem::size_of::<LaneWords>(), 7 * 128);
         assert_eq!(core::mem::align_of::<LaneWords>(), 128);
     }
 

@@ -495,7 +495,7 @@ impl Lane {
             if let Some(stop) = ends.send_stop() {
                 return Err(stop); // no spill segment for a send that cannot happen
             }
-            let reference = spill::spill_out(msg, self.spill_owner())?;
+            let reference = self.spill_out(msg)?;
             (reference.clone(), TAG_SPILL, SpillGuard(Some(reference)))
         };
         let mut sleep = LaneSleep::new(self, Side::Sending);
@@ -526,7 +526,7 @@ impl Lane {
             rec.extend_from_slice(msg);
             (TAG_INLINE | PARCEL, SpillGuard(None))
         } else {
-            let reference = spill::spill_out(msg, self.spill_owner())?;
+            let reference = self.spill_out(msg)?;
             rec.extend_from_slice(&reference);
             (TAG_SPILL | PARCEL, SpillGuard(Some(reference)))
         };

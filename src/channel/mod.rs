@@ -38,13 +38,14 @@
 //! # Inside
 //!
 //! A channel is a [`Queue`](crate::Queue) marked as a channel, and every
-//! channel of the crate runs on one engine (`lane.rs`): a lane is six words
+//! channel of the crate runs on one engine (`lane.rs`): a lane is seven words
 //! and a byte buffer in shared memory, and one send/receive path that tries
 //! under a robust lock, spins, sleeps on an eventcount and asks the OS
 //! about dead peers. `Queue`, `JoinableQueue`, typed channels and `Pipe`
 //! differ only in what ends a call (the engine's `Ends`). Messages too
 //! large for the buffer travel through a spill segment (`spill.rs`, also
-//! used by the process start channel and the pool). How a typed channel
+//! used by the process start channel and the pool), which the receiver
+//! hands back to the lane for the next big message. How a typed channel
 //! counts its ends is described in `typed.rs`.
 
 #[macro_use]

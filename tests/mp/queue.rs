@@ -847,8 +847,12 @@ fn queue_producer_killed_before_commit_never_shows_a_torn_item() {
         f.wait_killed();
         pids.insert(f.pid());
         if big {
-            let left = spills_of(&[f.pid()].into());
-            assert_eq!(left.len(), 1, "the dead producer's spill segment: {left:?}");
+            // Its spill segment: a fresh one (named by its pid) or a spare
+            // it took, which an earlier producer or the parent made.
+            let mut all = pids.clone();
+            all.insert(std::process::id());
+            let left = spills_of(&all);
+            assert!(!left.is_empty(), "the dead producer's spill segment: {left:?}");
         }
         // B and the parent put while the parent consumes.
         let m = 60u64;
@@ -882,14 +886,19 @@ fn queue_producer_killed_before_commit_never_shows_a_torn_item() {
         assert_eq!(order.count(3, round), m);
         assert!(matches!(q.try_get(), Err(TryGetError::Empty)), "nothing else in the queue");
         assert_eq!(q.qsize(), 0);
-        dead_spills += clean_spills(&pids);
+        // The queue is drained: the dead producer's segment and the spares
+        // the queue keeps for reuse (named by whoever made them, the
+        // parent too) are all that is left.
+        let mut all = pids.clone();
+        all.insert(std::process::id());
+        dead_spills += clean_spills(&all);
     }
     eprintln!(
         "producer killed before commit: {} rounds, {dead_spills} dead producers' spill segments removed",
         sweep(12)
     );
     // Big rounds are those with `round % 3 == 2` among `0..sweep(12)`.
-    assert_eq!(dead_spills as u64, sweep(12) / 3, "one spill segment per big round, none else");
+    assert!(dead_spills as u64 >= sweep(12) / 3, "one spill segment per big round at least (and the spares)");
     drop(q);
     assert_no_own_spills();
     ctx.finish();
@@ -1336,8 +1345,9 @@ mod words {
     use super::hdr;
     pub(super) const HEAD: u64 = hdr::SIZE;
     pub(super) const TAIL: u64 = hdr::SIZE + 128;
-    /// After the lane's six words (128 bytes each).
-    pub(super) const CAPACITY: u64 = hdr::SIZE + 6 * 128;
+    /// After the lane's seven words (128 bytes each: the seventh holds the
+    /// spill spares).
+    pub(super) const CAPACITY: u64 = hdr::SIZE + 7 * 128;
     /// The producers' and consumers' counts of callers awake (after each
     /// side's 16-byte lock).
     pub(super) const SENDERS_AWAKE: u64 = hdr::SIZE + 4 * 128 + 16;
