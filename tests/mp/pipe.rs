@@ -31,7 +31,7 @@ mod pipe_words {
     use super::hdr;
     /// Direction `d`'s `head` (its `tail` is 128 bytes further).
     pub(super) const fn head(d: u64) -> u64 {
-        hdr::SIZE + 1920 + d * 768
+        hdr::SIZE + 1920 + d * 896
     }
     pub(super) const fn tail(d: u64) -> u64 {
         head(d) + 128
