@@ -29,8 +29,9 @@
 //! measured by `benches/python/pool_socket.py` (`Pool(2).apply_async(echo,
 //! (conn,))`, fork, the socket pickled through `multiprocessing.reduction`;
 //! Python 3.11.7, 2 CPUs, "Intel(R) Xeon(R) Processor"; the best of 6
-//! runs, all while cargo builds kept the CPUs busy, the others 466 to
-//! 914 us, so a quiet machine may do better): [`PYTHON_US`].
+//! runs while cargo builds kept the CPUs busy, the others 466 to 914 us;
+//! three runs on the idle machine gave 700, 700 and 850 us, so the figure
+//! used is the one most favourable to Python): [`PYTHON_US`].
 //!
 //! Nothing is pinned: the caller (client and acceptor), the pool's thread
 //! and the two workers share the 2 CPUs.
