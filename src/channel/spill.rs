@@ -138,6 +138,43 @@ pub(crate) struct Spares {
     pub(crate) slots: [crate::loom::atomic::AtomicU64; SPARES],
 }
 
+impl Spares {
+    /// Takes the id of a spare from a slot (leaving it `EMPTY`), starting
+    /// after the slots already tried (`from`): the id and the next slot to
+    /// try, or `None` when no slot holds one. From then on the caller is
+    /// the segment's only holder.
+    pub(crate) fn take(&self, from: usize) -> Option<(u64, usize)> {
+        use crate::loom::atomic::Ordering as O;
+        for (i, slot) in self.slots.iter().enumerate().skip(from) {
+            // Relaxed: a guess, confirmed by the compare-exchange.
+            let id = slot.load(O::Relaxed);
+            if id == EMPTY || id == CLOSED {
+                continue;
+            }
+            // Acquire: the receiver's reads (and its hand-back) happen-before
+            // our writes. The id is read once, here.
+            if slot.compare_exchange(id, EMPTY, O::Acquire, O::Relaxed).is_ok() {
+                return Some((id, i + 1));
+            }
+        }
+        None
+    }
+
+    /// Puts `id` into an empty slot: `false` if none is empty (or the
+    /// slots are closed), and then the caller still holds it.
+    pub(crate) fn put(&self, id: u64) -> bool {
+        use crate::loom::atomic::Ordering as O;
+        // Release: our reads happen-before the next sender's writes.
+        self.slots.iter().any(|slot| slot.compare_exchange(EMPTY, id, O::Release, O::Relaxed).is_ok())
+    }
+
+    /// Closes every slot: the ids that were in them (now the caller's).
+    pub(crate) fn close(&self) -> Vec<u64> {
+        let ids = self.slots.iter().map(|slot| slot.swap(CLOSED, crate::loom::atomic::Ordering::AcqRel));
+        ids.filter(|&id| id != EMPTY && id != CLOSED).collect()
+    }
+}
+
 /// The name of the reused spill segment `id`: its creating process's pid
 /// (the high 24 bits) and 40 random bits, so tests and tools that look for
 /// `spill.<pid>.*` find it like any spill segment.
@@ -220,20 +257,9 @@ impl SpillCache {
 /// creates one recorded under `owner`. Returns the reference.
 pub(crate) fn reuse_out(spares: &Spares, cache: &SpillCache, msg: &[u8], owner: Token) -> Result<Vec<u8>> {
     let mut got = None;
-    for slot in &spares.slots {
-        // Relaxed: a guess, confirmed by the compare-exchange.
-        let id = slot.load(crate::loom::atomic::Ordering::Relaxed);
-        if id == EMPTY || id == CLOSED {
-            continue;
-        }
-        // Acquire: the receiver's reads (and its hand-back) happen-before
-        // our writes. The id is read once, here.
-        if slot
-            .compare_exchange(id, EMPTY, crate::loom::atomic::Ordering::Acquire, crate::loom::atomic::Ordering::Relaxed)
-            .is_err()
-        {
-            continue;
-        }
+    let mut from = 0;
+    while let Some((id, next)) = spares.take(from) {
+        from = next;
         match cache.get(id, owner) {
             Some(seg) if seg.len() >= msg.len() => {
                 got = Some((id, seg));
@@ -304,12 +330,8 @@ pub(crate) fn reuse_in(
 
 /// Hands segment `id` back to an empty slot, or unlinks it.
 fn give_back(spares: &Spares, cache: &SpillCache, id: u64) {
-    use crate::loom::atomic::Ordering as O;
-    for slot in &spares.slots {
-        // Release: our reads happen-before the next sender's writes.
-        if slot.compare_exchange(EMPTY, id, O::Release, O::Relaxed).is_ok() {
-            return;
-        }
+    if spares.put(id) {
+        return;
     }
     cache.forget(id);
     let _ = Segment::unlink(&reusable_name(id));
@@ -318,11 +340,8 @@ fn give_back(spares: &Spares, cache: &SpillCache, id: u64) {
 /// Closes the slots of a lane whose creator drops it: unlinks every spare
 /// segment, and no segment is kept from then on.
 pub(crate) fn close_spares(spares: &Spares) {
-    for slot in &spares.slots {
-        let id = slot.swap(CLOSED, crate::loom::atomic::Ordering::AcqRel);
-        if id != EMPTY && id != CLOSED {
-            let _ = Segment::unlink(&reusable_name(id));
-        }
+    for id in spares.close() {
+        let _ = Segment::unlink(&reusable_name(id));
     }
 }
 
