@@ -21,7 +21,8 @@
 //! - `queue_1MiB_one_way`: 1 MiB messages. `queue_4MiB_ring`: a queue
 //!   whose ring (`capacity_bytes(4 MiB)`) carries them inline;
 //!   `queue_default_ring`: the default 256 KiB ring, so each message goes
-//!   through a spill segment; `pipe` and `unix_socket`: the peer writes
+//!   through a spill segment (one the receiver handed back for reuse,
+//!   after the first few); `pipe` and `unix_socket`: the peer writes
 //!   4-byte length + 1 MiB frames, the parent reads each into one reused
 //!   buffer (no codec). The queue's messages are [`Blob`]s, a `Vec<u8>`
 //!   the codec copies as one byte string (`serde_bytes`' way; a plain
