@@ -124,14 +124,29 @@ pub(crate) fn collecting<T>(f: impl FnOnce() -> T) -> (T, Vec<OwnedFd>, Undo) {
 /// that encoding met a handle or descriptor, which then refused before
 /// doing anything ([`wants_scope`]), again inside one. `f` may run twice.
 pub(crate) fn encoding_message<T>(mut f: impl FnMut() -> T) -> (T, Vec<OwnedFd>, Undo) {
-    let outer = PROBE.with(|p| p.replace(PROBING));
-    let out = f();
-    let wanted = PROBE.with(|p| p.replace(outer)) == WANTED;
-    if !wanted {
-        return (out, Vec::new(), Undo::default());
+    match probing(&mut f) {
+        Some(out) => (out, Vec::new(), Undo::default()),
+        None => collecting(f),
     }
-    drop(out);
-    collecting(f)
+}
+
+/// Runs `f` as a probing encoding: its outcome, or `None` if it met a
+/// handle that wants a collecting scope (the outcome is then dropped).
+fn probing<T>(f: &mut impl FnMut() -> T) -> Option<T> {
+    /// Puts the thread's previous probe state back if `f` panics.
+    struct Back(Option<u8>);
+    impl Drop for Back {
+        fn drop(&mut self) {
+            if let Some(outer) = self.0 {
+                PROBE.with(|p| p.set(outer));
+            }
+        }
+    }
+    let mut back = Back(Some(PROBE.with(|p| p.replace(PROBING))));
+    let out = f();
+    let outer = back.0.take().unwrap_or(IDLE);
+    let wanted = PROBE.with(|p| p.replace(outer)) == WANTED;
+    (!wanted).then_some(out)
 }
 
 /// Called first by every handle's `Serialize`: `true` during a probing
@@ -195,14 +210,13 @@ impl Collector {
     /// [`encoding_message`]); `reset` runs before a second run.
     #[cfg(feature = "pool")]
     pub(crate) fn collect_if_needed<T>(&mut self, mut f: impl FnMut() -> T, reset: impl FnOnce()) -> T {
-        let outer = PROBE.with(|p| p.replace(PROBING));
-        let out = f();
-        if PROBE.with(|p| p.replace(outer)) != WANTED {
-            return out;
+        match probing(&mut f) {
+            Some(out) => out,
+            None => {
+                reset();
+                self.collect(f)
+            }
         }
-        drop(out);
-        reset();
-        self.collect(f)
     }
 
     /// Descriptors collected so far.
