@@ -18,40 +18,9 @@ use std::time::Duration;
 
 use shmproc::{Fd, JoinError, JoinableQueue, Lock, Pipe, Process, Queue, StartMethod};
 
-/// The hang guard of every wait in these tests.
-const GUARD: Duration = Duration::from_secs(30);
-
-const METHODS: [StartMethod; 3] = [StartMethod::Spawn, StartMethod::ForkServer, StartMethod::Fork];
-
-type Outcome = Result<(), String>;
-
-/// Runs `scenario(m)` for each start method, each in a dedicated child.
-fn each_method(scenario: fn(StartMethod) -> Outcome) {
-    for m in METHODS {
-        let mut p = Process::builder().start_method(StartMethod::Spawn).spawn(scenario, m).expect("start");
-        match p.join_timeout(GUARD * 2) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => panic!("{m:?}: {e}"),
-            Err(e) => {
-                let _ = p.kill();
-                panic!("{m:?}: {e}");
-            }
-        }
-    }
-}
-
-/// Open descriptors of this process (a dedicated child: see the module docs).
-fn open_fds() -> usize {
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
-}
-
-fn check(cond: bool, what: &str) -> Outcome {
-    if cond { Ok(()) } else { Err(what.to_owned()) }
-}
-
-fn e<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
-    move |err| format!("{what}: {err}")
-}
+#[path = "common/scenarios.rs"]
+mod scenarios;
+use scenarios::{GUARD, Outcome, check, e, each_method, open_fds};
 
 // -- a TcpListener passed to a child that accepts ---------------------------
 

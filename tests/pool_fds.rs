@@ -17,48 +17,12 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::fd::OwnedFd;
-use std::time::Duration;
 
-use shmproc::{Error, Fd, Pool, Process, ProcessPoolExecutor, Queue, StartMethod, TaskError};
+use shmproc::{Error, Fd, Pool, ProcessPoolExecutor, Queue, StartMethod, TaskError};
 
-/// The hang guard of every wait in these tests.
-const GUARD: Duration = Duration::from_secs(30);
-
-const METHODS: [StartMethod; 3] = [StartMethod::Spawn, StartMethod::ForkServer, StartMethod::Fork];
-
-type Outcome = Result<(), String>;
-
-/// Runs `scenario(m)` for each start method, each in a dedicated child.
-fn each_method(scenario: fn(StartMethod) -> Outcome) {
-    for m in METHODS {
-        let mut p = Process::builder().start_method(StartMethod::Spawn).spawn(scenario, m).expect("start");
-        match p.join_timeout(GUARD * 4) {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => panic!("{m:?}: {e}"),
-            Err(e) => {
-                let _ = p.kill();
-                panic!("{m:?}: {e}");
-            }
-        }
-    }
-}
-
-/// Open descriptors of this process (a dedicated child: see the module
-/// docs).
-fn open_fds() -> usize {
-    // Finished children stay registered (with their pidfds) until the
-    // next look: Python's `active_children()` settles them.
-    let _ = shmproc::active_children();
-    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
-}
-
-fn check(cond: bool, what: &str) -> Outcome {
-    if cond { Ok(()) } else { Err(what.to_owned()) }
-}
-
-fn e<E: std::fmt::Display>(what: &'static str) -> impl Fn(E) -> String {
-    move |err| format!("{what}: {err}")
-}
+#[path = "common/scenarios.rs"]
+mod scenarios;
+use scenarios::{GUARD, Outcome, check, e, each_method, open_fds};
 
 fn pool(m: StartMethod) -> Result<Pool, String> {
     Pool::builder().processes(2).start_method(m).build().map_err(e("pool"))
