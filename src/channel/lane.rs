@@ -404,13 +404,26 @@ fn take(lock: &RawMutex, wait: Wait) -> Result<Option<LockedBy<'_>>, Stop> {
         Wait::Forever => lock.lock(None),
         Wait::Until(d) => lock.lock(Some(d)),
     };
+    held(lock, got, wait == Wait::No)
+}
+
+/// Takes one of a lane's robust locks if it is free now (a dead holder's
+/// is taken over, as in [`take`]); `Ok(None)` if it is held.
+#[cfg(feature = "pool")]
+fn take_if_free(lock: &RawMutex) -> Result<Option<LockedBy<'_>>, Stop> {
+    held(lock, lock.try_lock(), true)
+}
+
+/// What a lock attempt got: the lock, `Ok(None)` for a busy lock if the
+/// caller does not wait (`no_wait`), or the error.
+fn held(lock: &RawMutex, got: Result<Acquired, Fail>, no_wait: bool) -> Result<Option<LockedBy<'_>>, Stop> {
     match got {
         Ok(Acquired::Clean) => Ok(Some(LockedBy(lock))),
         Ok(Acquired::OwnerDied) => {
             lock.mark_consistent();
             Ok(Some(LockedBy(lock)))
         }
-        Err(Fail::WouldBlock | Fail::Timeout) if wait == Wait::No => Ok(None),
+        Err(Fail::WouldBlock | Fail::Timeout) if no_wait => Ok(None),
         Err(Fail::WouldBlock | Fail::Timeout) => Err(Stop::Timeout),
         Err(Fail::Os(e)) => Err(Stop::Failed(Error::os("liveness token", e))),
         Err(Fail::Deadlock) => Err(Stop::Failed(Error::Deadlock)),
@@ -846,6 +859,52 @@ impl Lane {
         }
     }
 
+    /// Publishes plain inline records, `buf[from..ends[0]]`, then
+    /// `buf[ends[0]..ends[1]]` and so on (each at most
+    /// [`max_message`](Self::max_message) bytes), in order under one hold
+    /// of the send lock and with one wake-up, never waiting for room: the
+    /// number published, which stops at the first record that does not fit
+    /// (0 also when another sender keeps the lock past a `try_`'s brief
+    /// wait).
+    #[cfg(feature = "pool")]
+    pub(crate) fn send_many<E: Ends>(&self, buf: &[u8], from: usize, ends: &[usize], stops: &E) -> Result<usize, Stop> {
+        if let Some(stop) = stops.send_stop() {
+            return Err(stop);
+        }
+        let Some(locked) = take(&self.words.sending.lock, Wait::No)? else { return Ok(0) };
+        let pos = self.words.positions();
+        let mut core = ByteProducerCore::attach_cached(&pos, self.head_hint.load(StdOrdering::Relaxed));
+        let (cap, max) = (self.buf.capacity(), self.max_messages);
+        let mut sent = 0;
+        let mut start = from;
+        let result = (|| -> Result<(), Stop> {
+            for &end in ends {
+                let rec = buf.get(start..end).ok_or(Stop::Failed(Error::InvalidArgument { what: "record bounds" }))?;
+                if rec.len() as u64 > self.max_message() {
+                    let max = self.max_message() as usize;
+                    return Err(Stop::Failed(Error::TooLarge { len: rec.len(), max }));
+                }
+                if max != 0 && core.messages_upper_bound() >= max && core.messages(&pos, cap)? >= max {
+                    return Ok(());
+                }
+                if !core.push(&pos, &self.buf, rec, TAG_INLINE)? {
+                    return Ok(());
+                }
+                sent += 1;
+                start = end;
+            }
+            Ok(())
+        })();
+        // Stored under the lock, as in `try_send`.
+        self.head_hint.store(core.head_hint(), StdOrdering::Relaxed);
+        drop(locked);
+        if sent > 0 {
+            self.words.readable.notify_one_from_here(&self.words.receiving.awake);
+            return Ok(sent); // an error recurs at the next send
+        }
+        result.map(|()| 0)
+    }
+
     /// Sends `msg` whole: inline if it fits, else through a spill segment
     /// whose reference is the record.
     pub(crate) fn send_message<E: Ends>(&self, msg: &[u8], wait: Wait, ends: &E) -> Result<(), Stop> {
@@ -1044,6 +1103,50 @@ impl Lane {
                 return self.take_record(out, wait, hook, fds, E::DISCARDS)?.ok_or(Stop::Disconnected);
             }
         }
+    }
+
+    /// Takes up to `max` more plain inline records (no spill reference, no
+    /// parcel) under one hold of the receive lock, if the lock is free, and
+    /// never waits: each record's bytes are appended to `out` and its end
+    /// offset in `out` pushed to `ends`. `hook` runs on each record's bytes
+    /// before it leaves the ring, as in [`recv_record`](Self::recv_record).
+    /// Stops at the first record of another kind, leaving it for
+    /// `recv_record`. The number taken.
+    #[cfg(feature = "pool")]
+    pub(crate) fn recv_more(
+        &self,
+        out: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+        max: usize,
+        hook: &mut dyn FnMut(&[u8]),
+    ) -> Result<usize, Stop> {
+        if max == 0 {
+            return Ok(0);
+        }
+        let Some(locked) = take_if_free(&self.words.receiving.lock)? else { return Ok(0) };
+        let pos = self.words.positions();
+        let mut core = ByteConsumerCore::attach_cached(&pos, self.tail_hint.load(StdOrdering::Relaxed));
+        let mut taken = 0;
+        let result = loop {
+            if taken == max {
+                break Ok(());
+            }
+            match core.pop_append_then(&pos, &self.buf, out, |tag| tag == TAG_INLINE, |bytes, _| hook(bytes)) {
+                Ok(Some(_)) => {
+                    taken += 1;
+                    ends.push(out.len());
+                }
+                Ok(None) => break Ok(()),
+                Err(e) => break Err(e),
+            }
+        };
+        self.tail_hint.store(core.tail_hint(), StdOrdering::Relaxed);
+        drop(locked);
+        if taken > 0 {
+            self.words.writable.notify_one_from_here(&self.words.sending.awake);
+            return Ok(taken); // an error recurs at the next receive
+        }
+        result.map(|()| 0).map_err(Stop::from)
     }
 
     /// Receives one message into `out`, replacing a spill reference by the

@@ -1349,6 +1349,39 @@ impl<T> Queue<T> {
     }
 
     #[cfg(feature = "pool")]
+    /// Puts plain inline records, `buf[from..ends[0]]`,
+    /// `buf[ends[0]..ends[1]]` and so on, in order under one lock hold and with one wake-up,
+    /// never waiting for room: the number put (a prefix of them). Each must
+    /// be at most [`max_inline`](Queue::max_inline) bytes.
+    pub(crate) fn put_raw_many(&self, buf: &[u8], from: usize, ends: &[usize]) -> Result<usize, Stop> {
+        self.role(End::Send)?;
+        self.inner.lane.send_many(buf, from, ends, &*self.inner)
+    }
+
+    #[cfg(feature = "pool")]
+    /// Takes up to `max` more plain inline records without waiting, under
+    /// one lock hold if the lock is free: each record's bytes are appended
+    /// to `out`, its end offset pushed to `ends`, and `hook` runs on it
+    /// inside the get critical section as in
+    /// [`get_raw_then`](Queue::get_raw_then). It stops at a spilled record
+    /// or one with descriptors (a `get_raw_then` takes those). The number
+    /// taken. Not for a `JoinableQueue` (its taken counts are kept by
+    /// `get_raw_then` only): 0 there.
+    pub(crate) fn get_raw_more(
+        &self,
+        out: &mut Vec<u8>,
+        ends: &mut Vec<usize>,
+        max: usize,
+        hook: &mut dyn FnMut(&[u8]),
+    ) -> Result<usize, Stop> {
+        if self.joinable() {
+            return Ok(0);
+        }
+        self.role(End::Recv)?;
+        self.inner.lane.recv_more(out, ends, max, hook)
+    }
+
+    #[cfg(feature = "pool")]
     /// The largest record [`put_raw_parcel`](Queue::put_raw_parcel) sends
     /// inline with descriptors (a parcel's id takes 8 bytes).
     pub(crate) fn max_inline_parcel(&self) -> usize {
@@ -1969,5 +2002,67 @@ impl<'de, T> serde::Deserialize<'de> for JoinableQueue<T> {
             return Err(D::Error::custom(Error::InvalidArgument { what: "a Queue, not a JoinableQueue" }));
         }
         Ok(JoinableQueue { q })
+    }
+}
+
+#[cfg(all(test, feature = "pool", not(shmproc_loom)))]
+mod raw_batch_tests {
+    use super::*;
+
+    /// Records `i` of `n`, `len` bytes each, one after the other, and
+    /// where each ends.
+    fn records(n: u8, len: usize) -> (Vec<u8>, Vec<usize>) {
+        let mut buf = Vec::new();
+        let mut ends = Vec::new();
+        for i in 0..n {
+            buf.extend(std::iter::repeat_n(i, len));
+            ends.push(buf.len());
+        }
+        (buf, ends)
+    }
+
+    /// `put_raw_many` puts the prefix that fits; `get_raw_more` takes up
+    /// to its limit, hooking each record, in order.
+    #[test]
+    fn many_records_go_in_and_out_under_one_lock() {
+        let q = Queue::<u8>::builder().capacity_bytes(256).build().expect("queue");
+        let (buf, ends) = records(10, 40);
+        let put = q.put_raw_many(&buf, 0, &ends).expect("put");
+        assert!((1..10).contains(&put), "a prefix fits in 256 bytes: {put}");
+        // The rest, from where the put stopped, once there is room.
+        let (mut out, mut got_ends, mut hooked) = (Vec::new(), Vec::new(), Vec::new());
+        let took = q.get_raw_more(&mut out, &mut got_ends, 3, &mut |b| hooked.push(b[0])).expect("get");
+        assert_eq!((took, hooked.as_slice()), (3, &[0u8, 1, 2][..]));
+        assert_eq!(got_ends, vec![40, 80, 120]);
+        let again = q.put_raw_many(&buf, ends[put - 1], &ends[put..]).expect("put");
+        assert!(again >= 1);
+        let took = q.get_raw_more(&mut out, &mut got_ends, 100, &mut |b| hooked.push(b[0])).expect("get");
+        assert_eq!(took, put + again - 3);
+        let want: Vec<u8> = (0..(put + again) as u8).collect();
+        assert_eq!(hooked, want);
+        assert_eq!(out, buf[..out.len()]);
+        assert_eq!(q.get_raw_more(&mut out, &mut got_ends, 100, &mut |_| {}).expect("get"), 0, "empty");
+    }
+
+    /// A record with descriptors is left for `get_raw_then`: the batch
+    /// stops before it.
+    #[test]
+    fn a_batch_stops_at_a_record_with_descriptors() {
+        let q = Queue::<u8>::new(0).expect("queue");
+        let fd: OwnedFd = std::fs::File::open("/dev/null").expect("open").into();
+        q.put_raw(b"plain-1", Wait::No).expect("put");
+        q.put_raw_parcel(b"with-fd", &[fd], Wait::No).expect("put");
+        q.put_raw(b"plain-2", Wait::No).expect("put");
+        let (mut out, mut ends) = (Vec::new(), Vec::new());
+        assert_eq!(q.get_raw_more(&mut out, &mut ends, 10, &mut |_| {}).expect("get"), 1);
+        assert_eq!(out, b"plain-1");
+        assert_eq!(q.get_raw_more(&mut out, &mut ends, 10, &mut |_| {}).expect("get"), 0);
+        let (mut rec, mut fds) = (Vec::new(), Vec::new());
+        q.get_raw_then(&mut rec, Wait::No, &mut |_| {}, &mut fds).expect("get");
+        assert_eq!((rec.as_slice(), fds.len()), (&b"with-fd"[..], 1));
+        out.clear();
+        ends.clear();
+        assert_eq!(q.get_raw_more(&mut out, &mut ends, 10, &mut |_| {}).expect("get"), 1);
+        assert_eq!(out, b"plain-2");
     }
 }

@@ -21,7 +21,7 @@ use crate::process::forkserver::PrivateServer;
 use crate::process::handle::{Process, ProcessBuilder};
 use crate::process::start::StartMethod;
 use crate::shm::fnref::FnRef;
-use crate::shm::handoff::{Received, Undo};
+use crate::shm::handoff::Received;
 use crate::sys::signal::{self, InterruptibleWait, SigintHook};
 
 /// Where a job's outcome goes: a result handle, a map's collector, ...
@@ -268,6 +268,8 @@ impl Engine {
             interrupts,
             buf: Vec::new(),
             fds: Vec::new(),
+            more: Vec::new(),
+            more_ends: Vec::new(),
             poke: false,
             ready: Vec::new(),
             routed: Vec::new(),
@@ -465,20 +467,81 @@ impl Shared {
                 st.jobs.insert(*id, JobEntry { sink: sink.clone(), chunk: *chunk });
             }
         }
-        let mut rest = jobs.drain(..);
-        while let Some((id, record, _)) = rest.next() {
-            if let Err(e) = self.enqueue(record) {
-                let mut st = self.state.lock();
-                st.jobs.remove(&id);
-                let mut undo = Vec::new();
-                for (id, record, _) in rest.by_ref() {
-                    st.jobs.remove(&id);
-                    undo.push(record.undo);
-                }
-                drop(st);
-                undo.into_iter().for_each(Undo::run);
-                return Err(e);
+        if let Err(e) = self.enqueue_many(jobs) {
+            let mut st = self.state.lock();
+            for (id, _, _) in jobs.iter() {
+                st.jobs.remove(id);
             }
+            drop(st);
+            for (_, record, _) in jobs.drain(..) {
+                discard_spilled(&record.bytes);
+                record.undo.run();
+            }
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Spills `record` if it is too large to travel inline.
+    fn spill_if_large(&self, record: &mut TaskRecord) -> Result<()> {
+        let max = if record.fds.is_empty() { self.tasks.max_inline() } else { self.tasks.max_inline_parcel() };
+        if record.bytes.len() > max {
+            let reference = crate::channel::spill::spill_out(&record.bytes, self.tasks.spill_owner())?;
+            record.bytes = wire::spilled(wire::job_id(&record.bytes), &reference);
+        }
+        Ok(())
+    }
+
+    /// [`enqueue`](Self::enqueue) for the records of `jobs`, in order: the
+    /// runs of records without descriptors go into the task queue together
+    /// (one lock hold and one wake-up per run), the others one by one; what
+    /// does not fit goes to the backlog. `jobs` is emptied, except on
+    /// error: then it holds the records neither queued nor backlogged (the
+    /// caller gives them back, spilled ones included).
+    fn enqueue_many(&self, jobs: &mut Vec<(u64, TaskRecord, u64)>) -> Result<()> {
+        for (_, record, _) in jobs.iter_mut() {
+            self.spill_if_large(record)?;
+        }
+        let mut backlog = self.backlog.lock();
+        let mut queued = 0;
+        let (mut stage, mut ends) = (Vec::new(), Vec::new());
+        while queued < jobs.len() && backlog.is_empty() {
+            let rest = &jobs[queued..];
+            let plain = rest.iter().position(|(_, r, _)| !r.fds.is_empty()).unwrap_or(rest.len());
+            let put = if plain > 0 {
+                stage.clear();
+                ends.clear();
+                for (_, record, _) in &rest[..plain] {
+                    stage.extend_from_slice(&record.bytes);
+                    ends.push(stage.len());
+                }
+                self.tasks.put_raw_many(&stage, 0, &ends)
+            } else {
+                let record = &rest[0].1;
+                self.tasks.put_raw_parcel(&record.bytes, &record.fds, Wait::No).map(|()| 1)
+            };
+            match put {
+                Ok(n) => {
+                    queued += n;
+                    if n < plain.max(1) {
+                        break; // the queue is full
+                    }
+                }
+                Err(Stop::Failed(e)) => {
+                    // Sent: the workers that take them own what they lent.
+                    jobs.drain(..queued);
+                    return Err(e);
+                }
+                Err(_) => break,
+            }
+        }
+        for (_, record, _) in jobs.drain(..queued) {
+            // Sent: the workers that take them own what they lent.
+            wire::recycle(record.bytes);
+        }
+        if !jobs.is_empty() {
+            backlog.extend(jobs.drain(..).map(|(_, record, _)| record));
+            self.backlogged.store(true, Ordering::Relaxed);
         }
         Ok(())
     }
@@ -488,21 +551,18 @@ impl Shared {
     /// the supervisor feeds in. Never blocks on a full queue. On error
     /// what the record's encoding took is given back.
     fn enqueue(&self, mut record: TaskRecord) -> Result<()> {
-        let max = if record.fds.is_empty() { self.tasks.max_inline() } else { self.tasks.max_inline_parcel() };
-        if record.bytes.len() > max {
-            match crate::channel::spill::spill_out(&record.bytes, self.tasks.spill_owner()) {
-                Ok(reference) => record.bytes = wire::spilled(wire::job_id(&record.bytes), &reference),
-                Err(e) => {
-                    record.undo.run();
-                    return Err(e);
-                }
-            }
+        if let Err(e) = self.spill_if_large(&mut record) {
+            record.undo.run();
+            return Err(e);
         }
         let mut backlog = self.backlog.lock();
         if backlog.is_empty() {
             match self.tasks.put_raw_parcel(&record.bytes, &record.fds, Wait::No) {
                 // Sent: the worker that takes it owns what it lent.
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    wire::recycle(record.bytes);
+                    return Ok(());
+                }
                 Err(Stop::Failed(e)) => {
                     discard_spilled(&record.bytes);
                     record.undo.run();
@@ -620,6 +680,17 @@ impl Shared {
         }
     }
 
+    /// Empties slot `i` (its worker is gone or not started yet): the job it
+    /// named in `JOB`, and those in `HELD` (0 where none).
+    fn take_slot(&self, i: usize) -> (u64, [u64; table::HELD.end - table::HELD.start]) {
+        let mut held = [0; table::HELD.end - table::HELD.start];
+        let Some(slot) = self.table.slot(i) else { return (0, held) };
+        for (id, word) in held.iter_mut().zip(&slot[table::HELD]) {
+            *id = word.swap(0, Ordering::SeqCst);
+        }
+        (slot[table::JOB].swap(0, Ordering::SeqCst), held)
+    }
+
     /// The slot of the worker running job `id`, if one is.
     pub(crate) fn slot_of(&self, id: u64) -> Option<usize> {
         self.table.slots().iter().position(|s| s[table::JOB].load(Ordering::SeqCst) == id)
@@ -694,6 +765,10 @@ struct Supervisor {
     buf: Vec<u8>,
     /// The descriptors that came with the record in `buf`.
     fds: Vec<std::os::fd::OwnedFd>,
+    /// Plain records taken in one go (`take_queued`): their bytes, one
+    /// after the other, and the end of each.
+    more: Vec<u8>,
+    more_ends: Vec<usize>,
     /// A WAKE record arrived: housekeeping now.
     poke: bool,
     /// Outcomes taken from the result queue, not yet delivered: routed in
@@ -723,9 +798,7 @@ impl Supervisor {
         if let Some(s) = &self.server {
             b = b.via_server(s.clone());
         }
-        if let Some(slot) = sh.table.slot(i) {
-            slot[table::JOB].store(0, Ordering::SeqCst);
-        }
+        sh.take_slot(i);
         let base = WorkerBase {
             tasks: sh.tasks.clone(),
             results: sh.results.clone(),
@@ -733,6 +806,7 @@ impl Supervisor {
             slot: i as u32,
             anchor: sh.anchor,
             max_tasks: sh.config.max_tasks,
+            batch: !sh.config.on_demand && sh.config.task_timeout.is_none(),
         };
         let proc = (sh.config.spawner)(b, base)?;
         Ok(Worker { proc, seen: None, killed: None, stop_sent: false })
@@ -750,10 +824,11 @@ impl Supervisor {
             match self.shared.results.get_raw_then(&mut self.buf, Wait::after(tick), &mut |_| {}, &mut self.fds) {
                 Ok(()) => {
                     self.on_record();
-                    for _ in 0..BATCH {
-                        match self.shared.results.get_raw_then(&mut self.buf, Wait::No, &mut |_| {}, &mut self.fds) {
-                            Ok(()) => self.on_record(),
-                            _ => break,
+                    let mut taken = 1;
+                    while taken < BATCH {
+                        match self.take_queued() {
+                            0 => break,
+                            n => taken += n,
                         }
                         if self.ready.len() >= DELIVER_BATCH {
                             self.deliver_ready();
@@ -781,16 +856,50 @@ impl Supervisor {
         }
     }
 
+    /// Takes the records queued now without waiting: the plain ones in
+    /// one go (one lock hold), or else one record of another kind (a
+    /// spilled result, one with descriptors); handles them. The number
+    /// taken (0: none queued, or the queue's lock is held).
+    fn take_queued(&mut self) -> usize {
+        let (mut more, mut ends) = (std::mem::take(&mut self.more), std::mem::take(&mut self.more_ends));
+        more.clear();
+        ends.clear();
+        let n = self.shared.results.get_raw_more(&mut more, &mut ends, DELIVER_BATCH, &mut |_| {}).unwrap_or(0);
+        let mut start = 0;
+        for &end in &ends {
+            self.on_bytes(&more[start..end], None);
+            start = end;
+        }
+        (self.more, self.more_ends) = (more, ends);
+        if n > 0 {
+            return n;
+        }
+        match self.shared.results.get_raw_then(&mut self.buf, Wait::No, &mut |_| {}, &mut self.fds) {
+            Ok(()) => {
+                self.on_record();
+                1
+            }
+            Err(_) => 0,
+        }
+    }
+
     /// Handles the record in `self.buf`.
     fn on_record(&mut self) {
         let rec = std::mem::take(&mut self.buf);
         let fds = Received::some(std::mem::take(&mut self.fds));
-        let id = wire::job_id(&rec);
-        match wire::kind(&rec) {
-            Ok(wire::RESULT) => self.on_result(id, &rec, fds),
+        self.on_bytes(&rec, fds);
+        self.buf = rec;
+    }
+
+    /// Handles one record from the result queue (with the descriptors that
+    /// came with it).
+    fn on_bytes(&mut self, rec: &[u8], fds: Option<Received>) {
+        let id = wire::job_id(rec);
+        match wire::kind(rec) {
+            Ok(wire::RESULT) => self.on_result(id, rec, fds),
             Ok(wire::SPILLED) => {
                 let mut full = Vec::new();
-                match crate::channel::spill::spill_in(wire::spill_reference(&rec), &mut full) {
+                match crate::channel::spill::spill_in(wire::spill_reference(rec), &mut full) {
                     Ok(()) => self.on_result(id, &full, fds),
                     Err(e) => self.ready.push((
                         id,
@@ -799,7 +908,7 @@ impl Supervisor {
                 }
             }
             Ok(wire::INIT_FAILED) => {
-                let (pid, m) = wire::parse_init_failed(&rec).unwrap_or((0, String::from("?")));
+                let (pid, m) = wire::parse_init_failed(rec).unwrap_or((0, String::from("?")));
                 // The results taken before it are delivered, not failed.
                 self.deliver_ready();
                 self.shared.break_pool(Failure::Broken(format!("worker pid {pid}: {m}")));
@@ -812,7 +921,6 @@ impl Supervisor {
                 }
             }
         }
-        self.buf = rec;
     }
 
     fn on_result(&mut self, id: u64, rec: &[u8], fds: Option<Received>) {
@@ -846,8 +954,7 @@ impl Supervisor {
     /// Handles every result already queued (before judging a dead
     /// worker's job: its result may be among them).
     fn drain_results(&mut self) {
-        while let Ok(()) = self.shared.results.get_raw_then(&mut self.buf, Wait::No, &mut |_| {}, &mut self.fds) {
-            self.on_record();
+        while self.take_queued() > 0 {
             if self.ready.len() >= DELIVER_BATCH {
                 self.deliver_ready();
             }
@@ -996,22 +1103,21 @@ impl Supervisor {
 
     fn on_death(&mut self, i: usize, w: Worker, status: crate::process::handle::ProcessExit) {
         let pid = w.proc.pid();
-        let slot = self.shared.table.slot(i);
-        let job = slot.map_or(0, |s| s[table::JOB].swap(0, Ordering::SeqCst));
+        let (job, held) = self.shared.take_slot(i);
         let (signal, code) = (status.signal(), status.code());
-        if job != 0 {
+        for &id in held.iter().chain(Some(&job)).filter(|&&id| id != 0) {
             let failure = match &w.killed {
-                Some((j, f)) if *j == job => f.clone(),
+                Some((j, f)) if *j == id => f.clone(),
                 _ => Failure::WorkerDied { pid, signal, code },
             };
             // A worker killed inside the get critical section left the
             // record in the queue: the next worker skips it instead of
             // running a job whose outcome is already decided.
-            self.shared.table.cancel_entry(job).store(job, Ordering::SeqCst);
-            self.shared.deliver(job, JobOutcome::Failed(failure));
+            self.shared.table.cancel_entry(id).store(id, Ordering::SeqCst);
+            self.shared.deliver(id, JobOutcome::Failed(failure));
         }
         // A worker that exits, even with code 0, while holding a task died abruptly.
-        let abrupt = w.killed.is_none() && (code != Some(0) || job != 0);
+        let abrupt = w.killed.is_none() && (code != Some(0) || job != 0 || held.iter().any(|&id| id != 0));
         if abrupt && self.shared.config.break_on_death {
             let how = match (signal, code) {
                 (Some(s), _) => format!("was killed by signal {s} ({})", crate::error::signal_name(s)),
@@ -1064,15 +1170,15 @@ impl Supervisor {
             // held fails with the way it died.
             self.drain_results();
             for (i, w) in reaped {
-                let job = self.shared.table.slot(i).map_or(0, |s| s[table::JOB].swap(0, Ordering::SeqCst));
-                if job != 0 {
+                let (job, held) = self.shared.take_slot(i);
+                for &id in held.iter().chain(Some(&job)).filter(|&&id| id != 0) {
                     let status = w.proc.exitcode();
                     let failure = Failure::WorkerDied {
                         pid: w.proc.pid(),
                         signal: status.and_then(|s| s.signal()),
                         code: status.and_then(|s| s.code()),
                     };
-                    self.shared.deliver(job, JobOutcome::Failed(failure));
+                    self.shared.deliver(id, JobOutcome::Failed(failure));
                 }
             }
         }

@@ -6,10 +6,11 @@
 //! | slot `JOB` | the worker, inside the task queue's get critical section (before the record leaves the queue), and back to 0 after its result is put | the job the worker holds (0: none) |
 //! | slot `PID` | the worker, at start | its pid (for messages) |
 //! | slot `DONE` | the worker | jobs finished |
+//! | slot `HELD[k]` | the worker: `HELD[1..]` inside the get critical section of a batch (`get_raw_more`), `HELD[0]` (the batch's first job, also in `JOB`) right after it; all back to 0 after the batch's results are put | the jobs of a batch (several records taken at once) not yet answered |
 //! | `cancel[id % CANCEL_ENTRIES]` | the parent (`cancel`) | `id` if job `id` was cancelled before it started |
 //!
-//! A worker killed at any point leaves `JOB` naming the job it may have
-//! started, or 0 if it took none (the queue's robust lock gives a record
+//! A worker killed at any point leaves `JOB` and `HELD` naming the jobs it
+//! may have started or holds unanswered, or 0 if it took none (the queue's robust lock gives a record
 //! taken by a dying consumer back to the ring). All words are read with
 //! SeqCst: `cancel` is a Dekker pair (the parent stores the cancel entry
 //! then loads the slots; a worker stores its slot then loads the entry),
@@ -29,13 +30,15 @@ use crate::shm::layout::{CachePadded, layout_hash};
 use crate::shm::segment::Segment;
 
 /// A worker's slot.
-pub(crate) type Slot = CachePadded<[AtomicU64; 4]>;
+pub(crate) type Slot = CachePadded<[AtomicU64; 16]>;
 /// Slot word: the job held (0: none).
 pub(crate) const JOB: usize = 0;
 /// Slot word: the worker's pid.
 pub(crate) const PID: usize = 1;
 /// Slot word: jobs finished by the worker in this slot.
 pub(crate) const DONE: usize = 2;
+/// Slot words: the jobs of the batch the worker holds (0: none).
+pub(crate) const HELD: std::ops::Range<usize> = 4..16;
 
 /// Entries of the cancellation table.
 pub(crate) const CANCEL_ENTRIES: usize = 4096;

@@ -264,6 +264,42 @@ impl std::fmt::Debug for TaskRecord {
     }
 }
 
+thread_local! {
+    /// Buffers of task records already queued, for the next records this
+    /// thread builds (a `map` builds thousands in a row).
+    static SPARE: std::cell::RefCell<Vec<Vec<u8>>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Buffers [`recycle`] keeps per thread, and the largest it keeps.
+const SPARE_BUFFERS: usize = 256;
+const SPARE_CAPACITY: usize = 4096;
+
+/// An empty buffer: a recycled one if this thread has one.
+fn spare_buffer(capacity: usize) -> Vec<u8> {
+    let spare = SPARE.try_with(|s| s.borrow_mut().pop()).ok().flatten();
+    match spare {
+        Some(mut buf) => {
+            buf.clear();
+            buf.reserve(capacity);
+            buf
+        }
+        None => Vec::with_capacity(capacity),
+    }
+}
+
+/// Keeps the buffer of a queued task record for the next one this thread
+/// builds (small ones, up to a bound).
+pub(crate) fn recycle(buf: Vec<u8>) {
+    if buf.capacity() <= SPARE_CAPACITY {
+        let _ = SPARE.try_with(|s| {
+            let mut s = s.borrow_mut();
+            if s.len() < SPARE_BUFFERS {
+                s.push(buf);
+            }
+        });
+    }
+}
+
 /// Builds a `TASK` record item by item.
 pub(crate) struct TaskWriter {
     buf: Vec<u8>,
@@ -281,7 +317,7 @@ impl TaskWriter {
     /// Starts a task record for job `id`.
     pub(crate) fn new(id: u64, fns: &TaskFns) -> TaskWriter {
         let c = u32::try_from(fns.captures.len()).expect("invariant: TaskFns::new checks the captures' length");
-        let mut buf = Vec::with_capacity(64 + fns.captures.len());
+        let mut buf = spare_buffer(64 + fns.captures.len());
         buf.extend_from_slice(&id.to_le_bytes());
         buf.push(TASK);
         buf.extend_from_slice(&0u32.to_le_bytes());
@@ -454,6 +490,11 @@ impl ResultWriter {
     /// sent, taken (the writer starts empty for the next record).
     pub(crate) fn take_fds(&mut self) -> (Vec<OwnedFd>, Undo) {
         self.fds.take()
+    }
+
+    /// Whether the record holds no descriptors.
+    pub(crate) fn fds_empty(&self) -> bool {
+        self.fds.len() == 0
     }
 
     /// Starts an item: its bytes are appended to [`buf`](Self::buf), then

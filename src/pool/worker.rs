@@ -4,6 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -38,6 +39,11 @@ pub(crate) struct WorkerBase {
     pub(crate) anchor: FnRef,
     /// Jobs before the worker exits (0: no limit).
     pub(crate) max_tasks: u64,
+    /// Whether the worker may take several quick tasks at once (see
+    /// `Worker`): not when the parent kills a worker for its running job
+    /// (a task timeout, a cancelled executor job), which would take the
+    /// jobs it holds down with it.
+    pub(crate) batch: bool,
 }
 
 /// A worker's argument: the base and the initializer (`IA`: the
@@ -223,10 +229,21 @@ where
             return;
         }
     }
+    let mut w = Worker {
+        args: &args,
+        pid,
+        slot,
+        out: ResultWriter::default(),
+        pending: Vec::new(),
+        pending_ends: Vec::new(),
+        done: 0,
+    };
     let mut record = Vec::new();
     let mut fds = Vec::new();
-    let mut out = ResultWriter::default();
-    let mut done = 0u64;
+    let (mut more, mut ends) = (Vec::new(), Vec::new());
+    // Whether the last tasks were quick: only then does the worker take
+    // several records at once (see `Worker`).
+    let mut quick = false;
     let job = &slot[table::JOB];
     loop {
         // The job id is in the slot before the record leaves the queue: a
@@ -252,44 +269,163 @@ where
             Err(_) => return,
         }
         crate::sys::failpoint::hit("pool.worker.after_get");
-        let id = wire::job_id(&record);
-        match wire::kind(&record) {
-            Ok(wire::STOP) => {
-                job.store(0, Ordering::SeqCst);
-                return;
+        // More records already queued, taken in one go, each named in a
+        // HELD word of the slot inside the critical section (as the first
+        // is in JOB); the first is then named in HELD too, since JOB moves
+        // on to each job as it runs.
+        more.clear();
+        ends.clear();
+        let taken = if quick && args.batch && wire::kind(&record).is_ok_and(|k| k == wire::TASK) {
+            w.take_more(&mut more, &mut ends)
+        } else {
+            0
+        };
+        if taken > 0 {
+            slot[table::HELD.start].store(wire::job_id(&record), Ordering::SeqCst);
+        }
+        let batch_start = Instant::now();
+        let mut stop = match w.run(&mut record, received) {
+            Step::Stop => true,
+            Step::Skipped => false,
+            Step::Answered => !w.answered(taken > 0),
+        };
+        let mut start = 0;
+        for &end in &ends {
+            if batch_start.elapsed() > FLUSH_AFTER && !w.flush() {
+                stop = true;
             }
+            let rec = &more[start..end];
+            start = end;
+            // SeqCst: the Dekker pair of `cancel` (table.rs), as in the hook.
+            job.store(wire::job_id(rec), Ordering::SeqCst);
+            record.clear();
+            record.extend_from_slice(rec);
+            match w.run(&mut record, None) {
+                Step::Stop => stop = true,
+                Step::Skipped => {}
+                Step::Answered => stop |= !w.answered(true),
+            }
+        }
+        if taken > 0 {
+            stop |= !w.flush();
+            for held in &slot[table::HELD][..=taken] {
+                held.store(0, Ordering::SeqCst);
+            }
+            quick = batch_start.elapsed() < QUICK * (taken as u32 + 1);
+        } else {
+            quick = batch_start.elapsed() < QUICK;
+        }
+        job.store(0, Ordering::SeqCst);
+        slot[table::DONE].store(w.done, Ordering::Relaxed);
+        if stop || (args.max_tasks != 0 && w.done >= args.max_tasks) {
+            return;
+        }
+        if record.capacity() > 4 << 20 {
+            record = Vec::new();
+        }
+    }
+}
+
+/// A worker takes several task records at once only while its tasks
+/// finish within this time each (so a long task strands few others
+/// behind it), ...
+const QUICK: Duration = Duration::from_micros(20);
+/// ... and puts the results it has gathered once this long has passed
+/// since it took them (so one long task does not hold back the results of
+/// the quick ones before it).
+const FLUSH_AFTER: Duration = Duration::from_micros(100);
+
+/// What running one task record did.
+enum Step {
+    /// Its result record is in the writer.
+    Answered,
+    /// Nothing to answer: a cancelled job.
+    Skipped,
+    /// A STOP record: the worker exits once its batch is done.
+    Stop,
+}
+
+/// A worker's loop state. Taking several records at once (a batch: the
+/// first through `get_raw_then`, the others through one `get_raw_more`)
+/// saves a lock hold and a wake-up per task on both queues: the results of
+/// a batch are gathered and put together. Every job of a batch is named
+/// in a HELD word of the slot from inside the get critical section until
+/// its result is put, so a worker killed anywhere leaves none unaccounted
+/// for (the supervisor fails them all); JOB names the one running.
+struct Worker<'a> {
+    args: &'a WorkerBase,
+    pid: u32,
+    slot: &'a table::Slot,
+    out: ResultWriter,
+    /// Result records gathered in a batch, one after the other, and where
+    /// each ends.
+    pending: Vec<u8>,
+    pending_ends: Vec<usize>,
+    /// Jobs answered.
+    done: u64,
+}
+
+impl Worker<'_> {
+    /// Takes up to as many more records as the slot's HELD words hold
+    /// (fewer if `max_tasks` is near), naming each in one.
+    fn take_more(&self, more: &mut Vec<u8>, ends: &mut Vec<usize>) -> usize {
+        let mut max = table::HELD.len() - 1;
+        if self.args.max_tasks != 0 {
+            let left = self.args.max_tasks.saturating_sub(self.done + 1);
+            max = max.min(usize::try_from(left).unwrap_or(usize::MAX));
+        }
+        let held = &self.slot[table::HELD][1..];
+        let mut k = 0;
+        let mut hook = |bytes: &[u8]| {
+            if let Some(word) = held.get(k) {
+                word.store(wire::job_id(bytes), Ordering::SeqCst);
+            }
+            k += 1;
+            crate::sys::failpoint::hit("pool.worker.in_get_more");
+        };
+        self.args.tasks.get_raw_more(more, ends, max, &mut hook).unwrap_or(0)
+    }
+
+    /// Runs one task record (taken from the queue, with the descriptors
+    /// that came with it), leaving its result record in `self.out`.
+    fn run(&mut self, record: &mut Vec<u8>, received: Option<Received>) -> Step {
+        let (args, pid) = (self.args, self.pid);
+        let id = wire::job_id(record);
+        match wire::kind(record) {
+            Ok(wire::STOP) => return Step::Stop,
             Ok(wire::SPILLED) => {
                 let mut full = Vec::new();
-                if let Err(e) = crate::channel::spill::spill_in(wire::spill_reference(&record), &mut full) {
-                    out.start(id, pid);
-                    out.begin_item();
-                    out.fail_item(wire::ITEM_ERROR, &format!("cannot read the spilled task: {e}"));
-                    if !answer(&args.results, &mut out) {
-                        return;
-                    }
-                    job.store(0, Ordering::SeqCst);
-                    continue;
+                if let Err(e) = crate::channel::spill::spill_in(wire::spill_reference(record), &mut full) {
+                    self.out.start(id, pid);
+                    self.out.begin_item();
+                    self.out.fail_item(wire::ITEM_ERROR, &format!("cannot read the spilled task: {e}"));
+                    return Step::Answered;
                 }
-                record = full;
+                *record = full;
             }
             _ => {}
         }
         // SeqCst: pairs with the parent's store of the entry, then load of
         // the slots, in `cancel` (table.rs).
         if args.table.cancel_entry(id).load(Ordering::SeqCst) == id {
-            job.store(0, Ordering::SeqCst);
-            continue;
+            return Step::Skipped;
         }
+        let out = &mut self.out;
         out.start(id, pid);
-        match wire::parse_task(&record) {
+        match wire::parse_task(record) {
             Ok(task) => {
                 let tramp = args.anchor.with_id(task.trampoline).resolve::<PoolTrampoline>();
                 let function = args.anchor.with_id(task.function);
                 match tramp {
                     Ok(tramp) => {
-                        let call = tramp(Call { function, record: std::mem::take(&mut record), fds: received, out });
-                        record = call.record;
-                        out = call.out;
+                        let call = tramp(Call {
+                            function,
+                            record: std::mem::take(record),
+                            fds: received,
+                            out: std::mem::take(out),
+                        });
+                        *record = call.record;
+                        *out = call.out;
                     }
                     Err(e) => {
                         out.begin_item();
@@ -302,20 +438,69 @@ where
                 out.fail_item(wire::ITEM_ERROR, &Error::to_string(&e));
             }
         }
+        Step::Answered
+    }
+
+    /// Puts (or, in a batch, gathers) the result record in `self.out`;
+    /// `false` if the worker should stop.
+    fn answered(&mut self, batch: bool) -> bool {
+        self.done += 1;
+        let plain = self.out.fds_empty();
+        let rec = self.out.finish();
+        if batch && plain && rec.len() <= self.args.results.max_inline() {
+            self.pending.extend_from_slice(rec);
+            self.pending_ends.push(self.pending.len());
+            // Nothing was lent (no descriptors): nothing to give back.
+            drop(self.out.take_fds());
+            return true;
+        }
+        // In order: the gathered ones first.
+        if !self.flush() {
+            return false;
+        }
         crate::sys::failpoint::hit("pool.worker.before_result");
-        if !answer(&args.results, &mut out) {
-            return;
+        if !answer(&self.args.results, &mut self.out) {
+            return false;
         }
         crate::sys::failpoint::hit("pool.worker.after_result");
-        job.store(0, Ordering::SeqCst);
-        done += 1;
-        slot[table::DONE].store(done, Ordering::Relaxed);
-        if args.max_tasks != 0 && done >= args.max_tasks {
-            return;
+        true
+    }
+
+    /// Puts the gathered result records, as many per lock hold as fit (the
+    /// rest waiting for room one at a time); `false` if the worker should
+    /// stop.
+    fn flush(&mut self) -> bool {
+        if self.pending_ends.is_empty() {
+            return true;
         }
-        if record.capacity() > 4 << 20 {
-            record = Vec::new();
+        crate::sys::failpoint::hit("pool.worker.before_result");
+        let results = &self.args.results;
+        let mut first = 0;
+        while first < self.pending_ends.len() {
+            let from = if first == 0 { 0 } else { self.pending_ends[first - 1] };
+            match results.put_raw_many(&self.pending, from, &self.pending_ends[first..]) {
+                Ok(0) => {
+                    // No room now (or the lock stayed busy): wait for room
+                    // for the next one.
+                    let rec = &self.pending[from..self.pending_ends[first]];
+                    if send(results, rec, &[], handoff::Undo::default()) {
+                        first += 1;
+                    } else {
+                        return false;
+                    }
+                }
+                Ok(n) => first += n,
+                Err(Stop::Failed(e)) => {
+                    eprintln!("shmproc pool worker: the result queue failed: {e}");
+                    return false;
+                }
+                Err(_) => return false,
+            }
         }
+        self.pending.clear();
+        self.pending_ends.clear();
+        crate::sys::failpoint::hit("pool.worker.after_result");
+        true
     }
 }
 

@@ -460,14 +460,34 @@ impl ByteConsumerCore {
         out: &mut Vec<u8>,
         before_release: impl FnOnce(&[u8], u32),
     ) -> Result<Option<u32>, RingError> {
-        let Some(span) = self.peek(pos, slots)? else { return Ok(None) };
         out.clear();
-        out.resize(span.len as usize, 0);
+        self.pop_append_then(pos, slots, out, |tag| tag != PAD, before_release)
+    }
+
+    /// Appends the oldest message to `out` if `accept(tag)` says so (the
+    /// record stays in the ring otherwise): its tag, or `None` if there is
+    /// no message or it was not accepted. `before_release` sees the
+    /// appended bytes after the copy and before the record is released,
+    /// as in [`pop_into_then`](Self::pop_into_then).
+    pub(crate) fn pop_append_then<S: ByteSlots>(
+        &mut self,
+        pos: &Positions<'_>,
+        slots: &S,
+        out: &mut Vec<u8>,
+        accept: impl FnOnce(u32) -> bool,
+        before_release: impl FnOnce(&[u8], u32),
+    ) -> Result<Option<u32>, RingError> {
+        let Some(span) = self.peek(pos, slots)? else { return Ok(None) };
+        if !accept(span.tag) {
+            return Ok(None);
+        }
+        let at = out.len();
+        out.resize(at + span.len as usize, 0);
         // SAFETY: the payload is published and in bounds (checked in peek)
         // and 8-aligned; the producer does not rewrite it until release.
-        unsafe { slots.copy_out(span.payload, out) };
+        unsafe { slots.copy_out(span.payload, &mut out[at..]) };
         crate::sys::failpoint::hit("bytes.pop.before_release");
-        before_release(out, span.tag);
+        before_release(&out[at..], span.tag);
         self.release(pos, span);
         Ok(Some(span.tag))
     }
@@ -642,6 +662,33 @@ pub(crate) mod tests {
         let mut p = ByteProducerCore::attach(&pos);
         let mut c = ByteConsumerCore::attach(&pos);
         f(&pos, &s, &mut p, &mut c);
+    }
+
+    /// `pop_append_then` appends after what the buffer holds, across the
+    /// wrap, and leaves a record it does not accept in the ring.
+    #[cfg(feature = "serde")]
+    #[test]
+    fn appended_pops_keep_what_came_before_and_refused_records_stay() {
+        with_ring(128, |pos, s, p, c| {
+            let mut out = b"head".to_vec();
+            let mut seen = Vec::new();
+            for round in 0..20u8 {
+                let msg = vec![round; 1 + round as usize % 40];
+                assert!(p.push(pos, s, &msg, 1 + u32::from(round % 2)).expect("ok"));
+                // A tag-2 record is refused once, then taken.
+                if round % 2 == 1 {
+                    let refused = c.pop_append_then(pos, s, &mut out, |tag| tag == 1, |_, _| panic!("refused"));
+                    assert_eq!(refused.expect("ok"), None);
+                }
+                let at = out.len();
+                let got = c.pop_append_then(pos, s, &mut out, |_| true, |bytes, tag| seen.push((bytes.to_vec(), tag)));
+                assert_eq!(got.expect("ok"), Some(1 + u32::from(round % 2)));
+                assert_eq!(&out[at..], &msg[..]);
+                assert_eq!(seen.last(), Some(&(msg, 1 + u32::from(round % 2))));
+            }
+            assert!(out.starts_with(b"head"));
+            assert_eq!(c.pop_append_then(pos, s, &mut out, |_| true, |_, _| {}).expect("ok"), None);
+        });
     }
 
     #[cfg(feature = "serde")]

@@ -641,6 +641,48 @@ fn worker_killed_at_each_failpoint() {
     ctx.finish();
 }
 
+/// Windows of a worker's batch (several quick tasks taken at once, their
+/// results put together): the worker's first task runs alone, so the
+/// batch windows are the second pass of the result points and the first
+/// of the batch's get hook. (failpoint, what each task may yield.)
+const BATCH_WINDOWS: [(&str, &[&str]); 3] = [
+    // Killed inside the batch's get critical section, after naming some of
+    // its records in the slot: those fail (and are skipped when taken again).
+    ("pool.worker.in_get_more@1", &["Ok", "WorkerDied(signal 9)"]),
+    // Killed with a batch's results gathered, before putting them: they fail.
+    ("pool.worker.before_result@2", &["Ok", "WorkerDied(signal 9)"]),
+    // Killed after putting them, before emptying the slot: they count.
+    ("pool.worker.after_result@2", &["Ok"]),
+];
+
+/// The batch windows, each over 300 quick tasks (100 under spawn): every
+/// task is answered once, with its result or its worker's death; none
+/// hangs. Whether a worker takes a batch depends on how fast it runs, so
+/// the test does not count them.
+#[test]
+fn worker_killed_in_a_batch() {
+    let _heavy = heavy();
+    let ctx = Ctx::new("poolbatchfp");
+    for (point, allowed) in BATCH_WINDOWS {
+        for m in [StartMethod::ForkServer, StartMethod::Spawn] {
+            let n: u64 = if m == StartMethod::Spawn { 100 } else { 300 };
+            ctx.step(format!("failpoint {point}, {m}, {n} tasks"));
+            let mut h =
+                ctx.child("pool_failpoint").arg("METHOD", m.as_str()).arg("N", n.to_string()).failpoint(point).start();
+            let line = h.expect("outcomes");
+            let mut total = 0;
+            for part in line.split(',') {
+                let (what, count) = part.split_once('=').expect("outcome=count");
+                assert!(allowed.contains(&what), "{point} {m}: outcome {what} in {line}");
+                total += count.parse::<u64>().expect("count");
+            }
+            assert_eq!(total, n, "{point} {m}: every task answered once: {line}");
+            h.wait_ok();
+        }
+    }
+    ctx.finish();
+}
+
 /// Role `pool_chaos`: says `ready`, then runs `N` short tasks through
 /// `imap` on 3 workers (method `METHOD`) while the test SIGKILLs its
 /// children at random; every item must be `Ok` or `WorkerDied`, and the
