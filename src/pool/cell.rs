@@ -481,6 +481,33 @@ struct BatchState {
 }
 
 impl BatchState {
+    /// Places chunk `chunk`'s outcome unless it has one (first wins):
+    /// whether the reader waits for it.
+    fn place(&mut self, chunk: u64, outcome: JobOutcome, unordered: bool) -> bool {
+        let Some(i) = chunk.checked_sub(self.base).and_then(|i| usize::try_from(i).ok()) else { return false };
+        if self.slots.len() <= i {
+            self.slots.resize_with(i + 1, || Slot::Pending);
+        }
+        if !matches!(self.slots[i], Slot::Pending) {
+            return false;
+        }
+        self.failed |= match &outcome {
+            JobOutcome::Failed(_) => true,
+            JobOutcome::Items(v) => v.iter().any(Result::is_err),
+        };
+        self.slots[i] = Slot::Ready(outcome);
+        if unordered {
+            self.order.push_back(chunk);
+        }
+        self.delivered += 1;
+        match self.waiting {
+            Waiting::Nothing => false,
+            Waiting::All(total) => self.delivered >= total || self.failed,
+            Waiting::Chunk(c) => c == chunk,
+            Waiting::Any => true,
+        }
+    }
+
     /// Takes chunk `chunk` if it was delivered and not taken.
     fn take(&mut self, chunk: u64) -> Option<JobOutcome> {
         let i = usize::try_from(chunk.checked_sub(self.base)?).ok()?;
@@ -527,29 +554,15 @@ impl std::fmt::Debug for Batch {
 
 impl Sink for Batch {
     fn deliver(&self, chunk: u64, outcome: JobOutcome) {
+        self.deliver_many(&mut std::iter::once((chunk, outcome)));
+    }
+
+    fn deliver_many(&self, outcomes: &mut dyn Iterator<Item = (u64, JobOutcome)>) {
         let mut st = self.state.lock();
-        let Some(i) = chunk.checked_sub(st.base).and_then(|i| usize::try_from(i).ok()) else { return };
-        if st.slots.len() <= i {
-            st.slots.resize_with(i + 1, || Slot::Pending);
+        let mut wake = false;
+        for (chunk, outcome) in outcomes {
+            wake |= st.place(chunk, outcome, self.unordered);
         }
-        if !matches!(st.slots[i], Slot::Pending) {
-            return;
-        }
-        st.failed |= match &outcome {
-            JobOutcome::Failed(_) => true,
-            JobOutcome::Items(v) => v.iter().any(Result::is_err),
-        };
-        st.slots[i] = Slot::Ready(outcome);
-        if self.unordered {
-            st.order.push_back(chunk);
-        }
-        st.delivered += 1;
-        let wake = match st.waiting {
-            Waiting::Nothing => false,
-            Waiting::All(total) => st.delivered >= total || st.failed,
-            Waiting::Chunk(c) => c == chunk,
-            Waiting::Any => true,
-        };
         #[cfg(feature = "async")]
         let waker = if wake { st.waker.take() } else { None };
         drop(st);
@@ -677,7 +690,7 @@ mod tests {
     use super::*;
 
     fn ok(n: u8) -> JobOutcome {
-        JobOutcome::Items(vec![Ok(Encoded::plain(vec![n]))])
+        JobOutcome::Items(vec![Ok(Encoded::plain(vec![n]))].into())
     }
 
     #[test]

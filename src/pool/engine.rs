@@ -29,6 +29,15 @@ pub(crate) trait Sink: Send + Sync {
     /// Delivers the outcome of chunk `chunk` (called once per job: the
     /// first outcome wins, later ones are dropped by the job table).
     fn deliver(&self, chunk: u64, outcome: JobOutcome);
+
+    /// Delivers several chunks' outcomes (taken from `outcomes`) as
+    /// [`deliver`](Sink::deliver) does one by one; a sink that can takes
+    /// them under one lock and wakes its reader once.
+    fn deliver_many(&self, outcomes: &mut dyn Iterator<Item = (u64, JobOutcome)>) {
+        for (chunk, outcome) in outcomes {
+            self.deliver(chunk, outcome);
+        }
+    }
 }
 
 /// Starts one worker process: made by the builder, which knows the
@@ -946,8 +955,14 @@ impl Supervisor {
                 }
             }
         }
-        for (e, outcome) in self.routed.drain(..) {
-            e.sink.deliver(e.chunk, outcome);
+        // Runs of outcomes for one sink (a map's chunks) go in one call.
+        let mut routed = self.routed.drain(..).peekable();
+        while let Some((first, outcome)) = routed.next() {
+            let sink = first.sink;
+            let mut run = std::iter::once((first.chunk, outcome)).chain(std::iter::from_fn(|| {
+                routed.next_if(|(e, _)| Arc::ptr_eq(&e.sink, &sink)).map(|(e, outcome)| (e.chunk, outcome))
+            }));
+            sink.deliver_many(&mut run);
         }
     }
 

@@ -97,7 +97,7 @@ fn regather<R: Serialize + DeserializeOwned>(items: &[Encoded]) -> ItemOutcome {
     let values = values.map_err(|e| Failure::Codec(e.to_string()))?;
     let encode = || handoff::collecting(|| crate::codec::encode(&values));
     match std::panic::catch_unwind(std::panic::AssertUnwindSafe(encode)) {
-        Ok((Ok(bytes), fds, _undo)) => Ok(Encoded { bytes, fds: handoff::Received::some(fds) }),
+        Ok((Ok(bytes), fds, _undo)) => Ok(Encoded { bytes: bytes.into(), fds: handoff::Received::some(fds) }),
         Ok((Err(e), _, undo)) => {
             undo.run();
             Err(Failure::Codec(e.to_string()))
@@ -141,7 +141,7 @@ impl MapSink {
         for item in &items {
             bytes.extend_from_slice(&item.bytes);
         }
-        self.done.complete(Ok(Encoded { bytes, fds: None }));
+        self.done.complete(Ok(Encoded { bytes: bytes.into(), fds: None }));
     }
 }
 

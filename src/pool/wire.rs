@@ -149,7 +149,7 @@ impl Failure {
 /// the record's items).
 #[derive(Debug, Clone)]
 pub(crate) struct Encoded {
-    pub(crate) bytes: Vec<u8>,
+    pub(crate) bytes: ItemBytes,
     pub(crate) fds: Option<Received>,
 }
 
@@ -157,9 +157,132 @@ impl Encoded {
     /// Bytes without descriptors.
     #[cfg(test)]
     pub(crate) fn plain(bytes: Vec<u8>) -> Encoded {
-        Encoded { bytes, fds: None }
+        Encoded { bytes: bytes.into(), fds: None }
     }
 }
+
+/// The most bytes an [`ItemBytes`] keeps in place.
+const ITEM_INLINE: usize = 30;
+
+/// An item's encoded bytes: short ones (most results of a `map`) kept in
+/// place, so a result costs no allocation of its own; longer ones on the
+/// heap.
+#[derive(Clone)]
+pub(crate) enum ItemBytes {
+    Inline { len: u8, bytes: [u8; ITEM_INLINE] },
+    Heap(Vec<u8>),
+}
+
+impl ItemBytes {
+    /// A copy of `bytes`.
+    pub(crate) fn copy_of(bytes: &[u8]) -> ItemBytes {
+        match u8::try_from(bytes.len()) {
+            Ok(len) if bytes.len() <= ITEM_INLINE => {
+                let mut inline = [0; ITEM_INLINE];
+                inline[..bytes.len()].copy_from_slice(bytes);
+                ItemBytes::Inline { len, bytes: inline }
+            }
+            _ => ItemBytes::Heap(bytes.to_vec()),
+        }
+    }
+}
+
+impl From<Vec<u8>> for ItemBytes {
+    fn from(bytes: Vec<u8>) -> ItemBytes {
+        ItemBytes::Heap(bytes)
+    }
+}
+
+impl std::ops::Deref for ItemBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            ItemBytes::Inline { len, bytes } => &bytes[..usize::from(*len).min(ITEM_INLINE)],
+            ItemBytes::Heap(v) => v,
+        }
+    }
+}
+
+impl PartialEq for ItemBytes {
+    fn eq(&self, other: &ItemBytes) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for ItemBytes {}
+
+impl std::fmt::Debug for ItemBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// The items' outcomes of a job: one (no allocation of its own), or many.
+/// Reads as a slice.
+#[derive(Debug)]
+pub(crate) enum Outcomes {
+    One(ItemOutcome),
+    Many(Vec<ItemOutcome>),
+}
+
+impl std::ops::Deref for Outcomes {
+    type Target = [ItemOutcome];
+    fn deref(&self) -> &[ItemOutcome] {
+        match self {
+            Outcomes::One(item) => std::slice::from_ref(item),
+            Outcomes::Many(v) => v,
+        }
+    }
+}
+
+impl From<Vec<ItemOutcome>> for Outcomes {
+    fn from(mut v: Vec<ItemOutcome>) -> Outcomes {
+        match v.pop() {
+            Some(item) if v.is_empty() => Outcomes::One(item),
+            Some(item) => {
+                v.push(item);
+                Outcomes::Many(v)
+            }
+            None => Outcomes::Many(v),
+        }
+    }
+}
+
+impl IntoIterator for Outcomes {
+    type Item = ItemOutcome;
+    type IntoIter = OutcomesIter;
+    fn into_iter(self) -> OutcomesIter {
+        match self {
+            Outcomes::One(item) => OutcomesIter::One(Some(item)),
+            Outcomes::Many(v) => OutcomesIter::Many(v.into_iter()),
+        }
+    }
+}
+
+/// The owning iterator of [`Outcomes`].
+pub(crate) enum OutcomesIter {
+    One(Option<ItemOutcome>),
+    Many(std::vec::IntoIter<ItemOutcome>),
+}
+
+impl Iterator for OutcomesIter {
+    type Item = ItemOutcome;
+    fn next(&mut self) -> Option<ItemOutcome> {
+        match self {
+            OutcomesIter::One(item) => item.take(),
+            OutcomesIter::Many(it) => it.next(),
+        }
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = match self {
+            OutcomesIter::One(item) => usize::from(item.is_some()),
+            OutcomesIter::Many(it) => it.len(),
+        };
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for OutcomesIter {}
 
 impl PartialEq for Encoded {
     fn eq(&self, other: &Encoded) -> bool {
@@ -181,7 +304,7 @@ pub(crate) type ItemOutcome = std::result::Result<Encoded, Failure>;
 /// worker died, it was cancelled, ...).
 #[derive(Debug)]
 pub(crate) enum JobOutcome {
-    Items(Vec<ItemOutcome>),
+    Items(Outcomes),
     Failed(Failure),
 }
 
@@ -534,7 +657,7 @@ impl ResultWriter {
 
 /// Parses a `RESULT` record: the worker's pid and each item's outcome
 /// (the items share `fds`, the record's descriptors).
-pub(crate) fn parse_result(record: &[u8], fds: Option<Received>) -> Result<(u32, Vec<ItemOutcome>)> {
+pub(crate) fn parse_result(record: &[u8], fds: Option<Received>) -> Result<(u32, Outcomes)> {
     if kind(record)? != RESULT {
         return Err(corrupt("not a result record"));
     }
@@ -545,23 +668,29 @@ pub(crate) fn parse_result(record: &[u8], fds: Option<Received>) -> Result<(u32,
     if (n as usize).saturating_mul(5) > record.len() {
         return Err(corrupt("pool result count"));
     }
-    let mut out = Vec::with_capacity(n as usize);
+    let mut out = Vec::with_capacity(if n == 1 { 0 } else { n as usize });
+    let mut one = None;
     for _ in 0..n {
         let status = *record.get(at).ok_or(corrupt("pool result"))?;
         let len = get_u32(record, at + 1)? as usize;
         let end = (at + 5).checked_add(len).ok_or(corrupt("pool result length"))?;
         let bytes = record.get(at + 5..end).ok_or(corrupt("pool result length"))?;
         let text = || String::from_utf8_lossy(bytes).into_owned();
-        out.push(match status {
-            ITEM_OK => Ok(Encoded { bytes: bytes.to_vec(), fds: fds.clone() }),
+        let item = match status {
+            ITEM_OK => Ok(Encoded { bytes: ItemBytes::copy_of(bytes), fds: fds.clone() }),
             ITEM_PANIC => Err(Failure::Panicked { pid, message: text() }),
             ITEM_CODEC => Err(Failure::Codec(text())),
             ITEM_ERROR => Err(Failure::TaskError(text())),
             _ => return Err(corrupt("pool result status")),
-        });
+        };
+        if n == 1 {
+            one = Some(item);
+        } else {
+            out.push(item);
+        }
         at = end;
     }
-    Ok((pid, out))
+    Ok((pid, one.map_or(Outcomes::Many(out), Outcomes::One)))
 }
 
 /// The longest initializer panic message an `INIT_FAILED` record carries
@@ -615,6 +744,27 @@ pub(crate) fn spill_reference(record: &[u8]) -> &[u8] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Short item bytes stay in place, long ones go to the heap; both
+    /// read (and compare) as their bytes. One outcome needs no vector.
+    #[test]
+    fn item_bytes_and_outcomes_read_as_slices() {
+        let short = ItemBytes::copy_of(b"abc");
+        assert!(matches!(short, ItemBytes::Inline { .. }));
+        assert_eq!(&*short, b"abc");
+        assert_eq!(short, ItemBytes::from(b"abc".to_vec()));
+        let long = ItemBytes::copy_of(&[7; ITEM_INLINE + 1]);
+        assert!(matches!(long, ItemBytes::Heap(_)));
+        assert_eq!(long.len(), ITEM_INLINE + 1);
+        assert_eq!(&*ItemBytes::copy_of(&[]), b"");
+        let one = Outcomes::from(vec![Ok(Encoded::plain(vec![1]))]);
+        assert!(matches!(one, Outcomes::One(_)));
+        assert_eq!(one.len(), 1);
+        let many = Outcomes::from(vec![Ok(Encoded::plain(vec![1])), Err(Failure::Cancelled)]);
+        assert_eq!((many.len(), many[1].is_err()), (2, true));
+        assert_eq!(many.into_iter().len(), 2);
+        assert_eq!(Outcomes::from(Vec::new()).into_iter().count(), 0);
+    }
 
     const F: FnId = FnId { offset: -5, type_hash: 77 };
     const G: FnId = FnId { offset: 9, type_hash: 1 };
