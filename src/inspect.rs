@@ -398,8 +398,8 @@ pub fn describe(name: &str) -> Result<Report> {
     }
     if name.contains('/') {
         let p = Path::new(name);
-        let dir = p.parent().ok_or(Error::InvalidArgument { what: "a path needs a directory" })?;
-        let file = p.file_name().and_then(|f| f.to_str()).ok_or(Error::InvalidName {
+        let dir = p.parent().ok_or_else(|| Error::InvalidArgument { what: "a path needs a directory" })?;
+        let file = p.file_name().and_then(|f| f.to_str()).ok_or_else(|| Error::InvalidName {
             name: name.to_owned(),
             reason: "the path does not end in a UTF-8 file name",
         })?;
@@ -641,13 +641,13 @@ fn array_layout(p: &Peek, h: &HeaderSnapshot) -> Result<(Flavor, usize, usize)> 
     let size = usize::try_from(size)
         .ok()
         .filter(|&s| s as u64 <= h.payload_len)
-        .ok_or(Error::Corrupt { what: "array element size" })?;
+        .ok_or_else(|| Error::Corrupt { what: "array element size" })?;
     (0..8)
         .map(|s| 1usize << s)
         .flat_map(|align| [(Flavor::Locked, align), (Flavor::Raw, align)])
         .find(|&(flavor, align)| array_layout_hash(flavor, size, align) == h.layout_hash)
         .map(|(flavor, align)| (flavor, size, align))
-        .ok_or(Error::Corrupt { what: "array element size does not match its layout hash" })
+        .ok_or_else(|| Error::Corrupt { what: "array element size does not match its layout hash" })
 }
 
 /// Sync objects are TYPED segments told apart by their layout hash.
@@ -1031,7 +1031,7 @@ fn pool_fields(p: &Peek, h: &HeaderSnapshot) -> Result<Vec<(&'static str, String
     let workers = usize::try_from(h.payload_len)
         .ok()
         .and_then(|n| n.checked_sub(CANCEL_ENTRIES * 8))
-        .ok_or(Error::Corrupt { what: "pool table size" })?
+        .ok_or_else(|| Error::Corrupt { what: "pool table size" })?
         / slot;
     let mut busy = 0;
     let mut lines = Vec::new();

@@ -193,6 +193,47 @@ fn async_result_get_wait_ready_successful() {
     }
 }
 
+/// Single submissions made while the workers have plenty queued are
+/// gathered and queued together, and quick tasks are taken several at a
+/// time: every handle still gets its own result or panic, callbacks run
+/// once each, and a `map` submitted behind the gathered tasks keeps its
+/// order.
+#[test]
+fn gathered_submissions_and_batched_workers_answer_every_task() {
+    let pool = Pool::new(2).expect("pool");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..3000u64)
+        .map(|i| {
+            let (ok, err) = (calls.clone(), calls.clone());
+            pool.apply_async_with(
+                panic_on_odd,
+                if i % 100 == 7 { i } else { 2 * i },
+                move |_| {
+                    ok.fetch_add(1, Ordering::SeqCst);
+                },
+                move |_| {
+                    err.fetch_add(1, Ordering::SeqCst);
+                },
+            )
+            .expect("submit")
+        })
+        .collect();
+    let want: Vec<u64> = (0..2000).map(|x| x * x).collect();
+    assert_eq!(pool.map(square, 0..2000).expect("map behind the gathered tasks"), want);
+    for (i, h) in handles.iter().enumerate() {
+        match h.get_timeout(GUARD) {
+            Ok(v) => assert_eq!(v, 2 * i as u64, "task {i}"),
+            Err(TaskTimeoutError::Panicked { message, .. }) => {
+                assert_eq!(i % 100, 7, "task {i} panicked: {message}");
+                assert!(message.contains(&format!("odd input {i}")), "{message}");
+            }
+            Err(e) => panic!("task {i}: {e}"),
+        }
+    }
+    // Callbacks run before the handle completes.
+    assert_eq!(calls.load(Ordering::SeqCst), 3000);
+}
+
 #[test]
 fn map_keeps_order_for_every_chunk_size() {
     let pool = Pool::new(2).expect("pool");

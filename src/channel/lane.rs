@@ -662,7 +662,7 @@ impl Lane {
     /// attempt at the datagram, never a wait on the socket (a full socket
     /// is waited for by the caller, without the lock).
     fn try_send_parcel(&self, rec: &[u8], tag: u32, fds: &[OwnedFd]) -> Result<Tried, Stop> {
-        let post = self.post.as_ref().ok_or(Stop::Failed(Error::Unsupported { what: NO_SOCKET }))?;
+        let post = self.post.as_ref().ok_or_else(|| Stop::Failed(Error::Unsupported { what: NO_SOCKET }))?;
         // Under the send lock the room only grows (receivers free it).
         if !self.has_room(rec.len() as u64) {
             return Ok(Tried::NoRoom);
@@ -879,7 +879,9 @@ impl Lane {
         let mut start = from;
         let result = (|| -> Result<(), Stop> {
             for &end in ends {
-                let rec = buf.get(start..end).ok_or(Stop::Failed(Error::InvalidArgument { what: "record bounds" }))?;
+                let rec = buf
+                    .get(start..end)
+                    .ok_or_else(|| Stop::Failed(Error::InvalidArgument { what: "record bounds" }))?;
                 if rec.len() as u64 > self.max_message() {
                     let max = self.max_message() as usize;
                     return Err(Stop::Failed(Error::TooLarge { len: rec.len(), max }));
@@ -1100,7 +1102,7 @@ impl Lane {
                 Other { gone: || ends.senders_gone(), rate: &self.senders_probe, ask_first: E::PROBE_BEFORE_SLEEP };
             if wait_on(call, look, || false, wait, &other)? == Woke::Gone {
                 // Dead first, then empty: a sender may publish and die.
-                return self.take_record(out, wait, hook, fds, E::DISCARDS)?.ok_or(Stop::Disconnected);
+                return self.take_record(out, wait, hook, fds, E::DISCARDS)?.ok_or_else(|| Stop::Disconnected);
             }
         }
     }

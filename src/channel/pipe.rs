@@ -304,7 +304,7 @@ impl PipeBuilder {
         let size = (self.capacity)
             .checked_mul(lanes as usize)
             .and_then(|b| b.checked_add(BUF_OFF))
-            .ok_or(Error::InvalidArgument { what: "pipe too large for this platform" })?;
+            .ok_or_else(|| Error::InvalidArgument { what: "pipe too large for this platform" })?;
         // The creator's token goes into the segment's header (anonymous
         // pipes too): spill segments are recorded under it.
         let me = crate::owner::token::current().map_err(|e| Error::os("create liveness token", e))?;
@@ -454,7 +454,8 @@ impl Connection {
         }
         let lane = |i: usize| -> Result<Lane> {
             let off = usize::try_from(cap).ok().and_then(|c| c.checked_mul(i)).and_then(|o| o.checked_add(BUF_OFF));
-            let lane = Lane::new(seg, LANE_OFF[i], off.ok_or(Error::Corrupt { what: "pipe capacity" })?, cap, 0)?;
+            let lane =
+                Lane::new(seg, LANE_OFF[i], off.ok_or_else(|| Error::Corrupt { what: "pipe capacity" })?, cap, 0)?;
             // Lane i sends on end i of the pair and receives on the other.
             Ok(lane.with_post(post.as_ref().map(|p| p.lane(i))))
         };
@@ -501,14 +502,17 @@ impl Connection {
         if self.is_closed() {
             return Err(Error::Closed);
         }
-        self.inner.tx.as_ref().ok_or(Error::InvalidArgument { what: "this end of a simplex pipe only receives" })
+        self.inner
+            .tx
+            .as_ref()
+            .ok_or_else(|| Error::InvalidArgument { what: "this end of a simplex pipe only receives" })
     }
 
     fn rx(&self) -> Result<&Lane> {
         if self.is_closed() {
             return Err(Error::Closed);
         }
-        self.inner.rx.as_ref().ok_or(Error::InvalidArgument { what: "this end of a simplex pipe only sends" })
+        self.inner.rx.as_ref().ok_or_else(|| Error::InvalidArgument { what: "this end of a simplex pipe only sends" })
     }
 
     /// Sends `msg` whole (spilled if larger than the buffer allows).

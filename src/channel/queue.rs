@@ -1058,7 +1058,7 @@ impl<T> Queue<T> {
         // Taken items are counted in the entry: a consumer without one
         // could not mark them done.
         let full = Error::InvalidArgument { what: "JoinableQueue has as many live consumer processes as it can track" };
-        Ok(Some(&me.and_then(|i| h.consumers.entry(i)).ok_or(Stop::Failed(full))?.taken))
+        Ok(Some(&me.and_then(|i| h.consumers.entry(i)).ok_or_else(|| Stop::Failed(full))?.taken))
     }
 
     fn get_raw_via<E: Ends>(
@@ -1767,7 +1767,7 @@ impl<T> JoinableQueue<T> {
         if i >= TABLE_FULL || !h.consumers.is_mine(i) {
             return Err(too_many);
         }
-        let e = h.consumers.entry(i).ok_or(Error::Corrupt { what: "queue registry" })?;
+        let e = h.consumers.entry(i).ok_or_else(|| Error::Corrupt { what: "queue registry" })?;
         e.taken.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).map_err(|_| too_many)?;
         h.all_done.notify_all();
         Ok(())

@@ -106,7 +106,7 @@ fn total(inner: &Inner, end: End) -> &crate::loom::atomic::AtomicU64 {
 fn my_entry<T>(q: &Queue<T>, end: End) -> Result<(usize, &Entry)> {
     let full = Error::InvalidArgument { what: "a channel side held by more live processes than it can track (256)" };
     let i = q.role(end)?.ok_or(full)?;
-    let e = q.inner().registry(end).entry(i).ok_or(Error::Corrupt { what: "channel registry" })?;
+    let e = q.inner().registry(end).entry(i).ok_or_else(|| Error::Corrupt { what: "channel registry" })?;
     Ok((i, e))
 }
 

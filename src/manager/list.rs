@@ -199,7 +199,7 @@ where
         let mut req = self.obj.request(op::POP);
         req.push(1);
         req.extend_from_slice(&(index as u64).to_le_bytes());
-        Self::option(&self.obj.call(&req)?)?.ok_or(crate::Error::Corrupt { what: "manager reply (pop)" })
+        Self::option(&self.obj.call(&req)?)?.ok_or_else(|| crate::Error::Corrupt { what: "manager reply (pop)" })
     }
 
     /// Inserts `value` before `index` (at the end if `index` is past it).

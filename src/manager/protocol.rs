@@ -345,7 +345,7 @@ pub(crate) fn sequence(p: &[u8], width: usize) -> Result<Vec<&[u8]>> {
     // Each string takes at least its 4-byte length: a count larger than
     // the message allows is refused before allocating for it.
     let strings = usize::try_from(n).ok().and_then(|n| n.checked_mul(width)).filter(|s| s.saturating_mul(4) <= p.len());
-    let strings = strings.ok_or(Error::Corrupt { what: "manager reply (sequence length)" })?;
+    let strings = strings.ok_or_else(|| Error::Corrupt { what: "manager reply (sequence length)" })?;
     let mut out = Vec::with_capacity(strings);
     for _ in 0..strings {
         out.push(r.bytes().map_err(bad)?);

@@ -349,7 +349,7 @@ impl State {
             return Ok(self.new_object(fingerprint, data()));
         }
         if let Some(&id) = self.names.get(name) {
-            let o = self.objects.get(&id).ok_or((code::NO_OBJECT, "named object vanished".to_owned()))?;
+            let o = self.objects.get(&id).ok_or_else(|| (code::NO_OBJECT, "named object vanished".to_owned()))?;
             let same_kind = matches!((&o.data, dict), (Data::Dict(_), true) | (Data::List(_), false));
             if !same_kind || o.fingerprint != fingerprint {
                 let what = match &o.data {
@@ -373,7 +373,7 @@ impl State {
     /// types (the fingerprint) match.
     fn new_or_named_sync(&mut self, kind: u8, arg: u64, arg2: u64, fp: u64, name: &str) -> Result<u64, Failure> {
         if let Some(&id) = self.names.get(name).filter(|_| !name.is_empty()) {
-            let o = self.objects.get(&id).ok_or((code::NO_OBJECT, "named object vanished".to_owned()))?;
+            let o = self.objects.get(&id).ok_or_else(|| (code::NO_OBJECT, "named object vanished".to_owned()))?;
             if !matches!(o.data, Data::Sync(_)) || o.fingerprint != fp {
                 return Err((code::TYPE, format!("the object named {name:?} is of another kind or type")));
             }

@@ -596,6 +596,18 @@ impl Batch {
         st.waiting = Waiting::Nothing;
     }
 
+    /// Takes chunk `from` and the chunks after it that were delivered, up
+    /// to the first that was not, in order, into `out` (one lock hold for
+    /// the run); never waits.
+    pub(crate) fn take_delivered(&self, from: u64, out: &mut Vec<JobOutcome>) {
+        let mut st = self.state.lock();
+        let mut chunk = from;
+        while let Some(o) = st.take(chunk) {
+            out.push(o);
+            chunk += 1;
+        }
+    }
+
     /// Takes chunk `chunk`, waiting for it.
     pub(crate) fn take(&self, chunk: u64) -> JobOutcome {
         self.take_until(chunk, None).expect("invariant: without a deadline the wait ends only with the chunk")

@@ -214,6 +214,11 @@ const BATCH: usize = 4096;
 /// Outcomes routed per job-table lock (`Supervisor::deliver_ready`): a
 /// waiter gets its result at most this many records late.
 const DELIVER_BATCH: usize = 64;
+/// Task records queued beyond which single submissions are gathered in
+/// the backlog and put together (`Shared::enqueue`) ...
+const STAGE_AFTER: usize = 64;
+/// ... this many at a time.
+const STAGE_FLUSH: usize = 64;
 /// Default task-queue ring (bytes).
 const TASK_RING: usize = 1 << 20;
 /// Default result-queue ring (bytes).
@@ -501,52 +506,59 @@ impl Shared {
         Ok(())
     }
 
-    /// [`enqueue`](Self::enqueue) for the records of `jobs`, in order: the
-    /// runs of records without descriptors go into the task queue together
-    /// (one lock hold and one wake-up per run), the others one by one; what
-    /// does not fit goes to the backlog. `jobs` is emptied, except on
-    /// error: then it holds the records neither queued nor backlogged (the
-    /// caller gives them back, spilled ones included).
+    /// Puts a prefix of the records `record(0..len)` into the task queue,
+    /// never waiting: the runs without descriptors together (one lock hold
+    /// and one wake-up per run), the others one by one. How many were put,
+    /// and the error of the next one if the queue refused it for good (not
+    /// for want of room).
+    fn put_prefix<'a>(&self, len: usize, record: impl Fn(usize) -> &'a TaskRecord) -> (usize, Option<Error>) {
+        let mut put = 0;
+        let (mut stage, mut ends) = (Vec::new(), Vec::new());
+        while put < len {
+            let plain = (put..len).find(|&i| !record(i).fds.is_empty()).unwrap_or(len) - put;
+            let got = if plain > 0 {
+                stage.clear();
+                ends.clear();
+                for i in put..put + plain {
+                    stage.extend_from_slice(&record(i).bytes);
+                    ends.push(stage.len());
+                }
+                self.tasks.put_raw_many(&stage, 0, &ends)
+            } else {
+                let r = record(put);
+                self.tasks.put_raw_parcel(&r.bytes, &r.fds, Wait::No).map(|()| 1)
+            };
+            match got {
+                Ok(n) => {
+                    put += n;
+                    if n < plain.max(1) {
+                        break; // the queue is full
+                    }
+                }
+                Err(Stop::Failed(e)) => return (put, Some(e)),
+                Err(_) => break,
+            }
+        }
+        (put, None)
+    }
+
+    /// [`enqueue`](Self::enqueue) for the records of `jobs`, in order
+    /// ([`put_prefix`](Self::put_prefix)); what does not fit goes to the
+    /// backlog. `jobs` is emptied, except on error: then it holds the
+    /// records neither queued nor backlogged (the caller gives them back,
+    /// spilled ones included).
     fn enqueue_many(&self, jobs: &mut Vec<(u64, TaskRecord, u64)>) -> Result<()> {
         for (_, record, _) in jobs.iter_mut() {
             self.spill_if_large(record)?;
         }
         let mut backlog = self.backlog.lock();
-        let mut queued = 0;
-        let (mut stage, mut ends) = (Vec::new(), Vec::new());
-        while queued < jobs.len() && backlog.is_empty() {
-            let rest = &jobs[queued..];
-            let plain = rest.iter().position(|(_, r, _)| !r.fds.is_empty()).unwrap_or(rest.len());
-            let put = if plain > 0 {
-                stage.clear();
-                ends.clear();
-                for (_, record, _) in &rest[..plain] {
-                    stage.extend_from_slice(&record.bytes);
-                    ends.push(stage.len());
-                }
-                self.tasks.put_raw_many(&stage, 0, &ends)
-            } else {
-                let record = &rest[0].1;
-                self.tasks.put_raw_parcel(&record.bytes, &record.fds, Wait::No).map(|()| 1)
-            };
-            match put {
-                Ok(n) => {
-                    queued += n;
-                    if n < plain.max(1) {
-                        break; // the queue is full
-                    }
-                }
-                Err(Stop::Failed(e)) => {
-                    // Sent: the workers that take them own what they lent.
-                    jobs.drain(..queued);
-                    return Err(e);
-                }
-                Err(_) => break,
-            }
-        }
+        let (queued, error) = if backlog.is_empty() { self.put_prefix(jobs.len(), |i| &jobs[i].1) } else { (0, None) };
         for (_, record, _) in jobs.drain(..queued) {
             // Sent: the workers that take them own what they lent.
             wire::recycle(record.bytes);
+        }
+        if let Some(e) = error {
+            return Err(e);
         }
         if !jobs.is_empty() {
             backlog.extend(jobs.drain(..).map(|(_, record, _)| record));
@@ -559,13 +571,19 @@ impl Shared {
     /// it has room and nothing waits before it, else into the backlog that
     /// the supervisor feeds in. Never blocks on a full queue. On error
     /// what the record's encoding took is given back.
+    ///
+    /// While the queue holds [`STAGE_AFTER`] records or more (the workers
+    /// have plenty to do), records are gathered in the backlog instead and
+    /// put [`STAGE_FLUSH`] at a time (by this call, or by the supervisor
+    /// after the next results): one lock hold and one wake-up for many
+    /// `apply_async`s, where each would pay its own.
     fn enqueue(&self, mut record: TaskRecord) -> Result<()> {
         if let Err(e) = self.spill_if_large(&mut record) {
             record.undo.run();
             return Err(e);
         }
         let mut backlog = self.backlog.lock();
-        if backlog.is_empty() {
+        if backlog.is_empty() && self.tasks.qsize() < STAGE_AFTER {
             match self.tasks.put_raw_parcel(&record.bytes, &record.fds, Wait::No) {
                 // Sent: the worker that takes it owns what it lent.
                 Ok(()) => {
@@ -582,7 +600,43 @@ impl Shared {
         }
         backlog.push_back(record);
         self.backlogged.store(true, Ordering::Relaxed);
+        if backlog.len() >= STAGE_FLUSH {
+            // A record the queue refuses stays for the supervisor, which
+            // fails its job (its callbacks must not run here).
+            let (put, _) = self.put_prefix(backlog.len(), |i| &backlog[i]);
+            for record in backlog.drain(..put) {
+                wire::recycle(record.bytes);
+            }
+        }
         Ok(())
+    }
+
+    /// Puts what the backlog holds (as much as fits), from the supervisor:
+    /// a record the queue refuses for good fails its job.
+    fn feed(&self) {
+        let mut refused = Vec::new();
+        {
+            let mut backlog = self.backlog.lock();
+            loop {
+                let (put, error) = self.put_prefix(backlog.len(), |i| &backlog[i]);
+                for record in backlog.drain(..put) {
+                    wire::recycle(record.bytes);
+                }
+                let Some(e) = error else { break };
+                if let Some(rec) = backlog.pop_front() {
+                    discard_spilled(&rec.bytes);
+                    rec.undo.run();
+                    refused.push((wire::job_id(&rec.bytes), e));
+                }
+            }
+            if backlog.is_empty() {
+                self.backlogged.store(false, Ordering::Relaxed);
+            }
+        }
+        // With the backlog unlocked: a callback may submit.
+        for (id, e) in refused {
+            self.deliver(id, JobOutcome::Failed(Failure::TaskError(e.to_string())));
+        }
     }
 
     /// Wakes the supervisor (a `WAKE` record on the result queue).
@@ -1039,26 +1093,7 @@ impl Supervisor {
     }
 
     fn feed_backlog(&self) {
-        let mut backlog = self.shared.backlog.lock();
-        while let Some(rec) = backlog.front() {
-            match self.shared.tasks.put_raw_parcel(&rec.bytes, &rec.fds, Wait::No) {
-                Ok(()) => {
-                    backlog.pop_front();
-                }
-                Err(Stop::Failed(e)) => {
-                    if let Some(rec) = backlog.pop_front() {
-                        discard_spilled(&rec.bytes);
-                        rec.undo.run();
-                        self.shared
-                            .deliver(wire::job_id(&rec.bytes), JobOutcome::Failed(Failure::TaskError(e.to_string())));
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        if backlog.is_empty() {
-            self.shared.backlogged.store(false, Ordering::Relaxed);
-        }
+        self.shared.feed();
     }
 
     /// Reaps dead workers (failing the job each held), enforces the task

@@ -781,30 +781,46 @@ impl Pool {
             }
         }
         batch.wait_all(chunks.len() as u64);
-        let mut out = Vec::with_capacity(chunks.iter().map(|c| c.1 as usize).sum());
-        let mut failed = None;
+        let mut out: Vec<R> = Vec::with_capacity(chunks.iter().map(|c| c.1 as usize).sum());
+        // The first failure in order (the chunks from it on are abandoned).
+        let mut failed: Option<(usize, Error)> = None;
+        // The chunks delivered in a row are taken under one lock.
+        let mut run = Vec::new().into_iter();
         for (i, &(_, n)) in chunks.iter().enumerate() {
-            match batch.take(i as u64) {
-                JobOutcome::Items(v) if v.len() == n as usize => {
-                    for item in v {
-                        match item {
-                            Ok(item) => out.push(decode_result::<R>(&item)),
-                            Err(f) => out.push(Err(f.error())),
-                        }
-                    }
+            let outcome = match run.next() {
+                Some(o) => o,
+                None => {
+                    let mut taken = Vec::new();
+                    batch.take_delivered(i as u64, &mut taken);
+                    run = taken.into_iter();
+                    run.next().unwrap_or_else(|| batch.take(i as u64))
                 }
-                JobOutcome::Items(_) => out.push(Err(wrong_count().error())),
-                JobOutcome::Failed(f) => out.push(Err(f.error())),
-            }
-            if out.last().is_some_and(Result::is_err) {
-                failed = Some(i);
+            };
+            let error = match outcome {
+                JobOutcome::Items(v) if v.len() == n as usize => v.into_iter().find_map(|item| {
+                    match item.map_err(|f| f.error()).and_then(|item| decode_result::<R>(&item)) {
+                        Ok(value) => {
+                            out.push(value);
+                            None
+                        }
+                        Err(e) => Some(e),
+                    }
+                }),
+                JobOutcome::Items(_) => Some(wrong_count().error()),
+                JobOutcome::Failed(f) => Some(f.error()),
+            };
+            if let Some(e) = error {
+                failed = Some((i, e));
                 break;
             }
         }
-        if let Some(i) = failed {
-            sh.abandon(chunks[i..].iter().map(|c| c.0));
+        match failed {
+            Some((i, e)) => {
+                sh.abandon(chunks[i..].iter().map(|c| c.0));
+                Err(e)
+            }
+            None => Ok(out),
         }
-        out.into_iter().collect()
     }
 
     /// Starts [`map`](Pool::map) and returns at once; the handle's

@@ -319,7 +319,7 @@ pub(crate) fn job_id(record: &[u8]) -> u64 {
 
 /// The kind byte of a record.
 pub(crate) fn kind(record: &[u8]) -> Result<u8> {
-    record.get(8).copied().ok_or(corrupt("pool record too short"))
+    record.get(8).copied().ok_or_else(|| corrupt("pool record too short"))
 }
 
 fn put_fn(buf: &mut Vec<u8>, f: FnId) {
@@ -330,13 +330,13 @@ fn put_fn(buf: &mut Vec<u8>, f: FnId) {
 fn get_u32(b: &[u8], at: usize) -> Result<u32> {
     b.get(at..at + 4)
         .map(|s| u32::from_le_bytes(s.try_into().expect("invariant: 4 bytes")))
-        .ok_or(corrupt("pool record"))
+        .ok_or_else(|| corrupt("pool record"))
 }
 
 fn get_u64(b: &[u8], at: usize) -> Result<u64> {
     b.get(at..at + 8)
         .map(|s| u64::from_le_bytes(s.try_into().expect("invariant: 8 bytes")))
-        .ok_or(corrupt("pool record"))
+        .ok_or_else(|| corrupt("pool record"))
 }
 
 fn get_fn(b: &[u8], at: usize) -> Result<FnId> {
@@ -518,12 +518,12 @@ pub(crate) fn parse_task(record: &[u8]) -> Result<Task<'_>> {
     }
     let n = get_u32(record, 9)?;
     let c = get_u32(record, TASK_CAPTURES - 4)? as usize;
-    let items = TASK_CAPTURES.checked_add(c).ok_or(corrupt("pool record captures length"))?;
+    let items = TASK_CAPTURES.checked_add(c).ok_or_else(|| corrupt("pool record captures length"))?;
     Ok(Task {
         trampoline: get_fn(record, 13)?,
         function: get_fn(record, 29)?,
-        captures: record.get(TASK_CAPTURES..items).ok_or(corrupt("pool record captures length"))?,
-        items: Items { rest: record.get(items..).ok_or(corrupt("pool record"))?, left: n },
+        captures: record.get(TASK_CAPTURES..items).ok_or_else(|| corrupt("pool record captures length"))?,
+        items: Items { rest: record.get(items..).ok_or_else(|| corrupt("pool record"))?, left: n },
     })
 }
 
@@ -542,8 +542,8 @@ impl<'a> Iterator for Items<'a> {
         }
         self.left -= 1;
         let item = get_u32(self.rest, 0).and_then(|len| {
-            let end = 4usize.checked_add(len as usize).ok_or(corrupt("pool record item length"))?;
-            let bytes = self.rest.get(4..end).ok_or(corrupt("pool record item length"))?;
+            let end = 4usize.checked_add(len as usize).ok_or_else(|| corrupt("pool record item length"))?;
+            let bytes = self.rest.get(4..end).ok_or_else(|| corrupt("pool record item length"))?;
             self.rest = &self.rest[end..];
             Ok(bytes)
         });
@@ -671,10 +671,10 @@ pub(crate) fn parse_result(record: &[u8], fds: Option<Received>) -> Result<(u32,
     let mut out = Vec::with_capacity(if n == 1 { 0 } else { n as usize });
     let mut one = None;
     for _ in 0..n {
-        let status = *record.get(at).ok_or(corrupt("pool result"))?;
+        let status = *record.get(at).ok_or_else(|| corrupt("pool result"))?;
         let len = get_u32(record, at + 1)? as usize;
-        let end = (at + 5).checked_add(len).ok_or(corrupt("pool result length"))?;
-        let bytes = record.get(at + 5..end).ok_or(corrupt("pool result length"))?;
+        let end = (at + 5).checked_add(len).ok_or_else(|| corrupt("pool result length"))?;
+        let bytes = record.get(at + 5..end).ok_or_else(|| corrupt("pool result length"))?;
         let text = || String::from_utf8_lossy(bytes).into_owned();
         let item = match status {
             ITEM_OK => Ok(Encoded { bytes: ItemBytes::copy_of(bytes), fds: fds.clone() }),

@@ -170,7 +170,7 @@ pub(crate) fn finish_and_exit(ch: &Channel, outcome: std::thread::Result<Result<
 fn send_result_fds(ch: &Channel, fds: &[OwnedFd]) -> Result<()> {
     use std::os::fd::AsFd;
     let sock = ch.child_end().or_else(|| RESULT_SOCKET.get().map(AsFd::as_fd));
-    let sock = sock.ok_or(Error::Unsupported { what: "descriptors in a result: no result socket" })?;
+    let sock = sock.ok_or_else(|| Error::Unsupported { what: "descriptors in a result: no result socket" })?;
     let borrowed: Vec<_> = fds.iter().map(AsFd::as_fd).collect();
     let count = (fds.len() as u32).to_le_bytes();
     crate::sys::parcel::send(sock, &count, &borrowed).map_err(|e| Error::os("send the result's descriptors", e))

@@ -149,7 +149,7 @@ impl Channel {
         usize::try_from(n)
             .ok()
             .filter(|&n| n <= self.capacity())
-            .ok_or(Error::Corrupt { what: "process channel length out of range" })
+            .ok_or_else(|| Error::Corrupt { what: "process channel length out of range" })
     }
 
     /// The task bytes (in the child).

@@ -193,7 +193,7 @@ where
         // The name resolved (same executable, same type): `p` is
         // `call_zst::<F, A, R>`, and F is made again.
         fnref::recreate_zst::<F>()
-            .ok_or(Error::InvalidArgument { what: "a capturing closure cannot be made again in a worker" })
+            .ok_or_else(|| Error::InvalidArgument { what: "a capturing closure cannot be made again in a worker" })
     }
 
     #[inline]

@@ -139,7 +139,7 @@ impl ByteRing {
         let size = usize::try_from(capacity)
             .ok()
             .and_then(|c| c.checked_add(BUF_OFFSET))
-            .ok_or(Error::InvalidArgument { what: "byte ring too large for this platform" })?;
+            .ok_or_else(|| Error::InvalidArgument { what: "byte ring too large for this platform" })?;
         Ok(Segment::builder().size(size).typed(kind::BYTES, RING_HASH))
     }
 

@@ -529,7 +529,7 @@ impl<T: Pod + Send> SpscRing<T> {
         let bytes = (capacity as usize)
             .checked_mul(core::mem::size_of::<T>())
             .and_then(|b| b.checked_add(SLOTS_OFFSET))
-            .ok_or(Error::InvalidArgument { what: "ring too large" })?;
+            .ok_or_else(|| Error::InvalidArgument { what: "ring too large" })?;
         Ok(Segment::builder().size(bytes).typed(kind::SPSC, ring_hash::<T>()))
     }
 
@@ -614,7 +614,7 @@ impl<T: Pod + Send> SpscRing<T> {
         let bytes = usize::try_from(cap)
             .ok()
             .and_then(|c| c.checked_mul(core::mem::size_of::<T>()))
-            .ok_or(Error::Corrupt { what: "ring capacity" })?;
+            .ok_or_else(|| Error::Corrupt { what: "ring capacity" })?;
         if SLOTS_OFFSET.checked_add(bytes).is_none_or(|end| end > self.seg.len()) {
             return Err(Error::Corrupt { what: "ring capacity exceeds its segment" });
         }

@@ -133,7 +133,7 @@ impl<T: Pod> ArraySeg<T> {
         len.checked_mul(core::mem::size_of::<T>())
             .and_then(|b| b.checked_add(Self::DATA))
             .filter(|&b| isize::try_from(b).is_ok())
-            .ok_or(Error::InvalidArgument { what: "array too large" })
+            .ok_or_else(|| Error::InvalidArgument { what: "array too large" })
     }
 
     fn builder(flavor: Flavor, len: usize) -> Result<crate::shm::segment::SegmentBuilder> {

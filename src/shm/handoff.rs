@@ -502,7 +502,7 @@ pub(crate) fn deserialize_handle<'de, D: Deserializer<'de>>(d: D, layout_hash: u
             }
             let fd = || {
                 take_fd(index)
-                    .ok_or(crate::Error::InvalidArgument { what: MISSING })
+                    .ok_or_else(|| crate::Error::InvalidArgument { what: MISSING })
                     .and_then(|r| r.map_err(|e| crate::Error::os("dup the arena's descriptor", e)))
             };
             CellRef::adopt(lent, layout_hash, fd).map(Handle::Cell).map_err(de_error::<D::Error>)

@@ -372,7 +372,7 @@ impl HeapMap {
     /// Takes one more process reference to a live cell; its generation.
     #[cfg(feature = "serde")]
     fn acquire(&self, index: usize) -> Result<u32> {
-        acquire_ref(self.cell(index)).ok_or(Error::Corrupt { what: "arena cell reference count" })
+        acquire_ref(self.cell(index)).ok_or_else(|| Error::Corrupt { what: "arena cell reference count" })
     }
 }
 
@@ -395,7 +395,7 @@ impl CellRef {
             Some(x) => x,
             None => {
                 let h = HeapMap::create(class)?;
-                (h, h.claim().ok_or(Error::Corrupt { what: "a new arena has no free cell" })?)
+                (h, h.claim().ok_or_else(|| Error::Corrupt { what: "a new arena has no free cell" })?)
             }
         };
         let words = (class - CELL_HEAD) / 8;

@@ -142,7 +142,7 @@ fn unlocked(server: &Server, req: &[u8]) -> Result<Vec<u8>, Failure> {
             for _ in 0..MAX_UPDATE_RETRIES {
                 let old = server.state.lock().value(id)?.bytes.clone();
                 let new = run_update(fns, Some(old.clone()), arg.to_vec())?
-                    .ok_or((code::UPDATE, "the update function returned no value".to_owned()))?;
+                    .ok_or_else(|| (code::UPDATE, "the update function returned no value".to_owned()))?;
                 let mut state = server.state.lock();
                 let v = state.value(id)?;
                 if v.bytes == old {
@@ -258,7 +258,7 @@ impl State {
     fn existing(&self, name: &str, fingerprint: u64, kind: &'static str) -> Result<Option<Vec<u8>>, Failure> {
         match self.names.get(name) {
             Some(&id) if !name.is_empty() => {
-                let o = self.objects.get(&id).ok_or((code::NO_OBJECT, "named object vanished".to_owned()))?;
+                let o = self.objects.get(&id).ok_or_else(|| (code::NO_OBJECT, "named object vanished".to_owned()))?;
                 if kind_name(&o.data) != kind || o.fingerprint != fingerprint {
                     let what = kind_name(&o.data);
                     let m = format!("the object named {name:?} is a {what} of other types than the {kind} asked for");
@@ -361,7 +361,8 @@ impl State {
                 let a = self.array(id)?;
                 let len = a.len();
                 let slot = usize::try_from(i).ok().and_then(|i| a.get_mut(i));
-                let slot = slot.ok_or((code::ARRAY_INDEX, format!("array index {i} out of range (length {len})")))?;
+                let slot =
+                    slot.ok_or_else(|| (code::ARRAY_INDEX, format!("array index {i} out of range (length {len})")))?;
                 if opcode == op::AGET {
                     Ok(ok_with(slot))
                 } else {
@@ -378,7 +379,9 @@ impl State {
                     .ok()
                     .and_then(|s| Some(s..s.checked_add(new.len())?))
                     .filter(|r| r.end <= len)
-                    .ok_or((code::ARRAY_INDEX, format!("array slice at {start} of {} out of range", new.len())))?;
+                    .ok_or_else(|| {
+                        (code::ARRAY_INDEX, format!("array slice at {start} of {} out of range", new.len()))
+                    })?;
                 for (slot, v) in a[range].iter_mut().zip(new) {
                     *slot = v;
                 }

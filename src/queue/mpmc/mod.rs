@@ -294,7 +294,7 @@ impl<T: Pod + Send> MpmcRing<T> {
     fn builder(capacity: u64) -> Result<crate::shm::segment::SegmentBuilder> {
         let bytes = values_offset(capacity)
             .and_then(|off| (capacity as usize).checked_mul(core::mem::size_of::<T>())?.checked_add(off))
-            .ok_or(Error::InvalidArgument { what: "ring too large" })?;
+            .ok_or_else(|| Error::InvalidArgument { what: "ring too large" })?;
         Ok(Segment::builder().size(bytes).typed(kind::MPMC, ring_hash::<T>()))
     }
 

@@ -150,7 +150,7 @@ impl Segment {
     /// [`from_fd`](Segment::from_fd).
     pub fn recv_from(socket: &UnixStream) -> Result<Segment> {
         let mut fds = sysshm::recv_fds(socket.as_fd(), 1).map_err(|e| Error::os("recvmsg(SCM_RIGHTS)", e))?;
-        let fd = fds.pop().ok_or(Error::Corrupt { what: "no descriptor in the message" })?;
+        let fd = fds.pop().ok_or_else(|| Error::Corrupt { what: "no descriptor in the message" })?;
         Segment::from_fd(fd)
     }
 }

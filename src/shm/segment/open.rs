@@ -204,7 +204,7 @@ impl SegmentBuilder {
     /// Like [`create`](Self::create), running `init` on the segment before
     /// anyone else can see it.
     pub(crate) fn create_with(self, init: impl FnOnce(&Segment) -> Result<()>) -> Result<Segment> {
-        let user = self.name.clone().ok_or(Error::InvalidArgument { what: "a named segment needs a name" })?;
+        let user = self.name.clone().ok_or_else(|| Error::InvalidArgument { what: "a named segment needs a name" })?;
         let file = name::file_name(&user)?;
         let dir = DirRef::open(self.dir.as_deref())?;
         let d = dir.get()?;
@@ -273,7 +273,7 @@ impl SegmentBuilder {
             .checked_add(self.size)
             .and_then(page_round)
             .filter(|&t| t <= isize::MAX as usize)
-            .ok_or(Error::InvalidArgument { what: "segment size too large" })?;
+            .ok_or_else(|| Error::InvalidArgument { what: "segment size too large" })?;
         sysshm::allocate(fd.as_fd(), total as u64).map_err(|e| match Error::os("fallocate", e) {
             Error::NoSpace { .. } => Error::NoSpace { requested: total as u64 },
             other => other,
@@ -317,7 +317,7 @@ impl SegmentBuilder {
     /// [`Error::LayoutMismatch`], [`Error::SizeMismatch`] (smaller than
     /// [`size`](Self::size)), [`Error::Truncated`], [`Error::NotReady`].
     pub fn open(self) -> Result<Segment> {
-        let user = self.name.clone().ok_or(Error::InvalidArgument { what: "open needs a name" })?;
+        let user = self.name.clone().ok_or_else(|| Error::InvalidArgument { what: "open needs a name" })?;
         let file = name::file_name(&user)?;
         let dir = DirRef::open(self.dir.as_deref())?;
         let fd = open_waiting(dir.get()?, &file, &user, true, self.wait_for_name)?;
@@ -562,7 +562,7 @@ impl Segment {
         let len = usize::try_from(info.size)
             .ok()
             .filter(|&l| l > 0 && l <= isize::MAX as usize)
-            .ok_or(Error::SizeMismatch { expected: 1, found: info.size })?;
+            .ok_or_else(|| Error::SizeMismatch { expected: 1, found: info.size })?;
         refuse_own_object(fd.as_fd(), &info, name)?;
         let map = Mapping::map(fd.as_fd(), len, writable).map_err(|e| Error::os("mmap", e))?;
         let mut inner = Inner::fresh(map, fd, Some((name.to_owned(), file)), DirRef::Default, info);
@@ -589,7 +589,7 @@ impl Segment {
         let len = usize::try_from(info.size)
             .ok()
             .filter(|&l| l <= isize::MAX as usize)
-            .ok_or(Error::Corrupt { what: "impossibly large" })?;
+            .ok_or_else(|| Error::Corrupt { what: "impossibly large" })?;
         let map = Mapping::map(fd.as_fd(), len, true).map_err(|e| Error::os("mmap", e))?;
         let seg = Segment { inner: Arc::new(Inner::fresh(map, fd, names, dir, info)) };
         let h = seg.header();
