@@ -92,12 +92,35 @@
 //!   ignored SIGINT stays ignored. Workers ignore SIGINT (the parent owns
 //!   Ctrl-C); they die with the parent anyway (`PR_SET_PDEATHSIG`).
 //!
-//! Costs on the hot path: one queue put per task (lock, copy, and a futex
-//! wake only if a worker sleeps), one get and one put in the worker, one
-//! get in the supervisor, two short critical sections on the job table.
-//! `map` amortises these over chunks, registers its chunks in groups (one
-//! job-table lock per group, `Shared::submit_many`), and the supervisor
-//! routes the results it takes in batches (one job-table lock per batch).
+//! - **Batches** (how the hot path is cheap): every hand-off moves many
+//!   records under one lock hold and one wake-up where it can.
+//!   - A `map` queues its chunks in groups (`Queue::put_raw_many`), after
+//!     registering each group under one lock of the job table
+//!     (`Shared::submit_many`).
+//!   - Single submissions (`apply_async`, `submit`) go straight into the
+//!     task queue while it holds fewer than 64 records; beyond that (the
+//!     workers have plenty to do) they are gathered in the backlog and
+//!     queued 64 at a time, by the submitter or by the supervisor after
+//!     the next results (`Shared::enqueue`).
+//!   - A worker whose last tasks took under 20 us each takes up to 12
+//!     records at once (its first through `get_raw_then`, the rest through
+//!     one `get_raw_more`), naming each in a `HELD` word of its slot inside
+//!     the get critical section, and puts their results together (after
+//!     the batch, or once 100 us passed) before emptying the words. A
+//!     worker killed anywhere leaves every job of its batch named: the
+//!     supervisor fails them all (`WorkerDied`) and marks them cancelled,
+//!     as for `JOB`. Long tasks are taken one at a time, so a slow task
+//!     strands at most 11 quick ones behind it, and only right after a
+//!     run of quick ones. A `ProcessPoolExecutor`'s workers, and a pool
+//!     with a task timeout, take one at a time: there the parent kills a
+//!     worker for its running job (a cancelled future, a timeout), which
+//!     must not take queued jobs down with it.
+//!   - The supervisor takes the results queued in one go
+//!     (`get_raw_more`), routes them under one job-table lock per 64, and
+//!     hands a `map`'s run of outcomes to its batch under one lock; short
+//!     results (up to 30 bytes each, one per record) need no allocation on
+//!     the way (`wire::ItemBytes`, `wire::Outcomes`). The `map` caller
+//!     decodes straight into its result vector.
 
 pub(crate) mod cell;
 pub(crate) mod engine;
