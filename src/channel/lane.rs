@@ -1110,17 +1110,18 @@ impl Lane {
     /// Takes up to `max` more plain inline records (no spill reference, no
     /// parcel) under one hold of the receive lock, if the lock is free, and
     /// never waits: each record's bytes are appended to `out` and its end
-    /// offset in `out` pushed to `ends`. `hook` runs on each record's bytes
-    /// before it leaves the ring, as in [`recv_record`](Self::recv_record).
-    /// Stops at the first record of another kind, leaving it for
-    /// `recv_record`. The number taken.
+    /// offset in `out` pushed to `ends`. `take` sees each record's bytes
+    /// before it leaves the ring, as a hook of
+    /// [`recv_record`](Self::recv_record) does, and says whether to take
+    /// it. Stops at the first record not taken or of another kind, leaving
+    /// it in the ring. The number taken.
     #[cfg(feature = "pool")]
     pub(crate) fn recv_more(
         &self,
         out: &mut Vec<u8>,
         ends: &mut Vec<usize>,
         max: usize,
-        hook: &mut dyn FnMut(&[u8]),
+        take: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<usize, Stop> {
         if max == 0 {
             return Ok(0);
@@ -1133,7 +1134,7 @@ impl Lane {
             if taken == max {
                 break Ok(());
             }
-            match core.pop_append_then(&pos, &self.buf, out, |tag| tag == TAG_INLINE, |bytes, _| hook(bytes)) {
+            match core.pop_append_then(&pos, &self.buf, out, |bytes, tag| tag == TAG_INLINE && take(bytes)) {
                 Ok(Some(_)) => {
                     taken += 1;
                     ends.push(out.len());

@@ -1361,24 +1361,25 @@ impl<T> Queue<T> {
     #[cfg(feature = "pool")]
     /// Takes up to `max` more plain inline records without waiting, under
     /// one lock hold if the lock is free: each record's bytes are appended
-    /// to `out`, its end offset pushed to `ends`, and `hook` runs on it
-    /// inside the get critical section as in
-    /// [`get_raw_then`](Queue::get_raw_then). It stops at a spilled record
-    /// or one with descriptors (a `get_raw_then` takes those). The number
-    /// taken. Not for a `JoinableQueue` (its taken counts are kept by
+    /// to `out`, its end offset pushed to `ends`. `take` runs on each
+    /// record inside the get critical section, as the hook of
+    /// [`get_raw_then`](Queue::get_raw_then) does, and says whether to take
+    /// it. It stops at the first record not taken, a spilled record or one
+    /// with descriptors (a `get_raw_then` takes those). The number taken.
+    /// Not for a `JoinableQueue` (its taken counts are kept by
     /// `get_raw_then` only): 0 there.
     pub(crate) fn get_raw_more(
         &self,
         out: &mut Vec<u8>,
         ends: &mut Vec<usize>,
         max: usize,
-        hook: &mut dyn FnMut(&[u8]),
+        take: &mut dyn FnMut(&[u8]) -> bool,
     ) -> Result<usize, Stop> {
         if self.joinable() {
             return Ok(0);
         }
         self.role(End::Recv)?;
-        self.inner.lane.recv_more(out, ends, max, hook)
+        self.inner.lane.recv_more(out, ends, max, take)
     }
 
     #[cfg(feature = "pool")]
@@ -2031,17 +2032,25 @@ mod raw_batch_tests {
         assert!((1..10).contains(&put), "a prefix fits in 256 bytes: {put}");
         // The rest, from where the put stopped, once there is room.
         let (mut out, mut got_ends, mut hooked) = (Vec::new(), Vec::new(), Vec::new());
-        let took = q.get_raw_more(&mut out, &mut got_ends, 3, &mut |b| hooked.push(b[0])).expect("get");
+        let mut hook = |b: &[u8]| {
+            hooked.push(b[0]);
+            true
+        };
+        let took = q.get_raw_more(&mut out, &mut got_ends, 3, &mut hook).expect("get");
         assert_eq!((took, hooked.as_slice()), (3, &[0u8, 1, 2][..]));
         assert_eq!(got_ends, vec![40, 80, 120]);
         let again = q.put_raw_many(&buf, ends[put - 1], &ends[put..]).expect("put");
         assert!(again >= 1);
-        let took = q.get_raw_more(&mut out, &mut got_ends, 100, &mut |b| hooked.push(b[0])).expect("get");
+        let mut hook = |b: &[u8]| {
+            hooked.push(b[0]);
+            true
+        };
+        let took = q.get_raw_more(&mut out, &mut got_ends, 100, &mut hook).expect("get");
         assert_eq!(took, put + again - 3);
         let want: Vec<u8> = (0..(put + again) as u8).collect();
         assert_eq!(hooked, want);
         assert_eq!(out, buf[..out.len()]);
-        assert_eq!(q.get_raw_more(&mut out, &mut got_ends, 100, &mut |_| {}).expect("get"), 0, "empty");
+        assert_eq!(q.get_raw_more(&mut out, &mut got_ends, 100, &mut |_| true).expect("get"), 0, "empty");
     }
 
     /// A record with descriptors is left for `get_raw_then`: the batch
@@ -2054,15 +2063,15 @@ mod raw_batch_tests {
         q.put_raw_parcel(b"with-fd", &[fd], Wait::No).expect("put");
         q.put_raw(b"plain-2", Wait::No).expect("put");
         let (mut out, mut ends) = (Vec::new(), Vec::new());
-        assert_eq!(q.get_raw_more(&mut out, &mut ends, 10, &mut |_| {}).expect("get"), 1);
+        assert_eq!(q.get_raw_more(&mut out, &mut ends, 10, &mut |_| true).expect("get"), 1);
         assert_eq!(out, b"plain-1");
-        assert_eq!(q.get_raw_more(&mut out, &mut ends, 10, &mut |_| {}).expect("get"), 0);
+        assert_eq!(q.get_raw_more(&mut out, &mut ends, 10, &mut |_| true).expect("get"), 0);
         let (mut rec, mut fds) = (Vec::new(), Vec::new());
         q.get_raw_then(&mut rec, Wait::No, &mut |_| {}, &mut fds).expect("get");
         assert_eq!((rec.as_slice(), fds.len()), (&b"with-fd"[..], 1));
         out.clear();
         ends.clear();
-        assert_eq!(q.get_raw_more(&mut out, &mut ends, 10, &mut |_| {}).expect("get"), 1);
+        assert_eq!(q.get_raw_more(&mut out, &mut ends, 10, &mut |_| true).expect("get"), 1);
         assert_eq!(out, b"plain-2");
     }
 }

@@ -927,7 +927,7 @@ impl Supervisor {
         let (mut more, mut ends) = (std::mem::take(&mut self.more), std::mem::take(&mut self.more_ends));
         more.clear();
         ends.clear();
-        let n = self.shared.results.get_raw_more(&mut more, &mut ends, DELIVER_BATCH, &mut |_| {}).unwrap_or(0);
+        let n = self.shared.results.get_raw_more(&mut more, &mut ends, DELIVER_BATCH, &mut |_| true).unwrap_or(0);
         let mut start = 0;
         for &end in &ends {
             self.on_bytes(&more[start..end], None);

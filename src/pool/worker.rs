@@ -376,12 +376,16 @@ impl Worker<'_> {
         }
         let held = &self.slot[table::HELD][1..];
         let mut k = 0;
+        // Only tasks: a STOP record stays for a worker that takes it first
+        // (each STOP retires one worker; one taken in a batch would retire
+        // this worker in another's place, and that one would never stop).
         let mut hook = |bytes: &[u8]| {
-            if let Some(word) = held.get(k) {
-                word.store(wire::job_id(bytes), Ordering::SeqCst);
-            }
+            let task = wire::kind(bytes).is_ok_and(|kind| kind == wire::TASK || kind == wire::SPILLED);
+            let Some(word) = held.get(k).filter(|_| task) else { return false };
+            word.store(wire::job_id(bytes), Ordering::SeqCst);
             k += 1;
             crate::sys::failpoint::hit("pool.worker.in_get_more");
+            true
         };
         self.args.tasks.get_raw_more(more, ends, max, &mut hook).unwrap_or(0)
     }

@@ -461,33 +461,36 @@ impl ByteConsumerCore {
         before_release: impl FnOnce(&[u8], u32),
     ) -> Result<Option<u32>, RingError> {
         out.clear();
-        self.pop_append_then(pos, slots, out, |tag| tag != PAD, before_release)
+        self.pop_append_then(pos, slots, out, |bytes, tag| {
+            before_release(bytes, tag);
+            true
+        })
     }
 
-    /// Appends the oldest message to `out` if `accept(tag)` says so (the
-    /// record stays in the ring otherwise): its tag, or `None` if there is
-    /// no message or it was not accepted. `before_release` sees the
-    /// appended bytes after the copy and before the record is released,
-    /// as in [`pop_into_then`](Self::pop_into_then).
+    /// Appends a copy of the oldest message to `out`, then asks `take`
+    /// (with the copied bytes and the tag) whether to take it: if so the
+    /// record is released (a consumer that dies inside `take` leaves it
+    /// in the ring, as in [`pop_into_then`](Self::pop_into_then)) and its
+    /// tag returned; if not, the copy is removed from `out` and the record
+    /// stays. `None` also when there is no message.
     pub(crate) fn pop_append_then<S: ByteSlots>(
         &mut self,
         pos: &Positions<'_>,
         slots: &S,
         out: &mut Vec<u8>,
-        accept: impl FnOnce(u32) -> bool,
-        before_release: impl FnOnce(&[u8], u32),
+        take: impl FnOnce(&[u8], u32) -> bool,
     ) -> Result<Option<u32>, RingError> {
         let Some(span) = self.peek(pos, slots)? else { return Ok(None) };
-        if !accept(span.tag) {
-            return Ok(None);
-        }
         let at = out.len();
         out.resize(at + span.len as usize, 0);
         // SAFETY: the payload is published and in bounds (checked in peek)
         // and 8-aligned; the producer does not rewrite it until release.
         unsafe { slots.copy_out(span.payload, &mut out[at..]) };
         crate::sys::failpoint::hit("bytes.pop.before_release");
-        before_release(&out[at..], span.tag);
+        if !take(&out[at..], span.tag) {
+            out.truncate(at);
+            return Ok(None);
+        }
         self.release(pos, span);
         Ok(Some(span.tag))
     }
@@ -665,7 +668,8 @@ pub(crate) mod tests {
     }
 
     /// `pop_append_then` appends after what the buffer holds, across the
-    /// wrap, and leaves a record it does not accept in the ring.
+    /// wrap, and leaves a record it does not take in the ring (and its copy
+    /// out of the buffer).
     #[cfg(feature = "serde")]
     #[test]
     fn appended_pops_keep_what_came_before_and_refused_records_stay() {
@@ -677,17 +681,20 @@ pub(crate) mod tests {
                 assert!(p.push(pos, s, &msg, 1 + u32::from(round % 2)).expect("ok"));
                 // A tag-2 record is refused once, then taken.
                 if round % 2 == 1 {
-                    let refused = c.pop_append_then(pos, s, &mut out, |tag| tag == 1, |_, _| panic!("refused"));
+                    let refused = c.pop_append_then(pos, s, &mut out, |_, tag| tag == 1);
                     assert_eq!(refused.expect("ok"), None);
                 }
                 let at = out.len();
-                let got = c.pop_append_then(pos, s, &mut out, |_| true, |bytes, tag| seen.push((bytes.to_vec(), tag)));
+                let got = c.pop_append_then(pos, s, &mut out, |bytes, tag| {
+                    seen.push((bytes.to_vec(), tag));
+                    true
+                });
                 assert_eq!(got.expect("ok"), Some(1 + u32::from(round % 2)));
                 assert_eq!(&out[at..], &msg[..]);
                 assert_eq!(seen.last(), Some(&(msg, 1 + u32::from(round % 2))));
             }
             assert!(out.starts_with(b"head"));
-            assert_eq!(c.pop_append_then(pos, s, &mut out, |_| true, |_, _| {}).expect("ok"), None);
+            assert_eq!(c.pop_append_then(pos, s, &mut out, |_, _| true).expect("ok"), None);
         });
     }
 
