@@ -27,14 +27,13 @@
 //! (`shmproc.spill.<pid>.*`). A producer killed after spilling and before
 //! its commit, or a consumer killed between taking a spill reference and
 //! unlinking it, leaves such a segment behind (documented in
-//! `src/channel/spill.rs`); tests that kill remove those with
-//! `Segment::cleanup` once their creators are dead and then check that no
-//! spill segment of any of their processes is left. Tests in which a dead
-//! producer's spilled item waits in the queue hold
-//! `harness::default_dir_cleanup_lock()`: `cleanup_stale()` removes a spill
-//! segment as soon as its creator is dead, even while a queue still holds
-//! the reference (the consumer then gets `Err(NotFound)` and the item is
-//! lost), so a concurrent cleanup test would take those items away.
+//! `src/channel/spill.rs`); tests that kill unlink those by name once
+//! their makers are dead and then check that no spill segment of any of
+//! their processes is left. A spill segment records the queue's creator
+//! (the test process) as its creator, so `cleanup_stale()` keeps it while
+//! that process lives; the tests in which a dead producer's spilled item
+//! waits in the queue still hold `harness::default_dir_cleanup_lock()`, so
+//! no concurrent cleanup test runs beside them.
 //!
 //! The sweeps are short by default (`SHMPROC_MP_SWEEP` scales them); the
 //! chaos run lasts `SHMPROC_MP_CHAOS_SECS` (default 8) and the soak
