@@ -1232,6 +1232,9 @@ impl Supervisor {
                 }
             }
         }
+        // A Fork pool's private server goes before the jobs fail: a caller
+        // woken by its job's failure finds no child of the pool left.
+        self.server = None;
         let (jobs, failure) = {
             let mut st = self.shared.state.lock();
             (std::mem::take(&mut st.jobs), st.terminate.clone().unwrap_or(Failure::Cancelled))

@@ -460,11 +460,12 @@ impl ByteConsumerCore {
         out: &mut Vec<u8>,
         before_release: impl FnOnce(&[u8], u32),
     ) -> Result<Option<u32>, RingError> {
+        let Some(span) = self.peek(pos, slots)? else { return Ok(None) };
         out.clear();
-        self.pop_append_then(pos, slots, out, |bytes, tag| {
+        Ok(self.copy_then(pos, slots, span, out, |bytes, tag| {
             before_release(bytes, tag);
             true
-        })
+        }))
     }
 
     /// Appends a copy of the oldest message to `out`, then asks `take`
@@ -473,6 +474,7 @@ impl ByteConsumerCore {
     /// in the ring, as in [`pop_into_then`](Self::pop_into_then)) and its
     /// tag returned; if not, the copy is removed from `out` and the record
     /// stays. `None` also when there is no message.
+    #[cfg(feature = "pool")]
     pub(crate) fn pop_append_then<S: ByteSlots>(
         &mut self,
         pos: &Positions<'_>,
@@ -481,6 +483,20 @@ impl ByteConsumerCore {
         take: impl FnOnce(&[u8], u32) -> bool,
     ) -> Result<Option<u32>, RingError> {
         let Some(span) = self.peek(pos, slots)? else { return Ok(None) };
+        Ok(self.copy_then(pos, slots, span, out, take))
+    }
+
+    /// Appends a copy of the record `span` (just peeked) to `out`, then
+    /// releases it if `take` says so: its tag, or `None` (the copy removed
+    /// again, the record left in the ring).
+    fn copy_then<S: ByteSlots>(
+        &mut self,
+        pos: &Positions<'_>,
+        slots: &S,
+        span: ReadSpan,
+        out: &mut Vec<u8>,
+        take: impl FnOnce(&[u8], u32) -> bool,
+    ) -> Option<u32> {
         let at = out.len();
         out.resize(at + span.len as usize, 0);
         // SAFETY: the payload is published and in bounds (checked in peek)
@@ -489,10 +505,10 @@ impl ByteConsumerCore {
         crate::sys::failpoint::hit("bytes.pop.before_release");
         if !take(&out[at..], span.tag) {
             out.truncate(at);
-            return Ok(None);
+            return None;
         }
         self.release(pos, span);
-        Ok(Some(span.tag))
+        Some(span.tag)
     }
 }
 
@@ -670,7 +686,7 @@ pub(crate) mod tests {
     /// `pop_append_then` appends after what the buffer holds, across the
     /// wrap, and leaves a record it does not take in the ring (and its copy
     /// out of the buffer).
-    #[cfg(feature = "serde")]
+    #[cfg(feature = "pool")]
     #[test]
     fn appended_pops_keep_what_came_before_and_refused_records_stay() {
         with_ring(128, |pos, s, p, c| {
