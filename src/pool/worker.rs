@@ -284,15 +284,19 @@ where
             slot[table::HELD.start].store(wire::job_id(&record), Ordering::SeqCst);
         }
         let batch_start = Instant::now();
+        // A result that cannot be put (the parent is gone, the queue broke)
+        // ends the worker at once, its slot still naming the jobs it holds:
+        // the supervisor, if any, fails them.
         let mut stop = match w.run(&mut record, received) {
             Step::Stop => true,
             Step::Skipped => false,
-            Step::Answered => !w.answered(taken > 0),
+            Step::Answered if w.answered(taken > 0) => false,
+            Step::Answered => return,
         };
         let mut start = 0;
         for &end in &ends {
             if batch_start.elapsed() > FLUSH_AFTER && !w.flush() {
-                stop = true;
+                return;
             }
             let rec = &more[start..end];
             start = end;
@@ -303,11 +307,14 @@ where
             match w.run(&mut record, None) {
                 Step::Stop => stop = true,
                 Step::Skipped => {}
-                Step::Answered => stop |= !w.answered(true),
+                Step::Answered if w.answered(true) => {}
+                Step::Answered => return,
             }
         }
         if taken > 0 {
-            stop |= !w.flush();
+            if !w.flush() {
+                return;
+            }
             for held in &slot[table::HELD][..=taken] {
                 held.store(0, Ordering::SeqCst);
             }
