@@ -53,7 +53,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{PeerProcess, Recorder};
-use shmproc::{PopError, PushError, SpscRing};
+use shmproc::SpscRing;
 
 /// The ring's name (the peer opens it).
 const NAME_ENV: &str = "SHMPROC_BENCH_NAME";
@@ -190,19 +190,7 @@ impl Peer {
     fn ring(&mut self, n: u64) -> Duration {
         let start = Instant::now();
         self.link.command(CMD_RING, n);
-        let (rx, mut seq) = (&mut self.rx, 0);
-        common::pop_each(
-            n,
-            || match rx.pop() {
-                Ok(m) => Some(m),
-                Err(PopError::Empty) => None,
-                Err(e) => panic!("pop from the ring: {e}"),
-            },
-            |m| {
-                check(m, seq);
-                seq += 1;
-            },
-        );
+        common::pop_ring(&mut self.rx, n, |m, seq| check(m, seq));
         start.elapsed()
     }
 
@@ -281,11 +269,7 @@ fn peer_main() {
         cmd_rx.read_exact(&mut count).expect("peer: read the message count");
         let n = u64::from_le_bytes(count);
         match cmd {
-            CMD_RING => common::push_each(n, message, |m| match tx.push(m) {
-                Ok(()) => Ok(()),
-                Err(PushError::Full(m)) => Err(m),
-                Err(e) => panic!("peer: push into the ring: {e}"),
-            }),
+            CMD_RING => common::push_ring(&mut tx, n, message),
             CMD_RING_BATCH => {
                 common::push_batches(n, &mut batch, message, |b| tx.push_slice(b).expect("peer: push into the ring"))
             }

@@ -182,6 +182,37 @@ pub(crate) fn pop_each<M>(n: u64, mut pop: impl FnMut() -> Option<M>, mut check:
     }
 }
 
+/// Consumer side of a stream of 64-byte messages through an `SpscRing`:
+/// pops `n` of them one at a time (waiting as [`pop_each`] does) and hands
+/// each with its sequence number to `check`.
+#[allow(dead_code)] // as for `stream_group`
+pub(crate) fn pop_ring(rx: &mut shmproc::Consumer<[u8; 64]>, n: u64, mut check: impl FnMut(&[u8; 64], u64)) {
+    let mut seq = 0;
+    pop_each(
+        n,
+        || match rx.pop() {
+            Ok(m) => Some(m),
+            Err(shmproc::PopError::Empty) => None,
+            Err(e) => panic!("pop from the ring: {e}"),
+        },
+        |m| {
+            check(m, seq);
+            seq += 1;
+        },
+    );
+}
+
+/// Producer side of [`pop_ring`]'s stream: pushes `make(0)`, `make(1)`,
+/// ... `make(n - 1)` one at a time (waiting as [`push_each`] does).
+#[allow(dead_code)] // as for `stream_group`
+pub(crate) fn push_ring(tx: &mut shmproc::Producer<[u8; 64]>, n: u64, make: impl FnMut(u64) -> [u8; 64]) {
+    push_each(n, make, |m| match tx.push(m) {
+        Ok(()) => Ok(()),
+        Err(shmproc::PushError::Full(m)) => Err(m),
+        Err(e) => panic!("peer: push into the ring: {e}"),
+    });
+}
+
 /// Consumer side of a stream, up to `buf.len()` messages at a time
 /// (`pop_into` returns how many it wrote), each handed to `check`.
 #[allow(dead_code)] // as for `stream_group`

@@ -44,7 +44,7 @@ use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::prelude::*;
 use iceoryx2::service::port_factory::publish_subscribe::PortFactory;
-use shmproc::{Connection, Pipe, PopError, PushError, SpscRing};
+use shmproc::{Connection, Pipe, SpscRing};
 
 const NAME_ENV: &str = "SHMPROC_BENCH_NAME";
 
@@ -228,19 +228,7 @@ impl Peer {
     fn ring(&mut self, n: u64) -> Duration {
         let start = Instant::now();
         self.link.command(CMD_RING, n);
-        let (rx, mut seq) = (&mut self.rx, 0);
-        common::pop_each(
-            n,
-            || match rx.pop() {
-                Ok(m) => Some(m),
-                Err(PopError::Empty) => None,
-                Err(e) => panic!("pop from the ring: {e}"),
-            },
-            |m| {
-                check(m, seq);
-                seq += 1;
-            },
-        );
+        common::pop_ring(&mut self.rx, n, |m, seq| check(m, seq));
         start.elapsed()
     }
 
@@ -291,11 +279,7 @@ fn peer_main() {
                     send(&pong, receive(&ping));
                 }
             }
-            CMD_RING => common::push_each(n, message, |m| match tx.push(m) {
-                Ok(()) => Ok(()),
-                Err(PushError::Full(m)) => Err(m),
-                Err(e) => panic!("peer: push into the ring: {e}"),
-            }),
+            CMD_RING => common::push_ring(&mut tx, n, message),
             CMD_ICEORYX_STREAM => {
                 for seq in 0..n {
                     send(&stream, message(seq));

@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 
 use blob::Blob;
 use common::{PeerProcess, Recorder, StreamFn};
-use shmproc::{PopError, PushError, Queue, SpscRing};
+use shmproc::{Queue, SpscRing};
 
 const QUEUE_ENV: &str = "SHMPROC_BENCH_QUEUE";
 const IPMPSC_ENV: &str = "SHMPROC_BENCH_IPMPSC";
@@ -163,19 +163,7 @@ impl Peer {
     fn ring(&mut self, n: u64) -> Duration {
         let start = Instant::now();
         self.link.command(CMD_RING, n);
-        let (rx, mut seq) = (&mut self.rx, 0);
-        common::pop_each(
-            n,
-            || match rx.pop() {
-                Ok(m) => Some(m),
-                Err(PopError::Empty) => None,
-                Err(e) => panic!("pop from the ring: {e}"),
-            },
-            |m| {
-                check(m, seq);
-                seq += 1;
-            },
-        );
+        common::pop_ring(&mut self.rx, n, |m, seq| check(m, seq));
         start.elapsed()
     }
 }
@@ -197,11 +185,7 @@ fn peer_main() {
         cmd_rx.read_exact(&mut count).expect("peer: read the count");
         let n = u64::from_le_bytes(count);
         if cmd == CMD_RING {
-            common::push_each(n, record, |m| match ring_tx.push(m) {
-                Ok(()) => Ok(()),
-                Err(PushError::Full(m)) => Err(m),
-                Err(e) => panic!("peer: push into the ring: {e}"),
-            });
+            common::push_ring(&mut ring_tx, n, record);
             continue;
         }
         for seq in 0..n {
