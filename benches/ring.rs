@@ -52,7 +52,7 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{PeerProcess, Recorder};
+use common::{PeerProcess, Recorder, check_seq as check, seq_message as message};
 use shmproc::SpscRing;
 
 /// The ring's name (the peer opens it).
@@ -137,21 +137,6 @@ fn summary(rec: &Recorder) -> Option<String> {
 // ---------------------------------------------------------------------------
 // Group plumbing
 
-/// Message `seq`: its sequence number (LE) in the first 8 bytes.
-#[inline]
-fn message(seq: u64) -> Msg {
-    let mut m = [0u8; MSG_LEN];
-    m[..8].copy_from_slice(&seq.to_le_bytes());
-    m
-}
-
-/// Checks that `msg` is message `seq`, in the order sent.
-#[inline]
-fn check(msg: &[u8], seq: u64) {
-    let got = u64::from_le_bytes(msg[..8].try_into().expect("8 bytes"));
-    assert_eq!(got, seq, "message out of order or corrupt");
-}
-
 // ---------------------------------------------------------------------------
 // The parent
 
@@ -190,7 +175,7 @@ impl Peer {
     fn ring(&mut self, n: u64) -> Duration {
         let start = Instant::now();
         self.link.command(CMD_RING, n);
-        common::pop_ring(&mut self.rx, n, |m, seq| check(m, seq));
+        common::pop_ring(&mut self.rx, n);
         start.elapsed()
     }
 
@@ -269,7 +254,7 @@ fn peer_main() {
         cmd_rx.read_exact(&mut count).expect("peer: read the message count");
         let n = u64::from_le_bytes(count);
         match cmd {
-            CMD_RING => common::push_ring(&mut tx, n, message),
+            CMD_RING => common::push_ring(&mut tx, n),
             CMD_RING_BATCH => {
                 common::push_batches(n, &mut batch, message, |b| tx.push_slice(b).expect("peer: push into the ring"))
             }

@@ -182,11 +182,28 @@ pub(crate) fn pop_each<M>(n: u64, mut pop: impl FnMut() -> Option<M>, mut check:
     }
 }
 
-/// Consumer side of a stream of 64-byte messages through an `SpscRing`:
-/// pops `n` of them one at a time (waiting as [`pop_each`] does) and hands
-/// each with its sequence number to `check`.
+/// Message `seq` of a stream of 64-byte messages: its sequence number
+/// (LE) in the first 8 bytes, the rest `0xa5`.
 #[allow(dead_code)] // as for `stream_group`
-pub(crate) fn pop_ring(rx: &mut shmproc::Consumer<[u8; 64]>, n: u64, mut check: impl FnMut(&[u8; 64], u64)) {
+pub(crate) fn seq_message(seq: u64) -> [u8; 64] {
+    let mut m = [0xa5; 64];
+    m[..8].copy_from_slice(&seq.to_le_bytes());
+    m
+}
+
+/// Checks that `msg` is message `seq` of such a stream: 64 bytes, in the
+/// order sent.
+#[allow(dead_code)] // as for `stream_group`
+#[inline]
+pub(crate) fn check_seq(msg: &[u8], seq: u64) {
+    assert_eq!(msg.len(), 64, "message {seq}: length");
+    assert_eq!(msg[..8], seq.to_le_bytes(), "message {seq}: out of order or torn");
+}
+
+/// Consumer side of such a stream through an `SpscRing`: pops `n`
+/// messages one at a time (waiting as [`pop_each`] does), checking each.
+#[allow(dead_code)] // as for `stream_group`
+pub(crate) fn pop_ring(rx: &mut shmproc::Consumer<[u8; 64]>, n: u64) {
     let mut seq = 0;
     pop_each(
         n,
@@ -196,17 +213,17 @@ pub(crate) fn pop_ring(rx: &mut shmproc::Consumer<[u8; 64]>, n: u64, mut check: 
             Err(e) => panic!("pop from the ring: {e}"),
         },
         |m| {
-            check(m, seq);
+            check_seq(m, seq);
             seq += 1;
         },
     );
 }
 
-/// Producer side of [`pop_ring`]'s stream: pushes `make(0)`, `make(1)`,
-/// ... `make(n - 1)` one at a time (waiting as [`push_each`] does).
+/// Producer side of [`pop_ring`]'s stream: pushes messages `0..n` one at
+/// a time (waiting as [`push_each`] does).
 #[allow(dead_code)] // as for `stream_group`
-pub(crate) fn push_ring(tx: &mut shmproc::Producer<[u8; 64]>, n: u64, make: impl FnMut(u64) -> [u8; 64]) {
-    push_each(n, make, |m| match tx.push(m) {
+pub(crate) fn push_ring(tx: &mut shmproc::Producer<[u8; 64]>, n: u64) {
+    push_each(n, seq_message, |m| match tx.push(m) {
         Ok(()) => Ok(()),
         Err(shmproc::PushError::Full(m)) => Err(m),
         Err(e) => panic!("peer: push into the ring: {e}"),

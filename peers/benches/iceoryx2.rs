@@ -39,7 +39,7 @@ use std::io::{Read, Write};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{PeerProcess, Recorder, StreamFn};
+use common::{PeerProcess, Recorder, StreamFn, check_seq as check, seq_message as message};
 use iceoryx2::port::publisher::Publisher;
 use iceoryx2::port::subscriber::Subscriber;
 use iceoryx2::prelude::*;
@@ -95,17 +95,6 @@ fn stream_summary(rec: &Recorder) -> Option<String> {
         ice / 1e6,
         ring / ice
     ))
-}
-
-fn message(seq: u64) -> Msg {
-    let mut m = [0xa5; SIZE];
-    m[..8].copy_from_slice(&seq.to_le_bytes());
-    m
-}
-
-fn check(m: &[u8], seq: u64) {
-    assert_eq!(m.len(), SIZE, "message {seq}: length");
-    assert_eq!(m[..8], seq.to_le_bytes(), "message {seq}: out of order or torn");
 }
 
 /// The three services, named after `tag`: ping (parent to peer), pong and
@@ -228,7 +217,7 @@ impl Peer {
     fn ring(&mut self, n: u64) -> Duration {
         let start = Instant::now();
         self.link.command(CMD_RING, n);
-        common::pop_ring(&mut self.rx, n, |m, seq| check(m, seq));
+        common::pop_ring(&mut self.rx, n);
         start.elapsed()
     }
 
@@ -279,7 +268,7 @@ fn peer_main() {
                     send(&pong, receive(&ping));
                 }
             }
-            CMD_RING => common::push_ring(&mut tx, n, message),
+            CMD_RING => common::push_ring(&mut tx, n),
             CMD_ICEORYX_STREAM => {
                 for seq in 0..n {
                     send(&stream, message(seq));

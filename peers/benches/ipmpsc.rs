@@ -38,7 +38,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use blob::Blob;
-use common::{PeerProcess, Recorder, StreamFn};
+use common::{PeerProcess, Recorder, StreamFn, check_seq as check};
 use shmproc::{Queue, SpscRing};
 
 const QUEUE_ENV: &str = "SHMPROC_BENCH_QUEUE";
@@ -92,20 +92,7 @@ fn summary(rec: &Recorder) -> Option<String> {
 }
 
 fn message(seq: u64) -> Blob {
-    let mut v = vec![0xa5; SIZE];
-    v[..8].copy_from_slice(&seq.to_le_bytes());
-    Blob(v)
-}
-
-fn record(seq: u64) -> Record {
-    let mut m = [0xa5; SIZE];
-    m[..8].copy_from_slice(&seq.to_le_bytes());
-    m
-}
-
-fn check(m: &[u8], seq: u64) {
-    assert_eq!(m.len(), SIZE, "message {seq}: length");
-    assert_eq!(m[..8], seq.to_le_bytes(), "message {seq}: out of order or torn");
+    Blob(common::seq_message(seq).to_vec())
 }
 
 // ---------------------------------------------------------------------------
@@ -163,7 +150,7 @@ impl Peer {
     fn ring(&mut self, n: u64) -> Duration {
         let start = Instant::now();
         self.link.command(CMD_RING, n);
-        common::pop_ring(&mut self.rx, n, |m, seq| check(m, seq));
+        common::pop_ring(&mut self.rx, n);
         start.elapsed()
     }
 }
@@ -185,7 +172,7 @@ fn peer_main() {
         cmd_rx.read_exact(&mut count).expect("peer: read the count");
         let n = u64::from_le_bytes(count);
         if cmd == CMD_RING {
-            common::push_ring(&mut ring_tx, n, record);
+            common::push_ring(&mut ring_tx, n);
             continue;
         }
         for seq in 0..n {
