@@ -644,18 +644,29 @@ impl Lane {
         }
         let pos = self.words.positions();
         let mut core = ByteProducerCore::attach_cached(&pos, self.head_hint.load(StdOrdering::Relaxed));
-        // The count from the hint is an upper bound; reload only if it
-        // reaches the limit.
-        let max = self.max_messages;
-        if max != 0 && core.messages_upper_bound() >= max && core.messages(&pos, self.buf.capacity())? >= max {
-            self.head_hint.store(core.head_hint(), StdOrdering::Relaxed);
-            return Ok(Tried::NoRoom);
-        }
-        let pushed = core.push(&pos, &self.buf, rec, tag)?;
+        let pushed = self.push_locked(&pos, &mut core, rec, tag);
         // Stored under the lock: the next holder in this process inherits
         // the happens-before of our load (see attach_cached).
         self.head_hint.store(core.head_hint(), StdOrdering::Relaxed);
-        Ok(if pushed { Tried::Sent } else { Tried::NoRoom })
+        Ok(if pushed? { Tried::Sent } else { Tried::NoRoom })
+    }
+
+    /// Pushes one record under the send lock, within the message limit:
+    /// whether it fit.
+    fn push_locked(
+        &self,
+        pos: &Positions<'_>,
+        core: &mut ByteProducerCore,
+        rec: &[u8],
+        tag: u32,
+    ) -> Result<bool, Stop> {
+        // The count from the hint is an upper bound; reload only if it
+        // reaches the limit.
+        let max = self.max_messages;
+        if max != 0 && core.messages_upper_bound() >= max && core.messages(pos, self.buf.capacity())? >= max {
+            return Ok(false);
+        }
+        Ok(core.push(pos, &self.buf, rec, tag)?)
     }
 
     /// [`try_send`](Self::try_send) of a parcel, under the send lock: one
@@ -874,7 +885,6 @@ impl Lane {
         let Some(locked) = take(&self.words.sending.lock, Wait::No)? else { return Ok(0) };
         let pos = self.words.positions();
         let mut core = ByteProducerCore::attach_cached(&pos, self.head_hint.load(StdOrdering::Relaxed));
-        let (cap, max) = (self.buf.capacity(), self.max_messages);
         let mut sent = 0;
         let mut start = from;
         let result = (|| -> Result<(), Stop> {
@@ -886,10 +896,7 @@ impl Lane {
                     let max = self.max_message() as usize;
                     return Err(Stop::Failed(Error::TooLarge { len: rec.len(), max }));
                 }
-                if max != 0 && core.messages_upper_bound() >= max && core.messages(&pos, cap)? >= max {
-                    return Ok(());
-                }
-                if !core.push(&pos, &self.buf, rec, TAG_INLINE)? {
+                if !self.push_locked(&pos, &mut core, rec, TAG_INLINE)? {
                     return Ok(());
                 }
                 sent += 1;

@@ -508,7 +508,8 @@ impl Shared {
 
     /// Puts a prefix of the records `record(0..len)` into the task queue,
     /// never waiting: the runs without descriptors together (one lock hold
-    /// and one wake-up per run), the others one by one. How many were put,
+    /// and one wake-up per run), the others, and a run of one, as they are.
+    /// How many were put,
     /// and the error of the next one if the queue refused it for good (not
     /// for want of room).
     fn put_prefix<'a>(&self, len: usize, record: impl Fn(usize) -> &'a TaskRecord) -> (usize, Option<Error>) {
@@ -516,7 +517,7 @@ impl Shared {
         let (mut stage, mut ends) = (Vec::new(), Vec::new());
         while put < len {
             let plain = (put..len).find(|&i| !record(i).fds.is_empty()).unwrap_or(len) - put;
-            let got = if plain > 0 {
+            let got = if plain > 1 {
                 stage.clear();
                 ends.clear();
                 for i in put..put + plain {
@@ -584,18 +585,18 @@ impl Shared {
         }
         let mut backlog = self.backlog.lock();
         if backlog.is_empty() && self.tasks.qsize() < STAGE_AFTER {
-            match self.tasks.put_raw_parcel(&record.bytes, &record.fds, Wait::No) {
+            match self.put_prefix(1, |_| &record) {
                 // Sent: the worker that takes it owns what it lent.
-                Ok(()) => {
+                (1, _) => {
                     wire::recycle(record.bytes);
                     return Ok(());
                 }
-                Err(Stop::Failed(e)) => {
+                (_, Some(e)) => {
                     discard_spilled(&record.bytes);
                     record.undo.run();
                     return Err(e);
                 }
-                Err(_) => {}
+                _ => {}
             }
         }
         backlog.push_back(record);
@@ -603,12 +604,21 @@ impl Shared {
         if backlog.len() >= STAGE_FLUSH {
             // A record the queue refuses stays for the supervisor, which
             // fails its job (its callbacks must not run here).
-            let (put, _) = self.put_prefix(backlog.len(), |i| &backlog[i]);
-            for record in backlog.drain(..put) {
-                wire::recycle(record.bytes);
-            }
+            self.put_backlog(&mut backlog);
         }
         Ok(())
+    }
+
+    /// Puts what fits from the front of `backlog` (`put_prefix`); the
+    /// error of the next record if the queue refused it for good (it stays
+    /// at the front).
+    fn put_backlog(&self, backlog: &mut VecDeque<TaskRecord>) -> Option<Error> {
+        let (put, error) = self.put_prefix(backlog.len(), |i| &backlog[i]);
+        for record in backlog.drain(..put) {
+            // Sent: the workers that take them own what they lent.
+            wire::recycle(record.bytes);
+        }
+        error
     }
 
     /// Puts what the backlog holds (as much as fits), from the supervisor:
@@ -617,12 +627,7 @@ impl Shared {
         let mut refused = Vec::new();
         {
             let mut backlog = self.backlog.lock();
-            loop {
-                let (put, error) = self.put_prefix(backlog.len(), |i| &backlog[i]);
-                for record in backlog.drain(..put) {
-                    wire::recycle(record.bytes);
-                }
-                let Some(e) = error else { break };
+            while let Some(e) = self.put_backlog(&mut backlog) {
                 if let Some(rec) = backlog.pop_front() {
                     discard_spilled(&rec.bytes);
                     rec.undo.run();

@@ -106,7 +106,7 @@
 //!     records at once (its first through `get_raw_then`, the rest through
 //!     one `get_raw_more`), naming each in a `HELD` word of its slot inside
 //!     the get critical section, and puts their results together (after
-//!     the batch, or once 100 us passed) before emptying the words. A
+//!     the batch, or once 100 us passed, looked at every 4th task) before emptying the words. A
 //!     worker killed anywhere leaves every job of its batch named: the
 //!     supervisor fails them all (`WorkerDied`) and marks them cancelled,
 //!     as for `JOB`. Long tasks are taken one at a time, so a slow task
