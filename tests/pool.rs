@@ -318,6 +318,29 @@ fn imap_unordered_yields_in_completion_order() {
     assert_eq!(many, (0..50).map(|x| x * x).collect::<Vec<_>>());
 }
 
+/// Workers that take quick tasks several at a time take one at a time
+/// from a short queue: a task that blocks holds no other task behind it,
+/// so the rest finish on the other worker while it waits. (Six tasks
+/// queued behind a long map of quick ones reach the workers when they
+/// are taking batches.)
+#[test]
+fn a_short_queue_goes_one_task_per_worker_after_quick_batches() {
+    let gate = Queue::<u64>::new(0).expect("queue");
+    let pool = Pool::builder().processes(2).initializer(set_gate, gate.clone()).build().expect("pool");
+    for _ in 0..3 {
+        let quick = pool.map_async_chunked(square, 0..20_000, 1).expect("quick map");
+        // Item 0 blocks until released; items 1..6 finish first.
+        let handles: Vec<_> = (0..6).map(|i| pool.apply_async(gated, i).expect("submit")).collect();
+        for (i, h) in handles.iter().enumerate().skip(1) {
+            assert_eq!(h.get_timeout(GUARD).expect("not held behind item 0"), i as u64);
+        }
+        assert!(!handles[0].ready());
+        gate.put(RELEASE).expect("release");
+        assert_eq!(handles[0].get_timeout(GUARD).expect("item 0"), 0);
+        assert_eq!(quick.get_timeout(GUARD).expect("map").len(), 20_000);
+    }
+}
+
 #[test]
 fn a_panicking_task_fails_alone_and_the_worker_lives() {
     let pool = Pool::new(1).expect("pool");

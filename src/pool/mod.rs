@@ -104,14 +104,17 @@
 //!     the next results (`Shared::enqueue`).
 //!   - A worker whose last tasks took under 20 us each takes up to 12
 //!     records at once (its first through `get_raw_then`, the rest through
-//!     one `get_raw_more`), naming each in a `HELD` word of its slot inside
-//!     the get critical section, and puts their results together (after
-//!     the batch, or once 100 us passed, looked at every 4th task) before emptying the words. A
-//!     worker killed anywhere leaves every job of its batch named: the
-//!     supervisor fails them all (`WorkerDied`) and marks them cancelled,
-//!     as for `JOB`. Long tasks are taken one at a time, so a slow task
-//!     strands at most 11 quick ones behind it, and only right after a
-//!     run of quick ones. A `ProcessPoolExecutor`'s workers, and a pool
+//!     one `get_raw_more`) while the queue holds more records than every
+//!     worker could take at once (12 per worker), naming each in a `HELD`
+//!     word of its slot inside the get critical section, and puts their
+//!     results together (after the batch, or once 100 us passed, looked at
+//!     every 4th task) before emptying the words. A worker killed anywhere
+//!     leaves every job of its batch named: the supervisor fails them all
+//!     (`WorkerDied`) and marks them cancelled, as for `JOB`. Long tasks
+//!     are taken one at a time, so a slow task strands at most 11 quick
+//!     ones behind it, only right after a run of quick ones, and only while
+//!     the other workers have plenty queued; a short queue goes one task
+//!     per worker, in order. A `ProcessPoolExecutor`'s workers, and a pool
 //!     with a task timeout, take one at a time: there the parent kills a
 //!     worker for its running job (a cancelled future, a timeout), which
 //!     must not take queued jobs down with it.

@@ -73,6 +73,11 @@ impl Table {
         Ok(t)
     }
 
+    /// How many slots (workers) the table has.
+    pub(crate) fn workers(&self) -> usize {
+        self.workers
+    }
+
     /// The slots, one per worker.
     pub(crate) fn slots(&self) -> &[Slot] {
         self.seg.slice_in::<Slot>(0, self.workers).expect("invariant: checked in Table::wrap")

@@ -376,9 +376,15 @@ struct Worker<'a> {
 
 impl Worker<'_> {
     /// Takes up to as many more records as the slot's HELD words hold
-    /// (fewer if `max_tasks` is near), naming each in one.
+    /// (fewer if `max_tasks` is near), naming each in one; none unless the
+    /// queue holds more than every worker could take at once, so a batch
+    /// never leaves another worker idle while its tasks wait behind a long
+    /// one (a short queue goes one task per worker, in order).
     fn take_more(&self, more: &mut Vec<u8>, ends: &mut Vec<usize>) -> usize {
         let mut max = table::HELD.len() - 1;
+        if self.args.tasks.qsize() <= self.args.table.workers() * table::HELD.len() {
+            return 0;
+        }
         if self.args.max_tasks != 0 {
             let left = self.args.max_tasks.saturating_sub(self.done + 1);
             max = max.min(usize::try_from(left).unwrap_or(usize::MAX));
