@@ -15,7 +15,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 use crate::pool::engine::{Shared, Sink};
 use crate::pool::error::{TaskError, TaskTimeoutError};
-use crate::pool::wire::{Encoded, Failure, ItemOutcome, JobOutcome};
+use crate::pool::wire::{Encoded, Failure, ItemOutcome, JobOutcome, Outcomes};
 use crate::shm::handoff;
 use crate::sys::signal::InterruptibleWait;
 
@@ -26,6 +26,30 @@ pub(crate) fn decode_result<R: DeserializeOwned>(item: &Encoded) -> Result<R> {
     match catch_unwind(AssertUnwindSafe(decode)) {
         Ok(r) => r,
         Err(p) => Err(Error::Codec {
+            message: format!("decoding the result panicked: {}", crate::error::panic_message(p.as_ref())),
+        }),
+    }
+}
+
+/// Decodes the items of `outcomes` onto `out`, in order, up to the first
+/// that failed or does not decode: that one's error. Packed items (no
+/// descriptors) are decoded under one panic guard for the run.
+pub(crate) fn decode_items<R: DeserializeOwned>(outcomes: Outcomes, out: &mut Vec<R>) -> Option<Error> {
+    let Outcomes::Packed(packed) = outcomes else {
+        return outcomes.into_iter().find_map(|item| {
+            match item.map_err(|f| f.error()).and_then(|item| decode_result::<R>(&item)) {
+                Ok(value) => {
+                    out.push(value);
+                    None
+                }
+                Err(e) => Some(e),
+            }
+        });
+    };
+    let decode = || packed.items().try_for_each(|bytes| crate::codec::decode::<R>(bytes).map(|r| out.push(r)));
+    match catch_unwind(AssertUnwindSafe(decode)) {
+        Ok(r) => r.err(),
+        Err(p) => Some(Error::Codec {
             message: format!("decoding the result panicked: {}", crate::error::panic_message(p.as_ref())),
         }),
     }
@@ -493,7 +517,7 @@ impl BatchState {
         }
         self.failed |= match &outcome {
             JobOutcome::Failed(_) => true,
-            JobOutcome::Items(v) => v.iter().any(Result::is_err),
+            JobOutcome::Items(v) => v.any_failed(),
         };
         self.slots[i] = Slot::Ready(outcome);
         if unordered {
@@ -712,10 +736,10 @@ mod tests {
         b.deliver(0, ok(0));
         b.deliver(0, ok(9)); // a second outcome is dropped
         b.deliver(1, JobOutcome::Failed(Failure::Cancelled));
-        assert!(matches!(b.take(0), JobOutcome::Items(v) if v[0] == Ok(Encoded::plain(vec![0]))));
+        assert!(matches!(b.take(0), JobOutcome::Items(Outcomes::One(o)) if o == Ok(Encoded::plain(vec![0]))));
         assert!(matches!(b.take(1), JobOutcome::Failed(Failure::Cancelled)));
         b.deliver(1, ok(1)); // after it was taken: dropped
-        assert!(matches!(b.take(2), JobOutcome::Items(v) if v[0] == Ok(Encoded::plain(vec![2]))));
+        assert!(matches!(b.take(2), JobOutcome::Items(Outcomes::One(o)) if o == Ok(Encoded::plain(vec![2]))));
         b.wait_all(3);
         let u = Batch::new(true);
         u.deliver(5, ok(5));

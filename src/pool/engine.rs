@@ -759,6 +759,12 @@ impl Shared {
         (slot[table::JOB].swap(0, Ordering::SeqCst), held)
     }
 
+    /// Whether every worker reports that its last tasks were quick (see
+    /// `table::QUICK`): a `map` then packs several items into each task.
+    pub(crate) fn tasks_quick(&self) -> bool {
+        self.table.slots().iter().all(|slot| slot[table::QUICK].load(Ordering::Relaxed) == 1)
+    }
+
     /// The slot of the worker running job `id`, if one is.
     pub(crate) fn slot_of(&self, id: u64) -> Option<usize> {
         self.table.slots().iter().position(|s| s[table::JOB].load(Ordering::SeqCst) == id)

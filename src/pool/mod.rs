@@ -118,6 +118,11 @@
 //!     with a task timeout, take one at a time: there the parent kills a
 //!     worker for its running job (a cancelled future, a timeout), which
 //!     must not take queued jobs down with it.
+//!   - Each worker publishes whether its last tasks were quick (slot word
+//!     `QUICK`, only where batches are allowed); while all say so, `map`
+//!     packs at least 32 items into each chunk (`Shared::tasks_quick`,
+//!     looked at once per group of chunks): at chunksize 1 that is one
+//!     job, one record each way and one table entry per 32 items.
 //!   - The supervisor takes the results queued in one go
 //!     (`get_raw_more`), routes them under one job-table lock per 64, and
 //!     hands a `map`'s run of outcomes to its batch under one lock; short

@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use crate::error::{Error, Result};
 #[cfg(feature = "async")]
 use crate::pool::cell::CellAwait;
-use crate::pool::cell::{Batch, CallbackSink, Cell, Finish, callbacks_finish, decode_result};
+use crate::pool::cell::{Batch, CallbackSink, Cell, Finish, callbacks_finish, decode_items, decode_result};
 use crate::pool::engine::{Config, Engine, Shared, Sink, Spawner};
 use crate::pool::error::{PoolJoinError, TaskError, TaskTimeoutError};
 use crate::pool::iter::{Chunk, Imap, next_chunk, next_guarded, task_fns};
@@ -29,6 +29,13 @@ use crate::sys::signal::InterruptibleWait;
 
 /// Chunks of `map` registered and queued together (`Shared::submit_many`).
 const SUBMIT_GROUP: usize = 64;
+
+/// The fewest items a `map` chunk holds while every worker reports quick
+/// tasks (`Shared::tasks_quick`): one hand-off, one job and one result
+/// record for this many items. A `map` gives its results all at once, so
+/// only the time of the last chunks changes (a quick item takes under
+/// 20 us).
+const PACK: usize = 32;
 
 /// Refuses a chunk size of 0 (Python: `ValueError: Chunksize must be 1+.`).
 fn check_chunksize(chunksize: usize) -> Result<()> {
@@ -713,6 +720,14 @@ impl Pool {
     /// is one task for a worker: larger chunks cost less per item, smaller
     /// ones balance better). Python: `map(f, items, chunksize)`.
     ///
+    /// While every worker reports that its last tasks took under 20 us
+    /// each (in a pool without a task timeout), a chunk holds at least 32
+    /// items: one hand-off for many quick items. The results, their order
+    /// and the error (the first failed item in order) are the same; only
+    /// the time of the last chunks changes (32 quick items), and a worker
+    /// that dies fails every item of its chunk (the map's error is then
+    /// the first of them). Slow tasks keep `chunksize`.
+    ///
     /// # Examples
     ///
     /// ```
@@ -755,8 +770,11 @@ impl Pool {
         // the first chunks start while a slow input is still being read.
         let mut group = Vec::with_capacity(SUBMIT_GROUP);
         let mut group_size = 1;
+        // While every worker reports quick tasks, a chunk holds at least
+        // PACK items (looked at per group).
+        let mut size = chunksize;
         loop {
-            let chunk = next_chunk(sh, &fns, &mut input, chunksize);
+            let chunk = next_chunk(sh, &fns, &mut input, size);
             let last = chunk.is_none();
             let submitted = match chunk {
                 Some(Chunk::Ready { id, record, items }) => {
@@ -766,6 +784,9 @@ impl Pool {
                         Ok(())
                     } else {
                         group_size = (group_size * 2).min(SUBMIT_GROUP);
+                        if chunksize < PACK {
+                            size = if sh.tasks_quick() { PACK } else { chunksize };
+                        }
                         sh.submit_many(&mut group, &sink)
                     }
                 }
@@ -800,15 +821,7 @@ impl Pool {
                 }
             };
             let error = match outcome {
-                JobOutcome::Items(v) if v.len() == n as usize => v.into_iter().find_map(|item| {
-                    match item.map_err(|f| f.error()).and_then(|item| decode_result::<R>(&item)) {
-                        Ok(value) => {
-                            out.push(value);
-                            None
-                        }
-                        Err(e) => Some(e),
-                    }
-                }),
+                JobOutcome::Items(v) if v.len() == n as usize => decode_items(v, &mut out),
                 JobOutcome::Items(_) => Some(wrong_count().error()),
                 JobOutcome::Failed(f) => Some(f.error()),
             };

@@ -6,6 +6,7 @@
 //! | slot `JOB` | the worker, inside the task queue's get critical section (before the record leaves the queue), and back to 0 after its result is put | the job the worker holds (0: none) |
 //! | slot `PID` | the worker, at start | its pid (for messages) |
 //! | slot `DONE` | the worker | jobs finished |
+//! | slot `QUICK` | the worker (0 at its start; only one that may take batches sets it) | 1 while its last tasks finished within the batch threshold each: a `map` then packs several items into one task |
 //! | slot `HELD[k]` | the worker: `HELD[1..]` inside the get critical section of a batch (`get_raw_more`), `HELD[0]` (the batch's first job, also in `JOB`) right after it; all back to 0 after the batch's results are put | the jobs of a batch (several records taken at once) not yet answered |
 //! | `cancel[id % CANCEL_ENTRIES]` | the parent (`cancel`) | `id` if job `id` was cancelled before it started |
 //!
@@ -37,6 +38,8 @@ pub(crate) const JOB: usize = 0;
 pub(crate) const PID: usize = 1;
 /// Slot word: jobs finished by the worker in this slot.
 pub(crate) const DONE: usize = 2;
+/// Slot word: 1 while the worker's last tasks were quick (see `worker`).
+pub(crate) const QUICK: usize = 3;
 /// Slot words: the jobs of the batch the worker holds (0: none).
 pub(crate) const HELD: std::ops::Range<usize> = 4..16;
 

@@ -217,20 +217,82 @@ impl std::fmt::Debug for ItemBytes {
     }
 }
 
-/// The items' outcomes of a job: one (no allocation of its own), or many.
-/// Reads as a slice.
+/// The items' outcomes of a job: one (no allocation of its own), many, or
+/// many that all succeeded, still as their record framed them.
 #[derive(Debug)]
 pub(crate) enum Outcomes {
     One(ItemOutcome),
     Many(Vec<ItemOutcome>),
+    Packed(Packed),
 }
 
-impl std::ops::Deref for Outcomes {
-    type Target = [ItemOutcome];
-    fn deref(&self) -> &[ItemOutcome] {
+/// The items of a result record whose every item succeeded and which
+/// carried no descriptors: the record's item region (each item its
+/// status, `u32` length and bytes), walked and checked once when parsed.
+/// The supervisor keeps it whole (one copy per record, nothing per item);
+/// the reader decodes the items from it.
+#[derive(Debug)]
+pub(crate) struct Packed {
+    items: usize,
+    bytes: Vec<u8>,
+}
+
+impl Packed {
+    /// The items' bytes, in order.
+    pub(crate) fn items(&self) -> PackedItems<'_> {
+        PackedItems { bytes: &self.bytes, left: self.items }
+    }
+}
+
+/// The items of a [`Packed`], in order.
+pub(crate) struct PackedItems<'a> {
+    bytes: &'a [u8],
+    left: usize,
+}
+
+impl<'a> Iterator for PackedItems<'a> {
+    type Item = &'a [u8];
+    fn next(&mut self) -> Option<&'a [u8]> {
+        self.left = self.left.checked_sub(1)?;
+        // Checked when parsed; the bounds are kept anyway (an end).
+        let (_, item, rest) = split_item(self.bytes).ok()?;
+        self.bytes = rest;
+        Some(item)
+    }
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+/// One framed item off the front of `bytes`: its status, its bytes, and
+/// what follows it.
+fn split_item(bytes: &[u8]) -> Result<(u8, &[u8], &[u8])> {
+    let (&status, rest) = bytes.split_first().ok_or_else(|| corrupt("pool result"))?;
+    let (len, rest) = rest.split_first_chunk::<4>().ok_or_else(|| corrupt("pool result"))?;
+    let len = u32::from_le_bytes(*len) as usize;
+    if len > rest.len() {
+        return Err(corrupt("pool result length"));
+    }
+    let (item, rest) = rest.split_at(len);
+    Ok((status, item, rest))
+}
+
+impl Outcomes {
+    /// How many items.
+    pub(crate) fn len(&self) -> usize {
         match self {
-            Outcomes::One(item) => std::slice::from_ref(item),
-            Outcomes::Many(v) => v,
+            Outcomes::One(_) => 1,
+            Outcomes::Many(v) => v.len(),
+            Outcomes::Packed(p) => p.items,
+        }
+    }
+
+    /// Whether an item failed.
+    pub(crate) fn any_failed(&self) -> bool {
+        match self {
+            Outcomes::One(item) => item.is_err(),
+            Outcomes::Many(v) => v.iter().any(Result::is_err),
+            Outcomes::Packed(_) => false,
         }
     }
 }
@@ -255,6 +317,7 @@ impl IntoIterator for Outcomes {
         match self {
             Outcomes::One(item) => OutcomesIter::One(Some(item)),
             Outcomes::Many(v) => OutcomesIter::Many(v.into_iter()),
+            Outcomes::Packed(p) => OutcomesIter::Packed { packed: p, at: 0, taken: 0 },
         }
     }
 }
@@ -263,6 +326,7 @@ impl IntoIterator for Outcomes {
 pub(crate) enum OutcomesIter {
     One(Option<ItemOutcome>),
     Many(std::vec::IntoIter<ItemOutcome>),
+    Packed { packed: Packed, at: usize, taken: usize },
 }
 
 impl Iterator for OutcomesIter {
@@ -271,12 +335,27 @@ impl Iterator for OutcomesIter {
         match self {
             OutcomesIter::One(item) => item.take(),
             OutcomesIter::Many(it) => it.next(),
+            OutcomesIter::Packed { packed, at, taken } => {
+                if *taken == packed.items {
+                    return None;
+                }
+                *taken += 1;
+                let rest = packed.bytes.get(*at..).unwrap_or_default();
+                Some(match split_item(rest) {
+                    Ok((_, item, after)) => {
+                        *at = packed.bytes.len() - after.len();
+                        Ok(Encoded { bytes: ItemBytes::copy_of(item), fds: None })
+                    }
+                    Err(e) => Err(Failure::TaskError(e.to_string())),
+                })
+            }
         }
     }
     fn size_hint(&self) -> (usize, Option<usize>) {
         let n = match self {
             OutcomesIter::One(item) => usize::from(item.is_some()),
             OutcomesIter::Many(it) => it.len(),
+            OutcomesIter::Packed { packed, taken, .. } => packed.items - *taken,
         };
         (n, Some(n))
     }
@@ -662,19 +741,30 @@ pub(crate) fn parse_result(record: &[u8], fds: Option<Received>) -> Result<(u32,
         return Err(corrupt("not a result record"));
     }
     let pid = get_u32(record, 9)?;
-    let n = get_u32(record, 13)?;
-    let mut at = RESULT_ITEMS;
+    let n = get_u32(record, 13)? as usize;
+    let items = record.get(RESULT_ITEMS..).ok_or_else(|| corrupt("pool result"))?;
     // At least 5 bytes per item: a count larger than that is garbage.
-    if (n as usize).saturating_mul(5) > record.len() {
+    if n.saturating_mul(5) > items.len() {
         return Err(corrupt("pool result count"));
     }
-    let mut out = Vec::with_capacity(if n == 1 { 0 } else { n as usize });
-    let mut one = None;
+    // One walk checks the framing; several items that all succeeded and
+    // carry no descriptors stay packed.
+    let (mut rest, mut all_ok) = (items, true);
     for _ in 0..n {
-        let status = *record.get(at).ok_or_else(|| corrupt("pool result"))?;
-        let len = get_u32(record, at + 1)? as usize;
-        let end = (at + 5).checked_add(len).ok_or_else(|| corrupt("pool result length"))?;
-        let bytes = record.get(at + 5..end).ok_or_else(|| corrupt("pool result length"))?;
+        let (status, _, after) = split_item(rest)?;
+        all_ok &= status == ITEM_OK;
+        rest = after;
+    }
+    let used = &items[..items.len() - rest.len()];
+    if n > 1 && all_ok && fds.is_none() {
+        return Ok((pid, Outcomes::Packed(Packed { items: n, bytes: used.to_vec() })));
+    }
+    let mut out = Vec::with_capacity(if n == 1 { 0 } else { n });
+    let mut one = None;
+    let mut rest = used;
+    for _ in 0..n {
+        let (status, bytes, after) = split_item(rest)?;
+        rest = after;
         let text = || String::from_utf8_lossy(bytes).into_owned();
         let item = match status {
             ITEM_OK => Ok(Encoded { bytes: ItemBytes::copy_of(bytes), fds: fds.clone() }),
@@ -688,7 +778,6 @@ pub(crate) fn parse_result(record: &[u8], fds: Option<Received>) -> Result<(u32,
         } else {
             out.push(item);
         }
-        at = end;
     }
     Ok((pid, one.map_or(Outcomes::Many(out), Outcomes::One)))
 }
@@ -761,7 +850,7 @@ mod tests {
         assert!(matches!(one, Outcomes::One(_)));
         assert_eq!(one.len(), 1);
         let many = Outcomes::from(vec![Ok(Encoded::plain(vec![1])), Err(Failure::Cancelled)]);
-        assert_eq!((many.len(), many[1].is_err()), (2, true));
+        assert_eq!((many.len(), many.any_failed()), (2, true));
         assert_eq!(many.into_iter().len(), 2);
         assert_eq!(Outcomes::from(Vec::new()).into_iter().count(), 0);
     }
@@ -812,9 +901,45 @@ mod tests {
         w.fail_item(ITEM_PANIC, "boom");
         let r = w.finish().to_vec();
         let (pid, items) = parse_result(&r, None).expect("parse");
+        let items: Vec<_> = items.into_iter().collect();
         assert_eq!(pid, 1234);
         assert_eq!(crate::codec::decode::<u64>(&items[0].as_ref().expect("ok").bytes).expect("decode"), 99);
         assert_eq!(items[1], Err(Failure::Panicked { pid: 1234, message: "boom".into() }));
+    }
+
+    /// Several items that all succeeded, without descriptors, stay packed:
+    /// read as items they are what they were; a framing error anywhere is
+    /// found when parsed.
+    #[test]
+    fn successful_items_stay_packed() {
+        let mut w = ResultWriter::default();
+        w.start(5, 77);
+        let values = [0u64, 1, 300, u64::MAX];
+        for v in values {
+            w.begin_item();
+            crate::codec::encode_append(&v, &mut w.buf).expect("encode");
+            w.end_item();
+        }
+        let r = w.finish().to_vec();
+        let (_, items) = parse_result(&r, None).expect("parse");
+        let Outcomes::Packed(p) = &items else { panic!("not packed: {items:?}") };
+        let decoded: Vec<u64> = p.items().map(|b| crate::codec::decode(b).expect("decode")).collect();
+        assert_eq!(decoded, values);
+        assert_eq!((items.len(), items.any_failed()), (4, false));
+        let each: Vec<u64> =
+            items.into_iter().map(|i| crate::codec::decode(&i.expect("ok").bytes).expect("decode")).collect();
+        assert_eq!(each, values);
+        // The last item's length runs past the record.
+        let mut cut = r.clone();
+        cut.pop();
+        assert!(parse_result(&cut, None).is_err());
+        // A single item is not packed.
+        let mut w = ResultWriter::default();
+        w.start(6, 77);
+        w.begin_item();
+        crate::codec::encode_append(&1u64, &mut w.buf).expect("encode");
+        w.end_item();
+        assert!(matches!(parse_result(w.finish(), None).expect("parse").1, Outcomes::One(Ok(_))));
     }
 
     // CPython: the exception a task raised comes back whole (its traceback
@@ -828,6 +953,7 @@ mod tests {
         w.begin_item();
         w.fail_item(ITEM_PANIC, &message);
         let (_, items) = parse_result(w.finish(), None).expect("parse");
+        let items: Vec<_> = items.into_iter().collect();
         assert_eq!(items[0], Err(Failure::Panicked { pid: 9, message: message.clone() }));
     }
 

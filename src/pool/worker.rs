@@ -244,6 +244,8 @@ where
     // Whether the last tasks were quick: only then does the worker take
     // several records at once (see `Worker`).
     let mut quick = false;
+    // A dead worker's word may still say quick.
+    slot[table::QUICK].store(0, Ordering::Relaxed);
     let job = &slot[table::JOB];
     loop {
         // The job id is in the slot before the record leaves the queue: a
@@ -312,6 +314,7 @@ where
                 Step::Answered => return,
             }
         }
+        let was_quick = quick;
         if taken > 0 {
             if !w.flush() {
                 return;
@@ -322,6 +325,11 @@ where
             quick = batch_start.elapsed() < QUICK * (taken as u32 + 1);
         } else {
             quick = batch_start.elapsed() < QUICK;
+        }
+        // Published for `map` (which packs items while every worker is
+        // quick), only where batches are allowed.
+        if args.batch && quick != was_quick {
+            slot[table::QUICK].store(u64::from(quick), Ordering::Relaxed);
         }
         job.store(0, Ordering::SeqCst);
         slot[table::DONE].store(w.done, Ordering::Relaxed);
