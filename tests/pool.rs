@@ -276,15 +276,18 @@ fn map_reports_the_first_failure_and_the_pool_goes_on() {
     assert_eq!(pool.map(square, 0..4).expect("map after a failure"), [0, 1, 4, 9]);
 }
 
-/// While the workers report quick tasks, a long `map` at chunksize 1
-/// packs several items into each task: the results, their order and the
-/// first failure in order are what they are one item per task.
+/// While the workers report quick tasks, a long `map` (or `map_async`) at
+/// chunksize 1 packs several items into each task: the results, their
+/// order and the first failure in order are what they are one item per
+/// task.
 #[test]
 fn a_packed_map_keeps_order_and_the_first_failure() {
     let pool = Pool::new(2).expect("pool");
     for round in 0..3u64 {
         let want: Vec<u64> = (0..20_000).map(|x| x * x).collect();
         assert_eq!(pool.map_chunked(square, 0..20_000, 1).expect("quick map"), want);
+        let handle = pool.map_async_chunked(square, 0..20_000, 1).expect("quick map_async");
+        assert_eq!(handle.get_timeout(GUARD).expect("map_async"), want);
         // Odd items panic from 10 001 + 2 * round on; the first in order is reported.
         let first = 10_001 + 2 * round;
         let input = (0..20_000u64).map(|x| if x < first && x % 2 == 1 { x + 1 } else { x });

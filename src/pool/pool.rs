@@ -37,6 +37,12 @@ const SUBMIT_GROUP: usize = 64;
 /// 20 us).
 const PACK: usize = 32;
 
+/// The items of the next `map` chunks: `chunksize`, or [`PACK`] while
+/// every worker reports quick tasks.
+fn chunk_size(sh: &Shared, chunksize: usize) -> usize {
+    if chunksize < PACK && sh.tasks_quick() { PACK } else { chunksize }
+}
+
 /// Refuses a chunk size of 0 (Python: `ValueError: Chunksize must be 1+.`).
 fn check_chunksize(chunksize: usize) -> Result<()> {
     if chunksize == 0 {
@@ -784,9 +790,7 @@ impl Pool {
                         Ok(())
                     } else {
                         group_size = (group_size * 2).min(SUBMIT_GROUP);
-                        if chunksize < PACK {
-                            size = if sh.tasks_quick() { PACK } else { chunksize };
-                        }
+                        size = chunk_size(sh, chunksize);
                         sh.submit_many(&mut group, &sink)
                     }
                 }
@@ -880,7 +884,8 @@ impl Pool {
     }
 
     /// As [`map_async`](Pool::map_async) with chunks of `chunksize` items
-    /// (Python: `map_async(f, items, chunksize)`).
+    /// (Python: `map_async(f, items, chunksize)`); quick tasks are packed
+    /// as [`map_chunked`](Pool::map_chunked) says.
     ///
     /// # Examples
     ///
@@ -1034,17 +1039,24 @@ impl Pool {
         let mut input = items.into_iter();
         let mut index = 0u64;
         // The input is in memory: its chunks are registered and queued in
-        // groups of SUBMIT_GROUP, one job-table lock per group.
+        // groups of SUBMIT_GROUP, one job-table lock per group; quick tasks
+        // are packed, as in `map_chunked`.
         let mut group = Vec::with_capacity(SUBMIT_GROUP);
+        let mut size = chunksize;
         loop {
-            let chunk = next_chunk(sh, &fns, &mut input, chunksize);
+            let chunk = next_chunk(sh, &fns, &mut input, size);
             let last = chunk.is_none();
             let submitted = match chunk {
                 Some(Chunk::Ready { id, record, items }) => {
                     sink.state.lock().chunks.push(MapChunk { id, items, results: None });
                     index += 1;
                     group.push((id, record, index - 1));
-                    if group.len() < SUBMIT_GROUP { Ok(()) } else { sh.submit_many(&mut group, &as_sink) }
+                    if group.len() < SUBMIT_GROUP {
+                        Ok(())
+                    } else {
+                        size = chunk_size(sh, chunksize);
+                        sh.submit_many(&mut group, &as_sink)
+                    }
                 }
                 None => sh.submit_many(&mut group, &as_sink),
                 Some(Chunk::Bad { error, .. } | Chunk::Panicked { error }) => Err(error),
