@@ -8,7 +8,10 @@
 //!
 //! Each group has two functions, `shmproc` and `pipe_pool`. `shmproc`:
 //!
-//! - `map_chunksize1_10k`: `Pool::map_chunked(square, 0..10_000, 1)`;
+//! - `map_chunksize1_10k`: `Pool::map_chunked(square, 0..10_000, 1)`
+//!   (the task is quick: once its workers report quick tasks, the pool
+//!   packs 32 items into each chunk, as `Pool::map_chunked` documents; the
+//!   pipe pool sends one item per frame, as asked);
 //! - `map_chunksize100_10k`: the same with chunks of 100 items;
 //! - `apply_async_10k`: 10 000 `Pool::apply_async(square, i)`, then `get`
 //!   on every handle;
