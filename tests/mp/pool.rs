@@ -755,11 +755,100 @@ fn random_worker_sigkills_during_map() {
     ctx.finish();
 }
 
+/// The same with quick tasks, whose `map`s are packed 32 items to a chunk
+/// (and taken several chunks at a time): each map gives every result in
+/// order or `WorkerDied`, nothing hangs, and a map after the kills gives
+/// every result.
+#[test]
+fn random_worker_sigkills_during_packed_maps() {
+    let _heavy = heavy();
+    let ctx = Ctx::new("poolchaosq");
+    for m in [StartMethod::ForkServer, StartMethod::Spawn] {
+        ctx.step(format!("packed chaos, {m}"));
+        let mut h = ctx.child("pool_chaos_quick").arg("METHOD", m.as_str()).start();
+        h.expect("ready");
+        let mut rng = harness::Rng::new(0x9ac4 ^ u64::from(h.pid()));
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let mut kills = 0;
+        while Instant::now() < deadline && kills < 30 {
+            let kids = children_of(h.pid());
+            if !kids.is_empty() {
+                kill9(kids[(rng.next() % kids.len() as u64) as usize]);
+                kills += 1;
+            }
+            std::thread::sleep(Duration::from_millis(15 + rng.next() % 30));
+        }
+        h.send("stop");
+        let done = h.expect("done");
+        let counts: Vec<u64> =
+            done.split(' ').map(|kv| kv.split('=').nth(1).expect("value").parse().expect("n")).collect();
+        eprintln!("{m}: {kills} kills, maps {done}");
+        assert!(counts.iter().sum::<u64>() > 0, "{m}: no map ended: {done}");
+        h.wait_ok();
+    }
+    ctx.finish();
+}
+
+/// Helper of `random_worker_sigkills_during_packed_maps`: maps 20 000
+/// quick items (`square_busily`) at chunksize 1 (`map` and `map_async` in turn) until told
+/// to stop, then once more without kills.
+fn role_chaos_quick() {
+    let method: StartMethod = arg("METHOD").parse().expect("method");
+    let pool = Pool::builder().processes(2).start_method(method).build().expect("pool");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = stop.clone();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufRead::read_line(&mut std::io::stdin().lock(), &mut line);
+        flag.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    let want: Vec<u64> = (0..20_000).map(|x| x * x).collect();
+    say("ready");
+    let (mut ok, mut died) = (0u64, 0u64);
+    for round in 0u64.. {
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            break;
+        }
+        let got = if round % 2 == 0 {
+            pool.map_chunked(square_busily, 0..20_000, 1)
+        } else {
+            let handle = pool.map_async_chunked(square_busily, 0..20_000, 1).expect("map_async");
+            handle.get().map_err(|e| match e {
+                TaskError::WorkerDied { pid, signal, code } => Error::WorkerDied { pid, signal, code },
+                other => panic!("round {round}: {other}"),
+            })
+        };
+        match got {
+            Ok(v) => {
+                assert_eq!(v, want, "round {round}");
+                ok += 1;
+            }
+            Err(Error::WorkerDied { .. }) => died += 1,
+            Err(e) => panic!("round {round}: {e}"),
+        }
+    }
+    assert_eq!(pool.map_chunked(square_busily, 0..20_000, 1).expect("the pool works after the chaos"), want);
+    say(format!("done ok={ok} died={died}"));
+}
+
+/// A quick task (about a microsecond: far under the 20 us that makes a
+/// worker take batches) that keeps its worker busy, so most kills find it
+/// holding a packed batch.
+fn square_busily(x: u64) -> u64 {
+    let mut acc = x;
+    for i in 0..400u64 {
+        acc = std::hint::black_box(acc.wrapping_add(i));
+    }
+    std::hint::black_box(acc);
+    x * x
+}
+
 /// Dispatches the `pool_*` helper roles.
 pub(crate) fn run_role(role: &str) {
     match role {
         "pool_failpoint" => role_failpoint(),
         "pool_chaos" => role_chaos(),
+        "pool_chaos_quick" => role_chaos_quick(),
         other => panic!("unknown pool role {other:?}"),
     }
 }
