@@ -205,6 +205,11 @@ pub(crate) struct Engine {
     supervisor_id: std::thread::ThreadId,
 }
 
+thread_local! {
+    /// Whether this thread is a pool's supervisor (callbacks run on it).
+    static ON_SUPERVISOR: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
 /// How long the supervisor waits for results before housekeeping while
 /// jobs are outstanding or the pool is closing; and while idle.
 const TICK_BUSY: Duration = Duration::from_millis(10);
@@ -411,8 +416,9 @@ impl Shared {
         let grow = {
             let mut st = self.state.lock();
             if let Some(e) = st.refusal() {
+                drop(st);
                 record.undo.run();
-                return Err(e);
+                return Err(self.settled(e));
             }
             // Before the record is visible: a fast result must find its job.
             st.jobs.insert(id, JobEntry { sink, chunk });
@@ -474,7 +480,7 @@ impl Shared {
                 for (_, record, _) in jobs.drain(..) {
                     record.undo.run();
                 }
-                return Err(e);
+                return Err(self.settled(e));
             }
             // Before the records are visible: a fast result must find its job.
             for (id, _, chunk) in jobs.iter() {
@@ -770,9 +776,25 @@ impl Shared {
         self.table.slots().iter().position(|s| s[table::JOB].load(Ordering::SeqCst) == id)
     }
 
+    /// `e`, a refused submission's error; for a Ctrl-C, once the
+    /// supervisor has terminated and reaped the workers (a caller that
+    /// returns `Interrupted` finds no child of the pool left), unless this
+    /// is the supervisor thread (a callback), which must not wait for
+    /// itself.
+    fn settled(&self, e: Error) -> Error {
+        if matches!(e, Error::Interrupted) && !ON_SUPERVISOR.get() {
+            let mut st = self.state.lock();
+            while st.phase != Phase::Finished {
+                self.finished.wait(&mut st);
+            }
+        }
+        e
+    }
+
     /// Whether the pool accepts tasks.
     pub(crate) fn check_running(&self) -> Result<()> {
-        self.state.lock().refusal().map_or(Ok(()), Err)
+        let refusal = self.state.lock().refusal();
+        refusal.map_or(Ok(()), |e| Err(self.settled(e)))
     }
 
     /// The number of worker processes.
@@ -887,6 +909,7 @@ impl Supervisor {
     }
 
     fn run(mut self) {
+        ON_SUPERVISOR.set(true);
         let mut last_check = Instant::now();
         loop {
             let busy = {
@@ -1225,6 +1248,9 @@ impl Supervisor {
                 reaped.push((i, w));
             }
         }
+        // A Fork pool's private server goes before any job fails: a caller
+        // woken by its job's failure finds no child of the pool left.
+        self.server = None;
         self.publish();
         if force.is_some() {
             // Results put before the signal count; the job a worker still
@@ -1243,9 +1269,6 @@ impl Supervisor {
                 }
             }
         }
-        // A Fork pool's private server goes before the jobs fail: a caller
-        // woken by its job's failure finds no child of the pool left.
-        self.server = None;
         let (jobs, failure) = {
             let mut st = self.shared.state.lock();
             (std::mem::take(&mut st.jobs), st.terminate.clone().unwrap_or(Failure::Cancelled))

@@ -468,8 +468,9 @@ impl PoolBuilder {
 /// Ctrl-C: while a pool exists, a SIGINT that arrives during a pool call
 /// (`map`, `apply`, a result's `get`, an `imap` step, `join`, ...)
 /// terminates the pools of this process (workers killed and reaped) and
-/// that call returns [`Error::Interrupted`], as does any later use of
-/// them. A SIGINT while no pool call is in progress ends the program as it
+/// that call returns [`Error::Interrupted`] once they are (even when the
+/// Ctrl-C came while a `map` was still submitting), as does any later use
+/// of them. A SIGINT while no pool call is in progress ends the program as it
 /// would without pools. Workers ignore SIGINT: a Ctrl-C to the process
 /// group is the parent's to handle.
 ///

@@ -576,6 +576,36 @@ fn case46_sigint_during_map() {
     ctx.finish();
 }
 
+/// Pool parent: a `map` whose endless input raises SIGINT in this process
+/// at its 100th item, so the Ctrl-C comes while the map is still
+/// submitting; returns how the map ended and the children left then.
+fn case46_submitting(method: StartMethod) -> String {
+    let pool = Pool::builder().processes(2).start_method(method).build().expect("pool");
+    let input = (0u64..).inspect(|&i| {
+        if i == 100 {
+            kill_process(getpid(), Signal::INT).expect("SIGINT to myself");
+        }
+    });
+    let r = pool.map_chunked(square, input, 1);
+    format!("{}; children left {}", describe(&r), shmproc::active_children().len())
+}
+
+/// RELIABILITY case 46, the Ctrl-C arriving while `map` still submits
+/// (the pool refuses the next chunks): the map returns `Interrupted` only
+/// once the pool is terminated and its workers reaped. Under the three
+/// start methods.
+#[test]
+fn case46_sigint_while_map_submits() {
+    let ctx = Ctx::new("pool46s");
+    for m in METHODS {
+        ctx.step(format!("case 46 while submitting, {m}"));
+        let mut p = pool_parent(case46_submitting, m);
+        let got = join_parent(&mut p, "case 46 while submitting").expect("pool parent");
+        assert_eq!(got, "Interrupted; children left 0", "{m}");
+    }
+    ctx.finish();
+}
+
 // ---------------------------------------------------------------------------
 // Failpoints and chaos (helpers)
 // ---------------------------------------------------------------------------
@@ -723,6 +753,28 @@ fn children_of(parent: u32) -> Vec<u32> {
         .unwrap_or_default()
 }
 
+/// `kill -9` of a random child of `parent` every 15 to 45 ms, for `time`
+/// or `max` kills; the kills made.
+fn kill_children_randomly(parent: u32, seed: u64, time: Duration, max: usize) -> usize {
+    let mut rng = harness::Rng::new(seed ^ u64::from(parent));
+    let deadline = Instant::now() + time;
+    let mut kills = 0;
+    while Instant::now() < deadline && kills < max {
+        let kids = children_of(parent);
+        if !kids.is_empty() {
+            kill9(kids[(rng.next() % kids.len() as u64) as usize]);
+            kills += 1;
+        }
+        std::thread::sleep(Duration::from_millis(15 + rng.next() % 30));
+    }
+    kills
+}
+
+/// The numbers of a helper's `done a=1 b=2` line.
+fn counts(done: &str) -> Vec<u64> {
+    done.split(' ').map(|kv| kv.split('=').nth(1).expect("value").parse().expect("n")).collect()
+}
+
 /// Random `kill -9` of a pool parent's children (workers, and the fork
 /// server) from outside, every few milliseconds while it maps: every item
 /// is answered (a result or `WorkerDied`), nothing hangs, the pool
@@ -735,21 +787,9 @@ fn random_worker_sigkills_during_map() {
         ctx.step(format!("chaos, {m}"));
         let mut h = ctx.child("pool_chaos").arg("METHOD", m.as_str()).arg("N", "3000").start();
         h.expect("ready");
-        let mut rng = harness::Rng::new(0x5eed ^ u64::from(h.pid()));
-        let deadline = Instant::now() + Duration::from_secs(3);
-        let mut kills = 0;
-        while Instant::now() < deadline && kills < 40 {
-            let kids = children_of(h.pid());
-            if !kids.is_empty() {
-                kill9(kids[(rng.next() % kids.len() as u64) as usize]);
-                kills += 1;
-            }
-            std::thread::sleep(Duration::from_millis(15 + rng.next() % 30));
-        }
+        kill_children_randomly(h.pid(), 0x5eed, Duration::from_secs(3), 40);
         let done = h.expect("done");
-        let counts: Vec<u64> =
-            done.split(' ').map(|kv| kv.split('=').nth(1).expect("value").parse().expect("n")).collect();
-        assert_eq!(counts.iter().sum::<u64>(), 3000, "{m}: every item answered once: {done}");
+        assert_eq!(counts(&done).iter().sum::<u64>(), 3000, "{m}: every item answered once: {done}");
         h.wait_ok();
     }
     ctx.finish();
@@ -767,23 +807,11 @@ fn random_worker_sigkills_during_packed_maps() {
         ctx.step(format!("packed chaos, {m}"));
         let mut h = ctx.child("pool_chaos_quick").arg("METHOD", m.as_str()).start();
         h.expect("ready");
-        let mut rng = harness::Rng::new(0x9ac4 ^ u64::from(h.pid()));
-        let deadline = Instant::now() + Duration::from_secs(2);
-        let mut kills = 0;
-        while Instant::now() < deadline && kills < 30 {
-            let kids = children_of(h.pid());
-            if !kids.is_empty() {
-                kill9(kids[(rng.next() % kids.len() as u64) as usize]);
-                kills += 1;
-            }
-            std::thread::sleep(Duration::from_millis(15 + rng.next() % 30));
-        }
+        let kills = kill_children_randomly(h.pid(), 0x9ac4, Duration::from_secs(2), 30);
         h.send("stop");
         let done = h.expect("done");
-        let counts: Vec<u64> =
-            done.split(' ').map(|kv| kv.split('=').nth(1).expect("value").parse().expect("n")).collect();
         eprintln!("{m}: {kills} kills, maps {done}");
-        assert!(counts.iter().sum::<u64>() > 0, "{m}: no map ended: {done}");
+        assert!(counts(&done).iter().sum::<u64>() > 0, "{m}: no map ended: {done}");
         h.wait_ok();
     }
     ctx.finish();
