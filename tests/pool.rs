@@ -36,6 +36,11 @@ fn add((a, b): (i64, i64)) -> i64 {
     a + b
 }
 
+/// Task: the worker's pid (the item is ignored).
+fn pid_of(_: u64) -> u32 {
+    std::process::id()
+}
+
 fn pid(_: ()) -> u32 {
     std::process::id()
 }
@@ -497,6 +502,19 @@ fn maxtasksperchild_replaces_workers() {
     assert_eq!(pids[2], pids[3]);
     assert_ne!(pids[3], pids[4]);
     assert_eq!(pids.iter().collect::<HashSet<_>>().len(), 3);
+}
+
+/// Quick tasks are not packed in a pool with `maxtasksperchild`: each
+/// worker still runs that many items at chunksize 1, then is replaced.
+#[test]
+fn maxtasksperchild_counts_items_of_quick_maps() {
+    let pool = Pool::builder().processes(1).maxtasksperchild(50).build().expect("pool");
+    for _ in 0..2 {
+        assert_eq!(pool.map_chunked(square, 0..2_000, 1).expect("quick map").len(), 2_000);
+    }
+    let pids = pool.map_chunked(pid_of, 0..500, 1).expect("map");
+    let workers = pids.iter().collect::<HashSet<_>>().len();
+    assert!(workers >= 10, "500 items, 50 per worker, ran in {workers} workers");
 }
 
 #[test]

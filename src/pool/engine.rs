@@ -767,8 +767,11 @@ impl Shared {
 
     /// Whether every worker reports that its last tasks were quick (see
     /// `table::QUICK`): a `map` then packs several items into each task.
+    /// Never with `maxtasksperchild`, which counts tasks: a worker must be
+    /// replaced after that many of the chunks the caller asked for.
     pub(crate) fn tasks_quick(&self) -> bool {
-        self.table.slots().iter().all(|slot| slot[table::QUICK].load(Ordering::Relaxed) == 1)
+        self.config.max_tasks == 0
+            && self.table.slots().iter().all(|slot| slot[table::QUICK].load(Ordering::Relaxed) == 1)
     }
 
     /// The slot of the worker running job `id`, if one is.

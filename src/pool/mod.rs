@@ -119,7 +119,8 @@
 //!     worker for its running job (a cancelled future, a timeout), which
 //!     must not take queued jobs down with it.
 //!   - Each worker publishes whether its last tasks were quick (slot word
-//!     `QUICK`, only where batches are allowed); while all say so, `map`
+//!     `QUICK`, only where batches are allowed); while all say so (and
+//!     the pool has no `maxtasksperchild`, which counts tasks), `map`
 //!     packs at least 32 items into each chunk (`Shared::tasks_quick`,
 //!     looked at once per group of chunks): at chunksize 1 that is one
 //!     job, one record each way and one table entry per 32 items.

@@ -728,8 +728,8 @@ impl Pool {
     /// ones balance better). Python: `map(f, items, chunksize)`.
     ///
     /// While every worker reports that its last tasks took under 20 us
-    /// each (in a pool without a task timeout), a chunk holds at least 32
-    /// items: one hand-off for many quick items. The results, their order
+    /// each (in a pool without a task timeout or `maxtasksperchild`), a
+    /// chunk holds at least 32 items: one hand-off for many quick items. The results, their order
     /// and the error (the first failed item in order) are the same; only
     /// the time of the last chunks changes (32 quick items), and a worker
     /// that dies fails every item of its chunk (the map's error is then
