@@ -59,15 +59,38 @@ pub(crate) fn next_guarded<A>(input: &mut impl Iterator<Item = A>) -> Result<Opt
 /// Takes up to `size` items from `input` into a task record (fewer once
 /// they hold [`wire::CHUNK_FDS`] descriptors); `None` if the input is
 /// exhausted.
+/// How many items a chunk takes: `items` at most; those beyond `asked`
+/// (packed: see `Pool::map_chunked`) only while its record holds fewer than
+/// [`PACK_BYTES`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ChunkSize {
+    pub(crate) items: usize,
+    pub(crate) asked: usize,
+}
+
+impl ChunkSize {
+    /// Exactly `n` items.
+    pub(crate) fn exactly(n: usize) -> ChunkSize {
+        ChunkSize { items: n, asked: n }
+    }
+}
+
+/// The record size past which a chunk takes no more packed items.
+const PACK_BYTES: usize = 64 * 1024;
+
 pub(crate) fn next_chunk<A: Serialize>(
     sh: &Shared,
     fns: &TaskFns,
     input: &mut impl Iterator<Item = A>,
-    size: usize,
+    size: ChunkSize,
 ) -> Option<Chunk> {
     let id = sh.next_id();
     let mut w = TaskWriter::new(id, fns);
-    for _ in 0..size {
+    for k in 0..size.items {
+        // Items beyond those asked for (packed) only while the record is small.
+        if k >= size.asked && w.bytes() >= PACK_BYTES {
+            break;
+        }
         let item = match next_guarded(input) {
             Ok(Some(item)) => item,
             Ok(None) => break,
@@ -181,7 +204,7 @@ where
     pub(crate) fn fill(&mut self, strict: bool) -> Result<()> {
         while self.submitted - self.taken < self.window {
             let Some(input) = self.input.as_mut() else { break };
-            let Some(chunk) = next_chunk(&self.sh, &self.fns, input, self.chunksize) else {
+            let Some(chunk) = next_chunk(&self.sh, &self.fns, input, ChunkSize::exactly(self.chunksize)) else {
                 self.input = None;
                 break;
             };

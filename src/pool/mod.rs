@@ -121,9 +121,10 @@
 //!   - Each worker publishes whether its last tasks were quick (slot word
 //!     `QUICK`, only where batches are allowed); while all say so (and
 //!     the pool has no `maxtasksperchild`, which counts tasks), `map`
-//!     packs at least 32 items into each chunk (`Shared::tasks_quick`,
-//!     looked at once per group of chunks): at chunksize 1 that is one
-//!     job, one record each way and one table entry per 32 items.
+//!     packs up to 32 items into each chunk while its record stays under
+//!     64 KiB (`Shared::tasks_quick`, looked at once per group of chunks;
+//!     `iter::ChunkSize`): at chunksize 1 that is one job, one record each
+//!     way and one table entry per 32 items.
 //!   - The supervisor takes the results queued in one go
 //!     (`get_raw_more`), routes them under one job-table lock per 64, and
 //!     hands a `map`'s run of outcomes to its batch under one lock; short

@@ -15,7 +15,7 @@ use crate::pool::cell::CellAwait;
 use crate::pool::cell::{Batch, CallbackSink, Cell, Finish, callbacks_finish, decode_items, decode_result};
 use crate::pool::engine::{Config, Engine, Shared, Sink, Spawner};
 use crate::pool::error::{PoolJoinError, TaskError, TaskTimeoutError};
-use crate::pool::iter::{Chunk, Imap, next_chunk, next_guarded, task_fns};
+use crate::pool::iter::{Chunk, ChunkSize, Imap, next_chunk, next_guarded, task_fns};
 use crate::pool::wire::{Encoded, Failure, ItemOutcome, JobOutcome, TaskRecord, TaskWriter};
 use crate::pool::worker::{Init, InitTrampoline, WorkerArgs, WorkerBase, init_trampoline, worker_main};
 use crate::process::handle::{Process, ProcessBuilder};
@@ -37,10 +37,11 @@ const SUBMIT_GROUP: usize = 64;
 /// 20 us).
 const PACK: usize = 32;
 
-/// The items of the next `map` chunks: `chunksize`, or [`PACK`] while
-/// every worker reports quick tasks.
-fn chunk_size(sh: &Shared, chunksize: usize) -> usize {
-    if chunksize < PACK && sh.tasks_quick() { PACK } else { chunksize }
+/// The items of the next `map` chunks: `chunksize`, or up to [`PACK`]
+/// while every worker reports quick tasks.
+fn chunk_size(sh: &Shared, chunksize: usize) -> ChunkSize {
+    let items = if chunksize < PACK && sh.tasks_quick() { PACK } else { chunksize };
+    ChunkSize { items, asked: chunksize }
 }
 
 /// Refuses a chunk size of 0 (Python: `ValueError: Chunksize must be 1+.`).
@@ -729,11 +730,13 @@ impl Pool {
     ///
     /// While every worker reports that its last tasks took under 20 us
     /// each (in a pool without a task timeout or `maxtasksperchild`), a
-    /// chunk holds at least 32 items: one hand-off for many quick items. The results, their order
-    /// and the error (the first failed item in order) are the same; only
-    /// the time of the last chunks changes (32 quick items), and a worker
-    /// that dies fails every item of its chunk (the map's error is then
-    /// the first of them). Slow tasks keep `chunksize`.
+    /// chunk of a `chunksize` under 32 takes up to 32 items, as long as
+    /// its record stays under 64 KiB: one hand-off for many quick items.
+    /// The results, their order and the error (the first failed item in
+    /// order) are the same; only the time of the last chunks changes (32
+    /// quick items), and a worker that dies fails every item of its chunk
+    /// (the map's error is then the first of them). Slow tasks keep
+    /// `chunksize`.
     ///
     /// # Examples
     ///
@@ -779,7 +782,7 @@ impl Pool {
         let mut group_size = 1;
         // While every worker reports quick tasks, a chunk holds at least
         // PACK items (looked at per group).
-        let mut size = chunksize;
+        let mut size = ChunkSize::exactly(chunksize);
         loop {
             let chunk = next_chunk(sh, &fns, &mut input, size);
             let last = chunk.is_none();
@@ -1043,7 +1046,7 @@ impl Pool {
         // groups of SUBMIT_GROUP, one job-table lock per group; quick tasks
         // are packed, as in `map_chunked`.
         let mut group = Vec::with_capacity(SUBMIT_GROUP);
-        let mut size = chunksize;
+        let mut size = ChunkSize::exactly(chunksize);
         loop {
             let chunk = next_chunk(sh, &fns, &mut input, size);
             let last = chunk.is_none();

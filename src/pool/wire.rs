@@ -567,6 +567,11 @@ impl TaskWriter {
         self.items
     }
 
+    /// The record's bytes so far.
+    pub(crate) fn bytes(&self) -> usize {
+        self.buf.len()
+    }
+
     /// Descriptors so far.
     pub(crate) fn fds(&self) -> usize {
         self.fds.len()
