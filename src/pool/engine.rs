@@ -221,7 +221,7 @@ const BATCH: usize = 4096;
 const DELIVER_BATCH: usize = 64;
 /// Task records queued beyond which single submissions are gathered in
 /// the backlog and put together (`Shared::enqueue`) ...
-const STAGE_AFTER: usize = 4;
+const STAGE_AFTER: usize = 16;
 /// ... this many at a time.
 const STAGE_FLUSH: usize = 64;
 /// Default task-queue ring (bytes).

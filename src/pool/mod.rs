@@ -98,7 +98,7 @@
 //!     registering each group under one lock of the job table
 //!     (`Shared::submit_many`).
 //!   - Single submissions (`apply_async`, `submit`) go straight into the
-//!     task queue while it holds fewer than 64 records; beyond that (the
+//!     task queue while it holds fewer than 16 records; beyond that (the
 //!     workers have plenty to do) they are gathered in the backlog and
 //!     queued 64 at a time, by the submitter or by the supervisor after
 //!     the next results (`Shared::enqueue`).
