@@ -317,7 +317,7 @@ impl IntoIterator for Outcomes {
         match self {
             Outcomes::One(item) => OutcomesIter::One(Some(item)),
             Outcomes::Many(v) => OutcomesIter::Many(v.into_iter()),
-            Outcomes::Packed(p) => OutcomesIter::Packed { packed: p, at: 0, taken: 0 },
+            Outcomes::Packed(p) => OutcomesIter::Packed { left: p.items, packed: p, at: 0 },
         }
     }
 }
@@ -326,7 +326,12 @@ impl IntoIterator for Outcomes {
 pub(crate) enum OutcomesIter {
     One(Option<ItemOutcome>),
     Many(std::vec::IntoIter<ItemOutcome>),
-    Packed { packed: Packed, at: usize, taken: usize },
+    /// The items of `packed` from byte `at` on, `left` of them.
+    Packed {
+        packed: Packed,
+        at: usize,
+        left: usize,
+    },
 }
 
 impl Iterator for OutcomesIter {
@@ -335,19 +340,12 @@ impl Iterator for OutcomesIter {
         match self {
             OutcomesIter::One(item) => item.take(),
             OutcomesIter::Many(it) => it.next(),
-            OutcomesIter::Packed { packed, at, taken } => {
-                if *taken == packed.items {
-                    return None;
-                }
-                *taken += 1;
-                let rest = packed.bytes.get(*at..).unwrap_or_default();
-                Some(match split_item(rest) {
-                    Ok((_, item, after)) => {
-                        *at = packed.bytes.len() - after.len();
-                        Ok(Encoded { bytes: ItemBytes::copy_of(item), fds: None })
-                    }
-                    Err(e) => Err(Failure::TaskError(e.to_string())),
-                })
+            OutcomesIter::Packed { packed, at, left } => {
+                // The items from `at` on, as `Packed::items` reads them.
+                let mut items = PackedItems { bytes: packed.bytes.get(*at..).unwrap_or_default(), left: *left };
+                let item = items.next()?;
+                (*at, *left) = (packed.bytes.len() - items.bytes.len(), items.left);
+                Some(Ok(Encoded { bytes: ItemBytes::copy_of(item), fds: None }))
             }
         }
     }
@@ -355,7 +353,7 @@ impl Iterator for OutcomesIter {
         let n = match self {
             OutcomesIter::One(item) => usize::from(item.is_some()),
             OutcomesIter::Many(it) => it.len(),
-            OutcomesIter::Packed { packed, taken, .. } => packed.items - *taken,
+            OutcomesIter::Packed { left, .. } => *left,
         };
         (n, Some(n))
     }
