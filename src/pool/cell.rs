@@ -22,13 +22,17 @@ use crate::sys::signal::InterruptibleWait;
 /// Decodes a result in the parent (with its record's descriptors); a
 /// panic of the type's `Deserialize` becomes an error.
 pub(crate) fn decode_result<R: DeserializeOwned>(item: &Encoded) -> Result<R> {
-    let decode = || handoff::decoding_with(item.fds.as_ref(), || crate::codec::decode::<R>(&item.bytes));
-    match catch_unwind(AssertUnwindSafe(decode)) {
-        Ok(r) => r,
-        Err(p) => Err(Error::Codec {
+    decoding_guarded(|| handoff::decoding_with(item.fds.as_ref(), || crate::codec::decode::<R>(&item.bytes)))
+}
+
+/// Runs a decoding of results; a panic (of a type's `Deserialize`)
+/// becomes an error.
+fn decoding_guarded<T>(decode: impl FnOnce() -> Result<T>) -> Result<T> {
+    catch_unwind(AssertUnwindSafe(decode)).unwrap_or_else(|p| {
+        Err(Error::Codec {
             message: format!("decoding the result panicked: {}", crate::error::panic_message(p.as_ref())),
-        }),
-    }
+        })
+    })
 }
 
 /// Decodes the items of `outcomes` onto `out`, in order, up to the first
@@ -46,13 +50,8 @@ pub(crate) fn decode_items<R: DeserializeOwned>(outcomes: Outcomes, out: &mut Ve
             }
         });
     };
-    let decode = || packed.items().try_for_each(|bytes| crate::codec::decode::<R>(bytes).map(|r| out.push(r)));
-    match catch_unwind(AssertUnwindSafe(decode)) {
-        Ok(r) => r.err(),
-        Err(p) => Some(Error::Codec {
-            message: format!("decoding the result panicked: {}", crate::error::panic_message(p.as_ref())),
-        }),
-    }
+    decoding_guarded(|| packed.items().try_for_each(|bytes| crate::codec::decode::<R>(bytes).map(|r| out.push(r))))
+        .err()
 }
 
 /// Runs a user callback; its panic becomes its message.

@@ -56,9 +56,6 @@ pub(crate) fn next_guarded<A>(input: &mut impl Iterator<Item = A>) -> Result<Opt
         .map_err(|p| Error::InputPanicked { message: crate::error::panic_message(p.as_ref()) })
 }
 
-/// Takes up to `size` items from `input` into a task record (fewer once
-/// they hold [`wire::CHUNK_FDS`] descriptors); `None` if the input is
-/// exhausted.
 /// How many items a chunk takes: `items` at most; those beyond `asked`
 /// (packed: see `Pool::map_chunked`) only while its record holds fewer than
 /// [`PACK_BYTES`].
@@ -78,6 +75,9 @@ impl ChunkSize {
 /// The record size past which a chunk takes no more packed items.
 const PACK_BYTES: usize = 64 * 1024;
 
+/// Takes up to `size` items from `input` into a task record (fewer once
+/// they hold [`wire::CHUNK_FDS`] descriptors); `None` if the input is
+/// exhausted.
 pub(crate) fn next_chunk<A: Serialize>(
     sh: &Shared,
     fns: &TaskFns,

@@ -30,9 +30,9 @@ use crate::sys::signal::InterruptibleWait;
 /// Chunks of `map` registered and queued together (`Shared::submit_many`).
 const SUBMIT_GROUP: usize = 64;
 
-/// The fewest items a `map` chunk holds while every worker reports quick
-/// tasks (`Shared::tasks_quick`): one hand-off, one job and one result
-/// record for this many items. A `map` gives its results all at once, so
+/// The most items a `map` chunk of a smaller chunksize takes while every
+/// worker reports quick tasks (`Shared::tasks_quick`): one hand-off, one
+/// job and one result record for this many items. A `map` gives its results all at once, so
 /// only the time of the last chunks changes (a quick item takes under
 /// 20 us).
 const PACK: usize = 32;
@@ -780,8 +780,8 @@ impl Pool {
         // the first chunks start while a slow input is still being read.
         let mut group = Vec::with_capacity(SUBMIT_GROUP);
         let mut group_size = 1;
-        // While every worker reports quick tasks, a chunk holds at least
-        // PACK items (looked at per group).
+        // While every worker reports quick tasks, chunks are packed (see
+        // `chunk_size`; looked at per group).
         let mut size = ChunkSize::exactly(chunksize);
         loop {
             let chunk = next_chunk(sh, &fns, &mut input, size);
